@@ -1,0 +1,201 @@
+// The embedded default: an N-node nats-server cluster with JetStream on 127.0.0.1.
+// Config files and data live under the given directory; ports are chosen free unless given.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { ChildProcess } from 'node:child_process'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { connect } from '@nats-io/transport-node'
+import { UpswarmError } from '../errors.ts'
+import { spawnGuarded, stopChild } from './children.ts'
+import { natsServerBinary } from './nats-server-bin.ts'
+import { freePorts } from './ports.ts'
+
+const CLUSTER_NAME = 'upswarm'
+const READY_TIMEOUT_MS = 30_000
+
+export interface NatsNodeOptions {
+  name: string
+  port: number
+  clusterPort: number
+  monitorPort: number
+}
+
+export class NatsNode {
+  readonly name: string
+  readonly port: number
+  readonly clusterPort: number
+  readonly monitorPort: number
+  readonly configFile: string
+  readonly logFile: string
+  private child: ChildProcess | undefined
+
+  constructor(opts: NatsNodeOptions, configFile: string, logFile: string) {
+    this.name = opts.name
+    this.port = opts.port
+    this.clusterPort = opts.clusterPort
+    this.monitorPort = opts.monitorPort
+    this.configFile = configFile
+    this.logFile = logFile
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid
+  }
+
+  get running(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null
+  }
+
+  /** Starts the process and resolves once it accepts client connections. */
+  async start(): Promise<void> {
+    const bin = natsServerBinary()
+    const child = spawnGuarded(bin.path, ['-c', this.configFile], { stdio: ['ignore', 'ignore', 'pipe'] })
+    this.child = child
+    let log = ''
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(this.startError(`not ready after ${READY_TIMEOUT_MS} ms`, log)), READY_TIMEOUT_MS)
+      child.stderr?.on('data', (chunk: Buffer) => {
+        if (log.length < 64_000) log += chunk.toString()
+        if (log.includes('Server is ready')) {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer)
+        reject(this.startError(`exited early (code ${code}, signal ${signal})`, log))
+      })
+      child.once('error', (err) => {
+        clearTimeout(timer)
+        reject(this.startError(err.message, log))
+      })
+    })
+    child.stderr?.removeAllListeners('data')
+    child.stderr?.resume()
+  }
+
+  private startError(what: string, log: string): UpswarmError {
+    return new UpswarmError('UPSWARM_E_CLUSTER_START',
+      `nats-server ${this.name} (config ${this.configFile}) ${what}. Last output:\n${log.slice(-2000)}`)
+  }
+
+  /** Sends a signal (SIGKILL simulates a crash) and waits for the exit. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.child
+    if (!child || !this.running) return
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    child.kill(signal)
+    await exited
+  }
+
+  async stop(): Promise<void> {
+    if (this.child) await stopChild(this.child)
+  }
+}
+
+export interface NatsClusterOptions {
+  dir: string
+  nodes?: number
+  /** First client port; consecutive ports are used. Free ports are chosen when absent. */
+  basePort?: number
+}
+
+export class NatsCluster {
+  readonly nodes: NatsNode[]
+  readonly dir: string
+
+  private constructor(dir: string, nodes: NatsNode[]) {
+    this.dir = dir
+    this.nodes = nodes
+  }
+
+  get urls(): string[] {
+    return this.nodes.map((n) => n.url)
+  }
+
+  static async start(opts: NatsClusterOptions): Promise<NatsCluster> {
+    const count = opts.nodes ?? 3
+    if (count < 1) throw new UpswarmError('UPSWARM_E_CONFIG', `--nats-nodes must be at least 1 (got ${count})`)
+    const ports = opts.basePort
+      ? Array.from({ length: count * 3 }, (_, i) => opts.basePort! + i)
+      : await freePorts(count * 3)
+    const specs: NatsNodeOptions[] = Array.from({ length: count }, (_, i) => ({
+      name: `n${i + 1}`,
+      port: ports[i]!,
+      clusterPort: ports[count + i]!,
+      monitorPort: ports[2 * count + i]!,
+    }))
+    const bin = natsServerBinary()
+    const nodes = specs.map((spec) => {
+      const nodeDir = join(opts.dir, spec.name)
+      mkdirSync(join(nodeDir, 'jetstream'), { recursive: true })
+      const configFile = join(nodeDir, 'nats-server.conf')
+      writeFileSync(configFile, renderConfig(spec, specs, nodeDir, bin.supportsSyncAlways))
+      return new NatsNode(spec, configFile, join(nodeDir, 'nats-server.log'))
+    })
+    const cluster = new NatsCluster(opts.dir, nodes)
+    try {
+      await Promise.all(nodes.map((n) => n.start()))
+      await cluster.waitForJetStream()
+    } catch (err) {
+      await cluster.stop()
+      throw err
+    }
+    return cluster
+  }
+
+  /** Resolves once the JetStream meta group has a leader (the cluster can create streams). */
+  async waitForJetStream(timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+    const nc = await connect({ servers: this.nodes.filter((n) => n.running).map((n) => n.url), name: 'upswarm-launcher' })
+    const deadline = Date.now() + timeoutMs
+    try {
+      const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 2000 })
+      for (;;) {
+        try {
+          await jsm.getAccountInfo()
+          return
+        } catch (err) {
+          if (Date.now() > deadline) {
+            throw new UpswarmError('UPSWARM_E_CLUSTER_START', `JetStream not available after ${timeoutMs} ms in ${this.dir}`, { cause: err })
+          }
+          await new Promise((r) => setTimeout(r, 100))
+        }
+      }
+    } finally {
+      await nc.close()
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()))
+  }
+}
+
+function renderConfig(self: NatsNodeOptions, all: NatsNodeOptions[], dir: string, syncAlways: boolean): string {
+  const routes = all.filter((n) => n !== self).map((n) => `    "nats://127.0.0.1:${n.clusterPort}"`)
+  return [
+    `server_name: ${self.name}`,
+    `listen: "127.0.0.1:${self.port}"`,
+    `http: "127.0.0.1:${self.monitorPort}"`,
+    'max_payload: 8MB',
+    'jetstream {',
+    `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
+    '  max_memory_store: 256MB',
+    '  max_file_store: 16GB',
+    // Acknowledged writes are on disk before the ack (kill -9 and power loss safe).
+    syncAlways ? '  sync_interval: always' : '',
+    '}',
+    'cluster {',
+    `  name: ${CLUSTER_NAME}`,
+    `  listen: "127.0.0.1:${self.clusterPort}"`,
+    '  routes: [',
+    ...routes,
+    '  ]',
+    '}',
+    '',
+  ].filter((l) => l !== '').join('\n') + '\n'
+}

@@ -1,0 +1,57 @@
+// One error type with a closed set of codes. Callers match on `code`, never on the message.
+// Messages say what went wrong, where, and what to do.
+
+export const ERROR_CODES = [
+  'UPSWARM_E_CONFIG',
+  'UPSWARM_E_NATS_SERVER_MISSING',
+  'UPSWARM_E_CLUSTER_START',
+  'UPSWARM_E_NATS',
+  'UPSWARM_E_SIGNATURE',
+  'UPSWARM_E_MANIFEST',
+  'UPSWARM_E_HASH_MISMATCH',
+  'UPSWARM_E_NOT_FOUND',
+  'UPSWARM_E_UNKNOWN_REVISION',
+  'UPSWARM_E_CONFLICT',
+  'UPSWARM_E_ROLLBACK',
+  'UPSWARM_E_BAD_REQUEST',
+  'UPSWARM_E_NO_SERVER',
+  'UPSWARM_E_IO',
+  'UPSWARM_E_WORKING_COPY',
+  'UPSWARM_E_TRACKER',
+  'UPSWARM_E_PEER',
+  'UPSWARM_E_PUBLISH',
+  'UPSWARM_E_TIMEOUT',
+] as const
+
+export type ErrorCode = (typeof ERROR_CODES)[number]
+
+export class UpswarmError extends Error {
+  override readonly name = 'UpswarmError'
+  readonly code: ErrorCode
+  readonly details: Record<string, unknown> | undefined
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(message, { cause: options.cause })
+    this.code = code
+    this.details = options.details
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message }
+  }
+}
+
+export function isUpswarmError(err: unknown, code?: ErrorCode): err is UpswarmError {
+  return err instanceof UpswarmError && (code === undefined || err.code === code)
+}
+
+/** Converts anything thrown at a boundary into an UpswarmError, keeping the original as `cause`. */
+export function toUpswarmError(err: unknown, code: ErrorCode, context: string): UpswarmError {
+  if (err instanceof UpswarmError) return err
+  const msg = err instanceof Error ? err.message : String(err)
+  return new UpswarmError(code, `${context}: ${msg}`, { cause: err })
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}

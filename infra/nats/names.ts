@@ -1,0 +1,43 @@
+// Every NATS subject, stream, bucket, consumer and service name of upswarm, in one place.
+// Operators use these by hand (`nats stream ls`, `nats consumer report`, `nats micro ls`):
+// they are stable and documented in docs/ops.md.
+
+/** Release stream: one subject per product, each message one signed release manifest. */
+export const RELEASE_STREAM = 'UPSWARM_RELEASES'
+export const releaseSubject = (product: string): string => `upswarm.release.${product}`
+export const RELEASE_SUBJECTS = 'upswarm.release.>'
+
+/** Blob object store: objects named by SHA-256 hex. */
+export const BLOB_BUCKET = 'upswarm-blobs'
+
+/** Admin alerts (R-STATUS-3): durable, one subject per product. */
+export const ALERT_STREAM = 'UPSWARM_ALERTS'
+export const alertSubject = (product: string): string => `upswarm.alert.${product}`
+export const ALERT_SUBJECTS = 'upswarm.alert.>'
+
+/** Tracker registry (R-PEERLIST): KV bucket, key `<product>.<peerId hex>`. */
+export const PEER_BUCKET = 'upswarm-peers'
+
+/** Durable consumer of the release stream for one repository server. */
+export const serverConsumer = (serverId: string): string => `server-${serverId}`
+
+/** Repository server NATS service (one instance per server, addressed by id). */
+export const REPO_SERVICE = 'upswarm-repo'
+export const repoSubject = (serverId: string, op: RepoOp): string => `upswarm.repo.${serverId}.${op}`
+export type RepoOp = 'revs' | 'manifest' | 'sha1s' | 'range' | 'has'
+
+/** Heartbeats of repository servers, read by every proxy. */
+export const serverHeartbeat = (serverId: string): string => `upswarm.heartbeat.server.${serverId}`
+export const SERVER_HEARTBEATS = 'upswarm.heartbeat.server.*'
+
+/** Proxy NATS service: a queue group, so several proxies answer as one. */
+export const PROXY_SERVICE = 'upswarm-proxy'
+export const proxySubject = (op: ProxyOp): string => `upswarm.proxy.${op}`
+export type ProxyOp = 'revs' | 'manifest' | 'sha1s' | 'assign' | 'stats'
+
+/** Tracker NATS service (queue group). */
+export const TRACKER_SERVICE = 'upswarm-tracker'
+export const trackerSubject = (op: 'announce' | 'peers'): string => `upswarm.tracker.${op}`
+
+/** Actor state changes, published for anyone inspecting the system. */
+export const actorEventSubject = (role: string, id: string): string => `upswarm.events.${role}.${id}`

@@ -1,0 +1,82 @@
+// JetStream resources of record (ARCHITECTURE §2). Idempotent: every role may call these at
+// start; the first creates, the rest find them. Replicas: 3 on a cluster, fewer if it is smaller.
+import { jetstreamManager, type JetStreamManager, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream'
+import { Kvm, type KV } from '@nats-io/kv'
+import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, PEER_BUCKET, RELEASE_STREAM, RELEASE_SUBJECTS } from './names.ts'
+
+// node:crypto hashes object-store chunks an order of magnitude faster than the pure-JS default.
+setSha256Backend('native')
+
+const DUPLICATE_WINDOW_NS = 24 * 60 * 60 * 1e9 // a retried publish within a day is deduplicated
+
+/** How many replicas this cluster can hold: min(3, number of JetStream servers). */
+export async function clusterReplicas(nc: NatsConnection): Promise<number> {
+  const configured = Number(process.env.UPSWARM_REPLICAS)
+  if (Number.isInteger(configured) && configured > 0) return configured
+  // The INFO of a clustered server lists every member's client URL.
+  const info = (nc as unknown as { info?: { connect_urls?: string[] } }).info
+  const members = info?.connect_urls?.length ?? 1
+  return Math.max(1, Math.min(3, members))
+}
+
+export async function ensureReleaseStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+  await ensureStream(jsm, {
+    name: RELEASE_STREAM,
+    subjects: [RELEASE_SUBJECTS],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    duplicate_window: DUPLICATE_WINDOW_NS,
+    max_msg_size: 8 * 1024 * 1024,
+    discard: DiscardPolicy.New,
+    deny_delete: true,
+    deny_purge: true,
+  })
+}
+
+export async function ensureAlertStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+  await ensureStream(jsm, {
+    name: ALERT_STREAM,
+    subjects: [ALERT_SUBJECTS],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    duplicate_window: DUPLICATE_WINDOW_NS,
+    max_age: 90 * 24 * 60 * 60 * 1e9,
+  })
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
+  try {
+    await jsm.streams.info(config.name!)
+  } catch {
+    try {
+      await jsm.streams.add(config)
+    } catch (err) {
+      // Another role created it between our info and add.
+      await jsm.streams.info(config.name!).catch(() => { throw err })
+    }
+  }
+}
+
+export async function openBlobStore(nc: NatsConnection, replicas: number): Promise<ObjectStore> {
+  const objm = new Objm(nc)
+  return objm.create(BLOB_BUCKET, { replicas, storage: StorageType.File })
+}
+
+export async function openPeerBucket(nc: NatsConnection, replicas: number, ttlMs: number): Promise<KV> {
+  const kvm = new Kvm(nc)
+  return kvm.create(PEER_BUCKET, { replicas, ttl: ttlMs, history: 1 })
+}
+
+/** Creates every resource of record; called by `up` and by the test harness once. */
+export async function ensureResources(nc: NatsConnection, replicas?: number): Promise<{ replicas: number }> {
+  const r = replicas ?? (await clusterReplicas(nc))
+  const jsm = await jetstreamManager(nc)
+  await ensureReleaseStream(jsm, r)
+  await ensureAlertStream(jsm, r)
+  await openBlobStore(nc, r)
+  return { replicas: r }
+}

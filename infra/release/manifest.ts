@@ -1,0 +1,142 @@
+// Release manifests (ARCHITECTURE §3): every entry's path, kind, mode, size, SHA-1, SHA-256 and
+// piece hashes; canonically encoded and signed with the publisher's Ed25519 key. Clients accept
+// no manifest whose signature fails against the pinned key (R-VERIFY).
+import { z } from 'zod'
+import { UpswarmError } from '../errors.ts'
+import { sha256Hex } from './hash.ts'
+import { signBytes, verifyBytes, type PublisherKey } from './keys.ts'
+
+export const MANIFEST_FORMAT = 1
+/** Name of the working copy's metadata folder; never part of a release. */
+export const META_DIR = '.upswarm'
+
+const HEX40 = /^[0-9a-f]{40}$/
+const HEX64 = /^[0-9a-f]{64}$/
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/** A relative POSIX path that cannot escape the tree or touch the metadata folder. */
+const RelPath = z.string().min(1).max(4096).refine((p) => isSafeRelPath(p), { message: 'unsafe path' })
+
+export function isSafeRelPath(p: string): boolean {
+  if (p.startsWith('/') || p.endsWith('/') || p.includes('\0') || p.includes('\\')) return false
+  const parts = p.split('/')
+  if (parts[0] === META_DIR) return false
+  return parts.every((s) => s !== '' && s !== '.' && s !== '..')
+}
+
+const FileEntrySchema = z.object({
+  path: RelPath,
+  kind: z.literal('file'),
+  mode: z.number().int().min(0).max(0o7777),
+  size: z.number().int().min(0),
+  sha1: z.string().regex(HEX40),
+  sha256: z.string().regex(HEX64),
+  pieces: z.array(z.string().regex(HEX64)).optional(),
+})
+const DirEntrySchema = z.object({ path: RelPath, kind: z.literal('dir'), mode: z.number().int().min(0).max(0o7777) })
+const SymlinkEntrySchema = z.object({ path: RelPath, kind: z.literal('symlink'), target: z.string().min(1).max(4096) })
+const EntrySchema = z.discriminatedUnion('kind', [FileEntrySchema, DirEntrySchema, SymlinkEntrySchema])
+
+export const ManifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  product: z.string().regex(UUID_RE),
+  rev: z.number().int().min(1),
+  label: z.string().max(200).optional(),
+  createdAt: z.string().max(64),
+  pieceSize: z.number().int().min(4096).max(64 * 1024 * 1024),
+  /** SHA-256 of the previous revision's manifest: the release history is a hash chain. */
+  parent: z.string().regex(HEX64).optional(),
+  entries: z.array(EntrySchema),
+})
+
+export const SignedReleaseSchema = z.object({
+  manifest: ManifestSchema,
+  publicKey: z.string().regex(HEX64),
+  signature: z.string().regex(/^[0-9a-f]{128}$/),
+})
+
+export type FileEntry = z.infer<typeof FileEntrySchema>
+export type DirEntry = z.infer<typeof DirEntrySchema>
+export type SymlinkEntry = z.infer<typeof SymlinkEntrySchema>
+export type Entry = z.infer<typeof EntrySchema>
+export type Manifest = z.infer<typeof ManifestSchema>
+export type SignedRelease = z.infer<typeof SignedReleaseSchema>
+
+/** Deterministic JSON: object keys sorted, no whitespace. The signed bytes. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value && typeof value === 'object') {
+    const obj = value as Record<string, unknown>
+    const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort()
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}
+
+export function canonicalManifestBytes(manifest: Manifest): Buffer {
+  return Buffer.from(canonicalJson(manifest), 'utf8')
+}
+
+/** The manifest's identity: SHA-256 of its canonical bytes (R-WATCH "hash of the file tree"). */
+export function manifestSha256(manifest: Manifest): string {
+  return sha256Hex(canonicalManifestBytes(manifest))
+}
+
+export function signManifest(manifest: Manifest, key: PublisherKey): SignedRelease {
+  const m = ManifestSchema.parse(manifest)
+  m.entries.sort((a, b) => comparePaths(a.path, b.path))
+  return { manifest: m, publicKey: key.publicKey, signature: signBytes(key, canonicalManifestBytes(m)) }
+}
+
+export function encodeRelease(release: SignedRelease): Buffer {
+  return Buffer.from(canonicalJson(release), 'utf8')
+}
+
+/**
+ * Parses and verifies a signed release from any source (server, peer, feed). Throws
+ * UPSWARM_E_MANIFEST for malformed input and UPSWARM_E_SIGNATURE when the signature does not
+ * verify against the pinned key.
+ */
+export function decodeRelease(bytes: Uint8Array | string, pinnedPublicKey: string, where: string): SignedRelease {
+  let json: unknown
+  try {
+    json = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'))
+  } catch (err) {
+    throw new UpswarmError('UPSWARM_E_MANIFEST', `release manifest from ${where} is not valid JSON`, { cause: err })
+  }
+  const parsed = SignedReleaseSchema.safeParse(json)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new UpswarmError('UPSWARM_E_MANIFEST',
+      `release manifest from ${where} is malformed at ${issue?.path.join('.') || '(root)'}: ${issue?.message}`)
+  }
+  const release = parsed.data
+  if (release.publicKey !== pinnedPublicKey ||
+      !verifyBytes(pinnedPublicKey, canonicalManifestBytes(release.manifest), release.signature)) {
+    throw new UpswarmError('UPSWARM_E_SIGNATURE',
+      `release manifest from ${where} (product ${release.manifest.product}, rev ${release.manifest.rev}) is not signed by the ` +
+      `expected publisher key ${pinnedPublicKey}; it names key ${release.publicKey}. Refusing it.`)
+  }
+  const seen = new Set<string>()
+  for (const e of release.manifest.entries) {
+    if (seen.has(e.path)) throw new UpswarmError('UPSWARM_E_MANIFEST', `release manifest from ${where} lists ${e.path} twice`)
+    seen.add(e.path)
+  }
+  return release
+}
+
+/** Byte-wise path order (the same on every machine and locale). */
+export function comparePaths(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+export function fileEntries(manifest: Manifest): FileEntry[] {
+  return manifest.entries.filter((e): e is FileEntry => e.kind === 'file')
+}
+
+/** Unique blobs of a manifest by SHA-256, with their sizes. */
+export function blobsOf(manifest: Manifest): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const e of fileEntries(manifest)) out.set(e.sha256, e.size)
+  return out
+}

@@ -1,0 +1,68 @@
+// Scans a source tree into manifest entries: files (hashed, streaming), dirs, symlinks, modes.
+import { lstat, readdir, readlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { UpswarmError } from '../errors.ts'
+import { hashFile, PIECE_SIZE } from './hash.ts'
+import { comparePaths, META_DIR, type Entry } from './manifest.ts'
+
+export interface ScanProgress {
+  files: number
+  bytes: number
+  path: string
+}
+
+export interface ScannedFile {
+  path: string
+  abs: string
+}
+
+/** Walks `root` and returns every entry (sorted by path) plus where each file lives on disk. */
+export async function scanTree(
+  root: string,
+  opts: { pieceSize?: number; concurrency?: number; onProgress?: (p: ScanProgress) => void } = {},
+): Promise<{ entries: Entry[]; files: Map<string, string> }> {
+  const pieceSize = opts.pieceSize ?? PIECE_SIZE
+  const entries: Entry[] = []
+  const files = new Map<string, string>()
+  const toHash: { rel: string; abs: string; mode: number }[] = []
+
+  async function walk(dirAbs: string, dirRel: string): Promise<void> {
+    let names: string[]
+    try {
+      names = await readdir(dirAbs)
+    } catch (err) {
+      throw new UpswarmError('UPSWARM_E_IO', `cannot read directory ${dirAbs}: ${(err as Error).message}`, { cause: err })
+    }
+    names.sort()
+    for (const name of names) {
+      if (dirRel === '' && name === META_DIR) continue
+      const abs = join(dirAbs, name)
+      const rel = dirRel ? `${dirRel}/${name}` : name
+      const st = await lstat(abs)
+      if (st.isSymbolicLink()) entries.push({ path: rel, kind: 'symlink', target: await readlink(abs) })
+      else if (st.isDirectory()) {
+        entries.push({ path: rel, kind: 'dir', mode: st.mode & 0o7777 })
+        await walk(abs, rel)
+      } else if (st.isFile()) toHash.push({ rel, abs, mode: st.mode & 0o7777 })
+    }
+  }
+  await walk(root, '')
+
+  let done = 0
+  let bytes = 0
+  let next = 0
+  const workers = Array.from({ length: opts.concurrency ?? 2 }, async () => {
+    while (next < toHash.length) {
+      const f = toHash[next++]!
+      const h = await hashFile(f.abs, pieceSize)
+      entries.push({ path: f.rel, kind: 'file', mode: f.mode, ...h })
+      files.set(f.rel, f.abs)
+      done++
+      bytes += h.size
+      opts.onProgress?.({ files: done, bytes, path: f.rel })
+    }
+  })
+  await Promise.all(workers)
+  entries.sort((a, b) => comparePaths(a.path, b.path))
+  return { entries, files }
+}

@@ -1,0 +1,134 @@
+// A content-addressed store of blobs named by SHA-256: the repository servers' local store,
+// the working copy's history store and the download staging area all use it. A blob is
+// written to a temporary file, verified, fsynced, then renamed into place: a reader never
+// sees a partial or unverified blob.
+import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, open, rename, rm, stat, copyFile, link } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { Transform } from 'node:stream'
+import { UpswarmError } from '../errors.ts'
+
+const HEX64 = /^[0-9a-f]{64}$/
+
+export class BlobStore {
+  readonly root: string
+
+  constructor(root: string) {
+    this.root = root
+  }
+
+  path(sha256: string): string {
+    if (!HEX64.test(sha256)) throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `not a SHA-256 hex digest: ${JSON.stringify(sha256.slice(0, 80))}`)
+    return join(this.root, sha256.slice(0, 2), sha256.slice(2, 4), sha256)
+  }
+
+  private tmpPath(): string {
+    return join(this.root, 'tmp', `${Date.now()}-${randomBytes(6).toString('hex')}`)
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    try {
+      await stat(this.path(sha256))
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  async size(sha256: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.path(sha256))).size
+    } catch {
+      return undefined
+    }
+  }
+
+  /**
+   * Streams `source` into the store, verifying SHA-256 (and size when given). On mismatch
+   * nothing is stored and UPSWARM_E_HASH_MISMATCH names the blob and `where` it came from.
+   */
+  async put(sha256: string, source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream, where: string, size?: number): Promise<void> {
+    const final = this.path(sha256)
+    const tmp = this.tmpPath()
+    await mkdir(dirname(tmp), { recursive: true })
+    const hash = createHash('sha256')
+    let n = 0
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk)
+        n += chunk.length
+        cb(null, chunk)
+      },
+    })
+    try {
+      const out = createWriteStream(tmp, { flags: 'wx' })
+      await pipeline(source as AsyncIterable<Uint8Array>, tap, out)
+      const got = hash.digest('hex')
+      if (got !== sha256 || (size !== undefined && n !== size)) {
+        throw new UpswarmError('UPSWARM_E_HASH_MISMATCH',
+          `blob ${sha256} from ${where} does not verify: got SHA-256 ${got} over ${n} bytes${size !== undefined ? ` (expected ${size})` : ''}`)
+      }
+      await fsyncFile(tmp)
+      await mkdir(dirname(final), { recursive: true })
+      await rename(tmp, final)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      if (err instanceof UpswarmError) throw err
+      throw new UpswarmError('UPSWARM_E_IO', `cannot store blob ${sha256} from ${where} in ${this.root}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  /** Adds a file already on disk whose SHA-256 is known and verified (hard link, else copy). */
+  async adoptVerifiedFile(sha256: string, file: string): Promise<void> {
+    if (await this.has(sha256)) return
+    const final = this.path(sha256)
+    await mkdir(dirname(final), { recursive: true })
+    const tmp = this.tmpPath()
+    await mkdir(dirname(tmp), { recursive: true })
+    try {
+      await link(file, tmp).catch(() => copyFile(file, tmp))
+      await rename(tmp, final)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw new UpswarmError('UPSWARM_E_IO', `cannot add ${file} to the blob store ${this.root}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  /** Reads `length` bytes at `offset` of a stored blob. */
+  async readRange(sha256: string, offset: number, length: number): Promise<Buffer> {
+    const fh = await open(this.path(sha256), 'r').catch((err) => {
+      throw new UpswarmError('UPSWARM_E_NOT_FOUND', `blob ${sha256} is not in ${this.root}`, { cause: err })
+    })
+    try {
+      const buf = Buffer.allocUnsafe(length)
+      let got = 0
+      while (got < length) {
+        const { bytesRead } = await fh.read(buf, got, length - got, offset + got)
+        if (bytesRead === 0) break
+        got += bytesRead
+      }
+      return got === length ? buf : buf.subarray(0, got)
+    } finally {
+      await fh.close()
+    }
+  }
+
+  createReadStream(sha256: string, start?: number, end?: number): NodeJS.ReadableStream {
+    return createReadStream(this.path(sha256), { start, end, highWaterMark: 1024 * 1024 })
+  }
+
+  async remove(sha256: string): Promise<void> {
+    await rm(this.path(sha256), { force: true })
+  }
+}
+
+export async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
