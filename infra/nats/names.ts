@@ -17,6 +17,14 @@ export const ALERT_SUBJECTS = 'upswarm.alert.>'
 
 /** Tracker registry (R-PEERLIST): KV bucket, key `<product>.<peerId hex>`. */
 export const PEER_BUCKET = 'upswarm-peers'
+/** Key of a peer of a BitTorrent swarm whose (product, revision) is not known yet. */
+export const unmappedPeerKey = (infoHashHex: string, peerIdHex: string): string => `ih.${infoHashHex}.${peerIdHex}`
+/** Key of a peer of a product: one entry per (product, peer), holding its current revision. */
+export const productPeerKey = (product: string, peerIdHex: string): string => `${product}.${peerIdHex}`
+/** Reverse index info_hash → (product, revision), learnt from announces that name the product. */
+export const infoHashKey = (infoHashHex: string): string => `map.${infoHashHex}`
+/** How long the bucket keeps a key after its last write; peers carry their own, shorter expiry. */
+export const PEER_BUCKET_MAX_AGE_MS = 60 * 60 * 1000
 
 /** Durable consumer of the release stream for one repository server. */
 export const serverConsumer = (serverId: string): string => `server-${serverId}`
@@ -38,6 +46,7 @@ export type ProxyOp = 'revs' | 'manifest' | 'sha1s' | 'assign' | 'stats'
 /** Tracker NATS service (queue group). */
 export const TRACKER_SERVICE = 'upswarm-tracker'
 export const trackerSubject = (op: 'announce' | 'peers'): string => `upswarm.tracker.${op}`
+export const TRACKER_QUEUE = 'upswarm-tracker'
 
 /** Actor state changes, published for anyone inspecting the system. */
 export const actorEventSubject = (role: string, id: string): string => `upswarm.events.${role}.${id}`

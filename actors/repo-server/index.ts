@@ -1,0 +1,227 @@
+// R-SERVER: one repository server. A durable JetStream consumer feeds the sync statechart;
+// verified releases are served as a NATS micro service; a heartbeat tells every proxy the
+// server's weight, synced revisions and load.
+import { Readable } from 'node:stream'
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream'
+import type { Service } from '@nats-io/services'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { createActor, fromPromise, type Actor } from 'xstate'
+import { z } from 'zod'
+import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
+import {
+  RELEASE_STREAM, REPO_SERVICE, actorEventSubject, repoSubject, serverConsumer, serverHeartbeat,
+} from '../../infra/nats/names.ts'
+import { ensureResources, openBlobStore } from '../../infra/nats/resources.ts'
+import { endpoint, startService } from '../../infra/nats/service.ts'
+import { SignedReleaseSchema, UUID_RE, blobsOf, decodeRelease, encodeRelease, fileEntries } from '../../infra/release/manifest.ts'
+import { serverSyncMachine, type PendingRelease } from '../../machines/server-sync.machine.ts'
+import { RepoStore } from './repo-store.ts'
+
+export const HEARTBEAT_MS = 1000
+/** Largest byte range one request may ask for. */
+export const MAX_RANGE = 4 * 1024 * 1024
+
+export interface Heartbeat {
+  id: string
+  weight: number
+  synced: Record<string, number>
+  inflight: number
+  requests: number
+  bytesServed: number
+  startedAt: string
+}
+
+export interface RepoServerOptions {
+  nc: NatsConnection
+  id: string
+  dataDir: string
+  weight?: number
+  heartbeatMs?: number
+  log?: (msg: string) => void
+}
+
+export interface RepoServer {
+  id: string
+  store: RepoStore
+  actor: Actor<typeof serverSyncMachine>
+  heartbeat(): Heartbeat
+  close(): Promise<void>
+}
+
+type SyncOutcome = { permanent: false } | { permanent: true; reason: string }
+
+const Product = z.string().regex(UUID_RE)
+const Rev = z.number().int().min(1)
+const Hex64 = z.string().regex(/^[0-9a-f]{64}$/)
+
+export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServer> {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(opts.id)) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `server id must be 1-64 letters, digits, - or _ (got ${JSON.stringify(opts.id)})`)
+  }
+  const { nc, id } = opts
+  const log = opts.log ?? (() => {})
+  const weight = opts.weight ?? 1
+  const store = new RepoStore(opts.dataDir)
+  await store.open()
+  const { replicas } = await ensureResources(nc)
+  const os = await openBlobStore(nc, replicas)
+  const jsm = await jetstreamManager(nc)
+  const js = jetstream(nc)
+  const durable = serverConsumer(id)
+  const inHand = new Map<number, JsMsg>()
+  const counters = { inflight: 0, requests: 0, bytesServed: 0 }
+  const startedAt = new Date().toISOString()
+
+  const machine = serverSyncMachine.provide({
+    actors: {
+      // A server (re)starts from what its own disk holds: a wiped server replays everything.
+      prepareConsumer: fromPromise<void, { serverId: string }>(async () => {
+        const config = {
+          durable_name: durable,
+          ack_policy: AckPolicy.Explicit,
+          max_ack_pending: 1,
+          ack_wait: 60_000_000_000,
+          deliver_policy: DeliverPolicy.StartSequence,
+          opt_start_seq: store.lastSeq + 1,
+        }
+        const existing = await jsm.consumers.info(RELEASE_STREAM, durable).catch(() => null)
+        if (existing && existing.ack_floor.stream_seq !== store.lastSeq) await jsm.consumers.delete(RELEASE_STREAM, durable)
+        if (!existing || existing.ack_floor.stream_seq !== store.lastSeq) await jsm.consumers.add(RELEASE_STREAM, config)
+      }),
+      nextRelease: fromPromise<PendingRelease | null, { serverId: string }>(async () => {
+        const consumer = await js.consumers.get(RELEASE_STREAM, durable)
+        const msg = await consumer.next({ expires: 5000 })
+        if (!msg) return null
+        let product = ''
+        let rev = 0
+        try {
+          const release = SignedReleaseSchema.parse(msg.json())
+          product = release.manifest.product
+          rev = release.manifest.rev
+        } catch {
+          // Malformed: syncRelease will reject it with the reason.
+        }
+        inHand.set(msg.seq, msg)
+        return { seq: msg.seq, product, rev } satisfies PendingRelease
+      }),
+      syncRelease: fromPromise<SyncOutcome, { release: PendingRelease }>(async ({ input: { release } }) => {
+        const msg = inHand.get(release.seq)
+        if (!msg) throw new UpswarmError('UPSWARM_E_IO', `release message ${release.seq} is no longer in hand`)
+        let signed
+        try {
+          const parsed = SignedReleaseSchema.parse(msg.json())
+          // Trust on first use: every later release of a product must carry the same key.
+          const key = store.keyOf(parsed.manifest.product) ?? parsed.publicKey
+          signed = decodeRelease(msg.data, key, `release stream seq ${msg.seq}`)
+        } catch (err) {
+          return { permanent: true as const, reason: errorMessage(err) }
+        }
+        if (signed.manifest.rev <= (store.synced[signed.manifest.product] ?? 0)) return { permanent: false as const }
+        const keepAlive = setInterval(() => msg.working(), 10_000)
+        try {
+          for (const [sha, size] of blobsOf(signed.manifest)) {
+            if (await store.blobs.has(sha)) continue
+            const obj = await os.get(sha)
+            if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `blob ${sha} of ${signed.manifest.product} r${signed.manifest.rev} is not in the object store yet`)
+            await store.blobs.put(sha, Readable.fromWeb(obj.data as never), `object store (release seq ${msg.seq})`, size)
+          }
+        } finally {
+          clearInterval(keepAlive)
+        }
+        await store.markSynced(msg.seq, encodeRelease(signed), signed)
+        return { permanent: false as const }
+      }),
+      acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' }>(async ({ input: { release, outcome } }) => {
+        const msg = inHand.get(release.seq)
+        inHand.delete(release.seq)
+        if (!msg) return
+        if (outcome === 'rejected') {
+          await store.markSkipped(release.seq)
+          msg.term()
+        } else {
+          if (store.lastSeq < release.seq) await store.markSkipped(release.seq)
+          await msg.ackAck()
+        }
+      }),
+    },
+  })
+
+  const actor = createActor(machine, { input: { serverId: id } })
+  actor.on('release.synced', (e) => log(`synced ${e.product} r${e.rev} (seq ${e.seq})`))
+  actor.on('release.rejected', (e) => log(`rejected release seq ${e.seq}: ${e.reason}`))
+  actor.on('sync.failed', (e) => log(`sync of seq ${e.seq} failed, will retry: ${e.reason}`))
+  actor.subscribe({
+    next: (snap) => nc.publish(actorEventSubject('repo-server', id), JSON.stringify({ state: snap.value, synced: store.synced })),
+    error: (err) => log(`sync actor failed: ${errorMessage(err)}`),
+  })
+
+  const service: Service = await startService(nc, {
+    name: REPO_SERVICE,
+    version: '1.0.0',
+    description: `upswarm repository server ${id}`,
+    metadata: { id, weight: String(weight) },
+    endpoints: {
+      revs: endpoint(repoSubject(id, 'revs'), z.object({ product: Product }), ({ product }) => tracked(async () => {
+          const revs = store.revisions(product)
+          return { product, server: id, latest: revs.at(-1)?.rev ?? 0, revs }
+        })),
+      manifest: endpoint(repoSubject(id, 'manifest'), z.object({ product: Product, rev: Rev }),
+        ({ product, rev }) => tracked(async () => syncedRelease(product, rev).bytes)),
+      sha1s: endpoint(repoSubject(id, 'sha1s'), z.object({ product: Product, rev: Rev }), ({ product, rev }) => tracked(async () => {
+          const { release, sha } = syncedRelease(product, rev)
+          return { product, rev, manifestSha256: sha, files: fileEntries(release.manifest).map((e) => ({ path: e.path, sha1: e.sha1 })) }
+        })),
+      range: endpoint(repoSubject(id, 'range'),
+        z.object({ sha256: Hex64, offset: z.number().int().min(0), length: z.number().int().min(1).max(MAX_RANGE) }),
+        ({ sha256, offset, length }) => tracked(async () => {
+          const size = await store.blobs.size(sha256)
+          if (size === undefined) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${id} has no blob ${sha256}`)
+          if (offset >= size && !(offset === 0 && size === 0)) {
+            throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `range offset ${offset} is beyond the end of blob ${sha256} (${size} bytes)`)
+          }
+          const bytes = await store.blobs.readRange(sha256, offset, Math.min(length, size - offset))
+          counters.bytesServed += bytes.length
+          return bytes
+        })),
+    },
+  })
+
+  function syncedRelease(product: string, rev: number) {
+    const found = store.release(product, rev)
+    if (!found) throw new UpswarmError('UPSWARM_E_UNKNOWN_REVISION', `server ${id} has no synced revision ${rev} of ${product}`)
+    return found
+  }
+
+  async function tracked<T>(fn: () => Promise<T>): Promise<T> {
+    counters.requests++
+    counters.inflight++
+    try {
+      return await fn()
+    } catch (err) {
+      if (!isUpswarmError(err)) log(`request failed: ${errorMessage(err)}`)
+      throw err
+    } finally {
+      counters.inflight--
+    }
+  }
+
+  const heartbeat = (): Heartbeat => ({ id, weight, synced: store.synced, ...counters, startedAt })
+  const beat = (): void => nc.publish(serverHeartbeat(id), JSON.stringify(heartbeat()))
+  const timer = setInterval(beat, opts.heartbeatMs ?? HEARTBEAT_MS)
+  actor.on('release.synced', beat)
+  actor.start()
+  beat()
+
+  return {
+    id,
+    store,
+    actor,
+    heartbeat,
+    async close() {
+      clearInterval(timer)
+      actor.send({ type: 'stop' })
+      actor.stop()
+      await service.stop().catch(() => {})
+    },
+  }
+}

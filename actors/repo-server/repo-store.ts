@@ -1,0 +1,127 @@
+// A repository server's local state: the content-addressed blob store, the verified signed
+// releases of every product, and which revisions are synced. Written atomically (tmp + fsync +
+// rename) so a killed server restarts with a consistent view.
+import { mkdir, open, readFile, readdir, rename } from 'node:fs/promises'
+import { join } from 'node:path'
+import { BlobStore } from '../../infra/store/blob-store.ts'
+import { decodeRelease, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
+
+export interface RepoState {
+  /** Stream sequence of the last release message processed. */
+  lastSeq: number
+  /** The publisher key each product was first published with (trust on first use). */
+  keys: Record<string, string>
+  synced: Record<string, number>
+}
+
+export interface RevisionInfo {
+  rev: number
+  manifestSha256: string
+  label: string | null
+  createdAt: string
+}
+
+export class RepoStore {
+  readonly dir: string
+  readonly blobs: BlobStore
+  private state: RepoState = { lastSeq: 0, keys: {}, synced: {} }
+  private readonly releases = new Map<string, Map<number, { bytes: Buffer; release: SignedRelease; sha: string }>>()
+
+  constructor(dir: string) {
+    this.dir = dir
+    this.blobs = new BlobStore(join(dir, 'blobs'))
+  }
+
+  /** Loads the state and every stored release (all were verified before they were written). */
+  async open(): Promise<void> {
+    await mkdir(join(this.dir, 'releases'), { recursive: true })
+    try {
+      this.state = JSON.parse(await readFile(join(this.dir, 'state.json'), 'utf8')) as RepoState
+    } catch {
+      this.state = { lastSeq: 0, keys: {}, synced: {} }
+    }
+    for (const product of await readdir(join(this.dir, 'releases'))) {
+      const key = this.state.keys[product]
+      if (!key) continue
+      for (const name of await readdir(join(this.dir, 'releases', product))) {
+        if (!name.endsWith('.json')) continue
+        const bytes = await readFile(join(this.dir, 'releases', product, name))
+        const release = decodeRelease(bytes, key, `local store ${this.dir}`)
+        if (release.manifest.rev <= (this.state.synced[product] ?? 0)) this.remember(bytes, release)
+      }
+    }
+  }
+
+  get lastSeq(): number {
+    return this.state.lastSeq
+  }
+
+  get synced(): Record<string, number> {
+    return { ...this.state.synced }
+  }
+
+  keyOf(product: string): string | undefined {
+    return this.state.keys[product]
+  }
+
+  release(product: string, rev: number): { bytes: Buffer; release: SignedRelease; sha: string } | undefined {
+    return this.releases.get(product)?.get(rev)
+  }
+
+  revisions(product: string): RevisionInfo[] {
+    const revs = [...(this.releases.get(product)?.values() ?? [])]
+    return revs
+      .map(({ release, sha }) => ({
+        rev: release.manifest.rev,
+        manifestSha256: sha,
+        label: release.manifest.label ?? null,
+        createdAt: release.manifest.createdAt,
+      }))
+      .sort((a, b) => a.rev - b.rev)
+  }
+
+  products(): string[] {
+    return [...this.releases.keys()]
+  }
+
+  /** Records a release whose blobs are all in the store and verified: now it may be served. */
+  async markSynced(seq: number, bytes: Buffer, release: SignedRelease): Promise<void> {
+    const { product, rev } = release.manifest
+    const dir = join(this.dir, 'releases', product)
+    await mkdir(dir, { recursive: true })
+    await atomicWrite(join(dir, `${rev}.json`), bytes)
+    this.state = {
+      lastSeq: Math.max(this.state.lastSeq, seq),
+      keys: { ...this.state.keys, [product]: this.state.keys[product] ?? release.publicKey },
+      synced: { ...this.state.synced, [product]: Math.max(this.state.synced[product] ?? 0, rev) },
+    }
+    await atomicWrite(join(this.dir, 'state.json'), Buffer.from(JSON.stringify(this.state)))
+    this.remember(bytes, release)
+  }
+
+  /** Records that a message was processed without a release (rejected), so replay skips it. */
+  async markSkipped(seq: number): Promise<void> {
+    this.state = { ...this.state, lastSeq: Math.max(this.state.lastSeq, seq) }
+    await atomicWrite(join(this.dir, 'state.json'), Buffer.from(JSON.stringify(this.state)))
+  }
+
+  private remember(bytes: Buffer, release: SignedRelease): void {
+    const { product, rev } = release.manifest
+    let revs = this.releases.get(product)
+    if (!revs) this.releases.set(product, (revs = new Map()))
+    revs.set(rev, { bytes, release, sha: manifestSha256(release.manifest) })
+  }
+}
+
+async function atomicWrite(path: string, data: Buffer): Promise<void> {
+  const tmp = `${path}.tmp`
+  const fh = await open(tmp, 'w')
+  try {
+    await fh.writeFile(data)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  await rename(tmp, path)
+}
+

@@ -1,0 +1,111 @@
+// NATS micro services (`nats micro ls` lists them) with JSON requests validated at the boundary.
+// Errors travel in the Nats-Service-Error(-Code) headers; the description starts with our
+// stable error code so callers can match on it.
+import { Svcm, type Service, type ServiceMsg } from '@nats-io/services'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { z } from 'zod'
+import { UpswarmError, isUpswarmError, type ErrorCode } from '../errors.ts'
+
+export interface EndpointSpec<S extends z.ZodType> {
+  subject: string
+  schema: S
+  /** Returns the reply payload: bytes as-is, anything else as JSON. */
+  handle: (req: z.infer<S>, msg: ServiceMsg) => Promise<Uint8Array | unknown>
+}
+
+/** Builds a typed endpoint; the handler sees the request as the schema parsed it. */
+export function endpoint<S extends z.ZodType>(
+  subject: string,
+  schema: S,
+  handle: (req: z.infer<S>, msg: ServiceMsg) => Promise<Uint8Array | unknown>,
+): EndpointSpec<z.ZodType> {
+  return { subject, schema, handle: handle as EndpointSpec<z.ZodType>['handle'] }
+}
+
+export interface ServiceSpec {
+  name: string
+  version: string
+  description: string
+  metadata?: Record<string, string>
+  /** Queue group: instances in the same group share the requests. */
+  queue?: string
+  endpoints: Record<string, EndpointSpec<z.ZodType>>
+}
+
+const STATUS_OF: Partial<Record<ErrorCode, number>> = {
+  UPSWARM_E_BAD_REQUEST: 400,
+  UPSWARM_E_NOT_FOUND: 404,
+  UPSWARM_E_UNKNOWN_REVISION: 404,
+  UPSWARM_E_NO_SERVER: 503,
+}
+
+export async function startService(nc: NatsConnection, spec: ServiceSpec): Promise<Service> {
+  // @nats-io/services is built against an older nats-core; the connection is compatible at runtime.
+  const svcm = new Svcm(nc as never)
+  const svc = await svcm.add({
+    name: spec.name,
+    version: spec.version,
+    description: spec.description,
+    metadata: spec.metadata,
+    ...(spec.queue ? { queue: spec.queue } : {}),
+  })
+  for (const [name, ep] of Object.entries(spec.endpoints)) {
+    svc.addEndpoint(name, {
+      subject: ep.subject,
+      ...(spec.queue ? { queue: spec.queue } : {}),
+      handler: (err, msg) => {
+        if (err) return
+        void answer(ep, msg)
+      },
+    })
+  }
+  return svc
+}
+
+async function answer(ep: EndpointSpec<z.ZodType>, msg: ServiceMsg): Promise<void> {
+  try {
+    let body: unknown
+    try {
+      body = msg.data.length ? JSON.parse(new TextDecoder().decode(msg.data)) : {}
+    } catch {
+      throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `request on ${msg.subject} is not JSON`)
+    }
+    const parsed = ep.schema.safeParse(body)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `bad request on ${msg.subject}: ${issue?.path.join('.') || '(root)'} ${issue?.message}`)
+    }
+    const out = await ep.handle(parsed.data, msg)
+    msg.respond(out instanceof Uint8Array ? out : JSON.stringify(out))
+  } catch (err) {
+    const code: ErrorCode = isUpswarmError(err) ? err.code : 'UPSWARM_E_IO'
+    const message = err instanceof Error ? err.message : String(err)
+    msg.respondError(STATUS_OF[code] ?? 500, `${code}: ${message}`)
+  }
+}
+
+/** Sends a request to a service endpoint; service errors become UpswarmErrors with their code. */
+export async function request(nc: NatsConnection, subject: string, payload: unknown, timeoutMs = 5000): Promise<Uint8Array> {
+  let reply
+  try {
+    reply = await nc.request(subject, JSON.stringify(payload), { timeout: timeoutMs })
+  } catch (err) {
+    const msg = (err as Error).message
+    const code: ErrorCode = /no responders/i.test(msg) || (err as { name?: string }).name === 'NoRespondersError' ? 'UPSWARM_E_NO_SERVER' : 'UPSWARM_E_TIMEOUT'
+    throw new UpswarmError(code, `request to ${subject} failed: ${msg}`, { cause: err })
+  }
+  const desc = reply.headers?.get('Nats-Service-Error')
+  if (desc) {
+    const m = /^(UPSWARM_E_[A-Z_]+): ([\s\S]*)$/.exec(desc)
+    throw new UpswarmError((m?.[1] as ErrorCode) ?? 'UPSWARM_E_NATS', m?.[2] ?? desc, {
+      details: { subject, status: reply.headers?.get('Nats-Service-Error-Code') },
+    })
+  }
+  return reply.data
+}
+
+export async function requestJson<T>(nc: NatsConnection, subject: string, payload: unknown, timeoutMs = 5000): Promise<T> {
+  const data = await request(nc, subject, payload, timeoutMs)
+  return JSON.parse(new TextDecoder().decode(data)) as T
+}
+

@@ -1,0 +1,76 @@
+// The registry's vocabulary, shared by the three doors (NATS, HTTP, UDP) and the client.
+
+export type AnnounceEvent = 'started' | 'stopped' | 'completed' | 'update'
+
+/** One peer as the tracker keeps it (R-PEERLIST). */
+export interface PeerEntry {
+  /** 20-byte peer id, lowercase hex. */
+  peerId: string
+  ip: string
+  port: number
+  /** 20-byte info hash of the swarm, lowercase hex. */
+  infoHash: string
+  /** Known once some announce named (product, rev) for this info hash. */
+  product?: string
+  rev?: number
+  /** Noise public key (32 bytes, hex), given over NATS or the HTTP/UDP `pk` extension. */
+  publicKey?: string
+  /** Bytes the peer still needs; 0 = a seed (a complete working copy). */
+  left: number
+  /** The peer announced `completed` at some point in this swarm. */
+  completed: boolean
+  /** Wall-clock ms of the announce that wrote this entry, and of its expiry. */
+  at: number
+  expires: number
+}
+
+/** An announce after a door has parsed and validated it. */
+export interface AnnounceInput {
+  infoHash?: string
+  product?: string
+  rev?: number
+  peerId: string
+  ip: string
+  port: number
+  publicKey?: string
+  left: number
+  event: AnnounceEvent
+  numwant: number
+}
+
+export interface AnnounceResult {
+  infoHash: string
+  product?: string
+  rev?: number
+  peers: PeerEntry[]
+  seeders: number
+  leechers: number
+  intervalMs: number
+  ttlMs: number
+}
+
+export interface SwarmStats {
+  seeders: number
+  leechers: number
+  completed: number
+}
+
+/** Public view of a peer in JSON (NATS and /v1 HTTP API). */
+export interface PeerView {
+  peerId: string
+  ip: string
+  port: number
+  product?: string
+  rev?: number
+  publicKey?: string
+  left: number
+  expires: number
+}
+
+export function toPeerView(p: PeerEntry): PeerView {
+  const v: PeerView = { peerId: p.peerId, ip: p.ip, port: p.port, left: p.left, expires: p.expires }
+  if (p.product !== undefined) v.product = p.product
+  if (p.rev !== undefined) v.rev = p.rev
+  if (p.publicKey !== undefined) v.publicKey = p.publicKey
+  return v
+}

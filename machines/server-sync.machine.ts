@@ -1,0 +1,143 @@
+// R-SERVER sync loop of one repository server: take the next release from its durable
+// JetStream consumer, copy and verify every blob into the local store, mark it synced, and only
+// then acknowledge. Transient failures back off and retry the same release; a release that can
+// never verify (bad signature, malformed) is rejected so it cannot stall the server.
+import { assign, emit, setup, fromPromise } from 'xstate'
+
+export interface PendingRelease {
+  /** Stream sequence of the release message. */
+  seq: number
+  product: string
+  rev: number
+}
+
+export interface ServerSyncContext {
+  serverId: string
+  pending: PendingRelease | null
+  lastError: string | null
+  failures: number
+}
+
+export type ServerSyncEvent = { type: 'stop' }
+
+export type ServerSyncEmitted =
+  | { type: 'release.synced'; product: string; rev: number; seq: number }
+  | { type: 'release.rejected'; seq: number; reason: string }
+  | { type: 'sync.failed'; seq: number; reason: string }
+
+export const serverSyncMachine = setup({
+  types: {
+    context: {} as ServerSyncContext,
+    events: {} as ServerSyncEvent,
+    input: {} as { serverId: string },
+    emitted: {} as ServerSyncEmitted,
+  },
+  actors: {
+    prepareConsumer: fromPromise<void, { serverId: string }>(async () => {}),
+    nextRelease: fromPromise<PendingRelease | null, { serverId: string }>(async () => null),
+    syncRelease: fromPromise<{ permanent: false } | { permanent: true; reason: string }, { release: PendingRelease }>(
+      async () => ({ permanent: false }),
+    ),
+    acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' }>(async () => {}),
+  },
+  delays: {
+    retryDelay: ({ context }) => Math.min(30_000, 250 * 2 ** Math.min(context.failures, 7)),
+  },
+  guards: {
+    gotRelease: ({ event }) => (event as unknown as { output: PendingRelease | null }).output !== null,
+    hasPending: ({ context }) => context.pending !== null,
+  },
+}).createMachine({
+  id: 'serverSync',
+  context: ({ input }) => ({ serverId: input.serverId, pending: null, lastError: null, failures: 0 }),
+  initial: 'preparing',
+  on: { stop: '.stopped' },
+  states: {
+    preparing: {
+      invoke: {
+        src: 'prepareConsumer',
+        input: ({ context }) => ({ serverId: context.serverId }),
+        onDone: 'waiting',
+        onError: {
+          target: 'backoff',
+          actions: assign({ lastError: ({ event }) => String(event.error), failures: ({ context }) => context.failures + 1 }),
+        },
+      },
+    },
+    waiting: {
+      invoke: {
+        src: 'nextRelease',
+        input: ({ context }) => ({ serverId: context.serverId }),
+        onDone: [
+          { guard: 'gotRelease', target: 'syncing', actions: assign({ pending: ({ event }) => event.output }) },
+          { target: 'waiting', reenter: true },
+        ],
+        onError: {
+          target: 'backoff',
+          actions: assign({ lastError: ({ event }) => String(event.error), failures: ({ context }) => context.failures + 1 }),
+        },
+      },
+    },
+    syncing: {
+      invoke: {
+        src: 'syncRelease',
+        input: ({ context }) => ({ release: context.pending! }),
+        onDone: [
+          {
+            guard: ({ event }) => event.output.permanent,
+            target: 'rejecting',
+            actions: [
+              assign({ lastError: ({ event }) => (event.output.permanent ? event.output.reason : null) }),
+              emit(({ context, event }) => ({
+                type: 'release.rejected' as const,
+                seq: context.pending!.seq,
+                reason: event.output.permanent ? event.output.reason : '',
+              })),
+            ],
+          },
+          { target: 'acknowledging' },
+        ],
+        onError: {
+          target: 'backoff',
+          actions: [
+            assign({ lastError: ({ event }) => String(event.error), failures: ({ context }) => context.failures + 1 }),
+            emit(({ context, event }) => ({ type: 'sync.failed' as const, seq: context.pending!.seq, reason: String(event.error) })),
+          ],
+        },
+      },
+    },
+    acknowledging: {
+      invoke: {
+        src: 'acknowledge',
+        input: ({ context }) => ({ release: context.pending!, outcome: 'synced' as const }),
+        onDone: {
+          target: 'waiting',
+          actions: [
+            emit(({ context }) => ({
+              type: 'release.synced' as const,
+              product: context.pending!.product,
+              rev: context.pending!.rev,
+              seq: context.pending!.seq,
+            })),
+            assign({ pending: null, failures: 0, lastError: null }),
+          ],
+        },
+        onError: { target: 'backoff', actions: assign({ failures: ({ context }) => context.failures + 1 }) },
+      },
+    },
+    rejecting: {
+      invoke: {
+        src: 'acknowledge',
+        input: ({ context }) => ({ release: context.pending!, outcome: 'rejected' as const }),
+        onDone: { target: 'waiting', actions: assign({ pending: null, failures: 0 }) },
+        onError: { target: 'backoff', actions: assign({ failures: ({ context }) => context.failures + 1 }) },
+      },
+    },
+    backoff: {
+      after: {
+        retryDelay: [{ guard: 'hasPending', target: 'syncing' }, { target: 'preparing' }],
+      },
+    },
+    stopped: { type: 'final' },
+  },
+})
