@@ -1,0 +1,146 @@
+// R-PROXY: the upgrade-server proxy. Keeps the pool from heartbeats, assigns each request to
+// one healthy, synced server by smooth weighted round-robin, forwards control requests, and
+// hands clients a server to pull byte ranges from with K concurrent requests (R-ACCEL-1).
+// Several proxies may run at once: they share requests through a queue group.
+import { randomUUID } from 'node:crypto'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { z } from 'zod'
+import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
+import { PROXY_SERVICE, SERVER_HEARTBEATS, proxySubject, repoSubject, type RepoOp } from '../../infra/nats/names.ts'
+import { endpoint, request, startService } from '../../infra/nats/service.ts'
+import { UUID_RE } from '../../infra/release/manifest.ts'
+import { startGateway, type Gateway } from '../../infra/http/gateway.ts'
+import type { Heartbeat } from '../repo-server/index.ts'
+import { MAX_RANGE } from '../repo-server/index.ts'
+import { Pool } from './pool.ts'
+import { natsGatewayBackend } from './gateway-backend.ts'
+
+export interface ProxyOptions {
+  nc: NatsConnection
+  id?: string
+  httpPort?: number
+  httpHost?: string
+  log?: (msg: string) => void
+}
+
+export interface Proxy {
+  id: string
+  pool: Pool
+  httpUrl: string | undefined
+  close(): Promise<void>
+}
+
+export interface Assignment {
+  server: string
+  rangeSubject: string
+  maxRange: number
+}
+
+export interface StatsReply {
+  proxy: string
+  servers: ReturnType<Pool['view']>
+}
+
+const Product = z.string().regex(UUID_RE)
+const Rev = z.number().int().min(1)
+const FORWARD_ATTEMPTS = 3
+
+export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
+  const { nc } = opts
+  const id = opts.id ?? `proxy-${randomUUID().slice(0, 8)}`
+  const log = opts.log ?? (() => {})
+  const pool = new Pool()
+
+  const sub = nc.subscribe(SERVER_HEARTBEATS, {
+    callback: (err, msg) => {
+      if (err) return
+      try {
+        const hb = msg.json<Heartbeat>()
+        if (typeof hb.id !== 'string' || typeof hb.weight !== 'number') return
+        pool.heartbeat(hb.id, {
+          weight: hb.weight,
+          synced: hb.synced ?? {},
+          requests: hb.requests ?? 0,
+          bytesServed: hb.bytesServed ?? 0,
+          inflight: hb.inflight ?? 0,
+        })
+      } catch {
+        log(`ignored a malformed heartbeat on ${msg.subject}`)
+      }
+    },
+  })
+
+  /** Forwards to an assigned server; a failing server is marked and the next one tried. */
+  async function forward(op: RepoOp, product: string, rev: number | undefined, payload: unknown): Promise<Uint8Array> {
+    const tried = new Set<string>()
+    let lastErr: unknown
+    for (let attempt = 0; attempt < FORWARD_ATTEMPTS; attempt++) {
+      const server = pool.assign(product, rev, tried)
+      if (!server) break
+      tried.add(server)
+      try {
+        return await request(nc, repoSubject(server, op), payload, 5000)
+      } catch (err) {
+        lastErr = err
+        // The server answered with a definite error (unknown revision, bad request): pass it on.
+        if (isUpswarmError(err) && !['UPSWARM_E_NO_SERVER', 'UPSWARM_E_TIMEOUT'].includes(err.code)) throw err
+        pool.failed(server, (err as Error).message)
+      }
+    }
+    if (lastErr) throw lastErr
+    const newest = pool.newest(product)
+    if (newest > 0 && rev !== undefined && rev > newest) {
+      throw new UpswarmError('UPSWARM_E_UNKNOWN_REVISION', `revision ${rev} of ${product} does not exist (the newest is ${newest})`)
+    }
+    throw new UpswarmError('UPSWARM_E_NO_SERVER',
+      rev === undefined
+        ? `no healthy repository server holds ${product}; check \`upswarm stats\``
+        : `no healthy repository server holds revision ${rev} of ${product}; check \`upswarm stats\``)
+  }
+
+  const service = await startService(nc, {
+    name: PROXY_SERVICE,
+    version: '1.0.0',
+    description: 'upswarm server proxy (weighted round-robin director)',
+    metadata: { id },
+    queue: PROXY_SERVICE,
+    endpoints: {
+      revs: endpoint(proxySubject('revs'), z.object({ product: Product }),
+        ({ product }) => forward('revs', product, undefined, { product })),
+      manifest: endpoint(proxySubject('manifest'), z.object({ product: Product, rev: Rev }),
+        ({ product, rev }) => forward('manifest', product, rev, { product, rev })),
+      sha1s: endpoint(proxySubject('sha1s'), z.object({ product: Product, rev: Rev }),
+        ({ product, rev }) => forward('sha1s', product, rev, { product, rev })),
+      assign: endpoint(proxySubject('assign'),
+        z.object({ product: Product, rev: Rev.optional(), exclude: z.array(z.string().max(64)).max(64).optional() }),
+        async ({ product, rev, exclude }): Promise<Assignment> => {
+          const server = pool.assign(product, rev, new Set(exclude ?? []))
+          if (!server) throw new UpswarmError('UPSWARM_E_NO_SERVER', `no healthy repository server holds ${rev ? `revision ${rev} of ` : ''}${product}`)
+          return { server, rangeSubject: repoSubject(server, 'range'), maxRange: MAX_RANGE }
+        }),
+      stats: endpoint(proxySubject('stats'), z.object({}).passthrough(), async (): Promise<StatsReply> => ({ proxy: id, servers: pool.view() })),
+    },
+  })
+
+  let gateway: Gateway | undefined
+  if (opts.httpPort !== undefined) {
+    gateway = await startGateway({
+      port: opts.httpPort,
+      host: opts.httpHost ?? '127.0.0.1',
+      backend: natsGatewayBackend(nc, pool, forward),
+      log,
+    })
+  }
+
+  return {
+    id,
+    pool,
+    httpUrl: gateway?.url,
+    async close() {
+      await gateway?.close()
+      sub.unsubscribe()
+      await service.stop().catch(() => {})
+      pool.stop()
+    },
+  }
+}

@@ -1,0 +1,98 @@
+// The proxy's view of the server pool: one pool-member statechart per server, a ring ordered by
+// server id, and the smooth weighted round-robin that assigns each request (R-PROXY).
+import { createActor, type Actor } from 'xstate'
+import { poolMemberMachine, type MemberStatus } from '../../machines/pool-member.machine.ts'
+import { SmoothWeightedRoundRobin } from './smooth-wrr.ts'
+
+export interface MemberView {
+  id: string
+  state: string
+  healthy: boolean
+  weight: number
+  synced: Record<string, number>
+  requests: number
+  bytesServed: number
+  inflight: number
+  lastSeen: string
+  assigned: number
+}
+
+export class Pool {
+  private readonly members = new Map<string, Actor<typeof poolMemberMachine>>()
+  private readonly assigned = new Map<string, number>()
+  private readonly wrr = new SmoothWeightedRoundRobin()
+
+  heartbeat(id: string, status: MemberStatus): void {
+    const at = Date.now()
+    const member = this.members.get(id)
+    if (member) {
+      member.send({ type: 'heartbeat', status, at })
+      return
+    }
+    const actor = createActor(poolMemberMachine, { input: { id, status, at } })
+    actor.start()
+    actor.send({ type: 'heartbeat', status, at })
+    this.members.set(id, actor)
+  }
+
+  member(id: string): Actor<typeof poolMemberMachine> | undefined {
+    return this.members.get(id)
+  }
+
+  failed(id: string, reason: string): void {
+    this.members.get(id)?.send({ type: 'request.failed', reason })
+  }
+
+  /** Ring order: members sorted by server id. */
+  private ring(): Actor<typeof poolMemberMachine>[] {
+    return [...this.members.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, m]) => m)
+  }
+
+  /** The newest revision of `product` that a healthy member holds. */
+  newest(product: string): number {
+    let best = 0
+    for (const m of this.ring()) {
+      const snap = m.getSnapshot()
+      if (snap.matches('healthy')) best = Math.max(best, snap.context.status.synced[product] ?? 0)
+    }
+    return best
+  }
+
+  /**
+   * Assigns one healthy member holding revision `rev` of `product` (or, without rev, one that
+   * is not behind the newest), by smooth weighted round-robin. Excluded ids are skipped.
+   */
+  assign(product: string | undefined, rev: number | undefined, exclude: ReadonlySet<string> = new Set()): string | undefined {
+    const need = product === undefined ? 0 : rev ?? this.newest(product)
+    const eligible = this.ring()
+      .map((m) => m.getSnapshot())
+      .filter((s) => s.matches('healthy') && !exclude.has(s.context.id))
+      .filter((s) => product === undefined || (s.context.status.synced[product] ?? 0) >= need)
+      .map((s) => ({ id: s.context.id, weight: s.context.status.weight }))
+    const id = this.wrr.pick(eligible)
+    if (id !== undefined) this.assigned.set(id, (this.assigned.get(id) ?? 0) + 1)
+    return id
+  }
+
+  view(): MemberView[] {
+    return this.ring().map((m) => {
+      const { value, context } = m.getSnapshot()
+      return {
+        id: context.id,
+        state: String(value),
+        healthy: value === 'healthy',
+        weight: context.status.weight,
+        synced: context.status.synced,
+        requests: context.status.requests,
+        bytesServed: context.status.bytesServed,
+        inflight: context.status.inflight,
+        lastSeen: new Date(context.lastSeen).toISOString(),
+        assigned: this.assigned.get(context.id) ?? 0,
+      }
+    })
+  }
+
+  stop(): void {
+    for (const m of this.members.values()) m.stop()
+  }
+}

@@ -1,0 +1,373 @@
+// The tracker's registry (R-TRACKER, R-PEERLIST): every peer's revision, address and port per
+// product, shared by all tracker instances through the JetStream KV bucket PEER_BUCKET. Each
+// instance answers from an in-memory view that it keeps in step by watching the bucket; its own
+// writes go to the bucket asynchronously and coalesced, so announces never wait for JetStream.
+//
+// Swarms are keyed by info hash. A peer announced under a known (product, rev) is stored as
+// `<product>.<peerId>`; a BitTorrent announce for an info hash nobody has named yet is stored as
+// `ih.<hash>.<peerId>`. When an announce that names (product, rev) reveals the hash, the mapping
+// is written as `map.<hash>` and the unmapped peers merge into the product.
+import type { KV, KvWatchEntry } from '@nats-io/kv'
+import { UpswarmError } from '../errors.ts'
+import { infoHashKey, PEER_BUCKET_MAX_AGE_MS, productPeerKey, unmappedPeerKey } from '../nats/names.ts'
+import { infoHashHex } from './info-hash.ts'
+import { PeerSet } from './peer-set.ts'
+import { MAX_NUMWANT, storedMappingSchema, storedPeerSchema } from './schema.ts'
+import type { AnnounceInput, AnnounceResult, PeerEntry, SwarmStats } from './types.ts'
+
+export interface RegistryOptions {
+  /** The shared bucket; absent = a registry of this process only. */
+  kv?: KV
+  /** How long a peer stays listed after its last announce. */
+  peerTtlMs?: number
+  /** Re-announce interval told to peers; must be below the TTL. */
+  intervalMs?: number
+  /** Most peers held at once; announces of new peers beyond it are refused. */
+  maxPeers?: number
+  /** Most KV writes waiting at once; beyond it writes are dropped (peers re-announce anyway). */
+  maxPendingWrites?: number
+  now?: () => number
+  onError?: (err: unknown) => void
+}
+
+interface Mapping {
+  product: string
+  rev: number
+  /** When this instance last wrote (or saw written) the mapping to the bucket. */
+  writtenAt: number
+}
+
+const WRITE_CONCURRENCY = 64
+
+export class PeerRegistry {
+  readonly peerTtlMs: number
+  readonly intervalMs: number
+  readonly #kv: KV | undefined
+  readonly #maxPeers: number
+  readonly #maxPending: number
+  readonly #now: () => number
+  readonly #onError: (err: unknown) => void
+
+  /** kvKey → entry, for every live peer of every swarm. */
+  readonly #entries = new Map<string, PeerEntry>()
+  /** Info hash → its peers. */
+  readonly #swarms = new Map<string, PeerSet>()
+  /** Product → the info hashes of its revisions that have peers. */
+  readonly #products = new Map<string, Set<string>>()
+  /** Info hash → (product, rev): the reverse index. */
+  readonly #mappings = new Map<string, Mapping>()
+  /** When each entry was last written to the bucket, so steady re-announces write half as often. */
+  readonly #persistedExpires = new Map<string, number>()
+
+  readonly #pending = new Map<string, string | null>()
+  #inFlight = 0
+  #dropped = 0
+  #drained: (() => void)[] = []
+  #watch: { stop(): void } | undefined
+  #sweeper: NodeJS.Timeout | undefined
+  #closed = false
+
+  constructor(opts: RegistryOptions = {}) {
+    this.peerTtlMs = opts.peerTtlMs ?? 180_000
+    this.intervalMs = opts.intervalMs ?? Math.floor(this.peerTtlMs / 3)
+    if (this.intervalMs >= this.peerTtlMs) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `tracker: announce interval ${this.intervalMs} ms must be below the peer TTL ${this.peerTtlMs} ms; lower --interval or raise --peer-ttl`)
+    }
+    if (this.peerTtlMs > PEER_BUCKET_MAX_AGE_MS) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `tracker: peer TTL ${this.peerTtlMs} ms exceeds the bucket's max age ${PEER_BUCKET_MAX_AGE_MS} ms`)
+    }
+    this.#kv = opts.kv
+    this.#maxPeers = opts.maxPeers ?? 1_000_000
+    this.#maxPending = opts.maxPendingWrites ?? 200_000
+    this.#now = opts.now ?? Date.now
+    this.#onError = opts.onError ?? (() => {})
+  }
+
+  /** Loads the bucket's current content, then follows it. Resolves once the view is current. */
+  async start(): Promise<void> {
+    const sweepEvery = Math.max(250, Math.min(this.peerTtlMs, 30_000) / 2)
+    this.#sweeper = setInterval(() => this.sweep(), sweepEvery)
+    this.#sweeper.unref()
+    if (!this.#kv) return
+    const status = await this.#kv.status()
+    const watch = await this.#kv.watch({ key: '>' })
+    this.#watch = watch
+    let initialised: () => void = () => {}
+    const ready = new Promise<void>((resolve) => (initialised = resolve))
+    if (status.values === 0) initialised()
+    void (async () => {
+      try {
+        for await (const e of watch) {
+          this.#apply(e)
+          if (e.isUpdate) initialised()
+        }
+      } catch (err) {
+        if (!this.#closed) this.#onError(err)
+      } finally {
+        initialised()
+      }
+    })()
+    await ready
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    clearInterval(this.#sweeper)
+    this.#watch?.stop()
+    await this.#flushed(2_000)
+  }
+
+  get size(): number {
+    return this.#entries.size
+  }
+
+  /** KV writes dropped because the queue was full (a sign the bucket cannot keep up). */
+  get droppedWrites(): number {
+    return this.#dropped
+  }
+
+  /** R-ANNOUNCE, R-PEERLIST: records the peer, returns peers of its swarm. */
+  announce(input: AnnounceInput): AnnounceResult {
+    const now = this.#now()
+    let hash = input.infoHash
+    let product = input.product
+    let rev = input.rev
+    if (product !== undefined && rev !== undefined) {
+      const named = infoHashHex(product, rev)
+      if (hash !== undefined && hash !== named) {
+        throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `info_hash ${hash} is not the swarm of product ${product} revision ${rev} (expected ${named}); drop info_hash or fix product/rev`)
+      }
+      hash = named
+      this.#learn(hash, product, rev, now, true)
+    } else if (hash !== undefined) {
+      const m = this.#mappings.get(hash)
+      product = m?.product
+      rev = m?.rev
+    } else {
+      throw new UpswarmError('UPSWARM_E_BAD_REQUEST', 'announce names no swarm: give info_hash, or product and rev')
+    }
+
+    const key = product !== undefined ? productPeerKey(product, input.peerId) : unmappedPeerKey(hash, input.peerId)
+    const base = { intervalMs: this.intervalMs, ttlMs: this.peerTtlMs, infoHash: hash, product, rev }
+    if (input.event === 'stopped') {
+      this.#remove(key, true)
+      this.#remove(unmappedPeerKey(hash, input.peerId), true)
+      const stats = this.#swarms.get(hash)?.stats()
+      return { ...base, peers: [], seeders: stats?.seeders ?? 0, leechers: stats?.leechers ?? 0 }
+    }
+
+    const previous = this.#entries.get(key)
+    if (!previous && this.#entries.size >= this.#maxPeers) {
+      throw new UpswarmError('UPSWARM_E_TRACKER', `tracker full: ${this.#maxPeers} peers listed; retry after ${Math.ceil(this.intervalMs / 1000)} s or raise --max-peers`)
+    }
+    const sameSwarm = previous?.infoHash === hash
+    const entry: PeerEntry = {
+      peerId: input.peerId,
+      ip: input.ip,
+      port: input.port,
+      infoHash: hash,
+      left: input.left,
+      completed: input.event === 'completed' || (sameSwarm && previous.completed),
+      at: now,
+      expires: now + this.peerTtlMs,
+    }
+    if (product !== undefined) entry.product = product
+    if (rev !== undefined) entry.rev = rev
+    // A door without the key (UDP) keeps the one given earlier from the same address.
+    const publicKey = input.publicKey ?? (previous && previous.ip === input.ip && previous.port === input.port ? previous.publicKey : undefined)
+    if (publicKey !== undefined) entry.publicKey = publicKey
+    this.#store(key, entry)
+    if (!previous || changed(previous, entry) || (this.#persistedExpires.get(key) ?? 0) - now < this.peerTtlMs / 2) {
+      this.#persistedExpires.set(key, entry.expires)
+      this.#write(key, JSON.stringify(entry))
+    }
+    if (product !== undefined) this.#remove(unmappedPeerKey(hash, input.peerId), true)
+
+    const swarm = this.#swarms.get(hash)!
+    const stats = swarm.stats()
+    const numwant = Math.min(Math.max(0, input.numwant), MAX_NUMWANT)
+    return { ...base, peers: swarm.sample(numwant, input.peerId, now), seeders: stats.seeders, leechers: stats.leechers }
+  }
+
+  /** R-PEERLIST: peers of one revision of a product, or of all its revisions. */
+  peersOf(product: string, rev: number | undefined, limit: number): PeerEntry[] {
+    const now = this.#now()
+    const hashes = rev !== undefined ? [infoHashHex(product, rev)] : [...(this.#products.get(product) ?? [])]
+    const out: PeerEntry[] = []
+    for (const hash of hashes) {
+      const swarm = this.#swarms.get(hash)
+      if (!swarm) continue
+      out.push(...swarm.sample(limit - out.length, undefined, now))
+      if (out.length >= limit) break
+    }
+    return out
+  }
+
+  /** BEP 15/48 scrape of one swarm. */
+  scrape(hash: string): SwarmStats {
+    return this.#swarms.get(hash)?.stats() ?? { seeders: 0, leechers: 0, completed: 0 }
+  }
+
+  /** Drops expired peers and forgotten mappings from memory (the bucket ages them out itself). */
+  sweep(): void {
+    const now = this.#now()
+    for (const [key, entry] of this.#entries) {
+      if (entry.expires <= now) this.#remove(key, false)
+    }
+    for (const [hash, m] of this.#mappings) {
+      if (!this.#swarms.has(hash) && now - m.writtenAt > PEER_BUCKET_MAX_AGE_MS) this.#mappings.delete(hash)
+    }
+  }
+
+  #store(key: string, entry: PeerEntry): void {
+    const previous = this.#entries.get(key)
+    if (previous && previous.infoHash !== entry.infoHash) this.#unindex(key, previous)
+    this.#entries.set(key, entry)
+    let swarm = this.#swarms.get(entry.infoHash)
+    if (!swarm) {
+      swarm = new PeerSet()
+      this.#swarms.set(entry.infoHash, swarm)
+    }
+    swarm.set(key, entry)
+    if (entry.product !== undefined) {
+      let hashes = this.#products.get(entry.product)
+      if (!hashes) {
+        hashes = new Set()
+        this.#products.set(entry.product, hashes)
+      }
+      hashes.add(entry.infoHash)
+    }
+  }
+
+  #remove(key: string, persist: boolean): void {
+    const entry = this.#entries.get(key)
+    if (entry) {
+      this.#entries.delete(key)
+      this.#unindex(key, entry)
+    }
+    this.#persistedExpires.delete(key)
+    if (persist && entry) this.#write(key, null)
+  }
+
+  #unindex(key: string, entry: PeerEntry): void {
+    const swarm = this.#swarms.get(entry.infoHash)
+    if (!swarm) return
+    swarm.delete(key)
+    if (swarm.size > 0) return
+    this.#swarms.delete(entry.infoHash)
+    const product = entry.product ?? this.#mappings.get(entry.infoHash)?.product
+    const hashes = product === undefined ? undefined : this.#products.get(product)
+    if (!hashes) return
+    hashes.delete(entry.infoHash)
+    if (hashes.size === 0) this.#products.delete(product!)
+  }
+
+  /** Records hash → (product, rev); names the swarm's unmapped peers; `local` also persists. */
+  #learn(hash: string, product: string, rev: number, now: number, local: boolean): void {
+    const known = this.#mappings.get(hash)
+    if (known && (known.product !== product || known.rev !== rev)) return // first writer wins
+    if (known && !(local && now - known.writtenAt > PEER_BUCKET_MAX_AGE_MS / 2)) return
+    this.#mappings.set(hash, { product, rev, writtenAt: now })
+    if (local) this.#write(infoHashKey(hash), JSON.stringify({ product, rev }))
+    if (known) return
+    const swarm = this.#swarms.get(hash)
+    if (!swarm) return
+    const unmapped = [...swarm.entries()].filter((e) => e.entry.product === undefined)
+    for (const { key, entry } of unmapped) {
+      const named: PeerEntry = { ...entry, product, rev }
+      if (!local) {
+        // Another instance moves it in the bucket; until then answer with the name.
+        this.#store(key, named)
+        continue
+      }
+      const target = productPeerKey(product, entry.peerId)
+      this.#remove(key, true)
+      const current = this.#entries.get(target)
+      if (current && current.at >= entry.at) continue
+      this.#store(target, named)
+      this.#persistedExpires.set(target, named.expires)
+      this.#write(target, JSON.stringify(named))
+    }
+  }
+
+  /** Applies one change seen in the bucket (ours included: applying it again is a no-op). */
+  #apply(e: KvWatchEntry): void {
+    const now = this.#now()
+    const parts = e.key.split('.')
+    if (parts[0] === 'map' && parts.length === 2) {
+      if (e.operation !== 'PUT') return
+      const m = storedMappingSchema.safeParse(parseJson(e.value))
+      if (m.success) this.#learn(parts[1]!, m.data.product, m.data.rev, e.created.getTime(), false)
+      return
+    }
+    const current = this.#entries.get(e.key)
+    if (e.operation !== 'PUT') {
+      if (current && current.at <= e.created.getTime()) this.#remove(e.key, false)
+      return
+    }
+    const parsed = storedPeerSchema.safeParse(parseJson(e.value))
+    if (!parsed.success || parsed.data.expires <= now) return
+    const entry = parsed.data as PeerEntry
+    if (current && current.at >= entry.at) {
+      this.#persistedExpires.set(e.key, Math.max(this.#persistedExpires.get(e.key) ?? 0, entry.expires))
+      return
+    }
+    if (!current && this.#entries.size >= this.#maxPeers) return
+    if (entry.product === undefined) {
+      const m = this.#mappings.get(entry.infoHash)
+      // A lagging instance wrote an unmapped copy of a peer we already hold under its product.
+      if (m && this.#entries.has(productPeerKey(m.product, entry.peerId))) return
+      if (m) Object.assign(entry, { product: m.product, rev: m.rev })
+    }
+    this.#store(e.key, entry)
+    this.#persistedExpires.set(e.key, entry.expires)
+  }
+
+  /** Queues a put (value) or delete (null); the latest write of a key wins while it waits. */
+  #write(key: string, value: string | null): void {
+    if (!this.#kv || this.#closed) return
+    if (!this.#pending.has(key) && this.#pending.size >= this.#maxPending) {
+      this.#dropped++
+      return
+    }
+    this.#pending.set(key, value)
+    this.#pump()
+  }
+
+  #pump(): void {
+    const kv = this.#kv!
+    while (this.#inFlight < WRITE_CONCURRENCY && this.#pending.size > 0) {
+      const [key, value] = this.#pending.entries().next().value!
+      this.#pending.delete(key)
+      this.#inFlight++
+      const op = value === null ? kv.delete(key) : kv.put(key, value)
+      op.catch((err: unknown) => this.#onError(err)).finally(() => {
+        this.#inFlight--
+        this.#pump()
+        if (this.#inFlight === 0 && this.#pending.size === 0) for (const done of this.#drained.splice(0)) done()
+      })
+    }
+  }
+
+  async #flushed(timeoutMs: number): Promise<void> {
+    if (this.#inFlight === 0 && this.#pending.size === 0) return
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      new Promise<void>((resolve) => this.#drained.push(resolve)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ])
+    clearTimeout(timer)
+  }
+}
+
+function changed(a: PeerEntry, b: PeerEntry): boolean {
+  return a.ip !== b.ip || a.port !== b.port || a.infoHash !== b.infoHash || a.left !== b.left || a.completed !== b.completed || a.publicKey !== b.publicKey || a.rev !== b.rev
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { waitFor } from 'xstate'
+import { publish } from '../../actors/publisher/publish.ts'
+import { startProxy, type Proxy, type StatsReply, type Assignment } from '../../actors/proxy/index.ts'
+import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
+import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { proxySubject } from '../../infra/nats/names.ts'
+import { requestJson } from '../../infra/nats/service.ts'
+import type { NatsConnection } from '../../infra/nats/connect.ts'
+import { newProduct, tempDir, testConnection } from '../helpers/cluster.ts'
+import { randomContent, writeTree } from '../helpers/trees.ts'
+
+const exec = promisify(execFile)
+
+describe('proxy', () => {
+  let nc: NatsConnection
+  let dir: { path: string; cleanup: () => Promise<void> }
+  let proxy: Proxy
+  const servers: RepoServer[] = []
+  const key = generatePublisherKey()
+  const product = newProduct()
+  const big = randomContent(5 * 1024 * 1024 + 333)
+  const tag = `p${process.pid}`
+  const ids = [`${tag}-a`, `${tag}-b`, `${tag}-c`]
+  const weights = [5, 1, 1]
+
+  beforeAll(async () => {
+    nc = await testConnection()
+    dir = await tempDir()
+    await writeTree(join(dir.path, 'src'), { 'docs/readme.txt': 'hello\n', 'big.bin': big, 'empty': '' })
+    await publish({ nc, src: join(dir.path, 'src'), product, key })
+    for (const [i, id] of ids.entries()) {
+      servers.push(await startRepoServer({ nc, id, dataDir: join(dir.path, id), weight: weights[i] }))
+    }
+    proxy = await startProxy({ nc, httpPort: 0 })
+    for (const s of servers) await waitFor(s.actor, () => s.store.synced[product] === 1, { timeout: 30_000 })
+    for (const id of ids) {
+      await waitFor(await memberOf(id), (snap) => snap.matches('healthy') && snap.context.status.synced[product] === 1, { timeout: 10_000 })
+    }
+  })
+  afterAll(async () => {
+    await proxy?.close()
+    for (const s of servers) await s.close()
+    await nc?.close()
+    await dir?.cleanup()
+  })
+
+  async function memberOf(id: string) {
+    for (let i = 0; i < 100; i++) {
+      const m = proxy.pool.member(id)
+      if (m) return m
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    throw new Error(`server ${id} never joined the pool`)
+  }
+
+  it('proxy — 700 assignments with weights 5,1,1 among real servers are exactly 500/100/100', () => {
+    const counts: Record<string, number> = {}
+    for (let i = 0; i < 700; i++) {
+      const id = proxy.pool.assign(product, 1)!
+      counts[id] = (counts[id] ?? 0) + 1
+    }
+    expect(counts).toEqual({ [ids[0]!]: 500, [ids[1]!]: 100, [ids[2]!]: 100 })
+  })
+
+  it('proxy — assign and stats answer over NATS', async () => {
+    const a = await requestJson<Assignment>(nc, proxySubject('assign'), { product, rev: 1 })
+    expect(ids).toContain(a.server)
+    const stats = await requestJson<StatsReply>(nc, proxySubject('stats'), {})
+    const mine = stats.servers.filter((s) => ids.includes(s.id))
+    expect(mine.map((s) => [s.id, s.weight, s.healthy, s.synced[product]])).toEqual(ids.map((id, i) => [id, weights[i], true, 1]))
+  })
+
+  it('proxy — the HTTP gateway serves whole files, ranges (curl -r), HEAD, 404 and 416', async () => {
+    const base = `${proxy.httpUrl}/v1/products/${product}/revs/1/files`
+    const whole = Buffer.from(await (await fetch(`${base}/big.bin`)).arrayBuffer())
+    expect(whole.equals(big)).toBe(true)
+    const out = join(dir.path, 'part')
+    await exec('curl', ['-s', '-r', '1048570-2097200', '-o', out, `${base}/big.bin`])
+    const { readFile } = await import('node:fs/promises')
+    expect((await readFile(out)).equals(big.subarray(1048570, 2097201))).toBe(true)
+    const head = await fetch(`${base}/docs/readme.txt`, { method: 'HEAD' })
+    expect(head.headers.get('content-length')).toBe('6')
+    expect(head.headers.get('etag')).toMatch(/^"[0-9a-f]{64}"$/)
+    expect((await fetch(`${base}/empty`)).status).toBe(200)
+    expect((await fetch(`${base}/nope.txt`)).status).toBe(404)
+    expect((await fetch(`${proxy.httpUrl}/v1/products/${product}/revs/7/files/big.bin`)).status).toBe(404)
+    const bad = await fetch(`${base}/docs/readme.txt`, { headers: { range: 'bytes=100-200' } })
+    expect(bad.status).toBe(416)
+    expect(bad.headers.get('content-range')).toBe('bytes */6')
+  })
+
+  it('proxy — WebDAV PROPFIND lists a revision tree with sizes and ETags', async () => {
+    const res = await fetch(`${proxy.httpUrl}/dav/${product}/1/`, { method: 'PROPFIND', headers: { depth: '1' } })
+    expect(res.status).toBe(207)
+    const body = await res.text()
+    expect(body).toContain(`<D:href>/dav/${product}/1/big.bin</D:href>`)
+    expect(body).toContain(`<D:getcontentlength>${big.length}</D:getcontentlength>`)
+    expect(body).toContain(`<D:href>/dav/${product}/1/docs/</D:href>`)
+    expect(body).not.toContain('readme.txt')
+    const zero = await (await fetch(`${proxy.httpUrl}/dav/${product}/1/docs`, { method: 'PROPFIND', headers: { depth: '0' } })).text()
+    expect(zero.match(/<D:response>/g)).toHaveLength(1)
+    expect((await fetch(`${proxy.httpUrl}/dav/${product}/1/`, { method: 'OPTIONS' })).headers.get('dav')).toBe('1')
+  })
+
+  it('proxy — a stopped server is dropped; restarted wiped, it catches up and is assigned again', async () => {
+    const victim = servers.pop()!
+    await victim.close()
+    const member = await memberOf(victim.id)
+    await waitFor(member, (s) => !s.matches('healthy'), { timeout: 10_000 })
+    for (let i = 0; i < 50; i++) expect(proxy.pool.assign(product, 1)).not.toBe(victim.id)
+    await rm(join(dir.path, victim.id), { recursive: true, force: true })
+    const back = await startRepoServer({ nc, id: victim.id, dataDir: join(dir.path, victim.id), weight: 1 })
+    servers.push(back)
+    await waitFor(back.actor, () => back.store.synced[product] === 1, { timeout: 30_000 })
+    await waitFor(member, (s) => s.matches('healthy') && s.context.status.synced[product] === 1, { timeout: 10_000 })
+    const picks = new Set(Array.from({ length: 7 }, () => proxy.pool.assign(product, 1)))
+    expect(picks.has(victim.id)).toBe(true)
+  })
+})
