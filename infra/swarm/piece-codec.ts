@@ -54,82 +54,91 @@ export interface DataMessage { id: number; bytes: Uint8Array }
 export interface RejectMessage { id: number; reason: RejectReasonName }
 export interface CancelMessage { id: number }
 
+/** Bytes from a peer that are not a valid message. */
 export class PieceDecodeError extends Error {
   override readonly name = 'PieceDecodeError'
 }
 
-type State = { start: number; end: number; buffer: Uint8Array | null }
+/** A local value that cannot be put on the wire (a bug in the caller). */
+export class PieceEncodeError extends Error {
+  override readonly name = 'PieceEncodeError'
+}
+
+export interface State { start: number; end: number; buffer: Uint8Array | null }
 
 const HAVE_FLAG_RESET = 1
 const HASH_BYTES = 32
 
-function encodeWith(size: (s: State) => void, write: (s: State) => void): Buffer {
+/** How a message type is written: compact-encoding's preencode/encode pair over a typed value. */
+export interface WireEncoder<T> {
+  preencode(state: State, message: T): void
+  encode(state: State, message: T): void
+}
+
+const handshake: WireEncoder<Handshake> = {
+  preencode(s, h) { c.uint.preencode(s, h.version); c.uint.preencode(s, h.maxOutstanding); c.uint.preencode(s, h.maxRequestLength) },
+  encode(s, h) { c.uint.encode(s, h.version); c.uint.encode(s, h.maxOutstanding); c.uint.encode(s, h.maxRequestLength) },
+}
+
+const have: WireEncoder<HaveMessage> = {
+  preencode(s, m) {
+    if (m.hashes.length > MAX_HAVE_PER_MESSAGE) throw new PieceEncodeError(`have carries at most ${MAX_HAVE_PER_MESSAGE} hashes`)
+    if (b4a.byteLength(m.product) > MAX_PRODUCT_BYTES) throw new PieceEncodeError(`product is at most ${MAX_PRODUCT_BYTES} bytes`)
+    c.string.preencode(s, m.product); c.uint.preencode(s, m.rev); c.uint.preencode(s, haveFlags(m)); c.uint.preencode(s, m.hashes.length)
+    s.end += m.hashes.length * HASH_BYTES
+  },
+  encode(s, m) {
+    c.string.encode(s, m.product); c.uint.encode(s, m.rev); c.uint.encode(s, haveFlags(m)); c.uint.encode(s, m.hashes.length)
+    for (const h of m.hashes) c.fixed32.encode(s, h)
+  },
+}
+
+const havePiece: WireEncoder<HavePieceMessage> = {
+  preencode(s, m) { c.fixed32.preencode(s, m.sha256); c.uint.preencode(s, m.pieceSize); c.uint.preencode(s, m.index) },
+  encode(s, m) { c.fixed32.encode(s, m.sha256); c.uint.encode(s, m.pieceSize); c.uint.encode(s, m.index) },
+}
+
+const request: WireEncoder<RequestMessage> = {
+  preencode(s, m) { c.uint.preencode(s, m.id); c.fixed32.preencode(s, m.sha256); c.uint.preencode(s, m.offset); c.uint.preencode(s, m.length) },
+  encode(s, m) { c.uint.encode(s, m.id); c.fixed32.encode(s, m.sha256); c.uint.encode(s, m.offset); c.uint.encode(s, m.length) },
+}
+
+const data: WireEncoder<DataMessage> = {
+  preencode(s, m) { c.uint.preencode(s, m.id); c.buffer.preencode(s, m.bytes) },
+  encode(s, m) { c.uint.encode(s, m.id); c.buffer.encode(s, m.bytes) },
+}
+
+const reject: WireEncoder<RejectMessage> = {
+  preencode(s, m) { c.uint.preencode(s, m.id); c.uint.preencode(s, rejectCode(m.reason)) },
+  encode(s, m) { c.uint.encode(s, m.id); c.uint.encode(s, rejectCode(m.reason)) },
+}
+
+const cancel: WireEncoder<CancelMessage> = {
+  preencode(s, m) { c.uint.preencode(s, m.id) },
+  encode(s, m) { c.uint.encode(s, m.id) },
+}
+
+const empty: WireEncoder<null> = { preencode() {}, encode() {} }
+
+/** The encoder of each message type (and of the channel handshake). */
+export const encoders = { handshake, have, havePiece, request, data, reject, cancel, choke: empty, unchoke: empty } as const
+
+function haveFlags(m: HaveMessage): number {
+  return m.reset ? HAVE_FLAG_RESET : 0
+}
+
+function rejectCode(reason: RejectReasonName): number {
+  return reason === 'unknown' ? 0 : RejectReason[reason]
+}
+
+/** Encodes one message to bytes (tests, fuzzing, and anyone writing the format by hand). */
+export function toBytes<T>(encoder: WireEncoder<T>, message: T): Buffer {
   const state: State = { start: 0, end: 0, buffer: null }
-  size(state)
+  encoder.preencode(state, message)
   state.buffer = b4a.allocUnsafe(state.end)
-  write(state)
+  encoder.encode(state, message)
   return state.buffer as Buffer
 }
-
-// ---- encoders (local values, trusted) ----
-
-export function encodeHandshake(h: Handshake): Buffer {
-  return encodeWith(
-    (s) => { c.uint.preencode(s, h.version); c.uint.preencode(s, h.maxOutstanding); c.uint.preencode(s, h.maxRequestLength) },
-    (s) => { c.uint.encode(s, h.version); c.uint.encode(s, h.maxOutstanding); c.uint.encode(s, h.maxRequestLength) },
-  )
-}
-
-export function encodeHave(m: HaveMessage): Buffer {
-  if (m.hashes.length > MAX_HAVE_PER_MESSAGE) throw new RangeError(`have carries at most ${MAX_HAVE_PER_MESSAGE} hashes`)
-  if (b4a.byteLength(m.product) > MAX_PRODUCT_BYTES) throw new RangeError(`product is at most ${MAX_PRODUCT_BYTES} bytes`)
-  const flags = m.reset ? HAVE_FLAG_RESET : 0
-  return encodeWith(
-    (s) => {
-      c.string.preencode(s, m.product); c.uint.preencode(s, m.rev); c.uint.preencode(s, flags); c.uint.preencode(s, m.hashes.length)
-      s.end += m.hashes.length * HASH_BYTES
-    },
-    (s) => {
-      c.string.encode(s, m.product); c.uint.encode(s, m.rev); c.uint.encode(s, flags); c.uint.encode(s, m.hashes.length)
-      for (const h of m.hashes) c.fixed32.encode(s, h)
-    },
-  )
-}
-
-export function encodeHavePiece(m: HavePieceMessage): Buffer {
-  return encodeWith(
-    (s) => { c.fixed32.preencode(s, m.sha256); c.uint.preencode(s, m.pieceSize); c.uint.preencode(s, m.index) },
-    (s) => { c.fixed32.encode(s, m.sha256); c.uint.encode(s, m.pieceSize); c.uint.encode(s, m.index) },
-  )
-}
-
-export function encodeRequest(m: RequestMessage): Buffer {
-  return encodeWith(
-    (s) => { c.uint.preencode(s, m.id); c.fixed32.preencode(s, m.sha256); c.uint.preencode(s, m.offset); c.uint.preencode(s, m.length) },
-    (s) => { c.uint.encode(s, m.id); c.fixed32.encode(s, m.sha256); c.uint.encode(s, m.offset); c.uint.encode(s, m.length) },
-  )
-}
-
-export function encodeData(m: DataMessage): Buffer {
-  return encodeWith(
-    (s) => { c.uint.preencode(s, m.id); c.buffer.preencode(s, m.bytes) },
-    (s) => { c.uint.encode(s, m.id); c.buffer.encode(s, m.bytes) },
-  )
-}
-
-export function encodeReject(m: RejectMessage): Buffer {
-  const code = m.reason === 'unknown' ? 0 : RejectReason[m.reason]
-  return encodeWith(
-    (s) => { c.uint.preencode(s, m.id); c.uint.preencode(s, code) },
-    (s) => { c.uint.encode(s, m.id); c.uint.encode(s, code) },
-  )
-}
-
-export function encodeCancel(m: CancelMessage): Buffer {
-  return encodeWith((s) => c.uint.preencode(s, m.id), (s) => c.uint.encode(s, m.id))
-}
-
-export const EMPTY: Buffer = b4a.alloc(0) as Buffer
 
 // ---- decoders (remote bytes, untrusted) ----
 

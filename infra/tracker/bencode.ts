@@ -78,7 +78,7 @@ export function bdecode(input: Uint8Array, limits: DecodeLimits = {}): BDecoded 
     if (depth > maxDepth) fail('nesting too deep')
     if (--items < 0) fail('too many items')
     const c = input[pos]
-    if (c === undefined) fail('unexpected end')
+    if (c === undefined) return fail('unexpected end')
     if (c === 0x69 /* i */) {
       pos++
       return readInt(indexOf(0x65 /* e */))

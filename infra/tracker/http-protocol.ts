@@ -32,13 +32,13 @@ export function parseAnnounceQuery(rawQuery: string, ip: string): HttpAnnounce {
   const peerId = bytesParam(q, 'peer_id', 20)
   const port = intParam(q, 'port', 0, 65_535)
   if (port === undefined || port === 0) throw new TrackerRequestError('port is missing or 0')
-  const left = intParam(q, 'left', 0, Number.MAX_SAFE_INTEGER) ?? 0
-  intParam(q, 'uploaded', 0, Number.MAX_SAFE_INTEGER)
-  intParam(q, 'downloaded', 0, Number.MAX_SAFE_INTEGER)
+  const left = intParam(q, 'left', 0, Number.MAX_SAFE_INTEGER, true) ?? 0
+  intParam(q, 'uploaded', 0, Number.MAX_SAFE_INTEGER, true)
+  intParam(q, 'downloaded', 0, Number.MAX_SAFE_INTEGER, true)
   const eventName = textParam(q, 'event') ?? ''
   const event = EVENTS[eventName]
   if (!event) throw new TrackerRequestError(`unknown event "${eventName.slice(0, 32)}"`)
-  const numwant = intParam(q, 'numwant', 0, Number.MAX_SAFE_INTEGER) ?? DEFAULT_NUMWANT
+  const numwant = intParam(q, 'numwant', 0, Number.MAX_SAFE_INTEGER, true) ?? DEFAULT_NUMWANT
   const compactText = textParam(q, 'compact')
   const input: HttpAnnounce = {
     infoHash: infoHash.toString('hex'),
@@ -169,12 +169,13 @@ function textParam(q: Query, name: string): string | undefined {
   return q.get(name)?.[0]?.toString('latin1')
 }
 
-function intParam(q: Query, name: string, min: number, max: number): number | undefined {
+/** A decimal parameter; above `max` it is refused, or clamped when `clamp` (numwant=99999999999). */
+function intParam(q: Query, name: string, min: number, max: number, clamp = false): number | undefined {
   const text = textParam(q, name)
   if (text === undefined) return undefined
   if (!/^[0-9]{1,20}$/.test(text)) throw new TrackerRequestError(`${name} is not a non-negative integer`)
   const n = Number(text)
   if (n < min) throw new TrackerRequestError(`${name} is below ${min}`)
-  // Larger than any real value (e.g. numwant=99999999999): clamp rather than refuse.
+  if (n > max && !clamp) throw new TrackerRequestError(`${name} is above ${max}`)
   return Math.min(n, max)
 }

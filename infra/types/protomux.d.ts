@@ -1,6 +1,11 @@
 // Hand-written types for protomux 3.x (ships none): the parts upswarm uses.
 declare module 'protomux' {
-  import type { Encoder } from 'compact-encoding'
+  /** A compact-encoding codec. */
+  export interface Encoder<T> {
+    preencode(state: any, value: T): void
+    encode(state: any, value: T): void
+    decode(state: any): T
+  }
 
   export interface ProtomuxMessage<T = unknown> {
     readonly type: number

@@ -1,0 +1,24 @@
+// The `upswarm` command line: parses arguments and starts actors. No logic of its own.
+import { Command } from 'commander'
+import { registerRepositoryCommands } from './cli/repository.ts'
+import { registerClusterCommands } from './cli/cluster.ts'
+import { registerClientCommands } from './cli/client.ts'
+import { reportError } from './cli/output.ts'
+
+const program = new Command()
+program
+  .name('upswarm')
+  .description('Keeps installed copies of a program up to date: signed releases, replicated servers, peer-to-peer delivery, rollback to any version.')
+  .showHelpAfterError()
+  .configureHelp({ sortSubcommands: false })
+
+registerClusterCommands(program)
+registerRepositoryCommands(program)
+registerClientCommands(program)
+
+
+try {
+  await program.parseAsync(process.argv)
+} catch (err) {
+  process.exitCode = reportError(err, process.argv.includes('--json'))
+}

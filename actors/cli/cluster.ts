@@ -1,0 +1,110 @@
+// Commands that run the server side: up, dht, server, proxy, tracker.
+import type { Command } from 'commander'
+import { once } from 'node:events'
+import { startLocalDht } from '../../infra/cluster/dht.ts'
+import { connectNats } from '../../infra/nats/connect.ts'
+import { ALL_ROLES, up, type Role } from '../launcher/index.ts'
+import { startProxy } from '../proxy/index.ts'
+import { startRepoServer } from '../repo-server/index.ts'
+import { action, intArg, natsOption } from './common.ts'
+import { runRole } from './role.ts'
+
+const log = (msg: string): void => {
+  process.stderr.write(`${msg}\n`)
+}
+
+export function registerClusterCommands(program: Command): void {
+  program
+    .command('up')
+    .description('start the embedded default in the foreground: NATS cluster, DHT bootstrap, servers, proxy, tracker')
+    .requiredOption('--dir <dir>', 'where config files, data and endpoints.json go')
+    .option('--roles <list>', `roles to start (${ALL_ROLES.join(',')})`, ALL_ROLES.join(','))
+    .option('--nats-nodes <n>', 'nats-server nodes in the cluster', intArg('--nats-nodes'), 3)
+    .option('--servers <n>', 'repository servers', intArg('--servers'), 3)
+    .option('--weights <list>', 'weight of each server, comma-separated (default 1 each)')
+    .option('--http-port <port>', "the proxy's HTTP gateway port (0: any free port)", intArg('--http-port'))
+    .option('--tracker-http-port <port>', 'tracker HTTP port', intArg('--tracker-http-port'))
+    .option('--tracker-udp-port <port>', 'tracker UDP port', intArg('--tracker-udp-port'))
+    .option('--dht-port <port>', 'DHT bootstrap UDP port', intArg('--dht-port'))
+    .option('--bootstrap <host:port>', 'DHT bootstrap to use when the dht role is not started here')
+    .addOption(natsOption())
+    .action(action(async (o) => {
+      const roles = String(o.roles).split(',').map((r) => r.trim()).filter(Boolean)
+      const unknown = roles.filter((r) => !(ALL_ROLES as readonly string[]).includes(r))
+      if (unknown.length) throw new Error(`unknown role(s) ${unknown.join(', ')}; choose from ${ALL_ROLES.join(', ')}`)
+      const launched = await up({
+        dir: o.dir,
+        roles: roles as Role[],
+        natsNodes: o.natsNodes,
+        servers: o.servers,
+        weights: o.weights ? String(o.weights).split(',').map(Number) : undefined,
+        natsUrls: o.nats ? String(o.nats).split(',') : undefined,
+        bootstrap: o.bootstrap,
+        httpPort: o.httpPort,
+        trackerHttpPort: o.trackerHttpPort,
+        trackerUdpPort: o.trackerUdpPort,
+        dhtPort: o.dhtPort,
+        log,
+      })
+      log(`upswarm: ready; endpoints in ${launched.endpointsFile}`)
+      process.stdout.write(`${JSON.stringify(launched.endpoints)}\n`)
+      await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')])
+      log('upswarm: shutting down')
+      await launched.stop()
+    }))
+
+  program
+    .command('dht')
+    .description('run a HyperDHT bootstrap node (and two full nodes) on 127.0.0.1')
+    .option('--port <port>', 'UDP port of the bootstrap node (0: any free port)', intArg('--port'), 0)
+    .action(action(async (o) => {
+      await runRole('dht', async () => {
+        const dht = await startLocalDht({ port: o.port })
+        return { ready: { dhtBootstrap: dht.bootstrap }, close: () => dht.close() }
+      })
+    }))
+
+  program
+    .command('server')
+    .description('run one repository server (R-SERVER): syncs releases from JetStream and serves them')
+    .requiredOption('--id <id>', 'server id (its place in the ring)')
+    .requiredOption('--data <dir>', 'local content-addressed store and state')
+    .option('--weight <w>', 'weight in the round-robin', intArg('--weight'), 1)
+    .addOption(natsOption())
+    .action(action(async (o) => {
+      const nc = await connectNats(o.nats, `upswarm-server-${o.id}`)
+      await runRole('server', async () => {
+        const server = await startRepoServer({ nc, id: o.id, dataDir: o.data, weight: o.weight, log: (m) => log(`server ${o.id}: ${m}`) })
+        return { ready: { id: o.id }, close: async () => { await server.close(); await nc.drain() } }
+      })
+    }))
+
+  program
+    .command('proxy')
+    .description('run the server proxy (R-PROXY): weighted round-robin director and HTTP/WebDAV gateway')
+    .option('--http-port <port>', 'gateway port (0: any free port)', intArg('--http-port'), 0)
+    .option('--id <id>', 'proxy id')
+    .addOption(natsOption())
+    .action(action(async (o) => {
+      const nc = await connectNats(o.nats, 'upswarm-proxy')
+      await runRole('proxy', async () => {
+        const proxy = await startProxy({ nc, id: o.id, httpPort: o.httpPort, log: (m) => log(`proxy: ${m}`) })
+        return { ready: { http: proxy.httpUrl, id: proxy.id }, close: async () => { await proxy.close(); await nc.drain() } }
+      })
+    }))
+
+  program
+    .command('tracker')
+    .description('run the tracker (R-TRACKER): NATS, HTTP (BEP 3/23) and UDP (BEP 15) announce')
+    .option('--http-port <port>', 'HTTP port (0: any free port)', intArg('--http-port'), 0)
+    .option('--udp-port <port>', 'UDP port (0: any free port)', intArg('--udp-port'), 0)
+    .option('--id <id>', 'tracker instance id')
+    .option('--cert <file>', 'TLS certificate: serve HTTPS')
+    .option('--key <file>', 'TLS key for --cert')
+    .addOption(natsOption())
+    .action(action(async (o) => {
+      const trackerModule = '../tracker/index.ts'
+      const { runTrackerCli } = await import(trackerModule)
+      await runTrackerCli(o)
+    }))
+}

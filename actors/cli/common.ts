@@ -1,0 +1,24 @@
+import { Option } from 'commander'
+
+export const natsOption = (): Option => new Option('--nats <urls>', 'NATS servers, comma-separated').env('UPSWARM_NATS')
+export const jsonOption = (): Option => new Option('--json', 'print the result as JSON on stdout')
+
+export function intArg(name: string) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer (got ${value})`)
+    return n
+  }
+}
+
+/** Runs a command body, turning any failure into the standard error report and exit code. */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    const { reportError } = await import('./output.ts')
+    try {
+      await fn(...args)
+    } catch (err) {
+      process.exitCode = reportError(err, process.argv.includes('--json'))
+    }
+  }
+}

@@ -1,0 +1,72 @@
+// Commands of the publisher and operators: keygen, publish, stats.
+import type { Command } from 'commander'
+import { connectNats } from '../../infra/nats/connect.ts'
+import { proxySubject } from '../../infra/nats/names.ts'
+import { requestJson } from '../../infra/nats/service.ts'
+import { generatePublisherKey, readKeyFile, writeKeyFile } from '../../infra/release/keys.ts'
+import type { StatsReply } from '../proxy/index.ts'
+import { publish } from '../publisher/publish.ts'
+import { action, jsonOption, natsOption } from './common.ts'
+import { formatBytes, printResult, progressLine } from './output.ts'
+
+export function registerRepositoryCommands(program: Command): void {
+  program
+    .command('keygen')
+    .description('create an Ed25519 publisher key pair; prints the public key (hex) that clients pin')
+    .requiredOption('--out <file>', 'key file to create (mode 0600; never overwritten)')
+    .addOption(jsonOption())
+    .action(action(async (o) => {
+      const key = generatePublisherKey()
+      await writeKeyFile(o.out, key)
+      printResult(!!o.json, { publicKey: key.publicKey, file: o.out }, () => key.publicKey)
+    }))
+
+  program
+    .command('publish <src>')
+    .description('publish the tree SRC as the next revision of a product (signed, uploaded once, replicated)')
+    .requiredOption('--product <uuid>', 'product UUID')
+    .requiredOption('--key <file>', 'publisher key file (from keygen)')
+    .option('--label <label>', 'human version label, e.g. 2.4.1')
+    .addOption(natsOption())
+    .addOption(jsonOption())
+    .action(action(async (src: string, o) => {
+      const key = await readKeyFile(o.key)
+      const nc = await connectNats(o.nats, 'upswarm-publish')
+      const bar = progressLine(!o.json)
+      try {
+        const r = await publish({
+          nc, src, product: o.product, key, label: o.label,
+          onProgress: (p) => bar.update(p.phase === 'scan'
+            ? `hashing: ${p.done} files, ${formatBytes(p.bytes)}`
+            : `uploading: ${p.done}/${p.total} blobs, ${formatBytes(p.bytes)} new`),
+        })
+        bar.done()
+        const { release: _release, unchanged, ...summary } = r
+        printResult(!!o.json, { ...summary, unchanged }, () => unchanged
+          ? `${r.product}: tree unchanged; newest is still r${r.rev} (${r.manifestSha256})`
+          : `${r.product}: published r${r.rev}${r.label ? ` (${r.label})` : ''}: ${r.files} files, ${formatBytes(r.bytes)}; ` +
+            `${r.newBlobs} new blobs, ${formatBytes(r.newBytes)} uploaded; manifest ${r.manifestSha256}`)
+      } finally {
+        await nc.close()
+      }
+    }))
+
+  program
+    .command('stats')
+    .description('the server pool as a proxy sees it: health, weights, synced revisions, load')
+    .addOption(natsOption())
+    .addOption(jsonOption())
+    .action(action(async (o) => {
+      const nc = await connectNats(o.nats, 'upswarm-stats')
+      try {
+        const stats = await requestJson<StatsReply>(nc, proxySubject('stats'), {})
+        printResult(!!o.json, stats, () => [
+          `proxy ${stats.proxy}`,
+          ...stats.servers.map((s) => `${s.id.padEnd(12)} ${s.state.padEnd(8)} weight ${s.weight}  requests ${s.requests}  served ${formatBytes(s.bytesServed)}  ` +
+            `synced ${Object.entries(s.synced).map(([p, r]) => `${p.slice(0, 8)}…=r${r}`).join(' ') || '-'}`),
+        ].join('\n'))
+      } finally {
+        await nc.close()
+      }
+    }))
+}

@@ -1,0 +1,164 @@
+// `upswarm up`: the embedded default on one machine. Starts the NATS cluster, the DHT bootstrap
+// and every server-side role, each in its own process, writes endpoints.json once all are
+// ready, and stops them all on shutdown. The watchdog in infra/cluster/children.ts kills the
+// children if this process dies without cleaning up.
+import type { ChildProcess } from 'node:child_process'
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { UpswarmError } from '../../infra/errors.ts'
+import { spawnGuarded, stopChild } from '../../infra/cluster/children.ts'
+import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
+import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
+import { connectNats } from '../../infra/nats/connect.ts'
+import { ensureResources } from '../../infra/nats/resources.ts'
+
+export const ALL_ROLES = ['nats', 'dht', 'servers', 'proxy', 'tracker'] as const
+export type Role = (typeof ALL_ROLES)[number]
+
+export interface UpOptions {
+  dir: string
+  roles: Role[]
+  natsNodes: number
+  servers: number
+  weights?: number[]
+  natsUrls?: string[]
+  bootstrap?: string
+  httpPort?: number
+  trackerHttpPort?: number
+  trackerUdpPort?: number
+  dhtPort?: number
+  log?: (msg: string) => void
+}
+
+export interface Endpoints {
+  nats?: string[]
+  dhtBootstrap?: string
+  http?: string
+  trackerHttp?: string
+  trackerUdp?: string
+}
+
+export interface Launched {
+  endpoints: Endpoints
+  endpointsFile: string
+  children: Map<string, ChildProcess>
+  cluster: NatsCluster | undefined
+  stop(): Promise<void>
+}
+
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const READY_TIMEOUT_MS = 60_000
+
+/** Spawns `upswarm <args>` and resolves with its READY payload. */
+export async function spawnRole(name: string, args: string[], env: NodeJS.ProcessEnv, log: (m: string) => void): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
+  const child = spawnGuarded(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
+  child.stderr?.on('data', (d: Buffer) => log(`[${name}] ${d.toString().trimEnd()}`))
+  const lines = createInterface({ input: child.stdout! })
+  const ready = await new Promise<Record<string, unknown>>((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new UpswarmError('UPSWARM_E_CLUSTER_START', `${name} not ready after ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS)
+    lines.on('line', (line) => {
+      if (!line.startsWith('READY ')) return log(`[${name}] ${line}`)
+      clearTimeout(timer)
+      resolvePromise(JSON.parse(line.slice(6)) as Record<string, unknown>)
+    })
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      reject(new UpswarmError('UPSWARM_E_CLUSTER_START', `${name} exited before it was ready (code ${code}, signal ${signal}); see its output above`))
+    })
+  })
+  child.on('exit', (code, signal) => log(`[${name}] exited (code ${code}, signal ${signal})`))
+  return { child, ready }
+}
+
+export async function up(opts: UpOptions): Promise<Launched> {
+  const dir = resolve(opts.dir)
+  const log = opts.log ?? (() => {})
+  await mkdir(dir, { recursive: true })
+  const endpointsFile = join(dir, 'endpoints.json')
+  await rm(endpointsFile, { force: true })
+  const children = new Map<string, ChildProcess>()
+  const endpoints: Endpoints = {}
+  let cluster: NatsCluster | undefined
+
+  const stop = async (): Promise<void> => {
+    await rm(endpointsFile, { force: true })
+    // Clients of NATS first, then the DHT, then the cluster itself.
+    await Promise.all([...children.entries()].filter(([n]) => n !== 'dht').map(([, c]) => stopChild(c)))
+    const dht = children.get('dht')
+    if (dht) await stopChild(dht)
+    await cluster?.stop()
+  }
+
+  try {
+    const has = (r: Role): boolean => opts.roles.includes(r)
+    if (has('nats')) {
+      cluster = await NatsCluster.start({ dir: join(dir, 'nats'), nodes: opts.natsNodes })
+      endpoints.nats = cluster.urls
+      log(`nats: ${cluster.nodes.length} nodes with JetStream at ${cluster.urls.join(', ')}`)
+    } else if (opts.natsUrls?.length) {
+      endpoints.nats = opts.natsUrls
+    }
+    const natsArg = endpoints.nats?.join(',')
+    const needsNats = has('servers') || has('proxy') || has('tracker')
+    if (needsNats && !natsArg) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', 'roles servers/proxy/tracker need NATS: include the nats role or pass --nats URLS')
+    }
+    if (natsArg) {
+      const nc = await connectNats(natsArg, 'upswarm-up')
+      await ensureResources(nc)
+      await nc.close()
+    }
+    const env = { ...process.env, ...(natsArg ? { UPSWARM_NATS: natsArg } : {}) }
+
+    if (has('dht')) {
+      const { child, ready } = await spawnRole('dht', ['dht', ...(opts.dhtPort ? ['--port', String(opts.dhtPort)] : [])], env, log)
+      children.set('dht', child)
+      endpoints.dhtBootstrap = String(ready.dhtBootstrap)
+      log(`dht: bootstrap ${endpoints.dhtBootstrap}`)
+    }
+    const bootstrap = endpoints.dhtBootstrap ?? opts.bootstrap
+    const roleEnv = { ...env, ...(bootstrap ? { UPSWARM_BOOTSTRAP: bootstrap } : {}) }
+
+    const starts: Promise<void>[] = []
+    if (has('servers')) {
+      for (let i = 1; i <= opts.servers; i++) {
+        const id = `s${i}`
+        const weight = opts.weights?.[i - 1] ?? 1
+        starts.push(spawnRole(`server ${id}`, ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight)], roleEnv, log)
+          .then(({ child }) => {
+            children.set(`server-${id}`, child)
+            log(`server ${id}: weight ${weight}`)
+          }))
+      }
+    }
+    if (has('proxy')) {
+      const args = ['proxy', '--http-port', String(opts.httpPort ?? 0)]
+      starts.push(spawnRole('proxy', args, roleEnv, log).then(({ child, ready }) => {
+        children.set('proxy', child)
+        endpoints.http = String(ready.http)
+        log(`proxy: gateway ${endpoints.http}`)
+      }))
+    }
+    if (has('tracker')) {
+      const args = ['tracker', '--http-port', String(opts.trackerHttpPort ?? 0), '--udp-port', String(opts.trackerUdpPort ?? 0)]
+      starts.push(spawnRole('tracker', args, roleEnv, log).then(({ child, ready }) => {
+        children.set('tracker', child)
+        endpoints.trackerHttp = String(ready.trackerHttp)
+        endpoints.trackerUdp = String(ready.trackerUdp)
+        log(`tracker: ${endpoints.trackerHttp} ${endpoints.trackerUdp}`)
+      }))
+    }
+    const results = await Promise.allSettled(starts)
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) throw failed.reason
+  } catch (err) {
+    await stop()
+    throw err
+  }
+
+  // Written atomically and only now: its presence means everything is ready.
+  await writeFile(`${endpointsFile}.tmp`, `${JSON.stringify(endpoints, null, 2)}\n`)
+  await rename(`${endpointsFile}.tmp`, endpointsFile)
+  return { endpoints, endpointsFile, children, cluster, stop }
+}

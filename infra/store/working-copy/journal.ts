@@ -1,0 +1,207 @@
+// The apply journal (ARCHITECTURE §4): an update is committed by renames listed in a journal
+// written before the first rename. Every replaced or deleted entry is first moved to
+// staging/old, so any prefix of the journal can be undone. The commit point is the state file
+// naming the journal's id (written by the caller). After a crash at any moment, recovery
+// either finishes a committed journal (drops the backups) or undoes an uncommitted one, and
+// removes every staging and temporary file: the tree is exactly one revision.
+import { randomUUID } from 'node:crypto'
+import { lstat, mkdir, chmod, rename, rm, rmdir } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { z } from 'zod'
+import { UpswarmError } from '../../errors.ts'
+import { fsyncDir, readJsonFile, writeFileAtomic } from './atomic.ts'
+import { treePath, type WorkingCopyLayout } from './layout.ts'
+import { readState } from './meta.ts'
+
+const Slot = z.string().regex(/^(new|old)\/[0-9]+$/)
+const JournalOpSchema = z.discriminatedUnion('op', [
+  /** Move a file or symlink out of the tree (to staging/old). */
+  z.object({ op: z.literal('unlink'), path: z.string(), backup: Slot }),
+  /** Remove an empty directory; when not `required`, a non-empty one is left in place. */
+  z.object({ op: z.literal('rmdir'), path: z.string(), mode: z.number().int(), required: z.boolean() }),
+  z.object({ op: z.literal('mkdir'), path: z.string(), mode: z.number().int() }),
+  /** Move what is at `path` to `backup`, then the staged entry to `path`. */
+  z.object({ op: z.literal('put'), path: z.string(), staged: Slot, backup: Slot }),
+])
+export const JournalSchema = z.object({
+  format: z.literal(1),
+  id: z.string(),
+  from: z.number().int().min(0),
+  to: z.number().int().min(0),
+  ops: z.array(JournalOpSchema),
+})
+export type JournalOp = z.infer<typeof JournalOpSchema>
+export type Journal = z.infer<typeof JournalSchema>
+
+/** Called after every durable step; the crash test kills the process there. */
+export type StepHook = (label: string) => void
+
+export function newJournal(from: number, to: number, ops: JournalOp[]): Journal {
+  return { format: 1, id: randomUUID(), from, to, ops }
+}
+
+export function stagingPath(layout: WorkingCopyLayout, slot: string): string {
+  return join(layout.staging, ...slot.split('/'))
+}
+
+export async function writeJournal(layout: WorkingCopyLayout, journal: Journal, onStep: StepHook): Promise<void> {
+  await mkdir(join(layout.staging, 'old'), { recursive: true })
+  await writeFileAtomic(layout.journal, JSON.stringify(journal), layout.tmp)
+  onStep('journal.written')
+}
+
+export async function readJournal(layout: WorkingCopyLayout): Promise<Journal | undefined> {
+  return readJsonFile(layout.journal, JournalSchema, 'apply journal')
+}
+
+/**
+ * Runs every operation of the journal. On failure throws UPSWARM_E_IO naming the path, with
+ * the tree partly changed: the caller then runs `undoJournal`.
+ */
+export async function runJournal(layout: WorkingCopyLayout, journal: Journal, onStep: StepHook): Promise<void> {
+  const touched = new Set<string>([join(layout.staging, 'old'), join(layout.staging, 'new')])
+  const safeDirs = new Set<string>()
+  for (const op of journal.ops) {
+    const abs = treePath(layout, op.path)
+    try {
+      switch (op.op) {
+        case 'unlink':
+          await renameIfPresent(abs, stagingPath(layout, op.backup))
+          break
+        case 'rmdir':
+          await rmdirOp(abs, op.required)
+          break
+        case 'mkdir':
+          await assertRealDirs(layout, op.path, safeDirs)
+          await mkdir(abs, { mode: op.mode }).catch(async (err: NodeJS.ErrnoException) => {
+            if (err.code !== 'EEXIST' || !(await lstat(abs)).isDirectory()) throw err
+          })
+          await chmod(abs, op.mode)
+          break
+        case 'put': {
+          await assertRealDirs(layout, op.path, safeDirs)
+          const st = await lstat(abs).catch(() => undefined)
+          if (st?.isDirectory()) throw Object.assign(new Error('a directory is in the way'), { code: 'EISDIR' })
+          if (st) {
+            await rename(abs, stagingPath(layout, op.backup))
+            onStep(`put.backup ${op.path}`)
+          }
+          await rename(stagingPath(layout, op.staged), abs)
+          break
+        }
+      }
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      throw new UpswarmError('UPSWARM_E_IO',
+        `cannot ${op.op} ${abs}: ${e.code ?? ''} ${e.message}. The update is rolled back; fix the cause (free space, permissions, or move that path away) and run the update again`,
+        { cause: err, details: { path: op.path, errno: e.code } })
+    }
+    touched.add(dirname(abs))
+    onStep(`${op.op} ${op.path}`)
+  }
+  for (const dir of touched) await fsyncDir(dir).catch(() => undefined)
+  onStep('ops.synced')
+}
+
+/** Undoes a prefix (or all) of a journal; idempotent, so a crash while undoing is safe too. */
+export async function undoJournal(layout: WorkingCopyLayout, journal: Journal, onStep: StepHook): Promise<void> {
+  for (let i = journal.ops.length - 1; i >= 0; i--) {
+    const op = journal.ops[i]!
+    const abs = treePath(layout, op.path)
+    try {
+      switch (op.op) {
+        case 'put': {
+          // The new entry goes back to its staging slot, so that running this again is a no-op.
+          const staged = stagingPath(layout, op.staged)
+          if (!(await exists(staged)) && (await exists(abs))) await rename(abs, staged)
+          await renameIfPresent(stagingPath(layout, op.backup), abs)
+          break
+        }
+        case 'unlink':
+          await renameIfPresent(stagingPath(layout, op.backup), abs)
+          break
+        case 'rmdir':
+          if (!(await exists(abs))) {
+            await mkdir(abs, { mode: op.mode })
+            await chmod(abs, op.mode)
+          }
+          break
+        case 'mkdir':
+          await rmdir(abs).catch((err: NodeJS.ErrnoException) => {
+            if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST' && err.code !== 'ENOTDIR') throw err
+          })
+          break
+      }
+    } catch (err) {
+      throw new UpswarmError('UPSWARM_E_IO',
+        `cannot roll back ${op.op} of ${abs}: ${(err as Error).message}. Fix the cause and run any upswarm command on ${layout.root} to finish the recovery`,
+        { cause: err, details: { path: op.path } })
+    }
+    onStep(`undo ${op.op} ${op.path}`)
+  }
+}
+
+/** Drops staging (new files not used, backups of replaced ones) and the journal. */
+export async function finishJournal(layout: WorkingCopyLayout, onStep: StepHook): Promise<void> {
+  await rm(layout.staging, { recursive: true, force: true })
+  onStep('staging.removed')
+  await rm(layout.journal, { force: true })
+  await fsyncDir(layout.meta)
+  onStep('journal.removed')
+}
+
+export type RecoveryAction = 'none' | 'completed' | 'undone'
+
+/**
+ * Brings a working copy back to exactly one revision after a crash. Run before every
+ * operation, under the working copy's lock.
+ */
+export async function recoverWorkingCopy(layout: WorkingCopyLayout, onStep: StepHook, historyTmp: string): Promise<RecoveryAction> {
+  const journal = await readJournal(layout)
+  let action: RecoveryAction = 'none'
+  if (journal) {
+    const state = await readState(layout)
+    if (state.lastJournal === journal.id) action = 'completed'
+    else {
+      await undoJournal(layout, journal, onStep)
+      action = 'undone'
+    }
+    await finishJournal(layout, onStep)
+  } else {
+    await rm(layout.staging, { recursive: true, force: true })
+  }
+  await rm(layout.tmp, { recursive: true, force: true })
+  await rm(historyTmp, { recursive: true, force: true })
+  return action
+}
+
+async function exists(p: string): Promise<boolean> {
+  return lstat(p).then(() => true, () => false)
+}
+
+async function renameIfPresent(from: string, to: string): Promise<void> {
+  await rename(from, to).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err
+  })
+}
+
+async function rmdirOp(abs: string, required: boolean): Promise<void> {
+  await rmdir(abs).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return
+    if (!required && (err.code === 'ENOTEMPTY' || err.code === 'EEXIST')) return
+    throw err
+  })
+}
+
+/** Refuses to write through a symlink or non-directory planted above `rel` in the tree. */
+async function assertRealDirs(layout: WorkingCopyLayout, rel: string, safe: Set<string>): Promise<void> {
+  const parts = rel.split('/')
+  let prefix = ''
+  for (let i = 0; i < parts.length - 1; i++) {
+    prefix = prefix ? `${prefix}/${parts[i]}` : parts[i]!
+    if (safe.has(prefix)) continue
+    const st = await lstat(treePath(layout, prefix))
+    if (!st.isDirectory()) throw Object.assign(new Error(`${prefix} is not a directory (a symlink or file is in the way)`), { code: 'ENOTDIR' })
+    safe.add(prefix)
+  }
+}

@@ -1,0 +1,47 @@
+// Where everything of a working copy lives (ARCHITECTURE §4): the installed tree plus the
+// metadata folder META_DIR inside it. Only this file knows the folder's layout.
+import { join } from 'node:path'
+import { META_DIR } from '../../release/manifest.ts'
+
+export interface WorkingCopyLayout {
+  /** The installed tree. */
+  root: string
+  meta: string
+  config: string
+  state: string
+  /** Verified signed releases, one file per revision. */
+  manifests: string
+  ignore: string
+  statCache: string
+  /** BlobStore of the file versions of the last K revisions (R-ROLLBACK S143–S144). */
+  history: string
+  /** New files ready to be renamed into the tree (`new/`) and replaced ones (`old/`). */
+  staging: string
+  journal: string
+  lock: string
+  /** Temporary files of atomic writes; wiped by recovery. */
+  tmp: string
+}
+
+export function layoutOf(root: string): WorkingCopyLayout {
+  const meta = join(root, META_DIR)
+  return {
+    root,
+    meta,
+    config: join(meta, 'config.json'),
+    state: join(meta, 'state.json'),
+    manifests: join(meta, 'manifests'),
+    ignore: join(meta, 'ignore'),
+    statCache: join(meta, 'stat-cache.jsonl'),
+    history: join(meta, 'history'),
+    staging: join(meta, 'staging'),
+    journal: join(meta, 'journal.json'),
+    lock: join(meta, 'lock'),
+    tmp: join(meta, 'tmp'),
+  }
+}
+
+/** Absolute path of a manifest path (POSIX, relative) inside the tree. */
+export function treePath(layout: WorkingCopyLayout, rel: string): string {
+  return join(layout.root, ...rel.split('/'))
+}

@@ -1,0 +1,59 @@
+// Verified signed releases of the revisions this working copy knows, one file per revision.
+// Files are re-verified against the pinned key when read: a tampered metadata folder is
+// refused, not trusted.
+import { mkdir, readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { UpswarmError } from '../../errors.ts'
+import { decodeRelease, encodeRelease, type SignedRelease } from '../../release/manifest.ts'
+import { writeFileAtomic } from './atomic.ts'
+import type { WorkingCopyLayout } from './layout.ts'
+
+export class ManifestStore {
+  private readonly layout: WorkingCopyLayout
+  private readonly publicKey: string
+  private readonly cache = new Map<number, SignedRelease>()
+
+  constructor(layout: WorkingCopyLayout, publicKey: string) {
+    this.layout = layout
+    this.publicKey = publicKey
+  }
+
+  private file(rev: number): string {
+    return join(this.layout.manifests, `${rev}.json`)
+  }
+
+  async get(rev: number): Promise<SignedRelease | undefined> {
+    const hit = this.cache.get(rev)
+    if (hit) return hit
+    let bytes: Buffer
+    try {
+      bytes = await readFile(this.file(rev))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw new UpswarmError('UPSWARM_E_IO', `cannot read ${this.file(rev)}: ${(err as Error).message}`, { cause: err })
+    }
+    const release = decodeRelease(bytes, this.publicKey, this.file(rev))
+    if (release.manifest.rev !== rev) {
+      throw new UpswarmError('UPSWARM_E_WORKING_COPY', `${this.file(rev)} holds revision ${release.manifest.rev}, not ${rev}; delete it and run the command again`)
+    }
+    this.cache.set(rev, release)
+    return release
+  }
+
+  /** Stores a release the caller has verified (signature, product, revision, history record). */
+  async put(release: SignedRelease): Promise<void> {
+    await mkdir(this.layout.manifests, { recursive: true })
+    await writeFileAtomic(this.file(release.manifest.rev), encodeRelease(release), this.layout.tmp)
+    this.cache.set(release.manifest.rev, release)
+  }
+
+  async revisions(): Promise<number[]> {
+    let names: string[]
+    try {
+      names = await readdir(this.layout.manifests)
+    } catch {
+      return []
+    }
+    return names.map((n) => /^([1-9][0-9]*)\.json$/.exec(n)?.[1]).filter((r): r is string => r !== undefined).map(Number).sort((a, b) => a - b)
+  }
+}

@@ -1,0 +1,66 @@
+// The working copy's configuration (what it is) and state (where it is), both small JSON
+// files written atomically.
+import { z } from 'zod'
+import { UpswarmError } from '../../errors.ts'
+import { UUID_RE } from '../../release/manifest.ts'
+import { readJsonFile, writeFileAtomic } from './atomic.ts'
+import type { WorkingCopyLayout } from './layout.ts'
+
+const HEX64 = /^[0-9a-f]{64}$/
+
+/** How many revisions the history store keeps when `init` is not told otherwise. */
+export const DEFAULT_HISTORY_DEPTH = 3
+
+export const WorkingCopyConfigSchema = z.object({
+  format: z.literal(1),
+  product: z.string().regex(UUID_RE),
+  /** The pinned publisher key: no manifest signed by another key is ever accepted. */
+  publicKey: z.string().regex(HEX64),
+  clientId: z.string().min(1).max(200),
+  /** K: the history store keeps the file versions of the last K revisions. */
+  historyDepth: z.number().int().min(1).max(1000),
+})
+export type WorkingCopyConfig = z.infer<typeof WorkingCopyConfigSchema>
+
+export const WorkingCopyStateSchema = z.object({
+  format: z.literal(1),
+  /** The installed revision; 0 before the first checkout. */
+  current: z.number().int().min(0),
+  /** The newest revision whose signed manifest this client verified; never decreases. */
+  newestVerified: z.number().int().min(0),
+  /** The highest revision ever installed: the history window ends there. */
+  topInstalled: z.number().int().min(0),
+  /** Id of the last committed apply journal (tells recovery whether a journal committed). */
+  lastJournal: z.string().optional(),
+  /**
+   * The client's own record of the release history, rev → manifest SHA-256, from verified
+   * manifests and their `parent` links. Entries are written once and never changed.
+   */
+  record: z.record(z.string().regex(/^[1-9][0-9]*$/), z.string().regex(HEX64)),
+})
+export type WorkingCopyState = z.infer<typeof WorkingCopyStateSchema>
+
+export function initialState(): WorkingCopyState {
+  return { format: 1, current: 0, newestVerified: 0, topInstalled: 0, record: {} }
+}
+
+export async function readConfig(layout: WorkingCopyLayout): Promise<WorkingCopyConfig> {
+  const config = await readJsonFile(layout.config, WorkingCopyConfigSchema, 'working copy config')
+  if (!config) {
+    throw new UpswarmError('UPSWARM_E_WORKING_COPY',
+      `${layout.root} is not an upswarm working copy (no ${layout.config}); create one with \`upswarm init\``)
+  }
+  return config
+}
+
+export async function writeConfig(layout: WorkingCopyLayout, config: WorkingCopyConfig): Promise<void> {
+  await writeFileAtomic(layout.config, JSON.stringify(WorkingCopyConfigSchema.parse(config), null, 2) + '\n', layout.tmp)
+}
+
+export async function readState(layout: WorkingCopyLayout): Promise<WorkingCopyState> {
+  return (await readJsonFile(layout.state, WorkingCopyStateSchema, 'working copy state')) ?? initialState()
+}
+
+export async function writeState(layout: WorkingCopyLayout, state: WorkingCopyState): Promise<void> {
+  await writeFileAtomic(layout.state, JSON.stringify(state) + '\n', layout.tmp)
+}

@@ -1,0 +1,47 @@
+// Upload rate limit (--max-upload-rate): a token bucket in bytes. A taker may overdraw the
+// bucket by one piece and then waits until the debt is repaid, so pieces larger than one
+// second's worth of tokens still pass, and the long-run rate stays at `rate`.
+import { UpswarmError } from '../errors.ts'
+
+export class TokenBucket {
+  /** Bytes per second; 0 means unlimited. */
+  readonly rate: number
+  /** Largest burst, in bytes. */
+  readonly burst: number
+  private tokens: number
+  private last: number
+
+  constructor(rate: number, burst = rate) {
+    if (!Number.isFinite(rate) || rate < 0) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `upload rate must be a number of bytes per second >= 0 (0 = unlimited), got ${rate}`)
+    }
+    this.rate = rate
+    this.burst = Math.max(1, burst)
+    this.tokens = this.burst
+    this.last = performance.now()
+  }
+
+  /** Resolves once `bytes` may be sent; rejects with the signal's reason when aborted first. */
+  take(bytes: number, signal?: AbortSignal): Promise<void> {
+    if (this.rate === 0 || bytes <= 0) return Promise.resolve()
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    const now = performance.now()
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
+    this.last = now
+    this.tokens -= bytes
+    if (this.tokens >= 0) return Promise.resolve()
+    const waitMs = Math.ceil((-this.tokens / this.rate) * 1000)
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        clearTimeout(timer)
+        this.tokens += bytes // nothing was sent: give the tokens back
+        reject(signal!.reason)
+      }
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      }, waitMs)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+}

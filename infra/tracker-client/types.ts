@@ -1,0 +1,35 @@
+// What the sharing daemon's tracker client exchanges with any of the tracker's doors.
+
+export type DoorName = 'nats' | 'http' | 'udp'
+
+/** A peer as a door reports it; the UDP door knows only the address and the swarm's revision. */
+export interface TrackerPeer {
+  ip: string
+  port: number
+  peerId?: string
+  rev?: number
+  publicKey?: string
+}
+
+export interface AnnounceParams {
+  product: string
+  rev: number
+  /** 20 bytes, hex. */
+  peerId: string
+  port: number
+  /** Noise public key, 32 bytes hex. */
+  publicKey?: string
+  event: 'started' | 'update' | 'completed' | 'stopped'
+  numwant?: number
+}
+
+export interface DoorResult {
+  peers: TrackerPeer[]
+  intervalMs?: number
+}
+
+export interface TrackerDoor {
+  readonly name: DoorName
+  announce(params: AnnounceParams, signal: AbortSignal): Promise<DoorResult>
+  close(): void
+}
