@@ -47,14 +47,15 @@ const WRONG_LAST_SEQUENCE = /wrong last sequence|10071/i
 export async function publish(opts: PublishOptions): Promise<PublishResult> {
   const product = opts.product.toLowerCase()
   if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a UUID (got ${JSON.stringify(opts.product)})`)
-  const { replicas } = await ensureResources(opts.nc)
+  // Every JetStream call is retried: during a node loss the cluster re-elects leaders for seconds.
+  const { replicas } = await withRetry(() => ensureResources(opts.nc), { attempts: 30 })
   const { entries, files } = await scanTree(opts.src, {
     onProgress: (p) => opts.onProgress?.({ phase: 'scan', done: p.files, bytes: p.bytes }),
   })
   const fileList = entries.filter((e) => e.kind === 'file')
   const bytes = fileList.reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0)
 
-  const os = await openBlobStore(opts.nc, replicas)
+  const os = await withRetry(() => openBlobStore(opts.nc, replicas), { attempts: 30 })
   const { newBlobs, newBytes } = await uploadBlobs(os, entries, files, opts.onProgress)
 
   const jsm = await jetstreamManager(opts.nc)

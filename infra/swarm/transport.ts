@@ -1,0 +1,346 @@
+// Two ways to reach peers, one kind of connection (ARCHITECTURE §5, R-DHT-1): tracker peers
+// are dialled directly over TCP with a Noise handshake (@hyperswarm/secret-stream), and the
+// Hyperswarm topic of a product / revision is joined on the DHT when the tracker fails. Both
+// hand the same NoiseSecretStream to one onConnection handler, at most one per remote key.
+import { EventEmitter } from 'node:events'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import net from 'node:net'
+import { dirname } from 'node:path'
+import b4a from 'b4a'
+import NoiseSecretStream from '@hyperswarm/secret-stream'
+import DHT from 'hyperdht'
+import Hyperswarm from 'hyperswarm'
+import { z } from 'zod'
+import { UpswarmError, errorMessage } from '../errors.ts'
+
+export const TOPIC_PREFIX = 'upswarm:topic:'
+export const DEFAULT_MAX_CONNECTIONS = 64
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000
+export const DEFAULT_KEEP_ALIVE_MS = 5_000
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
+
+export interface SwarmKeyPair { publicKey: Buffer; secretKey: Buffer }
+
+export interface HostPort { host: string; port: number }
+
+export interface ConnectionInfo {
+  /** The peer's Noise public key, and the same in hex. */
+  remotePublicKey: Buffer
+  peer: string
+  via: 'tcp' | 'dht'
+  /** True when this node dialled. */
+  initiator: boolean
+  /** The socket's remote address for TCP (for an inbound connection its port is ephemeral); null over the DHT. */
+  remoteAddress: HostPort | null
+  /** Topics this peer was found under (DHT only). */
+  topics: Buffer[]
+}
+
+export type ConnectionHandler = (stream: NoiseSecretStream, info: ConnectionInfo) => void
+
+export interface SwarmTransportOptions {
+  /** This node's Noise key pair (loadOrCreateKeyPair); the same identity on TCP and on the DHT. */
+  keyPair: SwarmKeyPair
+  /**
+   * Called once per remote key with an open encrypted stream. Attach every protocol
+   * (PieceSession, feed.replicate) synchronously here, before the stream is read.
+   */
+  onConnection: ConnectionHandler
+  /** HyperDHT bootstrap nodes; required for join(). */
+  bootstrap?: HostPort[]
+  /** Address the DHT node's UDP socket binds (127.0.0.1 in tests; default all interfaces). */
+  dhtHost?: string
+  maxConnections?: number
+  handshakeTimeoutMs?: number
+  keepAliveMs?: number
+  /** A connection that receives nothing (not even keep-alives) this long is closed. */
+  idleTimeoutMs?: number
+}
+
+interface Entry { stream: NoiseSecretStream; info: ConnectionInfo }
+
+interface TransportEvents {
+  /** A connection was refused or dropped before it reached onConnection (diagnostics). */
+  refused: [peer: string | null, reason: string]
+}
+
+const NodeKeyFileSchema = z.object({
+  type: z.literal('upswarm-node-key'),
+  seed: z.string().regex(/^[0-9a-f]{64}$/),
+  publicKey: z.string().regex(/^[0-9a-f]{64}$/),
+})
+
+/**
+ * The node's Noise key pair, kept in `file` (JSON: the 32-byte seed and the public key, mode
+ * 0600). Created on first use, so a node keeps its identity across restarts.
+ */
+export async function loadOrCreateKeyPair(file: string): Promise<SwarmKeyPair> {
+  let raw: string | undefined
+  try {
+    raw = await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new UpswarmError('UPSWARM_E_IO', `cannot read node key file ${file}: ${errorMessage(err)}`, { cause: err })
+    }
+  }
+  if (raw === undefined) {
+    const seed = randomBytes(32)
+    const kp = NoiseSecretStream.keyPair(seed)
+    const body = JSON.stringify({ type: 'upswarm-node-key', seed: seed.toString('hex'), publicKey: b4a.toString(kp.publicKey, 'hex') }, null, 2) + '\n'
+    try {
+      await mkdir(dirname(file), { recursive: true })
+      await writeFile(file, body, { mode: 0o600, flag: 'wx' })
+      return kp
+    } catch (err) {
+      // Another process created it first: use theirs.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new UpswarmError('UPSWARM_E_IO', `cannot write node key file ${file}: ${errorMessage(err)}`, { cause: err })
+      }
+      raw = await readFile(file, 'utf8')
+    }
+  }
+  let parsed: z.infer<typeof NodeKeyFileSchema> | undefined
+  try {
+    parsed = NodeKeyFileSchema.parse(JSON.parse(raw))
+  } catch (err) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `${file} is not an upswarm node key file; delete it to make a new node identity`, { cause: err })
+  }
+  const kp = NoiseSecretStream.keyPair(b4a.from(parsed.seed, 'hex') as Buffer)
+  if (b4a.toString(kp.publicKey, 'hex') !== parsed.publicKey) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `${file}: its public key does not match its seed; the file is damaged, delete it to make a new node identity`)
+  }
+  return kp
+}
+
+/** The Hyperswarm topic of a product (all revisions) or of one revision: SHA-256('upswarm:topic:' + product [+ ':' + rev]). */
+export function topicFor(product: string, rev?: number): Buffer {
+  if (product.length === 0) throw new UpswarmError('UPSWARM_E_BAD_REQUEST', 'topicFor needs a product id')
+  if (rev !== undefined && (!Number.isSafeInteger(rev) || rev < 1)) {
+    throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `topicFor: revision must be an integer >= 1, got ${rev}`)
+  }
+  return createHash('sha256').update(TOPIC_PREFIX + product + (rev === undefined ? '' : `:${rev}`)).digest()
+}
+
+/** TCP + Noise listener and dialler, and Hyperswarm topics, behind one connection handler. */
+export class SwarmTransport extends EventEmitter<TransportEvents> {
+  readonly keyPair: SwarmKeyPair
+  private readonly opts: Required<Omit<SwarmTransportOptions, 'bootstrap' | 'dhtHost'>> & Pick<SwarmTransportOptions, 'bootstrap' | 'dhtHost'>
+  private readonly conns = new Map<string, Entry>()
+  /** A second connection the remote initiated while one exists; promoted if the first closes. */
+  private readonly standby = new Map<string, Entry>()
+  private readonly pending = new Set<NoiseSecretStream>()
+  private server: net.Server | null = null
+  private swarm: Hyperswarm | null = null
+  private closing = false
+
+  constructor(options: SwarmTransportOptions) {
+    super()
+    this.keyPair = options.keyPair
+    this.opts = {
+      maxConnections: DEFAULT_MAX_CONNECTIONS,
+      handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      keepAliveMs: DEFAULT_KEEP_ALIVE_MS,
+      idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+      ...options,
+    }
+  }
+
+  get publicKey(): Buffer {
+    return this.keyPair.publicKey
+  }
+
+  /** Open connections, one per remote key. */
+  get connections(): ReadonlyMap<string, { stream: NoiseSecretStream; info: ConnectionInfo }> {
+    return this.conns
+  }
+
+  /** Starts the TCP listener (tracker peers dial it); resolves with the bound address. */
+  async listen(host: string, port = 0): Promise<HostPort> {
+    if (this.server) throw new UpswarmError('UPSWARM_E_CONFIG', 'this transport is already listening')
+    const server = net.createServer((socket) => {
+      socket.setNoDelay(true)
+      const stream = new NoiseSecretStream(false, socket, { keyPair: this.keyPair })
+      void this.adopt(stream, 'tcp', { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }, [])
+    })
+    this.server = server
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new UpswarmError('UPSWARM_E_CONFIG', `cannot listen for peers on ${host}:${port}: ${err.message}`, { cause: err })))
+      server.listen(port, host, () => resolve())
+    })
+    return this.tcpAddress!
+  }
+
+  get tcpAddress(): HostPort | null {
+    const a = this.server?.address()
+    return a && typeof a === 'object' ? { host: a.address, port: a.port } : null
+  }
+
+  /**
+   * Dials a peer at host:port (from the tracker), runs the Noise handshake and resolves with
+   * the connection now open to that peer (an existing one when this was a duplicate). With
+   * `remotePublicKey`, a peer answering with any other key is refused.
+   */
+  async dial(host: string, port: number, opts: { remotePublicKey?: Buffer; signal?: AbortSignal } = {}): Promise<ConnectionInfo> {
+    if (this.closing) throw new UpswarmError('UPSWARM_E_PEER', `cannot dial ${host}:${port}: the transport is closed`)
+    const socket = net.connect({ host, port })
+    socket.setNoDelay(true)
+    const stream = new NoiseSecretStream(true, socket, { keyPair: this.keyPair })
+    const onAbort = (): void => stream.destroy(new Error('dial aborted'))
+    opts.signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      const entry = await this.adopt(stream, 'tcp', { host, port }, [], opts.remotePublicKey)
+      if (!entry) {
+        throw new UpswarmError('UPSWARM_E_PEER',
+          `could not connect to peer ${host}:${port}: ${stream.destroyed ? 'connection failed or refused' : 'handshake failed'}; the tracker's entry may be stale`)
+      }
+      return entry.info
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /**
+   * Joins a Hyperswarm topic (topicFor) on the DHT: announces this node and connects to the
+   * peers found. Resolves once the first announce / lookup round is done.
+   */
+  async join(topic: Buffer, opts: { server?: boolean; client?: boolean } = {}): Promise<void> {
+    const discovery = this.hyperswarm().join(topic, { server: opts.server ?? true, client: opts.client ?? true })
+    await discovery.flushed()
+  }
+
+  async leave(topic: Buffer): Promise<void> {
+    await this.swarm?.leave(topic)
+  }
+
+  /** Waits until the DHT connections being attempted have been made or have failed. */
+  async flush(): Promise<void> {
+    await this.swarm?.flush()
+  }
+
+  /** Closes every connection, the listener and the DHT node. */
+  async close(): Promise<void> {
+    if (this.closing) return
+    this.closing = true
+    const err = new Error('transport closed')
+    for (const s of this.pending) s.destroy(err)
+    for (const e of [...this.conns.values(), ...this.standby.values()]) e.stream.destroy(err)
+    this.conns.clear()
+    this.standby.clear()
+    const server = this.server
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
+    await this.swarm?.destroy()
+  }
+
+  private hyperswarm(): Hyperswarm {
+    if (this.closing) throw new UpswarmError('UPSWARM_E_PEER', 'cannot join a topic: the transport is closed')
+    if (this.swarm) return this.swarm
+    if (!this.opts.bootstrap || this.opts.bootstrap.length === 0) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', 'cannot join the DHT: no bootstrap node given (--bootstrap HOST:PORT or UPSWARM_BOOTSTRAP)')
+    }
+    const dht = new DHT({ bootstrap: this.opts.bootstrap, ...(this.opts.dhtHost ? { host: this.opts.dhtHost } : {}) })
+    this.swarm = new Hyperswarm({ keyPair: this.keyPair, dht })
+    this.swarm.on('connection', (conn, peerInfo) => {
+      void this.adopt(conn, 'dht', null, [...peerInfo.topics])
+    })
+    return this.swarm
+  }
+
+  /** Waits for the handshake, applies dedupe and limits, then hands the stream to onConnection. */
+  private async adopt(stream: NoiseSecretStream, via: 'tcp' | 'dht', remoteAddress: HostPort | null, topics: Buffer[], expectKey?: Buffer): Promise<Entry | null> {
+    stream.on('error', () => {}) // a failed peer is reported by close / refusal, never as an uncaught 'error'
+    if (this.closing) {
+      stream.destroy()
+      return null
+    }
+    this.pending.add(stream)
+    const timer = setTimeout(() => stream.destroy(new Error('handshake timeout')), this.opts.handshakeTimeoutMs)
+    let opened: boolean
+    try {
+      opened = await stream.opened
+    } finally {
+      clearTimeout(timer)
+      this.pending.delete(stream)
+    }
+    const remoteKey = stream.remotePublicKey
+    if (!opened || !remoteKey || this.closing || stream.destroying) {
+      stream.destroy()
+      this.emit('refused', remoteKey ? b4a.toString(remoteKey, 'hex') : null, 'handshake failed')
+      return null
+    }
+    const peer = b4a.toString(remoteKey, 'hex')
+    if (b4a.equals(remoteKey, this.keyPair.publicKey)) return this.refuse(stream, peer, 'connected to itself')
+    if (expectKey && !b4a.equals(remoteKey, expectKey)) return this.refuse(stream, peer, `expected peer ${b4a.toString(expectKey, 'hex')}`)
+    const info: ConnectionInfo = { remotePublicKey: remoteKey, peer, via, initiator: stream.isInitiator, remoteAddress, topics }
+    return this.register({ stream, info })
+  }
+
+  private refuse(stream: NoiseSecretStream, peer: string, reason: string): null {
+    stream.destroy(new Error(reason))
+    this.emit('refused', peer, reason)
+    return null
+  }
+
+  /**
+   * One connection per remote key. Of two, both sides keep the one dialled by the side with
+   * the larger public key (the rule Hyperswarm uses); when one side dialled both, that side
+   * drops the newer and the other keeps the newer on standby until the first closes.
+   */
+  private register(entry: Entry): Entry | null {
+    const { stream, info } = entry
+    const existing = this.conns.get(info.peer)
+    if (existing) {
+      const newPreferred = this.preferred(stream)
+      const oldPreferred = this.preferred(existing.stream)
+      if (newPreferred === oldPreferred) {
+        if (stream.isInitiator) {
+          this.refuse(stream, info.peer, 'duplicate connection')
+          return existing
+        }
+        const old = this.standby.get(info.peer)
+        if (old) this.refuse(old.stream, info.peer, 'duplicate connection')
+        this.standby.set(info.peer, entry)
+        stream.once('close', () => {
+          if (this.standby.get(info.peer) === entry) this.standby.delete(info.peer)
+        })
+        return existing
+      }
+      if (!newPreferred) {
+        this.refuse(stream, info.peer, 'duplicate connection')
+        return existing
+      }
+      this.conns.delete(info.peer)
+      this.refuse(existing.stream, info.peer, 'duplicate connection')
+    }
+    if (this.conns.size >= this.opts.maxConnections) {
+      return this.refuse(stream, info.peer, `connection limit (${this.opts.maxConnections}) reached`)
+    }
+    this.conns.set(info.peer, entry)
+    stream.once('close', () => this.onClosed(entry))
+    stream.setKeepAlive(this.opts.keepAliveMs)
+    stream.setTimeout(this.opts.idleTimeoutMs)
+    try {
+      this.opts.onConnection(stream, info)
+    } catch (err) {
+      this.refuse(stream, info.peer, `connection handler failed: ${errorMessage(err)}`)
+      return null
+    }
+    return entry
+  }
+
+  private onClosed(entry: Entry): void {
+    const peer = entry.info.peer
+    if (this.conns.get(peer) !== entry) return
+    this.conns.delete(peer)
+    const next = this.standby.get(peer)
+    if (next && !this.closing) {
+      this.standby.delete(peer)
+      if (!next.stream.destroying) this.register(next)
+    }
+  }
+
+  private preferred(stream: NoiseSecretStream): boolean {
+    const expectedInitiator = b4a.compare(this.keyPair.publicKey, stream.remotePublicKey!) > 0
+    return stream.isInitiator === expectedInitiator
+  }
+}

@@ -1,0 +1,222 @@
+// One run of the updater on a working copy (R-UPDATER, R-STATUS, R-ROLLBACK):
+// idle → checking (which revision, verified manifest) → planning (status of every path) →
+// downloading (per path: the file-status machine, which alerts, downloads, verifies and
+// stages) → applying (commit by renames under the journal) → retaining (history store kept to
+// the last K revisions) → done. Nothing in the tree changes before `applying`; a failure
+// there is undone from the journal (rolledBack). Pure: the I/O is provided by actors/updater.
+import { assign, emit, fromPromise, setup } from 'xstate'
+import type { ConflictPolicy, FileFacts, FileStatus, FileStatusOutput } from './file-status.machine.ts'
+
+export type RunKind = 'checkout' | 'update' | 'rollback'
+export type RunPhase = 'checking' | 'planning' | 'downloading' | 'applying' | 'retaining'
+
+export interface RunRequest {
+  kind: RunKind
+  /** Explicit revision; without it, an update goes to the newest verified revision. */
+  rev?: number
+  onConflict: ConflictPolicy
+}
+
+export interface RunTarget {
+  from: number
+  to: number
+}
+
+export interface PlannedPath {
+  path: string
+  status: FileStatus
+  facts: FileFacts
+  slot?: string
+}
+
+export interface RunPlan {
+  /** Paths the run acts on (outdated, missing, removed, conflict); all others are left alone. */
+  tasks: PlannedPath[]
+  conflicts: string[]
+}
+
+export interface StagedSet {
+  files: FileStatusOutput[]
+  failed: string[]
+  bytesFromServers: number
+  bytesFromPeers: number
+}
+
+export interface ApplySummary {
+  updated: number
+  checkedOut: number
+  removed: number
+}
+
+export interface RunFailure {
+  phase: RunPhase
+  /** conflicts: policy `abort` met a conflict; downloads: some path could not be fetched. */
+  reason: 'conflicts' | 'downloads' | 'error'
+  error?: unknown
+  paths?: string[]
+}
+
+export interface RunOutput {
+  outcome: 'done' | 'failed' | 'rolledBack'
+  target?: RunTarget
+  plan?: RunPlan
+  staged?: StagedSet
+  applied?: ApplySummary
+  warnings: string[]
+  failure?: RunFailure
+}
+
+export type RunEvent = { type: 'run.start' }
+export type RunEmitted = { type: 'run.phase'; phase: RunPhase }
+
+interface RunContext {
+  request: RunRequest
+  outcome: RunOutput['outcome']
+  target?: RunTarget
+  plan?: RunPlan
+  staged?: StagedSet
+  applied?: ApplySummary
+  warnings: string[]
+  failure?: RunFailure
+}
+
+const notProvided = (name: string) => async (): Promise<never> => {
+  throw new Error(`update-run machine: actor ${name} is not provided`)
+}
+
+export const updateRunMachine = setup({
+  types: {
+    context: {} as RunContext,
+    events: {} as RunEvent,
+    input: {} as RunRequest,
+    output: {} as RunOutput,
+    emitted: {} as RunEmitted,
+  },
+  actors: {
+    /** Recovered working copy → the revision to go to, its manifest verified (R-WATCH). */
+    check: fromPromise<RunTarget, RunRequest>(notProvided('check')),
+    /** Status of every path against the target (R-STATUS). */
+    plan: fromPromise<RunPlan, { request: RunRequest; target: RunTarget }>(notProvided('plan')),
+    /** Runs the file-status machine of every planned path. */
+    download: fromPromise<StagedSet, { request: RunRequest; target: RunTarget; plan: RunPlan }>(notProvided('download')),
+    /** Drops everything staged; the tree was not touched. */
+    discard: fromPromise<void, void>(notProvided('discard')),
+    /** Journal, renames, commit of the new revision. */
+    apply: fromPromise<ApplySummary, { target: RunTarget; staged: StagedSet }>(notProvided('apply')),
+    /** Undoes a failed apply from the journal. */
+    undo: fromPromise<void, void>(notProvided('undo')),
+    /** History window, garbage collection, stat cache; returns warnings (never fails the run). */
+    retain: fromPromise<string[], { request: RunRequest; target: RunTarget }>(notProvided('retain')),
+  },
+  guards: {
+    abortOnConflicts: ({ context }, plan: RunPlan) => context.request.onConflict === 'abort' && plan.conflicts.length > 0,
+    someDownloadFailed: (_, staged: StagedSet) => staged.failed.length > 0,
+  },
+  actions: {
+    announce: emit((_, phase: RunPhase) => ({ type: 'run.phase' as const, phase })),
+    fail: assign((_, failure: RunFailure) => ({ failure })),
+  },
+}).createMachine({
+  id: 'updateRun',
+  context: ({ input }) => ({ request: input, outcome: 'failed', warnings: [] }),
+  initial: 'idle',
+  states: {
+    idle: {
+      on: { 'run.start': 'checking' },
+    },
+    checking: {
+      entry: { type: 'announce', params: 'checking' },
+      invoke: {
+        src: 'check',
+        input: ({ context }) => context.request,
+        onDone: { target: 'planning', actions: assign({ target: ({ event }) => event.output }) },
+        onError: { target: 'failed', actions: { type: 'fail', params: ({ event }) => ({ phase: 'checking', reason: 'error', error: event.error }) } },
+      },
+    },
+    planning: {
+      entry: { type: 'announce', params: 'planning' },
+      invoke: {
+        src: 'plan',
+        input: ({ context }) => ({ request: context.request, target: context.target! }),
+        onDone: [
+          {
+            guard: { type: 'abortOnConflicts', params: ({ event }) => event.output },
+            target: 'failed',
+            actions: [
+              assign({ plan: ({ event }) => event.output }),
+              { type: 'fail', params: ({ event }) => ({ phase: 'planning', reason: 'conflicts', paths: event.output.conflicts }) },
+            ],
+          },
+          { target: 'downloading', actions: assign({ plan: ({ event }) => event.output }) },
+        ],
+        onError: { target: 'failed', actions: { type: 'fail', params: ({ event }) => ({ phase: 'planning', reason: 'error', error: event.error }) } },
+      },
+    },
+    downloading: {
+      entry: { type: 'announce', params: 'downloading' },
+      invoke: {
+        src: 'download',
+        input: ({ context }) => ({ request: context.request, target: context.target!, plan: context.plan! }),
+        onDone: [
+          {
+            guard: { type: 'someDownloadFailed', params: ({ event }) => event.output },
+            target: 'discarding',
+            actions: [
+              assign({ staged: ({ event }) => event.output }),
+              { type: 'fail', params: ({ event }) => ({ phase: 'downloading', reason: 'downloads', paths: event.output.failed }) },
+            ],
+          },
+          { target: 'applying', actions: assign({ staged: ({ event }) => event.output }) },
+        ],
+        onError: {
+          target: 'discarding',
+          actions: { type: 'fail', params: ({ event }) => ({ phase: 'downloading', reason: 'error', error: event.error }) },
+        },
+      },
+    },
+    discarding: {
+      invoke: { src: 'discard', onDone: 'failed', onError: 'failed' },
+    },
+    applying: {
+      entry: { type: 'announce', params: 'applying' },
+      invoke: {
+        src: 'apply',
+        input: ({ context }) => ({ target: context.target!, staged: context.staged! }),
+        onDone: { target: 'retaining', actions: assign({ applied: ({ event }) => event.output }) },
+        onError: {
+          target: 'rollingBack',
+          actions: { type: 'fail', params: ({ event }) => ({ phase: 'applying', reason: 'error', error: event.error }) },
+        },
+      },
+    },
+    rollingBack: {
+      invoke: {
+        src: 'undo',
+        onDone: 'rolledBack',
+        // The journal stays: the next command on the working copy finishes the recovery.
+        onError: { target: 'failed', actions: assign({ warnings: ({ context, event }) => [...context.warnings, String((event.error as Error)?.message ?? event.error)] }) },
+      },
+    },
+    retaining: {
+      entry: { type: 'announce', params: 'retaining' },
+      invoke: {
+        src: 'retain',
+        input: ({ context }) => ({ request: context.request, target: context.target! }),
+        onDone: { target: 'done', actions: assign({ warnings: ({ context, event }) => [...context.warnings, ...event.output] }) },
+        onError: { target: 'done', actions: assign({ warnings: ({ context, event }) => [...context.warnings, String((event.error as Error)?.message ?? event.error)] }) },
+      },
+    },
+    done: { type: 'final', entry: assign({ outcome: 'done' }) },
+    failed: { type: 'final', entry: assign({ outcome: 'failed' }) },
+    rolledBack: { type: 'final', entry: assign({ outcome: 'rolledBack' }) },
+  },
+  output: ({ context }) => ({
+    outcome: context.outcome,
+    ...(context.target ? { target: context.target } : {}),
+    ...(context.plan ? { plan: context.plan } : {}),
+    ...(context.staged ? { staged: context.staged } : {}),
+    ...(context.applied ? { applied: context.applied } : {}),
+    warnings: context.warnings,
+    ...(context.failure ? { failure: context.failure } : {}),
+  }),
+})

@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { join } from 'node:path'
+import { writeFile } from 'node:fs/promises'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { publish } from '../../actors/publisher/publish.ts'
+import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { decodeRelease, manifestSha256 } from '../../infra/release/manifest.ts'
+import { RELEASE_STREAM, releaseSubject } from '../../infra/nats/names.ts'
+import { withRetry } from '../../infra/nats/retry.ts'
+import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
+import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
+import { newProduct, tempDir, testConnection } from '../helpers/cluster.ts'
+import { randomContent, writeTree } from '../helpers/trees.ts'
+
+async function releasesOf(nc: NatsConnection, product: string, publicKey: string) {
+  return withRetry(() => readReleases(nc, product, publicKey), { attempts: 30 })
+}
+
+async function readReleases(nc: NatsConnection, product: string, publicKey: string) {
+  const jsm = await jetstreamManager(nc)
+  const info = await jsm.streams.info(RELEASE_STREAM, { subjects_filter: releaseSubject(product) })
+  const count = info.state.subjects?.[releaseSubject(product)] ?? 0
+  const out = []
+  let seq = 0
+  for (let i = 0; i < count; i++) {
+    const msg = await jsm.streams.getMessage(RELEASE_STREAM, { next_by_subj: releaseSubject(product), seq: seq + 1 })
+    seq = msg!.seq
+    out.push(decodeRelease(msg!.data, publicKey, 'stream').manifest)
+  }
+  return out
+}
+
+describe('publish', () => {
+  let nc: NatsConnection
+  let dir: { path: string; cleanup: () => Promise<void> }
+  const key = generatePublisherKey()
+
+  beforeAll(async () => {
+    nc = await testConnection()
+    dir = await tempDir()
+  })
+  afterAll(async () => {
+    await nc?.close()
+    await dir?.cleanup()
+  })
+
+  it('publish — two concurrent publishes of one product get revisions 1 and 2, chained, never two 1s', async () => {
+    const product = newProduct()
+    await writeTree(join(dir.path, 'c1'), { 'a.txt': 'one' })
+    await writeTree(join(dir.path, 'c2'), { 'a.txt': 'two' })
+    const [a, b] = await Promise.all([
+      publish({ nc, src: join(dir.path, 'c1'), product, key }),
+      publish({ nc, src: join(dir.path, 'c2'), product, key }),
+    ])
+    expect([a.rev, b.rev].sort()).toEqual([1, 2])
+    const stored = await releasesOf(nc, product, key.publicKey)
+    expect(stored.map((m) => m.rev)).toEqual([1, 2])
+    expect(stored[1]!.parent).toBe(manifestSha256(stored[0]!))
+  })
+
+  it('publish — publishing an unchanged tree again appends nothing; only new blobs are uploaded', async () => {
+    const product = newProduct()
+    const src = join(dir.path, 'same')
+    await writeTree(src, { 'x.bin': randomContent(200_000), 'y.txt': 'y' })
+    const first = await publish({ nc, src, product, key })
+    const again = await publish({ nc, src, product, key })
+    expect(again).toMatchObject({ rev: 1, unchanged: true, newBlobs: 0, manifestSha256: first.manifestSha256 })
+    await writeFile(join(src, 'y.txt'), 'changed')
+    const second = await publish({ nc, src, product, key })
+    expect(second).toMatchObject({ rev: 2, newBlobs: 1, newBytes: 7 })
+    expect((await releasesOf(nc, product, key.publicKey)).map((m) => m.rev)).toEqual([1, 2])
+  })
+
+  it('publish — kill -9 of a nats-server node during a publish: it succeeds or fails cleanly, no release lost or duplicated', async () => {
+    const own = await tempDir('upswarm-killpub-')
+    const cluster = await NatsCluster.start({ dir: own.path, nodes: 3 })
+    const c = await connectNats(cluster.urls, 'test-killpub')
+    try {
+      const product = newProduct()
+      const revs: number[] = []
+      for (let i = 0; i < 3; i++) {
+        const src = join(own.path, `src${i}`)
+        await writeTree(src, { 'big.bin': randomContent(2 * 1024 * 1024), 'n.txt': String(i) })
+        const pending = publish({ nc: c, src, product, key })
+        if (i === 1) await cluster.nodes[1]!.kill('SIGKILL')
+        const r = await pending.catch(() => publish({ nc: c, src, product, key }))
+        revs.push(r.rev)
+      }
+      expect(revs).toEqual([1, 2, 3])
+      expect((await releasesOf(c, product, key.publicKey)).map((m) => m.rev)).toEqual([1, 2, 3])
+    } finally {
+      await c.close()
+      await cluster.stop()
+      await own.cleanup()
+    }
+  })
+})
