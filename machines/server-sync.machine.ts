@@ -46,6 +46,7 @@ export const serverSyncMachine = setup({
   guards: {
     gotRelease: ({ event }) => (event as unknown as { output: PendingRelease | null }).output !== null,
     hasPending: ({ context }) => context.pending !== null,
+    permanentFailure: ({ event }) => (event as unknown as { output: { permanent: boolean } }).output.permanent,
   },
 }).createMachine({
   id: 'serverSync',
@@ -84,7 +85,7 @@ export const serverSyncMachine = setup({
         input: ({ context }) => ({ release: context.pending! }),
         onDone: [
           {
-            guard: ({ event }) => event.output.permanent,
+            guard: 'permanentFailure',
             target: 'rejecting',
             actions: [
               assign({ lastError: ({ event }) => (event.output.permanent ? event.output.reason : null) }),

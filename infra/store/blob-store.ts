@@ -80,6 +80,41 @@ export class BlobStore {
     }
   }
 
+  /** A fresh temporary path inside the store (same file system, so a rename commits it). */
+  async stagingPath(): Promise<string> {
+    const tmp = this.tmpPath()
+    await mkdir(dirname(tmp), { recursive: true })
+    return tmp
+  }
+
+  /**
+   * Verifies a file written elsewhere (e.g. by concurrent range writers at a stagingPath) and
+   * moves it into the store; on mismatch it is deleted and UPSWARM_E_HASH_MISMATCH thrown.
+   */
+  async commitFile(sha256: string, tmp: string, where: string, size?: number): Promise<void> {
+    const hash = createHash('sha256')
+    let n = 0
+    try {
+      for await (const chunk of createReadStream(tmp, { highWaterMark: 1024 * 1024 })) {
+        hash.update(chunk as Buffer)
+        n += (chunk as Buffer).length
+      }
+      const got = hash.digest('hex')
+      if (got !== sha256 || (size !== undefined && n !== size)) {
+        throw new UpswarmError('UPSWARM_E_HASH_MISMATCH',
+          `blob ${sha256} from ${where} does not verify: got SHA-256 ${got} over ${n} bytes${size !== undefined ? ` (expected ${size})` : ''}`)
+      }
+      await fsyncFile(tmp)
+      const final = this.path(sha256)
+      await mkdir(dirname(final), { recursive: true })
+      await rename(tmp, final)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      if (err instanceof UpswarmError) throw err
+      throw new UpswarmError('UPSWARM_E_IO', `cannot store blob ${sha256} from ${where} in ${this.root}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
   /** Adds a file already on disk whose SHA-256 is known and verified (hard link, else copy). */
   async adoptVerifiedFile(sha256: string, file: string): Promise<void> {
     if (await this.has(sha256)) return
