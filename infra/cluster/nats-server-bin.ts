@@ -1,4 +1,4 @@
-// Finds the nats-server binary chosen by scripts/ensure-nats-server.mjs.
+// Finds the nats-server binary chosen by scripts/ensure-tools.mjs.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
@@ -32,6 +32,6 @@ export function natsServerBinary(): NatsServerBinary {
     return cached
   }
   throw new UpswarmError('UPSWARM_E_NATS_SERVER_MISSING',
-    'nats-server not found. Run `node scripts/ensure-nats-server.mjs` (it fetches Debian\'s package), ' +
+    'nats-server not found. Run `node scripts/ensure-tools.mjs` (it fetches Debian\'s package), ' +
     'or `apt-get install -y nats-server`, or set UPSWARM_NATS_SERVER to a nats-server binary.')
 }

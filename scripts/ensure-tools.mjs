@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Makes sure a nats-server binary is available to the project (prestart / pretest).
+// Makes sure the programs the project runs are here (prestart / pretest): nats-server, and the
+// Debian tools the tests and benchmarks compare against (aria2c, rsync, git).
 // Preference: $UPSWARM_NATS_SERVER, then the project-local copy in .tools/, then one on PATH
 // that is recent enough; otherwise fetch Debian trixie's package (>= 2.10.23, supports
 // `sync_interval: always`) with apt into .tools/ via `dpkg-deb -x`; fall back to bookworm's
@@ -93,9 +94,23 @@ function done(bin) {
   writeFileSync(join(tools, 'nats-server.path'), bin + '\n')
   console.error(`upswarm: nats-server ${version(bin).join('.')} at ${bin}`)
 }
+
+/** Installs Debian packages whose commands are missing (best effort; tests say what is absent). */
+function ensureDebianTools() {
+  const wanted = { aria2c: 'aria2', rsync: 'rsync', git: 'git' }
+  const missing = Object.entries(wanted).filter(([cmd]) => !which(cmd)).map(([, pkg]) => pkg)
+  if (missing.length === 0) return
+  console.error(`upswarm: installing ${missing.join(', ')} from Debian's packages …`)
+  const install = () => spawnSync('apt-get', ['install', '-y', '-q', ...missing], { stdio: ['ignore', 'ignore', 'inherit'] }).status === 0
+  if (!install()) {
+    spawnSync('apt-get', ['update', '-q'], { stdio: ['ignore', 'ignore', 'inherit'] })
+    if (!install()) console.error(`upswarm: WARNING: could not install ${missing.join(', ')}; run: apt-get install -y ${missing.join(' ')}`)
+  }
+}
 function fail(msg) {
   console.error(`upswarm: ${msg}`)
   process.exit(1)
 }
 
 main()
+ensureDebianTools()
