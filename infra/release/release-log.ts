@@ -1,6 +1,6 @@
 // The release stream of record (ARCHITECTURE §2): one subject per product, one signed release
 // per message, revisions 1, 2, 3 … in stream order.
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { RELEASE_STREAM, releaseSubject } from '../nats/names.ts'
 import { SignedReleaseSchema, manifestSha256, type SignedRelease } from './manifest.ts'
@@ -29,4 +29,38 @@ export async function lastRelease(jsm: JetStreamManager, product: string): Promi
 
 export async function releaseManager(nc: NatsConnection): Promise<JetStreamManager> {
   return jetstreamManager(nc)
+}
+
+export interface FollowHandle {
+  stop(): Promise<void>
+  /** Resolves when the follower ends (stopped, or the connection closed). */
+  closed: Promise<void>
+}
+
+/**
+ * R-WATCH, push not polling: an ordered consumer on the product's release subject delivers
+ * every release, the last one first (deliver policy last-per-subject), then each new one as it
+ * is published. The callback gets the raw signed bytes; the caller verifies them.
+ */
+export async function followReleases(
+  nc: NatsConnection,
+  product: string,
+  onRelease: (bytes: Uint8Array, seq: number) => void | Promise<void>,
+): Promise<FollowHandle> {
+  const js = jetstream(nc)
+  const consumer = await js.consumers.get(RELEASE_STREAM, {
+    filter_subjects: [releaseSubject(product)],
+    deliver_policy: DeliverPolicy.LastPerSubject,
+  })
+  const messages = await consumer.consume()
+  const closed = (async () => {
+    for await (const msg of messages) await onRelease(msg.data, msg.seq)
+  })()
+  return {
+    closed,
+    async stop() {
+      messages.stop()
+      await closed.catch(() => {})
+    },
+  }
 }

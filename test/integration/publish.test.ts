@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { writeFile } from 'node:fs/promises'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { publish } from '../../actors/publisher/publish.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { decodeRelease, manifestSha256 } from '../../infra/release/manifest.ts'
@@ -20,11 +20,10 @@ async function readReleases(nc: NatsConnection, product: string, publicKey: stri
   const jsm = await jetstreamManager(nc)
   const info = await jsm.streams.info(RELEASE_STREAM, { subjects_filter: releaseSubject(product) })
   const count = info.state.subjects?.[releaseSubject(product)] ?? 0
+  const consumer = await jetstream(nc).consumers.get(RELEASE_STREAM, { filter_subjects: [releaseSubject(product)] })
   const out = []
-  let seq = 0
   for (let i = 0; i < count; i++) {
-    const msg = await jsm.streams.getMessage(RELEASE_STREAM, { next_by_subj: releaseSubject(product), seq: seq + 1 })
-    seq = msg!.seq
+    const msg = await consumer.next({ expires: 5000 })
     out.push(decodeRelease(msg!.data, publicKey, 'stream').manifest)
   }
   return out
