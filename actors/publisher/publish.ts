@@ -48,7 +48,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
   const product = opts.product.toLowerCase()
   if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a UUID (got ${JSON.stringify(opts.product)})`)
   // Every JetStream call is retried: during a node loss the cluster re-elects leaders for seconds.
-  const { replicas } = await withRetry(() => ensureResources(opts.nc), { attempts: 30 })
+  const { replicas } = await ensureResources(opts.nc)
   const { entries, files } = await scanTree(opts.src, {
     onProgress: (p) => opts.onProgress?.({ phase: 'scan', done: p.files, bytes: p.bytes }),
   })

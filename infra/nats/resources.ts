@@ -4,6 +4,7 @@ import { jetstreamManager, type JetStreamManager, DiscardPolicy, RetentionPolicy
 import { Kvm, type KV } from '@nats-io/kv'
 import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj'
 import type { NatsConnection } from '@nats-io/transport-node'
+import { withRetry } from './retry.ts'
 import { ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, PEER_BUCKET, RELEASE_STREAM, RELEASE_SUBJECTS } from './names.ts'
 
 // node:crypto hashes object-store chunks an order of magnitude faster than the pure-JS default.
@@ -74,9 +75,13 @@ export async function openPeerBucket(nc: NatsConnection, replicas: number, ttlMs
 /** Creates every resource of record; called by `up` and by the test harness once. */
 export async function ensureResources(nc: NatsConnection, replicas?: number): Promise<{ replicas: number }> {
   const r = replicas ?? (await clusterReplicas(nc))
-  const jsm = await jetstreamManager(nc)
-  await ensureReleaseStream(jsm, r)
-  await ensureAlertStream(jsm, r)
-  await openBlobStore(nc, r)
-  return { replicas: r }
+  // A cluster that just started may not place R3 assets until every peer has joined the meta
+  // group ("no suitable peers for placement"): retry for a while.
+  return withRetry(async () => {
+    const jsm = await jetstreamManager(nc)
+    await ensureReleaseStream(jsm, r)
+    await ensureAlertStream(jsm, r)
+    await openBlobStore(nc, r)
+    return { replicas: r }
+  }, { attempts: 40, maxDelayMs: 500 })
 }

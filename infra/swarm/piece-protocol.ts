@@ -127,8 +127,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
   bytesUp = 0
   bytesDown = 0
 
-  /** What the peer announced: product, revision and the blobs it holds whole. */
-  readonly remote: { product: string | null; rev: number | null; blobs: Set<string> } = { product: null, rev: null, blobs: new Set() }
+  private readonly remoteState: { product: string | null; rev: number | null; blobs: Set<string> } = { product: null, rev: null, blobs: new Set() }
   private readonly remotePieces = new Map<string, { pieceSize: number; indexes: Set<number> }>()
   private remotePieceCount = 0
 
@@ -215,6 +214,11 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     return this.closedFlag
   }
 
+  /** What the peer announced: its product and revision, and the blobs (hex SHA-256) it holds whole. */
+  get remote(): { readonly product: string | null; readonly rev: number | null; readonly blobs: ReadonlySet<string> } {
+    return this.remoteState
+  }
+
   /** True when the peer is choking us (our requests would be rejected). */
   get choked(): boolean {
     return this.remoteChoked
@@ -257,13 +261,13 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
 
   /** Whether the peer announced holding the whole blob. */
   peerHas(sha256: Sha256): boolean {
-    return this.remote.blobs.has(toHex(sha256))
+    return this.remoteState.blobs.has(toHex(sha256))
   }
 
   /** Whether the peer announced holding the whole blob or piece `index` of it at `pieceSize`. */
   peerHasPiece(sha256: Sha256, pieceSize: number, index: number): boolean {
     const hex = toHex(sha256)
-    if (this.remote.blobs.has(hex)) return true
+    if (this.remoteState.blobs.has(hex)) return true
     const p = this.remotePieces.get(hex)
     return p !== undefined && p.pieceSize === pieceSize && p.indexes.has(index)
   }
@@ -499,7 +503,14 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
   private onRequest(msg: RequestMessage): void {
     if (this.active.has(msg.id) || this.queue.some((r) => r.id === msg.id)) throw new ProtocolViolation(`request id ${msg.id} reused while outstanding`)
     if (this.localChoked) return void this.send.reject.send({ id: msg.id, reason: 'choked' })
-    if (this.queue.length + this.active.size >= this.opts.maxOutstanding) return void this.send.reject.send({ id: msg.id, reason: 'busy' })
+    // Cancelled requests still being read do not count: the peer already reused their slot.
+    let outstanding = this.queue.length
+    for (const r of this.active.values()) if (!r.cancelled) outstanding++
+    if (outstanding >= this.opts.maxOutstanding) {
+      // Over the window while not reading our replies: every reject would pile up in memory.
+      if (!this.channel.drained) throw new ProtocolViolation('floods requests beyond its window without reading the replies')
+      return void this.send.reject.send({ id: msg.id, reason: 'busy' })
+    }
     if (msg.length < 1 || msg.length > MAX_REQUEST_LENGTH) return void this.send.reject.send({ id: msg.id, reason: 'bad-request' })
     if (!this.opts.serve) return void this.send.reject.send({ id: msg.id, reason: 'not-found' })
     this.queue.push({ id: msg.id, hex: b4a.toString(msg.sha256, 'hex'), offset: msg.offset, length: msg.length, cancelled: false })
@@ -564,23 +575,23 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
 
   private onHave(msg: HaveMessage): void {
     if (msg.reset) {
-      this.remote.blobs.clear()
+      this.remoteState.blobs.clear()
       this.remotePieces.clear()
       this.remotePieceCount = 0
     }
-    if (this.remote.blobs.size + msg.hashes.length > this.opts.maxRemoteBlobs) {
+    if (this.remoteState.blobs.size + msg.hashes.length > this.opts.maxRemoteBlobs) {
       throw new ProtocolViolation(`announced more than ${this.opts.maxRemoteBlobs} blobs`)
     }
     const hashes = msg.hashes.map((h) => b4a.toString(h, 'hex'))
-    for (const h of hashes) this.remote.blobs.add(h)
-    this.remote.product = msg.product
-    this.remote.rev = msg.rev
+    for (const h of hashes) this.remoteState.blobs.add(h)
+    this.remoteState.product = msg.product
+    this.remoteState.rev = msg.rev
     this.emitSafely('have', { product: msg.product, rev: msg.rev, reset: msg.reset, hashes })
   }
 
   private onHavePiece(msg: HavePieceMessage): void {
     const hex = b4a.toString(msg.sha256, 'hex')
-    if (this.remote.blobs.has(hex)) return
+    if (this.remoteState.blobs.has(hex)) return
     let entry = this.remotePieces.get(hex)
     if (!entry || entry.pieceSize !== msg.pieceSize) {
       if (entry) this.remotePieceCount -= entry.indexes.size

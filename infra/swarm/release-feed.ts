@@ -45,6 +45,8 @@ export interface ReleaseFeedEvents {
   rejected: [error: UpswarmError, index: number]
   /** Two conflicting signed histories exist; Hypercore froze the feed. Alert the administrators. */
   conflict: [error: UpswarmError]
+  /** A peer offers a forked (rewritten) feed; it is not followed. Seen by update(). */
+  'forked-peer': [error: UpswarmError, peer: string]
 }
 
 export class ReleaseFeed extends EventEmitter<ReleaseFeedEvents> {
@@ -78,21 +80,31 @@ export class ReleaseFeed extends EventEmitter<ReleaseFeedEvents> {
         `the writer key (public key ${opts.writerKey.publicKey}) is not the pinned publisher key ${opts.publisherPublicKey}; use the publisher's key file`)
     }
     const key = Hypercore.key(b4a.from(opts.publisherPublicKey, 'hex') as Buffer)
-    const core = new Hypercore(opts.storageDir, key, {
-      allowFork: false,
-      ...(opts.writerKey ? { keyPair: sodiumKeyPair(opts.writerKey) } : {}),
-    })
+    // The writer derives the key from its key pair (passing the key too leaves it without a signer).
+    const core = opts.writerKey
+      ? new Hypercore(opts.storageDir, { keyPair: sodiumKeyPair(opts.writerKey), allowFork: false })
+      : new Hypercore(opts.storageDir, key, { allowFork: false })
     try {
       await core.ready()
     } catch (err) {
       await core.close().catch(() => {})
       throw new UpswarmError('UPSWARM_E_IO', `cannot open the release feed in ${opts.storageDir}: ${errorMessage(err)}`, { cause: err })
     }
+    if (!core.key || !b4a.equals(core.key, key)) {
+      await core.close()
+      throw new UpswarmError('UPSWARM_E_CONFIG', `${opts.storageDir} holds another feed than publisher ${opts.publisherPublicKey}'s; give each publisher key its own feed directory`)
+    }
     const feed = new ReleaseFeed(core, opts.publisherPublicKey)
     core.on('append', () => feed.scheduleScan())
     core.on('download', () => feed.scheduleScan())
     core.on('truncate', () => feed.onConflict('the feed was truncated'))
     core.on('conflict', (length: number) => feed.onConflict(`two different signed histories exist for length ${length}`))
+    core.on('verification-error', (err: unknown, req: { block?: { index: number } | null } | null, _res: unknown, from: { remotePublicKey?: Buffer } | null) => {
+      const peer = from?.remotePublicKey ? b4a.toString(from.remotePublicKey, 'hex') : 'unknown'
+      feed.emit('rejected', new UpswarmError('UPSWARM_E_SIGNATURE',
+        `peer ${peer} sent release feed data that does not verify against publisher key ${opts.publisherPublicKey}; ignored it and stopped asking that peer`,
+        { cause: err, details: { peer } }), req?.block?.index ?? -1)
+    })
     core.download({ start: 0, end: -1 })
     await feed.waitScanned()
     return feed
@@ -174,20 +186,41 @@ export class ReleaseFeed extends EventEmitter<ReleaseFeedEvents> {
   /**
    * Catches up with the connected peers: fetches their newest length and every block, then
    * verifies them. Resolves true when the feed grew. The publisher calls it before append().
+   * Peers found offering a forked feed are reported ('forked-peer') and not followed.
+   * With no feed peer connected it returns at once: a publisher passes `minPeers` (the servers
+   * it connected to) so that it waits for their feed channels to open first.
    */
-  async update(opts: { timeoutMs?: number } = {}): Promise<boolean> {
+  async update(opts: { timeoutMs?: number; minPeers?: number } = {}): Promise<boolean> {
     const before = this.core.length
+    const minPeers = opts.minPeers ?? 0
     await this.withTimeout((async () => {
+      if (this.core.peers.length < minPeers) {
+        await new Promise<void>((resolve) => {
+          const onPeer = (): void => {
+            if (this.core.peers.length < minPeers) return
+            this.core.off('peer-add', onPeer)
+            resolve()
+          }
+          this.core.on('peer-add', onPeer)
+        })
+      }
       await this.core.update({ wait: true, force: this.core.writable })
       if (this.core.length > 0) await this.core.download({ start: 0, end: this.core.length }).done()
       await this.waitScanned()
     })(), opts.timeoutMs, 'release feed update')
+    for (const p of this.core.peers) {
+      if (p.remoteFork === this.core.fork) continue
+      const peer = b4a.toString(p.remotePublicKey, 'hex')
+      this.emit('forked-peer', new UpswarmError('UPSWARM_E_CONFLICT',
+        `peer ${peer} offers the release feed at fork ${p.remoteFork} (length ${p.remoteLength}); this node is at fork ${this.core.fork} ` +
+        `(length ${this.core.length}) and does not follow a rewritten feed`, { details: { peer } }), peer)
+    }
     return this.core.length > before
   }
 
   /** Resolves once some connected peer holds the first `length` blocks (publish returns only after a server has the block). */
   async waitForRemote(length: number, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
-    const has = (): boolean => this.core.peers.some((p) => p.remoteContiguousLength >= length || (p.remoteFork === this.core.fork && p.remoteLength >= length && this.core.remoteContiguousLength >= length))
+    const has = (): boolean => this.core.peers.some((p) => p.remoteFork === this.core.fork && p.remoteContiguousLength >= length)
     if (has()) return
     const events = ['remote-contiguous-length', 'peer-add', 'upload'] as const
     let check!: () => void
@@ -196,9 +229,12 @@ export class ReleaseFeed extends EventEmitter<ReleaseFeedEvents> {
       opts.signal?.addEventListener('abort', () => reject(opts.signal!.reason), { once: true })
     })
     for (const e of events) this.core.on(e, check)
+    // Safety net: a peer's progress does not always raise an event (e.g. under a higher length seen before).
+    const poll = setInterval(() => check(), 500)
     try {
       await this.withTimeout(done, opts.timeoutMs, `a peer to hold ${length} release feed blocks`)
     } finally {
+      clearInterval(poll)
       for (const e of events) this.core.off(e, check)
     }
   }

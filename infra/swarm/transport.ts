@@ -60,7 +60,7 @@ export interface SwarmTransportOptions {
 
 interface Entry { stream: NoiseSecretStream; info: ConnectionInfo }
 
-interface TransportEvents {
+export interface TransportEvents {
   /** A connection was refused or dropped before it reached onConnection (diagnostics). */
   refused: [peer: string | null, reason: string]
 }
@@ -168,6 +168,7 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
       server.once('error', (err) => reject(new UpswarmError('UPSWARM_E_CONFIG', `cannot listen for peers on ${host}:${port}: ${err.message}`, { cause: err })))
       server.listen(port, host, () => resolve())
     })
+    server.on('error', (err) => this.emit('refused', null, `listener error: ${err.message}`))
     return this.tcpAddress!
   }
 
@@ -239,7 +240,7 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
       throw new UpswarmError('UPSWARM_E_CONFIG', 'cannot join the DHT: no bootstrap node given (--bootstrap HOST:PORT or UPSWARM_BOOTSTRAP)')
     }
     const dht = new DHT({ bootstrap: this.opts.bootstrap, ...(this.opts.dhtHost ? { host: this.opts.dhtHost } : {}) })
-    this.swarm = new Hyperswarm({ keyPair: this.keyPair, dht })
+    this.swarm = new Hyperswarm({ keyPair: this.keyPair, dht, maxPeers: this.opts.maxConnections })
     this.swarm.on('connection', (conn, peerInfo) => {
       void this.adopt(conn, 'dht', null, [...peerInfo.topics])
     })
@@ -253,6 +254,7 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
       stream.destroy()
       return null
     }
+    if (this.pending.size >= this.opts.maxConnections) return this.refuse(stream, null, `too many handshakes in progress (${this.pending.size})`)
     this.pending.add(stream)
     const timer = setTimeout(() => stream.destroy(new Error('handshake timeout')), this.opts.handshakeTimeoutMs)
     let opened: boolean
@@ -275,7 +277,7 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
     return this.register({ stream, info })
   }
 
-  private refuse(stream: NoiseSecretStream, peer: string, reason: string): null {
+  private refuse(stream: NoiseSecretStream, peer: string | null, reason: string): null {
     stream.destroy(new Error(reason))
     this.emit('refused', peer, reason)
     return null

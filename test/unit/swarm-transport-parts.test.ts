@@ -1,0 +1,65 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createHash } from 'node:crypto'
+import { readFile, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
+import { loadOrCreateKeyPair, topicFor } from '../../infra/swarm/transport.ts'
+import { tempDir } from '../helpers/cluster.ts'
+
+const cleanups: (() => Promise<void>)[] = []
+afterEach(async () => {
+  vi.useRealTimers()
+  for (const c of cleanups.splice(0)) await c()
+})
+
+describe('swarm transport parts', () => {
+  it('swarm — topicFor hashes the fixed prefix, the product and the revision', () => {
+    const product = '1b4e28ba-2fa1-11d2-883f-0016d3cca427'
+    const expected = createHash('sha256').update(`upswarm:topic:${product}:7`).digest()
+    expect(topicFor(product, 7).equals(expected)).toBe(true)
+    expect(topicFor(product).equals(createHash('sha256').update(`upswarm:topic:${product}`).digest())).toBe(true)
+    expect(topicFor(product, 7)).toHaveLength(32)
+    expect(topicFor(product, 7).equals(topicFor(product, 8))).toBe(false)
+    expect(() => topicFor(product, 0)).toThrow(/revision/)
+    expect(() => topicFor('')).toThrow(/product/)
+  })
+
+  it('swarm — loadOrCreateKeyPair creates the node key once, keeps it, and refuses a damaged file', async () => {
+    const dir = await tempDir('upswarm-nodekey-')
+    cleanups.push(dir.cleanup)
+    const file = join(dir.path, 'sub', 'node.key')
+    const a = await loadOrCreateKeyPair(file)
+    const b = await loadOrCreateKeyPair(file)
+    expect(a.publicKey).toHaveLength(32)
+    expect(a.secretKey).toHaveLength(64)
+    expect(b.publicKey.equals(a.publicKey)).toBe(true)
+    expect(b.secretKey.equals(a.secretKey)).toBe(true)
+    expect((await stat(file)).mode & 0o777).toBe(0o600)
+    const body = JSON.parse(await readFile(file, 'utf8')) as { publicKey: string }
+    body.publicKey = '00'.repeat(32)
+    await writeFile(file, JSON.stringify(body))
+    await expect(loadOrCreateKeyPair(file)).rejects.toMatchObject({ code: 'UPSWARM_E_CONFIG' })
+    await writeFile(file, 'not json')
+    await expect(loadOrCreateKeyPair(file)).rejects.toMatchObject({ code: 'UPSWARM_E_CONFIG' })
+  })
+
+  it('swarm — the upload token bucket lets a burst through, then makes the next taker wait for its debt', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] })
+    const bucket = new TokenBucket(1000) // 1000 B/s, 1000 B burst
+    let done = false
+    await bucket.take(1000) // the burst
+    const second = bucket.take(500).then(() => { done = true })
+    await vi.advanceTimersByTimeAsync(499)
+    expect(done).toBe(false)
+    await vi.advanceTimersByTimeAsync(2)
+    await second
+    expect(done).toBe(true)
+
+    const ac = new AbortController()
+    const third = bucket.take(10_000, ac.signal)
+    ac.abort(new Error('closed'))
+    await expect(third).rejects.toThrow('closed')
+    await expect(new TokenBucket(0).take(1 << 30)).resolves.toBeUndefined() // 0 = unlimited
+    expect(() => new TokenBucket(-1)).toThrow(/upload rate/)
+  })
+})
