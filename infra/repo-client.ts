@@ -41,64 +41,98 @@ export class RepoClient {
     return requestJson(this.nc, proxySubject('sha1s'), { product, rev }, this.timeoutMs)
   }
 
+  /** A range reader bound to one assigned server, switching server when one fails. */
+  rangeReader(product: string): RangeReader {
+    return new RangeReader(this.nc, product, this.timeoutMs)
+  }
+
   /**
    * Downloads one blob into `into` with `threads` concurrent range requests to the assigned
-   * server; switches server when one fails or sends a bad piece. Returns bytes received.
+   * server (R-ACCEL-1); each piece is checked against the manifest's piece hash on arrival.
    */
   async fetchBlob(product: string, entry: FileEntry, into: BlobStore, opts: { threads: number; signal?: AbortSignal; pieceSize?: number }): Promise<{ bytesFromServers: number; servers: string[] }> {
     if (await into.has(entry.sha256)) return { bytesFromServers: 0, servers: [] }
     const pieceSize = opts.pieceSize ?? PIECE_SIZE
     const count = Math.max(1, Math.ceil(entry.size / pieceSize))
-    const pieceHash = (i: number): string => (entry.pieces ? entry.pieces[i]! : entry.sha256)
+    const reader = this.rangeReader(product)
     const tmp = await into.stagingPath()
     const fh = await open(tmp, 'w')
-    const excluded: string[] = []
-    const used: string[] = []
     let received = 0
     try {
-      let assignment = await this.assign(product, excluded)
-      used.push(assignment.server)
       const queue = Array.from({ length: count }, (_, i) => i)
       const worker = async (): Promise<void> => {
-        for (;;) {
+        for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
           opts.signal?.throwIfAborted()
-          const i = queue.shift()
-          if (i === undefined) return
           const offset = i * pieceSize
           const length = Math.min(pieceSize, entry.size - offset)
-          if (length === 0) return
-          const current = assignment
-          try {
-            const data = await request(this.nc, current.rangeSubject, { sha256: entry.sha256, offset, length }, this.timeoutMs)
-            received += data.length
-            if (data.length !== length || sha256Hex(data) !== pieceHash(i)) {
-              throw new UpswarmError('UPSWARM_E_HASH_MISMATCH', `server ${current.server} sent a bad piece ${i} of ${entry.path}`)
-            }
-            await fh.write(data, 0, data.length, offset)
-          } catch (err) {
-            if (isUpswarmError(err) && err.code === 'UPSWARM_E_BAD_REQUEST') throw err
-            queue.push(i)
-            if (assignment === current) {
-              excluded.push(current.server)
-              if (excluded.length > MAX_SERVER_SWITCHES) throw err
-              assignment = await this.assign(product, excluded)
-              used.push(assignment.server)
-            }
-          }
+          if (length === 0) continue
+          const data = await reader.readPiece(entry.sha256, offset, length, pieceHashOf(entry, i))
+          received += data.length
+          await fh.write(data, 0, data.length, offset)
         }
       }
       await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.threads, count)) }, worker))
       await fh.close()
-      await into.commitFile(entry.sha256, tmp, `server ${used.join(', ')}`, entry.size)
+      await into.commitFile(entry.sha256, tmp, `server ${reader.servers.join(', ')}`, entry.size)
     } catch (err) {
       await fh.close().catch(() => {})
       await rm(tmp, { force: true })
       throw err
     }
-    return { bytesFromServers: received, servers: used }
+    return { bytesFromServers: received, servers: reader.servers }
+  }
+}
+
+/** The expected SHA-256 of piece `i` of a file entry. */
+export function pieceHashOf(entry: FileEntry, i: number): string {
+  return entry.pieces ? entry.pieces[i]! : entry.sha256
+}
+
+/**
+ * Reads verified pieces of blobs from the server the proxy assigns; a server that fails or
+ * sends a bad piece is excluded and another one assigned (R-VERIFY: retry from another source).
+ */
+export class RangeReader {
+  private assignment: Promise<Assignment> | undefined
+  private readonly excluded: string[] = []
+  readonly servers: string[] = []
+  /** Pieces a server sent that did not verify. */
+  badPieces = 0
+
+  constructor(private readonly nc: NatsConnection, private readonly product: string, private readonly timeoutMs: number) {}
+
+  private current(): Promise<Assignment> {
+    this.assignment ??= requestJson<Assignment>(this.nc, proxySubject('assign'), { product: this.product, exclude: this.excluded }, this.timeoutMs)
+      .then((a) => {
+        this.servers.push(a.server)
+        return a
+      })
+    const pending = this.assignment
+    pending.catch(() => {
+      if (this.assignment === pending) this.assignment = undefined
+    })
+    return pending
   }
 
-  private async assign(product: string, exclude: string[]): Promise<Assignment> {
-    return requestJson<Assignment>(this.nc, proxySubject('assign'), { product, exclude }, this.timeoutMs)
+  async readPiece(sha256: string, offset: number, length: number, expected: string): Promise<Buffer> {
+    let lastErr: unknown
+    for (let attempt = 0; attempt <= MAX_SERVER_SWITCHES; attempt++) {
+      const pending = this.current()
+      const a = await pending
+      try {
+        const data = Buffer.from(await request(this.nc, a.rangeSubject, { sha256, offset, length }, this.timeoutMs))
+        if (data.length === length && sha256Hex(data) === expected) return data
+        this.badPieces++
+        lastErr = new UpswarmError('UPSWARM_E_HASH_MISMATCH', `server ${a.server} sent a bad piece at ${offset} of blob ${sha256}`)
+      } catch (err) {
+        if (isUpswarmError(err) && err.code === 'UPSWARM_E_BAD_REQUEST') throw err
+        lastErr = err
+      }
+      if (this.assignment === pending) {
+        this.excluded.push(a.server)
+        this.assignment = undefined
+      }
+    }
+    throw lastErr
   }
 }

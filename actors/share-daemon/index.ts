@@ -1,0 +1,272 @@
+// R-SHARE: the client sharing daemon. Joins the swarm for its product, announces to the tracker
+// (R-ANNOUNCE) and, when the tracker is down, slow or empty, finds peers on the DHT (R-DHT-1);
+// serves every blob it holds to peers (content-keyed, any revision); replicates the release
+// feed (R-DHT-2); follows the release stream (R-WATCH) and, with `auto`, updates the working copy
+// through the multi-source download (R-ACCEL-2/3).
+import { createHash } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { join } from 'node:path'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { errorMessage, isUpswarmError, UpswarmError } from '../../infra/errors.ts'
+import { parseBootstrap } from '../../infra/cluster/dht.ts'
+import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
+import { actorEventSubject, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
+import { decodeRelease, fileEntries } from '../../infra/release/manifest.ts'
+import { followReleases, type FollowHandle } from '../../infra/release/release-log.ts'
+import { listBlobs } from '../../infra/store/working-copy/history.ts'
+import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
+import { PieceSession } from '../../infra/swarm/piece-protocol.ts'
+import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
+import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
+import { loadOrCreateKeyPair, SwarmTransport, topicFor } from '../../infra/swarm/transport.ts'
+import { createTrackerClient, type TrackerClient, type TrackerPeer } from '../tracker/client.ts'
+import { update, type UpdateResult } from '../updater/index.ts'
+import type { AlertSink } from '../updater/source.ts'
+import type { PartialBlob, BlobFetchStats } from './multi-source.ts'
+import { PeerSet } from './peers.ts'
+import { makeServe } from './serve.ts'
+import { swarmSource, type FeedReleases } from './sources.ts'
+
+export interface DaemonOptions {
+  dir: string
+  nc?: NatsConnection
+  trackerHttp?: string
+  trackerUdp?: string
+  /** "host:port[,host:port]" of DHT bootstrap nodes. */
+  bootstrap?: string
+  host?: string
+  port?: number
+  auto?: boolean
+  threads?: number
+  /** Bytes/s uploaded to peers, all connections together; 0 = unlimited. */
+  maxUploadRate?: number
+  announceIntervalMs?: number
+  log?: (msg: string) => void
+}
+
+export interface DaemonUpdate extends UpdateResult {
+  sources: BlobFetchStats
+  ms: number
+}
+
+export interface DaemonEvents {
+  'release.available': [rev: number]
+  'update.started': [from: number, to: number]
+  'update.done': [result: DaemonUpdate]
+  'update.failed': [error: UpswarmError]
+  'tracker.status': [status: string]
+  'peer.connected': [key: string, via: string]
+}
+
+export interface Daemon extends EventEmitter<DaemonEvents> {
+  readonly port: number
+  readonly publicKey: string
+  readonly peerId: string
+  readonly peers: PeerSet
+  rev(): number
+  uploaded(): number
+  /** Runs one update now (to `rev`, or the newest verified). */
+  updateNow(rev?: number): Promise<DaemonUpdate>
+  close(): Promise<void>
+}
+
+const DEFAULT_ANNOUNCE_MS = 5_000
+
+export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const log = opts.log ?? (() => {})
+  const events = new EventEmitter<DaemonEvents>()
+  let wc = await WorkingCopy.open(opts.dir)
+  const { product, publicKey: publisherKey } = wc.config
+  const keyPair = await loadOrCreateKeyPair(join(wc.layout.meta, 'swarm-key.json'))
+  const publicKey = keyPair.publicKey.toString('hex')
+  const peerId = createHash('sha1').update(keyPair.publicKey).digest('hex')
+  const peers = new PeerSet()
+  const partials = new Map<string, PartialBlob>()
+  const uploadBucket = opts.maxUploadRate ? new TokenBucket(opts.maxUploadRate) : undefined
+  let uploaded = 0
+  let pathsBySha = new Map<string, string[]>()
+  let held: string[] = []
+
+  const refreshHeld = async (): Promise<void> => {
+    const current = wc.state.current
+    const next = new Map<string, string[]>()
+    if (current > 0) {
+      for (const e of fileEntries((await wc.release(current)).manifest)) next.set(e.sha256, [...(next.get(e.sha256) ?? []), e.path])
+    }
+    pathsBySha = next
+    held = [...new Set([...(await listBlobs(wc.history)), ...next.keys()])]
+  }
+  await refreshHeld()
+
+  const serve = makeServe({ partials, stores: () => [wc.history], layout: wc.layout, pathsOf: (sha) => pathsBySha.get(sha) })
+  const feed: ReleaseFeed = await openFeed({ storageDir: join(wc.layout.meta, 'feed'), publisherPublicKey: publisherKey })
+
+  const transport = new SwarmTransport({
+    keyPair,
+    bootstrap: parseBootstrap(opts.bootstrap),
+    dhtHost: opts.host ?? '127.0.0.1',
+    onConnection: (stream, info) => {
+      feed.replicate(stream)
+      const session = new PieceSession(stream, {
+        serve, product, rev: wc.state.current, uploadBucket,
+        requestTimeoutMs: 8_000, stallTimeoutMs: 5_000,
+      })
+      session.on('upload', (_sha, bytes) => {
+        uploaded += bytes
+      })
+      session.on('protocol-error', (err) => peers.ban(info.peer, err.message))
+      peers.add(info.peer, session)
+      void session.opened().then((ok) => {
+        if (ok) session.announceHave(held, { reset: true, product, rev: wc.state.current })
+      })
+      events.emit('peer.connected', info.peer, info.via)
+    },
+  })
+  const addr = await transport.listen(opts.host ?? '127.0.0.1', opts.port ?? 0)
+
+  // Repository servers seed the swarm too: their heartbeats name their swarm keys.
+  const hbSub = opts.nc?.subscribe(SERVER_HEARTBEATS, {
+    callback: (err, msg) => {
+      if (err) return
+      try {
+        const key = (msg.json() as { swarm?: { publicKey?: string } }).swarm?.publicKey
+        if (typeof key === 'string') peers.markServers([key])
+      } catch { /* not ours to judge */ }
+    },
+  })
+
+  const dial = (list: TrackerPeer[]): void => {
+    for (const p of list) {
+      if (p.publicKey === publicKey || (p.publicKey && transport.connections.has(p.publicKey))) continue
+      if (!p.port) continue
+      transport.dial(p.ip, p.port, p.publicKey ? { remotePublicKey: Buffer.from(p.publicKey, 'hex') } : {})
+        .catch((err) => log(`dial ${p.ip}:${p.port} failed: ${errorMessage(err)}`))
+    }
+  }
+
+  // DHT: always announce ourselves (server); look peers up (client) when the tracker fails us.
+  const hasDht = parseBootstrap(opts.bootstrap).length > 0
+  let dhtLookup = false
+  const joinDht = async (lookup: boolean): Promise<void> => {
+    if (!hasDht) return
+    dhtLookup = dhtLookup || lookup
+    await transport.join(topicFor(product), { server: true, client: dhtLookup })
+    if (wc.state.current > 0) await transport.join(topicFor(product, wc.state.current), { server: true, client: dhtLookup })
+  }
+
+  let tracker: TrackerClient | undefined
+  if (opts.nc || opts.trackerHttp || opts.trackerUdp) {
+    tracker = createTrackerClient({
+      ...(opts.nc ? { nc: opts.nc } : {}),
+      ...(opts.trackerHttp ? { httpUrl: opts.trackerHttp } : {}),
+      ...(opts.trackerUdp ? { udpUrl: opts.trackerUdp } : {}),
+      product, rev: wc.state.current, peerId, port: addr.port, publicKey,
+      intervalMs: opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_MS,
+    })
+    tracker.on('peers', (list) => {
+      dial(list)
+      if (list.filter((p) => p.publicKey !== publicKey).length === 0) void joinDht(true).catch(() => {})
+    })
+    tracker.on('status', (s) => {
+      events.emit('tracker.status', s)
+      if (s !== 'ok') {
+        log(`tracker ${s}: looking peers up on the DHT`)
+        void joinDht(true).catch((err) => log(`DHT join failed: ${errorMessage(err)}`))
+      }
+    })
+    // A content-keyed swarm: peers at any revision hold blobs we may need (R-PEERLIST).
+    void tracker.queryPeers(product).then(dial, () => {})
+  }
+  await joinDht(!tracker)
+
+  const alerts: AlertSink = opts.nc ? jetStreamAlertSink(opts.nc) : {
+    async publish(a) {
+      log(`ALERT (no NATS to deliver it): ${a.path} changed by hand and out of date (r${a.rev} → r${a.targetRev})`)
+    },
+  }
+  const feedReleases: FeedReleases = {
+    list: (p) => feed.releases(p).map((e) => ({ rev: e.rev, manifestSha256: e.manifestSha256 })),
+    get: async (p, rev) => {
+      const entry = feed.releases(p).find((e) => e.rev === rev)
+      return entry ? feed.get(entry.index) : undefined
+    },
+  }
+
+  let running: Promise<DaemonUpdate> | undefined
+  let again: number | undefined
+  const announcePiece = (sha: string, pieceSize: number, index: number): void => {
+    for (const p of peers.all()) if (!p.session.closed) p.session.announcePiece(sha, pieceSize, index)
+  }
+
+  async function runUpdate(rev?: number): Promise<DaemonUpdate> {
+    const started = Date.now()
+    const source = swarmSource({ nc: opts.nc, product, deps: { peers, partials, announcePiece, log }, feed: feedReleases, log })
+    const from = wc.state.current
+    events.emit('update.started', from, rev ?? wc.state.newestVerified)
+    const result = await update(opts.dir, { source, alerts, threads: opts.threads ?? 4, ...(rev ? { rev } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
+    wc = await WorkingCopy.open(opts.dir)
+    await refreshHeld()
+    for (const p of peers.all()) if (!p.session.closed) p.session.announceHave(held, { reset: true, product, rev: wc.state.current })
+    tracker?.setRev(wc.state.current)
+    await joinDht(false).catch(() => {})
+    const done: DaemonUpdate = { ...result, sources: source.stats, ms: Date.now() - started }
+    events.emit('update.done', done)
+    opts.nc?.publish(actorEventSubject('daemon', peerId), JSON.stringify({ type: 'update.done', product, ...done }))
+    return done
+  }
+
+  function updateNow(rev?: number): Promise<DaemonUpdate> {
+    if (running) {
+      again = rev ?? 0
+      return running
+    }
+    running = runUpdate(rev).finally(() => {
+      running = undefined
+      if (again !== undefined) {
+        const next = again
+        again = undefined
+        void updateNow(next || undefined).catch(() => {})
+      }
+    })
+    running.catch((err) => events.emit('update.failed', isUpswarmError(err) ? err : new UpswarmError('UPSWARM_E_IO', errorMessage(err), { cause: err })))
+    return running
+  }
+
+  const onNewRelease = (rev: number): void => {
+    if (rev <= wc.state.current) return
+    events.emit('release.available', rev)
+    if (opts.auto) void updateNow().catch((err) => log(`update failed: ${errorMessage(err)}`))
+  }
+
+  let follow: FollowHandle | undefined
+  if (opts.nc) {
+    follow = await followReleases(opts.nc, product, (bytes, seq) => {
+      try {
+        onNewRelease(decodeRelease(bytes, publisherKey, `release stream seq ${seq}`).manifest.rev)
+      } catch (err) {
+        log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
+      }
+    })
+  }
+  feed.on('release', (entry) => onNewRelease(entry.rev))
+
+  const daemon = Object.assign(events, {
+    port: addr.port,
+    publicKey,
+    peerId,
+    peers,
+    rev: () => wc.state.current,
+    uploaded: () => uploaded,
+    updateNow,
+    async close() {
+      await follow?.stop()
+      hbSub?.unsubscribe()
+      await running?.catch(() => {})
+      await tracker?.stop().catch(() => {})
+      await transport.close()
+      await feed.close()
+    },
+  })
+  return daemon
+}
+

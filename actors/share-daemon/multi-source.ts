@@ -1,0 +1,224 @@
+// R-ACCEL-2 / R-ACCEL-3 / R-VERIFY: the multi-source download of one blob. Its pieces are
+// fetched at once from the peers that hold them (rarest first, a few requests per peer) and,
+// for pieces no peer has, from the server the proxy assigns. Every piece is checked against the
+// signed manifest's piece hash as it arrives; a peer that sends a bad piece is banned for the
+// run, a stalled one abandoned; servers are the fallback. Verified pieces are announced to every
+// peer at once and can be served from the partial file before the blob is complete.
+import { open, rm, type FileHandle } from 'node:fs/promises'
+import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
+import type { RangeReader } from '../../infra/repo-client.ts'
+import { pieceHashOf } from '../../infra/repo-client.ts'
+import { sha256Hex } from '../../infra/release/hash.ts'
+import type { FileEntry } from '../../infra/release/manifest.ts'
+import type { BlobStore } from '../../infra/store/blob-store.ts'
+import { pieceFailure } from '../../infra/swarm/piece-protocol.ts'
+import type { PeerEntry, PeerSet } from './peers.ts'
+
+export const PEER_SLOTS = 4
+const PEER_REQUEST_TIMEOUT_MS = 8_000
+/** How long to wait for a peer to announce a piece that no server can send. */
+const NO_SOURCE_TIMEOUT_MS = 60_000
+
+export type ServerReason = 'no-peer-had-piece' | 'peer-failed' | 'bad-piece-from-peer'
+
+export interface BlobFetchStats {
+  bytesFromServers: number
+  bytesFromPeers: number
+  piecesFromServers: number
+  piecesFromPeers: number
+  badPieces: number
+  /** Why server pieces were taken (R-ACCEL-2: the download never falls back silently). */
+  serverReasons: Record<ServerReason, number>
+}
+
+export function emptyStats(): BlobFetchStats {
+  return {
+    bytesFromServers: 0, bytesFromPeers: 0, piecesFromServers: 0, piecesFromPeers: 0, badPieces: 0,
+    serverReasons: { 'no-peer-had-piece': 0, 'peer-failed': 0, 'bad-piece-from-peer': 0 },
+  }
+}
+
+export function addStats(into: BlobFetchStats, s: BlobFetchStats): void {
+  into.bytesFromServers += s.bytesFromServers
+  into.bytesFromPeers += s.bytesFromPeers
+  into.piecesFromServers += s.piecesFromServers
+  into.piecesFromPeers += s.piecesFromPeers
+  into.badPieces += s.badPieces
+  for (const k of Object.keys(s.serverReasons) as ServerReason[]) into.serverReasons[k] += s.serverReasons[k]
+}
+
+/** A blob being downloaded: verified pieces can already be served to others (R-ACCEL-3). */
+export interface PartialBlob {
+  sha256: string
+  pieceSize: number
+  size: number
+  file: string
+  verified: Uint8Array
+}
+
+export interface MultiSourceDeps {
+  peers: PeerSet
+  /** Server ranges through the proxy; undefined when no NATS connection is available. */
+  server: RangeReader | undefined
+  /** Requests the server may have in flight for this blob. */
+  serverSlots: number
+  pieceSize: number
+  /** Registry of partial blobs that the serve function reads verified pieces from. */
+  partials: Map<string, PartialBlob>
+  /** A piece was verified: tell every peer. */
+  announcePiece: (sha256: string, pieceSize: number, index: number) => void
+  log?: (msg: string) => void
+}
+
+interface Inflight {
+  piece: number
+  source: PeerEntry | 'server'
+  controller: AbortController
+  promise: Promise<void>
+}
+
+export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, deps: MultiSourceDeps, signal?: AbortSignal): Promise<BlobFetchStats> {
+  const stats = emptyStats()
+  if (await into.has(entry.sha256)) return stats
+  const { pieceSize, peers } = deps
+  const count = Math.max(1, Math.ceil(entry.size / pieceSize))
+  const verified = new Uint8Array(count)
+  let remaining = count
+  const tmp = await into.stagingPath()
+  const fh: FileHandle = await open(tmp, 'w+')
+  const partial: PartialBlob = { sha256: entry.sha256, pieceSize, size: entry.size, file: tmp, verified }
+  deps.partials.set(entry.sha256, partial)
+  const inflight = new Set<Inflight>()
+  const pendingServerReason = new Map<number, ServerReason>()
+  const lengthOf = (i: number): number => Math.min(pieceSize, entry.size - i * pieceSize)
+  // Each client walks the pieces in its own random order, so concurrent clients fetch different
+  // pieces from the servers and then trade them.
+  const order = Array.from({ length: count }, (_, i) => i).sort(() => Math.random() - 0.5)
+  let serverInflight = 0
+  // Peers that failed a request for this blob are not asked for it again in this run.
+  const shunned = new Set<string>()
+  const usable = (i: number): PeerEntry[] => peers.holders(entry.sha256, pieceSize, i).filter((p) => !shunned.has(p.key))
+  let waitingSince = Date.now()
+
+  const accept = async (i: number, data: Buffer, source: PeerEntry | 'server'): Promise<boolean> => {
+    if (verified[i]) return true
+    if (data.length !== lengthOf(i) || sha256Hex(data) !== pieceHashOf(entry, i)) return false
+    await fh.write(data, 0, data.length, i * pieceSize)
+    verified[i] = 1
+    remaining--
+    if (source === 'server' || source.server) {
+      stats.bytesFromServers += data.length
+      stats.piecesFromServers++
+      if (source === 'server') stats.serverReasons[pendingServerReason.get(i) ?? 'no-peer-had-piece']++
+    } else {
+      stats.bytesFromPeers += data.length
+      stats.piecesFromPeers++
+      source.bytesDown += data.length
+    }
+    deps.announcePiece(entry.sha256, pieceSize, i)
+    for (const f of inflight) if (f.piece === i) f.controller.abort()
+    return true
+  }
+
+  const startPeer = (i: number, peer: PeerEntry): void => {
+    const controller = new AbortController()
+    peer.inflight++
+    const f: Inflight = {
+      piece: i, source: peer, controller,
+      promise: peer.session.request(entry.sha256, i * pieceSize, lengthOf(i), { signal: controller.signal, timeoutMs: PEER_REQUEST_TIMEOUT_MS })
+        .then(async (data) => {
+          if (!(await accept(i, data, peer))) {
+            stats.badPieces++
+            pendingServerReason.set(i, 'bad-piece-from-peer')
+            deps.log?.(`peer ${peer.key.slice(0, 12)} sent a bad piece ${i} of ${entry.path}: banned for this run`)
+            peers.ban(peer.key, `bad piece ${i} of blob ${entry.sha256}`)
+          }
+        }, (err) => {
+          const why = pieceFailure(err)
+          if (why === 'aborted') return
+          shunned.add(peer.key)
+          if (!verified[i]) pendingServerReason.set(i, 'peer-failed')
+          if (why === 'stalled' || why === 'timeout') deps.log?.(`peer ${peer.key.slice(0, 12)} ${why} on ${entry.path}; trying elsewhere`)
+        })
+        .finally(() => {
+          peer.inflight--
+          inflight.delete(f)
+        }),
+    }
+    inflight.add(f)
+  }
+
+  const startServer = (i: number): void => {
+    const controller = new AbortController()
+    serverInflight++
+    const f: Inflight = {
+      piece: i, source: 'server', controller,
+      promise: deps.server!.readPiece(entry.sha256, i * pieceSize, lengthOf(i), pieceHashOf(entry, i))
+        .then(async (data) => { await accept(i, data, 'server') }, (err) => {
+          deps.log?.(`servers could not send piece ${i} of ${entry.path}: ${(err as Error).message}`)
+          serverFailed = err
+        })
+        .finally(() => {
+          serverInflight--
+          inflight.delete(f)
+        }),
+    }
+    inflight.add(f)
+  }
+  let serverFailed: unknown
+
+  try {
+    while (remaining > 0) {
+      signal?.throwIfAborted()
+      const busy = new Set([...inflight].map((f) => f.piece))
+      // Rarest first among the pieces peers hold; the rest go to the server.
+      const candidates = order
+        .filter((i) => !verified[i] && !busy.has(i))
+        .map((i) => ({ i, holders: usable(i) }))
+        .sort((a, b) => (a.holders.length || Infinity) - (b.holders.length || Infinity))
+      for (const { i, holders } of candidates) {
+        const free = holders.filter((p) => p.inflight < PEER_SLOTS).sort((a, b) => Number(a.server) - Number(b.server) || a.inflight - b.inflight)
+        if (free.length > 0) {
+          startPeer(i, free[0]!)
+          continue
+        }
+        if (holders.length > 0) continue // held by busy peers: wait for a slot rather than load the server
+        if (deps.server && serverFailed === undefined && serverInflight < deps.serverSlots) startServer(i)
+      }
+      // End-game: every missing piece is requested; ask idle holders for duplicates.
+      if (candidates.length === 0 && inflight.size > 0) {
+        for (const f of [...inflight]) {
+          const dup = usable(f.piece).find((p) => p.inflight < PEER_SLOTS && p !== f.source &&
+            ![...inflight].some((g) => g.piece === f.piece && g.source === p))
+          if (dup) startPeer(f.piece, dup)
+        }
+      }
+      if (remaining === 0) break
+      if (inflight.size > 0) {
+        waitingSince = Date.now()
+        await Promise.race([...inflight].map((f) => f.promise).concat(peers.nextChange(1000)))
+        continue
+      }
+      // Nothing in flight and nothing startable: no source has the missing pieces right now.
+      if (!deps.server || serverFailed !== undefined) {
+        if (Date.now() - waitingSince > NO_SOURCE_TIMEOUT_MS) {
+          throw new UpswarmError('UPSWARM_E_PEER',
+            `no peer or server could send ${remaining} piece(s) of ${entry.path} (blob ${entry.sha256}) within ${NO_SOURCE_TIMEOUT_MS / 1000} s` +
+            (serverFailed ? `; servers: ${(serverFailed as Error).message}` : '; no server connection'), { cause: serverFailed })
+        }
+        await peers.nextChange(1000)
+      }
+    }
+    await Promise.allSettled([...inflight].map((f) => f.promise))
+    await fh.close()
+    await into.commitFile(entry.sha256, tmp, 'peers and servers', entry.size)
+    return stats
+  } catch (err) {
+    for (const f of inflight) f.controller.abort()
+    await fh.close().catch(() => {})
+    await rm(tmp, { force: true })
+    throw isUpswarmError(err) ? err : new UpswarmError('UPSWARM_E_PEER', `download of ${entry.path} failed: ${(err as Error).message}`, { cause: err })
+  } finally {
+    deps.partials.delete(entry.sha256)
+  }
+}

@@ -1,0 +1,91 @@
+// The daemon's connected peers: one PieceSession each, what they hold, whether they are
+// repository servers seeding the swarm, and who is banned for sending bad data.
+import { EventEmitter } from 'node:events'
+import type { PieceSession } from '../../infra/swarm/piece-protocol.ts'
+
+export interface PeerEntry {
+  key: string
+  session: PieceSession
+  /** A repository server seeding the swarm: its bytes count as server bytes. */
+  server: boolean
+  inflight: number
+  bytesDown: number
+}
+
+export class PeerSet extends EventEmitter<{ changed: [] }> {
+  private readonly peers = new Map<string, PeerEntry>()
+  private readonly banned = new Map<string, string>()
+  private readonly serverKeys = new Set<string>()
+
+  add(key: string, session: PieceSession): void {
+    const entry: PeerEntry = { key, session, server: this.serverKeys.has(key), inflight: 0, bytesDown: 0 }
+    this.peers.set(key, entry)
+    const changed = (): void => {
+      this.emit('changed')
+    }
+    session.on('have', changed)
+    session.on('have-piece', changed)
+    session.on('unchoke', changed)
+    session.once('close', () => {
+      if (this.peers.get(key) === entry) this.peers.delete(key)
+      changed()
+    })
+    changed()
+  }
+
+  /** Marks keys of repository servers (from their heartbeats). */
+  markServers(keys: Iterable<string>): void {
+    for (const k of keys) {
+      this.serverKeys.add(k)
+      const p = this.peers.get(k)
+      if (p) p.server = true
+    }
+  }
+
+  ban(key: string, reason: string): void {
+    this.banned.set(key, reason)
+    this.peers.get(key)?.session.close()
+    this.peers.delete(key)
+    this.emit('changed')
+  }
+
+  isBanned(key: string): boolean {
+    return this.banned.has(key)
+  }
+
+  bannedPeers(): Array<{ key: string; reason: string }> {
+    return [...this.banned.entries()].map(([key, reason]) => ({ key, reason }))
+  }
+
+  /** Open, unchoked, unbanned peers holding the blob (or this piece of it). */
+  holders(sha256: string, pieceSize: number, index: number): PeerEntry[] {
+    const out: PeerEntry[] = []
+    for (const p of this.peers.values()) {
+      const s = p.session
+      if (s.closed || s.choked) continue
+      if (s.peerHas(sha256) || s.peerHasPiece(sha256, pieceSize, index)) out.push(p)
+    }
+    return out
+  }
+
+  all(): PeerEntry[] {
+    return [...this.peers.values()]
+  }
+
+  get size(): number {
+    return this.peers.size
+  }
+
+  /** Resolves at the next change (a peer joined, left, announced, unchoked) or after `ms`. */
+  nextChange(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.off('changed', done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.on('changed', done)
+    })
+  }
+}

@@ -1,0 +1,86 @@
+// Where the updater gets releases and blobs (its ReleaseSource):
+// - serverSource: the proxy and the server it assigns, K concurrent ranges (R-ACCEL-1);
+// - swarmSource: the same for releases, plus the multi-source download from peers and servers
+//   (R-ACCEL-2), with the release feed as the source of releases when no server answers (R-DHT-2).
+import type { NatsConnection } from '@nats-io/transport-node'
+import { UpswarmError, errorMessage } from '../../infra/errors.ts'
+import { RepoClient } from '../../infra/repo-client.ts'
+import { PIECE_SIZE } from '../../infra/release/hash.ts'
+import { encodeRelease, type FileEntry, type SignedRelease } from '../../infra/release/manifest.ts'
+import type { BlobStore } from '../../infra/store/blob-store.ts'
+import type { ReleaseSource } from '../updater/source.ts'
+import { addStats, emptyStats, fetchBlobMultiSource, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
+
+export function serverSource(nc: NatsConnection, product: string): ReleaseSource & { stats: BlobFetchStats } {
+  const client = new RepoClient(nc)
+  const stats = emptyStats()
+  return {
+    stats,
+    async revisions(p) {
+      return (await client.revisions(p)).revs.map((r) => ({ rev: r.rev, manifestSha256: r.manifestSha256 }))
+    },
+    release: (p, rev) => client.release(p, rev),
+    async fetchBlob(entry, into, opts) {
+      const r = await client.fetchBlob(product, entry, into, opts)
+      stats.bytesFromServers += r.bytesFromServers
+      return { bytesFromServers: r.bytesFromServers, bytesFromPeers: 0 }
+    },
+  }
+}
+
+/** Releases a feed knows, for when no server answers. */
+export interface FeedReleases {
+  list(product: string): { rev: number; manifestSha256: string }[]
+  get(product: string, rev: number): Promise<SignedRelease | undefined>
+}
+
+export function swarmSource(opts: {
+  nc: NatsConnection | undefined
+  product: string
+  deps: Omit<MultiSourceDeps, 'server' | 'serverSlots' | 'pieceSize'>
+  feed?: FeedReleases
+  log?: (msg: string) => void
+}): ReleaseSource & { stats: BlobFetchStats } {
+  const client = opts.nc ? new RepoClient(opts.nc) : undefined
+  const stats = emptyStats()
+  const fromFeed = (why: unknown): { rev: number; manifestSha256: string }[] => {
+    const list = opts.feed?.list(opts.product) ?? []
+    if (list.length === 0) throw why instanceof Error ? why : new UpswarmError('UPSWARM_E_NO_SERVER', 'no server and no release feed to ask for revisions')
+    opts.log?.(`servers unavailable (${errorMessage(why)}); using the release feed from peers`)
+    return list
+  }
+  return {
+    stats,
+    async revisions(p) {
+      if (!client) return fromFeed(new UpswarmError('UPSWARM_E_NO_SERVER', 'no NATS connection'))
+      try {
+        return (await client.revisions(p)).revs.map((r) => ({ rev: r.rev, manifestSha256: r.manifestSha256 }))
+      } catch (err) {
+        return fromFeed(err)
+      }
+    },
+    async release(p, rev) {
+      let why: unknown = new UpswarmError('UPSWARM_E_NO_SERVER', 'no NATS connection')
+      if (client) {
+        try {
+          return await client.release(p, rev)
+        } catch (err) {
+          why = err
+        }
+      }
+      const r = await opts.feed?.get(p, rev)
+      if (!r) throw why
+      return encodeRelease(r)
+    },
+    async fetchBlob(entry: FileEntry, into: BlobStore, o) {
+      const s = await fetchBlobMultiSource(entry, into, {
+        ...opts.deps,
+        server: client?.rangeReader(opts.product),
+        serverSlots: Math.max(1, Math.ceil(o.threads / 2)),
+        pieceSize: PIECE_SIZE,
+      }, o.signal)
+      addStats(stats, s)
+      return { bytesFromServers: s.bytesFromServers, bytesFromPeers: s.bytesFromPeers }
+    },
+  }
+}
