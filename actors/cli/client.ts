@@ -1,6 +1,263 @@
 // Commands of the installed client: init, status, update, rollback, history, ignore, watch, daemon.
 import type { Command } from 'commander'
+import { Option } from 'commander'
+import { once } from 'node:events'
+import { UpswarmError, errorMessage } from '../../infra/errors.ts'
+import { connectNats, parseServers, type NatsConnection } from '../../infra/nats/connect.ts'
+import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
+import { decodeRelease } from '../../infra/release/manifest.ts'
+import { followReleases } from '../../infra/release/release-log.ts'
+import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
+import { startDaemon, type Daemon, type DaemonOptions, type DaemonUpdate } from '../share-daemon/index.ts'
+import { serverSource } from '../share-daemon/sources.ts'
+import * as updater from '../updater/index.ts'
+import { action, intArg, jsonOption, natsOption } from './common.ts'
+import { formatBytes, printResult, progressLine } from './output.ts'
+import { runRole } from './role.ts'
+
+const trackerOption = (): Option => new Option('--tracker <urls>', 'tracker URLs (http(s)://…, udp://…), comma-separated').env('UPSWARM_TRACKER')
+const bootstrapOption = (): Option => new Option('--bootstrap <host:port>', 'DHT bootstrap nodes, comma-separated').env('UPSWARM_BOOTSTRAP')
+const threadsOption = (): Option => new Option('--threads <k>', 'concurrent downloads / range requests').argParser(intArg('--threads')).default(4)
+
+async function maybeNats(urls: string | undefined, name: string): Promise<NatsConnection | undefined> {
+  return parseServers(urls).length > 0 ? connectNats(urls, name) : undefined
+}
+
+async function requireNats(urls: string | undefined, name: string, what: string): Promise<NatsConnection> {
+  const nc = await maybeNats(urls, name)
+  if (!nc) throw new UpswarmError('UPSWARM_E_CONFIG', `${what} needs the repository: pass --nats URLS or set UPSWARM_NATS`)
+  return nc
+}
+
+function trackerUrls(value: string | undefined): Pick<DaemonOptions, 'trackerHttp' | 'trackerUdp'> {
+  const out: Pick<DaemonOptions, 'trackerHttp' | 'trackerUdp'> = {}
+  for (const url of (value ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (url.startsWith('udp://')) out.trackerUdp = url
+    else if (/^https?:\/\//.test(url)) out.trackerHttp = url
+    else throw new UpswarmError('UPSWARM_E_CONFIG', `--tracker ${url}: expected http://, https:// or udp://`)
+  }
+  return out
+}
+
+const stderrLog = (quiet: boolean) => (msg: string): void => {
+  if (!quiet) process.stderr.write(`${msg}\n`)
+}
+
+function progress(json: boolean) {
+  const bar = progressLine(!json)
+  return {
+    bar,
+    onProgress: (p: updater.UpdateProgress) => bar.update(`${p.phase}: ${p.done}/${p.total} ${formatBytes(p.bytes)}${p.path ? ` ${p.path}` : ''}`),
+  }
+}
+
+function updateSummary(r: updater.UpdateResult): string {
+  return `r${r.from} → r${r.to}: ${r.updated} updated, ${r.checkedOut} checked out, ${r.removed} removed, ` +
+    `${r.conflicts.length} conflict(s)${r.conflicts.length ? ` (${r.conflicts.join(', ')}: left alone, administrators alerted)` : ''}; ` +
+    `${formatBytes(r.bytesFromServers)} from servers, ${formatBytes(r.bytesFromPeers)} from peers`
+}
+
+function updateJson(r: updater.UpdateResult | DaemonUpdate): object {
+  const { warnings, ...rest } = r
+  return { ...rest, conflicts: r.conflicts.length, conflictPaths: r.conflicts, warnings }
+}
 
 export function registerClientCommands(program: Command): void {
-  void program
+  program
+    .command('init <dir>')
+    .description('create a working copy of a product at its newest (or a given) revision')
+    .requiredOption('--product <uuid>', 'product UUID')
+    .requiredOption('--pubkey <hex>', "the publisher's public key (pinned: no release signed by another key is accepted)")
+    .option('--rev <n>', 'revision to check out (default: the newest)', intArg('--rev'))
+    .option('--adopt', 'take over a non-empty directory: its files are classified, never overwritten')
+    .option('--history <k>', 'revisions kept in the local history store for offline rollback', intArg('--history'))
+    .addOption(threadsOption())
+    .addOption(natsOption())
+    .addOption(jsonOption())
+    .action(action(async (dir: string, o) => {
+      const nc = await requireNats(o.nats, 'upswarm-init', 'init')
+      const { bar, onProgress } = progress(!!o.json)
+      try {
+        const r = await updater.init(dir, {
+          product: o.product, publicKey: String(o.pubkey).toLowerCase(), source: serverSource(nc, String(o.product).toLowerCase()),
+          alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress,
+          ...(o.rev !== undefined ? { rev: o.rev } : {}), ...(o.adopt ? { adopt: true } : {}), ...(o.history ? { historyDepth: o.history } : {}),
+        })
+        bar.done()
+        printResult(!!o.json, updateJson(r), () => `${dir}: working copy at r${r.to} (${r.checkedOut} files checked out, ${formatBytes(r.bytesFromServers)})`)
+      } finally {
+        await nc.close()
+      }
+    }))
+
+  program
+    .command('status <dir>')
+    .description('the status of every path: current, ignored, conflict, outdated, missing, modified, unversioned, removed')
+    .addOption(natsOption())
+    .option('--offline', 'do not ask the repository for newer revisions')
+    .addOption(jsonOption())
+    .action(action(async (dir: string, o) => {
+      const nc = o.offline ? undefined : await maybeNats(o.nats, 'upswarm-status')
+      try {
+        const wc = await WorkingCopy.open(dir)
+        const r = await updater.status(dir, nc ? { source: serverSource(nc, wc.config.product) } : {})
+        const shown = r.files.filter((f) => f.status !== 'current')
+        printResult(!!o.json, { product: r.product, rev: r.rev, latest: r.latest, target: r.target, files: r.files, hashed: r.hashed, cached: r.cached }, () => [
+          `${r.product} at r${r.rev}; newest verified r${r.latest}`,
+          ...shown.map((f) => `${f.status.padEnd(12)} ${f.path}`),
+          `${r.files.length - shown.length} current`,
+        ].join('\n'))
+      } finally {
+        await nc?.close()
+      }
+    }))
+
+  program
+    .command('update <dir>')
+    .description('update the working copy to the newest (or a given) revision, from peers and servers')
+    .option('--rev <n>', 'revision to install (explicit; may be lower than the current one)', intArg('--rev'))
+    .addOption(new Option('--on-conflict <policy>', 'what to do with files changed by hand and out of date').choices(['alert', 'overwrite', 'abort']).default('alert'))
+    .addOption(threadsOption())
+    .addOption(natsOption())
+    .addOption(trackerOption())
+    .addOption(bootstrapOption())
+    .addOption(jsonOption())
+    .action(action(async (dir: string, o) => {
+      const nc = await maybeNats(o.nats, 'upswarm-update')
+      const { bar, onProgress } = progress(!!o.json)
+      try {
+        let r: updater.UpdateResult | DaemonUpdate
+        if (o.tracker || o.bootstrap) {
+          // With a swarm to join, update as a short-lived sharing daemon: peers and servers at once.
+          const daemon = await startDaemon({ dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, threads: o.threads, log: stderrLog(!!o.json) })
+          try {
+            r = await daemon.updateNow(o.rev)
+          } finally {
+            await daemon.close()
+          }
+        } else {
+          if (!nc) throw new UpswarmError('UPSWARM_E_CONFIG', 'update needs a source: --nats URLS (or UPSWARM_NATS), and/or --tracker / --bootstrap for peers')
+          const wc = await WorkingCopy.open(dir)
+          r = await updater.update(dir, {
+            source: serverSource(nc, wc.config.product), alerts: jetStreamAlertSink(nc), threads: o.threads,
+            onConflict: o.onConflict, onProgress, ...(o.rev !== undefined ? { rev: o.rev } : {}),
+          })
+        }
+        bar.done()
+        printResult(!!o.json, updateJson(r), () => updateSummary(r))
+      } finally {
+        await nc?.close()
+      }
+    }))
+
+  program
+    .command('rollback <dir>')
+    .description('roll back to an older revision: offline from local history when it holds it, else downloaded')
+    .requiredOption('--rev <n>', 'the revision to go back to (lower than the current one)', intArg('--rev'))
+    .addOption(threadsOption())
+    .addOption(natsOption())
+    .addOption(jsonOption())
+    .action(action(async (dir: string, o) => {
+      const nc = await maybeNats(o.nats, 'upswarm-rollback')
+      try {
+        const wc = await WorkingCopy.open(dir)
+        const r = await updater.rollback(dir, {
+          rev: o.rev, threads: o.threads,
+          ...(nc ? { source: serverSource(nc, wc.config.product), alerts: jetStreamAlertSink(nc) } : {}),
+        })
+        printResult(!!o.json, r, () => `rolled back r${r.from} → r${r.to} (${r.source === 'local' ? 'from local history, no network' : 'downloaded'})`)
+      } finally {
+        await nc?.close()
+      }
+    }))
+
+  program
+    .command('history <dir>')
+    .description('revisions known to the working copy, which are local, the current one')
+    .addOption(jsonOption())
+    .action(action(async (dir: string, o) => {
+      const r = await updater.history(dir)
+      printResult(!!o.json, r, () => r.revisions.map((v) =>
+        `${v.current ? '*' : ' '} r${v.rev}${v.label ? ` (${v.label})` : ''} ${v.local ? 'local' : v.manifest ? 'manifest only' : 'remote'} ${v.manifestSha256.slice(0, 16)}`).join('\n'))
+    }))
+
+  program
+    .command('ignore <dir> <pattern>')
+    .description('exclude paths from updates (gitignore syntax, R-STATUS-2): personalised files stay as they are')
+    .addOption(jsonOption())
+    .action(action(async (dir: string, pattern: string, o) => {
+      const patterns = await updater.ignore(dir, pattern)
+      printResult(!!o.json, { patterns }, () => patterns.join('\n'))
+    }))
+
+  program
+    .command('watch <dir>')
+    .description('follow the release stream (push) and report newer revisions; with --auto, update to them')
+    .option('--auto', 'update automatically')
+    .addOption(threadsOption())
+    .addOption(natsOption())
+    .addOption(jsonOption())
+    .action(action(async (dir: string, o) => {
+      const nc = await requireNats(o.nats, 'upswarm-watch', 'watch')
+      const wc = await WorkingCopy.open(dir)
+      const source = serverSource(nc, wc.config.product)
+      let busy = Promise.resolve()
+      const follow = await followReleases(nc, wc.config.product, (bytes, seq) => {
+        let rev: number
+        try {
+          rev = decodeRelease(bytes, wc.config.publicKey, `release stream seq ${seq}`).manifest.rev
+        } catch (err) {
+          process.stderr.write(`upswarm: ignored release message ${seq}: ${errorMessage(err)}\n`)
+          return
+        }
+        busy = busy.then(async () => {
+          const current = (await WorkingCopy.open(dir)).state.current
+          if (rev <= current) return
+          printResult(!!o.json, { event: 'release.available', rev, current }, () => `upgrade notice: r${rev} is available (working copy at r${current})`)
+          if (!o.auto) return
+          const r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads })
+          printResult(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
+        }).catch((err) => {
+          process.stderr.write(`upswarm: update failed: ${errorMessage(err)}\n`)
+        })
+      })
+      await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM'), follow.closed])
+      await follow.stop()
+      await busy
+      await nc.close()
+    }))
+
+  program
+    .command('daemon <dir>')
+    .description('the sharing daemon (R-SHARE): serve this working copy to peers, find peers, and with --auto update from them')
+    .option('--auto', 'update automatically when a newer revision is published')
+    .option('--port <port>', 'TCP port peers connect to (0: any free port)', intArg('--port'), 0)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--max-upload-rate <bytes>', 'upload limit to peers in bytes/s (0: unlimited)', intArg('--max-upload-rate'), 0)
+    .addOption(threadsOption())
+    .addOption(natsOption())
+    .addOption(trackerOption())
+    .addOption(bootstrapOption())
+    .addOption(jsonOption())
+    .action(action(async (dir: string, o) => {
+      const nc = await maybeNats(o.nats, 'upswarm-daemon')
+      const emit = (event: object, human: string): void => printResult(!!o.json, event, () => human)
+      await runRole('daemon', async () => {
+        const daemon: Daemon = await startDaemon({
+          dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
+          auto: !!o.auto, threads: o.threads, maxUploadRate: o.maxUploadRate, log: stderrLog(false),
+        })
+        daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
+        daemon.on('update.done', (r) => emit({ event: 'update.done', ...updateJson(r) }, updateSummary(r)))
+        daemon.on('update.failed', (err) => emit({ event: 'update.failed', error: err.toJSON() }, `update failed: ${err.message}`))
+        daemon.on('tracker.status', (s) => emit({ event: 'tracker.status', status: s }, `tracker: ${s}`))
+        return {
+          ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev() },
+          close: async () => {
+            await daemon.close()
+            await nc?.close()
+          },
+        }
+      })
+    }))
 }

@@ -1,7 +1,7 @@
 // Commands that run the server side: up, dht, server, proxy, tracker.
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
 import { once } from 'node:events'
-import { startLocalDht } from '../../infra/cluster/dht.ts'
+import { parseBootstrap, startLocalDht } from '../../infra/cluster/dht.ts'
 import { connectNats } from '../../infra/nats/connect.ts'
 import { ALL_ROLES, up, type Role } from '../launcher/index.ts'
 import { startProxy } from '../proxy/index.ts'
@@ -70,12 +70,23 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption('--id <id>', 'server id (its place in the ring)')
     .requiredOption('--data <dir>', 'local content-addressed store and state')
     .option('--weight <w>', 'weight in the round-robin', intArg('--weight'), 1)
+    .option('--swarm-host <host>', 'address the swarm (seed) listener binds and the heartbeat advertises', '127.0.0.1')
+    .option('--swarm-port <port>', 'swarm TCP port (0: any free port)', intArg('--swarm-port'), 0)
+    .addOption(new Option('--bootstrap <host:port>', 'DHT bootstrap node(s), comma-separated: announce every synced revision on the DHT')
+      .env('UPSWARM_BOOTSTRAP'))
+    .addOption(new Option('--max-upload-rate <bytes/s>', 'limit of swarm and NATS range uploads together (0: unlimited)')
+      .env('UPSWARM_SERVER_MAX_UPLOAD_RATE').argParser(intArg('--max-upload-rate')))
     .addOption(natsOption())
     .action(action(async (o) => {
       const nc = await connectNats(o.nats, `upswarm-server-${o.id}`)
       await runRole('server', async () => {
-        const server = await startRepoServer({ nc, id: o.id, dataDir: o.data, weight: o.weight, log: (m) => log(`server ${o.id}: ${m}`) })
-        return { ready: { id: o.id }, close: async () => { await server.close(); await nc.drain() } }
+        const server = await startRepoServer({
+          nc, id: o.id, dataDir: o.data, weight: o.weight,
+          swarmHost: o.swarmHost, swarmPort: o.swarmPort, bootstrap: parseBootstrap(o.bootstrap), maxUploadRate: o.maxUploadRate,
+          log: (m) => log(`server ${o.id}: ${m}`),
+        })
+        const { host, port, publicKey } = server.seed.info()
+        return { ready: { id: o.id, swarm: { host, port, publicKey } }, close: async () => { await server.close(); await nc.drain() } }
       })
     }))
 

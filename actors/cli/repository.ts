@@ -27,6 +27,8 @@ export function registerRepositoryCommands(program: Command): void {
     .requiredOption('--product <uuid>', 'product UUID')
     .requiredOption('--key <file>', 'publisher key file (from keygen)')
     .option('--label <label>', 'human version label, e.g. 2.4.1')
+    .option('--feed-dir <dir>', 'keep the release feed here between publishes (default: a temporary directory)')
+    .option('--no-feed', 'write the release stream only; the next publish appends this release to the release feed')
     .addOption(natsOption())
     .addOption(jsonOption())
     .action(action(async (src: string, o) => {
@@ -35,17 +37,22 @@ export function registerRepositoryCommands(program: Command): void {
       const bar = progressLine(!o.json)
       try {
         const r = await publish({
-          nc, src, product: o.product, key, label: o.label,
+          nc, src, product: o.product, key, label: o.label, feedDir: o.feedDir, skipFeed: o.feed === false,
           onProgress: (p) => bar.update(p.phase === 'scan'
             ? `hashing: ${p.done} files, ${formatBytes(p.bytes)}`
-            : `uploading: ${p.done}/${p.total} blobs, ${formatBytes(p.bytes)} new`),
+            : p.phase === 'upload'
+              ? `uploading: ${p.done}/${p.total} blobs, ${formatBytes(p.bytes)} new`
+              : 'updating the release feed'),
         })
         bar.done()
         const { release: _release, unchanged, ...summary } = r
-        printResult(!!o.json, { ...summary, unchanged }, () => unchanged
+        const feedLine = r.feed.appended
+          ? `release feed: ${r.feed.length} blocks, held by a server${r.feed.added > 1 ? ` (${r.feed.added} appended, earlier missing releases included)` : ''}`
+          : `release feed: not updated: ${r.feed.reason}`
+        printResult(!!o.json, { ...summary, unchanged }, () => (unchanged
           ? `${r.product}: tree unchanged; newest is still r${r.rev} (${r.manifestSha256})`
           : `${r.product}: published r${r.rev}${r.label ? ` (${r.label})` : ''}: ${r.files} files, ${formatBytes(r.bytes)}; ` +
-            `${r.newBlobs} new blobs, ${formatBytes(r.newBytes)} uploaded; manifest ${r.manifestSha256}`)
+            `${r.newBlobs} new blobs, ${formatBytes(r.newBytes)} uploaded; manifest ${r.manifestSha256}`) + `\n${feedLine}`)
       } finally {
         await nc.close()
       }

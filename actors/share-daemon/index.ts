@@ -124,13 +124,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   })
   const addr = await transport.listen(opts.host ?? '127.0.0.1', opts.port ?? 0)
 
-  // Repository servers seed the swarm too: their heartbeats name their swarm keys.
+  // Heartbeats tell which servers hold which revision (an update waits until one does) and
+  // name the servers' swarm keys (servers seed the swarm; their bytes count as server bytes).
+  let serversNewest = 0
   const hbSub = opts.nc?.subscribe(SERVER_HEARTBEATS, {
     callback: (err, msg) => {
       if (err) return
       try {
-        const key = (msg.json() as { swarm?: { publicKey?: string } }).swarm?.publicKey
-        if (typeof key === 'string') peers.markServers([key])
+        const hb = msg.json() as { swarm?: { publicKey?: string }; synced?: Record<string, number> }
+        if (typeof hb.swarm?.publicKey === 'string') peers.markServers([hb.swarm.publicKey])
+        const synced = hb.synced?.[product]
+        if (typeof synced === 'number' && synced > serversNewest) {
+          serversNewest = synced
+          maybeUpdate()
+        }
       } catch { /* not ours to judge */ }
     },
   })
@@ -193,6 +200,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   }
 
   let running: Promise<DaemonUpdate> | undefined
+  let failures = 0
+  let retryTimer: NodeJS.Timeout | undefined
   let again: number | undefined
   const announcePiece = (sha: string, pieceSize: number, index: number): void => {
     for (const p of peers.all()) if (!p.session.closed) p.session.announcePiece(sha, pieceSize, index)
@@ -209,7 +218,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     for (const p of peers.all()) if (!p.session.closed) p.session.announceHave(held, { reset: true, product, rev: wc.state.current })
     tracker?.setRev(wc.state.current)
     await joinDht(false).catch(() => {})
-    const done: DaemonUpdate = { ...result, sources: source.stats, ms: Date.now() - started }
+    // The bytes this run actually received, by kind of source (R-ACCEL-2: never a silent fallback).
+    const done: DaemonUpdate = {
+      ...result,
+      bytesFromServers: source.stats.bytesFromServers,
+      bytesFromPeers: source.stats.bytesFromPeers,
+      sources: source.stats,
+      ms: Date.now() - started,
+    }
     events.emit('update.done', done)
     opts.nc?.publish(actorEventSubject('daemon', peerId), JSON.stringify({ type: 'update.done', product, ...done }))
     return done
@@ -220,22 +236,42 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       again = rev ?? 0
       return running
     }
-    running = runUpdate(rev).finally(() => {
+    running = runUpdate(rev)
+    running.then(() => {
+      failures = 0
+    }, () => {
+      failures++
+    }).finally(() => {
       running = undefined
       if (again !== undefined) {
         const next = again
         again = undefined
         void updateNow(next || undefined).catch(() => {})
+      } else if (failures > 0) {
+        // A failed automatic update is retried with backoff, not in a tight loop.
+        retryTimer = setTimeout(maybeUpdate, Math.min(30_000, 500 * 2 ** Math.min(failures, 6)))
+      } else {
+        maybeUpdate()
       }
     })
     running.catch((err) => events.emit('update.failed', isUpswarmError(err) ? err : new UpswarmError('UPSWARM_E_IO', errorMessage(err), { cause: err })))
     return running
   }
 
+  // The newest revision announced by the release stream or the feed. With NATS, the update
+  // starts once a server has synced it (its heartbeat says so): the stream tells of a release
+  // before the servers hold its files. Without NATS, peers that sent the feed block are the source.
+  let announced = 0
+  function maybeUpdate(): void {
+    if (!opts.auto || running || announced <= wc.state.current) return
+    if (opts.nc && serversNewest < announced && !feed.releases(product).some((e) => e.rev >= announced)) return
+    void updateNow().catch((err) => log(`update failed: ${errorMessage(err)}`))
+  }
   const onNewRelease = (rev: number): void => {
-    if (rev <= wc.state.current) return
+    if (rev <= Math.max(wc.state.current, announced)) return
+    announced = rev
     events.emit('release.available', rev)
-    if (opts.auto) void updateNow().catch((err) => log(`update failed: ${errorMessage(err)}`))
+    maybeUpdate()
   }
 
   let follow: FollowHandle | undefined
@@ -259,6 +295,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     uploaded: () => uploaded,
     updateNow,
     async close() {
+      clearTimeout(retryTimer)
       await follow?.stop()
       hbSub?.unsubscribe()
       await running?.catch(() => {})

@@ -109,7 +109,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
     if (source === 'server' || source.server) {
       stats.bytesFromServers += data.length
       stats.piecesFromServers++
-      if (source === 'server') stats.serverReasons[pendingServerReason.get(i) ?? 'no-peer-had-piece']++
+      stats.serverReasons[pendingServerReason.get(i) ?? 'no-peer-had-piece']++
     } else {
       stats.bytesFromPeers += data.length
       stats.piecesFromPeers++
@@ -122,7 +122,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
 
   const startPeer = (i: number, peer: PeerEntry): void => {
     const controller = new AbortController()
-    peer.inflight++
+    peers.take(peer)
     const f: Inflight = {
       piece: i, source: peer, controller,
       promise: peer.session.request(entry.sha256, i * pieceSize, lengthOf(i), { signal: controller.signal, timeoutMs: PEER_REQUEST_TIMEOUT_MS })
@@ -141,8 +141,8 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
           if (why === 'stalled' || why === 'timeout') deps.log?.(`peer ${peer.key.slice(0, 12)} ${why} on ${entry.path}; trying elsewhere`)
         })
         .finally(() => {
-          peer.inflight--
           inflight.delete(f)
+          peers.release(peer)
         }),
     }
     inflight.add(f)
@@ -199,15 +199,14 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
         await Promise.race([...inflight].map((f) => f.promise).concat(peers.nextChange(1000)))
         continue
       }
-      // Nothing in flight and nothing startable: no source has the missing pieces right now.
-      if (!deps.server || serverFailed !== undefined) {
-        if (Date.now() - waitingSince > NO_SOURCE_TIMEOUT_MS) {
-          throw new UpswarmError('UPSWARM_E_PEER',
-            `no peer or server could send ${remaining} piece(s) of ${entry.path} (blob ${entry.sha256}) within ${NO_SOURCE_TIMEOUT_MS / 1000} s` +
-            (serverFailed ? `; servers: ${(serverFailed as Error).message}` : '; no server connection'), { cause: serverFailed })
-        }
-        await peers.nextChange(1000)
+      // Nothing of this blob in flight: its holders are busy with other blobs, or no source has
+      // the missing pieces right now. Wait for a change (a slot freed, a piece announced).
+      if (Date.now() - waitingSince > NO_SOURCE_TIMEOUT_MS) {
+        throw new UpswarmError('UPSWARM_E_PEER',
+          `no peer or server could send ${remaining} piece(s) of ${entry.path} (blob ${entry.sha256}) within ${NO_SOURCE_TIMEOUT_MS / 1000} s` +
+          (serverFailed ? `; servers: ${(serverFailed as Error).message}` : deps.server ? '' : '; no server connection'), { cause: serverFailed })
       }
+      await peers.nextChange(1000)
     }
     await Promise.allSettled([...inflight].map((f) => f.promise))
     await fh.close()

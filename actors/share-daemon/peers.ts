@@ -13,6 +13,12 @@ export interface PeerEntry {
 }
 
 export class PeerSet extends EventEmitter<{ changed: [] }> {
+  constructor() {
+    super()
+    // Every blob being downloaded waits on changes: one listener each.
+    this.setMaxListeners(0)
+  }
+
   private readonly peers = new Map<string, PeerEntry>()
   private readonly banned = new Map<string, string>()
   private readonly serverKeys = new Set<string>()
@@ -40,6 +46,16 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
       const p = this.peers.get(k)
       if (p) p.server = true
     }
+  }
+
+  /** A request slot on `peer` is taken / given back; a freed slot may let a waiting download go on. */
+  take(peer: PeerEntry): void {
+    peer.inflight++
+  }
+
+  release(peer: PeerEntry): void {
+    peer.inflight--
+    this.emit('changed')
   }
 
   ban(key: string, reason: string): void {
