@@ -70,6 +70,7 @@ export function createTrackerClient(opts: TrackerClientOptions): TrackerClient {
     },
   })
   let peers: TrackerPeer[] = []
+  let stopping: Promise<void> | undefined
   actor.on('peers', (e) => {
     peers = e.peers
   })
@@ -101,11 +102,14 @@ export function createTrackerClient(opts: TrackerClientOptions): TrackerClient {
     queryPeers(p, rev) {
       return queryPeers(opts, p, rev)
     },
-    async stop() {
-      actor.send({ type: 'stop' })
-      await waitFor(actor, (s) => s.status === 'done', { timeout: (opts.timeoutMs ?? 2_000) + 1_000 }).catch(() => {})
-      actor.stop()
-      for (const door of doors) door.close()
+    stop() {
+      stopping ??= (async () => {
+        actor.send({ type: 'stop' })
+        await waitFor(actor, (s) => s.status === 'done', { timeout: (opts.timeoutMs ?? 2_000) + 1_000 }).catch(() => {})
+        actor.stop()
+        for (const door of doors) door.close()
+      })()
+      return stopping
     },
   } as TrackerClient
 }

@@ -16,7 +16,7 @@ import { RateLimiter, type RateLimitOptions } from '../../infra/tracker/rate-lim
 import { PeerRegistry } from '../../infra/tracker/registry.ts'
 import { startUdpDoor } from '../../infra/tracker/udp-server.ts'
 
-export { createTrackerClient, type TrackerClient, type TrackerClientOptions } from './client.ts'
+export { createTrackerClient, type TrackerClient, type TrackerClientOptions, type TrackerPeer, type TrackerStatus, type DoorName } from './client.ts'
 export { queryPeers } from '../../infra/tracker-client/index.ts'
 
 export interface TrackerOptions {
@@ -60,7 +60,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     throw new UpswarmError('UPSWARM_E_NATS', `tracker ${id}: cannot open the peer bucket: ${errorMessage(err)}; is JetStream enabled on the NATS servers?`, { cause: err })
   })
   const registry = new PeerRegistry({
-    kv,
+    shared: { kv, nc: opts.nc },
     ...(opts.peerTtlMs !== undefined ? { peerTtlMs: opts.peerTtlMs } : {}),
     ...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {}),
     ...(opts.maxPeers !== undefined ? { maxPeers: opts.maxPeers } : {}),

@@ -3,8 +3,8 @@
 // upswarm extension parameters (also carried by UDP announces as BEP 41 URL data):
 //   product=<uuid>&rev=<n>   the swarm by name; the tracker checks it against info_hash
 //   pk=<64 hex>              the peer's Noise public key
-import { isIPv4, isIPv6 } from 'node:net'
 import { bencode, type BValue } from './bencode.ts'
+import { compactIPv4, compactIPv6 } from './compact.ts'
 import { isProductId, isRevision } from './info-hash.ts'
 import { parseQuery, QueryError, type Query } from './query.ts'
 import type { AnnounceEvent, AnnounceInput, AnnounceResult, PeerEntry, SwarmStats } from './types.ts'
@@ -91,12 +91,14 @@ export function encodeAnnounceResponse(result: AnnounceResult, compact: boolean,
   const dict: Record<string, BValue> = {
     interval: Math.max(1, Math.ceil(result.intervalMs / 1000)),
     'min interval': Math.max(1, Math.ceil(result.intervalMs / 2000)),
+    // upswarm: seconds a peer stays listed without re-announcing
+    ttl: Math.max(1, Math.floor(result.ttlMs / 1000)),
     complete: result.seeders,
     incomplete: result.leechers,
   }
   if (compact) {
-    dict.peers = compactPeers(result.peers, 4)
-    const v6 = compactPeers(result.peers, 16)
+    dict.peers = compactIPv4(result.peers)
+    const v6 = compactIPv6(result.peers)
     if (v6.byteLength > 0) dict.peers6 = v6
   } else {
     dict.peers = result.peers.map((p) => peerDict(p, noPeerId))
@@ -111,32 +113,6 @@ function peerDict(p: PeerEntry, noPeerId: boolean): BValue {
   if (p.rev !== undefined) d.rev = p.rev
   if (p.publicKey !== undefined) d['public key'] = p.publicKey
   return d
-}
-
-/** BEP 23 (IPv4, 6 bytes a peer) or BEP 7 (IPv6, 18 bytes a peer). */
-export function compactPeers(peers: PeerEntry[], family: 4 | 16): Buffer {
-  const size = family + 2
-  const list = peers.filter((p) => (family === 4 ? isIPv4(p.ip) : isIPv6(p.ip)))
-  const out = Buffer.allocUnsafe(list.length * size)
-  list.forEach((p, i) => {
-    writeIp(out, i * size, p.ip, family)
-    out.writeUInt16BE(p.port, i * size + family)
-  })
-  return out
-}
-
-function writeIp(out: Buffer, offset: number, ip: string, family: 4 | 16): void {
-  if (family === 4) {
-    const parts = ip.split('.')
-    for (let i = 0; i < 4; i++) out[offset + i] = Number(parts[i])
-    return
-  }
-  // Expand "::" and write eight 16-bit groups.
-  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined]
-  const h = head ? head.split(':') : []
-  const t = tail ? tail.split(':') : []
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t]
-  for (let i = 0; i < 8; i++) out.writeUInt16BE(parseInt(groups[i] ?? '0', 16) || 0, offset + i * 2)
 }
 
 export function encodeScrapeResponse(stats: Map<string, SwarmStats>): Buffer {

@@ -3,6 +3,8 @@
 // peer is handed out, not only the oldest.
 import type { PeerEntry, SwarmStats } from './types.ts'
 
+let scratch = new Int32Array(256)
+
 export class PeerSet {
   readonly #items: { key: string; entry: PeerEntry }[] = []
   readonly #index = new Map<string, number>()
@@ -48,27 +50,26 @@ export class PeerSet {
     return true
   }
 
-  /** Up to `max` live peers other than `exceptPeerId`, in random order, no peer id twice. */
+  /**
+   * Up to `max` live peers other than `exceptPeerId`, in random order. (A peer id is listed once:
+   * the registry never keeps one peer under two keys of the same swarm.)
+   */
   sample(max: number, exceptPeerId: string | undefined, now: number): PeerEntry[] {
     const n = this.#items.length
+    const items = this.#items
     const out: PeerEntry[] = []
     if (max <= 0 || n === 0) return out
-    const seen = new Set<string>()
-    const take = (entry: PeerEntry): void => {
-      if (entry.expires <= now || entry.peerId === exceptPeerId || seen.has(entry.peerId)) return
-      seen.add(entry.peerId)
-      out.push(entry)
-    }
     if (n <= max * 2) {
-      // Small swarm: shuffle the indices (Fisher–Yates) and keep the first that qualify.
-      const order = Array.from({ length: n }, (_, i) => i)
-      for (let i = n - 1; i > 0; i--) {
-        const j = Math.floor(Math.random() * (i + 1))
-        const t = order[i]!
-        order[i] = order[j]!
-        order[j] = t
+      // Small swarm: a partial Fisher–Yates shuffle over a reused index array.
+      if (scratch.length < n) scratch = new Int32Array(Math.max(n, scratch.length * 2))
+      for (let i = 0; i < n; i++) scratch[i] = i
+      for (let i = 0; i < n && out.length < max; i++) {
+        const j = i + Math.floor(Math.random() * (n - i))
+        const pick = scratch[j]!
+        scratch[j] = scratch[i]!
+        const entry = items[pick]!.entry
+        if (entry.expires > now && entry.peerId !== exceptPeerId) out.push(entry)
       }
-      for (let i = 0; i < n && out.length < max; i++) take(this.#items[order[i]!]!.entry)
       return out
     }
     // Large swarm: random probes; the bound keeps a swarm of mostly expired peers cheap.
@@ -77,7 +78,8 @@ export class PeerSet {
       const i = Math.floor(Math.random() * n)
       if (picked.has(i)) continue
       picked.add(i)
-      take(this.#items[i]!.entry)
+      const entry = items[i]!.entry
+      if (entry.expires > now && entry.peerId !== exceptPeerId) out.push(entry)
     }
     return out
   }

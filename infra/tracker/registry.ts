@@ -1,31 +1,31 @@
 // The tracker's registry (R-TRACKER, R-PEERLIST): every peer's revision, address and port per
 // product, shared by all tracker instances through the JetStream KV bucket PEER_BUCKET. Each
-// instance answers from an in-memory view that it keeps in step by watching the bucket; its own
-// writes go to the bucket asynchronously and coalesced, so announces never wait for JetStream.
+// instance answers from an in-memory view that it keeps in step by watching the bucket. Its own
+// writes are pipelined (BucketWriter): an announce never waits for JetStream.
 //
 // Swarms are keyed by info hash. A peer announced under a known (product, rev) is stored as
 // `<product>.<peerId>`; a BitTorrent announce for an info hash nobody has named yet is stored as
 // `ih.<hash>.<peerId>`. When an announce that names (product, rev) reveals the hash, the mapping
 // is written as `map.<hash>` and the unmapped peers merge into the product.
 import type { KV, KvWatchEntry } from '@nats-io/kv'
+import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError } from '../errors.ts'
-import { infoHashKey, PEER_BUCKET_MAX_AGE_MS, productPeerKey, unmappedPeerKey } from '../nats/names.ts'
+import { infoHashKey, PEER_BUCKET, PEER_BUCKET_MAX_AGE_MS, productPeerKey, unmappedPeerKey } from '../nats/names.ts'
+import { BucketWriter } from './bucket-writer.ts'
 import { infoHashHex } from './info-hash.ts'
 import { PeerSet } from './peer-set.ts'
 import { MAX_NUMWANT, storedMappingSchema, storedPeerSchema } from './schema.ts'
 import type { AnnounceInput, AnnounceResult, PeerEntry, SwarmStats } from './types.ts'
 
 export interface RegistryOptions {
-  /** The shared bucket; absent = a registry of this process only. */
-  kv?: KV
+  /** The shared bucket and the connection it is reached by; absent = a registry of this process only. */
+  shared?: { kv: KV; nc: NatsConnection }
   /** How long a peer stays listed after its last announce. */
   peerTtlMs?: number
   /** Re-announce interval told to peers; must be below the TTL. */
   intervalMs?: number
   /** Most peers held at once; announces of new peers beyond it are refused. */
   maxPeers?: number
-  /** Most KV writes waiting at once; beyond it writes are dropped (peers re-announce anyway). */
-  maxPendingWrites?: number
   now?: () => number
   onError?: (err: unknown) => void
 }
@@ -37,14 +37,13 @@ interface Mapping {
   writtenAt: number
 }
 
-const WRITE_CONCURRENCY = 64
+const kvSubject = (key: string): string => `$KV.${PEER_BUCKET}.${key}`
 
 export class PeerRegistry {
   readonly peerTtlMs: number
   readonly intervalMs: number
-  readonly #kv: KV | undefined
+  readonly #shared: { kv: KV; nc: NatsConnection } | undefined
   readonly #maxPeers: number
-  readonly #maxPending: number
   readonly #now: () => number
   readonly #onError: (err: unknown) => void
 
@@ -59,10 +58,9 @@ export class PeerRegistry {
   /** When each entry was last written to the bucket, so steady re-announces write half as often. */
   readonly #persistedExpires = new Map<string, number>()
 
-  readonly #pending = new Map<string, string | null>()
-  #inFlight = 0
-  #dropped = 0
-  #drained: (() => void)[] = []
+  readonly #writer: BucketWriter | undefined
+  /** Keys removed here, and when: a late echo of an older write must not bring them back. */
+  readonly #removedAt = new Map<string, number>()
   #watch: { stop(): void } | undefined
   #sweeper: NodeJS.Timeout | undefined
   #closed = false
@@ -76,9 +74,15 @@ export class PeerRegistry {
     if (this.peerTtlMs > PEER_BUCKET_MAX_AGE_MS) {
       throw new UpswarmError('UPSWARM_E_CONFIG', `tracker: peer TTL ${this.peerTtlMs} ms exceeds the bucket's max age ${PEER_BUCKET_MAX_AGE_MS} ms`)
     }
-    this.#kv = opts.kv
+    this.#shared = opts.shared
+    this.#writer = opts.shared
+      ? new BucketWriter(opts.shared.nc, {
+          subjectOf: kvSubject,
+          // Not persisted: the next announce of that peer writes it again.
+          onDropped: (key) => this.#persistedExpires.delete(key),
+        })
+      : undefined
     this.#maxPeers = opts.maxPeers ?? 1_000_000
-    this.#maxPending = opts.maxPendingWrites ?? 200_000
     this.#now = opts.now ?? Date.now
     this.#onError = opts.onError ?? (() => {})
   }
@@ -88,9 +92,10 @@ export class PeerRegistry {
     const sweepEvery = Math.max(250, Math.min(this.peerTtlMs, 30_000) / 2)
     this.#sweeper = setInterval(() => this.sweep(), sweepEvery)
     this.#sweeper.unref()
-    if (!this.#kv) return
-    const status = await this.#kv.status()
-    const watch = await this.#kv.watch({ key: '>' })
+    if (!this.#shared) return
+    const { kv } = this.#shared
+    const status = await kv.status()
+    const watch = await kv.watch({ key: '>' })
     this.#watch = watch
     let initialised: () => void = () => {}
     const ready = new Promise<void>((resolve) => (initialised = resolve))
@@ -114,16 +119,17 @@ export class PeerRegistry {
     this.#closed = true
     clearInterval(this.#sweeper)
     this.#watch?.stop()
-    await this.#flushed(2_000)
+    await this.#writer?.flush(2_000)
+    this.#writer?.close()
   }
 
   get size(): number {
     return this.#entries.size
   }
 
-  /** KV writes dropped because the queue was full (a sign the bucket cannot keep up). */
+  /** Bucket writes given up on (their peers' next announces write them again). */
   get droppedWrites(): number {
-    return this.#dropped
+    return this.#writer?.dropped ?? 0
   }
 
   /** R-ANNOUNCE, R-PEERLIST: records the peer, returns peers of its swarm. */
@@ -177,7 +183,7 @@ export class PeerRegistry {
     const publicKey = input.publicKey ?? (previous && previous.ip === input.ip && previous.port === input.port ? previous.publicKey : undefined)
     if (publicKey !== undefined) entry.publicKey = publicKey
     this.#store(key, entry)
-    if (!previous || changed(previous, entry) || (this.#persistedExpires.get(key) ?? 0) - now < this.peerTtlMs / 2) {
+    if (this.#shared && (!previous || changed(previous, entry) || (this.#persistedExpires.get(key) ?? 0) - now < this.peerTtlMs / 2)) {
       this.#persistedExpires.set(key, entry.expires)
       this.#write(key, JSON.stringify(entry))
     }
@@ -192,12 +198,14 @@ export class PeerRegistry {
   /** R-PEERLIST: peers of one revision of a product, or of all its revisions. */
   peersOf(product: string, rev: number | undefined, limit: number): PeerEntry[] {
     const now = this.#now()
-    const hashes = rev !== undefined ? [infoHashHex(product, rev)] : [...(this.#products.get(product) ?? [])]
+    if (rev !== undefined) {
+      // The info hash names the swarm, so BitTorrent peers nobody has named yet belong to it too.
+      const peers = this.#swarms.get(infoHashHex(product, rev))?.sample(limit, undefined, now) ?? []
+      return peers.map((p) => (p.product === undefined ? { ...p, product, rev } : p))
+    }
     const out: PeerEntry[] = []
-    for (const hash of hashes) {
-      const swarm = this.#swarms.get(hash)
-      if (!swarm) continue
-      out.push(...swarm.sample(limit - out.length, undefined, now))
+    for (const hash of this.#products.get(product) ?? []) {
+      out.push(...(this.#swarms.get(hash)?.sample(limit - out.length, undefined, now) ?? []))
       if (out.length >= limit) break
     }
     return out
@@ -214,12 +222,18 @@ export class PeerRegistry {
     for (const [key, entry] of this.#entries) {
       if (entry.expires <= now) this.#remove(key, false)
     }
+    // A write older than a TTL is expired anyway: its tombstone can go.
+    for (const [key, at] of this.#removedAt) {
+      if (now - at < this.peerTtlMs) break // insertion order ≈ time order
+      this.#removedAt.delete(key)
+    }
     for (const [hash, m] of this.#mappings) {
       if (!this.#swarms.has(hash) && now - m.writtenAt > PEER_BUCKET_MAX_AGE_MS) this.#mappings.delete(hash)
     }
   }
 
   #store(key: string, entry: PeerEntry): void {
+    this.#removedAt.delete(key)
     const previous = this.#entries.get(key)
     if (previous && previous.infoHash !== entry.infoHash) this.#unindex(key, previous)
     this.#entries.set(key, entry)
@@ -244,6 +258,8 @@ export class PeerRegistry {
     if (entry) {
       this.#entries.delete(key)
       this.#unindex(key, entry)
+      if (this.#removedAt.size >= this.#maxPeers) this.#removedAt.delete(this.#removedAt.keys().next().value!)
+      this.#removedAt.set(key, Math.max(entry.at, this.#now()))
     }
     this.#persistedExpires.delete(key)
     if (persist && entry) this.#write(key, null)
@@ -262,32 +278,35 @@ export class PeerRegistry {
     if (hashes.size === 0) this.#products.delete(product!)
   }
 
-  /** Records hash → (product, rev); names the swarm's unmapped peers; `local` also persists. */
+  /** Records hash → (product, rev) and moves the swarm's unmapped peers under the product; `local` also persists the mapping. */
   #learn(hash: string, product: string, rev: number, now: number, local: boolean): void {
     const known = this.#mappings.get(hash)
     if (known && (known.product !== product || known.rev !== rev)) return // first writer wins
+    if (!known && this.#mappings.size >= this.#maxPeers) return // bounded like the peers
     if (known && !(local && now - known.writtenAt > PEER_BUCKET_MAX_AGE_MS / 2)) return
     this.#mappings.set(hash, { product, rev, writtenAt: now })
     if (local) this.#write(infoHashKey(hash), JSON.stringify({ product, rev }))
     if (known) return
     const swarm = this.#swarms.get(hash)
     if (!swarm) return
-    const unmapped = [...swarm.entries()].filter((e) => e.entry.product === undefined)
-    for (const { key, entry } of unmapped) {
-      const named: PeerEntry = { ...entry, product, rev }
-      if (!local) {
-        // Another instance moves it in the bucket; until then answer with the name.
-        this.#store(key, named)
-        continue
-      }
-      const target = productPeerKey(product, entry.peerId)
-      this.#remove(key, true)
-      const current = this.#entries.get(target)
-      if (current && current.at >= entry.at) continue
-      this.#store(target, named)
-      this.#persistedExpires.set(target, named.expires)
-      this.#write(target, JSON.stringify(named))
-    }
+    for (const { key, entry } of [...swarm.entries()].filter((e) => e.entry.product === undefined)) this.#adopt(key, entry, product, rev)
+  }
+
+  /**
+   * Moves an unmapped peer (`ih.<hash>.<peer>`) under its product, in memory and in the bucket.
+   * Every instance that meets one does it: the writes are identical, so doing it twice is harmless,
+   * and it does not wait for the peer's next announce.
+   */
+  #adopt(key: string, entry: PeerEntry, product: string, rev: number): void {
+    const target = productPeerKey(product, entry.peerId)
+    this.#remove(key, false)
+    this.#write(key, null)
+    const current = this.#entries.get(target)
+    if (current && current.at >= entry.at) return
+    const named: PeerEntry = { ...entry, product, rev }
+    this.#store(target, named)
+    this.#persistedExpires.set(target, named.expires)
+    this.#write(target, JSON.stringify(named))
   }
 
   /** Applies one change seen in the bucket (ours included: applying it again is a no-op). */
@@ -305,58 +324,28 @@ export class PeerRegistry {
       if (current && current.at <= e.created.getTime()) this.#remove(e.key, false)
       return
     }
-    const parsed = storedPeerSchema.safeParse(parseJson(e.value))
-    if (!parsed.success || parsed.data.expires <= now) return
-    const entry = parsed.data as PeerEntry
-    if (current && current.at >= entry.at) {
-      this.#persistedExpires.set(e.key, Math.max(this.#persistedExpires.get(e.key) ?? 0, entry.expires))
+    const value = parseJson(e.value) as { at?: unknown; expires?: unknown } | undefined
+    // Most changes are echoes of our own writes, or older than what we hold: skip them cheaply.
+    if (current && typeof value?.at === 'number' && current.at >= value.at) {
+      if (typeof value.expires === 'number') this.#persistedExpires.set(e.key, Math.max(this.#persistedExpires.get(e.key) ?? 0, value.expires))
       return
     }
+    if (typeof value?.at === 'number' && value.at <= (this.#removedAt.get(e.key) ?? -1)) return
+    const parsed = storedPeerSchema.safeParse(value)
+    if (!parsed.success || parsed.data.expires <= now) return
+    const entry = parsed.data as PeerEntry
     if (!current && this.#entries.size >= this.#maxPeers) return
-    if (entry.product === undefined) {
-      const m = this.#mappings.get(entry.infoHash)
-      // A lagging instance wrote an unmapped copy of a peer we already hold under its product.
-      if (m && this.#entries.has(productPeerKey(m.product, entry.peerId))) return
-      if (m) Object.assign(entry, { product: m.product, rev: m.rev })
-    }
+    const m = entry.product === undefined ? this.#mappings.get(entry.infoHash) : undefined
+    if (m) return this.#adopt(e.key, entry, m.product, m.rev)
     this.#store(e.key, entry)
     this.#persistedExpires.set(e.key, entry.expires)
   }
 
-  /** Queues a put (value) or delete (null); the latest write of a key wins while it waits. */
+  /** A put (value) or a delete (null) of `key` in the bucket. */
   #write(key: string, value: string | null): void {
-    if (!this.#kv || this.#closed) return
-    if (!this.#pending.has(key) && this.#pending.size >= this.#maxPending) {
-      this.#dropped++
-      return
-    }
-    this.#pending.set(key, value)
-    this.#pump()
-  }
-
-  #pump(): void {
-    const kv = this.#kv!
-    while (this.#inFlight < WRITE_CONCURRENCY && this.#pending.size > 0) {
-      const [key, value] = this.#pending.entries().next().value!
-      this.#pending.delete(key)
-      this.#inFlight++
-      const op = value === null ? kv.delete(key) : kv.put(key, value)
-      op.catch((err: unknown) => this.#onError(err)).finally(() => {
-        this.#inFlight--
-        this.#pump()
-        if (this.#inFlight === 0 && this.#pending.size === 0) for (const done of this.#drained.splice(0)) done()
-      })
-    }
-  }
-
-  async #flushed(timeoutMs: number): Promise<void> {
-    if (this.#inFlight === 0 && this.#pending.size === 0) return
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([
-      new Promise<void>((resolve) => this.#drained.push(resolve)),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-    ])
-    clearTimeout(timer)
+    if (!this.#writer || this.#closed) return
+    if (value === null) this.#writer.delete(key)
+    else this.#writer.put(key, value)
   }
 }
 

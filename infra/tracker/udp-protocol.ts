@@ -3,7 +3,7 @@
 // for the current and the two previous minutes (the BEP: clients use one for a minute, trackers
 // accept it for two), so a flood of connects allocates nothing.
 import { createHmac, randomBytes } from 'node:crypto'
-import { isIPv4 } from 'node:net'
+import { compactIPv4 } from './compact.ts'
 import { parseExtension, TrackerRequestError, DEFAULT_NUMWANT } from './http-protocol.ts'
 import { parseQuery, QueryError } from './query.ts'
 import type { AnnounceEvent, AnnounceInput, AnnounceResult, SwarmStats } from './types.ts'
@@ -113,18 +113,12 @@ export function encodeConnectResponse(transactionId: number, connectionId: Buffe
 
 /** Announce response; IPv4 peers only (the socket is udp4). */
 export function encodeAnnounceResponse(transactionId: number, result: AnnounceResult): Buffer {
-  const peers = result.peers.filter((p) => isIPv4(p.ip))
-  const out = Buffer.allocUnsafe(20 + peers.length * 6)
+  const out = compactIPv4(result.peers, 20)
   out.writeUInt32BE(ACTION_ANNOUNCE, 0)
   out.writeUInt32BE(transactionId, 4)
   out.writeUInt32BE(Math.max(1, Math.ceil(result.intervalMs / 1000)), 8)
   out.writeUInt32BE(result.leechers, 12)
   out.writeUInt32BE(result.seeders, 16)
-  peers.forEach((p, i) => {
-    const parts = p.ip.split('.')
-    for (let b = 0; b < 4; b++) out[20 + i * 6 + b] = Number(parts[b])
-    out.writeUInt16BE(p.port, 24 + i * 6)
-  })
   return out
 }
 

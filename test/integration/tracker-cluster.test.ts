@@ -1,0 +1,113 @@
+import { spawn } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { startTracker, type Tracker } from '../../actors/tracker/index.ts'
+import type { NatsConnection } from '../../infra/nats/connect.ts'
+import { Kvm } from '@nats-io/kv'
+import { infoHashKey, PEER_BUCKET, productPeerKey, trackerSubject, unmappedPeerKey } from '../../infra/nats/names.ts'
+import { natsUrls, newProduct, testConnection } from '../helpers/cluster.ts'
+import { announceQuery, httpGet, UdpProbe } from '../helpers/tracker-wire.ts'
+
+const swarmOf = (product: string, rev: number): Buffer => createHash('sha1').update(`upswarm:${product}:${rev}`).digest()
+const peersJson = async (t: Tracker, product: string, rev?: number) =>
+  JSON.parse((await httpGet(`${t.httpUrl}/v1/products/${product}/peers${rev === undefined ? '' : `?rev=${rev}`}`)).body.toString()).peers as { peerId: string; port: number; rev?: number; expires: number }[]
+
+describe('tracker instances', () => {
+  let nc: NatsConnection
+  let ncB: NatsConnection
+  let a: Tracker
+  let b: Tracker
+
+  beforeAll(async () => {
+    nc = await testConnection('tracker-a')
+    ncB = await testConnection('tracker-b')
+    a = await startTracker({ nc, id: `a-${process.pid}` })
+    b = await startTracker({ nc: ncB, id: `b-${process.pid}` })
+  })
+  afterAll(async () => {
+    await a?.close()
+    await b?.close()
+    await nc?.close()
+    await ncB?.close()
+  })
+
+  it("tracker — two instances share the bucket: each answers with the other's peers", async () => {
+    const product = newProduct()
+    const infoHash = swarmOf(product, 1)
+    const onA = randomBytes(20)
+    await httpGet(`${a.httpUrl}/announce?${announceQuery({ infoHash, peerId: onA, port: 7001, extra: `product=${product}&rev=1` })}`)
+    const probe = await UdpProbe.open(b.udpUrl)
+    const cid = await probe.connect()
+    await probe.request(UdpProbe.announcePacket(cid, { infoHash, peerId: randomBytes(20), port: 7002 }))
+    probe.close()
+    await vi.waitFor(async () => expect((await peersJson(b, product, 1)).map((p) => p.port).sort()).toEqual([7001, 7002]), { timeout: 10_000, interval: 50 })
+    await vi.waitFor(async () => expect((await peersJson(a, product, 1)).map((p) => p.port).sort()).toEqual([7001, 7002]), { timeout: 10_000, interval: 50 })
+  })
+
+  it('tracker — a BitTorrent swarm announced before anyone named it merges into the product when a NATS announce names it', async () => {
+    const product = newProduct()
+    const infoHash = swarmOf(product, 4)
+    const bt = randomBytes(20)
+    await httpGet(`${a.httpUrl}/announce?${announceQuery({ infoHash, peerId: bt, port: 7011 })}`)
+    // The product knows nothing of it yet…
+    expect(await peersJson(b, product)).toEqual([])
+    await ncB.request(trackerSubject('announce'), JSON.stringify({ product, rev: 4, peerId: randomBytes(20).toString('hex'), ip: '127.0.0.1', port: 7012 }), { timeout: 2_000 })
+    // …then every instance lists it under the product, with its revision…
+    for (const t of [a, b]) {
+      await vi.waitFor(async () => {
+        const peers = await peersJson(t, product)
+        expect(peers.map((p) => [p.port, p.rev]).sort()).toEqual([[7011, 4], [7012, 4]])
+      }, { timeout: 10_000, interval: 50 })
+    }
+    // …and the bucket, as operators see it, holds it under the product key with the mapping.
+    const kv = await new Kvm(nc).open(PEER_BUCKET)
+    const hex = infoHash.toString('hex')
+    await vi.waitFor(async () => {
+      expect((await kv.get(productPeerKey(product, bt.toString('hex'))))?.json<{ rev: number; port: number }>()).toMatchObject({ rev: 4, port: 7011 })
+      expect((await kv.get(infoHashKey(hex)))?.json()).toEqual({ product, rev: 4 })
+      expect((await kv.get(unmappedPeerKey(hex, bt.toString('hex'))))?.operation ?? 'DEL').toBe('DEL')
+    }, { timeout: 10_000, interval: 50 })
+  })
+
+  it('tracker — a peer that is not re-announced expires on every instance', async () => {
+    const short = await startTracker({ nc, id: `short-${process.pid}`, peerTtlMs: 1_500, intervalMs: 500 })
+    try {
+      const product = newProduct()
+      const infoHash = swarmOf(product, 1)
+      const res = await httpGet(`${short.httpUrl}/announce?${announceQuery({ infoHash, peerId: randomBytes(20), port: 7021, extra: `product=${product}&rev=1` })}`)
+      expect(res.status).toBe(200)
+      const [listed] = await peersJson(short, product, 1)
+      expect(listed!.expires - Date.now()).toBeLessThanOrEqual(1_500)
+      await vi.waitFor(async () => expect(await peersJson(b, product, 1)).toHaveLength(1), { timeout: 10_000, interval: 50 })
+      for (const t of [short, b]) await vi.waitFor(async () => expect(await peersJson(t, product, 1)).toEqual([]), { timeout: 10_000, interval: 100 })
+    } finally {
+      await short.close()
+    }
+  })
+
+  it('tracker — `upswarm tracker` prints READY with both URLs, answers, and stops on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['bin/upswarm.mjs', 'tracker', '--http-port', '0', '--udp-port', '0', '--nats', natsUrls().join(',')], { stdio: ['ignore', 'pipe', 'pipe'] })
+    try {
+      const lines = createInterface({ input: child.stdout! })
+      let ready: { trackerHttp: string; trackerUdp: string } | undefined
+      for await (const line of lines) {
+        if (line.startsWith('READY ')) {
+          ready = JSON.parse(line.slice(6))
+          break
+        }
+      }
+      expect(ready?.trackerHttp).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+      expect(ready?.trackerUdp).toMatch(/^udp:\/\/127\.0\.0\.1:\d+$/)
+      const probe = await UdpProbe.open(ready!.trackerUdp)
+      expect((await probe.connect()).byteLength).toBe(8)
+      probe.close()
+      child.kill('SIGTERM')
+      const [code] = await once(child, 'exit')
+      expect(code).toBe(0)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+    }
+  })
+})
