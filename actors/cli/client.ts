@@ -241,7 +241,10 @@ export function registerClientCommands(program: Command): void {
     .addOption(jsonOption())
     .action(action(async (dir: string, o) => {
       const nc = await maybeNats(o.nats, 'upswarm-daemon')
-      const emit = (event: object, human: string): void => printResult(!!o.json, event, () => human)
+      // One JSON object per line (NDJSON), so that programs can follow the daemon's events.
+      const emit = (event: object, human: string): void => {
+        process.stdout.write(`${o.json ? JSON.stringify(event) : human}\n`)
+      }
       await runRole('daemon', async () => {
         const daemon: Daemon = await startDaemon({
           dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,

@@ -1,0 +1,201 @@
+// A whole swarm on one machine, driven like its users would: the embedded cluster (`up`), a
+// publisher, and client processes (`upswarm init`, then `upswarm daemon --auto --json`). The
+// demo (`npm start`), the end-to-end tests and the benchmarks all drive it.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { spawnGuarded, stopChild } from '../../infra/cluster/children.ts'
+import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
+import { UpswarmError } from '../../infra/errors.ts'
+import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
+import { proxySubject, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
+import { requestJson } from '../../infra/nats/service.ts'
+import { generatePublisherKey, type PublisherKey } from '../../infra/release/keys.ts'
+import { up, type Launched, type UpOptions } from '../launcher/index.ts'
+import type { StatsReply } from '../proxy/index.ts'
+import { publish, type PublishResult } from '../publisher/publish.ts'
+
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+
+export interface DaemonEvent {
+  event: string
+  [k: string]: unknown
+}
+
+export interface UpdateDone extends DaemonEvent {
+  event: 'update.done'
+  from: number
+  to: number
+  bytesFromServers: number
+  bytesFromPeers: number
+  ms: number
+  sources: { piecesFromServers: number; piecesFromPeers: number; badPieces: number; serverReasons: Record<string, number> }
+}
+
+/** One client: a working copy and its sharing daemon process. */
+export class SwarmClient {
+  readonly events: DaemonEvent[] = []
+  private readonly waiters: Array<{ test: (e: DaemonEvent) => boolean; resolve: (e: DaemonEvent) => void }> = []
+  child: ChildProcess | undefined
+  ready: Record<string, unknown> | undefined
+
+  constructor(readonly name: string, readonly dir: string, private readonly env: NodeJS.ProcessEnv) {}
+
+  /** Starts `upswarm daemon DIR --auto --json`; resolves with its READY payload. */
+  async start(extra: string[] = []): Promise<void> {
+    const child = spawnGuarded(process.execPath, [CLI, 'daemon', this.dir, '--auto', '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: this.env })
+    this.child = child
+    child.stderr!.resume()
+    const lines = createInterface({ input: child.stdout! })
+    this.ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      child.once('exit', (code) => reject(new UpswarmError('UPSWARM_E_PEER', `daemon ${this.name} exited (code ${code}) before it was ready`)))
+      lines.on('line', (line) => {
+        if (line.startsWith('READY ')) return resolve(JSON.parse(line.slice(6)))
+        let e: DaemonEvent
+        try {
+          e = JSON.parse(line) as DaemonEvent
+        } catch {
+          return
+        }
+        this.events.push(e)
+        for (const w of [...this.waiters]) {
+          if (w.test(e)) {
+            this.waiters.splice(this.waiters.indexOf(w), 1)
+            w.resolve(e)
+          }
+        }
+      })
+    })
+  }
+
+  /** Resolves with the first event (already seen or to come) that passes `test`. */
+  waitFor<E extends DaemonEvent>(test: (e: DaemonEvent) => boolean, timeoutMs = 120_000): Promise<E> {
+    const seen = this.events.find(test)
+    if (seen) return Promise.resolve(seen as E)
+    return new Promise<E>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new UpswarmError('UPSWARM_E_TIMEOUT', `client ${this.name}: no matching event after ${timeoutMs} ms`)), timeoutMs)
+      this.waiters.push({ test, resolve: (e) => {
+        clearTimeout(timer)
+        resolve(e as E)
+      } })
+    })
+  }
+
+  /** The update that reached revision `rev`. */
+  reached(rev: number, timeoutMs?: number): Promise<UpdateDone> {
+    return this.waitFor<UpdateDone>((e) => e.event === 'update.done' && (e as UpdateDone).to >= rev, timeoutMs)
+  }
+
+  async stop(): Promise<void> {
+    if (this.child) await stopChild(this.child)
+  }
+}
+
+export interface SwarmOptions {
+  dir: string
+  servers?: number
+  weights?: number[]
+  /** Upload cap of each repository server, bytes/s (0: none). */
+  serverMaxUploadRate?: number
+  log?: (msg: string) => void
+}
+
+export class Swarm {
+  readonly product = crypto.randomUUID()
+  readonly key: PublisherKey = generatePublisherKey()
+  readonly clients: SwarmClient[] = []
+  launched!: Launched
+  nc!: NatsConnection
+
+  constructor(readonly opts: SwarmOptions) {}
+
+  get env(): NodeJS.ProcessEnv {
+    const ep = this.launched.endpoints
+    return {
+      ...process.env,
+      UPSWARM_NATS: ep.nats!.join(','),
+      UPSWARM_BOOTSTRAP: ep.dhtBootstrap!,
+      UPSWARM_TRACKER: [ep.trackerHttp, ep.trackerUdp].filter(Boolean).join(','),
+    }
+  }
+
+  async start(): Promise<void> {
+    const upOpts: UpOptions = {
+      dir: join(this.opts.dir, 'cluster'),
+      roles: ['nats', 'dht', 'servers', 'proxy', 'tracker'],
+      natsNodes: 3,
+      servers: this.opts.servers ?? 3,
+      weights: this.opts.weights,
+      ...(this.opts.serverMaxUploadRate ? { serverMaxUploadRate: this.opts.serverMaxUploadRate } : {}),
+      log: this.opts.log,
+    }
+    this.launched = await up(upOpts)
+    this.nc = await connectNats(this.launched.endpoints.nats, 'upswarm-demo')
+  }
+
+  async publish(src: string, label?: string): Promise<PublishResult> {
+    return publish({ nc: this.nc, src, product: this.product, key: this.key, ...(label ? { label } : {}) })
+  }
+
+  /** Resolves when every healthy server of the pool has synced `rev` (from their heartbeats). */
+  async serversSynced(rev: number, timeoutMs = 60_000): Promise<void> {
+    const healthy = (await this.stats()).servers.filter((s) => s.healthy).map((s) => s.id)
+    if (healthy.length === 0) throw new UpswarmError('UPSWARM_E_NO_SERVER', 'no healthy server in the pool')
+    const pending = new Set(healthy)
+    const sub = this.nc.subscribe(SERVER_HEARTBEATS)
+    const timer = setTimeout(() => sub.unsubscribe(), timeoutMs)
+    for await (const msg of sub) {
+      const hb = msg.json<{ id: string; synced?: Record<string, number> }>()
+      if ((hb.synced?.[this.product] ?? 0) >= rev) pending.delete(hb.id)
+      if (pending.size === 0) break
+    }
+    clearTimeout(timer)
+    sub.unsubscribe()
+    if (pending.size > 0) throw new UpswarmError('UPSWARM_E_TIMEOUT', `servers ${[...pending].join(', ')} did not sync r${rev} within ${timeoutMs} ms`)
+  }
+
+  async stats(): Promise<StatsReply> {
+    return requestJson<StatsReply>(this.nc, proxySubject('stats'), {})
+  }
+
+  /** Creates a working copy with `upswarm init` (at the newest revision, from the servers). */
+  async addClient(name: string): Promise<SwarmClient> {
+    const dir = join(this.opts.dir, 'clients', name)
+    await mkdir(join(this.opts.dir, 'clients'), { recursive: true })
+    await run([CLI, 'init', dir, '--product', this.product, '--pubkey', this.key.publicKey, '--json'], this.env)
+    const client = new SwarmClient(name, dir, this.env)
+    this.clients.push(client)
+    return client
+  }
+
+  /** Runs an `upswarm` command to completion and returns its stdout parsed as JSON. */
+  async cli<T>(args: string[]): Promise<T> {
+    return JSON.parse(await run([CLI, ...args], this.env)) as T
+  }
+
+  /** Stops a role process of the cluster: 'tracker', 'proxy', 'server-s1' … */
+  async stopRole(name: string): Promise<void> {
+    const child = this.launched.children.get(name)
+    if (!child) throw new UpswarmError('UPSWARM_E_CONFIG', `no role ${name} in this swarm (have ${[...this.launched.children.keys()].join(', ')})`)
+    await stopChild(child)
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.stop()))
+    await this.nc?.close().catch(() => {})
+    await this.launched?.stop()
+  }
+}
+
+async function run(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
+  let out = ''
+  let err = ''
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+  const [code] = (await once(child, 'exit')) as [number]
+  if (code !== 0) throw new UpswarmError('UPSWARM_E_IO', `upswarm ${args.slice(1, 3).join(' ')} failed (exit ${code}): ${err.trim().slice(-1000)}`)
+  return out
+}
