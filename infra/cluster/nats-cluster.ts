@@ -3,8 +3,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
-import { jetstreamManager } from '@nats-io/jetstream'
-import { connect } from '@nats-io/transport-node'
 import { UpswarmError } from '../errors.ts'
 import { spawnGuarded, stopChild } from './children.ts'
 import { natsServerBinary } from './nats-server-bin.ts'
@@ -148,25 +146,32 @@ export class NatsCluster {
     return cluster
   }
 
-  /** Resolves once the JetStream meta group has a leader (the cluster can create streams). */
+  /**
+   * Resolves once the JetStream meta group has a leader and every running node is a current
+   * member of it: before that, R3 assets cannot be placed ("no suitable peers for placement").
+   */
   async waitForJetStream(timeoutMs = READY_TIMEOUT_MS): Promise<void> {
-    const nc = await connect({ servers: this.nodes.filter((n) => n.running).map((n) => n.url), name: 'upswarm-launcher' })
     const deadline = Date.now() + timeoutMs
-    try {
-      const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 2000 })
-      for (;;) {
-        try {
-          await jsm.getAccountInfo()
-          return
-        } catch (err) {
-          if (Date.now() > deadline) {
-            throw new UpswarmError('UPSWARM_E_CLUSTER_START', `JetStream not available after ${timeoutMs} ms in ${this.dir}`, { cause: err })
-          }
-          await new Promise((r) => setTimeout(r, 100))
-        }
+    const running = this.nodes.filter((n) => n.running)
+    let last = ''
+    for (;;) {
+      try {
+        type Jsz = { meta_cluster?: { leader?: string; replicas?: { name: string; current: boolean }[] } }
+        const jsz = async (node: NatsNode): Promise<Jsz> => (await fetch(`http://127.0.0.1:${node.monitorPort}/jsz`)).json() as Promise<Jsz>
+        const leaderName = (await jsz(running[0]!)).meta_cluster?.leader
+        const leader = running.find((n) => n.name === leaderName)
+        // Only the leader lists the group's replicas and whether each is current.
+        const meta = leader ? (await jsz(leader)).meta_cluster : undefined
+        const current = (meta?.replicas ?? []).filter((r) => r.current).length + 1
+        last = JSON.stringify(meta ?? { leader: leaderName })
+        if (leader && current >= running.length) return
+      } catch (err) {
+        last = (err as Error).message
       }
-    } finally {
-      await nc.close()
+      if (Date.now() > deadline) {
+        throw new UpswarmError('UPSWARM_E_CLUSTER_START', `JetStream meta group not formed after ${timeoutMs} ms in ${this.dir}: ${last}`)
+      }
+      await new Promise((r) => setTimeout(r, 100))
     }
   }
 
