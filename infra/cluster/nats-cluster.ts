@@ -1,6 +1,6 @@
 // The embedded default: an N-node nats-server cluster with JetStream on 127.0.0.1.
 // Config files and data live under the given directory; ports are chosen free unless given.
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import { UpswarmError } from '../errors.ts'
@@ -72,9 +72,16 @@ export class NatsNode {
         reject(this.startError(err.message, log))
       })
     })
+    // Keep the tail of the log for diagnostics.
+    this.log = log
     child.stderr?.removeAllListeners('data')
-    child.stderr?.resume()
+    child.stderr?.on('data', (chunk: Buffer) => {
+      this.log = (this.log + chunk.toString()).slice(-16_000)
+    })
   }
+
+  /** The tail of this node's log (stderr). */
+  log = ''
 
   private startError(what: string, log: string): UpswarmError {
     return new UpswarmError('UPSWARM_E_CLUSTER_START',
@@ -115,7 +122,25 @@ export class NatsCluster {
     return this.nodes.map((n) => n.url)
   }
 
+  /**
+   * Starts the cluster. Free ports are chosen just before the servers bind them, so another
+   * process may take one in between: a cluster that does not form is started again on fresh ports.
+   */
   static async start(opts: NatsClusterOptions): Promise<NatsCluster> {
+    // Only a fresh cluster is retried: its data directories can be wiped between attempts.
+    const fresh = !existsSync(join(opts.dir, 'n1', 'jetstream', 'jetstream'))
+    const attempts = fresh && !opts.basePort ? 3 : 1
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await NatsCluster.startOnce(opts)
+      } catch (err) {
+        if (attempt >= attempts) throw err
+        rmSync(opts.dir, { recursive: true, force: true })
+      }
+    }
+  }
+
+  private static async startOnce(opts: NatsClusterOptions): Promise<NatsCluster> {
     const count = opts.nodes ?? 3
     if (count < 1) throw new UpswarmError('UPSWARM_E_CONFIG', `--nats-nodes must be at least 1 (got ${count})`)
     const ports = opts.basePort
@@ -169,7 +194,8 @@ export class NatsCluster {
         last = (err as Error).message
       }
       if (Date.now() > deadline) {
-        throw new UpswarmError('UPSWARM_E_CLUSTER_START', `JetStream meta group not formed after ${timeoutMs} ms in ${this.dir}: ${last}`)
+        const logs = running.map((n) => `--- ${n.name}\n${n.log.split('\n').filter((l) => /\[(ERR|WRN)\]/.test(l)).slice(-5).join('\n')}`).join('\n')
+        throw new UpswarmError('UPSWARM_E_CLUSTER_START', `JetStream meta group not formed after ${timeoutMs} ms in ${this.dir}: ${last}\n${logs}`)
       }
       await new Promise((r) => setTimeout(r, 100))
     }
