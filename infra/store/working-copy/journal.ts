@@ -180,9 +180,7 @@ async function exists(p: string): Promise<boolean> {
 }
 
 async function renameIfPresent(from: string, to: string): Promise<void> {
-  await rename(from, to).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err
-  })
+  if (await exists(from)) await rename(from, to)
 }
 
 async function rmdirOp(abs: string, required: boolean): Promise<void> {

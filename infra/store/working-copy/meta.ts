@@ -30,6 +30,11 @@ export const WorkingCopyStateSchema = z.object({
   newestVerified: z.number().int().min(0),
   /** The highest revision ever installed: the history window ends there. */
   topInstalled: z.number().int().min(0),
+  /**
+   * Set by a rollback: automatic updates skip revisions up to this one, so the rolled-back
+   * release is not reinstalled until a newer one is published. Cleared by an explicit --rev.
+   */
+  hold: z.number().int().min(1).optional(),
   /** Id of the last committed apply journal (tells recovery whether a journal committed). */
   lastJournal: z.string().optional(),
   /**

@@ -1,0 +1,179 @@
+// The downloading phase: every planned path runs the file-status statechart, whose download
+// child (the download statechart) is wired here to the history store, the release source and
+// the staging area. Blobs land in the history store (verified, content-addressed), then each
+// new file is staged as a copy of its blob.
+import { constants } from 'node:fs'
+import { chmod, copyFile, mkdir, symlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createActor, fromPromise, toPromise } from 'xstate'
+import { UpswarmError, errorMessage } from '../../infra/errors.ts'
+import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
+import { fsyncFile } from '../../infra/store/blob-store.ts'
+import { stagingPath } from '../../infra/store/working-copy/journal.ts'
+import { hashContent } from '../../infra/store/working-copy/tree.ts'
+import { downloadMachine, type FetchResult } from '../../machines/download.machine.ts'
+import { fileStatusMachine, type AlertInput, type FileStatusOutput, type LocalEntry } from '../../machines/file-status.machine.ts'
+import type { RunPlan, RunRequest, RunTarget, StagedSet } from '../../machines/update-run.machine.ts'
+import type { RunSession } from './run-session.ts'
+import { step } from './session.ts'
+import type { EntrySummary, UpdaterAlert } from './source.ts'
+
+/** Paths processed at once; each blob fetch itself uses `threads` connections (R-ACCEL-1). */
+const FILE_CONCURRENCY = 4
+
+export function wiredDownloadMachine(session: RunSession) {
+  return downloadMachine.provide({
+    actors: {
+      findLocal: fromPromise(async ({ input }: { input: FileEntry }) => {
+        const found = await session.wc.history.has(input.sha256)
+        if (found) session.verified.add(input.sha256)
+        return found
+      }),
+      fetch: fromPromise(({ input, signal }: { input: { entry: FileEntry; attempt: number }; signal: AbortSignal }) => fetchBlob(session, input.entry, signal)),
+      verify: fromPromise(({ input }: { input: FileEntry }) => verifyBlob(session, input)),
+      stage: fromPromise(({ input }: { input: { entry: Entry; slot: string } }) => stageEntry(session, input.entry, input.slot)),
+    },
+  })
+}
+
+/** One fetch per blob at a time: paths sharing content wait for the same transfer. */
+async function fetchBlob(session: RunSession, entry: FileEntry, signal: AbortSignal): Promise<FetchResult> {
+  const running = session.inflight.get(entry.sha256)
+  if (running) {
+    await running
+    return { bytesFromServers: 0, bytesFromPeers: 0 }
+  }
+  const source = session.opts.source
+  if (!source) {
+    throw session.noteError(new UpswarmError('UPSWARM_E_NO_SERVER',
+      `${entry.path} (blob ${entry.sha256}) is not in the local history store of ${session.wc.layout.root} and no release source (network) was given; connect to the servers and try again`))
+  }
+  session.markNetworkUsed()
+  const p = source.fetchBlob(entry, session.wc.history, { signal, threads: session.opts.threads })
+  session.inflight.set(entry.sha256, p)
+  try {
+    return await p
+  } catch (err) {
+    session.noteError(err)
+    throw err
+  } finally {
+    session.inflight.delete(entry.sha256)
+  }
+}
+
+/** R-VERIFY: SHA-1 AND SHA-256 (and size) of the stored blob against the signed manifest. */
+async function verifyBlob(session: RunSession, entry: FileEntry): Promise<void> {
+  if (session.verified.has(entry.sha256)) return
+  const history = session.wc.history
+  const h = await hashContent(history.path(entry.sha256), entry.size).catch((err: unknown) => {
+    throw session.noteError(new UpswarmError('UPSWARM_E_NOT_FOUND', `the source reported ${entry.path} fetched, but blob ${entry.sha256} is not in the history store`, { cause: err }))
+  })
+  if (h.sha1 !== entry.sha1 || h.sha256 !== entry.sha256 || h.size !== entry.size) {
+    await history.remove(entry.sha256)
+    throw session.noteError(new UpswarmError('UPSWARM_E_HASH_MISMATCH',
+      `${entry.path}: downloaded ${h.size} bytes with SHA-1 ${h.sha1} / SHA-256 ${h.sha256}, but the signed manifest says ${entry.size} bytes, SHA-1 ${entry.sha1} / SHA-256 ${entry.sha256}; discarded`))
+  }
+  session.verified.add(entry.sha256)
+}
+
+/** Puts the new entry, complete and durable, in its staging slot. */
+async function stageEntry(session: RunSession, entry: Entry, slot: string): Promise<void> {
+  const dest = stagingPath(session.wc.layout, slot)
+  try {
+    if (entry.kind === 'file') {
+      await copyFile(session.wc.history.path(entry.sha256), dest, constants.COPYFILE_FICLONE)
+      await chmod(dest, entry.mode)
+      await fsyncFile(dest)
+    } else if (entry.kind === 'symlink') {
+      await symlink(entry.target, dest)
+    }
+  } catch (err) {
+    throw session.noteError(new UpswarmError('UPSWARM_E_IO',
+      `cannot stage ${entry.path} in ${dest}: ${errorMessage(err)}. Nothing in the tree was changed; free space or fix permissions and run the update again`,
+      { cause: err, details: { path: entry.path } }))
+  }
+  step(`stage ${entry.path}`)
+}
+
+export async function downloadPlanned(session: RunSession, request: RunRequest, target: RunTarget, plan: RunPlan): Promise<StagedSet> {
+  await mkdir(join(session.wc.layout.staging, 'new'), { recursive: true })
+  const machine = fileStatusMachine.provide({
+    actors: {
+      alert: fromPromise(({ input }: { input: AlertInput }) => publishAlert(session, input, target)),
+      download: wiredDownloadMachine(session),
+    },
+  })
+  const files: FileStatusOutput[] = []
+  let next = 0
+  let bytes = 0
+  await Promise.all(Array.from({ length: FILE_CONCURRENCY }, async () => {
+    while (next < plan.tasks.length) {
+      const task = plan.tasks[next++]!
+      const actor = createActor(machine, {
+        input: { path: task.path, facts: task.facts, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) },
+      })
+      actor.start()
+      const out = await toPromise(actor)
+      files.push(out)
+      bytes += (out.download?.bytesFromServers ?? 0) + (out.download?.bytesFromPeers ?? 0)
+      session.progress({ phase: 'downloading', done: files.length, total: plan.tasks.length, bytes, path: task.path })
+    }
+  }))
+  return {
+    files,
+    failed: files.filter((f) => f.outcome === 'failed').map((f) => f.path),
+    bytesFromServers: files.reduce((n, f) => n + (f.download?.bytesFromServers ?? 0), 0),
+    bytesFromPeers: files.reduce((n, f) => n + (f.download?.bytesFromPeers ?? 0), 0),
+  }
+}
+
+/**
+ * History prefetch: makes sure the history store holds these blobs (no staging). Returns one
+ * message per blob that could not be fetched.
+ */
+export async function prefetchBlobs(session: RunSession, entries: FileEntry[]): Promise<string[]> {
+  const machine = wiredDownloadMachine(session)
+  const problems: string[] = []
+  let next = 0
+  await Promise.all(Array.from({ length: FILE_CONCURRENCY }, async () => {
+    while (next < entries.length) {
+      const entry = entries[next++]!
+      const actor = createActor(machine, { input: { entry } })
+      actor.start()
+      const out = await toPromise(actor)
+      if (!out.ok) problems.push(`cannot keep ${entry.path} (${entry.sha256}) in the history store: ${out.errors.join('; ')}`)
+    }
+  }))
+  return problems
+}
+
+async function publishAlert(session: RunSession, input: AlertInput, target: RunTarget): Promise<void> {
+  const wc = session.wc
+  const alert: UpdaterAlert = {
+    type: 'conflict',
+    product: wc.config.product,
+    clientId: wc.config.clientId,
+    path: input.path,
+    rev: target.from,
+    targetRev: target.to,
+    expected: input.facts.target ? summarize(input.facts.target) : null,
+    found: input.facts.local ? summarize(input.facts.local) : null,
+    at: new Date().toISOString(),
+  }
+  session.opts.log.warn({ alert }, `${input.path} was changed by hand and is out of date: left alone, administrators alerted`)
+  if (!session.opts.alerts) throw new Error('no alert sink is configured')
+  await session.opts.alerts.publish(alert)
+}
+
+function summarize(e: Entry | LocalEntry): EntrySummary {
+  switch (e.kind) {
+    case 'file':
+      return { kind: 'file', size: e.size, mode: e.mode, sha1: e.sha1, sha256: e.sha256 }
+    case 'symlink':
+      return { kind: 'symlink', target: e.target }
+    case 'dir':
+      return { kind: 'dir' }
+    case 'other':
+      return { kind: 'other' }
+  }
+}

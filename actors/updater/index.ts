@@ -1,0 +1,247 @@
+// The updater (R-UPDATER): init, status, update, rollback, ignore, history of a working copy.
+// Every operation takes the working copy's lock and first recovers from any interrupted
+// update, so the tree is always exactly one revision plus the user's protected changes.
+import { randomUUID } from 'node:crypto'
+import { mkdir, readdir, rm } from 'node:fs/promises'
+import { UpswarmError } from '../../infra/errors.ts'
+import { META_DIR, UUID_RE, blobsOf } from '../../infra/release/manifest.ts'
+import { addIgnorePattern } from '../../infra/store/working-copy/ignore-rules.ts'
+import { readJournal, type RecoveryAction } from '../../infra/store/working-copy/journal.ts'
+import { layoutOf } from '../../infra/store/working-copy/layout.ts'
+import { DEFAULT_HISTORY_DEPTH } from '../../infra/store/working-copy/meta.ts'
+import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
+import type { ConflictPolicy, FileStatus } from '../../machines/file-status.machine.ts'
+import type { RunKind } from '../../machines/update-run.machine.ts'
+import { ReleaseHistory } from './releases.ts'
+import { runUpdate } from './run.ts'
+import { automaticTarget, type UpdateProgress } from './run-session.ts'
+import { silentLog, withWorkingCopy, type UpdaterLog } from './session.ts'
+import type { AlertSink, ReleaseSource } from './source.ts'
+import { classifyWorkingCopy } from './status.ts'
+
+export type { AlertSink, ReleaseSource, UpdaterAlert, EntrySummary } from './source.ts'
+export type { UpdaterLog } from './session.ts'
+export type { UpdateProgress } from './run-session.ts'
+export type { FileStatus, ConflictPolicy } from '../../machines/file-status.machine.ts'
+
+const DEFAULT_THREADS = 4
+
+export interface UpdateOptions {
+  /** Explicit revision (also lower than the current one); default: the newest verified. */
+  rev?: number
+  threads?: number
+  onConflict?: ConflictPolicy
+  source: ReleaseSource
+  alerts: AlertSink
+  onProgress?: (p: UpdateProgress) => void
+  log?: UpdaterLog
+}
+
+export interface UpdateResult {
+  from: number
+  to: number
+  /** Files and symlinks replaced by their new version. */
+  updated: number
+  /** Files and symlinks that were missing and were checked out. */
+  checkedOut: number
+  /** Files and symlinks deleted because the revision no longer has them. */
+  removed: number
+  /** Paths changed by hand and out of date (left alone unless --on-conflict=overwrite). */
+  conflicts: string[]
+  bytesFromServers: number
+  bytesFromPeers: number
+  warnings: string[]
+}
+
+export interface InitOptions {
+  product: string
+  /** The publisher's public key (hex), pinned in the working copy. */
+  publicKey: string
+  rev?: number
+  /** Take over a non-empty directory: existing files are classified, never overwritten. */
+  adopt?: boolean
+  source: ReleaseSource
+  alerts?: AlertSink
+  historyDepth?: number
+  clientId?: string
+  threads?: number
+  onProgress?: (p: UpdateProgress) => void
+  log?: UpdaterLog
+}
+
+export interface RollbackOptions {
+  rev: number
+  /** Needed only when the revision is not in the local history store (S145–S146). */
+  source?: ReleaseSource
+  alerts?: AlertSink
+  onConflict?: ConflictPolicy
+  threads?: number
+  onProgress?: (p: UpdateProgress) => void
+  log?: UpdaterLog
+}
+
+export interface RollbackResult {
+  from: number
+  to: number
+  /** local: served from the history store with no network (S143–S144); remote: downloaded. */
+  source: 'local' | 'remote'
+}
+
+export interface StatusReport {
+  product: string
+  /** The installed revision. */
+  rev: number
+  /** The newest verified revision. */
+  latest: number
+  /** The revision the statuses compare with: what `update` would install. */
+  target: number
+  files: { path: string; status: FileStatus }[]
+  /** Files whose contents were read (0 for an unchanged tree with a warm stat cache). */
+  hashed: number
+  cached: number
+}
+
+export interface HistoryReport {
+  product: string
+  current: number
+  latest: number
+  historyDepth: number
+  revisions: { rev: number; manifestSha256: string; label?: string; current: boolean; manifest: boolean; local: boolean }[]
+}
+
+interface RunCommon {
+  source?: ReleaseSource
+  alerts?: AlertSink
+  threads?: number
+  onConflict?: ConflictPolicy
+  onProgress?: (p: UpdateProgress) => void
+  log?: UpdaterLog
+}
+
+async function run(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: RunCommon): Promise<{ result: UpdateResult; usedNetwork: boolean }> {
+  const log = o.log ?? silentLog
+  const { output, session } = await runUpdate(wc, { kind, ...(rev !== undefined ? { rev } : {}), onConflict: o.onConflict ?? 'alert' }, {
+    ...(o.source ? { source: o.source } : {}),
+    ...(o.alerts ? { alerts: o.alerts } : {}),
+    threads: o.threads ?? DEFAULT_THREADS,
+    log,
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+  })
+  const applied = output.applied ?? { updated: 0, checkedOut: 0, removed: 0 }
+  return {
+    usedNetwork: session.usedNetwork,
+    result: {
+      from: output.target?.from ?? wc.state.current,
+      to: output.target?.to ?? wc.state.current,
+      ...applied,
+      conflicts: output.plan?.conflicts ?? [],
+      bytesFromServers: output.staged?.bytesFromServers ?? 0,
+      bytesFromPeers: output.staged?.bytesFromPeers ?? 0,
+      warnings: output.warnings,
+    },
+  }
+}
+
+/** Creates a working copy at the newest (or given) revision. */
+export async function init(dir: string, opts: InitOptions): Promise<UpdateResult> {
+  const product = opts.product.toLowerCase()
+  if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a UUID (got ${JSON.stringify(opts.product)})`)
+  if (!/^[0-9a-f]{64}$/.test(opts.publicKey)) throw new UpswarmError('UPSWARM_E_CONFIG', `--pubkey must be the publisher's public key, 64 hex characters (got ${JSON.stringify(opts.publicKey.slice(0, 80))})`)
+  const existing = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[]
+    throw new UpswarmError('UPSWARM_E_IO', `cannot read ${dir}: ${err.message}`, { cause: err })
+  })
+  if (existing.includes(META_DIR)) throw new UpswarmError('UPSWARM_E_WORKING_COPY', `${dir} is already an upswarm working copy; use \`upswarm update\``)
+  if (existing.length > 0 && !opts.adopt) {
+    throw new UpswarmError('UPSWARM_E_WORKING_COPY', `${dir} is not empty; use --adopt to take over its files (they are classified, never overwritten) or choose an empty directory`)
+  }
+  await mkdir(dir, { recursive: true })
+  await WorkingCopy.create(dir, {
+    format: 1,
+    product,
+    publicKey: opts.publicKey,
+    clientId: opts.clientId ?? randomUUID(),
+    historyDepth: opts.historyDepth ?? DEFAULT_HISTORY_DEPTH,
+  })
+  try {
+    return await withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => (await run(wc, 'checkout', opts.rev, opts)).result)
+  } catch (err) {
+    // A failed run leaves the tree as it was: leave no half working copy behind, unless a
+    // journal still needs recovery (then the next command finishes it).
+    const layout = layoutOf(dir)
+    if (!(await readJournal(layout).catch(() => true))) await rm(layout.meta, { recursive: true, force: true })
+    throw err
+  }
+}
+
+/** R-STATUS: the status of every path; with a source, first looks for a newer release. */
+export async function status(dir: string, opts: { source?: ReleaseSource; log?: UpdaterLog } = {}): Promise<StatusReport> {
+  return withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => {
+    if (opts.source) await new ReleaseHistory(wc, opts.source, opts.log ?? silentLog).refresh()
+    const target = automaticTarget(wc.state)
+    const { tree } = await classifyWorkingCopy(wc, await wc.entries(wc.state.current), await wc.entries(target))
+    return {
+      product: wc.config.product,
+      rev: wc.state.current,
+      latest: wc.state.newestVerified,
+      target,
+      files: tree.paths.map((p) => ({ path: p.path, status: p.status })),
+      hashed: tree.hashed,
+      cached: tree.cached,
+    }
+  })
+}
+
+/** Updates to the newest verified (or the given) revision; see UpdateResult. */
+export async function update(dir: string, opts: UpdateOptions): Promise<UpdateResult> {
+  return withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => (await run(wc, 'update', opts.rev, opts)).result)
+}
+
+/** R-ROLLBACK: back to an older revision, from local history when possible (no network). */
+export async function rollback(dir: string, opts: RollbackOptions): Promise<RollbackResult> {
+  return withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => {
+    const { result, usedNetwork } = await run(wc, 'rollback', opts.rev, opts)
+    return { from: result.from, to: result.to, source: usedNetwork ? 'remote' : 'local' }
+  })
+}
+
+/** R-STATUS-2: adds a gitignore pattern; returns all patterns. */
+export async function ignore(dir: string, pattern: string, opts: { log?: UpdaterLog } = {}): Promise<readonly string[]> {
+  return withWorkingCopy(dir, opts.log ?? silentLog, (wc) => addIgnorePattern(wc.layout, pattern))
+}
+
+/** Revisions known to the working copy, which of them are local, and the current one. */
+export async function history(dir: string, opts: { log?: UpdaterLog } = {}): Promise<HistoryReport> {
+  return withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => {
+    const stored = new Set(await wc.manifests.revisions())
+    const revs = new Set<number>([...stored, ...Object.keys(wc.state.record).map(Number)])
+    const revisions: HistoryReport['revisions'] = []
+    for (const rev of [...revs].sort((a, b) => a - b)) {
+      const release = stored.has(rev) ? await wc.manifests.get(rev) : undefined
+      let local = false
+      if (release) {
+        local = true
+        for (const sha of blobsOf(release.manifest).keys()) {
+          if (!(await wc.history.has(sha))) {
+            local = false
+            break
+          }
+        }
+      }
+      revisions.push({
+        rev,
+        manifestSha256: wc.state.record[String(rev)] ?? '',
+        ...(release?.manifest.label ? { label: release.manifest.label } : {}),
+        current: rev === wc.state.current,
+        manifest: release !== undefined,
+        local,
+      })
+    }
+    return { product: wc.config.product, current: wc.state.current, latest: wc.state.newestVerified, historyDepth: wc.config.historyDepth, revisions }
+  })
+}
+
+/** Runs recovery alone (every other operation runs it first anyway). */
+export async function recover(dir: string, opts: { log?: UpdaterLog } = {}): Promise<RecoveryAction> {
+  return withWorkingCopy(dir, opts.log ?? silentLog, async (_wc, recovered) => recovered)
+}

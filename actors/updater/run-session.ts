@@ -1,0 +1,168 @@
+// The I/O behind one update run: what the update-run statechart's `check`, `plan` and
+// `retain` actors do, and the state they share with the download and apply steps.
+import { UpswarmError, isUpswarmError, toUpswarmError } from '../../infra/errors.ts'
+import type { Entry, FileEntry, SignedRelease } from '../../infra/release/manifest.ts'
+import { fileEntries } from '../../infra/release/manifest.ts'
+import { collectGarbage } from '../../infra/store/working-copy/history.ts'
+import type { Journal } from '../../infra/store/working-copy/journal.ts'
+import type { WorkingCopyState } from '../../infra/store/working-copy/meta.ts'
+import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
+import type { DiskEntry } from '../../infra/store/working-copy/tree.ts'
+import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
+import { needsAction } from '../../machines/file-status.machine.ts'
+import type { RunPhase, RunPlan, RunRequest, RunTarget } from '../../machines/update-run.machine.ts'
+import { prefetchBlobs } from './downloads.ts'
+import { ReleaseHistory } from './releases.ts'
+import type { UpdaterLog } from './session.ts'
+import type { AlertSink, ReleaseSource } from './source.ts'
+import { classifyWorkingCopy } from './status.ts'
+
+export interface UpdateProgress {
+  phase: RunPhase
+  done: number
+  total: number
+  bytes: number
+  path?: string
+}
+
+export interface RunOptions {
+  source?: ReleaseSource
+  alerts?: AlertSink
+  /** Concurrent connections per blob download (R-ACCEL-1). */
+  threads: number
+  log: UpdaterLog
+  onProgress?: (p: UpdateProgress) => void
+}
+
+/** The revision an automatic update goes to: the newest verified one, unless a rollback holds it back. */
+export function automaticTarget(state: WorkingCopyState): number {
+  return state.hold !== undefined && state.newestVerified <= state.hold ? state.current : state.newestVerified
+}
+
+export class RunSession {
+  readonly wc: WorkingCopy
+  readonly opts: RunOptions
+  readonly releases: ReleaseHistory
+  request: RunRequest | undefined
+  base = new Map<string, Entry>()
+  target = new Map<string, Entry>()
+  disk = new Map<string, DiskEntry>()
+  cache = StatCache.empty()
+  plan: RunPlan | undefined
+  journal: Journal | undefined
+  /** Blobs known to be in the history store with verified hashes. */
+  readonly verified = new Set<string>()
+  readonly inflight = new Map<string, Promise<unknown>>()
+  private downloadsUsedNetwork = false
+  private firstError: UpswarmError | undefined
+
+  constructor(wc: WorkingCopy, opts: RunOptions) {
+    this.wc = wc
+    this.opts = opts
+    this.releases = new ReleaseHistory(wc, opts.source, opts.log)
+  }
+
+  /** Whether anything of this run reached the network (a rollback reports local vs remote). */
+  get usedNetwork(): boolean {
+    return this.downloadsUsedNetwork || this.releases.usedNetwork
+  }
+
+  markNetworkUsed(): void {
+    this.downloadsUsedNetwork = true
+  }
+
+  /** Remembers the first coded error of the downloads, whose code the failed run reports. */
+  noteError(err: unknown): unknown {
+    if (!this.firstError && isUpswarmError(err)) this.firstError = err
+    return err
+  }
+
+  get downloadError(): UpswarmError | undefined {
+    return this.firstError
+  }
+
+  progress(p: UpdateProgress): void {
+    this.opts.onProgress?.(p)
+  }
+
+  async check(request: RunRequest): Promise<RunTarget> {
+    this.request = request
+    const state = this.wc.state
+    let to: number
+    if (request.kind === 'rollback') {
+      const rev = request.rev
+      // S142: the target must be lower than the current revision.
+      if (rev === undefined || !Number.isInteger(rev) || rev < 1 || rev >= state.current) {
+        throw new UpswarmError('UPSWARM_E_ROLLBACK', `cannot roll back ${this.wc.layout.root} to revision ${rev}: it must be a revision from 1 to ${state.current - 1} (the current revision is ${state.current})`)
+      }
+      to = rev
+    } else if (request.rev !== undefined) {
+      if (this.opts.source) await this.releases.refresh()
+      to = request.rev
+    } else {
+      await this.releases.refresh()
+      to = request.kind === 'checkout' ? this.wc.state.newestVerified : automaticTarget(this.wc.state)
+      if (to === 0) throw new UpswarmError('UPSWARM_E_UNKNOWN_REVISION', `product ${this.wc.config.product} has no release yet; publish one first`)
+    }
+    await this.releases.resolve(to)
+    this.base = await this.wc.entries(state.current)
+    this.target = await this.wc.entries(to)
+    return { from: state.current, to }
+  }
+
+  async planRun(target: RunTarget): Promise<RunPlan> {
+    const { tree, cache } = await classifyWorkingCopy(this.wc, this.base, this.target)
+    this.cache = cache
+    this.disk = tree.disk
+    let slot = 0
+    const tasks = tree.paths.filter((p) => needsAction(p.status)).map((p) => {
+      const kind = p.facts.target?.kind
+      return kind === 'file' || kind === 'symlink' ? { ...p, slot: `new/${slot++}` } : p
+    })
+    this.plan = { tasks, conflicts: tasks.filter((t) => t.status === 'conflict').map((t) => t.path) }
+    this.progress({ phase: 'planning', done: tree.paths.length, total: tree.paths.length, bytes: 0 })
+    this.opts.log.info({ from: target.from, to: target.to, paths: tree.paths.length, tasks: tasks.length, hashed: tree.hashed }, 'planned update')
+    return this.plan
+  }
+
+  /**
+   * Keeps the history store at the last K revisions (R-ROLLBACK): fetches their manifests and
+   * blobs when a source is at hand (never on a rollback, which must not need the network),
+   * then removes every blob no kept revision uses. Returns warnings; never fails the run.
+   */
+  async retain(request: RunRequest): Promise<string[]> {
+    const { config, state } = this.wc
+    const warnings: string[] = []
+    const online = request.kind !== 'rollback' && this.opts.source !== undefined
+    const revs = new Set<number>([state.current])
+    for (let r = Math.max(1, state.topInstalled - config.historyDepth + 1); r <= state.topInstalled; r++) revs.add(r)
+    const kept: SignedRelease[] = []
+    for (const rev of revs) {
+      try {
+        const release = (await this.wc.manifests.get(rev)) ?? (online ? await this.releases.resolve(rev) : undefined)
+        if (release) kept.push(release)
+      } catch (err) {
+        warnings.push(`revision ${rev} is not kept in the history store: ${toUpswarmError(err, 'UPSWARM_E_IO', 'manifest').message}`)
+      }
+    }
+    const keep = new Map<string, FileEntry>()
+    const older = new Map<string, FileEntry>()
+    for (const release of kept) {
+      for (const e of fileEntries(release.manifest)) {
+        keep.set(e.sha256, e)
+        if (release.manifest.rev !== state.current) older.set(e.sha256, e)
+      }
+    }
+    // The current revision's versions need no fetching: the downloaded ones are already here
+    // and the others are captured from the tree when an update replaces them.
+    if (online) {
+      const missing: FileEntry[] = []
+      for (const e of older.values()) if (!(await this.wc.history.has(e.sha256))) missing.push(e)
+      warnings.push(...(await prefetchBlobs(this, missing)))
+    }
+    const gc = await collectGarbage(this.wc.history, new Set(keep.keys()))
+    this.opts.log.info({ revisions: [...revs], removed: gc.removed, bytes: gc.bytes }, 'history store garbage-collected')
+    for (const w of warnings) this.opts.log.warn({}, w)
+    return warnings
+  }
+}

@@ -1,0 +1,51 @@
+// What every updater operation does first: take the working copy's lock, run recovery (so a
+// crash at any earlier moment leaves the tree at exactly one revision), open it.
+import { join } from 'node:path'
+import { acquireLock } from '../../infra/store/working-copy/lock.ts'
+import { layoutOf } from '../../infra/store/working-copy/layout.ts'
+import { recoverWorkingCopy, type RecoveryAction, type StepHook } from '../../infra/store/working-copy/journal.ts'
+import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
+
+/** Structured log sink (pino-compatible); quiet by default. */
+export interface UpdaterLog {
+  info(obj: object, msg: string): void
+  warn(obj: object, msg: string): void
+}
+
+export const silentLog: UpdaterLog = { info: () => undefined, warn: () => undefined }
+
+/**
+ * Test hook for the crash test: with UPSWARM_CRASH_AFTER_STEP=N the process SIGKILLs itself
+ * right after its N-th durable step (staged file, journal write, rename, commit, cleanup).
+ */
+const CRASH_AFTER = Number.parseInt(process.env.UPSWARM_CRASH_AFTER_STEP ?? '', 10)
+const TRACE = process.env.UPSWARM_TRACE_STEPS === '1'
+const labels: string[] = []
+let stepCount = 0
+
+export const step: StepHook = (label) => {
+  stepCount++
+  if (TRACE) labels.push(label)
+  if (stepCount === CRASH_AFTER) process.kill(process.pid, 'SIGKILL')
+}
+
+/** Durable steps taken by this process so far, and their labels with UPSWARM_TRACE_STEPS=1. */
+export function stepsTaken(): { count: number; labels: string[] } {
+  return { count: stepCount, labels }
+}
+
+export async function withWorkingCopy<T>(
+  dir: string,
+  log: UpdaterLog,
+  fn: (wc: WorkingCopy, recovered: RecoveryAction) => Promise<T>,
+): Promise<T> {
+  const layout = layoutOf(dir)
+  const lock = await acquireLock(layout)
+  try {
+    const recovered = await recoverWorkingCopy(layout, step, join(layout.history, 'tmp'))
+    if (recovered !== 'none') log.warn({ dir, recovered }, `recovered the working copy after an interrupted update (${recovered})`)
+    return await fn(await WorkingCopy.open(dir), recovered)
+  } finally {
+    await lock.release()
+  }
+}

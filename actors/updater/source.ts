@@ -1,0 +1,42 @@
+// The updater's two outside interfaces. The network side (proxy, servers, peers) implements
+// ReleaseSource; the JetStream alert stream implements AlertSink. Tests use a directory.
+import type { BlobStore } from '../../infra/store/blob-store.ts'
+import type { FileEntry } from '../../infra/release/manifest.ts'
+
+export interface ReleaseSource {
+  /** Newest revision and the manifest hashes of all revisions (R-WATCH). */
+  revisions(product: string): Promise<{ rev: number; manifestSha256: string }[]>
+  /** The signed release bytes; the updater verifies them with decodeRelease (infra/release/manifest.ts). */
+  release(product: string, rev: number): Promise<Uint8Array>
+  /** Fetches a whole blob (verified by the caller/BlobStore.put) into the store; returns where the bytes came from. */
+  fetchBlob(entry: FileEntry, into: BlobStore, opts: { signal?: AbortSignal; threads: number }): Promise<{ bytesFromServers: number; bytesFromPeers: number }>
+}
+
+/** What a local entry or a manifest entry is, as an alert reports it. */
+export type EntrySummary =
+  | { kind: 'file'; size: number; mode: number; sha1: string; sha256: string }
+  | { kind: 'symlink'; target: string }
+  | { kind: 'dir' }
+  | { kind: 'other' }
+
+/** R-STATUS-3: a file modified by hand AND out of date, reported to the administrators. */
+export interface UpdaterAlert {
+  type: 'conflict'
+  product: string
+  clientId: string
+  path: string
+  /** The working copy's installed revision. */
+  rev: number
+  /** The revision being installed. */
+  targetRev: number
+  /** The entry of the revision being installed; null when that revision deletes the path. */
+  expected: EntrySummary | null
+  /** What is on disk. */
+  found: EntrySummary | null
+  /** ISO 8601. */
+  at: string
+}
+
+export interface AlertSink {
+  publish(alert: UpdaterAlert): Promise<void>
+}

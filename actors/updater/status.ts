@@ -1,0 +1,91 @@
+// R-STATUS for a whole working copy: every path on disk or in either revision gets the facts
+// the file-status statechart classifies. Contents are hashed only for versioned files whose
+// stat-cache entry is missing or racy, so an unchanged tree is classified from lstat alone.
+import type { Entry } from '../../infra/release/manifest.ts'
+import { comparePaths } from '../../infra/release/manifest.ts'
+import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
+import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
+import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
+import { observeFile, walkTree, type DiskEntry } from '../../infra/store/working-copy/tree.ts'
+import { treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
+import { classifyFile, type FileFacts, type LocalEntry } from '../../machines/file-status.machine.ts'
+import type { PlannedPath } from '../../machines/update-run.machine.ts'
+
+const HASH_CONCURRENCY = 4
+
+export interface TreeStatus {
+  paths: PlannedPath[]
+  disk: Map<string, DiskEntry>
+  /** Files whose contents were read. */
+  hashed: number
+  /** Files classified from the stat cache alone. */
+  cached: number
+}
+
+/** Status of a working copy against two revisions' entries, with its stat cache and ignore rules. */
+export async function classifyWorkingCopy(wc: WorkingCopy, base: Map<string, Entry>, target: Map<string, Entry>): Promise<{ tree: TreeStatus; cache: StatCache }> {
+  const cache = await StatCache.load(wc.layout.statCache)
+  const tree = await classifyTree(wc.layout, base, target, await IgnoreRules.load(wc.layout), cache)
+  await cache.save(wc.layout.statCache, wc.layout.tmp)
+  return { tree, cache }
+}
+
+export async function classifyTree(
+  layout: WorkingCopyLayout,
+  base: Map<string, Entry>,
+  target: Map<string, Entry>,
+  rules: IgnoreRules,
+  cache: StatCache,
+): Promise<TreeStatus> {
+  const disk = await walkTree(layout.root)
+  const all = new Set<string>([...disk.keys(), ...base.keys(), ...target.keys()])
+  const facts = new Map<string, FileFacts>()
+  const toHash: { path: string; d: Extract<DiskEntry, { kind: 'file' }>; facts: FileFacts }[] = []
+  for (const path of all) {
+    const d = disk.get(path)
+    const b = base.get(path)
+    const t = target.get(path)
+    const isDir = d ? d.kind === 'dir' : (t ?? b)?.kind === 'dir'
+    const f: FileFacts = { ignored: rules.ignores(path, isDir) }
+    if (b) f.base = b
+    if (t) f.target = t
+    if (d) {
+      f.local = shallowLocal(d)
+      // Contents matter only where a versioned file is compared with the local file.
+      if (d.kind === 'file' && !f.ignored && (b?.kind === 'file' || t?.kind === 'file')) toHash.push({ path, d, facts: f })
+    }
+    facts.set(path, f)
+  }
+  let hashed = 0
+  let cached = 0
+  let next = 0
+  await Promise.all(Array.from({ length: HASH_CONCURRENCY }, async () => {
+    while (next < toHash.length) {
+      const job = toHash[next++]!
+      const h = await observeFile(treePath(layout, job.path), job.path, job.d.st, cache)
+      if (h.cached) cached++
+      else hashed++
+      job.facts.local = { kind: 'file', mode: Number(job.d.st.mode) & 0o7777, size: Number(job.d.st.size), sha1: h.sha1, sha256: h.sha256 }
+    }
+  }))
+  cache.retain(new Set(toHash.map((j) => j.path)))
+  const paths = [...facts].map(([path, f]) => ({ path, status: classifyFile(f), facts: f }))
+  paths.sort((a, b) => comparePaths(a.path, b.path))
+  return { paths, disk, hashed, cached }
+}
+
+/** What lstat alone says; a file's hashes are filled in only when they are needed. */
+function shallowLocal(d: DiskEntry): LocalEntry {
+  switch (d.kind) {
+    case 'dir':
+      return { kind: 'dir', mode: Number(d.st.mode) & 0o7777 }
+    case 'symlink':
+      return { kind: 'symlink', target: d.target }
+    case 'other':
+      return { kind: 'other' }
+    case 'file':
+      // Unread contents: empty hashes never equal a manifest's, so such a file never
+      // passes for a version it was not compared with.
+      return { kind: 'file', mode: Number(d.st.mode) & 0o7777, size: Number(d.st.size), sha1: '', sha256: '' }
+  }
+}
