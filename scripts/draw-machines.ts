@@ -36,6 +36,10 @@ function draw(node: AnyStateNode, lines: string[], indent: string): void {
         for (const target of (t.target ?? []) as AnyStateNode[]) lines.push(`${inner}${id(child)} --> ${id(target)} : ${label(eventType)}${guard}`)
       }
     }
+    for (const t of child.always ?? []) {
+      const guard = t.guard ? ` [${typeof t.guard === 'string' ? t.guard : (t.guard as { type?: string }).type ?? 'guard'}]` : ''
+      for (const target of (t.target ?? []) as AnyStateNode[]) lines.push(`${inner}${id(child)} --> ${id(target)} : always${guard}`)
+    }
     for (const inv of child.invoke) lines.push(`${inner}${id(child)} : invoke ${typeof inv.src === 'string' ? inv.src : inv.id}`)
     draw(child, lines, inner)
   }

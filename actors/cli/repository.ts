@@ -47,7 +47,7 @@ export function registerRepositoryCommands(program: Command): void {
         bar.done()
         const { release: _release, unchanged, ...summary } = r
         const feedLine = r.feed.appended
-          ? `release feed: ${r.feed.length} blocks, held by a server${r.feed.added > 1 ? ` (${r.feed.added} appended, earlier missing releases included)` : ''}`
+          ? `release feed: ${r.feed.length} blocks, held by ${r.feed.servers} server(s)${r.feed.added > 1 ? `; ${r.feed.added} appended, earlier missing releases included` : ''}`
           : `release feed: not updated: ${r.feed.reason}`
         printResult(!!o.json, { ...summary, unchanged }, () => (unchanged
           ? `${r.product}: tree unchanged; newest is still r${r.rev} (${r.manifestSha256})`

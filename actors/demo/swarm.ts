@@ -47,10 +47,13 @@ export class SwarmClient {
   async start(extra: string[] = []): Promise<void> {
     const child = spawnGuarded(process.execPath, [CLI, 'daemon', this.dir, '--auto', '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: this.env })
     this.child = child
-    child.stderr!.resume()
+    let errTail = ''
+    child.stderr!.on('data', (d: Buffer) => {
+      errTail = (errTail + d.toString()).slice(-4000)
+    })
     const lines = createInterface({ input: child.stdout! })
     this.ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      child.once('exit', (code) => reject(new UpswarmError('UPSWARM_E_PEER', `daemon ${this.name} exited (code ${code}) before it was ready`)))
+      child.once('exit', (code) => reject(new UpswarmError('UPSWARM_E_PEER', `daemon ${this.name} exited (code ${code}) before it was ready: ${errTail.trim()}`)))
       lines.on('line', (line) => {
         if (line.startsWith('READY ')) return resolve(JSON.parse(line.slice(6)))
         let e: DaemonEvent
@@ -103,7 +106,8 @@ export interface SwarmOptions {
 }
 
 export class Swarm {
-  readonly product = crypto.randomUUID()
+  /** The product that publish and addClient work on; a test may switch to a fresh one. */
+  product: string = crypto.randomUUID()
   readonly key: PublisherKey = generatePublisherKey()
   readonly clients: SwarmClient[] = []
   launched!: Launched

@@ -28,6 +28,8 @@ export interface UpOptions {
   trackerHttpPort?: number
   trackerUdpPort?: number
   dhtPort?: number
+  /** Upload limit of each repository server in bytes/s (`server --max-upload-rate`); unset: the environment's UPSWARM_SERVER_MAX_UPLOAD_RATE, else unlimited. */
+  serverMaxUploadRate?: number
   log?: (msg: string) => void
 }
 
@@ -125,7 +127,9 @@ export async function up(opts: UpOptions): Promise<Launched> {
       for (let i = 1; i <= opts.servers; i++) {
         const id = `s${i}`
         const weight = opts.weights?.[i - 1] ?? 1
-        starts.push(spawnRole(`server ${id}`, ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight)], roleEnv, log)
+        const args = ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight)]
+        if (opts.serverMaxUploadRate !== undefined) args.push('--max-upload-rate', String(opts.serverMaxUploadRate))
+        starts.push(spawnRole(`server ${id}`, args, roleEnv, log)
           .then(({ child }) => {
             children.set(`server-${id}`, child)
             log(`server ${id}: weight ${weight}`)

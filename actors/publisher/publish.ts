@@ -1,5 +1,6 @@
 // The publish command: scan a tree, upload only new blobs to the object store, append one
-// signed release to the release stream with the next revision (optimistic concurrency).
+// signed release to the release stream with the next revision (optimistic concurrency), then
+// bring the publisher key's release feed up to it (feed.ts, R-DHT-2).
 import { createReadStream } from 'node:fs'
 import { Readable } from 'node:stream'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
@@ -17,6 +18,7 @@ import {
 } from '../../infra/release/manifest.ts'
 import { lastRelease, REV_HEADER } from '../../infra/release/release-log.ts'
 import { scanTree } from '../../infra/release/scan.ts'
+import { publishToFeed, type FeedOutcome } from './feed.ts'
 
 export interface PublishOptions {
   nc: NatsConnection
@@ -24,7 +26,15 @@ export interface PublishOptions {
   product: string
   key: PublisherKey
   label?: string
-  onProgress?: (p: { phase: 'scan' | 'upload'; done: number; total?: number; bytes: number }) => void
+  /** Release feed storage; default a temporary directory, removed afterwards. */
+  feedDir?: string
+  /** Write the release stream only (the feed is brought up to date by the next publish). */
+  skipFeed?: boolean
+  /** How long to listen to server heartbeats for one that seeds the feed (default 2000 ms). */
+  serverWaitMs?: number
+  /** Time limit of the feed catch-up and of a server's copy of the new blocks (default 15 s). */
+  feedTimeoutMs?: number
+  onProgress?: (p: { phase: 'scan' | 'upload' | 'feed'; done: number; total?: number; bytes: number }) => void
 }
 
 export interface PublishResult {
@@ -39,6 +49,11 @@ export interface PublishResult {
   /** True when the tree equals the newest release: nothing new was appended. */
   unchanged: boolean
   release: SignedRelease
+  /**
+   * The release feed: appended (the feed holds this release and a server holds the feed up to
+   * `length`; `added` blocks were appended, earlier missing releases included) or why not.
+   */
+  feed: FeedOutcome
 }
 
 const MAX_REV_ATTEMPTS = 20
@@ -63,10 +78,8 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
   let mine: SignedRelease | undefined
   for (let attempt = 1; attempt <= MAX_REV_ATTEMPTS; attempt++) {
     const last = await withRetry(() => lastRelease(jsm, product), { attempts: 30 })
-    if (mine && last && last.manifestSha256 === manifestSha256(mine.manifest)) return result(mine, true)
-    if (last && sameContent(last.release.manifest, entries, opts.label)) {
-      return { ...result(last.release, false), unchanged: true }
-    }
+    if (mine && last && last.manifestSha256 === manifestSha256(mine.manifest)) return result(mine, last.seq, true)
+    if (last && sameContent(last.release.manifest, entries, opts.label)) return result(last.release, last.seq, false)
     const rev = (last?.release.manifest.rev ?? 0) + 1
     mine = signManifest({
       format: 1,
@@ -82,7 +95,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     try {
       // The message id dedups a retry of these exact bytes; the expected last subject sequence
       // makes two publishers racing for revision N fail all but one.
-      await withRetry(
+      const ack = await withRetry(
         () => js.publish(releaseSubject(product), encodeRelease(mine!), {
           msgID: sha,
           expect: { lastSubjectSequence: last?.seq ?? 0 },
@@ -92,7 +105,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
         { attempts: 30, retryable: (err) => !WRONG_LAST_SEQUENCE.test(errorMessage(err)) },
       )
       // A duplicate ack means an earlier attempt of ours already stored these exact bytes.
-      return result(mine, true)
+      return result(mine, ack.seq, true)
     } catch (err) {
       if (WRONG_LAST_SEQUENCE.test(errorMessage(err))) continue // someone else took rev N: re-read, try N+1
       throw new UpswarmError('UPSWARM_E_PUBLISH', `cannot append revision ${rev} of ${product} to the release stream: ${errorMessage(err)}`, { cause: err })
@@ -100,7 +113,20 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
   }
   throw new UpswarmError('UPSWARM_E_PUBLISH', `gave up after ${MAX_REV_ATTEMPTS} concurrent publishes of ${product} raced this one; retry`)
 
-  function result(release: SignedRelease, appended: boolean): PublishResult {
+  async function result(release: SignedRelease, seq: number, appended: boolean): Promise<PublishResult> {
+    // An unchanged tree still brings the feed up to the newest release: that repairs it too.
+    opts.onProgress?.({ phase: 'feed', done: 0, bytes: 0 })
+    const feed: FeedOutcome = opts.skipFeed
+      ? { appended: false, reason: 'skipped on request (--no-feed); the next publish appends this release to the feed' }
+      : await publishToFeed({
+        nc: opts.nc,
+        key: opts.key,
+        release,
+        seq,
+        ...(opts.feedDir !== undefined ? { feedDir: opts.feedDir } : {}),
+        ...(opts.serverWaitMs !== undefined ? { serverWaitMs: opts.serverWaitMs } : {}),
+        ...(opts.feedTimeoutMs !== undefined ? { timeoutMs: opts.feedTimeoutMs } : {}),
+      })
     return {
       product,
       rev: release.manifest.rev,
@@ -112,6 +138,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
       newBytes: appended ? newBytes : 0,
       unchanged: !appended,
       release,
+      feed,
     }
   }
 }

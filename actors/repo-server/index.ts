@@ -1,6 +1,7 @@
 // R-SERVER: one repository server. A durable JetStream consumer feeds the sync statechart;
-// verified releases are served as a NATS micro service; a heartbeat tells every proxy the
-// server's weight, synced revisions and load.
+// verified releases are served as a NATS micro service and seeded on the swarm (seed.ts); a
+// heartbeat tells every proxy the server's weight, synced revisions and load, and every client
+// its swarm address.
 import { Readable } from 'node:stream'
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream'
 import type { Service } from '@nats-io/services'
@@ -14,8 +15,13 @@ import {
 import { ensureResources, openBlobStore } from '../../infra/nats/resources.ts'
 import { endpoint, startService } from '../../infra/nats/service.ts'
 import { SignedReleaseSchema, UUID_RE, blobsOf, decodeRelease, encodeRelease, fileEntries } from '../../infra/release/manifest.ts'
+import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
+import type { HostPort } from '../../infra/swarm/transport.ts'
 import { serverSyncMachine, type PendingRelease } from '../../machines/server-sync.machine.ts'
 import { RepoStore } from './repo-store.ts'
+import { startSeed, type Seed, type SwarmInfo } from './seed.ts'
+
+export type { Seed, SwarmInfo } from './seed.ts'
 
 export const HEARTBEAT_MS = 1000
 /** Largest byte range one request may ask for. */
@@ -29,6 +35,8 @@ export interface Heartbeat {
   requests: number
   bytesServed: number
   startedAt: string
+  /** The server as a swarm peer (R-SERVER seed): clients count bytes from this key as server bytes. */
+  swarm: SwarmInfo
 }
 
 export interface RepoServerOptions {
@@ -37,6 +45,13 @@ export interface RepoServerOptions {
   dataDir: string
   weight?: number
   heartbeatMs?: number
+  /** Address the swarm listener binds and the heartbeat advertises (default 127.0.0.1; port 0 = any free port). */
+  swarmHost?: string
+  swarmPort?: number
+  /** HyperDHT bootstrap (parseBootstrap): with it the server announces its products' and revisions' topics. */
+  bootstrap?: HostPort[]
+  /** Upload limit in bytes/s for swarm pieces and NATS range replies together; 0 or absent = unlimited. */
+  maxUploadRate?: number
   log?: (msg: string) => void
 }
 
@@ -44,6 +59,7 @@ export interface RepoServer {
   id: string
   store: RepoStore
   actor: Actor<typeof serverSyncMachine>
+  seed: Seed
   heartbeat(): Heartbeat
   close(): Promise<void>
 }
@@ -71,6 +87,17 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   const inHand = new Map<number, JsMsg>()
   const counters = { inflight: 0, requests: 0, bytesServed: 0 }
   const startedAt = new Date().toISOString()
+  const uploads = new TokenBucket(opts.maxUploadRate ?? 0)
+  /** Disk writes in progress: close() waits for them, so nothing writes to the data dir after it. */
+  const writing = new Set<Promise<unknown>>()
+  const whileWriting = <A, T>(fn: (args: A) => Promise<T>) => (args: A): Promise<T> => {
+    const p = fn(args)
+    writing.add(p)
+    p.then(() => writing.delete(p), () => writing.delete(p))
+    return p
+  }
+  // Assigned before the sync actor starts, the only user of it below.
+  let seed!: Seed
 
   const machine = serverSyncMachine.provide({
     actors: {
@@ -104,7 +131,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         inHand.set(msg.seq, msg)
         return { seq: msg.seq, product, rev } satisfies PendingRelease
       }),
-      syncRelease: fromPromise<SyncOutcome, { release: PendingRelease }>(async ({ input: { release } }) => {
+      syncRelease: fromPromise<SyncOutcome, { release: PendingRelease }>(whileWriting(async ({ input: { release }, signal }) => {
         const msg = inHand.get(release.seq)
         if (!msg) throw new UpswarmError('UPSWARM_E_IO', `release message ${release.seq} is no longer in hand`)
         let signed
@@ -116,22 +143,33 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         } catch (err) {
           return { permanent: true as const, reason: errorMessage(err) }
         }
+        // R-DHT-2: seed the pinned key's feed from now on, so a publisher can reach it while the blobs copy.
+        void seed.seedFeed(signed.publicKey)
         if (signed.manifest.rev <= (store.synced[signed.manifest.product] ?? 0)) return { permanent: false as const }
         const keepAlive = setInterval(() => msg.working(), 10_000)
         try {
           for (const [sha, size] of blobsOf(signed.manifest)) {
             if (await store.blobs.has(sha)) continue
+            signal.throwIfAborted()
             const obj = await os.get(sha)
             if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `blob ${sha} of ${signed.manifest.product} r${signed.manifest.rev} is not in the object store yet`)
-            await store.blobs.put(sha, Readable.fromWeb(obj.data as never), `object store (release seq ${msg.seq})`, size)
+            const source = Readable.fromWeb(obj.data as never)
+            const stop = (): void => void source.destroy(new UpswarmError('UPSWARM_E_IO', `server ${id} is stopping`))
+            signal.addEventListener('abort', stop, { once: true })
+            try {
+              await store.blobs.put(sha, source, `object store (release seq ${msg.seq})`, size)
+            } finally {
+              signal.removeEventListener('abort', stop)
+            }
           }
         } finally {
           clearInterval(keepAlive)
         }
+        signal.throwIfAborted()
         await store.markSynced(msg.seq, encodeRelease(signed), signed)
         return { permanent: false as const }
-      }),
-      acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' }>(async ({ input: { release, outcome } }) => {
+      })),
+      acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' }>(whileWriting(async ({ input: { release, outcome } }) => {
         const msg = inHand.get(release.seq)
         inHand.delete(release.seq)
         if (!msg) return
@@ -142,7 +180,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
           if (store.lastSeq < release.seq) await store.markSkipped(release.seq)
           await msg.ackAck()
         }
-      }),
+      })),
     },
   })
 
@@ -180,6 +218,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
             throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `range offset ${offset} is beyond the end of blob ${sha256} (${size} bytes)`)
           }
           const bytes = await store.blobs.readRange(sha256, offset, Math.min(length, size - offset))
+          await uploads.take(bytes.length)
           counters.bytesServed += bytes.length
           return bytes
         })),
@@ -205,10 +244,28 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     }
   }
 
-  const heartbeat = (): Heartbeat => ({ id, weight, synced: store.synced, ...counters, startedAt })
+  try {
+    seed = await startSeed({
+      store,
+      dataDir: opts.dataDir,
+      host: opts.swarmHost ?? '127.0.0.1',
+      port: opts.swarmPort ?? 0,
+      ...(opts.bootstrap ? { bootstrap: opts.bootstrap } : {}),
+      uploadBucket: uploads,
+      log,
+    })
+  } catch (err) {
+    await service.stop().catch(() => {})
+    throw err
+  }
+
+  const heartbeat = (): Heartbeat => ({ id, weight, synced: store.synced, ...counters, startedAt, swarm: seed.info() })
   const beat = (): void => nc.publish(serverHeartbeat(id), JSON.stringify(heartbeat()))
   const timer = setInterval(beat, opts.heartbeatMs ?? HEARTBEAT_MS)
-  actor.on('release.synced', beat)
+  actor.on('release.synced', (e) => {
+    seed.synced(e.product, e.rev)
+    beat()
+  })
   actor.start()
   beat()
 
@@ -216,12 +273,15 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     id,
     store,
     actor,
+    seed,
     heartbeat,
     async close() {
       clearInterval(timer)
       actor.send({ type: 'stop' })
-      actor.stop()
+      actor.stop() // aborts a blob copy in progress
       await service.stop().catch(() => {})
+      await seed.close()
+      await Promise.allSettled([...writing])
     },
   }
 }

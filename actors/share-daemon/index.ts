@@ -11,7 +11,7 @@ import { errorMessage, isUpswarmError, UpswarmError } from '../../infra/errors.t
 import { parseBootstrap } from '../../infra/cluster/dht.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { actorEventSubject, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
-import { decodeRelease, fileEntries } from '../../infra/release/manifest.ts'
+import { decodeRelease, fileEntries, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 import { followReleases, type FollowHandle } from '../../infra/release/release-log.ts'
 import { listBlobs } from '../../infra/store/working-copy/history.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -22,7 +22,7 @@ import { loadOrCreateKeyPair, SwarmTransport, topicFor } from '../../infra/swarm
 import { createTrackerClient, type TrackerClient, type TrackerPeer } from '../tracker/client.ts'
 import { update, type UpdateResult } from '../updater/index.ts'
 import type { AlertSink } from '../updater/source.ts'
-import type { PartialBlob, BlobFetchStats } from './multi-source.ts'
+import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-source.ts'
 import { PeerSet } from './peers.ts'
 import { makeServe } from './serve.ts'
 import { swarmSource, type FeedReleases } from './sources.ts'
@@ -71,6 +71,10 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
 }
 
 const DEFAULT_ANNOUNCE_MS = 5_000
+/** Server pieces one client has in flight at most, over all its downloads. */
+const SERVER_SLOTS = 2
+/** The first update waits this long at most for the first round of peer discovery. */
+const DISCOVERY_WAIT_MS = 8_000
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const log = opts.log ?? (() => {})
@@ -84,7 +88,23 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const partials = new Map<string, PartialBlob>()
   const uploadBucket = opts.maxUploadRate ? new TokenBucket(opts.maxUploadRate) : undefined
   let uploaded = 0
+  // Update scheduling (declared first: heartbeats and peers may ask for an update at any time).
+  let running: Promise<DaemonUpdate> | undefined
+  let failures = 0
+  let retryTimer: NodeJS.Timeout | undefined
+  /** Newest revision announced by the release stream or the feed. */
+  let announced = 0
+  /** Newest revision a repository server has synced (from heartbeats). */
+  let serversNewest = 0
+  let resolveDiscovered!: () => void
+  const discovered = new Promise<void>((resolve) => {
+    resolveDiscovered = resolve
+  })
   let pathsBySha = new Map<string, string[]>()
+  /** Newest revision a connected peer announced holding. */
+  let peersNewest = 0
+  /** Verified releases learnt from the release stream: a source of manifests when no server answers. */
+  const streamReleases = new Map<number, SignedRelease>()
   let held: string[] = []
 
   const refreshHeld = async (): Promise<void> => {
@@ -115,6 +135,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         uploaded += bytes
       })
       session.on('protocol-error', (err) => peers.ban(info.peer, err.message))
+      session.on('have', (have) => {
+        if (have.product === product && have.rev > peersNewest) {
+          peersNewest = have.rev
+          maybeUpdate()
+        }
+      })
       peers.add(info.peer, session)
       void session.opened().then((ok) => {
         if (ok) session.announceHave(held, { reset: true, product, rev: wc.state.current })
@@ -126,7 +152,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   // Heartbeats tell which servers hold which revision (an update waits until one does) and
   // name the servers' swarm keys (servers seed the swarm; their bytes count as server bytes).
-  let serversNewest = 0
   const hbSub = opts.nc?.subscribe(SERVER_HEARTBEATS, {
     callback: (err, msg) => {
       if (err) return
@@ -142,13 +167,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
   })
 
+  let lastDials: Promise<unknown> = Promise.resolve()
   const dial = (list: TrackerPeer[]): void => {
+    const dials: Promise<unknown>[] = []
     for (const p of list) {
       if (p.publicKey === publicKey || (p.publicKey && transport.connections.has(p.publicKey))) continue
       if (!p.port) continue
-      transport.dial(p.ip, p.port, p.publicKey ? { remotePublicKey: Buffer.from(p.publicKey, 'hex') } : {})
-        .catch((err) => log(`dial ${p.ip}:${p.port} failed: ${errorMessage(err)}`))
+      dials.push(transport.dial(p.ip, p.port, p.publicKey ? { remotePublicKey: Buffer.from(p.publicKey, 'hex') } : {})
+        .catch((err) => log(`dial ${p.ip}:${p.port} failed: ${errorMessage(err)}`)))
     }
+    lastDials = Promise.allSettled(dials)
   }
 
   // DHT: always announce ourselves (server); look peers up (client) when the tracker fails us.
@@ -159,6 +187,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     dhtLookup = dhtLookup || lookup
     await transport.join(topicFor(product), { server: true, client: dhtLookup })
     if (wc.state.current > 0) await transport.join(topicFor(product, wc.state.current), { server: true, client: dhtLookup })
+  }
+
+  /** R-DHT-1: the tracker is down, slow or empty: find peers on the DHT. */
+  const lookUpOnDht = (why: string): void => {
+    if (!hasDht) return discoveryRoundDone()
+    if (!dhtLookup) log(`${why}: looking peers up on the DHT`)
+    void joinDht(true).then(() => transport.flush()).then(discoveryRoundDone, (err) => {
+      log(`DHT lookup failed: ${errorMessage(err)}`)
+      discoveryRoundDone()
+    })
+  }
+  /** A round of discovery ended: once its dials have completed, the first update may start. */
+  const discoveryRoundDone = (): void => {
+    void lastDials.then(() => resolveDiscovered())
   }
 
   let tracker: TrackerClient | undefined
@@ -172,14 +214,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     })
     tracker.on('peers', (list) => {
       dial(list)
-      if (list.filter((p) => p.publicKey !== publicKey).length === 0) void joinDht(true).catch(() => {})
+      if (list.filter((p) => p.publicKey !== publicKey).length === 0) lookUpOnDht('the tracker knows no other peer')
+      else discoveryRoundDone()
     })
     tracker.on('status', (s) => {
       events.emit('tracker.status', s)
-      if (s !== 'ok') {
-        log(`tracker ${s}: looking peers up on the DHT`)
-        void joinDht(true).catch((err) => log(`DHT join failed: ${errorMessage(err)}`))
-      }
+      if (s !== 'ok') lookUpOnDht(`tracker ${s}`)
     })
     // A content-keyed swarm: peers at any revision hold blobs we may need (R-PEERLIST).
     void tracker.queryPeers(product).then(dial, () => {})
@@ -192,16 +232,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
   }
   const feedReleases: FeedReleases = {
-    list: (p) => feed.releases(p).map((e) => ({ rev: e.rev, manifestSha256: e.manifestSha256 })),
+    list: (p) => {
+      const revs = new Map(feed.releases(p).map((e) => [e.rev, e.manifestSha256]))
+      if (p === product) for (const [rev, r] of streamReleases) revs.set(rev, manifestSha256(r.manifest))
+      return [...revs].sort(([a], [b]) => a - b).map(([rev, manifestSha256]) => ({ rev, manifestSha256 }))
+    },
     get: async (p, rev) => {
+      if (p === product && streamReleases.has(rev)) return streamReleases.get(rev)
       const entry = feed.releases(p).find((e) => e.rev === rev)
       return entry ? feed.get(entry.index) : undefined
     },
   }
+  const serverSlots = new ServerSlots(SERVER_SLOTS)
 
-  let running: Promise<DaemonUpdate> | undefined
-  let failures = 0
-  let retryTimer: NodeJS.Timeout | undefined
   let again: number | undefined
   const announcePiece = (sha: string, pieceSize: number, index: number): void => {
     for (const p of peers.all()) if (!p.session.closed) p.session.announcePiece(sha, pieceSize, index)
@@ -209,7 +252,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   async function runUpdate(rev?: number): Promise<DaemonUpdate> {
     const started = Date.now()
-    const source = swarmSource({ nc: opts.nc, product, deps: { peers, partials, announcePiece, log }, feed: feedReleases, log })
+    await discovered
+    const source = swarmSource({ nc: opts.nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, log })
     const from = wc.state.current
     events.emit('update.started', from, rev ?? wc.state.newestVerified)
     const result = await update(opts.dir, { source, alerts, threads: opts.threads ?? 4, ...(rev ? { rev } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
@@ -261,10 +305,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // The newest revision announced by the release stream or the feed. With NATS, the update
   // starts once a server has synced it (its heartbeat says so): the stream tells of a release
   // before the servers hold its files. Without NATS, peers that sent the feed block are the source.
-  let announced = 0
   function maybeUpdate(): void {
     if (!opts.auto || running || announced <= wc.state.current) return
-    if (opts.nc && serversNewest < announced && !feed.releases(product).some((e) => e.rev >= announced)) return
+    // Someone must hold the files: a server that synced it, a peer at it, or the feed's peers.
+    const held = serversNewest >= announced || peersNewest >= announced || feed.releases(product).some((e) => e.rev >= announced)
+    if (opts.nc && !held) return
     void updateNow().catch((err) => log(`update failed: ${errorMessage(err)}`))
   }
   const onNewRelease = (rev: number): void => {
@@ -274,11 +319,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     maybeUpdate()
   }
 
+  // The first update waits for the first round of discovery (bounded): starting with no peer
+  // would send everything to the servers.
+  const discoveryTimer = setTimeout(resolveDiscovered, DISCOVERY_WAIT_MS)
+  void discovered.then(() => clearTimeout(discoveryTimer))
+  if (!tracker) void transport.flush().then(discoveryRoundDone, discoveryRoundDone)
+
   let follow: FollowHandle | undefined
   if (opts.nc) {
     follow = await followReleases(opts.nc, product, (bytes, seq) => {
       try {
-        onNewRelease(decodeRelease(bytes, publisherKey, `release stream seq ${seq}`).manifest.rev)
+        const release = decodeRelease(bytes, publisherKey, `release stream seq ${seq}`)
+        streamReleases.set(release.manifest.rev, release)
+        onNewRelease(release.manifest.rev)
       } catch (err) {
         log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
       }

@@ -15,6 +15,8 @@ import { pieceFailure } from '../../infra/swarm/piece-protocol.ts'
 import type { PeerEntry, PeerSet } from './peers.ts'
 
 export const PEER_SLOTS = 4
+/** How long a piece outside this client's stripe waits for a peer before the servers are asked. */
+export const PATIENCE_MS = 2_000
 const PEER_REQUEST_TIMEOUT_MS = 8_000
 /** How long to wait for a peer to announce a piece that no server can send. */
 const NO_SOURCE_TIMEOUT_MS = 60_000
@@ -56,12 +58,22 @@ export interface PartialBlob {
   verified: Uint8Array
 }
 
+/** Server requests in flight, shared by every blob of one client: the servers are the scarce resource. */
+export class ServerSlots {
+  inUse = 0
+  constructor(readonly limit: number) {}
+  get free(): boolean {
+    return this.inUse < this.limit
+  }
+}
+
 export interface MultiSourceDeps {
   peers: PeerSet
   /** Server ranges through the proxy; undefined when no NATS connection is available. */
   server: RangeReader | undefined
-  /** Requests the server may have in flight for this blob. */
-  serverSlots: number
+  serverSlots: ServerSlots
+  /** This client's key: with the peers' keys it decides which pieces this client takes from the servers first. */
+  selfKey: string
   pieceSize: number
   /** Registry of partial blobs that the serve function reads verified pieces from. */
   partials: Map<string, PartialBlob>
@@ -90,11 +102,15 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   deps.partials.set(entry.sha256, partial)
   const inflight = new Set<Inflight>()
   const pendingServerReason = new Map<number, ServerReason>()
+  const swarmKeys = [deps.selfKey, ...peers.all().filter((p) => !p.server).map((p) => p.key)].sort()
+  const rank = swarmKeys.indexOf(deps.selfKey)
+  const mine = (i: number): boolean =>
+    swarmKeys.length <= 1 || parseInt(sha256Hex(`${entry.sha256}:${i}`).slice(0, 8), 16) % swarmKeys.length === rank
   const lengthOf = (i: number): number => Math.min(pieceSize, entry.size - i * pieceSize)
   // Each client walks the pieces in its own random order, so concurrent clients fetch different
   // pieces from the servers and then trade them.
   const order = Array.from({ length: count }, (_, i) => i).sort(() => Math.random() - 0.5)
-  let serverInflight = 0
+  const started = Date.now()
   // Peers that failed a request for this blob are not asked for it again in this run.
   const shunned = new Set<string>()
   const usable = (i: number): PeerEntry[] => peers.holders(entry.sha256, pieceSize, i).filter((p) => !shunned.has(p.key))
@@ -150,7 +166,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
 
   const startServer = (i: number): void => {
     const controller = new AbortController()
-    serverInflight++
+    deps.serverSlots.inUse++
     const f: Inflight = {
       piece: i, source: 'server', controller,
       promise: deps.server!.readPiece(entry.sha256, i * pieceSize, lengthOf(i), pieceHashOf(entry, i))
@@ -159,8 +175,9 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
           serverFailed = err
         })
         .finally(() => {
-          serverInflight--
+          deps.serverSlots.inUse--
           inflight.delete(f)
+          peers.emit('changed')
         }),
     }
     inflight.add(f)
@@ -183,7 +200,11 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
           continue
         }
         if (holders.length > 0) continue // held by busy peers: wait for a slot rather than load the server
-        if (deps.server && serverFailed === undefined && serverInflight < deps.serverSlots) startServer(i)
+        if (!deps.server || serverFailed !== undefined || !deps.serverSlots.free) continue
+        // Coordination-free striping: of the pieces nobody holds yet, each client takes from the
+        // servers first those that hash to its own stripe among the connected peers, and waits
+        // a little for the others to appear on peers before it asks the servers for them too.
+        if (mine(i) || Date.now() - started > PATIENCE_MS) startServer(i)
       }
       // End-game: every missing piece is requested; ask idle holders for duplicates.
       if (candidates.length === 0 && inflight.size > 0) {
@@ -206,7 +227,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
           `no peer or server could send ${remaining} piece(s) of ${entry.path} (blob ${entry.sha256}) within ${NO_SOURCE_TIMEOUT_MS / 1000} s` +
           (serverFailed ? `; servers: ${(serverFailed as Error).message}` : deps.server ? '' : '; no server connection'), { cause: serverFailed })
       }
-      await peers.nextChange(1000)
+      await peers.nextChange(Math.max(50, Math.min(1000, started + PATIENCE_MS - Date.now() + 10)))
     }
     await Promise.allSettled([...inflight].map((f) => f.promise))
     await fh.close()

@@ -28,7 +28,7 @@ export function serverSource(nc: NatsConnection, product: string): ReleaseSource
   }
 }
 
-/** Releases a feed knows, for when no server answers. */
+/** Releases known without a server (the release feed, the release stream), for when no server answers. */
 export interface FeedReleases {
   list(product: string): { rev: number; manifestSha256: string }[]
   get(product: string, rev: number): Promise<SignedRelease | undefined>
@@ -37,7 +37,7 @@ export interface FeedReleases {
 export function swarmSource(opts: {
   nc: NatsConnection | undefined
   product: string
-  deps: Omit<MultiSourceDeps, 'server' | 'serverSlots' | 'pieceSize'>
+  deps: Omit<MultiSourceDeps, 'server' | 'pieceSize'>
   feed?: FeedReleases
   log?: (msg: string) => void
 }): ReleaseSource & { stats: BlobFetchStats } {
@@ -76,7 +76,6 @@ export function swarmSource(opts: {
       const s = await fetchBlobMultiSource(entry, into, {
         ...opts.deps,
         server: client?.rangeReader(opts.product),
-        serverSlots: Math.max(1, Math.ceil(o.threads / 2)),
         pieceSize: PIECE_SIZE,
       }, o.signal)
       addStats(stats, s)

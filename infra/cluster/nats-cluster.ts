@@ -183,6 +183,11 @@ export class NatsCluster {
       try {
         type Jsz = { meta_cluster?: { leader?: string; replicas?: { name: string; current: boolean }[] } }
         const jsz = async (node: NatsNode): Promise<Jsz> => (await fetch(`http://127.0.0.1:${node.monitorPort}/jsz`)).json() as Promise<Jsz>
+        if (running.length === 1) {
+          // Standalone JetStream: ready once the server answers JetStream monitoring.
+          await jsz(running[0]!)
+          return
+        }
         const leaderName = (await jsz(running[0]!)).meta_cluster?.leader
         const leader = running.find((n) => n.name === leaderName)
         // Only the leader lists the group's replicas and whether each is current.
@@ -220,13 +225,16 @@ function renderConfig(self: NatsNodeOptions, all: NatsNodeOptions[], dir: string
     // Acknowledged writes are on disk before the ack (kill -9 and power loss safe).
     syncAlways ? '  sync_interval: always' : '',
     '}',
-    'cluster {',
-    `  name: ${CLUSTER_NAME}`,
-    `  listen: "127.0.0.1:${self.clusterPort}"`,
-    '  routes: [',
-    ...routes,
-    '  ]',
-    '}',
+    // A single node runs JetStream standalone: a cluster block needs routes.
+    ...(all.length > 1 ? [
+      'cluster {',
+      `  name: ${CLUSTER_NAME}`,
+      `  listen: "127.0.0.1:${self.clusterPort}"`,
+      '  routes: [',
+      ...routes,
+      '  ]',
+      '}',
+    ] : []),
     '',
   ].filter((l) => l !== '').join('\n') + '\n'
 }

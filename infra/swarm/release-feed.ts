@@ -9,7 +9,7 @@
 // conflicting signed histories freeze the feed ('conflict').
 import { EventEmitter } from 'node:events'
 import b4a from 'b4a'
-import Hypercore from 'hypercore'
+import Hypercore, { type HypercorePeer } from 'hypercore'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import { UpswarmError, errorMessage, isUpswarmError } from '../errors.ts'
 import { sodiumKeyPair, type PublisherKey } from '../release/keys.ts'
@@ -150,7 +150,8 @@ export class ReleaseFeed extends EventEmitter<ReleaseFeedEvents> {
    * Appends a signed release (publisher only). Idempotent: a release already in the feed is
    * not appended twice. Refuses a release that does not verify against the pinned key or does
    * not raise its product's revision, and refuses to write while a connected peer holds a
-   * longer feed (catch up with update() first, or the feed would fork).
+   * longer feed (catch up with update() first, or the feed would fork; that refusal has
+   * `details.reason` 'behind').
    */
   async append(releaseBytes: Uint8Array): Promise<{ index: number; length: number; appended: boolean }> {
     if (!this.core.writable) {
@@ -164,7 +165,8 @@ export class ReleaseFeed extends EventEmitter<ReleaseFeedEvents> {
     const ahead = this.core.peers.find((p) => p.remoteFork === this.core.fork && p.remoteLength > this.core.length)
     if (ahead) {
       throw new UpswarmError('UPSWARM_E_PUBLISH',
-        `a peer holds ${ahead.remoteLength} feed blocks, this copy only ${this.core.length}; catch up with update() before appending, or the feed would fork`)
+        `a peer holds ${ahead.remoteLength} feed blocks, this copy only ${this.core.length}; catch up with update() before appending, or the feed would fork`,
+        { details: { reason: 'behind', remoteLength: ahead.remoteLength, length: this.core.length } })
     }
     const { product, rev } = release.manifest
     const sha = manifestSha256(release.manifest)
@@ -218,9 +220,15 @@ export class ReleaseFeed extends EventEmitter<ReleaseFeedEvents> {
     return this.core.length > before
   }
 
-  /** Resolves once some connected peer holds the first `length` blocks (publish returns only after a server has the block). */
-  async waitForRemote(length: number, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
-    const has = (): boolean => this.core.peers.some((p) => p.remoteFork === this.core.fork && p.remoteContiguousLength >= length)
+  /**
+   * Resolves once some connected peer holds the first `length` blocks (publish returns only
+   * after a server has the block); with `all`, once every connected peer on this fork does.
+   */
+  async waitForRemote(length: number, opts: { timeoutMs?: number; signal?: AbortSignal; all?: boolean } = {}): Promise<void> {
+    const has = (): boolean => {
+      const holding = this.remotesHolding(length)
+      return holding > 0 && (!opts.all || holding === this.sameForkPeers().length)
+    }
     if (has()) return
     const events = ['remote-contiguous-length', 'peer-add', 'upload'] as const
     let check!: () => void
@@ -237,6 +245,15 @@ export class ReleaseFeed extends EventEmitter<ReleaseFeedEvents> {
       clearInterval(poll)
       for (const e of events) this.core.off(e, check)
     }
+  }
+
+  /** Connected peers on this feed's fork that hold its first `length` blocks. */
+  remotesHolding(length: number): number {
+    return this.sameForkPeers().filter((p) => p.remoteContiguousLength >= length).length
+  }
+
+  private sameForkPeers(): HypercorePeer[] {
+    return this.core.peers.filter((p) => p.remoteFork === this.core.fork)
   }
 
   /** Replicates the feed over a connection, beside its piece channel (call it in the connection handler). */

@@ -10,14 +10,16 @@ import { startRepoServer, type RepoServer } from '../../actors/repo-server/index
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { proxySubject } from '../../infra/nats/names.ts'
 import { request, requestJson } from '../../infra/nats/service.ts'
-import type { NatsConnection } from '../../infra/nats/connect.ts'
-import { newProduct, tempDir, testConnection } from '../helpers/cluster.ts'
+import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
+import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
+import { newProduct, tempDir } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
 
 const exec = promisify(execFile)
 
 describe('proxy', () => {
   let nc: NatsConnection
+  let cluster: NatsCluster
   let dir: { path: string; cleanup: () => Promise<void> }
   let proxy: Proxy
   const servers: RepoServer[] = []
@@ -29,8 +31,11 @@ describe('proxy', () => {
   const weights = [5, 1, 1]
 
   beforeAll(async () => {
-    nc = await testConnection()
+    // A cluster of its own: every server on a shared cluster syncs every product, and the exact
+    // round-robin counts below are only exact among this test's servers.
     dir = await tempDir()
+    cluster = await NatsCluster.start({ dir: join(dir.path, 'nats'), nodes: 3 })
+    nc = await connectNats(cluster.urls, 'test-proxy')
     await writeTree(join(dir.path, 'src'), { 'docs/readme.txt': 'hello\n', 'big.bin': big, 'empty': '' })
     await publish({ nc, src: join(dir.path, 'src'), product, key })
     for (const [i, id] of ids.entries()) {
@@ -46,6 +51,7 @@ describe('proxy', () => {
     await proxy?.close()
     for (const s of servers) await s.close()
     await nc?.close()
+    await cluster?.stop()
     await dir?.cleanup()
   })
 

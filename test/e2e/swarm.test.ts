@@ -1,0 +1,119 @@
+// Issue 6, done when: real processes (cluster roles and client daemons), a real local DHT.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Swarm, type SwarmClient, type UpdateDone, type DaemonEvent } from '../../actors/demo/swarm.ts'
+import { generateTree, mutateTree } from '../../actors/demo/tree-gen.ts'
+import * as updater from '../../actors/updater/index.ts'
+import { tempDir } from '../helpers/cluster.ts'
+
+async function verifiedAt(client: SwarmClient, rev: number): Promise<void> {
+  const status = await updater.status(client.dir)
+  expect(status.rev).toBe(rev)
+  expect(status.files.filter((f) => f.status !== 'current')).toEqual([])
+}
+
+describe('swarm', () => {
+  let dir: { path: string; cleanup: () => Promise<void> }
+  let swarm: Swarm
+
+  beforeAll(async () => {
+    dir = await tempDir('upswarm-swarm-')
+    // Servers capped at 4 MiB/s each: the servers are the scarce resource peers relieve.
+    swarm = new Swarm({ dir: dir.path, servers: 3, weights: [2, 1, 1], serverMaxUploadRate: 4 * 1024 * 1024 })
+    await swarm.start()
+  }, 120_000)
+  afterAll(async () => {
+    await swarm?.stop()
+    await dir?.cleanup()
+  })
+
+  it('share-daemon — 6 clients at r1 update to r2 together; servers send well under 6× the changed bytes', async () => {
+    const src = join(dir.path, 'src-a')
+    await generateTree(src, { files: 60, totalBytes: 6 * 1024 * 1024, seed: 'swarm-a' })
+    await swarm.publish(src, '1.0')
+    await swarm.serversSynced(1)
+    const clients = []
+    for (let i = 0; i < 6; i++) clients.push(await swarm.addClient(`a${i}`))
+    await Promise.all(clients.map((c) => c.start()))
+    const change = await mutateTree(src, { seed: 'swarm-a-r2', changeFraction: 0.3, add: 4, remove: 2 })
+    await swarm.publish(src, '2.0')
+    const done = await Promise.all(clients.map((c) => c.reached(2)))
+    console.info(`update times (ms): ${done.map((d) => d.ms).join(', ')}`)
+    for (const c of clients) await verifiedAt(c, 2)
+    const fromServers = done.reduce((n, d) => n + d.bytesFromServers, 0)
+    const fromPeers = done.reduce((n, d) => n + d.bytesFromPeers, 0)
+    console.info(`6 clients, ${change.changedBytes} changed bytes: ${fromServers} from servers (${(fromServers / change.changedBytes).toFixed(2)}×), ${fromPeers} from peers`)
+    expect(fromServers + fromPeers).toBeGreaterThanOrEqual(6 * change.changedBytes * 0.9)
+    expect(fromServers).toBeLessThan(3 * change.changedBytes)
+    await Promise.all(clients.map((c) => c.stop()))
+  })
+
+  it('share-daemon — a peer serving corrupted blobs is detected, banned, and nothing bad is installed', async () => {
+    swarm.product = crypto.randomUUID()
+    const src = join(dir.path, 'src-b')
+    await generateTree(src, { files: 12, totalBytes: 3 * 1024 * 1024, seed: 'swarm-b' })
+    await swarm.publish(src)
+    await swarm.serversSynced(1)
+    const bad = await swarm.addClient('bad')
+    const victim = await swarm.addClient('victim')
+    await mutateTree(src, { seed: 'swarm-b-r2', changeFraction: 0.5, add: 0, remove: 0 })
+    await swarm.publish(src)
+    await swarm.serversSynced(2)
+    await bad.start()
+    await bad.reached(2)
+    // The bad peer's stored copies change under it, same size: it will serve garbage.
+    const history = join(bad.dir, '.upswarm', 'history')
+    for (const a of await readdir(history)) {
+      if (a === 'tmp') continue
+      for (const b of await readdir(join(history, a))) {
+        for (const blob of await readdir(join(history, a, b))) {
+          const file = join(history, a, b, blob)
+          const bytes = await readFile(file)
+          if (bytes.length > 0) await writeFile(file, Buffer.alloc(bytes.length, 0x5a))
+        }
+      }
+    }
+    await victim.start()
+    const done = await victim.reached(2)
+    expect(done.sources.badPieces).toBeGreaterThan(0)
+    await verifiedAt(victim, 2)
+    await Promise.all([bad.stop(), victim.stop()])
+  })
+
+  it('share-daemon — with the tracker stopped, a new client finds peers through the DHT and updates from them', async () => {
+    swarm.product = crypto.randomUUID()
+    const src = join(dir.path, 'src-c')
+    await generateTree(src, { files: 20, totalBytes: 4 * 1024 * 1024, seed: 'swarm-c' })
+    await swarm.publish(src)
+    await swarm.serversSynced(1)
+    const seed = await swarm.addClient('c-seed')
+    const late = await swarm.addClient('c-late')
+    await mutateTree(src, { seed: 'swarm-c-r2', changeFraction: 0.5, add: 2, remove: 1 })
+    await swarm.publish(src)
+    await seed.start()
+    await seed.reached(2)
+    await swarm.stopRole('tracker')
+    await late.start()
+    const dhtPeer = await late.waitFor((e: DaemonEvent) => e.event === 'peer.connected' && e.via === 'dht' && e.peer === seed.ready!.publicKey)
+    expect(dhtPeer.peer).toBe(seed.ready!.publicKey)
+    const done = await late.reached(2)
+    expect(done.bytesFromPeers).toBeGreaterThan(0)
+    await verifiedAt(late, 2)
+  })
+
+  it('share-daemon — tracker and every server stopped: a release that reached one client reaches the others from peers', { timeout: 120_000 }, async () => {
+    const [seed, late] = swarm.clients.slice(-2) as [SwarmClient, SwarmClient]
+    await late.stop()
+    const src = join(dir.path, 'src-c')
+    await mutateTree(src, { seed: 'swarm-c-r3', changeFraction: 0.3, add: 1, remove: 0 })
+    await swarm.publish(src)
+    await seed.reached(3)
+    for (const role of [...swarm.launched.children.keys()].filter((r) => r.startsWith('server-'))) await swarm.stopRole(role)
+    await late.start()
+    const done: UpdateDone = await late.reached(3)
+    expect(done.bytesFromServers).toBe(0)
+    expect(done.bytesFromPeers).toBeGreaterThan(0)
+    await verifiedAt(late, 3)
+  })
+})
