@@ -73,8 +73,8 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
 const DEFAULT_ANNOUNCE_MS = 5_000
 /** Server pieces one client has in flight at most, over all its downloads. */
 const SERVER_SLOTS = 2
-/** The first update waits this long at most for the first round of peer discovery. */
-const DISCOVERY_WAIT_MS = 8_000
+/** The first update waits for the first round of peer discovery (tracker, else DHT), this long at most. */
+const DISCOVERY_WAIT_MS = 30_000
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const log = opts.log ?? (() => {})

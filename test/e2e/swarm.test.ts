@@ -13,7 +13,8 @@ async function verifiedAt(client: SwarmClient, rev: number): Promise<void> {
   expect(status.files.filter((f) => f.status !== 'current')).toEqual([])
 }
 
-describe('swarm', () => {
+// Whole swarms of processes on two cores: generous bounds, the work itself is event-driven.
+describe('swarm', { timeout: 240_000 }, () => {
   let dir: { path: string; cleanup: () => Promise<void> }
   let swarm: Swarm
 
@@ -33,8 +34,7 @@ describe('swarm', () => {
     await generateTree(src, { files: 60, totalBytes: 6 * 1024 * 1024, seed: 'swarm-a' })
     await swarm.publish(src, '1.0')
     await swarm.serversSynced(1)
-    const clients = []
-    for (let i = 0; i < 6; i++) clients.push(await swarm.addClient(`a${i}`))
+    const clients = await Promise.all(Array.from({ length: 6 }, (_, i) => swarm.addClient(`a${i}`)))
     await Promise.all(clients.map((c) => c.start()))
     const change = await mutateTree(src, { seed: 'swarm-a-r2', changeFraction: 0.3, add: 4, remove: 2 })
     await swarm.publish(src, '2.0')
@@ -55,8 +55,7 @@ describe('swarm', () => {
     await generateTree(src, { files: 12, totalBytes: 3 * 1024 * 1024, seed: 'swarm-b' })
     await swarm.publish(src)
     await swarm.serversSynced(1)
-    const bad = await swarm.addClient('bad')
-    const victim = await swarm.addClient('victim')
+    const [bad, victim] = await Promise.all([swarm.addClient('bad'), swarm.addClient('victim')])
     await mutateTree(src, { seed: 'swarm-b-r2', changeFraction: 0.5, add: 0, remove: 0 })
     await swarm.publish(src)
     await swarm.serversSynced(2)
@@ -87,8 +86,7 @@ describe('swarm', () => {
     await generateTree(src, { files: 20, totalBytes: 4 * 1024 * 1024, seed: 'swarm-c' })
     await swarm.publish(src)
     await swarm.serversSynced(1)
-    const seed = await swarm.addClient('c-seed')
-    const late = await swarm.addClient('c-late')
+    const [seed, late] = await Promise.all([swarm.addClient('c-seed'), swarm.addClient('c-late')])
     await mutateTree(src, { seed: 'swarm-c-r2', changeFraction: 0.5, add: 2, remove: 1 })
     await swarm.publish(src)
     await seed.start()
@@ -102,7 +100,7 @@ describe('swarm', () => {
     await verifiedAt(late, 2)
   })
 
-  it('share-daemon — tracker and every server stopped: a release that reached one client reaches the others from peers', { timeout: 120_000 }, async () => {
+  it('share-daemon — tracker and every server stopped: a release that reached one client reaches the others from peers', async () => {
     const [seed, late] = swarm.clients.slice(-2) as [SwarmClient, SwarmClient]
     await late.stop()
     const src = join(dir.path, 'src-c')
