@@ -6,7 +6,7 @@ import { requestJson } from '../../infra/nats/service.ts'
 import { generatePublisherKey, readKeyFile, writeKeyFile } from '../../infra/release/keys.ts'
 import type { StatsReply } from '../proxy/index.ts'
 import { publish } from '../publisher/publish.ts'
-import { action, jsonOption, natsOption } from './common.ts'
+import { action, intArg, jsonOption, natsOption } from './common.ts'
 import { formatBytes, printResult, progressLine } from './output.ts'
 
 export function registerRepositoryCommands(program: Command): void {
@@ -56,6 +56,19 @@ export function registerRepositoryCommands(program: Command): void {
       } finally {
         await nc.close()
       }
+    }))
+
+  program
+    .command('demo')
+    .description('the whole product on this machine: cluster, publish r1, client daemons, publish r2, swarm upgrade, rollback')
+    .option('--clients <n>', 'client processes', intArg('--clients'), 8)
+    .option('--files <n>', 'files in r1', intArg('--files'), 300)
+    .option('--mib <n>', 'size of r1 in MiB', intArg('--mib'), 32)
+    .option('--keep', 'keep the demo directory')
+    .addOption(jsonOption())
+    .action(action(async (o) => {
+      const { runDemo } = await import('../demo/index.ts')
+      await runDemo({ clients: o.clients, files: o.files, totalBytes: o.mib * 1024 * 1024, json: !!o.json, keep: !!o.keep })
     }))
 
   program

@@ -1,0 +1,146 @@
+// `npm start`: the whole product on one machine. Starts the embedded cluster (3 NATS nodes, DHT
+// bootstrap, 3 weighted repository servers, proxy, tracker), publishes r1, brings up client
+// processes with working copies at r1, publishes r2 and lets the clients upgrade through the
+// swarm; then rolls one client back, offline. Ends with a summary (or JSON).
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { formatBytes } from '../cli/output.ts'
+import type { MemberView } from '../proxy/pool.ts'
+import { Swarm, type UpdateDone } from './swarm.ts'
+import { generateTree, mutateTree } from './tree-gen.ts'
+
+export interface DemoOptions {
+  clients: number
+  files: number
+  totalBytes: number
+  json: boolean
+  keep: boolean
+}
+
+export interface DemoSummary {
+  clients: number
+  release: { r1: { files: number; bytes: number }; r2: { changed: number; added: number; removed: number; changedBytes: number } }
+  upgrade: {
+    seconds: number
+    bytesFromServers: number
+    bytesFromPeers: number
+    serverBytesPerChangedByte: number
+    piecesVerified: number
+    badPieces: number
+    serverReasons: Record<string, number>
+    perClient: { client: string; ms: number; bytesFromServers: number; bytesFromPeers: number }[]
+  }
+  servers: { id: string; weight: number; requests: number; bytesServed: number; assigned: number; share: number }[]
+  verified: { clients: number; allCurrentAtR2: boolean }
+  rollback: { client: string; from: number; to: number; source: string; seconds: number }
+  totalSeconds: number
+}
+
+export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
+  const started = Date.now()
+  const say = (msg: string): void => {
+    if (!opts.json) process.stdout.write(`${msg}\n`)
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'upswarm-demo-'))
+  const swarm = new Swarm({ dir, servers: 3, weights: [5, 1, 1] })
+  try {
+    say('▸ starting the embedded cluster: 3 NATS nodes (JetStream), DHT bootstrap, 3 repository servers (weights 5,1,1), proxy, tracker')
+    await swarm.start()
+    const src = join(dir, 'release')
+    const r1 = await generateTree(src, { files: opts.files, totalBytes: opts.totalBytes, seed: 'demo-r1' })
+    const p1 = await swarm.publish(src, '1.0.0')
+    say(`▸ published r1 of product ${swarm.product}: ${r1.files} files, ${formatBytes(r1.bytes)} (manifest ${p1.manifestSha256.slice(0, 16)}…)`)
+    await swarm.serversSynced(1)
+    const before = await swarm.stats()
+
+    say(`▸ ${opts.clients} clients: upswarm init (working copies at r1), then upswarm daemon --auto`)
+    const clients = await Promise.all(Array.from({ length: opts.clients }, (_, i) => swarm.addClient(`c${i + 1}`)))
+    await Promise.all(clients.map((c) => c.start()))
+
+    const r2 = await mutateTree(src, { seed: 'demo-r2', changeFraction: 0.2, add: 12, remove: 6 })
+    const upgradeStart = Date.now()
+    const p2 = await swarm.publish(src, '2.0.0')
+    say(`▸ published r2: ${r2.changed} files changed, ${r2.added} added, ${r2.removed} removed (${formatBytes(r2.changedBytes)} new content; manifest ${p2.manifestSha256.slice(0, 16)}…)`)
+    say('  client  time      from servers  from peers')
+    const done = await Promise.all(clients.map(async (c) => {
+      const d = await c.reached(2, 180_000)
+      say(`  ${c.name.padEnd(6)}  ${(d.ms / 1000).toFixed(1).padStart(5)} s  ${formatBytes(d.bytesFromServers).padStart(12)}  ${formatBytes(d.bytesFromPeers).padStart(10)}`)
+      return { client: c, d }
+    }))
+    const upgradeSeconds = (Date.now() - upgradeStart) / 1000
+
+    const { status } = await import('../updater/index.ts')
+    let allCurrent = true
+    for (const c of clients) {
+      const s = await status(c.dir)
+      allCurrent &&= s.rev === 2 && s.files.every((f) => f.status === 'current')
+    }
+    const after = await swarm.stats()
+    const servers = serverShares(before.servers, after.servers)
+
+    // Roll one client back to r1: its daemon stops, the rollback uses only local history.
+    const victim = clients[0]!
+    await victim.stop()
+    const rbStart = Date.now()
+    const rb = await swarm.cli<{ from: number; to: number; source: string }>(['rollback', victim.dir, '--rev', '1', '--json'])
+    const rollback = { client: victim.name, ...rb, seconds: (Date.now() - rbStart) / 1000 }
+
+    const sum = (f: (d: UpdateDone) => number): number => done.reduce((n, x) => n + f(x.d), 0)
+    const reasons: Record<string, number> = {}
+    for (const { d } of done) for (const [k, v] of Object.entries(d.sources.serverReasons)) reasons[k] = (reasons[k] ?? 0) + v
+    const summary: DemoSummary = {
+      clients: opts.clients,
+      release: { r1: { files: r1.files, bytes: r1.bytes }, r2 },
+      upgrade: {
+        seconds: upgradeSeconds,
+        bytesFromServers: sum((d) => d.bytesFromServers),
+        bytesFromPeers: sum((d) => d.bytesFromPeers),
+        serverBytesPerChangedByte: sum((d) => d.bytesFromServers) / r2.changedBytes,
+        piecesVerified: sum((d) => d.sources.piecesFromPeers + d.sources.piecesFromServers),
+        badPieces: sum((d) => d.sources.badPieces),
+        serverReasons: reasons,
+        perClient: done.map(({ client, d }) => ({ client: client.name, ms: d.ms, bytesFromServers: d.bytesFromServers, bytesFromPeers: d.bytesFromPeers })),
+      },
+      servers,
+      verified: { clients: clients.length, allCurrentAtR2: allCurrent },
+      rollback,
+      totalSeconds: (Date.now() - started) / 1000,
+    }
+    if (opts.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`)
+    else say(render(summary))
+    if (!allCurrent) process.exitCode = 1
+    return summary
+  } finally {
+    await swarm.stop()
+    if (!opts.keep) await rm(dir, { recursive: true, force: true })
+  }
+}
+
+function serverShares(before: MemberView[], after: MemberView[]): DemoSummary['servers'] {
+  const rows = after.map((s) => {
+    const b = before.find((x) => x.id === s.id)
+    return { id: s.id, weight: s.weight, requests: s.requests - (b?.requests ?? 0), bytesServed: s.bytesServed - (b?.bytesServed ?? 0), assigned: s.assigned - (b?.assigned ?? 0), share: 0 }
+  })
+  const total = rows.reduce((n, r) => n + r.assigned, 0) || 1
+  for (const r of rows) r.share = r.assigned / total
+  return rows
+}
+
+function render(s: DemoSummary): string {
+  const u = s.upgrade
+  return [
+    '',
+    '━━ summary ━━',
+    `upgrade r1 → r2 of ${s.clients} clients: ${u.seconds.toFixed(1)} s until the last one was verified`,
+    `  bytes from servers: ${formatBytes(u.bytesFromServers)} (${u.serverBytesPerChangedByte.toFixed(2)}× the changed content)`,
+    `  bytes from peers:   ${formatBytes(u.bytesFromPeers)}`,
+    `  pieces verified against the signed manifest: ${u.piecesVerified}; bad pieces: ${u.badPieces}`,
+    `  why servers were asked: ${Object.entries(u.serverReasons).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    'server pool (weighted round-robin, assignments by the proxy during the run):',
+    ...s.servers.map((r) => `  ${r.id}  weight ${r.weight}  assigned ${r.assigned} (${(r.share * 100).toFixed(0)}%)  requests ${r.requests}  served ${formatBytes(r.bytesServed)}`),
+    `verified: ${s.verified.clients} working copies, all files current at r2: ${s.verified.allCurrentAtR2 ? 'yes' : 'NO'}`,
+    `rollback of ${s.rollback.client}: r${s.rollback.from} → r${s.rollback.to} from ${s.rollback.source} history in ${s.rollback.seconds.toFixed(1)} s`,
+    `total ${s.totalSeconds.toFixed(1)} s`,
+  ].join('\n')
+}
