@@ -17,7 +17,7 @@ import { runRole } from './role.ts'
 
 const trackerOption = (): Option => new Option('--tracker <urls>', 'tracker URLs (http(s)://…, udp://…), comma-separated').env('UPSWARM_TRACKER')
 const bootstrapOption = (): Option => new Option('--bootstrap <host:port>', 'DHT bootstrap nodes, comma-separated').env('UPSWARM_BOOTSTRAP')
-const threadsOption = (): Option => new Option('--threads <k>', 'concurrent downloads / range requests').argParser(intArg('--threads')).default(4)
+const threadsOption = (): Option => new Option('--threads <k>', 'concurrent downloads / range requests (default 4; the daemon: 16)').argParser(intArg('--threads'))
 
 async function maybeNats(urls: string | undefined, name: string): Promise<NatsConnection | undefined> {
   return parseServers(urls).length > 0 ? connectNats(urls, name) : undefined
@@ -129,7 +129,7 @@ export function registerClientCommands(program: Command): void {
         let r: updater.UpdateResult | DaemonUpdate
         if (o.tracker || o.bootstrap) {
           // With a swarm to join, update as a short-lived sharing daemon: peers and servers at once.
-          const daemon = await startDaemon({ dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, threads: o.threads, log: stderrLog(!!o.json) })
+          const daemon = await startDaemon({ dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), log: stderrLog(!!o.json) })
           try {
             r = await daemon.updateNow(o.rev)
           } finally {
@@ -248,7 +248,7 @@ export function registerClientCommands(program: Command): void {
       await runRole('daemon', async () => {
         const daemon: Daemon = await startDaemon({
           dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
-          auto: !!o.auto, threads: o.threads, maxUploadRate: o.maxUploadRate, log: stderrLog(false),
+          auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), maxUploadRate: o.maxUploadRate, log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
         daemon.on('update.done', (r) => emit({ event: 'update.done', ...updateJson(r) }, updateSummary(r)))

@@ -71,10 +71,13 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
 }
 
 const DEFAULT_ANNOUNCE_MS = 5_000
+const DEFAULT_SWARM_THREADS = 16
 /** Server pieces one client has in flight at most, over all its downloads. */
 const SERVER_SLOTS = 2
 /** The first update waits for the first round of peer discovery (tracker, else DHT), this long at most. */
 const DISCOVERY_WAIT_MS = 30_000
+/** How long discovery waits for connected peers' first `have`. */
+const HAVE_WAIT_MS = 3_000
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const log = opts.log ?? (() => {})
@@ -200,7 +203,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   }
   /** A round of discovery ended: once its dials have completed, the first update may start. */
   const discoveryRoundDone = (): void => {
-    void lastDials.then(() => resolveDiscovered())
+    // Once the round's dials are through and the peers found have told what they hold.
+    void lastDials.then(() => peers.announced(HAVE_WAIT_MS)).then(() => resolveDiscovered())
   }
 
   let tracker: TrackerClient | undefined
@@ -256,7 +260,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const source = swarmSource({ nc: opts.nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, log })
     const from = wc.state.current
     events.emit('update.started', from, rev ?? wc.state.newestVerified)
-    const result = await update(opts.dir, { source, alerts, threads: opts.threads ?? 4, ...(rev ? { rev } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
+    // Many blobs at once: server requests are capped by serverSlots, peer requests per peer; a
+    // wide window lets every client fetch its own stripe early and trade the rest.
+    const result = await update(opts.dir, { source, alerts, threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev ? { rev } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
     wc = await WorkingCopy.open(opts.dir)
     await refreshHeld()
     for (const p of peers.all()) if (!p.session.closed) p.session.announceHave(held, { reset: true, product, rev: wc.state.current })

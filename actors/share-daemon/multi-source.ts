@@ -74,6 +74,8 @@ export interface MultiSourceDeps {
   serverSlots: ServerSlots
   /** This client's key: with the peers' keys it decides which pieces this client takes from the servers first. */
   selfKey: string
+  /** When the whole update started: the patience for other stripes counts from here, not per blob. */
+  startedAt: number
   pieceSize: number
   /** Registry of partial blobs that the serve function reads verified pieces from. */
   partials: Map<string, PartialBlob>
@@ -110,7 +112,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   // Each client walks the pieces in its own random order, so concurrent clients fetch different
   // pieces from the servers and then trade them.
   const order = Array.from({ length: count }, (_, i) => i).sort(() => Math.random() - 0.5)
-  const started = Date.now()
+  const started = deps.startedAt
   // Peers that failed a request for this blob are not asked for it again in this run.
   const shunned = new Set<string>()
   const usable = (i: number): PeerEntry[] => peers.holders(entry.sha256, pieceSize, i).filter((p) => !shunned.has(p.key))

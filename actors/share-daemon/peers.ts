@@ -10,6 +10,8 @@ export interface PeerEntry {
   server: boolean
   inflight: number
   bytesDown: number
+  /** Resolves at the peer's first `have` (or when it closes). */
+  announced: Promise<void>
 }
 
 export class PeerSet extends EventEmitter<{ changed: [] }> {
@@ -24,7 +26,11 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
   private readonly serverKeys = new Set<string>()
 
   add(key: string, session: PieceSession): void {
-    const entry: PeerEntry = { key, session, server: this.serverKeys.has(key), inflight: 0, bytesDown: 0 }
+    const announced = new Promise<void>((resolve) => {
+      session.once('have', () => resolve())
+      session.once('close', () => resolve())
+    })
+    const entry: PeerEntry = { key, session, server: this.serverKeys.has(key), inflight: 0, bytesDown: 0, announced }
     this.peers.set(key, entry)
     const changed = (): void => {
       this.emit('changed')
@@ -90,6 +96,18 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
 
   get size(): number {
     return this.peers.size
+  }
+
+  /** Resolves once every connected peer has told what it holds, or after `ms`. */
+  async announced(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.all(this.all().map((p) => p.announced)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ms)
+      }),
+    ])
+    clearTimeout(timer)
   }
 
   /** Resolves at the next change (a peer joined, left, announced, unchoked) or after `ms`. */

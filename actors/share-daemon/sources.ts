@@ -37,12 +37,13 @@ export interface FeedReleases {
 export function swarmSource(opts: {
   nc: NatsConnection | undefined
   product: string
-  deps: Omit<MultiSourceDeps, 'server' | 'pieceSize'>
+  deps: Omit<MultiSourceDeps, 'server' | 'pieceSize' | 'startedAt'>
   feed?: FeedReleases
   log?: (msg: string) => void
 }): ReleaseSource & { stats: BlobFetchStats } {
   const client = opts.nc ? new RepoClient(opts.nc) : undefined
   const stats = emptyStats()
+  const startedAt = Date.now()
   const fromFeed = (why: unknown): { rev: number; manifestSha256: string }[] => {
     const list = opts.feed?.list(opts.product) ?? []
     if (list.length === 0) throw why instanceof Error ? why : new UpswarmError('UPSWARM_E_NO_SERVER', 'no server and no release feed to ask for revisions')
@@ -77,6 +78,7 @@ export function swarmSource(opts: {
         ...opts.deps,
         server: client?.rangeReader(opts.product),
         pieceSize: PIECE_SIZE,
+        startedAt,
       }, o.signal)
       addStats(stats, s)
       return { bytesFromServers: s.bytesFromServers, bytesFromPeers: s.bytesFromPeers }

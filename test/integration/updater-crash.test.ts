@@ -115,7 +115,8 @@ describe('updater — crash safety', () => {
     return rev
   }
 
-  it('updater — kill -9 after every journal step, then recovery: exactly one revision', async () => {
+  // Some thirty child processes, each a fresh Node start: a generous bound on two busy cores.
+  it('updater — kill -9 after every journal step, then recovery: exactly one revision', { timeout: 300_000 }, async () => {
     const full = await copyOfTemplate('full')
     const done = await child(['update', full, repo])
     const labels = (JSON.parse(done.stdout) as { steps: { labels: string[] } }).steps.labels
