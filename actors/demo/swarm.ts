@@ -40,6 +40,8 @@ export class SwarmClient {
   private readonly waiters: Array<{ test: (e: DaemonEvent) => boolean; resolve: (e: DaemonEvent) => void }> = []
   child: ChildProcess | undefined
   ready: Record<string, unknown> | undefined
+  /** The end of the daemon's log (stderr), for diagnostics. */
+  stderrTail = ''
 
   constructor(readonly name: string, readonly dir: string, private readonly env: NodeJS.ProcessEnv) {}
 
@@ -47,13 +49,12 @@ export class SwarmClient {
   async start(extra: string[] = []): Promise<void> {
     const child = spawnGuarded(process.execPath, [CLI, 'daemon', this.dir, '--auto', '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: this.env })
     this.child = child
-    let errTail = ''
     child.stderr!.on('data', (d: Buffer) => {
-      errTail = (errTail + d.toString()).slice(-4000)
+      this.stderrTail = (this.stderrTail + d.toString()).slice(-8000)
     })
     const lines = createInterface({ input: child.stdout! })
     this.ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      child.once('exit', (code) => reject(new UpswarmError('UPSWARM_E_PEER', `daemon ${this.name} exited (code ${code}) before it was ready: ${errTail.trim()}`)))
+      child.once('exit', (code) => reject(new UpswarmError('UPSWARM_E_PEER', `daemon ${this.name} exited (code ${code}) before it was ready: ${this.stderrTail.trim()}`)))
       lines.on('line', (line) => {
         if (line.startsWith('READY ')) return resolve(JSON.parse(line.slice(6)))
         let e: DaemonEvent

@@ -65,6 +65,8 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
   readonly peers: PeerSet
   rev(): number
   uploaded(): number
+  /** Every connection made so far (also those made while the daemon started). */
+  connections(): { key: string; via: string }[]
   /** Runs one update now (to `rev`, or the newest verified). */
   updateNow(rev?: number): Promise<DaemonUpdate>
   close(): Promise<void>
@@ -91,6 +93,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const partials = new Map<string, PartialBlob>()
   const uploadBucket = opts.maxUploadRate ? new TokenBucket(opts.maxUploadRate) : undefined
   let uploaded = 0
+  const connections: { key: string; via: string }[] = []
   // Update scheduling (declared first: heartbeats and peers may ask for an update at any time).
   let running: Promise<DaemonUpdate> | undefined
   let failures = 0
@@ -148,6 +151,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       void session.opened().then((ok) => {
         if (ok) session.announceHave(held, { reset: true, product, rev: wc.state.current })
       })
+      connections.push({ key: info.peer, via: info.via })
       events.emit('peer.connected', info.peer, info.via)
     },
   })
@@ -170,16 +174,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
   })
 
-  let lastDials: Promise<unknown> = Promise.resolve()
+  const pendingDials = new Set<Promise<unknown>>()
   const dial = (list: TrackerPeer[]): void => {
-    const dials: Promise<unknown>[] = []
     for (const p of list) {
       if (p.publicKey === publicKey || (p.publicKey && transport.connections.has(p.publicKey))) continue
       if (!p.port) continue
-      dials.push(transport.dial(p.ip, p.port, p.publicKey ? { remotePublicKey: Buffer.from(p.publicKey, 'hex') } : {})
-        .catch((err) => log(`dial ${p.ip}:${p.port} failed: ${errorMessage(err)}`)))
+      const pending: Promise<unknown> = transport.dial(p.ip, p.port, p.publicKey ? { remotePublicKey: Buffer.from(p.publicKey, 'hex') } : {})
+        .catch((err) => log(`dial ${p.ip}:${p.port} failed: ${errorMessage(err)}`))
+        .finally(() => pendingDials.delete(pending))
+      pendingDials.add(pending)
     }
-    lastDials = Promise.allSettled(dials)
   }
 
   // DHT: always announce ourselves (server); look peers up (client) when the tracker fails us.
@@ -203,9 +207,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   }
   /** A round of discovery ended: once its dials have completed, the first update may start. */
   const discoveryRoundDone = (): void => {
-    // Once the round's dials are through and the peers found have told what they hold.
-    void lastDials.then(() => peers.announced(HAVE_WAIT_MS)).then(() => resolveDiscovered())
+    // Once the product-wide query and every dial so far are through, and the peers found have
+    // told what they hold.
+    void initialQuery
+      .then(() => Promise.allSettled([...pendingDials]))
+      .then(() => peers.announced(HAVE_WAIT_MS))
+      .then(() => resolveDiscovered())
   }
+  let initialQuery: Promise<void> = Promise.resolve()
 
   let tracker: TrackerClient | undefined
   if (opts.nc || opts.trackerHttp || opts.trackerUdp) {
@@ -226,7 +235,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       if (s !== 'ok') lookUpOnDht(`tracker ${s}`)
     })
     // A content-keyed swarm: peers at any revision hold blobs we may need (R-PEERLIST).
-    void tracker.queryPeers(product).then(dial, () => {})
+    initialQuery = tracker.queryPeers(product).then(dial, () => {})
   }
   await joinDht(!tracker)
 
@@ -352,6 +361,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     peers,
     rev: () => wc.state.current,
     uploaded: () => uploaded,
+    connections: () => [...connections],
     updateNow,
     async close() {
       clearTimeout(retryTimer)

@@ -206,7 +206,10 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
         // Coordination-free striping: of the pieces nobody holds yet, each client takes from the
         // servers first those that hash to its own stripe among the connected peers, and waits
         // a little for the others to appear on peers before it asks the servers for them too.
-        if (mine(i) || Date.now() - started > PATIENCE_MS) startServer(i)
+        if (mine(i) || Date.now() - started > PATIENCE_MS) {
+          if (process.env.UPSWARM_DEBUG) deps.log?.(`server piece ${i} of ${entry.path}: ${peers.size} peers (${peers.all().map((p) => `${p.key.slice(0, 6)}${p.server ? 's' : ''}:${p.session.remote.blobs.size}`).join(' ')})`)
+          startServer(i)
+        }
       }
       // End-game: every missing piece is requested; ask idle holders for duplicates.
       if (candidates.length === 0 && inflight.size > 0) {

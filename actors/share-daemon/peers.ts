@@ -31,6 +31,10 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
       session.once('close', () => resolve())
     })
     const entry: PeerEntry = { key, session, server: this.serverKeys.has(key), inflight: 0, bytesDown: 0, announced }
+    // A repository server seeding the swarm announces blobs of every product (no product of its own).
+    session.on('have', (have) => {
+      if (have.product === '') entry.server = true
+    })
     this.peers.set(key, entry)
     const changed = (): void => {
       this.emit('changed')

@@ -2,9 +2,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Swarm, type SwarmClient, type UpdateDone, type DaemonEvent } from '../../actors/demo/swarm.ts'
+import { Swarm, type SwarmClient, type UpdateDone } from '../../actors/demo/swarm.ts'
 import { generateTree, mutateTree } from '../../actors/demo/tree-gen.ts'
 import * as updater from '../../actors/updater/index.ts'
+import { startDaemon, type Daemon } from '../../actors/share-daemon/index.ts'
 import { tempDir } from '../helpers/cluster.ts'
 
 async function verifiedAt(client: SwarmClient, rev: number): Promise<void> {
@@ -49,6 +50,25 @@ describe('swarm', { timeout: 240_000 }, () => {
     await Promise.all(clients.map((c) => c.stop()))
   })
 
+  /** An in-process daemon on the swarm's endpoints, updated by hand once it sees `peerKey` holding blobs. */
+  async function handDaemon(client: SwarmClient): Promise<Daemon> {
+    const ep = swarm.launched.endpoints
+    const alive = !!swarm.launched.children.get('tracker') && swarm.launched.children.get('tracker')!.exitCode === null
+    return startDaemon({
+      dir: client.dir, nc: swarm.nc, bootstrap: ep.dhtBootstrap,
+      ...(alive ? { trackerHttp: ep.trackerHttp, trackerUdp: ep.trackerUdp } : {}),
+    })
+  }
+
+  /** Resolves once the daemon is connected to `peerKey` and knows what it holds (bounded: 120 changes or seconds). */
+  async function holdsBlobs(d: Daemon, peerKey: string): Promise<void> {
+    for (let i = 0; i < 120; i++) {
+      if (d.peers.all().some((p) => p.key === peerKey && p.session.remote.blobs.size > 0)) return
+      await d.peers.nextChange(1000)
+    }
+    throw new Error(`never connected to peer ${peerKey}`)
+  }
+
   it('share-daemon — a peer serving corrupted blobs is detected, banned, and nothing bad is installed', async () => {
     swarm.product = crypto.randomUUID()
     const src = join(dir.path, 'src-b')
@@ -73,11 +93,17 @@ describe('swarm', { timeout: 240_000 }, () => {
         }
       }
     }
-    await victim.start()
-    const done = await victim.reached(2)
-    expect(done.sources.badPieces).toBeGreaterThan(0)
+    const d = await handDaemon(victim)
+    try {
+      await holdsBlobs(d, String(bad.ready!.publicKey))
+      const done = await d.updateNow()
+      expect(done.sources.badPieces).toBeGreaterThan(0)
+      expect(d.peers.isBanned(String(bad.ready!.publicKey))).toBe(true)
+    } finally {
+      await d.close()
+    }
     await verifiedAt(victim, 2)
-    await Promise.all([bad.stop(), victim.stop()])
+    await bad.stop()
   })
 
   it('share-daemon — with the tracker stopped, a new client finds peers through the DHT and updates from them', async () => {
@@ -92,11 +118,16 @@ describe('swarm', { timeout: 240_000 }, () => {
     await seed.start()
     await seed.reached(2)
     await swarm.stopRole('tracker')
-    await late.start()
-    const dhtPeer = await late.waitFor((e: DaemonEvent) => e.event === 'peer.connected' && e.via === 'dht' && e.peer === seed.ready!.publicKey)
-    expect(dhtPeer.peer).toBe(seed.ready!.publicKey)
-    const done = await late.reached(2)
-    expect(done.bytesFromPeers).toBeGreaterThan(0)
+    const d = await handDaemon(late)
+    try {
+      const seedKey = String(seed.ready!.publicKey)
+      await holdsBlobs(d, seedKey)
+      expect(d.connections().find((c) => c.key === seedKey)?.via).toBe('dht')
+      const done = await d.updateNow()
+      expect(done.bytesFromPeers).toBeGreaterThan(0)
+    } finally {
+      await d.close()
+    }
     await verifiedAt(late, 2)
   })
 
