@@ -3,14 +3,9 @@ import type { Command } from 'commander'
 import { Option } from 'commander'
 import { once } from 'node:events'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
-import { connectNats, parseServers, type NatsConnection } from '../../infra/nats/connect.ts'
-import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
-import { decodeRelease } from '../../infra/release/manifest.ts'
-import { followReleases } from '../../infra/release/release-log.ts'
-import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
-import { startDaemon, type Daemon, type DaemonOptions, type DaemonUpdate } from '../share-daemon/index.ts'
-import { serverSource } from '../share-daemon/sources.ts'
-import * as updater from '../updater/index.ts'
+import type { NatsConnection } from '../../infra/nats/connect.ts'
+import type { Daemon, DaemonOptions, DaemonUpdate } from '../share-daemon/index.ts'
+import type * as Updater from '../updater/index.ts'
 import { action, intArg, jsonOption, natsOption } from './common.ts'
 import { formatBytes, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
@@ -18,6 +13,42 @@ import { runRole } from './role.ts'
 const trackerOption = (): Option => new Option('--tracker <urls>', 'tracker URLs (http(s)://…, udp://…), comma-separated').env('UPSWARM_TRACKER')
 const bootstrapOption = (): Option => new Option('--bootstrap <host:port>', 'DHT bootstrap nodes, comma-separated').env('UPSWARM_BOOTSTRAP')
 const threadsOption = (): Option => new Option('--threads <k>', 'concurrent downloads / range requests (default 4; the daemon: 16)').argParser(intArg('--threads'))
+
+// The modules behind the commands load on first use: `upswarm --help` and every command start
+// without loading NATS, the swarm and the updater up front.
+let connectNats: typeof import('../../infra/nats/connect.ts').connectNats
+let parseServers: typeof import('../../infra/nats/connect.ts').parseServers
+let jetStreamAlertSink: typeof import('../../infra/nats/alert-sink.ts').jetStreamAlertSink
+let decodeRelease: typeof import('../../infra/release/manifest.ts').decodeRelease
+let followReleases: typeof import('../../infra/release/release-log.ts').followReleases
+let WorkingCopy: typeof import('../../infra/store/working-copy/working-copy.ts').WorkingCopy
+let startDaemon: typeof import('../share-daemon/index.ts').startDaemon
+let serverSource: typeof import('../share-daemon/sources.ts').serverSource
+let updater: typeof Updater
+
+async function load(): Promise<void> {
+  const [connect, alerts, manifest, releaseLog, wc, daemon, sources, upd] = await Promise.all([
+    import('../../infra/nats/connect.ts'), import('../../infra/nats/alert-sink.ts'), import('../../infra/release/manifest.ts'),
+    import('../../infra/release/release-log.ts'), import('../../infra/store/working-copy/working-copy.ts'),
+    import('../share-daemon/index.ts'), import('../share-daemon/sources.ts'), import('../updater/index.ts'),
+  ])
+  ;({ connectNats, parseServers } = connect)
+  ;({ jetStreamAlertSink } = alerts)
+  ;({ decodeRelease } = manifest)
+  ;({ followReleases } = releaseLog)
+  ;({ WorkingCopy } = wc)
+  ;({ startDaemon } = daemon)
+  ;({ serverSource } = sources)
+  updater = upd
+}
+
+/** Like `action`, with the command modules loaded first. */
+function loaded<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return action(async (...args: A) => {
+    await load()
+    await fn(...args)
+  })
+}
 
 async function maybeNats(urls: string | undefined, name: string): Promise<NatsConnection | undefined> {
   return parseServers(urls).length > 0 ? connectNats(urls, name) : undefined
@@ -47,17 +78,17 @@ function progress(json: boolean) {
   const bar = progressLine(!json)
   return {
     bar,
-    onProgress: (p: updater.UpdateProgress) => bar.update(`${p.phase}: ${p.done}/${p.total} ${formatBytes(p.bytes)}${p.path ? ` ${p.path}` : ''}`),
+    onProgress: (p: Updater.UpdateProgress) => bar.update(`${p.phase}: ${p.done}/${p.total} ${formatBytes(p.bytes)}${p.path ? ` ${p.path}` : ''}`),
   }
 }
 
-function updateSummary(r: updater.UpdateResult): string {
+function updateSummary(r: Updater.UpdateResult): string {
   return `r${r.from} → r${r.to}: ${r.updated} updated, ${r.checkedOut} checked out, ${r.removed} removed, ` +
     `${r.conflicts.length} conflict(s)${r.conflicts.length ? ` (${r.conflicts.join(', ')}: left alone, administrators alerted)` : ''}; ` +
     `${formatBytes(r.bytesFromServers)} from servers, ${formatBytes(r.bytesFromPeers)} from peers`
 }
 
-function updateJson(r: updater.UpdateResult | DaemonUpdate): object {
+function updateJson(r: Updater.UpdateResult | DaemonUpdate): object {
   const { warnings, ...rest } = r
   return { ...rest, conflicts: r.conflicts.length, conflictPaths: r.conflicts, warnings }
 }
@@ -74,7 +105,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(threadsOption())
     .addOption(natsOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(loaded(async (dir: string, o) => {
       const nc = await requireNats(o.nats, 'upswarm-init', 'init')
       const { bar, onProgress } = progress(!!o.json)
       try {
@@ -96,7 +127,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(natsOption())
     .option('--offline', 'do not ask the repository for newer revisions')
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(loaded(async (dir: string, o) => {
       const nc = o.offline ? undefined : await maybeNats(o.nats, 'upswarm-status')
       try {
         const wc = await WorkingCopy.open(dir)
@@ -122,11 +153,11 @@ export function registerClientCommands(program: Command): void {
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(loaded(async (dir: string, o) => {
       const nc = await maybeNats(o.nats, 'upswarm-update')
       const { bar, onProgress } = progress(!!o.json)
       try {
-        let r: updater.UpdateResult | DaemonUpdate
+        let r: Updater.UpdateResult | DaemonUpdate
         if (o.tracker || o.bootstrap) {
           // With a swarm to join, update as a short-lived sharing daemon: peers and servers at once.
           const daemon = await startDaemon({ dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), log: stderrLog(!!o.json) })
@@ -157,7 +188,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(threadsOption())
     .addOption(natsOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(loaded(async (dir: string, o) => {
       const nc = await maybeNats(o.nats, 'upswarm-rollback')
       try {
         const wc = await WorkingCopy.open(dir)
@@ -175,7 +206,7 @@ export function registerClientCommands(program: Command): void {
     .command('history <dir>')
     .description('revisions known to the working copy, which are local, the current one')
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(loaded(async (dir: string, o) => {
       const r = await updater.history(dir)
       printResult(!!o.json, r, () => r.revisions.map((v) =>
         `${v.current ? '*' : ' '} r${v.rev}${v.label ? ` (${v.label})` : ''} ${v.local ? 'local' : v.manifest ? 'manifest only' : 'remote'} ${v.manifestSha256.slice(0, 16)}`).join('\n'))
@@ -185,7 +216,7 @@ export function registerClientCommands(program: Command): void {
     .command('ignore <dir> <pattern>')
     .description('exclude paths from updates (gitignore syntax, R-STATUS-2): personalised files stay as they are')
     .addOption(jsonOption())
-    .action(action(async (dir: string, pattern: string, o) => {
+    .action(loaded(async (dir: string, pattern: string, o) => {
       const patterns = await updater.ignore(dir, pattern)
       printResult(!!o.json, { patterns }, () => patterns.join('\n'))
     }))
@@ -197,7 +228,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(threadsOption())
     .addOption(natsOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(loaded(async (dir: string, o) => {
       const nc = await requireNats(o.nats, 'upswarm-watch', 'watch')
       const wc = await WorkingCopy.open(dir)
       const source = serverSource(nc, wc.config.product)
@@ -239,7 +270,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(loaded(async (dir: string, o) => {
       const nc = await maybeNats(o.nats, 'upswarm-daemon')
       // One JSON object per line (NDJSON), so that programs can follow the daemon's events.
       const emit = (event: object, human: string): void => {

@@ -1,11 +1,7 @@
 // Commands that run the server side: up, dht, server, proxy, tracker.
 import { Option, type Command } from 'commander'
 import { once } from 'node:events'
-import { parseBootstrap, startLocalDht } from '../../infra/cluster/dht.ts'
-import { connectNats } from '../../infra/nats/connect.ts'
-import { ALL_ROLES, up, type Role } from '../launcher/index.ts'
-import { startProxy } from '../proxy/index.ts'
-import { startRepoServer } from '../repo-server/index.ts'
+import { ALL_ROLES, type Role } from '../launcher/roles.ts'
 import { action, intArg, natsOption } from './common.ts'
 import { runRole } from './role.ts'
 
@@ -32,6 +28,7 @@ export function registerClusterCommands(program: Command): void {
       const roles = String(o.roles).split(',').map((r) => r.trim()).filter(Boolean)
       const unknown = roles.filter((r) => !(ALL_ROLES as readonly string[]).includes(r))
       if (unknown.length) throw new Error(`unknown role(s) ${unknown.join(', ')}; choose from ${ALL_ROLES.join(', ')}`)
+      const { up } = await import('../launcher/index.ts')
       const launched = await up({
         dir: o.dir,
         roles: roles as Role[],
@@ -58,6 +55,7 @@ export function registerClusterCommands(program: Command): void {
     .description('run a HyperDHT bootstrap node (and two full nodes) on 127.0.0.1')
     .option('--port <port>', 'UDP port of the bootstrap node (0: any free port)', intArg('--port'), 0)
     .action(action(async (o) => {
+      const { startLocalDht } = await import('../../infra/cluster/dht.ts')
       await runRole('dht', async () => {
         const dht = await startLocalDht({ port: o.port })
         return { ready: { dhtBootstrap: dht.bootstrap }, close: () => dht.close() }
@@ -78,6 +76,8 @@ export function registerClusterCommands(program: Command): void {
       .env('UPSWARM_SERVER_MAX_UPLOAD_RATE').argParser(intArg('--max-upload-rate')))
     .addOption(natsOption())
     .action(action(async (o) => {
+      const [{ connectNats }, { parseBootstrap }, { startRepoServer }] = await Promise.all([
+        import('../../infra/nats/connect.ts'), import('../../infra/cluster/dht.ts'), import('../repo-server/index.ts')])
       const nc = await connectNats(o.nats, `upswarm-server-${o.id}`)
       await runRole('server', async () => {
         const server = await startRepoServer({
@@ -97,6 +97,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--id <id>', 'proxy id')
     .addOption(natsOption())
     .action(action(async (o) => {
+      const [{ connectNats }, { startProxy }] = await Promise.all([import('../../infra/nats/connect.ts'), import('../proxy/index.ts')])
       const nc = await connectNats(o.nats, 'upswarm-proxy')
       await runRole('proxy', async () => {
         const proxy = await startProxy({ nc, id: o.id, httpPort: o.httpPort, log: (m) => log(`proxy: ${m}`) })

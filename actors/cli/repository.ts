@@ -1,11 +1,6 @@
 // Commands of the publisher and operators: keygen, publish, stats.
 import type { Command } from 'commander'
-import { connectNats } from '../../infra/nats/connect.ts'
-import { proxySubject } from '../../infra/nats/names.ts'
-import { requestJson } from '../../infra/nats/service.ts'
-import { generatePublisherKey, readKeyFile, writeKeyFile } from '../../infra/release/keys.ts'
 import type { StatsReply } from '../proxy/index.ts'
-import { publish } from '../publisher/publish.ts'
 import { action, intArg, jsonOption, natsOption } from './common.ts'
 import { formatBytes, printResult, progressLine } from './output.ts'
 
@@ -16,6 +11,7 @@ export function registerRepositoryCommands(program: Command): void {
     .requiredOption('--out <file>', 'key file to create (mode 0600; never overwritten)')
     .addOption(jsonOption())
     .action(action(async (o) => {
+      const { generatePublisherKey, writeKeyFile } = await import('../../infra/release/keys.ts')
       const key = generatePublisherKey()
       await writeKeyFile(o.out, key)
       printResult(!!o.json, { publicKey: key.publicKey, file: o.out }, () => key.publicKey)
@@ -32,6 +28,8 @@ export function registerRepositoryCommands(program: Command): void {
     .addOption(natsOption())
     .addOption(jsonOption())
     .action(action(async (src: string, o) => {
+      const [{ readKeyFile }, { connectNats }, { publish }] = await Promise.all([
+        import('../../infra/release/keys.ts'), import('../../infra/nats/connect.ts'), import('../publisher/publish.ts')])
       const key = await readKeyFile(o.key)
       const nc = await connectNats(o.nats, 'upswarm-publish')
       const bar = progressLine(!o.json)
@@ -77,6 +75,8 @@ export function registerRepositoryCommands(program: Command): void {
     .addOption(natsOption())
     .addOption(jsonOption())
     .action(action(async (o) => {
+      const [{ connectNats }, { proxySubject }, { requestJson }] = await Promise.all([
+        import('../../infra/nats/connect.ts'), import('../../infra/nats/names.ts'), import('../../infra/nats/service.ts')])
       const nc = await connectNats(o.nats, 'upswarm-stats')
       try {
         const stats = await requestJson<StatsReply>(nc, proxySubject('stats'), {})

@@ -145,7 +145,7 @@ export class Swarm {
   }
 
   /** Resolves when every healthy server of the pool has synced `rev` (from their heartbeats). */
-  async serversSynced(rev: number, timeoutMs = 60_000): Promise<void> {
+  async serversSynced(rev: number, timeoutMs = 180_000): Promise<void> {
     const healthy = (await this.stats()).servers.filter((s) => s.healthy).map((s) => s.id)
     if (healthy.length === 0) throw new UpswarmError('UPSWARM_E_NO_SERVER', 'no healthy server in the pool')
     const pending = new Set(healthy)

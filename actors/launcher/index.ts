@@ -13,8 +13,8 @@ import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import { connectNats } from '../../infra/nats/connect.ts'
 import { ensureResources } from '../../infra/nats/resources.ts'
 
-export const ALL_ROLES = ['nats', 'dht', 'servers', 'proxy', 'tracker'] as const
-export type Role = (typeof ALL_ROLES)[number]
+import type { Role } from './roles.ts'
+export { ALL_ROLES, type Role } from './roles.ts'
 
 export interface UpOptions {
   dir: string
