@@ -61,7 +61,7 @@ export function registerRepositoryCommands(program: Command): void {
     .description('the whole product on this machine: cluster, publish r1, client daemons, publish r2, swarm upgrade, rollback')
     .option('--clients <n>', 'client processes', intArg('--clients'), 8)
     .option('--files <n>', 'files in r1', intArg('--files'), 300)
-    .option('--mib <n>', 'size of r1 in MiB', intArg('--mib'), 32)
+    .option('--mib <n>', 'size of r1 in MiB', intArg('--mib'), 24)
     .option('--keep', 'keep the demo directory')
     .addOption(jsonOption())
     .action(action(async (o) => {
