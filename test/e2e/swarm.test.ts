@@ -50,6 +50,22 @@ describe('swarm', { timeout: 240_000 }, () => {
     await Promise.all(clients.map((c) => c.stop()))
   })
 
+  /**
+   * A fresh product (tree under src-<tag>) with r1 published and synced, two working copies at r1, then r2 (half
+   * the files changed, `add` added, `remove` removed) published.
+   */
+  async function twoRevisions(tag: string, files: number, mib: number, names: [string, string], add: number, remove: number): Promise<[SwarmClient, SwarmClient]> {
+    swarm.product = crypto.randomUUID()
+    const src = join(dir.path, `src-${tag}`)
+    await generateTree(src, { files, totalBytes: mib * 1024 * 1024, seed: `swarm-${tag}` })
+    await swarm.publish(src)
+    await swarm.serversSynced(1)
+    const clients = await Promise.all([swarm.addClient(names[0]), swarm.addClient(names[1])])
+    await mutateTree(src, { seed: `swarm-${tag}-r2`, changeFraction: 0.5, add, remove })
+    await swarm.publish(src)
+    return clients
+  }
+
   /** An in-process daemon on the swarm's endpoints, updated by hand once it sees `peerKey` holding blobs. */
   async function handDaemon(client: SwarmClient): Promise<Daemon> {
     const ep = swarm.launched.endpoints
@@ -70,14 +86,7 @@ describe('swarm', { timeout: 240_000 }, () => {
   }
 
   it('share-daemon — a peer serving corrupted blobs is detected, banned, and nothing bad is installed', async () => {
-    swarm.product = crypto.randomUUID()
-    const src = join(dir.path, 'src-b')
-    await generateTree(src, { files: 12, totalBytes: 3 * 1024 * 1024, seed: 'swarm-b' })
-    await swarm.publish(src)
-    await swarm.serversSynced(1)
-    const [bad, victim] = await Promise.all([swarm.addClient('bad'), swarm.addClient('victim')])
-    await mutateTree(src, { seed: 'swarm-b-r2', changeFraction: 0.5, add: 0, remove: 0 })
-    await swarm.publish(src)
+    const [bad, victim] = await twoRevisions('b', 12, 3, ['bad', 'victim'], 0, 0)
     await swarm.serversSynced(2)
     await bad.start()
     await bad.reached(2)
@@ -107,14 +116,7 @@ describe('swarm', { timeout: 240_000 }, () => {
   })
 
   it('share-daemon — with the tracker stopped, a new client finds peers through the DHT and updates from them', async () => {
-    swarm.product = crypto.randomUUID()
-    const src = join(dir.path, 'src-c')
-    await generateTree(src, { files: 20, totalBytes: 4 * 1024 * 1024, seed: 'swarm-c' })
-    await swarm.publish(src)
-    await swarm.serversSynced(1)
-    const [seed, late] = await Promise.all([swarm.addClient('c-seed'), swarm.addClient('c-late')])
-    await mutateTree(src, { seed: 'swarm-c-r2', changeFraction: 0.5, add: 2, remove: 1 })
-    await swarm.publish(src)
+    const [seed, late] = await twoRevisions('c', 20, 4, ['c-seed', 'c-late'], 2, 1)
     await seed.start()
     await seed.reached(2)
     await swarm.stopRole('tracker')
