@@ -79,7 +79,8 @@ export class SwarmClient {
     const seen = this.events.find(test)
     if (seen) return Promise.resolve(seen as E)
     return new Promise<E>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new UpswarmError('UPSWARM_E_TIMEOUT', `client ${this.name}: no matching event after ${timeoutMs} ms`)), timeoutMs)
+      const timer = setTimeout(() => reject(new UpswarmError('UPSWARM_E_TIMEOUT',
+        `client ${this.name}: no matching event after ${timeoutMs} ms; events: ${this.events.map((e) => e.event).join(' ')}; log:\n${this.stderrTail.slice(-3000)}`)), timeoutMs)
       this.waiters.push({ test, resolve: (e) => {
         clearTimeout(timer)
         resolve(e as E)

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Swarm, type SwarmClient, type UpdateDone } from '../../actors/demo/swarm.ts'
+import { Swarm, type SwarmClient } from '../../actors/demo/swarm.ts'
 import { generateTree, mutateTree } from '../../actors/demo/tree-gen.ts'
 import * as updater from '../../actors/updater/index.ts'
 import { startDaemon, type Daemon } from '../../actors/share-daemon/index.ts'
@@ -134,17 +134,24 @@ describe('swarm', { timeout: 240_000 }, () => {
   })
 
   it('share-daemon — tracker and every server stopped: a release that reached one client reaches the others from peers', async () => {
-    const [seed, late] = swarm.clients.slice(-2) as [SwarmClient, SwarmClient]
-    await late.stop()
+    const seed = swarm.clients.find((c) => c.name === 'c-seed')!
+    // A newcomer with a key no peer has seen, at the newest revision while the servers are up.
+    const newcomer = await swarm.addClient('c-new')
     const src = join(dir.path, 'src-c')
     await mutateTree(src, { seed: 'swarm-c-r3', changeFraction: 0.3, add: 1, remove: 0 })
     await swarm.publish(src)
     await seed.reached(3)
     for (const role of [...swarm.launched.children.keys()].filter((r) => r.startsWith('server-'))) await swarm.stopRole(role)
-    await late.start()
-    const done: UpdateDone = await late.reached(3)
-    expect(done.bytesFromServers).toBe(0)
-    expect(done.bytesFromPeers).toBeGreaterThan(0)
-    await verifiedAt(late, 3)
+    const d = await handDaemon(newcomer)
+    try {
+      await holdsBlobs(d, String(seed.ready!.publicKey))
+      const done = await d.updateNow()
+      expect(done.to).toBe(3)
+      expect(done.bytesFromServers).toBe(0)
+      expect(done.bytesFromPeers).toBeGreaterThan(0)
+    } finally {
+      await d.close()
+    }
+    await verifiedAt(newcomer, 3)
   })
 })
