@@ -5,6 +5,10 @@
 //   node --import tsx bench/tracker.ts                       # our tracker on an embedded NATS
 //   node --import tsx bench/tracker.ts --target udp://h:p    # any running UDP tracker
 //   options: --peers N --rounds R --swarms S --sockets K --concurrency C --nats URLS --nats-nodes N
+//            --skip-reference --profile DIR (CPU profiles of the two tracker processes)
+//            --results DIR (where tracker.json goes; default bench/results)
+//
+// `npm run bench -- tracker` runs both and writes bench/results/tracker.json (+ .svg).
 //
 // Each target runs in its own process (started by this file with --serve), so the generator and
 // the tracker do not share an event loop. Our tracker runs with its rate limit off: every
@@ -18,6 +22,9 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { withCpuProfiles, writeProfileReport } from './lib/cpu-profile.ts'
+import { round, startRecording, type BenchResult, type Cell, type Goal } from './lib/report.ts'
+import { barChart } from './lib/svg.ts'
 
 export interface LoadOptions {
   url: string
@@ -42,6 +49,8 @@ export interface LoadResult {
   p50Ms: number
   p99Ms: number
   maxMs: number
+  /** Announces/s of each round: the first (event `started`, new peers) and the updates after it. */
+  perRound: number[]
 }
 
 const PROTOCOL_ID = 0x41727101980n
@@ -97,6 +106,9 @@ export async function udpLoad(o: LoadOptions): Promise<LoadResult> {
 
   const total = peers * rounds
   const latencies = new Float64Array(total)
+  const roundStart = new Float64Array(rounds).fill(Infinity)
+  const roundEnd = new Float64Array(rounds)
+  const roundDone = new Uint32Array(rounds)
   let done = 0
   let lost = 0
   let errors = 0
@@ -117,10 +129,16 @@ export async function udpLoad(o: LoadOptions): Promise<LoadResult> {
       packet.writeInt32BE(50, 92)
       packet.writeUInt16BE(p.port, 96)
       const t0 = performance.now()
+      roundStart[round] = Math.min(roundStart[round]!, t0)
       const res = await exchange(sockets[si]!, packet)
+      const t1 = performance.now()
       if (!res) lost++
       else if (res.readUInt32BE(0) !== 1) errors++
-      else latencies[done++] = performance.now() - t0
+      else {
+        latencies[done++] = t1 - t0
+        roundDone[round]!++
+        roundEnd[round] = Math.max(roundEnd[round]!, t1)
+      }
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker))
@@ -128,11 +146,12 @@ export async function udpLoad(o: LoadOptions): Promise<LoadResult> {
   for (const s of sockets) s.close()
   const sorted = latencies.subarray(0, done).sort()
   const pct = (q: number): number => (done === 0 ? NaN : sorted[Math.min(done - 1, Math.floor(q * done))]!)
-  return { target: o.url, announces: done, lost, errors, seconds, perSecond: done / seconds, p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: done ? sorted[done - 1]! : NaN }
+  const perRound = Array.from(roundDone, (n, r) => (n > 0 ? n / ((roundEnd[r]! - roundStart[r]!) / 1000) : NaN))
+  return { target: o.url, announces: done, lost, errors, seconds, perSecond: done / seconds, p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: done ? sorted[done - 1]! : NaN, perRound }
 }
 
 /** Starts this file in `--serve <kind>` mode in a child process; resolves with its UDP URL. */
-async function serveInChild(kind: 'upswarm' | 'reference', natsUrls: string[]): Promise<{ url: string; child: ChildProcess }> {
+async function serveInChild(kind: 'upswarm' | 'reference' | 'null', natsUrls: string[]): Promise<{ url: string; child: ChildProcess }> {
   const self = fileURLToPath(import.meta.url)
   const child = spawn(process.execPath, ['--import', 'tsx', self, '--serve', kind, '--nats', natsUrls.join(',')], { stdio: ['ignore', 'pipe', 'inherit'] })
   for await (const line of createInterface({ input: child.stdout! })) {
@@ -144,6 +163,7 @@ async function serveInChild(kind: 'upswarm' | 'reference', natsUrls: string[]): 
 
 /** Child mode: run one tracker until SIGTERM. */
 async function serve(kind: string, nats: string | undefined): Promise<void> {
+  if (kind === 'null') return serveNull()
   if (kind === 'upswarm') {
     const { connectNats } = await import('../infra/nats/connect.ts')
     const { startTracker } = await import('../actors/tracker/index.ts')
@@ -156,47 +176,97 @@ async function serve(kind: string, nats: string | undefined): Promise<void> {
     return
   }
   // >>> bittorrent-tracker comparison ------------------------------------------------------------
-  // The reference server: the `bittorrent-tracker` npm package, bound to 127.0.0.1 only. It is not
-  // a dependency of upswarm (its WebRTC dependency does not build offline; see docs/tracker.md for
-  // the npm `overrides` stub that makes it installable). When it is installed this runs it; when
-  // it is not, the comparison is reported as skipped.
+  // The reference server: the `bittorrent-tracker` npm package (a dev dependency, its WebRTC
+  // dependency replaced by bench/stubs/webrtc-polyfill through package.json `overrides`), UDP
+  // only, bound to loopback only. Its listen() reads the IPv4 UDP address from `hostname.udp`
+  // (server.js: `isObject(hostname) ? hostname.udp : hostname`), and it always opens a udp6
+  // socket too, so both are given; the bound address is checked before the load starts.
   const moduleName = 'bittorrent-tracker'
   let Server: new (o: object) => ReferenceServer
   try {
     ;({ Server } = (await import(moduleName)) as { Server: new (o: object) => ReferenceServer })
-  } catch {
-    process.stdout.write('UNAVAILABLE the bittorrent-tracker package is not installed\n')
+  } catch (err) {
+    process.stdout.write(`UNAVAILABLE the bittorrent-tracker package cannot be loaded: ${(err as Error).message}\n`)
     return
   }
-  const server = new Server({ udp: true, http: false, ws: false, stats: false })
+  // The same 4 MiB receive buffer as our UDP door (infra/tracker/udp-server.ts): with the
+  // default 208 KiB the kernel drops bursts of the 256 announces in flight.
+  const server = new Server({ udp: { recvBufferSize: 4 * 1024 * 1024 }, http: false, ws: false, stats: false })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(0, { udp4: '127.0.0.1' }, () => resolve())
+    server.listen(0, { http: '127.0.0.1', udp: '127.0.0.1', udp6: '::1' }, () => resolve())
   })
-  const udp = server.udp4 ?? server.udp
-  process.stdout.write(`READY ${JSON.stringify({ trackerUdp: `udp://127.0.0.1:${udp!.address().port}` })}\n`)
+  const bound = server.udp4!.address()
+  if (bound.address !== '127.0.0.1') {
+    server.close()
+    process.stdout.write(`UNAVAILABLE bittorrent-tracker bound ${bound.address}, not 127.0.0.1\n`)
+    return
+  }
+  process.stdout.write(`READY ${JSON.stringify({ trackerUdp: `udp://127.0.0.1:${bound.port}` })}\n`)
   await new Promise((resolve) => process.once('SIGTERM', resolve))
   server.close()
   // <<< bittorrent-tracker comparison ------------------------------------------------------------
 }
 
+/**
+ * The load generator's ceiling: a UDP responder that answers every connect and announce at once
+ * with a fixed, valid BEP 15 reply (no registry), so a tracker's figures can be read against
+ * what this generator can drive at all on this machine.
+ */
+async function serveNull(): Promise<void> {
+  const socket = createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 })
+  socket.on('message', (msg, rinfo) => {
+    if (msg.byteLength < 16) return
+    const action = msg.readUInt32BE(8)
+    const reply = Buffer.alloc(action === 0 ? 16 : 20)
+    reply.writeUInt32BE(action === 0 ? 0 : 1, 0)
+    msg.copy(reply, 4, 12, 16)
+    if (action === 0) msg.copy(reply, 8, 0, 8)
+    else reply.writeUInt32BE(1800, 8)
+    socket.send(reply, rinfo.port, rinfo.address)
+  })
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve))
+  process.stdout.write(`READY ${JSON.stringify({ trackerUdp: `udp://127.0.0.1:${socket.address().port}` })}\n`)
+  await new Promise((resolve) => process.once('SIGTERM', resolve))
+  socket.close()
+}
+
 interface ReferenceServer {
-  udp4?: { address(): { port: number } }
-  udp?: { address(): { port: number } }
+  udp4?: { address(): { address: string; port: number } }
   once(event: 'error', fn: (err: Error) => void): void
-  listen(port: number, hostname: object, cb: () => void): void
+  listen(port: number, hostname: { http?: string; udp?: string; udp6?: string }, cb: () => void): void
   close(): void
 }
 
 function report(name: string, r: LoadResult): void {
-  process.stdout.write(
+  process.stderr.write(
     `${name.padEnd(20)} ${r.perSecond.toFixed(0).padStart(8)} announces/s   p50 ${r.p50Ms.toFixed(2)} ms   p99 ${r.p99Ms.toFixed(2)} ms   max ${r.maxMs.toFixed(1)} ms   ` +
       `(${r.announces} answered, ${r.lost} lost, ${r.errors} errors, ${r.seconds.toFixed(2)} s)\n`,
   )
 }
 
-/** Entry for `npm run bench -- tracker` and for running this file directly. */
-export async function runTrackerBench(argv: string[]): Promise<void> {
+function row(name: string, r: LoadResult): Record<string, Cell> {
+  return {
+    tracker: name,
+    'announces/s': round(r.perSecond),
+    'started/s': round(r.perRound[0] ?? NaN),
+    'updates/s': r.perRound.length > 1 ? round(r.perRound.slice(1).reduce((a, b) => a + b, 0) / (r.perRound.length - 1)) : null,
+    'p50 ms': round(r.p50Ms, 3),
+    'p99 ms': round(r.p99Ms, 3),
+    'max ms': round(r.maxMs, 3),
+    answered: r.announces,
+    lost: r.lost,
+    errors: r.errors,
+    's': round(r.seconds),
+  }
+}
+
+/**
+ * Entry for `npm run bench -- tracker` and for running this file directly. With --target it
+ * only loads that tracker and prints; otherwise it measures ours and the reference and writes
+ * bench/results/tracker.json and .svg.
+ */
+export async function runTrackerBench(argv: string[]): Promise<BenchResult | undefined> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -210,10 +280,15 @@ export async function runTrackerBench(argv: string[]): Promise<void> {
       sockets: { type: 'string', default: '8' },
       concurrency: { type: 'string', default: '256' },
       'skip-reference': { type: 'boolean', default: false },
+      profile: { type: 'string' },
+      results: { type: 'string' },
     },
     allowPositionals: true,
   })
-  if (values.serve) return serve(values.serve, values.nats)
+  if (values.serve) {
+    await serve(values.serve, values.nats)
+    return undefined
+  }
   const load = {
     peers: Number(values.peers),
     rounds: Number(values.rounds),
@@ -221,12 +296,23 @@ export async function runTrackerBench(argv: string[]): Promise<void> {
     sockets: Number(values.sockets),
     concurrency: Number(values.concurrency),
   }
-  process.stdout.write(`tracker bench: ${load.peers} peers × ${load.rounds} announces, ${load.swarms} swarms, ${load.sockets} sockets, ${load.concurrency} in flight\n`)
-  if (values.target) return report(values.target, await udpLoad({ url: values.target, ...load }))
+  process.stderr.write(`tracker bench: ${load.peers} peers × ${load.rounds} announces, ${load.swarms} swarms, ${load.sockets} sockets, ${load.concurrency} in flight\n`)
+  if (values.target) {
+    report(values.target, await udpLoad({ url: values.target, ...load }))
+    return undefined
+  }
 
+  const rec = startRecording(values.results)
   let cluster: { urls: string[]; stop(): Promise<void> } | undefined
   let dir: string | undefined
   const children: ChildProcess[] = []
+  const rows: Record<string, Cell>[] = []
+  const goals: Goal[] = []
+  const notes = [
+    'started/s: the first round (event started: every peer is new to the tracker); updates/s: the later rounds (re-announces), mean of their rates.',
+    'null responder: answers every packet at once with a fixed reply, no registry; the most this load generator can drive here.',
+    'UDP announces (BEP 15) from one load-generator process; each tracker in its own process. Ours keeps its registry in a JetStream KV bucket on a 3-node cluster (in-memory view for reads); its per-address rate limit is off (every simulated peer is 127.0.0.1).',
+  ]
   try {
     let natsUrls = values.nats?.split(',')
     if (!natsUrls) {
@@ -235,19 +321,37 @@ export async function runTrackerBench(argv: string[]): Promise<void> {
       cluster = await NatsCluster.start({ dir, nodes: Number(values['nats-nodes']) })
       natsUrls = cluster.urls
     }
-    const ours = await serveInChild('upswarm', natsUrls)
+    const ceiling = await serveInChild('null', natsUrls)
+    children.push(ceiling.child)
+    const ceilingResult = await udpLoad({ url: ceiling.url, ...load })
+    report('null responder', ceilingResult)
+    rows.push(row('null responder (generator ceiling)', ceilingResult))
+    const ours = await withCpuProfiles(values.profile && join(values.profile, 'upswarm'), () => serveInChild('upswarm', natsUrls!))
     children.push(ours.child)
-    report('upswarm tracker', await udpLoad({ url: ours.url, ...load }))
-    if (values['skip-reference']) return
-    let reference: { url: string; child: ChildProcess }
-    try {
-      reference = await serveInChild('reference', natsUrls)
-    } catch (err) {
-      process.stdout.write(`bittorrent-tracker     skipped: ${(err as Error).message} (see docs/tracker.md, "Benchmark")\n`)
-      return
+    const oursResult = await udpLoad({ url: ours.url, ...load })
+    report('upswarm tracker', oursResult)
+    rows.push(row('upswarm tracker', oursResult))
+    let refResult: LoadResult | undefined
+    if (values['skip-reference']) {
+      notes.push('bittorrent-tracker: skipped (--skip-reference).')
+    } else {
+      try {
+        const reference = await withCpuProfiles(values.profile && join(values.profile, 'reference'), () => serveInChild('reference', natsUrls!))
+        children.push(reference.child)
+        refResult = await udpLoad({ url: reference.url, ...load })
+        report('bittorrent-tracker', refResult)
+        rows.push(row('bittorrent-tracker', refResult))
+      } catch (err) {
+        notes.push(`bittorrent-tracker: skipped: ${(err as Error).message} (see docs/tracker.md, "Benchmark").`)
+      }
     }
-    children.push(reference.child)
-    report('bittorrent-tracker', await udpLoad({ url: reference.url, ...load }))
+    if (refResult) {
+      goals.push({
+        goal: 'announces/s ≥ bittorrent-tracker\'s',
+        met: oursResult.perSecond >= refResult.perSecond,
+        detail: `${oursResult.perSecond.toFixed(0)} vs ${refResult.perSecond.toFixed(0)} (${(oursResult.perSecond / refResult.perSecond).toFixed(2)}×); p99 ${oursResult.p99Ms.toFixed(2)} ms vs ${refResult.p99Ms.toFixed(2)} ms`,
+      })
+    }
   } finally {
     for (const c of children) {
       c.kill('SIGTERM')
@@ -256,6 +360,21 @@ export async function runTrackerBench(argv: string[]): Promise<void> {
     await cluster?.stop()
     if (dir) await rm(dir, { recursive: true, force: true })
   }
+  if (values.profile) await writeProfileReport('tracker', values.profile, ['upswarm', 'reference'].map((k) => ({ dir: join(values.profile!, k), merge: false })), values.results)
+  const names = rows.map((r) => String(r.tracker))
+  const svg = barChart([
+    { title: 'UDP announces per second (higher is better)', yLabel: 'announces/s', groups: names, series: [{ name: 'announces/s', values: rows.map((r) => r['announces/s'] as number) }] },
+    { title: 'Announce latency (lower is better)', yLabel: 'ms', groups: names, series: [{ name: 'p50', values: rows.map((r) => r['p50 ms'] as number) }, { name: 'p99', values: rows.map((r) => r['p99 ms'] as number) }] },
+  ], `${load.peers} peers × ${load.rounds} announces, ${load.swarms} swarms, ${load.sockets} sockets, ${load.concurrency} in flight; 127.0.0.1`)
+  return rec.finish({
+    name: 'tracker',
+    title: `Tracker: UDP announces from ${load.peers.toLocaleString('en')} simulated peers`,
+    parameters: { ...load, natsNodes: Number(values['nats-nodes']) },
+    columns: ['tracker', 'announces/s', 'started/s', 'updates/s', 'p50 ms', 'p99 ms', 'max ms', 'answered', 'lost', 'errors', 's'],
+    rows,
+    goals,
+    notes,
+  }, svg)
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -1,0 +1,118 @@
+// A repository without the swarm parts, for the benchmarks that measure the server path alone
+// (incremental update, single-source throughput): `up` with NATS, servers and the proxy, a
+// publisher key, and the `upswarm` CLI run as a user would, with an environment that names no
+// tracker and no DHT (so `upswarm update` takes the server source).
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { up, type Launched } from '../../actors/launcher/index.ts'
+import { publish, type PublishResult } from '../../actors/publisher/publish.ts'
+import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
+import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
+import { generatePublisherKey, type PublisherKey } from '../../infra/release/keys.ts'
+
+export const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+
+export interface Repo {
+  launched: Launched
+  nc: NatsConnection
+  product: string
+  key: PublisherKey
+  env: NodeJS.ProcessEnv
+  publish(src: string, label?: string): Promise<PublishResult>
+  /** Resolves when every server of the pool has synced `rev`. */
+  synced(rev: number, timeoutMs?: number): Promise<void>
+  /** Bytes the NATS nodes sent to client connections named `name` that have closed since `since`. */
+  closedConnectionBytes(name: string): Promise<{ outBytes: number; inBytes: number; connections: number }>
+  stop(): Promise<void>
+}
+
+export async function startRepo(opts: { dir: string; servers: number; serverMaxUploadRate?: number }): Promise<Repo> {
+  const launched = await up({
+    dir: opts.dir,
+    roles: ['nats', 'servers', 'proxy'],
+    natsNodes: 3,
+    servers: opts.servers,
+    ...(opts.serverMaxUploadRate ? { serverMaxUploadRate: opts.serverMaxUploadRate } : {}),
+  })
+  const nc = await connectNats(launched.endpoints.nats, 'upswarm-bench')
+  const product = crypto.randomUUID()
+  const key = generatePublisherKey()
+  const { UPSWARM_TRACKER: _t, UPSWARM_BOOTSTRAP: _b, ...rest } = process.env
+  const env = { ...rest, UPSWARM_NATS: launched.endpoints.nats!.join(',') }
+  const seenClosed = new Set<string>()
+  return {
+    launched, nc, product, key, env,
+    publish: (src, label) => publish({ nc, src, product, key, ...(label ? { label } : {}), skipFeed: true }),
+    async synced(rev, timeoutMs = 120_000) {
+      const deadline = Date.now() + timeoutMs
+      const { requestJson } = await import('../../infra/nats/service.ts')
+      const { proxySubject } = await import('../../infra/nats/names.ts')
+      for (;;) {
+        const stats = await requestJson<{ servers: { healthy: boolean; synced: Record<string, number> }[] }>(nc, proxySubject('stats'), {})
+        if (stats.servers.length >= opts.servers && stats.servers.every((s) => (s.synced[product] ?? 0) >= rev)) return
+        if (Date.now() > deadline) throw new Error(`servers did not sync r${rev} within ${timeoutMs} ms`)
+        await new Promise((r) => setTimeout(r, 200))
+      }
+    },
+    async closedConnectionBytes(name) {
+      let outBytes = 0
+      let inBytes = 0
+      let connections = 0
+      for (const node of launched.cluster!.nodes) {
+        const res = await fetch(`http://127.0.0.1:${node.monitorPort}/connz?state=closed&limit=10000`)
+        const connz = (await res.json()) as { connections?: { cid: number; name?: string; out_bytes: number; in_bytes: number }[] }
+        for (const c of connz.connections ?? []) {
+          const id = `${node.name}:${c.cid}`
+          if (c.name !== name || seenClosed.has(id)) continue
+          seenClosed.add(id)
+          outBytes += c.out_bytes
+          inBytes += c.in_bytes
+          connections++
+        }
+      }
+      return { outBytes, inBytes, connections }
+    },
+    async stop() {
+      await nc.close().catch(() => {})
+      await launched.stop()
+    },
+  }
+}
+
+export interface Timed {
+  ms: number
+  stdout: string
+  stderr: string
+  code: number
+}
+
+/** Runs a program to completion, timing it from spawn to exit. */
+export async function timed(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; allowFail?: boolean } = {}): Promise<Timed> {
+  const t0 = performance.now()
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, ...(opts.cwd ? { cwd: opts.cwd } : {}) })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const code = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', (c) => resolve(c ?? 1))
+  })
+  const ms = performance.now() - t0
+  if (code !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ').slice(0, 200)} failed (exit ${code}): ${stderr.trim().slice(-1500)}`)
+  return { ms, stdout, stderr, code }
+}
+
+/** `upswarm <args>` as a user runs it (node + the tsx loader + the CLI); profiled inside withCpuProfiles. */
+export function upswarm(args: string[], env: NodeJS.ProcessEnv): Promise<Timed> {
+  const { NODE_OPTIONS, UPSWARM_BENCH_CPU_PROF_DIR } = process.env
+  const profiling = UPSWARM_BENCH_CPU_PROF_DIR ? { NODE_OPTIONS, UPSWARM_BENCH_CPU_PROF_DIR } : {}
+  return timed(process.execPath, [CLI, ...args], { env: { ...env, ...profiling } })
+}
+
+/** Median wall time of `upswarm --help` (node + tsx loader + every CLI module), run one at a time. */
+export async function cliStartupMs(env: NodeJS.ProcessEnv, runs = 3): Promise<number> {
+  const times: number[] = []
+  for (let i = 0; i < runs; i++) times.push((await upswarm(['--help'], env)).ms)
+  return times.sort((a, b) => a - b)[times.length >> 1]!
+}

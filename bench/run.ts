@@ -1,0 +1,197 @@
+// `npm run bench [-- NAME ...] [--size tiny|default|large] [options]`: runs the benchmarks of
+// issue 7 one after another (default: all), each printing its table and writing
+// bench/results/<name>.json (+ .svg); then bench/results/summary.md gathers the latest tables.
+// See docs/benchmarks.md.
+import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { INCREMENTAL_DEFAULTS, runIncrementalBench, type IncrementalBenchOptions } from './incremental.ts'
+import { markdownTable, RESULTS_DIR, type BenchResult } from './lib/report.ts'
+import { runStatusBench, STATUS_DEFAULTS, type StatusBenchOptions } from './status.ts'
+import { runSwarmBench, SWARM_DEFAULTS, type SwarmBenchOptions } from './swarm.ts'
+import { runThroughputBench, THROUGHPUT_DEFAULTS, type ThroughputBenchOptions } from './throughput.ts'
+import { runTrackerBench } from './tracker.ts'
+
+export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker'] as const
+export type BenchName = (typeof BENCHES)[number]
+
+interface Plan {
+  swarm: SwarmBenchOptions
+  incremental: IncrementalBenchOptions
+  status: StatusBenchOptions
+  throughput: ThroughputBenchOptions
+  tracker: { peers: number; rounds: number; profile?: string; resultsDir?: string }
+}
+
+/** Sizes: `default` fits the whole run in 20 minutes on a 2-core machine; `tiny` is the smoke test's. */
+export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
+  tiny: {
+    swarm: { ...SWARM_DEFAULTS, clients: [2], mib: 2, files: 12 },
+    incremental: { ...INCREMENTAL_DEFAULTS, files: 100, mib: 2 },
+    status: { ...STATUS_DEFAULTS, files: 2_000, warmRuns: 1 },
+    throughput: { ...THROUGHPUT_DEFAULTS, mib: 8, fileMiB: 4, ks: [1, 4] },
+    tracker: { peers: 1_000, rounds: 1 },
+  },
+  default: {
+    swarm: SWARM_DEFAULTS,
+    incremental: INCREMENTAL_DEFAULTS,
+    status: STATUS_DEFAULTS,
+    throughput: THROUGHPUT_DEFAULTS,
+    tracker: { peers: 10_000, rounds: 3 },
+  },
+  large: {
+    swarm: { ...SWARM_DEFAULTS, clients: [4, 8, 16], mib: 64, files: 240 },
+    incremental: { ...INCREMENTAL_DEFAULTS, files: 4_000, mib: 128 },
+    status: STATUS_DEFAULTS,
+    throughput: { ...THROUGHPUT_DEFAULTS, mib: 1024, fileMiB: 64 },
+    tracker: { peers: 10_000, rounds: 5 },
+  },
+}
+
+const USAGE = `usage: npm run bench [-- NAME ...] [options]
+names: ${BENCHES.join(', ')} (default: all)
+  --size tiny|default|large   preset sizes (default: default; large: N = 4,8,16, 64 MiB swarm, 1 GiB
+                              throughput; well over 20 minutes)
+  --clients 4,8,16            swarm: client counts          --swarm-mib 32      swarm: release size F
+  --server-rate 2             swarm: MiB/s per server (3)   --client-rate 2     swarm: MiB/s per client
+  --skip-http                 swarm: no plain-HTTP baseline
+  --incremental-files 1000    --incremental-mib 32
+  --status-files 100000       --warm-runs 3                 --drop-caches (root; whole machine)
+  --throughput-mib 256        --file-mib 32                 --ks 1,4,8
+  --tracker-peers 10000       --tracker-rounds 3
+  --keep                      keep the temporary directories
+  --results DIR               write results there instead of bench/results
+  --profile DIR               write CPU profiles of the node processes the benches start (swarm:
+                              cluster and daemons; incremental: upswarm update; status: upswarm
+                              status; throughput: server, proxy and the fetching process;
+                              tracker: both trackers) under DIR, summarised in
+                              bench/results/<name>-profile.txt`
+
+const list = (s: string): number[] => s.split(',').map(Number).filter((n) => Number.isFinite(n) && n > 0)
+
+export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsDir: string } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      size: { type: 'string', default: 'default' },
+      clients: { type: 'string' },
+      'swarm-mib': { type: 'string' },
+      'server-rate': { type: 'string' },
+      'client-rate': { type: 'string' },
+      'skip-http': { type: 'boolean' },
+      'incremental-files': { type: 'string' },
+      'incremental-mib': { type: 'string' },
+      'status-files': { type: 'string' },
+      'warm-runs': { type: 'string' },
+      'drop-caches': { type: 'boolean' },
+      'throughput-mib': { type: 'string' },
+      'file-mib': { type: 'string' },
+      ks: { type: 'string' },
+      'tracker-peers': { type: 'string' },
+      'tracker-rounds': { type: 'string' },
+      keep: { type: 'boolean' },
+      profile: { type: 'string' },
+      results: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`)
+    process.exit(0)
+  }
+  const preset = PRESETS[values.size as keyof typeof PRESETS]
+  if (!preset) throw new Error(`--size must be tiny, default or large (got ${values.size})\n${USAGE}`)
+  const bad = positionals.filter((n) => !(BENCHES as readonly string[]).includes(n))
+  if (bad.length) throw new Error(`unknown benchmark ${bad.join(', ')}\n${USAGE}`)
+  const keep = !!values.keep
+  const p: Plan = structuredClone(preset)
+  if (values.clients) p.swarm.clients = list(values.clients)
+  if (values['swarm-mib']) p.swarm.mib = Number(values['swarm-mib'])
+  if (values['server-rate']) p.swarm.serverMiBps = Number(values['server-rate'])
+  if (values['client-rate']) p.swarm.clientMiBps = Number(values['client-rate'])
+  if (values['skip-http']) p.swarm.skipHttp = true
+  if (values['incremental-files']) p.incremental.files = Number(values['incremental-files'])
+  if (values['incremental-mib']) p.incremental.mib = Number(values['incremental-mib'])
+  if (values['status-files']) p.status.files = Number(values['status-files'])
+  if (values['warm-runs']) p.status.warmRuns = Number(values['warm-runs'])
+  if (values['drop-caches']) p.status.dropCaches = true
+  if (values['throughput-mib']) p.throughput.mib = Number(values['throughput-mib'])
+  if (values['file-mib']) p.throughput.fileMiB = Number(values['file-mib'])
+  if (values.ks) p.throughput.ks = list(values.ks)
+  if (values['tracker-peers']) p.tracker.peers = Number(values['tracker-peers'])
+  if (values['tracker-rounds']) p.tracker.rounds = Number(values['tracker-rounds'])
+  for (const o of [p.swarm, p.incremental, p.status, p.throughput]) {
+    o.keep = keep
+    if (values.results) o.resultsDir = resolve(values.results)
+  }
+  if (values.results) p.tracker.resultsDir = resolve(values.results)
+  if (values.profile) {
+    p.swarm.profile = resolve(values.profile, 'swarm')
+    p.incremental.profile = resolve(values.profile, 'incremental')
+    p.status.profile = resolve(values.profile, 'status')
+    p.throughput.profile = resolve(values.profile, 'throughput')
+    p.tracker.profile = resolve(values.profile, 'tracker')
+  }
+  return { names: positionals.length ? (positionals as BenchName[]) : [...BENCHES], plan: p, resultsDir: values.results ? resolve(values.results) : RESULTS_DIR }
+}
+
+export async function runBench(name: BenchName, p: Plan): Promise<BenchResult | undefined> {
+  switch (name) {
+    case 'swarm': return runSwarmBench(p.swarm)
+    case 'incremental': return runIncrementalBench(p.incremental)
+    case 'status': return runStatusBench(p.status)
+    case 'throughput': return runThroughputBench(p.throughput)
+    case 'tracker': return runTrackerBench([
+      '--peers', String(p.tracker.peers), '--rounds', String(p.tracker.rounds),
+      ...(p.tracker.profile ? ['--profile', p.tracker.profile] : []),
+      ...(p.tracker.resultsDir ? ['--results', p.tracker.resultsDir] : []),
+    ])
+  }
+}
+
+/** bench/results/summary.md: the latest result of every benchmark as Markdown tables. */
+export async function writeSummary(dir = RESULTS_DIR): Promise<string> {
+  const parts = ['# Latest benchmark results', '', 'Generated by `npm run bench` from bench/results/*.json. See docs/benchmarks.md.', '']
+  const all = await readdir(dir).catch(() => [] as string[])
+  const files = all.filter((f) => f.endsWith('.json'))
+  for (const name of BENCHES) {
+    const file = files.find((f) => f === `${name}.json`)
+    if (!file) continue
+    const r = JSON.parse(await readFile(join(dir, file), 'utf8')) as BenchResult
+    parts.push(`## ${r.title}`, '')
+    parts.push(`${r.timestamp}, ${r.seconds.toFixed(0)} s; ${r.machine.cores} × ${r.machine.cpuModel}, ${(r.machine.memoryMiB / 1024).toFixed(0)} GiB, load average ${r.machine.loadAverageAtStart} at start; node ${r.versions.node}, nats-server ${r.versions['nats-server']?.split(' ')[0]}, upswarm ${r.versions.upswarm}`, '')
+    parts.push(markdownTable(r.columns, r.rows), '')
+    for (const g of r.goals) parts.push(`- goal **${g.met ? 'met' : 'missed'}** — ${g.goal}: ${g.detail}`)
+    for (const n of r.notes) parts.push(`- ${n}`)
+    if (all.includes(`${name}.svg`)) parts.push('', `![${name}](${name}.svg)`)
+    parts.push('')
+  }
+  const text = parts.join('\n')
+  await writeFile(join(dir, 'summary.md'), text)
+  return text
+}
+
+async function main(): Promise<void> {
+  const { names, plan: p, resultsDir } = plan(process.argv.slice(2))
+  const t0 = performance.now()
+  const failed: string[] = []
+  for (const name of names) {
+    try {
+      await runBench(name, p)
+    } catch (err) {
+      failed.push(name)
+      process.stderr.write(`bench ${name} failed: ${(err as Error).stack ?? err}\n`)
+    }
+  }
+  await writeSummary(resultsDir)
+  process.stdout.write(`\n${names.length - failed.length}/${names.length} benchmarks in ${((performance.now() - t0) / 1000 / 60).toFixed(1)} min; results in ${resultsDir} (summary.md)${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}\n`)
+  process.exitCode = failed.length ? 1 : 0
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  await main()
+  // Lingering sockets of NATS clients or the DHT must not keep the process up.
+  process.exit(process.exitCode ?? 0)
+}
