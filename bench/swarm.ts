@@ -341,7 +341,7 @@ export async function runSwarmBench(o: SwarmBenchOptions): Promise<BenchResult> 
         'origin/F: bytes the repository servers uploaded (their heartbeat counters: NATS ranges + swarm pieces) divided by F.',
         'HTTP s: the same N client processes fetch every file from one node:http server capped at u_s_total (4 connections each).',
         'CPU busy: share of the machine\'s cores busy (all processes, also other users\') during the swarm run; parameters.runs[].cpu has the CPU seconds of the daemons, servers and nats-servers.',
-        'origin bytes count what the servers sent; clients count only the pieces they kept (parameters.runs[].clientServerBytes): the difference is server pieces that arrived after a peer had already delivered them.',
+        'origin bytes count what the servers sent; clients count only the server pieces they kept (parameters.runs[].clientServerBytes): the difference is pieces a client received from a server and discarded because another source had delivered them first.',
       ],
     }, svg)
   } finally {

@@ -35,35 +35,51 @@ function niceScale(max: number): { top: number; step: number } {
   return { top: Math.ceil(max / step) * step, step }
 }
 
+const LEGEND_LINE = 15
+
+/** Legend entries laid out left to right, wrapping at the panel's right edge. */
+function legend(p: BarPanel, y0: number): { svg: string[]; lines: number } {
+  const items = [
+    ...p.series.map((s, i) => ({ name: s.name, swatch: (x: number, y: number) => `<rect x="${x}" y="${y - 10}" width="11" height="11" fill="${PALETTE[i % PALETTE.length]}"/>`, pad: 15 })),
+    ...(p.mark ? [{ name: p.mark.name, swatch: (x: number, y: number) => `<line x1="${x}" x2="${x + 18}" y1="${y - 4}" y2="${y - 4}" stroke="#000" stroke-dasharray="4 3" stroke-width="1.5"/>`, pad: 22 }] : []),
+  ]
+  const svg: string[] = []
+  let x = MARGIN.left
+  let line = 0
+  for (const it of items) {
+    const w = it.pad + it.name.length * 6.6 + 15
+    if (x > MARGIN.left && x + w > WIDTH - MARGIN.right) {
+      x = MARGIN.left
+      line++
+    }
+    const y = y0 + 42 + line * LEGEND_LINE
+    svg.push(it.swatch(x, y), `<text x="${x + it.pad}" y="${y}" font-size="11">${esc(it.name)}</text>`)
+    x += w
+  }
+  return { svg, lines: line + 1 }
+}
+
 function panel(p: BarPanel, y0: number): string {
+  const { svg: legendSvg, lines } = legend(p, y0)
+  const plotTop = MARGIN.top + (lines - 1) * LEGEND_LINE
   const plotW = WIDTH - MARGIN.left - MARGIN.right
-  const plotH = PANEL_HEIGHT - MARGIN.top - MARGIN.bottom
+  const plotH = PANEL_HEIGHT - plotTop - MARGIN.bottom
   const all = [...p.series.flatMap((s) => s.values), ...(p.mark?.values ?? [])].filter((v): v is number => v !== null && Number.isFinite(v))
   const { top, step } = niceScale(Math.max(0, ...all))
-  const y = (v: number): number => y0 + MARGIN.top + plotH - (v / top) * plotH
+  const y = (v: number): number => y0 + plotTop + plotH - (v / top) * plotH
   const groupW = plotW / Math.max(1, p.groups.length)
   const barW = Math.min(60, (groupW * 0.8) / Math.max(1, p.series.length))
   const out: string[] = []
   out.push(`<text x="${MARGIN.left}" y="${y0 + 22}" font-size="15" font-weight="bold">${esc(p.title)}</text>`)
-  // Legend.
-  let lx = MARGIN.left
-  for (const [i, s] of p.series.entries()) {
-    out.push(`<rect x="${lx}" y="${y0 + 32}" width="11" height="11" fill="${PALETTE[i % PALETTE.length]}"/>`)
-    out.push(`<text x="${lx + 15}" y="${y0 + 42}" font-size="11">${esc(s.name)}</text>`)
-    lx += 24 + s.name.length * 6.2
-  }
-  if (p.mark) {
-    out.push(`<line x1="${lx}" x2="${lx + 18}" y1="${y0 + 38}" y2="${y0 + 38}" stroke="#000" stroke-dasharray="4 3" stroke-width="1.5"/>`)
-    out.push(`<text x="${lx + 22}" y="${y0 + 42}" font-size="11">${esc(p.mark.name)}</text>`)
-  }
+  out.push(...legendSvg)
   // Axes and grid.
   for (let v = 0; v <= top + step / 2; v += step) {
     out.push(`<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e2e8f0"/>`)
-    out.push(`<text x="${MARGIN.left - 6}" y="${(y(v) + 4).toFixed(1)}" font-size="10" text-anchor="end">${formatNumber(v)}</text>`)
+    out.push(`<text x="${MARGIN.left - 6}" y="${(y(v) + 4).toFixed(1)}" font-size="10" text-anchor="end">${Number(v.toPrecision(6))}</text>`)
   }
-  out.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${y0 + MARGIN.top}" y2="${y(0)}" stroke="#4a5568"/>`)
+  out.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${y0 + plotTop}" y2="${y(0)}" stroke="#4a5568"/>`)
   out.push(`<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${y(0)}" y2="${y(0)}" stroke="#4a5568"/>`)
-  const midY = y0 + MARGIN.top + plotH / 2
+  const midY = y0 + plotTop + plotH / 2
   out.push(`<text x="16" y="${midY}" font-size="11" text-anchor="middle" transform="rotate(-90 16 ${midY})">${esc(p.yLabel)}</text>`)
   // Bars.
   for (const [g, label] of p.groups.entries()) {
