@@ -14,20 +14,42 @@ import { tempDir } from '../helpers/cluster.ts'
 
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
 
-function descendants(pid: number): number[] {
-  let out = ''
+function childrenOf(pid: number): number[] {
   try {
-    out = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number)
   } catch {
     return []
   }
-  const kids = out.split('\n').filter(Boolean).map(Number)
-  return kids.flatMap((k) => [k, ...descendants(k)])
 }
 
-/** Children that are roles (the watchdog shell is excluded: it exits on its own once its parent is gone). */
-function roleProcesses(pid: number): number[] {
-  return descendants(pid).filter((p) => !readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('sh'))
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ')
+  } catch {
+    return ''
+  }
+}
+
+/** `nats-server` or `upswarm.mjs ROLE`, from a command line. */
+function roleName(cmd: string): string {
+  const argv = cmd.split(' ')
+  if (argv[0]!.endsWith('nats-server')) return 'nats-server'
+  const cli = argv.findIndex((a) => a.endsWith('upswarm.mjs'))
+  return cli >= 0 ? `upswarm.mjs ${argv[cli + 1]}` : cmd
+}
+
+/**
+ * The role processes `up` started: its direct children that run nats-server or the upswarm CLI.
+ * The watchdog shell (and whatever it runs for a moment) is left out: it exits on its own once
+ * its parent is gone.
+ */
+function roleProcesses(pid: number): Map<number, string> {
+  const roles = new Map<number, string>()
+  for (const kid of childrenOf(pid)) {
+    const cmd = cmdline(kid)
+    if (/nats-server|upswarm\.mjs/.test(cmd)) roles.set(kid, cmd)
+  }
+  return roles
 }
 
 async function startUp(dir: string, extra: string[] = []): Promise<ChildProcess> {
@@ -66,8 +88,11 @@ describe('up', () => {
       const child = await startUp(dir.path, ['--roles', 'nats,dht,servers,proxy'])
       expect(checks).toHaveLength(1)
       await checks[0]
-      const kids = roleProcesses(child.pid!)
-      expect(kids).toHaveLength(3 + 1 + 2 + 1) // 3 nats-servers, dht, 2 servers, proxy
+      const roles = roleProcesses(child.pid!)
+      const kids = [...roles.keys()]
+      // 3 nats-servers, dht, 2 servers, proxy; the message lists what was found.
+      expect([...roles.values()].map((c) => roleName(c)).sort())
+        .toEqual(['nats-server', 'nats-server', 'nats-server', 'upswarm.mjs dht', 'upswarm.mjs proxy', 'upswarm.mjs server', 'upswarm.mjs server'])
       child.kill('SIGTERM')
       const [code] = await once(child, 'exit')
       expect(code).toBe(0)
@@ -83,8 +108,8 @@ describe('up', () => {
     const dir = await tempDir('upswarm-up-')
     try {
       const child = await startUp(dir.path, ['--roles', 'nats,dht'])
-      const kids = roleProcesses(child.pid!)
-      expect(kids).toHaveLength(4)
+      const kids = [...roleProcesses(child.pid!).keys()]
+      expect(kids).toHaveLength(4) // 3 nats-servers and the DHT node
       child.kill('SIGKILL')
       await once(child, 'exit')
       // The watchdog sends SIGTERM at once and SIGKILL 3 s later; wait for each pid to go.
