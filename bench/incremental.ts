@@ -7,11 +7,11 @@
 //   replaced — 1% of the files rewritten with new contents (tree-gen's mutateTree);
 //   edited   — 1% of the files with one 4 KiB block overwritten in place (rsync's delta case).
 import { createHash } from 'node:crypto'
-import { open, mkdtemp, rm, stat, writeFile, readdir } from 'node:fs/promises'
+import { open, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
-import { generateTree, mutateTree, seededBytes } from '../actors/demo/tree-gen.ts'
+import { join } from 'node:path'
+import { generateTree, listFiles, mutateTree, seededBytes } from '../actors/demo/tree-gen.ts'
 import { serverSource } from '../actors/share-daemon/sources.ts'
 import * as updater from '../actors/updater/index.ts'
 import { spawnGuarded, stopChild } from '../infra/cluster/children.ts'
@@ -39,16 +39,6 @@ interface RsyncStats {
   literal: number
   matched: number
   transferred: number
-}
-
-async function listFiles(root: string, dir = root): Promise<string[]> {
-  const out: string[] = []
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const abs = join(dir, e.name)
-    if (e.isDirectory()) out.push(...(await listFiles(root, abs)))
-    else if (e.isFile()) out.push(relative(root, abs))
-  }
-  return out.sort()
 }
 
 /** Overwrites `bytes` bytes at a seeded offset of a seeded `fraction` of the files. */

@@ -55,7 +55,8 @@ export async function generateTree(root: string, shape: TreeShape): Promise<{ fi
   return { files: sizes.length, bytes }
 }
 
-async function listFiles(root: string, dir = root): Promise<string[]> {
+/** Every regular file under `root`, as sorted relative paths. */
+export async function listFiles(root: string, dir = root): Promise<string[]> {
   const out: string[] = []
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const abs = join(dir, e.name)

@@ -1,8 +1,9 @@
 // A repository server's local state: the content-addressed blob store, the verified signed
 // releases of every product, and which revisions are synced. Written atomically (tmp + fsync +
-// rename) so a killed server restarts with a consistent view.
-import { mkdir, open, readFile, readdir, rename } from 'node:fs/promises'
+// rename + directory fsync) so a killed server restarts with a consistent view.
+import { mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { writeFileAtomic } from '../../infra/store/working-copy/atomic.ts'
 import { BlobStore } from '../../infra/store/blob-store.ts'
 import { decodeRelease, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 
@@ -24,12 +25,15 @@ export interface RevisionInfo {
 export class RepoStore {
   readonly dir: string
   readonly blobs: BlobStore
+  /** Temporary files of the atomic writes (same file system as their targets). */
+  private readonly tmpDir: string
   private state: RepoState = { lastSeq: 0, keys: {}, synced: {} }
   private readonly releases = new Map<string, Map<number, { bytes: Buffer; release: SignedRelease; sha: string }>>()
 
   constructor(dir: string) {
     this.dir = dir
     this.blobs = new BlobStore(join(dir, 'blobs'))
+    this.tmpDir = join(dir, 'tmp')
   }
 
   /** Loads the state and every stored release (all were verified before they were written). */
@@ -89,20 +93,20 @@ export class RepoStore {
     const { product, rev } = release.manifest
     const dir = join(this.dir, 'releases', product)
     await mkdir(dir, { recursive: true })
-    await atomicWrite(join(dir, `${rev}.json`), bytes)
+    await writeFileAtomic(join(dir, `${rev}.json`), bytes, this.tmpDir)
     this.state = {
       lastSeq: Math.max(this.state.lastSeq, seq),
       keys: { ...this.state.keys, [product]: this.state.keys[product] ?? release.publicKey },
       synced: { ...this.state.synced, [product]: Math.max(this.state.synced[product] ?? 0, rev) },
     }
-    await atomicWrite(join(this.dir, 'state.json'), Buffer.from(JSON.stringify(this.state)))
+    await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(this.state), this.tmpDir)
     this.remember(bytes, release)
   }
 
   /** Records that a message was processed without a release (rejected), so replay skips it. */
   async markSkipped(seq: number): Promise<void> {
     this.state = { ...this.state, lastSeq: Math.max(this.state.lastSeq, seq) }
-    await atomicWrite(join(this.dir, 'state.json'), Buffer.from(JSON.stringify(this.state)))
+    await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(this.state), this.tmpDir)
   }
 
   private remember(bytes: Buffer, release: SignedRelease): void {
@@ -112,16 +116,3 @@ export class RepoStore {
     revs.set(rev, { bytes, release, sha: manifestSha256(release.manifest) })
   }
 }
-
-async function atomicWrite(path: string, data: Buffer): Promise<void> {
-  const tmp = `${path}.tmp`
-  const fh = await open(tmp, 'w')
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  await rename(tmp, path)
-}
-

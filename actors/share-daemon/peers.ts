@@ -114,6 +114,23 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
     clearTimeout(timer)
   }
 
+  /** Resolves `true` as soon as `predicate` holds (checked now and at every change), `false` after `ms`. */
+  waitFor(predicate: (peers: PeerEntry[]) => boolean, ms: number): Promise<boolean> {
+    if (predicate(this.all())) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const finish = (ok: boolean): void => {
+        clearTimeout(timer)
+        this.off('changed', check)
+        resolve(ok)
+      }
+      const check = (): void => {
+        if (predicate(this.all())) finish(true)
+      }
+      const timer = setTimeout(() => finish(false), ms)
+      this.on('changed', check)
+    })
+  }
+
   /** Resolves at the next change (a peer joined, left, announced, unchoked) or after `ms`. */
   nextChange(ms: number): Promise<void> {
     return new Promise((resolve) => {

@@ -76,13 +76,10 @@ describe('swarm', { timeout: 240_000 }, () => {
     })
   }
 
-  /** Resolves once the daemon is connected to `peerKey` and knows what it holds (bounded: 120 changes or seconds). */
+  /** Resolves once the daemon is connected to `peerKey` and knows what it holds (bounded: 120 s). */
   async function holdsBlobs(d: Daemon, peerKey: string): Promise<void> {
-    for (let i = 0; i < 120; i++) {
-      if (d.peers.all().some((p) => p.key === peerKey && p.session.remote.blobs.size > 0)) return
-      await d.peers.nextChange(1000)
-    }
-    throw new Error(`never connected to peer ${peerKey}`)
+    const held = await d.peers.waitFor((peers) => peers.some((p) => p.key === peerKey && p.session.remote.blobs.size > 0), 120_000)
+    if (!held) throw new Error(`never connected to peer ${peerKey}`)
   }
 
   it('share-daemon — a peer serving corrupted blobs is detected, banned, and nothing bad is installed', async () => {
