@@ -282,6 +282,7 @@ export function registerClientCommands(program: Command): void {
           auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), maxUploadRate: o.maxUploadRate, log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
+        daemon.on('update.started', (from, to) => emit({ event: 'update.started', from, to }, `updating r${from} → r${to}`))
         daemon.on('update.done', (r) => emit({ event: 'update.done', ...updateJson(r) }, updateSummary(r)))
         daemon.on('update.failed', (err) => emit({ event: 'update.failed', error: err.toJSON() }, `update failed: ${err.message}`))
         daemon.on('tracker.status', (s) => emit({ event: 'tracker.status', status: s }, `tracker: ${s}`))

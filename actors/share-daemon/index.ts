@@ -266,7 +266,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   async function runUpdate(rev?: number): Promise<DaemonUpdate> {
     const started = Date.now()
     await discovered
-    const source = swarmSource({ nc: opts.nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, log })
+    const source = swarmSource({ nc: opts.nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
     const from = wc.state.current
     events.emit('update.started', from, rev ?? wc.state.newestVerified)
     // Many blobs at once: server requests are capped by serverSlots, peer requests per peer; a
@@ -337,7 +337,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // The first update waits for the first round of discovery (bounded): starting with no peer
   // would send everything to the servers.
   const discoveryTimer = setTimeout(resolveDiscovered, DISCOVERY_WAIT_MS)
-  void discovered.then(() => clearTimeout(discoveryTimer))
+  void discovered.then(() => {
+    clearTimeout(discoveryTimer)
+    if (process.env.UPSWARM_DEBUG) log(`discovery done: ${peers.size} peers`)
+  })
   if (!tracker) void transport.flush().then(discoveryRoundDone, discoveryRoundDone)
 
   let follow: FollowHandle | undefined

@@ -15,9 +15,16 @@ import { pieceFailure } from '../../infra/swarm/piece-protocol.ts'
 import type { PeerEntry, PeerSet } from './peers.ts'
 
 export const PEER_SLOTS = 4
-/** How long a piece outside this client's stripe waits for a peer before the servers are asked. */
-export const PATIENCE_MS = 2_000
+/**
+ * How long a piece outside this client's stripe waits for a peer before the servers are asked,
+ * counted from the later of the update's start and the last time this client still wanted a
+ * server for a piece of its own stripe: while a client works through its stripe, the others
+ * are working through theirs.
+ */
+export const PATIENCE_MS = 500
 const PEER_REQUEST_TIMEOUT_MS = 8_000
+/** A peer that answered 'busy' (upload saturated) is asked again after this long. */
+const BUSY_BACKOFF_MS = 250
 /** How long to wait for a peer to announce a piece that no server can send. */
 const NO_SOURCE_TIMEOUT_MS = 60_000
 
@@ -61,10 +68,25 @@ export interface PartialBlob {
 /** Server requests in flight, shared by every blob of one client: the servers are the scarce resource. */
 export class ServerSlots {
   inUse = 0
+  /** When a piece of this client's own stripe last wanted a server (started, or waited for a slot). */
+  stripeWantedAt = 0
   constructor(readonly limit: number) {}
   get free(): boolean {
     return this.inUse < this.limit
   }
+}
+
+/**
+ * Coordination-free striping: the client, among `keys` (the sorted keys of this client and its
+ * connected client peers), whose stripe piece `index` of blob `sha256` is in.
+ */
+export function stripeOf(sha256: string, index: number, keys: readonly string[]): number {
+  return keys.length <= 1 ? 0 : parseInt(sha256Hex(`${sha256}:${index}`).slice(0, 8), 16) % keys.length
+}
+
+/** The sorted keys of this client and the client peers it is connected to (servers are not in a stripe). */
+export function swarmKeysOf(selfKey: string, peers: PeerSet): string[] {
+  return [selfKey, ...peers.all().filter((p) => !p.server).map((p) => p.key)].sort()
 }
 
 export interface MultiSourceDeps {
@@ -104,15 +126,16 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   deps.partials.set(entry.sha256, partial)
   const inflight = new Set<Inflight>()
   const pendingServerReason = new Map<number, ServerReason>()
-  const swarmKeys = [deps.selfKey, ...peers.all().filter((p) => !p.server).map((p) => p.key)].sort()
+  const swarmKeys = swarmKeysOf(deps.selfKey, peers)
   const rank = swarmKeys.indexOf(deps.selfKey)
-  const mine = (i: number): boolean =>
-    swarmKeys.length <= 1 || parseInt(sha256Hex(`${entry.sha256}:${i}`).slice(0, 8), 16) % swarmKeys.length === rank
+  const mine = (i: number): boolean => stripeOf(entry.sha256, i, swarmKeys) === rank
   const lengthOf = (i: number): number => Math.min(pieceSize, entry.size - i * pieceSize)
   // Each client walks the pieces in its own random order, so concurrent clients fetch different
   // pieces from the servers and then trade them.
   const order = Array.from({ length: count }, (_, i) => i).sort(() => Math.random() - 0.5)
-  const started = deps.startedAt
+  const slots = deps.serverSlots
+  /** When pieces outside this client's stripe may go to the servers. */
+  const patienceEnds = (): number => Math.max(deps.startedAt, slots.stripeWantedAt) + PATIENCE_MS
   // Peers that failed a request for this blob are not asked for it again in this run.
   const shunned = new Set<string>()
   const usable = (i: number): PeerEntry[] => peers.holders(entry.sha256, pieceSize, i).filter((p) => !shunned.has(p.key))
@@ -154,6 +177,8 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
         }, (err) => {
           const why = pieceFailure(err)
           if (why === 'aborted') return
+          // Busy is no fault: the piece goes back to the pool, the peer is asked again shortly.
+          if (why === 'busy') return peers.backOff(peer, BUSY_BACKOFF_MS)
           shunned.add(peer.key)
           if (!verified[i]) pendingServerReason.set(i, 'peer-failed')
           if (why === 'stalled' || why === 'timeout') deps.log?.(`peer ${peer.key.slice(0, 12)} ${why} on ${entry.path}; trying elsewhere`)
@@ -196,17 +221,22 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
         .map((i) => ({ i, holders: usable(i) }))
         .sort((a, b) => (a.holders.length || Infinity) - (b.holders.length || Infinity))
       for (const { i, holders } of candidates) {
-        const free = holders.filter((p) => p.inflight < PEER_SLOTS).sort((a, b) => Number(a.server) - Number(b.server) || a.inflight - b.inflight)
+        const now = Date.now()
+        const free = holders.filter((p) => p.inflight < PEER_SLOTS && p.busyUntil <= now).sort((a, b) => Number(a.server) - Number(b.server) || a.inflight - b.inflight)
         if (free.length > 0) {
           startPeer(i, free[0]!)
           continue
         }
         if (holders.length > 0) continue // held by busy peers: wait for a slot rather than load the server
-        if (!deps.server || serverFailed !== undefined || !deps.serverSlots.free) continue
+        if (!deps.server || serverFailed !== undefined) continue
         // Coordination-free striping: of the pieces nobody holds yet, each client takes from the
         // servers first those that hash to its own stripe among the connected peers, and waits
-        // a little for the others to appear on peers before it asks the servers for them too.
-        if (mine(i) || Date.now() - started > PATIENCE_MS) {
+        // for the others to appear on peers; only once its own stripe has wanted no server for
+        // PATIENCE_MS does it ask the servers for those too.
+        const own = mine(i)
+        if (own) slots.stripeWantedAt = Date.now()
+        if (!slots.free) continue
+        if (own || Date.now() > patienceEnds()) {
           if (process.env.UPSWARM_DEBUG) deps.log?.(`server piece ${i} of ${entry.path}: ${peers.size} peers (${peers.all().map((p) => `${p.key.slice(0, 6)}${p.server ? 's' : ''}:${p.session.remote.blobs.size}`).join(' ')})`)
           startServer(i)
         }
@@ -214,7 +244,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
       // End-game: every missing piece is requested; ask idle holders for duplicates.
       if (candidates.length === 0 && inflight.size > 0) {
         for (const f of [...inflight]) {
-          const dup = usable(f.piece).find((p) => p.inflight < PEER_SLOTS && p !== f.source &&
+          const dup = usable(f.piece).find((p) => p.inflight < PEER_SLOTS && p.busyUntil <= Date.now() && p !== f.source &&
             ![...inflight].some((g) => g.piece === f.piece && g.source === p))
           if (dup) startPeer(f.piece, dup)
         }
@@ -232,7 +262,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
           `no peer or server could send ${remaining} piece(s) of ${entry.path} (blob ${entry.sha256}) within ${NO_SOURCE_TIMEOUT_MS / 1000} s` +
           (serverFailed ? `; servers: ${(serverFailed as Error).message}` : deps.server ? '' : '; no server connection'), { cause: serverFailed })
       }
-      await peers.nextChange(Math.max(50, Math.min(1000, started + PATIENCE_MS - Date.now() + 10)))
+      await peers.nextChange(Math.max(50, Math.min(1000, patienceEnds() - Date.now() + 10)))
     }
     await Promise.allSettled([...inflight].map((f) => f.promise))
     await fh.close()

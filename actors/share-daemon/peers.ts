@@ -10,6 +10,8 @@ export interface PeerEntry {
   server: boolean
   inflight: number
   bytesDown: number
+  /** The peer said it is busy (its upload is saturated): ask it again only after this time (ms epoch). */
+  busyUntil: number
   /** Resolves at the peer's first `have` (or when it closes). */
   announced: Promise<void>
 }
@@ -30,7 +32,7 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
       session.once('have', () => resolve())
       session.once('close', () => resolve())
     })
-    const entry: PeerEntry = { key, session, server: this.serverKeys.has(key), inflight: 0, bytesDown: 0, announced }
+    const entry: PeerEntry = { key, session, server: this.serverKeys.has(key), inflight: 0, bytesDown: 0, busyUntil: 0, announced }
     // A repository server seeding the swarm announces blobs of every product (no product of its own).
     session.on('have', (have) => {
       if (have.product === '') entry.server = true
@@ -66,6 +68,12 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
   release(peer: PeerEntry): void {
     peer.inflight--
     this.emit('changed')
+  }
+
+  /** The peer answered 'busy': leave it alone for `ms`, then tell the waiting downloads. */
+  backOff(peer: PeerEntry, ms: number): void {
+    peer.busyUntil = Date.now() + ms
+    setTimeout(() => this.emit('changed'), ms).unref()
   }
 
   ban(key: string, reason: string): void {

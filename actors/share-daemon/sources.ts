@@ -8,8 +8,9 @@ import { RepoClient } from '../../infra/repo-client.ts'
 import { PIECE_SIZE } from '../../infra/release/hash.ts'
 import { encodeRelease, type FileEntry, type SignedRelease } from '../../infra/release/manifest.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
-import type { ReleaseSource } from '../updater/source.ts'
-import { addStats, emptyStats, fetchBlobMultiSource, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
+import type { DownloadSchedule, ReleaseSource } from '../updater/source.ts'
+import { sha256Hex } from '../../infra/release/hash.ts'
+import { addStats, emptyStats, fetchBlobMultiSource, stripeOf, swarmKeysOf, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
 
 export function serverSource(nc: NatsConnection, product: string): ReleaseSource & { stats: BlobFetchStats } {
   const client = new RepoClient(nc)
@@ -39,6 +40,8 @@ export function swarmSource(opts: {
   product: string
   deps: Omit<MultiSourceDeps, 'server' | 'pieceSize' | 'startedAt'>
   feed?: FeedReleases
+  /** Files fetched at once (default 16). */
+  files?: number
   log?: (msg: string) => void
 }): ReleaseSource & { stats: BlobFetchStats } {
   const client = opts.nc ? new RepoClient(opts.nc) : undefined
@@ -73,6 +76,7 @@ export function swarmSource(opts: {
       if (!r) throw why
       return encodeRelease(r)
     },
+    schedule: (): DownloadSchedule => swarmSchedule(opts.deps.selfKey, opts.deps.peers, opts.files ?? 16),
     async fetchBlob(entry: FileEntry, into: BlobStore, o) {
       const s = await fetchBlobMultiSource(entry, into, {
         ...opts.deps,
@@ -82,6 +86,27 @@ export function swarmSource(opts: {
       }, o.signal)
       addStats(stats, s)
       return { bytesFromServers: s.bytesFromServers, bytesFromPeers: s.bytesFromPeers }
+    },
+  }
+}
+
+/**
+ * Staggered clients: each fetches first the files with a piece in its own stripe (see
+ * fetchBlobMultiSource), in an order of its own, so that N clients starting together ask the
+ * servers for N different sets of files and then trade them, instead of all waiting on the same
+ * few files.
+ */
+export function swarmSchedule(selfKey: string, peers: MultiSourceDeps['peers'], files: number): DownloadSchedule {
+  const keys = swarmKeysOf(selfKey, peers)
+  const me = keys.indexOf(selfKey)
+  return {
+    concurrency: files,
+    rank(entry) {
+      const pieces = Math.max(1, Math.ceil(entry.size / PIECE_SIZE))
+      let own = false
+      for (let i = 0; i < pieces && !own; i++) own = stripeOf(entry.sha256, i, keys) === me
+      const shuffle = parseInt(sha256Hex(`${selfKey}:${entry.sha256}`).slice(0, 8), 16) / 2 ** 32
+      return (own ? 0 : 1) + shuffle
     },
   }
 }

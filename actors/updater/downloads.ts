@@ -95,6 +95,19 @@ async function stageEntry(session: RunSession, entry: Entry, slot: string): Prom
   step(`stage ${entry.path}`)
 }
 
+/** The tasks in the order the source asks for (files to fetch by rank; the others first, they are quick). */
+function scheduled(session: RunSession, tasks: RunPlan['tasks']): { concurrency: number; order: RunPlan['tasks'] } {
+  const fetched = (t: RunPlan['tasks'][number]): FileEntry | undefined => (t.facts.target?.kind === 'file' ? t.facts.target : undefined)
+  const entries = tasks.flatMap((t) => fetched(t) ?? [])
+  const schedule = session.opts.source?.schedule?.(entries)
+  if (!schedule) return { concurrency: FILE_CONCURRENCY, order: tasks }
+  const rank = new Map(tasks.map((t) => {
+    const e = fetched(t)
+    return [t, e ? schedule.rank(e) : -Infinity] as const
+  }))
+  return { concurrency: Math.max(1, schedule.concurrency), order: [...tasks].sort((a, b) => rank.get(a)! - rank.get(b)!) }
+}
+
 export async function downloadPlanned(session: RunSession, request: RunRequest, target: RunTarget, plan: RunPlan): Promise<StagedSet> {
   await mkdir(join(session.wc.layout.staging, 'new'), { recursive: true })
   const machine = fileStatusMachine.provide({
@@ -106,9 +119,10 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
   const files: FileStatusOutput[] = []
   let next = 0
   let bytes = 0
-  await Promise.all(Array.from({ length: FILE_CONCURRENCY }, async () => {
-    while (next < plan.tasks.length) {
-      const task = plan.tasks[next++]!
+  const tasks = scheduled(session, plan.tasks)
+  await Promise.all(Array.from({ length: tasks.concurrency }, async () => {
+    while (next < tasks.order.length) {
+      const task = tasks.order[next++]!
       const actor = createActor(machine, {
         input: { path: task.path, facts: task.facts, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) },
       })
@@ -116,7 +130,7 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
       const out = await toPromise(actor)
       files.push(out)
       bytes += (out.download?.bytesFromServers ?? 0) + (out.download?.bytesFromPeers ?? 0)
-      session.progress({ phase: 'downloading', done: files.length, total: plan.tasks.length, bytes, path: task.path })
+      session.progress({ phase: 'downloading', done: files.length, total: tasks.order.length, bytes, path: task.path })
     }
   }))
   return {

@@ -10,6 +10,20 @@ export interface ReleaseSource {
   release(product: string, rev: number): Promise<Uint8Array>
   /** Fetches a whole blob (verified by the caller/BlobStore.put) into the store; returns where the bytes came from. */
   fetchBlob(entry: FileEntry, into: BlobStore, opts: { signal?: AbortSignal; threads: number }): Promise<{ bytesFromServers: number; bytesFromPeers: number }>
+  /**
+   * How the download phase should order and overlap the files it fetches (asked once per
+   * run). A swarm source staggers its clients: each starts with the files of its own stripe,
+   * so that concurrent clients fetch different files from the servers and then trade them.
+   * Without it: 4 files at once, in plan order.
+   */
+  schedule?(entries: FileEntry[]): DownloadSchedule
+}
+
+export interface DownloadSchedule {
+  /** Files fetched at once. */
+  concurrency: number
+  /** Lower first; entries compare by it (ties keep the plan's order). */
+  rank(entry: FileEntry): number
 }
 
 /** What a local entry or a manifest entry is, as an alert reports it. */

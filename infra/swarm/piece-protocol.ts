@@ -22,6 +22,7 @@ import { TokenBucket } from './token-bucket.ts'
 
 export const DEFAULT_MAX_OUTSTANDING = 32
 export const DEFAULT_SERVE_CONCURRENCY = 4
+export const DEFAULT_MAX_UPLOAD_BACKLOG_MS = 2_000
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 export const DEFAULT_STALL_TIMEOUT_MS = 15_000
 export const DEFAULT_MAX_REMOTE_BLOBS = 1 << 17
@@ -56,6 +57,12 @@ export interface PieceSessionOptions {
   maxOutstanding?: number
   /** Requests served in parallel (each holds at most one piece in memory). */
   serveConcurrency?: number
+  /**
+   * With an upload limit: a request that would wait longer than this for upload capacity
+   * (over every session sharing the limiter) is rejected 'busy' at once, so the requester asks
+   * another holder instead of timing out in a queue. Default 2 s.
+   */
+  maxUploadBacklogMs?: number
   /** Default time limit of one request, from the call. */
   requestTimeoutMs?: number
   /** With requests in flight, this long without any message from the peer fails them as 'stalled'. */
@@ -114,6 +121,8 @@ interface IncomingRequest {
   offset: number
   length: number
   cancelled: boolean
+  /** Bytes counted in the upload limiter's `reserved` until this request's turn to take tokens. */
+  reserved: number
 }
 
 type MessageName = Exclude<keyof typeof encoders, 'handshake'>
@@ -133,7 +142,8 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
 
   private readonly channel: Channel
   private readonly send: Senders
-  private readonly opts: Required<Omit<PieceSessionOptions, 'serve' | 'uploadBucket' | 'maxUploadRate'>> & { serve: ServeFn | undefined }
+  private readonly opts: Required<Omit<PieceSessionOptions, 'serve' | 'uploadBucket' | 'maxUploadRate' | 'maxUploadBacklogMs'>> & { serve: ServeFn | undefined }
+  private readonly maxBacklogSeconds: number
   private readonly bucket: TokenBucket
   private readonly openedPromise: Promise<boolean>
   private resolveOpened!: (ok: boolean) => void
@@ -175,6 +185,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
       throw new UpswarmError('UPSWARM_E_CONFIG', `product ${JSON.stringify(this.opts.product.slice(0, 80))} is longer than ${MAX_PRODUCT_BYTES} bytes`)
     }
     this.bucket = options.uploadBucket ?? new TokenBucket(options.maxUploadRate ?? 0)
+    this.maxBacklogSeconds = (options.maxUploadBacklogMs ?? DEFAULT_MAX_UPLOAD_BACKLOG_MS) / 1000
     this.openedPromise = new Promise((resolve) => { this.resolveOpened = resolve })
 
     const mux = Protomux.from(stream)
@@ -324,7 +335,10 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     if (this.closedFlag || this.localChoked) return
     this.localChoked = true
     this.send.choke.send(null)
-    for (const r of this.queue.splice(0)) this.send.reject.send({ id: r.id, reason: 'choked' })
+    for (const r of this.queue.splice(0)) {
+      this.unreserve(r)
+      this.send.reject.send({ id: r.id, reason: 'choked' })
+    }
   }
 
   unchoke(): void {
@@ -390,7 +404,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     this.resolveOpened(false)
     this.closeController.abort(new UpswarmError('UPSWARM_E_PEER', `piece channel to peer ${this.peer} closed`))
     for (const r of [...this.waiting, ...this.inflight.values()]) this.fail(r, this.failure('closed', r.hex, r.offset, r.length))
-    this.queue.length = 0
+    for (const r of this.queue.splice(0)) this.unreserve(r)
     for (const r of this.active.values()) r.cancelled = true
     this.onDrain()
     this.stopStallTimer()
@@ -513,13 +527,20 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     }
     if (msg.length < 1 || msg.length > MAX_REQUEST_LENGTH) return void this.send.reject.send({ id: msg.id, reason: 'bad-request' })
     if (!this.opts.serve) return void this.send.reject.send({ id: msg.id, reason: 'not-found' })
-    this.queue.push({ id: msg.id, hex: b4a.toString(msg.sha256, 'hex'), offset: msg.offset, length: msg.length, cancelled: false })
+    // Upload capacity: what every session sharing the limiter has already promised; beyond the
+    // backlog limit the requester is better served by another holder than by a queue here.
+    if (this.bucket.rate > 0 && this.bucket.backlogSeconds() > this.maxBacklogSeconds) {
+      return void this.send.reject.send({ id: msg.id, reason: 'busy' })
+    }
+    const reserved = this.bucket.rate > 0 ? msg.length : 0
+    this.bucket.reserved += reserved
+    this.queue.push({ id: msg.id, hex: b4a.toString(msg.sha256, 'hex'), offset: msg.offset, length: msg.length, cancelled: false, reserved })
     this.drainQueue()
   }
 
   private onCancel(id: number): void {
     const i = this.queue.findIndex((r) => r.id === id)
-    if (i >= 0) this.queue.splice(i, 1)
+    if (i >= 0) this.unreserve(this.queue.splice(i, 1)[0]!)
     const a = this.active.get(id)
     if (a) a.cancelled = true
   }
@@ -535,7 +556,20 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     }
   }
 
+  private unreserve(r: IncomingRequest): void {
+    this.bucket.reserved -= r.reserved
+    r.reserved = 0
+  }
+
   private async serveOne(r: IncomingRequest): Promise<void> {
+    try {
+      await this.serveReserved(r)
+    } finally {
+      this.unreserve(r)
+    }
+  }
+
+  private async serveReserved(r: IncomingRequest): Promise<void> {
     let bytes: Uint8Array | null
     try {
       bytes = await this.opts.serve!(r.hex, r.offset, r.length)
@@ -547,6 +581,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     if (r.cancelled || this.closedFlag) return
     if (bytes === null) return void this.send.reject.send({ id: r.id, reason: 'not-found' })
     const payload = bytes.byteLength > r.length ? bytes.subarray(0, r.length) : bytes
+    this.unreserve(r)
     try {
       await this.bucket.take(payload.byteLength, this.closeController.signal)
       await this.drained()

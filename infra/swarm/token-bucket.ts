@@ -10,6 +10,8 @@ export class TokenBucket {
   readonly burst: number
   private tokens: number
   private last: number
+  /** Bytes admitted for sending (by every session sharing the bucket) that have not called take() yet. */
+  reserved = 0
 
   constructor(rate: number, burst = rate) {
     if (!Number.isFinite(rate) || rate < 0) {
@@ -19,6 +21,18 @@ export class TokenBucket {
     this.burst = Math.max(1, burst)
     this.tokens = this.burst
     this.last = performance.now()
+  }
+
+  /**
+   * Seconds of sending already promised (taken beyond what the bucket holds, plus `reserved`)
+   * that a new request would wait behind (0 when unlimited).
+   */
+  backlogSeconds(): number {
+    if (this.rate === 0) return 0
+    const now = performance.now()
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
+    this.last = now
+    return Math.max(0, this.reserved - this.tokens) / this.rate
   }
 
   /** Resolves once `bytes` may be sent; rejects with the signal's reason when aborted first. */

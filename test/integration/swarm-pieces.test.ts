@@ -226,6 +226,19 @@ describe('swarm piece protocol', () => {
     expect(a.bytesUp).toBe(blob.length)
   })
 
+  it('swarm — a saturated upload limit rejects further requests as busy at once, and serves what it admitted', async () => {
+    // 1 MiB/s and a 1.5 s backlog: of six 1 MiB requests sent at once, the first passes on the
+    // burst, the next two fill the backlog; the rest are rejected 'busy' without waiting.
+    const { a, b } = await tcpPair({ maxUploadRate: MiB, maxUploadBacklogMs: 1500 })
+    const results = await Promise.all([0, 1, 2, 0, 1, 2].map((i) => b.request(blobHash, i * MiB, MiB).then(
+      (data) => ({ ok: hex(data) === hex(blob.subarray(i * MiB, (i + 1) * MiB)) }),
+      (err: unknown) => ({ failure: pieceFailure(err) }),
+    )))
+    expect(results.filter((r) => 'ok' in r)).toEqual([{ ok: true }, { ok: true }, { ok: true }])
+    expect(results.filter((r) => 'failure' in r)).toEqual([{ failure: 'busy' }, { failure: 'busy' }, { failure: 'busy' }])
+    expect(a.bytesUp).toBe(3 * MiB)
+  })
+
   it('swarm — closing the connection fails pending requests as closed', async () => {
     const { b, streamA } = await tcpPair({ serve: () => new Promise(() => {}) })
     const pending = b.request(blobHash, 0, 10).catch((e: unknown) => e)
