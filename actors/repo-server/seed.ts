@@ -71,12 +71,9 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
   let bytesUp = 0
   let closing = false
 
-  const serve = async (sha256: string, offset: number, length: number): Promise<Uint8Array | null> => {
-    const size = await store.blobs.size(sha256)
-    if (size === undefined) return null
-    if (offset >= size) return b4a.alloc(0)
-    return store.blobs.readRange(sha256, offset, Math.min(length, size - offset))
-  }
+  // Reads stop at the blob's end (an offset beyond it reads 0 bytes); null: not held.
+  const serve = (sha256: string, offset: number, length: number): Promise<Uint8Array | null> =>
+    store.blobs.readRangeIfPresent(sha256, offset, length)
 
   const onConnection = (stream: NoiseSecretStream): void => {
     // Synchronously, before the stream is read (transport.ts): the feeds, then the pieces.

@@ -272,7 +272,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     // Many blobs at once: server requests are capped by serverSlots, peer requests per peer; a
     // wide window lets every client fetch its own stripe early and trade the rest.
     const result = await update(opts.dir, { source, alerts, threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev ? { rev } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
+    const before = wc
     wc = await WorkingCopy.open(opts.dir)
+    // The update may have garbage-collected blobs the old view kept open for serving.
+    before.history.closeHandles()
     await refreshHeld()
     for (const p of peers.all()) if (!p.session.closed) p.session.announceHave(held, { reset: true, product, rev: wc.state.current })
     tracker?.setRev(wc.state.current)
@@ -374,6 +377,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       await tracker?.stop().catch(() => {})
       await transport.close()
       await feed.close()
+      wc.history.closeHandles()
     },
   })
   return daemon

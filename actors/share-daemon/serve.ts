@@ -47,7 +47,8 @@ export function makeServe(src: ServeSources): ServeFn {
       }
     }
     for (const store of src.stores()) {
-      if (await store.has(sha256)) return store.readRange(sha256, offset, length)
+      const data = await store.readRangeIfPresent(sha256, offset, length)
+      if (data) return data
     }
     for (const path of src.pathsOf(sha256) ?? []) {
       const abs = treePath(src.layout, path)

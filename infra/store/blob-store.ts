@@ -4,16 +4,27 @@
 // sees a partial or unverified blob.
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, open, rename, rm, stat, copyFile, link } from 'node:fs/promises'
+import { mkdir, open, rename, rm, stat, copyFile, link, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Transform } from 'node:stream'
 import { UpswarmError } from '../errors.ts'
 
 const HEX64 = /^[0-9a-f]{64}$/
+/** Read handles kept open for blobs being served piece by piece. */
+const OPEN_HANDLES = 32
+
+interface CachedHandle {
+  fh: FileHandle
+  users: number
+  /** Out of the cache (blob removed, store closing): closed once its last reader is done. */
+  dropped: boolean
+}
 
 export class BlobStore {
   readonly root: string
+  /** Open read handles by blob, least recently used first (a blob is immutable once stored). */
+  private readonly handles = new Map<string, CachedHandle>()
 
   constructor(root: string) {
     this.root = root
@@ -133,21 +144,84 @@ export class BlobStore {
 
   /** Reads `length` bytes at `offset` of a stored blob. */
   async readRange(sha256: string, offset: number, length: number): Promise<Buffer> {
-    const fh = await open(this.path(sha256), 'r').catch((err) => {
-      throw new UpswarmError('UPSWARM_E_NOT_FOUND', `blob ${sha256} is not in ${this.root}`, { cause: err })
-    })
+    const data = await this.readRangeIfPresent(sha256, offset, length)
+    if (!data) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `blob ${sha256} is not in ${this.root}`)
+    return data
+  }
+
+  /**
+   * Reads `length` bytes at `offset` of a stored blob, or null when the store does not hold it.
+   * Serving a blob piece by piece reuses one open handle (no stat, open and close per piece).
+   */
+  async readRangeIfPresent(sha256: string, offset: number, length: number): Promise<Buffer | null> {
+    const handle = await this.acquire(sha256)
+    if (!handle) return null
     try {
       const buf = Buffer.allocUnsafe(length)
       let got = 0
       while (got < length) {
-        const { bytesRead } = await fh.read(buf, got, length - got, offset + got)
+        const { bytesRead } = await handle.fh.read(buf, got, length - got, offset + got)
         if (bytesRead === 0) break
         got += bytesRead
       }
       return got === length ? buf : buf.subarray(0, got)
     } finally {
-      await fh.close()
+      handle.users--
+      if (handle.dropped) this.closeIfIdle(handle)
+      else this.trimHandles()
     }
+  }
+
+  private async acquire(sha256: string): Promise<CachedHandle | null> {
+    const path = this.path(sha256)
+    let handle = this.handles.get(sha256)
+    if (handle) {
+      this.handles.delete(sha256) // re-inserted below: most recently used last
+    } else {
+      let fh: FileHandle
+      try {
+        fh = await open(path, 'r')
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+        throw new UpswarmError('UPSWARM_E_IO', `cannot read blob ${sha256} in ${this.root}: ${(err as Error).message}`, { cause: err })
+      }
+      // Another reader may have opened it meanwhile: keep one (no await until it is counted as used).
+      const raced = this.handles.get(sha256)
+      if (raced) {
+        void fh.close().catch(() => {})
+        handle = raced
+        this.handles.delete(sha256)
+      } else {
+        handle = { fh, users: 0, dropped: false }
+      }
+    }
+    handle.users++
+    this.handles.set(sha256, handle)
+    return handle
+  }
+
+  private trimHandles(): void {
+    for (const [sha, h] of this.handles) {
+      if (this.handles.size <= OPEN_HANDLES) break
+      if (h.users === 0) this.dropHandle(sha)
+    }
+  }
+
+  private dropHandle(sha256: string): void {
+    const h = this.handles.get(sha256)
+    if (!h) return
+    this.handles.delete(sha256)
+    h.dropped = true
+    this.closeIfIdle(h)
+  }
+
+  private closeIfIdle(h: CachedHandle): void {
+    if (h.users === 0) void h.fh.close().catch(() => {})
+  }
+
+  /** Closes the read handles kept open for serving (those in use, after their read). */
+  closeHandles(): void {
+    for (const sha of [...this.handles.keys()]) this.dropHandle(sha)
   }
 
   createReadStream(sha256: string, start?: number, end?: number): NodeJS.ReadableStream {
@@ -155,6 +229,7 @@ export class BlobStore {
   }
 
   async remove(sha256: string): Promise<void> {
+    this.dropHandle(sha256)
     await rm(this.path(sha256), { force: true })
   }
 }
