@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, watch } from 'node:fs'
 import { join } from 'node:path'
@@ -52,8 +52,20 @@ function roleProcesses(pid: number): Map<number, string> {
   return roles
 }
 
+/** Every `up` a test started: a failed assertion must not leave a cluster running. */
+const launched: ChildProcess[] = []
+afterEach(async () => {
+  for (const child of launched.splice(0)) {
+    if (child.exitCode !== null || child.signalCode !== null) continue
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    await exited
+  }
+})
+
 async function startUp(dir: string, extra: string[] = []): Promise<ChildProcess> {
   const child = spawn(process.execPath, [CLI, 'up', '--dir', dir, '--servers', '2', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
+  launched.push(child)
   child.stderr!.resume()
   const lines = createInterface({ input: child.stdout! })
   // Everything `up` prints on stdout is the endpoints line, printed once all roles are ready.
