@@ -7,7 +7,7 @@ import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
 import { action, intArg, jsonOption, natsOption } from './common.ts'
-import { formatBytes, printResult, progressLine } from './output.ts'
+import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
 
 const trackerOption = (): Option => new Option('--tracker <urls>', 'tracker URLs (http(s)://…, udp://…), comma-separated').env('UPSWARM_TRACKER')
@@ -244,10 +244,10 @@ export function registerClientCommands(program: Command): void {
         busy = busy.then(async () => {
           const current = (await WorkingCopy.open(dir)).state.current
           if (rev <= current) return
-          printResult(!!o.json, { event: 'release.available', rev, current }, () => `upgrade notice: r${rev} is available (working copy at r${current})`)
+          printEvent(!!o.json, { event: 'release.available', rev, current }, () => `upgrade notice: r${rev} is available (working copy at r${current})`)
           if (!o.auto) return
           const r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads })
-          printResult(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
+          printEvent(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
         }).catch((err) => {
           process.stderr.write(`upswarm: update failed: ${errorMessage(err)}\n`)
         })
@@ -273,9 +273,7 @@ export function registerClientCommands(program: Command): void {
     .action(loaded(async (dir: string, o) => {
       const nc = await maybeNats(o.nats, 'upswarm-daemon')
       // One JSON object per line (NDJSON), so that programs can follow the daemon's events.
-      const emit = (event: object, human: string): void => {
-        process.stdout.write(`${o.json ? JSON.stringify(event) : human}\n`)
-      }
+      const emit = (event: object, human: string): void => printEvent(!!o.json, event, () => human)
       await runRole('daemon', async () => {
         const daemon: Daemon = await startDaemon({
           dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,

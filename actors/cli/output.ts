@@ -2,6 +2,11 @@
 // --json, exactly one JSON document on stdout.
 import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
 
+/** One event of a command that reports as it goes (watch, daemon): NDJSON, one object per line. */
+export function printEvent(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write(`${json ? JSON.stringify(value) : human()}\n`)
+}
+
 export function printResult(json: boolean, value: unknown, human: () => string): void {
   if (json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
   else process.stdout.write(`${human()}\n`)

@@ -2,11 +2,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
 import { Swarm, type SwarmClient } from '../../actors/demo/swarm.ts'
 import { generateTree, mutateTree } from '../../actors/demo/tree-gen.ts'
 import * as updater from '../../actors/updater/index.ts'
 import { startDaemon, type Daemon } from '../../actors/share-daemon/index.ts'
 import { tempDir } from '../helpers/cluster.ts'
+import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 
 async function verifiedAt(client: SwarmClient, rev: number): Promise<void> {
   const status = await updater.status(client.dir)
@@ -48,6 +52,48 @@ describe('swarm', { timeout: 240_000 }, () => {
     expect(fromServers + fromPeers).toBeGreaterThanOrEqual(6 * change.changedBytes * 0.9)
     expect(fromServers).toBeLessThan(3 * change.changedBytes)
     await Promise.all(clients.map((c) => c.stop()))
+  })
+
+  it('watch — `upswarm watch` tells of a new release; with --auto it installs it, without it leaves the tree alone', async () => {
+    swarm.product = crypto.randomUUID()
+    const src = join(dir.path, 'src-w')
+    await generateTree(src, { files: 8, totalBytes: 256 * 1024, seed: 'swarm-w' })
+    await swarm.publish(src)
+    await swarm.serversSynced(1)
+    const [notice, auto] = await Promise.all([swarm.addClient('w-notice'), swarm.addClient('w-auto')])
+    const watchers = [notice, auto].map((c) => {
+      const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'upswarm.mjs'), 'watch', c.dir, '--json', ...(c === auto ? ['--auto'] : [])],
+        { stdio: ['ignore', 'pipe', 'inherit'], env: swarm.env })
+      const events: Record<string, unknown>[] = []
+      const waiters: { event: string; resolve: (e: Record<string, unknown>) => void }[] = []
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        const e = JSON.parse(line) as Record<string, unknown>
+        events.push(e)
+        for (const w of waiters.filter((x) => x.event === e.event)) w.resolve(e)
+      })
+      const next = (event: string): Promise<Record<string, unknown>> =>
+        new Promise((resolve) => waiters.push({ event, resolve }))
+      return { child, events, next }
+    })
+    try {
+      // Both follow the release stream from its start: r1 is what they hold, so nothing is said yet.
+      const available = watchers.map((w) => w.next('release.available'))
+      const installed = watchers[1]!.next('update.done')
+      await mutateTree(src, { seed: 'swarm-w-r2', changeFraction: 0.5, add: 1, remove: 1 })
+      await swarm.publish(src)
+      for (const e of await Promise.all(available)) expect(e).toMatchObject({ event: 'release.available', rev: 2, current: 1 })
+      expect(await installed).toMatchObject({ event: 'update.done', from: 1, to: 2, conflicts: 0 })
+      await verifiedAt(auto, 2)
+      expect((await updater.status(notice.dir)).rev).toBe(1)
+      expect(watchers[0]!.events.map((e) => e.event)).toEqual(['release.available'])
+    } finally {
+      for (const w of watchers) {
+        const exited = once(w.child, 'exit')
+        w.child.kill('SIGTERM')
+        const [code] = await exited
+        expect(code).toBe(0)
+      }
+    }
   })
 
   /**
