@@ -2,7 +2,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { Swarm, type SwarmClient } from '../../actors/demo/swarm.ts'
@@ -11,6 +10,7 @@ import * as updater from '../../actors/updater/index.ts'
 import { startDaemon, type Daemon } from '../../actors/share-daemon/index.ts'
 import { tempDir } from '../helpers/cluster.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
+import { spawnGuarded } from '../../infra/cluster/children.ts'
 
 async function verifiedAt(client: SwarmClient, rev: number): Promise<void> {
   const status = await updater.status(client.dir)
@@ -62,7 +62,8 @@ describe('swarm', { timeout: 240_000 }, () => {
     await swarm.serversSynced(1)
     const [notice, auto] = await Promise.all([swarm.addClient('w-notice'), swarm.addClient('w-auto')])
     const watchers = [notice, auto].map((c) => {
-      const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'upswarm.mjs'), 'watch', c.dir, '--json', ...(c === auto ? ['--auto'] : [])],
+      // Guarded: the watchers die with this test process even if it is torn down mid-test.
+      const child = spawnGuarded(process.execPath, [join(PROJECT_ROOT, 'bin', 'upswarm.mjs'), 'watch', c.dir, '--json', ...(c === auto ? ['--auto'] : [])],
         { stdio: ['ignore', 'pipe', 'inherit'], env: swarm.env })
       const events: Record<string, unknown>[] = []
       const waiters: { event: string; resolve: (e: Record<string, unknown>) => void }[] = []
