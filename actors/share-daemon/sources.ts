@@ -10,7 +10,7 @@ import { encodeRelease, type FileEntry, type SignedRelease } from '../../infra/r
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import type { DownloadSchedule, ReleaseSource } from '../updater/source.ts'
 import { sha256Hex } from '../../infra/release/hash.ts'
-import { addStats, emptyStats, fetchBlobMultiSource, stripeOf, swarmKeysOf, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
+import { addStats, emptyStats, fetchBlobMultiSource, stripeOwner, swarmKeysOf, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
 
 export function serverSource(nc: NatsConnection, product: string): ReleaseSource & { stats: BlobFetchStats } {
   const client = new RepoClient(nc)
@@ -98,13 +98,12 @@ export function swarmSource(opts: {
  */
 export function swarmSchedule(selfKey: string, peers: MultiSourceDeps['peers'], files: number): DownloadSchedule {
   const keys = swarmKeysOf(selfKey, peers)
-  const me = keys.indexOf(selfKey)
   return {
     concurrency: files,
     rank(entry) {
       const pieces = Math.max(1, Math.ceil(entry.size / PIECE_SIZE))
       let own = false
-      for (let i = 0; i < pieces && !own; i++) own = stripeOf(entry.sha256, i, keys) === me
+      for (let i = 0; i < pieces && !own; i++) own = stripeOwner(entry.sha256, i, keys) === selfKey
       const shuffle = parseInt(sha256Hex(`${selfKey}:${entry.sha256}`).slice(0, 8), 16) / 2 ** 32
       return (own ? 0 : 1) + shuffle
     },

@@ -1,0 +1,33 @@
+// Striping (R-ACCEL-2): which client asks the servers first for which piece. Two clients that
+// see different peers must still agree on the pieces whose owner both see.
+import { describe, expect, it } from 'vitest'
+import { randomBytes } from 'node:crypto'
+import { stripeOwner } from '../../actors/share-daemon/multi-source.ts'
+
+const keys = Array.from({ length: 16 }, () => randomBytes(32).toString('hex'))
+const blobs = Array.from({ length: 50 }, () => randomBytes(32).toString('hex'))
+const pieces = blobs.flatMap((sha) => [0, 1, 2].map((i) => ({ sha, i })))
+
+describe('striping', () => {
+  it('striping — every piece has one owner, and the stripes are about even', () => {
+    const count = new Map<string, number>()
+    for (const { sha, i } of pieces) {
+      const owner = stripeOwner(sha, i, keys)!
+      expect(keys).toContain(owner)
+      // The order of the keys does not matter.
+      expect(stripeOwner(sha, i, [...keys].reverse())).toBe(owner)
+      count.set(owner, (count.get(owner) ?? 0) + 1)
+    }
+    expect(count.size).toBeGreaterThan(12) // 150 pieces over 16 keys: every stripe but a few is used
+    expect(Math.max(...count.values())).toBeLessThan(30)
+  })
+
+  it('striping — a view missing one peer reassigns only that peer\'s pieces', () => {
+    const missing = keys[5]!
+    const partial = keys.filter((k) => k !== missing)
+    for (const { sha, i } of pieces) {
+      const full = stripeOwner(sha, i, keys)
+      if (full !== missing) expect(stripeOwner(sha, i, partial)).toBe(full)
+    }
+  })
+})
