@@ -23,6 +23,8 @@ export const PEER_SLOTS = 4
  */
 export const PATIENCE_MS = 500
 const PEER_REQUEST_TIMEOUT_MS = 8_000
+/** Turns of patience the backups of a late piece take before the rest may ask the servers too. */
+const MAX_BACKUP_TURNS = 4
 /** A peer that answered 'busy' (upload saturated) is asked again after this long. */
 const BUSY_BACKOFF_MS = 250
 /** How long to wait for a peer to announce a piece that no server can send. */
@@ -92,25 +94,40 @@ export class ServerSlots {
   }
 }
 
+/** Rendezvous score of `key` for piece `index` of blob `sha256` (higher wins). */
+function stripeScore(key: string, sha256: string, index: number): number {
+  return parseInt(sha256Hex(`${key}:${sha256}:${index}`).slice(0, 12), 16)
+}
+
+const outranks = (a: { key: string; score: number }, b: { key: string; score: number }): boolean =>
+  a.score > b.score || (a.score === b.score && a.key > b.key)
+
 /**
  * Coordination-free striping: the client, among `keys` (this client and the client peers it is
  * connected to), whose stripe piece `index` of blob `sha256` is in. Rendezvous hashing (the key
  * with the highest hash of key and piece wins), so that two clients that see different peers
- * still agree on every piece whose owner both see: with a modulo over the key list, one peer
- * missing from one client's view reassigned almost every piece, and both fetched it from the
- * servers (1.8 × F from the origin with 16 clients).
+ * still agree on every piece whose owner both see (a modulo over the key list would reassign
+ * almost every piece when one view lacks one peer).
  */
 export function stripeOwner(sha256: string, index: number, keys: readonly string[]): string | undefined {
-  let best: string | undefined
-  let bestScore = -1
+  let best: { key: string; score: number } | undefined
   for (const key of keys) {
-    const score = parseInt(sha256Hex(`${key}:${sha256}:${index}`).slice(0, 12), 16)
-    if (score > bestScore || (score === bestScore && key > best!)) {
-      best = key
-      bestScore = score
-    }
+    const c = { key, score: stripeScore(key, sha256, index) }
+    if (!best || outranks(c, best)) best = c
   }
-  return best
+  return best?.key
+}
+
+/**
+ * Where `self` stands for piece `index` of blob `sha256` among `keys`: 0 for the owner, 1 for the
+ * first backup, and so on (the rendezvous order). A piece whose owner is late goes to the
+ * servers through its backups one at a time, not through every waiting client at once.
+ */
+export function stripeRank(sha256: string, index: number, keys: readonly string[], self: string): number {
+  const mine = { key: self, score: stripeScore(self, sha256, index) }
+  let rank = 0
+  for (const key of keys) if (key !== self && outranks({ key, score: stripeScore(key, sha256, index) }, mine)) rank++
+  return rank
 }
 
 /** The sorted keys of this client and the client peers it is connected to (servers are not in a stripe). */
@@ -156,19 +173,26 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   const inflight = new Set<Inflight>()
   const pendingServerReason = new Map<number, ServerReason>()
   const swarmKeys = swarmKeysOf(deps.selfKey, peers)
-  const owned = new Map<number, boolean>()
-  const mine = (i: number): boolean => {
-    let m = owned.get(i)
-    if (m === undefined) owned.set(i, (m = stripeOwner(entry.sha256, i, swarmKeys) === deps.selfKey))
-    return m
+  const ranks = new Map<number, number>()
+  const rankOf = (i: number): number => {
+    let r = ranks.get(i)
+    if (r === undefined) ranks.set(i, (r = stripeRank(entry.sha256, i, swarmKeys, deps.selfKey)))
+    return r
   }
+  const mine = (i: number): boolean => rankOf(i) === 0
   const lengthOf = (i: number): number => Math.min(pieceSize, entry.size - i * pieceSize)
   // Each client walks the pieces in its own random order, so concurrent clients fetch different
   // pieces from the servers and then trade them.
   const order = Array.from({ length: count }, (_, i) => i).sort(() => Math.random() - 0.5)
   const slots = deps.serverSlots
   /** When pieces outside this client's stripe may go to the servers. */
-  const patienceEnds = (): number => Math.max(deps.startedAt, slots.stripeWantedAt) + slots.patienceMs()
+  /**
+   * When this client may ask the servers for piece `i` of another stripe: the piece's backups
+   * take turns, one patience each, up to MAX_BACKUP_TURNS (peers that are not updating are in
+   * the stripes too, and must not delay a piece for long).
+   */
+  const patienceEnds = (i?: number): number =>
+    Math.max(deps.startedAt, slots.stripeWantedAt) + slots.patienceMs() * (i === undefined ? 1 : Math.min(MAX_BACKUP_TURNS, Math.max(1, rankOf(i))))
   // Peers that failed a request for this blob are not asked for it again in this run.
   const shunned = new Set<string>()
   const usable = (i: number): PeerEntry[] => peers.holders(entry.sha256, pieceSize, i).filter((p) => !shunned.has(p.key))
@@ -280,7 +304,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
         // a while (ServerSlots.patienceMs) does it ask the servers for those too.
         const own = mine(i)
         if (own) slots.stripeWantedAt = now
-        if (!slots.free || !(own || now > patienceEnds())) continue
+        if (!slots.free || !(own || now > patienceEnds(i))) continue
         const seed = holders.filter(ready).sort((a, b) => a.inflight - b.inflight)[0]
         if (process.env.UPSWARM_DEBUG) deps.log?.(`server piece ${i} of ${entry.path}: ${peers.size} peers (${peers.all().map((p) => `${p.key.slice(0, 6)}${p.server ? 's' : ''}:${p.session.remote.blobs.size}`).join(' ')})`)
         // The proxy-assigned server (weighted round-robin), else a server's seed on the swarm.

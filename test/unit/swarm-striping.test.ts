@@ -2,7 +2,7 @@
 // see different peers must still agree on the pieces whose owner both see.
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { stripeOwner } from '../../actors/share-daemon/multi-source.ts'
+import { stripeOwner, stripeRank } from '../../actors/share-daemon/multi-source.ts'
 
 const keys = Array.from({ length: 16 }, () => randomBytes(32).toString('hex'))
 const blobs = Array.from({ length: 50 }, () => randomBytes(32).toString('hex'))
@@ -28,6 +28,14 @@ describe('striping', () => {
     for (const { sha, i } of pieces) {
       const full = stripeOwner(sha, i, keys)
       if (full !== missing) expect(stripeOwner(sha, i, partial)).toBe(full)
+    }
+  })
+
+  it('striping — the ranks of a piece are 0 for its owner, then 1, 2 … once each (its backups in turn)', () => {
+    for (const { sha, i } of pieces.slice(0, 20)) {
+      const ranks = keys.map((k) => stripeRank(sha, i, keys, k))
+      expect([...ranks].sort((a, b) => a - b)).toEqual(keys.map((_, n) => n))
+      expect(keys[ranks.indexOf(0)]).toBe(stripeOwner(sha, i, keys))
     }
   })
 })
