@@ -8,7 +8,7 @@ import { publish } from '../../actors/publisher/publish.ts'
 import { startProxy, type Proxy, type StatsReply, type Assignment } from '../../actors/proxy/index.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
-import { proxySubject } from '../../infra/nats/names.ts'
+import { proxySubject, serverHeartbeat } from '../../infra/nats/names.ts'
 import { request, requestJson } from '../../infra/nats/service.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
@@ -146,5 +146,33 @@ describe('proxy', () => {
     await waitFor(member, (s) => s.matches('healthy') && s.context.status.synced[product] === 1, { timeout: 10_000 })
     const picks = new Set(Array.from({ length: 7 }, () => proxy.pool.assign(product, 1)))
     expect(picks.has(victim.id)).toBe(true)
+  })
+
+  it('proxy — malformed heartbeats are logged with what is wrong and ignored: no such server joins the pool', async () => {
+    const logged: string[] = []
+    const second = await startProxy({ nc, httpPort: 0, log: (m) => logged.push(m) })
+    try {
+      const bad = [
+        'not json',
+        JSON.stringify({ id: `${tag}-neg`, weight: -5, synced: {} }),
+        JSON.stringify({ id: `${tag}-str`, weight: 1, synced: 'everything' }),
+        JSON.stringify({ id: '', weight: 1 }),
+        JSON.stringify({ id: `${tag}-nan`, weight: 1, synced: { [product]: 1 }, requests: 'many' }),
+      ]
+      for (const body of bad) nc.publish(serverHeartbeat(`${tag}-x`), body)
+      // A well-formed one after them, on the same subscription: once it is in, the others were seen.
+      nc.publish(serverHeartbeat(`${tag}-ok`), JSON.stringify({ id: `${tag}-ok`, weight: 1, synced: {} }))
+      for (let i = 0; i < 100 && !second.pool.member(`${tag}-ok`); i++) await new Promise((r) => setTimeout(r, 50))
+      expect(second.pool.member(`${tag}-ok`)).toBeDefined()
+      const malformed = logged.filter((m) => m.includes('malformed heartbeat'))
+      expect(malformed).toHaveLength(5)
+      expect(malformed[1]).toMatch(/weight/)
+      expect(malformed[2]).toMatch(/synced/)
+      expect(malformed[4]).toMatch(/requests/)
+      for (const id of [`${tag}-neg`, `${tag}-str`, '', `${tag}-nan`]) expect(second.pool.member(id)).toBeUndefined()
+      expect(second.pool.assign(product, 1)).not.toBe(`${tag}-ok`)
+    } finally {
+      await second.close()
+    }
   })
 })
