@@ -340,10 +340,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // The first update waits for the first round of discovery (bounded): starting with no peer
   // would send everything to the servers.
   const discoveryTimer = setTimeout(resolveDiscovered, DISCOVERY_WAIT_MS)
-  void discovered.then(() => {
-    clearTimeout(discoveryTimer)
-    if (process.env.UPSWARM_DEBUG) log(`discovery done: ${peers.size} peers`)
-  })
+  void discovered.then(() => clearTimeout(discoveryTimer))
   if (!tracker) void transport.flush().then(discoveryRoundDone, discoveryRoundDone)
 
   let follow: FollowHandle | undefined

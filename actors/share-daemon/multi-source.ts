@@ -185,7 +185,6 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   // pieces from the servers and then trade them.
   const order = Array.from({ length: count }, (_, i) => i).sort(() => Math.random() - 0.5)
   const slots = deps.serverSlots
-  /** When pieces outside this client's stripe may go to the servers. */
   /**
    * When this client may ask the servers for piece `i` of another stripe: the piece's backups
    * take turns, one patience each, up to MAX_BACKUP_TURNS (peers that are not updating are in
@@ -255,20 +254,20 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
 
   const startServer = (i: number): void => {
     const controller = new AbortController()
-    deps.serverSlots.inUse++
+    slots.inUse++
     const asked = Date.now()
     const f: Inflight = {
       piece: i, source: 'server', controller,
       promise: deps.server!.readPiece(entry.sha256, i * pieceSize, lengthOf(i), pieceHashOf(entry, i))
         .then(async (data) => {
-          deps.serverSlots.served(Date.now() - asked)
+          slots.served(Date.now() - asked)
           await accept(i, data, 'server')
         }, (err) => {
           deps.log?.(`servers could not send piece ${i} of ${entry.path}: ${(err as Error).message}`)
           serverFailed = err
         })
         .finally(() => {
-          deps.serverSlots.inUse--
+          slots.inUse--
           inflight.delete(f)
           peers.emit('changed')
         }),

@@ -5,11 +5,10 @@
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import { RepoClient } from '../../infra/repo-client.ts'
-import { PIECE_SIZE } from '../../infra/release/hash.ts'
+import { PIECE_SIZE, sha256Hex } from '../../infra/release/hash.ts'
 import { encodeRelease, type FileEntry, type SignedRelease } from '../../infra/release/manifest.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import type { DownloadSchedule, ReleaseSource } from '../updater/source.ts'
-import { sha256Hex } from '../../infra/release/hash.ts'
 import { addStats, emptyStats, fetchBlobMultiSource, stripeOwner, swarmKeysOf, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
 
 export function serverSource(nc: NatsConnection, product: string): ReleaseSource & { stats: BlobFetchStats } {

@@ -97,14 +97,9 @@ async function stageEntry(session: RunSession, entry: Entry, slot: string): Prom
 
 /** The tasks in the order the source asks for (files to fetch by rank; the others first, they are quick). */
 function scheduled(session: RunSession, tasks: RunPlan['tasks']): { concurrency: number; order: RunPlan['tasks'] } {
-  const fetched = (t: RunPlan['tasks'][number]): FileEntry | undefined => (t.facts.target?.kind === 'file' ? t.facts.target : undefined)
-  const entries = tasks.flatMap((t) => fetched(t) ?? [])
-  const schedule = session.opts.source?.schedule?.(entries)
+  const schedule = session.opts.source?.schedule?.()
   if (!schedule) return { concurrency: FILE_CONCURRENCY, order: tasks }
-  const rank = new Map(tasks.map((t) => {
-    const e = fetched(t)
-    return [t, e ? schedule.rank(e) : -Infinity] as const
-  }))
+  const rank = new Map(tasks.map((t) => [t, t.facts.target?.kind === 'file' ? schedule.rank(t.facts.target) : -Infinity] as const))
   return { concurrency: Math.max(1, schedule.concurrency), order: [...tasks].sort((a, b) => rank.get(a)! - rank.get(b)!) }
 }
 

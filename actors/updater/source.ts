@@ -16,7 +16,7 @@ export interface ReleaseSource {
    * so that concurrent clients fetch different files from the servers and then trade them.
    * Without it: 4 files at once, in plan order.
    */
-  schedule?(entries: FileEntry[]): DownloadSchedule
+  schedule?(): DownloadSchedule
 }
 
 export interface DownloadSchedule {

@@ -29,19 +29,22 @@ export class TokenBucket {
    */
   backlogSeconds(): number {
     if (this.rate === 0) return 0
+    this.refill()
+    return Math.max(0, this.reserved - this.tokens) / this.rate
+  }
+
+  /** Adds the tokens earned since the last call, up to the burst. */
+  private refill(): void {
     const now = performance.now()
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
     this.last = now
-    return Math.max(0, this.reserved - this.tokens) / this.rate
   }
 
   /** Resolves once `bytes` may be sent; rejects with the signal's reason when aborted first. */
   take(bytes: number, signal?: AbortSignal): Promise<void> {
     if (this.rate === 0 || bytes <= 0) return Promise.resolve()
     if (signal?.aborted) return Promise.reject(signal.reason)
-    const now = performance.now()
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
-    this.last = now
+    this.refill()
     this.tokens -= bytes
     if (this.tokens >= 0) return Promise.resolve()
     const waitMs = Math.ceil((-this.tokens / this.rate) * 1000)
