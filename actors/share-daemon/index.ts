@@ -156,6 +156,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
   })
   const addr = await transport.listen(opts.host ?? '127.0.0.1', opts.port ?? 0)
+  transport.on('refused', (peer, reason) => {
+    // Two peers dialling each other is normal; anything else is worth a line in the log.
+    if (reason !== 'duplicate connection') log(`connection ${peer ? `with peer ${peer.slice(0, 12)}… ` : ''}dropped: ${reason}`)
+  })
 
   // Heartbeats tell which servers hold which revision (an update waits until one does) and
   // name the servers' swarm keys (servers seed the swarm; their bytes count as server bytes).

@@ -19,6 +19,7 @@ export const DEFAULT_MAX_CONNECTIONS = 64
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000
 export const DEFAULT_KEEP_ALIVE_MS = 5_000
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
+export const DEFAULT_FIRST_BYTES_TIMEOUT_MS = 5_000
 
 export interface SwarmKeyPair { publicKey: Buffer; secretKey: Buffer }
 
@@ -56,6 +57,15 @@ export interface SwarmTransportOptions {
   keepAliveMs?: number
   /** A connection that receives nothing (not even keep-alives) this long is closed. */
   idleTimeoutMs?: number
+  /**
+   * A connection on which no byte has arrived this long after it opened is half-open (the
+   * remote never saw it: a lost holepunch race, a stale route) and is closed, so that
+   * discovery dials again instead of waiting for the idle timeout. Both ends send their
+   * protocol's open message at once, so a live connection always passes. (A TCP connection's
+   * Noise handshake already proves it live; this matters for DHT connections, whose handshake
+   * travelled through the DHT.)
+   */
+  firstBytesTimeoutMs?: number
 }
 
 interface Entry { stream: NoiseSecretStream; info: ConnectionInfo }
@@ -142,6 +152,7 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
       handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
       keepAliveMs: DEFAULT_KEEP_ALIVE_MS,
       idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+      firstBytesTimeoutMs: DEFAULT_FIRST_BYTES_TIMEOUT_MS,
       ...options,
     }
   }
@@ -321,6 +332,7 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
     stream.once('close', () => this.onClosed(entry))
     stream.setKeepAlive(this.opts.keepAliveMs)
     stream.setTimeout(this.opts.idleTimeoutMs)
+    this.expectFirstBytes(entry)
     try {
       this.opts.onConnection(stream, info)
     } catch (err) {
@@ -328,6 +340,18 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
       return null
     }
     return entry
+  }
+
+  /** Closes the connection if nothing at all arrives on it in firstBytesTimeoutMs (see the option). */
+  private expectFirstBytes(entry: Entry): void {
+    const { stream, info } = entry
+    const timer = setTimeout(() => {
+      if (stream.rawBytesRead === 0 && !stream.destroying) {
+        this.refuse(stream, info.peer, `half-open connection: nothing received in ${this.opts.firstBytesTimeoutMs} ms`)
+      }
+    }, this.opts.firstBytesTimeoutMs)
+    timer.unref()
+    stream.once('close', () => clearTimeout(timer))
   }
 
   private onClosed(entry: Entry): void {
