@@ -11,6 +11,7 @@ import { endpoint, request, startService } from '../../infra/nats/service.ts'
 import { UUID_RE } from '../../infra/release/manifest.ts'
 import { startGateway, type Gateway } from '../../infra/http/gateway.ts'
 import { MAX_RANGE } from '../repo-server/index.ts'
+import { HeartbeatForPool, heartbeatProblems } from '../repo-server/heartbeat.ts'
 import { Pool } from './pool.ts'
 import { natsGatewayBackend } from './gateway-backend.ts'
 
@@ -35,16 +36,6 @@ export interface Assignment {
   maxRange: number
 }
 
-/** What the pool takes from a repository server's heartbeat (the rest is for clients). */
-const Counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0)
-const PoolHeartbeat = z.object({
-  id: z.string().min(1).max(128),
-  weight: z.number().int().min(0).max(1_000_000),
-  synced: z.record(z.string().regex(UUID_RE), z.number().int().min(0)).default({}),
-  requests: Counter,
-  bytesServed: Counter,
-  inflight: Counter,
-})
 
 export interface StatsReply {
   proxy: string
@@ -64,13 +55,12 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const sub = nc.subscribe(SERVER_HEARTBEATS, {
     callback: (err, msg) => {
       if (err) return
-      let hb: z.infer<typeof PoolHeartbeat>
+      let hb: z.infer<typeof HeartbeatForPool>
       try {
-        hb = PoolHeartbeat.parse(msg.json())
+        hb = HeartbeatForPool.parse(msg.json())
       } catch (e) {
         // A server that cannot say who it is, what it holds and what it weighs stays out of the pool.
-        const why = e instanceof z.ZodError ? e.issues.slice(0, 3).map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') : 'not JSON'
-        log(`ignored a malformed heartbeat on ${msg.subject}: ${why}`)
+        log(`ignored a malformed heartbeat on ${msg.subject}: ${heartbeatProblems(e)}`)
         return
       }
       pool.heartbeat(hb.id, { weight: hb.weight, synced: hb.synced, requests: hb.requests, bytesServed: hb.bytesServed, inflight: hb.inflight })

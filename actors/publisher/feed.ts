@@ -25,6 +25,7 @@ import { REV_HEADER, lastRelease } from '../../infra/release/release-log.ts'
 import { MAX_RELEASE_BLOCK_BYTES, openFeed, type FeedEntry, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import { SwarmTransport } from '../../infra/swarm/transport.ts'
 import { HEARTBEAT_MS } from '../repo-server/index.ts'
+import { HeartbeatForFeed } from '../repo-server/heartbeat.ts'
 
 export const DEFAULT_SERVER_WAIT_MS = 2000
 export const DEFAULT_FEED_TIMEOUT_MS = 15_000
@@ -58,15 +59,6 @@ export interface FeedPublishOptions {
   timeoutMs?: number
 }
 
-const HeartbeatSwarm = z.object({
-  id: z.string(),
-  swarm: z.object({
-    publicKey: z.string().regex(/^[0-9a-f]{64}$/),
-    host: z.string().min(1),
-    port: z.number().int().min(1).max(65535),
-    feeds: z.array(z.string()),
-  }),
-})
 
 /** Brings the feed up to `release`; never throws: the release stream already holds it. */
 export async function publishToFeed(opts: FeedPublishOptions): Promise<FeedOutcome> {
@@ -143,9 +135,9 @@ function dialSeedingServers(nc: NatsConnection, transport: SwarmTransport, publi
   const sub = nc.subscribe(SERVER_HEARTBEATS, {
     callback: (err, msg) => {
       if (err) return
-      let hb: z.infer<typeof HeartbeatSwarm>
+      let hb: z.infer<typeof HeartbeatForFeed>
       try {
-        hb = HeartbeatSwarm.parse(msg.json())
+        hb = HeartbeatForFeed.parse(msg.json())
       } catch {
         return // a server without a swarm side, or not a heartbeat
       }

@@ -19,25 +19,16 @@ import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
 import type { HostPort } from '../../infra/swarm/transport.ts'
 import { serverSyncMachine, type PendingRelease } from '../../machines/server-sync.machine.ts'
 import { RepoStore } from './repo-store.ts'
-import { startSeed, type Seed, type SwarmInfo } from './seed.ts'
+import { startSeed, type Seed } from './seed.ts'
+import type { Heartbeat } from './heartbeat.ts'
 
-export type { Seed, SwarmInfo } from './seed.ts'
+export type { Seed } from './seed.ts'
+export type { Heartbeat, SwarmInfo } from './heartbeat.ts'
 
 export const HEARTBEAT_MS = 1000
 /** Largest byte range one request may ask for. */
 export const MAX_RANGE = 4 * 1024 * 1024
 
-export interface Heartbeat {
-  id: string
-  weight: number
-  synced: Record<string, number>
-  inflight: number
-  requests: number
-  bytesServed: number
-  startedAt: string
-  /** The server as a swarm peer (R-SERVER seed): clients count bytes from this key as server bytes. */
-  swarm: SwarmInfo
-}
 
 export interface RepoServerOptions {
   nc: NatsConnection

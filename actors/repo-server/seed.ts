@@ -15,20 +15,9 @@ import type { TokenBucket } from '../../infra/swarm/token-bucket.ts'
 import { SwarmTransport, loadOrCreateKeyPair, topicFor, type HostPort } from '../../infra/swarm/transport.ts'
 import type { RepoStore } from './repo-store.ts'
 
-/** What a server tells clients about its swarm side in its heartbeat. */
-export interface SwarmInfo {
-  /** Noise public key (hex): bytes from this peer are server bytes. */
-  publicKey: string
-  /** TCP address to dial directly. */
-  host: string
-  port: number
-  /** Publisher keys (hex) whose release feed this server seeds. */
-  feeds: string[]
-  /** Open swarm connections. */
-  peers: number
-  /** Bytes uploaded on the swarm. */
-  bytesUp: number
-}
+import type { SwarmInfo } from './heartbeat.ts'
+
+export type { SwarmInfo } from './heartbeat.ts'
 
 export interface SeedOptions {
   store: RepoStore

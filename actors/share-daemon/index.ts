@@ -19,6 +19,7 @@ import { PieceSession } from '../../infra/swarm/piece-protocol.ts'
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
 import { loadOrCreateKeyPair, SwarmTransport, topicFor } from '../../infra/swarm/transport.ts'
+import { HeartbeatForClient } from '../repo-server/heartbeat.ts'
 import { createTrackerClient, type TrackerClient, type TrackerPeer } from '../tracker/client.ts'
 import { update, type UpdateResult } from '../updater/index.ts'
 import type { AlertSink } from '../updater/source.ts'
@@ -167,14 +168,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     callback: (err, msg) => {
       if (err) return
       try {
-        const hb = msg.json() as { swarm?: { publicKey?: string }; synced?: Record<string, number> }
-        if (typeof hb.swarm?.publicKey === 'string') peers.markServers([hb.swarm.publicKey])
-        const synced = hb.synced?.[product]
-        if (typeof synced === 'number' && synced > serversNewest) {
+        const hb = HeartbeatForClient.parse(msg.json())
+        if (hb.swarm) peers.markServers([hb.swarm.publicKey])
+        const synced = hb.synced[product]
+        if (synced !== undefined && synced > serversNewest) {
           serversNewest = synced
           maybeUpdate()
         }
-      } catch { /* not ours to judge */ }
+      } catch { /* malformed: the proxy logs it and keeps that server out; a client just ignores it */ }
     },
   })
 

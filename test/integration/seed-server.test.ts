@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { publish } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type Heartbeat, type RepoServer } from '../../actors/repo-server/index.ts'
+import { HeartbeatSchema } from '../../actors/repo-server/heartbeat.ts'
 import { parseBootstrap } from '../../infra/cluster/dht.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { serverHeartbeat } from '../../infra/nats/names.ts'
@@ -48,7 +49,8 @@ function nextSynced(server: RepoServer, product: string, rev: number): Promise<v
 
 async function nextHeartbeat(nc: NatsConnection, id: string): Promise<Heartbeat> {
   const sub = nc.subscribe(serverHeartbeat(id), { max: 1 })
-  for await (const msg of sub) return msg.json<Heartbeat>()
+  // The wire format is the schema every reader parses (proxy, publisher feed, daemon).
+  for await (const msg of sub) return HeartbeatSchema.parse(msg.json())
   throw new Error(`no heartbeat from server ${id}`)
 }
 
@@ -111,7 +113,7 @@ describe('repository server as a seed', () => {
     expect((await session.request(bigSha, 0, 4096)).equals(big.subarray(0, 4096))).toBe(true)
   })
 
-  it('repository server — its heartbeat gives its swarm address; a direct dial gets pieces and the blobs of a later release', async () => {
+  it('repository server — its heartbeat matches the heartbeat schema and gives its swarm address; a direct dial gets pieces and the blobs of a later release', async () => {
     const hb = await nextHeartbeat(nc, server.id)
     expect(hb.swarm).toMatchObject({ publicKey: server.seed.info().publicKey, host: '127.0.0.1' })
     expect(hb.swarm.port).toBeGreaterThan(0)

@@ -1,0 +1,68 @@
+// The repository server's heartbeat (R-SERVER, R-PROXY-1): one wire format, one schema. The
+// server publishes a `Heartbeat` on serverHeartbeat(id) every HEARTBEAT_MS; each reader parses
+// only the part it acts on, so a field it does not use can never keep a server out.
+//   proxy            HeartbeatForPool    id, weight, synced, load counters
+//   publisher feed   HeartbeatForFeed    id and swarm address (which feeds it seeds)
+//   sharing daemon   HeartbeatForClient  synced revisions and the server's swarm key
+import { z } from 'zod'
+import { UUID_RE } from '../../infra/release/manifest.ts'
+
+const Counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+const Hex32 = z.string().regex(/^[0-9a-f]{64}$/)
+const Synced = z.record(z.string().regex(UUID_RE), z.number().int().min(0))
+
+/** What a server tells clients about its swarm side (R-SERVER: servers are seeds). */
+export const SwarmInfoSchema = z.object({
+  /** Noise public key (hex): bytes from this peer are server bytes. */
+  publicKey: Hex32,
+  /** TCP address to dial directly. */
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  /** Publisher keys (hex) whose release feed this server seeds. */
+  feeds: z.array(Hex32),
+  /** Open swarm connections. */
+  peers: Counter,
+  /** Bytes uploaded on the swarm. */
+  bytesUp: Counter,
+})
+export type SwarmInfo = z.infer<typeof SwarmInfoSchema>
+
+export const HeartbeatSchema = z.object({
+  id: z.string().min(1).max(128),
+  weight: z.number().int().min(0).max(1_000_000),
+  /** Highest verified revision per product UUID. */
+  synced: Synced,
+  inflight: Counter,
+  requests: Counter,
+  bytesServed: Counter,
+  startedAt: z.string(),
+  swarm: SwarmInfoSchema,
+})
+export type Heartbeat = z.infer<typeof HeartbeatSchema>
+
+/** The proxy's part: who, how heavy, what it holds, how loaded. Counters default to 0. */
+export const HeartbeatForPool = z.object({
+  id: HeartbeatSchema.shape.id,
+  weight: HeartbeatSchema.shape.weight,
+  synced: Synced.default({}),
+  requests: Counter.default(0),
+  bytesServed: Counter.default(0),
+  inflight: Counter.default(0),
+})
+
+/** The publisher's part: where to dial the server that seeds a feed. */
+export const HeartbeatForFeed = z.object({
+  id: HeartbeatSchema.shape.id,
+  swarm: SwarmInfoSchema.pick({ publicKey: true, host: true, port: true, feeds: true }),
+})
+
+/** The sharing daemon's part: which revisions servers hold, and which swarm key is a server. */
+export const HeartbeatForClient = z.object({
+  synced: Synced.default({}),
+  swarm: SwarmInfoSchema.pick({ publicKey: true }).optional(),
+})
+
+/** "field: problem; …" of a failed parse, for the log line that says why a heartbeat was ignored. */
+export function heartbeatProblems(err: unknown): string {
+  return err instanceof z.ZodError ? err.issues.slice(0, 3).map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') : 'not JSON'
+}
