@@ -102,7 +102,12 @@ export class RunSession {
     } else {
       await this.releases.refresh()
       to = request.kind === 'checkout' ? this.wc.state.newestVerified : automaticTarget(this.wc.state)
-      if (to === 0) throw new UpswarmError('UPSWARM_E_UNKNOWN_REVISION', `product ${this.wc.config.product} has no release yet; publish one first`)
+      // The revision list comes from servers that hold a release, verified: right after a publish
+      // they may still be copying it.
+      if (to === 0) {
+        throw new UpswarmError('UPSWARM_E_UNKNOWN_REVISION',
+          `no repository server holds a release of product ${this.wc.config.product} yet: publish one first, or, if you just did, retry once the servers have synced it (upswarm stats shows each server's synced revision)`)
+      }
     }
     await this.releases.resolve(to)
     this.base = await this.wc.entries(state.current)

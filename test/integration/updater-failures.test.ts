@@ -134,6 +134,14 @@ describe('updater — bad bytes and bad manifests', () => {
     await init(f.wc, { product: f.product, publicKey: f.key.publicKey, source: f.source })
     await expect(update(f.wc, { source: f.source, alerts: new RecordingAlerts(), rev: 9 })).rejects.toMatchObject({ code: 'UPSWARM_E_UNKNOWN_REVISION' })
   })
+
+  it('updater — init of a product no server holds yet says so, and leaves no working copy behind', async () => {
+    const f = await fixture([])
+    const err = await init(f.wc, { product: f.product, publicKey: f.key.publicKey, source: f.source }).catch((e: unknown) => e)
+    expect(isUpswarmError(err, 'UPSWARM_E_UNKNOWN_REVISION')).toBe(true)
+    expect((err as Error).message).toContain(`no repository server holds a release of product ${f.product}`)
+    expect(await readdir(f.wc).catch(() => [])).toEqual([])
+  })
 })
 
 describe('updater — no rollback attack', () => {
