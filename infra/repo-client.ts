@@ -73,7 +73,7 @@ export class RepoClient {
       }
       await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.threads, count)) }, worker))
       await fh.close()
-      await into.commitFile(entry.sha256, tmp, `server ${reader.servers.join(', ')}`, entry.size)
+      await into.commitFile(entry.sha256, tmp, `server ${reader.servers.join(', ')}`, entry.size, entry.sha1)
     } catch (err) {
       await fh.close().catch(() => {})
       await rm(tmp, { force: true })

@@ -335,7 +335,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
     }
     await Promise.allSettled([...inflight].map((f) => f.promise))
     await fh.close()
-    await into.commitFile(entry.sha256, tmp, 'peers and servers', entry.size)
+    await into.commitFile(entry.sha256, tmp, 'peers and servers', entry.size, entry.sha1)
     return stats
   } catch (err) {
     for (const f of inflight) f.controller.abort()

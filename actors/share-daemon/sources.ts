@@ -23,7 +23,7 @@ export function serverSource(nc: NatsConnection, product: string): ReleaseSource
     async fetchBlob(entry, into, opts) {
       const r = await client.fetchBlob(product, entry, into, opts)
       stats.bytesFromServers += r.bytesFromServers
-      return { bytesFromServers: r.bytesFromServers, bytesFromPeers: 0 }
+      return { bytesFromServers: r.bytesFromServers, bytesFromPeers: 0, verified: true }
     },
   }
 }
@@ -84,7 +84,7 @@ export function swarmSource(opts: {
         startedAt,
       }, o.signal)
       addStats(stats, s)
-      return { bytesFromServers: s.bytesFromServers, bytesFromPeers: s.bytesFromPeers }
+      return { bytesFromServers: s.bytesFromServers, bytesFromPeers: s.bytesFromPeers, verified: true }
     },
   }
 }

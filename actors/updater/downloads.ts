@@ -52,7 +52,10 @@ async function fetchBlob(session: RunSession, entry: FileEntry, signal: AbortSig
   const p = source.fetchBlob(entry, session.wc.history, { signal, threads: session.opts.threads })
   session.inflight.set(entry.sha256, p)
   try {
-    return await p
+    const got = await p
+    // Checked against the signed manifest as it was committed: verifyBlob need not read it again.
+    if (got.verified) session.verified.add(entry.sha256)
+    return { bytesFromServers: got.bytesFromServers, bytesFromPeers: got.bytesFromPeers }
   } catch (err) {
     session.noteError(err)
     throw err

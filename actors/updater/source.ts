@@ -8,8 +8,12 @@ export interface ReleaseSource {
   revisions(product: string): Promise<{ rev: number; manifestSha256: string }[]>
   /** The signed release bytes; the updater verifies them with decodeRelease (infra/release/manifest.ts). */
   release(product: string, rev: number): Promise<Uint8Array>
-  /** Fetches a whole blob (verified by the caller/BlobStore.put) into the store; returns where the bytes came from. */
-  fetchBlob(entry: FileEntry, into: BlobStore, opts: { signal?: AbortSignal; threads: number }): Promise<{ bytesFromServers: number; bytesFromPeers: number }>
+  /**
+   * Fetches a whole blob into the store (BlobStore.put / commitFile check its SHA-256); returns
+   * where the bytes came from, and `verified: true` when the commit also checked size and SHA-1
+   * against `entry` (R-VERIFY done: the updater does not read the blob again).
+   */
+  fetchBlob(entry: FileEntry, into: BlobStore, opts: { signal?: AbortSignal; threads: number }): Promise<FetchedBlob>
   /**
    * How the download phase should order and overlap the files it fetches (asked once per
    * run). A swarm source staggers its clients: each starts with the files of its own stripe,
@@ -17,6 +21,12 @@ export interface ReleaseSource {
    * Without it: 4 files at once, in plan order.
    */
   schedule?(): DownloadSchedule
+}
+
+export interface FetchedBlob {
+  bytesFromServers: number
+  bytesFromPeers: number
+  verified?: boolean
 }
 
 export interface DownloadSchedule {

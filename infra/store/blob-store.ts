@@ -101,19 +101,25 @@ export class BlobStore {
   /**
    * Verifies a file written elsewhere (e.g. by concurrent range writers at a stagingPath) and
    * moves it into the store; on mismatch it is deleted and UPSWARM_E_HASH_MISMATCH thrown.
+   * With `sha1`, the same read also checks SHA-1: the blob is then verified as R-VERIFY asks
+   * (size, SHA-1 and SHA-256) and the caller need not read it again.
    */
-  async commitFile(sha256: string, tmp: string, where: string, size?: number): Promise<void> {
+  async commitFile(sha256: string, tmp: string, where: string, size?: number, sha1?: string): Promise<void> {
     const hash = createHash('sha256')
+    const hash1 = sha1 === undefined ? null : createHash('sha1')
     let n = 0
     try {
       for await (const chunk of createReadStream(tmp, { highWaterMark: 1024 * 1024 })) {
         hash.update(chunk as Buffer)
+        hash1?.update(chunk as Buffer)
         n += (chunk as Buffer).length
       }
       const got = hash.digest('hex')
-      if (got !== sha256 || (size !== undefined && n !== size)) {
+      const got1 = hash1?.digest('hex')
+      if (got !== sha256 || (size !== undefined && n !== size) || got1 !== sha1) {
         throw new UpswarmError('UPSWARM_E_HASH_MISMATCH',
-          `blob ${sha256} from ${where} does not verify: got SHA-256 ${got} over ${n} bytes${size !== undefined ? ` (expected ${size})` : ''}`)
+          `blob ${sha256} from ${where} does not verify: got SHA-256 ${got}${got1 === undefined ? '' : `, SHA-1 ${got1}`} over ${n} bytes` +
+          `${size !== undefined ? ` (expected ${size}${sha1 === undefined ? '' : `, SHA-1 ${sha1}`})` : sha1 === undefined ? '' : ` (expected SHA-1 ${sha1})`}`)
       }
       await fsyncFile(tmp)
       const final = this.path(sha256)

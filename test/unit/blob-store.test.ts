@@ -2,12 +2,13 @@
 // piece through a bounded set of open handles.
 import { describe, expect, it } from 'vitest'
 import { createHash, randomBytes } from 'node:crypto'
-import { readdir, readlink } from 'node:fs/promises'
+import { access, readdir, readlink, writeFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { BlobStore } from '../../infra/store/blob-store.ts'
 import { tempDir } from '../helpers/cluster.ts'
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex')
 
 /** Open descriptors of this process that point into `dir`. */
 async function openFilesUnder(dir: string): Promise<number> {
@@ -46,6 +47,32 @@ describe('blob store', () => {
       store.closeHandles()
       await new Promise((r) => setImmediate(r))
       expect(await openFilesUnder(dir.path)).toBe(0)
+    } finally {
+      await dir.cleanup()
+    }
+  })
+
+  it('blob store — commitFile checks size, SHA-256 and, when given, SHA-1 in one read; a mismatch stores nothing and names the blob', async () => {
+    const dir = await tempDir('upswarm-blobs-')
+    try {
+      const store = new BlobStore(dir.path)
+      const good = randomBytes(300_000)
+      const tmp = await store.stagingPath()
+      await writeFile(tmp, good)
+      await store.commitFile(sha256(good), tmp, 'test', good.length, sha1(good))
+      expect(await store.has(sha256(good))).toBe(true)
+      expect((await store.readRange(sha256(good), 1000, 10)).equals(good.subarray(1000, 1010))).toBe(true)
+
+      // Right SHA-256 and size, wrong SHA-1 (a manifest whose two hashes disagree): refused.
+      const other = randomBytes(1000)
+      const tmp2 = await store.stagingPath()
+      await writeFile(tmp2, other)
+      const err = await store.commitFile(sha256(other), tmp2, 'peer x', other.length, '0'.repeat(40)).catch((e: unknown) => e)
+      expect(err).toMatchObject({ code: 'UPSWARM_E_HASH_MISMATCH' })
+      expect((err as Error).message).toContain(`blob ${sha256(other)} from peer x`)
+      expect((err as Error).message).toContain(`SHA-1 ${sha1(other)}`)
+      expect(await store.has(sha256(other))).toBe(false)
+      await expect(access(tmp2)).rejects.toMatchObject({ code: 'ENOENT' })
     } finally {
       await dir.cleanup()
     }
