@@ -19,6 +19,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--servers <n>', 'repository servers', intArg('--servers'), 3)
     .option('--weights <list>', 'weight of each server, comma-separated (default 1 each)')
     .option('--http-port <port>', "the proxy's HTTP gateway port (0: any free port)", intArg('--http-port'))
+    .option('--ssh-port <port>', "the proxy's SFTP door port (0: any free port)", intArg('--ssh-port'))
     .option('--tracker-http-port <port>', 'tracker HTTP port', intArg('--tracker-http-port'))
     .option('--tracker-udp-port <port>', 'tracker UDP port', intArg('--tracker-udp-port'))
     .option('--dht-port <port>', 'DHT bootstrap UDP port', intArg('--dht-port'))
@@ -38,6 +39,7 @@ export function registerClusterCommands(program: Command): void {
         natsUrls: o.nats ? String(o.nats).split(',') : undefined,
         bootstrap: o.bootstrap,
         httpPort: o.httpPort,
+        sshPort: o.sshPort,
         trackerHttpPort: o.trackerHttpPort,
         trackerUdpPort: o.trackerUdpPort,
         dhtPort: o.dhtPort,
@@ -94,14 +96,24 @@ export function registerClusterCommands(program: Command): void {
     .command('proxy')
     .description('run the server proxy (R-PROXY): weighted round-robin director and HTTP/WebDAV gateway')
     .option('--http-port <port>', 'gateway port (0: any free port)', intArg('--http-port'), 0)
+    .option('--ssh-port <port>', 'SFTP door: read-only view of every release over SSH (0: any free port; off unless given)', intArg('--ssh-port'))
+    .option('--ssh-host-key <file>', 'SSH host key (created, Ed25519, when missing)', 'upswarm-proxy-ssh-host-key')
+    .option('--ssh-authorized-keys <file>', 'only these public keys (OpenSSH authorized_keys) may log in; default: anyone may read, as over HTTP')
     .option('--id <id>', 'proxy id')
     .addOption(natsOption())
     .action(action(async (o) => {
-      const [{ connectNats }, { startProxy }] = await Promise.all([import('../../infra/nats/connect.ts'), import('../proxy/index.ts')])
+      const [{ connectNats }, { startProxy }, { loadOrCreateHostKey }, { readFile }] = await Promise.all([
+        import('../../infra/nats/connect.ts'), import('../proxy/index.ts'), import('../../infra/ssh/sftp-gateway.ts'), import('node:fs/promises'),
+      ])
+      const ssh = o.sshPort === undefined ? {} : {
+        sshPort: o.sshPort as number,
+        sshHostKey: await loadOrCreateHostKey(o.sshHostKey),
+        ...(o.sshAuthorizedKeys ? { sshAuthorizedKeys: await readFile(o.sshAuthorizedKeys, 'utf8') } : {}),
+      }
       const nc = await connectNats(o.nats, 'upswarm-proxy')
       await runRole('proxy', async () => {
-        const proxy = await startProxy({ nc, id: o.id, httpPort: o.httpPort, log: (m) => log(`proxy: ${m}`) })
-        return { ready: { http: proxy.httpUrl, id: proxy.id }, close: async () => { await proxy.close(); await nc.drain() } }
+        const proxy = await startProxy({ nc, id: o.id, httpPort: o.httpPort, ...ssh, log: (m) => log(`proxy: ${m}`) })
+        return { ready: { http: proxy.httpUrl, ssh: proxy.sshUrl, id: proxy.id }, close: async () => { await proxy.close(); await nc.drain() } }
       })
     }))
 

@@ -25,6 +25,8 @@ export interface UpOptions {
   natsUrls?: string[]
   bootstrap?: string
   httpPort?: number
+  /** The proxy's SFTP door (host key kept in DIR/proxy/ssh-host-key); 0 or unset: any free port. */
+  sshPort?: number
   trackerHttpPort?: number
   trackerUdpPort?: number
   dhtPort?: number
@@ -37,6 +39,8 @@ export interface Endpoints {
   nats?: string[]
   dhtBootstrap?: string
   http?: string
+  /** sftp://host:port: the proxy's read-only SSH view of every release. */
+  ssh?: string
   trackerHttp?: string
   trackerUdp?: string
 }
@@ -137,11 +141,12 @@ export async function up(opts: UpOptions): Promise<Launched> {
       }
     }
     if (has('proxy')) {
-      const args = ['proxy', '--http-port', String(opts.httpPort ?? 0)]
+      const args = ['proxy', '--http-port', String(opts.httpPort ?? 0), '--ssh-port', String(opts.sshPort ?? 0), '--ssh-host-key', join(dir, 'proxy', 'ssh-host-key')]
       starts.push(spawnRole('proxy', args, roleEnv, log).then(({ child, ready }) => {
         children.set('proxy', child)
         endpoints.http = String(ready.http)
-        log(`proxy: gateway ${endpoints.http}`)
+        endpoints.ssh = String(ready.ssh)
+        log(`proxy: gateway ${endpoints.http}, ${endpoints.ssh}`)
       }))
     }
     if (has('tracker')) {

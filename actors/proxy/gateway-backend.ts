@@ -18,6 +18,8 @@ export function natsGatewayBackend(nc: NatsConnection, pool: Pool, forward: Forw
   const cache = new Map<string, SignedRelease>()
 
   return {
+    products: () => pool.products(),
+
     async release(product, rev) {
       const wanted = rev === 'latest' ? pool.newest(product) : rev
       if (wanted === 0) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `no healthy repository server holds product ${product}`)

@@ -14,12 +14,19 @@ import { MAX_RANGE } from '../repo-server/index.ts'
 import { HeartbeatForPool, heartbeatProblems } from '../repo-server/heartbeat.ts'
 import { Pool } from './pool.ts'
 import { natsGatewayBackend } from './gateway-backend.ts'
+import { startSftpGateway, type SftpGateway } from '../../infra/ssh/sftp-gateway.ts'
 
 export interface ProxyOptions {
   nc: NatsConnection
   id?: string
   httpPort?: number
   httpHost?: string
+  /** SFTP door (R-PROXY-PROTO's SSH): port (0: any free port); off when unset. */
+  sshPort?: number
+  /** Private host key text (loadOrCreateHostKey); required with sshPort. */
+  sshHostKey?: string
+  /** OpenSSH authorized_keys text: only these keys may log in (default: anyone may read). */
+  sshAuthorizedKeys?: string
   log?: (msg: string) => void
 }
 
@@ -27,6 +34,8 @@ export interface Proxy {
   id: string
   pool: Pool
   httpUrl: string | undefined
+  /** sftp://host:port of the SSH door, when started. */
+  sshUrl: string | undefined
   close(): Promise<void>
 }
 
@@ -119,22 +128,36 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
     },
   })
 
+  const backend = natsGatewayBackend(nc, pool, forward)
   let gateway: Gateway | undefined
-  if (opts.httpPort !== undefined) {
-    gateway = await startGateway({
-      port: opts.httpPort,
-      host: opts.httpHost ?? '127.0.0.1',
-      backend: natsGatewayBackend(nc, pool, forward),
-      log,
-    })
+  let sftp: SftpGateway | undefined
+  try {
+    if (opts.httpPort !== undefined) {
+      gateway = await startGateway({ port: opts.httpPort, host: opts.httpHost ?? '127.0.0.1', backend, log })
+    }
+    if (opts.sshPort !== undefined) {
+      if (!opts.sshHostKey) throw new UpswarmError('UPSWARM_E_CONFIG', 'the SSH door needs a host key (--ssh-host-key FILE; created when missing)')
+      sftp = await startSftpGateway({
+        port: opts.sshPort, host: opts.httpHost ?? '127.0.0.1', backend, hostKey: opts.sshHostKey, log,
+        ...(opts.sshAuthorizedKeys !== undefined ? { authorizedKeys: opts.sshAuthorizedKeys } : {}),
+      })
+    }
+  } catch (err) {
+    await gateway?.close()
+    sub.unsubscribe()
+    await service.stop().catch(() => {})
+    pool.stop()
+    throw err
   }
 
   return {
     id,
     pool,
     httpUrl: gateway?.url,
+    sshUrl: sftp?.url,
     async close() {
       await gateway?.close()
+      await sftp?.close()
       sub.unsubscribe()
       await service.stop().catch(() => {})
       pool.stop()

@@ -58,6 +58,17 @@ export class Pool {
     return best
   }
 
+  /** Every product a healthy member holds, with the newest revision held. */
+  products(): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const m of this.ring()) {
+      const snap = m.getSnapshot()
+      if (!snap.matches('healthy')) continue
+      for (const [product, rev] of Object.entries(snap.context.status.synced)) out[product] = Math.max(out[product] ?? 0, rev)
+    }
+    return out
+  }
+
   /**
    * Assigns one healthy member holding revision `rev` of `product` (or, without rev, one that
    * is not behind the newest), by smooth weighted round-robin. Excluded ids are skipped.

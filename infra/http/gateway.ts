@@ -10,6 +10,8 @@ export interface GatewayBackend {
   release(product: string, rev: number | 'latest'): Promise<SignedRelease>
   /** The bytes [start, end] (inclusive) of a blob, in order. */
   read(product: string, rev: number, sha256: string, start: number, end: number): AsyncIterable<Uint8Array>
+  /** The products held, each with its newest revision (for directory views such as SFTP's root). */
+  products?(): Promise<Record<string, number>> | Record<string, number>
 }
 
 export interface Gateway {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { readFile, rm } from 'node:fs/promises'
+import { readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { waitFor } from 'xstate'
 import { publish } from '../../actors/publisher/publish.ts'
@@ -14,8 +14,27 @@ import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { newProduct, tempDir } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
+import ssh2 from 'ssh2'
+import type { SFTPWrapper } from 'ssh2'
+import { loadOrCreateHostKey } from '../../infra/ssh/sftp-gateway.ts'
 
 const exec = promisify(execFile)
+
+/** An SFTP session with the proxy's SSH door (no credentials: 'none' auth, or a private key). */
+function sftpSession(url: string, privateKey?: string): Promise<{ sftp: SFTPWrapper; end: () => void }> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve, reject) => {
+    const client = new ssh2.Client()
+    client.on('error', reject)
+    client.on('ready', () => client.sftp((err, sftp) => (err ? reject(err) : resolve({ sftp, end: () => client.end() }))))
+    client.connect({ host: hostname, port: Number(port), username: 'reader', ...(privateKey ? { privateKey } : {}), readyTimeout: 10_000 })
+  })
+}
+
+/** The SFTP status error of an operation (code and message), or null when it succeeded. */
+function sftpError(op: (cb: (err: Error | null | undefined) => void) => void): Promise<{ code: number; message: string } | null> {
+  return new Promise((resolve) => op((err) => resolve(err ? { code: (err as Error & { code: number }).code, message: err.message } : null)))
+}
 
 describe('proxy', () => {
   let nc: NatsConnection
@@ -37,11 +56,12 @@ describe('proxy', () => {
     cluster = await NatsCluster.start({ dir: join(dir.path, 'nats'), nodes: 3 })
     nc = await connectNats(cluster.urls, 'test-proxy')
     await writeTree(join(dir.path, 'src'), { 'docs/readme.txt': 'hello\n', 'big.bin': big, 'empty': '' })
+    await symlink('docs/readme.txt', join(dir.path, 'src', 'readme-link'))
     await publish({ nc, src: join(dir.path, 'src'), product, key })
     for (const [i, id] of ids.entries()) {
       servers.push(await startRepoServer({ nc, id, dataDir: join(dir.path, id), weight: weights[i] }))
     }
-    proxy = await startProxy({ nc, httpPort: 0 })
+    proxy = await startProxy({ nc, httpPort: 0, sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key')) })
     for (const s of servers) await waitFor(s.actor, () => s.store.synced[product] === 1, { timeout: 30_000 })
     for (const id of ids) {
       await waitFor(await memberOf(id), (snap) => snap.matches('healthy') && snap.context.status.synced[product] === 1, { timeout: 10_000 })
@@ -117,6 +137,70 @@ describe('proxy', () => {
     const zero = await (await fetch(`${proxy.httpUrl}/dav/${product}/1/docs`, { method: 'PROPFIND', headers: { depth: '0' } })).text()
     expect(zero.match(/<D:response>/g)).toHaveLength(1)
     expect((await fetch(`${proxy.httpUrl}/dav/${product}/1/`, { method: 'OPTIONS' })).headers.get('dav')).toBe('1')
+  })
+
+  it('proxy — the SFTP door (OpenSSH sftp) lists products, revisions and trees, and gets exactly the bytes', async () => {
+    const { hostname, port } = new URL(proxy.sshUrl!)
+    const out = join(dir.path, 'sftp-out')
+    const batch = join(dir.path, 'sftp-batch')
+    await writeFile(batch, [
+      'ls /', `ls /${product}`, `ls -l /${product}/1`, `ls -l /${product}/latest/docs`,
+      `get /${product}/1/big.bin ${out}-big`, `get /${product}/latest/readme-link ${out}-link`, `get /${product}/1/empty ${out}-empty`,
+    ].join('\n') + '\n')
+    const { stdout } = await exec('sftp', ['-b', batch, '-P', port, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+      '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', `reader@${hostname}`], { timeout: 60_000 })
+    expect(stdout).toContain(product)
+    expect(stdout).toMatch(/latest/)
+    expect(stdout).toMatch(new RegExp(`-rw-r--r--.* ${big.length} .*big\\.bin`))
+    expect(stdout).toMatch(/drwx.*docs/)
+    expect(stdout).toMatch(/lrwxrwxrwx.*readme-link/)
+    expect(stdout).toMatch(/ 6 .*readme\.txt/)
+    expect((await readFile(`${out}-big`)).equals(big)).toBe(true)
+    expect(await readFile(`${out}-link`, 'utf8')).toBe('hello\n')
+    expect(await readFile(`${out}-empty`)).toHaveLength(0)
+  })
+
+  it('proxy — the SFTP door is read-only and says what is missing and where', async () => {
+    const { sftp, end } = await sftpSession(proxy.sshUrl!)
+    try {
+      const write = await sftpError((cb) => sftp.open(`/${product}/1/new.txt`, 'w', (err) => cb(err)))
+      expect(write).toMatchObject({ code: 3 })
+      expect(write!.message).toContain('read-only')
+      expect(await sftpError((cb) => sftp.unlink(`/${product}/1/big.bin`, cb))).toMatchObject({ code: 3 })
+      expect(await sftpError((cb) => sftp.mkdir(`/${product}/1/d`, cb))).toMatchObject({ code: 3 })
+      expect(await sftpError((cb) => sftp.rename(`/${product}/1/big.bin`, `/${product}/1/x`, cb))).toMatchObject({ code: 3 })
+      const missing = await sftpError((cb) => sftp.stat(`/${product}/1/nope.txt`, (err) => cb(err)))
+      expect(missing).toMatchObject({ code: 2 })
+      expect(missing!.message).toContain(`nope.txt is not in revision 1 of ${product}`)
+      expect(await sftpError((cb) => sftp.stat(`/${product}/9`, (err) => cb(err)))).toMatchObject({ code: 2 })
+      expect(await sftpError((cb) => sftp.stat('/not-a-uuid', (err) => cb(err)))).toMatchObject({ code: 2 })
+      // A read past the end is EOF; a range in the middle is exact.
+      const part = await new Promise<Buffer>((resolve, reject) => sftp.open(`/${product}/1/big.bin`, 'r', (err, h) => {
+        if (err) return reject(err)
+        const buf = Buffer.alloc(70_000)
+        sftp.read(h, buf, 0, buf.length, 2_097_100, (e, n) => (e ? reject(e) : resolve(buf.subarray(0, n))))
+      }))
+      expect(part.equals(big.subarray(2_097_100, 2_097_100 + part.length))).toBe(true)
+      expect(part.length).toBeGreaterThan(0)
+    } finally {
+      end()
+    }
+  })
+
+  it('proxy — with authorized keys, the SFTP door lets in a listed key only', async () => {
+    const listed = ssh2.utils.generateKeyPairSync('ed25519')
+    const other = ssh2.utils.generateKeyPairSync('ed25519')
+    const second = await startProxy({
+      nc, sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key-2')), sshAuthorizedKeys: `# readers\n${listed.public}\n`,
+    })
+    try {
+      const ok = await sftpSession(second.sshUrl!, listed.private)
+      ok.end()
+      await expect(sftpSession(second.sshUrl!, other.private)).rejects.toThrow(/authentication/i)
+      await expect(sftpSession(second.sshUrl!)).rejects.toThrow(/authentication/i)
+    } finally {
+      await second.close()
+    }
   })
 
   it('proxy — a stopped server is dropped; restarted wiped, it catches up and is assigned again', async () => {
