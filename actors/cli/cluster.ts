@@ -71,6 +71,7 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption('--data <dir>', 'local content-addressed store and state')
     .option('--weight <w>', 'weight in the round-robin', intArg('--weight'), 1)
     .option('--swarm-host <host>', 'address the swarm (seed) listener binds and the heartbeat advertises', '127.0.0.1')
+    .option('--swarm-advertise <host>', 'address clients dial, when not --swarm-host (required with 0.0.0.0 or ::)')
     .option('--swarm-port <port>', 'swarm TCP port (0: any free port)', intArg('--swarm-port'), 0)
     .addOption(new Option('--bootstrap <host:port>', 'DHT bootstrap node(s), comma-separated: announce every synced revision on the DHT')
       .env('UPSWARM_BOOTSTRAP'))
@@ -84,7 +85,7 @@ export function registerClusterCommands(program: Command): void {
       await runRole('server', async () => {
         const server = await startRepoServer({
           nc, id: o.id, dataDir: o.data, weight: o.weight,
-          swarmHost: o.swarmHost, swarmPort: o.swarmPort, bootstrap: parseBootstrap(o.bootstrap), maxUploadRate: o.maxUploadRate,
+          swarmHost: o.swarmHost, swarmPort: o.swarmPort, ...(o.swarmAdvertise ? { swarmAdvertise: o.swarmAdvertise } : {}), bootstrap: parseBootstrap(o.bootstrap), maxUploadRate: o.maxUploadRate,
           log: (m) => log(`server ${o.id}: ${m}`),
         })
         const { host, port, publicKey } = server.seed.info()

@@ -38,6 +38,8 @@ export interface RepoServerOptions {
   heartbeatMs?: number
   /** Address the swarm listener binds and the heartbeat advertises (default 127.0.0.1; port 0 = any free port). */
   swarmHost?: string
+  /** The address the heartbeat advertises when it is not swarmHost (needed when binding 0.0.0.0 / ::). */
+  swarmAdvertise?: string
   swarmPort?: number
   /** HyperDHT bootstrap (parseBootstrap): with it the server announces its products' and revisions' topics. */
   bootstrap?: HostPort[]
@@ -241,6 +243,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       dataDir: opts.dataDir,
       host: opts.swarmHost ?? '127.0.0.1',
       port: opts.swarmPort ?? 0,
+      ...(opts.swarmAdvertise ? { advertiseHost: opts.swarmAdvertise } : {}),
       ...(opts.bootstrap ? { bootstrap: opts.bootstrap } : {}),
       uploadBucket: uploads,
       log,

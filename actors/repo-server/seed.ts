@@ -7,7 +7,7 @@
 import { join } from 'node:path'
 import b4a from 'b4a'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
-import { errorMessage } from '../../infra/errors.ts'
+import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import { blobsOf } from '../../infra/release/manifest.ts'
 import { DEFAULT_MAX_REMOTE_BLOBS, PieceSession } from '../../infra/swarm/piece-protocol.ts'
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
@@ -24,6 +24,8 @@ export interface SeedOptions {
   dataDir: string
   host: string
   port: number
+  /** The address clients dial (the heartbeat's); default: `host`. Required when `host` is a wildcard. */
+  advertiseHost?: string
   /** HyperDHT bootstrap; without it the server is reachable by direct dial only. */
   bootstrap?: HostPort[]
   /** Shared with the NATS range replies: one limit for everything the server uploads. */
@@ -80,6 +82,11 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
     })
   }
 
+  const wildcard = opts.host === '0.0.0.0' || opts.host === '::'
+  if (wildcard && !opts.advertiseHost) {
+    throw new UpswarmError('UPSWARM_E_CONFIG',
+      `the swarm listener binds ${opts.host} (every interface): say which address clients should dial with --swarm-advertise HOST`)
+  }
   const transport = new SwarmTransport({
     keyPair,
     onConnection,
@@ -130,7 +137,7 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
     transport,
     info: () => ({
       publicKey: b4a.toString(keyPair.publicKey, 'hex'),
-      host: address.host,
+      host: opts.advertiseHost ?? address.host,
       port: address.port,
       feeds: [...feeds.keys()],
       peers: transport.connections.size,

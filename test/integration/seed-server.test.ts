@@ -135,4 +135,18 @@ describe('repository server as a seed', () => {
     expect((await session.request(sha256Hex(added), 0, 300_000)).equals(added)).toBe(true)
     expect(session.peerHas(bigSha)).toBe(true) // added to, not replaced
   })
+
+  it('repository server — advertises --swarm-advertise in its heartbeat; a wildcard bind without it is refused before anything listens', async () => {
+    const other = await startRepoServer({ nc, id: `adv${process.pid}`, dataDir: join(dir.path, 'adv'), swarmAdvertise: 'localhost' })
+    try {
+      const hb = await nextHeartbeat(nc, other.id)
+      expect(hb.swarm.host).toBe('localhost')
+      expect(other.seed.transport.tcpAddress?.host).toBe('127.0.0.1')
+    } finally {
+      await other.close()
+    }
+    // Refused by the check itself: nothing binds 0.0.0.0 in tests.
+    await expect(startRepoServer({ nc, id: `wild${process.pid}`, dataDir: join(dir.path, 'wild'), swarmHost: '0.0.0.0' }))
+      .rejects.toThrow(/--swarm-advertise/)
+  })
 })
