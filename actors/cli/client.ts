@@ -85,7 +85,8 @@ function progress(json: boolean) {
 function updateSummary(r: Updater.UpdateResult): string {
   return `r${r.from} → r${r.to}: ${r.updated} updated, ${r.checkedOut} checked out, ${r.removed} removed, ` +
     `${r.conflicts.length} conflict(s)${r.conflicts.length ? ` (${r.conflicts.join(', ')}: left alone, administrators alerted)` : ''}; ` +
-    `${formatBytes(r.bytesFromServers)} from servers, ${formatBytes(r.bytesFromPeers)} from peers`
+    `${formatBytes(r.bytesFromServers)} from servers, ${formatBytes(r.bytesFromPeers)} from peers` +
+    ('uploadedBytes' in r ? `; ${formatBytes(r.uploadedBytes as number)} served to peers so far` : '')
 }
 
 function updateJson(r: Updater.UpdateResult | DaemonUpdate): object {
@@ -290,6 +291,9 @@ export function registerClientCommands(program: Command): void {
         return {
           ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev() },
           close: async () => {
+            // What this client gave back to the swarm, said once at the end (R-SHARE).
+            emit({ event: 'daemon.stopped', uploadedBytes: daemon.uploaded(), peers: daemon.connections().length },
+              `stopped; served ${formatBytes(daemon.uploaded())} to peers over ${daemon.connections().length} connection(s)`)
             await daemon.close()
             await nc?.close()
           },

@@ -48,6 +48,8 @@ export interface DaemonOptions {
 export interface DaemonUpdate extends UpdateResult {
   sources: BlobFetchStats
   ms: number
+  /** Bytes this daemon has served to peers since it started (R-SHARE), at the end of the run. */
+  uploadedBytes: number
 }
 
 export interface DaemonEvents {
@@ -292,6 +294,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       bytesFromPeers: source.stats.bytesFromPeers,
       sources: source.stats,
       ms: Date.now() - started,
+      uploadedBytes: uploaded,
     }
     events.emit('update.done', done)
     opts.nc?.publish(actorEventSubject('daemon', peerId), JSON.stringify({ type: 'update.done', product, ...done }))

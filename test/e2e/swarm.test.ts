@@ -34,7 +34,7 @@ describe('swarm', { timeout: 240_000 }, () => {
     await dir?.cleanup()
   })
 
-  it('share-daemon — 6 clients at r1 update to r2 together; servers send well under 6× the changed bytes', async () => {
+  it('share-daemon — 6 clients at r1 update to r2 together; servers send well under 6× the changed bytes; the daemons report what they served', async () => {
     const src = join(dir.path, 'src-a')
     await generateTree(src, { files: 60, totalBytes: 6 * 1024 * 1024, seed: 'swarm-a' })
     await swarm.publish(src, '1.0')
@@ -52,6 +52,12 @@ describe('swarm', { timeout: 240_000 }, () => {
     expect(fromServers + fromPeers).toBeGreaterThanOrEqual(6 * change.changedBytes * 0.9)
     expect(fromServers).toBeLessThan(3 * change.changedBytes)
     await Promise.all(clients.map((c) => c.stop()))
+    // Each daemon says on exit what it served: together at least what the peers received.
+    const stopped = await Promise.all(clients.map((c) => c.waitFor((e) => e.event === 'daemon.stopped', 10_000)))
+    const uploaded = stopped.reduce((n, e) => n + (e.uploadedBytes as number), 0)
+    console.info(`6 clients served ${uploaded} bytes to peers`)
+    expect(uploaded).toBeGreaterThanOrEqual(fromPeers)
+    for (const d of done) expect(d.uploadedBytes).toEqual(expect.any(Number))
   })
 
   it('watch — `upswarm watch` tells of a new release; with --auto it installs it, without it leaves the tree alone', async () => {
