@@ -157,6 +157,8 @@ interface Inflight {
   source: PeerEntry | 'server'
   controller: AbortController
   promise: Promise<void>
+  /** When it was asked (ms epoch). */
+  asked: number
 }
 
 export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, deps: MultiSourceDeps, signal?: AbortSignal): Promise<BlobFetchStats> {
@@ -180,6 +182,23 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
     return r
   }
   const mine = (i: number): boolean => rankOf(i) === 0
+  const owners = new Map<number, PeerEntry | undefined>()
+  /** The connected client peer whose stripe piece `i` is in (undefined: this client, or not connected). */
+  const ownerOf = (i: number): PeerEntry | undefined => {
+    if (!owners.has(i)) {
+      const key = stripeOwner(entry.sha256, i, swarmKeys)
+      owners.set(i, key === deps.selfKey ? undefined : peers.all().find((p) => p.key === key))
+    }
+    return owners.get(i)
+  }
+  /**
+   * The owner of piece `i` is still working through its stripe: it announced a new piece within
+   * one patience. Its pieces will come; asking the servers for them now only duplicates.
+   */
+  const ownerBusy = (i: number, now: number): boolean => {
+    const owner = ownerOf(i)
+    return owner !== undefined && !owner.session.closed && now - owner.lastPieceAt < slots.patienceMs()
+  }
   const lengthOf = (i: number): number => Math.min(pieceSize, entry.size - i * pieceSize)
   // Each client walks the pieces in its own random order, so concurrent clients fetch different
   // pieces from the servers and then trade them.
@@ -224,10 +243,11 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
     if (asServer) slots.inUse++
     const asked = Date.now()
     const f: Inflight = {
-      piece: i, source: peer, controller,
+      piece: i, source: peer, controller, asked,
       promise: peer.session.request(entry.sha256, i * pieceSize, lengthOf(i), { signal: controller.signal, timeoutMs: PEER_REQUEST_TIMEOUT_MS })
         .then(async (data) => {
           if (asServer) slots.served(Date.now() - asked)
+          else peers.pieceServed(Date.now() - asked)
           if (!(await accept(i, data, peer))) {
             stats.badPieces++
             pendingServerReason.set(i, 'bad-piece-from-peer')
@@ -257,7 +277,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
     slots.inUse++
     const asked = Date.now()
     const f: Inflight = {
-      piece: i, source: 'server', controller,
+      piece: i, source: 'server', controller, asked,
       promise: deps.server!.readPiece(entry.sha256, i * pieceSize, lengthOf(i), pieceHashOf(entry, i))
         .then(async (data) => {
           slots.served(Date.now() - asked)
@@ -303,16 +323,21 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
         // a while (ServerSlots.patienceMs) does it ask the servers for those too.
         const own = mine(i)
         if (own) slots.stripeWantedAt = now
-        if (!slots.free || !(own || now > patienceEnds(i))) continue
+        if (!slots.free || !(own || (now > patienceEnds(i) && !ownerBusy(i, now)))) continue
         const seed = holders.filter(ready).sort((a, b) => a.inflight - b.inflight)[0]
         if (process.env.UPSWARM_DEBUG) deps.log?.(`server piece ${i} of ${entry.path}: ${peers.size} peers (${peers.all().map((p) => `${p.key.slice(0, 6)}${p.server ? 's' : ''}:${p.session.remote.blobs.size}`).join(' ')})`)
         // The proxy-assigned server (weighted round-robin), else a server's seed on the swarm.
         if (deps.server && serverFailed === undefined) startServer(i)
         else if (seed) startPeer(i, seed, true)
       }
-      // End-game: every missing piece is requested; ask idle holders for duplicates.
+      // End-game: every missing piece is requested; a request that is late (several typical
+      // piece times) gets a duplicate from an idle holder. Duplicating every request at once
+      // made each small file (one or two pieces) cost its uploaders about twice its size.
+      const lateBefore = Date.now() - peers.lateAfterMs()
       if (candidates.length === 0 && inflight.size > 0) {
         for (const f of [...inflight]) {
+          if (f.asked > lateBefore) continue
+          if ([...inflight].some((g) => g !== f && g.piece === f.piece)) continue // one duplicate at a time
           const dup = usable(f.piece).find((p) => !p.server && p.inflight < PEER_SLOTS && p.busyUntil <= Date.now() && p !== f.source &&
             ![...inflight].some((g) => g.piece === f.piece && g.source === p))
           if (dup) startPeer(f.piece, dup)
@@ -321,7 +346,9 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
       if (remaining === 0) break
       if (inflight.size > 0) {
         waitingSince = Date.now()
-        await Promise.race([...inflight].map((f) => f.promise).concat(peers.nextChange(1000)))
+        // Wake for a finished request, a change, or the next request to become late.
+        const nextLate = Math.min(...[...inflight].map((f) => f.asked)) + peers.lateAfterMs() - Date.now()
+        await Promise.race([...inflight].map((f) => f.promise).concat(peers.nextChange(Math.max(20, Math.min(1000, nextLate + 5)))))
         continue
       }
       // Nothing of this blob in flight: its holders are busy with other blobs, or no source has

@@ -14,6 +14,8 @@ export interface PeerEntry {
   busyUntil: number
   /** Resolves at the peer's first `have` (or when it closes). */
   announced: Promise<void>
+  /** When the peer last announced a newly verified piece (ms epoch; 0: never): it is downloading. */
+  lastPieceAt: number
 }
 
 export class PeerSet extends EventEmitter<{ changed: [] }> {
@@ -21,6 +23,22 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
     super()
     // Every blob being downloaded waits on changes: one listener each.
     this.setMaxListeners(0)
+  }
+
+  /** EWMA of how long a peer takes to deliver a piece (ms): what "late" means in the end-game. */
+  private pieceMsAvg = 0
+
+  /** Records one peer piece's time from request to data. */
+  pieceServed(ms: number): void {
+    this.pieceMsAvg = this.pieceMsAvg === 0 ? ms : 0.8 * this.pieceMsAvg + 0.2 * ms
+  }
+
+  /**
+   * A piece request to a peer older than this is late: the end-game may ask a second peer for
+   * the same piece. Three typical piece times, at least 300 ms (and 1 s before any is known).
+   */
+  lateAfterMs(): number {
+    return this.pieceMsAvg === 0 ? 1_000 : Math.max(300, 3 * this.pieceMsAvg)
   }
 
   private readonly peers = new Map<string, PeerEntry>()
@@ -32,7 +50,10 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
       session.once('have', () => resolve())
       session.once('close', () => resolve())
     })
-    const entry: PeerEntry = { key, session, server: this.serverKeys.has(key), inflight: 0, bytesDown: 0, busyUntil: 0, announced }
+    const entry: PeerEntry = { key, session, server: this.serverKeys.has(key), inflight: 0, bytesDown: 0, busyUntil: 0, announced, lastPieceAt: 0 }
+    session.on('have-piece', () => {
+      entry.lastPieceAt = Date.now()
+    })
     // A repository server seeding the swarm announces blobs of every product (no product of its own).
     session.on('have', (have) => {
       if (have.product === '') entry.server = true
