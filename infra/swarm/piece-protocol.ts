@@ -533,7 +533,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
       return void this.send.reject.send({ id: msg.id, reason: 'busy' })
     }
     const reserved = this.bucket.rate > 0 ? msg.length : 0
-    this.bucket.reserved += reserved
+    this.bucket.reserve(reserved)
     this.queue.push({ id: msg.id, hex: b4a.toString(msg.sha256, 'hex'), offset: msg.offset, length: msg.length, cancelled: false, reserved })
     this.drainQueue()
   }
@@ -557,7 +557,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
   }
 
   private unreserve(r: IncomingRequest): void {
-    this.bucket.reserved -= r.reserved
+    this.bucket.release(r.reserved)
     r.reserved = 0
   }
 

@@ -11,7 +11,7 @@ export class TokenBucket {
   private tokens: number
   private last: number
   /** Bytes admitted for sending (by every session sharing the bucket) that have not called take() yet. */
-  reserved = 0
+  private reservedBytes = 0
 
   constructor(rate: number, burst = rate) {
     if (!Number.isFinite(rate) || rate < 0) {
@@ -23,6 +23,21 @@ export class TokenBucket {
     this.last = performance.now()
   }
 
+  /** Bytes admitted for sending and not yet taken, over every session sharing the bucket. */
+  get reserved(): number {
+    return this.reservedBytes
+  }
+
+  /** Promises `bytes` of sending (admitted, not yet taken): later requests queue behind them. */
+  reserve(bytes: number): void {
+    this.reservedBytes += bytes
+  }
+
+  /** Withdraws a promise made with reserve() (sent, cancelled or failed). */
+  release(bytes: number): void {
+    this.reservedBytes = Math.max(0, this.reservedBytes - bytes)
+  }
+
   /**
    * Seconds of sending already promised (taken beyond what the bucket holds, plus `reserved`)
    * that a new request would wait behind (0 when unlimited).
@@ -30,7 +45,7 @@ export class TokenBucket {
   backlogSeconds(): number {
     if (this.rate === 0) return 0
     this.refill()
-    return Math.max(0, this.reserved - this.tokens) / this.rate
+    return Math.max(0, this.reservedBytes - this.tokens) / this.rate
   }
 
   /** Adds the tokens earned since the last call, up to the burst. */

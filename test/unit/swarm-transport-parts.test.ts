@@ -61,5 +61,15 @@ describe('swarm transport parts', () => {
     await expect(third).rejects.toThrow('closed')
     await expect(new TokenBucket(0).take(1 << 30)).resolves.toBeUndefined() // 0 = unlimited
     expect(() => new TokenBucket(-1)).toThrow(/upload rate/)
+
+    // Promised bytes count as backlog until released; a release never drives it below zero.
+    const promised = new TokenBucket(1000)
+    expect(promised.backlogSeconds()).toBe(0)
+    promised.reserve(3000)
+    expect(promised.backlogSeconds()).toBeCloseTo(2, 1) // 3000 promised, 1000 in the bucket
+    promised.release(3000)
+    promised.release(10)
+    expect(promised.reserved).toBe(0)
+    expect(promised.backlogSeconds()).toBe(0)
   })
 })
