@@ -105,18 +105,33 @@ export function registerClientCommands(program: Command): void {
     .option('--history <k>', 'revisions kept in the local history store for offline rollback', intArg('--history'))
     .addOption(threadsOption())
     .addOption(natsOption())
+    .addOption(trackerOption())
+    .addOption(bootstrapOption())
     .addOption(jsonOption())
     .action(loaded(async (dir: string, o) => {
       const nc = await requireNats(o.nats, 'upswarm-init', 'init')
       const { bar, onProgress } = progress(!!o.json)
+      // With a swarm to join, the first revision comes like an update: peers and servers at once
+      // (a short-lived sharing daemon). Adopting classifies existing files against the servers.
+      const swarm = (o.tracker || o.bootstrap) && !o.adopt
       try {
         const r = await updater.init(dir, {
           product: o.product, publicKey: String(o.pubkey).toLowerCase(), source: serverSource(nc, String(o.product).toLowerCase()),
           alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress,
           ...(o.rev !== undefined ? { rev: o.rev } : {}), ...(o.adopt ? { adopt: true } : {}), ...(o.history ? { historyDepth: o.history } : {}),
+          ...(swarm ? {
+            checkout: async (d: string) => {
+              const daemon = await startDaemon({ dir: d, nc, ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), log: stderrLog(true) })
+              try {
+                return await daemon.updateNow(o.rev)
+              } finally {
+                await daemon.close()
+              }
+            },
+          } : {}),
         })
         bar.done()
-        printResult(!!o.json, updateJson(r), () => `${dir}: working copy at r${r.to} (${r.checkedOut} files checked out, ${formatBytes(r.bytesFromServers)})`)
+        printResult(!!o.json, updateJson(r), () => `${dir}: working copy at r${r.to} (${r.checkedOut} files checked out; ${formatBytes(r.bytesFromServers)} from servers${r.bytesFromPeers ? `, ${formatBytes(r.bytesFromPeers)} from peers` : ''})`)
       } finally {
         await nc.close()
       }

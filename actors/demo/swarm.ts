@@ -42,6 +42,8 @@ export class SwarmClient {
   ready: Record<string, unknown> | undefined
   /** The end of the daemon's log (stderr), for diagnostics. */
   stderrTail = ''
+  /** What `upswarm init --json` reported: where the first revision's bytes came from. */
+  initResult: { to: number; bytesFromServers: number; bytesFromPeers: number } | undefined
 
   constructor(readonly name: string, readonly dir: string, private readonly env: NodeJS.ProcessEnv) {}
 
@@ -170,8 +172,9 @@ export class Swarm {
   async addClient(name: string): Promise<SwarmClient> {
     const dir = join(this.opts.dir, 'clients', name)
     await mkdir(join(this.opts.dir, 'clients'), { recursive: true })
-    await run([CLI, 'init', dir, '--product', this.product, '--pubkey', this.key.publicKey, '--json'], this.env)
+    const init = JSON.parse(await run([CLI, 'init', dir, '--product', this.product, '--pubkey', this.key.publicKey, '--json'], this.env)) as SwarmClient['initResult']
     const client = new SwarmClient(name, dir, this.env)
+    client.initResult = init
     this.clients.push(client)
     return client
   }

@@ -67,6 +67,12 @@ export interface InitOptions {
   threads?: number
   onProgress?: (p: UpdateProgress) => void
   log?: UpdaterLog
+  /**
+   * Fetches the first revision some other way than `source` alone (the sharing daemon's
+   * multi-source download: peers and servers at once), once the empty working copy exists. A
+   * failure leaves no working copy behind, as with `source`.
+   */
+  checkout?: (dir: string) => Promise<UpdateResult>
 }
 
 export interface RollbackOptions {
@@ -164,6 +170,7 @@ export async function init(dir: string, opts: InitOptions): Promise<UpdateResult
     historyDepth: opts.historyDepth ?? DEFAULT_HISTORY_DEPTH,
   })
   try {
+    if (opts.checkout) return await opts.checkout(dir)
     return await withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => (await run(wc, 'checkout', opts.rev, opts)).result)
   } catch (err) {
     // A failed run leaves the tree as it was: leave no half working copy behind, unless a

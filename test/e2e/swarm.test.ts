@@ -34,12 +34,20 @@ describe('swarm', { timeout: 240_000 }, () => {
     await dir?.cleanup()
   })
 
-  it('share-daemon — 6 clients at r1 update to r2 together; servers send well under 6× the changed bytes; the daemons report what they served', async () => {
+  it('share-daemon — 6 clients install r1 and update to r2 together; servers send well under 6× the bytes each time; the daemons report what they served', async () => {
     const src = join(dir.path, 'src-a')
     await generateTree(src, { files: 60, totalBytes: 6 * 1024 * 1024, seed: 'swarm-a' })
     await swarm.publish(src, '1.0')
     await swarm.serversSynced(1)
     const clients = await Promise.all(Array.from({ length: 6 }, (_, i) => swarm.addClient(`a${i}`)))
+    // Six installs at once go through the swarm too (init with a tracker and DHT configured).
+    const installed = clients.map((c) => c.initResult!)
+    const initServers = installed.reduce((n, r) => n + r.bytesFromServers, 0)
+    const initPeers = installed.reduce((n, r) => n + r.bytesFromPeers, 0)
+    console.info(`6 installs of ${6 * 1024 * 1024} bytes: ${initServers} from servers, ${initPeers} from peers`)
+    expect(installed.every((r) => r.to === 1)).toBe(true)
+    expect(initPeers).toBeGreaterThan(0)
+    expect(initServers).toBeLessThan(3 * 6 * 1024 * 1024)
     await Promise.all(clients.map((c) => c.start()))
     const change = await mutateTree(src, { seed: 'swarm-a-r2', changeFraction: 0.3, add: 4, remove: 2 })
     await swarm.publish(src, '2.0')
