@@ -74,6 +74,17 @@ const stderrLog = (quiet: boolean) => (msg: string): void => {
   if (!quiet) process.stderr.write(`${msg}\n`)
 }
 
+/** One update (or first checkout) as a short-lived sharing daemon: from peers and servers at once. */
+async function updateThroughSwarm(dir: string, nc: NatsConnection | undefined, o: { tracker?: string; bootstrap?: string; threads?: number },
+  rev: number | undefined, quiet: boolean): Promise<DaemonUpdate> {
+  const daemon = await startDaemon({ dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), log: stderrLog(quiet) })
+  try {
+    return await daemon.updateNow(rev)
+  } finally {
+    await daemon.close()
+  }
+}
+
 function progress(json: boolean) {
   const bar = progressLine(!json)
   return {
@@ -119,16 +130,7 @@ export function registerClientCommands(program: Command): void {
           product: o.product, publicKey: String(o.pubkey).toLowerCase(), source: serverSource(nc, String(o.product).toLowerCase()),
           alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress,
           ...(o.rev !== undefined ? { rev: o.rev } : {}), ...(o.adopt ? { adopt: true } : {}), ...(o.history ? { historyDepth: o.history } : {}),
-          ...(swarm ? {
-            checkout: async (d: string) => {
-              const daemon = await startDaemon({ dir: d, nc, ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), log: stderrLog(true) })
-              try {
-                return await daemon.updateNow(o.rev)
-              } finally {
-                await daemon.close()
-              }
-            },
-          } : {}),
+          ...(swarm ? { checkout: (d: string) => updateThroughSwarm(d, nc, o, o.rev, true) } : {}),
         })
         bar.done()
         printResult(!!o.json, updateJson(r), () => `${dir}: working copy at r${r.to} (${r.checkedOut} files checked out; ${formatBytes(r.bytesFromServers)} from servers${r.bytesFromPeers ? `, ${formatBytes(r.bytesFromPeers)} from peers` : ''})`)
@@ -175,13 +177,7 @@ export function registerClientCommands(program: Command): void {
       try {
         let r: Updater.UpdateResult | DaemonUpdate
         if (o.tracker || o.bootstrap) {
-          // With a swarm to join, update as a short-lived sharing daemon: peers and servers at once.
-          const daemon = await startDaemon({ dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), log: stderrLog(!!o.json) })
-          try {
-            r = await daemon.updateNow(o.rev)
-          } finally {
-            await daemon.close()
-          }
+          r = await updateThroughSwarm(dir, nc, o, o.rev, !!o.json)
         } else {
           if (!nc) throw new UpswarmError('UPSWARM_E_CONFIG', 'update needs a source: --nats URLS (or UPSWARM_NATS), and/or --tracker / --bootstrap for peers')
           const wc = await WorkingCopy.open(dir)

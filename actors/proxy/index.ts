@@ -131,6 +131,13 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const backend = natsGatewayBackend(nc, pool, forward)
   let gateway: Gateway | undefined
   let sftp: SftpGateway | undefined
+  const close = async (): Promise<void> => {
+    await gateway?.close()
+    await sftp?.close()
+    sub.unsubscribe()
+    await service.stop().catch(() => {})
+    pool.stop()
+  }
   try {
     if (opts.httpPort !== undefined) {
       gateway = await startGateway({ port: opts.httpPort, host: opts.httpHost ?? '127.0.0.1', backend, log })
@@ -143,24 +150,9 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
       })
     }
   } catch (err) {
-    await gateway?.close()
-    sub.unsubscribe()
-    await service.stop().catch(() => {})
-    pool.stop()
+    await close()
     throw err
   }
 
-  return {
-    id,
-    pool,
-    httpUrl: gateway?.url,
-    sshUrl: sftp?.url,
-    async close() {
-      await gateway?.close()
-      await sftp?.close()
-      sub.unsubscribe()
-      await service.stop().catch(() => {})
-      pool.stop()
-    },
-  }
+  return { id, pool, httpUrl: gateway?.url, sshUrl: sftp?.url, close }
 }

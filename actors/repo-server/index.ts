@@ -29,7 +29,6 @@ export const HEARTBEAT_MS = 1000
 /** Largest byte range one request may ask for. */
 export const MAX_RANGE = 4 * 1024 * 1024
 
-
 export interface RepoServerOptions {
   nc: NatsConnection
   id: string

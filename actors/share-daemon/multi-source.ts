@@ -12,7 +12,7 @@ import { sha256Hex } from '../../infra/release/hash.ts'
 import type { FileEntry } from '../../infra/release/manifest.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import { pieceFailure } from '../../infra/swarm/piece-protocol.ts'
-import type { PeerEntry, PeerSet } from './peers.ts'
+import { movingAverage, type PeerEntry, type PeerSet } from './peers.ts'
 
 export const PEER_SLOTS = 4
 /**
@@ -78,7 +78,7 @@ export class ServerSlots {
 
   /** A server piece arrived after `ms`. */
   served(ms: number): void {
-    this.serverPieceMs = this.serverPieceMs === 0 ? ms : 0.8 * this.serverPieceMs + 0.2 * ms
+    this.serverPieceMs = movingAverage(this.serverPieceMs, ms)
   }
 
   /**
@@ -211,6 +211,8 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
    */
   const patienceEnds = (i?: number): number =>
     Math.max(deps.startedAt, slots.stripeWantedAt) + slots.patienceMs() * (i === undefined ? 1 : Math.min(MAX_BACKUP_TURNS, Math.max(1, rankOf(i))))
+  /** A peer that may take one more request now: a free request slot, and not backing off after 'busy'. */
+  const readyAt = (p: PeerEntry, now: number): boolean => p.inflight < PEER_SLOTS && p.busyUntil <= now
   // Peers that failed a request for this blob are not asked for it again in this run.
   const shunned = new Set<string>()
   const usable = (i: number): PeerEntry[] => peers.holders(entry.sha256, pieceSize, i).filter((p) => !shunned.has(p.key))
@@ -307,7 +309,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
         .sort((a, b) => (a.holders.length || Infinity) - (b.holders.length || Infinity))
       for (const { i, holders } of candidates) {
         const now = Date.now()
-        const ready = (p: PeerEntry): boolean => p.inflight < PEER_SLOTS && p.busyUntil <= now
+        const ready = (p: PeerEntry): boolean => readyAt(p, now)
         // Client peers first. The servers' seeds hold every piece, but they are servers: they
         // are asked only under the server rules below, like the server the proxy assigns.
         const clientHolders = holders.filter((p) => !p.server)
@@ -338,7 +340,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
         for (const f of [...inflight]) {
           if (f.asked > lateBefore) continue
           if ([...inflight].some((g) => g !== f && g.piece === f.piece)) continue // one duplicate at a time
-          const dup = usable(f.piece).find((p) => !p.server && p.inflight < PEER_SLOTS && p.busyUntil <= Date.now() && p !== f.source &&
+          const dup = usable(f.piece).find((p) => !p.server && readyAt(p, Date.now()) && p !== f.source &&
             ![...inflight].some((g) => g.piece === f.piece && g.source === p))
           if (dup) startPeer(f.piece, dup)
         }

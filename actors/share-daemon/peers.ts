@@ -18,6 +18,11 @@ export interface PeerEntry {
   lastPieceAt: number
 }
 
+/** Exponentially weighted moving average of durations (ms), 0 meaning no sample yet. */
+export function movingAverage(avg: number, sample: number): number {
+  return avg === 0 ? sample : 0.8 * avg + 0.2 * sample
+}
+
 export class PeerSet extends EventEmitter<{ changed: [] }> {
   constructor() {
     super()
@@ -30,7 +35,7 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
 
   /** Records one peer piece's time from request to data. */
   pieceServed(ms: number): void {
-    this.pieceMsAvg = this.pieceMsAvg === 0 ? ms : 0.8 * this.pieceMsAvg + 0.2 * ms
+    this.pieceMsAvg = movingAverage(this.pieceMsAvg, ms)
   }
 
   /**

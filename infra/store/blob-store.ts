@@ -21,6 +21,18 @@ interface CachedHandle {
   dropped: boolean
 }
 
+/**
+ * Throws UPSWARM_E_HASH_MISMATCH, naming the blob and where it came from, unless what was read
+ * has the expected SHA-256 and, when given, size and SHA-1.
+ */
+function checkDigests(sha256: string, where: string, got: { sha256: string; size: number; sha1?: string }, size?: number, sha1?: string): void {
+  if (got.sha256 === sha256 && (size === undefined || got.size === size) && got.sha1 === sha1) return
+  const expected = [...(size !== undefined ? [String(size)] : []), ...(sha1 !== undefined ? [`SHA-1 ${sha1}`] : [])]
+  throw new UpswarmError('UPSWARM_E_HASH_MISMATCH',
+    `blob ${sha256} from ${where} does not verify: got SHA-256 ${got.sha256}${got.sha1 === undefined ? '' : `, SHA-1 ${got.sha1}`} over ${got.size} bytes` +
+    (expected.length > 0 ? ` (expected ${expected.join(', ')})` : ''))
+}
+
 export class BlobStore {
   readonly root: string
   /** Open read handles by blob, least recently used first (a blob is immutable once stored). */
@@ -76,11 +88,7 @@ export class BlobStore {
     try {
       const out = createWriteStream(tmp, { flags: 'wx' })
       await pipeline(source as AsyncIterable<Uint8Array>, tap, out)
-      const got = hash.digest('hex')
-      if (got !== sha256 || (size !== undefined && n !== size)) {
-        throw new UpswarmError('UPSWARM_E_HASH_MISMATCH',
-          `blob ${sha256} from ${where} does not verify: got SHA-256 ${got} over ${n} bytes${size !== undefined ? ` (expected ${size})` : ''}`)
-      }
+      checkDigests(sha256, where, { sha256: hash.digest('hex'), size: n }, size)
       await fsyncFile(tmp)
       await mkdir(dirname(final), { recursive: true })
       await rename(tmp, final)
@@ -114,13 +122,7 @@ export class BlobStore {
         hash1?.update(chunk as Buffer)
         n += (chunk as Buffer).length
       }
-      const got = hash.digest('hex')
-      const got1 = hash1?.digest('hex')
-      if (got !== sha256 || (size !== undefined && n !== size) || got1 !== sha1) {
-        throw new UpswarmError('UPSWARM_E_HASH_MISMATCH',
-          `blob ${sha256} from ${where} does not verify: got SHA-256 ${got}${got1 === undefined ? '' : `, SHA-1 ${got1}`} over ${n} bytes` +
-          `${size !== undefined ? ` (expected ${size}${sha1 === undefined ? '' : `, SHA-1 ${sha1}`})` : sha1 === undefined ? '' : ` (expected SHA-1 ${sha1})`}`)
-      }
+      checkDigests(sha256, where, { sha256: hash.digest('hex'), size: n, ...(hash1 ? { sha1: hash1.digest('hex') } : {}) }, size, sha1)
       await fsyncFile(tmp)
       const final = this.path(sha256)
       await mkdir(dirname(final), { recursive: true })
