@@ -1,0 +1,36 @@
+// Who a connection is: the name in its user JWT (the creds file). Subjects that speak for an
+// identity (alerts, tracker announces, heartbeats) carry this name, and the cluster's
+// permissions let each identity publish only under its own (ARCHITECTURE §6b).
+import { UpswarmError } from '../errors.ts'
+
+/** An identity name is one subject token. */
+export const IDENTITY_RE = /^[A-Za-z0-9_-]{1,64}$/
+/** The identity of a connection made without credentials (development only). */
+export const ANONYMOUS = 'anonymous'
+
+const identities = new WeakMap<object, string>()
+
+export function setIdentity(nc: object, name: string): void {
+  identities.set(nc, name)
+}
+
+/** The identity name a connection was opened with (`anonymous` without credentials). */
+export function identityOf(nc: object): string {
+  return identities.get(nc) ?? ANONYMOUS
+}
+
+const JWT_RE = /-{3,}BEGIN NATS USER JWT-{3,}\s+([A-Za-z0-9_.-]+)\s+-{3,}END NATS USER JWT-{3,}/
+
+/** The user JWT's claims from a creds file's text (not verified: the server does that). */
+export function credsClaims(creds: string, where: string): { name: string; sub: string; exp?: number } {
+  const jwt = JWT_RE.exec(creds)?.[1]
+  const payload = jwt?.split('.')[1]
+  if (!payload) throw new UpswarmError('UPSWARM_E_CONFIG', `${where} is not a NATS creds file (no user JWT block)`)
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { name?: unknown; sub?: unknown; exp?: unknown }
+    if (typeof claims.name !== 'string' || typeof claims.sub !== 'string') throw new Error('name or sub missing')
+    return { name: claims.name, sub: claims.sub, ...(typeof claims.exp === 'number' ? { exp: claims.exp } : {}) }
+  } catch (err) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `${where}: the user JWT cannot be read: ${(err as Error).message}`, { cause: err })
+  }
+}
