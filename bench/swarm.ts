@@ -20,7 +20,6 @@ import { fileURLToPath } from 'node:url'
 import { generateTree } from '../actors/demo/tree-gen.ts'
 import { Swarm, type SwarmClient, type SwarmOptions, type UpdateDone } from '../actors/demo/swarm.ts'
 import type { Launched } from '../actors/launcher/index.ts'
-import { connectNats } from '../infra/nats/connect.ts'
 import { spawnGuarded, stopChild } from '../infra/cluster/children.ts'
 import { SERVER_HEARTBEATS } from '../infra/nats/names.ts'
 import { scanTree } from '../infra/release/scan.ts'
@@ -121,12 +120,12 @@ class ProductSwarm extends Swarm {
 
   override async start(): Promise<void> {
     this.launched = this.cluster
-    this.nc = await connectNats(this.cluster.endpoints.nats, 'upswarm-bench')
+    await this.connect()
   }
 
   override async stop(): Promise<void> {
     await Promise.all(this.clients.map((c) => c.stop()))
-    await this.nc?.close().catch(() => {})
+    await this.disconnect()
   }
 }
 

@@ -316,10 +316,14 @@ export async function runTrackerBench(argv: string[]): Promise<BenchResult | und
   try {
     let natsUrls = values.nats?.split(',')
     if (!natsUrls) {
-      const { NatsCluster } = await import('../infra/cluster/nats-cluster.ts')
+      const [{ NatsCluster }, { Authority }] = await Promise.all([import('../infra/cluster/nats-cluster.ts'), import('../infra/auth/authority.ts')])
       dir = await mkdtemp(join(tmpdir(), 'upswarm-bench-'))
-      cluster = await NatsCluster.start({ dir, nodes: Number(values['nats-nodes']) })
+      // Credentials and TLS on, as in production: the tracker runs as the tracker identity.
+      const authority = await Authority.open(join(dir, 'auth'))
+      cluster = await NatsCluster.start({ dir: join(dir, 'nats'), nodes: Number(values['nats-nodes']), authority })
       natsUrls = cluster.urls
+      process.env.UPSWARM_TLS_CA = authority.paths.caFile
+      process.env.UPSWARM_CREDS = (await authority.issue({ kind: 'tracker', name: 'bench' })).file
     }
     const ceiling = await serveInChild('null', natsUrls)
     children.push(ceiling.child)

@@ -21,6 +21,10 @@ export const ERROR_CODES = [
   'UPSWARM_E_PEER',
   'UPSWARM_E_PUBLISH',
   'UPSWARM_E_TIMEOUT',
+  /** NATS refused the credentials (none, unknown, revoked or expired). */
+  'UPSWARM_E_AUTH',
+  /** The identity is not allowed this subject or JetStream call. */
+  'UPSWARM_E_PERMISSION',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]
@@ -50,6 +54,19 @@ export function toUpswarmError(err: unknown, code: ErrorCode, context: string): 
   if (err instanceof UpswarmError) return err
   const msg = err instanceof Error ? err.message : String(err)
   return new UpswarmError(code, `${context}: ${msg}`, { cause: err })
+}
+
+/** The first error in a cause chain with this `name` (nats.js errors are matched by class name so that callers need not load nats.js). */
+export function findCause<T extends Error>(err: unknown, name: string): T | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e.name === name) return e as T
+  }
+  return undefined
+}
+
+/** The NATS permission violation behind an error, if that is what it is. */
+export function permissionViolation(err: unknown): (Error & { operation?: string; subject?: string }) | undefined {
+  return findCause(err, 'PermissionViolationError')
 }
 
 export function errorMessage(err: unknown): string {

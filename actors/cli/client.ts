@@ -6,7 +6,7 @@ import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
-import { action, intArg, jsonOption, natsOption } from './common.ts'
+import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption } from './common.ts'
 import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
 
@@ -50,12 +50,14 @@ function loaded<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...arg
   })
 }
 
-async function maybeNats(urls: string | undefined, name: string): Promise<NatsConnection | undefined> {
-  return parseServers(urls).length > 0 ? connectNats(urls, name) : undefined
+type NatsFlags = { nats?: string; creds?: string; tlsCa?: string }
+
+async function maybeNats(o: NatsFlags, name: string): Promise<NatsConnection | undefined> {
+  return parseServers(o.nats).length > 0 ? connectNats(o.nats, name, o) : undefined
 }
 
-async function requireNats(urls: string | undefined, name: string, what: string): Promise<NatsConnection> {
-  const nc = await maybeNats(urls, name)
+async function requireNats(o: NatsFlags, name: string, what: string): Promise<NatsConnection> {
+  const nc = await maybeNats(o, name)
   if (!nc) throw new UpswarmError('UPSWARM_E_CONFIG', `${what} needs the repository: pass --nats URLS or set UPSWARM_NATS`)
   return nc
 }
@@ -115,12 +117,12 @@ export function registerClientCommands(program: Command): void {
     .option('--adopt', 'take over a non-empty directory: its files are classified, never overwritten')
     .option('--history <k>', 'revisions kept in the local history store for offline rollback', intArg('--history'))
     .addOption(threadsOption())
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
     .action(loaded(async (dir: string, o) => {
-      const nc = await requireNats(o.nats, 'upswarm-init', 'init')
+      const nc = await requireNats(o, 'upswarm-init', 'init')
       const { bar, onProgress } = progress(!!o.json)
       // With a swarm to join, the first revision comes like an update: peers and servers at once
       // (a short-lived sharing daemon). Adopting classifies existing files against the servers.
@@ -142,11 +144,11 @@ export function registerClientCommands(program: Command): void {
   program
     .command('status <dir>')
     .description('the status of every path: current, ignored, conflict, outdated, missing, modified, unversioned, removed')
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .option('--offline', 'do not ask the repository for newer revisions')
     .addOption(jsonOption())
     .action(loaded(async (dir: string, o) => {
-      const nc = o.offline ? undefined : await maybeNats(o.nats, 'upswarm-status')
+      const nc = o.offline ? undefined : await maybeNats(o, 'upswarm-status')
       try {
         const wc = await WorkingCopy.open(dir)
         const r = await updater.status(dir, nc ? { source: serverSource(nc, wc.config.product) } : {})
@@ -167,12 +169,12 @@ export function registerClientCommands(program: Command): void {
     .option('--rev <n>', 'revision to install (explicit; may be lower than the current one)', intArg('--rev'))
     .addOption(new Option('--on-conflict <policy>', 'what to do with files changed by hand and out of date').choices(['alert', 'overwrite', 'abort']).default('alert'))
     .addOption(threadsOption())
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
     .action(loaded(async (dir: string, o) => {
-      const nc = await maybeNats(o.nats, 'upswarm-update')
+      const nc = await maybeNats(o, 'upswarm-update')
       const { bar, onProgress } = progress(!!o.json)
       try {
         let r: Updater.UpdateResult | DaemonUpdate
@@ -198,10 +200,10 @@ export function registerClientCommands(program: Command): void {
     .description('roll back to an older revision: offline from local history when it holds it, else downloaded')
     .requiredOption('--rev <n>', 'the revision to go back to (lower than the current one)', intArg('--rev'))
     .addOption(threadsOption())
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
     .action(loaded(async (dir: string, o) => {
-      const nc = await maybeNats(o.nats, 'upswarm-rollback')
+      const nc = await maybeNats(o, 'upswarm-rollback')
       try {
         const wc = await WorkingCopy.open(dir)
         const r = await updater.rollback(dir, {
@@ -238,10 +240,10 @@ export function registerClientCommands(program: Command): void {
     .description('follow the release stream (push) and report newer revisions; with --auto, update to them')
     .option('--auto', 'update automatically')
     .addOption(threadsOption())
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
     .action(loaded(async (dir: string, o) => {
-      const nc = await requireNats(o.nats, 'upswarm-watch', 'watch')
+      const nc = await requireNats(o, 'upswarm-watch', 'watch')
       const wc = await WorkingCopy.open(dir)
       const source = serverSource(nc, wc.config.product)
       let busy = Promise.resolve()
@@ -278,12 +280,12 @@ export function registerClientCommands(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--max-upload-rate <bytes>', 'upload limit to peers in bytes/s (0: unlimited)', intArg('--max-upload-rate'), 0)
     .addOption(threadsOption())
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
     .action(loaded(async (dir: string, o) => {
-      const nc = await maybeNats(o.nats, 'upswarm-daemon')
+      const nc = await maybeNats(o, 'upswarm-daemon')
       // One JSON object per line (NDJSON), so that programs can follow the daemon's events.
       const emit = (event: object, human: string): void => printEvent(!!o.json, event, () => human)
       await runRole('daemon', async () => {

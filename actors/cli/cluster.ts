@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander'
 import { once } from 'node:events'
 import { ALL_ROLES, type Role } from '../launcher/roles.ts'
-import { action, intArg, natsOption } from './common.ts'
+import { action, intArg, natsOption, credsOption, tlsCaOption } from './common.ts'
 import { runRole } from './role.ts'
 
 const log = (msg: string): void => {
@@ -24,7 +24,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--tracker-udp-port <port>', 'tracker UDP port', intArg('--tracker-udp-port'))
     .option('--dht-port <port>', 'DHT bootstrap UDP port', intArg('--dht-port'))
     .option('--bootstrap <host:port>', 'DHT bootstrap to use when the dht role is not started here')
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .action(action(async (o) => {
       const roles = String(o.roles).split(',').map((r) => r.trim()).filter(Boolean)
       const unknown = roles.filter((r) => !(ALL_ROLES as readonly string[]).includes(r))
@@ -77,11 +77,11 @@ export function registerClusterCommands(program: Command): void {
       .env('UPSWARM_BOOTSTRAP'))
     .addOption(new Option('--max-upload-rate <bytes/s>', 'limit of swarm and NATS range uploads together (0: unlimited)')
       .env('UPSWARM_SERVER_MAX_UPLOAD_RATE').argParser(intArg('--max-upload-rate')))
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .action(action(async (o) => {
       const [{ connectNats }, { parseBootstrap }, { startRepoServer }] = await Promise.all([
         import('../../infra/nats/connect.ts'), import('../../infra/cluster/dht.ts'), import('../repo-server/index.ts')])
-      const nc = await connectNats(o.nats, `upswarm-server-${o.id}`)
+      const nc = await connectNats(o.nats, `upswarm-server-${o.id}`, o)
       await runRole('server', async () => {
         const server = await startRepoServer({
           nc, id: o.id, dataDir: o.data, weight: o.weight,
@@ -101,7 +101,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--ssh-host-key <file>', 'SSH host key (created, Ed25519, when missing)', 'upswarm-proxy-ssh-host-key')
     .option('--ssh-authorized-keys <file>', 'only these public keys (OpenSSH authorized_keys) may log in; default: anyone may read, as over HTTP')
     .option('--id <id>', 'proxy id')
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .action(action(async (o) => {
       const [{ connectNats }, { startProxy }, { loadOrCreateHostKey }, { readFile }] = await Promise.all([
         import('../../infra/nats/connect.ts'), import('../proxy/index.ts'), import('../../infra/ssh/sftp-gateway.ts'), import('node:fs/promises'),
@@ -111,7 +111,7 @@ export function registerClusterCommands(program: Command): void {
         sshHostKey: await loadOrCreateHostKey(o.sshHostKey),
         ...(o.sshAuthorizedKeys ? { sshAuthorizedKeys: await readFile(o.sshAuthorizedKeys, 'utf8') } : {}),
       }
-      const nc = await connectNats(o.nats, 'upswarm-proxy')
+      const nc = await connectNats(o.nats, 'upswarm-proxy', o)
       await runRole('proxy', async () => {
         const proxy = await startProxy({ nc, id: o.id, httpPort: o.httpPort, ...ssh, log: (m) => log(`proxy: ${m}`) })
         return { ready: { http: proxy.httpUrl, ssh: proxy.sshUrl, id: proxy.id }, close: async () => { await proxy.close(); await nc.drain() } }
@@ -126,7 +126,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--id <id>', 'tracker instance id')
     .option('--cert <file>', 'TLS certificate: serve HTTPS')
     .option('--key <file>', 'TLS key for --cert')
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .action(action(async (o) => {
       const trackerModule = '../tracker/index.ts'
       const { runTrackerCli } = await import(trackerModule)

@@ -1,6 +1,9 @@
 import { Option } from 'commander'
 
 export const natsOption = (): Option => new Option('--nats <urls>', 'NATS servers, comma-separated').env('UPSWARM_NATS')
+/** Issue 10: the identity (NATS creds file) and the cluster's CA, on every command that uses NATS. */
+export const credsOption = (): Option => new Option('--creds <file>', 'NATS credentials of this identity (endpoints.json names them)').env('UPSWARM_CREDS')
+export const tlsCaOption = (): Option => new Option('--tls-ca <file>', "CA of the NATS servers' TLS certificates (endpoints.json: tlsCa)").env('UPSWARM_TLS_CA')
 export const jsonOption = (): Option => new Option('--json', 'print the result as JSON on stdout')
 
 export function intArg(name: string) {

@@ -1,6 +1,6 @@
 // How commands report: a human line on stderr (progress) and either a human summary or, with
 // --json, exactly one JSON document on stdout.
-import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
+import { UpswarmError, isUpswarmError, permissionViolation } from '../../infra/errors.ts'
 
 /** One event of a command that reports as it goes (watch, daemon): NDJSON, one object per line. */
 export function printEvent(json: boolean, value: unknown, human: () => string): void {
@@ -14,7 +14,10 @@ export function printResult(json: boolean, value: unknown, human: () => string):
 
 /** Prints an error the way every command does and returns the exit code. */
 export function reportError(err: unknown, json: boolean): number {
-  const e = isUpswarmError(err) ? err : new UpswarmError('UPSWARM_E_IO', err instanceof Error ? err.message : String(err), { cause: err })
+  const denied = isUpswarmError(err) ? undefined : permissionViolation(err)
+  const e = isUpswarmError(err) ? err
+    : denied ? new UpswarmError('UPSWARM_E_PERMISSION', `NATS refused: this identity may not ${denied.operation ?? 'publish'} to ${denied.subject ?? 'that subject'} (${denied.message}); use credentials of a role allowed to`, { cause: err })
+      : new UpswarmError('UPSWARM_E_IO', err instanceof Error ? err.message : String(err), { cause: err })
   process.stderr.write(`upswarm: ${e.message} [${e.code}]\n`)
   if (process.env.UPSWARM_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`)
   if (json) process.stdout.write(`${JSON.stringify({ error: e.toJSON() })}\n`)

@@ -1,7 +1,7 @@
 // Commands of the publisher and operators: keygen, publish, stats.
 import type { Command } from 'commander'
 import type { StatsReply } from '../proxy/index.ts'
-import { action, intArg, jsonOption, natsOption } from './common.ts'
+import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption } from './common.ts'
 import { formatBytes, printResult, progressLine } from './output.ts'
 
 export function registerRepositoryCommands(program: Command): void {
@@ -25,13 +25,13 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--label <label>', 'human version label, e.g. 2.4.1')
     .option('--feed-dir <dir>', 'keep the release feed here between publishes (default: a temporary directory)')
     .option('--no-feed', 'write the release stream only; the next publish appends this release to the release feed')
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
     .action(action(async (src: string, o) => {
       const [{ readKeyFile }, { connectNats }, { publish }] = await Promise.all([
         import('../../infra/release/keys.ts'), import('../../infra/nats/connect.ts'), import('../publisher/publish.ts')])
       const key = await readKeyFile(o.key)
-      const nc = await connectNats(o.nats, 'upswarm-publish')
+      const nc = await connectNats(o.nats, 'upswarm-publish', o)
       const bar = progressLine(!o.json)
       try {
         const r = await publish({
@@ -72,12 +72,12 @@ export function registerRepositoryCommands(program: Command): void {
   program
     .command('stats')
     .description('the server pool as a proxy sees it: health, weights, synced revisions, load')
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
     .action(action(async (o) => {
       const [{ connectNats }, { proxySubject }, { requestJson }] = await Promise.all([
         import('../../infra/nats/connect.ts'), import('../../infra/nats/names.ts'), import('../../infra/nats/service.ts')])
-      const nc = await connectNats(o.nats, 'upswarm-stats')
+      const nc = await connectNats(o.nats, 'upswarm-stats', o)
       try {
         const stats = await requestJson<StatsReply>(nc, proxySubject('stats'), {})
         printResult(!!o.json, stats, () => [

@@ -13,7 +13,7 @@ import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { proxySubject, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/service.ts'
 import { generatePublisherKey, type PublisherKey } from '../../infra/release/keys.ts'
-import { up, type Launched, type UpOptions } from '../launcher/index.ts'
+import { deploymentEnv, issueClientCreds, up, type Launched, type UpOptions } from '../launcher/index.ts'
 import type { StatsReply } from '../proxy/index.ts'
 import { publish, type PublishResult } from '../publisher/publish.ts'
 
@@ -45,7 +45,7 @@ export class SwarmClient {
   /** What `upswarm init --json` reported: where the first revision's bytes came from. */
   initResult: { to: number; bytesFromServers: number; bytesFromPeers: number } | undefined
 
-  constructor(readonly name: string, readonly dir: string, private readonly env: NodeJS.ProcessEnv) {}
+  constructor(readonly name: string, readonly dir: string, readonly env: NodeJS.ProcessEnv) {}
 
   /** Starts `upswarm daemon DIR --auto --json`; resolves with its READY payload. */
   async start(extra: string[] = []): Promise<void> {
@@ -119,11 +119,12 @@ export class Swarm {
 
   constructor(readonly opts: SwarmOptions) {}
 
-  get env(): NodeJS.ProcessEnv {
+  /** Environment of a client command; `creds`: the client machine's own identity (default: the sample client's). */
+  env(creds?: string): NodeJS.ProcessEnv {
     const ep = this.launched.endpoints
     return {
       ...process.env,
-      UPSWARM_NATS: ep.nats!.join(','),
+      ...deploymentEnv(ep, creds),
       UPSWARM_BOOTSTRAP: ep.dhtBootstrap!,
       UPSWARM_TRACKER: [ep.trackerHttp, ep.trackerUdp].filter(Boolean).join(','),
     }
@@ -140,11 +141,25 @@ export class Swarm {
       log: this.opts.log,
     }
     this.launched = await up(upOpts)
-    this.nc = await connectNats(this.launched.endpoints.nats, 'upswarm-demo')
+    await this.connect()
   }
 
+  /** The operator's view (stats, heartbeats) as admin; releases as the publisher. */
+  protected async connect(): Promise<void> {
+    const ep = this.launched.endpoints
+    this.nc = await connectNats(ep.nats, 'upswarm-demo', { creds: ep.creds?.admin, tlsCa: ep.tlsCa })
+    this.publisherNc = await connectNats(ep.nats, 'upswarm-demo-publish', { creds: ep.creds?.publisher, tlsCa: ep.tlsCa })
+  }
+
+  protected async disconnect(): Promise<void> {
+    await this.nc?.close().catch(() => {})
+    await this.publisherNc?.close().catch(() => {})
+  }
+
+  publisherNc!: NatsConnection
+
   async publish(src: string, label?: string): Promise<PublishResult> {
-    return publish({ nc: this.nc, src, product: this.product, key: this.key, ...(label ? { label } : {}) })
+    return publish({ nc: this.publisherNc, src, product: this.product, key: this.key, ...(label ? { label } : {}) })
   }
 
   /** Resolves when every healthy server of the pool has synced `rev` (from their heartbeats). */
@@ -172,8 +187,10 @@ export class Swarm {
   async addClient(name: string): Promise<SwarmClient> {
     const dir = join(this.opts.dir, 'clients', name)
     await mkdir(join(this.opts.dir, 'clients'), { recursive: true })
-    const init = JSON.parse(await run([CLI, 'init', dir, '--product', this.product, '--pubkey', this.key.publicKey, '--json'], this.env)) as SwarmClient['initResult']
-    const client = new SwarmClient(name, dir, this.env)
+    // One identity per client machine (issue 10).
+    const env = this.env(await issueClientCreds(this.launched.endpoints, name))
+    const init = JSON.parse(await run([CLI, 'init', dir, '--product', this.product, '--pubkey', this.key.publicKey, '--json'], env)) as SwarmClient['initResult']
+    const client = new SwarmClient(name, dir, env)
     client.initResult = init
     this.clients.push(client)
     return client
@@ -181,7 +198,7 @@ export class Swarm {
 
   /** Runs an `upswarm` command to completion and returns its stdout parsed as JSON. */
   async cli<T>(args: string[]): Promise<T> {
-    return JSON.parse(await run([CLI, ...args], this.env)) as T
+    return JSON.parse(await run([CLI, ...args], this.env())) as T
   }
 
   /** Stops a role process of the cluster: 'tracker', 'proxy', 'server-s1' … */
@@ -193,7 +210,7 @@ export class Swarm {
 
   async stop(): Promise<void> {
     await Promise.all(this.clients.map((c) => c.stop()))
-    await this.nc?.close().catch(() => {})
+    await this.disconnect()
     await this.launched?.stop()
   }
 }

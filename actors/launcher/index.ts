@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
+import { Authority } from '../../infra/auth/authority.ts'
 import { UpswarmError } from '../../infra/errors.ts'
 import { spawnGuarded, stopChild } from '../../infra/cluster/children.ts'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
@@ -30,13 +31,31 @@ export interface UpOptions {
   trackerHttpPort?: number
   trackerUdpPort?: number
   dhtPort?: number
+  /** With `natsUrls` (an existing cluster): the admin creds and CA to use there; default UPSWARM_CREDS / UPSWARM_TLS_CA. */
+  creds?: string
+  tlsCa?: string
   /** Upload limit of each repository server in bytes/s (`server --max-upload-rate`); unset: the environment's UPSWARM_SERVER_MAX_UPLOAD_RATE, else unlimited. */
   serverMaxUploadRate?: number
   log?: (msg: string) => void
 }
 
+/** Creds files of the identities `up` made (issue 10): one per role, and one sample client. */
+export interface CredsFiles {
+  admin: string
+  publisher: string
+  proxy: string
+  tracker: string
+  servers: Record<string, string>
+  client: string
+}
+
 export interface Endpoints {
   nats?: string[]
+  /** PEM of the CA that signed the NATS nodes' certificates (`--tls-ca`). */
+  tlsCa?: string
+  creds?: CredsFiles
+  /** Where the identities are kept: `upswarm creds issue|revoke --dir` of this directory. */
+  authDir?: string
   dhtBootstrap?: string
   http?: string
   /** sftp://host:port: the proxy's read-only SSH view of every release. */
@@ -98,10 +117,27 @@ export async function up(opts: UpOptions): Promise<Launched> {
 
   try {
     const has = (r: Role): boolean => opts.roles.includes(r)
+    let adminAuth = { creds: opts.creds, tlsCa: opts.tlsCa }
+    const roleCreds = new Map<string, string>()
     if (has('nats')) {
-      cluster = await NatsCluster.start({ dir: join(dir, 'nats'), nodes: opts.natsNodes })
+      // Issue 10: the embedded cluster has identities and TLS from the start; nothing anonymous.
+      const authority = await Authority.open(join(dir, 'auth'))
+      cluster = await NatsCluster.start({ dir: join(dir, 'nats'), nodes: opts.natsNodes, authority })
       endpoints.nats = cluster.urls
-      log(`nats: ${cluster.nodes.length} nodes with JetStream at ${cluster.urls.join(', ')}`)
+      endpoints.tlsCa = authority.paths.caFile
+      endpoints.authDir = authority.paths.dir
+      const issue = async (kind: 'admin' | 'publisher' | 'proxy' | 'tracker' | 'server' | 'client', name: string): Promise<string> =>
+        (await authority.issue({ kind, name }, { file: join(authority.paths.credsDir, `${kind}-${name}.creds`) })).file
+      const servers: Record<string, string> = {}
+      for (let i = 1; i <= opts.servers; i++) servers[`s${i}`] = await issue('server', `s${i}`)
+      endpoints.creds = {
+        admin: await issue('admin', 'admin'), publisher: await issue('publisher', 'publisher'), proxy: await issue('proxy', 'proxy'),
+        tracker: await issue('tracker', 'tracker'), servers, client: await issue('client', 'sample-client'),
+      }
+      for (const [id, file] of Object.entries(servers)) roleCreds.set(`server-${id}`, file)
+      roleCreds.set('proxy', endpoints.creds.proxy).set('tracker', endpoints.creds.tracker)
+      adminAuth = { creds: endpoints.creds.admin, tlsCa: authority.paths.caFile }
+      log(`nats: ${cluster.nodes.length} nodes with JetStream at ${cluster.urls.join(', ')} (TLS, credentials in ${authority.paths.credsDir})`)
     } else if (opts.natsUrls?.length) {
       endpoints.nats = opts.natsUrls
     }
@@ -111,11 +147,18 @@ export async function up(opts: UpOptions): Promise<Launched> {
       throw new UpswarmError('UPSWARM_E_CONFIG', 'roles servers/proxy/tracker need NATS: include the nats role or pass --nats URLS')
     }
     if (natsArg) {
-      const nc = await connectNats(natsArg, 'upswarm-up')
+      const nc = await connectNats(natsArg, 'upswarm-up', adminAuth)
       await ensureResources(nc)
       await nc.close()
     }
-    const env = { ...process.env, ...(natsArg ? { UPSWARM_NATS: natsArg } : {}) }
+    const env = {
+      ...process.env, ...(natsArg ? { UPSWARM_NATS: natsArg } : {}), ...(adminAuth.tlsCa ? { UPSWARM_TLS_CA: adminAuth.tlsCa } : {}),
+    }
+    // Each role runs with its own identity (and never inherits the caller's).
+    const credsArgs = (role: string): string[] => {
+      const file = roleCreds.get(role) ?? adminAuth.creds
+      return file ? ['--creds', file] : []
+    }
 
     if (has('dht')) {
       const { child, ready } = await spawnRole('dht', ['dht', ...(opts.dhtPort ? ['--port', String(opts.dhtPort)] : [])], env, log)
@@ -131,7 +174,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
       for (let i = 1; i <= opts.servers; i++) {
         const id = `s${i}`
         const weight = opts.weights?.[i - 1] ?? 1
-        const args = ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight)]
+        const args = ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight), ...credsArgs(`server-${id}`)]
         if (opts.serverMaxUploadRate !== undefined) args.push('--max-upload-rate', String(opts.serverMaxUploadRate))
         starts.push(spawnRole(`server ${id}`, args, roleEnv, log)
           .then(({ child }) => {
@@ -141,7 +184,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
       }
     }
     if (has('proxy')) {
-      const args = ['proxy', '--http-port', String(opts.httpPort ?? 0), '--ssh-port', String(opts.sshPort ?? 0), '--ssh-host-key', join(dir, 'proxy', 'ssh-host-key')]
+      const args = ['proxy', '--http-port', String(opts.httpPort ?? 0), '--ssh-port', String(opts.sshPort ?? 0), '--ssh-host-key', join(dir, 'proxy', 'ssh-host-key'), ...credsArgs('proxy')]
       starts.push(spawnRole('proxy', args, roleEnv, log).then(({ child, ready }) => {
         children.set('proxy', child)
         endpoints.http = String(ready.http)
@@ -150,7 +193,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
       }))
     }
     if (has('tracker')) {
-      const args = ['tracker', '--http-port', String(opts.trackerHttpPort ?? 0), '--udp-port', String(opts.trackerUdpPort ?? 0)]
+      const args = ['tracker', '--http-port', String(opts.trackerHttpPort ?? 0), '--udp-port', String(opts.trackerUdpPort ?? 0), ...credsArgs('tracker')]
       starts.push(spawnRole('tracker', args, roleEnv, log).then(({ child, ready }) => {
         children.set('tracker', child)
         endpoints.trackerHttp = String(ready.trackerHttp)
@@ -170,4 +213,20 @@ export async function up(opts: UpOptions): Promise<Launched> {
   await writeFile(`${endpointsFile}.tmp`, `${JSON.stringify(endpoints, null, 2)}\n`)
   await rename(`${endpointsFile}.tmp`, endpointsFile)
   return { endpoints, endpointsFile, children, cluster, stop }
+}
+
+/** The environment of an `upswarm` command run against these endpoints with the given creds (default: the sample client's). */
+export function deploymentEnv(endpoints: Endpoints, creds = endpoints.creds?.client): Record<string, string> {
+  return {
+    ...(endpoints.nats ? { UPSWARM_NATS: endpoints.nats.join(',') } : {}),
+    ...(endpoints.tlsCa ? { UPSWARM_TLS_CA: endpoints.tlsCa } : {}),
+    ...(creds ? { UPSWARM_CREDS: creds } : {}),
+  }
+}
+
+/** Mints a client machine's own identity in this deployment (what `upswarm creds issue --client NAME` does). */
+export async function issueClientCreds(endpoints: Endpoints, name: string): Promise<string | undefined> {
+  if (!endpoints.authDir) return undefined
+  const authority = await Authority.load(endpoints.authDir)
+  return (await authority.issue({ kind: 'client', name })).file
 }

@@ -8,7 +8,7 @@ import type { ObjectStore } from '@nats-io/obj'
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import { releaseSubject } from '../../infra/nats/names.ts'
-import { ensureResources, openBlobStore } from '../../infra/nats/resources.ts'
+import { openRepository } from '../../infra/nats/resources.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
 import { PIECE_SIZE } from '../../infra/release/hash.ts'
 import type { PublisherKey } from '../../infra/release/keys.ts'
@@ -63,14 +63,13 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
   const product = opts.product.toLowerCase()
   if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a UUID (got ${JSON.stringify(opts.product)})`)
   // Every JetStream call is retried: during a node loss the cluster re-elects leaders for seconds.
-  const { replicas } = await ensureResources(opts.nc)
+  const { blobs: os } = await openRepository(opts.nc)
   const { entries, files } = await scanTree(opts.src, {
     onProgress: (p) => opts.onProgress?.({ phase: 'scan', done: p.files, bytes: p.bytes }),
   })
   const fileList = entries.filter((e) => e.kind === 'file')
   const bytes = fileList.reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0)
 
-  const os = await withRetry(() => openBlobStore(opts.nc, replicas), { attempts: 30 })
   const { newBlobs, newBytes } = await uploadBlobs(os, entries, files, opts.onProgress)
 
   const jsm = await jetstreamManager(opts.nc)

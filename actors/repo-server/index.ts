@@ -12,7 +12,7 @@ import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.t
 import {
   RELEASE_STREAM, REPO_SERVICE, actorEventSubject, repoSubject, serverConsumer, serverHeartbeat,
 } from '../../infra/nats/names.ts'
-import { ensureResources, openBlobStore } from '../../infra/nats/resources.ts'
+import { openRepository } from '../../infra/nats/resources.ts'
 import { endpoint, startService } from '../../infra/nats/service.ts'
 import { SignedReleaseSchema, UUID_RE, blobsOf, decodeRelease, encodeRelease, fileEntries } from '../../infra/release/manifest.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
@@ -71,8 +71,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   const weight = opts.weight ?? 1
   const store = new RepoStore(opts.dataDir)
   await store.open()
-  const { replicas } = await ensureResources(nc)
-  const os = await openBlobStore(nc, replicas)
+  const { blobs: os } = await openRepository(nc)
   const jsm = await jetstreamManager(nc)
   const js = jetstream(nc)
   const durable = serverConsumer(id)
@@ -146,6 +145,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
             const obj = await os.get(sha)
             if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `blob ${sha} of ${signed.manifest.product} r${signed.manifest.rev} is not in the object store yet`)
             const source = Readable.fromWeb(obj.data as never)
+            // The copy in progress fails with this error; once the copy is over nobody listens, so never let it escape.
+            source.on('error', () => {})
             const stop = (): void => void source.destroy(new UpswarmError('UPSWARM_E_IO', `server ${id} is stopping`))
             signal.addEventListener('abort', stop, { once: true })
             try {

@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { errorMessage, UpswarmError } from '../../infra/errors.ts'
-import { connectNats } from '../../infra/nats/connect.ts'
+import { connectNats, type NatsAuth } from '../../infra/nats/connect.ts'
 import { actorEventSubject, PEER_BUCKET_MAX_AGE_MS } from '../../infra/nats/names.ts'
 import { clusterReplicas, openPeerBucket } from '../../infra/nats/resources.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
@@ -103,7 +103,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   }
 }
 
-export interface TrackerCliOptions {
+export interface TrackerCliOptions extends NatsAuth {
   httpPort?: number
   udpPort?: number
   nats?: string | string[]
@@ -123,7 +123,7 @@ export interface TrackerCliOptions {
 export async function runTrackerCli(o: TrackerCliOptions): Promise<void> {
   if ((o.cert === undefined) !== (o.key === undefined)) throw new UpswarmError('UPSWARM_E_CONFIG', 'tracker: --cert and --key go together')
   const https = o.cert && o.key ? { cert: await readFile(o.cert), key: await readFile(o.key) } : undefined
-  const nc = await connectNats(o.nats, `upswarm-tracker${o.id ? `-${o.id}` : ''}`)
+  const nc = await connectNats(o.nats, `upswarm-tracker${o.id ? `-${o.id}` : ''}`, o)
   let tracker: Tracker
   try {
     tracker = await startTracker({

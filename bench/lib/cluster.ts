@@ -4,7 +4,7 @@
 // tracker and no DHT (so `upswarm update` takes the server source).
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
-import { up, type Launched } from '../../actors/launcher/index.ts'
+import { deploymentEnv, up, type Launched } from '../../actors/launcher/index.ts'
 import { publish, type PublishResult } from '../../actors/publisher/publish.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
@@ -34,15 +34,17 @@ export async function startRepo(opts: { dir: string; servers: number; serverMaxU
     servers: opts.servers,
     ...(opts.serverMaxUploadRate ? { serverMaxUploadRate: opts.serverMaxUploadRate } : {}),
   })
-  const nc = await connectNats(launched.endpoints.nats, 'upswarm-bench')
+  const ep = launched.endpoints
+  const nc = await connectNats(ep.nats, 'upswarm-bench', { creds: ep.creds?.admin, tlsCa: ep.tlsCa })
+  const publisherNc = await connectNats(ep.nats, 'upswarm-bench-publish', { creds: ep.creds?.publisher, tlsCa: ep.tlsCa })
   const product = crypto.randomUUID()
   const key = generatePublisherKey()
   const { UPSWARM_TRACKER: _t, UPSWARM_BOOTSTRAP: _b, ...rest } = process.env
-  const env = { ...rest, UPSWARM_NATS: launched.endpoints.nats!.join(',') }
+  const env = { ...rest, ...deploymentEnv(ep) }
   const seenClosed = new Set<string>()
   return {
     launched, nc, product, key, env,
-    publish: (src, label) => publish({ nc, src, product, key, ...(label ? { label } : {}), skipFeed: true }),
+    publish: (src, label) => publish({ nc: publisherNc, src, product, key, ...(label ? { label } : {}), skipFeed: true }),
     async synced(rev, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs
       const { requestJson } = await import('../../infra/nats/service.ts')
@@ -73,7 +75,7 @@ export async function startRepo(opts: { dir: string; servers: number; serverMaxU
       return { outBytes, inBytes, connections }
     },
     async stop() {
-      await nc.close().catch(() => {})
+      await Promise.all([nc.close(), publisherNc.close()]).catch(() => {})
       await launched.stop()
     },
   }

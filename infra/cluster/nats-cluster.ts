@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
+import type { Authority } from '../auth/authority.ts'
 import { UpswarmError } from '../errors.ts'
 import { spawnGuarded, stopChild } from './children.ts'
 import { natsServerBinary } from './nats-server-bin.ts'
@@ -107,6 +108,8 @@ export interface NatsClusterOptions {
   nodes?: number
   /** First client port; consecutive ports are used. Free ports are chosen when absent. */
   basePort?: number
+  /** Identities and TLS (issue 10): without it the cluster is anonymous and in clear (development only). */
+  authority?: Authority
 }
 
 export class NatsCluster {
@@ -157,7 +160,8 @@ export class NatsCluster {
       const nodeDir = join(opts.dir, spec.name)
       mkdirSync(join(nodeDir, 'jetstream'), { recursive: true })
       const configFile = join(nodeDir, 'nats-server.conf')
-      writeFileSync(configFile, renderConfig(spec, specs, nodeDir, bin.supportsSyncAlways))
+      const auth = opts.authority?.serverConfig(join(nodeDir, 'jwt')) ?? []
+      writeFileSync(configFile, renderConfig(spec, specs, nodeDir, bin.supportsSyncAlways, auth))
       return new NatsNode(spec, configFile, join(nodeDir, 'nats-server.log'))
     })
     const cluster = new NatsCluster(opts.dir, nodes)
@@ -211,13 +215,14 @@ export class NatsCluster {
   }
 }
 
-function renderConfig(self: NatsNodeOptions, all: NatsNodeOptions[], dir: string, syncAlways: boolean): string {
+function renderConfig(self: NatsNodeOptions, all: NatsNodeOptions[], dir: string, syncAlways: boolean, auth: string[]): string {
   const routes = all.filter((n) => n !== self).map((n) => `    "nats://127.0.0.1:${n.clusterPort}"`)
   return [
     `server_name: ${self.name}`,
     `listen: "127.0.0.1:${self.port}"`,
     `http: "127.0.0.1:${self.monitorPort}"`,
     'max_payload: 8MB',
+    ...auth,
     'jetstream {',
     `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
     '  max_memory_store: 256MB',

@@ -3,6 +3,7 @@
 import { jetstream } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { sha256Hex } from '../release/hash.ts'
+import { identityOf } from './identity.ts'
 import { alertSubject } from './names.ts'
 import { withRetry } from './retry.ts'
 
@@ -20,7 +21,7 @@ export function jetStreamAlertSink(nc: NatsConnection): { publish(alert: Alert):
     async publish(alert) {
       const body = JSON.stringify(alert)
       const id = sha256Hex(`${alert.product}:${alert.clientId}:${alert.path}:${alert.rev}:${alert.targetRev}`)
-      await withRetry(() => js.publish(alertSubject(alert.product), body, { msgID: id }), { attempts: 10 })
+      await withRetry(() => js.publish(alertSubject(alert.product, identityOf(nc)), body, { msgID: id }), { attempts: 10 })
     },
   }
 }

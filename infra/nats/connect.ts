@@ -1,8 +1,19 @@
-// NATS connection settings shared by every role: servers from flags or UPSWARM_NATS.
-import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { UpswarmError } from '../errors.ts'
+// NATS connection settings shared by every role: servers from flags or UPSWARM_NATS, the
+// identity from a creds file (--creds / UPSWARM_CREDS) and the cluster's CA for TLS
+// (--tls-ca / UPSWARM_TLS_CA). Issue 10: nothing connects anonymously once identities exist.
+import { readFileSync } from 'node:fs'
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node'
+import { UpswarmError, findCause } from '../errors.ts'
+import { credsClaims, setIdentity } from './identity.ts'
 
 export type { NatsConnection }
+
+export interface NatsAuth {
+  /** A NATS creds file (user JWT + seed); default UPSWARM_CREDS. */
+  creds?: string | undefined
+  /** PEM file of the CA that signed the servers' certificates; default UPSWARM_TLS_CA. */
+  tlsCa?: string | undefined
+}
 
 /** Parses "nats://a:1,nats://b:2" (or an array of such) into a list of URLs. */
 export function parseServers(value: string | string[] | undefined): string[] {
@@ -10,20 +21,56 @@ export function parseServers(value: string | string[] | undefined): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean)
 }
 
-export async function connectNats(servers: string | string[] | undefined, name: string): Promise<NatsConnection> {
+function readConfigFile(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read the ${what} ${file}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+export async function connectNats(servers: string | string[] | undefined, name: string, auth: NatsAuth = {}): Promise<NatsConnection> {
   const list = parseServers(servers)
   if (list.length === 0) {
     throw new UpswarmError('UPSWARM_E_CONFIG', 'no NATS servers given: pass --nats URLS or set UPSWARM_NATS (e.g. nats://127.0.0.1:4222)')
   }
+  const credsFile = auth.creds || process.env.UPSWARM_CREDS || undefined
+  const caFile = auth.tlsCa || process.env.UPSWARM_TLS_CA || undefined
+  const creds = credsFile ? readConfigFile(credsFile, 'creds file') : undefined
+  const claims = creds ? credsClaims(creds, credsFile!) : undefined
+  if (caFile) readConfigFile(caFile, 'TLS CA file')
+  let nc: NatsConnection
   try {
-    return await connect({
+    nc = await connect({
       servers: list,
       name,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       pingInterval: 5_000,
+      ...(creds ? { authenticator: credsAuthenticator(new TextEncoder().encode(creds)) } : {}),
+      ...(claims?.inbox ? { inboxPrefix: claims.inbox } : {}),
+      ...(caFile ? { tls: { caFile } } : {}),
     })
   } catch (err) {
-    throw new UpswarmError('UPSWARM_E_NATS', `cannot connect to NATS at ${list.join(',')}: ${(err as Error).message}`, { cause: err })
+    throw connectError(err, list, credsFile, caFile)
   }
+  if (claims) setIdentity(nc, claims.name)
+  return nc
+}
+
+function connectError(err: unknown, list: string[], credsFile: string | undefined, caFile: string | undefined): UpswarmError {
+  const where = `NATS at ${list.join(',')}`
+  const msg = (err as Error).message
+  if (findCause(err, 'UserAuthenticationExpiredError')) {
+    return new UpswarmError('UPSWARM_E_AUTH', `${where} refused the credentials in ${credsFile}: they have expired; ask the operator to renew them (upswarm creds issue --client NAME --renew)`, { cause: err })
+  }
+  if (findCause(err, 'AuthorizationError')) {
+    return new UpswarmError('UPSWARM_E_AUTH', credsFile
+      ? `${where} refused the credentials in ${credsFile} (${msg}): they are unknown to this cluster or revoked`
+      : `${where} requires credentials: pass --creds FILE or set UPSWARM_CREDS (upswarm up names each role's creds in endpoints.json)`, { cause: err })
+  }
+  if (!caFile && /tls|certificate/i.test(msg)) {
+    return new UpswarmError('UPSWARM_E_CONFIG', `${where} requires TLS: pass --tls-ca FILE or set UPSWARM_TLS_CA (endpoints.json names the cluster's CA): ${msg}`, { cause: err })
+  }
+  return new UpswarmError('UPSWARM_E_NATS', `cannot connect to ${where}: ${msg}`, { cause: err })
 }

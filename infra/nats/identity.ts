@@ -8,6 +8,20 @@ export const IDENTITY_RE = /^[A-Za-z0-9_-]{1,64}$/
 /** The identity of a connection made without credentials (development only). */
 export const ANONYMOUS = 'anonymous'
 
+export const IDENTITY_KINDS = ['admin', 'publisher', 'server', 'proxy', 'tracker', 'client'] as const
+export type IdentityKind = (typeof IDENTITY_KINDS)[number]
+
+export interface Identity {
+  kind: IdentityKind
+  /** One subject token: the server id, the client machine's name, … */
+  name: string
+}
+
+/** A connection's own inbox: replies to its requests and its consumers' deliveries go here only. */
+export const inboxPrefix = (id: Identity): string => `_INBOX_${id.kind}_${id.name}`
+/** The user JWT tag that names the identity's kind. */
+export const kindTag = (kind: IdentityKind): string => `upswarm-kind:${kind}`
+
 const identities = new WeakMap<object, string>()
 
 export function setIdentity(nc: object, name: string): void {
@@ -22,14 +36,20 @@ export function identityOf(nc: object): string {
 const JWT_RE = /-{3,}BEGIN NATS USER JWT-{3,}\s+([A-Za-z0-9_.-]+)\s+-{3,}END NATS USER JWT-{3,}/
 
 /** The user JWT's claims from a creds file's text (not verified: the server does that). */
-export function credsClaims(creds: string, where: string): { name: string; sub: string; exp?: number } {
+export function credsClaims(creds: string, where: string): { name: string; sub: string; exp?: number; identity?: Identity; inbox?: string } {
   const jwt = JWT_RE.exec(creds)?.[1]
   const payload = jwt?.split('.')[1]
   if (!payload) throw new UpswarmError('UPSWARM_E_CONFIG', `${where} is not a NATS creds file (no user JWT block)`)
   try {
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { name?: unknown; sub?: unknown; exp?: unknown }
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { name?: unknown; sub?: unknown; exp?: unknown; nats?: { tags?: unknown } }
     if (typeof claims.name !== 'string' || typeof claims.sub !== 'string') throw new Error('name or sub missing')
-    return { name: claims.name, sub: claims.sub, ...(typeof claims.exp === 'number' ? { exp: claims.exp } : {}) }
+    const tags = Array.isArray(claims.nats?.tags) ? claims.nats.tags : []
+    const kind = IDENTITY_KINDS.find((k) => tags.includes(kindTag(k)))
+    const identity = kind ? { kind, name: claims.name } : undefined
+    return {
+      name: claims.name, sub: claims.sub, ...(typeof claims.exp === 'number' ? { exp: claims.exp } : {}),
+      ...(identity ? { identity, inbox: inboxPrefix(identity) } : {}),
+    }
   } catch (err) {
     throw new UpswarmError('UPSWARM_E_CONFIG', `${where}: the user JWT cannot be read: ${(err as Error).message}`, { cause: err })
   }

@@ -6,13 +6,20 @@
 export const RELEASE_STREAM = 'UPSWARM_RELEASES'
 export const releaseSubject = (product: string): string => `upswarm.release.${product}`
 export const RELEASE_SUBJECTS = 'upswarm.release.>'
+/**
+ * What the stream stored, republished by the server with its `Nats-Sequence` header: clients
+ * follow releases on these with a plain subscription, so a fleet holds no consumer state and
+ * never sees a publish the stream refused.
+ */
+export const releasedSubject = (product: string): string => `upswarm.released.${product}`
+export const RELEASED_SUBJECTS = 'upswarm.released.>'
 
 /** Blob object store: objects named by SHA-256 hex. */
 export const BLOB_BUCKET = 'upswarm-blobs'
 
-/** Admin alerts (R-STATUS-3): durable, one subject per product. */
+/** Admin alerts (R-STATUS-3): durable, one subject per product and sending identity. */
 export const ALERT_STREAM = 'UPSWARM_ALERTS'
-export const alertSubject = (product: string): string => `upswarm.alert.${product}`
+export const alertSubject = (product: string, identity: string): string => `upswarm.alert.${product}.${identity}`
 export const ALERT_SUBJECTS = 'upswarm.alert.>'
 
 /** Tracker registry (R-PEERLIST): KV bucket, key `<product>.<peerId hex>`. */

@@ -1,11 +1,12 @@
 // JetStream resources of record (ARCHITECTURE §2). Idempotent: every role may call these at
 // start; the first creates, the rest find them. Replicas: 3 on a cluster, fewer if it is smaller.
-import { jetstreamManager, type JetStreamManager, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream'
+import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamManager, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj'
 import type { NatsConnection } from '@nats-io/transport-node'
+import { UpswarmError, permissionViolation } from '../errors.ts'
 import { withRetry } from './retry.ts'
-import { ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, PEER_BUCKET, RELEASE_STREAM, RELEASE_SUBJECTS } from './names.ts'
+import { ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, PEER_BUCKET, RELEASE_STREAM, RELEASE_SUBJECTS, RELEASED_SUBJECTS } from './names.ts'
 
 // node:crypto hashes object-store chunks an order of magnitude faster than the pure-JS default.
 setSha256Backend('native')
@@ -34,6 +35,9 @@ export async function ensureReleaseStream(jsm: JetStreamManager, replicas: numbe
     discard: DiscardPolicy.New,
     deny_delete: true,
     deny_purge: true,
+    allow_direct: true,
+    // `upswarm.release.X` → `upswarm.released.X`, stored messages only.
+    republish: { src: RELEASE_SUBJECTS, dest: RELEASED_SUBJECTS },
   })
 }
 
@@ -51,8 +55,13 @@ export async function ensureAlertStream(jsm: JetStreamManager, replicas: number)
 
 async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
   try {
-    await jsm.streams.info(config.name!)
-  } catch {
+    const { config: have } = await jsm.streams.info(config.name!)
+    // A stream made by an earlier version lacks what later ones added (direct reads, republish).
+    if (config.republish && (!have.republish || !have.allow_direct)) {
+      await jsm.streams.update(config.name!, { ...have, allow_direct: true, republish: config.republish })
+    }
+  } catch (err) {
+    if (permissionViolation(err)) throw err
     try {
       await jsm.streams.add(config)
     } catch (err) {
@@ -62,9 +71,15 @@ async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamM
   }
 }
 
+/** The blob bucket; created only when missing (only the admin identity may create it). */
 export async function openBlobStore(nc: NatsConnection, replicas: number): Promise<ObjectStore> {
   const objm = new Objm(nc)
-  return objm.create(BLOB_BUCKET, { replicas, storage: StorageType.File })
+  try {
+    return await objm.open(BLOB_BUCKET)
+  } catch (err) {
+    if (permissionViolation(err)) throw err
+    return objm.create(BLOB_BUCKET, { replicas, storage: StorageType.File })
+  }
 }
 
 export async function openPeerBucket(nc: NatsConnection, replicas: number, ttlMs: number): Promise<KV> {
@@ -84,4 +99,22 @@ export async function ensureResources(nc: NatsConnection, replicas?: number): Pr
     await openBlobStore(nc, r)
     return { replicas: r }
   }, { attempts: 40, maxDelayMs: 500 })
+}
+
+/**
+ * What a role (publisher, server) needs of the resources of record, opened without creating
+ * anything: only the admin identity creates streams and buckets (`upswarm up` does, as admin).
+ */
+export async function openRepository(nc: NatsConnection): Promise<{ replicas: number; blobs: ObjectStore }> {
+  const replicas = await clusterReplicas(nc)
+  const jsm = await jetstreamManager(nc, { checkAPI: false })
+  try {
+    await withRetry(() => jsm.streams.info(RELEASE_STREAM), { attempts: 30, retryable: (err) => !(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) })
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `the release stream ${RELEASE_STREAM} does not exist on this cluster: \`upswarm up\` creates it, or an admin identity once`, { cause: err })
+    }
+    throw err
+  }
+  return { replicas, blobs: await withRetry(() => openBlobStore(nc, replicas), { attempts: 30 }) }
 }

@@ -1,5 +1,6 @@
 // Bounded retry with backoff for operations that fail while a JetStream group elects a leader.
 import { setTimeout as delay } from 'node:timers/promises'
+import { permissionViolation } from '../errors.ts'
 
 export interface RetryOptions {
   attempts?: number
@@ -16,7 +17,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
     try {
       return await fn(attempt)
     } catch (err) {
-      if (attempt >= attempts || (opts.retryable && !opts.retryable(err))) throw err
+      if (attempt >= attempts || permissionViolation(err) || (opts.retryable && !opts.retryable(err))) throw err
       await delay(wait)
       wait = Math.min(wait * 2, opts.maxDelayMs ?? 1000)
     }

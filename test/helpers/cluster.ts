@@ -4,9 +4,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { inject } from 'vitest'
+import { Authority } from '../../infra/auth/authority.ts'
+import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
+import { ensureResources } from '../../infra/nats/resources.ts'
+import type { Identity } from '../../infra/nats/identity.ts'
 
-export function clusterInfo(): { nats: string[]; dhtBootstrap: string; dir: string } {
+export function clusterInfo(): ReturnType<typeof inject<'cluster'>> {
   return inject('cluster')
 }
 
@@ -14,8 +18,21 @@ export function natsUrls(): string[] {
   return clusterInfo().nats
 }
 
+/** A connection with the suite's admin identity (the operator's view: may do anything). */
 export async function testConnection(name = 'upswarm-test'): Promise<NatsConnection> {
-  return connectNats(natsUrls(), name)
+  const { auth } = clusterInfo()
+  return connectNats(natsUrls(), name, { creds: auth.admin, tlsCa: auth.caFile })
+}
+
+/** Mints an identity of the suite's cluster and returns its creds file. */
+export async function issueCreds(identity: Identity): Promise<string> {
+  const authority = await Authority.load(clusterInfo().auth.dir)
+  return (await authority.issue(identity)).file
+}
+
+/** A connection as one role or client identity (a fresh user of that name). */
+export async function roleConnection(identity: Identity, name = `upswarm-test-${identity.kind}`): Promise<NatsConnection> {
+  return connectNats(natsUrls(), name, { creds: await issueCreds(identity), tlsCa: clusterInfo().auth.caFile })
 }
 
 /** A fresh product UUID so tests sharing the cluster never see each other's releases. */
@@ -26,4 +43,19 @@ export function newProduct(): string {
 export async function tempDir(prefix = 'upswarm-test-'): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix))
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) }
+}
+
+/**
+ * A cluster of a test's own, set up as `up` does: TLS, identities and the resources of record
+ * made by the admin. `connect` opens a connection as any identity (default: admin).
+ */
+export async function startOwnCluster(dir: string, nodes = 3): Promise<{ cluster: NatsCluster; connect(name: string, identity?: Identity): Promise<NatsConnection> }> {
+  const authority = await Authority.open(join(dir, 'auth'))
+  const cluster = await NatsCluster.start({ dir: join(dir, 'nats'), nodes, authority })
+  const connect = async (name: string, identity: Identity = { kind: 'admin', name: 'admin' }): Promise<NatsConnection> =>
+    connectNats(cluster.urls, name, { creds: (await authority.issue(identity)).file, tlsCa: authority.paths.caFile })
+  const admin = await connect('upswarm-test-setup')
+  await ensureResources(admin, nodes)
+  await admin.close()
+  return { cluster, connect }
 }

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestProject } from 'vitest/node'
+import { Authority } from '../../infra/auth/authority.ts'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { startLocalDht, type LocalDht } from '../../infra/cluster/dht.ts'
 import { connectNats } from '../../infra/nats/connect.ts'
@@ -15,12 +16,22 @@ let dir: string | undefined
 
 export async function setup(project: TestProject): Promise<void> {
   dir = mkdtempSync(join(tmpdir(), 'upswarm-suite-'))
-  cluster = await NatsCluster.start({ dir: join(dir, 'nats'), nodes: 3 })
+  // Credentials and TLS on, as in production (issue 10): nothing in the suite connects anonymously.
+  const authority = await Authority.open(join(dir, 'auth'))
+  cluster = await NatsCluster.start({ dir: join(dir, 'nats'), nodes: 3, authority })
   dht = await startLocalDht()
-  const nc = await connectNats(cluster.urls, 'upswarm-test-setup')
+  const admin = await authority.issue({ kind: 'admin', name: 'admin' })
+  const client = await authority.issue({ kind: 'client', name: 'test-client' })
+  const nc = await connectNats(cluster.urls, 'upswarm-test-setup', { creds: admin.file, tlsCa: authority.paths.caFile })
   await ensureResources(nc, 3)
   await nc.close()
-  project.provide('cluster', { nats: cluster.urls, dhtBootstrap: dht.bootstrap, dir })
+  // Every `upswarm` command a test spawns runs as a client machine unless it passes --creds.
+  process.env.UPSWARM_TLS_CA = authority.paths.caFile
+  process.env.UPSWARM_CREDS = client.file
+  project.provide('cluster', {
+    nats: cluster.urls, dhtBootstrap: dht.bootstrap, dir,
+    auth: { dir: authority.paths.dir, caFile: authority.paths.caFile, admin: admin.file, client: client.file },
+  })
 }
 
 export async function teardown(): Promise<void> {
@@ -31,6 +42,6 @@ export async function teardown(): Promise<void> {
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    cluster: { nats: string[]; dhtBootstrap: string; dir: string }
+    cluster: { nats: string[]; dhtBootstrap: string; dir: string; auth: { dir: string; caFile: string; admin: string; client: string } }
   }
 }

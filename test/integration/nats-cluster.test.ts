@@ -1,17 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
-import { connectNats } from '../../infra/nats/connect.ts'
+import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
-import { tempDir } from '../helpers/cluster.ts'
+import { startOwnCluster, tempDir } from '../helpers/cluster.ts'
 
 describe('cluster launcher', () => {
   let cluster: NatsCluster
+  let connect: (name: string) => Promise<NatsConnection>
   let dir: { path: string; cleanup: () => Promise<void> }
 
   beforeAll(async () => {
     dir = await tempDir('upswarm-cluster-')
-    cluster = await NatsCluster.start({ dir: dir.path, nodes: 3 })
+    ;({ cluster, connect } = await startOwnCluster(dir.path))
   })
   afterAll(async () => {
     await cluster?.stop()
@@ -21,7 +22,7 @@ describe('cluster launcher', () => {
   it('cluster launcher — starts 3 nodes that form one JetStream cluster', async () => {
     expect(cluster.nodes).toHaveLength(3)
     expect(cluster.nodes.every((n) => n.running)).toBe(true)
-    const nc = await connectNats(cluster.urls, 'test')
+    const nc = await connect('test')
     try {
       const jsm = await jetstreamManager(nc)
       await jsm.streams.add({ name: 'PROBE', subjects: ['probe.>'], num_replicas: 3, storage: StorageType.File })
@@ -35,7 +36,7 @@ describe('cluster launcher', () => {
   })
 
   it('cluster launcher — an R3 stream survives kill -9 of one node', async () => {
-    const nc = await connectNats(cluster.urls, 'test')
+    const nc = await connect('test')
     try {
       const jsm = await jetstreamManager(nc)
       await jsm.streams.add({ name: 'SURVIVE', subjects: ['survive.>'], num_replicas: 3, storage: StorageType.File })

@@ -12,7 +12,7 @@ import { proxySubject, serverHeartbeat } from '../../infra/nats/names.ts'
 import { request, requestJson } from '../../infra/nats/service.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
-import { newProduct, tempDir } from '../helpers/cluster.ts'
+import { newProduct, tempDir, startOwnCluster } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
 import ssh2 from 'ssh2'
 import type { SFTPWrapper } from 'ssh2'
@@ -53,8 +53,9 @@ describe('proxy', () => {
     // A cluster of its own: every server on a shared cluster syncs every product, and the exact
     // round-robin counts below are only exact among this test's servers.
     dir = await tempDir()
-    cluster = await NatsCluster.start({ dir: join(dir.path, 'nats'), nodes: 3 })
-    nc = await connectNats(cluster.urls, 'test-proxy')
+    const own = await startOwnCluster(dir.path)
+    cluster = own.cluster
+    nc = await own.connect('test-proxy')
     await writeTree(join(dir.path, 'src'), { 'docs/readme.txt': 'hello\n', 'big.bin': big, 'empty': '' })
     await symlink('docs/readme.txt', join(dir.path, 'src', 'readme-link'))
     await publish({ nc, src: join(dir.path, 'src'), product, key })

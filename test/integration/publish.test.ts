@@ -9,7 +9,7 @@ import { RELEASE_STREAM, releaseSubject } from '../../infra/nats/names.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
-import { newProduct, tempDir, testConnection } from '../helpers/cluster.ts'
+import { newProduct, tempDir, testConnection, startOwnCluster } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
 
 async function releasesOf(nc: NatsConnection, product: string, publicKey: string) {
@@ -72,8 +72,8 @@ describe('publish', () => {
 
   it('publish — kill -9 of a nats-server node during a publish: it succeeds or fails cleanly, no release lost or duplicated', async () => {
     const own = await tempDir('upswarm-killpub-')
-    const cluster = await NatsCluster.start({ dir: own.path, nodes: 3 })
-    const c = await connectNats(cluster.urls, 'test-killpub')
+    const { cluster, connect } = await startOwnCluster(own.path)
+    const c = await connect('test-killpub', { kind: 'publisher', name: 'publisher' })
     try {
       const product = newProduct()
       const revs: number[] = []
@@ -86,7 +86,9 @@ describe('publish', () => {
         revs.push(r.rev)
       }
       expect(revs).toEqual([1, 2, 3])
-      expect((await releasesOf(c, product, key.publicKey)).map((m) => m.rev)).toEqual([1, 2, 3])
+      const admin = await connect('test-killpub-read')
+      expect((await releasesOf(admin, product, key.publicKey)).map((m) => m.rev)).toEqual([1, 2, 3])
+      await admin.close()
     } finally {
       await c.close()
       await cluster.stop()

@@ -1,0 +1,210 @@
+// The identities of one deployment (issue 10, item 1; ARCHITECTURE §6b): NATS's decentralized
+// JWT model. An operator signs two accounts — SYS (the servers' own) and UPSWARM (every role and
+// client) — and UPSWARM's signing key signs one user per role and per client machine. The cluster
+// loads the accounts at start (resolver `full`); a revocation is a new account JWT pushed to the
+// running cluster, so no repository server restarts and no other creds change.
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds, fromSeed, type KeyPair } from '@nats-io/jwt'
+import { UpswarmError } from '../errors.ts'
+import { IDENTITY_RE, kindTag, type Identity } from '../nats/identity.ts'
+import { createCa, issueServerCert } from './tls.ts'
+import { permissionsFor } from './permissions.ts'
+
+export const AUTHORITY_FORMAT = 1
+const ACCOUNT_NAME = 'UPSWARM'
+/** Client credentials live long enough for a machine that is offline for weeks (renewed by re-issue). */
+export const CLIENT_CREDS_TTL_S = 180 * 24 * 60 * 60
+/** What one client connection may use of the account's shared limits. */
+const CLIENT_LIMITS = { subs: 256, payload: 1024 * 1024, data: -1 }
+
+interface Issued { kind: Identity['kind']; name: string; publicKey: string; issuedAt: number; expires?: number }
+
+interface AuthorityFile {
+  format: number
+  operator: { seed: string; jwt: string }
+  system: { seed: string; jwt: string; userSeed: string; userJwt: string }
+  account: { seed: string; signingSeed: string; jwt: string; revocations: Record<string, number> }
+  issued: Issued[]
+}
+
+const dec = new TextDecoder()
+const seedOf = (kp: KeyPair): string => dec.decode(kp.getSeed())
+const kp = (seed: string): KeyPair => fromSeed(new TextEncoder().encode(seed))
+
+export interface AuthorityPaths {
+  dir: string
+  file: string
+  caFile: string
+  certFile: string
+  keyFile: string
+  credsDir: string
+}
+
+export const authorityPaths = (dir: string): AuthorityPaths => ({
+  dir,
+  file: join(dir, 'authority.json'),
+  caFile: join(dir, 'ca.pem'),
+  certFile: join(dir, 'nats-server-cert.pem'),
+  keyFile: join(dir, 'nats-server-key.pem'),
+  credsDir: join(dir, 'creds'),
+})
+
+async function writePrivate(file: string, data: string | Uint8Array): Promise<void> {
+  await writeFile(`${file}.tmp`, data, { mode: 0o600 })
+  await chmod(`${file}.tmp`, 0o600)
+  await rename(`${file}.tmp`, file)
+}
+
+async function accountJwt(accountKp: KeyPair, signingPub: string, revocations: Record<string, number>, operatorKp: KeyPair): Promise<string> {
+  return encodeAccount(ACCOUNT_NAME, accountKp, {
+    limits: { subs: -1, conn: -1, leaf: -1, imports: -1, exports: -1, data: -1, payload: -1, wildcards: true,
+      mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 },
+    signing_keys: [signingPub],
+    revocations,
+  }, { signer: operatorKp })
+}
+
+export class Authority {
+  readonly paths: AuthorityPaths
+  private state: AuthorityFile
+
+  private constructor(paths: AuthorityPaths, state: AuthorityFile) {
+    this.paths = paths
+    this.state = state
+  }
+
+  /** Opens the authority kept in `dir`, creating it (keys, accounts, CA, server certificate) when missing. */
+  static async open(dir: string, tlsHosts: string[] = ['127.0.0.1', 'localhost']): Promise<Authority> {
+    const paths = authorityPaths(dir)
+    if (existsSync(paths.file)) return Authority.load(dir)
+    await mkdir(paths.credsDir, { recursive: true, mode: 0o700 })
+    const operatorKp = createOperator()
+    const systemKp = createAccount()
+    const accountKp = createAccount()
+    const signingKp = createAccount()
+    const operatorJwt = await encodeOperator('upswarm', operatorKp, { system_account: systemKp.getPublicKey() })
+    const systemJwt = await encodeAccount('SYS', systemKp, {}, { signer: operatorKp })
+    const sysUserKp = createUser()
+    const sysUserJwt = await encodeUser('sys', sysUserKp, systemKp)
+    const state: AuthorityFile = {
+      format: AUTHORITY_FORMAT,
+      operator: { seed: seedOf(operatorKp), jwt: operatorJwt },
+      system: { seed: seedOf(systemKp), jwt: systemJwt, userSeed: seedOf(sysUserKp), userJwt: sysUserJwt },
+      account: { seed: seedOf(accountKp), signingSeed: seedOf(signingKp), jwt: await accountJwt(accountKp, signingKp.getPublicKey(), {}, operatorKp), revocations: {} },
+      issued: [],
+    }
+    const ca = createCa('upswarm cluster CA')
+    const server = issueServerCert(ca, tlsHosts)
+    await writeFile(paths.caFile, ca.cert)
+    await writePrivate(join(dir, 'ca-key.pem'), ca.key)
+    await writeFile(paths.certFile, server.cert)
+    await writePrivate(paths.keyFile, server.key)
+    const authority = new Authority(paths, state)
+    await authority.save()
+    return authority
+  }
+
+  static async load(dir: string): Promise<Authority> {
+    const paths = authorityPaths(dir)
+    let state: AuthorityFile
+    try {
+      state = JSON.parse(await readFile(paths.file, 'utf8')) as AuthorityFile
+    } catch (err) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read the identities of this deployment from ${paths.file}: ${(err as Error).message} (upswarm up --dir D creates them)`, { cause: err })
+    }
+    if (state.format !== AUTHORITY_FORMAT) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `${paths.file} has format ${state.format}; this upswarm reads format ${AUTHORITY_FORMAT}`)
+    }
+    return new Authority(paths, state)
+  }
+
+  private async save(): Promise<void> {
+    await writePrivate(this.paths.file, `${JSON.stringify(this.state, null, 2)}\n`)
+  }
+
+  get accountPublicKey(): string {
+    return kp(this.state.account.seed).getPublicKey()
+  }
+
+  /** The nats-server configuration lines that load this authority and require TLS on the client port. */
+  serverConfig(jwtDir: string): string[] {
+    const sys = kp(this.state.system.seed).getPublicKey()
+    return [
+      `operator: ${JSON.stringify(this.state.operator.jwt)}`,
+      `system_account: ${sys}`,
+      'resolver: {',
+      '  type: full',
+      `  dir: ${JSON.stringify(jwtDir)}`,
+      '  allow_delete: false',
+      '  interval: "2m"',
+      '}',
+      'resolver_preload: {',
+      `  ${sys}: ${JSON.stringify(this.state.system.jwt)}`,
+      `  ${this.accountPublicKey}: ${JSON.stringify(this.state.account.jwt)}`,
+      '}',
+      'tls {',
+      `  cert_file: ${JSON.stringify(this.paths.certFile)}`,
+      `  key_file: ${JSON.stringify(this.paths.keyFile)}`,
+      '  timeout: 5',
+      '}',
+    ]
+  }
+
+  /** Creds of the system account's user, to push account updates to a running cluster. */
+  systemCreds(): string {
+    return dec.decode(fmtCreds(this.state.system.userJwt, kp(this.state.system.userSeed)))
+  }
+
+  /** The account JWT as it stands (with every revocation). */
+  get accountJwt(): string {
+    return this.state.account.jwt
+  }
+
+  /**
+   * Mints a user for an identity and writes its creds file (mode 0600) under creds/. A client
+   * identity expires after `ttlSeconds` (default CLIENT_CREDS_TTL_S); role identities do not.
+   */
+  async issue(identity: Identity, opts: { ttlSeconds?: number; file?: string } = {}): Promise<{ file: string; publicKey: string; expires?: number }> {
+    if (!IDENTITY_RE.test(identity.name)) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `identity name ${JSON.stringify(identity.name)}: use 1-64 of A-Z a-z 0-9 _ -`)
+    }
+    const userKp = createUser()
+    const now = Math.floor(Date.now() / 1000)
+    const ttl = opts.ttlSeconds ?? (identity.kind === 'client' ? CLIENT_CREDS_TTL_S : undefined)
+    const expires = ttl ? now + ttl : undefined
+    const perms = permissionsFor(identity)
+    const jwt = await encodeUser(identity.name, userKp, this.accountPublicKey, {
+      pub: perms.pub, sub: perms.sub, ...(perms.resp ? { resp: perms.resp } : {}),
+      ...(identity.kind === 'client' ? CLIENT_LIMITS : {}),
+      tags: [kindTag(identity.kind)],
+    }, { signer: kp(this.state.account.signingSeed), ...(expires ? { exp: expires } : {}) })
+    const file = opts.file ?? join(this.paths.credsDir, `${identity.kind}-${identity.name}.creds`)
+    await writePrivate(file, fmtCreds(jwt, userKp))
+    this.state.issued.push({ kind: identity.kind, name: identity.name, publicKey: userKp.getPublicKey(), issuedAt: now, ...(expires ? { expires } : {}) })
+    await this.save()
+    return { file, publicKey: userKp.getPublicKey(), ...(expires ? { expires } : {}) }
+  }
+
+  /** Every user ever issued (newest last). */
+  get issued(): readonly Issued[] {
+    return this.state.issued
+  }
+
+  /**
+   * Revokes every user issued to `name` (of `kind`) up to now: the new account JWT lists their
+   * keys. Returns that JWT, to push to the running cluster (pushAccount in infra/auth/push.ts).
+   */
+  async revoke(kind: Identity['kind'], name: string): Promise<{ jwt: string; revoked: string[] }> {
+    const keys = this.state.issued.filter((i) => i.kind === kind && i.name === name).map((i) => i.publicKey)
+    if (keys.length === 0) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `no ${kind} named ${name} was ever issued by ${this.paths.file}`)
+    const now = Math.floor(Date.now() / 1000) + 1
+    for (const key of keys) this.state.account.revocations[key] = now
+    const operatorKp = kp(this.state.operator.seed)
+    const accountKp = kp(this.state.account.seed)
+    this.state.account.jwt = await accountJwt(accountKp, kp(this.state.account.signingSeed).getPublicKey(), this.state.account.revocations, operatorKp)
+    await this.save()
+    return { jwt: this.state.account.jwt, revoked: keys }
+  }
+}

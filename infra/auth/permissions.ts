@@ -1,0 +1,88 @@
+// Who may do what on NATS (issue 10, item 1; ARCHITECTURE §6b): one identity per role and per
+// client machine, each allowed exactly the subjects and JetStream API calls it needs. Everything
+// else is denied by the server. Pure data, so the security suite can list what each role may
+// not do and try it.
+import {
+  ALERT_STREAM, BLOB_BUCKET, PEER_BUCKET, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  serverConsumer, serverHeartbeat, RELEASE_SUBJECTS, SERVER_HEARTBEATS,
+} from '../nats/names.ts'
+import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
+
+export interface SubjectPermissions {
+  pub: { allow: string[] }
+  sub: { allow: string[] }
+  /** Services answer on the requester's reply subject, whatever it is. */
+  resp?: { max: number; ttl: number }
+}
+
+
+const OBJ_STREAM = `OBJ_${BLOB_BUCKET}`
+const KV_STREAM = `KV_${PEER_BUCKET}`
+const API = '$JS.API'
+
+/** Read one stream's messages by sequence or last-per-subject, without a consumer. */
+const streamReads = (stream: string): string[] => [
+  `${API}.STREAM.INFO.${stream}`, `${API}.STREAM.MSG.GET.${stream}`, `${API}.DIRECT.GET.${stream}`, `${API}.DIRECT.GET.${stream}.>`,
+]
+/** Ephemeral consumers of one stream (object store reads, KV watches): create, pull, info, delete. */
+const ephemeralConsumers = (stream: string): string[] => [
+  `${API}.CONSUMER.CREATE.${stream}`, `${API}.CONSUMER.CREATE.${stream}.>`, `${API}.CONSUMER.MSG.NEXT.${stream}.>`,
+  `${API}.CONSUMER.INFO.${stream}.>`, `${API}.CONSUMER.DELETE.${stream}.>`, `$JS.ACK.${stream}.>`, `$JS.FC.${stream}.>`,
+]
+/** One named durable consumer and nothing else of the stream's consumers. */
+const durableConsumer = (stream: string, name: string): string[] => [
+  `${API}.CONSUMER.CREATE.${stream}.${name}`, `${API}.CONSUMER.CREATE.${stream}.${name}.>`, `${API}.CONSUMER.DURABLE.CREATE.${stream}.${name}`,
+  `${API}.CONSUMER.INFO.${stream}.${name}`, `${API}.CONSUMER.DELETE.${stream}.${name}`, `${API}.CONSUMER.MSG.NEXT.${stream}.${name}`,
+  `$JS.ACK.${stream}.${name}.>`,
+]
+const SERVICE_DISCOVERY = '$SRV.>'
+const RESPOND = { max: 10_000, ttl: 60_000_000_000 } // ns: a range answer may take a while under load
+
+export function permissionsFor(id: Identity): SubjectPermissions {
+  if (!IDENTITY_RE.test(id.name)) throw new Error(`identity name ${JSON.stringify(id.name)} is not one subject token ([A-Za-z0-9_-], 1-64)`)
+  const inbox = `${inboxPrefix(id)}.>`
+  const base = { pub: [`${API}.INFO`], sub: [inbox] }
+  const releasesRead = streamReads(RELEASE_STREAM)
+  switch (id.kind) {
+    case 'admin':
+      return { pub: { allow: ['>'] }, sub: { allow: ['>'] }, resp: RESPOND }
+    case 'publisher':
+      return {
+        // The release feed reads a product's releases in order with an ephemeral consumer.
+        pub: { allow: [...base.pub, ...releasesRead, ...ephemeralConsumers(RELEASE_STREAM), RELEASE_SUBJECTS, ...streamReads(OBJ_STREAM), `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`] },
+        sub: { allow: [...base.sub, SERVER_HEARTBEATS] },
+      }
+    case 'server':
+      return {
+        pub: {
+          allow: [...base.pub, ...releasesRead, ...durableConsumer(RELEASE_STREAM, serverConsumer(id.name)), ...streamReads(OBJ_STREAM),
+            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name)],
+        },
+        sub: { allow: [...base.sub, repoSubject(id.name, '*' as never), SERVICE_DISCOVERY] },
+        resp: RESPOND,
+      }
+    case 'proxy':
+      return {
+        pub: { allow: [...base.pub, ...releasesRead, repoSubject('*', '*' as never), actorEventSubject('proxy', id.name)] },
+        sub: { allow: [...base.sub, SERVER_HEARTBEATS, 'upswarm.proxy.>', SERVICE_DISCOVERY] },
+        resp: RESPOND,
+      }
+    case 'tracker':
+      return {
+        pub: {
+          allow: [...base.pub, `$KV.${PEER_BUCKET}.>`, ...streamReads(KV_STREAM), ...ephemeralConsumers(KV_STREAM),
+            `${API}.STREAM.CREATE.${KV_STREAM}`, `${API}.STREAM.UPDATE.${KV_STREAM}`, actorEventSubject('tracker', id.name)],
+        },
+        sub: { allow: [...base.sub, 'upswarm.tracker.>', SERVICE_DISCOVERY] },
+        resp: RESPOND,
+      }
+    case 'client':
+      return {
+        pub: {
+          allow: [...base.pub, ...releasesRead, `${API}.STREAM.INFO.${ALERT_STREAM}`, alertSubject('*', id.name),
+            'upswarm.proxy.>', repoSubject('*', '*' as never), `upswarm.tracker.*.${id.name}`, actorEventSubject('daemon', id.name)],
+        },
+        sub: { allow: [...base.sub, RELEASED_SUBJECTS, SERVER_HEARTBEATS] },
+      }
+  }
+}
