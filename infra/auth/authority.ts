@@ -3,7 +3,8 @@
 // client) — and UPSWARM's signing key signs one user per role and per client machine. The cluster
 // loads the accounts at start (resolver `full`); a revocation is a new account JWT pushed to the
 // running cluster, so no repository server restarts and no other creds change.
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds, fromSeed, type KeyPair } from '@nats-io/jwt'
@@ -52,9 +53,33 @@ export const authorityPaths = (dir: string): AuthorityPaths => ({
 })
 
 async function writePrivate(file: string, data: string | Uint8Array): Promise<void> {
-  await writeFile(`${file}.tmp`, data, { mode: 0o600 })
-  await chmod(`${file}.tmp`, 0o600)
-  await rename(`${file}.tmp`, file)
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  await writeFile(tmp, data, { mode: 0o600 })
+  await chmod(tmp, 0o600)
+  await rename(tmp, file)
+}
+
+const LOCK_STALE_MS = 30_000
+
+/** Runs `fn` holding the authority's lock file, so that processes issuing at once lose no update. */
+async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${file}.lock`
+  for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: 'wx' })
+      break
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const age = await stat(lock).then((st) => Date.now() - st.mtimeMs, () => 0)
+      if (age > LOCK_STALE_MS) await rm(lock, { force: true })
+      else await new Promise((r) => setTimeout(r, wait))
+    }
+  }
+  try {
+    return await fn()
+  } finally {
+    await rm(lock, { force: true })
+  }
 }
 
 async function accountJwt(accountKp: KeyPair, signingPub: string, revocations: Record<string, number>, operatorKp: KeyPair): Promise<string> {
@@ -64,6 +89,19 @@ async function accountJwt(accountKp: KeyPair, signingPub: string, revocations: R
     signing_keys: [signingPub],
     revocations,
   }, { signer: operatorKp })
+}
+
+async function readState(paths: AuthorityPaths): Promise<AuthorityFile> {
+  let state: AuthorityFile
+  try {
+    state = JSON.parse(await readFile(paths.file, 'utf8')) as AuthorityFile
+  } catch (err) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read the identities of this deployment from ${paths.file}: ${(err as Error).message} (upswarm up --dir D creates them)`, { cause: err })
+  }
+  if (state.format !== AUTHORITY_FORMAT) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `${paths.file} has format ${state.format}; this upswarm reads format ${AUTHORITY_FORMAT}`)
+  }
+  return state
 }
 
 export class Authority {
@@ -108,21 +146,23 @@ export class Authority {
 
   static async load(dir: string): Promise<Authority> {
     const paths = authorityPaths(dir)
-    let state: AuthorityFile
-    try {
-      state = JSON.parse(await readFile(paths.file, 'utf8')) as AuthorityFile
-    } catch (err) {
-      throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read the identities of this deployment from ${paths.file}: ${(err as Error).message} (upswarm up --dir D creates them)`, { cause: err })
-    }
-    if (state.format !== AUTHORITY_FORMAT) {
-      throw new UpswarmError('UPSWARM_E_CONFIG', `${paths.file} has format ${state.format}; this upswarm reads format ${AUTHORITY_FORMAT}`)
-    }
-    return new Authority(paths, state)
+    return new Authority(paths, await readState(paths))
+  }
+
+  /** Re-reads the file under its lock, applies `change` and writes it back. */
+  private async update<T>(change: (state: AuthorityFile) => Promise<T>): Promise<T> {
+    return withLock(this.paths.file, async () => {
+      this.state = await readState(this.paths)
+      const out = await change(this.state)
+      await this.save()
+      return out
+    })
   }
 
   private async save(): Promise<void> {
     await writePrivate(this.paths.file, `${JSON.stringify(this.state, null, 2)}\n`)
   }
+
 
   get accountPublicKey(): string {
     return kp(this.state.account.seed).getPublicKey()
@@ -182,8 +222,9 @@ export class Authority {
     }, { signer: kp(this.state.account.signingSeed), ...(expires ? { exp: expires } : {}) })
     const file = opts.file ?? join(this.paths.credsDir, `${identity.kind}-${identity.name}.creds`)
     await writePrivate(file, fmtCreds(jwt, userKp))
-    this.state.issued.push({ kind: identity.kind, name: identity.name, publicKey: userKp.getPublicKey(), issuedAt: now, ...(expires ? { expires } : {}) })
-    await this.save()
+    await this.update(async (state) => {
+      state.issued.push({ kind: identity.kind, name: identity.name, publicKey: userKp.getPublicKey(), issuedAt: now, ...(expires ? { expires } : {}) })
+    })
     return { file, publicKey: userKp.getPublicKey(), ...(expires ? { expires } : {}) }
   }
 
@@ -197,14 +238,13 @@ export class Authority {
    * keys. Returns that JWT, to push to the running cluster (pushAccount in infra/auth/push.ts).
    */
   async revoke(kind: Identity['kind'], name: string): Promise<{ jwt: string; revoked: string[] }> {
-    const keys = this.state.issued.filter((i) => i.kind === kind && i.name === name).map((i) => i.publicKey)
-    if (keys.length === 0) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `no ${kind} named ${name} was ever issued by ${this.paths.file}`)
-    const now = Math.floor(Date.now() / 1000) + 1
-    for (const key of keys) this.state.account.revocations[key] = now
-    const operatorKp = kp(this.state.operator.seed)
-    const accountKp = kp(this.state.account.seed)
-    this.state.account.jwt = await accountJwt(accountKp, kp(this.state.account.signingSeed).getPublicKey(), this.state.account.revocations, operatorKp)
-    await this.save()
-    return { jwt: this.state.account.jwt, revoked: keys }
+    return this.update(async (state) => {
+      const keys = state.issued.filter((i) => i.kind === kind && i.name === name).map((i) => i.publicKey)
+      if (keys.length === 0) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `no ${kind} named ${name} was ever issued by ${this.paths.file}`)
+      const now = Math.floor(Date.now() / 1000) + 1
+      for (const key of keys) state.account.revocations[key] = now
+      state.account.jwt = await accountJwt(kp(state.account.seed), kp(state.account.signingSeed).getPublicKey(), state.account.revocations, kp(state.operator.seed))
+      return { jwt: state.account.jwt, revoked: keys }
+    })
   }
 }

@@ -9,7 +9,7 @@ import { credsClaims, setIdentity } from './identity.ts'
 export type { NatsConnection }
 
 export interface NatsAuth {
-  /** A NATS creds file (user JWT + seed); default UPSWARM_CREDS. */
+  /** A NATS creds file (user JWT + seed); default UPSWARM_CREDS; '' for none. */
   creds?: string | undefined
   /** PEM file of the CA that signed the servers' certificates; default UPSWARM_TLS_CA. */
   tlsCa?: string | undefined
@@ -34,8 +34,9 @@ export async function connectNats(servers: string | string[] | undefined, name: 
   if (list.length === 0) {
     throw new UpswarmError('UPSWARM_E_CONFIG', 'no NATS servers given: pass --nats URLS or set UPSWARM_NATS (e.g. nats://127.0.0.1:4222)')
   }
-  const credsFile = auth.creds || process.env.UPSWARM_CREDS || undefined
-  const caFile = auth.tlsCa || process.env.UPSWARM_TLS_CA || undefined
+  // Given (even empty: none) wins over the environment.
+  const credsFile = (auth.creds ?? process.env.UPSWARM_CREDS) || undefined
+  const caFile = (auth.tlsCa ?? process.env.UPSWARM_TLS_CA) || undefined
   const creds = credsFile ? readConfigFile(credsFile, 'creds file') : undefined
   const claims = creds ? credsClaims(creds, credsFile!) : undefined
   if (caFile) readConfigFile(caFile, 'TLS CA file')

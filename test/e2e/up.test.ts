@@ -84,8 +84,10 @@ describe('up', () => {
       if (name === 'endpoints.json' && existsSync(endpointsFile) && checks.length === 0) {
         checks.push((async () => {
           const ep = JSON.parse(readFileSync(endpointsFile, 'utf8'))
-          expect(Object.keys(ep).sort()).toEqual(expect.arrayContaining(['dhtBootstrap', 'http', 'nats']))
-          const nc = await connectNats(ep.nats, 'test-up')
+          expect(Object.keys(ep).sort()).toEqual(expect.arrayContaining(['dhtBootstrap', 'http', 'nats', 'tlsCa', 'creds']))
+          // Anonymous and in clear, the cluster `up` made refuses; with a role's creds and its CA, it answers.
+          await expect(connectNats(ep.nats, 'test-up-anonymous', { creds: '', tlsCa: ep.tlsCa })).rejects.toMatchObject({ code: 'UPSWARM_E_AUTH' })
+          const nc = await connectNats(ep.nats, 'test-up', { creds: ep.creds.client, tlsCa: ep.tlsCa })
           try {
             const stats = await requestJson<StatsReply>(nc, proxySubject('stats'), {}, 2000)
             expect(stats.proxy).toBeTruthy()

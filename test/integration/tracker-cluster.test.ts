@@ -7,7 +7,7 @@ import { startTracker, type Tracker } from '../../actors/tracker/index.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { Kvm } from '@nats-io/kv'
 import { infoHashKey, PEER_BUCKET, productPeerKey, trackerSubject, unmappedPeerKey } from '../../infra/nats/names.ts'
-import { natsUrls, newProduct, testConnection } from '../helpers/cluster.ts'
+import { issueCreds, natsUrls, newProduct, testConnection } from '../helpers/cluster.ts'
 import { announceQuery, httpGet, UdpProbe } from '../helpers/tracker-wire.ts'
 
 const swarmOf = (product: string, rev: number): Buffer => createHash('sha1').update(`upswarm:${product}:${rev}`).digest()
@@ -88,7 +88,8 @@ describe('tracker instances', () => {
   })
 
   it('tracker — `upswarm tracker` prints READY with both URLs, answers, and stops on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['bin/upswarm.mjs', 'tracker', '--http-port', '0', '--udp-port', '0', '--nats', natsUrls().join(',')], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const creds = await issueCreds({ kind: 'tracker', name: 'cli-test' })
+    const child = spawn(process.execPath, ['bin/upswarm.mjs', 'tracker', '--http-port', '0', '--udp-port', '0', '--nats', natsUrls().join(','), '--creds', creds], { stdio: ['ignore', 'pipe', 'pipe'] })
     try {
       const lines = createInterface({ input: child.stdout! })
       let ready: { trackerHttp: string; trackerUdp: string } | undefined
