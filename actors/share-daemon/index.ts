@@ -23,6 +23,7 @@ import { HeartbeatForClient } from '../repo-server/heartbeat.ts'
 import { createTrackerClient, type TrackerClient, type TrackerPeer } from '../tracker/client.ts'
 import { update, type UpdateResult } from '../updater/index.ts'
 import type { AlertSink } from '../updater/source.ts'
+import { DialBook } from './dial-book.ts'
 import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-source.ts'
 import { PeerSet } from './peers.ts'
 import { makeServe } from './serve.ts'
@@ -182,12 +183,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   })
 
   const pendingDials = new Set<Promise<unknown>>()
+  // Addresses that never complete a handshake are aged out instead of dialled every round.
+  const dialBook = new DialBook()
   const dial = (list: TrackerPeer[]): void => {
     for (const p of list) {
       if (p.publicKey === publicKey || (p.publicKey && transport.connections.has(p.publicKey))) continue
       if (!p.port) continue
+      const key = DialBook.key(p.ip, p.port, p.publicKey)
+      if (!dialBook.begin(key)) continue
       const pending: Promise<unknown> = transport.dial(p.ip, p.port, p.publicKey ? { remotePublicKey: Buffer.from(p.publicKey, 'hex') } : {})
-        .catch((err) => log(`dial ${p.ip}:${p.port} failed: ${errorMessage(err)}`))
+        .then(() => dialBook.end(key, true), (err) => {
+          const wait = dialBook.end(key, false)
+          log(`dial ${p.ip}:${p.port} failed: ${errorMessage(err)}; not dialled again for ${Math.round(wait / 1000)} s`)
+        })
         .finally(() => pendingDials.delete(pending))
       pendingDials.add(pending)
     }

@@ -33,7 +33,11 @@ export interface TrackerOptions {
   intervalMs?: number
   /** Per source address, HTTP and UDP; false turns it off (benchmarks). Default 100/s, burst 200. */
   rateLimit?: RateLimitOptions | false
+  /** Per NATS identity (the subject's last token); false turns it off. Default 100/s, burst 200. */
+  identityRateLimit?: RateLimitOptions | false
   maxPeers?: number
+  /** Most peers one NATS identity lists, per product and in all (default 32 and 256). */
+  maxPeersPerIdentity?: { product: number; total: number }
   /** Shared by instances behind one UDP address so their connection ids agree. */
   udpSecret?: Buffer
   replicas?: number
@@ -64,11 +68,16 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     ...(opts.peerTtlMs !== undefined ? { peerTtlMs: opts.peerTtlMs } : {}),
     ...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {}),
     ...(opts.maxPeers !== undefined ? { maxPeers: opts.maxPeers } : {}),
+    ...(opts.maxPeersPerIdentity !== undefined ? { maxPeersPerIdentity: opts.maxPeersPerIdentity } : {}),
     onError: (err) => log(`tracker ${id}: peer bucket: ${errorMessage(err)}`),
   })
   await registry.start()
   const limiter = opts.rateLimit === false ? undefined : new RateLimiter(opts.rateLimit ?? DEFAULT_RATE)
-  const sweeper = setInterval(() => limiter?.sweep(Date.now()), 10_000)
+  const identityLimiter = opts.identityRateLimit === false ? undefined : new RateLimiter(opts.identityRateLimit ?? DEFAULT_RATE)
+  const sweeper = setInterval(() => {
+    limiter?.sweep(Date.now())
+    identityLimiter?.sweep(Date.now())
+  }, 10_000)
   sweeper.unref()
 
   const closers: (() => Promise<void>)[] = []
@@ -78,7 +87,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     await registry.close()
   }
   try {
-    const nats = await startNatsDoor(opts.nc, registry, id)
+    const nats = await startNatsDoor(opts.nc, registry, { id, limiter: identityLimiter })
     closers.push(nats.close)
     const http = await startHttpDoor({ registry, limiter, host, port: opts.httpPort ?? 0, ...(opts.https ? { https: opts.https } : {}) })
     closers.push(http.close)

@@ -50,9 +50,13 @@ export const PROXY_SERVICE = 'upswarm-proxy'
 export const proxySubject = (op: ProxyOp): string => `upswarm.proxy.${op}`
 export type ProxyOp = 'revs' | 'manifest' | 'sha1s' | 'assign' | 'stats'
 
-/** Tracker NATS service (queue group). */
+/**
+ * Tracker NATS service (queue group). A request's last token is the requester's identity
+ * (identityOf): the cluster's permissions let an identity publish only under its own, so the
+ * tracker knows who announced. The service subscribes with `*` in place of the identity.
+ */
 export const TRACKER_SERVICE = 'upswarm-tracker'
-export const trackerSubject = (op: 'announce' | 'peers'): string => `upswarm.tracker.${op}`
+export const trackerSubject = (op: 'announce' | 'peers', identity: string): string => `upswarm.tracker.${op}.${identity}`
 export const TRACKER_QUEUE = 'upswarm-tracker'
 
 /** Actor state changes, published for anyone inspecting the system. */

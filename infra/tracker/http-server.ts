@@ -18,7 +18,7 @@ import { isProductId, isRevision } from './info-hash.ts'
 import type { RateLimiter } from './rate-limit.ts'
 import type { PeerRegistry } from './registry.ts'
 import { MAX_NUMWANT } from './schema.ts'
-import { toPeerView, type SwarmStats } from './types.ts'
+import { addressOwner, toPeerView, type SwarmStats } from './types.ts'
 
 export interface HttpDoorOptions {
   registry: PeerRegistry
@@ -100,7 +100,7 @@ function handle(opts: HttpDoorOptions, req: IncomingMessage, res: ServerResponse
 function announce(opts: HttpDoorOptions, query: string, ip: string, res: ServerResponse): void {
   try {
     const input = parseAnnounceQuery(query, ip)
-    const result = opts.registry.announce(input)
+    const result = opts.registry.announce(input, addressOwner(ip))
     send(res, 200, 'text/plain', encodeAnnounceResponse(result, input.compact, input.noPeerId))
   } catch (err) {
     if (err instanceof TrackerRequestError || isUpswarmError(err)) return send(res, 200, 'text/plain', encodeFailure(err.message))

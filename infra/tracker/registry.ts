@@ -7,6 +7,11 @@
 // `<product>.<peerId>`; a BitTorrent announce for an info hash nobody has named yet is stored as
 // `ih.<hash>.<peerId>`. When an announce that names (product, rev) reveals the hash, the mapping
 // is written as `map.<hash>` and the unmapped peers merge into the product.
+//
+// Each entry records its owner, who announced it: a NATS identity or, over HTTP and UDP, a source
+// address. Only the owner stops or replaces it (a BitTorrent client at the address it lists may
+// too), and a NATS identity holds a bounded number of entries, so one identity's flood of invented
+// peers cannot fill the registry.
 import type { KV, KvWatchEntry } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError } from '../errors.ts'
@@ -15,7 +20,7 @@ import { BucketWriter } from './bucket-writer.ts'
 import { infoHashHex } from './info-hash.ts'
 import { PeerSet } from './peer-set.ts'
 import { MAX_NUMWANT, storedMappingSchema, storedPeerSchema } from './schema.ts'
-import type { AnnounceInput, AnnounceResult, PeerEntry, SwarmStats } from './types.ts'
+import { addressOwner, isIdentityOwner, type AnnounceInput, type AnnounceResult, type PeerEntry, type SwarmStats } from './types.ts'
 
 export interface RegistryOptions {
   /** The shared bucket and the connection it is reached by; absent = a registry of this process only. */
@@ -26,6 +31,8 @@ export interface RegistryOptions {
   intervalMs?: number
   /** Most peers held at once; announces of new peers beyond it are refused. */
   maxPeers?: number
+  /** Most peers one NATS identity lists, per product and in all (default 32 and 256). */
+  maxPeersPerIdentity?: { product: number; total: number }
   now?: () => number
   onError?: (err: unknown) => void
 }
@@ -39,11 +46,20 @@ interface Mapping {
 
 const kvSubject = (key: string): string => `$KV.${PEER_BUCKET}.${key}`
 
+export const DEFAULT_MAX_PEERS_PER_IDENTITY = { product: 32, total: 256 }
+
+/** The entries an identity lists: in all, and per swarm (a product, or an unnamed info hash). */
+interface OwnerCount {
+  total: number
+  swarms: Map<string, number>
+}
+
 export class PeerRegistry {
   readonly peerTtlMs: number
   readonly intervalMs: number
   readonly #shared: { kv: KV; nc: NatsConnection } | undefined
   readonly #maxPeers: number
+  readonly #maxPerIdentity: { product: number; total: number }
   readonly #now: () => number
   readonly #onError: (err: unknown) => void
 
@@ -55,6 +71,8 @@ export class PeerRegistry {
   readonly #products = new Map<string, Set<string>>()
   /** Info hash → (product, rev): the reverse index. */
   readonly #mappings = new Map<string, Mapping>()
+  /** NATS identity owner → how many entries it lists. */
+  readonly #owners = new Map<string, OwnerCount>()
   /** When each entry was last written to the bucket, so steady re-announces write half as often. */
   readonly #persistedExpires = new Map<string, number>()
 
@@ -83,6 +101,7 @@ export class PeerRegistry {
         })
       : undefined
     this.#maxPeers = opts.maxPeers ?? 1_000_000
+    this.#maxPerIdentity = opts.maxPeersPerIdentity ?? DEFAULT_MAX_PEERS_PER_IDENTITY
     this.#now = opts.now ?? Date.now
     this.#onError = opts.onError ?? (() => {})
   }
@@ -132,8 +151,8 @@ export class PeerRegistry {
     return this.#writer?.dropped ?? 0
   }
 
-  /** R-ANNOUNCE, R-PEERLIST: records the peer, returns peers of its swarm. */
-  announce(input: AnnounceInput): AnnounceResult {
+  /** R-ANNOUNCE, R-PEERLIST: records the peer for `owner` (identityOwner / addressOwner), returns peers of its swarm. */
+  announce(input: AnnounceInput, owner: string): AnnounceResult {
     const now = this.#now()
     let hash = input.infoHash
     let product = input.product
@@ -156,16 +175,20 @@ export class PeerRegistry {
     const key = product !== undefined ? productPeerKey(product, input.peerId) : unmappedPeerKey(hash, input.peerId)
     const base = { intervalMs: this.intervalMs, ttlMs: this.peerTtlMs, infoHash: hash, product, rev }
     if (input.event === 'stopped') {
-      this.#remove(key, true)
-      this.#remove(unmappedPeerKey(hash, input.peerId), true)
+      const keys = [key, unmappedPeerKey(hash, input.peerId)]
+      for (const k of keys) this.#checkOwner(this.#entries.get(k), owner, now, 'stop')
+      for (const k of keys) this.#remove(k, true)
       const stats = this.#swarms.get(hash)?.stats()
       return { ...base, peers: [], seeders: stats?.seeders ?? 0, leechers: stats?.leechers ?? 0 }
     }
 
     const previous = this.#entries.get(key)
+    this.#checkOwner(previous, owner, now, 'replace')
     if (!previous && this.#entries.size >= this.#maxPeers) {
       throw new UpswarmError('UPSWARM_E_TRACKER', `tracker full: ${this.#maxPeers} peers listed; retry after ${Math.ceil(this.intervalMs / 1000)} s or raise --max-peers`)
     }
+    const live = previous && previous.expires > now ? previous : undefined
+    if (isIdentityOwner(owner) && live?.owner !== owner) this.#checkQuota(owner, product ?? hash)
     const sameSwarm = previous?.infoHash === hash
     const entry: PeerEntry = {
       peerId: input.peerId,
@@ -182,6 +205,8 @@ export class PeerRegistry {
     // A door without the key (UDP) keeps the one given earlier from the same address.
     const publicKey = input.publicKey ?? (previous && previous.ip === input.ip && previous.port === input.port ? previous.publicKey : undefined)
     if (publicKey !== undefined) entry.publicKey = publicKey
+    // A live entry keeps its owner when the address it lists updates it.
+    entry.owner = live?.owner ?? owner
     this.#store(key, entry)
     if (this.#shared && (!previous || changed(previous, entry) || (this.#persistedExpires.get(key) ?? 0) - now < this.peerTtlMs / 2)) {
       this.#persistedExpires.set(key, entry.expires)
@@ -232,10 +257,51 @@ export class PeerRegistry {
     }
   }
 
+  /**
+   * Refuses to let `owner` stop or replace someone else's live entry. Its own owner may, and so
+   * may a request over HTTP or UDP from the address the entry lists (BitTorrent's rule). Entries
+   * written before owners were recorded have none and are open to all.
+   */
+  #checkOwner(entry: PeerEntry | undefined, owner: string, now: number, what: 'stop' | 'replace'): void {
+    if (!entry?.owner || entry.expires <= now || entry.owner === owner || owner === addressOwner(entry.ip)) return
+    throw new UpswarmError('UPSWARM_E_TRACKER', `cannot ${what} peer ${entry.peerId}: another identity announced it; only that identity (or a BitTorrent client at ${entry.ip}) may, or wait until it expires`)
+  }
+
+  /** Refuses a new entry to an identity that lists its share of a swarm, or of the registry. */
+  #checkQuota(owner: string, swarm: string): void {
+    const count = this.#owners.get(owner)
+    const name = owner.slice(owner.indexOf(':') + 1)
+    const { product, total } = this.#maxPerIdentity
+    if ((count?.swarms.get(swarm) ?? 0) >= product) {
+      throw new UpswarmError('UPSWARM_E_TRACKER', `identity ${name} already lists ${product} peers of product ${swarm}, the most one identity may; stop one (event stopped) or let it expire (${Math.ceil(this.peerTtlMs / 1000)} s)`)
+    }
+    if ((count?.total ?? 0) >= total) {
+      throw new UpswarmError('UPSWARM_E_TRACKER', `identity ${name} already lists ${total} peers, the most one identity may; stop some (event stopped) or let them expire (${Math.ceil(this.peerTtlMs / 1000)} s)`)
+    }
+  }
+
+  /** Keeps the per-identity counts in step with the entries (`sign` +1 on store, -1 on removal). */
+  #countOwner(entry: PeerEntry, sign: 1 | -1): void {
+    if (!entry.owner || !isIdentityOwner(entry.owner)) return
+    let count = this.#owners.get(entry.owner)
+    if (!count) {
+      count = { total: 0, swarms: new Map() }
+      this.#owners.set(entry.owner, count)
+    }
+    const swarm = entry.product ?? entry.infoHash
+    const n = (count.swarms.get(swarm) ?? 0) + sign
+    count.total += sign
+    if (n > 0) count.swarms.set(swarm, n)
+    else count.swarms.delete(swarm)
+    if (count.total <= 0) this.#owners.delete(entry.owner)
+  }
+
   #store(key: string, entry: PeerEntry): void {
     this.#removedAt.delete(key)
     const previous = this.#entries.get(key)
     if (previous && previous.infoHash !== entry.infoHash) this.#unindex(key, previous)
+    if (previous) this.#countOwner(previous, -1)
+    this.#countOwner(entry, 1)
     this.#entries.set(key, entry)
     let swarm = this.#swarms.get(entry.infoHash)
     if (!swarm) {
@@ -258,6 +324,7 @@ export class PeerRegistry {
     if (entry) {
       this.#entries.delete(key)
       this.#unindex(key, entry)
+      this.#countOwner(entry, -1)
       if (this.#removedAt.size >= this.#maxPeers) this.#removedAt.delete(this.#removedAt.keys().next().value!)
       this.#removedAt.set(key, Math.max(entry.at, this.#now()))
     }
@@ -350,7 +417,7 @@ export class PeerRegistry {
 }
 
 function changed(a: PeerEntry, b: PeerEntry): boolean {
-  return a.ip !== b.ip || a.port !== b.port || a.infoHash !== b.infoHash || a.left !== b.left || a.completed !== b.completed || a.publicKey !== b.publicKey || a.rev !== b.rev
+  return a.ip !== b.ip || a.port !== b.port || a.infoHash !== b.infoHash || a.left !== b.left || a.completed !== b.completed || a.publicKey !== b.publicKey || a.rev !== b.rev || a.owner !== b.owner
 }
 
 function parseJson(bytes: Uint8Array): unknown {

@@ -85,6 +85,7 @@ export const storedPeerSchema = z.object({
   completed: z.boolean(),
   at: z.number(),
   expires: z.number(),
+  owner: z.string().max(100).optional(),
 })
 
 export const storedMappingSchema = z.object({ product, rev })

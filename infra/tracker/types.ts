@@ -22,7 +22,17 @@ export interface PeerEntry {
   /** Wall-clock ms of the announce that wrote this entry, and of its expiry. */
   at: number
   expires: number
+  /** Who announced it (identityOwner / addressOwner): only they may stop or replace it. */
+  owner?: string
 }
+
+/**
+ * Who an announce comes from. Over NATS, the identity its subject names (the cluster's
+ * permissions bind it); over HTTP and UDP, the source address, as BitTorrent clients expect.
+ */
+export const identityOwner = (identity: string): string => `id:${identity}`
+export const addressOwner = (ip: string): string => `ip:${ip}`
+export const isIdentityOwner = (owner: string): boolean => owner.startsWith('id:')
 
 /** An announce after a door has parsed and validated it. */
 export interface AnnounceInput {

@@ -5,6 +5,7 @@ import { createSocket, type RemoteInfo } from 'node:dgram'
 import { isUpswarmError } from '../errors.ts'
 import type { RateLimiter } from './rate-limit.ts'
 import type { PeerRegistry } from './registry.ts'
+import { addressOwner } from './types.ts'
 import {
   ConnectionIds,
   encodeAnnounceResponse,
@@ -60,7 +61,7 @@ export async function startUdpDoor(opts: UdpDoorOptions): Promise<UdpDoor> {
     }
     try {
       const { action: _a, transactionId, connectionId: _c, ...input } = req
-      const result = opts.registry.announce({ ...input, ip: from.address })
+      const result = opts.registry.announce({ ...input, ip: from.address }, addressOwner(from.address))
       reply(encodeAnnounceResponse(transactionId, result), from)
     } catch (err) {
       if (!isUpswarmError(err)) throw err

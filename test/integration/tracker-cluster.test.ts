@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startTracker, type Tracker } from '../../actors/tracker/index.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { Kvm } from '@nats-io/kv'
+import { identityOf } from '../../infra/nats/identity.ts'
 import { infoHashKey, PEER_BUCKET, productPeerKey, trackerSubject, unmappedPeerKey } from '../../infra/nats/names.ts'
 import { issueCreds, natsUrls, newProduct, testConnection } from '../helpers/cluster.ts'
 import { announceQuery, httpGet, UdpProbe } from '../helpers/tracker-wire.ts'
@@ -53,7 +54,7 @@ describe('tracker instances', () => {
     await httpGet(`${a.httpUrl}/announce?${announceQuery({ infoHash, peerId: bt, port: 7011 })}`)
     // The product knows nothing of it yet…
     expect(await peersJson(b, product)).toEqual([])
-    await ncB.request(trackerSubject('announce'), JSON.stringify({ product, rev: 4, peerId: randomBytes(20).toString('hex'), ip: '127.0.0.1', port: 7012 }), { timeout: 2_000 })
+    await ncB.request(trackerSubject('announce', identityOf(ncB)), JSON.stringify({ product, rev: 4, peerId: randomBytes(20).toString('hex'), ip: '127.0.0.1', port: 7012 }), { timeout: 2_000 })
     // …then every instance lists it under the product, with its revision…
     for (const t of [a, b]) {
       await vi.waitFor(async () => {

@@ -6,6 +6,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startTracker, type Tracker } from '../../actors/tracker/index.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
+import { identityOf } from '../../infra/nats/identity.ts'
 import { trackerSubject } from '../../infra/nats/names.ts'
 import { bdecode } from '../../infra/tracker/bencode.ts'
 import { httpDoor } from '../../infra/tracker-client/index.ts'
@@ -98,7 +99,7 @@ describe('tracker doors', () => {
     await httpGet(`${tracker.httpUrl}/announce?${announceQuery({ infoHash, peerId: randomBytes(20), port: 6032 })}`)
     // Any tracker instance of the suite may answer over NATS: they share the bucket, so wait for it.
     await vi.waitFor(async () => {
-      const reply = (await nc.request(trackerSubject('announce'), JSON.stringify({ product, rev: 2, peerId: natsPeer, ip: '127.0.0.1', port: 6033, publicKey }), { timeout: 2_000 })).json<{ peers: { port: number; rev: number }[]; ttlMs: number; intervalMs: number }>()
+      const reply = (await nc.request(trackerSubject('announce', identityOf(nc)), JSON.stringify({ product, rev: 2, peerId: natsPeer, ip: '127.0.0.1', port: 6033, publicKey }), { timeout: 2_000 })).json<{ peers: { port: number; rev: number }[]; ttlMs: number; intervalMs: number }>()
       expect(reply.peers.map((p) => [p.port, p.rev]).sort()).toEqual([[6031, 2], [6032, 2]])
       expect(reply.ttlMs).toBeGreaterThan(reply.intervalMs)
     }, { timeout: 10_000, interval: 100 })
@@ -116,14 +117,14 @@ describe('tracker doors', () => {
   it('tracker — NATS peers query lists every revision of a product with each peer\'s revision', async () => {
     const product = newProduct()
     const announce = (rev: number, port: number) =>
-      nc.request(trackerSubject('announce'), JSON.stringify({ product, rev, peerId: randomBytes(20).toString('hex'), ip: '127.0.0.1', port }), { timeout: 2_000 })
+      nc.request(trackerSubject('announce', identityOf(nc)), JSON.stringify({ product, rev, peerId: randomBytes(20).toString('hex'), ip: '127.0.0.1', port }), { timeout: 2_000 })
     await announce(1, 6041)
     await announce(2, 6042)
     await vi.waitFor(async () => {
-      const all = (await nc.request(trackerSubject('peers'), JSON.stringify({ product }), { timeout: 2_000 })).json<{ peers: { port: number; rev: number }[] }>()
+      const all = (await nc.request(trackerSubject('peers', identityOf(nc)), JSON.stringify({ product }), { timeout: 2_000 })).json<{ peers: { port: number; rev: number }[] }>()
       expect(all.peers.map((p) => [p.port, p.rev]).sort()).toEqual([[6041, 1], [6042, 2]])
     }, { timeout: 10_000, interval: 100 })
-    const bad = await nc.request(trackerSubject('peers'), JSON.stringify({ product: 'not-a-uuid' }), { timeout: 2_000 })
+    const bad = await nc.request(trackerSubject('peers', identityOf(nc)), JSON.stringify({ product: 'not-a-uuid' }), { timeout: 2_000 })
     expect(bad.headers?.get('Nats-Service-Error-Code')).toBe('400')
   })
 
