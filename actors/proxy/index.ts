@@ -3,15 +3,17 @@
 // hands clients a server to pull byte ranges from with K concurrent requests (R-ACCEL-1).
 // Several proxies may run at once: they share requests through a queue group.
 import { randomUUID } from 'node:crypto'
+import { jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { z } from 'zod'
 import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
-import { PROXY_SERVICE, SERVER_HEARTBEATS, proxySubject, repoSubject, type RepoOp } from '../../infra/nats/names.ts'
+import { PROXY_SERVICE, proxySubject, repoSubject, type RepoOp } from '../../infra/nats/names.ts'
 import { endpoint, request, startService } from '../../infra/nats/service.ts'
 import { UUID_RE } from '../../infra/release/manifest.ts'
 import { startGateway, type Gateway } from '../../infra/http/gateway.ts'
 import { MAX_RANGE } from '../repo-server/index.ts'
-import { HeartbeatForPool, heartbeatProblems } from '../repo-server/heartbeat.ts'
+import { newestRevision } from '../../infra/release/release-log.ts'
+import { ReleaseCeiling, followHeartbeats } from './heartbeats.ts'
 import { Pool } from './pool.ts'
 import { natsGatewayBackend } from './gateway-backend.ts'
 import { startSftpGateway, type SftpGateway } from '../../infra/ssh/sftp-gateway.ts'
@@ -61,20 +63,8 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const log = opts.log ?? (() => {})
   const pool = new Pool()
 
-  const sub = nc.subscribe(SERVER_HEARTBEATS, {
-    callback: (err, msg) => {
-      if (err) return
-      let hb: z.infer<typeof HeartbeatForPool>
-      try {
-        hb = HeartbeatForPool.parse(msg.json())
-      } catch (e) {
-        // A server that cannot say who it is, what it holds and what it weighs stays out of the pool.
-        log(`ignored a malformed heartbeat on ${msg.subject}: ${heartbeatProblems(e)}`)
-        return
-      }
-      pool.heartbeat(hb.id, { weight: hb.weight, synced: hb.synced, requests: hb.requests, bytesServed: hb.bytesServed, inflight: hb.inflight })
-    },
-  })
+  const jsm = await jetstreamManager(nc)
+  const stopHeartbeats = followHeartbeats(nc, pool, new ReleaseCeiling((product) => newestRevision(jsm, product)), log)
 
   /** Forwards to an assigned server; a failing server is marked and the next one tried. */
   async function forward(op: RepoOp, product: string, rev: number | undefined, payload: unknown): Promise<Uint8Array> {
@@ -134,7 +124,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const close = async (): Promise<void> => {
     await gateway?.close()
     await sftp?.close()
-    sub.unsubscribe()
+    await stopHeartbeats()
     await service.stop().catch(() => {})
     pool.stop()
   }

@@ -20,7 +20,7 @@ import type { HostPort } from '../../infra/swarm/transport.ts'
 import { serverSyncMachine, type PendingRelease } from '../../machines/server-sync.machine.ts'
 import { RepoStore } from './repo-store.ts'
 import { startSeed, type Seed } from './seed.ts'
-import type { Heartbeat } from './heartbeat.ts'
+import { MAX_WEIGHT, type Heartbeat } from './heartbeat.ts'
 
 export type { Seed } from './seed.ts'
 export type { Heartbeat, SwarmInfo } from './heartbeat.ts'
@@ -69,6 +69,9 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   const { nc, id } = opts
   const log = opts.log ?? (() => {})
   const weight = opts.weight ?? 1
+  if (!Number.isInteger(weight) || weight < 0 || weight > MAX_WEIGHT) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `server ${id}: weight must be an integer from 0 to ${MAX_WEIGHT} (got ${weight})`)
+  }
   const store = new RepoStore(opts.dataDir)
   await store.open()
   const { replicas } = await ensureResources(nc)

@@ -3,6 +3,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { RELEASE_STREAM, releaseSubject } from '../nats/names.ts'
+import { UpswarmError } from '../errors.ts'
 import { SignedReleaseSchema, manifestSha256, type SignedRelease } from './manifest.ts'
 
 export const REV_HEADER = 'Upswarm-Rev'
@@ -25,6 +26,28 @@ export async function lastRelease(jsm: JetStreamManager, product: string): Promi
   if (!msg) return null
   const release = SignedReleaseSchema.parse(msg.json())
   return { seq: msg.seq, release, manifestSha256: manifestSha256(release.manifest) }
+}
+
+/**
+ * The revision of a product's newest message in the stream, 0 when it has none: from its
+ * REV_HEADER, else from its manifest. A message that carries neither is an error naming it.
+ */
+export async function newestRevision(jsm: JetStreamManager, product: string): Promise<number> {
+  const msg = await jsm.streams.getMessage(RELEASE_STREAM, { last_by_subj: releaseSubject(product) })
+  if (!msg) return 0
+  const header = Number(msg.header?.get(REV_HEADER))
+  if (Number.isInteger(header) && header > 0) return header
+  let body: unknown
+  try {
+    body = msg.json()
+  } catch {
+    body = undefined
+  }
+  const parsed = SignedReleaseSchema.safeParse(body)
+  if (!parsed.success) {
+    throw new UpswarmError('UPSWARM_E_MANIFEST', `the newest message on ${releaseSubject(product)} (stream ${RELEASE_STREAM}, seq ${msg.seq}) is not a release`)
+  }
+  return parsed.data.manifest.rev
 }
 
 export async function releaseManager(nc: NatsConnection): Promise<JetStreamManager> {

@@ -48,6 +48,20 @@ describe('proxy', () => {
   const tag = `p${process.pid}`
   const ids = [`${tag}-a`, `${tag}-b`, `${tag}-c`]
   const weights = [5, 1, 1]
+  const logged: string[] = []
+  const logWaiters: { re: RegExp; resolve: (line: string) => void }[] = []
+  const proxyLog = (line: string): void => {
+    logged.push(line)
+    for (const w of logWaiters.filter((x) => x.re.test(line))) {
+      logWaiters.splice(logWaiters.indexOf(w), 1)
+      w.resolve(line)
+    }
+  }
+  /** The next line of the proxy's log that matches `re` (or one already logged). */
+  const logLine = (re: RegExp): Promise<string> => {
+    const seen = logged.find((l) => re.test(l))
+    return seen !== undefined ? Promise.resolve(seen) : new Promise((resolve) => logWaiters.push({ re, resolve }))
+  }
 
   beforeAll(async () => {
     // A cluster of its own: every server on a shared cluster syncs every product, and the exact
@@ -61,7 +75,7 @@ describe('proxy', () => {
     for (const [i, id] of ids.entries()) {
       servers.push(await startRepoServer({ nc, id, dataDir: join(dir.path, id), weight: weights[i] }))
     }
-    proxy = await startProxy({ nc, httpPort: 0, sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key')) })
+    proxy = await startProxy({ nc, httpPort: 0, sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key')), log: proxyLog })
     for (const s of servers) await waitFor(s.actor, () => s.store.synced[product] === 1, { timeout: 30_000 })
     for (const id of ids) {
       await waitFor(await memberOf(id), (snap) => snap.matches('healthy') && snap.context.status.synced[product] === 1, { timeout: 10_000 })
@@ -99,6 +113,40 @@ describe('proxy', () => {
     const stats = await requestJson<StatsReply>(nc, proxySubject('stats'), {})
     const mine = stats.servers.filter((s) => ids.includes(s.id))
     expect(mine.map((s) => [s.id, s.weight, s.healthy, s.synced[product]])).toEqual(ids.map((id, i) => [id, weights[i], true, 1]))
+  })
+
+  it('proxy — forged heartbeats (another server\'s id, a revision never published, a huge weight) change neither stats nor assignments', async () => {
+    const poolView = async () => (await requestJson<StatsReply>(nc, proxySubject('stats'), {})).servers
+      .map((s) => ({ id: s.id, weight: s.weight, synced: s.synced }))
+    const before = await poolView()
+    expect(before.map((s) => s.id)).toEqual(ids)
+    const forger = `${tag}-forger`
+    // The forger publishes on its own subject but says it is the heaviest real server.
+    nc.publish(serverHeartbeat(forger), JSON.stringify({ id: ids[0], weight: 1000, synced: { [product]: 1 } }))
+    // On a real server's subject (the cluster's permissions will refuse this; the proxy must too):
+    // revision 999 was never published.
+    nc.publish(serverHeartbeat(ids[1]!), JSON.stringify({ id: ids[1], weight: weights[1], synced: { [product]: 999 } }))
+    // A weight that would take every request.
+    for (let i = 0; i < 2; i++) nc.publish(serverHeartbeat(`${tag}-heavy`), JSON.stringify({ id: `${tag}-heavy`, weight: 1_000_000, synced: { [product]: 1 } }))
+    const dropped = Promise.all([
+      logLine(new RegExp(`heartbeat on upswarm.heartbeat.server.${forger}: its body says server "${ids[0]}", but that subject is server ${forger}'s`)),
+      logLine(new RegExp(`heartbeat of server ${ids[1]}: it claims revision 999 of ${product} \\(the release stream's newest is 1\\)`)),
+      logLine(new RegExp(`malformed heartbeat on upswarm.heartbeat.server.${tag}-heavy: weight`)),
+    ])
+    // Whichever comes first: the proxy says it dropped all three, or the pool believed one.
+    const believed = Promise.race([
+      waitFor(await memberOf(ids[0]!), (snap) => snap.context.status.weight !== weights[0]),
+      waitFor(await memberOf(ids[1]!), (snap) => snap.context.status.synced[product] !== 1),
+    ]).catch(() => {})
+    await Promise.race([dropped, believed])
+    // Heartbeats are judged one at a time in arrival order: all three were seen and dropped.
+    expect(await poolView()).toEqual(before)
+    const counts: Record<string, number> = {}
+    for (let i = 0; i < 700; i++) {
+      const id = proxy.pool.assign(product, undefined)!
+      counts[id] = (counts[id] ?? 0) + 1
+    }
+    expect(counts).toEqual({ [ids[0]!]: 500, [ids[1]!]: 100, [ids[2]!]: 100 })
   })
 
   it('proxy — the HTTP gateway serves whole files, ranges (curl -r), HEAD, 404 and 416', async () => {
