@@ -1,6 +1,8 @@
 import { Option } from 'commander'
 
 export const natsOption = (): Option => new Option('--nats <urls>', 'NATS servers, comma-separated').env('UPSWARM_NATS')
+/** Issue 10 item 4: the trust file naming each product's publisher keys (infra/release/trust.ts). */
+export const trustOption = (what: string): Option => new Option('--trust <file>', what).env('UPSWARM_TRUST')
 export const jsonOption = (): Option => new Option('--json', 'print the result as JSON on stdout')
 
 export function intArg(name: string) {
