@@ -103,11 +103,14 @@ export function registerClusterCommands(program: Command): void {
     .option('--ssh-host-key <file>', 'SSH host key (created, Ed25519, when missing)', 'upswarm-proxy-ssh-host-key')
     .option('--ssh-authorized-keys <file>', 'only these public keys (OpenSSH authorized_keys) may log in; default: anyone may read, as over HTTP')
     .option('--id <id>', 'proxy id')
+    .addOption(trustOption('trust file: the gateway and the SFTP door serve only releases signed by the keys it pins for their product (re-read when it changes); without it they serve none'))
     .addOption(natsOption())
     .action(action(async (o) => {
-      const [{ connectNats }, { startProxy }, { loadOrCreateHostKey }, { readFile }] = await Promise.all([
+      const [{ connectNats }, { startProxy }, { loadOrCreateHostKey }, { readFile }, { TrustStore }] = await Promise.all([
         import('../../infra/nats/connect.ts'), import('../proxy/index.ts'), import('../../infra/ssh/sftp-gateway.ts'), import('node:fs/promises'),
+        import('../../infra/release/trust.ts'),
       ])
+      const trust = o.trust ? await new TrustStore(o.trust).ready() : undefined
       const ssh = o.sshPort === undefined ? {} : {
         sshPort: o.sshPort as number,
         sshHostKey: await loadOrCreateHostKey(o.sshHostKey),
@@ -115,7 +118,7 @@ export function registerClusterCommands(program: Command): void {
       }
       const nc = await connectNats(o.nats, 'upswarm-proxy')
       await runRole('proxy', async () => {
-        const proxy = await startProxy({ nc, id: o.id, httpPort: o.httpPort, ...ssh, log: (m) => log(`proxy: ${m}`) })
+        const proxy = await startProxy({ nc, id: o.id, httpPort: o.httpPort, ...ssh, ...(trust ? { trust } : {}), log: (m) => log(`proxy: ${m}`) })
         return { ready: { http: proxy.httpUrl, ssh: proxy.sshUrl, id: proxy.id }, close: async () => { await proxy.close(); await nc.drain() } }
       })
     }))
