@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander'
 import { once } from 'node:events'
 import { ALL_ROLES, type Role } from '../launcher/roles.ts'
-import { action, intArg, natsOption, credsOption, tlsCaOption } from './common.ts'
+import { action, intArg, natsOption, credsOption, tlsCaOption, trustOption } from './common.ts'
 import { runRole } from './role.ts'
 
 const log = (msg: string): void => {
@@ -77,16 +77,18 @@ export function registerClusterCommands(program: Command): void {
       .env('UPSWARM_BOOTSTRAP'))
     .addOption(new Option('--max-upload-rate <bytes/s>', 'limit of swarm and NATS range uploads together (0: unlimited)')
       .env('UPSWARM_SERVER_MAX_UPLOAD_RATE').argParser(intArg('--max-upload-rate')))
+    .addOption(trustOption('trust file: sync only releases signed by the keys it pins for their product (re-read when it changes)'))
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .action(action(async (o) => {
-      const [{ connectNats }, { parseBootstrap }, { startRepoServer }] = await Promise.all([
-        import('../../infra/nats/connect.ts'), import('../../infra/cluster/dht.ts'), import('../repo-server/index.ts')])
+      const [{ connectNats }, { parseBootstrap }, { startRepoServer }, { TrustStore }] = await Promise.all([
+        import('../../infra/nats/connect.ts'), import('../../infra/cluster/dht.ts'), import('../repo-server/index.ts'), import('../../infra/release/trust.ts')])
+      const trust = o.trust ? await new TrustStore(o.trust).ready() : undefined
       const nc = await connectNats(o.nats, `upswarm-server-${o.id}`, o)
       await runRole('server', async () => {
         const server = await startRepoServer({
           nc, id: o.id, dataDir: o.data, weight: o.weight,
           swarmHost: o.swarmHost, swarmPort: o.swarmPort, ...(o.swarmAdvertise ? { swarmAdvertise: o.swarmAdvertise } : {}), bootstrap: parseBootstrap(o.bootstrap), maxUploadRate: o.maxUploadRate,
-          log: (m) => log(`server ${o.id}: ${m}`),
+          ...(trust ? { trust } : {}), log: (m) => log(`server ${o.id}: ${m}`),
         })
         const { host, port, publicKey } = server.seed.info()
         return { ready: { id: o.id, swarm: { host, port, publicKey } }, close: async () => { await server.close(); await nc.drain() } }
@@ -101,11 +103,14 @@ export function registerClusterCommands(program: Command): void {
     .option('--ssh-host-key <file>', 'SSH host key (created, Ed25519, when missing)', 'upswarm-proxy-ssh-host-key')
     .option('--ssh-authorized-keys <file>', 'only these public keys (OpenSSH authorized_keys) may log in; default: anyone may read, as over HTTP')
     .option('--id <id>', 'proxy id')
+    .addOption(trustOption('trust file: the gateway and the SFTP door serve only releases signed by the keys it pins for their product (re-read when it changes); without it they serve none'))
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .action(action(async (o) => {
-      const [{ connectNats }, { startProxy }, { loadOrCreateHostKey }, { readFile }] = await Promise.all([
+      const [{ connectNats }, { startProxy }, { loadOrCreateHostKey }, { readFile }, { TrustStore }] = await Promise.all([
         import('../../infra/nats/connect.ts'), import('../proxy/index.ts'), import('../../infra/ssh/sftp-gateway.ts'), import('node:fs/promises'),
+        import('../../infra/release/trust.ts'),
       ])
+      const trust = o.trust ? await new TrustStore(o.trust).ready() : undefined
       const ssh = o.sshPort === undefined ? {} : {
         sshPort: o.sshPort as number,
         sshHostKey: await loadOrCreateHostKey(o.sshHostKey),
@@ -113,7 +118,7 @@ export function registerClusterCommands(program: Command): void {
       }
       const nc = await connectNats(o.nats, 'upswarm-proxy', o)
       await runRole('proxy', async () => {
-        const proxy = await startProxy({ nc, id: o.id, httpPort: o.httpPort, ...ssh, log: (m) => log(`proxy: ${m}`) })
+        const proxy = await startProxy({ nc, id: o.id, httpPort: o.httpPort, ...ssh, ...(trust ? { trust } : {}), log: (m) => log(`proxy: ${m}`) })
         return { ready: { http: proxy.httpUrl, ssh: proxy.sshUrl, id: proxy.id }, close: async () => { await proxy.close(); await nc.drain() } }
       })
     }))

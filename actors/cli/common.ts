@@ -4,6 +4,8 @@ export const natsOption = (): Option => new Option('--nats <urls>', 'NATS server
 /** Issue 10: the identity (NATS creds file) and the cluster's CA, on every command that uses NATS. */
 export const credsOption = (): Option => new Option('--creds <file>', 'NATS credentials of this identity (endpoints.json names them)').env('UPSWARM_CREDS')
 export const tlsCaOption = (): Option => new Option('--tls-ca <file>', "CA of the NATS servers' TLS certificates (endpoints.json: tlsCa)").env('UPSWARM_TLS_CA')
+/** Issue 10 item 4: the trust file naming each product's publisher keys (infra/release/trust.ts). */
+export const trustOption = (what: string): Option => new Option('--trust <file>', what).env('UPSWARM_TRUST')
 export const jsonOption = (): Option => new Option('--json', 'print the result as JSON on stdout')
 
 export function intArg(name: string) {

@@ -1,7 +1,7 @@
 // Commands of the publisher and operators: keygen, publish, stats.
 import type { Command } from 'commander'
 import type { StatsReply } from '../proxy/index.ts'
-import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption } from './common.ts'
+import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption, trustOption } from './common.ts'
 import { formatBytes, printResult, progressLine } from './output.ts'
 
 export function registerRepositoryCommands(program: Command): void {
@@ -25,6 +25,7 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--label <label>', 'human version label, e.g. 2.4.1')
     .option('--feed-dir <dir>', 'keep the release feed here between publishes (default: a temporary directory)')
     .option('--no-feed', 'write the release stream only; the next publish appends this release to the release feed')
+    .addOption(trustOption('trust file: pins a new product to --key (created when missing); refuses a product pinned to another key'))
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
     .action(action(async (src: string, o) => {
@@ -35,7 +36,7 @@ export function registerRepositoryCommands(program: Command): void {
       const bar = progressLine(!o.json)
       try {
         const r = await publish({
-          nc, src, product: o.product, key, label: o.label, feedDir: o.feedDir, skipFeed: o.feed === false,
+          nc, src, product: o.product, key, label: o.label, feedDir: o.feedDir, skipFeed: o.feed === false, trust: o.trust,
           onProgress: (p) => bar.update(p.phase === 'scan'
             ? `hashing: ${p.done} files, ${formatBytes(p.bytes)}`
             : p.phase === 'upload'
@@ -43,6 +44,7 @@ export function registerRepositoryCommands(program: Command): void {
               : 'updating the release feed'),
         })
         bar.done()
+        for (const m of r.skipped) process.stderr.write(`upswarm: skipped ${m.stream} seq ${m.seq} (${m.kind}): ${m.reason}\n`)
         const { release: _release, unchanged, ...summary } = r
         const feedLine = r.feed.appended
           ? `release feed: ${r.feed.length} blocks, held by ${r.feed.servers} server(s)${r.feed.added > 1 ? `; ${r.feed.added} appended, earlier missing releases included` : ''}`

@@ -159,7 +159,8 @@ export class Swarm {
   publisherNc!: NatsConnection
 
   async publish(src: string, label?: string): Promise<PublishResult> {
-    return publish({ nc: this.publisherNc, src, product: this.product, key: this.key, ...(label ? { label } : {}) })
+    const { trust } = this.launched.endpoints
+    return publish({ nc: this.publisherNc, src, product: this.product, key: this.key, ...(label ? { label } : {}), ...(trust ? { trust } : {}) })
   }
 
   /** Resolves when every healthy server of the pool has synced `rev` (from their heartbeats). */

@@ -6,7 +6,9 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
+import { existsSync } from 'node:fs'
 import { Authority } from '../../infra/auth/authority.ts'
+import { emptyTrust, writeTrust } from '../../infra/release/trust.ts'
 import { UpswarmError } from '../../infra/errors.ts'
 import { spawnGuarded, stopChild } from '../../infra/cluster/children.ts'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
@@ -56,6 +58,8 @@ export interface Endpoints {
   creds?: CredsFiles
   /** Where the identities are kept: `upswarm creds issue|revoke --dir` of this directory. */
   authDir?: string
+  /** The trust file servers and the proxy read (issue 10 item 4): `publish --trust` pins a new product's key in it. */
+  trust?: string
   dhtBootstrap?: string
   http?: string
   /** sftp://host:port: the proxy's read-only SSH view of every release. */
@@ -154,6 +158,10 @@ export async function up(opts: UpOptions): Promise<Launched> {
     const env = {
       ...process.env, ...(natsArg ? { UPSWARM_NATS: natsArg } : {}), ...(adminAuth.tlsCa ? { UPSWARM_TLS_CA: adminAuth.tlsCa } : {}),
     }
+    // No trust on first use: servers and the proxy believe only the keys this file pins; a
+    // publish with `--trust` pins a new product's key into it (the embedded default).
+    endpoints.trust = join(dir, 'trust.json')
+    if (!existsSync(endpoints.trust)) await writeTrust(endpoints.trust, emptyTrust())
     // Each role runs with its own identity (and never inherits the caller's).
     const credsArgs = (role: string): string[] => {
       const file = roleCreds.get(role) ?? adminAuth.creds
@@ -174,7 +182,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
       for (let i = 1; i <= opts.servers; i++) {
         const id = `s${i}`
         const weight = opts.weights?.[i - 1] ?? 1
-        const args = ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight), ...credsArgs(`server-${id}`)]
+        const args = ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight), '--trust', endpoints.trust, ...credsArgs(`server-${id}`)]
         if (opts.serverMaxUploadRate !== undefined) args.push('--max-upload-rate', String(opts.serverMaxUploadRate))
         starts.push(spawnRole(`server ${id}`, args, roleEnv, log)
           .then(({ child }) => {
@@ -184,7 +192,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
       }
     }
     if (has('proxy')) {
-      const args = ['proxy', '--http-port', String(opts.httpPort ?? 0), '--ssh-port', String(opts.sshPort ?? 0), '--ssh-host-key', join(dir, 'proxy', 'ssh-host-key'), ...credsArgs('proxy')]
+      const args = ['proxy', '--http-port', String(opts.httpPort ?? 0), '--ssh-port', String(opts.sshPort ?? 0), '--ssh-host-key', join(dir, 'proxy', 'ssh-host-key'), '--trust', endpoints.trust, ...credsArgs('proxy')]
       starts.push(spawnRole('proxy', args, roleEnv, log).then(({ child, ready }) => {
         children.set('proxy', child)
         endpoints.http = String(ready.http)
@@ -221,6 +229,7 @@ export function deploymentEnv(endpoints: Endpoints, creds = endpoints.creds?.cli
     ...(endpoints.nats ? { UPSWARM_NATS: endpoints.nats.join(',') } : {}),
     ...(endpoints.tlsCa ? { UPSWARM_TLS_CA: endpoints.tlsCa } : {}),
     ...(creds ? { UPSWARM_CREDS: creds } : {}),
+    ...(endpoints.trust ? { UPSWARM_TRUST: endpoints.trust } : {}),
   }
 }
 

@@ -1,21 +1,46 @@
-// The HTTP gateway's view of the repository through NATS: manifests via the proxy's forwarding
-// and blob bytes as pipelined range requests to one assigned server (R-ACCEL-1).
+// The HTTP gateway's and SFTP door's view of the repository through NATS (R-PROXY-PROTO). Nothing
+// a server sends is passed on unverified (R-VERIFY): a manifest only when its signature verifies
+// under a key the trust file pins for the product, bytes only once the piece (or file) SHA-256
+// of that manifest matches. Each piece comes from one assigned server, pipelined (R-ACCEL-1); a
+// server caught sending a bad manifest or bad bytes is quarantined in the pool.
 import type { NatsConnection } from '@nats-io/transport-node'
-import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
+import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import type { GatewayBackend } from '../../infra/http/gateway.ts'
 import { repoSubject, type RepoOp } from '../../infra/nats/names.ts'
 import { request } from '../../infra/nats/service.ts'
-import { SignedReleaseSchema, type SignedRelease } from '../../infra/release/manifest.ts'
+import { SignedReleaseSchema, decodeRelease, type SignedRelease } from '../../infra/release/manifest.ts'
+import { TRUST_ENV, type TrustStore } from '../../infra/release/trust.ts'
+import { unitsCovering, verifiedRange, type HashUnit, type UnitChunk } from '../../infra/release/verified-range.ts'
 import type { Pool } from './pool.ts'
 
 const CHUNK = 1024 * 1024
 const PIPELINE = 4
 const CACHE_LIMIT = 256
 
-type Forward = (op: RepoOp, product: string, rev: number | undefined, payload: unknown) => Promise<Uint8Array>
+/** Forwards a request to an assigned server not in `tried` (adding it there); says which one answered. */
+export type ForwardFrom = (op: RepoOp, product: string, rev: number | undefined, payload: unknown, tried: Set<string>) =>
+  Promise<{ server: string; bytes: Uint8Array }>
 
-export function natsGatewayBackend(nc: NatsConnection, pool: Pool, forward: Forward): GatewayBackend {
+export interface GatewayBackendOptions {
+  nc: NatsConnection
+  pool: Pool
+  forward: ForwardFrom
+  /** The products' pinned publisher keys; without it no manifest is trusted. */
+  trust: Pick<TrustStore, 'refusal'> | undefined
+  log: (msg: string) => void
+}
+
+type Job = Omit<UnitChunk, 'bytes' | 'source'> & { length: number }
+
+export function natsGatewayBackend({ nc, pool, forward, trust, log }: GatewayBackendOptions): GatewayBackend {
   const cache = new Map<string, SignedRelease>()
+  const quarantine = (server: string, reason: string): void => {
+    log(`quarantined server ${server}: ${reason}`)
+    pool.suspect(server, reason)
+  }
+  const refusal = (product: string, publicKey: string): Promise<string | null> | string => trust
+    ? trust.refusal(product, publicKey)
+    : `the proxy has no trust file: start it with --trust FILE (or ${TRUST_ENV}) naming each product's publisher keys`
 
   return {
     products: () => pool.products(),
@@ -25,40 +50,104 @@ export function natsGatewayBackend(nc: NatsConnection, pool: Pool, forward: Forw
       if (wanted === 0) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `no healthy repository server holds product ${product}`)
       const key = `${product}/${wanted}`
       const hit = cache.get(key)
-      if (hit) return hit
-      const bytes = await forward('manifest', product, wanted, { product, rev: wanted })
-      // Servers only serve releases they verified; the gateway re-parses at its own boundary.
-      const release = SignedReleaseSchema.parse(JSON.parse(Buffer.from(bytes).toString('utf8')))
-      if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!)
-      cache.set(key, release)
-      return release
+      // The trust file may have changed since: a key the operator removed is not trusted any more.
+      const hitRefused = hit && (await refusal(product, hit.publicKey))
+      if (hit && !hitRefused) return hit
+      cache.delete(key)
+      const tried = new Set<string>()
+      let badFrom: UpswarmError | undefined
+      for (;;) {
+        let answer: { server: string; bytes: Uint8Array }
+        try {
+          answer = await forward('manifest', product, wanted, { product, rev: wanted }, tried)
+        } catch (err) {
+          // Every server left sent a bad manifest or none is left: say what the last one sent.
+          throw badFrom && isUpswarmError(err, 'UPSWARM_E_NO_SERVER') ? badFrom : err
+        }
+        const where = `server ${answer.server}`
+        const claimed = SignedReleaseSchema.safeParse(safeJson(answer.bytes))
+        // A release signed by a key that is not pinned is not this server's fault: every server holds it.
+        const refused = claimed.success && (await refusal(product, claimed.data.publicKey))
+        if (refused) throw new UpswarmError('UPSWARM_E_SIGNATURE', `refusing revision ${wanted} of ${product} from ${where}: ${refused}`)
+        try {
+          const release = decodeRelease(answer.bytes, claimed.success ? claimed.data.publicKey : '', where)
+          if (release.manifest.product !== product || release.manifest.rev !== wanted) {
+            throw new UpswarmError('UPSWARM_E_MANIFEST', `${where} answered revision ${wanted} of ${product} with revision ${release.manifest.rev} of ${release.manifest.product}`)
+          }
+          if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!)
+          cache.set(key, release)
+          return release
+        } catch (err) {
+          badFrom = err as UpswarmError
+          quarantine(answer.server, errorMessage(err))
+        }
+      }
     },
 
-    async *read(product, rev, sha256, start, end) {
-      const chunks: { offset: number; length: number }[] = []
-      for (let off = start; off <= end; off += CHUNK) chunks.push({ offset: off, length: Math.min(CHUNK, end - off + 1) })
+    async *read(release, entry, start, end) {
+      const { product, rev, pieceSize } = release.manifest
+      const what = `${entry.path} of ${product} r${rev}`
+      const jobs = unitsCovering(entry, pieceSize, start, end).flatMap((unit) => chunksOf(unit))
+      const serverOf = new Map<HashUnit, string>()
       const failed = new Set<string>()
-      const fetchChunk = async (c: { offset: number; length: number }): Promise<Uint8Array> => {
+      const fetchChunk = async (job: Job): Promise<UnitChunk> => {
         for (;;) {
-          const server = pool.assign(product, rev, failed)
-          if (!server) throw new UpswarmError('UPSWARM_E_NO_SERVER', `no healthy repository server can send blob ${sha256}`)
+          // Every chunk of a piece from the same server: a bad piece names the server that sent it.
+          const server = serverOf.get(job.unit) ?? pool.assign(product, rev, failed)
+          if (!server) throw new UpswarmError('UPSWARM_E_NO_SERVER', `no healthy repository server can send ${what}`)
+          serverOf.set(job.unit, server)
           try {
-            return await request(nc, repoSubject(server, 'range'), { sha256, offset: c.offset, length: c.length }, 10_000)
+            const bytes = await request(nc, repoSubject(server, 'range'), { sha256: entry.sha256, offset: job.offset, length: job.length }, 10_000)
+            return { unit: job.unit, offset: job.offset, last: job.last, bytes, source: server }
           } catch (err) {
-            if (isUpswarmError(err) && err.code === 'UPSWARM_E_BAD_REQUEST') throw err
+            if (isUpswarmError(err, 'UPSWARM_E_BAD_REQUEST')) throw err
             failed.add(server)
-            pool.failed(server, (err as Error).message)
+            if (serverOf.get(job.unit) === server) serverOf.delete(job.unit)
+            pool.failed(server, errorMessage(err))
           }
         }
       }
-      const inflight: Promise<Uint8Array>[] = []
-      let next = 0
-      while (next < chunks.length && inflight.length < PIPELINE) inflight.push(fetchChunk(chunks[next++]!))
-      while (inflight.length > 0) {
-        const data = await inflight.shift()!
-        if (next < chunks.length) inflight.push(fetchChunk(chunks[next++]!))
-        yield data
+      async function* fetched(): AsyncGenerator<UnitChunk> {
+        const inflight: Promise<UnitChunk>[] = []
+        let next = 0
+        const start = (): void => {
+          const p = fetchChunk(jobs[next++]!)
+          p.catch(() => {}) // awaited below in order; a response that ends early leaves the rest unread
+          inflight.push(p)
+        }
+        while (next < jobs.length && inflight.length < PIPELINE) start()
+        while (inflight.length > 0) {
+          const chunk = await inflight.shift()!
+          if (next < jobs.length) start()
+          yield chunk
+        }
+      }
+      try {
+        yield* verifiedRange(fetched(), start, end, what)
+      } catch (err) {
+        if (isUpswarmError(err, 'UPSWARM_E_HASH_MISMATCH')) {
+          for (const server of (err.details?.sources ?? []) as string[]) quarantine(server, err.message)
+        }
+        throw err
       }
     },
+  }
+}
+
+/** The range requests that fetch one unit, at most CHUNK bytes each. */
+function chunksOf(unit: HashUnit): Job[] {
+  const jobs: Job[] = []
+  for (let offset = unit.start; offset < unit.end; offset += CHUNK) {
+    const length = Math.min(CHUNK, unit.end - offset)
+    jobs.push({ unit, offset, length, last: offset + length >= unit.end })
+  }
+  return jobs
+}
+
+function safeJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8'))
+  } catch {
+    return undefined
   }
 }

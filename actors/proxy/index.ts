@@ -3,17 +3,20 @@
 // hands clients a server to pull byte ranges from with K concurrent requests (R-ACCEL-1).
 // Several proxies may run at once: they share requests through a queue group.
 import { randomUUID } from 'node:crypto'
+import { jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { z } from 'zod'
 import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
-import { PROXY_SERVICE, SERVER_HEARTBEATS, proxySubject, repoSubject, type RepoOp } from '../../infra/nats/names.ts'
+import { PROXY_SERVICE, proxySubject, repoSubject, type RepoOp } from '../../infra/nats/names.ts'
 import { endpoint, request, startService } from '../../infra/nats/service.ts'
 import { UUID_RE } from '../../infra/release/manifest.ts'
 import { startGateway, type Gateway } from '../../infra/http/gateway.ts'
 import { MAX_RANGE } from '../repo-server/index.ts'
-import { HeartbeatForPool, heartbeatProblems } from '../repo-server/heartbeat.ts'
+import { newestRevision } from '../../infra/release/release-log.ts'
+import { ReleaseCeiling, followHeartbeats } from './heartbeats.ts'
 import { Pool } from './pool.ts'
-import { natsGatewayBackend } from './gateway-backend.ts'
+import { natsGatewayBackend, type ForwardFrom } from './gateway-backend.ts'
+import type { TrustStore } from '../../infra/release/trust.ts'
 import { startSftpGateway, type SftpGateway } from '../../infra/ssh/sftp-gateway.ts'
 
 export interface ProxyOptions {
@@ -27,6 +30,11 @@ export interface ProxyOptions {
   sshHostKey?: string
   /** OpenSSH authorized_keys text: only these keys may log in (default: anyone may read). */
   sshAuthorizedKeys?: string
+  /**
+   * The products' pinned publisher keys (the trust file): the gateway and the SFTP door serve
+   * only releases signed by them. Without it they serve no release.
+   */
+  trust?: TrustStore
   log?: (msg: string) => void
 }
 
@@ -61,31 +69,18 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const log = opts.log ?? (() => {})
   const pool = new Pool()
 
-  const sub = nc.subscribe(SERVER_HEARTBEATS, {
-    callback: (err, msg) => {
-      if (err) return
-      let hb: z.infer<typeof HeartbeatForPool>
-      try {
-        hb = HeartbeatForPool.parse(msg.json())
-      } catch (e) {
-        // A server that cannot say who it is, what it holds and what it weighs stays out of the pool.
-        log(`ignored a malformed heartbeat on ${msg.subject}: ${heartbeatProblems(e)}`)
-        return
-      }
-      pool.heartbeat(hb.id, { weight: hb.weight, synced: hb.synced, requests: hb.requests, bytesServed: hb.bytesServed, inflight: hb.inflight })
-    },
-  })
+  const jsm = await jetstreamManager(nc)
+  const stopHeartbeats = followHeartbeats(nc, pool, new ReleaseCeiling((product) => newestRevision(jsm, product)), log)
 
-  /** Forwards to an assigned server; a failing server is marked and the next one tried. */
-  async function forward(op: RepoOp, product: string, rev: number | undefined, payload: unknown): Promise<Uint8Array> {
-    const tried = new Set<string>()
+  /** Forwards to an assigned server not in `tried`; a failing server is marked and the next one tried. */
+  const forwardFrom: ForwardFrom = async (op, product, rev, payload, tried) => {
     let lastErr: unknown
     for (let attempt = 0; attempt < FORWARD_ATTEMPTS; attempt++) {
       const server = pool.assign(product, rev, tried)
       if (!server) break
       tried.add(server)
       try {
-        return await request(nc, repoSubject(server, op), payload, 5000)
+        return { server, bytes: await request(nc, repoSubject(server, op), payload, 5000) }
       } catch (err) {
         lastErr = err
         // The server answered with a definite error (unknown revision, bad request): pass it on.
@@ -103,6 +98,8 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
         ? `no healthy repository server holds ${product}; check \`upswarm stats\``
         : `no healthy repository server holds revision ${rev} of ${product}; check \`upswarm stats\``)
   }
+  const forward = async (op: RepoOp, product: string, rev: number | undefined, payload: unknown): Promise<Uint8Array> =>
+    (await forwardFrom(op, product, rev, payload, new Set())).bytes
 
   const service = await startService(nc, {
     name: PROXY_SERVICE,
@@ -128,13 +125,13 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
     },
   })
 
-  const backend = natsGatewayBackend(nc, pool, forward)
+  const backend = natsGatewayBackend({ nc, pool, forward: forwardFrom, trust: opts.trust, log })
   let gateway: Gateway | undefined
   let sftp: SftpGateway | undefined
   const close = async (): Promise<void> => {
     await gateway?.close()
     await sftp?.close()
-    sub.unsubscribe()
+    await stopHeartbeats()
     await service.stop().catch(() => {})
     pool.stop()
   }

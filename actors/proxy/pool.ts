@@ -15,6 +15,8 @@ export interface MemberView {
   inflight: number
   lastSeen: string
   assigned: number
+  /** Why the server was last quarantined (bytes that failed verification), if it was. */
+  suspectReason?: string
 }
 
 export class Pool {
@@ -41,6 +43,11 @@ export class Pool {
 
   failed(id: string, reason: string): void {
     this.members.get(id)?.send({ type: 'request.failed', reason })
+  }
+
+  /** The server sent bytes that fail verification: no requests for it until its quarantine ends. */
+  suspect(id: string, reason: string): void {
+    this.members.get(id)?.send({ type: 'server.suspect', reason })
   }
 
   /** Ring order: members sorted by server id. */
@@ -99,6 +106,7 @@ export class Pool {
         inflight: context.status.inflight,
         lastSeen: new Date(context.lastSeen).toISOString(),
         assigned: this.assigned.get(context.id) ?? 0,
+        ...(context.suspectReason ? { suspectReason: context.suspectReason } : {}),
       }
     })
   }

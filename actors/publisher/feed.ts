@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
-import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream'
+import { DeliverPolicy, jetstream, type JetStreamClient } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { z } from 'zod'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
@@ -21,7 +21,7 @@ import { RELEASE_STREAM, RELEASE_SUBJECTS, SERVER_HEARTBEATS, releaseSubject } f
 import { withRetry } from '../../infra/nats/retry.ts'
 import type { PublisherKey } from '../../infra/release/keys.ts'
 import { decodeRelease, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
-import { REV_HEADER, lastRelease } from '../../infra/release/release-log.ts'
+import { REV_HEADER, readReleaseChain } from '../../infra/release/release-log.ts'
 import { MAX_RELEASE_BLOCK_BYTES, openFeed, type FeedEntry, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import { SwarmTransport } from '../../infra/swarm/transport.ts'
 import { HEARTBEAT_MS } from '../repo-server/index.ts'
@@ -190,7 +190,7 @@ function dialSeedingServers(nc: NatsConnection, transport: SwarmTransport, publi
  */
 async function appendFromStream(nc: NatsConnection, feed: ReleaseFeed, publisherKey: string, untilSeq: number, onAppended: () => void): Promise<void> {
   const js = jetstream(nc)
-  const startSeq = (await streamSeqOf(nc, feed.releases().at(-1))) + 1
+  const startSeq = (await streamSeqOf(nc, feed.releases().at(-1), publisherKey)) + 1
   if (startSeq > untilSeq) return
   const consumer = await withRetry(() => js.consumers.get(RELEASE_STREAM, {
     filter_subjects: RELEASE_SUBJECTS,
@@ -221,18 +221,19 @@ async function appendFromStream(nc: NatsConnection, feed: ReleaseFeed, publisher
  * The stream sequence of the release of a feed entry, or 0 (read from the start) for an empty
  * feed or one whose newest release is not found in the stream.
  */
-async function streamSeqOf(nc: NatsConnection, entry: FeedEntry | undefined): Promise<number> {
+async function streamSeqOf(nc: NatsConnection, entry: FeedEntry | undefined, publisherKey: string): Promise<number> {
   if (!entry) return 0
-  const jsm = await jetstreamManager(nc)
-  const last = await withRetry(() => lastRelease(jsm, entry.product), { attempts: 10 })
-  if (!last) return 0
-  if (last.release.manifest.rev === entry.rev) return last.manifestSha256 === entry.manifestSha256 ? last.seq : 0
+  // Junk or another key's release on that product's subject is skipped (issue 10 item 5): it
+  // must not stop the feed of this key's other products.
+  const { head } = await withRetry(() => readReleaseChain(nc, entry.product, (k) => k === publisherKey), { attempts: 10 })
+  if (!head) return 0
+  if (head.release.manifest.rev === entry.rev) return head.manifestSha256 === entry.manifestSha256 ? head.seq : 0
   return findRevSeq(jetstream(nc), entry.product, entry.rev, entry.manifestSha256)
 }
 
 /**
- * Scans a product's subject, headers only, for the message of revision `rev` (revisions are
- * 1, 2, 3 … on a subject, so it is at most the rev-th) carrying `sha` as its message id.
+ * Scans a product's subject, headers only, for the first message of revision `rev` carrying
+ * `sha` as its message id (other messages on the subject may claim the same revision).
  */
 async function findRevSeq(js: JetStreamClient, product: string, rev: number, sha: string): Promise<number> {
   const consumer = await withRetry(() => js.consumers.get(RELEASE_STREAM, {
@@ -241,13 +242,12 @@ async function findRevSeq(js: JetStreamClient, product: string, rev: number, sha
     headers_only: true,
   }), { attempts: 10 })
   try {
-    for (let i = 0; i < rev; i++) {
+    for (;;) {
       const msg = await consumer.next({ expires: STREAM_READ_MS })
       if (!msg) return 0
-      if (Number(msg.headers?.get(REV_HEADER)) === rev) return msg.headers?.get(MSG_ID_HEADER) === sha ? msg.seq : 0
+      if (Number(msg.headers?.get(REV_HEADER)) === rev && msg.headers?.get(MSG_ID_HEADER) === sha) return msg.seq
       if (msg.info.pending === 0) return 0
     }
-    return 0
   } finally {
     await consumer.delete().catch(() => {})
   }

@@ -1,13 +1,14 @@
-// The publish command: scan a tree, upload only new blobs to the object store, append one
-// signed release to the release stream with the next revision (optimistic concurrency), then
-// bring the publisher key's release feed up to it (feed.ts, R-DHT-2).
+// The publish command: check the product is this key's (trust file, stream), scan a tree, upload
+// only new blobs to the object store, append one signed release to the release stream with the
+// next revision (optimistic concurrency), then bring the publisher key's release feed up to it
+// (feed.ts, R-DHT-2).
 import { createReadStream } from 'node:fs'
 import { Readable } from 'node:stream'
-import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { JetStreamApiCodes, JetStreamApiError, jetstream } from '@nats-io/jetstream'
 import type { ObjectStore } from '@nats-io/obj'
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
-import { releaseSubject } from '../../infra/nats/names.ts'
+import { RELEASE_STREAM, releaseSubject } from '../../infra/nats/names.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
 import { PIECE_SIZE } from '../../infra/release/hash.ts'
@@ -16,8 +17,9 @@ import {
   UUID_RE, canonicalJson, encodeRelease, fileEntries, manifestSha256, signManifest,
   type Entry, type Manifest, type SignedRelease,
 } from '../../infra/release/manifest.ts'
-import { lastRelease, REV_HEADER } from '../../infra/release/release-log.ts'
+import { REV_HEADER, readReleaseChain, type SkippedMessage } from '../../infra/release/release-log.ts'
 import { scanTree } from '../../infra/release/scan.ts'
+import { loadTrust, pinProduct, pinnedElsewhere, trustedKeys } from '../../infra/release/trust.ts'
 import { publishToFeed, type FeedOutcome } from './feed.ts'
 
 export interface PublishOptions {
@@ -26,6 +28,11 @@ export interface PublishOptions {
   product: string
   key: PublisherKey
   label?: string
+  /**
+   * Trust file (issue 10 item 4): a product not in it is pinned to this key before anything is
+   * written; a product pinned to other keys is refused.
+   */
+  trust?: string
   /** Release feed storage; default a temporary directory, removed afterwards. */
   feedDir?: string
   /** Write the release stream only (the feed is brought up to date by the next publish). */
@@ -49,6 +56,10 @@ export interface PublishResult {
   /** True when the tree equals the newest release: nothing new was appended. */
   unchanged: boolean
   release: SignedRelease
+  /** Messages on the product's subject that are not its releases (junk, other keys, replays): skipped. */
+  skipped: SkippedMessage[]
+  /** True when this publish pinned the product to its key in the trust file. */
+  pinned: boolean
   /**
    * The release feed: appended (the feed holds this release and a server holds the feed up to
    * `length`; `added` blocks were appended, earlier missing releases included) or why not.
@@ -57,13 +68,17 @@ export interface PublishResult {
 }
 
 const MAX_REV_ATTEMPTS = 20
-const WRONG_LAST_SEQUENCE = /wrong last sequence|10071/i
+
+const wrongLastSequence = (err: unknown): boolean =>
+  err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence
 
 export async function publish(opts: PublishOptions): Promise<PublishResult> {
   const product = opts.product.toLowerCase()
   if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a UUID (got ${JSON.stringify(opts.product)})`)
   // Every JetStream call is retried: during a node loss the cluster re-elects leaders for seconds.
   const { blobs: os } = await openRepository(opts.nc)
+  const { keys, pinned } = await claimProduct(opts, product)
+  const trusts = (k: string): boolean => keys.includes(k)
   const { entries, files } = await scanTree(opts.src, {
     onProgress: (p) => opts.onProgress?.({ phase: 'scan', done: p.files, bytes: p.bytes }),
   })
@@ -72,11 +87,15 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
 
   const { newBlobs, newBytes } = await uploadBlobs(os, entries, files, opts.onProgress)
 
-  const jsm = await jetstreamManager(opts.nc)
   const js = jetstream(opts.nc)
+  const skipped = new Map<number, SkippedMessage>()
   let mine: SignedRelease | undefined
   for (let attempt = 1; attempt <= MAX_REV_ATTEMPTS; attempt++) {
-    const last = await withRetry(() => lastRelease(jsm, product), { attempts: 30 })
+    // Issue 10 item 5: numbered from the newest release that verifies under a trusted key;
+    // junk, other keys' releases and replays on the subject are skipped and reported.
+    const chain = await withRetry(() => readReleaseChain(opts.nc, product, trusts), { attempts: 30 })
+    for (const m of chain.skipped) skipped.set(m.seq, m)
+    const last = chain.head
     if (mine && last && last.manifestSha256 === manifestSha256(mine.manifest)) return result(mine, last.seq, true)
     if (last && sameContent(last.release.manifest, entries, opts.label)) return result(last.release, last.seq, false)
     const rev = (last?.release.manifest.rev ?? 0) + 1
@@ -93,24 +112,25 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     const sha = manifestSha256(mine.manifest)
     try {
       // The message id dedups a retry of these exact bytes; the expected last subject sequence
-      // makes two publishers racing for revision N fail all but one.
+      // (of the last message, junk included) makes two publishers racing for revision N fail
+      // all but one, so a revision number is never used twice.
       const ack = await withRetry(
         () => js.publish(releaseSubject(product), encodeRelease(mine!), {
           msgID: sha,
-          expect: { lastSubjectSequence: last?.seq ?? 0 },
+          expect: { lastSubjectSequence: chain.lastSeq },
           headers: revHeaders(rev),
           timeout: 5000,
         }),
-        { attempts: 30, retryable: (err) => !WRONG_LAST_SEQUENCE.test(errorMessage(err)) },
+        { attempts: 30, retryable: (err) => !wrongLastSequence(err) },
       )
       // A duplicate ack means an earlier attempt of ours already stored these exact bytes.
       return result(mine, ack.seq, true)
     } catch (err) {
-      if (WRONG_LAST_SEQUENCE.test(errorMessage(err))) continue // someone else took rev N: re-read, try N+1
+      if (wrongLastSequence(err)) continue // something else was appended meanwhile: re-read, try again
       throw new UpswarmError('UPSWARM_E_PUBLISH', `cannot append revision ${rev} of ${product} to the release stream: ${errorMessage(err)}`, { cause: err })
     }
   }
-  throw new UpswarmError('UPSWARM_E_PUBLISH', `gave up after ${MAX_REV_ATTEMPTS} concurrent publishes of ${product} raced this one; retry`)
+  throw new UpswarmError('UPSWARM_E_PUBLISH', `gave up after ${MAX_REV_ATTEMPTS} concurrent appends to ${product}'s subject raced this one; retry`)
 
   async function result(release: SignedRelease, seq: number, appended: boolean): Promise<PublishResult> {
     // An unchanged tree still brings the feed up to the newest release: that repairs it too.
@@ -137,9 +157,35 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
       newBytes: appended ? newBytes : 0,
       unchanged: !appended,
       release,
+      skipped: [...skipped.values()].sort((a, b) => a.seq - b.seq),
+      pinned,
       feed,
     }
   }
+}
+
+/**
+ * Issue 10 item 4, before anything is written: the keys whose releases count as this product's.
+ * A product pinned in the trust file must be pinned to this key. A product pinned nowhere must not
+ * belong to another key already (its newest verified release in the stream); with a trust file it
+ * is then pinned to this key, so servers reading the same file trust its first release.
+ */
+async function claimProduct(opts: PublishOptions, product: string): Promise<{ keys: string[]; pinned: boolean }> {
+  const own = opts.key.publicKey
+  const keys = opts.trust ? trustedKeys(await loadTrust(opts.trust, { missingOk: true }), product) : undefined
+  if (keys) {
+    if (!keys.includes(own)) throw pinnedElsewhere(product, keys, `trust file ${opts.trust}`)
+    return { keys, pinned: false }
+  }
+  const { head } = await withRetry(() => readReleaseChain(opts.nc, product, () => true), { attempts: 30 })
+  if (head && head.release.publicKey !== own) {
+    throw new UpswarmError('UPSWARM_E_CONFIG',
+      `product ${product}'s newest verified release (r${head.release.manifest.rev}, ${RELEASE_STREAM} seq ${head.seq}) is signed by key ` +
+      `${head.release.publicKey}, not by this key ${own}; refusing to publish. If both keys are the publisher's, list them under the product in a trust file (--trust).`,
+      { details: { product, keys: [head.release.publicKey] } })
+  }
+  const pinned = opts.trust ? (await pinProduct(opts.trust, product, own)).pinned : false
+  return { keys: [own], pinned }
 }
 
 function revHeaders(rev: number): MsgHdrs {

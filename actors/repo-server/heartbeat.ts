@@ -7,6 +7,9 @@
 import { z } from 'zod'
 import { UUID_RE } from '../../infra/release/manifest.ts'
 
+/** The largest weight a server may have: one server can outweigh another a thousandfold, no more. */
+export const MAX_WEIGHT = 1000
+
 const Counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const Hex32 = z.string().regex(/^[0-9a-f]{64}$/)
 const Synced = z.record(z.string().regex(UUID_RE), z.number().int().min(0))
@@ -29,7 +32,7 @@ export type SwarmInfo = z.infer<typeof SwarmInfoSchema>
 
 export const HeartbeatSchema = z.object({
   id: z.string().min(1).max(128),
-  weight: z.number().int().min(0).max(1_000_000),
+  weight: z.number().int().min(0).max(MAX_WEIGHT),
   /** Highest verified revision per product UUID. */
   synced: Synced,
   inflight: Counter,

@@ -14,13 +14,14 @@ import {
 } from '../../infra/nats/names.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { endpoint, startService } from '../../infra/nats/service.ts'
-import { SignedReleaseSchema, UUID_RE, blobsOf, decodeRelease, encodeRelease, fileEntries } from '../../infra/release/manifest.ts'
+import { SignedReleaseSchema, UUID_RE, blobsOf, decodeRelease, encodeRelease, fileEntries, manifestSha256 } from '../../infra/release/manifest.ts'
+import type { TrustStore } from '../../infra/release/trust.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
 import type { HostPort } from '../../infra/swarm/transport.ts'
 import { serverSyncMachine, type PendingRelease } from '../../machines/server-sync.machine.ts'
 import { RepoStore } from './repo-store.ts'
 import { startSeed, type Seed } from './seed.ts'
-import type { Heartbeat } from './heartbeat.ts'
+import { MAX_WEIGHT, type Heartbeat } from './heartbeat.ts'
 
 export type { Seed } from './seed.ts'
 export type { Heartbeat, SwarmInfo } from './heartbeat.ts'
@@ -44,6 +45,12 @@ export interface RepoServerOptions {
   bootstrap?: HostPort[]
   /** Upload limit in bytes/s for swarm pieces and NATS range replies together; 0 or absent = unlimited. */
   maxUploadRate?: number
+  /**
+   * Issue 10 item 4: each product's publisher keys, from the trust file; a release of a product
+   * not pinned there, or signed by another key, is skipped. Without it the server keeps the old
+   * rule (the first key seen for a product), until `up` hands every server a trust file.
+   */
+  trust?: TrustStore
   log?: (msg: string) => void
 }
 
@@ -69,6 +76,9 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   const { nc, id } = opts
   const log = opts.log ?? (() => {})
   const weight = opts.weight ?? 1
+  if (!Number.isInteger(weight) || weight < 0 || weight > MAX_WEIGHT) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `server ${id}: weight must be an integer from 0 to ${MAX_WEIGHT} (got ${weight})`)
+  }
   const store = new RepoStore(opts.dataDir)
   await store.open()
   const { blobs: os } = await openRepository(nc)
@@ -125,14 +135,26 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       syncRelease: fromPromise<SyncOutcome, { release: PendingRelease }>(whileWriting(async ({ input: { release }, signal }) => {
         const msg = inHand.get(release.seq)
         if (!msg) throw new UpswarmError('UPSWARM_E_IO', `release message ${release.seq} is no longer in hand`)
+        const where = `release stream seq ${msg.seq}`
+        const claimed = SignedReleaseSchema.safeParse(safeJson(msg.data))
+        if (!claimed.success) return { permanent: true as const, reason: `${where} is not a signed release manifest; skipped` }
+        const { manifest: { product, rev }, publicKey } = claimed.data
+        // Issue 10 item 4: the product's keys come from the trust file, never from the first
+        // release seen. A broken trust file throws here: a retry, not a lost release.
+        const refusal = opts.trust
+          ? await opts.trust.refusal(product, publicKey)
+          : firstKeyRefusal(product, publicKey)
+        if (refusal) return { permanent: true as const, reason: `${where} (product ${product} r${rev}, key ${publicKey}) skipped: ${refusal}` }
         let signed
         try {
-          const parsed = SignedReleaseSchema.parse(msg.json())
-          // Trust on first use: every later release of a product must carry the same key.
-          const key = store.keyOf(parsed.manifest.product) ?? parsed.publicKey
-          signed = decodeRelease(msg.data, key, `release stream seq ${msg.seq}`)
+          signed = decodeRelease(msg.data, publicKey, where)
         } catch (err) {
           return { permanent: true as const, reason: errorMessage(err) }
+        }
+        // Issue 10 item 5: a revision this server holds is never replaced by another manifest.
+        const held = store.release(product, rev)
+        if (held && held.sha !== manifestSha256(signed.manifest)) {
+          return { permanent: true as const, reason: `${where} (product ${product} r${rev}, key ${publicKey}) skipped: revision ${rev} already exists with manifest ${held.sha}` }
         }
         // R-DHT-2: seed the pinned key's feed from now on, so a publisher can reach it while the blobs copy.
         void seed.seedFeed(signed.publicKey)
@@ -218,6 +240,11 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     },
   })
 
+  function firstKeyRefusal(product: string, publicKey: string): string | null {
+    const first = store.keyOf(product)
+    return first && first !== publicKey ? `product ${product} was first published with key ${first} (no trust file given)` : null
+  }
+
   function syncedRelease(product: string, rev: number) {
     const found = store.release(product, rev)
     if (!found) throw new UpswarmError('UPSWARM_E_UNKNOWN_REVISION', `server ${id} has no synced revision ${rev} of ${product}`)
@@ -277,5 +304,13 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       await seed.close()
       await Promise.allSettled([...writing])
     },
+  }
+}
+
+function safeJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8'))
+  } catch {
+    return undefined
   }
 }

@@ -5,12 +5,12 @@ import { mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../../infra/store/working-copy/atomic.ts'
 import { BlobStore } from '../../infra/store/blob-store.ts'
-import { decodeRelease, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
+import { decodeSelfSigned, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 
 export interface RepoState {
   /** Stream sequence of the last release message processed. */
   lastSeq: number
-  /** The publisher key each product was first published with (trust on first use). */
+  /** The key of each product's newest synced release (the feed the server seeds; the pin without a trust file). */
   keys: Record<string, string>
   synced: Record<string, number>
 }
@@ -36,7 +36,10 @@ export class RepoStore {
     this.tmpDir = join(dir, 'tmp')
   }
 
-  /** Loads the state and every stored release (all were verified before they were written). */
+  /**
+   * Loads the state and every stored release. Each was checked against the trusted keys before
+   * it was written; here its signature is checked again, under the key it names.
+   */
   async open(): Promise<void> {
     await mkdir(join(this.dir, 'releases'), { recursive: true })
     try {
@@ -45,12 +48,11 @@ export class RepoStore {
       this.state = { lastSeq: 0, keys: {}, synced: {} }
     }
     for (const product of await readdir(join(this.dir, 'releases'))) {
-      const key = this.state.keys[product]
-      if (!key) continue
+      if (!this.state.keys[product]) continue
       for (const name of await readdir(join(this.dir, 'releases', product))) {
         if (!name.endsWith('.json')) continue
         const bytes = await readFile(join(this.dir, 'releases', product, name))
-        const release = decodeRelease(bytes, key, `local store ${this.dir}`)
+        const release = decodeSelfSigned(bytes, `local store ${this.dir}`)
         if (release.manifest.rev <= (this.state.synced[product] ?? 0)) this.remember(bytes, release)
       }
     }
@@ -96,7 +98,7 @@ export class RepoStore {
     await writeFileAtomic(join(dir, `${rev}.json`), bytes, this.tmpDir)
     this.state = {
       lastSeq: Math.max(this.state.lastSeq, seq),
-      keys: { ...this.state.keys, [product]: this.state.keys[product] ?? release.publicKey },
+      keys: rev >= (this.state.synced[product] ?? 0) ? { ...this.state.keys, [product]: release.publicKey } : this.state.keys,
       synced: { ...this.state.synced, [product]: Math.max(this.state.synced[product] ?? 0, rev) },
     }
     await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(this.state), this.tmpDir)

@@ -44,7 +44,7 @@ export async function startRepo(opts: { dir: string; servers: number; serverMaxU
   const seenClosed = new Set<string>()
   return {
     launched, nc, product, key, env,
-    publish: (src, label) => publish({ nc: publisherNc, src, product, key, ...(label ? { label } : {}), skipFeed: true }),
+    publish: (src, label) => publish({ nc: publisherNc, src, product, key, ...(label ? { label } : {}), ...(ep.trust ? { trust: ep.trust } : {}), skipFeed: true }),
     async synced(rev, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs
       const { requestJson } = await import('../../infra/nats/service.ts')

@@ -1,15 +1,18 @@
 // R-PROXY-PROTO: the proxy's HTTP gateway. Files of any revision by path with Range (206),
 // ETag = SHA-256, HEAD; and a read-only WebDAV view (OPTIONS, PROPFIND Depth 0/1) of each
-// revision's tree under /dav/UUID/REV/.
+// revision's tree under /dav/UUID/REV/. The backend hands out only verified manifests and bytes
+// (R-VERIFY); when it fails mid-body the connection is cut, so a client never mistakes a short
+// response for a whole one.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { isUpswarmError } from '../errors.ts'
+import { isUpswarmError, type ErrorCode } from '../errors.ts'
 import { UUID_RE, type Entry, type FileEntry, type SignedRelease } from '../release/manifest.ts'
 
 export interface GatewayBackend {
+  /** A release whose signature verified under the product's pinned key (else UPSWARM_E_SIGNATURE). */
   release(product: string, rev: number | 'latest'): Promise<SignedRelease>
-  /** The bytes [start, end] (inclusive) of a blob, in order. */
-  read(product: string, rev: number, sha256: string, start: number, end: number): AsyncIterable<Uint8Array>
+  /** The bytes [start, end] (inclusive) of a file of `release`, in order, each verified against its hashes. */
+  read(release: SignedRelease, entry: FileEntry, start: number, end: number): AsyncIterable<Uint8Array>
   /** The products held, each with its newest revision (for directory views such as SFTP's root). */
   products?(): Promise<Record<string, number>> | Record<string, number>
 }
@@ -19,6 +22,8 @@ export interface Gateway {
   close(): Promise<void>
 }
 
+/** What a server sent did not verify: the gateway is a bad gateway for this request (502). */
+const UNVERIFIED = new Set<ErrorCode>(['UPSWARM_E_SIGNATURE', 'UPSWARM_E_MANIFEST', 'UPSWARM_E_HASH_MISMATCH'])
 const FILES_RE = /^\/v1\/products\/([^/]+)\/revs\/([^/]+)\/files\/(.+)$/
 const DAV_RE = /^\/dav\/([^/]+)\/([^/]+)(\/.*)?$/
 
@@ -32,8 +37,9 @@ export async function startGateway(opts: { port: number; host: string; backend: 
   const server: Server = createServer((req, res) => {
     handle(opts.backend, req, res).catch((err) => {
       const status = err instanceof HttpError ? err.status : isUpswarmError(err) && /NOT_FOUND|UNKNOWN_REVISION/.test(err.code) ? 404
-        : isUpswarmError(err) && err.code === 'UPSWARM_E_NO_SERVER' ? 503 : 500
-      if (status === 500) opts.log?.(`gateway error on ${req.method} ${req.url}: ${(err as Error).message}`)
+        : isUpswarmError(err) && err.code === 'UPSWARM_E_NO_SERVER' ? 503
+        : isUpswarmError(err) && UNVERIFIED.has(err.code) ? 502 : 500
+      if (status >= 500) opts.log?.(`gateway error on ${req.method} ${req.url}: ${(err as Error).message}`)
       if (res.headersSent) {
         res.destroy(err as Error)
         return
@@ -117,20 +123,41 @@ async function sendFile(backend: GatewayBackend, release: SignedRelease, entry: 
     }
   }
   const length = entry.size === 0 ? 0 : end - start + 1
-  res.writeHead(status, {
+  const head = {
     ...common,
     'content-length': String(length),
     ...(status === 206 ? { 'content-range': `bytes ${start}-${end}/${entry.size}` } : {}),
-  })
+  }
   if (req.method === 'HEAD' || length === 0) {
+    res.writeHead(status, head)
     res.end()
     return
   }
-  for await (const chunk of backend.read(release.manifest.product, release.manifest.rev, entry.sha256, start, end)) {
-    if (!res.write(chunk)) await new Promise<void>((resolve) => res.once('drain', resolve))
-    if (res.destroyed) return
+  // The first verified bytes before the status line: a first piece that fails is a clean 502.
+  const body = backend.read(release, entry, start, end)[Symbol.asyncIterator]()
+  let next = await body.next()
+  res.writeHead(status, head)
+  while (!next.done) {
+    if (!res.write(next.value)) await drainedOrClosed(res)
+    if (res.destroyed) {
+      await body.return?.()
+      return
+    }
+    next = await body.next()
   }
   res.end()
+}
+
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+  })
 }
 
 /** One byte range per RFC 9110; a multi-range or malformed header is ignored (200, whole file). */

@@ -44,6 +44,12 @@ export type RepoOp = 'revs' | 'manifest' | 'sha1s' | 'range' | 'has'
 /** Heartbeats of repository servers, read by every proxy. */
 export const serverHeartbeat = (serverId: string): string => `upswarm.heartbeat.server.${serverId}`
 export const SERVER_HEARTBEATS = 'upswarm.heartbeat.server.*'
+/** The server a heartbeat subject speaks for (the only subject its identity may publish on); undefined if not one. */
+export const heartbeatServerId = (subject: string): string | undefined => {
+  const prefix = serverHeartbeat('')
+  const id = subject.startsWith(prefix) ? subject.slice(prefix.length) : ''
+  return id !== '' && !id.includes('.') ? id : undefined
+}
 
 /** Proxy NATS service: a queue group, so several proxies answer as one. */
 export const PROXY_SERVICE = 'upswarm-proxy'

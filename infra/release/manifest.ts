@@ -125,6 +125,20 @@ export function decodeRelease(bytes: Uint8Array | string, pinnedPublicKey: strin
   return release
 }
 
+/**
+ * Parses and verifies a signed release under the key it names itself. It proves who signed it,
+ * not that the signer is trusted: the caller checks the key against the trust file (or a pin).
+ */
+export function decodeSelfSigned(bytes: Uint8Array | string, where: string): SignedRelease {
+  let named = ''
+  try {
+    named = SignedReleaseSchema.shape.publicKey.parse((JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8')) as { publicKey?: unknown }).publicKey)
+  } catch {
+    // decodeRelease below reports what is wrong with it
+  }
+  return decodeRelease(bytes, named, where)
+}
+
 /** Byte-wise path order (the same on every machine and locale). */
 export function comparePaths(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0

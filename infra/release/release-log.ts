@@ -1,9 +1,11 @@
 // The release stream of record (ARCHITECTURE §2): one subject per product, one signed release
-// per message, revisions 1, 2, 3 … in stream order.
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
+// per message; a trusted key's releases raise the revision 1, 2, 3 … in stream order, and
+// whatever else lands on the subject is skipped and reported, never believed.
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection, Status } from '@nats-io/transport-node'
+import { UpswarmError, errorMessage } from '../errors.ts'
 import { RELEASE_STREAM, releasedSubject, releaseSubject } from '../nats/names.ts'
-import { SignedReleaseSchema, manifestSha256, type SignedRelease } from './manifest.ts'
+import { SignedReleaseSchema, decodeSelfSigned, manifestSha256, type SignedRelease } from './manifest.ts'
 
 export const REV_HEADER = 'Upswarm-Rev'
 /** Set by the stream on what it republishes. */
@@ -15,22 +17,137 @@ export interface StoredRelease {
   manifestSha256: string
 }
 
-/** The newest release of a product in the stream, or null when it has none. */
-export async function lastRelease(jsm: JetStreamManager, product: string): Promise<StoredRelease | null> {
-  let msg
-  try {
-    msg = await jsm.streams.getMessage(RELEASE_STREAM, { last_by_subj: releaseSubject(product) })
-  } catch (err) {
-    if (/no message found|not found|10037/i.test((err as Error).message)) return null
-    throw err
-  }
-  if (!msg) return null
-  const release = SignedReleaseSchema.parse(msg.json())
-  return { seq: msg.seq, release, manifestSha256: manifestSha256(release.manifest) }
+/** A message on a product's release subject that is not one of its releases: reported, never fatal. */
+export interface SkippedMessage {
+  stream: string
+  seq: number
+  /** junk: not a signed release; foreign: another key, another product or a forged signature; replay: a revision already passed. */
+  kind: 'junk' | 'foreign' | 'replay'
+  reason: string
 }
 
-export async function releaseManager(nc: NatsConnection): Promise<JetStreamManager> {
-  return jetstreamManager(nc)
+/**
+ * The revision of a product's newest message in the stream, 0 when it has none: from its
+ * REV_HEADER, else from its manifest. A message that carries neither is an error naming it.
+ */
+export async function newestRevision(jsm: JetStreamManager, product: string): Promise<number> {
+  const msg = await jsm.streams.getMessage(RELEASE_STREAM, { last_by_subj: releaseSubject(product) })
+  if (!msg) return 0
+  const header = Number(msg.header?.get(REV_HEADER))
+  if (Number.isInteger(header) && header > 0) return header
+  let body: unknown
+  try {
+    body = msg.json()
+  } catch {
+    body = undefined
+  }
+  const parsed = SignedReleaseSchema.safeParse(body)
+  if (!parsed.success) {
+    throw new UpswarmError('UPSWARM_E_MANIFEST', `the newest message on ${releaseSubject(product)} (stream ${RELEASE_STREAM}, seq ${msg.seq}) is not a release`)
+  }
+  return parsed.data.manifest.rev
+}
+
+export interface ReleaseChain {
+  /** The product's newest release (highest revision) signed by a trusted key, or null. */
+  head: StoredRelease | null
+  /** Sequence of the last message on the subject, whatever it holds: what the next append expects. */
+  lastSeq: number
+  /** The messages after the head, and those that claimed a higher revision, that are not releases of it. */
+  skipped: SkippedMessage[]
+}
+
+/**
+ * Issue 10 item 5 (R-VERIFY on the publisher's side): the product's newest release that verifies
+ * under a trusted key. Anyone able to append to the subject can add junk, another key's releases
+ * or a replay of an older genuine release; none of them moves the head, each is reported.
+ *
+ * Cheap on a long history: a headers-only pass lists every message with the revision its
+ * `Upswarm-Rev` header claims; bodies are read only for the claimed-highest candidates (until one
+ * verifies: headers are hints, never believed) and for the messages after the head.
+ */
+export async function readReleaseChain(nc: NatsConnection, product: string, trusts: (publicKey: string) => boolean): Promise<ReleaseChain> {
+  const jsm = await jetstreamManager(nc)
+  const last = await jsm.streams.getMessage(RELEASE_STREAM, { last_by_subj: releaseSubject(product) })
+  if (!last) return { head: null, lastSeq: 0, skipped: [] }
+  const listed = await listSubject(nc, product, last.seq)
+  const skipped = new Map<number, SkippedMessage>()
+  const read = async (seq: number): Promise<StoredRelease | null> => {
+    const msg = seq === last.seq ? last : await jsm.streams.getMessage(RELEASE_STREAM, { seq })
+    const verdict = msg ? judge(msg.data, seq, product, trusts) : { kind: 'junk' as const, reason: 'the message is gone' }
+    if ('release' in verdict) return verdict
+    skipped.set(seq, { stream: RELEASE_STREAM, seq, ...verdict })
+    return null
+  }
+
+  let head: StoredRelease | null = null
+  const candidates = listed.filter((m) => m.claimedRev > 0).sort((a, b) => b.claimedRev - a.claimedRev || a.seq - b.seq)
+  for (const c of candidates) {
+    const found = await read(c.seq)
+    if (found && found.release.manifest.rev === c.claimedRev) {
+      head = found
+      break
+    }
+  }
+  for (const m of listed) {
+    if (m.seq <= (head?.seq ?? 0) || skipped.has(m.seq)) continue
+    const found = await read(m.seq)
+    if (!found) continue
+    const newest = head?.release.manifest.rev ?? 0
+    if (found.release.manifest.rev > newest) {
+      head = found // a genuine release whose header understated its revision
+    } else {
+      const kind = found.release.manifest.rev === newest && found.manifestSha256 === head!.manifestSha256 ? 'the same release again' : 'an older release'
+      skipped.set(m.seq, {
+        stream: RELEASE_STREAM, seq: m.seq, kind: 'replay',
+        reason: `${kind} (r${found.release.manifest.rev}); revision ${found.release.manifest.rev} already exists and the newest is r${newest}`,
+      })
+    }
+  }
+  return { head, lastSeq: last.seq, skipped: [...skipped.values()].sort((a, b) => a.seq - b.seq) }
+}
+
+/** Every message of the product's subject up to `untilSeq`: its sequence and the revision its header claims (0: none). */
+async function listSubject(nc: NatsConnection, product: string, untilSeq: number): Promise<{ seq: number; claimedRev: number }[]> {
+  const consumer = await jetstream(nc).consumers.get(RELEASE_STREAM, {
+    filter_subjects: [releaseSubject(product)],
+    deliver_policy: DeliverPolicy.All,
+    headers_only: true,
+  })
+  const out: { seq: number; claimedRev: number }[] = []
+  const messages = await consumer.consume()
+  try {
+    for await (const msg of messages) {
+      const claimed = Number(msg.headers?.get(REV_HEADER))
+      out.push({ seq: msg.seq, claimedRev: Number.isSafeInteger(claimed) && claimed > 0 ? claimed : 0 })
+      if (msg.seq >= untilSeq) break
+    }
+  } finally {
+    messages.stop()
+    await consumer.delete().catch(() => {})
+  }
+  return out
+}
+
+function judge(bytes: Uint8Array, seq: number, product: string, trusts: (publicKey: string) => boolean):
+  StoredRelease | { kind: 'junk' | 'foreign'; reason: string } {
+  const where = `${RELEASE_STREAM} seq ${seq}`
+  let claimed
+  try {
+    claimed = SignedReleaseSchema.parse(JSON.parse(Buffer.from(bytes).toString('utf8')))
+  } catch {
+    return { kind: 'junk', reason: `not a signed release manifest (${bytes.byteLength} bytes)` }
+  }
+  const { manifest, publicKey } = claimed
+  if (manifest.product !== product) return { kind: 'foreign', reason: `a release of another product (${manifest.product} r${manifest.rev})` }
+  if (!trusts(publicKey)) return { kind: 'foreign', reason: `r${manifest.rev} signed by key ${publicKey}, which is not trusted for ${product}` }
+  let release
+  try {
+    release = decodeSelfSigned(bytes, where)
+  } catch (err) {
+    return { kind: 'foreign', reason: `r${manifest.rev} naming key ${publicKey} does not verify: ${errorMessage(err)}` }
+  }
+  return { seq, release, manifestSha256: manifestSha256(release.manifest) }
 }
 
 export interface FollowHandle {

@@ -1,6 +1,7 @@
 // R-PROXY-PROTO: the proxy's SSH door. An SFTP server (SSH v2: encrypted, integrity-checked,
 // host-key authenticated) with a read-only view of every synced release, fed by the same backend
-// as the HTTP gateway (byte ranges from the assigned servers, R-ACCEL-1):
+// as the HTTP gateway (byte ranges from the assigned servers, R-ACCEL-1; manifests and bytes
+// verified before they are sent, R-VERIFY — a READ of bytes that fail ends with an error):
 //   /                       one directory per product UUID the pool holds
 //   /UUID/                  one directory per revision 1…newest, and `latest`
 //   /UUID/REV/PATH          the release's tree: files, directories and symlinks, with their modes
@@ -256,7 +257,7 @@ function chunkOf(backend: GatewayBackend, h: Extract<Handle, { kind: 'file' }>, 
     const end = Math.min(h.entry.size, start + CHUNK) - 1
     p = (async () => {
       const parts: Uint8Array[] = []
-      for await (const part of backend.read(h.release.manifest.product, h.release.manifest.rev, h.entry.sha256, start, end)) parts.push(part)
+      for await (const part of backend.read(h.release, h.entry, start, end)) parts.push(part)
       return Buffer.concat(parts)
     })()
     p.catch(() => h.chunks.delete(index)) // a failed chunk is fetched again on the next read

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { open, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { waitFor } from 'xstate'
 import { publish } from '../../actors/publisher/publish.ts'
@@ -17,6 +18,8 @@ import { randomContent, writeTree } from '../helpers/trees.ts'
 import ssh2 from 'ssh2'
 import type { SFTPWrapper } from 'ssh2'
 import { loadOrCreateHostKey } from '../../infra/ssh/sftp-gateway.ts'
+import { TrustStore, pinProduct } from '../../infra/release/trust.ts'
+import { PIECE_SIZE } from '../../infra/release/hash.ts'
 
 const exec = promisify(execFile)
 
@@ -46,8 +49,23 @@ describe('proxy', () => {
   const product = newProduct()
   const big = randomContent(5 * 1024 * 1024 + 333)
   const tag = `p${process.pid}`
+  let trustFile: string
   const ids = [`${tag}-a`, `${tag}-b`, `${tag}-c`]
   const weights = [5, 1, 1]
+  const logged: string[] = []
+  const logWaiters: { re: RegExp; resolve: (line: string) => void }[] = []
+  const proxyLog = (line: string): void => {
+    logged.push(line)
+    for (const w of logWaiters.filter((x) => x.re.test(line))) {
+      logWaiters.splice(logWaiters.indexOf(w), 1)
+      w.resolve(line)
+    }
+  }
+  /** The next line of the proxy's log that matches `re` (or one already logged). */
+  const logLine = (re: RegExp): Promise<string> => {
+    const seen = logged.find((l) => re.test(l))
+    return seen !== undefined ? Promise.resolve(seen) : new Promise((resolve) => logWaiters.push({ re, resolve }))
+  }
 
   beforeAll(async () => {
     // A cluster of its own: every server on a shared cluster syncs every product, and the exact
@@ -58,11 +76,13 @@ describe('proxy', () => {
     nc = await own.connect('test-proxy')
     await writeTree(join(dir.path, 'src'), { 'docs/readme.txt': 'hello\n', 'big.bin': big, 'empty': '' })
     await symlink('docs/readme.txt', join(dir.path, 'src', 'readme-link'))
-    await publish({ nc, src: join(dir.path, 'src'), product, key })
+    trustFile = join(dir.path, 'trust.json')
+    await publish({ nc, src: join(dir.path, 'src'), product, key, trust: trustFile })
     for (const [i, id] of ids.entries()) {
       servers.push(await startRepoServer({ nc, id, dataDir: join(dir.path, id), weight: weights[i] }))
     }
-    proxy = await startProxy({ nc, httpPort: 0, sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key')) })
+    proxy = await startProxy({ nc, httpPort: 0, sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key')),
+      trust: await new TrustStore(trustFile).ready(), log: proxyLog })
     for (const s of servers) await waitFor(s.actor, () => s.store.synced[product] === 1, { timeout: 30_000 })
     for (const id of ids) {
       await waitFor(await memberOf(id), (snap) => snap.matches('healthy') && snap.context.status.synced[product] === 1, { timeout: 10_000 })
@@ -100,6 +120,40 @@ describe('proxy', () => {
     const stats = await requestJson<StatsReply>(nc, proxySubject('stats'), {})
     const mine = stats.servers.filter((s) => ids.includes(s.id))
     expect(mine.map((s) => [s.id, s.weight, s.healthy, s.synced[product]])).toEqual(ids.map((id, i) => [id, weights[i], true, 1]))
+  })
+
+  it('proxy — forged heartbeats (another server\'s id, a revision never published, a huge weight) change neither stats nor assignments', async () => {
+    const poolView = async () => (await requestJson<StatsReply>(nc, proxySubject('stats'), {})).servers
+      .map((s) => ({ id: s.id, weight: s.weight, synced: s.synced }))
+    const before = await poolView()
+    expect(before.map((s) => s.id)).toEqual(ids)
+    const forger = `${tag}-forger`
+    // The forger publishes on its own subject but says it is the heaviest real server.
+    nc.publish(serverHeartbeat(forger), JSON.stringify({ id: ids[0], weight: 1000, synced: { [product]: 1 } }))
+    // On a real server's subject (the cluster's permissions will refuse this; the proxy must too):
+    // revision 999 was never published.
+    nc.publish(serverHeartbeat(ids[1]!), JSON.stringify({ id: ids[1], weight: weights[1], synced: { [product]: 999 } }))
+    // A weight that would take every request.
+    for (let i = 0; i < 2; i++) nc.publish(serverHeartbeat(`${tag}-heavy`), JSON.stringify({ id: `${tag}-heavy`, weight: 1_000_000, synced: { [product]: 1 } }))
+    const dropped = Promise.all([
+      logLine(new RegExp(`heartbeat on upswarm.heartbeat.server.${forger}: its body says server "${ids[0]}", but that subject is server ${forger}'s`)),
+      logLine(new RegExp(`heartbeat of server ${ids[1]}: it claims revision 999 of ${product} \\(the release stream's newest is 1\\)`)),
+      logLine(new RegExp(`malformed heartbeat on upswarm.heartbeat.server.${tag}-heavy: weight`)),
+    ])
+    // Whichever comes first: the proxy says it dropped all three, or the pool believed one.
+    const believed = Promise.race([
+      waitFor(await memberOf(ids[0]!), (snap) => snap.context.status.weight !== weights[0]),
+      waitFor(await memberOf(ids[1]!), (snap) => snap.context.status.synced[product] !== 1),
+    ]).catch(() => {})
+    await Promise.race([dropped, believed])
+    // Heartbeats are judged one at a time in arrival order: all three were seen and dropped.
+    expect(await poolView()).toEqual(before)
+    const counts: Record<string, number> = {}
+    for (let i = 0; i < 700; i++) {
+      const id = proxy.pool.assign(product, undefined)!
+      counts[id] = (counts[id] ?? 0) + 1
+    }
+    expect(counts).toEqual({ [ids[0]!]: 500, [ids[1]!]: 100, [ids[2]!]: 100 })
   })
 
   it('proxy — the HTTP gateway serves whole files, ranges (curl -r), HEAD, 404 and 416', async () => {
@@ -258,6 +312,147 @@ describe('proxy', () => {
       expect(second.pool.assign(product, 1)).not.toBe(`${tag}-ok`)
     } finally {
       await second.close()
+    }
+  })
+
+  /** A proxy of its own (its own pool and caches), once every server is healthy in its pool. */
+  async function freshProxy(extra: Partial<Parameters<typeof startProxy>[0]> = {}): Promise<{ proxy: Proxy; logged: string[] }> {
+    const lines: string[] = []
+    const p = await startProxy({ nc, httpPort: 0, trust: await new TrustStore(trustFile).ready(), log: (m) => lines.push(m), ...extra })
+    for (const id of ids) {
+      for (let i = 0; i < 100 && !p.pool.member(id); i++) await new Promise((r) => setTimeout(r, 50))
+      await waitFor(p.pool.member(id)!, (snap) => snap.matches('healthy'), { timeout: 10_000 })
+    }
+    return { proxy: p, logged: lines }
+  }
+
+  /** Flips one byte in each piece of big.bin but the first in `server`'s store; returns the undo. */
+  async function corruptBig(server: RepoServer): Promise<() => Promise<void>> {
+    const path = server.store.blobs.path(createHash('sha256').update(big).digest('hex'))
+    const offsets = Array.from({ length: Math.ceil(big.length / PIECE_SIZE) - 1 }, (_, i) => (i + 1) * PIECE_SIZE + 7)
+    const fh = await open(path, 'r+')
+    try {
+      for (const at of offsets) await fh.write(Buffer.from([big[at]! ^ 0xff]), 0, 1, at)
+    } finally {
+      await fh.close()
+    }
+    return async () => {
+      const undo = await open(path, 'r+')
+      try {
+        for (const at of offsets) await undo.write(big.subarray(at, at + 1), 0, 1, at)
+      } finally {
+        await undo.close()
+      }
+    }
+  }
+
+  const serverById = (id: string): RepoServer => servers.find((s) => s.id === id)!
+
+  it('proxy — the gateway and the SFTP door refuse a release signed by a key the trust file does not pin for its product (R-VERIFY)', async () => {
+    const other = newProduct()
+    await writeTree(join(dir.path, 'src-other'), { 'a.txt': 'from someone else\n' })
+    await publish({ nc, src: join(dir.path, 'src-other'), product: other, key: generatePublisherKey() })
+    await pinProduct(trustFile, other, key.publicKey)
+    for (const s of servers) await waitFor(s.actor, () => s.store.synced[other] === 1, { timeout: 30_000 })
+    const { proxy: p } = await freshProxy({ sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key')) })
+    try {
+      await waitFor(p.pool.member(ids[0]!)!, (snap) => snap.context.status.synced[other] === 1, { timeout: 10_000 })
+      const res = await fetch(`${p.httpUrl}/v1/products/${other}/revs/1/files/a.txt`)
+      expect(res.status).toBe(502)
+      expect(await res.text()).toContain(`product ${other} is pinned to key ${key.publicKey} in trust file ${trustFile}`)
+      const { sftp, end } = await sftpSession(p.sshUrl!)
+      try {
+        const refused = await sftpError((cb) => sftp.stat(`/${other}/1/a.txt`, (err) => cb(err)))
+        expect(refused).toMatchObject({ code: 4 })
+        expect(refused!.message).toContain(`product ${other} is pinned to key ${key.publicKey}`)
+      } finally {
+        end()
+      }
+      // Not the servers' fault: none is quarantined for it.
+      expect(p.pool.view().map((m) => m.state)).toEqual(['healthy', 'healthy', 'healthy'])
+    } finally {
+      await p.close()
+    }
+  })
+
+  it('proxy — a server that serves a tampered manifest is quarantined and the gateway answers from a good one', async () => {
+    const bad = serverById(ids[0]!)
+    const stored = bad.store.release(product, 1)!.bytes
+    const at = stored.indexOf('"mode":4') + 7
+    stored[at] = '5'.charCodeAt(0)
+    const { proxy: p, logged: lines } = await freshProxy()
+    try {
+      // The heaviest server is asked first.
+      const res = await fetch(`${p.httpUrl}/v1/products/${product}/revs/1/files/docs/readme.txt`)
+      expect(res.status).toBe(200)
+      expect(await res.text()).toBe('hello\n')
+      const member = p.pool.member(bad.id)!.getSnapshot()
+      expect(member.value).toBe('quarantined')
+      expect(member.context.suspectReason).toMatch(/is not signed by the expected publisher key/)
+      expect(lines.some((l) => l.startsWith(`quarantined server ${bad.id}: `))).toBe(true)
+    } finally {
+      stored[at] = '4'.charCodeAt(0)
+      await p.close()
+    }
+  })
+
+  it('proxy — a server whose stored blob is corrupted: the gateway cuts the response, quarantines it, and the next request is served whole by good servers', async () => {
+    const bad = serverById(ids[0]!)
+    const undo = await corruptBig(bad)
+    const { proxy: p, logged: lines } = await freshProxy()
+    try {
+      const url = `${p.httpUrl}/v1/products/${product}/revs/1/files/big.bin`
+      const cut = await fetch(url)
+      // Piece 0 is good everywhere, so the status line went out before the bad piece came.
+      expect(cut.status).toBe(200)
+      expect(cut.headers.get('content-length')).toBe(String(big.length))
+      await expect(cut.arrayBuffer()).rejects.toThrow()
+      const member = p.pool.member(bad.id)!.getSnapshot()
+      expect(member.value).toBe('quarantined')
+      expect(member.context.suspectReason).toMatch(/big\.bin .* \(piece \d\) from .* have SHA-256 [0-9a-f]{64}, but the signed manifest says [0-9a-f]{64}/)
+      expect(lines.some((l) => l.includes(`quarantined server ${bad.id}: big.bin`))).toBe(true)
+      const whole = Buffer.from(await (await fetch(url)).arrayBuffer())
+      expect(whole.equals(big)).toBe(true)
+      // A range inside a bad piece of the quarantined server's copy, too.
+      const part = await fetch(url, { headers: { range: `bytes=${PIECE_SIZE}-${PIECE_SIZE + 99}` } })
+      expect(part.status).toBe(206)
+      expect(Buffer.from(await part.arrayBuffer()).equals(big.subarray(PIECE_SIZE, PIECE_SIZE + 100))).toBe(true)
+      expect(p.pool.view().find((m) => m.id === bad.id)).toMatchObject({ healthy: false, state: 'quarantined' })
+    } finally {
+      await undo()
+      await p.close()
+    }
+  })
+
+  it('proxy — a server whose stored blob is corrupted: the SFTP door ends the read with an error, quarantines it, and reads again from good servers', async () => {
+    const bad = serverById(ids[0]!)
+    const undo = await corruptBig(bad)
+    const { proxy: p } = await freshProxy({ sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key')) })
+    const { sftp, end } = await sftpSession(p.sshUrl!)
+    const readAt = (offset: number): Promise<Buffer | { code: number; message: string }> => new Promise((resolve, reject) =>
+      sftp.open(`/${product}/1/big.bin`, 'r', (err, h) => {
+        if (err) return reject(err)
+        const buf = Buffer.alloc(1000)
+        sftp.read(h, buf, 0, buf.length, offset, (e, n) => {
+          sftp.close(h, () => resolve(e ? { code: (e as Error & { code: number }).code, message: e.message } : buf.subarray(0, n)))
+        })
+      }))
+    try {
+      // One read inside each piece that is bad on that server: the heaviest server is assigned some of them.
+      const offsets = Array.from({ length: Math.ceil(big.length / PIECE_SIZE) - 1 }, (_, i) => (i + 1) * PIECE_SIZE)
+      const first = await Promise.all(offsets.map(readAt))
+      const failed = first.filter((r): r is { code: number; message: string } => !Buffer.isBuffer(r))
+      expect(failed.length).toBeGreaterThan(0)
+      expect(failed[0]).toMatchObject({ code: 4 })
+      expect(failed[0]!.message).toMatch(/have SHA-256 [0-9a-f]{64}, but the signed manifest says/)
+      expect(p.pool.member(bad.id)!.getSnapshot().value).toBe('quarantined')
+      for (const [i, r] of first.entries()) if (Buffer.isBuffer(r)) expect(r.equals(big.subarray(offsets[i]!, offsets[i]! + 1000))).toBe(true)
+      const again = await Promise.all(offsets.map(readAt))
+      for (const [i, r] of again.entries()) expect(Buffer.isBuffer(r) && r.equals(big.subarray(offsets[i]!, offsets[i]! + 1000))).toBe(true)
+    } finally {
+      end()
+      await undo()
+      await p.close()
     }
   })
 })

@@ -1,0 +1,148 @@
+// The trust file (issue 10 item 4, ARCHITECTURE §6b "nothing trusted by position"): which
+// publisher keys may sign each product's releases. Servers, the proxy and the gateway take a
+// product's keys from here, never from the first release they see; `publish --trust` pins a new
+// product to its key. `up` hands one out; in production the operator writes it.
+//
+//   { "format": 1, "products": { "<uuid>": { "publisherKeys": ["<ed25519 public key hex>"] } } }
+//
+// Unknown fields are refused rather than ignored: a later field that restricts (a root key, a
+// private product) must never be dropped silently by an older reader.
+import { readFile, stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { z } from 'zod'
+import { UpswarmError, errorMessage } from '../errors.ts'
+import { writeFileAtomic } from '../store/working-copy/atomic.ts'
+import { UUID_RE } from './manifest.ts'
+
+export const TRUST_FORMAT = 1
+/** The option and its environment variable, on every command that takes a trust file. */
+export const TRUST_ENV = 'UPSWARM_TRUST'
+
+const PublicKeyHex = z.string().regex(/^[0-9a-f]{64}$/, 'must be an Ed25519 public key: 64 lowercase hex characters')
+const ProductTrustSchema = z.strictObject({
+  publisherKeys: z.array(PublicKeyHex).min(1, 'must name at least one publisher key'),
+})
+export const TrustFileSchema = z.strictObject({
+  format: z.literal(TRUST_FORMAT, `must be ${TRUST_FORMAT} (this upswarm reads trust files of format ${TRUST_FORMAT} only)`),
+  products: z.record(z.string().regex(UUID_RE, 'product ids must be lowercase UUIDs'), ProductTrustSchema),
+})
+
+export type Trust = z.infer<typeof TrustFileSchema>
+
+export function emptyTrust(): Trust {
+  return { format: TRUST_FORMAT, products: {} }
+}
+
+/** Parses a trust file's text; errors name the file and the field. */
+export function parseTrust(text: string, file: string): Trust {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `trust file ${file} is not valid JSON: ${errorMessage(err)}`, { cause: err })
+  }
+  const parsed = TrustFileSchema.safeParse(json)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    const field = issue?.path.map(String).join('.') || '(root)'
+    throw new UpswarmError('UPSWARM_E_CONFIG', `trust file ${file} is malformed at ${field}: ${issue?.message}`)
+  }
+  return parsed.data
+}
+
+/** Reads and validates a trust file; `missingOk` makes a missing file an empty trust (nothing pinned). */
+export async function loadTrust(file: string, opts: { missingOk?: boolean } = {}): Promise<Trust> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (opts.missingOk) return emptyTrust()
+      throw new UpswarmError('UPSWARM_E_CONFIG', `trust file ${file} does not exist (create it with \`upswarm publish --trust ${file}\`, or write ${JSON.stringify(emptyTrust())})`, { cause: err })
+    }
+    throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read trust file ${file}: ${errorMessage(err)}`, { cause: err })
+  }
+  return parseTrust(text, file)
+}
+
+/** The keys trusted to sign `product`'s releases, or undefined when the product is not pinned. */
+export function trustedKeys(trust: Trust, product: string): string[] | undefined {
+  return trust.products[product.toLowerCase()]?.publisherKeys
+}
+
+/**
+ * Pins `product` to `publicKey` (no-op when that key is already trusted for it); creates the
+ * file when missing. Refuses with UPSWARM_E_CONFIG when the product is pinned to other keys.
+ * Written atomically: readers see the old file or the new one.
+ */
+export async function pinProduct(file: string, product: string, publicKey: string): Promise<{ pinned: boolean }> {
+  const id = product.toLowerCase()
+  const trust = await loadTrust(file, { missingOk: true })
+  const keys = trustedKeys(trust, id)
+  if (keys?.includes(publicKey)) return { pinned: false }
+  if (keys) throw pinnedElsewhere(id, keys, file)
+  await writeTrust(file, { ...trust, products: { ...trust.products, [id]: { publisherKeys: [publicKey] } } })
+  return { pinned: true }
+}
+
+export function pinnedElsewhere(product: string, keys: string[], where: string): UpswarmError {
+  return new UpswarmError('UPSWARM_E_CONFIG',
+    `product ${product} is pinned to key ${keys.join(', ')} (${where}); refusing to publish it with another key`,
+    { details: { product, keys } })
+}
+
+export async function writeTrust(file: string, trust: Trust): Promise<void> {
+  // The temporary file sits beside the target, so the rename stays on one file system.
+  await writeFileAtomic(file, JSON.stringify(TrustFileSchema.parse(trust), null, 2) + '\n', dirname(file))
+}
+
+/**
+ * A trust file for long-running roles: every lookup checks the file's identity (inode, size,
+ * mtime) and re-reads it when it changed, so a product pinned by `publish` or by the operator is
+ * trusted from the next lookup on, without a restart and without a timer. A missing file trusts
+ * nothing; a malformed one makes lookups throw (the caller retries) rather than trust nothing
+ * silently or keep a key the operator removed.
+ */
+export class TrustStore {
+  readonly file: string
+  private trust: Trust = emptyTrust()
+  private version = ''
+
+  constructor(file: string) {
+    this.file = file
+  }
+
+  /** Reads the file now: a malformed trust file fails at start, not at the first release. */
+  async ready(): Promise<this> {
+    await this.current()
+    return this
+  }
+
+  async keysFor(product: string): Promise<string[] | undefined> {
+    return trustedKeys(await this.current(), product)
+  }
+
+  /** Why a release of `product` signed by `publicKey` is not trusted, or null when it is. */
+  async refusal(product: string, publicKey: string): Promise<string | null> {
+    const keys = await this.keysFor(product)
+    if (!keys) return `product ${product} is not pinned in trust file ${this.file}${this.version === 'missing' ? ' (the file does not exist)' : ''}`
+    if (!keys.includes(publicKey)) return `product ${product} is pinned to key ${keys.join(', ')} in trust file ${this.file}, not to ${publicKey}`
+    return null
+  }
+
+  private async current(): Promise<Trust> {
+    let version: string
+    try {
+      const st = await stat(this.file)
+      version = `${st.ino}:${st.size}:${st.mtimeMs}`
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read trust file ${this.file}: ${errorMessage(err)}`, { cause: err })
+      version = 'missing'
+    }
+    if (version !== this.version) {
+      this.trust = await loadTrust(this.file, { missingOk: true })
+      this.version = version
+    }
+    return this.trust
+  }
+}

@@ -1,0 +1,60 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import { TrustStore, loadTrust, pinProduct, trustedKeys } from '../../infra/release/trust.ts'
+
+const KEY_A = 'a'.repeat(64)
+const KEY_B = 'b'.repeat(64)
+
+describe('trust file', () => {
+  let dir: string
+  let file: string
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'upswarm-trust-'))
+    file = join(dir, 'trust.json')
+  })
+  afterEach(() => rm(dir, { recursive: true, force: true }))
+
+  it('trust — a malformed file is refused with the file and the field named', async () => {
+    await writeFile(file, JSON.stringify({ format: 1, products: { [randomUUID()]: { publisherKeys: ['XYZ'] } } }))
+    await expect(loadTrust(file)).rejects.toMatchObject({ code: 'UPSWARM_E_CONFIG', message: expect.stringMatching(new RegExp(`trust file ${file} is malformed at products\\..*\\.publisherKeys\\.0: must be an Ed25519`)) })
+    await writeFile(file, JSON.stringify({ format: 2, products: {} }))
+    await expect(loadTrust(file)).rejects.toThrow(/malformed at format: must be 1/)
+    await writeFile(file, JSON.stringify({ format: 1, products: {}, private: ['x'] }))
+    await expect(loadTrust(file)).rejects.toThrow(/malformed at \(root\)/)
+    await writeFile(file, '{nope')
+    await expect(loadTrust(file)).rejects.toThrow(`trust file ${file} is not valid JSON`)
+    await expect(loadTrust(join(dir, 'none.json'))).rejects.toThrow(/does not exist/)
+  })
+
+  it('trust — pinProduct creates the file, pins once, and refuses another key naming the pinned one', async () => {
+    const product = randomUUID()
+    expect(await pinProduct(file, product, KEY_A)).toEqual({ pinned: true })
+    expect(await pinProduct(file, product, KEY_A)).toEqual({ pinned: false })
+    const before = await readFile(file, 'utf8')
+    await expect(pinProduct(file, product, KEY_B)).rejects.toMatchObject({
+      code: 'UPSWARM_E_CONFIG', message: expect.stringContaining(`product ${product} is pinned to key ${KEY_A}`),
+    })
+    expect(await readFile(file, 'utf8')).toBe(before)
+    const other = randomUUID()
+    await pinProduct(file, other, KEY_B)
+    const trust = await loadTrust(file)
+    expect(trustedKeys(trust, product)).toEqual([KEY_A])
+    expect(trustedKeys(trust, other)).toEqual([KEY_B])
+    expect(trustedKeys(trust, randomUUID())).toBeUndefined()
+  })
+
+  it('trust — a TrustStore sees a pin made after it started, and refuses lookups while the file is broken', async () => {
+    const store = await new TrustStore(file).ready()
+    const product = randomUUID()
+    expect(await store.refusal(product, KEY_A)).toMatch(/is not pinned in trust file .* \(the file does not exist\)/)
+    await pinProduct(file, product, KEY_A)
+    expect(await store.keysFor(product)).toEqual([KEY_A])
+    expect(await store.refusal(product, KEY_A)).toBeNull()
+    expect(await store.refusal(product, KEY_B)).toBe(`product ${product} is pinned to key ${KEY_A} in trust file ${file}, not to ${KEY_B}`)
+    await writeFile(file, '{"format":1,"products":')
+    await expect(store.keysFor(product)).rejects.toThrow(/not valid JSON/)
+  })
+})
