@@ -3,6 +3,7 @@ import { Command } from 'commander'
 import { registerRepositoryCommands } from './cli/repository.ts'
 import { registerClusterCommands } from './cli/cluster.ts'
 import { registerClientCommands } from './cli/client.ts'
+import { registerCredsCommands } from './cli/creds.ts'
 import { reportError } from './cli/output.ts'
 
 const program = new Command()
@@ -15,6 +16,7 @@ program
 registerClusterCommands(program)
 registerRepositoryCommands(program)
 registerClientCommands(program)
+registerCredsCommands(program)
 
 
 try {

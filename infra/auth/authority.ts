@@ -192,9 +192,17 @@ export class Authority {
     ]
   }
 
-  /** Creds of the system account's user, to push account updates to a running cluster. */
-  systemCreds(): string {
-    return dec.decode(fmtCreds(this.state.system.userJwt, kp(this.state.system.userSeed)))
+  /** The creds file of the system account's user (written on first use), to push account updates to a running cluster. */
+  async systemCredsFile(): Promise<string> {
+    const file = join(this.paths.credsDir, 'system-sys.creds')
+    if (!existsSync(file)) await writePrivate(file, fmtCreds(this.state.system.userJwt, kp(this.state.system.userSeed)))
+    return file
+  }
+
+  /** Whether a user key issued at `issuedAt` is revoked by the account as it stands. */
+  isRevoked(publicKey: string, issuedAt: number): boolean {
+    const at = this.state.account.revocations[publicKey]
+    return at !== undefined && issuedAt <= at
   }
 
   /** The account JWT as it stands (with every revocation). */

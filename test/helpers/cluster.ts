@@ -49,7 +49,7 @@ export async function tempDir(prefix = 'upswarm-test-'): Promise<{ path: string;
  * A cluster of a test's own, set up as `up` does: TLS, identities and the resources of record
  * made by the admin. `connect` opens a connection as any identity (default: admin).
  */
-export async function startOwnCluster(dir: string, nodes = 3): Promise<{ cluster: NatsCluster; connect(name: string, identity?: Identity): Promise<NatsConnection> }> {
+export async function startOwnCluster(dir: string, nodes = 3): Promise<{ cluster: NatsCluster; authority: Authority; connect(name: string, identity?: Identity): Promise<NatsConnection> }> {
   const authority = await Authority.open(join(dir, 'auth'))
   const cluster = await NatsCluster.start({ dir: join(dir, 'nats'), nodes, authority })
   const connect = async (name: string, identity: Identity = { kind: 'admin', name: 'admin' }): Promise<NatsConnection> =>
@@ -57,5 +57,5 @@ export async function startOwnCluster(dir: string, nodes = 3): Promise<{ cluster
   const admin = await connect('upswarm-test-setup')
   await ensureResources(admin, nodes)
   await admin.close()
-  return { cluster, connect }
+  return { cluster, authority, connect }
 }

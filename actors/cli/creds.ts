@@ -1,0 +1,77 @@
+// `upswarm creds`: the identities of a deployment made by `up` (issue 10, item 1). One identity
+// per client machine, minted from the account's signing key; revoked by pushing a new account
+// JWT to the running cluster, so no server restarts and no other identity changes.
+import type { Command } from 'commander'
+import { action, intArg, jsonOption, natsOption, tlsCaOption } from './common.ts'
+import { printResult } from './output.ts'
+
+const DAY_S = 24 * 60 * 60
+
+export function registerCredsCommands(program: Command): void {
+  const creds = program.command('creds').description("identities of a deployment: issue, revoke and list (the directory `up --dir` made)")
+
+  creds
+    .command('issue')
+    .description('mint the NATS credentials of one client machine (or a role) and write its creds file')
+    .requiredOption('--dir <dir>', 'the deployment directory (`up --dir`); its auth/ holds the keys')
+    .option('--client <name>', 'a client machine: may read releases, ask the proxy and tracker, alert and announce under its own name only')
+    .option('--role <kind>', 'a role instead: admin, publisher, server, proxy, tracker')
+    .option('--name <name>', 'with --role: the identity name (a server: its id)')
+    .option('--ttl-days <n>', 'expiry in days (clients default 180; roles never expire unless given)', intArg('--ttl-days'))
+    .option('--out <file>', 'where to write the creds file (default: DIR/auth/creds/KIND-NAME.creds)')
+    .addOption(jsonOption())
+    .action(action(async (o) => {
+      const [{ Authority }, { IDENTITY_KINDS }, { UpswarmError }, { join }] = await Promise.all([
+        import('../../infra/auth/authority.ts'), import('../../infra/nats/identity.ts'), import('../../infra/errors.ts'), import('node:path')])
+      if (!!o.client === !!o.role) throw new UpswarmError('UPSWARM_E_CONFIG', 'creds issue: give either --client NAME or --role KIND --name NAME')
+      const kind = o.client ? 'client' : String(o.role)
+      if (!(IDENTITY_KINDS as readonly string[]).includes(kind)) throw new UpswarmError('UPSWARM_E_CONFIG', `--role ${kind}: choose from ${IDENTITY_KINDS.join(', ')}`)
+      const name = String(o.client ?? o.name ?? kind)
+      const authority = await Authority.load(join(o.dir, 'auth'))
+      const issued = await authority.issue({ kind: kind as (typeof IDENTITY_KINDS)[number], name }, {
+        ...(o.ttlDays !== undefined ? { ttlSeconds: o.ttlDays * DAY_S } : {}), ...(o.out ? { file: o.out } : {}),
+      })
+      const expires = issued.expires ? new Date(issued.expires * 1000).toISOString() : null
+      printResult(!!o.json, { kind, name, file: issued.file, publicKey: issued.publicKey, expires },
+        () => `${kind} ${name}: ${issued.file} (user ${issued.publicKey}${expires ? `, expires ${expires}` : ''})`)
+    }))
+
+  creds
+    .command('revoke <name>')
+    .description('revoke every credential ever issued to NAME, at once, on the running cluster')
+    .requiredOption('--dir <dir>', 'the deployment directory (`up --dir`)')
+    .option('--role <kind>', 'the kind of identity (default client)', 'client')
+    .addOption(natsOption())
+    .addOption(tlsCaOption())
+    .addOption(jsonOption())
+    .action(action(async (name: string, o) => {
+      const [{ Authority }, { pushAccount }, { connectNats }, { readFile }, { join }, { IDENTITY_KINDS }] = await Promise.all([
+        import('../../infra/auth/authority.ts'), import('../../infra/auth/push.ts'), import('../../infra/nats/connect.ts'),
+        import('node:fs/promises'), import('node:path'), import('../../infra/nats/identity.ts')])
+      const authority = await Authority.load(join(o.dir, 'auth'))
+      const endpoints = JSON.parse(await readFile(join(o.dir, 'endpoints.json'), 'utf8').catch(() => '{}')) as { nats?: string[]; tlsCa?: string }
+      const kind = String(o.role) as (typeof IDENTITY_KINDS)[number]
+      const { jwt, revoked } = await authority.revoke(kind, name)
+      // The system account's user pushes the account: the only identity the servers take claims from.
+      const sys = await connectNats(o.nats ?? endpoints.nats, 'upswarm-creds-revoke', { creds: await authority.systemCredsFile(), tlsCa: o.tlsCa ?? endpoints.tlsCa })
+      try {
+        await pushAccount(sys, jwt)
+      } finally {
+        await sys.close()
+      }
+      printResult(!!o.json, { kind, name, revoked }, () => `${kind} ${name}: ${revoked.length} credential(s) revoked on the cluster`)
+    }))
+
+  creds
+    .command('ls')
+    .description('every identity issued, newest last, with expiry and whether it is revoked')
+    .requiredOption('--dir <dir>', 'the deployment directory (`up --dir`)')
+    .addOption(jsonOption())
+    .action(action(async (o) => {
+      const [{ Authority }, { join }] = await Promise.all([import('../../infra/auth/authority.ts'), import('node:path')])
+      const authority = await Authority.load(join(o.dir, 'auth'))
+      const rows = authority.issued.map((i) => ({ ...i, revoked: authority.isRevoked(i.publicKey, i.issuedAt) }))
+      printResult(!!o.json, rows, () => rows.map((r) => `${r.kind.padEnd(9)} ${r.name.padEnd(20)} ${r.publicKey} issued ${new Date(r.issuedAt * 1000).toISOString()}` +
+        `${r.expires ? ` expires ${new Date(r.expires * 1000).toISOString()}` : ''}${r.revoked ? ' REVOKED' : ''}`).join('\n'))
+    }))
+}

@@ -1,0 +1,219 @@
+// Issue 10: nobody without a role can erase, forge or steer the repository. A real 3-node
+// cluster with identities and TLS; the forbidden actions are built mechanically (every
+// destructive JetStream API call × every stream × every role but admin, every subject that
+// speaks for another identity, every service a role could impersonate) and each must be
+// refused with NATS's permission error, while the allowed flows work with the same creds.
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { waitFor } from 'xstate'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { publish } from '../../actors/publisher/publish.ts'
+import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
+import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
+import { startTracker, type Tracker } from '../../actors/tracker/index.ts'
+import type { Authority } from '../../infra/auth/authority.ts'
+import { pushAccount } from '../../infra/auth/push.ts'
+import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
+import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
+import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
+import type { Identity, IdentityKind } from '../../infra/nats/identity.ts'
+import {
+  ALERT_STREAM, BLOB_BUCKET, PEER_BUCKET, RELEASE_STREAM, alertSubject, proxySubject, releaseSubject, repoSubject,
+  serverConsumer, serverHeartbeat, trackerSubject,
+} from '../../infra/nats/names.ts'
+import { requestJson } from '../../infra/nats/service.ts'
+import { RepoClient } from '../../infra/repo-client.ts'
+import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { followReleases } from '../../infra/release/release-log.ts'
+import { decodeRelease } from '../../infra/release/manifest.ts'
+import { TrustStore } from '../../infra/release/trust.ts'
+import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
+import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
+import { randomContent, writeTree } from '../helpers/trees.ts'
+
+const exec = promisify(execFile)
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+
+type Attempt = { who: string; what: string; run: (nc: NatsConnection) => Promise<void> }
+
+/** Resolves with the NATS permission error the attempt got; fails the test if it got anything else. */
+async function refusal(nc: NatsConnection, attempt: Attempt): Promise<Error & { subject?: string }> {
+  try {
+    await attempt.run(nc)
+  } catch (err) {
+    for (let e: unknown = err; e instanceof Error; e = e.cause) if (e.name === 'PermissionViolationError') return e
+    throw new Error(`${attempt.who}: ${attempt.what}: failed, but not with a permission error: ${(err as Error).message}`)
+  }
+  throw new Error(`${attempt.who}: ${attempt.what}: was ACCEPTED`)
+}
+
+const request = (subject: string, body = '{}') => async (nc: NatsConnection): Promise<void> => {
+  await nc.request(subject, body, { timeout: 3000 })
+}
+/** A subscription the server refuses: the refusal closes it with the permission error. */
+const subscribe = (subject: string) => async (nc: NatsConnection): Promise<void> => {
+  const sub = nc.subscribe(subject)
+  await nc.flush()
+  const closed = await Promise.race([sub.closed, new Promise<'open'>((r) => setTimeout(() => r('open'), 3000))])
+  sub.unsubscribe()
+  if (closed instanceof Error) throw closed
+}
+
+describe('security', () => {
+  let dir: { path: string; cleanup: () => Promise<void> }
+  let own: { cluster: NatsCluster; authority: Authority; connect(name: string, identity?: Identity): Promise<NatsConnection> }
+  const conns = new Map<string, NatsConnection>()
+  const key = generatePublisherKey()
+  const product = newProduct()
+  let server: RepoServer
+  let proxy: Proxy
+  let tracker: Tracker
+  const ids: Record<Exclude<IdentityKind, 'admin'>, Identity> = {
+    publisher: { kind: 'publisher', name: 'publisher' },
+    server: { kind: 'server', name: 'sec-s1' },
+    proxy: { kind: 'proxy', name: 'proxy' },
+    tracker: { kind: 'tracker', name: 'tracker' },
+    client: { kind: 'client', name: 'sec-c1' },
+  }
+  const conn = (kind: keyof typeof ids): NatsConnection => conns.get(kind)!
+
+  beforeAll(async () => {
+    dir = await tempDir('upswarm-security-')
+    own = await startOwnCluster(dir.path)
+    conns.set('admin', await own.connect('sec-admin'))
+    for (const [kind, id] of Object.entries(ids)) conns.set(kind, await own.connect(`sec-${kind}`, id))
+    const trustFile = join(dir.path, 'trust.json')
+    await writeTree(join(dir.path, 'src'), { 'a.bin': randomContent(300_000), 'b.txt': 'b\n' })
+    await publish({ nc: conn('publisher'), src: join(dir.path, 'src'), product, key, trust: trustFile, skipFeed: true })
+    server = await startRepoServer({ nc: conn('server'), id: ids.server.name, dataDir: join(dir.path, 'server'), trust: await new TrustStore(trustFile).ready() })
+    proxy = await startProxy({ nc: conn('proxy'), httpPort: 0 })
+    tracker = await startTracker({ nc: conn('tracker'), id: 'sec' })
+    await waitFor(server.actor, () => server.store.synced[product] === 1, { timeout: 30_000 })
+  }, 120_000)
+
+  afterAll(async () => {
+    await tracker?.close()
+    await proxy?.close()
+    await server?.close()
+    for (const nc of conns.values()) await nc.close().catch(() => {})
+    await own?.cluster.stop()
+    await dir?.cleanup()
+  })
+
+  it('security — anonymous and clear-text connections are refused', async () => {
+    await expect(connectNats(own.cluster.urls, 'sec-anon', { creds: '', tlsCa: own.authority.paths.caFile })).rejects.toMatchObject({ code: 'UPSWARM_E_AUTH' })
+    await expect(connectNats(own.cluster.urls, 'sec-clear', { creds: '', tlsCa: '' })).rejects.toThrow()
+  })
+
+  it('security — every forbidden action of every role is refused with the permission error, and nothing changed', async () => {
+    const streams = [RELEASE_STREAM, ALERT_STREAM, `OBJ_${BLOB_BUCKET}`, `KV_${PEER_BUCKET}`]
+    const destructive = ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.UPDATE', 'STREAM.CREATE', 'STREAM.MSG.DELETE', 'STREAM.SNAPSHOT', 'STREAM.RESTORE']
+    const attempts: Attempt[] = []
+    for (const who of Object.keys(ids) as (keyof typeof ids)[]) {
+      for (const stream of streams) {
+        for (const op of destructive) {
+          // The tracker creates and updates its own peer bucket; nobody but admin deletes or purges anything.
+          if (who === 'tracker' && stream === `KV_${PEER_BUCKET}` && (op === 'STREAM.CREATE' || op === 'STREAM.UPDATE')) continue
+          attempts.push({ who, what: `${op} ${stream}`, run: request(`$JS.API.${op}.${stream}`) })
+        }
+        // Listing and reading the cluster's other assets is not part of any role's job.
+        attempts.push({ who, what: `CONSUMER.LIST ${stream}`, run: request(`$JS.API.CONSUMER.LIST.${stream}`) })
+      }
+      for (const op of ['STREAM.LIST', 'STREAM.NAMES', 'ACCOUNT.PURGE', 'SERVER.REMOVE', 'META.LEADER.STEPDOWN']) {
+        attempts.push({ who, what: op, run: request(`$JS.API.${op}`) })
+      }
+      // A server's durable consumer is its own: nobody else may pull, delete or replace it.
+      if (who !== 'server') {
+        for (const op of ['CONSUMER.DELETE', 'CONSUMER.MSG.NEXT', 'CONSUMER.DURABLE.CREATE', 'CONSUMER.CREATE']) {
+          attempts.push({ who, what: `${op} of server ${ids.server.name}'s consumer`, run: request(`$JS.API.${op}.${RELEASE_STREAM}.${serverConsumer(ids.server.name)}`) })
+        }
+      }
+      if (who !== 'publisher') {
+        attempts.push({ who, what: 'append a release', run: request(releaseSubject(product), 'junk') })
+        attempts.push({ who, what: 'put a blob chunk', run: request(`$O.${BLOB_BUCKET}.C.forged`, 'junk') })
+      }
+      if (who !== 'tracker') attempts.push({ who, what: 'write the peer bucket', run: request(`$KV.${PEER_BUCKET}.${product}.00`, '{}') })
+      // Heartbeats only on one's own subject (servers); nobody else.
+      attempts.push({ who, what: "another server's heartbeat", run: request(serverHeartbeat('s-real'), '{}') })
+      if (who !== 'client') {
+        attempts.push({ who, what: 'an alert', run: request(alertSubject(product, ids.client.name), '{}') })
+      }
+      // Impersonating a service: answering what the proxy, tracker or another server answers.
+      if (who !== 'proxy') attempts.push({ who, what: "serve the proxy's subjects", run: subscribe('upswarm.proxy.>') })
+      if (who !== 'tracker') attempts.push({ who, what: "serve the tracker's subjects", run: subscribe('upswarm.tracker.>') })
+      attempts.push({ who, what: "serve another server's subjects", run: subscribe(`${repoSubject('s-real', 'range')}`) })
+      // Another identity's inbox: its replies and deliveries.
+      attempts.push({ who, what: "read another client's inbox", run: subscribe('_INBOX_client_sec-c2.>') })
+      attempts.push({ who, what: 'read every inbox', run: subscribe('_INBOX.>') })
+      attempts.push({ who, what: "the system account's subjects", run: request('$SYS.REQ.CLAIMS.UPDATE', 'x') })
+    }
+    // Client X speaking as client Y.
+    for (const [what, subject] of [
+      ['an alert as another client', alertSubject(product, 'sec-c2')],
+      ['a tracker announce as another client', trackerSubject('announce', 'sec-c2')],
+      ['a peer query as another client', trackerSubject('peers', 'sec-c2')],
+      ['daemon events as another client', 'upswarm.events.daemon.sec-c2'],
+    ] as const) attempts.push({ who: 'client', what, run: request(subject, '{}') })
+    attempts.push({ who: 'server', what: 'a heartbeat as another server', run: request(serverHeartbeat('sec-s2'), '{}') })
+
+    const admin = conns.get('admin')!
+    const jsm = await jetstreamManager(admin)
+    const before = await Promise.all(streams.map(async (s) => (await jsm.streams.info(s)).state.messages))
+    const results = await Promise.allSettled(attempts.map((a) => refusal(conns.get(a.who)!, a)))
+    const accepted = results.flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error).message)] : []))
+    expect(accepted).toEqual([])
+    expect(attempts.length).toBeGreaterThanOrEqual(100)
+    process.stdout.write(`security: ${attempts.length} forbidden actions tried, ${accepted.length} accepted\n`)
+    // Nothing changed: every stream is there with the same messages (the peer bucket may age).
+    const after = await Promise.all(streams.map(async (s) => (await jsm.streams.info(s)).state.messages))
+    expect(after.slice(0, 3)).toEqual(before.slice(0, 3))
+  })
+
+  it('security — the allowed flows work with the same creds: sync, serve through the proxy, init, watch, alert, announce', async () => {
+    const client = conn('client')
+    // The proxy hands out manifests the server synced; the client verifies them.
+    const revs = await new RepoClient(client).revisions(product)
+    expect(revs.revs.map((r) => r.rev)).toEqual([1])
+    // init as a client machine, through the CLI, with its creds and the cluster's CA.
+    const clientCreds = (await own.authority.issue({ kind: 'client', name: 'sec-cli' })).file
+    const wc = join(dir.path, 'wc')
+    const { stdout } = await exec(process.execPath, [CLI, 'init', wc, '--product', product, '--pubkey', key.publicKey, '--json',
+      '--nats', own.cluster.urls.join(','), '--creds', clientCreds, '--tls-ca', own.authority.paths.caFile], { env: { ...process.env, UPSWARM_TRACKER: '', UPSWARM_BOOTSTRAP: '' } })
+    expect(JSON.parse(stdout)).toMatchObject({ rev: 1 })
+    // watch: the client follows the release stream without any consumer of its own.
+    const seen: number[] = []
+    const follower = await followReleases(client, product, (bytes) => { seen.push(decodeRelease(bytes, key.publicKey, 'stream').manifest.rev) })
+    await writeTree(join(dir.path, 'src'), { 'b.txt': 'b2\n' })
+    await publish({ nc: conn('publisher'), src: join(dir.path, 'src'), product, key, trust: join(dir.path, 'trust.json'), skipFeed: true })
+    await expect.poll(() => seen, { timeout: 15_000 }).toEqual([1, 2])
+    await follower.stop()
+    // alerts under its own name; announces to the tracker under its own name.
+    await jetStreamAlertSink(client).publish({ product, clientId: ids.client.name, path: 'b.txt', rev: 1, targetRev: 2 })
+    const alerts = await jetstreamManager(conns.get('admin')!)
+    const last = await alerts.streams.getMessage(ALERT_STREAM, { last_by_subj: alertSubject(product, ids.client.name) })
+    expect(last?.json()).toMatchObject({ clientId: ids.client.name, path: 'b.txt' })
+    const announced = await requestJson<{ peers: unknown[] }>(client, trackerSubject('announce', ids.client.name), {
+      product, rev: 2, peerId: 'ab'.repeat(32), host: '127.0.0.1', port: 4000, event: 'started',
+    })
+    expect(announced).toHaveProperty('peers')
+  })
+
+  it('security — a revoked client is cut off at once; the others keep working; no server restarts', async () => {
+    const creds = (await own.authority.issue({ kind: 'client', name: 'sec-revoked' })).file
+    const victim = await connectNats(own.cluster.urls, 'sec-victim', { creds, tlsCa: own.authority.paths.caFile })
+    const cutOff = (async () => {
+      for await (const s of victim.status()) if (s.type === 'disconnect') return
+    })()
+    const { jwt } = await own.authority.revoke('client', 'sec-revoked')
+    const sys = await connectNats(own.cluster.urls, 'sec-sys', { creds: await own.authority.systemCredsFile(), tlsCa: own.authority.paths.caFile })
+    await pushAccount(sys, jwt)
+    await sys.close()
+    // The server closes the revoked user's connection; a new connection with the same creds is refused.
+    await cutOff
+    await victim.close()
+    await expect(connectNats(own.cluster.urls, 'sec-victim-again', { creds, tlsCa: own.authority.paths.caFile })).rejects.toMatchObject({ code: 'UPSWARM_E_AUTH' })
+    expect((await new RepoClient(conn('client')).revisions(product)).revs.length).toBeGreaterThan(0)
+  })
+})
