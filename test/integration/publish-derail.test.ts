@@ -94,14 +94,14 @@ describe('publish — derailing and pinning', () => {
     const product = newProduct()
     const r1 = await publish({ nc, src: await tree('replay1', 'one'), product, key, skipFeed: true })
     const r2 = await publish({ nc, src: await tree('replay2', 'two'), product, key, skipFeed: true })
-    const replay = await append(product, encodeRelease(r1.release), 1)
     const again = await append(product, encodeRelease(r2.release))
+    const replay = await append(product, encodeRelease(r1.release), 1)
     const r3 = await publish({ nc, src: await tree('replay3', 'three'), product, key, skipFeed: true })
     expect(r3.rev).toBe(3)
     expect(r3.release.manifest.parent).toBe(r2.manifestSha256)
     expect(r3.skipped).toMatchObject([
-      { seq: replay, kind: 'replay', reason: expect.stringContaining('revision 1 already exists') },
       { seq: again, kind: 'replay', reason: expect.stringContaining('the same release again (r2)') },
+      { seq: replay, kind: 'replay', reason: expect.stringContaining('revision 1 already exists') },
     ])
     // Publishing the replayed tree again is a new revision, not a silent return to r1.
     const r4 = await publish({ nc, src: await tree('replay1', 'one'), product, key, skipFeed: true })
