@@ -9,7 +9,7 @@ import type { GatewayBackend } from '../../infra/http/gateway.ts'
 import { repoSubject, type RepoOp } from '../../infra/nats/names.ts'
 import { request } from '../../infra/nats/service.ts'
 import { SignedReleaseSchema, decodeRelease, type SignedRelease } from '../../infra/release/manifest.ts'
-import { TRUST_ENV, type TrustStore } from '../../infra/release/trust.ts'
+import type { TrustStore } from '../../infra/release/trust.ts'
 import { unitsCovering, verifiedRange, type HashUnit, type UnitChunk } from '../../infra/release/verified-range.ts'
 import type { Pool } from './pool.ts'
 
@@ -40,7 +40,7 @@ export function natsGatewayBackend({ nc, pool, forward, trust, log }: GatewayBac
   }
   const refusal = (product: string, publicKey: string): Promise<string | null> | string => trust
     ? trust.refusal(product, publicKey)
-    : `the proxy has no trust file: start it with --trust FILE (or ${TRUST_ENV}) naming each product's publisher keys`
+    : `the proxy has no trust file: start it with --trust FILE (or UPSWARM_TRUST) naming each product's publisher keys`
 
   return {
     products: () => pool.products(),

@@ -10,6 +10,8 @@ import { SignedReleaseSchema, decodeSelfSigned, manifestSha256, type SignedRelea
 export const REV_HEADER = 'Upswarm-Rev'
 /** Set by the stream on what it republishes. */
 const STREAM_SEQUENCE_HEADER = 'Nats-Sequence'
+const LIST_BATCH = 256
+const LIST_WAIT_MS = 5000
 
 export interface StoredRelease {
   seq: number
@@ -70,7 +72,12 @@ export async function readReleaseChain(nc: NatsConnection, product: string, trus
   const jsm = await jetstreamManager(nc)
   const last = await jsm.streams.getMessage(RELEASE_STREAM, { last_by_subj: releaseSubject(product) })
   if (!last) return { head: null, lastSeq: 0, skipped: [] }
-  const listed = await listSubject(nc, product, last.seq)
+  const count = await subjectCount(nc, product)
+  const newest = judge(last.data, last.seq, product, trusts)
+  // Revisions 1 … N each take one message of the subject, so a subject of exactly N messages
+  // ending in a trusted rN holds nothing else: the common case costs two requests.
+  if ('release' in newest && newest.release.manifest.rev === count) return { head: newest, lastSeq: last.seq, skipped: [] }
+  const listed = await listSubject(nc, product, last.seq, count)
   const skipped = new Map<number, SkippedMessage>()
   const read = async (seq: number): Promise<StoredRelease | null> => {
     const msg = seq === last.seq ? last : await jsm.streams.getMessage(RELEASE_STREAM, { seq })
@@ -107,26 +114,38 @@ export async function readReleaseChain(nc: NatsConnection, product: string, trus
   return { head, lastSeq: last.seq, skipped: [...skipped.values()].sort((a, b) => a.seq - b.seq) }
 }
 
+async function subjectCount(nc: NatsConnection, product: string): Promise<number> {
+  const subject = releaseSubject(product)
+  const { state } = await (await jetstreamManager(nc)).streams.info(RELEASE_STREAM, { subjects_filter: subject })
+  return state.subjects?.[subject] ?? 0
+}
+
 /** Every message of the product's subject up to `untilSeq`: its sequence and the revision its header claims (0: none). */
-async function listSubject(nc: NatsConnection, product: string, untilSeq: number): Promise<{ seq: number; claimedRev: number }[]> {
+async function listSubject(nc: NatsConnection, product: string, untilSeq: number, count: number): Promise<{ seq: number; claimedRev: number }[]> {
+  const subject = releaseSubject(product)
   const consumer = await jetstream(nc).consumers.get(RELEASE_STREAM, {
-    filter_subjects: [releaseSubject(product)],
+    filter_subjects: [subject],
     deliver_policy: DeliverPolicy.All,
     headers_only: true,
   })
   const out: { seq: number; claimedRev: number }[] = []
-  const messages = await consumer.consume()
   try {
-    for await (const msg of messages) {
-      const claimed = Number(msg.headers?.get(REV_HEADER))
-      out.push({ seq: msg.seq, claimedRev: Number.isSafeInteger(claimed) && claimed > 0 ? claimed : 0 })
-      if (msg.seq >= untilSeq) break
+    // Bounded pulls of exactly the messages there are, not an open-ended subscription: while a
+    // node is lost, a pull that gets nothing ends in a timeout the caller retries.
+    while (out.length < count && (out.at(-1)?.seq ?? 0) < untilSeq) {
+      const before = out.length
+      for await (const msg of await consumer.fetch({ max_messages: Math.min(LIST_BATCH, count - out.length), expires: LIST_WAIT_MS })) {
+        const claimed = Number(msg.headers?.get(REV_HEADER))
+        out.push({ seq: msg.seq, claimedRev: Number.isSafeInteger(claimed) && claimed > 0 ? claimed : 0 })
+      }
+      if (out.length === before) {
+        throw new UpswarmError('UPSWARM_E_TIMEOUT', `${RELEASE_STREAM} did not list ${subject} past seq ${out.at(-1)?.seq ?? 0} within ${LIST_WAIT_MS} ms`)
+      }
     }
   } finally {
-    messages.stop()
     await consumer.delete().catch(() => {})
   }
-  return out
+  return out.filter((m) => m.seq <= untilSeq)
 }
 
 function judge(bytes: Uint8Array, seq: number, product: string, trusts: (publicKey: string) => boolean):

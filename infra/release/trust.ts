@@ -15,8 +15,6 @@ import { writeFileAtomic } from '../store/working-copy/atomic.ts'
 import { UUID_RE } from './manifest.ts'
 
 export const TRUST_FORMAT = 1
-/** The option and its environment variable, on every command that takes a trust file. */
-export const TRUST_ENV = 'UPSWARM_TRUST'
 
 const PublicKeyHex = z.string().regex(/^[0-9a-f]{64}$/, 'must be an Ed25519 public key: 64 lowercase hex characters')
 const ProductTrustSchema = z.strictObject({

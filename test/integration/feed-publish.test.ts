@@ -1,11 +1,11 @@
 // R-DHT-2: publish appends to the release feed that the repository servers seed; a reader that
 // reaches only a server gets the release by replication. Real NATS cluster, 127.0.0.1.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { join } from 'node:path'
 import { publish, type PublishResult } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
-import { RELEASE_STREAM } from '../../infra/nats/names.ts'
+import { RELEASE_STREAM, releaseSubject } from '../../infra/nats/names.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { openFeed, type FeedEntry, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
@@ -116,6 +116,17 @@ describe('release feed', () => {
     const first = entries[0]!.index
     expect(entries.map((e) => e.index)).toEqual([first, first + 1, first + 2])
     expect(o1.feed).toMatchObject({ appended: true, length: first + 3 })
+  })
+
+  it('publish — junk on the subject of the feed\'s newest product does not stop the feed of the key\'s other products (issue 10 item 5)', async () => {
+    const [junked, next] = [newProduct(), newProduct()]
+    const j1 = await publishTree(junked, 'j1\n')
+    expect(j1.feed).toMatchObject({ appended: true })
+    await jetstream(nc).publish(releaseSubject(junked), 'not a release')
+    const n1 = await publishTree(next, 'n1\n')
+    expect(n1.feed).toMatchObject({ appended: true })
+    const seeded = server.seed.feed(key.publicKey)!
+    expect((await releasesOf(seeded, next, 1)).map((e) => e.manifestSha256)).toEqual([n1.manifestSha256])
   })
 
   it('publish — concurrent publishes of two products with one key both reach the feed, which does not fork', async () => {
