@@ -1,0 +1,26 @@
+import {
+  withRetry
+} from "./chunk-O2WH55TW.js";
+import {
+  alertSubject
+} from "./chunk-M4ACGP5U.js";
+import {
+  sha256Hex
+} from "./chunk-TI5YD5TO.js";
+
+// infra/nats/alert-sink.ts
+import { jetstream } from "@nats-io/jetstream";
+function jetStreamAlertSink(nc) {
+  const js = jetstream(nc);
+  return {
+    async publish(alert) {
+      const body = JSON.stringify(alert);
+      const id = sha256Hex(`${alert.product}:${alert.clientId}:${alert.path}:${alert.rev}:${alert.targetRev}`);
+      await withRetry(() => js.publish(alertSubject(alert.product), body, { msgID: id }), { attempts: 10 });
+    }
+  };
+}
+
+export {
+  jetStreamAlertSink
+};

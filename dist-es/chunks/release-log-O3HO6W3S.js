@@ -1,0 +1,17 @@
+import {
+  REV_HEADER,
+  followReleases,
+  lastRelease,
+  releaseManager
+} from "./chunk-DOGSJQR3.js";
+import "./chunk-ZEBQZC7Y.js";
+import "./chunk-27MN4SFY.js";
+import "./chunk-6PH2J2O4.js";
+import "./chunk-4I46HHR5.js";
+import "./chunk-RP33VEIV.js";
+export {
+  REV_HEADER,
+  followReleases,
+  lastRelease,
+  releaseManager
+};

@@ -1,0 +1,14 @@
+import {
+  loadOrCreateHostKey,
+  parseAuthorizedKeys,
+  startSftpGateway
+} from "./chunk-HJYKNNST.js";
+import "./chunk-27MN4SFY.js";
+import "./chunk-6PH2J2O4.js";
+import "./chunk-4I46HHR5.js";
+import "./chunk-RP33VEIV.js";
+export {
+  loadOrCreateHostKey,
+  parseAuthorizedKeys,
+  startSftpGateway
+};

@@ -1,0 +1,8 @@
+import {
+  parseBootstrap,
+  startLocalDht
+} from "./chunk-OZ2UNRGN.js";
+export {
+  parseBootstrap,
+  startLocalDht
+};
