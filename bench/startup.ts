@@ -1,9 +1,11 @@
 // CLI start-up (issue 13, item 1): `upswarm --version` and `upswarm status --offline` of a small
 // working copy, side by side with `node -e 0` in one run. Goal: both within 1.5× of node alone.
-// With hyperfine (Debian's package) each command runs --runs times after --warmup runs; without
-// it, the three are spawned in turn, round after round, and timed from spawn to exit. Wall time
-// is what a user waits; CPU time (user + system, hyperfine only) moves less with the load of a
-// shared machine, so both are shown, with the load average before and after.
+// With hyperfine (Debian's package) the three run in ROUNDS hyperfine runs of runs/ROUNDS each,
+// so that a load that changes during the run weighs on all three alike; without it, they are
+// spawned in turn, round after round, and timed from spawn to exit. Wall time is what a user
+// waits; CPU time (user + system, hyperfine only) moves less with the load of a shared machine,
+// so both are shown, with the load average before and after, and the goal is judged on CPU time
+// when there is one (on an idle machine the two agree: start-up is one thread).
 import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
@@ -25,6 +27,7 @@ export interface StartupBenchOptions extends CommonOptions {
 export const STARTUP_DEFAULTS: StartupBenchOptions = { runs: 40, warmup: 5, files: 40 }
 
 const GOAL_RATIO = 1.5
+const ROUNDS = 4
 
 interface Measured {
   label: string
@@ -44,12 +47,22 @@ function hyperfineVersion(): string | undefined {
 
 async function withHyperfine(commands: { label: string; argv: string[] }[], o: StartupBenchOptions, work: string): Promise<Measured[]> {
   const out = join(work, 'hyperfine.json')
-  // -N: no shell in between, so the figures are the programs' own.
-  execFileSync('hyperfine', ['-N', '--style', 'none', '--warmup', String(o.warmup), '--runs', String(o.runs), '--export-json', out,
-    ...commands.flatMap((c) => ['--command-name', c.label, c.argv.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ')])],
-  { stdio: ['ignore', 'ignore', 'inherit'] })
-  const json = JSON.parse(await readFile(out, 'utf8')) as { results: { times: number[]; user: number; system: number }[] }
-  return json.results.map((r, i) => ({ label: commands[i]!.label, times: r.times.map((s) => s * 1000), cpuMs: (r.user + r.system) * 1000 }))
+  const rounds = Math.min(ROUNDS, o.runs)
+  const times = commands.map(() => [] as number[])
+  const cpu = commands.map(() => 0)
+  for (let round = 0; round < rounds; round++) {
+    const runs = Math.ceil(o.runs / rounds)
+    // -N: no shell in between, so the figures are the programs' own.
+    execFileSync('hyperfine', ['-N', '--style', 'none', '--warmup', String(o.warmup), '--runs', String(runs), '--export-json', out,
+      ...commands.flatMap((c) => ['--command-name', c.label, c.argv.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ')])],
+    { stdio: ['ignore', 'ignore', 'inherit'] })
+    const json = JSON.parse(await readFile(out, 'utf8')) as { results: { times: number[]; user: number; system: number }[] }
+    json.results.forEach((r, i) => {
+      times[i]!.push(...r.times.map((s) => s * 1000))
+      cpu[i]! += ((r.user + r.system) * 1000) / rounds
+    })
+  }
+  return commands.map((c, i) => ({ label: c.label, times: times[i]!, cpuMs: cpu[i]! }))
 }
 
 async function withSpawns(commands: { label: string; argv: string[] }[], o: StartupBenchOptions): Promise<Measured[]> {
@@ -115,7 +128,7 @@ export async function runStartupBench(o: StartupBenchOptions): Promise<BenchResu
       const r = rows[i]!
       return {
         goal: `${r.command} ≤ ${GOAL_RATIO} × node -e 0`,
-        met: r['× node (median)'] <= GOAL_RATIO,
+        met: (r['× node (CPU)'] ?? r['× node (median)']) <= GOAL_RATIO,
         detail: `${r['median ms']} ms vs ${rows[0]!['median ms']} ms median wall time (${r['× node (median)']}×)` +
           (r['× node (CPU)'] === null ? '' : `; CPU ${r['CPU ms']} vs ${rows[0]!['CPU ms']} ms (${r['× node (CPU)']}×)`),
       }
