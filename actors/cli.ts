@@ -1,15 +1,21 @@
 // The `upswarm` command line: parses arguments and starts actors. No logic of its own.
 import { Command } from 'commander'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { PROJECT_ROOT } from '../infra/project-root.ts'
 import { registerRepositoryCommands } from './cli/repository.ts'
 import { registerClusterCommands } from './cli/cluster.ts'
 import { registerClientCommands } from './cli/client.ts'
 import { registerCredsCommands } from './cli/creds.ts'
 import { reportError } from './cli/output.ts'
 
+const { version } = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
+
 const program = new Command()
 program
   .name('upswarm')
   .description('Keeps installed copies of a program up to date: signed releases, replicated servers, peer-to-peer delivery, rollback to any version.')
+  .version(version, '-V, --version', 'print the version (from package.json)')
   .showHelpAfterError()
   .configureHelp({ sortSubcommands: false })
 
@@ -17,7 +23,6 @@ registerClusterCommands(program)
 registerRepositoryCommands(program)
 registerClientCommands(program)
 registerCredsCommands(program)
-
 
 try {
   await program.parseAsync(process.argv)

@@ -12,8 +12,9 @@ import { runStatusBench, STATUS_DEFAULTS, type StatusBenchOptions } from './stat
 import { runSwarmBench, SWARM_DEFAULTS, type SwarmBenchOptions } from './swarm.ts'
 import { runThroughputBench, THROUGHPUT_DEFAULTS, type ThroughputBenchOptions } from './throughput.ts'
 import { runTrackerBench } from './tracker.ts'
+import { runStartupBench, STARTUP_DEFAULTS, type StartupBenchOptions } from './startup.ts'
 
-export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker'] as const
+export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup'] as const
 export type BenchName = (typeof BENCHES)[number]
 
 interface Plan {
@@ -22,6 +23,7 @@ interface Plan {
   status: StatusBenchOptions
   throughput: ThroughputBenchOptions
   tracker: { peers: number; rounds: number; profile?: string; resultsDir?: string }
+  startup: StartupBenchOptions
 }
 
 /** Sizes: `default` fits the whole run in 20 minutes on a 2-core machine; `tiny` is the smoke test's. */
@@ -32,6 +34,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     status: { ...STATUS_DEFAULTS, files: 2_000, warmRuns: 1 },
     throughput: { ...THROUGHPUT_DEFAULTS, mib: 8, fileMiB: 4, ks: [1, 4] },
     tracker: { peers: 1_000, rounds: 1 },
+    startup: { ...STARTUP_DEFAULTS, runs: 5, warmup: 1 },
   },
   default: {
     swarm: SWARM_DEFAULTS,
@@ -39,6 +42,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     status: STATUS_DEFAULTS,
     throughput: THROUGHPUT_DEFAULTS,
     tracker: { peers: 10_000, rounds: 3 },
+    startup: STARTUP_DEFAULTS,
   },
   large: {
     swarm: { ...SWARM_DEFAULTS, clients: [4, 8, 16], mib: 64, files: 240 },
@@ -46,6 +50,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     status: STATUS_DEFAULTS,
     throughput: { ...THROUGHPUT_DEFAULTS, mib: 1024, fileMiB: 64 },
     tracker: { peers: 10_000, rounds: 5 },
+    startup: { ...STARTUP_DEFAULTS, runs: 100 },
   },
 }
 
@@ -60,6 +65,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --status-files 100000       --warm-runs 3                 --drop-caches (root; whole machine)
   --throughput-mib 256        --file-mib 32                 --ks 1,4,8
   --tracker-peers 10000       --tracker-rounds 3
+  --startup-runs 40           startup: timed runs of each command (hyperfine when installed)
   --keep                      keep the temporary directories
   --results DIR               write results there instead of bench/results
   --profile DIR               write CPU profiles of the node processes the benches start (swarm:
@@ -91,6 +97,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       ks: { type: 'string' },
       'tracker-peers': { type: 'string' },
       'tracker-rounds': { type: 'string' },
+      'startup-runs': { type: 'string' },
       keep: { type: 'boolean' },
       profile: { type: 'string' },
       results: { type: 'string' },
@@ -122,7 +129,8 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values.ks) p.throughput.ks = list(values.ks)
   if (values['tracker-peers']) p.tracker.peers = Number(values['tracker-peers'])
   if (values['tracker-rounds']) p.tracker.rounds = Number(values['tracker-rounds'])
-  for (const o of [p.swarm, p.incremental, p.status, p.throughput]) {
+  if (values['startup-runs']) p.startup.runs = Number(values['startup-runs'])
+  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup]) {
     o.keep = keep
     if (values.results) o.resultsDir = resolve(values.results)
   }
@@ -148,6 +156,7 @@ export async function runBench(name: BenchName, p: Plan): Promise<BenchResult | 
       ...(p.tracker.profile ? ['--profile', p.tracker.profile] : []),
       ...(p.tracker.resultsDir ? ['--results', p.tracker.resultsDir] : []),
     ])
+    case 'startup': return runStartupBench(p.startup)
   }
 }
 

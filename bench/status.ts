@@ -132,7 +132,7 @@ export async function runStatusBench(o: StatusBenchOptions): Promise<BenchResult
       rows,
       goals: [],
       notes: [
-        `Both find the tree unchanged (upswarm: ${notCurrent} paths not current). The upswarm CLI figure includes ${(startup / 1000).toFixed(2)} s of start-up (node + tsx loader + CLI modules, median of \`upswarm --help\`).`,
+        `Both find the tree unchanged (upswarm: ${notCurrent} paths not current). The upswarm CLI figure includes ${(startup / 1000).toFixed(2)} s of start-up (node + the CLI, median of \`upswarm --help\`).`,
         o.dropCaches ? 'Page, dentry and inode caches were dropped before each cold run.' : 'OS caches were not dropped (shared machine): "cold" means the first run after the index / stat cache was written.',
       ],
     }, svg)

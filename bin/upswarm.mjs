@@ -1,5 +1,13 @@
 #!/usr/bin/env node
-// Entry of the `upswarm` CLI: registers the TypeScript loader, then runs the CLI actor.
-import { register } from 'tsx/esm/api'
-register()
-await import('../actors/cli.ts')
+// Entry of the `upswarm` CLI: the build in dist/ (plain JavaScript; `npm ci` makes it, and
+// `npm start`, `npm test` and `npm run bench` make it again first). `npm run build` after an edit.
+const entry = new URL('../dist/upswarm.js', import.meta.url)
+// The build is minified: with UPSWARM_DEBUG, stack traces point into the TypeScript sources.
+if (process.env.UPSWARM_DEBUG) process.setSourceMapsEnabled(true)
+try {
+  await import(entry.href)
+} catch (err) {
+  if (err?.code !== 'ERR_MODULE_NOT_FOUND' || !String(err.message).includes(entry.pathname)) throw err
+  process.stderr.write(`upswarm: no build at ${entry.pathname}: run \`npm run build\` (npm ci runs it) [UPSWARM_E_CONFIG]\n`)
+  process.exitCode = 2
+}

@@ -14,45 +14,17 @@ const trackerOption = (): Option => new Option('--tracker <urls>', 'tracker URLs
 const bootstrapOption = (): Option => new Option('--bootstrap <host:port>', 'DHT bootstrap nodes, comma-separated').env('UPSWARM_BOOTSTRAP')
 const threadsOption = (): Option => new Option('--threads <k>', 'concurrent downloads / range requests (default 4; the daemon: 16)').argParser(intArg('--threads'))
 
-// The modules behind the commands load on first use: `upswarm --help` and every command start
-// without loading NATS, the swarm and the updater up front.
-let connectNats: typeof import('../../infra/nats/connect.ts').connectNats
-let parseServers: typeof import('../../infra/nats/connect.ts').parseServers
-let jetStreamAlertSink: typeof import('../../infra/nats/alert-sink.ts').jetStreamAlertSink
-let decodeRelease: typeof import('../../infra/release/manifest.ts').decodeRelease
-let followReleases: typeof import('../../infra/release/release-log.ts').followReleases
-let WorkingCopy: typeof import('../../infra/store/working-copy/working-copy.ts').WorkingCopy
-let startDaemon: typeof import('../share-daemon/index.ts').startDaemon
-let serverSource: typeof import('../share-daemon/sources.ts').serverSource
-let updater: typeof Updater
-
-async function load(): Promise<void> {
-  const [connect, alerts, manifest, releaseLog, wc, daemon, sources, upd] = await Promise.all([
-    import('../../infra/nats/connect.ts'), import('../../infra/nats/alert-sink.ts'), import('../../infra/release/manifest.ts'),
-    import('../../infra/release/release-log.ts'), import('../../infra/store/working-copy/working-copy.ts'),
-    import('../share-daemon/index.ts'), import('../share-daemon/sources.ts'), import('../updater/index.ts'),
-  ])
-  ;({ connectNats, parseServers } = connect)
-  ;({ jetStreamAlertSink } = alerts)
-  ;({ decodeRelease } = manifest)
-  ;({ followReleases } = releaseLog)
-  ;({ WorkingCopy } = wc)
-  ;({ startDaemon } = daemon)
-  ;({ serverSource } = sources)
-  updater = upd
-}
-
-/** Like `action`, with the command modules loaded first. */
-function loaded<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
-  return action(async (...args: A) => {
-    await load()
-    await fn(...args)
-  })
-}
+// Each command imports the modules it uses when it runs (R-CLI start-up, issue 13): `--help`,
+// `--version` and `status --offline` load neither NATS nor the swarm.
+const updaterModule = (): Promise<typeof Updater> => import('../updater/index.ts')
+const workingCopyModule = () => import('../../infra/store/working-copy/working-copy.ts')
+const sourcesModule = () => import('../share-daemon/sources.ts')
+const alertsModule = () => import('../../infra/nats/alert-sink.ts')
 
 type NatsFlags = { nats?: string; creds?: string; tlsCa?: string }
 
 async function maybeNats(o: NatsFlags, name: string): Promise<NatsConnection | undefined> {
+  const { connectNats, parseServers } = await import('../../infra/nats/connect.ts')
   return parseServers(o.nats).length > 0 ? connectNats(o.nats, name, o) : undefined
 }
 
@@ -60,6 +32,12 @@ async function requireNats(o: NatsFlags, name: string, what: string): Promise<Na
   const nc = await maybeNats(o, name)
   if (!nc) throw new UpswarmError('UPSWARM_E_CONFIG', `${what} needs the repository: pass --nats URLS or set UPSWARM_NATS`)
   return nc
+}
+
+/** The servers as the source of the working copy's product. */
+async function serverSourceFor(nc: NatsConnection, dir: string): Promise<Updater.ReleaseSource> {
+  const [{ WorkingCopy }, { serverSource }] = await Promise.all([workingCopyModule(), sourcesModule()])
+  return serverSource(nc, (await WorkingCopy.open(dir)).config.product)
 }
 
 function trackerUrls(value: string | undefined): Pick<DaemonOptions, 'trackerHttp' | 'trackerUdp'> {
@@ -79,6 +57,7 @@ const stderrLog = (quiet: boolean) => (msg: string): void => {
 /** One update (or first checkout) as a short-lived sharing daemon: from peers and servers at once. */
 async function updateThroughSwarm(dir: string, nc: NatsConnection | undefined, o: { tracker?: string; bootstrap?: string; threads?: number },
   rev: number | undefined, quiet: boolean): Promise<DaemonUpdate> {
+  const { startDaemon } = await import('../share-daemon/index.ts')
   const daemon = await startDaemon({ dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), log: stderrLog(quiet) })
   try {
     return await daemon.updateNow(rev)
@@ -121,8 +100,9 @@ export function registerClientCommands(program: Command): void {
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
-    .action(loaded(async (dir: string, o) => {
+    .action(action(async (dir: string, o) => {
       const nc = await requireNats(o, 'upswarm-init', 'init')
+      const [updater, { serverSource }, { jetStreamAlertSink }] = await Promise.all([updaterModule(), sourcesModule(), alertsModule()])
       const { bar, onProgress } = progress(!!o.json)
       // With a swarm to join, the first revision comes like an update: peers and servers at once
       // (a short-lived sharing daemon). Adopting classifies existing files against the servers.
@@ -147,11 +127,11 @@ export function registerClientCommands(program: Command): void {
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .option('--offline', 'do not ask the repository for newer revisions')
     .addOption(jsonOption())
-    .action(loaded(async (dir: string, o) => {
+    .action(action(async (dir: string, o) => {
       const nc = o.offline ? undefined : await maybeNats(o, 'upswarm-status')
       try {
-        const wc = await WorkingCopy.open(dir)
-        const r = await updater.status(dir, nc ? { source: serverSource(nc, wc.config.product) } : {})
+        const updater = await updaterModule()
+        const r = await updater.status(dir, nc ? { source: await serverSourceFor(nc, dir) } : {})
         const shown = r.files.filter((f) => f.status !== 'current')
         printResult(!!o.json, { product: r.product, rev: r.rev, latest: r.latest, target: r.target, files: r.files, hashed: r.hashed, cached: r.cached }, () => [
           `${r.product} at r${r.rev}; newest verified r${r.latest}`,
@@ -173,7 +153,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
-    .action(loaded(async (dir: string, o) => {
+    .action(action(async (dir: string, o) => {
       const nc = await maybeNats(o, 'upswarm-update')
       const { bar, onProgress } = progress(!!o.json)
       try {
@@ -182,9 +162,9 @@ export function registerClientCommands(program: Command): void {
           r = await updateThroughSwarm(dir, nc, o, o.rev, !!o.json)
         } else {
           if (!nc) throw new UpswarmError('UPSWARM_E_CONFIG', 'update needs a source: --nats URLS (or UPSWARM_NATS), and/or --tracker / --bootstrap for peers')
-          const wc = await WorkingCopy.open(dir)
+          const [updater, source, { jetStreamAlertSink }] = await Promise.all([updaterModule(), serverSourceFor(nc, dir), alertsModule()])
           r = await updater.update(dir, {
-            source: serverSource(nc, wc.config.product), alerts: jetStreamAlertSink(nc), threads: o.threads,
+            source, alerts: jetStreamAlertSink(nc), threads: o.threads,
             onConflict: o.onConflict, onProgress, ...(o.rev !== undefined ? { rev: o.rev } : {}),
           })
         }
@@ -202,13 +182,13 @@ export function registerClientCommands(program: Command): void {
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
-    .action(loaded(async (dir: string, o) => {
+    .action(action(async (dir: string, o) => {
       const nc = await maybeNats(o, 'upswarm-rollback')
       try {
-        const wc = await WorkingCopy.open(dir)
+        const updater = await updaterModule()
         const r = await updater.rollback(dir, {
           rev: o.rev, threads: o.threads,
-          ...(nc ? { source: serverSource(nc, wc.config.product), alerts: jetStreamAlertSink(nc) } : {}),
+          ...(nc ? { source: await serverSourceFor(nc, dir), alerts: (await alertsModule()).jetStreamAlertSink(nc) } : {}),
         })
         printResult(!!o.json, r, () => `rolled back r${r.from} → r${r.to} (${r.source === 'local' ? 'from local history, no network' : 'downloaded'})`)
       } finally {
@@ -220,8 +200,8 @@ export function registerClientCommands(program: Command): void {
     .command('history <dir>')
     .description('revisions known to the working copy, which are local, the current one')
     .addOption(jsonOption())
-    .action(loaded(async (dir: string, o) => {
-      const r = await updater.history(dir)
+    .action(action(async (dir: string, o) => {
+      const r = await (await updaterModule()).history(dir)
       printResult(!!o.json, r, () => r.revisions.map((v) =>
         `${v.current ? '*' : ' '} r${v.rev}${v.label ? ` (${v.label})` : ''} ${v.local ? 'local' : v.manifest ? 'manifest only' : 'remote'} ${v.manifestSha256.slice(0, 16)}`).join('\n'))
     }))
@@ -230,8 +210,8 @@ export function registerClientCommands(program: Command): void {
     .command('ignore <dir> <pattern>')
     .description('exclude paths from updates (gitignore syntax, R-STATUS-2): personalised files stay as they are')
     .addOption(jsonOption())
-    .action(loaded(async (dir: string, pattern: string, o) => {
-      const patterns = await updater.ignore(dir, pattern)
+    .action(action(async (dir: string, pattern: string, o) => {
+      const patterns = await (await updaterModule()).ignore(dir, pattern)
       printResult(!!o.json, { patterns }, () => patterns.join('\n'))
     }))
 
@@ -242,8 +222,11 @@ export function registerClientCommands(program: Command): void {
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
-    .action(loaded(async (dir: string, o) => {
+    .action(action(async (dir: string, o) => {
       const nc = await requireNats(o, 'upswarm-watch', 'watch')
+      const [updater, { WorkingCopy }, { serverSource }, { jetStreamAlertSink }, { decodeRelease }, { followReleases }] = await Promise.all([
+        updaterModule(), workingCopyModule(), sourcesModule(), alertsModule(),
+        import('../../infra/release/manifest.ts'), import('../../infra/release/release-log.ts')])
       const wc = await WorkingCopy.open(dir)
       const source = serverSource(nc, wc.config.product)
       let busy = Promise.resolve()
@@ -284,10 +267,11 @@ export function registerClientCommands(program: Command): void {
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
-    .action(loaded(async (dir: string, o) => {
+    .action(action(async (dir: string, o) => {
       const nc = await maybeNats(o, 'upswarm-daemon')
       // One JSON object per line (NDJSON), so that programs can follow the daemon's events.
       const emit = (event: object, human: string): void => printEvent(!!o.json, event, () => human)
+      const { startDaemon } = await import('../share-daemon/index.ts')
       await runRole('daemon', async () => {
         const daemon: Daemon = await startDaemon({
           dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,

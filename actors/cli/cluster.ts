@@ -133,8 +133,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--key <file>', 'TLS key for --cert')
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .action(action(async (o) => {
-      const trackerModule = '../tracker/index.ts'
-      const { runTrackerCli } = await import(trackerModule)
+      const { runTrackerCli } = await import('../tracker/index.ts')
       await runTrackerCli(o)
     }))
 }

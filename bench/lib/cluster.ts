@@ -105,14 +105,14 @@ export async function timed(cmd: string, args: string[], opts: { env?: NodeJS.Pr
   return { ms, stdout, stderr, code }
 }
 
-/** `upswarm <args>` as a user runs it (node + the tsx loader + the CLI); profiled inside withCpuProfiles. */
+/** `upswarm <args>` as a user runs it (node + the built CLI in dist/); profiled inside withCpuProfiles. */
 export function upswarm(args: string[], env: NodeJS.ProcessEnv): Promise<Timed> {
   const { NODE_OPTIONS, UPSWARM_BENCH_CPU_PROF_DIR } = process.env
   const profiling = UPSWARM_BENCH_CPU_PROF_DIR ? { NODE_OPTIONS, UPSWARM_BENCH_CPU_PROF_DIR } : {}
   return timed(process.execPath, [CLI, ...args], { env: { ...env, ...profiling } })
 }
 
-/** Median wall time of `upswarm --help` (node + tsx loader + every CLI module), run one at a time. */
+/** Median wall time of `upswarm --help` (node + the CLI's entry chunk), run one at a time. */
 export async function cliStartupMs(env: NodeJS.ProcessEnv, runs = 3): Promise<number> {
   const times: number[] = []
   for (let i = 0; i < runs; i++) times.push((await upswarm(['--help'], env)).ms)

@@ -1,11 +1,11 @@
 // Finds the nats-server binary chosen by scripts/ensure-tools.mjs.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { UpswarmError } from '../errors.ts'
+import { PROJECT_ROOT } from '../project-root.ts'
 
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export { PROJECT_ROOT }
 
 export interface NatsServerBinary {
   path: string

@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// Builds the product: the CLI and everything it imports, as plain JavaScript in dist/ (issue 13).
+// `npm ci` runs it (prepare), and so do `npm start`, `npm test` (vitest's global setup) and
+// `npm run bench`, so that nothing spawns an old build. tsx stays a development tool.
+//
+// esbuild bundles our TypeScript with the pure-JavaScript packages the CLI starts with, split at
+// every dynamic import: each command loads its own chunks, and a chunk is one file to read
+// instead of dozens (zod alone is 94 modules). Packages with native addons or files of their own
+// stay in node_modules. docs/decisions.md has the figures behind this choice.
+import { build } from 'esbuild'
+import { rm } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+export const DIST = join(ROOT, 'dist')
+export const ENTRY = join(DIST, 'upswarm.js')
+
+/** Bundled into dist/: pure JavaScript, no native addon, no file read at run time. */
+const BUNDLED = new Set(['commander', 'zod', 'xstate', 'ignore', '@nats-io/nats-core', '@nats-io/transport-node',
+  '@nats-io/jetstream', '@nats-io/kv', '@nats-io/obj', '@nats-io/services', '@nats-io/nkeys', '@nats-io/nuid'])
+
+const packageOf = (spec) => spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/')
+
+const externalPackages = {
+  name: 'external-packages',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) => (BUNDLED.has(packageOf(args.path)) ? undefined : { path: args.path, external: true }))
+  },
+}
+
+export async function buildDist() {
+  await rm(DIST, { recursive: true, force: true })
+  await build({
+    absWorkingDir: ROOT,
+    entryPoints: { upswarm: 'actors/cli.ts' },
+    outdir: DIST,
+    chunkNames: 'chunks/[name]-[hash]',
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    // Less to parse at every start; UPSWARM_DEBUG=1 maps stack traces back to the sources.
+    minify: true,
+    sourcemap: 'linked',
+    // Bundled CommonJS packages (commander) require node's built-ins.
+    banner: { js: "import { createRequire as __upswarmRequire } from 'node:module'; const require = __upswarmRequire(import.meta.url);" },
+    plugins: [externalPackages],
+    logLevel: 'warning',
+  })
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await buildDist()
