@@ -17,7 +17,7 @@ import { DeliverPolicy, jetstream, type JetStreamClient } from '@nats-io/jetstre
 import type { NatsConnection } from '@nats-io/transport-node'
 import { z } from 'zod'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
-import { RELEASE_STREAM, RELEASE_SUBJECTS, SERVER_HEARTBEATS, releaseSubject } from '../../infra/nats/names.ts'
+import { RELEASE_READ_STREAM, RELEASE_STREAM, RELEASE_SUBJECTS, SERVER_HEARTBEATS, releaseSubject } from '../../infra/nats/names.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
 import type { PublisherKey } from '../../infra/release/keys.ts'
 import { decodeRelease, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
@@ -192,7 +192,7 @@ async function appendFromStream(nc: NatsConnection, feed: ReleaseFeed, publisher
   const js = jetstream(nc)
   const startSeq = (await streamSeqOf(nc, feed.releases().at(-1), publisherKey)) + 1
   if (startSeq > untilSeq) return
-  const consumer = await withRetry(() => js.consumers.get(RELEASE_STREAM, {
+  const consumer = await withRetry(() => js.consumers.get(RELEASE_READ_STREAM, {
     filter_subjects: RELEASE_SUBJECTS,
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: startSeq,
@@ -236,7 +236,7 @@ async function streamSeqOf(nc: NatsConnection, entry: FeedEntry | undefined, pub
  * `sha` as its message id (other messages on the subject may claim the same revision).
  */
 async function findRevSeq(js: JetStreamClient, product: string, rev: number, sha: string): Promise<number> {
-  const consumer = await withRetry(() => js.consumers.get(RELEASE_STREAM, {
+  const consumer = await withRetry(() => js.consumers.get(RELEASE_READ_STREAM, {
     filter_subjects: releaseSubject(product),
     deliver_policy: DeliverPolicy.All,
     headers_only: true,

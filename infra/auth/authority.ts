@@ -123,7 +123,8 @@ export class Authority {
     const accountKp = createAccount()
     const signingKp = createAccount()
     const operatorJwt = await encodeOperator('upswarm', operatorKp, { system_account: systemKp.getPublicKey() })
-    const systemJwt = await encodeAccount('SYS', systemKp, {}, { signer: operatorKp })
+    // The system account's JWT carries no limits by default, which means no connection at all.
+    const systemJwt = await encodeAccount('SYS', systemKp, { limits: { conn: -1, subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, leaf: -1 } }, { signer: operatorKp })
     const sysUserKp = createUser()
     const sysUserJwt = await encodeUser('sys', sysUserKp, systemKp)
     const state: AuthorityFile = {

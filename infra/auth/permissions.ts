@@ -3,7 +3,7 @@
 // else is denied by the server. Pure data, so the security suite can list what each role may
 // not do and try it.
 import {
-  ALERT_STREAM, BLOB_BUCKET, PEER_BUCKET, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  ALERT_STREAM, BLOB_BUCKET, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
   serverConsumer, serverHeartbeat, RELEASE_SUBJECTS, SERVER_HEARTBEATS,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
@@ -48,8 +48,8 @@ export function permissionsFor(id: Identity): SubjectPermissions {
       return { pub: { allow: ['>'] }, sub: { allow: ['>'] }, resp: RESPOND }
     case 'publisher':
       return {
-        // The release feed reads a product's releases in order with an ephemeral consumer.
-        pub: { allow: [...base.pub, ...releasesRead, ...ephemeralConsumers(RELEASE_STREAM), RELEASE_SUBJECTS, ...streamReads(OBJ_STREAM), `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`] },
+        // History scans (the release chain, the feed) use ephemeral consumers on the readers' mirror.
+        pub: { allow: [...base.pub, ...releasesRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, ...streamReads(OBJ_STREAM), `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`] },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS] },
       }
     case 'server':

@@ -13,6 +13,13 @@ export const RELEASE_SUBJECTS = 'upswarm.release.>'
  */
 export const releasedSubject = (product: string): string => `upswarm.released.${product}`
 export const RELEASED_SUBJECTS = 'upswarm.released.>'
+/**
+ * A mirror of the release stream (same sequences) for readers that scan it with a consumer of
+ * their own: the publisher's feed and history scans. Its consumers are all ephemeral, so a role
+ * may be given consumers there while no role but a server touches a consumer of the release
+ * stream, where each server's durable consumer lives (issue 10).
+ */
+export const RELEASE_READ_STREAM = 'UPSWARM_RELEASES_READ'
 
 /** Blob object store: objects named by SHA-256 hex. */
 export const BLOB_BUCKET = 'upswarm-blobs'

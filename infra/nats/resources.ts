@@ -6,7 +6,7 @@ import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, permissionViolation } from '../errors.ts'
 import { withRetry } from './retry.ts'
-import { ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, PEER_BUCKET, RELEASE_STREAM, RELEASE_SUBJECTS, RELEASED_SUBJECTS } from './names.ts'
+import { ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM, RELEASE_SUBJECTS, RELEASED_SUBJECTS } from './names.ts'
 
 // node:crypto hashes object-store chunks an order of magnitude faster than the pure-JS default.
 setSha256Backend('native')
@@ -38,6 +38,19 @@ export async function ensureReleaseStream(jsm: JetStreamManager, replicas: numbe
     allow_direct: true,
     // `upswarm.release.X` → `upswarm.released.X`, stored messages only.
     republish: { src: RELEASE_SUBJECTS, dest: RELEASED_SUBJECTS },
+  })
+}
+
+/** The readers' mirror of the release stream (names.ts: RELEASE_READ_STREAM). */
+export async function ensureReleaseReadMirror(jsm: JetStreamManager, replicas: number): Promise<void> {
+  await ensureStream(jsm, {
+    name: RELEASE_READ_STREAM,
+    mirror: { name: RELEASE_STREAM },
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    deny_delete: true,
+    deny_purge: true,
   })
 }
 
@@ -95,6 +108,7 @@ export async function ensureResources(nc: NatsConnection, replicas?: number): Pr
   return withRetry(async () => {
     const jsm = await jetstreamManager(nc)
     await ensureReleaseStream(jsm, r)
+    await ensureReleaseReadMirror(jsm, r)
     await ensureAlertStream(jsm, r)
     await openBlobStore(nc, r)
     return { replicas: r }

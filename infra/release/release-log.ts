@@ -4,7 +4,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection, Status } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../errors.ts'
-import { RELEASE_STREAM, releasedSubject, releaseSubject } from '../nats/names.ts'
+import { RELEASE_READ_STREAM, RELEASE_STREAM, releasedSubject, releaseSubject } from '../nats/names.ts'
 import { SignedReleaseSchema, decodeSelfSigned, manifestSha256, type SignedRelease } from './manifest.ts'
 
 export const REV_HEADER = 'Upswarm-Rev'
@@ -123,7 +123,7 @@ async function subjectCount(nc: NatsConnection, product: string): Promise<number
 /** Every message of the product's subject up to `untilSeq`: its sequence and the revision its header claims (0: none). */
 async function listSubject(nc: NatsConnection, product: string, untilSeq: number, count: number): Promise<{ seq: number; claimedRev: number }[]> {
   const subject = releaseSubject(product)
-  const consumer = await jetstream(nc).consumers.get(RELEASE_STREAM, {
+  const consumer = await jetstream(nc).consumers.get(RELEASE_READ_STREAM, {
     filter_subjects: [subject],
     deliver_policy: DeliverPolicy.All,
     headers_only: true,

@@ -20,7 +20,7 @@ import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import type { Identity, IdentityKind } from '../../infra/nats/identity.ts'
 import {
-  ALERT_STREAM, BLOB_BUCKET, PEER_BUCKET, RELEASE_STREAM, alertSubject, proxySubject, releaseSubject, repoSubject,
+  ALERT_STREAM, BLOB_BUCKET, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, proxySubject, releaseSubject, repoSubject,
   serverConsumer, serverHeartbeat, trackerSubject,
 } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/service.ts'
@@ -108,7 +108,7 @@ describe('security', () => {
   })
 
   it('security — every forbidden action of every role is refused with the permission error, and nothing changed', async () => {
-    const streams = [RELEASE_STREAM, ALERT_STREAM, `OBJ_${BLOB_BUCKET}`, `KV_${PEER_BUCKET}`]
+    const streams = [RELEASE_STREAM, RELEASE_READ_STREAM, ALERT_STREAM, `OBJ_${BLOB_BUCKET}`, `KV_${PEER_BUCKET}`]
     const destructive = ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.UPDATE', 'STREAM.CREATE', 'STREAM.MSG.DELETE', 'STREAM.SNAPSHOT', 'STREAM.RESTORE']
     const attempts: Attempt[] = []
     for (const who of Object.keys(ids) as (keyof typeof ids)[]) {
@@ -168,7 +168,7 @@ describe('security', () => {
     process.stdout.write(`security: ${attempts.length} forbidden actions tried, ${accepted.length} accepted\n`)
     // Nothing changed: every stream is there with the same messages (the peer bucket may age).
     const after = await Promise.all(streams.map(async (s) => (await jsm.streams.info(s)).state.messages))
-    expect(after.slice(0, 3)).toEqual(before.slice(0, 3))
+    expect(after.slice(0, 4)).toEqual(before.slice(0, 4))
   })
 
   it('security — the allowed flows work with the same creds: sync, serve through the proxy, init, watch, alert, announce', async () => {
@@ -181,7 +181,7 @@ describe('security', () => {
     const wc = join(dir.path, 'wc')
     const { stdout } = await exec(process.execPath, [CLI, 'init', wc, '--product', product, '--pubkey', key.publicKey, '--json',
       '--nats', own.cluster.urls.join(','), '--creds', clientCreds, '--tls-ca', own.authority.paths.caFile], { env: { ...process.env, UPSWARM_TRACKER: '', UPSWARM_BOOTSTRAP: '' } })
-    expect(JSON.parse(stdout)).toMatchObject({ rev: 1 })
+    expect(JSON.parse(stdout)).toMatchObject({ to: 1, bytesFromServers: 300_002 })
     // watch: the client follows the release stream without any consumer of its own.
     const seen: number[] = []
     const follower = await followReleases(client, product, (bytes) => { seen.push(decodeRelease(bytes, key.publicKey, 'stream').manifest.rev) })
@@ -195,7 +195,7 @@ describe('security', () => {
     const last = await alerts.streams.getMessage(ALERT_STREAM, { last_by_subj: alertSubject(product, ids.client.name) })
     expect(last?.json()).toMatchObject({ clientId: ids.client.name, path: 'b.txt' })
     const announced = await requestJson<{ peers: unknown[] }>(client, trackerSubject('announce', ids.client.name), {
-      product, rev: 2, peerId: 'ab'.repeat(32), host: '127.0.0.1', port: 4000, event: 'started',
+      product, rev: 2, peerId: 'ab'.repeat(20), ip: '127.0.0.1', port: 4000, event: 'started',
     })
     expect(announced).toHaveProperty('peers')
   })
