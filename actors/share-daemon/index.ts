@@ -10,6 +10,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { errorMessage, isUpswarmError, UpswarmError } from '../../infra/errors.ts'
 import { parseBootstrap } from '../../infra/cluster/dht.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
+import { identityOf } from '../../infra/nats/identity.ts'
 import { actorEventSubject, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
 import { decodeRelease, fileEntries, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 import { followReleases, type FollowHandle } from '../../infra/release/release-log.ts'
@@ -305,7 +306,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       uploadedBytes: uploaded,
     }
     events.emit('update.done', done)
-    opts.nc?.publish(actorEventSubject('daemon', peerId), JSON.stringify({ type: 'update.done', product, ...done }))
+    // Under the machine's identity: the only events subject its permissions allow (issue 10).
+    if (opts.nc) opts.nc.publish(actorEventSubject('daemon', identityOf(opts.nc)), JSON.stringify({ type: 'update.done', product, peerId, ...done }))
     return done
   }
 

@@ -63,7 +63,7 @@ export function permissionsFor(id: Identity): SubjectPermissions {
       }
     case 'proxy':
       return {
-        pub: { allow: [...base.pub, ...releasesRead, repoSubject('*', '*' as never), actorEventSubject('proxy', id.name)] },
+        pub: { allow: [...base.pub, ...releasesRead, repoSubject('*', '*' as never), actorEventSubject('proxy', '*')] },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS, 'upswarm.proxy.>', SERVICE_DISCOVERY] },
         resp: RESPOND,
       }
@@ -71,7 +71,7 @@ export function permissionsFor(id: Identity): SubjectPermissions {
       return {
         pub: {
           allow: [...base.pub, `$KV.${PEER_BUCKET}.>`, ...streamReads(KV_STREAM), ...ephemeralConsumers(KV_STREAM),
-            `${API}.STREAM.CREATE.${KV_STREAM}`, `${API}.STREAM.UPDATE.${KV_STREAM}`, actorEventSubject('tracker', id.name)],
+            `${API}.STREAM.CREATE.${KV_STREAM}`, `${API}.STREAM.UPDATE.${KV_STREAM}`, actorEventSubject('tracker', '*')],
         },
         sub: { allow: [...base.sub, 'upswarm.tracker.>', SERVICE_DISCOVERY] },
         resp: RESPOND,

@@ -3,7 +3,7 @@
 // (--tls-ca / UPSWARM_TLS_CA). Issue 10: nothing connects anonymously once identities exist.
 import { readFileSync } from 'node:fs'
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node'
-import { UpswarmError, findCause } from '../errors.ts'
+import { UpswarmError, findCause, permissionViolation } from '../errors.ts'
 import { credsClaims, setIdentity } from './identity.ts'
 
 export type { NatsConnection }
@@ -56,7 +56,25 @@ export async function connectNats(servers: string | string[] | undefined, name: 
     throw connectError(err, list, credsFile, caFile)
   }
   if (claims) setIdentity(nc, claims.name)
+  reportRefusals(nc, claims?.name ?? 'anonymous')
   return nc
+}
+
+/**
+ * A plain publish the cluster refuses fails silently on the sender's side (nats.js reports it on
+ * the status stream): say so on stderr, once per subject, so a missing permission never hides.
+ */
+function reportRefusals(nc: NatsConnection, identity: string): void {
+  const seen = new Set<string>()
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type !== 'error') continue
+      const denied = permissionViolation(s.error)
+      if (!denied || seen.has(`${denied.operation} ${denied.subject}`)) continue
+      seen.add(`${denied.operation} ${denied.subject}`)
+      process.stderr.write(`upswarm: NATS refused ${identity} to ${denied.operation ?? 'publish'} ${denied.subject ?? ''} [UPSWARM_E_PERMISSION]\n`)
+    }
+  })()
 }
 
 function connectError(err: unknown, list: string[], credsFile: string | undefined, caFile: string | undefined): UpswarmError {
