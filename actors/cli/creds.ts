@@ -2,7 +2,7 @@
 // per client machine, minted from the account's signing key; revoked by pushing a new account
 // JWT to the running cluster, so no server restarts and no other identity changes.
 import type { Command } from 'commander'
-import { action, intArg, jsonOption, natsOption, tlsCaOption } from './common.ts'
+import { action, intArg, jsonOption } from './common.ts'
 import { printResult } from './output.ts'
 
 const DAY_S = 24 * 60 * 60
@@ -41,8 +41,9 @@ export function registerCredsCommands(program: Command): void {
     .description('revoke every credential ever issued to NAME, at once, on the running cluster')
     .requiredOption('--dir <dir>', 'the deployment directory (`up --dir`)')
     .option('--role <kind>', 'the kind of identity (default client)', 'client')
-    .addOption(natsOption())
-    .addOption(tlsCaOption())
+    // The deployment's own endpoints.json names its cluster and CA; these flags override it.
+    .option('--nats <urls>', 'NATS servers, comma-separated (default: DIR/endpoints.json)')
+    .option('--tls-ca <file>', "CA of the NATS servers' certificates (default: DIR/endpoints.json)")
     .addOption(jsonOption())
     .action(action(async (name: string, o) => {
       const [{ Authority }, { pushAccount }, { connectNats }, { readFile }, { join }, { IDENTITY_KINDS }] = await Promise.all([

@@ -4,6 +4,7 @@
 // speaks for another identity, every service a role could impersonate) and each must be
 // refused with NATS's permission error, while the allowed flows work with the same creds.
 import { execFile } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -198,6 +199,24 @@ describe('security', () => {
       product, rev: 2, peerId: 'ab'.repeat(20), ip: '127.0.0.1', port: 4000, event: 'started',
     })
     expect(announced).toHaveProperty('peers')
+  })
+
+  it('security — `upswarm creds issue` mints a working client identity and `creds revoke` cuts it off, as an operator runs them', async () => {
+    // The deployment directory as `up` leaves it: auth/ and endpoints.json.
+    await writeFile(join(dir.path, 'endpoints.json'), JSON.stringify({ nats: own.cluster.urls, tlsCa: own.authority.paths.caFile }))
+    const cli = async (...args: string[]): Promise<Record<string, unknown>> =>
+      JSON.parse((await exec(process.execPath, [CLI, 'creds', ...args, '--dir', dir.path, '--json'])).stdout) as Record<string, unknown>
+    const issued = await cli('issue', '--client', 'sec-cli-revoked', '--ttl-days', '30')
+    expect(issued).toMatchObject({ kind: 'client', name: 'sec-cli-revoked' })
+    expect(Date.parse(String(issued.expires)) - Date.now()).toBeGreaterThan(29 * 24 * 3600 * 1000)
+    const nc = await connectNats(own.cluster.urls, 'sec-cli-client', { creds: String(issued.file), tlsCa: own.authority.paths.caFile })
+    expect((await new RepoClient(nc).revisions(product)).revs.length).toBeGreaterThan(0)
+    await nc.close()
+    expect(await cli('revoke', 'sec-cli-revoked')).toMatchObject({ revoked: [issued.publicKey] })
+    await expect(connectNats(own.cluster.urls, 'sec-cli-client-again', { creds: String(issued.file), tlsCa: own.authority.paths.caFile }))
+      .rejects.toMatchObject({ code: 'UPSWARM_E_AUTH' })
+    const listed = (await exec(process.execPath, [CLI, 'creds', 'ls', '--dir', dir.path])).stdout
+    expect(listed).toMatch(/client\s+sec-cli-revoked\s+\S+ issued .* REVOKED/)
   })
 
   it('security — a revoked client is cut off at once; the others keep working; no server restarts', async () => {
