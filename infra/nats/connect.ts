@@ -40,6 +40,7 @@ export async function connectNats(servers: string | string[] | undefined, name: 
   const creds = credsFile ? readConfigFile(credsFile, 'creds file') : undefined
   const claims = creds ? credsClaims(creds, credsFile!) : undefined
   if (caFile) readConfigFile(caFile, 'TLS CA file')
+  warnIfExpiring(claims?.exp, credsFile)
   let nc: NatsConnection
   try {
     nc = await connect({
@@ -58,6 +59,15 @@ export async function connectNats(servers: string | string[] | undefined, name: 
   if (claims) setIdentity(nc, claims.name)
   reportRefusals(nc, claims?.name ?? 'anonymous')
   return nc
+}
+
+const EXPIRY_WARNING_S = 14 * 24 * 60 * 60
+
+/** Creds that expire soon say so on every connect: re-issue them while the machine is reachable. */
+function warnIfExpiring(exp: number | undefined, file: string | undefined): void {
+  const left = exp === undefined ? Infinity : exp - Date.now() / 1000
+  if (left > EXPIRY_WARNING_S || left <= 0) return
+  process.stderr.write(`upswarm: the credentials in ${file} expire on ${new Date(exp! * 1000).toISOString()}; ask the operator to re-issue them (upswarm creds issue --client NAME)\n`)
 }
 
 /**
@@ -81,7 +91,7 @@ function connectError(err: unknown, list: string[], credsFile: string | undefine
   const where = `NATS at ${list.join(',')}`
   const msg = (err as Error).message
   if (findCause(err, 'UserAuthenticationExpiredError')) {
-    return new UpswarmError('UPSWARM_E_AUTH', `${where} refused the credentials in ${credsFile}: they have expired; ask the operator to renew them (upswarm creds issue --client NAME --renew)`, { cause: err })
+    return new UpswarmError('UPSWARM_E_AUTH', `${where} refused the credentials in ${credsFile}: they have expired; ask the operator to renew them (upswarm creds issue --client NAME)`, { cause: err })
   }
   if (findCause(err, 'AuthorizationError')) {
     return new UpswarmError('UPSWARM_E_AUTH', credsFile
