@@ -103,9 +103,12 @@ describe('security', () => {
     await dir?.cleanup()
   })
 
-  it('security — anonymous and clear-text connections are refused', async () => {
-    await expect(connectNats(own.cluster.urls, 'sec-anon', { creds: '', tlsCa: own.authority.paths.caFile })).rejects.toMatchObject({ code: 'UPSWARM_E_AUTH' })
+  it('security — anonymous, clear-text and expired connections are refused, each with what to do', async () => {
+    await expect(connectNats(own.cluster.urls, 'sec-anon', { creds: '', tlsCa: own.authority.paths.caFile })).rejects.toMatchObject({ code: 'UPSWARM_E_AUTH', message: expect.stringMatching(/requires credentials: pass --creds/) })
     await expect(connectNats(own.cluster.urls, 'sec-clear', { creds: '', tlsCa: '' })).rejects.toThrow()
+    const expired = await own.authority.issue({ kind: 'client', name: 'sec-expired' }, { ttlSeconds: -60 })
+    await expect(connectNats(own.cluster.urls, 'sec-expired', { creds: expired.file, tlsCa: own.authority.paths.caFile }))
+      .rejects.toMatchObject({ code: 'UPSWARM_E_AUTH', message: expect.stringMatching(/refused the credentials/) })
   })
 
   it('security — every forbidden action of every role is refused with the permission error, and nothing changed', async () => {
