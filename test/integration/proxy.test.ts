@@ -79,7 +79,7 @@ describe('proxy', () => {
     trustFile = join(dir.path, 'trust.json')
     await publish({ nc, src: join(dir.path, 'src'), product, key, trust: trustFile })
     for (const [i, id] of ids.entries()) {
-      servers.push(await startRepoServer({ nc, id, dataDir: join(dir.path, id), weight: weights[i] }))
+      servers.push(await startRepoServer({ nc, id, dataDir: join(dir.path, id), weight: weights[i], trust: await new TrustStore(trustFile).ready() }))
     }
     proxy = await startProxy({ nc, httpPort: 0, sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key')),
       trust: await new TrustStore(trustFile).ready(), log: proxyLog })
@@ -279,7 +279,7 @@ describe('proxy', () => {
     expect(answered).toBeGreaterThan(0)
     for (let i = 0; i < 50; i++) expect(proxy.pool.assign(product, 1)).not.toBe(victim.id)
     await rm(join(dir.path, victim.id), { recursive: true, force: true })
-    const back = await startRepoServer({ nc, id: victim.id, dataDir: join(dir.path, victim.id), weight: 5 })
+    const back = await startRepoServer({ nc, id: victim.id, dataDir: join(dir.path, victim.id), weight: 5, trust: await new TrustStore(trustFile).ready() })
     servers.push(back)
     await waitFor(back.actor, () => back.store.synced[product] === 1, { timeout: 30_000 })
     await waitFor(member, (s) => s.matches('healthy') && s.context.status.synced[product] === 1, { timeout: 10_000 })
