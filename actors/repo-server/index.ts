@@ -269,9 +269,9 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
 
   /** The oldest release skipped for want of a pin whose product the trust file pins now, fetched again. */
   async function nextNowPinned(): Promise<PendingRelease | null> {
-    for (const [product, seqs] of Object.entries(store.awaitingPin)) {
-      if (!(await opts.trust.keysFor(product))) continue
-      const seq = seqs[0]!
+    const awaiting = store.awaitingPin
+    for (const product of await opts.trust.pinnedAmong(Object.keys(awaiting))) {
+      const seq = awaiting[product]![0]!
       const stored = await jsm.streams.getMessage(RELEASE_STREAM, { seq })
       if (!stored) {
         log(`release stream seq ${seq} (product ${product}), skipped until its product was pinned, is no longer in the stream`)

@@ -124,6 +124,12 @@ export class TrustStore {
     return trustedKeys(await this.current(), product)
   }
 
+  /** Those of `products` the file pins now (one look at the file for all of them). */
+  async pinnedAmong(products: string[]): Promise<string[]> {
+    const trust = await this.current()
+    return products.filter((p) => trustedKeys(trust, p))
+  }
+
   /** Why a release of `product` signed by `publicKey` is not trusted, or null when it is. */
   async refusal(product: string, publicKey: string): Promise<string | null> {
     const keys = await this.keysFor(product)
