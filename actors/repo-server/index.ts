@@ -3,7 +3,7 @@
 // heartbeat tells every proxy the server's weight, synced revisions and load, and every client
 // its swarm address.
 import { Readable } from 'node:stream'
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream'
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { Service } from '@nats-io/services'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { createActor, fromPromise, type Actor } from 'xstate'
@@ -27,6 +27,8 @@ export type { Seed } from './seed.ts'
 export type { Heartbeat, SwarmInfo } from './heartbeat.ts'
 
 export const HEARTBEAT_MS = 1000
+/** How long one pull waits for a release: the longest an idle server takes to see a new pin. */
+export const POLL_MS = 5000
 /** Largest byte range one request may ask for. */
 export const MAX_RANGE = 4 * 1024 * 1024
 
@@ -46,11 +48,11 @@ export interface RepoServerOptions {
   /** Upload limit in bytes/s for swarm pieces and NATS range replies together; 0 or absent = unlimited. */
   maxUploadRate?: number
   /**
-   * Issue 10 item 4: each product's publisher keys, from the trust file; a release of a product
-   * not pinned there, or signed by another key, is skipped. Without it the server keeps the old
-   * rule (the first key seen for a product), until `up` hands every server a trust file.
+   * Issue 10 item 4, no trust on first use: each product's publisher keys, from the trust file.
+   * A release signed by another key is skipped; one of a product not pinned yet is skipped and
+   * examined again once the file pins the product.
    */
-  trust?: TrustStore
+  trust: TrustStore
   log?: (msg: string) => void
 }
 
@@ -64,6 +66,15 @@ export interface RepoServer {
 }
 
 type SyncOutcome = { permanent: false } | { permanent: true; reason: string }
+
+/** A release message being handled: from the durable consumer, or fetched again once its product is pinned. */
+interface InHand {
+  data: Uint8Array
+  /** Tells JetStream the copy is still going (no-op for a message fetched again). */
+  working(): void
+  /** The message is done with: `awaitingPin` names its product when it was skipped for want of a pin. */
+  done(outcome: 'synced' | 'rejected', awaitingPin: string | null): Promise<void>
+}
 
 const Product = z.string().regex(UUID_RE)
 const Rev = z.number().int().min(1)
@@ -85,7 +96,9 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   const jsm = await jetstreamManager(nc)
   const js = jetstream(nc)
   const durable = serverConsumer(id)
-  const inHand = new Map<number, JsMsg>()
+  const inHand = new Map<number, InHand>()
+  /** Releases just refused because their product is not pinned: stream sequence → product. */
+  const unpinned = new Map<number, string>()
   const counters = { inflight: 0, requests: 0, bytesServed: 0 }
   const startedAt = new Date().toISOString()
   const uploads = new TokenBucket(opts.maxUploadRate ?? 0)
@@ -117,34 +130,41 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         if (!existing || existing.ack_floor.stream_seq !== store.lastSeq) await jsm.consumers.add(RELEASE_STREAM, config)
       }),
       nextRelease: fromPromise<PendingRelease | null, { serverId: string }>(async () => {
+        // A release skipped because its product was not pinned goes first once the trust file
+        // pins the product, before the newer releases the same publish may have appended.
+        const again = await nextNowPinned()
+        if (again) return again
         const consumer = await js.consumers.get(RELEASE_STREAM, durable)
-        const msg = await consumer.next({ expires: 5000 })
+        const msg = await consumer.next({ expires: POLL_MS })
         if (!msg) return null
-        let product = ''
-        let rev = 0
-        try {
-          const release = SignedReleaseSchema.parse(msg.json())
-          product = release.manifest.product
-          rev = release.manifest.rev
-        } catch {
-          // Malformed: syncRelease will reject it with the reason.
-        }
-        inHand.set(msg.seq, msg)
-        return { seq: msg.seq, product, rev } satisfies PendingRelease
+        return pending(msg.seq, msg.data, {
+          data: msg.data,
+          working: () => msg.working(),
+          async done(outcome, awaitingPin) {
+            if (outcome === 'rejected') {
+              await store.markSkipped(msg.seq, awaitingPin ?? undefined)
+              msg.term()
+            } else {
+              if (store.lastSeq < msg.seq) await store.markSkipped(msg.seq)
+              await msg.ackAck()
+            }
+          },
+        })
       }),
       syncRelease: fromPromise<SyncOutcome, { release: PendingRelease }>(whileWriting(async ({ input: { release }, signal }) => {
         const msg = inHand.get(release.seq)
         if (!msg) throw new UpswarmError('UPSWARM_E_IO', `release message ${release.seq} is no longer in hand`)
-        const where = `release stream seq ${msg.seq}`
+        const where = `release stream seq ${release.seq}`
         const claimed = SignedReleaseSchema.safeParse(safeJson(msg.data))
         if (!claimed.success) return { permanent: true as const, reason: `${where} is not a signed release manifest; skipped` }
         const { manifest: { product, rev }, publicKey } = claimed.data
         // Issue 10 item 4: the product's keys come from the trust file, never from the first
         // release seen. A broken trust file throws here: a retry, not a lost release.
-        const refusal = opts.trust
-          ? await opts.trust.refusal(product, publicKey)
-          : firstKeyRefusal(product, publicKey)
-        if (refusal) return { permanent: true as const, reason: `${where} (product ${product} r${rev}, key ${publicKey}) skipped: ${refusal}` }
+        const refusal = await opts.trust.refusal(product, publicKey)
+        if (refusal) {
+          if (!(await opts.trust.keysFor(product))) unpinned.set(release.seq, product)
+          return { permanent: true as const, reason: `${where} (product ${product} r${rev}, key ${publicKey}) skipped: ${refusal}` }
+        }
         let signed
         try {
           signed = decodeRelease(msg.data, publicKey, where)
@@ -158,7 +178,9 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         }
         // R-DHT-2: seed the pinned key's feed from now on, so a publisher can reach it while the blobs copy.
         void seed.seedFeed(signed.publicKey)
-        if (signed.manifest.rev <= (store.synced[signed.manifest.product] ?? 0)) return { permanent: false as const }
+        // Held already (a replay after a restart): nothing to copy. An older revision not held
+        // yet (skipped until its product was pinned) is synced like any other.
+        if (held) return { permanent: false as const }
         const keepAlive = setInterval(() => msg.working(), 10_000)
         try {
           for (const [sha, size] of blobsOf(signed.manifest)) {
@@ -172,7 +194,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
             const stop = (): void => void source.destroy(new UpswarmError('UPSWARM_E_IO', `server ${id} is stopping`))
             signal.addEventListener('abort', stop, { once: true })
             try {
-              await store.blobs.put(sha, source, `object store (release seq ${msg.seq})`, size)
+              await store.blobs.put(sha, source, `object store (release seq ${release.seq})`, size)
             } finally {
               signal.removeEventListener('abort', stop)
             }
@@ -181,20 +203,15 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
           clearInterval(keepAlive)
         }
         signal.throwIfAborted()
-        await store.markSynced(msg.seq, encodeRelease(signed), signed)
+        await store.markSynced(release.seq, encodeRelease(signed), signed)
         return { permanent: false as const }
       })),
       acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' }>(whileWriting(async ({ input: { release, outcome } }) => {
         const msg = inHand.get(release.seq)
         inHand.delete(release.seq)
-        if (!msg) return
-        if (outcome === 'rejected') {
-          await store.markSkipped(release.seq)
-          msg.term()
-        } else {
-          if (store.lastSeq < release.seq) await store.markSkipped(release.seq)
-          await msg.ackAck()
-        }
+        const awaitingPin = unpinned.get(release.seq) ?? null
+        unpinned.delete(release.seq)
+        await msg?.done(outcome, awaitingPin)
       })),
     },
   })
@@ -240,9 +257,38 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     },
   })
 
-  function firstKeyRefusal(product: string, publicKey: string): string | null {
-    const first = store.keyOf(product)
-    return first && first !== publicKey ? `product ${product} was first published with key ${first} (no trust file given)` : null
+  function pending(seq: number, data: Uint8Array, hand: InHand): PendingRelease {
+    let product = ''
+    let rev = 0
+    const release = SignedReleaseSchema.safeParse(safeJson(data))
+    // Malformed: syncRelease will reject it with the reason.
+    if (release.success) ({ product, rev } = release.data.manifest)
+    inHand.set(seq, hand)
+    return { seq, product, rev }
+  }
+
+  /** The oldest release skipped for want of a pin whose product the trust file pins now, fetched again. */
+  async function nextNowPinned(): Promise<PendingRelease | null> {
+    const awaiting = store.awaitingPin
+    for (const product of await opts.trust.pinnedAmong(Object.keys(awaiting))) {
+      const seq = awaiting[product]![0]!
+      const stored = await jsm.streams.getMessage(RELEASE_STREAM, { seq })
+      if (!stored) {
+        log(`release stream seq ${seq} (product ${product}), skipped until its product was pinned, is no longer in the stream`)
+        await store.examined(product, seq)
+        continue
+      }
+      log(`examining release stream seq ${seq} again: product ${product} is pinned now`)
+      return pending(seq, stored.data, {
+        data: stored.data,
+        working: () => {},
+        async done(_outcome, awaitingPin) {
+          // Unpinned again meanwhile: it keeps waiting; otherwise it has had its examination.
+          if (!awaitingPin) await store.examined(product, seq)
+        },
+      })
+    }
+    return null
   }
 
   function syncedRelease(product: string, rev: number) {

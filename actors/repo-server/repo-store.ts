@@ -10,9 +10,14 @@ import { decodeSelfSigned, manifestSha256, type SignedRelease } from '../../infr
 export interface RepoState {
   /** Stream sequence of the last release message processed. */
   lastSeq: number
-  /** The key of each product's newest synced release (the feed the server seeds; the pin without a trust file). */
+  /** The key of each product's newest synced release (the feed the server seeds). */
   keys: Record<string, string>
   synced: Record<string, number>
+  /**
+   * Stream sequences of releases skipped because their product was not pinned in the trust
+   * file, by product: examined again once the trust file pins the product.
+   */
+  awaitingPin?: Record<string, number[]>
 }
 
 export interface RevisionInfo {
@@ -70,6 +75,11 @@ export class RepoStore {
     return this.state.keys[product]
   }
 
+  /** Releases skipped because their product was not pinned: product → stream sequences, oldest first. */
+  get awaitingPin(): Record<string, number[]> {
+    return { ...this.state.awaitingPin }
+  }
+
   release(product: string, rev: number): { bytes: Buffer; release: SignedRelease; sha: string } | undefined {
     return this.releases.get(product)?.get(rev)
   }
@@ -97,17 +107,37 @@ export class RepoStore {
     await mkdir(dir, { recursive: true })
     await writeFileAtomic(join(dir, `${rev}.json`), bytes, this.tmpDir)
     this.state = {
+      ...this.state,
       lastSeq: Math.max(this.state.lastSeq, seq),
       keys: rev >= (this.state.synced[product] ?? 0) ? { ...this.state.keys, [product]: release.publicKey } : this.state.keys,
       synced: { ...this.state.synced, [product]: Math.max(this.state.synced[product] ?? 0, rev) },
     }
-    await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(this.state), this.tmpDir)
+    await this.saveState()
     this.remember(bytes, release)
   }
 
-  /** Records that a message was processed without a release (rejected), so replay skips it. */
-  async markSkipped(seq: number): Promise<void> {
-    this.state = { ...this.state, lastSeq: Math.max(this.state.lastSeq, seq) }
+  /**
+   * Records that a message was processed without a release (rejected), so replay skips it; with
+   * `awaitingPin`, it was a release of that product, not pinned yet, to examine again once it is.
+   */
+  async markSkipped(seq: number, awaitingPin?: string): Promise<void> {
+    const awaiting = { ...this.state.awaitingPin }
+    if (awaitingPin) awaiting[awaitingPin] = [...new Set([...(awaiting[awaitingPin] ?? []), seq])].sort((a, b) => a - b)
+    this.state = { ...this.state, lastSeq: Math.max(this.state.lastSeq, seq), awaitingPin: awaiting }
+    await this.saveState()
+  }
+
+  /** A release awaiting its product's pin was examined again (synced, refused, or gone from the stream). */
+  async examined(product: string, seq: number): Promise<void> {
+    const awaiting = { ...this.state.awaitingPin }
+    const left = (awaiting[product] ?? []).filter((s) => s !== seq)
+    if (left.length > 0) awaiting[product] = left
+    else delete awaiting[product]
+    this.state = { ...this.state, awaitingPin: awaiting }
+    await this.saveState()
+  }
+
+  private async saveState(): Promise<void> {
     await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(this.state), this.tmpDir)
   }
 

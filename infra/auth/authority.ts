@@ -4,12 +4,13 @@
 // loads the accounts at start (resolver `full`); a revocation is a new account JWT pushed to the
 // running cluster, so no repository server restarts and no other creds change.
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds, fromSeed, type KeyPair } from '@nats-io/jwt'
 import { UpswarmError } from '../errors.ts'
 import { IDENTITY_RE, kindTag, type Identity } from '../nats/identity.ts'
+import { withLock } from '../store/lock-file.ts'
 import { createCa, issueServerCert } from './tls.ts'
 import { permissionsFor } from './permissions.ts'
 
@@ -57,29 +58,6 @@ async function writePrivate(file: string, data: string | Uint8Array): Promise<vo
   await writeFile(tmp, data, { mode: 0o600 })
   await chmod(tmp, 0o600)
   await rename(tmp, file)
-}
-
-const LOCK_STALE_MS = 30_000
-
-/** Runs `fn` holding the authority's lock file, so that processes issuing at once lose no update. */
-async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
-  const lock = `${file}.lock`
-  for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
-    try {
-      await writeFile(lock, String(process.pid), { flag: 'wx' })
-      break
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      const age = await stat(lock).then((st) => Date.now() - st.mtimeMs, () => 0)
-      if (age > LOCK_STALE_MS) await rm(lock, { force: true })
-      else await new Promise((r) => setTimeout(r, wait))
-    }
-  }
-  try {
-    return await fn()
-  } finally {
-    await rm(lock, { force: true })
-  }
 }
 
 async function accountJwt(accountKp: KeyPair, signingPub: string, revocations: Record<string, number>, operatorKp: KeyPair): Promise<string> {

@@ -11,6 +11,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { z } from 'zod'
 import { UpswarmError, errorMessage } from '../errors.ts'
+import { withLock } from '../store/lock-file.ts'
 import { writeFileAtomic } from '../store/working-copy/atomic.ts'
 import { UUID_RE } from './manifest.ts'
 
@@ -71,16 +72,19 @@ export function trustedKeys(trust: Trust, product: string): string[] | undefined
 /**
  * Pins `product` to `publicKey` (no-op when that key is already trusted for it); creates the
  * file when missing. Refuses with UPSWARM_E_CONFIG when the product is pinned to other keys.
- * Written atomically: readers see the old file or the new one.
+ * Written atomically (readers see the old file or the new one) under the file's lock, so
+ * publishers pinning different products at once lose no pin.
  */
 export async function pinProduct(file: string, product: string, publicKey: string): Promise<{ pinned: boolean }> {
   const id = product.toLowerCase()
-  const trust = await loadTrust(file, { missingOk: true })
-  const keys = trustedKeys(trust, id)
-  if (keys?.includes(publicKey)) return { pinned: false }
-  if (keys) throw pinnedElsewhere(id, keys, file)
-  await writeTrust(file, { ...trust, products: { ...trust.products, [id]: { publisherKeys: [publicKey] } } })
-  return { pinned: true }
+  return withLock(file, async () => {
+    const trust = await loadTrust(file, { missingOk: true })
+    const keys = trustedKeys(trust, id)
+    if (keys?.includes(publicKey)) return { pinned: false }
+    if (keys) throw pinnedElsewhere(id, keys, file)
+    await writeTrust(file, { ...trust, products: { ...trust.products, [id]: { publisherKeys: [publicKey] } } })
+    return { pinned: true }
+  })
 }
 
 export function pinnedElsewhere(product: string, keys: string[], where: string): UpswarmError {
@@ -118,6 +122,12 @@ export class TrustStore {
 
   async keysFor(product: string): Promise<string[] | undefined> {
     return trustedKeys(await this.current(), product)
+  }
+
+  /** Those of `products` the file pins now (one look at the file for all of them). */
+  async pinnedAmong(products: string[]): Promise<string[]> {
+    const trust = await this.current()
+    return products.filter((p) => trustedKeys(trust, p))
   }
 
   /** Why a release of `product` signed by `publicKey` is not trusted, or null when it is. */

@@ -8,6 +8,7 @@ import { startRepoServer, type RepoServer } from '../../actors/repo-server/index
 import { RELEASE_STREAM, releaseSubject } from '../../infra/nats/names.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { TrustStore } from '../../infra/release/trust.ts'
 import { openFeed, type FeedEntry, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import { newProduct, tempDir, testConnection } from '../helpers/cluster.ts'
 import { writeTree } from '../helpers/trees.ts'
@@ -20,6 +21,8 @@ describe('release feed', () => {
   let nc: NatsConnection
   let dir: { path: string; cleanup: () => Promise<void> }
   let server: RepoServer
+  /** The server's trust file: every publish pins its product to `key` in it, as `up` does. */
+  let trustFile: string
   const cleanups: (() => Promise<void>)[] = []
   const key = generatePublisherKey()
   let n = 0
@@ -28,7 +31,7 @@ describe('release feed', () => {
     const src = join(dir.path, `src${++n}`)
     // Unique content: the suite's tests share one object store, where equal blobs are stored once.
     await writeTree(src, { 'app.txt': `${product} ${content}` })
-    return publish({ nc, src, product, key, serverWaitMs: SERVER_WAIT_MS, ...extra })
+    return publish({ nc, src, product, key, trust: trustFile, serverWaitMs: SERVER_WAIT_MS, ...extra })
   }
 
   /** A reader with its own empty storage, connected to the server only. */
@@ -53,7 +56,8 @@ describe('release feed', () => {
   beforeAll(async () => {
     nc = await testConnection()
     dir = await tempDir('upswarm-feedpub-')
-    server = await startRepoServer({ nc, id: `feed${process.pid}`, dataDir: join(dir.path, 'server') })
+    trustFile = join(dir.path, 'trust.json')
+    server = await startRepoServer({ nc, id: `feed${process.pid}`, dataDir: join(dir.path, 'server'), trust: await new TrustStore(trustFile).ready() })
     // Other tests' servers seed this key too once they see its releases; this one must not lag
     // behind them replaying the suite's stream, or a publish may be over before it seeds the feed.
     const { state } = await (await jetstreamManager(nc)).streams.info(RELEASE_STREAM)

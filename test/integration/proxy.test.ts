@@ -18,7 +18,7 @@ import { randomContent, writeTree } from '../helpers/trees.ts'
 import ssh2 from 'ssh2'
 import type { SFTPWrapper } from 'ssh2'
 import { loadOrCreateHostKey } from '../../infra/ssh/sftp-gateway.ts'
-import { TrustStore, pinProduct } from '../../infra/release/trust.ts'
+import { TrustStore, loadTrust, writeTrust } from '../../infra/release/trust.ts'
 import { PIECE_SIZE } from '../../infra/release/hash.ts'
 
 const exec = promisify(execFile)
@@ -79,7 +79,7 @@ describe('proxy', () => {
     trustFile = join(dir.path, 'trust.json')
     await publish({ nc, src: join(dir.path, 'src'), product, key, trust: trustFile })
     for (const [i, id] of ids.entries()) {
-      servers.push(await startRepoServer({ nc, id, dataDir: join(dir.path, id), weight: weights[i] }))
+      servers.push(await startRepoServer({ nc, id, dataDir: join(dir.path, id), weight: weights[i], trust: await new TrustStore(trustFile).ready() }))
     }
     proxy = await startProxy({ nc, httpPort: 0, sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key')),
       trust: await new TrustStore(trustFile).ready(), log: proxyLog })
@@ -279,7 +279,7 @@ describe('proxy', () => {
     expect(answered).toBeGreaterThan(0)
     for (let i = 0; i < 50; i++) expect(proxy.pool.assign(product, 1)).not.toBe(victim.id)
     await rm(join(dir.path, victim.id), { recursive: true, force: true })
-    const back = await startRepoServer({ nc, id: victim.id, dataDir: join(dir.path, victim.id), weight: 5 })
+    const back = await startRepoServer({ nc, id: victim.id, dataDir: join(dir.path, victim.id), weight: 5, trust: await new TrustStore(trustFile).ready() })
     servers.push(back)
     await waitFor(back.actor, () => back.store.synced[product] === 1, { timeout: 30_000 })
     await waitFor(member, (s) => s.matches('healthy') && s.context.status.synced[product] === 1, { timeout: 10_000 })
@@ -350,10 +350,14 @@ describe('proxy', () => {
 
   it('proxy — the gateway and the SFTP door refuse a release signed by a key the trust file does not pin for its product (R-VERIFY)', async () => {
     const other = newProduct()
+    const foreign = generatePublisherKey()
     await writeTree(join(dir.path, 'src-other'), { 'a.txt': 'from someone else\n' })
-    await publish({ nc, src: join(dir.path, 'src-other'), product: other, key: generatePublisherKey() })
-    await pinProduct(trustFile, other, key.publicKey)
+    await publish({ nc, src: join(dir.path, 'src-other'), product: other, key: foreign, trust: trustFile })
     for (const s of servers) await waitFor(s.actor, () => s.store.synced[other] === 1, { timeout: 30_000 })
+    // The operator moves the product to another key: the servers keep what they hold, and the
+    // gateway and the SFTP door, which check every manifest against the file, refuse it.
+    const trust = await loadTrust(trustFile)
+    await writeTrust(trustFile, { ...trust, products: { ...trust.products, [other]: { publisherKeys: [key.publicKey] } } })
     const { proxy: p } = await freshProxy({ sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key')) })
     try {
       await waitFor(p.pool.member(ids[0]!)!, (snap) => snap.context.status.synced[other] === 1, { timeout: 10_000 })

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { publish } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { TrustStore } from '../../infra/release/trust.ts'
 import { decodeRelease } from '../../infra/release/manifest.ts'
 import { repoSubject } from '../../infra/nats/names.ts'
 import { request, requestJson } from '../../infra/nats/service.ts'
@@ -34,9 +35,10 @@ describe('repository server', () => {
   }
 
   it('repository server — syncs a published release, verifies blobs, serves manifest, SHA-1 list and ranges', async () => {
-    const result = await publish({ nc, src: join(dir.path, 'src'), product, key, label: '1.0.0' })
+    const trust = join(dir.path, 'trust.json')
+    const result = await publish({ nc, src: join(dir.path, 'src'), product, key, label: '1.0.0', trust })
     expect(result).toMatchObject({ product, rev: 1, label: '1.0.0', files: 2, newBlobs: 2 })
-    const server = await startRepoServer({ nc, id: `t${Date.now()}`, dataDir: join(dir.path, 's1') })
+    const server = await startRepoServer({ nc, id: `t${Date.now()}`, dataDir: join(dir.path, 's1'), trust: await new TrustStore(trust).ready() })
     try {
       await syncedTo(server, 1)
       const revs = await requestJson<{ latest: number; revs: { rev: number; manifestSha256: string }[] }>(

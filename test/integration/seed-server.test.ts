@@ -9,6 +9,7 @@ import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { serverHeartbeat } from '../../infra/nats/names.ts'
 import { sha256Hex } from '../../infra/release/hash.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { TrustStore } from '../../infra/release/trust.ts'
 import { PieceSession, type RemoteHave } from '../../infra/swarm/piece-protocol.ts'
 import { topicFor } from '../../infra/swarm/transport.ts'
 import { clusterInfo, newProduct, tempDir, testConnection } from '../helpers/cluster.ts'
@@ -58,6 +59,7 @@ describe('repository server as a seed', () => {
   let nc: NatsConnection
   let dir: { path: string; cleanup: () => Promise<void> }
   let server: RepoServer
+  let trustFile: string
   const nodes: Node[] = []
   const key = generatePublisherKey()
   const product = newProduct()
@@ -70,8 +72,9 @@ describe('repository server as a seed', () => {
     nc = await testConnection()
     dir = await tempDir('upswarm-seed-')
     await writeTree(join(dir.path, 'r1'), { 'a.txt': small, 'big.bin': big })
-    await publish({ nc, src: join(dir.path, 'r1'), product, key, skipFeed: true })
-    server = await startRepoServer({ nc, id: `seed${process.pid}`, dataDir: join(dir.path, 'server'), bootstrap: parseBootstrap(clusterInfo().dhtBootstrap) })
+    trustFile = join(dir.path, 'trust.json')
+    await publish({ nc, src: join(dir.path, 'r1'), product, key, skipFeed: true, trust: trustFile })
+    server = await startRepoServer({ nc, id: `seed${process.pid}`, dataDir: join(dir.path, 'server'), bootstrap: parseBootstrap(clusterInfo().dhtBootstrap), trust: await new TrustStore(trustFile).ready() })
     await nextSynced(server, product, 1)
     await server.seed.flushed() // the product's and r1's topics are announced
   })
@@ -129,7 +132,7 @@ describe('repository server as a seed', () => {
     const added = randomContent(300_000)
     await writeTree(join(dir.path, 'r2'), { 'a.txt': small, 'big.bin': big, 'added.bin': added })
     const synced = nextSynced(server, product, 2)
-    await publish({ nc, src: join(dir.path, 'r2'), product, key, skipFeed: true })
+    await publish({ nc, src: join(dir.path, 'r2'), product, key, skipFeed: true, trust: trustFile })
     await synced
     await announced(session, [sha256Hex(added)])
     expect((await session.request(sha256Hex(added), 0, 300_000)).equals(added)).toBe(true)
@@ -137,7 +140,7 @@ describe('repository server as a seed', () => {
   })
 
   it('repository server — advertises --swarm-advertise in its heartbeat; a wildcard bind without it is refused before anything listens', async () => {
-    const other = await startRepoServer({ nc, id: `adv${process.pid}`, dataDir: join(dir.path, 'adv'), swarmAdvertise: 'localhost' })
+    const other = await startRepoServer({ nc, id: `adv${process.pid}`, dataDir: join(dir.path, 'adv'), swarmAdvertise: 'localhost', trust: await new TrustStore(trustFile).ready() })
     try {
       const hb = await nextHeartbeat(nc, other.id)
       expect(hb.swarm.host).toBe('localhost')
@@ -146,7 +149,7 @@ describe('repository server as a seed', () => {
       await other.close()
     }
     // Refused by the check itself: nothing binds 0.0.0.0 in tests.
-    await expect(startRepoServer({ nc, id: `wild${process.pid}`, dataDir: join(dir.path, 'wild'), swarmHost: '0.0.0.0' }))
+    await expect(startRepoServer({ nc, id: `wild${process.pid}`, dataDir: join(dir.path, 'wild'), swarmHost: '0.0.0.0', trust: await new TrustStore(trustFile).ready() }))
       .rejects.toThrow(/--swarm-advertise/)
   })
 })

@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
+import { LOCK_STALE_MS } from '../../infra/store/lock-file.ts'
 import { TrustStore, loadTrust, pinProduct, trustedKeys } from '../../infra/release/trust.ts'
 
 const KEY_A = 'a'.repeat(64)
@@ -44,6 +45,34 @@ describe('trust file', () => {
     expect(trustedKeys(trust, product)).toEqual([KEY_A])
     expect(trustedKeys(trust, other)).toEqual([KEY_B])
     expect(trustedKeys(trust, randomUUID())).toBeUndefined()
+  })
+
+  it('trust — concurrent pins of different products all land (the file is locked while it changes)', async () => {
+    const products = Array.from({ length: 24 }, () => randomUUID())
+    const results = await Promise.all(products.map((p, i) => pinProduct(file, p, i % 2 ? KEY_A : KEY_B)))
+    expect(results.every((r) => r.pinned)).toBe(true)
+    const trust = await loadTrust(file)
+    expect(Object.keys(trust.products).sort()).toEqual([...products].sort())
+    products.forEach((p, i) => expect(trustedKeys(trust, p)).toEqual([i % 2 ? KEY_A : KEY_B]))
+    await expect(stat(`${file}.lock`)).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('trust — a pin waits for the lock another process holds, and takes over one left by a killed process', async () => {
+    const product = randomUUID()
+    await writeFile(`${file}.lock`, '1')
+    let done = false
+    const pinning = pinProduct(file, product, KEY_A).then((r) => { done = true; return r })
+    // The pin cannot have landed while the lock is held; it lands once the holder lets go.
+    await new Promise((r) => setTimeout(r, 50))
+    expect(done).toBe(false)
+    await rm(`${file}.lock`)
+    expect(await pinning).toEqual({ pinned: true })
+    const stale = new Date(Date.now() - LOCK_STALE_MS - 1000)
+    await writeFile(`${file}.lock`, '1')
+    await utimes(`${file}.lock`, stale, stale)
+    const other = randomUUID()
+    expect(await pinProduct(file, other, KEY_B)).toEqual({ pinned: true })
+    expect(Object.keys((await loadTrust(file)).products).sort()).toEqual([product, other].sort())
   })
 
   it('trust — a TrustStore sees a pin made after it started, and refuses lookups while the file is broken', async () => {
