@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
-import { inject } from 'vitest'
+import { afterAll, beforeAll, inject } from 'vitest'
 import { Authority } from '../../infra/auth/authority.ts'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
@@ -58,4 +58,22 @@ export async function startOwnCluster(dir: string, nodes = 3): Promise<{ cluster
   await ensureResources(admin, nodes)
   await admin.close()
   return { cluster, authority, connect }
+}
+
+/**
+ * The suite's admin connection and a temporary directory for the tests of one file: opened
+ * before them, closed and removed after. Read `nc` and `dir` inside tests and hooks.
+ */
+export function connectionAndDir(prefix?: string): { readonly nc: NatsConnection; readonly dir: string } {
+  let nc: NatsConnection | undefined
+  let dir: { path: string; cleanup: () => Promise<void> } | undefined
+  beforeAll(async () => {
+    nc = await testConnection()
+    dir = await tempDir(prefix)
+  })
+  afterAll(async () => {
+    await nc?.close()
+    await dir?.cleanup()
+  })
+  return { get nc() { return nc! }, get dir() { return dir!.path } }
 }

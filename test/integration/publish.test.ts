@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { writeFile } from 'node:fs/promises'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
@@ -7,9 +7,8 @@ import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { decodeRelease, manifestSha256 } from '../../infra/release/manifest.ts'
 import { RELEASE_STREAM, releaseSubject } from '../../infra/nats/names.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
-import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
-import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
-import { newProduct, tempDir, testConnection, startOwnCluster } from '../helpers/cluster.ts'
+import type { NatsConnection } from '../../infra/nats/connect.ts'
+import { connectionAndDir, newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
 
 async function releasesOf(nc: NatsConnection, product: string, publicKey: string) {
@@ -30,44 +29,34 @@ async function readReleases(nc: NatsConnection, product: string, publicKey: stri
 }
 
 describe('publish', () => {
-  let nc: NatsConnection
-  let dir: { path: string; cleanup: () => Promise<void> }
+  const fx = connectionAndDir()
   const key = generatePublisherKey()
-
-  beforeAll(async () => {
-    nc = await testConnection()
-    dir = await tempDir()
-  })
-  afterAll(async () => {
-    await nc?.close()
-    await dir?.cleanup()
-  })
 
   it('publish — two concurrent publishes of one product get revisions 1 and 2, chained, never two 1s', async () => {
     const product = newProduct()
-    await writeTree(join(dir.path, 'c1'), { 'a.txt': 'one' })
-    await writeTree(join(dir.path, 'c2'), { 'a.txt': 'two' })
+    await writeTree(join(fx.dir, 'c1'), { 'a.txt': 'one' })
+    await writeTree(join(fx.dir, 'c2'), { 'a.txt': 'two' })
     const [a, b] = await Promise.all([
-      publish({ nc, src: join(dir.path, 'c1'), product, key }),
-      publish({ nc, src: join(dir.path, 'c2'), product, key }),
+      publish({ nc: fx.nc, src: join(fx.dir, 'c1'), product, key }),
+      publish({ nc: fx.nc, src: join(fx.dir, 'c2'), product, key }),
     ])
     expect([a.rev, b.rev].sort()).toEqual([1, 2])
-    const stored = await releasesOf(nc, product, key.publicKey)
+    const stored = await releasesOf(fx.nc, product, key.publicKey)
     expect(stored.map((m) => m.rev)).toEqual([1, 2])
     expect(stored[1]!.parent).toBe(manifestSha256(stored[0]!))
   })
 
   it('publish — publishing an unchanged tree again appends nothing; only new blobs are uploaded', async () => {
     const product = newProduct()
-    const src = join(dir.path, 'same')
+    const src = join(fx.dir, 'same')
     await writeTree(src, { 'x.bin': randomContent(200_000), 'y.txt': 'y' })
-    const first = await publish({ nc, src, product, key })
-    const again = await publish({ nc, src, product, key })
+    const first = await publish({ nc: fx.nc, src, product, key })
+    const again = await publish({ nc: fx.nc, src, product, key })
     expect(again).toMatchObject({ rev: 1, unchanged: true, newBlobs: 0, manifestSha256: first.manifestSha256 })
     await writeFile(join(src, 'y.txt'), 'changed')
-    const second = await publish({ nc, src, product, key })
+    const second = await publish({ nc: fx.nc, src, product, key })
     expect(second).toMatchObject({ rev: 2, newBlobs: 1, newBytes: 7 })
-    expect((await releasesOf(nc, product, key.publicKey)).map((m) => m.rev)).toEqual([1, 2])
+    expect((await releasesOf(fx.nc, product, key.publicKey)).map((m) => m.rev)).toEqual([1, 2])
   })
 
   it('publish — kill -9 of a nats-server node during a publish: it succeeds or fails cleanly, no release lost or duplicated', async () => {
