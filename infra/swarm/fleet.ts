@@ -11,7 +11,7 @@ import c from 'compact-encoding'
 import Protomux from 'protomux'
 import { z } from 'zod'
 import { UpswarmError, errorMessage } from '../errors.ts'
-import type { SwarmKeyPair } from './transport.ts'
+import { topicFor, type SwarmKeyPair } from './transport.ts'
 
 export const FLEET_CERT_VERSION = 1
 /** Signed before the certificate body, so a fleet signature can never be replayed as another kind of statement. */
@@ -252,4 +252,9 @@ export function exchangeCertificates(stream: NoiseSecretStream, identity: SwarmI
     if (!identity) return done({ member: false, reason: 'this node has no fleet identity' })
     timer = setTimeout(() => done({ member: false, reason: `no fleet certificate presented within ${timeoutMs} ms` }), timeoutMs)
   })
+}
+
+/** The DHT topic a node joins for a product (all revisions) or one revision: the private one when given the fleet's topic secret. */
+export function productTopic(product: string, rev?: number, topicSecret?: Buffer | null): Buffer {
+  return topicSecret ? privateTopicFor(topicSecret, product, rev) : topicFor(product, rev)
 }

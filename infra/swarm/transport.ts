@@ -9,6 +9,7 @@ import net from 'node:net'
 import { dirname } from 'node:path'
 import b4a from 'b4a'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
+import Protomux from 'protomux'
 import DHT from 'hyperdht'
 import Hyperswarm from 'hyperswarm'
 import { z } from 'zod'
@@ -22,6 +23,8 @@ export const DEFAULT_KEEP_ALIVE_MS = 5_000
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
 export const DEFAULT_FIRST_BYTES_TIMEOUT_MS = 5_000
 export const DEFAULT_FLEET_TIMEOUT_MS = 5_000
+/** The channels onConnection attaches (piece protocol, release feed): a peer's opens wait for the fleet exchange. */
+const HELD_PROTOCOLS = ['upswarm/pieces', 'hypercore/alpha'] as const
 
 export interface SwarmKeyPair { publicKey: Buffer; secretKey: Buffer }
 
@@ -306,17 +309,25 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
     const peer = b4a.toString(remoteKey, 'hex')
     if (b4a.equals(remoteKey, this.keyPair.publicKey)) return this.refuse(stream, peer, 'connected to itself')
     if (expectKey && !b4a.equals(remoteKey, expectKey)) return this.refuse(stream, peer, `expected peer ${b4a.toString(expectKey, 'hex')}`)
-    let member: string | null = null
     const fleet = this.opts.fleet
-    if (fleet) {
+    if (!fleet) return this.register({ stream, info: { remotePublicKey: remoteKey, peer, via, initiator: stream.isInitiator, remoteAddress, topics, member: null } })
+    // The peer may open its channels before we know it is a member: Protomux rejects an open
+    // nobody pairs, so hold those until onConnection has attached ours (or the stream is gone).
+    const mux = Protomux.from(stream)
+    let attached!: () => void
+    const held = new Promise<void>((resolve) => { attached = resolve })
+    for (const protocol of HELD_PROTOCOLS) mux.pair({ protocol }, () => held)
+    try {
       this.pending.add(stream)
       const admission = await exchangeCertificates(stream, fleet.identity, this.opts.fleetTimeoutMs).finally(() => this.pending.delete(stream))
       if (this.closing || stream.destroying) return this.refuse(stream, peer, 'closed during the fleet exchange')
-      if (admission.member) member = admission.name
-      else if (fleet.admit === 'members') return this.refuse(stream, peer, `not a member of this node's fleet: ${admission.reason}`)
+      if (!admission.member && fleet.admit === 'members') return this.refuse(stream, peer, `not a member of this node's fleet: ${admission.reason}`)
+      const member = admission.member ? admission.name : null
+      return this.register({ stream, info: { remotePublicKey: remoteKey, peer, via, initiator: stream.isInitiator, remoteAddress, topics, member } })
+    } finally {
+      for (const protocol of HELD_PROTOCOLS) mux.unpair({ protocol })
+      attached()
     }
-    const info: ConnectionInfo = { remotePublicKey: remoteKey, peer, via, initiator: stream.isInitiator, remoteAddress, topics, member }
-    return this.register({ stream, info })
   }
 
   private refuse(stream: NoiseSecretStream, peer: string | null, reason: string): null {
