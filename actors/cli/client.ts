@@ -6,7 +6,7 @@ import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
-import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption } from './common.ts'
+import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption } from './common.ts'
 import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
 
@@ -55,10 +55,10 @@ const stderrLog = (quiet: boolean) => (msg: string): void => {
 }
 
 /** One update (or first checkout) as a short-lived sharing daemon: from peers and servers at once. */
-async function updateThroughSwarm(dir: string, nc: NatsConnection | undefined, o: { tracker?: string; bootstrap?: string; threads?: number },
+async function updateThroughSwarm(dir: string, nc: NatsConnection | undefined, o: { tracker?: string; bootstrap?: string; threads?: number; swarmIdentity?: string },
   rev: number | undefined, quiet: boolean): Promise<DaemonUpdate> {
   const { startDaemon } = await import('../share-daemon/index.ts')
-  const daemon = await startDaemon({ dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), log: stderrLog(quiet) })
+  const daemon = await startDaemon({ dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(quiet) })
   try {
     return await daemon.updateNow(rev)
   } finally {
@@ -95,8 +95,9 @@ export function registerClientCommands(program: Command): void {
     .option('--rev <n>', 'revision to check out (default: the newest)', intArg('--rev'))
     .option('--adopt', 'take over a non-empty directory: its files are classified, never overwritten')
     .option('--history <k>', 'revisions kept in the local history store for offline rollback', intArg('--history'))
+    .option('--private', 'a private product: its swarm admits only members of the fleet (needs --swarm-identity to share or fetch from peers)')
     .addOption(threadsOption())
-    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
@@ -111,7 +112,7 @@ export function registerClientCommands(program: Command): void {
         const r = await updater.init(dir, {
           product: o.product, publicKey: String(o.pubkey).toLowerCase(), source: serverSource(nc, String(o.product).toLowerCase()),
           alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress,
-          ...(o.rev !== undefined ? { rev: o.rev } : {}), ...(o.adopt ? { adopt: true } : {}), ...(o.history ? { historyDepth: o.history } : {}),
+          ...(o.rev !== undefined ? { rev: o.rev } : {}), ...(o.adopt ? { adopt: true } : {}), ...(o.history ? { historyDepth: o.history } : {}), ...(o.private ? { private: true } : {}),
           ...(swarm ? { checkout: (d: string) => updateThroughSwarm(d, nc, o, o.rev, true) } : {}),
         })
         bar.done()
@@ -149,7 +150,7 @@ export function registerClientCommands(program: Command): void {
     .option('--rev <n>', 'revision to install (explicit; may be lower than the current one)', intArg('--rev'))
     .addOption(new Option('--on-conflict <policy>', 'what to do with files changed by hand and out of date').choices(['alert', 'overwrite', 'abort']).default('alert'))
     .addOption(threadsOption())
-    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
@@ -263,7 +264,7 @@ export function registerClientCommands(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--max-upload-rate <bytes>', 'upload limit to peers in bytes/s (0: unlimited)', intArg('--max-upload-rate'), 0)
     .addOption(threadsOption())
-    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
@@ -275,7 +276,7 @@ export function registerClientCommands(program: Command): void {
       await runRole('daemon', async () => {
         const daemon: Daemon = await startDaemon({
           dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
-          auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), maxUploadRate: o.maxUploadRate, log: stderrLog(false),
+          auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
         daemon.on('update.started', (from, to) => emit({ event: 'update.started', from, to }, `updating r${from} → r${to}`))

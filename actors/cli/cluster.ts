@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander'
 import { once } from 'node:events'
 import { UpswarmError } from '../../infra/errors.ts'
 import { ALL_ROLES, type Role } from '../launcher/roles.ts'
-import { action, intArg, natsOption, credsOption, tlsCaOption, trustOption } from './common.ts'
+import { action, intArg, natsOption, credsOption, tlsCaOption, trustOption, swarmIdentityOption } from './common.ts'
 import { runRole } from './role.ts'
 
 const log = (msg: string): void => {
@@ -79,21 +79,23 @@ export function registerClusterCommands(program: Command): void {
     .addOption(new Option('--max-upload-rate <bytes/s>', 'limit of swarm and NATS range uploads together (0: unlimited)')
       .env('UPSWARM_SERVER_MAX_UPLOAD_RATE').argParser(intArg('--max-upload-rate')))
     .addOption(trustOption('trust file (required): sync only releases signed by the keys it pins for their product (re-read when it changes)'))
-    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .action(action(async (o) => {
       // Issue 10 item 4, no trust on first use: a server believes only the keys a trust file pins.
       if (!o.trust) {
         throw new UpswarmError('UPSWARM_E_CONFIG', `server ${o.id}: --trust FILE (or UPSWARM_TRUST) is required: the trust file naming each product's publisher keys (\`upswarm up\` writes DIR/trust.json; \`publish --trust FILE\` pins a product)`)
       }
-      const [{ connectNats }, { parseBootstrap }, { startRepoServer }, { TrustStore }] = await Promise.all([
-        import('../../infra/nats/connect.ts'), import('../../infra/cluster/dht.ts'), import('../repo-server/index.ts'), import('../../infra/release/trust.ts')])
+      const [{ connectNats }, { parseBootstrap }, { startRepoServer }, { TrustStore }, { loadSwarmIdentity }] = await Promise.all([
+        import('../../infra/nats/connect.ts'), import('../../infra/cluster/dht.ts'), import('../repo-server/index.ts'), import('../../infra/release/trust.ts'),
+        import('../../infra/swarm/fleet.ts')])
+      const swarmIdentity = o.swarmIdentity ? await loadSwarmIdentity(o.swarmIdentity) : undefined
       const trust = await new TrustStore(o.trust).ready()
       const nc = await connectNats(o.nats, `upswarm-server-${o.id}`, o)
       await runRole('server', async () => {
         const server = await startRepoServer({
           nc, id: o.id, dataDir: o.data, weight: o.weight,
           swarmHost: o.swarmHost, swarmPort: o.swarmPort, ...(o.swarmAdvertise ? { swarmAdvertise: o.swarmAdvertise } : {}), bootstrap: parseBootstrap(o.bootstrap), maxUploadRate: o.maxUploadRate,
-          trust, log: (m) => log(`server ${o.id}: ${m}`),
+          trust, ...(swarmIdentity ? { swarmIdentity } : {}), log: (m) => log(`server ${o.id}: ${m}`),
         })
         const { host, port, publicKey } = server.seed.info()
         return { ready: { id: o.id, swarm: { host, port, publicKey } }, close: async () => { await server.close(); await nc.drain() } }

@@ -6,6 +6,7 @@ export const credsOption = (): Option => new Option('--creds <file>', 'NATS cred
 export const tlsCaOption = (): Option => new Option('--tls-ca <file>', "CA of the NATS servers' TLS certificates (endpoints.json: tlsCa)").env('UPSWARM_TLS_CA')
 /** Issue 10 item 4: the trust file naming each product's publisher keys (infra/release/trust.ts). */
 export const trustOption = (what: string): Option => new Option('--trust <file>', what).env('UPSWARM_TRUST')
+export const swarmIdentityOption = (): Option => new Option('--swarm-identity <file>', 'this node\'s fleet identity for private swarms (`creds issue` writes it; endpoints.json: swarmIdentities)').env('UPSWARM_SWARM_IDENTITY')
 export const jsonOption = (): Option => new Option('--json', 'print the result as JSON on stdout')
 
 export function intArg(name: string) {

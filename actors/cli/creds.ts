@@ -19,6 +19,7 @@ export function registerCredsCommands(program: Command): void {
     .option('--name <name>', 'with --role: the identity name (a server: its id)')
     .option('--ttl-days <n>', 'expiry in days (clients default 180; roles never expire unless given)', intArg('--ttl-days'))
     .option('--out <file>', 'where to write the creds file (default: DIR/auth/creds/KIND-NAME.creds)')
+    .option('--swarm-identity-out <file>', 'clients and servers: where to write the swarm identity file (default: DIR/auth/creds/swarm-KIND-NAME.json)')
     .addOption(jsonOption())
     .action(action(async (o) => {
       const [{ Authority }, { IDENTITY_KINDS }, { UpswarmError }, { join }] = await Promise.all([
@@ -32,8 +33,14 @@ export function registerCredsCommands(program: Command): void {
         ...(o.ttlDays !== undefined ? { ttlSeconds: o.ttlDays * DAY_S } : {}), ...(o.out ? { file: o.out } : {}),
       })
       const expires = issued.expires ? new Date(issued.expires * 1000).toISOString() : null
-      printResult(!!o.json, { kind, name, file: issued.file, publicKey: issued.publicKey, expires },
-        () => `${kind} ${name}: ${issued.file} (user ${issued.publicKey}${expires ? `, expires ${expires}` : ''})`)
+      // Private swarms admit members only: clients and servers get a certified Noise key (docs/protocol.md §5).
+      const swarm = kind === 'client' || kind === 'server'
+        ? await authority.issueSwarmIdentity({ kind, name }, {
+          ...(o.ttlDays !== undefined ? { ttlSeconds: o.ttlDays * DAY_S } : {}), ...(o.swarmIdentityOut ? { file: o.swarmIdentityOut } : {}),
+        })
+        : null
+      printResult(!!o.json, { kind, name, file: issued.file, publicKey: issued.publicKey, expires, swarmIdentity: swarm?.file ?? null },
+        () => `${kind} ${name}: ${issued.file} (user ${issued.publicKey}${expires ? `, expires ${expires}` : ''})${swarm ? `; swarm identity ${swarm.file}` : ''}`)
     }))
 
   creds

@@ -56,6 +56,8 @@ export interface Endpoints {
   /** PEM of the CA that signed the NATS nodes' certificates (`--tls-ca`). */
   tlsCa?: string
   creds?: CredsFiles
+  /** Swarm identity files (private swarms, docs/protocol.md §5): each server's, and the sample client's (`--swarm-identity`). */
+  swarmIdentities?: { servers: Record<string, string>; client: string }
   /** Where the identities are kept: `upswarm creds issue|revoke --dir` of this directory. */
   authDir?: string
   /** The trust file servers and the proxy read (issue 10 item 4): `publish --trust` pins a new product's key in it. */
@@ -139,6 +141,11 @@ export async function up(opts: UpOptions): Promise<Launched> {
         tracker: await issue('tracker', 'tracker'), servers, client: await issue('client', 'sample-client'),
       }
       for (const [id, file] of Object.entries(servers)) roleCreds.set(`server-${id}`, file)
+      // Fleet identities (private swarms): every server and the sample client hold a certified Noise key.
+      const swarmIdentity = async (kind: 'server' | 'client', name: string): Promise<string> => (await authority.issueSwarmIdentity({ kind, name })).file
+      const swarmServers: Record<string, string> = {}
+      for (const id of Object.keys(servers)) swarmServers[id] = await swarmIdentity('server', id)
+      endpoints.swarmIdentities = { servers: swarmServers, client: await swarmIdentity('client', 'sample-client') }
       roleCreds.set('proxy', endpoints.creds.proxy).set('tracker', endpoints.creds.tracker)
       adminAuth = { creds: endpoints.creds.admin, tlsCa: authority.paths.caFile }
       log(`nats: ${cluster.nodes.length} nodes with JetStream at ${cluster.urls.join(', ')} (TLS, credentials in ${authority.paths.credsDir})`)
@@ -184,6 +191,8 @@ export async function up(opts: UpOptions): Promise<Launched> {
         const weight = opts.weights?.[i - 1] ?? 1
         const args = ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight), '--trust', endpoints.trust, ...credsArgs(`server-${id}`)]
         if (opts.serverMaxUploadRate !== undefined) args.push('--max-upload-rate', String(opts.serverMaxUploadRate))
+        const swarmIdentity = endpoints.swarmIdentities?.servers[id]
+        if (swarmIdentity) args.push('--swarm-identity', swarmIdentity)
         starts.push(spawnRole(`server ${id}`, args, roleEnv, log)
           .then(({ child }) => {
             children.set(`server-${id}`, child)
@@ -230,6 +239,7 @@ export function deploymentEnv(endpoints: Endpoints, creds = endpoints.creds?.cli
     ...(endpoints.tlsCa ? { UPSWARM_TLS_CA: endpoints.tlsCa } : {}),
     ...(creds ? { UPSWARM_CREDS: creds } : {}),
     ...(endpoints.trust ? { UPSWARM_TRUST: endpoints.trust } : {}),
+    ...(creds && creds === endpoints.creds?.client && endpoints.swarmIdentities ? { UPSWARM_SWARM_IDENTITY: endpoints.swarmIdentities.client } : {}),
   }
 }
 

@@ -21,6 +21,7 @@ import type { HostPort } from '../../infra/swarm/transport.ts'
 import { serverSyncMachine, type PendingRelease } from '../../machines/server-sync.machine.ts'
 import { RepoStore } from './repo-store.ts'
 import { startSeed, type Seed } from './seed.ts'
+import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { MAX_WEIGHT, type Heartbeat } from './heartbeat.ts'
 
 export type { Seed } from './seed.ts'
@@ -45,6 +46,8 @@ export interface RepoServerOptions {
   swarmPort?: number
   /** HyperDHT bootstrap (parseBootstrap): with it the server announces its products' and revisions' topics. */
   bootstrap?: HostPort[]
+  /** The server's fleet identity (private swarms, docs/protocol.md §5). */
+  swarmIdentity?: SwarmIdentity
   /** Upload limit in bytes/s for swarm pieces and NATS range replies together; 0 or absent = unlimited. */
   maxUploadRate?: number
   /**
@@ -318,6 +321,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       port: opts.swarmPort ?? 0,
       ...(opts.swarmAdvertise ? { advertiseHost: opts.swarmAdvertise } : {}),
       ...(opts.bootstrap ? { bootstrap: opts.bootstrap } : {}),
+      ...(opts.swarmIdentity ? { swarmIdentity: opts.swarmIdentity } : {}),
       uploadBucket: uploads,
       log,
     })

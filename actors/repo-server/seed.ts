@@ -11,6 +11,7 @@ import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import { blobsOf } from '../../infra/release/manifest.ts'
 import { DEFAULT_MAX_REMOTE_BLOBS, PieceSession } from '../../infra/swarm/piece-protocol.ts'
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
+import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import type { TokenBucket } from '../../infra/swarm/token-bucket.ts'
 import { SwarmTransport, loadOrCreateKeyPair, topicFor, type HostPort } from '../../infra/swarm/transport.ts'
 import type { RepoStore } from './repo-store.ts'
@@ -31,6 +32,8 @@ export interface SeedOptions {
   /** Shared with the NATS range replies: one limit for everything the server uploads. */
   uploadBucket: TokenBucket
   log: (msg: string) => void
+  /** The server's fleet identity (`up` / `creds issue --role server`): its Noise key carries a certificate, so private clients admit it. */
+  swarmIdentity?: SwarmIdentity
 }
 
 export interface Seed {
@@ -51,7 +54,7 @@ export const FEEDS_DIR = 'feeds'
 
 export async function startSeed(opts: SeedOptions): Promise<Seed> {
   const { store, log } = opts
-  const keyPair = await loadOrCreateKeyPair(join(opts.dataDir, NODE_KEY_FILE))
+  const keyPair = opts.swarmIdentity?.keyPair ?? await loadOrCreateKeyPair(join(opts.dataDir, NODE_KEY_FILE))
   /** Open piece sessions that got the full `have` list. */
   const sessions = new Set<PieceSession>()
   const feeds = new Map<string, ReleaseFeed>()
@@ -90,6 +93,7 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
   const transport = new SwarmTransport({
     keyPair,
     onConnection,
+    fleet: { identity: opts.swarmIdentity ?? null, admit: 'anyone' },
     ...(opts.bootstrap && opts.bootstrap.length > 0 ? { bootstrap: opts.bootstrap, dhtHost: opts.host } : {}),
   })
   transport.on('refused', (peer, reason) => log(`swarm: refused ${peer ?? 'a connection'}: ${reason}`))

@@ -19,7 +19,8 @@ import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { PieceSession } from '../../infra/swarm/piece-protocol.ts'
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
-import { loadOrCreateKeyPair, SwarmTransport, topicFor } from '../../infra/swarm/transport.ts'
+import { loadSwarmIdentity, privateProductId, productTopic } from '../../infra/swarm/fleet.ts'
+import { loadOrCreateKeyPair, SwarmTransport } from '../../infra/swarm/transport.ts'
 import { HeartbeatForClient } from '../repo-server/heartbeat.ts'
 import { createTrackerClient, type TrackerClient, type TrackerPeer } from '../tracker/client.ts'
 import { update, type UpdateResult } from '../updater/index.ts'
@@ -44,6 +45,8 @@ export interface DaemonOptions {
   /** Bytes/s uploaded to peers, all connections together; 0 = unlimited. */
   maxUploadRate?: number
   announceIntervalMs?: number
+  /** This machine's fleet identity file (`creds issue --client`); required for a private product. */
+  swarmIdentity?: string
   log?: (msg: string) => void
 }
 
@@ -91,7 +94,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const events = new EventEmitter<DaemonEvents>()
   let wc = await WorkingCopy.open(opts.dir)
   const { product, publicKey: publisherKey } = wc.config
-  const keyPair = await loadOrCreateKeyPair(join(wc.layout.meta, 'swarm-key.json'))
+  // A private product (docs/protocol.md §5): members only, secret topics and tracker id.
+  const identity = opts.swarmIdentity ? await loadSwarmIdentity(opts.swarmIdentity) : undefined
+  const topicSecret = wc.config.private ? identity?.topicSecret : null
+  if (topicSecret === undefined) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `${opts.dir}: product ${product} is private; give this machine's fleet identity with --swarm-identity FILE or UPSWARM_SWARM_IDENTITY (\`upswarm creds issue --client NAME\` writes it)`)
+  }
+  const swarmProduct = topicSecret ? privateProductId(topicSecret, product) : product
+  const keyPair = identity?.keyPair ?? await loadOrCreateKeyPair(join(wc.layout.meta, 'swarm-key.json'))
   const publicKey = keyPair.publicKey.toString('hex')
   const peerId = createHash('sha1').update(keyPair.publicKey).digest('hex')
   const peers = new PeerSet()
@@ -136,6 +146,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     keyPair,
     bootstrap: parseBootstrap(opts.bootstrap),
     dhtHost: opts.host ?? '127.0.0.1',
+    fleet: { identity: identity ?? null, admit: topicSecret ? 'members' : 'anyone' },
     onConnection: (stream, info) => {
       feed.replicate(stream)
       const session = new PieceSession(stream, {
@@ -208,8 +219,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const joinDht = async (lookup: boolean): Promise<void> => {
     if (!hasDht) return
     dhtLookup = dhtLookup || lookup
-    await transport.join(topicFor(product), { server: true, client: dhtLookup })
-    if (wc.state.current > 0) await transport.join(topicFor(product, wc.state.current), { server: true, client: dhtLookup })
+    await transport.join(productTopic(product, undefined, topicSecret), { server: true, client: dhtLookup })
+    if (wc.state.current > 0) await transport.join(productTopic(product, wc.state.current, topicSecret), { server: true, client: dhtLookup })
   }
 
   /** R-DHT-1: the tracker is down, slow or empty: find peers on the DHT. */
@@ -238,7 +249,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       ...(opts.nc ? { nc: opts.nc } : {}),
       ...(opts.trackerHttp ? { httpUrl: opts.trackerHttp } : {}),
       ...(opts.trackerUdp ? { udpUrl: opts.trackerUdp } : {}),
-      product, rev: wc.state.current, peerId, port: addr.port, publicKey,
+      product: swarmProduct, rev: wc.state.current, peerId, port: addr.port, publicKey,
       intervalMs: opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_MS,
     })
     tracker.on('peers', (list) => {
@@ -251,7 +262,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       if (s !== 'ok') lookUpOnDht(`tracker ${s}`)
     })
     // A content-keyed swarm: peers at any revision hold blobs we may need (R-PEERLIST).
-    initialQuery = tracker.queryPeers(product).then(dial, () => {})
+    initialQuery = tracker.queryPeers(swarmProduct).then(dial, () => {})
   }
   await joinDht(!tracker)
 

@@ -63,6 +63,8 @@ export interface InitOptions {
   source: ReleaseSource
   alerts?: AlertSink
   historyDepth?: number
+  /** Record the product as private in the working copy config (docs/protocol.md §5). */
+  private?: boolean
   clientId?: string
   threads?: number
   onProgress?: (p: UpdateProgress) => void
@@ -168,6 +170,7 @@ export async function init(dir: string, opts: InitOptions): Promise<UpdateResult
     publicKey: opts.publicKey,
     clientId: opts.clientId ?? randomUUID(),
     historyDepth: opts.historyDepth ?? DEFAULT_HISTORY_DEPTH,
+    ...(opts.private ? { private: true } : {}),
   })
   try {
     if (opts.checkout) return await opts.checkout(dir)

@@ -12,6 +12,7 @@ import { UpswarmError } from '../errors.ts'
 import { IDENTITY_RE, kindTag, type Identity } from '../nats/identity.ts'
 import { withLock } from '../store/lock-file.ts'
 import { createCa, issueServerCert } from './tls.ts'
+import { createFleetKey, createSwarmIdentity, fleetPublicKeyOf, writeSwarmIdentity } from '../swarm/fleet.ts'
 import { permissionsFor } from './permissions.ts'
 
 export const AUTHORITY_FORMAT = 1
@@ -29,6 +30,8 @@ interface AuthorityFile {
   system: { seed: string; jwt: string; userSeed: string; userJwt: string }
   account: { seed: string; signingSeed: string; jwt: string; revocations: Record<string, number> }
   issued: Issued[]
+  /** The fleet key and topic secret of private swarms (hex); made on first use, so older files keep working. */
+  fleet?: { seed: string; topicSecret: string }
 }
 
 const dec = new TextDecoder()
@@ -213,6 +216,28 @@ export class Authority {
       state.issued.push({ kind: identity.kind, name: identity.name, publicKey: userKp.getPublicKey(), issuedAt: now, ...(expires ? { expires } : {}) })
     })
     return { file, publicKey: userKp.getPublicKey(), ...(expires ? { expires } : {}) }
+  }
+
+  /**
+   * Writes a member's swarm identity file (docs/protocol.md §5): a new Noise key pair, its
+   * certificate signed by the fleet key, and the fleet's topic secret. A client's certificate
+   * expires with its creds (CLIENT_CREDS_TTL_S by default); a role's never unless `ttlSeconds`.
+   */
+  async issueSwarmIdentity(identity: Identity, opts: { ttlSeconds?: number; file?: string } = {}): Promise<{ file: string; publicKey: string; expires: number }> {
+    if (!IDENTITY_RE.test(identity.name)) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `identity name ${JSON.stringify(identity.name)}: use 1-64 of A-Z a-z 0-9 _ -`)
+    }
+    const fleet = await this.update(async (state) => {
+      state.fleet ??= { seed: createFleetKey().seed.toString('hex'), topicSecret: randomBytes(32).toString('hex') }
+      return state.fleet
+    })
+    const seed = Buffer.from(fleet.seed, 'hex')
+    const ttl = opts.ttlSeconds ?? (identity.kind === 'client' ? CLIENT_CREDS_TTL_S : undefined)
+    const expires = ttl ? Math.floor(Date.now() / 1000) + ttl : 0
+    const id = createSwarmIdentity({ seed, publicKey: fleetPublicKeyOf(seed) }, Buffer.from(fleet.topicSecret, 'hex'), identity.name, expires)
+    const file = opts.file ?? join(this.paths.credsDir, `swarm-${identity.kind}-${identity.name}.json`)
+    await writeSwarmIdentity(file, id)
+    return { file, publicKey: id.keyPair.publicKey.toString('hex'), expires }
   }
 
   /** Every user ever issued (newest last). */

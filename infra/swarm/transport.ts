@@ -9,10 +9,12 @@ import net from 'node:net'
 import { dirname } from 'node:path'
 import b4a from 'b4a'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
+import Protomux from 'protomux'
 import DHT from 'hyperdht'
 import Hyperswarm from 'hyperswarm'
 import { z } from 'zod'
 import { UpswarmError, errorMessage } from '../errors.ts'
+import { exchangeCertificates, type SwarmIdentity } from './fleet.ts'
 
 export const TOPIC_PREFIX = 'upswarm:topic:'
 export const DEFAULT_MAX_CONNECTIONS = 64
@@ -20,6 +22,9 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000
 export const DEFAULT_KEEP_ALIVE_MS = 5_000
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
 export const DEFAULT_FIRST_BYTES_TIMEOUT_MS = 5_000
+export const DEFAULT_FLEET_TIMEOUT_MS = 5_000
+/** The channels onConnection attaches (piece protocol, release feed): a peer's opens wait for the fleet exchange. */
+const HELD_PROTOCOLS = ['upswarm/pieces', 'hypercore/alpha'] as const
 
 export interface SwarmKeyPair { publicKey: Buffer; secretKey: Buffer }
 
@@ -36,6 +41,16 @@ export interface ConnectionInfo {
   remoteAddress: HostPort | null
   /** Topics this peer was found under (DHT only). */
   topics: Buffer[]
+  /** The name in the peer's fleet certificate when it proved membership of this node's fleet; null otherwise. */
+  member: string | null
+}
+
+/** Fleet membership (private swarms, docs/protocol.md §5). */
+export interface FleetOptions {
+  /** This node's certificate and fleet; null: present none (the node admits anyone). */
+  identity: SwarmIdentity | null
+  /** 'members': close every connection whose peer has no valid certificate of this fleet. */
+  admit: 'members' | 'anyone'
 }
 
 export type ConnectionHandler = (stream: NoiseSecretStream, info: ConnectionInfo) => void
@@ -66,6 +81,14 @@ export interface SwarmTransportOptions {
    * travelled through the DHT.)
    */
   firstBytesTimeoutMs?: number
+  /**
+   * Every connection starts with the `upswarm/fleet` certificate exchange, before onConnection;
+   * default: no identity, admit anyone. false: no exchange at all (a raw stream, for tests of
+   * the transport alone).
+   */
+  fleet?: FleetOptions | false
+  /** How long a node with an identity waits for the peer's certificate. */
+  fleetTimeoutMs?: number
 }
 
 interface Entry { stream: NoiseSecretStream; info: ConnectionInfo }
@@ -153,6 +176,8 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
       keepAliveMs: DEFAULT_KEEP_ALIVE_MS,
       idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
       firstBytesTimeoutMs: DEFAULT_FIRST_BYTES_TIMEOUT_MS,
+      fleet: { identity: null, admit: 'anyone' },
+      fleetTimeoutMs: DEFAULT_FLEET_TIMEOUT_MS,
       ...options,
     }
   }
@@ -284,8 +309,25 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
     const peer = b4a.toString(remoteKey, 'hex')
     if (b4a.equals(remoteKey, this.keyPair.publicKey)) return this.refuse(stream, peer, 'connected to itself')
     if (expectKey && !b4a.equals(remoteKey, expectKey)) return this.refuse(stream, peer, `expected peer ${b4a.toString(expectKey, 'hex')}`)
-    const info: ConnectionInfo = { remotePublicKey: remoteKey, peer, via, initiator: stream.isInitiator, remoteAddress, topics }
-    return this.register({ stream, info })
+    const fleet = this.opts.fleet
+    if (!fleet) return this.register({ stream, info: { remotePublicKey: remoteKey, peer, via, initiator: stream.isInitiator, remoteAddress, topics, member: null } })
+    // The peer may open its channels before we know it is a member: Protomux rejects an open
+    // nobody pairs, so hold those until onConnection has attached ours (or the stream is gone).
+    const mux = Protomux.from(stream)
+    let attached!: () => void
+    const held = new Promise<void>((resolve) => { attached = resolve })
+    for (const protocol of HELD_PROTOCOLS) mux.pair({ protocol }, () => held)
+    try {
+      this.pending.add(stream)
+      const admission = await exchangeCertificates(stream, fleet.identity, this.opts.fleetTimeoutMs).finally(() => this.pending.delete(stream))
+      if (this.closing || stream.destroying) return this.refuse(stream, peer, 'closed during the fleet exchange')
+      if (!admission.member && fleet.admit === 'members') return this.refuse(stream, peer, `not a member of this node's fleet: ${admission.reason}`)
+      const member = admission.member ? admission.name : null
+      return this.register({ stream, info: { remotePublicKey: remoteKey, peer, via, initiator: stream.isInitiator, remoteAddress, topics, member } })
+    } finally {
+      for (const protocol of HELD_PROTOCOLS) mux.unpair({ protocol })
+      attached()
+    }
   }
 
   private refuse(stream: NoiseSecretStream, peer: string | null, reason: string): null {

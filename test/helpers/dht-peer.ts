@@ -14,7 +14,7 @@ const say = (o: object): void => {
 }
 const keyPair = NoiseSecretStream.keyPair(randomBytes(32))
 const transport = new SwarmTransport({
-  keyPair, bootstrap: parseBootstrap(bootstrap), dhtHost: '127.0.0.1',
+  keyPair, bootstrap: parseBootstrap(bootstrap), dhtHost: '127.0.0.1', fleet: false,
   onConnection: (stream, info) => {
     let buffered = ''
     stream.on('data', (d: Buffer) => {

@@ -19,6 +19,8 @@ export const WorkingCopyConfigSchema = z.object({
   clientId: z.string().min(1).max(200),
   /** K: the history store keeps the file versions of the last K revisions. */
   historyDepth: z.number().int().min(1).max(1000),
+  /** A private product (`init --private`): its swarm admits fleet members only, under secret topics (docs/protocol.md §5). */
+  private: z.boolean().optional(),
 })
 export type WorkingCopyConfig = z.infer<typeof WorkingCopyConfigSchema>
 
