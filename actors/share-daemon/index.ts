@@ -359,8 +359,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     if (holdsBack(wc.state, announced)) {
       if (heldFor !== announced) {
         heldFor = announced
-        log(`holding r${wc.state.current} (rolled back); r${announced} is available: run \`upswarm update --rev ${announced}\` to install it`)
-        events.emit('update.held', wc.state.current, announced)
+        const rev = wc.state.current
+        log(`holding r${rev} (rolled back); r${announced} is available: run \`upswarm update --rev ${announced}\` to install it`)
+        // Deferred: the release stream may tell of the release while startDaemon is still running.
+        setImmediate(() => events.emit('update.held', rev, heldFor))
       }
       return
     }
