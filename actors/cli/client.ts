@@ -2,6 +2,7 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
@@ -112,6 +113,9 @@ function reportUpdate(json: boolean, r: Updater.UpdateResult, human: () => strin
   printResult(json, updateJson(r), human)
   if (r.blocked.length > 0) process.exitCode = PARTIAL_EXIT_CODE
 }
+
+/** How many updates `watch --auto` runs at most for one announced release the servers do not hold yet. */
+const WATCH_ATTEMPTS = 8
 
 /** `update` / `init` installed the revision except the blocked paths (docs/updater.md). */
 const PARTIAL_EXIT_CODE = 3
@@ -261,6 +265,7 @@ export function registerClientCommands(program: Command): void {
       const wc = await WorkingCopy.open(dir)
       const source = serverSource(nc, wc.config.product)
       let busy = Promise.resolve()
+      const stopping = new AbortController()
       const follow = await followReleases(nc, wc.config.product, (bytes, seq) => {
         let rev: number
         try {
@@ -274,13 +279,28 @@ export function registerClientCommands(program: Command): void {
           if (rev <= current) return
           printEvent(!!o.json, { event: 'release.available', rev, current }, () => `upgrade notice: r${rev} is available (working copy at r${current})`)
           if (!o.auto) return
-          const r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads })
-          printEvent(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
+          // The stream tells of a release before the servers hold it: an update that falls short
+          // is tried again with backoff (bounded), and a rolled-back copy holds (R-ROLLBACK).
+          for (let attempt = 1; ; attempt++) {
+            const { state } = await WorkingCopy.open(dir)
+            if (updater.holdsBack(state, rev)) {
+              printEvent(!!o.json, { event: 'update.held', rev: state.current, newest: rev }, () => `holding r${state.current} (rolled back): r${rev} is available; \`upswarm update ${dir} --rev ${rev}\` installs it`)
+              return
+            }
+            const r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads })
+            if (r.to >= rev || attempt === WATCH_ATTEMPTS || stopping.signal.aborted) {
+              printEvent(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
+              return
+            }
+            await sleep(Math.min(5_000, 250 * 2 ** attempt), undefined, { signal: stopping.signal })
+          }
         }).catch((err) => {
+          if (stopping.signal.aborted) return
           process.stderr.write(`upswarm: update failed: ${errorMessage(err)}\n`)
         })
       })
       await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM'), follow.closed])
+      stopping.abort()
       await follow.stop()
       await busy
       await nc.close()
