@@ -58,7 +58,7 @@ export const downloadMachine = setup({
     output: {} as DownloadOutput,
   },
   actors: {
-    /** True when the blob is in the local history store (already verified when stored). */
+    /** True when the local history store holds the blob and it still hashes as the manifest says (a corrupt one is dropped). */
     findLocal: fromPromise<boolean, FileEntry>(notProvided('findLocal')),
     fetch: fromPromise<FetchResult, { entry: FileEntry; attempt: number }>(notProvided('fetch')),
     /** Re-hashes what was fetched; throws (and drops it) when SHA-1 or SHA-256 differ. */

@@ -46,6 +46,8 @@ export interface ApplySummary {
   updated: number
   checkedOut: number
   removed: number
+  /** Paths of the target not installed: something the user keeps (a file, a symlink) is in the way above them. */
+  blocked: string[]
 }
 
 export interface RunFailure {

@@ -2,9 +2,10 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
-import type { Daemon, DaemonOptions, DaemonUpdate } from '../share-daemon/index.ts'
+import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
 import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption } from './common.ts'
 import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
@@ -54,13 +55,22 @@ const stderrLog = (quiet: boolean) => (msg: string): void => {
   if (!quiet) process.stderr.write(`${msg}\n`)
 }
 
+/**
+ * What `--rev` and `--on-conflict` ask for, validated once for both update paths (direct and
+ * through the swarm), so that they mean the same whichever runs.
+ */
+function updateRequest(o: { rev?: number; onConflict?: Updater.ConflictPolicy }): UpdateRequest {
+  if (o.rev !== undefined && o.rev < 1) throw new UpswarmError('UPSWARM_E_CONFIG', `--rev ${o.rev}: revisions start at 1; leave --rev out to get the newest`)
+  return { ...(o.rev !== undefined ? { rev: o.rev } : {}), onConflict: o.onConflict ?? 'alert' }
+}
+
 /** One update (or first checkout) as a short-lived sharing daemon: from peers and servers at once. */
 async function updateThroughSwarm(dir: string, nc: NatsConnection | undefined, o: { tracker?: string; bootstrap?: string; threads?: number; swarmIdentity?: string },
-  rev: number | undefined, quiet: boolean): Promise<DaemonUpdate> {
+  request: UpdateRequest, quiet: boolean): Promise<DaemonUpdate> {
   const { startDaemon } = await import('../share-daemon/index.ts')
   const daemon = await startDaemon({ dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(quiet) })
   try {
-    return await daemon.updateNow(rev)
+    return await daemon.updateNow(request)
   } finally {
     await daemon.close()
   }
@@ -75,16 +85,40 @@ function progress(json: boolean) {
 }
 
 function updateSummary(r: Updater.UpdateResult): string {
-  return `r${r.from} → r${r.to}: ${r.updated} updated, ${r.checkedOut} checked out, ${r.removed} removed, ` +
-    `${r.conflicts.length} conflict(s)${r.conflicts.length ? ` (${r.conflicts.join(', ')}: left alone, administrators alerted)` : ''}; ` +
-    `${formatBytes(r.bytesFromServers)} from servers, ${formatBytes(r.bytesFromPeers)} from peers` +
-    ('uploadedBytes' in r ? `; ${formatBytes(r.uploadedBytes as number)} served to peers so far` : '')
+  const { alerts } = r
+  return [
+    `r${r.from} → r${r.to}${r.blocked.length ? ' (PARTIAL)' : ''}: ${r.updated} updated, ${r.checkedOut} checked out, ${r.removed} removed, ` +
+      `${r.conflicts.length} conflict(s)${r.conflicts.length ? ` (${r.conflicts.join(', ')}: left alone)` : ''}; ` +
+      `${formatBytes(r.bytesFromServers)} from servers, ${formatBytes(r.bytesFromPeers)} from peers` +
+      ('uploadedBytes' in r ? `; ${formatBytes(r.uploadedBytes as number)} served to peers so far` : ''),
+    ...blockedLines(r),
+    ...(alerts.delivered.length ? [`administrators alerted about ${alerts.delivered.join(', ')}`] : []),
+    ...alerts.undelivered.map((u) => `alert about ${u.path} NOT delivered (${u.reason}); kept in the working copy, sent on the next connected run`),
+    ...(alerts.earlierDelivered ? [`${alerts.earlierDelivered} alert(s) of earlier runs delivered`] : []),
+    ...(alerts.pending ? [`${alerts.pending} alert(s) still waiting to be delivered`] : []),
+  ].join('\n')
+}
+
+function blockedLines(r: Updater.UpdateResult): string[] {
+  return r.blocked.map((p) => `not installed: ${p} (a file or symlink of yours is in the way above it; move it away and run the update again)`)
 }
 
 function updateJson(r: Updater.UpdateResult | DaemonUpdate): object {
   const { warnings, ...rest } = r
-  return { ...rest, conflicts: r.conflicts.length, conflictPaths: r.conflicts, warnings }
+  return { ...rest, partial: r.blocked.length > 0, conflicts: r.conflicts.length, conflictPaths: r.conflicts, warnings }
 }
+
+/** Prints an update's (or init's) result; a partial one (blocked paths) exits 3: not done. */
+function reportUpdate(json: boolean, r: Updater.UpdateResult, human: () => string): void {
+  printResult(json, updateJson(r), human)
+  if (r.blocked.length > 0) process.exitCode = PARTIAL_EXIT_CODE
+}
+
+/** How many updates `watch --auto` runs at most for one announced release the servers do not hold yet. */
+const WATCH_ATTEMPTS = 8
+
+/** `update` / `init` installed the revision except the blocked paths (docs/updater.md). */
+const PARTIAL_EXIT_CODE = 3
 
 export function registerClientCommands(program: Command): void {
   program
@@ -108,15 +142,16 @@ export function registerClientCommands(program: Command): void {
       // With a swarm to join, the first revision comes like an update: peers and servers at once
       // (a short-lived sharing daemon). Adopting classifies existing files against the servers.
       const swarm = (o.tracker || o.bootstrap) && !o.adopt
+      const request = updateRequest(o)
       try {
         const r = await updater.init(dir, {
           product: o.product, publicKey: String(o.pubkey).toLowerCase(), source: serverSource(nc, String(o.product).toLowerCase()),
           alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress,
-          ...(o.rev !== undefined ? { rev: o.rev } : {}), ...(o.adopt ? { adopt: true } : {}), ...(o.history ? { historyDepth: o.history } : {}), ...(o.private ? { private: true } : {}),
-          ...(swarm ? { checkout: (d: string) => updateThroughSwarm(d, nc, o, o.rev, true) } : {}),
+          ...(request.rev !== undefined ? { rev: request.rev } : {}), ...(o.adopt ? { adopt: true } : {}), ...(o.history ? { historyDepth: o.history } : {}), ...(o.private ? { private: true } : {}),
+          ...(swarm ? { checkout: (d: string) => updateThroughSwarm(d, nc, o, request, true) } : {}),
         })
         bar.done()
-        printResult(!!o.json, updateJson(r), () => `${dir}: working copy at r${r.to} (${r.checkedOut} files checked out; ${formatBytes(r.bytesFromServers)} from servers${r.bytesFromPeers ? `, ${formatBytes(r.bytesFromPeers)} from peers` : ''})`)
+        reportUpdate(!!o.json, r, () => `${dir}: working copy at r${r.to} (${r.checkedOut} files checked out; ${formatBytes(r.bytesFromServers)} from servers${r.bytesFromPeers ? `, ${formatBytes(r.bytesFromPeers)} from peers` : ''})` + blockedLines(r).map((l) => `\n${l}`).join(''))
       } finally {
         await nc.close()
       }
@@ -155,22 +190,22 @@ export function registerClientCommands(program: Command): void {
     .addOption(bootstrapOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, o) => {
+      const request = updateRequest(o)
       const nc = await maybeNats(o, 'upswarm-update')
       const { bar, onProgress } = progress(!!o.json)
       try {
         let r: Updater.UpdateResult | DaemonUpdate
         if (o.tracker || o.bootstrap) {
-          r = await updateThroughSwarm(dir, nc, o, o.rev, !!o.json)
+          r = await updateThroughSwarm(dir, nc, o, request, !!o.json)
         } else {
           if (!nc) throw new UpswarmError('UPSWARM_E_CONFIG', 'update needs a source: --nats URLS (or UPSWARM_NATS), and/or --tracker / --bootstrap for peers')
           const [updater, source, { jetStreamAlertSink }] = await Promise.all([updaterModule(), serverSourceFor(nc, dir), alertsModule()])
           r = await updater.update(dir, {
-            source, alerts: jetStreamAlertSink(nc), threads: o.threads,
-            onConflict: o.onConflict, onProgress, ...(o.rev !== undefined ? { rev: o.rev } : {}),
+            source, alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress, ...request,
           })
         }
         bar.done()
-        printResult(!!o.json, updateJson(r), () => updateSummary(r))
+        reportUpdate(!!o.json, r, () => updateSummary(r))
       } finally {
         await nc?.close()
       }
@@ -231,6 +266,7 @@ export function registerClientCommands(program: Command): void {
       const wc = await WorkingCopy.open(dir)
       const source = serverSource(nc, wc.config.product)
       let busy = Promise.resolve()
+      const stopping = new AbortController()
       const follow = await followReleases(nc, wc.config.product, (bytes, seq) => {
         let rev: number
         try {
@@ -244,13 +280,28 @@ export function registerClientCommands(program: Command): void {
           if (rev <= current) return
           printEvent(!!o.json, { event: 'release.available', rev, current }, () => `upgrade notice: r${rev} is available (working copy at r${current})`)
           if (!o.auto) return
-          const r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads })
-          printEvent(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
+          // The stream tells of a release before the servers hold it: an update that falls short
+          // is tried again with backoff (bounded), and a rolled-back copy holds (R-ROLLBACK).
+          for (let attempt = 1; ; attempt++) {
+            const { state } = await WorkingCopy.open(dir)
+            if (updater.holdsBack(state, rev)) {
+              printEvent(!!o.json, { event: 'update.held', rev: state.current, newest: rev }, () => `holding r${state.current} (rolled back): r${rev} is available; \`upswarm update ${dir} --rev ${rev}\` installs it`)
+              return
+            }
+            const r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads })
+            if (r.to >= rev || attempt === WATCH_ATTEMPTS || stopping.signal.aborted) {
+              printEvent(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
+              return
+            }
+            await sleep(Math.min(5_000, 250 * 2 ** attempt), undefined, { signal: stopping.signal })
+          }
         }).catch((err) => {
+          if (stopping.signal.aborted) return
           process.stderr.write(`upswarm: update failed: ${errorMessage(err)}\n`)
         })
       })
       await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM'), follow.closed])
+      stopping.abort()
       await follow.stop()
       await busy
       await nc.close()
@@ -281,6 +332,8 @@ export function registerClientCommands(program: Command): void {
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
         daemon.on('update.started', (from, to) => emit({ event: 'update.started', from, to }, `updating r${from} → r${to}`))
         daemon.on('update.done', (r) => emit({ event: 'update.done', ...updateJson(r) }, updateSummary(r)))
+        daemon.on('update.held', (rev, newest) => emit({ event: 'update.held', rev, newest },
+          `holding r${rev} (rolled back): r${newest} is available; \`upswarm update ${dir} --rev ${newest}\` installs it`))
         daemon.on('update.failed', (err) => emit({ event: 'update.failed', error: err.toJSON() }, `update failed: ${err.message}`))
         daemon.on('tracker.status', (s) => emit({ event: 'tracker.status', status: s }, `tracker: ${s}`))
         const connected = (key: string, via: string): void => emit({ event: 'peer.connected', peer: key, via }, `peer ${key.slice(0, 12)}… connected over ${via}`)

@@ -23,7 +23,7 @@ import { loadSwarmIdentity, privateProductId, productTopic } from '../../infra/s
 import { loadOrCreateKeyPair, SwarmTransport } from '../../infra/swarm/transport.ts'
 import { HeartbeatForClient } from '../repo-server/heartbeat.ts'
 import { createTrackerClient, type TrackerClient, type TrackerPeer } from '../tracker/client.ts'
-import { update, type UpdateResult } from '../updater/index.ts'
+import { holdsBack, update, type ConflictPolicy, type UpdateResult } from '../updater/index.ts'
 import type { AlertSink } from '../updater/source.ts'
 import { DialBook } from './dial-book.ts'
 import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-source.ts'
@@ -50,6 +50,12 @@ export interface DaemonOptions {
   log?: (msg: string) => void
 }
 
+/** What one update asks for, whichever path runs it (the CLI's direct path takes the same). */
+export interface UpdateRequest {
+  rev?: number
+  onConflict?: ConflictPolicy
+}
+
 export interface DaemonUpdate extends UpdateResult {
   sources: BlobFetchStats
   ms: number
@@ -62,6 +68,8 @@ export interface DaemonEvents {
   'update.started': [from: number, to: number]
   'update.done': [result: DaemonUpdate]
   'update.failed': [error: UpswarmError]
+  /** A rolled-back working copy stays at `rev` although `newest` is announced (R-ROLLBACK hold). */
+  'update.held': [rev: number, newest: number]
   'tracker.status': [status: string]
   'peer.connected': [key: string, via: string]
 }
@@ -75,8 +83,8 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
   uploaded(): number
   /** Every connection made so far (also those made while the daemon started). */
   connections(): { key: string; via: string }[]
-  /** Runs one update now (to `rev`, or the newest verified). */
-  updateNow(rev?: number): Promise<DaemonUpdate>
+  /** Runs one update now (to `request.rev`, or the newest verified), as `upswarm update` does. */
+  updateNow(request?: UpdateRequest): Promise<DaemonUpdate>
   close(): Promise<void>
 }
 
@@ -112,6 +120,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // Update scheduling (declared first: heartbeats and peers may ask for an update at any time).
   let running: Promise<DaemonUpdate> | undefined
   let failures = 0
+  let closed = false
+  /** The announced revision the last `update.held` was said for (said once per revision). */
+  let heldFor = 0
   let retryTimer: NodeJS.Timeout | undefined
   /** Newest revision announced by the release stream or the feed. */
   let announced = 0
@@ -266,11 +277,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   }
   await joinDht(!tracker)
 
-  const alerts: AlertSink = opts.nc ? jetStreamAlertSink(opts.nc) : {
-    async publish(a) {
-      log(`ALERT (no NATS to deliver it): ${a.path} changed by hand and out of date (r${a.rev} → r${a.targetRev})`)
-    },
-  }
+  // Without NATS the updater keeps alerts in the working copy until a run that has a connection.
+  const alerts: AlertSink | undefined = opts.nc ? jetStreamAlertSink(opts.nc) : undefined
   const feedReleases: FeedReleases = {
     list: (p) => {
       const revs = new Map(feed.releases(p).map((e) => [e.rev, e.manifestSha256]))
@@ -285,12 +293,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   }
   const serverSlots = new ServerSlots(SERVER_SLOTS)
 
-  let again: number | undefined
+  let again: UpdateRequest | undefined
   const announcePiece = (sha: string, pieceSize: number, index: number): void => {
     for (const p of peers.all()) if (!p.session.closed) p.session.announcePiece(sha, pieceSize, index)
   }
 
-  async function runUpdate(rev?: number): Promise<DaemonUpdate> {
+  async function runUpdate(request: UpdateRequest): Promise<DaemonUpdate> {
+    const { rev } = request
     const started = Date.now()
     await discovered
     const source = swarmSource({ nc: opts.nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
@@ -298,7 +307,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     events.emit('update.started', from, rev ?? wc.state.newestVerified)
     // Many blobs at once: server requests are capped by serverSlots, peer requests per peer; a
     // wide window lets every client fetch its own stripe early and trade the rest.
-    const result = await update(opts.dir, { source, alerts, threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev ? { rev } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
+    const result = await update(opts.dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
     const before = wc
     wc = await WorkingCopy.open(opts.dir)
     // The update may have garbage-collected blobs the old view kept open for serving.
@@ -322,22 +331,26 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     return done
   }
 
-  function updateNow(rev?: number): Promise<DaemonUpdate> {
+  function updateNow(request: UpdateRequest = {}): Promise<DaemonUpdate> {
+    if (closed) return Promise.reject(new UpswarmError('UPSWARM_E_IO', `the sharing daemon of ${opts.dir} is stopping; no update is started`))
     if (running) {
-      again = rev ?? 0
+      again = request
       return running
     }
-    running = runUpdate(rev)
-    running.then(() => {
-      failures = 0
+    running = runUpdate(request)
+    running.then((done) => {
+      // An automatic run that fell short of the announced revision (servers not answering yet,
+      // a hold) is retried with backoff like a failure, never at once.
+      failures = request.rev === undefined && done.to < announced && !holdsBack(wc.state, announced) ? failures + 1 : 0
     }, () => {
       failures++
     }).finally(() => {
       running = undefined
+      if (closed) return
       if (again !== undefined) {
         const next = again
         again = undefined
-        void updateNow(next || undefined).catch(() => {})
+        void updateNow(next).catch(() => {})
       } else if (failures > 0) {
         // A failed automatic update is retried with backoff, not in a tight loop.
         retryTimer = setTimeout(maybeUpdate, Math.min(30_000, 500 * 2 ** Math.min(failures, 6)))
@@ -353,7 +366,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // starts once a server has synced it (its heartbeat says so): the stream tells of a release
   // before the servers hold its files. Without NATS, peers that sent the feed block are the source.
   function maybeUpdate(): void {
-    if (!opts.auto || running || announced <= wc.state.current) return
+    if (!opts.auto || closed || running || announced <= wc.state.current) return
+    // R-ROLLBACK: a rolled-back copy stays where the user put it until a release newer than
+    // the one it left appears, or the user updates explicitly; said once per announced revision.
+    if (holdsBack(wc.state, announced)) {
+      if (heldFor !== announced) {
+        heldFor = announced
+        const rev = wc.state.current
+        log(`holding r${rev} (rolled back); r${announced} is available: run \`upswarm update --rev ${announced}\` to install it`)
+        // Deferred: the release stream may tell of the release while startDaemon is still running.
+        setImmediate(() => events.emit('update.held', rev, heldFor))
+      }
+      return
+    }
     // Someone must hold the files: a server that synced it, a peer at it, or the feed's peers.
     const held = serversNewest >= announced || peersNewest >= announced || feed.releases(product).some((e) => e.rev >= announced)
     if (opts.nc && !held) return
@@ -396,6 +421,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     connections: () => [...connections],
     updateNow,
     async close() {
+      closed = true
       clearTimeout(retryTimer)
       await follow?.stop()
       hbSub?.unsubscribe()

@@ -17,8 +17,6 @@ import { step } from './session.ts'
 
 interface BuiltOps {
   ops: JournalOp[]
-  /** Paths not written because something the user keeps (a file, a symlink) is in the way above them. */
-  blocked: string[]
   summary: ApplySummary
 }
 
@@ -62,7 +60,7 @@ export function buildOps(tasks: readonly PlannedPath[], staged: StagedSet, disk:
   const rmdirs: JournalOp[] = []
   const mkdirs: JournalOp[] = []
   const writes: JournalOp[] = []
-  const summary: ApplySummary = { updated: 0, checkedOut: 0, removed: 0 }
+  const summary: ApplySummary = { updated: 0, checkedOut: 0, removed: 0, blocked }
   for (const [path, local] of deletes) {
     if (local.kind === 'dir') rmdirs.push({ op: 'rmdir', path, mode: local.mode, required: false })
     else {
@@ -85,13 +83,13 @@ export function buildOps(tasks: readonly PlannedPath[], staged: StagedSet, disk:
   for (const path of implicitDirs) mkdirs.push({ op: 'mkdir', path, mode: 0o755 })
   rmdirs.sort((a, b) => (a.path < b.path ? 1 : a.path > b.path ? -1 : 0))
   mkdirs.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-  return { ops: [...unlinks, ...rmdirs, ...mkdirs, ...writes], blocked, summary }
+  return { ops: [...unlinks, ...rmdirs, ...mkdirs, ...writes], summary }
 }
 
 export async function applyStaged(session: RunSession, target: RunTarget, staged: StagedSet): Promise<ApplySummary> {
   const { wc } = session
-  const { ops, blocked, summary } = buildOps(session.plan?.tasks ?? [], staged, session.disk)
-  for (const path of blocked) session.opts.log.warn({ path }, `${path} is not installed: a file or symlink kept by the user is in the way above it`)
+  const { ops, summary } = buildOps(session.plan?.tasks ?? [], staged, session.disk)
+  for (const path of summary.blocked) session.opts.log.warn({ path }, `${path} is not installed: a file or symlink kept by the user is in the way above it`)
   if (ops.length > 0) {
     const journal = newJournal(target.from, target.to, ops)
     session.journal = journal

@@ -12,11 +12,11 @@ import { fsyncFile } from '../../infra/store/blob-store.ts'
 import { stagingPath } from '../../infra/store/working-copy/journal.ts'
 import { hashContent } from '../../infra/store/working-copy/tree.ts'
 import { downloadMachine, type FetchResult } from '../../machines/download.machine.ts'
-import { fileStatusMachine, type AlertInput, type FileStatusOutput, type LocalEntry } from '../../machines/file-status.machine.ts'
+import { fileStatusMachine, type AlertInput, type FileStatusOutput } from '../../machines/file-status.machine.ts'
+import { publishAlert } from './alerts.ts'
 import type { RunPlan, RunRequest, RunTarget, StagedSet } from '../../machines/update-run.machine.ts'
 import type { RunSession } from './run-session.ts'
 import { step } from './session.ts'
-import type { EntrySummary, UpdaterAlert } from './source.ts'
 
 /** Paths processed at once; each blob fetch itself uses `threads` connections (R-ACCEL-1). */
 const FILE_CONCURRENCY = 4
@@ -24,16 +24,38 @@ const FILE_CONCURRENCY = 4
 export function wiredDownloadMachine(session: RunSession) {
   return downloadMachine.provide({
     actors: {
-      findLocal: fromPromise(async ({ input }: { input: FileEntry }) => {
-        const found = await session.wc.history.has(input.sha256)
-        if (found) session.verified.add(input.sha256)
-        return found
-      }),
+      findLocal: fromPromise(({ input }: { input: FileEntry }) => checkLocal(session, input)),
       fetch: fromPromise(({ input, signal }: { input: { entry: FileEntry; attempt: number }; signal: AbortSignal }) => fetchBlob(session, input.entry, signal)),
       verify: fromPromise(({ input }: { input: FileEntry }) => verifyBlob(session, input)),
       stage: fromPromise(({ input }: { input: { entry: Entry; slot: string } }) => stageEntry(session, input.entry, input.slot)),
     },
   })
+}
+
+/**
+ * Whether the history store holds this blob intact: it is re-hashed (SHA-1, SHA-256, size)
+ * before it is staged, since a history store on disk can rot or be tampered with. A corrupt
+ * blob is dropped, so the download fetches it again.
+ */
+function checkLocal(session: RunSession, entry: FileEntry): Promise<boolean> {
+  if (session.verified.has(entry.sha256)) return Promise.resolve(true)
+  const running = session.localChecks.get(entry.sha256)
+  if (running) return running
+  const check = (async () => {
+    const history = session.wc.history
+    if (!(await history.has(entry.sha256))) return false
+    const h = await hashContent(history.path(entry.sha256), entry.size)
+    if (h.sha1 === entry.sha1 && h.sha256 === entry.sha256 && h.size === entry.size) {
+      session.verified.add(entry.sha256)
+      return true
+    }
+    await history.remove(entry.sha256)
+    session.opts.log.warn({ path: entry.path, sha256: entry.sha256, found: h },
+      `the local history copy of ${entry.path} (blob ${entry.sha256}) is corrupt (${h.size} bytes, SHA-256 ${h.sha256}); dropped, fetching it again`)
+    return false
+  })()
+  session.localChecks.set(entry.sha256, check)
+  return check
 }
 
 /** One fetch per blob at a time: paths sharing content wait for the same transfer. */
@@ -157,35 +179,4 @@ export async function prefetchBlobs(session: RunSession, entries: FileEntry[]): 
     }
   }))
   return problems
-}
-
-async function publishAlert(session: RunSession, input: AlertInput, target: RunTarget): Promise<void> {
-  const wc = session.wc
-  const alert: UpdaterAlert = {
-    type: 'conflict',
-    product: wc.config.product,
-    clientId: wc.config.clientId,
-    path: input.path,
-    rev: target.from,
-    targetRev: target.to,
-    expected: input.facts.target ? summarize(input.facts.target) : null,
-    found: input.facts.local ? summarize(input.facts.local) : null,
-    at: new Date().toISOString(),
-  }
-  session.opts.log.warn({ alert }, `${input.path} was changed by hand and is out of date: left alone, administrators alerted`)
-  if (!session.opts.alerts) throw new Error('no alert sink is configured')
-  await session.opts.alerts.publish(alert)
-}
-
-function summarize(e: Entry | LocalEntry): EntrySummary {
-  switch (e.kind) {
-    case 'file':
-      return { kind: 'file', size: e.size, mode: e.mode, sha1: e.sha1, sha256: e.sha256 }
-    case 'symlink':
-      return { kind: 'symlink', target: e.target }
-    case 'dir':
-      return { kind: 'dir' }
-    case 'other':
-      return { kind: 'other' }
-  }
 }

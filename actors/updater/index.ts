@@ -6,21 +6,26 @@ import { mkdir, readdir, rm } from 'node:fs/promises'
 import { UpswarmError } from '../../infra/errors.ts'
 import { META_DIR, UUID_RE, blobsOf } from '../../infra/release/manifest.ts'
 import { addIgnorePattern } from '../../infra/store/working-copy/ignore-rules.ts'
+import { readPendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
 import { readJournal, type RecoveryAction } from '../../infra/store/working-copy/journal.ts'
 import { layoutOf } from '../../infra/store/working-copy/layout.ts'
 import { DEFAULT_HISTORY_DEPTH } from '../../infra/store/working-copy/meta.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import type { ConflictPolicy, FileStatus } from '../../machines/file-status.machine.ts'
 import type { RunKind } from '../../machines/update-run.machine.ts'
+import { deliverPendingAlerts, type AlertReport } from './alerts.ts'
 import { ReleaseHistory } from './releases.ts'
 import { runUpdate } from './run.ts'
 import { automaticTarget, type UpdateProgress } from './run-session.ts'
+
+export { holdsBack } from './run-session.ts'
 import { silentLog, withWorkingCopy, type UpdaterLog } from './session.ts'
 import type { AlertSink, ReleaseSource } from './source.ts'
 import { classifyWorkingCopy } from './status.ts'
 
 export type { AlertSink, ReleaseSource, UpdaterAlert, EntrySummary } from './source.ts'
 export type { UpdaterLog } from './session.ts'
+export type { AlertReport } from './alerts.ts'
 export type { UpdateProgress } from './run-session.ts'
 export type { FileStatus, ConflictPolicy } from '../../machines/file-status.machine.ts'
 
@@ -32,7 +37,8 @@ export interface UpdateOptions {
   threads?: number
   onConflict?: ConflictPolicy
   source: ReleaseSource
-  alerts: AlertSink
+  /** Where alerts go; without one (offline) they are kept in the working copy for the next run that has one. */
+  alerts?: AlertSink
   onProgress?: (p: UpdateProgress) => void
   log?: UpdaterLog
 }
@@ -48,6 +54,14 @@ export interface UpdateResult {
   removed: number
   /** Paths changed by hand and out of date (left alone unless --on-conflict=overwrite). */
   conflicts: string[]
+  /**
+   * Paths of the target revision left uninstalled because something the user keeps is in the
+   * way (a file where the release has a directory, a symlink over a release directory): the
+   * run is partial. Each one also has a warning.
+   */
+  blocked: string[]
+  /** Whether the conflicts' alerts reached the administrators (R-STATUS-3). */
+  alerts: AlertReport
   bytesFromServers: number
   bytesFromPeers: number
   warnings: string[]
@@ -128,6 +142,7 @@ interface RunCommon {
 
 async function run(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: RunCommon): Promise<{ result: UpdateResult; usedNetwork: boolean }> {
   const log = o.log ?? silentLog
+  const earlierDelivered = o.alerts ? await deliverPendingAlerts(wc, o.alerts, log) : 0
   const { output, session } = await runUpdate(wc, { kind, ...(rev !== undefined ? { rev } : {}), onConflict: o.onConflict ?? 'alert' }, {
     ...(o.source ? { source: o.source } : {}),
     ...(o.alerts ? { alerts: o.alerts } : {}),
@@ -135,17 +150,27 @@ async function run(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: R
     log,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   })
-  const applied = output.applied ?? { updated: 0, checkedOut: 0, removed: 0 }
+  const applied = output.applied ?? { updated: 0, checkedOut: 0, removed: 0, blocked: [] }
+  const to = output.target?.to ?? wc.state.current
   return {
     usedNetwork: session.usedNetwork,
     result: {
       from: output.target?.from ?? wc.state.current,
-      to: output.target?.to ?? wc.state.current,
+      to,
       ...applied,
       conflicts: output.plan?.conflicts ?? [],
+      alerts: {
+        delivered: (output.staged?.files ?? []).filter((f) => f.alerted).map((f) => f.path),
+        undelivered: session.undelivered,
+        earlierDelivered,
+        pending: (await readPendingAlerts(wc.layout)).length,
+      },
       bytesFromServers: output.staged?.bytesFromServers ?? 0,
       bytesFromPeers: output.staged?.bytesFromPeers ?? 0,
-      warnings: output.warnings,
+      warnings: [
+        ...applied.blocked.map((path) => `${path} is not installed: a file or symlink kept by the user is in the way above it; move it away and run the update again to finish r${to}`),
+        ...output.warnings,
+      ],
     },
   }
 }

@@ -4,6 +4,7 @@ import { UpswarmError, isUpswarmError, toUpswarmError } from '../../infra/errors
 import type { Entry, FileEntry, SignedRelease } from '../../infra/release/manifest.ts'
 import { fileEntries } from '../../infra/release/manifest.ts'
 import { collectGarbage } from '../../infra/store/working-copy/history.ts'
+import { readPendingAlerts, writePendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
 import type { Journal } from '../../infra/store/working-copy/journal.ts'
 import type { WorkingCopyState } from '../../infra/store/working-copy/meta.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
@@ -14,7 +15,7 @@ import type { RunPhase, RunPlan, RunRequest, RunTarget } from '../../machines/up
 import { prefetchBlobs } from './downloads.ts'
 import { ReleaseHistory } from './releases.ts'
 import type { UpdaterLog } from './session.ts'
-import type { AlertSink, ReleaseSource } from './source.ts'
+import type { AlertSink, ReleaseSource, UpdaterAlert } from './source.ts'
 import { classifyWorkingCopy } from './status.ts'
 
 export interface UpdateProgress {
@@ -36,7 +37,12 @@ export interface RunOptions {
 
 /** The revision an automatic update goes to: the newest verified one, unless a rollback holds it back. */
 export function automaticTarget(state: WorkingCopyState): number {
-  return state.hold !== undefined && state.newestVerified <= state.hold ? state.current : state.newestVerified
+  return holdsBack(state, state.newestVerified) ? state.current : state.newestVerified
+}
+
+/** Whether a rollback holds the working copy back from `newest` (a release not newer than the one it left). */
+export function holdsBack(state: WorkingCopyState, newest: number): boolean {
+  return state.hold !== undefined && newest <= state.hold
 }
 
 export class RunSession {
@@ -53,6 +59,11 @@ export class RunSession {
   /** Blobs known to be in the history store with verified hashes. */
   readonly verified = new Set<string>()
   readonly inflight = new Map<string, Promise<unknown>>()
+  /** Local blobs being re-hashed before they are staged (one check per blob). */
+  readonly localChecks = new Map<string, Promise<boolean>>()
+  /** Alerts of this run that were not delivered (kept in the metadata). */
+  readonly undelivered: { path: string; reason: string }[] = []
+  private alertQueue: Promise<void> = Promise.resolve()
   private downloadsUsedNetwork = false
   private firstError: UpswarmError | undefined
 
@@ -79,6 +90,14 @@ export class RunSession {
 
   get downloadError(): UpswarmError | undefined {
     return this.firstError
+  }
+
+  /** Keeps an undelivered alert in the metadata, one write at a time (alerts are raised concurrently). */
+  queueAlert(alert: UpdaterAlert, reason: string): Promise<void> {
+    this.undelivered.push({ path: alert.path, reason })
+    const layout = this.wc.layout
+    this.alertQueue = this.alertQueue.then(async () => writePendingAlerts(layout, [...(await readPendingAlerts(layout)), { alert, reason }]))
+    return this.alertQueue
   }
 
   progress(p: UpdateProgress): void {

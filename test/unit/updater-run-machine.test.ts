@@ -8,7 +8,7 @@ import {
 
 const PLAN: RunPlan = { tasks: [], conflicts: ['conf/app.ini'] }
 const STAGED: StagedSet = { files: [], failed: [], bytesFromServers: 10, bytesFromPeers: 5 }
-const APPLIED: ApplySummary = { updated: 2, checkedOut: 1, removed: 1 }
+const APPLIED: ApplySummary = { updated: 2, checkedOut: 1, removed: 1, blocked: [] }
 
 interface Stubs {
   checkFails?: boolean

@@ -19,6 +19,8 @@ export interface WorkingCopyLayout {
   staging: string
   journal: string
   lock: string
+  /** Administrators' alerts not delivered yet (no connection, a failed publish): sent on the next connected run. */
+  pendingAlerts: string
   /** Temporary files of atomic writes; wiped by recovery. */
   tmp: string
 }
@@ -37,6 +39,7 @@ export function layoutOf(root: string): WorkingCopyLayout {
     staging: join(meta, 'staging'),
     journal: join(meta, 'journal.json'),
     lock: join(meta, 'lock'),
+    pendingAlerts: join(meta, 'alerts-pending.json'),
     tmp: join(meta, 'tmp'),
   }
 }

@@ -1,0 +1,141 @@
+// Issue 11 on a real cluster (credentials + TLS): a daemon with --auto on a rolled-back working
+// copy holds instead of spinning, and stops at once; `update` takes the same options with the
+// same meaning through the swarm and directly; a partial update exits 3 and names what is
+// blocked; alert delivery is reported as it happened.
+import { execFile } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { waitFor } from 'xstate'
+import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
+import { publish } from '../../actors/publisher/publish.ts'
+import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
+import { startDaemon } from '../../actors/share-daemon/index.ts'
+import { serverSource } from '../../actors/share-daemon/sources.ts'
+import { init, rollback, update } from '../../actors/updater/index.ts'
+import type { Authority } from '../../infra/auth/authority.ts'
+import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
+import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
+import type { NatsConnection } from '../../infra/nats/connect.ts'
+import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
+import { TrustStore } from '../../infra/release/trust.ts'
+import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
+import { clusterInfo, newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
+import { writeTree } from '../helpers/trees.ts'
+
+const exec = promisify(execFile)
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+
+describe('update paths', { timeout: 120_000 }, () => {
+  let dir: { path: string; cleanup: () => Promise<void> }
+  let cluster: NatsCluster
+  let authority: Authority
+  let nc: NatsConnection
+  let server: RepoServer
+  let proxy: Proxy
+  let env: NodeJS.ProcessEnv
+  const key = generatePublisherKey()
+  const product = newProduct()
+
+  beforeAll(async () => {
+    dir = await tempDir('upswarm-update-paths-')
+    // A cluster of its own: its proxy and server are the only ones, so the client reaches them.
+    const own = await startOwnCluster(dir.path, 1)
+    cluster = own.cluster
+    authority = own.authority
+    nc = await own.connect('test-update-paths')
+    const src = join(dir.path, 'src')
+    const trust = join(dir.path, 'trust.json')
+    await writeTree(src, { 'c.ini': 'v=1\n', 'a.txt': 'a\n' })
+    await publish({ nc, src, product, key, trust })
+    await writeTree(src, { 'c.ini': 'v=2\n', 'd/x.txt': 'x\n' })
+    await publish({ nc, src, product, key, trust })
+    server = await startRepoServer({ nc, id: `paths-${process.pid}`, dataDir: join(dir.path, 'server'), trust: await new TrustStore(trust).ready() })
+    proxy = await startProxy({ nc })
+    await waitFor(server.actor, () => (server.store.synced[product] ?? 0) >= 2, { timeout: 30_000 })
+    const client = await authority.issue({ kind: 'client', name: 'paths-client' })
+    env = { ...process.env, UPSWARM_NATS: cluster.urls.join(','), UPSWARM_CREDS: client.file, UPSWARM_TLS_CA: authority.paths.caFile }
+  }, 120_000)
+  afterAll(async () => {
+    await proxy?.close()
+    await server?.close()
+    await nc?.close()
+    await cluster?.stop()
+    await dir?.cleanup()
+  })
+
+  async function workingCopyAt1(name: string): Promise<string> {
+    const wc = join(dir.path, name)
+    await init(wc, { product, publicKey: key.publicKey, rev: 1, source: serverSource(nc, product), alerts: jetStreamAlertSink(nc) })
+    return wc
+  }
+
+  async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    try {
+      const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env, timeout: 90_000 })
+      return { code: 0, stdout, stderr }
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string }
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+    }
+  }
+
+  it('share-daemon — --auto on a rolled-back copy holds (one event), runs no update, and closes at once', async () => {
+    const wc = await workingCopyAt1('held')
+    await update(wc, { source: serverSource(nc, product), alerts: jetStreamAlertSink(nc) })
+    await rollback(wc, { rev: 1 })
+    const daemon = await startDaemon({ dir: wc, nc, auto: true })
+    let started = 0
+    const held: [number, number][] = []
+    daemon.on('update.started', () => started++)
+    daemon.on('update.held', (rev, newest) => held.push([rev, newest]))
+    try {
+      const deadline = Date.now() + 30_000
+      while (held.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      expect(held).toEqual([[1, 2]])
+      // Heartbeats and the release stream keep telling of r2: still no update, no second event.
+      await new Promise((r) => setTimeout(r, 3_000))
+      expect(started).toBe(0)
+      expect(held).toHaveLength(1)
+    } finally {
+      const t0 = Date.now()
+      await daemon.close()
+      expect(Date.now() - t0).toBeLessThan(5_000)
+    }
+    expect((await WorkingCopy.open(wc)).state.current).toBe(1)
+  })
+
+  it('update — --rev 0 is refused alike directly and through the swarm; --on-conflict=abort is honoured by both', async () => {
+    const wc = await workingCopyAt1('paths')
+    const swarm = ['--bootstrap', clusterInfo().dhtBootstrap]
+    const direct = await cli('update', wc, '--rev', '0', '--json')
+    const viaSwarm = await cli('update', wc, '--rev', '0', '--json', ...swarm)
+    for (const r of [direct, viaSwarm]) {
+      expect(r.code).toBe(2)
+      expect(r.stderr).toContain('UPSWARM_E_CONFIG')
+    }
+    await writeFile(join(wc, 'c.ini'), 'v=mine\n')
+    for (const args of [[], swarm]) {
+      const r = await cli('update', wc, '--on-conflict', 'abort', '--json', ...args)
+      expect(r.code).toBe(1)
+      expect(JSON.parse(r.stdout).error.code).toBe('UPSWARM_E_CONFLICT')
+      expect((await WorkingCopy.open(wc)).state.current).toBe(1)
+    }
+  })
+
+  it('update — a partial update exits 3 and lists what is blocked; the alert is reported delivered', async () => {
+    const wc = await workingCopyAt1('partial')
+    await writeFile(join(wc, 'c.ini'), 'v=mine\n')
+    await writeFile(join(wc, 'd'), 'my file where r2 has a directory\n')
+    const r = await cli('update', wc, '--json')
+    expect(r.code).toBe(3)
+    const out = JSON.parse(r.stdout)
+    // The user's file `d` is itself a conflict (r2 has a directory there): both are alerted.
+    expect(out).toMatchObject({ to: 2, partial: true, blocked: ['d/x.txt'], conflictPaths: ['c.ini', 'd'] })
+    expect(out.alerts).toMatchObject({ undelivered: [], earlierDelivered: 0, pending: 0 })
+    expect([...out.alerts.delivered].sort()).toEqual(['c.ini', 'd'])
+    expect(await readFile(join(wc, 'd'), 'utf8')).toContain('my file')
+  })
+})
