@@ -162,17 +162,23 @@ export async function up(opts: UpOptions): Promise<Launched> {
       await ensureResources(nc)
       await nc.close()
     }
-    const env = {
+    const env: NodeJS.ProcessEnv = {
       ...process.env, ...(natsArg ? { UPSWARM_NATS: natsArg } : {}), ...(adminAuth.tlsCa ? { UPSWARM_TLS_CA: adminAuth.tlsCa } : {}),
     }
     // No trust on first use: servers and the proxy believe only the keys this file pins; a
     // publish with `--trust` pins a new product's key into it (the embedded default).
     endpoints.trust = join(dir, 'trust.json')
     if (!existsSync(endpoints.trust)) await writeTrust(endpoints.trust, emptyTrust())
-    // Each role runs with its own identity (and never inherits the caller's).
+    // Each role runs with its own identity, never the admin's nor the caller's: on a cluster `up`
+    // did not make, each role's creds file must be in D/auth/creds/ (`upswarm creds issue --role`).
+    delete env.UPSWARM_CREDS
     const credsArgs = (role: string): string[] => {
-      const file = roleCreds.get(role) ?? adminAuth.creds
-      return file ? ['--creds', file] : []
+      const [kind, name] = role.startsWith('server-') ? ['server', role.slice('server-'.length)] : [role, role]
+      const file = roleCreds.get(role) ?? join(dir, 'auth', 'creds', `${kind}-${name}.creds`)
+      if (!roleCreds.has(role) && !existsSync(file)) {
+        throw new UpswarmError('UPSWARM_E_CONFIG', `${role} needs its own identity on this cluster: ${file} is missing (upswarm creds issue --dir ${dir} --role ${kind} --name ${name})`)
+      }
+      return ['--creds', file]
     }
 
     if (has('dht')) {

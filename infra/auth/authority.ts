@@ -206,7 +206,7 @@ export class Authority {
     const expires = ttl ? now + ttl : undefined
     const perms = permissionsFor(identity)
     const jwt = await encodeUser(identity.name, userKp, this.accountPublicKey, {
-      pub: perms.pub, sub: perms.sub, ...(perms.resp ? { resp: perms.resp } : {}),
+      pub: perms.pub, sub: perms.sub,
       ...(identity.kind === 'client' ? CLIENT_LIMITS : {}),
       tags: [kindTag(identity.kind)],
     }, { signer: kp(this.state.account.signingSeed), ...(expires ? { exp: expires } : {}) })

@@ -11,8 +11,6 @@ import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
 export interface SubjectPermissions {
   pub: { allow: string[] }
   sub: { allow: string[] }
-  /** Services answer on the requester's reply subject, whatever it is. */
-  resp?: { max: number; ttl: number }
 }
 
 
@@ -36,7 +34,12 @@ const durableConsumer = (stream: string, name: string): string[] => [
   `$JS.ACK.${stream}.${name}.>`,
 ]
 const SERVICE_DISCOVERY = '$SRV.>'
-const RESPOND = { max: 10_000, ttl: 60_000_000_000 } // ns: a range answer may take a while under load
+/**
+ * Services answer in the requester's inbox and nowhere else. Not NATS's `resp` permission: it lets
+ * a responder publish to whatever reply subject a request names, so a client could make the
+ * proxy "answer" onto `$JS.API.STREAM.DELETE.…` (found in review; the security suite tries it).
+ */
+const ANSWER = '_INBOX.>'
 
 export function permissionsFor(id: Identity): SubjectPermissions {
   if (!IDENTITY_RE.test(id.name)) throw new Error(`identity name ${JSON.stringify(id.name)} is not one subject token ([A-Za-z0-9_-], 1-64)`)
@@ -45,7 +48,7 @@ export function permissionsFor(id: Identity): SubjectPermissions {
   const releasesRead = streamReads(RELEASE_STREAM)
   switch (id.kind) {
     case 'admin':
-      return { pub: { allow: ['>'] }, sub: { allow: ['>'] }, resp: RESPOND }
+      return { pub: { allow: ['>'] }, sub: { allow: ['>'] } }
     case 'publisher':
       return {
         // History scans (the release chain, the feed) use ephemeral consumers on the readers' mirror.
@@ -56,25 +59,22 @@ export function permissionsFor(id: Identity): SubjectPermissions {
       return {
         pub: {
           allow: [...base.pub, ...releasesRead, ...durableConsumer(RELEASE_STREAM, serverConsumer(id.name)), ...streamReads(OBJ_STREAM),
-            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name)],
+            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name), ANSWER],
         },
         sub: { allow: [...base.sub, repoSubject(id.name, '*' as never), SERVICE_DISCOVERY] },
-        resp: RESPOND,
       }
     case 'proxy':
       return {
-        pub: { allow: [...base.pub, ...releasesRead, repoSubject('*', '*' as never), actorEventSubject('proxy', '*')] },
+        pub: { allow: [...base.pub, ...releasesRead, repoSubject('*', '*' as never), actorEventSubject('proxy', '*'), ANSWER] },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS, 'upswarm.proxy.>', SERVICE_DISCOVERY] },
-        resp: RESPOND,
       }
     case 'tracker':
       return {
         pub: {
           allow: [...base.pub, `$KV.${PEER_BUCKET}.>`, ...streamReads(KV_STREAM), ...ephemeralConsumers(KV_STREAM),
-            `${API}.STREAM.CREATE.${KV_STREAM}`, `${API}.STREAM.UPDATE.${KV_STREAM}`, actorEventSubject('tracker', '*')],
+            `${API}.STREAM.CREATE.${KV_STREAM}`, `${API}.STREAM.UPDATE.${KV_STREAM}`, actorEventSubject('tracker', '*'), ANSWER],
         },
         sub: { allow: [...base.sub, 'upswarm.tracker.>', SERVICE_DISCOVERY] },
-        resp: RESPOND,
       }
     case 'client':
       return {

@@ -17,8 +17,11 @@ export interface Identity {
   name: string
 }
 
-/** A connection's own inbox: replies to its requests and its consumers' deliveries go here only. */
-export const inboxPrefix = (id: Identity): string => `_INBOX_${id.kind}_${id.name}`
+/**
+ * A connection's own inbox: replies to its requests and its consumers' deliveries go here only.
+ * Under `_INBOX.` so that responders may answer any inbox (`_INBOX.>`) and nothing else.
+ */
+export const inboxPrefix = (id: Identity): string => `_INBOX.${id.kind}.${id.name}`
 /** The user JWT tag that names the identity's kind. */
 export const kindTag = (kind: IdentityKind): string => `upswarm-kind:${kind}`
 

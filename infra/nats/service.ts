@@ -32,6 +32,8 @@ export interface ServiceSpec {
   endpoints: Record<string, EndpointSpec<z.ZodType>>
 }
 
+const INBOX_PREFIX = '_INBOX.'
+
 const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   UPSWARM_E_BAD_REQUEST: 400,
   UPSWARM_E_NOT_FOUND: 404,
@@ -55,6 +57,10 @@ export async function startService(nc: NatsConnection, spec: ServiceSpec): Promi
       ...(spec.queue ? { queue: spec.queue } : {}),
       handler: (err, msg) => {
         if (err) return
+        // Answers go to an inbox only: a request naming any other reply subject (a stream
+        // operation, someone's heartbeat) would have this service publish there with its own
+        // permissions (issue 10; the security suite tries it). Such a request gets no answer.
+        if (!msg.reply?.startsWith(INBOX_PREFIX)) return
         void answer(ep, msg)
       },
     })

@@ -1,7 +1,7 @@
 // The release stream of record (ARCHITECTURE §2): one subject per product, one signed release
 // per message; a trusted key's releases raise the revision 1, 2, 3 … in stream order, and
 // whatever else lands on the subject is skipped and reported, never believed.
-import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection, Status } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../errors.ts'
 import { RELEASE_READ_STREAM, RELEASE_STREAM, releasedSubject, releaseSubject } from '../nats/names.ts'
@@ -10,6 +10,7 @@ import { SignedReleaseSchema, decodeSelfSigned, manifestSha256, type SignedRelea
 export const REV_HEADER = 'Upswarm-Rev'
 /** Set by the stream on what it republishes. */
 const STREAM_SEQUENCE_HEADER = 'Nats-Sequence'
+const STREAM_SUBJECT_HEADER = 'Nats-Subject'
 const LIST_BATCH = 256
 const LIST_WAIT_MS = 5000
 
@@ -188,38 +189,65 @@ export async function followReleases(
   product: string,
   onRelease: (bytes: Uint8Array, seq: number) => void | Promise<void>,
 ): Promise<FollowHandle> {
+  const subject = releaseSubject(product)
   const sub = nc.subscribe(releasedSubject(product))
-  const jsm = await jetstreamManager(nc, { checkAPI: false })
-  const newest = async (): Promise<{ data: Uint8Array; seq: number } | null> =>
-    jsm.direct.getMessage(RELEASE_STREAM, { last_by_subj: releaseSubject(product) })
+  // nats.js types status() as a plain AsyncIterable; the object it returns can also be stopped.
+  const statuses = nc.status() as AsyncIterable<Status> & { stop?: () => void }
   let delivered = 0
-  // One delivery at a time, in stream order: the subscription and the re-reads after reconnects share it.
+  let failure: unknown
+  // One delivery at a time, in stream order: the subscription and the re-reads share it. A
+  // failing callback ends the follower (`closed` rejects with its error).
   let queue = Promise.resolve()
   const deliver = (data: Uint8Array, seq: number): Promise<void> => {
     queue = queue.then(async () => {
-      if (seq <= delivered) return
+      if (failure !== undefined || seq <= delivered) return
       delivered = seq
-      await onRelease(data, seq)
+      try {
+        await onRelease(data, seq)
+      } catch (err) {
+        failure = err
+        sub.unsubscribe()
+      }
     })
     return queue
   }
-  const first = await newest()
-  if (first) void deliver(first.data, first.seq)
-  // nats.js types status() as a plain AsyncIterable; the object it returns can also be stopped.
-  const statuses = nc.status() as AsyncIterable<Status> & { stop?: () => void }
-  void (async () => {
-    for await (const s of statuses) {
-      if (s.type !== 'reconnect') continue
-      const latest = await newest().catch(() => null)
-      if (latest) await deliver(latest.data, latest.seq)
-    }
-  })()
+  try {
+    const jsm = await jetstreamManager(nc, { checkAPI: false })
+    // A read by the stream's leader, sent after the subscription on the same connection: the
+    // interest reaches the leader before the read does, so a release stored after the read is
+    // republished to us, and one stored before it is what the read returns. (A direct read may
+    // be answered by a replica that lags.)
+    const newest = async (): Promise<{ data: Uint8Array; seq: number } | null> =>
+      jsm.streams.getMessage(RELEASE_STREAM, { last_by_subj: subject }).catch((err: unknown) => {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return null
+        throw err
+      })
+    await nc.flush()
+    const first = await newest()
+    if (first) void deliver(first.data, first.seq)
+    void (async () => {
+      for await (const s of statuses) {
+        if (s.type !== 'reconnect') continue
+        const latest = await newest().catch(() => null)
+        if (latest) void deliver(latest.data, latest.seq)
+      }
+    })()
+  } catch (err) {
+    statuses.stop?.()
+    sub.unsubscribe()
+    throw err
+  }
   const closed = (async () => {
     for await (const msg of sub) {
-      const seq = Number(msg.headers?.get(STREAM_SEQUENCE_HEADER))
-      if (Number.isInteger(seq)) await deliver(msg.data, seq)
+      // Only what the stream stored on this product's subject: anyone may make JetStream answer
+      // a request onto this subject, but not with this product's subject in Nats-Subject.
+      if (msg.headers?.get(STREAM_SUBJECT_HEADER) !== subject) continue
+      const seq = Number(msg.headers.get(STREAM_SEQUENCE_HEADER))
+      if (Number.isSafeInteger(seq) && seq > 0) void deliver(msg.data, seq)
     }
     await queue
+    statuses.stop?.()
+    if (failure !== undefined) throw failure
   })()
   return {
     closed,

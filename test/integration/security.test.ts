@@ -149,7 +149,7 @@ describe('security', () => {
       if (who !== 'tracker') attempts.push({ who, what: "serve the tracker's subjects", run: subscribe('upswarm.tracker.>') })
       attempts.push({ who, what: "serve another server's subjects", run: subscribe(`${repoSubject('s-real', 'range')}`) })
       // Another identity's inbox: its replies and deliveries.
-      attempts.push({ who, what: "read another client's inbox", run: subscribe('_INBOX_client_sec-c2.>') })
+      attempts.push({ who, what: "read another client's inbox", run: subscribe('_INBOX.client.sec-c2.>') })
       attempts.push({ who, what: 'read every inbox', run: subscribe('_INBOX.>') })
       attempts.push({ who, what: "the system account's subjects", run: request('$SYS.REQ.CLAIMS.UPDATE', 'x') })
     }
@@ -173,6 +173,44 @@ describe('security', () => {
     // Nothing changed: every stream is there with the same messages (the peer bucket may age).
     const after = await Promise.all(streams.map(async (s) => (await jsm.streams.info(s)).state.messages))
     expect(after.slice(0, 4)).toEqual(before.slice(0, 4))
+  })
+
+  it('security — a request whose reply subject names a stream operation or another identity\'s subject makes no service publish there', async () => {
+    const admin = conns.get('admin')!
+    const client = conn('client')
+    const jsm = await jetstreamManager(admin)
+    const targets = [
+      `$JS.API.STREAM.DELETE.${RELEASE_STREAM}`, `$JS.API.STREAM.PURGE.OBJ_${BLOB_BUCKET}`, `$JS.API.STREAM.PURGE.${ALERT_STREAM}`,
+      `$JS.API.CONSUMER.DELETE.${RELEASE_STREAM}.${serverConsumer(ids.server.name)}`, releaseSubject(product), alertSubject(product, 'sec-c2'),
+    ]
+    // Our services. (JetStream's own API also answers whatever reply subject a request names, so an
+    // identity allowed any API call can put an API answer on a stream subject: junk that every
+    // reader skips and reports, never a delete or purge. Recorded in docs/decisions.md.)
+    const services = [proxySubject('revs'), repoSubject(ids.server.name, 'revs'), trackerSubject('peers', ids.client.name)]
+    // The admin sees whatever lands on the targets.
+    const landed: string[] = []
+    const watch = targets.map((t) => admin.subscribe(t, { callback: (_e, m) => { landed.push(m.subject) } }))
+    await admin.flush()
+    const before = await Promise.all([RELEASE_STREAM, `OBJ_${BLOB_BUCKET}`, ALERT_STREAM].map(async (st) => (await jsm.streams.info(st)).state.messages))
+    for (const service of services) {
+      for (const target of targets) {
+        // Both a body the service rejects (an error reply) and one it answers.
+        client.publish(service, 'not json', { reply: target })
+        client.publish(service, JSON.stringify({ product }), { reply: target })
+      }
+    }
+    await client.flush()
+    // Each service has handled what came before once it answers a proper request.
+    await new RepoClient(client).revisions(product)
+    await requestJson(client, repoSubject(ids.server.name, 'revs'), { product })
+    await requestJson(client, trackerSubject('peers', ids.client.name), { product })
+    await admin.flush()
+    for (const w of watch) w.unsubscribe()
+    expect(landed).toEqual([])
+    const after = await Promise.all([RELEASE_STREAM, `OBJ_${BLOB_BUCKET}`, ALERT_STREAM].map(async (st) => (await jsm.streams.info(st)).state.messages))
+    expect(after).toEqual(before)
+    expect((await jsm.consumers.info(RELEASE_STREAM, serverConsumer(ids.server.name))).name).toBe(serverConsumer(ids.server.name))
+    process.stdout.write(`security: ${services.length * targets.length * 2} reply-subject attacks tried, ${landed.length} landed\n`)
   })
 
   it('security — the allowed flows work with the same creds: sync, serve through the proxy, init, watch, alert, announce', async () => {
