@@ -241,10 +241,11 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
         if (closing) return void (await feed.close())
         feed.on('rejected', (err) => log(`release feed ${publisherKey}: ${err.message}`))
         feed.on('conflict', (err) => log(`ALERT: ${err.message}`))
+        await refresh()
+        if (closing) return void (await feed.close())
         feeds.set(publisherKey, feed)
         // Connections opened before the feed did get it now (Protomux pairs late channels),
         // members only when the key signs a private product.
-        await refresh()
         for (const { stream, info } of transport.connections.values()) {
           if (info.member !== null || !isPrivateFeed(publisherKey)) feed.replicate(stream)
         }
