@@ -1,7 +1,8 @@
 // Commands of the publisher and operators: keygen, publish, stats.
 import type { Command } from 'commander'
+import { UpswarmError } from '../../infra/errors.ts'
 import type { StatsReply } from '../proxy/index.ts'
-import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption, trustOption } from './common.ts'
+import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption, trustOption, swarmIdentityOption } from './common.ts'
 import { formatBytes, printResult, progressLine } from './output.ts'
 
 export function registerRepositoryCommands(program: Command): void {
@@ -26,17 +27,20 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--feed-dir <dir>', 'keep the release feed here between publishes (default: a temporary directory)')
     .option('--no-feed', 'write the release stream only; the next publish appends this release to the release feed')
     .addOption(trustOption('trust file: pins a new product to --key (created when missing); refuses a product pinned to another key'))
-    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .option('--private', 'mark the product private in the trust file (format 2) before anything is written: servers serve it to fleet members only (needs --trust)')
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .addOption(jsonOption())
     .action(action(async (src: string, o) => {
+      if (o.private && !o.trust) throw new UpswarmError('UPSWARM_E_CONFIG', '--private marks the product private in the trust file: give --trust FILE (or UPSWARM_TRUST)')
       const [{ readKeyFile }, { connectNats }, { publish }] = await Promise.all([
         import('../../infra/release/keys.ts'), import('../../infra/nats/connect.ts'), import('../publisher/publish.ts')])
       const key = await readKeyFile(o.key)
+      const swarmIdentity = o.swarmIdentity ? await (await import('../../infra/swarm/fleet.ts')).loadSwarmIdentity(o.swarmIdentity) : undefined
       const nc = await connectNats(o.nats, 'upswarm-publish', o)
       const bar = progressLine(!o.json)
       try {
         const r = await publish({
-          nc, src, product: o.product, key, label: o.label, feedDir: o.feedDir, skipFeed: o.feed === false, trust: o.trust,
+          nc, src, product: o.product, key, label: o.label, feedDir: o.feedDir, skipFeed: o.feed === false, trust: o.trust, ...(o.private ? { private: true } : {}), ...(swarmIdentity ? { swarmIdentity } : {}),
           onProgress: (p) => bar.update(p.phase === 'scan'
             ? `hashing: ${p.done} files, ${formatBytes(p.bytes)}`
             : p.phase === 'upload'

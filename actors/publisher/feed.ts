@@ -23,6 +23,7 @@ import type { PublisherKey } from '../../infra/release/keys.ts'
 import { decodeRelease, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 import { REV_HEADER, readReleaseChain } from '../../infra/release/release-log.ts'
 import { MAX_RELEASE_BLOCK_BYTES, openFeed, type FeedEntry, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
+import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { SwarmTransport } from '../../infra/swarm/transport.ts'
 import { HEARTBEAT_MS } from '../repo-server/index.ts'
 import { HeartbeatForFeed } from '../repo-server/heartbeat.ts'
@@ -57,6 +58,8 @@ export interface FeedPublishOptions {
   serverWaitMs?: number
   /** Time limit of the catch-up and of the wait for a server to hold the new blocks. */
   timeoutMs?: number
+  /** A fleet identity (issue 10 item 9): servers replicate the feed of a key that signs a private product to fleet members only. */
+  swarmIdentity?: SwarmIdentity
 }
 
 
@@ -71,7 +74,11 @@ export async function publishToFeed(opts: FeedPublishOptions): Promise<FeedOutco
   try {
     feed = await openFeed({ storageDir, publisherPublicKey: opts.key.publicKey, writerKey: opts.key })
     const f = feed
-    transport = new SwarmTransport({ keyPair: NoiseSecretStream.keyPair(), onConnection: (stream) => f.replicate(stream) })
+    transport = new SwarmTransport({
+      keyPair: opts.swarmIdentity?.keyPair ?? NoiseSecretStream.keyPair(),
+      onConnection: (stream) => f.replicate(stream),
+      fleet: { identity: opts.swarmIdentity ?? null, admit: 'anyone' },
+    })
     servers = dialSeedingServers(opts.nc, transport, opts.key.publicKey)
     const reached = await servers.first(opts.serverWaitMs ?? DEFAULT_SERVER_WAIT_MS)
     if (!reached.ok) return { appended: false, reason: reached.reason }

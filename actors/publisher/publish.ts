@@ -20,6 +20,7 @@ import {
 import { REV_HEADER, readReleaseChain, type SkippedMessage } from '../../infra/release/release-log.ts'
 import { scanTree } from '../../infra/release/scan.ts'
 import { loadTrust, pinProduct, pinnedElsewhere, trustedKeys } from '../../infra/release/trust.ts'
+import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { publishToFeed, type FeedOutcome } from './feed.ts'
 
 export interface PublishOptions {
@@ -33,6 +34,13 @@ export interface PublishOptions {
    * written; a product pinned to other keys is refused.
    */
   trust?: string
+  /**
+   * Issue 10 item 9: mark the product private in the trust file (needs `trust`) before anything is
+   * written, so servers reading that file never serve its first release to outsiders.
+   */
+  private?: boolean
+  /** The fleet identity the release feed is pushed with: needed when the key signs a private product (servers replicate its feed to members only). */
+  swarmIdentity?: SwarmIdentity
   /** Release feed storage; default a temporary directory, removed afterwards. */
   feedDir?: string
   /** Write the release stream only (the feed is brought up to date by the next publish). */
@@ -145,6 +153,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
         ...(opts.feedDir !== undefined ? { feedDir: opts.feedDir } : {}),
         ...(opts.serverWaitMs !== undefined ? { serverWaitMs: opts.serverWaitMs } : {}),
         ...(opts.feedTimeoutMs !== undefined ? { timeoutMs: opts.feedTimeoutMs } : {}),
+        ...(opts.swarmIdentity ? { swarmIdentity: opts.swarmIdentity } : {}),
       })
     return {
       product,
@@ -172,9 +181,11 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
  */
 async function claimProduct(opts: PublishOptions, product: string): Promise<{ keys: string[]; pinned: boolean }> {
   const own = opts.key.publicKey
+  if (opts.private && !opts.trust) throw new UpswarmError('UPSWARM_E_CONFIG', `a private product is marked in a trust file: publish ${product} with a trust file`)
   const keys = opts.trust ? trustedKeys(await loadTrust(opts.trust, { missingOk: true }), product) : undefined
   if (keys) {
     if (!keys.includes(own)) throw pinnedElsewhere(product, keys, `trust file ${opts.trust}`)
+    if (opts.private && opts.trust) await pinProduct(opts.trust, product, own, { private: true })
     return { keys, pinned: false }
   }
   const { head } = await withRetry(() => readReleaseChain(opts.nc, product, () => true), { attempts: 30 })
@@ -184,7 +195,7 @@ async function claimProduct(opts: PublishOptions, product: string): Promise<{ ke
       `${head.release.publicKey}, not by this key ${own}; refusing to publish. If both keys are the publisher's, list them under the product in a trust file (--trust).`,
       { details: { product, keys: [head.release.publicKey] } })
   }
-  const pinned = opts.trust ? (await pinProduct(opts.trust, product, own)).pinned : false
+  const pinned = opts.trust ? (await pinProduct(opts.trust, product, own, { private: opts.private === true })).pinned : false
   return { keys: [own], pinned }
 }
 

@@ -323,6 +323,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       ...(opts.bootstrap ? { bootstrap: opts.bootstrap } : {}),
       ...(opts.swarmIdentity ? { swarmIdentity: opts.swarmIdentity } : {}),
       uploadBucket: uploads,
+      trust: opts.trust,
       log,
     })
   } catch (err) {

@@ -4,6 +4,12 @@
 // feed of every publisher key the server pinned (R-DHT-2), replicated on the same connection.
 // With a DHT bootstrap the server also announces itself on the topic of each product and of
 // each synced revision (server mode only: clients find it, it never looks for them).
+//
+// Private products (issue 10 item 9, docs/protocol.md §5 "Which products are private"): the trust
+// file marks them. Their topics are the fleet's private ones; their blobs and their publisher's
+// release feed go only to connections whose peer proved membership (ConnectionInfo.member). Pieces
+// name a hash, not a product, so the server indexes every blob of every synced release by the
+// products that contain it: a blob goes to anyone only when some public product contains it.
 import { join } from 'node:path'
 import b4a from 'b4a'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
@@ -11,9 +17,10 @@ import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import { blobsOf } from '../../infra/release/manifest.ts'
 import { DEFAULT_MAX_REMOTE_BLOBS, PieceSession } from '../../infra/swarm/piece-protocol.ts'
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
-import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
+import { productTopic, type SwarmIdentity } from '../../infra/swarm/fleet.ts'
+import type { Trust, TrustStore } from '../../infra/release/trust.ts'
 import type { TokenBucket } from '../../infra/swarm/token-bucket.ts'
-import { SwarmTransport, loadOrCreateKeyPair, topicFor, type HostPort } from '../../infra/swarm/transport.ts'
+import { SwarmTransport, loadOrCreateKeyPair, type ConnectionInfo, type HostPort } from '../../infra/swarm/transport.ts'
 import type { RepoStore } from './repo-store.ts'
 
 import type { SwarmInfo } from './heartbeat.ts'
@@ -34,6 +41,8 @@ export interface SeedOptions {
   log: (msg: string) => void
   /** The server's fleet identity (`up` / `creds issue --role server`): its Noise key carries a certificate, so private clients admit it. */
   swarmIdentity?: SwarmIdentity
+  /** Which products are private (`private: true`, trust file format 2); re-read as it changes. */
+  trust: TrustStore
 }
 
 export interface Seed {
@@ -42,7 +51,7 @@ export interface Seed {
   /** Opens the release feed of a publisher key (once) and replicates it on every connection. */
   seedFeed(publisherKey: string): Promise<void>
   feed(publisherKey: string): ReleaseFeed | undefined
-  /** A release was synced: announce its blobs to connected peers and join its topics. */
+  /** A release was synced: announce its blobs to connected peers and join its topics (after re-reading which products are private). */
   synced(product: string, rev: number): void
   /** Resolves once every topic joined so far is announced on the DHT. */
   flushed(): Promise<void>
@@ -61,18 +70,68 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
   const opening = new Map<string, Promise<void>>()
   const topics = new Set<string>()
   const held = new Set<string>()
+  /** Piece sessions by whether their peer is a fleet member. */
+  const members = new WeakMap<PieceSession, boolean>()
+  /** Every blob of every synced release → the products whose releases contain it (uncapped). */
+  const owners = new Map<string, Set<string>>()
+  /**
+   * The trust file's private products and the publisher keys of those products, as last read;
+   * null: the file could not be read, and then every product counts as private (fail closed).
+   */
+  let privacy: { products: Set<string>; keys: Set<string> } | null = null
+  const unservable = new Set<string>()
   let joins: Promise<void> = Promise.resolve()
   let bytesUp = 0
   let closing = false
 
+  const isPrivate = (product: string): boolean => privacy === null || privacy.products.has(product)
+  const isPrivateFeed = (publisherKey: string): boolean => privacy === null || privacy.keys.has(publisherKey)
+  /** A blob goes to a non-member only when a public product's synced release contains it. */
+  const openToAnyone = (sha256: string): boolean => [...owners.get(sha256) ?? []].some((p) => !isPrivate(p))
+
+  const readPrivacy = (trust: Trust): { products: Set<string>; keys: Set<string> } => {
+    const products = new Set<string>()
+    const keys = new Set<string>()
+    for (const [product, entry] of Object.entries(trust.products)) {
+      if (entry.private !== true) continue
+      products.add(product)
+      for (const k of entry.publisherKeys) keys.add(k)
+    }
+    return { products, keys }
+  }
+
+  /** Re-reads the trust file (a stat when unchanged); moves products whose privacy changed to their new topics. */
+  const refresh = async (): Promise<void> => {
+    const before = privacy
+    try {
+      privacy = readPrivacy(await opts.trust.snapshot())
+    } catch (err) {
+      if (privacy !== null) log(`swarm: cannot read trust file ${opts.trust.file}, serving every product to fleet members only until it reads again: ${errorMessage(err)}`)
+      privacy = null
+    }
+    if (before === null || privacy === null) return
+    for (const product of store.products()) {
+      if (before.products.has(product) === privacy.products.has(product)) continue
+      for (const { rev } of store.revisions(product)) leaveRelease(product, rev)
+      for (const { rev } of store.revisions(product)) joinRelease(product, rev)
+    }
+  }
+
   // Reads stop at the blob's end (an offset beyond it reads 0 bytes); null: not held.
   const serve = (sha256: string, offset: number, length: number): Promise<Uint8Array | null> =>
     store.blobs.readRangeIfPresent(sha256, offset, length)
+  // A non-member is told not-found for a blob only private products contain (the file is re-read first).
+  const serveOutsider = async (sha256: string, offset: number, length: number): Promise<Uint8Array | null> => {
+    await refresh()
+    return openToAnyone(sha256) ? serve(sha256, offset, length) : null
+  }
 
-  const onConnection = (stream: NoiseSecretStream): void => {
+  const onConnection = (stream: NoiseSecretStream, info: ConnectionInfo): void => {
+    const member = info.member !== null
     // Synchronously, before the stream is read (transport.ts): the feeds, then the pieces.
-    for (const feed of feeds.values()) feed.replicate(stream)
-    const session = new PieceSession(stream, { serve, uploadBucket: opts.uploadBucket })
+    for (const [key, feed] of feeds) if (member || !isPrivateFeed(key)) feed.replicate(stream)
+    const session = new PieceSession(stream, { serve: member ? serve : serveOutsider, uploadBucket: opts.uploadBucket })
+    members.set(session, member)
     session.on('upload', (_sha, bytes) => { bytesUp += bytes })
     session.on('protocol-error', (err) => log(`swarm: ${err.message}`))
     session.on('serve-error', (err, sha) => log(`swarm: cannot serve blob ${sha}: ${errorMessage(err)}`))
@@ -80,7 +139,7 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
     // Announced once the peer's piece channel is open: a client that runs none never gets the list.
     void session.opened().then((ok) => {
       if (!ok || session.closed) return
-      session.announceHave(held, { reset: true })
+      session.announceHave(member ? held : [...held].filter(openToAnyone), { reset: true })
       sessions.add(session)
     })
   }
@@ -97,6 +156,7 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
     ...(opts.bootstrap && opts.bootstrap.length > 0 ? { bootstrap: opts.bootstrap, dhtHost: opts.host } : {}),
   })
   transport.on('refused', (peer, reason) => log(`swarm: refused ${peer ?? 'a connection'}: ${reason}`))
+  await refresh()
   const address = await transport.listen(opts.host, opts.port)
 
   /**
@@ -108,7 +168,9 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
     if (!found) return []
     const added: string[] = []
     for (const sha of blobsOf(found.release.manifest).keys()) {
-      if (held.size >= DEFAULT_MAX_REMOTE_BLOBS) break
+      const of = owners.get(sha) ?? new Set<string>()
+      owners.set(sha, of.add(product))
+      if (held.size >= DEFAULT_MAX_REMOTE_BLOBS) continue
       if (held.has(sha)) continue
       held.add(sha)
       added.push(sha)
@@ -124,9 +186,33 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
       .catch((err: unknown) => { if (!closing) log(`swarm: cannot announce topic ${hex} on the DHT: ${errorMessage(err)}`) })
   }
 
+  /** The topics of a release: the fleet's private ones for a private product; none when a private product cannot be served. */
+  const releaseTopics = (product: string, rev: number): Buffer[] => {
+    if (!isPrivate(product)) return [productTopic(product), productTopic(product, rev)]
+    const secret = opts.swarmIdentity?.topicSecret
+    if (secret) return [productTopic(product, undefined, secret), productTopic(product, rev, secret)]
+    if (!unservable.has(product)) {
+      unservable.add(product)
+      log(`swarm: product ${product} is private (trust file ${opts.trust.file}) but this server has no swarm identity ` +
+        '(--swarm-identity FILE from `upswarm creds issue --role server`): not announcing it, and serving its blobs and release feed to nobody on the swarm')
+    }
+    return []
+  }
+
   const joinRelease = (product: string, rev: number): void => {
-    announceTopic(topicFor(product))
-    announceTopic(topicFor(product, rev))
+    for (const topic of releaseTopics(product, rev)) announceTopic(topic)
+  }
+
+  /** Leaves every topic a release may have been announced on (public and private). */
+  const leaveRelease = (product: string, rev: number): void => {
+    const secret = opts.swarmIdentity?.topicSecret
+    const all = [productTopic(product), productTopic(product, rev), ...(secret ? [productTopic(product, undefined, secret), productTopic(product, rev, secret)] : [])]
+    for (const topic of all) {
+      const hex = b4a.toString(topic, 'hex')
+      if (!topics.delete(hex)) continue
+      joins = joins.then(() => transport.leave(topic))
+        .catch((err: unknown) => { if (!closing) log(`swarm: cannot leave topic ${hex} on the DHT: ${errorMessage(err)}`) })
+    }
   }
 
   // Newest revisions first, so that a capped list holds what clients are most likely to want.
@@ -155,9 +241,14 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
         if (closing) return void (await feed.close())
         feed.on('rejected', (err) => log(`release feed ${publisherKey}: ${err.message}`))
         feed.on('conflict', (err) => log(`ALERT: ${err.message}`))
+        await refresh()
+        if (closing) return void (await feed.close())
         feeds.set(publisherKey, feed)
-        // Connections opened before the feed did get it now (Protomux pairs late channels).
-        for (const { stream } of transport.connections.values()) feed.replicate(stream)
+        // Connections opened before the feed did get it now (Protomux pairs late channels),
+        // members only when the key signs a private product.
+        for (const { stream, info } of transport.connections.values()) {
+          if (info.member !== null || !isPrivateFeed(publisherKey)) feed.replicate(stream)
+        }
       })().catch((err: unknown) => {
         opening.delete(publisherKey)
         log(`cannot seed the release feed of publisher ${publisherKey}: ${errorMessage(err)}`)
@@ -167,9 +258,17 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
     },
     feed: (publisherKey) => feeds.get(publisherKey),
     synced(product, rev) {
-      const added = hold(product, rev)
-      if (added.length > 0) for (const s of sessions) s.announceHave(added, { reset: false })
-      joinRelease(product, rev)
+      // After a look at the trust file: `publish --private` marks a product before its first release.
+      joins = joins.then(refresh).then(() => {
+        if (closing) return
+        const added = hold(product, rev)
+        const open = added.filter(openToAnyone)
+        for (const s of sessions) {
+          const list = members.get(s) ? added : open
+          if (list.length > 0) s.announceHave(list, { reset: false })
+        }
+        joinRelease(product, rev)
+      }).catch((err: unknown) => log(`swarm: cannot seed r${rev} of ${product}: ${errorMessage(err)}`))
     },
     flushed: async () => {
       // Joins queued while waiting are waited for too.

@@ -4,9 +4,14 @@
 // product to its key. `up` hands one out; in production the operator writes it.
 //
 //   { "format": 1, "products": { "<uuid>": { "publisherKeys": ["<ed25519 public key hex>"] } } }
+//   { "format": 2, "products": { "<uuid>": { "publisherKeys": ["<hex>"], "private": true } } }
 //
 // Unknown fields are refused rather than ignored: a later field that restricts (a root key, a
-// private product) must never be dropped silently by an older reader.
+// private product) must never be dropped silently by an older reader. Format 2 adds `private`
+// (issue 10 item 9: servers serve the product to fleet members only); a file is written as format
+// 2 only when some product is private, so files without one stay readable by format-1 readers,
+// and a format-1 reader refuses a format-2 file by its format number instead of serving a
+// private product to anyone.
 import { readFile, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { z } from 'zod'
@@ -15,18 +20,34 @@ import { withLock } from '../store/lock-file.ts'
 import { writeFileAtomic } from '../store/working-copy/atomic.ts'
 import { UUID_RE } from './manifest.ts'
 
+/** The format written when no product is private (readable by every upswarm that reads trust files). */
 export const TRUST_FORMAT = 1
+/** The format that adds `private` to a product; written only when some product is private. */
+export const TRUST_FORMAT_PRIVATE = 2
+const FORMATS_READ = `this upswarm reads trust files of format ${TRUST_FORMAT} and ${TRUST_FORMAT_PRIVATE}`
 
 const PublicKeyHex = z.string().regex(/^[0-9a-f]{64}$/, 'must be an Ed25519 public key: 64 lowercase hex characters')
-const ProductTrustSchema = z.strictObject({
-  publisherKeys: z.array(PublicKeyHex).min(1, 'must name at least one publisher key'),
+const ProductId = z.string().regex(UUID_RE, 'product ids must be lowercase UUIDs')
+const PublisherKeys = z.array(PublicKeyHex).min(1, 'must name at least one publisher key')
+const TrustV1Schema = z.strictObject({
+  format: z.literal(TRUST_FORMAT, `must be ${TRUST_FORMAT} or ${TRUST_FORMAT_PRIVATE} (${FORMATS_READ})`),
+  products: z.record(ProductId, z.strictObject({ publisherKeys: PublisherKeys })),
 })
-export const TrustFileSchema = z.strictObject({
-  format: z.literal(TRUST_FORMAT, `must be ${TRUST_FORMAT} (this upswarm reads trust files of format ${TRUST_FORMAT} only)`),
-  products: z.record(z.string().regex(UUID_RE, 'product ids must be lowercase UUIDs'), ProductTrustSchema),
+const TrustV2Schema = z.strictObject({
+  format: z.literal(TRUST_FORMAT_PRIVATE),
+  products: z.record(ProductId, z.strictObject({
+    publisherKeys: PublisherKeys,
+    private: z.literal(true, 'must be true when present (leave it out for a public product)').optional(),
+  })),
 })
+/** Either format; `private` only in format 2 (a format-1 file naming it is refused, as a format-1 reader would). */
+export const TrustFileSchema = z.union([TrustV1Schema, TrustV2Schema])
 
-export type Trust = z.infer<typeof TrustFileSchema>
+/** In memory: products may carry `private`; `writeTrust` picks the format from them. */
+export interface Trust {
+  format: number
+  products: Record<string, { publisherKeys: string[]; private?: true }>
+}
 
 export function emptyTrust(): Trust {
   return { format: TRUST_FORMAT, products: {} }
@@ -40,7 +61,9 @@ export function parseTrust(text: string, file: string): Trust {
   } catch (err) {
     throw new UpswarmError('UPSWARM_E_CONFIG', `trust file ${file} is not valid JSON: ${errorMessage(err)}`, { cause: err })
   }
-  const parsed = TrustFileSchema.safeParse(json)
+  // One schema per format, so errors name the field of the format the file says it is.
+  const format = (json as { format?: unknown } | null)?.format
+  const parsed = (format === TRUST_FORMAT_PRIVATE ? TrustV2Schema : TrustV1Schema).safeParse(json)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
     const field = issue?.path.map(String).join('.') || '(root)'
@@ -69,21 +92,30 @@ export function trustedKeys(trust: Trust, product: string): string[] | undefined
   return trust.products[product.toLowerCase()]?.publisherKeys
 }
 
+/** Whether the trust file marks `product` private (served to fleet members only). */
+export function isPrivate(trust: Trust, product: string): boolean {
+  return trust.products[product.toLowerCase()]?.private === true
+}
+
 /**
  * Pins `product` to `publicKey` (no-op when that key is already trusted for it); creates the
  * file when missing. Refuses with UPSWARM_E_CONFIG when the product is pinned to other keys.
+ * `private` marks the product private when pinning it, and marks an already pinned product
+ * private (never public again: making a product public is an operator's edit of the file).
  * Written atomically (readers see the old file or the new one) under the file's lock, so
  * publishers pinning different products at once lose no pin.
  */
-export async function pinProduct(file: string, product: string, publicKey: string): Promise<{ pinned: boolean }> {
+export async function pinProduct(file: string, product: string, publicKey: string, opts: { private?: boolean } = {}): Promise<{ pinned: boolean }> {
   const id = product.toLowerCase()
   return withLock(file, async () => {
     const trust = await loadTrust(file, { missingOk: true })
     const keys = trustedKeys(trust, id)
-    if (keys?.includes(publicKey)) return { pinned: false }
-    if (keys) throw pinnedElsewhere(id, keys, file)
-    await writeTrust(file, { ...trust, products: { ...trust.products, [id]: { publisherKeys: [publicKey] } } })
-    return { pinned: true }
+    if (keys && !keys.includes(publicKey)) throw pinnedElsewhere(id, keys, file)
+    const markPrivate = opts.private === true && !isPrivate(trust, id)
+    if (keys && !markPrivate) return { pinned: false }
+    const entry = { publisherKeys: keys ?? [publicKey], ...(opts.private || isPrivate(trust, id) ? { private: true as const } : {}) }
+    await writeTrust(file, { ...trust, products: { ...trust.products, [id]: entry } })
+    return { pinned: !keys }
   })
 }
 
@@ -94,8 +126,11 @@ export function pinnedElsewhere(product: string, keys: string[], where: string):
 }
 
 export async function writeTrust(file: string, trust: Trust): Promise<void> {
+  const anyPrivate = Object.values(trust.products).some((p) => p.private === true)
+  const out = { ...trust, format: anyPrivate ? TRUST_FORMAT_PRIVATE : TRUST_FORMAT }
+  const schema = anyPrivate ? TrustV2Schema : TrustV1Schema
   // The temporary file sits beside the target, so the rename stays on one file system.
-  await writeFileAtomic(file, JSON.stringify(TrustFileSchema.parse(trust), null, 2) + '\n', dirname(file))
+  await writeFileAtomic(file, JSON.stringify(schema.parse(out), null, 2) + '\n', dirname(file))
 }
 
 /**
@@ -122,6 +157,16 @@ export class TrustStore {
 
   async keysFor(product: string): Promise<string[] | undefined> {
     return trustedKeys(await this.current(), product)
+  }
+
+  /** The trust file as it is now (re-read when it changed). */
+  async snapshot(): Promise<Trust> {
+    return this.current()
+  }
+
+  /** Whether the file marks `product` private now. */
+  async isPrivate(product: string): Promise<boolean> {
+    return isPrivate(await this.current(), product)
   }
 
   /** Those of `products` the file pins now (one look at the file for all of them). */

@@ -16,6 +16,8 @@ declare module 'hyperdht' {
     ready(): Promise<void>
     fullyBootstrapped(): Promise<void>
     address(): { host: string; port: number }
+    /** The peers announced on a topic: a query stream of replies, each listing announcers. */
+    lookup(target: Buffer): AsyncIterable<{ peers: { publicKey: Buffer }[] }>
     destroy(opts?: { force?: boolean }): Promise<void>
     readonly destroyed: boolean
   }

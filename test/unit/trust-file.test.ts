@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { LOCK_STALE_MS } from '../../infra/store/lock-file.ts'
-import { TrustStore, loadTrust, pinProduct, trustedKeys } from '../../infra/release/trust.ts'
+import { TrustStore, isPrivate, loadTrust, pinProduct, trustedKeys } from '../../infra/release/trust.ts'
 
 const KEY_A = 'a'.repeat(64)
 const KEY_B = 'b'.repeat(64)
@@ -21,13 +21,35 @@ describe('trust file', () => {
   it('trust — a malformed file is refused with the file and the field named', async () => {
     await writeFile(file, JSON.stringify({ format: 1, products: { [randomUUID()]: { publisherKeys: ['XYZ'] } } }))
     await expect(loadTrust(file)).rejects.toMatchObject({ code: 'UPSWARM_E_CONFIG', message: expect.stringMatching(new RegExp(`trust file ${file} is malformed at products\\..*\\.publisherKeys\\.0: must be an Ed25519`)) })
-    await writeFile(file, JSON.stringify({ format: 2, products: {} }))
-    await expect(loadTrust(file)).rejects.toThrow(/malformed at format: must be 1/)
+    await writeFile(file, JSON.stringify({ format: 3, products: {} }))
+    await expect(loadTrust(file)).rejects.toThrow(/malformed at format: must be 1 or 2/)
     await writeFile(file, JSON.stringify({ format: 1, products: {}, private: ['x'] }))
     await expect(loadTrust(file)).rejects.toThrow(/malformed at \(root\)/)
     await writeFile(file, '{nope')
     await expect(loadTrust(file)).rejects.toThrow(`trust file ${file} is not valid JSON`)
     await expect(loadTrust(join(dir, 'none.json'))).rejects.toThrow(/does not exist/)
+  })
+
+  it('trust — private products: format 2 only, written as 2 only when a product is private, refused in a format-1 file', async () => {
+    const pub = randomUUID()
+    const priv = randomUUID()
+    await pinProduct(file, pub, KEY_A)
+    expect(JSON.parse(await readFile(file, 'utf8')).format).toBe(1) // still readable by a format-1 reader
+    expect(await pinProduct(file, priv, KEY_B, { private: true })).toEqual({ pinned: true })
+    const written = JSON.parse(await readFile(file, 'utf8'))
+    expect(written).toEqual({ format: 2, products: { [pub]: { publisherKeys: [KEY_A] }, [priv]: { publisherKeys: [KEY_B], private: true } } })
+    const trust = await loadTrust(file)
+    expect([isPrivate(trust, pub), isPrivate(trust, priv)]).toEqual([false, true])
+    // Marking an already pinned product private; never public again by pinning.
+    expect(await pinProduct(file, pub, KEY_A, { private: true })).toEqual({ pinned: false })
+    expect(isPrivate(await loadTrust(file), pub)).toBe(true)
+    await pinProduct(file, pub, KEY_A)
+    expect(isPrivate(await loadTrust(file), pub)).toBe(true)
+    // `private` in a format-1 file is what a format-1 reader refuses too: never silently public.
+    await writeFile(file, JSON.stringify({ format: 1, products: { [priv]: { publisherKeys: [KEY_B], private: true } } }))
+    await expect(loadTrust(file)).rejects.toThrow(new RegExp(`malformed at products\\.${priv}: Unrecognized key.*private`))
+    await writeFile(file, JSON.stringify({ format: 2, products: { [priv]: { publisherKeys: [KEY_B], private: false } } }))
+    await expect(loadTrust(file)).rejects.toThrow(/malformed at products\..*\.private: must be true/)
   })
 
   it('trust — pinProduct creates the file, pins once, and refuses another key naming the pinned one', async () => {
