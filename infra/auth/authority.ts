@@ -187,11 +187,6 @@ export class Authority {
     return at !== undefined && issuedAt <= at
   }
 
-  /** The account JWT as it stands (with every revocation). */
-  get accountJwt(): string {
-    return this.state.account.jwt
-  }
-
   /**
    * Mints a user for an identity and writes its creds file (mode 0600) under creds/. A client
    * identity expires after `ttlSeconds` (default CLIENT_CREDS_TTL_S); role identities do not.
@@ -211,10 +206,11 @@ export class Authority {
       tags: [kindTag(identity.kind)],
     }, { signer: kp(this.state.account.signingSeed), ...(expires ? { exp: expires } : {}) })
     const file = opts.file ?? join(this.paths.credsDir, `${identity.kind}-${identity.name}.creds`)
-    await writePrivate(file, fmtCreds(jwt, userKp))
+    // Recorded before the file exists, so that no working creds escape `creds revoke`.
     await this.update(async (state) => {
       state.issued.push({ kind: identity.kind, name: identity.name, publicKey: userKp.getPublicKey(), issuedAt: now, ...(expires ? { expires } : {}) })
     })
+    await writePrivate(file, fmtCreds(jwt, userKp))
     return { file, publicKey: userKp.getPublicKey(), ...(expires ? { expires } : {}) }
   }
 

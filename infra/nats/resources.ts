@@ -63,24 +63,30 @@ export async function ensureAlertStream(jsm: JetStreamManager, replicas: number)
     num_replicas: replicas,
     duplicate_window: DUPLICATE_WINDOW_NS,
     max_age: 90 * 24 * 60 * 60 * 1e9,
+    // Clients write here: one cannot fill the storage every role shares (issue 10).
+    max_msg_size: 64 * 1024,
+    max_bytes: 1024 * 1024 * 1024,
+    discard: DiscardPolicy.Old,
   })
 }
 
 async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
+  let have
   try {
-    const { config: have } = await jsm.streams.info(config.name!)
-    // A stream made by an earlier version lacks what later ones added (direct reads, republish).
-    if (config.republish && (!have.republish || !have.allow_direct)) {
-      await jsm.streams.update(config.name!, { ...have, allow_direct: true, republish: config.republish })
-    }
+    have = (await jsm.streams.info(config.name!)).config
   } catch (err) {
-    if (permissionViolation(err)) throw err
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err
     try {
       await jsm.streams.add(config)
     } catch (err) {
       // Another role created it between our info and add.
       await jsm.streams.info(config.name!).catch(() => { throw err })
     }
+    return
+  }
+  // A stream made by an earlier version lacks what later ones added (direct reads, republish).
+  if (config.republish && (!have.republish || !have.allow_direct)) {
+    await jsm.streams.update(config.name!, { ...have, allow_direct: true, republish: config.republish })
   }
 }
 
