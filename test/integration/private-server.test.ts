@@ -18,19 +18,10 @@ import { PieceSession, type RemoteHave } from '../../infra/swarm/piece-protocol.
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import { clusterInfo, newProduct, tempDir, testConnection } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
-import { makeNode, type Node } from './swarm-fixtures.ts'
+import { makeNode, nextSynced, type Node } from './swarm-fixtures.ts'
 
 const SERVER_WAIT_MS = 40_000
 
-function nextSynced(server: RepoServer, product: string, rev: number): Promise<void> {
-  return new Promise((resolve) => {
-    const sub = server.actor.on('release.synced', (e) => {
-      if (e.product !== product || e.rev !== rev) return
-      sub.unsubscribe()
-      resolve()
-    })
-  })
-}
 
 /** The Noise keys announced on `topic` (one full DHT lookup). */
 async function announcers(dht: DHT, topic: Buffer): Promise<string[]> {

@@ -14,7 +14,7 @@ import { PieceSession, type RemoteHave } from '../../infra/swarm/piece-protocol.
 import { topicFor } from '../../infra/swarm/transport.ts'
 import { clusterInfo, newProduct, tempDir, testConnection } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
-import { makeNode, type Node } from './swarm-fixtures.ts'
+import { makeNode, nextSynced, type Node } from './swarm-fixtures.ts'
 
 const MiB = 1 << 20
 
@@ -38,15 +38,6 @@ function announced(session: PieceSession, hashes: string[]): Promise<void> {
   })
 }
 
-function nextSynced(server: RepoServer, product: string, rev: number): Promise<void> {
-  return new Promise((resolve) => {
-    const sub = server.actor.on('release.synced', (e) => {
-      if (e.product !== product || e.rev !== rev) return
-      sub.unsubscribe()
-      resolve()
-    })
-  })
-}
 
 async function nextHeartbeat(nc: NatsConnection, id: string): Promise<Heartbeat> {
   const sub = nc.subscribe(serverHeartbeat(id), { max: 1 })

@@ -1,6 +1,7 @@
 // Shared by the swarm integration tests: two real nodes on 127.0.0.1, each a SwarmTransport
 // whose connection handler the test supplies, and a queue of the connections each received.
 import NoiseSecretStream from '@hyperswarm/secret-stream'
+import type { RepoServer } from '../../actors/repo-server/index.ts'
 import { SwarmTransport, type ConnectionInfo, type SwarmTransportOptions } from '../../infra/swarm/transport.ts'
 
 export interface Node {
@@ -40,4 +41,15 @@ export function makeNode(onConnection: (stream: NoiseSecretStream, info: Connect
 export function closed(stream: NoiseSecretStream): Promise<void> {
   if (stream.destroyed) return Promise.resolve()
   return new Promise((resolve) => stream.once('close', () => resolve()))
+}
+
+/** Resolves when the server reports `product` r`rev` synced (its `release.synced` event). */
+export function nextSynced(server: RepoServer, product: string, rev: number): Promise<void> {
+  return new Promise((resolve) => {
+    const sub = server.actor.on('release.synced', (e) => {
+      if (e.product !== product || e.rev !== rev) return
+      sub.unsubscribe()
+      resolve()
+    })
+  })
 }
