@@ -4,11 +4,12 @@
 // loads the accounts at start (resolver `full`); a revocation is a new account JWT pushed to the
 // running cluster, so no repository server restarts and no other creds change.
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds, fromSeed, type KeyPair } from '@nats-io/jwt'
 import { UpswarmError } from '../errors.ts'
+import { writeFileAtomic } from '../store/working-copy/atomic.ts'
 import { IDENTITY_RE, kindTag, type Identity } from '../nats/identity.ts'
 import { withLock } from '../store/lock-file.ts'
 import { createCa, issueServerCert } from './tls.ts'
@@ -56,11 +57,9 @@ export const authorityPaths = (dir: string): AuthorityPaths => ({
   credsDir: join(dir, 'creds'),
 })
 
+/** Keys and creds: written atomically, readable by their owner only. */
 async function writePrivate(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-  await writeFile(tmp, data, { mode: 0o600 })
-  await chmod(tmp, 0o600)
-  await rename(tmp, file)
+  await writeFileAtomic(file, data, dirname(file), 0o600)
 }
 
 async function accountJwt(accountKp: KeyPair, signingPub: string, revocations: Record<string, number>, operatorKp: KeyPair): Promise<string> {

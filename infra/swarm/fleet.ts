@@ -3,7 +3,7 @@
 // the topics and tracker ids of private products underivable from the product id. Bytes here are
 // the wire format: change them only with a new FLEET_CERT_VERSION.
 import { createHash, createPrivateKey, createPublicKey, randomBytes, sign, verify } from 'node:crypto'
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import b4a from 'b4a'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
@@ -11,6 +11,7 @@ import c from 'compact-encoding'
 import Protomux from 'protomux'
 import { z } from 'zod'
 import { UpswarmError, errorMessage } from '../errors.ts'
+import { writeFileAtomic } from '../store/working-copy/atomic.ts'
 import { topicFor, type SwarmKeyPair } from './transport.ts'
 
 export const FLEET_CERT_VERSION = 1
@@ -159,11 +160,7 @@ export async function writeSwarmIdentity(file: string, id: SwarmIdentity): Promi
     certificate: b4a.toString(id.certificate, 'hex'), fleetPublicKey: b4a.toString(id.fleet, 'hex'),
     topicSecret: b4a.toString(id.topicSecret, 'hex'), expires: id.expires,
   }
-  await mkdir(dirname(file), { recursive: true })
-  const tmp = `${file}.${process.pid}.tmp`
-  await writeFile(tmp, `${JSON.stringify(json, null, 2)}\n`, { mode: 0o600 })
-  await chmod(tmp, 0o600)
-  await rename(tmp, file)
+  await writeFileAtomic(file, `${JSON.stringify(json, null, 2)}\n`, dirname(file), 0o600)
 }
 
 export async function loadSwarmIdentity(file: string): Promise<SwarmIdentity> {

@@ -6,11 +6,11 @@ import { dirname, join } from 'node:path'
 import type { z } from 'zod'
 import { UpswarmError } from '../../errors.ts'
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array, tmpDir: string): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Uint8Array, tmpDir: string, mode = 0o644): Promise<void> {
   await mkdir(tmpDir, { recursive: true })
   const tmp = join(tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
   try {
-    const fh = await open(tmp, 'wx', 0o644)
+    const fh = await open(tmp, 'wx', mode)
     try {
       await fh.writeFile(data)
       await fh.sync()
