@@ -9,6 +9,7 @@ import { publish } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { Authority } from '../../infra/auth/authority.ts'
 import { parseBootstrap } from '../../infra/cluster/dht.ts'
+import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { sha256Hex } from '../../infra/release/hash.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
@@ -16,7 +17,7 @@ import { TrustStore, loadTrust } from '../../infra/release/trust.ts'
 import { loadSwarmIdentity, productTopic, type SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { PieceSession, type RemoteHave } from '../../infra/swarm/piece-protocol.ts'
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
-import { clusterInfo, newProduct, tempDir, testConnection } from '../helpers/cluster.ts'
+import { clusterInfo, newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
 import { makeNode, nextSynced, type Node } from './swarm-fixtures.ts'
 
@@ -45,6 +46,7 @@ function haveWith(session: PieceSession, sha: string): Promise<void> {
 
 describe('repository server — private products', () => {
   let nc: NatsConnection
+  let ownCluster: NatsCluster | undefined
   let dir: { path: string; cleanup: () => Promise<void> }
   let server: RepoServer
   let dht: DHT
@@ -93,8 +95,12 @@ describe('repository server — private products', () => {
   })
 
   beforeAll(async () => {
-    nc = await testConnection('private-server')
     dir = await tempDir('upswarm-privsrv-')
+    // A cluster of its own: the publisher pushes each feed to the first server it hears, which on
+    // the suite's cluster may be another test's server that does not hold these products.
+    const own = await startOwnCluster(join(dir.path, 'cluster'))
+    ownCluster = own.cluster
+    nc = await own.connect('private-server')
     trustFile = join(dir.path, 'trust.json')
     const authority = await Authority.open(join(dir.path, 'auth'))
     serverId = await loadSwarmIdentity((await authority.issueSwarmIdentity({ kind: 'server', name: 'privsrv-1' })).file)
@@ -132,6 +138,7 @@ describe('repository server — private products', () => {
     await dht?.destroy()
     await server?.close()
     await nc?.close()
+    await ownCluster?.stop()
     await dir?.cleanup()
   })
 
