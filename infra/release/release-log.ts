@@ -177,8 +177,8 @@ export interface FollowHandle {
 }
 
 /**
- * R-WATCH, push not polling: the newest release of the product first (a direct read of the
- * stream), then each one the stream stores, as the stream republishes it on
+ * R-WATCH, push not polling: the newest release of the product first (read by the stream's
+ * leader), then each one the stream stores, as the stream republishes it on
  * `upswarm.released.<product>` with its sequence. A plain subscription: a fleet of watchers
  * holds no consumer on the cluster, and a client identity needs no consumer API (issue 10).
  * After a reconnect the newest release is read again, so a gap never hides the newest.
