@@ -23,6 +23,8 @@ export const DEFAULT_KEEP_ALIVE_MS = 5_000
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
 export const DEFAULT_FIRST_BYTES_TIMEOUT_MS = 5_000
 export const DEFAULT_FLEET_TIMEOUT_MS = 5_000
+/** When a joined topic is looked up again (the last one repeats while joined). */
+const REDISCOVER_MS = [2_000, 5_000, 15_000, 60_000]
 /** The channels onConnection attaches (piece protocol, release feed): a peer's opens wait for the fleet exchange. */
 const HELD_PROTOCOLS = ['upswarm/pieces', 'hypercore/alpha'] as const
 
@@ -166,6 +168,7 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
   private server: net.Server | null = null
   private swarm: Hyperswarm | null = null
   private closing = false
+  private readonly lookups = new Map<string, NodeJS.Timeout>()
 
   constructor(options: SwarmTransportOptions) {
     super()
@@ -242,11 +245,40 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
    * peers found. Resolves once the first announce / lookup round is done.
    */
   async join(topic: Buffer, opts: { server?: boolean; client?: boolean } = {}): Promise<void> {
-    const discovery = this.hyperswarm().join(topic, { server: opts.server ?? true, client: opts.client ?? true })
+    const client = opts.client ?? true
+    const discovery = this.hyperswarm().join(topic, { server: opts.server ?? true, client })
+    if (client) this.lookUpAgain(topic, discovery)
     await discovery.flushed()
   }
 
+  /**
+   * Peers that join at the same moment may each look up before the other's announce is stored,
+   * and Hyperswarm's own refresh comes only minutes later: look up again after a few seconds,
+   * then less and less often, while the topic is joined.
+   */
+  private lookUpAgain(topic: Buffer, discovery: { refresh(opts?: { server?: boolean; client?: boolean }): Promise<void> }): void {
+    const key = b4a.toString(topic, 'hex')
+    this.stopLookups(key)
+    let step = 0
+    const next = (): void => {
+      const timer = setTimeout(() => {
+        if (this.closing) return
+        discovery.refresh({ server: false, client: true }).catch(() => {})
+        next()
+      }, REDISCOVER_MS[Math.min(step++, REDISCOVER_MS.length - 1)])
+      timer.unref()
+      this.lookups.set(key, timer)
+    }
+    next()
+  }
+
+  private stopLookups(key: string): void {
+    clearTimeout(this.lookups.get(key))
+    this.lookups.delete(key)
+  }
+
   async leave(topic: Buffer): Promise<void> {
+    this.stopLookups(b4a.toString(topic, 'hex'))
     await this.swarm?.leave(topic)
   }
 
@@ -259,6 +291,7 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
   async close(): Promise<void> {
     if (this.closing) return
     this.closing = true
+    for (const key of [...this.lookups.keys()]) this.stopLookups(key)
     const err = new Error('transport closed')
     for (const s of this.pending) s.destroy(err)
     for (const e of [...this.conns.values(), ...this.standby.values()]) e.stream.destroy(err)
