@@ -66,15 +66,22 @@ afterEach(async () => {
 async function startUp(dir: string, extra: string[] = []): Promise<ChildProcess> {
   const child = spawn(process.execPath, [CLI, 'up', '--dir', dir, '--servers', '2', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
   launched.push(child)
-  child.stderr!.resume()
+  let stderr = ''
+  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
   const lines = createInterface({ input: child.stdout! })
-  // Everything `up` prints on stdout is the endpoints line, printed once all roles are ready.
-  const [line] = (await once(lines, 'line')) as [string]
+  // Everything `up` prints on stdout is the endpoints line, printed once all roles are ready;
+  // an `up` that exits first fails the test with what it said.
+  const [line] = (await Promise.race([
+    once(lines, 'line'),
+    once(child, 'exit').then(([code]) => { throw new Error(`up exited (code ${code}) before it was ready:\n${stderr}`) }),
+  ])) as [string]
   expect(JSON.parse(line)).toHaveProperty('nats')
   return child
 }
 
-describe('up', () => {
+// A 3-node cluster with identities, TLS and every role: starting one takes seconds here, longer
+// when the rest of the suite loads both cores (the cluster launcher waits up to 30 s per attempt).
+describe('up', { timeout: 180_000 }, () => {
   it('up — writes endpoints.json only once every role answers, and SIGTERM leaves no process behind', async () => {
     const dir = await tempDir('upswarm-up-')
     const endpointsFile = join(dir.path, 'endpoints.json')
