@@ -1,16 +1,17 @@
 // R-DHT-2: publish appends to the release feed that the repository servers seed; a reader that
 // reaches only a server gets the release by replication. Real NATS cluster, 127.0.0.1.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { jetstream } from '@nats-io/jetstream'
 import { join } from 'node:path'
 import { publish, type PublishResult } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
-import { RELEASE_STREAM, releaseSubject } from '../../infra/nats/names.ts'
+import { releaseSubject } from '../../infra/nats/names.ts'
+import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { TrustStore } from '../../infra/release/trust.ts'
 import { openFeed, type FeedEntry, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
-import { newProduct, tempDir, testConnection } from '../helpers/cluster.ts'
+import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
 import { writeTree } from '../helpers/trees.ts'
 import { makeNode, type Node } from './swarm-fixtures.ts'
 
@@ -19,6 +20,7 @@ const SERVER_WAIT_MS = 40_000
 
 describe('release feed', () => {
   let nc: NatsConnection
+  let ownCluster: NatsCluster | undefined
   let dir: { path: string; cleanup: () => Promise<void> }
   let server: RepoServer
   /** The server's trust file: every publish pins its product to `key` in it, as `up` does. */
@@ -54,19 +56,21 @@ describe('release feed', () => {
   }
 
   beforeAll(async () => {
-    nc = await testConnection()
     dir = await tempDir('upswarm-feedpub-')
+    // A cluster of its own: a publish pushes the feed to the first server it hears, and every
+    // server needs the product pinned in its trust file; other tests' servers on the suite's
+    // cluster do not pin this file's products.
+    const own = await startOwnCluster(join(dir.path, 'cluster'))
+    ownCluster = own.cluster
+    nc = await own.connect('feed-publish')
     trustFile = join(dir.path, 'trust.json')
     server = await startRepoServer({ nc, id: `feed${process.pid}`, dataDir: join(dir.path, 'server'), trust: await new TrustStore(trustFile).ready() })
-    // Other tests' servers seed this key too once they see its releases; this one must not lag
-    // behind them replaying the suite's stream, or a publish may be over before it seeds the feed.
-    const { state } = await (await jetstreamManager(nc)).streams.info(RELEASE_STREAM)
-    await vi.waitFor(() => expect(server.store.lastSeq).toBeGreaterThanOrEqual(state.last_seq), { timeout: SERVER_WAIT_MS, interval: 100 })
-  })
+  }, 120_000)
   afterAll(async () => {
     for (const c of cleanups.reverse()) await c()
     await server?.close()
     await nc?.close()
+    await ownCluster?.stop()
     await dir?.cleanup()
   })
 
