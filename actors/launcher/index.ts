@@ -7,9 +7,10 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { existsSync } from 'node:fs'
-import { Authority } from '../../infra/auth/authority.ts'
+import { Authority, authorityPaths, credsFileOf } from '../../infra/auth/authority.ts'
 import { emptyTrust, writeTrust } from '../../infra/release/trust.ts'
 import { UpswarmError } from '../../infra/errors.ts'
+import type { Identity } from '../../infra/nats/identity.ts'
 import { spawnGuarded, stopChild } from '../../infra/cluster/children.ts'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
@@ -133,7 +134,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
       endpoints.tlsCa = authority.paths.caFile
       endpoints.authDir = authority.paths.dir
       const issue = async (kind: 'admin' | 'publisher' | 'proxy' | 'tracker' | 'server' | 'client', name: string): Promise<string> =>
-        (await authority.issue({ kind, name }, { file: join(authority.paths.credsDir, `${kind}-${name}.creds`) })).file
+        (await authority.issue({ kind, name })).file
       const servers: Record<string, string> = {}
       for (let i = 1; i <= opts.servers; i++) servers[`s${i}`] = await issue('server', `s${i}`)
       endpoints.creds = {
@@ -174,7 +175,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
     delete env.UPSWARM_CREDS
     const credsArgs = (role: string): string[] => {
       const [kind, name] = role.startsWith('server-') ? ['server', role.slice('server-'.length)] : [role, role]
-      const file = roleCreds.get(role) ?? join(dir, 'auth', 'creds', `${kind}-${name}.creds`)
+      const file = roleCreds.get(role) ?? credsFileOf(authorityPaths(join(dir, 'auth')).credsDir, { kind: kind as Identity['kind'], name })
       if (!roleCreds.has(role) && !existsSync(file)) {
         throw new UpswarmError('UPSWARM_E_CONFIG', `${role} needs its own identity on this cluster: ${file} is missing (upswarm creds issue --dir ${dir} --role ${kind} --name ${name})`)
       }

@@ -48,6 +48,9 @@ export interface AuthorityPaths {
   credsDir: string
 }
 
+/** Where an identity's creds file is kept in a deployment: `creds/<kind>-<name>.creds`. */
+export const credsFileOf = (credsDir: string, identity: Identity): string => join(credsDir, `${identity.kind}-${identity.name}.creds`)
+
 export const authorityPaths = (dir: string): AuthorityPaths => ({
   dir,
   file: join(dir, 'authority.json'),
@@ -204,7 +207,7 @@ export class Authority {
       ...(identity.kind === 'client' ? CLIENT_LIMITS : {}),
       tags: [kindTag(identity.kind)],
     }, { signer: kp(this.state.account.signingSeed), ...(expires ? { exp: expires } : {}) })
-    const file = opts.file ?? join(this.paths.credsDir, `${identity.kind}-${identity.name}.creds`)
+    const file = opts.file ?? credsFileOf(this.paths.credsDir, identity)
     // Recorded before the file exists, so that no working creds escape `creds revoke`.
     await this.update(async (state) => {
       state.issued.push({ kind: identity.kind, name: identity.name, publicKey: userKp.getPublicKey(), issuedAt: now, ...(expires ? { expires } : {}) })
