@@ -1,0 +1,184 @@
+// What one holder (a working copy, a server, the notary) trusts: the chain of roots it verified
+// from its pin, and the newest verified fresh statement per product. Kept byte for byte as
+// received, so it can pass them on to peers that verify them again, and saved atomically.
+import { readFile } from 'node:fs/promises'
+import { z } from 'zod'
+import { UpswarmError, errorMessage } from '../errors.ts'
+import { writeFileAtomic } from '../store/working-copy/atomic.ts'
+import { encodeEnvelope } from './envelope.ts'
+import { verifyFresh, freshnessOf, type Freshness, type SignedFresh } from './fresh.ts'
+import { endorsedFor, keyVerdict, parseRoot, verifyNextRoot, verifyPinnedRoot, type KeyVerdict, type Root, type SignedRoot } from './root.ts'
+
+const StoreSchema = z.strictObject({
+  format: z.literal(1),
+  roots: z.array(z.string()),
+  fresh: z.record(z.string(), z.string()),
+})
+
+export type RootOutcome = 'accepted' | 'known' | 'gap'
+export type FreshOutcome = 'accepted' | 'not-newer'
+
+export class TrustStore {
+  private chain: SignedRoot[] = []
+  private texts: string[] = []
+  private freshDocs = new Map<string, { text: string; signed: SignedFresh }>()
+  private readonly file: string
+  private readonly tmpDir: string
+
+  private constructor(file: string, tmpDir: string) {
+    this.file = file
+    this.tmpDir = tmpDir
+  }
+
+  /** Opens the store at `file` (empty when there is none). Every document is verified again on load. */
+  static async open(file: string, tmpDir: string): Promise<TrustStore> {
+    const store = new TrustStore(file, tmpDir)
+    let text: string | undefined
+    try {
+      text = await readFile(file, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UpswarmError('UPSWARM_E_IO', `cannot read ${file}: ${errorMessage(err)}`, { cause: err })
+    }
+    if (text === undefined) return store
+    let data: z.infer<typeof StoreSchema>
+    try {
+      data = StoreSchema.parse(JSON.parse(text))
+    } catch (err) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `${file} is not an upswarm trust store: ${errorMessage(err)}`, { cause: err })
+    }
+    const [first, ...rest] = data.roots
+    if (first !== undefined) {
+      const pinned = parseRoot(first, file)
+      verifyPinnedRoot(pinned, file)
+      store.push(pinned, first)
+      for (const t of rest) {
+        const next = parseRoot(t, file)
+        verifyNextRoot(store.root!, next, file)
+        store.push(next, t)
+      }
+    }
+    for (const [product, t] of Object.entries(data.fresh)) {
+      if (store.root) store.freshDocs.set(product, { text: t, signed: verifyFresh(t, store.root, file) })
+    }
+    return store
+  }
+
+  private push(signed: SignedRoot, text: string): void {
+    this.chain.push(signed)
+    this.texts.push(text)
+  }
+
+  get root(): Root | undefined {
+    return this.chain.at(-1)?.root
+  }
+
+  get version(): number {
+    return this.root?.version ?? 0
+  }
+
+  /** The roots held with a version ≥ `from`, as received: what a peer asking for them gets. */
+  rootsFrom(from: number): string[] {
+    return this.texts.filter((_, i) => this.chain[i]!.root.version >= from)
+  }
+
+  private async save(): Promise<void> {
+    const fresh: Record<string, string> = {}
+    for (const [p, f] of this.freshDocs) fresh[p] = f.text
+    await writeFileAtomic(this.file, JSON.stringify({ format: 1, roots: this.texts, fresh }) + '\n', this.tmpDir)
+  }
+
+  /**
+   * Pins a root given by the user (`init --root`, a trust file): valid under its own root keys.
+   * A store already holding a chain takes it only as the chain's next link or a known one.
+   */
+  async pin(bytes: Uint8Array | string, where: string): Promise<void> {
+    const signed = parseRoot(bytes, where)
+    if (this.root) {
+      const outcome = await this.acceptRoot(bytes, where)
+      if (outcome === 'gap') throw new UpswarmError('UPSWARM_E_ROLLBACK', `root version ${signed.root.version} from ${where} does not follow the held version ${this.version}`)
+      return
+    }
+    verifyPinnedRoot(signed, where)
+    this.push(signed, canonical(signed))
+    await this.save()
+  }
+
+  /** First root of a client that pinned only a publisher key: accepted when that key endorses it (docs/formats.md §3.1). */
+  async adoptEndorsed(bytes: Uint8Array | string, where: string, product: string, pinnedKey: string): Promise<boolean> {
+    if (this.root) return false
+    const signed = parseRoot(bytes, where)
+    if (!endorsedFor(signed, product, pinnedKey)) return false
+    this.push(signed, canonical(signed))
+    await this.save()
+    return true
+  }
+
+  /** The next root of the chain; 'known' for one held, 'gap' for one further ahead (fetch the ones between first). */
+  async acceptRoot(bytes: Uint8Array | string, where: string): Promise<RootOutcome> {
+    const signed = parseRoot(bytes, where)
+    const v = signed.root.version
+    if (!this.root) throw new UpswarmError('UPSWARM_E_CONFIG', `no root is pinned here, so root version ${v} from ${where} cannot be checked`)
+    if (v <= this.version) {
+      const held = this.chain.find((c) => c.root.version === v)
+      if (held && canonical(held) !== canonical(signed)) {
+        // Two different roots of one version, both signed: the root keys are compromised or misused.
+        throw new UpswarmError('UPSWARM_E_ROLLBACK', `${where} offers a root version ${v} that differs from the one held; keeping the held one`)
+      }
+      return 'known'
+    }
+    if (v > this.version + 1) return 'gap'
+    verifyNextRoot(this.root, signed, where)
+    this.push(signed, canonical(signed))
+    // A fresh statement signed by a key the new root dropped is no longer believed.
+    for (const [p, f] of this.freshDocs) {
+      try {
+        verifyFresh(f.text, this.root!, 'the trust store')
+      } catch {
+        this.freshDocs.delete(p)
+      }
+    }
+    await this.save()
+    return 'accepted'
+  }
+
+  /** Accepts whatever of `docs` extends the chain, in version order; returns how many were new. */
+  async acceptRoots(docs: Array<Uint8Array | string>, where: string): Promise<number> {
+    const parsed = docs.map((d) => ({ d, v: parseRoot(d, where).root.version })).sort((a, b) => a.v - b.v)
+    let added = 0
+    for (const { d } of parsed) if ((await this.acceptRoot(d, where)) === 'accepted') added++
+    return added
+  }
+
+  /** A fresh statement for `product`, kept when it verifies and is newer than the held one (rollback of freshness refused). */
+  async acceptFresh(bytes: Uint8Array | string, where: string): Promise<FreshOutcome> {
+    if (!this.root) throw new UpswarmError('UPSWARM_E_CONFIG', `no root is pinned here, so the fresh statement from ${where} cannot be checked`)
+    const signed = verifyFresh(bytes, this.root, where)
+    const held = this.freshDocs.get(signed.fresh.product)
+    if (held && Date.parse(held.signed.fresh.issued) >= Date.parse(signed.fresh.issued)) return 'not-newer'
+    this.freshDocs.set(signed.fresh.product, { text: typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'), signed })
+    await this.save()
+    return 'accepted'
+  }
+
+  freshText(product: string): string | undefined {
+    return this.freshDocs.get(product)?.text
+  }
+
+  fresh(product: string): SignedFresh | undefined {
+    return this.freshDocs.get(product)?.signed
+  }
+
+  freshness(product: string, nowMs = Date.now()): Freshness | undefined {
+    const f = this.freshDocs.get(product)
+    return f ? freshnessOf(f.signed.fresh, nowMs) : undefined
+  }
+
+  /** May `publicKey` sign r`rev` of `product`? Without a root: undefined (the caller's format-1 pin decides). */
+  verdict(product: string, publicKey: string, rev: number): KeyVerdict | undefined {
+    return this.root ? keyVerdict(this.root, product, publicKey, rev) : undefined
+  }
+}
+
+function canonical(signed: SignedRoot): string {
+  return encodeEnvelope(signed.env).toString('utf8')
+}
