@@ -21,6 +21,8 @@ export interface WorkingCopyLayout {
   lock: string
   /** Administrators' alerts not delivered yet (no connection, a failed publish): sent on the next connected run. */
   pendingAlerts: string
+  /** The root of trust chain and newest fresh statements this copy verified (infra/formats/trust-store.ts). */
+  trust: string
   /** Temporary files of atomic writes; wiped by recovery. */
   tmp: string
 }
@@ -40,6 +42,7 @@ export function layoutOf(root: string): WorkingCopyLayout {
     journal: join(meta, 'journal.json'),
     lock: join(meta, 'lock'),
     pendingAlerts: join(meta, 'alerts-pending.json'),
+    trust: join(meta, 'trust.json'),
     tmp: join(meta, 'tmp'),
   }
 }
