@@ -2,6 +2,7 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
@@ -125,7 +126,8 @@ export function registerClientCommands(program: Command): void {
     .command('init <dir>')
     .description('create a working copy of a product at its newest (or a given) revision')
     .requiredOption('--product <uuid>', 'product UUID')
-    .requiredOption('--pubkey <hex>', "the publisher's public key (pinned: no release signed by another key is accepted)")
+    .option('--pubkey <hex>', "the publisher's public key (pinned: no release signed by another key is accepted, unless a root of trust it endorses rotates it)")
+    .option('--root <file>', 'a root of trust document to pin (`upswarm root init`): publisher keys come from its chain and can rotate without a reinstall')
     .option('--rev <n>', 'revision to check out (default: the newest)', intArg('--rev'))
     .option('--adopt', 'take over a non-empty directory: its files are classified, never overwritten')
     .option('--history <k>', 'revisions kept in the local history store for offline rollback', intArg('--history'))
@@ -136,6 +138,8 @@ export function registerClientCommands(program: Command): void {
     .addOption(bootstrapOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, o) => {
+      if (!o.pubkey && !o.root) throw new UpswarmError('UPSWARM_E_CONFIG', 'init needs --pubkey HEX (the publisher key to pin) or --root FILE (a root of trust to pin)')
+      const root = o.root ? { text: await readFile(String(o.root), 'utf8').catch((err: Error) => { throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read --root ${o.root}: ${err.message}`) }), where: String(o.root) } : undefined
       const nc = await requireNats(o, 'upswarm-init', 'init')
       const [updater, { serverSource }, { jetStreamAlertSink }] = await Promise.all([updaterModule(), sourcesModule(), alertsModule()])
       const { bar, onProgress } = progress(!!o.json)
@@ -145,7 +149,7 @@ export function registerClientCommands(program: Command): void {
       const request = updateRequest(o)
       try {
         const r = await updater.init(dir, {
-          product: o.product, publicKey: String(o.pubkey).toLowerCase(), source: serverSource(nc, String(o.product).toLowerCase()),
+          product: o.product, ...(o.pubkey ? { publicKey: String(o.pubkey).toLowerCase() } : {}), ...(root ? { root } : {}), source: serverSource(nc, String(o.product).toLowerCase()),
           alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress,
           ...(request.rev !== undefined ? { rev: request.rev } : {}), ...(o.adopt ? { adopt: true } : {}), ...(o.history ? { historyDepth: o.history } : {}), ...(o.private ? { private: true } : {}),
           ...(swarm ? { checkout: (d: string) => updateThroughSwarm(d, nc, o, request, true) } : {}),
@@ -169,8 +173,12 @@ export function registerClientCommands(program: Command): void {
         const updater = await updaterModule()
         const r = await updater.status(dir, nc ? { source: await serverSourceFor(nc, dir) } : {})
         const shown = r.files.filter((f) => f.status !== 'current')
-        printResult(!!o.json, { product: r.product, rev: r.rev, latest: r.latest, target: r.target, files: r.files, hashed: r.hashed, cached: r.cached }, () => [
+        const { freshnessLine } = await import('../../infra/formats/fresh.ts')
+        const trust = { rootVersion: r.rootVersion, ...(r.rootExpired ? { rootExpired: r.rootExpired } : {}), ...(r.rootVersion > 0 ? { freshness: r.freshness ?? null } : {}) }
+        printResult(!!o.json, { product: r.product, rev: r.rev, latest: r.latest, target: r.target, files: r.files, hashed: r.hashed, cached: r.cached, ...trust }, () => [
           `${r.product} at r${r.rev}; newest verified r${r.latest}`,
+          ...(r.rootVersion > 0 ? [freshnessLine(r.freshness, Date.now())] : []),
+          ...(r.rootExpired ? [`root of trust version ${r.rootVersion} expired at ${r.rootExpired}: it still verifies, but ask the operators for a new one`] : []),
           ...shown.map((f) => `${f.status.padEnd(12)} ${f.path}`),
           `${r.files.length - shown.length} current`,
         ].join('\n'))
@@ -260,17 +268,19 @@ export function registerClientCommands(program: Command): void {
     .addOption(jsonOption())
     .action(action(async (dir: string, o) => {
       const nc = await requireNats(o, 'upswarm-watch', 'watch')
-      const [updater, { WorkingCopy }, { serverSource }, { jetStreamAlertSink }, { decodeRelease }, { followReleases }] = await Promise.all([
+      const [updater, { WorkingCopy }, { serverSource }, { jetStreamAlertSink }, { decodeTrusted }, { followReleases }] = await Promise.all([
         updaterModule(), workingCopyModule(), sourcesModule(), alertsModule(),
-        import('../../infra/release/manifest.ts'), import('../../infra/release/release-log.ts')])
+        import('../../infra/release/release-trust.ts'), import('../../infra/release/release-log.ts')])
       const wc = await WorkingCopy.open(dir)
       const source = serverSource(nc, wc.config.product)
       let busy = Promise.resolve()
       const stopping = new AbortController()
+      // The copy's keys, read again after each update: a root it learnt since start counts (issue 10 item 7).
+      let keys = wc.releaseKeys()
       const follow = await followReleases(nc, wc.config.product, (bytes, seq) => {
         let rev: number
         try {
-          rev = decodeRelease(bytes, wc.config.publicKey, `release stream seq ${seq}`).manifest.rev
+          rev = decodeTrusted(bytes, keys, `release stream seq ${seq}`).release.manifest.rev
         } catch (err) {
           process.stderr.write(`upswarm: ignored release message ${seq}: ${errorMessage(err)}\n`)
           return
@@ -289,6 +299,7 @@ export function registerClientCommands(program: Command): void {
               return
             }
             const r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads })
+            keys = (await WorkingCopy.open(dir)).releaseKeys()
             if (r.to >= rev || attempt === WATCH_ATTEMPTS || stopping.signal.aborted) {
               printEvent(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
               return

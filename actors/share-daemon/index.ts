@@ -12,6 +12,7 @@ import { parseBootstrap } from '../../infra/cluster/dht.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { identityOf } from '../../infra/nats/identity.ts'
 import { actorEventSubject, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
+import { decodeTrusted } from '../../infra/release/release-trust.ts'
 import { decodeRelease, fileEntries, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 import { followReleases, type FollowHandle } from '../../infra/release/release-log.ts'
 import { listBlobs } from '../../infra/store/working-copy/history.ts'
@@ -401,7 +402,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   if (opts.nc) {
     follow = await followReleases(opts.nc, product, (bytes, seq) => {
       try {
-        const release = decodeRelease(bytes, publisherKey, `release stream seq ${seq}`)
+        const { release } = decodeTrusted(bytes, wc.releaseKeys(), `release stream seq ${seq}`)
         streamReleases.set(release.manifest.rev, release)
         onNewRelease(release.manifest.rev)
       } catch (err) {

@@ -3,6 +3,8 @@
 // update, so the tree is always exactly one revision plus the user's protected changes.
 import { randomUUID } from 'node:crypto'
 import { mkdir, readdir, rm } from 'node:fs/promises'
+import type { Freshness } from '../../infra/formats/fresh.ts'
+import { parseRoot, productKeys, rootExpired, verifyPinnedRoot } from '../../infra/formats/root.ts'
 import { UpswarmError } from '../../infra/errors.ts'
 import { META_DIR, UUID_RE, blobsOf } from '../../infra/release/manifest.ts'
 import { addIgnorePattern } from '../../infra/store/working-copy/ignore-rules.ts'
@@ -69,8 +71,10 @@ export interface UpdateResult {
 
 export interface InitOptions {
   product: string
-  /** The publisher's public key (hex), pinned in the working copy. */
-  publicKey: string
+  /** The publisher's public key (hex), pinned in the working copy; with `root`, optional (the root names it). */
+  publicKey?: string
+  /** A root of trust document to pin (`init --root FILE`, issue 10 item 7): the keys come from its chain, so they can rotate. */
+  root?: { text: string; where: string }
   rev?: number
   /** Take over a non-empty directory: existing files are classified, never overwritten. */
   adopt?: boolean
@@ -121,6 +125,12 @@ export interface StatusReport {
   /** Files whose contents were read (0 for an unchanged tree with a warm stat cache). */
   hashed: number
   cached: number
+  /** How old the newest verified fresh statement is (issue 10 item 7, freeze attacks); absent without a root or a statement. */
+  freshness?: Freshness
+  /** The root of trust version held (0: the copy pinned only a publisher key). */
+  rootVersion: number
+  /** Set when the held root has expired: it keeps verifying (R-DHT-2), but operators must sign a new one. */
+  rootExpired?: string
 }
 
 export interface HistoryReport {
@@ -179,7 +189,9 @@ async function run(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: R
 export async function init(dir: string, opts: InitOptions): Promise<UpdateResult> {
   const product = opts.product.toLowerCase()
   if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a UUID (got ${JSON.stringify(opts.product)})`)
-  if (!/^[0-9a-f]{64}$/.test(opts.publicKey)) throw new UpswarmError('UPSWARM_E_CONFIG', `--pubkey must be the publisher's public key, 64 hex characters (got ${JSON.stringify(opts.publicKey.slice(0, 80))})`)
+  const pinned = opts.root ? pinnedRootKey(opts.root, product, opts.publicKey) : undefined
+  const publicKey = opts.publicKey ?? pinned?.key ?? ''
+  if (!/^[0-9a-f]{64}$/.test(publicKey)) throw new UpswarmError('UPSWARM_E_CONFIG', `--pubkey must be the publisher's public key, 64 hex characters (got ${JSON.stringify(publicKey.slice(0, 80))})`)
   const existing = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [] as string[]
     throw new UpswarmError('UPSWARM_E_IO', `cannot read ${dir}: ${err.message}`, { cause: err })
@@ -189,15 +201,16 @@ export async function init(dir: string, opts: InitOptions): Promise<UpdateResult
     throw new UpswarmError('UPSWARM_E_WORKING_COPY', `${dir} is not empty; use --adopt to take over its files (they are classified, never overwritten) or choose an empty directory`)
   }
   await mkdir(dir, { recursive: true })
-  await WorkingCopy.create(dir, {
+  const created = await WorkingCopy.create(dir, {
     format: 1,
     product,
-    publicKey: opts.publicKey,
+    publicKey,
     clientId: opts.clientId ?? randomUUID(),
     historyDepth: opts.historyDepth ?? DEFAULT_HISTORY_DEPTH,
     ...(opts.private ? { private: true } : {}),
   })
   try {
+    if (opts.root) await created.trust.pin(opts.root.text, opts.root.where)
     if (opts.checkout) return await opts.checkout(dir)
     return await withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => (await run(wc, 'checkout', opts.rev, opts)).result)
   } catch (err) {
@@ -223,8 +236,23 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
       files: tree.paths.map((p) => ({ path: p.path, status: p.status })),
       hashed: tree.hashed,
       cached: tree.cached,
+      rootVersion: wc.trust.version,
+      ...(wc.trust.root && rootExpired(wc.trust.root, Date.now()) ? { rootExpired: wc.trust.root.expires } : {}),
+      ...(wc.trust.freshness(wc.config.product) ? { freshness: wc.trust.freshness(wc.config.product)! } : {}),
     }
   })
+}
+
+/** The publish key a pinned root names for `product` (the one `--pubkey` gave, if it gave one). */
+function pinnedRootKey(root: { text: string; where: string }, product: string, given: string | undefined): { key: string } {
+  const signed = parseRoot(root.text, root.where)
+  verifyPinnedRoot(signed, root.where)
+  const { current } = productKeys(signed.root, product)
+  if (current.length === 0) throw new UpswarmError('UPSWARM_E_CONFIG', `root version ${signed.root.version} in ${root.where} names no publish key for product ${product}`)
+  if (given !== undefined && !current.includes(given.toLowerCase())) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `--pubkey ${given.slice(0, 16)}… is not a publish key of product ${product} in root version ${signed.root.version} (${root.where})`)
+  }
+  return { key: given?.toLowerCase() ?? current[0]! }
 }
 
 /** Updates to the newest verified (or the given) revision; see UpdateResult. */

@@ -6,7 +6,8 @@
 // - an older manifest is taken only on an explicit rollback / --rev, and only if its hash is
 //   the one the client's record holds for that revision.
 import { UpswarmError, toUpswarmError } from '../../infra/errors.ts'
-import { decodeRelease, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
+import { manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
+import { decodeTrusted } from '../../infra/release/release-trust.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import type { UpdaterLog } from './session.ts'
 import type { ReleaseSource } from './source.ts'
@@ -44,6 +45,7 @@ export class ReleaseHistory {
    */
   async refresh(): Promise<number> {
     const src = this.requireSource(`cannot look for new releases of ${this.product}`)
+    await this.refreshTrust(src)
     const advertised = await src.revisions(this.product).catch((err: unknown) => {
       throw toUpswarmError(err, 'UPSWARM_E_NO_SERVER', `cannot list the revisions of ${this.product}`)
     })
@@ -69,6 +71,37 @@ export class ReleaseHistory {
     }
     if (newest > verified) await this.accept(await this.fetch(newest))
     return this.wc.state.newestVerified
+  }
+
+  /**
+   * Issue 10 item 7: newer roots (a rotation, a revocation) and the newest fresh statement, from
+   * the source. A copy that pinned only a key adopts the first root that key endorses. Never
+   * fatal (R-DHT-2): what cannot be had or verified is logged, and the copy goes on with the
+   * keys it trusts.
+   */
+  private async refreshTrust(src: ReleaseSource): Promise<void> {
+    const store = this.wc.trust
+    try {
+      if (src.roots) {
+        const docs = await src.roots(store.version + 1)
+        if (!store.root) {
+          for (const d of docs) {
+            if (await store.adoptEndorsed(d, 'the release source', this.product, this.wc.config.publicKey)) break
+          }
+        }
+        if (store.root) {
+          const before = store.version
+          await store.acceptRoots(docs, 'the release source')
+          if (store.version > before) this.log.info({ product: this.product, from: before, to: store.version }, 'root of trust updated')
+        }
+      }
+      if (src.fresh && store.root) {
+        const text = await src.fresh(this.product)
+        if (text !== undefined) await store.acceptFresh(text, 'the release source')
+      }
+    } catch (err) {
+      this.log.warn({ product: this.product, err: toUpswarmError(err, 'UPSWARM_E_NO_SERVER', 'trust refresh').message }, 'cannot refresh the root of trust or freshness; going on with what is held')
+    }
   }
 
   /**
@@ -129,10 +162,19 @@ export class ReleaseHistory {
     const bytes = await src.release(this.product, rev).catch((err: unknown) => {
       throw toUpswarmError(err, 'UPSWARM_E_NO_SERVER', `cannot fetch revision ${rev} of ${this.product}`)
     })
-    const release = decodeRelease(bytes, this.wc.config.publicKey, where)
+    const { release, retired } = decodeTrusted(bytes, this.wc.releaseKeys(), where)
     if (release.manifest.product !== this.product || release.manifest.rev !== rev) {
       throw new UpswarmError('UPSWARM_E_MANIFEST',
         `${where} returned the manifest of product ${release.manifest.product} revision ${release.manifest.rev}; refusing it`)
+    }
+    if (retired) {
+      // A retired key's release counts only on the chain that ends at its last release (docs/formats.md §3.2).
+      const sha = manifestSha256(release.manifest)
+      const anchored = rev === retired.lastRev ? (retired.lastRelease ?? sha) === sha : this.wc.state.record[String(rev)] === sha
+      if (!anchored) {
+        throw new UpswarmError('UPSWARM_E_SIGNATURE',
+          `${where}: r${rev} is signed by a retired key and is not on the release chain that ends at its last revision r${retired.lastRev}; refusing it`)
+      }
     }
     return release
   }

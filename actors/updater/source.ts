@@ -6,8 +6,15 @@ import type { FileEntry } from '../../infra/release/manifest.ts'
 export interface ReleaseSource {
   /** Newest revision and the manifest hashes of all revisions (R-WATCH). */
   revisions(product: string): Promise<{ rev: number; manifestSha256: string }[]>
-  /** The signed release bytes; the updater verifies them with decodeRelease (infra/release/manifest.ts). */
+  /** The signed release bytes; the updater verifies them with decodeTrusted (infra/release/release-trust.ts). */
   release(product: string, rev: number): Promise<Uint8Array>
+  /**
+   * Root documents of version ≥ `from`, as stored (issue 10 item 7). Optional: a source without
+   * them leaves the copy on the keys it trusts; the updater verifies every one.
+   */
+  roots?(from: number): Promise<Array<Uint8Array | string>>
+  /** The newest fresh statement of a product, if the source has one (docs/formats.md §1.4). */
+  fresh?(product: string): Promise<Uint8Array | string | undefined>
   /**
    * Fetches a whole blob into the store (BlobStore.put / commitFile check its SHA-256); returns
    * where the bytes came from, and `verified: true` when the commit also checked size and SHA-1

@@ -81,7 +81,32 @@ export class TrustStore {
     return this.texts.filter((_, i) => this.chain[i]!.root.version >= from)
   }
 
+  /**
+   * Writes the store, first taking in what another holder of the same file (the CLI beside a
+   * running daemon) verified since this one was read, so neither loses the other's roots.
+   */
   private async save(): Promise<void> {
+    const disk = await TrustStore.open(this.file, this.tmpDir).catch(() => undefined)
+    if (disk?.root && this.root) {
+      for (const t of disk.rootsFrom(this.version + 1)) {
+        const next = parseRoot(t, this.file)
+        try {
+          verifyNextRoot(this.root, next, this.file)
+          this.push(next, t)
+        } catch {
+          break // a different chain on disk: ours was verified, keep it
+        }
+      }
+      for (const [p, f] of disk.freshDocs) {
+        const mine = this.freshDocs.get(p)
+        if (mine && Date.parse(mine.signed.fresh.issued) >= Date.parse(f.signed.fresh.issued)) continue
+        try {
+          this.freshDocs.set(p, { text: f.text, signed: verifyFresh(f.text, this.root, this.file) })
+        } catch {
+          // signed by a fresh key this chain does not hold: not taken
+        }
+      }
+    }
     const fresh: Record<string, string> = {}
     for (const [p, f] of this.freshDocs) fresh[p] = f.text
     await writeFileAtomic(this.file, JSON.stringify({ format: 1, roots: this.texts, fresh }) + '\n', this.tmpDir)

@@ -21,6 +21,9 @@ export class DirectorySource implements ReleaseSource {
   /** sha256 → how many more times to send wrong bytes for that blob. */
   readonly corrupt = new Map<string, number>()
   readonly calls = { revisions: 0, release: 0, fetchBlob: 0 }
+  /** Root of trust documents this source serves (issue 10 item 7), and its newest fresh statement. */
+  rootDocs: string[] = []
+  freshDoc: string | undefined
 
   constructor(repo: string) {
     this.repo = repo
@@ -41,6 +44,16 @@ export class DirectorySource implements ReleaseSource {
       out.push({ rev, manifestSha256: manifestSha256(release.manifest) })
     }
     return out
+  }
+
+  async roots(from: number): Promise<string[]> {
+    this.up('roots')
+    return this.rootDocs.filter((d) => (JSON.parse(d) as { signed: { version: number } }).signed.version >= from)
+  }
+
+  async fresh(_product: string): Promise<string | undefined> {
+    this.up('fresh')
+    return this.freshDoc
   }
 
   async release(product: string, rev: number): Promise<Uint8Array> {

@@ -1,11 +1,11 @@
 // Verified signed releases of the revisions this working copy knows, one file per revision.
-// Files are re-verified against the pinned key when read: a tampered metadata folder is
-// refused, not trusted.
+// Files are re-verified when read, under the key they name, which the working copy must trust
+// (the pinned key, or a key of its root): a tampered metadata folder is refused, not trusted.
 import { mkdir, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { UpswarmError } from '../../errors.ts'
 import { verifyBytes } from '../../release/keys.ts'
-import { decodeRelease, encodeRelease, type Manifest, type SignedRelease } from '../../release/manifest.ts'
+import { decodeSelfSigned, encodeRelease, type Manifest, type SignedRelease } from '../../release/manifest.ts'
 import { writeFileAtomic } from './atomic.ts'
 import type { WorkingCopyLayout } from './layout.ts'
 
@@ -22,12 +22,12 @@ function safeParse(text: string): unknown {
 
 export class ManifestStore {
   private readonly layout: WorkingCopyLayout
-  private readonly publicKey: string
+  private readonly trusts: (publicKey: string) => boolean
   private readonly cache = new Map<number, SignedRelease>()
 
-  constructor(layout: WorkingCopyLayout, publicKey: string) {
+  constructor(layout: WorkingCopyLayout, trusts: (publicKey: string) => boolean) {
     this.layout = layout
-    this.publicKey = publicKey
+    this.trusts = trusts
   }
 
   private file(rev: number): string {
@@ -62,11 +62,16 @@ export class ManifestStore {
     if (bytes.subarray(0, MANIFEST_FIELD.length).equals(MANIFEST_FIELD) && at > MANIFEST_FIELD.length) {
       const signed = bytes.subarray(MANIFEST_FIELD.length, at)
       const tail = safeParse(`{${bytes.subarray(at + 1).toString('utf8')}`) as { publicKey?: unknown; signature?: unknown } | undefined
-      if (tail?.publicKey === this.publicKey && typeof tail.signature === 'string' && verifyBytes(this.publicKey, signed, tail.signature)) {
-        return { manifest: JSON.parse(signed.toString('utf8')) as Manifest, publicKey: this.publicKey, signature: tail.signature }
+      const key = tail?.publicKey
+      if (typeof key === 'string' && /^[0-9a-f]{64}$/.test(key) && this.trusts(key) && typeof tail?.signature === 'string' && verifyBytes(key, signed, tail.signature)) {
+        return { manifest: JSON.parse(signed.toString('utf8')) as Manifest, publicKey: key, signature: tail.signature }
       }
     }
-    return decodeRelease(bytes, this.publicKey, file)
+    const release = decodeSelfSigned(bytes, file)
+    if (!this.trusts(release.publicKey)) {
+      throw new UpswarmError('UPSWARM_E_SIGNATURE', `${file} is signed by key ${release.publicKey.slice(0, 16)}…, which this working copy does not trust; delete it and run the command again`)
+    }
+    return release
   }
 
   /** Stores a release the caller has verified (signature, product, revision, history record). */

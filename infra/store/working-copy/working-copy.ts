@@ -2,6 +2,9 @@
 // Opening one reads its configuration and state; callers hold its lock and have run recovery.
 import { mkdir } from 'node:fs/promises'
 import { UpswarmError } from '../../errors.ts'
+import { keyIdOf } from '../../formats/envelope.ts'
+import { TrustStore } from '../../formats/trust-store.ts'
+import type { ReleaseKeys } from '../../release/release-trust.ts'
 import type { Entry, SignedRelease } from '../../release/manifest.ts'
 import { BlobStore } from '../blob-store.ts'
 import { layoutOf, type WorkingCopyLayout } from './layout.ts'
@@ -14,18 +17,29 @@ export class WorkingCopy {
   state: WorkingCopyState
   readonly manifests: ManifestStore
   readonly history: BlobStore
+  /** The root of trust chain and fresh statements this copy verified (issue 10 item 7); empty for a copy that pinned only a key. */
+  readonly trust: TrustStore
 
-  private constructor(layout: WorkingCopyLayout, config: WorkingCopyConfig, state: WorkingCopyState) {
+  private constructor(layout: WorkingCopyLayout, config: WorkingCopyConfig, state: WorkingCopyState, trust: TrustStore) {
     this.layout = layout
     this.config = config
     this.state = state
-    this.manifests = new ManifestStore(layout, config.publicKey)
+    this.trust = trust
+    // Stored releases were verified when accepted; on reading, the signature is checked again
+    // (tampering) under the key it names, which must be the pinned key or one the root lists.
+    this.manifests = new ManifestStore(layout, (publicKey) => publicKey === config.publicKey || trust.root?.keys[keyIdOf(publicKey)] !== undefined)
     this.history = new BlobStore(layout.history)
   }
 
   static async open(root: string): Promise<WorkingCopy> {
     const layout = layoutOf(root)
-    return new WorkingCopy(layout, await readConfig(layout), await readState(layout))
+    const config = await readConfig(layout)
+    return new WorkingCopy(layout, config, await readState(layout), await TrustStore.open(layout.trust, layout.tmp))
+  }
+
+  /** Which keys may sign this product's releases: the root's verdict when a root is held, else the pinned key. */
+  releaseKeys(): ReleaseKeys {
+    return { product: this.config.product, pinnedKey: this.config.publicKey, store: this.trust }
   }
 
   /** Writes the metadata folder of a new working copy at revision 0 (nothing installed). */
@@ -35,7 +49,7 @@ export class WorkingCopy {
     await writeConfig(layout, config)
     const state = initialState()
     await writeState(layout, state)
-    return new WorkingCopy(layout, config, state)
+    return new WorkingCopy(layout, config, state, await TrustStore.open(layout.trust, layout.tmp))
   }
 
   async saveState(): Promise<void> {
