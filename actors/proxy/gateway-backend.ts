@@ -38,8 +38,8 @@ export function natsGatewayBackend({ nc, pool, forward, trust, log }: GatewayBac
     log(`quarantined server ${server}: ${reason}`)
     pool.suspect(server, reason)
   }
-  const refusal = (product: string, publicKey: string): Promise<string | null> | string => trust
-    ? trust.refusal(product, publicKey)
+  const refusal = (product: string, publicKey: string, rev: number): Promise<string | null> | string => trust
+    ? trust.refusal(product, publicKey, rev)
     : `the proxy has no trust file: start it with --trust FILE (or UPSWARM_TRUST) naming each product's publisher keys`
 
   return {
@@ -51,7 +51,7 @@ export function natsGatewayBackend({ nc, pool, forward, trust, log }: GatewayBac
       const key = `${product}/${wanted}`
       const hit = cache.get(key)
       // The trust file may have changed since: a key the operator removed is not trusted any more.
-      const hitRefused = hit && (await refusal(product, hit.publicKey))
+      const hitRefused = hit && (await refusal(product, hit.publicKey, wanted))
       if (hit && !hitRefused) return hit
       cache.delete(key)
       const tried = new Set<string>()
@@ -67,7 +67,7 @@ export function natsGatewayBackend({ nc, pool, forward, trust, log }: GatewayBac
         const where = `server ${answer.server}`
         const claimed = SignedReleaseSchema.safeParse(safeJson(answer.bytes))
         // A release signed by a key that is not pinned is not this server's fault: every server holds it.
-        const refused = claimed.success && (await refusal(product, claimed.data.publicKey))
+        const refused = claimed.success && (await refusal(product, claimed.data.publicKey, wanted))
         if (refused) throw new UpswarmError('UPSWARM_E_SIGNATURE', `refusing revision ${wanted} of ${product} from ${where}: ${refused}`)
         try {
           const release = decodeRelease(answer.bytes, claimed.success ? claimed.data.publicKey : '', where)

@@ -163,7 +163,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         const { manifest: { product, rev }, publicKey } = claimed.data
         // Issue 10 item 4: the product's keys come from the trust file, never from the first
         // release seen. A broken trust file throws here: a retry, not a lost release.
-        const refusal = await opts.trust.refusal(product, publicKey)
+        const refusal = await opts.trust.refusal(product, publicKey, rev)
         if (refusal) {
           if (!(await opts.trust.keysFor(product))) unpinned.set(release.seq, product)
           return { permanent: true as const, reason: `${where} (product ${product} r${rev}, key ${publicKey}) skipped: ${refusal}` }

@@ -5,6 +5,9 @@ import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { LOCK_STALE_MS } from '../../infra/store/lock-file.ts'
 import { TrustStore, isPrivate, loadTrust, pinProduct, trustedKeys } from '../../infra/release/trust.ts'
+import { encodeEnvelope } from '../../infra/formats/envelope.ts'
+import { draftOf, rootBody, signRoot, type RootDraft } from '../../infra/formats/root.ts'
+import { generatePublisherKey } from '../../infra/release/keys.ts'
 
 const KEY_A = 'a'.repeat(64)
 const KEY_B = 'b'.repeat(64)
@@ -21,8 +24,10 @@ describe('trust file', () => {
   it('trust — a malformed file is refused with the file and the field named', async () => {
     await writeFile(file, JSON.stringify({ format: 1, products: { [randomUUID()]: { publisherKeys: ['XYZ'] } } }))
     await expect(loadTrust(file)).rejects.toMatchObject({ code: 'UPSWARM_E_CONFIG', message: expect.stringMatching(new RegExp(`trust file ${file} is malformed at products\\..*\\.publisherKeys\\.0: must be an Ed25519`)) })
+    await writeFile(file, JSON.stringify({ format: 4, products: {} }))
+    await expect(loadTrust(file)).rejects.toThrow(/malformed at format: must be 1, 2 or 3/)
     await writeFile(file, JSON.stringify({ format: 3, products: {} }))
-    await expect(loadTrust(file)).rejects.toThrow(/malformed at format: must be 1 or 2/)
+    await expect(loadTrust(file)).rejects.toThrow(/malformed at root/)
     await writeFile(file, JSON.stringify({ format: 1, products: {}, private: ['x'] }))
     await expect(loadTrust(file)).rejects.toThrow(/malformed at \(root\)/)
     await writeFile(file, '{nope')
@@ -107,5 +112,44 @@ describe('trust file', () => {
     expect(await store.refusal(product, KEY_B)).toBe(`product ${product} is pinned to key ${KEY_A} in trust file ${file}, not to ${KEY_B}`)
     await writeFile(file, '{"format":1,"products":')
     await expect(store.keysFor(product)).rejects.toThrow(/not valid JSON/)
+  })
+
+  it('trust — format 3 pins a root: keys come from its chain, which the role extends from the stream when a key is refused', async () => {
+    const rootKeys = [generatePublisherKey()]
+    const k1 = generatePublisherKey()
+    const k2 = generatePublisherKey()
+    const product = randomUUID()
+    const d: RootDraft = {
+      version: 1, expiresMs: Date.now() + 86_400_000, rootKeys: rootKeys.map((k) => k.publicKey), rootThreshold: 1,
+      freshKeys: [generatePublisherKey().publicKey], products: { [product]: { publish: [k1.publicKey] } },
+    }
+    const v1 = signRoot(rootBody(d), rootKeys)
+    await writeFile(file, JSON.stringify({ format: 3, root: v1.env, products: { [product]: { private: true } } }))
+    const store = await new TrustStore(file).ready()
+    expect(await store.keysFor(product)).toEqual([k1.publicKey])
+    expect(await store.isPrivate(product)).toBe(true)
+    await expect(pinProduct(file, randomUUID(), KEY_A)).rejects.toThrow(/pins a root of trust .*`upswarm root edit`/)
+
+    const d2 = draftOf(v1.root)
+    d2.version = 2
+    d2.products[product] = { publish: [k2.publicKey], retired: [{ key: k1.publicKey, lastRev: 3 }] }
+    const v2 = encodeEnvelope(signRoot(rootBody(d2), rootKeys).env).toString()
+    let looks = 0
+    store.followRoots(async (from) => {
+      looks++
+      return from <= 2 ? [v2] : []
+    })
+    // k2's release is refused by root 1 alone; the store looks for newer roots, finds 2, trusts it.
+    expect(await store.refusal(product, k2.publicKey, 4)).toBeNull()
+    expect(store.rootVersion).toBe(2)
+    expect(await store.refusal(product, k1.publicKey, 3)).toBeNull()
+    expect(await store.refusal(product, k1.publicKey, 4)).toMatch(/retired after r3 in root version 2/)
+    expect(looks).toBe(1)
+    expect(await store.isPrivate(product)).toBe(true)
+    // A forged "root 2" from the stream is not taken.
+    const other = new TrustStore(file)
+    other.followRoots(async () => [encodeEnvelope(signRoot(rootBody(d2), [generatePublisherKey()]).env).toString()])
+    expect(await other.refusal(product, k2.publicKey, 4)).toMatch(/may not sign releases/)
+    expect(other.rootVersion).toBe(1)
   })
 })
