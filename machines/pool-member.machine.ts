@@ -11,6 +11,8 @@ export interface MemberStatus {
   requests: number
   bytesServed: number
   inflight: number
+  /** Releases the server parked after every try failed (issue 11 item 6): shown by `stats`. */
+  parked?: Array<{ product: string; rev: number; seq: number; reason: string; at: string }>
 }
 
 export interface PoolMemberContext {

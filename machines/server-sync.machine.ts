@@ -1,7 +1,10 @@
 // R-SERVER sync loop of one repository server: take the next release from its durable
 // JetStream consumer, copy and verify every blob into the local store, mark it synced, and only
 // then acknowledge. Transient failures back off and retry the same release; a release that can
-// never verify (bad signature, malformed) is rejected so it cannot stall the server.
+// never verify (bad signature, malformed) is rejected so it cannot stall the server, and one that
+// keeps failing (a blob missing from the object store, bytes that never match their hash) is
+// parked after `maxAttempts` tries, so every later release of every product goes on (issue 11
+// item 6); the server retries parked releases on its own schedule.
 import { assign, emit, setup, fromPromise } from 'xstate'
 
 export interface PendingRelease {
@@ -16,7 +19,12 @@ export interface ServerSyncContext {
   pending: PendingRelease | null
   lastError: string | null
   failures: number
+  /** Tries of one release before it is parked. */
+  maxAttempts: number
 }
+
+/** Tries of one release before it is parked, when the input does not say. */
+export const DEFAULT_SYNC_ATTEMPTS = 8
 
 export type ServerSyncEvent = { type: 'stop' }
 
@@ -24,12 +32,13 @@ export type ServerSyncEmitted =
   | { type: 'release.synced'; product: string; rev: number; seq: number }
   | { type: 'release.rejected'; seq: number; reason: string }
   | { type: 'sync.failed'; seq: number; reason: string }
+  | { type: 'release.parked'; seq: number; product: string; rev: number; reason: string }
 
 export const serverSyncMachine = setup({
   types: {
     context: {} as ServerSyncContext,
     events: {} as ServerSyncEvent,
-    input: {} as { serverId: string },
+    input: {} as { serverId: string; maxAttempts?: number },
     emitted: {} as ServerSyncEmitted,
   },
   actors: {
@@ -38,7 +47,7 @@ export const serverSyncMachine = setup({
     syncRelease: fromPromise<{ permanent: false } | { permanent: true; reason: string }, { release: PendingRelease }>(
       async () => ({ permanent: false }),
     ),
-    acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' }>(async () => {}),
+    acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' | 'parked'; reason?: string }>(async () => {}),
   },
   delays: {
     retryDelay: ({ context }) => Math.min(30_000, 250 * 2 ** Math.min(context.failures, 7)),
@@ -47,10 +56,11 @@ export const serverSyncMachine = setup({
     gotRelease: ({ event }) => (event as unknown as { output: PendingRelease | null }).output !== null,
     hasPending: ({ context }) => context.pending !== null,
     permanentFailure: ({ event }) => (event as unknown as { output: { permanent: boolean } }).output.permanent,
+    lastAttempt: ({ context }) => context.failures + 1 >= context.maxAttempts,
   },
 }).createMachine({
   id: 'serverSync',
-  context: ({ input }) => ({ serverId: input.serverId, pending: null, lastError: null, failures: 0 }),
+  context: ({ input }) => ({ serverId: input.serverId, pending: null, lastError: null, failures: 0, maxAttempts: input.maxAttempts ?? DEFAULT_SYNC_ATTEMPTS }),
   initial: 'preparing',
   on: { stop: '.stopped' },
   states: {
@@ -98,13 +108,34 @@ export const serverSyncMachine = setup({
           },
           { target: 'acknowledging' },
         ],
-        onError: {
-          target: 'backoff',
-          actions: [
-            assign({ lastError: ({ event }) => String(event.error), failures: ({ context }) => context.failures + 1 }),
-            emit(({ context, event }) => ({ type: 'sync.failed' as const, seq: context.pending!.seq, reason: String(event.error) })),
-          ],
-        },
+        onError: [
+          {
+            guard: 'lastAttempt',
+            target: 'parking',
+            actions: [
+              assign({ lastError: ({ context, event }) => `${String(event.error)} (after ${context.failures + 1} tries)` }),
+              emit(({ context }) => ({
+                type: 'release.parked' as const, seq: context.pending!.seq, product: context.pending!.product, rev: context.pending!.rev,
+                reason: context.lastError ?? '',
+              })),
+            ],
+          },
+          {
+            target: 'backoff',
+            actions: [
+              assign({ lastError: ({ event }) => String(event.error), failures: ({ context }) => context.failures + 1 }),
+              emit(({ context, event }) => ({ type: 'sync.failed' as const, seq: context.pending!.seq, reason: String(event.error) })),
+            ],
+          },
+        ],
+      },
+    },
+    parking: {
+      invoke: {
+        src: 'acknowledge',
+        input: ({ context }) => ({ release: context.pending!, outcome: 'parked' as const, reason: context.lastError ?? 'unknown' }),
+        onDone: { target: 'waiting', actions: assign({ pending: null, failures: 0 }) },
+        onError: { target: 'backoff', actions: assign({ failures: ({ context }) => context.failures + 1 }) },
       },
     },
     acknowledging: {

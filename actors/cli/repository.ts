@@ -89,7 +89,8 @@ export function registerRepositoryCommands(program: Command): void {
         printResult(!!o.json, stats, () => [
           `proxy ${stats.proxy}`,
           ...stats.servers.map((s) => `${s.id.padEnd(12)} ${s.state.padEnd(8)} weight ${s.weight}  requests ${s.requests}  served ${formatBytes(s.bytesServed)}  ` +
-            `synced ${Object.entries(s.synced).map(([p, r]) => `${p.slice(0, 8)}…=r${r}`).join(' ') || '-'}`),
+            `synced ${Object.entries(s.synced).map(([p, r]) => `${p.slice(0, 8)}…=r${r}`).join(' ') || '-'}` +
+            (s.parked ?? []).map((p) => `\n${''.padEnd(12)} parked ${p.product} r${p.rev} (seq ${p.seq}) since ${p.at}: ${p.reason}`).join('')),
         ].join('\n'))
       } finally {
         await nc.close()

@@ -17,6 +17,8 @@ export interface MemberView {
   assigned: number
   /** Why the server was last quarantined (bytes that failed verification), if it was. */
   suspectReason?: string
+  /** Releases the server parked (issue 11 item 6). */
+  parked: NonNullable<MemberStatus['parked']>
 }
 
 export class Pool {
@@ -106,6 +108,7 @@ export class Pool {
         inflight: context.status.inflight,
         lastSeen: new Date(context.lastSeen).toISOString(),
         assigned: this.assigned.get(context.id) ?? 0,
+        parked: context.status.parked ?? [],
         ...(context.suspectReason ? { suspectReason: context.suspectReason } : {}),
       }
     })

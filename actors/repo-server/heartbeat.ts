@@ -30,6 +30,12 @@ export const SwarmInfoSchema = z.object({
 })
 export type SwarmInfo = z.infer<typeof SwarmInfoSchema>
 
+/** A heartbeat names at most this many parked releases (the newest). */
+export const MAX_PARKED_SHOWN = 16
+const Parked = z.array(z.object({
+  product: z.string().max(64), rev: z.number().int().min(0), seq: z.number().int().min(1), reason: z.string().max(300), at: z.string().max(64),
+})).max(MAX_PARKED_SHOWN)
+
 export const HeartbeatSchema = z.object({
   id: z.string().min(1).max(128),
   weight: z.number().int().min(0).max(MAX_WEIGHT),
@@ -40,6 +46,8 @@ export const HeartbeatSchema = z.object({
   bytesServed: Counter,
   startedAt: z.string(),
   swarm: SwarmInfoSchema,
+  /** Releases this server failed to sync after every try (issue 11 item 6), newest last. */
+  parked: Parked.optional(),
 })
 export type Heartbeat = z.infer<typeof HeartbeatSchema>
 
@@ -51,6 +59,7 @@ export const HeartbeatForPool = z.object({
   requests: Counter.default(0),
   bytesServed: Counter.default(0),
   inflight: Counter.default(0),
+  parked: Parked.default([]),
 })
 
 /** The publisher's part: where to dial the server that seeds a feed. */

@@ -10,7 +10,7 @@ import { createActor, fromPromise, type Actor } from 'xstate'
 import { z } from 'zod'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import {
-  RELEASE_STREAM, REPO_SERVICE, actorEventSubject, repoSubject, serverConsumer, serverHeartbeat,
+  RELEASE_STREAM, REPO_SERVICE, actorEventSubject, alertSubject, repoSubject, serverConsumer, serverHeartbeat,
 } from '../../infra/nats/names.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { endpoint, startService } from '../../infra/nats/service.ts'
@@ -22,7 +22,7 @@ import { serverSyncMachine, type PendingRelease } from '../../machines/server-sy
 import { RepoStore } from './repo-store.ts'
 import { startSeed, type Seed } from './seed.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
-import { MAX_WEIGHT, type Heartbeat } from './heartbeat.ts'
+import { MAX_PARKED_SHOWN, MAX_WEIGHT, type Heartbeat } from './heartbeat.ts'
 
 export type { Seed } from './seed.ts'
 export type { Heartbeat, SwarmInfo } from './heartbeat.ts'
@@ -30,6 +30,8 @@ export type { Heartbeat, SwarmInfo } from './heartbeat.ts'
 export const HEARTBEAT_MS = 1000
 /** How long one pull waits for a release: the longest an idle server takes to see a new pin. */
 export const POLL_MS = 5000
+/** How often a parked release is tried again (issue 11 item 6). */
+export const PARK_RETRY_MS = 10 * 60_000
 /** Largest byte range one request may ask for. */
 export const MAX_RANGE = 4 * 1024 * 1024
 
@@ -56,6 +58,9 @@ export interface RepoServerOptions {
    * examined again once the file pins the product.
    */
   trust: TrustStore
+  /** Tries of one release before it is parked (default DEFAULT_SYNC_ATTEMPTS) and how often parked ones are tried again. */
+  syncAttempts?: number
+  parkRetryMs?: number
   log?: (msg: string) => void
 }
 
@@ -76,7 +81,7 @@ interface InHand {
   /** Tells JetStream the copy is still going (no-op for a message fetched again). */
   working(): void
   /** The message is done with: `awaitingPin` names its product when it was skipped for want of a pin. */
-  done(outcome: 'synced' | 'rejected', awaitingPin: string | null): Promise<void>
+  done(outcome: 'synced' | 'rejected' | 'parked', awaitingPin: string | null): Promise<void>
 }
 
 const Product = z.string().regex(UUID_RE)
@@ -135,7 +140,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       nextRelease: fromPromise<PendingRelease | null, { serverId: string }>(async () => {
         // A release skipped because its product was not pinned goes first once the trust file
         // pins the product, before the newer releases the same publish may have appended.
-        const again = await nextNowPinned()
+        const again = (await nextNowPinned()) ?? (await nextParkedDue())
         if (again) return again
         const consumer = await js.consumers.get(RELEASE_STREAM, durable)
         const msg = await consumer.next({ expires: POLL_MS })
@@ -144,7 +149,9 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
           data: msg.data,
           working: () => msg.working(),
           async done(outcome, awaitingPin) {
-            if (outcome === 'rejected') {
+            if (outcome === 'parked') {
+              msg.term() // parked on the server's own disk; the retry schedule fetches it again
+            } else if (outcome === 'rejected') {
               await store.markSkipped(msg.seq, awaitingPin ?? undefined)
               msg.term()
             } else {
@@ -209,9 +216,15 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         await store.markSynced(release.seq, encodeRelease(signed), signed)
         return { permanent: false as const }
       })),
-      acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' }>(whileWriting(async ({ input: { release, outcome } }) => {
+      acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' | 'parked'; reason?: string }>(whileWriting(async ({ input: { release, outcome, reason } }) => {
         const msg = inHand.get(release.seq)
         inHand.delete(release.seq)
+        if (outcome === 'parked') {
+          await store.markParked({ seq: release.seq, product: release.product, rev: release.rev, reason: reason ?? 'unknown', at: new Date().toISOString() })
+          await alertParked(release, reason ?? 'unknown')
+        } else {
+          await store.unpark(release.seq)
+        }
         const awaitingPin = unpinned.get(release.seq) ?? null
         unpinned.delete(release.seq)
         await msg?.done(outcome, awaitingPin)
@@ -219,7 +232,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     },
   })
 
-  const actor = createActor(machine, { input: { serverId: id } })
+  const actor = createActor(machine, { input: { serverId: id, ...(opts.syncAttempts ? { maxAttempts: opts.syncAttempts } : {}) } })
+  actor.on('release.parked', (e) => log(`parked release seq ${e.seq} (${e.product} r${e.rev}); going on with the next releases: ${e.reason}`))
   actor.on('release.synced', (e) => log(`synced ${e.product} r${e.rev} (seq ${e.seq})`))
   actor.on('release.rejected', (e) => log(`rejected release seq ${e.seq}: ${e.reason}`))
   actor.on('sync.failed', (e) => log(`sync of seq ${e.seq} failed, will retry: ${e.reason}`))
@@ -268,6 +282,30 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     if (release.success) ({ product, rev } = release.data.manifest)
     inHand.set(seq, hand)
     return { seq, product, rev }
+  }
+
+  /**
+   * Issue 11 item 6 (R-STATUS-3): the administrators learn of a parked release on the alert
+   * stream. Best effort: the park itself is on disk and in every heartbeat whatever happens here.
+   */
+  async function alertParked(release: PendingRelease, reason: string): Promise<void> {
+    const alert = { type: 'release.parked', server: id, product: release.product, rev: release.rev, seq: release.seq, reason, at: new Date().toISOString() }
+    await js.publish(alertSubject(release.product || 'unknown', id), JSON.stringify(alert))
+      .catch((err: unknown) => log(`cannot alert the administrators of parked release seq ${release.seq}: ${errorMessage(err)}`))
+  }
+
+  /** A parked release whose retry is due, fetched again from the stream (oldest first). */
+  async function nextParkedDue(): Promise<PendingRelease | null> {
+    const due = store.parked.find((p) => Date.now() - Date.parse(p.at) >= (opts.parkRetryMs ?? PARK_RETRY_MS) && !inHand.has(p.seq))
+    if (!due) return null
+    const stored = await jsm.streams.getMessage(RELEASE_STREAM, { seq: due.seq }).catch(() => null)
+    if (!stored) {
+      log(`parked release seq ${due.seq} (${due.product} r${due.rev}) is no longer in the stream; forgetting it`)
+      await store.unpark(due.seq)
+      return null
+    }
+    log(`trying parked release seq ${due.seq} (${due.product} r${due.rev}) again`)
+    return pending(due.seq, stored.data, { data: stored.data, working: () => {}, async done() {} })
   }
 
   /** The oldest release skipped for want of a pin whose product the trust file pins now, fetched again. */
@@ -331,7 +369,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     throw err
   }
 
-  const heartbeat = (): Heartbeat => ({ id, weight, synced: store.synced, ...counters, startedAt, swarm: seed.info() })
+  const parkedInfo = (): Heartbeat['parked'] => store.parked.slice(-MAX_PARKED_SHOWN).map(({ product, rev, seq, reason, at }) => ({ product, rev, seq, reason: reason.slice(0, 300), at }))
+  const heartbeat = (): Heartbeat => ({ id, weight, synced: store.synced, ...counters, startedAt, swarm: seed.info(), parked: parkedInfo() })
   const beat = (): void => nc.publish(serverHeartbeat(id), JSON.stringify(heartbeat()))
   const timer = setInterval(beat, opts.heartbeatMs ?? HEARTBEAT_MS)
   actor.on('release.synced', (e) => {

@@ -18,6 +18,17 @@ export interface RepoState {
    * file, by product: examined again once the trust file pins the product.
    */
   awaitingPin?: Record<string, number[]>
+  /** Releases that failed every try (issue 11 item 6): retried on the server's schedule, shown by `stats`. */
+  parked?: ParkedRelease[]
+}
+
+export interface ParkedRelease {
+  seq: number
+  product: string
+  rev: number
+  reason: string
+  /** ISO 8601: when it was parked (or last tried again). */
+  at: string
 }
 
 export interface RevisionInfo {
@@ -124,6 +135,24 @@ export class RepoStore {
     const awaiting = { ...this.state.awaitingPin }
     if (awaitingPin) awaiting[awaitingPin] = [...new Set([...(awaiting[awaitingPin] ?? []), seq])].sort((a, b) => a - b)
     this.state = { ...this.state, lastSeq: Math.max(this.state.lastSeq, seq), awaitingPin: awaiting }
+    await this.saveState()
+  }
+
+  get parked(): ParkedRelease[] {
+    return [...(this.state.parked ?? [])]
+  }
+
+  /** Parks a release that failed every try: replay skips it, the retry schedule takes it up again. */
+  async markParked(p: ParkedRelease): Promise<void> {
+    const parked = [...(this.state.parked ?? []).filter((x) => x.seq !== p.seq), p].sort((a, b) => a.seq - b.seq)
+    this.state = { ...this.state, lastSeq: Math.max(this.state.lastSeq, p.seq), parked }
+    await this.saveState()
+  }
+
+  /** A parked release synced (or turned out never to be one): no longer parked. */
+  async unpark(seq: number): Promise<void> {
+    if (!(this.state.parked ?? []).some((x) => x.seq === seq)) return
+    this.state = { ...this.state, parked: (this.state.parked ?? []).filter((x) => x.seq !== seq) }
     await this.saveState()
   }
 

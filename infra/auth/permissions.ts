@@ -59,7 +59,7 @@ export function permissionsFor(id: Identity): SubjectPermissions {
       return {
         pub: {
           allow: [...base.pub, ...releasesRead, ...durableConsumer(RELEASE_STREAM, serverConsumer(id.name)), ...streamReads(OBJ_STREAM),
-            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name), ANSWER],
+            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name), alertSubject('*', id.name), ANSWER],
         },
         sub: { allow: [...base.sub, repoSubject(id.name, '*' as never), SERVICE_DISCOVERY] },
       }
