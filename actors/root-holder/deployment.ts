@@ -3,7 +3,7 @@
 // D/root.json, pushed to UPSWARM_META when the stream holds no root yet. `root edit --dir D`
 // edits D/root.json with D's root key and pushes the next version.
 import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { parseRoot, type SignedRoot } from '../../infra/formats/root.ts'
@@ -49,6 +49,7 @@ export async function writeRootFile(file: string, signed: SignedRoot): Promise<v
 /** Keys and root 1 made once; the stream gets D/root.json when it holds no root (a new cluster). */
 export async function ensureDeploymentRoot(dir: string, nc: NatsConnection): Promise<DeploymentRoot & { version: number; pushed: boolean }> {
   const paths = deploymentRootPaths(dir)
+  await mkdir(join(dir, 'auth'), { recursive: true, mode: 0o700 })
   const rootKey = await keyOnce(paths.rootKeyFile)
   const freshKey = await keyOnce(paths.freshKeyFile)
   if (!existsSync(paths.rootFile)) await writeRootFile(paths.rootFile, initRoot({ rootKeys: [rootKey], freshKeys: [freshKey.publicKey] }))
