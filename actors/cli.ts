@@ -7,6 +7,8 @@ import { registerRepositoryCommands } from './cli/repository.ts'
 import { registerClusterCommands } from './cli/cluster.ts'
 import { registerClientCommands } from './cli/client.ts'
 import { registerCredsCommands } from './cli/creds.ts'
+import { registerRootCommands } from './cli/root.ts'
+import { registerNotaryCommand } from './cli/notary.ts'
 import { reportError } from './cli/output.ts'
 
 const { version } = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
@@ -23,6 +25,8 @@ registerClusterCommands(program)
 registerRepositoryCommands(program)
 registerClientCommands(program)
 registerCredsCommands(program)
+registerRootCommands(program)
+registerNotaryCommand(program)
 
 try {
   await program.parseAsync(process.argv)

@@ -13,7 +13,7 @@ const log = (msg: string): void => {
 export function registerClusterCommands(program: Command): void {
   program
     .command('up')
-    .description('start the embedded default in the foreground: NATS cluster, DHT bootstrap, servers, proxy, tracker')
+    .description('start the embedded default in the foreground: NATS cluster, DHT bootstrap, servers, proxy, tracker, notary (and the root of trust in DIR/root.json)')
     .requiredOption('--dir <dir>', 'where config files, data and endpoints.json go')
     .option('--roles <list>', `roles to start (${ALL_ROLES.join(',')})`, ALL_ROLES.join(','))
     .option('--nats-nodes <n>', 'nats-server nodes in the cluster', intArg('--nats-nodes'), 3)

@@ -16,6 +16,7 @@ import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import { connectNats } from '../../infra/nats/connect.ts'
 import { ensureResources } from '../../infra/nats/resources.ts'
+import { ensureDeploymentRoot } from '../root-holder/deployment.ts'
 
 import type { Role } from './roles.ts'
 export { ALL_ROLES, type Role } from './roles.ts'
@@ -48,6 +49,7 @@ export interface CredsFiles {
   publisher: string
   proxy: string
   tracker: string
+  notary: string
   servers: Record<string, string>
   client: string
 }
@@ -63,6 +65,11 @@ export interface Endpoints {
   authDir?: string
   /** The trust file servers and the proxy read (issue 10 item 4): `publish --trust` pins a new product's key in it. */
   trust?: string
+  /** The deployment's root of trust (issue 10 item 7): root version 1 is made by `up`; `root edit --dir` makes the next. */
+  root?: string
+  /** The root key that signs D/root.json's next versions, and the notary's fresh key (0600, made once). */
+  rootKey?: string
+  freshKey?: string
   dhtBootstrap?: string
   http?: string
   /** sftp://host:port: the proxy's read-only SSH view of every release. */
@@ -133,13 +140,13 @@ export async function up(opts: UpOptions): Promise<Launched> {
       endpoints.nats = cluster.urls
       endpoints.tlsCa = authority.paths.caFile
       endpoints.authDir = authority.paths.dir
-      const issue = async (kind: 'admin' | 'publisher' | 'proxy' | 'tracker' | 'server' | 'client', name: string): Promise<string> =>
+      const issue = async (kind: Identity['kind'], name: string): Promise<string> =>
         (await authority.issue({ kind, name })).file
       const servers: Record<string, string> = {}
       for (let i = 1; i <= opts.servers; i++) servers[`s${i}`] = await issue('server', `s${i}`)
       endpoints.creds = {
         admin: await issue('admin', 'admin'), publisher: await issue('publisher', 'publisher'), proxy: await issue('proxy', 'proxy'),
-        tracker: await issue('tracker', 'tracker'), servers, client: await issue('client', 'sample-client'),
+        tracker: await issue('tracker', 'tracker'), notary: await issue('notary', 'notary'), servers, client: await issue('client', 'sample-client'),
       }
       for (const [id, file] of Object.entries(servers)) roleCreds.set(`server-${id}`, file)
       // Fleet identities (private swarms): every server and the sample client hold a certified Noise key.
@@ -147,21 +154,28 @@ export async function up(opts: UpOptions): Promise<Launched> {
       const swarmServers: Record<string, string> = {}
       for (const id of Object.keys(servers)) swarmServers[id] = await swarmIdentity('server', id)
       endpoints.swarmIdentities = { servers: swarmServers, client: await swarmIdentity('client', 'sample-client') }
-      roleCreds.set('proxy', endpoints.creds.proxy).set('tracker', endpoints.creds.tracker)
+      roleCreds.set('proxy', endpoints.creds.proxy).set('tracker', endpoints.creds.tracker).set('notary', endpoints.creds.notary)
       adminAuth = { creds: endpoints.creds.admin, tlsCa: authority.paths.caFile }
       log(`nats: ${cluster.nodes.length} nodes with JetStream at ${cluster.urls.join(', ')} (TLS, credentials in ${authority.paths.credsDir})`)
     } else if (opts.natsUrls?.length) {
       endpoints.nats = opts.natsUrls
     }
     const natsArg = endpoints.nats?.join(',')
-    const needsNats = has('servers') || has('proxy') || has('tracker')
+    const needsNats = has('servers') || has('proxy') || has('tracker') || has('notary')
     if (needsNats && !natsArg) {
-      throw new UpswarmError('UPSWARM_E_CONFIG', 'roles servers/proxy/tracker need NATS: include the nats role or pass --nats URLS')
+      throw new UpswarmError('UPSWARM_E_CONFIG', 'roles servers/proxy/tracker/notary need NATS: include the nats role or pass --nats URLS')
     }
     if (natsArg) {
       const nc = await connectNats(natsArg, 'upswarm-up', adminAuth)
-      await ensureResources(nc)
-      await nc.close()
+      try {
+        await ensureResources(nc)
+        // Issue 10 item 7: the deployment's root of trust, made once, on the stream from the start.
+        const root = await ensureDeploymentRoot(dir, nc)
+        Object.assign(endpoints, { root: root.rootFile, rootKey: root.rootKeyFile, freshKey: root.freshKeyFile })
+        log(`root: version ${root.version} in ${root.rootFile}${root.pushed ? ', pushed to UPSWARM_META' : ''}`)
+      } finally {
+        await nc.close()
+      }
     }
     const env: NodeJS.ProcessEnv = {
       ...process.env, ...(natsArg ? { UPSWARM_NATS: natsArg } : {}), ...(adminAuth.tlsCa ? { UPSWARM_TLS_CA: adminAuth.tlsCa } : {}),
@@ -223,6 +237,13 @@ export async function up(opts: UpOptions): Promise<Launched> {
         endpoints.trackerHttp = String(ready.trackerHttp)
         endpoints.trackerUdp = String(ready.trackerUdp)
         log(`tracker: ${endpoints.trackerHttp} ${endpoints.trackerUdp}`)
+      }))
+    }
+    if (has('notary') && endpoints.root && endpoints.freshKey) {
+      const args = ['notary', '--fresh-key', endpoints.freshKey, '--root', endpoints.root, '--data', join(dir, 'notary'), ...credsArgs('notary')]
+      starts.push(spawnRole('notary', args, roleEnv, log).then(({ child, ready }) => {
+        children.set('notary', child)
+        log(`notary: root version ${String(ready.root)}`)
       }))
     }
     const results = await Promise.allSettled(starts)

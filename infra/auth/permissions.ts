@@ -3,7 +3,7 @@
 // else is denied by the server. Pure data, so the security suite can list what each role may
 // not do and try it.
 import {
-  ALERT_STREAM, BLOB_BUCKET, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  ALERT_STREAM, BLOB_BUCKET, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
   serverConsumer, serverHeartbeat, RELEASE_SUBJECTS, SERVER_HEARTBEATS,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
@@ -46,26 +46,29 @@ export function permissionsFor(id: Identity): SubjectPermissions {
   const inbox = `${inboxPrefix(id)}.>`
   const base = { pub: [`${API}.INFO`], sub: [inbox] }
   const releasesRead = streamReads(RELEASE_STREAM)
+  // Issue 10 item 7: everyone who verifies releases reads the roots and fresh statements; only
+  // admin appends a root (the root holder), only the notary a fresh statement.
+  const trustRead = [...streamReads(META_STREAM), ...streamReads(FRESH_STREAM)]
   switch (id.kind) {
     case 'admin':
       return { pub: { allow: ['>'] }, sub: { allow: ['>'] } }
     case 'publisher':
       return {
         // History scans (the release chain, the feed) use ephemeral consumers on the readers' mirror.
-        pub: { allow: [...base.pub, ...releasesRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, ...streamReads(OBJ_STREAM), `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`] },
+        pub: { allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, ...streamReads(OBJ_STREAM), `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`] },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS] },
       }
     case 'server':
       return {
         pub: {
-          allow: [...base.pub, ...releasesRead, ...durableConsumer(RELEASE_STREAM, serverConsumer(id.name)), ...streamReads(OBJ_STREAM),
+          allow: [...base.pub, ...releasesRead, ...trustRead, ...durableConsumer(RELEASE_STREAM, serverConsumer(id.name)), ...streamReads(OBJ_STREAM),
             ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name), alertSubject('*', id.name), ANSWER],
         },
         sub: { allow: [...base.sub, repoSubject(id.name, '*' as never), SERVICE_DISCOVERY] },
       }
     case 'proxy':
       return {
-        pub: { allow: [...base.pub, ...releasesRead, repoSubject('*', '*' as never), actorEventSubject('proxy', '*'), ANSWER] },
+        pub: { allow: [...base.pub, ...releasesRead, ...trustRead, repoSubject('*', '*' as never), actorEventSubject('proxy', '*'), ANSWER] },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS, 'upswarm.proxy.>', SERVICE_DISCOVERY] },
       }
     case 'tracker':
@@ -79,10 +82,20 @@ export function permissionsFor(id: Identity): SubjectPermissions {
     case 'client':
       return {
         pub: {
-          allow: [...base.pub, ...releasesRead, `${API}.STREAM.INFO.${ALERT_STREAM}`, alertSubject('*', id.name),
+          allow: [...base.pub, ...releasesRead, ...trustRead, `${API}.STREAM.INFO.${ALERT_STREAM}`, alertSubject('*', id.name),
             'upswarm.proxy.>', repoSubject('*', '*' as never), `upswarm.tracker.*.${id.name}`, actorEventSubject('daemon', id.name)],
         },
         sub: { allow: [...base.sub, RELEASED_SUBJECTS, SERVER_HEARTBEATS] },
+      }
+    case 'notary':
+      // Issue 10 item 7: reads releases and roots, follows both, appends fresh statements (the
+      // JetStream ack comes to its inbox). It holds no publish key and may append nothing else.
+      return {
+        pub: {
+          allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM),
+            FRESH_SUBJECTS, actorEventSubject('notary', id.name)],
+        },
+        sub: { allow: [...base.sub, RELEASED_SUBJECTS, SIGNED_SUBJECTS] },
       }
   }
 }

@@ -21,6 +21,21 @@ export const RELEASED_SUBJECTS = 'upswarm.released.>'
  */
 export const RELEASE_READ_STREAM = 'UPSWARM_RELEASES_READ'
 
+/**
+ * Root of trust (issue 10 item 7, docs/formats.md §1.8): every root version ever signed, kept
+ * forever (deny_delete, deny_purge). Only the root holder's admin identity appends.
+ */
+export const META_STREAM = 'UPSWARM_META'
+export const ROOT_SUBJECT = 'upswarm.meta.root'
+export const META_SUBJECTS = 'upswarm.meta.>'
+/** What META stored, republished with its `Nats-Sequence` (as releases are): followers subscribe, no consumer. */
+export const SIGNED_SUBJECTS = 'upswarm.signed.>'
+export const SIGNED_ROOT_SUBJECT = 'upswarm.signed.root'
+/** Freshness statements of the notary: one per product, the newest only (docs/formats.md §1.4). */
+export const FRESH_STREAM = 'UPSWARM_FRESH'
+export const freshSubject = (product: string): string => `upswarm.fresh.${product}`
+export const FRESH_SUBJECTS = 'upswarm.fresh.>'
+
 /** Blob object store: objects named by SHA-256 hex. */
 export const BLOB_BUCKET = 'upswarm-blobs'
 

@@ -6,7 +6,10 @@ import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, permissionViolation } from '../errors.ts'
 import { withRetry } from './retry.ts'
-import { ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM, RELEASE_SUBJECTS, RELEASED_SUBJECTS } from './names.ts'
+import {
+  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, META_SUBJECTS, SIGNED_SUBJECTS, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM,
+  RELEASE_SUBJECTS, RELEASED_SUBJECTS,
+} from './names.ts'
 
 // node:crypto hashes object-store chunks an order of magnitude faster than the pure-JS default.
 setSha256Backend('native')
@@ -51,6 +54,40 @@ export async function ensureReleaseReadMirror(jsm: JetStreamManager, replicas: n
     num_replicas: replicas,
     deny_delete: true,
     deny_purge: true,
+  })
+}
+
+/** Root versions (issue 10 item 7): all kept, like releases; a root is at most 1 MiB (docs/formats.md §4). */
+export async function ensureMetaStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+  await ensureStream(jsm, {
+    name: META_STREAM,
+    subjects: [META_SUBJECTS],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    duplicate_window: DUPLICATE_WINDOW_NS,
+    max_msg_size: 1024 * 1024,
+    discard: DiscardPolicy.New,
+    deny_delete: true,
+    deny_purge: true,
+    allow_direct: true,
+    // `upswarm.meta.X` → `upswarm.signed.X` (docs/formats.md §1.8), stored messages only.
+    republish: { src: META_SUBJECTS, dest: SIGNED_SUBJECTS },
+  })
+}
+
+/** Fresh statements (issue 10 item 7): the newest per product only, read with one direct get. */
+export async function ensureFreshStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+  await ensureStream(jsm, {
+    name: FRESH_STREAM,
+    subjects: [FRESH_SUBJECTS],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    max_msgs_per_subject: 1,
+    max_msg_size: 4096,
+    discard: DiscardPolicy.Old,
+    allow_direct: true,
   })
 }
 
@@ -116,6 +153,8 @@ export async function ensureResources(nc: NatsConnection, replicas?: number): Pr
     await ensureReleaseStream(jsm, r)
     await ensureReleaseReadMirror(jsm, r)
     await ensureAlertStream(jsm, r)
+    await ensureMetaStream(jsm, r)
+    await ensureFreshStream(jsm, r)
     await openBlobStore(nc, r)
     return { replicas: r }
   }, { attempts: 40, maxDelayMs: 500 })

@@ -10,7 +10,15 @@ import { connectNats } from '../../infra/nats/connect.ts'
 import { proxySubject } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/service.ts'
 import type { StatsReply } from '../../actors/proxy/index.ts'
-import { tempDir } from '../helpers/cluster.ts'
+import { newProduct, tempDir } from '../helpers/cluster.ts'
+import { publish } from '../../actors/publisher/publish.ts'
+import { readFresh } from '../../infra/formats/meta-stream.ts'
+import { TrustStore } from '../../infra/formats/trust-store.ts'
+import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { writeTree } from '../helpers/trees.ts'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { statSync } from 'node:fs'
 
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
 
@@ -106,14 +114,15 @@ describe('up', { timeout: 180_000 }, () => {
       }
     })
     try {
-      const child = await startUp(dir.path, ['--roles', 'nats,dht,servers,proxy'])
+      const child = await startUp(dir.path, ['--roles', 'nats,dht,servers,proxy,notary'])
       expect(checks).toHaveLength(1)
       await checks[0]
       const roles = roleProcesses(child.pid!)
       const kids = [...roles.keys()]
-      // 3 nats-servers, dht, 2 servers, proxy; the message lists what was found.
+      // 3 nats-servers, dht, 2 servers, proxy, notary; the message lists what was found.
       expect([...roles.values()].map((c) => roleName(c)).sort())
-        .toEqual(['nats-server', 'nats-server', 'nats-server', 'upswarm.mjs dht', 'upswarm.mjs proxy', 'upswarm.mjs server', 'upswarm.mjs server'])
+        .toEqual(['nats-server', 'nats-server', 'nats-server', 'upswarm.mjs dht', 'upswarm.mjs notary', 'upswarm.mjs proxy', 'upswarm.mjs server', 'upswarm.mjs server'])
+      await rootAndNotary(dir.path)
       child.kill('SIGTERM')
       const [code] = await once(child, 'exit')
       expect(code).toBe(0)
@@ -143,3 +152,33 @@ describe('up', { timeout: 180_000 }, () => {
     }
   })
 })
+
+/**
+ * Issue 10 item 7 in an `up` deployment: root 1 in D/root.json and on the stream, keys 0600, and
+ * after a publish and `root edit --dir D --add-product`, the notary's fresh statement for it.
+ */
+async function rootAndNotary(dir: string): Promise<void> {
+  const ep = JSON.parse(readFileSync(join(dir, 'endpoints.json'), 'utf8'))
+  expect(ep).toMatchObject({ root: join(dir, 'root.json'), rootKey: expect.any(String), freshKey: expect.any(String), creds: { notary: expect.any(String) } })
+  for (const f of [ep.rootKey, ep.freshKey]) expect(statSync(f).mode & 0o777).toBe(0o600)
+  const key = generatePublisherKey()
+  const product = newProduct()
+  const src = join(dir, 'src')
+  await writeTree(src, { 'a.txt': 'hello\n' })
+  const pub = await connectNats(ep.nats, 'test-up-publisher', { creds: ep.creds.publisher, tlsCa: ep.tlsCa })
+  const client = await connectNats(ep.nats, 'test-up-client', { creds: ep.creds.client, tlsCa: ep.tlsCa })
+  try {
+    const r = await publish({ nc: pub, src, product, key, skipFeed: true })
+    const edited = JSON.parse((await promisify(execFile)(process.execPath, [CLI, 'root', 'edit', '--dir', dir, '--add-product', product, '--publish-key', key.publicKey, '--json'])).stdout)
+    expect(edited).toMatchObject({ version: 2, pushed: expect.any(Number) })
+    // The notary follows the root to version 2 and vouches for r1 within seconds.
+    const text = await expect.poll(() => readFresh(client, product), { timeout: 10_000, interval: 200 }).toBeDefined().then(() => readFresh(client, product))
+    const store = await TrustStore.open(join(dir, 'client-trust.json'), dir)
+    await store.pin(readFileSync(join(dir, 'root.json'), 'utf8').trim(), 'root.json')
+    expect(await store.acceptFresh(text!, 'UPSWARM_FRESH')).toBe('accepted')
+    expect(store.fresh(product)?.fresh).toMatchObject({ rev: 1, release: r.manifestSha256, root: 2 })
+  } finally {
+    await pub.close()
+    await client.close()
+  }
+}

@@ -37,7 +37,7 @@ describe('ops doc', () => {
 
   it('ops — `nats stream ls` with the admin creds lists every stream and bucket the page documents; a client may not list them', async () => {
     const { streams, buckets } = await documentedNames()
-    expect(streams).toEqual(expect.arrayContaining(['UPSWARM_RELEASES', 'UPSWARM_RELEASES_READ', 'UPSWARM_ALERTS']))
+    expect(streams).toEqual(expect.arrayContaining(['UPSWARM_RELEASES', 'UPSWARM_RELEASES_READ', 'UPSWARM_ALERTS', 'UPSWARM_META', 'UPSWARM_FRESH']))
     const jsm = await jetstreamManager(admin)
     const names: string[] = []
     for await (const n of jsm.streams.names()) names.push(n)
@@ -57,5 +57,17 @@ describe('ops doc', () => {
     expect(mirror.config.mirror?.name).toBe('UPSWARM_RELEASES')
     expect(origin.config.republish?.dest).toBe('upswarm.released.>')
     expect(origin.config.allow_direct).toBe(true)
+  })
+
+  it('ops — `nats stream view UPSWARM_META` / `stream get UPSWARM_FRESH`: roots kept forever, one fresh statement per product, both readable by a client', async () => {
+    const jsm = await jetstreamManager(admin)
+    const [meta, fresh] = await Promise.all([jsm.streams.info('UPSWARM_META'), jsm.streams.info('UPSWARM_FRESH')])
+    expect(meta.config).toMatchObject({ subjects: ['upswarm.meta.>'], deny_delete: true, deny_purge: true, allow_direct: true, max_msg_size: 1024 * 1024 })
+    expect(meta.config.republish?.dest).toBe('upswarm.signed.>')
+    expect(fresh.config).toMatchObject({ subjects: ['upswarm.fresh.>'], max_msgs_per_subject: 1, allow_direct: true, max_msg_size: 4096 })
+    // The page's client reads: stream info and direct gets of both (no message yet for an unknown product).
+    const clientJsm = await jetstreamManager(client, { checkAPI: false })
+    expect((await clientJsm.streams.info('UPSWARM_FRESH')).config.name).toBe('UPSWARM_FRESH')
+    expect(await clientJsm.direct.getMessage('UPSWARM_FRESH', { last_by_subj: 'upswarm.fresh.00000000-0000-4000-8000-000000000000' })).toBeNull()
   })
 })

@@ -1,0 +1,36 @@
+// `upswarm notary`: the role that signs freshness statements (issue 10 item 7), started by `up`
+// with its own identity. It holds the fresh key only, never a publish key.
+import type { Command } from 'commander'
+import { action, credsOption, intArg, natsOption, tlsCaOption } from './common.ts'
+import { runRole } from './role.ts'
+
+export function registerNotaryCommand(program: Command): void {
+  program
+    .command('notary')
+    .description('sign freshness statements: the newest verified release of every product of the root, on every release, root and interval')
+    .requiredOption('--fresh-key <file>', "the root's fresh key (upswarm keygen file)")
+    .requiredOption('--root <file>', 'the root document to pin; newer versions come from UPSWARM_META')
+    .option('--data <dir>', 'where the verified root chain is kept', 'upswarm-notary')
+    .option('--interval <seconds>', 're-sign every product this often', intArg('--interval'), 3600)
+    .option('--lifetime <seconds>', "how long a statement lives (at most the root's fresh.maxLifetime)", intArg('--lifetime'))
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .action(action(async (o) => {
+      const [{ connectNats }, { startNotary }, { readKeyFile }, { readFile }] = await Promise.all([
+        import('../../infra/nats/connect.ts'), import('../notary/index.ts'), import('../../infra/release/keys.ts'), import('node:fs/promises')])
+      const freshKey = await readKeyFile(o.freshKey)
+      const rootText = (await readFile(o.root, 'utf8')).trim()
+      const nc = await connectNats(o.nats, 'upswarm-notary', o)
+      const log = (e: Record<string, unknown>): void => {
+        process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), role: 'notary', ...e })}\n`)
+      }
+      await runRole('notary', async () => {
+        const notary = await startNotary({
+          nc, freshKey, rootText, rootWhere: o.root, dataDir: o.data, intervalS: o.interval, ...(o.lifetime !== undefined ? { lifetimeS: o.lifetime } : {}), log,
+        })
+        return {
+          ready: { root: notary.store.version, products: Object.keys(notary.store.root?.products ?? {}) },
+          close: async () => { await notary.close(); await nc.drain() },
+        }
+      })
+    }))
+}

@@ -1,0 +1,60 @@
+// The root of trust of a deployment made by `upswarm up` (issue 10 item 7): one root key and one
+// fresh key in D/auth (mode 0600, made once, reused on every restart), root version 1 in
+// D/root.json, pushed to UPSWARM_META when the stream holds no root yet. `root edit --dir D`
+// edits D/root.json with D's root key and pushes the next version.
+import { existsSync } from 'node:fs'
+import { mkdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { parseRoot, type SignedRoot } from '../../infra/formats/root.ts'
+import { appendRoot, newestRoot } from '../../infra/formats/meta-stream.ts'
+import { generatePublisherKey, readKeyFile, writeKeyFile, type PublisherKey } from '../../infra/release/keys.ts'
+import { writeFileAtomic } from '../../infra/store/working-copy/atomic.ts'
+import { UpswarmError, errorMessage } from '../../infra/errors.ts'
+import { initRoot, rootText } from './index.ts'
+
+export interface DeploymentRoot {
+  rootFile: string
+  rootKeyFile: string
+  freshKeyFile: string
+}
+
+export const deploymentRootPaths = (dir: string): DeploymentRoot => ({
+  rootFile: join(dir, 'root.json'),
+  rootKeyFile: join(dir, 'auth', 'root-key.json'),
+  freshKeyFile: join(dir, 'auth', 'fresh-key.json'),
+})
+
+async function keyOnce(file: string): Promise<PublisherKey> {
+  if (existsSync(file)) return readKeyFile(file)
+  const key = generatePublisherKey()
+  await writeKeyFile(file, key)
+  return key
+}
+
+export async function readRootFile(file: string): Promise<{ text: string; signed: SignedRoot }> {
+  let text: string
+  try {
+    text = (await readFile(file, 'utf8')).trim()
+  } catch (err) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read the root document ${file}: ${errorMessage(err)}`, { cause: err })
+  }
+  return { text, signed: parseRoot(text, file) }
+}
+
+export async function writeRootFile(file: string, signed: SignedRoot): Promise<void> {
+  await writeFileAtomic(file, `${rootText(signed)}\n`, join(file, '..'))
+}
+
+/** Keys and root 1 made once; the stream gets D/root.json when it holds no root (a new cluster). */
+export async function ensureDeploymentRoot(dir: string, nc: NatsConnection): Promise<DeploymentRoot & { version: number; pushed: boolean }> {
+  const paths = deploymentRootPaths(dir)
+  await mkdir(join(dir, 'auth'), { recursive: true, mode: 0o700 })
+  const rootKey = await keyOnce(paths.rootKeyFile)
+  const freshKey = await keyOnce(paths.freshKeyFile)
+  if (!existsSync(paths.rootFile)) await writeRootFile(paths.rootFile, initRoot({ rootKeys: [rootKey], freshKeys: [freshKey.publicKey] }))
+  const { text, signed } = await readRootFile(paths.rootFile)
+  const pushed = (await newestRoot(nc)) === undefined
+  if (pushed) await appendRoot(nc, text, paths.rootFile)
+  return { ...paths, version: signed.root.version, pushed }
+}

@@ -1,0 +1,155 @@
+// The root holder's side of the root of trust (issue 10 item 7; docs/formats.md §1.2, §3.2):
+// makes root version 1, edits a root into the next version (products added, publish keys
+// rotated and retired with their last revision, minRev after a compromise), signs it with the
+// offline root keys, and summarises a root for people. Pure: files and NATS are the caller's.
+import { UpswarmError } from '../../infra/errors.ts'
+import { encodeEnvelope } from '../../infra/formats/envelope.ts'
+import { draftOf, rootBody, signRoot, verifyNextRoot, verifyPinnedRoot, type Root, type RootDraft, type SignedRoot } from '../../infra/formats/root.ts'
+import { UUID_RE } from '../../infra/release/manifest.ts'
+import type { PublisherKey } from '../../infra/release/keys.ts'
+
+const DAY_MS = 86_400_000
+export const DEFAULT_ROOT_EXPIRES_DAYS = 365
+const HEX32 = /^[0-9a-f]{64}$/
+
+export interface InitRoot {
+  rootKeys: PublisherKey[]
+  threshold?: number
+  freshKeys: string[]
+  freshLifetimeS?: number
+  expiresDays?: number
+  nowMs?: number
+}
+
+/** Root version 1: no products yet, signed by every given root key. */
+export function initRoot(o: InitRoot): SignedRoot {
+  if (o.rootKeys.length === 0) throw new UpswarmError('UPSWARM_E_CONFIG', 'root init: give at least one --root-key FILE')
+  const threshold = o.threshold ?? 1
+  if (threshold < 1 || threshold > o.rootKeys.length) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `root init: --threshold ${threshold} must be between 1 and the ${o.rootKeys.length} root key(s) given`)
+  }
+  for (const k of o.freshKeys) checkHexKey(k, '--fresh-key')
+  const draft: RootDraft = {
+    version: 1, expiresMs: (o.nowMs ?? Date.now()) + (o.expiresDays ?? DEFAULT_ROOT_EXPIRES_DAYS) * DAY_MS,
+    rootKeys: o.rootKeys.map((k) => k.publicKey), rootThreshold: threshold, freshKeys: o.freshKeys,
+    ...(o.freshLifetimeS !== undefined ? { freshLifetimeS: o.freshLifetimeS } : {}), products: {},
+  }
+  const signed = signRoot(rootBody(draft), o.rootKeys)
+  verifyPinnedRoot(signed, 'the new root')
+  return signed
+}
+
+export interface RootEdit {
+  addProducts?: Array<{ product: string; publishKey: string }>
+  /** Rotation (or revocation, with minRev): the current publish keys retire after `lastRev`. */
+  rotate?: Array<{ product: string; publishKey: string; lastRev: number; lastRelease?: string }>
+  minRev?: Array<{ product: string; rev: number }>
+  expiresDays?: number
+  /** New root role (raw public keys) and threshold; the edit must then be signed by old and new keys. */
+  rootKeys?: string[]
+  threshold?: number
+  freshKeys?: string[]
+  freshLifetimeS?: number
+  nowMs?: number
+}
+
+/** The next version of `base`, signed by `signers`; refused unless it chains from `base`. */
+export function editRoot(base: Root, signers: PublisherKey[], e: RootEdit): SignedRoot {
+  const d = draftOf(base)
+  d.version = base.version + 1
+  const now = e.nowMs ?? Date.now()
+  if (e.expiresDays !== undefined) d.expiresMs = now + e.expiresDays * DAY_MS
+  if (e.rootKeys) {
+    for (const k of e.rootKeys) checkHexKey(k, 'root key')
+    d.rootKeys = e.rootKeys
+  }
+  if (e.threshold !== undefined) d.rootThreshold = e.threshold
+  if (e.freshKeys) {
+    for (const k of e.freshKeys) checkHexKey(k, '--fresh-key')
+    d.freshKeys = e.freshKeys
+  }
+  if (e.freshLifetimeS !== undefined) d.freshLifetimeS = e.freshLifetimeS
+  for (const { product, publishKey } of e.addProducts ?? []) {
+    checkProduct(product)
+    checkHexKey(publishKey, '--publish-key')
+    if (d.products[product]) throw new UpswarmError('UPSWARM_E_CONFIG', `product ${product} is already in root version ${base.version}; use --rotate ${product} to change its key`)
+    d.products[product] = { publish: [publishKey] }
+  }
+  for (const r of e.rotate ?? []) {
+    checkProduct(r.product)
+    checkHexKey(r.publishKey, '--publish-key')
+    if (r.lastRelease !== undefined && !HEX32.test(r.lastRelease)) throw new UpswarmError('UPSWARM_E_CONFIG', `--last-release must be a SHA-256 in hex (64 characters), got ${JSON.stringify(r.lastRelease)}`)
+    const p = d.products[r.product]
+    if (!p) throw new UpswarmError('UPSWARM_E_CONFIG', `product ${r.product} is not in root version ${base.version}; add it with --add-product`)
+    if (p.publish.includes(r.publishKey)) throw new UpswarmError('UPSWARM_E_CONFIG', `${r.publishKey.slice(0, 16)}… already is the publish key of ${r.product}`)
+    if ((p.retired ?? []).some((x) => x.key === r.publishKey)) throw new UpswarmError('UPSWARM_E_CONFIG', `${r.publishKey.slice(0, 16)}… was retired for ${r.product}; a retired key never signs again`)
+    const retired = p.publish.map((key) => ({ key, lastRev: r.lastRev, ...(r.lastRelease ? { lastRelease: r.lastRelease } : {}) }))
+    d.products[r.product] = { ...p, publish: [r.publishKey], retired: [...(p.retired ?? []), ...retired] }
+  }
+  for (const m of e.minRev ?? []) {
+    checkProduct(m.product)
+    const p = d.products[m.product]
+    if (!p) throw new UpswarmError('UPSWARM_E_CONFIG', `--min-rev ${m.product}=${m.rev}: product ${m.product} is not in root version ${base.version}`)
+    p.minRev = m.rev
+  }
+  if (d.rootThreshold < 1 || d.rootThreshold > new Set(d.rootKeys).size) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `the root role needs a threshold between 1 and its ${new Set(d.rootKeys).size} key(s), got ${d.rootThreshold}`)
+  }
+  const signed = signRoot(rootBody(d), signers)
+  verifyNextRoot(base, signed, 'the edited root')
+  return signed
+}
+
+/** What is stored and sent: the canonical envelope, one line. */
+export const rootText = (signed: SignedRoot): string => encodeEnvelope(signed.env).toString('utf8')
+
+export interface RootSummary {
+  version: number
+  expires: string
+  expired: boolean
+  root: { threshold: number; keys: string[] }
+  fresh: { threshold: number; keys: string[]; maxLifetime?: number }
+  products: Record<string, { publish: string[]; retired: Array<{ key: string; lastRev: number; lastRelease?: string }>; minRev?: number }>
+}
+
+/** Keys as raw public keys (what `keygen` prints and `--publish-key` takes). */
+export function rootSummary(root: Root, nowMs = Date.now()): RootSummary {
+  const raw = (id: string): string => root.keys[id]?.public ?? id
+  const products: RootSummary['products'] = {}
+  for (const [product, p] of Object.entries(root.products)) {
+    products[product] = {
+      publish: p.publish.keys.map(raw),
+      retired: (p.retired ?? []).map((r) => ({ key: raw(r.keyid), lastRev: r.lastRev, ...(r.lastRelease ? { lastRelease: r.lastRelease } : {}) })),
+      ...(p.minRev !== undefined ? { minRev: p.minRev } : {}),
+    }
+  }
+  return {
+    version: root.version, expires: root.expires, expired: Date.parse(root.expires) <= nowMs,
+    root: { threshold: root.roles.root.threshold, keys: root.roles.root.keys.map(raw) },
+    fresh: { threshold: root.roles.fresh.threshold, keys: root.roles.fresh.keys.map(raw), ...(root.roles.fresh.maxLifetime ? { maxLifetime: root.roles.fresh.maxLifetime } : {}) },
+    products,
+  }
+}
+
+export function summaryLines(s: RootSummary): string {
+  const lines = [
+    `root version ${s.version}, expires ${s.expires}${s.expired ? ' (EXPIRED)' : ''}`,
+    `root keys (${s.root.threshold} of ${s.root.keys.length}): ${s.root.keys.join(' ')}`,
+    `fresh key: ${s.fresh.keys.join(' ')}${s.fresh.maxLifetime ? ` (statements live ≤ ${s.fresh.maxLifetime} s)` : ''}`,
+  ]
+  const products = Object.entries(s.products)
+  if (products.length === 0) lines.push('products: none yet (root edit --add-product P --publish-key HEX)')
+  for (const [product, p] of products) {
+    lines.push(`product ${product}: publish ${p.publish.join(' ')}${p.minRev !== undefined ? `, minRev ${p.minRev}` : ''}`)
+    for (const r of p.retired) lines.push(`  retired ${r.key} after r${r.lastRev}${r.lastRelease ? ` (${r.lastRelease})` : ''}`)
+  }
+  return lines.join('\n')
+}
+
+function checkProduct(product: string): void {
+  if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `product ids are lowercase UUIDs, got ${JSON.stringify(product)}`)
+}
+
+function checkHexKey(key: string, what: string): void {
+  if (!HEX32.test(key)) throw new UpswarmError('UPSWARM_E_CONFIG', `${what} must be a public key of 64 hex characters (upswarm keygen prints one), got ${JSON.stringify(key.slice(0, 80))}`)
+}

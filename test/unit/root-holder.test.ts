@@ -1,0 +1,38 @@
+// Issue 10 item 7, the root holder's edits (docs/formats.md §3.2): each edit is the next version,
+// chained to the old one; a rotation retires the old key with its last revision.
+import { describe, expect, it } from 'vitest'
+import { editRoot, initRoot, rootSummary } from '../../actors/root-holder/index.ts'
+import { keyVerdict } from '../../infra/formats/root.ts'
+import { generatePublisherKey } from '../../infra/release/keys.ts'
+
+const P = '11111111-2222-4333-8444-555555555555'
+const rootKey = generatePublisherKey()
+const fresh = generatePublisherKey()
+const pub1 = generatePublisherKey()
+const pub2 = generatePublisherKey()
+
+describe('root holder', () => {
+  const v1 = initRoot({ rootKeys: [rootKey], freshKeys: [fresh.publicKey], freshLifetimeS: 3600 }).root
+
+  it('root holder — init makes version 1 with no products; an edit adds one, then rotates its key into retired', () => {
+    expect(rootSummary(v1)).toMatchObject({ version: 1, products: {}, fresh: { keys: [fresh.publicKey], maxLifetime: 3600 }, root: { threshold: 1, keys: [rootKey.publicKey] } })
+    const v2 = editRoot(v1, [rootKey], { addProducts: [{ product: P, publishKey: pub1.publicKey }] }).root
+    expect(v2.version).toBe(2)
+    const v3 = editRoot(v2, [rootKey], { rotate: [{ product: P, publishKey: pub2.publicKey, lastRev: 7, lastRelease: 'c'.repeat(64) }] }).root
+    expect(rootSummary(v3).products[P]).toEqual({ publish: [pub2.publicKey], retired: [{ key: pub1.publicKey, lastRev: 7, lastRelease: 'c'.repeat(64) }] })
+    expect(keyVerdict(v3, P, pub1.publicKey, 8).ok).toBe(false)
+    expect(keyVerdict(v3, P, pub2.publicKey, 8).ok).toBe(true)
+    const v4 = editRoot(v3, [rootKey], { minRev: [{ product: P, rev: 9 }] }).root
+    expect(keyVerdict(v4, P, pub2.publicKey, 8)).toMatchObject({ ok: false })
+  })
+
+  it('root holder — new root keys need the old and the new signatures; mistakes are refused with what to do', () => {
+    const next = generatePublisherKey()
+    expect(() => editRoot(v1, [next], { rootKeys: [next.publicKey] })).toThrow(/root keys of version 1/)
+    expect(() => editRoot(v1, [rootKey], { rootKeys: [next.publicKey] })).toThrow(/own root keys/)
+    expect(editRoot(v1, [rootKey, next], { rootKeys: [next.publicKey] }).root.roles.root.keys).toHaveLength(1)
+    expect(() => editRoot(v1, [rootKey], { rotate: [{ product: P, publishKey: pub2.publicKey, lastRev: 1 }] })).toThrow(/not in root version 1; add it with --add-product/)
+    expect(() => editRoot(v1, [rootKey], { addProducts: [{ product: 'nope', publishKey: pub1.publicKey }] })).toThrow(/lowercase UUIDs/)
+    expect(() => initRoot({ rootKeys: [rootKey], threshold: 2, freshKeys: [fresh.publicKey] })).toThrow(/--threshold 2/)
+  })
+})
