@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { errorMessage, isUpswarmError, UpswarmError } from '../../infra/errors.ts'
 import { parseBootstrap } from '../../infra/cluster/dht.ts'
+import type { TrustStore } from '../../infra/formats/trust-store.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { identityOf } from '../../infra/nats/identity.ts'
 import { actorEventSubject, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
@@ -80,6 +81,8 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
   readonly publicKey: string
   readonly peerId: string
   readonly peers: PeerSet
+  /** The working copy's root of trust, shared with peers; whatever feeds it (a stream follower) is passed on. */
+  readonly trust: TrustStore
   rev(): number
   uploaded(): number
   /** Every connection made so far (also those made while the daemon started). */
@@ -426,6 +429,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     publicKey,
     peerId,
     peers,
+    trust: rotation.store,
     rev: () => wc.state.current,
     uploaded: () => uploaded,
     connections: () => [...connections],

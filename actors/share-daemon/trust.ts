@@ -17,6 +17,8 @@ export interface TrustEvents {
   /** A peer passed on root `version`: a rotation or revocation reached this copy through the swarm. */
   'trust.root': [version: number, peer: string]
   'trust.fresh': [product: string, issued: string, peer: string]
+  /** The held root named publish key `key` for this product: its release feed is now followed. */
+  'trust.feed': [key: string]
 }
 
 export interface TrustFollower {
@@ -95,6 +97,7 @@ export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollow
       for (const entry of feed.releases(product)) take(await feed.get(entry.index), `the release feed of key ${key.slice(0, 16)}…, block ${entry.index}`)
       for (const s of streams) feed.replicate(s)
       log(JSON.stringify({ event: 'trust.feed', product, key, rootVersion: store.version }))
+      emit('trust.feed', key)
     }
   }
   let opening: Promise<void> = Promise.resolve()
