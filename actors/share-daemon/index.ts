@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { errorMessage, isUpswarmError, UpswarmError } from '../../infra/errors.ts'
 import { parseBootstrap } from '../../infra/cluster/dht.ts'
+import type { TrustStore } from '../../infra/formats/trust-store.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { identityOf } from '../../infra/nats/identity.ts'
 import { actorEventSubject, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
@@ -31,6 +32,7 @@ import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-sour
 import { PeerSet } from './peers.ts'
 import { makeServe } from './serve.ts'
 import { swarmSource, type FeedReleases } from './sources.ts'
+import { followTrust, type TrustEvents } from './trust.ts'
 
 export interface DaemonOptions {
   dir: string
@@ -64,7 +66,7 @@ export interface DaemonUpdate extends UpdateResult {
   uploadedBytes: number
 }
 
-export interface DaemonEvents {
+export interface DaemonEvents extends TrustEvents {
   'release.available': [rev: number]
   'update.started': [from: number, to: number]
   'update.done': [result: DaemonUpdate]
@@ -80,6 +82,8 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
   readonly publicKey: string
   readonly peerId: string
   readonly peers: PeerSet
+  /** The working copy's root of trust, shared with peers; whatever feeds it (a stream follower) is passed on. */
+  readonly trust: TrustStore
   rev(): number
   uploaded(): number
   /** Every connection made so far (also those made while the daemon started). */
@@ -153,6 +157,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   const serve = makeServe({ partials, stores: () => [wc.history], layout: wc.layout, pathsOf: (sha) => pathsBySha.get(sha) })
   const feed: ReleaseFeed = await openFeed({ storageDir: join(wc.layout.meta, 'feed'), publisherPublicKey: publisherKey })
+  const rotation = await followTrust({ wc, emit: (event, ...args) => (events.emit as (e: typeof event, ...a: typeof args) => boolean)(event, ...args), log, ban: (peer, reason) => peers.ban(peer, reason) })
 
   const transport = new SwarmTransport({
     keyPair,
@@ -161,6 +166,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     fleet: { identity: identity ?? null, admit: topicSecret ? 'members' : 'anyone' },
     onConnection: (stream, info) => {
       feed.replicate(stream)
+      rotation.attach(stream)
       const session = new PieceSession(stream, {
         serve, product, rev: wc.state.current, uploadBucket,
         requestTimeoutMs: 8_000, stallTimeoutMs: 5_000,
@@ -283,11 +289,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const feedReleases: FeedReleases = {
     list: (p) => {
       const revs = new Map(feed.releases(p).map((e) => [e.rev, e.manifestSha256]))
-      if (p === product) for (const [rev, r] of streamReleases) revs.set(rev, manifestSha256(r.manifest))
+      if (p === product) for (const [rev, r] of [...rotation.releases, ...streamReleases]) revs.set(rev, manifestSha256(r.manifest))
       return [...revs].sort(([a], [b]) => a - b).map(([rev, manifestSha256]) => ({ rev, manifestSha256 }))
     },
     get: async (p, rev) => {
       if (p === product && streamReleases.has(rev)) return streamReleases.get(rev)
+      if (p === product && rotation.releases.has(rev)) return rotation.releases.get(rev)
       const entry = feed.releases(p).find((e) => e.rev === rev)
       return entry ? feed.get(entry.index) : undefined
     },
@@ -381,7 +388,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       return
     }
     // Someone must hold the files: a server that synced it, a peer at it, or the feed's peers.
-    const held = serversNewest >= announced || peersNewest >= announced || feed.releases(product).some((e) => e.rev >= announced)
+    const held = serversNewest >= announced || peersNewest >= announced || feed.releases(product).some((e) => e.rev >= announced) ||
+      [...rotation.releases.keys()].some((rev) => rev >= announced)
     if (opts.nc && !held) return
     void updateNow().catch((err) => log(`update failed: ${errorMessage(err)}`))
   }
@@ -410,13 +418,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       }
     })
   }
-  feed.on('release', (entry) => onNewRelease(entry.rev))
+  // With a root held, it decides whether the pinned key may still sign (rotated or retired keys).
+  feed.on('release', (entry, release) => {
+    if (!rotation.store.root || rotation.trusted(release, `release feed block ${entry.index}`)) onNewRelease(entry.rev)
+  })
+  rotation.onRelease(onNewRelease)
+  for (const rev of rotation.releases.keys()) onNewRelease(rev)
 
   const daemon = Object.assign(events, {
     port: addr.port,
     publicKey,
     peerId,
     peers,
+    trust: rotation.store,
     rev: () => wc.state.current,
     uploaded: () => uploaded,
     connections: () => [...connections],
@@ -429,6 +443,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       await running?.catch(() => {})
       await tracker?.stop().catch(() => {})
       await transport.close()
+      await rotation.close()
       await feed.close()
       wc.history.closeHandles()
     },

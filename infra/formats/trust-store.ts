@@ -17,6 +17,8 @@ const StoreSchema = z.strictObject({
 
 export type RootOutcome = 'accepted' | 'known' | 'gap'
 export type FreshOutcome = 'accepted' | 'not-newer'
+/** What a store gained: a root (its version) or a product's fresh statement. */
+export type TrustChange = { kind: 'root'; version: number } | { kind: 'fresh'; product: string; issued: string }
 
 export class TrustStore {
   private chain: SignedRoot[] = []
@@ -24,6 +26,7 @@ export class TrustStore {
   private freshDocs = new Map<string, { text: string; signed: SignedFresh }>()
   private readonly file: string
   private readonly tmpDir: string
+  private readonly listeners = new Set<(change: TrustChange) => void>()
 
   private constructor(file: string, tmpDir: string) {
     this.file = file
@@ -82,6 +85,28 @@ export class TrustStore {
   }
 
   /**
+   * Calls `listener` after each root or fresh statement this store gains and saved, whoever fed
+   * it (stream, server, peer), so holders pass it on (docs/formats.md §3.5). Returns the remover.
+   */
+  onChange(listener: (change: TrustChange) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  private changed(change: TrustChange): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(change)
+      } catch { /* a listener's bug must not undo what was stored */ }
+    }
+  }
+
+  /** Products this store holds a fresh statement for. */
+  freshProducts(): string[] {
+    return [...this.freshDocs.keys()]
+  }
+
+  /**
    * Writes the store, first taking in what another holder of the same file (the CLI beside a
    * running daemon) verified since this one was read, so neither loses the other's roots.
    */
@@ -126,6 +151,7 @@ export class TrustStore {
     verifyPinnedRoot(signed, where)
     this.push(signed, canonical(signed))
     await this.save()
+    this.changed({ kind: 'root', version: signed.root.version })
   }
 
   /** First root of a client that pinned only a publisher key: accepted when that key endorses it (docs/formats.md §3.1). */
@@ -135,6 +161,7 @@ export class TrustStore {
     if (!endorsedFor(signed, product, pinnedKey)) return false
     this.push(signed, canonical(signed))
     await this.save()
+    this.changed({ kind: 'root', version: signed.root.version })
     return true
   }
 
@@ -163,6 +190,7 @@ export class TrustStore {
       }
     }
     await this.save()
+    this.changed({ kind: 'root', version: v })
     return 'accepted'
   }
 
@@ -182,6 +210,7 @@ export class TrustStore {
     if (held && Date.parse(held.signed.fresh.issued) >= Date.parse(signed.fresh.issued)) return 'not-newer'
     this.freshDocs.set(signed.fresh.product, { text: typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'), signed })
     await this.save()
+    this.changed({ kind: 'fresh', product: signed.fresh.product, issued: signed.fresh.issued })
     return 'accepted'
   }
 
