@@ -17,6 +17,7 @@ import { ReleaseCeiling, followHeartbeats } from './heartbeats.ts'
 import { Pool } from './pool.ts'
 import { natsGatewayBackend, type ForwardFrom } from './gateway-backend.ts'
 import type { TrustStore } from '../../infra/release/trust.ts'
+import { readRoots } from '../../infra/formats/meta-stream.ts'
 import { startSftpGateway, type SftpGateway } from '../../infra/ssh/sftp-gateway.ts'
 
 export interface ProxyOptions {
@@ -125,6 +126,8 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
     },
   })
 
+  // A trust file that pins a root (format 3) takes rotations from UPSWARM_META (issue 10 item 7).
+  opts.trust?.followRoots((from) => readRoots(nc, from))
   const backend = natsGatewayBackend({ nc, pool, forward: forwardFrom, trust: opts.trust, log })
   let gateway: Gateway | undefined
   let sftp: SftpGateway | undefined

@@ -8,7 +8,7 @@ import { JetStreamApiCodes, JetStreamApiError, jetstream } from '@nats-io/jetstr
 import type { ObjectStore } from '@nats-io/obj'
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
-import { RELEASE_STREAM, releaseSubject } from '../../infra/nats/names.ts'
+import { META_STREAM, RELEASE_STREAM, releaseSubject } from '../../infra/nats/names.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
 import { PIECE_SIZE } from '../../infra/release/hash.ts'
@@ -20,6 +20,8 @@ import {
 import { REV_HEADER, readReleaseChain, type SkippedMessage } from '../../infra/release/release-log.ts'
 import { scanTree } from '../../infra/release/scan.ts'
 import { loadTrust, pinProduct, pinnedElsewhere, trustedKeys } from '../../infra/release/trust.ts'
+import { newestRoot } from '../../infra/formats/meta-stream.ts'
+import { productKeys } from '../../infra/formats/root.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { publishToFeed, type FeedOutcome } from './feed.ts'
 
@@ -182,6 +184,18 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
 async function claimProduct(opts: PublishOptions, product: string): Promise<{ keys: string[]; pinned: boolean }> {
   const own = opts.key.publicKey
   if (opts.private && !opts.trust) throw new UpswarmError('UPSWARM_E_CONFIG', `a private product is marked in a trust file: publish ${product} with a trust file`)
+  // Issue 10 item 7: a product in the root of trust is the root's; its current publish keys sign,
+  // and its retired keys' releases still count for numbering (they are the history).
+  const stored = await withRetry(() => newestRoot(opts.nc), { attempts: 10 })
+  if (stored?.signed.root.products[product]) {
+    const { current, retired } = productKeys(stored.signed.root, product)
+    if (!current.includes(own)) {
+      throw new UpswarmError('UPSWARM_E_CONFIG',
+        `key ${own} is not a publish key of product ${product} in root version ${stored.signed.root.version} (${META_STREAM}); ` +
+        `its publish keys are ${current.join(', ')}. Rotate this key in with \`upswarm root edit --rotate\` first.`, { details: { product, keys: current } })
+    }
+    return { keys: [...current, ...retired], pinned: false }
+  }
   const keys = opts.trust ? trustedKeys(await loadTrust(opts.trust, { missingOk: true }), product) : undefined
   if (keys) {
     if (!keys.includes(own)) throw pinnedElsewhere(product, keys, `trust file ${opts.trust}`)

@@ -13,6 +13,7 @@ import {
   RELEASE_STREAM, REPO_SERVICE, actorEventSubject, alertSubject, repoSubject, serverConsumer, serverHeartbeat,
 } from '../../infra/nats/names.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
+import { readRoots } from '../../infra/formats/meta-stream.ts'
 import { endpoint, startService } from '../../infra/nats/service.ts'
 import { SignedReleaseSchema, UUID_RE, blobsOf, decodeRelease, encodeRelease, fileEntries, manifestSha256 } from '../../infra/release/manifest.ts'
 import type { TrustStore } from '../../infra/release/trust.ts'
@@ -100,6 +101,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   }
   const store = new RepoStore(opts.dataDir)
   await store.open()
+  // A trust file that pins a root (format 3) takes rotations from UPSWARM_META (issue 10 item 7).
+  opts.trust.followRoots((from) => readRoots(nc, from))
   const { blobs: os } = await openRepository(nc)
   const jsm = await jetstreamManager(nc)
   const js = jetstream(nc)

@@ -31,7 +31,7 @@ import { DialBook } from './dial-book.ts'
 import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-source.ts'
 import { PeerSet } from './peers.ts'
 import { makeServe } from './serve.ts'
-import { swarmSource, type FeedReleases } from './sources.ts'
+import { natsTrustSource, swarmSource, type FeedReleases } from './sources.ts'
 import { followTrust, type TrustEvents } from './trust.ts'
 
 export interface DaemonOptions {
@@ -408,14 +408,28 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   let follow: FollowHandle | undefined
   if (opts.nc) {
+    const trustSource = natsTrustSource(opts.nc)
+    await rotation.refresh(trustSource)
+    let checking = Promise.resolve()
     follow = await followReleases(opts.nc, product, (bytes, seq) => {
-      try {
-        const { release } = decodeTrusted(bytes, wc.releaseKeys(), `release stream seq ${seq}`)
+      // In order, one at a time: a release by a newly rotated key is judged after one look for the root that names it.
+      checking = checking.then(async () => {
+        const judge = () => decodeTrusted(bytes, { ...wc.releaseKeys(), store: rotation.store }, `release stream seq ${seq}`)
+        let release
+        try {
+          release = judge().release
+        } catch {
+          await rotation.refresh(trustSource)
+          try {
+            release = judge().release
+          } catch (err) {
+            log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
+            return
+          }
+        }
         streamReleases.set(release.manifest.rev, release)
         onNewRelease(release.manifest.rev)
-      } catch (err) {
-        log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
-      }
+      })
     })
   }
   // With a root held, it decides whether the pinned key may still sign (rotated or retired keys).

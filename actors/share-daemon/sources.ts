@@ -8,14 +8,21 @@ import { RepoClient } from '../../infra/repo-client.ts'
 import { PIECE_SIZE, sha256Hex } from '../../infra/release/hash.ts'
 import { encodeRelease, type FileEntry, type SignedRelease } from '../../infra/release/manifest.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
+import { readFresh, readRoots } from '../../infra/formats/meta-stream.ts'
 import type { DownloadSchedule, ReleaseSource } from '../updater/source.ts'
 import { addStats, emptyStats, fetchBlobMultiSource, stripeOwner, swarmKeysOf, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
+
+/** Roots and fresh statements from UPSWARM_META / UPSWARM_FRESH (issue 10 item 7); the updater verifies them. */
+export function natsTrustSource(nc: NatsConnection): Required<Pick<ReleaseSource, 'roots' | 'fresh'>> {
+  return { roots: (from) => readRoots(nc, from), fresh: (p) => readFresh(nc, p) }
+}
 
 export function serverSource(nc: NatsConnection, product: string): ReleaseSource & { stats: BlobFetchStats } {
   const client = new RepoClient(nc)
   const stats = emptyStats()
   return {
     stats,
+    ...natsTrustSource(nc),
     async revisions(p) {
       return (await client.revisions(p)).revs.map((r) => ({ rev: r.rev, manifestSha256: r.manifestSha256 }))
     },
@@ -46,6 +53,8 @@ export function swarmSource(opts: {
   const client = opts.nc ? new RepoClient(opts.nc) : undefined
   const stats = emptyStats()
   const startedAt = Date.now()
+  // Without NATS, roots and fresh statements come from peers (the statements channel) into the copy's store.
+  const trust = opts.nc ? natsTrustSource(opts.nc) : {}
   const fromFeed = (why: unknown): { rev: number; manifestSha256: string }[] => {
     const list = opts.feed?.list(opts.product) ?? []
     if (list.length === 0) throw why instanceof Error ? why : new UpswarmError('UPSWARM_E_NO_SERVER', 'no server and no release feed to ask for revisions')
@@ -54,6 +63,7 @@ export function swarmSource(opts: {
   }
   return {
     stats,
+    ...trust,
     async revisions(p) {
       if (!client) return fromFeed(new UpswarmError('UPSWARM_E_NO_SERVER', 'no NATS connection'))
       try {

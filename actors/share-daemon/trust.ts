@@ -12,6 +12,7 @@ import { decodeTrusted } from '../../infra/release/release-trust.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import { StatementsHolder } from '../../infra/swarm/statements.ts'
+import type { ReleaseSource } from '../updater/source.ts'
 
 export interface TrustEvents {
   /** A peer passed on root `version`: a rotation or revocation reached this copy through the swarm. */
@@ -30,6 +31,12 @@ export interface TrustFollower {
   attach(stream: NoiseSecretStream): void
   /** Whether the held root (else the pinned key) lets the key that signed `release` sign it; logs why not. */
   trusted(release: SignedRelease, where: string): boolean
+  /**
+   * Takes newer roots and the newest fresh statement from a source (the NATS streams); a copy that
+   * pinned only a key adopts the first root that key endorses. Never throws: logged, and the
+   * daemon goes on with what it holds (R-DHT-2).
+   */
+  refresh(source: Required<Pick<ReleaseSource, 'roots' | 'fresh'>>): Promise<void>
   /** Called with each new revision a rotated key's feed brings. */
   onRelease(fn: (rev: number) => void): void
   close(): Promise<void>
@@ -123,6 +130,21 @@ export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollow
     },
     onRelease(fn) {
       onRelease = fn
+    },
+    async refresh(source) {
+      try {
+        const docs = await source.roots(store.version + 1)
+        if (!store.root) {
+          for (const d of docs) if (await store.adoptEndorsed(d, 'the root stream', product, pinnedKey)) break
+        }
+        if (store.root) {
+          await store.acceptRoots(docs, 'the root stream')
+          const fresh = await source.fresh(product)
+          if (fresh !== undefined) await store.acceptFresh(fresh, 'the fresh stream')
+        }
+      } catch (err) {
+        log(`cannot refresh the root of trust from NATS; going on with what is held: ${errorMessage(err)}`)
+      }
     },
     async close() {
       closed = true
