@@ -33,6 +33,8 @@ export interface DemoSummary {
   }
   servers: { id: string; weight: number; requests: number; bytesServed: number; assigned: number; share: number }[]
   verified: { clients: number; allCurrentAtR2: boolean }
+  /** Issue 10 item 7: the root of trust the clients pinned and the notary's fresh statements they verified. */
+  trust: { rootVersion: number; clientsWithFreshStatement: number; newestVouched: number }
   rollback: { client: string; from: number; to: number; source: string; seconds: number }
   totalSeconds: number
 }
@@ -72,9 +74,15 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
 
     const { status } = await import('../updater/index.ts')
     let allCurrent = true
+    const trust = { rootVersion: 0, clientsWithFreshStatement: 0, newestVouched: 0 }
     for (const c of clients) {
       const s = await status(c.dir)
       allCurrent &&= s.rev === 2 && s.files.every((f) => f.status === 'current')
+      trust.rootVersion = Math.max(trust.rootVersion, s.rootVersion)
+      if (s.freshness) {
+        trust.clientsWithFreshStatement++
+        trust.newestVouched = Math.max(trust.newestVouched, s.freshness.newestRev)
+      }
     }
     const after = await swarm.stats()
     const servers = serverShares(before.servers, after.servers)
@@ -104,6 +112,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       },
       servers,
       verified: { clients: clients.length, allCurrentAtR2: allCurrent },
+      trust,
       rollback,
       totalSeconds: (Date.now() - started) / 1000,
     }
@@ -140,6 +149,7 @@ function render(s: DemoSummary): string {
     'server pool (weighted round-robin, assignments by the proxy during the run):',
     ...s.servers.map((r) => `  ${r.id}  weight ${r.weight}  assigned ${r.assigned} (${(r.share * 100).toFixed(0)}%)  requests ${r.requests}  served ${formatBytes(r.bytesServed)}`),
     `verified: ${s.verified.clients} working copies, all files current at r2: ${s.verified.allCurrentAtR2 ? 'yes' : 'NO'}`,
+    `root of trust: clients pinned root version ${s.trust.rootVersion}; ${s.trust.clientsWithFreshStatement} of ${s.clients} hold the notary's fresh statement (newest vouched r${s.trust.newestVouched})`,
     `rollback of ${s.rollback.client}: r${s.rollback.from} → r${s.rollback.to} from ${s.rollback.source} history in ${s.rollback.seconds.toFixed(1)} s`,
     `total ${s.totalSeconds.toFixed(1)} s`,
   ].join('\n')

@@ -158,8 +158,30 @@ export class Swarm {
 
   publisherNc!: NatsConnection
 
+  private readonly rooted = new Set<string>()
+
+  /**
+   * Issue 10 item 7: the product is added to the deployment's root of trust (as its operator
+   * would, `upswarm root edit --dir D --add-product …`) before its first release, so clients can
+   * pin the root and the notary vouches for its releases.
+   */
+  private async ensureInRoot(): Promise<void> {
+    const ep = this.launched.endpoints
+    if (!ep.root || !ep.rootKey || this.rooted.has(this.product)) return
+    const [{ readRootFile, writeRootFile }, { editRoot, rootText }, { appendRoot }, { readKeyFile }] = await Promise.all([
+      import('../root-holder/deployment.ts'), import('../root-holder/index.ts'), import('../../infra/formats/meta-stream.ts'), import('../../infra/release/keys.ts')])
+    const { signed } = await readRootFile(ep.root)
+    if (!signed.root.products[this.product]) {
+      const next = editRoot(signed.root, [await readKeyFile(ep.rootKey)], { addProducts: [{ product: this.product, publishKey: this.key.publicKey }] })
+      await appendRoot(this.nc, rootText(next), ep.root)
+      await writeRootFile(ep.root, next)
+    }
+    this.rooted.add(this.product)
+  }
+
   async publish(src: string, label?: string): Promise<PublishResult> {
     const { trust } = this.launched.endpoints
+    await this.ensureInRoot()
     return publish({ nc: this.publisherNc, src, product: this.product, key: this.key, ...(label ? { label } : {}), ...(trust ? { trust } : {}) })
   }
 
@@ -190,7 +212,9 @@ export class Swarm {
     await mkdir(join(this.opts.dir, 'clients'), { recursive: true })
     // One identity per client machine (issue 10).
     const env = this.env(await issueClientCreds(this.launched.endpoints, name))
-    const init = JSON.parse(await run([CLI, 'init', dir, '--product', this.product, '--pubkey', this.key.publicKey, '--json'], env)) as SwarmClient['initResult']
+    const { root } = this.launched.endpoints
+    await this.ensureInRoot()
+    const init = JSON.parse(await run([CLI, 'init', dir, '--product', this.product, '--pubkey', this.key.publicKey, ...(root ? ['--root', root] : []), '--json'], env)) as SwarmClient['initResult']
     const client = new SwarmClient(name, dir, env)
     client.initResult = init
     this.clients.push(client)

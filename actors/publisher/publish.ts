@@ -194,7 +194,11 @@ async function claimProduct(opts: PublishOptions, product: string): Promise<{ ke
         `key ${own} is not a publish key of product ${product} in root version ${stored.signed.root.version} (${META_STREAM}); ` +
         `its publish keys are ${current.join(', ')}. Rotate this key in with \`upswarm root edit --rotate\` first.`, { details: { product, keys: current } })
     }
-    return { keys: [...current, ...retired], pinned: false }
+    // Servers that read a key-pinning trust file (format 1/2) learn the product from it as before;
+    // one pinned to another key refuses, naming the file (the operator moves it to format 3).
+    const file = opts.trust ? await loadTrust(opts.trust, { missingOk: true }) : undefined
+    const pinned = opts.trust && !file?.root ? (await pinProduct(opts.trust, product, own, { private: opts.private === true })).pinned : false
+    return { keys: [...current, ...retired], pinned }
   }
   const keys = opts.trust ? trustedKeys(await loadTrust(opts.trust, { missingOk: true }), product) : undefined
   if (keys) {
