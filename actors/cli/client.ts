@@ -3,7 +3,7 @@ import type { Command } from 'commander'
 import { Option } from 'commander'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { UpswarmError, errorMessage } from '../../infra/errors.ts'
+import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
@@ -28,6 +28,42 @@ async function maybeNats(o: NatsFlags, name: string): Promise<NatsConnection | u
   const { connectNats, parseServers } = await import('../../infra/nats/connect.ts')
   return parseServers(o.nats).length > 0 ? connectNats(o.nats, name, o) : undefined
 }
+
+/**
+ * How long a command that can do without the repository waits for NATS: R-DHT-2 asks `status`
+ * to answer within a second also when the address accepts connections and never answers.
+ */
+const OPTIONAL_CONNECT_MS = 600
+
+/**
+ * NATS for a command that works without it (R-DHT-2): one bounded attempt; when NATS cannot be
+ * reached, a one-line note on stderr saying what the command does instead, and no connection.
+ * Refused credentials and unreadable files still fail: they need the user, not patience.
+ */
+async function optionalNats(o: NatsFlags, name: string, instead: string): Promise<NatsConnection | undefined> {
+  const { connectNats, parseServers } = await import('../../infra/nats/connect.ts')
+  const servers = parseServers(o.nats)
+  if (servers.length === 0) return undefined
+  try {
+    return await connectNats(servers, name, { creds: o.creds, tlsCa: o.tlsCa, timeoutMs: OPTIONAL_CONNECT_MS })
+  } catch (err) {
+    if (!isUpswarmError(err, 'UPSWARM_E_NATS')) throw err
+    process.stderr.write(`${natsUnreachable(servers, err)}; ${instead}\n`)
+    return undefined
+  }
+}
+
+const natsUnreachable = (servers: string[], err: UpswarmError): string =>
+  `note: NATS at ${servers.join(',')} unreachable (${errorMessage(err.cause ?? err)})`
+
+/** Connects in the background until NATS answers (or `signal`); see connectWithRetry. */
+async function retryNats(o: NatsFlags, onRetry: (err: UpswarmError, waitMs: number, attempt: number) => void, signal: AbortSignal): Promise<NatsConnection | undefined> {
+  const { connectWithRetry } = await import('../../infra/nats/connect.ts')
+  return connectWithRetry(o.nats, 'upswarm-daemon', { creds: o.creds, tlsCa: o.tlsCa }, { signal, onRetry, attemptMs: DAEMON_ATTEMPT_MS })
+}
+
+/** One background attempt's bound: also what a SIGTERM waits at most for the attempt under way. */
+const DAEMON_ATTEMPT_MS = 2_000
 
 async function requireNats(o: NatsFlags, name: string, what: string): Promise<NatsConnection> {
   const nc = await maybeNats(o, name)
@@ -164,7 +200,7 @@ export function registerClientCommands(program: Command): void {
     .option('--offline', 'do not ask the repository for newer revisions')
     .addOption(jsonOption())
     .action(action(async (dir: string, o) => {
-      const nc = o.offline ? undefined : await maybeNats(o, 'upswarm-status')
+      const nc = o.offline ? undefined : await optionalNats(o, 'upswarm-status', 'showing local state')
       try {
         const updater = await updaterModule()
         const r = await updater.status(dir, nc ? { source: await serverSourceFor(nc, dir) } : {})
@@ -219,9 +255,11 @@ export function registerClientCommands(program: Command): void {
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, o) => {
-      const nc = await maybeNats(o, 'upswarm-rollback')
+      const updater = await updaterModule()
+      // A revision in local history needs no network (R-ROLLBACK): NATS is not even asked.
+      const local = (await updater.history(dir)).revisions.some((v) => v.rev === o.rev && v.local)
+      const nc = local ? undefined : await maybeNats(o, 'upswarm-rollback')
       try {
-        const updater = await updaterModule()
         const r = await updater.rollback(dir, {
           rev: o.rev, threads: o.threads,
           ...(nc ? { source: await serverSourceFor(nc, dir), alerts: (await alertsModule()).jetStreamAlertSink(nc) } : {}),
@@ -320,9 +358,12 @@ export function registerClientCommands(program: Command): void {
     .addOption(bootstrapOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, o) => {
-      const nc = await maybeNats(o, 'upswarm-daemon')
       // One JSON object per line (NDJSON), so that programs can follow the daemon's events.
       const emit = (event: object, human: string): void => printEvent(!!o.json, event, () => human)
+      // R-DHT-2: NATS unreachable is no reason not to share: the daemon runs on the swarm and
+      // joins NATS when it answers (retried with backoff in the background).
+      let nc = await optionalNats(o, 'upswarm-daemon', 'running on the swarm; retrying in the background')
+      const stopRetrying = new AbortController()
       const { startDaemon } = await import('../share-daemon/index.ts')
       await runRole('daemon', async () => {
         const daemon: Daemon = await startDaemon({
@@ -339,12 +380,25 @@ export function registerClientCommands(program: Command): void {
         const connected = (key: string, via: string): void => emit({ event: 'peer.connected', peer: key, via }, `peer ${key.slice(0, 12)}… connected over ${via}`)
         for (const c of daemon.connections()) connected(c.key, c.via)
         daemon.on('peer.connected', connected)
+        const retrying = nc ? undefined : retryNats(o, (err, waitMs, attempt) =>
+          emit({ event: 'nats.retrying', attempt, waitMs, error: err.toJSON() }, `NATS unreachable (${errorMessage(err.cause ?? err)}); retrying in ${Math.round(waitMs / 1000)} s`),
+        stopRetrying.signal).then(async (late) => {
+          if (!late) return
+          nc = late
+          await daemon.attachNats(late)
+          emit({ event: 'nats.connected' }, 'NATS reached: following releases and servers')
+        }, (err: unknown) => {
+          const e = isUpswarmError(err) ? err : new UpswarmError('UPSWARM_E_NATS', errorMessage(err), { cause: err })
+          emit({ event: 'nats.failed', error: e.toJSON() }, `NATS: ${e.message}; running on the swarm alone`)
+        })
         return {
           ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev() },
           close: async () => {
             // What this client gave back to the swarm, said once at the end (R-SHARE).
             emit({ event: 'daemon.stopped', uploadedBytes: daemon.uploaded(), peers: daemon.connections().length },
               `stopped; served ${formatBytes(daemon.uploaded())} to peers over ${daemon.connections().length} connection(s)`)
+            stopRetrying.abort()
+            await retrying
             await daemon.close()
             await nc?.close()
           },

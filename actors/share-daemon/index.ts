@@ -33,6 +33,7 @@ import { swarmSource, type FeedReleases } from './sources.ts'
 
 export interface DaemonOptions {
   dir: string
+  /** The repository's NATS; without it (unreachable) the daemon runs on the swarm alone until `attachNats`. */
   nc?: NatsConnection
   trackerHttp?: string
   trackerUdp?: string
@@ -85,6 +86,11 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
   connections(): { key: string; via: string }[]
   /** Runs one update now (to `request.rev`, or the newest verified), as `upswarm update` does. */
   updateNow(request?: UpdateRequest): Promise<DaemonUpdate>
+  /**
+   * NATS became reachable after the daemon started without it (R-DHT-2): follow the release
+   * stream and the heartbeats, announce through it, and use the servers from now on.
+   */
+  attachNats(nc: NatsConnection): Promise<void>
   close(): Promise<void>
 }
 
@@ -190,7 +196,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   // Heartbeats tell which servers hold which revision (an update waits until one does) and
   // name the servers' swarm keys (servers seed the swarm; their bytes count as server bytes).
-  const hbSub = opts.nc?.subscribe(SERVER_HEARTBEATS, {
+  let nc = opts.nc
+  const subscribeHeartbeats = (nc: NatsConnection) => nc.subscribe(SERVER_HEARTBEATS, {
     callback: (err, msg) => {
       if (err) return
       try {
@@ -204,6 +211,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       } catch { /* malformed: the proxy logs it and keeps that server out; a client just ignores it */ }
     },
   })
+  let hbSub = nc ? subscribeHeartbeats(nc) : undefined
 
   const pendingDials = new Set<Promise<unknown>>()
   // Addresses that never complete a handshake are aged out instead of dialled every round.
@@ -255,30 +263,32 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   let initialQuery: Promise<void> = Promise.resolve()
 
   let tracker: TrackerClient | undefined
-  if (opts.nc || opts.trackerHttp || opts.trackerUdp) {
-    tracker = createTrackerClient({
-      ...(opts.nc ? { nc: opts.nc } : {}),
+  const startTracker = (): TrackerClient => {
+    const client = createTrackerClient({
+      ...(nc ? { nc } : {}),
       ...(opts.trackerHttp ? { httpUrl: opts.trackerHttp } : {}),
       ...(opts.trackerUdp ? { udpUrl: opts.trackerUdp } : {}),
       product: swarmProduct, rev: wc.state.current, peerId, port: addr.port, publicKey,
       intervalMs: opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_MS,
     })
-    tracker.on('peers', (list) => {
+    client.on('peers', (list) => {
       dial(list)
       if (list.filter((p) => p.publicKey !== publicKey).length === 0) lookUpOnDht('the tracker knows no other peer')
       else discoveryRoundDone()
     })
-    tracker.on('status', (s) => {
+    client.on('status', (s) => {
       events.emit('tracker.status', s)
       if (s !== 'ok') lookUpOnDht(`tracker ${s}`)
     })
+    return client
+  }
+  if (nc || opts.trackerHttp || opts.trackerUdp) {
+    tracker = startTracker()
     // A content-keyed swarm: peers at any revision hold blobs we may need (R-PEERLIST).
     initialQuery = tracker.queryPeers(swarmProduct).then(dial, () => {})
   }
   await joinDht(!tracker)
 
-  // Without NATS the updater keeps alerts in the working copy until a run that has a connection.
-  const alerts: AlertSink | undefined = opts.nc ? jetStreamAlertSink(opts.nc) : undefined
   const feedReleases: FeedReleases = {
     list: (p) => {
       const revs = new Map(feed.releases(p).map((e) => [e.rev, e.manifestSha256]))
@@ -302,11 +312,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const { rev } = request
     const started = Date.now()
     await discovered
-    const source = swarmSource({ nc: opts.nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
+    const source = swarmSource({ nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
     const from = wc.state.current
     events.emit('update.started', from, rev ?? wc.state.newestVerified)
     // Many blobs at once: server requests are capped by serverSlots, peer requests per peer; a
     // wide window lets every client fetch its own stripe early and trade the rest.
+    // Without NATS the updater keeps alerts in the working copy until a run that has a connection.
+    const alerts: AlertSink | undefined = nc ? jetStreamAlertSink(nc) : undefined
     const result = await update(opts.dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
     const before = wc
     wc = await WorkingCopy.open(opts.dir)
@@ -327,7 +339,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     events.emit('update.done', done)
     // Under the machine's identity: the only events subject its permissions allow (issue 10).
-    if (opts.nc) opts.nc.publish(actorEventSubject('daemon', identityOf(opts.nc)), JSON.stringify({ type: 'update.done', product, peerId, ...done }))
+    if (nc) nc.publish(actorEventSubject('daemon', identityOf(nc)), JSON.stringify({ type: 'update.done', product, peerId, ...done }))
     return done
   }
 
@@ -381,7 +393,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     // Someone must hold the files: a server that synced it, a peer at it, or the feed's peers.
     const held = serversNewest >= announced || peersNewest >= announced || feed.releases(product).some((e) => e.rev >= announced)
-    if (opts.nc && !held) return
+    if (nc && !held) return
     void updateNow().catch((err) => log(`update failed: ${errorMessage(err)}`))
   }
   const onNewRelease = (rev: number): void => {
@@ -397,18 +409,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   void discovered.then(() => clearTimeout(discoveryTimer))
   if (!tracker) void transport.flush().then(discoveryRoundDone, discoveryRoundDone)
 
-  let follow: FollowHandle | undefined
-  if (opts.nc) {
-    follow = await followReleases(opts.nc, product, (bytes, seq) => {
-      try {
-        const release = decodeRelease(bytes, publisherKey, `release stream seq ${seq}`)
-        streamReleases.set(release.manifest.rev, release)
-        onNewRelease(release.manifest.rev)
-      } catch (err) {
-        log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
-      }
-    })
-  }
+  const followStream = (nc: NatsConnection): Promise<FollowHandle> => followReleases(nc, product, (bytes, seq) => {
+    try {
+      const release = decodeRelease(bytes, publisherKey, `release stream seq ${seq}`)
+      streamReleases.set(release.manifest.rev, release)
+      onNewRelease(release.manifest.rev)
+    } catch (err) {
+      log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
+    }
+  })
+  let follow = nc ? await followStream(nc) : undefined
   feed.on('release', (entry) => onNewRelease(entry.rev))
 
   const daemon = Object.assign(events, {
@@ -420,6 +430,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     uploaded: () => uploaded,
     connections: () => [...connections],
     updateNow,
+    async attachNats(late: NatsConnection) {
+      if (nc || closed) return
+      nc = late
+      hbSub = subscribeHeartbeats(late)
+      // The tracker's NATS door exists only in a client made with the connection.
+      const before = tracker
+      tracker = startTracker()
+      await before?.stop().catch(() => {})
+      follow = await followStream(late)
+      if (closed) await follow.stop()
+      maybeUpdate()
+    },
     async close() {
       closed = true
       clearTimeout(retryTimer)
