@@ -33,7 +33,7 @@ async function maybeNats(o: NatsFlags, name: string): Promise<NatsConnection | u
  * How long a command that can do without the repository waits for NATS: R-DHT-2 asks `status`
  * to answer within a second also when the address accepts connections and never answers.
  */
-const OPTIONAL_CONNECT_MS = 600
+const OPTIONAL_CONNECT_MS = 400
 
 /**
  * NATS for a command that works without it (R-DHT-2): one bounded attempt; when NATS cannot be

@@ -2,6 +2,7 @@
 // identity from a creds file (--creds / UPSWARM_CREDS) and the cluster's CA for TLS
 // (--tls-ca / UPSWARM_TLS_CA). Issue 10: nothing connects anonymously once identities exist.
 import { readFileSync } from 'node:fs'
+import { connect as tcpConnect } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, findCause, isUpswarmError, permissionViolation } from '../errors.ts'
@@ -47,13 +48,18 @@ export async function connectNats(servers: string | string[] | undefined, name: 
   const claims = creds ? credsClaims(creds, credsFile!) : undefined
   if (caFile) readConfigFile(caFile, 'TLS CA file')
   warnIfExpiring(claims?.exp, credsFile)
+  // nats.js leaks the socket of a dial that times out before the server's INFO (the process
+  // cannot exit, a retrying daemon gains a descriptor per attempt): a bounded connect first
+  // asks which servers speak at all, and dials only those.
+  const speaking = auth.timeoutMs ? await answering(list, auth.timeoutMs) : { urls: list }
+  if (speaking.urls.length === 0) throw connectError(speaking.failure, list, credsFile, caFile)
   let nc: NatsConnection
   try {
     nc = await connect({
-      servers: list,
+      servers: speaking.urls,
       name,
       maxReconnectAttempts: -1,
-      ...(auth.timeoutMs ? { timeout: Math.max(MIN_DIAL_MS, Math.floor(auth.timeoutMs / list.length)) } : {}),
+      ...(auth.timeoutMs ? { timeout: Math.max(MIN_DIAL_MS, Math.floor(auth.timeoutMs / speaking.urls.length)) } : {}),
       reconnectTimeWait: 250,
       pingInterval: 5_000,
       ...(creds ? { authenticator: credsAuthenticator(new TextEncoder().encode(creds)) } : {}),
@@ -103,6 +109,24 @@ export async function connectWithRetry(servers: string | string[] | undefined, n
     }
   }
   return undefined
+}
+
+/** The servers of `list` that send their first bytes (a NATS server's INFO) within `ms`, in order. */
+async function answering(list: string[], ms: number): Promise<{ urls: string[]; failure?: Error }> {
+  const failures = await Promise.all(list.map((url) => new Promise<Error | undefined>((resolve) => {
+    const { hostname, port } = new URL(url.includes('://') ? url : `nats://${url}`)
+    const socket = tcpConnect({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || 4222) })
+    const done = (failure?: Error): void => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(failure)
+    }
+    const timer = setTimeout(() => done(new Error(`no answer within ${ms} ms`)), ms)
+    socket.once('data', () => done())
+    socket.once('error', (err) => done(err))
+    socket.once('close', () => done(new Error('closed before a word')))
+  })))
+  return { urls: list.filter((_, i) => !failures[i]), ...(failures.find(Boolean) ? { failure: failures.find(Boolean)! } : {}) }
 }
 
 /** The least time one server's dial is given when a bounded connect is shared among many. */
