@@ -7,6 +7,7 @@ import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.t
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
+import type { SourceSettings } from '../../infra/store/working-copy/sources.ts'
 import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption } from './common.ts'
 import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
@@ -21,8 +22,15 @@ const updaterModule = (): Promise<typeof Updater> => import('../updater/index.ts
 const workingCopyModule = () => import('../../infra/store/working-copy/working-copy.ts')
 const sourcesModule = () => import('../share-daemon/sources.ts')
 const alertsModule = () => import('../../infra/nats/alert-sink.ts')
+const sourcesFileModule = () => import('../../infra/store/working-copy/sources.ts')
 
 type NatsFlags = { nats?: string; creds?: string; tlsCa?: string }
+
+/** Issue 11 item 7: what `init` recorded in the working copy fills in what no flag or variable gives. */
+async function withSources<T extends SourceSettings>(dir: string, o: T): Promise<T> {
+  const [{ readSources, withRecorded }, { layoutOf }] = await Promise.all([sourcesFileModule(), import('../../infra/store/working-copy/layout.ts')])
+  return withRecorded(o, await readSources(layoutOf(dir)))
+}
 
 async function maybeNats(o: NatsFlags, name: string): Promise<NatsConnection | undefined> {
   const { connectNats, parseServers } = await import('../../infra/nats/connect.ts')
@@ -173,7 +181,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(jsonOption())
     .action(action(async (dir: string, o) => {
       const nc = await requireNats(o, 'upswarm-init', 'init')
-      const [updater, { serverSource }, { jetStreamAlertSink }] = await Promise.all([updaterModule(), sourcesModule(), alertsModule()])
+      const [updater, { serverSource }, { jetStreamAlertSink }, { sourcesOf }] = await Promise.all([updaterModule(), sourcesModule(), alertsModule(), sourcesFileModule()])
       const { bar, onProgress } = progress(!!o.json)
       // With a swarm to join, the first revision comes like an update: peers and servers at once
       // (a short-lived sharing daemon). Adopting classifies existing files against the servers.
@@ -182,7 +190,7 @@ export function registerClientCommands(program: Command): void {
       try {
         const r = await updater.init(dir, {
           product: o.product, publicKey: String(o.pubkey).toLowerCase(), source: serverSource(nc, String(o.product).toLowerCase()),
-          alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress,
+          alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress, sources: sourcesOf(o),
           ...(request.rev !== undefined ? { rev: request.rev } : {}), ...(o.adopt ? { adopt: true } : {}), ...(o.history ? { historyDepth: o.history } : {}), ...(o.private ? { private: true } : {}),
           ...(swarm ? { checkout: (d: string) => updateThroughSwarm(d, nc, o, request, true) } : {}),
         })
@@ -199,7 +207,8 @@ export function registerClientCommands(program: Command): void {
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .option('--offline', 'do not ask the repository for newer revisions')
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(action(async (dir: string, flags) => {
+      const o = await withSources(dir, flags)
       const nc = o.offline ? undefined : await optionalNats(o, 'upswarm-status', 'showing local state')
       try {
         const updater = await updaterModule()
@@ -225,7 +234,8 @@ export function registerClientCommands(program: Command): void {
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(action(async (dir: string, flags) => {
+      const o = await withSources(dir, flags)
       const request = updateRequest(o)
       const nc = await maybeNats(o, 'upswarm-update')
       const { bar, onProgress } = progress(!!o.json)
@@ -254,7 +264,8 @@ export function registerClientCommands(program: Command): void {
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(action(async (dir: string, flags) => {
+      const o = await withSources(dir, flags)
       const updater = await updaterModule()
       // A revision in local history needs no network (R-ROLLBACK): NATS is not even asked.
       const local = (await updater.history(dir)).revisions.some((v) => v.rev === o.rev && v.local)
@@ -296,7 +307,8 @@ export function registerClientCommands(program: Command): void {
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(action(async (dir: string, flags) => {
+      const o = await withSources(dir, flags)
       const nc = await requireNats(o, 'upswarm-watch', 'watch')
       const [updater, { WorkingCopy }, { serverSource }, { jetStreamAlertSink }, { decodeRelease }, { followReleases }] = await Promise.all([
         updaterModule(), workingCopyModule(), sourcesModule(), alertsModule(),
@@ -357,7 +369,8 @@ export function registerClientCommands(program: Command): void {
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(action(async (dir: string, flags) => {
+      const o = await withSources(dir, flags)
       // One JSON object per line (NDJSON), so that programs can follow the daemon's events.
       const emit = (event: object, human: string): void => printEvent(!!o.json, event, () => human)
       // R-DHT-2: NATS unreachable is no reason not to share: the daemon runs on the swarm and
