@@ -8,7 +8,7 @@ import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
 import type { SourceSettings } from '../../infra/store/working-copy/sources.ts'
-import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption } from './common.ts'
+import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption } from './common.ts'
 import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
 
@@ -100,11 +100,10 @@ const stderrLog = (quiet: boolean) => (msg: string): void => {
 }
 
 /**
- * What `--rev` and `--on-conflict` ask for, validated once for both update paths (direct and
- * through the swarm), so that they mean the same whichever runs.
+ * What `--rev` (from 1 up: revArg) and `--on-conflict` ask for, the same for both update paths
+ * (direct and through the swarm), so that they mean the same whichever runs.
  */
 function updateRequest(o: { rev?: number; onConflict?: Updater.ConflictPolicy }): UpdateRequest {
-  if (o.rev !== undefined && o.rev < 1) throw new UpswarmError('UPSWARM_E_CONFIG', `--rev ${o.rev}: revisions start at 1; leave --rev out to get the newest`)
   return { ...(o.rev !== undefined ? { rev: o.rev } : {}), onConflict: o.onConflict ?? 'alert' }
 }
 
@@ -170,7 +169,7 @@ export function registerClientCommands(program: Command): void {
     .description('create a working copy of a product at its newest (or a given) revision')
     .requiredOption('--product <uuid>', 'product UUID')
     .requiredOption('--pubkey <hex>', "the publisher's public key (pinned: no release signed by another key is accepted)")
-    .option('--rev <n>', 'revision to check out (default: the newest)', intArg('--rev'))
+    .option('--rev <n>', 'revision to check out (default: the newest)', revArg('--rev'))
     .option('--adopt', 'take over a non-empty directory: its files are classified, never overwritten')
     .option('--history <k>', 'revisions kept in the local history store for offline rollback', intArg('--history'))
     .option('--private', 'a private product: its swarm admits only members of the fleet (needs --swarm-identity to share or fetch from peers)')
@@ -227,7 +226,7 @@ export function registerClientCommands(program: Command): void {
   program
     .command('update <dir>')
     .description('update the working copy to the newest (or a given) revision, from peers and servers')
-    .option('--rev <n>', 'revision to install (explicit; may be lower than the current one)', intArg('--rev'))
+    .option('--rev <n>', 'revision to install (explicit; may be lower than the current one)', revArg('--rev'))
     .addOption(new Option('--on-conflict <policy>', 'what to do with files changed by hand and out of date').choices(['alert', 'overwrite', 'abort']).default('alert'))
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
@@ -260,7 +259,7 @@ export function registerClientCommands(program: Command): void {
   program
     .command('rollback <dir>')
     .description('roll back to an older revision: offline from local history when it holds it, else downloaded')
-    .requiredOption('--rev <n>', 'the revision to go back to (lower than the current one)', intArg('--rev'))
+    .requiredOption('--rev <n>', 'the revision to go back to (lower than the current one)', revArg('--rev'))
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
