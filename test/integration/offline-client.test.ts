@@ -5,7 +5,7 @@
 import { execFile, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { createServer, type Server, type Socket } from 'node:net'
+import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -44,6 +44,36 @@ async function blackhole(): Promise<{ url: string; close: () => Promise<void> }>
   const { port } = server.address() as { port: number }
   return {
     url: `nats://127.0.0.1:${port}`,
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      server.close()
+      await once(server, 'close')
+    },
+  }
+}
+
+/** A door to a real NATS server that stays shut (connections dropped at once) until `open()`. */
+async function door(target: string): Promise<{ url: string; open: () => void; close: () => Promise<void> }> {
+  const { hostname, port: targetPort } = new URL(target)
+  const sockets = new Set<Socket>()
+  let open = false
+  const server = createServer((s) => {
+    if (!open) return void s.destroy()
+    const up = tcpConnect({ host: hostname, port: Number(targetPort) })
+    for (const sock of [s, up]) {
+      sockets.add(sock)
+      sock.on('error', () => {})
+      sock.on('close', () => sockets.delete(sock))
+    }
+    s.pipe(up).pipe(s)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {
+    url: `nats://127.0.0.1:${(server.address() as { port: number }).port}`,
+    open: () => {
+      open = true
+    },
     close: async () => {
       for (const s of sockets) s.destroy()
       server.close()
@@ -117,28 +147,34 @@ describe('offline client', { timeout: 120_000 }, () => {
     })
   }
 
-  it('share-daemon — starts with NATS a blackhole, says it is retrying, and stops cleanly on SIGTERM', async () => {
-    const child = spawn(process.execPath, [CLI, 'daemon', wc, '--json', '--bootstrap', clusterInfo().dhtBootstrap], { env: env(hole.url), stdio: ['ignore', 'pipe', 'pipe'] })
+  /** A daemon of `wc` with NATS at `nats`, its stdout read line by line up to a matching one. */
+  function daemon(nats: string) {
+    const child = spawn(process.execPath, [CLI, 'daemon', wc, '--json', '--bootstrap', clusterInfo().dhtBootstrap], { env: env(nats), stdio: ['ignore', 'pipe', 'pipe'] })
     let stderr = ''
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString()
     })
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
-    try {
-      const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
-      const seen: string[] = []
-      const until = async (match: (line: string) => boolean): Promise<string> => {
-        for (let i = 0; i < 50; i++) {
-          const next = await Promise.race([lines.next(), exited.then(() => ({ done: true as const, value: undefined }))])
-          if (next.done) throw new Error(`the daemon ended; stdout:\n${seen.join('\n')}\nstderr:\n${stderr}`)
-          seen.push(next.value)
-          if (match(next.value)) return next.value
-        }
-        throw new Error(`no such line in 50:\n${seen.join('\n')}`)
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+    const seen: string[] = []
+    const until = async (match: (line: string) => boolean): Promise<string> => {
+      for (let i = 0; i < 50; i++) {
+        const next = await Promise.race([lines.next(), exited.then(() => ({ done: true as const, value: undefined }))])
+        if (next.done) throw new Error(`the daemon ended; stdout:\n${seen.join('\n')}\nstderr:\n${stderr}`)
+        seen.push(next.value)
+        if (match(next.value)) return next.value
       }
+      throw new Error(`no such line in 50:\n${seen.join('\n')}`)
+    }
+    return { child, exited, until, stderr: () => stderr }
+  }
+
+  it('share-daemon — starts with NATS a blackhole, says it is retrying, and stops cleanly on SIGTERM', async () => {
+    const { child, exited, until, stderr } = daemon(hole.url)
+    try {
       const ready = JSON.parse((await until((l) => l.startsWith('READY '))).slice(6))
       expect(ready).toMatchObject({ role: 'daemon', rev: 2 })
-      expect(stderr).toMatch(/note: NATS at .* unreachable \(.+\); running on the swarm; retrying in the background/)
+      expect(stderr()).toMatch(/note: NATS at .* unreachable \(.+\); running on the swarm; retrying in the background/)
       const retrying = JSON.parse(await until((l) => l.includes('"nats.retrying"')))
       expect(retrying).toMatchObject({ event: 'nats.retrying', attempt: 1, error: { code: 'UPSWARM_E_NATS' } })
       child.kill('SIGTERM')
@@ -146,6 +182,23 @@ describe('offline client', { timeout: 120_000 }, () => {
       expect(await exited).toEqual([0, null])
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL')
+    }
+  })
+
+  it('share-daemon — joins NATS when it answers again (nats.connected) and stops cleanly', async () => {
+    const gate = await door(clusterInfo().nats[0]!)
+    const { child, exited, until } = daemon(gate.url)
+    try {
+      await until((l) => l.startsWith('READY '))
+      await until((l) => l.includes('"nats.retrying"'))
+      gate.open()
+      expect(JSON.parse(await until((l) => l.includes('"nats.connected"')))).toEqual({ event: 'nats.connected' })
+      child.kill('SIGTERM')
+      await until((l) => l.includes('"daemon.stopped"'))
+      expect(await exited).toEqual([0, null])
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+      await gate.close()
     }
   })
 })
