@@ -375,6 +375,7 @@ export function registerClientCommands(program: Command): void {
       // R-DHT-2: NATS unreachable is no reason not to share: the daemon runs on the swarm and
       // joins NATS when it answers (retried with backoff in the background).
       let nc = await optionalNats(o, 'upswarm-daemon', 'running on the swarm; retrying in the background')
+      const natsGiven = (await import('../../infra/nats/connect.ts')).parseServers(o.nats).length > 0
       const stopRetrying = new AbortController()
       const { startDaemon } = await import('../share-daemon/index.ts')
       await runRole('daemon', async () => {
@@ -392,7 +393,7 @@ export function registerClientCommands(program: Command): void {
         const connected = (key: string, via: string): void => emit({ event: 'peer.connected', peer: key, via }, `peer ${key.slice(0, 12)}… connected over ${via}`)
         for (const c of daemon.connections()) connected(c.key, c.via)
         daemon.on('peer.connected', connected)
-        const retrying = nc ? undefined : retryNats(o, (err, waitMs, attempt) =>
+        const retrying = nc || !natsGiven ? undefined : retryNats(o, (err, waitMs, attempt) =>
           emit({ event: 'nats.retrying', attempt, waitMs, error: err.toJSON() }, `NATS unreachable (${errorMessage(err.cause ?? err)}); retrying in ${Math.round(waitMs / 1000)} s`),
         stopRetrying.signal).then(async (late) => {
           if (!late) return
