@@ -434,10 +434,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       if (nc || closed) return
       nc = late
       hbSub = subscribeHeartbeats(late)
-      // The tracker's NATS door exists only in a client made with the connection.
-      const before = tracker
+      // The tracker's NATS door exists only in a client made with the connection; the old
+      // client withdraws first, so that its withdrawal cannot follow the new announce.
+      await tracker?.stop().catch(() => {})
       tracker = startTracker()
-      await before?.stop().catch(() => {})
       follow = await followStream(late)
       if (closed) await follow.stop()
       maybeUpdate()
