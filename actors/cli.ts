@@ -1,5 +1,5 @@
 // The `upswarm` command line: parses arguments and starts actors. No logic of its own.
-import { Command } from 'commander'
+import { Command, CommanderError } from 'commander'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PROJECT_ROOT } from '../infra/project-root.ts'
@@ -20,6 +20,9 @@ program
   .version(version, '-V, --version', 'print the version (from package.json)')
   .showHelpAfterError()
   .configureHelp({ sortSubcommands: false })
+  // Usage errors (unknown option, missing argument) exit 2 like our own (issue 11 item 9);
+  // commander has printed them. Set before the commands are added: they inherit it.
+  .exitOverride()
 
 registerClusterCommands(program)
 registerRepositoryCommands(program)
@@ -31,5 +34,5 @@ registerNotaryCommand(program)
 try {
   await program.parseAsync(process.argv)
 } catch (err) {
-  process.exitCode = reportError(err, process.argv.includes('--json'))
+  process.exitCode = err instanceof CommanderError ? (err.exitCode === 0 ? 0 : 2) : reportError(err, process.argv.includes('--json'))
 }

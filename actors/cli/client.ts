@@ -4,11 +4,12 @@ import { Option } from 'commander'
 import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { UpswarmError, errorMessage } from '../../infra/errors.ts'
+import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
-import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption } from './common.ts'
+import type { SourceSettings } from '../../infra/store/working-copy/sources.ts'
+import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption } from './common.ts'
 import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
 
@@ -22,13 +23,56 @@ const updaterModule = (): Promise<typeof Updater> => import('../updater/index.ts
 const workingCopyModule = () => import('../../infra/store/working-copy/working-copy.ts')
 const sourcesModule = () => import('../share-daemon/sources.ts')
 const alertsModule = () => import('../../infra/nats/alert-sink.ts')
+const sourcesFileModule = () => import('../../infra/store/working-copy/sources.ts')
 
 type NatsFlags = { nats?: string; creds?: string; tlsCa?: string }
+
+/** Issue 11 item 7: what `init` recorded in the working copy fills in what no flag or variable gives. */
+async function withSources<T extends SourceSettings>(dir: string, o: T): Promise<T> {
+  const [{ readSources, withRecorded }, { layoutOf }] = await Promise.all([sourcesFileModule(), import('../../infra/store/working-copy/layout.ts')])
+  return withRecorded(o, await readSources(layoutOf(dir)))
+}
 
 async function maybeNats(o: NatsFlags, name: string): Promise<NatsConnection | undefined> {
   const { connectNats, parseServers } = await import('../../infra/nats/connect.ts')
   return parseServers(o.nats).length > 0 ? connectNats(o.nats, name, o) : undefined
 }
+
+/**
+ * How long a command that can do without the repository waits for NATS: R-DHT-2 asks `status`
+ * to answer within a second also when the address accepts connections and never answers.
+ */
+const OPTIONAL_CONNECT_MS = 400
+
+/**
+ * NATS for a command that works without it (R-DHT-2): one bounded attempt; when NATS cannot be
+ * reached, a one-line note on stderr saying what the command does instead, and no connection.
+ * Refused credentials and unreadable files still fail: they need the user, not patience.
+ */
+async function optionalNats(o: NatsFlags, name: string, instead: string): Promise<NatsConnection | undefined> {
+  const { connectNats, parseServers } = await import('../../infra/nats/connect.ts')
+  const servers = parseServers(o.nats)
+  if (servers.length === 0) return undefined
+  try {
+    return await connectNats(servers, name, { creds: o.creds, tlsCa: o.tlsCa, timeoutMs: OPTIONAL_CONNECT_MS })
+  } catch (err) {
+    if (!isUpswarmError(err, 'UPSWARM_E_NATS')) throw err
+    process.stderr.write(`${natsUnreachable(servers, err)}; ${instead}\n`)
+    return undefined
+  }
+}
+
+const natsUnreachable = (servers: string[], err: UpswarmError): string =>
+  `note: NATS at ${servers.join(',')} unreachable (${errorMessage(err.cause ?? err)})`
+
+/** Connects in the background until NATS answers (or `signal`); see connectWithRetry. */
+async function retryNats(o: NatsFlags, onRetry: (err: UpswarmError, waitMs: number, attempt: number) => void, signal: AbortSignal): Promise<NatsConnection | undefined> {
+  const { connectWithRetry } = await import('../../infra/nats/connect.ts')
+  return connectWithRetry(o.nats, 'upswarm-daemon', { creds: o.creds, tlsCa: o.tlsCa }, { signal, onRetry, attemptMs: DAEMON_ATTEMPT_MS })
+}
+
+/** One background attempt's bound: also what a SIGTERM waits at most for the attempt under way. */
+const DAEMON_ATTEMPT_MS = 2_000
 
 async function requireNats(o: NatsFlags, name: string, what: string): Promise<NatsConnection> {
   const nc = await maybeNats(o, name)
@@ -57,11 +101,10 @@ const stderrLog = (quiet: boolean) => (msg: string): void => {
 }
 
 /**
- * What `--rev` and `--on-conflict` ask for, validated once for both update paths (direct and
- * through the swarm), so that they mean the same whichever runs.
+ * What `--rev` (from 1 up: revArg) and `--on-conflict` ask for, the same for both update paths
+ * (direct and through the swarm), so that they mean the same whichever runs.
  */
 function updateRequest(o: { rev?: number; onConflict?: Updater.ConflictPolicy }): UpdateRequest {
-  if (o.rev !== undefined && o.rev < 1) throw new UpswarmError('UPSWARM_E_CONFIG', `--rev ${o.rev}: revisions start at 1; leave --rev out to get the newest`)
   return { ...(o.rev !== undefined ? { rev: o.rev } : {}), onConflict: o.onConflict ?? 'alert' }
 }
 
@@ -128,7 +171,7 @@ export function registerClientCommands(program: Command): void {
     .requiredOption('--product <uuid>', 'product UUID')
     .option('--pubkey <hex>', "the publisher's public key (pinned: no release signed by another key is accepted, unless a root of trust it endorses rotates it)")
     .option('--root <file>', 'a root of trust document to pin (`upswarm root init`): publisher keys come from its chain and can rotate without a reinstall')
-    .option('--rev <n>', 'revision to check out (default: the newest)', intArg('--rev'))
+    .option('--rev <n>', 'revision to check out (default: the newest)', revArg('--rev'))
     .option('--adopt', 'take over a non-empty directory: its files are classified, never overwritten')
     .option('--history <k>', 'revisions kept in the local history store for offline rollback', intArg('--history'))
     .option('--private', 'a private product: its swarm admits only members of the fleet (needs --swarm-identity to share or fetch from peers)')
@@ -141,7 +184,7 @@ export function registerClientCommands(program: Command): void {
       if (!o.pubkey && !o.root) throw new UpswarmError('UPSWARM_E_CONFIG', 'init needs --pubkey HEX (the publisher key to pin) or --root FILE (a root of trust to pin)')
       const root = o.root ? { text: await readFile(String(o.root), 'utf8').catch((err: Error) => { throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read --root ${o.root}: ${err.message}`) }), where: String(o.root) } : undefined
       const nc = await requireNats(o, 'upswarm-init', 'init')
-      const [updater, { serverSource }, { jetStreamAlertSink }] = await Promise.all([updaterModule(), sourcesModule(), alertsModule()])
+      const [updater, { serverSource }, { jetStreamAlertSink }, { sourcesOf }] = await Promise.all([updaterModule(), sourcesModule(), alertsModule(), sourcesFileModule()])
       const { bar, onProgress } = progress(!!o.json)
       // With a swarm to join, the first revision comes like an update: peers and servers at once
       // (a short-lived sharing daemon). Adopting classifies existing files against the servers.
@@ -150,7 +193,7 @@ export function registerClientCommands(program: Command): void {
       try {
         const r = await updater.init(dir, {
           product: o.product, ...(o.pubkey ? { publicKey: String(o.pubkey).toLowerCase() } : {}), ...(root ? { root } : {}), source: serverSource(nc, String(o.product).toLowerCase()),
-          alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress,
+          alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress, sources: sourcesOf(o),
           ...(request.rev !== undefined ? { rev: request.rev } : {}), ...(o.adopt ? { adopt: true } : {}), ...(o.history ? { historyDepth: o.history } : {}), ...(o.private ? { private: true } : {}),
           ...(swarm ? { checkout: (d: string) => updateThroughSwarm(d, nc, o, request, true) } : {}),
         })
@@ -167,8 +210,9 @@ export function registerClientCommands(program: Command): void {
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .option('--offline', 'do not ask the repository for newer revisions')
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
-      const nc = o.offline ? undefined : await maybeNats(o, 'upswarm-status')
+    .action(action(async (dir: string, flags) => {
+      const o = await withSources(dir, flags)
+      const nc = o.offline ? undefined : await optionalNats(o, 'upswarm-status', 'showing local state')
       try {
         const updater = await updaterModule()
         const r = await updater.status(dir, nc ? { source: await serverSourceFor(nc, dir) } : {})
@@ -190,14 +234,15 @@ export function registerClientCommands(program: Command): void {
   program
     .command('update <dir>')
     .description('update the working copy to the newest (or a given) revision, from peers and servers')
-    .option('--rev <n>', 'revision to install (explicit; may be lower than the current one)', intArg('--rev'))
+    .option('--rev <n>', 'revision to install (explicit; may be lower than the current one)', revArg('--rev'))
     .addOption(new Option('--on-conflict <policy>', 'what to do with files changed by hand and out of date').choices(['alert', 'overwrite', 'abort']).default('alert'))
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(action(async (dir: string, flags) => {
+      const o = await withSources(dir, flags)
       const request = updateRequest(o)
       const nc = await maybeNats(o, 'upswarm-update')
       const { bar, onProgress } = progress(!!o.json)
@@ -222,14 +267,17 @@ export function registerClientCommands(program: Command): void {
   program
     .command('rollback <dir>')
     .description('roll back to an older revision: offline from local history when it holds it, else downloaded')
-    .requiredOption('--rev <n>', 'the revision to go back to (lower than the current one)', intArg('--rev'))
+    .requiredOption('--rev <n>', 'the revision to go back to (lower than the current one)', revArg('--rev'))
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
-      const nc = await maybeNats(o, 'upswarm-rollback')
+    .action(action(async (dir: string, flags) => {
+      const o = await withSources(dir, flags)
+      const updater = await updaterModule()
+      // A revision in local history needs no network (R-ROLLBACK): NATS is not even asked.
+      const local = (await updater.history(dir)).revisions.some((v) => v.rev === o.rev && v.local)
+      const nc = local ? undefined : await maybeNats(o, 'upswarm-rollback')
       try {
-        const updater = await updaterModule()
         const r = await updater.rollback(dir, {
           rev: o.rev, threads: o.threads,
           ...(nc ? { source: await serverSourceFor(nc, dir), alerts: (await alertsModule()).jetStreamAlertSink(nc) } : {}),
@@ -266,7 +314,8 @@ export function registerClientCommands(program: Command): void {
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
+    .action(action(async (dir: string, flags) => {
+      const o = await withSources(dir, flags)
       const nc = await requireNats(o, 'upswarm-watch', 'watch')
       const [updater, { WorkingCopy }, { serverSource }, { jetStreamAlertSink }, { decodeTrusted }, { followReleases }] = await Promise.all([
         updaterModule(), workingCopyModule(), sourcesModule(), alertsModule(),
@@ -330,10 +379,15 @@ export function registerClientCommands(program: Command): void {
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(jsonOption())
-    .action(action(async (dir: string, o) => {
-      const nc = await maybeNats(o, 'upswarm-daemon')
+    .action(action(async (dir: string, flags) => {
+      const o = await withSources(dir, flags)
       // One JSON object per line (NDJSON), so that programs can follow the daemon's events.
       const emit = (event: object, human: string): void => printEvent(!!o.json, event, () => human)
+      // R-DHT-2: NATS unreachable is no reason not to share: the daemon runs on the swarm and
+      // joins NATS when it answers (retried with backoff in the background).
+      let nc = await optionalNats(o, 'upswarm-daemon', 'running on the swarm; retrying in the background')
+      const natsGiven = (await import('../../infra/nats/connect.ts')).parseServers(o.nats).length > 0
+      const stopRetrying = new AbortController()
       const { startDaemon } = await import('../share-daemon/index.ts')
       await runRole('daemon', async () => {
         const daemon: Daemon = await startDaemon({
@@ -350,12 +404,25 @@ export function registerClientCommands(program: Command): void {
         const connected = (key: string, via: string): void => emit({ event: 'peer.connected', peer: key, via }, `peer ${key.slice(0, 12)}… connected over ${via}`)
         for (const c of daemon.connections()) connected(c.key, c.via)
         daemon.on('peer.connected', connected)
+        const retrying = nc || !natsGiven ? undefined : retryNats(o, (err, waitMs, attempt) =>
+          emit({ event: 'nats.retrying', attempt, waitMs, error: err.toJSON() }, `NATS unreachable (${errorMessage(err.cause ?? err)}); retrying in ${Math.round(waitMs / 1000)} s`),
+        stopRetrying.signal).then(async (late) => {
+          if (!late) return
+          nc = late
+          await daemon.attachNats(late)
+          emit({ event: 'nats.connected' }, 'NATS reached: following releases and servers')
+        }, (err: unknown) => {
+          const e = isUpswarmError(err) ? err : new UpswarmError('UPSWARM_E_NATS', errorMessage(err), { cause: err })
+          emit({ event: 'nats.failed', error: e.toJSON() }, `NATS: ${e.message}; running on the swarm alone`)
+        })
         return {
           ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev() },
           close: async () => {
             // What this client gave back to the swarm, said once at the end (R-SHARE).
             emit({ event: 'daemon.stopped', uploadedBytes: daemon.uploaded(), peers: daemon.connections().length },
               `stopped; served ${formatBytes(daemon.uploaded())} to peers over ${daemon.connections().length} connection(s)`)
+            stopRetrying.abort()
+            await retrying
             await daemon.close()
             await nc?.close()
           },

@@ -1,4 +1,5 @@
 import { Option } from 'commander'
+import { UpswarmError } from '../../infra/errors.ts'
 
 export const natsOption = (): Option => new Option('--nats <urls>', 'NATS servers, comma-separated').env('UPSWARM_NATS')
 /** Issue 10: the identity (NATS creds file) and the cluster's CA, on every command that uses NATS. */
@@ -9,11 +10,22 @@ export const trustOption = (what: string): Option => new Option('--trust <file>'
 export const swarmIdentityOption = (): Option => new Option('--swarm-identity <file>', 'this node\'s fleet identity for private swarms (`creds issue` writes it; endpoints.json: swarmIdentities)').env('UPSWARM_SWARM_IDENTITY')
 export const jsonOption = (): Option => new Option('--json', 'print the result as JSON on stdout')
 
+/**
+ * Issue 11 item 9: numbers on the command line are decimal digits and nothing else (`-1`, `abc`,
+ * `0x1`, ` 1`, `1e1` are usage errors naming the flag, exit 2). Fifteen digits stay exact.
+ */
 export function intArg(name: string) {
   return (value: string): number => {
-    const n = Number(value)
-    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer (got ${value})`)
-    return n
+    if (!/^[0-9]{1,15}$/.test(value)) throw new UpswarmError('UPSWARM_E_CONFIG', `${name} ${JSON.stringify(value)}: expected a whole number written in decimal digits (0, 1, 2, …)`)
+    return Number(value)
+  }
+}
+
+/** A revision: decimal, from 1 up. */
+export function revArg(name: string) {
+  return (value: string): number => {
+    if (!/^[1-9][0-9]{0,14}$/.test(value)) throw new UpswarmError('UPSWARM_E_CONFIG', `${name} ${JSON.stringify(value)}: a revision is a decimal number from 1 up (\`upswarm history DIR\` lists them)`)
+    return Number(value)
   }
 }
 

@@ -36,6 +36,7 @@ import { followTrust, type TrustEvents } from './trust.ts'
 
 export interface DaemonOptions {
   dir: string
+  /** The repository's NATS; without it (unreachable) the daemon runs on the swarm alone until `attachNats`. */
   nc?: NatsConnection
   trackerHttp?: string
   trackerUdp?: string
@@ -90,6 +91,11 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
   connections(): { key: string; via: string }[]
   /** Runs one update now (to `request.rev`, or the newest verified), as `upswarm update` does. */
   updateNow(request?: UpdateRequest): Promise<DaemonUpdate>
+  /**
+   * NATS became reachable after the daemon started without it (R-DHT-2): follow the release
+   * stream and the heartbeats, announce through it, and use the servers from now on.
+   */
+  attachNats(nc: NatsConnection): Promise<void>
   close(): Promise<void>
 }
 
@@ -197,7 +203,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   // Heartbeats tell which servers hold which revision (an update waits until one does) and
   // name the servers' swarm keys (servers seed the swarm; their bytes count as server bytes).
-  const hbSub = opts.nc?.subscribe(SERVER_HEARTBEATS, {
+  let nc = opts.nc
+  const subscribeHeartbeats = (nc: NatsConnection) => nc.subscribe(SERVER_HEARTBEATS, {
     callback: (err, msg) => {
       if (err) return
       try {
@@ -211,6 +218,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       } catch { /* malformed: the proxy logs it and keeps that server out; a client just ignores it */ }
     },
   })
+  let hbSub = nc ? subscribeHeartbeats(nc) : undefined
 
   const pendingDials = new Set<Promise<unknown>>()
   // Addresses that never complete a handshake are aged out instead of dialled every round.
@@ -262,30 +270,32 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   let initialQuery: Promise<void> = Promise.resolve()
 
   let tracker: TrackerClient | undefined
-  if (opts.nc || opts.trackerHttp || opts.trackerUdp) {
-    tracker = createTrackerClient({
-      ...(opts.nc ? { nc: opts.nc } : {}),
+  const startTracker = (): TrackerClient => {
+    const client = createTrackerClient({
+      ...(nc ? { nc } : {}),
       ...(opts.trackerHttp ? { httpUrl: opts.trackerHttp } : {}),
       ...(opts.trackerUdp ? { udpUrl: opts.trackerUdp } : {}),
       product: swarmProduct, rev: wc.state.current, peerId, port: addr.port, publicKey,
       intervalMs: opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_MS,
     })
-    tracker.on('peers', (list) => {
+    client.on('peers', (list) => {
       dial(list)
       if (list.filter((p) => p.publicKey !== publicKey).length === 0) lookUpOnDht('the tracker knows no other peer')
       else discoveryRoundDone()
     })
-    tracker.on('status', (s) => {
+    client.on('status', (s) => {
       events.emit('tracker.status', s)
       if (s !== 'ok') lookUpOnDht(`tracker ${s}`)
     })
+    return client
+  }
+  if (nc || opts.trackerHttp || opts.trackerUdp) {
+    tracker = startTracker()
     // A content-keyed swarm: peers at any revision hold blobs we may need (R-PEERLIST).
     initialQuery = tracker.queryPeers(swarmProduct).then(dial, () => {})
   }
   await joinDht(!tracker)
 
-  // Without NATS the updater keeps alerts in the working copy until a run that has a connection.
-  const alerts: AlertSink | undefined = opts.nc ? jetStreamAlertSink(opts.nc) : undefined
   const feedReleases: FeedReleases = {
     list: (p) => {
       const revs = new Map(feed.releases(p).map((e) => [e.rev, e.manifestSha256]))
@@ -310,11 +320,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const { rev } = request
     const started = Date.now()
     await discovered
-    const source = swarmSource({ nc: opts.nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
+    const source = swarmSource({ nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
     const from = wc.state.current
     events.emit('update.started', from, rev ?? wc.state.newestVerified)
     // Many blobs at once: server requests are capped by serverSlots, peer requests per peer; a
     // wide window lets every client fetch its own stripe early and trade the rest.
+    // Without NATS the updater keeps alerts in the working copy until a run that has a connection.
+    const alerts: AlertSink | undefined = nc ? jetStreamAlertSink(nc) : undefined
     const result = await update(opts.dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
     const before = wc
     wc = await WorkingCopy.open(opts.dir)
@@ -335,7 +347,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     events.emit('update.done', done)
     // Under the machine's identity: the only events subject its permissions allow (issue 10).
-    if (opts.nc) opts.nc.publish(actorEventSubject('daemon', identityOf(opts.nc)), JSON.stringify({ type: 'update.done', product, peerId, ...done }))
+    if (nc) nc.publish(actorEventSubject('daemon', identityOf(nc)), JSON.stringify({ type: 'update.done', product, peerId, ...done }))
     return done
   }
 
@@ -390,7 +402,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     // Someone must hold the files: a server that synced it, a peer at it, or the feed's peers.
     const held = serversNewest >= announced || peersNewest >= announced || feed.releases(product).some((e) => e.rev >= announced) ||
       [...rotation.releases.keys()].some((rev) => rev >= announced)
-    if (opts.nc && !held) return
+    if (nc && !held) return
     void updateNow().catch((err) => log(`update failed: ${errorMessage(err)}`))
   }
   const onNewRelease = (rev: number): void => {
@@ -406,12 +418,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   void discovered.then(() => clearTimeout(discoveryTimer))
   if (!tracker) void transport.flush().then(discoveryRoundDone, discoveryRoundDone)
 
-  let follow: FollowHandle | undefined
-  if (opts.nc) {
-    const trustSource = natsTrustSource(opts.nc)
+  const followStream = async (nc: NatsConnection): Promise<FollowHandle> => {
+    const trustSource = natsTrustSource(nc)
     await rotation.refresh(trustSource)
     let checking = Promise.resolve()
-    follow = await followReleases(opts.nc, product, (bytes, seq) => {
+    return followReleases(nc, product, (bytes, seq) => {
       // In order, one at a time: a release by a newly rotated key is judged after one look for the root that names it.
       checking = checking.then(async () => {
         const judge = () => decodeTrusted(bytes, { ...wc.releaseKeys(), store: rotation.store }, `release stream seq ${seq}`)
@@ -432,6 +443,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       })
     })
   }
+  let follow = nc ? await followStream(nc) : undefined
   // With a root held, it decides whether the pinned key may still sign (rotated or retired keys).
   feed.on('release', (entry, release) => {
     if (!rotation.store.root || rotation.trusted(release, `release feed block ${entry.index}`)) onNewRelease(entry.rev)
@@ -449,6 +461,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     uploaded: () => uploaded,
     connections: () => [...connections],
     updateNow,
+    async attachNats(late: NatsConnection) {
+      if (nc || closed) return
+      nc = late
+      hbSub = subscribeHeartbeats(late)
+      // The tracker's NATS door exists only in a client made with the connection; the old
+      // client withdraws first, so that its withdrawal cannot follow the new announce.
+      await tracker?.stop().catch(() => {})
+      tracker = startTracker()
+      follow = await followStream(late)
+      if (closed) await follow.stop()
+      maybeUpdate()
+    },
     async close() {
       closed = true
       clearTimeout(retryTimer)

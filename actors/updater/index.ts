@@ -12,6 +12,7 @@ import { readPendingAlerts } from '../../infra/store/working-copy/pending-alerts
 import { readJournal, type RecoveryAction } from '../../infra/store/working-copy/journal.ts'
 import { layoutOf } from '../../infra/store/working-copy/layout.ts'
 import { DEFAULT_HISTORY_DEPTH } from '../../infra/store/working-copy/meta.ts'
+import { writeSources, type WorkingCopySources } from '../../infra/store/working-copy/sources.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import type { ConflictPolicy, FileStatus } from '../../machines/file-status.machine.ts'
 import type { RunKind } from '../../machines/update-run.machine.ts'
@@ -83,6 +84,8 @@ export interface InitOptions {
   historyDepth?: number
   /** Record the product as private in the working copy config (docs/protocol.md §5). */
   private?: boolean
+  /** Where the copy comes from, recorded for later commands (issue 11 item 7). */
+  sources?: WorkingCopySources
   clientId?: string
   threads?: number
   onProgress?: (p: UpdateProgress) => void
@@ -200,7 +203,8 @@ export async function init(dir: string, opts: InitOptions): Promise<UpdateResult
   if (existing.length > 0 && !opts.adopt) {
     throw new UpswarmError('UPSWARM_E_WORKING_COPY', `${dir} is not empty; use --adopt to take over its files (they are classified, never overwritten) or choose an empty directory`)
   }
-  await mkdir(dir, { recursive: true })
+  // The first directory mkdir made (undefined: it existed): a failed init removes what it made.
+  const made = await mkdir(dir, { recursive: true })
   const created = await WorkingCopy.create(dir, {
     format: 1,
     product,
@@ -211,13 +215,17 @@ export async function init(dir: string, opts: InitOptions): Promise<UpdateResult
   })
   try {
     if (opts.root) await created.trust.pin(opts.root.text, opts.root.where)
+    if (opts.sources) await writeSources(layoutOf(dir), opts.sources)
     if (opts.checkout) return await opts.checkout(dir)
     return await withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => (await run(wc, 'checkout', opts.rev, opts)).result)
   } catch (err) {
     // A failed run leaves the tree as it was: leave no half working copy behind, unless a
     // journal still needs recovery (then the next command finishes it).
     const layout = layoutOf(dir)
-    if (!(await readJournal(layout).catch(() => true))) await rm(layout.meta, { recursive: true, force: true })
+    if (!(await readJournal(layout).catch(() => true))) {
+      await rm(layout.meta, { recursive: true, force: true })
+      if (made !== undefined && (await readdir(dir).catch(() => [])).length === 0) await rm(made, { recursive: true, force: true })
+    }
     throw err
   }
 }

@@ -112,7 +112,7 @@ export class RunSession {
       const rev = request.rev
       // S142: the target must be lower than the current revision.
       if (rev === undefined || !Number.isInteger(rev) || rev < 1 || rev >= state.current) {
-        throw new UpswarmError('UPSWARM_E_ROLLBACK', `cannot roll back ${this.wc.layout.root} to revision ${rev}: it must be a revision from 1 to ${state.current - 1} (the current revision is ${state.current})`)
+        throw new UpswarmError('UPSWARM_E_ROLLBACK', `cannot roll back ${this.wc.layout.root} to revision ${rev}: ${rollbackRange(state.current, rev)}`)
       }
       to = rev
     } else if (request.rev !== undefined) {
@@ -189,4 +189,14 @@ export class RunSession {
     for (const w of warnings) this.opts.log.warn({}, w)
     return warnings
   }
+}
+
+/** Why a rollback target is refused, and what to run instead. */
+function rollbackRange(current: number, rev: number | undefined): string {
+  if (current === 0) return 'no revision is installed yet; run `upswarm update` first'
+  if (current === 1) return 'it is at r1, the first revision: there is nothing older to go back to'
+  if (rev !== undefined && rev >= current) {
+    return `a rollback goes back, to r1 … r${current - 1} (the working copy is at r${current})${rev > current ? `; to go forward run \`upswarm update --rev ${rev}\`` : ''}`
+  }
+  return `choose a revision from 1 to ${current - 1} (\`upswarm history\` lists them)`
 }

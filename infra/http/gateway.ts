@@ -27,6 +27,17 @@ const UNVERIFIED = new Set<ErrorCode>(['UPSWARM_E_SIGNATURE', 'UPSWARM_E_MANIFES
 const FILES_RE = /^\/v1\/products\/([^/]+)\/revs\/([^/]+)\/files\/(.+)$/
 const DAV_RE = /^\/dav\/([^/]+)\/([^/]+)(\/.*)?$/
 
+const REV_RE = /^[1-9][0-9]{0,14}$/
+
+/** A percent-decoded part of the URL; malformed escapes are the client's error (400), not ours. */
+function decoded(raw: string, what: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    throw new HttpError(400, `malformed percent-encoding in the ${what}: ${raw}`)
+  }
+}
+
 class HttpError extends Error {
   constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
     super(message)
@@ -37,6 +48,7 @@ export async function startGateway(opts: { port: number; host: string; backend: 
   const server: Server = createServer((req, res) => {
     handle(opts.backend, req, res).catch((err) => {
       const status = err instanceof HttpError ? err.status : isUpswarmError(err) && /NOT_FOUND|UNKNOWN_REVISION/.test(err.code) ? 404
+        : isUpswarmError(err, 'UPSWARM_E_BAD_REQUEST') ? 400
         : isUpswarmError(err) && err.code === 'UPSWARM_E_NO_SERVER' ? 503
         : isUpswarmError(err) && UNVERIFIED.has(err.code) ? 502 : 500
       if (status >= 500) opts.log?.(`gateway error on ${req.method} ${req.url}: ${(err as Error).message}`)
@@ -74,12 +86,13 @@ async function handle(backend: GatewayBackend, req: IncomingMessage, res: Server
   }
   if (!files && !dav) throw new HttpError(404, `no such resource: ${path} (try /v1/products/UUID/revs/REV/files/PATH or /dav/UUID/REV/)`)
   const [, rawProduct, rawRev, rawPath] = (files ?? dav)!
-  const product = decodeURIComponent(rawProduct!).toLowerCase()
+  const product = decoded(rawProduct!, 'product').toLowerCase()
   if (!UUID_RE.test(product)) throw new HttpError(404, `not a product UUID: ${rawProduct}`)
+  // Strict decimal (issue 11 item 9): `0x2`, `1e1`, ` 1` name no revision.
+  if (rawRev !== 'latest' && !REV_RE.test(rawRev!)) throw new HttpError(400, `not a revision: ${rawRev} (a decimal number from 1 up, or latest)`)
   const rev = rawRev === 'latest' ? 'latest' : Number(rawRev)
-  if (rev !== 'latest' && (!Number.isInteger(rev) || rev < 1)) throw new HttpError(404, `not a revision: ${rawRev}`)
+  const relPath = decoded((rawPath ?? '').replace(/^\/+/, '').replace(/\/+$/, ''), 'path')
   const release = await backend.release(product, rev)
-  const relPath = decodeURIComponent((rawPath ?? '').replace(/^\/+/, '').replace(/\/+$/, ''))
 
   if (req.method === 'PROPFIND') {
     if (!dav) throw new HttpError(405, 'PROPFIND is served under /dav/UUID/REV/', { Allow: 'GET, HEAD, OPTIONS' })

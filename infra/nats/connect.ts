@@ -2,8 +2,10 @@
 // identity from a creds file (--creds / UPSWARM_CREDS) and the cluster's CA for TLS
 // (--tls-ca / UPSWARM_TLS_CA). Issue 10: nothing connects anonymously once identities exist.
 import { readFileSync } from 'node:fs'
+import { connect as tcpConnect } from 'node:net'
+import { setTimeout as delay } from 'node:timers/promises'
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node'
-import { UpswarmError, findCause, permissionViolation } from '../errors.ts'
+import { UpswarmError, findCause, isUpswarmError, permissionViolation } from '../errors.ts'
 import { credsClaims, setIdentity } from './identity.ts'
 
 export type { NatsConnection }
@@ -13,6 +15,11 @@ export interface NatsAuth {
   creds?: string | undefined
   /** PEM file of the CA that signed the servers' certificates; default UPSWARM_TLS_CA. */
   tlsCa?: string | undefined
+  /**
+   * How long the first connect may take over all the servers (each gets its share); default
+   * nats.js's 20 s per server. A server that accepts TCP and never answers costs its share.
+   */
+  timeoutMs?: number | undefined
 }
 
 /** Parses "nats://a:1,nats://b:2" (or an array of such) into a list of URLs. */
@@ -41,12 +48,18 @@ export async function connectNats(servers: string | string[] | undefined, name: 
   const claims = creds ? credsClaims(creds, credsFile!) : undefined
   if (caFile) readConfigFile(caFile, 'TLS CA file')
   warnIfExpiring(claims?.exp, credsFile)
+  // nats.js leaks the socket of a dial that times out before the server's INFO (the process
+  // cannot exit, a retrying daemon gains a descriptor per attempt): a bounded connect first
+  // asks which servers speak at all, and dials only those.
+  const speaking = auth.timeoutMs ? await answering(list, auth.timeoutMs) : { urls: list }
+  if (speaking.urls.length === 0) throw connectError(speaking.failure, list, credsFile, caFile)
   let nc: NatsConnection
   try {
     nc = await connect({
-      servers: list,
+      servers: speaking.urls,
       name,
       maxReconnectAttempts: -1,
+      ...(auth.timeoutMs ? { timeout: Math.max(MIN_DIAL_MS, Math.floor(auth.timeoutMs / speaking.urls.length)) } : {}),
       reconnectTimeWait: 250,
       pingInterval: 5_000,
       ...(creds ? { authenticator: credsAuthenticator(new TextEncoder().encode(creds)) } : {}),
@@ -60,6 +73,64 @@ export async function connectNats(servers: string | string[] | undefined, name: 
   reportRefusals(nc, claims?.name ?? 'anonymous')
   return nc
 }
+
+export interface RetryingConnect {
+  /** Aborting stops the attempts; the promise then resolves to undefined. */
+  signal: AbortSignal
+  /** Each failed attempt, with the wait before the next one. */
+  onRetry: (err: UpswarmError, waitMs: number, attempt: number) => void
+  /** One attempt's bound (default 5 s) and the first and longest waits between attempts. */
+  attemptMs?: number
+  firstWaitMs?: number
+  maxWaitMs?: number
+}
+
+/**
+ * R-DHT-2: a long-running client starts without NATS and joins it when it comes back. Tries
+ * until connected, waiting longer after each failure (doubling up to maxWaitMs). Only
+ * "unreachable" is retried: refused credentials or an unreadable creds file are final.
+ */
+export async function connectWithRetry(servers: string | string[] | undefined, name: string, auth: NatsAuth, opts: RetryingConnect): Promise<NatsConnection | undefined> {
+  let wait = opts.firstWaitMs ?? 1_000
+  for (let attempt = 1; !opts.signal.aborted; attempt++) {
+    try {
+      const nc = await connectNats(servers, name, { ...auth, timeoutMs: opts.attemptMs ?? 5_000 })
+      if (!opts.signal.aborted) return nc
+      await nc.close()
+      return undefined
+    } catch (err) {
+      if (!isUpswarmError(err, 'UPSWARM_E_NATS') || opts.signal.aborted) {
+        if (opts.signal.aborted) return undefined
+        throw err
+      }
+      opts.onRetry(err, wait, attempt)
+      await delay(wait, undefined, { signal: opts.signal }).catch(() => {})
+      wait = Math.min(wait * 2, opts.maxWaitMs ?? 30_000)
+    }
+  }
+  return undefined
+}
+
+/** The servers of `list` that send their first bytes (a NATS server's INFO) within `ms`, in order. */
+async function answering(list: string[], ms: number): Promise<{ urls: string[]; failure?: Error }> {
+  const failures = await Promise.all(list.map((url) => new Promise<Error | undefined>((resolve) => {
+    const { hostname, port } = new URL(url.includes('://') ? url : `nats://${url}`)
+    const socket = tcpConnect({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || 4222) })
+    const done = (failure?: Error): void => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(failure)
+    }
+    const timer = setTimeout(() => done(new Error(`no answer within ${ms} ms`)), ms)
+    socket.once('data', () => done())
+    socket.once('error', (err) => done(err))
+    socket.once('close', () => done(new Error('closed before a word')))
+  })))
+  return { urls: list.filter((_, i) => !failures[i]), ...(failures.find(Boolean) ? { failure: failures.find(Boolean)! } : {}) }
+}
+
+/** The least time one server's dial is given when a bounded connect is shared among many. */
+const MIN_DIAL_MS = 100
 
 const EXPIRY_WARNING_S = 14 * 24 * 60 * 60
 

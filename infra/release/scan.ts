@@ -3,7 +3,7 @@ import { lstat, readdir, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { UpswarmError } from '../errors.ts'
 import { hashFile, PIECE_SIZE } from './hash.ts'
-import { comparePaths, META_DIR, type Entry } from './manifest.ts'
+import { comparePaths, isSafeRelPath, META_DIR, type Entry } from './manifest.ts'
 
 export interface ScanProgress {
   files: number
@@ -38,6 +38,7 @@ export async function scanTree(
       if (dirRel === '' && name === META_DIR) continue
       const abs = join(dirAbs, name)
       const rel = dirRel ? `${dirRel}/${name}` : name
+      if (!isSafeRelPath(rel)) throw unpublishableName(abs, name, root)
       const st = await lstat(abs)
       if (st.isSymbolicLink()) entries.push({ path: rel, kind: 'symlink', target: await readlink(abs) })
       else if (st.isDirectory()) {
@@ -65,4 +66,10 @@ export async function scanTree(
   await Promise.all(workers)
   entries.sort((a, b) => comparePaths(a.path, b.path))
   return { entries, files }
+}
+
+/** Issue 11 item 9: one line naming the file and why, before any manifest is built. */
+function unpublishableName(abs: string, name: string, root: string): UpswarmError {
+  const why = name.includes('\\') ? 'its name has a backslash (\\), which clients on Windows read as a folder separator' : 'its name cannot be a path in a release'
+  return new UpswarmError('UPSWARM_E_PUBLISH', `cannot publish ${abs}: ${why}; rename it or move it out of ${root}`)
 }

@@ -156,7 +156,7 @@ describe('proxy', () => {
     expect(counts).toEqual({ [ids[0]!]: 500, [ids[1]!]: 100, [ids[2]!]: 100 })
   })
 
-  it('proxy — the HTTP gateway serves whole files, ranges (curl -r), HEAD, 404 and 416', async () => {
+  it('proxy — the HTTP gateway serves whole files, ranges (curl -r), HEAD, 404, 416 and 400 to malformed requests', async () => {
     const base = `${proxy.httpUrl}/v1/products/${product}/revs/1/files`
     const whole = Buffer.from(await (await fetch(`${base}/big.bin`)).arrayBuffer())
     expect(whole.equals(big)).toBe(true)
@@ -169,6 +169,9 @@ describe('proxy', () => {
     expect((await fetch(`${base}/empty`)).status).toBe(200)
     expect((await fetch(`${base}/nope.txt`)).status).toBe(404)
     expect((await fetch(`${proxy.httpUrl}/v1/products/${product}/revs/7/files/big.bin`)).status).toBe(404)
+    // Issue 11 item 9: malformed requests are the client's error (400), never the gateway's (500).
+    for (const rev of ['0x2', '1e1', '0', '-1']) expect((await fetch(`${proxy.httpUrl}/v1/products/${product}/revs/${rev}/files/big.bin`)).status).toBe(400)
+    expect((await fetch(`${base}/%E0%A4%A`)).status).toBe(400)
     const bad = await fetch(`${base}/docs/readme.txt`, { headers: { range: 'bytes=100-200' } })
     expect(bad.status).toBe(416)
     expect(bad.headers.get('content-range')).toBe('bytes */6')

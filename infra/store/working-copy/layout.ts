@@ -23,6 +23,8 @@ export interface WorkingCopyLayout {
   pendingAlerts: string
   /** The root of trust chain and newest fresh statements this copy verified (infra/formats/trust-store.ts). */
   trust: string
+  /** Where the copy gets releases from, as `init` was told (sources.ts). */
+  sources: string
   /** Temporary files of atomic writes; wiped by recovery. */
   tmp: string
 }
@@ -43,6 +45,7 @@ export function layoutOf(root: string): WorkingCopyLayout {
     lock: join(meta, 'lock'),
     pendingAlerts: join(meta, 'alerts-pending.json'),
     trust: join(meta, 'trust.json'),
+    sources: join(meta, 'sources.json'),
     tmp: join(meta, 'tmp'),
   }
 }
