@@ -133,7 +133,7 @@ export class Swarm {
   async start(): Promise<void> {
     const upOpts: UpOptions = {
       dir: join(this.opts.dir, 'cluster'),
-      roles: ['nats', 'dht', 'servers', 'proxy', 'tracker'],
+      roles: ['nats', 'dht', 'servers', 'proxy', 'tracker', 'notary'],
       natsNodes: 3,
       servers: this.opts.servers ?? 3,
       weights: this.opts.weights,
