@@ -18,7 +18,10 @@ import { appendRoot, readFresh, readRoots } from '../../infra/formats/meta-strea
 import { TrustStore } from '../../infra/formats/trust-store.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Identity } from '../../infra/nats/identity.ts'
-import { META_STREAM, ROOT_SUBJECT } from '../../infra/nats/names.ts'
+import { META_STREAM, ROOT_SUBJECT, releaseSubject } from '../../infra/nats/names.ts'
+import { headers } from '@nats-io/transport-node'
+import { encodeRelease, signManifest } from '../../infra/release/manifest.ts'
+import { REV_HEADER } from '../../infra/release/release-log.ts'
 import { generatePublisherKey, writeKeyFile } from '../../infra/release/keys.ts'
 import { writeTrust } from '../../infra/release/trust.ts'
 import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
@@ -161,13 +164,16 @@ describe('root of trust', () => {
     const r = await publish({ nc: publisher, src: join(dir.path, 'src'), product, key: pub2, trust, skipFeed: true })
     expect(await r2Signed).toMatchObject({ rev: 2, release: r.manifestSha256, root: 3 })
 
-    // The retired key signs r3 (a stolen key): the notary keeps vouching for r2.
-    await writeTree(join(dir.path, 'src'), { 'a.txt': 'three, forged\n' })
+    // The publisher refuses the retired key now that the root names another one.
+    await expect(publish({ nc: publisher, src: join(dir.path, 'src'), product, key: pub1, trust, skipFeed: true })).rejects.toThrow(/is not a publish key of product .* in root version 3/)
+    // The retired key signs r3 anyway (a stolen key) and appends it by hand: the notary keeps vouching for r2.
     const seen: SignedStatement[] = []
     const off = notary!.onSigned((s) => { seen.push(s) })
     const after = nextStatement((s) => s.product === product)
-    const forged = await publish({ nc: publisher, src: join(dir.path, 'src'), product, key: pub1, trust, skipFeed: true })
-    expect(forged.rev).toBe(3)
+    const h = headers()
+    h.set(REV_HEADER, '3')
+    const forged = signManifest({ format: 1, product, rev: 3, createdAt: new Date().toISOString(), pieceSize: 1024 * 1024, parent: r.manifestSha256, entries: [] }, pub1)
+    await jetstream(publisher).publish(releaseSubject(product), encodeRelease(forged), { headers: h })
     expect(await after).toMatchObject({ rev: 2, release: r.manifestSha256 })
     off()
     expect(seen.filter((s) => s.rev === 3)).toEqual([])
