@@ -1,5 +1,6 @@
-// Commands of the publisher and operators: keygen, publish, stats.
+// Commands of the publisher and operators: keygen, publish, stats, alerts.
 import type { Command } from 'commander'
+import { once } from 'node:events'
 import { UpswarmError } from '../../infra/errors.ts'
 import type { StatsReply } from '../proxy/index.ts'
 import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption, trustOption, swarmIdentityOption } from './common.ts'
@@ -96,4 +97,40 @@ export function registerRepositoryCommands(program: Command): void {
         await nc.close()
       }
     }))
+
+  program
+    .command('alerts')
+    .description("the administrators' alerts (R-STATUS-3): files changed by hand and out of date, releases a server parked; with --follow, new ones as they come")
+    .option('--product <uuid>', 'only this product')
+    .option('--since <hours>', 'from this many hours ago', intArg('--since'), 24)
+    .option('--follow', 'keep printing new alerts until interrupted')
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .addOption(jsonOption())
+    .action(action(async (o) => {
+      const [{ connectNats }, { readAlerts }] = await Promise.all([import('../../infra/nats/connect.ts'), import('../../infra/nats/alert-reader.ts')])
+      if (o.product !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(String(o.product))) {
+        throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a lowercase UUID (got ${JSON.stringify(o.product)})`)
+      }
+      const nc = await connectNats(o.nats, 'upswarm-alerts', o)
+      const stop = new AbortController()
+      if (o.follow) void Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]).then(() => stop.abort())
+      try {
+        // One JSON object per line (NDJSON) with --json, so programs can follow it.
+        const n = await readAlerts(nc, { sinceMs: Date.now() - o.since * 3_600_000, follow: !!o.follow, signal: stop.signal, ...(o.product ? { product: o.product } : {}) }, (a) => {
+          if (o.json) process.stdout.write(`${JSON.stringify(a)}\n`)
+          else process.stdout.write(`${a.time}  ${a.product.slice(0, 8)}…  ${a.from.padEnd(16)} ${describeAlert(a.body)}\n`)
+        })
+        if (!o.json && !o.follow) process.stderr.write(`${n} alert(s) in the last ${o.since} h\n`)
+      } finally {
+        await nc.close()
+      }
+    }))
+}
+
+/** One line for an alert, whatever its type. */
+function describeAlert(body: unknown): string {
+  const a = (body ?? {}) as Record<string, unknown>
+  if (a.type === 'release.parked') return `server ${String(a.server)} parked r${String(a.rev)} (seq ${String(a.seq)}): ${String(a.reason)}`
+  if (typeof a.path === 'string') return `${a.path}: changed by hand and out of date (at r${String(a.rev)}, r${String(a.targetRev)} installing)`
+  return JSON.stringify(body).slice(0, 300)
 }

@@ -132,6 +132,8 @@ export interface StatusReport {
   freshness?: Freshness
   /** The root of trust version held (0: the copy pinned only a publisher key). */
   rootVersion: number
+  /** Administrators' alerts kept on disk until a connected run delivers them (issue 11 item 4). */
+  alertsPending: number
   /** Set when the held root has expired: it keeps verifying (R-DHT-2), but operators must sign a new one. */
   rootExpired?: string
 }
@@ -245,6 +247,7 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
       hashed: tree.hashed,
       cached: tree.cached,
       rootVersion: wc.trust.version,
+      alertsPending: (await readPendingAlerts(wc.layout)).length,
       ...(wc.trust.root && rootExpired(wc.trust.root, Date.now()) ? { rootExpired: wc.trust.root.expires } : {}),
       ...(wc.trust.freshness(wc.config.product) ? { freshness: wc.trust.freshness(wc.config.product)! } : {}),
     }

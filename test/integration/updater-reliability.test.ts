@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { init, rollback, update, type UpdaterAlert } from '../../actors/updater/index.ts'
+import { init, rollback, status, update, type UpdaterAlert } from '../../actors/updater/index.ts'
 import { sha256Hex } from '../../infra/release/hash.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -72,9 +72,11 @@ describe('updater — reliability', () => {
     const offline = await update(wc, { source, rev: 3 })
     expect(offline.alerts.undelivered).toEqual([{ path: 'c.ini', reason: expect.stringMatching(/no connection/) }])
     expect(offline.alerts.pending).toBe(2)
+    expect((await status(wc)).alertsPending).toBe(2)
     const sink = new RecordingAlerts()
     const next = await update(wc, { source, alerts: sink })
     expect(next.alerts).toMatchObject({ earlierDelivered: 2, pending: 0 })
+    expect((await status(wc)).alertsPending).toBe(0)
     expect(sink.alerts.map((a) => [a.path, a.rev, a.targetRev])).toEqual([['c.ini', 1, 2], ['c.ini', 2, 3]])
   })
 
