@@ -3,7 +3,7 @@
 // the staging area. Blobs land in the history store (verified, content-addressed), then each
 // new file is staged as a copy of its blob.
 import { constants } from 'node:fs'
-import { chmod, copyFile, mkdir, symlink } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, statfs, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createActor, fromPromise, toPromise } from 'xstate'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
@@ -128,7 +128,43 @@ function scheduled(session: RunSession, tasks: RunPlan['tasks']): { concurrency:
   return { concurrency: Math.max(1, schedule.concurrency), order: [...tasks].sort((a, b) => rank.get(a)! - rank.get(b)!) }
 }
 
+/** Room kept free beyond what an update needs: metadata, journal, file system overhead. */
+const SPACE_MARGIN = 4 * 1024 * 1024
+
+/**
+ * Issue 11 item 8: before anything is downloaded, the file system of the working copy must hold
+ * the new blobs (local history) and their staged copies. Otherwise a clear error, and nothing is
+ * written: a full disk found half-way would cost a failed run and a retry of every byte.
+ */
+async function checkFreeSpace(session: RunSession, plan: RunPlan): Promise<void> {
+  const blobs = new Map<string, number>()
+  let staged = 0
+  for (const t of plan.tasks) {
+    const e = t.facts.target
+    if (e?.kind !== 'file') continue
+    staged += e.size
+    blobs.set(e.sha256, e.size)
+  }
+  if (staged === 0) return
+  let fetched = 0
+  for (const [sha, size] of blobs) if (!(await session.wc.history.has(sha))) fetched += size
+  const needed = staged + fetched + SPACE_MARGIN
+  const fs = await statfs(session.wc.layout.meta)
+  const free = fs.bavail * fs.bsize
+  if (needed > free) {
+    throw session.noteError(new UpswarmError('UPSWARM_E_IO',
+      `not enough free space for this update of ${session.wc.layout.root}: it needs about ${formatSize(needed)} (${formatSize(fetched)} of new content kept in local history, ` +
+      `${formatSize(staged)} staged beside the working copy) and ${formatSize(free)} are free; nothing was changed. Free some space and run it again.`,
+      { details: { needed, free, fetched, staged } }))
+  }
+}
+
+function formatSize(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`
+}
+
 export async function downloadPlanned(session: RunSession, request: RunRequest, target: RunTarget, plan: RunPlan): Promise<StagedSet> {
+  await checkFreeSpace(session, plan)
   await mkdir(join(session.wc.layout.staging, 'new'), { recursive: true })
   const machine = fileStatusMachine.provide({
     actors: {
