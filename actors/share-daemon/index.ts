@@ -25,7 +25,9 @@ import { loadSwarmIdentity, privateProductId, productTopic } from '../../infra/s
 import { loadOrCreateKeyPair, SwarmTransport } from '../../infra/swarm/transport.ts'
 import { HeartbeatForClient } from '../repo-server/heartbeat.ts'
 import { createTrackerClient, type TrackerClient, type TrackerPeer } from '../tracker/client.ts'
-import { holdsBack, update, type ConflictPolicy, type UpdateResult } from '../updater/index.ts'
+import { createActor, fromPromise, type Actor } from 'xstate'
+import { autoUpdateMachine, type AutoUpdateEvent, type AutoUpdateRequest, type RunOutcome } from '../../machines/auto-update.machine.ts'
+import { update, type ConflictPolicy, type UpdateResult } from '../updater/index.ts'
 import type { AlertSink } from '../updater/source.ts'
 import { DialBook } from './dial-book.ts'
 import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-source.ts'
@@ -129,14 +131,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   let uploaded = 0
   const connections: { key: string; via: string }[] = []
   // Update scheduling (declared first: heartbeats and peers may ask for an update at any time).
-  let running: Promise<DaemonUpdate> | undefined
-  let failures = 0
   let closed = false
-  /** The announced revision the last `update.held` was said for (said once per revision). */
-  let heldFor = 0
-  let retryTimer: NodeJS.Timeout | undefined
-  /** Newest revision announced by the release stream or the feed. */
-  let announced = 0
+  /** The update statechart; events that come before it exists (a heartbeat at start) wait for it. */
+  let updates: Actor<typeof autoUpdateMachine> | undefined
+  const early: AutoUpdateEvent[] = []
+  const tell = (event: AutoUpdateEvent): void => {
+    if (updates) updates.send(event)
+    else early.push(event)
+  }
   /** Newest revision a repository server has synced (from heartbeats). */
   let serversNewest = 0
   let resolveDiscovered!: () => void
@@ -184,7 +186,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       session.on('have', (have) => {
         if (have.product === product && have.rev > peersNewest) {
           peersNewest = have.rev
-          maybeUpdate()
+          tell({ type: 'holders.changed', newest: peersNewest })
         }
       })
       peers.add(info.peer, session)
@@ -213,7 +215,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         const synced = hb.synced[product]
         if (synced !== undefined && synced > serversNewest) {
           serversNewest = synced
-          maybeUpdate()
+          tell({ type: 'holders.changed', newest: serversNewest })
         }
       } catch { /* malformed: the proxy logs it and keeps that server out; a client just ignores it */ }
     },
@@ -311,7 +313,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   }
   const serverSlots = new ServerSlots(SERVER_SLOTS)
 
-  let again: UpdateRequest | undefined
   const announcePiece = (sha: string, pieceSize: number, index: number): void => {
     for (const p of peers.all()) if (!p.session.closed) p.session.announcePiece(sha, pieceSize, index)
   }
@@ -351,65 +352,60 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     return done
   }
 
+  // Issue 11 item 2: one statechart decides every run, automatic or asked for (machines/auto-update.machine.ts).
+  const results = new Map<number, DaemonUpdate>()
+  /** The run in progress, which close() lets finish (an update is never cut off half-way). */
+  let inflight: Promise<unknown> | undefined
+  const actor = createActor(autoUpdateMachine.provide({
+    actors: {
+      runUpdate: fromPromise<RunOutcome, { request: AutoUpdateRequest; id: number }>(async ({ input }) => {
+        const run = runUpdate(input.request)
+        inflight = run.catch(() => {})
+        const done = await run
+        results.set(input.id, done)
+        return { to: wc.state.current, hold: wc.state.hold }
+      }),
+    },
+  }), { input: { auto: !!opts.auto, needsHolders: nc !== undefined, current: wc.state.current, hold: wc.state.hold } })
+  let nextRunId = 1
+  const waiting = new Map<number, { resolve: (d: DaemonUpdate) => void; reject: (e: unknown) => void }>()
+  actor.on('run.done', (e) => {
+    const done = results.get(e.id)
+    results.delete(e.id)
+    if (e.id !== 0 && done) waiting.get(e.id)?.resolve(done)
+    waiting.delete(e.id)
+  })
+  actor.on('run.failed', (e) => {
+    const err = isUpswarmError(e.error) ? e.error : new UpswarmError('UPSWARM_E_IO', errorMessage(e.error), { cause: e.error })
+    events.emit('update.failed', err)
+    if (e.id === 0) log(`update failed: ${err.message}`)
+    waiting.get(e.id)?.reject(err)
+    waiting.delete(e.id)
+  })
+  actor.on('update.held', (e) => {
+    log(`holding r${e.rev} (rolled back); r${e.newest} is available: run \`upswarm update --rev ${e.newest}\` to install it`)
+    // Deferred: the release stream may tell of the release while startDaemon is still running.
+    setImmediate(() => events.emit('update.held', e.rev, e.newest))
+  })
+  actor.start()
+  updates = actor
+  for (const e of early.splice(0)) actor.send(e)
+
   function updateNow(request: UpdateRequest = {}): Promise<DaemonUpdate> {
     if (closed) return Promise.reject(new UpswarmError('UPSWARM_E_IO', `the sharing daemon of ${opts.dir} is stopping; no update is started`))
-    if (running) {
-      again = request
-      return running
-    }
-    running = runUpdate(request)
-    running.then((done) => {
-      // An automatic run that fell short of the announced revision (servers not answering yet,
-      // a hold) is retried with backoff like a failure, never at once.
-      failures = request.rev === undefined && done.to < announced && !holdsBack(wc.state, announced) ? failures + 1 : 0
-    }, () => {
-      failures++
-    }).finally(() => {
-      running = undefined
-      if (closed) return
-      if (again !== undefined) {
-        const next = again
-        again = undefined
-        void updateNow(next).catch(() => {})
-      } else if (failures > 0) {
-        // A failed automatic update is retried with backoff, not in a tight loop.
-        retryTimer = setTimeout(maybeUpdate, Math.min(30_000, 500 * 2 ** Math.min(failures, 6)))
-      } else {
-        maybeUpdate()
-      }
-    })
-    running.catch((err) => events.emit('update.failed', isUpswarmError(err) ? err : new UpswarmError('UPSWARM_E_IO', errorMessage(err), { cause: err })))
-    return running
+    const id = nextRunId++
+    const result = new Promise<DaemonUpdate>((resolve, reject) => waiting.set(id, { resolve, reject }))
+    actor.send({ type: 'update.requested', request, id })
+    return result
   }
 
-  // The newest revision announced by the release stream or the feed. With NATS, the update
-  // starts once a server has synced it (its heartbeat says so): the stream tells of a release
-  // before the servers hold its files. Without NATS, peers that sent the feed block are the source.
-  function maybeUpdate(): void {
-    if (!opts.auto || closed || running || announced <= wc.state.current) return
-    // R-ROLLBACK: a rolled-back copy stays where the user put it until a release newer than
-    // the one it left appears, or the user updates explicitly; said once per announced revision.
-    if (holdsBack(wc.state, announced)) {
-      if (heldFor !== announced) {
-        heldFor = announced
-        const rev = wc.state.current
-        log(`holding r${rev} (rolled back); r${announced} is available: run \`upswarm update --rev ${announced}\` to install it`)
-        // Deferred: the release stream may tell of the release while startDaemon is still running.
-        setImmediate(() => events.emit('update.held', rev, heldFor))
-      }
-      return
-    }
-    // Someone must hold the files: a server that synced it, a peer at it, or the feed's peers.
-    const held = serversNewest >= announced || peersNewest >= announced || feed.releases(product).some((e) => e.rev >= announced) ||
-      [...rotation.releases.keys()].some((rev) => rev >= announced)
-    if (nc && !held) return
-    void updateNow().catch((err) => log(`update failed: ${errorMessage(err)}`))
-  }
+  /** Newest revision some holder has: a server that synced it, a peer at it, the feed's peers. */
+  const feedNewest = (): number => Math.max(0, ...feed.releases(product).map((e) => e.rev), ...rotation.releases.keys())
   const onNewRelease = (rev: number): void => {
-    if (rev <= Math.max(wc.state.current, announced)) return
-    announced = rev
+    if (rev <= actor.getSnapshot().context.announced || rev <= wc.state.current) return
     events.emit('release.available', rev)
-    maybeUpdate()
+    actor.send({ type: 'holders.changed', newest: feedNewest() })
+    actor.send({ type: 'release.announced', rev })
   }
 
   // The first update waits for the first round of discovery (bounded): starting with no peer
@@ -471,14 +467,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       tracker = startTracker()
       follow = await followStream(late)
       if (closed) await follow.stop()
-      maybeUpdate()
+      actor.send({ type: 'nats.changed', connected: true })
     },
     async close() {
       closed = true
-      clearTimeout(retryTimer)
+      actor.send({ type: 'stop' })
       await follow?.stop()
       hbSub?.unsubscribe()
-      await running?.catch(() => {})
+      await inflight
+      for (const w of waiting.values()) w.reject(new UpswarmError('UPSWARM_E_IO', `the sharing daemon of ${opts.dir} stopped before this update ran`))
       await tracker?.stop().catch(() => {})
       await transport.close()
       await rotation.close()
