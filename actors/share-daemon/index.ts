@@ -30,6 +30,7 @@ import { autoUpdateMachine, type AutoUpdateEvent, type AutoUpdateRequest, type R
 import { update, type ConflictPolicy, type UpdateResult } from '../updater/index.ts'
 import type { AlertSink } from '../updater/source.ts'
 import { DialBook } from './dial-book.ts'
+import { AddressBook } from '../../infra/swarm/address-book.ts'
 import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-source.ts'
 import { PeerSet } from './peers.ts'
 import { makeServe } from './serve.ts'
@@ -198,6 +199,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
   })
   const addr = await transport.listen(opts.host ?? '127.0.0.1', opts.port ?? 0)
+  /** R-DHT-2: the peers last reached, dialled at start, so a daemon finds its swarm with NATS, tracker and DHT bootstrap all gone. */
+  const book = await AddressBook.open(wc.layout.peers, wc.layout.tmp)
   transport.on('refused', (peer, reason) => {
     // Two peers dialling each other is normal; anything else is worth a line in the log.
     if (reason !== 'duplicate connection') log(`connection ${peer ? `with peer ${peer.slice(0, 12)}… ` : ''}dropped: ${reason}`)
@@ -226,19 +229,33 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // Addresses that never complete a handshake are aged out instead of dialled every round.
   const dialBook = new DialBook()
   const dial = (list: TrackerPeer[]): void => {
+    if (closed) return
     for (const p of list) {
-      if (p.publicKey === publicKey || (p.publicKey && transport.connections.has(p.publicKey))) continue
-      if (!p.port) continue
+      if (p.publicKey === publicKey || !p.port) continue
+      if (p.publicKey && transport.connections.has(p.publicKey)) {
+        // Connected already (it dialled us): the tracker names where it listens, worth remembering.
+        book.remember(p.ip, p.port, p.publicKey)
+        continue
+      }
       const key = DialBook.key(p.ip, p.port, p.publicKey)
       if (!dialBook.begin(key)) continue
       const pending: Promise<unknown> = transport.dial(p.ip, p.port, p.publicKey ? { remotePublicKey: Buffer.from(p.publicKey, 'hex') } : {})
-        .then(() => dialBook.end(key, true), (err) => {
+        .then((info) => {
+          dialBook.end(key, true)
+          book.remember(p.ip, p.port, info.peer)
+        }, (err) => {
           const wait = dialBook.end(key, false)
           log(`dial ${p.ip}:${p.port} failed: ${errorMessage(err)}; not dialled again for ${Math.round(wait / 1000)} s`)
         })
         .finally(() => pendingDials.delete(pending))
       pendingDials.add(pending)
     }
+  }
+
+  const remembered = book.list()
+  if (remembered.length > 0) {
+    log(`dialling ${remembered.length} peer(s) reached before`)
+    dial(remembered.map((p) => ({ ip: p.host, port: p.port, publicKey: p.publicKey })))
   }
 
   // DHT: always announce ourselves (server); look peers up (client) when the tracker fails us.
@@ -444,6 +461,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   feed.on('release', (entry, release) => {
     if (!rotation.store.root || rotation.trusted(release, `release feed block ${entry.index}`)) onNewRelease(entry.rev)
   })
+  // Blocks that arrived before the handler (peers dialled at start replicate at once) count too.
+  for (const entry of feed.releases(product)) {
+    if (entry.rev <= wc.state.current) continue
+    const release = await feed.get(entry.index).catch(() => undefined)
+    if (release && (!rotation.store.root || rotation.trusted(release, `release feed block ${entry.index}`))) onNewRelease(entry.rev)
+  }
   rotation.onRelease(onNewRelease)
   for (const rev of rotation.releases.keys()) onNewRelease(rev)
 
@@ -477,6 +500,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       await inflight
       for (const w of waiting.values()) w.reject(new UpswarmError('UPSWARM_E_IO', `the sharing daemon of ${opts.dir} stopped before this update ran`))
       await tracker?.stop().catch(() => {})
+      await book.flush()
       await transport.close()
       await rotation.close()
       await feed.close()

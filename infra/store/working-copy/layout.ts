@@ -25,6 +25,8 @@ export interface WorkingCopyLayout {
   trust: string
   /** Where the copy gets releases from, as `init` was told (sources.ts). */
   sources: string
+  /** Peers the sharing daemon last reached, to dial when nothing else answers (infra/swarm/address-book.ts). */
+  peers: string
   /** Temporary files of atomic writes; wiped by recovery. */
   tmp: string
 }
@@ -46,6 +48,7 @@ export function layoutOf(root: string): WorkingCopyLayout {
     pendingAlerts: join(meta, 'alerts-pending.json'),
     trust: join(meta, 'trust.json'),
     sources: join(meta, 'sources.json'),
+    peers: join(meta, 'peers.json'),
     tmp: join(meta, 'tmp'),
   }
 }

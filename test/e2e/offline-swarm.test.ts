@@ -1,0 +1,64 @@
+// Issue 11 item 1 (R-DHT-2) end to end: NATS, the servers, the tracker and the DHT bootstrap all
+// gone — and the first NATS address a blackhole that accepts connections and never answers. A
+// daemon restarted with the same (dead) configuration dials the peers it remembers, learns the
+// new release from their feed and installs it from them.
+import net from 'node:net'
+import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Swarm } from '../../actors/demo/swarm.ts'
+import { generateTree, mutateTree } from '../../actors/demo/tree-gen.ts'
+import * as updater from '../../actors/updater/index.ts'
+import { tempDir } from '../helpers/cluster.ts'
+
+describe('offline swarm', { timeout: 240_000 }, () => {
+  let dir: { path: string; cleanup: () => Promise<void> }
+  let swarm: Swarm
+  let blackhole: net.Server | undefined
+
+  beforeAll(async () => {
+    dir = await tempDir('upswarm-offline-swarm-')
+    swarm = new Swarm({ dir: dir.path, servers: 1, weights: [1] })
+    await swarm.start()
+  }, 120_000)
+  afterAll(async () => {
+    blackhole?.close()
+    await swarm?.stop().catch(() => {})
+    await dir?.cleanup()
+  })
+
+  it('share-daemon — with NATS (one address a blackhole), servers, tracker and DHT bootstrap all gone, a restarted daemon dials the peers it remembers and updates from them', async () => {
+    const src = join(dir.path, 'src')
+    await generateTree(src, { files: 12, totalBytes: 512 * 1024, seed: 'offline-r1' })
+    await swarm.publish(src, '1')
+    await swarm.serversSynced(1)
+    const [a, b] = await Promise.all([swarm.addClient('off-a'), swarm.addClient('off-b')])
+    await Promise.all([a.start(), b.start()])
+    // They meet through the tracker, and b keeps a's address.
+    await expect.poll(async () => {
+      const book = await readFile(join(b.dir, '.upswarm', 'peers.json'), 'utf8').catch(() => '{"peers":[]}')
+      return (JSON.parse(book) as { peers: Array<{ publicKey: string }> }).peers.map((p) => p.publicKey)
+    }, { timeout: 60_000, interval: 250 }).toContain(String(a.ready!.publicKey))
+    await b.stop()
+
+    await mutateTree(src, { seed: 'offline-r2', changeFraction: 0.5, add: 2, remove: 1 })
+    await swarm.publish(src, '2')
+    await a.reached(2)
+
+    // Everything but the client daemons goes away.
+    for (const role of [...swarm.launched.children.keys()]) await swarm.stopRole(role)
+    const natsUrl = new URL(swarm.launched.endpoints.nats![0]!)
+    await swarm.launched.cluster!.stop()
+    blackhole = net.createServer(() => {}).listen(Number(natsUrl.port), '127.0.0.1')
+    await once(blackhole, 'listening')
+
+    await b.start()
+    const done = await b.reached(2)
+    expect(done.bytesFromServers).toBe(0)
+    expect(done.bytesFromPeers).toBeGreaterThan(0)
+    const status = await updater.status(b.dir)
+    expect(status.rev).toBe(2)
+    expect(status.files.filter((f) => f.status !== 'current')).toEqual([])
+  })
+})
