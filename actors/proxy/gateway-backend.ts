@@ -25,8 +25,8 @@ export interface GatewayBackendOptions {
   nc: NatsConnection
   pool: Pool
   forward: ForwardFrom
-  /** The products' pinned publisher keys; without it no manifest is trusted. */
-  trust: Pick<TrustStore, 'refusal'> | undefined
+  /** The products' pinned publisher keys; without it no manifest is trusted. Private products are not served here at all. */
+  trust: Pick<TrustStore, 'refusal' | 'isPrivate'> | undefined
   log: (msg: string) => void
 }
 
@@ -43,9 +43,19 @@ export function natsGatewayBackend({ nc, pool, forward, trust, log }: GatewayBac
     : `the proxy has no trust file: start it with --trust FILE (or UPSWARM_TRUST) naming each product's publisher keys`
 
   return {
-    products: () => pool.products(),
+    // Issue 10 item 9: a private product is for the fleet's members, who fetch it over NATS and the
+    // swarm with their identities; these doors ask for none, so they neither list nor serve it.
+    async products() {
+      const all = pool.products()
+      const out: Record<string, number> = {}
+      for (const [p, rev] of Object.entries(all)) if (!(await trust?.isPrivate(p).catch(() => true))) out[p] = rev
+      return out
+    },
 
     async release(product, rev) {
+      if (await trust?.isPrivate(product).catch(() => true)) {
+        throw new UpswarmError('UPSWARM_E_NOT_FOUND', `product ${product} is private: it is served to members of the fleet over NATS and the swarm, not by the gateway or the SFTP door`)
+      }
       const wanted = rev === 'latest' ? pool.newest(product) : rev
       if (wanted === 0) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `no healthy repository server holds product ${product}`)
       const key = `${product}/${wanted}`

@@ -382,6 +382,32 @@ describe('proxy', () => {
     }
   })
 
+  it('proxy — a private product is neither listed nor served by the gateway and the SFTP door (issue 10 item 9)', async () => {
+    const secret = newProduct()
+    await writeTree(join(dir.path, 'src-secret'), { 'a.txt': 'fleet only\n' })
+    await publish({ nc, src: join(dir.path, 'src-secret'), product: secret, key, trust: trustFile, private: true })
+    for (const s of servers) await waitFor(s.actor, () => s.store.synced[secret] === 1, { timeout: 30_000 })
+    const { proxy: p } = await freshProxy({ sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key')) })
+    try {
+      await waitFor(p.pool.member(ids[0]!)!, (snap) => snap.context.status.synced[secret] === 1, { timeout: 10_000 })
+      const res = await fetch(`${p.httpUrl}/v1/products/${secret}/revs/1/files/a.txt`)
+      expect(res.status).toBe(404)
+      expect(await res.text()).toContain(`product ${secret} is private`)
+      expect((await fetch(`${p.httpUrl}/dav/${secret}/1/`, { method: 'PROPFIND', headers: { depth: '1' } })).status).toBe(404)
+      const { sftp, end } = await sftpSession(p.sshUrl!)
+      try {
+        const names = await new Promise<string[]>((resolve, reject) => sftp.readdir('/', (err, list) => (err ? reject(err) : resolve(list.map((e) => e.filename)))))
+        expect(names).toContain(product)
+        expect(names).not.toContain(secret)
+        expect(await sftpError((cb) => sftp.stat(`/${secret}/1/a.txt`, (err) => cb(err)))).toMatchObject({ code: 2 })
+      } finally {
+        end()
+      }
+    } finally {
+      await p.close()
+    }
+  })
+
   it('proxy — a server that serves a tampered manifest is quarantined and the gateway answers from a good one', async () => {
     const bad = serverById(ids[0]!)
     const stored = bad.store.release(product, 1)!.bytes
