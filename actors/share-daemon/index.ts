@@ -103,6 +103,8 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
 }
 
 const DEFAULT_ANNOUNCE_MS = 5_000
+/** How often a daemon with no peer dials the peers it remembers again. */
+const REDIAL_REMEMBERED_MS = 10_000
 const DEFAULT_SWARM_THREADS = 16
 /** Server pieces one client has in flight at most, over all its downloads. */
 const SERVER_SLOTS = 2
@@ -252,11 +254,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
   }
 
-  const remembered = book.list()
-  if (remembered.length > 0) {
+  // The remembered peers are dialled at start, and again while the daemon has no peer at all (a
+  // handshake that timed out on a loaded machine, a peer that was restarting); the dial book's
+  // backoff keeps a dead address from being dialled in a loop.
+  const dialRemembered = (): void => {
+    const remembered = book.list()
+    if (remembered.length === 0 || transport.connections.size > 0) return
     log(`dialling ${remembered.length} peer(s) reached before`)
     dial(remembered.map((p) => ({ ip: p.host, port: p.port, publicKey: p.publicKey })))
   }
+  dialRemembered()
+  const redial = setInterval(dialRemembered, REDIAL_REMEMBERED_MS)
+  redial.unref()
 
   // DHT: always announce ourselves (server); look peers up (client) when the tracker fails us.
   const hasDht = parseBootstrap(opts.bootstrap).length > 0
@@ -495,6 +504,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     async close() {
       closed = true
       actor.send({ type: 'stop' })
+      clearInterval(redial)
       await follow?.stop()
       hbSub?.unsubscribe()
       await inflight

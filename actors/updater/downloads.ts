@@ -129,7 +129,7 @@ function scheduled(session: RunSession, tasks: RunPlan['tasks']): { concurrency:
 }
 
 /** Room kept free beyond what an update needs: metadata, journal, file system overhead. */
-const SPACE_MARGIN = 4 * 1024 * 1024
+const SPACE_MARGIN = 64 * 1024
 
 /**
  * Issue 11 item 8: before anything is downloaded, the file system of the working copy must hold
@@ -139,11 +139,13 @@ const SPACE_MARGIN = 4 * 1024 * 1024
 async function checkFreeSpace(session: RunSession, plan: RunPlan): Promise<void> {
   const blobs = new Map<string, number>()
   let staged = 0
+  let largest: { path: string; size: number } | undefined
   for (const t of plan.tasks) {
     const e = t.facts.target
     if (e?.kind !== 'file') continue
     staged += e.size
     blobs.set(e.sha256, e.size)
+    if (!largest || e.size > largest.size) largest = { path: t.path, size: e.size }
   }
   if (staged === 0) return
   let fetched = 0
@@ -154,7 +156,8 @@ async function checkFreeSpace(session: RunSession, plan: RunPlan): Promise<void>
   if (needed > free) {
     throw session.noteError(new UpswarmError('UPSWARM_E_IO',
       `not enough free space for this update of ${session.wc.layout.root}: it needs about ${formatSize(needed)} (${formatSize(fetched)} of new content kept in local history, ` +
-      `${formatSize(staged)} staged beside the working copy) and ${formatSize(free)} are free; nothing was changed. Free some space and run it again.`,
+      `${formatSize(staged)} staged beside the working copy; the largest file is ${largest!.path}, ${formatSize(largest!.size)}) and ${formatSize(free)} are free ` +
+      `(ENOSPC ahead); nothing was changed. Free some space and run it again.`,
       { details: { needed, free, fetched, staged } }))
   }
 }

@@ -4,6 +4,7 @@
 // loop), and no decoder allocates more than the message it was given.
 import b4a from 'b4a'
 import c from 'compact-encoding'
+import { encodeToBytes, strictDecoding, type State, type WireEncoder } from './wire-kit.ts'
 
 export const PROTOCOL = 'upswarm/pieces'
 export const PROTOCOL_VERSION = 1
@@ -64,16 +65,11 @@ export class PieceEncodeError extends Error {
   override readonly name = 'PieceEncodeError'
 }
 
-export interface State { start: number; end: number; buffer: Uint8Array | null }
+export type { State, WireEncoder } from './wire-kit.ts'
 
 const HAVE_FLAG_RESET = 1
 const HASH_BYTES = 32
 
-/** How a message type is written: compact-encoding's preencode/encode pair over a typed value. */
-export interface WireEncoder<T> {
-  preencode(state: State, message: T): void
-  encode(state: State, message: T): void
-}
 
 const handshake: WireEncoder<Handshake> = {
   preencode(s, h) { c.uint.preencode(s, h.version); c.uint.preencode(s, h.maxOutstanding); c.uint.preencode(s, h.maxRequestLength) },
@@ -132,42 +128,11 @@ function rejectCode(reason: RejectReasonName): number {
 }
 
 /** Encodes one message to bytes (tests, fuzzing, and anyone writing the format by hand). */
-export function toBytes<T>(encoder: WireEncoder<T>, message: T): Buffer {
-  const state: State = { start: 0, end: 0, buffer: null }
-  encoder.preencode(state, message)
-  state.buffer = b4a.allocUnsafe(state.end)
-  encoder.encode(state, message)
-  return state.buffer as Buffer
-}
+export const toBytes = encodeToBytes
 
 // ---- decoders (remote bytes, untrusted) ----
 
-/** Runs `body` over `bytes`; any failure, short read or trailing byte is a PieceDecodeError. */
-function decodeWith<T>(what: string, bytes: Uint8Array, body: (s: State) => T): T {
-  if (!(bytes instanceof Uint8Array)) throw new PieceDecodeError(`${what}: not bytes`)
-  if (bytes.byteLength > MAX_MESSAGE_BYTES) throw new PieceDecodeError(`${what}: ${bytes.byteLength} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte cap`)
-  const state: State = { start: 0, end: bytes.byteLength, buffer: bytes }
-  let out: T
-  try {
-    out = body(state)
-  } catch (err) {
-    if (err instanceof PieceDecodeError) throw err
-    throw new PieceDecodeError(`${what}: ${err instanceof Error ? err.message : String(err)}`)
-  }
-  if (state.start !== state.end) throw new PieceDecodeError(`${what}: ${state.end - state.start} trailing bytes`)
-  return out
-}
-
-function uintAtMost(s: State, max: number, field: string): number {
-  const n = c.uint.decode(s)
-  if (!Number.isSafeInteger(n) || n > max) throw new PieceDecodeError(`${field} ${n} is out of range (max ${max})`)
-  return n
-}
-
-function hash(s: State): Uint8Array {
-  if (s.end - s.start < HASH_BYTES) throw new PieceDecodeError('truncated SHA-256')
-  return c.fixed32.decode(s)
-}
+const { decodeWith, uintAtMost, hash } = strictDecoding(PieceDecodeError, MAX_MESSAGE_BYTES)
 
 export function decodeHandshake(bytes: Uint8Array): Handshake {
   return decodeWith('handshake', bytes, (s) => {

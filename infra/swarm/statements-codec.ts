@@ -4,6 +4,7 @@
 // TypeError/RangeError thrown into Protomux.
 import b4a from 'b4a'
 import c from 'compact-encoding'
+import { encodeToBytes, strictDecoding, type State, type WireEncoder } from './wire-kit.ts'
 import { ROOT_MAX_BYTES } from '../formats/root.ts'
 
 export const STATEMENTS_PROTOCOL = 'upswarm/statements'
@@ -47,11 +48,7 @@ export class StatementEncodeError extends Error {
   override readonly name = 'StatementEncodeError'
 }
 
-interface State { start: number; end: number; buffer: Uint8Array | null }
-export interface StatementEncoder<T> {
-  preencode(state: State, message: T): void
-  encode(state: State, message: T): void
-}
+export type StatementEncoder<T> = WireEncoder<T>
 
 const handshake: StatementEncoder<number> = {
   preencode(s, v) { c.uint.preencode(s, v) },
@@ -102,41 +99,11 @@ const wantRoots: StatementEncoder<WantRootsMessage> = {
 export const statementEncoders = { handshake, offer, want, doc, wantRoots } as const
 
 /** Encodes one message to bytes (the session's handshake, tests writing frames by hand). */
-export function statementBytes<T>(encoder: StatementEncoder<T>, message: T): Buffer {
-  const state: State = { start: 0, end: 0, buffer: null }
-  encoder.preencode(state, message)
-  state.buffer = b4a.allocUnsafe(state.end)
-  encoder.encode(state, message)
-  return state.buffer as Buffer
-}
+export const statementBytes = encodeToBytes
 
 // ---- decoders (remote bytes, untrusted)
 
-function decodeWith<T>(what: string, bytes: Uint8Array, body: (s: State) => T): T {
-  if (!(bytes instanceof Uint8Array)) throw new StatementDecodeError(`${what}: not bytes`)
-  if (bytes.byteLength > MAX_MESSAGE_BYTES) throw new StatementDecodeError(`${what}: ${bytes.byteLength} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte cap`)
-  const state: State = { start: 0, end: bytes.byteLength, buffer: bytes }
-  let out: T
-  try {
-    out = body(state)
-  } catch (err) {
-    if (err instanceof StatementDecodeError) throw err
-    throw new StatementDecodeError(`${what}: ${err instanceof Error ? err.message : String(err)}`)
-  }
-  if (state.start !== state.end) throw new StatementDecodeError(`${what}: ${state.end - state.start} trailing bytes`)
-  return out
-}
-
-function uintAtMost(s: State, max: number, field: string): number {
-  const n = c.uint.decode(s)
-  if (!Number.isSafeInteger(n) || n > max) throw new StatementDecodeError(`${field} ${n} is out of range (max ${max})`)
-  return n
-}
-
-function hash(s: State): Uint8Array {
-  if (s.end - s.start < HASH_BYTES) throw new StatementDecodeError('truncated SHA-256')
-  return c.fixed32.decode(s)
-}
+const { decodeWith, uintAtMost, hash } = strictDecoding(StatementDecodeError, MAX_MESSAGE_BYTES)
 
 function lengthPrefixed(s: State, max: number, field: string): Uint8Array {
   const n = uintAtMost(s, max, `${field} length`)

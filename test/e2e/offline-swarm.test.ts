@@ -39,7 +39,7 @@ describe('offline swarm', { timeout: 240_000 }, () => {
     await expect.poll(async () => {
       const book = await readFile(join(b.dir, '.upswarm', 'peers.json'), 'utf8').catch(() => '{"peers":[]}')
       return (JSON.parse(book) as { peers: Array<{ publicKey: string }> }).peers.map((p) => p.publicKey)
-    }, { timeout: 60_000, interval: 250 }).toContain(String(a.ready!.publicKey))
+    }, { timeout: 90_000, interval: 250 }).toContain(String(a.ready!.publicKey))
     await b.stop()
 
     await mutateTree(src, { seed: 'offline-r2', changeFraction: 0.5, add: 2, remove: 1 })
