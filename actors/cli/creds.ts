@@ -59,11 +59,11 @@ export function registerCredsCommands(program: Command): void {
       const authority = await Authority.load(join(o.dir, 'auth'))
       const endpoints = JSON.parse(await readFile(join(o.dir, 'endpoints.json'), 'utf8').catch(() => '{}')) as { nats?: string[]; tlsCa?: string }
       const kind = String(o.role) as (typeof IDENTITY_KINDS)[number]
-      const { jwt, revoked } = await authority.revoke(kind, name)
+      const { jwts, revoked } = await authority.revoke(kind, name)
       // The system account's user pushes the account: the only identity the servers take claims from.
       const sys = await connectNats(o.nats ?? endpoints.nats, 'upswarm-creds-revoke', { creds: await authority.systemCredsFile(), tlsCa: o.tlsCa ?? endpoints.tlsCa })
       try {
-        await pushAccount(sys, jwt)
+        for (const jwt of jwts) await pushAccount(sys, jwt)
       } finally {
         await sys.close()
       }

@@ -271,9 +271,9 @@ describe('security', () => {
     const cutOff = (async () => {
       for await (const s of victim.status()) if (s.type === 'disconnect') return
     })()
-    const { jwt } = await own.authority.revoke('client', 'sec-revoked')
+    const { jwts } = await own.authority.revoke('client', 'sec-revoked')
     const sys = await connectNats(own.cluster.urls, 'sec-sys', { creds: await own.authority.systemCredsFile(), tlsCa: own.authority.paths.caFile })
-    await pushAccount(sys, jwt)
+    for (const jwt of jwts) await pushAccount(sys, jwt)
     await sys.close()
     // The server closes the revoked user's connection; a new connection with the same creds is refused.
     await cutOff
