@@ -78,8 +78,12 @@ export function registerCredsCommands(program: Command): void {
     .action(action(async (o) => {
       const [{ Authority }, { join }] = await Promise.all([import('../../infra/auth/authority.ts'), import('node:path')])
       const authority = await Authority.load(join(o.dir, 'auth'))
-      const rows = authority.issued.map((i) => ({ ...i, revoked: authority.isRevoked(i.publicKey, i.issuedAt) }))
-      printResult(!!o.json, rows, () => rows.map((r) => `${r.kind.padEnd(9)} ${r.name.padEnd(20)} ${r.publicKey} issued ${new Date(r.issuedAt * 1000).toISOString()}` +
-        `${r.expires ? ` expires ${new Date(r.expires * 1000).toISOString()}` : ''}${r.revoked ? ' REVOKED' : ''}`).join('\n'))
+      const rows = authority.issued.map((i) => ({ ...i, account: authority.accountNameOf(i), revoked: authority.isRevoked(i.publicKey, i.issuedAt) }))
+      const keys = authority.accountPublicKeys
+      printResult(!!o.json, rows, () => [
+        ...rows.map((r) => `${r.kind.padEnd(9)} ${r.name.padEnd(20)} ${r.account.padEnd(7)} ${r.publicKey} issued ${new Date(r.issuedAt * 1000).toISOString()}` +
+          `${r.expires ? ` expires ${new Date(r.expires * 1000).toISOString()}` : ''}${r.revoked ? ' REVOKED' : ''}`),
+        `accounts: UPSWARM ${keys.upswarm}, CLIENTS ${keys.clients}`,
+      ].join('\n'))
     }))
 }

@@ -286,6 +286,11 @@ export class Authority {
     return { file, publicKey: id.keyPair.publicKey.toString('hex'), expires }
   }
 
+  /** The account a user was issued in, by name (`creds ls`). */
+  accountNameOf(user: Issued): typeof UPSWARM_ACCOUNT | typeof CLIENTS_ACCOUNT {
+    return user.account === publicKeyOf(this.full.clients) ? CLIENTS_ACCOUNT : UPSWARM_ACCOUNT
+  }
+
   /** Every user ever issued (newest last). */
   get issued(): readonly Issued[] {
     return this.state.issued

@@ -398,7 +398,8 @@ describe('security', () => {
     await expect(connectNats(own.cluster.urls, 'sec-cli-client-again', { creds: String(issued.file), tlsCa: own.authority.paths.caFile }))
       .rejects.toMatchObject({ code: 'UPSWARM_E_AUTH' })
     const listed = (await exec(process.execPath, [CLI, 'creds', 'ls', '--dir', dir.path])).stdout
-    expect(listed).toMatch(/client\s+sec-cli-revoked\s+\S+ issued .* REVOKED/)
+    expect(listed).toMatch(/client\s+sec-cli-revoked\s+CLIENTS\s+\S+ issued .* REVOKED/)
+    expect(listed).toMatch(/^accounts: UPSWARM A\S+, CLIENTS A\S+$/m)
   })
 
   it('security — a revoked client is cut off at once; the others keep working; no server restarts', async () => {
