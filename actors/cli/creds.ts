@@ -59,11 +59,11 @@ export function registerCredsCommands(program: Command): void {
       const authority = await Authority.load(join(o.dir, 'auth'))
       const endpoints = JSON.parse(await readFile(join(o.dir, 'endpoints.json'), 'utf8').catch(() => '{}')) as { nats?: string[]; tlsCa?: string }
       const kind = String(o.role) as (typeof IDENTITY_KINDS)[number]
-      const { jwt, revoked } = await authority.revoke(kind, name)
+      const { jwts, revoked } = await authority.revoke(kind, name)
       // The system account's user pushes the account: the only identity the servers take claims from.
       const sys = await connectNats(o.nats ?? endpoints.nats, 'upswarm-creds-revoke', { creds: await authority.systemCredsFile(), tlsCa: o.tlsCa ?? endpoints.tlsCa })
       try {
-        await pushAccount(sys, jwt)
+        for (const jwt of jwts) await pushAccount(sys, jwt)
       } finally {
         await sys.close()
       }
@@ -78,8 +78,12 @@ export function registerCredsCommands(program: Command): void {
     .action(action(async (o) => {
       const [{ Authority }, { join }] = await Promise.all([import('../../infra/auth/authority.ts'), import('node:path')])
       const authority = await Authority.load(join(o.dir, 'auth'))
-      const rows = authority.issued.map((i) => ({ ...i, revoked: authority.isRevoked(i.publicKey, i.issuedAt) }))
-      printResult(!!o.json, rows, () => rows.map((r) => `${r.kind.padEnd(9)} ${r.name.padEnd(20)} ${r.publicKey} issued ${new Date(r.issuedAt * 1000).toISOString()}` +
-        `${r.expires ? ` expires ${new Date(r.expires * 1000).toISOString()}` : ''}${r.revoked ? ' REVOKED' : ''}`).join('\n'))
+      const rows = authority.issued.map((i) => ({ ...i, account: authority.accountNameOf(i), revoked: authority.isRevoked(i.publicKey, i.issuedAt) }))
+      const keys = authority.accountPublicKeys
+      printResult(!!o.json, rows, () => [
+        ...rows.map((r) => `${r.kind.padEnd(9)} ${r.name.padEnd(20)} ${r.account.padEnd(7)} ${r.publicKey} issued ${new Date(r.issuedAt * 1000).toISOString()}` +
+          `${r.expires ? ` expires ${new Date(r.expires * 1000).toISOString()}` : ''}${r.revoked ? ' REVOKED' : ''}`),
+        `accounts: UPSWARM ${keys.upswarm}, CLIENTS ${keys.clients}`,
+      ].join('\n'))
     }))
 }

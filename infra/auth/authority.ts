@@ -1,8 +1,9 @@
 // The identities of one deployment (issue 10, item 1; ARCHITECTURE §6b): NATS's decentralized
-// JWT model. An operator signs two accounts — SYS (the servers' own) and UPSWARM (every role and
-// client) — and UPSWARM's signing key signs one user per role and per client machine. The cluster
-// loads the accounts at start (resolver `full`); a revocation is a new account JWT pushed to the
-// running cluster, so no repository server restarts and no other creds change.
+// JWT model. An operator signs three accounts — SYS (the servers' own), UPSWARM (every role) and
+// CLIENTS (every client machine, importing from UPSWARM only what clients use: accounts.ts) —
+// and each account's signing key signs its users. The cluster loads the accounts at start
+// (resolver `full`); a revocation is a new account JWT pushed to the running cluster, so no
+// repository server restarts and no other creds change.
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
@@ -10,26 +11,37 @@ import { dirname, join } from 'node:path'
 import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds, fromSeed, type KeyPair } from '@nats-io/jwt'
 import { UpswarmError } from '../errors.ts'
 import { writeFileAtomic } from '../store/working-copy/atomic.ts'
-import { IDENTITY_RE, kindTag, type Identity } from '../nats/identity.ts'
+import { CLIENTS_ACCOUNT_TAG, IDENTITY_RE, kindTag, type Identity } from '../nats/identity.ts'
 import { withLock } from '../store/lock-file.ts'
 import { createCa, issueServerCert } from './tls.ts'
 import { createFleetKey, createSwarmIdentity, fleetPublicKeyOf, writeSwarmIdentity } from '../swarm/fleet.ts'
 import { permissionsFor } from './permissions.ts'
+import { CLIENTS_ACCOUNT, CLIENT_ACCOUNT_LIMITS, CLIENT_USER_LIMITS, UPSWARM_ACCOUNT, clientsClaims, upswarmClaims, type ClientAccountLimits } from './accounts.ts'
 
 export const AUTHORITY_FORMAT = 1
-const ACCOUNT_NAME = 'UPSWARM'
 /** Client credentials live long enough for a machine that is offline for weeks (renewed by re-issue). */
 export const CLIENT_CREDS_TTL_S = 180 * 24 * 60 * 60
-/** What one client connection may use of the account's shared limits. */
-const CLIENT_LIMITS = { subs: 256, payload: 1024 * 1024, data: -1 }
 
-interface Issued { kind: Identity['kind']; name: string; publicKey: string; issuedAt: number; expires?: number }
+interface Issued {
+  kind: Identity['kind']
+  name: string
+  publicKey: string
+  issuedAt: number
+  expires?: number
+  /** The account the user is in (its public key); absent in files written before CLIENTS: UPSWARM. */
+  account?: string
+}
+
+interface AccountState { seed: string; signingSeed: string; jwt: string; revocations: Record<string, number> }
 
 interface AuthorityFile {
   format: number
   operator: { seed: string; jwt: string }
   system: { seed: string; jwt: string; userSeed: string; userJwt: string }
-  account: { seed: string; signingSeed: string; jwt: string; revocations: Record<string, number> }
+  /** UPSWARM: the roles. */
+  account: AccountState
+  /** CLIENTS: the client machines; added on open to a file written before it existed. */
+  clients?: AccountState & { limits: ClientAccountLimits }
   issued: Issued[]
   /** The fleet key and topic secret of private swarms (hex); made on first use, so older files keep working. */
   fleet?: { seed: string; topicSecret: string }
@@ -65,13 +77,34 @@ async function writePrivate(file: string, data: string | Uint8Array): Promise<vo
   await writeFileAtomic(file, data, dirname(file), 0o600)
 }
 
-async function accountJwt(accountKp: KeyPair, signingPub: string, revocations: Record<string, number>, operatorKp: KeyPair): Promise<string> {
-  return encodeAccount(ACCOUNT_NAME, accountKp, {
-    limits: { subs: -1, conn: -1, leaf: -1, imports: -1, exports: -1, data: -1, payload: -1, wildcards: true,
-      mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 },
-    signing_keys: [signingPub],
-    revocations,
-  }, { signer: operatorKp })
+type WithClients = AuthorityFile & { clients: NonNullable<AuthorityFile['clients']> }
+
+const newAccount = (): AccountState => ({ seed: seedOf(createAccount()), signingSeed: seedOf(createAccount()), jwt: '', revocations: {} })
+const publicKeyOf = (account: AccountState): string => kp(account.seed).getPublicKey()
+
+/** Signs UPSWARM's JWT again from the state (exports to and imports from CLIENTS, revocations). */
+async function signUpswarm(state: WithClients): Promise<string> {
+  const { account, clients } = state
+  account.jwt = await encodeAccount(UPSWARM_ACCOUNT, kp(account.seed), upswarmClaims(kp(account.signingSeed).getPublicKey(), account.revocations, publicKeyOf(clients)),
+    { signer: kp(state.operator.seed) })
+  return account.jwt
+}
+
+/** Signs CLIENTS's JWT again from the state (imports from UPSWARM, limits, revocations). */
+async function signClients(state: WithClients): Promise<string> {
+  const { account, clients } = state
+  clients.jwt = await encodeAccount(CLIENTS_ACCOUNT, kp(clients.seed), clientsClaims(kp(clients.signingSeed).getPublicKey(), clients.revocations, publicKeyOf(account), clients.limits),
+    { signer: kp(state.operator.seed) })
+  return clients.jwt
+}
+
+/** Adds CLIENTS to a file written before it existed: UPSWARM's JWT gains the exports clients import. */
+async function addClients(state: AuthorityFile): Promise<WithClients> {
+  if (state.clients) return state as WithClients
+  const withClients = Object.assign(state, { clients: { ...newAccount(), limits: { ...CLIENT_ACCOUNT_LIMITS } } })
+  await signUpswarm(withClients)
+  await signClients(withClients)
+  return withClients
 }
 
 async function readState(paths: AuthorityPaths): Promise<AuthorityFile> {
@@ -103,8 +136,6 @@ export class Authority {
     await mkdir(paths.credsDir, { recursive: true, mode: 0o700 })
     const operatorKp = createOperator()
     const systemKp = createAccount()
-    const accountKp = createAccount()
-    const signingKp = createAccount()
     const operatorJwt = await encodeOperator('upswarm', operatorKp, { system_account: systemKp.getPublicKey() })
     // The system account's JWT carries no limits by default, which means no connection at all.
     const systemJwt = await encodeAccount('SYS', systemKp, { limits: { conn: -1, subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, leaf: -1 } }, { signer: operatorKp })
@@ -114,9 +145,10 @@ export class Authority {
       format: AUTHORITY_FORMAT,
       operator: { seed: seedOf(operatorKp), jwt: operatorJwt },
       system: { seed: seedOf(systemKp), jwt: systemJwt, userSeed: seedOf(sysUserKp), userJwt: sysUserJwt },
-      account: { seed: seedOf(accountKp), signingSeed: seedOf(signingKp), jwt: await accountJwt(accountKp, signingKp.getPublicKey(), {}, operatorKp), revocations: {} },
+      account: newAccount(),
       issued: [],
     }
+    await addClients(state)
     const ca = createCa('upswarm cluster CA')
     const server = issueServerCert(ca, tlsHosts)
     await writeFile(paths.caFile, ca.cert)
@@ -130,17 +162,25 @@ export class Authority {
 
   static async load(dir: string): Promise<Authority> {
     const paths = authorityPaths(dir)
-    return new Authority(paths, await readState(paths))
+    const authority = new Authority(paths, await readState(paths))
+    if (!authority.state.clients) await authority.update(async () => {})
+    return authority
   }
 
-  /** Re-reads the file under its lock, applies `change` and writes it back. */
-  private async update<T>(change: (state: AuthorityFile) => Promise<T>): Promise<T> {
+  /** Re-reads the file under its lock, applies `change` and writes it back (adding CLIENTS to an older file). */
+  private async update<T>(change: (state: WithClients) => Promise<T>): Promise<T> {
     return withLock(this.paths.file, async () => {
-      this.state = await readState(this.paths)
-      const out = await change(this.state)
+      const state = await addClients(await readState(this.paths))
+      this.state = state
+      const out = await change(state)
       await this.save()
       return out
     })
+  }
+
+  /** Loaded files always hold CLIENTS (load adds it). */
+  private get full(): WithClients {
+    return this.state as WithClients
   }
 
   private async save(): Promise<void> {
@@ -148,8 +188,14 @@ export class Authority {
   }
 
 
-  get accountPublicKey(): string {
-    return kp(this.state.account.seed).getPublicKey()
+  /** The account an identity's users are in: CLIENTS for client machines, UPSWARM for roles. */
+  private accountOf(kind: Identity['kind']): AccountState {
+    return kind === 'client' ? this.full.clients : this.full.account
+  }
+
+  /** UPSWARM's and CLIENTS's public keys: `nats server report connections --account KEY` (system user) lists either's connections. */
+  get accountPublicKeys(): { upswarm: string; clients: string } {
+    return { upswarm: publicKeyOf(this.full.account), clients: publicKeyOf(this.full.clients) }
   }
 
   /** The nats-server configuration lines that load this authority and require TLS on the client port. */
@@ -166,7 +212,8 @@ export class Authority {
       '}',
       'resolver_preload: {',
       `  ${sys}: ${JSON.stringify(this.state.system.jwt)}`,
-      `  ${this.accountPublicKey}: ${JSON.stringify(this.state.account.jwt)}`,
+      `  ${publicKeyOf(this.full.account)}: ${JSON.stringify(this.full.account.jwt)}`,
+      `  ${publicKeyOf(this.full.clients)}: ${JSON.stringify(this.full.clients.jwt)}`,
       '}',
       'tls {',
       `  cert_file: ${JSON.stringify(this.paths.certFile)}`,
@@ -185,7 +232,7 @@ export class Authority {
 
   /** Whether a user key issued at `issuedAt` is revoked by the account as it stands. */
   isRevoked(publicKey: string, issuedAt: number): boolean {
-    const at = this.state.account.revocations[publicKey]
+    const at = this.full.account.revocations[publicKey] ?? this.full.clients.revocations[publicKey]
     return at !== undefined && issuedAt <= at
   }
 
@@ -202,15 +249,16 @@ export class Authority {
     const ttl = opts.ttlSeconds ?? (identity.kind === 'client' ? CLIENT_CREDS_TTL_S : undefined)
     const expires = ttl ? now + ttl : undefined
     const perms = permissionsFor(identity)
-    const jwt = await encodeUser(identity.name, userKp, this.accountPublicKey, {
+    const account = this.accountOf(identity.kind)
+    const jwt = await encodeUser(identity.name, userKp, publicKeyOf(account), {
       pub: perms.pub, sub: perms.sub,
-      ...(identity.kind === 'client' ? CLIENT_LIMITS : {}),
-      tags: [kindTag(identity.kind)],
-    }, { signer: kp(this.state.account.signingSeed), ...(expires ? { exp: expires } : {}) })
+      ...(identity.kind === 'client' ? CLIENT_USER_LIMITS : {}),
+      tags: [kindTag(identity.kind), ...(identity.kind === 'client' ? [CLIENTS_ACCOUNT_TAG] : [])],
+    }, { signer: kp(account.signingSeed), ...(expires ? { exp: expires } : {}) })
     const file = opts.file ?? credsFileOf(this.paths.credsDir, identity)
     // Recorded before the file exists, so that no working creds escape `creds revoke`.
     await this.update(async (state) => {
-      state.issued.push({ kind: identity.kind, name: identity.name, publicKey: userKp.getPublicKey(), issuedAt: now, ...(expires ? { expires } : {}) })
+      state.issued.push({ kind: identity.kind, name: identity.name, publicKey: userKp.getPublicKey(), issuedAt: now, ...(expires ? { expires } : {}), account: publicKeyOf(account) })
     })
     await writePrivate(file, fmtCreds(jwt, userKp))
     return { file, publicKey: userKp.getPublicKey(), ...(expires ? { expires } : {}) }
@@ -238,23 +286,41 @@ export class Authority {
     return { file, publicKey: id.keyPair.publicKey.toString('hex'), expires }
   }
 
+  /** The account a user was issued in, by name (`creds ls`). */
+  accountNameOf(user: Issued): typeof UPSWARM_ACCOUNT | typeof CLIENTS_ACCOUNT {
+    return user.account === publicKeyOf(this.full.clients) ? CLIENTS_ACCOUNT : UPSWARM_ACCOUNT
+  }
+
   /** Every user ever issued (newest last). */
   get issued(): readonly Issued[] {
     return this.state.issued
   }
 
   /**
-   * Revokes every user issued to `name` (of `kind`) up to now: the new account JWT lists their
-   * keys. Returns that JWT, to push to the running cluster (pushAccount in infra/auth/push.ts).
+   * Revokes every user issued to `name` (of `kind`) up to now: the new JWT of each account they
+   * are in lists their keys (a client issued before CLIENTS existed is in UPSWARM). Returns those
+   * JWTs, to push to the running cluster (pushAccount in infra/auth/push.ts).
    */
-  async revoke(kind: Identity['kind'], name: string): Promise<{ jwt: string; revoked: string[] }> {
+  async revoke(kind: Identity['kind'], name: string): Promise<{ jwts: string[]; revoked: string[] }> {
     return this.update(async (state) => {
-      const keys = state.issued.filter((i) => i.kind === kind && i.name === name).map((i) => i.publicKey)
-      if (keys.length === 0) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `no ${kind} named ${name} was ever issued by ${this.paths.file}`)
+      const users = state.issued.filter((i) => i.kind === kind && i.name === name)
+      if (users.length === 0) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `no ${kind} named ${name} was ever issued by ${this.paths.file}`)
       const now = Math.floor(Date.now() / 1000) + 1
-      for (const key of keys) state.account.revocations[key] = now
-      state.account.jwt = await accountJwt(kp(state.account.seed), kp(state.account.signingSeed).getPublicKey(), state.account.revocations, kp(state.operator.seed))
-      return { jwt: state.account.jwt, revoked: keys }
+      const inClients = (u: Issued): boolean => u.account === publicKeyOf(state.clients)
+      for (const u of users) (inClients(u) ? state.clients : state.account).revocations[u.publicKey] = now
+      const jwts = [
+        ...(users.some((u) => !inClients(u)) ? [await signUpswarm(state)] : []),
+        ...(users.some(inClients) ? [await signClients(state)] : []),
+      ]
+      return { jwts, revoked: users.map((u) => u.publicKey) }
+    })
+  }
+
+  /** Sets the CLIENTS account's limits (what the whole fleet may hold). Returns its new JWT, to push. */
+  async setClientLimits(limits: Partial<ClientAccountLimits>): Promise<{ jwt: string; limits: ClientAccountLimits }> {
+    return this.update(async (state) => {
+      state.clients.limits = { ...state.clients.limits, ...limits }
+      return { jwt: await signClients(state), limits: state.clients.limits }
     })
   }
 }

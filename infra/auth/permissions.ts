@@ -3,8 +3,8 @@
 // else is denied by the server. Pure data, so the security suite can list what each role may
 // not do and try it.
 import {
-  ALERT_STREAM, BLOB_BUCKET, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
-  serverConsumer, serverHeartbeat, RELEASE_SUBJECTS, SERVER_HEARTBEATS,
+  ALERT_SUBJECTS, BLOB_BUCKET, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  serverConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
 
@@ -38,8 +38,28 @@ const SERVICE_DISCOVERY = '$SRV.>'
  * Services answer in the requester's inbox and nowhere else. Not NATS's `resp` permission: it lets
  * a responder publish to whatever reply subject a request names, so a client could make the
  * proxy "answer" onto `$JS.API.STREAM.DELETE.…` (found in review; the security suite tries it).
+ * A client's request comes through a service import, its reply subject rewritten by the server
+ * to `_R_.…`, which routes only back to the CLIENTS account.
  */
-const ANSWER = '_INBOX.>'
+const ANSWER = ['_INBOX.>', '_R_.>']
+
+/**
+ * The JetStream API calls of a client machine, all reads: the newest release by the stream's
+ * leader (followReleases), roots and fresh statements by direct get (readRoots, readFresh).
+ * CLIENTS has no JetStream of its own: these are imported from UPSWARM under
+ * CLIENT_JS_API_PREFIX, so their answers (and whatever reply subject the client names) stay in
+ * CLIENTS, where no stream stores anything.
+ */
+export const CLIENT_JS_API = [`${API}.STREAM.MSG.GET.${RELEASE_STREAM}`, `${API}.DIRECT.GET.${META_STREAM}`, `${API}.DIRECT.GET.${FRESH_STREAM}.>`]
+/**
+ * What UPSWARM exports and CLIENTS imports, same subjects on both sides (infra/auth/accounts.ts):
+ * services are requests answered in UPSWARM (the alert stream's subjects too, so a client's
+ * JetStream publish gets its ack back), streams are subjects clients follow.
+ */
+export const CLIENT_SERVICES = ['upswarm.proxy.>', repoSubject('*', '*' as never), trackerSubject('*' as never, '*'), ALERT_SUBJECTS, ...CLIENT_JS_API]
+export const CLIENT_STREAMS = [RELEASED_SUBJECTS, SERVER_HEARTBEATS]
+/** What CLIENTS exports and UPSWARM imports: the daemons' state changes, for whoever inspects the system. */
+export const CLIENT_EVENTS = actorEventSubject('daemon', '*')
 
 export function permissionsFor(id: Identity): SubjectPermissions {
   if (!IDENTITY_RE.test(id.name)) throw new Error(`identity name ${JSON.stringify(id.name)} is not one subject token ([A-Za-z0-9_-], 1-64)`)
@@ -62,28 +82,29 @@ export function permissionsFor(id: Identity): SubjectPermissions {
       return {
         pub: {
           allow: [...base.pub, ...releasesRead, ...trustRead, ...durableConsumer(RELEASE_STREAM, serverConsumer(id.name)), ...streamReads(OBJ_STREAM),
-            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name), alertSubject('*', id.name), ANSWER],
+            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name), alertSubject('*', id.name), ...ANSWER],
         },
         sub: { allow: [...base.sub, repoSubject(id.name, '*' as never), SERVICE_DISCOVERY] },
       }
     case 'proxy':
       return {
-        pub: { allow: [...base.pub, ...releasesRead, ...trustRead, repoSubject('*', '*' as never), actorEventSubject('proxy', '*'), ANSWER] },
+        pub: { allow: [...base.pub, ...releasesRead, ...trustRead, repoSubject('*', '*' as never), actorEventSubject('proxy', '*'), ...ANSWER] },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS, 'upswarm.proxy.>', SERVICE_DISCOVERY] },
       }
     case 'tracker':
       return {
         pub: {
           allow: [...base.pub, `$KV.${PEER_BUCKET}.>`, ...streamReads(KV_STREAM), ...ephemeralConsumers(KV_STREAM),
-            `${API}.STREAM.CREATE.${KV_STREAM}`, `${API}.STREAM.UPDATE.${KV_STREAM}`, actorEventSubject('tracker', '*'), ANSWER],
+            `${API}.STREAM.CREATE.${KV_STREAM}`, `${API}.STREAM.UPDATE.${KV_STREAM}`, actorEventSubject('tracker', '*'), ...ANSWER],
         },
         sub: { allow: [...base.sub, 'upswarm.tracker.>', SERVICE_DISCOVERY] },
       }
     case 'client':
+      // In the CLIENTS account: the subjects it imports, those that speak for an identity under its own name only.
       return {
         pub: {
-          allow: [...base.pub, ...releasesRead, ...trustRead, `${API}.STREAM.INFO.${ALERT_STREAM}`, alertSubject('*', id.name),
-            'upswarm.proxy.>', repoSubject('*', '*' as never), `upswarm.tracker.*.${id.name}`, actorEventSubject('daemon', id.name)],
+          allow: [...CLIENT_JS_API.map(clientJsApiSubject), alertSubject('*', id.name), 'upswarm.proxy.>', repoSubject('*', '*' as never),
+            trackerSubject('*' as never, id.name), actorEventSubject('daemon', id.name)],
         },
         sub: { allow: [...base.sub, RELEASED_SUBJECTS, SERVER_HEARTBEATS] },
       }

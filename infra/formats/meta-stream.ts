@@ -5,6 +5,7 @@
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../errors.ts'
+import { jetStreamOptionsOf } from '../nats/identity.ts'
 import { FRESH_STREAM, META_STREAM, ROOT_SUBJECT, freshSubject } from '../nats/names.ts'
 import { FRESH_MAX_BYTES } from './fresh.ts'
 import { parseEnvelope } from './envelope.ts'
@@ -46,7 +47,7 @@ async function getMsg(jsm: JetStreamManager, stream: string, query: Query, leade
 
 /** Walks the root subject message by message (a handful of roots in a fleet's life). */
 async function scanRoots(nc: NatsConnection, leader: boolean): Promise<RootScan> {
-  const jsm = await jetstreamManager(nc, { checkAPI: false })
+  const jsm = await jetstreamManager(nc, { checkAPI: false, ...jetStreamOptionsOf(nc) })
   const roots: StoredRoot[] = []
   const skipped: SkippedRoot[] = []
   let seq = 0
@@ -125,7 +126,7 @@ export async function newestRoot(nc: NatsConnection): Promise<StoredRoot | undef
 
 /** The newest fresh statement of a product, as received; undefined when there is none. */
 export async function readFresh(nc: NatsConnection, product: string): Promise<string | undefined> {
-  const jsm = await jetstreamManager(nc, { checkAPI: false })
+  const jsm = await jetstreamManager(nc, { checkAPI: false, ...jetStreamOptionsOf(nc) })
   const msg = await getMsg(jsm, FRESH_STREAM, { last_by_subj: freshSubject(product) }, false)
   return msg ? Buffer.from(msg.data).toString('utf8') : undefined
 }

@@ -2,6 +2,7 @@
 // identity (alerts, tracker announces, heartbeats) carry this name, and the cluster's
 // permissions let each identity publish only under its own (ARCHITECTURE §6b).
 import { UpswarmError } from '../errors.ts'
+import { CLIENT_JS_API_PREFIX } from './names.ts'
 
 /** An identity name is one subject token. */
 export const IDENTITY_RE = /^[A-Za-z0-9_-]{1,64}$/
@@ -24,22 +25,31 @@ export interface Identity {
 export const inboxPrefix = (id: Identity): string => `_INBOX.${id.kind}.${id.name}`
 /** The user JWT tag that names the identity's kind. */
 export const kindTag = (kind: IdentityKind): string => `upswarm-kind:${kind}`
+/** The user JWT tag of a client machine in the CLIENTS account (creds issued before it have none). */
+export const CLIENTS_ACCOUNT_TAG = 'upswarm-account:clients'
 
-const identities = new WeakMap<object, string>()
+interface ConnectionIdentity { name: string; jsApiPrefix?: string }
+const identities = new WeakMap<object, ConnectionIdentity>()
 
-export function setIdentity(nc: object, name: string): void {
-  identities.set(nc, name)
+export function setIdentity(nc: object, id: ConnectionIdentity): void {
+  identities.set(nc, id)
 }
 
 /** The identity name a connection was opened with (`anonymous` without credentials). */
 export function identityOf(nc: object): string {
-  return identities.get(nc) ?? ANONYMOUS
+  return identities.get(nc)?.name ?? ANONYMOUS
+}
+
+/** The JetStream options of a connection: a client machine in CLIENTS reaches the API under CLIENT_JS_API_PREFIX. */
+export function jetStreamOptionsOf(nc: object): { apiPrefix?: string } {
+  const prefix = identities.get(nc)?.jsApiPrefix
+  return prefix ? { apiPrefix: prefix } : {}
 }
 
 const JWT_RE = /-{3,}BEGIN NATS USER JWT-{3,}\s+([A-Za-z0-9_.-]+)\s+-{3,}END NATS USER JWT-{3,}/
 
 /** The user JWT's claims from a creds file's text (not verified: the server does that). */
-export function credsClaims(creds: string, where: string): { name: string; sub: string; exp?: number; identity?: Identity; inbox?: string } {
+export function credsClaims(creds: string, where: string): { name: string; sub: string; exp?: number; identity?: Identity; inbox?: string; jsApiPrefix?: string } {
   const jwt = JWT_RE.exec(creds)?.[1]
   const payload = jwt?.split('.')[1]
   if (!payload) throw new UpswarmError('UPSWARM_E_CONFIG', `${where} is not a NATS creds file (no user JWT block)`)
@@ -52,6 +62,7 @@ export function credsClaims(creds: string, where: string): { name: string; sub: 
     return {
       name: claims.name, sub: claims.sub, ...(typeof claims.exp === 'number' ? { exp: claims.exp } : {}),
       ...(identity ? { identity, inbox: inboxPrefix(identity) } : {}),
+      ...(tags.includes(CLIENTS_ACCOUNT_TAG) ? { jsApiPrefix: CLIENT_JS_API_PREFIX } : {}),
     }
   } catch (err) {
     throw new UpswarmError('UPSWARM_E_CONFIG', `${where}: the user JWT cannot be read: ${(err as Error).message}`, { cause: err })

@@ -87,5 +87,14 @@ export const TRACKER_SERVICE = 'upswarm-tracker'
 export const trackerSubject = (op: 'announce' | 'peers', identity: string): string => `upswarm.tracker.${op}.${identity}`
 export const TRACKER_QUEUE = 'upswarm-tracker'
 
+/**
+ * Where a client machine sends its JetStream API calls (nats.js `apiPrefix`): in the CLIENTS
+ * account, which has no JetStream, each is a service imported from UPSWARM's `$JS.API` (a client
+ * asking `$JS.API` itself is answered by its own account: "JetStream not enabled").
+ */
+export const CLIENT_JS_API_PREFIX = '$JS.UPSWARM.API'
+/** A UPSWARM JetStream API subject as a client machine names it in CLIENTS. */
+export const clientJsApiSubject = (subject: string): string => subject.replace(/^\$JS\.API\./, `${CLIENT_JS_API_PREFIX}.`)
+
 /** Actor state changes, published for anyone inspecting the system. */
 export const actorEventSubject = (role: string, id: string): string => `upswarm.events.${role}.${id}`

@@ -32,7 +32,11 @@ export interface ServiceSpec {
   endpoints: Record<string, EndpointSpec<z.ZodType>>
 }
 
-const INBOX_PREFIX = '_INBOX.'
+/**
+ * Where answers may go: a requester's inbox, or the `_R_.` subject the server puts in place of
+ * the reply of a request that came through a service import (a client machine's, from CLIENTS).
+ */
+const REPLY_PREFIXES = ['_INBOX.', '_R_.']
 
 const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   UPSWARM_E_BAD_REQUEST: 400,
@@ -57,10 +61,12 @@ export async function startService(nc: NatsConnection, spec: ServiceSpec): Promi
       ...(spec.queue ? { queue: spec.queue } : {}),
       handler: (err, msg) => {
         if (err) return
-        // Answers go to an inbox only: a request naming any other reply subject (a stream
-        // operation, someone's heartbeat) would have this service publish there with its own
-        // permissions (issue 10; the security suite tries it). Such a request gets no answer.
-        if (!msg.reply?.startsWith(INBOX_PREFIX)) return
+        // Answers go to an inbox (or back through an import) only: a request naming any other
+        // reply subject (a stream operation, someone's heartbeat) would have this service publish
+        // there with its own permissions (issue 10; the security suite tries it). Such a request
+        // gets no answer.
+        const reply = msg.reply
+        if (!reply || !REPLY_PREFIXES.some((p) => reply.startsWith(p))) return
         void answer(ep, msg)
       },
     })

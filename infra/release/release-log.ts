@@ -4,6 +4,7 @@
 import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection, Status } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../errors.ts'
+import { jetStreamOptionsOf } from '../nats/identity.ts'
 import { RELEASE_READ_STREAM, RELEASE_STREAM, releasedSubject, releaseSubject } from '../nats/names.ts'
 import { SignedReleaseSchema, decodeSelfSigned, manifestSha256, type SignedRelease } from './manifest.ts'
 
@@ -212,7 +213,7 @@ export async function followReleases(
     return queue
   }
   try {
-    const jsm = await jetstreamManager(nc, { checkAPI: false })
+    const jsm = await jetstreamManager(nc, { checkAPI: false, ...jetStreamOptionsOf(nc) })
     // A read by the stream's leader, sent after the subscription on the same connection: the
     // interest reaches the leader before the read does, so a release stored after the read is
     // republished to us, and one stored before it is what the read returns. (A direct read may

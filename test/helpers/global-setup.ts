@@ -25,7 +25,7 @@ export async function setup(project: TestProject): Promise<void> {
   const nc = await connectNats(cluster.urls, 'upswarm-test-setup', { creds: admin.file, tlsCa: authority.paths.caFile })
   await ensureResources(nc, 3)
   await nc.close()
-  // Every `upswarm` command a test spawns runs as a client machine unless it passes --creds.
+  // Every `upswarm` command a test spawns runs as a client machine (a user of CLIENTS) unless it passes --creds.
   process.env.UPSWARM_TLS_CA = authority.paths.caFile
   process.env.UPSWARM_CREDS = client.file
   project.provide('cluster', {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
+import { jetStreamOptionsOf } from '../../infra/nats/identity.ts'
 import { roleConnection, testConnection } from '../helpers/cluster.ts'
 
 /** The names in the first column of docs/ops.md's "JetStream names" table: stream and bucket names. */
@@ -65,9 +66,12 @@ describe('ops doc', () => {
     expect(meta.config).toMatchObject({ subjects: ['upswarm.meta.>'], deny_delete: true, deny_purge: true, allow_direct: true, max_msg_size: 1024 * 1024 })
     expect(meta.config.republish?.dest).toBe('upswarm.signed.>')
     expect(fresh.config).toMatchObject({ subjects: ['upswarm.fresh.>'], max_msgs_per_subject: 1, allow_direct: true, max_msg_size: 4096 })
-    // The page's client reads: stream info and direct gets of both (no message yet for an unknown product).
-    const clientJsm = await jetstreamManager(client, { checkAPI: false })
-    expect((await clientJsm.streams.info('UPSWARM_FRESH')).config.name).toBe('UPSWARM_FRESH')
+    // The page's client reads, imported into CLIENTS under its own API prefix: direct gets of both
+    // (no message yet for an unknown product), and no stream info.
+    const clientJsm = await jetstreamManager(client, { checkAPI: false, ...jetStreamOptionsOf(client) })
+    expect(jetStreamOptionsOf(client)).toEqual({ apiPrefix: '$JS.UPSWARM.API' })
     expect(await clientJsm.direct.getMessage('UPSWARM_FRESH', { last_by_subj: 'upswarm.fresh.00000000-0000-4000-8000-000000000000' })).toBeNull()
+    await clientJsm.direct.getMessage('UPSWARM_META', { seq: 1, next_by_subj: 'upswarm.meta.root' })
+    await expect(clientJsm.streams.info('UPSWARM_FRESH')).rejects.toMatchObject({ cause: { name: 'PermissionViolationError' } })
   })
 })

@@ -4,25 +4,29 @@
 // speaks for another identity, every service a role could impersonate) and each must be
 // refused with NATS's permission error, while the allowed flows work with the same creds.
 import { execFile } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from 'xstate'
 import { jetstreamManager } from '@nats-io/jetstream'
+import { createUser, encodeUser, fmtCreds, fromSeed } from '@nats-io/jwt'
+import { connect, credsAuthenticator } from '@nats-io/transport-node'
 import { publish } from '../../actors/publisher/publish.ts'
 import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { startTracker, type Tracker } from '../../actors/tracker/index.ts'
 import type { Authority } from '../../infra/auth/authority.ts'
+import { permissionsFor } from '../../infra/auth/permissions.ts'
 import { pushAccount } from '../../infra/auth/push.ts'
+import { CLIENT_ACCOUNT_LIMITS } from '../../infra/auth/accounts.ts'
 import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
-import type { Identity, IdentityKind } from '../../infra/nats/identity.ts'
+import { CLIENTS_ACCOUNT_TAG, kindTag, type Identity, type IdentityKind } from '../../infra/nats/identity.ts'
 import {
-  ALERT_STREAM, BLOB_BUCKET, FRESH_STREAM, META_STREAM, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT, alertSubject, freshSubject,
-  proxySubject, releaseSubject, repoSubject, serverConsumer, serverHeartbeat, trackerSubject,
+  ALERT_STREAM, BLOB_BUCKET, CLIENT_JS_API_PREFIX, FRESH_STREAM, META_STREAM, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT, alertSubject, freshSubject,
+  proxySubject, releasedSubject, releaseSubject, repoSubject, serverConsumer, serverHeartbeat, trackerSubject,
 } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/service.ts'
 import { RepoClient } from '../../infra/repo-client.ts'
@@ -80,6 +84,27 @@ describe('security', () => {
     notary: { kind: 'notary', name: 'notary' },
   }
   const conn = (kind: keyof typeof ids): NatsConnection => conns.get(kind)!
+  // Every stream of the cluster and a subject each stores (the peer bucket last: it ages).
+  const streams = [RELEASE_STREAM, RELEASE_READ_STREAM, ALERT_STREAM, `OBJ_${BLOB_BUCKET}`, META_STREAM, FRESH_STREAM, `KV_${PEER_BUCKET}`]
+  const streamSubjects = (): string[] => [releaseSubject(product), alertSubject(product, ids.client.name), `$O.${BLOB_BUCKET}.C.injected`, ROOT_SUBJECT,
+    freshSubject(product), `$KV.${PEER_BUCKET}.${product}.injected`]
+  const messageCounts = async (): Promise<number[]> => {
+    const jsm = await jetstreamManager(conns.get('admin')!)
+    return Promise.all(streams.map(async (st) => (await jsm.streams.info(st)).state.messages))
+  }
+  /** What the admin, in UPSWARM, sees published on `subjects` while `run` runs. */
+  const seenInUpswarm = async (subjects: string[], run: () => Promise<void>): Promise<string[]> => {
+    const admin = conns.get('admin')!
+    const seen: string[] = []
+    const watch = subjects.map((t) => admin.subscribe(t, { callback: (_e, m) => { seen.push(m.subject) } }))
+    await admin.flush()
+    await run()
+    await admin.flush()
+    for (const w of watch) w.unsubscribe()
+    return seen
+  }
+  const sysConnect = async (name: string): Promise<NatsConnection> =>
+    connectNats(own.cluster.urls, name, { creds: await own.authority.systemCredsFile(), tlsCa: own.authority.paths.caFile })
 
   beforeAll(async () => {
     dir = await tempDir('upswarm-security-')
@@ -113,8 +138,6 @@ describe('security', () => {
   })
 
   it('security — every forbidden action of every role is refused with the permission error, and nothing changed', async () => {
-    // The peer bucket last: it ages, so it is left out of the "nothing changed" check.
-    const streams = [RELEASE_STREAM, RELEASE_READ_STREAM, ALERT_STREAM, `OBJ_${BLOB_BUCKET}`, META_STREAM, FRESH_STREAM, `KV_${PEER_BUCKET}`]
     const destructive = ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.UPDATE', 'STREAM.CREATE', 'STREAM.MSG.DELETE', 'STREAM.SNAPSHOT', 'STREAM.RESTORE']
     const attempts: Attempt[] = []
     for (const who of Object.keys(ids) as (keyof typeof ids)[]) {
@@ -188,9 +211,8 @@ describe('security', () => {
       `$JS.API.STREAM.DELETE.${RELEASE_STREAM}`, `$JS.API.STREAM.PURGE.OBJ_${BLOB_BUCKET}`, `$JS.API.STREAM.PURGE.${ALERT_STREAM}`,
       `$JS.API.CONSUMER.DELETE.${RELEASE_STREAM}.${serverConsumer(ids.server.name)}`, releaseSubject(product), alertSubject(product, 'sec-c2'),
     ]
-    // Our services. (JetStream's own API also answers whatever reply subject a request names, so an
-    // identity allowed any API call can put an API answer on a stream subject: junk that every
-    // reader skips and reports, never a delete or purge. Recorded in docs/decisions.md.)
+    // Our services. (JetStream's own API answers whatever reply subject a request names too: the
+    // next test shows that a client's answer stays in CLIENTS.)
     const services = [proxySubject('revs'), repoSubject(ids.server.name, 'revs'), trackerSubject('peers', ids.client.name)]
     // The admin sees whatever lands on the targets.
     const landed: string[] = []
@@ -216,6 +238,120 @@ describe('security', () => {
     expect(after).toEqual(before)
     expect((await jsm.consumers.info(RELEASE_STREAM, serverConsumer(ids.server.name))).name).toBe(serverConsumer(ids.server.name))
     process.stdout.write(`security: ${services.length * targets.length * 2} reply-subject attacks tried, ${landed.length} landed\n`)
+  })
+
+  it('security — a client naming a stream subject as the reply of its JetStream API calls or alert publishes gets nothing stored: the answer stays in CLIENTS', async () => {
+    const client = conn('client')
+    // Every JetStream API call a client may make, made concrete, and its alert publish (the PubAck
+    // answers the reply subject), each aimed at every subject a stream stores.
+    const apiCalls = permissionsFor(ids.client).pub.allow.filter((s) => s.startsWith(`${CLIENT_JS_API_PREFIX}.`)).map((s) => s.endsWith('.>')
+      ? { subject: `${s.slice(0, -2)}.${freshSubject(product)}`, body: '' }
+      : { subject: s, body: JSON.stringify({ seq: 1 }) })
+    expect(apiCalls.length).toBeGreaterThanOrEqual(3)
+    // Each call works when asked properly: an answer (a message or "not found") comes back.
+    for (const call of apiCalls) expect((await client.request(call.subject, call.body, { timeout: 5000 })).subject).toBeTruthy()
+    const injectionProduct = newProduct()
+    const calls = [...apiCalls, { subject: alertSubject(injectionProduct, ids.client.name), body: '{}' }]
+    const targets = streamSubjects()
+    const before = await messageCounts()
+    const landed = await seenInUpswarm(targets, async () => {
+      for (const call of calls) for (const target of targets) client.publish(call.subject, call.body, { reply: target })
+      await client.flush()
+      // The alerts themselves are stored (one per target): once all are, every answer was sent.
+      const jsm = await jetstreamManager(conns.get('admin')!)
+      await expect.poll(async () => (await jsm.streams.info(ALERT_STREAM, { subjects_filter: alertSubject(injectionProduct, ids.client.name) })).state.messages, { timeout: 10_000 })
+        .toBe(targets.length)
+      for (const call of apiCalls) await client.request(call.subject, call.body, { timeout: 5000 })
+    })
+    expect(landed).toEqual([])
+    const after = await messageCounts()
+    const stored = after.slice(0, -1).map((n, i) => n - before[i]!)
+    // Nothing stored anywhere but the client's own alerts on their own subject.
+    expect(stored).toEqual(streams.slice(0, -1).map((st) => (st === ALERT_STREAM ? targets.length : 0)))
+    process.stdout.write(`security: ${calls.length * targets.length} JetStream reply-subject injections tried (${calls.length} calls × ${targets.length} stream subjects), ${landed.length} stored\n`)
+  })
+
+  it('security — a client machine reaches nothing of UPSWARM but what CLIENTS imports, even with permissions that allow everything', async () => {
+    // A user of CLIENTS allowed every subject: what the account alone lets through.
+    const file = JSON.parse(await readFile(own.authority.paths.file, 'utf8')) as { clients: { signingSeed: string } }
+    const user = createUser()
+    const jwt = await encodeUser('sec-wide', user, own.authority.accountPublicKeys.clients, {
+      pub: { allow: ['>'] }, sub: { allow: ['>'] }, tags: [kindTag('client'), CLIENTS_ACCOUNT_TAG],
+    }, { signer: fromSeed(new TextEncoder().encode(file.clients.signingSeed)) })
+    const creds = join(dir.path, 'sec-wide.creds')
+    await writeFile(creds, fmtCreds(jwt, user), { mode: 0o600 })
+    const wide = await connectNats(own.cluster.urls, 'sec-wide', { creds, tlsCa: own.authority.paths.caFile })
+    try {
+      const destructive = streams.flatMap((st) => ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.MSG.DELETE', 'STREAM.UPDATE'].map((op) => `$JS.API.${op}.${st}`))
+      // Alerts are imported (a service): only permissions bind them to a client's own name.
+      const forged = [...streamSubjects().filter((sub) => !sub.startsWith('upswarm.alert.')), serverHeartbeat(ids.server.name), releasedSubject(product), `${CLIENT_JS_API_PREFIX}.STREAM.DELETE.${RELEASE_STREAM}`]
+      const before = await messageCounts()
+      const landed = await seenInUpswarm([...forged, ...destructive], async () => {
+        for (const subject of forged) wide.publish(subject, 'junk')
+        // CLIENTS has no JetStream: its own $JS.API says so; the import covers reads only.
+        for (const subject of destructive) expect((await wide.request(subject, '{}', { timeout: 3000 })).string()).toMatch(/not enabled for account/i)
+        await wide.flush()
+        await expect(wide.request(`${CLIENT_JS_API_PREFIX}.STREAM.PURGE.${RELEASE_STREAM}`, '{}', { timeout: 3000 })).rejects.toThrow(/no responders/i)
+      })
+      expect(landed).toEqual([])
+      const after = await messageCounts()
+      expect(after.slice(0, -1)).toEqual(before.slice(0, -1))
+      // Nor does it hear what UPSWARM does not export: a role's events.
+      const overheard: string[] = []
+      const sub = wide.subscribe('upswarm.events.>', { callback: (_e, m) => { overheard.push(m.subject) } })
+      await wide.flush()
+      conns.get('admin')!.publish('upswarm.events.proxy.sec-overheard', '{}')
+      await conns.get('admin')!.flush()
+      await wide.flush()
+      sub.unsubscribe()
+      expect(overheard).toEqual([])
+      process.stdout.write(`security: a CLIENTS user allowed everything: ${forged.length + destructive.length + 1} publishes and API calls on UPSWARM subjects it does not import, ${landed.length} reached UPSWARM\n`)
+    } finally {
+      await wide.close()
+    }
+  })
+
+  it('security — client machines exhaust only the CLIENTS account\'s own limits: roles keep connecting and subscribing', async () => {
+    const sys = await sysConnect('sec-sys-limits')
+    const extra: NatsConnection[] = []
+    try {
+      // The operator sees the fleet's connections through the system account, one account at a time.
+      const clientConns = async (): Promise<number> => {
+        let n = 0
+        for await (const m of await sys.requestMany(`$SYS.REQ.ACCOUNT.${own.authority.accountPublicKeys.clients}.CONNZ`, '{}', { strategy: 'timer', maxWait: 1000 })) {
+          n += (m.json<{ data?: { num_connections?: number } }>().data?.num_connections ?? 0)
+        }
+        return n
+      }
+      const open = await clientConns()
+      expect(open).toBeGreaterThanOrEqual(1)
+      const { jwt } = await own.authority.setClientLimits({ conn: open + 2 })
+      await pushAccount(sys, jwt)
+      const issued = (await own.authority.issue({ kind: 'client', name: 'sec-many' })).file
+      // All on one node, which then counts them itself (other nodes' counts reach it by events).
+      for (let i = 0; i < 2; i++) extra.push(await connectNats(own.cluster.urls[0], `sec-many-${i}`, { creds: issued, tlsCa: own.authority.paths.caFile }))
+      // Plain nats.js, once: a refused first connect would otherwise go round the servers the cluster
+      // advertises. The server answers -ERR 'maximum account active connections exceeded'; nats.js
+      // reports only that the connect did not complete.
+      const refused = await connect({
+        servers: own.cluster.urls[0], name: 'sec-many-over', authenticator: credsAuthenticator(await readFile(issued)), tls: { caFile: own.authority.paths.caFile },
+        ignoreClusterUpdates: true, maxReconnectAttempts: 0, timeout: 3000,
+      }).then(async (nc) => { await nc.close(); return 'connected' }, (err: Error) => err.message)
+      expect(refused).not.toBe('connected')
+      expect(await clientConns()).toBe(open + 2)
+      // UPSWARM is untouched: a role still connects, subscribes and reads its streams; clients already in keep working.
+      const role = await own.connect('sec-role-after-clients', { kind: 'proxy', name: 'proxy' })
+      const subs = Array.from({ length: 300 }, (_, i) => role.subscribe(`upswarm.proxy.sec-${i}`))
+      await role.flush()
+      expect(subs.every((s) => !s.isClosed())).toBe(true)
+      await role.close()
+      expect((await new RepoClient(extra[0]!).revisions(product)).revs.length).toBeGreaterThan(0)
+      process.stdout.write(`security: CLIENTS limited to ${open + 2} connections: ${extra.length} more connected, the next refused (${refused}), a role connected and subscribed 300 times\n`)
+    } finally {
+      for (const nc of extra) await nc.close()
+      await pushAccount(sys, (await own.authority.setClientLimits({ conn: CLIENT_ACCOUNT_LIMITS.conn })).jwt)
+      await sys.close()
+    }
   })
 
   it('security — the allowed flows work with the same creds: sync, serve through the proxy, init, watch, alert, announce', async () => {
@@ -262,7 +398,8 @@ describe('security', () => {
     await expect(connectNats(own.cluster.urls, 'sec-cli-client-again', { creds: String(issued.file), tlsCa: own.authority.paths.caFile }))
       .rejects.toMatchObject({ code: 'UPSWARM_E_AUTH' })
     const listed = (await exec(process.execPath, [CLI, 'creds', 'ls', '--dir', dir.path])).stdout
-    expect(listed).toMatch(/client\s+sec-cli-revoked\s+\S+ issued .* REVOKED/)
+    expect(listed).toMatch(/client\s+sec-cli-revoked\s+CLIENTS\s+\S+ issued .* REVOKED/)
+    expect(listed).toMatch(/^accounts: UPSWARM A\S+, CLIENTS A\S+$/m)
   })
 
   it('security — a revoked client is cut off at once; the others keep working; no server restarts', async () => {
@@ -271,9 +408,9 @@ describe('security', () => {
     const cutOff = (async () => {
       for await (const s of victim.status()) if (s.type === 'disconnect') return
     })()
-    const { jwt } = await own.authority.revoke('client', 'sec-revoked')
-    const sys = await connectNats(own.cluster.urls, 'sec-sys', { creds: await own.authority.systemCredsFile(), tlsCa: own.authority.paths.caFile })
-    await pushAccount(sys, jwt)
+    const { jwts } = await own.authority.revoke('client', 'sec-revoked')
+    const sys = await sysConnect('sec-sys')
+    for (const jwt of jwts) await pushAccount(sys, jwt)
     await sys.close()
     // The server closes the revoked user's connection; a new connection with the same creds is refused.
     await cutOff
