@@ -67,10 +67,20 @@ export class FaultFigures {
       columns,
       rows: r.rows,
       goals: r.goals,
-      notes: [...(r.notes ?? []), ...this.failures.slice(0, 20).map((f) => `failure: ${f}`)],
+      notes: [...(r.notes ?? []), ...firstOfEach(this.failures).map((f) => `failure: ${f}`)],
     })
     return r.goals
   }
+}
+
+/** Up to 3 failures of each kind (the text before the first colon), 30 in all: a readable sample. */
+function firstOfEach(failures: string[]): string[] {
+  const seen = new Map<string, number>()
+  return failures.filter((f) => {
+    const kind = f.split(':')[0]!
+    seen.set(kind, (seen.get(kind) ?? 0) + 1)
+    return seen.get(kind)! <= 3
+  }).slice(0, 30)
 }
 
 /** Fails the test with every missed goal named. */
