@@ -90,6 +90,18 @@ export function childReport(exit: ChildExit): { labels: string[]; ms: number } {
   return { labels: out.steps.labels, ms: out.ms }
 }
 
+/** What an interrupted or failed operation may not leave in a working copy: staging, journal, lock, temporary files. */
+export async function leftovers(dir: string): Promise<string[]> {
+  const problems: string[] = []
+  const meta = await readdir(join(dir, '.upswarm'))
+  for (const left of meta.filter((n) => ['staging', 'journal.json', 'lock'].includes(n))) problems.push(`.upswarm/${left} left behind`)
+  for (const tmp of ['tmp', 'history/tmp']) {
+    const files = await readdir(join(dir, '.upswarm', tmp)).catch(() => [])
+    if (files.length) problems.push(`.upswarm/${tmp} holds ${files.join(', ')}`)
+  }
+  return problems
+}
+
 export interface CrashFixture {
   repo: string
   /** A fresh copy (cp -a) of the working copy at r1 with the user's changes. */
@@ -126,12 +138,7 @@ export async function crashFixture(base: string): Promise<CrashFixture> {
     }
     const recorded = (await status(dir)).rev
     if (recorded !== rev) problems.push(`state says r${recorded}, the tree is r${rev}`)
-    const meta = await readdir(join(dir, '.upswarm'))
-    for (const left of meta.filter((n) => ['staging', 'journal.json', 'lock'].includes(n))) problems.push(`.upswarm/${left} left behind`)
-    for (const tmp of ['tmp', 'history/tmp']) {
-      const files = await readdir(join(dir, '.upswarm', tmp)).catch(() => [])
-      if (files.length) problems.push(`.upswarm/${tmp} holds ${files.join(', ')}`)
-    }
+    problems.push(...(await leftovers(dir)))
     return { rev, problems }
   }
 
