@@ -1,4 +1,4 @@
-// `npm run faults [-- --short] [-- vitest args]`: the fault suite of issue 11 (test/faults/),
+// `npm run faults [-- --short] [-- FILE ...] [-- vitest flags]`: the fault suite of issue 11 (test/faults/),
 // full size by default (UPSWARM_FAULTS=full), then test/faults/results/summary.md gathering the
 // figures each scenario wrote. `npm test` runs the same files at the short size. See docs/faults.md.
 import { spawnSync } from 'node:child_process'
@@ -12,7 +12,10 @@ const short = args.includes('--short')
 const mode = short ? 'short' : 'full'
 const results = process.env.UPSWARM_FAULTS_RESULTS ?? join(root, 'test', 'faults', 'results')
 const started = Date.now()
-const vitest = spawnSync(join(root, 'node_modules', '.bin', 'vitest'), ['run', 'test/faults', ...args.filter((a) => a !== '--short')], {
+// Files named on the command line run alone (their figures replace theirs in the results); flags go to vitest.
+const files = args.filter((a) => !a.startsWith('-'))
+const flags = args.filter((a) => a.startsWith('-') && a !== '--short')
+const vitest = spawnSync(join(root, 'node_modules', '.bin', 'vitest'), ['run', ...(files.length ? files : ['test/faults']), ...flags], {
   cwd: root,
   stdio: 'inherit',
   env: { ...process.env, UPSWARM_FAULTS: mode, UPSWARM_FAULTS_RESULTS: results },
