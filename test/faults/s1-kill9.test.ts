@@ -39,11 +39,13 @@ describe('faults S1 — kill -9 during an update', () => {
       labels.map((_, i) => i + 1),
     )
     expect(steps.every((n) => n > 0)).toBe(true)
-    // A random moment: up to 2 × the operation's time after the child says it starts (some
-    // children finish first: counted, and their copy must be exactly r2 all the same).
+    // A random moment: a random fraction of the update's time after the child says it starts.
+    // That time is a moving average over the updates that finished (the reference, run PARALLEL
+    // at once, and any child that finished before its kill: counted, and checked all the same).
+    let expectedMs = reference.ms
     const plans: Plan[] = [
       ...steps.map((at) => ({ kind: 'step' as const, at })),
-      ...Array.from({ length: RANDOM_MOMENTS }, () => ({ kind: 'moment' as const, at: Math.round(rnd() * reference.ms * 2) })),
+      ...Array.from({ length: RANDOM_MOMENTS }, () => ({ kind: 'moment' as const, at: rnd() })),
     ].map((p, i) => ({ ...p, killRecovery: i % EVERY === 0, thenUpdate: i % EVERY === 1 }))
 
     const zeroes = () => ({ runs: 0, killedBeforeEnd: 0, finishedFirst: 0, withJournal: 0, recoveriesKilled: 0, r1: 0, r2: 0, updatedAfter: 0, failures: 0 })
@@ -53,16 +55,19 @@ describe('faults S1 — kill -9 during an update', () => {
       while (next < plans.length) {
         const i = next++
         const plan = plans[i]!
-        const what = `${plan.kind} ${plan.kind === 'step' ? `${plan.at} (${labels[plan.at - 1]})` : `${plan.at} ms`}`
+        const what = `${plan.kind} ${plan.kind === 'step' ? `${plan.at} (${labels[plan.at - 1]})` : `at ${Math.round(plan.at * 100)} % of ${Math.round(expectedMs)} ms`}`
         const dir = await fx.copy(`run-${i}`)
         const outcome = byKind[plan.kind]
         const failedBefore = figures.failures.length
         figures.runs++
         outcome.runs++
         try {
-          const exit = await updaterChild(['update', dir, fx.repo], plan.kind === 'step' ? { crashAfter: plan.at } : { killAfterMs: plan.at })
+          const exit = await updaterChild(['update', dir, fx.repo], plan.kind === 'step' ? { crashAfter: plan.at } : { killAfterMs: Math.round(plan.at * expectedMs) })
           if (exit.signal === 'SIGKILL') outcome.killedBeforeEnd++
-          else outcome.finishedFirst++
+          else {
+            outcome.finishedFirst++
+            expectedMs = 0.8 * expectedMs + 0.2 * childReport(exit).ms
+          }
           if (plan.kind === 'step' && exit.signal !== 'SIGKILL') figures.fail(`${what}: the child was not killed`)
           if (await access(join(dir, '.upswarm', 'journal.json')).then(() => true, () => false)) outcome.withJournal++
           if (plan.killRecovery) {
@@ -89,7 +94,7 @@ describe('faults S1 — kill -9 during an update', () => {
     }))
 
     const goals = await figures.finish({
-      parameters: { journalSteps: labels.length, stepsKilled: steps.length, randomMoments: RANDOM_MOMENTS, updateMs: Math.round(reference.ms), parallel: PARALLEL },
+      parameters: { journalSteps: labels.length, stepsKilled: steps.length, randomMoments: RANDOM_MOMENTS, updateMs: Math.round(reference.ms), expectedMsAtEnd: Math.round(expectedMs), parallel: PARALLEL },
       rows: (['step', 'moment'] as const).map((kind) => {
         const o = byKind[kind]
         return {
