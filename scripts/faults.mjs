@@ -23,7 +23,7 @@ const vitest = spawnSync(join(root, 'node_modules', '.bin', 'vitest'), ['run', .
 const seconds = Math.round((Date.now() - started) / 1000)
 
 if (existsSync(results)) {
-  const lines = [`# Fault suite figures (${mode}, ${new Date().toISOString()}, ${seconds} s in all)`, '',
+  const lines = [`# Fault suite figures (${mode}; the last npm run faults, ${new Date().toISOString()}, took ${seconds} s)`, '',
     'Written by `npm run faults` from the JSON files beside it; see docs/faults.md.', '']
   for (const name of readdirSync(results).filter((n) => n.endsWith('.json')).sort()) {
     const r = JSON.parse(readFileSync(join(results, name), 'utf8'))
