@@ -51,6 +51,12 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
   private readonly serverKeys = new Set<string>()
 
   add(key: string, session: PieceSession): void {
+    // A ban holds for the peer's key, not for one connection: a banned peer that dials again
+    // is not taken back (issue 11 fault suite S2 found it asked again after a reconnect).
+    if (this.banned.has(key)) {
+      session.close()
+      return
+    }
     const announced = new Promise<void>((resolve) => {
       session.once('have', () => resolve())
       session.once('close', () => resolve())

@@ -21,7 +21,12 @@ export async function acquireLock(layout: WorkingCopyLayout): Promise<WorkingCop
       if (code === 'ENOENT') {
         throw new UpswarmError('UPSWARM_E_WORKING_COPY', `${layout.root} is not an upswarm working copy (no ${layout.meta}); create one with \`upswarm init\``)
       }
-      if (code !== 'EEXIST') throw new UpswarmError('UPSWARM_E_IO', `cannot create lock file ${layout.lock}: ${(err as Error).message}`, { cause: err })
+      if (code !== 'EEXIST') {
+        // Not EEXIST: the file, if any, is the one this call created (a full disk fails the write
+        // after the create). Remove it: nothing half-written (issue 11 item 8, fault suite).
+        await rm(layout.lock, { force: true }).catch(() => undefined)
+        throw new UpswarmError('UPSWARM_E_IO', `cannot create lock file ${layout.lock}: ${(err as Error).message}`, { cause: err })
+      }
     }
     const owner = Number.parseInt(await readFile(layout.lock, 'utf8').catch(() => ''), 10)
     if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
