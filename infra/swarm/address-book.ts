@@ -49,9 +49,13 @@ export class AddressBook {
     return [...this.peers]
   }
 
-  /** A peer reached at a dialable address (its listening port, with its Noise key). */
+  /**
+   * A peer's dialable address (its listening port, with its Noise key). One key may have several
+   * addresses (a tracker still lists the port of an earlier process with the same key): each is
+   * kept and dialled, and the dial book's backoff retires the dead ones.
+   */
   remember(host: string, port: number, publicKey: string): void {
-    this.peers = [{ host, port, publicKey, lastSeen: new Date().toISOString() }, ...this.peers.filter((p) => p.publicKey !== publicKey && !(p.host === host && p.port === port))]
+    this.peers = [{ host, port, publicKey, lastSeen: new Date().toISOString() }, ...this.peers.filter((p) => !(p.host === host && p.port === port))]
       .slice(0, ADDRESS_BOOK_MAX)
     this.dirty = true
     this.timer ??= setTimeout(() => {
