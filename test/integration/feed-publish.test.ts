@@ -129,10 +129,11 @@ describe('release feed', () => {
   it('publish — junk on the subject of the feed\'s newest product does not stop the feed of the key\'s other products (issue 10 item 5)', async () => {
     const [junked, next] = [newProduct(), newProduct()]
     const j1 = await publishTree(junked, 'j1\n')
-    expect(j1.feed).toMatchObject({ appended: true })
+    // The message carries the publisher's reason when the feed was not reached (a rare failure on a loaded CI machine).
+    expect(j1.feed, JSON.stringify(j1.feed)).toMatchObject({ appended: true })
     await jetstream(nc).publish(releaseSubject(junked), 'not a release')
     const n1 = await publishTree(next, 'n1\n')
-    expect(n1.feed).toMatchObject({ appended: true })
+    expect(n1.feed, JSON.stringify(n1.feed)).toMatchObject({ appended: true })
     const seeded = server.seed.feed(key.publicKey)!
     expect((await releasesOf(seeded, next, 1)).map((e) => e.manifestSha256)).toEqual([n1.manifestSha256])
   })
