@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events'
 import b4a from 'b4a'
 import c from 'compact-encoding'
+import { rawDecode, sentTypedReceivedRaw } from './wire-kit.ts'
 import Protomux, { type Channel, type ProtomuxMessage } from 'protomux'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import { UpswarmError, errorMessage, type ErrorCode } from '../errors.ts'
@@ -357,7 +358,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
   private addMessage<T>(name: string, encoder: WireEncoder<T>, onBytes: (bytes: Uint8Array) => void): ProtomuxMessage<T> {
     return this.channel.addMessage<T>({
       // Sent values are typed and trusted; received bytes go raw to our own strict decoders.
-      encoding: { preencode: encoder.preencode, encode: encoder.encode, decode: rawDecode as (state: unknown) => T },
+      encoding: sentTypedReceivedRaw(encoder),
       onmessage: (bytes: unknown) => this.guard(`${name} message`, () => onBytes(bytes as Uint8Array)),
     })
   }
@@ -646,7 +647,6 @@ class ProtocolViolation extends Error {
   override readonly name = 'ProtocolViolation'
 }
 
-const rawDecode = c.raw.decode as (state: unknown) => Uint8Array
 
 function toHashBytes(h: Sha256): Uint8Array {
   if (typeof h === 'string') {

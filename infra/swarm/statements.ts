@@ -12,6 +12,8 @@ import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import b4a from 'b4a'
 import c from 'compact-encoding'
+import { sha256Hex } from '../release/hash.ts'
+import { rawDecode, sentTypedReceivedRaw } from './wire-kit.ts'
 import Protomux, { type Channel, type ProtomuxMessage } from 'protomux'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import { UpswarmError, errorMessage, isUpswarmError } from '../errors.ts'
@@ -197,7 +199,7 @@ export class StatementsSession {
 
   private addMessage<T>(name: string, encoder: StatementEncoder<T>, onBytes: (bytes: Uint8Array) => void): ProtomuxMessage<T> {
     return this.channel.addMessage<T>({
-      encoding: { preencode: encoder.preencode, encode: encoder.encode, decode: rawDecode as (state: unknown) => T },
+      encoding: sentTypedReceivedRaw(encoder),
       onmessage: (bytes: unknown) => this.guard(`${name} message`, () => onBytes(bytes as Uint8Array)),
     })
   }
@@ -344,15 +346,11 @@ class ProtocolViolation extends Error {
   override readonly name = 'ProtocolViolation'
 }
 
-const rawDecode = c.raw.decode as (state: unknown) => Uint8Array
 
 function sha256(data: string | Uint8Array): Buffer {
   return createHash('sha256').update(data).digest()
 }
 
-function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex')
-}
 
 function issuedSeconds(issued: string): number {
   return Math.max(0, Math.floor(Date.parse(issued) / 1000))

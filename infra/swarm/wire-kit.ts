@@ -14,6 +14,14 @@ export interface WireEncoder<T> {
 
 const HASH_BYTES = 32
 
+/** Protomux's decode step: received bytes go raw to the codec's own strict decoders. */
+export const rawDecode = c.raw.decode as (state: unknown) => Uint8Array
+
+/** A Protomux message encoding: typed, trusted values out; raw bytes in. */
+export function sentTypedReceivedRaw<T>(encoder: WireEncoder<T>): { preencode: WireEncoder<T>['preencode']; encode: WireEncoder<T>['encode']; decode: (state: unknown) => T } {
+  return { preencode: encoder.preencode, encode: encoder.encode, decode: rawDecode as (state: unknown) => T }
+}
+
 /** Encodes one message to bytes. */
 export function encodeToBytes<T>(encoder: WireEncoder<T>, message: T): Buffer {
   const state: State = { start: 0, end: 0, buffer: null }
