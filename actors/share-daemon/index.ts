@@ -103,6 +103,8 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
 }
 
 const DEFAULT_ANNOUNCE_MS = 5_000
+/** A daemon looks for newer roots on a refused key at most this often. */
+const ROOT_LOOK_MS = 2_000
 /** How often a daemon with no peer dials the peers it remembers again. */
 const REDIAL_REMEMBERED_MS = 10_000
 const DEFAULT_SWARM_THREADS = 16
@@ -444,14 +446,22 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const trustSource = natsTrustSource(nc)
     await rotation.refresh(trustSource)
     let checking = Promise.resolve()
+    let lastLook = 0
     return followReleases(nc, product, (bytes, seq) => {
-      // In order, one at a time: a release by a newly rotated key is judged after one look for the root that names it.
+      // In order, one at a time: a release by a newly rotated key is judged after one look for the
+      // root that names it. Only a refused key makes it look, at most every 2 s, so junk or forged
+      // messages on the subject cannot make every daemon read the root stream again and again.
       checking = checking.then(async () => {
         const judge = () => decodeTrusted(bytes, { ...wc.releaseKeys(), store: rotation.store }, `release stream seq ${seq}`)
         let release
         try {
           release = judge().release
-        } catch {
+        } catch (err) {
+          if (!isUpswarmError(err, 'UPSWARM_E_SIGNATURE') || Date.now() - lastLook < ROOT_LOOK_MS) {
+            log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
+            return
+          }
+          lastLook = Date.now()
           await rotation.refresh(trustSource)
           try {
             release = judge().release
