@@ -148,11 +148,16 @@ async function checkFreeSpace(session: RunSession, plan: RunPlan): Promise<void>
     if (!largest || e.size > largest.size) largest = { path: t.path, size: e.size }
   }
   if (staged === 0) return
-  let fetched = 0
-  for (const [sha, size] of blobs) if (!(await session.wc.history.has(sha))) fetched += size
-  const needed = staged + fetched + SPACE_MARGIN
   const fs = await statfs(session.wc.layout.meta)
   const free = fs.bavail * fs.bsize
+  // Counting every blob as new is the bound: when that fits, no history store lookup is needed
+  // (a first install of a large tree would otherwise stat every blob twice).
+  let fetched = [...blobs.values()].reduce((n, size) => n + size, 0)
+  if (staged + fetched + SPACE_MARGIN > free) {
+    fetched = 0
+    for (const [sha, size] of blobs) if (!(await session.wc.history.has(sha))) fetched += size
+  }
+  const needed = staged + fetched + SPACE_MARGIN
   if (needed > free) {
     throw session.noteError(new UpswarmError('UPSWARM_E_IO',
       `not enough free space for this update of ${session.wc.layout.root}: it needs about ${formatSize(needed)} (${formatSize(fetched)} of new content kept in local history, ` +
