@@ -5,7 +5,10 @@
 // until a release newer than the one it left is announced or someone asks for a revision. With
 // NATS, an automatic run also waits until some holder (a server that synced it, a peer at it, the
 // feed's peers) has the announced revision: the stream tells of a release before anyone holds it.
-import { assign, emit, enqueueActions, fromPromise, setup } from 'xstate'
+// Inside the sharing daemon (machines/share-daemon.machine.ts) it is a child actor: it starts
+// `ready: false` until the daemon's first round of discovery ends (a run with no peer would send
+// everything to the servers), and tells its parent every outcome by event as well as emitting it.
+import { assign, enqueueActions, fromPromise, setup, type AnyActorRef } from 'xstate'
 
 export interface AutoUpdateRequest {
   rev?: number
@@ -16,6 +19,13 @@ export interface AutoUpdateRequest {
 export interface RunOutcome {
   to: number
   hold: number | undefined
+  /** What the run reports to whoever asked (the daemon's DaemonUpdate); opaque to the machine. */
+  report?: unknown
+}
+
+export interface QueuedRequest {
+  request: AutoUpdateRequest
+  id: number
 }
 
 export interface AutoUpdateContext {
@@ -34,7 +44,14 @@ export interface AutoUpdateContext {
   /** The run in progress: its request and the id its caller waits on (0: automatic). */
   request: AutoUpdateRequest
   runId: number
-  queued: { request: AutoUpdateRequest; id: number } | null
+  /** Requests that came during a run (or before discovery ended), each run in its turn. */
+  queued: QueuedRequest[]
+  /** Runs may start (the daemon's first discovery round is over). */
+  ready: boolean
+  /** `stop` came during a run: the run ends first (an update is never cut off half-way). */
+  stopping: boolean
+  /** The parent (the sharing daemon) that is told every emitted event too. */
+  parent: AnyActorRef | undefined
 }
 
 export type AutoUpdateEvent =
@@ -42,6 +59,7 @@ export type AutoUpdateEvent =
   | { type: 'holders.changed'; newest: number }
   | { type: 'nats.changed'; connected: boolean }
   | { type: 'update.requested'; request: AutoUpdateRequest; id: number }
+  | { type: 'discovery.done' }
   | { type: 'stop' }
 
 export type AutoUpdateEmitted =
@@ -54,6 +72,14 @@ export interface AutoUpdateInput {
   needsHolders: boolean
   current: number
   hold: number | undefined
+  /** Default true; false holds every run until `discovery.done`. */
+  ready?: boolean
+  parent?: AnyActorRef
+}
+
+export interface AutoUpdateOutput {
+  /** Requests that never ran (the machine stopped first): their callers are told so. */
+  queued: QueuedRequest[]
 }
 
 const heldBack = (c: AutoUpdateContext): boolean => c.hold !== undefined && c.announced <= c.hold
@@ -64,6 +90,7 @@ export const autoUpdateMachine = setup({
     events: {} as AutoUpdateEvent,
     input: {} as AutoUpdateInput,
     emitted: {} as AutoUpdateEmitted,
+    output: {} as AutoUpdateOutput,
   },
   actors: {
     runUpdate: fromPromise<RunOutcome, { request: AutoUpdateRequest; id: number }>(async () => ({ to: 0, hold: undefined })),
@@ -75,44 +102,68 @@ export const autoUpdateMachine = setup({
     heldBack: ({ context }) => context.auto && context.announced > context.current && heldBack(context),
     notHeldBack: ({ context }) => !heldBack(context),
     shouldUpdate: ({ context }) =>
-      context.auto && context.announced > context.current && !heldBack(context) && (!context.needsHolders || context.holders >= context.announced),
-    hasQueued: ({ context }) => context.queued !== null,
+      context.ready && context.auto && context.announced > context.current && !heldBack(context) && (!context.needsHolders || context.holders >= context.announced),
+    ready: ({ context }) => context.ready,
+    hasQueued: ({ context }) => context.ready && context.queued.length > 0,
     failing: ({ context }) => context.failures > 0,
+    stopping: ({ context }) => context.stopping,
   },
   actions: {
     startAutomatic: assign({ request: () => ({}), runId: () => 0 }),
     startRequested: assign(({ event }) => (event.type === 'update.requested' ? { request: event.request, runId: event.id } : {})),
-    queue: assign(({ event }) => (event.type === 'update.requested' ? { queued: { request: event.request, id: event.id } } : {})),
+    startQueued: assign(({ context }) => ({ request: context.queued[0]!.request, runId: context.queued[0]!.id, queued: context.queued.slice(1) })),
+    queue: assign(({ context, event }) => (event.type === 'update.requested' ? { queued: [...context.queued, { request: event.request, id: event.id }] } : {})),
+    /** Emitted for listeners, and sent to the parent (the sharing daemon) as an event. */
+    report: enqueueActions(({ context, enqueue }, event: AutoUpdateEmitted) => {
+      enqueue.emit(event)
+      if (context.parent) enqueue.sendTo(context.parent, event)
+    }),
   },
 }).createMachine({
   id: 'autoUpdate',
   context: ({ input }) => ({
     auto: input.auto, needsHolders: input.needsHolders, current: input.current, hold: input.hold,
-    announced: 0, holders: 0, failures: 0, heldSaidFor: 0, request: {}, runId: 0, queued: null,
+    announced: 0, holders: 0, failures: 0, heldSaidFor: 0, request: {}, runId: 0, queued: [],
+    ready: input.ready ?? true, stopping: false, parent: input.parent,
   }),
   initial: 'idle',
   on: {
     'release.announced': { actions: assign({ announced: ({ context, event }) => Math.max(context.announced, event.rev) }) },
     'holders.changed': { actions: assign({ holders: ({ context, event }) => Math.max(context.holders, event.newest) }) },
     'nats.changed': { actions: assign({ needsHolders: ({ event }) => event.connected }) },
+    'discovery.done': { actions: assign({ ready: true }) },
     stop: '.stopped',
   },
   states: {
     idle: {
       always: [
+        { guard: 'hasQueued', target: 'updating', actions: 'startQueued' },
         { guard: 'heldBack', target: 'held' },
         { guard: 'shouldUpdate', target: 'updating', actions: 'startAutomatic' },
       ],
-      on: { 'update.requested': { target: 'updating', actions: 'startRequested' } },
+      on: {
+        'update.requested': [
+          { guard: 'ready', target: 'updating', actions: 'startRequested' },
+          { actions: 'queue' },
+        ],
+      },
     },
     held: {
       entry: enqueueActions(({ context, enqueue }) => {
         if (context.heldSaidFor === context.announced) return
-        enqueue.emit({ type: 'update.held' as const, rev: context.current, newest: context.announced })
+        enqueue({ type: 'report', params: { type: 'update.held' as const, rev: context.current, newest: context.announced } })
         enqueue.assign({ heldSaidFor: context.announced })
       }),
-      always: { guard: 'notHeldBack', target: 'idle' },
-      on: { 'update.requested': { target: 'updating', actions: 'startRequested' } },
+      always: [
+        { guard: 'hasQueued', target: 'updating', actions: 'startQueued' },
+        { guard: 'notHeldBack', target: 'idle' },
+      ],
+      on: {
+        'update.requested': [
+          { guard: 'ready', target: 'updating', actions: 'startRequested' },
+          { actions: 'queue' },
+        ],
+      },
     },
     updating: {
       invoke: {
@@ -128,22 +179,26 @@ export const autoUpdateMachine = setup({
               const short = context.request.rev === undefined && next.current < next.announced && !heldBack(next)
               return { current: next.current, hold: next.hold, failures: short ? context.failures + 1 : 0 }
             }),
-            emit(({ context, event }) => ({ type: 'run.done' as const, id: context.runId, outcome: event.output })),
+            { type: 'report', params: ({ context, event }) => ({ type: 'run.done' as const, id: context.runId, outcome: event.output }) },
           ],
         },
         onError: {
           target: 'settling',
           actions: [
             assign({ failures: ({ context }) => context.failures + 1 }),
-            emit(({ context, event }) => ({ type: 'run.failed' as const, id: context.runId, error: event.error })),
+            { type: 'report', params: ({ context, event }) => ({ type: 'run.failed' as const, id: context.runId, error: event.error }) },
           ],
         },
       },
-      on: { 'update.requested': { actions: 'queue' } },
+      on: {
+        'update.requested': { actions: 'queue' },
+        stop: { actions: assign({ stopping: true }) },
+      },
     },
     settling: {
       always: [
-        { guard: 'hasQueued', target: 'updating', actions: assign(({ context }) => ({ request: context.queued!.request, runId: context.queued!.id, queued: null })) },
+        { guard: 'stopping', target: 'stopped' },
+        { guard: 'hasQueued', target: 'updating', actions: 'startQueued' },
         { guard: 'failing', target: 'backoff' },
         { target: 'idle' },
       ],
@@ -154,4 +209,5 @@ export const autoUpdateMachine = setup({
     },
     stopped: { type: 'final' },
   },
+  output: ({ context }) => ({ queued: context.queued }),
 })

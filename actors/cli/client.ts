@@ -65,14 +65,16 @@ async function optionalNats(o: NatsFlags, name: string, instead: string): Promis
 const natsUnreachable = (servers: string[], err: UpswarmError): string =>
   `note: NATS at ${servers.join(',')} unreachable (${errorMessage(err.cause ?? err)})`
 
-/** Connects in the background until NATS answers (or `signal`); see connectWithRetry. */
-async function retryNats(o: NatsFlags, onRetry: (err: UpswarmError, waitMs: number, attempt: number) => void, signal: AbortSignal): Promise<NatsConnection | undefined> {
-  const { connectWithRetry } = await import('../../infra/nats/connect.ts')
-  return connectWithRetry(o.nats, 'upswarm-daemon', { creds: o.creds, tlsCa: o.tlsCa }, { signal, onRetry, attemptMs: DAEMON_ATTEMPT_MS })
-}
-
 /** One background attempt's bound: also what a SIGTERM waits at most for the attempt under way. */
 const DAEMON_ATTEMPT_MS = 2_000
+
+/** One bounded attempt at NATS for the daemon, which retries on its statechart's clock (R-DHT-2). */
+async function daemonConnect(o: NatsFlags): Promise<(() => Promise<NatsConnection>) | undefined> {
+  const { connectNats, parseServers } = await import('../../infra/nats/connect.ts')
+  const servers = parseServers(o.nats)
+  if (servers.length === 0) return undefined
+  return () => connectNats(servers, 'upswarm-daemon', { creds: o.creds, tlsCa: o.tlsCa, timeoutMs: DAEMON_ATTEMPT_MS })
+}
 
 async function requireNats(o: NatsFlags, name: string, what: string): Promise<NatsConnection> {
   const nc = await maybeNats(o, name)
@@ -385,14 +387,13 @@ export function registerClientCommands(program: Command): void {
       // One JSON object per line (NDJSON), so that programs can follow the daemon's events.
       const emit = (event: object, human: string): void => printEvent(!!o.json, event, () => human)
       // R-DHT-2: NATS unreachable is no reason not to share: the daemon runs on the swarm and
-      // joins NATS when it answers (retried with backoff in the background).
-      let nc = await optionalNats(o, 'upswarm-daemon', 'running on the swarm; retrying in the background')
-      const natsGiven = (await import('../../infra/nats/connect.ts')).parseServers(o.nats).length > 0
-      const stopRetrying = new AbortController()
+      // joins NATS when it answers (its statechart retries with backoff).
+      const nc = await optionalNats(o, 'upswarm-daemon', 'running on the swarm; retrying in the background')
+      const connect = nc ? undefined : await daemonConnect(o)
       const { startDaemon } = await import('../share-daemon/index.ts')
       await runRole('daemon', async () => {
         const daemon: Daemon = await startDaemon({
-          dir, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
+          dir, ...(nc ? { nc } : {}), ...(connect ? { connect } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
           auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
@@ -402,28 +403,19 @@ export function registerClientCommands(program: Command): void {
           `holding r${rev} (rolled back): r${newest} is available; \`upswarm update ${dir} --rev ${newest}\` installs it`))
         daemon.on('update.failed', (err) => emit({ event: 'update.failed', error: err.toJSON() }, `update failed: ${err.message}`))
         daemon.on('tracker.status', (s) => emit({ event: 'tracker.status', status: s }, `tracker: ${s}`))
+        daemon.on('nats.retrying', (attempt, waitMs, err) =>
+          emit({ event: 'nats.retrying', attempt, waitMs, error: err.toJSON() }, `NATS unreachable (${err.message}); retrying in ${Math.round(waitMs / 1000)} s`))
+        daemon.on('nats.connected', () => emit({ event: 'nats.connected' }, 'NATS reached: following releases and servers'))
+        daemon.on('nats.failed', (err) => emit({ event: 'nats.failed', error: err.toJSON() }, `NATS: ${err.message}; running on the swarm alone`))
         const connected = (key: string, via: string): void => emit({ event: 'peer.connected', peer: key, via }, `peer ${key.slice(0, 12)}… connected over ${via}`)
         for (const c of daemon.connections()) connected(c.key, c.via)
         daemon.on('peer.connected', connected)
-        const retrying = nc || !natsGiven ? undefined : retryNats(o, (err, waitMs, attempt) =>
-          emit({ event: 'nats.retrying', attempt, waitMs, error: err.toJSON() }, `NATS unreachable (${errorMessage(err.cause ?? err)}); retrying in ${Math.round(waitMs / 1000)} s`),
-        stopRetrying.signal).then(async (late) => {
-          if (!late) return
-          nc = late
-          await daemon.attachNats(late)
-          emit({ event: 'nats.connected' }, 'NATS reached: following releases and servers')
-        }, (err: unknown) => {
-          const e = isUpswarmError(err) ? err : new UpswarmError('UPSWARM_E_NATS', errorMessage(err), { cause: err })
-          emit({ event: 'nats.failed', error: e.toJSON() }, `NATS: ${e.message}; running on the swarm alone`)
-        })
         return {
           ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev() },
           close: async () => {
             // What this client gave back to the swarm, said once at the end (R-SHARE).
             emit({ event: 'daemon.stopped', uploadedBytes: daemon.uploaded(), peers: daemon.connections().length },
               `stopped; served ${formatBytes(daemon.uploaded())} to peers over ${daemon.connections().length} connection(s)`)
-            stopRetrying.abort()
-            await retrying
             await daemon.close()
             await nc?.close()
           },

@@ -3,11 +3,14 @@
 // serves every blob it holds to peers (content-keyed, any revision); replicates the release
 // feed (R-DHT-2); follows the release stream (R-WATCH) and, with `auto`, updates the working copy
 // through the multi-source download (R-ACCEL-2/3).
+// The daemon's logic is the statechart machines/share-daemon.machine.ts (NATS attach and retry,
+// discovery, DHT lookups, redials, root looks, with the auto-update machine as its child); this
+// file wires it to the swarm, the tracker, NATS and the updater, and starts it.
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { errorMessage, isUpswarmError, UpswarmError } from '../../infra/errors.ts'
+import { ERROR_CODES, errorMessage, isUpswarmError, UpswarmError, type ErrorCode } from '../../infra/errors.ts'
 import { parseBootstrap } from '../../infra/cluster/dht.ts'
 import type { TrustStore } from '../../infra/formats/trust-store.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
@@ -25,8 +28,9 @@ import { loadSwarmIdentity, privateProductId, productTopic } from '../../infra/s
 import { loadOrCreateKeyPair, SwarmTransport } from '../../infra/swarm/transport.ts'
 import { HeartbeatForClient } from '../repo-server/heartbeat.ts'
 import { createTrackerClient, type TrackerClient, type TrackerPeer } from '../tracker/client.ts'
-import { createActor, fromPromise, type Actor } from 'xstate'
-import { autoUpdateMachine, type AutoUpdateEvent, type AutoUpdateRequest, type RunOutcome } from '../../machines/auto-update.machine.ts'
+import { createActor, fromPromise, waitFor, type InspectionEvent, type Observer } from 'xstate'
+import { autoUpdateMachine, type AutoUpdateRequest, type RunOutcome } from '../../machines/auto-update.machine.ts'
+import { shareDaemonMachine, type NatsFailure, type ShareDaemonInput } from '../../machines/share-daemon.machine.ts'
 import { update, type ConflictPolicy, type UpdateResult } from '../updater/index.ts'
 import type { AlertSink } from '../updater/source.ts'
 import { DialBook } from './dial-book.ts'
@@ -54,6 +58,14 @@ export interface DaemonOptions {
   announceIntervalMs?: number
   /** This machine's fleet identity file (`creds issue --client`); required for a private product. */
   swarmIdentity?: string
+  /**
+   * One bounded attempt to reach the repository's NATS. Given without `nc`, the daemon keeps
+   * trying on its statechart's clock (R-DHT-2: it shares meanwhile) and attaches once it answers;
+   * a connection made this way is the daemon's and closed by `close()`.
+   */
+  connect?: () => Promise<NatsConnection>
+  /** An XState inspection observer for the daemon's actors (live inspection, issue 12). */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void)
   log?: (msg: string) => void
 }
 
@@ -79,6 +91,12 @@ export interface DaemonEvents extends TrustEvents {
   'update.held': [rev: number, newest: number]
   'tracker.status': [status: string]
   'peer.connected': [key: string, via: string]
+  /** NATS could not be reached (attempt `attempt`); the next try is in `waitMs`. */
+  'nats.retrying': [attempt: number, waitMs: number, error: UpswarmError]
+  /** NATS was reached after the daemon started without it: releases and servers are followed from now on. */
+  'nats.connected': []
+  /** NATS refused the daemon (credentials, permissions): it goes on with the swarm alone. */
+  'nats.failed': [error: UpswarmError]
 }
 
 export interface Daemon extends EventEmitter<DaemonEvents> {
@@ -103,74 +121,119 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
 }
 
 const DEFAULT_ANNOUNCE_MS = 5_000
-/** A daemon looks for newer roots on a refused key at most this often. */
-const ROOT_LOOK_MS = 2_000
-/** How often a daemon with no peer dials the peers it remembers again. */
-const REDIAL_REMEMBERED_MS = 10_000
 const DEFAULT_SWARM_THREADS = 16
 /** Server pieces one client has in flight at most, over all its downloads. */
 const SERVER_SLOTS = 2
-/** The first update waits for the first round of peer discovery (tracker, else DHT), this long at most. */
-const DISCOVERY_WAIT_MS = 30_000
 /** How long discovery waits for connected peers' first `have`. */
 const HAVE_WAIT_MS = 3_000
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const log = opts.log ?? (() => {})
   const events = new EventEmitter<DaemonEvents>()
-  let wc = await WorkingCopy.open(opts.dir)
-  const { product, publicKey: publisherKey } = wc.config
+  const dir = opts.dir
+  const first = await WorkingCopy.open(dir)
+  const { product, publicKey: publisherKey } = first.config
   // A private product (docs/protocol.md §5): members only, secret topics and tracker id.
   const identity = opts.swarmIdentity ? await loadSwarmIdentity(opts.swarmIdentity) : undefined
-  const topicSecret = wc.config.private ? identity?.topicSecret : null
+  const topicSecret = first.config.private ? identity?.topicSecret : null
   if (topicSecret === undefined) {
-    throw new UpswarmError('UPSWARM_E_CONFIG', `${opts.dir}: product ${product} is private; give this machine's fleet identity with --swarm-identity FILE or UPSWARM_SWARM_IDENTITY (\`upswarm creds issue --client NAME\` writes it)`)
+    throw new UpswarmError('UPSWARM_E_CONFIG', `${dir}: product ${product} is private; give this machine's fleet identity with --swarm-identity FILE or UPSWARM_SWARM_IDENTITY (\`upswarm creds issue --client NAME\` writes it)`)
   }
   const swarmProduct = topicSecret ? privateProductId(topicSecret, product) : product
-  const keyPair = identity?.keyPair ?? await loadOrCreateKeyPair(join(wc.layout.meta, 'swarm-key.json'))
+  const keyPair = identity?.keyPair ?? await loadOrCreateKeyPair(join(first.layout.meta, 'swarm-key.json'))
   const publicKey = keyPair.publicKey.toString('hex')
   const peerId = createHash('sha1').update(keyPair.publicKey).digest('hex')
   const peers = new PeerSet()
   const partials = new Map<string, PartialBlob>()
   const uploadBucket = opts.maxUploadRate ? new TokenBucket(opts.maxUploadRate) : undefined
-  let uploaded = 0
   const connections: { key: string; via: string }[] = []
-  // Update scheduling (declared first: heartbeats and peers may ask for an update at any time).
-  let closed = false
-  /** The update statechart; events that come before it exists (a heartbeat at start) wait for it. */
-  let updates: Actor<typeof autoUpdateMachine> | undefined
-  const early: AutoUpdateEvent[] = []
-  const tell = (event: AutoUpdateEvent): void => {
-    if (updates) updates.send(event)
-    else early.push(event)
-  }
-  /** Newest revision a repository server has synced (from heartbeats). */
-  let serversNewest = 0
-  let resolveDiscovered!: () => void
-  const discovered = new Promise<void>((resolve) => {
-    resolveDiscovered = resolve
-  })
-  let pathsBySha = new Map<string, string[]>()
-  /** Newest revision a connected peer announced holding. */
-  let peersNewest = 0
   /** Verified releases learnt from the release stream: a source of manifests when no server answers. */
   const streamReleases = new Map<number, SignedRelease>()
-  let held: string[] = []
+  const pendingDials = new Set<Promise<unknown>>()
+  // Addresses that never complete a handshake are aged out instead of dialled every round.
+  const dialBook = new DialBook()
+  const hasDht = parseBootstrap(opts.bootstrap).length > 0
+
+  /**
+   * The I/O resources the machine's actors act on. The machine decides when; these only do.
+   * `wc` is reopened after every update; `nc` is set once NATS is attached.
+   */
+  const io = {
+    wc: first,
+    nc: opts.nc,
+    /** The connection was made by `opts.connect` (the daemon closes it). */
+    ownsNc: false,
+    /** A NATS attempt under way (close waits for it, at most its bound). */
+    connecting: undefined as Promise<unknown> | undefined,
+    tracker: undefined as TrackerClient | undefined,
+    trackerHasNats: false,
+    initialQuery: Promise.resolve() as Promise<void>,
+    follow: undefined as FollowHandle | undefined,
+    heartbeats: undefined as { unsubscribe(): void } | undefined,
+    /** Blobs held (history store and working copy) and the current tree's paths by SHA-256. */
+    held: [] as string[],
+    pathsBySha: new Map<string, string[]>(),
+    uploaded: 0,
+    dhtLookup: false,
+    closed: false,
+  }
 
   const refreshHeld = async (): Promise<void> => {
-    const current = wc.state.current
+    const current = io.wc.state.current
     const next = new Map<string, string[]>()
     if (current > 0) {
-      for (const e of fileEntries((await wc.release(current)).manifest)) next.set(e.sha256, [...(next.get(e.sha256) ?? []), e.path])
+      for (const e of fileEntries((await io.wc.release(current)).manifest)) next.set(e.sha256, [...(next.get(e.sha256) ?? []), e.path])
     }
-    pathsBySha = next
-    held = [...new Set([...(await listBlobs(wc.history)), ...next.keys()])]
+    io.pathsBySha = next
+    io.held = [...new Set([...(await listBlobs(io.wc.history)), ...next.keys()])]
   }
   await refreshHeld()
 
-  const serve = makeServe({ partials, stores: () => [wc.history], layout: wc.layout, pathsOf: (sha) => pathsBySha.get(sha) })
-  const feed: ReleaseFeed = await openFeed({ storageDir: join(wc.layout.meta, 'feed'), publisherPublicKey: publisherKey })
-  const rotation = await followTrust({ wc, emit: (event, ...args) => (events.emit as (e: typeof event, ...a: typeof args) => boolean)(event, ...args), log, ban: (peer, reason) => peers.ban(peer, reason) })
+  const serve = makeServe({ partials, stores: () => [io.wc.history], layout: first.layout, pathsOf: (sha) => io.pathsBySha.get(sha) })
+  const feed: ReleaseFeed = await openFeed({ storageDir: join(first.layout.meta, 'feed'), publisherPublicKey: publisherKey })
+  const rotation = await followTrust({ wc: first, emit: (event, ...args) => (events.emit as (e: typeof event, ...a: typeof args) => boolean)(event, ...args), log, ban: (peer, reason) => peers.ban(peer, reason) })
+  const feedNewest = (): number => Math.max(0, ...feed.releases(product).map((e) => e.rev), ...rotation.releases.keys())
+
+  // The actor is made before any I/O can tell it something: events sent before it starts wait in its mailbox.
+  const daemonStart: ShareDaemonInput = {
+    auto: !!opts.auto, current: first.state.current, hold: first.state.hold,
+    nats: opts.nc ? 'attach' : opts.connect ? 'retry' : 'none',
+    tracker: !!(opts.nc || opts.trackerHttp || opts.trackerUdp),
+    dht: hasDht,
+  }
+  const actor = createActor(shareDaemonMachine.provide({
+    actors: {
+      autoUpdate: autoUpdateMachine.provide({
+        actors: {
+          runUpdate: fromPromise<RunOutcome, { request: AutoUpdateRequest; id: number }>(async ({ input }) => {
+            const report = await runUpdate(input.request)
+            return { to: io.wc.state.current, hold: io.wc.state.hold, report }
+          }),
+        },
+      }),
+      connectNats: fromPromise<void, { attempt: number }>(async ({ signal }) => {
+        if (!opts.connect) throw new UpswarmError('UPSWARM_E_CONFIG', 'the sharing daemon was given no way to reach NATS')
+        const attempt = opts.connect()
+        io.connecting = attempt.catch(() => {})
+        const nc = await attempt
+        if (signal.aborted || io.closed || io.nc) {
+          await nc.close().catch(() => {})
+          throw new UpswarmError('UPSWARM_E_NATS', 'NATS answered after the daemon stopped waiting for it')
+        }
+        io.nc = nc
+        io.ownsNc = true
+      }),
+      attachNats: fromPromise(() => attachNats()),
+      lookUpDht: fromPromise(() => joinDht(true).then(() => transport.flush())),
+      // Once the product-wide query and every dial so far are through, and the peers found have told what they hold.
+      settleDiscovery: fromPromise(async () => {
+        await io.initialQuery
+        await Promise.allSettled([...pendingDials])
+        await peers.announced(HAVE_WAIT_MS)
+      }),
+    },
+    actions: { dialRemembered: () => dialRemembered() },
+  }), { input: daemonStart, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
 
   const transport = new SwarmTransport({
     keyPair,
@@ -181,22 +244,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       feed.replicate(stream)
       rotation.attach(stream)
       const session = new PieceSession(stream, {
-        serve, product, rev: wc.state.current, uploadBucket,
+        serve, product, rev: io.wc.state.current, uploadBucket,
         requestTimeoutMs: 8_000, stallTimeoutMs: 5_000,
       })
       session.on('upload', (_sha, bytes) => {
-        uploaded += bytes
+        io.uploaded += bytes
       })
       session.on('protocol-error', (err) => peers.ban(info.peer, err.message))
       session.on('have', (have) => {
-        if (have.product === product && have.rev > peersNewest) {
-          peersNewest = have.rev
-          tell({ type: 'holders.changed', newest: peersNewest })
-        }
+        if (have.product === product) actor.send({ type: 'peer.has', rev: have.rev })
       })
       peers.add(info.peer, session)
       void session.opened().then((ok) => {
-        if (ok) session.announceHave(held, { reset: true, product, rev: wc.state.current })
+        if (ok) session.announceHave(io.held, { reset: true, product, rev: io.wc.state.current })
       })
       connections.push({ key: info.peer, via: info.via })
       events.emit('peer.connected', info.peer, info.via)
@@ -204,36 +264,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   })
   const addr = await transport.listen(opts.host ?? '127.0.0.1', opts.port ?? 0)
   /** R-DHT-2: the peers last reached, dialled at start, so a daemon finds its swarm with NATS, tracker and DHT bootstrap all gone. */
-  const book = await AddressBook.open(wc.layout.peers, wc.layout.tmp)
+  const book = await AddressBook.open(first.layout.peers, first.layout.tmp)
   transport.on('refused', (peer, reason) => {
     // Two peers dialling each other is normal; anything else is worth a line in the log.
     if (reason !== 'duplicate connection') log(`connection ${peer ? `with peer ${peer.slice(0, 12)}… ` : ''}dropped: ${reason}`)
   })
 
-  // Heartbeats tell which servers hold which revision (an update waits until one does) and
-  // name the servers' swarm keys (servers seed the swarm; their bytes count as server bytes).
-  let nc = opts.nc
-  const subscribeHeartbeats = (nc: NatsConnection) => nc.subscribe(SERVER_HEARTBEATS, {
-    callback: (err, msg) => {
-      if (err) return
-      try {
-        const hb = HeartbeatForClient.parse(msg.json())
-        if (hb.swarm) peers.markServers([hb.swarm.publicKey])
-        const synced = hb.synced[product]
-        if (synced !== undefined && synced > serversNewest) {
-          serversNewest = synced
-          tell({ type: 'holders.changed', newest: serversNewest })
-        }
-      } catch { /* malformed: the proxy logs it and keeps that server out; a client just ignores it */ }
-    },
-  })
-  let hbSub = nc ? subscribeHeartbeats(nc) : undefined
-
-  const pendingDials = new Set<Promise<unknown>>()
-  // Addresses that never complete a handshake are aged out instead of dialled every round.
-  const dialBook = new DialBook()
   const dial = (list: TrackerPeer[]): void => {
-    if (closed) return
+    if (io.closed) return
     for (const p of list) {
       if (p.publicKey === publicKey || !p.port) continue
       if (p.publicKey && transport.connections.has(p.publicKey)) {
@@ -256,75 +294,109 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
   }
 
-  // The remembered peers are dialled at start, and again while the daemon has no peer at all (a
-  // handshake that timed out on a loaded machine, a peer that was restarting); the dial book's
-  // backoff keeps a dead address from being dialled in a loop.
-  const dialRemembered = (): void => {
+  // The machine dials the remembered peers at start and again while the daemon has no peer at
+  // all (a handshake that timed out on a loaded machine, a peer that was restarting); the dial
+  // book's backoff keeps a dead address from being dialled in a loop.
+  function dialRemembered(): void {
     const remembered = book.list()
     if (remembered.length === 0 || transport.connections.size > 0) return
     log(`dialling ${remembered.length} peer(s) reached before`)
     dial(remembered.map((p) => ({ ip: p.host, port: p.port, publicKey: p.publicKey })))
   }
-  dialRemembered()
-  const redial = setInterval(dialRemembered, REDIAL_REMEMBERED_MS)
-  redial.unref()
 
-  // DHT: always announce ourselves (server); look peers up (client) when the tracker fails us.
-  const hasDht = parseBootstrap(opts.bootstrap).length > 0
-  let dhtLookup = false
-  const joinDht = async (lookup: boolean): Promise<void> => {
+  // DHT: always announce ourselves (server); look peers up (client) once the machine asks to.
+  async function joinDht(lookup: boolean): Promise<void> {
     if (!hasDht) return
-    dhtLookup = dhtLookup || lookup
-    await transport.join(productTopic(product, undefined, topicSecret), { server: true, client: dhtLookup })
-    if (wc.state.current > 0) await transport.join(productTopic(product, wc.state.current, topicSecret), { server: true, client: dhtLookup })
+    io.dhtLookup = io.dhtLookup || lookup
+    await transport.join(productTopic(product, undefined, topicSecret), { server: true, client: io.dhtLookup })
+    if (io.wc.state.current > 0) await transport.join(productTopic(product, io.wc.state.current, topicSecret), { server: true, client: io.dhtLookup })
   }
 
-  /** R-DHT-1: the tracker is down, slow or empty: find peers on the DHT. */
-  const lookUpOnDht = (why: string): void => {
-    if (!hasDht) return discoveryRoundDone()
-    if (!dhtLookup) log(`${why}: looking peers up on the DHT`)
-    void joinDht(true).then(() => transport.flush()).then(discoveryRoundDone, (err) => {
-      log(`DHT lookup failed: ${errorMessage(err)}`)
-      discoveryRoundDone()
-    })
-  }
-  /** A round of discovery ended: once its dials have completed, the first update may start. */
-  const discoveryRoundDone = (): void => {
-    // Once the product-wide query and every dial so far are through, and the peers found have
-    // told what they hold.
-    void initialQuery
-      .then(() => Promise.allSettled([...pendingDials]))
-      .then(() => peers.announced(HAVE_WAIT_MS))
-      .then(() => resolveDiscovered())
-  }
-  let initialQuery: Promise<void> = Promise.resolve()
-
-  let tracker: TrackerClient | undefined
   const startTracker = (): TrackerClient => {
     const client = createTrackerClient({
-      ...(nc ? { nc } : {}),
+      ...(io.nc ? { nc: io.nc } : {}),
       ...(opts.trackerHttp ? { httpUrl: opts.trackerHttp } : {}),
       ...(opts.trackerUdp ? { udpUrl: opts.trackerUdp } : {}),
-      product: swarmProduct, rev: wc.state.current, peerId, port: addr.port, publicKey,
+      product: swarmProduct, rev: io.wc.state.current, peerId, port: addr.port, publicKey,
       intervalMs: opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_MS,
     })
+    io.trackerHasNats = io.nc !== undefined
     client.on('peers', (list) => {
       dial(list)
-      if (list.filter((p) => p.publicKey !== publicKey).length === 0) lookUpOnDht('the tracker knows no other peer')
-      else discoveryRoundDone()
+      actor.send({ type: 'tracker.peers', others: list.filter((p) => p.publicKey !== publicKey).length })
     })
-    client.on('status', (s) => {
-      events.emit('tracker.status', s)
-      if (s !== 'ok') lookUpOnDht(`tracker ${s}`)
-    })
+    client.on('status', (status) => actor.send({ type: 'tracker.status', status }))
     return client
   }
-  if (nc || opts.trackerHttp || opts.trackerUdp) {
-    tracker = startTracker()
+  if (daemonStart.tracker) {
+    io.tracker = startTracker()
     // A content-keyed swarm: peers at any revision hold blobs we may need (R-PEERLIST).
-    initialQuery = tracker.queryPeers(swarmProduct).then(dial, () => {})
+    io.initialQuery = io.tracker.queryPeers(swarmProduct).then(dial, () => {})
   }
-  await joinDht(!tracker)
+  await joinDht(false)
+
+  // Heartbeats tell which servers hold which revision (an update waits until one does) and
+  // name the servers' swarm keys (servers seed the swarm; their bytes count as server bytes).
+  const subscribeHeartbeats = (nc: NatsConnection) => nc.subscribe(SERVER_HEARTBEATS, {
+    callback: (err, msg) => {
+      if (err) return
+      try {
+        const hb = HeartbeatForClient.parse(msg.json())
+        if (hb.swarm) peers.markServers([hb.swarm.publicKey])
+        const synced = hb.synced[product]
+        if (synced !== undefined) actor.send({ type: 'servers.synced', rev: synced })
+      } catch { /* malformed: the proxy logs it and keeps that server out; a client just ignores it */ }
+    },
+  })
+
+  const followStream = async (nc: NatsConnection): Promise<FollowHandle> => {
+    const trustSource = natsTrustSource(nc)
+    await rotation.refresh(trustSource)
+    let checking = Promise.resolve()
+    return followReleases(nc, product, (bytes, seq) => {
+      // In order, one at a time: a release by a newly rotated key is judged after one look for the
+      // root that names it. Only a refused key makes it look, and only when the machine's rootLook
+      // is ready (at most every ROOT_LOOK_MS), so junk or forged messages on the subject cannot
+      // make every daemon read the root stream again and again.
+      checking = checking.then(async () => {
+        const judge = () => decodeTrusted(bytes, { ...io.wc.releaseKeys(), store: rotation.store }, `release stream seq ${seq}`)
+        let release
+        try {
+          release = judge().release
+        } catch (err) {
+          if (!isUpswarmError(err, 'UPSWARM_E_SIGNATURE') || !actor.getSnapshot().matches({ running: { rootLook: 'ready' } })) {
+            log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
+            return
+          }
+          actor.send({ type: 'roots.looked' })
+          await rotation.refresh(trustSource)
+          try {
+            release = judge().release
+          } catch (err) {
+            log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
+            return
+          }
+        }
+        streamReleases.set(release.manifest.rev, release)
+        onNewRelease(release.manifest.rev)
+      })
+    })
+  }
+
+  /** NATS is there (at start, or reached late): heartbeats, the tracker's NATS door, the release stream. */
+  async function attachNats(): Promise<void> {
+    const nc = io.nc!
+    io.heartbeats = subscribeHeartbeats(nc)
+    if (!io.trackerHasNats) {
+      // The tracker's NATS door exists only in a client made with the connection; the old
+      // client withdraws first, so that its withdrawal cannot follow the new announce.
+      await io.tracker?.stop().catch(() => {})
+      io.tracker = startTracker()
+    }
+    const follow = await followStream(nc)
+    if (io.closed) await follow.stop()
+    else io.follow = follow
+  }
 
   const feedReleases: FeedReleases = {
     list: (p) => {
@@ -345,25 +417,26 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     for (const p of peers.all()) if (!p.session.closed) p.session.announcePiece(sha, pieceSize, index)
   }
 
+  /** One run of the updater over the swarm (the update machine's child): R-ACCEL-2/3. */
   async function runUpdate(request: UpdateRequest): Promise<DaemonUpdate> {
     const { rev } = request
     const started = Date.now()
-    await discovered
+    const nc = io.nc
     const source = swarmSource({ nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
-    const from = wc.state.current
-    events.emit('update.started', from, rev ?? wc.state.newestVerified)
+    const from = io.wc.state.current
+    events.emit('update.started', from, rev ?? io.wc.state.newestVerified)
     // Many blobs at once: server requests are capped by serverSlots, peer requests per peer; a
     // wide window lets every client fetch its own stripe early and trade the rest.
     // Without NATS the updater keeps alerts in the working copy until a run that has a connection.
     const alerts: AlertSink | undefined = nc ? jetStreamAlertSink(nc) : undefined
-    const result = await update(opts.dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
-    const before = wc
-    wc = await WorkingCopy.open(opts.dir)
+    const result = await update(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
+    const before = io.wc
+    io.wc = await WorkingCopy.open(dir)
     // The update may have garbage-collected blobs the old view kept open for serving.
     before.history.closeHandles()
     await refreshHeld()
-    for (const p of peers.all()) if (!p.session.closed) p.session.announceHave(held, { reset: true, product, rev: wc.state.current })
-    tracker?.setRev(wc.state.current)
+    for (const p of peers.all()) if (!p.session.closed) p.session.announceHave(io.held, { reset: true, product, rev: io.wc.state.current })
+    io.tracker?.setRev(io.wc.state.current)
     await joinDht(false).catch(() => {})
     // The bytes this run actually received, by kind of source (R-ACCEL-2: never a silent fallback).
     const done: DaemonUpdate = {
@@ -372,35 +445,31 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       bytesFromPeers: source.stats.bytesFromPeers,
       sources: source.stats,
       ms: Date.now() - started,
-      uploadedBytes: uploaded,
+      uploadedBytes: io.uploaded,
     }
-    events.emit('update.done', done)
     // Under the machine's identity: the only events subject its permissions allow (issue 10).
     if (nc) nc.publish(actorEventSubject('daemon', identityOf(nc)), JSON.stringify({ type: 'update.done', product, peerId, ...done }))
     return done
   }
 
-  // Issue 11 item 2: one statechart decides every run, automatic or asked for (machines/auto-update.machine.ts).
-  const results = new Map<number, DaemonUpdate>()
-  /** The run in progress, which close() lets finish (an update is never cut off half-way). */
-  let inflight: Promise<unknown> | undefined
-  const actor = createActor(autoUpdateMachine.provide({
-    actors: {
-      runUpdate: fromPromise<RunOutcome, { request: AutoUpdateRequest; id: number }>(async ({ input }) => {
-        const run = runUpdate(input.request)
-        inflight = run.catch(() => {})
-        const done = await run
-        results.set(input.id, done)
-        return { to: wc.state.current, hold: wc.state.hold }
-      }),
-    },
-  }), { input: { auto: !!opts.auto, needsHolders: nc !== undefined, current: wc.state.current, hold: wc.state.hold } })
+  // What the machine says, said to the daemon's listeners; callers of updateNow wait by run id.
   let nextRunId = 1
   const waiting = new Map<number, { resolve: (d: DaemonUpdate) => void; reject: (e: unknown) => void }>()
+  const natsError = (e: NatsFailure): UpswarmError =>
+    new UpswarmError((ERROR_CODES as readonly string[]).includes(e.code) ? e.code as ErrorCode : 'UPSWARM_E_NATS', e.message)
+  actor.on('release.available', (e) => events.emit('release.available', e.rev))
+  actor.on('tracker.status', (e) => events.emit('tracker.status', e.status))
+  actor.on('dht.lookup', (e) => log(`${e.why}: looking peers up on the DHT`))
+  actor.on('nats.retrying', (e) => events.emit('nats.retrying', e.attempt, e.waitMs, natsError(e.error)))
+  actor.on('nats.connected', () => events.emit('nats.connected'))
+  actor.on('nats.failed', (e) => {
+    log(`NATS: ${e.error.message}; running on the swarm alone`)
+    events.emit('nats.failed', natsError(e.error))
+  })
   actor.on('run.done', (e) => {
-    const done = results.get(e.id)
-    results.delete(e.id)
-    if (e.id !== 0 && done) waiting.get(e.id)?.resolve(done)
+    const done = e.outcome.report as DaemonUpdate
+    events.emit('update.done', done)
+    waiting.get(e.id)?.resolve(done)
     waiting.delete(e.id)
   })
   actor.on('run.failed', (e) => {
@@ -415,74 +484,37 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     // Deferred: the release stream may tell of the release while startDaemon is still running.
     setImmediate(() => events.emit('update.held', e.rev, e.newest))
   })
+  actor.on('daemon.stopped', (e) => {
+    for (const id of e.unrun) {
+      waiting.get(id)?.reject(new UpswarmError('UPSWARM_E_IO', `the sharing daemon of ${dir} stopped before this update ran`))
+      waiting.delete(id)
+    }
+  })
+  actor.subscribe({ error: (err) => log(`the sharing daemon's statechart failed: ${errorMessage(err)}`) })
   actor.start()
-  updates = actor
-  for (const e of early.splice(0)) actor.send(e)
+  // With NATS given, the release stream and the heartbeats are followed before startDaemon returns.
+  await waitFor(actor, (s) => !s.matches({ running: { nats: 'attaching' } }))
 
   function updateNow(request: UpdateRequest = {}): Promise<DaemonUpdate> {
-    if (closed) return Promise.reject(new UpswarmError('UPSWARM_E_IO', `the sharing daemon of ${opts.dir} is stopping; no update is started`))
+    if (io.closed) return Promise.reject(new UpswarmError('UPSWARM_E_IO', `the sharing daemon of ${dir} is stopping; no update is started`))
     const id = nextRunId++
     const result = new Promise<DaemonUpdate>((resolve, reject) => waiting.set(id, { resolve, reject }))
     actor.send({ type: 'update.requested', request, id })
     return result
   }
 
-  /** Newest revision some holder has: a server that synced it, a peer at it, the feed's peers. */
-  const feedNewest = (): number => Math.max(0, ...feed.releases(product).map((e) => e.rev), ...rotation.releases.keys())
-  const onNewRelease = (rev: number): void => {
-    if (rev <= actor.getSnapshot().context.announced || rev <= wc.state.current) return
-    events.emit('release.available', rev)
-    actor.send({ type: 'holders.changed', newest: feedNewest() })
-    actor.send({ type: 'release.announced', rev })
+  /** A verified release of the product: the machine says the upgrade notice and decides the run. */
+  function onNewRelease(rev: number): void {
+    actor.send({ type: 'release.found', rev, holders: feedNewest() })
   }
 
-  // The first update waits for the first round of discovery (bounded): starting with no peer
-  // would send everything to the servers.
-  const discoveryTimer = setTimeout(resolveDiscovered, DISCOVERY_WAIT_MS)
-  void discovered.then(() => clearTimeout(discoveryTimer))
-  if (!tracker) void transport.flush().then(discoveryRoundDone, discoveryRoundDone)
-
-  const followStream = async (nc: NatsConnection): Promise<FollowHandle> => {
-    const trustSource = natsTrustSource(nc)
-    await rotation.refresh(trustSource)
-    let checking = Promise.resolve()
-    let lastLook = 0
-    return followReleases(nc, product, (bytes, seq) => {
-      // In order, one at a time: a release by a newly rotated key is judged after one look for the
-      // root that names it. Only a refused key makes it look, at most every 2 s, so junk or forged
-      // messages on the subject cannot make every daemon read the root stream again and again.
-      checking = checking.then(async () => {
-        const judge = () => decodeTrusted(bytes, { ...wc.releaseKeys(), store: rotation.store }, `release stream seq ${seq}`)
-        let release
-        try {
-          release = judge().release
-        } catch (err) {
-          if (!isUpswarmError(err, 'UPSWARM_E_SIGNATURE') || Date.now() - lastLook < ROOT_LOOK_MS) {
-            log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
-            return
-          }
-          lastLook = Date.now()
-          await rotation.refresh(trustSource)
-          try {
-            release = judge().release
-          } catch (err) {
-            log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
-            return
-          }
-        }
-        streamReleases.set(release.manifest.rev, release)
-        onNewRelease(release.manifest.rev)
-      })
-    })
-  }
-  let follow = nc ? await followStream(nc) : undefined
   // With a root held, it decides whether the pinned key may still sign (rotated or retired keys).
   feed.on('release', (entry, release) => {
     if (!rotation.store.root || rotation.trusted(release, `release feed block ${entry.index}`)) onNewRelease(entry.rev)
   })
   // Blocks that arrived before the handler (peers dialled at start replicate at once) count too.
   for (const entry of feed.releases(product)) {
-    if (entry.rev <= wc.state.current) continue
+    if (entry.rev <= io.wc.state.current) continue
     const release = await feed.get(entry.index).catch(() => undefined)
     if (release && (!rotation.store.root || rotation.trusted(release, `release feed block ${entry.index}`))) onNewRelease(entry.rev)
   }
@@ -495,38 +527,32 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     peerId,
     peers,
     trust: rotation.store,
-    rev: () => wc.state.current,
-    uploaded: () => uploaded,
+    rev: () => io.wc.state.current,
+    uploaded: () => io.uploaded,
     connections: () => [...connections],
     updateNow,
     async attachNats(late: NatsConnection) {
-      if (nc || closed) return
-      nc = late
-      hbSub = subscribeHeartbeats(late)
-      // The tracker's NATS door exists only in a client made with the connection; the old
-      // client withdraws first, so that its withdrawal cannot follow the new announce.
-      await tracker?.stop().catch(() => {})
-      tracker = startTracker()
-      follow = await followStream(late)
-      if (closed) await follow.stop()
-      actor.send({ type: 'nats.changed', connected: true })
+      if (io.nc || io.closed) return
+      io.nc = late
+      actor.send({ type: 'nats.reached' })
+      await waitFor(actor, (s) => s.status !== 'active' || !s.matches({ running: { nats: 'attaching' } }))
     },
     async close() {
-      closed = true
+      io.closed = true
       actor.send({ type: 'stop' })
-      clearInterval(redial)
-      await follow?.stop()
-      hbSub?.unsubscribe()
-      await inflight
-      for (const w of waiting.values()) w.reject(new UpswarmError('UPSWARM_E_IO', `the sharing daemon of ${opts.dir} stopped before this update ran`))
-      await tracker?.stop().catch(() => {})
+      await io.follow?.stop()
+      io.heartbeats?.unsubscribe()
+      // The run under way ends first; requests that never ran are refused (daemon.stopped).
+      await waitFor(actor, (s) => s.status !== 'active', { timeout: Infinity })
+      await io.connecting
+      await io.tracker?.stop().catch(() => {})
+      if (io.ownsNc) await io.nc?.close().catch(() => {})
       await book.flush()
       await transport.close()
       await rotation.close()
       await feed.close()
-      wc.history.closeHandles()
+      io.wc.history.closeHandles()
     },
   })
   return daemon
 }
-

@@ -3,9 +3,8 @@
 // (--tls-ca / UPSWARM_TLS_CA). Issue 10: nothing connects anonymously once identities exist.
 import { readFileSync } from 'node:fs'
 import { connect as tcpConnect } from 'node:net'
-import { setTimeout as delay } from 'node:timers/promises'
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node'
-import { UpswarmError, findCause, isUpswarmError, permissionViolation } from '../errors.ts'
+import { UpswarmError, findCause, permissionViolation } from '../errors.ts'
 import { credsClaims, setIdentity } from './identity.ts'
 
 export type { NatsConnection }
@@ -72,43 +71,6 @@ export async function connectNats(servers: string | string[] | undefined, name: 
   if (claims) setIdentity(nc, { name: claims.name, ...(claims.jsApiPrefix ? { jsApiPrefix: claims.jsApiPrefix } : {}) })
   reportRefusals(nc, claims?.name ?? 'anonymous')
   return nc
-}
-
-export interface RetryingConnect {
-  /** Aborting stops the attempts; the promise then resolves to undefined. */
-  signal: AbortSignal
-  /** Each failed attempt, with the wait before the next one. */
-  onRetry: (err: UpswarmError, waitMs: number, attempt: number) => void
-  /** One attempt's bound (default 5 s) and the first and longest waits between attempts. */
-  attemptMs?: number
-  firstWaitMs?: number
-  maxWaitMs?: number
-}
-
-/**
- * R-DHT-2: a long-running client starts without NATS and joins it when it comes back. Tries
- * until connected, waiting longer after each failure (doubling up to maxWaitMs). Only
- * "unreachable" is retried: refused credentials or an unreadable creds file are final.
- */
-export async function connectWithRetry(servers: string | string[] | undefined, name: string, auth: NatsAuth, opts: RetryingConnect): Promise<NatsConnection | undefined> {
-  let wait = opts.firstWaitMs ?? 1_000
-  for (let attempt = 1; !opts.signal.aborted; attempt++) {
-    try {
-      const nc = await connectNats(servers, name, { ...auth, timeoutMs: opts.attemptMs ?? 5_000 })
-      if (!opts.signal.aborted) return nc
-      await nc.close()
-      return undefined
-    } catch (err) {
-      if (!isUpswarmError(err, 'UPSWARM_E_NATS') || opts.signal.aborted) {
-        if (opts.signal.aborted) return undefined
-        throw err
-      }
-      opts.onRetry(err, wait, attempt)
-      await delay(wait, undefined, { signal: opts.signal }).catch(() => {})
-      wait = Math.min(wait * 2, opts.maxWaitMs ?? 30_000)
-    }
-  }
-  return undefined
 }
 
 /** The servers of `list` that send their first bytes (a NATS server's INFO) within `ms`, in order. */

@@ -92,4 +92,17 @@ describe('auto-update machine', () => {
     await waitFor(actor, (s) => s.value === 'backoff')
     expect(emitted).toEqual(['done 1 r2', 'failed 2'])
   })
+
+  it('daemon — before discovery ends (ready: false) nothing runs; the requests made meanwhile then run in order, each once', async () => {
+    const { actor, runs, emitted } = harness({ auto: true, needsHolders: false, ready: false }, async (r) => ({ to: r.rev ?? 2, hold: undefined }))
+    actor.send({ type: 'release.announced', rev: 2 })
+    actor.send({ type: 'update.requested', request: { rev: 3 }, id: 1 })
+    actor.send({ type: 'update.requested', request: { rev: 4 }, id: 2 })
+    expect(actor.getSnapshot().value).toBe('idle')
+    expect(runs).toEqual([])
+    actor.send({ type: 'discovery.done' })
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.current === 4)
+    expect(runs).toEqual([{ rev: 3 }, { rev: 4 }])
+    expect(emitted).toEqual(['done 1 r3', 'done 2 r4'])
+  })
 })
