@@ -7,7 +7,7 @@ import { Readable } from 'node:stream'
 import { JetStreamApiCodes, JetStreamApiError, jetstream } from '@nats-io/jetstream'
 import type { ObjectStore } from '@nats-io/obj'
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node'
-import { UpswarmError, errorMessage } from '../../infra/errors.ts'
+import { UpswarmError, errorMessage, type ErrorCode } from '../../infra/errors.ts'
 import { META_STREAM, RELEASE_STREAM, releaseSubject } from '../../infra/nats/names.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
@@ -24,6 +24,8 @@ import { newestRoot } from '../../infra/formats/meta-stream.ts'
 import { productKeys } from '../../infra/formats/root.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { publishToFeed, type FeedOutcome } from './feed.ts'
+import { createActor, fromPromise, toPromise } from 'xstate'
+import { publishMachine, type Claim, type PublishFailure, type PublishOutput, type ScannedTree } from '../../machines/publish.machine.ts'
 
 export interface PublishOptions {
   nc: NatsConnection
@@ -77,102 +79,114 @@ export interface PublishResult {
   feed: FeedOutcome
 }
 
-const MAX_REV_ATTEMPTS = 20
-
 const wrongLastSequence = (err: unknown): boolean =>
   err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence
 
+/** The publish statechart (machines/publish.machine.ts) wired to JetStream, the tree and the feed. */
+function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectStore) {
+  const js = jetstream(opts.nc)
+  return publishMachine.provide({
+    actors: {
+      claim: fromPromise(() => claimProduct(opts, product)),
+      scan: fromPromise(() => scanTree(opts.src, {
+        onProgress: (p) => opts.onProgress?.({ phase: 'scan', done: p.files, bytes: p.bytes }),
+      })),
+      upload: fromPromise(({ input }: { input: { tree: ScannedTree } }) => uploadBlobs(os, input.tree.entries, input.tree.files, opts.onProgress)),
+      // Issue 10 item 5: numbered from the newest release that verifies under a trusted key;
+      // junk, other keys' releases and replays on the subject are skipped and reported.
+      readChain: fromPromise(async ({ input }: { input: { claim: Claim; tree: ScannedTree; mine: SignedRelease | undefined } }) => {
+        const chain = await withRetry(() => readReleaseChain(opts.nc, product, (k) => input.claim.keys.includes(k)), { attempts: 30 })
+        const head = chain.head
+        return {
+          head,
+          lastSeq: chain.lastSeq,
+          skipped: chain.skipped,
+          headIsOurs: !!(input.mine && head && head.manifestSha256 === manifestSha256(input.mine.manifest)),
+          headSameContent: !!(head && sameContent(head.release.manifest, input.tree.entries, opts.label)),
+        }
+      }),
+      sign: fromPromise(async ({ input }: { input: { rev: number; parent: string | undefined; tree: ScannedTree } }) => signManifest({
+        format: 1,
+        product,
+        rev: input.rev,
+        ...(opts.label ? { label: opts.label } : {}),
+        createdAt: new Date().toISOString(),
+        pieceSize: PIECE_SIZE,
+        ...(input.parent ? { parent: input.parent } : {}),
+        entries: input.tree.entries,
+      }, opts.key)),
+      // The message id dedups a retry of these exact bytes; the expected last subject sequence
+      // (of the last message, junk included) makes two publishers racing for revision N fail
+      // all but one, so a revision number is never used twice. A duplicate ack means an earlier
+      // attempt of ours already stored these exact bytes.
+      append: fromPromise(async ({ input }: { input: { release: SignedRelease; lastSeq: number } }) => {
+        const ack = await withRetry(
+          () => js.publish(releaseSubject(product), encodeRelease(input.release), {
+            msgID: manifestSha256(input.release.manifest),
+            expect: { lastSubjectSequence: input.lastSeq },
+            headers: revHeaders(input.release.manifest.rev),
+            timeout: 5000,
+          }),
+          { attempts: 30, retryable: (err) => !wrongLastSequence(err) },
+        )
+        return { seq: ack.seq }
+      }),
+      // An unchanged tree still brings the feed up to the newest release: that repairs it too.
+      feed: fromPromise(async ({ input }: { input: { release: SignedRelease; seq: number } }): Promise<FeedOutcome> => opts.skipFeed
+        ? { appended: false, reason: 'skipped on request (--no-feed); the next publish appends this release to the feed' }
+        : publishToFeed({
+          nc: opts.nc,
+          key: opts.key,
+          release: input.release,
+          seq: input.seq,
+          ...(opts.feedDir !== undefined ? { feedDir: opts.feedDir } : {}),
+          ...(opts.serverWaitMs !== undefined ? { serverWaitMs: opts.serverWaitMs } : {}),
+          ...(opts.feedTimeoutMs !== undefined ? { timeoutMs: opts.feedTimeoutMs } : {}),
+          ...(opts.swarmIdentity ? { swarmIdentity: opts.swarmIdentity } : {}),
+        })),
+    },
+    guards: { raced: (_, error: unknown) => wrongLastSequence(error) },
+  })
+}
+
+/** One publish: runs the statechart to its end; a failure is the UpswarmError its phase gave. */
 export async function publish(opts: PublishOptions): Promise<PublishResult> {
   const product = opts.product.toLowerCase()
   if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a UUID (got ${JSON.stringify(opts.product)})`)
   // Every JetStream call is retried: during a node loss the cluster re-elects leaders for seconds.
   const { blobs: os } = await openRepository(opts.nc)
-  const { keys, pinned } = await claimProduct(opts, product)
-  const trusts = (k: string): boolean => keys.includes(k)
-  const { entries, files } = await scanTree(opts.src, {
-    onProgress: (p) => opts.onProgress?.({ phase: 'scan', done: p.files, bytes: p.bytes }),
+  const actor = createActor(wiredPublishMachine(opts, product, os), { input: { product } })
+  actor.on('publish.phase', (e) => {
+    if (e.phase === 'feeding') opts.onProgress?.({ phase: 'feed', done: 0, bytes: 0 })
   })
-  const fileList = entries.filter((e) => e.kind === 'file')
-  const bytes = fileList.reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0)
-
-  const { newBlobs, newBytes } = await uploadBlobs(os, entries, files, opts.onProgress)
-
-  const js = jetstream(opts.nc)
-  const skipped = new Map<number, SkippedMessage>()
-  let mine: SignedRelease | undefined
-  for (let attempt = 1; attempt <= MAX_REV_ATTEMPTS; attempt++) {
-    // Issue 10 item 5: numbered from the newest release that verifies under a trusted key;
-    // junk, other keys' releases and replays on the subject are skipped and reported.
-    const chain = await withRetry(() => readReleaseChain(opts.nc, product, trusts), { attempts: 30 })
-    for (const m of chain.skipped) skipped.set(m.seq, m)
-    const last = chain.head
-    if (mine && last && last.manifestSha256 === manifestSha256(mine.manifest)) return result(mine, last.seq, true)
-    if (last && sameContent(last.release.manifest, entries, opts.label)) return result(last.release, last.seq, false)
-    const rev = (last?.release.manifest.rev ?? 0) + 1
-    mine = signManifest({
-      format: 1,
-      product,
-      rev,
-      ...(opts.label ? { label: opts.label } : {}),
-      createdAt: new Date().toISOString(),
-      pieceSize: PIECE_SIZE,
-      ...(last ? { parent: last.manifestSha256 } : {}),
-      entries,
-    }, opts.key)
-    const sha = manifestSha256(mine.manifest)
-    try {
-      // The message id dedups a retry of these exact bytes; the expected last subject sequence
-      // (of the last message, junk included) makes two publishers racing for revision N fail
-      // all but one, so a revision number is never used twice.
-      const ack = await withRetry(
-        () => js.publish(releaseSubject(product), encodeRelease(mine!), {
-          msgID: sha,
-          expect: { lastSubjectSequence: chain.lastSeq },
-          headers: revHeaders(rev),
-          timeout: 5000,
-        }),
-        { attempts: 30, retryable: (err) => !wrongLastSequence(err) },
-      )
-      // A duplicate ack means an earlier attempt of ours already stored these exact bytes.
-      return result(mine, ack.seq, true)
-    } catch (err) {
-      if (wrongLastSequence(err)) continue // something else was appended meanwhile: re-read, try again
-      throw new UpswarmError('UPSWARM_E_PUBLISH', `cannot append revision ${rev} of ${product} to the release stream: ${errorMessage(err)}`, { cause: err })
-    }
+  actor.start()
+  actor.send({ type: 'publish.start' })
+  const out = await toPromise(actor)
+  if (out.outcome === 'failed') throw publishError(out.failure!, product)
+  const { release, tree, claim, uploaded } = out as Required<PublishOutput>
+  const files = tree.entries.filter((e) => e.kind === 'file')
+  return {
+    product,
+    rev: release.manifest.rev,
+    label: release.manifest.label ?? null,
+    manifestSha256: manifestSha256(release.manifest),
+    files: fileEntries(release.manifest).length,
+    bytes: files.reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0),
+    newBlobs: out.appended ? uploaded.newBlobs : 0,
+    newBytes: out.appended ? uploaded.newBytes : 0,
+    unchanged: !out.appended,
+    release,
+    skipped: out.skipped,
+    pinned: claim.pinned,
+    feed: out.feed!,
   }
-  throw new UpswarmError('UPSWARM_E_PUBLISH', `gave up after ${MAX_REV_ATTEMPTS} concurrent appends to ${product}'s subject raced this one; retry`)
+}
 
-  async function result(release: SignedRelease, seq: number, appended: boolean): Promise<PublishResult> {
-    // An unchanged tree still brings the feed up to the newest release: that repairs it too.
-    opts.onProgress?.({ phase: 'feed', done: 0, bytes: 0 })
-    const feed: FeedOutcome = opts.skipFeed
-      ? { appended: false, reason: 'skipped on request (--no-feed); the next publish appends this release to the feed' }
-      : await publishToFeed({
-        nc: opts.nc,
-        key: opts.key,
-        release,
-        seq,
-        ...(opts.feedDir !== undefined ? { feedDir: opts.feedDir } : {}),
-        ...(opts.serverWaitMs !== undefined ? { serverWaitMs: opts.serverWaitMs } : {}),
-        ...(opts.feedTimeoutMs !== undefined ? { timeoutMs: opts.feedTimeoutMs } : {}),
-        ...(opts.swarmIdentity ? { swarmIdentity: opts.swarmIdentity } : {}),
-      })
-    return {
-      product,
-      rev: release.manifest.rev,
-      label: release.manifest.label ?? null,
-      manifestSha256: manifestSha256(release.manifest),
-      files: fileEntries(release.manifest).length,
-      bytes,
-      newBlobs: appended ? newBlobs : 0,
-      newBytes: appended ? newBytes : 0,
-      unchanged: !appended,
-      release,
-      skipped: [...skipped.values()].sort((a, b) => a.seq - b.seq),
-      pinned,
-      feed,
-    }
-  }
+/** The failed phase's error as it was thrown when it already says what and where, else one naming the phase. */
+function publishError(f: PublishFailure, product: string): UpswarmError {
+  if (f.cause instanceof UpswarmError && f.message === f.cause.message) return f.cause
+  const bare = f.message === errorMessage(f.cause)
+  return new UpswarmError(f.code as ErrorCode, bare ? `the publish of ${product} failed while ${f.phase}: ${f.message}` : f.message, { cause: f.cause })
 }
 
 /**
