@@ -1,20 +1,22 @@
 // R-TRACKER: the tracker. One registry (shared through the PEER_BUCKET KV bucket, so several
 // instances answer as one) behind three doors: a NATS micro service, HTTP(S) with BitTorrent
-// announce/scrape and a JSON API, and the BitTorrent UDP protocol (R-TRACKER-PROTO).
+// announce/scrape and a JSON API, and the BitTorrent UDP protocol (R-TRACKER-PROTO). Its life
+// (bucket, registry, doors, sweeps, close) is the statechart machines/tracker-server.machine.ts.
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { errorMessage, UpswarmError } from '../../infra/errors.ts'
+import { errorMessage, permissionViolation, UpswarmError, type ErrorCode } from '../../infra/errors.ts'
 import { connectNats, type NatsAuth } from '../../infra/nats/connect.ts'
 import { actorEventSubject, PEER_BUCKET_MAX_AGE_MS } from '../../infra/nats/names.ts'
 import { clusterReplicas, openPeerBucket } from '../../infra/nats/resources.ts'
-import { withRetry } from '../../infra/nats/retry.ts'
 import { startHttpDoor } from '../../infra/tracker/http-server.ts'
 import { startNatsDoor } from '../../infra/tracker/nats-service.ts'
 import { RateLimiter, type RateLimitOptions } from '../../infra/tracker/rate-limit.ts'
 import { PeerRegistry } from '../../infra/tracker/registry.ts'
 import { startUdpDoor } from '../../infra/tracker/udp-server.ts'
+import { createActor, fromPromise, waitFor } from 'xstate'
+import { trackerServerMachine, type TrackerFailure } from '../../machines/tracker-server.machine.ts'
 
 export { createTrackerClient, type TrackerClient, type TrackerClientOptions, type TrackerPeer, type TrackerStatus, type DoorName } from './client.ts'
 export { queryPeers } from '../../infra/tracker-client/index.ts'
@@ -54,62 +56,94 @@ export interface Tracker {
 
 const DEFAULT_RATE: RateLimitOptions = { perSecond: 100, burst: 200 }
 
+/**
+ * Starts the tracker as an actor over machines/tracker-server.machine.ts; resolves once every door
+ * listens, or rejects with the failed step's error (what was opened is closed first).
+ */
 export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   const id = opts.id ?? `tracker-${randomUUID().slice(0, 8)}`
   const host = opts.host ?? '127.0.0.1'
   const log = opts.log ?? (() => {})
   const replicas = opts.replicas ?? (await clusterReplicas(opts.nc))
-  // Right after a cluster starts the KV stream may still be electing a leader.
-  const kv = await withRetry(() => openPeerBucket(opts.nc, replicas, PEER_BUCKET_MAX_AGE_MS), { attempts: 10 }).catch((err: unknown) => {
-    throw new UpswarmError('UPSWARM_E_NATS', `tracker ${id}: cannot open the peer bucket: ${errorMessage(err)}; is JetStream enabled on the NATS servers?`, { cause: err })
-  })
-  const registry = new PeerRegistry({
-    shared: { kv, nc: opts.nc },
-    ...(opts.peerTtlMs !== undefined ? { peerTtlMs: opts.peerTtlMs } : {}),
-    ...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {}),
-    ...(opts.maxPeers !== undefined ? { maxPeers: opts.maxPeers } : {}),
-    ...(opts.maxPeersPerIdentity !== undefined ? { maxPeersPerIdentity: opts.maxPeersPerIdentity } : {}),
-    onError: (err) => log(`tracker ${id}: peer bucket: ${errorMessage(err)}`),
-  })
-  await registry.start()
   const limiter = opts.rateLimit === false ? undefined : new RateLimiter(opts.rateLimit ?? DEFAULT_RATE)
   const identityLimiter = opts.identityRateLimit === false ? undefined : new RateLimiter(opts.identityRateLimit ?? DEFAULT_RATE)
-  const sweeper = setInterval(() => {
-    limiter?.sweep(Date.now())
-    identityLimiter?.sweep(Date.now())
-  }, 10_000)
-  sweeper.unref()
+  /** What the machine's steps opened: the registry (once its bucket is open) and each door's close. */
+  const opened: { registry?: PeerRegistry; closers: (() => Promise<void>)[] } = { closers: [] }
+  const registry = (): PeerRegistry => opened.registry!
 
-  const closers: (() => Promise<void>)[] = []
-  const close = async (): Promise<void> => {
-    clearInterval(sweeper)
-    for (const c of closers.splice(0).reverse()) await c().catch((err: unknown) => log(`tracker ${id}: close: ${errorMessage(err)}`))
-    await registry.close()
-  }
-  try {
-    const nats = await startNatsDoor(opts.nc, registry, { id, limiter: identityLimiter })
-    closers.push(nats.close)
-    const http = await startHttpDoor({ registry, limiter, host, port: opts.httpPort ?? 0, ...(opts.https ? { https: opts.https } : {}) })
-    closers.push(http.close)
-    const udp = await startUdpDoor({ registry, limiter, host, port: opts.udpPort ?? 0, ...(opts.udpSecret ? { secret: opts.udpSecret } : {}) })
-    closers.push(udp.close)
-    const state = { state: 'listening', httpUrl: http.url, udpUrl: udp.url, peerTtlMs: registry.peerTtlMs, intervalMs: registry.intervalMs }
-    opts.nc.publish(actorEventSubject('tracker', id), JSON.stringify(state))
-    log(`tracker ${id}: ${http.url} ${udp.url}`)
-    return {
-      id,
-      httpUrl: http.url,
-      udpUrl: udp.url,
-      registry,
-      close: async () => {
-        await close()
-        if (!opts.nc.isClosed()) opts.nc.publish(actorEventSubject('tracker', id), JSON.stringify({ state: 'stopped' }))
+  const machine = trackerServerMachine.provide({
+    actors: {
+      openBucket: fromPromise(async () => {
+        const kv = await openPeerBucket(opts.nc, replicas, PEER_BUCKET_MAX_AGE_MS)
+        opened.registry = new PeerRegistry({
+          shared: { kv, nc: opts.nc },
+          ...(opts.peerTtlMs !== undefined ? { peerTtlMs: opts.peerTtlMs } : {}),
+          ...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {}),
+          ...(opts.maxPeers !== undefined ? { maxPeers: opts.maxPeers } : {}),
+          ...(opts.maxPeersPerIdentity !== undefined ? { maxPeersPerIdentity: opts.maxPeersPerIdentity } : {}),
+          onError: (err) => log(`tracker ${id}: peer bucket: ${errorMessage(err)}`),
+        })
+      }),
+      startRegistry: fromPromise(async () => {
+        opened.closers.push(() => registry().close())
+        await registry().start()
+      }),
+      openNatsDoor: fromPromise(async () => {
+        const door = await startNatsDoor(opts.nc, registry(), { id, limiter: identityLimiter })
+        opened.closers.push(door.close)
+      }),
+      openHttpDoor: fromPromise(async () => {
+        const door = await startHttpDoor({ registry: registry(), limiter, host, port: opts.httpPort ?? 0, ...(opts.https ? { https: opts.https } : {}) })
+        opened.closers.push(door.close)
+        return { url: door.url }
+      }),
+      openUdpDoor: fromPromise(async () => {
+        const door = await startUdpDoor({ registry: registry(), limiter, host, port: opts.udpPort ?? 0, ...(opts.udpSecret ? { secret: opts.udpSecret } : {}) })
+        opened.closers.push(door.close)
+        return { url: door.url }
+      }),
+      closeAll: fromPromise(async () => {
+        for (const c of opened.closers.splice(0).reverse()) await c().catch((err: unknown) => log(`tracker ${id}: close: ${errorMessage(err)}`))
+      }),
+    },
+    actions: {
+      sweepLimiters: () => {
+        limiter?.sweep(Date.now())
+        identityLimiter?.sweep(Date.now())
       },
-    }
-  } catch (err) {
-    await close()
-    throw err instanceof UpswarmError ? err : new UpswarmError('UPSWARM_E_CONFIG', `tracker ${id}: cannot listen on ${host}: ${errorMessage(err)}; choose free ports`, { cause: err })
+    },
+    // A permission refused is final; anything else may be a leader election under way.
+    guards: { bucketRetryable: (_, error: unknown) => !permissionViolation(error) },
+  })
+  const actor = createActor(machine, { input: { id } })
+  actor.on('tracker.listening', (e) => {
+    const state = { state: 'listening', httpUrl: e.httpUrl, udpUrl: e.udpUrl, peerTtlMs: registry().peerTtlMs, intervalMs: registry().intervalMs }
+    opts.nc.publish(actorEventSubject('tracker', id), JSON.stringify(state))
+    log(`tracker ${id}: ${e.httpUrl} ${e.udpUrl}`)
+  })
+  actor.on('tracker.stopped', () => {
+    if (!opts.nc.isClosed()) opts.nc.publish(actorEventSubject('tracker', id), JSON.stringify({ state: 'stopped' }))
+  })
+  actor.start()
+  const snapshot = await waitFor(actor, (s) => s.matches('listening') || s.status === 'done', { timeout: Infinity })
+  if (snapshot.status === 'done') throw trackerError(snapshot.context.failure!)
+  const { httpUrl, udpUrl } = snapshot.context
+  return {
+    id,
+    httpUrl: httpUrl!,
+    udpUrl: udpUrl!,
+    registry: registry(),
+    close: async () => {
+      actor.send({ type: 'stop' })
+      await waitFor(actor, (s) => s.status === 'done', { timeout: Infinity })
+    },
   }
+}
+
+/** A door's own error as it was thrown (it says what and where), else one naming the failed step. */
+function trackerError(f: TrackerFailure): UpswarmError {
+  if (f.cause instanceof UpswarmError && f.step.endsWith('Door')) return f.cause
+  return new UpswarmError(f.code as ErrorCode, f.message, { cause: f.cause })
 }
 
 export interface TrackerCliOptions extends NatsAuth {
