@@ -17,7 +17,11 @@ export interface RevisionList {
   revs: { rev: number; manifestSha256: string; label: string | null; createdAt: string }[]
 }
 
-interface Assignment {
+/** Largest byte range one request to a repository server may ask for (its range endpoint's bound). */
+export const MAX_RANGE = 4 * 1024 * 1024
+
+/** The proxy's answer to `assign`: the server to pull ranges from (R-ACCEL-1). */
+export interface Assignment {
   server: string
   rangeSubject: string
   maxRange: number

@@ -7,7 +7,7 @@ import type { z } from 'zod'
 import { SERVER_HEARTBEATS, heartbeatServerId } from '../../infra/nats/names.ts'
 import { errorMessage } from '../../infra/errors.ts'
 import type { MemberStatus } from '../../machines/pool-member.machine.ts'
-import { HeartbeatForPool, heartbeatProblems } from '../repo-server/heartbeat.ts'
+import { HeartbeatForPool, heartbeatProblems } from '../../infra/nats/heartbeat.ts'
 import type { Pool } from './pool.ts'
 
 /** A product's newest revision is looked up at most this often (a forged claim cannot flood the stream). */

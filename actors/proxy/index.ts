@@ -11,7 +11,7 @@ import { PROXY_SERVICE, proxySubject, repoSubject, type RepoOp } from '../../inf
 import { endpoint, request, startService } from '../../infra/nats/service.ts'
 import { UUID_RE } from '../../infra/release/manifest.ts'
 import { startGateway, type Gateway } from '../../infra/http/gateway.ts'
-import { MAX_RANGE } from '../repo-server/index.ts'
+import { MAX_RANGE, type Assignment } from '../../infra/repo-client.ts'
 import { newestRevision } from '../../infra/release/release-log.ts'
 import { ReleaseCeiling, followHeartbeats } from './heartbeats.ts'
 import { Pool } from './pool.ts'
@@ -46,12 +46,6 @@ export interface Proxy {
   /** sftp://host:port of the SSH door, when started. */
   sshUrl: string | undefined
   close(): Promise<void>
-}
-
-export interface Assignment {
-  server: string
-  rangeSubject: string
-  maxRange: number
 }
 
 

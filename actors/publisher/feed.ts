@@ -25,8 +25,7 @@ import { REV_HEADER, readReleaseChain } from '../../infra/release/release-log.ts
 import { MAX_RELEASE_BLOCK_BYTES, openFeed, type FeedEntry, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { SwarmTransport } from '../../infra/swarm/transport.ts'
-import { HEARTBEAT_MS } from '../repo-server/index.ts'
-import { HeartbeatForFeed } from '../repo-server/heartbeat.ts'
+import { HEARTBEAT_MS, HeartbeatForFeed } from '../../infra/nats/heartbeat.ts'
 
 export const DEFAULT_SERVER_WAIT_MS = 2000
 export const DEFAULT_FEED_TIMEOUT_MS = 15_000

@@ -23,18 +23,16 @@ import { serverSyncMachine, type PendingRelease } from '../../machines/server-sy
 import { RepoStore } from './repo-store.ts'
 import { startSeed, type Seed } from './seed.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
-import { MAX_PARKED_SHOWN, MAX_WEIGHT, type Heartbeat } from './heartbeat.ts'
+import { MAX_RANGE } from '../../infra/repo-client.ts'
+import { HEARTBEAT_MS, MAX_PARKED_SHOWN, MAX_WEIGHT, type Heartbeat } from '../../infra/nats/heartbeat.ts'
 
 export type { Seed } from './seed.ts'
-export type { Heartbeat, SwarmInfo } from './heartbeat.ts'
+export type { Heartbeat, SwarmInfo } from '../../infra/nats/heartbeat.ts'
 
-export const HEARTBEAT_MS = 1000
 /** How long one pull waits for a release: the longest an idle server takes to see a new pin. */
 export const POLL_MS = 5000
 /** How often a parked release is tried again (issue 11 item 6). */
 export const PARK_RETRY_MS = 10 * 60_000
-/** Largest byte range one request may ask for. */
-export const MAX_RANGE = 4 * 1024 * 1024
 
 export interface RepoServerOptions {
   nc: NatsConnection

@@ -23,9 +23,9 @@ import type { TokenBucket } from '../../infra/swarm/token-bucket.ts'
 import { SwarmTransport, loadOrCreateKeyPair, type ConnectionInfo, type HostPort } from '../../infra/swarm/transport.ts'
 import type { RepoStore } from './repo-store.ts'
 
-import type { SwarmInfo } from './heartbeat.ts'
+import type { SwarmInfo } from '../../infra/nats/heartbeat.ts'
 
-export type { SwarmInfo } from './heartbeat.ts'
+export type { SwarmInfo } from '../../infra/nats/heartbeat.ts'
 
 export interface SeedOptions {
   store: RepoStore

@@ -26,13 +26,13 @@ import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
 import { loadSwarmIdentity, privateProductId, productTopic } from '../../infra/swarm/fleet.ts'
 import { loadOrCreateKeyPair, SwarmTransport } from '../../infra/swarm/transport.ts'
-import { HeartbeatForClient } from '../repo-server/heartbeat.ts'
-import { createTrackerClient, type TrackerClient, type TrackerPeer } from '../tracker/client.ts'
+import { HeartbeatForClient } from '../../infra/nats/heartbeat.ts'
+import { createTrackerClient, type TrackerClient, type TrackerPeer } from './tracker-client.ts'
 import { createActor, fromPromise, waitFor, type InspectionEvent, type Observer } from 'xstate'
 import { autoUpdateMachine, type AutoUpdateRequest, type RunOutcome } from '../../machines/auto-update.machine.ts'
 import { shareDaemonMachine, type NatsFailure, type ShareDaemonInput } from '../../machines/share-daemon.machine.ts'
-import { update, type ConflictPolicy, type UpdateResult } from '../updater/index.ts'
-import type { AlertSink } from '../updater/source.ts'
+import type { ConflictPolicy } from '../../machines/file-status.machine.ts'
+import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
 import { DialBook } from './dial-book.ts'
 import { AddressBook } from '../../infra/swarm/address-book.ts'
 import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-source.ts'
@@ -64,10 +64,27 @@ export interface DaemonOptions {
    * a connection made this way is the daemon's and closed by `close()`.
    */
   connect?: () => Promise<NatsConnection>
+  /**
+   * The updater's run (actors/updater `update`), given by whoever composes the client process so
+   * that the daemon never imports the updater; without it the daemon shares but cannot update.
+   */
+  updater?: DaemonUpdater
   /** An XState inspection observer for the daemon's actors (live inspection, issue 12). */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void)
   log?: (msg: string) => void
 }
+
+/** One run of the updater as the daemon asks for it: the swarm as the source, its alerts, its log. */
+export interface UpdaterRun {
+  source: ReleaseSource
+  alerts?: AlertSink
+  threads: number
+  rev?: number
+  onConflict?: ConflictPolicy
+  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void }
+}
+
+export type DaemonUpdater = (dir: string, run: UpdaterRun) => Promise<UpdateResult>
 
 /** What one update asks for, whichever path runs it (the CLI's direct path takes the same). */
 export interface UpdateRequest {
@@ -420,6 +437,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   /** One run of the updater over the swarm (the update machine's child): R-ACCEL-2/3. */
   async function runUpdate(request: UpdateRequest): Promise<DaemonUpdate> {
     const { rev } = request
+    if (!opts.updater) throw new UpswarmError('UPSWARM_E_CONFIG', `the sharing daemon of ${dir} was started without the updater: it shares its copy but cannot update it`)
     const started = Date.now()
     const nc = io.nc
     const source = swarmSource({ nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
@@ -429,7 +447,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     // wide window lets every client fetch its own stripe early and trade the rest.
     // Without NATS the updater keeps alerts in the working copy until a run that has a connection.
     const alerts: AlertSink | undefined = nc ? jetStreamAlertSink(nc) : undefined
-    const result = await update(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
+    const result = await opts.updater(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
     const before = io.wc
     io.wc = await WorkingCopy.open(dir)
     // The update may have garbage-collected blobs the old view kept open for serving.

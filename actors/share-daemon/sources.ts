@@ -9,7 +9,7 @@ import { PIECE_SIZE, sha256Hex } from '../../infra/release/hash.ts'
 import { encodeRelease, type FileEntry, type SignedRelease } from '../../infra/release/manifest.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import { readFresh, readRoots } from '../../infra/formats/meta-stream.ts'
-import type { DownloadSchedule, ReleaseSource } from '../updater/source.ts'
+import type { DownloadSchedule, ReleaseSource } from '../../infra/release/source.ts'
 import { addStats, emptyStats, fetchBlobMultiSource, stripeOwner, swarmKeysOf, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
 
 /** Roots and fresh statements from UPSWARM_META / UPSWARM_FRESH (issue 10 item 7); the updater verifies them. */

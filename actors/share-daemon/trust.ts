@@ -12,7 +12,7 @@ import { decodeTrusted } from '../../infra/release/release-trust.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import { StatementsHolder } from '../../infra/swarm/statements.ts'
-import type { ReleaseSource } from '../updater/source.ts'
+import type { ReleaseSource } from '../../infra/release/source.ts'
 
 export interface TrustEvents {
   /** A peer passed on root `version`: a rotation or revocation reached this copy through the swarm. */

@@ -18,8 +18,6 @@ import { startUdpDoor } from '../../infra/tracker/udp-server.ts'
 import { createActor, fromPromise, waitFor } from 'xstate'
 import { trackerServerMachine, type TrackerFailure } from '../../machines/tracker-server.machine.ts'
 
-export { createTrackerClient, type TrackerClient, type TrackerClientOptions, type TrackerPeer, type TrackerStatus, type DoorName } from './client.ts'
-export { queryPeers } from '../../infra/tracker-client/index.ts'
 
 export interface TrackerOptions {
   nc: NatsConnection

@@ -9,18 +9,7 @@ import type { AlertInput, LocalEntry } from '../../machines/file-status.machine.
 import type { RunTarget } from '../../machines/update-run.machine.ts'
 import type { RunSession } from './run-session.ts'
 import type { UpdaterLog } from './session.ts'
-import type { AlertSink, EntrySummary, UpdaterAlert } from './source.ts'
-
-export interface AlertReport {
-  /** Conflicting paths of this run whose alert reached the administrators. */
-  delivered: string[]
-  /** Conflicting paths of this run whose alert did not, and why; kept for the next connected run. */
-  undelivered: { path: string; reason: string }[]
-  /** Alerts of earlier runs delivered by this one. */
-  earlierDelivered: number
-  /** Alerts still waiting in the working copy's metadata after this run. */
-  pending: number
-}
+import type { AlertSink, EntrySummary, UpdaterAlert } from '../../infra/release/source.ts'
 
 export async function publishAlert(session: RunSession, input: AlertInput, target: RunTarget): Promise<void> {
   const wc = session.wc

@@ -16,19 +16,18 @@ import { writeSources, type WorkingCopySources } from '../../infra/store/working
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import type { ConflictPolicy, FileStatus } from '../../machines/file-status.machine.ts'
 import type { RunKind } from '../../machines/update-run.machine.ts'
-import { deliverPendingAlerts, type AlertReport } from './alerts.ts'
+import { deliverPendingAlerts } from './alerts.ts'
 import { ReleaseHistory } from './releases.ts'
 import { runUpdate } from './run.ts'
 import { automaticTarget, type UpdateProgress } from './run-session.ts'
 
 export { holdsBack } from './run-session.ts'
 import { silentLog, withWorkingCopy, type UpdaterLog } from './session.ts'
-import type { AlertSink, ReleaseSource } from './source.ts'
+import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
 import { classifyWorkingCopy } from './status.ts'
 
-export type { AlertSink, ReleaseSource, UpdaterAlert, EntrySummary } from './source.ts'
+export type { AlertSink, AlertReport, ReleaseSource, UpdateResult, UpdaterAlert, EntrySummary } from '../../infra/release/source.ts'
 export type { UpdaterLog } from './session.ts'
-export type { AlertReport } from './alerts.ts'
 export type { UpdateProgress } from './run-session.ts'
 export type { FileStatus, ConflictPolicy } from '../../machines/file-status.machine.ts'
 
@@ -44,30 +43,6 @@ export interface UpdateOptions {
   alerts?: AlertSink
   onProgress?: (p: UpdateProgress) => void
   log?: UpdaterLog
-}
-
-export interface UpdateResult {
-  from: number
-  to: number
-  /** Files and symlinks replaced by their new version. */
-  updated: number
-  /** Files and symlinks that were missing and were checked out. */
-  checkedOut: number
-  /** Files and symlinks deleted because the revision no longer has them. */
-  removed: number
-  /** Paths changed by hand and out of date (left alone unless --on-conflict=overwrite). */
-  conflicts: string[]
-  /**
-   * Paths of the target revision left uninstalled because something the user keeps is in the
-   * way (a file where the release has a directory, a symlink over a release directory): the
-   * run is partial. Each one also has a warning.
-   */
-  blocked: string[]
-  /** Whether the conflicts' alerts reached the administrators (R-STATUS-3). */
-  alerts: AlertReport
-  bytesFromServers: number
-  bytesFromPeers: number
-  warnings: string[]
 }
 
 export interface InitOptions {

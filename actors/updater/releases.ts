@@ -10,7 +10,7 @@ import { manifestSha256, type SignedRelease } from '../../infra/release/manifest
 import { decodeTrusted } from '../../infra/release/release-trust.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import type { UpdaterLog } from './session.ts'
-import type { ReleaseSource } from './source.ts'
+import type { ReleaseSource } from '../../infra/release/source.ts'
 
 const HEX64 = /^[0-9a-f]{64}$/
 

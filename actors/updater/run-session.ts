@@ -15,7 +15,7 @@ import type { RunPhase, RunPlan, RunRequest, RunTarget } from '../../machines/up
 import { prefetchBlobs } from './downloads.ts'
 import { ReleaseHistory } from './releases.ts'
 import type { UpdaterLog } from './session.ts'
-import type { AlertSink, ReleaseSource, UpdaterAlert } from './source.ts'
+import type { AlertSink, ReleaseSource, UpdaterAlert } from '../../infra/release/source.ts'
 import { classifyWorkingCopy } from './status.ts'
 
 export interface UpdateProgress {

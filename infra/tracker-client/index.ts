@@ -1,6 +1,6 @@
 // Client side of the tracker, used by the sharing daemon: one adapter per door and a one-shot
 // peer query. The announce session (interval, failover, status) is the tracker-session
-// statechart, wired in actors/tracker/client.ts.
+// statechart, wired in actors/share-daemon/tracker-client.ts.
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError } from '../errors.ts'
 import { httpDoor, queryPeersHttp } from './http-door.ts'

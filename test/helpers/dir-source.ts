@@ -7,7 +7,7 @@ import { Readable } from 'node:stream'
 import { UpswarmError } from '../../infra/errors.ts'
 import { manifestSha256, type FileEntry, type SignedRelease } from '../../infra/release/manifest.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
-import type { AlertSink, ReleaseSource, UpdaterAlert } from '../../actors/updater/source.ts'
+import type { AlertSink, ReleaseSource, UpdaterAlert } from '../../infra/release/source.ts'
 import { releaseDir, repoBlobs } from './local-publish.ts'
 
 export class DirectorySource implements ReleaseSource {

@@ -86,7 +86,7 @@ describe('update paths', { timeout: 120_000 }, () => {
     const wc = await workingCopyAt1('held')
     await update(wc, { source: serverSource(nc, product), alerts: jetStreamAlertSink(nc) })
     await rollback(wc, { rev: 1 })
-    const daemon = await startDaemon({ dir: wc, nc, auto: true })
+    const daemon = await startDaemon({ dir: wc, updater: update, nc, auto: true })
     let started = 0
     const held: [number, number][] = []
     daemon.on('update.started', () => started++)

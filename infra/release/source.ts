@@ -1,7 +1,9 @@
-// The updater's two outside interfaces. The network side (proxy, servers, peers) implements
-// ReleaseSource; the JetStream alert stream implements AlertSink. Tests use a directory.
-import type { BlobStore } from '../../infra/store/blob-store.ts'
-import type { FileEntry } from '../../infra/release/manifest.ts'
+// The updater's contract with the roles beside it (R-UPDATER). The network side (proxy, servers,
+// and the sharing daemon's peers) implements ReleaseSource; the JetStream alert stream implements
+// AlertSink; a run reports an UpdateResult. Shared here so that the sharing daemon and the updater
+// never import each other's modules. Tests use a directory.
+import type { BlobStore } from '../store/blob-store.ts'
+import type { FileEntry } from './manifest.ts'
 
 export interface ReleaseSource {
   /** Newest revision and the manifest hashes of all revisions (R-WATCH). */
@@ -70,4 +72,40 @@ export interface UpdaterAlert {
 
 export interface AlertSink {
   publish(alert: UpdaterAlert): Promise<void>
+}
+
+export interface AlertReport {
+  /** Conflicting paths of this run whose alert reached the administrators. */
+  delivered: string[]
+  /** Conflicting paths of this run whose alert did not, and why; kept for the next connected run. */
+  undelivered: { path: string; reason: string }[]
+  /** Alerts of earlier runs delivered by this one. */
+  earlierDelivered: number
+  /** Alerts still waiting in the working copy's metadata after this run. */
+  pending: number
+}
+
+/** What one update, checkout or rollback run did. */
+export interface UpdateResult {
+  from: number
+  to: number
+  /** Files and symlinks replaced by their new version. */
+  updated: number
+  /** Files and symlinks that were missing and were checked out. */
+  checkedOut: number
+  /** Files and symlinks deleted because the revision no longer has them. */
+  removed: number
+  /** Paths changed by hand and out of date (left alone unless --on-conflict=overwrite). */
+  conflicts: string[]
+  /**
+   * Paths of the target revision left uninstalled because something the user keeps is in the
+   * way (a file where the release has a directory, a symlink over a release directory): the
+   * run is partial. Each one also has a warning.
+   */
+  blocked: string[]
+  /** Whether the conflicts' alerts reached the administrators (R-STATUS-3). */
+  alerts: AlertReport
+  bytesFromServers: number
+  bytesFromPeers: number
+  warnings: string[]
 }

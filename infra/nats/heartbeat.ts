@@ -1,11 +1,15 @@
-// The repository server's heartbeat (R-SERVER, R-PROXY-1): one wire format, one schema. The
+// The repository server's heartbeat (R-SERVER, R-PROXY-1): one wire format, one schema, shared by
+// the roles that read it (so none of them imports the repository server's module). The
 // server publishes a `Heartbeat` on serverHeartbeat(id) every HEARTBEAT_MS; each reader parses
 // only the part it acts on, so a field it does not use can never keep a server out.
 //   proxy            HeartbeatForPool    id, weight, synced, load counters
 //   publisher feed   HeartbeatForFeed    id and swarm address (which feeds it seeds)
 //   sharing daemon   HeartbeatForClient  synced revisions and the server's swarm key
 import { z } from 'zod'
-import { UUID_RE } from '../../infra/release/manifest.ts'
+import { UUID_RE } from '../release/manifest.ts'
+
+/** How often a repository server sends its heartbeat; readers listen about this long to hear every server. */
+export const HEARTBEAT_MS = 1000
 
 /** The largest weight a server may have: one server can outweigh another a thousandfold, no more. */
 export const MAX_WEIGHT = 1000
