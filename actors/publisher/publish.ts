@@ -24,7 +24,7 @@ import { newestRoot } from '../../infra/formats/meta-stream.ts'
 import { productKeys } from '../../infra/formats/root.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { publishToFeed, type FeedOutcome } from './feed.ts'
-import { createActor, fromPromise, toPromise } from 'xstate'
+import { createActor, fromPromise, toPromise, type ActorOptions, type AnyActorLogic } from 'xstate'
 import { publishMachine, type Claim, type PublishFailure, type PublishOutput, type ScannedTree } from '../../machines/publish.machine.ts'
 
 export interface PublishOptions {
@@ -54,6 +54,8 @@ export interface PublishOptions {
   /** Time limit of the feed catch-up and of a server's copy of the new blocks (default 15 s). */
   feedTimeoutMs?: number
   onProgress?: (p: { phase: 'scan' | 'upload' | 'feed'; done: number; total?: number; bytes: number }) => void
+  /** An XState inspection observer for the publish's actor (live inspection, issue 12). */
+  inspect?: ActorOptions<AnyActorLogic>['inspect']
 }
 
 export interface PublishResult {
@@ -155,7 +157,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
   if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a UUID (got ${JSON.stringify(opts.product)})`)
   // Every JetStream call is retried: during a node loss the cluster re-elects leaders for seconds.
   const { blobs: os } = await openRepository(opts.nc)
-  const actor = createActor(wiredPublishMachine(opts, product, os), { input: { product } })
+  const actor = createActor(wiredPublishMachine(opts, product, os), { input: { product }, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
   actor.on('publish.phase', (e) => {
     if (e.phase === 'feeding') opts.onProgress?.({ phase: 'feed', done: 0, bytes: 0 })
   })

@@ -28,7 +28,7 @@ import { loadSwarmIdentity, privateProductId, productTopic } from '../../infra/s
 import { loadOrCreateKeyPair, SwarmTransport } from '../../infra/swarm/transport.ts'
 import { HeartbeatForClient } from '../../infra/nats/heartbeat.ts'
 import { createTrackerClient, type TrackerClient, type TrackerPeer } from './tracker-client.ts'
-import { createActor, fromPromise, waitFor, type InspectionEvent, type Observer } from 'xstate'
+import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogic } from 'xstate'
 import { autoUpdateMachine, type AutoUpdateRequest, type RunOutcome } from '../../machines/auto-update.machine.ts'
 import { shareDaemonMachine, type NatsFailure, type ShareDaemonInput } from '../../machines/share-daemon.machine.ts'
 import type { ConflictPolicy } from '../../machines/file-status.machine.ts'
@@ -70,7 +70,7 @@ export interface DaemonOptions {
    */
   updater?: DaemonUpdater
   /** An XState inspection observer for the daemon's actors (live inspection, issue 12). */
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void)
+  inspect?: ActorOptions<AnyActorLogic>['inspect']
   log?: (msg: string) => void
 }
 

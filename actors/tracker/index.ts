@@ -15,7 +15,7 @@ import { startNatsDoor } from '../../infra/tracker/nats-service.ts'
 import { RateLimiter, type RateLimitOptions } from '../../infra/tracker/rate-limit.ts'
 import { PeerRegistry } from '../../infra/tracker/registry.ts'
 import { startUdpDoor } from '../../infra/tracker/udp-server.ts'
-import { createActor, fromPromise, waitFor } from 'xstate'
+import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogic } from 'xstate'
 import { trackerServerMachine, type TrackerFailure } from '../../machines/tracker-server.machine.ts'
 
 
@@ -41,6 +41,8 @@ export interface TrackerOptions {
   /** Shared by instances behind one UDP address so their connection ids agree. */
   udpSecret?: Buffer
   replicas?: number
+  /** An XState inspection observer for the tracker's actor (live inspection, issue 12). */
+  inspect?: ActorOptions<AnyActorLogic>['inspect']
   log?: (msg: string) => void
 }
 
@@ -113,7 +115,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     // A permission refused is final; anything else may be a leader election under way.
     guards: { bucketRetryable: (_, error: unknown) => !permissionViolation(error) },
   })
-  const actor = createActor(machine, { input: { id } })
+  const actor = createActor(machine, { input: { id }, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
   actor.on('tracker.listening', (e) => {
     const state = { state: 'listening', httpUrl: e.httpUrl, udpUrl: e.udpUrl, peerTtlMs: registry().peerTtlMs, intervalMs: registry().intervalMs }
     opts.nc.publish(actorEventSubject('tracker', id), JSON.stringify(state))

@@ -3,6 +3,7 @@
 // same meaning through the swarm and directly; a partial update exits 3 and names what is
 // blocked; alert delivery is reported as it happened.
 import { execFile } from 'node:child_process'
+import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -19,6 +20,7 @@ import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
+import { SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
 import { TrustStore } from '../../infra/release/trust.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -82,23 +84,29 @@ describe('update paths', { timeout: 120_000 }, () => {
     }
   }
 
-  it('share-daemon — --auto on a rolled-back copy holds (one event), runs no update, and closes at once', async () => {
+  it('share-daemon — --auto on a rolled-back copy holds (one event), runs no update, and closes at once; its actors show in the inspection stream', async () => {
     const wc = await workingCopyAt1('held')
     await update(wc, { source: serverSource(nc, product), alerts: jetStreamAlertSink(nc) })
     await rollback(wc, { rev: 1 })
-    const daemon = await startDaemon({ dir: wc, updater: update, nc, auto: true })
+    const machines: string[] = []
+    const daemon = await startDaemon({
+      dir: wc, updater: update, nc, auto: true,
+      inspect: (e) => {
+        if (e.type === '@xstate.actor') machines.push((e.actorRef as unknown as { logic: { id?: string } }).logic.id ?? 'logic')
+      },
+    })
     let started = 0
     const held: [number, number][] = []
     daemon.on('update.started', () => started++)
     daemon.on('update.held', (rev, newest) => held.push([rev, newest]))
     try {
-      const deadline = Date.now() + 30_000
-      while (held.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      if (held.length === 0) await once(daemon, 'update.held')
       expect(held).toEqual([[1, 2]])
-      // Heartbeats and the release stream keep telling of r2: still no update, no second event.
-      await new Promise((r) => setTimeout(r, 3_000))
+      // Heartbeats keep telling of r2 (three more reach the daemon too): still no update, no second event.
+      for await (const _ of nc.subscribe(SERVER_HEARTBEATS, { max: 3 })) { /* each one also reached the daemon */ }
       expect(started).toBe(0)
       expect(held).toHaveLength(1)
+      expect(machines).toEqual(expect.arrayContaining(['shareDaemon', 'autoUpdate']))
     } finally {
       const t0 = Date.now()
       await daemon.close()
