@@ -1,16 +1,17 @@
 // R-PROXY: the upgrade-server proxy. Keeps the pool from heartbeats, assigns each request to
 // one healthy, synced server by smooth weighted round-robin, forwards control requests, and
 // hands clients a server to pull byte ranges from with K concurrent requests (R-ACCEL-1).
-// Several proxies may run at once: they share requests through a queue group.
+// Several proxies may run at once: they share requests through a queue group. Its life
+// (heartbeats, service, doors, close) is the statechart machines/proxy.machine.ts.
 import { randomUUID } from 'node:crypto'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { z } from 'zod'
-import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
+import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import { PROXY_SERVICE, proxySubject, repoSubject, type RepoOp } from '../../infra/nats/names.ts'
 import { endpoint, request, startService } from '../../infra/nats/service.ts'
 import { UUID_RE } from '../../infra/release/manifest.ts'
-import { startGateway, type Gateway } from '../../infra/http/gateway.ts'
+import { startGateway } from '../../infra/http/gateway.ts'
 import { MAX_RANGE, type Assignment } from '../../infra/repo-client.ts'
 import { newestRevision } from '../../infra/release/release-log.ts'
 import { ReleaseCeiling, followHeartbeats } from './heartbeats.ts'
@@ -18,7 +19,9 @@ import { Pool } from './pool.ts'
 import { natsGatewayBackend, type ForwardFrom } from './gateway-backend.ts'
 import type { TrustStore } from '../../infra/release/trust.ts'
 import { readRoots } from '../../infra/formats/meta-stream.ts'
-import { startSftpGateway, type SftpGateway } from '../../infra/ssh/sftp-gateway.ts'
+import { startSftpGateway } from '../../infra/ssh/sftp-gateway.ts'
+import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogic } from 'xstate'
+import { proxyMachine, type ProxyFailure } from '../../machines/proxy.machine.ts'
 
 export interface ProxyOptions {
   nc: NatsConnection
@@ -36,6 +39,8 @@ export interface ProxyOptions {
    * only releases signed by them. Without it they serve no release.
    */
   trust?: TrustStore
+  /** An XState inspection observer for the proxy's actor (live inspection, issue 12). */
+  inspect?: ActorOptions<AnyActorLogic>['inspect']
   log?: (msg: string) => void
 }
 
@@ -64,8 +69,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const log = opts.log ?? (() => {})
   const pool = new Pool()
 
-  const jsm = await jetstreamManager(nc)
-  const stopHeartbeats = followHeartbeats(nc, pool, new ReleaseCeiling((product) => newestRevision(jsm, product)), log)
+  if (opts.sshPort !== undefined && !opts.sshHostKey) throw new UpswarmError('UPSWARM_E_CONFIG', 'the SSH door needs a host key (--ssh-host-key FILE; created when missing)')
 
   /** Forwards to an assigned server not in `tried`; a failing server is marked and the next one tried. */
   const forwardFrom: ForwardFrom = async (op, product, rev, payload, tried) => {
@@ -96,57 +100,81 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const forward = async (op: RepoOp, product: string, rev: number | undefined, payload: unknown): Promise<Uint8Array> =>
     (await forwardFrom(op, product, rev, payload, new Set())).bytes
 
-  const service = await startService(nc, {
-    name: PROXY_SERVICE,
-    version: '1.0.0',
-    description: 'upswarm server proxy (weighted round-robin director)',
-    metadata: { id },
-    queue: PROXY_SERVICE,
-    endpoints: {
-      revs: endpoint(proxySubject('revs'), z.object({ product: Product }),
-        ({ product }) => forward('revs', product, undefined, { product })),
-      manifest: endpoint(proxySubject('manifest'), z.object({ product: Product, rev: Rev }),
-        ({ product, rev }) => forward('manifest', product, rev, { product, rev })),
-      sha1s: endpoint(proxySubject('sha1s'), z.object({ product: Product, rev: Rev }),
-        ({ product, rev }) => forward('sha1s', product, rev, { product, rev })),
-      assign: endpoint(proxySubject('assign'),
-        z.object({ product: Product, rev: Rev.optional(), exclude: z.array(z.string().max(64)).max(64).optional() }),
-        async ({ product, rev, exclude }): Promise<Assignment> => {
-          const server = pool.assign(product, rev, new Set(exclude ?? []))
-          if (!server) throw new UpswarmError('UPSWARM_E_NO_SERVER', `no healthy repository server holds ${rev ? `revision ${rev} of ` : ''}${product}`)
-          return { server, rangeSubject: repoSubject(server, 'range'), maxRange: MAX_RANGE }
-        }),
-      stats: endpoint(proxySubject('stats'), z.object({}).passthrough(), async (): Promise<StatsReply> => ({ proxy: id, servers: pool.view() })),
+  // What the machine's steps opened, closed in reverse order by its `closeAll`.
+  const closers: (() => Promise<void>)[] = []
+  const backend = natsGatewayBackend({ nc, pool, forward: forwardFrom, trust: opts.trust, log })
+  const machine = proxyMachine.provide({
+    actors: {
+      followHeartbeats: fromPromise(async () => {
+        const jsm = await jetstreamManager(nc)
+        closers.push(followHeartbeats(nc, pool, new ReleaseCeiling((product) => newestRevision(jsm, product)), log))
+        // A trust file that pins a root (format 3) takes rotations from UPSWARM_META (issue 10 item 7).
+        opts.trust?.followRoots((from) => readRoots(nc, from))
+      }),
+      startService: fromPromise(async () => {
+        const service = await startService(nc, {
+          name: PROXY_SERVICE,
+          version: '1.0.0',
+          description: 'upswarm server proxy (weighted round-robin director)',
+          metadata: { id },
+          queue: PROXY_SERVICE,
+          endpoints: {
+            revs: endpoint(proxySubject('revs'), z.object({ product: Product }),
+              ({ product }) => forward('revs', product, undefined, { product })),
+            manifest: endpoint(proxySubject('manifest'), z.object({ product: Product, rev: Rev }),
+              ({ product, rev }) => forward('manifest', product, rev, { product, rev })),
+            sha1s: endpoint(proxySubject('sha1s'), z.object({ product: Product, rev: Rev }),
+              ({ product, rev }) => forward('sha1s', product, rev, { product, rev })),
+            assign: endpoint(proxySubject('assign'),
+              z.object({ product: Product, rev: Rev.optional(), exclude: z.array(z.string().max(64)).max(64).optional() }),
+              async ({ product, rev, exclude }): Promise<Assignment> => {
+                const server = pool.assign(product, rev, new Set(exclude ?? []))
+                if (!server) throw new UpswarmError('UPSWARM_E_NO_SERVER', `no healthy repository server holds ${rev ? `revision ${rev} of ` : ''}${product}`)
+                return { server, rangeSubject: repoSubject(server, 'range'), maxRange: MAX_RANGE }
+              }),
+            stats: endpoint(proxySubject('stats'), z.object({}).passthrough(), async (): Promise<StatsReply> => ({ proxy: id, servers: pool.view() })),
+          },
+        })
+        closers.push(async () => {
+          await service.stop().catch(() => {})
+        })
+      }),
+      openGateway: fromPromise(async () => {
+        const gateway = await startGateway({ port: opts.httpPort!, host: opts.httpHost ?? '127.0.0.1', backend, log })
+        closers.push(() => gateway.close())
+        return { url: gateway.url }
+      }),
+      openSftp: fromPromise(async () => {
+        const sftp = await startSftpGateway({
+          port: opts.sshPort!, host: opts.httpHost ?? '127.0.0.1', backend, hostKey: opts.sshHostKey!, log,
+          ...(opts.sshAuthorizedKeys !== undefined ? { authorizedKeys: opts.sshAuthorizedKeys } : {}),
+        })
+        closers.push(() => sftp.close())
+        return { url: sftp.url }
+      }),
+      closeAll: fromPromise(async () => {
+        for (const close of closers.splice(0).reverse()) await close().catch((err: unknown) => log(`proxy ${id}: close: ${errorMessage(err)}`))
+        pool.stop()
+      }),
     },
   })
-
-  // A trust file that pins a root (format 3) takes rotations from UPSWARM_META (issue 10 item 7).
-  opts.trust?.followRoots((from) => readRoots(nc, from))
-  const backend = natsGatewayBackend({ nc, pool, forward: forwardFrom, trust: opts.trust, log })
-  let gateway: Gateway | undefined
-  let sftp: SftpGateway | undefined
-  const close = async (): Promise<void> => {
-    await gateway?.close()
-    await sftp?.close()
-    await stopHeartbeats()
-    await service.stop().catch(() => {})
-    pool.stop()
+  const actor = createActor(machine, { input: { id, gateway: opts.httpPort !== undefined, sftp: opts.sshPort !== undefined }, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
+  actor.start()
+  const snapshot = await waitFor(actor, (x) => x.matches('serving') || x.status === 'done', { timeout: Infinity })
+  if (snapshot.status === 'done') throw proxyError(snapshot.context.failure!)
+  const { httpUrl, sshUrl } = snapshot.context
+  return {
+    id, pool, httpUrl: httpUrl ?? undefined, sshUrl: sshUrl ?? undefined,
+    close: async () => {
+      actor.send({ type: 'stop' })
+      await waitFor(actor, (x) => x.status === 'done', { timeout: Infinity })
+    },
   }
-  try {
-    if (opts.httpPort !== undefined) {
-      gateway = await startGateway({ port: opts.httpPort, host: opts.httpHost ?? '127.0.0.1', backend, log })
-    }
-    if (opts.sshPort !== undefined) {
-      if (!opts.sshHostKey) throw new UpswarmError('UPSWARM_E_CONFIG', 'the SSH door needs a host key (--ssh-host-key FILE; created when missing)')
-      sftp = await startSftpGateway({
-        port: opts.sshPort, host: opts.httpHost ?? '127.0.0.1', backend, hostKey: opts.sshHostKey, log,
-        ...(opts.sshAuthorizedKeys !== undefined ? { authorizedKeys: opts.sshAuthorizedKeys } : {}),
-      })
-    }
-  } catch (err) {
-    await close()
-    throw err
-  }
+}
 
-  return { id, pool, httpUrl: gateway?.url, sshUrl: sftp?.url, close }
+/** The failed step's error as it was thrown when it is already ours, else one naming the step. */
+function proxyError(f: ProxyFailure): UpswarmError {
+  if (f.cause instanceof UpswarmError) return f.cause
+  const nats = f.step === 'followingHeartbeats' || f.step === 'startingService'
+  return new UpswarmError(nats ? 'UPSWARM_E_NATS' : 'UPSWARM_E_CONFIG', f.message, { cause: f.cause })
 }

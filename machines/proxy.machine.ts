@@ -1,0 +1,119 @@
+// R-PROXY: the upgrade-server proxy's life as a statechart. followingHeartbeats (the pool of
+// servers, each a pool-member actor) → startingService (the NATS micro service with the weighted
+// round-robin director, R-PROXY) → openingGateway (HTTP/WebDAV, when asked for) → openingSftp
+// (the SSH door, R-PROXY-PROTO, when asked for) → serving → closing → stopped. A door that
+// cannot open closes what was opened and ends in `failed`, naming the step. Pure: the I/O is
+// provided by actors/proxy.
+import { assign, emit, fromPromise, setup } from 'xstate'
+
+export type ProxyStep = 'followingHeartbeats' | 'startingService' | 'openingGateway' | 'openingSftp'
+
+export interface ProxyInput {
+  id: string
+  gateway: boolean
+  sftp: boolean
+}
+
+export interface ProxyFailure {
+  step: ProxyStep
+  message: string
+  cause: unknown
+}
+
+export interface ProxyContext {
+  id: string
+  gateway: boolean
+  sftp: boolean
+  httpUrl: string | null
+  sshUrl: string | null
+  failure: ProxyFailure | null
+}
+
+export type ProxyEvent = { type: 'stop' }
+export type ProxyEmitted = { type: 'proxy.serving'; httpUrl: string | null; sshUrl: string | null } | { type: 'proxy.stopped' }
+
+const notProvided = (name: string) => async (): Promise<never> => {
+  throw new Error(`proxy machine: actor ${name} is not provided`)
+}
+
+const failed = (step: ProxyStep, id: string, what: string, error: unknown): ProxyFailure => ({
+  step, message: `proxy ${id}: cannot ${what}: ${error instanceof Error ? error.message : String(error)}`, cause: error,
+})
+
+export const proxyMachine = setup({
+  types: {
+    context: {} as ProxyContext,
+    events: {} as ProxyEvent,
+    input: {} as ProxyInput,
+    emitted: {} as ProxyEmitted,
+  },
+  actors: {
+    followHeartbeats: fromPromise<void, void>(notProvided('followHeartbeats')),
+    startService: fromPromise<void, void>(notProvided('startService')),
+    openGateway: fromPromise<{ url: string }, void>(notProvided('openGateway')),
+    openSftp: fromPromise<{ url: string }, void>(notProvided('openSftp')),
+    /** Closes the doors, the service and the heartbeat follower (whatever was opened). */
+    closeAll: fromPromise<void, void>(notProvided('closeAll')),
+  },
+  actions: {
+    fail: assign((_, failure: ProxyFailure) => ({ failure })),
+  },
+  guards: {
+    wantsGateway: ({ context }) => context.gateway,
+    wantsSftp: ({ context }) => context.sftp,
+    hasFailed: ({ context }) => context.failure !== null,
+  },
+}).createMachine({
+  id: 'proxy',
+  context: ({ input }) => ({ id: input.id, gateway: input.gateway, sftp: input.sftp, httpUrl: null, sshUrl: null, failure: null }),
+  initial: 'followingHeartbeats',
+  states: {
+    followingHeartbeats: {
+      invoke: {
+        src: 'followHeartbeats',
+        onDone: 'startingService',
+        onError: { target: 'closing', actions: { type: 'fail', params: ({ context, event }) => failed('followingHeartbeats', context.id, 'follow the servers\' heartbeats', event.error) } },
+      },
+    },
+    startingService: {
+      invoke: {
+        src: 'startService',
+        onDone: 'choosingGateway',
+        onError: { target: 'closing', actions: { type: 'fail', params: ({ context, event }) => failed('startingService', context.id, 'serve the proxy service on NATS', event.error) } },
+      },
+    },
+    choosingGateway: {
+      always: [{ guard: 'wantsGateway', target: 'openingGateway' }, { target: 'choosingSftp' }],
+    },
+    openingGateway: {
+      invoke: {
+        src: 'openGateway',
+        onDone: { target: 'choosingSftp', actions: assign({ httpUrl: ({ event }) => event.output.url }) },
+        onError: { target: 'closing', actions: { type: 'fail', params: ({ context, event }) => failed('openingGateway', context.id, 'open the HTTP gateway', event.error) } },
+      },
+    },
+    choosingSftp: {
+      always: [{ guard: 'wantsSftp', target: 'openingSftp' }, { target: 'serving' }],
+    },
+    openingSftp: {
+      invoke: {
+        src: 'openSftp',
+        onDone: { target: 'serving', actions: assign({ sshUrl: ({ event }) => event.output.url }) },
+        onError: { target: 'closing', actions: { type: 'fail', params: ({ context, event }) => failed('openingSftp', context.id, 'open the SFTP door', event.error) } },
+      },
+    },
+    serving: {
+      entry: emit(({ context }) => ({ type: 'proxy.serving' as const, httpUrl: context.httpUrl, sshUrl: context.sshUrl })),
+      on: { stop: 'closing' },
+    },
+    closing: {
+      invoke: {
+        src: 'closeAll',
+        onDone: [{ guard: 'hasFailed', target: 'failed' }, { target: 'stopped' }],
+        onError: [{ guard: 'hasFailed', target: 'failed' }, { target: 'stopped' }],
+      },
+    },
+    stopped: { type: 'final', entry: emit({ type: 'proxy.stopped' as const }) },
+    failed: { type: 'final' },
+  },
+})
