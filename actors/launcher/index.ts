@@ -1,7 +1,8 @@
 // `upswarm up`: the embedded default on one machine. Starts the NATS cluster, the DHT bootstrap
 // and every server-side role, each in its own process, writes endpoints.json once all are
 // ready, and stops them all on shutdown. The watchdog in infra/cluster/children.ts kills the
-// children if this process dies without cleaning up.
+// children if this process dies without cleaning up. The sequence, its ready timeout and the
+// stop are the statechart machines/launcher.machine.ts.
 import type { ChildProcess } from 'node:child_process'
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
@@ -17,6 +18,8 @@ import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import { connectNats } from '../../infra/nats/connect.ts'
 import { ensureResources } from '../../infra/nats/resources.ts'
 import { ensureDeploymentRoot } from '../root-holder/deployment.ts'
+import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogic } from 'xstate'
+import { launcherMachine, READY_TIMEOUT_MS, type LauncherFailure } from '../../machines/launcher.machine.ts'
 
 import type { Role } from './roles.ts'
 export { ALL_ROLES, type Role } from './roles.ts'
@@ -40,6 +43,8 @@ export interface UpOptions {
   tlsCa?: string
   /** Upload limit of each repository server in bytes/s (`server --max-upload-rate`); unset: the environment's UPSWARM_SERVER_MAX_UPLOAD_RATE, else unlimited. */
   serverMaxUploadRate?: number
+  /** An XState inspection observer for the launcher's actor (live inspection, issue 12). */
+  inspect?: ActorOptions<AnyActorLogic>['inspect']
   log?: (msg: string) => void
 }
 
@@ -87,180 +92,220 @@ export interface Launched {
 }
 
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
-const READY_TIMEOUT_MS = 60_000
 
-/** Spawns `upswarm <args>` and resolves with its READY payload. */
-export async function spawnRole(name: string, args: string[], env: NodeJS.ProcessEnv, log: (m: string) => void): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
+/**
+ * Spawns `upswarm <args>` and resolves with its READY payload; `signal` (the launcher machine
+ * leaving the step: its ready timeout, a stop) kills the process and rejects.
+ */
+export async function spawnRole(name: string, args: string[], env: NodeJS.ProcessEnv, log: (m: string) => void, signal?: AbortSignal): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
   const child = spawnGuarded(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
   child.stderr?.on('data', (d: Buffer) => log(`[${name}] ${d.toString().trimEnd()}`))
   const lines = createInterface({ input: child.stdout! })
   const ready = await new Promise<Record<string, unknown>>((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new UpswarmError('UPSWARM_E_CLUSTER_START', `${name} not ready after ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS)
+    const abort = (): void => {
+      void stopChild(child)
+      reject(new UpswarmError('UPSWARM_E_CLUSTER_START', `${name} was stopped before it was ready`))
+    }
+    if (signal?.aborted) return abort()
+    signal?.addEventListener('abort', abort, { once: true })
     lines.on('line', (line) => {
       if (!line.startsWith('READY ')) return log(`[${name}] ${line}`)
-      clearTimeout(timer)
+      signal?.removeEventListener('abort', abort)
       resolvePromise(JSON.parse(line.slice(6)) as Record<string, unknown>)
     })
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer)
-      reject(new UpswarmError('UPSWARM_E_CLUSTER_START', `${name} exited before it was ready (code ${code}, signal ${signal}); see its output above`))
+    child.once('exit', (code, signalName) => {
+      signal?.removeEventListener('abort', abort)
+      reject(new UpswarmError('UPSWARM_E_CLUSTER_START', `${name} exited before it was ready (code ${code}, signal ${signalName}); see its output above`))
     })
   })
-  child.on('exit', (code, signal) => log(`[${name}] exited (code ${code}, signal ${signal})`))
+  child.on('exit', (code, signalName) => log(`[${name}] exited (code ${code}, signal ${signalName})`))
   return { child, ready }
 }
 
+/** Starts the deployment as an actor over machines/launcher.machine.ts; resolves once it is up. */
 export async function up(opts: UpOptions): Promise<Launched> {
   const dir = resolve(opts.dir)
   const log = opts.log ?? (() => {})
   await mkdir(dir, { recursive: true })
   const endpointsFile = join(dir, 'endpoints.json')
   await rm(endpointsFile, { force: true })
+  const has = (r: Role): boolean => opts.roles.includes(r)
+  const needsNats = has('servers') || has('proxy') || has('tracker') || has('notary')
+  if (needsNats && !has('nats') && !opts.natsUrls?.length) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', 'roles servers/proxy/tracker/notary need NATS: include the nats role or pass --nats URLS')
+  }
   const children = new Map<string, ChildProcess>()
-  const endpoints: Endpoints = {}
-  let cluster: NatsCluster | undefined
-
-  const stop = async (): Promise<void> => {
-    await rm(endpointsFile, { force: true })
-    // Clients of NATS first, then the DHT, then the cluster itself.
-    await Promise.all([...children.entries()].filter(([n]) => n !== 'dht').map(([, c]) => stopChild(c)))
-    const dht = children.get('dht')
-    if (dht) await stopChild(dht)
-    await cluster?.stop()
+  const endpoints: Endpoints = { ...(opts.natsUrls?.length && !has('nats') ? { nats: opts.natsUrls } : {}) }
+  /** What the steps made: the cluster, the admin's auth, each role's creds, the roles' environment; and the role processes not ready yet. */
+  const made = {
+    cluster: undefined as NatsCluster | undefined,
+    adminAuth: { creds: opts.creds, tlsCa: opts.tlsCa } as { creds?: string | undefined; tlsCa?: string | undefined },
+    roleCreds: new Map<string, string>(),
+    env: {} as NodeJS.ProcessEnv,
+    pending: new Set<string>(),
+  }
+  // Each role runs with its own identity, never the admin's nor the caller's: on a cluster `up`
+  // did not make, each role's creds file must be in D/auth/creds/ (`upswarm creds issue --role`).
+  const credsArgs = (role: string): string[] => {
+    const [kind, name] = role.startsWith('server-') ? ['server', role.slice('server-'.length)] : [role, role]
+    const file = made.roleCreds.get(role) ?? credsFileOf(authorityPaths(join(dir, 'auth')).credsDir, { kind: kind as Identity['kind'], name })
+    if (!made.roleCreds.has(role) && !existsSync(file)) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `${role} needs its own identity on this cluster: ${file} is missing (upswarm creds issue --dir ${dir} --role ${kind} --name ${name})`)
+    }
+    return ['--creds', file]
+  }
+  const spawn = async (key: string, name: string, args: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<Record<string, unknown>> => {
+    made.pending.add(name)
+    try {
+      const { child, ready } = await spawnRole(name, args, env, log, signal)
+      children.set(key, child)
+      return ready
+    } finally {
+      made.pending.delete(name)
+    }
   }
 
-  try {
-    const has = (r: Role): boolean => opts.roles.includes(r)
-    let adminAuth = { creds: opts.creds, tlsCa: opts.tlsCa }
-    const roleCreds = new Map<string, string>()
-    if (has('nats')) {
-      // Issue 10: the embedded cluster has identities and TLS from the start; nothing anonymous.
-      const authority = await Authority.open(join(dir, 'auth'))
-      cluster = await NatsCluster.start({ dir: join(dir, 'nats'), nodes: opts.natsNodes, authority })
-      endpoints.nats = cluster.urls
-      endpoints.tlsCa = authority.paths.caFile
-      endpoints.authDir = authority.paths.dir
-      const issue = async (kind: Identity['kind'], name: string): Promise<string> =>
-        (await authority.issue({ kind, name })).file
-      const servers: Record<string, string> = {}
-      for (let i = 1; i <= opts.servers; i++) servers[`s${i}`] = await issue('server', `s${i}`)
-      endpoints.creds = {
-        admin: await issue('admin', 'admin'), publisher: await issue('publisher', 'publisher'), proxy: await issue('proxy', 'proxy'),
-        tracker: await issue('tracker', 'tracker'), notary: await issue('notary', 'notary'), servers, client: await issue('client', 'sample-client'),
-      }
-      for (const [id, file] of Object.entries(servers)) roleCreds.set(`server-${id}`, file)
-      // Fleet identities (private swarms): every server and the sample client hold a certified Noise key.
-      const swarmIdentity = async (kind: 'server' | 'client', name: string): Promise<string> => (await authority.issueSwarmIdentity({ kind, name })).file
-      const swarmServers: Record<string, string> = {}
-      for (const id of Object.keys(servers)) swarmServers[id] = await swarmIdentity('server', id)
-      endpoints.swarmIdentities = { servers: swarmServers, client: await swarmIdentity('client', 'sample-client') }
-      roleCreds.set('proxy', endpoints.creds.proxy).set('tracker', endpoints.creds.tracker).set('notary', endpoints.creds.notary)
-      adminAuth = { creds: endpoints.creds.admin, tlsCa: authority.paths.caFile }
-      log(`nats: ${cluster.nodes.length} nodes with JetStream at ${cluster.urls.join(', ')} (TLS, credentials in ${authority.paths.credsDir})`)
-    } else if (opts.natsUrls?.length) {
-      endpoints.nats = opts.natsUrls
-    }
-    const natsArg = endpoints.nats?.join(',')
-    const needsNats = has('servers') || has('proxy') || has('tracker') || has('notary')
-    if (needsNats && !natsArg) {
-      throw new UpswarmError('UPSWARM_E_CONFIG', 'roles servers/proxy/tracker/notary need NATS: include the nats role or pass --nats URLS')
-    }
-    if (natsArg) {
-      const nc = await connectNats(natsArg, 'upswarm-up', adminAuth)
-      try {
-        await ensureResources(nc)
-        // Issue 10 item 7: the deployment's root of trust, made once, on the stream from the start.
-        const root = await ensureDeploymentRoot(dir, nc)
-        Object.assign(endpoints, { root: root.rootFile, rootKey: root.rootKeyFile, freshKey: root.freshKeyFile })
-        log(`root: version ${root.version} in ${root.rootFile}${root.pushed ? ', pushed to UPSWARM_META' : ''}`)
-      } finally {
-        await nc.close()
-      }
-    }
-    const env: NodeJS.ProcessEnv = {
-      ...process.env, ...(natsArg ? { UPSWARM_NATS: natsArg } : {}), ...(adminAuth.tlsCa ? { UPSWARM_TLS_CA: adminAuth.tlsCa } : {}),
-    }
-    // No trust on first use: servers and the proxy believe only the keys this file pins; a
-    // publish with `--trust` pins a new product's key into it (the embedded default).
-    endpoints.trust = join(dir, 'trust.json')
-    if (!existsSync(endpoints.trust)) await writeTrust(endpoints.trust, emptyTrust())
-    // Each role runs with its own identity, never the admin's nor the caller's: on a cluster `up`
-    // did not make, each role's creds file must be in D/auth/creds/ (`upswarm creds issue --role`).
-    delete env.UPSWARM_CREDS
-    const credsArgs = (role: string): string[] => {
-      const [kind, name] = role.startsWith('server-') ? ['server', role.slice('server-'.length)] : [role, role]
-      const file = roleCreds.get(role) ?? credsFileOf(authorityPaths(join(dir, 'auth')).credsDir, { kind: kind as Identity['kind'], name })
-      if (!roleCreds.has(role) && !existsSync(file)) {
-        throw new UpswarmError('UPSWARM_E_CONFIG', `${role} needs its own identity on this cluster: ${file} is missing (upswarm creds issue --dir ${dir} --role ${kind} --name ${name})`)
-      }
-      return ['--creds', file]
-    }
-
-    if (has('dht')) {
-      const { child, ready } = await spawnRole('dht', ['dht', ...(opts.dhtPort ? ['--port', String(opts.dhtPort)] : [])], env, log)
-      children.set('dht', child)
-      endpoints.dhtBootstrap = String(ready.dhtBootstrap)
-      log(`dht: bootstrap ${endpoints.dhtBootstrap}`)
-    }
-    const bootstrap = endpoints.dhtBootstrap ?? opts.bootstrap
-    const roleEnv = { ...env, ...(bootstrap ? { UPSWARM_BOOTSTRAP: bootstrap } : {}) }
-
-    const starts: Promise<void>[] = []
-    if (has('servers')) {
-      for (let i = 1; i <= opts.servers; i++) {
-        const id = `s${i}`
-        const weight = opts.weights?.[i - 1] ?? 1
-        const args = ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight), '--trust', endpoints.trust, ...credsArgs(`server-${id}`)]
-        if (opts.serverMaxUploadRate !== undefined) args.push('--max-upload-rate', String(opts.serverMaxUploadRate))
-        const swarmIdentity = endpoints.swarmIdentities?.servers[id]
-        if (swarmIdentity) args.push('--swarm-identity', swarmIdentity)
-        starts.push(spawnRole(`server ${id}`, args, roleEnv, log)
-          .then(({ child }) => {
-            children.set(`server-${id}`, child)
-            log(`server ${id}: weight ${weight}`)
+  const machine = launcherMachine.provide({
+    actors: {
+      startNats: fromPromise(async () => {
+        // Issue 10: the embedded cluster has identities and TLS from the start; nothing anonymous.
+        const authority = await Authority.open(join(dir, 'auth'))
+        const cluster = await NatsCluster.start({ dir: join(dir, 'nats'), nodes: opts.natsNodes, authority })
+        made.cluster = cluster
+        endpoints.nats = cluster.urls
+        endpoints.tlsCa = authority.paths.caFile
+        endpoints.authDir = authority.paths.dir
+        const issue = async (kind: Identity['kind'], name: string): Promise<string> =>
+          (await authority.issue({ kind, name })).file
+        const servers: Record<string, string> = {}
+        for (let i = 1; i <= opts.servers; i++) servers[`s${i}`] = await issue('server', `s${i}`)
+        endpoints.creds = {
+          admin: await issue('admin', 'admin'), publisher: await issue('publisher', 'publisher'), proxy: await issue('proxy', 'proxy'),
+          tracker: await issue('tracker', 'tracker'), notary: await issue('notary', 'notary'), servers, client: await issue('client', 'sample-client'),
+        }
+        for (const [id, file] of Object.entries(servers)) made.roleCreds.set(`server-${id}`, file)
+        // Fleet identities (private swarms): every server and the sample client hold a certified Noise key.
+        const swarmIdentity = async (kind: 'server' | 'client', name: string): Promise<string> => (await authority.issueSwarmIdentity({ kind, name })).file
+        const swarmServers: Record<string, string> = {}
+        for (const id of Object.keys(servers)) swarmServers[id] = await swarmIdentity('server', id)
+        endpoints.swarmIdentities = { servers: swarmServers, client: await swarmIdentity('client', 'sample-client') }
+        made.roleCreds.set('proxy', endpoints.creds.proxy).set('tracker', endpoints.creds.tracker).set('notary', endpoints.creds.notary)
+        made.adminAuth = { creds: endpoints.creds.admin, tlsCa: authority.paths.caFile }
+        log(`nats: ${cluster.nodes.length} nodes with JetStream at ${cluster.urls.join(', ')} (TLS, credentials in ${authority.paths.credsDir})`)
+      }),
+      prepare: fromPromise(async () => {
+        const natsArg = endpoints.nats?.join(',')
+        if (natsArg) {
+          const nc = await connectNats(natsArg, 'upswarm-up', made.adminAuth)
+          try {
+            await ensureResources(nc)
+            // Issue 10 item 7: the deployment's root of trust, made once, on the stream from the start.
+            const root = await ensureDeploymentRoot(dir, nc)
+            Object.assign(endpoints, { root: root.rootFile, rootKey: root.rootKeyFile, freshKey: root.freshKeyFile })
+            log(`root: version ${root.version} in ${root.rootFile}${root.pushed ? ', pushed to UPSWARM_META' : ''}`)
+          } finally {
+            await nc.close()
+          }
+        }
+        made.env = {
+          ...process.env, ...(natsArg ? { UPSWARM_NATS: natsArg } : {}), ...(made.adminAuth.tlsCa ? { UPSWARM_TLS_CA: made.adminAuth.tlsCa } : {}),
+        }
+        delete made.env.UPSWARM_CREDS
+        // No trust on first use: servers and the proxy believe only the keys this file pins; a
+        // publish with `--trust` pins a new product's key into it (the embedded default).
+        endpoints.trust = join(dir, 'trust.json')
+        if (!existsSync(endpoints.trust)) await writeTrust(endpoints.trust, emptyTrust())
+      }),
+      startDht: fromPromise(async ({ signal }) => {
+        const ready = await spawn('dht', 'dht', ['dht', ...(opts.dhtPort ? ['--port', String(opts.dhtPort)] : [])], made.env, signal)
+        endpoints.dhtBootstrap = String(ready.dhtBootstrap)
+        log(`dht: bootstrap ${endpoints.dhtBootstrap}`)
+      }),
+      startRoles: fromPromise(async ({ signal }) => {
+        const bootstrap = endpoints.dhtBootstrap ?? opts.bootstrap
+        const roleEnv = { ...made.env, ...(bootstrap ? { UPSWARM_BOOTSTRAP: bootstrap } : {}) }
+        const trust = endpoints.trust!
+        const starts: Promise<void>[] = []
+        if (has('servers')) {
+          for (let i = 1; i <= opts.servers; i++) {
+            const id = `s${i}`
+            const weight = opts.weights?.[i - 1] ?? 1
+            const args = ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight), '--trust', trust, ...credsArgs(`server-${id}`)]
+            if (opts.serverMaxUploadRate !== undefined) args.push('--max-upload-rate', String(opts.serverMaxUploadRate))
+            const swarmIdentity = endpoints.swarmIdentities?.servers[id]
+            if (swarmIdentity) args.push('--swarm-identity', swarmIdentity)
+            starts.push(spawn(`server-${id}`, `server ${id}`, args, roleEnv, signal).then(() => log(`server ${id}: weight ${weight}`)))
+          }
+        }
+        if (has('proxy')) {
+          const args = ['proxy', '--http-port', String(opts.httpPort ?? 0), '--ssh-port', String(opts.sshPort ?? 0), '--ssh-host-key', join(dir, 'proxy', 'ssh-host-key'), '--trust', trust, ...credsArgs('proxy')]
+          starts.push(spawn('proxy', 'proxy', args, roleEnv, signal).then((ready) => {
+            endpoints.http = String(ready.http)
+            endpoints.ssh = String(ready.ssh)
+            log(`proxy: gateway ${endpoints.http}, ${endpoints.ssh}`)
           }))
-      }
-    }
-    if (has('proxy')) {
-      const args = ['proxy', '--http-port', String(opts.httpPort ?? 0), '--ssh-port', String(opts.sshPort ?? 0), '--ssh-host-key', join(dir, 'proxy', 'ssh-host-key'), '--trust', endpoints.trust, ...credsArgs('proxy')]
-      starts.push(spawnRole('proxy', args, roleEnv, log).then(({ child, ready }) => {
-        children.set('proxy', child)
-        endpoints.http = String(ready.http)
-        endpoints.ssh = String(ready.ssh)
-        log(`proxy: gateway ${endpoints.http}, ${endpoints.ssh}`)
-      }))
-    }
-    if (has('tracker')) {
-      const args = ['tracker', '--http-port', String(opts.trackerHttpPort ?? 0), '--udp-port', String(opts.trackerUdpPort ?? 0), ...credsArgs('tracker')]
-      starts.push(spawnRole('tracker', args, roleEnv, log).then(({ child, ready }) => {
-        children.set('tracker', child)
-        endpoints.trackerHttp = String(ready.trackerHttp)
-        endpoints.trackerUdp = String(ready.trackerUdp)
-        log(`tracker: ${endpoints.trackerHttp} ${endpoints.trackerUdp}`)
-      }))
-    }
-    if (has('notary') && endpoints.root && endpoints.freshKey) {
-      const args = ['notary', '--fresh-key', endpoints.freshKey, '--root', endpoints.root, '--data', join(dir, 'notary'), ...credsArgs('notary')]
-      starts.push(spawnRole('notary', args, roleEnv, log).then(({ child, ready }) => {
-        children.set('notary', child)
-        log(`notary: root version ${String(ready.root)}`)
-      }))
-    }
-    const results = await Promise.allSettled(starts)
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-    if (failed) throw failed.reason
-  } catch (err) {
-    await stop()
-    throw err
+        }
+        if (has('tracker')) {
+          const args = ['tracker', '--http-port', String(opts.trackerHttpPort ?? 0), '--udp-port', String(opts.trackerUdpPort ?? 0), ...credsArgs('tracker')]
+          starts.push(spawn('tracker', 'tracker', args, roleEnv, signal).then((ready) => {
+            endpoints.trackerHttp = String(ready.trackerHttp)
+            endpoints.trackerUdp = String(ready.trackerUdp)
+            log(`tracker: ${endpoints.trackerHttp} ${endpoints.trackerUdp}`)
+          }))
+        }
+        if (has('notary') && endpoints.root && endpoints.freshKey) {
+          const args = ['notary', '--fresh-key', endpoints.freshKey, '--root', endpoints.root, '--data', join(dir, 'notary'), ...credsArgs('notary')]
+          starts.push(spawn('notary', 'notary', args, roleEnv, signal).then((ready) => log(`notary: root version ${String(ready.root)}`)))
+        }
+        const results = await Promise.allSettled(starts)
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+        if (failed) throw failed.reason
+      }),
+      // Written atomically and only now: its presence means everything is ready.
+      writeEndpoints: fromPromise(async () => {
+        await writeFile(`${endpointsFile}.tmp`, `${JSON.stringify(endpoints, null, 2)}\n`)
+        await rename(`${endpointsFile}.tmp`, endpointsFile)
+      }),
+      stopAll: fromPromise(async () => {
+        await rm(endpointsFile, { force: true })
+        // Clients of NATS first, then the DHT, then the cluster itself.
+        await Promise.all([...children.entries()].filter(([n]) => n !== 'dht').map(([, c]) => stopChild(c)))
+        const dht = children.get('dht')
+        if (dht) await stopChild(dht)
+        await made.cluster?.stop()
+      }),
+    },
+  })
+  // The processes not ready when the step timed out, named (the machine knows only the step).
+  let late: string[] = []
+  const actor = createActor(machine, { input: { nats: has('nats'), dht: has('dht') }, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
+  actor.subscribe((s) => {
+    if (s.matches('stopping') && late.length === 0) late = [...made.pending]
+  })
+  actor.start()
+  const snapshot = await waitFor(actor, (s) => s.matches('up') || s.status === 'done', { timeout: Infinity })
+  if (snapshot.status === 'done') throw launchError(snapshot.context.failure!, late)
+  return {
+    endpoints,
+    endpointsFile,
+    children,
+    cluster: made.cluster,
+    stop: async () => {
+      actor.send({ type: 'stop' })
+      await waitFor(actor, (s) => s.status === 'done', { timeout: Infinity })
+    },
   }
-
-  // Written atomically and only now: its presence means everything is ready.
-  await writeFile(`${endpointsFile}.tmp`, `${JSON.stringify(endpoints, null, 2)}\n`)
-  await rename(`${endpointsFile}.tmp`, endpointsFile)
-  return { endpoints, endpointsFile, children, cluster, stop }
 }
 
-/** The environment of an `upswarm` command run against these endpoints with the given creds (default: the sample client's). */
+/** The failed step's error as it was thrown, or, for a ready timeout, one naming the processes that were late. */
+function launchError(f: LauncherFailure, late: string[]): UpswarmError {
+  if (f.cause instanceof UpswarmError) return f.cause
+  if (f.cause === undefined) {
+    return new UpswarmError('UPSWARM_E_CLUSTER_START', late.length ? `${late.join(', ')} not ready after ${READY_TIMEOUT_MS} ms; see its output above` : f.message)
+  }
+  return new UpswarmError('UPSWARM_E_CLUSTER_START', `up: ${f.step} failed: ${f.message}`, { cause: f.cause })
+}
+
 export function deploymentEnv(endpoints: Endpoints, creds = endpoints.creds?.client): Record<string, string> {
   return {
     ...(endpoints.nats ? { UPSWARM_NATS: endpoints.nats.join(',') } : {}),
