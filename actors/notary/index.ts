@@ -16,6 +16,8 @@ import { TrustStore } from '../../infra/formats/trust-store.ts'
 import { SIGNED_ROOT_SUBJECT } from '../../infra/nats/names.ts'
 import type { PublisherKey } from '../../infra/release/keys.ts'
 import { followReleases, readReleaseChain, type FollowHandle } from '../../infra/release/release-log.ts'
+import { createActor, type ActorOptions, type AnyActorLogic } from 'xstate'
+import { notaryMachine } from '../../machines/notary.machine.ts'
 
 export const DEFAULT_INTERVAL_S = 3600
 const STREAM_SEQUENCE_HEADER = 'Nats-Sequence'
@@ -34,6 +36,8 @@ export interface NotaryOptions {
   lifetimeS?: number
   /** One structured event per line (the CLI prints JSON lines). */
   log?: (event: Record<string, unknown>) => void
+  /** An XState inspection observer for the notary's actor (live inspection, issue 12). */
+  inspect?: ActorOptions<AnyActorLogic>['inspect']
 }
 
 export interface SignedStatement {
@@ -191,9 +195,15 @@ export async function startNotary(opts: NotaryOptions): Promise<Notary> {
   await takeRoots()
   await syncFollowers()
   const first = signAll()
-  const timer = setInterval(() => {
-    rootQueue = rootQueue.then(() => takeRoots()).then(signAll)
-  }, intervalS * 1000)
+  // The interval is the notary statechart's clock (machines/notary.machine.ts), not a timer here.
+  const actor = createActor(notaryMachine.provide({
+    actions: {
+      resignAll: () => {
+        rootQueue = rootQueue.then(() => takeRoots()).then(signAll)
+      },
+    },
+  }), { input: { intervalMs: intervalS * 1000 }, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
+  actor.start()
   log({ event: 'started', root: store.version, products: Object.keys(store.root!.products).length, intervalS })
 
   return {
@@ -205,7 +215,7 @@ export async function startNotary(opts: NotaryOptions): Promise<Notary> {
     },
     async close() {
       closing = true
-      clearInterval(timer)
+      actor.send({ type: 'stop' })
       rootSub.unsubscribe()
       await rootQueue
       await Promise.all([...followers.values()].map((f) => f.stop()))
