@@ -1,9 +1,12 @@
 // Sample format-2 tree nodes (docs/formats.md §1.6), one of every node type and entry shape. The
 // golden vectors in test/vectors/formats-2/nodes.json are these nodes' bytes and hashes, written
-// once (`node --import tsx test/helpers/format2-samples.ts --write`) and never regenerated: a
+// once (`node --import tsx test/helpers/format2-samples.ts --write nodes|fastcdc`) and never regenerated: a
 // codec change that alters them breaks every fleet's hashes.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { createHash } from 'node:crypto'
+import { FastCdc } from '../../infra/formats/fastcdc.ts'
+import { DEFAULT_CHUNKER } from '../../infra/formats/release.ts'
 import { encodeNode, nodeHash, type TreeNode } from '../../infra/formats/tree-node.ts'
 
 const h = (c: string, n = 64): string => c.repeat(n)
@@ -45,8 +48,36 @@ export function sampleVectors(): Record<string, { hex: string; sha256: string }>
   }))
 }
 
+/** Deterministic bytes: SHA-256 in counter mode over a seed. */
+export function bytesOf(seed: string, length: number): Buffer {
+  const out = Buffer.alloc(length)
+  for (let i = 0, off = 0; off < length; i++, off += 32) createHash('sha256').update(`${seed}:${i}`).digest().copy(out, off)
+  return out
+}
+
+/** The chunk lengths fastcdc-2020 cuts `data` into, fed `step` bytes at a time. */
+export function cuts(data: Uint8Array, step: number, params = DEFAULT_CHUNKER): number[] {
+  const cdc = new FastCdc(params)
+  const lengths: number[] = []
+  let last = 0
+  for (let off = 0; off < data.length; off += step) {
+    cdc.push(data.subarray(off, off + step), (end) => {
+      lengths.push(off + end - last)
+      last = off + end
+    })
+  }
+  if (cdc.pending) lengths.push(cdc.pending)
+  return lengths
+}
+
 if (process.argv.includes('--write')) {
-  const file = join(import.meta.dirname, '..', 'vectors', 'formats-2', 'nodes.json')
-  writeFileSync(file, `${JSON.stringify(sampleVectors(), null, 2)}\n`)
-  console.log(`wrote ${file}`)
+  const dir = join(import.meta.dirname, '..', 'vectors', 'formats-2')
+  const which = process.argv.slice(process.argv.indexOf('--write') + 1)
+  if (which.includes('nodes')) writeFileSync(join(dir, 'nodes.json'), `${JSON.stringify(sampleVectors(), null, 2)}\n`)
+  if (which.includes('fastcdc')) {
+    const seed = 'upswarm-fastcdc-golden'
+    const length = 4 << 20
+    writeFileSync(join(dir, 'fastcdc.json'), `${JSON.stringify({ seed, length, params: DEFAULT_CHUNKER, chunks: cuts(bytesOf(seed, length), length) })}\n`)
+  }
+  console.log(`wrote ${which.join(', ')} under ${dir}`)
 }
