@@ -387,3 +387,10 @@ export function decodeNode(bytes: Uint8Array, opts: { top?: boolean; where?: str
   if (!b4a.equals(encodeToBytes(nodeEncoder, node), bytes)) throw new TreeNodeError(`${what} is not in canonical form (an integer not in its shortest encoding, or a name that is not valid UTF-8)`)
   return node
 }
+
+/** Encoded size of one dir-node entry: what a publisher adds up to cut a directory into parts. */
+export function entryBytes(e: NodeEntry): number {
+  const s: State = { start: 0, end: 0, buffer: null }
+  entryPre(s, e)
+  return s.end
+}
