@@ -60,8 +60,10 @@ const KNOWN_EXT_TAGS = new Set<number>()
 
 const hexOf = (b: Uint8Array): string => b4a.toString(b, 'hex')
 const rawOf = (hex: string, bytes: number, field: string): Uint8Array => {
-  if (hex.length !== bytes * 2 || !/^[0-9a-f]*$/.test(hex)) throw new TreeNodeError(`${field}: ${JSON.stringify(hex)} is not ${bytes} bytes of lowercase hex`)
-  return b4a.from(hex, 'hex')
+  // Buffer's hex decoding stops at the first pair that is not hex: a short result means a bad digit.
+  const raw = hex.length === bytes * 2 ? b4a.from(hex, 'hex') : undefined
+  if (!raw || raw.byteLength !== bytes) throw new TreeNodeError(`${field}: ${JSON.stringify(hex)} is not ${bytes} bytes of hex`)
+  return raw
 }
 
 const { decodeWith, uintAtMost } = strictDecoding(TreeNodeError, NODE_MAX_BYTES)
