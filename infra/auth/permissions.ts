@@ -3,7 +3,7 @@
 // else is denied by the server. Pure data, so the security suite can list what each role may
 // not do and try it.
 import {
-  ALERT_SUBJECTS, BLOB_BUCKET, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  ALERT_SUBJECTS, BLOB_BUCKET, release2Subject, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
   serverConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
@@ -50,7 +50,7 @@ const ANSWER = ['_INBOX.>', '_R_.>']
  * CLIENT_JS_API_PREFIX, so their answers (and whatever reply subject the client names) stay in
  * CLIENTS, where no stream stores anything.
  */
-export const CLIENT_JS_API = [`${API}.STREAM.MSG.GET.${RELEASE_STREAM}`, `${API}.DIRECT.GET.${META_STREAM}`, `${API}.DIRECT.GET.${FRESH_STREAM}.>`]
+export const CLIENT_JS_API = [`${API}.STREAM.MSG.GET.${RELEASE_STREAM}`, `${API}.DIRECT.GET.${META_STREAM}`, `${API}.DIRECT.GET.${META_STREAM}.>`, `${API}.DIRECT.GET.${FRESH_STREAM}.>`]
 /**
  * What UPSWARM exports and CLIENTS imports, same subjects on both sides (infra/auth/accounts.ts):
  * services are requests answered in UPSWARM (the alert stream's subjects too, so a client's
@@ -75,7 +75,7 @@ export function permissionsFor(id: Identity): SubjectPermissions {
     case 'publisher':
       return {
         // History scans (the release chain, the feed) use ephemeral consumers on the readers' mirror.
-        pub: { allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, ...streamReads(OBJ_STREAM), `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`] },
+        pub: { allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, release2Subject('*'), ...streamReads(OBJ_STREAM), `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`] },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS] },
       }
     case 'server':

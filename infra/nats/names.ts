@@ -28,6 +28,8 @@ export const RELEASE_READ_STREAM = 'UPSWARM_RELEASES_READ'
 export const META_STREAM = 'UPSWARM_META'
 export const ROOT_SUBJECT = 'upswarm.meta.root'
 export const META_SUBJECTS = 'upswarm.meta.>'
+/** Format-2 release documents of a product (docs/formats.md §1.8): only publishers append. */
+export const release2Subject = (product: string): string => `upswarm.meta.${product}.release.v2`
 /** What META stored, republished with its `Nats-Sequence` (as releases are): followers subscribe, no consumer. */
 export const SIGNED_SUBJECTS = 'upswarm.signed.>'
 export const SIGNED_ROOT_SUBJECT = 'upswarm.signed.root'
