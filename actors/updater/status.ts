@@ -81,8 +81,8 @@ export async function classifyTree(
  * R-STATUS-1..5, claim 7: the status the file-status statechart reaches from these facts, looked
  * up in the table compiled from it: each stage's fact event leads to the next node, until a status.
  */
-export function classifyFile(facts: FileFacts): FileStatus {
-  let node: FileStatusTable = FILE_STATUS_TABLE
+export function classifyFile(facts: FileFacts, table: FileStatusTable = FILE_STATUS_TABLE): FileStatus {
+  let node = table
   for (const fact of FACT_STAGES) {
     const next = node[fact(facts)]
     if (typeof next === 'string') return next
