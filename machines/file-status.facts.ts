@@ -102,10 +102,10 @@ export function factEvents(f: FileFacts): FileFactEvent[] {
   const target = targetFact(f)
   const local = localFact(f)
   return [
-    { type: rulesFact(f) } as FileFactEvent,
+    f.ignored ? { type: 'rules.ignored' } : { type: 'rules.tracked' },
     f.base ? { type: 'base.present', entry: f.base } : { type: 'base.absent' },
-    target === 'target.absent' ? { type: target } : { type: target, entry: f.target! } as FileFactEvent,
-    local === 'local.absent' ? { type: local } : { type: local, entry: f.local! } as FileFactEvent,
+    target === 'target.absent' || !f.target ? { type: 'target.absent' } : { type: target as 'target.same' | 'target.changed' | 'target.added', entry: f.target },
+    local === 'local.absent' || !f.local ? { type: 'local.absent' } : { type: local as 'local.asTarget' | 'local.asBase' | 'local.other', entry: f.local },
   ]
 }
 

@@ -7,9 +7,8 @@
 // entries are committed all at once, under the journal, by the update run. `status` classifies
 // through the table compiled from this chart (machines/generated/file-status-table.ts).
 import { assign, fromPromise, setup } from 'xstate'
-import type { Entry } from '../infra/release/manifest.ts'
 import { downloadMachine, type DownloadOutput } from './download.machine.ts'
-import type { FileFactEvent, FileFacts, FileStatus, LocalEntry } from './file-status.facts.ts'
+import type { FileFactEvent, FileFacts, FileStatus } from './file-status.facts.ts'
 
 export { FILE_STATUSES, factEvents, needsAction, sameEntry } from './file-status.facts.ts'
 export type { FileFactEvent, FileFacts, FileStatus, LocalEntry } from './file-status.facts.ts'
