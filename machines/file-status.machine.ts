@@ -186,13 +186,14 @@ export const fileStatusMachine = setup({
       },
     },
     // R-STATUS-1 and the other no-ops.
-    current: { type: 'final', entry: { type: 'setStatus', params: 'current' } },
+    current: { type: 'final', description: 'R-STATUS-1: unmodified and current; nothing to do.', entry: { type: 'setStatus', params: 'current' } },
     // R-STATUS-2: takes no part in the update.
-    ignored: { type: 'final', entry: { type: 'setStatus', params: 'ignored' } },
-    modified: { type: 'final', entry: { type: 'setStatus', params: 'modified' } },
-    unversioned: { type: 'final', entry: { type: 'setStatus', params: 'unversioned' } },
+    ignored: { type: 'final', description: 'R-STATUS-2: locally ignored; takes no part in the update.', entry: { type: 'setStatus', params: 'ignored' } },
+    modified: { type: 'final', description: 'Changed by hand, not out of date; left alone.', entry: { type: 'setStatus', params: 'modified' } },
+    unversioned: { type: 'final', description: 'In neither revision; left alone.', entry: { type: 'setStatus', params: 'unversioned' } },
     // R-STATUS-3: never overwritten silently; the administrators are told.
     conflict: {
+      description: 'R-STATUS-3: modified and out of date; the administrators are alerted.',
       entry: { type: 'setStatus', params: 'conflict' },
       always: { target: 'alerting' },
     },
@@ -213,15 +214,18 @@ export const fileStatusMachine = setup({
     },
     // R-STATUS-4: update.
     outdated: {
+      description: 'R-STATUS-4: unmodified and out of date; the new version is downloaded (update).',
       entry: { type: 'setStatus', params: 'outdated' },
       always: { target: 'downloading' },
     },
     // R-STATUS-5: checkout.
     missing: {
+      description: 'R-STATUS-5: missing from the working copy; downloaded (checkout).',
       entry: { type: 'setStatus', params: 'missing' },
       always: { target: 'downloading' },
     },
     removed: {
+      description: 'In the installed revision only, and pristine or gone; deleted.',
       entry: { type: 'setStatus', params: 'removed' },
       always: [{ guard: 'presentLocally', target: 'staged', actions: assign({ action: 'delete' }) }, { target: 'gone' }],
     },
