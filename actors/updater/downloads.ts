@@ -12,7 +12,7 @@ import { fsyncFile } from '../../infra/store/blob-store.ts'
 import { stagingPath } from '../../infra/store/working-copy/journal.ts'
 import { hashContent } from '../../infra/store/working-copy/tree.ts'
 import { downloadMachine, type FetchResult } from '../../machines/download.machine.ts'
-import { fileStatusMachine, type AlertInput, type FileStatusOutput } from '../../machines/file-status.machine.ts'
+import { factEvents, fileStatusMachine, type AlertInput, type FileStatusOutput } from '../../machines/file-status.machine.ts'
 import { publishAlert } from './alerts.ts'
 import type { RunPlan, RunRequest, RunTarget, StagedSet } from '../../machines/update-run.machine.ts'
 import type { RunSession } from './run-session.ts'
@@ -188,9 +188,11 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
     while (next < tasks.order.length) {
       const task = tasks.order[next++]!
       const actor = createActor(machine, {
-        input: { path: task.path, facts: task.facts, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) },
+        input: { path: task.path, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) },
       })
       actor.start()
+      // The facts arrive as events; the statechart decides the status after the last one it needs.
+      for (const fact of factEvents(task.facts)) if (actor.getSnapshot().matches('classifying')) actor.send(fact)
       const out = await toPromise(actor)
       files.push(out)
       bytes += (out.download?.bytesFromServers ?? 0) + (out.download?.bytesFromPeers ?? 0)

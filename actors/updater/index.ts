@@ -18,10 +18,10 @@ import type { ConflictPolicy, FileStatus } from '../../machines/file-status.mach
 import type { RunKind } from '../../machines/update-run.machine.ts'
 import { deliverPendingAlerts, type AlertReport } from './alerts.ts'
 import { ReleaseHistory } from './releases.ts'
-import { runUpdate } from './run.ts'
-import { automaticTarget, type UpdateProgress } from './run-session.ts'
+import { automaticTarget } from './hold.ts'
+import type { UpdateProgress } from './run-session.ts'
 
-export { holdsBack } from './run-session.ts'
+export { holdsBack } from './hold.ts'
 import { silentLog, withWorkingCopy, type UpdaterLog } from './session.ts'
 import type { AlertSink, ReleaseSource } from './source.ts'
 import { classifyWorkingCopy } from './status.ts'
@@ -158,6 +158,8 @@ interface RunCommon {
 async function run(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: RunCommon): Promise<{ result: UpdateResult; usedNetwork: boolean }> {
   const log = o.log ?? silentLog
   const earlierDelivered = o.alerts ? await deliverPendingAlerts(wc, o.alerts, log) : 0
+  // Loaded here: `status` and the other short commands need neither the update run nor xstate.
+  const { runUpdate } = await import('./run.ts')
   const { output, session } = await runUpdate(wc, { kind, ...(rev !== undefined ? { rev } : {}), onConflict: o.onConflict ?? 'alert' }, {
     ...(o.source ? { source: o.source } : {}),
     ...(o.alerts ? { alerts: o.alerts } : {}),

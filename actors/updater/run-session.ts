@@ -6,7 +6,6 @@ import { fileEntries } from '../../infra/release/manifest.ts'
 import { collectGarbage } from '../../infra/store/working-copy/history.ts'
 import { readPendingAlerts, writePendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
 import type { Journal } from '../../infra/store/working-copy/journal.ts'
-import type { WorkingCopyState } from '../../infra/store/working-copy/meta.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
 import type { DiskEntry } from '../../infra/store/working-copy/tree.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -17,6 +16,7 @@ import { ReleaseHistory } from './releases.ts'
 import type { UpdaterLog } from './session.ts'
 import type { AlertSink, ReleaseSource, UpdaterAlert } from './source.ts'
 import { classifyWorkingCopy } from './status.ts'
+import { automaticTarget } from './hold.ts'
 
 export interface UpdateProgress {
   phase: RunPhase
@@ -33,16 +33,6 @@ export interface RunOptions {
   threads: number
   log: UpdaterLog
   onProgress?: (p: UpdateProgress) => void
-}
-
-/** The revision an automatic update goes to: the newest verified one, unless a rollback holds it back. */
-export function automaticTarget(state: WorkingCopyState): number {
-  return holdsBack(state, state.newestVerified) ? state.current : state.newestVerified
-}
-
-/** Whether a rollback holds the working copy back from `newest` (a release not newer than the one it left). */
-export function holdsBack(state: WorkingCopyState, newest: number): boolean {
-  return state.hold !== undefined && newest <= state.hold
 }
 
 export class RunSession {
