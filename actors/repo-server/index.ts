@@ -214,6 +214,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         if (room.needed > room.free) return { permanent: false as const, noSpace: { needed: room.needed, reason: noSpaceReason(what, room) } }
         try {
           await copyAndRecord(release, signed, msg, signal)
+          // Recorded: the stall is over from this moment (the heartbeat must not say otherwise).
+          if (stalled?.seq === release.seq) stalled = null
         } catch (err) {
           if (!isDiskFull(err) || signal.aborted) throw err
           const now = await roomFor(signed.manifest, msg.data.length)
