@@ -27,26 +27,14 @@ import { TrustStore, pinProduct } from '../../infra/release/trust.ts'
 import { freeBytes } from '../../infra/store/disk-space.ts'
 import { connectionAndDir, newProduct, roleConnection } from '../helpers/cluster.ts'
 import { writeTree } from '../helpers/trees.ts'
+import { canMountTmpfs } from '../helpers/tmpfs.ts'
 import { FaultFigures, missed, random, sized, zero } from './figures.ts'
 
 const RUNS = sized(3, 21)
 const DISK = '8m'
 const WAIT_MS = 60_000
 
-function canMount(): boolean {
-  if (process.getuid?.() !== 0) return false
-  const dir = execFileSync('mktemp', ['-d']).toString().trim()
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' })
-    execFileSync('umount', [dir], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  } finally {
-    execFileSync('rm', ['-rf', dir])
-  }
-}
-const CAN_MOUNT = canMount()
+const CAN_MOUNT = canMountTmpfs()
 
 /** Files under `dir` (recursively), relative paths. */
 async function filesUnder(dir: string): Promise<string[]> {

@@ -20,25 +20,13 @@ import { tempDir } from '../helpers/cluster.ts'
 import { leftovers } from '../helpers/crash-fixture.ts'
 import { DirectorySource, RecordingAlerts } from '../helpers/dir-source.ts'
 import { publishLocal, snapshotTree, writeTree } from '../helpers/local-publish.ts'
+import { canMountTmpfs } from '../helpers/tmpfs.ts'
 import { FaultFigures, missed, random, sized, zero } from './figures.ts'
 
 const RUNS = sized(3, 31)
 const DISK = '8m'
 
-function canMount(): boolean {
-  if (process.getuid?.() !== 0) return false
-  const dir = execFileSync('mktemp', ['-d']).toString().trim()
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' })
-    execFileSync('umount', [dir], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  } finally {
-    execFileSync('rm', ['-rf', dir])
-  }
-}
-const CAN_MOUNT = canMount()
+const CAN_MOUNT = canMountTmpfs()
 
 describe('faults — disk full during an update', () => {
   let tmp: { path: string; cleanup: () => Promise<void> }
