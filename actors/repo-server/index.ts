@@ -449,6 +449,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     seed.synced(e.product, e.rev)
     beat()
   })
+  // Proxies (and so `stats`) learn of a stall at once, not at the next beat.
+  actor.on('sync.noSpace', () => beat())
   actor.start()
   beat()
 
