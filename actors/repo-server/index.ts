@@ -277,16 +277,26 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     await store.markSynced(release.seq, encodeRelease(signed), signed)
   }
 
-  /** What syncing a release still needs on the store's file system (blobs not held yet, the release, a margin), and what is free. */
+  /**
+   * What syncing a release still needs on the store's file system (blobs not held yet, the
+   * release, a margin), and what is free. Counting every blob as new is the bound: when that
+   * fits, no blob is looked up (a release of many files would cost a stat each).
+   */
   async function roomFor(manifest: SignedRelease['manifest'], releaseBytes: number): Promise<{ needed: number; free: number; blobs: number }> {
-    let needed = SPACE_MARGIN + 2 * releaseBytes
-    let blobs = 0
-    for (const [sha, size] of blobsOf(manifest)) {
+    const free = await freeBytes(store.dir)
+    const all = blobsOf(manifest)
+    const base = SPACE_MARGIN + 2 * releaseBytes
+    let needed = base + [...all.values()].reduce((n, size) => n + size, 0)
+    let blobs = all.size
+    if (needed <= free) return { needed, free, blobs }
+    needed = base
+    blobs = 0
+    for (const [sha, size] of all) {
       if (await store.blobs.has(sha)) continue
       needed += size
       blobs++
     }
-    return { needed, free: await freeBytes(store.dir), blobs }
+    return { needed, free, blobs }
   }
 
   function noSpaceReason(what: string, room: { needed: number; free: number; blobs: number }): string {
