@@ -6,8 +6,8 @@
 // just as exclusive, and a short link lives in its inode (ext4, xfs, tmpfs), so taking the lock
 // needs no free block. A read-only command such as `status` therefore works on a full disk
 // (issue 11, fault suite "disk full"). A lock file left by an older version (a regular file
-// holding the pid) is still understood.
-import { readFile, readlink, rm, symlink } from 'node:fs/promises'
+// holding the pid) is still understood, and is what a file system without symlinks gets.
+import { readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises'
 import { UpswarmError } from '../../errors.ts'
 import type { WorkingCopyLayout } from './layout.ts'
 
@@ -20,7 +20,7 @@ const MAX_TAKEOVERS = 3
 export async function acquireLock(layout: WorkingCopyLayout): Promise<WorkingCopyLock> {
   for (let attempt = 0; attempt <= MAX_TAKEOVERS; attempt++) {
     try {
-      await symlink(String(process.pid), layout.lock)
+      await create(layout.lock)
       return { release: () => rm(layout.lock, { force: true }) }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
@@ -39,6 +39,22 @@ export async function acquireLock(layout: WorkingCopyLayout): Promise<WorkingCop
     await rm(layout.lock, { force: true })
   }
   throw new UpswarmError('UPSWARM_E_WORKING_COPY', `cannot take the lock ${layout.lock}: other processes keep taking it`)
+}
+
+/** Creates the lock exclusively: a symlink naming the pid, or a file holding it where symlinks are not supported. */
+async function create(lock: string): Promise<void> {
+  try {
+    await symlink(String(process.pid), lock)
+  } catch (err) {
+    if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err
+    try {
+      await writeFile(lock, `${process.pid}\n`, { flag: 'wx' })
+    } catch (e) {
+      // Created but not written (a full disk): remove it, nothing half-written.
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') await rm(lock, { force: true }).catch(() => undefined)
+      throw e
+    }
+  }
 }
 
 /** The pid a lock names: a link's target, or an older lock file's text ('' when it is gone). */
