@@ -91,7 +91,8 @@ export function registerRepositoryCommands(program: Command): void {
           `proxy ${stats.proxy}`,
           ...stats.servers.map((s) => `${s.id.padEnd(12)} ${s.state.padEnd(8)} weight ${s.weight}  requests ${s.requests}  served ${formatBytes(s.bytesServed)}  ` +
             `synced ${Object.entries(s.synced).map(([p, r]) => `${p.slice(0, 8)}…=r${r}`).join(' ') || '-'}` +
-            (s.parked ?? []).map((p) => `\n${''.padEnd(12)} parked ${p.product} r${p.rev} (seq ${p.seq}) since ${p.at}: ${p.reason}`).join('')),
+            (s.parked ?? []).map((p) => `\n${''.padEnd(12)} parked ${p.product} r${p.rev} (seq ${p.seq}) since ${p.at}: ${p.reason}`).join('') +
+            (s.stalled ? `\n${''.padEnd(12)} waiting for disk space since ${s.stalled.since}: ${s.stalled.reason}` : '')),
         ].join('\n'))
       } finally {
         await nc.close()
@@ -131,6 +132,7 @@ export function registerRepositoryCommands(program: Command): void {
 function describeAlert(body: unknown): string {
   const a = (body ?? {}) as Record<string, unknown>
   if (a.type === 'release.parked') return `server ${String(a.server)} parked r${String(a.rev)} (seq ${String(a.seq)}): ${String(a.reason)}`
+  if (a.type === 'sync.no-space') return `server ${String(a.server)} waits for disk space to sync r${String(a.rev)} (seq ${String(a.seq)}): ${String(a.reason)}`
   if (typeof a.path === 'string') return `${a.path}: changed by hand and out of date (at r${String(a.rev)}, r${String(a.targetRev)} installing)`
   return JSON.stringify(body).slice(0, 300)
 }

@@ -19,6 +19,8 @@ export interface MemberView {
   suspectReason?: string
   /** Releases the server parked (issue 11 item 6). */
   parked: NonNullable<MemberStatus['parked']>
+  /** The release the server waits to sync for want of disk space (issue 11 item 8), if any. */
+  stalled?: MemberStatus['stalled']
 }
 
 export class Pool {
@@ -109,6 +111,7 @@ export class Pool {
         lastSeen: new Date(context.lastSeen).toISOString(),
         assigned: this.assigned.get(context.id) ?? 0,
         parked: context.status.parked ?? [],
+        ...(context.status.stalled ? { stalled: context.status.stalled } : {}),
         ...(context.suspectReason ? { suspectReason: context.suspectReason } : {}),
       }
     })

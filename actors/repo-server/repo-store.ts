@@ -117,13 +117,16 @@ export class RepoStore {
     const dir = join(this.dir, 'releases', product)
     await mkdir(dir, { recursive: true })
     await writeFileAtomic(join(dir, `${rev}.json`), bytes, this.tmpDir)
-    this.state = {
+    const next = {
       ...this.state,
       lastSeq: Math.max(this.state.lastSeq, seq),
       keys: rev >= (this.state.synced[product] ?? 0) ? { ...this.state.keys, [product]: release.publicKey } : this.state.keys,
       synced: { ...this.state.synced, [product]: Math.max(this.state.synced[product] ?? 0, rev) },
     }
-    await this.saveState()
+    // Written first, then served: when the write fails (a full disk) the server never claims, in
+    // its heartbeat, a revision its disk does not record (issue 11, fault suite).
+    await this.saveState(next)
+    this.state = next
     this.remember(bytes, release)
   }
 
@@ -166,8 +169,8 @@ export class RepoStore {
     await this.saveState()
   }
 
-  private async saveState(): Promise<void> {
-    await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(this.state), this.tmpDir)
+  private async saveState(state = this.state): Promise<void> {
+    await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(state), this.tmpDir)
   }
 
   private remember(bytes: Buffer, release: SignedRelease): void {

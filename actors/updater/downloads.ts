@@ -3,12 +3,13 @@
 // the staging area. Blobs land in the history store (verified, content-addressed), then each
 // new file is staged as a copy of its blob.
 import { constants } from 'node:fs'
-import { chmod, copyFile, mkdir, statfs, symlink } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createActor, fromPromise, toPromise } from 'xstate'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
 import { fsyncFile } from '../../infra/store/blob-store.ts'
+import { formatSize, freeBytes } from '../../infra/store/disk-space.ts'
 import { stagingPath } from '../../infra/store/working-copy/journal.ts'
 import { hashContent } from '../../infra/store/working-copy/tree.ts'
 import { downloadMachine, type FetchResult } from '../../machines/download.machine.ts'
@@ -148,8 +149,7 @@ async function checkFreeSpace(session: RunSession, plan: RunPlan): Promise<void>
     if (!largest || e.size > largest.size) largest = { path: t.path, size: e.size }
   }
   if (staged === 0) return
-  const fs = await statfs(session.wc.layout.meta)
-  const free = fs.bavail * fs.bsize
+  const free = await freeBytes(session.wc.layout.meta)
   // Counting every blob as new is the bound: when that fits, no history store lookup is needed
   // (a first install of a large tree would otherwise stat every blob twice).
   let fetched = [...blobs.values()].reduce((n, size) => n + size, 0)
@@ -165,10 +165,6 @@ async function checkFreeSpace(session: RunSession, plan: RunPlan): Promise<void>
       `(ENOSPC ahead); nothing was changed. Free some space and run it again.`,
       { details: { needed, free, fetched, staged } }))
   }
-}
-
-function formatSize(n: number): string {
-  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`
 }
 
 export async function downloadPlanned(session: RunSession, request: RunRequest, target: RunTarget, plan: RunPlan): Promise<StagedSet> {

@@ -7,6 +7,7 @@ import type { Freshness } from '../../infra/formats/fresh.ts'
 import { parseRoot, productKeys, rootExpired, verifyPinnedRoot } from '../../infra/formats/root.ts'
 import { UpswarmError } from '../../infra/errors.ts'
 import { META_DIR, UUID_RE, blobsOf } from '../../infra/release/manifest.ts'
+import { isDiskFull } from '../../infra/store/disk-space.ts'
 import { addIgnorePattern } from '../../infra/store/working-copy/ignore-rules.ts'
 import { readPendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
 import { readJournal, type RecoveryAction } from '../../infra/store/working-copy/journal.ts'
@@ -136,6 +137,8 @@ export interface StatusReport {
   alertsPending: number
   /** Set when the held root has expired: it keeps verifying (R-DHT-2), but operators must sign a new one. */
   rootExpired?: string
+  /** Set when the disk is full: what `status` could not write (it answers all the same). */
+  diskFull?: string
 }
 
 export interface HistoryReport {
@@ -237,9 +240,18 @@ export async function init(dir: string, opts: InitOptions): Promise<UpdateResult
 /** R-STATUS: the status of every path; with a source, first looks for a newer release. */
 export async function status(dir: string, opts: { source?: ReleaseSource; log?: UpdaterLog } = {}): Promise<StatusReport> {
   return withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => {
-    if (opts.source) await new ReleaseHistory(wc, opts.source, opts.log ?? silentLog).refresh()
+    // A read-only command works on a full disk (issue 11, fault suite): what cannot be written
+    // (a newer release's manifest, the stat cache) is skipped and said.
+    let refreshed = true
+    if (opts.source) {
+      refreshed = await new ReleaseHistory(wc, opts.source, opts.log ?? silentLog).refresh().then(() => true, (err: unknown) => {
+        if (isDiskFull(err)) return false
+        throw err
+      })
+    }
     const target = automaticTarget(wc.state)
-    const { tree } = await classifyWorkingCopy(wc, await wc.entries(wc.state.current), await wc.entries(target))
+    const { tree, cacheSaved } = await classifyWorkingCopy(wc, await wc.entries(wc.state.current), await wc.entries(target), { cacheIfRoom: true })
+    const unwritten = [...(refreshed ? [] : ['newer releases were not recorded']), ...(cacheSaved ? [] : ['the stat cache was not saved'])]
     return {
       product: wc.config.product,
       rev: wc.state.current,
@@ -252,6 +264,7 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
       alertsPending: (await readPendingAlerts(wc.layout)).length,
       ...(wc.trust.root && rootExpired(wc.trust.root, Date.now()) ? { rootExpired: wc.trust.root.expires } : {}),
       ...(wc.trust.freshness(wc.config.product) ? { freshness: wc.trust.freshness(wc.config.product)! } : {}),
+      ...(unwritten.length > 0 ? { diskFull: `the disk holding ${wc.layout.meta} is full: ${unwritten.join(' and ')}; free some space before the next update` } : {}),
     }
   })
 }

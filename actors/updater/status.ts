@@ -5,6 +5,7 @@
 // from lstat alone.
 import type { Entry } from '../../infra/release/manifest.ts'
 import { comparePaths } from '../../infra/release/manifest.ts'
+import { isDiskFull } from '../../infra/store/disk-space.ts'
 import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -25,12 +26,21 @@ export interface TreeStatus {
   cached: number
 }
 
-/** Status of a working copy against two revisions' entries, with its stat cache and ignore rules. */
-export async function classifyWorkingCopy(wc: WorkingCopy, base: Map<string, Entry>, target: Map<string, Entry>): Promise<{ tree: TreeStatus; cache: StatCache }> {
+/**
+ * Status of a working copy against two revisions' entries, with its stat cache and ignore rules.
+ * With `cacheIfRoom` (a read-only command: `status`), a full disk skips saving the stat cache,
+ * which only saves hashing next time, instead of failing (`cacheSaved` false).
+ */
+export async function classifyWorkingCopy(
+  wc: WorkingCopy, base: Map<string, Entry>, target: Map<string, Entry>, opts: { cacheIfRoom?: boolean } = {},
+): Promise<{ tree: TreeStatus; cache: StatCache; cacheSaved: boolean }> {
   const cache = await StatCache.load(wc.layout.statCache)
   const tree = await classifyTree(wc.layout, base, target, await IgnoreRules.load(wc.layout), cache)
-  await cache.save(wc.layout.statCache, wc.layout.tmp)
-  return { tree, cache }
+  const cacheSaved = await cache.save(wc.layout.statCache, wc.layout.tmp).then(() => true, (err: unknown) => {
+    if (opts.cacheIfRoom && isDiskFull(err)) return false
+    throw err
+  })
+  return { tree, cache, cacheSaved }
 }
 
 export async function classifyTree(
