@@ -98,3 +98,21 @@ export const clientJsApiSubject = (subject: string): string => subject.replace(/
 
 /** Actor state changes, published for anyone inspecting the system. */
 export const actorEventSubject = (role: string, id: string): string => `upswarm.events.${role}.${id}`
+
+/**
+ * Live inspection (issue 12 item 3): every actor of a process started with `--inspect` publishes
+ * its inspection events (`@xstate.actor`, `@xstate.event`, `@xstate.snapshot`, in the shapes of
+ * `@statelyai/inspect`) here. `role` is the process's role, `id` its NATS identity: the
+ * permissions let an identity publish only under its own name.
+ */
+export const inspectSubject = (role: InspectRole, id: string): string => `upswarm.inspect.${role}.${id}`
+export const INSPECT_SUBJECTS = 'upswarm.inspect.>'
+/** The processes that run actors, as they name themselves in inspection subjects. */
+export const INSPECT_ROLES = ['repo-server', 'proxy', 'tracker', 'daemon', 'updater'] as const
+export type InspectRole = (typeof INSPECT_ROLES)[number]
+/** Role and id of an inspection subject; undefined for any other subject. */
+export const inspectSubjectParts = (subject: string): { role: InspectRole; id: string } | undefined => {
+  const [a, b, role, id, ...rest] = subject.split('.')
+  if (a !== 'upswarm' || b !== 'inspect' || !id || rest.length > 0) return undefined
+  return (INSPECT_ROLES as readonly string[]).includes(role!) ? { role: role as InspectRole, id } : undefined
+}
