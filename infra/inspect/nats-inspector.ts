@@ -3,12 +3,13 @@
 // `upswarm.inspect.<role>.<id>` in the shapes of `@statelyai/inspect`, bounded so that a busy
 // process never floods NATS: at most INSPECT_MAX_PER_SECOND messages in any second.
 //
-// Under the limit everything goes out at once, in order. Above it: events are sampled (dropped
-// while anything waits), snapshots queue per actor and coalesce (a snapshot in the same state as
-// the one before it replaces it; past MAX_QUEUED_PER_ACTOR the newest replaces the last), and the
-// queue drains oldest actor first as the window frees up, so long-lived actors (an update run,
-// a server's sync) keep their state sequence while a swarm of per-file actors is thinned out. An
-// actor that ends before it could be announced is dropped with everything it queued.
+// Under the limit everything goes out in order. Above it: events are sampled (queued only while
+// the window has room for them, else dropped), snapshots queue per actor and coalesce (a
+// snapshot in the same state as the one queued before it replaces it; past MAX_QUEUED_PER_ACTOR
+// the newest replaces the last), and the queue drains oldest actor first as the window frees up,
+// so long-lived actors (an update run, a server's sync) keep their state sequence while a swarm
+// of per-file actors is thinned out: one that ends unannounced while more wait than the window
+// lets through is dropped with everything it queued.
 import type { NatsConnection } from '@nats-io/nats-core'
 import type { StatelyInspectionEvent } from '@statelyai/inspect'
 import type { AnyActorRef, AnyEventObject, InspectionEvent, Observer, Snapshot } from 'xstate'
@@ -46,7 +47,8 @@ export interface InspectionStats {
   droppedActors: number
 }
 
-interface Queued { event: AnyEventObject; snapshot: Snapshot<unknown>; at: number; value: string }
+/** A message held back by the window: a snapshot (`value` set) or an event. */
+interface Queued { event: AnyEventObject; at: number; snapshot?: Snapshot<unknown>; value?: string; sourceId?: string | undefined }
 
 interface Tracked {
   order: number
@@ -69,7 +71,10 @@ export class InspectionChannel {
   readonly stats: InspectionStats = { sent: 0, droppedEvents: 0, coalesced: 0, droppedActors: 0 }
   readonly inspect: Observer<InspectionEvent> = { next: (e) => this.observe(e) }
   private readonly tracked = new WeakMap<AnyActorRef, Tracked>()
+  /** Actors with something waiting (their announcement or queued messages). */
   private readonly pending = new Map<string, Tracked>()
+  /** Messages waiting, all actors together. */
+  private backlog = 0
   /** When the messages of the current window went out (at most `max`). */
   private readonly sentAt: number[] = []
   private readonly clock: InspectClock
@@ -91,87 +96,88 @@ export class InspectionChannel {
     this.drain()
   }
 
-  /** Messages waiting for the window (actors with something queued). */
+  /** Messages waiting for the window. */
   get waiting(): number {
-    return this.pending.size
+    return this.backlog
   }
 
   /** Lets what is queued drain within the limit for at most `waitMs`, then drops the rest. */
   async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
     const deadline = this.clock.now() + waitMs
-    while (this.sink && this.pending.size > 0 && this.clock.now() < deadline) {
+    while (this.sink && this.backlog > 0 && this.clock.now() < deadline) {
       await new Promise<void>((resolve) => this.clock.setTimeout(resolve, Math.min(50, Math.max(1, deadline - this.clock.now()))))
       this.drain()
     }
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     this.timer = undefined
     this.pending.clear()
+    this.backlog = 0
     this.sink = undefined
   }
 
   private observe(e: InspectionEvent): void {
-    switch (e.type) {
-      case '@xstate.actor': {
-        const ref = e.actorRef as AnyActorRef
-        const t: Tracked = {
-          order: ++this.created, ref, rootId: e.rootId, parentId: (ref as { _parent?: AnyActorRef })._parent?.sessionId,
-          createdAt: this.clock.now(), announced: false, queue: [],
-        }
-        this.tracked.set(ref, t)
-        // Announced from the next turn (as @statelyai/inspect does): the actor is still being
-        // constructed and its snapshot cannot be read yet.
-        this.pending.set(ref.sessionId, t)
-        this.schedule()
-        break
+    if (e.type === '@xstate.actor') {
+      const ref = e.actorRef as AnyActorRef
+      const t: Tracked = {
+        order: ++this.created, ref, rootId: e.rootId, parentId: (ref as { _parent?: AnyActorRef })._parent?.sessionId,
+        createdAt: this.clock.now(), announced: false, queue: [],
       }
-      case '@xstate.snapshot': {
-        const t = this.tracked.get(e.actorRef as AnyActorRef)
-        if (!t) return
-        const item: Queued = { event: e.event, snapshot: e.snapshot, at: this.clock.now(), value: valueKey(e.snapshot) }
-        if (!t.announced && ended(e.snapshot)) {
-          this.pending.delete(t.ref.sessionId)
-          this.stats.droppedActors++
-          return
-        }
-        if (this.pending.size === 0 && this.mayOpen()) {
-          this.sendSnapshot(t, item)
-          return
-        }
-        this.enqueue(t, item)
-        break
-      }
-      case '@xstate.event': {
-        const t = this.tracked.get(e.actorRef as AnyActorRef)
-        if (!t) return
-        if (t.announced && this.pending.size === 0 && this.mayOpen()) {
-          this.emit(eventMessage({ sessionId: t.ref.sessionId, rootId: t.rootId, seq: ++this.seq, at: this.clock.now(), event: e.event, sourceId: e.sourceRef?.sessionId }))
-        } else {
-          this.stats.droppedEvents++
-        }
-        break
-      }
+      this.tracked.set(ref, t)
+      // Announced from the next turn (as @statelyai/inspect does): the actor is still being
+      // constructed and its snapshot cannot be read yet.
+      this.pending.set(ref.sessionId, t)
+      this.backlog++
+      this.schedule()
+      return
     }
+    if (e.type !== '@xstate.snapshot' && e.type !== '@xstate.event') return
+    const t = this.tracked.get(e.actorRef as AnyActorRef)
+    if (!t) return
+    const at = this.clock.now()
+    if (e.type === '@xstate.event') {
+      const item: Queued = { event: e.event, at, sourceId: e.sourceRef?.sessionId }
+      if (t.announced && this.backlog === 0 && this.room() > 0) this.send(t, item)
+      // Events are sampled: queued while the window has room for them, else dropped.
+      else if (this.backlog < this.room() && t.queue.length < MAX_QUEUED_PER_ACTOR) this.enqueue(t, item)
+      else this.stats.droppedEvents++
+      return
+    }
+    const item: Queued = { event: e.event, at, snapshot: e.snapshot, value: valueKey(e.snapshot) }
+    if (!t.announced && ended(e.snapshot) && this.backlog >= this.room()) {
+      // Ended before it could be announced, with more waiting than the window lets through: dropped whole.
+      this.pending.delete(t.ref.sessionId)
+      this.backlog -= 1 + t.queue.length
+      this.stats.droppedActors++
+      return
+    }
+    if (t.announced && this.backlog === 0 && this.room() > 0) {
+      this.send(t, item)
+      return
+    }
+    // A snapshot in the same state as the snapshot queued last (say, a context change) replaces
+    // it, and so does one past MAX_QUEUED_PER_ACTOR: the newest state always gets through.
+    const last = t.queue.at(-1)
+    if (last?.value !== undefined && (last.value === item.value || t.queue.length >= MAX_QUEUED_PER_ACTOR)) {
+      t.queue[t.queue.length - 1] = item
+      this.stats.coalesced++
+      return
+    }
+    this.enqueue(t, item)
   }
 
   private enqueue(t: Tracked, item: Queued): void {
-    const last = t.queue.at(-1)
-    // A snapshot in the same state as the one queued before it (say, a context change) replaces it.
-    if (last && (last.value === item.value || t.queue.length >= MAX_QUEUED_PER_ACTOR)) {
-      t.queue[t.queue.length - 1] = item
-      this.stats.coalesced++
-    } else {
-      t.queue.push(item)
-    }
+    t.queue.push(item)
+    this.backlog++
     this.pending.set(t.ref.sessionId, t)
     this.schedule()
   }
 
-  /** Whether one more message fits in the window now (and a sink takes it). */
-  private mayOpen(): boolean {
-    if (!this.sink) return false
+  /** How many more messages fit in the window now (none without a sink). */
+  private room(): number {
+    if (!this.sink) return 0
     const now = this.clock.now()
     while (this.sentAt.length > 0 && this.sentAt[0]! <= now - WINDOW_MS) this.sentAt.shift()
-    return this.sentAt.length < this.max
+    return this.max - this.sentAt.length
   }
 
   private emit(m: StatelyInspectionEvent): void {
@@ -183,25 +189,24 @@ export class InspectionChannel {
   private announce(t: Tracked): void {
     t.announced = true
     // Its state when announced: the snapshots queued before that follow, so nothing is skipped.
-    const snapshot = t.queue[0]?.snapshot ?? (t.ref.getSnapshot() as Snapshot<unknown>)
+    const snapshot = t.queue.find((q) => q.snapshot)?.snapshot ?? (t.ref.getSnapshot() as Snapshot<unknown>)
     this.emit(actorMessage({ sessionId: t.ref.sessionId, rootId: t.rootId, seq: ++this.seq, at: t.createdAt, actorRef: t.ref, parentId: t.parentId, snapshot }))
   }
 
-  private sendSnapshot(t: Tracked, item: Queued): void {
-    this.emit(snapshotMessage({ sessionId: t.ref.sessionId, rootId: t.rootId, seq: ++this.seq, at: item.at, event: item.event, snapshot: item.snapshot }))
+  private send(t: Tracked, item: Queued): void {
+    const b = { sessionId: t.ref.sessionId, rootId: t.rootId, seq: ++this.seq, at: item.at, event: item.event }
+    this.emit(item.snapshot ? snapshotMessage({ ...b, snapshot: item.snapshot }) : eventMessage({ ...b, sourceId: item.sourceId }))
   }
 
   /** Sends what waits, oldest actor first, while the window has room. */
   private drain(): void {
-    while (this.pending.size > 0 && this.mayOpen()) {
+    while (this.pending.size > 0 && this.room() > 0) {
       let first: Tracked | undefined
       for (const t of this.pending.values()) if (!first || t.order < first.order) first = t
       const t = first!
       if (!t.announced) this.announce(t)
-      else {
-        const item = t.queue.shift()
-        if (item) this.sendSnapshot(t, item)
-      }
+      else this.send(t, t.queue.shift()!)
+      this.backlog--
       if (t.announced && t.queue.length === 0) this.pending.delete(t.ref.sessionId)
     }
     this.schedule()

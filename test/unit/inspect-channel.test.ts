@@ -123,7 +123,7 @@ describe('inspect — the bound on inspection messages', () => {
     const a = createActor(counter, { inspect: channel.inspect }).start()
     for (let i = 0; i < 100; i++) a.send({ type: 'flip' })
     clock.advance(5000)
-    expect(channel.waiting).toBe(1)
+    expect(channel.waiting).toBe(1 + MAX_QUEUED_PER_ACTOR)
     channel.resume((m) => sent.push(m))
     expect(sent.length).toBeLessThanOrEqual(INSPECT_MAX_PER_SECOND)
     clock.advance(5000)
