@@ -116,9 +116,8 @@ function transitionsOf(cfg) {
   if (cfg.always) add('always', cfg.always)
   for (const [delay, t] of Object.entries(cfg.after || {})) add(`after ${delay}`, t)
   for (const inv of Array.isArray(cfg.invoke) ? cfg.invoke : cfg.invoke ? [cfg.invoke] : []) {
-    const src = typeof inv.src === 'string' ? inv.src : inv.id || 'actor'
-    if (inv.onDone) add(`${src} done`, inv.onDone)
-    if (inv.onError) add(`${src} error`, inv.onError)
+    if (inv.onDone) add('done', inv.onDone)
+    if (inv.onError) add('error', inv.onError)
   }
   if (cfg.onDone) add('done', cfg.onDone)
   return out
@@ -144,8 +143,8 @@ function resolve(root, from, target) {
 
 const PAD = 12
 const HEADER = 22
-const GAP_X = 34
-const GAP_Y = 46
+const GAP_X = 64
+const GAP_Y = 62
 const textWidth = (s) => s.length * 7
 
 function layout(n, edges) {
@@ -173,13 +172,15 @@ function layout(n, edges) {
     const c = queue.shift()
     for (const d of next.get(c)) if (!rank.has(d)) { rank.set(d, rank.get(c) + 1); queue.push(d) }
   }
-  const deepest = Math.max(...rank.values())
+  // Final states close the chart: one row at the bottom, as do states no transition reaches.
+  for (const c of n.children) if (c.type === 'final') rank.delete(c)
+  const deepest = Math.max(0, ...rank.values())
   for (const c of n.children) if (!rank.has(c)) rank.set(c, deepest + 1)
   const rows = []
   for (const c of n.children) (rows[rank.get(c)] ||= []).push(c)
   const packed = rows.filter(Boolean)
   const widths = packed.map((r) => r.reduce((s, c) => s + c.w, 0) + GAP_X * (r.length - 1))
-  n.w = Math.max(textWidth(n.key) + 2 * PAD, ...widths) + 2 * PAD
+  n.w = Math.max(textWidth(n.key) + 2 * PAD, ...widths) + 2 * PAD + (n.parent ? 0 : 120)
   let y = HEADER + PAD
   packed.forEach((r, i) => {
     const h = Math.max(...r.map((c) => c.h))
@@ -229,6 +230,7 @@ function chartOf(definition) {
       : `<text x="${n.ax + n.w / 2}" y="${n.ay + n.h / 2 + 4}" text-anchor="middle">${esc(label)}</text>`)
   }
   const pairs = new Map()
+  const leaves = m.all.filter((n) => n.children.length === 0)
   for (const e of m.edges) {
     const key = [e.from.id, e.to.id].sort().join('|')
     const k = pairs.get(key) || 0
@@ -242,11 +244,25 @@ function chartOf(definition) {
     }
     const [x1, y1] = border(e.from, e.to.ax + e.to.w / 2, e.to.ay + e.to.h / 2)
     const [x2, y2] = border(e.to, e.from.ax + e.from.w / 2, e.from.ay + e.from.h / 2)
-    // Parallel transitions between the same two states bend apart.
-    const bend = (k % 2 ? -1 : 1) * Math.ceil(k / 2) * 22 + (y2 < y1 ? 28 : 0)
+    // Parallel transitions between the same two states bend apart; a transition that would cross
+    // another state's box bends further out until it does not.
+    const base = (k % 2 ? -1 : 1) * Math.ceil(k / 2) * 22 + (y2 < y1 ? 28 : 0)
     const len = Math.hypot(x2 - x1, y2 - y1) || 1
-    const mx = (x1 + x2) / 2 - ((y2 - y1) / len) * bend
-    const my = (y1 + y2) / 2 + ((x2 - x1) / len) * bend
+    const control = (bend) => [(x1 + x2) / 2 - ((y2 - y1) / len) * bend, (y1 + y2) / 2 + ((x2 - x1) / len) * bend]
+    const others = leaves.filter((b) => b !== e.from && b !== e.to)
+    const crosses = (mx, my) => {
+      for (let t = 0.08; t < 0.93; t += 0.06) {
+        const px = (1 - t) * (1 - t) * x1 + 2 * (1 - t) * t * mx + t * t * x2
+        const py = (1 - t) * (1 - t) * y1 + 2 * (1 - t) * t * my + t * t * y2
+        if (others.some((b) => px > b.ax - 4 && px < b.ax + b.w + 4 && py > b.ay - 4 && py < b.ay + b.h + 4)) return true
+      }
+      return false
+    }
+    let [mx, my] = control(base)
+    for (const extra of [50, -50, 100, -100, 150, -150, 200, -200, 260, -260]) {
+      if (!crosses(mx, my)) break
+      ;[mx, my] = control(base + extra)
+    }
     parts.push(`<path class="edge" marker-end="url(#arrow)" d="M${x1} ${y1} Q ${mx} ${my} ${x2} ${y2}"/>`)
     parts.push(`<text class="label" text-anchor="middle" x="${(x1 + 2 * mx + x2) / 4}" y="${(y1 + 2 * my + y2) / 4 + 3}">${esc(e.label)}</text>`)
   }
