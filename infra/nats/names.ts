@@ -61,7 +61,7 @@ export const serverConsumer = (serverId: string): string => `server-${serverId}`
 /** Repository server NATS service (one instance per server, addressed by id). */
 export const REPO_SERVICE = 'upswarm-repo'
 export const repoSubject = (serverId: string, op: RepoOp): string => `upswarm.repo.${serverId}.${op}`
-export type RepoOp = 'revs' | 'manifest' | 'sha1s' | 'range' | 'has'
+export type RepoOp = 'revs' | 'manifest' | 'sha1s' | 'range'
 
 /** Heartbeats of repository servers, read by every proxy. */
 export const serverHeartbeat = (serverId: string): string => `upswarm.heartbeat.server.${serverId}`
