@@ -83,6 +83,11 @@ export async function updateFixture(prefix: string): Promise<UpdateFixture> {
     await writeTree(src, { 'lib/f0.bin': randomContent(50_000), 'lib/f3.bin': randomContent(30_000), 'new/n.txt': 'new in r2\n', 'conf/app.ini': 'v=2\n' })
     await publish({ nc: admin, src, product, key, trust, skipFeed: true })
     await waitFor(server.actor, () => (server!.store.synced[product] ?? 0) >= 2, { timeout: 30_000 })
+    // …and the proxy knows it from the server's heartbeat, so that it assigns r2.
+    // (Its pool member exists: the server has sent heartbeats every second since before `init`.)
+    const member = proxy.pool.member(server.id)
+    if (!member) throw new Error(`the proxy has no pool member for server ${server.id}: no heartbeat arrived`)
+    await waitFor(member, (m) => (m.context.status.synced[product] ?? 0) >= 2, { timeout: 30_000 })
     return {
       dir: tmp.path, cluster: own.cluster, authority: own.authority, admin, clientName, clientEnv, adminEnv, wc, close,
       update: () => cli(clientEnv, 'update', wc, '--inspect', '--json'),

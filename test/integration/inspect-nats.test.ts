@@ -4,6 +4,8 @@
 // of @statelyai/inspect's events.
 import type { StatelyInspectionEvent } from '@statelyai/inspect'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startInspectViewer } from '../../actors/inspector/index.ts'
+import type { ActorView } from '../../infra/inspect/board.ts'
 import { checkStatelyInspectionEvent } from '../../infra/inspect/stately-events.ts'
 import { INSPECT_SUBJECTS, inspectSubject } from '../../infra/nats/names.ts'
 import { updateFixture, type UpdateFixture } from '../helpers/inspect-fixture.ts'
@@ -15,6 +17,34 @@ describe('inspect over NATS', { timeout: 120_000 }, () => {
     fx = await updateFixture('upswarm-inspect-nats-')
   }, 120_000)
   afterAll(async () => fx?.close())
+
+  it('inspect — the viewer takes inspection events, skips anything else on upswarm.inspect.> saying which subject and field, and serves the board at /state', async () => {
+    const lines: string[] = []
+    const viewer = await startInspectViewer({ nc: fx.admin, port: 0, log: (l) => lines.push(l) })
+    try {
+      const good = { type: '@xstate.actor', sessionId: 'x:0', rootId: 'x:0', name: 'serverSync', definition: '{"id":"serverSync","states":{"idle":{}}}', snapshot: { status: 'active', value: 'idle' }, id: 'x:0.1', createdAt: '1', _version: '0.7.2' }
+      fx.admin.publish(inspectSubject('repo-server', 's9'), 'not json')
+      fx.admin.publish(inspectSubject('proxy', 'p1'), JSON.stringify({ ...good, snapshot: 'idle' }))
+      fx.admin.publish('upswarm.inspect.nobody.x', JSON.stringify(good))
+      fx.admin.publish(inspectSubject('repo-server', 's9'), JSON.stringify(good))
+      await fx.admin.flush()
+      // The page's own read of the board, over HTTP, once the last message is in.
+      const board = async () => (await (await fetch(`${viewer.url}state`)).json()) as { actors: ActorView[]; counts: { taken: number; refused: number } }
+      await expect.poll(async () => (await board()).counts, { timeout: 10_000 }).toEqual({ taken: 1, refused: 3 })
+      expect((await board()).actors).toMatchObject([{ process: 'repo-server.s9', name: 'serverSync', value: 'idle', trail: ['idle'] }])
+      expect(lines).toEqual([
+        expect.stringMatching(/^skipped a message on upswarm\.inspect\.repo-server\.s9: not JSON/),
+        'skipped a message on upswarm.inspect.proxy.p1: not an inspection event: snapshot must be an object with a status',
+        'skipped a message on upswarm.inspect.nobody.x: not an inspection subject (upswarm.inspect.<role>.<id>)',
+      ])
+      const page = await fetch(viewer.url)
+      expect(page.headers.get('content-type')).toContain('text/html')
+      expect(await page.text()).toContain('<script src="page.js">')
+      expect((await fetch(`${viewer.url}nope`)).status).toBe(404)
+    } finally {
+      await viewer.close()
+    }
+  })
 
   it('inspect — an update with --inspect publishes the update-run actor going idle → checking → planning → downloading → applying → retaining → done', async () => {
     const got: { subject: string; m: StatelyInspectionEvent }[] = []
