@@ -231,6 +231,7 @@ function chartOf(definition) {
   }
   const pairs = new Map()
   const leaves = m.all.filter((n) => n.children.length === 0)
+  const placed = []
   for (const e of m.edges) {
     const key = [e.from.id, e.to.id].sort().join('|')
     const k = pairs.get(key) || 0
@@ -264,7 +265,18 @@ function chartOf(definition) {
       ;[mx, my] = control(base + extra)
     }
     parts.push(`<path class="edge" marker-end="url(#arrow)" d="M${x1} ${y1} Q ${mx} ${my} ${x2} ${y2}"/>`)
-    parts.push(`<text class="label" text-anchor="middle" x="${(x1 + 2 * mx + x2) / 4}" y="${(y1 + 2 * my + y2) / 4 + 3}">${esc(e.label)}</text>`)
+    // The label goes where it covers no state and no other label, along the curve.
+    const lw = e.label.length * 6 + 4
+    const box = (t) => {
+      const px = (1 - t) * (1 - t) * x1 + 2 * (1 - t) * t * mx + t * t * x2
+      const py = (1 - t) * (1 - t) * y1 + 2 * (1 - t) * t * my + t * t * y2
+      return { x: px - lw / 2, y: py - 8, w: lw, h: 13, px, py }
+    }
+    const overlaps = (b) => [...leaves.map((n) => ({ x: n.ax, y: n.ay, w: n.w, h: n.h })), ...placed]
+      .some((o) => b.x < o.x + o.w && o.x < b.x + b.w && b.y < o.y + o.h && o.y < b.y + b.h)
+    const spot = [0.5, 0.38, 0.62, 0.28, 0.72, 0.2, 0.8].map(box).find((b) => !overlaps(b)) || box(0.5)
+    placed.push(spot)
+    parts.push(`<text class="label" text-anchor="middle" x="${spot.px}" y="${spot.py + 3}">${esc(e.label)}</text>`)
   }
   const width = m.root.w + 90
   const height = m.root.h + 20
