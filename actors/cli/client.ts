@@ -9,7 +9,7 @@ import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
 import type { SourceSettings } from '../../infra/store/working-copy/sources.ts'
-import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption } from './common.ts'
+import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption, inspectOption, inspectIfAsked } from './common.ts'
 import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
 
@@ -242,11 +242,13 @@ export function registerClientCommands(program: Command): void {
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
+    .addOption(inspectOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
       const o = await withSources(dir, flags)
       const request = updateRequest(o)
       const nc = await maybeNats(o, 'upswarm-update')
+      const inspecting = await inspectIfAsked(o, 'updater', nc)
       const { bar, onProgress } = progress(!!o.json)
       try {
         let r: Updater.UpdateResult | DaemonUpdate
@@ -262,6 +264,7 @@ export function registerClientCommands(program: Command): void {
         bar.done()
         reportUpdate(!!o.json, r, () => updateSummary(r))
       } finally {
+        await inspecting.stop()
         await nc?.close()
       }
     }))
@@ -380,6 +383,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
+    .addOption(inspectOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
       const o = await withSources(dir, flags)
@@ -390,6 +394,7 @@ export function registerClientCommands(program: Command): void {
       let nc = await optionalNats(o, 'upswarm-daemon', 'running on the swarm; retrying in the background')
       const natsGiven = (await import('../../infra/nats/connect.ts')).parseServers(o.nats).length > 0
       const stopRetrying = new AbortController()
+      const inspecting = await inspectIfAsked(o, 'daemon', nc)
       const { startDaemon } = await import('../share-daemon/index.ts')
       await runRole('daemon', async () => {
         const daemon: Daemon = await startDaemon({
@@ -411,6 +416,7 @@ export function registerClientCommands(program: Command): void {
         stopRetrying.signal).then(async (late) => {
           if (!late) return
           nc = late
+          inspecting.attach(late)
           await daemon.attachNats(late)
           emit({ event: 'nats.connected' }, 'NATS reached: following releases and servers')
         }, (err: unknown) => {
@@ -426,6 +432,7 @@ export function registerClientCommands(program: Command): void {
             stopRetrying.abort()
             await retrying
             await daemon.close()
+            await inspecting.stop()
             await nc?.close()
           },
         }

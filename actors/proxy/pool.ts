@@ -1,6 +1,7 @@
 // The proxy's view of the server pool: one pool-member statechart per server, a ring ordered by
 // server id, and the smooth weighted round-robin that assigns each request (R-PROXY).
 import { createActor, type Actor } from 'xstate'
+import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { poolMemberMachine, type MemberStatus } from '../../machines/pool-member.machine.ts'
 import { SmoothWeightedRoundRobin } from './smooth-wrr.ts'
 
@@ -35,7 +36,7 @@ export class Pool {
       member.send({ type: 'heartbeat', status, at })
       return
     }
-    const actor = createActor(poolMemberMachine, { input: { id, status, at } })
+    const actor = createActor(poolMemberMachine, { input: { id, status, at }, ...inspection() })
     actor.start()
     actor.send({ type: 'heartbeat', status, at })
     this.members.set(id, actor)

@@ -8,6 +8,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/
 import type { Service } from '@nats-io/services'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { createActor, fromPromise, type Actor } from 'xstate'
+import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { z } from 'zod'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import {
@@ -305,7 +306,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       `Free some space there: the server waits and syncs it once it fits`
   }
 
-  const actor = createActor(machine, { input: { serverId: id, ...(opts.syncAttempts ? { maxAttempts: opts.syncAttempts } : {}) } })
+  const actor = createActor(machine, { input: { serverId: id, ...(opts.syncAttempts ? { maxAttempts: opts.syncAttempts } : {}) }, ...inspection() })
   actor.on('release.parked', (e) => log(`parked release seq ${e.seq} (${e.product} r${e.rev}); going on with the next releases: ${e.reason}`))
   actor.on('release.synced', (e) => log(`synced ${e.product} r${e.rev} (seq ${e.seq})`))
   actor.on('release.rejected', (e) => log(`rejected release seq ${e.seq}: ${e.reason}`))

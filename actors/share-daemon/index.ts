@@ -26,6 +26,7 @@ import { loadOrCreateKeyPair, SwarmTransport } from '../../infra/swarm/transport
 import { HeartbeatForClient } from '../repo-server/heartbeat.ts'
 import { createTrackerClient, type TrackerClient, type TrackerPeer } from '../tracker/client.ts'
 import { createActor, fromPromise, type Actor } from 'xstate'
+import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { autoUpdateMachine, type AutoUpdateEvent, type AutoUpdateRequest, type RunOutcome } from '../../machines/auto-update.machine.ts'
 import { update, type ConflictPolicy, type UpdateResult } from '../updater/index.ts'
 import type { AlertSink } from '../updater/source.ts'
@@ -394,7 +395,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         return { to: wc.state.current, hold: wc.state.hold }
       }),
     },
-  }), { input: { auto: !!opts.auto, needsHolders: nc !== undefined, current: wc.state.current, hold: wc.state.hold } })
+  }), { input: { auto: !!opts.auto, needsHolders: nc !== undefined, current: wc.state.current, hold: wc.state.hold }, ...inspection() })
   let nextRunId = 1
   const waiting = new Map<number, { resolve: (d: DaemonUpdate) => void; reject: (e: unknown) => void }>()
   actor.on('run.done', (e) => {

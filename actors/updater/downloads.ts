@@ -6,6 +6,7 @@ import { constants } from 'node:fs'
 import { chmod, copyFile, mkdir, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createActor, fromPromise, toPromise } from 'xstate'
+import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
 import { fsyncFile } from '../../infra/store/blob-store.ts'
@@ -184,7 +185,7 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
     while (next < tasks.order.length) {
       const task = tasks.order[next++]!
       const actor = createActor(machine, {
-        input: { path: task.path, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) },
+        input: { path: task.path, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) }, ...inspection(),
       })
       actor.start()
       // The facts arrive as events; the statechart decides the status after the last one it needs.
@@ -214,7 +215,7 @@ export async function prefetchBlobs(session: RunSession, entries: FileEntry[]): 
   await Promise.all(Array.from({ length: FILE_CONCURRENCY }, async () => {
     while (next < entries.length) {
       const entry = entries[next++]!
-      const actor = createActor(machine, { input: { entry } })
+      const actor = createActor(machine, { input: { entry }, ...inspection() })
       actor.start()
       const out = await toPromise(actor)
       if (!out.ok) problems.push(`cannot keep ${entry.path} (${entry.sha256}) in the history store: ${out.errors.join('; ')}`)

@@ -4,7 +4,7 @@
 // not do and try it.
 import {
   ALERT_SUBJECTS, BLOB_BUCKET, release2Subject, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
-  serverConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS,
+  serverConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS, inspectSubject,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
 
@@ -60,6 +60,11 @@ export const CLIENT_SERVICES = ['upswarm.proxy.>', repoSubject('*', '*' as never
 export const CLIENT_STREAMS = [RELEASED_SUBJECTS, SERVER_HEARTBEATS]
 /** What CLIENTS exports and UPSWARM imports: the daemons' state changes, for whoever inspects the system. */
 export const CLIENT_EVENTS = actorEventSubject('daemon', '*')
+/**
+ * Issue 12 item 3: the client processes' live inspection (the daemon, a one-off update), exported
+ * by CLIENTS and imported by UPSWARM like CLIENT_EVENTS, where admin reads `upswarm.inspect.>`.
+ */
+export const CLIENT_INSPECTION = [inspectSubject('daemon', '*'), inspectSubject('updater', '*')]
 
 export function permissionsFor(id: Identity): SubjectPermissions {
   if (!IDENTITY_RE.test(id.name)) throw new Error(`identity name ${JSON.stringify(id.name)} is not one subject token ([A-Za-z0-9_-], 1-64)`)
@@ -82,20 +87,21 @@ export function permissionsFor(id: Identity): SubjectPermissions {
       return {
         pub: {
           allow: [...base.pub, ...releasesRead, ...trustRead, ...durableConsumer(RELEASE_STREAM, serverConsumer(id.name)), ...streamReads(OBJ_STREAM),
-            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name), alertSubject('*', id.name), ...ANSWER],
+            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name),
+            inspectSubject('repo-server', id.name), alertSubject('*', id.name), ...ANSWER],
         },
         sub: { allow: [...base.sub, repoSubject(id.name, '*' as never), SERVICE_DISCOVERY] },
       }
     case 'proxy':
       return {
-        pub: { allow: [...base.pub, ...releasesRead, ...trustRead, repoSubject('*', '*' as never), actorEventSubject('proxy', '*'), ...ANSWER] },
+        pub: { allow: [...base.pub, ...releasesRead, ...trustRead, repoSubject('*', '*' as never), actorEventSubject('proxy', '*'), inspectSubject('proxy', id.name), ...ANSWER] },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS, 'upswarm.proxy.>', SERVICE_DISCOVERY] },
       }
     case 'tracker':
       return {
         pub: {
           allow: [...base.pub, `$KV.${PEER_BUCKET}.>`, ...streamReads(KV_STREAM), ...ephemeralConsumers(KV_STREAM),
-            `${API}.STREAM.CREATE.${KV_STREAM}`, `${API}.STREAM.UPDATE.${KV_STREAM}`, actorEventSubject('tracker', '*'), ...ANSWER],
+            `${API}.STREAM.CREATE.${KV_STREAM}`, `${API}.STREAM.UPDATE.${KV_STREAM}`, actorEventSubject('tracker', '*'), inspectSubject('tracker', id.name), ...ANSWER],
         },
         sub: { allow: [...base.sub, 'upswarm.tracker.>', SERVICE_DISCOVERY] },
       }
@@ -104,7 +110,7 @@ export function permissionsFor(id: Identity): SubjectPermissions {
       return {
         pub: {
           allow: [...CLIENT_JS_API.map(clientJsApiSubject), alertSubject('*', id.name), 'upswarm.proxy.>', repoSubject('*', '*' as never),
-            trackerSubject('*' as never, id.name), actorEventSubject('daemon', id.name)],
+            trackerSubject('*' as never, id.name), actorEventSubject('daemon', id.name), inspectSubject('daemon', id.name), inspectSubject('updater', id.name)],
         },
         sub: { allow: [...base.sub, RELEASED_SUBJECTS, SERVER_HEARTBEATS] },
       }

@@ -63,7 +63,7 @@ export const serverConsumer = (serverId: string): string => `server-${serverId}`
 /** Repository server NATS service (one instance per server, addressed by id). */
 export const REPO_SERVICE = 'upswarm-repo'
 export const repoSubject = (serverId: string, op: RepoOp): string => `upswarm.repo.${serverId}.${op}`
-export type RepoOp = 'revs' | 'manifest' | 'sha1s' | 'range' | 'has'
+export type RepoOp = 'revs' | 'manifest' | 'sha1s' | 'range'
 
 /** Heartbeats of repository servers, read by every proxy. */
 export const serverHeartbeat = (serverId: string): string => `upswarm.heartbeat.server.${serverId}`
@@ -100,3 +100,21 @@ export const clientJsApiSubject = (subject: string): string => subject.replace(/
 
 /** Actor state changes, published for anyone inspecting the system. */
 export const actorEventSubject = (role: string, id: string): string => `upswarm.events.${role}.${id}`
+
+/**
+ * Live inspection (issue 12 item 3): every actor of a process started with `--inspect` publishes
+ * its inspection events (`@xstate.actor`, `@xstate.event`, `@xstate.snapshot`, in the shapes of
+ * `@statelyai/inspect`) here. `role` is the process's role, `id` its NATS identity: the
+ * permissions let an identity publish only under its own name.
+ */
+export const inspectSubject = (role: InspectRole, id: string): string => `upswarm.inspect.${role}.${id}`
+export const INSPECT_SUBJECTS = 'upswarm.inspect.>'
+/** The processes that run actors, as they name themselves in inspection subjects. */
+export const INSPECT_ROLES = ['repo-server', 'proxy', 'tracker', 'daemon', 'updater'] as const
+export type InspectRole = (typeof INSPECT_ROLES)[number]
+/** Role and id of an inspection subject; undefined for any other subject. */
+export const inspectSubjectParts = (subject: string): { role: InspectRole; id: string } | undefined => {
+  const [a, b, role, id, ...rest] = subject.split('.')
+  if (a !== 'upswarm' || b !== 'inspect' || !id || rest.length > 0) return undefined
+  return (INSPECT_ROLES as readonly string[]).includes(role!) ? { role: role as InspectRole, id } : undefined
+}

@@ -26,7 +26,7 @@ import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { CLIENTS_ACCOUNT_TAG, kindTag, type Identity, type IdentityKind } from '../../infra/nats/identity.ts'
 import {
   ALERT_STREAM, BLOB_BUCKET, CLIENT_JS_API_PREFIX, FRESH_STREAM, META_STREAM, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT, alertSubject, freshSubject,
-  proxySubject, releasedSubject, releaseSubject, repoSubject, serverConsumer, serverHeartbeat, trackerSubject,
+  proxySubject, releasedSubject, releaseSubject, repoSubject, serverConsumer, serverHeartbeat, trackerSubject, INSPECT_ROLES, INSPECT_SUBJECTS, inspectSubject,
 } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/service.ts'
 import { RepoClient } from '../../infra/repo-client.ts'
@@ -181,6 +181,13 @@ describe('security', () => {
       attempts.push({ who, what: "read another client's inbox", run: subscribe('_INBOX.client.sec-c2.>') })
       attempts.push({ who, what: 'read every inbox', run: subscribe('_INBOX.>') })
       attempts.push({ who, what: "the system account's subjects", run: request('$SYS.REQ.CLAIMS.UPDATE', 'x') })
+      // Issue 12: inspection only as oneself, in one's own role; only admin reads it.
+      const ownRoles: Record<string, readonly string[]> = { server: ['repo-server'], proxy: ['proxy'], tracker: ['tracker'], client: ['daemon', 'updater'] }
+      for (const role of INSPECT_ROLES) {
+        attempts.push({ who, what: `inspection as another ${role}`, run: request(inspectSubject(role, 'sec-other'), '{}') })
+        if (!(ownRoles[who] ?? []).includes(role)) attempts.push({ who, what: `inspection under its own name as a ${role}`, run: request(inspectSubject(role, ids[who].name), '{}') })
+      }
+      attempts.push({ who, what: 'read the inspection subjects', run: subscribe(INSPECT_SUBJECTS) })
     }
     // Client X speaking as client Y.
     for (const [what, subject] of [
@@ -188,6 +195,7 @@ describe('security', () => {
       ['a tracker announce as another client', trackerSubject('announce', 'sec-c2')],
       ['a peer query as another client', trackerSubject('peers', 'sec-c2')],
       ['daemon events as another client', 'upswarm.events.daemon.sec-c2'],
+      ["a forged update run's inspection as another client", inspectSubject('updater', 'sec-c2')],
     ] as const) attempts.push({ who: 'client', what, run: request(subject, '{}') })
     attempts.push({ who: 'server', what: 'a heartbeat as another server', run: request(serverHeartbeat('sec-s2'), '{}') })
 
@@ -202,6 +210,16 @@ describe('security', () => {
     // Nothing changed: every stream is there with the same messages (the peer bucket may age).
     const after = await Promise.all(streams.map(async (s) => (await jsm.streams.info(s)).state.messages))
     expect(after.slice(0, -1)).toEqual(before.slice(0, -1))
+  })
+
+  it('security — each role publishes inspection under its own role and name, and admin reads all of it on upswarm.inspect.>, clients across the account boundary', async () => {
+    const own = [['server', inspectSubject('repo-server', ids.server.name)], ['proxy', inspectSubject('proxy', ids.proxy.name)], ['tracker', inspectSubject('tracker', ids.tracker.name)],
+      ['client', inspectSubject('daemon', ids.client.name)], ['client', inspectSubject('updater', ids.client.name)]] as const
+    const seen = await seenInUpswarm([INSPECT_SUBJECTS], async () => {
+      for (const [who, subject] of own) conn(who).publish(subject, '{"type":"@xstate.event"}')
+      for (const [who] of own) await conn(who).flush()
+    }, (m) => m.string() === '{"type":"@xstate.event"}')
+    expect(seen.sort()).toEqual(own.map(([, subject]) => subject).sort())
   })
 
   it('security — a request whose reply subject names a stream operation or another identity\'s subject makes no service publish there', async () => {
@@ -285,7 +303,8 @@ describe('security', () => {
     try {
       const destructive = streams.flatMap((st) => ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.MSG.DELETE', 'STREAM.UPDATE'].map((op) => `$JS.API.${op}.${st}`))
       // Alerts are imported (a service): only permissions bind them to a client's own name.
-      const forged = [...streamSubjects().filter((sub) => !sub.startsWith('upswarm.alert.')), serverHeartbeat(ids.server.name), releasedSubject(product), `${CLIENT_JS_API_PREFIX}.STREAM.DELETE.${RELEASE_STREAM}`]
+      const forged = [...streamSubjects().filter((sub) => !sub.startsWith('upswarm.alert.')), serverHeartbeat(ids.server.name), releasedSubject(product), `${CLIENT_JS_API_PREFIX}.STREAM.DELETE.${RELEASE_STREAM}`,
+        inspectSubject('proxy', 'sec-wide'), inspectSubject('repo-server', ids.server.name)]
       const before = await messageCounts()
       const landed = await seenInUpswarm([...forged, ...destructive], async () => {
         for (const subject of forged) wide.publish(subject, 'junk')
