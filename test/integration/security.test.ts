@@ -25,7 +25,7 @@ import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { CLIENTS_ACCOUNT_TAG, kindTag, type Identity, type IdentityKind } from '../../infra/nats/identity.ts'
 import {
-  ALERT_STREAM, BLOB_BUCKET, CLIENT_JS_API_PREFIX, FRESH_STREAM, META_STREAM, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT, alertSubject, freshSubject,
+  ALERT_STREAM, BLOB_BUCKET, CLIENT_JS_API_PREFIX, release2Subject, FRESH_STREAM, META_STREAM, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT, alertSubject, freshSubject,
   proxySubject, releasedSubject, releaseSubject, repoSubject, serverConsumer, serverHeartbeat, trackerSubject, INSPECT_ROLES, INSPECT_SUBJECTS, inspectSubject,
 } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/service.ts'
@@ -162,6 +162,7 @@ describe('security', () => {
       }
       if (who !== 'publisher') {
         attempts.push({ who, what: 'append a release', run: request(releaseSubject(product), 'junk') })
+        attempts.push({ who, what: 'append a format-2 release', run: request(release2Subject(product), 'junk') })
         attempts.push({ who, what: 'put a blob chunk', run: request(`$O.${BLOB_BUCKET}.C.forged`, 'junk') })
       }
       // Issue 10 item 7: only the root holder (admin) appends a root, only the notary a fresh statement.
