@@ -19,6 +19,8 @@ export interface MemberView {
   suspectReason?: string
   /** Releases the server parked (issue 11 item 6). */
   parked: NonNullable<MemberStatus['parked']>
+  /** Per product, the newest revision an operator pruned (issue 11 item 8). */
+  pruned: Record<string, number>
 }
 
 export class Pool {
@@ -109,6 +111,7 @@ export class Pool {
         lastSeen: new Date(context.lastSeen).toISOString(),
         assigned: this.assigned.get(context.id) ?? 0,
         parked: context.status.parked ?? [],
+        pruned: context.status.pruned ?? {},
         ...(context.suspectReason ? { suspectReason: context.suspectReason } : {}),
       }
     })

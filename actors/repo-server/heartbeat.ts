@@ -48,6 +48,8 @@ export const HeartbeatSchema = z.object({
   swarm: SwarmInfoSchema,
   /** Releases this server failed to sync after every try (issue 11 item 6), newest last. */
   parked: Parked.optional(),
+  /** Issue 11 item 8: per product, the newest revision an operator pruned (its file contents are gone). */
+  pruned: Synced.optional(),
 })
 export type Heartbeat = z.infer<typeof HeartbeatSchema>
 
@@ -60,6 +62,7 @@ export const HeartbeatForPool = z.object({
   bytesServed: Counter.default(0),
   inflight: Counter.default(0),
   parked: Parked.default([]),
+  pruned: Synced.default({}),
 })
 
 /** The publisher's part: where to dial the server that seeds a feed. */

@@ -258,6 +258,8 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
     },
     feed: (publisherKey) => feeds.get(publisherKey),
     synced(product, rev) {
+      // Issue 11 item 8: a pruned revision was synced for its manifest only; it has nothing to seed.
+      if (store.isPruned(product, rev)) return
       // After a look at the trust file: `publish --private` marks a product before its first release.
       joins = joins.then(refresh).then(() => {
         if (closing) return
