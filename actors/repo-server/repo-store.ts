@@ -146,13 +146,12 @@ export class RepoStore {
     for (const [product, range] of Object.entries(ranges)) {
       if (range.through > (pruned[product]?.through ?? 0)) pruned[product] = range
     }
-    this.state = { ...this.state, pruned, pruneSeq: Math.max(seq, this.pruneSeq) }
-    await this.saveState()
+    const isPruned = (product: string, rev: number): boolean => rev <= (pruned[product]?.through ?? 0)
     const candidates = new Set<string>()
     const kept = new Set<string>()
     for (const [product, revs] of this.releases) {
       for (const { release } of revs.values()) {
-        const into = this.isPruned(product, release.manifest.rev) ? candidates : kept
+        const into = isPruned(product, release.manifest.rev) ? candidates : kept
         for (const sha of blobsOf(release.manifest).keys()) into.add(sha)
       }
     }
@@ -166,6 +165,9 @@ export class RepoStore {
       blobs++
       bytes += size
     }
+    // Recorded once the bytes are gone: a server stopped halfway reads the records again and finishes.
+    this.state = { ...this.state, pruned, pruneSeq: Math.max(seq, this.pruneSeq) }
+    await this.saveState()
     return { blobs, bytes }
   }
 
