@@ -9,12 +9,14 @@
 // A prune never waits while holding up a publish that waits for it, so neither can deadlock.
 // Every read goes to the stream leader (no direct gets, which a replica may answer stale).
 // Leases expire LEASE_TTL_MS after their last renewal, so a killed holder blocks nobody for long.
+// Every call is retried like the publisher's others: during a node loss leaders are re-elected.
 import { randomBytes } from 'node:crypto'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../errors.ts'
 import { identityOf } from './identity.ts'
+import { withRetry } from './retry.ts'
 import { LEASE_BUCKET, PRUNE_LEASE_KEY, PUBLISH_LEASES, publishLeaseKey } from './names.ts'
 
 /** A lease not renewed for this long is gone (the bucket's max age). */
@@ -49,7 +51,7 @@ export async function ensureLeaseBucket(nc: NatsConnection, replicas: number): P
 
 async function openLeases(nc: NatsConnection): Promise<KV> {
   try {
-    return await new Kvm(nc).open(LEASE_BUCKET, { allow_direct: false })
+    return await withRetry(() => new Kvm(nc).open(LEASE_BUCKET, { allow_direct: false }), { attempts: 30 })
   } catch (err) {
     throw new UpswarmError('UPSWARM_E_CONFIG',
       `cannot open the lease bucket ${LEASE_BUCKET} that keeps publishes and prunes apart: ${errorMessage(err)}. ` +
@@ -94,14 +96,15 @@ function holdLease(kv: KV, key: string, value: string, revision: number): Lease 
     key,
     async held() {
       if (lost || released) return false
-      const e = await kv.get(key)
+      const e = await withRetry(() => kv.get(key), { attempts: 30 })
       return live(e) && e.revision === rev
     },
     async release() {
       if (released) return
       released = true
       clearInterval(timer)
-      await kv.delete(key).catch(() => {})
+      // Not released (a lost connection): it expires within LEASE_TTL_MS.
+      await withRetry(() => kv.delete(key), { attempts: 10 }).catch(() => {})
     },
   }
 }
@@ -114,14 +117,15 @@ export async function acquirePublishLease(nc: NatsConnection, what: string, opts
   const kv = await openLeases(nc)
   const key = publishLeaseKey(identityOf(nc), randomBytes(8).toString('hex'))
   const value = JSON.stringify({ identity: identityOf(nc), what, since: new Date().toISOString() } satisfies LeaseHolder)
+  const pruneLease = (): Promise<KvEntry | null> => withRetry(() => kv.get(PRUNE_LEASE_KEY), { attempts: 30 })
   for (;;) {
-    const rev = await kv.put(key, value)
-    const prune = await kv.get(PRUNE_LEASE_KEY)
+    const rev = await withRetry(() => kv.put(key, value), { attempts: 30 })
+    const prune = await pruneLease()
     if (!live(prune)) return holdLease(kv, key, value, rev)
     // Withdraw first, so the prune does not wait for us while we wait for it.
-    await kv.delete(key)
+    await withRetry(() => kv.delete(key), { attempts: 30 })
     opts.onWaiting?.(holderOf(prune))
-    while (live(await kv.get(PRUNE_LEASE_KEY))) await waitMs(POLL_MS, opts.signal)
+    while (live(await pruneLease())) await waitMs(POLL_MS, opts.signal)
   }
 }
 
