@@ -61,9 +61,22 @@ async function openLeases(nc: NatsConnection): Promise<KV> {
 
 const live = (e: KvEntry | null): e is KvEntry => e !== null && e.operation === 'PUT'
 
+function tokenOf(e: KvEntry): string | undefined {
+  try {
+    return e.json<{ token?: string }>().token
+  } catch {
+    return undefined
+  }
+}
+
+/** A lease's value: who holds it and why, and a token no other holder has. */
+const leaseValue = (nc: NatsConnection, what: string): string =>
+  JSON.stringify({ identity: identityOf(nc), what, since: new Date().toISOString(), token: randomBytes(12).toString('hex') })
+
 function holderOf(e: KvEntry): LeaseHolder {
   try {
-    return e.json<LeaseHolder>()
+    const { identity, what, since } = e.json<LeaseHolder>()
+    return { identity, what, since }
   } catch {
     return { identity: 'unknown', what: e.string().slice(0, 120), since: e.created.toISOString() }
   }
@@ -77,17 +90,22 @@ const waitMs = (ms: number, signal?: AbortSignal): Promise<void> => new Promise(
   }, { once: true })
 })
 
-/** Keeps a lease alive until released; `held` turns false once a renewal finds it gone. */
-function holdLease(kv: KV, key: string, value: string, revision: number): Lease {
-  let rev = revision
+/** Keeps a lease alive until released; `held` turns false once it is found gone or someone else's. */
+function holdLease(kv: KV, key: string, value: string): Lease {
+  const token = (JSON.parse(value) as { token: string }).token
   let lost = false
   let released = false
+  const ours = async (): Promise<boolean> => {
+    const e = await withRetry(() => kv.get(key), { attempts: 30 })
+    return live(e) && tokenOf(e) === token
+  }
   const renew = async (): Promise<void> => {
     try {
       // Only while it is still ours: a lease that expired may have been taken by someone else.
-      rev = await kv.update(key, value, rev)
+      if (await ours()) await kv.put(key, value)
+      else lost = true
     } catch {
-      lost = true
+      // Unreachable for now: the next tick tries again, `held` looks for itself.
     }
   }
   const timer = setInterval(() => void renew(), LEASE_RENEW_MS)
@@ -95,9 +113,7 @@ function holdLease(kv: KV, key: string, value: string, revision: number): Lease 
   return {
     key,
     async held() {
-      if (lost || released) return false
-      const e = await withRetry(() => kv.get(key), { attempts: 30 })
-      return live(e) && e.revision === rev
+      return !lost && !released && (await ours())
     },
     async release() {
       if (released) return
@@ -116,12 +132,12 @@ function holdLease(kv: KV, key: string, value: string, revision: number): Lease 
 export async function acquirePublishLease(nc: NatsConnection, what: string, opts: { onWaiting?: (prune: LeaseHolder) => void; signal?: AbortSignal } = {}): Promise<Lease> {
   const kv = await openLeases(nc)
   const key = publishLeaseKey(identityOf(nc), randomBytes(8).toString('hex'))
-  const value = JSON.stringify({ identity: identityOf(nc), what, since: new Date().toISOString() } satisfies LeaseHolder)
+  const value = leaseValue(nc, what)
   const pruneLease = (): Promise<KvEntry | null> => withRetry(() => kv.get(PRUNE_LEASE_KEY), { attempts: 30 })
   for (;;) {
-    const rev = await withRetry(() => kv.put(key, value), { attempts: 30 })
+    await withRetry(() => kv.put(key, value), { attempts: 30 })
     const prune = await pruneLease()
-    if (!live(prune)) return holdLease(kv, key, value, rev)
+    if (!live(prune)) return holdLease(kv, key, value)
     // Withdraw first, so the prune does not wait for us while we wait for it.
     await withRetry(() => kv.delete(key), { attempts: 30 })
     opts.onWaiting?.(holderOf(prune))
@@ -149,17 +165,16 @@ export async function publishLeases(nc: NatsConnection, kv?: KV): Promise<LeaseH
  */
 export async function acquirePruneLease(nc: NatsConnection, what: string, opts: { maxWaitMs: number; onWaiting?: (publishes: LeaseHolder[]) => void; signal?: AbortSignal }): Promise<Lease> {
   const kv = await openLeases(nc)
-  const value = JSON.stringify({ identity: identityOf(nc), what, since: new Date().toISOString() } satisfies LeaseHolder)
-  let rev: number
+  const value = leaseValue(nc, what)
   try {
-    rev = await kv.create(PRUNE_LEASE_KEY, value)
+    await kv.create(PRUNE_LEASE_KEY, value)
   } catch (err) {
     const other = await kv.get(PRUNE_LEASE_KEY)
     if (!live(other)) throw err
     const h = holderOf(other)
     throw new UpswarmError('UPSWARM_E_CONFLICT', `another prune is running (${h.what}, by ${h.identity} since ${h.since}); wait for it to finish, then run this one again`, { cause: err })
   }
-  const lease = holdLease(kv, PRUNE_LEASE_KEY, value, rev)
+  const lease = holdLease(kv, PRUNE_LEASE_KEY, value)
   try {
     const started = Date.now()
     let told = ''

@@ -12,7 +12,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { waitFor } from 'xstate'
+import { Kvm } from '@nats-io/kv'
 import { prune } from '../../actors/operator/prune.ts'
 import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
 import { publish } from '../../actors/publisher/publish.ts'
@@ -26,6 +26,8 @@ import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { LeaseHolder } from '../../infra/nats/leases.ts'
 import { readPruneRecord } from '../../infra/nats/prune-records.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
+import { LEASE_BUCKET, publishLeaseKey } from '../../infra/nats/names.ts'
+import { readReleaseChain } from '../../infra/release/release-log.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { TrustStore, pinProduct } from '../../infra/release/trust.ts'
 import { clusterInfo, connectionAndDir, newProduct, roleConnection } from '../helpers/cluster.ts'
@@ -219,6 +221,20 @@ describe('prune', () => {
     await init(wc, { product, publicKey: key.publicKey, source: serverSource(client, product) })
     expect(await readFile(join(wc, 'x.bin'))).toEqual(reused)
   }, 120_000)
+
+  it('prune — a publish whose lease ran out before its append (a paused process) appends nothing and says why', async () => {
+    const product = newProduct()
+    await pinProduct(trust, product, key.publicKey)
+    const leases = await new Kvm(fx.nc).open(LEASE_BUCKET)
+    const attempt = publishRev(product, { 'a.bin': randomContent(1000) }, {
+      // What expiry does to a lease not renewed in time: it is gone.
+      beforeAppend: async () => {
+        for await (const k of await leases.keys(publishLeaseKey('prune-publisher', '*'))) await leases.delete(k)
+      },
+    })
+    await expect(attempt).rejects.toMatchObject({ code: 'UPSWARM_E_PUBLISH', message: expect.stringMatching(/lost its lease on the blob store .* nothing was appended\. Run the publish again/) })
+    expect(await readReleaseChain(fx.nc, product, () => true)).toMatchObject({ head: null })
+  })
 
   it('prune — a second prune while one runs is refused, naming who runs it', async () => {
     const product = newProduct()
