@@ -197,7 +197,9 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         // yet (skipped until its product was pinned) is synced like any other.
         if (held) return { permanent: false as const }
         // Issue 11 item 8: a pruned revision's manifest is kept (the chain stays verifiable), its
-        // blobs are not copied: the object store no longer has them.
+        // blobs are not copied: the object store no longer has them. Looked up on every try, so a
+        // copy that failed because its blobs were being pruned ends as a manifest at the next one.
+        await followPrunes()
         if (store.isPruned(product, rev)) {
           await store.markSynced(release.seq, encodeRelease(signed), signed)
           return { permanent: false as const }
