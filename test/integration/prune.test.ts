@@ -1,9 +1,10 @@
 // Issue 11 item 8, bounded storage on the server side: `upswarm prune` on the suite's real
 // cluster (credentials, TLS). Publishes r1 … r4 sharing blobs (and one blob with another
 // product), prunes to keep 2, and checks what left the object store and a repository server's
-// store, that kept revisions still install from scratch, that a pruned one is refused by name
-// (also when the prune lands while its download waits), that a wiped server replays the pruned
-// revisions as manifests only, and that `--dry-run` counts the bytes without touching anything.
+// store, that `stats` shows the range, that kept revisions still install from scratch, that a
+// pruned one is refused by name by init, update and rollback (also when the prune lands while a
+// download waits), that a wiped server replays the pruned revisions as manifests only, and that
+// `--dry-run` counts the bytes without touching anything.
 // Then the race the leases exist for, interleaved by hooks: a publish that relies on a blob the
 // store holds, and a prune that would delete it.
 import { execFile } from 'node:child_process'
@@ -18,7 +19,7 @@ import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
 import { publish } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { serverSource } from '../../actors/share-daemon/sources.ts'
-import { init } from '../../actors/updater/index.ts'
+import { init, rollback, update } from '../../actors/updater/index.ts'
 import type { ReleaseSource } from '../../actors/updater/source.ts'
 import { isUpswarmError } from '../../infra/errors.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
@@ -85,7 +86,7 @@ describe('prune', () => {
     for (const nc of [publisher, client, serverConn, proxyConn]) await nc?.close()
   })
 
-  it('prune — keep 2 of r1 … r4: blobs only r1/r2 use leave the object store and the server, shared ones stay, r3/r4 install from scratch, r1 and r2 are refused naming r3; --dry-run counts the same bytes first', async () => {
+  it('prune — keep 2 of r1 … r4: blobs only r1/r2 use leave the object store and the server (stats shows the range), shared ones stay, r3/r4 install from scratch; init, update and rollback to r1/r2 are refused naming r3, also an install already downloading; --dry-run counts the same bytes first', async () => {
     const product = newProduct()
     const other = newProduct()
     await pinProduct(trust, product, key.publicKey)
@@ -128,6 +129,9 @@ describe('prune', () => {
     await expect.poll(() => server.heartbeat().pruned?.[product], { timeout: 30_000 }).toBe(2)
     expect(await Promise.all([only1, early, shared, only2, late].map((b) => server.store.blobs.has(sha256(b))))).toEqual([false, false, true, true, true])
     expect(server.store.revisions(product).map((r) => r.rev)).toEqual([3, 4])
+    // `upswarm stats` shows the range under the server, from its heartbeat.
+    const stats = async (): Promise<string> => (await exec(process.execPath, [CLI, 'stats', '--nats', clusterInfo().nats.join(',')])).stdout
+    await expect.poll(stats, { timeout: 15_000 }).toMatch(new RegExp(`pruned ${product} r1 … r2 \\(file contents removed by an operator\\)`))
 
     // The install that was waiting fails by name and leaves nothing behind.
     downloads.open()
@@ -143,6 +147,11 @@ describe('prune', () => {
       expect(await readFile(join(wc, 'shared.bin'))).toEqual(shared)
       expect(await readFile(join(wc, 'late.bin'))).toEqual(late)
     }
+    // A copy at r4 asking for r1 or r2, which its history does not hold: refused by name, nothing changes.
+    const wc4 = join(fx.dir, 'wc-r4')
+    await expect(rollback(wc4, { rev: 1, source: serverSource(client, product) })).rejects.toMatchObject({ code: 'UPSWARM_E_PRUNED', message: expect.stringMatching(/revision 1 of .*oldest revision still available is r3/) })
+    await expect(update(wc4, { rev: 2, source: serverSource(client, product) })).rejects.toMatchObject({ code: 'UPSWARM_E_PRUNED', message: expect.stringMatching(/revision 2 of .*oldest revision still available is r3/) })
+    expect(await readFile(join(wc4, 'only4.bin'))).toHaveLength(60_000)
     const refused = await exec(process.execPath, [CLI, 'init', join(fx.dir, 'wc-r1'), '--product', product, '--pubkey', key.publicKey, '--rev', '1',
       '--nats', clusterInfo().nats.join(',')], { env: { ...process.env, UPSWARM_TRACKER: '', UPSWARM_BOOTSTRAP: '' } }).then(() => null, (err: { code: number; stderr: string }) => err)
     expect(refused?.code).toBe(1)
