@@ -12,7 +12,7 @@ import { newestRoot } from '../../infra/formats/meta-stream.ts'
 import { productKeys } from '../../infra/formats/root.ts'
 import { identityOf } from '../../infra/nats/identity.ts'
 import { acquirePruneLease, type LeaseHolder } from '../../infra/nats/leases.ts'
-import { RELEASE_READ_STREAM, RELEASE_STREAM } from '../../infra/nats/names.ts'
+import { BLOB_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM } from '../../infra/nats/names.ts'
 import { appendPruneRecord, readPruneRecord, readPruneRecords, type PruneRecord } from '../../infra/nats/prune-records.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
@@ -118,9 +118,13 @@ export async function prune(opts: PruneOptions): Promise<PruneResult> {
     }
     let done = 0
     let freed = 0
+    const jsm = await jetstreamManager(opts.nc)
     for (const d of doomed) {
       if (done % 64 === 0) await stillHeld()
       await withRetry(() => os.delete(d.sha), { attempts: 10 })
+      // The delete marker too: a publisher that uploads the blob again then finds no old object
+      // whose chunks it would have to purge (which its permissions do not allow).
+      await withRetry(() => jsm.streams.purge(`OBJ_${BLOB_BUCKET}`, { filter: objectMetaSubject(d.sha) }), { attempts: 10 })
       done++
       freed += d.size
       opts.onProgress?.({ deleted: done, total: doomed.length, bytes: freed })
@@ -135,6 +139,12 @@ export async function prune(opts: PruneOptions): Promise<PruneResult> {
       throw new UpswarmError('UPSWARM_E_CONFLICT', `the prune of ${product} lost its lease (not renewed within its lifetime: was this process paused?); stopped before deleting more. Run it again`)
     }
   }
+}
+
+/** Where the object store keeps an object's metadata: its name in padded base64url (as @nats-io/obj names it). */
+function objectMetaSubject(name: string): string {
+  const b64 = Buffer.from(name).toString('base64url')
+  return `$O.${BLOB_BUCKET}.M.${b64}${'='.repeat((4 - (b64.length % 4)) % 4)}`
 }
 
 /** The product's publish keys: from the newest root on UPSWARM_META, else the trust file. */

@@ -224,7 +224,7 @@ describe('prune', () => {
     const obj = await (await openRepository(fx.nc)).blobs.getBlob(sha256(reused))
     expect(obj && sha256(Buffer.from(obj))).toBe(sha256(reused))
     // And r4 installs from a server that syncs it now.
-    const server = servers[0]!
+    const server = servers[0] ?? (await startServer(`prune${process.pid}`, join(fx.dir, 'server')))
     await expect.poll(() => server.store.synced[product], { timeout: 60_000 }).toBe(4)
     const wc = join(fx.dir, 'wc-race')
     await init(wc, { product, publicKey: key.publicKey, source: serverSource(client, product) })
