@@ -355,8 +355,9 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     if (!fresh) return
     const ranges = Object.fromEntries([...fresh.records].map(([p, { record }]) => [p, { through: record.through, at: record.at }]))
     const dropped = await store.applyPrunes(ranges, fresh.lastSeq)
+    seed.pruned(Object.fromEntries(Object.entries(ranges).map(([p, r]) => [p, r.through])), dropped.removed)
     for (const [p, r] of Object.entries(ranges)) log(`prune record: ${p} r1 … r${r.through} pruned at ${r.at}`)
-    if (dropped.blobs > 0) log(`dropped ${dropped.blobs} blobs (${dropped.bytes} bytes) that only pruned revisions used`)
+    if (dropped.removed.length > 0) log(`dropped ${dropped.removed.length} blobs (${dropped.bytes} bytes) that only pruned revisions used`)
   }
 
   function syncedRelease(product: string, rev: number) {

@@ -141,7 +141,7 @@ export class RepoStore {
    * Issue 11 item 8: records the pruned ranges (they only grow) and removes every blob of a
    * pruned revision that no kept revision of any product names. Returns what was removed.
    */
-  async applyPrunes(ranges: Record<string, PrunedRange>, seq: number): Promise<{ blobs: number; bytes: number }> {
+  async applyPrunes(ranges: Record<string, PrunedRange>, seq: number): Promise<{ removed: string[]; bytes: number }> {
     const pruned = { ...this.state.pruned }
     for (const [product, range] of Object.entries(ranges)) {
       if (range.through > (pruned[product]?.through ?? 0)) pruned[product] = range
@@ -155,20 +155,20 @@ export class RepoStore {
         for (const sha of blobsOf(release.manifest).keys()) into.add(sha)
       }
     }
-    let blobs = 0
+    const removed: string[] = []
     let bytes = 0
     for (const sha of candidates) {
       if (kept.has(sha)) continue
       const size = await this.blobs.size(sha)
       if (size === undefined) continue
       await this.blobs.remove(sha)
-      blobs++
+      removed.push(sha)
       bytes += size
     }
     // Recorded once the bytes are gone: a server stopped halfway reads the records again and finishes.
     this.state = { ...this.state, pruned, pruneSeq: Math.max(seq, this.pruneSeq) }
     await this.saveState()
-    return { blobs, bytes }
+    return { removed, bytes }
   }
 
   /** Records a release whose blobs are all in the store and verified: now it may be served. */

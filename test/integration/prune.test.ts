@@ -29,6 +29,8 @@ import { readPruneRecord } from '../../infra/nats/prune-records.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { LEASE_BUCKET, publishLeaseKey } from '../../infra/nats/names.ts'
 import { readReleaseChain } from '../../infra/release/release-log.ts'
+import { PieceSession, type RemoteHave } from '../../infra/swarm/piece-protocol.ts'
+import { makeNode } from './swarm-fixtures.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { TrustStore, pinProduct } from '../../infra/release/trust.ts'
 import { clusterInfo, connectionAndDir, newProduct, roleConnection } from '../helpers/cluster.ts'
@@ -37,6 +39,19 @@ import { randomContent, writeTree, type TreeSpec } from '../helpers/trees.ts'
 const exec = promisify(execFile)
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+
+/** Settles once the peer's announced blobs satisfy `ok` (checked now and at every `have`). */
+function announcedSo(session: PieceSession, ok: () => boolean): Promise<void> {
+  if (ok()) return Promise.resolve()
+  return new Promise((resolve) => {
+    const on = (_: RemoteHave): void => {
+      if (!ok()) return
+      session.off('have', on)
+      resolve()
+    }
+    session.on('have', on)
+  })
+}
 
 /** A promise and the function that settles it: the hooks below park an actor until the test lets it go. */
 function gate<T = void>(): { promise: Promise<T>; open: (v: T) => void } {
@@ -86,7 +101,7 @@ describe('prune', () => {
     for (const nc of [publisher, client, serverConn, proxyConn]) await nc?.close()
   })
 
-  it('prune — keep 2 of r1 … r4: blobs only r1/r2 use leave the object store and the server (stats shows the range), shared ones stay, r3/r4 install from scratch; init, update and rollback to r1/r2 are refused naming r3, also an install already downloading; --dry-run counts the same bytes first', async () => {
+  it('prune — keep 2 of r1 … r4: blobs only r1/r2 use leave the object store and the server (its seed stops announcing them, stats shows the range), shared ones stay, r3/r4 install from scratch; init, update and rollback to r1/r2 are refused naming r3, also an install already downloading; --dry-run counts the same bytes first', async () => {
     const product = newProduct()
     const other = newProduct()
     await pinProduct(trust, product, key.publicKey)
@@ -103,6 +118,13 @@ describe('prune', () => {
     await publishRev(other, { 'x.bin': only2 })
     const server = await startServer(`prune${process.pid}`, join(fx.dir, 'server'))
     await expect.poll(() => [server.store.synced[product], server.store.synced[other]], { timeout: 60_000 }).toEqual([4, 1])
+
+    // A peer connected to the server's seed sees it announce r1's blob …
+    const sessions = new Map<string, PieceSession>()
+    const peer = makeNode((stream, info) => sessions.set(info.peer, new PieceSession(stream)))
+    const { host, port, publicKey } = server.seed.info()
+    const seedSession = sessions.get((await peer.transport.dial(host, port, { remotePublicKey: Buffer.from(publicKey, 'hex') })).peer)!
+    await announcedSo(seedSession, () => seedSession.peerHas(sha256(only1)) && seedSession.peerHas(sha256(shared)))
 
     // A client starts installing r2 before the prune; its downloads wait at a gate.
     const downloads = gate()
@@ -129,6 +151,10 @@ describe('prune', () => {
     await expect.poll(() => server.heartbeat().pruned?.[product], { timeout: 30_000 }).toBe(2)
     expect(await Promise.all([only1, early, shared, only2, late].map((b) => server.store.blobs.has(sha256(b))))).toEqual([false, false, true, true, true])
     expect(server.store.revisions(product).map((r) => r.rev)).toEqual([3, 4])
+    // … and no longer once it dropped it; the shared one it still announces.
+    await announcedSo(seedSession, () => !seedSession.peerHas(sha256(only1)))
+    expect(seedSession.peerHas(sha256(shared))).toBe(true)
+    await peer.transport.close()
     // `upswarm stats` shows the range under the server, from its heartbeat.
     const stats = async (): Promise<string> => (await exec(process.execPath, [CLI, 'stats', '--nats', clusterInfo().nats.join(',')])).stdout
     await expect.poll(stats, { timeout: 15_000 }).toMatch(new RegExp(`pruned ${product} r1 … r2 \\(file contents removed by an operator\\)`))
