@@ -1,6 +1,7 @@
 // Issue 11 item 8: the operators' prune records (PRUNE_STREAM, docs/ops.md). A product's newest
 // record says that the file contents of its revisions 1 … `through` are gone from the servers;
 // `through` only grows. Only the admin (operator) identity appends; servers read.
+import { createHash } from 'node:crypto'
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { z } from 'zod'
@@ -79,8 +80,10 @@ export async function readPruneRecords(nc: NatsConnection, afterSeq = 0): Promis
 
 /** Appends a record, provided the product's newest is still `expectSeq` (0: none). */
 export async function appendPruneRecord(nc: NatsConnection, record: PruneRecord, expectSeq: number): Promise<number> {
-  const ack = await jetstream(nc).publish(pruneSubject(record.product), JSON.stringify(PruneRecordSchema.parse(record)), {
-    expect: { lastSubjectSequence: expectSeq }, timeout: 5000,
+  const body = JSON.stringify(PruneRecordSchema.parse(record))
+  // The message id dedups a retry of these bytes whose first ack was lost.
+  const ack = await jetstream(nc).publish(pruneSubject(record.product), body, {
+    msgID: createHash('sha256').update(body).digest('hex'), expect: { lastSubjectSequence: expectSeq }, timeout: 5000,
   })
   return ack.seq
 }
