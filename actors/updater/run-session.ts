@@ -164,7 +164,7 @@ export class RunSession {
     const pruned = to === undefined ? undefined : await this.opts.source?.pruned?.(product).catch(() => undefined)
     if (!pruned || to === undefined || to > pruned.through) return undefined
     return new UpswarmError('UPSWARM_E_PRUNED',
-      `revision ${to} of ${product} was pruned from the servers by an operator (r1 … r${pruned.through}, ${pruned.at}): its file contents are no longer served, ` +
+      `revision ${to} of ${product} was pruned from the servers by an operator (r1${pruned.through > 1 ? ` … r${pruned.through}` : ''}, ${pruned.at}): its file contents are no longer served, ` +
       `and this working copy's local history does not hold them all. The oldest revision still available is r${pruned.through + 1}; ` +
       `\`upswarm history ${this.wc.layout.root}\` lists the revisions this copy can go back to offline`, { details: { product, rev: to, prunedThrough: pruned.through, oldestAvailable: pruned.through + 1 } })
   }

@@ -28,6 +28,9 @@ export const PruneRecordSchema = z.object({
 })
 export type PruneRecord = z.infer<typeof PruneRecordSchema>
 
+/** Revisions 1 … through, as people read them. */
+export const prunedRange = (through: number): string => (through === 1 ? 'r1' : `r1 … r${through}`)
+
 export interface StoredPruneRecord {
   seq: number
   record: PruneRecord

@@ -285,6 +285,22 @@ describe('prune', () => {
     expect(await first).toMatchObject({ through: 1, blobs: 1 })
   })
 
+  it('prune — --before REV prunes every revision before it and says so; the newest always stays', async () => {
+    const product = newProduct()
+    await pinProduct(trust, product, key.publicKey)
+    const first = randomContent(5000)
+    await publishRev(product, { 'a.bin': first })
+    await publishRev(product, { 'a.bin': randomContent(1000) })
+    await publishRev(product, { 'a.bin': randomContent(1000) })
+    const run = (...args: string[]) => exec(process.execPath, [CLI, 'prune', product, ...args, '--trust', trust,
+      '--nats', clusterInfo().nats.join(','), '--creds', clusterInfo().auth.admin]).then((r) => r, (err: { code: number; stdout: string; stderr: string }) => err)
+    expect(await run('--before', '4')).toMatchObject({ code: 2, stderr: expect.stringMatching(/--before 4 would prune the newest revision r3 of .*; the newest always stays/) })
+    expect((await run('--before', '2', '--dry-run')).stdout).toMatch(new RegExp(`^${product}: dry run: would prune r1 \\(newest r3\\); would remove 1 blobs, 4\\.9 KiB \\(5000 bytes\\)`))
+    expect((await run('--before', '2')).stdout).toMatch(new RegExp(`^${product}: pruned r1 \\(newest r3\\): removed 1 blobs, 4\\.9 KiB \\(5000 bytes\\); 0 blobs stay, used by kept revisions; recorded in UPSWARM_PRUNE seq \\d+`))
+    expect((await readPruneRecord(fx.nc, product))?.record).toMatchObject({ through: 1, before: 2, newest: 3 })
+    expect(await blobGone(sha256(first))).toBe(true)
+  })
+
   it('prune — usage errors name what is wrong and exit 2; a product nobody pinned is refused', async () => {
     const run = (...args: string[]) => exec(process.execPath, [CLI, 'prune', ...args, '--nats', clusterInfo().nats.join(','), '--creds', clusterInfo().auth.admin])
       .then(() => null, (err: { code: number; stderr: string }) => err)
