@@ -15,6 +15,8 @@ export interface MemberStatus {
   parked?: Array<{ product: string; rev: number; seq: number; reason: string; at: string }>
   /** The release the server waits to sync until its disk has room (issue 11 item 8): shown by `stats`. */
   stalled?: { product: string; rev: number; seq: number; reason: string; since: string; needed: number }
+  /** Per product, the newest revision an operator pruned (issue 11 item 8): shown by `stats`. */
+  pruned?: Record<string, number>
 }
 
 export interface PoolMemberContext {

@@ -22,6 +22,8 @@ export interface MemberView {
   parked: NonNullable<MemberStatus['parked']>
   /** The release the server waits to sync for want of disk space (issue 11 item 8), if any. */
   stalled?: MemberStatus['stalled']
+  /** Per product, the newest revision an operator pruned (issue 11 item 8). */
+  pruned: Record<string, number>
 }
 
 export class Pool {
@@ -113,6 +115,7 @@ export class Pool {
         assigned: this.assigned.get(context.id) ?? 0,
         parked: context.status.parked ?? [],
         ...(context.status.stalled ? { stalled: context.status.stalled } : {}),
+        pruned: context.status.pruned ?? {},
         ...(context.suspectReason ? { suspectReason: context.suspectReason } : {}),
       }
     })

@@ -11,6 +11,7 @@ import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import { META_STREAM, RELEASE_STREAM, releaseSubject } from '../../infra/nats/names.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
+import { acquirePublishLease, type LeaseHolder } from '../../infra/nats/leases.ts'
 import { PIECE_SIZE } from '../../infra/release/hash.ts'
 import type { PublisherKey } from '../../infra/release/keys.ts'
 import {
@@ -52,6 +53,10 @@ export interface PublishOptions {
   /** Time limit of the feed catch-up and of a server's copy of the new blocks (default 15 s). */
   feedTimeoutMs?: number
   onProgress?: (p: { phase: 'scan' | 'upload' | 'feed'; done: number; total?: number; bytes: number }) => void
+  /** Issue 11 item 8: a prune is running; the publish waits for it before it checks the blobs. */
+  onWaitingForPrune?: (prune: LeaseHolder) => void
+  /** Called after the blobs are in the store and before the release is appended (tests interleave here). */
+  beforeAppend?: () => Promise<void>
 }
 
 export interface PublishResult {
@@ -95,52 +100,72 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
   const fileList = entries.filter((e) => e.kind === 'file')
   const bytes = fileList.reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0)
 
-  const { newBlobs, newBytes } = await uploadBlobs(os, entries, files, opts.onProgress)
-
-  const js = jetstream(opts.nc)
   const skipped = new Map<number, SkippedMessage>()
-  let mine: SignedRelease | undefined
-  for (let attempt = 1; attempt <= MAX_REV_ATTEMPTS; attempt++) {
-    // Issue 10 item 5: numbered from the newest release that verifies under a trusted key;
-    // junk, other keys' releases and replays on the subject are skipped and reported.
-    const chain = await withRetry(() => readReleaseChain(opts.nc, product, trusts), { attempts: 30 })
-    for (const m of chain.skipped) skipped.set(m.seq, m)
-    const last = chain.head
-    if (mine && last && last.manifestSha256 === manifestSha256(mine.manifest)) return result(mine, last.seq, true)
-    if (last && sameContent(last.release.manifest, entries, opts.label)) return result(last.release, last.seq, false)
-    const rev = (last?.release.manifest.rev ?? 0) + 1
-    mine = signManifest({
-      format: 1,
-      product,
-      rev,
-      ...(opts.label ? { label: opts.label } : {}),
-      createdAt: new Date().toISOString(),
-      pieceSize: PIECE_SIZE,
-      ...(last ? { parent: last.manifestSha256 } : {}),
-      entries,
-    }, opts.key)
-    const sha = manifestSha256(mine.manifest)
-    try {
-      // The message id dedups a retry of these exact bytes; the expected last subject sequence
-      // (of the last message, junk included) makes two publishers racing for revision N fail
-      // all but one, so a revision number is never used twice.
-      const ack = await withRetry(
-        () => js.publish(releaseSubject(product), encodeRelease(mine!), {
-          msgID: sha,
-          expect: { lastSubjectSequence: chain.lastSeq },
-          headers: revHeaders(rev),
-          timeout: 5000,
-        }),
-        { attempts: 30, retryable: (err) => !wrongLastSequence(err) },
-      )
-      // A duplicate ack means an earlier attempt of ours already stored these exact bytes.
-      return result(mine, ack.seq, true)
-    } catch (err) {
-      if (wrongLastSequence(err)) continue // something else was appended meanwhile: re-read, try again
-      throw new UpswarmError('UPSWARM_E_PUBLISH', `cannot append revision ${rev} of ${product} to the release stream: ${errorMessage(err)}`, { cause: err })
-    }
+  // Issue 11 item 8: from the check of which blobs the store holds until the release naming them
+  // is appended, a lease keeps any prune from deleting them (infra/nats/leases.ts).
+  const lease = await acquirePublishLease(opts.nc, `publish ${product}`, opts.onWaitingForPrune ? { onWaiting: opts.onWaitingForPrune } : {})
+  let appendedAs: { release: SignedRelease; seq: number; appended: boolean }
+  let uploaded: { newBlobs: number; newBytes: number }
+  try {
+    uploaded = await uploadBlobs(os, entries, files, opts.onProgress)
+    appendedAs = await append()
+  } finally {
+    await lease.release()
   }
-  throw new UpswarmError('UPSWARM_E_PUBLISH', `gave up after ${MAX_REV_ATTEMPTS} concurrent appends to ${product}'s subject raced this one; retry`)
+  const { newBlobs, newBytes } = uploaded
+  return result(appendedAs.release, appendedAs.seq, appendedAs.appended)
+
+  async function append(): Promise<{ release: SignedRelease; seq: number; appended: boolean }> {
+    const js = jetstream(opts.nc)
+    let mine: SignedRelease | undefined
+    for (let attempt = 1; attempt <= MAX_REV_ATTEMPTS; attempt++) {
+      // Issue 10 item 5: numbered from the newest release that verifies under a trusted key;
+      // junk, other keys' releases and replays on the subject are skipped and reported.
+      const chain = await withRetry(() => readReleaseChain(opts.nc, product, trusts), { attempts: 30 })
+      for (const m of chain.skipped) skipped.set(m.seq, m)
+      const last = chain.head
+      if (mine && last && last.manifestSha256 === manifestSha256(mine.manifest)) return { release: mine, seq: last.seq, appended: true }
+      if (last && sameContent(last.release.manifest, entries, opts.label)) return { release: last.release, seq: last.seq, appended: false }
+      const rev = (last?.release.manifest.rev ?? 0) + 1
+      mine = signManifest({
+        format: 1,
+        product,
+        rev,
+        ...(opts.label ? { label: opts.label } : {}),
+        createdAt: new Date().toISOString(),
+        pieceSize: PIECE_SIZE,
+        ...(last ? { parent: last.manifestSha256 } : {}),
+        entries,
+      }, opts.key)
+      const sha = manifestSha256(mine.manifest)
+      await opts.beforeAppend?.()
+      // A lease lost (this process paused past its lifetime) may have let a prune delete blobs
+      // this release names: append nothing.
+      if (!(await lease.held())) {
+        throw new UpswarmError('UPSWARM_E_PUBLISH', `the publish of ${product} lost its lease on the blob store (not renewed in time: was this process paused?), so a prune may have removed blobs it relies on; nothing was appended. Run the publish again`)
+      }
+      try {
+        // The message id dedups a retry of these exact bytes; the expected last subject sequence
+        // (of the last message, junk included) makes two publishers racing for revision N fail
+        // all but one, so a revision number is never used twice.
+        const ack = await withRetry(
+          () => js.publish(releaseSubject(product), encodeRelease(mine!), {
+            msgID: sha,
+            expect: { lastSubjectSequence: chain.lastSeq },
+            headers: revHeaders(rev),
+            timeout: 5000,
+          }),
+          { attempts: 30, retryable: (err) => !wrongLastSequence(err) },
+        )
+        // A duplicate ack means an earlier attempt of ours already stored these exact bytes.
+        return { release: mine, seq: ack.seq, appended: true }
+      } catch (err) {
+        if (wrongLastSequence(err)) continue // something else was appended meanwhile: re-read, try again
+        throw new UpswarmError('UPSWARM_E_PUBLISH', `cannot append revision ${rev} of ${product} to the release stream: ${errorMessage(err)}`, { cause: err })
+      }
+    }
+    throw new UpswarmError('UPSWARM_E_PUBLISH', `gave up after ${MAX_REV_ATTEMPTS} concurrent appends to ${product}'s subject raced this one; retry`)
+  }
 
   async function result(release: SignedRelease, seq: number, appended: boolean): Promise<PublishResult> {
     // An unchanged tree still brings the feed up to the newest release: that repairs it too.

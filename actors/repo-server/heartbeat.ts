@@ -55,6 +55,8 @@ export const HeartbeatSchema = z.object({
   parked: Parked.optional(),
   /** Set while the server's disk is too full for the next release. */
   stalled: Stalled.optional(),
+  /** Issue 11 item 8: per product, the newest revision an operator pruned (its file contents are gone). */
+  pruned: Synced.optional(),
 })
 export type Heartbeat = z.infer<typeof HeartbeatSchema>
 
@@ -68,6 +70,7 @@ export const HeartbeatForPool = z.object({
   inflight: Counter.default(0),
   parked: Parked.default([]),
   stalled: Stalled.optional(),
+  pruned: Synced.default({}),
 })
 
 /** The publisher's part: where to dial the server that seeds a feed. */

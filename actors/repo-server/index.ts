@@ -16,6 +16,7 @@ import {
 } from '../../infra/nats/names.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { readRoots } from '../../infra/formats/meta-stream.ts'
+import { readPruneRecords } from '../../infra/nats/prune-records.ts'
 import { endpoint, startService } from '../../infra/nats/service.ts'
 import { SignedReleaseSchema, UUID_RE, blobsOf, decodeRelease, encodeRelease, fileEntries, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 import type { TrustStore } from '../../infra/release/trust.ts'
@@ -154,6 +155,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         if (!existing || existing.ack_floor.stream_seq !== store.lastSeq) await jsm.consumers.add(RELEASE_STREAM, config)
       }),
       nextRelease: fromPromise<PendingRelease | null, { serverId: string }>(async () => {
+        await followPrunes()
         // A release skipped because its product was not pinned goes first once the trust file
         // pins the product, before the newer releases the same publish may have appended.
         const again = (await nextNowPinned()) ?? (await nextParkedDue())
@@ -207,6 +209,14 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         // Held already (a replay after a restart): nothing to copy. An older revision not held
         // yet (skipped until its product was pinned) is synced like any other.
         if (held) return { permanent: false as const }
+        // Issue 11 item 8: a pruned revision's manifest is kept (the chain stays verifiable), its
+        // blobs are not copied: the object store no longer has them. Looked up on every try, so a
+        // copy that failed because its blobs were being pruned ends as a manifest at the next one.
+        await followPrunes()
+        if (store.isPruned(product, rev)) {
+          await store.markSynced(release.seq, encodeRelease(signed), signed)
+          return { permanent: false as const }
+        }
         // Issue 11 item 8: a release that does not fit is not started (nothing half-copied); one
         // that runs out of space half-way keeps only whole, verified blobs (BlobStore.put removes
         // its temporary file) and no record of the release. Either way the server waits for space.
@@ -332,7 +342,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     endpoints: {
       revs: endpoint(repoSubject(id, 'revs'), z.object({ product: Product }), ({ product }) => tracked(async () => {
           const revs = store.revisions(product)
-          return { product, server: id, latest: revs.at(-1)?.rev ?? 0, revs }
+          const pruned = store.pruned[product]
+          return { product, server: id, latest: revs.at(-1)?.rev ?? 0, revs, ...(pruned ? { pruned } : {}) }
         })),
       manifest: endpoint(repoSubject(id, 'manifest'), z.object({ product: Product, rev: Rev }),
         ({ product, rev }) => tracked(async () => syncedRelease(product, rev).bytes)),
@@ -415,6 +426,20 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     return null
   }
 
+  /**
+   * Issue 11 item 8: takes up the prune records appended since the last look (one STREAM.INFO
+   * when nothing changed) and drops the blobs that only pruned revisions used.
+   */
+  async function followPrunes(): Promise<void> {
+    const fresh = await readPruneRecords(nc, store.pruneSeq)
+    if (!fresh) return
+    const ranges = Object.fromEntries([...fresh.records].map(([p, { record }]) => [p, { through: record.through, at: record.at }]))
+    const dropped = await store.applyPrunes(ranges, fresh.lastSeq)
+    seed.pruned(Object.fromEntries(Object.entries(ranges).map(([p, r]) => [p, r.through])), dropped.removed)
+    for (const [p, r] of Object.entries(ranges)) log(`prune record: ${p} r1 … r${r.through} pruned at ${r.at}`)
+    if (dropped.removed.length > 0) log(`dropped ${dropped.removed.length} blobs (${dropped.bytes} bytes) that only pruned revisions used`)
+  }
+
   function syncedRelease(product: string, rev: number) {
     const found = store.release(product, rev)
     if (!found) throw new UpswarmError('UPSWARM_E_UNKNOWN_REVISION', `server ${id} has no synced revision ${rev} of ${product}`)
@@ -453,7 +478,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   }
 
   const parkedInfo = (): Heartbeat['parked'] => store.parked.slice(-MAX_PARKED_SHOWN).map(({ product, rev, seq, reason, at }) => ({ product, rev, seq, reason: reason.slice(0, 300), at }))
-  const heartbeat = (): Heartbeat => ({ id, weight, synced: store.synced, ...counters, startedAt, swarm: seed.info(), parked: parkedInfo(), ...(stalled ? { stalled } : {}) })
+  const prunedInfo = (): Record<string, number> => Object.fromEntries(Object.entries(store.pruned).map(([p, r]) => [p, r.through]))
+  const heartbeat = (): Heartbeat => ({ id, weight, synced: store.synced, ...counters, startedAt, swarm: seed.info(), parked: parkedInfo(), pruned: prunedInfo(), ...(stalled ? { stalled } : {}) })
   const beat = (): void => nc.publish(serverHeartbeat(id), JSON.stringify(heartbeat()))
   const timer = setInterval(beat, opts.heartbeatMs ?? HEARTBEAT_MS)
   actor.on('release.synced', (e) => {

@@ -81,8 +81,9 @@ async function fetchBlob(session: RunSession, entry: FileEntry, signal: AbortSig
     if (got.verified) session.verified.add(entry.sha256)
     return { bytesFromServers: got.bytesFromServers, bytesFromPeers: got.bytesFromPeers }
   } catch (err) {
-    session.noteError(err)
-    throw err
+    // Issue 11 item 8: an operator may have pruned the target while it downloaded.
+    const pruned = signal.aborted ? undefined : await session.prunedRefusal()
+    throw session.noteError(pruned ?? err)
   } finally {
     session.inflight.delete(entry.sha256)
   }

@@ -3,7 +3,7 @@
 // else is denied by the server. Pure data, so the security suite can list what each role may
 // not do and try it.
 import {
-  ALERT_SUBJECTS, BLOB_BUCKET, release2Subject, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  ALERT_SUBJECTS, BLOB_BUCKET, release2Subject, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
   serverConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS, inspectSubject,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
@@ -16,6 +16,7 @@ export interface SubjectPermissions {
 
 const OBJ_STREAM = `OBJ_${BLOB_BUCKET}`
 const KV_STREAM = `KV_${PEER_BUCKET}`
+const LEASE_STREAM = `KV_${LEASE_BUCKET}`
 const API = '$JS.API'
 
 /** Read one stream's messages by sequence or last-per-subject, without a consumer. */
@@ -80,14 +81,20 @@ export function permissionsFor(id: Identity): SubjectPermissions {
     case 'publisher':
       return {
         // History scans (the release chain, the feed) use ephemeral consumers on the readers' mirror.
-        pub: { allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, release2Subject('*'), ...streamReads(OBJ_STREAM), `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`] },
+        // Issue 11 item 8: a publish leases the blobs it deduplicates under its own name only,
+        // and reads (never writes) the prune lease.
+        pub: {
+          allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, release2Subject('*'), ...streamReads(OBJ_STREAM),
+            `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`, ...streamReads(LEASE_STREAM), `$KV.${LEASE_BUCKET}.${publishLeaseKey(id.name, '*')}`],
+        },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS] },
       }
     case 'server':
       return {
         pub: {
-          allow: [...base.pub, ...releasesRead, ...trustRead, ...durableConsumer(RELEASE_STREAM, serverConsumer(id.name)), ...streamReads(OBJ_STREAM),
-            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name),
+          // Issue 11 item 8: the prune records tell it which revisions' bytes to drop.
+          allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(PRUNE_STREAM), ...durableConsumer(RELEASE_STREAM, serverConsumer(id.name)), ...streamReads(OBJ_STREAM),
+            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name), 
             inspectSubject('repo-server', id.name), alertSubject('*', id.name), ...ANSWER],
         },
         sub: { allow: [...base.sub, repoSubject(id.name, '*' as never), SERVICE_DISCOVERY] },

@@ -41,6 +41,25 @@ export const FRESH_SUBJECTS = 'upswarm.fresh.>'
 /** Blob object store: objects named by SHA-256 hex. */
 export const BLOB_BUCKET = 'upswarm-blobs'
 
+/**
+ * Issue 11 item 8: the operators' prune records, one subject per product, every record kept. A
+ * product's newest record says which of its revisions no longer have their file contents on the
+ * servers (`through`: r1 … r`through`); its signed releases stay in the release stream.
+ */
+export const PRUNE_STREAM = 'UPSWARM_PRUNE'
+export const pruneSubject = (product: string): string => `upswarm.prune.${product}`
+export const PRUNE_SUBJECTS = 'upswarm.prune.>'
+
+/**
+ * Leases that keep a prune and the publishes' blob deduplication apart (docs/decisions.md):
+ * `publish.<identity>.<id>` while a publish relies on blobs already in the object store,
+ * `prune` while a prune deletes blobs. Entries expire unless renewed.
+ */
+export const LEASE_BUCKET = 'upswarm-leases'
+export const PRUNE_LEASE_KEY = 'prune'
+export const publishLeaseKey = (identity: string, id: string): string => `publish.${identity}.${id}`
+export const PUBLISH_LEASES = 'publish.>'
+
 /** Admin alerts (R-STATUS-3): durable, one subject per product and sending identity. */
 export const ALERT_STREAM = 'UPSWARM_ALERTS'
 export const alertSubject = (product: string, identity: string): string => `upswarm.alert.${product}.${identity}`

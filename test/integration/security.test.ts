@@ -12,6 +12,7 @@ import { waitFor } from 'xstate'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { createUser, encodeUser, fmtCreds, fromSeed } from '@nats-io/jwt'
 import { connect, credsAuthenticator, type Msg } from '@nats-io/transport-node'
+import { prune } from '../../actors/operator/prune.ts'
 import { publish } from '../../actors/publisher/publish.ts'
 import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
@@ -25,7 +26,8 @@ import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { CLIENTS_ACCOUNT_TAG, kindTag, type Identity, type IdentityKind } from '../../infra/nats/identity.ts'
 import {
-  ALERT_STREAM, BLOB_BUCKET, CLIENT_JS_API_PREFIX, release2Subject, FRESH_STREAM, META_STREAM, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT, alertSubject, freshSubject,
+  ALERT_STREAM, BLOB_BUCKET, CLIENT_JS_API_PREFIX, release2Subject, FRESH_STREAM, LEASE_BUCKET, META_STREAM, PEER_BUCKET, PRUNE_LEASE_KEY, PRUNE_STREAM, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT,
+  alertSubject, freshSubject, publishLeaseKey, pruneSubject,
   proxySubject, releasedSubject, releaseSubject, repoSubject, serverConsumer, serverHeartbeat, trackerSubject, INSPECT_ROLES, INSPECT_SUBJECTS, inspectSubject,
 } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/service.ts'
@@ -85,9 +87,9 @@ describe('security', () => {
   }
   const conn = (kind: keyof typeof ids): NatsConnection => conns.get(kind)!
   // Every stream of the cluster and a subject each stores (the peer bucket last: it ages).
-  const streams = [RELEASE_STREAM, RELEASE_READ_STREAM, ALERT_STREAM, `OBJ_${BLOB_BUCKET}`, META_STREAM, FRESH_STREAM, `KV_${PEER_BUCKET}`]
+  const streams = [RELEASE_STREAM, RELEASE_READ_STREAM, ALERT_STREAM, `OBJ_${BLOB_BUCKET}`, META_STREAM, FRESH_STREAM, PRUNE_STREAM, `KV_${PEER_BUCKET}`]
   const streamSubjects = (): string[] => [releaseSubject(product), alertSubject(product, ids.client.name), `$O.${BLOB_BUCKET}.C.injected`, ROOT_SUBJECT,
-    freshSubject(product), `$KV.${PEER_BUCKET}.${product}.injected`]
+    freshSubject(product), pruneSubject(product), `$KV.${PEER_BUCKET}.${product}.injected`]
   const messageCounts = async (): Promise<number[]> => {
     const jsm = await jetstreamManager(conns.get('admin')!)
     return Promise.all(streams.map(async (st) => (await jsm.streams.info(st)).state.messages))
@@ -165,6 +167,16 @@ describe('security', () => {
         attempts.push({ who, what: 'append a format-2 release', run: request(release2Subject(product), 'junk') })
         attempts.push({ who, what: 'put a blob chunk', run: request(`$O.${BLOB_BUCKET}.C.forged`, 'junk') })
       }
+      // Issue 11 item 8: only an operator (admin) prunes: records the range, takes the prune lease,
+      // deletes blobs; the lease bucket's stream is nobody else's to change (publishes lease
+      // under their own name only, below).
+      attempts.push({ who, what: 'append a prune record', run: request(pruneSubject(product), JSON.stringify({ format: 1, product, through: 1 })) })
+      attempts.push({ who, what: 'take the prune lease', run: request(`$KV.${LEASE_BUCKET}.${PRUNE_LEASE_KEY}`, '{}') })
+      for (const op of destructive) attempts.push({ who, what: `${op} KV_${LEASE_BUCKET}`, run: request(`$JS.API.${op}.KV_${LEASE_BUCKET}`) })
+      attempts.push({ who, what: `delete blob ${'a'.repeat(8)}… (purge its chunks)`, run: request(`$JS.API.STREAM.PURGE.OBJ_${BLOB_BUCKET}`, JSON.stringify({ filter: `$O.${BLOB_BUCKET}.C.x` })) })
+      attempts.push({ who, what: "another publisher's publish lease", run: request(`$KV.${LEASE_BUCKET}.${publishLeaseKey('sec-other-publisher', 'x')}`, '{}') })
+      // The command itself, as each role in UPSWARM (a client machine has no JetStream API to try it with).
+      if (who !== 'client') attempts.push({ who, what: 'upswarm prune --keep 1', run: async (nc) => { await prune({ nc, product, keep: 1, trust: join(dir.path, 'trust.json') }) } })
       // Issue 10 item 7: only the root holder (admin) appends a root, only the notary a fresh statement.
       attempts.push({ who, what: 'append a root', run: request(ROOT_SUBJECT, 'junk') })
       if (who !== 'notary') attempts.push({ who, what: 'append a fresh statement', run: request(freshSubject(product), 'junk') })
