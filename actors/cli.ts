@@ -9,6 +9,7 @@ import { registerClientCommands } from './cli/client.ts'
 import { registerCredsCommands } from './cli/creds.ts'
 import { registerRootCommands } from './cli/root.ts'
 import { registerNotaryCommand } from './cli/notary.ts'
+import { registerInspectCommand } from './cli/inspect.ts'
 import { reportError } from './cli/output.ts'
 
 const { version } = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
@@ -30,6 +31,7 @@ registerClientCommands(program)
 registerCredsCommands(program)
 registerRootCommands(program)
 registerNotaryCommand(program)
+registerInspectCommand(program)
 
 try {
   await program.parseAsync(process.argv)

@@ -13,8 +13,9 @@ import { runSwarmBench, SWARM_DEFAULTS, type SwarmBenchOptions } from './swarm.t
 import { runThroughputBench, THROUGHPUT_DEFAULTS, type ThroughputBenchOptions } from './throughput.ts'
 import { runTrackerBench } from './tracker.ts'
 import { runStartupBench, STARTUP_DEFAULTS, type StartupBenchOptions } from './startup.ts'
+import { METADATA_DEFAULTS, runMetadataBench, type MetadataBenchOptions } from './metadata.ts'
 
-export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup'] as const
+export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata'] as const
 export type BenchName = (typeof BENCHES)[number]
 
 interface Plan {
@@ -24,6 +25,7 @@ interface Plan {
   throughput: ThroughputBenchOptions
   tracker: { peers: number; rounds: number; profile?: string; resultsDir?: string }
   startup: StartupBenchOptions
+  metadata: MetadataBenchOptions
 }
 
 /** Sizes: `default` fits the whole run in 20 minutes on a 2-core machine; `tiny` is the smoke test's. */
@@ -35,6 +37,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     throughput: { ...THROUGHPUT_DEFAULTS, mib: 8, fileMiB: 4, ks: [1, 4] },
     tracker: { peers: 1_000, rounds: 1 },
     startup: { ...STARTUP_DEFAULTS, runs: 5, warmup: 1 },
+    metadata: { sizes: [10_000] },
   },
   default: {
     swarm: SWARM_DEFAULTS,
@@ -43,6 +46,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     throughput: THROUGHPUT_DEFAULTS,
     tracker: { peers: 10_000, rounds: 3 },
     startup: STARTUP_DEFAULTS,
+    metadata: METADATA_DEFAULTS,
   },
   large: {
     swarm: { ...SWARM_DEFAULTS, clients: [4, 8, 16], mib: 64, files: 240 },
@@ -51,6 +55,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     throughput: { ...THROUGHPUT_DEFAULTS, mib: 1024, fileMiB: 64 },
     tracker: { peers: 10_000, rounds: 5 },
     startup: { ...STARTUP_DEFAULTS, runs: 100 },
+    metadata: METADATA_DEFAULTS,
   },
 }
 
@@ -66,6 +71,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --throughput-mib 256        --file-mib 32                 --ks 1,4,8
   --tracker-peers 10000       --tracker-rounds 3
   --startup-runs 40           startup: timed runs of each command (hyperfine when installed)
+  --metadata-files 100000,1000000   metadata: tree sizes (files) of the 1% update
   --keep                      keep the temporary directories
   --results DIR               write results there instead of bench/results
   --profile DIR               write CPU profiles of the node processes the benches start (swarm:
@@ -98,6 +104,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'tracker-peers': { type: 'string' },
       'tracker-rounds': { type: 'string' },
       'startup-runs': { type: 'string' },
+      'metadata-files': { type: 'string' },
       keep: { type: 'boolean' },
       profile: { type: 'string' },
       results: { type: 'string' },
@@ -130,7 +137,8 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values['tracker-peers']) p.tracker.peers = Number(values['tracker-peers'])
   if (values['tracker-rounds']) p.tracker.rounds = Number(values['tracker-rounds'])
   if (values['startup-runs']) p.startup.runs = Number(values['startup-runs'])
-  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup]) {
+  if (values['metadata-files']) p.metadata.sizes = list(values['metadata-files'])
+  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata]) {
     o.keep = keep
     if (values.results) o.resultsDir = resolve(values.results)
   }
@@ -157,6 +165,7 @@ export async function runBench(name: BenchName, p: Plan): Promise<BenchResult | 
       ...(p.tracker.resultsDir ? ['--results', p.tracker.resultsDir] : []),
     ])
     case 'startup': return runStartupBench(p.startup)
+    case 'metadata': return runMetadataBench(p.metadata)
   }
 }
 

@@ -25,6 +25,8 @@ export const ERROR_CODES = [
   'UPSWARM_E_AUTH',
   /** The identity is not allowed this subject or JetStream call. */
   'UPSWARM_E_PERMISSION',
+  /** The revision's file contents were pruned from the servers by an operator (`upswarm prune`). */
+  'UPSWARM_E_PRUNED',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

@@ -15,6 +15,8 @@ export interface RevisionList {
   product: string
   latest: number
   revs: { rev: number; manifestSha256: string; label: string | null; createdAt: string }[]
+  /** Issue 11 item 8: revisions 1 … through were pruned by an operator (manifests only, no file contents). */
+  pruned?: { through: number; at: string }
 }
 
 /** Largest byte range one request to a repository server may ask for (its range endpoint's bound). */

@@ -1,77 +1,22 @@
 // The status of one path of a working copy and what the updater does about it (R-STATUS,
-// claim 7): classify → noop (current, modified, unversioned) | ignore (ignored, R-STATUS-2) |
-// alert (conflict, R-STATUS-3) | download → verify → (retry) → stage (outdated R-STATUS-4,
-// missing R-STATUS-5) | stage a removal (removed). The download itself is the download
-// machine. Staged entries are committed all at once, under the journal, by the update run.
+// claim 7), decided by the facts arriving as events (machines/file-status.facts.ts): the
+// ignore rules (R-STATUS-2), the installed revision, the target revision, the disk. Then:
+// noop (current R-STATUS-1, modified, unversioned) | ignore (ignored, R-STATUS-2) | alert
+// (conflict, R-STATUS-3) | download → verify → (retry) → stage (outdated R-STATUS-4, missing
+// R-STATUS-5) | stage a removal (removed). The download itself is the download machine. Staged
+// entries are committed all at once, under the journal, by the update run. `status` classifies
+// through the table compiled from this chart (machines/generated/file-status-table.ts).
 import { assign, fromPromise, setup } from 'xstate'
-import type { Entry } from '../infra/release/manifest.ts'
 import { downloadMachine, type DownloadOutput } from './download.machine.ts'
+import type { FileFactEvent, FileFacts, FileStatus } from './file-status.facts.ts'
 
-export const FILE_STATUSES = ['current', 'ignored', 'conflict', 'outdated', 'missing', 'modified', 'unversioned', 'removed'] as const
-export type FileStatus = (typeof FILE_STATUSES)[number]
+export { FILE_STATUSES, factEvents, needsAction, sameEntry } from './file-status.facts.ts'
+export type { FileFactEvent, FileFacts, FileStatus, LocalEntry } from './file-status.facts.ts'
 
 export type ConflictPolicy = 'alert' | 'overwrite' | 'abort'
 
-/** What is on disk at a path (never following a symlink). */
-export type LocalEntry =
-  | { kind: 'file'; mode: number; size: number; sha1: string; sha256: string }
-  | { kind: 'symlink'; target: string }
-  | { kind: 'dir'; mode: number }
-  | { kind: 'other' }
-
-/**
- * Everything the classification needs: the entry in the installed revision (`base`), in the
- * revision being compared with or installed (`target`), what is on disk, and the ignore rules.
- */
-export interface FileFacts {
-  ignored: boolean
-  base?: Entry
-  target?: Entry
-  local?: LocalEntry
-}
-
-/**
- * Whether two entries are the same version: files by SHA-1, SHA-256 and permission bits,
- * symlinks by target, directories by kind (their mode is applied when they are created).
- */
-export function sameEntry(a: LocalEntry | Entry, b: Entry): boolean {
-  switch (b.kind) {
-    case 'file':
-      return a.kind === 'file' && a.sha1 === b.sha1 && a.sha256 === b.sha256 && (a.mode & 0o7777) === (b.mode & 0o7777)
-    case 'symlink':
-      return a.kind === 'symlink' && a.target === b.target
-    case 'dir':
-      return a.kind === 'dir'
-  }
-}
-
-/** Each status's test; the first that holds, in STATUS_ORDER, is the path's status. */
-export const STATUS_TESTS: Record<FileStatus, (f: FileFacts) => boolean> = {
-  ignored: (f) => f.ignored,
-  unversioned: (f) => !f.base && !f.target,
-  current: (f) => !!f.target && !!f.local && sameEntry(f.local, f.target),
-  removed: (f) => !!f.base && !f.target && (!f.local || sameEntry(f.local, f.base)),
-  missing: (f) => !!f.target && !f.local,
-  outdated: (f) => !!f.base && !!f.target && !sameEntry(f.base, f.target) && !!f.local && sameEntry(f.local, f.base),
-  modified: (f) => !!f.base && !!f.target && sameEntry(f.base, f.target),
-  // Changed by hand AND out of date: differs from both the installed and the new version.
-  conflict: () => true,
-}
-export const STATUS_ORDER: readonly FileStatus[] = ['ignored', 'unversioned', 'current', 'removed', 'missing', 'outdated', 'modified', 'conflict']
-
-/** The classification of the machine's `classify` state, as a function (used by `status`). */
-export function classifyFile(facts: FileFacts): FileStatus {
-  return STATUS_ORDER.find((s) => STATUS_TESTS[s](facts))!
-}
-
-/** Statuses the update acts on; every other status leaves the path untouched. */
-export function needsAction(status: FileStatus): boolean {
-  return status === 'outdated' || status === 'missing' || status === 'removed' || status === 'conflict'
-}
-
 export interface FileStatusInput {
   path: string
-  facts: FileFacts
   onConflict: ConflictPolicy
   /** Staging slot for a new file or symlink. */
   slot?: string
@@ -92,6 +37,8 @@ export interface FileStatusOutput {
 }
 
 interface FileStatusContext extends FileStatusInput {
+  /** The facts received so far. */
+  facts: FileFacts
   status: FileStatus | undefined
   outcome: FileStatusOutput['outcome']
   action: FileStatusOutput['action']
@@ -106,13 +53,35 @@ export interface AlertInput {
   facts: FileFacts
 }
 
-const test = (status: FileStatus) => ({ context }: { context: FileStatusContext }) => STATUS_TESTS[status](context.facts)
+/** The facts with one more, as an event brings it. */
+function withFact(facts: FileFacts, event: FileFactEvent): FileFacts {
+  switch (event.type) {
+    case 'rules.ignored':
+      return { ...facts, ignored: true }
+    case 'base.present':
+      return { ...facts, base: event.entry }
+    case 'target.same':
+    case 'target.changed':
+    case 'target.added':
+      return { ...facts, target: event.entry }
+    case 'local.asTarget':
+    case 'local.asBase':
+    case 'local.other':
+      return { ...facts, local: event.entry }
+    default:
+      return facts
+  }
+}
+
+/** A transition to a status (a top-level state), recording the fact that decided it. */
+const decide = (status: FileStatus) => ({ target: `#fileStatus.${status}`, actions: 'recordFact' as const })
 
 export const fileStatusMachine = setup({
   types: {
     context: {} as FileStatusContext,
     input: {} as FileStatusInput,
     output: {} as FileStatusOutput,
+    events: {} as FileFactEvent,
   },
   actors: {
     /** Publishes the administrators' alert (R-STATUS-3). */
@@ -122,25 +91,20 @@ export const fileStatusMachine = setup({
     download: downloadMachine,
   },
   guards: {
-    isIgnored: test('ignored'),
-    isUnversioned: test('unversioned'),
-    isCurrent: test('current'),
-    isRemoved: test('removed'),
-    isMissing: test('missing'),
-    isOutdated: test('outdated'),
-    isModified: test('modified'),
     presentLocally: ({ context }) => context.facts.local !== undefined,
     overwriteWithTarget: ({ context }) => context.onConflict === 'overwrite' && context.facts.target !== undefined,
     overwriteByRemoval: ({ context }) => context.onConflict === 'overwrite',
     downloaded: (_, output: DownloadOutput) => output.ok,
   },
   actions: {
+    recordFact: assign({ facts: ({ context, event }) => withFact(context.facts, event) }),
     setStatus: assign((_, status: FileStatus) => ({ status })),
   },
 }).createMachine({
   id: 'fileStatus',
   context: ({ input }) => ({
     ...input,
+    facts: { ignored: false },
     status: undefined,
     outcome: 'noop',
     action: undefined,
@@ -149,28 +113,87 @@ export const fileStatusMachine = setup({
     alertError: undefined,
     error: undefined,
   }),
-  initial: 'classify',
+  initial: 'classifying',
   states: {
-    classify: {
-      always: [
-        { guard: 'isIgnored', target: 'ignored' },
-        { guard: 'isUnversioned', target: 'unversioned' },
-        { guard: 'isCurrent', target: 'current' },
-        { guard: 'isRemoved', target: 'removed' },
-        { guard: 'isMissing', target: 'missing' },
-        { guard: 'isOutdated', target: 'outdated' },
-        { guard: 'isModified', target: 'modified' },
-        { target: 'conflict' },
-      ],
+    // R-STATUS, claim 7: the facts of the path arrive stage by stage; the first stage that
+    // settles the status ends the classification.
+    classifying: {
+      description: 'The facts of one path arrive: ignore rules, installed revision, target revision, disk.',
+      initial: 'rules',
+      states: {
+        rules: {
+          description: 'Do the ignore rules cover the path? (R-STATUS-2)',
+          on: {
+            'rules.ignored': decide('ignored'),
+            'rules.tracked': 'installed',
+          },
+        },
+        installed: {
+          description: 'Has the installed revision an entry at the path?',
+          on: {
+            'base.present': { target: 'inInstalled', actions: 'recordFact' },
+            'base.absent': 'notInstalled',
+          },
+        },
+        inInstalled: {
+          description: 'Installed. What has the target revision at the path?',
+          on: {
+            'target.same': { target: 'unchanged', actions: 'recordFact' },
+            'target.changed': { target: 'changed', actions: 'recordFact' },
+            'target.absent': 'dropped',
+          },
+        },
+        notInstalled: {
+          description: 'Not installed. Has the target revision an entry at the path?',
+          on: {
+            'target.added': { target: 'added', actions: 'recordFact' },
+            'target.absent': decide('unversioned'),
+          },
+        },
+        unchanged: {
+          description: 'The target keeps the installed version. What is on disk?',
+          on: {
+            'local.asTarget': decide('current'),
+            'local.other': decide('modified'),
+            'local.absent': decide('missing'),
+          },
+        },
+        changed: {
+          description: 'The target has a new version. What is on disk?',
+          on: {
+            'local.asTarget': decide('current'),
+            'local.asBase': decide('outdated'),
+            'local.other': decide('conflict'),
+            'local.absent': decide('missing'),
+          },
+        },
+        dropped: {
+          description: 'The target no longer has the path. What is on disk?',
+          on: {
+            'local.asBase': decide('removed'),
+            'local.other': decide('conflict'),
+            'local.absent': decide('removed'),
+          },
+        },
+        added: {
+          description: 'The target adds the path. What is on disk?',
+          on: {
+            'local.asTarget': decide('current'),
+            'local.other': decide('conflict'),
+            'local.absent': decide('missing'),
+          },
+        },
+      },
     },
     // R-STATUS-1 and the other no-ops.
-    current: { type: 'final', entry: { type: 'setStatus', params: 'current' } },
+    current: { type: 'final', description: 'R-STATUS-1: unmodified and current; nothing to do.', entry: { type: 'setStatus', params: 'current' } },
     // R-STATUS-2: takes no part in the update.
-    ignored: { type: 'final', entry: { type: 'setStatus', params: 'ignored' } },
-    modified: { type: 'final', entry: { type: 'setStatus', params: 'modified' } },
-    unversioned: { type: 'final', entry: { type: 'setStatus', params: 'unversioned' } },
+    ignored: { type: 'final', description: 'R-STATUS-2: locally ignored; takes no part in the update.', entry: { type: 'setStatus', params: 'ignored' } },
+    modified: { type: 'final', description: 'Changed by hand, not out of date; left alone.', entry: { type: 'setStatus', params: 'modified' } },
+    unversioned: { type: 'final', description: 'In neither revision; left alone.', entry: { type: 'setStatus', params: 'unversioned' } },
     // R-STATUS-3: never overwritten silently; the administrators are told.
     conflict: {
+      description: 'R-STATUS-3: modified and out of date; the administrators are alerted.',
       entry: { type: 'setStatus', params: 'conflict' },
       always: { target: 'alerting' },
     },
@@ -191,15 +214,18 @@ export const fileStatusMachine = setup({
     },
     // R-STATUS-4: update.
     outdated: {
+      description: 'R-STATUS-4: unmodified and out of date; the new version is downloaded (update).',
       entry: { type: 'setStatus', params: 'outdated' },
       always: { target: 'downloading' },
     },
     // R-STATUS-5: checkout.
     missing: {
+      description: 'R-STATUS-5: missing from the working copy; downloaded (checkout).',
       entry: { type: 'setStatus', params: 'missing' },
       always: { target: 'downloading' },
     },
     removed: {
+      description: 'In the installed revision only, and pristine or gone; deleted.',
       entry: { type: 'setStatus', params: 'removed' },
       always: [{ guard: 'presentLocally', target: 'staged', actions: assign({ action: 'delete' }) }, { target: 'gone' }],
     },

@@ -13,6 +13,10 @@ export interface MemberStatus {
   inflight: number
   /** Releases the server parked after every try failed (issue 11 item 6): shown by `stats`. */
   parked?: Array<{ product: string; rev: number; seq: number; reason: string; at: string }>
+  /** The release the server waits to sync until its disk has room (issue 11 item 8): shown by `stats`. */
+  stalled?: { product: string; rev: number; seq: number; reason: string; since: string; needed: number }
+  /** Per product, the newest revision an operator pruned (issue 11 item 8): shown by `stats`. */
+  pruned?: Record<string, number>
 }
 
 export interface PoolMemberContext {

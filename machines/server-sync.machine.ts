@@ -4,7 +4,10 @@
 // never verify (bad signature, malformed) is rejected so it cannot stall the server, and one that
 // keeps failing (a blob missing from the object store, bytes that never match their hash) is
 // parked after `maxAttempts` tries, so every later release of every product goes on (issue 11
-// item 6); the server retries parked releases on its own schedule.
+// item 6); the server retries parked releases on its own schedule. A full disk is the server's
+// condition, not the release's: it is never parked (every later release would need the space
+// too) and costs no try; the server waits in `waitingForSpace` until the release fits, then
+// syncs it again (issue 11 item 8, fault suite "disk full during server sync").
 import { assign, emit, setup, fromPromise } from 'xstate'
 
 export interface PendingRelease {
@@ -21,7 +24,17 @@ export interface ServerSyncContext {
   failures: number
   /** Tries of one release before it is parked. */
   maxAttempts: number
+  /** Bytes of free space the pending release needs (set while waiting for space). */
+  spaceNeeded: number
 }
+
+/**
+ * What one sync of a release came to: synced (or held already); a permanent refusal; or no
+ * room for it on the server's disk (`needed` bytes free, by the server's estimate).
+ */
+export type SyncOutcome =
+  | { permanent: false; noSpace?: { reason: string; needed: number } }
+  | { permanent: true; reason: string }
 
 /** Tries of one release before it is parked, when the input does not say. */
 export const DEFAULT_SYNC_ATTEMPTS = 8
@@ -33,6 +46,7 @@ export type ServerSyncEmitted =
   | { type: 'release.rejected'; seq: number; reason: string }
   | { type: 'sync.failed'; seq: number; reason: string }
   | { type: 'release.parked'; seq: number; product: string; rev: number; reason: string }
+  | { type: 'sync.noSpace'; seq: number; product: string; rev: number; reason: string; needed: number }
 
 export const serverSyncMachine = setup({
   types: {
@@ -44,9 +58,9 @@ export const serverSyncMachine = setup({
   actors: {
     prepareConsumer: fromPromise<void, { serverId: string }>(async () => {}),
     nextRelease: fromPromise<PendingRelease | null, { serverId: string }>(async () => null),
-    syncRelease: fromPromise<{ permanent: false } | { permanent: true; reason: string }, { release: PendingRelease }>(
-      async () => ({ permanent: false }),
-    ),
+    syncRelease: fromPromise<SyncOutcome, { release: PendingRelease }>(async () => ({ permanent: false })),
+    /** Resolves once the release may fit (or it is time to try anyway). */
+    awaitSpace: fromPromise<void, { release: PendingRelease; needed: number }>(async () => {}),
     acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' | 'parked'; reason?: string }>(async () => {}),
   },
   delays: {
@@ -55,12 +69,18 @@ export const serverSyncMachine = setup({
   guards: {
     gotRelease: ({ event }) => (event as unknown as { output: PendingRelease | null }).output !== null,
     hasPending: ({ context }) => context.pending !== null,
-    permanentFailure: ({ event }) => (event as unknown as { output: { permanent: boolean } }).output.permanent,
+    permanentFailure: ({ event }) => (event as unknown as { output: SyncOutcome }).output.permanent,
+    noSpace: ({ event }) => {
+      const out = (event as unknown as { output: SyncOutcome }).output
+      return !out.permanent && out.noSpace !== undefined
+    },
     lastAttempt: ({ context }) => context.failures + 1 >= context.maxAttempts,
   },
 }).createMachine({
   id: 'serverSync',
-  context: ({ input }) => ({ serverId: input.serverId, pending: null, lastError: null, failures: 0, maxAttempts: input.maxAttempts ?? DEFAULT_SYNC_ATTEMPTS }),
+  context: ({ input }) => ({
+    serverId: input.serverId, pending: null, lastError: null, failures: 0, maxAttempts: input.maxAttempts ?? DEFAULT_SYNC_ATTEMPTS, spaceNeeded: 0,
+  }),
   initial: 'preparing',
   on: { stop: '.stopped' },
   states: {
@@ -106,6 +126,20 @@ export const serverSyncMachine = setup({
               })),
             ],
           },
+          {
+            guard: 'noSpace',
+            target: 'waitingForSpace',
+            actions: [
+              assign(({ event }) => {
+                const { reason, needed } = (event.output as { noSpace: { reason: string; needed: number } }).noSpace
+                return { lastError: reason, spaceNeeded: needed }
+              }),
+              emit(({ context, event }) => {
+                const { reason, needed } = (event.output as { noSpace: { reason: string; needed: number } }).noSpace
+                return { type: 'sync.noSpace' as const, seq: context.pending!.seq, product: context.pending!.product, rev: context.pending!.rev, reason, needed }
+              }),
+            ],
+          },
           { target: 'acknowledging' },
         ],
         onError: [
@@ -130,6 +164,14 @@ export const serverSyncMachine = setup({
         ],
       },
     },
+    waitingForSpace: {
+      invoke: {
+        src: 'awaitSpace',
+        input: ({ context }) => ({ release: context.pending!, needed: context.spaceNeeded }),
+        onDone: 'syncing',
+        onError: { target: 'backoff', actions: assign({ lastError: ({ event }) => String(event.error), failures: ({ context }) => context.failures + 1 }) },
+      },
+    },
     parking: {
       invoke: {
         src: 'acknowledge',
@@ -151,7 +193,7 @@ export const serverSyncMachine = setup({
               rev: context.pending!.rev,
               seq: context.pending!.seq,
             })),
-            assign({ pending: null, failures: 0, lastError: null }),
+            assign({ pending: null, failures: 0, lastError: null, spaceNeeded: 0 }),
           ],
         },
         onError: { target: 'backoff', actions: assign({ failures: ({ context }) => context.failures + 1 }) },

@@ -7,10 +7,16 @@
 // every dynamic import: each command loads its own chunks, and a chunk is one file to read
 // instead of dozens (zod alone is 94 modules). Packages with native addons or files of their own
 // stay in node_modules. docs/decisions.md has the figures behind this choice.
+//
+// First it compiles the file-status statechart into the table `status` looks statuses up in
+// (scripts/file-status-table.ts → machines/generated/file-status-table.ts, committed), and it
+// writes esbuild's metafile (dist/meta.json: which chunk holds which module) for the tests that
+// check what a command loads.
 import { build } from 'esbuild'
-import { rm } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const DIST = join(ROOT, 'dist')
@@ -29,9 +35,30 @@ const externalPackages = {
   },
 }
 
-export async function buildDist() {
+export const FILE_STATUS_TABLE = join(ROOT, 'machines', 'generated', 'file-status-table.ts')
+
+/** Regenerates the file-status table from the statechart; the generator is TypeScript, so esbuild bundles it first. */
+export async function generateFileStatusTable() {
+  const tmp = await mkdtemp(join(tmpdir(), 'upswarm-gen-'))
+  try {
+    const out = join(tmp, 'file-status-table.mjs')
+    await build({ absWorkingDir: ROOT, entryPoints: ['scripts/file-status-table.ts'], outfile: out, bundle: true, format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' })
+    const { writeTable } = await import(pathToFileURL(out).href)
+    if (await writeTable(FILE_STATUS_TABLE)) process.stderr.write(`build: ${relative(ROOT, FILE_STATUS_TABLE)} regenerated from the file-status statechart; commit it\n`)
+  } finally {
+    await rm(tmp, { recursive: true, force: true })
+  }
+}
+
+/**
+ * `keepGenerated`: build from the committed table as it is. The test suite builds so (vitest's
+ * global setup), so that a table older than the statechart fails its test instead of being
+ * quietly rewritten in the working tree.
+ */
+export async function buildDist({ keepGenerated = !!process.env.UPSWARM_KEEP_GENERATED } = {}) {
+  if (!keepGenerated) await generateFileStatusTable()
   await rm(DIST, { recursive: true, force: true })
-  await build({
+  const { metafile } = await build({
     absWorkingDir: ROOT,
     entryPoints: { upswarm: 'actors/cli.ts' },
     outdir: DIST,
@@ -48,7 +75,9 @@ export async function buildDist() {
     banner: { js: "import { createRequire as __upswarmRequire } from 'node:module'; const require = __upswarmRequire(import.meta.url);" },
     plugins: [externalPackages],
     logLevel: 'warning',
+    metafile: true,
   })
+  await writeFile(join(DIST, 'meta.json'), JSON.stringify(metafile))
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await buildDist()

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Makes sure the programs the project runs are here (prestart / pretest): nats-server, and the
-// Debian tools the tests and benchmarks compare against (aria2c, rsync, git).
+// Debian tools the tests and benchmarks compare against (aria2c, rsync, git); with --test
+// (pretest only), also Debian's chromium, which the inspect page's browser test drives.
 // Preference: $UPSWARM_NATS_SERVER, then the project-local copy in .tools/, then one on PATH
 // that is recent enough; otherwise fetch Debian trixie's package (>= 2.10.23, supports
 // `sync_interval: always`) with apt into .tools/ via `dpkg-deb -x`; fall back to bookworm's
@@ -98,7 +99,9 @@ function done(bin) {
 /** Installs Debian packages whose commands are missing (best effort; tests say what is absent). */
 function ensureDebianTools() {
   const wanted = { aria2c: 'aria2', rsync: 'rsync', git: 'git' }
-  const missing = Object.entries(wanted).filter(([cmd]) => !which(cmd)).map(([, pkg]) => pkg)
+  // Issue 12: the browser test runs Debian's chromium at this path (playwright-core drives it).
+  const browser = process.argv.includes('--test') && !existsSync(CHROMIUM) ? ['chromium'] : []
+  const missing = [...Object.entries(wanted).filter(([cmd]) => !which(cmd)).map(([, pkg]) => pkg), ...browser]
   if (missing.length === 0) return
   console.error(`upswarm: installing ${missing.join(', ')} from Debian's packages …`)
   const install = () => spawnSync('apt-get', ['install', '-y', '-q', ...missing], { stdio: ['ignore', 'ignore', 'inherit'] }).status === 0
@@ -106,7 +109,9 @@ function ensureDebianTools() {
     spawnSync('apt-get', ['update', '-q'], { stdio: ['ignore', 'ignore', 'inherit'] })
     if (!install()) console.error(`upswarm: WARNING: could not install ${missing.join(', ')}; run: apt-get install -y ${missing.join(' ')}`)
   }
+  if (browser.length && !existsSync(CHROMIUM)) console.error(`upswarm: WARNING: no ${CHROMIUM}: test/e2e/inspect-page.test.ts will fail saying so`)
 }
+const CHROMIUM = '/usr/bin/chromium'
 function fail(msg) {
   console.error(`upswarm: ${msg}`)
   process.exit(1)

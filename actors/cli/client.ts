@@ -9,7 +9,7 @@ import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
 import type { SourceSettings } from '../../infra/store/working-copy/sources.ts'
-import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption } from './common.ts'
+import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption, inspectOption, inspectIfAsked } from './common.ts'
 import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
 
@@ -220,12 +220,13 @@ export function registerClientCommands(program: Command): void {
         const r = await updater.status(dir, nc ? { source: await serverSourceFor(nc, dir) } : {})
         const shown = r.files.filter((f) => f.status !== 'current')
         const { freshnessLine } = await import('../../infra/formats/fresh.ts')
-        const trust = { alertsPending: r.alertsPending, rootVersion: r.rootVersion, ...(r.rootExpired ? { rootExpired: r.rootExpired } : {}), ...(r.rootVersion > 0 ? { freshness: r.freshness ?? null } : {}) }
+        const trust = { alertsPending: r.alertsPending, rootVersion: r.rootVersion, ...(r.rootExpired ? { rootExpired: r.rootExpired } : {}), ...(r.rootVersion > 0 ? { freshness: r.freshness ?? null } : {}), ...(r.diskFull ? { diskFull: r.diskFull } : {}) }
         printResult(!!o.json, { product: r.product, rev: r.rev, latest: r.latest, target: r.target, files: r.files, hashed: r.hashed, cached: r.cached, ...trust }, () => [
           `${r.product} at r${r.rev}; newest verified r${r.latest}`,
           ...(r.rootVersion > 0 ? [freshnessLine(r.freshness, Date.now())] : []),
           ...(r.alertsPending > 0 ? [`${r.alertsPending} alert(s) for the administrators wait on disk; the next connected update delivers them`] : []),
           ...(r.rootExpired ? [`root of trust version ${r.rootVersion} expired at ${r.rootExpired}: it still verifies, but ask the operators for a new one`] : []),
+          ...(r.diskFull ? [r.diskFull] : []),
           ...shown.map((f) => `${f.status.padEnd(12)} ${f.path}`),
           `${r.files.length - shown.length} current`,
         ].join('\n'))
@@ -243,11 +244,13 @@ export function registerClientCommands(program: Command): void {
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
+    .addOption(inspectOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
       const o = await withSources(dir, flags)
       const request = updateRequest(o)
       const nc = await maybeNats(o, 'upswarm-update')
+      const inspecting = await inspectIfAsked(o, 'updater', nc)
       const { bar, onProgress } = progress(!!o.json)
       try {
         let r: Updater.UpdateResult | DaemonUpdate
@@ -263,6 +266,7 @@ export function registerClientCommands(program: Command): void {
         bar.done()
         reportUpdate(!!o.json, r, () => updateSummary(r))
       } finally {
+        await inspecting.stop()
         await nc?.close()
       }
     }))
@@ -381,6 +385,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
+    .addOption(inspectOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
       const o = await withSources(dir, flags)
@@ -389,7 +394,14 @@ export function registerClientCommands(program: Command): void {
       // R-DHT-2: NATS unreachable is no reason not to share: the daemon runs on the swarm and
       // joins NATS when it answers (its statechart retries with backoff).
       const nc = await optionalNats(o, 'upswarm-daemon', 'running on the swarm; retrying in the background')
-      const connect = nc ? undefined : await daemonConnect(o)
+      const inspecting = await inspectIfAsked(o, 'daemon', nc)
+      const dial = nc ? undefined : await daemonConnect(o)
+      // A connection reached late carries the inspection too (issue 12).
+      const connect = dial && (async () => {
+        const late = await dial()
+        inspecting.attach(late)
+        return late
+      })
       const [{ startDaemon }, { update }] = await Promise.all([import('../share-daemon/index.ts'), updaterModule()])
       await runRole('daemon', async () => {
         // The client process composes its two actors: the daemon runs the updater as its child.
@@ -418,6 +430,7 @@ export function registerClientCommands(program: Command): void {
             emit({ event: 'daemon.stopped', uploadedBytes: daemon.uploaded(), peers: daemon.connections().length },
               `stopped; served ${formatBytes(daemon.uploaded())} to peers over ${daemon.connections().length} connection(s)`)
             await daemon.close()
+            await inspecting.stop()
             await nc?.close()
           },
         }

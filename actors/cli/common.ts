@@ -1,5 +1,7 @@
 import { Option } from 'commander'
 import { UpswarmError } from '../../infra/errors.ts'
+import type { NatsConnection } from '../../infra/nats/connect.ts'
+import type { InspectRole } from '../../infra/nats/names.ts'
 
 export const natsOption = (): Option => new Option('--nats <urls>', 'NATS servers, comma-separated').env('UPSWARM_NATS')
 /** Issue 10: the identity (NATS creds file) and the cluster's CA, on every command that uses NATS. */
@@ -39,4 +41,20 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
       process.exitCode = reportError(err, process.argv.includes('--json'))
     }
   }
+}
+
+/** Issue 12 item 3: every actor of the process publishes its inspection events on `upswarm.inspect.<role>.<id>`. */
+export const inspectOption = (): Option =>
+  new Option('--inspect', "publish every actor's inspection events on upswarm.inspect.<role>.<identity> (at most 50 messages/s; `upswarm inspect` shows them)").env('UPSWARM_INSPECT')
+
+/**
+ * Starts this process's inspection when asked (`--inspect`, UPSWARM_INSPECT=1); returns what
+ * stops it, draining what waits, before the connection closes. Without NATS yet (a daemon
+ * starting offline), the inspector queues within its bounds until `attach(nc)`.
+ */
+export async function inspectIfAsked(o: { inspect?: boolean }, role: InspectRole, nc?: NatsConnection): Promise<{ attach(nc: NatsConnection): void; stop(): Promise<void> }> {
+  if (!o.inspect) return { attach: () => {}, stop: async () => {} }
+  const { startInspection, stopInspection } = await import('../../infra/inspect/nats-inspector.ts')
+  const inspector = startInspection(role, nc)
+  return { attach: (late) => inspector.attach(late), stop: stopInspection }
 }

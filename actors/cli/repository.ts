@@ -1,9 +1,9 @@
-// Commands of the publisher and operators: keygen, publish, stats, alerts.
+// Commands of the publisher and operators: keygen, publish, stats, prune, alerts.
 import type { Command } from 'commander'
 import { once } from 'node:events'
 import { UpswarmError } from '../../infra/errors.ts'
 import type { StatsReply } from '../proxy/index.ts'
-import { action, intArg, jsonOption, natsOption, credsOption, tlsCaOption, trustOption, swarmIdentityOption } from './common.ts'
+import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, trustOption, swarmIdentityOption } from './common.ts'
 import { formatBytes, printResult, progressLine } from './output.ts'
 
 export function registerRepositoryCommands(program: Command): void {
@@ -82,8 +82,8 @@ export function registerRepositoryCommands(program: Command): void {
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
     .action(action(async (o) => {
-      const [{ connectNats }, { proxySubject }, { requestJson }] = await Promise.all([
-        import('../../infra/nats/connect.ts'), import('../../infra/nats/names.ts'), import('../../infra/nats/service.ts')])
+      const [{ connectNats }, { proxySubject }, { requestJson }, { prunedRange }] = await Promise.all([
+        import('../../infra/nats/connect.ts'), import('../../infra/nats/names.ts'), import('../../infra/nats/service.ts'), import('../../infra/nats/prune-records.ts')])
       const nc = await connectNats(o.nats, 'upswarm-stats', o)
       try {
         const stats = await requestJson<StatsReply>(nc, proxySubject('stats'), {})
@@ -91,8 +91,43 @@ export function registerRepositoryCommands(program: Command): void {
           `proxy ${stats.proxy}`,
           ...stats.servers.map((s) => `${s.id.padEnd(12)} ${s.state.padEnd(8)} weight ${s.weight}  requests ${s.requests}  served ${formatBytes(s.bytesServed)}  ` +
             `synced ${Object.entries(s.synced).map(([p, r]) => `${p.slice(0, 8)}…=r${r}`).join(' ') || '-'}` +
-            (s.parked ?? []).map((p) => `\n${''.padEnd(12)} parked ${p.product} r${p.rev} (seq ${p.seq}) since ${p.at}: ${p.reason}`).join('')),
+            Object.entries(s.pruned ?? {}).map(([p, r]) => `\n${''.padEnd(12)} pruned ${p} ${prunedRange(r)} (file contents removed by an operator)`).join('') +
+            (s.parked ?? []).map((p) => `\n${''.padEnd(12)} parked ${p.product} r${p.rev} (seq ${p.seq}) since ${p.at}: ${p.reason}`).join('') +
+            (s.stalled ? `\n${''.padEnd(12)} waiting for disk space since ${s.stalled.since}: ${s.stalled.reason}` : '')),
         ].join('\n'))
+      } finally {
+        await nc.close()
+      }
+    }))
+
+  program
+    .command('prune <product>')
+    .description("bound the servers' storage (issue 11 item 8): remove the file contents only a product's oldest revisions use from the object store and every repository server; the signed releases stay (operator creds)")
+    .option('--keep <n>', 'keep the newest N revisions', intArg('--keep'))
+    .option('--before <rev>', 'prune every revision before REV', revArg('--before'))
+    .option('--dry-run', 'count what would be removed and change nothing')
+    .addOption(trustOption("trust file naming the product's publish keys, when the root of trust does not list it (the servers' trust file)"))
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .addOption(jsonOption())
+    .action(action(async (product: string, o) => {
+      if ((o.keep === undefined) === (o.before === undefined)) throw new UpswarmError('UPSWARM_E_CONFIG', 'prune: give either --keep N (the newest N revisions stay) or --before REV (every revision before REV goes)')
+      const [{ connectNats }, { prune }, { prunedRange }] = await Promise.all([import('../../infra/nats/connect.ts'), import('../operator/prune.ts'), import('../../infra/nats/prune-records.ts')])
+      const nc = await connectNats(o.nats, 'upswarm-prune', o)
+      const bar = progressLine(!o.json)
+      try {
+        const r = await prune({
+          nc, product, dryRun: !!o.dryRun, ...(o.keep !== undefined ? { keep: o.keep } : { before: o.before }), ...(o.trust ? { trust: o.trust } : {}),
+          onWaiting: (ps) => process.stderr.write(`upswarm: waiting for ${ps.length} publish(es) in flight: ${ps.map((p) => `${p.what} by ${p.identity} since ${p.since}`).join('; ')}\n`),
+          onProgress: (p) => bar.update(`deleting: ${p.deleted}/${p.total} blobs, ${formatBytes(p.bytes)}`),
+        })
+        bar.done()
+        printResult(!!o.json, r, () => {
+          const range = r.through > 0 ? prunedRange(r.through) : 'no revision'
+          if (r.dryRun) return `${r.product}: dry run: would prune ${range} (newest r${r.newest}); would remove ${r.blobs} blobs, ${formatBytes(r.bytes)} (${r.bytes} bytes); ${r.shared} blobs of those revisions stay, used by kept revisions`
+          if (r.through === 0) return `${r.product}: nothing to prune (newest r${r.newest})`
+          return `${r.product}: pruned ${range} (newest r${r.newest}${r.previous > 0 ? `; ${prunedRange(r.previous)} pruned before` : ''}): removed ${r.blobs} blobs, ${formatBytes(r.bytes)} (${r.bytes} bytes); ` +
+            `${r.shared} blobs stay, used by kept revisions${r.recordSeq !== null ? `; recorded in UPSWARM_PRUNE seq ${r.recordSeq}` : ''}`
+        })
       } finally {
         await nc.close()
       }
@@ -131,6 +166,7 @@ export function registerRepositoryCommands(program: Command): void {
 function describeAlert(body: unknown): string {
   const a = (body ?? {}) as Record<string, unknown>
   if (a.type === 'release.parked') return `server ${String(a.server)} parked r${String(a.rev)} (seq ${String(a.seq)}): ${String(a.reason)}`
+  if (a.type === 'sync.no-space') return `server ${String(a.server)} waits for disk space to sync r${String(a.rev)} (seq ${String(a.seq)}): ${String(a.reason)}`
   if (typeof a.path === 'string') return `${a.path}: changed by hand and out of date (at r${String(a.rev)}, r${String(a.targetRev)} installing)`
   return JSON.stringify(body).slice(0, 300)
 }

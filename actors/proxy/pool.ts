@@ -1,6 +1,7 @@
 // The proxy's view of the server pool: one pool-member statechart per server, a ring ordered by
 // server id, and the smooth weighted round-robin that assigns each request (R-PROXY).
 import { createActor, type Actor } from 'xstate'
+import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { poolMemberMachine, type MemberStatus } from '../../machines/pool-member.machine.ts'
 import { SmoothWeightedRoundRobin } from './smooth-wrr.ts'
 
@@ -19,6 +20,10 @@ export interface MemberView {
   suspectReason?: string
   /** Releases the server parked (issue 11 item 6). */
   parked: NonNullable<MemberStatus['parked']>
+  /** The release the server waits to sync for want of disk space (issue 11 item 8), if any. */
+  stalled?: MemberStatus['stalled']
+  /** Per product, the newest revision an operator pruned (issue 11 item 8). */
+  pruned: Record<string, number>
 }
 
 export class Pool {
@@ -33,7 +38,7 @@ export class Pool {
       member.send({ type: 'heartbeat', status, at })
       return
     }
-    const actor = createActor(poolMemberMachine, { input: { id, status, at } })
+    const actor = createActor(poolMemberMachine, { input: { id, status, at }, ...inspection() })
     actor.start()
     actor.send({ type: 'heartbeat', status, at })
     this.members.set(id, actor)
@@ -109,6 +114,8 @@ export class Pool {
         lastSeen: new Date(context.lastSeen).toISOString(),
         assigned: this.assigned.get(context.id) ?? 0,
         parked: context.status.parked ?? [],
+        ...(context.status.stalled ? { stalled: context.status.stalled } : {}),
+        pruned: context.status.pruned ?? {},
         ...(context.suspectReason ? { suspectReason: context.suspectReason } : {}),
       }
     })

@@ -11,6 +11,7 @@ import { UpswarmError, errorMessage, type ErrorCode } from '../../infra/errors.t
 import { META_STREAM, RELEASE_STREAM, releaseSubject } from '../../infra/nats/names.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
+import { acquirePublishLease, type LeaseHolder } from '../../infra/nats/leases.ts'
 import { PIECE_SIZE } from '../../infra/release/hash.ts'
 import type { PublisherKey } from '../../infra/release/keys.ts'
 import {
@@ -56,6 +57,10 @@ export interface PublishOptions {
   onProgress?: (p: { phase: 'scan' | 'upload' | 'feed'; done: number; total?: number; bytes: number }) => void
   /** An XState inspection observer for the publish's actor (live inspection, issue 12). */
   inspect?: ActorOptions<AnyActorLogic>['inspect']
+  /** Issue 11 item 8: a prune is running; the publish waits for it before it checks the blobs. */
+  onWaitingForPrune?: (prune: LeaseHolder) => void
+  /** Called after the blobs are in the store and before the release is appended (tests interleave here). */
+  beforeAppend?: () => Promise<void>
 }
 
 export interface PublishResult {
@@ -85,7 +90,7 @@ const wrongLastSequence = (err: unknown): boolean =>
   err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence
 
 /** The publish statechart (machines/publish.machine.ts) wired to JetStream, the tree and the feed. */
-function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectStore) {
+function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectStore, lease: { current?: Awaited<ReturnType<typeof acquirePublishLease>> }) {
   const js = jetstream(opts.nc)
   return publishMachine.provide({
     actors: {
@@ -93,7 +98,13 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
       scan: fromPromise(() => scanTree(opts.src, {
         onProgress: (p) => opts.onProgress?.({ phase: 'scan', done: p.files, bytes: p.bytes }),
       })),
-      upload: fromPromise(({ input }: { input: { tree: ScannedTree } }) => uploadBlobs(os, input.tree.entries, input.tree.files, opts.onProgress)),
+      // Issue 11 item 8: from the check of which blobs the store holds until the release naming them
+      // is appended, a lease keeps any prune from deleting them (infra/nats/leases.ts); the publish
+      // releases it when it ends, whichever way.
+      upload: fromPromise(async ({ input }: { input: { tree: ScannedTree } }) => {
+        lease.current ??= await acquirePublishLease(opts.nc, `publish ${product}`, opts.onWaitingForPrune ? { onWaiting: opts.onWaitingForPrune } : {})
+        return uploadBlobs(os, input.tree.entries, input.tree.files, opts.onProgress)
+      }),
       // Issue 10 item 5: numbered from the newest release that verifies under a trusted key;
       // junk, other keys' releases and replays on the subject are skipped and reported.
       readChain: fromPromise(async ({ input }: { input: { claim: Claim; tree: ScannedTree; mine: SignedRelease | undefined } }) => {
@@ -122,6 +133,12 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
       // all but one, so a revision number is never used twice. A duplicate ack means an earlier
       // attempt of ours already stored these exact bytes.
       append: fromPromise(async ({ input }: { input: { release: SignedRelease; lastSeq: number } }) => {
+        await opts.beforeAppend?.()
+        // A lease lost (this process paused past its lifetime) may have let a prune delete blobs
+        // this release names: append nothing.
+        if (lease.current && !(await lease.current.held())) {
+          throw new UpswarmError('UPSWARM_E_PUBLISH', `the publish of ${product} lost its lease on the blob store (not renewed in time: was this process paused?), so a prune may have removed blobs it relies on; nothing was appended. Run the publish again`)
+        }
         const ack = await withRetry(
           () => js.publish(releaseSubject(product), encodeRelease(input.release), {
             msgID: manifestSha256(input.release.manifest),
@@ -157,13 +174,19 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
   if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a UUID (got ${JSON.stringify(opts.product)})`)
   // Every JetStream call is retried: during a node loss the cluster re-elects leaders for seconds.
   const { blobs: os } = await openRepository(opts.nc)
-  const actor = createActor(wiredPublishMachine(opts, product, os), { input: { product }, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
+  const lease: { current?: Awaited<ReturnType<typeof acquirePublishLease>> } = {}
+  const actor = createActor(wiredPublishMachine(opts, product, os, lease), { input: { product }, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
   actor.on('publish.phase', (e) => {
     if (e.phase === 'feeding') opts.onProgress?.({ phase: 'feed', done: 0, bytes: 0 })
   })
   actor.start()
   actor.send({ type: 'publish.start' })
-  const out = await toPromise(actor)
+  let out: PublishOutput
+  try {
+    out = await toPromise(actor)
+  } finally {
+    await lease.current?.release()
+  }
   if (out.outcome === 'failed') throw publishError(out.failure!, product)
   const { release, tree, claim, uploaded } = out as Required<PublishOutput>
   const files = tree.entries.filter((e) => e.kind === 'file')

@@ -3,10 +3,12 @@
 // heartbeat tells every proxy the server's weight, synced revisions and load, and every client
 // its swarm address.
 import { Readable } from 'node:stream'
+import { setTimeout as delay } from 'node:timers/promises'
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { Service } from '@nats-io/services'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { createActor, fromPromise, type Actor } from 'xstate'
+import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { z } from 'zod'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import {
@@ -14,12 +16,14 @@ import {
 } from '../../infra/nats/names.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { readRoots } from '../../infra/formats/meta-stream.ts'
+import { readPruneRecords } from '../../infra/nats/prune-records.ts'
 import { endpoint, startService } from '../../infra/nats/service.ts'
-import { SignedReleaseSchema, UUID_RE, blobsOf, decodeRelease, encodeRelease, fileEntries, manifestSha256 } from '../../infra/release/manifest.ts'
+import { SignedReleaseSchema, UUID_RE, blobsOf, decodeRelease, encodeRelease, fileEntries, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 import type { TrustStore } from '../../infra/release/trust.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
 import type { HostPort } from '../../infra/swarm/transport.ts'
-import { serverSyncMachine, type PendingRelease } from '../../machines/server-sync.machine.ts'
+import { formatSize, freeBytes, isDiskFull } from '../../infra/store/disk-space.ts'
+import { serverSyncMachine, type PendingRelease, type SyncOutcome } from '../../machines/server-sync.machine.ts'
 import { RepoStore } from './repo-store.ts'
 import { startSeed, type Seed } from './seed.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
@@ -33,6 +37,13 @@ export type { Heartbeat, SwarmInfo } from '../../infra/nats/heartbeat.ts'
 export const POLL_MS = 5000
 /** How often a parked release is tried again (issue 11 item 6). */
 export const PARK_RETRY_MS = 10 * 60_000
+/** How often a server waiting for disk space looks at it, and after how long it tries the sync anyway. */
+export const SPACE_POLL_MS = 1000
+export const SPACE_RETRY_MS = 60_000
+/** Room a sync keeps free beyond its blobs: the release, the state file, file system overhead. */
+const SPACE_MARGIN = 64 * 1024
+/** How often a release message in hand is said to be still in progress (its ack wait is 60 s). */
+const WORKING_EVERY_MS = 10_000
 
 export interface RepoServerOptions {
   nc: NatsConnection
@@ -60,6 +71,9 @@ export interface RepoServerOptions {
   /** Tries of one release before it is parked (default DEFAULT_SYNC_ATTEMPTS) and how often parked ones are tried again. */
   syncAttempts?: number
   parkRetryMs?: number
+  /** While the disk is too full for a release: how often free space is looked at, and the longest wait before a try anyway. */
+  spacePollMs?: number
+  spaceRetryMs?: number
   log?: (msg: string) => void
 }
 
@@ -71,8 +85,6 @@ export interface RepoServer {
   heartbeat(): Heartbeat
   close(): Promise<void>
 }
-
-type SyncOutcome = { permanent: false } | { permanent: true; reason: string }
 
 /** A release message being handled: from the durable consumer, or fetched again once its product is pinned. */
 interface InHand {
@@ -121,6 +133,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   }
   // Assigned before the sync actor starts, the only user of it below.
   let seed!: Seed
+  /** The release the server cannot sync for want of disk space, shown by the heartbeat (and `stats`). */
+  let stalled: NonNullable<Heartbeat['stalled']> | null = null
 
   const machine = serverSyncMachine.provide({
     actors: {
@@ -139,6 +153,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         if (!existing || existing.ack_floor.stream_seq !== store.lastSeq) await jsm.consumers.add(RELEASE_STREAM, config)
       }),
       nextRelease: fromPromise<PendingRelease | null, { serverId: string }>(async () => {
+        await followPrunes()
         // A release skipped because its product was not pinned goes first once the trust file
         // pins the product, before the newer releases the same publish may have appended.
         const again = (await nextNowPinned()) ?? (await nextParkedDue())
@@ -192,37 +207,48 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         // Held already (a replay after a restart): nothing to copy. An older revision not held
         // yet (skipped until its product was pinned) is synced like any other.
         if (held) return { permanent: false as const }
-        const keepAlive = setInterval(() => msg.working(), 10_000)
-        try {
-          for (const [sha, size] of blobsOf(signed.manifest)) {
-            if (await store.blobs.has(sha)) continue
-            signal.throwIfAborted()
-            const obj = await os.get(sha)
-            if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `blob ${sha} of ${signed.manifest.product} r${signed.manifest.rev} is not in the object store yet`)
-            const source = Readable.fromWeb(obj.data as never)
-            // The copy in progress fails with this error; once the copy is over nobody listens, so never let it escape.
-            source.on('error', () => {})
-            const stop = (): void => void source.destroy(new UpswarmError('UPSWARM_E_IO', `server ${id} is stopping`))
-            signal.addEventListener('abort', stop, { once: true })
-            try {
-              await store.blobs.put(sha, source, `object store (release seq ${release.seq})`, size)
-            } finally {
-              signal.removeEventListener('abort', stop)
-            }
-          }
-        } finally {
-          clearInterval(keepAlive)
+        // Issue 11 item 8: a pruned revision's manifest is kept (the chain stays verifiable), its
+        // blobs are not copied: the object store no longer has them. Looked up on every try, so a
+        // copy that failed because its blobs were being pruned ends as a manifest at the next one.
+        await followPrunes()
+        if (store.isPruned(product, rev)) {
+          await store.markSynced(release.seq, encodeRelease(signed), signed)
+          return { permanent: false as const }
         }
-        signal.throwIfAborted()
-        await store.markSynced(release.seq, encodeRelease(signed), signed)
+        // Issue 11 item 8: a release that does not fit is not started (nothing half-copied); one
+        // that runs out of space half-way keeps only whole, verified blobs (BlobStore.put removes
+        // its temporary file) and no record of the release. Either way the server waits for space.
+        const what = `${product} r${rev} (seq ${release.seq})`
+        const room = await roomFor(signed.manifest, msg.data.length)
+        if (room.needed > room.free) return { permanent: false as const, noSpace: { needed: room.needed, reason: noSpaceReason(what, room) } }
+        try {
+          await copyAndRecord(release, signed, msg, signal)
+          // Recorded: the stall is over from this moment (the heartbeat must not say otherwise).
+          if (stalled?.seq === release.seq) stalled = null
+        } catch (err) {
+          if (!isDiskFull(err) || signal.aborted) throw err
+          const now = await roomFor(signed.manifest, msg.data.length)
+          return { permanent: false as const, noSpace: { needed: now.needed, reason: `${noSpaceReason(what, now)}; the copy ran out of space: ${errorMessage(err)}` } }
+        }
         return { permanent: false as const }
       })),
+      awaitSpace: fromPromise<void, { release: PendingRelease; needed: number }>(async ({ input: { release, needed }, signal }) => {
+        const until = Date.now() + (opts.spaceRetryMs ?? SPACE_RETRY_MS)
+        let said = Date.now()
+        while (Date.now() < until && (await freeBytes(store.dir)) < needed) {
+          if (Date.now() - said >= WORKING_EVERY_MS) {
+            inHand.get(release.seq)?.working()
+            said = Date.now()
+          }
+          await delay(opts.spacePollMs ?? SPACE_POLL_MS, undefined, { signal })
+        }
+      }),
       acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' | 'parked'; reason?: string }>(whileWriting(async ({ input: { release, outcome, reason } }) => {
         const msg = inHand.get(release.seq)
         inHand.delete(release.seq)
         if (outcome === 'parked') {
           await store.markParked({ seq: release.seq, product: release.product, rev: release.rev, reason: reason ?? 'unknown', at: new Date().toISOString() })
-          await alertParked(release, reason ?? 'unknown')
+          await alertAdmins(release, { type: 'release.parked', reason: reason ?? 'unknown' })
         } else {
           await store.unpark(release.seq)
         }
@@ -233,11 +259,74 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     },
   })
 
-  const actor = createActor(machine, { input: { serverId: id, ...(opts.syncAttempts ? { maxAttempts: opts.syncAttempts } : {}) } })
+  /** Copies the release's missing blobs into the store, verified, then records the release as synced. */
+  async function copyAndRecord(release: PendingRelease, signed: SignedRelease, msg: InHand, signal: AbortSignal): Promise<void> {
+    const keepAlive = setInterval(() => msg.working(), WORKING_EVERY_MS)
+    try {
+      for (const [sha, size] of blobsOf(signed.manifest)) {
+        if (await store.blobs.has(sha)) continue
+        signal.throwIfAborted()
+        const obj = await os.get(sha)
+        if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `blob ${sha} of ${signed.manifest.product} r${signed.manifest.rev} is not in the object store yet`)
+        const source = Readable.fromWeb(obj.data as never)
+        // The copy in progress fails with this error; once the copy is over nobody listens, so never let it escape.
+        source.on('error', () => {})
+        const stop = (): void => void source.destroy(new UpswarmError('UPSWARM_E_IO', `server ${id} is stopping`))
+        signal.addEventListener('abort', stop, { once: true })
+        try {
+          await store.blobs.put(sha, source, `object store (release seq ${release.seq})`, size)
+        } finally {
+          signal.removeEventListener('abort', stop)
+        }
+      }
+    } finally {
+      clearInterval(keepAlive)
+    }
+    signal.throwIfAborted()
+    await store.markSynced(release.seq, encodeRelease(signed), signed)
+  }
+
+  /**
+   * What syncing a release still needs on the store's file system (blobs not held yet, the
+   * release, a margin), and what is free. Counting every blob as new is the bound: when that
+   * fits, no blob is looked up (a release of many files would cost a stat each).
+   */
+  async function roomFor(manifest: SignedRelease['manifest'], releaseBytes: number): Promise<{ needed: number; free: number; blobs: number }> {
+    const free = await freeBytes(store.dir)
+    const all = blobsOf(manifest)
+    const base = SPACE_MARGIN + 2 * releaseBytes
+    let needed = base + [...all.values()].reduce((n, size) => n + size, 0)
+    let blobs = all.size
+    if (needed <= free) return { needed, free, blobs }
+    needed = base
+    blobs = 0
+    for (const [sha, size] of all) {
+      if (await store.blobs.has(sha)) continue
+      needed += size
+      blobs++
+    }
+    return { needed, free, blobs }
+  }
+
+  function noSpaceReason(what: string, room: { needed: number; free: number; blobs: number }): string {
+    return `server ${id}: not enough free space (ENOSPC) in ${store.dir} to sync ${what}: it needs about ${formatSize(room.needed)} ` +
+      `(${room.blobs} blobs not held yet), ${formatSize(room.free)} are free; nothing of it is kept half-written. ` +
+      `Free some space there: the server waits and syncs it once it fits`
+  }
+
+  const actor = createActor(machine, { input: { serverId: id, ...(opts.syncAttempts ? { maxAttempts: opts.syncAttempts } : {}) }, ...inspection() })
   actor.on('release.parked', (e) => log(`parked release seq ${e.seq} (${e.product} r${e.rev}); going on with the next releases: ${e.reason}`))
   actor.on('release.synced', (e) => log(`synced ${e.product} r${e.rev} (seq ${e.seq})`))
   actor.on('release.rejected', (e) => log(`rejected release seq ${e.seq}: ${e.reason}`))
   actor.on('sync.failed', (e) => log(`sync of seq ${e.seq} failed, will retry: ${e.reason}`))
+  actor.on('sync.noSpace', (e) => {
+    log(`waiting for disk space: ${e.reason}`)
+    const first = stalled?.seq !== e.seq
+    stalled = { product: e.product, rev: e.rev, seq: e.seq, reason: e.reason.slice(0, 300), since: first ? new Date().toISOString() : stalled!.since, needed: e.needed }
+    // Once per stalled release: the administrators must free space (R-STATUS-3 alert stream).
+    if (first) void alertAdmins(e, { type: 'sync.no-space', reason: e.reason, needed: e.needed })
+  })
+  for (const done of ['release.synced', 'release.rejected', 'release.parked'] as const) actor.on(done, () => { stalled = null })
   actor.subscribe({
     next: (snap) => nc.publish(actorEventSubject('repo-server', id), JSON.stringify({ state: snap.value, synced: store.synced })),
     error: (err) => log(`sync actor failed: ${errorMessage(err)}`),
@@ -251,7 +340,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     endpoints: {
       revs: endpoint(repoSubject(id, 'revs'), z.object({ product: Product }), ({ product }) => tracked(async () => {
           const revs = store.revisions(product)
-          return { product, server: id, latest: revs.at(-1)?.rev ?? 0, revs }
+          const pruned = store.pruned[product]
+          return { product, server: id, latest: revs.at(-1)?.rev ?? 0, revs, ...(pruned ? { pruned } : {}) }
         })),
       manifest: endpoint(repoSubject(id, 'manifest'), z.object({ product: Product, rev: Rev }),
         ({ product, rev }) => tracked(async () => syncedRelease(product, rev).bytes)),
@@ -286,13 +376,14 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   }
 
   /**
-   * Issue 11 item 6 (R-STATUS-3): the administrators learn of a parked release on the alert
-   * stream. Best effort: the park itself is on disk and in every heartbeat whatever happens here.
+   * Issue 11 items 6 and 8 (R-STATUS-3): the administrators learn of a parked release, or of one
+   * waiting for disk space, on the alert stream. Best effort: the park is on disk and the park or
+   * the stall in every heartbeat whatever happens here.
    */
-  async function alertParked(release: PendingRelease, reason: string): Promise<void> {
-    const alert = { type: 'release.parked', server: id, product: release.product, rev: release.rev, seq: release.seq, reason, at: new Date().toISOString() }
+  async function alertAdmins(release: PendingRelease, body: { type: 'release.parked' | 'sync.no-space'; reason: string; needed?: number }): Promise<void> {
+    const alert = { ...body, server: id, product: release.product, rev: release.rev, seq: release.seq, at: new Date().toISOString() }
     await js.publish(alertSubject(release.product || 'unknown', id), JSON.stringify(alert))
-      .catch((err: unknown) => log(`cannot alert the administrators of parked release seq ${release.seq}: ${errorMessage(err)}`))
+      .catch((err: unknown) => log(`cannot alert the administrators (${body.type}) of release seq ${release.seq}: ${errorMessage(err)}`))
   }
 
   /** A parked release whose retry is due, fetched again from the stream (oldest first). */
@@ -333,6 +424,20 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     return null
   }
 
+  /**
+   * Issue 11 item 8: takes up the prune records appended since the last look (one STREAM.INFO
+   * when nothing changed) and drops the blobs that only pruned revisions used.
+   */
+  async function followPrunes(): Promise<void> {
+    const fresh = await readPruneRecords(nc, store.pruneSeq)
+    if (!fresh) return
+    const ranges = Object.fromEntries([...fresh.records].map(([p, { record }]) => [p, { through: record.through, at: record.at }]))
+    const dropped = await store.applyPrunes(ranges, fresh.lastSeq)
+    seed.pruned(Object.fromEntries(Object.entries(ranges).map(([p, r]) => [p, r.through])), dropped.removed)
+    for (const [p, r] of Object.entries(ranges)) log(`prune record: ${p} r1 … r${r.through} pruned at ${r.at}`)
+    if (dropped.removed.length > 0) log(`dropped ${dropped.removed.length} blobs (${dropped.bytes} bytes) that only pruned revisions used`)
+  }
+
   function syncedRelease(product: string, rev: number) {
     const found = store.release(product, rev)
     if (!found) throw new UpswarmError('UPSWARM_E_UNKNOWN_REVISION', `server ${id} has no synced revision ${rev} of ${product}`)
@@ -371,13 +476,16 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   }
 
   const parkedInfo = (): Heartbeat['parked'] => store.parked.slice(-MAX_PARKED_SHOWN).map(({ product, rev, seq, reason, at }) => ({ product, rev, seq, reason: reason.slice(0, 300), at }))
-  const heartbeat = (): Heartbeat => ({ id, weight, synced: store.synced, ...counters, startedAt, swarm: seed.info(), parked: parkedInfo() })
+  const prunedInfo = (): Record<string, number> => Object.fromEntries(Object.entries(store.pruned).map(([p, r]) => [p, r.through]))
+  const heartbeat = (): Heartbeat => ({ id, weight, synced: store.synced, ...counters, startedAt, swarm: seed.info(), parked: parkedInfo(), pruned: prunedInfo(), ...(stalled ? { stalled } : {}) })
   const beat = (): void => nc.publish(serverHeartbeat(id), JSON.stringify(heartbeat()))
   const timer = setInterval(beat, opts.heartbeatMs ?? HEARTBEAT_MS)
   actor.on('release.synced', (e) => {
     seed.synced(e.product, e.rev)
     beat()
   })
+  // Proxies (and so `stats`) learn of a stall at once, not at the next beat.
+  actor.on('sync.noSpace', () => beat())
   actor.start()
   beat()
 

@@ -5,7 +5,7 @@ import { mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../../infra/store/working-copy/atomic.ts'
 import { BlobStore } from '../../infra/store/blob-store.ts'
-import { decodeSelfSigned, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
+import { blobsOf, decodeSelfSigned, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 
 export interface RepoState {
   /** Stream sequence of the last release message processed. */
@@ -20,6 +20,19 @@ export interface RepoState {
   awaitingPin?: Record<string, number[]>
   /** Releases that failed every try (issue 11 item 6): retried on the server's schedule, shown by `stats`. */
   parked?: ParkedRelease[]
+  /**
+   * Issue 11 item 8: per product, the revisions an operator pruned (1 … through) and when; their
+   * manifests are kept and served, their file contents are not.
+   */
+  pruned?: Record<string, PrunedRange>
+  /** The last PRUNE_STREAM sequence applied. */
+  pruneSeq?: number
+}
+
+export interface PrunedRange {
+  through: number
+  /** ISO 8601: when the operator pruned. */
+  at: string
 }
 
 export interface ParkedRelease {
@@ -95,8 +108,9 @@ export class RepoStore {
     return this.releases.get(product)?.get(rev)
   }
 
+  /** The revisions whose file contents this server holds and serves (pruned ones are left out). */
   revisions(product: string): RevisionInfo[] {
-    const revs = [...(this.releases.get(product)?.values() ?? [])]
+    const revs = [...(this.releases.get(product)?.values() ?? [])].filter(({ release }) => !this.isPruned(product, release.manifest.rev))
     return revs
       .map(({ release, sha }) => ({
         rev: release.manifest.rev,
@@ -111,19 +125,68 @@ export class RepoStore {
     return [...this.releases.keys()]
   }
 
+  get pruned(): Record<string, PrunedRange> {
+    return { ...this.state.pruned }
+  }
+
+  get pruneSeq(): number {
+    return this.state.pruneSeq ?? 0
+  }
+
+  isPruned(product: string, rev: number): boolean {
+    return rev <= (this.state.pruned?.[product]?.through ?? 0)
+  }
+
+  /**
+   * Issue 11 item 8: records the pruned ranges (they only grow) and removes every blob of a
+   * pruned revision that no kept revision of any product names. Returns what was removed.
+   */
+  async applyPrunes(ranges: Record<string, PrunedRange>, seq: number): Promise<{ removed: string[]; bytes: number }> {
+    const pruned = { ...this.state.pruned }
+    for (const [product, range] of Object.entries(ranges)) {
+      if (range.through > (pruned[product]?.through ?? 0)) pruned[product] = range
+    }
+    const isPruned = (product: string, rev: number): boolean => rev <= (pruned[product]?.through ?? 0)
+    const candidates = new Set<string>()
+    const kept = new Set<string>()
+    for (const [product, revs] of this.releases) {
+      for (const { release } of revs.values()) {
+        const into = isPruned(product, release.manifest.rev) ? candidates : kept
+        for (const sha of blobsOf(release.manifest).keys()) into.add(sha)
+      }
+    }
+    const removed: string[] = []
+    let bytes = 0
+    for (const sha of candidates) {
+      if (kept.has(sha)) continue
+      const size = await this.blobs.size(sha)
+      if (size === undefined) continue
+      await this.blobs.remove(sha)
+      removed.push(sha)
+      bytes += size
+    }
+    // Recorded once the bytes are gone: a server stopped halfway reads the records again and finishes.
+    this.state = { ...this.state, pruned, pruneSeq: Math.max(seq, this.pruneSeq) }
+    await this.saveState()
+    return { removed, bytes }
+  }
+
   /** Records a release whose blobs are all in the store and verified: now it may be served. */
   async markSynced(seq: number, bytes: Buffer, release: SignedRelease): Promise<void> {
     const { product, rev } = release.manifest
     const dir = join(this.dir, 'releases', product)
     await mkdir(dir, { recursive: true })
     await writeFileAtomic(join(dir, `${rev}.json`), bytes, this.tmpDir)
-    this.state = {
+    const next = {
       ...this.state,
       lastSeq: Math.max(this.state.lastSeq, seq),
       keys: rev >= (this.state.synced[product] ?? 0) ? { ...this.state.keys, [product]: release.publicKey } : this.state.keys,
       synced: { ...this.state.synced, [product]: Math.max(this.state.synced[product] ?? 0, rev) },
     }
-    await this.saveState()
+    // Written first, then served: when the write fails (a full disk) the server never claims, in
+    // its heartbeat, a revision its disk does not record (issue 11, fault suite).
+    await this.saveState(next)
+    this.state = next
     this.remember(bytes, release)
   }
 
@@ -166,8 +229,8 @@ export class RepoStore {
     await this.saveState()
   }
 
-  private async saveState(): Promise<void> {
-    await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(this.state), this.tmpDir)
+  private async saveState(state = this.state): Promise<void> {
+    await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(state), this.tmpDir)
   }
 
   private remember(bytes: Buffer, release: SignedRelease): void {

@@ -53,6 +53,8 @@ export interface Seed {
   feed(publisherKey: string): ReleaseFeed | undefined
   /** A release was synced: announce its blobs to connected peers and join its topics (after re-reading which products are private). */
   synced(product: string, rev: number): void
+  /** Issue 11 item 8: blobs a prune removed are no longer announced, and the pruned revisions' topics are left. */
+  pruned(ranges: Record<string, number>, removed: string[]): void
   /** Resolves once every topic joined so far is announced on the DHT. */
   flushed(): Promise<void>
   close(): Promise<void>
@@ -258,6 +260,8 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
     },
     feed: (publisherKey) => feeds.get(publisherKey),
     synced(product, rev) {
+      // Issue 11 item 8: a pruned revision was synced for its manifest only; it has nothing to seed.
+      if (store.isPruned(product, rev)) return
       // After a look at the trust file: `publish --private` marks a product before its first release.
       joins = joins.then(refresh).then(() => {
         if (closing) return
@@ -269,6 +273,22 @@ export async function startSeed(opts: SeedOptions): Promise<Seed> {
         }
         joinRelease(product, rev)
       }).catch((err: unknown) => log(`swarm: cannot seed r${rev} of ${product}: ${errorMessage(err)}`))
+    },
+    pruned(ranges, removed) {
+      joins = joins.then(() => {
+        if (closing) return
+        for (const sha of removed) held.delete(sha)
+        if (removed.length > 0) for (const s of sessions) s.announceHave(members.get(s) ? held : [...held].filter(openToAnyone), { reset: true })
+        const secret = opts.swarmIdentity?.topicSecret
+        for (const [product, through] of Object.entries(ranges)) {
+          for (let rev = 1; rev <= through; rev++) {
+            for (const topic of [productTopic(product, rev), ...(secret ? [productTopic(product, rev, secret)] : [])]) {
+              const hex = b4a.toString(topic, 'hex')
+              if (topics.delete(hex)) joins = joins.then(() => transport.leave(topic)).catch((err: unknown) => { if (!closing) log(`swarm: cannot leave topic ${hex} on the DHT: ${errorMessage(err)}`) })
+            }
+          }
+        }
+      })
     },
     flushed: async () => {
       // Joins queued while waiting are waited for too.

@@ -33,6 +33,7 @@ import { autoUpdateMachine, type AutoUpdateRequest, type RunOutcome } from '../.
 import { shareDaemonMachine, type NatsFailure, type ShareDaemonInput } from '../../machines/share-daemon.machine.ts'
 import type { ConflictPolicy } from '../../machines/file-status.machine.ts'
 import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
+import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { DialBook } from './dial-book.ts'
 import { AddressBook } from '../../infra/swarm/address-book.ts'
 import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-source.ts'
@@ -250,7 +251,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       }),
     },
     actions: { dialRemembered: () => dialRemembered() },
-  }), { input: daemonStart, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
+  }), { input: daemonStart, ...(opts.inspect ? { inspect: opts.inspect } : inspection()) })
 
   const transport = new SwarmTransport({
     keyPair,

@@ -27,6 +27,7 @@ export function serverSource(nc: NatsConnection, product: string): ReleaseSource
       return (await client.revisions(p)).revs.map((r) => ({ rev: r.rev, manifestSha256: r.manifestSha256 }))
     },
     release: (p, rev) => client.release(p, rev),
+    pruned: async (p) => (await client.revisions(p)).pruned,
     async fetchBlob(entry, into, opts) {
       const r = await client.fetchBlob(product, entry, into, opts)
       stats.bytesFromServers += r.bytesFromServers
@@ -85,6 +86,8 @@ export function swarmSource(opts: {
       if (!r) throw why
       return encodeRelease(r)
     },
+    // Without a server nobody says what was pruned: peers may still hold those revisions.
+    pruned: async (p) => (client ? (await client.revisions(p)).pruned : undefined),
     schedule: (): DownloadSchedule => swarmSchedule(opts.deps.selfKey, opts.deps.peers, opts.files ?? 16),
     async fetchBlob(entry: FileEntry, into: BlobStore, o) {
       const s = await fetchBlobMultiSource(entry, into, {

@@ -2,6 +2,7 @@
 // wired to the tracker's doors. It announces on an interval, fails over NATS → HTTP → UDP, and
 // reports 'ok' | 'degraded' | 'down'; on 'down' the daemon finds peers through the DHT.
 import { createActor, fromPromise, waitFor } from 'xstate'
+import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { UpswarmError } from '../../infra/errors.ts'
 import { queryPeers, trackerDoors, type DoorName, type TrackerEndpoints, type TrackerPeer } from '../../infra/tracker-client/index.ts'
 import { isProductId, isRevision } from '../../infra/tracker/info-hash.ts'
@@ -68,6 +69,7 @@ export function createTrackerClient(opts: TrackerClientOptions): TrackerClient {
       ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
       ...(opts.maxFailedRounds !== undefined ? { maxFailedRounds: opts.maxFailedRounds } : {}),
     },
+    ...inspection(),
   })
   let peers: TrackerPeer[] = []
   let stopping: Promise<void> | undefined

@@ -3,16 +3,18 @@
 // the staging area. Blobs land in the history store (verified, content-addressed), then each
 // new file is staged as a copy of its blob.
 import { constants } from 'node:fs'
-import { chmod, copyFile, mkdir, statfs, symlink } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createActor, fromPromise, toPromise } from 'xstate'
+import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
 import { fsyncFile } from '../../infra/store/blob-store.ts'
+import { formatSize, freeBytes } from '../../infra/store/disk-space.ts'
 import { stagingPath } from '../../infra/store/working-copy/journal.ts'
 import { hashContent } from '../../infra/store/working-copy/tree.ts'
 import { downloadMachine, type FetchResult } from '../../machines/download.machine.ts'
-import { fileStatusMachine, type AlertInput, type FileStatusOutput } from '../../machines/file-status.machine.ts'
+import { factEvents, fileStatusMachine, type AlertInput, type FileStatusOutput } from '../../machines/file-status.machine.ts'
 import { publishAlert } from './alerts.ts'
 import type { RunPlan, RunRequest, RunTarget, StagedSet } from '../../machines/update-run.machine.ts'
 import type { RunSession } from './run-session.ts'
@@ -79,8 +81,9 @@ async function fetchBlob(session: RunSession, entry: FileEntry, signal: AbortSig
     if (got.verified) session.verified.add(entry.sha256)
     return { bytesFromServers: got.bytesFromServers, bytesFromPeers: got.bytesFromPeers }
   } catch (err) {
-    session.noteError(err)
-    throw err
+    // Issue 11 item 8: an operator may have pruned the target while it downloaded.
+    const pruned = signal.aborted ? undefined : await session.prunedRefusal()
+    throw session.noteError(pruned ?? err)
   } finally {
     session.inflight.delete(entry.sha256)
   }
@@ -148,8 +151,7 @@ async function checkFreeSpace(session: RunSession, plan: RunPlan): Promise<void>
     if (!largest || e.size > largest.size) largest = { path: t.path, size: e.size }
   }
   if (staged === 0) return
-  const fs = await statfs(session.wc.layout.meta)
-  const free = fs.bavail * fs.bsize
+  const free = await freeBytes(session.wc.layout.meta)
   // Counting every blob as new is the bound: when that fits, no history store lookup is needed
   // (a first install of a large tree would otherwise stat every blob twice).
   let fetched = [...blobs.values()].reduce((n, size) => n + size, 0)
@@ -165,10 +167,6 @@ async function checkFreeSpace(session: RunSession, plan: RunPlan): Promise<void>
       `(ENOSPC ahead); nothing was changed. Free some space and run it again.`,
       { details: { needed, free, fetched, staged } }))
   }
-}
-
-function formatSize(n: number): string {
-  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`
 }
 
 export async function downloadPlanned(session: RunSession, request: RunRequest, target: RunTarget, plan: RunPlan): Promise<StagedSet> {
@@ -188,9 +186,11 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
     while (next < tasks.order.length) {
       const task = tasks.order[next++]!
       const actor = createActor(machine, {
-        input: { path: task.path, facts: task.facts, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) },
+        input: { path: task.path, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) }, ...inspection(),
       })
       actor.start()
+      // The facts arrive as events; the statechart decides the status after the last one it needs.
+      for (const fact of factEvents(task.facts)) if (actor.getSnapshot().matches('classifying')) actor.send(fact)
       const out = await toPromise(actor)
       files.push(out)
       bytes += (out.download?.bytesFromServers ?? 0) + (out.download?.bytesFromPeers ?? 0)
@@ -216,7 +216,7 @@ export async function prefetchBlobs(session: RunSession, entries: FileEntry[]): 
   await Promise.all(Array.from({ length: FILE_CONCURRENCY }, async () => {
     while (next < entries.length) {
       const entry = entries[next++]!
-      const actor = createActor(machine, { input: { entry } })
+      const actor = createActor(machine, { input: { entry }, ...inspection() })
       actor.start()
       const out = await toPromise(actor)
       if (!out.ok) problems.push(`cannot keep ${entry.path} (${entry.sha256}) in the history store: ${out.errors.join('; ')}`)

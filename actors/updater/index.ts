@@ -7,6 +7,7 @@ import type { Freshness } from '../../infra/formats/fresh.ts'
 import { parseRoot, productKeys, rootExpired, verifyPinnedRoot } from '../../infra/formats/root.ts'
 import { UpswarmError } from '../../infra/errors.ts'
 import { META_DIR, UUID_RE, blobsOf } from '../../infra/release/manifest.ts'
+import { isDiskFull } from '../../infra/store/disk-space.ts'
 import { addIgnorePattern } from '../../infra/store/working-copy/ignore-rules.ts'
 import { readPendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
 import { readJournal, type RecoveryAction } from '../../infra/store/working-copy/journal.ts'
@@ -18,10 +19,10 @@ import type { ConflictPolicy, FileStatus } from '../../machines/file-status.mach
 import type { RunKind } from '../../machines/update-run.machine.ts'
 import { deliverPendingAlerts } from './alerts.ts'
 import { ReleaseHistory } from './releases.ts'
-import { runUpdate } from './run.ts'
-import { automaticTarget, type UpdateProgress } from './run-session.ts'
+import { automaticTarget } from './hold.ts'
+import type { UpdateProgress } from './run-session.ts'
 
-export { holdsBack } from './run-session.ts'
+export { holdsBack } from './hold.ts'
 import { silentLog, withWorkingCopy, type UpdaterLog } from './session.ts'
 import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
 import { classifyWorkingCopy } from './status.ts'
@@ -111,6 +112,8 @@ export interface StatusReport {
   alertsPending: number
   /** Set when the held root has expired: it keeps verifying (R-DHT-2), but operators must sign a new one. */
   rootExpired?: string
+  /** Set when the disk is full: what `status` could not write (it answers all the same). */
+  diskFull?: string
 }
 
 export interface HistoryReport {
@@ -133,6 +136,8 @@ interface RunCommon {
 async function run(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: RunCommon): Promise<{ result: UpdateResult; usedNetwork: boolean }> {
   const log = o.log ?? silentLog
   const earlierDelivered = o.alerts ? await deliverPendingAlerts(wc, o.alerts, log) : 0
+  // Loaded here: `status` and the other short commands need neither the update run nor xstate.
+  const { runUpdate } = await import('./run.ts')
   const { output, session } = await runUpdate(wc, { kind, ...(rev !== undefined ? { rev } : {}), onConflict: o.onConflict ?? 'alert' }, {
     ...(o.source ? { source: o.source } : {}),
     ...(o.alerts ? { alerts: o.alerts } : {}),
@@ -210,9 +215,18 @@ export async function init(dir: string, opts: InitOptions): Promise<UpdateResult
 /** R-STATUS: the status of every path; with a source, first looks for a newer release. */
 export async function status(dir: string, opts: { source?: ReleaseSource; log?: UpdaterLog } = {}): Promise<StatusReport> {
   return withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => {
-    if (opts.source) await new ReleaseHistory(wc, opts.source, opts.log ?? silentLog).refresh()
+    // A read-only command works on a full disk (issue 11, fault suite): what cannot be written
+    // (a newer release's manifest, the stat cache) is skipped and said.
+    let refreshed = true
+    if (opts.source) {
+      refreshed = await new ReleaseHistory(wc, opts.source, opts.log ?? silentLog).refresh().then(() => true, (err: unknown) => {
+        if (isDiskFull(err)) return false
+        throw err
+      })
+    }
     const target = automaticTarget(wc.state)
-    const { tree } = await classifyWorkingCopy(wc, await wc.entries(wc.state.current), await wc.entries(target))
+    const { tree, cacheSaved } = await classifyWorkingCopy(wc, await wc.entries(wc.state.current), await wc.entries(target), { cacheIfRoom: true })
+    const unwritten = [...(refreshed ? [] : ['newer releases were not recorded']), ...(cacheSaved ? [] : ['the stat cache was not saved'])]
     return {
       product: wc.config.product,
       rev: wc.state.current,
@@ -225,6 +239,7 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
       alertsPending: (await readPendingAlerts(wc.layout)).length,
       ...(wc.trust.root && rootExpired(wc.trust.root, Date.now()) ? { rootExpired: wc.trust.root.expires } : {}),
       ...(wc.trust.freshness(wc.config.product) ? { freshness: wc.trust.freshness(wc.config.product)! } : {}),
+      ...(unwritten.length > 0 ? { diskFull: `the disk holding ${wc.layout.meta} is full: ${unwritten.join(' and ')}; free some space before the next update` } : {}),
     }
   })
 }

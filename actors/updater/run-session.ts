@@ -6,7 +6,6 @@ import { fileEntries } from '../../infra/release/manifest.ts'
 import { collectGarbage } from '../../infra/store/working-copy/history.ts'
 import { readPendingAlerts, writePendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
 import type { Journal } from '../../infra/store/working-copy/journal.ts'
-import type { WorkingCopyState } from '../../infra/store/working-copy/meta.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
 import type { DiskEntry } from '../../infra/store/working-copy/tree.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -17,6 +16,7 @@ import { ReleaseHistory } from './releases.ts'
 import type { UpdaterLog } from './session.ts'
 import type { AlertSink, ReleaseSource, UpdaterAlert } from '../../infra/release/source.ts'
 import { classifyWorkingCopy } from './status.ts'
+import { automaticTarget } from './hold.ts'
 
 export interface UpdateProgress {
   phase: RunPhase
@@ -35,16 +35,6 @@ export interface RunOptions {
   onProgress?: (p: UpdateProgress) => void
 }
 
-/** The revision an automatic update goes to: the newest verified one, unless a rollback holds it back. */
-export function automaticTarget(state: WorkingCopyState): number {
-  return holdsBack(state, state.newestVerified) ? state.current : state.newestVerified
-}
-
-/** Whether a rollback holds the working copy back from `newest` (a release not newer than the one it left). */
-export function holdsBack(state: WorkingCopyState, newest: number): boolean {
-  return state.hold !== undefined && newest <= state.hold
-}
-
 export class RunSession {
   readonly wc: WorkingCopy
   readonly opts: RunOptions
@@ -56,6 +46,8 @@ export class RunSession {
   cache = StatCache.empty()
   plan: RunPlan | undefined
   journal: Journal | undefined
+  /** The run's target revision, once checked. */
+  to: number | undefined
   /** Blobs known to be in the history store with verified hashes. */
   readonly verified = new Set<string>()
   readonly inflight = new Map<string, Promise<unknown>>()
@@ -131,7 +123,40 @@ export class RunSession {
     await this.releases.resolve(to)
     this.base = await this.wc.entries(state.current)
     this.target = await this.wc.entries(to)
+    this.to = to
+    // Issue 11 item 8: an older revision that needs file contents the servers no longer have is
+    // refused now, by name, rather than after a download that cannot finish.
+    if ((request.kind === 'rollback' || request.rev !== undefined) && (await this.needsDownload())) {
+      const pruned = await this.prunedRefusal()
+      if (pruned) throw pruned
+    }
     return { from: state.current, to }
+  }
+
+  /** Whether some file of the target is neither in the current revision at its path nor in the history store. */
+  private async needsDownload(): Promise<boolean> {
+    for (const e of this.target.values()) {
+      if (e.kind !== 'file') continue
+      const now = this.base.get(e.path)
+      if (now?.kind === 'file' && now.sha256 === e.sha256) continue
+      if (!(await this.wc.history.has(e.sha256))) return true
+    }
+    return false
+  }
+
+  /**
+   * Issue 11 item 8: the error to report when the target revision was pruned from the servers,
+   * naming the oldest revision still there; undefined when it was not (or nobody can say).
+   */
+  async prunedRefusal(): Promise<UpswarmError | undefined> {
+    const to = this.to
+    const product = this.wc.config.product
+    const pruned = to === undefined ? undefined : await this.opts.source?.pruned?.(product).catch(() => undefined)
+    if (!pruned || to === undefined || to > pruned.through) return undefined
+    return new UpswarmError('UPSWARM_E_PRUNED',
+      `revision ${to} of ${product} was pruned from the servers by an operator (r1${pruned.through > 1 ? ` … r${pruned.through}` : ''}, ${pruned.at}): its file contents are no longer served, ` +
+      `and this working copy's local history does not hold them all. The oldest revision still available is r${pruned.through + 1}; ` +
+      `\`upswarm history ${this.wc.layout.root}\` lists the revisions this copy can go back to offline`, { details: { product, rev: to, prunedThrough: pruned.through, oldestAvailable: pruned.through + 1 } })
   }
 
   async planRun(target: RunTarget): Promise<RunPlan> {

@@ -2,6 +2,7 @@
 // becomes one UpswarmError whose message says what, where and what to do.
 import { createActor, fromPromise, toPromise } from 'xstate'
 import { UpswarmError, toUpswarmError } from '../../infra/errors.ts'
+import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { updateRunMachine, type RunOutput, type RunPlan, type RunRequest, type RunTarget, type StagedSet } from '../../machines/update-run.machine.ts'
 import { applyStaged, discardStaging, undoApply } from './apply.ts'
@@ -31,7 +32,7 @@ export function wiredRunMachine(session: RunSession) {
 /** Runs one update, checkout or rollback; throws UpswarmError unless it ends in `done`. */
 export async function runUpdate(wc: WorkingCopy, request: RunRequest, opts: RunOptions): Promise<RunResult> {
   const session = new RunSession(wc, opts)
-  const actor = createActor(wiredRunMachine(session), { input: request })
+  const actor = createActor(wiredRunMachine(session), { input: request, ...inspection() })
   actor.on('run.phase', (e) => session.progress({ phase: e.phase, done: 0, total: 0, bytes: 0 }))
   actor.start()
   actor.send({ type: 'run.start' })

@@ -1,14 +1,18 @@
 // R-STATUS for a whole working copy: every path on disk or in either revision gets the facts
-// the file-status statechart classifies. Contents are hashed only for versioned files whose
-// stat-cache entry is missing or racy, so an unchanged tree is classified from lstat alone.
+// the file-status statechart classifies, and its status from the table compiled from that
+// statechart (no xstate loaded: `status` stays a short command). Contents are hashed only for
+// versioned files whose stat-cache entry is missing or racy, so an unchanged tree is classified
+// from lstat alone.
 import type { Entry } from '../../infra/release/manifest.ts'
 import { comparePaths } from '../../infra/release/manifest.ts'
+import { isDiskFull } from '../../infra/store/disk-space.ts'
 import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { observeFile, walkTree, type DiskEntry } from '../../infra/store/working-copy/tree.ts'
 import { treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
-import { classifyFile, type FileFacts, type LocalEntry } from '../../machines/file-status.machine.ts'
+import { FACT_STAGES, type FileFacts, type FileStatus, type FileStatusTable, type LocalEntry } from '../../machines/file-status.facts.ts'
+import { FILE_STATUS_TABLE } from '../../machines/generated/file-status-table.ts'
 import type { PlannedPath } from '../../machines/update-run.machine.ts'
 
 const HASH_CONCURRENCY = 4
@@ -22,12 +26,21 @@ export interface TreeStatus {
   cached: number
 }
 
-/** Status of a working copy against two revisions' entries, with its stat cache and ignore rules. */
-export async function classifyWorkingCopy(wc: WorkingCopy, base: Map<string, Entry>, target: Map<string, Entry>): Promise<{ tree: TreeStatus; cache: StatCache }> {
+/**
+ * Status of a working copy against two revisions' entries, with its stat cache and ignore rules.
+ * With `cacheIfRoom` (a read-only command: `status`), a full disk skips saving the stat cache,
+ * which only saves hashing next time, instead of failing (`cacheSaved` false).
+ */
+export async function classifyWorkingCopy(
+  wc: WorkingCopy, base: Map<string, Entry>, target: Map<string, Entry>, opts: { cacheIfRoom?: boolean } = {},
+): Promise<{ tree: TreeStatus; cache: StatCache; cacheSaved: boolean }> {
   const cache = await StatCache.load(wc.layout.statCache)
   const tree = await classifyTree(wc.layout, base, target, await IgnoreRules.load(wc.layout), cache)
-  await cache.save(wc.layout.statCache, wc.layout.tmp)
-  return { tree, cache }
+  const cacheSaved = await cache.save(wc.layout.statCache, wc.layout.tmp).then(() => true, (err: unknown) => {
+    if (opts.cacheIfRoom && isDiskFull(err)) return false
+    throw err
+  })
+  return { tree, cache, cacheSaved }
 }
 
 export async function classifyTree(
@@ -72,6 +85,21 @@ export async function classifyTree(
   const paths = [...facts].map(([path, f]) => ({ path, status: classifyFile(f), facts: f }))
   paths.sort((a, b) => comparePaths(a.path, b.path))
   return { paths, disk, hashed, cached }
+}
+
+/**
+ * R-STATUS-1..5, claim 7: the status the file-status statechart reaches from these facts, looked
+ * up in the table compiled from it: each stage's fact event leads to the next node, until a status.
+ */
+export function classifyFile(facts: FileFacts, table: FileStatusTable = FILE_STATUS_TABLE): FileStatus {
+  let node = table
+  for (const fact of FACT_STAGES) {
+    const next = node[fact(facts)]
+    if (typeof next === 'string') return next
+    if (next === undefined) break
+    node = next
+  }
+  throw new Error(`file-status table: no status for the facts ${FACT_STAGES.map((f) => f(facts)).join(' → ')}; run \`npm run build\` to regenerate machines/generated/file-status-table.ts from the statechart`)
 }
 
 /** What lstat alone says; a file's hashes are filled in only when they are needed. */

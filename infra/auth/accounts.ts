@@ -5,7 +5,7 @@
 // CLIENTS, where nothing is stored and no role listens.
 import type { Account, Export, Import } from '@nats-io/jwt'
 import { clientJsApiSubject } from '../nats/names.ts'
-import { CLIENT_EVENTS, CLIENT_SERVICES, CLIENT_STREAMS } from './permissions.ts'
+import { CLIENT_EVENTS, CLIENT_INSPECTION, CLIENT_SERVICES, CLIENT_STREAMS } from './permissions.ts'
 
 export const UPSWARM_ACCOUNT = 'UPSWARM'
 export const CLIENTS_ACCOUNT = 'CLIENTS'
@@ -42,7 +42,7 @@ export function upswarmClaims(signingKey: string, revocations: Record<string, nu
     signing_keys: [signingKey],
     revocations,
     exports: [...CLIENT_SERVICES.map(exported('service')), ...CLIENT_STREAMS.map(exported('stream'))],
-    imports: [imported('stream', clients)(CLIENT_EVENTS)],
+    imports: [CLIENT_EVENTS, ...CLIENT_INSPECTION].map(imported('stream', clients)),
   }
 }
 
@@ -53,6 +53,6 @@ export function clientsClaims(signingKey: string, revocations: Record<string, nu
     signing_keys: [signingKey],
     revocations,
     imports: [...CLIENT_SERVICES.map(imported('service', upswarm)), ...CLIENT_STREAMS.map(imported('stream', upswarm))],
-    exports: [exported('stream')(CLIENT_EVENTS)],
+    exports: [CLIENT_EVENTS, ...CLIENT_INSPECTION].map(exported('stream')),
   }
 }

@@ -107,6 +107,15 @@ async function addClients(state: AuthorityFile): Promise<WithClients> {
   return withClients
 }
 
+/** Whether the accounts' JWTs export and import what this upswarm's claims name. */
+function sharesCurrentSubjects(state: WithClients): boolean {
+  const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { nats?: { imports?: { subject: string }[]; exports?: { subject: string }[] } }
+  const subjects = (list: { subject: string }[] | undefined) => (list ?? []).map((x) => x.subject).sort().join(' ')
+  const want = upswarmClaims('', {}, publicKeyOf(state.clients))
+  const have = claims(state.account.jwt).nats
+  return subjects(have?.imports) === subjects(want.imports) && subjects(have?.exports) === subjects(want.exports)
+}
+
 async function readState(paths: AuthorityPaths): Promise<AuthorityFile> {
   let state: AuthorityFile
   try {
@@ -164,6 +173,9 @@ export class Authority {
     const paths = authorityPaths(dir)
     const authority = new Authority(paths, await readState(paths))
     if (!authority.state.clients) await authority.update(async () => {})
+    // An account signed by an older upswarm lacks subjects clients export since (issue 12's
+    // inspection): signed again, the cluster serves them from its next start.
+    else if (!sharesCurrentSubjects(authority.full)) await authority.update(async (state) => { await signUpswarm(state); await signClients(state) })
     return authority
   }
 

@@ -3,8 +3,8 @@
 // else is denied by the server. Pure data, so the security suite can list what each role may
 // not do and try it.
 import {
-  ALERT_SUBJECTS, BLOB_BUCKET, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
-  serverConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS,
+  ALERT_SUBJECTS, BLOB_BUCKET, release2Subject, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  serverConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS, inspectSubject,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
 
@@ -16,6 +16,7 @@ export interface SubjectPermissions {
 
 const OBJ_STREAM = `OBJ_${BLOB_BUCKET}`
 const KV_STREAM = `KV_${PEER_BUCKET}`
+const LEASE_STREAM = `KV_${LEASE_BUCKET}`
 const API = '$JS.API'
 
 /** Read one stream's messages by sequence or last-per-subject, without a consumer. */
@@ -50,7 +51,7 @@ const ANSWER = ['_INBOX.>', '_R_.>']
  * CLIENT_JS_API_PREFIX, so their answers (and whatever reply subject the client names) stay in
  * CLIENTS, where no stream stores anything.
  */
-export const CLIENT_JS_API = [`${API}.STREAM.MSG.GET.${RELEASE_STREAM}`, `${API}.DIRECT.GET.${META_STREAM}`, `${API}.DIRECT.GET.${FRESH_STREAM}.>`]
+export const CLIENT_JS_API = [`${API}.STREAM.MSG.GET.${RELEASE_STREAM}`, `${API}.DIRECT.GET.${META_STREAM}`, `${API}.DIRECT.GET.${META_STREAM}.>`, `${API}.DIRECT.GET.${FRESH_STREAM}.>`]
 /**
  * What UPSWARM exports and CLIENTS imports, same subjects on both sides (infra/auth/accounts.ts):
  * services are requests answered in UPSWARM (the alert stream's subjects too, so a client's
@@ -60,6 +61,11 @@ export const CLIENT_SERVICES = ['upswarm.proxy.>', repoSubject('*', '*' as never
 export const CLIENT_STREAMS = [RELEASED_SUBJECTS, SERVER_HEARTBEATS]
 /** What CLIENTS exports and UPSWARM imports: the daemons' state changes, for whoever inspects the system. */
 export const CLIENT_EVENTS = actorEventSubject('daemon', '*')
+/**
+ * Issue 12 item 3: the client processes' live inspection (the daemon, a one-off update), exported
+ * by CLIENTS and imported by UPSWARM like CLIENT_EVENTS, where admin reads `upswarm.inspect.>`.
+ */
+export const CLIENT_INSPECTION = [inspectSubject('daemon', '*'), inspectSubject('updater', '*')]
 
 export function permissionsFor(id: Identity): SubjectPermissions {
   if (!IDENTITY_RE.test(id.name)) throw new Error(`identity name ${JSON.stringify(id.name)} is not one subject token ([A-Za-z0-9_-], 1-64)`)
@@ -75,27 +81,34 @@ export function permissionsFor(id: Identity): SubjectPermissions {
     case 'publisher':
       return {
         // History scans (the release chain, the feed) use ephemeral consumers on the readers' mirror.
-        pub: { allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, ...streamReads(OBJ_STREAM), `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`] },
+        // Issue 11 item 8: a publish leases the blobs it deduplicates under its own name only,
+        // and reads (never writes) the prune lease.
+        pub: {
+          allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, release2Subject('*'), ...streamReads(OBJ_STREAM),
+            `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`, ...streamReads(LEASE_STREAM), `$KV.${LEASE_BUCKET}.${publishLeaseKey(id.name, '*')}`],
+        },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS] },
       }
     case 'server':
       return {
         pub: {
-          allow: [...base.pub, ...releasesRead, ...trustRead, ...durableConsumer(RELEASE_STREAM, serverConsumer(id.name)), ...streamReads(OBJ_STREAM),
-            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name), alertSubject('*', id.name), ...ANSWER],
+          // Issue 11 item 8: the prune records tell it which revisions' bytes to drop.
+          allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(PRUNE_STREAM), ...durableConsumer(RELEASE_STREAM, serverConsumer(id.name)), ...streamReads(OBJ_STREAM),
+            ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name), 
+            inspectSubject('repo-server', id.name), alertSubject('*', id.name), ...ANSWER],
         },
         sub: { allow: [...base.sub, repoSubject(id.name, '*' as never), SERVICE_DISCOVERY] },
       }
     case 'proxy':
       return {
-        pub: { allow: [...base.pub, ...releasesRead, ...trustRead, repoSubject('*', '*' as never), actorEventSubject('proxy', '*'), ...ANSWER] },
+        pub: { allow: [...base.pub, ...releasesRead, ...trustRead, repoSubject('*', '*' as never), actorEventSubject('proxy', '*'), inspectSubject('proxy', id.name), ...ANSWER] },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS, 'upswarm.proxy.>', SERVICE_DISCOVERY] },
       }
     case 'tracker':
       return {
         pub: {
           allow: [...base.pub, `$KV.${PEER_BUCKET}.>`, ...streamReads(KV_STREAM), ...ephemeralConsumers(KV_STREAM),
-            `${API}.STREAM.CREATE.${KV_STREAM}`, `${API}.STREAM.UPDATE.${KV_STREAM}`, actorEventSubject('tracker', '*'), ...ANSWER],
+            `${API}.STREAM.CREATE.${KV_STREAM}`, `${API}.STREAM.UPDATE.${KV_STREAM}`, actorEventSubject('tracker', '*'), inspectSubject('tracker', id.name), ...ANSWER],
         },
         sub: { allow: [...base.sub, 'upswarm.tracker.>', SERVICE_DISCOVERY] },
       }
@@ -104,7 +117,7 @@ export function permissionsFor(id: Identity): SubjectPermissions {
       return {
         pub: {
           allow: [...CLIENT_JS_API.map(clientJsApiSubject), alertSubject('*', id.name), 'upswarm.proxy.>', repoSubject('*', '*' as never),
-            trackerSubject('*' as never, id.name), actorEventSubject('daemon', id.name)],
+            trackerSubject('*' as never, id.name), actorEventSubject('daemon', id.name), inspectSubject('daemon', id.name), inspectSubject('updater', id.name)],
         },
         sub: { allow: [...base.sub, RELEASED_SUBJECTS, SERVER_HEARTBEATS] },
       }

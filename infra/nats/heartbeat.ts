@@ -40,6 +40,11 @@ const Parked = z.array(z.object({
   product: z.string().max(64), rev: z.number().int().min(0), seq: z.number().int().min(1), reason: z.string().max(300), at: z.string().max(64),
 })).max(MAX_PARKED_SHOWN)
 
+/** The release a server is waiting to sync until its disk has room (issue 11 item 8), with why and since when. */
+const Stalled = z.object({
+  product: z.string().max(64), rev: z.number().int().min(0), seq: z.number().int().min(1), reason: z.string().max(300), since: z.string().max(64), needed: Counter,
+})
+
 export const HeartbeatSchema = z.object({
   id: z.string().min(1).max(128),
   weight: z.number().int().min(0).max(MAX_WEIGHT),
@@ -52,6 +57,10 @@ export const HeartbeatSchema = z.object({
   swarm: SwarmInfoSchema,
   /** Releases this server failed to sync after every try (issue 11 item 6), newest last. */
   parked: Parked.optional(),
+  /** Set while the server's disk is too full for the next release. */
+  stalled: Stalled.optional(),
+  /** Issue 11 item 8: per product, the newest revision an operator pruned (its file contents are gone). */
+  pruned: Synced.optional(),
 })
 export type Heartbeat = z.infer<typeof HeartbeatSchema>
 
@@ -64,6 +73,8 @@ export const HeartbeatForPool = z.object({
   bytesServed: Counter.default(0),
   inflight: Counter.default(0),
   parked: Parked.default([]),
+  stalled: Stalled.optional(),
+  pruned: Synced.default({}),
 })
 
 /** The publisher's part: where to dial the server that seeds a feed. */

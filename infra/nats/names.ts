@@ -28,6 +28,8 @@ export const RELEASE_READ_STREAM = 'UPSWARM_RELEASES_READ'
 export const META_STREAM = 'UPSWARM_META'
 export const ROOT_SUBJECT = 'upswarm.meta.root'
 export const META_SUBJECTS = 'upswarm.meta.>'
+/** Format-2 release documents of a product (docs/formats.md §1.8): only publishers append. */
+export const release2Subject = (product: string): string => `upswarm.meta.${product}.release.v2`
 /** What META stored, republished with its `Nats-Sequence` (as releases are): followers subscribe, no consumer. */
 export const SIGNED_SUBJECTS = 'upswarm.signed.>'
 export const SIGNED_ROOT_SUBJECT = 'upswarm.signed.root'
@@ -38,6 +40,25 @@ export const FRESH_SUBJECTS = 'upswarm.fresh.>'
 
 /** Blob object store: objects named by SHA-256 hex. */
 export const BLOB_BUCKET = 'upswarm-blobs'
+
+/**
+ * Issue 11 item 8: the operators' prune records, one subject per product, every record kept. A
+ * product's newest record says which of its revisions no longer have their file contents on the
+ * servers (`through`: r1 … r`through`); its signed releases stay in the release stream.
+ */
+export const PRUNE_STREAM = 'UPSWARM_PRUNE'
+export const pruneSubject = (product: string): string => `upswarm.prune.${product}`
+export const PRUNE_SUBJECTS = 'upswarm.prune.>'
+
+/**
+ * Leases that keep a prune and the publishes' blob deduplication apart (docs/decisions.md):
+ * `publish.<identity>.<id>` while a publish relies on blobs already in the object store,
+ * `prune` while a prune deletes blobs. Entries expire unless renewed.
+ */
+export const LEASE_BUCKET = 'upswarm-leases'
+export const PRUNE_LEASE_KEY = 'prune'
+export const publishLeaseKey = (identity: string, id: string): string => `publish.${identity}.${id}`
+export const PUBLISH_LEASES = 'publish.>'
 
 /** Admin alerts (R-STATUS-3): durable, one subject per product and sending identity. */
 export const ALERT_STREAM = 'UPSWARM_ALERTS'
@@ -61,7 +82,7 @@ export const serverConsumer = (serverId: string): string => `server-${serverId}`
 /** Repository server NATS service (one instance per server, addressed by id). */
 export const REPO_SERVICE = 'upswarm-repo'
 export const repoSubject = (serverId: string, op: RepoOp): string => `upswarm.repo.${serverId}.${op}`
-export type RepoOp = 'revs' | 'manifest' | 'sha1s' | 'range' | 'has'
+export type RepoOp = 'revs' | 'manifest' | 'sha1s' | 'range'
 
 /** Heartbeats of repository servers, read by every proxy. */
 export const serverHeartbeat = (serverId: string): string => `upswarm.heartbeat.server.${serverId}`
@@ -98,3 +119,21 @@ export const clientJsApiSubject = (subject: string): string => subject.replace(/
 
 /** Actor state changes, published for anyone inspecting the system. */
 export const actorEventSubject = (role: string, id: string): string => `upswarm.events.${role}.${id}`
+
+/**
+ * Live inspection (issue 12 item 3): every actor of a process started with `--inspect` publishes
+ * its inspection events (`@xstate.actor`, `@xstate.event`, `@xstate.snapshot`, in the shapes of
+ * `@statelyai/inspect`) here. `role` is the process's role, `id` its NATS identity: the
+ * permissions let an identity publish only under its own name.
+ */
+export const inspectSubject = (role: InspectRole, id: string): string => `upswarm.inspect.${role}.${id}`
+export const INSPECT_SUBJECTS = 'upswarm.inspect.>'
+/** The processes that run actors, as they name themselves in inspection subjects. */
+export const INSPECT_ROLES = ['repo-server', 'proxy', 'tracker', 'daemon', 'updater'] as const
+export type InspectRole = (typeof INSPECT_ROLES)[number]
+/** Role and id of an inspection subject; undefined for any other subject. */
+export const inspectSubjectParts = (subject: string): { role: InspectRole; id: string } | undefined => {
+  const [a, b, role, id, ...rest] = subject.split('.')
+  if (a !== 'upswarm' || b !== 'inspect' || !id || rest.length > 0) return undefined
+  return (INSPECT_ROLES as readonly string[]).includes(role!) ? { role: role as InspectRole, id } : undefined
+}

@@ -7,9 +7,10 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, permissionViolation } from '../errors.ts'
 import { withRetry } from './retry.ts'
 import {
-  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, META_SUBJECTS, SIGNED_SUBJECTS, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM,
-  RELEASE_SUBJECTS, RELEASED_SUBJECTS,
+  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, META_SUBJECTS, SIGNED_SUBJECTS, PEER_BUCKET, PRUNE_STREAM, PRUNE_SUBJECTS,
+  RELEASE_READ_STREAM, RELEASE_STREAM, RELEASE_SUBJECTS, RELEASED_SUBJECTS,
 } from './names.ts'
+import { ensureLeaseBucket } from './leases.ts'
 
 // node:crypto hashes object-store chunks an order of magnitude faster than the pure-JS default.
 setSha256Backend('native')
@@ -91,6 +92,21 @@ export async function ensureFreshStream(jsm: JetStreamManager, replicas: number)
   })
 }
 
+/** Issue 11 item 8: the operators' prune records, kept forever like the releases they name. */
+export async function ensurePruneStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+  await ensureStream(jsm, {
+    name: PRUNE_STREAM,
+    subjects: [PRUNE_SUBJECTS],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    max_msg_size: 64 * 1024,
+    discard: DiscardPolicy.New,
+    deny_delete: true,
+    deny_purge: true,
+  })
+}
+
 export async function ensureAlertStream(jsm: JetStreamManager, replicas: number): Promise<void> {
   await ensureStream(jsm, {
     name: ALERT_STREAM,
@@ -155,7 +171,9 @@ export async function ensureResources(nc: NatsConnection, replicas?: number): Pr
     await ensureAlertStream(jsm, r)
     await ensureMetaStream(jsm, r)
     await ensureFreshStream(jsm, r)
+    await ensurePruneStream(jsm, r)
     await openBlobStore(nc, r)
+    await ensureLeaseBucket(nc, r)
     return { replicas: r }
   }, { attempts: 40, maxDelayMs: 500 })
 }

@@ -15,6 +15,11 @@ export interface ReleaseSource {
    * them leaves the copy on the keys it trusts; the updater verifies every one.
    */
   roots?(from: number): Promise<Array<Uint8Array | string>>
+  /**
+   * Issue 11 item 8: the revisions an operator pruned from the servers (1 … through; their file
+   * contents are gone, their manifests stay), if any. Optional: a source without it never refuses.
+   */
+  pruned?(product: string): Promise<{ through: number; at: string } | undefined>
   /** The newest fresh statement of a product, if the source has one (docs/formats.md §1.4). */
   fresh?(product: string): Promise<Uint8Array | string | undefined>
   /**

@@ -49,16 +49,35 @@ export interface SftpGateway {
   close(): Promise<void>
 }
 
+/**
+ * An Ed25519 key pair in OpenSSH format that ssh2 itself can read back. ssh2 1.17's generator
+ * strips leading zero bytes from the public key, so about 1 key in 256 is malformed (a server that
+ * could not load its own host key); such a pair is drawn again.
+ */
+export function generateSshKeyPair(): { private: string; public: string } {
+  for (let i = 0; i < 32; i++) {
+    const pair = utils.generateKeyPairSync('ed25519')
+    if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) return pair
+  }
+  throw new UpswarmError('UPSWARM_E_IO', 'could not generate an SSH key pair that parses (32 tries)')
+}
+
 /** The host key in `file`, created (Ed25519, mode 0600) on first use so the server keeps its identity. */
 export async function loadOrCreateHostKey(file: string): Promise<string> {
   try {
-    return await readFile(file, 'utf8')
+    const held = await readFile(file, 'utf8')
+    const parsed = utils.parseKey(held)
+    if (parsed instanceof Error) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `the SSH host key ${file} cannot be read (${parsed.message}); remove it and a new one is made on the next start (clients will see a new host key)`)
+    }
+    return held
   } catch (err) {
+    if (err instanceof UpswarmError) throw err
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new UpswarmError('UPSWARM_E_IO', `cannot read the SSH host key ${file}: ${errorMessage(err)}`, { cause: err })
     }
   }
-  const { private: key } = utils.generateKeyPairSync('ed25519')
+  const { private: key } = generateSshKeyPair()
   await mkdir(dirname(file), { recursive: true })
   try {
     await writeFile(file, key, { mode: 0o600, flag: 'wx' })

@@ -3,7 +3,8 @@
 // r2 does not fit — each run leaves a different amount free, so the disk runs out at a different
 // step (download, staging, journal, history, state). The update must fail with an UpswarmError
 // naming ENOSPC or the space, leave exactly r1 with nothing half-written, and succeed once the
-// space is freed. Full: 30 runs and a control; short: 2 and the control. Not covered: disk full during a server's sync.
+// space is freed; `status` answers on the full disk. Full: 30 runs and a control; short: 2 and the control.
+// Disk full during a server's sync: disk-full-server-sync.test.ts.
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises'
@@ -19,25 +20,13 @@ import { tempDir } from '../helpers/cluster.ts'
 import { leftovers } from '../helpers/crash-fixture.ts'
 import { DirectorySource, RecordingAlerts } from '../helpers/dir-source.ts'
 import { publishLocal, snapshotTree, writeTree } from '../helpers/local-publish.ts'
+import { canMountTmpfs } from '../helpers/tmpfs.ts'
 import { FaultFigures, missed, random, sized, zero } from './figures.ts'
 
 const RUNS = sized(3, 31)
 const DISK = '8m'
 
-function canMount(): boolean {
-  if (process.getuid?.() !== 0) return false
-  const dir = execFileSync('mktemp', ['-d']).toString().trim()
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' })
-    execFileSync('umount', [dir], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  } finally {
-    execFileSync('rm', ['-rf', dir])
-  }
-}
-const CAN_MOUNT = canMount()
+const CAN_MOUNT = canMountTmpfs()
 
 describe('faults — disk full during an update', () => {
   let tmp: { path: string; cleanup: () => Promise<void> }
@@ -109,13 +98,13 @@ describe('faults — disk full during an update', () => {
           }
           const problems = [
             ...(JSON.stringify(await snapshotTree(wc)) === JSON.stringify(trees[1]) ? [] : ['the tree is not r1']),
-            // Read without the updater: `status` takes the lock, which a full disk refuses (see docs/faults.md).
             ...((await readState(layoutOf(wc))).current === 1 ? [] : ['the state is not r1']),
             ...(await leftovers(wc)),
           ]
-          // Recorded, not a goal: can the user still ask what state the copy is in?
-          const st = await status(wc).then(() => 'ok', (e: unknown) => `${isUpswarmError(e) ? e.code : 'error'}${/ENOSPC/.test((e as Error).message) ? ' (ENOSPC)' : ''}`)
+          // The user can still ask what state the copy is in: `status` is read-only and answers on a full disk.
+          const st = await status(wc).then((r) => (r.rev === 1 ? 'ok' : `r${r.rev}`), (e: unknown) => `${isUpswarmError(e) ? e.code : 'error'}${/ENOSPC/.test((e as Error).message) ? ' (ENOSPC)' : ''}`)
           statusOnFull.set(st, (statusOnFull.get(st) ?? 0) + 1)
+          if (st !== 'ok') figures.fail(`run ${run} (${leave} B free): status on the full disk: ${st}`)
           if (problems.length) {
             outcomes.halfWritten++
             figures.fail(`run ${run} (${leave} B free): ${problems.join('; ')}`)
@@ -144,6 +133,7 @@ describe('faults — disk full during an update', () => {
         zero('half-written working copies', outcomes.halfWritten, `of ${runs}`),
         zero('unclear errors', outcomes.unclear, `of ${runs}`),
         { goal: 'success once space is freed', met: outcomes.succeededAfter === runs, detail: `${outcomes.succeededAfter} of ${runs}` },
+        { goal: 'status answers at r1 on the full disk', met: (statusOnFull.get('ok') ?? 0) === runs - outcomes.fitted, detail: [...statusOnFull].map(([c, n]) => `${c} ×${n}`).join(', ') || 'none' },
       ],
       notes: ['run 0 is the control: r2 installed on the empty disk, measuring what it takes; each later run leaves a random 0–90% of that free'],
     })

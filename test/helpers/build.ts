@@ -5,5 +5,6 @@ import { join } from 'node:path'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
 
 export function setup(): void {
-  execFileSync(process.execPath, [join(PROJECT_ROOT, 'scripts', 'build.mjs')], { stdio: 'inherit' })
+  // The committed file-status table as it is: its test says when it is older than the statechart.
+  execFileSync(process.execPath, [join(PROJECT_ROOT, 'scripts', 'build.mjs')], { stdio: 'inherit', env: { ...process.env, UPSWARM_KEEP_GENERATED: '1' } })
 }

@@ -18,7 +18,7 @@ import { newProduct, tempDir, startOwnCluster } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
 import ssh2 from 'ssh2'
 import type { SFTPWrapper } from 'ssh2'
-import { loadOrCreateHostKey } from '../../infra/ssh/sftp-gateway.ts'
+import { generateSshKeyPair, loadOrCreateHostKey } from '../../infra/ssh/sftp-gateway.ts'
 import { TrustStore, loadTrust, writeTrust } from '../../infra/release/trust.ts'
 import { PIECE_SIZE } from '../../infra/release/hash.ts'
 
@@ -247,8 +247,8 @@ describe('proxy', () => {
   })
 
   it('proxy — with authorized keys, the SFTP door lets in a listed key only', async () => {
-    const listed = ssh2.utils.generateKeyPairSync('ed25519')
-    const other = ssh2.utils.generateKeyPairSync('ed25519')
+    const listed = generateSshKeyPair()
+    const other = generateSshKeyPair()
     const second = await startProxy({
       nc, sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key-2')), sshAuthorizedKeys: `# readers\n${listed.public}\n`,
     })

@@ -12,6 +12,7 @@ import { waitFor } from 'xstate'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { createUser, encodeUser, fmtCreds, fromSeed } from '@nats-io/jwt'
 import { connect, credsAuthenticator, type Msg } from '@nats-io/transport-node'
+import { prune } from '../../actors/operator/prune.ts'
 import { publish } from '../../actors/publisher/publish.ts'
 import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
@@ -25,8 +26,9 @@ import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { CLIENTS_ACCOUNT_TAG, kindTag, type Identity, type IdentityKind } from '../../infra/nats/identity.ts'
 import {
-  ALERT_STREAM, BLOB_BUCKET, CLIENT_JS_API_PREFIX, FRESH_STREAM, META_STREAM, PEER_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT, alertSubject, freshSubject,
-  proxySubject, releasedSubject, releaseSubject, repoSubject, serverConsumer, serverHeartbeat, trackerSubject,
+  ALERT_STREAM, BLOB_BUCKET, CLIENT_JS_API_PREFIX, release2Subject, FRESH_STREAM, LEASE_BUCKET, META_STREAM, PEER_BUCKET, PRUNE_LEASE_KEY, PRUNE_STREAM, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT,
+  alertSubject, freshSubject, publishLeaseKey, pruneSubject,
+  proxySubject, releasedSubject, releaseSubject, repoSubject, serverConsumer, serverHeartbeat, trackerSubject, INSPECT_ROLES, INSPECT_SUBJECTS, inspectSubject,
 } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/service.ts'
 import { RepoClient } from '../../infra/repo-client.ts'
@@ -85,9 +87,9 @@ describe('security', () => {
   }
   const conn = (kind: keyof typeof ids): NatsConnection => conns.get(kind)!
   // Every stream of the cluster and a subject each stores (the peer bucket last: it ages).
-  const streams = [RELEASE_STREAM, RELEASE_READ_STREAM, ALERT_STREAM, `OBJ_${BLOB_BUCKET}`, META_STREAM, FRESH_STREAM, `KV_${PEER_BUCKET}`]
+  const streams = [RELEASE_STREAM, RELEASE_READ_STREAM, ALERT_STREAM, `OBJ_${BLOB_BUCKET}`, META_STREAM, FRESH_STREAM, PRUNE_STREAM, `KV_${PEER_BUCKET}`]
   const streamSubjects = (): string[] => [releaseSubject(product), alertSubject(product, ids.client.name), `$O.${BLOB_BUCKET}.C.injected`, ROOT_SUBJECT,
-    freshSubject(product), `$KV.${PEER_BUCKET}.${product}.injected`]
+    freshSubject(product), pruneSubject(product), `$KV.${PEER_BUCKET}.${product}.injected`]
   const messageCounts = async (): Promise<number[]> => {
     const jsm = await jetstreamManager(conns.get('admin')!)
     return Promise.all(streams.map(async (st) => (await jsm.streams.info(st)).state.messages))
@@ -162,8 +164,19 @@ describe('security', () => {
       }
       if (who !== 'publisher') {
         attempts.push({ who, what: 'append a release', run: request(releaseSubject(product), 'junk') })
+        attempts.push({ who, what: 'append a format-2 release', run: request(release2Subject(product), 'junk') })
         attempts.push({ who, what: 'put a blob chunk', run: request(`$O.${BLOB_BUCKET}.C.forged`, 'junk') })
       }
+      // Issue 11 item 8: only an operator (admin) prunes: records the range, takes the prune lease,
+      // deletes blobs; the lease bucket's stream is nobody else's to change (publishes lease
+      // under their own name only, below).
+      attempts.push({ who, what: 'append a prune record', run: request(pruneSubject(product), JSON.stringify({ format: 1, product, through: 1 })) })
+      attempts.push({ who, what: 'take the prune lease', run: request(`$KV.${LEASE_BUCKET}.${PRUNE_LEASE_KEY}`, '{}') })
+      for (const op of destructive) attempts.push({ who, what: `${op} KV_${LEASE_BUCKET}`, run: request(`$JS.API.${op}.KV_${LEASE_BUCKET}`) })
+      attempts.push({ who, what: `delete blob ${'a'.repeat(8)}… (purge its chunks)`, run: request(`$JS.API.STREAM.PURGE.OBJ_${BLOB_BUCKET}`, JSON.stringify({ filter: `$O.${BLOB_BUCKET}.C.x` })) })
+      attempts.push({ who, what: "another publisher's publish lease", run: request(`$KV.${LEASE_BUCKET}.${publishLeaseKey('sec-other-publisher', 'x')}`, '{}') })
+      // The command itself, as each role in UPSWARM (a client machine has no JetStream API to try it with).
+      if (who !== 'client') attempts.push({ who, what: 'upswarm prune --keep 1', run: async (nc) => { await prune({ nc, product, keep: 1, trust: join(dir.path, 'trust.json') }) } })
       // Issue 10 item 7: only the root holder (admin) appends a root, only the notary a fresh statement.
       attempts.push({ who, what: 'append a root', run: request(ROOT_SUBJECT, 'junk') })
       if (who !== 'notary') attempts.push({ who, what: 'append a fresh statement', run: request(freshSubject(product), 'junk') })
@@ -181,6 +194,13 @@ describe('security', () => {
       attempts.push({ who, what: "read another client's inbox", run: subscribe('_INBOX.client.sec-c2.>') })
       attempts.push({ who, what: 'read every inbox', run: subscribe('_INBOX.>') })
       attempts.push({ who, what: "the system account's subjects", run: request('$SYS.REQ.CLAIMS.UPDATE', 'x') })
+      // Issue 12: inspection only as oneself, in one's own role; only admin reads it.
+      const ownRoles: Record<string, readonly string[]> = { server: ['repo-server'], proxy: ['proxy'], tracker: ['tracker'], client: ['daemon', 'updater'] }
+      for (const role of INSPECT_ROLES) {
+        attempts.push({ who, what: `inspection as another ${role}`, run: request(inspectSubject(role, 'sec-other'), '{}') })
+        if (!(ownRoles[who] ?? []).includes(role)) attempts.push({ who, what: `inspection under its own name as a ${role}`, run: request(inspectSubject(role, ids[who].name), '{}') })
+      }
+      attempts.push({ who, what: 'read the inspection subjects', run: subscribe(INSPECT_SUBJECTS) })
     }
     // Client X speaking as client Y.
     for (const [what, subject] of [
@@ -188,6 +208,7 @@ describe('security', () => {
       ['a tracker announce as another client', trackerSubject('announce', 'sec-c2')],
       ['a peer query as another client', trackerSubject('peers', 'sec-c2')],
       ['daemon events as another client', 'upswarm.events.daemon.sec-c2'],
+      ["a forged update run's inspection as another client", inspectSubject('updater', 'sec-c2')],
     ] as const) attempts.push({ who: 'client', what, run: request(subject, '{}') })
     attempts.push({ who: 'server', what: 'a heartbeat as another server', run: request(serverHeartbeat('sec-s2'), '{}') })
 
@@ -202,6 +223,16 @@ describe('security', () => {
     // Nothing changed: every stream is there with the same messages (the peer bucket may age).
     const after = await Promise.all(streams.map(async (s) => (await jsm.streams.info(s)).state.messages))
     expect(after.slice(0, -1)).toEqual(before.slice(0, -1))
+  })
+
+  it('security — each role publishes inspection under its own role and name, and admin reads all of it on upswarm.inspect.>, clients across the account boundary', async () => {
+    const own = [['server', inspectSubject('repo-server', ids.server.name)], ['proxy', inspectSubject('proxy', ids.proxy.name)], ['tracker', inspectSubject('tracker', ids.tracker.name)],
+      ['client', inspectSubject('daemon', ids.client.name)], ['client', inspectSubject('updater', ids.client.name)]] as const
+    const seen = await seenInUpswarm([INSPECT_SUBJECTS], async () => {
+      for (const [who, subject] of own) conn(who).publish(subject, '{"type":"@xstate.event"}')
+      for (const [who] of own) await conn(who).flush()
+    }, (m) => m.string() === '{"type":"@xstate.event"}')
+    expect(seen.sort()).toEqual(own.map(([, subject]) => subject).sort())
   })
 
   it('security — a request whose reply subject names a stream operation or another identity\'s subject makes no service publish there', async () => {
@@ -285,7 +316,8 @@ describe('security', () => {
     try {
       const destructive = streams.flatMap((st) => ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.MSG.DELETE', 'STREAM.UPDATE'].map((op) => `$JS.API.${op}.${st}`))
       // Alerts are imported (a service): only permissions bind them to a client's own name.
-      const forged = [...streamSubjects().filter((sub) => !sub.startsWith('upswarm.alert.')), serverHeartbeat(ids.server.name), releasedSubject(product), `${CLIENT_JS_API_PREFIX}.STREAM.DELETE.${RELEASE_STREAM}`]
+      const forged = [...streamSubjects().filter((sub) => !sub.startsWith('upswarm.alert.')), serverHeartbeat(ids.server.name), releasedSubject(product), `${CLIENT_JS_API_PREFIX}.STREAM.DELETE.${RELEASE_STREAM}`,
+        inspectSubject('proxy', 'sec-wide'), inspectSubject('repo-server', ids.server.name)]
       const before = await messageCounts()
       const landed = await seenInUpswarm([...forged, ...destructive], async () => {
         for (const subject of forged) wide.publish(subject, 'junk')

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { decode } from '@nats-io/jwt'
+import { decode, encodeAccount } from '@nats-io/jwt'
+import { fromSeed } from '@nats-io/nkeys'
 import { Authority } from '../../infra/auth/authority.ts'
 import { CLIENT_SERVICES, CLIENT_STREAMS } from '../../infra/auth/permissions.ts'
 
@@ -34,9 +35,25 @@ describe('authority — client machines in CLIENTS, roles in UPSWARM', () => {
     expect(exported).toEqual([...CLIENT_SERVICES.map((s) => `service ${s}`), ...CLIENT_STREAMS.map((s) => `stream ${s}`)].sort())
     expect(clients.imports.map((i) => `${i.type} ${i.subject}`).sort()).toEqual(exported)
     expect(clients.imports.every((i) => i.account === keys.upswarm)).toBe(true)
-    expect(upswarm.imports).toEqual([expect.objectContaining({ subject: 'upswarm.events.daemon.*', account: keys.clients })])
+    expect(upswarm.imports.map((i) => i.subject).sort()).toEqual(['upswarm.events.daemon.*', 'upswarm.inspect.daemon.*', 'upswarm.inspect.updater.*'])
+    expect(upswarm.imports.every((i) => i.account === keys.clients)).toBe(true)
     expect(clients.limits).toMatchObject({ mem_storage: 0, disk_storage: 0, leaf: 0, conn: 50_000 })
     expect(authority.serverConfig('/jwt').join('\n')).toContain(`${keys.clients}: `)
+  })
+
+  it('authority — accounts signed before the inspection subjects are signed again with them when the file is opened', async () => {
+    const authority = await tempAuthority()
+    const state = JSON.parse(await readFile(authority.paths.file, 'utf8')) as { operator: { seed: string }; account: { seed: string; jwt: string } }
+    const key = (seed: string) => fromSeed(new TextEncoder().encode(seed))
+    // UPSWARM as an upswarm before issue 12 signed it: importing the daemons' events only.
+    const events = 'upswarm.events.daemon.*'
+    state.account.jwt = await encodeAccount('UPSWARM', key(state.account.seed),
+      { imports: [{ name: events, subject: events, account: authority.accountPublicKeys.clients, type: 'stream' }] }, { signer: key(state.operator.seed) })
+    await writeFile(authority.paths.file, JSON.stringify(state))
+    await Authority.load(authority.paths.dir)
+    const upgraded = JSON.parse(await readFile(authority.paths.file, 'utf8')) as { account: { jwt: string } }
+    const imports = (claimsOf(upgraded.account.jwt) as { imports: { subject: string }[] }).imports.map((i) => i.subject).sort()
+    expect(imports).toEqual([events, 'upswarm.inspect.daemon.*', 'upswarm.inspect.updater.*'])
   })
 
   it('authority — a file written before CLIENTS gains it on open; its old clients stay in UPSWARM and revoke there', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createActor, fromPromise, waitFor } from 'xstate'
-import { serverSyncMachine, type PendingRelease } from '../../machines/server-sync.machine.ts'
+import { serverSyncMachine, type PendingRelease, type SyncOutcome } from '../../machines/server-sync.machine.ts'
 
 function harness(outcomes: Array<'ok' | 'transient' | 'permanent'>) {
   const releases: PendingRelease[] = outcomes.map((_, i) => ({ seq: i + 1, product: 'p', rev: i + 1 }))
@@ -43,5 +43,41 @@ describe('server sync machine', () => {
     await waitFor(actor, () => acks.length === 3)
     expect(failures).toEqual([1])
     expect(acks).toEqual([[1, 'synced'], [2, 'rejected'], [3, 'synced']])
+  })
+
+  it('repo-server — a release that does not fit waits for space as often as it takes, never parked, and syncs once the space is there', async () => {
+    const acks: Array<[number, string]> = []
+    let tries = 0
+    let space = 0
+    const waits: number[] = []
+    const machine = serverSyncMachine.provide({
+      delays: { retryDelay: 1 },
+      actors: {
+        prepareConsumer: fromPromise(async () => {}),
+        nextRelease: fromPromise(async () => (acks.length === 0 ? { seq: 1, product: 'p', rev: 1 } : new Promise<null>(() => {}))),
+        syncRelease: fromPromise(async (): Promise<SyncOutcome> => {
+          tries++
+          return space >= 3 ? { permanent: false as const } : { permanent: false as const, noSpace: { reason: 'disk full', needed: 3 } }
+        }),
+        awaitSpace: fromPromise(async ({ input }) => {
+          waits.push(input.needed)
+          space++
+        }),
+        acknowledge: fromPromise(async ({ input }) => {
+          acks.push([input.release.seq, input.outcome])
+        }),
+      },
+    })
+    // One try before parking: a full disk must not count as one.
+    const actor = createActor(machine, { input: { serverId: 's1', maxAttempts: 1 } })
+    const noSpace: string[] = []
+    actor.on('sync.noSpace', (e) => noSpace.push(`${e.seq}:${e.reason}:${e.needed}`))
+    actor.start()
+    await waitFor(actor, () => acks.length === 1)
+    expect(acks).toEqual([[1, 'synced']])
+    expect(tries).toBe(4)
+    expect(waits).toEqual([3, 3, 3])
+    expect(noSpace).toEqual(['1:disk full:3', '1:disk full:3', '1:disk full:3'])
+    expect(actor.getSnapshot().context).toMatchObject({ failures: 0, spaceNeeded: 0, lastError: null })
   })
 })

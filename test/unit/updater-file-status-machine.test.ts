@@ -1,11 +1,13 @@
-// The file-status statechart with stub actors: its classification agrees with classifyFile on
-// every combination of facts, and each status leads to the right action.
+// The file-status statechart with stub actors, driven by the fact events of a path: its status
+// agrees with a reference model of R-STATUS (and with the table `status` uses) on every
+// combination of facts, and each status leads to the right action.
 import { createActor, fromPromise, toPromise } from 'xstate'
 import { describe, expect, it } from 'vitest'
+import { classifyFile } from '../../actors/updater/status.ts'
 import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
 import { downloadMachine } from '../../machines/download.machine.ts'
 import {
-  classifyFile, fileStatusMachine, type AlertInput, type ConflictPolicy, type FileFacts, type FileStatusOutput, type LocalEntry,
+  factEvents, fileStatusMachine, sameEntry, type AlertInput, type ConflictPolicy, type FileFacts, type FileStatus, type FileStatusOutput, type LocalEntry,
 } from '../../machines/file-status.machine.ts'
 
 const file = (content: string, mode = 0o644): Entry & LocalEntry => ({
@@ -41,13 +43,30 @@ function stubbed(opts: { downloadFails?: boolean; alertFails?: boolean; alerts?:
 }
 
 async function runFile(facts: FileFacts, onConflict: ConflictPolicy = 'alert', opts: Parameters<typeof stubbed>[0] = {}): Promise<FileStatusOutput> {
-  const actor = createActor(stubbed(opts), { input: { path: 'p', facts, onConflict, slot: 'new/0' } })
+  const actor = createActor(stubbed(opts), { input: { path: 'p', onConflict, slot: 'new/0' } })
   actor.start()
+  for (const event of factEvents(facts)) if (actor.getSnapshot().matches('classifying')) actor.send(event)
   return toPromise(actor)
 }
 
+/**
+ * R-STATUS-1..5 and the three other statuses, written as tests on the facts in the order the
+ * first that holds wins (the classification before it became a statechart), as the reference.
+ */
+function referenceStatus(f: FileFacts): FileStatus {
+  const same = (a: LocalEntry | Entry | undefined, b: Entry | undefined) => !!a && !!b && sameEntry(a, b)
+  if (f.ignored) return 'ignored'
+  if (!f.base && !f.target) return 'unversioned'
+  if (same(f.local, f.target)) return 'current'
+  if (f.base && !f.target && (!f.local || same(f.local, f.base))) return 'removed'
+  if (f.target && !f.local) return 'missing'
+  if (f.base && f.target && !same(f.base, f.target) && same(f.local, f.base)) return 'outdated'
+  if (same(f.base, f.target)) return 'modified'
+  return 'conflict'
+}
+
 describe('updater — file-status machine', () => {
-  it('updater — the statechart classifies exactly like classifyFile, for every combination of facts', async () => {
+  it('updater — the statechart, fed the fact events, gives the reference status (and the table the same) for every combination of facts', async () => {
     const entries: (Entry | undefined)[] = [undefined, A, B, DIR, LINK, file('a', 0o755)]
     const locals: (LocalEntry | undefined)[] = [undefined, A, B, C, { kind: 'dir', mode: 0o700 }, { kind: 'symlink', target: 'elsewhere' }, { kind: 'other' }, file('a', 0o600)]
     let n = 0
@@ -59,7 +78,8 @@ describe('updater — file-status machine', () => {
             if (!base && !target && !local) continue
             const facts: FileFacts = { ignored, ...(base ? { base } : {}), ...(target ? { target } : {}), ...(local ? { local } : {}) }
             const out = await runFile(facts, 'alert')
-            expect(out.status, JSON.stringify(facts)).toBe(classifyFile(facts))
+            expect(out.status, JSON.stringify(facts)).toBe(referenceStatus(facts))
+            expect(classifyFile(facts), JSON.stringify(facts)).toBe(out.status)
             seen.add(out.status)
             n++
           }
@@ -70,21 +90,54 @@ describe('updater — file-status machine', () => {
     expect([...seen].sort()).toEqual(['conflict', 'current', 'ignored', 'missing', 'modified', 'outdated', 'removed', 'unversioned'])
   })
 
-  it('updater — the five statuses of the patent, and the three others', () => {
-    expect(classifyFile({ ignored: false, base: A, target: A, local: A })).toBe('current') // R-STATUS-1
-    expect(classifyFile({ ignored: true, base: A, target: B, local: C })).toBe('ignored') // R-STATUS-2
-    expect(classifyFile({ ignored: false, base: A, target: B, local: C })).toBe('conflict') // R-STATUS-3
-    expect(classifyFile({ ignored: false, base: A, target: B, local: A })).toBe('outdated') // R-STATUS-4
-    expect(classifyFile({ ignored: false, base: A, target: B })).toBe('missing') // R-STATUS-5
-    expect(classifyFile({ ignored: false, base: A, target: A, local: C })).toBe('modified')
-    expect(classifyFile({ ignored: false, local: C })).toBe('unversioned')
-    expect(classifyFile({ ignored: false, base: A, local: A })).toBe('removed')
-    // Deleted upstream but changed by hand; and a new upstream file where the user has another.
-    expect(classifyFile({ ignored: false, base: A, local: C })).toBe('conflict')
-    expect(classifyFile({ ignored: false, target: B, local: C })).toBe('conflict')
-    // Already the new version; a mode change is a change.
-    expect(classifyFile({ ignored: false, base: A, target: B, local: B })).toBe('current')
-    expect(classifyFile({ ignored: false, base: A, target: file('a', 0o755), local: A })).toBe('outdated')
+  it('updater — the five statuses of the patent, and the three others, from the statechart and from its table', async () => {
+    const cases: [FileFacts, FileStatus][] = [
+      [{ ignored: false, base: A, target: A, local: A }, 'current'], // R-STATUS-1
+      [{ ignored: true, base: A, target: B, local: C }, 'ignored'], // R-STATUS-2
+      [{ ignored: false, base: A, target: B, local: C }, 'conflict'], // R-STATUS-3
+      [{ ignored: false, base: A, target: B, local: A }, 'outdated'], // R-STATUS-4
+      [{ ignored: false, base: A, target: B }, 'missing'], // R-STATUS-5
+      [{ ignored: false, base: A, target: A, local: C }, 'modified'],
+      [{ ignored: false, local: C }, 'unversioned'],
+      [{ ignored: false, base: A, local: A }, 'removed'],
+      // Deleted upstream but changed by hand; and a new upstream file where the user has another.
+      [{ ignored: false, base: A, local: C }, 'conflict'],
+      [{ ignored: false, target: B, local: C }, 'conflict'],
+      // Already the new version; a mode change is a change.
+      [{ ignored: false, base: A, target: B, local: B }, 'current'],
+      [{ ignored: false, base: A, target: file('a', 0o755), local: A }, 'outdated'],
+    ]
+    for (const [facts, status] of cases) {
+      expect((await runFile(facts, 'alert')).status, JSON.stringify(facts)).toBe(status)
+      expect(classifyFile(facts), JSON.stringify(facts)).toBe(status)
+    }
+  })
+
+  it('updater — each fact event moves the statechart to a state that names what is known so far', () => {
+    const actor = createActor(stubbed(), { input: { path: 'p', onConflict: 'alert' } })
+    actor.start()
+    const seen: unknown[] = [actor.getSnapshot().value]
+    for (const event of factEvents({ ignored: false, base: A, target: B, local: C }).slice(0, 3)) {
+      actor.send(event)
+      seen.push(actor.getSnapshot().value)
+    }
+    expect(seen).toEqual([
+      { classifying: 'rules' }, { classifying: 'installed' }, { classifying: 'inInstalled' }, { classifying: 'changed' },
+    ])
+    actor.stop()
+  })
+
+  it('updater — the alert of a conflict carries the facts the events brought', async () => {
+    const inputs: AlertInput[] = []
+    const machine = fileStatusMachine.provide({
+      actors: { alert: fromPromise(async ({ input }: { input: AlertInput }) => { inputs.push(input) }) },
+    })
+    const facts: FileFacts = { ignored: false, base: A, target: B, local: C }
+    const actor = createActor(machine, { input: { path: 'p', onConflict: 'alert' } })
+    actor.start()
+    for (const event of factEvents(facts)) actor.send(event)
+    expect(await toPromise(actor)).toMatchObject({ status: 'conflict', outcome: 'kept', alerted: true })
+    expect(inputs).toEqual([{ path: 'p', facts }])
   })
 
   it('updater — outdated and missing paths are downloaded and staged; no-ops download nothing', async () => {

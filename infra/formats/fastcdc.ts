@@ -1,0 +1,159 @@
+// Content-defined chunking (docs/formats.md §1.7; issues 13 and 15): FastCDC with normalised
+// chunking (level 2 of the paper: a stricter mask before the average size, a looser one after) over
+// a 32-bit gear hash. Cut points depend only on the bytes around them, so an insertion moves the
+// cuts near it and every other chunk keeps its hash: a client finds the chunks it already holds in
+// any local file (old revision, other file, history) by cutting it the same way.
+//
+// "fastcdc-2020" in a release's `chunker` means exactly this definition:
+// - GEAR[i] = the first 4 bytes (big-endian) of SHA-256("upswarm-fastcdc-gear" ‖ byte i), i = 0…255;
+// - a chunk's first `min` bytes are not hashed; from there h = (h << 1) + GEAR[byte] (mod 2^32), h = 0
+//   at the chunk's start;
+// - with b = log2(avg): before `avg` bytes the chunk ends after a byte where the top b + 2 bits of h
+//   are 0, from `avg` on where the top b − 2 bits are; at `max` bytes it ends regardless;
+// - the file's last chunk is what remains (it may be shorter than `min`).
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import type { ChunkRef } from './tree-node.ts'
+
+export interface ChunkerParams { id: string; min: number; avg: number; max: number; whole: number }
+
+const GEAR = new Int32Array(256)
+for (let i = 0; i < 256; i++) GEAR[i] = createHash('sha256').update('upswarm-fastcdc-gear').update(Buffer.of(i)).digest().readInt32BE(0)
+
+const topBits = (bits: number): number => (bits <= 0 ? 0 : bits >= 32 ? -1 : (~0 << (32 - bits)) | 0)
+
+/** Streaming cut-point finder: push bytes, learn where chunks end. */
+export class FastCdc {
+  private len = 0
+  private h = 0
+  private readonly maskS: number
+  private readonly maskL: number
+
+  constructor(readonly params: ChunkerParams) {
+    if (params.id !== 'fastcdc-2020') throw new Error(`chunker ${JSON.stringify(params.id)} is unknown to this upswarm (it knows fastcdc-2020)`)
+    const bits = Math.round(Math.log2(params.avg))
+    this.maskS = topBits(bits + 2)
+    this.maskL = topBits(bits - 2)
+  }
+
+  /** Feeds `buf`; calls `onCut(end)` with the offset in `buf` just past each chunk that ends in it. */
+  push(buf: Uint8Array, onCut: (end: number) => void): void {
+    const { min, avg, max } = this.params
+    const { maskS, maskL } = this
+    const n = buf.length
+    let i = 0
+    let len = this.len
+    let h = this.h
+    while (i < n) {
+      if (len < min) {
+        const skip = Math.min(min - len, n - i)
+        len += skip
+        i += skip
+        continue
+      }
+      // Hashing phase: this chunk is at least `min` long. Two loops with precomputed bounds (the
+      // strict mask up to `avg`, the loose one up to `max`) keep the per-byte work to a lookup, a
+      // shift-add and a test.
+      let cut = false
+      if (len < avg) {
+        const stop = Math.min(n, i + (avg - len))
+        const from = i
+        for (; i < stop; i++) {
+          h = ((h << 1) + GEAR[buf[i]!]!) | 0
+          if ((h & maskS) === 0) {
+            cut = true
+            i++
+            break
+          }
+        }
+        len += i - from
+      }
+      if (!cut && len >= avg) {
+        const stop = Math.min(n, i + (max - len))
+        const from = i
+        for (; i < stop; i++) {
+          h = ((h << 1) + GEAR[buf[i]!]!) | 0
+          if ((h & maskL) === 0) {
+            cut = true
+            i++
+            break
+          }
+        }
+        len += i - from
+        if (len >= max) cut = true
+      }
+      if (cut) {
+        onCut(i)
+        len = 0
+        h = 0
+      }
+    }
+    this.len = len
+    this.h = h
+  }
+
+  /** Bytes of the chunk in progress (the file's last chunk when the input ends). */
+  get pending(): number {
+    return this.len
+  }
+}
+
+export interface FileChunks {
+  size: number
+  sha1: string
+  sha256: string
+  /** SHA-256 of each 1 MiB piece (format 1's piece hashes), when the file has more than one. */
+  pieces?: string[]
+  /** The chunks in file order, when the file is larger than `whole` (otherwise the file is one unit). */
+  chunks?: ChunkRef[]
+}
+
+/**
+ * One read pass over a file: SHA-1 and SHA-256 of the whole (R-VERIFY), format 1's piece hashes,
+ * and format 2's content-defined chunks with their SHA-256. Never holds more than one read buffer.
+ */
+export async function chunkFile(path: string, params: ChunkerParams, pieceSize = 1024 * 1024): Promise<FileChunks> {
+  const sha1 = createHash('sha1')
+  const sha256 = createHash('sha256')
+  const pieces: string[] = []
+  let piece = createHash('sha256')
+  let inPiece = 0
+  const cdc = new FastCdc(params)
+  const chunks: ChunkRef[] = []
+  let chunk = createHash('sha256')
+  let chunkLen = 0
+  let size = 0
+  for await (const data of createReadStream(path, { highWaterMark: pieceSize })) {
+    const buf = data as Buffer
+    sha1.update(buf)
+    sha256.update(buf)
+    size += buf.length
+    for (let off = 0; off < buf.length;) {
+      const take = Math.min(pieceSize - inPiece, buf.length - off)
+      piece.update(buf.subarray(off, off + take))
+      inPiece += take
+      off += take
+      if (inPiece === pieceSize) {
+        pieces.push(piece.digest('hex'))
+        piece = createHash('sha256')
+        inPiece = 0
+      }
+    }
+    let start = 0
+    cdc.push(buf, (end) => {
+      chunk.update(buf.subarray(start, end))
+      chunks.push({ length: chunkLen + end - start, sha256: chunk.digest('hex'), zlen: 0 })
+      chunk = createHash('sha256')
+      chunkLen = 0
+      start = end
+    })
+    chunk.update(buf.subarray(start))
+    chunkLen += buf.length - start
+  }
+  if (inPiece > 0) pieces.push(piece.digest('hex'))
+  if (chunkLen > 0) chunks.push({ length: chunkLen, sha256: chunk.digest('hex'), zlen: 0 })
+  const out: FileChunks = { size, sha1: sha1.digest('hex'), sha256: sha256.digest('hex') }
+  if (pieces.length > 1) out.pieces = pieces
+  if (size > params.whole) out.chunks = chunks
+  return out
+}

@@ -1,0 +1,87 @@
+// Issue 12 item 3 on a real cluster: `upswarm update --inspect` of a working copy publishes its
+// actors' inspection on upswarm.inspect.updater.<client>, which the operator reads on
+// upswarm.inspect.>; the update-run actor's states arrive in order, every message has the shape
+// of @statelyai/inspect's events.
+import type { StatelyInspectionEvent } from '@statelyai/inspect'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startInspectViewer } from '../../actors/inspector/index.ts'
+import type { ActorView } from '../../infra/inspect/board.ts'
+import { checkStatelyInspectionEvent } from '../../infra/inspect/stately-events.ts'
+import { INSPECT_SUBJECTS, inspectSubject } from '../../infra/nats/names.ts'
+import { updateFixture, type UpdateFixture } from '../helpers/inspect-fixture.ts'
+
+describe('inspect over NATS', { timeout: 120_000 }, () => {
+  let fx: UpdateFixture
+
+  beforeAll(async () => {
+    fx = await updateFixture('upswarm-inspect-nats-')
+  }, 120_000)
+  afterAll(async () => fx?.close())
+
+  it('inspect — the viewer takes inspection events, skips anything else on upswarm.inspect.> saying which subject and field, and serves the board at /state', async () => {
+    const lines: string[] = []
+    const viewer = await startInspectViewer({ nc: fx.admin, port: 0, log: (l) => lines.push(l) })
+    try {
+      const good = { type: '@xstate.actor', sessionId: 'x:0', rootId: 'x:0', name: 'serverSync', definition: '{"id":"serverSync","states":{"idle":{}}}', snapshot: { status: 'active', value: 'idle' }, id: 'x:0.1', createdAt: '1', _version: '0.7.2' }
+      fx.admin.publish(inspectSubject('repo-server', 's9'), 'not json')
+      fx.admin.publish(inspectSubject('proxy', 'p1'), JSON.stringify({ ...good, snapshot: 'idle' }))
+      fx.admin.publish('upswarm.inspect.nobody.x', JSON.stringify(good))
+      fx.admin.publish(inspectSubject('repo-server', 's9'), JSON.stringify(good))
+      await fx.admin.flush()
+      // The page's own read of the board, over HTTP, once the last message is in.
+      const board = async () => (await (await fetch(`${viewer.url}state`)).json()) as { actors: ActorView[]; counts: { taken: number; refused: number } }
+      await expect.poll(async () => (await board()).counts, { timeout: 10_000 }).toEqual({ taken: 1, refused: 3 })
+      expect((await board()).actors).toMatchObject([{ process: 'repo-server.s9', name: 'serverSync', value: 'idle', trail: ['idle'] }])
+      expect(lines).toEqual([
+        expect.stringMatching(/^skipped a message on upswarm\.inspect\.repo-server\.s9: not JSON/),
+        'skipped a message on upswarm.inspect.proxy.p1: not an inspection event: snapshot must be an object with a status',
+        'skipped a message on upswarm.inspect.nobody.x: not an inspection subject (upswarm.inspect.<role>.<id>)',
+      ])
+      const page = await fetch(viewer.url)
+      expect(page.headers.get('content-type')).toContain('text/html')
+      expect(await page.text()).toContain('<script src="page.js">')
+      expect((await fetch(`${viewer.url}nope`)).status).toBe(404)
+    } finally {
+      await viewer.close()
+    }
+  })
+
+  it('inspect — an update with --inspect publishes the update-run actor going idle → checking → planning → downloading → applying → retaining → done', async () => {
+    const got: { subject: string; m: StatelyInspectionEvent }[] = []
+    const malformed: string[] = []
+    let runSession: string | undefined
+    let finished!: () => void
+    const runDone = new Promise<void>((resolve) => { finished = resolve })
+    const sub = fx.admin.subscribe(INSPECT_SUBJECTS, {
+      callback: (_e, msg) => {
+        const checked = checkStatelyInspectionEvent(msg.json())
+        if (!checked.ok) return void malformed.push(`${msg.subject}: ${checked.reason}`)
+        const m = checked.event
+        got.push({ subject: msg.subject, m })
+        if (m.type === '@xstate.actor' && m.name === 'updateRun') runSession = m.sessionId
+        if (m.type === '@xstate.snapshot' && m.sessionId === runSession && m.snapshot.status === 'done') finished()
+      },
+    })
+    await fx.admin.flush()
+    const r = await fx.update()
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({ from: 1, to: 2 })
+    // Bounded wait on the message itself: the CLI drained its inspector before it closed NATS.
+    await Promise.race([runDone, new Promise((_, reject) => setTimeout(() => reject(new Error(`no final update-run snapshot; got ${got.length} messages`)), 15_000))])
+    sub.unsubscribe()
+
+    expect(malformed).toEqual([])
+    // Everything on the client's own subject (its identity's permissions allow no other).
+    expect(new Set(got.map((g) => g.subject))).toEqual(new Set([inspectSubject('updater', fx.clientName)]))
+    const run = got.map((g) => g.m).filter((m) => m.sessionId === runSession)
+    const actor = run[0]!
+    expect(actor.type).toBe('@xstate.actor')
+    expect(actor.type === '@xstate.actor' && JSON.parse(actor.definition!)).toMatchObject({ id: 'updateRun', initial: 'idle' })
+    const values = run.flatMap((m) => (m.type === '@xstate.event' ? [] : [(m.snapshot as { value?: unknown }).value]))
+    expect(values.filter((v, i) => v !== values[i - 1])).toEqual(['idle', 'checking', 'planning', 'downloading', 'applying', 'retaining', 'done'])
+    expect(run.some((m) => m.type === '@xstate.event' && m.event.type === 'run.start')).toBe(true)
+    // The per-file actors of the same process are inspected too.
+    expect(got.some((g) => g.m.type === '@xstate.actor' && g.m.name === 'fileStatus')).toBe(true)
+    process.stdout.write(`inspect: ${got.length} inspection messages for one update of 3 changed files, ${run.length} of the update run\n`)
+  })
+})
