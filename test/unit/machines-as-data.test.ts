@@ -11,7 +11,8 @@ import { MACHINES_DOCS, loadMachines, machineJson, machinePage } from '../../scr
 function shape(machine: AnyStateMachine): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   const ids = (targets: readonly AnyStateNode[] | undefined) => (targets ?? []).map((t) => t.id)
-  const guard = (g: unknown) => (g === undefined ? undefined : typeof g === 'string' ? g : (g as { type?: string }).type)
+  // A composed guard (and/or/not) is a function: the JSON names it as @statelyai/inspect does, by its name.
+  const guard = (g: unknown) => (g === undefined ? undefined : typeof g === 'string' ? g : typeof g === 'function' ? g.name : (g as { type?: string }).type)
   const visit = (node: AnyStateNode) => {
     out[node.id] = {
       type: node.type,
