@@ -2,7 +2,7 @@
 // issue 7 one after another (default: all), each printing its table and writing
 // bench/results/<name>.json (+ .svg); then bench/results/summary.md gathers the latest tables.
 // See docs/benchmarks.md.
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -66,6 +66,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --clients 4,8,16            swarm: client counts          --swarm-mib 32      swarm: release size F
   --server-rate 2             swarm: MiB/s per server (3)   --client-rate 2     swarm: MiB/s per client
   --skip-http                 swarm: no plain-HTTP baseline
+  --inspect                   swarm: live inspection on in every process; counts its messages (issue 12)
   --incremental-files 1000    --incremental-mib 32
   --status-files 100000       --warm-runs 3                 --drop-caches (root; whole machine)
   --throughput-mib 256        --file-mib 32                 --ks 1,4,8
@@ -93,6 +94,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'server-rate': { type: 'string' },
       'client-rate': { type: 'string' },
       'skip-http': { type: 'boolean' },
+      inspect: { type: 'boolean' },
       'incremental-files': { type: 'string' },
       'incremental-mib': { type: 'string' },
       'status-files': { type: 'string' },
@@ -126,6 +128,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values['server-rate']) p.swarm.serverMiBps = Number(values['server-rate'])
   if (values['client-rate']) p.swarm.clientMiBps = Number(values['client-rate'])
   if (values['skip-http']) p.swarm.skipHttp = true
+  if (values.inspect) p.swarm.inspect = true
   if (values['incremental-files']) p.incremental.files = Number(values['incremental-files'])
   if (values['incremental-mib']) p.incremental.mib = Number(values['incremental-mib'])
   if (values['status-files']) p.status.files = Number(values['status-files'])
@@ -187,6 +190,7 @@ export async function writeSummary(dir = RESULTS_DIR): Promise<string> {
     parts.push('')
   }
   const text = parts.join('\n')
+  await mkdir(dir, { recursive: true })
   await writeFile(join(dir, 'summary.md'), text)
   return text
 }

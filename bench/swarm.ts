@@ -21,7 +21,7 @@ import { generateTree } from '../actors/demo/tree-gen.ts'
 import { Swarm, type SwarmClient, type SwarmOptions, type UpdateDone } from '../actors/demo/swarm.ts'
 import type { Launched } from '../actors/launcher/index.ts'
 import { spawnGuarded, stopChild } from '../infra/cluster/children.ts'
-import { SERVER_HEARTBEATS } from '../infra/nats/names.ts'
+import { INSPECT_SUBJECTS, SERVER_HEARTBEATS } from '../infra/nats/names.ts'
 import { scanTree } from '../infra/release/scan.ts'
 import { withCpuProfiles, writeProfileReport } from './lib/cpu-profile.ts'
 import { cpuWindow, type CpuWindow } from './lib/cpu-usage.ts'
@@ -42,6 +42,8 @@ export interface SwarmBenchOptions extends CommonOptions {
   clientMiBps: number
   /** Skip the plain-HTTP run (it takes N·F/u_s_total by construction). */
   skipHttp?: boolean
+  /** Turn live inspection on in every process (issue 12) and count what it publishes. */
+  inspect?: boolean
 }
 
 export const SWARM_DEFAULTS: SwarmBenchOptions = { clients: [4, 8, 16], mib: 32, files: 120, servers: 3, serverMiBps: 2, clientMiBps: 2 }
@@ -66,6 +68,8 @@ interface P2PRun {
   /** Daemon stderr lines that report trouble (stalled or timed-out peers, failed server ranges), by kind. */
   daemonWarnings: Record<string, number>
   cpu: CpuWindow
+  /** With --inspect: inspection messages seen on upswarm.inspect.> during the update, and the most one process sent in one second. */
+  inspection?: { messages: number; processes: number; maxPerSecond: number }
 }
 
 /** Server upload counters from heartbeats, latest per server. */
@@ -162,6 +166,16 @@ async function p2pRun(o: SwarmBenchOptions, n: number, cluster: Launched, work: 
       // Profiles of the daemons cover the update only (start-up and `upswarm init` left out).
       if (o.profile) for (const c of clients) c.child!.kill('SIGUSR2')
       const before = watch.snapshot()
+      // Issue 12: with --inspect, what every process publishes for inspection, per identity and second.
+      const perSecond = new Map<string, number>()
+      let inspected = 0
+      const inspectSub = o.inspect ? swarm.nc.subscribe(INSPECT_SUBJECTS, {
+        callback: (_e, m) => {
+          inspected++
+          const key = `${m.subject}|${Math.floor(Date.now() / 1000)}`
+          perSecond.set(key, (perSecond.get(key) ?? 0) + 1)
+        },
+      }) : undefined
       const arrivals = clients.map((c) => c.reached(2, Math.max(300_000, 20 * 1000 * (n * F) / (o.serverMiBps * o.servers * MiB)))
         .then((e) => ({ e, at: performance.now() })))
       const pubStarted = performance.now()
@@ -177,6 +191,10 @@ async function p2pRun(o: SwarmBenchOptions, n: number, cluster: Launched, work: 
       log(`n=${n}: r2 published in ${((published - pubStarted) / 1000).toFixed(1)} s; waiting for the clients`)
       const done = await Promise.all(arrivals)
       const cpuUsed = cpu.stop()
+      inspectSub?.unsubscribe()
+      const inspection = inspectSub
+        ? { messages: inspected, processes: new Set([...perSecond.keys()].map((k) => k.split('|')[0])).size, maxPerSecond: Math.max(0, ...perSecond.values()) }
+        : undefined
       const first = Math.min(...done.map(({ e, at }) => at - e.ms))
       const last = Math.max(...done.map(({ at }) => at))
       // One more heartbeat round so every server's counters include the last bytes.
@@ -198,6 +216,7 @@ async function p2pRun(o: SwarmBenchOptions, n: number, cluster: Launched, work: 
         }, {}),
         daemonWarnings,
         cpu: cpuUsed,
+        ...(inspection ? { inspection } : {}),
       }
     } finally {
       watch.stop()
@@ -272,6 +291,8 @@ export async function runSwarmBench(o: SwarmBenchOptions): Promise<BenchResult> 
     const listFile = join(work, 'files.json')
     await writeFile(listFile, JSON.stringify(list))
     log(`tree: ${gen.files} files, ${(gen.bytes / MiB).toFixed(1)} MiB; starting the cluster`)
+    // Issue 12: --inspect turns live inspection on in every process of the run (servers, proxy, daemons).
+    if (o.inspect) process.env.UPSWARM_INSPECT = '1'
     host = new Swarm({ dir: join(work, 'host'), servers: o.servers, serverMaxUploadRate: Math.round(o.serverMiBps * MiB) })
     await withCpuProfiles(o.profile && join(o.profile, 'cluster'), () => host!.start())
     for (const n of o.clients) {
@@ -294,7 +315,11 @@ export async function runSwarmBench(o: SwarmBenchOptions): Promise<BenchResult> 
         'C-S bound s': round(csBound),
         'HTTP/swarm': http ? round(http.seconds / p2p.seconds, 3) : null,
         'CPU busy': `${(p2p.cpu.machineBusy * 100).toFixed(0)}%`,
+        ...(p2p.inspection ? { 'inspect msgs': p2p.inspection.messages, 'inspect max/s/process': p2p.inspection.maxPerSecond } : {}),
       })
+      if (p2p.inspection) {
+        goals.push({ goal: `N=${n}, --inspect: ≤ 50 inspection messages/s per process`, met: p2p.inspection.maxPerSecond <= 50, detail: `${p2p.inspection.messages} messages from ${p2p.inspection.processes} processes; the most one process sent in a second: ${p2p.inspection.maxPerSecond}` })
+      }
       goals.push({ goal: `N=${n}: time ≤ 1.5 × P2P bound`, met: p2p.seconds <= 1.5 * bound, detail: `${p2p.seconds.toFixed(1)} s vs bound ${bound.toFixed(1)} s (${(p2p.seconds / bound).toFixed(2)}×)` })
       if (n >= 16) goals.push({ goal: `N=${n}: origin bytes ≤ 1.5 × F`, met: p2p.originBytes <= 1.5 * gen.bytes, detail: `${(p2p.originBytes / gen.bytes).toFixed(2)} × F` })
     }

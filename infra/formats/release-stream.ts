@@ -111,8 +111,10 @@ export async function appendRelease2(nc: NatsConnection, text: string): Promise<
   const jsm = await manager(nc)
   const lastMsg = await getMsg(jsm, { last_by_subj: release2Subject(product) }, true)
   const tip = lastMsg ? await newestRelease2(nc, product, { leader: true }) : undefined
-  const expected = tip ? { rev: tip.signed.release.rev + 1, parent: tip.signed.id } : { rev: 1, parent: undefined }
-  if (rev !== expected.rev || parent !== expected.parent) {
+  // The first release on the subject names no parent and may continue a format-1 numbering
+  // (docs/formats.md §2.2); every later one is the tip's successor.
+  const follows = tip ? rev === tip.signed.release.rev + 1 && parent === tip.signed.id : parent === undefined
+  if (!follows) {
     throw new UpswarmError('UPSWARM_E_CONFLICT',
       `release r${rev} of ${product} does not follow the stream's newest (${tip ? `r${tip.signed.release.rev}, ${tip.signed.id.slice(0, 16)}…` : 'none'}): publish from the newest release`)
   }

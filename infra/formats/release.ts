@@ -39,7 +39,10 @@ const ReleaseSchema = z.object({
   v1: z.string().regex(HEX64).optional(),
   staged: z.boolean().optional(),
   critical: z.array(z.string()).optional(),
-}).refine((r) => (r.rev === 1) === (r.parent === undefined), { message: 'r1 has no parent, every later revision has one', path: ['parent'] })
+  // A product's first format-2 release names no parent, whatever its revision: a product with
+  // format-1 history starts its format-2 chain at its next revision (docs/formats.md §2.2). Every
+  // later one names its predecessor (appendRelease2 and checkReleaseChain hold them to it).
+}).refine((r) => r.rev > 1 || r.parent === undefined, { message: 'r1 has no parent', path: ['parent'] })
 const RELEASE_FIELDS = ['type', 'format', 'product', 'rev', 'parent', 'label', 'createdAt', 'root', 'tree', 'stats', 'chunker', 'deltas', 'v1', 'staged', 'critical']
 export type Release = z.infer<typeof ReleaseSchema>
 

@@ -52,8 +52,14 @@ describe('format-2 release stream', () => {
     expect(await newestRelease2(client, newProduct())).toBeUndefined()
   })
 
-  it('releases — a revision that does not follow the newest is refused; of two concurrent appends of one revision exactly one lands', async () => {
+  it('releases — a revision that does not follow the newest is refused; a first release past r1 starts parentless; of two concurrent appends of one revision exactly one lands', async () => {
     const p = newProduct()
+    // A product with format-1 history: its first format-2 release continues the numbering, parentless.
+    const first = newProduct()
+    const r37 = signRelease(draft(first, 37, undefined), [key])
+    expect(await appendRelease2(publisher, r37.bytes.toString())).toMatchObject({ rev: 37 })
+    await expect(appendRelease2(publisher, signRelease(draft(first, 38, undefined), [key]).bytes.toString())).rejects.toMatchObject({ code: 'UPSWARM_E_CONFLICT' })
+    expect(await appendRelease2(publisher, signRelease(draft(first, 38, r37.id), [key]).bytes.toString())).toMatchObject({ rev: 38 })
     const ids = await appendChain(p, 2)
     await expect(appendRelease2(publisher, signRelease(draft(p, 4, ids[1]), [key]).bytes.toString())).rejects.toMatchObject({ code: 'UPSWARM_E_CONFLICT', message: expect.stringMatching(/does not follow the stream's newest \(r2/) })
     await expect(appendRelease2(publisher, signRelease(draft(p, 3, 'cd'.repeat(32)), [key]).bytes.toString())).rejects.toMatchObject({ code: 'UPSWARM_E_CONFLICT' })

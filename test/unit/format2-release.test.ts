@@ -49,9 +49,11 @@ describe('format-2 release documents', () => {
     expect(() => verifyRelease(other.bytes, rootWith(), 'test')).toThrow(/is not in root version 3/)
   })
 
-  it('release — a parent on r1 or none on r2, a changed byte, an unknown critical field are refused; an unknown other field is kept under the signature', () => {
+  it('release — a parent on r1, a changed byte, an unknown critical field are refused; an unknown other field is kept under the signature; a first release past r1 names no parent', () => {
     const root = rootWith()
-    expect(() => signRelease(draft(2), [pubA])).toThrow(/r1 has no parent, every later revision has one/)
+    expect(() => signRelease({ ...draft(1), parent: 'cd'.repeat(32) }, [pubA])).toThrow(/r1 has no parent/)
+    // A product with format-1 history starts its format-2 chain at its next revision, parentless.
+    expect(verifyRelease(signRelease(draft(37), [pubA]).bytes, root, 'test').release).toMatchObject({ rev: 37 })
     const good = signRelease(draft(1), [pubA]).bytes.toString('utf8')
     expect(() => verifyRelease(good.replace('"files":10', '"files":11'), root, 'test')).toThrow(/needs 1/)
     const base = JSON.parse(good) as { signed: Record<string, unknown> }
