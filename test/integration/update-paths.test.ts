@@ -14,7 +14,7 @@ import { publish } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { startDaemon } from '../../actors/share-daemon/index.ts'
 import { serverSource } from '../../actors/share-daemon/sources.ts'
-import { init, rollback, update } from '../../actors/updater/index.ts'
+import { init, openUpdate, rollback, update } from '../../actors/updater/index.ts'
 import type { Authority } from '../../infra/auth/authority.ts'
 import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
@@ -90,7 +90,7 @@ describe('update paths', { timeout: 120_000 }, () => {
     await rollback(wc, { rev: 1 })
     const machines: string[] = []
     const daemon = await startDaemon({
-      dir: wc, updater: update, nc, auto: true,
+      dir: wc, updater: openUpdate, nc, auto: true,
       inspect: (e) => {
         if (e.type === '@xstate.actor') machines.push((e.actorRef as unknown as { logic: { id?: string } }).logic.id ?? 'logic')
       },

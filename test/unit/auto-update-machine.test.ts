@@ -2,14 +2,15 @@
 // shortfalls and failures back off on the clock, a rolled-back copy is held (said once), and an
 // explicit request runs whatever state the automatic side is in, one run at a time.
 import { describe, expect, it } from 'vitest'
-import { SimulatedClock, createActor, fromPromise, waitFor } from 'xstate'
+import { SimulatedClock, createActor, waitFor } from 'xstate'
+import { stubRuns } from '../helpers/run-stubs.ts'
 import { autoUpdateMachine, type AutoUpdateInput, type AutoUpdateRequest, type RunOutcome } from '../../machines/auto-update.machine.ts'
 
 function harness(input: Partial<AutoUpdateInput>, run: (request: AutoUpdateRequest, n: number) => Promise<RunOutcome>) {
   const runs: AutoUpdateRequest[] = []
   const clock = new SimulatedClock()
   const machine = autoUpdateMachine.provide({
-    actors: { runUpdate: fromPromise(async ({ input: i }) => { runs.push(i.request); return run(i.request, runs.length) }) },
+    actors: stubRuns(async (request) => { runs.push(request); return run(request, runs.length) }),
   })
   const actor = createActor(machine, { clock, input: { auto: true, needsHolders: true, current: 1, hold: undefined, ...input } })
   const emitted: string[] = []
