@@ -203,16 +203,10 @@ export const autoUpdateMachine = setup({
                 enqueue.sendTo('updateRun', { type: 'run.start' })
               }),
             },
-            onError: {
-              target: '#autoUpdate.settling',
-              actions: [
-                assign({ failures: ({ context }) => context.failures + 1 }),
-                { type: 'report', params: ({ context, event }) => ({ type: 'run.failed' as const, id: context.runId, error: event.error }) },
-              ],
-            },
+            onError: 'failing',
           },
         },
-        // The child `updateRun` (spawned on entry, stopped on exit like an invoked actor): its
+        // The child `updateRun` (spawned on the way in, stopped on exit, like an invoked actor): its
         // logic comes with the run, so it cannot be named in this machine's config.
         running: {
           exit: stopChild('updateRun'),
@@ -242,14 +236,16 @@ export const autoUpdateMachine = setup({
                 { type: 'report', params: ({ context, event }) => ({ type: 'run.done' as const, id: context.runId, outcome: event.output }) },
               ],
             },
-            onError: {
-              target: '#autoUpdate.settling',
-              actions: [
-                assign({ failures: ({ context }) => context.failures + 1 }),
-                { type: 'report', params: ({ context, event }) => ({ type: 'run.failed' as const, id: context.runId, error: event.error }) },
-              ],
-            },
+            onError: 'failing',
           },
+        },
+        // Opening or closing failed (the error is the event's): counted for the backoff and reported.
+        failing: {
+          entry: [
+            assign({ failures: ({ context }) => context.failures + 1 }),
+            { type: 'report', params: ({ context, event }) => ({ type: 'run.failed' as const, id: context.runId, error: (event as { error?: unknown }).error }) },
+          ],
+          always: '#autoUpdate.settling',
         },
       },
       on: {
