@@ -8,7 +8,11 @@
 // Inside the sharing daemon (machines/share-daemon.machine.ts) it is a child actor: it starts
 // `ready: false` until the daemon's first round of discovery ends (a run with no peer would send
 // everything to the servers), and tells its parent every outcome by event as well as emitting it.
-import { assign, enqueueActions, fromPromise, setup, type AnyActorRef } from 'xstate'
+// A run is three steps: `openRun` makes it ready (the updater's update-run statechart, wired to the
+// locked working copy), the machine runs that statechart as its child `updateRun` (so it is part
+// of this actor tree, in live inspection too: issue 12 item 1), and `closeRun` turns its output
+// into the outcome and releases the working copy.
+import { assign, enqueueActions, fromPromise, setup, stopChild, type AnyActorLogic, type AnyActorRef } from 'xstate'
 
 export interface AutoUpdateRequest {
   rev?: number
@@ -22,6 +26,15 @@ export interface RunOutcome {
   /** What the run reports to whoever asked (the daemon's DaemonUpdate); opaque to the machine. */
   report?: unknown
 }
+
+/** A run made ready by `openRun`: the statechart run as the child `updateRun` (started by `run.start`) and its input. */
+export interface OpenedRun {
+  logic: AnyActorLogic
+  input: unknown
+}
+
+/** How the child `updateRun` ended: its output, or the error it failed with. */
+export type RunEnd = { output: unknown } | { error: unknown }
 
 export interface QueuedRequest {
   request: AutoUpdateRequest
@@ -61,6 +74,9 @@ export type AutoUpdateEvent =
   | { type: 'update.requested'; request: AutoUpdateRequest; id: number }
   | { type: 'discovery.done' }
   | { type: 'stop' }
+  /** The child `updateRun` ended (XState's own events for a child actor). */
+  | { type: 'xstate.done.actor.updateRun'; output: unknown }
+  | { type: 'xstate.error.actor.updateRun'; error: unknown }
 
 export type AutoUpdateEmitted =
   | { type: 'update.held'; rev: number; newest: number }
@@ -82,6 +98,10 @@ export interface AutoUpdateOutput {
   queued: QueuedRequest[]
 }
 
+const notProvided = (name: string) => async (): Promise<never> => {
+  throw new Error(`auto-update machine: actor ${name} is not provided`)
+}
+
 const heldBack = (c: AutoUpdateContext): boolean => c.hold !== undefined && c.announced <= c.hold
 
 export const autoUpdateMachine = setup({
@@ -93,7 +113,10 @@ export const autoUpdateMachine = setup({
     output: {} as AutoUpdateOutput,
   },
   actors: {
-    runUpdate: fromPromise<RunOutcome, { request: AutoUpdateRequest; id: number }>(async () => ({ to: 0, hold: undefined })),
+    /** Makes a run ready (the working copy locked): the statechart to run as the child `updateRun`. */
+    openRun: fromPromise<OpenedRun, { request: AutoUpdateRequest; id: number }>(notProvided('openRun')),
+    /** The child's end as the run's outcome (or its error); releases the working copy either way. */
+    closeRun: fromPromise<RunOutcome, { request: AutoUpdateRequest; id: number; end: RunEnd }>(notProvided('closeRun')),
   },
   delays: {
     retryDelay: ({ context }) => Math.min(30_000, 500 * 2 ** Math.min(context.failures, 6)),
@@ -166,28 +189,63 @@ export const autoUpdateMachine = setup({
       },
     },
     updating: {
-      invoke: {
-        src: 'runUpdate',
-        input: ({ context }) => ({ request: context.request, id: context.runId }),
-        onDone: {
-          target: 'settling',
-          actions: [
-            assign(({ context, event }) => {
-              const next = { ...context, current: event.output.to, hold: event.output.hold }
-              // An automatic run that fell short of the announced revision (servers not answering
-              // yet) backs off like a failure, never retries at once; a hold is not a shortfall.
-              const short = context.request.rev === undefined && next.current < next.announced && !heldBack(next)
-              return { current: next.current, hold: next.hold, failures: short ? context.failures + 1 : 0 }
-            }),
-            { type: 'report', params: ({ context, event }) => ({ type: 'run.done' as const, id: context.runId, outcome: event.output }) },
-          ],
+      initial: 'opening',
+      states: {
+        opening: {
+          invoke: {
+            src: 'openRun',
+            input: ({ context }) => ({ request: context.request, id: context.runId }),
+            onDone: {
+              target: 'running',
+              actions: enqueueActions(({ enqueue, event }) => {
+                // Typed for logic named in setup; this one comes with the run.
+                enqueue.spawnChild(event.output.logic, { id: 'updateRun', input: event.output.input } as never)
+                enqueue.sendTo('updateRun', { type: 'run.start' })
+              }),
+            },
+            onError: 'failing',
+          },
         },
-        onError: {
-          target: 'settling',
-          actions: [
+        // The child `updateRun` (spawned on the way in, stopped on exit, like an invoked actor): its
+        // logic comes with the run, so it cannot be named in this machine's config.
+        running: {
+          exit: stopChild('updateRun'),
+          on: {
+            'xstate.done.actor.updateRun': 'closing',
+            'xstate.error.actor.updateRun': 'closing',
+          },
+        },
+        closing: {
+          invoke: {
+            src: 'closeRun',
+            input: ({ context, event }) => ({
+              request: context.request,
+              id: context.runId,
+              end: event.type === 'xstate.error.actor.updateRun' ? { error: event.error } : { output: (event as { output?: unknown }).output },
+            }),
+            onDone: {
+              target: '#autoUpdate.settling',
+              actions: [
+                assign(({ context, event }) => {
+                  const next = { ...context, current: event.output.to, hold: event.output.hold }
+                  // An automatic run that fell short of the announced revision (servers not answering
+                  // yet) backs off like a failure, never retries at once; a hold is not a shortfall.
+                  const short = context.request.rev === undefined && next.current < next.announced && !heldBack(next)
+                  return { current: next.current, hold: next.hold, failures: short ? context.failures + 1 : 0 }
+                }),
+                { type: 'report', params: ({ context, event }) => ({ type: 'run.done' as const, id: context.runId, outcome: event.output }) },
+              ],
+            },
+            onError: 'failing',
+          },
+        },
+        // Opening or closing failed (the error is the event's): counted for the backoff and reported.
+        failing: {
+          entry: [
             assign({ failures: ({ context }) => context.failures + 1 }),
-            { type: 'report', params: ({ context, event }) => ({ type: 'run.failed' as const, id: context.runId, error: event.error }) },
+            { type: 'report', params: ({ context, event }) => ({ type: 'run.failed' as const, id: context.runId, error: (event as { error?: unknown }).error }) },
           ],
+          always: '#autoUpdate.settling',
         },
       },
       on: {

@@ -110,7 +110,7 @@ export const shareDaemonMachine = setup({
     emitted: {} as ShareDaemonEmitted,
   },
   actors: {
-    /** The daemon's updates; its `runUpdate` (the updater's run over the swarm) is provided by actors/share-daemon. */
+    /** The daemon's updates; its `openRun`/`closeRun` (the updater's run over the swarm, run as its child) are provided by actors/share-daemon. */
     autoUpdate: autoUpdateMachine,
     /** One attempt to reach NATS (bounded); fails with code UPSWARM_E_NATS when it is unreachable. */
     connectNats: fromPromise<void, { attempt: number }>(notProvided('connectNats')),

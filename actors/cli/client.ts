@@ -113,8 +113,8 @@ function updateRequest(o: { rev?: number; onConflict?: Updater.ConflictPolicy })
 /** One update (or first checkout) as a short-lived sharing daemon: from peers and servers at once. */
 async function updateThroughSwarm(dir: string, nc: NatsConnection | undefined, o: { tracker?: string; bootstrap?: string; threads?: number; swarmIdentity?: string },
   request: UpdateRequest, quiet: boolean): Promise<DaemonUpdate> {
-  const [{ startDaemon }, { update }] = await Promise.all([import('../share-daemon/index.ts'), updaterModule()])
-  const daemon = await startDaemon({ dir, updater: update, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(quiet) })
+  const [{ startDaemon }, { openUpdate }] = await Promise.all([import('../share-daemon/index.ts'), updaterModule()])
+  const daemon = await startDaemon({ dir, updater: openUpdate, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(quiet) })
   try {
     return await daemon.updateNow(request)
   } finally {
@@ -402,11 +402,11 @@ export function registerClientCommands(program: Command): void {
         inspecting.attach(late)
         return late
       })
-      const [{ startDaemon }, { update }] = await Promise.all([import('../share-daemon/index.ts'), updaterModule()])
+      const [{ startDaemon }, { openUpdate }] = await Promise.all([import('../share-daemon/index.ts'), updaterModule()])
       await runRole('daemon', async () => {
         // The client process composes its two actors: the daemon runs the updater as its child.
         const daemon: Daemon = await startDaemon({
-          dir, updater: update, ...(nc ? { nc } : {}), ...(connect ? { connect } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
+          dir, updater: openUpdate, ...(nc ? { nc } : {}), ...(connect ? { connect } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
           auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))

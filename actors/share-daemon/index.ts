@@ -29,9 +29,10 @@ import { loadOrCreateKeyPair, SwarmTransport } from '../../infra/swarm/transport
 import { HeartbeatForClient } from '../../infra/nats/heartbeat.ts'
 import { createTrackerClient, type TrackerClient, type TrackerPeer } from './tracker-client.ts'
 import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogic } from 'xstate'
-import { autoUpdateMachine, type AutoUpdateRequest, type RunOutcome } from '../../machines/auto-update.machine.ts'
+import { autoUpdateMachine, type AutoUpdateRequest, type OpenedRun, type RunEnd, type RunOutcome } from '../../machines/auto-update.machine.ts'
 import { shareDaemonMachine, type NatsFailure, type ShareDaemonInput } from '../../machines/share-daemon.machine.ts'
 import type { ConflictPolicy } from '../../machines/file-status.machine.ts'
+import type { RunOutput } from '../../machines/update-run.machine.ts'
 import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { DialBook } from './dial-book.ts'
@@ -85,7 +86,19 @@ export interface UpdaterRun {
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void }
 }
 
-export type DaemonUpdater = (dir: string, run: UpdaterRun) => Promise<UpdateResult>
+/**
+ * One update made ready by the updater (actors/updater `openUpdate`): the update-run statechart
+ * wired to the locked working copy, which the daemon runs as its child actor (issue 12 item 1),
+ * and how its output becomes the result (`finish`) or the copy is let go unfinished (`abandon`).
+ */
+export interface OpenedUpdate {
+  logic: AnyActorLogic
+  input: unknown
+  finish(output: RunOutput): Promise<UpdateResult>
+  abandon(): Promise<void>
+}
+
+export type DaemonUpdater = (dir: string, run: UpdaterRun) => Promise<OpenedUpdate>
 
 /** What one update asks for, whichever path runs it (the CLI's direct path takes the same). */
 export interface UpdateRequest {
@@ -223,8 +236,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     actors: {
       autoUpdate: autoUpdateMachine.provide({
         actors: {
-          runUpdate: fromPromise<RunOutcome, { request: AutoUpdateRequest; id: number }>(async ({ input }) => {
-            const report = await runUpdate(input.request)
+          openRun: fromPromise<OpenedRun, { request: AutoUpdateRequest; id: number }>(({ input }) => openRun(input.request)),
+          closeRun: fromPromise<RunOutcome, { request: AutoUpdateRequest; id: number; end: RunEnd }>(async ({ input }) => {
+            const report = await closeRun(input.end)
             return { to: io.wc.state.current, hold: io.wc.state.hold, report }
           }),
         },
@@ -435,20 +449,39 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     for (const p of peers.all()) if (!p.session.closed) p.session.announcePiece(sha, pieceSize, index)
   }
 
-  /** One run of the updater over the swarm (the update machine's child): R-ACCEL-2/3. */
-  async function runUpdate(request: UpdateRequest): Promise<DaemonUpdate> {
+  /**
+   * One run of the updater over the swarm (R-ACCEL-2/3): made ready here, its statechart run by
+   * the update machine as its child, ended by closeRun. Only one at a time (the machine's).
+   */
+  let current: { opened: OpenedUpdate; source: ReturnType<typeof swarmSource>; nc: NatsConnection | undefined; started: number } | undefined
+
+  async function openRun(request: UpdateRequest): Promise<OpenedRun> {
     const { rev } = request
     if (!opts.updater) throw new UpswarmError('UPSWARM_E_CONFIG', `the sharing daemon of ${dir} was started without the updater: it shares its copy but cannot update it`)
     const started = Date.now()
     const nc = io.nc
+    // Many blobs at once: server requests are capped by serverSlots, peer requests per peer; a
+    // wide window lets every client fetch its own stripe early and trade the rest.
     const source = swarmSource({ nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
     const from = io.wc.state.current
     events.emit('update.started', from, rev ?? io.wc.state.newestVerified)
-    // Many blobs at once: server requests are capped by serverSlots, peer requests per peer; a
-    // wide window lets every client fetch its own stripe early and trade the rest.
     // Without NATS the updater keeps alerts in the working copy until a run that has a connection.
     const alerts: AlertSink | undefined = nc ? jetStreamAlertSink(nc) : undefined
-    const result = await opts.updater(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
+    const opened = await opts.updater(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
+    current = { opened, source, nc, started }
+    return { logic: opened.logic, input: opened.input }
+  }
+
+  async function closeRun(end: RunEnd): Promise<DaemonUpdate> {
+    const run = current!
+    current = undefined
+    if ('error' in end) {
+      await run.opened.abandon()
+      throw end.error
+    }
+    // The output of the logic the updater gave: its update-run statechart's.
+    const result = await run.opened.finish(end.output as RunOutput)
+    const { source, nc } = run
     const before = io.wc
     io.wc = await WorkingCopy.open(dir)
     // The update may have garbage-collected blobs the old view kept open for serving.
@@ -463,7 +496,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       bytesFromServers: source.stats.bytesFromServers,
       bytesFromPeers: source.stats.bytesFromPeers,
       sources: source.stats,
-      ms: Date.now() - started,
+      ms: Date.now() - run.started,
       uploadedBytes: io.uploaded,
     }
     // Under the machine's identity: the only events subject its permissions allow (issue 10).
@@ -563,6 +596,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       io.heartbeats?.unsubscribe()
       // The run under way ends first; requests that never ran are refused (daemon.stopped).
       await waitFor(actor, (s) => s.status !== 'active', { timeout: Infinity })
+      // A run whose statechart never ended (the daemon's failed) lets the working copy go.
+      await current?.opened.abandon()
       await io.connecting
       await io.tracker?.stop().catch(() => {})
       if (io.ownsNc) await io.nc?.close().catch(() => {})

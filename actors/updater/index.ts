@@ -16,14 +16,15 @@ import { DEFAULT_HISTORY_DEPTH } from '../../infra/store/working-copy/meta.ts'
 import { writeSources, type WorkingCopySources } from '../../infra/store/working-copy/sources.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import type { ConflictPolicy, FileStatus } from '../../machines/file-status.machine.ts'
-import type { RunKind } from '../../machines/update-run.machine.ts'
+import type { RunKind, RunOutput, RunRequest } from '../../machines/update-run.machine.ts'
+import type { RunLogic } from './run.ts'
 import { deliverPendingAlerts } from './alerts.ts'
 import { ReleaseHistory } from './releases.ts'
 import { automaticTarget } from './hold.ts'
 import type { UpdateProgress } from './run-session.ts'
 
 export { holdsBack } from './hold.ts'
-import { silentLog, withWorkingCopy, type UpdaterLog } from './session.ts'
+import { openWorkingCopy, silentLog, withWorkingCopy, type UpdaterLog } from './session.ts'
 import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
 import { classifyWorkingCopy } from './status.ts'
 
@@ -133,41 +134,58 @@ interface RunCommon {
   log?: UpdaterLog
 }
 
-async function run(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: RunCommon): Promise<{ result: UpdateResult; usedNetwork: boolean }> {
+/** A run made ready on a locked, recovered working copy: its statechart, input, and how its output becomes the result. */
+interface PreparedRun {
+  logic: RunLogic
+  input: RunRequest
+  finish(output: RunOutput): Promise<{ result: UpdateResult; usedNetwork: boolean }>
+}
+
+async function prepare(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: RunCommon): Promise<PreparedRun> {
   const log = o.log ?? silentLog
   const earlierDelivered = o.alerts ? await deliverPendingAlerts(wc, o.alerts, log) : 0
   // Loaded here: `status` and the other short commands need neither the update run nor xstate.
-  const { runUpdate } = await import('./run.ts')
-  const { output, session } = await runUpdate(wc, { kind, ...(rev !== undefined ? { rev } : {}), onConflict: o.onConflict ?? 'alert' }, {
+  const { prepareRun, runResult } = await import('./run.ts')
+  const { logic, session } = prepareRun(wc, {
     ...(o.source ? { source: o.source } : {}),
     ...(o.alerts ? { alerts: o.alerts } : {}),
     threads: o.threads ?? DEFAULT_THREADS,
     log,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   })
-  const applied = output.applied ?? { updated: 0, checkedOut: 0, removed: 0, blocked: [] }
-  const to = output.target?.to ?? wc.state.current
-  return {
-    usedNetwork: session.usedNetwork,
-    result: {
-      from: output.target?.from ?? wc.state.current,
-      to,
-      ...applied,
-      conflicts: output.plan?.conflicts ?? [],
-      alerts: {
-        delivered: (output.staged?.files ?? []).filter((f) => f.alerted).map((f) => f.path),
-        undelivered: session.undelivered,
-        earlierDelivered,
-        pending: (await readPendingAlerts(wc.layout)).length,
+  const finish = async (ended: RunOutput): Promise<{ result: UpdateResult; usedNetwork: boolean }> => {
+    const { output } = runResult(wc, ended, session)
+    const applied = output.applied ?? { updated: 0, checkedOut: 0, removed: 0, blocked: [] }
+    const to = output.target?.to ?? wc.state.current
+    return {
+      usedNetwork: session.usedNetwork,
+      result: {
+        from: output.target?.from ?? wc.state.current,
+        to,
+        ...applied,
+        conflicts: output.plan?.conflicts ?? [],
+        alerts: {
+          delivered: (output.staged?.files ?? []).filter((f) => f.alerted).map((f) => f.path),
+          undelivered: session.undelivered,
+          earlierDelivered,
+          pending: (await readPendingAlerts(wc.layout)).length,
+        },
+        bytesFromServers: output.staged?.bytesFromServers ?? 0,
+        bytesFromPeers: output.staged?.bytesFromPeers ?? 0,
+        warnings: [
+          ...applied.blocked.map((path) => `${path} is not installed: a file or symlink kept by the user is in the way above it; move it away and run the update again to finish r${to}`),
+          ...output.warnings,
+        ],
       },
-      bytesFromServers: output.staged?.bytesFromServers ?? 0,
-      bytesFromPeers: output.staged?.bytesFromPeers ?? 0,
-      warnings: [
-        ...applied.blocked.map((path) => `${path} is not installed: a file or symlink kept by the user is in the way above it; move it away and run the update again to finish r${to}`),
-        ...output.warnings,
-      ],
-    },
+    }
   }
+  return { logic, input: { kind, ...(rev !== undefined ? { rev } : {}), onConflict: o.onConflict ?? 'alert' }, finish }
+}
+
+async function run(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: RunCommon): Promise<{ result: UpdateResult; usedNetwork: boolean }> {
+  const prepared = await prepare(wc, kind, rev, o)
+  const { runAlone } = await import('./run.ts')
+  return prepared.finish(await runAlone(prepared.logic, prepared.input))
 }
 
 /** Creates a working copy at the newest (or given) revision. */
@@ -259,6 +277,49 @@ function pinnedRootKey(root: { text: string; where: string }, product: string, g
 /** Updates to the newest verified (or the given) revision; see UpdateResult. */
 export async function update(dir: string, opts: UpdateOptions): Promise<UpdateResult> {
   return withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => (await run(wc, 'update', opts.rev, opts)).result)
+}
+
+/**
+ * An update whose statechart the caller runs: the sharing daemon runs it as its child actor, so
+ * live inspection shows it in the daemon's tree (issue 12 item 1). Like `update` it takes the
+ * lock, recovers and delivers pending alerts first; `finish` with the machine's output returns
+ * what `update` returns (or throws what it throws) and releases the lock, as `abandon` does for
+ * a run whose machine never ended.
+ */
+export interface OpenedUpdate {
+  logic: RunLogic
+  input: RunRequest
+  finish(output: RunOutput): Promise<UpdateResult>
+  abandon(): Promise<void>
+}
+
+export async function openUpdate(dir: string, opts: UpdateOptions): Promise<OpenedUpdate> {
+  const opened = await openWorkingCopy(dir, opts.log ?? silentLog)
+  let released = false
+  // Once only: a second release could remove a lock another process took since.
+  const release = async (): Promise<void> => {
+    if (released) return
+    released = true
+    await opened.release()
+  }
+  try {
+    const prepared = await prepare(opened.wc, 'update', opts.rev, opts)
+    return {
+      logic: prepared.logic,
+      input: prepared.input,
+      finish: async (output) => {
+        try {
+          return (await prepared.finish(output)).result
+        } finally {
+          await release()
+        }
+      },
+      abandon: release,
+    }
+  } catch (err) {
+    await release()
+    throw err
+  }
 }
 
 /** R-ROLLBACK: back to an older revision, from local history when possible (no network). */

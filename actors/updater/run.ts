@@ -1,10 +1,10 @@
 // Wires the update-run statechart to the working copy and runs it to its end. A failed run
 // becomes one UpswarmError whose message says what, where and what to do.
-import { createActor, fromPromise, toPromise } from 'xstate'
+import { createActor, enqueueActions, fromPromise, toPromise } from 'xstate'
 import { UpswarmError, toUpswarmError } from '../../infra/errors.ts'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
-import { updateRunMachine, type RunOutput, type RunPlan, type RunRequest, type RunTarget, type StagedSet } from '../../machines/update-run.machine.ts'
+import { updateRunMachine, type RunOutput, type RunPhase, type RunPlan, type RunRequest, type RunTarget, type StagedSet } from '../../machines/update-run.machine.ts'
 import { applyStaged, discardStaging, undoApply } from './apply.ts'
 import { downloadPlanned } from './downloads.ts'
 import { RunSession, type RunOptions } from './run-session.ts'
@@ -14,7 +14,10 @@ export interface RunResult {
   session: RunSession
 }
 
-export function wiredRunMachine(session: RunSession) {
+/** The update-run statechart with its I/O (a machine, so it can run as another actor's child). */
+export type RunLogic = typeof updateRunMachine
+
+export function wiredRunMachine(session: RunSession): RunLogic {
   return updateRunMachine.provide({
     actors: {
       check: fromPromise(({ input }: { input: RunRequest }) => session.check(input)),
@@ -29,16 +32,36 @@ export function wiredRunMachine(session: RunSession) {
   })
 }
 
-/** Runs one update, checkout or rollback; throws UpswarmError unless it ends in `done`. */
-export async function runUpdate(wc: WorkingCopy, request: RunRequest, opts: RunOptions): Promise<RunResult> {
+/**
+ * One run made ready: the update-run statechart wired to the working copy, for whoever runs it
+ * (runUpdate below, or the sharing daemon, which runs it as its child actor: issue 12 item 1).
+ * The machine waits in `idle` for `run.start`; its phases reach the progress callback.
+ */
+export function prepareRun(wc: WorkingCopy, opts: RunOptions): { logic: RunLogic; session: RunSession } {
   const session = new RunSession(wc, opts)
-  const actor = createActor(wiredRunMachine(session), { input: request, ...inspection() })
-  actor.on('run.phase', (e) => session.progress({ phase: e.phase, done: 0, total: 0, bytes: 0 }))
-  actor.start()
-  actor.send({ type: 'run.start' })
-  const output = await toPromise(actor)
+  const logic = wiredRunMachine(session).provide({
+    actions: {
+      announce: enqueueActions(({ enqueue }, phase: RunPhase) => {
+        enqueue.emit({ type: 'run.phase', phase })
+        enqueue(() => session.progress({ phase, done: 0, total: 0, bytes: 0 }))
+      }),
+    },
+  })
+  return { logic, session }
+}
+
+/** The run's output as its result; throws UpswarmError unless it ended in `done`. */
+export function runResult(wc: WorkingCopy, output: RunOutput, session: RunSession): RunResult {
   if (output.outcome !== 'done') throw failureError(wc, output, session)
   return { output, session }
+}
+
+/** Runs a prepared statechart to its end as a root actor of its own (`upswarm update` without a daemon). */
+export async function runAlone(logic: RunLogic, request: RunRequest): Promise<RunOutput> {
+  const actor = createActor(logic, { input: request, ...inspection() })
+  actor.start()
+  actor.send({ type: 'run.start' })
+  return toPromise(actor)
 }
 
 function failureError(wc: WorkingCopy, output: RunOutput, session: RunSession): UpswarmError {

@@ -39,13 +39,24 @@ export async function withWorkingCopy<T>(
   log: UpdaterLog,
   fn: (wc: WorkingCopy, recovered: RecoveryAction) => Promise<T>,
 ): Promise<T> {
+  const opened = await openWorkingCopy(dir, log)
+  try {
+    return await fn(opened.wc, opened.recovered)
+  } finally {
+    await opened.release()
+  }
+}
+
+/** The lock taken and recovery run, as withWorkingCopy does, for a caller that releases it later. */
+export async function openWorkingCopy(dir: string, log: UpdaterLog): Promise<{ wc: WorkingCopy; recovered: RecoveryAction; release: () => Promise<void> }> {
   const layout = layoutOf(dir)
   const lock = await acquireLock(layout)
   try {
     const recovered = await recoverWorkingCopy(layout, step, join(layout.history, 'tmp'))
     if (recovered !== 'none') log.warn({ dir, recovered }, `recovered the working copy after an interrupted update (${recovered})`)
-    return await fn(await WorkingCopy.open(dir), recovered)
-  } finally {
+    return { wc: await WorkingCopy.open(dir), recovered, release: () => lock.release() }
+  } catch (err) {
     await lock.release()
+    throw err
   }
 }

@@ -132,7 +132,7 @@ describe('swarm', { timeout: 240_000 }, () => {
     const ep = swarm.launched.endpoints
     const alive = !!swarm.launched.children.get('tracker') && swarm.launched.children.get('tracker')!.exitCode === null
     return startDaemon({
-      dir: client.dir, updater: updater.update, nc: swarm.nc, bootstrap: ep.dhtBootstrap,
+      dir: client.dir, updater: updater.openUpdate, nc: swarm.nc, bootstrap: ep.dhtBootstrap,
       ...(alive ? { trackerHttp: ep.trackerHttp, trackerUdp: ep.trackerUdp } : {}),
     })
   }

@@ -19,7 +19,7 @@ import { publish } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { startDaemon, type Daemon } from '../../actors/share-daemon/index.ts'
 import { serverSource } from '../../actors/share-daemon/sources.ts'
-import { init, update } from '../../actors/updater/index.ts'
+import { init, openUpdate } from '../../actors/updater/index.ts'
 import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { PIECE_SIZE } from '../../infra/release/hash.ts'
@@ -143,7 +143,7 @@ describe('faults S2 — tampered pieces from peers, through a whole sharing daem
     proxy = await startProxy({ nc })
     await waitFor(server.actor, () => (server.store.synced[product] ?? 0) >= 1, { timeout: WAIT_MS })
     await init(wc(), { product, publicKey: key.publicKey, rev: 1, source: serverSource(nc, product) })
-    daemon = await startDaemon({ dir: wc(), nc: daemonNc, host: '127.0.0.1', updater: update })
+    daemon = await startDaemon({ dir: wc(), nc: daemonNc, host: '127.0.0.1', updater: openUpdate })
     honest = newPeer(false)
     expect(await connect(honest)).toBe(true)
   }, 120_000)

@@ -2,6 +2,7 @@
 // copy holds instead of spinning, and stops at once; `update` takes the same options with the
 // same meaning through the swarm and directly; a partial update exits 3 and names what is
 // blocked; alert delivery is reported as it happened.
+import type { StatelyInspectionEvent } from '@statelyai/inspect'
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
@@ -14,13 +15,15 @@ import { publish } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { startDaemon } from '../../actors/share-daemon/index.ts'
 import { serverSource } from '../../actors/share-daemon/sources.ts'
-import { init, rollback, update } from '../../actors/updater/index.ts'
+import { init, openUpdate, rollback, update } from '../../actors/updater/index.ts'
 import type { Authority } from '../../infra/auth/authority.ts'
 import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
-import { SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
+import { INSPECT_SUBJECTS, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
+import { createNatsInspector } from '../../infra/inspect/nats-inspector.ts'
+import { checkStatelyInspectionEvent } from '../../infra/inspect/stately-events.ts'
 import { TrustStore } from '../../infra/release/trust.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -90,7 +93,7 @@ describe('update paths', { timeout: 120_000 }, () => {
     await rollback(wc, { rev: 1 })
     const machines: string[] = []
     const daemon = await startDaemon({
-      dir: wc, updater: update, nc, auto: true,
+      dir: wc, updater: openUpdate, nc, auto: true,
       inspect: (e) => {
         if (e.type === '@xstate.actor') machines.push((e.actorRef as unknown as { logic: { id?: string } }).logic.id ?? 'logic')
       },
@@ -113,6 +116,45 @@ describe('update paths', { timeout: 120_000 }, () => {
       expect(Date.now() - t0).toBeLessThan(5_000)
     }
     expect((await WorkingCopy.open(wc)).state.current).toBe(1)
+  })
+
+  it('share-daemon — an update through the daemon runs the update-run actor as the daemon\'s child: its inspection comes through the daemon\'s, rooted at the daemon, parented by the updates actor', async () => {
+    const wc = await workingCopyAt1('child')
+    const got: StatelyInspectionEvent[] = []
+    const sub = nc.subscribe(INSPECT_SUBJECTS, {
+      callback: (_e, msg) => {
+        const checked = checkStatelyInspectionEvent(msg.json())
+        if (checked.ok) got.push(checked.event)
+      },
+    })
+    // The daemon's inspection only (no process inspector): whatever shows came through its actor tree.
+    const inspector = createNatsInspector('daemon', { nc })
+    const daemon = await startDaemon({ dir: wc, updater: openUpdate, nc, inspect: inspector.inspect })
+    try {
+      expect((await daemon.updateNow()).to).toBe(2)
+    } finally {
+      await daemon.close()
+      await inspector.close()
+      await nc.flush()
+      sub.unsubscribe()
+    }
+    const actors = got.filter((m) => m.type === '@xstate.actor')
+    const root = actors.find((m) => m.name === 'shareDaemon')!
+    const updates = actors.find((m) => m.name === 'updates')!
+    const runs = actors.filter((m) => m.name === 'updateRun')
+    expect(root.rootId).toBe(root.sessionId)
+    expect(root.parentId).toBeUndefined()
+    expect(updates).toMatchObject({ rootId: root.sessionId, parentId: root.sessionId })
+    expect(runs).toHaveLength(1)
+    expect(runs[0]).toMatchObject({ rootId: root.sessionId, parentId: updates.sessionId })
+    expect(JSON.parse(runs[0]!.definition!).id).toBe('updateRun')
+    // No actor of the run is a root of its own beside the daemon.
+    expect(actors.filter((m) => m.sessionId === m.rootId).map((m) => m.name)).toEqual(['shareDaemon'])
+    const states = got.filter((m) => m.type === '@xstate.snapshot' && m.sessionId === runs[0]!.sessionId).map((m) => (m as { snapshot: { value?: unknown } }).snapshot.value)
+    expect(states.at(-1)).toBe('done')
+    const order = ['idle', 'checking', 'planning', 'downloading', 'applying', 'retaining', 'done']
+    expect(states.map((v) => order.indexOf(String(v)))).toEqual([...states.map((v) => order.indexOf(String(v)))].sort((a, b) => a - b))
+    expect((await WorkingCopy.open(wc)).state.current).toBe(2)
   })
 
   it('update — --rev 0 is refused alike directly and through the swarm; --on-conflict=abort is honoured by both', async () => {

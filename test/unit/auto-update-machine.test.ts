@@ -1,15 +1,17 @@
 // Issue 11 item 2: the daemon's updates as one statechart — automatic runs wait for a holder,
 // shortfalls and failures back off on the clock, a rolled-back copy is held (said once), and an
 // explicit request runs whatever state the automatic side is in, one run at a time.
+// The run itself is a child actor (`updateRun`, issue 12 item 1): opened, run, closed.
 import { describe, expect, it } from 'vitest'
-import { SimulatedClock, createActor, fromPromise, waitFor } from 'xstate'
-import { autoUpdateMachine, type AutoUpdateInput, type AutoUpdateRequest, type RunOutcome } from '../../machines/auto-update.machine.ts'
+import { SimulatedClock, createActor, fromPromise, setup, waitFor, type AnyActorRef } from 'xstate'
+import { stubRuns } from '../helpers/run-stubs.ts'
+import { autoUpdateMachine, type AutoUpdateInput, type AutoUpdateRequest, type OpenedRun, type RunEnd, type RunOutcome } from '../../machines/auto-update.machine.ts'
 
 function harness(input: Partial<AutoUpdateInput>, run: (request: AutoUpdateRequest, n: number) => Promise<RunOutcome>) {
   const runs: AutoUpdateRequest[] = []
   const clock = new SimulatedClock()
   const machine = autoUpdateMachine.provide({
-    actors: { runUpdate: fromPromise(async ({ input: i }) => { runs.push(i.request); return run(i.request, runs.length) }) },
+    actors: stubRuns(async (request) => { runs.push(request); return run(request, runs.length) }),
   })
   const actor = createActor(machine, { clock, input: { auto: true, needsHolders: true, current: 1, hold: undefined, ...input } })
   const emitted: string[] = []
@@ -104,5 +106,36 @@ describe('auto-update machine', () => {
     await waitFor(actor, (s) => s.value === 'idle' && s.context.current === 4)
     expect(runs).toEqual([{ rev: 3 }, { rev: 4 }])
     expect(emitted).toEqual(['done 1 r3', 'done 2 r4'])
+  })
+
+  it('daemon — the run\'s statechart is the child updateRun: started by run.start, its output goes to closeRun, and it is stopped once the run closed', async () => {
+    const child = setup({ types: { output: {} as { rev: number } } }).createMachine({
+      id: 'childRun', initial: 'idle',
+      states: { idle: { on: { 'run.start': 'done' } }, done: { type: 'final' } },
+      output: () => ({ rev: 5 }),
+    })
+    const ends: RunEnd[] = []
+    const actor = createActor(autoUpdateMachine.provide({
+      actors: {
+        openRun: fromPromise<OpenedRun, { request: AutoUpdateRequest; id: number }>(async () => ({ logic: child, input: undefined })),
+        closeRun: fromPromise<RunOutcome, { request: AutoUpdateRequest; id: number; end: RunEnd }>(async ({ input }) => {
+          ends.push(input.end)
+          return { to: (input.end as { output: { rev: number } }).output.rev, hold: undefined }
+        }),
+      },
+    }), { input: { auto: false, needsHolders: false, current: 1, hold: undefined } })
+    const parents: (string | undefined)[] = []
+    actor.system.inspect({
+      next: (e) => {
+        const ref = e.actorRef as AnyActorRef
+        if (e.type === '@xstate.actor' && ref.id === 'updateRun') parents.push((ref as unknown as { _parent?: AnyActorRef })._parent?.id)
+      },
+    })
+    actor.start()
+    actor.send({ type: 'update.requested', request: {}, id: 1 })
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.current === 5)
+    expect(ends).toEqual([{ output: { rev: 5 } }])
+    expect(parents).toEqual([actor.id])
+    expect(actor.getSnapshot().children.updateRun).toBeUndefined()
   })
 })

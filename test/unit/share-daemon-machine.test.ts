@@ -4,6 +4,7 @@
 // backoff after a failure, and a stop that lets the run under way end first.
 import { describe, expect, it } from 'vitest'
 import { SimulatedClock, createActor, fromPromise, waitFor, type AnyActorRef } from 'xstate'
+import { stubRuns } from '../helpers/run-stubs.ts'
 import { autoUpdateMachine, type AutoUpdateRequest, type RunOutcome } from '../../machines/auto-update.machine.ts'
 import { DISCOVERY_WAIT_MS, REDIAL_REMEMBERED_MS, ROOT_LOOK_MS, natsRetryWait, shareDaemonMachine, type ShareDaemonEmitted, type ShareDaemonInput } from '../../machines/share-daemon.machine.ts'
 
@@ -32,12 +33,10 @@ function harness(input: Partial<ShareDaemonInput>, stubs: Stubs = {}) {
   const machine = shareDaemonMachine.provide({
     actors: {
       autoUpdate: autoUpdateMachine.provide({
-        actors: {
-          runUpdate: fromPromise(async ({ input: i }) => {
-            calls.runs.push(i.request)
-            return (stubs.run ?? (async () => ({ to: 2, hold: undefined })))(i.request, calls.runs.length)
-          }),
-        },
+        actors: stubRuns(async (request) => {
+          calls.runs.push(request)
+          return (stubs.run ?? (async () => ({ to: 2, hold: undefined })))(request, calls.runs.length)
+        }),
       }),
       connectNats: fromPromise(async ({ input: i }) => {
         calls.connect++
