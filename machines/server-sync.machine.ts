@@ -13,7 +13,8 @@
 // the `heartbeat` region, parallel to `sync`, publishes the server's heartbeat on entry and every
 // `heartbeatInterval` (R-SERVER, R-PROXY-1); while a release is in hand (`syncing`,
 // `waitingForSpace`) an inner `after` loop tells JetStream every `keepAliveInterval` that the
-// message is still being worked on, so its ack wait never runs out during a long copy.
+// message is still being worked on, so its ack wait never runs out during a long copy; and
+// `waitingForSpace` looks at the free space every `spacePoll`, trying anyway after `spaceRetry`.
 import { assign, emit, setup, fromPromise } from 'xstate'
 
 export interface PendingRelease {
@@ -36,6 +37,9 @@ export interface ServerSyncContext {
   heartbeatMs: number
   /** How often a release message in hand is said to be still in progress, in ms (well under its ack wait). */
   keepAliveMs: number
+  /** While the disk is too full for the release: how often free space is looked at, and the longest wait before a try anyway (ms). */
+  spacePollMs: number
+  spaceRetryMs: number
 }
 
 export interface ServerSyncInput {
@@ -43,6 +47,8 @@ export interface ServerSyncInput {
   maxAttempts?: number
   heartbeatMs: number
   keepAliveMs: number
+  spacePollMs: number
+  spaceRetryMs: number
 }
 
 /**
@@ -99,14 +105,16 @@ export const serverSyncMachine = setup({
     prepareConsumer: fromPromise<void, { serverId: string }>(async () => {}),
     nextRelease: fromPromise<PendingRelease | null, { serverId: string }>(async () => null),
     syncRelease: fromPromise<SyncOutcome, { release: PendingRelease }>(async () => ({ permanent: false })),
-    /** Resolves once the release may fit (or it is time to try anyway). */
-    awaitSpace: fromPromise<void, { release: PendingRelease; needed: number }>(async () => {}),
+    /** Whether the release may fit now: `needed` bytes free on the server's disk. */
+    checkSpace: fromPromise<boolean, { release: PendingRelease; needed: number }>(async () => true),
     acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' | 'parked'; reason?: string }>(async () => {}),
   },
   delays: {
     retryDelay: ({ context }) => Math.min(30_000, 250 * 2 ** Math.min(context.failures, 7)),
     heartbeatInterval: ({ context }) => context.heartbeatMs,
     keepAliveInterval: ({ context }) => context.keepAliveMs,
+    spacePoll: ({ context }) => context.spacePollMs,
+    spaceRetry: ({ context }) => context.spaceRetryMs,
   },
   guards: {
     gotRelease: ({ event }) => (event as unknown as { output: PendingRelease | null }).output !== null,
@@ -117,12 +125,13 @@ export const serverSyncMachine = setup({
       return !out.permanent && out.noSpace !== undefined
     },
     lastAttempt: ({ context }) => context.failures + 1 >= context.maxAttempts,
+    fits: ({ event }) => (event as unknown as { output: boolean }).output,
   },
 }).createMachine({
   id: 'serverSync',
   context: ({ input }) => ({
     serverId: input.serverId, pending: null, lastError: null, failures: 0, maxAttempts: input.maxAttempts ?? DEFAULT_SYNC_ATTEMPTS, spaceNeeded: 0,
-    heartbeatMs: input.heartbeatMs, keepAliveMs: input.keepAliveMs,
+    heartbeatMs: input.heartbeatMs, keepAliveMs: input.keepAliveMs, spacePollMs: input.spacePollMs, spaceRetryMs: input.spaceRetryMs,
   }),
   type: 'parallel',
   on: { stop: { target: ['.sync.stopped', '.heartbeat.stopped'] } },
@@ -218,13 +227,29 @@ export const serverSyncMachine = setup({
             ],
           },
         },
+        // Free space is looked at every spacePoll; the release is tried anyway after spaceRetry.
         waitingForSpace: {
-          ...keepingAlive,
-          invoke: {
-            src: 'awaitSpace',
-            input: ({ context }) => ({ release: context.pending!, needed: context.spaceNeeded }),
-            onDone: 'syncing',
-            onError: { target: 'backoff', actions: assign({ lastError: ({ event }) => String(event.error), failures: ({ context }) => context.failures + 1 }) },
+          type: 'parallel',
+          after: { spaceRetry: 'syncing' },
+          states: {
+            keepAlive: keepingAlive,
+            space: {
+              initial: 'checking',
+              states: {
+                checking: {
+                  invoke: {
+                    src: 'checkSpace',
+                    input: ({ context }) => ({ release: context.pending!, needed: context.spaceNeeded }),
+                    onDone: [{ guard: 'fits', target: '#serverSync.sync.syncing' }, { target: 'pausing' }],
+                    onError: {
+                      target: '#serverSync.sync.backoff',
+                      actions: assign({ lastError: ({ event }) => String(event.error), failures: ({ context }) => context.failures + 1 }),
+                    },
+                  },
+                },
+                pausing: { after: { spacePoll: 'checking' } },
+              },
+            },
           },
         },
         parking: {

@@ -3,7 +3,6 @@
 // heartbeat tells every proxy the server's weight, synced revisions and load, and every client
 // its swarm address.
 import { Readable } from 'node:stream'
-import { setTimeout as delay } from 'node:timers/promises'
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { Service } from '@nats-io/services'
 import type { NatsConnection } from '@nats-io/transport-node'
@@ -236,12 +235,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         }
         return { permanent: false as const }
       })),
-      awaitSpace: fromPromise<void, { release: PendingRelease; needed: number }>(async ({ input: { needed }, signal }) => {
-        const until = Date.now() + (opts.spaceRetryMs ?? SPACE_RETRY_MS)
-        while (Date.now() < until && (await freeBytes(store.dir)) < needed) {
-          await delay(opts.spacePollMs ?? SPACE_POLL_MS, undefined, { signal })
-        }
-      }),
+      checkSpace: fromPromise<boolean, { release: PendingRelease; needed: number }>(async ({ input: { needed } }) => (await freeBytes(store.dir)) >= needed),
       acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' | 'parked'; reason?: string }>(whileWriting(async ({ input: { release, outcome, reason } }) => {
         const msg = inHand.get(release.seq)
         inHand.delete(release.seq)
@@ -309,7 +303,11 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   }
 
   const actor = createActor(machine, {
-    input: { serverId: id, heartbeatMs: opts.heartbeatMs ?? HEARTBEAT_MS, keepAliveMs: KEEP_ALIVE_MS, ...(opts.syncAttempts ? { maxAttempts: opts.syncAttempts } : {}) },
+    input: {
+      serverId: id, heartbeatMs: opts.heartbeatMs ?? HEARTBEAT_MS, keepAliveMs: KEEP_ALIVE_MS,
+      spacePollMs: opts.spacePollMs ?? SPACE_POLL_MS, spaceRetryMs: opts.spaceRetryMs ?? SPACE_RETRY_MS,
+      ...(opts.syncAttempts ? { maxAttempts: opts.syncAttempts } : {}),
+    },
     ...inspection(),
   })
   actor.on('release.parked', (e) => log(`parked release seq ${e.seq} (${e.product} r${e.rev}); going on with the next releases: ${e.reason}`))

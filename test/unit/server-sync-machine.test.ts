@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { SimulatedClock, createActor, fromPromise, waitFor } from 'xstate'
 import { serverSyncMachine, type PendingRelease, type SyncOutcome } from '../../machines/server-sync.machine.ts'
 
-const clocks = { heartbeatMs: 1000, keepAliveMs: 10_000 }
+const clocks = { heartbeatMs: 1000, keepAliveMs: 10_000, spacePollMs: 1000, spaceRetryMs: 60_000 }
 
 function harness(outcomes: Array<'ok' | 'transient' | 'permanent'>) {
   const releases: PendingRelease[] = outcomes.map((_, i) => ({ seq: i + 1, product: 'p', rev: i + 1 }))
@@ -61,9 +61,10 @@ describe('server sync machine', () => {
           tries++
           return space >= 3 ? { permanent: false as const } : { permanent: false as const, noSpace: { reason: 'disk full', needed: 3 } }
         }),
-        awaitSpace: fromPromise(async ({ input }) => {
+        checkSpace: fromPromise(async ({ input }) => {
           waits.push(input.needed)
           space++
+          return true
         }),
         acknowledge: fromPromise(async ({ input }) => {
           acks.push([input.release.seq, input.outcome])
@@ -114,7 +115,7 @@ describe('server sync machine', () => {
       return { promise: new Promise<T>((r) => (resolve = r)), resolve: (v: T) => resolve(v) }
     }
     const copies = [deferred<SyncOutcome>(), deferred<SyncOutcome>()]
-    const space = deferred<void>()
+    const space = deferred<boolean>()
     let tries = 0
     let served = false
     const machine = serverSyncMachine.provide({
@@ -122,7 +123,7 @@ describe('server sync machine', () => {
       actors: {
         nextRelease: fromPromise(async () => (served ? new Promise<null>(() => {}) : ((served = true), { seq: 7, product: 'p', rev: 1 }))),
         syncRelease: fromPromise(() => copies[tries++]!.promise),
-        awaitSpace: fromPromise(() => space.promise),
+        checkSpace: fromPromise(() => space.promise),
         acknowledge: fromPromise(async ({ input }) => void acks.push(input.release.seq)),
       },
     })
@@ -138,12 +139,46 @@ describe('server sync machine', () => {
     await waitFor(actor, (s) => s.matches({ sync: 'waitingForSpace' }))
     clock.increment(10_000)
     expect(kept).toEqual([7, 7, 7])
-    space.resolve()
+    space.resolve(true)
     await waitFor(actor, (s) => s.matches({ sync: 'syncing' }))
     copies[1]!.resolve({ permanent: false })
     await waitFor(actor, (s) => s.matches({ sync: 'waiting' }) && acks.length === 1)
     clock.increment(60_000)
     expect(kept).toEqual([7, 7, 7])
     expect(acks).toEqual([7])
+  })
+
+  it('repo-server — while the disk is too full it looks at the free space every poll interval on the clock, and tries the release anyway after the retry delay', async () => {
+    const clock = new SimulatedClock()
+    const acks: number[] = []
+    let tries = 0
+    let checks = 0
+    let served = false
+    const machine = serverSyncMachine.provide({
+      actors: {
+        nextRelease: fromPromise(async () => (served ? new Promise<null>(() => {}) : ((served = true), { seq: 3, product: 'p', rev: 1 }))),
+        syncRelease: fromPromise(async (): Promise<SyncOutcome> => (tries++ === 0 ? { permanent: false, noSpace: { reason: 'disk full', needed: 9 } } : { permanent: false })),
+        checkSpace: fromPromise(async () => {
+          checks++
+          return false
+        }),
+        acknowledge: fromPromise(async ({ input }) => void acks.push(input.release.seq)),
+      },
+    })
+    const actor = createActor(machine, { clock, input: { serverId: 's1', ...clocks } })
+    const pausing = () => waitFor(actor, (s) => s.matches({ sync: { waitingForSpace: { space: 'pausing' } } }))
+    actor.start()
+    await pausing()
+    expect(checks).toBe(1)
+    for (let i = 2; i <= 4; i++) {
+      clock.increment(1000)
+      await pausing()
+      expect(checks).toBe(i)
+    }
+    expect(tries).toBe(1)
+    clock.increment(57_000)
+    await waitFor(actor, () => acks.length === 1)
+    expect(tries).toBe(2)
+    expect(acks).toEqual([3])
   })
 })
