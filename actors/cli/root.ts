@@ -36,8 +36,8 @@ export function registerRootCommands(program: Command): void {
     .requiredOption('--out <file>', 'where to write the root document')
     .addOption(jsonOption())
     .action(action(async (o) => {
-      const [{ readKeyFile }, { initRoot, rootSummary, summaryLines }, { writeRootFile }] = await Promise.all([
-        import('../../infra/release/keys.ts'), import('../root-holder/index.ts'), import('../root-holder/deployment.ts')])
+      const [{ readKeyFile }, { initRoot }, { rootSummary, summaryLines }, { writeRootFile }] = await Promise.all([
+        import('../../infra/release/keys.ts'), import('../../infra/formats/root.ts'), import('../root-holder/index.ts'), import('../../infra/formats/deployment-root.ts')])
       const signed = initRoot({
         rootKeys: await Promise.all((o.rootKey as string[]).map((f) => readKeyFile(f))), threshold: o.threshold,
         freshKeys: [await publicKeyOf(o.freshKey)], freshLifetimeS: o.freshLifetime, expiresDays: o.expiresDays,
@@ -65,8 +65,8 @@ export function registerRootCommands(program: Command): void {
     .option('--dir <dir>', 'a deployment of `upswarm up`: edit DIR/root.json with DIR/auth/root-key.json and push the result to its cluster')
     .addOption(jsonOption())
     .action(action(async (rootfile: string | undefined, o) => {
-      const [{ readKeyFile }, { editRoot, rootSummary, rootText, summaryLines }, { deploymentRootPaths, readRootFile, writeRootFile }] = await Promise.all([
-        import('../../infra/release/keys.ts'), import('../root-holder/index.ts'), import('../root-holder/deployment.ts')])
+      const [{ readKeyFile }, { editRoot, rootSummary, summaryLines }, { rootText }, { deploymentRootPaths, readRootFile, writeRootFile }] = await Promise.all([
+        import('../../infra/release/keys.ts'), import('../root-holder/index.ts'), import('../../infra/formats/root.ts'), import('../../infra/formats/deployment-root.ts')])
       const paths = o.dir ? deploymentRootPaths(o.dir) : undefined
       const base = rootfile ?? paths?.rootFile
       const out = o.out ?? paths?.rootFile
@@ -101,7 +101,7 @@ export function registerRootCommands(program: Command): void {
     .addOption(jsonOption())
     .action(action(async (rootfile: string, o) => {
       const [{ connectNats }, { appendRoot }, { readRootFile }] = await Promise.all([
-        import('../../infra/nats/connect.ts'), import('../../infra/formats/meta-stream.ts'), import('../root-holder/deployment.ts')])
+        import('../../infra/nats/connect.ts'), import('../../infra/formats/meta-stream.ts'), import('../../infra/formats/deployment-root.ts')])
       const { text } = await readRootFile(rootfile)
       const nc = await connectNats(o.nats, 'upswarm-root-push', o)
       try {
@@ -119,7 +119,7 @@ export function registerRootCommands(program: Command): void {
     .addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
     .action(action(async (rootfile: string | undefined, o) => {
-      const [{ rootSummary, summaryLines }, { readRootFile }] = await Promise.all([import('../root-holder/index.ts'), import('../root-holder/deployment.ts')])
+      const [{ rootSummary, summaryLines }, { readRootFile }] = await Promise.all([import('../root-holder/index.ts'), import('../../infra/formats/deployment-root.ts')])
       let signed
       if (rootfile) {
         signed = (await readRootFile(rootfile)).signed

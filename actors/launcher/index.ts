@@ -17,7 +17,7 @@ import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import { connectNats } from '../../infra/nats/connect.ts'
 import { ensureResources } from '../../infra/nats/resources.ts'
-import { ensureDeploymentRoot } from '../root-holder/deployment.ts'
+import { ensureDeploymentRoot } from '../../infra/formats/deployment-root.ts'
 import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogic } from 'xstate'
 import { launcherMachine, READY_TIMEOUT_MS, type LauncherFailure } from '../../machines/launcher.machine.ts'
 

@@ -3,7 +3,6 @@
 // heartbeat tells every proxy the server's weight, synced revisions and load, and every client
 // its swarm address.
 import { Readable } from 'node:stream'
-import { setTimeout as delay } from 'node:timers/promises'
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { Service } from '@nats-io/services'
 import type { NatsConnection } from '@nats-io/transport-node'
@@ -23,7 +22,7 @@ import type { TrustStore } from '../../infra/release/trust.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
 import type { HostPort } from '../../infra/swarm/transport.ts'
 import { formatSize, freeBytes, isDiskFull } from '../../infra/store/disk-space.ts'
-import { serverSyncMachine, type PendingRelease, type SyncOutcome } from '../../machines/server-sync.machine.ts'
+import { serverSyncMachine, syncState, type PendingRelease, type SyncOutcome } from '../../machines/server-sync.machine.ts'
 import { RepoStore } from './repo-store.ts'
 import { startSeed, type Seed } from './seed.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
@@ -43,7 +42,7 @@ export const SPACE_RETRY_MS = 60_000
 /** Room a sync keeps free beyond its blobs: the release, the state file, file system overhead. */
 const SPACE_MARGIN = 64 * 1024
 /** How often a release message in hand is said to be still in progress (its ack wait is 60 s). */
-const WORKING_EVERY_MS = 10_000
+const KEEP_ALIVE_MS = 10_000
 
 export interface RepoServerOptions {
   nc: NatsConnection
@@ -137,6 +136,10 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   let stalled: NonNullable<Heartbeat['stalled']> | null = null
 
   const machine = serverSyncMachine.provide({
+    actions: {
+      beat: () => publishHeartbeat(),
+      keepAlive: ({ context }) => { if (context.pending) inHand.get(context.pending.seq)?.working() },
+    },
     actors: {
       // A server (re)starts from what its own disk holds: a wiped server replays everything.
       prepareConsumer: fromPromise<void, { serverId: string }>(async () => {
@@ -222,7 +225,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         const room = await roomFor(signed.manifest, msg.data.length)
         if (room.needed > room.free) return { permanent: false as const, noSpace: { needed: room.needed, reason: noSpaceReason(what, room) } }
         try {
-          await copyAndRecord(release, signed, msg, signal)
+          await copyAndRecord(release, signed, signal)
           // Recorded: the stall is over from this moment (the heartbeat must not say otherwise).
           if (stalled?.seq === release.seq) stalled = null
         } catch (err) {
@@ -232,17 +235,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         }
         return { permanent: false as const }
       })),
-      awaitSpace: fromPromise<void, { release: PendingRelease; needed: number }>(async ({ input: { release, needed }, signal }) => {
-        const until = Date.now() + (opts.spaceRetryMs ?? SPACE_RETRY_MS)
-        let said = Date.now()
-        while (Date.now() < until && (await freeBytes(store.dir)) < needed) {
-          if (Date.now() - said >= WORKING_EVERY_MS) {
-            inHand.get(release.seq)?.working()
-            said = Date.now()
-          }
-          await delay(opts.spacePollMs ?? SPACE_POLL_MS, undefined, { signal })
-        }
-      }),
+      checkSpace: fromPromise<boolean, { release: PendingRelease; needed: number }>(async ({ input: { needed } }) => (await freeBytes(store.dir)) >= needed),
       acknowledge: fromPromise<void, { release: PendingRelease; outcome: 'synced' | 'rejected' | 'parked'; reason?: string }>(whileWriting(async ({ input: { release, outcome, reason } }) => {
         const msg = inHand.get(release.seq)
         inHand.delete(release.seq)
@@ -260,27 +253,22 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   })
 
   /** Copies the release's missing blobs into the store, verified, then records the release as synced. */
-  async function copyAndRecord(release: PendingRelease, signed: SignedRelease, msg: InHand, signal: AbortSignal): Promise<void> {
-    const keepAlive = setInterval(() => msg.working(), WORKING_EVERY_MS)
-    try {
-      for (const [sha, size] of blobsOf(signed.manifest)) {
-        if (await store.blobs.has(sha)) continue
-        signal.throwIfAborted()
-        const obj = await os.get(sha)
-        if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `blob ${sha} of ${signed.manifest.product} r${signed.manifest.rev} is not in the object store yet`)
-        const source = Readable.fromWeb(obj.data as never)
-        // The copy in progress fails with this error; once the copy is over nobody listens, so never let it escape.
-        source.on('error', () => {})
-        const stop = (): void => void source.destroy(new UpswarmError('UPSWARM_E_IO', `server ${id} is stopping`))
-        signal.addEventListener('abort', stop, { once: true })
-        try {
-          await store.blobs.put(sha, source, `object store (release seq ${release.seq})`, size)
-        } finally {
-          signal.removeEventListener('abort', stop)
-        }
+  async function copyAndRecord(release: PendingRelease, signed: SignedRelease, signal: AbortSignal): Promise<void> {
+    for (const [sha, size] of blobsOf(signed.manifest)) {
+      if (await store.blobs.has(sha)) continue
+      signal.throwIfAborted()
+      const obj = await os.get(sha)
+      if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `blob ${sha} of ${signed.manifest.product} r${signed.manifest.rev} is not in the object store yet`)
+      const source = Readable.fromWeb(obj.data as never)
+      // The copy in progress fails with this error; once the copy is over nobody listens, so never let it escape.
+      source.on('error', () => {})
+      const stop = (): void => void source.destroy(new UpswarmError('UPSWARM_E_IO', `server ${id} is stopping`))
+      signal.addEventListener('abort', stop, { once: true })
+      try {
+        await store.blobs.put(sha, source, `object store (release seq ${release.seq})`, size)
+      } finally {
+        signal.removeEventListener('abort', stop)
       }
-    } finally {
-      clearInterval(keepAlive)
     }
     signal.throwIfAborted()
     await store.markSynced(release.seq, encodeRelease(signed), signed)
@@ -314,7 +302,14 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       `Free some space there: the server waits and syncs it once it fits`
   }
 
-  const actor = createActor(machine, { input: { serverId: id, ...(opts.syncAttempts ? { maxAttempts: opts.syncAttempts } : {}) }, ...inspection() })
+  const actor = createActor(machine, {
+    input: {
+      serverId: id, heartbeatMs: opts.heartbeatMs ?? HEARTBEAT_MS, keepAliveMs: KEEP_ALIVE_MS,
+      spacePollMs: opts.spacePollMs ?? SPACE_POLL_MS, spaceRetryMs: opts.spaceRetryMs ?? SPACE_RETRY_MS,
+      ...(opts.syncAttempts ? { maxAttempts: opts.syncAttempts } : {}),
+    },
+    ...inspection(),
+  })
   actor.on('release.parked', (e) => log(`parked release seq ${e.seq} (${e.product} r${e.rev}); going on with the next releases: ${e.reason}`))
   actor.on('release.synced', (e) => log(`synced ${e.product} r${e.rev} (seq ${e.seq})`))
   actor.on('release.rejected', (e) => log(`rejected release seq ${e.seq}: ${e.reason}`))
@@ -327,8 +322,15 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     if (first) void alertAdmins(e, { type: 'sync.no-space', reason: e.reason, needed: e.needed })
   })
   for (const done of ['release.synced', 'release.rejected', 'release.parked'] as const) actor.on(done, () => { stalled = null })
+  // A note per sync state change, not per heartbeat or keep-alive (docs/ops.md).
+  let noted = ''
   actor.subscribe({
-    next: (snap) => nc.publish(actorEventSubject('repo-server', id), JSON.stringify({ state: snap.value, synced: store.synced })),
+    next: (snap) => {
+      const state = syncState(snap.value)
+      if (state === noted) return
+      noted = state
+      nc.publish(actorEventSubject('repo-server', id), JSON.stringify({ state, synced: store.synced }))
+    },
     error: (err) => log(`sync actor failed: ${errorMessage(err)}`),
   })
 
@@ -478,16 +480,15 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   const parkedInfo = (): Heartbeat['parked'] => store.parked.slice(-MAX_PARKED_SHOWN).map(({ product, rev, seq, reason, at }) => ({ product, rev, seq, reason: reason.slice(0, 300), at }))
   const prunedInfo = (): Record<string, number> => Object.fromEntries(Object.entries(store.pruned).map(([p, r]) => [p, r.through]))
   const heartbeat = (): Heartbeat => ({ id, weight, synced: store.synced, ...counters, startedAt, swarm: seed.info(), parked: parkedInfo(), pruned: prunedInfo(), ...(stalled ? { stalled } : {}) })
-  const beat = (): void => nc.publish(serverHeartbeat(id), JSON.stringify(heartbeat()))
-  const timer = setInterval(beat, opts.heartbeatMs ?? HEARTBEAT_MS)
+  // Sent by the machine's heartbeat region on its clock, and at once when what it says changes.
+  const publishHeartbeat = (): void => nc.publish(serverHeartbeat(id), JSON.stringify(heartbeat()))
   actor.on('release.synced', (e) => {
     seed.synced(e.product, e.rev)
-    beat()
+    publishHeartbeat()
   })
   // Proxies (and so `stats`) learn of a stall at once, not at the next beat.
-  actor.on('sync.noSpace', () => beat())
+  actor.on('sync.noSpace', () => publishHeartbeat())
   actor.start()
-  beat()
 
   return {
     id,
@@ -496,7 +497,6 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     seed,
     heartbeat,
     async close() {
-      clearInterval(timer)
       actor.send({ type: 'stop' })
       actor.stop() // aborts a blob copy in progress
       await service.stop().catch(() => {})

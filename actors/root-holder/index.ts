@@ -1,43 +1,13 @@
 // The root holder's side of the root of trust (issue 10 item 7; docs/formats.md §1.2, §3.2):
-// makes root version 1, edits a root into the next version (products added, publish keys
-// rotated and retired with their last revision, minRev after a compromise), signs it with the
-// offline root keys, and summarises a root for people. Pure: files and NATS are the caller's.
+// edits a root into the next version (products added, publish keys rotated and retired with
+// their last revision, minRev after a compromise), signs it with the offline root keys, and
+// summarises a root for people. Pure: files and NATS are the caller's. Root version 1 and the
+// root files of a deployment are infra/formats (root.ts, deployment-root.ts): `upswarm up` makes them too.
 import { UpswarmError } from '../../infra/errors.ts'
-import { encodeEnvelope } from '../../infra/formats/envelope.ts'
-import { draftOf, rootBody, signRoot, verifyNextRoot, verifyPinnedRoot, type Root, type RootDraft, type SignedRoot } from '../../infra/formats/root.ts'
+import { HEX64 } from '../../infra/formats/envelope.ts'
+import { DAY_MS, checkHexKey, draftOf, rootBody, signRoot, verifyNextRoot, type Root, type SignedRoot } from '../../infra/formats/root.ts'
 import { UUID_RE } from '../../infra/release/manifest.ts'
 import type { PublisherKey } from '../../infra/release/keys.ts'
-
-const DAY_MS = 86_400_000
-export const DEFAULT_ROOT_EXPIRES_DAYS = 365
-const HEX32 = /^[0-9a-f]{64}$/
-
-export interface InitRoot {
-  rootKeys: PublisherKey[]
-  threshold?: number
-  freshKeys: string[]
-  freshLifetimeS?: number
-  expiresDays?: number
-  nowMs?: number
-}
-
-/** Root version 1: no products yet, signed by every given root key. */
-export function initRoot(o: InitRoot): SignedRoot {
-  if (o.rootKeys.length === 0) throw new UpswarmError('UPSWARM_E_CONFIG', 'root init: give at least one --root-key FILE')
-  const threshold = o.threshold ?? 1
-  if (threshold < 1 || threshold > o.rootKeys.length) {
-    throw new UpswarmError('UPSWARM_E_CONFIG', `root init: --threshold ${threshold} must be between 1 and the ${o.rootKeys.length} root key(s) given`)
-  }
-  for (const k of o.freshKeys) checkHexKey(k, '--fresh-key')
-  const draft: RootDraft = {
-    version: 1, expiresMs: (o.nowMs ?? Date.now()) + (o.expiresDays ?? DEFAULT_ROOT_EXPIRES_DAYS) * DAY_MS,
-    rootKeys: o.rootKeys.map((k) => k.publicKey), rootThreshold: threshold, freshKeys: o.freshKeys,
-    ...(o.freshLifetimeS !== undefined ? { freshLifetimeS: o.freshLifetimeS } : {}), products: {},
-  }
-  const signed = signRoot(rootBody(draft), o.rootKeys)
-  verifyPinnedRoot(signed, 'the new root')
-  return signed
-}
 
 export interface RootEdit {
   addProducts?: Array<{ product: string; publishKey: string }>
@@ -78,7 +48,7 @@ export function editRoot(base: Root, signers: PublisherKey[], e: RootEdit): Sign
   for (const r of e.rotate ?? []) {
     checkProduct(r.product)
     checkHexKey(r.publishKey, '--publish-key')
-    if (r.lastRelease !== undefined && !HEX32.test(r.lastRelease)) throw new UpswarmError('UPSWARM_E_CONFIG', `--last-release must be a SHA-256 in hex (64 characters), got ${JSON.stringify(r.lastRelease)}`)
+    if (r.lastRelease !== undefined && !HEX64.test(r.lastRelease)) throw new UpswarmError('UPSWARM_E_CONFIG', `--last-release must be a SHA-256 in hex (64 characters), got ${JSON.stringify(r.lastRelease)}`)
     const p = d.products[r.product]
     if (!p) throw new UpswarmError('UPSWARM_E_CONFIG', `product ${r.product} is not in root version ${base.version}; add it with --add-product`)
     if (p.publish.includes(r.publishKey)) throw new UpswarmError('UPSWARM_E_CONFIG', `${r.publishKey.slice(0, 16)}… already is the publish key of ${r.product}`)
@@ -99,9 +69,6 @@ export function editRoot(base: Root, signers: PublisherKey[], e: RootEdit): Sign
   verifyNextRoot(base, signed, 'the edited root')
   return signed
 }
-
-/** What is stored and sent: the canonical envelope, one line. */
-export const rootText = (signed: SignedRoot): string => encodeEnvelope(signed.env).toString('utf8')
 
 export interface RootSummary {
   version: number
@@ -148,8 +115,4 @@ export function summaryLines(s: RootSummary): string {
 
 function checkProduct(product: string): void {
   if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `product ids are lowercase UUIDs, got ${JSON.stringify(product)}`)
-}
-
-function checkHexKey(key: string, what: string): void {
-  if (!HEX32.test(key)) throw new UpswarmError('UPSWARM_E_CONFIG', `${what} must be a public key of 64 hex characters (upswarm keygen prints one), got ${JSON.stringify(key.slice(0, 80))}`)
 }

@@ -8,7 +8,7 @@ import { z } from 'zod'
 import { UpswarmError } from '../errors.ts'
 import type { PublisherKey } from '../release/keys.ts'
 import { UUID_RE } from '../release/manifest.ts'
-import { HEX64, SIGNED_FORMAT, TimeString, keyIdOf, parseEnvelope, signEnvelope, signedByKey, timeString, validSigners, type Envelope } from './envelope.ts'
+import { HEX64, SIGNED_FORMAT, TimeString, encodeEnvelope, keyIdOf, parseEnvelope, signEnvelope, signedByKey, timeString, validSigners, type Envelope } from './envelope.ts'
 
 export const ROOT_MAX_BYTES = 1024 * 1024
 /** What a root may say about freshness statements' lifetime when it does not say: 6 h. */
@@ -202,6 +202,44 @@ export function signRoot(body: Record<string, unknown>, signers: PublisherKey[])
   const env = signEnvelope(body, signers)
   return { env, root: parseRoot(JSON.stringify(env), 'the root being signed').root }
 }
+
+export const DAY_MS = 86_400_000
+export const DEFAULT_ROOT_EXPIRES_DAYS = 365
+
+export interface InitRoot {
+  rootKeys: PublisherKey[]
+  threshold?: number
+  freshKeys: string[]
+  freshLifetimeS?: number
+  expiresDays?: number
+  nowMs?: number
+}
+
+/** Root version 1: no products yet, signed by every given root key (`root init`, `upswarm up`). */
+export function initRoot(o: InitRoot): SignedRoot {
+  if (o.rootKeys.length === 0) throw new UpswarmError('UPSWARM_E_CONFIG', 'root init: give at least one --root-key FILE')
+  const threshold = o.threshold ?? 1
+  if (threshold < 1 || threshold > o.rootKeys.length) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `root init: --threshold ${threshold} must be between 1 and the ${o.rootKeys.length} root key(s) given`)
+  }
+  for (const k of o.freshKeys) checkHexKey(k, '--fresh-key')
+  const draft: RootDraft = {
+    version: 1, expiresMs: (o.nowMs ?? Date.now()) + (o.expiresDays ?? DEFAULT_ROOT_EXPIRES_DAYS) * DAY_MS,
+    rootKeys: o.rootKeys.map((k) => k.publicKey), rootThreshold: threshold, freshKeys: o.freshKeys,
+    ...(o.freshLifetimeS !== undefined ? { freshLifetimeS: o.freshLifetimeS } : {}), products: {},
+  }
+  const signed = signRoot(rootBody(draft), o.rootKeys)
+  verifyPinnedRoot(signed, 'the new root')
+  return signed
+}
+
+/** A public key given for a root role, checked before it is signed into one. */
+export function checkHexKey(key: string, what: string): void {
+  if (!HEX64.test(key)) throw new UpswarmError('UPSWARM_E_CONFIG', `${what} must be a public key of 64 hex characters (upswarm keygen prints one), got ${JSON.stringify(key.slice(0, 80))}`)
+}
+
+/** What is stored and sent: the canonical envelope, one line. */
+export const rootText = (signed: SignedRoot): string => encodeEnvelope(signed.env).toString('utf8')
 
 /** The draft of an existing root, to edit into the next version. */
 export function draftOf(root: Root): RootDraft {

@@ -164,12 +164,12 @@ describe('faults — disk full during a repository server\'s sync', () => {
         server = await start()
         const s = server
         s.actor.subscribe((snap) => {
-          if (snap.value === 'syncing' && snap.context.pending?.seq === seqs[2]) r2Started = true
+          if (snap.matches({ sync: 'syncing' }) && snap.context.pending?.seq === seqs[2]) r2Started = true
         })
-        const outcome = await waitFor(s.actor, (snap) => snap.value === 'waitingForSpace' || (s.store.synced[product] ?? 0) >= 2, { timeout: WAIT_MS })
+        const outcome = await waitFor(s.actor, (snap) => snap.matches({ sync: 'waitingForSpace' }) || (s.store.synced[product] ?? 0) >= 2, { timeout: WAIT_MS })
         watcher?.close()
         await filling
-        if (outcome.value !== 'waitingForSpace') {
+        if (!outcome.matches({ sync: 'waitingForSpace' })) {
           r['fitted after all']++
           continue
         }

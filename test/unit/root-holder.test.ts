@@ -1,7 +1,8 @@
 // Issue 10 item 7, the root holder's edits (docs/formats.md §3.2): each edit is the next version,
 // chained to the old one; a rotation retires the old key with its last revision.
 import { describe, expect, it } from 'vitest'
-import { editRoot, initRoot, rootSummary } from '../../actors/root-holder/index.ts'
+import { editRoot, rootSummary } from '../../actors/root-holder/index.ts'
+import { initRoot } from '../../infra/formats/root.ts'
 import { keyVerdict } from '../../infra/formats/root.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 

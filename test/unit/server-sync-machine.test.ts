@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { createActor, fromPromise, waitFor } from 'xstate'
+import { SimulatedClock, createActor, fromPromise, waitFor } from 'xstate'
 import { serverSyncMachine, type PendingRelease, type SyncOutcome } from '../../machines/server-sync.machine.ts'
+
+const clocks = { heartbeatMs: 1000, keepAliveMs: 10_000, spacePollMs: 1000, spaceRetryMs: 60_000 }
 
 function harness(outcomes: Array<'ok' | 'transient' | 'permanent'>) {
   const releases: PendingRelease[] = outcomes.map((_, i) => ({ seq: i + 1, product: 'p', rev: i + 1 }))
@@ -21,7 +23,7 @@ function harness(outcomes: Array<'ok' | 'transient' | 'permanent'>) {
       }),
     },
   })
-  return { actor: createActor(machine, { input: { serverId: 's1' } }), acks }
+  return { actor: createActor(machine, { input: { serverId: 's1', ...clocks } }), acks }
 }
 
 describe('server sync machine', () => {
@@ -59,9 +61,10 @@ describe('server sync machine', () => {
           tries++
           return space >= 3 ? { permanent: false as const } : { permanent: false as const, noSpace: { reason: 'disk full', needed: 3 } }
         }),
-        awaitSpace: fromPromise(async ({ input }) => {
+        checkSpace: fromPromise(async ({ input }) => {
           waits.push(input.needed)
           space++
+          return true
         }),
         acknowledge: fromPromise(async ({ input }) => {
           acks.push([input.release.seq, input.outcome])
@@ -69,7 +72,7 @@ describe('server sync machine', () => {
       },
     })
     // One try before parking: a full disk must not count as one.
-    const actor = createActor(machine, { input: { serverId: 's1', maxAttempts: 1 } })
+    const actor = createActor(machine, { input: { serverId: 's1', maxAttempts: 1, ...clocks } })
     const noSpace: string[] = []
     actor.on('sync.noSpace', (e) => noSpace.push(`${e.seq}:${e.reason}:${e.needed}`))
     actor.start()
@@ -79,5 +82,103 @@ describe('server sync machine', () => {
     expect(waits).toEqual([3, 3, 3])
     expect(noSpace).toEqual(['1:disk full:3', '1:disk full:3', '1:disk full:3'])
     expect(actor.getSnapshot().context).toMatchObject({ failures: 0, spaceNeeded: 0, lastError: null })
+  })
+
+  it('repo-server — publishes its heartbeat at start and every interval on the machine\'s clock, and never after stop', () => {
+    const clock = new SimulatedClock()
+    let beats = 0
+    const machine = serverSyncMachine.provide({
+      actions: { beat: () => void beats++ },
+      actors: { nextRelease: fromPromise(() => new Promise<PendingRelease | null>(() => {})) },
+    })
+    const actor = createActor(machine, { clock, input: { serverId: 's1', ...clocks } })
+    actor.start()
+    expect(beats).toBe(1)
+    clock.increment(999)
+    expect(beats).toBe(1)
+    clock.increment(1)
+    expect(beats).toBe(2)
+    for (let i = 0; i < 5; i++) clock.increment(1000)
+    expect(beats).toBe(7)
+    actor.send({ type: 'stop' })
+    expect(actor.getSnapshot().status).toBe('done')
+    clock.increment(60_000)
+    expect(beats).toBe(7)
+  })
+
+  it('repo-server — says a release in hand is still in progress every keep-alive interval while it syncs or waits for space, and not once it is acknowledged', async () => {
+    const clock = new SimulatedClock()
+    const kept: number[] = []
+    const acks: number[] = []
+    const deferred = <T>() => {
+      let resolve!: (v: T) => void
+      return { promise: new Promise<T>((r) => (resolve = r)), resolve: (v: T) => resolve(v) }
+    }
+    const copies = [deferred<SyncOutcome>(), deferred<SyncOutcome>()]
+    const space = deferred<boolean>()
+    let tries = 0
+    let served = false
+    const machine = serverSyncMachine.provide({
+      actions: { keepAlive: ({ context }) => void kept.push(context.pending!.seq) },
+      actors: {
+        nextRelease: fromPromise(async () => (served ? new Promise<null>(() => {}) : ((served = true), { seq: 7, product: 'p', rev: 1 }))),
+        syncRelease: fromPromise(() => copies[tries++]!.promise),
+        checkSpace: fromPromise(() => space.promise),
+        acknowledge: fromPromise(async ({ input }) => void acks.push(input.release.seq)),
+      },
+    })
+    const actor = createActor(machine, { clock, input: { serverId: 's1', ...clocks } })
+    actor.start()
+    await waitFor(actor, (s) => s.matches({ sync: 'syncing' }))
+    clock.increment(9_999)
+    expect(kept).toEqual([])
+    clock.increment(1)
+    clock.increment(10_000)
+    expect(kept).toEqual([7, 7])
+    copies[0]!.resolve({ permanent: false, noSpace: { reason: 'disk full', needed: 1 } })
+    await waitFor(actor, (s) => s.matches({ sync: 'waitingForSpace' }))
+    clock.increment(10_000)
+    expect(kept).toEqual([7, 7, 7])
+    space.resolve(true)
+    await waitFor(actor, (s) => s.matches({ sync: 'syncing' }))
+    copies[1]!.resolve({ permanent: false })
+    await waitFor(actor, (s) => s.matches({ sync: 'waiting' }) && acks.length === 1)
+    clock.increment(60_000)
+    expect(kept).toEqual([7, 7, 7])
+    expect(acks).toEqual([7])
+  })
+
+  it('repo-server — while the disk is too full it looks at the free space every poll interval on the clock, and tries the release anyway after the retry delay', async () => {
+    const clock = new SimulatedClock()
+    const acks: number[] = []
+    let tries = 0
+    let checks = 0
+    let served = false
+    const machine = serverSyncMachine.provide({
+      actors: {
+        nextRelease: fromPromise(async () => (served ? new Promise<null>(() => {}) : ((served = true), { seq: 3, product: 'p', rev: 1 }))),
+        syncRelease: fromPromise(async (): Promise<SyncOutcome> => (tries++ === 0 ? { permanent: false, noSpace: { reason: 'disk full', needed: 9 } } : { permanent: false })),
+        checkSpace: fromPromise(async () => {
+          checks++
+          return false
+        }),
+        acknowledge: fromPromise(async ({ input }) => void acks.push(input.release.seq)),
+      },
+    })
+    const actor = createActor(machine, { clock, input: { serverId: 's1', ...clocks } })
+    const pausing = () => waitFor(actor, (s) => s.matches({ sync: { waitingForSpace: { space: 'pausing' } } }))
+    actor.start()
+    await pausing()
+    expect(checks).toBe(1)
+    for (let i = 2; i <= 4; i++) {
+      clock.increment(1000)
+      await pausing()
+      expect(checks).toBe(i)
+    }
+    expect(tries).toBe(1)
+    clock.increment(57_000)
+    await waitFor(actor, () => acks.length === 1)
+    expect(tries).toBe(2)
+    expect(acks).toEqual([3])
   })
 })

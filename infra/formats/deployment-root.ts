@@ -1,17 +1,17 @@
 // The root of trust of a deployment made by `upswarm up` (issue 10 item 7): one root key and one
 // fresh key in D/auth (mode 0600, made once, reused on every restart), root version 1 in
 // D/root.json, pushed to UPSWARM_META when the stream holds no root yet. `root edit --dir D`
-// edits D/root.json with D's root key and pushes the next version.
+// edits D/root.json with D's root key and pushes the next version. Shared by the launcher and the
+// root holder's commands, so neither role imports the other (issue 12 item 1).
 import { existsSync } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { parseRoot, type SignedRoot } from '../../infra/formats/root.ts'
-import { appendRoot, newestRoot } from '../../infra/formats/meta-stream.ts'
-import { generatePublisherKey, readKeyFile, writeKeyFile, type PublisherKey } from '../../infra/release/keys.ts'
-import { writeFileAtomic } from '../../infra/store/working-copy/atomic.ts'
-import { UpswarmError, errorMessage } from '../../infra/errors.ts'
-import { initRoot, rootText } from './index.ts'
+import { initRoot, parseRoot, rootText, type SignedRoot } from './root.ts'
+import { appendRoot, newestRoot } from './meta-stream.ts'
+import { generatePublisherKey, readKeyFile, writeKeyFile, type PublisherKey } from '../release/keys.ts'
+import { writeFileAtomic } from '../store/working-copy/atomic.ts'
+import { UpswarmError, errorMessage } from '../errors.ts'
 
 export interface DeploymentRoot {
   rootFile: string
