@@ -15,7 +15,7 @@ import { acquirePruneLease, type LeaseHolder } from '../../infra/nats/leases.ts'
 import { BLOB_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM } from '../../infra/nats/names.ts'
 import { appendPruneRecord, readPruneRecord, readPruneRecords, type PruneRecord } from '../../infra/nats/prune-records.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
-import { withRetry } from '../../infra/nats/retry.ts'
+import { isNoResponders, withRetry } from '../../infra/nats/retry.ts'
 import { SignedReleaseSchema, UUID_RE, blobsOf } from '../../infra/release/manifest.ts'
 import { readReleaseChain } from '../../infra/release/release-log.ts'
 import { loadTrust, trustedKeys } from '../../infra/release/trust.ts'
@@ -182,24 +182,33 @@ async function references(nc: NatsConnection, product: string, pruned: Map<strin
   }
   const consumer = await jetstream(nc).consumers.get(RELEASE_READ_STREAM, { deliver_policy: DeliverPolicy.All })
   let last = 0
+  let noResponders = 0
   try {
     while (last < until) {
       let got = 0
-      for await (const msg of await consumer.fetch({ max_messages: READ_BATCH, expires: READ_WAIT_MS })) {
-        got++
-        last = msg.seq
-        if (msg.seq > until) break
-        let json: unknown
-        try {
-          json = msg.json()
-        } catch {
-          continue
+      // The consumer's subjects may not have reached every node yet: a first pull can find no responder.
+      const batch = await withRetry(() => consumer.fetch({ max_messages: READ_BATCH, expires: READ_WAIT_MS }), { attempts: 10, retryable: isNoResponders })
+      try {
+        for await (const msg of batch) {
+          got++
+          last = msg.seq
+          if (msg.seq > until) break
+          let json: unknown
+          try {
+            json = msg.json()
+          } catch {
+            continue
+          }
+          const r = SignedReleaseSchema.safeParse(json)
+          if (!r.success) continue
+          const { product: p, rev } = r.data.manifest
+          const into = rev <= (pruned.get(p) ?? 0) ? (p === product ? candidates : null) : kept
+          if (into) for (const sha of blobsOf(r.data.manifest).keys()) into.add(sha)
         }
-        const r = SignedReleaseSchema.safeParse(json)
-        if (!r.success) continue
-        const { product: p, rev } = r.data.manifest
-        const into = rev <= (pruned.get(p) ?? 0) ? (p === product ? candidates : null) : kept
-        if (into) for (const sha of blobsOf(r.data.manifest).keys()) into.add(sha)
+      } catch (err) {
+        if (got > 0 || !isNoResponders(err) || ++noResponders > 10) throw err
+        await new Promise((r) => setTimeout(r, 100 * noResponders))
+        continue
       }
       if (got === 0) throw new UpswarmError('UPSWARM_E_TIMEOUT', `${RELEASE_READ_STREAM} did not deliver past seq ${last} within ${READ_WAIT_MS} ms; nothing was pruned`)
     }

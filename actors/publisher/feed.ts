@@ -18,7 +18,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { z } from 'zod'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import { RELEASE_READ_STREAM, RELEASE_STREAM, RELEASE_SUBJECTS, SERVER_HEARTBEATS, releaseSubject } from '../../infra/nats/names.ts'
-import { withRetry } from '../../infra/nats/retry.ts'
+import { isNoResponders, withRetry } from '../../infra/nats/retry.ts'
 import type { PublisherKey } from '../../infra/release/keys.ts'
 import { decodeRelease, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 import { REV_HEADER, readReleaseChain } from '../../infra/release/release-log.ts'
@@ -205,7 +205,7 @@ async function appendFromStream(nc: NatsConnection, feed: ReleaseFeed, publisher
   }), { attempts: 10 })
   try {
     for (let seq = startSeq - 1; seq < untilSeq;) {
-      const msg = await consumer.next({ expires: STREAM_READ_MS })
+      const msg = await withRetry(() => consumer.next({ expires: STREAM_READ_MS }), { attempts: 10, retryable: isNoResponders })
       if (!msg) throw new UpswarmError('UPSWARM_E_TIMEOUT', `the release stream did not deliver sequence ${seq + 1} within ${STREAM_READ_MS} ms`)
       seq = msg.seq
       if (msg.data.byteLength > MAX_RELEASE_BLOCK_BYTES) continue
@@ -249,7 +249,7 @@ async function findRevSeq(js: JetStreamClient, product: string, rev: number, sha
   }), { attempts: 10 })
   try {
     for (;;) {
-      const msg = await consumer.next({ expires: STREAM_READ_MS })
+      const msg = await withRetry(() => consumer.next({ expires: STREAM_READ_MS }), { attempts: 10, retryable: isNoResponders })
       if (!msg) return 0
       if (Number(msg.headers?.get(REV_HEADER)) === rev && msg.headers?.get(MSG_ID_HEADER) === sha) return msg.seq
       if (msg.info.pending === 0) return 0

@@ -1,6 +1,6 @@
 // Bounded retry with backoff for operations that fail while a JetStream group elects a leader.
 import { setTimeout as delay } from 'node:timers/promises'
-import { permissionViolation } from '../errors.ts'
+import { errorMessage, permissionViolation } from '../errors.ts'
 
 export interface RetryOptions {
   attempts?: number
@@ -22,4 +22,14 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
       wait = Math.min(wait * 2, opts.maxDelayMs ?? 1000)
     }
   }
+}
+
+/**
+ * A request that found no responder: right after an ephemeral consumer is made, its subjects may
+ * not have reached every node of the cluster yet, so the first pull can come back 503 "no
+ * responders". Worth a short retry; anything else is not.
+ */
+export function isNoResponders(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code
+  return code === 503 || code === '503' || (err instanceof Error && err.name === 'NoRespondersError') || /no responders/i.test(errorMessage(err))
 }
