@@ -13,6 +13,7 @@
 // - the file's last chunk is what remains (it may be shorter than `min`).
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
+import { FileHasher, PIECE_SIZE, type FileHashes } from '../release/hash.ts'
 import type { ChunkRef } from './tree-node.ts'
 
 export interface ChunkerParams { id: string; min: number; avg: number; max: number; whole: number }
@@ -98,47 +99,25 @@ export class FastCdc {
   }
 }
 
-export interface FileChunks {
-  size: number
-  sha1: string
-  sha256: string
-  /** SHA-256 of each 1 MiB piece (format 1's piece hashes), when the file has more than one. */
-  pieces?: string[]
+export interface FileChunks extends FileHashes {
   /** The chunks in file order, when the file is larger than `whole` (otherwise the file is one unit). */
   chunks?: ChunkRef[]
 }
 
 /**
- * One read pass over a file: SHA-1 and SHA-256 of the whole (R-VERIFY), format 1's piece hashes,
- * and format 2's content-defined chunks with their SHA-256. Never holds more than one read buffer.
+ * One read pass over a file: SHA-1 and SHA-256 of the whole (R-VERIFY), format 1's piece hashes
+ * (FileHasher, as hashFile), and format 2's content-defined chunks with their SHA-256. Never
+ * holds more than one read buffer.
  */
-export async function chunkFile(path: string, params: ChunkerParams, pieceSize = 1024 * 1024): Promise<FileChunks> {
-  const sha1 = createHash('sha1')
-  const sha256 = createHash('sha256')
-  const pieces: string[] = []
-  let piece = createHash('sha256')
-  let inPiece = 0
+export async function chunkFile(path: string, params: ChunkerParams, pieceSize = PIECE_SIZE): Promise<FileChunks> {
+  const hasher = new FileHasher(pieceSize)
   const cdc = new FastCdc(params)
   const chunks: ChunkRef[] = []
   let chunk = createHash('sha256')
   let chunkLen = 0
-  let size = 0
   for await (const data of createReadStream(path, { highWaterMark: pieceSize })) {
     const buf = data as Buffer
-    sha1.update(buf)
-    sha256.update(buf)
-    size += buf.length
-    for (let off = 0; off < buf.length;) {
-      const take = Math.min(pieceSize - inPiece, buf.length - off)
-      piece.update(buf.subarray(off, off + take))
-      inPiece += take
-      off += take
-      if (inPiece === pieceSize) {
-        pieces.push(piece.digest('hex'))
-        piece = createHash('sha256')
-        inPiece = 0
-      }
-    }
+    hasher.update(buf)
     let start = 0
     cdc.push(buf, (end) => {
       chunk.update(buf.subarray(start, end))
@@ -150,10 +129,8 @@ export async function chunkFile(path: string, params: ChunkerParams, pieceSize =
     chunk.update(buf.subarray(start))
     chunkLen += buf.length - start
   }
-  if (inPiece > 0) pieces.push(piece.digest('hex'))
   if (chunkLen > 0) chunks.push({ length: chunkLen, sha256: chunk.digest('hex'), zlen: 0 })
-  const out: FileChunks = { size, sha1: sha1.digest('hex'), sha256: sha256.digest('hex') }
-  if (pieces.length > 1) out.pieces = pieces
-  if (size > params.whole) out.chunks = chunks
+  const out: FileChunks = hasher.digest()
+  if (out.size > params.whole) out.chunks = chunks
   return out
 }

@@ -14,35 +14,50 @@ export interface FileHashes {
   pieces?: string[]
 }
 
-export async function hashFile(path: string, pieceSize = PIECE_SIZE): Promise<FileHashes> {
-  const sha1 = createHash('sha1')
-  const sha256 = createHash('sha256')
-  const pieces: string[] = []
-  let piece = createHash('sha256')
-  let inPiece = 0
-  let size = 0
-  for await (const chunk of createReadStream(path, { highWaterMark: pieceSize })) {
-    const buf = chunk as Buffer
-    sha1.update(buf)
-    sha256.update(buf)
-    size += buf.length
+/**
+ * The hashes of a file fed in order, buffer by buffer: SHA-1 and SHA-256 of the whole and SHA-256
+ * of each `pieceSize` piece. One read pass can feed it and other hashers (format 2's chunks) alike.
+ */
+export class FileHasher {
+  private readonly sha1 = createHash('sha1')
+  private readonly sha256 = createHash('sha256')
+  private readonly pieces: string[] = []
+  private piece = createHash('sha256')
+  private inPiece = 0
+  size = 0
+
+  constructor(private readonly pieceSize = PIECE_SIZE) {}
+
+  update(buf: Buffer): void {
+    this.sha1.update(buf)
+    this.sha256.update(buf)
+    this.size += buf.length
     let off = 0
     while (off < buf.length) {
-      const take = Math.min(pieceSize - inPiece, buf.length - off)
-      piece.update(buf.subarray(off, off + take))
-      inPiece += take
+      const take = Math.min(this.pieceSize - this.inPiece, buf.length - off)
+      this.piece.update(buf.subarray(off, off + take))
+      this.inPiece += take
       off += take
-      if (inPiece === pieceSize) {
-        pieces.push(piece.digest('hex'))
-        piece = createHash('sha256')
-        inPiece = 0
+      if (this.inPiece === this.pieceSize) {
+        this.pieces.push(this.piece.digest('hex'))
+        this.piece = createHash('sha256')
+        this.inPiece = 0
       }
     }
   }
-  if (inPiece > 0) pieces.push(piece.digest('hex'))
-  const out: FileHashes = { size, sha1: sha1.digest('hex'), sha256: sha256.digest('hex') }
-  if (pieces.length > 1) out.pieces = pieces
-  return out
+
+  digest(): FileHashes {
+    if (this.inPiece > 0) this.pieces.push(this.piece.digest('hex'))
+    const out: FileHashes = { size: this.size, sha1: this.sha1.digest('hex'), sha256: this.sha256.digest('hex') }
+    if (this.pieces.length > 1) out.pieces = this.pieces
+    return out
+  }
+}
+
+export async function hashFile(path: string, pieceSize = PIECE_SIZE): Promise<FileHashes> {
+  const hasher = new FileHasher(pieceSize)
+  for await (const chunk of createReadStream(path, { highWaterMark: pieceSize })) hasher.update(chunk as Buffer)
+  return hasher.digest()
 }
 
 export function sha256Hex(data: Uint8Array | string): string {
