@@ -32,10 +32,10 @@ export interface RootScan {
   lastSeq: number
 }
 
-type Query = { seq: number; next_by_subj: string } | { last_by_subj: string }
+export type Query = { seq: number; next_by_subj: string } | { last_by_subj: string }
 
 /** null for "no such message", whichever way the client says it. */
-async function getMsg(jsm: JetStreamManager, stream: string, query: Query, leader: boolean): ReturnType<JetStreamManager['direct']['getMessage']> {
+export async function getMsg(jsm: JetStreamManager, stream: string, query: Query, leader: boolean): ReturnType<JetStreamManager['direct']['getMessage']> {
   try {
     // Appends read through the stream's leader (a replica may lag); readers take any replica.
     return leader ? await jsm.streams.getMessage(stream, query as never) : await jsm.direct.getMessage(stream, query)

@@ -6,6 +6,7 @@
 // grow with them), never a consumer. What is not a release document on the subject is skipped and
 // reported, never believed and never fatal.
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream'
+import { getMsg } from './meta-stream.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../errors.ts'
 import { jetStreamOptionsOf } from '../nats/identity.ts'
@@ -18,20 +19,8 @@ export interface StoredRelease2 {
   signed: SignedRelease2
 }
 
-type Query = { seq: number; next_by_subj: string } | { last_by_subj: string }
-
-async function manager(nc: NatsConnection): Promise<JetStreamManager> {
+function manager(nc: NatsConnection): Promise<JetStreamManager> {
   return jetstreamManager(nc, { checkAPI: false, ...jetStreamOptionsOf(nc) })
-}
-
-async function getMsg(jsm: JetStreamManager, query: Query, leader: boolean): Promise<StoredMsg | null> {
-  try {
-    // Appends read through the stream's leader (a replica may lag); readers take any replica.
-    return leader ? await jsm.streams.getMessage(META_STREAM, query as never) : await jsm.direct.getMessage(META_STREAM, query)
-  } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return null
-    throw err
-  }
 }
 
 function stored(msg: StoredMsg, product: string): StoredRelease2 | string {
@@ -48,7 +37,7 @@ function stored(msg: StoredMsg, product: string): StoredRelease2 | string {
 /** The first release at or after `seq` on the product's subject (skipping what is not one), or null. */
 async function releaseFrom(jsm: JetStreamManager, product: string, seq: number, leader: boolean, onSkip?: (seq: number, reason: string) => void): Promise<StoredRelease2 | null> {
   for (let at = seq; ;) {
-    const msg = await getMsg(jsm, { seq: at, next_by_subj: release2Subject(product) }, leader)
+    const msg = await getMsg(jsm, META_STREAM, { seq: at, next_by_subj: release2Subject(product) }, leader)
     if (!msg) return null
     const r = stored(msg, product)
     if (typeof r !== 'string') return r
@@ -60,7 +49,7 @@ async function releaseFrom(jsm: JetStreamManager, product: string, seq: number, 
 /** The product's newest release document on the stream (undefined: none yet). */
 export async function newestRelease2(nc: NatsConnection, product: string, opts: { leader?: boolean; onSkip?: (seq: number, reason: string) => void } = {}): Promise<StoredRelease2 | undefined> {
   const jsm = await manager(nc)
-  const last = await getMsg(jsm, { last_by_subj: release2Subject(product) }, !!opts.leader)
+  const last = await getMsg(jsm, META_STREAM, { last_by_subj: release2Subject(product) }, !!opts.leader)
   if (!last) return undefined
   const r = stored(last, product)
   if (typeof r !== 'string') return r
@@ -82,7 +71,7 @@ export async function newestRelease2(nc: NatsConnection, product: string, opts: 
  */
 export async function readRelease2(nc: NatsConnection, product: string, rev: number): Promise<StoredRelease2 | undefined> {
   const jsm = await manager(nc)
-  const last = await getMsg(jsm, { last_by_subj: release2Subject(product) }, false)
+  const last = await getMsg(jsm, META_STREAM, { last_by_subj: release2Subject(product) }, false)
   if (!last) return undefined
   let lo = 1
   let hi = last.seq
@@ -109,7 +98,7 @@ export async function appendRelease2(nc: NatsConnection, text: string): Promise<
   const next = parseRelease(text, 'the release to append')
   const { product, rev, parent } = next.release
   const jsm = await manager(nc)
-  const lastMsg = await getMsg(jsm, { last_by_subj: release2Subject(product) }, true)
+  const lastMsg = await getMsg(jsm, META_STREAM, { last_by_subj: release2Subject(product) }, true)
   const tip = lastMsg ? await newestRelease2(nc, product, { leader: true }) : undefined
   // The first release on the subject names no parent and may continue a format-1 numbering
   // (docs/formats.md §2.2); every later one is the tip's successor.
