@@ -1,0 +1,197 @@
+// What changed between two format-2 trees, fetching only the nodes that changed (docs/formats.md
+// §1.6, §4; issue 13 item 3: "an update of 1% of the files fetches metadata for the changed
+// directories only"). A client holds the nodes of its installed revision; to reach a new one it
+// walks both trees from the top, level by level, and descends only where a node hash differs:
+// an unchanged directory — or an unchanged part of a split directory — has the same hash in both
+// revisions, so nothing beneath it is fetched or read. The new tree's nodes come in one batch
+// per level (the `nodes` request of §1.8 takes up to 1024 hashes); every node is checked against
+// the hash its parent names before it is decoded (R-VERIFY).
+import { UpswarmError } from '../errors.ts'
+import type { WalkedEntry } from './tree-builder.ts'
+import { TreeNodeError, decodeNode, nodeHash, type NodeEntry, type TreeNode } from './tree-node.ts'
+
+/** Nodes by hash: the caller's local store (the installed revision's nodes), then the network. */
+export interface NodeSource {
+  /** A node held locally, or undefined. Not trusted either: checked like a fetched one. */
+  local(hash: string): Promise<Uint8Array | undefined> | Uint8Array | undefined
+  /** Fetches nodes by hash (one level's worth at a time); may return them in any order. */
+  fetch(hashes: string[]): Promise<Map<string, Uint8Array>>
+}
+
+export type TreeChange =
+  | { kind: 'added'; path: string; entry: WalkedEntry }
+  | { kind: 'removed'; path: string; old: WalkedEntry }
+  | { kind: 'changed'; path: string; entry: WalkedEntry; old: WalkedEntry }
+
+export interface TreeDiff {
+  /** Sorted by path, parents before children. */
+  changes: TreeChange[]
+  /** Every new-tree node the walk needed, by hash (the caller stores them as the new revision's). */
+  nodes: Map<string, Uint8Array>
+  /** What came from `fetch`: nodes, bytes and calls (one per tree level that needed any). */
+  fetched: { nodes: number; bytes: number; requests: number }
+}
+
+interface Pending {
+  path: string
+  old?: string
+  new?: string
+}
+
+const joinPath = (dir: string, name: string): string => (dir ? `${dir}/${name}` : name)
+
+function walked(path: string, e: NodeEntry): WalkedEntry {
+  if (e.kind === 'file') return { path, kind: 'file', mode: e.mode, size: e.size, sha1: e.sha1, sha256: e.sha256, content: e.content }
+  if (e.kind === 'symlink') return { path, kind: 'symlink', target: e.target }
+  return { path, kind: 'dir', mode: e.mode }
+}
+
+function sameContent(a: NodeEntry, b: NodeEntry): boolean {
+  if (a.kind !== b.kind) return false
+  if (a.kind === 'symlink') return a.target === (b as typeof a).target
+  if (a.kind === 'dir') return a.mode === (b as typeof a).mode && a.node === (b as typeof a).node
+  const f = b as typeof a
+  return a.mode === f.mode && a.size === f.size && a.sha256 === f.sha256 && a.sha1 === f.sha1 &&
+    JSON.stringify(a.content) === JSON.stringify(f.content)
+}
+
+/**
+ * The changes from the tree at `oldTop` (undefined: nothing installed) to the tree at `newTop`.
+ * A node whose bytes do not hash to its name, or that does not decode, is refused with the path
+ * it was met at; nothing is returned then.
+ */
+export async function diffTrees(oldTop: string | undefined, newTop: string, source: NodeSource): Promise<TreeDiff> {
+  const changes: TreeChange[] = []
+  const nodes = new Map<string, Uint8Array>()
+  const fetched = { nodes: 0, bytes: 0, requests: 0 }
+  const decoded = new Map<string, TreeNode>()
+  const raw = new Map<string, Uint8Array>()
+
+  const check = (hash: string, bytes: Uint8Array, top: boolean, where: string): TreeNode => {
+    if (nodeHash(bytes) !== hash) throw new UpswarmError('UPSWARM_E_HASH_MISMATCH', `tree node ${hash.slice(0, 16)}… (${where}) does not hash to its name: refusing it`)
+    try {
+      return decodeNode(bytes, { top, where: `tree node ${hash.slice(0, 16)}… (${where})` })
+    } catch (err) {
+      if (err instanceof TreeNodeError) throw new UpswarmError('UPSWARM_E_MANIFEST', err.message, { cause: err })
+      throw err
+    }
+  }
+
+  /** Makes every node in `want` (hash → where, top) available: local first, then one fetch. */
+  const load = async (want: Map<string, { where: string; top: boolean; newSide: boolean }>): Promise<void> => {
+    const missing: string[] = []
+    for (const [hash, w] of want) {
+      if (decoded.has(hash)) {
+        if (w.newSide) nodes.set(hash, raw.get(hash)!)
+        continue
+      }
+      const bytes = await source.local(hash)
+      if (bytes) {
+        decoded.set(hash, check(hash, bytes, w.top, w.where))
+        raw.set(hash, bytes)
+        if (w.newSide) nodes.set(hash, bytes)
+      } else missing.push(hash)
+    }
+    if (missing.length === 0) return
+    fetched.requests++
+    const got = await source.fetch(missing)
+    for (const hash of missing) {
+      const bytes = got.get(hash)
+      const w = want.get(hash)!
+      if (!bytes) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `tree node ${hash.slice(0, 16)}… (${w.where}) was not sent`)
+      decoded.set(hash, check(hash, bytes, w.top, w.where))
+      raw.set(hash, bytes)
+      nodes.set(hash, bytes)
+      fetched.nodes++
+      fetched.bytes += bytes.byteLength
+    }
+  }
+
+  // A directory is one dir node or a dir-parts node over dir nodes; parts with the same hash on
+  // both sides hold the same entries, so only the other parts are loaded and compared.
+  const entriesOf = async (pairs: Pending[]): Promise<Map<Pending, { old: NodeEntry[]; new: NodeEntry[] }>> => {
+    const want = new Map<string, { where: string; top: boolean; newSide: boolean }>()
+    const ask = (hash: string | undefined, path: string, newSide: boolean): void => {
+      if (!hash) return
+      const prev = want.get(hash)
+      if (!prev || (newSide && !prev.newSide)) want.set(hash, { where: path || '(top)', top: path === '', newSide })
+    }
+    for (const p of pairs) {
+      ask(p.old, p.path, false)
+      ask(p.new, p.path, true)
+    }
+    await load(want)
+    // Second round: the parts of split directories, minus those both sides share.
+    const partWant = new Map<string, { where: string; top: boolean; newSide: boolean }>()
+    const partsOf = (hash: string | undefined): string[] => {
+      const n = hash ? decoded.get(hash)! : undefined
+      return n?.type === 'dirParts' ? n.parts.map((x) => x.node) : []
+    }
+    const shared = new Map<Pending, Set<string>>()
+    for (const p of pairs) {
+      const oldParts = new Set(partsOf(p.old))
+      const newParts = partsOf(p.new)
+      const both = new Set(newParts.filter((h) => oldParts.has(h)))
+      shared.set(p, both)
+      for (const h of oldParts) if (!both.has(h)) partWant.set(h, partWant.get(h) ?? { where: `${p.path || '(top)'}, a part`, top: p.path === '', newSide: false })
+      for (const h of newParts) if (!both.has(h)) partWant.set(h, { where: `${p.path || '(top)'}, a part`, top: p.path === '', newSide: true })
+    }
+    await load(partWant)
+    const out = new Map<Pending, { old: NodeEntry[]; new: NodeEntry[] }>()
+    const flatten = (hash: string | undefined, skip: Set<string>, path: string): NodeEntry[] => {
+      if (!hash) return []
+      const n = decoded.get(hash)!
+      if (n.type === 'dir') return n.entries
+      if (n.type !== 'dirParts') throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${hash.slice(0, 16)}… at ${path || '(top)'} is a ${n.type} node, not a directory`)
+      const entries: NodeEntry[] = []
+      for (const part of n.parts) {
+        if (skip.has(part.node)) continue
+        const sub = decoded.get(part.node)!
+        if (sub.type !== 'dir' || sub.entries.length !== part.entries || sub.entries[0]?.name !== part.firstName) {
+          throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${part.node.slice(0, 16)}… is not the part of ${path || '(top)'} its parent describes`)
+        }
+        entries.push(...sub.entries)
+      }
+      return entries
+    }
+    for (const p of pairs) out.set(p, { old: flatten(p.old, shared.get(p)!, p.path), new: flatten(p.new, shared.get(p)!, p.path) })
+    return out
+  }
+
+  let level: Pending[] = oldTop === newTop ? [] : [{ path: '', old: oldTop, new: newTop }]
+  while (level.length > 0) {
+    const next: Pending[] = []
+    for (const [p, { old, new: now }] of await entriesOf(level)) {
+      const olds = new Map(old.map((e) => [e.name, e]))
+      for (const e of now) {
+        const path = joinPath(p.path, e.name)
+        const o = olds.get(e.name)
+        olds.delete(e.name)
+        if (o && sameContent(o, e)) continue
+        if (o && o.kind === e.kind) {
+          if (e.kind === 'dir') {
+            if ((o as typeof e).mode !== e.mode) changes.push({ kind: 'changed', path, entry: walked(path, e), old: walked(path, o) })
+            next.push({ path, old: (o as typeof e).node, new: e.node })
+          } else changes.push({ kind: 'changed', path, entry: walked(path, e), old: walked(path, o) })
+          continue
+        }
+        if (o) {
+          changes.push({ kind: 'removed', path, old: walked(path, o) })
+          if (o.kind === 'dir') next.push({ path, old: o.node })
+        }
+        changes.push({ kind: 'added', path, entry: walked(path, e) })
+        if (e.kind === 'dir') next.push({ path, new: e.node })
+      }
+      for (const [, o] of olds) {
+        const path = joinPath(p.path, o.name)
+        changes.push({ kind: 'removed', path, old: walked(path, o) })
+        if (o.kind === 'dir') next.push({ path, old: o.node })
+      }
+    }
+    level = next
+  }
+  // Parents before children; a path removed and added again (a file became a directory) keeps
+  // the removal first, as the order it was found in.
+  changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  return { changes, nodes, fetched }
+}
