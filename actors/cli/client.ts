@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
-import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
+import type { Daemon, DaemonOptions, DaemonUpdate, DaemonUpdater, UpdateRequest } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
 import type { SourceSettings } from '../../infra/store/working-copy/sources.ts'
 import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption, inspectOption, inspectIfAsked } from './common.ts'
@@ -402,7 +402,10 @@ export function registerClientCommands(program: Command): void {
         inspecting.attach(late)
         return late
       })
-      const [{ startDaemon }, { openUpdate }] = await Promise.all([import('../share-daemon/index.ts'), updaterModule()])
+      const { startDaemon } = await import('../share-daemon/index.ts')
+      // The updater (its statecharts, the download scheduler) is loaded by the first update, not
+      // by a daemon that may share for days without one (issue 13 item 5: a light client).
+      const openUpdate: DaemonUpdater = async (d, run) => (await updaterModule()).openUpdate(d, run)
       await runRole('daemon', async () => {
         // The client process composes its two actors: the daemon runs the updater as its child.
         const daemon: Daemon = await startDaemon({
@@ -423,6 +426,16 @@ export function registerClientCommands(program: Command): void {
         const connected = (key: string, via: string): void => emit({ event: 'peer.connected', peer: key, via }, `peer ${key.slice(0, 12)}… connected over ${via}`)
         for (const c of daemon.connections()) connected(c.key, c.via)
         daemon.on('peer.connected', connected)
+        if (process.env.UPSWARM_DEBUG_HEAP) {
+          const { memoryEvent } = await import('./memory.ts')
+          const memory = (when: string): void => {
+            const m = memoryEvent(when)
+            emit(m, `memory (${when}): ${JSON.stringify(m)}`)
+          }
+          memory('ready')
+          daemon.on('update.done', () => memory('update.done'))
+          process.on('SIGUSR2', () => memory('signal'))
+        }
         return {
           ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev() },
           close: async () => {
