@@ -87,6 +87,8 @@ export async function runDaemonBench(o: DaemonBenchOptions): Promise<BenchResult
     let startMs = 0
     const client = await withCpuProfiles(profileDir, async () => {
       const c = await swarm.addClient('idle')
+      // The daemon says its V8 heap by space on SIGUSR2 (actors/cli/memory.ts).
+      c.env.UPSWARM_DEBUG_HEAP = '1'
       const t0 = performance.now()
       await c.start()
       startMs = performance.now() - t0
@@ -106,6 +108,9 @@ export async function runDaemonBench(o: DaemonBenchOptions): Promise<BenchResult
     await sleep(o.idleSeconds * 1000)
     const window = cpu.stop()
     const idle = { daemon: sampleMemory(pid), floor: sampleMemory(floor.pid!) }
+    const seen = client.events.length
+    client.child!.kill('SIGUSR2')
+    const heap = await client.waitFor((e) => e.event === 'memory' && e.when === 'signal' && client.events.indexOf(e) >= seen, 30_000)
     const loadAfter = loadavg()
     const percent = (s: number): number => round((100 * s) / window.seconds, 3)
     log(`idle: daemon RSS ${mib(idle.daemon.rss)} MiB, CPU ${percent(window.groups.daemon!)} %; floor RSS ${mib(idle.floor.rss)} MiB`)
@@ -150,6 +155,7 @@ export async function runDaemonBench(o: DaemonBenchOptions): Promise<BenchResult
         peakResettable,
         rssBeforeUpdateMiB: mib(before.rss),
         update: { ms: done.ms, bytesFromServers: done.bytesFromServers, bytesFromPeers: done.bytesFromPeers },
+        idleHeap: heap,
         byMappingKiB: { idleDaemon: idle.daemon.byMapping, floor: idle.floor.byMapping, peak: peak.byMapping, afterUpdate: after.byMapping, idleStart: idleStart.daemon.byMapping },
       },
       columns: ['process', 'RSS MiB', 'PSS MiB', 'USS MiB', 'node binary', 'anonymous', '[heap]', 'native addons', 'CPU %', 'peak RSS MiB'],
@@ -162,6 +168,7 @@ export async function runDaemonBench(o: DaemonBenchOptions): Promise<BenchResult
         `Load average (1 / 5 / 15 min) ${fmtLoad(loadBefore)} before and ${fmtLoad(loadAfter)} after the idle window; the machine's cores were ${(window.machineBusy * 100).toFixed(0)} % busy meanwhile (a shared machine).`,
         `Peak RSS is VmHWM ${peakResettable ? 'reset just before r3 was published' : 'since the daemon started (clear_refs refused)'}: r3 (${o.updateMiB} MiB in ${o.fileMiB} MiB files) installed in ${(done.ms / 1000).toFixed(1)} s, ${(done.bytesFromServers / MiB).toFixed(0)} MiB from servers.`,
         `RSS by mapping, idle daemon (MiB): ${Object.entries(idle.daemon.byMapping).map(([k, v]) => `${k} ${mib(v)}`).join(', ')}.`,
+        `V8 heap of the idle daemon (MiB, size / used): ${Object.entries(heap.spaces as Record<string, { sizeMiB: number; usedMiB: number }>).map(([k, v]) => `${k} ${v.sizeMiB} / ${v.usedMiB}`).join(', ')}; malloced ${heap.mallocedMiB}, external ${heap.externalMiB}.`,
         `Idle, RSS counts the node binary's text, which every node process of a machine shares; PSS shares it out and USS (private pages) is what stopping the daemon frees. The goal is judged on RSS.`,
         `The daemon started (spawn to READY) in ${startMs.toFixed(0)} ms.`,
         ...(profileDir ? ['With --profile the idle figures include the profiler; a second daemon (profiler off) took the update.'] : []),
