@@ -23,12 +23,8 @@ export const DEFAULT_KEEP_ALIVE_MS = 5_000
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
 export const DEFAULT_FIRST_BYTES_TIMEOUT_MS = 5_000
 export const DEFAULT_FLEET_TIMEOUT_MS = 5_000
-/**
- * When a joined topic is looked up again (the last one repeats while joined): often while peers
- * that joined together may have missed each other's announce, then every 5 minutes (Hyperswarm's
- * own refresh is every 10): a newcomer looks us up itself (docs/decisions.md, "The idle daemon").
- */
-const REDISCOVER_MS = [2_000, 5_000, 15_000, 60_000, 300_000]
+/** When a joined topic is looked up again (the last one repeats while joined). */
+const REDISCOVER_MS = [2_000, 5_000, 15_000, 60_000]
 /** The channels onConnection attaches (piece protocol, statements, release feed): a peer's opens wait for the fleet exchange. */
 const HELD_PROTOCOLS = ['upswarm/pieces', 'upswarm/statements', 'hypercore/alpha'] as const
 
