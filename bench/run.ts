@@ -14,8 +14,9 @@ import { runThroughputBench, THROUGHPUT_DEFAULTS, type ThroughputBenchOptions } 
 import { runTrackerBench } from './tracker.ts'
 import { runStartupBench, STARTUP_DEFAULTS, type StartupBenchOptions } from './startup.ts'
 import { METADATA_DEFAULTS, runMetadataBench, type MetadataBenchOptions } from './metadata.ts'
+import { DAEMON_DEFAULTS, runDaemonBench, type DaemonBenchOptions } from './daemon.ts'
 
-export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata'] as const
+export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata', 'daemon'] as const
 export type BenchName = (typeof BENCHES)[number]
 
 interface Plan {
@@ -26,6 +27,7 @@ interface Plan {
   tracker: { peers: number; rounds: number; profile?: string; resultsDir?: string }
   startup: StartupBenchOptions
   metadata: MetadataBenchOptions
+  daemon: DaemonBenchOptions
 }
 
 /** Sizes: `default` fits the whole run in 20 minutes on a 2-core machine; `tiny` is the smoke test's. */
@@ -38,6 +40,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     tracker: { peers: 1_000, rounds: 1 },
     startup: { ...STARTUP_DEFAULTS, runs: 5, warmup: 1 },
     metadata: { sizes: [10_000] },
+    daemon: { ...DAEMON_DEFAULTS, settle: 2, idleSeconds: 5, updateMiB: 8, fileMiB: 4 },
   },
   default: {
     swarm: SWARM_DEFAULTS,
@@ -47,6 +50,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     tracker: { peers: 10_000, rounds: 3 },
     startup: STARTUP_DEFAULTS,
     metadata: METADATA_DEFAULTS,
+    daemon: DAEMON_DEFAULTS,
   },
   large: {
     swarm: { ...SWARM_DEFAULTS, clients: [4, 8, 16], mib: 64, files: 240 },
@@ -56,6 +60,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     tracker: { peers: 10_000, rounds: 5 },
     startup: { ...STARTUP_DEFAULTS, runs: 100 },
     metadata: METADATA_DEFAULTS,
+    daemon: { ...DAEMON_DEFAULTS, updateMiB: 1024, fileMiB: 256 },
   },
 }
 
@@ -73,12 +78,14 @@ names: ${BENCHES.join(', ')} (default: all)
   --tracker-peers 10000       --tracker-rounds 3
   --startup-runs 40           startup: timed runs of each command (hyperfine when installed)
   --metadata-files 100000,1000000   metadata: tree sizes (files) of the 1% update
+  --idle-seconds 60           daemon: the idle window   --update-mib 128    daemon: the release the peak RSS is taken over
   --keep                      keep the temporary directories
   --results DIR               write results there instead of bench/results
   --profile DIR               write CPU profiles of the node processes the benches start (swarm:
                               cluster and daemons; incremental: upswarm update; status: upswarm
                               status; throughput: server, proxy and the fetching process;
-                              tracker: both trackers) under DIR, summarised in
+                              tracker: both trackers; daemon: the idle
+                              daemon over its idle window) under DIR, summarised in
                               bench/results/<name>-profile.txt`
 
 const list = (s: string): number[] => s.split(',').map(Number).filter((n) => Number.isFinite(n) && n > 0)
@@ -107,6 +114,8 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'tracker-rounds': { type: 'string' },
       'startup-runs': { type: 'string' },
       'metadata-files': { type: 'string' },
+      'idle-seconds': { type: 'string' },
+      'update-mib': { type: 'string' },
       keep: { type: 'boolean' },
       profile: { type: 'string' },
       results: { type: 'string' },
@@ -141,7 +150,9 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values['tracker-rounds']) p.tracker.rounds = Number(values['tracker-rounds'])
   if (values['startup-runs']) p.startup.runs = Number(values['startup-runs'])
   if (values['metadata-files']) p.metadata.sizes = list(values['metadata-files'])
-  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata]) {
+  if (values['idle-seconds']) p.daemon.idleSeconds = Number(values['idle-seconds'])
+  if (values['update-mib']) p.daemon.updateMiB = Number(values['update-mib'])
+  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.daemon]) {
     o.keep = keep
     if (values.results) o.resultsDir = resolve(values.results)
   }
@@ -152,6 +163,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
     p.status.profile = resolve(values.profile, 'status')
     p.throughput.profile = resolve(values.profile, 'throughput')
     p.tracker.profile = resolve(values.profile, 'tracker')
+    p.daemon.profile = resolve(values.profile, 'daemon')
   }
   return { names: positionals.length ? (positionals as BenchName[]) : [...BENCHES], plan: p, resultsDir: values.results ? resolve(values.results) : RESULTS_DIR }
 }
@@ -169,6 +181,7 @@ export async function runBench(name: BenchName, p: Plan): Promise<BenchResult | 
     ])
     case 'startup': return runStartupBench(p.startup)
     case 'metadata': return runMetadataBench(p.metadata)
+    case 'daemon': return runDaemonBench(p.daemon)
   }
 }
 

@@ -402,6 +402,9 @@ export function registerClientCommands(program: Command): void {
         inspecting.attach(late)
         return late
       })
+      // The updater is loaded at start although a daemon may share for days without an update: it
+      // adds 0.2 MiB of heap (issue 13 item 5), and a chunk loaded at the first update would be
+      // missing if the installed upswarm was replaced meanwhile.
       const [{ startDaemon }, { openUpdate }] = await Promise.all([import('../share-daemon/index.ts'), updaterModule()])
       await runRole('daemon', async () => {
         // The client process composes its two actors: the daemon runs the updater as its child.
@@ -423,6 +426,16 @@ export function registerClientCommands(program: Command): void {
         const connected = (key: string, via: string): void => emit({ event: 'peer.connected', peer: key, via }, `peer ${key.slice(0, 12)}… connected over ${via}`)
         for (const c of daemon.connections()) connected(c.key, c.via)
         daemon.on('peer.connected', connected)
+        if (process.env.UPSWARM_DEBUG_HEAP) {
+          const { memoryEvent } = await import('./memory.ts')
+          const memory = (when: string): void => {
+            const m = memoryEvent(when)
+            emit(m, `memory (${when}): ${JSON.stringify(m)}`)
+          }
+          memory('ready')
+          daemon.on('update.done', () => memory('update.done'))
+          process.on('SIGUSR2', () => memory('signal'))
+        }
         return {
           ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev() },
           close: async () => {

@@ -19,6 +19,16 @@ import { publish, type PublishResult } from '../publisher/publish.ts'
 
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
 
+/**
+ * How the sharing daemon is started (issue 13 item 5, a light client): V8's young generation
+ * capped at 2 × 1 MiB instead of growing to 2 × 8 MiB, and glibc's malloc told to map buffers of
+ * 128 KiB and more on their own (its dynamic threshold otherwise keeps the freed piece buffers of
+ * an update in the heap). docs/ops.md gives the same settings for a fleet's service manager;
+ * docs/decisions.md ("The idle daemon") has the figures.
+ */
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1']
+export const DAEMON_GLIBC_TUNABLES = 'glibc.malloc.mmap_threshold=131072'
+
 export interface DaemonEvent {
   event: string
   [k: string]: unknown
@@ -49,7 +59,8 @@ export class SwarmClient {
 
   /** Starts `upswarm daemon DIR --auto --json`; resolves with its READY payload. */
   async start(extra: string[] = []): Promise<void> {
-    const child = spawnGuarded(process.execPath, [CLI, 'daemon', this.dir, '--auto', '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: this.env })
+    const env = { ...this.env, GLIBC_TUNABLES: [this.env.GLIBC_TUNABLES, DAEMON_GLIBC_TUNABLES].filter(Boolean).join(':') }
+    const child = spawnGuarded(process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'daemon', this.dir, '--auto', '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env })
     this.child = child
     child.stderr!.on('data', (d: Buffer) => {
       this.stderrTail = (this.stderrTail + d.toString()).slice(-8000)

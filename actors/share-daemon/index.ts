@@ -8,6 +8,7 @@
 // file wires it to the swarm, the tracker, NATS and the updater, and starts it.
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import b4a from 'b4a'
 import { join } from 'node:path'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { ERROR_CODES, errorMessage, isUpswarmError, UpswarmError, type ErrorCode } from '../../infra/errors.ts'
@@ -151,7 +152,12 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
   close(): Promise<void>
 }
 
-const DEFAULT_ANNOUNCE_MS = 5_000
+/**
+ * Our announce interval; the tracker's own (a third of its peer TTL, 60 s by default) is used
+ * when shorter. Idle, an announce only renews the entry: a changed revision announces at once
+ * and a newcomer dials us itself (docs/decisions.md, "The idle daemon").
+ */
+const DEFAULT_ANNOUNCE_MS = 30_000
 const DEFAULT_SWARM_THREADS = 16
 /** Server pieces one client has in flight at most, over all its downloads. */
 const SERVER_SLOTS = 2
@@ -369,9 +375,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   // Heartbeats tell which servers hold which revision (an update waits until one does) and
   // name the servers' swarm keys (servers seed the swarm; their bytes count as server bytes).
+  // An idle server says the same thing every second: a heartbeat equal to its server's last one
+  // is skipped before it is parsed (issue 13 item 5: the idle daemon's biggest steady cost).
+  const lastHeartbeat = new Map<string, Uint8Array>()
   const subscribeHeartbeats = (nc: NatsConnection) => nc.subscribe(SERVER_HEARTBEATS, {
     callback: (err, msg) => {
       if (err) return
+      const previous = lastHeartbeat.get(msg.subject)
+      if (previous && b4a.equals(previous, msg.data)) return
+      lastHeartbeat.set(msg.subject, b4a.from(msg.data))
       try {
         const hb = HeartbeatForClient.parse(msg.json())
         if (hb.swarm) peers.markServers([hb.swarm.publicKey])

@@ -5,7 +5,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError } from '../errors.ts'
 import { identityOf } from '../nats/identity.ts'
 import { trackerSubject } from '../nats/names.ts'
-import { requestJson } from '../nats/service.ts'
+import { requestJson } from '../nats/request.ts'
 import { announceResponseSchema, peersResponseSchema, type AnnounceRequest, type PeersQuery } from '../tracker/schema.ts'
 import type { TrackerDoor, TrackerPeer } from './types.ts'
 
