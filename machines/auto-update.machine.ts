@@ -25,6 +25,11 @@ export interface RunOutcome {
   hold: number | undefined
   /** What the run reports to whoever asked (the daemon's DaemonUpdate); opaque to the machine. */
   report?: unknown
+  /**
+   * Issue 16 item 2: the run installed `rev`, which failed its health check (or post-install hook),
+   * and the working copy went back (to `to`, with a hold on `rev`); `error` says so to whoever asked.
+   */
+  reverted?: { rev: number; error: unknown }
 }
 
 /** A run made ready by `openRun`: the statechart run as the child `updateRun` (started by `run.start`) and its input. */
@@ -82,6 +87,8 @@ export type AutoUpdateEmitted =
   | { type: 'update.held'; rev: number; newest: number }
   | { type: 'run.done'; id: number; outcome: RunOutcome }
   | { type: 'run.failed'; id: number; error: unknown }
+  /** The run's revision failed its health check: the copy is back on `to` and holds there (issue 16 item 2). */
+  | { type: 'run.reverted'; id: number; rev: number; to: number; error: unknown }
 
 export interface AutoUpdateInput {
   auto: boolean
@@ -130,6 +137,7 @@ export const autoUpdateMachine = setup({
     hasQueued: ({ context }) => context.ready && context.queued.length > 0,
     failing: ({ context }) => context.failures > 0,
     stopping: ({ context }) => context.stopping,
+    reverted: (_, outcome: RunOutcome) => outcome.reverted !== undefined,
   },
   actions: {
     startAutomatic: assign({ request: () => ({}), runId: () => 0 }),
@@ -223,7 +231,18 @@ export const autoUpdateMachine = setup({
               id: context.runId,
               end: event.type === 'xstate.error.actor.updateRun' ? { error: event.error } : { output: (event as { output?: unknown }).output },
             }),
-            onDone: {
+            onDone: [{
+              // Back where it was and held there: not a shortfall to retry, not a failure to back off from.
+              guard: { type: 'reverted', params: ({ event }) => event.output },
+              target: '#autoUpdate.settling',
+              actions: [
+                assign(({ event }) => ({ current: event.output.to, hold: event.output.hold, failures: 0 })),
+                {
+                  type: 'report',
+                  params: ({ context, event }) => ({ type: 'run.reverted' as const, id: context.runId, rev: event.output.reverted!.rev, to: event.output.to, error: event.output.reverted!.error }),
+                },
+              ],
+            }, {
               target: '#autoUpdate.settling',
               actions: [
                 assign(({ context, event }) => {
@@ -235,7 +254,7 @@ export const autoUpdateMachine = setup({
                 }),
                 { type: 'report', params: ({ context, event }) => ({ type: 'run.done' as const, id: context.runId, outcome: event.output }) },
               ],
-            },
+            }],
             onError: 'failing',
           },
         },

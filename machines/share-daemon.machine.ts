@@ -166,6 +166,12 @@ export const shareDaemonMachine = setup({
       ],
     },
     'run.failed': { actions: emit(({ event }) => event) },
+    'run.reverted': {
+      actions: [
+        assign(({ event }) => ({ current: event.to })),
+        emit(({ event }) => event),
+      ],
+    },
     'update.held': { actions: emit(({ event }) => event) },
   },
   initial: 'running',

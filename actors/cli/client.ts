@@ -15,6 +15,26 @@ import { runRole } from './role.ts'
 
 const trackerOption = (): Option => new Option('--tracker <urls>', 'tracker URLs (http(s)://…, udp://…), comma-separated').env('UPSWARM_TRACKER')
 const bootstrapOption = (): Option => new Option('--bootstrap <host:port>', 'DHT bootstrap nodes, comma-separated').env('UPSWARM_BOOTSTRAP')
+/** Issue 16 item 2: commands around each install and the health check after it (docs/updater.md, "Install hooks"). */
+const DEFAULT_HEALTH_TIMEOUT_S = 60
+function addHookOptions(cmd: Command): Command {
+  return cmd
+    .option('--pre-install <cmd>', 'shell command run before an update is installed (everything fetched and verified); failing, it leaves the working copy as it was')
+    .option('--post-install <cmd>', 'shell command run after an update is installed (and after a revert); failing, the working copy goes back')
+    .option('--health-cmd <cmd>', 'shell command that checks the installed revision; failing or running past --health-timeout, the working copy goes back to the previous revision, the administrators are alerted, and the revision is not installed again automatically')
+    .option('--health-timeout <seconds>', `how long the health command may run (default ${DEFAULT_HEALTH_TIMEOUT_S})`, intArg('--health-timeout'), DEFAULT_HEALTH_TIMEOUT_S)
+}
+
+function hooksOf(o: { preInstall?: string; postInstall?: string; healthCmd?: string; healthTimeout?: number }): Updater.InstallHooks | undefined {
+  if (o.preInstall === undefined && o.postInstall === undefined && o.healthCmd === undefined) return undefined
+  return {
+    ...(o.preInstall !== undefined ? { preInstall: o.preInstall } : {}),
+    ...(o.postInstall !== undefined ? { postInstall: o.postInstall } : {}),
+    ...(o.healthCmd !== undefined ? { health: o.healthCmd } : {}),
+    healthTimeoutMs: (o.healthTimeout ?? DEFAULT_HEALTH_TIMEOUT_S) * 1000,
+  }
+}
+
 const threadsOption = (): Option => new Option('--threads <k>', 'concurrent downloads / range requests (default 4; the daemon: 16)').argParser(intArg('--threads'))
 
 // Each command imports the modules it uses when it runs (R-CLI start-up, issue 13): `--help`,
@@ -112,9 +132,9 @@ function updateRequest(o: { rev?: number; onConflict?: Updater.ConflictPolicy })
 
 /** One update (or first checkout) as a short-lived sharing daemon: from peers and servers at once. */
 async function updateThroughSwarm(dir: string, nc: NatsConnection | undefined, o: { tracker?: string; bootstrap?: string; threads?: number; swarmIdentity?: string },
-  request: UpdateRequest, quiet: boolean): Promise<DaemonUpdate> {
+  request: UpdateRequest, quiet: boolean, hooks?: Updater.InstallHooks): Promise<DaemonUpdate> {
   const [{ startDaemon }, { openUpdate }] = await Promise.all([import('../share-daemon/index.ts'), updaterModule()])
-  const daemon = await startDaemon({ dir, updater: openUpdate, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(quiet) })
+  const daemon = await startDaemon({ dir, updater: openUpdate, ...(nc ? { nc } : {}), ...(hooks ? { hooks } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(quiet) })
   try {
     return await daemon.updateNow(request)
   } finally {
@@ -220,10 +240,11 @@ export function registerClientCommands(program: Command): void {
         const r = await updater.status(dir, nc ? { source: await serverSourceFor(nc, dir) } : {})
         const shown = r.files.filter((f) => f.status !== 'current')
         const { freshnessLine } = await import('../../infra/formats/fresh.ts')
-        const trust = { alertsPending: r.alertsPending, rootVersion: r.rootVersion, ...(r.rootExpired ? { rootExpired: r.rootExpired } : {}), ...(r.rootVersion > 0 ? { freshness: r.freshness ?? null } : {}), ...(r.diskFull ? { diskFull: r.diskFull } : {}) }
+        const trust = { ...(r.reverted ? { reverted: r.reverted } : {}), alertsPending: r.alertsPending, rootVersion: r.rootVersion, ...(r.rootExpired ? { rootExpired: r.rootExpired } : {}), ...(r.rootVersion > 0 ? { freshness: r.freshness ?? null } : {}), ...(r.diskFull ? { diskFull: r.diskFull } : {}) }
         printResult(!!o.json, { product: r.product, rev: r.rev, latest: r.latest, target: r.target, files: r.files, hashed: r.hashed, cached: r.cached, ...trust }, () => [
           `${r.product} at r${r.rev}; newest verified r${r.latest}`,
           ...(r.rootVersion > 0 ? [freshnessLine(r.freshness, Date.now())] : []),
+          ...(r.reverted ? [updater.revertLine(r.reverted)] : []),
           ...(r.alertsPending > 0 ? [`${r.alertsPending} alert(s) for the administrators wait on disk; the next connected update delivers them`] : []),
           ...(r.rootExpired ? [`root of trust version ${r.rootVersion} expired at ${r.rootExpired}: it still verifies, but ask the operators for a new one`] : []),
           ...(r.diskFull ? [r.diskFull] : []),
@@ -235,8 +256,8 @@ export function registerClientCommands(program: Command): void {
       }
     }))
 
-  program
-    .command('update <dir>')
+  addHookOptions(program
+    .command('update <dir>'))
     .description('update the working copy to the newest (or a given) revision, from peers and servers')
     .option('--rev <n>', 'revision to install (explicit; may be lower than the current one)', revArg('--rev'))
     .addOption(new Option('--on-conflict <policy>', 'what to do with files changed by hand and out of date').choices(['alert', 'overwrite', 'abort']).default('alert'))
@@ -255,12 +276,13 @@ export function registerClientCommands(program: Command): void {
       try {
         let r: Updater.UpdateResult | DaemonUpdate
         if (o.tracker || o.bootstrap) {
-          r = await updateThroughSwarm(dir, nc, o, request, !!o.json)
+          r = await updateThroughSwarm(dir, nc, o, request, !!o.json, hooksOf(o))
         } else {
           if (!nc) throw new UpswarmError('UPSWARM_E_CONFIG', 'update needs a source: --nats URLS (or UPSWARM_NATS), and/or --tracker / --bootstrap for peers')
           const [updater, source, { jetStreamAlertSink }] = await Promise.all([updaterModule(), serverSourceFor(nc, dir), alertsModule()])
+          const hooks = hooksOf(o)
           r = await updater.update(dir, {
-            source, alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress, ...request,
+            source, alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress, ...request, ...(hooks ? { hooks } : {}),
           })
         }
         bar.done()
@@ -300,9 +322,10 @@ export function registerClientCommands(program: Command): void {
     .description('revisions known to the working copy, which are local, the current one')
     .addOption(jsonOption())
     .action(action(async (dir: string, o) => {
-      const r = await (await updaterModule()).history(dir)
+      const updater = await updaterModule()
+      const r = await updater.history(dir)
       printResult(!!o.json, r, () => r.revisions.map((v) =>
-        `${v.current ? '*' : ' '} r${v.rev}${v.label ? ` (${v.label})` : ''} ${v.local ? 'local' : v.manifest ? 'manifest only' : 'remote'} ${v.manifestSha256.slice(0, 16)}`).join('\n'))
+        `${v.current ? '*' : ' '} r${v.rev}${v.label ? ` (${v.label})` : ''} ${v.local ? 'local' : v.manifest ? 'manifest only' : 'remote'} ${v.manifestSha256.slice(0, 16)}${v.reverted ? `  ${updater.revertLine(v.reverted)}` : ''}`).join('\n'))
     }))
 
   program
@@ -314,8 +337,8 @@ export function registerClientCommands(program: Command): void {
       printResult(!!o.json, { patterns }, () => patterns.join('\n'))
     }))
 
-  program
-    .command('watch <dir>')
+  addHookOptions(program
+    .command('watch <dir>'))
     .description('follow the release stream (push) and report newer revisions; with --auto, update to them')
     .option('--auto', 'update automatically')
     .addOption(threadsOption())
@@ -331,6 +354,7 @@ export function registerClientCommands(program: Command): void {
       const source = serverSource(nc, wc.config.product)
       let busy = Promise.resolve()
       const stopping = new AbortController()
+      const hooks = hooksOf(o)
       // The copy's keys, read again after each update: a root it learnt since start counts (issue 10 item 7).
       let keys = wc.releaseKeys()
       const follow = await followReleases(nc, wc.config.product, (bytes, seq) => {
@@ -354,7 +378,15 @@ export function registerClientCommands(program: Command): void {
               printEvent(!!o.json, { event: 'update.held', rev: state.current, newest: rev }, () => `holding r${state.current} (rolled back): r${rev} is available; \`upswarm update ${dir} --rev ${rev}\` installs it`)
               return
             }
-            const r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads })
+            let r: Updater.UpdateResult
+            try {
+              r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads, ...(hooks ? { hooks } : {}) })
+            } catch (err) {
+              // Back on the previous revision and held there: said once, not retried (issue 16 item 2).
+              if (!isUpswarmError(err, 'UPSWARM_E_HEALTH')) throw err
+              printEvent(!!o.json, { event: 'update.reverted', rev, error: err.toJSON() }, () => err.message)
+              return
+            }
             keys = (await WorkingCopy.open(dir)).releaseKeys()
             if (r.to >= rev || attempt === WATCH_ATTEMPTS || stopping.signal.aborted) {
               printEvent(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
@@ -374,8 +406,8 @@ export function registerClientCommands(program: Command): void {
       await nc.close()
     }))
 
-  program
-    .command('daemon <dir>')
+  addHookOptions(program
+    .command('daemon <dir>'))
     .description('the sharing daemon (R-SHARE): serve this working copy to peers, find peers, and with --auto update from them')
     .option('--auto', 'update automatically when a newer revision is published')
     .option('--port <port>', 'TCP port peers connect to (0: any free port)', intArg('--port'), 0)
@@ -407,13 +439,14 @@ export function registerClientCommands(program: Command): void {
         // The client process composes its two actors: the daemon runs the updater as its child.
         const daemon: Daemon = await startDaemon({
           dir, updater: openUpdate, ...(nc ? { nc } : {}), ...(connect ? { connect } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
-          auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
+          auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), ...(hooksOf(o) ? { hooks: hooksOf(o)! } : {}), maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
         daemon.on('update.started', (from, to) => emit({ event: 'update.started', from, to }, `updating r${from} → r${to}`))
         daemon.on('update.done', (r) => emit({ event: 'update.done', ...updateJson(r) }, updateSummary(r)))
         daemon.on('update.held', (rev, newest) => emit({ event: 'update.held', rev, newest },
           `holding r${rev} (rolled back): r${newest} is available; \`upswarm update ${dir} --rev ${newest}\` installs it`))
+        daemon.on('update.reverted', (rev, to, err) => emit({ event: 'update.reverted', rev, to, error: err.toJSON() }, err.message))
         daemon.on('update.failed', (err) => emit({ event: 'update.failed', error: err.toJSON() }, `update failed: ${err.message}`))
         daemon.on('tracker.status', (s) => emit({ event: 'tracker.status', status: s }, `tracker: ${s}`))
         daemon.on('nats.retrying', (attempt, waitMs, err) =>

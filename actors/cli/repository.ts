@@ -167,6 +167,7 @@ function describeAlert(body: unknown): string {
   const a = (body ?? {}) as Record<string, unknown>
   if (a.type === 'release.parked') return `server ${String(a.server)} parked r${String(a.rev)} (seq ${String(a.seq)}): ${String(a.reason)}`
   if (a.type === 'sync.no-space') return `server ${String(a.server)} waits for disk space to sync r${String(a.rev)} (seq ${String(a.seq)}): ${String(a.reason)}`
+  if (a.type === 'health') return `r${String(a.rev)} failed its ${a.phase === 'postInstall' ? 'post-install hook' : 'health check'} at ${String(a.at)}, rolled back to r${String(a.to)} (${String(a.reason)})`
   if (typeof a.path === 'string') return `${a.path}: changed by hand and out of date (at r${String(a.rev)}, r${String(a.targetRev)} installing)`
   return JSON.stringify(body).slice(0, 300)
 }

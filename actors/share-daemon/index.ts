@@ -32,7 +32,7 @@ import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogi
 import { autoUpdateMachine, type AutoUpdateRequest, type OpenedRun, type RunEnd, type RunOutcome } from '../../machines/auto-update.machine.ts'
 import { shareDaemonMachine, type NatsFailure, type ShareDaemonInput } from '../../machines/share-daemon.machine.ts'
 import type { ConflictPolicy } from '../../machines/file-status.machine.ts'
-import type { RunOutput } from '../../machines/update-run.machine.ts'
+import type { InstallHooks, RunOutput } from '../../machines/update-run.machine.ts'
 import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { DialBook } from './dial-book.ts'
@@ -71,6 +71,8 @@ export interface DaemonOptions {
    * that the daemon never imports the updater; without it the daemon shares but cannot update.
    */
   updater?: DaemonUpdater
+  /** Commands around each install and the health check after it (issue 16 item 2). */
+  hooks?: InstallHooks
   /** An XState inspection observer for the daemon's actors (live inspection, issue 12). */
   inspect?: ActorOptions<AnyActorLogic>['inspect']
   log?: (msg: string) => void
@@ -83,6 +85,7 @@ export interface UpdaterRun {
   threads: number
   rev?: number
   onConflict?: ConflictPolicy
+  hooks?: InstallHooks
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void }
 }
 
@@ -118,6 +121,8 @@ export interface DaemonEvents extends TrustEvents {
   'update.started': [from: number, to: number]
   'update.done': [result: DaemonUpdate]
   'update.failed': [error: UpswarmError]
+  /** Revision `rev` failed its health check; the working copy is back on `to` and holds there (issue 16 item 2). */
+  'update.reverted': [rev: number, to: number, error: UpswarmError]
   /** A rolled-back working copy stays at `rev` although `newest` is announced (R-ROLLBACK hold). */
   'update.held': [rev: number, newest: number]
   'tracker.status': [status: string]
@@ -238,8 +243,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         actors: {
           openRun: fromPromise<OpenedRun, { request: AutoUpdateRequest; id: number }>(({ input }) => openRun(input.request)),
           closeRun: fromPromise<RunOutcome, { request: AutoUpdateRequest; id: number; end: RunEnd }>(async ({ input }) => {
-            const report = await closeRun(input.end)
-            return { to: io.wc.state.current, hold: io.wc.state.hold, report }
+            const closed = await closeRun(input.end)
+            const at = { to: io.wc.state.current, hold: io.wc.state.hold }
+            return closed instanceof UpswarmError ? { ...at, reverted: { rev: Number(closed.details?.rev ?? 0), error: closed } } : { ...at, report: closed }
           }),
         },
       }),
@@ -467,12 +473,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     events.emit('update.started', from, rev ?? io.wc.state.newestVerified)
     // Without NATS the updater keeps alerts in the working copy until a run that has a connection.
     const alerts: AlertSink | undefined = nc ? jetStreamAlertSink(nc) : undefined
-    const opened = await opts.updater(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
+    const opened = await opts.updater(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), ...(opts.hooks ? { hooks: opts.hooks } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
     current = { opened, source, nc, started }
     return { logic: opened.logic, input: opened.input }
   }
 
-  async function closeRun(end: RunEnd): Promise<DaemonUpdate> {
+  /** The run's result; for a revision that failed its health check and was taken back, the error saying so. */
+  async function closeRun(end: RunEnd): Promise<DaemonUpdate | UpswarmError> {
     const run = current!
     current = undefined
     if ('error' in end) {
@@ -480,16 +487,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       throw end.error
     }
     // The output of the logic the updater gave: its update-run statechart's.
-    const result = await run.opened.finish(end.output as RunOutput)
+    let result: UpdateResult
+    try {
+      result = await run.opened.finish(end.output as RunOutput)
+    } catch (err) {
+      if (!isUpswarmError(err, 'UPSWARM_E_HEALTH')) throw err
+      await reopened()
+      return err
+    }
     const { source, nc } = run
-    const before = io.wc
-    io.wc = await WorkingCopy.open(dir)
-    // The update may have garbage-collected blobs the old view kept open for serving.
-    before.history.closeHandles()
-    await refreshHeld()
-    for (const p of peers.all()) if (!p.session.closed) p.session.announceHave(io.held, { reset: true, product, rev: io.wc.state.current })
-    io.tracker?.setRev(io.wc.state.current)
-    await joinDht(false).catch(() => {})
+    await reopened()
     // The bytes this run actually received, by kind of source (R-ACCEL-2: never a silent fallback).
     const done: DaemonUpdate = {
       ...result,
@@ -502,6 +509,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     // Under the machine's identity: the only events subject its permissions allow (issue 10).
     if (nc) nc.publish(actorEventSubject('daemon', identityOf(nc)), JSON.stringify({ type: 'update.done', product, peerId, ...done }))
     return done
+  }
+
+  /** The working copy changed revision: serve, announce and look up what it holds now. */
+  async function reopened(): Promise<void> {
+    const before = io.wc
+    io.wc = await WorkingCopy.open(dir)
+    // The update may have garbage-collected blobs the old view kept open for serving.
+    before.history.closeHandles()
+    await refreshHeld()
+    for (const p of peers.all()) if (!p.session.closed) p.session.announceHave(io.held, { reset: true, product, rev: io.wc.state.current })
+    io.tracker?.setRev(io.wc.state.current)
+    await joinDht(false).catch(() => {})
   }
 
   // What the machine says, said to the daemon's listeners; callers of updateNow wait by run id.
@@ -528,6 +547,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const err = isUpswarmError(e.error) ? e.error : new UpswarmError('UPSWARM_E_IO', errorMessage(e.error), { cause: e.error })
     events.emit('update.failed', err)
     if (e.id === 0) log(`update failed: ${err.message}`)
+    waiting.get(e.id)?.reject(err)
+    waiting.delete(e.id)
+  })
+  actor.on('run.reverted', (e) => {
+    const err = isUpswarmError(e.error) ? e.error : new UpswarmError('UPSWARM_E_HEALTH', errorMessage(e.error), { cause: e.error })
+    log(err.message)
+    events.emit('update.reverted', e.rev, e.to, err)
     waiting.get(e.id)?.reject(err)
     waiting.delete(e.id)
   })
