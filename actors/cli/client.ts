@@ -25,6 +25,13 @@ function addHookOptions(cmd: Command): Command {
     .option('--health-timeout <seconds>', `how long the health command may run (default ${DEFAULT_HEALTH_TIMEOUT_S})`, intArg('--health-timeout'), DEFAULT_HEALTH_TIMEOUT_S)
 }
 
+/** Issue 16 item 1: a client's stage is hashed from its NATS user nkey, read from its creds file (so it is the same with NATS down). */
+async function stageKeyOf(creds: string): Promise<string> {
+  const { credsClaims } = await import('../../infra/nats/identity.ts')
+  const text = await readFile(creds, 'utf8').catch((err: Error) => { throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read --creds ${creds}: ${err.message}`) })
+  return credsClaims(text, creds).sub
+}
+
 function hooksOf(o: { preInstall?: string; postInstall?: string; healthCmd?: string; healthTimeout?: number }): Updater.InstallHooks | undefined {
   if (o.preInstall === undefined && o.postInstall === undefined && o.healthCmd === undefined) return undefined
   return {
@@ -34,6 +41,9 @@ function hooksOf(o: { preInstall?: string; postInstall?: string; healthCmd?: str
     healthTimeoutMs: (o.healthTimeout ?? DEFAULT_HEALTH_TIMEOUT_S) * 1000,
   }
 }
+
+/** Issue 16 item 1: the client's ring: in the stage of every rollout statement that lists the label. */
+const ringOption = (): Option => new Option('--ring <label>', 'this client\'s ring for staged rollouts (a rollout statement listing it includes this client whatever the percentage)')
 
 const threadsOption = (): Option => new Option('--threads <k>', 'concurrent downloads / range requests (default 4; the daemon: 16)').argParser(intArg('--threads'))
 
@@ -339,56 +349,70 @@ export function registerClientCommands(program: Command): void {
 
   addHookOptions(program
     .command('watch <dir>'))
-    .description('follow the release stream (push) and report newer revisions; with --auto, update to them')
+    .description('follow the release stream (push) and report newer revisions; with --auto, update to them (as far as a staged rollout lets this client)')
     .option('--auto', 'update automatically')
+    .addOption(ringOption())
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
       const o = await withSources(dir, flags)
       const nc = await requireNats(o, 'upswarm-watch', 'watch')
-      const [updater, { WorkingCopy }, { serverSource }, { jetStreamAlertSink }, { decodeTrusted }, { followReleases }] = await Promise.all([
+      const [updater, { WorkingCopy }, { serverSource }, { jetStreamAlertSink }, { decodeTrusted }, { followReleases }, { RolloutView }, { followRollouts, readRollouts }, { identityKeyOf }] = await Promise.all([
         updaterModule(), workingCopyModule(), sourcesModule(), alertsModule(),
-        import('../../infra/release/release-trust.ts'), import('../../infra/release/release-log.ts')])
+        import('../../infra/release/release-trust.ts'), import('../../infra/release/release-log.ts'),
+        import('../../infra/formats/rollout-view.ts'), import('../../infra/formats/rollout-stream.ts'), import('../../infra/nats/identity.ts')])
       const wc = await WorkingCopy.open(dir)
-      const source = serverSource(nc, wc.config.product)
+      const product = wc.config.product
+      const source = serverSource(nc, product)
       let busy = Promise.resolve()
       const stopping = new AbortController()
       const hooks = hooksOf(o)
+      // Issue 16 item 1: a root-pinned copy follows its product's staged rollout (the stage hashed from its NATS user key).
+      const stage = new RolloutView(product, { key: identityKeyOf(nc) ?? wc.config.clientId, ...(o.ring ? { ring: String(o.ring) } : {}) })
+      const known = new Set<number>()
       // The copy's keys, read again after each update: a root it learnt since start counts (issue 10 item 7).
       let keys = wc.releaseKeys()
-      const follow = await followReleases(nc, wc.config.product, (bytes, seq) => {
-        let rev: number
+      const accept = async (text: string, where: string): Promise<boolean> => {
+        const copy = await WorkingCopy.open(dir)
+        if (!copy.trust.root) return false
         try {
-          rev = decodeTrusted(bytes, keys, `release stream seq ${seq}`).release.manifest.rev
+          return stage.accept(text, copy.trust.root, copy.state.record, where) !== undefined
         } catch (err) {
-          process.stderr.write(`upswarm: ignored release message ${seq}: ${errorMessage(err)}\n`)
-          return
+          process.stderr.write(`upswarm: ignored rollout statement: ${errorMessage(err)}\n`)
+          return false
         }
+      }
+      /** Where this client should be: the stage's revision under a staged rollout, else the newest announced. */
+      const consider = (announced?: number): void => {
         busy = busy.then(async () => {
-          const current = (await WorkingCopy.open(dir)).state.current
-          if (rev <= current) return
-          printEvent(!!o.json, { event: 'release.available', rev, current }, () => `upgrade notice: r${rev} is available (working copy at r${current})`)
-          if (!o.auto) return
+          const { state } = await WorkingCopy.open(dir)
+          if (announced !== undefined && announced > state.current) {
+            printEvent(!!o.json, { event: 'release.available', rev: announced, current: state.current }, () => `upgrade notice: r${announced} is available (working copy at r${state.current})`)
+          }
+          const newest = Math.max(0, ...known)
+          const staged = stage.target([...known, ...Object.keys(state.record).map(Number)], state.current)
+          const want = staged ?? newest
+          if (!o.auto || want === state.current || (staged === undefined && want < state.current)) return
           // The stream tells of a release before the servers hold it: an update that falls short
           // is tried again with backoff (bounded), and a rolled-back copy holds (R-ROLLBACK).
           for (let attempt = 1; ; attempt++) {
             const { state } = await WorkingCopy.open(dir)
-            if (updater.holdsBack(state, rev)) {
-              printEvent(!!o.json, { event: 'update.held', rev: state.current, newest: rev }, () => `holding r${state.current} (rolled back): r${rev} is available; \`upswarm update ${dir} --rev ${rev}\` installs it`)
+            if (want > state.current && updater.holdsBack(state, want)) {
+              printEvent(!!o.json, { event: 'update.held', rev: state.current, newest: want }, () => `holding r${state.current} (rolled back): r${want} is available; \`upswarm update ${dir} --rev ${want}\` installs it`)
               return
             }
             let r: Updater.UpdateResult
             try {
-              r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads, ...(hooks ? { hooks } : {}) })
+              r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads, ...(staged !== undefined ? { rev: staged } : {}), ...(hooks ? { hooks } : {}) })
             } catch (err) {
               // Back on the previous revision and held there: said once, not retried (issue 16 item 2).
               if (!isUpswarmError(err, 'UPSWARM_E_HEALTH')) throw err
-              printEvent(!!o.json, { event: 'update.reverted', rev, error: err.toJSON() }, () => err.message)
+              printEvent(!!o.json, { event: 'update.reverted', rev: want, error: err.toJSON() }, () => err.message)
               return
             }
             keys = (await WorkingCopy.open(dir)).releaseKeys()
-            if (r.to >= rev || attempt === WATCH_ATTEMPTS || stopping.signal.aborted) {
+            if (r.to === want || (staged === undefined && r.to >= want) || attempt === WATCH_ATTEMPTS || stopping.signal.aborted) {
               printEvent(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
               return
             }
@@ -398,9 +422,33 @@ export function registerClientCommands(program: Command): void {
           if (stopping.signal.aborted) return
           process.stderr.write(`upswarm: update failed: ${errorMessage(err)}\n`)
         })
+      }
+      // The rollout first: a release announced before its statements are read would be taken whatever the stage.
+      const statements = followRollouts(nc, product, (text, seq) => {
+        busy = busy.then(async () => {
+          if (await accept(text, `rollout statement at seq ${seq}`)) consider()
+        })
+      })
+      await nc.flush()
+      if (wc.trust.root) {
+        const scan = await readRollouts(nc, product, wc.trust.root)
+        for (const skipped of scan.skipped) process.stderr.write(`upswarm: ignored rollout statement at seq ${skipped.streamSeq}: ${skipped.reason}\n`)
+        for (const st of scan.statements) await accept(st.text, `rollout statement at seq ${st.streamSeq}`)
+      }
+      const follow = await followReleases(nc, product, (bytes, seq) => {
+        let rev: number
+        try {
+          rev = decodeTrusted(bytes, keys, `release stream seq ${seq}`).release.manifest.rev
+        } catch (err) {
+          process.stderr.write(`upswarm: ignored release message ${seq}: ${errorMessage(err)}\n`)
+          return
+        }
+        known.add(rev)
+        consider(rev)
       })
       await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM'), follow.closed])
       stopping.abort()
+      statements.unsubscribe()
       await follow.stop()
       await busy
       await nc.close()
@@ -413,6 +461,7 @@ export function registerClientCommands(program: Command): void {
     .option('--port <port>', 'TCP port peers connect to (0: any free port)', intArg('--port'), 0)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--max-upload-rate <bytes>', 'upload limit to peers in bytes/s (0: unlimited)', intArg('--max-upload-rate'), 0)
+    .addOption(ringOption())
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .addOption(trackerOption())
@@ -439,7 +488,8 @@ export function registerClientCommands(program: Command): void {
         // The client process composes its two actors: the daemon runs the updater as its child.
         const daemon: Daemon = await startDaemon({
           dir, updater: openUpdate, ...(nc ? { nc } : {}), ...(connect ? { connect } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
-          auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), ...(hooksOf(o) ? { hooks: hooksOf(o)! } : {}), maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
+          auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), ...(hooksOf(o) ? { hooks: hooksOf(o)! } : {}),
+          ...(o.ring ? { ring: String(o.ring) } : {}), ...(o.creds ? { stageKey: await stageKeyOf(String(o.creds)) } : {}), maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
         daemon.on('update.started', (from, to) => emit({ event: 'update.started', from, to }, `updating r${from} → r${to}`))

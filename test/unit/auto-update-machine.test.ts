@@ -94,6 +94,31 @@ describe('auto-update machine', () => {
     expect(runs).toEqual([{}, {}])
   })
 
+  it('daemon — under a staged rollout automatic runs go to the stage\'s revision: not beyond it, up when it grows, down when a halt says so', async () => {
+    const { actor, runs } = harness({ needsHolders: false, current: 1 }, async (r) => ({ to: r.rev ?? 3, hold: undefined }))
+    // The stage holds this client on r1 although r2 is announced.
+    actor.send({ type: 'rollout.target', rev: 1 })
+    actor.send({ type: 'release.announced', rev: 2 })
+    expect(actor.getSnapshot().value).toBe('idle')
+    expect(runs).toEqual([])
+    actor.send({ type: 'rollout.target', rev: 2 })
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.current === 2)
+    // r2 halted: back to r1, by number.
+    actor.send({ type: 'rollout.target', rev: 1 })
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.current === 1)
+    expect(runs).toEqual([{ rev: 2 }, { rev: 1 }])
+  })
+
+  it('daemon — a hold keeps a staged client from going up to the revision it left, never from going down', async () => {
+    const { actor, runs, emitted } = harness({ needsHolders: false, current: 4, hold: 5 }, async (r) => ({ to: r.rev!, hold: 5 }))
+    actor.send({ type: 'rollout.target', rev: 5 })
+    expect(actor.getSnapshot().value).toBe('held')
+    expect(emitted).toEqual(['held r4 newest r5'])
+    actor.send({ type: 'rollout.target', rev: 3 })
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.current === 3)
+    expect(runs).toEqual([{ rev: 3 }])
+  })
+
   it('daemon — requests during a run are queued and each caller gets its own run; a failed one is reported with its id', async () => {
     const gates: Array<() => void> = []
     const { actor, runs, emitted } = harness({ auto: false }, (r, n) => new Promise((resolve, reject) => {
