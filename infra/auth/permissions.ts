@@ -3,7 +3,7 @@
 // else is denied by the server. Pure data, so the security suite can list what each role may
 // not do and try it.
 import {
-  ALERT_SUBJECTS, BLOB_BUCKET, release2Subject, rolloutSubject, SIGNED_ROLLOUTS, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, release2Subject, rolloutSubject, SIGNED_ROLLOUTS, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
   serverConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS, inspectSubject,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
@@ -126,12 +126,13 @@ export function permissionsFor(id: Identity): SubjectPermissions {
     case 'notary':
       // Issue 10 item 7: reads releases and roots, follows both, appends fresh statements (the
       // JetStream ack comes to its inbox). It holds no publish key and may append nothing else.
+      // Issue 16 item 2: it reads the alerts and appends halts (its halt key can sign nothing else).
       return {
         pub: {
           allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM),
-            FRESH_SUBJECTS, actorEventSubject('notary', id.name)],
+            FRESH_SUBJECTS, rolloutSubject('*'), ...streamReads(ALERT_STREAM), actorEventSubject('notary', id.name)],
         },
-        sub: { allow: [...base.sub, RELEASED_SUBJECTS, SIGNED_SUBJECTS] },
+        sub: { allow: [...base.sub, RELEASED_SUBJECTS, SIGNED_SUBJECTS, ALERT_SUBJECTS] },
       }
   }
 }

@@ -165,8 +165,8 @@ describe('security', () => {
       if (who !== 'publisher') {
         attempts.push({ who, what: 'append a release', run: request(releaseSubject(product), 'junk') })
         attempts.push({ who, what: 'append a format-2 release', run: request(release2Subject(product), 'junk') })
-        // Issue 16 item 1: only the publisher (`upswarm rollout`) appends rollout statements.
-        attempts.push({ who, what: 'append a rollout statement', run: request(rolloutSubject(product), 'junk') })
+        // Issue 16: only the publisher (`upswarm rollout`) and the notary (halts) append rollout statements.
+        if (who !== 'notary') attempts.push({ who, what: 'append a rollout statement', run: request(rolloutSubject(product), 'junk') })
         attempts.push({ who, what: 'put a blob chunk', run: request(`$O.${BLOB_BUCKET}.C.forged`, 'junk') })
       }
       // Issue 11 item 8: only an operator (admin) prunes: records the range, takes the prune lease,
