@@ -4,8 +4,7 @@
 // clients in stage; resumed at 100% it reaches all; halted, it sends them all back to the previous
 // revision (byte for byte); a replayed older "100%" statement changes nothing.
 import { execFile } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { lstat, readFile, readdir } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { jetstream } from '@nats-io/jetstream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -30,23 +29,15 @@ import { PROJECT_ROOT } from '../../infra/project-root.ts'
 import { generatePublisherKey, writeKeyFile } from '../../infra/release/keys.ts'
 import { TrustStore } from '../../infra/release/trust.ts'
 import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
+import { snapshotTree } from '../helpers/local-publish.ts'
 import { randomContent, writeTree, type TreeSpec } from '../helpers/trees.ts'
 
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
 const CLIENTS = 6
 const HALF = 5_000
 
-/** Every file under `root` but the metadata: path → SHA-256 of its bytes. */
-async function treeBytes(root: string, rel = ''): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  for (const name of (await readdir(join(root, rel))).sort()) {
-    if (rel === '' && name === '.upswarm') continue
-    const r = rel ? `${rel}/${name}` : name
-    if ((await lstat(join(root, r))).isDirectory()) Object.assign(out, await treeBytes(root, r))
-    else out[r] = createHash('sha256').update(await readFile(join(root, r))).digest('hex')
-  }
-  return out
-}
+/** The tree byte for byte (SHA-256 of each file), the metadata left out. */
+const treeBytes = (root: string): Promise<Record<string, string>> => snapshotTree(root, { hash: true })
 
 interface Client {
   name: string

@@ -4,8 +4,7 @@
 // records it for `status` and `history`, alerts the administrators, and holds the copy there; a
 // failing pre-install hook changes nothing.
 import { execFile } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { lstat, readFile, readdir, readlink } from 'node:fs/promises'
+import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from 'xstate'
@@ -19,6 +18,7 @@ import { PROJECT_ROOT } from '../../infra/project-root.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { TrustStore } from '../../infra/release/trust.ts'
 import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
+import { snapshotTree } from '../helpers/local-publish.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
 
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
@@ -31,25 +31,8 @@ function cli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number;
   })
 }
 
-/** Every entry under `root` but the metadata: path → SHA-256 of the bytes (files), the target (symlinks), or "dir". */
-async function treeBytes(root: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  async function walk(abs: string, rel: string): Promise<void> {
-    for (const name of (await readdir(abs)).sort()) {
-      if (rel === '' && name === '.upswarm') continue
-      const a = join(abs, name)
-      const r = rel ? `${rel}/${name}` : name
-      const st = await lstat(a)
-      if (st.isSymbolicLink()) out[r] = `symlink ${await readlink(a)}`
-      else if (st.isDirectory()) {
-        out[r] = 'dir'
-        await walk(a, r)
-      } else out[r] = `${(st.mode & 0o777).toString(8)} ${createHash('sha256').update(await readFile(a)).digest('hex')}`
-    }
-  }
-  await walk(root, '')
-  return out
-}
+/** The tree byte for byte (SHA-256 of each file), the metadata left out. */
+const treeBytes = (root: string): Promise<Record<string, string>> => snapshotTree(root, { hash: true })
 
 /** Files an interrupted or half-done install would leave in the metadata: staging area and journal. */
 async function leftovers(wc: string): Promise<string[]> {
