@@ -27,6 +27,10 @@ export const ERROR_CODES = [
   'UPSWARM_E_PERMISSION',
   /** The revision's file contents were pruned from the servers by an operator (`upswarm prune`). */
   'UPSWARM_E_PRUNED',
+  /** An install hook (`--pre-install`, `--post-install`) failed (issue 16 item 2). */
+  'UPSWARM_E_HOOK',
+  /** The installed revision failed its health check and the working copy was rolled back (issue 16 item 2). */
+  'UPSWARM_E_HEALTH',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

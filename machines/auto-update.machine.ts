@@ -12,6 +12,9 @@
 // locked working copy), the machine runs that statechart as its child `updateRun` (so it is part
 // of this actor tree, in live inspection too: issue 12 item 1), and `closeRun` turns its output
 // into the outcome and releases the working copy.
+// Issue 16 item 1: once a staged rollout governs the product, the daemon tells the machine the
+// revision the client's stage lets it be on (`rollout.target`); automatic runs then go to that
+// revision (by number), up as the stage allows, and down when the revision it is on is halted.
 import { assign, enqueueActions, fromPromise, setup, stopChild, type AnyActorLogic, type AnyActorRef } from 'xstate'
 
 export interface AutoUpdateRequest {
@@ -25,6 +28,11 @@ export interface RunOutcome {
   hold: number | undefined
   /** What the run reports to whoever asked (the daemon's DaemonUpdate); opaque to the machine. */
   report?: unknown
+  /**
+   * Issue 16 item 2: the run installed `rev`, which failed its health check (or post-install hook),
+   * and the working copy went back (to `to`, with a hold on `rev`); `error` says so to whoever asked.
+   */
+  reverted?: { rev: number; error: unknown }
 }
 
 /** A run made ready by `openRun`: the statechart run as the child `updateRun` (started by `run.start`) and its input. */
@@ -49,6 +57,8 @@ export interface AutoUpdateContext {
   hold: number | undefined
   /** Newest revision announced (stream, feed). */
   announced: number
+  /** The revision a staged rollout wants the copy on (issue 16 item 1); undefined while none governs the product. */
+  staged: number | undefined
   /** Newest revision some holder has. */
   holders: number
   failures: number
@@ -73,6 +83,8 @@ export type AutoUpdateEvent =
   | { type: 'nats.changed'; connected: boolean }
   | { type: 'update.requested'; request: AutoUpdateRequest; id: number }
   | { type: 'discovery.done' }
+  /** The revision the client's rollout stage allows, recomputed whenever statements, releases or the copy change. */
+  | { type: 'rollout.target'; rev: number }
   | { type: 'stop' }
   /** The child `updateRun` ended (XState's own events for a child actor). */
   | { type: 'xstate.done.actor.updateRun'; output: unknown }
@@ -82,6 +94,8 @@ export type AutoUpdateEmitted =
   | { type: 'update.held'; rev: number; newest: number }
   | { type: 'run.done'; id: number; outcome: RunOutcome }
   | { type: 'run.failed'; id: number; error: unknown }
+  /** The run's revision failed its health check: the copy is back on `to` and holds there (issue 16 item 2). */
+  | { type: 'run.reverted'; id: number; rev: number; to: number; error: unknown }
 
 export interface AutoUpdateInput {
   auto: boolean
@@ -102,7 +116,11 @@ const notProvided = (name: string) => async (): Promise<never> => {
   throw new Error(`auto-update machine: actor ${name} is not provided`)
 }
 
-const heldBack = (c: AutoUpdateContext): boolean => c.hold !== undefined && c.announced <= c.hold
+/** Where an automatic run would go: the stage's revision under a staged rollout, else the newest announced. */
+const wanted = (c: AutoUpdateContext): number => c.staged ?? c.announced
+/** A hold (rollback, failed health check) keeps the copy from going up to a revision it left; never from going down. */
+const heldBack = (c: AutoUpdateContext): boolean => c.hold !== undefined && wanted(c) > c.current && wanted(c) <= c.hold
+const moves = (c: AutoUpdateContext): boolean => (c.staged === undefined ? c.announced > c.current : c.staged !== c.current)
 
 export const autoUpdateMachine = setup({
   types: {
@@ -122,17 +140,18 @@ export const autoUpdateMachine = setup({
     retryDelay: ({ context }) => Math.min(30_000, 500 * 2 ** Math.min(context.failures, 6)),
   },
   guards: {
-    heldBack: ({ context }) => context.auto && context.announced > context.current && heldBack(context),
+    heldBack: ({ context }) => context.auto && moves(context) && heldBack(context),
     notHeldBack: ({ context }) => !heldBack(context),
     shouldUpdate: ({ context }) =>
-      context.ready && context.auto && context.announced > context.current && !heldBack(context) && (!context.needsHolders || context.holders >= context.announced),
+      context.ready && context.auto && moves(context) && !heldBack(context) && (!context.needsHolders || context.holders >= wanted(context)),
     ready: ({ context }) => context.ready,
     hasQueued: ({ context }) => context.ready && context.queued.length > 0,
     failing: ({ context }) => context.failures > 0,
     stopping: ({ context }) => context.stopping,
+    reverted: (_, outcome: RunOutcome) => outcome.reverted !== undefined,
   },
   actions: {
-    startAutomatic: assign({ request: () => ({}), runId: () => 0 }),
+    startAutomatic: assign({ request: ({ context }) => (context.staged !== undefined ? { rev: context.staged } : {}), runId: () => 0 }),
     startRequested: assign(({ event }) => (event.type === 'update.requested' ? { request: event.request, runId: event.id } : {})),
     startQueued: assign(({ context }) => ({ request: context.queued[0]!.request, runId: context.queued[0]!.id, queued: context.queued.slice(1) })),
     queue: assign(({ context, event }) => (event.type === 'update.requested' ? { queued: [...context.queued, { request: event.request, id: event.id }] } : {})),
@@ -146,7 +165,7 @@ export const autoUpdateMachine = setup({
   id: 'autoUpdate',
   context: ({ input }) => ({
     auto: input.auto, needsHolders: input.needsHolders, current: input.current, hold: input.hold,
-    announced: 0, holders: 0, failures: 0, heldSaidFor: 0, request: {}, runId: 0, queued: [],
+    announced: 0, staged: undefined, holders: 0, failures: 0, heldSaidFor: 0, request: {}, runId: 0, queued: [],
     ready: input.ready ?? true, stopping: false, parent: input.parent,
   }),
   initial: 'idle',
@@ -155,6 +174,7 @@ export const autoUpdateMachine = setup({
     'holders.changed': { actions: assign({ holders: ({ context, event }) => Math.max(context.holders, event.newest) }) },
     'nats.changed': { actions: assign({ needsHolders: ({ event }) => event.connected }) },
     'discovery.done': { actions: assign({ ready: true }) },
+    'rollout.target': { actions: assign({ staged: ({ event }) => event.rev }) },
     stop: '.stopped',
   },
   states: {
@@ -173,9 +193,9 @@ export const autoUpdateMachine = setup({
     },
     held: {
       entry: enqueueActions(({ context, enqueue }) => {
-        if (context.heldSaidFor === context.announced) return
-        enqueue({ type: 'report', params: { type: 'update.held' as const, rev: context.current, newest: context.announced } })
-        enqueue.assign({ heldSaidFor: context.announced })
+        if (context.heldSaidFor === wanted(context)) return
+        enqueue({ type: 'report', params: { type: 'update.held' as const, rev: context.current, newest: wanted(context) } })
+        enqueue.assign({ heldSaidFor: wanted(context) })
       }),
       always: [
         { guard: 'hasQueued', target: 'updating', actions: 'startQueued' },
@@ -223,19 +243,31 @@ export const autoUpdateMachine = setup({
               id: context.runId,
               end: event.type === 'xstate.error.actor.updateRun' ? { error: event.error } : { output: (event as { output?: unknown }).output },
             }),
-            onDone: {
+            onDone: [{
+              // Back where it was and held there: not a shortfall to retry, not a failure to back off from.
+              guard: { type: 'reverted', params: ({ event }) => event.output },
+              target: '#autoUpdate.settling',
+              actions: [
+                assign(({ event }) => ({ current: event.output.to, hold: event.output.hold, failures: 0 })),
+                {
+                  type: 'report',
+                  params: ({ context, event }) => ({ type: 'run.reverted' as const, id: context.runId, rev: event.output.reverted!.rev, to: event.output.to, error: event.output.reverted!.error }),
+                },
+              ],
+            }, {
               target: '#autoUpdate.settling',
               actions: [
                 assign(({ context, event }) => {
                   const next = { ...context, current: event.output.to, hold: event.output.hold }
                   // An automatic run that fell short of the announced revision (servers not answering
                   // yet) backs off like a failure, never retries at once; a hold is not a shortfall.
-                  const short = context.request.rev === undefined && next.current < next.announced && !heldBack(next)
+                  const short = (context.request.rev === undefined && next.current < next.announced && !heldBack(next)) ||
+                    (context.runId === 0 && context.request.rev !== undefined && next.current !== context.request.rev)
                   return { current: next.current, hold: next.hold, failures: short ? context.failures + 1 : 0 }
                 }),
                 { type: 'report', params: ({ context, event }) => ({ type: 'run.done' as const, id: context.runId, outcome: event.output }) },
               ],
-            },
+            }],
             onError: 'failing',
           },
         },

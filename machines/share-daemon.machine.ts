@@ -67,6 +67,8 @@ export type ShareDaemonEvent =
   | { type: 'dht.wanted'; why: string }
   | { type: 'roots.looked' }
   | { type: 'update.requested'; request: AutoUpdateRequest; id: number }
+  /** Issue 16 item 1: the revision the client's rollout stage allows, passed on to the updates. */
+  | { type: 'rollout.target'; rev: number }
   | { type: 'stop' }
   | AutoUpdateEmitted
 
@@ -159,6 +161,7 @@ export const shareDaemonMachine = setup({
   // The update machine's outcomes, also while stopping (a run under way ends first).
   on: {
     'update.requested': { actions: sendTo('updates', ({ event }) => event) },
+    'rollout.target': { actions: sendTo('updates', ({ event }) => event) },
     'run.done': {
       actions: [
         assign(({ event }) => ({ current: event.outcome.to, hold: event.outcome.hold })),
@@ -166,6 +169,12 @@ export const shareDaemonMachine = setup({
       ],
     },
     'run.failed': { actions: emit(({ event }) => event) },
+    'run.reverted': {
+      actions: [
+        assign(({ event }) => ({ current: event.to })),
+        emit(({ event }) => event),
+      ],
+    },
     'update.held': { actions: emit(({ event }) => event) },
   },
   initial: 'running',

@@ -4,17 +4,43 @@
 // stages) → applying (commit by renames under the journal) → retaining (history store kept to
 // the last K revisions) → done. Nothing in the tree changes before `applying`; a failure
 // there is undone from the journal (rolledBack). Pure: the I/O is provided by actors/updater.
+// Issue 16 item 2 (Mender state scripts, RAUC mark-good): an update run with install hooks runs
+// the pre-install hook before `applying` (failure: nothing changed, the run fails), then the
+// post-install hook and the health check after it; a failure or a health check past its time
+// reverts the working copy to the revision it came from (R-ROLLBACK, from local history) and the
+// run ends `reverted`.
 import { assign, emit, fromPromise, setup } from 'xstate'
 import type { ConflictPolicy, FileFacts, FileStatus, FileStatusOutput } from './file-status.machine.ts'
 
 export type RunKind = 'checkout' | 'update' | 'rollback'
-export type RunPhase = 'checking' | 'planning' | 'downloading' | 'applying' | 'retaining'
+export type RunPhase = 'checking' | 'planning' | 'downloading' | 'preInstall' | 'applying' | 'postInstall' | 'health' | 'reverting' | 'retaining'
+
+/** Commands run around an update's install (issue 16 item 2); shell command lines. */
+export interface InstallHooks {
+  preInstall?: string
+  postInstall?: string
+  health?: string
+  /** How long the health command may take before it counts as failed. */
+  healthTimeoutMs: number
+}
+
+export type HookName = 'pre-install' | 'post-install' | 'health'
+
+export interface HookInput {
+  hook: HookName
+  command: string
+  target: RunTarget
+  /** `revert`: the post-install hook after the working copy went back (the program restarts on the old revision). */
+  run: 'update' | 'revert'
+}
 
 export interface RunRequest {
   kind: RunKind
   /** Explicit revision; without it, an update goes to the newest verified revision. */
   rev?: number
   onConflict: ConflictPolicy
+  /** Only update runs that change the revision run them. */
+  hooks?: InstallHooks
 }
 
 export interface RunTarget {
@@ -52,14 +78,18 @@ export interface ApplySummary {
 
 export interface RunFailure {
   phase: RunPhase
-  /** conflicts: policy `abort` met a conflict; downloads: some path could not be fetched. */
-  reason: 'conflicts' | 'downloads' | 'error'
+  /**
+   * conflicts: policy `abort` met a conflict; downloads: some path could not be fetched; hook: an
+   * install hook failed; health: the health check failed; timeout: it did not end in time.
+   */
+  reason: 'conflicts' | 'downloads' | 'error' | 'hook' | 'health' | 'timeout'
   error?: unknown
   paths?: string[]
 }
 
 export interface RunOutput {
-  outcome: 'done' | 'failed' | 'rolledBack'
+  /** reverted: installed, then failed a post-install hook or the health check, and went back to `target.from`. */
+  outcome: 'done' | 'failed' | 'rolledBack' | 'reverted'
   target?: RunTarget
   plan?: RunPlan
   staged?: StagedSet
@@ -107,16 +137,27 @@ export const updateRunMachine = setup({
     apply: fromPromise<ApplySummary, { target: RunTarget; staged: StagedSet }>(notProvided('apply')),
     /** Undoes a failed apply from the journal. */
     undo: fromPromise<void, void>(notProvided('undo')),
+    /** Runs one install hook or the health check; fails when the command fails. */
+    runHook: fromPromise<void, HookInput>(notProvided('runHook')),
+    /** Takes the working copy back to `target.from` (R-ROLLBACK) after a failed check; records and alerts it. */
+    revert: fromPromise<void, { target: RunTarget; failure: RunFailure }>(notProvided('revert')),
     /** History window, garbage collection, stat cache; returns warnings (never fails the run). */
     retain: fromPromise<string[], { request: RunRequest; target: RunTarget }>(notProvided('retain')),
   },
+  delays: {
+    healthTimeout: ({ context }) => context.request.hooks?.healthTimeoutMs ?? 60_000,
+  },
   guards: {
+    /** An update that changes the revision runs the hook, when it is given. */
+    hasHook: ({ context }, hook: 'preInstall' | 'postInstall' | 'health') =>
+      context.request.kind === 'update' && context.request.hooks?.[hook] !== undefined && context.target !== undefined && context.target.from !== context.target.to,
     abortOnConflicts: ({ context }, plan: RunPlan) => context.request.onConflict === 'abort' && plan.conflicts.length > 0,
     someDownloadFailed: (_, staged: StagedSet) => staged.failed.length > 0,
   },
   actions: {
     announce: emit((_, phase: RunPhase) => ({ type: 'run.phase' as const, phase })),
     fail: assign((_, failure: RunFailure) => ({ failure })),
+    warn: assign(({ context }, p: { error: unknown }) => ({ warnings: [...context.warnings, String((p.error as Error)?.message ?? p.error)] })),
   },
 }).createMachine({
   id: 'updateRun',
@@ -168,6 +209,7 @@ export const updateRunMachine = setup({
               { type: 'fail', params: ({ event }) => ({ phase: 'downloading', reason: 'downloads', paths: event.output.failed }) },
             ],
           },
+          { guard: { type: 'hasHook', params: 'preInstall' }, target: 'preInstalling', actions: assign({ staged: ({ event }) => event.output }) },
           { target: 'applying', actions: assign({ staged: ({ event }) => event.output }) },
         ],
         onError: {
@@ -179,12 +221,26 @@ export const updateRunMachine = setup({
     discarding: {
       invoke: { src: 'discard', onDone: 'failed', onError: 'failed' },
     },
+    // Everything is staged and verified; the tree is untouched until the hook says yes.
+    preInstalling: {
+      entry: { type: 'announce', params: 'preInstall' },
+      invoke: {
+        src: 'runHook',
+        input: ({ context }) => ({ hook: 'pre-install' as const, command: context.request.hooks!.preInstall!, target: context.target!, run: 'update' as const }),
+        onDone: 'applying',
+        onError: { target: 'discarding', actions: { type: 'fail', params: ({ event }) => ({ phase: 'preInstall', reason: 'hook', error: event.error }) } },
+      },
+    },
     applying: {
       entry: { type: 'announce', params: 'applying' },
       invoke: {
         src: 'apply',
         input: ({ context }) => ({ target: context.target!, staged: context.staged! }),
-        onDone: { target: 'retaining', actions: assign({ applied: ({ event }) => event.output }) },
+        onDone: [
+          { guard: { type: 'hasHook', params: 'postInstall' }, target: 'postInstalling', actions: assign({ applied: ({ event }) => event.output }) },
+          { guard: { type: 'hasHook', params: 'health' }, target: 'healthChecking', actions: assign({ applied: ({ event }) => event.output }) },
+          { target: 'retaining', actions: assign({ applied: ({ event }) => event.output }) },
+        ],
         onError: {
           target: 'rollingBack',
           actions: { type: 'fail', params: ({ event }) => ({ phase: 'applying', reason: 'error', error: event.error }) },
@@ -199,6 +255,47 @@ export const updateRunMachine = setup({
         onError: { target: 'failed', actions: assign({ warnings: ({ context, event }) => [...context.warnings, String((event.error as Error)?.message ?? event.error)] }) },
       },
     },
+    postInstalling: {
+      entry: { type: 'announce', params: 'postInstall' },
+      invoke: {
+        src: 'runHook',
+        input: ({ context }) => ({ hook: 'post-install' as const, command: context.request.hooks!.postInstall!, target: context.target!, run: 'update' as const }),
+        onDone: [{ guard: { type: 'hasHook', params: 'health' }, target: 'healthChecking' }, { target: 'retaining' }],
+        onError: { target: 'reverting', actions: { type: 'fail', params: ({ event }) => ({ phase: 'postInstall', reason: 'hook', error: event.error }) } },
+      },
+    },
+    // The new revision is committed; it stays only if the health command says so in time.
+    healthChecking: {
+      entry: { type: 'announce', params: 'health' },
+      invoke: {
+        src: 'runHook',
+        input: ({ context }) => ({ hook: 'health' as const, command: context.request.hooks!.health!, target: context.target!, run: 'update' as const }),
+        onDone: 'retaining',
+        onError: { target: 'reverting', actions: { type: 'fail', params: ({ event }) => ({ phase: 'health', reason: 'health', error: event.error }) } },
+      },
+      after: {
+        healthTimeout: { target: 'reverting', actions: { type: 'fail', params: { phase: 'health', reason: 'timeout' } } },
+      },
+    },
+    reverting: {
+      entry: { type: 'announce', params: 'reverting' },
+      invoke: {
+        src: 'revert',
+        input: ({ context }) => ({ target: context.target!, failure: context.failure! }),
+        onDone: [{ guard: { type: 'hasHook', params: 'postInstall' }, target: 'restarting' }, { target: 'reverted' }],
+        // The revert's own failure is said; the failed revision may still be installed.
+        onError: { target: 'failed', actions: { type: 'warn', params: ({ event }) => ({ error: event.error }) } },
+      },
+    },
+    // The post-install hook once more, on the revision gone back to (e.g. restart the program).
+    restarting: {
+      invoke: {
+        src: 'runHook',
+        input: ({ context }) => ({ hook: 'post-install' as const, command: context.request.hooks!.postInstall!, target: { from: context.target!.to, to: context.target!.from }, run: 'revert' as const }),
+        onDone: 'reverted',
+        onError: { target: 'reverted', actions: { type: 'warn', params: ({ event }) => ({ error: event.error }) } },
+      },
+    },
     retaining: {
       entry: { type: 'announce', params: 'retaining' },
       invoke: {
@@ -211,6 +308,7 @@ export const updateRunMachine = setup({
     done: { type: 'final', entry: assign({ outcome: 'done' }) },
     failed: { type: 'final', entry: assign({ outcome: 'failed' }) },
     rolledBack: { type: 'final', entry: assign({ outcome: 'rolledBack' }) },
+    reverted: { type: 'final', entry: assign({ outcome: 'reverted' }) },
   },
   output: ({ context }) => ({
     outcome: context.outcome,

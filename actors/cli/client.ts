@@ -15,6 +15,36 @@ import { runRole } from './role.ts'
 
 const trackerOption = (): Option => new Option('--tracker <urls>', 'tracker URLs (http(s)://…, udp://…), comma-separated').env('UPSWARM_TRACKER')
 const bootstrapOption = (): Option => new Option('--bootstrap <host:port>', 'DHT bootstrap nodes, comma-separated').env('UPSWARM_BOOTSTRAP')
+/** Issue 16 item 2: commands around each install and the health check after it (docs/updater.md, "Install hooks"). */
+const DEFAULT_HEALTH_TIMEOUT_S = 60
+function addHookOptions(cmd: Command): Command {
+  return cmd
+    .option('--pre-install <cmd>', 'shell command run before an update is installed (everything fetched and verified); failing, it leaves the working copy as it was')
+    .option('--post-install <cmd>', 'shell command run after an update is installed (and after a revert); failing, the working copy goes back')
+    .option('--health-cmd <cmd>', 'shell command that checks the installed revision; failing or running past --health-timeout, the working copy goes back to the previous revision, the administrators are alerted, and the revision is not installed again automatically')
+    .option('--health-timeout <seconds>', `how long the health command may run (default ${DEFAULT_HEALTH_TIMEOUT_S})`, intArg('--health-timeout'), DEFAULT_HEALTH_TIMEOUT_S)
+}
+
+/** Issue 16 item 1: a client's stage is hashed from its NATS user nkey, read from its creds file (so it is the same with NATS down). */
+async function stageKeyOf(creds: string): Promise<string> {
+  const { credsClaims } = await import('../../infra/nats/identity.ts')
+  const text = await readFile(creds, 'utf8').catch((err: Error) => { throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read --creds ${creds}: ${err.message}`) })
+  return credsClaims(text, creds).sub
+}
+
+function hooksOf(o: { preInstall?: string; postInstall?: string; healthCmd?: string; healthTimeout?: number }): Updater.InstallHooks | undefined {
+  if (o.preInstall === undefined && o.postInstall === undefined && o.healthCmd === undefined) return undefined
+  return {
+    ...(o.preInstall !== undefined ? { preInstall: o.preInstall } : {}),
+    ...(o.postInstall !== undefined ? { postInstall: o.postInstall } : {}),
+    ...(o.healthCmd !== undefined ? { health: o.healthCmd } : {}),
+    healthTimeoutMs: (o.healthTimeout ?? DEFAULT_HEALTH_TIMEOUT_S) * 1000,
+  }
+}
+
+/** Issue 16 item 1: the client's ring: in the stage of every rollout statement that lists the label. */
+const ringOption = (): Option => new Option('--ring <label>', 'this client\'s ring for staged rollouts (a rollout statement listing it includes this client whatever the percentage)')
+
 const threadsOption = (): Option => new Option('--threads <k>', 'concurrent downloads / range requests (default 4; the daemon: 16)').argParser(intArg('--threads'))
 
 // Each command imports the modules it uses when it runs (R-CLI start-up, issue 13): `--help`,
@@ -112,9 +142,9 @@ function updateRequest(o: { rev?: number; onConflict?: Updater.ConflictPolicy })
 
 /** One update (or first checkout) as a short-lived sharing daemon: from peers and servers at once. */
 async function updateThroughSwarm(dir: string, nc: NatsConnection | undefined, o: { tracker?: string; bootstrap?: string; threads?: number; swarmIdentity?: string },
-  request: UpdateRequest, quiet: boolean): Promise<DaemonUpdate> {
+  request: UpdateRequest, quiet: boolean, hooks?: Updater.InstallHooks): Promise<DaemonUpdate> {
   const [{ startDaemon }, { openUpdate }] = await Promise.all([import('../share-daemon/index.ts'), updaterModule()])
-  const daemon = await startDaemon({ dir, updater: openUpdate, ...(nc ? { nc } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(quiet) })
+  const daemon = await startDaemon({ dir, updater: openUpdate, ...(nc ? { nc } : {}), ...(hooks ? { hooks } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(quiet) })
   try {
     return await daemon.updateNow(request)
   } finally {
@@ -220,10 +250,11 @@ export function registerClientCommands(program: Command): void {
         const r = await updater.status(dir, nc ? { source: await serverSourceFor(nc, dir) } : {})
         const shown = r.files.filter((f) => f.status !== 'current')
         const { freshnessLine } = await import('../../infra/formats/fresh.ts')
-        const trust = { alertsPending: r.alertsPending, rootVersion: r.rootVersion, ...(r.rootExpired ? { rootExpired: r.rootExpired } : {}), ...(r.rootVersion > 0 ? { freshness: r.freshness ?? null } : {}), ...(r.diskFull ? { diskFull: r.diskFull } : {}) }
+        const trust = { ...(r.reverted ? { reverted: r.reverted } : {}), alertsPending: r.alertsPending, rootVersion: r.rootVersion, ...(r.rootExpired ? { rootExpired: r.rootExpired } : {}), ...(r.rootVersion > 0 ? { freshness: r.freshness ?? null } : {}), ...(r.diskFull ? { diskFull: r.diskFull } : {}) }
         printResult(!!o.json, { product: r.product, rev: r.rev, latest: r.latest, target: r.target, files: r.files, hashed: r.hashed, cached: r.cached, ...trust }, () => [
           `${r.product} at r${r.rev}; newest verified r${r.latest}`,
           ...(r.rootVersion > 0 ? [freshnessLine(r.freshness, Date.now())] : []),
+          ...(r.reverted ? [updater.revertLine(r.reverted)] : []),
           ...(r.alertsPending > 0 ? [`${r.alertsPending} alert(s) for the administrators wait on disk; the next connected update delivers them`] : []),
           ...(r.rootExpired ? [`root of trust version ${r.rootVersion} expired at ${r.rootExpired}: it still verifies, but ask the operators for a new one`] : []),
           ...(r.diskFull ? [r.diskFull] : []),
@@ -235,8 +266,8 @@ export function registerClientCommands(program: Command): void {
       }
     }))
 
-  program
-    .command('update <dir>')
+  addHookOptions(program
+    .command('update <dir>'))
     .description('update the working copy to the newest (or a given) revision, from peers and servers')
     .option('--rev <n>', 'revision to install (explicit; may be lower than the current one)', revArg('--rev'))
     .addOption(new Option('--on-conflict <policy>', 'what to do with files changed by hand and out of date').choices(['alert', 'overwrite', 'abort']).default('alert'))
@@ -255,12 +286,13 @@ export function registerClientCommands(program: Command): void {
       try {
         let r: Updater.UpdateResult | DaemonUpdate
         if (o.tracker || o.bootstrap) {
-          r = await updateThroughSwarm(dir, nc, o, request, !!o.json)
+          r = await updateThroughSwarm(dir, nc, o, request, !!o.json, hooksOf(o))
         } else {
           if (!nc) throw new UpswarmError('UPSWARM_E_CONFIG', 'update needs a source: --nats URLS (or UPSWARM_NATS), and/or --tracker / --bootstrap for peers')
           const [updater, source, { jetStreamAlertSink }] = await Promise.all([updaterModule(), serverSourceFor(nc, dir), alertsModule()])
+          const hooks = hooksOf(o)
           r = await updater.update(dir, {
-            source, alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress, ...request,
+            source, alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress, ...request, ...(hooks ? { hooks } : {}),
           })
         }
         bar.done()
@@ -300,9 +332,10 @@ export function registerClientCommands(program: Command): void {
     .description('revisions known to the working copy, which are local, the current one')
     .addOption(jsonOption())
     .action(action(async (dir: string, o) => {
-      const r = await (await updaterModule()).history(dir)
+      const updater = await updaterModule()
+      const r = await updater.history(dir)
       printResult(!!o.json, r, () => r.revisions.map((v) =>
-        `${v.current ? '*' : ' '} r${v.rev}${v.label ? ` (${v.label})` : ''} ${v.local ? 'local' : v.manifest ? 'manifest only' : 'remote'} ${v.manifestSha256.slice(0, 16)}`).join('\n'))
+        `${v.current ? '*' : ' '} r${v.rev}${v.label ? ` (${v.label})` : ''} ${v.local ? 'local' : v.manifest ? 'manifest only' : 'remote'} ${v.manifestSha256.slice(0, 16)}${v.reverted ? `  ${updater.revertLine(v.reverted)}` : ''}`).join('\n'))
     }))
 
   program
@@ -314,49 +347,72 @@ export function registerClientCommands(program: Command): void {
       printResult(!!o.json, { patterns }, () => patterns.join('\n'))
     }))
 
-  program
-    .command('watch <dir>')
-    .description('follow the release stream (push) and report newer revisions; with --auto, update to them')
+  addHookOptions(program
+    .command('watch <dir>'))
+    .description('follow the release stream (push) and report newer revisions; with --auto, update to them (as far as a staged rollout lets this client)')
     .option('--auto', 'update automatically')
+    .addOption(ringOption())
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
       const o = await withSources(dir, flags)
       const nc = await requireNats(o, 'upswarm-watch', 'watch')
-      const [updater, { WorkingCopy }, { serverSource }, { jetStreamAlertSink }, { decodeTrusted }, { followReleases }] = await Promise.all([
+      const [updater, { WorkingCopy }, { serverSource }, { jetStreamAlertSink }, { decodeTrusted }, { followReleases }, { RolloutView }, { followRollouts, readRollouts }, { identityKeyOf }] = await Promise.all([
         updaterModule(), workingCopyModule(), sourcesModule(), alertsModule(),
-        import('../../infra/release/release-trust.ts'), import('../../infra/release/release-log.ts')])
+        import('../../infra/release/release-trust.ts'), import('../../infra/release/release-log.ts'),
+        import('../../infra/formats/rollout-view.ts'), import('../../infra/formats/rollout-stream.ts'), import('../../infra/nats/identity.ts')])
       const wc = await WorkingCopy.open(dir)
-      const source = serverSource(nc, wc.config.product)
+      const product = wc.config.product
+      const source = serverSource(nc, product)
       let busy = Promise.resolve()
       const stopping = new AbortController()
+      const hooks = hooksOf(o)
+      // Issue 16 item 1: a root-pinned copy follows its product's staged rollout (the stage hashed from its NATS user key).
+      const stage = new RolloutView(product, { key: identityKeyOf(nc) ?? wc.config.clientId, ...(o.ring ? { ring: String(o.ring) } : {}) })
+      const known = new Set<number>()
       // The copy's keys, read again after each update: a root it learnt since start counts (issue 10 item 7).
       let keys = wc.releaseKeys()
-      const follow = await followReleases(nc, wc.config.product, (bytes, seq) => {
-        let rev: number
+      const accept = async (text: string, where: string): Promise<boolean> => {
+        const copy = await WorkingCopy.open(dir)
+        if (!copy.trust.root) return false
         try {
-          rev = decodeTrusted(bytes, keys, `release stream seq ${seq}`).release.manifest.rev
+          return stage.accept(text, copy.trust.root, copy.state.record, where) !== undefined
         } catch (err) {
-          process.stderr.write(`upswarm: ignored release message ${seq}: ${errorMessage(err)}\n`)
-          return
+          process.stderr.write(`upswarm: ignored rollout statement: ${errorMessage(err)}\n`)
+          return false
         }
+      }
+      /** Where this client should be: the stage's revision under a staged rollout, else the newest announced. */
+      const consider = (announced?: number): void => {
         busy = busy.then(async () => {
-          const current = (await WorkingCopy.open(dir)).state.current
-          if (rev <= current) return
-          printEvent(!!o.json, { event: 'release.available', rev, current }, () => `upgrade notice: r${rev} is available (working copy at r${current})`)
-          if (!o.auto) return
+          const { state } = await WorkingCopy.open(dir)
+          if (announced !== undefined && announced > state.current) {
+            printEvent(!!o.json, { event: 'release.available', rev: announced, current: state.current }, () => `upgrade notice: r${announced} is available (working copy at r${state.current})`)
+          }
+          const newest = Math.max(0, ...known)
+          const staged = stage.target([...known, ...Object.keys(state.record).map(Number)], state.current)
+          const want = staged ?? newest
+          if (!o.auto || want === state.current || (staged === undefined && want < state.current)) return
           // The stream tells of a release before the servers hold it: an update that falls short
           // is tried again with backoff (bounded), and a rolled-back copy holds (R-ROLLBACK).
           for (let attempt = 1; ; attempt++) {
             const { state } = await WorkingCopy.open(dir)
-            if (updater.holdsBack(state, rev)) {
-              printEvent(!!o.json, { event: 'update.held', rev: state.current, newest: rev }, () => `holding r${state.current} (rolled back): r${rev} is available; \`upswarm update ${dir} --rev ${rev}\` installs it`)
+            if (want > state.current && updater.holdsBack(state, want)) {
+              printEvent(!!o.json, { event: 'update.held', rev: state.current, newest: want }, () => `holding r${state.current} (rolled back): r${want} is available; \`upswarm update ${dir} --rev ${want}\` installs it`)
               return
             }
-            const r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads })
+            let r: Updater.UpdateResult
+            try {
+              r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads, ...(staged !== undefined ? { rev: staged } : {}), ...(hooks ? { hooks } : {}) })
+            } catch (err) {
+              // Back on the previous revision and held there: said once, not retried (issue 16 item 2).
+              if (!isUpswarmError(err, 'UPSWARM_E_HEALTH')) throw err
+              printEvent(!!o.json, { event: 'update.reverted', rev: want, error: err.toJSON() }, () => err.message)
+              return
+            }
             keys = (await WorkingCopy.open(dir)).releaseKeys()
-            if (r.to >= rev || attempt === WATCH_ATTEMPTS || stopping.signal.aborted) {
+            if (r.to === want || (staged === undefined && r.to >= want) || attempt === WATCH_ATTEMPTS || stopping.signal.aborted) {
               printEvent(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
               return
             }
@@ -366,21 +422,46 @@ export function registerClientCommands(program: Command): void {
           if (stopping.signal.aborted) return
           process.stderr.write(`upswarm: update failed: ${errorMessage(err)}\n`)
         })
+      }
+      // The rollout first: a release announced before its statements are read would be taken whatever the stage.
+      const statements = followRollouts(nc, product, (text, seq) => {
+        busy = busy.then(async () => {
+          if (await accept(text, `rollout statement at seq ${seq}`)) consider()
+        })
+      })
+      await nc.flush()
+      if (wc.trust.root) {
+        const scan = await readRollouts(nc, product, wc.trust.root)
+        for (const skipped of scan.skipped) process.stderr.write(`upswarm: ignored rollout statement at seq ${skipped.streamSeq}: ${skipped.reason}\n`)
+        for (const st of scan.statements) await accept(st.text, `rollout statement at seq ${st.streamSeq}`)
+      }
+      const follow = await followReleases(nc, product, (bytes, seq) => {
+        let rev: number
+        try {
+          rev = decodeTrusted(bytes, keys, `release stream seq ${seq}`).release.manifest.rev
+        } catch (err) {
+          process.stderr.write(`upswarm: ignored release message ${seq}: ${errorMessage(err)}\n`)
+          return
+        }
+        known.add(rev)
+        consider(rev)
       })
       await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM'), follow.closed])
       stopping.abort()
+      statements.unsubscribe()
       await follow.stop()
       await busy
       await nc.close()
     }))
 
-  program
-    .command('daemon <dir>')
+  addHookOptions(program
+    .command('daemon <dir>'))
     .description('the sharing daemon (R-SHARE): serve this working copy to peers, find peers, and with --auto update from them')
     .option('--auto', 'update automatically when a newer revision is published')
     .option('--port <port>', 'TCP port peers connect to (0: any free port)', intArg('--port'), 0)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--max-upload-rate <bytes>', 'upload limit to peers in bytes/s (0: unlimited)', intArg('--max-upload-rate'), 0)
+    .addOption(ringOption())
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .addOption(trackerOption())
@@ -410,13 +491,15 @@ export function registerClientCommands(program: Command): void {
         // The client process composes its two actors: the daemon runs the updater as its child.
         const daemon: Daemon = await startDaemon({
           dir, updater: openUpdate, ...(nc ? { nc } : {}), ...(connect ? { connect } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
-          auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
+          auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), ...(hooksOf(o) ? { hooks: hooksOf(o)! } : {}),
+          ...(o.ring ? { ring: String(o.ring) } : {}), ...(o.creds ? { stageKey: await stageKeyOf(String(o.creds)) } : {}), maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
         daemon.on('update.started', (from, to) => emit({ event: 'update.started', from, to }, `updating r${from} → r${to}`))
         daemon.on('update.done', (r) => emit({ event: 'update.done', ...updateJson(r) }, updateSummary(r)))
         daemon.on('update.held', (rev, newest) => emit({ event: 'update.held', rev, newest },
           `holding r${rev} (rolled back): r${newest} is available; \`upswarm update ${dir} --rev ${newest}\` installs it`))
+        daemon.on('update.reverted', (rev, to, err) => emit({ event: 'update.reverted', rev, to, error: err.toJSON() }, err.message))
         daemon.on('update.failed', (err) => emit({ event: 'update.failed', error: err.toJSON() }, `update failed: ${err.message}`))
         daemon.on('tracker.status', (s) => emit({ event: 'tracker.status', status: s }, `tracker: ${s}`))
         daemon.on('nats.retrying', (attempt, waitMs, err) =>

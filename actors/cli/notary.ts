@@ -13,11 +13,14 @@ export function registerNotaryCommand(program: Command): void {
     .option('--data <dir>', 'where the verified root chain is kept', 'upswarm-notary')
     .option('--interval <seconds>', 're-sign every product this often', intArg('--interval'), 3600)
     .option('--lifetime <seconds>', "how long a statement lives (at most the root's fresh.maxLifetime)", intArg('--lifetime'))
+    .option('--halt-key <file>', "the root's halt key of the products (issue 16): halt a revision that failed its health check on --max-failures distinct clients")
+    .option('--max-failures <n>', 'distinct clients whose health check of a revision failed before the notary halts it (with --halt-key)', intArg('--max-failures'), 3)
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .action(action(async (o) => {
       const [{ connectNats }, { startNotary }, { readKeyFile }, { readFile }] = await Promise.all([
         import('../../infra/nats/connect.ts'), import('../notary/index.ts'), import('../../infra/release/keys.ts'), import('node:fs/promises')])
       const freshKey = await readKeyFile(o.freshKey)
+      const haltKey = o.haltKey ? await readKeyFile(o.haltKey) : undefined
       const rootText = (await readFile(o.root, 'utf8')).trim()
       const nc = await connectNats(o.nats, 'upswarm-notary', o)
       const log = (e: Record<string, unknown>): void => {
@@ -26,6 +29,7 @@ export function registerNotaryCommand(program: Command): void {
       await runRole('notary', async () => {
         const notary = await startNotary({
           nc, freshKey, rootText, rootWhere: o.root, dataDir: o.data, intervalS: o.interval, ...(o.lifetime !== undefined ? { lifetimeS: o.lifetime } : {}), log,
+          ...(haltKey ? { haltKey, maxFailures: Math.max(1, o.maxFailures) } : {}),
         })
         return {
           ready: { root: notary.store.version, products: Object.keys(notary.store.root?.products ?? {}) },

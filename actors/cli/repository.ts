@@ -101,6 +101,37 @@ export function registerRepositoryCommands(program: Command): void {
     }))
 
   program
+    .command('rollout <product> <rev>')
+    .description('staged rollout of a release (issue 16 item 1): a signed statement on the product\'s rollout subject saying which share of the fleet (and which rings) its --auto clients install it on; --pause, --resume, --halt (publisher creds; the rollout or publish key of the root, or its halt key for --halt)')
+    .requiredOption('--key <file>', 'the rollout key (`upswarm keygen`), or a publish key when the root names no rollout role')
+    .option('--percent <p>', 'share of the fleet, 0-100 with up to 2 decimals; grows keep the clients already in (a stable hash of each client\'s identity)', percentArg)
+    .option('--ring <label...>', 'ring labels whose clients are in whatever the percentage (a client names its ring with --ring)')
+    .option('--pause', 'stop the rollout where it is: clients already on it stay, no new client takes it')
+    .option('--resume', 'go on (with --percent, at a new share)')
+    .option('--halt', '--auto clients on it roll back to the newest revision that is not halted')
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .addOption(jsonOption())
+    .action(action(async (product: string, revText: string, o) => {
+      const rev = revArg('REV')(revText)
+      const modes = [o.percent !== undefined && !o.resume, !!o.pause, !!o.resume, !!o.halt].filter(Boolean).length
+      if (modes !== 1) throw new UpswarmError('UPSWARM_E_CONFIG', 'rollout: give exactly one of --percent P, --pause, --resume [--percent P], --halt')
+      if (o.ring && (o.pause || o.halt || o.resume)) throw new UpswarmError('UPSWARM_E_CONFIG', 'rollout: --ring goes with --percent (a new stage), not with --pause, --resume or --halt')
+      const [{ readKeyFile }, { connectNats }, { rollout }] = await Promise.all([
+        import('../../infra/release/keys.ts'), import('../../infra/nats/connect.ts'), import('../operator/rollout.ts')])
+      const key = await readKeyFile(o.key)
+      const nc = await connectNats(o.nats, 'upswarm-rollout', o)
+      try {
+        const r = await rollout({
+          nc, product: String(product).toLowerCase(), rev, keys: [key],
+          action: o.halt ? { halt: true } : o.pause ? { pause: true } : o.resume ? { resume: true, ...(o.percent !== undefined ? { percent: o.percent } : {}) } : { percent: o.percent, ...(o.ring ? { rings: o.ring } : {}) },
+        })
+        printResult(!!o.json, r, () => `${r.product} r${r.rev}: ${r.state} at ${r.percent / 100}%${r.rings.length ? ` and rings ${r.rings.join(', ')}` : ''} (statement ${r.seq}, ${r.previous ? `was ${r.previous.state} at ${r.previous.percent / 100}%` : 'the first for this revision'}; UPSWARM_META seq ${r.streamSeq})`)
+      } finally {
+        await nc.close()
+      }
+    }))
+
+  program
     .command('prune <product>')
     .description("bound the servers' storage (issue 11 item 8): remove the file contents only a product's oldest revisions use from the object store and every repository server; the signed releases stay (operator creds)")
     .option('--keep <n>', 'keep the newest N revisions', intArg('--keep'))
@@ -162,11 +193,18 @@ export function registerRepositoryCommands(program: Command): void {
     }))
 }
 
+/** A share of the fleet in percent (up to 2 decimals) → basis points. */
+function percentArg(value: string): number {
+  if (!/^(100(\.0{1,2})?|[0-9]{1,2}(\.[0-9]{1,2})?)$/.test(value)) throw new UpswarmError('UPSWARM_E_CONFIG', `--percent ${JSON.stringify(value)}: expected a share from 0 to 100 with at most 2 decimals (e.g. 5, 12.5, 100)`)
+  return Math.round(Number(value) * 100)
+}
+
 /** One line for an alert, whatever its type. */
 function describeAlert(body: unknown): string {
   const a = (body ?? {}) as Record<string, unknown>
   if (a.type === 'release.parked') return `server ${String(a.server)} parked r${String(a.rev)} (seq ${String(a.seq)}): ${String(a.reason)}`
   if (a.type === 'sync.no-space') return `server ${String(a.server)} waits for disk space to sync r${String(a.rev)} (seq ${String(a.seq)}): ${String(a.reason)}`
+  if (a.type === 'health') return `r${String(a.rev)} failed its ${a.phase === 'postInstall' ? 'post-install hook' : 'health check'} at ${String(a.at)}, rolled back to r${String(a.to)} (${String(a.reason)})`
   if (typeof a.path === 'string') return `${a.path}: changed by hand and out of date (at r${String(a.rev)}, r${String(a.targetRev)} installing)`
   return JSON.stringify(body).slice(0, 300)
 }

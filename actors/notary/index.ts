@@ -18,6 +18,7 @@ import type { PublisherKey } from '../../infra/release/keys.ts'
 import { followReleases, readReleaseChain, type FollowHandle } from '../../infra/release/release-log.ts'
 import { createActor, type ActorOptions, type AnyActorLogic } from 'xstate'
 import { notaryMachine } from '../../machines/notary.machine.ts'
+import { DEFAULT_MAX_FAILURES, startHalter, type Halter } from './halter.ts'
 
 export const DEFAULT_INTERVAL_S = 3600
 const STREAM_SEQUENCE_HEADER = 'Nats-Sequence'
@@ -34,6 +35,12 @@ export interface NotaryOptions {
   intervalS?: number
   /** Statement lifetime; capped by the root's fresh.maxLifetime. */
   lifetimeS?: number
+  /**
+   * Issue 16 item 2: the root's `halt` key of the products. With it the notary halts a revision
+   * that failed its health check on `maxFailures` distinct clients (default 3).
+   */
+  haltKey?: PublisherKey
+  maxFailures?: number
   /** One structured event per line (the CLI prints JSON lines). */
   log?: (event: Record<string, unknown>) => void
   /** An XState inspection observer for the notary's actor (live inspection, issue 12). */
@@ -54,6 +61,8 @@ export interface Notary {
   /** Resolves when every product has been signed once under the current root. */
   ready(): Promise<void>
   onSigned(listener: (s: SignedStatement) => void): () => void
+  /** The failure counter, when the notary holds a halt key. */
+  readonly halter: Halter | undefined
   close(): Promise<void>
 }
 
@@ -195,6 +204,9 @@ export async function startNotary(opts: NotaryOptions): Promise<Notary> {
   await takeRoots()
   await syncFollowers()
   const first = signAll()
+  const halter = opts.haltKey
+    ? await startHalter({ nc, store, haltKey: opts.haltKey, maxFailures: opts.maxFailures ?? DEFAULT_MAX_FAILURES, log })
+    : undefined
   // The interval is the notary statechart's clock (machines/notary.machine.ts), not a timer here.
   const actor = createActor(notaryMachine.provide({
     actions: {
@@ -208,6 +220,7 @@ export async function startNotary(opts: NotaryOptions): Promise<Notary> {
 
   return {
     store,
+    halter,
     ready: () => first,
     onSigned(listener) {
       listeners.add(listener)
@@ -217,6 +230,7 @@ export async function startNotary(opts: NotaryOptions): Promise<Notary> {
       closing = true
       actor.send({ type: 'stop' })
       rootSub.unsubscribe()
+      await halter?.close()
       await rootQueue
       await Promise.all([...followers.values()].map((f) => f.stop()))
       await Promise.all([...queues.values()].map((q) => q.running))

@@ -15,8 +15,11 @@ import { ERROR_CODES, errorMessage, isUpswarmError, UpswarmError, type ErrorCode
 import { parseBootstrap } from '../../infra/cluster/dht.ts'
 import type { TrustStore } from '../../infra/formats/trust-store.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
-import { identityOf } from '../../infra/nats/identity.ts'
-import { actorEventSubject, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
+import { identityKeyOf, identityOf } from '../../infra/nats/identity.ts'
+import { actorEventSubject, SERVER_HEARTBEATS, signedRolloutSubject } from '../../infra/nats/names.ts'
+import { RolloutView } from '../../infra/formats/rollout-view.ts'
+import type { Rollout } from '../../infra/formats/rollout.ts'
+import { followRollouts, readRollouts } from '../../infra/formats/rollout-stream.ts'
 import { decodeTrusted } from '../../infra/release/release-trust.ts'
 import { fileEntries, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 import { followReleases, type FollowHandle } from '../../infra/release/release-log.ts'
@@ -33,7 +36,7 @@ import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogi
 import { autoUpdateMachine, type AutoUpdateRequest, type OpenedRun, type RunEnd, type RunOutcome } from '../../machines/auto-update.machine.ts'
 import { shareDaemonMachine, type NatsFailure, type ShareDaemonInput } from '../../machines/share-daemon.machine.ts'
 import type { ConflictPolicy } from '../../machines/file-status.machine.ts'
-import type { RunOutput } from '../../machines/update-run.machine.ts'
+import type { InstallHooks, RunOutput } from '../../machines/update-run.machine.ts'
 import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { DialBook } from './dial-book.ts'
@@ -72,6 +75,15 @@ export interface DaemonOptions {
    * that the daemon never imports the updater; without it the daemon shares but cannot update.
    */
   updater?: DaemonUpdater
+  /** Commands around each install and the health check after it (issue 16 item 2). */
+  hooks?: InstallHooks
+  /**
+   * Issue 16 item 1: the key the client's rollout stage is hashed from (its NATS user nkey, from
+   * the creds file); default: the user nkey of `nc`, else the daemon's node key.
+   */
+  stageKey?: string
+  /** The client's ring label: in the stage of every rollout statement that lists it. */
+  ring?: string
   /** An XState inspection observer for the daemon's actors (live inspection, issue 12). */
   inspect?: ActorOptions<AnyActorLogic>['inspect']
   log?: (msg: string) => void
@@ -84,6 +96,7 @@ export interface UpdaterRun {
   threads: number
   rev?: number
   onConflict?: ConflictPolicy
+  hooks?: InstallHooks
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void }
 }
 
@@ -119,6 +132,10 @@ export interface DaemonEvents extends TrustEvents {
   'update.started': [from: number, to: number]
   'update.done': [result: DaemonUpdate]
   'update.failed': [error: UpswarmError]
+  /** Revision `rev` failed its health check; the working copy is back on `to` and holds there (issue 16 item 2). */
+  'update.reverted': [rev: number, to: number, error: UpswarmError]
+  /** Issue 16 item 1: a new rollout statement was verified and taken into account (the updates were told the stage's revision). */
+  'rollout.statement': [seq: number, rev: number, state: string, target: number | undefined]
   /** A rolled-back working copy stays at `rev` although `newest` is announced (R-ROLLBACK hold). */
   'update.held': [rev: number, newest: number]
   'tracker.status': [status: string]
@@ -206,6 +223,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     trackerHasNats: false,
     initialQuery: Promise.resolve() as Promise<void>,
     follow: undefined as FollowHandle | undefined,
+    rollouts: undefined as { unsubscribe(): void } | undefined,
     heartbeats: undefined as { unsubscribe(): void } | undefined,
     /** Blobs held (history store and working copy) and the current tree's paths by SHA-256. */
     held: [] as string[],
@@ -229,6 +247,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const serve = makeServe({ partials, stores: () => [io.wc.history], layout: first.layout, pathsOf: (sha) => io.pathsBySha.get(sha) })
   const feed: ReleaseFeed = await openFeed({ storageDir: join(first.layout.meta, 'feed'), publisherPublicKey: publisherKey })
   const rotation = await followTrust({ wc: first, emit: (event, ...args) => (events.emit as (e: typeof event, ...a: typeof args) => boolean)(event, ...args), log, ban: (peer, reason) => peers.ban(peer, reason) })
+  // Issue 16 item 1: the product's staged rollout as this client sees it.
+  const stage = new RolloutView(product, { key: opts.stageKey ?? (opts.nc && identityKeyOf(opts.nc)) ?? publicKey, ...(opts.ring ? { ring: opts.ring } : {}) })
   const feedNewest = (): number => Math.max(0, ...feed.releases(product).map((e) => e.rev), ...rotation.releases.keys())
 
   // The actor is made before any I/O can tell it something: events sent before it starts wait in its mailbox.
@@ -244,8 +264,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         actors: {
           openRun: fromPromise<OpenedRun, { request: AutoUpdateRequest; id: number }>(({ input }) => openRun(input.request)),
           closeRun: fromPromise<RunOutcome, { request: AutoUpdateRequest; id: number; end: RunEnd }>(async ({ input }) => {
-            const report = await closeRun(input.end)
-            return { to: io.wc.state.current, hold: io.wc.state.hold, report }
+            const closed = await closeRun(input.end)
+            const at = { to: io.wc.state.current, hold: io.wc.state.hold }
+            return closed instanceof UpswarmError ? { ...at, reverted: { rev: Number(closed.details?.rev ?? 0), error: closed } } : { ...at, report: closed }
           }),
         },
       }),
@@ -437,9 +458,48 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       await io.tracker?.stop().catch(() => {})
       io.tracker = startTracker()
     }
+    // The rollout first: a release announced before its statements are read would be taken by all.
+    await followStage(nc)
     const follow = await followStream(nc)
     if (io.closed) await follow.stop()
     else io.follow = follow
+  }
+
+  /** One rollout statement, verified under the copy's root; the statement when it is new. */
+  function acceptStatement(text: string, where: string): Rollout | undefined {
+    const root = rotation.store.root
+    if (!root) return undefined
+    try {
+      return stage.accept(text, root, io.wc.state.record, where)
+    } catch (err) {
+      log(`ignored rollout statement: ${errorMessage(err)}`)
+      return undefined
+    }
+  }
+
+  /** Issue 16 item 1: the product's rollout statements, then each new one as it is stored (root-pinned copies only). */
+  async function followStage(nc: NatsConnection): Promise<void> {
+    const root = rotation.store.root
+    if (!root) return
+    const sub = followRollouts(nc, product, (text, seq) => {
+      const s = acceptStatement(text, `${signedRolloutSubject(product)} seq ${seq}`)
+      if (s) events.emit('rollout.statement', s.seq, s.rev, s.state, stageChanged())
+    })
+    await nc.flush()
+    const scan = await readRollouts(nc, product, root)
+    for (const s of scan.skipped) log(`ignored rollout statement at seq ${s.streamSeq}: ${s.reason}`)
+    for (const s of scan.statements) acceptStatement(s.text, `seq ${s.streamSeq}`)
+    if (io.closed) sub.unsubscribe()
+    else io.rollouts = sub
+    stageChanged()
+  }
+
+  /** Tells the updates the revision this client's stage allows, once a rollout governs the product; returns it. */
+  function stageChanged(): number | undefined {
+    const revs = [...Object.keys(io.wc.state.record).map(Number), ...feedReleases.list(product).map((r) => r.rev)]
+    const rev = stage.target(revs, io.wc.state.current)
+    if (rev !== undefined) actor.send({ type: 'rollout.target', rev })
+    return rev
   }
 
   const feedReleases: FeedReleases = {
@@ -479,12 +539,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     events.emit('update.started', from, rev ?? io.wc.state.newestVerified)
     // Without NATS the updater keeps alerts in the working copy until a run that has a connection.
     const alerts: AlertSink | undefined = nc ? jetStreamAlertSink(nc) : undefined
-    const opened = await opts.updater(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
+    const opened = await opts.updater(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), ...(opts.hooks ? { hooks: opts.hooks } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
     current = { opened, source, nc, started }
     return { logic: opened.logic, input: opened.input }
   }
 
-  async function closeRun(end: RunEnd): Promise<DaemonUpdate> {
+  /** The run's result; for a revision that failed its health check and was taken back, the error saying so. */
+  async function closeRun(end: RunEnd): Promise<DaemonUpdate | UpswarmError> {
     const run = current!
     current = undefined
     if ('error' in end) {
@@ -492,16 +553,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       throw end.error
     }
     // The output of the logic the updater gave: its update-run statechart's.
-    const result = await run.opened.finish(end.output as RunOutput)
+    let result: UpdateResult
+    try {
+      result = await run.opened.finish(end.output as RunOutput)
+    } catch (err) {
+      if (!isUpswarmError(err, 'UPSWARM_E_HEALTH')) throw err
+      await reopened()
+      return err
+    }
     const { source, nc } = run
-    const before = io.wc
-    io.wc = await WorkingCopy.open(dir)
-    // The update may have garbage-collected blobs the old view kept open for serving.
-    before.history.closeHandles()
-    await refreshHeld()
-    for (const p of peers.all()) if (!p.session.closed) p.session.announceHave(io.held, { reset: true, product, rev: io.wc.state.current })
-    io.tracker?.setRev(io.wc.state.current)
-    await joinDht(false).catch(() => {})
+    await reopened()
     // The bytes this run actually received, by kind of source (R-ACCEL-2: never a silent fallback).
     const done: DaemonUpdate = {
       ...result,
@@ -514,6 +575,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     // Under the machine's identity: the only events subject its permissions allow (issue 10).
     if (nc) nc.publish(actorEventSubject('daemon', identityOf(nc)), JSON.stringify({ type: 'update.done', product, peerId, ...done }))
     return done
+  }
+
+  /** The working copy changed revision: serve, announce and look up what it holds now. */
+  async function reopened(): Promise<void> {
+    const before = io.wc
+    io.wc = await WorkingCopy.open(dir)
+    // The update may have garbage-collected blobs the old view kept open for serving.
+    before.history.closeHandles()
+    await refreshHeld()
+    for (const p of peers.all()) if (!p.session.closed) p.session.announceHave(io.held, { reset: true, product, rev: io.wc.state.current })
+    io.tracker?.setRev(io.wc.state.current)
+    await joinDht(false).catch(() => {})
+    stageChanged()
   }
 
   // What the machine says, said to the daemon's listeners; callers of updateNow wait by run id.
@@ -543,6 +617,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     waiting.get(e.id)?.reject(err)
     waiting.delete(e.id)
   })
+  actor.on('run.reverted', (e) => {
+    const err = isUpswarmError(e.error) ? e.error : new UpswarmError('UPSWARM_E_HEALTH', errorMessage(e.error), { cause: e.error })
+    log(err.message)
+    events.emit('update.reverted', e.rev, e.to, err)
+    waiting.get(e.id)?.reject(err)
+    waiting.delete(e.id)
+  })
   actor.on('update.held', (e) => {
     log(`holding r${e.rev} (rolled back); r${e.newest} is available: run \`upswarm update --rev ${e.newest}\` to install it`)
     // Deferred: the release stream may tell of the release while startDaemon is still running.
@@ -569,6 +650,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   /** A verified release of the product: the machine says the upgrade notice and decides the run. */
   function onNewRelease(rev: number): void {
+    stageChanged()
     actor.send({ type: 'release.found', rev, holders: feedNewest() })
   }
 
@@ -606,6 +688,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       actor.send({ type: 'stop' })
       await io.follow?.stop()
       io.heartbeats?.unsubscribe()
+      io.rollouts?.unsubscribe()
       // The run under way ends first; requests that never ran are refused (daemon.stopped).
       await waitFor(actor, (s) => s.status !== 'active', { timeout: Infinity })
       // A run whose statechart never ended (the daemon's failed) lets the working copy go.

@@ -16,14 +16,16 @@ import { DEFAULT_HISTORY_DEPTH } from '../../infra/store/working-copy/meta.ts'
 import { writeSources, type WorkingCopySources } from '../../infra/store/working-copy/sources.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import type { ConflictPolicy, FileStatus } from '../../machines/file-status.machine.ts'
-import type { RunKind, RunOutput, RunRequest } from '../../machines/update-run.machine.ts'
+import type { InstallHooks, RunKind, RunOutput, RunRequest } from '../../machines/update-run.machine.ts'
+import type { RevertRecord } from '../../infra/store/working-copy/meta.ts'
 import type { RunLogic } from './run.ts'
 import { deliverPendingAlerts } from './alerts.ts'
 import { ReleaseHistory } from './releases.ts'
 import { automaticTarget } from './hold.ts'
 import type { UpdateProgress } from './run-session.ts'
 
-export { holdsBack } from './hold.ts'
+export { holdsBack, revertLine } from './hold.ts'
+export type { InstallHooks } from '../../machines/update-run.machine.ts'
 import { openWorkingCopy, silentLog, withWorkingCopy, type UpdaterLog } from './session.ts'
 import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
 import { classifyWorkingCopy } from './status.ts'
@@ -43,6 +45,8 @@ export interface UpdateOptions {
   source: ReleaseSource
   /** Where alerts go; without one (offline) they are kept in the working copy for the next run that has one. */
   alerts?: AlertSink
+  /** Commands around the install and the health check after it (issue 16 item 2). */
+  hooks?: InstallHooks
   onProgress?: (p: UpdateProgress) => void
   log?: UpdaterLog
 }
@@ -115,6 +119,8 @@ export interface StatusReport {
   rootExpired?: string
   /** Set when the disk is full: what `status` could not write (it answers all the same). */
   diskFull?: string
+  /** The last revision taken back after a failed health check (issue 16 item 2). */
+  reverted?: RevertRecord
 }
 
 export interface HistoryReport {
@@ -122,12 +128,13 @@ export interface HistoryReport {
   current: number
   latest: number
   historyDepth: number
-  revisions: { rev: number; manifestSha256: string; label?: string; current: boolean; manifest: boolean; local: boolean }[]
+  revisions: { rev: number; manifestSha256: string; label?: string; current: boolean; manifest: boolean; local: boolean; reverted?: RevertRecord }[]
 }
 
 interface RunCommon {
   source?: ReleaseSource
   alerts?: AlertSink
+  hooks?: InstallHooks
   threads?: number
   onConflict?: ConflictPolicy
   onProgress?: (p: UpdateProgress) => void
@@ -179,7 +186,7 @@ async function prepare(wc: WorkingCopy, kind: RunKind, rev: number | undefined, 
       },
     }
   }
-  return { logic, input: { kind, ...(rev !== undefined ? { rev } : {}), onConflict: o.onConflict ?? 'alert' }, finish }
+  return { logic, input: { kind, ...(rev !== undefined ? { rev } : {}), onConflict: o.onConflict ?? 'alert', ...(o.hooks ? { hooks: o.hooks } : {}) }, finish }
 }
 
 async function run(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: RunCommon): Promise<{ result: UpdateResult; usedNetwork: boolean }> {
@@ -257,6 +264,7 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
       alertsPending: (await readPendingAlerts(wc.layout)).length,
       ...(wc.trust.root && rootExpired(wc.trust.root, Date.now()) ? { rootExpired: wc.trust.root.expires } : {}),
       ...(wc.trust.freshness(wc.config.product) ? { freshness: wc.trust.freshness(wc.config.product)! } : {}),
+      ...(wc.state.reverted?.length ? { reverted: wc.state.reverted.at(-1)! } : {}),
       ...(unwritten.length > 0 ? { diskFull: `the disk holding ${wc.layout.meta} is full: ${unwritten.join(' and ')}; free some space before the next update` } : {}),
     }
   })
@@ -341,6 +349,8 @@ export async function history(dir: string, opts: { log?: UpdaterLog } = {}): Pro
     const stored = new Set(await wc.manifests.revisions())
     const revs = new Set<number>([...stored, ...Object.keys(wc.state.record).map(Number)])
     const revisions: HistoryReport['revisions'] = []
+    // The newest revert of each revision (a revision may be tried again by hand and fail again).
+    const reverts = new Map((wc.state.reverted ?? []).map((r) => [r.rev, r]))
     for (const rev of [...revs].sort((a, b) => a - b)) {
       const release = stored.has(rev) ? await wc.manifests.get(rev) : undefined
       let local = false
@@ -360,6 +370,7 @@ export async function history(dir: string, opts: { log?: UpdaterLog } = {}): Pro
         current: rev === wc.state.current,
         manifest: release !== undefined,
         local,
+        ...(reverts.has(rev) ? { reverted: reverts.get(rev)! } : {}),
       })
     }
     return { product: wc.config.product, current: wc.state.current, latest: wc.state.newestVerified, historyDepth: wc.config.historyDepth, revisions }

@@ -14,7 +14,7 @@ import type { RunPhase, RunPlan, RunRequest, RunTarget } from '../../machines/up
 import { prefetchBlobs } from './downloads.ts'
 import { ReleaseHistory } from './releases.ts'
 import type { UpdaterLog } from './session.ts'
-import type { AlertSink, ReleaseSource, UpdaterAlert } from '../../infra/release/source.ts'
+import type { AlertSink, AnyUpdaterAlert, ReleaseSource } from '../../infra/release/source.ts'
 import { classifyWorkingCopy } from './status.ts'
 import { automaticTarget } from './hold.ts'
 
@@ -85,8 +85,8 @@ export class RunSession {
   }
 
   /** Keeps an undelivered alert in the metadata, one write at a time (alerts are raised concurrently). */
-  queueAlert(alert: UpdaterAlert, reason: string): Promise<void> {
-    this.undelivered.push({ path: alert.path, reason })
+  queueAlert(alert: AnyUpdaterAlert, reason: string): Promise<void> {
+    this.undelivered.push({ path: 'path' in alert ? alert.path : `(health of r${alert.rev})`, reason })
     const layout = this.wc.layout
     this.alertQueue = this.alertQueue.then(async () => writePendingAlerts(layout, [...(await readPendingAlerts(layout)), { alert, reason }]))
     return this.alertQueue

@@ -1,12 +1,16 @@
 // Wires the update-run statechart to the working copy and runs it to its end. A failed run
 // becomes one UpswarmError whose message says what, where and what to do.
 import { createActor, enqueueActions, fromPromise, toPromise } from 'xstate'
-import { UpswarmError, toUpswarmError } from '../../infra/errors.ts'
+import { UpswarmError, errorMessage, toUpswarmError } from '../../infra/errors.ts'
+import type { HealthAlert } from '../../infra/release/source.ts'
+import { REVERTS_KEPT, type RevertRecord } from '../../infra/store/working-copy/meta.ts'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
-import { updateRunMachine, type RunOutput, type RunPhase, type RunPlan, type RunRequest, type RunTarget, type StagedSet } from '../../machines/update-run.machine.ts'
+import { updateRunMachine, type HookInput, type RunFailure, type RunOutput, type RunPhase, type RunPlan, type RunRequest, type RunTarget, type StagedSet } from '../../machines/update-run.machine.ts'
 import { applyStaged, discardStaging, undoApply } from './apply.ts'
 import { downloadPlanned } from './downloads.ts'
+import { runHook } from './hooks.ts'
+import { revertLine } from './hold.ts'
 import { RunSession, type RunOptions } from './run-session.ts'
 
 export interface RunResult {
@@ -27,6 +31,9 @@ export function wiredRunMachine(session: RunSession): RunLogic {
       discard: fromPromise(() => discardStaging(session)),
       apply: fromPromise(({ input }: { input: { target: RunTarget; staged: StagedSet } }) => applyStaged(session, input.target, input.staged)),
       undo: fromPromise(() => undoApply(session)),
+      runHook: fromPromise(({ input, signal }: { input: HookInput; signal: AbortSignal }) =>
+        runHook({ dir: session.wc.layout.root, product: session.wc.config.product, clientId: session.wc.config.clientId }, input, signal)),
+      revert: fromPromise(({ input }: { input: { target: RunTarget; failure: RunFailure } }) => revert(session, input.target, input.failure)),
       retain: fromPromise(({ input }: { input: { request: RunRequest; target: RunTarget } }) => session.retain(input.request)),
     },
   })
@@ -64,9 +71,56 @@ export async function runAlone(logic: RunLogic, request: RunRequest): Promise<Ru
   return toPromise(actor)
 }
 
+/** Why a revision was taken back, in words. */
+function revertReason(failure: RunFailure, timeoutMs: number): string {
+  if (failure.reason === 'timeout') return `the health check did not finish within ${Math.round(timeoutMs / 1000)} s`
+  return errorMessage(failure.error)
+}
+
+/**
+ * Issue 16 item 2: the installed revision failed its post-install hook or health check. The
+ * working copy goes back to the revision it came from with a run of its own (R-ROLLBACK: from the
+ * local history store, which the apply just filled with the old revision's files), is held there
+ * as after a rollback (an automatic update does not take the failed revision again; a newer one
+ * clears the hold), records the revert for `status` and `history`, and alerts the administrators
+ * (kept on disk when they cannot be reached).
+ */
+async function revert(session: RunSession, target: RunTarget, failure: RunFailure): Promise<void> {
+  const { wc } = session
+  const request = session.request!
+  const back = prepareRun(wc, session.opts)
+  const kind = target.from < target.to ? 'rollback' : 'update'
+  const output = await runAlone(back.logic, { kind, rev: target.from, onConflict: request.onConflict })
+  runResult(wc, output, back.session)
+  const record: RevertRecord = {
+    rev: target.to, to: target.from, at: new Date().toISOString(),
+    phase: failure.phase === 'postInstall' ? 'postInstall' : 'health',
+    reason: revertReason(failure, request.hooks?.healthTimeoutMs ?? 0),
+  }
+  wc.state = { ...wc.state, hold: Math.max(wc.state.hold ?? 0, target.to), reverted: [...(wc.state.reverted ?? []), record].slice(-REVERTS_KEPT) }
+  await wc.saveState()
+  const alert: HealthAlert = { type: 'health', product: wc.config.product, clientId: wc.config.clientId, ...record }
+  session.opts.log.warn({ alert }, revertLine(record))
+  try {
+    if (!session.opts.alerts) throw new Error('no connection to the servers')
+    await session.opts.alerts.publish(alert)
+  } catch (err) {
+    await session.queueAlert(alert, errorMessage(err))
+  }
+}
+
 function failureError(wc: WorkingCopy, output: RunOutput, session: RunSession): UpswarmError {
   const f = output.failure
   const where = wc.layout.root
+  if (output.outcome === 'reverted') {
+    const r = wc.state.reverted?.at(-1)
+    return new UpswarmError('UPSWARM_E_HEALTH',
+      `${r ? revertLine(r) : `r${output.target?.to} failed its health check and ${where} went back to r${output.target?.from}`}. ${where} holds r${wc.state.current} until a newer revision is published; \`upswarm update ${where} --rev N\` installs one by hand`,
+      { cause: f?.error, details: { ...(r ?? {}), warnings: output.warnings } })
+  }
+  if (f?.phase === 'preInstall') {
+    return new UpswarmError('UPSWARM_E_HOOK', `${errorMessage(f.error)}; nothing in ${where} was changed (r${output.target?.to} was not installed)`, { cause: f.error })
+  }
   if (!f) return new UpswarmError('UPSWARM_E_IO', `the update of ${where} failed: ${output.warnings.join('; ') || 'unknown cause'}`)
   if (f.reason === 'conflicts') {
     const paths = f.paths ?? []

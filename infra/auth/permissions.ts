@@ -3,7 +3,7 @@
 // else is denied by the server. Pure data, so the security suite can list what each role may
 // not do and try it.
 import {
-  ALERT_SUBJECTS, BLOB_BUCKET, release2Subject, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, release2Subject, rolloutSubject, SIGNED_ROLLOUTS, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
   serverConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS, inspectSubject,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
@@ -58,7 +58,8 @@ export const CLIENT_JS_API = [`${API}.STREAM.MSG.GET.${RELEASE_STREAM}`, `${API}
  * JetStream publish gets its ack back), streams are subjects clients follow.
  */
 export const CLIENT_SERVICES = ['upswarm.proxy.>', repoSubject('*', '*' as never), trackerSubject('*' as never, '*'), ALERT_SUBJECTS, ...CLIENT_JS_API]
-export const CLIENT_STREAMS = [RELEASED_SUBJECTS, SERVER_HEARTBEATS]
+/** Issue 16 item 1: clients follow the rollout statements (verified under their root) to install only what their stage allows. */
+export const CLIENT_STREAMS = [RELEASED_SUBJECTS, SERVER_HEARTBEATS, SIGNED_ROLLOUTS]
 /** What CLIENTS exports and UPSWARM imports: the daemons' state changes, for whoever inspects the system. */
 export const CLIENT_EVENTS = actorEventSubject('daemon', '*')
 /**
@@ -81,10 +82,11 @@ export function permissionsFor(id: Identity): SubjectPermissions {
     case 'publisher':
       return {
         // History scans (the release chain, the feed) use ephemeral consumers on the readers' mirror.
+        // Issue 16 item 1: the publisher (`upswarm rollout`) appends rollout statements; no one else does.
         // Issue 11 item 8: a publish leases the blobs it deduplicates under its own name only,
         // and reads (never writes) the prune lease.
         pub: {
-          allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, release2Subject('*'), ...streamReads(OBJ_STREAM),
+          allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, release2Subject('*'), rolloutSubject('*'), ...streamReads(OBJ_STREAM),
             `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`, ...streamReads(LEASE_STREAM), `$KV.${LEASE_BUCKET}.${publishLeaseKey(id.name, '*')}`],
         },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS] },
@@ -119,17 +121,18 @@ export function permissionsFor(id: Identity): SubjectPermissions {
           allow: [...CLIENT_JS_API.map(clientJsApiSubject), alertSubject('*', id.name), 'upswarm.proxy.>', repoSubject('*', '*' as never),
             trackerSubject('*' as never, id.name), actorEventSubject('daemon', id.name), inspectSubject('daemon', id.name), inspectSubject('updater', id.name)],
         },
-        sub: { allow: [...base.sub, RELEASED_SUBJECTS, SERVER_HEARTBEATS] },
+        sub: { allow: [...base.sub, ...CLIENT_STREAMS] },
       }
     case 'notary':
       // Issue 10 item 7: reads releases and roots, follows both, appends fresh statements (the
       // JetStream ack comes to its inbox). It holds no publish key and may append nothing else.
+      // Issue 16 item 2: it reads the alerts and appends halts (its halt key can sign nothing else).
       return {
         pub: {
           allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM),
-            FRESH_SUBJECTS, actorEventSubject('notary', id.name)],
+            FRESH_SUBJECTS, rolloutSubject('*'), ...streamReads(ALERT_STREAM), actorEventSubject('notary', id.name)],
         },
-        sub: { allow: [...base.sub, RELEASED_SUBJECTS, SIGNED_SUBJECTS] },
+        sub: { allow: [...base.sub, RELEASED_SUBJECTS, SIGNED_SUBJECTS, ALERT_SUBJECTS] },
       }
   }
 }

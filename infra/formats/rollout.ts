@@ -49,7 +49,8 @@ export function verifyRollout(bytes: Uint8Array | string, root: Root, where: str
   const p = root.products[rollout.product]
   if (!p) throw new UpswarmError('UPSWARM_E_SIGNATURE', `${what}: the product is not in root version ${root.version}; refusing it`)
   const meets = (role: { keys: string[]; threshold: number } | undefined): boolean => !!role && validSigners(env, root.keys, role.keys).size >= role.threshold
-  if (meets(p.rollout)) return { env, rollout }
+  // §1.2: a product whose root names no rollout role rolls out with its publish keys.
+  if (meets(p.rollout ?? p.publish)) return { env, rollout }
   if (rollout.state === 'halted' && meets(p.halt)) return { env, rollout }
   const roles = rollout.state === 'halted' ? 'the rollout or halt role' : 'the rollout role (a halt key may only halt)'
   throw new UpswarmError('UPSWARM_E_SIGNATURE', `${what} is not signed by ${roles} of root version ${root.version}; refusing it`)

@@ -7,20 +7,17 @@ import { identityOf } from './identity.ts'
 import { alertSubject } from './names.ts'
 import { withRetry } from './retry.ts'
 
-export interface Alert {
-  product: string
-  clientId: string
-  path: string
-  rev: number
-  targetRev: number
-}
+/** A file's alert (R-STATUS-3) names its path; a health alert (issue 16 item 2) its time. */
+export type Alert = { product: string; clientId: string; rev: number } & ({ path: string; targetRev: number } | { type: 'health'; to: number; at: string })
 
 export function jetStreamAlertSink(nc: NatsConnection): { publish(alert: Alert): Promise<void> } {
   const js = jetstream(nc)
   return {
     async publish(alert) {
       const body = JSON.stringify(alert)
-      const id = sha256Hex(`${alert.product}:${alert.clientId}:${alert.path}:${alert.rev}:${alert.targetRev}`)
+      const id = sha256Hex('path' in alert
+        ? `${alert.product}:${alert.clientId}:${alert.path}:${alert.rev}:${alert.targetRev}`
+        : `${alert.type}:${alert.product}:${alert.clientId}:${alert.rev}:${alert.to}:${alert.at}`)
       await withRetry(() => js.publish(alertSubject(alert.product, identityOf(nc)), body, { msgID: id }), { attempts: 10 })
     },
   }

@@ -28,7 +28,7 @@ export const kindTag = (kind: IdentityKind): string => `upswarm-kind:${kind}`
 /** The user JWT tag of a client machine in the CLIENTS account (creds issued before it have none). */
 export const CLIENTS_ACCOUNT_TAG = 'upswarm-account:clients'
 
-interface ConnectionIdentity { name: string; jsApiPrefix?: string }
+interface ConnectionIdentity { name: string; jsApiPrefix?: string; key?: string }
 const identities = new WeakMap<object, ConnectionIdentity>()
 
 export function setIdentity(nc: object, id: ConnectionIdentity): void {
@@ -38,6 +38,11 @@ export function setIdentity(nc: object, id: ConnectionIdentity): void {
 /** The identity name a connection was opened with (`anonymous` without credentials). */
 export function identityOf(nc: object): string {
   return identities.get(nc)?.name ?? ANONYMOUS
+}
+
+/** The user's public nkey of a connection made with credentials (a client's stage key, issue 16 item 1). */
+export function identityKeyOf(nc: object): string | undefined {
+  return identities.get(nc)?.key
 }
 
 /** The JetStream options of a connection: a client machine in CLIENTS reaches the API under CLIENT_JS_API_PREFIX. */

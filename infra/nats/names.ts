@@ -30,6 +30,14 @@ export const ROOT_SUBJECT = 'upswarm.meta.root'
 export const META_SUBJECTS = 'upswarm.meta.>'
 /** Format-2 release documents of a product (docs/formats.md §1.8): only publishers append. */
 export const release2Subject = (product: string): string => `upswarm.meta.${product}.release.v2`
+/**
+ * Rollout statements of a product (issue 16 item 1, docs/formats.md §1.5): every one kept, appended
+ * under optimistic concurrency by the publisher (`upswarm rollout`); clients follow them on
+ * `upswarm.signed.<product>.rollout`.
+ */
+export const rolloutSubject = (product: string): string => `upswarm.meta.${product}.rollout`
+export const signedRolloutSubject = (product: string): string => `upswarm.signed.${product}.rollout`
+export const SIGNED_ROLLOUTS = 'upswarm.signed.*.rollout'
 /** What META stored, republished with its `Nats-Sequence` (as releases are): followers subscribe, no consumer. */
 export const SIGNED_SUBJECTS = 'upswarm.signed.>'
 export const SIGNED_ROOT_SUBJECT = 'upswarm.signed.root'

@@ -57,6 +57,25 @@ export type EntrySummary =
   | { kind: 'dir' }
   | { kind: 'other' }
 
+/** What the updater reports to the administrators. */
+export type AnyUpdaterAlert = UpdaterAlert | HealthAlert
+
+/**
+ * Issue 16 item 2: revision `rev` was installed, failed its health check (or post-install hook, or
+ * the check ran past its time), and the working copy went back to `to`.
+ */
+export interface HealthAlert {
+  type: 'health'
+  product: string
+  clientId: string
+  rev: number
+  to: number
+  phase: 'postInstall' | 'health'
+  reason: string
+  /** ISO 8601. */
+  at: string
+}
+
 /** R-STATUS-3: a file modified by hand AND out of date, reported to the administrators. */
 export interface UpdaterAlert {
   type: 'conflict'
@@ -76,7 +95,7 @@ export interface UpdaterAlert {
 }
 
 export interface AlertSink {
-  publish(alert: UpdaterAlert): Promise<void>
+  publish(alert: AnyUpdaterAlert): Promise<void>
 }
 
 export interface AlertReport {

@@ -1,5 +1,6 @@
 // A tiny publisher for updater tests: writes trees, signs releases (scanTree + signManifest)
 // and lays them out in a folder that DirectorySource serves. No network.
+import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { chmod, lstat, mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -78,8 +79,11 @@ export async function publishLocal(repo: string, opts: LocalPublishOptions): Pro
   return { rev: manifest.rev, manifestSha256: manifestSha256(release.manifest), release }
 }
 
-/** A tree as comparable data: path → "file <mode> <contents>" | "symlink <target>" | "dir"; META_DIR left out. */
-export async function snapshotTree(root: string): Promise<Record<string, string>> {
+/**
+ * A tree as comparable data: path → "file <mode> <contents>" | "symlink <target>" | "dir"; META_DIR
+ * left out. With `hash`, a file's contents are the SHA-256 of its bytes (binary files, byte for byte).
+ */
+export async function snapshotTree(root: string, opts: { hash?: boolean } = {}): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
   async function walk(abs: string, rel: string): Promise<void> {
     for (const name of (await readdir(abs)).sort()) {
@@ -91,7 +95,7 @@ export async function snapshotTree(root: string): Promise<Record<string, string>
       else if (st.isDirectory()) {
         out[r] = 'dir'
         await walk(a, r)
-      } else out[r] = `file ${(st.mode & 0o7777).toString(8)} ${await readFile(a, 'utf8')}`
+      } else out[r] = `file ${(st.mode & 0o7777).toString(8)} ${opts.hash ? createHash('sha256').update(await readFile(a)).digest('hex') : await readFile(a, 'utf8')}`
     }
   }
   await walk(root, '')

@@ -27,7 +27,7 @@ import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { CLIENTS_ACCOUNT_TAG, kindTag, type Identity, type IdentityKind } from '../../infra/nats/identity.ts'
 import {
   ALERT_STREAM, BLOB_BUCKET, CLIENT_JS_API_PREFIX, release2Subject, FRESH_STREAM, LEASE_BUCKET, META_STREAM, PEER_BUCKET, PRUNE_LEASE_KEY, PRUNE_STREAM, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT,
-  alertSubject, freshSubject, publishLeaseKey, pruneSubject,
+  alertSubject, freshSubject, publishLeaseKey, pruneSubject, rolloutSubject,
   proxySubject, releasedSubject, releaseSubject, repoSubject, serverConsumer, serverHeartbeat, trackerSubject, INSPECT_ROLES, INSPECT_SUBJECTS, inspectSubject,
 } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/service.ts'
@@ -165,6 +165,8 @@ describe('security', () => {
       if (who !== 'publisher') {
         attempts.push({ who, what: 'append a release', run: request(releaseSubject(product), 'junk') })
         attempts.push({ who, what: 'append a format-2 release', run: request(release2Subject(product), 'junk') })
+        // Issue 16: only the publisher (`upswarm rollout`) and the notary (halts) append rollout statements.
+        if (who !== 'notary') attempts.push({ who, what: 'append a rollout statement', run: request(rolloutSubject(product), 'junk') })
         attempts.push({ who, what: 'put a blob chunk', run: request(`$O.${BLOB_BUCKET}.C.forged`, 'junk') })
       }
       // Issue 11 item 8: only an operator (admin) prunes: records the range, takes the prune lease,

@@ -15,7 +15,7 @@ function harness(input: Partial<AutoUpdateInput>, run: (request: AutoUpdateReque
   })
   const actor = createActor(machine, { clock, input: { auto: true, needsHolders: true, current: 1, hold: undefined, ...input } })
   const emitted: string[] = []
-  actor.on('*', (e) => emitted.push(e.type === 'update.held' ? `held r${e.rev} newest r${e.newest}` : e.type === 'run.done' ? `done ${e.id} r${e.outcome.to}` : `failed ${e.id}`))
+  actor.on('*', (e) => emitted.push(e.type === 'update.held' ? `held r${e.rev} newest r${e.newest}` : e.type === 'run.done' ? `done ${e.id} r${e.outcome.to}` : e.type === 'run.reverted' ? `reverted ${e.id} r${e.rev} → r${e.to}` : `failed ${e.id}`))
   actor.start()
   return { actor, runs, clock, emitted }
 }
@@ -77,6 +77,46 @@ describe('auto-update machine', () => {
     actor.send({ type: 'release.announced', rev: 3 })
     await waitFor(actor, (s) => s.context.current === 3)
     expect(runs).toEqual([{ rev: 2 }, {}])
+  })
+
+  it('daemon — a revision that failed its health check is reverted, not retried: the copy holds until a newer release', async () => {
+    const { actor, runs, emitted, clock } = harness({ needsHolders: false, current: 4 }, async (r) =>
+      runs.length === 1 ? { to: 4, hold: 5, reverted: { rev: 5, error: new Error('r5 failed its health check') } } : { to: r.rev ?? 6, hold: undefined })
+    actor.send({ type: 'release.announced', rev: 5 })
+    await waitFor(actor, (s) => s.value === 'held')
+    expect(emitted).toEqual(['reverted 0 r5 → r4', 'held r4 newest r5'])
+    expect(actor.getSnapshot().context).toMatchObject({ current: 4, hold: 5, failures: 0 })
+    // No backoff timer runs another try of r5.
+    clock.increment(60_000)
+    expect(runs).toHaveLength(1)
+    actor.send({ type: 'release.announced', rev: 6 })
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.current === 6)
+    expect(runs).toEqual([{}, {}])
+  })
+
+  it('daemon — under a staged rollout automatic runs go to the stage\'s revision: not beyond it, up when it grows, down when a halt says so', async () => {
+    const { actor, runs } = harness({ needsHolders: false, current: 1 }, async (r) => ({ to: r.rev ?? 3, hold: undefined }))
+    // The stage holds this client on r1 although r2 is announced.
+    actor.send({ type: 'rollout.target', rev: 1 })
+    actor.send({ type: 'release.announced', rev: 2 })
+    expect(actor.getSnapshot().value).toBe('idle')
+    expect(runs).toEqual([])
+    actor.send({ type: 'rollout.target', rev: 2 })
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.current === 2)
+    // r2 halted: back to r1, by number.
+    actor.send({ type: 'rollout.target', rev: 1 })
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.current === 1)
+    expect(runs).toEqual([{ rev: 2 }, { rev: 1 }])
+  })
+
+  it('daemon — a hold keeps a staged client from going up to the revision it left, never from going down', async () => {
+    const { actor, runs, emitted } = harness({ needsHolders: false, current: 4, hold: 5 }, async (r) => ({ to: r.rev!, hold: 5 }))
+    actor.send({ type: 'rollout.target', rev: 5 })
+    expect(actor.getSnapshot().value).toBe('held')
+    expect(emitted).toEqual(['held r4 newest r5'])
+    actor.send({ type: 'rollout.target', rev: 3 })
+    await waitFor(actor, (s) => s.value === 'idle' && s.context.current === 3)
+    expect(runs).toEqual([{ rev: 3 }])
   })
 
   it('daemon — requests during a run are queued and each caller gets its own run; a failed one is reported with its id', async () => {

@@ -32,6 +32,13 @@ describe('rollout statements', () => {
     expect(() => signRollout(draft({ percent: 10_001 }), [rolloutKey!])).toThrow(/percent/)
   })
 
+  it('rollout — a product whose root names no rollout role rolls out with its publish keys (formats.md §1.2)', () => {
+    const body = rootBody({ version: 1, expiresMs: Date.now() + 86_400_000, rootKeys: [rootKey!.publicKey], rootThreshold: 1, freshKeys: [freshKey!.publicKey], products: { [product]: { publish: [pub!.publicKey] } } })
+    const plain = signRoot(body, [rootKey!]).root
+    expect(verifyRollout(signRollout(draft({}), [pub!]), plain, 'test').rollout.percent).toBe(500)
+    expect(() => verifyRollout(signRollout(draft({}), [rolloutKey!]), plain, 'test')).toThrow(/not signed by the rollout role/)
+  })
+
   it('rollout — stages are stable and nested: the clients in 5% are all in 25%, about a quarter of 2000 are in 25%', () => {
     const clients = Array.from({ length: 2000 }, (_, i) => `client-key-${i}`)
     const in5 = clients.filter((c) => stageOf(product, c) < 500)

@@ -37,6 +37,18 @@ export const WorkingCopyStateSchema = z.object({
    * release is not reinstalled until a newer one is published. Cleared by an explicit --rev.
    */
   hold: z.number().int().min(1).optional(),
+  /**
+   * Revisions installed and then taken back because they failed their health check or their
+   * post-install hook (issue 16 item 2), oldest first, the last 20: `status` and `history` say them.
+   */
+  reverted: z.array(z.object({
+    rev: z.number().int().min(1),
+    /** The revision the working copy went back to. */
+    to: z.number().int().min(0),
+    at: z.string(),
+    phase: z.enum(['postInstall', 'health']),
+    reason: z.string(),
+  })).optional(),
   /** Id of the last committed apply journal (tells recovery whether a journal committed). */
   lastJournal: z.string().optional(),
   /**
@@ -46,6 +58,9 @@ export const WorkingCopyStateSchema = z.object({
   record: z.record(z.string().regex(/^[1-9][0-9]*$/), z.string().regex(HEX64)),
 })
 export type WorkingCopyState = z.infer<typeof WorkingCopyStateSchema>
+export type RevertRecord = NonNullable<WorkingCopyState['reverted']>[number]
+/** How many reverts the state keeps. */
+export const REVERTS_KEPT = 20
 
 export function initialState(): WorkingCopyState {
   return { format: 1, current: 0, newestVerified: 0, topInstalled: 0, record: {} }
