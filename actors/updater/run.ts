@@ -1,6 +1,6 @@
 // Wires the update-run statechart to the working copy and runs it to its end. A failed run
 // becomes one UpswarmError whose message says what, where and what to do.
-import { createActor, enqueueActions, fromPromise, toPromise } from 'xstate'
+import { createActor, enqueueActions, fromPromise, toPromise, type AnyActorRef } from 'xstate'
 import { UpswarmError, toUpswarmError } from '../../infra/errors.ts'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -22,12 +22,13 @@ export function wiredRunMachine(session: RunSession): RunLogic {
     actors: {
       check: fromPromise(({ input }: { input: RunRequest }) => session.check(input)),
       plan: fromPromise(({ input }: { input: { request: RunRequest; target: RunTarget } }) => session.planRun(input.target)),
-      download: fromPromise(({ input }: { input: { request: RunRequest; target: RunTarget; plan: RunPlan } }) =>
-        downloadPlanned(session, input.request, input.target, input.plan)),
+      // The per-file actors work for the run: inspected as its children (issue 12 item 1).
+      download: fromPromise(({ input, self }: { input: { request: RunRequest; target: RunTarget; plan: RunPlan }; self: AnyActorRef }) =>
+        downloadPlanned(session, input.request, input.target, input.plan, self._parent)),
       discard: fromPromise(() => discardStaging(session)),
       apply: fromPromise(({ input }: { input: { target: RunTarget; staged: StagedSet } }) => applyStaged(session, input.target, input.staged)),
       undo: fromPromise(() => undoApply(session)),
-      retain: fromPromise(({ input }: { input: { request: RunRequest; target: RunTarget } }) => session.retain(input.request)),
+      retain: fromPromise(({ input, self }: { input: { request: RunRequest; target: RunTarget }; self: AnyActorRef }) => session.retain(input.request, self._parent)),
     },
   })
 }
