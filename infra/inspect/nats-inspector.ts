@@ -38,13 +38,17 @@ export const SUMMARY_EVERY_MS = 5000
 
 export interface InspectClock {
   now(): number
-  setTimeout(fn: () => void, ms: number): unknown
+  /** `hold`: the timer keeps the process alive (close() waiting); else it does not. */
+  setTimeout(fn: () => void, ms: number, hold?: boolean): unknown
   clearTimeout(handle: unknown): void
 }
 
 const realClock: InspectClock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  setTimeout: (fn, ms, hold) => {
+    const t = setTimeout(fn, ms)
+    return hold ? t : t.unref()
+  },
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 }
 
@@ -160,7 +164,8 @@ export class InspectionChannel {
    */
   async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
     const deadline = this.clock.now() + waitMs
-    const pause = (): Promise<void> => new Promise<void>((resolve) => this.clock.setTimeout(resolve, Math.min(50, Math.max(1, deadline - this.clock.now()))))
+    // Held timers: a command that closes its inspection before it exits must not exit half-way.
+    const pause = (): Promise<void> => new Promise<void>((resolve) => this.clock.setTimeout(resolve, Math.min(50, Math.max(1, deadline - this.clock.now())), true))
     while (this.sink && this.backlog > 0 && this.clock.now() < deadline) {
       await pause()
       this.drain()

@@ -2,6 +2,8 @@
 // actors' inspection on upswarm.inspect.updater.<client>, which the operator reads on
 // upswarm.inspect.>; the update-run actor's states arrive in order, every message has the shape
 // of @statelyai/inspect's events.
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
 import type { StatelyActorEvent, StatelyInspectionEvent } from '@statelyai/inspect'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startInspectViewer } from '../../actors/inspector/index.ts'
@@ -10,7 +12,9 @@ import { INSPECT_MAX_PER_SECOND } from '../../infra/inspect/nats-inspector.ts'
 import { checkStatelyInspectionEvent } from '../../infra/inspect/stately-events.ts'
 import { isInspectionSummary, type InspectionSummary } from '../../infra/inspect/summary.ts'
 import { INSPECT_SUBJECTS, inspectSubject } from '../../infra/nats/names.ts'
-import { updateFixture, type UpdateFixture } from '../helpers/inspect-fixture.ts'
+import { CLI, cli, updateFixture, type UpdateFixture } from '../helpers/inspect-fixture.ts'
+import { newProduct } from '../helpers/cluster.ts'
+import { randomContent, writeTree } from '../helpers/trees.ts'
 
 describe('inspect over NATS', { timeout: 120_000 }, () => {
   let fx: UpdateFixture
@@ -119,5 +123,116 @@ describe('inspect over NATS', { timeout: 120_000 }, () => {
     // Under the budget's pressure actors were coalesced, never dropped: every one of them was announced.
     expect(last).toMatchObject({ droppedActors: 0, discardedAtClose: 0 })
     process.stdout.write(`inspect: ${got.length} inspection messages for one update of 4 changed files, ${run.length} of the update run; summary ${JSON.stringify(last)}\n`)
+  })
+
+  /** Everything published on one process's inspection subject until `until` says so, as events and summaries. */
+  function follow(subject: string, until: (events: StatelyInspectionEvent[], summaries: InspectionSummary[]) => boolean): {
+    events: StatelyInspectionEvent[]; summaries: InspectionSummary[]; malformed: string[]; done: Promise<void>; stop(): void
+  } {
+    const events: StatelyInspectionEvent[] = []
+    const summaries: InspectionSummary[] = []
+    const malformed: string[] = []
+    let resolve!: () => void
+    const done = new Promise<void>((r) => { resolve = r })
+    const sub = fx.admin.subscribe(subject, {
+      callback: (_e, msg) => {
+        const parsed: unknown = msg.json()
+        if (isInspectionSummary(parsed)) summaries.push(parsed)
+        else {
+          const checked = checkStatelyInspectionEvent(parsed)
+          if (checked.ok) events.push(checked.event)
+          else malformed.push(checked.reason)
+        }
+        if (until(events, summaries)) resolve()
+      },
+    })
+    return { events, summaries, malformed, done, stop: () => sub.unsubscribe() }
+  }
+
+  const within = (p: Promise<void>, what: string): Promise<void> =>
+    Promise.race([p, new Promise<void>((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 30_000))])
+
+  const topState = (v: unknown): unknown => (typeof v === 'object' && v !== null ? Object.keys(v)[0] : v)
+
+  /** The distinct top-level states of the machine `name`, in the order its snapshots arrived. */
+  function statesOf(events: StatelyInspectionEvent[], name: string): unknown[] {
+    const actor = events.find((m): m is StatelyActorEvent => m.type === '@xstate.actor' && m.name === name)
+    if (!actor) return []
+    const values = events.filter((m) => m.sessionId === actor.sessionId && m.type !== '@xstate.event')
+      .map((m) => topState((m as { snapshot: { value?: unknown } }).snapshot.value))
+    return values.filter((v, i) => v !== values[i - 1])
+  }
+
+  it('inspect — publish --inspect publishes the publish actor going through its steps to done on upswarm.inspect.publisher.<identity>, then its summary', async () => {
+    const name = 'inspect-publisher'
+    const creds = await fx.authority.issue({ kind: 'publisher', name })
+    const env = { ...fx.adminEnv, UPSWARM_CREDS: creds.file }
+    const key = join(fx.dir, 'pub.key')
+    expect((await cli(env, 'keygen', '--out', key, '--json')).code).toBe(0)
+    const src = join(fx.dir, 'pub-src')
+    await writeTree(src, { 'a.txt': 'a\n', 'lib/b.bin': randomContent(20_000) })
+    const seen = follow(inspectSubject('publisher', name), (_e, s) => s.length > 0 && s.at(-1)!.waiting === 0 && _e.some((m) => m.type === '@xstate.snapshot' && m.snapshot.status === 'done'))
+    await fx.admin.flush()
+    try {
+      const r = await cli(env, 'publish', src, '--product', newProduct(), '--key', key, '--no-feed', '--inspect', '--json')
+      expect(r.code, r.stderr).toBe(0)
+      await within(seen.done, 'the publish actor\'s final snapshot and the summary')
+    } finally {
+      seen.stop()
+    }
+    expect(seen.malformed).toEqual([])
+    const states = statesOf(seen.events, 'publish')
+    expect(states[0]).toBe('idle')
+    expect(states.at(-1)).toBe('done')
+    expect(states).toEqual(expect.arrayContaining(['claiming', 'scanning', 'uploading', 'signing', 'appending']))
+    expect(seen.summaries.at(-1)!.busiestSecond).toBeLessThanOrEqual(INSPECT_MAX_PER_SECOND)
+  })
+
+  it('inspect — tracker --inspect publishes the tracker actor opening its doors and listening, then stopping on SIGTERM, on upswarm.inspect.tracker.<identity>', async () => {
+    const name = 'inspect-tracker'
+    const creds = await fx.authority.issue({ kind: 'tracker', name })
+    const env = { ...fx.adminEnv, UPSWARM_CREDS: creds.file, UPSWARM_INSPECT: '1' }
+    const subject = inspectSubject('tracker', name)
+    const listening = follow(subject, (e) => statesOf(e, 'trackerServer').includes('listening'))
+    const all = follow(subject, (e, s) => s.length > 0 && e.some((m) => m.type === '@xstate.snapshot' && m.snapshot.status === 'done'))
+    await fx.admin.flush()
+    const child = spawn(process.execPath, [CLI, 'tracker', '--id', name, '--http-port', '0', '--udp-port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+    try {
+      await Promise.race([within(listening.done, 'the tracker actor listening'), exited.then((code) => { throw new Error(`tracker exited (${code}): ${stderr}`) })])
+      child.kill('SIGTERM')
+      expect(await exited).toBe(0)
+      await within(all.done, 'the tracker actor stopping and its summary')
+    } finally {
+      listening.stop()
+      all.stop()
+      if (child.exitCode === null) child.kill('SIGKILL')
+    }
+    expect(all.malformed).toEqual([])
+    const states = statesOf(all.events, 'trackerServer')
+    expect(states[0]).toBe('openingBucket')
+    expect(states).toEqual(expect.arrayContaining(['startingRegistry', 'openingNatsDoor', 'openingHttpDoor', 'openingUdpDoor', 'listening', 'closing']))
+    expect(all.events.filter((m) => m.type === '@xstate.actor' && m.name === 'trackerServer')).toHaveLength(1)
+    expect(all.summaries.at(-1)!.busiestSecond).toBeLessThanOrEqual(INSPECT_MAX_PER_SECOND)
+  })
+
+  it('inspect — rollback --inspect from local history still needs no network for the rollback, and publishes its update-run actor (kind rollback) to done', async () => {
+    // After the update above, the working copy is at r2 with r1 in its local history.
+    const seen = follow(inspectSubject('updater', fx.clientName), (e, s) => s.length > 0 && statesOf(e, 'updateRun').at(-1) === 'done')
+    await fx.admin.flush()
+    try {
+      const r = await cli(fx.clientEnv, 'rollback', fx.wc, '--rev', '1', '--inspect', '--json')
+      expect(r.code, r.stderr).toBe(0)
+      expect(JSON.parse(r.stdout)).toMatchObject({ from: 2, to: 1, source: 'local' })
+      await within(seen.done, 'the rollback run\'s final snapshot and the summary').catch((err) => { throw new Error(`${err.message}: ${JSON.stringify(seen.summaries)} ${JSON.stringify(statesOf(seen.events, 'updateRun'))} ${seen.events.length} ${r.stderr}`) })
+    } finally {
+      seen.stop()
+    }
+    expect(seen.malformed).toEqual([])
+    const run = seen.events.find((m): m is StatelyActorEvent => m.type === '@xstate.actor' && m.name === 'updateRun')!
+    expect(run.snapshot).toMatchObject({ context: { request: { kind: 'rollback' } } })
+    expect(statesOf(seen.events, 'updateRun')).toEqual(expect.arrayContaining(['checking', 'planning', 'applying', 'done']))
   })
 })
