@@ -112,8 +112,8 @@ export class InspectionChannel {
   private summaryTimer: unknown
   /** A summary waits for room in the window. */
   private summaryDue = false
-  /** Anything taken since the last summary. */
-  private active = false
+  /** Closed: whatever its actors still do is not taken. */
+  private closed = false
   private seq = 0
   private created = 0
   /** The wall-clock second of the last message sent, the count in it, and the first one's. */
@@ -165,11 +165,12 @@ export class InspectionChannel {
   async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
     const deadline = this.clock.now() + waitMs
     // Held timers: a command that closes its inspection before it exits must not exit half-way.
-    const pause = (): Promise<void> => new Promise<void>((resolve) => this.clock.setTimeout(resolve, Math.min(50, Math.max(1, deadline - this.clock.now())), true))
+    const pause = (ms: number): Promise<void> => new Promise<void>((resolve) => this.clock.setTimeout(resolve, Math.max(1, ms), true))
     while (this.sink && this.backlog > 0 && this.clock.now() < deadline) {
-      await pause()
+      await pause(Math.min(50, deadline - this.clock.now()))
       this.drain()
     }
+    this.closed = true
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     if (this.summaryTimer !== undefined) this.clock.clearTimeout(this.summaryTimer)
     this.timer = this.summaryTimer = undefined
@@ -178,7 +179,7 @@ export class InspectionChannel {
     this.toAnnounce.clear()
     this.backlog = 0
     if (this.summarySink && this.stats.taken > 0) {
-      while (this.room() === 0 && this.clock.now() < deadline + waitMs) await pause()
+      while (this.room() === 0 && this.clock.now() < deadline + waitMs) await pause(this.sentAt[0]! + WINDOW_MS - this.clock.now())
       if (this.room() > 0) this.sendSummaryNow()
     }
     this.sink = undefined
@@ -186,6 +187,7 @@ export class InspectionChannel {
   }
 
   private observe(e: InspectionEvent, under?: Under): void {
+    if (this.closed) return
     if (e.type === '@xstate.actor') {
       const ref = e.actorRef as AnyActorRef
       const t: Tracked = {
@@ -258,7 +260,6 @@ export class InspectionChannel {
   /** Counts one inspection event taken, and makes sure a summary will tell of it. */
   private took(): void {
     this.stats.taken++
-    this.active = true
     if (this.summarySink && this.summaryTimer === undefined) {
       this.summaryTimer = this.clock.setTimeout(() => {
         this.summaryTimer = undefined
@@ -306,7 +307,6 @@ export class InspectionChannel {
 
   private sendSummaryNow(): void {
     this.summaryDue = false
-    this.active = false
     this.count()
     this.stats.summaries++
     const { summaries: _s, seconds: _n, ...figures } = this.stats
