@@ -211,11 +211,13 @@ export function registerClientCommands(program: Command): void {
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
+    .addOption(inspectOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, o) => {
       if (!o.pubkey && !o.root) throw new UpswarmError('UPSWARM_E_CONFIG', 'init needs --pubkey HEX (the publisher key to pin) or --root FILE (a root of trust to pin)')
       const root = o.root ? { text: await readFile(String(o.root), 'utf8').catch((err: Error) => { throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read --root ${o.root}: ${err.message}`) }), where: String(o.root) } : undefined
       const nc = await requireNats(o, 'upswarm-init', 'init')
+      const inspecting = await inspectIfAsked(o, 'updater', nc)
       const [updater, { serverSource }, { jetStreamAlertSink }, { sourcesOf }] = await Promise.all([updaterModule(), sourcesModule(), alertsModule(), sourcesFileModule()])
       const { bar, onProgress } = progress(!!o.json)
       // With a swarm to join, the first revision comes like an update: peers and servers at once
@@ -232,6 +234,7 @@ export function registerClientCommands(program: Command): void {
         bar.done()
         reportUpdate(!!o.json, r, () => `${dir}: working copy at r${r.to} (${r.checkedOut} files checked out; ${formatBytes(r.bytesFromServers)} from servers${r.bytesFromPeers ? `, ${formatBytes(r.bytesFromPeers)} from peers` : ''})` + blockedLines(r).map((l) => `\n${l}`).join(''))
       } finally {
+        await inspecting.stop()
         await nc.close()
       }
     }))
@@ -309,20 +312,25 @@ export function registerClientCommands(program: Command): void {
     .requiredOption('--rev <n>', 'the revision to go back to (lower than the current one)', revArg('--rev'))
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .addOption(inspectOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
       const o = await withSources(dir, flags)
       const updater = await updaterModule()
-      // A revision in local history needs no network (R-ROLLBACK): NATS is not even asked.
+      // A revision in local history needs no network (R-ROLLBACK): NATS is not even asked, unless
+      // the inspection is to be published there (the rollback itself still uses none).
       const local = (await updater.history(dir)).revisions.some((v) => v.rev === o.rev && v.local)
-      const nc = local ? undefined : await maybeNats(o, 'upswarm-rollback')
+      const nc = local && !o.inspect ? undefined : await maybeNats(o, 'upswarm-rollback')
+      const inspecting = await inspectIfAsked(o, 'updater', nc)
+      const online = local ? undefined : nc
       try {
         const r = await updater.rollback(dir, {
           rev: o.rev, threads: o.threads,
-          ...(nc ? { source: await serverSourceFor(nc, dir), alerts: (await alertsModule()).jetStreamAlertSink(nc) } : {}),
+          ...(online ? { source: await serverSourceFor(online, dir), alerts: (await alertsModule()).jetStreamAlertSink(online) } : {}),
         })
         printResult(!!o.json, r, () => `rolled back r${r.from} → r${r.to} (${r.source === 'local' ? 'from local history, no network' : 'downloaded'})`)
       } finally {
+        await inspecting.stop()
         await nc?.close()
       }
     }))
@@ -354,10 +362,12 @@ export function registerClientCommands(program: Command): void {
     .addOption(ringOption())
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .addOption(inspectOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
       const o = await withSources(dir, flags)
       const nc = await requireNats(o, 'upswarm-watch', 'watch')
+      const inspecting = await inspectIfAsked(o, 'updater', nc)
       const [updater, { WorkingCopy }, { serverSource }, { jetStreamAlertSink }, { decodeTrusted }, { followReleases }, { RolloutView }, { followRollouts, readRollouts }, { identityKeyOf }] = await Promise.all([
         updaterModule(), workingCopyModule(), sourcesModule(), alertsModule(),
         import('../../infra/release/release-trust.ts'), import('../../infra/release/release-log.ts'),
@@ -451,6 +461,7 @@ export function registerClientCommands(program: Command): void {
       statements.unsubscribe()
       await follow.stop()
       await busy
+      await inspecting.stop()
       await nc.close()
     }))
 

@@ -140,7 +140,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--id <id>', 'tracker instance id')
     .option('--cert <file>', 'TLS certificate: serve HTTPS')
     .option('--key <file>', 'TLS key for --cert')
-    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(inspectOption())
     .action(action(async (o) => {
       const { runTrackerCli } = await import('../tracker/index.ts')
       await runTrackerCli(o)

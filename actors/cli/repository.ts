@@ -3,7 +3,7 @@ import type { Command } from 'commander'
 import { once } from 'node:events'
 import { UpswarmError } from '../../infra/errors.ts'
 import type { StatsReply } from '../proxy/index.ts'
-import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, trustOption, swarmIdentityOption } from './common.ts'
+import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, trustOption, swarmIdentityOption, inspectOption, inspectIfAsked } from './common.ts'
 import { formatBytes, printResult, progressLine } from './output.ts'
 
 export function registerRepositoryCommands(program: Command): void {
@@ -30,6 +30,7 @@ export function registerRepositoryCommands(program: Command): void {
     .addOption(trustOption('trust file: pins a new product to --key (created when missing); refuses a product pinned to another key'))
     .option('--private', 'mark the product private in the trust file (format 2) before anything is written: servers serve it to fleet members only (needs --trust)')
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
+    .addOption(inspectOption())
     .addOption(jsonOption())
     .action(action(async (src: string, o) => {
       if (o.private && !o.trust) throw new UpswarmError('UPSWARM_E_CONFIG', '--private marks the product private in the trust file: give --trust FILE (or UPSWARM_TRUST)')
@@ -38,6 +39,7 @@ export function registerRepositoryCommands(program: Command): void {
       const key = await readKeyFile(o.key)
       const swarmIdentity = o.swarmIdentity ? await (await import('../../infra/swarm/fleet.ts')).loadSwarmIdentity(o.swarmIdentity) : undefined
       const nc = await connectNats(o.nats, 'upswarm-publish', o)
+      const inspecting = await inspectIfAsked(o, 'publisher', nc)
       const bar = progressLine(!o.json)
       try {
         const r = await publish({
@@ -59,6 +61,7 @@ export function registerRepositoryCommands(program: Command): void {
           : `${r.product}: published r${r.rev}${r.label ? ` (${r.label})` : ''}: ${r.files} files, ${formatBytes(r.bytes)}; ` +
             `${r.newBlobs} new blobs, ${formatBytes(r.newBytes)} uploaded; manifest ${r.manifestSha256}`) + `\n${feedLine}`)
       } finally {
+        await inspecting.stop()
         await nc.close()
       }
     }))

@@ -11,6 +11,7 @@ import type { StatelyInspectionEvent } from '@statelyai/inspect'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import { InspectionBoard } from '../../infra/inspect/board.ts'
 import { checkStatelyInspectionEvent } from '../../infra/inspect/stately-events.ts'
+import { isInspectionSummary } from '../../infra/inspect/summary.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { INSPECT_SUBJECTS, inspectSubjectParts } from '../../infra/nats/names.ts'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
@@ -38,8 +39,8 @@ export interface InspectViewerOptions {
 export interface InspectViewer {
   url: string
   board: InspectionBoard
-  /** Messages taken / refused (not inspection events, or not on an inspection subject). */
-  counts: { taken: number; refused: number }
+  /** Messages taken / summaries kept / refused (not inspection events, or not on an inspection subject). */
+  counts: { taken: number; summaries: number; refused: number }
   close(): Promise<void>
 }
 
@@ -47,7 +48,7 @@ export async function startInspectViewer(opts: InspectViewerOptions): Promise<In
   const log = opts.log ?? (() => {})
   const host = opts.host ?? '127.0.0.1'
   const board = new InspectionBoard()
-  const counts = { taken: 0, refused: 0 }
+  const counts = { taken: 0, summaries: 0, refused: 0 }
   const pages = new Set<ServerResponse>()
   const page = Object.fromEntries(await Promise.all(Object.entries(PAGE_FILES).map(async ([path, f]) =>
     [path, { body: await readFile(join(PAGE_DIR, f.file)), type: f.type }] as const)))
@@ -76,10 +77,18 @@ export async function startInspectViewer(opts: InspectViewerOptions): Promise<In
       } catch (e) {
         return refuse(msg.subject, `not JSON (${errorMessage(e)})`)
       }
+      const process = `${from.role}.${from.id}`
+      // A process's own count of what it sent and left out: kept per process, not a Stately shape.
+      if (isInspectionSummary(parsed)) {
+        counts.summaries++
+        board.summarize(process, parsed)
+        const line = `event: summary\ndata: ${JSON.stringify({ process, summary: parsed })}\n\n`
+        for (const res of pages) res.write(line)
+        return
+      }
       const checked = checkStatelyInspectionEvent(parsed)
       if (!checked.ok) return refuse(msg.subject, `not an inspection event: ${checked.reason}`)
       counts.taken++
-      const process = `${from.role}.${from.id}`
       board.apply(process, checked.event)
       stately?.send(checked.event)
       const line = `event: inspect\ndata: ${JSON.stringify({ process, message: checked.event })}\n\n`
@@ -100,7 +109,7 @@ export async function startInspectViewer(opts: InspectViewerOptions): Promise<In
     if (file) {
       res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' }).end(file.body)
     } else if (path === '/state') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ actors: board.list(), counts }))
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ actors: board.list(), summaries: board.summaries(), counts }))
     } else if (path === '/events') {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
       res.write(`retry: 1000\nevent: board\ndata: ${JSON.stringify({ actors: board.list() })}\n\n`)

@@ -26,6 +26,7 @@ import { productKeys } from '../../infra/formats/root.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { publishToFeed, type FeedOutcome } from './feed.ts'
 import { createActor, fromPromise, toPromise, type ActorOptions, type AnyActorLogic } from 'xstate'
+import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { publishMachine, type Claim, type PublishFailure, type PublishOutput, type ScannedTree } from '../../machines/publish.machine.ts'
 
 export interface PublishOptions {
@@ -175,7 +176,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
   // Every JetStream call is retried: during a node loss the cluster re-elects leaders for seconds.
   const { blobs: os } = await openRepository(opts.nc)
   const lease: { current?: Awaited<ReturnType<typeof acquirePublishLease>> } = {}
-  const actor = createActor(wiredPublishMachine(opts, product, os, lease), { input: { product }, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
+  const actor = createActor(wiredPublishMachine(opts, product, os, lease), { input: { product }, ...(opts.inspect ? { inspect: opts.inspect } : inspection()) })
   actor.on('publish.phase', (e) => {
     if (e.phase === 'feeding') opts.onProgress?.({ phase: 'feed', done: 0, bytes: 0 })
   })

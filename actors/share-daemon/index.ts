@@ -377,7 +377,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       ...(opts.trackerHttp ? { httpUrl: opts.trackerHttp } : {}),
       ...(opts.trackerUdp ? { udpUrl: opts.trackerUdp } : {}),
       product: swarmProduct, rev: io.wc.state.current, peerId, port: addr.port, publicKey,
-      intervalMs: opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_MS,
+      intervalMs: opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_MS, parent: actor,
     })
     io.trackerHasNats = io.nc !== undefined
     client.on('peers', (list) => {

@@ -1,8 +1,8 @@
 // The sharing daemon's tracker client (R-ANNOUNCE, R-DHT-1): the tracker-session statechart
 // wired to the tracker's doors. It announces on an interval, fails over NATS → HTTP → UDP, and
 // reports 'ok' | 'degraded' | 'down'; on 'down' the daemon finds peers through the DHT.
-import { createActor, fromPromise, waitFor } from 'xstate'
-import { inspection } from '../../infra/inspect/nats-inspector.ts'
+import { createActor, fromPromise, waitFor, type AnyActorRef } from 'xstate'
+import { inspectionUnder } from '../../infra/inspect/nats-inspector.ts'
 import { UpswarmError } from '../../infra/errors.ts'
 import { queryPeers, trackerDoors, type DoorName, type TrackerEndpoints, type TrackerPeer } from '../../infra/tracker-client/index.ts'
 import { isProductId, isRevision } from '../../infra/tracker/info-hash.ts'
@@ -25,6 +25,8 @@ export interface TrackerClientOptions extends TrackerEndpoints {
   /** Failed rounds in a row, after having announced, before 'down'. Default 2. */
   maxFailedRounds?: number
   numwant?: number
+  /** The actor the session works for (the daemon's): its parent in inspection (issue 12). */
+  parent?: AnyActorRef
 }
 
 export interface TrackerClient {
@@ -69,7 +71,7 @@ export function createTrackerClient(opts: TrackerClientOptions): TrackerClient {
       ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
       ...(opts.maxFailedRounds !== undefined ? { maxFailedRounds: opts.maxFailedRounds } : {}),
     },
-    ...inspection(),
+    ...inspectionUnder(opts.parent),
   })
   let peers: TrackerPeer[] = []
   let stopping: Promise<void> | undefined

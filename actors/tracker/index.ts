@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { errorMessage, permissionViolation, UpswarmError, type ErrorCode } from '../../infra/errors.ts'
 import { connectNats, type NatsAuth } from '../../infra/nats/connect.ts'
+import { inspection, startInspection, stopInspection } from '../../infra/inspect/nats-inspector.ts'
 import { actorEventSubject, PEER_BUCKET_MAX_AGE_MS } from '../../infra/nats/names.ts'
 import { clusterReplicas, openPeerBucket } from '../../infra/nats/resources.ts'
 import { startHttpDoor } from '../../infra/tracker/http-server.ts'
@@ -115,7 +116,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     // A permission refused is final; anything else may be a leader election under way.
     guards: { bucketRetryable: (_, error: unknown) => !permissionViolation(error) },
   })
-  const actor = createActor(machine, { input: { id }, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
+  const actor = createActor(machine, { input: { id }, ...(opts.inspect ? { inspect: opts.inspect } : inspection()) })
   actor.on('tracker.listening', (e) => {
     const state = { state: 'listening', httpUrl: e.httpUrl, udpUrl: e.udpUrl, peerTtlMs: registry().peerTtlMs, intervalMs: registry().intervalMs }
     opts.nc.publish(actorEventSubject('tracker', id), JSON.stringify(state))
@@ -157,6 +158,8 @@ export interface TrackerCliOptions extends NatsAuth {
   key?: string
   peerTtl?: number
   interval?: number
+  /** Issue 12: publish the tracker's inspection on upswarm.inspect.tracker.<identity> (`--inspect`, UPSWARM_INSPECT=1). */
+  inspect?: boolean
 }
 
 /**
@@ -167,6 +170,7 @@ export async function runTrackerCli(o: TrackerCliOptions): Promise<void> {
   if ((o.cert === undefined) !== (o.key === undefined)) throw new UpswarmError('UPSWARM_E_CONFIG', 'tracker: --cert and --key go together')
   const https = o.cert && o.key ? { cert: await readFile(o.cert), key: await readFile(o.key) } : undefined
   const nc = await connectNats(o.nats, `upswarm-tracker${o.id ? `-${o.id}` : ''}`, o)
+  if (o.inspect) startInspection('tracker', nc)
   let tracker: Tracker
   try {
     tracker = await startTracker({
@@ -181,6 +185,7 @@ export async function runTrackerCli(o: TrackerCliOptions): Promise<void> {
       log: (m) => process.stderr.write(`${m}\n`),
     })
   } catch (err) {
+    await stopInspection()
     await nc.close()
     throw err
   }
@@ -188,5 +193,6 @@ export async function runTrackerCli(o: TrackerCliOptions): Promise<void> {
   process.stdout.write(`READY ${JSON.stringify(ready)}\n`)
   await Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')])
   await tracker.close()
+  await stopInspection()
   await nc.drain()
 }

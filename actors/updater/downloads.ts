@@ -5,8 +5,8 @@
 import { constants } from 'node:fs'
 import { chmod, copyFile, mkdir, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createActor, fromPromise, toPromise } from 'xstate'
-import { inspection } from '../../infra/inspect/nats-inspector.ts'
+import { createActor, fromPromise, toPromise, type AnyActorRef } from 'xstate'
+import { inspectionUnder } from '../../infra/inspect/nats-inspector.ts'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
 import { fsyncFile } from '../../infra/store/blob-store.ts'
@@ -169,7 +169,8 @@ async function checkFreeSpace(session: RunSession, plan: RunPlan): Promise<void>
   }
 }
 
-export async function downloadPlanned(session: RunSession, request: RunRequest, target: RunTarget, plan: RunPlan): Promise<StagedSet> {
+/** Runs a file-status actor per planned path; `run`, the update-run actor they work for, is their parent in inspection. */
+export async function downloadPlanned(session: RunSession, request: RunRequest, target: RunTarget, plan: RunPlan, run?: AnyActorRef): Promise<StagedSet> {
   await checkFreeSpace(session, plan)
   await mkdir(join(session.wc.layout.staging, 'new'), { recursive: true })
   const machine = fileStatusMachine.provide({
@@ -186,7 +187,7 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
     while (next < tasks.order.length) {
       const task = tasks.order[next++]!
       const actor = createActor(machine, {
-        input: { path: task.path, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) }, ...inspection(),
+        input: { path: task.path, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) }, ...inspectionUnder(run),
       })
       actor.start()
       // The facts arrive as events; the statechart decides the status after the last one it needs.
@@ -207,16 +208,16 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
 
 /**
  * History prefetch: makes sure the history store holds these blobs (no staging). Returns one
- * message per blob that could not be fetched.
+ * message per blob that could not be fetched. `run`, the update-run actor, is the download actors' parent in inspection.
  */
-export async function prefetchBlobs(session: RunSession, entries: FileEntry[]): Promise<string[]> {
+export async function prefetchBlobs(session: RunSession, entries: FileEntry[], run?: AnyActorRef): Promise<string[]> {
   const machine = wiredDownloadMachine(session)
   const problems: string[] = []
   let next = 0
   await Promise.all(Array.from({ length: FILE_CONCURRENCY }, async () => {
     while (next < entries.length) {
       const entry = entries[next++]!
-      const actor = createActor(machine, { input: { entry }, ...inspection() })
+      const actor = createActor(machine, { input: { entry }, ...inspectionUnder(run) })
       actor.start()
       const out = await toPromise(actor)
       if (!out.ok) problems.push(`cannot keep ${entry.path} (${entry.sha256}) in the history store: ${out.errors.join('; ')}`)

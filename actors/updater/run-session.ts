@@ -1,5 +1,6 @@
 // The I/O behind one update run: what the update-run statechart's `check`, `plan` and
 // `retain` actors do, and the state they share with the download and apply steps.
+import type { AnyActorRef } from 'xstate'
 import { UpswarmError, isUpswarmError, toUpswarmError } from '../../infra/errors.ts'
 import type { Entry, FileEntry, SignedRelease } from '../../infra/release/manifest.ts'
 import { fileEntries } from '../../infra/release/manifest.ts'
@@ -178,8 +179,9 @@ export class RunSession {
    * Keeps the history store at the last K revisions (R-ROLLBACK): fetches their manifests and
    * blobs when a source is at hand (never on a rollback, which must not need the network),
    * then removes every blob no kept revision uses. Returns warnings; never fails the run.
+   * `run`, the update-run actor, is the parent of the download actors in inspection.
    */
-  async retain(request: RunRequest): Promise<string[]> {
+  async retain(request: RunRequest, run?: AnyActorRef): Promise<string[]> {
     const { config, state } = this.wc
     const warnings: string[] = []
     const online = request.kind !== 'rollback' && this.opts.source !== undefined
@@ -207,7 +209,7 @@ export class RunSession {
     if (online) {
       const missing: FileEntry[] = []
       for (const e of older.values()) if (!(await this.wc.history.has(e.sha256))) missing.push(e)
-      warnings.push(...(await prefetchBlobs(this, missing)))
+      warnings.push(...(await prefetchBlobs(this, missing, run)))
     }
     const gc = await collectGarbage(this.wc.history, new Set(keep.keys()))
     this.opts.log.info({ revisions: [...revs], removed: gc.removed, bytes: gc.bytes }, 'history store garbage-collected')

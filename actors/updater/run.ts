@@ -1,6 +1,6 @@
 // Wires the update-run statechart to the working copy and runs it to its end. A failed run
 // becomes one UpswarmError whose message says what, where and what to do.
-import { createActor, enqueueActions, fromPromise, toPromise } from 'xstate'
+import { createActor, enqueueActions, fromPromise, toPromise, type AnyActorRef } from 'xstate'
 import { UpswarmError, errorMessage, toUpswarmError } from '../../infra/errors.ts'
 import type { HealthAlert } from '../../infra/release/source.ts'
 import { REVERTS_KEPT, type RevertRecord } from '../../infra/store/working-copy/meta.ts'
@@ -26,15 +26,16 @@ export function wiredRunMachine(session: RunSession): RunLogic {
     actors: {
       check: fromPromise(({ input }: { input: RunRequest }) => session.check(input)),
       plan: fromPromise(({ input }: { input: { request: RunRequest; target: RunTarget } }) => session.planRun(input.target)),
-      download: fromPromise(({ input }: { input: { request: RunRequest; target: RunTarget; plan: RunPlan } }) =>
-        downloadPlanned(session, input.request, input.target, input.plan)),
+      // The per-file actors work for the run: inspected as its children (issue 12 item 1).
+      download: fromPromise(({ input, self }: { input: { request: RunRequest; target: RunTarget; plan: RunPlan }; self: AnyActorRef }) =>
+        downloadPlanned(session, input.request, input.target, input.plan, self._parent)),
       discard: fromPromise(() => discardStaging(session)),
       apply: fromPromise(({ input }: { input: { target: RunTarget; staged: StagedSet } }) => applyStaged(session, input.target, input.staged)),
       undo: fromPromise(() => undoApply(session)),
       runHook: fromPromise(({ input, signal }: { input: HookInput; signal: AbortSignal }) =>
         runHook({ dir: session.wc.layout.root, product: session.wc.config.product, clientId: session.wc.config.clientId }, input, signal)),
       revert: fromPromise(({ input }: { input: { target: RunTarget; failure: RunFailure } }) => revert(session, input.target, input.failure)),
-      retain: fromPromise(({ input }: { input: { request: RunRequest; target: RunTarget } }) => session.retain(input.request)),
+      retain: fromPromise(({ input, self }: { input: { request: RunRequest; target: RunTarget }; self: AnyActorRef }) => session.retain(input.request, self._parent)),
     },
   })
 }

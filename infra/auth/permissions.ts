@@ -87,7 +87,7 @@ export function permissionsFor(id: Identity): SubjectPermissions {
         // and reads (never writes) the prune lease.
         pub: {
           allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, release2Subject('*'), rolloutSubject('*'), ...streamReads(OBJ_STREAM),
-            `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`, ...streamReads(LEASE_STREAM), `$KV.${LEASE_BUCKET}.${publishLeaseKey(id.name, '*')}`],
+            `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`, ...streamReads(LEASE_STREAM), `$KV.${LEASE_BUCKET}.${publishLeaseKey(id.name, '*')}`, inspectSubject('publisher', id.name)],
         },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS] },
       }

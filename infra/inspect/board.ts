@@ -3,6 +3,7 @@
 // states it went through and its recent events. Bounded: the newest actors are kept, those that
 // ended go first.
 import type { StatelyInspectionEvent } from '@statelyai/inspect'
+import type { InspectionSummary } from './summary.ts'
 
 /** Actors kept; past this, ended actors are forgotten first, then the oldest. */
 export const MAX_ACTORS = 500
@@ -29,6 +30,16 @@ export interface ActorView {
 
 export class InspectionBoard {
   private readonly actors = new Map<string, ActorView>()
+  /** Each process's latest inspection summary: what it sent and what its budget left out. */
+  private readonly lastSummary = new Map<string, InspectionSummary>()
+
+  summarize(process: string, s: InspectionSummary): void {
+    this.lastSummary.set(process, s)
+  }
+
+  summaries(): Record<string, InspectionSummary> {
+    return Object.fromEntries(this.lastSummary)
+  }
 
   /** Takes one message of `process`; returns the actor it changed. */
   apply(process: string, m: StatelyInspectionEvent): ActorView {

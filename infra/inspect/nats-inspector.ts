@@ -1,50 +1,63 @@
 // Live inspection over NATS (issue 12 item 3): an XState `inspect` observer for one process
 // (role + NATS identity) that publishes every actor's inspection events on
-// `upswarm.inspect.<role>.<id>` in the shapes of `@statelyai/inspect`, bounded so that a busy
-// process never floods NATS: at most INSPECT_MAX_PER_SECOND messages in any second.
+// `upswarm.inspect.<role>.<id>` in the shapes of `@statelyai/inspect`, within a budget: at most
+// INSPECT_MAX_PER_SECOND messages in any 1000 ms (so in any wall-clock second too), whatever the
+// actors do. The publisher holds the bound itself and counts what it sends per wall-clock second.
 //
-// Under the limit everything goes out in order. Above it: events are sampled (queued only while
-// the window has room for them, else dropped), snapshots queue per actor and coalesce (a
-// snapshot in the same state as the one queued before it replaces it; past MAX_QUEUED_PER_ACTOR
-// the newest replaces the last), and the queue drains oldest actor first as the window frees up,
-// so long-lived actors (an update run, a server's sync) keep their state sequence while a swarm
-// of per-file actors is thinned out: one that ends unannounced while more wait than the window
-// lets through is dropped with everything it queued.
+// Under the budget everything goes out in order. Above it: actors' creations go first (oldest
+// first, before any actor's queued messages, so every actor is known as soon as the budget
+// allows); events are sampled (queued only while the window has room for them, else dropped and
+// counted); snapshots queue per actor and coalesce (a snapshot in the same state as the one
+// queued before it replaces it; past MAX_QUEUED_PER_ACTOR the newest replaces the last), so the
+// newest snapshot of every actor gets through and long-lived actors (an update run, a server's
+// sync) keep their state sequence; queued messages drain oldest actor first. A swarm of per-file
+// actors is thinned out: one that ends unannounced while more wait than the window lets through
+// is sent as one message, its creation carrying its last snapshot; only past MAX_UNANNOUNCED
+// actors waiting is it dropped whole (counted).
+// Every SUMMARY_EVERY_MS while anything happens, and at close, an InspectionSummary says what was
+// sent and what was left out (it takes its place in the budget, first in line).
 import type { NatsConnection } from '@nats-io/nats-core'
 import type { StatelyInspectionEvent } from '@statelyai/inspect'
 import type { AnyActorRef, AnyEventObject, InspectionEvent, Observer, Snapshot } from 'xstate'
 import { identityOf } from '../nats/identity.ts'
 import { inspectSubject, type InspectRole } from '../nats/names.ts'
 import { actorMessage, encodeMessage, eventMessage, snapshotMessage } from './stately-events.ts'
+import { SUMMARY_TYPE, type InspectionSummary } from './summary.ts'
 
 /** What one process publishes at most, per second, whatever its actors do (issue 12: ≤ 50/s). */
 export const INSPECT_MAX_PER_SECOND = 50
 const WINDOW_MS = 1000
-/** State changes of one actor kept while the limit holds them back; beyond, the newest replaces the last. */
+/** State changes of one actor kept while the budget holds them back; beyond, the newest replaces the last. */
 export const MAX_QUEUED_PER_ACTOR = 16
-/** How long close() lets queued messages drain (within the limit) before it drops them. */
-export const CLOSE_WAIT_MS = 1000
+/** How long close() lets queued messages drain (within the budget) before it drops them. */
+export const CLOSE_WAIT_MS = 3000
+/** Actors waiting for their announcement (≈ 2 s of budget) beyond which one that ends unannounced is dropped whole. */
+export const MAX_UNANNOUNCED = 100
+/** How often a summary goes out while the process's actors do anything. */
+export const SUMMARY_EVERY_MS = 5000
 
 export interface InspectClock {
   now(): number
-  setTimeout(fn: () => void, ms: number): unknown
+  /** `hold`: the timer keeps the process alive (close() waiting); else it does not. */
+  setTimeout(fn: () => void, ms: number, hold?: boolean): unknown
   clearTimeout(handle: unknown): void
 }
 
 const realClock: InspectClock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  setTimeout: (fn, ms, hold) => {
+    const t = setTimeout(fn, ms)
+    return hold ? t : t.unref()
+  },
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 }
 
-export interface InspectionStats {
-  sent: number
-  /** Events not sent because the limit was reached (sampling). */
-  droppedEvents: number
-  /** Snapshots replaced by a newer one of the same actor before they were sent. */
-  coalesced: number
-  /** Actors that ended before they could be announced, with all they queued. */
-  droppedActors: number
+/** The publisher's counters (the summary's figures without its type and time). */
+export type InspectionStats = Omit<InspectionSummary, 'type' | 'createdAt' | 'budget' | 'waiting' | 'meanPerSecond'> & {
+  /** Summaries among the messages sent. */
+  summaries: number
+  /** Wall-clock seconds from the first message's second to the last one's (0 before the first). */
+  seconds: number
 }
 
 /** A message held back by the window: a snapshot (`value` set) or an event. */
@@ -57,21 +70,36 @@ interface Tracked {
   parentId: string | undefined
   createdAt: number
   announced: boolean
+  /** Run for another actor as a root of its own (a per-file actor), or a child of one: under pressure only its newest snapshot counts. */
+  worker: boolean
+  /** It ended unannounced: its announcement carries this last snapshot, and nothing follows. */
+  last?: Snapshot<unknown> | undefined
   queue: Queued[]
 }
+
+/** Where an actor that runs as a root of its own is shown: under another actor's tree. */
+interface Under { parentId: string; rootId: string }
 
 const valueKey = (s: Snapshot<unknown>): string => `${s.status}:${JSON.stringify((s as { value?: unknown }).value ?? null)}`
 const ended = (s: Snapshot<unknown>): boolean => s.status === 'done' || s.status === 'error' || s.status === 'stopped'
 
+/** The channel that inspects each actor, so that an actor working for it can be inspected as its child. */
+const channels = new WeakMap<AnyActorRef, InspectionChannel>()
+
 /**
- * The limiter and orderer, independent of NATS: `send` gets each message when it may go out.
- * Until `resume()` (a process whose NATS connection comes later), everything queues.
+ * The budget and the order, independent of NATS: `send` gets each message when it may go out,
+ * `sendSummary` (when given) the summaries. Until `resume()` (a process whose NATS connection
+ * comes later), everything queues.
  */
 export class InspectionChannel {
-  readonly stats: InspectionStats = { sent: 0, droppedEvents: 0, coalesced: 0, droppedActors: 0 }
+  readonly stats: InspectionStats = {
+    taken: 0, sent: 0, summaries: 0, droppedEvents: 0, coalesced: 0, droppedActors: 0, droppedWithActors: 0, discardedAtClose: 0, busiestSecond: 0, seconds: 0,
+  }
   readonly inspect: Observer<InspectionEvent> = { next: (e) => this.observe(e) }
   private readonly tracked = new WeakMap<AnyActorRef, Tracked>()
-  /** Actors with something waiting (their announcement or queued messages). */
+  /** Actors waiting for their announcement, oldest first (a Map keeps the order they were made in). */
+  private readonly toAnnounce = new Map<string, Tracked>()
+  /** Announced actors with queued messages. */
   private readonly pending = new Map<string, Tracked>()
   /** Messages waiting, all actors together. */
   private backlog = 0
@@ -79,20 +107,34 @@ export class InspectionChannel {
   private readonly sentAt: number[] = []
   private readonly clock: InspectClock
   private readonly max: number
+  private readonly summaryEveryMs: number
   private timer: unknown
+  private summaryTimer: unknown
+  /** A summary waits for room in the window. */
+  private summaryDue = false
+  /** Closed: whatever its actors still do is not taken. */
+  private closed = false
   private seq = 0
   private created = 0
+  /** The wall-clock second of the last message sent, the count in it, and the first one's. */
+  private second = -1
+  private inSecond = 0
+  private firstSecond = -1
   private sink: ((m: StatelyInspectionEvent) => void) | undefined
+  private summarySink: ((s: InspectionSummary) => void) | undefined
 
-  constructor(send?: (m: StatelyInspectionEvent) => void, opts: { maxPerSecond?: number; clock?: InspectClock } = {}) {
+  constructor(send?: (m: StatelyInspectionEvent) => void, opts: { maxPerSecond?: number; clock?: InspectClock; sendSummary?: (s: InspectionSummary) => void; summaryEveryMs?: number } = {}) {
     this.sink = send
+    this.summarySink = opts.sendSummary
     this.max = opts.maxPerSecond ?? INSPECT_MAX_PER_SECOND
     this.clock = opts.clock ?? realClock
+    this.summaryEveryMs = opts.summaryEveryMs ?? SUMMARY_EVERY_MS
   }
 
-  /** Starts (or redirects) sending; what queued meanwhile drains within the limit. */
-  resume(send: (m: StatelyInspectionEvent) => void): void {
+  /** Starts (or redirects) sending; what queued meanwhile drains within the budget. */
+  resume(send: (m: StatelyInspectionEvent) => void, sendSummary?: (s: InspectionSummary) => void): void {
     this.sink = send
+    if (sendSummary) this.summarySink = sendSummary
     this.drain()
   }
 
@@ -101,31 +143,63 @@ export class InspectionChannel {
     return this.backlog
   }
 
-  /** Lets what is queued drain within the limit for at most `waitMs`, then drops the rest. */
-  async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
-    const deadline = this.clock.now() + waitMs
-    while (this.sink && this.backlog > 0 && this.clock.now() < deadline) {
-      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, Math.min(50, Math.max(1, deadline - this.clock.now()))))
-      this.drain()
-    }
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
-    this.timer = undefined
-    this.pending.clear()
-    this.backlog = 0
-    this.sink = undefined
+  /** Messages sent per wall-clock second on average, from the first message's second to the last one's. */
+  get meanPerSecond(): number {
+    return this.stats.seconds === 0 ? 0 : Math.round((this.stats.sent / this.stats.seconds) * 10) / 10
   }
 
-  private observe(e: InspectionEvent): void {
+  /**
+   * The observer for an actor that works for `parent` but runs as a root actor of its own: its
+   * messages are those of a child of `parent` (`parentId`, and `rootId` of the parent's tree),
+   * as @statelyai/inspect's `actor(ref, snapshot, { parentId, rootId })` names them.
+   */
+  observerUnder(parent: AnyActorRef): Observer<InspectionEvent> {
+    const under: Under = { parentId: parent.sessionId, rootId: this.tracked.get(parent)?.rootId ?? parent.sessionId }
+    return { next: (e) => this.observe(e, under) }
+  }
+
+  /**
+   * Lets what is queued drain within the budget for at most `waitMs`, counts what is left as
+   * discarded, and sends the last summary (within the budget too, up to `waitMs` more).
+   */
+  async close(waitMs = CLOSE_WAIT_MS): Promise<void> {
+    const deadline = this.clock.now() + waitMs
+    // Held timers: a command that closes its inspection before it exits must not exit half-way.
+    const pause = (ms: number): Promise<void> => new Promise<void>((resolve) => this.clock.setTimeout(resolve, Math.max(1, ms), true))
+    while (this.sink && this.backlog > 0 && this.clock.now() < deadline) {
+      await pause(Math.min(50, deadline - this.clock.now()))
+      this.drain()
+    }
+    this.closed = true
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
+    if (this.summaryTimer !== undefined) this.clock.clearTimeout(this.summaryTimer)
+    this.timer = this.summaryTimer = undefined
+    this.stats.discardedAtClose += this.backlog
+    this.pending.clear()
+    this.toAnnounce.clear()
+    this.backlog = 0
+    if (this.summarySink && this.stats.taken > 0) {
+      while (this.room() === 0 && this.clock.now() < deadline + waitMs) await pause(this.sentAt[0]! + WINDOW_MS - this.clock.now())
+      if (this.room() > 0) this.sendSummaryNow()
+    }
+    this.sink = undefined
+    this.summarySink = undefined
+  }
+
+  private observe(e: InspectionEvent, under?: Under): void {
+    if (this.closed) return
     if (e.type === '@xstate.actor') {
       const ref = e.actorRef as AnyActorRef
       const t: Tracked = {
-        order: ++this.created, ref, rootId: e.rootId, parentId: (ref as { _parent?: AnyActorRef })._parent?.sessionId,
-        createdAt: this.clock.now(), announced: false, queue: [],
+        order: ++this.created, ref, rootId: under?.rootId ?? e.rootId, parentId: ref._parent?.sessionId ?? under?.parentId,
+        createdAt: this.clock.now(), announced: false, worker: under !== undefined, queue: [],
       }
       this.tracked.set(ref, t)
+      channels.set(ref, this)
+      this.took()
       // Announced from the next turn (as @statelyai/inspect does): the actor is still being
       // constructed and its snapshot cannot be read yet.
-      this.pending.set(ref.sessionId, t)
+      this.toAnnounce.set(ref.sessionId, t)
       this.backlog++
       this.schedule()
       return
@@ -133,22 +207,39 @@ export class InspectionChannel {
     if (e.type !== '@xstate.snapshot' && e.type !== '@xstate.event') return
     const t = this.tracked.get(e.actorRef as AnyActorRef)
     if (!t) return
+    this.took()
     const at = this.clock.now()
     if (e.type === '@xstate.event') {
       const item: Queued = { event: e.event, at, sourceId: e.sourceRef?.sessionId }
       if (t.announced && this.backlog === 0 && this.room() > 0) this.send(t, item)
-      // Events are sampled: queued while the window has room for them, else dropped.
+      // Events are sampled: queued while the window has room for them, else dropped (counted).
       else if (this.backlog < this.room() && t.queue.length < MAX_QUEUED_PER_ACTOR) this.enqueue(t, item)
       else this.stats.droppedEvents++
       return
     }
     const item: Queued = { event: e.event, at, snapshot: e.snapshot, value: valueKey(e.snapshot) }
     if (!t.announced && ended(e.snapshot) && this.backlog >= this.room()) {
-      // Ended before it could be announced, with more waiting than the window lets through: dropped whole.
-      this.pending.delete(t.ref.sessionId)
-      this.backlog -= 1 + t.queue.length
-      this.stats.droppedActors++
-      return
+      if (this.toAnnounce.size > MAX_UNANNOUNCED) {
+        // Ended unannounced while too many wait to be announced: dropped whole, so that the
+        // inspection does not lag far behind.
+        this.toAnnounce.delete(t.ref.sessionId)
+        this.backlog -= 1 + t.queue.length
+        this.stats.droppedActors++
+        this.stats.droppedWithActors += 2 + t.queue.length
+        t.queue = []
+        return
+      }
+      if (t.worker) {
+        // A worker that ended before it could be announced, with more waiting than the window lets
+        // through: one message, its creation with this last snapshot, says it all.
+        const snapshots = t.queue.filter((q) => q.snapshot).length
+        this.stats.coalesced += snapshots + 1
+        this.stats.droppedEvents += t.queue.length - snapshots
+        this.backlog -= t.queue.length
+        t.queue = []
+        t.last = e.snapshot
+        return
+      }
     }
     if (t.announced && this.backlog === 0 && this.room() > 0) {
       this.send(t, item)
@@ -156,8 +247,9 @@ export class InspectionChannel {
     }
     // A snapshot in the same state as the snapshot queued last (say, a context change) replaces
     // it, and so does one past MAX_QUEUED_PER_ACTOR: the newest state always gets through.
+    // A worker keeps only its newest snapshot waiting.
     const last = t.queue.at(-1)
-    if (last?.value !== undefined && (last.value === item.value || t.queue.length >= MAX_QUEUED_PER_ACTOR)) {
+    if (last?.value !== undefined && (t.worker || last.value === item.value || t.queue.length >= MAX_QUEUED_PER_ACTOR)) {
       t.queue[t.queue.length - 1] = item
       this.stats.coalesced++
       return
@@ -165,10 +257,22 @@ export class InspectionChannel {
     this.enqueue(t, item)
   }
 
+  /** Counts one inspection event taken, and makes sure a summary will tell of it. */
+  private took(): void {
+    this.stats.taken++
+    if (this.summarySink && this.summaryTimer === undefined) {
+      this.summaryTimer = this.clock.setTimeout(() => {
+        this.summaryTimer = undefined
+        this.summaryDue = true
+        this.drain()
+      }, this.summaryEveryMs)
+    }
+  }
+
   private enqueue(t: Tracked, item: Queued): void {
     t.queue.push(item)
     this.backlog++
-    this.pending.set(t.ref.sessionId, t)
+    if (t.announced) this.pending.set(t.ref.sessionId, t)
     this.schedule()
   }
 
@@ -180,16 +284,40 @@ export class InspectionChannel {
     return this.max - this.sentAt.length
   }
 
-  private emit(m: StatelyInspectionEvent): void {
-    this.sentAt.push(this.clock.now())
+  /** Takes a place in the window and counts the message in its wall-clock second. */
+  private count(): void {
+    const now = this.clock.now()
+    this.sentAt.push(now)
     this.stats.sent++
+    const second = Math.floor(now / 1000)
+    if (second !== this.second) {
+      this.second = second
+      this.inSecond = 0
+      if (this.firstSecond < 0) this.firstSecond = second
+    }
+    this.inSecond++
+    this.stats.busiestSecond = Math.max(this.stats.busiestSecond, this.inSecond)
+    this.stats.seconds = second - this.firstSecond + 1
+  }
+
+  private emit(m: StatelyInspectionEvent): void {
+    this.count()
     this.sink?.(m)
+  }
+
+  private sendSummaryNow(): void {
+    this.summaryDue = false
+    this.count()
+    this.stats.summaries++
+    const { summaries: _s, seconds: _n, ...figures } = this.stats
+    this.summarySink?.({ type: SUMMARY_TYPE, createdAt: String(this.clock.now()), budget: this.max, ...figures, waiting: this.backlog, meanPerSecond: this.meanPerSecond })
   }
 
   private announce(t: Tracked): void {
     t.announced = true
     // Its state when announced: the snapshots queued before that follow, so nothing is skipped.
-    const snapshot = t.queue.find((q) => q.snapshot)?.snapshot ?? (t.ref.getSnapshot() as Snapshot<unknown>)
+    const snapshot = t.last ?? t.queue.find((q) => q.snapshot)?.snapshot ?? (t.ref.getSnapshot() as Snapshot<unknown>)
+    t.last = undefined
     this.emit(actorMessage({ sessionId: t.ref.sessionId, rootId: t.rootId, seq: ++this.seq, at: t.createdAt, actorRef: t.ref, parentId: t.parentId, snapshot }))
   }
 
@@ -198,22 +326,33 @@ export class InspectionChannel {
     this.emit(item.snapshot ? snapshotMessage({ ...b, snapshot: item.snapshot }) : eventMessage({ ...b, sourceId: item.sourceId }))
   }
 
-  /** Sends what waits, oldest actor first, while the window has room. */
+  /**
+   * Sends what waits while the window has room: a due summary first, then every actor's creation
+   * (oldest first), then queued messages, oldest actor first.
+   */
   private drain(): void {
-    while (this.pending.size > 0 && this.room() > 0) {
+    if (this.summaryDue && this.room() > 0) this.sendSummaryNow()
+    while (this.room() > 0) {
+      const next: Tracked | undefined = this.toAnnounce.values().next().value
+      if (next) {
+        this.toAnnounce.delete(next.ref.sessionId)
+        this.announce(next)
+        this.backlog--
+        if (next.queue.length > 0) this.pending.set(next.ref.sessionId, next)
+        continue
+      }
+      if (this.pending.size === 0) break
       let first: Tracked | undefined
       for (const t of this.pending.values()) if (!first || t.order < first.order) first = t
-      const t = first!
-      if (!t.announced) this.announce(t)
-      else this.send(t, t.queue.shift()!)
+      this.send(first!, first!.queue.shift()!)
       this.backlog--
-      if (t.announced && t.queue.length === 0) this.pending.delete(t.ref.sessionId)
+      if (first!.queue.length === 0) this.pending.delete(first!.ref.sessionId)
     }
     this.schedule()
   }
 
   private schedule(): void {
-    if (this.timer !== undefined || this.pending.size === 0 || !this.sink) return
+    if (this.timer !== undefined || (this.pending.size === 0 && this.toAnnounce.size === 0 && !this.summaryDue) || !this.sink) return
     const wait = this.sentAt.length < this.max ? 0 : Math.max(0, this.sentAt[0]! + WINDOW_MS - this.clock.now())
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined
@@ -228,21 +367,23 @@ export interface NatsInspector {
   readonly stats: InspectionStats
   /** Publishes on `upswarm.inspect.<role>.<identity of nc>` from now on (what queued meanwhile too). */
   attach(nc: NatsConnection): void
-  /** Drains what waits (within the limit, CLOSE_WAIT_MS at most); call before closing the connection. */
+  /** Drains what waits (within the budget, CLOSE_WAIT_MS at most) and sends the last summary; call before closing the connection. */
   close(): Promise<void>
 }
 
 /**
- * The inspector of one process: its actors' inspection events, bounded, on NATS. Without a
- * connection yet (a daemon that starts offline), they queue within the same bounds until attach().
+ * The inspector of one process: its actors' inspection events, within the budget, on NATS, and
+ * its summaries on the same subject. Without a connection yet (a daemon that starts offline),
+ * they queue within the same bounds until attach().
  */
-export function createNatsInspector(role: InspectRole, opts: { nc?: NatsConnection; maxPerSecond?: number; clock?: InspectClock } = {}): NatsInspector {
+export function createNatsInspector(role: InspectRole, opts: { nc?: NatsConnection; maxPerSecond?: number; clock?: InspectClock; summaryEveryMs?: number } = {}): NatsInspector {
   const channel = new InspectionChannel(undefined, opts)
   const attach = (nc: NatsConnection): void => {
     const subject = inspectSubject(role, identityOf(nc))
-    channel.resume((m) => {
-      if (!nc.isClosed()) nc.publish(subject, encodeMessage(m))
-    })
+    const publish = (text: string): void => {
+      if (!nc.isClosed()) nc.publish(subject, text)
+    }
+    channel.resume((m) => publish(encodeMessage(m)), (s) => publish(JSON.stringify(s)))
   }
   if (opts.nc) attach(opts.nc)
   return { inspect: channel.inspect, stats: channel.stats, attach, close: () => channel.close() }
@@ -259,7 +400,7 @@ export function startInspection(role: InspectRole, nc?: NatsConnection): NatsIns
   return processInspector
 }
 
-/** Ends this process's inspection (drains what waits first). */
+/** Ends this process's inspection (drains what waits first, then sends the last summary). */
 export async function stopInspection(): Promise<void> {
   const i = processInspector
   processInspector = undefined
@@ -271,3 +412,14 @@ export const currentInspector = (): NatsInspector | undefined => processInspecto
 
 /** `createActor(logic, { input, ...inspection() })`: the process's inspect observer when inspection is on. */
 export const inspection = (): { inspect?: Observer<InspectionEvent> } => (processInspector ? { inspect: processInspector.inspect } : {})
+
+/**
+ * `createActor(logic, { input, ...inspectionUnder(parent) })` for an actor that works for
+ * `parent` but runs as a root actor of its own (the per-file actors of an update run, the tracker
+ * session of a daemon): inspected by whatever inspects `parent`, and shown as its child. Without
+ * an inspected parent, the process's inspection as `inspection()`.
+ */
+export function inspectionUnder(parent: AnyActorRef | undefined): { inspect?: Observer<InspectionEvent> } {
+  const channel = parent && channels.get(parent)
+  return channel ? { inspect: channel.observerUnder(parent) } : inspection()
+}

@@ -76,6 +76,6 @@ describe('inspect — forwarding to the Stately inspector', () => {
     const forwarded = received.map((t) => JSON.parse(t) as unknown)
     expect(forwarded).toEqual(sent)
     for (const m of forwarded) expect(checkStatelyInspectionEvent(m)).toMatchObject({ ok: true })
-    expect(viewer.counts).toEqual({ taken: 2, refused: 1 })
+    expect(viewer.counts).toEqual({ taken: 2, summaries: 0, refused: 1 })
   })
 })

@@ -197,7 +197,7 @@ describe('security', () => {
       attempts.push({ who, what: 'read every inbox', run: subscribe('_INBOX.>') })
       attempts.push({ who, what: "the system account's subjects", run: request('$SYS.REQ.CLAIMS.UPDATE', 'x') })
       // Issue 12: inspection only as oneself, in one's own role; only admin reads it.
-      const ownRoles: Record<string, readonly string[]> = { server: ['repo-server'], proxy: ['proxy'], tracker: ['tracker'], client: ['daemon', 'updater'] }
+      const ownRoles: Record<string, readonly string[]> = { server: ['repo-server'], proxy: ['proxy'], tracker: ['tracker'], client: ['daemon', 'updater'], publisher: ['publisher'] }
       for (const role of INSPECT_ROLES) {
         attempts.push({ who, what: `inspection as another ${role}`, run: request(inspectSubject(role, 'sec-other'), '{}') })
         if (!(ownRoles[who] ?? []).includes(role)) attempts.push({ who, what: `inspection under its own name as a ${role}`, run: request(inspectSubject(role, ids[who].name), '{}') })
@@ -229,12 +229,28 @@ describe('security', () => {
 
   it('security — each role publishes inspection under its own role and name, and admin reads all of it on upswarm.inspect.>, clients across the account boundary', async () => {
     const own = [['server', inspectSubject('repo-server', ids.server.name)], ['proxy', inspectSubject('proxy', ids.proxy.name)], ['tracker', inspectSubject('tracker', ids.tracker.name)],
-      ['client', inspectSubject('daemon', ids.client.name)], ['client', inspectSubject('updater', ids.client.name)]] as const
-    const seen = await seenInUpswarm([INSPECT_SUBJECTS], async () => {
+      ['client', inspectSubject('daemon', ids.client.name)], ['client', inspectSubject('updater', ids.client.name)], ['publisher', inspectSubject('publisher', ids.publisher.name)]] as const
+    // Awaited message by message: a flush of admin's connection does not wait for what another
+    // node (or the CLIENTS account) is still routing to it.
+    const seen = new Set<string>()
+    let all!: () => void
+    const arrived = new Promise<void>((resolve) => { all = resolve })
+    const sub = conns.get('admin')!.subscribe(INSPECT_SUBJECTS, {
+      callback: (_e, m) => {
+        if (m.string() !== '{"type":"@xstate.event"}') return
+        seen.add(m.subject)
+        if (seen.size === own.length) all()
+      },
+    })
+    await conns.get('admin')!.flush()
+    try {
       for (const [who, subject] of own) conn(who).publish(subject, '{"type":"@xstate.event"}')
       for (const [who] of own) await conn(who).flush()
-    }, (m) => m.string() === '{"type":"@xstate.event"}')
-    expect(seen.sort()).toEqual(own.map(([, subject]) => subject).sort())
+      await Promise.race([arrived, new Promise((resolve) => setTimeout(resolve, 10_000))])
+    } finally {
+      sub.unsubscribe()
+    }
+    expect([...seen].sort()).toEqual(own.map(([, subject]) => subject).sort())
   })
 
   it('security — a request whose reply subject names a stream operation or another identity\'s subject makes no service publish there', async () => {

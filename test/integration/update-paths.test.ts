@@ -148,6 +148,10 @@ describe('update paths', { timeout: 120_000 }, () => {
     expect(runs).toHaveLength(1)
     expect(runs[0]).toMatchObject({ rootId: root.sessionId, parentId: updates.sessionId })
     expect(JSON.parse(runs[0]!.definition!).id).toBe('updateRun')
+    // The run's per-file actors (roots of their own in XState) show as its children in the daemon's tree.
+    const files = actors.filter((m) => m.name === 'fileStatus')
+    expect(files.length).toBeGreaterThan(0)
+    for (const f of files) expect(f).toMatchObject({ rootId: root.sessionId, parentId: runs[0]!.sessionId })
     // No actor of the run is a root of its own beside the daemon.
     expect(actors.filter((m) => m.sessionId === m.rootId).map((m) => m.name)).toEqual(['shareDaemon'])
     const states = got.filter((m) => m.type === '@xstate.snapshot' && m.sessionId === runs[0]!.sessionId).map((m) => (m as { snapshot: { value?: unknown } }).snapshot.value)

@@ -5,7 +5,8 @@
 import type { StatelyInspectionEvent, StatelySnapshotEvent } from '@statelyai/inspect'
 import { assign, createActor, fromPromise, setup, toPromise } from 'xstate'
 import { describe, expect, it } from 'vitest'
-import { INSPECT_MAX_PER_SECOND, InspectionChannel, MAX_QUEUED_PER_ACTOR, type InspectClock } from '../../infra/inspect/nats-inspector.ts'
+import { INSPECT_MAX_PER_SECOND, InspectionChannel, MAX_QUEUED_PER_ACTOR, SUMMARY_EVERY_MS, inspectionUnder, type InspectClock } from '../../infra/inspect/nats-inspector.ts'
+import type { InspectionSummary } from '../../infra/inspect/summary.ts'
 import { updateRunMachine, type ApplySummary, type RunPlan, type StagedSet } from '../../machines/update-run.machine.ts'
 
 /** A clock the test moves: timers fire in order as it advances. */
@@ -55,7 +56,60 @@ function busiestSecond(times: number[]): number {
   return best
 }
 
+/** Messages per wall-clock second (the second of the clock's time), keyed by second. */
+function perWallSecond(times: number[]): Map<number, number> {
+  const out = new Map<number, number>()
+  for (const t of times) out.set(Math.floor(t / 1000), (out.get(Math.floor(t / 1000)) ?? 0) + 1)
+  return out
+}
+
 describe('inspect — the bound on inspection messages', () => {
+  it('inspect — a burst of 5 000 events from 10 actors in one second: at most 50 messages in every wall-clock second, summaries included; every actor\'s newest snapshot arrives; what was left out is counted in the summary', async () => {
+    const clock = new ManualClock()
+    const sent: { at: number; m: StatelyInspectionEvent }[] = []
+    const summaries: { at: number; s: InspectionSummary }[] = []
+    const channel = new InspectionChannel((m) => sent.push({ at: clock.now(), m }), { clock, sendSummary: (s) => summaries.push({ at: clock.now(), s }) })
+    const actors = Array.from({ length: 10 }, () => createActor(counter, { inspect: channel.inspect }).start())
+    // 5 000 events in the first virtual second, 5 every millisecond, each an event and a snapshot.
+    for (let i = 0; i < 5000; i++) {
+      actors[i % 10]!.send({ type: i % 7 === 0 ? 'flip' : 'tick' })
+      if (i % 5 === 4) clock.advance(1)
+    }
+    clock.advance(60_000)
+    await channel.close()
+
+    const times = [...sent.map((x) => x.at), ...summaries.map((x) => x.at)].sort((a, b) => a - b)
+    const seconds = perWallSecond(times)
+    expect(Math.max(...seconds.values())).toBeLessThanOrEqual(INSPECT_MAX_PER_SECOND)
+    expect(busiestSecond(times)).toBeLessThanOrEqual(INSPECT_MAX_PER_SECOND)
+    // The publisher's own per-second count is the one seen here.
+    expect(channel.stats.sent).toBe(times.length)
+    expect(channel.stats.busiestSecond).toBe(Math.max(...seconds.values()))
+    expect(channel.stats.seconds).toBe(Math.max(...seconds.keys()) - Math.min(...seconds.keys()) + 1)
+    expect(channel.meanPerSecond).toBeLessThanOrEqual(INSPECT_MAX_PER_SECOND)
+    for (const a of actors) {
+      const mine = sent.filter((x) => x.m.sessionId === a.sessionId).map((x) => x.m)
+      // Its creation before anything else of it, and its newest snapshot last.
+      expect(mine[0]!.type).toBe('@xstate.actor')
+      const last = mine.filter((m): m is StatelySnapshotEvent => m.type === '@xstate.snapshot').at(-1)!
+      expect(last.snapshot).toMatchObject({ value: a.getSnapshot().value, context: { n: a.getSnapshot().context.n } })
+    }
+    // Nothing lost without a count: every inspection event taken was sent, dropped or coalesced.
+    const s = channel.stats
+    // Each actor: created, and its start (xstate.init) as an event and a snapshot; then 5 000 events and their snapshots.
+    expect(s.taken).toBe(3 * 10 + 2 * 5000)
+    expect(s.droppedEvents).toBeGreaterThan(4000)
+    expect(s.taken).toBe(s.sent - s.summaries + s.droppedEvents + s.coalesced + s.droppedWithActors + s.discardedAtClose + channel.waiting)
+    // A summary every SUMMARY_EVERY_MS while the burst drained, and the last one at close says it all.
+    expect(summaries.length).toBeGreaterThanOrEqual(2)
+    expect(summaries[0]!.at).toBe(SUMMARY_EVERY_MS)
+    expect(summaries.at(-1)!.s).toMatchObject({
+      type: 'upswarm.inspect.summary', budget: INSPECT_MAX_PER_SECOND, taken: s.taken, sent: s.sent, droppedEvents: s.droppedEvents, coalesced: s.coalesced,
+      busiestSecond: s.busiestSecond, waiting: 0,
+    })
+    process.stdout.write(`inspect burst: ${JSON.stringify(summaries.at(-1)!.s)}\n`)
+  })
+
   it('inspect — a busy process sends at most 50 inspection messages in any second, and the last state arrives', () => {
     expect(INSPECT_MAX_PER_SECOND).toBe(50)
     const clock = new ManualClock()
@@ -131,5 +185,20 @@ describe('inspect — the bound on inspection messages', () => {
     expect(sent.length).toBeLessThanOrEqual(1 + MAX_QUEUED_PER_ACTOR)
     const last = sent.at(-1) as StatelySnapshotEvent
     expect((last.snapshot as { value?: unknown }).value).toBe(a.getSnapshot().value)
+  })
+
+  it('inspect — an actor run for another as a root of its own is shown as that actor\'s child, and so are its own children', () => {
+    const clock = new ManualClock()
+    const sent: StatelyInspectionEvent[] = []
+    const channel = new InspectionChannel((m) => sent.push(m), { clock })
+    const parent = createActor(counter, { inspect: channel.inspect }).start()
+    const child = setup({ actors: { inner: fromPromise(async () => 1) } }).createMachine({ id: 'worker', invoke: { src: 'inner' } })
+    const worker = createActor(child, inspectionUnder(parent)).start()
+    clock.advance(1000)
+    const actors = sent.filter((m) => m.type === '@xstate.actor')
+    expect(actors.find((m) => m.sessionId === parent.sessionId)).toMatchObject({ rootId: parent.sessionId, parentId: undefined })
+    expect(actors.find((m) => m.sessionId === worker.sessionId)).toMatchObject({ name: 'worker', rootId: parent.sessionId, parentId: parent.sessionId })
+    const inner = actors.find((m) => m.sessionId !== worker.sessionId && m.sessionId !== parent.sessionId)!
+    expect(inner).toMatchObject({ rootId: parent.sessionId, parentId: worker.sessionId })
   })
 })
