@@ -200,19 +200,15 @@ async function statusFromIndex(
   layout: WorkingCopyLayout, index: DecodedIndex, indexMs: number, ctx: IndexContext, rules: () => IgnoreRules,
 ): Promise<{ files: WorkingCopyStatus['files']; hashed: number; cached: number; bytes?: Buffer }> {
   const n = index.count
-  const { paths, kind, mode, size, mtimeMs, ctimeMs, ino } = index
-  const slot = new Map<string, number>()
-  for (let i = 0; i < n; i++) slot.set(paths[i]!, i)
+  const { paths, kind, mode, size, mtimeMs, ctimeMs, ino, parent } = index
   // Children lists by entry (slot n: the root), as linked lists in two typed arrays.
   const firstChild = new Int32Array(n + 1).fill(-1)
   const nextSibling = new Int32Array(n).fill(-1)
   for (let i = n - 1; i >= 0; i--) {
-    const p = paths[i]!
-    const cut = p.lastIndexOf('/')
-    const parent = cut < 0 ? n : slot.get(p.slice(0, cut))
-    if (parent === undefined) continue
-    nextSibling[i] = firstChild[parent]!
-    firstChild[parent] = i
+    const p = parent[i]!
+    if (p < 0) continue
+    nextSibling[i] = firstChild[p]!
+    firstChild[p] = i
   }
   const seen = new Uint8Array(n)
   const changed: Changed[] = []
@@ -244,6 +240,9 @@ async function statusFromIndex(
       continue
     }
     const abs = dir.rel === '' ? rootAbs : `${rootAbs}/${dir.rel}`
+    // The index's entries in this directory, by name.
+    const known = new Map<string, number>()
+    if (dir.i >= 0) for (let c = firstChild[dir.i]!; c >= 0; c = nextSibling[c]!) known.set(paths[c]!.slice(dir.rel === '' ? 0 : dir.rel.length + 1), c)
     let names: string[]
     try {
       names = readdirSync(abs)
@@ -255,7 +254,7 @@ async function statusFromIndex(
       const rel = dir.rel === '' ? name : `${dir.rel}/${name}`
       const st = lstatOrNone(`${abs}/${name}`)
       if (!st) continue
-      const c = slot.get(rel)
+      const c = known.get(name)
       if (c === undefined) {
         changed.push({ i: -1, path: rel, st })
         if (st.isDirectory()) dirs.push({ i: -1, rel, known: false })

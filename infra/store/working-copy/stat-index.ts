@@ -17,6 +17,7 @@ const CHECKSUM = 20
 const STAT_ID = 40
 const HEADER = 8 + 4 + 4 + 4 + 4 + 4 + 4 + STAT_ID * 3 + 32
 const FIXED = 56
+const NO_PARENT = 0xffffffff
 export const KEY = 32
 export const SHA1 = 20
 export const SHA256 = 32
@@ -116,6 +117,16 @@ export class IndexWriter {
   private buf = Buffer.allocUnsafe(1 << 16)
   private at = HEADER
   private count = 0
+  /** Entries that can hold others (directories on disk or in a revision), by path: the parents' numbers. */
+  private readonly dirs = new Map<string, number>()
+
+  /** Stores the entry's parent (its number + 1; 0: the root; NO_PARENT: none in the index) and notes a directory. */
+  private link(o: number, path: string, kind: number, flags: number): void {
+    const cut = path.lastIndexOf('/')
+    const parent = cut < 0 ? 0 : (this.dirs.get(path.slice(0, cut)) ?? NO_PARENT - 1) + 1
+    this.buf.writeUInt32LE(parent, o + 20)
+    if (kind === KIND.dir || flags & FLAG.entryIsDir) this.dirs.set(path, this.count)
+  }
 
   private room(n: number): void {
     if (this.at + n <= this.buf.length) return
@@ -141,7 +152,7 @@ export class IndexWriter {
     b.writeUInt32LE(r.mode >>> 0, o + 8)
     b.writeUInt32LE(r.stat.mtimeNsec, o + 12)
     b.writeUInt32LE(r.stat.ctimeNsec, o + 16)
-    b.writeUInt32LE(0, o + 20)
+    this.link(o, r.path, r.kind, flags)
     b.writeDoubleLE(r.stat.size, o + 24)
     b.writeDoubleLE(r.stat.mtimeSec, o + 32)
     b.writeDoubleLE(r.stat.ctimeSec, o + 40)
@@ -171,6 +182,7 @@ export class IndexWriter {
     const end = from.offset[i + 1]!
     this.room(end - start)
     from.buf.copy(this.buf, this.at, start, end)
+    this.link(this.at, from.paths[i]!, from.kind[i]!, from.flags[i]!)
     this.at += end - start
     this.count++
   }
@@ -223,6 +235,8 @@ export interface DecodedIndex {
   mtimeMs: Float64Array
   ctimeMs: Float64Array
   ino: Float64Array
+  /** Number of the entry's directory in the index: `count` for the root, -1 when the index has none. */
+  parent: Int32Array
   /** Byte offset of each entry; offset[count] is the end of the entries. */
   offset: Uint32Array
   /** Where the entry's hashes, base key and target key start in buf; -1 when absent. */
@@ -268,6 +282,7 @@ export function decodeIndex(buf: Buffer, file: string): DecodedIndex {
     mtimeMs: new Float64Array(count),
     ctimeMs: new Float64Array(count),
     ino: new Float64Array(count),
+    parent: new Int32Array(count),
     offset: new Uint32Array(count + 1),
     hashAt: new Int32Array(count),
     baseKeyAt: new Int32Array(count),
@@ -287,6 +302,9 @@ export function decodeIndex(buf: Buffer, file: string): DecodedIndex {
     d.mtimeMs[i] = msOf(buf.readDoubleLE(o + 32), buf.readUInt32LE(o + 12))
     d.ctimeMs[i] = msOf(buf.readDoubleLE(o + 40), buf.readUInt32LE(o + 16))
     d.ino[i] = buf.readDoubleLE(o + 48)
+    const parent = buf.readUInt32LE(o + 20)
+    if (parent !== NO_PARENT && parent > i) bad(`entry ${i} names a parent after it`)
+    d.parent[i] = parent === 0 ? count : parent === NO_PARENT ? -1 : parent - 1
     o += FIXED
     const next = o + pathLen + (flags & FLAG.hashes ? SHA1 + SHA256 : 0) + (flags & FLAG.base ? KEY : 0) + (flags & FLAG.target ? KEY : 0)
     if (next > end) bad(`entry ${i} of ${count} runs past the end`)
