@@ -29,6 +29,8 @@ export interface StatusBenchOptions extends CommonOptions {
   warmRuns: number
   /** Write 3 to /proc/sys/vm/drop_caches before the cold runs (root only; affects the whole machine). */
   dropCaches?: boolean
+  /** Only the peak RSS of a full and of an indexed status (no git, no timing): the 1 000 000-file memory case. */
+  memoryOnly?: boolean
 }
 
 export const STATUS_DEFAULTS: StatusBenchOptions = { files: 100_000, warmRuns: 3 }
@@ -102,6 +104,7 @@ export async function runStatusBench(o: StatusBenchOptions): Promise<BenchResult
     const source = await localSource(wc, product, key)
     await updater.init(wc, { product, publicKey: key.publicKey, source, adopt: true, historyDepth: 1 })
     const initS = (performance.now() - t) / 1000
+    if (o.memoryOnly) return await memoryOnly(o, rec, log, wc, bytes, initS)
     log(`working copy made in ${initS.toFixed(1)} s; git init + add + commit`)
     t = performance.now()
     const git = (args: string[]) => timed('git', [`--git-dir=${gitDir}`, `--work-tree=${wc}`, ...args], { cwd: wc })
@@ -228,4 +231,25 @@ export async function runStatusBench(o: StatusBenchOptions): Promise<BenchResult
   } finally {
     if (!o.keep) await rm(work, { recursive: true, force: true, maxRetries: 5 })
   }
+}
+
+/** Peak RSS of `upswarm status` of the tree: the full classification (no index yet) and then the indexed no-op. */
+async function memoryOnly(o: StatusBenchOptions, rec: ReturnType<typeof startRecording>, log: (m: string) => void, wc: string, bytes: number, initS: number): Promise<BenchResult> {
+  if (!existsSync(TIME)) throw new Error(`--status-memory-only needs ${TIME} (Debian's \`time\` package) to read the peak RSS`)
+  const rows = []
+  for (const run of ['full classification (first status)', 'indexed no-op (second status)', 'indexed no-op (third status)']) {
+    const r = await timed(TIME, ['-f', 'upswarm-peak-rss-kib %M', process.execPath, CLI, 'status', wc, '--offline'], { env: process.env })
+    const kib = Number(/upswarm-peak-rss-kib (\d+)/.exec(r.stderr)?.[1] ?? NaN)
+    log(`${run}: ${round(r.ms / 1000)} s, peak RSS ${round(kib / 1024)} MiB`)
+    rows.push({ run, 's': round(r.ms / 1000), 'peak RSS MiB': round(kib / 1024), 'under 1 GiB': kib < 1024 * 1024 })
+  }
+  return rec.finish({
+    name: 'status-memory',
+    title: `Status memory: ${o.files.toLocaleString('en')} files`,
+    parameters: { ...o, bytes, adoptSeconds: round(initS), loadAverage: loadavg().map((v) => round(v, 3)) },
+    columns: ['run', 's', 'peak RSS MiB', 'under 1 GiB'],
+    rows,
+    goals: [{ goal: 'a status stays under 1 GiB of RSS', met: rows.every((r) => r['under 1 GiB']), detail: rows.map((r) => `${r.run}: ${r['peak RSS MiB']} MiB`).join('; ') }],
+    notes: ['Peak RSS (max resident set size) of the CLI process, read by /usr/bin/time.'],
+  })
 }

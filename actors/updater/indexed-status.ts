@@ -43,6 +43,7 @@ export interface WorkingCopyStatus {
 }
 
 const DIR_KEY = versionKey({ kind: 'dir' })
+const HASH_CONCURRENCY = 8
 const ZERO_DIGEST = Buffer.alloc(32)
 
 function kindOf(st: Stats | BigIntStats): number {
@@ -102,7 +103,8 @@ function sameContext(a: IndexContext, b: IndexContext): boolean {
 }
 
 async function writeIndex(layout: WorkingCopyLayout, bytes: Buffer, cacheIfRoom: boolean): Promise<boolean> {
-  return writeFileAtomic(layout.statCache, bytes, layout.tmp).then(() => true, (err: unknown) => {
+  // Not fsynced: a torn index after a crash fails its checksum and is rebuilt (it is only a cache).
+  return writeFileAtomic(layout.statCache, bytes, layout.tmp, 0o644, false).then(() => true, (err: unknown) => {
     if (cacheIfRoom && isDiskFull(err)) return false
     throw err
   })
@@ -284,11 +286,18 @@ async function statusFromIndex(
   const added: IndexRecord[] = []
   for (const ch of changed) {
     if (ch.i >= 0 && kind[ch.i] === KIND.file && !(index.flags[ch.i]! & FLAG.ignored) && index.flags[ch.i]! & (FLAG.baseFile | FLAG.targetFile)) cached--
-    const rec = await reclassify(layout, index, ch, () => (ignoreRules ??= rules()))
-    if (rec.hashed) hashed++
-    if (ch.i >= 0) redone.set(ch.i, rec.record)
-    else if (rec.record) added.push(rec.record)
   }
+  // A few at a time: a changed file is read and hashed, and reads wait on the thread pool.
+  let next = 0
+  await Promise.all(Array.from({ length: HASH_CONCURRENCY }, async () => {
+    while (next < changed.length) {
+      const ch = changed[next++]!
+      const rec = await reclassify(layout, index, ch, () => (ignoreRules ??= rules()))
+      if (rec.hashed) hashed++
+      if (ch.i >= 0) redone.set(ch.i, rec.record)
+      else if (rec.record) added.push(rec.record)
+    }
+  }))
   added.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
 
   const w = new IndexWriter()

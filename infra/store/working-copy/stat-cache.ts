@@ -118,7 +118,8 @@ export class StatCache {
       const e = this.entries.get(path)!
       w.add({ path, kind: KIND.file, flags: 0, status: 0, mode: 0, stat: cacheStatId(e), sha1: Buffer.from(e.sha1, 'hex'), sha256: Buffer.from(e.sha256, 'hex') })
     }
-    await writeFileAtomic(file, w.finish({ statuses: false, baseRev: 0, targetRev: 0, root: NO_STAT, baseManifest: NO_STAT, targetManifest: NO_STAT, ignoreDigest: ZERO_DIGEST }), tmpDir)
+    // Not fsynced, as status writes it: a torn index fails its checksum and is only a cache.
+    await writeFileAtomic(file, w.finish({ statuses: false, baseRev: 0, targetRev: 0, root: NO_STAT, baseManifest: NO_STAT, targetManifest: NO_STAT, ignoreDigest: ZERO_DIGEST }), tmpDir, 0o644, false)
     this.dirty = false
   }
 }
