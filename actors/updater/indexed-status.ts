@@ -19,7 +19,7 @@ import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
 import { manifestFile, treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
 import {
-  decodeIndex, FLAG, IndexFormatError, IndexWriter, KEY, KIND, NO_STAT, sameStatId, statIdOf, versionKey,
+  decodeIndex, FLAG, IndexFormatError, IndexWriter, KEY, KIND, msOf, NO_STAT, sameStatId, statIdOf, versionKey,
   type DecodedIndex, type IndexContext, type IndexRecord, type StatId,
 } from '../../infra/store/working-copy/stat-index.ts'
 import { hashContent } from '../../infra/store/working-copy/tree.ts'
@@ -125,7 +125,9 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
   try {
     const st = await lstat(layout.statCache, { bigint: true })
     indexNs = st.mtimeNs
-    indexMs = Number(st.mtimeNs / 1000n) / 1e3
+    // In node's own ms conversion: the racy test compares like with like.
+    const written = statIdOf(st)
+    indexMs = msOf(written.mtimeSec, written.mtimeNsec)
     index = decodeIndex(await readFile(layout.statCache), layout.statCache)
   } catch (err) {
     if (err instanceof IndexFormatError) {
@@ -137,9 +139,6 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
   }
   const rules = (): IgnoreRules => new IgnoreRules(ignoreText.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')))
   if (index && sameContext(index.context, ctx)) {
-    // The index's mtime in node's own ms conversion: the racy test compares like with like.
-    const st = lstatSync(layout.statCache)
-    indexMs = st.mtimeMs
     const r = await statusFromIndex(layout, index, indexMs, ctx, rules)
     const saved = r.bytes ? await writeIndex(layout, r.bytes, !!opts.cacheIfRoom) : true
     return { files: r.files, hashed: r.hashed, cached: r.cached, saved, path: 'indexed' }

@@ -19,7 +19,7 @@ import { publishLocal, writeTree, type TreeSpec } from '../helpers/local-publish
 
 const run = promisify(execFile)
 const T = 1_600_000_000 // seconds: a fixed, whole-second file time, long before any index write
-const FILES = 1_000
+const FILES = 500
 
 const statuses = (r: StatusReport): Record<string, string> => Object.fromEntries(r.files.map((f) => [f.path, f.status]))
 const notCurrent = (r: StatusReport): Record<string, string> => Object.fromEntries(r.files.filter((f) => f.status !== 'current').map((f) => [f.path, f.status]))
@@ -43,7 +43,7 @@ describe('working copy — stat index', () => {
     await publishLocal(repo, { key, product, src: join(tmp.path, 'src') })
     template = join(tmp.path, 'template')
     await init(template, { product, publicKey: key.publicKey, source: new DirectorySource(repo) })
-  })
+  }, 240_000)
   afterAll(async () => tmp?.cleanup())
 
   /** A copy of one working copy of the release, its files made old (not racy), and a first status that writes the index. */
@@ -71,7 +71,7 @@ describe('working copy — stat index', () => {
     expect((await readFile(layoutOf(wc).statCache)).equals(before)).toBe(true)
   })
 
-  it('working copy — one edited (same size), one new and one deleted file among 1 000 are all reported by one indexed status, which reads only the edited file', async () => {
+  it('working copy — one edited (same size), one new and one deleted file among 500 are all reported by one indexed status, which reads only the edited file', async () => {
     const { wc } = await indexedCopy()
     await writeFile(join(wc, 'd3/e3/f3.txt'), 'FILE 000003\n') // same size, same mtime below: only the ctime tells
     await utimes(join(wc, 'd3/e3/f3.txt'), T, T)
