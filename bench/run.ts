@@ -74,6 +74,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --inspect                   swarm: live inspection on in every process; counts its messages (issue 12)
   --incremental-files 1000    --incremental-mib 32
   --status-files 100000       --warm-runs 3                 --drop-caches (root; whole machine)
+  --status-memory-only        status: only the peak RSS of a full and an indexed status (e.g. with --status-files 1000000)
   --throughput-mib 256        --file-mib 32                 --ks 1,4,8
   --tracker-peers 10000       --tracker-rounds 3
   --startup-runs 40           startup: timed runs of each command (hyperfine when installed)
@@ -107,6 +108,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'status-files': { type: 'string' },
       'warm-runs': { type: 'string' },
       'drop-caches': { type: 'boolean' },
+      'status-memory-only': { type: 'boolean' },
       'throughput-mib': { type: 'string' },
       'file-mib': { type: 'string' },
       ks: { type: 'string' },
@@ -143,6 +145,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values['status-files']) p.status.files = Number(values['status-files'])
   if (values['warm-runs']) p.status.warmRuns = Number(values['warm-runs'])
   if (values['drop-caches']) p.status.dropCaches = true
+  if (values['status-memory-only']) p.status.memoryOnly = true
   if (values['throughput-mib']) p.throughput.mib = Number(values['throughput-mib'])
   if (values['file-mib']) p.throughput.fileMiB = Number(values['file-mib'])
   if (values.ks) p.throughput.ks = list(values.ks)

@@ -1,18 +1,24 @@
-// No-op status (issue 7, benchmark 3): `upswarm status --offline` of an unchanged working copy
-// of 100 000 small files, side by side with `git status` on the same tree (same files on disk:
-// git's directory lives outside the tree, and ignores the working copy's .upswarm folder).
-// "cold" is the first run of each after its index / stat cache was written (a fresh process;
-// the OS caches hold what the setup left, unless --drop-caches); "warm" is the median of the
-// next runs. The working copy is made by `init --adopt` from a local signed release
-// (lib/local-source.ts): publishing 100 000 objects to JetStream would not fit the budget.
+// Status (issue 7 benchmark 3, issue 13 item 2): `upswarm status --offline` of a working copy of
+// 100 000 small files, side by side with `git status` on the same tree (same files on disk: git's
+// directory lives outside the tree, and ignores the working copy's .upswarm folder).
+// - no-op: "cold" is the first run of each after its index was written (a fresh process; the OS
+//   caches hold what the setup left, unless --drop-caches); "warm" is the median of the next runs;
+// - exactness: one edited (same size), one new and one deleted file, each tool's first run after
+//   the edits, both must report exactly those three;
+// - 1% changed: the contents of 1% of the files rewritten before each pair of runs (a new edit
+//   each time, so that neither tool has recorded it yet), median of the runs.
+// Peak RSS of each upswarm run is read with /usr/bin/time when it is there. The working copy is
+// made by `init --adopt` from a local signed release (lib/local-source.ts): publishing 100 000
+// objects to JetStream would not fit the budget.
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile as readFileBytes, rm, unlink, writeFile } from 'node:fs/promises'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as updater from '../actors/updater/index.ts'
 import { generatePublisherKey } from '../infra/release/keys.ts'
-import { cliStartupMs, timed, upswarm } from './lib/cluster.ts'
+import { CLI, cliStartupMs, timed, upswarm } from './lib/cluster.ts'
 import { withCpuProfiles, writeProfileReport } from './lib/cpu-profile.ts'
 import { localSource } from './lib/local-source.ts'
 import { median, progress, round, startRecording, type BenchResult, type CommonOptions } from './lib/report.ts'
@@ -23,9 +29,34 @@ export interface StatusBenchOptions extends CommonOptions {
   warmRuns: number
   /** Write 3 to /proc/sys/vm/drop_caches before the cold runs (root only; affects the whole machine). */
   dropCaches?: boolean
+  /** Only the peak RSS of a full and of an indexed status (no git, no timing): the 1 000 000-file memory case. */
+  memoryOnly?: boolean
 }
 
 export const STATUS_DEFAULTS: StatusBenchOptions = { files: 100_000, warmRuns: 3 }
+
+const GOAL_NOOP = 1.0
+const GOAL_CHANGED = 2.0
+const CHANGED_SHARE = 0.01
+const TIME = '/usr/bin/time'
+
+const fileOf = (root: string, i: number): string => join(root, `d${Math.floor(i / 10_000)}`, `e${Math.floor(i / 100) % 100}`, `f${i}.txt`)
+const relOf = (i: number): string => `d${Math.floor(i / 10_000)}/e${Math.floor(i / 100) % 100}/f${i}.txt`
+
+/** What a status says is not current: upswarm's text lines `status path`, git's porcelain `XY path`. */
+function upswarmChanges(stdout: string): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const line of stdout.split('\n')) {
+    const m = /^(modified|unversioned|missing|conflict|outdated|removed|ignored)\s+(.+)$/.exec(line)
+    if (m) out.set(m[2]!, m[1]!)
+  }
+  return out
+}
+function gitChanges(stdout: string): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const line of stdout.split('\n')) if (line.length > 3) out.set(line.slice(3), line.slice(0, 2).trim())
+  return out
+}
 
 /**
  * Small files (64 B – 4 KiB), 100 per directory, two levels deep; each file is a distinct
@@ -46,7 +77,7 @@ async function smallTree(root: string, files: number): Promise<number> {
       const off = ((i * 40503) >>> 0) % (pool.length - size)
       const head = Buffer.from(`file ${i}\n`)
       bytes += size
-      return writeFile(join(root, `d${Math.floor(i / 10_000)}`, `e${Math.floor(i / 100) % 100}`, `f${i}.txt`), Buffer.concat([head, pool.subarray(off, off + size - head.length)]))
+      return writeFile(fileOf(root, i), Buffer.concat([head, pool.subarray(off, off + size - head.length)]))
     }))
   }
   return bytes
@@ -73,6 +104,7 @@ export async function runStatusBench(o: StatusBenchOptions): Promise<BenchResult
     const source = await localSource(wc, product, key)
     await updater.init(wc, { product, publicKey: key.publicKey, source, adopt: true, historyDepth: 1 })
     const initS = (performance.now() - t) / 1000
+    if (o.memoryOnly) return await memoryOnly(o, rec, log, wc, bytes, initS)
     log(`working copy made in ${initS.toFixed(1)} s; git init + add + commit`)
     t = performance.now()
     const git = (args: string[]) => timed('git', [`--git-dir=${gitDir}`, `--work-tree=${wc}`, ...args], { cwd: wc })
@@ -88,9 +120,21 @@ export async function runStatusBench(o: StatusBenchOptions): Promise<BenchResult
     log(`git repository made in ${gitSetupS.toFixed(1)} s; timing status`)
 
     const env = { ...process.env }
+    // (Not while profiling: the profiler's environment goes through upswarm().)
+    const timeTool = existsSync(TIME) && !o.profile
+    const peaks: number[] = []
     let runNo = 0
-    const us = () => withCpuProfiles(o.profile && join(o.profile, `run${++runNo}`), () => upswarm(['status', wc, '--offline'], env))
-    const gs = () => git(['status'])
+    // With /usr/bin/time the upswarm process's peak RSS is read too (its own last stderr line).
+    const us = async (args: string[] = []) => {
+      const argv = ['status', wc, '--offline', ...args]
+      const r = await withCpuProfiles(o.profile && join(o.profile, `run${++runNo}`), () =>
+        timeTool ? timed(TIME, ['-f', 'upswarm-peak-rss-kib %M', process.execPath, CLI, ...argv], { env }) : upswarm(argv, env))
+      const peak = /upswarm-peak-rss-kib (\d+)/.exec(r.stderr)
+      if (peak) peaks.push(Number(peak[1]) / 1024)
+      return r
+    }
+    const gs = (args: string[] = []) => git(['status', ...args])
+    const loadBefore = loadavg()
     if (o.dropCaches) await dropCaches()
     const usCold = await us()
     if (o.dropCaches) await dropCaches()
@@ -107,36 +151,105 @@ export async function runStatusBench(o: StatusBenchOptions): Promise<BenchResult
     const inprocMs = performance.now() - t
     const startup = await cliStartupMs(env)
     const notCurrent = inproc.files.filter((f) => f.status !== 'current').length
+
+    // Exactness: one edited (same size), one new, one deleted file.
+    log('exactness: one edited, one new and one deleted file')
+    const edited = Math.floor(o.files / 3)
+    const deleted = Math.floor((2 * o.files) / 3)
+    const original = await readFileBytes(fileOf(wc, edited))
+    await writeFile(fileOf(wc, edited), Buffer.from(original.map((b) => (b === 0x0a ? b : b ^ 0x01))))
+    await writeFile(join(wc, 'd0', 'e0', 'new-file.txt'), 'new\n')
+    await unlink(fileOf(wc, deleted))
+    const expectUs = new Map([[relOf(edited), 'modified'], ['d0/e0/new-file.txt', 'unversioned'], [relOf(deleted), 'missing']])
+    const expectGit = new Map([[relOf(edited), 'M'], ['d0/e0/new-file.txt', '??'], [relOf(deleted), 'D']])
+    const usExact = await us()
+    const gitExact = await gs(['--porcelain'])
+    const same = (a: Map<string, string>, b: Map<string, string>): boolean => a.size === b.size && [...a].every(([k, v]) => b.get(k) === v)
+    const exactUs = same(upswarmChanges(usExact.stdout), expectUs)
+    const exactGit = same(gitChanges(gitExact.stdout), expectGit)
+
+    // 1% changed: a fresh edit of the same files before each pair of runs.
+    const changedCount = Math.max(1, Math.round(o.files * CHANGED_SHARE))
+    log(`1% changed: ${changedCount} files rewritten before each of ${o.warmRuns} pairs of runs`)
+    const usChanged: number[] = []
+    const gitChanged: number[] = []
+    let changedReported = 0
+    for (let k = 0; k < o.warmRuns; k++) {
+      for (let j = 0; j < changedCount; j++) await writeFile(fileOf(wc, (j * 97 + 1) % o.files), `changed ${k} ${j}\n`)
+      const u = await us()
+      changedReported = upswarmChanges(u.stdout).size
+      usChanged.push(u.ms)
+      gitChanged.push((await gs()).ms)
+    }
+    const loadAfter = loadavg()
     const usWarmMs = median(usWarm)
     const gitWarmMs = median(gitWarm)
+    const usChangedMs = median(usChanged)
+    const gitChangedMs = median(gitChanged)
     const rows = [
-      { run: 'cold (first)', 'upswarm status s': round(usCold.ms / 1000), 'git status s': round(gitCold.ms / 1000), 'upswarm / git': round(usCold.ms / gitCold.ms, 3) },
-      { run: `warm (median of ${o.warmRuns})`, 'upswarm status s': round(usWarmMs / 1000), 'git status s': round(gitWarmMs / 1000), 'upswarm / git': round(usWarmMs / gitWarmMs, 3) },
-      { run: 'warm, in-process updater.status()', 'upswarm status s': round(inprocMs / 1000), 'git status s': round(gitWarmMs / 1000), 'upswarm / git': round(inprocMs / gitWarmMs, 3) },
+      { run: 'no-op, cold (first)', 'upswarm status s': round(usCold.ms / 1000), 'git status s': round(gitCold.ms / 1000), 'upswarm / git': round(usCold.ms / gitCold.ms, 3) },
+      { run: `no-op, warm (median of ${o.warmRuns})`, 'upswarm status s': round(usWarmMs / 1000), 'git status s': round(gitWarmMs / 1000), 'upswarm / git': round(usWarmMs / gitWarmMs, 3) },
+      { run: 'no-op, warm, in-process updater.status()', 'upswarm status s': round(inprocMs / 1000), 'git status s': round(gitWarmMs / 1000), 'upswarm / git': round(inprocMs / gitWarmMs, 3) },
+      { run: '1 edited + 1 new + 1 deleted', 'upswarm status s': round(usExact.ms / 1000), 'git status s': round(gitExact.ms / 1000), 'upswarm / git': round(usExact.ms / gitExact.ms, 3) },
+      { run: `1% changed (median of ${o.warmRuns})`, 'upswarm status s': round(usChangedMs / 1000), 'git status s': round(gitChangedMs / 1000), 'upswarm / git': round(usChangedMs / gitChangedMs, 3) },
     ]
     const svg = barChart([{
       title: `No-op status of ${o.files.toLocaleString('en')} unchanged files`,
       yLabel: 'seconds',
-      groups: ['cold (first run)', 'warm (median)', 'warm, in-process'],
+      groups: ['no-op, cold', 'no-op, warm', 'no-op, in-process', '3 changes', '1% changed'],
       series: [
-        { name: 'upswarm status --offline', values: [round(usCold.ms / 1000), round(usWarmMs / 1000), round(inprocMs / 1000)] },
-        { name: 'git status', values: [round(gitCold.ms / 1000), round(gitWarmMs / 1000), round(gitWarmMs / 1000)] },
+        { name: 'upswarm status --offline', values: rows.map((r) => r['upswarm status s']) },
+        { name: 'git status', values: rows.map((r) => r['git status s']) },
       ],
-    }], `same tree on disk; upswarm CLI start-up alone ${(startup / 1000).toFixed(2)} s; ${inproc.hashed} files hashed, ${inproc.cached} from the stat cache in the in-process run`)
+    }], `same tree on disk; upswarm CLI start-up alone ${(startup / 1000).toFixed(2)} s; ${inproc.hashed} files hashed, ${inproc.cached} from the stat index in the in-process run`)
+    const fmtLoad = (l: number[]): string => l.map((v) => v.toFixed(2)).join(' / ')
+    const peakMiB = peaks.length > 0 ? Math.max(...peaks) : null
     if (o.profile) await writeProfileReport('status', o.profile, Array.from({ length: runNo }, (_, i) => ({ dir: join(o.profile!, `run${i + 1}`), merge: false })), o.resultsDir)
     return await rec.finish({
       name: 'status',
-      title: `No-op status: ${o.files.toLocaleString('en')} unchanged files, upswarm vs git`,
-      parameters: { ...o, bytes, adoptSeconds: round(initS), gitSetupSeconds: round(gitSetupS), cliStartupMs: round(startup), inProcessHashed: inproc.hashed, inProcessCached: inproc.cached, notCurrent, warmUpswarmMs: usWarm.map((v) => round(v)), warmGitMs: gitWarm.map((v) => round(v)) },
+      title: `Status: ${o.files.toLocaleString('en')} files, upswarm vs git`,
+      parameters: {
+        ...o, bytes, adoptSeconds: round(initS), gitSetupSeconds: round(gitSetupS), cliStartupMs: round(startup), inProcessHashed: inproc.hashed, inProcessCached: inproc.cached, notCurrent,
+        warmUpswarmMs: usWarm.map((v) => round(v)), warmGitMs: gitWarm.map((v) => round(v)), changedFiles: changedCount, changedReported,
+        changedUpswarmMs: usChanged.map((v) => round(v)), changedGitMs: gitChanged.map((v) => round(v)),
+        peakRssMiB: peakMiB === null ? null : round(peakMiB), loadAverageBefore: loadBefore.map((v) => round(v, 3)), loadAverageAfter: loadAfter.map((v) => round(v, 3)),
+      },
       columns: ['run', 'upswarm status s', 'git status s', 'upswarm / git'],
       rows,
-      goals: [],
+      goals: [
+        { goal: `no-op status ≤ ${GOAL_NOOP} × git status (warm, CLI start-up included)`, met: usWarmMs / gitWarmMs <= GOAL_NOOP, detail: `${round(usWarmMs / 1000)} s vs ${round(gitWarmMs / 1000)} s (${round(usWarmMs / gitWarmMs, 3)}×)` },
+        { goal: `1% changed ≤ ${GOAL_CHANGED} × git status`, met: usChangedMs / gitChangedMs <= GOAL_CHANGED, detail: `${round(usChangedMs / 1000)} s vs ${round(gitChangedMs / 1000)} s (${round(usChangedMs / gitChangedMs, 3)}×); upswarm reported ${changedReported} changed paths of ${changedCount}` },
+        { goal: 'one edited, one new and one deleted file all reported in the same timed run', met: exactUs && exactGit, detail: `upswarm ${exactUs ? 'exact' : `reported ${JSON.stringify([...upswarmChanges(usExact.stdout)])}`}; git ${exactGit ? 'exact' : 'not exact'}` },
+      ],
       notes: [
-        `Both find the tree unchanged (upswarm: ${notCurrent} paths not current). The upswarm CLI figure includes ${(startup / 1000).toFixed(2)} s of start-up (node + the CLI, median of \`upswarm --help\`).`,
+        `Load average (1 / 5 / 15 min) ${fmtLoad(loadBefore)} before the timed runs and ${fmtLoad(loadAfter)} after; the ratios, from runs side by side, move less than the times.`,
+        peakMiB === null ? 'Peak RSS not measured (no /usr/bin/time).' : `Peak RSS of the upswarm status processes: ${round(peakMiB)} MiB at most.`,
+        `Both find the unchanged tree unchanged (upswarm: ${notCurrent} paths not current). The upswarm CLI figure includes ${(startup / 1000).toFixed(2)} s of start-up (node + the CLI, median of \`upswarm --help\`).`,
         o.dropCaches ? 'Page, dentry and inode caches were dropped before each cold run.' : 'OS caches were not dropped (shared machine): "cold" means the first run after the index / stat cache was written.',
       ],
     }, svg)
   } finally {
     if (!o.keep) await rm(work, { recursive: true, force: true, maxRetries: 5 })
   }
+}
+
+/** Peak RSS of `upswarm status` of the tree: the full classification (no index yet) and then the indexed no-op. */
+async function memoryOnly(o: StatusBenchOptions, rec: ReturnType<typeof startRecording>, log: (m: string) => void, wc: string, bytes: number, initS: number): Promise<BenchResult> {
+  if (!existsSync(TIME)) throw new Error(`--status-memory-only needs ${TIME} (Debian's \`time\` package) to read the peak RSS`)
+  const rows = []
+  for (const run of ['full classification (first status)', 'indexed no-op (second status)', 'indexed no-op (third status)']) {
+    const r = await timed(TIME, ['-f', 'upswarm-peak-rss-kib %M', process.execPath, CLI, 'status', wc, '--offline'], { env: process.env })
+    const kib = Number(/upswarm-peak-rss-kib (\d+)/.exec(r.stderr)?.[1] ?? NaN)
+    log(`${run}: ${round(r.ms / 1000)} s, peak RSS ${round(kib / 1024)} MiB`)
+    rows.push({ run, 's': round(r.ms / 1000), 'peak RSS MiB': round(kib / 1024), 'under 1 GiB': kib < 1024 * 1024 })
+  }
+  return rec.finish({
+    name: 'status-memory',
+    title: `Status memory: ${o.files.toLocaleString('en')} files`,
+    parameters: { ...o, bytes, adoptSeconds: round(initS), loadAverage: loadavg().map((v) => round(v, 3)) },
+    columns: ['run', 's', 'peak RSS MiB', 'under 1 GiB'],
+    rows,
+    goals: [{ goal: 'a status stays under 1 GiB of RSS', met: rows.every((r) => r['under 1 GiB']), detail: rows.map((r) => `${r.run}: ${r['peak RSS MiB']} MiB`).join('; ') }],
+    notes: ['Peak RSS (max resident set size) of the CLI process, read by /usr/bin/time.'],
+  })
 }

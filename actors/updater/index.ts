@@ -28,7 +28,7 @@ export { holdsBack, revertLine } from './hold.ts'
 export type { InstallHooks } from '../../machines/update-run.machine.ts'
 import { openWorkingCopy, silentLog, withWorkingCopy, type UpdaterLog } from './session.ts'
 import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
-import { classifyWorkingCopy } from './status.ts'
+import { workingCopyStatus } from './indexed-status.ts'
 
 export type { AlertSink, AlertReport, ReleaseSource, UpdateResult, UpdaterAlert, EntrySummary } from '../../infra/release/source.ts'
 export type { UpdaterLog } from './session.ts'
@@ -121,6 +121,13 @@ export interface StatusReport {
   diskFull?: string
   /** The last revision taken back after a failed health check (issue 16 item 2). */
   reverted?: RevertRecord
+  /**
+   * How the stat index served this status (issue 13): `indexed` (unchanged paths kept their
+   * statuses), or why every path was classified again (`no index`, `corrupt index`, `context changed`).
+   */
+  statIndex: 'indexed' | 'no index' | 'corrupt index' | 'context changed'
+  /** With `statIndex: 'corrupt index'`: what was wrong with it (the index was rewritten). */
+  statIndexProblem?: string
 }
 
 export interface HistoryReport {
@@ -250,16 +257,19 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
       })
     }
     const target = automaticTarget(wc.state)
-    const { tree, cacheSaved } = await classifyWorkingCopy(wc, await wc.entries(wc.state.current), await wc.entries(target), { cacheIfRoom: true })
-    const unwritten = [...(refreshed ? [] : ['newer releases were not recorded']), ...(cacheSaved ? [] : ['the stat cache was not saved'])]
+    const tree = await workingCopyStatus(wc, wc.state.current, target, { cacheIfRoom: true })
+    if (tree.indexProblem) (opts.log ?? silentLog).warn({ dir, problem: tree.indexProblem }, 'the stat index was unusable: every path was classified again')
+    const unwritten = [...(refreshed ? [] : ['newer releases were not recorded']), ...(tree.saved ? [] : ['the stat cache was not saved'])]
     return {
       product: wc.config.product,
       rev: wc.state.current,
       latest: wc.state.newestVerified,
       target,
-      files: tree.paths.map((p) => ({ path: p.path, status: p.status })),
+      files: tree.files,
       hashed: tree.hashed,
       cached: tree.cached,
+      statIndex: tree.path,
+      ...(tree.indexProblem ? { statIndexProblem: tree.indexProblem } : {}),
       rootVersion: wc.trust.version,
       alertsPending: (await readPendingAlerts(wc.layout)).length,
       ...(wc.trust.root && rootExpired(wc.trust.root, Date.now()) ? { rootExpired: wc.trust.root.expires } : {}),

@@ -11,7 +11,7 @@ import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { observeFile, walkTree, type DiskEntry } from '../../infra/store/working-copy/tree.ts'
 import { treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
-import { FACT_STAGES, type FileFacts, type FileStatus, type FileStatusTable, type LocalEntry } from '../../machines/file-status.facts.ts'
+import { FACT_STAGES, type FileFacts, type FileFactType, type FileStatus, type FileStatusTable, type LocalEntry } from '../../machines/file-status.facts.ts'
 import { FILE_STATUS_TABLE } from '../../machines/generated/file-status-table.ts'
 import type { PlannedPath } from '../../machines/update-run.machine.ts'
 
@@ -92,14 +92,19 @@ export async function classifyTree(
  * up in the table compiled from it: each stage's fact event leads to the next node, until a status.
  */
 export function classifyFile(facts: FileFacts, table: FileStatusTable = FILE_STATUS_TABLE): FileStatus {
+  return statusOfFacts(FACT_STAGES.map((fact) => fact(facts)), table)
+}
+
+/** The table lookup of classifyFile, from the facts' event types in stage order. */
+export function statusOfFacts(facts: readonly FileFactType[], table: FileStatusTable = FILE_STATUS_TABLE): FileStatus {
   let node = table
-  for (const fact of FACT_STAGES) {
-    const next = node[fact(facts)]
+  for (const fact of facts) {
+    const next = node[fact]
     if (typeof next === 'string') return next
     if (next === undefined) break
     node = next
   }
-  throw new Error(`file-status table: no status for the facts ${FACT_STAGES.map((f) => f(facts)).join(' → ')}; run \`npm run build\` to regenerate machines/generated/file-status-table.ts from the statechart`)
+  throw new Error(`file-status table: no status for the facts ${facts.join(' → ')}; run \`npm run build\` to regenerate machines/generated/file-status-table.ts from the statechart`)
 }
 
 /** What lstat alone says; a file's hashes are filled in only when they are needed. */

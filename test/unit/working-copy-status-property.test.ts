@@ -1,6 +1,7 @@
 // Property: for random releases r1 → r2 and random local edits (same-size edits included, so
 // the stat cache's racy rule is exercised), `status` gives every path the status a simple
-// reference model derives from the contents alone.
+// reference model derives from the contents alone: through the stat index written before the
+// edits, again through the index that status wrote, and by a full classification without one.
 import { randomUUID } from 'node:crypto'
 import { chmod, rm, writeFile, mkdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -8,6 +9,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ignore, init, status } from '../../actors/updater/index.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { layoutOf } from '../../infra/store/working-copy/layout.ts'
 import { tempDir } from '../helpers/cluster.ts'
 import { DirectorySource } from '../helpers/dir-source.ts'
 import { publishLocal, writeTree, type TreeSpec } from '../helpers/local-publish.ts'
@@ -86,9 +88,18 @@ describe('working copy — status property', () => {
       const wc = join(base, 'wc')
       await init(wc, { product, publicKey: key.publicKey, rev: 1, source: new DirectorySource(repo) })
 
+      const ignoredPaths = new Set<string>()
+      for (const [i, p] of PATHS.entries()) {
+        if (!cases[i]!.ignored) continue
+        ignoredPaths.add(p)
+        await ignore(wc, `/${p}`)
+      }
+      for (const d of ignoredDirs) await ignore(wc, `/${d}/`)
+      // The stat index of the tree as installed: the edits below are found through it.
+      expect((await status(wc)).statIndex).toBe('context changed')
+
       const local = new Map([...r1].map(([p, v]) => [p, value(v)]))
       const localDirs = dirsOf(r1.keys())
-      const ignoredPaths = new Set<string>()
       for (const [i, p] of PATHS.entries()) {
         const c = cases[i]!
         const abs = join(wc, p)
@@ -108,12 +119,7 @@ describe('working copy — status property', () => {
           local.set(p, value({ content: c.text, exec: false }))
           for (const d of dirsOf([p])) localDirs.add(d)
         }
-        if (c.ignored) {
-          ignoredPaths.add(p)
-          await ignore(wc, `/${p}`)
-        }
       }
-      for (const d of ignoredDirs) await ignore(wc, `/${d}/`)
 
       const B = values(new Map([...r1].map(([p, v]) => [p, value(v)])))
       const T = values(new Map([...r2].map(([p, v]) => [p, value(v)])))
@@ -125,9 +131,14 @@ describe('working copy — status property', () => {
 
       const report = await status(wc)
       expect(report.target).toBe(2)
+      expect(report.statIndex).toBe('indexed')
       expect(Object.fromEntries(report.files.map((f) => [f.path, f.status]))).toEqual(expected)
-      // And again, from the stat cache: the same answer.
+      // And again, from the index that run wrote; and from a full classification without an index.
       expect(Object.fromEntries((await status(wc)).files.map((f) => [f.path, f.status]))).toEqual(expected)
+      await rm(layoutOf(wc).statCache)
+      const full = await status(wc)
+      expect(full.statIndex).toBe('no index')
+      expect(Object.fromEntries(full.files.map((f) => [f.path, f.status]))).toEqual(expected)
       await rm(base, { recursive: true, force: true })
     }), { numRuns: 20 })
   })

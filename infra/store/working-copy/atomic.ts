@@ -6,19 +6,24 @@ import { dirname, join } from 'node:path'
 import type { z } from 'zod'
 import { UpswarmError } from '../../errors.ts'
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array, tmpDir: string, mode = 0o644): Promise<void> {
+/**
+ * `durable: false` skips both fsyncs, for a file that checks itself and may be lost (the stat
+ * index: a checksum catches a torn file after a crash, and it is only a cache). The rename still
+ * replaces it whole for every reader.
+ */
+export async function writeFileAtomic(file: string, data: string | Uint8Array, tmpDir: string, mode = 0o644, durable = true): Promise<void> {
   await mkdir(tmpDir, { recursive: true })
   const tmp = join(tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
   try {
     const fh = await open(tmp, 'wx', mode)
     try {
       await fh.writeFile(data)
-      await fh.sync()
+      if (durable) await fh.sync()
     } finally {
       await fh.close()
     }
     await rename(tmp, file)
-    await fsyncDir(dirname(file))
+    if (durable) await fsyncDir(dirname(file))
   } catch (err) {
     await rm(tmp, { force: true })
     throw new UpswarmError('UPSWARM_E_IO', `cannot write ${file}: ${(err as Error).message}`, { cause: err })

@@ -12,6 +12,7 @@ export interface WorkingCopyLayout {
   /** Verified signed releases, one file per revision. */
   manifests: string
   ignore: string
+  /** The binary stat index (stat-index.ts): stat data, content hashes and the last statuses. */
   statCache: string
   /** BlobStore of the file versions of the last K revisions (R-ROLLBACK S143–S144). */
   history: string
@@ -40,7 +41,7 @@ export function layoutOf(root: string): WorkingCopyLayout {
     state: join(meta, 'state.json'),
     manifests: join(meta, 'manifests'),
     ignore: join(meta, 'ignore'),
-    statCache: join(meta, 'stat-cache.jsonl'),
+    statCache: join(meta, 'index'),
     history: join(meta, 'history'),
     staging: join(meta, 'staging'),
     journal: join(meta, 'journal.json'),
@@ -56,4 +57,9 @@ export function layoutOf(root: string): WorkingCopyLayout {
 /** Absolute path of a manifest path (POSIX, relative) inside the tree. */
 export function treePath(layout: WorkingCopyLayout, rel: string): string {
   return join(layout.root, ...rel.split('/'))
+}
+
+/** The stored signed release of a revision (manifest-store.ts). */
+export function manifestFile(layout: WorkingCopyLayout, rev: number): string {
+  return join(layout.manifests, `${rev}.json`)
 }

@@ -2,12 +2,11 @@
 // Files are re-verified when read, under the key they name, which the working copy must trust
 // (the pinned key, or a key of its root): a tampered metadata folder is refused, not trusted.
 import { mkdir, readdir, readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { UpswarmError } from '../../errors.ts'
 import { verifyBytes } from '../../release/keys.ts'
 import { decodeSelfSigned, encodeRelease, type Manifest, type SignedRelease } from '../../release/manifest.ts'
 import { writeFileAtomic } from './atomic.ts'
-import type { WorkingCopyLayout } from './layout.ts'
+import { manifestFile, type WorkingCopyLayout } from './layout.ts'
 
 const MANIFEST_FIELD = Buffer.from('{"manifest":')
 const PUBLIC_KEY_FIELD = Buffer.from(',"publicKey":"')
@@ -31,7 +30,7 @@ export class ManifestStore {
   }
 
   private file(rev: number): string {
-    return join(this.layout.manifests, `${rev}.json`)
+    return manifestFile(this.layout, rev)
   }
 
   async get(rev: number): Promise<SignedRelease | undefined> {

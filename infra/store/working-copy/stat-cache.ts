@@ -1,11 +1,13 @@
 // The stat cache (ARCHITECTURE §4): path → (size, mtime ns, ctime ns, inode) → (SHA-1, SHA-256),
-// so that a status check of an unchanged tree reads no file contents. Git's racy-timestamp
-// rule: an entry whose mtime is not older than the cache file's own mtime (the time the cache
-// was written) may have been modified in the same clock tick after it was hashed, so it is
-// not trusted and the file is hashed again.
+// so that a status check of an unchanged tree reads no file contents. It is the hashes part of
+// the binary stat index (stat-index.ts), which `status` also reads directly. Git's racy-timestamp
+// rule: an entry whose mtime is not older than the index file's own mtime (the time it was
+// written) may have been modified in the same clock tick after it was hashed, so it is not
+// trusted and the file is hashed again.
 import { readFile, stat } from 'node:fs/promises'
 import type { BigIntStats } from 'node:fs'
 import { writeFileAtomic } from './atomic.ts'
+import { decodeIndex, entryStatId, IndexWriter, KIND, NO_STAT, SHA1, SHA256, statIdOf, type DecodedIndex, type StatId } from './stat-index.ts'
 
 export interface ContentHashes {
   sha1: string
@@ -19,11 +21,11 @@ interface CacheEntry extends ContentHashes {
   ino: bigint
 }
 
-const HEADER = JSON.stringify({ format: 1, kind: 'upswarm-stat-cache' })
+const ZERO_DIGEST = Buffer.alloc(32)
 
 export class StatCache {
   private readonly entries: Map<string, CacheEntry>
-  /** mtime of the cache file when loaded; entries at or after it are racy. */
+  /** mtime of the index file when loaded; entries at or after it are racy. */
   private readonly writtenAtNs: bigint
   private dirty = false
 
@@ -36,28 +38,34 @@ export class StatCache {
     return new StatCache(new Map(), 0n)
   }
 
-  /** Loads the cache; a missing or unreadable cache is an empty one (it is only a cache). */
+  /** Loads the cache; a missing, unreadable or corrupt index is an empty one (it is only a cache). */
   static async load(file: string): Promise<StatCache> {
-    let raw: string
     let writtenAtNs: bigint
+    let index: DecodedIndex
     try {
       writtenAtNs = (await stat(file, { bigint: true })).mtimeNs
-      raw = await readFile(file, 'utf8')
+      index = decodeIndex(await readFile(file), file)
     } catch {
       return StatCache.empty()
     }
-    const lines = raw.split('\n')
-    if (lines[0] !== HEADER) return StatCache.empty()
+    return StatCache.fromIndex(index, writtenAtNs)
+  }
+
+  /** The hashes part of a decoded index written at `writtenAtNs`. */
+  static fromIndex(index: DecodedIndex, writtenAtNs: bigint): StatCache {
     const entries = new Map<string, CacheEntry>()
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]
-      if (!line) continue
-      try {
-        const [path, size, mtimeNs, ctimeNs, ino, sha1, sha256] = JSON.parse(line) as [string, string, string, string, string, string, string]
-        entries.set(path, { size: BigInt(size), mtimeNs: BigInt(mtimeNs), ctimeNs: BigInt(ctimeNs), ino: BigInt(ino), sha1, sha256 })
-      } catch {
-        return StatCache.empty()
-      }
+    for (let i = 0; i < index.count; i++) {
+      const at = index.hashAt[i]!
+      if (at < 0 || index.kind[i] !== KIND.file) continue
+      const s = entryStatId(index, i)
+      entries.set(index.paths[i]!, {
+        size: BigInt(s.size),
+        mtimeNs: BigInt(s.mtimeSec) * 1_000_000_000n + BigInt(s.mtimeNsec),
+        ctimeNs: BigInt(s.ctimeSec) * 1_000_000_000n + BigInt(s.ctimeNsec),
+        ino: BigInt(s.ino),
+        sha1: index.buf.toString('hex', at, at + SHA1),
+        sha256: index.buf.toString('hex', at + SHA1, at + SHA1 + SHA256),
+      })
     }
     return new StatCache(entries, writtenAtNs)
   }
@@ -72,6 +80,13 @@ export class StatCache {
     if (!e) return undefined
     if (e.size !== st.size || e.mtimeNs !== st.mtimeNs || e.ctimeNs !== st.ctimeNs || e.ino !== st.ino) return undefined
     if (e.mtimeNs >= this.writtenAtNs) return undefined
+    return { sha1: e.sha1, sha256: e.sha256 }
+  }
+
+  /** The hashes recorded for `path` at exactly the stat data `st` (racy or not: they were computed from it). */
+  recorded(path: string, st: BigIntStats): ContentHashes | undefined {
+    const e = this.entries.get(path)
+    if (!e || e.size !== st.size || e.mtimeNs !== st.mtimeNs || e.ctimeNs !== st.ctimeNs || e.ino !== st.ino) return undefined
     return { sha1: e.sha1, sha256: e.sha256 }
   }
 
@@ -95,14 +110,21 @@ export class StatCache {
     }
   }
 
+  /** Writes the cache as an index without statuses (the next status classifies the tree again, reading no unchanged file). */
   async save(file: string, tmpDir: string): Promise<void> {
     if (!this.dirty) return
-    const parts: string[] = [HEADER]
-    for (const [path, e] of this.entries) {
-      parts.push(JSON.stringify([path, String(e.size), String(e.mtimeNs), String(e.ctimeNs), String(e.ino), e.sha1, e.sha256]))
+    const w = new IndexWriter()
+    for (const path of [...this.entries.keys()].sort()) {
+      const e = this.entries.get(path)!
+      w.add({ path, kind: KIND.file, flags: 0, status: 0, mode: 0, stat: cacheStatId(e), sha1: Buffer.from(e.sha1, 'hex'), sha256: Buffer.from(e.sha256, 'hex') })
     }
-    parts.push('')
-    await writeFileAtomic(file, parts.join('\n'), tmpDir)
+    // Not fsynced, as status writes it: a torn index fails its checksum and is only a cache.
+    await writeFileAtomic(file, w.finish({ statuses: false, baseRev: 0, targetRev: 0, root: NO_STAT, baseManifest: NO_STAT, targetManifest: NO_STAT, ignoreDigest: ZERO_DIGEST }), tmpDir, 0o644, false)
     this.dirty = false
   }
 }
+
+function cacheStatId(e: CacheEntry): StatId {
+  return statIdOf({ size: e.size, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, ino: e.ino } as BigIntStats)
+}
+

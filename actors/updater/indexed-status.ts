@@ -1,0 +1,390 @@
+// R-STATUS through the working copy's stat index (issue 13 item 2): as fast as `git status`.
+// The index (infra/store/working-copy/stat-index.ts) holds every path's lstat data, its content
+// hashes, the facts its status came from and the status itself, for a context: the installed and
+// target revisions, their manifest files, the ignore rules. While the context holds, a path
+// whose lstat data is unchanged (and not racy: mtime older than the index file, git's rule)
+// keeps its status, and a directory whose lstat data is unchanged keeps its names, so it is not
+// read again (git's untracked cache). Only what changed is read, hashed and classified — with the
+// same table as the full classification. No manifest is parsed, nothing is hashed for an
+// unchanged tree. A missing, corrupt or out-of-context index falls back to the full
+// classification (status.ts), which writes a new index.
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats, type Stats } from 'node:fs'
+import { lstat, readFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { UpswarmError } from '../../infra/errors.ts'
+import { META_DIR } from '../../infra/release/manifest.ts'
+import { isDiskFull } from '../../infra/store/disk-space.ts'
+import { writeFileAtomic } from '../../infra/store/working-copy/atomic.ts'
+import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
+import { manifestFile, treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
+import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
+import {
+  decodeIndex, FLAG, IndexFormatError, IndexWriter, KEY, KIND, msOf, NO_STAT, sameStatId, statIdOf, versionKey,
+  type DecodedIndex, type IndexContext, type IndexRecord, type StatId,
+} from '../../infra/store/working-copy/stat-index.ts'
+import { hashContent } from '../../infra/store/working-copy/tree.ts'
+import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
+import { FILE_STATUSES, type FileFactType, type FileStatus } from '../../machines/file-status.facts.ts'
+import { classifyTree, statusOfFacts, type TreeStatus } from './status.ts'
+
+export interface WorkingCopyStatus {
+  /** Every path on disk or in either revision, sorted. */
+  files: { path: string; status: FileStatus }[]
+  /** Files whose contents were read. */
+  hashed: number
+  /** Versioned files classified from the index alone. */
+  cached: number
+  /** False when the disk was full and the index could not be written (`cacheIfRoom`). */
+  saved: boolean
+  /** How the index was used: `indexed` (it held), or why the full classification ran. */
+  path: 'indexed' | 'no index' | 'corrupt index' | 'context changed'
+  /** With `path: 'corrupt index'`: what was wrong with it. */
+  indexProblem?: string
+}
+
+const DIR_KEY = versionKey({ kind: 'dir' })
+const HASH_CONCURRENCY = 8
+const ZERO_DIGEST = Buffer.alloc(32)
+
+function kindOf(st: Stats | BigIntStats): number {
+  if (st.isSymbolicLink()) return KIND.symlink
+  if (st.isDirectory()) return KIND.dir
+  if (st.isFile()) return KIND.file
+  return KIND.other
+}
+
+function lstatOrNone(abs: string): Stats | undefined {
+  try {
+    return lstatSync(abs, { throwIfNoEntry: false })
+  } catch (err) {
+    throw new UpswarmError('UPSWARM_E_IO', `cannot stat ${abs}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+function bigLstat(abs: string): BigIntStats | undefined {
+  try {
+    return lstatSync(abs, { bigint: true, throwIfNoEntry: false })
+  } catch (err) {
+    throw new UpswarmError('UPSWARM_E_IO', `cannot stat ${abs}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+async function statIdOrNone(file: string): Promise<StatId> {
+  const st = await lstat(file, { bigint: true }).catch(() => undefined)
+  return st ? statIdOf(st) : NO_STAT
+}
+
+/** The context a status is computed in, read from the working copy's metadata. */
+async function currentContext(layout: WorkingCopyLayout, baseRev: number, targetRev: number): Promise<{ ctx: IndexContext; ignoreText: string }> {
+  let ignoreText = ''
+  try {
+    ignoreText = await readFile(layout.ignore, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new UpswarmError('UPSWARM_E_IO', `cannot read ignore patterns ${layout.ignore}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  const ctx: IndexContext = {
+    statuses: true,
+    baseRev,
+    targetRev,
+    root: await statIdOrNone(layout.root),
+    baseManifest: baseRev > 0 ? await statIdOrNone(manifestFile(layout, baseRev)) : NO_STAT,
+    targetManifest: targetRev > 0 ? await statIdOrNone(manifestFile(layout, targetRev)) : NO_STAT,
+    ignoreDigest: ignoreText === '' ? ZERO_DIGEST : createHash('sha256').update(ignoreText).digest(),
+  }
+  return { ctx, ignoreText }
+}
+
+/** Whether an index's statuses were computed in `ctx` (the root directory aside: the walk checks it). */
+function sameContext(a: IndexContext, b: IndexContext): boolean {
+  return a.statuses && b.statuses && a.baseRev === b.baseRev && a.targetRev === b.targetRev &&
+    sameStatId(a.baseManifest, b.baseManifest) && sameStatId(a.targetManifest, b.targetManifest) && a.ignoreDigest.equals(b.ignoreDigest)
+}
+
+async function writeIndex(layout: WorkingCopyLayout, bytes: Buffer, cacheIfRoom: boolean): Promise<boolean> {
+  // Not fsynced: a torn index after a crash fails its checksum and is rebuilt (it is only a cache).
+  return writeFileAtomic(layout.statCache, bytes, layout.tmp, 0o644, false).then(() => true, (err: unknown) => {
+    if (cacheIfRoom && isDiskFull(err)) return false
+    throw err
+  })
+}
+
+/**
+ * R-STATUS of a working copy at `baseRev` compared with `targetRev`, through its stat index.
+ * With `cacheIfRoom` (a read-only command), a full disk skips writing the index (`saved` false).
+ */
+export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, targetRev: number, opts: { cacheIfRoom?: boolean } = {}): Promise<WorkingCopyStatus> {
+  const { layout } = wc
+  const { ctx, ignoreText } = await currentContext(layout, baseRev, targetRev)
+  let index: DecodedIndex | undefined
+  let indexMs = 0
+  let indexNs = 0n
+  let path: WorkingCopyStatus['path'] = 'no index'
+  let indexProblem: string | undefined
+  try {
+    const st = await lstat(layout.statCache, { bigint: true })
+    indexNs = st.mtimeNs
+    // In node's own ms conversion: the racy test compares like with like.
+    const written = statIdOf(st)
+    indexMs = msOf(written.mtimeSec, written.mtimeNsec)
+    index = decodeIndex(await readFile(layout.statCache), layout.statCache)
+  } catch (err) {
+    if (err instanceof IndexFormatError) {
+      path = 'corrupt index'
+      indexProblem = err.message
+    } else if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new UpswarmError('UPSWARM_E_IO', `cannot read the stat index ${layout.statCache}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  const rules = (): IgnoreRules => new IgnoreRules(ignoreText.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')))
+  if (index && sameContext(index.context, ctx)) {
+    const r = await statusFromIndex(layout, index, indexMs, ctx, rules)
+    const saved = r.bytes ? await writeIndex(layout, r.bytes, !!opts.cacheIfRoom) : true
+    return { files: r.files, hashed: r.hashed, cached: r.cached, saved, path: 'indexed' }
+  }
+  if (index) path = 'context changed'
+  // The full classification: manifests parsed, every path classified, the index written anew.
+  const cache = index ? StatCache.fromIndex(index, indexNs) : StatCache.empty()
+  const tree = await classifyTree(layout, await wc.entries(baseRev), await wc.entries(targetRev), rules(), cache)
+  // The manifest files' identity after they were read and verified.
+  const { ctx: after } = await currentContext(layout, baseRev, targetRev)
+  const saved = await writeIndex(layout, indexOfTree(tree, cache, { ...after, root: ctx.root }), !!opts.cacheIfRoom)
+  return {
+    files: tree.paths.map((p) => ({ path: p.path, status: p.status })),
+    hashed: tree.hashed, cached: tree.cached, saved, path, ...(indexProblem ? { indexProblem } : {}),
+  }
+}
+
+/** The index of a fully classified tree. */
+function indexOfTree(tree: TreeStatus, cache: StatCache, ctx: IndexContext): Buffer {
+  const w = new IndexWriter()
+  const keys = new Map<object, Buffer>()
+  const keyOf = (e: Parameters<typeof versionKey>[0]): Buffer => {
+    let k = keys.get(e)
+    if (!k) keys.set(e, (k = versionKey(e)))
+    return k
+  }
+  for (const p of tree.paths) {
+    const d = tree.disk.get(p.path)
+    const { base, target, ignored } = p.facts
+    const hashes = d?.kind === 'file' ? cache.recorded(p.path, d.st) : undefined
+    const rec: IndexRecord = {
+      path: p.path,
+      kind: d ? KIND[d.kind] : KIND.absent,
+      flags: (ignored ? FLAG.ignored : 0) | (base?.kind === 'file' ? FLAG.baseFile : 0) | (target?.kind === 'file' ? FLAG.targetFile : 0) |
+        ((target ?? base)?.kind === 'dir' ? FLAG.entryIsDir : 0),
+      status: FILE_STATUSES.indexOf(p.status),
+      mode: d ? Number(d.st.mode) : 0,
+      stat: d ? statIdOf(d.st) : NO_STAT,
+      ...(hashes ? { sha1: Buffer.from(hashes.sha1, 'hex'), sha256: Buffer.from(hashes.sha256, 'hex') } : {}),
+      ...(base ? { baseKey: keyOf(base) } : {}),
+      ...(target ? { targetKey: keyOf(target) } : {}),
+    }
+    w.add(rec)
+  }
+  return w.finish(ctx)
+}
+
+interface Changed {
+  /** Entry of the index, or -1 for a path the index does not have. */
+  i: number
+  path: string
+  st: Stats | undefined
+}
+
+/**
+ * The statuses from the index and what changed on disk since it was written. `bytes` is the
+ * index to write when anything differs from the one read (undefined: nothing to write).
+ */
+async function statusFromIndex(
+  layout: WorkingCopyLayout, index: DecodedIndex, indexMs: number, ctx: IndexContext, rules: () => IgnoreRules,
+): Promise<{ files: WorkingCopyStatus['files']; hashed: number; cached: number; bytes?: Buffer }> {
+  const n = index.count
+  const { paths, kind, mode, size, mtimeMs, ctimeMs, ino, parent } = index
+  // Children lists by entry (slot n: the root), as linked lists in two typed arrays.
+  const firstChild = new Int32Array(n + 1).fill(-1)
+  const nextSibling = new Int32Array(n).fill(-1)
+  for (let i = n - 1; i >= 0; i--) {
+    const p = parent[i]!
+    if (p < 0) continue
+    nextSibling[i] = firstChild[p]!
+    firstChild[p] = i
+  }
+  const seen = new Uint8Array(n)
+  const changed: Changed[] = []
+  const rootAbs = layout.root
+  // Unchanged: same kind, mode and stat data, and older than the index (else racy).
+  const unchanged = (i: number, st: Stats): boolean =>
+    st.mtimeMs === mtimeMs[i] && st.ctimeMs === ctimeMs[i] && st.size === size[i] && st.ino === ino[i] && st.mode === mode[i] && st.mtimeMs < indexMs
+
+  const rootSt = lstatOrNone(rootAbs)
+  if (!rootSt) throw new UpswarmError('UPSWARM_E_IO', `cannot stat ${rootAbs}: it no longer exists`)
+  const rootSame = rootSt.mtimeMs < indexMs && sameStatId(ctx.root, index.context.root)
+  // Directories to visit: entry (n: the root, -1: one the index does not have), path, whether its names are known.
+  const dirs: { i: number; rel: string; known: boolean }[] = [{ i: n, rel: '', known: rootSame }]
+  while (dirs.length > 0) {
+    const dir = dirs.pop()!
+    if (dir.known) {
+      for (let c = firstChild[dir.i]!; c >= 0; c = nextSibling[c]!) {
+        seen[c] = 1
+        // An unchanged directory has no new names: a path missing from it is still missing.
+        if (kind[c] === KIND.absent) continue
+        const st = lstatOrNone(`${rootAbs}/${paths[c]}`)
+        if (st && unchanged(c, st)) {
+          if (kind[c] === KIND.dir) dirs.push({ i: c, rel: paths[c]!, known: true })
+          continue
+        }
+        changed.push({ i: c, path: paths[c]!, st })
+        if (st?.isDirectory()) dirs.push({ i: c, rel: paths[c]!, known: false })
+      }
+      continue
+    }
+    const abs = dir.rel === '' ? rootAbs : `${rootAbs}/${dir.rel}`
+    // The index's entries in this directory, by name.
+    const known = new Map<string, number>()
+    if (dir.i >= 0) for (let c = firstChild[dir.i]!; c >= 0; c = nextSibling[c]!) known.set(paths[c]!.slice(dir.rel === '' ? 0 : dir.rel.length + 1), c)
+    let names: string[]
+    try {
+      names = readdirSync(abs)
+    } catch (err) {
+      throw new UpswarmError('UPSWARM_E_IO', `cannot read directory ${abs}: ${(err as Error).message}`, { cause: err })
+    }
+    for (const name of names) {
+      if (dir.rel === '' && name === META_DIR) continue
+      const rel = dir.rel === '' ? name : `${dir.rel}/${name}`
+      const st = lstatOrNone(`${abs}/${name}`)
+      if (!st) continue
+      const c = known.get(name)
+      if (c === undefined) {
+        changed.push({ i: -1, path: rel, st })
+        if (st.isDirectory()) dirs.push({ i: -1, rel, known: false })
+        continue
+      }
+      seen[c] = 1
+      const same = unchanged(c, st)
+      if (!same) changed.push({ i: c, path: rel, st })
+      if (st.isDirectory()) dirs.push({ i: c, rel, known: same })
+    }
+  }
+  // Entries on disk when the index was written that no walk reached: gone since.
+  for (let i = 0; i < n; i++) if (!seen[i] && kind[i] !== KIND.absent) changed.push({ i, path: paths[i]!, st: undefined })
+
+  let cached = 0
+  for (let i = 0; i < n; i++) if (kind[i] === KIND.file && !(index.flags[i]! & FLAG.ignored) && index.flags[i]! & (FLAG.baseFile | FLAG.targetFile)) cached++
+  if (changed.length === 0 && rootSame) {
+    const files = new Array<{ path: string; status: FileStatus }>(n)
+    for (let i = 0; i < n; i++) files[i] = { path: paths[i]!, status: FILE_STATUSES[index.status[i]!]! }
+    return { files, hashed: 0, cached }
+  }
+
+  // Re-classify what changed, with the facts the index keeps about the revisions.
+  let hashed = 0
+  let ignoreRules: IgnoreRules | undefined
+  const redone = new Map<number, IndexRecord | undefined>()
+  const added: IndexRecord[] = []
+  for (const ch of changed) {
+    if (ch.i >= 0 && kind[ch.i] === KIND.file && !(index.flags[ch.i]! & FLAG.ignored) && index.flags[ch.i]! & (FLAG.baseFile | FLAG.targetFile)) cached--
+  }
+  // A few at a time: a changed file is read and hashed, and reads wait on the thread pool.
+  let next = 0
+  await Promise.all(Array.from({ length: HASH_CONCURRENCY }, async () => {
+    while (next < changed.length) {
+      const ch = changed[next++]!
+      const rec = await reclassify(layout, index, ch, () => (ignoreRules ??= rules()))
+      if (rec.hashed) hashed++
+      if (ch.i >= 0) redone.set(ch.i, rec.record)
+      else if (rec.record) added.push(rec.record)
+    }
+  }))
+  added.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+
+  const w = new IndexWriter()
+  const files: WorkingCopyStatus['files'] = []
+  let a = 0
+  const addNew = (upTo: string | undefined): void => {
+    while (a < added.length && (upTo === undefined || added[a]!.path < upTo)) {
+      w.add(added[a]!)
+      files.push({ path: added[a]!.path, status: FILE_STATUSES[added[a]!.status]! })
+      a++
+    }
+  }
+  for (let i = 0; i < n; i++) {
+    addNew(paths[i])
+    if (!redone.has(i)) {
+      w.copy(index, i)
+      files.push({ path: paths[i]!, status: FILE_STATUSES[index.status[i]!]! })
+      continue
+    }
+    const rec = redone.get(i)
+    if (!rec) continue
+    w.add(rec)
+    files.push({ path: rec.path, status: FILE_STATUSES[rec.status]! })
+  }
+  addNew(undefined)
+  return { files, hashed, cached, bytes: w.finish({ ...ctx, root: statIdOf(await lstat(rootAbs, { bigint: true })) }) }
+}
+
+/**
+ * The index record of a path whose disk entry changed (or is new, or gone): the facts about the
+ * revisions come from the index, the local one from the disk; undefined when the path no longer
+ * belongs in the status (neither on disk nor in a revision).
+ */
+async function reclassify(
+  layout: WorkingCopyLayout, index: DecodedIndex, ch: Changed, rules: () => IgnoreRules,
+): Promise<{ record: IndexRecord | undefined; hashed: boolean }> {
+  const { i, path } = ch
+  const flags = i >= 0 ? index.flags[i]! : 0
+  const baseKey = i >= 0 && index.baseKeyAt[i]! >= 0 ? index.buf.subarray(index.baseKeyAt[i]!, index.baseKeyAt[i]! + KEY) : undefined
+  const targetKey = i >= 0 && index.targetKeyAt[i]! >= 0 ? index.buf.subarray(index.targetKeyAt[i]!, index.targetKeyAt[i]! + KEY) : undefined
+  const abs = treePath(layout, path)
+  // The stat data recorded is taken now, in nanoseconds (the walk's was only compared).
+  let st = ch.st ? bigLstat(abs) : undefined
+  if (!st && !baseKey && !targetKey) return { record: undefined, hashed: false }
+  // The ignore rules' answer depends on whether the path is a directory (`name/` patterns).
+  const wasDir = i >= 0 && (index.kind[i] === KIND.absent ? !!(flags & FLAG.entryIsDir) : index.kind[i] === KIND.dir)
+  const isDir = st ? st.isDirectory() : !!(flags & FLAG.entryIsDir)
+  const ignored = i >= 0 && wasDir === isDir ? !!(flags & FLAG.ignored) : rules().ignores(path, isDir)
+  const revFlags = flags & (FLAG.baseFile | FLAG.targetFile | FLAG.entryIsDir)
+  let hashes: { sha1: Buffer; sha256: Buffer } | undefined
+  let hashed = false
+  let localKey: Buffer | undefined
+  if (st) {
+    if (st.isDirectory()) localKey = DIR_KEY
+    else if (st.isSymbolicLink()) localKey = versionKey({ kind: 'symlink', target: readlinkSync(abs) })
+    else if (st.isFile() && !ignored && revFlags & (FLAG.baseFile | FLAG.targetFile)) {
+      let h
+      try {
+        h = await hashContent(abs, Number(st.size))
+      } catch (err) {
+        throw new UpswarmError('UPSWARM_E_IO', `cannot read ${abs}: ${(err as Error).message}`, { cause: err })
+      }
+      hashed = true
+      localKey = versionKey({ kind: 'file', sha1: h.sha1, sha256: h.sha256, mode: Number(st.mode) })
+      // Recorded only when the file did not change while it was read.
+      const after = bigLstat(abs)
+      if (after && sameStatId(statIdOf(after), statIdOf(st))) hashes = { sha1: Buffer.from(h.sha1, 'hex'), sha256: Buffer.from(h.sha256, 'hex') }
+      else st = after ?? st
+    }
+  }
+  const facts: FileFactType[] = [
+    ignored ? 'rules.ignored' : 'rules.tracked',
+    baseKey ? 'base.present' : 'base.absent',
+    !targetKey ? 'target.absent' : !baseKey ? 'target.added' : baseKey.equals(targetKey) ? 'target.same' : 'target.changed',
+    !st ? 'local.absent' : localKey && targetKey?.equals(localKey) ? 'local.asTarget' : localKey && baseKey?.equals(localKey) ? 'local.asBase' : 'local.other',
+  ]
+  return {
+    record: {
+      path,
+      kind: st ? kindOf(st) : KIND.absent,
+      flags: (ignored ? FLAG.ignored : 0) | revFlags,
+      status: FILE_STATUSES.indexOf(statusOfFacts(facts)),
+      mode: st ? Number(st.mode) : 0,
+      stat: st ? statIdOf(st) : NO_STAT,
+      ...(hashes ? hashes : {}),
+      ...(baseKey ? { baseKey } : {}),
+      ...(targetKey ? { targetKey } : {}),
+    },
+    hashed,
+  }
+}

@@ -1,0 +1,353 @@
+// The working copy's binary stat index (ARCHITECTURE §4, issue 13 item 2): git's index for
+// upswarm. One entry per path on disk or in the installed or target revision, sorted by path:
+// its lstat data (kind, mode, size, mtime and ctime in s + ns, inode), the content hashes of a
+// file when they were computed, and what the status needs besides the disk (ignored, a key of
+// the base and of the target entry, the status found). The header names the context the
+// statuses hold for (the two revisions, their manifest files, the ignore rules, the root
+// directory), and a SHA-1 of everything before it ends the file, as git's index does.
+//
+// Decoding builds no object per entry: parallel typed arrays and the path strings, so that a
+// million entries fit in memory and a status of an unchanged tree touches nothing else.
+import { createHash } from 'node:crypto'
+import type { BigIntStats, Stats } from 'node:fs'
+
+const MAGIC = Buffer.from('UPSWIDX\0', 'latin1')
+export const INDEX_FORMAT = 1
+const CHECKSUM = 20
+const STAT_ID = 40
+const HEADER = 8 + 4 + 4 + 4 + 4 + 4 + 4 + STAT_ID * 3 + 32
+const FIXED = 56
+const NO_PARENT = 0xffffffff
+export const KEY = 32
+export const SHA1 = 20
+export const SHA256 = 32
+
+/** Entry kinds; ABSENT: versioned, not on disk. */
+export const KIND = { absent: 0, file: 1, dir: 2, symlink: 3, other: 4 } as const
+
+/** Entry flags. */
+export const FLAG = {
+  /** The entry carries the SHA-1 and SHA-256 of the file's contents at this stat data. */
+  hashes: 1,
+  ignored: 2,
+  /** The installed revision has the path (its key follows). */
+  base: 4,
+  /** The target revision has the path (its key follows). */
+  target: 8,
+  /** The installed revision's entry is a file (a status compares the contents with it). */
+  baseFile: 16,
+  /** The target revision's entry is a file. */
+  targetFile: 32,
+  /** The revision's entry is a directory (the ignore rules' `name/` patterns, when the disk has nothing). */
+  entryIsDir: 64,
+} as const
+
+/** Identity of a file by its stat data: a rewrite changes the ctime, a replacement the inode. */
+export interface StatId {
+  size: number
+  mtimeSec: number
+  mtimeNsec: number
+  ctimeSec: number
+  ctimeNsec: number
+  ino: number
+}
+
+export const NO_STAT: StatId = { size: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0, ino: 0 }
+
+/** What the statuses in the index were computed against. */
+export interface IndexContext {
+  /** Whether the entries' statuses and keys hold (false: a stat cache only, as an update leaves it). */
+  statuses: boolean
+  baseRev: number
+  targetRev: number
+  root: StatId
+  baseManifest: StatId
+  targetManifest: StatId
+  /** SHA-256 of the ignore file's contents; zeros without one. */
+  ignoreDigest: Buffer
+}
+
+const NS = 1_000_000_000n
+
+/** Seconds (floored) and nanoseconds of a bigint ns time, as the kernel's timespec has them. */
+function splitNs(ns: bigint): [number, number] {
+  let sec = ns / NS
+  let nsec = ns % NS
+  if (nsec < 0n) {
+    sec -= 1n
+    nsec += NS
+  }
+  return [Number(sec), Number(nsec)]
+}
+
+export function statIdOf(st: BigIntStats): StatId {
+  const [mtimeSec, mtimeNsec] = splitNs(st.mtimeNs)
+  const [ctimeSec, ctimeNsec] = splitNs(st.ctimeNs)
+  return { size: Number(st.size), mtimeSec, mtimeNsec, ctimeSec, ctimeNsec, ino: Number(st.ino) }
+}
+
+/** Node's own conversion of a timespec to Stats' `mtimeMs` (lib/internal/fs/utils.js), bit for bit. */
+export const msOf = (sec: number, nsec: number): number => sec * 1e3 + nsec / 1e6
+
+export function sameStatId(a: StatId, b: StatId): boolean {
+  return a.size === b.size && a.mtimeSec === b.mtimeSec && a.mtimeNsec === b.mtimeNsec && a.ctimeSec === b.ctimeSec && a.ctimeNsec === b.ctimeNsec && a.ino === b.ino
+}
+
+/** Whether a (number) lstat result still has the stat data of `id`. */
+export function statMatches(st: Stats, id: StatId): boolean {
+  return st.size === id.size && st.ino === id.ino && st.mtimeMs === msOf(id.mtimeSec, id.mtimeNsec) && st.ctimeMs === msOf(id.ctimeSec, id.ctimeNsec)
+}
+
+/** One entry to write; hashes and keys are raw bytes. */
+export interface IndexRecord {
+  path: string
+  kind: number
+  flags: number
+  status: number
+  mode: number
+  stat: StatId
+  sha1?: Uint8Array
+  sha256?: Uint8Array
+  baseKey?: Uint8Array
+  targetKey?: Uint8Array
+}
+
+/** Builds an index file in one growing buffer; entries must be added in path order. */
+export class IndexWriter {
+  private buf = Buffer.allocUnsafe(1 << 16)
+  private at = HEADER
+  private count = 0
+  /** Entries that can hold others (directories on disk or in a revision), by path: the parents' numbers. */
+  private readonly dirs = new Map<string, number>()
+
+  /** Stores the entry's parent (its number + 1; 0: the root; NO_PARENT: none in the index) and notes a directory. */
+  private link(o: number, path: string, kind: number, flags: number): void {
+    const cut = path.lastIndexOf('/')
+    const parent = cut < 0 ? 0 : (this.dirs.get(path.slice(0, cut)) ?? NO_PARENT - 1) + 1
+    this.buf.writeUInt32LE(parent, o + 20)
+    if (kind === KIND.dir || flags & FLAG.entryIsDir) this.dirs.set(path, this.count)
+  }
+
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.at + n) size *= 2
+    const next = Buffer.allocUnsafe(size)
+    this.buf.copy(next, 0, 0, this.at)
+    this.buf = next
+  }
+
+  add(r: IndexRecord): void {
+    const pathLen = Buffer.byteLength(r.path)
+    const hashes = r.sha1 && r.sha256
+    const flags = (r.flags & ~(FLAG.hashes | FLAG.base | FLAG.target)) | (hashes ? FLAG.hashes : 0) | (r.baseKey ? FLAG.base : 0) | (r.targetKey ? FLAG.target : 0)
+    this.room(FIXED + pathLen + SHA1 + SHA256 + 2 * KEY)
+    const b = this.buf
+    let o = this.at
+    b.writeUInt16LE(pathLen, o)
+    b[o + 2] = r.kind
+    b[o + 3] = flags
+    b[o + 4] = r.status
+    b.fill(0, o + 5, o + 8)
+    b.writeUInt32LE(r.mode >>> 0, o + 8)
+    b.writeUInt32LE(r.stat.mtimeNsec, o + 12)
+    b.writeUInt32LE(r.stat.ctimeNsec, o + 16)
+    this.link(o, r.path, r.kind, flags)
+    b.writeDoubleLE(r.stat.size, o + 24)
+    b.writeDoubleLE(r.stat.mtimeSec, o + 32)
+    b.writeDoubleLE(r.stat.ctimeSec, o + 40)
+    b.writeDoubleLE(r.stat.ino, o + 48)
+    o += FIXED
+    o += b.write(r.path, o)
+    if (hashes) {
+      b.set(r.sha1!, o)
+      b.set(r.sha256!, o + SHA1)
+      o += SHA1 + SHA256
+    }
+    if (r.baseKey) {
+      b.set(r.baseKey, o)
+      o += KEY
+    }
+    if (r.targetKey) {
+      b.set(r.targetKey, o)
+      o += KEY
+    }
+    this.at = o
+    this.count++
+  }
+
+  /** Copies entry `i` of a decoded index as it is (an unchanged path). */
+  copy(from: DecodedIndex, i: number): void {
+    const start = from.offset[i]!
+    const end = from.offset[i + 1]!
+    this.room(end - start)
+    from.buf.copy(this.buf, this.at, start, end)
+    this.link(this.at, from.paths[i]!, from.kind[i]!, from.flags[i]!)
+    this.at += end - start
+    this.count++
+  }
+
+  /** The file's bytes: header, entries, checksum. */
+  finish(ctx: IndexContext): Buffer {
+    this.room(CHECKSUM)
+    const b = this.buf
+    MAGIC.copy(b, 0)
+    b.writeUInt32LE(INDEX_FORMAT, 8)
+    b.writeUInt32LE(ctx.statuses ? 1 : 0, 12)
+    b.writeUInt32LE(this.count, 16)
+    b.writeUInt32LE(ctx.baseRev, 20)
+    b.writeUInt32LE(ctx.targetRev, 24)
+    b.writeUInt32LE(0, 28)
+    writeStatId(b, 32, ctx.root)
+    writeStatId(b, 32 + STAT_ID, ctx.baseManifest)
+    writeStatId(b, 32 + 2 * STAT_ID, ctx.targetManifest)
+    ctx.ignoreDigest.copy(b, 32 + 3 * STAT_ID, 0, 32)
+    createHash('sha1').update(b.subarray(0, this.at)).digest().copy(b, this.at)
+    return b.subarray(0, this.at + CHECKSUM)
+  }
+}
+
+function writeStatId(b: Buffer, o: number, s: StatId): void {
+  b.writeDoubleLE(s.size, o)
+  b.writeDoubleLE(s.mtimeSec, o + 8)
+  b.writeUInt32LE(s.mtimeNsec, o + 16)
+  b.writeDoubleLE(s.ctimeSec, o + 20)
+  b.writeUInt32LE(s.ctimeNsec, o + 28)
+  b.writeDoubleLE(s.ino, o + 32)
+}
+
+function readStatId(b: Buffer, o: number): StatId {
+  return { size: b.readDoubleLE(o), mtimeSec: b.readDoubleLE(o + 8), mtimeNsec: b.readUInt32LE(o + 16), ctimeSec: b.readDoubleLE(o + 20), ctimeNsec: b.readUInt32LE(o + 28), ino: b.readDoubleLE(o + 32) }
+}
+
+/** An index read back: entry i is paths[i] with the typed arrays' i-th values. */
+export interface DecodedIndex {
+  context: IndexContext
+  count: number
+  buf: Buffer
+  paths: string[]
+  kind: Uint8Array
+  flags: Uint8Array
+  status: Uint8Array
+  mode: Uint32Array
+  size: Float64Array
+  /** mtime and ctime as node's Stats give them (ms), for comparing with `lstatSync` at once. */
+  mtimeMs: Float64Array
+  ctimeMs: Float64Array
+  ino: Float64Array
+  /** Number of the entry's directory in the index: `count` for the root, -1 when the index has none. */
+  parent: Int32Array
+  /** Byte offset of each entry; offset[count] is the end of the entries. */
+  offset: Uint32Array
+  /** Where the entry's hashes, base key and target key start in buf; -1 when absent. */
+  hashAt: Int32Array
+  baseKeyAt: Int32Array
+  targetKeyAt: Int32Array
+}
+
+/** Why an index file could not be used; the caller falls back to hashing what it needs. */
+export class IndexFormatError extends Error {
+  override name = 'IndexFormatError'
+}
+
+/** Decodes and checks an index file's bytes; throws IndexFormatError naming what is wrong and where. */
+export function decodeIndex(buf: Buffer, file: string): DecodedIndex {
+  const bad = (what: string): never => {
+    throw new IndexFormatError(`stat index ${file}: ${what}`)
+  }
+  if (buf.length < HEADER + CHECKSUM) bad(`truncated (${buf.length} bytes, a header alone is ${HEADER + CHECKSUM})`)
+  if (!buf.subarray(0, 8).equals(MAGIC)) bad('not an upswarm stat index (bad magic bytes)')
+  const format = buf.readUInt32LE(8)
+  if (format !== INDEX_FORMAT) bad(`format ${format}, this version reads format ${INDEX_FORMAT}`)
+  const end = buf.length - CHECKSUM
+  if (!createHash('sha1').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) bad('checksum mismatch (truncated or corrupt)')
+  const count = buf.readUInt32LE(16)
+  const context: IndexContext = {
+    statuses: (buf.readUInt32LE(12) & 1) === 1,
+    baseRev: buf.readUInt32LE(20),
+    targetRev: buf.readUInt32LE(24),
+    root: readStatId(buf, 32),
+    baseManifest: readStatId(buf, 32 + STAT_ID),
+    targetManifest: readStatId(buf, 32 + 2 * STAT_ID),
+    ignoreDigest: Buffer.from(buf.subarray(32 + 3 * STAT_ID, 32 + 3 * STAT_ID + 32)),
+  }
+  const d: DecodedIndex = {
+    context, count, buf,
+    paths: new Array<string>(count),
+    kind: new Uint8Array(count),
+    flags: new Uint8Array(count),
+    status: new Uint8Array(count),
+    mode: new Uint32Array(count),
+    size: new Float64Array(count),
+    mtimeMs: new Float64Array(count),
+    ctimeMs: new Float64Array(count),
+    ino: new Float64Array(count),
+    parent: new Int32Array(count),
+    offset: new Uint32Array(count + 1),
+    hashAt: new Int32Array(count),
+    baseKeyAt: new Int32Array(count),
+    targetKeyAt: new Int32Array(count),
+  }
+  let o = HEADER
+  for (let i = 0; i < count; i++) {
+    if (o + FIXED > end) bad(`entry ${i} of ${count} runs past the end`)
+    d.offset[i] = o
+    const pathLen = buf.readUInt16LE(o)
+    const flags = buf[o + 3]!
+    d.kind[i] = buf[o + 2]!
+    d.flags[i] = flags
+    d.status[i] = buf[o + 4]!
+    d.mode[i] = buf.readUInt32LE(o + 8)
+    d.size[i] = buf.readDoubleLE(o + 24)
+    d.mtimeMs[i] = msOf(buf.readDoubleLE(o + 32), buf.readUInt32LE(o + 12))
+    d.ctimeMs[i] = msOf(buf.readDoubleLE(o + 40), buf.readUInt32LE(o + 16))
+    d.ino[i] = buf.readDoubleLE(o + 48)
+    const parent = buf.readUInt32LE(o + 20)
+    if (parent !== NO_PARENT && parent > i) bad(`entry ${i} names a parent after it`)
+    d.parent[i] = parent === 0 ? count : parent === NO_PARENT ? -1 : parent - 1
+    o += FIXED
+    const next = o + pathLen + (flags & FLAG.hashes ? SHA1 + SHA256 : 0) + (flags & FLAG.base ? KEY : 0) + (flags & FLAG.target ? KEY : 0)
+    if (next > end) bad(`entry ${i} of ${count} runs past the end`)
+    d.paths[i] = buf.toString('utf8', o, o + pathLen)
+    if (i > 0 && !(d.paths[i - 1]! < d.paths[i]!)) bad(`entries out of order at ${JSON.stringify(d.paths[i])}`)
+    o += pathLen
+    d.hashAt[i] = flags & FLAG.hashes ? o : -1
+    if (flags & FLAG.hashes) o += SHA1 + SHA256
+    d.baseKeyAt[i] = flags & FLAG.base ? o : -1
+    if (flags & FLAG.base) o += KEY
+    d.targetKeyAt[i] = flags & FLAG.target ? o : -1
+    if (flags & FLAG.target) o += KEY
+  }
+  if (o !== end) bad(`${end - o} bytes after the last of ${count} entries`)
+  d.offset[count] = o
+  return d
+}
+
+/** The stat data of entry i, as written. */
+export function entryStatId(d: DecodedIndex, i: number): StatId {
+  const o = d.offset[i]!
+  const b = d.buf
+  return { size: d.size[i]!, mtimeSec: b.readDoubleLE(o + 32), mtimeNsec: b.readUInt32LE(o + 12), ctimeSec: b.readDoubleLE(o + 40), ctimeNsec: b.readUInt32LE(o + 16), ino: d.ino[i]! }
+}
+
+/** Entry i of a decoded index as a record to write (hashes and keys are views of its buffer). */
+export function recordOf(d: DecodedIndex, i: number): IndexRecord {
+  const at = d.hashAt[i]!
+  const base = d.baseKeyAt[i]!
+  const target = d.targetKeyAt[i]!
+  return {
+    path: d.paths[i]!, kind: d.kind[i]!, flags: d.flags[i]!, status: d.status[i]!, mode: d.mode[i]!, stat: entryStatId(d, i),
+    ...(at >= 0 ? { sha1: d.buf.subarray(at, at + SHA1), sha256: d.buf.subarray(at + SHA1, at + SHA1 + SHA256) } : {}),
+    ...(base >= 0 ? { baseKey: d.buf.subarray(base, base + KEY) } : {}),
+    ...(target >= 0 ? { targetKey: d.buf.subarray(target, target + KEY) } : {}),
+  }
+}
+
+/**
+ * The key of a version as `sameEntry` compares it (machines/file-status.facts.ts): files by SHA-1,
+ * SHA-256 and permission bits, symlinks by target, directories by kind. Equal keys ⇔ same version.
+ */
+export function versionKey(e: { kind: 'file'; sha1: string; sha256: string; mode: number } | { kind: 'symlink'; target: string } | { kind: 'dir' }): Buffer {
+  const text = e.kind === 'file' ? `f\0${e.sha1}\0${e.sha256}\0${e.mode & 0o7777}` : e.kind === 'symlink' ? `l\0${e.target}` : 'd'
+  return createHash('sha256').update(text).digest()
+}
