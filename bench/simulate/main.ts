@@ -19,8 +19,9 @@ const { values } = parseArgs({
     servers: { type: 'string', default: String(SIM_DEFAULTS.servers) },
     'server-rate': { type: 'string', default: String(SIM_DEFAULTS.serverUp / MiB) },
     'plan-gap': { type: 'string', default: String(SIM_DEFAULTS.planGapMs) },
+    'max-virtual-s': { type: 'string', default: String(SIM_DEFAULTS.maxVirtualMs / 1000) },
     results: { type: 'string', default: RESULTS_DIR },
-    agree: { type: 'boolean', default: true },
+    'no-agree': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 })
@@ -35,6 +36,7 @@ if (values.help) {
   --bad SHARE        clients that send garbage (default 0.01)
   --servers N        repository servers (default 3), --server-rate MiB/s each (default 2)
   --plan-gap MS      a client's scheduler runs at most once per MS of virtual time (default 50)
+  --max-virtual-s S  stop a run after S seconds of virtual time, reporting it unfinished (default 3600)
   --results DIR      where simulate.json goes (default bench/results)
   --no-agree         skip the agreement runs against the real swarm bench (bench/results/swarm.json)
 `)
@@ -61,6 +63,7 @@ const base: Partial<SimOptions> = {
   servers: num('servers', values.servers, (v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1'),
   serverUp: num('server-rate', values['server-rate'], (v) => v > 0, 'MiB/s > 0') * MiB,
   planGapMs: num('plan-gap', values['plan-gap'], (v) => v >= 0, 'ms ≥ 0'),
+  maxVirtualMs: 1000 * num('max-virtual-s', values['max-virtual-s'], (v) => v > 0, 'seconds > 0'),
 }
 
 const timestamp = new Date().toISOString()
@@ -71,7 +74,11 @@ const rows: Record<string, Cell>[] = []
 const goals: Goal[] = []
 for (const n of ns) {
   process.stderr.write(`[simulate] N = ${n} …\n`)
-  const r = simulate({ ...base, n })
+  const wall0 = performance.now()
+  const r = simulate({ ...base, n }, {
+    everyMs: 10_000,
+    report: (p) => process.stderr.write(`[simulate] N = ${n}: ${(p.virtualMs / 1000).toFixed(0)} s virtual, ${p.finished} done, ${p.downloading} downloading, origin ${(p.originBytes / (base.fileBytes ?? 1)).toFixed(1)} × F sent + ${(p.originQueuedBytes / (base.fileBytes ?? 1)).toFixed(1)} × F queued, ${p.events} events, ${((performance.now() - wall0) / 1000).toFixed(0)} s wall\n`),
+  })
   const F = (base.fileBytes ?? SIM_DEFAULTS.fileBytes)
   const { finishMs: _perClient, ...summary } = r
   runs.push(summary)
@@ -134,7 +141,7 @@ async function agreement(): Promise<{ rows: Record<string, Cell>[]; goals: Goal[
   }
   return { rows: out, goals: agreeGoals, source: `bench/results/swarm.json of ${bench.timestamp}` }
 }
-const agreed = values.agree ? await agreement() : undefined
+const agreed = values['no-agree'] ? undefined : await agreement()
 if (agreed) goals.push(...agreed.goals)
 
 const columns = Object.keys(rows[0] ?? { N: 0 })

@@ -255,7 +255,17 @@ function percentile(sorted: number[], p: number): number {
 
 const BLOB = 'f'.repeat(64)
 
-export function simulate(options: Partial<SimOptions> & { n: number }): SimResult {
+/** What a run reports every `everyMs` of virtual time while it goes. */
+export interface SimProgress {
+  virtualMs: number
+  finished: number
+  downloading: number
+  originBytes: number
+  originQueuedBytes: number
+  events: number
+}
+
+export function simulate(options: Partial<SimOptions> & { n: number }, onProgress?: { everyMs: number; report: (p: SimProgress) => void }): SimResult {
   const o: SimOptions = { ...SIM_DEFAULTS, ...options }
   if (!Number.isInteger(o.n) || o.n < 2) throw new Error(`simulate: n must be an integer ≥ 2, got ${o.n}`)
   for (const k of ['fileBytes', 'pieceSize', 'serverUp', 'servers'] as const) {
@@ -663,12 +673,20 @@ export function simulate(options: Partial<SimOptions> & { n: number }): SimResul
   }
 
   let truncated = false
+  let nextReport = onProgress ? onProgress.everyMs : Infinity
   for (;;) {
     const e = heap.pop()
     if (!e) break
     if (e.t > o.maxVirtualMs) {
       truncated = true
       break
+    }
+    if (e.t >= nextReport) {
+      nextReport += onProgress!.everyMs
+      onProgress!.report({
+        virtualMs: e.t, finished, downloading, events,
+        originBytes: servers.reduce((a, v) => a + v.bytesUp, 0), originQueuedBytes: servers.reduce((a, v) => a + v.queuedBytes, 0),
+      })
     }
     now = e.t
     events++
