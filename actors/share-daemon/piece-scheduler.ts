@@ -76,9 +76,12 @@ export class ServerSlots {
 }
 
 /** Rendezvous score of `key` for piece `index` of blob `sha256` (higher wins). */
-function stripeScore(key: string, sha256: string, index: number): number {
+export function stripeScore(key: string, sha256: string, index: number): number {
   return parseInt(sha256Hex(`${key}:${sha256}:${index}`).slice(0, 12), 16)
 }
+
+/** stripeScore, or a cache of it (the simulator's: thousands of clients score the same keys). */
+export type StripeScore = (key: string, sha256: string, index: number) => number
 
 const outranks = (a: { key: string; score: number }, b: { key: string; score: number }): boolean =>
   a.score > b.score || (a.score === b.score && a.key > b.key)
@@ -90,10 +93,10 @@ const outranks = (a: { key: string; score: number }, b: { key: string; score: nu
  * still agree on every piece whose owner both see (a modulo over the key list would reassign
  * almost every piece when one view lacks one peer).
  */
-export function stripeOwner(sha256: string, index: number, keys: readonly string[]): string | undefined {
+export function stripeOwner(sha256: string, index: number, keys: readonly string[], score: StripeScore = stripeScore): string | undefined {
   let best: { key: string; score: number } | undefined
   for (const key of keys) {
-    const c = { key, score: stripeScore(key, sha256, index) }
+    const c = { key, score: score(key, sha256, index) }
     if (!best || outranks(c, best)) best = c
   }
   return best?.key
@@ -104,10 +107,10 @@ export function stripeOwner(sha256: string, index: number, keys: readonly string
  * first backup, and so on (the rendezvous order). A piece whose owner is late goes to the
  * servers through its backups one at a time, not through every waiting client at once.
  */
-export function stripeRank(sha256: string, index: number, keys: readonly string[], self: string): number {
-  const mine = { key: self, score: stripeScore(self, sha256, index) }
+export function stripeRank(sha256: string, index: number, keys: readonly string[], self: string, score: StripeScore = stripeScore): number {
+  const mine = { key: self, score: score(self, sha256, index) }
   let rank = 0
-  for (const key of keys) if (key !== self && outranks({ key, score: stripeScore(key, sha256, index) }, mine)) rank++
+  for (const key of keys) if (key !== self && outranks({ key, score: score(key, sha256, index) }, mine)) rank++
   return rank
 }
 
@@ -186,6 +189,8 @@ export interface PieceSchedulerOptions {
   slots: ServerSlots
   /** Source of the client's random piece order (default Math.random; the simulator seeds it). */
   random?: () => number
+  /** stripeScore itself by default; the simulator passes a cache of it. */
+  score?: StripeScore
 }
 
 /** The piece choice of one blob's multi-source download. */
@@ -217,7 +222,7 @@ export class PieceScheduler<P extends SchedPeer> {
 
   rankOf(i: number): number {
     let r = this.ranks.get(i)
-    if (r === undefined) this.ranks.set(i, (r = stripeRank(this.o.sha256, i, this.o.swarmKeys, this.o.selfKey)))
+    if (r === undefined) this.ranks.set(i, (r = stripeRank(this.o.sha256, i, this.o.swarmKeys, this.o.selfKey, this.o.score)))
     return r
   }
 
@@ -228,7 +233,7 @@ export class PieceScheduler<P extends SchedPeer> {
   /** The connected client peer whose stripe piece `i` is in (undefined: this client, or not connected). */
   ownerOf(i: number): P | undefined {
     if (!this.owners.has(i)) {
-      const key = stripeOwner(this.o.sha256, i, this.o.swarmKeys)
+      const key = stripeOwner(this.o.sha256, i, this.o.swarmKeys, this.o.score)
       this.owners.set(i, key === this.o.selfKey || key === undefined ? undefined : this.io.peer(key))
     }
     return this.owners.get(i)
