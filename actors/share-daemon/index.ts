@@ -42,6 +42,7 @@ import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { DialBook } from './dial-book.ts'
 import { AddressBook } from '../../infra/swarm/address-book.ts'
 import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-source.ts'
+import { SERVER_SLOTS } from './piece-scheduler.ts'
 import { PeerSet } from './peers.ts'
 import { makeServe } from './serve.ts'
 import { natsTrustSource, swarmSource, type FeedReleases } from './sources.ts'
@@ -176,8 +177,6 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
  */
 const DEFAULT_ANNOUNCE_MS = 30_000
 const DEFAULT_SWARM_THREADS = 16
-/** Server pieces one client has in flight at most, over all its downloads. */
-const SERVER_SLOTS = 2
 /** How long discovery waits for connected peers' first `have`. */
 const HAVE_WAIT_MS = 3_000
 

@@ -12,23 +12,11 @@ import { sha256Hex } from '../../infra/release/hash.ts'
 import type { FileEntry } from '../../infra/release/manifest.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import { pieceFailure } from '../../infra/swarm/piece-protocol.ts'
-import { movingAverage, type PeerEntry, type PeerSet } from './peers.ts'
+import type { PeerEntry, PeerSet } from './peers.ts'
+import { BUSY_BACKOFF_MS, failureAction, NO_SOURCE_TIMEOUT_MS, PEER_REQUEST_TIMEOUT_MS, PieceScheduler, swarmKeysOf, type ServerSlots } from './piece-scheduler.ts'
 
-export const PEER_SLOTS = 4
-/**
- * How long (at least) a piece outside this client's stripe waits for a peer before the servers
- * are asked, counted from the later of the update's start and the last time this client still
- * wanted a server for a piece of its own stripe: while a client works through its stripe, the
- * others are working through theirs. See ServerSlots.patienceMs.
- */
-export const PATIENCE_MS = 500
-const PEER_REQUEST_TIMEOUT_MS = 8_000
-/** Turns of patience the backups of a late piece take before the rest may ask the servers too. */
-const MAX_BACKUP_TURNS = 4
-/** A peer that answered 'busy' (upload saturated) is asked again after this long. */
-const BUSY_BACKOFF_MS = 250
-/** How long to wait for a peer to announce a piece that no server can send. */
-const NO_SOURCE_TIMEOUT_MS = 60_000
+// The decisions live in piece-scheduler.ts (no I/O), shared with the swarm simulator.
+export { PATIENCE_MS, PEER_SLOTS, ServerSlots, stripeOwner, stripeRank, swarmKeysOf } from './piece-scheduler.ts'
 
 export type ServerReason = 'no-peer-had-piece' | 'peer-failed' | 'bad-piece-from-peer'
 
@@ -67,74 +55,6 @@ export interface PartialBlob {
   verified: Uint8Array
 }
 
-/** Server requests in flight, shared by every blob of one client: the servers are the scarce resource. */
-export class ServerSlots {
-  inUse = 0
-  /** When a piece of this client's own stripe last wanted a server (started, or waited for a slot). */
-  stripeWantedAt = 0
-  /** Moving average of how long a server piece takes to arrive, ms (0: none yet). */
-  serverPieceMs = 0
-  constructor(readonly limit: number) {}
-
-  /** A server piece arrived after `ms`. */
-  served(ms: number): void {
-    this.serverPieceMs = movingAverage(this.serverPieceMs, ms)
-  }
-
-  /**
-   * How long a piece outside this client's stripe waits for a peer, once the stripe wants no
-   * server: at least PATIENCE_MS, and as long as a server piece takes now — while the servers
-   * are slow, so are the other stripes' owners, and asking the servers too only duplicates.
-   */
-  patienceMs(): number {
-    return Math.max(PATIENCE_MS, this.serverPieceMs)
-  }
-  get free(): boolean {
-    return this.inUse < this.limit
-  }
-}
-
-/** Rendezvous score of `key` for piece `index` of blob `sha256` (higher wins). */
-function stripeScore(key: string, sha256: string, index: number): number {
-  return parseInt(sha256Hex(`${key}:${sha256}:${index}`).slice(0, 12), 16)
-}
-
-const outranks = (a: { key: string; score: number }, b: { key: string; score: number }): boolean =>
-  a.score > b.score || (a.score === b.score && a.key > b.key)
-
-/**
- * Coordination-free striping: the client, among `keys` (this client and the client peers it is
- * connected to), whose stripe piece `index` of blob `sha256` is in. Rendezvous hashing (the key
- * with the highest hash of key and piece wins), so that two clients that see different peers
- * still agree on every piece whose owner both see (a modulo over the key list would reassign
- * almost every piece when one view lacks one peer).
- */
-export function stripeOwner(sha256: string, index: number, keys: readonly string[]): string | undefined {
-  let best: { key: string; score: number } | undefined
-  for (const key of keys) {
-    const c = { key, score: stripeScore(key, sha256, index) }
-    if (!best || outranks(c, best)) best = c
-  }
-  return best?.key
-}
-
-/**
- * Where `self` stands for piece `index` of blob `sha256` among `keys`: 0 for the owner, 1 for the
- * first backup, and so on (the rendezvous order). A piece whose owner is late goes to the
- * servers through its backups one at a time, not through every waiting client at once.
- */
-export function stripeRank(sha256: string, index: number, keys: readonly string[], self: string): number {
-  const mine = { key: self, score: stripeScore(self, sha256, index) }
-  let rank = 0
-  for (const key of keys) if (key !== self && outranks({ key, score: stripeScore(key, sha256, index) }, mine)) rank++
-  return rank
-}
-
-/** The sorted keys of this client and the client peers it is connected to (servers are not in a stripe). */
-export function swarmKeysOf(selfKey: string, peers: PeerSet): string[] {
-  return [selfKey, ...peers.all().filter((p) => !p.server).map((p) => p.key)].sort()
-}
-
 export interface MultiSourceDeps {
   peers: PeerSet
   /** Server ranges through the proxy; undefined when no NATS connection is available. */
@@ -166,64 +86,38 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   if (await into.has(entry.sha256)) return stats
   const { pieceSize, peers } = deps
   const count = Math.max(1, Math.ceil(entry.size / pieceSize))
-  const verified = new Uint8Array(count)
-  let remaining = count
+  const inflight = new Set<Inflight>()
+  const slots = deps.serverSlots
+  const sched: PieceScheduler<PeerEntry> = new PieceScheduler<PeerEntry>({
+    sha256: entry.sha256, count, selfKey: deps.selfKey, swarmKeys: swarmKeysOf(deps.selfKey, peers), startedAt: deps.startedAt, slots,
+  }, {
+    now: () => Date.now(),
+    holders: (i) => peers.holders(entry.sha256, pieceSize, i),
+    peer: (key) => peers.all().find((p) => p.key === key),
+    closed: (p) => p.session.closed,
+    inflight: () => inflight,
+    lateAfterMs: () => peers.lateAfterMs(),
+    serverAvailable: () => deps.server !== undefined && serverFailed === undefined,
+    startPeer: (i, p, asServer) => startPeer(i, p, asServer),
+    startServer: (i) => startServer(i),
+    beforeServer: (i) => {
+      if (process.env.UPSWARM_DEBUG) deps.log?.(`server piece ${i} of ${entry.path}: ${peers.size} peers (${peers.all().map((p) => `${p.key.slice(0, 6)}${p.server ? 's' : ''}:${p.session.remote.blobs.size}`).join(' ')})`)
+    },
+  })
+  const verified = sched.verified
   const tmp = await into.stagingPath()
   const fh: FileHandle = await open(tmp, 'w+')
   const partial: PartialBlob = { sha256: entry.sha256, pieceSize, size: entry.size, file: tmp, verified }
   deps.partials.set(entry.sha256, partial)
-  const inflight = new Set<Inflight>()
   const pendingServerReason = new Map<number, ServerReason>()
-  const swarmKeys = swarmKeysOf(deps.selfKey, peers)
-  const ranks = new Map<number, number>()
-  const rankOf = (i: number): number => {
-    let r = ranks.get(i)
-    if (r === undefined) ranks.set(i, (r = stripeRank(entry.sha256, i, swarmKeys, deps.selfKey)))
-    return r
-  }
-  const mine = (i: number): boolean => rankOf(i) === 0
-  const owners = new Map<number, PeerEntry | undefined>()
-  /** The connected client peer whose stripe piece `i` is in (undefined: this client, or not connected). */
-  const ownerOf = (i: number): PeerEntry | undefined => {
-    if (!owners.has(i)) {
-      const key = stripeOwner(entry.sha256, i, swarmKeys)
-      owners.set(i, key === deps.selfKey ? undefined : peers.all().find((p) => p.key === key))
-    }
-    return owners.get(i)
-  }
-  /**
-   * The owner of piece `i` is still working through its stripe: it announced a new piece within
-   * one patience. Its pieces will come; asking the servers for them now only duplicates.
-   */
-  const ownerBusy = (i: number, now: number): boolean => {
-    const owner = ownerOf(i)
-    return owner !== undefined && !owner.session.closed && now - owner.lastPieceAt < slots.patienceMs()
-  }
   const lengthOf = (i: number): number => Math.min(pieceSize, entry.size - i * pieceSize)
-  // Each client walks the pieces in its own random order, so concurrent clients fetch different
-  // pieces from the servers and then trade them.
-  const order = Array.from({ length: count }, (_, i) => i).sort(() => Math.random() - 0.5)
-  const slots = deps.serverSlots
-  /**
-   * When this client may ask the servers for piece `i` of another stripe: the piece's backups
-   * take turns, one patience each, up to MAX_BACKUP_TURNS (peers that are not updating are in
-   * the stripes too, and must not delay a piece for long).
-   */
-  const patienceEnds = (i?: number): number =>
-    Math.max(deps.startedAt, slots.stripeWantedAt) + slots.patienceMs() * (i === undefined ? 1 : Math.min(MAX_BACKUP_TURNS, Math.max(1, rankOf(i))))
-  /** A peer that may take one more request now: a free request slot, and not backing off after 'busy'. */
-  const readyAt = (p: PeerEntry, now: number): boolean => p.inflight < PEER_SLOTS && p.busyUntil <= now
-  // Peers that failed a request for this blob are not asked for it again in this run.
-  const shunned = new Set<string>()
-  const usable = (i: number): PeerEntry[] => peers.holders(entry.sha256, pieceSize, i).filter((p) => !shunned.has(p.key))
   let waitingSince = Date.now()
 
   const accept = async (i: number, data: Buffer, source: PeerEntry | 'server'): Promise<boolean> => {
     if (verified[i]) return true
     if (data.length !== lengthOf(i) || sha256Hex(data) !== pieceHashOf(entry, i)) return false
     await fh.write(data, 0, data.length, i * pieceSize)
-    verified[i] = 1
-    remaining--
+    sched.markVerified(i)
     if (source === 'server' || source.server) {
       stats.bytesFromServers += data.length
       stats.piecesFromServers++
@@ -258,10 +152,11 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
           }
         }, (err) => {
           const why = pieceFailure(err)
-          if (why === 'aborted') return
+          const action = failureAction(why)
+          if (action === 'ignore') return
           // Busy is no fault: the piece goes back to the pool, the peer is asked again shortly.
-          if (why === 'busy') return peers.backOff(peer, BUSY_BACKOFF_MS)
-          shunned.add(peer.key)
+          if (action === 'back-off') return peers.backOff(peer, BUSY_BACKOFF_MS)
+          sched.shunned.add(peer.key)
           if (!verified[i]) pendingServerReason.set(i, 'peer-failed')
           if (why === 'stalled' || why === 'timeout') deps.log?.(`peer ${peer.key.slice(0, 12)} ${why} on ${entry.path}; trying elsewhere`)
         })
@@ -299,68 +194,24 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   let serverFailed: unknown
 
   try {
-    while (remaining > 0) {
+    while (sched.remaining > 0) {
       signal?.throwIfAborted()
-      const busy = new Set([...inflight].map((f) => f.piece))
-      // Rarest first among the pieces peers hold; the rest go to the server.
-      const candidates = order
-        .filter((i) => !verified[i] && !busy.has(i))
-        .map((i) => ({ i, holders: usable(i) }))
-        .sort((a, b) => (a.holders.length || Infinity) - (b.holders.length || Infinity))
-      for (const { i, holders } of candidates) {
-        const now = Date.now()
-        const ready = (p: PeerEntry): boolean => readyAt(p, now)
-        // Client peers first. The servers' seeds hold every piece, but they are servers: they
-        // are asked only under the server rules below, like the server the proxy assigns.
-        const clientHolders = holders.filter((p) => !p.server)
-        const free = clientHolders.filter(ready).sort((a, b) => a.inflight - b.inflight)
-        if (free.length > 0) {
-          startPeer(i, free[0]!)
-          continue
-        }
-        if (clientHolders.length > 0) continue // held by busy peers: wait for a slot rather than load the servers
-        // Coordination-free striping: of the pieces no client peer holds yet, each client takes
-        // from the servers first those of its own stripe among the connected peers, and waits
-        // for the others to appear on peers; only once its own stripe has wanted no server for
-        // a while (ServerSlots.patienceMs) does it ask the servers for those too.
-        const own = mine(i)
-        if (own) slots.stripeWantedAt = now
-        if (!slots.free || !(own || (now > patienceEnds(i) && !ownerBusy(i, now)))) continue
-        const seed = holders.filter(ready).sort((a, b) => a.inflight - b.inflight)[0]
-        if (process.env.UPSWARM_DEBUG) deps.log?.(`server piece ${i} of ${entry.path}: ${peers.size} peers (${peers.all().map((p) => `${p.key.slice(0, 6)}${p.server ? 's' : ''}:${p.session.remote.blobs.size}`).join(' ')})`)
-        // The proxy-assigned server (weighted round-robin), else a server's seed on the swarm.
-        if (deps.server && serverFailed === undefined) startServer(i)
-        else if (seed) startPeer(i, seed, true)
-      }
-      // End-game: every missing piece is requested; a request that is late (several typical
-      // piece times) gets a duplicate from an idle holder. Duplicating every request at once
-      // made each small file (one or two pieces) cost its uploaders about twice its size.
-      const lateBefore = Date.now() - peers.lateAfterMs()
-      if (candidates.length === 0 && inflight.size > 0) {
-        for (const f of [...inflight]) {
-          if (f.asked > lateBefore) continue
-          if ([...inflight].some((g) => g !== f && g.piece === f.piece)) continue // one duplicate at a time
-          const dup = usable(f.piece).find((p) => !p.server && readyAt(p, Date.now()) && p !== f.source &&
-            ![...inflight].some((g) => g.piece === f.piece && g.source === p))
-          if (dup) startPeer(f.piece, dup)
-        }
-      }
-      if (remaining === 0) break
+      sched.plan()
+      if (sched.remaining === 0) break
       if (inflight.size > 0) {
         waitingSince = Date.now()
         // Wake for a finished request, a change, or the next request to become late.
-        const nextLate = Math.min(...[...inflight].map((f) => f.asked)) + peers.lateAfterMs() - Date.now()
-        await Promise.race([...inflight].map((f) => f.promise).concat(peers.nextChange(Math.max(20, Math.min(1000, nextLate + 5)))))
+        await Promise.race([...inflight].map((f) => f.promise).concat(peers.nextChange(sched.wakeAfterMs())))
         continue
       }
       // Nothing of this blob in flight: its holders are busy with other blobs, or no source has
       // the missing pieces right now. Wait for a change (a slot freed, a piece announced).
       if (Date.now() - waitingSince > NO_SOURCE_TIMEOUT_MS) {
         throw new UpswarmError('UPSWARM_E_PEER',
-          `no peer or server could send ${remaining} piece(s) of ${entry.path} (blob ${entry.sha256}) within ${NO_SOURCE_TIMEOUT_MS / 1000} s` +
+          `no peer or server could send ${sched.remaining} piece(s) of ${entry.path} (blob ${entry.sha256}) within ${NO_SOURCE_TIMEOUT_MS / 1000} s` +
           (serverFailed ? `; servers: ${(serverFailed as Error).message}` : deps.server ? '' : '; no server connection'), { cause: serverFailed })
       }
-      await peers.nextChange(Math.max(50, Math.min(1000, patienceEnds() - Date.now() + 10)))
+      await peers.nextChange(sched.wakeAfterMs())
     }
     await Promise.allSettled([...inflight].map((f) => f.promise))
     await fh.close()

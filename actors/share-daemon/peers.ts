@@ -2,6 +2,9 @@
 // repository servers seeding the swarm, and who is banned for sending bad data.
 import { EventEmitter } from 'node:events'
 import type { PieceSession } from '../../infra/swarm/piece-protocol.ts'
+import { PieceTimes } from './piece-scheduler.ts'
+
+export { movingAverage } from './piece-scheduler.ts'
 
 export interface PeerEntry {
   key: string
@@ -18,11 +21,6 @@ export interface PeerEntry {
   lastPieceAt: number
 }
 
-/** Exponentially weighted moving average of durations (ms), 0 meaning no sample yet. */
-export function movingAverage(avg: number, sample: number): number {
-  return avg === 0 ? sample : 0.8 * avg + 0.2 * sample
-}
-
 export class PeerSet extends EventEmitter<{ changed: [] }> {
   constructor() {
     super()
@@ -30,20 +28,17 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
     this.setMaxListeners(0)
   }
 
-  /** EWMA of how long a peer takes to deliver a piece (ms): what "late" means in the end-game. */
-  private pieceMsAvg = 0
+  /** How long a peer takes to deliver a piece: what "late" means in the end-game (see PieceTimes). */
+  private readonly pieceTimes = new PieceTimes()
 
   /** Records one peer piece's time from request to data. */
   pieceServed(ms: number): void {
-    this.pieceMsAvg = movingAverage(this.pieceMsAvg, ms)
+    this.pieceTimes.served(ms)
   }
 
-  /**
-   * A piece request to a peer older than this is late: the end-game may ask a second peer for
-   * the same piece. Three typical piece times, at least 300 ms (and 1 s before any is known).
-   */
+  /** A piece request to a peer older than this is late (PieceTimes.lateAfterMs). */
   lateAfterMs(): number {
-    return this.pieceMsAvg === 0 ? 1_000 : Math.max(300, 3 * this.pieceMsAvg)
+    return this.pieceTimes.lateAfterMs()
   }
 
   private readonly peers = new Map<string, PeerEntry>()

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { stripeOwner, stripeRank } from '../../actors/share-daemon/multi-source.ts'
+import { stripeScore } from '../../actors/share-daemon/piece-scheduler.ts'
 
 const keys = Array.from({ length: 16 }, () => randomBytes(32).toString('hex'))
 const blobs = Array.from({ length: 50 }, () => randomBytes(32).toString('hex'))
@@ -37,5 +38,23 @@ describe('striping', () => {
       expect([...ranks].sort((a, b) => a - b)).toEqual(keys.map((_, n) => n))
       expect(keys[ranks.indexOf(0)]).toBe(stripeOwner(sha, i, keys))
     }
+  })
+
+  it('striping — a cache of the scores (the simulator\'s) picks the same owners and ranks as the scores themselves', () => {
+    const cache = new Map<string, number>()
+    let computed = 0
+    const cached = (key: string, sha: string, i: number): number => {
+      const k = `${key}:${sha}:${i}`
+      if (!cache.has(k)) {
+        computed++
+        cache.set(k, stripeScore(key, sha, i))
+      }
+      return cache.get(k)!
+    }
+    for (const { sha, i } of pieces.slice(0, 30)) {
+      expect(stripeOwner(sha, i, keys, cached)).toBe(stripeOwner(sha, i, keys))
+      for (const k of keys.slice(0, 4)) expect(stripeRank(sha, i, keys, k, cached)).toBe(stripeRank(sha, i, keys, k))
+    }
+    expect(computed).toBe(30 * keys.length) // each key scored once per piece
   })
 })

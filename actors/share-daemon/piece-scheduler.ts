@@ -1,0 +1,340 @@
+// R-ACCEL-2: the decisions of the multi-source download, without I/O — which piece to ask whom
+// for (rarest first, a few requests per peer), when a piece goes to the servers (coordination-
+// free striping, patience, the backups' turns, the busy owner), the end-game's duplicates, and
+// what a failed request means. The daemon (multi-source.ts) drives it with real sessions and the
+// wall clock; the swarm simulator (bench/simulate/) drives the same code with modelled peers on a
+// virtual clock, so the simulator cannot drift from what the daemon does (issue 14 item 3).
+import { sha256Hex } from '../../infra/release/hash.ts'
+
+export const PEER_SLOTS = 4
+/** Server pieces one client has in flight at most, over all its downloads (the daemon's ServerSlots limit). */
+export const SERVER_SLOTS = 2
+/**
+ * How long (at least) a piece outside this client's stripe waits for a peer before the servers
+ * are asked, counted from the later of the update's start and the last time this client still
+ * wanted a server for a piece of its own stripe: while a client works through its stripe, the
+ * others are working through theirs. See ServerSlots.patienceMs.
+ */
+export const PATIENCE_MS = 500
+export const PEER_REQUEST_TIMEOUT_MS = 8_000
+/** Turns of patience the backups of a late piece take before the rest may ask the servers too. */
+export const MAX_BACKUP_TURNS = 4
+/** A peer that answered 'busy' (upload saturated) is asked again after this long. */
+export const BUSY_BACKOFF_MS = 250
+/** How long to wait for a peer to announce a piece that no server can send. */
+export const NO_SOURCE_TIMEOUT_MS = 60_000
+
+/** Exponentially weighted moving average of durations (ms), 0 meaning no sample yet. */
+export function movingAverage(avg: number, sample: number): number {
+  return avg === 0 ? sample : 0.8 * avg + 0.2 * sample
+}
+
+/** How long a peer takes to deliver a piece, over every download of one client: what "late" means in the end-game. */
+export class PieceTimes {
+  /** EWMA of piece times from peers (ms; 0: none yet). */
+  pieceMsAvg = 0
+
+  /** Records one peer piece's time from request to data. */
+  served(ms: number): void {
+    this.pieceMsAvg = movingAverage(this.pieceMsAvg, ms)
+  }
+
+  /**
+   * A piece request to a peer older than this is late: the end-game may ask a second peer for
+   * the same piece. Three typical piece times, at least 300 ms (and 1 s before any is known).
+   */
+  lateAfterMs(): number {
+    return this.pieceMsAvg === 0 ? 1_000 : Math.max(300, 3 * this.pieceMsAvg)
+  }
+}
+
+/** Server requests in flight, shared by every blob of one client: the servers are the scarce resource. */
+export class ServerSlots {
+  inUse = 0
+  /** When a piece of this client's own stripe last wanted a server (started, or waited for a slot). */
+  stripeWantedAt = 0
+  /** Moving average of how long a server piece takes to arrive, ms (0: none yet). */
+  serverPieceMs = 0
+  constructor(readonly limit: number) {}
+
+  /** A server piece arrived after `ms`. */
+  served(ms: number): void {
+    this.serverPieceMs = movingAverage(this.serverPieceMs, ms)
+  }
+
+  /**
+   * How long a piece outside this client's stripe waits for a peer, once the stripe wants no
+   * server: at least PATIENCE_MS, and as long as a server piece takes now — while the servers
+   * are slow, so are the other stripes' owners, and asking the servers too only duplicates.
+   */
+  patienceMs(): number {
+    return Math.max(PATIENCE_MS, this.serverPieceMs)
+  }
+  get free(): boolean {
+    return this.inUse < this.limit
+  }
+}
+
+/** Rendezvous score of `key` for piece `index` of blob `sha256` (higher wins). */
+export function stripeScore(key: string, sha256: string, index: number): number {
+  return parseInt(sha256Hex(`${key}:${sha256}:${index}`).slice(0, 12), 16)
+}
+
+/** stripeScore, or a cache of it (the simulator's: thousands of clients score the same keys). */
+export type StripeScore = (key: string, sha256: string, index: number) => number
+
+const outranks = (a: { key: string; score: number }, b: { key: string; score: number }): boolean =>
+  a.score > b.score || (a.score === b.score && a.key > b.key)
+
+/**
+ * Coordination-free striping: the client, among `keys` (this client and the client peers it is
+ * connected to), whose stripe piece `index` of blob `sha256` is in. Rendezvous hashing (the key
+ * with the highest hash of key and piece wins), so that two clients that see different peers
+ * still agree on every piece whose owner both see (a modulo over the key list would reassign
+ * almost every piece when one view lacks one peer).
+ */
+export function stripeOwner(sha256: string, index: number, keys: readonly string[], score: StripeScore = stripeScore): string | undefined {
+  let best: { key: string; score: number } | undefined
+  for (const key of keys) {
+    const c = { key, score: score(key, sha256, index) }
+    if (!best || outranks(c, best)) best = c
+  }
+  return best?.key
+}
+
+/**
+ * Where `self` stands for piece `index` of blob `sha256` among `keys`: 0 for the owner, 1 for the
+ * first backup, and so on (the rendezvous order). A piece whose owner is late goes to the
+ * servers through its backups one at a time, not through every waiting client at once.
+ */
+export function stripeRank(sha256: string, index: number, keys: readonly string[], self: string, score: StripeScore = stripeScore): number {
+  const mine = { key: self, score: score(self, sha256, index) }
+  let rank = 0
+  for (const key of keys) if (key !== self && outranks({ key, score: score(key, sha256, index) }, mine)) rank++
+  return rank
+}
+
+/** The sorted keys of this client and the client peers it is connected to (servers are not in a stripe). */
+export function swarmKeysOf(selfKey: string, peers: { all(): ReadonlyArray<{ key: string; server: boolean }> }): string[] {
+  return [selfKey, ...peers.all().filter((p) => !p.server).map((p) => p.key)].sort()
+}
+
+/** What the scheduler needs to know of a connected peer (the daemon's PeerEntry is one). */
+export interface SchedPeer {
+  readonly key: string
+  /** A repository server seeding the swarm. */
+  server: boolean
+  /** Requests of this client in flight to it. */
+  inflight: number
+  /** Not to be asked before this time (ms, the driver's clock) after it answered 'busy'. */
+  busyUntil: number
+  /** When it last announced a newly verified piece (ms; 0: never). */
+  lastPieceAt: number
+}
+
+/** A request in flight for a piece of the blob. */
+export interface SchedRequest<P> {
+  piece: number
+  source: P | 'server'
+  /** When it was asked (ms, the driver's clock). */
+  asked: number
+}
+
+/** What the scheduler reads from and asks of its driver (the daemon, or the simulator). */
+export interface SchedulerIO<P extends SchedPeer> {
+  now(): number
+  /** Open, unchoked, unbanned peers holding piece `i` (servers' seeds included). */
+  holders(i: number): P[]
+  /** The connected peer with this key, if any (looked up once per piece). */
+  peer(key: string): P | undefined
+  /** The peer's connection is closed. */
+  closed(p: P): boolean
+  /** The requests of this blob in flight, now (it changes as the scheduler starts requests). */
+  inflight(): Iterable<SchedRequest<P>>
+  /** See PieceTimes.lateAfterMs. */
+  lateAfterMs(): number
+  /** The proxy-assigned server can be asked (a NATS connection, and no failure so far). */
+  serverAvailable(): boolean
+  /** Ask `peer` for piece `i` now; `asServer`: a server's seed, holding one of the server slots. The driver counts peer.inflight and slots.inUse. */
+  startPeer(i: number, peer: P, asServer: boolean): void
+  /** Ask the proxy-assigned server for piece `i` now (the driver counts slots.inUse). */
+  startServer(i: number): void
+  /** Called before a piece goes to a server (UPSWARM_DEBUG logging). */
+  beforeServer?(i: number): void
+}
+
+/** What a failed peer request means for the rest of the download. */
+export type FailureAction = 'ignore' | 'back-off' | 'shun'
+
+/**
+ * A failed request to a peer (a PieceFailure reason): 'aborted' was ours; 'busy' is no fault
+ * (the piece goes back to the pool and the peer is asked again after BUSY_BACKOFF_MS); anything
+ * else shuns the peer for this blob in this run.
+ */
+export function failureAction(why: string | undefined): FailureAction {
+  if (why === 'aborted') return 'ignore'
+  if (why === 'busy') return 'back-off'
+  return 'shun'
+}
+
+export interface PieceSchedulerOptions {
+  sha256: string
+  /** Number of pieces of the blob. */
+  count: number
+  selfKey: string
+  /** See swarmKeysOf: fixed for the blob's download. */
+  swarmKeys: readonly string[]
+  /** When the whole update started: the patience for other stripes counts from here, not per blob. */
+  startedAt: number
+  slots: ServerSlots
+  /** Source of the client's random piece order (default Math.random; the simulator seeds it). */
+  random?: () => number
+  /** stripeScore itself by default; the simulator passes a cache of it. */
+  score?: StripeScore
+}
+
+/** The piece choice of one blob's multi-source download. */
+export class PieceScheduler<P extends SchedPeer> {
+  readonly verified: Uint8Array
+  remaining: number
+  /** Peers that failed a request for this blob are not asked for it again in this run. */
+  readonly shunned = new Set<string>()
+  private readonly order: number[]
+  private readonly ranks = new Map<number, number>()
+  private readonly owners = new Map<number, P | undefined>()
+
+  constructor(private readonly o: PieceSchedulerOptions, private readonly io: SchedulerIO<P>) {
+    this.verified = new Uint8Array(o.count)
+    this.remaining = o.count
+    // Each client walks the pieces in its own random order, so concurrent clients fetch different
+    // pieces from the servers and then trade them.
+    const random = o.random ?? Math.random
+    this.order = Array.from({ length: o.count }, (_, i) => i).sort(() => random() - 0.5)
+  }
+
+  /** Records piece `i` as verified; false if it already was. */
+  markVerified(i: number): boolean {
+    if (this.verified[i]) return false
+    this.verified[i] = 1
+    this.remaining--
+    return true
+  }
+
+  rankOf(i: number): number {
+    let r = this.ranks.get(i)
+    if (r === undefined) this.ranks.set(i, (r = stripeRank(this.o.sha256, i, this.o.swarmKeys, this.o.selfKey, this.o.score)))
+    return r
+  }
+
+  mine(i: number): boolean {
+    return this.rankOf(i) === 0
+  }
+
+  /** The connected client peer whose stripe piece `i` is in (undefined: this client, or not connected). */
+  ownerOf(i: number): P | undefined {
+    if (!this.owners.has(i)) {
+      const key = stripeOwner(this.o.sha256, i, this.o.swarmKeys, this.o.score)
+      this.owners.set(i, key === this.o.selfKey || key === undefined ? undefined : this.io.peer(key))
+    }
+    return this.owners.get(i)
+  }
+
+  /**
+   * The owner of piece `i` is still working through its stripe: it announced a new piece within
+   * one patience. Its pieces will come; asking the servers for them now only duplicates.
+   */
+  ownerBusy(i: number, now: number): boolean {
+    const owner = this.ownerOf(i)
+    return owner !== undefined && !this.io.closed(owner) && now - owner.lastPieceAt < this.o.slots.patienceMs()
+  }
+
+  /**
+   * When this client may ask the servers for piece `i` of another stripe: the piece's backups
+   * take turns, one patience each, up to MAX_BACKUP_TURNS (peers that are not updating are in
+   * the stripes too, and must not delay a piece for long).
+   */
+  patienceEnds(i?: number): number {
+    const slots = this.o.slots
+    return Math.max(this.o.startedAt, slots.stripeWantedAt) + slots.patienceMs() * (i === undefined ? 1 : Math.min(MAX_BACKUP_TURNS, Math.max(1, this.rankOf(i))))
+  }
+
+  /** A peer that may take one more request now: a free request slot, and not backing off after 'busy'. */
+  readyAt(p: P, now: number): boolean {
+    return p.inflight < PEER_SLOTS && p.busyUntil <= now
+  }
+
+  usable(i: number): P[] {
+    return this.io.holders(i).filter((p) => !this.shunned.has(p.key))
+  }
+
+  /**
+   * One pass of the scheduler: starts what should start now. Returns the number of candidate
+   * pieces (missing, not in flight); with none, the end-game has run.
+   */
+  plan(): number {
+    const { io, verified } = this
+    const slots = this.o.slots
+    const busy = new Set<number>()
+    for (const f of io.inflight()) busy.add(f.piece)
+    // Rarest first among the pieces peers hold; the rest go to the server.
+    const candidates = this.order
+      .filter((i) => !verified[i] && !busy.has(i))
+      .map((i) => ({ i, holders: this.usable(i) }))
+      .sort((a, b) => (a.holders.length || Infinity) - (b.holders.length || Infinity))
+    for (const { i, holders } of candidates) {
+      const now = io.now()
+      const ready = (p: P): boolean => this.readyAt(p, now)
+      // Client peers first. The servers' seeds hold every piece, but they are servers: they
+      // are asked only under the server rules below, like the server the proxy assigns.
+      const clientHolders = holders.filter((p) => !p.server)
+      const free = clientHolders.filter(ready).sort((a, b) => a.inflight - b.inflight)
+      if (free.length > 0) {
+        io.startPeer(i, free[0]!, false)
+        continue
+      }
+      if (clientHolders.length > 0) continue // held by busy peers: wait for a slot rather than load the servers
+      // Coordination-free striping: of the pieces no client peer holds yet, each client takes
+      // from the servers first those of its own stripe among the connected peers, and waits
+      // for the others to appear on peers; only once its own stripe has wanted no server for
+      // a while (ServerSlots.patienceMs) does it ask the servers for those too.
+      const own = this.mine(i)
+      if (own) slots.stripeWantedAt = now
+      if (!slots.free || !(own || (now > this.patienceEnds(i) && !this.ownerBusy(i, now)))) continue
+      const seed = holders.filter(ready).sort((a, b) => a.inflight - b.inflight)[0]
+      io.beforeServer?.(i)
+      // The proxy-assigned server (weighted round-robin), else a server's seed on the swarm.
+      if (io.serverAvailable()) io.startServer(i)
+      else if (seed) io.startPeer(i, seed, true)
+    }
+    // End-game: every missing piece is requested; a request that is late (several typical
+    // piece times) gets a duplicate from an idle holder. Duplicating every request at once
+    // made each small file (one or two pieces) cost its uploaders about twice its size.
+    if (candidates.length === 0) this.endGame()
+    return candidates.length
+  }
+
+  private endGame(): void {
+    const io = this.io
+    const lateBefore = io.now() - io.lateAfterMs()
+    for (const f of [...io.inflight()]) {
+      if (f.asked > lateBefore) continue
+      const all = [...io.inflight()]
+      if (all.some((g) => g !== f && g.piece === f.piece)) continue // one duplicate at a time
+      const dup = this.usable(f.piece).find((p) => !p.server && this.readyAt(p, io.now()) && p !== f.source &&
+        !all.some((g) => g.piece === f.piece && g.source === p))
+      if (dup) io.startPeer(f.piece, dup, false)
+    }
+  }
+
+  /**
+   * How long to sleep when nothing changes: with requests in flight, until the next one becomes
+   * late; with none, until this client's patience for other stripes ends (at most 1 s).
+   */
+  wakeAfterMs(): number {
+    const io = this.io
+    let oldest = Infinity
+    for (const f of io.inflight()) oldest = Math.min(oldest, f.asked)
+    if (oldest !== Infinity) return Math.max(20, Math.min(1000, oldest + io.lateAfterMs() - io.now() + 5))
+    return Math.max(50, Math.min(1000, this.patienceEnds() - io.now() + 10))
+  }
+}
