@@ -53,7 +53,7 @@ describe('ops doc — NATS subjects', { timeout: 120_000 }, () => {
     const trust = join(dir.path, 'trust.json')
     await writeTree(join(dir.path, 'src'), { 'a.txt': 'the first file of r1\n' })
     const r = await publish({ nc, src: join(dir.path, 'src'), product, key: generatePublisherKey(), trust, skipFeed: true })
-    sha256 = fileEntries(r.release.manifest)[0]!.sha256
+    sha256 = fileEntries(r.release!.manifest)[0]!.sha256
     server = await startRepoServer({ nc, id: serverId, dataDir: join(dir.path, 'server'), trust: await new TrustStore(trust).ready() })
     proxy = await startProxy({ nc })
     tracker = await startTracker({ nc, id: 'ops' })
