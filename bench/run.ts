@@ -14,8 +14,9 @@ import { runThroughputBench, THROUGHPUT_DEFAULTS, type ThroughputBenchOptions } 
 import { runTrackerBench } from './tracker.ts'
 import { runStartupBench, STARTUP_DEFAULTS, type StartupBenchOptions } from './startup.ts'
 import { METADATA_DEFAULTS, runMetadataBench, type MetadataBenchOptions } from './metadata.ts'
+import { PUBLISH2_DEFAULTS, runPublish2Bench, type Publish2BenchOptions } from './publish2.ts'
 
-export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata'] as const
+export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata', 'publish2'] as const
 export type BenchName = (typeof BENCHES)[number]
 
 interface Plan {
@@ -26,6 +27,7 @@ interface Plan {
   tracker: { peers: number; rounds: number; profile?: string; resultsDir?: string }
   startup: StartupBenchOptions
   metadata: MetadataBenchOptions
+  publish2: Publish2BenchOptions
 }
 
 /** Sizes: `default` fits the whole run in 20 minutes on a 2-core machine; `tiny` is the smoke test's. */
@@ -38,6 +40,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     tracker: { peers: 1_000, rounds: 1 },
     startup: { ...STARTUP_DEFAULTS, runs: 5, warmup: 1 },
     metadata: { sizes: [10_000] },
+    publish2: { files: 500 },
   },
   default: {
     swarm: SWARM_DEFAULTS,
@@ -47,6 +50,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     tracker: { peers: 10_000, rounds: 3 },
     startup: STARTUP_DEFAULTS,
     metadata: METADATA_DEFAULTS,
+    publish2: PUBLISH2_DEFAULTS,
   },
   large: {
     swarm: { ...SWARM_DEFAULTS, clients: [4, 8, 16], mib: 64, files: 240 },
@@ -56,6 +60,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     tracker: { peers: 10_000, rounds: 5 },
     startup: { ...STARTUP_DEFAULTS, runs: 100 },
     metadata: METADATA_DEFAULTS,
+    publish2: PUBLISH2_DEFAULTS,
   },
 }
 
@@ -73,6 +78,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --tracker-peers 10000       --tracker-rounds 3
   --startup-runs 40           startup: timed runs of each command (hyperfine when installed)
   --metadata-files 100000,1000000   metadata: tree sizes (files) of the 1% update
+  --publish2-files 100000     publish2: files of the format-2-only publish
   --keep                      keep the temporary directories
   --results DIR               write results there instead of bench/results
   --profile DIR               write CPU profiles of the node processes the benches start (swarm:
@@ -107,6 +113,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'tracker-rounds': { type: 'string' },
       'startup-runs': { type: 'string' },
       'metadata-files': { type: 'string' },
+      'publish2-files': { type: 'string' },
       keep: { type: 'boolean' },
       profile: { type: 'string' },
       results: { type: 'string' },
@@ -141,7 +148,8 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values['tracker-rounds']) p.tracker.rounds = Number(values['tracker-rounds'])
   if (values['startup-runs']) p.startup.runs = Number(values['startup-runs'])
   if (values['metadata-files']) p.metadata.sizes = list(values['metadata-files'])
-  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata]) {
+  if (values['publish2-files']) p.publish2.files = Number(values['publish2-files'])
+  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.publish2]) {
     o.keep = keep
     if (values.results) o.resultsDir = resolve(values.results)
   }
@@ -169,6 +177,7 @@ export async function runBench(name: BenchName, p: Plan): Promise<BenchResult | 
     ])
     case 'startup': return runStartupBench(p.startup)
     case 'metadata': return runMetadataBench(p.metadata)
+    case 'publish2': return runPublish2Bench(p.publish2)
   }
 }
 
