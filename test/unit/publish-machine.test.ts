@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest'
 import { createActor, fromPromise, toPromise } from 'xstate'
 import type { SignedRelease } from '../../infra/release/manifest.ts'
-import { publishMachine, type ChainRead, type Claim, type PublishPhase, type ScannedTree } from '../../machines/publish.machine.ts'
+import { publishMachine, type ChainRead, type Claim, type PublishPhase, type ScannedTree, type Uploaded } from '../../machines/publish.machine.ts'
 
 const PRODUCT = '00000000-0000-4000-8000-000000000001'
 
@@ -132,7 +132,7 @@ describe('publish machine', () => {
       actors: {
         claim: fromPromise(async (): Promise<Claim> => ({ keys: ['k'], pinned: false, formats, rootVersion: 1 })),
         scan: fromPromise(async (): Promise<ScannedTree> => ({ entries: [], files: new Map<string, string>() })),
-        upload: fromPromise(async () => ({ newBlobs: 0, newBytes: 0, newNodes: 3 })),
+        upload: fromPromise(async (): Promise<Uploaded> => ({ newBlobs: 0, newBytes: 0, newNodes: 3 })),
         readChain: fromPromise(async () => {
           calls.push('read')
           return reads.shift()!
