@@ -15,8 +15,9 @@ import { runTrackerBench } from './tracker.ts'
 import { runStartupBench, STARTUP_DEFAULTS, type StartupBenchOptions } from './startup.ts'
 import { METADATA_DEFAULTS, runMetadataBench, type MetadataBenchOptions } from './metadata.ts'
 import { DAEMON_DEFAULTS, runDaemonBench, type DaemonBenchOptions } from './daemon.ts'
+import { PUBLISH2_DEFAULTS, runPublish2Bench, type Publish2BenchOptions } from './publish2.ts'
 
-export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata', 'daemon'] as const
+export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata', 'daemon', 'publish2'] as const
 export type BenchName = (typeof BENCHES)[number]
 
 interface Plan {
@@ -28,6 +29,7 @@ interface Plan {
   startup: StartupBenchOptions
   metadata: MetadataBenchOptions
   daemon: DaemonBenchOptions
+  publish2: Publish2BenchOptions
 }
 
 /** Sizes: `default` fits the whole run in 20 minutes on a 2-core machine; `tiny` is the smoke test's. */
@@ -41,6 +43,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     startup: { ...STARTUP_DEFAULTS, runs: 5, warmup: 1 },
     metadata: { sizes: [10_000] },
     daemon: { ...DAEMON_DEFAULTS, settle: 2, idleSeconds: 5, updateMiB: 8, fileMiB: 4 },
+    publish2: { files: 500 },
   },
   default: {
     swarm: SWARM_DEFAULTS,
@@ -51,6 +54,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     startup: STARTUP_DEFAULTS,
     metadata: METADATA_DEFAULTS,
     daemon: DAEMON_DEFAULTS,
+    publish2: PUBLISH2_DEFAULTS,
   },
   large: {
     swarm: { ...SWARM_DEFAULTS, clients: [4, 8, 16], mib: 64, files: 240 },
@@ -61,6 +65,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     startup: { ...STARTUP_DEFAULTS, runs: 100 },
     metadata: METADATA_DEFAULTS,
     daemon: { ...DAEMON_DEFAULTS, updateMiB: 1024, fileMiB: 256 },
+    publish2: PUBLISH2_DEFAULTS,
   },
 }
 
@@ -80,6 +85,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --startup-runs 40           startup: timed runs of each command (hyperfine when installed)
   --metadata-files 100000,1000000   metadata: tree sizes (files) of the 1% update
   --idle-seconds 60           daemon: the idle window   --update-mib 128    daemon: the release the peak RSS is taken over
+  --publish2-files 100000     publish2: files of the format-2-only publish
   --keep                      keep the temporary directories
   --results DIR               write results there instead of bench/results
   --profile DIR               write CPU profiles of the node processes the benches start (swarm:
@@ -118,6 +124,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'metadata-files': { type: 'string' },
       'idle-seconds': { type: 'string' },
       'update-mib': { type: 'string' },
+      'publish2-files': { type: 'string' },
       keep: { type: 'boolean' },
       profile: { type: 'string' },
       results: { type: 'string' },
@@ -155,7 +162,8 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values['metadata-files']) p.metadata.sizes = list(values['metadata-files'])
   if (values['idle-seconds']) p.daemon.idleSeconds = Number(values['idle-seconds'])
   if (values['update-mib']) p.daemon.updateMiB = Number(values['update-mib'])
-  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.daemon]) {
+  if (values['publish2-files']) p.publish2.files = Number(values['publish2-files'])
+  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.daemon, p.publish2]) {
     o.keep = keep
     if (values.results) o.resultsDir = resolve(values.results)
   }
@@ -185,6 +193,7 @@ export async function runBench(name: BenchName, p: Plan): Promise<BenchResult | 
     case 'startup': return runStartupBench(p.startup)
     case 'metadata': return runMetadataBench(p.metadata)
     case 'daemon': return runDaemonBench(p.daemon)
+    case 'publish2': return runPublish2Bench(p.publish2)
   }
 }
 

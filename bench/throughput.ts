@@ -55,7 +55,7 @@ export async function runThroughputBench(o: ThroughputBenchOptions): Promise<Ben
     await repo.synced(pub.rev, 600_000)
     const syncS = (performance.now() - t) / 1000
     log(`published in ${publishS.toFixed(1)} s (${(total / MiB / publishS).toFixed(1)} MiB/s into the object store), server synced ${syncS.toFixed(1)} s later`)
-    const entries = fileEntries(pub.release.manifest)
+    const entries = fileEntries(pub.release!.manifest)
     const gateway = repo.launched.endpoints.http!
     const url = (path: string): string => `${gateway}/v1/products/${repo!.product}/revs/${pub.rev}/files/${path.split('/').map(encodeURIComponent).join('/')}`
     const client = new RepoClient(repo.nc, 30_000)

@@ -17,6 +17,9 @@ export interface MemberStatus {
   stalled?: { product: string; rev: number; seq: number; reason: string; since: string; needed: number }
   /** Per product, the newest revision an operator pruned (issue 11 item 8): shown by `stats`. */
   pruned?: Record<string, number>
+  /** Release formats the server serves (absent: format 1 only) and its newest format-2 revision per product (docs/formats.md §2.2). */
+  formats?: number[]
+  synced2?: Record<string, number>
 }
 
 export interface PoolMemberContext {

@@ -1,16 +1,22 @@
 // The publisher (ARCHITECTURE §2): one publish as a statechart — claiming (the product is this
-// key's: root of trust, trust file, stream) → scanning (the tree) → uploading (only blobs the
-// object store lacks) → reading (the product's release chain: its head and last sequence) →
-// signing (revision head + 1, parent = head) → appending (optimistic concurrency on the release
-// subject) → feeding (the publisher key's release feed, R-DHT-2) → done. A tree equal to the head
-// appends nothing and goes to feeding; an append that lost the race for its revision reads the
-// chain again (at most `maxRevAttempts` times). Every failure is the `failed` state with the
-// phase, code and message. Pure: the I/O is provided by actors/publisher.
+// key's: root of trust, trust file, stream; which formats it emits) → scanning (the tree, and its
+// format-2 nodes) → uploading (only blobs and nodes the object store lacks) → reading (the
+// product's release chains: heads and last sequences) → signing (revision head + 1, parent = head)
+// → appending (optimistic concurrency on the release subject) → feeding (the publisher key's
+// release feed, R-DHT-2) → done. Format 2 (docs/formats.md §2.2, issue 13 item 3): when the root's
+// `formats` holds 2, signing2 and appending2 put the format-2 release first — the serialization
+// point — and the format-1 manifest of the same revision follows when `formats` holds 1; a
+// format-2 release whose format-1 manifest is missing (a publish died between the two appends) is
+// repaired first (repairing). A tree equal to the head appends nothing; an append that lost the
+// race for its revision reads the chains again (at most `maxRevAttempts` times). Every failure is
+// the `failed` state with the phase, code and message. Pure: the I/O is provided by actors/publisher.
 import { and, assign, emit, fromPromise, setup } from 'xstate'
+import type { ChunkRef } from '../infra/formats/tree-node.ts'
+import type { BuiltTree } from '../infra/formats/tree-builder.ts'
 import type { Entry, SignedRelease } from '../infra/release/manifest.ts'
 import type { SkippedMessage } from '../infra/release/release-log.ts'
 
-export type PublishPhase = 'claiming' | 'scanning' | 'uploading' | 'reading' | 'signing' | 'appending' | 'feeding'
+export type PublishPhase = 'claiming' | 'scanning' | 'uploading' | 'reading' | 'repairing' | 'signing' | 'appending' | 'feeding'
 
 export interface PublishInput {
   product: string
@@ -22,17 +28,45 @@ export interface PublishInput {
 export interface Claim {
   keys: string[]
   pinned: boolean
+  /** Release formats to emit (the root's `formats`; [1] without a root, as before format 2). */
+  formats?: number[]
+  /** Version of the root under which this key publishes (format 2's `root` field). */
+  rootVersion?: number
 }
 
 export interface ScannedTree {
   entries: Entry[]
   /** Path in the release → absolute path on disk. */
   files: Map<string, string>
+  /** Format 2: each large file's chunks, cut in the scan's read pass. */
+  chunks?: Map<string, ChunkRef[]>
+  /** Format 2: the tree's nodes, built from the scan. */
+  tree2?: BuiltTree
 }
 
 export interface Uploaded {
   newBlobs: number
   newBytes: number
+  /** Format-2 tree nodes the object store did not hold yet. */
+  newNodes?: number
+}
+
+/** The newest format-2 release of the product. */
+export interface Head2 {
+  rev: number
+  id: string
+  seq: number
+  tree: string
+  label?: string
+  /** The format-1 manifest of the same revision it names, when there is one. */
+  v1?: string
+}
+
+/** A format-2 release signed by this publish. */
+export interface Release2 {
+  text: string
+  id: string
+  rev: number
 }
 
 export interface ChainHead {
@@ -51,6 +85,10 @@ export interface ChainRead {
   headSameContent: boolean
   /** Messages on the subject that are not the product's releases (junk, other keys, replays). */
   skipped: SkippedMessage[]
+  /** Format 2: the newest release on its subject. */
+  head2?: Head2
+  /** The format-2 head names a format-1 manifest that the release stream lacks: repair it first. */
+  gap?: boolean
 }
 
 export interface Appended {
@@ -78,6 +116,12 @@ export interface PublishContext {
   chain?: ChainRead
   /** The release this publish signed (the newest attempt). */
   mine?: SignedRelease
+  /** The format-2 release this publish signed (the newest attempt). */
+  mine2?: Release2
+  /** Format 2: the release appended (or found unchanged) and its stream sequence. */
+  release2?: Release2 & { seq: number }
+  /** Gap repairs done (at most one per reading, so a repair that does not take cannot loop). */
+  repairs: number
   /** The release the feed is brought up to, its stream sequence, and whether this publish appended it. */
   release?: SignedRelease
   seq?: number
@@ -95,6 +139,7 @@ export interface PublishOutput {
   uploaded?: Uploaded
   release?: SignedRelease
   seq?: number
+  release2?: Release2 & { seq: number }
   appended: boolean
   skipped: SkippedMessage[]
   feed?: FeedResult
@@ -120,6 +165,38 @@ const failure = (phase: PublishPhase, error: unknown, message?: string): Publish
   }
 }
 
+/** The revision after both chains' heads. */
+const nextRev = (chain: ChainRead): number => Math.max(chain.head?.release.manifest.rev ?? 0, chain.head2?.rev ?? 0) + 1
+
+/** The releases a read chain leaves in hand when nothing is appended. */
+const heads = (chain: ChainRead): Pick<PublishContext, 'release' | 'seq' | 'release2'> => ({
+  ...(chain.head ? { release: chain.head.release, seq: chain.head.seq } : {}),
+  ...(chain.head2 ? { release2: { text: '', id: chain.head2.id, rev: chain.head2.rev, seq: chain.head2.seq } } : {}),
+})
+
+/** An append's failure: a lost race reads the chains again (a bounded number of times), anything else fails. */
+const appendFailed = (stream: string) => [
+  // Something else was appended meanwhile: read the chain again and number anew.
+  { guard: and([{ type: 'raced' as const, params: ({ event }: { event: { error: unknown } }) => event.error }, 'mayRetryRev']), target: 'reading' },
+  {
+    guard: { type: 'raced' as const, params: ({ event }: { event: { error: unknown } }) => event.error },
+    target: 'failed',
+    actions: {
+      type: 'fail' as const,
+      params: ({ context }: { context: PublishContext; event: { error: unknown } }) => failure('appending', undefined,
+        `gave up after ${context.maxRevAttempts} concurrent appends to ${context.product}'s subject raced this one; retry`),
+    },
+  },
+  {
+    target: 'failed',
+    actions: {
+      type: 'fail' as const,
+      params: ({ context, event }: { context: PublishContext; event: { error: unknown } }) => failure('appending', event.error,
+        `cannot append revision ${nextRev(context.chain!)} of ${context.product} to the ${stream}: ${(event.error as Error)?.message ?? String(event.error)}`),
+    },
+  },
+]
+
 export const publishMachine = setup({
   types: {
     context: {} as PublishContext,
@@ -130,17 +207,23 @@ export const publishMachine = setup({
   },
   actors: {
     claim: fromPromise<Claim, { product: string }>(notProvided('claim')),
-    scan: fromPromise<ScannedTree, void>(notProvided('scan')),
+    scan: fromPromise<ScannedTree, { claim: Claim }>(notProvided('scan')),
     upload: fromPromise<Uploaded, { tree: ScannedTree }>(notProvided('upload')),
-    readChain: fromPromise<ChainRead, { claim: Claim; tree: ScannedTree; mine: SignedRelease | undefined }>(notProvided('readChain')),
+    readChain: fromPromise<ChainRead, { claim: Claim; tree: ScannedTree; mine: SignedRelease | undefined; mine2: Release2 | undefined }>(notProvided('readChain')),
     sign: fromPromise<SignedRelease, { rev: number; parent: string | undefined; tree: ScannedTree }>(notProvided('sign')),
     append: fromPromise<Appended, { release: SignedRelease; lastSeq: number }>(notProvided('append')),
+    repair: fromPromise<void, { chain: ChainRead }>(notProvided('repair')),
+    sign2: fromPromise<Release2, { rev: number; head2: Head2 | undefined; v1: SignedRelease | undefined; tree: ScannedTree; claim: Claim }>(notProvided('sign2')),
+    append2: fromPromise<Appended, { release: Release2 }>(notProvided('append2')),
     feed: fromPromise<FeedResult, { release: SignedRelease; seq: number }>(notProvided('feed')),
   },
   guards: {
     /** The append failed because another message took the subject's next sequence first. */
     raced: (_, _error: unknown) => false,
     mayRetryRev: ({ context }) => context.revAttempts < context.maxRevAttempts,
+    wants1: ({ context }) => (context.claim?.formats ?? [1]).includes(1),
+    wants2: ({ context }) => (context.claim?.formats ?? [1]).includes(2),
+    mayRepair: ({ context }, chain: ChainRead) => !!chain.gap && context.repairs < context.maxRevAttempts,
     headIsOurs: (_, chain: ChainRead) => chain.headIsOurs,
     headSameContent: (_, chain: ChainRead) => chain.headSameContent,
   },
@@ -155,7 +238,7 @@ export const publishMachine = setup({
   },
 }).createMachine({
   id: 'publish',
-  context: ({ input }) => ({ product: input.product, maxRevAttempts: input.maxRevAttempts ?? MAX_REV_ATTEMPTS, revAttempts: 0, appended: false, skipped: [] }),
+  context: ({ input }) => ({ product: input.product, maxRevAttempts: input.maxRevAttempts ?? MAX_REV_ATTEMPTS, revAttempts: 0, repairs: 0, appended: false, skipped: [] }),
   initial: 'idle',
   states: {
     idle: { on: { 'publish.start': 'claiming' } },
@@ -172,6 +255,7 @@ export const publishMachine = setup({
       entry: { type: 'announce', params: 'scanning' },
       invoke: {
         src: 'scan',
+        input: ({ context }) => ({ claim: context.claim! }),
         onDone: { target: 'uploading', actions: assign({ tree: ({ event }) => event.output }) },
         onError: { target: 'failed', actions: { type: 'fail', params: ({ event }) => failure('scanning', event.error) } },
       },
@@ -189,35 +273,82 @@ export const publishMachine = setup({
       entry: { type: 'announce', params: 'reading' },
       invoke: {
         src: 'readChain',
-        input: ({ context }) => ({ claim: context.claim!, tree: context.tree!, mine: context.mine }),
+        input: ({ context }) => ({ claim: context.claim!, tree: context.tree!, mine: context.mine, mine2: context.mine2 }),
         onDone: [
+          {
+            // docs/formats.md §2.2: a publish died between the two appends; its format-1 manifest goes first.
+            guard: { type: 'mayRepair', params: ({ event }) => event.output },
+            target: 'repairing',
+            actions: [{ type: 'keepSkipped', params: ({ event }) => event.output }, assign({ chain: ({ event }) => event.output })],
+          },
           {
             // An earlier append of ours was stored although its ack was lost: that is our revision.
             guard: { type: 'headIsOurs', params: ({ event }) => event.output },
-            target: 'feeding',
-            actions: [{ type: 'keepSkipped', params: ({ event }) => event.output }, assign(({ event }) => ({ chain: event.output, release: event.output.head!.release, seq: event.output.head!.seq, appended: true }))],
+            target: 'settled',
+            actions: [{ type: 'keepSkipped', params: ({ event }) => event.output }, assign(({ event }) => ({ chain: event.output, ...heads(event.output), appended: true }))],
           },
           {
             guard: { type: 'headSameContent', params: ({ event }) => event.output },
-            target: 'feeding',
-            actions: [{ type: 'keepSkipped', params: ({ event }) => event.output }, assign(({ event }) => ({ chain: event.output, release: event.output.head!.release, seq: event.output.head!.seq, appended: false }))],
+            target: 'settled',
+            actions: [{ type: 'keepSkipped', params: ({ event }) => event.output }, assign(({ event }) => ({ chain: event.output, ...heads(event.output), appended: false }))],
           },
-          { target: 'signing', actions: [{ type: 'keepSkipped', params: ({ event }) => event.output }, assign({ chain: ({ event }) => event.output })] },
+          { guard: 'wants1', target: 'signing', actions: [{ type: 'keepSkipped', params: ({ event }) => event.output }, assign({ chain: ({ event }) => event.output })] },
+          { target: 'signing2', actions: [{ type: 'keepSkipped', params: ({ event }) => event.output }, assign({ chain: ({ event }) => event.output })] },
         ],
         onError: { target: 'failed', actions: { type: 'fail', params: ({ event }) => failure('reading', event.error) } },
       },
+    },
+    repairing: {
+      entry: [{ type: 'announce', params: 'repairing' }, assign({ repairs: ({ context }) => context.repairs + 1 })],
+      invoke: {
+        src: 'repair',
+        input: ({ context }) => ({ chain: context.chain! }),
+        onDone: 'reading',
+        onError: [
+          // Another publisher repaired it first: read again.
+          { guard: and([{ type: 'raced', params: ({ event }: { event: { error: unknown } }) => event.error }, 'mayRetryRev']), target: 'reading' },
+          { target: 'failed', actions: { type: 'fail', params: ({ event }) => failure('repairing', event.error) } },
+        ],
+      },
+    },
+    /** Nothing to append: the feed is brought up to the format-1 head, when there is one. */
+    settled: {
+      always: [{ guard: ({ context }) => context.release !== undefined, target: 'feeding' }, { target: 'done' }],
     },
     signing: {
       entry: { type: 'announce', params: 'signing' },
       invoke: {
         src: 'sign',
-        input: ({ context }) => ({
-          rev: (context.chain!.head?.release.manifest.rev ?? 0) + 1,
-          parent: context.chain!.head?.manifestSha256,
-          tree: context.tree!,
-        }),
-        onDone: { target: 'appending', actions: assign({ mine: ({ event }) => event.output }) },
+        input: ({ context }) => ({ rev: nextRev(context.chain!), parent: context.chain!.head?.manifestSha256, tree: context.tree! }),
+        onDone: [
+          { guard: 'wants2', target: 'signing2', actions: assign({ mine: ({ event }) => event.output }) },
+          { target: 'appending', actions: assign({ mine: ({ event }) => event.output }) },
+        ],
         onError: { target: 'failed', actions: { type: 'fail', params: ({ event }) => failure('signing', event.error) } },
+      },
+    },
+    signing2: {
+      entry: { type: 'announce', params: 'signing' },
+      invoke: {
+        src: 'sign2',
+        input: ({ context }) => ({
+          rev: nextRev(context.chain!), head2: context.chain!.head2, tree: context.tree!, claim: context.claim!,
+          v1: (context.claim?.formats ?? [1]).includes(1) ? context.mine : undefined,
+        }),
+        onDone: { target: 'appending2', actions: assign({ mine2: ({ event }) => event.output }) },
+        onError: { target: 'failed', actions: { type: 'fail', params: ({ event }) => failure('signing', event.error) } },
+      },
+    },
+    appending2: {
+      entry: [{ type: 'announce', params: 'appending' }, assign({ revAttempts: ({ context }) => context.revAttempts + 1 })],
+      invoke: {
+        src: 'append2',
+        input: ({ context }) => ({ release: context.mine2! }),
+        onDone: [
+          { guard: 'wants1', target: 'appending', actions: assign(({ context, event }) => ({ release2: { ...context.mine2!, seq: event.output.seq }, appended: true })) },
+          { target: 'done', actions: assign(({ context, event }) => ({ release2: { ...context.mine2!, seq: event.output.seq }, appended: true })) },
+        ],
+        onError: appendFailed('format-2 release stream'),
       },
     },
     appending: {
@@ -226,27 +357,7 @@ export const publishMachine = setup({
         src: 'append',
         input: ({ context }) => ({ release: context.mine!, lastSeq: context.chain!.lastSeq }),
         onDone: { target: 'feeding', actions: assign(({ context, event }) => ({ release: context.mine!, seq: event.output.seq, appended: true })) },
-        onError: [
-          // Something else was appended meanwhile: read the chain again and number anew.
-          { guard: and([{ type: 'raced', params: ({ event }: { event: { error: unknown } }) => event.error }, 'mayRetryRev']), target: 'reading' },
-          {
-            guard: { type: 'raced', params: ({ event }: { event: { error: unknown } }) => event.error },
-            target: 'failed',
-            actions: {
-              type: 'fail',
-              params: ({ context, event }) => failure('appending', event.error,
-                `gave up after ${context.maxRevAttempts} concurrent appends to ${context.product}'s subject raced this one; retry`),
-            },
-          },
-          {
-            target: 'failed',
-            actions: {
-              type: 'fail',
-              params: ({ context, event }) => failure('appending', event.error,
-                `cannot append revision ${context.mine!.manifest.rev} of ${context.product} to the release stream: ${(event.error as Error)?.message ?? String(event.error)}`),
-            },
-          },
-        ],
+        onError: appendFailed('release stream'),
       },
     },
     feeding: {
@@ -268,6 +379,7 @@ export const publishMachine = setup({
     ...(context.uploaded ? { uploaded: context.uploaded } : {}),
     ...(context.release ? { release: context.release } : {}),
     ...(context.seq !== undefined ? { seq: context.seq } : {}),
+    ...(context.release2 ? { release2: context.release2 } : {}),
     appended: context.appended,
     skipped: context.skipped,
     ...(context.feed ? { feed: context.feed } : {}),

@@ -57,9 +57,11 @@ export function registerRepositoryCommands(program: Command): void {
           ? `release feed: ${r.feed.length} blocks, held by ${r.feed.servers} server(s)${r.feed.added > 1 ? `; ${r.feed.added} appended, earlier missing releases included` : ''}`
           : `release feed: not updated: ${r.feed.reason}`
         printResult(!!o.json, { ...summary, unchanged }, () => (unchanged
-          ? `${r.product}: tree unchanged; newest is still r${r.rev} (${r.manifestSha256})`
+          ? `${r.product}: tree unchanged; newest is still r${r.rev} (${r.manifestSha256 ?? r.release2?.id})`
           : `${r.product}: published r${r.rev}${r.label ? ` (${r.label})` : ''}: ${r.files} files, ${formatBytes(r.bytes)}; ` +
-            `${r.newBlobs} new blobs, ${formatBytes(r.newBytes)} uploaded; manifest ${r.manifestSha256}`) + `\n${feedLine}`)
+            `${r.newBlobs} new blobs, ${formatBytes(r.newBytes)} uploaded` +
+            (r.manifestSha256 ? `; manifest ${r.manifestSha256}` : '') +
+            (r.release2 ? `; format-2 release ${r.release2.id} (${r.release2.nodes} tree nodes, ${r.release2.newNodes} new)` : '')) + `\n${feedLine}`)
       } finally {
         await inspecting.stop()
         await nc.close()

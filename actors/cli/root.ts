@@ -22,6 +22,12 @@ function productEq(arg: string, flag: string): { product: string; rev: number } 
   return { product: m[1]!, rev: Number(m[2]) }
 }
 
+function productFormats(arg: string): { product: string; formats: number[] } {
+  const m = /^([0-9a-f-]{36})=(\d+(?:,\d+)*)$/.exec(arg)
+  if (!m) throw new UpswarmError('UPSWARM_E_CONFIG', `--formats takes PRODUCT=LIST, e.g. --formats 0b6c…=1,2 (got ${JSON.stringify(arg)})`)
+  return { product: m[1]!, formats: m[2]!.split(',').map(Number) }
+}
+
 export function registerRootCommands(program: Command): void {
   const root = program.command('root').description('the root of trust: which keys may sign releases and freshness statements (signed offline, rotated by version)')
 
@@ -49,7 +55,7 @@ export function registerRootCommands(program: Command): void {
 
   root
     .command('edit [rootfile]')
-    .description('make the next version of a root: add a product, rotate or revoke a publish key, set minRev; signed by the given root keys')
+    .description('make the next version of a root: add a product, rotate or revoke a publish key, set minRev or release formats; signed by the given root keys')
     .option('--root-key <file>', 'a root key file that signs the new version; repeat (old and new keys when the root keys change)', collect)
     .option('--add-product <uuid>', 'add a product, with --publish-key')
     .option('--rotate <uuid>', "retire the product's publish key(s) after --last-rev and install --publish-key")
@@ -57,6 +63,7 @@ export function registerRootCommands(program: Command): void {
     .option('--last-rev <n>', 'with --rotate: the newest revision the retired key signed (the last good one after a compromise)', intArg('--last-rev'))
     .option('--last-release <sha256>', "with --rotate: that revision's manifest SHA-256")
     .option('--min-rev <product=n>', 'refuse revisions of the product below n (after a compromise); repeatable', collect)
+    .option('--formats <product=list>', "release formats the product's publisher writes: 1 (format-1 manifests only), 1,2 (both, docs/formats.md §2.2) or 2 (format 2 only: no 40 000-file cap); repeatable", collect)
     .option('--set-root-key <hex|file>', 'replace the root keys with these; repeat (sign with old and new keys)', collect)
     .option('--threshold <n>', 'root signatures needed from now on', intArg('--threshold'))
     .option('--fresh-key <hex|file>', "a new notary key for freshness statements")
@@ -81,6 +88,7 @@ export function registerRootCommands(program: Command): void {
         ...(o.addProduct ? { addProducts: [{ product: o.addProduct, publishKey: publishKey! }] } : {}),
         ...(o.rotate ? { rotate: [{ product: o.rotate, publishKey: publishKey!, lastRev: o.lastRev, ...(o.lastRelease ? { lastRelease: o.lastRelease } : {}) }] } : {}),
         ...(o.minRev ? { minRev: (o.minRev as string[]).map((a) => productEq(a, '--min-rev')) } : {}),
+        ...(o.formats ? { formats: (o.formats as string[]).map(productFormats) } : {}),
         ...(o.setRootKey ? { rootKeys: await Promise.all((o.setRootKey as string[]).map(publicKeyOf)) } : {}),
         ...(o.threshold !== undefined ? { threshold: o.threshold } : {}),
         ...(o.freshKey ? { freshKeys: [await publicKeyOf(o.freshKey)] } : {}),

@@ -52,7 +52,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const src = join(dir, 'release')
     const r1 = await generateTree(src, { files: opts.files, totalBytes: opts.totalBytes, seed: 'demo-r1' })
     const p1 = await swarm.publish(src, '1.0.0')
-    say(`▸ published r1 of product ${swarm.product}: ${r1.files} files, ${formatBytes(r1.bytes)} (manifest ${p1.manifestSha256.slice(0, 16)}…)`)
+    say(`▸ published r1 of product ${swarm.product}: ${r1.files} files, ${formatBytes(r1.bytes)} (manifest ${p1.manifestSha256!.slice(0, 16)}…)`)
     await swarm.serversSynced(1)
     const before = await swarm.stats()
 
@@ -63,7 +63,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const r2 = await mutateTree(src, { seed: 'demo-r2', changeFraction: 0.2, add: 12, remove: 6 })
     const upgradeStart = Date.now()
     const p2 = await swarm.publish(src, '2.0.0')
-    say(`▸ published r2: ${r2.changed} files changed, ${r2.added} added, ${r2.removed} removed (${formatBytes(r2.changedBytes)} new content; manifest ${p2.manifestSha256.slice(0, 16)}…)`)
+    say(`▸ published r2: ${r2.changed} files changed, ${r2.added} added, ${r2.removed} removed (${formatBytes(r2.changedBytes)} new content; manifest ${p2.manifestSha256!.slice(0, 16)}…)`)
     say('  client  time      from servers  from peers')
     const done = await Promise.all(clients.map(async (c) => {
       const d = await c.reached(2, 180_000)

@@ -64,7 +64,7 @@ export async function judgeHeartbeat(msg: Pick<Msg, 'subject' | 'json'>, ceiling
     return { dropped: `dropped the heartbeat of server ${id}: cannot read the release stream to check what it claims: ${errorMessage(err)}` }
   }
   if (beyond.length > 0) return { dropped: `dropped the heartbeat of server ${id}: it claims ${beyond.join(', ')}` }
-  return { id, status: { weight: hb.weight, synced: hb.synced, requests: hb.requests, bytesServed: hb.bytesServed, inflight: hb.inflight, parked: hb.parked, pruned: hb.pruned, ...(hb.stalled ? { stalled: hb.stalled } : {}) } }
+  return { id, status: { weight: hb.weight, synced: hb.synced, requests: hb.requests, bytesServed: hb.bytesServed, inflight: hb.inflight, parked: hb.parked, pruned: hb.pruned, formats: hb.formats, synced2: hb.synced2, ...(hb.stalled ? { stalled: hb.stalled } : {}) } }
 }
 
 /** Feeds the pool from every server heartbeat, one at a time in arrival order; returns the stop function. */

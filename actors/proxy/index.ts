@@ -13,6 +13,7 @@ import { endpoint, request, startService } from '../../infra/nats/service.ts'
 import { UUID_RE } from '../../infra/release/manifest.ts'
 import { startGateway } from '../../infra/http/gateway.ts'
 import { MAX_RANGE, type Assignment } from '../../infra/repo-client.ts'
+import { MetaRequest, NodesRequest } from '../../infra/formats/meta-wire.ts'
 import { newestRevision } from '../../infra/release/release-log.ts'
 import { ReleaseCeiling, followHeartbeats } from './heartbeats.ts'
 import { Pool } from './pool.ts'
@@ -71,11 +72,11 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
 
   if (opts.sshPort !== undefined && !opts.sshHostKey) throw new UpswarmError('UPSWARM_E_CONFIG', 'the SSH door needs a host key (--ssh-host-key FILE; created when missing)')
 
-  /** Forwards to an assigned server not in `tried`; a failing server is marked and the next one tried. */
-  const forwardFrom: ForwardFrom = async (op, product, rev, payload, tried) => {
+  /** Forwards to a server `pick` assigns, not in `tried`; a failing server is marked and the next one tried. */
+  const forwardVia = async (pick: (tried: Set<string>) => string | undefined, op: RepoOp, payload: unknown, tried: Set<string>): Promise<{ server: string; bytes: Uint8Array } | { lastErr: unknown }> => {
     let lastErr: unknown
     for (let attempt = 0; attempt < FORWARD_ATTEMPTS; attempt++) {
-      const server = pool.assign(product, rev, tried)
+      const server = pick(tried)
       if (!server) break
       tried.add(server)
       try {
@@ -87,7 +88,12 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
         pool.failed(server, (err as Error).message)
       }
     }
-    if (lastErr) throw lastErr
+    return { lastErr }
+  }
+  const forwardFrom: ForwardFrom = async (op, product, rev, payload, tried) => {
+    const out = await forwardVia((t) => pool.assign(product, rev, t), op, payload, tried)
+    if ('bytes' in out) return out
+    if (out.lastErr) throw out.lastErr
     const newest = pool.newest(product)
     if (newest > 0 && rev !== undefined && rev > newest) {
       throw new UpswarmError('UPSWARM_E_UNKNOWN_REVISION', `revision ${rev} of ${product} does not exist (the newest is ${newest})`)
@@ -96,6 +102,18 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
       rev === undefined
         ? `no healthy repository server holds ${product}; check \`upswarm stats\``
         : `no healthy repository server holds revision ${rev} of ${product}; check \`upswarm stats\``)
+  }
+  /** docs/formats.md §2.2: format-2 requests go only to servers whose heartbeat lists format 2. */
+  const forward2 = async (op: 'meta' | 'nodes', product: string | undefined, rev: number | undefined, payload: unknown): Promise<Uint8Array> => {
+    const out = await forwardVia((t) => pool.assign2(product, rev, t), op, payload, new Set())
+    if ('bytes' in out) return out.bytes
+    if (out.lastErr) throw out.lastErr
+    const newest = product === undefined ? 0 : pool.newest2(product)
+    if (newest > 0 && rev !== undefined && rev > newest) {
+      throw new UpswarmError('UPSWARM_E_UNKNOWN_REVISION', `format-2 revision ${rev} of ${product} does not exist (the newest is ${newest})`)
+    }
+    throw new UpswarmError('UPSWARM_E_NO_SERVER',
+      `no healthy repository server that serves format 2 holds ${product === undefined ? 'it' : rev === undefined ? `a format-2 release of ${product}` : `format-2 revision ${rev} of ${product}`}; check \`upswarm stats\``)
   }
   const forward = async (op: RepoOp, product: string, rev: number | undefined, payload: unknown): Promise<Uint8Array> =>
     (await forwardFrom(op, product, rev, payload, new Set())).bytes
@@ -132,6 +150,9 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
                 if (!server) throw new UpswarmError('UPSWARM_E_NO_SERVER', `no healthy repository server holds ${rev ? `revision ${rev} of ` : ''}${product}`)
                 return { server, rangeSubject: repoSubject(server, 'range'), maxRange: MAX_RANGE }
               }),
+            // docs/formats.md §1.8: signed documents and tree nodes, from a format-2 server.
+            meta: endpoint(proxySubject('meta'), MetaRequest, (req) => forward2('meta', 'product' in req ? req.product : undefined, req.kind === 'release' ? req.rev : undefined, req)),
+            nodes: endpoint(proxySubject('nodes'), NodesRequest, (req) => forward2('nodes', req.product, undefined, req)),
             stats: endpoint(proxySubject('stats'), z.object({}).passthrough(), async (): Promise<StatsReply> => ({ proxy: id, servers: pool.view() })),
           },
         })

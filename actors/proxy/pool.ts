@@ -24,7 +24,13 @@ export interface MemberView {
   stalled?: MemberStatus['stalled']
   /** Per product, the newest revision an operator pruned (issue 11 item 8). */
   pruned: Record<string, number>
+  /** Release formats the server serves, and its newest format-2 revision per product. */
+  formats: number[]
+  synced2: Record<string, number>
 }
+
+/** The member's heartbeat lists format 2 (a format-1 server's lists no formats). */
+const serves2 = (s: MemberStatus): boolean => (s.formats ?? [1]).includes(2)
 
 export class Pool {
   private readonly members = new Map<string, Actor<typeof poolMemberMachine>>()
@@ -89,10 +95,33 @@ export class Pool {
    */
   assign(product: string | undefined, rev: number | undefined, exclude: ReadonlySet<string> = new Set()): string | undefined {
     const need = product === undefined ? 0 : rev ?? this.newest(product)
+    return this.pick(exclude, (s) => product === undefined || (s.synced[product] ?? 0) >= need)
+  }
+
+  /**
+   * docs/formats.md §2.2: the same for a format-2 request — only members whose heartbeat lists
+   * format 2, holding format-2 revision `rev` of `product` (without rev: the newest any holds;
+   * without product: any such member).
+   */
+  assign2(product: string | undefined, rev: number | undefined, exclude: ReadonlySet<string> = new Set()): string | undefined {
+    const need = product === undefined ? 0 : rev ?? Math.max(1, this.newest2(product))
+    return this.pick(exclude, (s) => serves2(s) && (product === undefined || (s.synced2?.[product] ?? 0) >= need))
+  }
+
+  /** The newest format-2 revision of `product` that a healthy format-2 member holds. */
+  newest2(product: string): number {
+    let best = 0
+    for (const m of this.ring()) {
+      const snap = m.getSnapshot()
+      if (snap.matches('healthy') && serves2(snap.context.status)) best = Math.max(best, snap.context.status.synced2?.[product] ?? 0)
+    }
+    return best
+  }
+
+  private pick(exclude: ReadonlySet<string>, fits: (status: MemberStatus) => boolean): string | undefined {
     const eligible = this.ring()
       .map((m) => m.getSnapshot())
-      .filter((s) => s.matches('healthy') && !exclude.has(s.context.id))
-      .filter((s) => product === undefined || (s.context.status.synced[product] ?? 0) >= need)
+      .filter((s) => s.matches('healthy') && !exclude.has(s.context.id) && fits(s.context.status))
       .map((s) => ({ id: s.context.id, weight: s.context.status.weight }))
     const id = this.wrr.pick(eligible)
     if (id !== undefined) this.assigned.set(id, (this.assigned.get(id) ?? 0) + 1)
@@ -116,6 +145,8 @@ export class Pool {
         parked: context.status.parked ?? [],
         ...(context.status.stalled ? { stalled: context.status.stalled } : {}),
         pruned: context.status.pruned ?? {},
+        formats: context.status.formats ?? [1],
+        synced2: context.status.synced2 ?? {},
         ...(context.suspectReason ? { suspectReason: context.suspectReason } : {}),
       }
     })

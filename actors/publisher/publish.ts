@@ -1,7 +1,10 @@
 // The publish command: check the product is this key's (trust file, stream), scan a tree, upload
 // only new blobs to the object store, append one signed release to the release stream with the
 // next revision (optimistic concurrency), then bring the publisher key's release feed up to it
-// (feed.ts, R-DHT-2).
+// (feed.ts, R-DHT-2). When the root's `formats` for the product holds 2 (docs/formats.md §2.2,
+// issue 13 item 3), the same scan pass also cuts the chunks, the tree's nodes go to the object
+// store beside the blobs, and the signed format-2 release is appended first (the serialization
+// point), then the format-1 manifest of the same revision if `formats` holds 1.
 import { createReadStream } from 'node:fs'
 import { Readable } from 'node:stream'
 import { JetStreamApiCodes, JetStreamApiError, jetstream } from '@nats-io/jetstream'
@@ -23,11 +26,22 @@ import { scanTree } from '../../infra/release/scan.ts'
 import { loadTrust, pinProduct, pinnedElsewhere, trustedKeys } from '../../infra/release/trust.ts'
 import { newestRoot } from '../../infra/formats/meta-stream.ts'
 import { productKeys } from '../../infra/formats/root.ts'
+import { DEFAULT_CHUNKER, signRelease } from '../../infra/formats/release.ts'
+import { appendRelease2, newestRelease2 } from '../../infra/formats/release-stream.ts'
+import { buildTree } from '../../infra/formats/tree-builder.ts'
+import { format1Entries, uploadNodes, walkStoredTree } from '../../infra/formats/tree-objects.ts'
+import { timeString } from '../../infra/formats/envelope.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { publishToFeed, type FeedOutcome } from './feed.ts'
 import { createActor, fromPromise, toPromise, type ActorOptions, type AnyActorLogic } from 'xstate'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
-import { publishMachine, type Claim, type PublishFailure, type PublishOutput, type ScannedTree } from '../../machines/publish.machine.ts'
+import { publishMachine, type ChainRead, type Claim, type Head2, type PublishFailure, type PublishOutput, type ScannedTree } from '../../machines/publish.machine.ts'
+
+/**
+ * docs/formats.md §2.2: the largest format-1 manifest a publish writes (8 MiB − 64 KiB, under the
+ * streams' `max_msg_size`); past it the product must end format-1 compatibility.
+ */
+export const V1_MAX_BYTES = 8 * 1024 * 1024 - 64 * 1024
 
 export interface PublishOptions {
   nc: NatsConnection
@@ -62,20 +76,30 @@ export interface PublishOptions {
   onWaitingForPrune?: (prune: LeaseHolder) => void
   /** Called after the blobs are in the store and before the release is appended (tests interleave here). */
   beforeAppend?: () => Promise<void>
+  /** Format 2 with 1: called between the format-2 append and the format-1 one (tests fail here to leave a gap). */
+  betweenAppends?: () => Promise<void>
+  /** The format-1 manifest cap (default V1_MAX_BYTES; tests lower it). */
+  v1MaxBytes?: number
 }
 
 export interface PublishResult {
   product: string
   rev: number
   label: string | null
-  manifestSha256: string
+  /** The format-1 manifest's hash; null when the product publishes format 2 only. */
+  manifestSha256: string | null
   files: number
   bytes: number
   newBlobs: number
   newBytes: number
+  /** Format 2: the release (its id, revision, stream sequence, top tree node) and the nodes uploaded. */
+  release2?: { id: string; rev: number; seq: number; tree: string; nodes: number; newNodes: number }
+  /** The release formats this publish wrote (the root's `formats` for the product; [1] without a root). */
+  formats: number[]
   /** True when the tree equals the newest release: nothing new was appended. */
   unchanged: boolean
-  release: SignedRelease
+  /** The format-1 release; undefined when the product publishes format 2 only. */
+  release?: SignedRelease
   /** Messages on the product's subject that are not its releases (junk, other keys, replays): skipped. */
   skipped: SkippedMessage[]
   /** True when this publish pinned the product to its key in the trust file. */
@@ -93,62 +117,154 @@ const wrongLastSequence = (err: unknown): boolean =>
 /** The publish statechart (machines/publish.machine.ts) wired to JetStream, the tree and the feed. */
 function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectStore, lease: { current?: Awaited<ReturnType<typeof acquirePublishLease>> }) {
   const js = jetstream(opts.nc)
+  const wants = (claim: Claim, format: number): boolean => (claim.formats ?? [1]).includes(format)
+  /** This publish emits format 2 (learnt by the scan, from the claim). */
+  let formats2 = false
+  // A lease lost (this process paused past its lifetime) may have let a prune delete blobs this
+  // release names: append nothing.
+  const checkLease = async (): Promise<void> => {
+    if (lease.current && !(await lease.current.held())) {
+      throw new UpswarmError('UPSWARM_E_PUBLISH', `the publish of ${product} lost its lease on the blob store (not renewed in time: was this process paused?), so a prune may have removed blobs it relies on; nothing was appended. Run the publish again`)
+    }
+  }
+  // The message id dedups a retry of these exact bytes; the expected last subject sequence (of
+  // the last message, junk included) makes two publishers racing for revision N fail all but
+  // one, so a revision number is never used twice.
+  const append1 = (release: SignedRelease, lastSeq: number) => withRetry(
+    () => js.publish(releaseSubject(product), encodeRelease(release), {
+      msgID: manifestSha256(release.manifest),
+      expect: { lastSubjectSequence: lastSeq },
+      headers: revHeaders(release.manifest.rev),
+      timeout: 5000,
+    }),
+    { attempts: 30, retryable: (err) => !wrongLastSequence(err) },
+  )
   return publishMachine.provide({
     actors: {
       claim: fromPromise(() => claimProduct(opts, product)),
-      scan: fromPromise(() => scanTree(opts.src, {
-        onProgress: (p) => opts.onProgress?.({ phase: 'scan', done: p.files, bytes: p.bytes }),
-      })),
+      // docs/formats.md §1.7: with format 2 the chunks are cut in the same read pass as the hashes.
+      scan: fromPromise(async ({ input }: { input: { claim: Claim } }): Promise<ScannedTree> => {
+        const v2 = wants(input.claim, 2)
+        formats2 = v2
+        const scanned = await scanTree(opts.src, {
+          ...(v2 ? { chunker: DEFAULT_CHUNKER } : {}),
+          onProgress: (p) => opts.onProgress?.({ phase: 'scan', done: p.files, bytes: p.bytes }),
+        })
+        if (!v2) return scanned
+        const tree2 = buildTree(scanned.entries.map((e) => (e.kind === 'file' && scanned.chunks.has(e.path) ? { ...e, chunks: scanned.chunks.get(e.path)! } : e)), DEFAULT_CHUNKER)
+        return { ...scanned, tree2 }
+      }),
       // Issue 11 item 8: from the check of which blobs the store holds until the release naming them
       // is appended, a lease keeps any prune from deleting them (infra/nats/leases.ts); the publish
       // releases it when it ends, whichever way.
       upload: fromPromise(async ({ input }: { input: { tree: ScannedTree } }) => {
         lease.current ??= await acquirePublishLease(opts.nc, `publish ${product}`, opts.onWaitingForPrune ? { onWaiting: opts.onWaitingForPrune } : {})
-        return uploadBlobs(os, input.tree.entries, input.tree.files, opts.onProgress)
+        const blobs = await uploadBlobs(os, input.tree.entries, input.tree.files, opts.onProgress)
+        if (!input.tree.tree2) return blobs
+        const nodes = await uploadNodes(os, input.tree.tree2.nodes)
+        return { ...blobs, newNodes: nodes.newNodes }
       }),
       // Issue 10 item 5: numbered from the newest release that verifies under a trusted key;
       // junk, other keys' releases and replays on the subject are skipped and reported.
-      readChain: fromPromise(async ({ input }: { input: { claim: Claim; tree: ScannedTree; mine: SignedRelease | undefined } }) => {
+      readChain: fromPromise(async ({ input }): Promise<ChainRead> => {
         const chain = await withRetry(() => readReleaseChain(opts.nc, product, (k) => input.claim.keys.includes(k)), { attempts: 30 })
         const head = chain.head
+        const v2 = wants(input.claim, 2)
+        const stored2 = v2 ? await withRetry(() => newestRelease2(opts.nc, product, { leader: true }), { attempts: 30 }) : undefined
+        const head2: Head2 | undefined = stored2 && {
+          rev: stored2.signed.release.rev, id: stored2.signed.id, seq: stored2.seq, tree: stored2.signed.release.tree,
+          ...(stored2.signed.release.label !== undefined ? { label: stored2.signed.release.label } : {}),
+          ...(stored2.signed.release.v1 ? { v1: stored2.signed.release.v1 } : {}),
+        }
+        // docs/formats.md §2.2: the format-2 head names the format-1 manifest of its revision, and
+        // the release stream's head is the revision before it: a publish died between the appends.
+        const gap = !!(head2?.v1 && head?.manifestSha256 !== head2.v1 && (head?.release.manifest.rev ?? 0) === head2.rev - 1)
+        const mineIsHead = !!(input.mine && head && head.manifestSha256 === manifestSha256(input.mine.manifest))
+        const mine2IsHead = !!(input.mine2 && head2 && head2.id === input.mine2.id)
+        const label = opts.label ?? undefined
         return {
           head,
           lastSeq: chain.lastSeq,
           skipped: chain.skipped,
-          headIsOurs: !!(input.mine && head && head.manifestSha256 === manifestSha256(input.mine.manifest)),
-          headSameContent: !!(head && sameContent(head.release.manifest, input.tree.entries, opts.label)),
+          ...(head2 ? { head2 } : {}),
+          gap,
+          headIsOurs: v2 ? mine2IsHead && !gap && (!wants(input.claim, 1) || mineIsHead) : mineIsHead,
+          headSameContent: v2
+            ? !!(head2 && !gap && input.tree.tree2 && head2.tree === input.tree.tree2.top && head2.label === label && (!wants(input.claim, 1) || (head && head.manifestSha256 === head2.v1)))
+            : !!(head && sameContent(head.release.manifest, input.tree.entries, opts.label)),
         }
       }),
-      sign: fromPromise(async ({ input }: { input: { rev: number; parent: string | undefined; tree: ScannedTree } }) => signManifest({
-        format: 1,
-        product,
-        rev: input.rev,
-        ...(opts.label ? { label: opts.label } : {}),
-        createdAt: new Date().toISOString(),
-        pieceSize: PIECE_SIZE,
-        ...(input.parent ? { parent: input.parent } : {}),
-        entries: input.tree.entries,
-      }, opts.key)),
-      // The message id dedups a retry of these exact bytes; the expected last subject sequence
-      // (of the last message, junk included) makes two publishers racing for revision N fail
-      // all but one, so a revision number is never used twice. A duplicate ack means an earlier
-      // attempt of ours already stored these exact bytes.
-      append: fromPromise(async ({ input }: { input: { release: SignedRelease; lastSeq: number } }) => {
-        await opts.beforeAppend?.()
-        // A lease lost (this process paused past its lifetime) may have let a prune delete blobs
-        // this release names: append nothing.
-        if (lease.current && !(await lease.current.held())) {
-          throw new UpswarmError('UPSWARM_E_PUBLISH', `the publish of ${product} lost its lease on the blob store (not renewed in time: was this process paused?), so a prune may have removed blobs it relies on; nothing was appended. Run the publish again`)
+      // docs/formats.md §2.2, gap repair: the format-1 manifest the format-2 head names, derived from
+      // its tree in the object store (the same fields, the same bytes: ed25519 is deterministic).
+      repair: fromPromise(async ({ input: { chain } }: { input: { chain: ChainRead } }) => {
+        const head2 = chain.head2!
+        const stored2 = (await newestRelease2(opts.nc, product, { leader: true }))!
+        const r = stored2.signed.release
+        const { entries } = await walkStoredTree(os, r.tree)
+        const release = signManifest({
+          format: 1, product, rev: r.rev, ...(r.label !== undefined ? { label: r.label } : {}), createdAt: r.createdAt, pieceSize: PIECE_SIZE,
+          ...(chain.head ? { parent: chain.head.manifestSha256 } : {}), entries: await format1Entries(os, entries),
+        }, opts.key)
+        if (manifestSha256(release.manifest) !== head2.v1) {
+          throw new UpswarmError('UPSWARM_E_PUBLISH',
+            `format-2 release r${r.rev} of ${product} names format-1 manifest ${head2.v1}, which the release stream lacks, and the manifest derived from its tree is ${manifestSha256(release.manifest)}: ` +
+            `cannot repair the gap; format-1 clients stay at r${chain.head?.release.manifest.rev ?? 0} until it is`)
         }
-        const ack = await withRetry(
-          () => js.publish(releaseSubject(product), encodeRelease(input.release), {
-            msgID: manifestSha256(input.release.manifest),
-            expect: { lastSubjectSequence: input.lastSeq },
-            headers: revHeaders(input.release.manifest.rev),
-            timeout: 5000,
-          }),
-          { attempts: 30, retryable: (err) => !wrongLastSequence(err) },
-        )
+        await checkLease()
+        await append1(release, chain.lastSeq)
+      }),
+      sign: fromPromise(async ({ input }: { input: { rev: number; parent: string | undefined; tree: ScannedTree } }) => {
+        const release = signManifest({
+          format: 1,
+          product,
+          rev: input.rev,
+          ...(opts.label ? { label: opts.label } : {}),
+          // Whole seconds, as the format-2 release of the same revision says (gap repair derives it).
+          createdAt: input.tree.tree2 ? timeString(Date.now()) : new Date().toISOString(),
+          pieceSize: PIECE_SIZE,
+          ...(input.parent ? { parent: input.parent } : {}),
+          entries: input.tree.entries,
+        }, opts.key)
+        // docs/formats.md §2.2: refused before anything is appended, never at the stream's limit.
+        const size = encodeRelease(release).length
+        const cap = opts.v1MaxBytes ?? V1_MAX_BYTES
+        if (size > cap) {
+          const files = fileEntries(release.manifest).length
+          throw new UpswarmError('UPSWARM_E_PUBLISH',
+            `product ${product} still publishes format 1 for format-1 clients; at ${files.toLocaleString('en-US').replace(/,/g, ' ')} files it cannot ` +
+            `(its manifest would be ${size} bytes, over the ${cap}-byte cap): end format-1 compatibility first (remove 1 from the product's \`formats\` in the root)`,
+            { details: { product, files, bytes: size, cap } })
+        }
+        return release
+      }),
+      sign2: fromPromise(async ({ input }) => {
+        const tree2 = input.tree.tree2!
+        const createdAtMs = input.v1 ? Date.parse(input.v1.manifest.createdAt) : Date.now()
+        // docs/formats.md §2.2: the first format-2 release names no parent, whatever its revision.
+        const parent = input.head2 && input.head2.rev === input.rev - 1 ? input.head2.id : undefined
+        if (input.head2 && !parent) {
+          throw new UpswarmError('UPSWARM_E_PUBLISH', `format-2 release r${input.rev} of ${product} cannot follow the format-2 head r${input.head2.rev}: revisions r${input.head2.rev + 1}…r${input.rev - 1} were published without format 2`)
+        }
+        const { bytes, id } = signRelease({
+          product, rev: input.rev, ...(parent ? { parent } : {}), ...(opts.label !== undefined ? { label: opts.label } : {}),
+          createdAtMs, root: input.claim.rootVersion ?? 1, tree: tree2.top, stats: tree2.stats, chunker: { ...DEFAULT_CHUNKER },
+          ...(input.v1 ? { v1: manifestSha256(input.v1.manifest) } : {}),
+        }, [opts.key])
+        return { text: bytes.toString('utf8'), id, rev: input.rev }
+      }),
+      // docs/formats.md §2.2: the format-2 subject is the serialization point.
+      append2: fromPromise(async ({ input }) => {
+        await opts.beforeAppend?.()
+        await checkLease()
+        const ack = await withRetry(() => appendRelease2(opts.nc, input.release.text), { attempts: 30, retryable: (err) => !(err instanceof UpswarmError) })
+        return { seq: ack.seq }
+      }),
+      append: fromPromise(async ({ input }: { input: { release: SignedRelease; lastSeq: number } }) => {
+        // With format 2 the format-2 release was appended just before: tests may fail here to leave a gap.
+        if (formats2) await opts.betweenAppends?.()
+        else await opts.beforeAppend?.()
+        await checkLease()
+        const ack = await append1(input.release, input.lastSeq)
         return { seq: ack.seq }
       }),
       // An unchanged tree still brings the feed up to the newest release: that repairs it too.
@@ -165,7 +281,8 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
           ...(opts.swarmIdentity ? { swarmIdentity: opts.swarmIdentity } : {}),
         })),
     },
-    guards: { raced: (_, error: unknown) => wrongLastSequence(error) },
+    // appendRelease2 says UPSWARM_E_CONFLICT when another release took the revision first.
+    guards: { raced: (_, error: unknown) => wrongLastSequence(error) || (error instanceof UpswarmError && error.code === 'UPSWARM_E_CONFLICT') },
   })
 }
 
@@ -189,22 +306,27 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     await lease.current?.release()
   }
   if (out.outcome === 'failed') throw publishError(out.failure!, product)
-  const { release, tree, claim, uploaded } = out as Required<PublishOutput>
+  const { tree, claim, uploaded } = out as Required<PublishOutput>
+  const { release, release2 } = out
   const files = tree.entries.filter((e) => e.kind === 'file')
+  const rev = release2?.rev ?? release!.manifest.rev
+  const feed: FeedOutcome = out.feed ?? { appended: false, reason: `product ${product} publishes format 2 only: its releases go to the format-2 release stream, not to the format-1 feed` }
   return {
     product,
-    rev: release.manifest.rev,
-    label: release.manifest.label ?? null,
-    manifestSha256: manifestSha256(release.manifest),
-    files: fileEntries(release.manifest).length,
+    rev,
+    label: opts.label ?? (release?.manifest.rev === rev ? release.manifest.label : undefined) ?? null,
+    manifestSha256: release && release.manifest.rev === rev ? manifestSha256(release.manifest) : null,
+    files: files.length,
     bytes: files.reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0),
     newBlobs: out.appended ? uploaded.newBlobs : 0,
     newBytes: out.appended ? uploaded.newBytes : 0,
+    ...(release2 && tree.tree2 ? { release2: { id: release2.id, rev: release2.rev, seq: release2.seq, tree: tree.tree2.top, nodes: tree.tree2.stats.nodes, newNodes: out.appended ? uploaded.newNodes ?? 0 : 0 } } : {}),
+    formats: claim.formats ?? [1],
     unchanged: !out.appended,
-    release,
+    ...(release ? { release } : {}),
     skipped: out.skipped,
     pinned: claim.pinned,
-    feed: out.feed!,
+    feed,
   }
 }
 
@@ -221,7 +343,7 @@ function publishError(f: PublishFailure, product: string): UpswarmError {
  * belong to another key already (its newest verified release in the stream); with a trust file it
  * is then pinned to this key, so servers reading the same file trust its first release.
  */
-async function claimProduct(opts: PublishOptions, product: string): Promise<{ keys: string[]; pinned: boolean }> {
+async function claimProduct(opts: PublishOptions, product: string): Promise<Claim> {
   const own = opts.key.publicKey
   if (opts.private && !opts.trust) throw new UpswarmError('UPSWARM_E_CONFIG', `a private product is marked in a trust file: publish ${product} with a trust file`)
   // Issue 10 item 7: a product in the root of trust is the root's; its current publish keys sign,
@@ -238,7 +360,9 @@ async function claimProduct(opts: PublishOptions, product: string): Promise<{ ke
     // one pinned to another key refuses, naming the file (the operator moves it to format 3).
     const file = opts.trust ? await loadTrust(opts.trust, { missingOk: true }) : undefined
     const pinned = opts.trust && !file?.root ? (await pinProduct(opts.trust, product, own, { private: opts.private === true })).pinned : false
-    return { keys: [...current, ...retired], pinned }
+    // docs/formats.md §2.2: the root decides which formats the product's releases are written in.
+    const formats = stored.signed.root.products[product]!.formats ?? [1]
+    return { keys: [...current, ...retired], pinned, formats, rootVersion: stored.signed.root.version }
   }
   const keys = opts.trust ? trustedKeys(await loadTrust(opts.trust, { missingOk: true }), product) : undefined
   if (keys) {

@@ -24,6 +24,8 @@ import type { HostPort } from '../../infra/swarm/transport.ts'
 import { formatSize, freeBytes, isDiskFull } from '../../infra/store/disk-space.ts'
 import { serverSyncMachine, syncState, type PendingRelease, type SyncOutcome } from '../../machines/server-sync.machine.ts'
 import { RepoStore } from './repo-store.ts'
+import { startMetaSync, type MetaSync } from './meta-sync.ts'
+import { MetaRequest, NodesRequest } from '../../infra/formats/meta-wire.ts'
 import { startSeed, type Seed } from './seed.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { MAX_RANGE } from '../../infra/repo-client.ts'
@@ -31,6 +33,9 @@ import { HEARTBEAT_MS, MAX_PARKED_SHOWN, MAX_WEIGHT, type Heartbeat } from '../.
 
 export type { Seed } from './seed.ts'
 export type { Heartbeat, SwarmInfo } from '../../infra/nats/heartbeat.ts'
+
+/** Release formats this server syncs and serves (its heartbeat's `formats`, docs/formats.md §2.2). */
+export const SERVED_FORMATS = [1, 2] as const
 
 /** How long one pull waits for a release: the longest an idle server takes to see a new pin. */
 export const POLL_MS = 5000
@@ -80,6 +85,8 @@ export interface RepoServer {
   id: string
   store: RepoStore
   actor: Actor<typeof serverSyncMachine>
+  /** The format-2 side: its store and sync actor (docs/formats.md §5 step 5). */
+  meta: MetaSync
   seed: Seed
   heartbeat(): Heartbeat
   close(): Promise<void>
@@ -257,21 +264,26 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     for (const [sha, size] of blobsOf(signed.manifest)) {
       if (await store.blobs.has(sha)) continue
       signal.throwIfAborted()
-      const obj = await os.get(sha)
-      if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `blob ${sha} of ${signed.manifest.product} r${signed.manifest.rev} is not in the object store yet`)
-      const source = Readable.fromWeb(obj.data as never)
-      // The copy in progress fails with this error; once the copy is over nobody listens, so never let it escape.
-      source.on('error', () => {})
-      const stop = (): void => void source.destroy(new UpswarmError('UPSWARM_E_IO', `server ${id} is stopping`))
-      signal.addEventListener('abort', stop, { once: true })
-      try {
-        await store.blobs.put(sha, source, `object store (release seq ${release.seq})`, size)
-      } finally {
-        signal.removeEventListener('abort', stop)
-      }
+      await copyBlob(sha, size, `object store (release seq ${release.seq})`, signal, `blob ${sha} of ${signed.manifest.product} r${signed.manifest.rev}`)
     }
     signal.throwIfAborted()
     await store.markSynced(release.seq, encodeRelease(signed), signed)
+  }
+
+  /** One blob from the object store into the server's store, checked against its hash and size. */
+  async function copyBlob(sha: string, size: number, where: string, signal: AbortSignal, what = `blob ${sha}`): Promise<void> {
+    const obj = await os.get(sha)
+    if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `${what} is not in the object store yet`)
+    const source = Readable.fromWeb(obj.data as never)
+    // The copy in progress fails with this error; once the copy is over nobody listens, so never let it escape.
+    source.on('error', () => {})
+    const stop = (): void => void source.destroy(new UpswarmError('UPSWARM_E_IO', `server ${id} is stopping`))
+    signal.addEventListener('abort', stop, { once: true })
+    try {
+      await store.blobs.put(sha, source, where, size)
+    } finally {
+      signal.removeEventListener('abort', stop)
+    }
   }
 
   /**
@@ -334,6 +346,13 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     error: (err) => log(`sync actor failed: ${errorMessage(err)}`),
   })
 
+  // docs/formats.md §5 step 5: the format-2 releases, from the server's own consumer of UPSWARM_META.
+  const meta2 = await startMetaSync({
+    nc, id, dataDir: opts.dataDir, blobs: store.blobs, os, trust: opts.trust, log,
+    copyBlob: (sha, size, where, signal) => copyBlob(sha, size, where, signal),
+  })
+  meta2.actor.on('release2.synced', () => publishHeartbeat())
+
   const service: Service = await startService(nc, {
     name: REPO_SERVICE,
     version: '1.0.0',
@@ -351,6 +370,13 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
           const { release, sha } = syncedRelease(product, rev)
           return { product, rev, manifestSha256: sha, files: fileEntries(release.manifest).map((e) => ({ path: e.path, sha1: e.sha1 })) }
         })),
+      // docs/formats.md §1.8: signed documents as received, and tree nodes by hash.
+      meta: endpoint(repoSubject(id, 'meta'), MetaRequest, (req) => tracked(() => meta2.meta(req))),
+      nodes: endpoint(repoSubject(id, 'nodes'), NodesRequest, (req) => tracked(async () => {
+        const bytes = await meta2.nodes(req)
+        counters.bytesServed += bytes.length
+        return bytes
+      })),
       range: endpoint(repoSubject(id, 'range'),
         z.object({ sha256: Hex64, offset: z.number().int().min(0), length: z.number().int().min(1).max(MAX_RANGE) }),
         ({ sha256, offset, length }) => tracked(async () => {
@@ -473,13 +499,17 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       log,
     })
   } catch (err) {
+    meta2.close()
     await service.stop().catch(() => {})
     throw err
   }
 
   const parkedInfo = (): Heartbeat['parked'] => store.parked.slice(-MAX_PARKED_SHOWN).map(({ product, rev, seq, reason, at }) => ({ product, rev, seq, reason: reason.slice(0, 300), at }))
   const prunedInfo = (): Record<string, number> => Object.fromEntries(Object.entries(store.pruned).map(([p, r]) => [p, r.through]))
-  const heartbeat = (): Heartbeat => ({ id, weight, synced: store.synced, ...counters, startedAt, swarm: seed.info(), parked: parkedInfo(), pruned: prunedInfo(), ...(stalled ? { stalled } : {}) })
+  const heartbeat = (): Heartbeat => ({
+    id, weight, synced: store.synced, ...counters, startedAt, swarm: seed.info(), parked: parkedInfo(), pruned: prunedInfo(), ...(stalled ? { stalled } : {}),
+    formats: [...SERVED_FORMATS], synced2: meta2.store.synced,
+  })
   // Sent by the machine's heartbeat region on its clock, and at once when what it says changes.
   const publishHeartbeat = (): void => nc.publish(serverHeartbeat(id), JSON.stringify(heartbeat()))
   actor.on('release.synced', (e) => {
@@ -494,11 +524,13 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     id,
     store,
     actor,
+    meta: meta2,
     seed,
     heartbeat,
     async close() {
       actor.send({ type: 'stop' })
       actor.stop() // aborts a blob copy in progress
+      meta2.close()
       await service.stop().catch(() => {})
       await seed.close()
       await Promise.allSettled([...writing])

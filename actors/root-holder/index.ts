@@ -14,6 +14,8 @@ export interface RootEdit {
   /** Rotation (or revocation, with minRev): the current publish keys retire after `lastRev`. */
   rotate?: Array<{ product: string; publishKey: string; lastRev: number; lastRelease?: string }>
   minRev?: Array<{ product: string; rev: number }>
+  /** docs/formats.md §2.2: the release formats a product's publisher writes (e.g. [1, 2], later [2]). */
+  formats?: Array<{ product: string; formats: number[] }>
   expiresDays?: number
   /** New root role (raw public keys) and threshold; the edit must then be signed by old and new keys. */
   rootKeys?: string[]
@@ -61,6 +63,16 @@ export function editRoot(base: Root, signers: PublisherKey[], e: RootEdit): Sign
     const p = d.products[m.product]
     if (!p) throw new UpswarmError('UPSWARM_E_CONFIG', `--min-rev ${m.product}=${m.rev}: product ${m.product} is not in root version ${base.version}`)
     p.minRev = m.rev
+  }
+  for (const f of e.formats ?? []) {
+    checkProduct(f.product)
+    const p = d.products[f.product]
+    if (!p) throw new UpswarmError('UPSWARM_E_CONFIG', `--formats ${f.product}=…: product ${f.product} is not in root version ${base.version}`)
+    const known = f.formats.filter((n) => n === 1 || n === 2)
+    if (known.length === 0 || known.length !== f.formats.length) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `--formats ${f.product}=${f.formats.join(',')}: this upswarm writes formats 1 and 2; give 1, 2 or 1,2`)
+    }
+    p.formats = [...new Set(known)].sort()
   }
   if (d.rootThreshold < 1 || d.rootThreshold > new Set(d.rootKeys).size) {
     throw new UpswarmError('UPSWARM_E_CONFIG', `the root role needs a threshold between 1 and its ${new Set(d.rootKeys).size} key(s), got ${d.rootThreshold}`)

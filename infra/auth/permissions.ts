@@ -4,7 +4,7 @@
 // not do and try it.
 import {
   ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, release2Subject, rolloutSubject, SIGNED_ROLLOUTS, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
-  serverConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS, inspectSubject,
+  serverConsumer, serverMetaConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS, inspectSubject,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
 
@@ -83,11 +83,12 @@ export function permissionsFor(id: Identity): SubjectPermissions {
       return {
         // History scans (the release chain, the feed) use ephemeral consumers on the readers' mirror.
         // Issue 16 item 1: the publisher (`upswarm rollout`) appends rollout statements; no one else does.
+        // Gap repair (docs/formats.md §2.2) reads tree nodes and blobs back from the object store.
         // Issue 11 item 8: a publish leases the blobs it deduplicates under its own name only,
         // and reads (never writes) the prune lease.
         pub: {
           allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM), RELEASE_SUBJECTS, release2Subject('*'), rolloutSubject('*'), ...streamReads(OBJ_STREAM),
-            `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`, ...streamReads(LEASE_STREAM), `$KV.${LEASE_BUCKET}.${publishLeaseKey(id.name, '*')}`, inspectSubject('publisher', id.name)],
+            ...ephemeralConsumers(OBJ_STREAM), `$O.${BLOB_BUCKET}.C.>`, `$O.${BLOB_BUCKET}.M.>`, ...streamReads(LEASE_STREAM), `$KV.${LEASE_BUCKET}.${publishLeaseKey(id.name, '*')}`, inspectSubject('publisher', id.name)],
         },
         sub: { allow: [...base.sub, SERVER_HEARTBEATS] },
       }
@@ -96,6 +97,8 @@ export function permissionsFor(id: Identity): SubjectPermissions {
         pub: {
           // Issue 11 item 8: the prune records tell it which revisions' bytes to drop.
           allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(PRUNE_STREAM), ...durableConsumer(RELEASE_STREAM, serverConsumer(id.name)), ...streamReads(OBJ_STREAM),
+            // docs/formats.md §1.8: its own durable consumer of the format-2 releases.
+            ...durableConsumer(META_STREAM, serverMetaConsumer(id.name)),
             ...ephemeralConsumers(OBJ_STREAM), serverHeartbeat(id.name), actorEventSubject('repo-server', id.name), 
             inspectSubject('repo-server', id.name), alertSubject('*', id.name), ...ANSWER],
         },

@@ -167,7 +167,7 @@ export interface RootDraft {
   rootThreshold: number
   freshKeys: string[]
   freshLifetimeS?: number
-  products: Record<string, { publish: string[]; retired?: Array<{ key: string; lastRev: number; lastRelease?: string }>; minRev?: number }>
+  products: Record<string, { publish: string[]; retired?: Array<{ key: string; lastRev: number; lastRelease?: string }>; minRev?: number; formats?: number[] }>
 }
 
 /** The unsigned root body of a draft (raw public keys in, key ids out). */
@@ -184,7 +184,8 @@ export function rootBody(d: RootDraft): Record<string, unknown> {
       publish: { keys: p.publish.map(id), threshold: 1 },
       ...(p.retired?.length ? { retired: p.retired.map((r) => ({ keyid: id(r.key), lastRev: r.lastRev, ...(r.lastRelease ? { lastRelease: r.lastRelease } : {}) })) } : {}),
       ...(p.minRev ? { minRev: p.minRev } : {}),
-      formats: [1],
+      // docs/formats.md §2.2: the release formats its publisher writes; format 1 until an edit says otherwise.
+      formats: p.formats ?? [1],
     }
   }
   return {
@@ -250,6 +251,7 @@ export function draftOf(root: Root): RootDraft {
       publish: p.publish.keys.map(raw),
       ...(p.retired ? { retired: p.retired.map((r) => ({ key: raw(r.keyid), lastRev: r.lastRev, ...(r.lastRelease ? { lastRelease: r.lastRelease } : {}) })) } : {}),
       ...(p.minRev ? { minRev: p.minRev } : {}),
+      ...(p.formats ? { formats: p.formats } : {}),
     }
   }
   return {

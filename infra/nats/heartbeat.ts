@@ -2,7 +2,7 @@
 // the roles that read it (so none of them imports the repository server's module). The
 // server publishes a `Heartbeat` on serverHeartbeat(id) every HEARTBEAT_MS; each reader parses
 // only the part it acts on, so a field it does not use can never keep a server out.
-//   proxy            HeartbeatForPool    id, weight, synced, load counters
+//   proxy            HeartbeatForPool    id, weight, synced, load counters, formats
 //   publisher feed   HeartbeatForFeed    id and swarm address (which feeds it seeds)
 //   sharing daemon   HeartbeatForClient  synced revisions and the server's swarm key
 import { z } from 'zod'
@@ -61,6 +61,12 @@ export const HeartbeatSchema = z.object({
   stalled: Stalled.optional(),
   /** Issue 11 item 8: per product, the newest revision an operator pruned (its file contents are gone). */
   pruned: Synced.optional(),
+  /**
+   * Release formats the server syncs and serves (docs/formats.md §2.2): absent on a format-1
+   * server, which gets no format-2 request. `synced2`: its newest verified format-2 revision per product.
+   */
+  formats: z.array(z.number().int().min(1).max(64)).max(16).optional(),
+  synced2: Synced.optional(),
 })
 export type Heartbeat = z.infer<typeof HeartbeatSchema>
 
@@ -75,6 +81,8 @@ export const HeartbeatForPool = z.object({
   parked: Parked.default([]),
   stalled: Stalled.optional(),
   pruned: Synced.default({}),
+  formats: z.array(z.number().int().min(1).max(64)).max(16).default([1]),
+  synced2: Synced.default({}),
 })
 
 /** The publisher's part: where to dial the server that seeds a feed. */

@@ -87,10 +87,15 @@ export const PEER_BUCKET_MAX_AGE_MS = 60 * 60 * 1000
 /** Durable consumer of the release stream for one repository server. */
 export const serverConsumer = (serverId: string): string => `server-${serverId}`
 
+/** Durable consumer of UPSWARM_META for one repository server: the format-2 releases it copies (docs/formats.md §1.8). */
+export const serverMetaConsumer = (serverId: string): string => `server-${serverId}-meta`
+/** What a server's meta consumer reads: every product's format-2 releases. */
+export const RELEASE2_SUBJECTS = release2Subject('*')
+
 /** Repository server NATS service (one instance per server, addressed by id). */
 export const REPO_SERVICE = 'upswarm-repo'
 export const repoSubject = (serverId: string, op: RepoOp): string => `upswarm.repo.${serverId}.${op}`
-export type RepoOp = 'revs' | 'manifest' | 'sha1s' | 'range'
+export type RepoOp = 'revs' | 'manifest' | 'sha1s' | 'range' | 'meta' | 'nodes'
 
 /** Heartbeats of repository servers, read by every proxy. */
 export const serverHeartbeat = (serverId: string): string => `upswarm.heartbeat.server.${serverId}`
@@ -105,7 +110,7 @@ export const heartbeatServerId = (subject: string): string | undefined => {
 /** Proxy NATS service: a queue group, so several proxies answer as one. */
 export const PROXY_SERVICE = 'upswarm-proxy'
 export const proxySubject = (op: ProxyOp): string => `upswarm.proxy.${op}`
-export type ProxyOp = 'revs' | 'manifest' | 'sha1s' | 'assign' | 'stats'
+export type ProxyOp = 'revs' | 'manifest' | 'sha1s' | 'assign' | 'stats' | 'meta' | 'nodes'
 
 /**
  * Tracker NATS service (queue group). A request's last token is the requester's identity

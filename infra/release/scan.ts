@@ -3,6 +3,8 @@ import { lstat, readdir, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { UpswarmError } from '../errors.ts'
 import { hashFile, PIECE_SIZE } from './hash.ts'
+import { chunkFile, type ChunkerParams, type FileChunks } from '../formats/fastcdc.ts'
+import type { ChunkRef } from '../formats/tree-node.ts'
 import { comparePaths, isSafeRelPath, META_DIR, type Entry } from './manifest.ts'
 
 export interface ScanProgress {
@@ -19,11 +21,18 @@ export interface ScannedFile {
 /** Walks `root` and returns every entry (sorted by path) plus where each file lives on disk. */
 export async function scanTree(
   root: string,
-  opts: { pieceSize?: number; concurrency?: number; onProgress?: (p: ScanProgress) => void } = {},
-): Promise<{ entries: Entry[]; files: Map<string, string> }> {
+  opts: {
+    pieceSize?: number
+    concurrency?: number
+    onProgress?: (p: ScanProgress) => void
+    /** Also cut each file into format-2 chunks (docs/formats.md §1.7), in the same read pass as its hashes. */
+    chunker?: ChunkerParams
+  } = {},
+): Promise<{ entries: Entry[]; files: Map<string, string>; chunks: Map<string, ChunkRef[]> }> {
   const pieceSize = opts.pieceSize ?? PIECE_SIZE
   const entries: Entry[] = []
   const files = new Map<string, string>()
+  const chunks = new Map<string, ChunkRef[]>()
   const toHash: { rel: string; abs: string; mode: number }[] = []
 
   async function walk(dirAbs: string, dirRel: string): Promise<void> {
@@ -55,8 +64,10 @@ export async function scanTree(
   const workers = Array.from({ length: opts.concurrency ?? 2 }, async () => {
     while (next < toHash.length) {
       const f = toHash[next++]!
-      const h = await hashFile(f.abs, pieceSize)
+      const hashed: FileChunks = opts.chunker ? await chunkFile(f.abs, opts.chunker, pieceSize) : await hashFile(f.abs, pieceSize)
+      const { chunks: cut, ...h } = hashed
       entries.push({ path: f.rel, kind: 'file', mode: f.mode, ...h })
+      if (cut) chunks.set(f.rel, cut)
       files.set(f.rel, f.abs)
       done++
       bytes += h.size
@@ -65,7 +76,7 @@ export async function scanTree(
   })
   await Promise.all(workers)
   entries.sort((a, b) => comparePaths(a.path, b.path))
-  return { entries, files }
+  return { entries, files, chunks }
 }
 
 /** Issue 11 item 9: one line naming the file and why, before any manifest is built. */

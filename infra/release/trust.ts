@@ -20,7 +20,7 @@ import { withLock } from '../store/lock-file.ts'
 import { writeFileAtomic } from '../store/working-copy/atomic.ts'
 import { UUID_RE } from './manifest.ts'
 import { encodeEnvelope } from '../formats/envelope.ts'
-import { keyVerdict, parseRoot, productKeys, verifyNextRoot, verifyPinnedRoot, type SignedRoot } from '../formats/root.ts'
+import { keyVerdict, parseRoot, productKeys, verifyNextRoot, verifyPinnedRoot, type Root, type SignedRoot } from '../formats/root.ts'
 
 /** The format written when no product is private (readable by every upswarm that reads trust files). */
 export const TRUST_FORMAT = 1
@@ -236,6 +236,17 @@ export class TrustStore {
     this.lastRootLook = Date.now()
     const texts = await this.rootSource(this.rootVersion + 1).catch(() => [])
     this.acceptRoots(texts, 'the root stream')
+  }
+
+  /**
+   * The newest root held (format 3), after a look for newer ones on the stream when it is older
+   * than `version` (a format-2 release names the root it was signed under); undefined without a root.
+   */
+  async rootFor(version: number): Promise<Root | undefined> {
+    await this.current()
+    if (this.chain.length === 0) return undefined
+    if (this.rootVersion < version) await this.lookForRoots()
+    return this.chain.at(-1)!.root
   }
 
   /** Reads the file now: a malformed trust file fails at start, not at the first release. */

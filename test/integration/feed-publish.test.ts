@@ -87,7 +87,7 @@ describe('release feed', () => {
     const [entry] = await releasesOf(feed, product, 1)
     expect(entry).toMatchObject({ index: 0, product, rev: 1, manifestSha256: result.manifestSha256 })
     // get() returns the block only after checking its signature against the pinned key.
-    expect((await feed.get(entry!.index)).manifest).toEqual(result.release.manifest)
+    expect((await feed.get(entry!.index)).manifest).toEqual(result.release!.manifest)
   })
 
   it('publish — a publish after a stream-only publish appends the missing release first, in order', async () => {

@@ -11,6 +11,8 @@ import { publish } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { startTracker, type Tracker } from '../../actors/tracker/index.ts'
 import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
+import { appendRoot } from '../../infra/formats/meta-stream.ts'
+import { rootBody, rootText, signRoot } from '../../infra/formats/root.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { identityOf } from '../../infra/nats/identity.ts'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
@@ -44,6 +46,7 @@ describe('ops doc — NATS subjects', { timeout: 120_000 }, () => {
   const product = newProduct()
   const serverId = `ops-${process.pid}`
   let sha256 = ''
+  let node = ''
 
   beforeAll(async () => {
     dir = await tempDir('upswarm-ops-subjects-')
@@ -52,12 +55,22 @@ describe('ops doc — NATS subjects', { timeout: 120_000 }, () => {
     nc = await own.connect('test-ops-subjects')
     const trust = join(dir.path, 'trust.json')
     await writeTree(join(dir.path, 'src'), { 'a.txt': 'the first file of r1\n' })
-    const r = await publish({ nc, src: join(dir.path, 'src'), product, key: generatePublisherKey(), trust, skipFeed: true })
-    sha256 = fileEntries(r.release.manifest)[0]!.sha256
+    // A root that has the product publish format 2 beside format 1, so `meta` and `nodes` have something to serve.
+    const key = generatePublisherKey()
+    const body = rootBody({ version: 1, expiresMs: Date.now() + 86_400_000, rootKeys: [key.publicKey], rootThreshold: 1, freshKeys: [key.publicKey], products: { [product]: { publish: [key.publicKey] } } }) as { products: Record<string, { formats: number[] }> }
+    body.products[product]!.formats = [1, 2]
+    await appendRoot(nc, rootText(signRoot(body, [key])))
+    const r = await publish({ nc, src: join(dir.path, 'src'), product, key, trust, skipFeed: true })
+    sha256 = fileEntries(r.release!.manifest)[0]!.sha256
+    node = r.release2!.tree
     server = await startRepoServer({ nc, id: serverId, dataDir: join(dir.path, 'server'), trust: await new TrustStore(trust).ready() })
     proxy = await startProxy({ nc })
     tracker = await startTracker({ nc, id: 'ops' })
     await waitFor(server.actor, () => (server.store.synced[product] ?? 0) >= 1, { timeout: 30_000 })
+    await waitFor(server.meta.actor, () => server.meta.store.synced[product] === 1, { timeout: 30_000 })
+    // The proxy learns it from the heartbeat sent at once: its `meta` and `nodes` examples go to this server.
+    await waitFor(server.actor, () => proxy.pool.member(serverId) !== undefined, { timeout: 10_000 })
+    await waitFor(proxy.pool.member(serverId)!, (m) => m.context.status.synced2?.[product] === 1, { timeout: 10_000 })
   }, 120_000)
   afterAll(async () => {
     await tracker?.close()
@@ -84,7 +97,7 @@ describe('ops doc — NATS subjects', { timeout: 120_000 }, () => {
   })
 
   it('ops — every example request of docs/ops.md, sent as written, is answered without an error', async () => {
-    const fill = (s: string) => s.replaceAll('<server>', serverId).replaceAll('<product>', product).replaceAll('<sha256>', sha256)
+    const fill = (s: string) => s.replaceAll('<server>', serverId).replaceAll('<product>', product).replaceAll('<sha256>', sha256).replaceAll('<node>', node)
       .replaceAll('<identity>', identityOf(nc)).replaceAll('<peer-id>', 'ab'.repeat(20))
     const answers: string[] = []
     for (const row of await documentedServices()) {
@@ -94,6 +107,6 @@ describe('ops doc — NATS subjects', { timeout: 120_000 }, () => {
       expect(reply.data.length, row.example.subject).toBeGreaterThan(0)
       answers.push(row.subject)
     }
-    expect(answers.length).toBe(11)
+    expect(answers.length).toBe(15)
   })
 })

@@ -47,7 +47,7 @@ describe('publish — derailing and pinning', () => {
     const notRelease = await append(product, JSON.stringify({ hello: 'world' }), 99)
     const r2 = await publish({ nc: fx.nc, src: await tree('junk2', 'two'), product, key, skipFeed: true })
     expect(r2).toMatchObject({ rev: 2, unchanged: false })
-    expect(r2.release.manifest.parent).toBe(r1.manifestSha256)
+    expect(r2.release!.manifest.parent).toBe(r1.manifestSha256)
     expect(r2.skipped).toEqual([
       { stream: RELEASE_STREAM, seq: notJson, kind: 'junk', reason: expect.stringContaining('not a signed release manifest') },
       { stream: RELEASE_STREAM, seq: notRelease, kind: 'junk', reason: expect.stringContaining('not a signed release manifest') },
@@ -72,7 +72,7 @@ describe('publish — derailing and pinning', () => {
 
     const r2 = await publish({ nc: fx.nc, src: await tree('foreign2', 'two'), product, key, trust, skipFeed: true })
     expect(r2).toMatchObject({ rev: 2, pinned: false })
-    expect(r2.release.manifest.parent).toBe(r1.manifestSha256)
+    expect(r2.release!.manifest.parent).toBe(r1.manifestSha256)
     expect(r2.skipped.map((m) => [m.seq, m.kind])).toEqual([[foreign, 'foreign'], [forged, 'foreign'], [elsewhere, 'foreign']])
     expect(r2.skipped[0]!.reason).toContain(`signed by key ${other.publicKey}, which is not trusted`)
     expect(r2.skipped[1]!.reason).toContain('does not verify')
@@ -83,11 +83,11 @@ describe('publish — derailing and pinning', () => {
     const product = newProduct()
     const r1 = await publish({ nc: fx.nc, src: await tree('replay1', 'one'), product, key, skipFeed: true })
     const r2 = await publish({ nc: fx.nc, src: await tree('replay2', 'two'), product, key, skipFeed: true })
-    const again = await append(product, encodeRelease(r2.release))
-    const replay = await append(product, encodeRelease(r1.release), 1)
+    const again = await append(product, encodeRelease(r2.release!))
+    const replay = await append(product, encodeRelease(r1.release!), 1)
     const r3 = await publish({ nc: fx.nc, src: await tree('replay3', 'three'), product, key, skipFeed: true })
     expect(r3.rev).toBe(3)
-    expect(r3.release.manifest.parent).toBe(r2.manifestSha256)
+    expect(r3.release!.manifest.parent).toBe(r2.manifestSha256)
     expect(r3.skipped).toMatchObject([
       { seq: again, kind: 'replay', reason: expect.stringContaining('the same release again (r2)') },
       { seq: replay, kind: 'replay', reason: expect.stringContaining('revision 1 already exists') },
@@ -95,7 +95,7 @@ describe('publish — derailing and pinning', () => {
     // Publishing the replayed tree again is a new revision, not a silent return to r1.
     const r4 = await publish({ nc: fx.nc, src: await tree('replay1', 'one'), product, key, skipFeed: true })
     expect(r4).toMatchObject({ rev: 4, unchanged: false })
-    expect(r4.release.manifest.parent).toBe(r3.manifestSha256)
+    expect(r4.release!.manifest.parent).toBe(r3.manifestSha256)
   })
 
   it('publish — a product pinned to another key, or whose newest verified release another key signed, is refused with nothing written', async () => {

@@ -173,7 +173,7 @@ describe('root of trust', () => {
     const after = nextStatement((s) => s.product === product)
     const h = headers()
     h.set(REV_HEADER, '3')
-    const forged = signManifest({ format: 1, product, rev: 3, createdAt: new Date().toISOString(), pieceSize: 1024 * 1024, parent: r.manifestSha256, entries: [] }, pub1)
+    const forged = signManifest({ format: 1, product, rev: 3, createdAt: new Date().toISOString(), pieceSize: 1024 * 1024, parent: r.manifestSha256!, entries: [] }, pub1)
     await jetstream(publisher).publish(releaseSubject(product), encodeRelease(forged), { headers: h })
     expect(await after).toMatchObject({ rev: 2, release: r.manifestSha256 })
     off()

@@ -103,7 +103,7 @@ describe('root of trust on the cluster', { timeout: 180_000 }, () => {
 
     const d = draftOf(v1.root)
     d.version = 2
-    d.products[product] = { publish: [k2.publicKey], retired: [{ key: k1.publicKey, lastRev: 1, lastRelease: r1.manifestSha256 }] }
+    d.products[product] = { publish: [k2.publicKey], retired: [{ key: k1.publicKey, lastRev: 1, lastRelease: r1.manifestSha256! }] }
     await appendRoot(admin, text(signRoot(rootBody(d), [rootKey])))
     const r2 = await publish({ nc: publisherNc, src: await tree('t2', 'two\n'), product, key: k2, skipFeed: true })
     expect(r2.rev).toBe(2)
@@ -122,7 +122,7 @@ describe('root of trust on the cluster', { timeout: 180_000 }, () => {
     // k1 (retired after r1) signs r3 and appends it: the server skips it, the client never installs it.
     const h = headers()
     h.set(REV_HEADER, '3')
-    const late = signManifest({ format: 1, product, rev: 3, createdAt: new Date().toISOString(), pieceSize: 1024 * 1024, parent: r2.manifestSha256, entries: [] }, k1)
+    const late = signManifest({ format: 1, product, rev: 3, createdAt: new Date().toISOString(), pieceSize: 1024 * 1024, parent: r2.manifestSha256!, entries: [] }, k1)
     const lateSeq = (await jetstream(publisherNc).publish(releaseSubject(product), encodeRelease(late), { headers: h })).seq
     await expect.poll(() => lines.some((l) => l.startsWith(`rejected release seq ${lateSeq}:`) && /retired after r1 in root version 2/.test(l)), { timeout: 30_000, interval: 100 }).toBe(true)
     expect(server.store.synced[product]).toBe(2)

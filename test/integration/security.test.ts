@@ -28,7 +28,7 @@ import { CLIENTS_ACCOUNT_TAG, kindTag, type Identity, type IdentityKind } from '
 import {
   ALERT_STREAM, BLOB_BUCKET, CLIENT_JS_API_PREFIX, release2Subject, FRESH_STREAM, LEASE_BUCKET, META_STREAM, PEER_BUCKET, PRUNE_LEASE_KEY, PRUNE_STREAM, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT,
   alertSubject, freshSubject, publishLeaseKey, pruneSubject, rolloutSubject,
-  proxySubject, releasedSubject, releaseSubject, repoSubject, serverConsumer, serverHeartbeat, trackerSubject, INSPECT_ROLES, INSPECT_SUBJECTS, inspectSubject,
+  proxySubject, releasedSubject, releaseSubject, repoSubject, serverConsumer, serverMetaConsumer, serverHeartbeat, trackerSubject, INSPECT_ROLES, INSPECT_SUBJECTS, inspectSubject,
 } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/service.ts'
 import { RepoClient } from '../../infra/repo-client.ts'
@@ -160,6 +160,7 @@ describe('security', () => {
       if (who !== 'server') {
         for (const op of ['CONSUMER.DELETE', 'CONSUMER.MSG.NEXT', 'CONSUMER.DURABLE.CREATE', 'CONSUMER.CREATE']) {
           attempts.push({ who, what: `${op} of server ${ids.server.name}'s consumer`, run: request(`$JS.API.${op}.${RELEASE_STREAM}.${serverConsumer(ids.server.name)}`) })
+          attempts.push({ who, what: `${op} of server ${ids.server.name}'s meta consumer`, run: request(`$JS.API.${op}.${META_STREAM}.${serverMetaConsumer(ids.server.name)}`) })
         }
       }
       if (who !== 'publisher') {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest'
 import { createActor, fromPromise, toPromise } from 'xstate'
 import type { SignedRelease } from '../../infra/release/manifest.ts'
-import { publishMachine, type ChainRead, type PublishPhase, type ScannedTree } from '../../machines/publish.machine.ts'
+import { publishMachine, type ChainRead, type Claim, type PublishPhase, type ScannedTree, type Uploaded } from '../../machines/publish.machine.ts'
 
 const PRODUCT = '00000000-0000-4000-8000-000000000001'
 
@@ -123,4 +123,66 @@ describe('publish machine', () => {
     expect(claimFails.phases).toEqual(['claiming'])
     expect(claimFails.output.failure).toMatchObject({ phase: 'claiming', code: 'UPSWARM_E_CONFIG', message: refused.message, cause: refused })
   })
+
+  /** The format-2 path: claim with `formats`, the format-2 actors stubbed, every call recorded. */
+  async function run2(formats: number[], reads: ChainRead[]) {
+    const phases: PublishPhase[] = []
+    const calls: string[] = []
+    const machine = publishMachine.provide({
+      actors: {
+        claim: fromPromise(async (): Promise<Claim> => ({ keys: ['k'], pinned: false, formats, rootVersion: 1 })),
+        scan: fromPromise(async (): Promise<ScannedTree> => ({ entries: [], files: new Map<string, string>() })),
+        upload: fromPromise(async (): Promise<Uploaded> => ({ newBlobs: 0, newBytes: 0, newNodes: 3 })),
+        readChain: fromPromise(async () => {
+          calls.push('read')
+          return reads.shift()!
+        }),
+        repair: fromPromise(async () => {
+          calls.push('repair')
+        }),
+        sign: fromPromise(async ({ input }) => {
+          calls.push(`sign r${input.rev}`)
+          return release(input.rev)
+        }),
+        sign2: fromPromise(async ({ input }) => {
+          calls.push(`sign2 r${input.rev} v1=${input.v1 ? input.v1.manifest.rev : 'none'} parent=${input.head2?.id ?? 'none'}`)
+          return { text: '{}', id: `id-${input.rev}`, rev: input.rev }
+        }),
+        append2: fromPromise(async ({ input }) => {
+          calls.push(`append2 r${input.release.rev}`)
+          return { seq: 40 }
+        }),
+        append: fromPromise(async ({ input }) => {
+          calls.push(`append r${input.release.manifest.rev}`)
+          return { seq: 41 }
+        }),
+        feed: fromPromise(async ({ input }) => {
+          calls.push(`feed r${input.release.manifest.rev}`)
+          return { appended: true as const, length: 1, added: 1, servers: 1 }
+        }),
+      },
+    })
+    const actor = createActor(machine, { input: { product: PRODUCT } })
+    actor.on('publish.phase', (e) => phases.push(e.phase))
+    actor.start()
+    actor.send({ type: 'publish.start' })
+    return { output: await toPromise(actor), phases, calls }
+  }
+  const head2 = (rev: number, extra: Partial<ChainRead> = {}): ChainRead => ({ ...head(rev, 11), head2: { rev, id: `id-${rev}`, seq: 30, tree: 't' }, ...extra })
+
+  it('publisher — formats [1, 2]: a gap is repaired first; then the format-2 release (naming the format-1 manifest) is appended before the format-1 one, and the feed follows', async () => {
+    const { output, phases, calls } = await run2([1, 2], [head2(3, { head: head(2, 10).head, gap: true }), head2(3)])
+    expect(calls).toEqual(['read', 'repair', 'read', 'sign r4', 'sign2 r4 v1=4 parent=id-3', 'append2 r4', 'append r4', 'feed r4'])
+    expect(phases).toEqual(['claiming', 'scanning', 'uploading', 'reading', 'repairing', 'reading', 'signing', 'signing', 'appending', 'appending', 'feeding'])
+    expect(output).toMatchObject({ outcome: 'done', appended: true, seq: 41, release2: { id: 'id-4', rev: 4, seq: 40 } })
+  })
+
+  it('publisher — formats [2]: only the format-2 release is signed and appended; no format-1 manifest, no feed', async () => {
+    const { output, calls } = await run2([2], [{ head: null, lastSeq: 0, headIsOurs: false, headSameContent: false, skipped: [] }])
+    expect(calls).toEqual(['read', 'sign2 r1 v1=none parent=none', 'append2 r1'])
+    expect(output).toMatchObject({ outcome: 'done', appended: true, release2: { rev: 1 } })
+    expect(output.release).toBeUndefined()
+    expect(output.feed).toBeUndefined()
+  })
 })
+

@@ -36,4 +36,15 @@ describe('root holder', () => {
     expect(() => editRoot(v1, [rootKey], { addProducts: [{ product: 'nope', publishKey: pub1.publicKey }] })).toThrow(/lowercase UUIDs/)
     expect(() => initRoot({ rootKeys: [rootKey], threshold: 2, freshKeys: [fresh.publicKey] })).toThrow(/--threshold 2/)
   })
+
+  it('root holder — --formats sets the release formats a product is published in; later edits keep them; an unknown format is refused', () => {
+    const v2 = editRoot(v1, [rootKey], { addProducts: [{ product: P, publishKey: pub1.publicKey }] }).root
+    expect(v2.products[P]!.formats).toEqual([1])
+    const v3 = editRoot(v2, [rootKey], { formats: [{ product: P, formats: [2, 1] }] }).root
+    expect(v3.products[P]!.formats).toEqual([1, 2])
+    const v4 = editRoot(v3, [rootKey], { rotate: [{ product: P, publishKey: pub2.publicKey, lastRev: 3 }] }).root
+    expect(v4.products[P]!.formats).toEqual([1, 2])
+    expect(editRoot(v4, [rootKey], { formats: [{ product: P, formats: [2] }] }).root.products[P]!.formats).toEqual([2])
+    expect(() => editRoot(v4, [rootKey], { formats: [{ product: P, formats: [3] }] })).toThrow(/writes formats 1 and 2/)
+  })
 })
