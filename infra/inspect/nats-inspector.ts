@@ -28,7 +28,7 @@ import { SUMMARY_TYPE, type InspectionSummary } from './summary.ts'
 export const INSPECT_MAX_PER_SECOND = 50
 const WINDOW_MS = 1000
 /** State changes of one actor kept while the budget holds them back; beyond, the newest replaces the last. */
-export const MAX_QUEUED_PER_ACTOR = 16
+export const MAX_QUEUED_PER_ACTOR = 32
 /** How long close() lets queued messages drain (within the budget) before it drops them. */
 export const CLOSE_WAIT_MS = 3000
 /** Actors waiting for their announcement (≈ 2 s of budget) beyond which one that ends unannounced is dropped whole. */
