@@ -35,7 +35,7 @@ describe('faults S3 — a NATS node killed and restarted during publishes', () =
     cluster = own.cluster
     pub = await own.connect('faults-s3-publisher', { kind: 'publisher', name: 'publisher' })
     admin = await own.connect('faults-s3-admin')
-  }, 60_000)
+  }, 150_000)
   afterAll(async () => {
     await pub?.close()
     await admin?.close()
