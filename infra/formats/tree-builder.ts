@@ -113,6 +113,20 @@ export function buildTree(entries: readonly ScannedEntry[], chunker: Pick<Chunke
   return { top: top.hash, nodes, stats: { files: top.files, bytes: top.bytes, nodes: nodes.size } }
 }
 
+/**
+ * A node's bytes checked against the hash its parent names, then decoded (R-VERIFY): a mismatch
+ * or a node that does not decode is refused, naming where in the tree it was met.
+ */
+export function checkedNode(hash: string, bytes: Uint8Array, top: boolean, where: string): TreeNode {
+  if (nodeHash(bytes) !== hash) throw new UpswarmError('UPSWARM_E_HASH_MISMATCH', `tree node ${hash.slice(0, 16)}… (${where}) does not hash to its name: refusing it`)
+  try {
+    return decodeNode(bytes, { top, where: `tree node ${hash.slice(0, 16)}… (${where})` })
+  } catch (err) {
+    if (err instanceof TreeNodeError) throw new UpswarmError('UPSWARM_E_MANIFEST', err.message, { cause: err })
+    throw err
+  }
+}
+
 /** A file entry as walked: the format-1 fields plus how its bytes are addressed. */
 export type WalkedEntry = Entry & { content?: FileContent }
 
@@ -122,16 +136,7 @@ export type WalkedEntry = Entry & { content?: FileContent }
  */
 export async function walkTree(top: string, get: (hash: string) => Promise<Uint8Array>): Promise<WalkedEntry[]> {
   const out: WalkedEntry[] = []
-  const fetchNode = async (hash: string, isTop: boolean, where: string): Promise<TreeNode> => {
-    const bytes = await get(hash)
-    if (nodeHash(bytes) !== hash) throw new UpswarmError('UPSWARM_E_HASH_MISMATCH', `tree node ${hash.slice(0, 16)}… (${where}) does not hash to its name: refusing it`)
-    try {
-      return decodeNode(bytes, { top: isTop, where: `tree node ${hash.slice(0, 16)}… (${where})` })
-    } catch (err) {
-      if (err instanceof TreeNodeError) throw new UpswarmError('UPSWARM_E_MANIFEST', err.message, { cause: err })
-      throw err
-    }
-  }
+  const fetchNode = async (hash: string, isTop: boolean, where: string): Promise<TreeNode> => checkedNode(hash, await get(hash), isTop, where)
   const walkDir = async (hash: string, path: string): Promise<void> => {
     const node = await fetchNode(hash, path === '', path || '(top)')
     const entries: NodeEntry[] = []

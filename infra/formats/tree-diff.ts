@@ -7,8 +7,8 @@
 // per level (the `nodes` request of §1.8 takes up to 1024 hashes); every node is checked against
 // the hash its parent names before it is decoded (R-VERIFY).
 import { UpswarmError } from '../errors.ts'
-import type { WalkedEntry } from './tree-builder.ts'
-import { TreeNodeError, decodeNode, nodeHash, type NodeEntry, type TreeNode } from './tree-node.ts'
+import { checkedNode, type WalkedEntry } from './tree-builder.ts'
+import type { NodeEntry, TreeNode } from './tree-node.ts'
 
 /** Nodes by hash: the caller's local store (the installed revision's nodes), then the network. */
 export interface NodeSource {
@@ -67,16 +67,6 @@ export async function diffTrees(oldTop: string | undefined, newTop: string, sour
   const decoded = new Map<string, TreeNode>()
   const raw = new Map<string, Uint8Array>()
 
-  const check = (hash: string, bytes: Uint8Array, top: boolean, where: string): TreeNode => {
-    if (nodeHash(bytes) !== hash) throw new UpswarmError('UPSWARM_E_HASH_MISMATCH', `tree node ${hash.slice(0, 16)}… (${where}) does not hash to its name: refusing it`)
-    try {
-      return decodeNode(bytes, { top, where: `tree node ${hash.slice(0, 16)}… (${where})` })
-    } catch (err) {
-      if (err instanceof TreeNodeError) throw new UpswarmError('UPSWARM_E_MANIFEST', err.message, { cause: err })
-      throw err
-    }
-  }
-
   /** Makes every node in `want` (hash → where, top) available: local first, then one fetch. */
   const load = async (want: Map<string, { where: string; top: boolean; newSide: boolean }>): Promise<void> => {
     const missing: string[] = []
@@ -87,7 +77,7 @@ export async function diffTrees(oldTop: string | undefined, newTop: string, sour
       }
       const bytes = await source.local(hash)
       if (bytes) {
-        decoded.set(hash, check(hash, bytes, w.top, w.where))
+        decoded.set(hash, checkedNode(hash, bytes, w.top, w.where))
         raw.set(hash, bytes)
         if (w.newSide) nodes.set(hash, bytes)
       } else missing.push(hash)
@@ -99,7 +89,7 @@ export async function diffTrees(oldTop: string | undefined, newTop: string, sour
       const bytes = got.get(hash)
       const w = want.get(hash)!
       if (!bytes) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `tree node ${hash.slice(0, 16)}… (${w.where}) was not sent`)
-      decoded.set(hash, check(hash, bytes, w.top, w.where))
+      decoded.set(hash, checkedNode(hash, bytes, w.top, w.where))
       raw.set(hash, bytes)
       nodes.set(hash, bytes)
       fetched.nodes++
