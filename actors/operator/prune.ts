@@ -12,7 +12,7 @@ import { newestRoot } from '../../infra/formats/meta-stream.ts'
 import { productKeys } from '../../infra/formats/root.ts'
 import { identityOf } from '../../infra/nats/identity.ts'
 import { acquirePruneLease, type LeaseHolder } from '../../infra/nats/leases.ts'
-import { BLOB_BUCKET, RELEASE_READ_STREAM, RELEASE_STREAM } from '../../infra/nats/names.ts'
+import { BLOB_BUCKET, RELEASE_STREAM } from '../../infra/nats/names.ts'
 import { appendPruneRecord, readPruneRecord, readPruneRecords, type PruneRecord } from '../../infra/nats/prune-records.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { isNoResponders, withRetry } from '../../infra/nats/retry.ts'
@@ -164,8 +164,8 @@ async function trustOf(opts: PruneOptions, product: string): Promise<(key: strin
 }
 
 /**
- * Reads every message of the release stream (through its readers' mirror, once the mirror has
- * caught up with the stream): the blobs of `product`'s pruned revisions (candidates) and the blobs
+ * Reads every message of the release stream itself (only admin prunes, and admin may read it;
+ * the readers' mirror can lag behind the sequence just looked up): the blobs of `product`'s pruned revisions (candidates) and the blobs
  * every other release names (kept). A message that is not a release names nothing; a release of
  * another key or a forgery counts as kept (keeping too much is safe, deleting too much is not).
  */
@@ -176,11 +176,7 @@ async function references(nc: NatsConnection, product: string, pruned: Map<strin
   const candidates = new Set<string>()
   const kept = new Set<string>()
   if (state.messages === 0) return { candidates, kept }
-  for (let i = 0; (await jsm.streams.info(RELEASE_READ_STREAM)).state.last_seq < until; i++) {
-    if (i >= 100) throw new UpswarmError('UPSWARM_E_TIMEOUT', `${RELEASE_READ_STREAM} has not caught up with ${RELEASE_STREAM} (seq ${until}) in 10 s; nothing was pruned`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  const consumer = await jetstream(nc).consumers.get(RELEASE_READ_STREAM, { deliver_policy: DeliverPolicy.All })
+  const consumer = await jetstream(nc).consumers.get(RELEASE_STREAM, { deliver_policy: DeliverPolicy.All })
   let last = 0
   let noResponders = 0
   try {
@@ -210,10 +206,10 @@ async function references(nc: NatsConnection, product: string, pruned: Map<strin
         await new Promise((r) => setTimeout(r, 100 * noResponders))
         continue
       }
-      if (got === 0) throw new UpswarmError('UPSWARM_E_TIMEOUT', `${RELEASE_READ_STREAM} did not deliver past seq ${last} within ${READ_WAIT_MS} ms; nothing was pruned`)
+      if (got === 0) throw new UpswarmError('UPSWARM_E_TIMEOUT', `${RELEASE_STREAM} did not deliver past seq ${last} within ${READ_WAIT_MS} ms; nothing was pruned`)
     }
   } catch (err) {
-    throw err instanceof UpswarmError ? err : new UpswarmError('UPSWARM_E_NATS', `cannot read ${RELEASE_READ_STREAM} to count blob references: ${errorMessage(err)}`, { cause: err })
+    throw err instanceof UpswarmError ? err : new UpswarmError('UPSWARM_E_NATS', `cannot read ${RELEASE_STREAM} to count blob references: ${errorMessage(err)}`, { cause: err })
   } finally {
     await consumer.delete().catch(() => {})
   }
