@@ -3,7 +3,6 @@ import type { Command } from 'commander'
 import { Option } from 'commander'
 import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
@@ -190,9 +189,6 @@ function reportUpdate(json: boolean, r: Updater.UpdateResult, human: () => strin
   if (r.blocked.length > 0) process.exitCode = PARTIAL_EXIT_CODE
 }
 
-/** How many updates `watch --auto` runs at most for one announced release the servers do not hold yet. */
-const WATCH_ATTEMPTS = 8
-
 /** `update` / `init` installed the revision except the blocked paths (docs/updater.md). */
 const PARTIAL_EXIT_CODE = 3
 
@@ -369,99 +365,34 @@ export function registerClientCommands(program: Command): void {
       const o = await withSources(dir, flags)
       const nc = await requireNats(o, 'upswarm-watch', 'watch')
       const inspecting = await inspectIfAsked(o, 'updater', nc)
-      const [updater, { WorkingCopy }, { serverSource }, { jetStreamAlertSink }, { decodeTrusted }, { followReleases }, { RolloutView }, { followRollouts, readRollouts }, { identityKeyOf }] = await Promise.all([
-        updaterModule(), workingCopyModule(), sourcesModule(), alertsModule(),
-        import('../../infra/release/release-trust.ts'), import('../../infra/release/release-log.ts'),
-        import('../../infra/formats/rollout-view.ts'), import('../../infra/formats/rollout-stream.ts'), import('../../infra/nats/identity.ts')])
-      const wc = await WorkingCopy.open(dir)
-      const product = wc.config.product
-      const source = serverSource(nc, product)
-      let busy = Promise.resolve()
-      const stopping = new AbortController()
+      const [{ watch }, { WorkingCopy }, { serverSource }] = await Promise.all([import('../updater/watch.ts'), workingCopyModule(), sourcesModule()])
       const hooks = hooksOf(o)
-      // Issue 16 item 1: a root-pinned copy follows its product's staged rollout (the stage hashed from its NATS user key).
-      const stage = new RolloutView(product, { key: identityKeyOf(nc) ?? wc.config.clientId, ...(o.ring ? { ring: String(o.ring) } : {}) })
-      const known = new Set<number>()
-      // The copy's keys, read again after each update: a root it learnt since start counts (issue 10 item 7).
-      let keys = wc.releaseKeys()
-      const accept = async (text: string, where: string): Promise<boolean> => {
-        const copy = await WorkingCopy.open(dir)
-        if (!copy.trust.root) return false
-        try {
-          return stage.accept(text, copy.trust.root, copy.state.record, where) !== undefined
-        } catch (err) {
-          process.stderr.write(`upswarm: ignored rollout statement: ${errorMessage(err)}\n`)
-          return false
-        }
-      }
-      /** Where this client should be: the stage's revision under a staged rollout, else the newest announced. */
-      const consider = (announced?: number): void => {
-        busy = busy.then(async () => {
-          const { state } = await WorkingCopy.open(dir)
-          if (announced !== undefined && announced > state.current) {
-            printEvent(!!o.json, { event: 'release.available', rev: announced, current: state.current }, () => `upgrade notice: r${announced} is available (working copy at r${state.current})`)
+      const json = !!o.json
+      const watching = await watch({
+        dir, nc, source: serverSource(nc, (await WorkingCopy.open(dir)).config.product), auto: !!o.auto,
+        ...(o.ring ? { ring: String(o.ring) } : {}), ...(o.threads ? { threads: o.threads } : {}), ...(hooks ? { hooks } : {}),
+        report: (e) => {
+          switch (e.type) {
+            case 'release.available':
+              return printEvent(json, { event: e.type, rev: e.rev, current: e.current }, () => `upgrade notice: r${e.rev} is available (working copy at r${e.current})`)
+            case 'update.held':
+              return printEvent(json, { event: e.type, rev: e.rev, newest: e.newest }, () => `holding r${e.rev} (rolled back): r${e.newest} is available; \`upswarm update ${dir} --rev ${e.newest}\` installs it`)
+            case 'update.done':
+              return printEvent(json, { event: e.type, ...updateJson(e.result) }, () => updateSummary(e.result))
+            case 'update.reverted':
+              return printEvent(json, { event: e.type, rev: e.rev, error: e.error.toJSON() }, () => e.error.message)
+            case 'update.failed':
+              // The statechart backs off and tries again (machines/auto-update.machine.ts).
+              return void process.stderr.write(`upswarm: update failed: ${errorMessage(e.error)}\n`)
+            case 'ignored':
+              return void process.stderr.write(`upswarm: ignored ${e.what}: ${e.reason}\n`)
+            case 'rollout.statement':
+              return printEvent(json, { event: e.type, seq: e.seq, rev: e.rev, target: e.target ?? null }, () => `rollout statement ${e.seq} (r${e.rev}): this client's stage allows r${e.target}`)
           }
-          const newest = Math.max(0, ...known)
-          const staged = stage.target([...known, ...Object.keys(state.record).map(Number)], state.current)
-          const want = staged ?? newest
-          if (!o.auto || want === state.current || (staged === undefined && want < state.current)) return
-          // The stream tells of a release before the servers hold it: an update that falls short
-          // is tried again with backoff (bounded), and a rolled-back copy holds (R-ROLLBACK).
-          for (let attempt = 1; ; attempt++) {
-            const { state } = await WorkingCopy.open(dir)
-            if (want > state.current && updater.holdsBack(state, want)) {
-              printEvent(!!o.json, { event: 'update.held', rev: state.current, newest: want }, () => `holding r${state.current} (rolled back): r${want} is available; \`upswarm update ${dir} --rev ${want}\` installs it`)
-              return
-            }
-            let r: Updater.UpdateResult
-            try {
-              r = await updater.update(dir, { source, alerts: jetStreamAlertSink(nc), threads: o.threads, ...(staged !== undefined ? { rev: staged } : {}), ...(hooks ? { hooks } : {}) })
-            } catch (err) {
-              // Back on the previous revision and held there: said once, not retried (issue 16 item 2).
-              if (!isUpswarmError(err, 'UPSWARM_E_HEALTH')) throw err
-              printEvent(!!o.json, { event: 'update.reverted', rev: want, error: err.toJSON() }, () => err.message)
-              return
-            }
-            keys = (await WorkingCopy.open(dir)).releaseKeys()
-            if (r.to === want || (staged === undefined && r.to >= want) || attempt === WATCH_ATTEMPTS || stopping.signal.aborted) {
-              printEvent(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
-              return
-            }
-            await sleep(Math.min(5_000, 250 * 2 ** attempt), undefined, { signal: stopping.signal })
-          }
-        }).catch((err) => {
-          if (stopping.signal.aborted) return
-          process.stderr.write(`upswarm: update failed: ${errorMessage(err)}\n`)
-        })
-      }
-      // The rollout first: a release announced before its statements are read would be taken whatever the stage.
-      const statements = followRollouts(nc, product, (text, seq) => {
-        busy = busy.then(async () => {
-          if (await accept(text, `rollout statement at seq ${seq}`)) consider()
-        })
+        },
       })
-      await nc.flush()
-      if (wc.trust.root) {
-        const scan = await readRollouts(nc, product, wc.trust.root)
-        for (const skipped of scan.skipped) process.stderr.write(`upswarm: ignored rollout statement at seq ${skipped.streamSeq}: ${skipped.reason}\n`)
-        for (const st of scan.statements) await accept(st.text, `rollout statement at seq ${st.streamSeq}`)
-      }
-      const follow = await followReleases(nc, product, (bytes, seq) => {
-        let rev: number
-        try {
-          rev = decodeTrusted(bytes, keys, `release stream seq ${seq}`).release.manifest.rev
-        } catch (err) {
-          process.stderr.write(`upswarm: ignored release message ${seq}: ${errorMessage(err)}\n`)
-          return
-        }
-        known.add(rev)
-        consider(rev)
-      })
-      await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM'), follow.closed])
-      stopping.abort()
-      statements.unsubscribe()
-      await follow.stop()
-      await busy
+      await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM'), watching.closed])
+      await watching.stop()
       await inspecting.stop()
       await nc.close()
     }))

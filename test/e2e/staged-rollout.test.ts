@@ -2,7 +2,10 @@
 // daemons (in process, each its own client identity, chosen so that their stage hashes fall on
 // both sides of 50%) and `upswarm rollout` as the publisher. A release at 50% reaches exactly the
 // clients in stage; resumed at 100% it reaches all; halted, it sends them all back to the previous
-// revision (byte for byte); a replayed older "100%" statement changes nothing.
+// revision (byte for byte); a replayed older "100%" statement changes nothing. Two `watch --auto`
+// clients (actors/updater/watch.ts, the same auto-update statechart) follow beside them, one on
+// each side of 50%, and move exactly as the daemons on their side do.
+import { EventEmitter, once } from 'node:events'
 import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -17,6 +20,7 @@ import { startDaemon, type Daemon } from '../../actors/share-daemon/index.ts'
 import { serverSource } from '../../actors/share-daemon/sources.ts'
 import { startTracker, type Tracker } from '../../actors/tracker/index.ts'
 import { init, openUpdate } from '../../actors/updater/index.ts'
+import { watch, type Watch, type WatchEvent } from '../../actors/updater/watch.ts'
 import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { appendRoot, newestRoot } from '../../infra/formats/meta-stream.ts'
 import { rootBody, rootText, signRoot } from '../../infra/formats/root.ts'
@@ -50,6 +54,19 @@ interface Client {
   runs: string[]
 }
 
+interface Watcher {
+  name: string
+  inStage: boolean
+  dir: string
+  nc: NatsConnection
+  watch: Watch
+  rev: number
+  /** Every run's from → to, in order. */
+  runs: string[]
+  /** Each report, also as an event named by its type. */
+  events: EventEmitter
+}
+
 describe('staged rollout', { timeout: 300_000 }, () => {
   let dir: { path: string; cleanup: () => Promise<void> }
   let cluster: NatsCluster
@@ -61,6 +78,7 @@ describe('staged rollout', { timeout: 300_000 }, () => {
   let publisherCreds: string
   let caFile: string
   const clients: Client[] = []
+  const watchers: Watcher[] = []
   const product = newProduct()
   const pub = generatePublisherKey()
   const rootKey = generatePublisherKey()
@@ -91,14 +109,16 @@ describe('staged rollout', { timeout: 300_000 }, () => {
 
     // Client identities until three fall in the first half of the fleet and three outside it.
     const chosen: { name: string; file: string; key: string; inStage: boolean }[] = []
-    for (let i = 0; chosen.length < CLIENTS && i < 200; i++) {
+    for (let i = 0; chosen.length < CLIENTS + 2 && i < 200; i++) {
       const name = `fleet-${i}`
       const issued = await own.authority.issue({ kind: 'client', name })
       const key = credsClaims(await readFile(issued.file, 'utf8'), issued.file).sub
       const inStage = stageOf(product, key) < HALF
-      if (chosen.filter((c) => c.inStage === inStage).length < CLIENTS / 2) chosen.push({ name, file: issued.file, key, inStage })
+      if (chosen.filter((c) => c.inStage === inStage).length < CLIENTS / 2 + 1) chosen.push({ name, file: issued.file, key, inStage })
     }
-    expect(chosen.map((c) => c.inStage).sort()).toEqual([false, false, false, true, true, true])
+    expect(chosen.map((c) => c.inStage).sort()).toEqual([false, false, false, false, true, true, true, true])
+    // The first of each side watches instead of running a daemon.
+    const watching = [chosen.find((c) => c.inStage)!, chosen.find((c) => !c.inStage)!]
 
     // Staged from now on: r1 at 100%; every later release waits for its own statement.
     await rollout({ nc: publisher, product, rev: 1, action: { percent: 10_000 }, keys: [pub] })
@@ -106,6 +126,22 @@ describe('staged rollout', { timeout: 300_000 }, () => {
       const nc = await connectNats(cluster.urls, `rollout-${c.name}`, { creds: c.file, tlsCa: caFile })
       const wc = join(dir.path, c.name)
       await init(wc, { product, root: { text: rootText(root), where: 'root.json' }, source: serverSource(nc, product), rev: 1 })
+      if (watching.includes(c)) {
+        const events = new EventEmitter()
+        const w: Watcher = { name: c.name, inStage: c.inStage, dir: wc, nc, rev: 1, runs: [], events, watch: undefined as unknown as Watch }
+        w.watch = await watch({
+          dir: wc, nc, source: serverSource(nc, product), auto: true,
+          report: (e: WatchEvent) => {
+            if (e.type === 'update.done') {
+              w.runs.push(`r${e.result.from}→r${e.result.to}`)
+              w.rev = e.result.to
+            }
+            events.emit(e.type, e)
+          },
+        })
+        watchers.push(w)
+        continue
+      }
       const daemon = await startDaemon({ dir: wc, nc, updater: openUpdate, auto: true, host: '127.0.0.1', announceIntervalMs: 1_000 })
       const client: Client = { ...c, dir: wc, nc, daemon, runs: [] }
       daemon.on('update.started', (from, to) => client.runs.push(`r${from}→r${to}`))
@@ -114,6 +150,10 @@ describe('staged rollout', { timeout: 300_000 }, () => {
   }, 300_000)
 
   afterAll(async () => {
+    for (const w of watchers) {
+      await w.watch.stop().catch(() => {})
+      await w.nc.close().catch(() => {})
+    }
     for (const c of clients) {
       await c.daemon.close().catch(() => {})
       await c.nc.close().catch(() => {})
@@ -143,11 +183,25 @@ describe('staged rollout', { timeout: 300_000 }, () => {
     check()
   })))
 
+  /** Resolves once every watcher in `which` is at `rev` (from its own update reports). */
+  const reachW = (which: Watcher[], rev: number): Promise<unknown> => Promise.all(which.map(async (w) => {
+    while (w.rev !== rev) {
+      await Promise.race([once(w.events, 'update.done'), once(w.events, 'update.failed').then(([f]) => { throw new Error(`${w.name}: ${String((f as { error: unknown }).error)}`) })])
+    }
+  }))
+
   it('rollout — a release at 50% reaches exactly the clients in stage; at 100% all; halted, all go back; a replayed 100% changes nothing', async () => {
     const inside = clients.filter((c) => c.inStage)
     const outside = clients.filter((c) => !c.inStage)
     // Every daemon hears of r2, and none takes it: it waits for its statement.
-    const heard = Promise.all(clients.map((c) => new Promise<void>((resolve) => c.daemon.on('release.available', (rev) => { if (rev === 2) resolve() }))))
+    const heard = Promise.all([
+      ...clients.map((c) => new Promise<void>((resolve) => c.daemon.on('release.available', (rev) => { if (rev === 2) resolve() }))),
+      ...watchers.map((w) => new Promise<void>((resolve) => w.events.on('release.available', (e: { rev: number }) => { if (e.rev === 2) resolve() }))),
+    ])
+    /** The revision each watcher's stage allows once it has read statement `seq`. */
+    const statement = (seq: number): Promise<(number | undefined)[]> => Promise.all(watchers.map((w) =>
+      new Promise<number | undefined>((resolve) => w.events.on('rollout.statement', (e: { seq: number; target: number | undefined }) => { if (e.seq === seq) resolve(e.target) }))))
+    const second = statement(2)
     await publish({ nc: publisher, src: join(dir.path, 'src2'), product, key: pub, trust: join(dir.path, 'trust.json'), skipFeed: true })
     await waitFor(server.actor, () => (server.store.synced[product] ?? 0) >= 2, { timeout: 60_000 })
     await heard
@@ -155,6 +209,9 @@ describe('staged rollout', { timeout: 300_000 }, () => {
     const half = await rollout({ nc: publisher, product, rev: 2, action: { percent: HALF }, keys: [pub] })
     expect(half).toMatchObject({ rev: 2, seq: 2, state: 'active', percent: HALF })
     await reach(inside, 2)
+    expect(await second).toEqual(watchers.map((w) => (w.inStage ? 2 : 1)))
+    await reachW(watchers.filter((w) => w.inStage), 2)
+    expect(watchers.map((w) => w.runs)).toEqual(watchers.map((w) => (w.inStage ? ['r1→r2'] : [])))
     for (const c of inside) expect(await treeBytes(c.dir)).toEqual(trees[1])
     // The others know r2 and the statement, and stay: nothing of theirs ran.
     for (const c of outside) {
@@ -166,6 +223,7 @@ describe('staged rollout', { timeout: 300_000 }, () => {
     const full = await rollout({ nc: publisher, product, rev: 2, action: { resume: true, percent: 10_000 }, keys: [pub] })
     expect(full).toMatchObject({ seq: 3, state: 'active', percent: 10_000, previous: { seq: 2, percent: HALF } })
     await reach(outside, 2)
+    await reachW(watchers, 2)
     for (const c of clients) expect(await treeBytes(c.dir)).toEqual(trees[1])
 
     // The halt through the command line, as an operator would, with the publisher's identity.
@@ -178,6 +236,7 @@ describe('staged rollout', { timeout: 300_000 }, () => {
     expect(halted.code, halted.stderr).toBe(0)
     expect(JSON.parse(halted.stdout)).toMatchObject({ rev: 2, seq: 4, state: 'halted' })
     await reach(clients, 1)
+    await reachW(watchers, 1)
     for (const c of clients) expect(await treeBytes(c.dir)).toEqual(trees[0])
 
     // A replay of the signed "100%" (seq 3), byte for byte, then a new statement: every daemon has
@@ -186,12 +245,18 @@ describe('staged rollout', { timeout: 300_000 }, () => {
     const root = (await newestRoot(admin))!.signed.root
     const replayed = (await readRollouts(admin, product, root)).statements.find((s) => s.rollout.seq === 3)!
     await jetstream(publisher).publish(rolloutSubject(product), replayed.text)
+    const watchersTaken = statement(5)
     const taken = Promise.all(clients.map((c) => new Promise<number | undefined>((resolve) => c.daemon.on('rollout.statement', (seq, _rev, _state, target) => { if (seq === 5) resolve(target) }))))
     await rollout({ nc: publisher, product, rev: 1, action: { percent: 10_000 }, keys: [pub] })
     expect((await readRollouts(admin, product, root)).statements.map((s) => s.rollout.seq)).toEqual([1, 2, 3, 4, 3, 5])
     expect(await taken).toEqual(clients.map(() => 1))
+    expect(await watchersTaken).toEqual(watchers.map(() => 1))
     for (const c of clients) expect(c.daemon.rev()).toBe(1)
     expect(inside.map((c) => c.runs)).toEqual(inside.map(() => ['r1→r2', 'r2→r1']))
     expect(outside.map((c) => c.runs)).toEqual(outside.map(() => ['r1→r2', 'r2→r1']))
+    for (const w of watchers) {
+      expect(w.runs).toEqual(['r1→r2', 'r2→r1'])
+      expect(await treeBytes(w.dir)).toEqual(trees[0])
+    }
   })
 })
