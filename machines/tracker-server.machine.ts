@@ -2,7 +2,9 @@
 // right after a cluster starts its stream may still be electing a leader, so an unreachable
 // bucket is retried on the machine's clock, a refused permission is not) → startingRegistry →
 // opening the three doors one by one (NATS service, HTTP(S), UDP: R-TRACKER-PROTO) → listening,
-// where the rate limiters are swept every `sweepInterval` → closing → stopped. A failure at any
+// where three clocks run side by side (issue 12: no timers outside the machine): the rate
+// limiters are swept every `sweepInterval`, expired peers every `peerSweepInterval`, and bucket
+// writes not acknowledged in time are sent again every `writeRetryInterval` → closing → stopped. A failure at any
 // step closes what was opened and ends in `failed`, naming the step. Pure: the I/O is provided
 // by actors/tracker.
 import { and, assign, emit, fromPromise, setup } from 'xstate'
@@ -13,6 +15,10 @@ export interface TrackerServerInput {
   id: string
   /** Tries of the peer bucket before the tracker gives up (default 10). */
   maxBucketAttempts?: number
+  /** How often expired peers are dropped (default 90 s: half the default peer TTL). */
+  peerSweepMs?: number
+  /** How often late bucket writes are looked for (default 1 s). */
+  writeRetryMs?: number
 }
 
 export interface TrackerFailure {
@@ -26,6 +32,8 @@ export interface TrackerServerContext {
   id: string
   bucketAttempts: number
   maxBucketAttempts: number
+  peerSweepMs: number
+  writeRetryMs: number
   httpUrl: string | null
   udpUrl: string | null
   failure: TrackerFailure | null
@@ -40,6 +48,9 @@ export type TrackerServerEmitted =
 export const DEFAULT_BUCKET_ATTEMPTS = 10
 /** How often the per-address and per-identity rate limiters drop idle entries. */
 export const SWEEP_INTERVAL_MS = 10_000
+
+export const DEFAULT_PEER_SWEEP_MS = 90_000
+export const DEFAULT_WRITE_RETRY_MS = 1_000
 
 export const bucketRetryWait = (attempts: number): number => Math.min(1_000, 100 * 2 ** Math.max(0, attempts - 1))
 
@@ -72,6 +83,8 @@ export const trackerServerMachine = setup({
   },
   actions: {
     sweepLimiters: () => {},
+    sweepPeers: () => {},
+    retryWrites: () => {},
     fail: assign((_, failure: TrackerFailure) => ({ failure })),
   },
   guards: {
@@ -83,11 +96,15 @@ export const trackerServerMachine = setup({
   delays: {
     bucketRetryDelay: ({ context }) => bucketRetryWait(context.bucketAttempts),
     sweepInterval: SWEEP_INTERVAL_MS,
+    peerSweepInterval: ({ context }) => context.peerSweepMs,
+    writeRetryInterval: ({ context }) => context.writeRetryMs,
   },
 }).createMachine({
   id: 'trackerServer',
   context: ({ input }) => ({
-    id: input.id, bucketAttempts: 0, maxBucketAttempts: input.maxBucketAttempts ?? DEFAULT_BUCKET_ATTEMPTS, httpUrl: null, udpUrl: null, failure: null,
+    id: input.id, bucketAttempts: 0, maxBucketAttempts: input.maxBucketAttempts ?? DEFAULT_BUCKET_ATTEMPTS,
+    peerSweepMs: input.peerSweepMs ?? DEFAULT_PEER_SWEEP_MS, writeRetryMs: input.writeRetryMs ?? DEFAULT_WRITE_RETRY_MS,
+    httpUrl: null, udpUrl: null, failure: null,
   }),
   initial: 'openingBucket',
   states: {
@@ -157,9 +174,20 @@ export const trackerServerMachine = setup({
     },
     listening: {
       entry: emit(({ context }) => ({ type: 'tracker.listening' as const, httpUrl: context.httpUrl!, udpUrl: context.udpUrl! })),
-      initial: 'serving',
+      type: 'parallel',
       states: {
-        serving: { after: { sweepInterval: { target: 'serving', reenter: true, actions: 'sweepLimiters' } } },
+        limiters: {
+          initial: 'serving',
+          states: { serving: { after: { sweepInterval: { target: 'serving', reenter: true, actions: 'sweepLimiters' } } } },
+        },
+        peers: {
+          initial: 'listed',
+          states: { listed: { after: { peerSweepInterval: { target: 'listed', reenter: true, actions: 'sweepPeers' } } } },
+        },
+        writes: {
+          initial: 'writing',
+          states: { writing: { after: { writeRetryInterval: { target: 'writing', reenter: true, actions: 'retryWrites' } } } },
+        },
       },
       on: { stop: 'closing' },
     },

@@ -14,7 +14,8 @@ import { clusterReplicas, openPeerBucket } from '../../infra/nats/resources.ts'
 import { startHttpDoor } from '../../infra/tracker/http-server.ts'
 import { startNatsDoor } from '../../infra/tracker/nats-service.ts'
 import { RateLimiter, type RateLimitOptions } from '../../infra/tracker/rate-limit.ts'
-import { PeerRegistry } from '../../infra/tracker/registry.ts'
+import { PeerRegistry, sweepEveryMs } from '../../infra/tracker/registry.ts'
+import { retryEveryMs } from '../../infra/tracker/bucket-writer.ts'
 import { startUdpDoor } from '../../infra/tracker/udp-server.ts'
 import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogic } from 'xstate'
 import { trackerServerMachine, type TrackerFailure } from '../../machines/tracker-server.machine.ts'
@@ -83,6 +84,8 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
           ...(opts.maxPeers !== undefined ? { maxPeers: opts.maxPeers } : {}),
           ...(opts.maxPeersPerIdentity !== undefined ? { maxPeersPerIdentity: opts.maxPeersPerIdentity } : {}),
           onError: (err) => log(`tracker ${id}: peer bucket: ${errorMessage(err)}`),
+          // Its sweeps and write retries run on the machine's clocks (issue 12).
+          ownTimers: false,
         })
       }),
       startRegistry: fromPromise(async () => {
@@ -112,11 +115,13 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
         limiter?.sweep(Date.now())
         identityLimiter?.sweep(Date.now())
       },
+      sweepPeers: () => opened.registry?.sweep(),
+      retryWrites: () => opened.registry?.retryLateWrites(),
     },
     // A permission refused is final; anything else may be a leader election under way.
     guards: { bucketRetryable: (_, error: unknown) => !permissionViolation(error) },
   })
-  const actor = createActor(machine, { input: { id }, ...(opts.inspect ? { inspect: opts.inspect } : inspection()) })
+  const actor = createActor(machine, { input: { id, peerSweepMs: sweepEveryMs(opts.peerTtlMs), writeRetryMs: retryEveryMs() }, ...(opts.inspect ? { inspect: opts.inspect } : inspection()) })
   actor.on('tracker.listening', (e) => {
     const state = { state: 'listening', httpUrl: e.httpUrl, udpUrl: e.udpUrl, peerTtlMs: registry().peerTtlMs, intervalMs: registry().intervalMs }
     opts.nc.publish(actorEventSubject('tracker', id), JSON.stringify(state))

@@ -9,6 +9,11 @@ export interface BucketWriterOptions {
   /** Subject of a key in the bucket (`$KV.<bucket>.<key>`). */
   subjectOf: (key: string) => string
   timeoutMs?: number
+  /**
+   * false: no timer of its own; the owner calls `retryLate()` every `retryEveryMs(timeoutMs)` (the
+   * tracker's statechart does, issue 12: no timers outside a role's machine). Default true.
+   */
+  ownTimer?: boolean
   maxAttempts?: number
   /** Most writes awaiting their ack; beyond it new writes are dropped. */
   maxInFlight?: number
@@ -23,6 +28,10 @@ interface Pending {
   attempts: number
 }
 
+export const DEFAULT_WRITE_TIMEOUT_MS = 2_000
+/** How often late writes are looked for: twice per timeout. */
+export const retryEveryMs = (timeoutMs = DEFAULT_WRITE_TIMEOUT_MS): number => Math.max(100, timeoutMs / 2)
+
 export class BucketWriter {
   readonly #nc: NatsConnection
   readonly #opts: Required<Omit<BucketWriterOptions, 'onDropped'>> & Pick<BucketWriterOptions, 'onDropped'>
@@ -31,17 +40,19 @@ export class BucketWriter {
   /** key → sequence of its newest write: only that one is ever retried. */
   readonly #latest = new Map<string, number>()
   readonly #sub: Subscription
-  readonly #timer: NodeJS.Timeout
+  readonly #timer: NodeJS.Timeout | undefined
   #seq = 0
   #dropped = 0
   #idle: (() => void)[] = []
 
   constructor(nc: NatsConnection, opts: BucketWriterOptions) {
     this.#nc = nc
-    this.#opts = { timeoutMs: 2_000, maxAttempts: 5, maxInFlight: 100_000, ...opts }
+    this.#opts = { timeoutMs: DEFAULT_WRITE_TIMEOUT_MS, maxAttempts: 5, maxInFlight: 100_000, ownTimer: true, ...opts }
     this.#sub = nc.subscribe(`${this.#prefix}.*`, { callback: (err, msg) => (err ? undefined : this.#ack(msg)) })
-    this.#timer = setInterval(() => this.#retryLate(), Math.max(100, this.#opts.timeoutMs / 2))
-    this.#timer.unref()
+    if (this.#opts.ownTimer) {
+      this.#timer = setInterval(() => this.retryLate(), retryEveryMs(this.#opts.timeoutMs))
+      this.#timer.unref()
+    }
   }
 
   put(key: string, value: string): void {
@@ -113,7 +124,8 @@ export class BucketWriter {
     this.#maybeIdle()
   }
 
-  #retryLate(): void {
+  /** Sends again every write unacknowledged for `timeoutMs` (dropped after `maxAttempts`). */
+  retryLate(): void {
     const late = Date.now() - this.#opts.timeoutMs
     for (const [seq, p] of this.#pending) {
       if (p.sentAt > late) continue

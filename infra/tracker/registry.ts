@@ -22,6 +22,8 @@ import { PeerSet } from './peer-set.ts'
 import { MAX_NUMWANT, storedMappingSchema, storedPeerSchema } from './schema.ts'
 import { addressOwner, isIdentityOwner, type AnnounceInput, type AnnounceResult, type PeerEntry, type SwarmStats } from './types.ts'
 
+export const DEFAULT_PEER_TTL_MS = 180_000
+
 export interface RegistryOptions {
   /** The shared bucket and the connection it is reached by; absent = a registry of this process only. */
   shared?: { kv: KV; nc: NatsConnection }
@@ -35,7 +37,16 @@ export interface RegistryOptions {
   maxPeersPerIdentity?: { product: number; total: number }
   now?: () => number
   onError?: (err: unknown) => void
+  /**
+   * false: no timers of its own; the owner calls `sweep()` every `sweepEveryMs(peerTtlMs)` and
+   * `retryLateWrites()` every `retryEveryMs()` (the tracker's statechart does: issue 12, no timers
+   * outside a role's machine). Default true.
+   */
+  ownTimers?: boolean
 }
+
+/** How often expired peers are dropped: twice per TTL, between 250 ms and 15 s. */
+export const sweepEveryMs = (peerTtlMs = DEFAULT_PEER_TTL_MS): number => Math.max(250, Math.min(peerTtlMs, 30_000) / 2)
 
 interface Mapping {
   product: string
@@ -82,9 +93,11 @@ export class PeerRegistry {
   #watch: { stop(): void } | undefined
   #sweeper: NodeJS.Timeout | undefined
   #closed = false
+  readonly #ownTimers: boolean
 
   constructor(opts: RegistryOptions = {}) {
-    this.peerTtlMs = opts.peerTtlMs ?? 180_000
+    this.peerTtlMs = opts.peerTtlMs ?? DEFAULT_PEER_TTL_MS
+    this.#ownTimers = opts.ownTimers ?? true
     this.intervalMs = opts.intervalMs ?? Math.floor(this.peerTtlMs / 3)
     if (this.intervalMs >= this.peerTtlMs) {
       throw new UpswarmError('UPSWARM_E_CONFIG', `tracker: announce interval ${this.intervalMs} ms must be below the peer TTL ${this.peerTtlMs} ms; lower --interval or raise --peer-ttl`)
@@ -96,6 +109,7 @@ export class PeerRegistry {
     this.#writer = opts.shared
       ? new BucketWriter(opts.shared.nc, {
           subjectOf: kvSubject,
+          ownTimer: this.#ownTimers,
           // Not persisted: the next announce of that peer writes it again.
           onDropped: (key) => this.#persistedExpires.delete(key),
         })
@@ -108,9 +122,10 @@ export class PeerRegistry {
 
   /** Loads the bucket's current content, then follows it. Resolves once the view is current. */
   async start(): Promise<void> {
-    const sweepEvery = Math.max(250, Math.min(this.peerTtlMs, 30_000) / 2)
-    this.#sweeper = setInterval(() => this.sweep(), sweepEvery)
-    this.#sweeper.unref()
+    if (this.#ownTimers) {
+      this.#sweeper = setInterval(() => this.sweep(), sweepEveryMs(this.peerTtlMs))
+      this.#sweeper.unref()
+    }
     if (!this.#shared) return
     const { kv } = this.#shared
     const status = await kv.status()
@@ -242,6 +257,11 @@ export class PeerRegistry {
   }
 
   /** Drops expired peers and forgotten mappings from memory (the bucket ages them out itself). */
+  /** Sends again the bucket writes not acknowledged in time (see BucketWriter). */
+  retryLateWrites(): void {
+    this.#writer?.retryLate()
+  }
+
   sweep(): void {
     const now = this.#now()
     for (const [key, entry] of this.#entries) {

@@ -34,10 +34,10 @@ function harness(stubs: { bucket?: (attempt: number) => Promise<void>; udp?: () 
         log.push('close all')
       }),
     },
-    actions: { sweepLimiters: () => void log.push('sweep') },
+    actions: { sweepLimiters: () => void log.push('sweep'), sweepPeers: () => void log.push('peers'), retryWrites: () => void log.push('writes') },
     guards: { bucketRetryable: (_, error: unknown) => !(error instanceof Refused) },
   })
-  const actor = createActor(machine, { clock, input: { id: 't1', ...(maxBucketAttempts ? { maxBucketAttempts } : {}) } })
+  const actor = createActor(machine, { clock, input: { id: 't1', peerSweepMs: 3_000, writeRetryMs: 1_000, ...(maxBucketAttempts ? { maxBucketAttempts } : {}) } })
   const emitted: string[] = []
   actor.on('*', (e) => emitted.push(e.type))
   actor.start()
@@ -98,6 +98,28 @@ describe('tracker-server machine', () => {
     clock.increment(1)
     clock.increment(SWEEP_INTERVAL_MS)
     expect(log.filter((l) => l === 'sweep')).toHaveLength(2)
+  })
+
+  it('tracker — drops expired peers and sends late bucket writes again on clocks of their own, side by side with the limiter sweeps (issue 12: no timers outside the machine)', async () => {
+    const { actor, clock, log } = harness()
+    await waitFor(actor, (s) => s.matches('listening'))
+    const count = (what: string): number => log.filter((l) => l === what).length
+    // The simulated clock fires what is due once per increment: time moves a second at a time.
+    const advance = (ms: number): void => {
+      for (let left = ms; left > 0; left -= 1_000) clock.increment(Math.min(1_000, left))
+    }
+    clock.increment(999)
+    expect([count('peers'), count('writes')]).toEqual([0, 0])
+    clock.increment(1)
+    expect([count('peers'), count('writes')]).toEqual([0, 1])
+    advance(2_000)
+    expect([count('peers'), count('writes'), count('sweep')]).toEqual([1, 3, 0])
+    advance(SWEEP_INTERVAL_MS - 3_000)
+    expect([count('peers'), count('writes'), count('sweep')]).toEqual([3, 10, 1])
+    actor.send({ type: 'stop' })
+    await waitFor(actor, (s) => s.status === 'done')
+    advance(10_000)
+    expect([count('peers'), count('writes')]).toEqual([3, 10])
   })
 
   it('tracker — a door that cannot listen closes what was opened and ends in failed, naming the door; stop closes and says stopped', async () => {
