@@ -2,6 +2,7 @@
 // version 1 from offline keys, edit makes the next version (products, rotation, minRev), push
 // appends it to UPSWARM_META (admin creds), show prints one. Keys are `upswarm keygen` files.
 import { Option, type Command } from 'commander'
+import { existsSync } from 'node:fs'
 import { UpswarmError } from '../../infra/errors.ts'
 import { action, credsOption, intArg, jsonOption, natsOption, tlsCaOption } from './common.ts'
 import { printResult } from './output.ts'
@@ -20,6 +21,20 @@ function productEq(arg: string, flag: string): { product: string; rev: number } 
   const m = /^([0-9a-f-]{36})=(\d+)$/.exec(arg)
   if (!m) throw new UpswarmError('UPSWARM_E_CONFIG', `${flag} takes PRODUCT=REV, e.g. ${flag} 0b6c…=48 (got ${JSON.stringify(arg)})`)
   return { product: m[1]!, rev: Number(m[2]) }
+}
+
+/** PRODUCT=KEY (hex or key file), collected per product; PRODUCT= (nothing) removes the role. */
+async function productKeys(args: string[] | undefined, flag: string): Promise<Array<{ product: string; keys: string[] }> | undefined> {
+  if (!args) return undefined
+  const byProduct = new Map<string, string[]>()
+  for (const arg of args) {
+    const m = /^([0-9a-f-]{36})=(.*)$/.exec(arg)
+    if (!m) throw new UpswarmError('UPSWARM_E_CONFIG', `${flag} takes PRODUCT=KEY (hex or a key file), e.g. ${flag} 0b6c…=halt-key.json (got ${JSON.stringify(arg)})`)
+    const keys = byProduct.get(m[1]!) ?? []
+    if (m[2]) keys.push(await publicKeyOf(m[2]))
+    byProduct.set(m[1]!, keys)
+  }
+  return [...byProduct].map(([product, keys]) => ({ product, keys }))
 }
 
 function productFormats(arg: string): { product: string; formats: number[] } {
@@ -64,6 +79,8 @@ export function registerRootCommands(program: Command): void {
     .option('--last-release <sha256>', "with --rotate: that revision's manifest SHA-256")
     .option('--min-rev <product=n>', 'refuse revisions of the product below n (after a compromise); repeatable', collect)
     .option('--formats <product=list>', "release formats the product's publisher writes: 1 (format-1 manifests only), 1,2 (both, docs/formats.md §2.2) or 2 (format 2 only: no 40 000-file cap); repeatable", collect)
+    .option('--rollout-key <product=hex|file>', "a key that may sign the product's rollout statements besides its publish key (issue 16); repeatable; PRODUCT= removes them", collect)
+    .option('--halt-key <product=hex|file>', "the key that may sign only halts of the product's releases: the notary's --halt-key (issue 16); repeatable; PRODUCT= removes it", collect)
     .option('--set-root-key <hex|file>', 'replace the root keys with these; repeat (sign with old and new keys)', collect)
     .option('--threshold <n>', 'root signatures needed from now on', intArg('--threshold'))
     .option('--fresh-key <hex|file>', "a new notary key for freshness statements")
@@ -89,6 +106,10 @@ export function registerRootCommands(program: Command): void {
         ...(o.rotate ? { rotate: [{ product: o.rotate, publishKey: publishKey!, lastRev: o.lastRev, ...(o.lastRelease ? { lastRelease: o.lastRelease } : {}) }] } : {}),
         ...(o.minRev ? { minRev: (o.minRev as string[]).map((a) => productEq(a, '--min-rev')) } : {}),
         ...(o.formats ? { formats: (o.formats as string[]).map(productFormats) } : {}),
+        ...(o.rolloutKey ? { rolloutKeys: await productKeys(o.rolloutKey, '--rollout-key') } : {}),
+        ...(o.haltKey ? { haltKeys: await productKeys(o.haltKey, '--halt-key') } : {}),
+        // An `up` deployment's notary holds D/auth/halt-key.json: a product added there gets it as its halt key.
+        ...(!o.haltKey && o.addProduct && paths && existsSync(paths.haltKeyFile) ? { haltKeys: [{ product: o.addProduct, keys: [await publicKeyOf(paths.haltKeyFile)] }] } : {}),
         ...(o.setRootKey ? { rootKeys: await Promise.all((o.setRootKey as string[]).map(publicKeyOf)) } : {}),
         ...(o.threshold !== undefined ? { threshold: o.threshold } : {}),
         ...(o.freshKey ? { freshKeys: [await publicKeyOf(o.freshKey)] } : {}),

@@ -75,6 +75,8 @@ export interface Endpoints {
   /** The root key that signs D/root.json's next versions, and the notary's fresh key (0600, made once). */
   rootKey?: string
   freshKey?: string
+  /** The notary's halt key (issue 16 item 2): it halts a release that fails on enough clients of a product whose root names it. */
+  haltKey?: string
   dhtBootstrap?: string
   http?: string
   /** sftp://host:port: the proxy's read-only SSH view of every release. */
@@ -201,7 +203,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
             await ensureResources(nc)
             // Issue 10 item 7: the deployment's root of trust, made once, on the stream from the start.
             const root = await ensureDeploymentRoot(dir, nc)
-            Object.assign(endpoints, { root: root.rootFile, rootKey: root.rootKeyFile, freshKey: root.freshKeyFile })
+            Object.assign(endpoints, { root: root.rootFile, rootKey: root.rootKeyFile, freshKey: root.freshKeyFile, haltKey: root.haltKeyFile })
             log(`root: version ${root.version} in ${root.rootFile}${root.pushed ? ', pushed to UPSWARM_META' : ''}`)
           } finally {
             await nc.close()
@@ -254,7 +256,8 @@ export async function up(opts: UpOptions): Promise<Launched> {
           }))
         }
         if (has('notary') && endpoints.root && endpoints.freshKey) {
-          const args = ['notary', '--fresh-key', endpoints.freshKey, '--root', endpoints.root, '--data', join(dir, 'notary'), ...credsArgs('notary')]
+          const args = ['notary', '--fresh-key', endpoints.freshKey, '--root', endpoints.root, '--data', join(dir, 'notary'),
+            ...(endpoints.haltKey ? ['--halt-key', endpoints.haltKey] : []), ...credsArgs('notary')]
           starts.push(spawn('notary', 'notary', args, roleEnv, signal).then((ready) => log(`notary: root version ${String(ready.root)}`)))
         }
         const results = await Promise.allSettled(starts)

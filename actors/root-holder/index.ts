@@ -16,6 +16,9 @@ export interface RootEdit {
   minRev?: Array<{ product: string; rev: number }>
   /** docs/formats.md §2.2: the release formats a product's publisher writes (e.g. [1, 2], later [2]). */
   formats?: Array<{ product: string; formats: number[] }>
+  /** Issue 16: the keys that may sign a product's rollout statements / only its halts (replacing any before; [] removes the role). */
+  rolloutKeys?: Array<{ product: string; keys: string[] }>
+  haltKeys?: Array<{ product: string; keys: string[] }>
   expiresDays?: number
   /** New root role (raw public keys) and threshold; the edit must then be signed by old and new keys. */
   rootKeys?: string[]
@@ -74,6 +77,16 @@ export function editRoot(base: Root, signers: PublisherKey[], e: RootEdit): Sign
     }
     p.formats = [...new Set(known)].sort()
   }
+  for (const [flag, role, edits] of [['--rollout-key', 'rollout', e.rolloutKeys], ['--halt-key', 'halt', e.haltKeys]] as const) {
+    for (const r of edits ?? []) {
+      checkProduct(r.product)
+      for (const k of r.keys) checkHexKey(k, flag)
+      const p = d.products[r.product]
+      if (!p) throw new UpswarmError('UPSWARM_E_CONFIG', `${flag} ${r.product}=…: product ${r.product} is not in root version ${base.version}`)
+      if (r.keys.length > 0) p[role] = [...new Set(r.keys)]
+      else delete p[role]
+    }
+  }
   if (d.rootThreshold < 1 || d.rootThreshold > new Set(d.rootKeys).size) {
     throw new UpswarmError('UPSWARM_E_CONFIG', `the root role needs a threshold between 1 and its ${new Set(d.rootKeys).size} key(s), got ${d.rootThreshold}`)
   }
@@ -88,7 +101,7 @@ export interface RootSummary {
   expired: boolean
   root: { threshold: number; keys: string[] }
   fresh: { threshold: number; keys: string[]; maxLifetime?: number }
-  products: Record<string, { publish: string[]; retired: Array<{ key: string; lastRev: number; lastRelease?: string }>; minRev?: number }>
+  products: Record<string, { publish: string[]; rollout?: string[]; halt?: string[]; retired: Array<{ key: string; lastRev: number; lastRelease?: string }>; minRev?: number; formats?: number[] }>
 }
 
 /** Keys as raw public keys (what `keygen` prints and `--publish-key` takes). */
@@ -98,6 +111,9 @@ export function rootSummary(root: Root, nowMs = Date.now()): RootSummary {
   for (const [product, p] of Object.entries(root.products)) {
     products[product] = {
       publish: p.publish.keys.map(raw),
+      ...(p.rollout ? { rollout: p.rollout.keys.map(raw) } : {}),
+      ...(p.halt ? { halt: p.halt.keys.map(raw) } : {}),
+      ...(p.formats ? { formats: p.formats } : {}),
       retired: (p.retired ?? []).map((r) => ({ key: raw(r.keyid), lastRev: r.lastRev, ...(r.lastRelease ? { lastRelease: r.lastRelease } : {}) })),
       ...(p.minRev !== undefined ? { minRev: p.minRev } : {}),
     }
@@ -119,7 +135,9 @@ export function summaryLines(s: RootSummary): string {
   const products = Object.entries(s.products)
   if (products.length === 0) lines.push('products: none yet (root edit --add-product P --publish-key HEX)')
   for (const [product, p] of products) {
-    lines.push(`product ${product}: publish ${p.publish.join(' ')}${p.minRev !== undefined ? `, minRev ${p.minRev}` : ''}`)
+    lines.push(`product ${product}: publish ${p.publish.join(' ')}${p.minRev !== undefined ? `, minRev ${p.minRev}` : ''}${p.formats ? `, formats ${p.formats.join(',')}` : ''}`)
+    if (p.rollout) lines.push(`  rollout ${p.rollout.join(' ')}`)
+    if (p.halt) lines.push(`  halt ${p.halt.join(' ')}`)
     for (const r of p.retired) lines.push(`  retired ${r.key} after r${r.lastRev}${r.lastRelease ? ` (${r.lastRelease})` : ''}`)
   }
   return lines.join('\n')

@@ -17,12 +17,15 @@ export interface DeploymentRoot {
   rootFile: string
   rootKeyFile: string
   freshKeyFile: string
+  /** Issue 16 item 2: the notary's halt key; `root edit --dir D --add-product` names it as the product's halt key. */
+  haltKeyFile: string
 }
 
 export const deploymentRootPaths = (dir: string): DeploymentRoot => ({
   rootFile: join(dir, 'root.json'),
   rootKeyFile: join(dir, 'auth', 'root-key.json'),
   freshKeyFile: join(dir, 'auth', 'fresh-key.json'),
+  haltKeyFile: join(dir, 'auth', 'halt-key.json'),
 })
 
 async function keyOnce(file: string): Promise<PublisherKey> {
@@ -52,6 +55,7 @@ export async function ensureDeploymentRoot(dir: string, nc: NatsConnection): Pro
   await mkdir(join(dir, 'auth'), { recursive: true, mode: 0o700 })
   const rootKey = await keyOnce(paths.rootKeyFile)
   const freshKey = await keyOnce(paths.freshKeyFile)
+  await keyOnce(paths.haltKeyFile)
   if (!existsSync(paths.rootFile)) await writeRootFile(paths.rootFile, initRoot({ rootKeys: [rootKey], freshKeys: [freshKey.publicKey] }))
   const { text, signed } = await readRootFile(paths.rootFile)
   const pushed = (await newestRoot(nc)) === undefined

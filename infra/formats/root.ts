@@ -167,7 +167,16 @@ export interface RootDraft {
   rootThreshold: number
   freshKeys: string[]
   freshLifetimeS?: number
-  products: Record<string, { publish: string[]; retired?: Array<{ key: string; lastRev: number; lastRelease?: string }>; minRev?: number; formats?: number[] }>
+  products: Record<string, {
+    publish: string[]
+    /** Issue 16 item 1: keys that may sign rollout statements besides the publish key (threshold 1). */
+    rollout?: string[]
+    /** Issue 16 item 2: keys that may sign only a halt (the notary's, threshold 1). */
+    halt?: string[]
+    retired?: Array<{ key: string; lastRev: number; lastRelease?: string }>
+    minRev?: number
+    formats?: number[]
+  }>
 }
 
 /** The unsigned root body of a draft (raw public keys in, key ids out). */
@@ -182,6 +191,8 @@ export function rootBody(d: RootDraft): Record<string, unknown> {
   for (const [product, p] of Object.entries(d.products)) {
     products[product] = {
       publish: { keys: p.publish.map(id), threshold: 1 },
+      ...(p.rollout?.length ? { rollout: { keys: p.rollout.map(id), threshold: 1 } } : {}),
+      ...(p.halt?.length ? { halt: { keys: p.halt.map(id), threshold: 1 } } : {}),
       ...(p.retired?.length ? { retired: p.retired.map((r) => ({ keyid: id(r.key), lastRev: r.lastRev, ...(r.lastRelease ? { lastRelease: r.lastRelease } : {}) })) } : {}),
       ...(p.minRev ? { minRev: p.minRev } : {}),
       // docs/formats.md §2.2: the release formats its publisher writes; format 1 until an edit says otherwise.
@@ -249,6 +260,9 @@ export function draftOf(root: Root): RootDraft {
   for (const [product, p] of Object.entries(root.products)) {
     products[product] = {
       publish: p.publish.keys.map(raw),
+      // Kept through an edit: a root that names rollout or halt keys keeps naming them.
+      ...(p.rollout ? { rollout: p.rollout.keys.map(raw) } : {}),
+      ...(p.halt ? { halt: p.halt.keys.map(raw) } : {}),
       ...(p.retired ? { retired: p.retired.map((r) => ({ key: raw(r.keyid), lastRev: r.lastRev, ...(r.lastRelease ? { lastRelease: r.lastRelease } : {}) })) } : {}),
       ...(p.minRev ? { minRev: p.minRev } : {}),
       ...(p.formats ? { formats: p.formats } : {}),

@@ -14,7 +14,7 @@ import { newProduct, tempDir } from '../helpers/cluster.ts'
 import { publish } from '../../actors/publisher/publish.ts'
 import { readFresh } from '../../infra/formats/meta-stream.ts'
 import { TrustStore } from '../../infra/formats/trust-store.ts'
-import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { generatePublisherKey, readKeyFile } from '../../infra/release/keys.ts'
 import { writeTree } from '../helpers/trees.ts'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
@@ -160,7 +160,8 @@ describe('up', { timeout: 180_000 }, () => {
 async function rootAndNotary(dir: string): Promise<void> {
   const ep = JSON.parse(readFileSync(join(dir, 'endpoints.json'), 'utf8'))
   expect(ep).toMatchObject({ root: join(dir, 'root.json'), rootKey: expect.any(String), freshKey: expect.any(String), creds: { notary: expect.any(String) } })
-  for (const f of [ep.rootKey, ep.freshKey]) expect(statSync(f).mode & 0o777).toBe(0o600)
+  expect(ep.haltKey).toBe(join(dir, 'auth', 'halt-key.json'))
+  for (const f of [ep.rootKey, ep.freshKey, ep.haltKey]) expect(statSync(f).mode & 0o777).toBe(0o600)
   const key = generatePublisherKey()
   const product = newProduct()
   const src = join(dir, 'src')
@@ -171,6 +172,8 @@ async function rootAndNotary(dir: string): Promise<void> {
     const r = await publish({ nc: pub, src, product, key, skipFeed: true })
     const edited = JSON.parse((await promisify(execFile)(process.execPath, [CLI, 'root', 'edit', '--dir', dir, '--add-product', product, '--publish-key', key.publicKey, '--json'])).stdout)
     expect(edited).toMatchObject({ version: 2, pushed: expect.any(Number) })
+    // Issue 16 item 2: a product added in an `up` deployment names the notary's halt key.
+    expect(edited.products[product].halt).toEqual([(await readKeyFile(ep.haltKey)).publicKey])
     // The notary follows the root to version 2 and vouches for r1 within seconds.
     const text = await expect.poll(() => readFresh(client, product), { timeout: 10_000, interval: 200 }).toBeDefined().then(() => readFresh(client, product))
     const store = await TrustStore.open(join(dir, 'client-trust.json'), dir)

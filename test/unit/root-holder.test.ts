@@ -20,7 +20,7 @@ describe('root holder', () => {
     const v2 = editRoot(v1, [rootKey], { addProducts: [{ product: P, publishKey: pub1.publicKey }] }).root
     expect(v2.version).toBe(2)
     const v3 = editRoot(v2, [rootKey], { rotate: [{ product: P, publishKey: pub2.publicKey, lastRev: 7, lastRelease: 'c'.repeat(64) }] }).root
-    expect(rootSummary(v3).products[P]).toEqual({ publish: [pub2.publicKey], retired: [{ key: pub1.publicKey, lastRev: 7, lastRelease: 'c'.repeat(64) }] })
+    expect(rootSummary(v3).products[P]).toEqual({ publish: [pub2.publicKey], formats: [1], retired: [{ key: pub1.publicKey, lastRev: 7, lastRelease: 'c'.repeat(64) }] })
     expect(keyVerdict(v3, P, pub1.publicKey, 8).ok).toBe(false)
     expect(keyVerdict(v3, P, pub2.publicKey, 8).ok).toBe(true)
     const v4 = editRoot(v3, [rootKey], { minRev: [{ product: P, rev: 9 }] }).root
@@ -46,5 +46,20 @@ describe('root holder', () => {
     expect(v4.products[P]!.formats).toEqual([1, 2])
     expect(editRoot(v4, [rootKey], { formats: [{ product: P, formats: [2] }] }).root.products[P]!.formats).toEqual([2])
     expect(() => editRoot(v4, [rootKey], { formats: [{ product: P, formats: [3] }] })).toThrow(/writes formats 1 and 2/)
+  })
+
+  it('root holder — --rollout-key and --halt-key name the keys of those roles; later edits keep them; an empty list removes one; a product not in the root is refused (issue 16)', () => {
+    const rollout = generatePublisherKey()
+    const halt = generatePublisherKey()
+    const v2 = editRoot(v1, [rootKey], { addProducts: [{ product: P, publishKey: pub1.publicKey }], rolloutKeys: [{ product: P, keys: [rollout.publicKey] }], haltKeys: [{ product: P, keys: [halt.publicKey] }] }).root
+    expect(rootSummary(v2).products[P]).toMatchObject({ publish: [pub1.publicKey], rollout: [rollout.publicKey], halt: [halt.publicKey] })
+    expect(v2.products[P]!.halt).toEqual({ keys: [expect.stringMatching(/^[0-9a-f]{64}$/)], threshold: 1 })
+    const v3 = editRoot(v2, [rootKey], { rotate: [{ product: P, publishKey: pub2.publicKey, lastRev: 3 }], formats: [{ product: P, formats: [1, 2] }] }).root
+    expect(rootSummary(v3).products[P]).toMatchObject({ rollout: [rollout.publicKey], halt: [halt.publicKey] })
+    const v4 = editRoot(v3, [rootKey], { rolloutKeys: [{ product: P, keys: [] }] }).root
+    expect(rootSummary(v4).products[P]!.rollout).toBeUndefined()
+    expect(rootSummary(v4).products[P]!.halt).toEqual([halt.publicKey])
+    expect(() => editRoot(v4, [rootKey], { haltKeys: [{ product: '99999999-2222-4333-8444-555555555555', keys: [halt.publicKey] }] })).toThrow(/--halt-key .* is not in root version 4/)
+    expect(() => editRoot(v4, [rootKey], { haltKeys: [{ product: P, keys: ['zz'] }] })).toThrow(/--halt-key/)
   })
 })
