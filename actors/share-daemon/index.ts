@@ -6,6 +6,7 @@
 // The daemon's logic is the statechart machines/share-daemon.machine.ts (NATS attach and retry,
 // discovery, DHT lookups, redials, root looks, with the auto-update machine as its child); this
 // file wires it to the swarm, the tracker, NATS and the updater, and starts it.
+import type { RolloutStore } from '../../infra/formats/rollout-store.ts'
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import b4a from 'b4a'
@@ -156,6 +157,8 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
   readonly peers: PeerSet
   /** The working copy's root of trust, shared with peers; whatever feeds it (a stream follower) is passed on. */
   readonly trust: TrustStore
+  /** The product's rollout statements this daemon verified (stream or peers), kept on disk and passed on (issue 16 item 1). */
+  readonly rollouts: RolloutStore
   rev(): number
   uploaded(): number
   /** Every connection made so far (also those made while the daemon started). */
@@ -480,14 +483,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   async function followStage(nc: NatsConnection): Promise<void> {
     const root = rotation.store.root
     if (!root) return
-    const sub = followRollouts(nc, product, (text, seq) => {
-      const s = acceptStatement(text, `${signedRolloutSubject(product)} seq ${seq}`)
-      if (s) events.emit('rollout.statement', s.seq, s.rev, s.state, stageChanged())
-    })
+    // Kept (and passed on to peers) through the rollout store, whose change feeds the stage.
+    let keeping = Promise.resolve()
+    const keep = (text: string, where: string): Promise<void> => (keeping = keeping.then(() => rotation.rollouts.accept(text, where).then(() => {}, (err: unknown) => log(`ignored rollout statement: ${errorMessage(err)}`))))
+    const sub = followRollouts(nc, product, (text, seq) => void keep(text, `${signedRolloutSubject(product)} seq ${seq}`))
     await nc.flush()
     const scan = await readRollouts(nc, product, root)
     for (const s of scan.skipped) log(`ignored rollout statement at seq ${s.streamSeq}: ${s.reason}`)
-    for (const s of scan.statements) acceptStatement(s.text, `seq ${s.streamSeq}`)
+    for (const s of scan.statements) await keep(s.text, `UPSWARM_META seq ${s.streamSeq}`)
     if (io.closed) sub.unsubscribe()
     else io.rollouts = sub
     stageChanged()
@@ -635,6 +638,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
   })
   actor.subscribe({ error: (err) => log(`the sharing daemon's statechart failed: ${errorMessage(err)}`) })
+  // Issue 16 item 1: the statements kept on disk count at once (no NATS needed), and so does each
+  // one the store gains later, from the stream or from a peer (the statements channel).
+  for (const h of rotation.rollouts.statements(product)) acceptStatement(h.text, `rollout statement ${h.rollout.seq} kept on disk`)
+  const stopRollouts = rotation.rollouts.onChange((h) => {
+    if (h.rollout.product !== product) return
+    const s = acceptStatement(h.text, `rollout statement ${h.rollout.seq}`)
+    if (s) events.emit('rollout.statement', s.seq, s.rev, s.state, stageChanged())
+  })
+  if (rotation.rollouts.statements(product).length > 0) stageChanged()
   actor.start()
   // With NATS given, the release stream and the heartbeats are followed before startDaemon returns.
   await waitFor(actor, (s) => !s.matches({ running: { nats: 'attaching' } }))
@@ -672,6 +684,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     peerId,
     peers,
     trust: rotation.store,
+    rollouts: rotation.rollouts,
     rev: () => io.wc.state.current,
     uploaded: () => io.uploaded,
     connections: () => [...connections],
@@ -688,6 +701,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       await io.follow?.stop()
       io.heartbeats?.unsubscribe()
       io.rollouts?.unsubscribe()
+      stopRollouts()
       // The run under way ends first; requests that never ran are refused (daemon.stopped).
       await waitFor(actor, (s) => s.status !== 'active', { timeout: Infinity })
       // A run whose statechart never ended (the daemon's failed) lets the working copy go.

@@ -7,6 +7,7 @@ import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import { errorMessage } from '../../infra/errors.ts'
 import { productKeys } from '../../infra/formats/root.ts'
 import { TrustStore } from '../../infra/formats/trust-store.ts'
+import { RolloutStore } from '../../infra/formats/rollout-store.ts'
 import { encodeRelease, type SignedRelease } from '../../infra/release/manifest.ts'
 import { decodeTrusted } from '../../infra/release/release-trust.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -25,6 +26,8 @@ export interface TrustEvents {
 export interface TrustFollower {
   readonly store: TrustStore
   readonly statements: StatementsHolder
+  /** The product's rollout statements verified so far, from the stream or from peers, kept on disk (issue 16 item 1). */
+  readonly rollouts: RolloutStore
   /** Verified releases of this product from the feeds of rotated keys, by revision. */
   readonly releases: ReadonlyMap<number, SignedRelease>
   /** Opens the statements channel and replicates the rotated keys' feeds on a connection. */
@@ -54,7 +57,8 @@ export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollow
   const { wc, emit, log } = opts
   const { product, publicKey: pinnedKey } = wc.config
   const store = await TrustStore.open(wc.layout.trust, wc.layout.tmp)
-  const statements = new StatementsHolder(store, { products: [product], endorsedBy: { product, pinnedKey } })
+  const rollouts = await RolloutStore.open(join(wc.layout.meta, 'rollouts.json'), wc.layout.tmp, () => store.root)
+  const statements = new StatementsHolder(store, { products: [product], endorsedBy: { product, pinnedKey }, rollouts })
   const streams = new Set<NoiseSecretStream>()
   const feeds = new Map<string, ReleaseFeed>()
   const releases = new Map<number, SignedRelease>()
@@ -69,6 +73,7 @@ export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollow
     log(JSON.stringify({ event: 'trust.fresh', product: p, issued, peer }))
     emit('trust.fresh', p, issued, peer)
   })
+  statements.on('rollout', (p, seq, peer) => log(JSON.stringify({ event: 'trust.rollout', product: p, seq, peer })))
   statements.on('protocol-error', (err, peer) => opts.ban(peer, err.message))
   statements.on('store-error', (err) => log(`could not keep a statement from a peer: ${err.message}`))
 
@@ -120,6 +125,7 @@ export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollow
   return {
     store,
     statements,
+    rollouts,
     releases,
     trusted,
     attach(stream) {

@@ -18,6 +18,7 @@ import Protomux, { type Channel, type ProtomuxMessage } from 'protomux'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import { UpswarmError, errorMessage, isUpswarmError } from '../errors.ts'
 import type { TrustStore } from '../formats/trust-store.ts'
+import type { RolloutStore } from '../formats/rollout-store.ts'
 import {
   MAX_OFFER_ENTRIES, MAX_WANT_HASHES, STATEMENTS_PROTOCOL, STATEMENTS_VERSION, StatementKind,
   decodeStatementHandshake, statementBytes, statementDecoders, statementEncoders,
@@ -41,6 +42,12 @@ export interface StatementsOptions {
    * that key endorses it (docs/formats.md §3.1); without this, a holder with no root ignores roots.
    */
   endorsedBy?: { product: string; pinnedKey: string }
+  /**
+   * Issue 16 item 1: rollout statements travel here too (kind `rollout`). The holder offers, per
+   * product it follows or holds statements of, its newest `seq`; a peer behind gets the ones after
+   * its own. An older peer ignores the kind (docs/formats.md §1.8), so no version change.
+   */
+  rollouts?: RolloutStore
 }
 
 export interface StatementsEvents {
@@ -48,6 +55,8 @@ export interface StatementsEvents {
   root: [version: number, peer: string]
   /** The store gained a fresh statement of `product` from `peer`. */
   fresh: [product: string, issued: string, peer: string]
+  /** The rollout store gained statement `seq` of `product` from `peer`. */
+  rollout: [product: string, seq: number, peer: string]
   /** `peer` broke the protocol or sent a document that does not verify; its channel is closed. */
   'protocol-error': [error: UpswarmError, peer: string]
   /** This node failed to keep a document (the store could not be saved). */
@@ -70,9 +79,26 @@ export class StatementsHolder extends EventEmitter<StatementsEvents> {
     super()
     this.store = store
     this.opts = opts
-    this.stopListening = store.onChange(() => {
+    const offerAll = (): void => {
       for (const s of this.sessions) s.offer()
-    })
+    }
+    const stopTrust = store.onChange(offerAll)
+    const stopRollouts = opts.rollouts?.onChange(offerAll)
+    this.stopListening = () => {
+      stopTrust()
+      stopRollouts?.()
+    }
+  }
+
+  /** @internal The rollout store, if this holder passes statements on. */
+  get rollouts(): RolloutStore | undefined {
+    return this.opts.rollouts
+  }
+
+  /** @internal Products whose rollout statements this holder asks for and offers. */
+  rolloutProducts(): string[] {
+    const r = this.opts.rollouts
+    return r ? [...new Set([...(this.opts.products ?? []), ...r.products()])] : []
   }
 
   /** Opens the channel on a connection; call it in the connection handler, before the stream is read. */
@@ -98,6 +124,10 @@ export class StatementsHolder extends EventEmitter<StatementsEvents> {
       const text = this.store.freshText(product)
       const issued = this.store.fresh(product)?.fresh.issued
       entries.push({ kind: StatementKind.fresh, product, number: issued ? issuedSeconds(issued) : 0, hash: text ? sha256(text) : ZERO_HASH })
+    }
+    for (const product of this.rolloutProducts()) {
+      const newest = this.opts.rollouts!.statements(product).at(-1)
+      entries.push({ kind: StatementKind.rollout, product, number: newest?.rollout.seq ?? 0, hash: newest ? sha256(newest.text) : ZERO_HASH })
     }
     return entries.slice(0, MAX_OFFER_ENTRIES)
   }
@@ -150,6 +180,8 @@ export class StatementsSession {
   private resolveClosed!: () => void
   private readonly seen = new Set<string>()
   private sentWindow = { start: 0, count: 0 }
+  /** The root version the peer offered last: a statement that does not verify under an older root here is not its fault. */
+  private peerRootVersion = 0
   private receivedWindow = { start: 0, count: 0 }
 
   constructor(stream: NoiseSecretStream, holder: StatementsHolder) {
@@ -261,6 +293,7 @@ export class StatementsSession {
   private onOffer(msg: OfferMessage): void {
     const store = this.holder.store
     const theirRoot = msg.entries.find((e) => e.kind === StatementKind.root)?.number ?? 0
+    this.peerRootVersion = theirRoot
     let ahead = this.holder.takesRoots() && theirRoot > store.version
     if (store.version > theirRoot) this.sendRootsFrom(theirRoot + 1)
     const mine = new Set(this.holder.freshProducts())
@@ -270,6 +303,17 @@ export class StatementsSession {
       const heldSeconds = held ? issuedSeconds(held.fresh.issued) : 0
       if (heldSeconds > e.number) this.sendDoc(StatementKind.fresh, store.freshText(e.product)!)
       else if (e.number > heldSeconds && mine.has(e.product) && store.root) ahead = true
+    }
+    const rollouts = this.holder.rollouts
+    if (rollouts) {
+      const followed = new Set(this.holder.rolloutProducts())
+      for (const e of msg.entries) {
+        if (e.kind !== StatementKind.rollout) continue
+        const newest = rollouts.newestSeq(e.product)
+        // What the peer lacks, oldest first, within the send budget.
+        if (newest > e.number) for (const h of rollouts.statements(e.product)) if (h.rollout.seq > e.number) this.sendDoc(StatementKind.rollout, h.text)
+        if (e.number > newest && followed.has(e.product) && store.root) ahead = true
+      }
     }
     // The peer holds something this node lacks: it answers an offer with what the offerer lacks.
     if (ahead) this.offer()
@@ -283,6 +327,9 @@ export class StatementsSession {
       const text = store.freshText(product)
       if (text && wanted.has(sha256Hex(text))) this.sendDoc(StatementKind.fresh, text)
     }
+    for (const product of this.holder.rolloutProducts()) {
+      for (const h of this.holder.rollouts!.statements(product)) if (wanted.has(sha256Hex(h.text))) this.sendDoc(StatementKind.rollout, h.text)
+    }
   }
 
   private onWantRoots(msg: WantRootsMessage): void {
@@ -292,7 +339,8 @@ export class StatementsSession {
   private onDoc(msg: DocMessage): void {
     if (!this.spend(this.receivedWindow, 2 * MAX_DOCS_PER_MINUTE)) throw new ProtocolViolation(`sent more than ${2 * MAX_DOCS_PER_MINUTE} documents in a minute`)
     if (msg.kind > StatementKind.rollout) throw new ProtocolViolation(`sent a document of unknown kind ${msg.kind}`)
-    if (msg.kind !== StatementKind.root && msg.kind !== StatementKind.fresh) return // releases and rollouts travel here later; not kept yet
+    if (msg.kind === StatementKind.release) return // releases travel on the release feeds; not kept here
+    if (msg.kind === StatementKind.rollout && !this.holder.rollouts) return
     const hash = sha256Hex(msg.bytes)
     if (this.seen.has(hash)) return
     if (this.seen.size >= MAX_SEEN) this.seen.clear()
@@ -303,12 +351,12 @@ export class StatementsSession {
     void this.holder.serial(async () => {
       if (this.closedFlag) return
       try {
-        const early = kind === StatementKind.root ? await this.takeRoot(bytes) : await this.takeFresh(bytes)
+        const early = kind === StatementKind.root ? await this.takeRoot(bytes) : kind === StatementKind.fresh ? await this.takeFresh(bytes) : await this.takeRollout(bytes)
         if (early) this.seen.delete(hash)
       } catch (err) {
         this.seen.delete(hash)
         const e = isUpswarmError(err) ? err : new UpswarmError('UPSWARM_E_IO', errorMessage(err), { cause: err })
-        if (PEER_FAULTS.has(e.code)) this.fault(kind === StatementKind.root ? 'root document' : 'fresh statement', e)
+        if (PEER_FAULTS.has(e.code)) this.fault(kind === StatementKind.root ? 'root document' : kind === StatementKind.fresh ? 'fresh statement' : 'rollout statement', e)
         else this.holder.emit('store-error', e, this.peer)
       }
     })
@@ -322,6 +370,25 @@ export class StatementsSession {
     // Roots are accepted one version at a time: ask for the ones between.
     if (!this.closedFlag) this.send.wantRoots.send({ from: this.holder.store.version + 1 })
     return true
+  }
+
+  private async takeRollout(bytes: Uint8Array): Promise<boolean> {
+    const store = this.holder.store
+    if (!store.root) return false
+    try {
+      if ((await this.holder.rollouts!.accept(bytes, this.where)) === 'accepted') {
+        const r = this.holder.rollouts!.statements(String(signedOf(bytes)?.product ?? '')).find((h) => h.text === b4a.toString(bytes, 'utf8'))
+        if (r) this.holder.emit('rollout', r.rollout.product, r.rollout.seq, this.peer)
+      }
+      return false
+    } catch (err) {
+      // Signed by a key a newer root (which the peer holds) introduced: fetch the roots first.
+      if (this.peerRootVersion > store.version && isUpswarmError(err, 'UPSWARM_E_SIGNATURE')) {
+        if (!this.closedFlag) this.send.wantRoots.send({ from: store.version + 1 })
+        return true
+      }
+      throw err
+    }
   }
 
   private async takeFresh(bytes: Uint8Array): Promise<boolean> {

@@ -9,6 +9,7 @@ import { encodeEnvelope } from '../../infra/formats/envelope.ts'
 import { signFresh } from '../../infra/formats/fresh.ts'
 import { draftOf, rootBody, signRoot, type SignedRoot } from '../../infra/formats/root.ts'
 import { TrustStore } from '../../infra/formats/trust-store.ts'
+import { signRollout } from '../../infra/formats/rollout.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { layoutOf } from '../../infra/store/working-copy/layout.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -27,7 +28,7 @@ afterEach(async () => {
 })
 
 describe('daemon — root of trust over the swarm', () => {
-  it('daemon — a publisher key rotation learnt by one daemon reaches another that has no NATS, which follows the new key\'s feed', async () => {
+  it('daemon — a publisher key rotation, a fresh statement and a rollout statement learnt by one daemon reach another that has no NATS, which follows the new key\'s feed and its stage', async () => {
     const product = newProduct()
     const v1 = signRoot(rootBody({
       version: 1, expiresMs: Date.now() + 365 * DAY, rootKeys: rootKeys.map((k) => k.publicKey), rootThreshold: 2,
@@ -73,5 +74,13 @@ describe('daemon — root of trust over the swarm', () => {
     const fresh = new Promise<string>((resolve) => b.on('trust.fresh', (p) => resolve(p)))
     await a.trust.acceptFresh(signFresh({ product, rev: 0, root: 2, issuedMs: Date.now(), lifetimeS: 600 }, freshKey), 'stream')
     expect(await fresh).toBe(product)
+
+    // Issue 16 item 1: a rollout statement by the new key goes the same way, and B's stage follows it.
+    const staged = new Promise<[number, number]>((resolve) => b.on('rollout.statement', (seq, rev) => resolve([seq, rev])))
+    const statement = signRollout({ product, seq: 1, rev: 1, release: 'a'.repeat(64), state: 'active', percent: 10_000, issuedMs: Date.now() }, [pub2])
+    expect(await a.rollouts.accept(statement, 'stream')).toBe('accepted')
+    expect(await staged).toEqual([1, 1])
+    expect(b.rollouts.statements(product).map((h) => h.text)).toEqual([statement.toString('utf8')])
+    expect(logs[1]).toContainEqual(JSON.stringify({ event: 'trust.rollout', product, seq: 1, peer: a.publicKey }))
   })
 })

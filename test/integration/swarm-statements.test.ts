@@ -14,6 +14,8 @@ import { encodeEnvelope } from '../../infra/formats/envelope.ts'
 import { signFresh } from '../../infra/formats/fresh.ts'
 import { draftOf, rootBody, signRoot, type RootDraft, type SignedRoot } from '../../infra/formats/root.ts'
 import { TrustStore } from '../../infra/formats/trust-store.ts'
+import { RolloutStore } from '../../infra/formats/rollout-store.ts'
+import { signRollout } from '../../infra/formats/rollout.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { StatementsHolder, type StatementsEvents, type StatementsOptions } from '../../infra/swarm/statements.ts'
 import { STATEMENTS_PROTOCOL, STATEMENTS_VERSION, StatementKind, statementBytes, statementEncoders } from '../../infra/swarm/statements-codec.ts'
@@ -57,6 +59,25 @@ const cleanups: (() => Promise<void>)[] = []
 afterEach(async () => {
   for (const f of cleanups.splice(0).reverse()) await f()
 })
+
+/** Rollout statement `seq` of P, for r`rev`, signed by `key` (pub2: P's publish key from root 2 on). */
+const rolloutDoc = (seq: number, rev: number, key = pub2): Buffer =>
+  signRollout({ product: P, seq, rev, release: String(rev).repeat(64).slice(0, 64), state: 'active', percent: 5_000, issuedMs: Date.now() }, [key])
+
+/** A holder whose statements channel also carries rollout statements (issue 16 item 1). */
+async function rolloutHolder(held: string[], statements: Buffer[]): Promise<{ store: TrustStore; rollouts: RolloutStore; holder: StatementsHolder; file: string }> {
+  const dir = await tempDir('upswarm-rollouts-')
+  cleanups.push(dir.cleanup)
+  const store = await TrustStore.open(join(dir.path, 'trust.json'), join(dir.path, 'tmp'))
+  await store.pin(held[0]!, 'test')
+  await store.acceptRoots(held.slice(1), 'test')
+  const file = join(dir.path, 'rollouts.json')
+  const rollouts = await RolloutStore.open(file, join(dir.path, 'tmp'), () => store.root)
+  for (const st of statements) await rollouts.accept(st, 'test')
+  const holder = new StatementsHolder(store, { products: [P], rollouts })
+  cleanups.push(async () => holder.close())
+  return { store, rollouts, holder, file }
+}
 
 async function storeWith(held: string[], opts: StatementsOptions = { products: [P] }): Promise<{ store: TrustStore; holder: StatementsHolder; file: string }> {
   const dir = await tempDir('upswarm-statements-')
@@ -162,6 +183,43 @@ describe('swarm — statements channel', () => {
     await newer
     expect(b.store.freshText(P)).toBe(f2.toString('utf8'))
     expect(nb.transport.connections.size).toBe(1)
+  })
+
+  it('rollout statements travel peer to peer: a holder behind gets the ones it lacks, keeps them on disk, and hears of a new one without reconnecting (issue 16 item 1)', async () => {
+    const a = await rolloutHolder(roots, [rolloutDoc(1, 1), rolloutDoc(2, 2), rolloutDoc(3, 2)])
+    const b = await rolloutHolder(roots, [rolloutDoc(1, 1)])
+    const na = node(a.holder)
+    const nb = node(b.holder)
+    const third = next(b.holder, 'rollout', (_p, seq) => seq === 3)
+    const addr = await nb.transport.listen('127.0.0.1')
+    await na.transport.dial(addr.host, addr.port)
+    const [product, , peer] = await third
+    expect(product).toBe(P)
+    expect(peer).toBe(na.transport.publicKey.toString('hex'))
+    expect(b.rollouts.statements(P).map((h) => h.rollout.seq)).toEqual([1, 2, 3])
+    // Kept byte for byte, and verified again when the file is read.
+    const reread = await RolloutStore.open(b.file, join(b.file, '..', 'tmp'), () => b.store.root)
+    expect(reread.statements(P).map((h) => h.text)).toEqual(a.rollouts.statements(P).map((h) => h.text))
+    // A fourth statement reaches A (from the stream, say): B hears of it on the open connection.
+    const fourth = next(b.holder, 'rollout', (_p, seq) => seq === 4)
+    expect(await a.rollouts.accept(rolloutDoc(4, 3), 'stream')).toBe('accepted')
+    await fourth
+    expect(b.rollouts.newestSeq(P)).toBe(4)
+    // A replay of a seq held changes nothing.
+    expect(await b.rollouts.accept(rolloutDoc(2, 2), 'replay')).toBe('known')
+    expect(nb.transport.connections.size).toBe(1)
+  })
+
+  it('a rollout statement signed by a key the root does not give the product is a protocol error; nothing is kept', async () => {
+    const b = await rolloutHolder(roots, [])
+    const nb = node(b.holder)
+    const evil = await rawPeer(nb)
+    const reported = next(b.holder, 'protocol-error')
+    evil.send(2, doc(StatementKind.rollout, rolloutDoc(1, 1, generatePublisherKey())))
+    const [err] = await reported
+    expect(err.message).toMatch(/rollout statement/)
+    await evil.closed
+    expect(b.rollouts.statements(P)).toEqual([])
   })
 
   it('a peer that dials while ahead brings the one it dialled up to date', async () => {
