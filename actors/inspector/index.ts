@@ -89,9 +89,11 @@ export async function startInspectViewer(opts: InspectViewerOptions): Promise<In
       const checked = checkStatelyInspectionEvent(parsed)
       if (!checked.ok) return refuse(msg.subject, `not an inspection event: ${checked.reason}`)
       counts.taken++
-      board.apply(process, checked.event)
-      stately?.send(checked.event)
-      const line = `event: inspect\ndata: ${JSON.stringify({ process, message: checked.event })}\n\n`
+      const view = board.apply(process, checked.event)
+      // An actor whose process sent its machine's definition with an earlier actor: filled in here.
+      const event = checked.event.type === '@xstate.actor' && checked.event.definition === undefined ? { ...checked.event, definition: view.definition } : checked.event
+      stately?.send(event)
+      const line = `event: inspect\ndata: ${JSON.stringify({ process, message: event })}\n\n`
       for (const res of pages) {
         if (res.writableLength > MAX_BUFFERED_BYTES) res.destroy()
         else res.write(line)

@@ -32,6 +32,12 @@ export class InspectionBoard {
   private readonly actors = new Map<string, ActorView>()
   /** Each process's latest inspection summary: what it sent and what its budget left out. */
   private readonly lastSummary = new Map<string, InspectionSummary>()
+  /**
+   * The newest definition of each machine per process (`<process>/<machine>`): a process sends it
+   * with the first actor of a machine and once a minute after (DEFINITION_EVERY_MS); the actors in
+   * between get it from here, and those seen before it arrived get it when it does.
+   */
+  private readonly definitions = new Map<string, string>()
 
   summarize(process: string, s: InspectionSummary): void {
     this.lastSummary.set(process, s)
@@ -53,7 +59,14 @@ export class InspectionBoard {
     a.updatedAt = Number(m.createdAt) || Date.now()
     if (m.type === '@xstate.actor') {
       a.name = m.name
-      a.definition = m.definition
+      const machine = `${process}/${m.name}`
+      if (m.definition !== undefined) {
+        if (!this.definitions.has(machine)) {
+          for (const other of this.actors.values()) if (other.process === process && other.name === m.name && other.definition === undefined) other.definition = m.definition
+        }
+        this.definitions.set(machine, m.definition)
+      }
+      a.definition = m.definition ?? this.definitions.get(machine)
       a.parentId = m.parentId
       this.takeSnapshot(a, m.snapshot as { status?: string; value?: unknown; context?: unknown })
     } else if (m.type === '@xstate.snapshot') {

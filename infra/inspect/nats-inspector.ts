@@ -21,7 +21,7 @@ import type { StatelyInspectionEvent } from '@statelyai/inspect'
 import type { AnyActorRef, AnyEventObject, InspectionEvent, Observer, Snapshot } from 'xstate'
 import { identityOf } from '../nats/identity.ts'
 import { inspectSubject, type InspectRole } from '../nats/names.ts'
-import { actorMessage, encodeMessage, eventMessage, snapshotMessage } from './stately-events.ts'
+import { actorMessage, configOf, encodeMessage, eventMessage, snapshotMessage } from './stately-events.ts'
 import { SUMMARY_TYPE, type InspectionSummary } from './summary.ts'
 
 /** What one process publishes at most, per second, whatever its actors do (issue 12: ≤ 50/s). */
@@ -35,6 +35,12 @@ export const CLOSE_WAIT_MS = 3000
 export const MAX_UNANNOUNCED = 100
 /** How often a summary goes out while the process's actors do anything. */
 export const SUMMARY_EVERY_MS = 5000
+/**
+ * A machine's definition (about 1–5 KB of JSON, most of an actor message) goes with the first actor
+ * of that machine a process announces and again at most this often; the actors in between carry
+ * none, and receivers fill it in from the last one they saw (infra/inspect/board.ts).
+ */
+export const DEFINITION_EVERY_MS = 60_000
 
 export interface InspectClock {
   now(): number
@@ -99,6 +105,8 @@ export class InspectionChannel {
   private readonly tracked = new WeakMap<AnyActorRef, Tracked>()
   /** Actors waiting for their announcement, oldest first (a Map keeps the order they were made in). */
   private readonly toAnnounce = new Map<string, Tracked>()
+  /** When each machine's definition was last sent: the per-file actors of an update share one, sent once a minute, not with each of them. */
+  private readonly definitionSentAt = new WeakMap<object, number>()
   /** Announced actors with queued messages. */
   private readonly pending = new Map<string, Tracked>()
   /** Messages waiting, all actors together. */
@@ -318,7 +326,12 @@ export class InspectionChannel {
     // Its state when announced: the snapshots queued before that follow, so nothing is skipped.
     const snapshot = t.last ?? t.queue.find((q) => q.snapshot)?.snapshot ?? (t.ref.getSnapshot() as Snapshot<unknown>)
     t.last = undefined
-    this.emit(actorMessage({ sessionId: t.ref.sessionId, rootId: t.rootId, seq: ++this.seq, at: t.createdAt, actorRef: t.ref, parentId: t.parentId, snapshot }))
+    const config = configOf(t.ref)
+    const now = this.clock.now()
+    const lastSent = config ? this.definitionSentAt.get(config) : undefined
+    const withDefinition = lastSent === undefined || now - lastSent >= DEFINITION_EVERY_MS
+    if (config && withDefinition) this.definitionSentAt.set(config, now)
+    this.emit(actorMessage({ sessionId: t.ref.sessionId, rootId: t.rootId, seq: ++this.seq, at: t.createdAt, actorRef: t.ref, parentId: t.parentId, snapshot, withDefinition }))
   }
 
   private send(t: Tracked, item: Queued): void {

@@ -107,9 +107,19 @@ export const boundedEvent = (event: AnyEventObject): AnyEventObject => ({ ...(bo
 interface Base { sessionId: string; rootId: string; seq: number; at: number }
 const base = (b: Base) => ({ sessionId: b.sessionId, rootId: b.rootId, id: `${b.sessionId}.${b.seq}`, createdAt: String(b.at), _version: STATELY_INSPECT_VERSION })
 
-export function actorMessage(b: Base & { actorRef: AnyActorRef; parentId: string | undefined; snapshot: Snapshot<unknown> }): StatelyActorEvent {
+/**
+ * `withDefinition: false` leaves the machine's definition out: the sender has just sent it with
+ * another actor of the same machine, and a receiver fills it in (infra/inspect/board.ts).
+ */
+export function actorMessage(b: Base & { actorRef: AnyActorRef; parentId: string | undefined; snapshot: Snapshot<unknown>; withDefinition?: boolean }): StatelyActorEvent {
   const name = b.actorRef.id === b.actorRef.sessionId ? machineIdOf(b.actorRef) : b.actorRef.id
-  return { type: '@xstate.actor', ...base(b), name, definition: definitionOf(b.actorRef), parentId: b.parentId, snapshot: boundedSnapshot(b.snapshot) }
+  return { type: '@xstate.actor', ...base(b), name, definition: b.withDefinition === false ? undefined : definitionOf(b.actorRef), parentId: b.parentId, snapshot: boundedSnapshot(b.snapshot) }
+}
+
+/** The logic's machine config an actor runs (undefined for promise and callback actors): the key of its definition. */
+export function configOf(actorRef: AnyActorRef): object | undefined {
+  const config = (actorRef as unknown as { logic?: { config?: unknown } }).logic?.config
+  return config && typeof config === 'object' ? config : undefined
 }
 
 export function eventMessage(b: Base & { event: AnyEventObject; sourceId: string | undefined }): StatelyEventEvent {

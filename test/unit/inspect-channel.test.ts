@@ -5,8 +5,9 @@
 import type { StatelyInspectionEvent, StatelySnapshotEvent } from '@statelyai/inspect'
 import { assign, createActor, fromPromise, setup, toPromise } from 'xstate'
 import { describe, expect, it } from 'vitest'
-import { INSPECT_MAX_PER_SECOND, InspectionChannel, MAX_QUEUED_PER_ACTOR, SUMMARY_EVERY_MS, inspectionUnder, type InspectClock } from '../../infra/inspect/nats-inspector.ts'
+import { DEFINITION_EVERY_MS, INSPECT_MAX_PER_SECOND, InspectionChannel, MAX_QUEUED_PER_ACTOR, SUMMARY_EVERY_MS, inspectionUnder, type InspectClock } from '../../infra/inspect/nats-inspector.ts'
 import type { InspectionSummary } from '../../infra/inspect/summary.ts'
+import { InspectionBoard } from '../../infra/inspect/board.ts'
 import { updateRunMachine, type ApplySummary, type RunPlan, type StagedSet } from '../../machines/update-run.machine.ts'
 
 /** A clock the test moves: timers fire in order as it advances. */
@@ -185,6 +186,31 @@ describe('inspect — the bound on inspection messages', () => {
     expect(sent.length).toBeLessThanOrEqual(1 + MAX_QUEUED_PER_ACTOR)
     const last = sent.at(-1) as StatelySnapshotEvent
     expect((last.snapshot as { value?: unknown }).value).toBe(a.getSnapshot().value)
+  })
+
+  it('inspect — a machine\'s definition goes with the first actor of it and again once a minute, not with each per-file actor; the board fills it in for the others, also for one seen before it', () => {
+    const clock = new ManualClock()
+    const sent: StatelyInspectionEvent[] = []
+    const channel = new InspectionChannel((m) => sent.push(m), { clock })
+    const actors = Array.from({ length: 5 }, () => createActor(counter, { inspect: channel.inspect }).start())
+    clock.advance(1000)
+    const announced = () => sent.filter((m) => m.type === '@xstate.actor')
+    expect(announced().map((m) => m.definition !== undefined)).toEqual([true, false, false, false, false])
+    expect(JSON.parse(announced()[0]!.definition!)).toMatchObject({ id: 'busy', initial: 'even' })
+    clock.advance(DEFINITION_EVERY_MS)
+    createActor(counter, { inspect: channel.inspect }).start()
+    clock.advance(1000)
+    expect(announced().map((m) => m.definition !== undefined)).toEqual([true, false, false, false, false, true])
+    // The board: every actor of the machine gets the definition, whichever message carried it,
+    // also one whose announcement arrived before any definition did.
+    const board = new InspectionBoard()
+    const [first, ...rest] = announced()
+    for (const m of rest.slice(0, 2)) board.apply('daemon.c1', m)
+    board.apply('daemon.c1', first!)
+    for (const m of rest.slice(2)) board.apply('daemon.c1', m)
+    expect(board.list().map((a) => a.definition)).toEqual(actors.concat([]).map(() => first!.definition).concat([first!.definition]))
+    // Another process's machine of the same name is not filled from this one's.
+    expect(board.apply('daemon.c2', { ...rest[0]!, sessionId: 'other:1' }).definition).toBeUndefined()
   })
 
   it('inspect — an actor run for another as a root of its own is shown as that actor\'s child, and so are its own children', () => {
