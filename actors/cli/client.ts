@@ -252,11 +252,12 @@ export function registerClientCommands(program: Command): void {
         const updater = await updaterModule()
         const r = await updater.status(dir, nc ? { source: await serverSourceFor(nc, dir) } : {})
         const shown = r.files.filter((f) => f.status !== 'current')
-        const { freshnessLine } = await import('../../infra/formats/fresh.ts')
+        // The signed formats (and zod) load only for a copy that holds a root (issue 13 item 1).
+        const freshLine = r.rootVersion > 0 ? (await import('../../infra/formats/fresh.ts')).freshnessLine(r.freshness, Date.now()) : undefined
         const trust = { ...(r.reverted ? { reverted: r.reverted } : {}), alertsPending: r.alertsPending, rootVersion: r.rootVersion, ...(r.rootExpired ? { rootExpired: r.rootExpired } : {}), ...(r.rootVersion > 0 ? { freshness: r.freshness ?? null } : {}), ...(r.diskFull ? { diskFull: r.diskFull } : {}), ...(r.statIndexProblem ? { statIndexProblem: r.statIndexProblem } : {}) }
         printResult(!!o.json, { product: r.product, rev: r.rev, latest: r.latest, target: r.target, files: r.files, hashed: r.hashed, cached: r.cached, ...trust }, () => [
           `${r.product} at r${r.rev}; newest verified r${r.latest}`,
-          ...(r.rootVersion > 0 ? [freshnessLine(r.freshness, Date.now())] : []),
+          ...(freshLine !== undefined ? [freshLine] : []),
           ...(r.reverted ? [updater.revertLine(r.reverted)] : []),
           ...(r.alertsPending > 0 ? [`${r.alertsPending} alert(s) for the administrators wait on disk; the next connected update delivers them`] : []),
           ...(r.rootExpired ? [`root of trust version ${r.rootVersion} expired at ${r.rootExpired}: it still verifies, but ask the operators for a new one`] : []),
