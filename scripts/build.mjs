@@ -79,7 +79,7 @@ export async function buildDist({ keepGenerated = !!process.env.UPSWARM_KEEP_GEN
   await rm(DIST, { recursive: true, force: true })
   const { metafile } = await build({
     absWorkingDir: ROOT,
-    entryPoints: { upswarm: 'actors/cli.ts' },
+    entryPoints: { upswarm: 'actors/cli/main.ts' },
     outdir: DIST,
     chunkNames: 'chunks/[name]-[hash]',
     bundle: true,

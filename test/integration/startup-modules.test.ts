@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { init } from '../../actors/updater/index.ts'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { fastStatus } from '../../actors/cli/dispatch.ts'
 import { tempDir } from '../helpers/cluster.ts'
 import { DirectorySource } from '../helpers/dir-source.ts'
 import { publishLocal, writeTree } from '../helpers/local-publish.ts'
@@ -34,6 +35,7 @@ describe('start-up — short commands load no zod, xstate or NATS', () => {
   let tmp: { path: string; cleanup: () => Promise<void> }
   let wc: string
   let heavyChunks: string[]
+  let meta: Metafile
   const urlOf = (out: string) => pathToFileURL(join(PROJECT_ROOT, out)).href
 
   beforeAll(async () => {
@@ -45,7 +47,7 @@ describe('start-up — short commands load no zod, xstate or NATS', () => {
     await publishLocal(repo, { key, product, src: join(tmp.path, 'src') })
     wc = join(tmp.path, 'wc')
     await init(wc, { product, publicKey: key.publicKey, rev: 1, source: new DirectorySource(repo) })
-    const meta = JSON.parse(await readFile(join(PROJECT_ROOT, 'dist', 'meta.json'), 'utf8')) as Metafile
+    meta = JSON.parse(await readFile(join(PROJECT_ROOT, 'dist', 'meta.json'), 'utf8')) as Metafile
     heavyChunks = Object.entries(meta.outputs).filter(([out, o]) => out.endsWith('.js') && Object.keys(o.inputs).some((i) => HEAVY.test(i))).map(([out]) => out)
   })
   afterAll(async () => tmp?.cleanup())
@@ -82,13 +84,38 @@ describe('start-up — short commands load no zod, xstate or NATS', () => {
     expect(heavy).toEqual([])
   })
 
-  it('start-up — `upswarm status --offline` of a small unchanged copy reports every path current and loads no zod, xstate or NATS', async () => {
+  it('start-up — `upswarm status --offline` of a small unchanged copy reports every path current and loads no zod, xstate, NATS or commander', async () => {
     const { r, loaded, heavy } = await loading('status', ['status', wc, '--offline'])
+    const commanderChunks = Object.entries(meta.outputs).filter(([out, o]) => out.endsWith('.js') && Object.keys(o.inputs).some((i) => i.includes('node_modules/commander/'))).map(([out]) => urlOf(out))
+    expect(commanderChunks.length).toBeGreaterThan(0)
+    expect(loaded.filter((u) => commanderChunks.includes(u))).toEqual([])
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
     // a.txt, b.txt, d and d/c.txt; nothing else listed.
     expect(r.stdout.trim().split('\n').slice(1)).toEqual(['4 current'])
     expect(loaded.some((u) => u.includes('/dist/chunks/'))).toBe(true)
     expect(heavy).toEqual([])
+  })
+
+  it('start-up — the fast path of `status --offline` prints and exits as the full command line does, on a copy and on a directory that is none', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env }
+    delete env.UPSWARM_NATS
+    for (const args of [['status', wc, '--offline'], ['status', '--json', wc, '--offline'], ['status', join(tmp.path, 'none'), '--offline'], ['status', join(tmp.path, 'none'), '--offline', '--json']]) {
+      expect(fastStatus(args)).toBeDefined()
+      const viaTable = await run([CLI, ...args], env)
+      // A flag the table does not know sends the same command through commander.
+      const viaCommander = await run([CLI, ...args, '--nats', 'nats://127.0.0.1:1'], env)
+      expect(fastStatus([...args, '--nats', 'nats://127.0.0.1:1'])).toBeUndefined()
+      expect(viaTable).toEqual(viaCommander)
+    }
+  })
+
+  it('start-up — the dispatch table takes only `status DIR --offline [--json]`', () => {
+    expect(fastStatus(['status', 'w', '--offline'])).toEqual({ dir: 'w', json: false })
+    expect(fastStatus(['status', '--json', '--offline', 'w'])).toEqual({ dir: 'w', json: true })
+    for (const args of [['status', 'w'], ['status', '--offline'], ['status', 'w', 'x', '--offline'], ['status', 'w', '--offline', '--help'], ['status', 'w', '--offline', '--offline'],
+      ['status', 'w', '--offline', '-h'], ['update', 'w', '--offline'], ['status', '', '--offline'], ['status', 'w', '--offline', '--nats=x']]) {
+      expect(fastStatus(args), args.join(' ')).toBeUndefined()
+    }
   })
 })
