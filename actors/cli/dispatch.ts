@@ -17,6 +17,8 @@ export function fastStatus(args: readonly string[]): { dir: string; json: boolea
     }
   }
   // Without --offline, status asks NATS (flags, environment, or what `init` recorded): the full path.
+  // With it, nothing recorded is used, so the fast path does not read .upswarm/sources.json (the
+  // full path reads it first, and refuses a malformed one; the next command that needs it will).
   if (positional.length !== 1 || !flags.has('--offline')) return undefined
   return { dir: positional[0]!, json: flags.has('--json') }
 }
