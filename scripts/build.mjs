@@ -13,7 +13,7 @@
 // writes esbuild's metafile (dist/meta.json: which chunk holds which module) for the tests that
 // check what a command loads.
 import { build } from 'esbuild'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -33,6 +33,25 @@ const externalPackages = {
   setup(b) {
     b.onResolve({ filter: /^[^./]/ }, (args) => (BUNDLED.has(packageOf(args.path)) ? undefined : { path: args.path, external: true }))
   },
+}
+
+// Bundled CommonJS packages (commander) require node's built-ins through esbuild's `require` shim,
+// which needs a `require` in its chunk.
+const REQUIRE_BANNER = "import { createRequire as __upswarmRequire } from 'node:module'; const require = __upswarmRequire(import.meta.url);"
+
+/**
+ * Issue 13 item 1: the banner costs each chunk a `createRequire` call at load (ESM chunks load
+ * one by one: a short command loads ~20). esbuild adds it to every chunk; it stays only in the
+ * chunks whose code says `require`. The line is blanked, not removed, so the source maps still fit.
+ */
+async function dropUnusedRequireBanners(metafile) {
+  for (const out of Object.keys(metafile.outputs).filter((o) => o.endsWith('.js'))) {
+    const file = join(ROOT, out)
+    const text = await readFile(file, 'utf8')
+    if (!text.startsWith(REQUIRE_BANNER)) continue
+    const body = text.slice(REQUIRE_BANNER.length)
+    if (!/\brequire\b/.test(body)) await writeFile(file, body)
+  }
 }
 
 export const FILE_STATUS_TABLE = join(ROOT, 'machines', 'generated', 'file-status-table.ts')
@@ -60,7 +79,7 @@ export async function buildDist({ keepGenerated = !!process.env.UPSWARM_KEEP_GEN
   await rm(DIST, { recursive: true, force: true })
   const { metafile } = await build({
     absWorkingDir: ROOT,
-    entryPoints: { upswarm: 'actors/cli.ts' },
+    entryPoints: { upswarm: 'actors/cli/main.ts' },
     outdir: DIST,
     chunkNames: 'chunks/[name]-[hash]',
     bundle: true,
@@ -71,12 +90,12 @@ export async function buildDist({ keepGenerated = !!process.env.UPSWARM_KEEP_GEN
     // Less to parse at every start; UPSWARM_DEBUG=1 maps stack traces back to the sources.
     minify: true,
     sourcemap: 'linked',
-    // Bundled CommonJS packages (commander) require node's built-ins.
-    banner: { js: "import { createRequire as __upswarmRequire } from 'node:module'; const require = __upswarmRequire(import.meta.url);" },
+    banner: { js: REQUIRE_BANNER },
     plugins: [externalPackages],
     logLevel: 'warning',
     metafile: true,
   })
+  await dropUnusedRequireBanners(metafile)
   await writeFile(join(DIST, 'meta.json'), JSON.stringify(metafile))
 }
 

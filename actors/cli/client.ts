@@ -245,22 +245,8 @@ export function registerClientCommands(program: Command): void {
       const o = await withSources(dir, flags)
       const nc = o.offline ? undefined : await optionalNats(o, 'upswarm-status', 'showing local state')
       try {
-        const updater = await updaterModule()
-        const r = await updater.status(dir, nc ? { source: await serverSourceFor(nc, dir) } : {})
-        const shown = r.files.filter((f) => f.status !== 'current')
-        const { freshnessLine } = await import('../../infra/formats/fresh.ts')
-        const trust = { ...(r.reverted ? { reverted: r.reverted } : {}), alertsPending: r.alertsPending, rootVersion: r.rootVersion, ...(r.rootExpired ? { rootExpired: r.rootExpired } : {}), ...(r.rootVersion > 0 ? { freshness: r.freshness ?? null } : {}), ...(r.diskFull ? { diskFull: r.diskFull } : {}), ...(r.statIndexProblem ? { statIndexProblem: r.statIndexProblem } : {}) }
-        printResult(!!o.json, { product: r.product, rev: r.rev, latest: r.latest, target: r.target, files: r.files, hashed: r.hashed, cached: r.cached, ...trust }, () => [
-          `${r.product} at r${r.rev}; newest verified r${r.latest}`,
-          ...(r.rootVersion > 0 ? [freshnessLine(r.freshness, Date.now())] : []),
-          ...(r.reverted ? [updater.revertLine(r.reverted)] : []),
-          ...(r.alertsPending > 0 ? [`${r.alertsPending} alert(s) for the administrators wait on disk; the next connected update delivers them`] : []),
-          ...(r.rootExpired ? [`root of trust version ${r.rootVersion} expired at ${r.rootExpired}: it still verifies, but ask the operators for a new one`] : []),
-          ...(r.diskFull ? [r.diskFull] : []),
-          ...(r.statIndexProblem ? [`${r.statIndexProblem}: every path was classified again, and the index rewritten`] : []),
-          ...shown.map((f) => `${f.status.padEnd(12)} ${f.path}`),
-          `${r.files.length - shown.length} current`,
-        ].join('\n'))
+        const { runStatus } = await import('./status.ts')
+        await runStatus(dir, o, nc ? await serverSourceFor(nc, dir) : undefined)
       } finally {
         await nc?.close()
       }

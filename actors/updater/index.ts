@@ -4,9 +4,8 @@
 import { randomUUID } from 'node:crypto'
 import { mkdir, readdir, rm } from 'node:fs/promises'
 import type { Freshness } from '../../infra/formats/fresh.ts'
-import { parseRoot, productKeys, rootExpired, verifyPinnedRoot } from '../../infra/formats/root.ts'
 import { UpswarmError } from '../../infra/errors.ts'
-import { META_DIR, UUID_RE, blobsOf } from '../../infra/release/manifest.ts'
+import { META_DIR, UUID_RE, blobsOf } from '../../infra/release/manifest-core.ts'
 import { isDiskFull } from '../../infra/store/disk-space.ts'
 import { addIgnorePattern } from '../../infra/store/working-copy/ignore-rules.ts'
 import { readPendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
@@ -206,7 +205,7 @@ async function run(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: R
 export async function init(dir: string, opts: InitOptions): Promise<UpdateResult> {
   const product = opts.product.toLowerCase()
   if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a UUID (got ${JSON.stringify(opts.product)})`)
-  const pinned = opts.root ? pinnedRootKey(opts.root, product, opts.publicKey) : undefined
+  const pinned = opts.root ? await pinnedRootKey(opts.root, product, opts.publicKey) : undefined
   const publicKey = opts.publicKey ?? pinned?.key ?? ''
   if (!/^[0-9a-f]{64}$/.test(publicKey)) throw new UpswarmError('UPSWARM_E_CONFIG', `--pubkey must be the publisher's public key, 64 hex characters (got ${JSON.stringify(publicKey.slice(0, 80))})`)
   const existing = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
@@ -272,7 +271,8 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
       ...(tree.indexProblem ? { statIndexProblem: tree.indexProblem } : {}),
       rootVersion: wc.trust.version,
       alertsPending: (await readPendingAlerts(wc.layout)).length,
-      ...(wc.trust.root && rootExpired(wc.trust.root, Date.now()) ? { rootExpired: wc.trust.root.expires } : {}),
+      // (Only a held root's expiry is looked at: the signed formats and zod load with a root; issue 13 item 1.)
+      ...(wc.trust.root && (await import('../../infra/formats/root.ts')).rootExpired(wc.trust.root, Date.now()) ? { rootExpired: wc.trust.root.expires } : {}),
       ...(wc.trust.freshness(wc.config.product) ? { freshness: wc.trust.freshness(wc.config.product)! } : {}),
       ...(wc.state.reverted?.length ? { reverted: wc.state.reverted.at(-1)! } : {}),
       ...(unwritten.length > 0 ? { diskFull: `the disk holding ${wc.layout.meta} is full: ${unwritten.join(' and ')}; free some space before the next update` } : {}),
@@ -281,7 +281,8 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
 }
 
 /** The publish key a pinned root names for `product` (the one `--pubkey` gave, if it gave one). */
-function pinnedRootKey(root: { text: string; where: string }, product: string, given: string | undefined): { key: string } {
+async function pinnedRootKey(root: { text: string; where: string }, product: string, given: string | undefined): Promise<{ key: string }> {
+  const { parseRoot, productKeys, verifyPinnedRoot } = await import('../../infra/formats/root.ts')
   const signed = parseRoot(root.text, root.where)
   verifyPinnedRoot(signed, root.where)
   const { current } = productKeys(signed.root, product)

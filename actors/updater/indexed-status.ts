@@ -12,7 +12,7 @@ import { lstatSync, readdirSync, readlinkSync, type BigIntStats, type Stats } fr
 import { lstat, readFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { UpswarmError } from '../../infra/errors.ts'
-import { META_DIR } from '../../infra/release/manifest.ts'
+import { META_DIR } from '../../infra/release/manifest-core.ts'
 import { isDiskFull } from '../../infra/store/disk-space.ts'
 import { writeFileAtomic } from '../../infra/store/working-copy/atomic.ts'
 import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'

@@ -6,8 +6,8 @@
 // - an older manifest is taken only on an explicit rollback / --rev, and only if its hash is
 //   the one the client's record holds for that revision.
 import { UpswarmError, toUpswarmError } from '../../infra/errors.ts'
-import { manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
-import { decodeTrusted } from '../../infra/release/release-trust.ts'
+import { manifestSha256 } from '../../infra/release/manifest-core.ts'
+import type { SignedRelease } from '../../infra/release/manifest.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import type { UpdaterLog } from './session.ts'
 import type { ReleaseSource } from '../../infra/release/source.ts'
@@ -162,6 +162,8 @@ export class ReleaseHistory {
     const bytes = await src.release(this.product, rev).catch((err: unknown) => {
       throw toUpswarmError(err, 'UPSWARM_E_NO_SERVER', `cannot fetch revision ${rev} of ${this.product}`)
     })
+    // Issue 13 item 1: the manifest schemas (zod) load when a release is fetched, not with `status`.
+    const { decodeTrusted } = await import('../../infra/release/release-trust.ts')
     const { release, retired } = decodeTrusted(bytes, this.wc.releaseKeys(), where)
     if (release.manifest.product !== this.product || release.manifest.rev !== rev) {
       throw new UpswarmError('UPSWARM_E_MANIFEST',

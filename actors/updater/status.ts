@@ -4,7 +4,7 @@
 // versioned files whose stat-cache entry is missing or racy, so an unchanged tree is classified
 // from lstat alone.
 import type { Entry } from '../../infra/release/manifest.ts'
-import { comparePaths } from '../../infra/release/manifest.ts'
+import { comparePaths } from '../../infra/release/manifest-core.ts'
 import { isDiskFull } from '../../infra/store/disk-space.ts'
 import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'

@@ -8,6 +8,9 @@ import { z } from 'zod'
 import { UpswarmError, errorMessage } from '../errors.ts'
 import { signBytes, verifyBytes, type PublisherKey } from '../release/keys.ts'
 import { canonicalJson } from '../release/manifest.ts'
+import { keyIdOf } from './key-id.ts'
+
+export { keyIdOf } from './key-id.ts'
 
 export const SIGNED_PREFIX = 'upswarm-signed-1\n'
 /** The format of every document of this family; a reader refuses a format it does not know. */
@@ -37,10 +40,6 @@ export interface KeyDef {
   public: string
 }
 
-/** hex SHA-256 of (alg, 0x00, raw public key): one length for any algorithm. */
-export function keyIdOf(publicKeyHex: string, alg = 'ed25519'): string {
-  return createHash('sha256').update(alg, 'utf8').update(Buffer.of(0)).update(Buffer.from(publicKeyHex, 'hex')).digest('hex')
-}
 
 export function signedBytes(signed: Record<string, unknown>): Buffer {
   return Buffer.from(SIGNED_PREFIX + canonicalJson(signed), 'utf8')

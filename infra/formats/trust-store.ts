@@ -2,18 +2,41 @@
 // from its pin, and the newest verified fresh statement per product. Kept byte for byte as
 // received, so it can pass them on to peers that verify them again, and saved atomically.
 import { readFile } from 'node:fs/promises'
-import { z } from 'zod'
 import { UpswarmError, errorMessage } from '../errors.ts'
 import { writeFileAtomic } from '../store/working-copy/atomic.ts'
-import { encodeEnvelope } from './envelope.ts'
-import { verifyFresh, freshnessOf, type Freshness, type SignedFresh } from './fresh.ts'
-import { endorsedFor, keyVerdict, parseRoot, verifyNextRoot, verifyPinnedRoot, type KeyVerdict, type Root, type SignedRoot } from './root.ts'
+import type { Freshness, SignedFresh } from './fresh.ts'
+import type { KeyVerdict, Root, SignedRoot } from './root.ts'
 
-const StoreSchema = z.strictObject({
-  format: z.literal(1),
-  roots: z.array(z.string()),
-  fresh: z.record(z.string(), z.string()),
-})
+// Issue 13 item 1: a working copy without a root (most of them, and every short command's) opens
+// an empty store, and loads neither the signed formats nor zod. They are loaded by the first
+// method that meets a document (each async method awaits `loadFormats()` first); a document
+// held means they were loaded, so the synchronous methods find them there.
+async function importFormats() {
+  const [{ z }, envelope, fresh, root] = await Promise.all([import('zod'), import('./envelope.ts'), import('./fresh.ts'), import('./root.ts')])
+  const StoreSchema = z.strictObject({
+    format: z.literal(1),
+    roots: z.array(z.string()),
+    fresh: z.record(z.string(), z.string()),
+  })
+  return { StoreSchema, ...envelope, ...fresh, ...root }
+}
+type Formats = Awaited<ReturnType<typeof importFormats>>
+let formats: Formats | undefined
+async function loadFormats(): Promise<Formats> {
+  return (formats ??= await importFormats())
+}
+function loaded(): Formats {
+  if (!formats) throw new Error('trust store: a signed document was used before the formats were loaded (a method did not await loadFormats())')
+  return formats
+}
+const encodeEnvelope: Formats['encodeEnvelope'] = (...a) => loaded().encodeEnvelope(...a)
+const verifyFresh: Formats['verifyFresh'] = (...a) => loaded().verifyFresh(...a)
+const freshnessOf: Formats['freshnessOf'] = (...a) => loaded().freshnessOf(...a)
+const endorsedFor: Formats['endorsedFor'] = (...a) => loaded().endorsedFor(...a)
+const keyVerdict: Formats['keyVerdict'] = (...a) => loaded().keyVerdict(...a)
+const parseRoot: Formats['parseRoot'] = (...a) => loaded().parseRoot(...a)
+const verifyNextRoot: Formats['verifyNextRoot'] = (...a) => loaded().verifyNextRoot(...a)
+const verifyPinnedRoot: Formats['verifyPinnedRoot'] = (...a) => loaded().verifyPinnedRoot(...a)
 
 export type RootOutcome = 'accepted' | 'known' | 'gap'
 export type FreshOutcome = 'accepted' | 'not-newer'
@@ -43,7 +66,8 @@ export class TrustStore {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UpswarmError('UPSWARM_E_IO', `cannot read ${file}: ${errorMessage(err)}`, { cause: err })
     }
     if (text === undefined) return store
-    let data: z.infer<typeof StoreSchema>
+    const { StoreSchema } = await loadFormats()
+    let data: { roots: string[]; fresh: Record<string, string> }
     try {
       data = StoreSchema.parse(JSON.parse(text))
     } catch (err) {
@@ -142,6 +166,7 @@ export class TrustStore {
    * A store already holding a chain takes it only as the chain's next link or a known one.
    */
   async pin(bytes: Uint8Array | string, where: string): Promise<void> {
+    await loadFormats()
     const signed = parseRoot(bytes, where)
     if (this.root) {
       const outcome = await this.acceptRoot(bytes, where)
@@ -156,6 +181,7 @@ export class TrustStore {
 
   /** First root of a client that pinned only a publisher key: accepted when that key endorses it (docs/formats.md §3.1). */
   async adoptEndorsed(bytes: Uint8Array | string, where: string, product: string, pinnedKey: string): Promise<boolean> {
+    await loadFormats()
     if (this.root) return false
     const signed = parseRoot(bytes, where)
     if (!endorsedFor(signed, product, pinnedKey)) return false
@@ -167,6 +193,7 @@ export class TrustStore {
 
   /** The next root of the chain; 'known' for one held, 'gap' for one further ahead (fetch the ones between first). */
   async acceptRoot(bytes: Uint8Array | string, where: string): Promise<RootOutcome> {
+    await loadFormats()
     const signed = parseRoot(bytes, where)
     const v = signed.root.version
     if (!this.root) throw new UpswarmError('UPSWARM_E_CONFIG', `no root is pinned here, so root version ${v} from ${where} cannot be checked`)
@@ -196,6 +223,7 @@ export class TrustStore {
 
   /** Accepts whatever of `docs` extends the chain, in version order; returns how many were new. */
   async acceptRoots(docs: Array<Uint8Array | string>, where: string): Promise<number> {
+    await loadFormats()
     const parsed = docs.map((d) => ({ d, v: parseRoot(d, where).root.version })).sort((a, b) => a.v - b.v)
     let added = 0
     for (const { d } of parsed) if ((await this.acceptRoot(d, where)) === 'accepted') added++
@@ -204,6 +232,7 @@ export class TrustStore {
 
   /** A fresh statement for `product`, kept when it verifies and is newer than the held one (rollback of freshness refused). */
   async acceptFresh(bytes: Uint8Array | string, where: string): Promise<FreshOutcome> {
+    await loadFormats()
     if (!this.root) throw new UpswarmError('UPSWARM_E_CONFIG', `no root is pinned here, so the fresh statement from ${where} cannot be checked`)
     const signed = verifyFresh(bytes, this.root, where)
     const held = this.freshDocs.get(signed.fresh.product)

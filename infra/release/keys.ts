@@ -2,7 +2,6 @@
 // same key can sign manifests (node:crypto) and the release feed (sodium-style key pair).
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
-import { z } from 'zod'
 import { UpswarmError } from '../errors.ts'
 
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
@@ -14,11 +13,16 @@ export interface PublisherKey {
   seed: string // hex, 32 bytes
 }
 
-const KeyFileSchema = z.object({
-  type: z.literal('upswarm-ed25519'),
-  publicKey: z.string().regex(HEX32),
-  seed: z.string().regex(HEX32),
-})
+/**
+ * A key file: `{ type: 'upswarm-ed25519', publicKey, seed }` (other fields ignored). Checked by
+ * hand, not with zod: every command that verifies a signature imports this module, and zod
+ * alone would double a short command's start-up (issue 13 item 1).
+ */
+function isKeyFile(v: unknown): v is PublisherKey {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
+  const o = v as Record<string, unknown>
+  return o.type === 'upswarm-ed25519' && typeof o.publicKey === 'string' && HEX32.test(o.publicKey) && typeof o.seed === 'string' && HEX32.test(o.seed)
+}
 
 export function generatePublisherKey(): PublisherKey {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519')
@@ -42,9 +46,9 @@ export async function readKeyFile(path: string): Promise<PublisherKey> {
   } catch (err) {
     throw new UpswarmError('UPSWARM_E_CONFIG', `cannot read key file ${path}: ${(err as Error).message}`, { cause: err })
   }
-  const parsed = KeyFileSchema.safeParse(safeJson(raw))
-  if (!parsed.success) throw new UpswarmError('UPSWARM_E_CONFIG', `${path} is not an upswarm key file (make one with \`upswarm keygen --out FILE\`)`)
-  return { publicKey: parsed.data.publicKey, seed: parsed.data.seed }
+  const parsed = safeJson(raw)
+  if (!isKeyFile(parsed)) throw new UpswarmError('UPSWARM_E_CONFIG', `${path} is not an upswarm key file (make one with \`upswarm keygen --out FILE\`)`)
+  return { publicKey: parsed.publicKey, seed: parsed.seed }
 }
 
 function safeJson(raw: string): unknown {

@@ -3,26 +3,19 @@
 // no manifest whose signature fails against the pinned key (R-VERIFY).
 import { z } from 'zod'
 import { UpswarmError } from '../errors.ts'
-import { sha256Hex } from './hash.ts'
 import { signBytes, verifyBytes, type PublisherKey } from './keys.ts'
+import { META_DIR, UUID_RE, canonicalManifestBytes, comparePaths, isSafeRelPath } from './manifest-core.ts'
+
+// The zod-free part lives in manifest-core.ts (issue 13 item 1); importers of either get all of it.
+export { META_DIR, UUID_RE, blobsOf, canonicalJson, canonicalManifestBytes, comparePaths, encodeRelease, fileEntries, isSafeRelPath, manifestSha256 } from './manifest-core.ts'
 
 export const MANIFEST_FORMAT = 1
-/** Name of the working copy's metadata folder; never part of a release. */
-export const META_DIR = '.upswarm'
 
 const HEX40 = /^[0-9a-f]{40}$/
 const HEX64 = /^[0-9a-f]{64}$/
-export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /** A relative POSIX path that cannot escape the tree or touch the metadata folder. */
 const RelPath = z.string().min(1).max(4096).refine((p) => isSafeRelPath(p), { message: 'unsafe path' })
-
-export function isSafeRelPath(p: string): boolean {
-  if (p.startsWith('/') || p.endsWith('/') || p.includes('\0') || p.includes('\\')) return false
-  const parts = p.split('/')
-  if (parts[0] === META_DIR) return false
-  return parts.every((s) => s !== '' && s !== '.' && s !== '..')
-}
 
 const FileEntrySchema = z.object({
   path: RelPath,
@@ -62,34 +55,10 @@ export type Entry = z.infer<typeof EntrySchema>
 export type Manifest = z.infer<typeof ManifestSchema>
 export type SignedRelease = z.infer<typeof SignedReleaseSchema>
 
-/** Deterministic JSON: object keys sorted, no whitespace. The signed bytes. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
-  if (value && typeof value === 'object') {
-    const obj = value as Record<string, unknown>
-    const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort()
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`
-  }
-  return JSON.stringify(value)
-}
-
-export function canonicalManifestBytes(manifest: Manifest): Buffer {
-  return Buffer.from(canonicalJson(manifest), 'utf8')
-}
-
-/** The manifest's identity: SHA-256 of its canonical bytes (R-WATCH "hash of the file tree"). */
-export function manifestSha256(manifest: Manifest): string {
-  return sha256Hex(canonicalManifestBytes(manifest))
-}
-
 export function signManifest(manifest: Manifest, key: PublisherKey): SignedRelease {
   const m = ManifestSchema.parse(manifest)
   m.entries.sort((a, b) => comparePaths(a.path, b.path))
   return { manifest: m, publicKey: key.publicKey, signature: signBytes(key, canonicalManifestBytes(m)) }
-}
-
-export function encodeRelease(release: SignedRelease): Buffer {
-  return Buffer.from(canonicalJson(release), 'utf8')
 }
 
 /**
@@ -137,20 +106,4 @@ export function decodeSelfSigned(bytes: Uint8Array | string, where: string): Sig
     // decodeRelease below reports what is wrong with it
   }
   return decodeRelease(bytes, named, where)
-}
-
-/** Byte-wise path order (the same on every machine and locale). */
-export function comparePaths(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0
-}
-
-export function fileEntries(manifest: Manifest): FileEntry[] {
-  return manifest.entries.filter((e): e is FileEntry => e.kind === 'file')
-}
-
-/** Unique blobs of a manifest by SHA-256, with their sizes. */
-export function blobsOf(manifest: Manifest): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const e of fileEntries(manifest)) out.set(e.sha256, e.size)
-  return out
 }

@@ -40,8 +40,18 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * A schema loaded when it is needed (issue 13 item 1: short commands load no zod): `quick`, when
+ * given, is a hand-written check that accepts only what the schema accepts unchanged; a value it
+ * accepts is taken as it is, anything else goes through the schema, which says what is wrong.
+ */
+export interface LazySchema<T> {
+  quick?: (value: unknown) => value is T
+  load: () => Promise<z.ZodType<T>>
+}
+
 /** Reads and validates a JSON file; `undefined` when it does not exist. */
-export async function readJsonFile<T>(file: string, schema: z.ZodType<T>, what: string): Promise<T | undefined> {
+export async function readJsonFile<T>(file: string, schemaOrLazy: z.ZodType<T> | LazySchema<T>, what: string): Promise<T | undefined> {
   let raw: string
   try {
     raw = await readFile(file, 'utf8')
@@ -55,6 +65,9 @@ export async function readJsonFile<T>(file: string, schema: z.ZodType<T>, what: 
   } catch (err) {
     throw new UpswarmError('UPSWARM_E_WORKING_COPY', `${what} ${file} is not valid JSON; restore it or re-create the working copy`, { cause: err })
   }
+  const lazy = 'safeParse' in schemaOrLazy ? undefined : schemaOrLazy
+  if (lazy?.quick?.(json)) return json
+  const schema = lazy ? await lazy.load() : schemaOrLazy as z.ZodType<T>
   const parsed = schema.safeParse(json)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]

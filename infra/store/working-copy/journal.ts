@@ -7,31 +7,17 @@
 import { randomUUID } from 'node:crypto'
 import { lstat, mkdir, chmod, rename, rm, rmdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { z } from 'zod'
 import { UpswarmError } from '../../errors.ts'
-import { fsyncDir, readJsonFile, writeFileAtomic } from './atomic.ts'
+import { fsyncDir, readJsonFile, writeFileAtomic, type LazySchema } from './atomic.ts'
 import { treePath, type WorkingCopyLayout } from './layout.ts'
 import { readState } from './meta.ts'
 
-const Slot = z.string().regex(/^(new|old)\/[0-9]+$/)
-const JournalOpSchema = z.discriminatedUnion('op', [
-  /** Move a file or symlink out of the tree (to staging/old). */
-  z.object({ op: z.literal('unlink'), path: z.string(), backup: Slot }),
-  /** Remove an empty directory; when not `required`, a non-empty one is left in place. */
-  z.object({ op: z.literal('rmdir'), path: z.string(), mode: z.number().int(), required: z.boolean() }),
-  z.object({ op: z.literal('mkdir'), path: z.string(), mode: z.number().int() }),
-  /** Move what is at `path` to `backup`, then the staged entry to `path`. */
-  z.object({ op: z.literal('put'), path: z.string(), staged: Slot, backup: Slot }),
-])
-export const JournalSchema = z.object({
-  format: z.literal(1),
-  id: z.string(),
-  from: z.number().int().min(0),
-  to: z.number().int().min(0),
-  ops: z.array(JournalOpSchema),
-})
-export type JournalOp = z.infer<typeof JournalOpSchema>
-export type Journal = z.infer<typeof JournalSchema>
+import type { Journal, JournalOp } from './schemas.ts'
+
+export type { Journal, JournalOp } from './schemas.ts'
+
+/** Issue 13 item 1: zod loads only when there is a journal to read (schemas.ts). */
+const journalSchema: LazySchema<Journal> = { load: async () => (await import('./schemas.ts')).JournalSchema }
 
 /** Called after every durable step; the crash test kills the process there. */
 export type StepHook = (label: string) => void
@@ -51,7 +37,7 @@ export async function writeJournal(layout: WorkingCopyLayout, journal: Journal, 
 }
 
 export async function readJournal(layout: WorkingCopyLayout): Promise<Journal | undefined> {
-  return readJsonFile(layout.journal, JournalSchema, 'apply journal')
+  return readJsonFile(layout.journal, journalSchema, 'apply journal')
 }
 
 /**

@@ -1,7 +1,7 @@
 // Where everything of a working copy lives (ARCHITECTURE §4): the installed tree plus the
 // metadata folder META_DIR inside it. Only this file knows the folder's layout.
 import { join } from 'node:path'
-import { META_DIR } from '../../release/manifest.ts'
+import { META_DIR } from '../../release/manifest-core.ts'
 
 export interface WorkingCopyLayout {
   /** The installed tree. */

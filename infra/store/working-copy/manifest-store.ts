@@ -4,7 +4,8 @@
 import { mkdir, readdir, readFile } from 'node:fs/promises'
 import { UpswarmError } from '../../errors.ts'
 import { verifyBytes } from '../../release/keys.ts'
-import { decodeSelfSigned, encodeRelease, type Manifest, type SignedRelease } from '../../release/manifest.ts'
+import { encodeRelease } from '../../release/manifest-core.ts'
+import type { Manifest, SignedRelease } from '../../release/manifest.ts'
 import { writeFileAtomic } from './atomic.ts'
 import { manifestFile, type WorkingCopyLayout } from './layout.ts'
 
@@ -43,7 +44,7 @@ export class ManifestStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       throw new UpswarmError('UPSWARM_E_IO', `cannot read ${this.file(rev)}: ${(err as Error).message}`, { cause: err })
     }
-    const release = this.decodeStored(bytes, this.file(rev))
+    const release = await this.decodeStored(bytes, this.file(rev))
     if (release.manifest.rev !== rev) {
       throw new UpswarmError('UPSWARM_E_WORKING_COPY', `${this.file(rev)} holds revision ${release.manifest.rev}, not ${rev}; delete it and run the command again`)
     }
@@ -56,7 +57,7 @@ export class ManifestStore {
    * the signed bytes. Verifying the signature over that slice skips re-canonicalising (the
    * costly part for 100 000 entries); anything else takes the full decodeRelease path.
    */
-  private decodeStored(bytes: Buffer, file: string): SignedRelease {
+  private async decodeStored(bytes: Buffer, file: string): Promise<SignedRelease> {
     const at = bytes.lastIndexOf(PUBLIC_KEY_FIELD)
     if (bytes.subarray(0, MANIFEST_FIELD.length).equals(MANIFEST_FIELD) && at > MANIFEST_FIELD.length) {
       const signed = bytes.subarray(MANIFEST_FIELD.length, at)
@@ -66,6 +67,8 @@ export class ManifestStore {
         return { manifest: JSON.parse(signed.toString('utf8')) as Manifest, publicKey: key, signature: tail.signature }
       }
     }
+    // Issue 13 item 1: the schemas (and zod) load only for a file the fast path did not take.
+    const { decodeSelfSigned } = await import('../../release/manifest.ts')
     const release = decodeSelfSigned(bytes, file)
     if (!this.trusts(release.publicKey)) {
       throw new UpswarmError('UPSWARM_E_SIGNATURE', `${file} is signed by key ${release.publicKey.slice(0, 16)}…, which this working copy does not trust; delete it and run the command again`)

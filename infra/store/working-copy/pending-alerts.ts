@@ -1,17 +1,16 @@
 // Alerts for administrators that could not be delivered yet (R-STATUS-3): kept in the working
 // copy's metadata, in the order they were raised, until a run with a connection delivers them.
-import { z } from 'zod'
 import type { WorkingCopyLayout } from './layout.ts'
-import { readJsonFile, writeFileAtomic } from './atomic.ts'
+import { readJsonFile, writeFileAtomic, type LazySchema } from './atomic.ts'
+import type { PendingAlert } from './schemas.ts'
 
-/** An alert as the updater raised it (its shape is the updater's), plus why it was not delivered. */
-export const PendingAlertSchema = z.object({ alert: z.unknown(), reason: z.string() })
-export type PendingAlert = z.infer<typeof PendingAlertSchema>
+export type { PendingAlert } from './schemas.ts'
 
-const PendingAlertsSchema = z.array(PendingAlertSchema)
+/** Issue 13 item 1: zod loads only when there is a queue to read (schemas.ts). */
+const pendingSchema: LazySchema<PendingAlert[]> = { load: async () => (await import('./schemas.ts')).PendingAlertsSchema }
 
 export async function readPendingAlerts(layout: WorkingCopyLayout): Promise<PendingAlert[]> {
-  return (await readJsonFile(layout.pendingAlerts, PendingAlertsSchema, 'the queue of undelivered alerts')) ?? []
+  return (await readJsonFile(layout.pendingAlerts, pendingSchema, 'the queue of undelivered alerts')) ?? []
 }
 
 export async function writePendingAlerts(layout: WorkingCopyLayout, pending: readonly PendingAlert[]): Promise<void> {

@@ -3,21 +3,14 @@
 // works like `git pull`; a flag or the environment still wins. A copy made before this file
 // existed has none and is read as "nothing recorded".
 import { resolve } from 'node:path'
-import { z } from 'zod'
-import { readJsonFile, writeFileAtomic } from './atomic.ts'
+import { readJsonFile, writeFileAtomic, type LazySchema } from './atomic.ts'
 import type { WorkingCopyLayout } from './layout.ts'
+import type { WorkingCopySources } from './schemas.ts'
 
-export const WorkingCopySourcesSchema = z.object({
-  format: z.literal(1),
-  /** NATS server URLs, comma-separated as on the command line. */
-  nats: z.string().min(1).optional(),
-  /** Absolute paths: later commands may run from another directory. */
-  creds: z.string().min(1).optional(),
-  tlsCa: z.string().min(1).optional(),
-  tracker: z.string().min(1).optional(),
-  bootstrap: z.string().min(1).optional(),
-})
-export type WorkingCopySources = z.infer<typeof WorkingCopySourcesSchema>
+export type { WorkingCopySources } from './schemas.ts'
+
+/** Issue 13 item 1: zod loads only when this file is read or written (schemas.ts). */
+const sourcesSchema: LazySchema<WorkingCopySources> = { load: async () => (await import('./schemas.ts')).WorkingCopySourcesSchema }
 
 export type SourceSettings = Partial<Record<'nats' | 'creds' | 'tlsCa' | 'tracker' | 'bootstrap', string | undefined>>
 
@@ -29,11 +22,11 @@ export function sourcesOf(given: SourceSettings): WorkingCopySources {
 }
 
 export async function readSources(layout: WorkingCopyLayout): Promise<WorkingCopySources> {
-  return (await readJsonFile(layout.sources, WorkingCopySourcesSchema, 'working copy sources')) ?? { format: 1 }
+  return (await readJsonFile(layout.sources, sourcesSchema, 'working copy sources')) ?? { format: 1 }
 }
 
 export async function writeSources(layout: WorkingCopyLayout, sources: WorkingCopySources): Promise<void> {
-  await writeFileAtomic(layout.sources, JSON.stringify(WorkingCopySourcesSchema.parse(sources), null, 2) + '\n', layout.tmp)
+  await writeFileAtomic(layout.sources, JSON.stringify((await sourcesSchema.load()).parse(sources), null, 2) + '\n', layout.tmp)
 }
 
 /** What a command runs with: each setting from the flag or environment, else as recorded. */

@@ -6,7 +6,7 @@ import { setImmediate } from 'node:timers/promises'
 import { join } from 'node:path'
 import { UpswarmError } from '../../errors.ts'
 import { hashFile, sha1Hex, sha256Hex } from '../../release/hash.ts'
-import { META_DIR } from '../../release/manifest.ts'
+import { META_DIR } from '../../release/manifest-core.ts'
 import type { ContentHashes, StatCache } from './stat-cache.ts'
 
 export type DiskEntry =

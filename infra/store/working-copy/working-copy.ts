@@ -2,7 +2,7 @@
 // Opening one reads its configuration and state; callers hold its lock and have run recovery.
 import { mkdir } from 'node:fs/promises'
 import { UpswarmError } from '../../errors.ts'
-import { keyIdOf } from '../../formats/envelope.ts'
+import { keyIdOf } from '../../formats/key-id.ts'
 import { TrustStore } from '../../formats/trust-store.ts'
 import type { ReleaseKeys } from '../../release/release-trust.ts'
 import type { Entry, SignedRelease } from '../../release/manifest.ts'

@@ -1,0 +1,21 @@
+// The CLI's entry (the build's dist/upswarm.js, which bin/upswarm.mjs imports): a dispatch table
+// of commands whose arguments are simple enough to run without the full command line — commander
+// and the registration of every command, a third of a short command's start-up (issue 13 item 1,
+// docs/decisions.md "Start-up within 1.5× of node"). Anything else, and any flag the table does not
+// know (`--help` included), goes to actors/cli.ts, which parses and reports as always.
+// (`--version` alone never gets here: bin/upswarm.mjs answers it.)
+
+import { fastStatus } from './dispatch.ts'
+
+const fast = fastStatus(process.argv.slice(2))
+if (fast) {
+  const [{ runStatus }, { reportError }] = await Promise.all([import('./status.ts'), import('./output.ts')])
+  try {
+    await runStatus(fast.dir, fast)
+  } catch (err) {
+    // As action() in common.ts does for every command.
+    process.exitCode = reportError(err, fast.json)
+  }
+} else {
+  await import('../cli.ts')
+}

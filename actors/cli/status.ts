@@ -1,0 +1,25 @@
+// `upswarm status DIR`: what it prints, once connected or not (R-STATUS-1, R-DHT-2). Both the
+// full command line (client.ts) and the dispatch table's fast path (main.ts: `status DIR
+// --offline`, issue 13 item 1) run it, so the two print the same.
+import type { ReleaseSource } from '../../infra/release/source.ts'
+import { printResult } from './output.ts'
+
+export async function runStatus(dir: string, o: { json?: boolean | undefined }, source?: ReleaseSource): Promise<void> {
+  const updater = await import('../updater/index.ts')
+  const r = await updater.status(dir, source ? { source } : {})
+  const shown = r.files.filter((f) => f.status !== 'current')
+  // The signed formats (and zod) load only for a copy that holds a root (issue 13 item 1).
+  const freshLine = r.rootVersion > 0 ? (await import('../../infra/formats/fresh.ts')).freshnessLine(r.freshness, Date.now()) : undefined
+  const trust = { ...(r.reverted ? { reverted: r.reverted } : {}), alertsPending: r.alertsPending, rootVersion: r.rootVersion, ...(r.rootExpired ? { rootExpired: r.rootExpired } : {}), ...(r.rootVersion > 0 ? { freshness: r.freshness ?? null } : {}), ...(r.diskFull ? { diskFull: r.diskFull } : {}), ...(r.statIndexProblem ? { statIndexProblem: r.statIndexProblem } : {}) }
+  printResult(!!o.json, { product: r.product, rev: r.rev, latest: r.latest, target: r.target, files: r.files, hashed: r.hashed, cached: r.cached, ...trust }, () => [
+    `${r.product} at r${r.rev}; newest verified r${r.latest}`,
+    ...(freshLine !== undefined ? [freshLine] : []),
+    ...(r.reverted ? [updater.revertLine(r.reverted)] : []),
+    ...(r.alertsPending > 0 ? [`${r.alertsPending} alert(s) for the administrators wait on disk; the next connected update delivers them`] : []),
+    ...(r.rootExpired ? [`root of trust version ${r.rootVersion} expired at ${r.rootExpired}: it still verifies, but ask the operators for a new one`] : []),
+    ...(r.diskFull ? [r.diskFull] : []),
+    ...(r.statIndexProblem ? [`${r.statIndexProblem}: every path was classified again, and the index rewritten`] : []),
+    ...shown.map((f) => `${f.status.padEnd(12)} ${f.path}`),
+    `${r.files.length - shown.length} current`,
+  ].join('\n'))
+}
