@@ -190,6 +190,14 @@ function reportUpdate(json: boolean, r: Updater.UpdateResult, human: () => strin
   if (r.blocked.length > 0) process.exitCode = PARTIAL_EXIT_CODE
 }
 
+/** Issue 16 item 3: a one-shot command's fleet report (one per run: the rate bound is the daemon's and watch's concern). */
+async function reportOnce(nc: NatsConnection, dir: string, state: import('../fleet/reporter.ts').FleetState): Promise<void> {
+  const [{ startFleetReporter }, { WorkingCopy }, { identityKeyOf }] = await Promise.all([import('../fleet/reporter.ts'), workingCopyModule(), import('../../infra/nats/identity.ts')])
+  const { product, clientId } = (await WorkingCopy.open(dir)).config
+  const reporter = startFleetReporter({ product, stageKey: identityKeyOf(nc) ?? clientId, role: 'update', nc: () => nc, initial: state, log: (m) => process.stderr.write(`upswarm: ${m}\n`) })
+  await reporter.stop()
+}
+
 /** How many updates `watch --auto` runs at most for one announced release the servers do not hold yet. */
 const WATCH_ATTEMPTS = 8
 
@@ -300,7 +308,16 @@ export function registerClientCommands(program: Command): void {
           })
         }
         bar.done()
+        if (nc) await reportOnce(nc, dir, { rev: r.to, health: { state: 'ok', rev: r.to, at: new Date().toISOString() }, last: { from: r.from, to: r.to, bytesFromPeers: r.bytesFromPeers, bytesFromServers: r.bytesFromServers, at: new Date().toISOString() } })
         reportUpdate(!!o.json, r, () => updateSummary(r))
+      } catch (err) {
+        // Issue 16 item 3: a revision taken back after its health check is what the fleet view is for.
+        if (nc && isUpswarmError(err, 'UPSWARM_E_HEALTH')) {
+          const { state } = await (await workingCopyModule()).WorkingCopy.open(dir)
+          const last = state.reverted?.at(-1)
+          await reportOnce(nc, dir, { rev: state.current, health: { state: 'reverted', ...(last ? { rev: last.rev, to: last.to, at: last.at } : {}), reason: err.message.slice(0, 500) } })
+        }
+        throw err
       } finally {
         await inspecting.stop()
         await nc?.close()
@@ -382,6 +399,12 @@ export function registerClientCommands(program: Command): void {
       // Issue 16 item 1: a root-pinned copy follows its product's staged rollout (the stage hashed from its NATS user key).
       const stage = new RolloutView(product, { key: identityKeyOf(nc) ?? wc.config.clientId, ...(o.ring ? { ring: String(o.ring) } : {}) })
       const known = new Set<number>()
+      // Issue 16 item 3: this client in the fleet view, at most one report per 10 s.
+      const { startFleetReporter, installed, reverted, failed } = await import('../fleet/reporter.ts')
+      const fleet = startFleetReporter({
+        product, stageKey: identityKeyOf(nc) ?? wc.config.clientId, ...(o.ring ? { ring: String(o.ring) } : {}), role: 'watch', nc: () => nc,
+        initial: { rev: wc.state.current, health: { state: 'none' } }, log: (m) => process.stderr.write(`upswarm: ${m}\n`),
+      })
       // The copy's keys, read again after each update: a root it learnt since start counts (issue 10 item 7).
       let keys = wc.releaseKeys()
       const accept = async (text: string, where: string): Promise<boolean> => {
@@ -419,10 +442,12 @@ export function registerClientCommands(program: Command): void {
             } catch (err) {
               // Back on the previous revision and held there: said once, not retried (issue 16 item 2).
               if (!isUpswarmError(err, 'UPSWARM_E_HEALTH')) throw err
+              fleet.update(reverted(want, (await WorkingCopy.open(dir)).state.current, err.message))
               printEvent(!!o.json, { event: 'update.reverted', rev: want, error: err.toJSON() }, () => err.message)
               return
             }
             keys = (await WorkingCopy.open(dir)).releaseKeys()
+            fleet.update(installed(r.from, r.to, r.bytesFromPeers, r.bytesFromServers))
             if (r.to === want || (staged === undefined && r.to >= want) || attempt === WATCH_ATTEMPTS || stopping.signal.aborted) {
               printEvent(!!o.json, { event: 'update.done', ...updateJson(r) }, () => updateSummary(r))
               return
@@ -431,6 +456,7 @@ export function registerClientCommands(program: Command): void {
           }
         }).catch((err) => {
           if (stopping.signal.aborted) return
+          fleet.update(failed(errorMessage(err)))
           process.stderr.write(`upswarm: update failed: ${errorMessage(err)}\n`)
         })
       }
@@ -462,6 +488,7 @@ export function registerClientCommands(program: Command): void {
       statements.unsubscribe()
       await follow.stop()
       await busy
+      await fleet.stop()
       await inspecting.stop()
       await nc.close()
     }))
@@ -504,7 +531,7 @@ export function registerClientCommands(program: Command): void {
         const daemon: Daemon = await startDaemon({
           dir, updater: openUpdate, ...(nc ? { nc } : {}), ...(connect ? { connect } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
           auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), ...(hooksOf(o) ? { hooks: hooksOf(o)! } : {}),
-          ...(o.ring ? { ring: String(o.ring) } : {}), ...(o.creds ? { stageKey: await stageKeyOf(String(o.creds)) } : {}), maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
+          ...(o.ring ? { ring: String(o.ring) } : {}), ...(o.creds ? { stageKey: await stageKeyOf(String(o.creds)) } : {}), fleet: true, maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
         daemon.on('update.started', (from, to) => emit({ event: 'update.started', from, to }, `updating r${from} → r${to}`))
