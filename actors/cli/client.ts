@@ -9,7 +9,7 @@ import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
 import type { SourceSettings } from '../../infra/store/working-copy/sources.ts'
-import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption, inspectOption, inspectIfAsked } from './common.ts'
+import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption, inspectOption, inspectIfAsked, metricsPortOption, serveMetricsIfAsked } from './common.ts'
 import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
 
@@ -506,6 +506,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(inspectOption())
+    .addOption(metricsPortOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
       const o = await withSources(dir, flags)
@@ -558,9 +559,12 @@ export function registerClientCommands(program: Command): void {
           daemon.on('update.done', () => memory('update.done'))
           process.on('SIGUSR2', () => memory('signal'))
         }
+        const { daemonMetrics } = await import('../share-daemon/metrics.ts')
+        const metrics = await serveMetricsIfAsked(o.metricsPort, 'daemon', () => daemonMetrics(daemon))
         return {
-          ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev() },
+          ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev(), ...(metrics.url ? { metrics: metrics.url } : {}) },
           close: async () => {
+            await metrics.close()
             // What this client gave back to the swarm, said once at the end (R-SHARE).
             emit({ event: 'daemon.stopped', uploadedBytes: daemon.uploaded(), peers: daemon.connections().length },
               `stopped; served ${formatBytes(daemon.uploaded())} to peers over ${daemon.connections().length} connection(s)`)

@@ -18,7 +18,7 @@ import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { identityKeyOf, identityOf } from '../../infra/nats/identity.ts'
 import { actorEventSubject, SERVER_HEARTBEATS, signedRolloutSubject } from '../../infra/nats/names.ts'
 import { RolloutView } from '../../infra/formats/rollout-view.ts'
-import type { Rollout } from '../../infra/formats/rollout.ts'
+import { stageOf, type Rollout } from '../../infra/formats/rollout.ts'
 import { followRollouts, readRollouts } from '../../infra/formats/rollout-stream.ts'
 import { decodeTrusted } from '../../infra/release/release-trust.ts'
 import { fileEntries, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
@@ -160,6 +160,8 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
   /** The working copy's root of trust, shared with peers; whatever feeds it (a stream follower) is passed on. */
   readonly trust: TrustStore
   rev(): number
+  /** Issue 16 item 1: this client's place in the fleet for staged rollouts, basis points [0, 10000). */
+  readonly stage: number
   uploaded(): number
   /** Every connection made so far (also those made while the daemon started). */
   connections(): { key: string; via: string }[]
@@ -691,6 +693,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     peers,
     trust: rotation.store,
     rev: () => io.wc.state.current,
+    stage: stageOf(product, stageKey),
     uploaded: () => io.uploaded,
     connections: () => [...connections],
     updateNow,
