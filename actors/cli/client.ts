@@ -191,8 +191,8 @@ function reportUpdate(json: boolean, r: Updater.UpdateResult, human: () => strin
 }
 
 /** Issue 16 item 3: a one-shot command's fleet report (one per run: the rate bound is the daemon's and watch's concern). */
-async function reportOnce(nc: NatsConnection, dir: string, state: import('../fleet/reporter.ts').FleetState): Promise<void> {
-  const [{ startFleetReporter }, { WorkingCopy }, { identityKeyOf }] = await Promise.all([import('../fleet/reporter.ts'), workingCopyModule(), import('../../infra/nats/identity.ts')])
+async function reportOnce(nc: NatsConnection, dir: string, state: import('../share-daemon/fleet-report.ts').FleetState): Promise<void> {
+  const [{ startFleetReporter }, { WorkingCopy }, { identityKeyOf }] = await Promise.all([import('../share-daemon/fleet-report.ts'), workingCopyModule(), import('../../infra/nats/identity.ts')])
   const { product, clientId } = (await WorkingCopy.open(dir)).config
   const reporter = startFleetReporter({ product, stageKey: identityKeyOf(nc) ?? clientId, role: 'update', nc: () => nc, initial: state, log: (m) => process.stderr.write(`upswarm: ${m}\n`) })
   await reporter.stop()
@@ -400,7 +400,7 @@ export function registerClientCommands(program: Command): void {
       const stage = new RolloutView(product, { key: identityKeyOf(nc) ?? wc.config.clientId, ...(o.ring ? { ring: String(o.ring) } : {}) })
       const known = new Set<number>()
       // Issue 16 item 3: this client in the fleet view, at most one report per 10 s.
-      const { startFleetReporter, installed, reverted, failed } = await import('../fleet/reporter.ts')
+      const { startFleetReporter, installed, reverted, failed } = await import('../share-daemon/fleet-report.ts')
       const fleet = startFleetReporter({
         product, stageKey: identityKeyOf(nc) ?? wc.config.clientId, ...(o.ring ? { ring: String(o.ring) } : {}), role: 'watch', nc: () => nc,
         initial: { rev: wc.state.current, health: { state: 'none' } }, log: (m) => process.stderr.write(`upswarm: ${m}\n`),

@@ -40,7 +40,7 @@ import type { InstallHooks, RunOutput } from '../../machines/update-run.machine.
 import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { DialBook } from './dial-book.ts'
-import { failed, installed, reverted, startFleetReporter, type FleetReporter } from '../fleet/reporter.ts'
+import { failed, installed, reverted, startFleetReporter, type FleetReporter } from './fleet-report.ts'
 import { AddressBook } from '../../infra/swarm/address-book.ts'
 import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-source.ts'
 import { SERVER_SLOTS } from './piece-scheduler.ts'
