@@ -2,7 +2,8 @@
 // process, each its own client identity, two of them in the first half of the fleet) report to
 // the fleet view; a release at 50% moves the two; `upswarm fleet --json` (admin creds, through the
 // CLI) shows each client at its revision and stage, the rollout's state and the peer share; and
-// each client's reports stay at most one per 10 s (counted as they arrive, by their own stamps).
+// each client's reports stay at most one per 10 s (counted as they arrive, by their own stamps); a
+// one-shot `upswarm update` reports once, after its run.
 import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -42,6 +43,7 @@ interface Client { name: string; key: string; inStage: boolean; nc: NatsConnecti
 describe('fleet view', { timeout: 240_000 }, () => {
   let dir: { path: string; cleanup: () => Promise<void> }
   let cluster: NatsCluster
+  let own: Awaited<ReturnType<typeof startOwnCluster>>
   let admin: NatsConnection
   let adminCreds: string
   let caFile: string
@@ -59,7 +61,7 @@ describe('fleet view', { timeout: 240_000 }, () => {
 
   beforeAll(async () => {
     dir = await tempDir('upswarm-fleet-')
-    const own = await startOwnCluster(dir.path, 1)
+    own = await startOwnCluster(dir.path, 1)
     cluster = own.cluster
     caFile = own.authority.paths.caFile
     adminCreds = (await own.authority.issue({ kind: 'admin', name: 'admin' })).file
@@ -127,7 +129,7 @@ describe('fleet view', { timeout: 240_000 }, () => {
     check()
   })
 
-  it('fleet — three daemons report; `fleet --json` shows each at its revision and stage and the rollout at 50%; at most one report per 10 s per client', async () => {
+  it('fleet — three daemons report; `fleet --json` shows each at its revision and stage and the rollout at 50%; at most one report per 10 s per client; a one-shot update reports once', async () => {
     await reported(clients, 1)
     const inside = clients.filter((c) => c.inStage)
     const outside = clients.filter((c) => !c.inStage)
@@ -167,6 +169,18 @@ describe('fleet view', { timeout: 240_000 }, () => {
       for (let i = 1; i < mine.length; i++) expect(Date.parse(mine[i]!.sentAt) - Date.parse(mine[i - 1]!.sentAt)).toBeGreaterThanOrEqual(FLEET_REPORT_MIN_INTERVAL_MS - 10)
       expect(mine.map((r) => r.rev)).toEqual(c.inStage ? [1, 2] : [1])
     }
+    // A one-shot `upswarm update` (its own identity, through the CLI) reports once, after its run.
+    const oneShot = await own.authority.issue({ kind: 'client', name: 'fleet-once' })
+    const once = join(dir.path, 'fleet-once')
+    const env = { ...process.env, UPSWARM_NATS: cluster.urls.join(','), UPSWARM_CREDS: oneShot.file, UPSWARM_TLS_CA: caFile, UPSWARM_TRACKER: '', UPSWARM_BOOTSTRAP: '' }
+    await exec(process.execPath, [CLI, 'init', once, '--product', product, '--pubkey', pub.publicKey, '--rev', '1', '--json'], { env })
+    const reportedOnce = new Promise<void>((resolve) => {
+      const check = (): void => (reports.get('fleet-once')?.length ? resolve() : void arrived.push(check))
+      check()
+    })
+    await exec(process.execPath, [CLI, 'update', once, '--json'], { env })
+    await reportedOnce
+    expect(reports.get('fleet-once')).toMatchObject([{ role: 'update', rev: 2, seq: 1, health: { state: 'ok', rev: 2 }, last: { from: 1, to: 2 } }])
     process.stdout.write(`fleet: ${clients.length} clients, ${[...reports.values()].reduce((n, r) => n + r.length, 0)} reports; peer share ${(p!.peerShare.share! * 100).toFixed(1)}%\n`)
   })
 })
