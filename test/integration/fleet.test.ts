@@ -3,8 +3,9 @@
 // the fleet view; a release at 50% moves the two; `upswarm fleet --json` (admin creds, through the
 // CLI) shows each client at its revision and stage, the rollout's state and the peer share; and
 // each client's reports stay at most one per 10 s (counted as they arrive, by their own stamps); a
-// one-shot `upswarm update` reports once, after its run.
-import { execFile } from 'node:child_process'
+// one-shot `upswarm update` reports once, after its run, and `watch` as it starts.
+import { execFile, spawn } from 'node:child_process'
+import { once as onceEvent } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -129,7 +130,7 @@ describe('fleet view', { timeout: 240_000 }, () => {
     check()
   })
 
-  it('fleet — three daemons report; `fleet --json` shows each at its revision and stage and the rollout at 50%; at most one report per 10 s per client; a one-shot update reports once', async () => {
+  it('fleet — three daemons report; `fleet --json` shows each at its revision and stage and the rollout at 50%; at most one report per 10 s per client; a one-shot update reports once and watch as it starts; the human view lists revisions with their rollouts', async () => {
     await reported(clients, 1)
     const inside = clients.filter((c) => c.inStage)
     const outside = clients.filter((c) => !c.inStage)
@@ -181,6 +182,24 @@ describe('fleet view', { timeout: 240_000 }, () => {
     await exec(process.execPath, [CLI, 'update', once, '--json'], { env })
     await reportedOnce
     expect(reports.get('fleet-once')).toMatchObject([{ role: 'update', rev: 2, seq: 1, health: { state: 'ok', rev: 2 }, last: { from: 1, to: 2 } }])
+    // `watch` reports as it starts.
+    const watching = new Promise<void>((resolve) => {
+      const check = (): void => (reports.get('fleet-once')?.some((r) => r.role === 'watch') ? resolve() : void arrived.push(check))
+      check()
+    })
+    const watch = spawn(process.execPath, [CLI, 'watch', once, '--json'], { env, stdio: 'ignore' })
+    try {
+      await watching
+    } finally {
+      watch.kill('SIGTERM')
+      await onceEvent(watch, 'exit')
+    }
+    expect(reports.get('fleet-once')!.at(-1)).toMatchObject({ role: 'watch', rev: 2, seq: 1, health: { state: 'none' } })
+    // The human view: one line per revision with its clients and its rollout.
+    const human = (await exec(process.execPath, [CLI, 'fleet', '--product', product, '--nats', cluster.urls.join(','), '--creds', adminCreds, '--tls-ca', caFile])).stdout
+    expect(human).toContain(`${product}: 4 client(s)`)
+    expect(human).toMatch(/^ {2}r2 +3 client\(s\) +active at 50% \(statement 2\)/m)
+    expect(human).toMatch(/^ {2}r1 +1 client\(s\) +active at 100% \(statement 1\)/m)
     process.stdout.write(`fleet: ${clients.length} clients, ${[...reports.values()].reduce((n, r) => n + r.length, 0)} reports; peer share ${(p!.peerShare.share! * 100).toFixed(1)}%\n`)
   })
 })
