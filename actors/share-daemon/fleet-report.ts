@@ -4,7 +4,7 @@
 // a client write its own fleet entry only.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createActor, type ActorOptions, type AnyActorLogic } from 'xstate'
+import { createActor } from 'xstate'
 import { errorMessage } from '../../infra/errors.ts'
 import { stageOf } from '../../infra/formats/rollout.ts'
 import { fleetReportOf, publishFleetReport, type FleetReport } from '../../infra/nats/fleet.ts'
@@ -28,15 +28,11 @@ export interface FleetReporterOptions {
   nc: () => NatsConnection | undefined
   initial: FleetState
   log?: (msg: string) => void
-  /** For tests: a SimulatedClock. */
-  clock?: ActorOptions<AnyActorLogic>['clock']
 }
 
 export interface FleetReporter {
   /** The client's state changed (or NATS was reached): report it, within the rate bound. */
   update(change?: Partial<FleetState>): void
-  /** Reports sent so far. */
-  sent(): number
   /** Stops reporting; resolves when the reports under way are sent. A report still waiting for its interval is not sent. */
   stop(): Promise<void>
 }
@@ -45,6 +41,7 @@ export function startFleetReporter(o: FleetReporterOptions): FleetReporter {
   let state: FleetState = o.initial
   let seq = 0
   let inFlight = Promise.resolve()
+  let failing = false
   const stage = stageOf(o.product, o.stageKey)
   const send = (): void => {
     const nc = o.nc()
@@ -60,9 +57,13 @@ export function startFleetReporter(o: FleetReporterOptions): FleetReporter {
       return
     }
     seq++
-    inFlight = inFlight.then(() => publishFleetReport(nc, report)).catch((err) => o.log?.(`fleet report not sent: ${errorMessage(err)}`))
+    // Said once until a report goes through again: a cluster without the fleet stream (older) refuses every one.
+    inFlight = inFlight.then(() => publishFleetReport(nc, report)).then(() => { failing = false }, (err) => {
+      if (!failing) o.log?.(`fleet report not sent (said once until one is): ${errorMessage(err)}`)
+      failing = true
+    })
   }
-  const actor = createActor(fleetReportMachine.provide({ actions: { send } }), o.clock ? { clock: o.clock } : {})
+  const actor = createActor(fleetReportMachine.provide({ actions: { send } }))
   actor.start()
   actor.send({ type: 'changed' })
   return {
@@ -70,7 +71,6 @@ export function startFleetReporter(o: FleetReporterOptions): FleetReporter {
       if (change) state = { ...state, ...change }
       actor.send({ type: 'changed' })
     },
-    sent: () => seq,
     async stop() {
       actor.send({ type: 'stop' })
       actor.stop()
