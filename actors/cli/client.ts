@@ -8,7 +8,7 @@ import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
 import type { SourceSettings } from '../../infra/store/working-copy/sources.ts'
-import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption, inspectOption, inspectIfAsked } from './common.ts'
+import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption, inspectOption, inspectIfAsked, metricsPortOption, serveMetricsIfAsked } from './common.ts'
 import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
 
@@ -189,6 +189,14 @@ function reportUpdate(json: boolean, r: Updater.UpdateResult, human: () => strin
   if (r.blocked.length > 0) process.exitCode = PARTIAL_EXIT_CODE
 }
 
+/** Issue 16 item 3: a one-shot command's fleet report (one per run: the rate bound is the daemon's and watch's concern). */
+async function reportOnce(nc: NatsConnection, dir: string, state: import('../share-daemon/fleet-report.ts').FleetState): Promise<void> {
+  const [{ startFleetReporter }, { WorkingCopy }, { identityKeyOf }] = await Promise.all([import('../share-daemon/fleet-report.ts'), workingCopyModule(), import('../../infra/nats/identity.ts')])
+  const { product, clientId } = (await WorkingCopy.open(dir)).config
+  const reporter = startFleetReporter({ product, stageKey: identityKeyOf(nc) ?? clientId, role: 'update', nc: () => nc, initial: state, log: (m) => process.stderr.write(`upswarm: ${m}\n`) })
+  await reporter.stop()
+}
+
 /** `update` / `init` installed the revision except the blocked paths (docs/updater.md). */
 const PARTIAL_EXIT_CODE = 3
 
@@ -282,7 +290,16 @@ export function registerClientCommands(program: Command): void {
           })
         }
         bar.done()
+        if (nc) await reportOnce(nc, dir, { rev: r.to, health: { state: 'ok', rev: r.to, at: new Date().toISOString() }, last: { from: r.from, to: r.to, bytesFromPeers: r.bytesFromPeers, bytesFromServers: r.bytesFromServers, at: new Date().toISOString() } })
         reportUpdate(!!o.json, r, () => updateSummary(r))
+      } catch (err) {
+        // Issue 16 item 3: a revision taken back after its health check is what the fleet view is for.
+        if (nc && isUpswarmError(err, 'UPSWARM_E_HEALTH')) {
+          const { state } = await (await workingCopyModule()).WorkingCopy.open(dir)
+          const last = state.reverted?.at(-1)
+          await reportOnce(nc, dir, { rev: state.current, health: { state: 'reverted', ...(last ? { rev: last.rev, to: last.to, at: last.at } : {}), reason: err.message.slice(0, 500) } })
+        }
+        throw err
       } finally {
         await inspecting.stop()
         await nc?.close()
@@ -354,8 +371,15 @@ export function registerClientCommands(program: Command): void {
       const [{ watch }, { WorkingCopy }, { serverSource }] = await Promise.all([import('../updater/watch.ts'), workingCopyModule(), sourcesModule()])
       const hooks = hooksOf(o)
       const json = !!o.json
+      const wc = await WorkingCopy.open(dir)
+      // Issue 16 item 3: this client in the fleet view, at most one report per 10 s.
+      const [{ startFleetReporter, installed, reverted, failed }, { identityKeyOf }] = await Promise.all([import('../share-daemon/fleet-report.ts'), import('../../infra/nats/identity.ts')])
+      const fleet = startFleetReporter({
+        product: wc.config.product, stageKey: identityKeyOf(nc) ?? wc.config.clientId, ...(o.ring ? { ring: String(o.ring) } : {}), role: 'watch', nc: () => nc,
+        initial: { rev: wc.state.current, health: { state: 'none' } }, log: (m) => process.stderr.write(`upswarm: ${m}\n`),
+      })
       const watching = await watch({
-        dir, nc, source: serverSource(nc, (await WorkingCopy.open(dir)).config.product), auto: !!o.auto,
+        dir, nc, source: serverSource(nc, wc.config.product), auto: !!o.auto,
         ...(o.ring ? { ring: String(o.ring) } : {}), ...(o.threads ? { threads: o.threads } : {}), ...(hooks ? { hooks } : {}),
         report: (e) => {
           switch (e.type) {
@@ -364,11 +388,14 @@ export function registerClientCommands(program: Command): void {
             case 'update.held':
               return printEvent(json, { event: e.type, rev: e.rev, newest: e.newest }, () => `holding r${e.rev} (rolled back): r${e.newest} is available; \`upswarm update ${dir} --rev ${e.newest}\` installs it`)
             case 'update.done':
+              fleet.update(installed(e.result.from, e.result.to, e.result.bytesFromPeers, e.result.bytesFromServers))
               return printEvent(json, { event: e.type, ...updateJson(e.result) }, () => updateSummary(e.result))
             case 'update.reverted':
+              fleet.update(reverted(e.rev, e.to, e.error.message))
               return printEvent(json, { event: e.type, rev: e.rev, error: e.error.toJSON() }, () => e.error.message)
             case 'update.failed':
               // The statechart backs off and tries again (machines/auto-update.machine.ts).
+              fleet.update(failed(errorMessage(e.error)))
               return void process.stderr.write(`upswarm: update failed: ${errorMessage(e.error)}\n`)
             case 'ignored':
               return void process.stderr.write(`upswarm: ignored ${e.what}: ${e.reason}\n`)
@@ -379,6 +406,7 @@ export function registerClientCommands(program: Command): void {
       })
       await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM'), watching.closed])
       await watching.stop()
+      await fleet.stop()
       await inspecting.stop()
       await nc.close()
     }))
@@ -396,6 +424,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(inspectOption())
+    .addOption(metricsPortOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
       const o = await withSources(dir, flags)
@@ -421,7 +450,7 @@ export function registerClientCommands(program: Command): void {
         const daemon: Daemon = await startDaemon({
           dir, updater: openUpdate, ...(nc ? { nc } : {}), ...(connect ? { connect } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
           auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), ...(hooksOf(o) ? { hooks: hooksOf(o)! } : {}),
-          ...(o.ring ? { ring: String(o.ring) } : {}), ...(o.creds ? { stageKey: await stageKeyOf(String(o.creds)) } : {}), maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
+          ...(o.ring ? { ring: String(o.ring) } : {}), ...(o.creds ? { stageKey: await stageKeyOf(String(o.creds)) } : {}), fleet: true, maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
         daemon.on('update.started', (from, to) => emit({ event: 'update.started', from, to }, `updating r${from} → r${to}`))
@@ -448,9 +477,12 @@ export function registerClientCommands(program: Command): void {
           daemon.on('update.done', () => memory('update.done'))
           process.on('SIGUSR2', () => memory('signal'))
         }
+        const { daemonMetrics } = await import('../share-daemon/metrics.ts')
+        const metrics = await serveMetricsIfAsked(o.metricsPort, 'daemon', () => daemonMetrics(daemon))
         return {
-          ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev() },
+          ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev(), ...(metrics.url ? { metrics: metrics.url } : {}) },
           close: async () => {
+            await metrics.close()
             // What this client gave back to the swarm, said once at the end (R-SHARE).
             emit({ event: 'daemon.stopped', uploadedBytes: daemon.uploaded(), peers: daemon.connections().length },
               `stopped; served ${formatBytes(daemon.uploaded())} to peers over ${daemon.connections().length} connection(s)`)

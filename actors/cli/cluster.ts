@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander'
 import { once } from 'node:events'
 import { UpswarmError } from '../../infra/errors.ts'
 import { ALL_ROLES, type Role } from '../launcher/roles.ts'
-import { action, intArg, natsOption, credsOption, tlsCaOption, trustOption, swarmIdentityOption, inspectOption, inspectIfAsked } from './common.ts'
+import { action, intArg, natsOption, credsOption, tlsCaOption, trustOption, swarmIdentityOption, inspectOption, inspectIfAsked, metricsPortOption, serveMetricsIfAsked } from './common.ts'
 import { runRole } from './role.ts'
 
 const log = (msg: string): void => {
@@ -79,7 +79,7 @@ export function registerClusterCommands(program: Command): void {
     .addOption(new Option('--max-upload-rate <bytes/s>', 'limit of swarm and NATS range uploads together (0: unlimited)')
       .env('UPSWARM_SERVER_MAX_UPLOAD_RATE').argParser(intArg('--max-upload-rate')))
     .addOption(trustOption('trust file (required): sync only releases signed by the keys it pins for their product (re-read when it changes)'))
-    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption()).addOption(inspectOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption()).addOption(inspectOption()).addOption(metricsPortOption())
     .action(action(async (o) => {
       // Issue 10 item 4, no trust on first use: a server believes only the keys a trust file pins.
       if (!o.trust) {
@@ -99,7 +99,9 @@ export function registerClusterCommands(program: Command): void {
           trust, ...(swarmIdentity ? { swarmIdentity } : {}), log: (m) => log(`server ${o.id}: ${m}`),
         })
         const { host, port, publicKey } = server.seed.info()
-        return { ready: { id: o.id, swarm: { host, port, publicKey } }, close: async () => { await server.close(); await inspecting.stop(); await nc.drain() } }
+        const { repoServerMetrics } = await import('../repo-server/metrics.ts')
+        const metrics = await serveMetricsIfAsked(o.metricsPort, `server ${o.id}`, () => repoServerMetrics(server, nc))
+        return { ready: { id: o.id, swarm: { host, port, publicKey }, ...(metrics.url ? { metrics: metrics.url } : {}) }, close: async () => { await metrics.close(); await server.close(); await inspecting.stop(); await nc.drain() } }
       })
     }))
 
@@ -112,7 +114,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--ssh-authorized-keys <file>', 'only these public keys (OpenSSH authorized_keys) may log in; default: anyone may read, as over HTTP')
     .option('--id <id>', 'proxy id')
     .addOption(trustOption('trust file: the gateway and the SFTP door serve only releases signed by the keys it pins for their product (re-read when it changes); without it they serve none'))
-    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(inspectOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(inspectOption()).addOption(metricsPortOption())
     .action(action(async (o) => {
       const [{ connectNats }, { startProxy }, { loadOrCreateHostKey }, { readFile }, { TrustStore }] = await Promise.all([
         import('../../infra/nats/connect.ts'), import('../proxy/index.ts'), import('../../infra/ssh/sftp-gateway.ts'), import('node:fs/promises'),
@@ -128,7 +130,9 @@ export function registerClusterCommands(program: Command): void {
       const inspecting = await inspectIfAsked(o, 'proxy', nc)
       await runRole('proxy', async () => {
         const proxy = await startProxy({ nc, id: o.id, httpPort: o.httpPort, ...ssh, ...(trust ? { trust } : {}), log: (m) => log(`proxy: ${m}`) })
-        return { ready: { http: proxy.httpUrl, ssh: proxy.sshUrl, id: proxy.id }, close: async () => { await proxy.close(); await inspecting.stop(); await nc.drain() } }
+        const { proxyMetrics } = await import('../proxy/metrics.ts')
+        const metrics = await serveMetricsIfAsked(o.metricsPort, 'proxy', () => proxyMetrics(proxy))
+        return { ready: { http: proxy.httpUrl, ssh: proxy.sshUrl, id: proxy.id, ...(metrics.url ? { metrics: metrics.url } : {}) }, close: async () => { await metrics.close(); await proxy.close(); await inspecting.stop(); await nc.drain() } }
       })
     }))
 
@@ -140,7 +144,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--id <id>', 'tracker instance id')
     .option('--cert <file>', 'TLS certificate: serve HTTPS')
     .option('--key <file>', 'TLS key for --cert')
-    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(inspectOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(inspectOption()).addOption(metricsPortOption())
     .action(action(async (o) => {
       const { runTrackerCli } = await import('../tracker/index.ts')
       await runTrackerCli(o)

@@ -58,3 +58,16 @@ export async function inspectIfAsked(o: { inspect?: boolean }, role: InspectRole
   const inspector = startInspection(role, nc)
   return { attach: (late) => inspector.attach(late), stop: stopInspection }
 }
+
+/** Issue 16 item 5: a role's Prometheus metrics on 127.0.0.1 (docs/ops.md, "Metrics"). */
+export const metricsPortOption = (): Option =>
+  new Option('--metrics-port <port>', 'serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port; the URL is logged and in the READY line)').argParser(intArg('--metrics-port'))
+
+/** Starts the metrics listener when `--metrics-port` was given; says where on stderr. */
+export async function serveMetricsIfAsked(port: number | undefined, role: string, build: () => import('../../infra/metrics/prometheus.ts').Metrics): Promise<{ url?: string; close(): Promise<void> }> {
+  if (port === undefined) return { close: async () => {} }
+  const { serveMetrics } = await import('../../infra/metrics/prometheus.ts')
+  const listener = await serveMetrics(build(), port)
+  process.stderr.write(`${role}: metrics at ${listener.url}\n`)
+  return listener
+}

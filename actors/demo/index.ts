@@ -1,12 +1,16 @@
 // `npm start`: the whole product on one machine. Starts the embedded cluster (3 NATS nodes, DHT
 // bootstrap, 3 weighted repository servers, proxy, tracker), publishes r1, brings up client
 // processes with working copies at r1, publishes r2 and lets the clients upgrade through the
-// swarm; then rolls one client back, offline. Ends with a summary (or JSON).
-import { mkdtemp, rm } from 'node:fs/promises'
+// swarm, in a staged rollout (issue 16: 50% of the fleet first, then all); then rolls one client
+// back, offline. Ends with a summary (or JSON).
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { formatBytes } from '../cli/output.ts'
 import type { MemberView } from '../proxy/pool.ts'
+import { rollout } from '../operator/rollout.ts'
+import { FULL, stageOf } from '../../infra/formats/rollout.ts'
+import { credsClaims } from '../../infra/nats/identity.ts'
 import { Swarm, type UpdateDone } from './swarm.ts'
 import { generateTree, mutateTree } from './tree-gen.ts'
 
@@ -36,6 +40,8 @@ export interface DemoSummary {
   /** Issue 10 item 7: the root of trust the clients pinned and the notary's fresh statements they verified. */
   trust: { rootVersion: number; clientsWithFreshStatement: number; newestVouched: number }
   rollback: { client: string; from: number; to: number; source: string; seconds: number }
+  /** Issue 16: r2 went to the clients whose stage is in the first half, then to all; those outside waited at r1. */
+  staged: { firstHalf: string[]; waitedAtR1: boolean }
   totalSeconds: number
 }
 
@@ -54,6 +60,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const p1 = await swarm.publish(src, '1.0.0')
     say(`▸ published r1 of product ${swarm.product}: ${r1.files} files, ${formatBytes(r1.bytes)} (manifest ${p1.manifestSha256!.slice(0, 16)}…)`)
     await swarm.serversSynced(1)
+    // Issue 16: from the product's first rollout statement on, each release waits for its own.
+    const rolloutAt = (rev: number, percent: number, resume = false) => rollout({ nc: swarm.publisherNc, product: swarm.product, rev, keys: [swarm.key], action: resume ? { resume: true, percent } : { percent } })
+    await rolloutAt(1, FULL)
     const before = await swarm.stats()
 
     say(`▸ ${opts.clients} clients: upswarm init (working copies at r1), then upswarm daemon --auto`)
@@ -64,12 +73,28 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const upgradeStart = Date.now()
     const p2 = await swarm.publish(src, '2.0.0')
     say(`▸ published r2: ${r2.changed} files changed, ${r2.added} added, ${r2.removed} removed (${formatBytes(r2.changedBytes)} new content; manifest ${p2.manifestSha256!.slice(0, 16)}…)`)
+    // Each client's stage: a stable hash of its own identity (the user key in its creds file).
+    const stages = new Map(await Promise.all(clients.map(async (c) => {
+      const creds = String(c.env.UPSWARM_CREDS)
+      return [c, stageOf(swarm.product, credsClaims(await readFile(creds, 'utf8'), creds).sub)] as const
+    })))
+    const HALF = FULL / 2
+    const inside = clients.filter((c) => stages.get(c)! < HALF)
+    const outside = clients.filter((c) => stages.get(c)! >= HALF)
+    say(`▸ upswarm rollout r2 --percent 50: ${inside.length} of ${clients.length} clients are in the first half of the fleet (${inside.map((c) => c.name).join(', ') || 'none'}); the others wait at r1`)
     say('  client  time      from servers  from peers')
-    const done = await Promise.all(clients.map(async (c) => {
+    const runs = clients.map(async (c) => {
       const d = await c.reached(2, 180_000)
       say(`  ${c.name.padEnd(6)}  ${(d.ms / 1000).toFixed(1).padStart(5)} s  ${formatBytes(d.bytesFromServers).padStart(12)}  ${formatBytes(d.bytesFromPeers).padStart(10)}`)
       return { client: c, d }
-    }))
+    })
+    await rolloutAt(2, HALF)
+    await Promise.all(runs.filter((_, i) => inside.includes(clients[i]!)))
+    // Their daemons heard of r2 and of the statement, and ran nothing.
+    const waitedAtR1 = outside.every((c) => !c.events.some((e) => e.event === 'update.started'))
+    say(`▸ ${outside.length} client(s) outside the first half ${waitedAtR1 ? 'still at r1' : 'did NOT wait'}; upswarm rollout r2 --resume --percent 100`)
+    await rolloutAt(2, FULL, true)
+    const done = await Promise.all(runs)
     const upgradeSeconds = (Date.now() - upgradeStart) / 1000
 
     const { status } = await import('../updater/index.ts')
@@ -114,11 +139,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       verified: { clients: clients.length, allCurrentAtR2: allCurrent },
       trust,
       rollback,
+      staged: { firstHalf: inside.map((c) => c.name), waitedAtR1 },
       totalSeconds: (Date.now() - started) / 1000,
     }
     if (opts.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`)
     else say(render(summary))
-    if (!allCurrent) process.exitCode = 1
+    if (!allCurrent || !waitedAtR1) process.exitCode = 1
     return summary
   } finally {
     await swarm.stop()
@@ -150,6 +176,7 @@ function render(s: DemoSummary): string {
     ...s.servers.map((r) => `  ${r.id}  weight ${r.weight}  assigned ${r.assigned} (${(r.share * 100).toFixed(0)}%)  requests ${r.requests}  served ${formatBytes(r.bytesServed)}`),
     `verified: ${s.verified.clients} working copies, all files current at r2: ${s.verified.allCurrentAtR2 ? 'yes' : 'NO'}`,
     `root of trust: clients pinned root version ${s.trust.rootVersion}; ${s.trust.clientsWithFreshStatement} of ${s.clients} hold the notary's fresh statement (newest vouched r${s.trust.newestVouched})`,
+    `staged rollout: r2 at 50% reached ${s.staged.firstHalf.join(', ') || 'no client'} first; the others ${s.staged.waitedAtR1 ? 'waited at r1' : 'did NOT wait'} until 100%`,
     `rollback of ${s.rollback.client}: r${s.rollback.from} → r${s.rollback.to} from ${s.rollback.source} history in ${s.rollback.seconds.toFixed(1)} s`,
     `total ${s.totalSeconds.toFixed(1)} s`,
   ].join('\n')

@@ -83,6 +83,8 @@ export interface Endpoints {
   ssh?: string
   trackerHttp?: string
   trackerUdp?: string
+  /** Issue 16 item 5: each role's Prometheus metrics, http://127.0.0.1:PORT/metrics (docs/ops.md, "Metrics"). */
+  metrics?: { proxy?: string; tracker?: string; servers?: Record<string, string> }
 }
 
 export interface Launched {
@@ -228,28 +230,36 @@ export async function up(opts: UpOptions): Promise<Launched> {
         const roleEnv = { ...made.env, ...(bootstrap ? { UPSWARM_BOOTSTRAP: bootstrap } : {}) }
         const trust = endpoints.trust!
         const starts: Promise<void>[] = []
+        // Issue 16 item 5: each role listens for scrapes on a free port of 127.0.0.1 and says where.
+        const metrics: NonNullable<Endpoints['metrics']> = {}
+        endpoints.metrics = metrics
         if (has('servers')) {
           for (let i = 1; i <= opts.servers; i++) {
             const id = `s${i}`
             const weight = opts.weights?.[i - 1] ?? 1
-            const args = ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight), '--trust', trust, ...credsArgs(`server-${id}`)]
+            const args = ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight), '--trust', trust, '--metrics-port', '0', ...credsArgs(`server-${id}`)]
             if (opts.serverMaxUploadRate !== undefined) args.push('--max-upload-rate', String(opts.serverMaxUploadRate))
             const swarmIdentity = endpoints.swarmIdentities?.servers[id]
             if (swarmIdentity) args.push('--swarm-identity', swarmIdentity)
-            starts.push(spawn(`server-${id}`, `server ${id}`, args, roleEnv, signal).then(() => log(`server ${id}: weight ${weight}`)))
+            starts.push(spawn(`server-${id}`, `server ${id}`, args, roleEnv, signal).then((ready) => {
+              metrics.servers = { ...metrics.servers, [id]: String(ready.metrics) }
+              log(`server ${id}: weight ${weight}`)
+            }))
           }
         }
         if (has('proxy')) {
-          const args = ['proxy', '--http-port', String(opts.httpPort ?? 0), '--ssh-port', String(opts.sshPort ?? 0), '--ssh-host-key', join(dir, 'proxy', 'ssh-host-key'), '--trust', trust, ...credsArgs('proxy')]
+          const args = ['proxy', '--http-port', String(opts.httpPort ?? 0), '--ssh-port', String(opts.sshPort ?? 0), '--ssh-host-key', join(dir, 'proxy', 'ssh-host-key'), '--trust', trust, '--metrics-port', '0', ...credsArgs('proxy')]
           starts.push(spawn('proxy', 'proxy', args, roleEnv, signal).then((ready) => {
+            metrics.proxy = String(ready.metrics)
             endpoints.http = String(ready.http)
             endpoints.ssh = String(ready.ssh)
             log(`proxy: gateway ${endpoints.http}, ${endpoints.ssh}`)
           }))
         }
         if (has('tracker')) {
-          const args = ['tracker', '--http-port', String(opts.trackerHttpPort ?? 0), '--udp-port', String(opts.trackerUdpPort ?? 0), ...credsArgs('tracker')]
+          const args = ['tracker', '--http-port', String(opts.trackerHttpPort ?? 0), '--udp-port', String(opts.trackerUdpPort ?? 0), '--metrics-port', '0', ...credsArgs('tracker')]
           starts.push(spawn('tracker', 'tracker', args, roleEnv, signal).then((ready) => {
+            metrics.tracker = String(ready.metrics)
             endpoints.trackerHttp = String(ready.trackerHttp)
             endpoints.trackerUdp = String(ready.trackerUdp)
             log(`tracker: ${endpoints.trackerHttp} ${endpoints.trackerUdp}`)

@@ -9,6 +9,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { z } from 'zod'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import { PROXY_SERVICE, proxySubject, repoSubject, type RepoOp } from '../../infra/nats/names.ts'
+import type { Service } from '@nats-io/services'
 import { endpoint, request, startService } from '../../infra/nats/service.ts'
 import { UUID_RE } from '../../infra/release/manifest.ts'
 import { startGateway } from '../../infra/http/gateway.ts'
@@ -51,6 +52,8 @@ export interface Proxy {
   httpUrl: string | undefined
   /** sftp://host:port of the SSH door, when started. */
   sshUrl: string | undefined
+  /** Requests and errors per endpoint of its NATS service, as the service counts them (issue 16 item 5: metrics). */
+  serviceStats(): Promise<Array<{ name: string; num_requests: number; num_errors: number }>>
   close(): Promise<void>
 }
 
@@ -120,6 +123,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
 
   // What the machine's steps opened, closed in reverse order by its `closeAll`.
   const closers: (() => Promise<void>)[] = []
+  let service: Service | undefined
   const backend = natsGatewayBackend({ nc, pool, forward: forwardFrom, trust: opts.trust, log })
   const machine = proxyMachine.provide({
     actors: {
@@ -130,7 +134,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
         opts.trust?.followRoots((from) => readRoots(nc, from))
       }),
       startService: fromPromise(async () => {
-        const service = await startService(nc, {
+        service = await startService(nc, {
           name: PROXY_SERVICE,
           version: '1.0.0',
           description: 'upswarm server proxy (weighted round-robin director)',
@@ -157,7 +161,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
           },
         })
         closers.push(async () => {
-          await service.stop().catch(() => {})
+          await service?.stop().catch(() => {})
         })
       }),
       openGateway: fromPromise(async () => {
@@ -186,6 +190,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const { httpUrl, sshUrl } = snapshot.context
   return {
     id, pool, httpUrl: httpUrl ?? undefined, sshUrl: sshUrl ?? undefined,
+    serviceStats: async () => (await service?.stats())?.endpoints ?? [],
     close: async () => {
       actor.send({ type: 'stop' })
       await waitFor(actor, (x) => x.status === 'done', { timeout: Infinity })

@@ -89,6 +89,8 @@ export interface RepoServer {
   meta: MetaSync
   seed: Seed
   heartbeat(): Heartbeat
+  /** Requests and errors per endpoint of its NATS service, as the service counts them (issue 16 item 5: metrics). */
+  serviceStats(): Promise<Array<{ name: string; num_requests: number; num_errors: number }>>
   close(): Promise<void>
 }
 
@@ -527,6 +529,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     meta: meta2,
     seed,
     heartbeat,
+    serviceStats: async () => (await service.stats()).endpoints ?? [],
     async close() {
       actor.send({ type: 'stop' })
       actor.stop() // aborts a blob copy in progress

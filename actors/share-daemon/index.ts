@@ -19,7 +19,7 @@ import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { identityKeyOf, identityOf } from '../../infra/nats/identity.ts'
 import { actorEventSubject, SERVER_HEARTBEATS, signedRolloutSubject } from '../../infra/nats/names.ts'
 import { RolloutView } from '../../infra/formats/rollout-view.ts'
-import type { Rollout } from '../../infra/formats/rollout.ts'
+import { stageOf, type Rollout } from '../../infra/formats/rollout.ts'
 import { followRollouts, readRollouts } from '../../infra/formats/rollout-stream.ts'
 import { decodeTrusted } from '../../infra/release/release-trust.ts'
 import { fileEntries, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
@@ -41,6 +41,7 @@ import type { InstallHooks, RunOutput } from '../../machines/update-run.machine.
 import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { DialBook } from './dial-book.ts'
+import { failed, installed, reverted, startFleetReporter, type FleetReporter } from './fleet-report.ts'
 import { AddressBook } from '../../infra/swarm/address-book.ts'
 import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-source.ts'
 import { SERVER_SLOTS } from './piece-scheduler.ts'
@@ -86,6 +87,8 @@ export interface DaemonOptions {
   stageKey?: string
   /** The client's ring label: in the stage of every rollout statement that lists it. */
   ring?: string
+  /** Issue 16 item 3: report this client's revision, stage and health to the fleet view (at most one report per 10 s). */
+  fleet?: boolean
   /** An XState inspection observer for the daemon's actors (live inspection, issue 12). */
   inspect?: ActorOptions<AnyActorLogic>['inspect']
   log?: (msg: string) => void
@@ -160,6 +163,8 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
   /** The product's rollout statements this daemon verified (stream or peers), kept on disk and passed on (issue 16 item 1). */
   readonly rollouts: RolloutStore
   rev(): number
+  /** Issue 16 item 1: this client's place in the fleet for staged rollouts, basis points [0, 10000). */
+  readonly stage: number
   uploaded(): number
   /** Every connection made so far (also those made while the daemon started). */
   connections(): { key: string; via: string }[]
@@ -250,7 +255,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const feed: ReleaseFeed = await openFeed({ storageDir: join(first.layout.meta, 'feed'), publisherPublicKey: publisherKey })
   const rotation = await followTrust({ wc: first, emit: (event, ...args) => (events.emit as (e: typeof event, ...a: typeof args) => boolean)(event, ...args), log, ban: (peer, reason) => peers.ban(peer, reason) })
   // Issue 16 item 1: the product's staged rollout as this client sees it.
-  const stage = new RolloutView(product, { key: opts.stageKey ?? (opts.nc && identityKeyOf(opts.nc)) ?? publicKey, ...(opts.ring ? { ring: opts.ring } : {}) })
+  const stageKey = opts.stageKey ?? (opts.nc && identityKeyOf(opts.nc)) ?? publicKey
+  const stage = new RolloutView(product, { key: stageKey, ...(opts.ring ? { ring: opts.ring } : {}) })
   const feedNewest = (): number => Math.max(0, ...feed.releases(product).map((e) => e.rev), ...rotation.releases.keys())
 
   // The actor is made before any I/O can tell it something: events sent before it starts wait in its mailbox.
@@ -647,6 +653,21 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     if (s) events.emit('rollout.statement', s.seq, s.rev, s.state, stageChanged())
   })
   if (rotation.rollouts.statements(product).length > 0) stageChanged()
+
+  // Issue 16 item 3: what the fleet view shows of this client, from the daemon's own events.
+  let fleet: FleetReporter | undefined
+  if (opts.fleet) {
+    const reporter = startFleetReporter({
+      product, stageKey, ...(opts.ring ? { ring: opts.ring } : {}), role: 'daemon', nc: () => io.nc, log,
+      initial: { rev: first.state.current, health: { state: 'none' } },
+    })
+    events.on('update.done', (r) => reporter.update(installed(r.from, r.to, r.bytesFromPeers, r.bytesFromServers)))
+    events.on('update.reverted', (rev, to, err) => reporter.update(reverted(rev, to, err.message)))
+    events.on('update.failed', (err) => reporter.update(failed(err.message)))
+    // A report made before NATS was reached went nowhere.
+    events.on('nats.connected', () => reporter.update())
+    fleet = reporter
+  }
   actor.start()
   // With NATS given, the release stream and the heartbeats are followed before startDaemon returns.
   await waitFor(actor, (s) => !s.matches({ running: { nats: 'attaching' } }))
@@ -686,6 +707,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     trust: rotation.store,
     rollouts: rotation.rollouts,
     rev: () => io.wc.state.current,
+    stage: stageOf(product, stageKey),
     uploaded: () => io.uploaded,
     connections: () => [...connections],
     updateNow,
@@ -697,6 +719,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
     async close() {
       io.closed = true
+      await fleet?.stop()
       actor.send({ type: 'stop' })
       await io.follow?.stop()
       io.heartbeats?.unsubscribe()

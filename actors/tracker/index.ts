@@ -17,6 +17,8 @@ import { RateLimiter, type RateLimitOptions } from '../../infra/tracker/rate-lim
 import { PeerRegistry, sweepEveryMs } from '../../infra/tracker/registry.ts'
 import { retryEveryMs } from '../../infra/tracker/bucket-writer.ts'
 import { startUdpDoor } from '../../infra/tracker/udp-server.ts'
+import { serveMetrics, type MetricsListener } from '../../infra/metrics/prometheus.ts'
+import { trackerMetrics } from './metrics.ts'
 import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogic } from 'xstate'
 import { trackerServerMachine, type TrackerFailure } from '../../machines/tracker-server.machine.ts'
 
@@ -165,6 +167,8 @@ export interface TrackerCliOptions extends NatsAuth {
   interval?: number
   /** Issue 12: publish the tracker's inspection on upswarm.inspect.tracker.<identity> (`--inspect`, UPSWARM_INSPECT=1). */
   inspect?: boolean
+  /** Issue 16 item 5: serve Prometheus metrics on 127.0.0.1 at this port (0: any free port). */
+  metricsPort?: number
 }
 
 /**
@@ -194,9 +198,15 @@ export async function runTrackerCli(o: TrackerCliOptions): Promise<void> {
     await nc.close()
     throw err
   }
-  const ready = { role: 'tracker', pid: process.pid, id: tracker.id, trackerHttp: tracker.httpUrl, trackerUdp: tracker.udpUrl }
+  let metrics: MetricsListener | undefined
+  if (o.metricsPort !== undefined) {
+    metrics = await serveMetrics(trackerMetrics(tracker), o.metricsPort)
+    process.stderr.write(`tracker: metrics at ${metrics.url}\n`)
+  }
+  const ready = { role: 'tracker', pid: process.pid, id: tracker.id, trackerHttp: tracker.httpUrl, trackerUdp: tracker.udpUrl, ...(metrics ? { metrics: metrics.url } : {}) }
   process.stdout.write(`READY ${JSON.stringify(ready)}\n`)
   await Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')])
+  await metrics?.close()
   await tracker.close()
   await stopInspection()
   await nc.drain()

@@ -26,7 +26,7 @@ export type WatchEvent =
   | { type: 'release.available'; rev: number; current: number }
   | { type: 'update.held'; rev: number; newest: number }
   | { type: 'update.done'; result: UpdateResult }
-  | { type: 'update.reverted'; rev: number; error: UpswarmError }
+  | { type: 'update.reverted'; rev: number; to: number; error: UpswarmError }
   | { type: 'update.failed'; error: unknown }
   | { type: 'ignored'; what: string; reason: string }
   /** A rollout statement new to this client, and the revision its stage now allows. */
@@ -92,7 +92,7 @@ export async function watch(o: WatchOptions): Promise<Watch> {
   }), { input: { auto: o.auto, needsHolders: false, current: wc.state.current, hold: wc.state.hold }, ...inspection() })
   actor.on('update.held', (e) => o.report({ type: 'update.held', rev: e.rev, newest: e.newest }))
   actor.on('run.done', (e) => o.report({ type: 'update.done', result: e.outcome.report as UpdateResult }))
-  actor.on('run.reverted', (e) => o.report({ type: 'update.reverted', rev: e.rev, error: e.error as UpswarmError }))
+  actor.on('run.reverted', (e) => o.report({ type: 'update.reverted', rev: e.rev, to: e.to, error: e.error as UpswarmError }))
   actor.on('run.failed', (e) => o.report({ type: 'update.failed', error: e.error }))
   actor.start()
 

@@ -3,7 +3,7 @@
 // else is denied by the server. Pure data, so the security suite can list what each role may
 // not do and try it.
 import {
-  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, release2Subject, rolloutSubject, SIGNED_ROLLOUTS, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, FLEET_SUBJECTS, fleetSubject, release2Subject, rolloutSubject, SIGNED_ROLLOUTS, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
   serverConsumer, serverMetaConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS, inspectSubject,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
@@ -54,10 +54,10 @@ const ANSWER = ['_INBOX.>', '_R_.>']
 export const CLIENT_JS_API = [`${API}.STREAM.MSG.GET.${RELEASE_STREAM}`, `${API}.DIRECT.GET.${META_STREAM}`, `${API}.DIRECT.GET.${META_STREAM}.>`, `${API}.DIRECT.GET.${FRESH_STREAM}.>`]
 /**
  * What UPSWARM exports and CLIENTS imports, same subjects on both sides (infra/auth/accounts.ts):
- * services are requests answered in UPSWARM (the alert stream's subjects too, so a client's
+ * services are requests answered in UPSWARM (the alert and fleet streams' subjects too, so a client's
  * JetStream publish gets its ack back), streams are subjects clients follow.
  */
-export const CLIENT_SERVICES = ['upswarm.proxy.>', repoSubject('*', '*' as never), trackerSubject('*' as never, '*'), ALERT_SUBJECTS, ...CLIENT_JS_API]
+export const CLIENT_SERVICES = ['upswarm.proxy.>', repoSubject('*', '*' as never), trackerSubject('*' as never, '*'), ALERT_SUBJECTS, FLEET_SUBJECTS, ...CLIENT_JS_API]
 /** Issue 16 item 1: clients follow the rollout statements (verified under their root) to install only what their stage allows. */
 export const CLIENT_STREAMS = [RELEASED_SUBJECTS, SERVER_HEARTBEATS, SIGNED_ROLLOUTS]
 /** What CLIENTS exports and UPSWARM imports: the daemons' state changes, for whoever inspects the system. */
@@ -118,11 +118,12 @@ export function permissionsFor(id: Identity): SubjectPermissions {
         sub: { allow: [...base.sub, 'upswarm.tracker.>', SERVICE_DISCOVERY] },
       }
     case 'client':
-      // In the CLIENTS account: the subjects it imports, those that speak for an identity under its own name only.
+      // In the CLIENTS account: the subjects it imports, those that speak for an identity under its own name only
+      // (issue 16 item 3: its fleet report too, so no client can write another's entry).
       return {
         pub: {
           allow: [...CLIENT_JS_API.map(clientJsApiSubject), alertSubject('*', id.name), 'upswarm.proxy.>', repoSubject('*', '*' as never),
-            trackerSubject('*' as never, id.name), actorEventSubject('daemon', id.name), inspectSubject('daemon', id.name), inspectSubject('updater', id.name)],
+            trackerSubject('*' as never, id.name), fleetSubject('*', id.name), actorEventSubject('daemon', id.name), inspectSubject('daemon', id.name), inspectSubject('updater', id.name)],
         },
         sub: { allow: [...base.sub, ...CLIENT_STREAMS] },
       }

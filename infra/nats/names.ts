@@ -73,6 +73,15 @@ export const ALERT_STREAM = 'UPSWARM_ALERTS'
 export const alertSubject = (product: string, identity: string): string => `upswarm.alert.${product}.${identity}`
 export const ALERT_SUBJECTS = 'upswarm.alert.>'
 
+/**
+ * Issue 16 item 3: the fleet view. Each client machine writes its own latest report (revision,
+ * stage, health, bytes by source) on its own subject; the stream keeps one message per subject,
+ * so it holds the newest report of every client and nothing older. Only admin reads it.
+ */
+export const FLEET_STREAM = 'UPSWARM_FLEET'
+export const fleetSubject = (product: string, identity: string): string => `upswarm.fleet.${product}.${identity}`
+export const FLEET_SUBJECTS = 'upswarm.fleet.>'
+
 /** Tracker registry (R-PEERLIST): KV bucket, key `<product>.<peerId hex>`. */
 export const PEER_BUCKET = 'upswarm-peers'
 /** Key of a peer of a BitTorrent swarm whose (product, revision) is not known yet. */

@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, permissionViolation } from '../errors.ts'
 import { withRetry } from './retry.ts'
 import {
-  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, META_SUBJECTS, SIGNED_SUBJECTS, PEER_BUCKET, PRUNE_STREAM, PRUNE_SUBJECTS,
+  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, FLEET_STREAM, FLEET_SUBJECTS, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, META_SUBJECTS, SIGNED_SUBJECTS, PEER_BUCKET, PRUNE_STREAM, PRUNE_SUBJECTS,
   RELEASE_READ_STREAM, RELEASE_STREAM, RELEASE_SUBJECTS, RELEASED_SUBJECTS,
 } from './names.ts'
 import { ensureLeaseBucket } from './leases.ts'
@@ -123,6 +123,26 @@ export async function ensureAlertStream(jsm: JetStreamManager, replicas: number)
   })
 }
 
+/**
+ * Issue 16 item 3: the newest fleet report of each client (one message per subject). Clients
+ * write here, so each message is small and the whole bounded; a client silent for 30 days leaves.
+ */
+export async function ensureFleetStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+  await ensureStream(jsm, {
+    name: FLEET_STREAM,
+    subjects: [FLEET_SUBJECTS],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    max_msgs_per_subject: 1,
+    max_msg_size: 4096,
+    max_bytes: 256 * 1024 * 1024,
+    max_age: 30 * 24 * 60 * 60 * 1e9,
+    discard: DiscardPolicy.Old,
+    allow_direct: true,
+  })
+}
+
 async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
   let have
   try {
@@ -172,6 +192,7 @@ export async function ensureResources(nc: NatsConnection, replicas?: number): Pr
     await ensureMetaStream(jsm, r)
     await ensureFreshStream(jsm, r)
     await ensurePruneStream(jsm, r)
+    await ensureFleetStream(jsm, r)
     await openBlobStore(nc, r)
     await ensureLeaseBucket(nc, r)
     return { replicas: r }

@@ -161,6 +161,9 @@ export class PeerRegistry {
     return this.#entries.size
   }
 
+  /** Requests answered since start, by operation, whichever door they came through (issue 16 item 5: metrics). */
+  readonly requests = { announce: 0, peers: 0, scrape: 0 }
+
   /** Bucket writes given up on (their peers' next announces write them again). */
   get droppedWrites(): number {
     return this.#writer?.dropped ?? 0
@@ -168,6 +171,7 @@ export class PeerRegistry {
 
   /** R-ANNOUNCE, R-PEERLIST: records the peer for `owner` (identityOwner / addressOwner), returns peers of its swarm. */
   announce(input: AnnounceInput, owner: string): AnnounceResult {
+    this.requests.announce++
     const now = this.#now()
     let hash = input.infoHash
     let product = input.product
@@ -237,6 +241,7 @@ export class PeerRegistry {
 
   /** R-PEERLIST: peers of one revision of a product, or of all its revisions. */
   peersOf(product: string, rev: number | undefined, limit: number): PeerEntry[] {
+    this.requests.peers++
     const now = this.#now()
     if (rev !== undefined) {
       // The info hash names the swarm, so BitTorrent peers nobody has named yet belong to it too.
@@ -253,6 +258,7 @@ export class PeerRegistry {
 
   /** BEP 15/48 scrape of one swarm. */
   scrape(hash: string): SwarmStats {
+    this.requests.scrape++
     return this.#swarms.get(hash)?.stats() ?? { seeders: 0, leechers: 0, completed: 0 }
   }
 

@@ -24,9 +24,10 @@ import { CLIENT_ACCOUNT_LIMITS } from '../../infra/auth/accounts.ts'
 import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
+import { fleetReportOf, publishFleetReport, readFleet } from '../../infra/nats/fleet.ts'
 import { CLIENTS_ACCOUNT_TAG, kindTag, type Identity, type IdentityKind } from '../../infra/nats/identity.ts'
 import {
-  ALERT_STREAM, BLOB_BUCKET, CLIENT_JS_API_PREFIX, release2Subject, FRESH_STREAM, LEASE_BUCKET, META_STREAM, PEER_BUCKET, PRUNE_LEASE_KEY, PRUNE_STREAM, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT,
+  ALERT_STREAM, BLOB_BUCKET, CLIENT_JS_API_PREFIX, FLEET_STREAM, fleetSubject, release2Subject, FRESH_STREAM, LEASE_BUCKET, META_STREAM, PEER_BUCKET, PRUNE_LEASE_KEY, PRUNE_STREAM, RELEASE_READ_STREAM, RELEASE_STREAM, ROOT_SUBJECT,
   alertSubject, freshSubject, publishLeaseKey, pruneSubject, rolloutSubject,
   proxySubject, releasedSubject, releaseSubject, repoSubject, serverConsumer, serverMetaConsumer, serverHeartbeat, trackerSubject, INSPECT_ROLES, INSPECT_SUBJECTS, inspectSubject,
 } from '../../infra/nats/names.ts'
@@ -87,9 +88,9 @@ describe('security', () => {
   }
   const conn = (kind: keyof typeof ids): NatsConnection => conns.get(kind)!
   // Every stream of the cluster and a subject each stores (the peer bucket last: it ages).
-  const streams = [RELEASE_STREAM, RELEASE_READ_STREAM, ALERT_STREAM, `OBJ_${BLOB_BUCKET}`, META_STREAM, FRESH_STREAM, PRUNE_STREAM, `KV_${PEER_BUCKET}`]
+  const streams = [RELEASE_STREAM, RELEASE_READ_STREAM, ALERT_STREAM, `OBJ_${BLOB_BUCKET}`, META_STREAM, FRESH_STREAM, PRUNE_STREAM, FLEET_STREAM, `KV_${PEER_BUCKET}`]
   const streamSubjects = (): string[] => [releaseSubject(product), alertSubject(product, ids.client.name), `$O.${BLOB_BUCKET}.C.injected`, ROOT_SUBJECT,
-    freshSubject(product), pruneSubject(product), `$KV.${PEER_BUCKET}.${product}.injected`]
+    freshSubject(product), pruneSubject(product), fleetSubject(product, ids.client.name), `$KV.${PEER_BUCKET}.${product}.injected`]
   const messageCounts = async (): Promise<number[]> => {
     const jsm = await jetstreamManager(conns.get('admin')!)
     return Promise.all(streams.map(async (st) => (await jsm.streams.info(st)).state.messages))
@@ -188,7 +189,13 @@ describe('security', () => {
       attempts.push({ who, what: "another server's heartbeat", run: request(serverHeartbeat('s-real'), '{}') })
       if (who !== 'client') {
         attempts.push({ who, what: 'an alert', run: request(alertSubject(product, ids.client.name), '{}') })
+        // Issue 16 item 3: a fleet report is a client machine's, on its own subject.
+        attempts.push({ who, what: "a client's fleet report", run: request(fleetSubject(product, ids.client.name), '{}') })
       }
+      // Only admin reads the fleet view (`upswarm fleet`).
+      attempts.push({ who, what: 'read the fleet view', run: request(`$JS.API.DIRECT.GET.${FLEET_STREAM}.${fleetSubject(product, ids.client.name)}`, '') })
+      attempts.push({ who, what: 'read a fleet report', run: request(`$JS.API.STREAM.MSG.GET.${FLEET_STREAM}`, JSON.stringify({ last_by_subj: fleetSubject(product, ids.client.name) })) })
+      attempts.push({ who, what: 'follow the fleet reports', run: subscribe('upswarm.fleet.>') })
       // Impersonating a service: answering what the proxy, tracker or another server answers.
       if (who !== 'proxy') attempts.push({ who, what: "serve the proxy's subjects", run: subscribe('upswarm.proxy.>') })
       if (who !== 'tracker') attempts.push({ who, what: "serve the tracker's subjects", run: subscribe('upswarm.tracker.>') })
@@ -208,6 +215,8 @@ describe('security', () => {
     // Client X speaking as client Y.
     for (const [what, subject] of [
       ['an alert as another client', alertSubject(product, 'sec-c2')],
+      ["another client's fleet entry", fleetSubject(product, 'sec-c2')],
+      ["another client's fleet entry of another product", fleetSubject(newProduct(), 'sec-c2')],
       ['a tracker announce as another client', trackerSubject('announce', 'sec-c2')],
       ['a peer query as another client', trackerSubject('peers', 'sec-c2')],
       ['daemon events as another client', 'upswarm.events.daemon.sec-c2'],
@@ -339,8 +348,8 @@ describe('security', () => {
     const wide = await connectNats(own.cluster.urls, 'sec-wide', { creds, tlsCa: own.authority.paths.caFile })
     try {
       const destructive = streams.flatMap((st) => ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.MSG.DELETE', 'STREAM.UPDATE'].map((op) => `$JS.API.${op}.${st}`))
-      // Alerts are imported (a service): only permissions bind them to a client's own name.
-      const forged = [...streamSubjects().filter((sub) => !sub.startsWith('upswarm.alert.')), serverHeartbeat(ids.server.name), releasedSubject(product), `${CLIENT_JS_API_PREFIX}.STREAM.DELETE.${RELEASE_STREAM}`,
+      // Alerts and fleet reports are imported (a service): only permissions bind them to a client's own name.
+      const forged = [...streamSubjects().filter((sub) => !sub.startsWith('upswarm.alert.') && !sub.startsWith('upswarm.fleet.')), serverHeartbeat(ids.server.name), releasedSubject(product), `${CLIENT_JS_API_PREFIX}.STREAM.DELETE.${RELEASE_STREAM}`,
         inspectSubject('proxy', 'sec-wide'), inspectSubject('repo-server', ids.server.name)]
       const before = await messageCounts()
       const landed = await seenInUpswarm([...forged, ...destructive], async () => {
@@ -411,7 +420,7 @@ describe('security', () => {
     }
   })
 
-  it('security — the allowed flows work with the same creds: sync, serve through the proxy, init, watch, alert, announce', async () => {
+  it('security — the allowed flows work with the same creds: sync, serve through the proxy, init, watch, alert, fleet report, announce', async () => {
     const client = conn('client')
     // The proxy hands out manifests the server synced; the client verifies them.
     const revs = await new RepoClient(client).revisions(product)
@@ -434,6 +443,10 @@ describe('security', () => {
     const alerts = await jetstreamManager(conns.get('admin')!)
     const last = await alerts.streams.getMessage(ALERT_STREAM, { last_by_subj: alertSubject(product, ids.client.name) })
     expect(last?.json()).toMatchObject({ clientId: ids.client.name, path: 'b.txt' })
+    // Issue 16 item 3: its fleet report under its own name, which admin reads.
+    const report = fleetReportOf({ product, client: ids.client.name, rev: 2, stage: 1234, health: { state: 'ok' }, upswarm: '0.0.0', role: 'update', seq: 1, sentAt: new Date().toISOString() })
+    await publishFleetReport(client, report)
+    expect(await readFleet(conns.get('admin')!, product)).toMatchObject([{ client: ids.client.name, rev: 2, stage: 1234 }])
     const announced = await requestJson<{ peers: unknown[] }>(client, trackerSubject('announce', ids.client.name), {
       product, rev: 2, peerId: 'ab'.repeat(20), ip: '127.0.0.1', port: 4000, event: 'started',
     })
