@@ -10,6 +10,7 @@ import { registerCredsCommands } from './cli/creds.ts'
 import { registerRootCommands } from './cli/root.ts'
 import { registerNotaryCommand } from './cli/notary.ts'
 import { registerInspectCommand } from './cli/inspect.ts'
+import { registerSiteCommands } from './cli/sites.ts'
 import { reportError } from './cli/output.ts'
 
 const { version } = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
@@ -32,6 +33,7 @@ registerCredsCommands(program)
 registerRootCommands(program)
 registerNotaryCommand(program)
 registerInspectCommand(program)
+registerSiteCommands(program)
 
 try {
   await program.parseAsync(process.argv)

@@ -35,12 +35,18 @@ export function registerClusterCommands(program: Command): void {
     .option('--name <name>', "this host's name: NATS node names NAME-n1 … and server ids NAME-s1 … (unique across hosts)")
     .option('--cluster-size <n>', 'JetStream peers across all hosts to wait for before making the streams (default: the nodes here)', intArg('--cluster-size'))
     .option('--auth <dir>', "the deployment's identities made on the first host (a copy of its D/auth): this host joins that deployment")
+    .option('--js-domain <name>', "this NATS's JetStream domain: the core's (e.g. core) or a site's own (sites, docs/deploy.md)")
+    .option('--leaf-listen <addr:port>', "core hosts: where sites' leaf nodes connect (TLS; node i on port + i)")
+    .option('--leaf-remote <urls>', "a site: the core's leaf URLs, comma-separated (tls://ADDR:PORT); the NATS here is a leaf node holding mirrors of the core's streams")
+    .option('--core-domain <name>', "a site: the core's JetStream domain, where the mirrors source from (with --leaf-remote)")
     .option('--trust-file <file>', 'the trust file servers and the proxy read (default DIR/trust.json); one file distributed to every host')
     .option('--join <urls>', 'use an existing NATS deployment (its URLs, comma-separated; with --creds and --tls-ca) instead of starting nats-server here')
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .action(action(async (o) => {
       const roles = String(o.roles ?? (o.join ? ALL_ROLES.filter((r) => r !== 'nats') : ALL_ROLES).join(',')).split(',').map((r) => r.trim()).filter(Boolean)
-      const { hostArg, routeList } = await import('../launcher/hosts.ts')
+      const { hostArg, routeList, domainArg, hostPort, leafUrls } = await import('../launcher/hosts.ts')
+      if (!!o.leafRemote !== !!o.coreDomain) throw new UpswarmError('UPSWARM_E_CONFIG', 'a site needs both --leaf-remote URLS (the core\'s leaf listeners) and --core-domain NAME (the core\'s --js-domain)')
+      if (o.leafRemote && !o.jsDomain) throw new UpswarmError('UPSWARM_E_CONFIG', 'a site needs a JetStream domain of its own: --js-domain NAME (not the core\'s)')
       const unknown = roles.filter((r) => !(ALL_ROLES as readonly string[]).includes(r))
       if (unknown.length) throw new Error(`unknown role(s) ${unknown.join(', ')}; choose from ${ALL_ROLES.join(', ')}`)
       const { up } = await import('../launcher/index.ts')
@@ -61,6 +67,10 @@ export function registerClusterCommands(program: Command): void {
         ...(o.clusterSize ? { clusterSize: o.clusterSize } : {}),
         ...(o.auth ? { authDir: o.auth } : {}),
         ...(o.trustFile ? { trust: o.trustFile } : {}),
+        ...(o.jsDomain ? { domain: domainArg('--js-domain', o.jsDomain) } : {}),
+        ...(o.leafListen ? { leafListen: hostPort('--leaf-listen', o.leafListen) } : {}),
+        ...(o.leafRemote ? { leafRemotes: leafUrls(o.leafRemote) } : {}),
+        ...(o.coreDomain ? { coreDomain: domainArg('--core-domain', o.coreDomain) } : {}),
         bootstrap: o.bootstrap,
         httpPort: o.httpPort,
         sshPort: o.sshPort,

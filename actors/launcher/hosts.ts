@@ -27,3 +27,31 @@ export function routeList(value: string): string[] {
     return r
   })
 }
+
+/** A JetStream domain name (`--js-domain`, `--core-domain`): letters, digits, - and _. */
+export function domainArg(flag: string, value: string): string {
+  if (/^[A-Za-z0-9_-]{1,64}$/.test(value)) return value
+  throw new UpswarmError('UPSWARM_E_CONFIG', `${flag} ${JSON.stringify(value)}: a JetStream domain is letters, digits, - and _ (e.g. core, site-a)`)
+}
+
+/** `--leaf-listen ADDR:PORT`. */
+export function hostPort(flag: string, value: string): { host: string; port: number } {
+  const i = value.lastIndexOf(':')
+  const port = Number(value.slice(i + 1))
+  if (i <= 0 || !/^[0-9]{1,5}$/.test(value.slice(i + 1)) || port < 1 || port > 65535) {
+    throw new UpswarmError('UPSWARM_E_CONFIG', `${flag} ${JSON.stringify(value)}: expected ADDR:PORT (e.g. 10.0.0.5:7422)`)
+  }
+  return { host: hostArg(flag, value.slice(0, i).replace(/^\[|\]$/g, '')), port }
+}
+
+/** `--leaf-remote`: tls:// (or nats-leaf://) URLs of the core's leaf listeners. */
+export function leafUrls(value: string): string[] {
+  return value.split(',').map((r) => r.trim()).filter(Boolean).map((r) => {
+    let url: URL | undefined
+    try { url = new URL(r) } catch { /* below */ }
+    if (!url || !['tls:', 'nats-leaf:'].includes(url.protocol) || !url.hostname || !url.port) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `--leaf-remote: ${JSON.stringify(r)}: expected tls://ADDR:PORT (a core host's --leaf-listen)`)
+    }
+    return r
+  })
+}

@@ -17,6 +17,7 @@ import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import { connectNats } from '../../infra/nats/connect.ts'
 import { ensureResources } from '../../infra/nats/resources.ts'
+import { ensureSiteMirrors } from '../../infra/nats/site-mirrors.ts'
 import { ensureDeploymentRoot } from '../../infra/formats/deployment-root.ts'
 import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogic } from 'xstate'
 import { launcherMachine, READY_TIMEOUT_MS, type LauncherFailure } from '../../machines/launcher.machine.ts'
@@ -62,6 +63,14 @@ export interface UpOptions {
   name?: string
   /** JetStream peers across all hosts to wait for before the resources are made (default: the nodes here). */
   clusterSize?: number
+  /** Issue 17 item 2: this NATS's JetStream domain (the core's, or a site's own). */
+  domain?: string
+  /** The core: where sites' leaf nodes connect (node i on port + i). */
+  leafListen?: { host: string; port: number }
+  /** A site: the core's leaf URLs (tls://ADDR:PORT); the NATS here is a leaf node with mirrors of the core's streams. */
+  leafRemotes?: string[]
+  /** A site: the core's JetStream domain, where the mirrors source from. */
+  coreDomain?: string
   /** The trust file servers and the proxy read (default D/trust.json, made empty when missing). */
   trust?: string
   /** The deployment's identities made elsewhere (a copy of the first host's D/auth); default D/auth, made when missing. */
@@ -88,6 +97,14 @@ export interface Endpoints {
   swarmIdentities?: { servers: Record<string, string>; client: string }
   /** Where the identities are kept: `upswarm creds issue|revoke --dir` of this directory. */
   authDir?: string
+  /** Issue 17 item 2: this NATS's JetStream domain (the core's, or a site's own). */
+  domain?: string
+  /** The core: where sites' leaf nodes connect (node i on port + i). */
+  leafListen?: { host: string; port: number }
+  /** A site: the core's leaf URLs (tls://ADDR:PORT); the NATS here is a leaf node with mirrors of the core's streams. */
+  leafRemotes?: string[]
+  /** A site: the core's JetStream domain, where the mirrors source from. */
+  coreDomain?: string
   /** The trust file servers and the proxy read (issue 10 item 4): `publish --trust` pins a new product's key in it. */
   trust?: string
   /** The deployment's root of trust (issue 10 item 7): root version 1 is made by `up`; `root edit --dir` makes the next. */
@@ -201,7 +218,16 @@ export async function up(opts: UpOptions): Promise<Launched> {
       startNats: fromPromise(async () => {
         // Issue 10: the embedded cluster has identities and TLS from the start; nothing anonymous.
         const authority = opts.authDir ? await Authority.load(resolve(opts.authDir)) : await Authority.open(join(dir, 'auth'))
+        // A site's link carries the UPSWARM account; its heartbeats and proxy requests stay on
+        // their side, so each side's proxy assigns its own servers (issue 17 item 2).
+        const leafRemotes = opts.leafRemotes?.length ? [{
+          urls: opts.leafRemotes, account: authority.accountPublicKeys.upswarm, caFile: authority.paths.caFile,
+          credentials: (await authority.issue({ kind: 'admin', name: `leaf-${opts.name ?? 'site'}` })).file,
+          deny: ['upswarm.heartbeat.>', 'upswarm.proxy.>'],
+        }] : undefined
         const cluster = await NatsCluster.start({
+          ...(opts.domain ? { domain: opts.domain } : {}), ...(opts.leafListen ? { leafListen: opts.leafListen } : {}),
+          ...(leafRemotes ? { leafRemotes } : {}),
           dir: join(dir, 'nats'), nodes: opts.natsNodes, authority,
           ...(opts.listen ? { host: opts.listen } : {}), ...(opts.advertise ? { advertise: opts.advertise } : {}),
           ...(opts.routes?.length ? { routes: opts.routes } : {}), ...(opts.natsPorts ? { ports: opts.natsPorts } : {}),
@@ -234,11 +260,15 @@ export async function up(opts: UpOptions): Promise<Launched> {
         if (natsArg) {
           const nc = await connectNats(natsArg, 'upswarm-up', made.adminAuth)
           try {
-            await ensureResources(nc)
+            if (opts.coreDomain) {
+              // A site: mirrors of the core's streams in its own domain, nothing of record made here.
+              const mirrors = await ensureSiteMirrors(nc, opts.coreDomain)
+              log(`site: mirrors ${mirrors.join(', ')} of domain ${opts.coreDomain}`)
+            } else await ensureResources(nc)
             // Issue 10 item 7: the deployment's root of trust, made once, on the stream from the start.
             // Issue 17: a host that joins with the first host's identities (--auth) makes none
             // unless it runs the notary: the root is the first host's, not one per host.
-            if (!opts.authDir || has('notary')) {
+            if (!opts.coreDomain && (!opts.authDir || has('notary'))) {
               const root = await ensureDeploymentRoot(dir, nc)
               Object.assign(endpoints, { root: root.rootFile, rootKey: root.rootKeyFile, freshKey: root.freshKeyFile })
               log(`root: version ${root.version} in ${root.rootFile}${root.pushed ? ', pushed to UPSWARM_META' : ''}`)

@@ -140,6 +140,25 @@ export interface NatsClusterOptions {
   namePrefix?: string
   /** JetStream peers the meta group must have before the cluster is ready (default: the nodes started here). */
   expectPeers?: number
+  /** Issue 17 item 2: this cluster's JetStream domain (the core's, or a site's own). */
+  domain?: string
+  /** The core: where leaf nodes of sites connect (TLS with this host's certificate). */
+  leafListen?: { host: string; port: number }
+  /** A site: the core's leaf node URLs this node connects to, bound to a local account each. */
+  leafRemotes?: LeafRemote[]
+}
+
+export interface LeafRemote {
+  /** tls://ADDR:PORT of core nodes' leaf listeners. */
+  urls: string[]
+  /** Creds of a core identity of the account. */
+  credentials: string
+  /** The local account (public key) the link carries. */
+  account: string
+  /** CA of the core's certificates. */
+  caFile: string
+  /** Subjects that do not cross the link in either direction (a site's heartbeats and proxy stay its own). */
+  deny?: string[]
 }
 
 export class NatsCluster {
@@ -202,11 +221,13 @@ export class NatsCluster {
       const configFile = join(nodeDir, 'nats-server.conf')
       // A node bound or advertised beyond loopback gets a certificate of its own naming those
       // addresses (SANs), so clients that dial the advertised address verify it (issue 17 item 1).
-      const ownCert = opts.authority && (opts.host || opts.advertise)
-        ? opts.authority.writeNodeCert(nodeDir, [...new Set([spec.advertise ?? host, ...(WILDCARD.has(host) ? [] : [host]), '127.0.0.1', 'localhost'])])
+      const ownCert = opts.authority && (opts.host || opts.advertise || opts.leafListen)
+        ? opts.authority.writeNodeCert(nodeDir, [...new Set([spec.advertise ?? host, ...(WILDCARD.has(host) ? [] : [host]),
+          ...(opts.leafListen && !WILDCARD.has(opts.leafListen.host) ? [opts.leafListen.host] : []), '127.0.0.1', 'localhost'])])
         : undefined
       const auth = opts.authority?.serverConfig(join(nodeDir, 'jwt'), ownCert) ?? []
-      writeFileSync(configFile, renderConfig(spec, specs, nodeDir, bin.supportsSyncAlways, auth, opts.routes ?? []))
+      const leaf = renderLeaf(opts, specs.indexOf(spec), ownCert)
+      writeFileSync(configFile, renderConfig(spec, specs, nodeDir, bin.supportsSyncAlways, [...auth, ...leaf], opts.routes ?? [], opts.domain))
       return new NatsNode(spec, configFile, join(nodeDir, 'nats-server.log'))
     })
     const cluster = new NatsCluster(opts.dir, nodes)
@@ -271,7 +292,37 @@ function nodeName(opts: NatsClusterOptions, i: number): string {
   return opts.namePrefix ? `${opts.namePrefix}-n${i}` : `n${i}`
 }
 
-function renderConfig(self: NatsNodeOptions, all: NatsNodeOptions[], dir: string, syncAlways: boolean, auth: string[], extraRoutes: string[]): string {
+/** Issue 17 item 2: the leafnodes block: a core node's listener (node i on port + i) or a site node's remotes. */
+function renderLeaf(opts: NatsClusterOptions, i: number, cert: { certFile: string; keyFile: string } | undefined): string[] {
+  if (opts.leafListen) {
+    return [
+      'leafnodes {',
+      `  listen: "${urlHost(opts.leafListen.host)}:${opts.leafListen.port + i}"`,
+      ...(cert ? ['  tls {', `    cert_file: ${JSON.stringify(cert.certFile)}`, `    key_file: ${JSON.stringify(cert.keyFile)}`, '    timeout: 5', '  }'] : []),
+      '}',
+    ]
+  }
+  if (opts.leafRemotes?.length) {
+    return [
+      'leafnodes {',
+      '  remotes: [',
+      ...opts.leafRemotes.flatMap((r) => [
+        '    {',
+        `      urls: [${r.urls.map((u) => JSON.stringify(u)).join(', ')}]`,
+        `      credentials: ${JSON.stringify(r.credentials)}`,
+        `      account: ${r.account}`,
+        `      tls { ca_file: ${JSON.stringify(r.caFile)} }`,
+        ...(r.deny?.length ? [`      deny_imports: ${JSON.stringify(r.deny)}`, `      deny_exports: ${JSON.stringify(r.deny)}`] : []),
+        '    }',
+      ]),
+      '  ]',
+      '}',
+    ]
+  }
+  return []
+}
+
+function renderConfig(self: NatsNodeOptions, all: NatsNodeOptions[], dir: string, syncAlways: boolean, auth: string[], extraRoutes: string[], domain?: string): string {
   const host = urlHost(self.host ?? '127.0.0.1')
   const advertise = self.advertise ? urlHost(self.advertise) : undefined
   const routes = [
@@ -288,6 +339,7 @@ function renderConfig(self: NatsNodeOptions, all: NatsNodeOptions[], dir: string
     ...auth,
     'jetstream {',
     `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
+    domain ? `  domain: ${domain}` : '',
     '  max_memory_store: 256MB',
     '  max_file_store: 16GB',
     // Acknowledged writes are on disk before the ack (kill -9 and power loss safe).

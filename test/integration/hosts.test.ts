@@ -4,30 +4,21 @@
 // repository server and a proxy, all bound to and advertising the host's own address. The
 // deployment's identities are made once and shared (`up --auth`), as an operator copies D/auth to
 // each host. Everything is torn down afterwards, also when an assertion fails.
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Authority } from '../../infra/auth/authority.ts'
-import { PROJECT_ROOT } from '../../infra/project-root.ts'
 import { generatePublisherKey, writeKeyFile } from '../../infra/release/keys.ts'
 import { newProduct, tempDir } from '../helpers/cluster.ts'
+import { cliIn, hostEnv, NATS_PORT, upIn } from '../helpers/hosts-deploy.ts'
 import { cleanupLeftovers, ip, namespaces, TestNet, withTestNet } from '../helpers/netns.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
 
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
 const HOSTS = ['h1', 'h2', 'h3'] as const
-const NATS_PORT = 4222
 const CLUSTER_PORT = 6222
-
-/** The environment of a CLI run in a host: no tracker or DHT of the machine's, this host's NATS. */
-function hostEnv(addr: string, creds: string, ca: string): NodeJS.ProcessEnv {
-  const { UPSWARM_TRACKER: _t, UPSWARM_BOOTSTRAP: _b, UPSWARM_NATS: _n, UPSWARM_CREDS: _c, UPSWARM_TRUST: _tr, ...rest } = process.env
-  return { ...rest, UPSWARM_NATS: `nats://${addr}:${NATS_PORT}`, UPSWARM_CREDS: creds, UPSWARM_TLS_CA: ca }
-}
 
 describe('hosts in network namespaces', { timeout: 240_000 }, () => {
   let net: TestNet
@@ -35,14 +26,7 @@ describe('hosts in network namespaces', { timeout: 240_000 }, () => {
   let authority: Authority
   const logs = new Map<string, string>()
 
-  /** `upswarm ARGS` in host `name` to its end. */
-  function cli(name: string, env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      execFile('ip', ['netns', 'exec', net.host(name).ns, process.execPath, CLI, ...args], { env, timeout: 120_000 }, (err, stdout, stderr) => {
-        resolve({ code: err ? (err as { code?: number }).code ?? -1 : 0, stdout, stderr })
-      })
-    })
-  }
+  const cli = (name: string, env: NodeJS.ProcessEnv, ...args: string[]): ReturnType<typeof cliIn> => cliIn(net, name, env, ...args)
 
   beforeAll(async () => {
     net = new TestNet()
@@ -54,20 +38,13 @@ describe('hosts in network namespaces', { timeout: 240_000 }, () => {
     // Every host at once: each `up` waits until the JetStream group has all three peers.
     await Promise.all(HOSTS.map(async (h, i) => {
       const routes = addrs.filter((_, j) => j !== i).map((a) => `nats-route://${a}:${CLUSTER_PORT}`).join(',')
-      const child = net.spawn(h, process.execPath, [CLI, 'up', '--dir', join(base.path, h), '--auth', join(base.path, 'auth'),
+      const endpoints = await upIn(net, h, ['--dir', join(base.path, h), '--auth', join(base.path, 'auth'),
         '--name', h, '--listen', addrs[i]!, '--nats-nodes', '1', '--servers', '1', '--roles', 'nats,servers,proxy',
         '--nats-port', String(NATS_PORT), '--cluster-port', String(CLUSTER_PORT), '--monitor-port', '8222',
-        '--routes', routes, '--cluster-size', '3', '--trust-file', join(base.path, 'trust.json')], { stdio: ['ignore', 'pipe', 'pipe'], env: hostEnv(addrs[i]!, '', authority.paths.caFile) })
-      logs.set(h, '')
-      child.stderr!.on('data', (d: Buffer) => logs.set(h, (logs.get(h)! + d.toString()).slice(-6000)))
-      const [line] = (await Promise.race([
-        once(createInterface({ input: child.stdout! }), 'line'),
-        once(child, 'exit').then(([code]) => { throw new Error(`up in ${h} exited (code ${code}) before it was ready:\n${logs.get(h)}`) }),
-      ])) as [string]
-      const endpoints = JSON.parse(line) as { nats: string[]; http: string }
+        '--routes', routes, '--cluster-size', '3', '--trust-file', join(base.path, 'trust.json')], hostEnv(addrs[i]!, '', authority.paths.caFile), logs)
       // Issue 17 item 1: what clients are told is the host's address, never loopback.
       expect(endpoints.nats).toEqual([`nats://${addrs[i]}:${NATS_PORT}`])
-      expect(new URL(endpoints.http).hostname).toBe(addrs[i])
+      expect(new URL(endpoints.http!).hostname).toBe(addrs[i])
     }))
   }, 240_000)
 
