@@ -13,6 +13,8 @@ import { freePorts } from './ports.ts'
 
 const CLUSTER_NAME = 'upswarm'
 const READY_TIMEOUT_MS = 30_000
+/** How long `up --cluster-size N` waits for the JetStream peers of other hosts. */
+const PEERS_TIMEOUT_MS = 180_000
 
 export interface NatsNodeOptions {
   name: string
@@ -233,7 +235,8 @@ export class NatsCluster {
     const cluster = new NatsCluster(opts.dir, nodes)
     try {
       await Promise.all(nodes.map((n) => n.start()))
-      await cluster.waitForJetStream(READY_TIMEOUT_MS, opts.expectPeers)
+      // Peers on other hosts start when their operators (or tests) start them: wait longer for them.
+      await cluster.waitForJetStream(opts.expectPeers && opts.expectPeers > count ? PEERS_TIMEOUT_MS : READY_TIMEOUT_MS, opts.expectPeers)
     } catch (err) {
       await cluster.stop()
       throw err
