@@ -1,7 +1,7 @@
 // Issue 17 item 1: `up`'s per-host addresses are checked before anything starts; a bad one is an
 // error naming the flag and the value.
 import { describe, expect, it } from 'vitest'
-import { hostArg, routeList } from '../../actors/launcher/hosts.ts'
+import { domainArg, hostArg, hostPort, leafUrls, routeList } from '../../actors/launcher/hosts.ts'
 
 describe('up per-host flags', () => {
   it('hosts — --listen/--advertise take an IP address or a host name and refuse anything else, naming the flag', () => {
@@ -17,5 +17,15 @@ describe('up per-host flags', () => {
     expect(() => routeList('nats-route://10.231.1.2:6222,http://x:1')).toThrow(/--routes: "http:\/\/x:1": expected nats-route:\/\/ADDR:PORT/)
     expect(() => routeList('nats-route://10.231.1.2')).toThrow(/"nats-route:\/\/10.231.1.2"/)
     expect(() => routeList('10.231.1.2:6222')).toThrow(/--routes/)
+  })
+
+  it('sites — --leaf-listen, --leaf-remote and the JetStream domains are checked, naming the flag', () => {
+    expect(hostPort('--leaf-listen', '10.231.11.1:7422')).toEqual({ host: '10.231.11.1', port: 7422 })
+    expect(() => hostPort('--leaf-listen', '10.231.11.1')).toThrow(/--leaf-listen "10.231.11.1": expected ADDR:PORT/)
+    expect(() => hostPort('--leaf-listen', '10.231.11.1:99999')).toThrow(/--leaf-listen/)
+    expect(leafUrls('tls://10.231.11.1:7422,tls://10.231.12.1:7422')).toHaveLength(2)
+    expect(() => leafUrls('nats://10.231.11.1:4222')).toThrow(/--leaf-remote: "nats:\/\/10.231.11.1:4222": expected tls:\/\/ADDR:PORT/)
+    expect(domainArg('--js-domain', 'site-a')).toBe('site-a')
+    expect(() => domainArg('--core-domain', 'core.x')).toThrow(/--core-domain "core.x": a JetStream domain is letters, digits/)
   })
 })
