@@ -5,7 +5,7 @@
 // stop are the statechart machines/launcher.machine.ts.
 import type { ChildProcess } from 'node:child_process'
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { existsSync } from 'node:fs'
 import { Authority, authorityPaths, credsFileOf } from '../../infra/auth/authority.ts'
@@ -196,9 +196,11 @@ export async function up(opts: UpOptions): Promise<Launched> {
   // did not make, each role's creds file must be in D/auth/creds/ (`upswarm creds issue --role`).
   const credsArgs = (role: string): string[] => {
     const [kind, name] = role.startsWith('server-') ? ['server', role.slice('server-'.length)] : [role, role]
-    const file = made.roleCreds.get(role) ?? credsFileOf(authorityPaths(join(dir, 'auth')).credsDir, { kind: kind as Identity['kind'], name })
+    // With --auth (issue 17), the deployment's identities are in that directory, not D/auth.
+    const authDir = opts.authDir ? resolve(opts.authDir) : join(dir, 'auth')
+    const file = made.roleCreds.get(role) ?? credsFileOf(authorityPaths(authDir).credsDir, { kind: kind as Identity['kind'], name })
     if (!made.roleCreds.has(role) && !existsSync(file)) {
-      throw new UpswarmError('UPSWARM_E_CONFIG', `${role} needs its own identity on this cluster: ${file} is missing (upswarm creds issue --dir ${dir} --role ${kind} --name ${name})`)
+      throw new UpswarmError('UPSWARM_E_CONFIG', `${role} needs its own identity on this cluster: ${file} is missing (upswarm creds issue --dir ${dirname(authDir)} --role ${kind} --name ${name})`)
     }
     return ['--creds', file]
   }

@@ -101,6 +101,25 @@ describe('hosts in network namespaces', { timeout: 240_000 }, () => {
     expect(await readFile(join(wc, 'lib', 'engine.bin'))).toEqual(await readFile(join(base.path, 'src2', 'lib', 'engine.bin')))
   })
 
+  it('up --join — a host runs roles against the NATS the operator runs (no nats-server of its own), bound to its own address', async () => {
+    const [a1, a2] = HOSTS.map((h) => net.host(h).addr)
+    const ca = authority.paths.caFile
+    // The roles' own identities, minted by the operator (`creds issue --role server --name h2j-s1`).
+    await authority.issue({ kind: 'server', name: 'h2j-s1' })
+    const admin = (await authority.issue({ kind: 'admin', name: 'h2j-admin' })).file
+    const endpoints = await upIn(net, 'h2', ['--dir', join(base.path, 'h2-join'), '--auth', join(base.path, 'auth'), '--name', 'h2j',
+      '--join', `nats://${a1}:${NATS_PORT}`, '--creds', admin, '--tls-ca', ca, '--roles', 'servers', '--servers', '1', '--listen', a2!,
+      '--trust-file', join(base.path, 'trust.json')], hostEnv(a2!, '', ca), logs)
+    expect(endpoints.nats).toEqual([`nats://${a1}:${NATS_PORT}`])
+    expect(endpoints.creds).toBeUndefined()
+    const client = (await authority.issue({ kind: 'client', name: 'h2j-client' })).file
+    // The joined server is in the pool, healthy, next to the three hosts' own.
+    await expect.poll(async () => {
+      const r = await cli('h2', hostEnv(a2!, client, ca), 'stats', '--json')
+      return r.code === 0 ? (JSON.parse(r.stdout) as { servers: { id: string; healthy: boolean }[] }).servers.filter((x) => x.healthy).map((x) => x.id).sort() : r.stderr
+    }, { timeout: 60_000, interval: 500 }).toEqual(['h1-s1', 'h2-s1', 'h2j-s1', 'h3-s1'])
+  })
+
   it('a failing assertion inside a test net still removes every namespace it made', async () => {
     let prefix = ''
     await expect(withTestNet('f', async (n) => {
