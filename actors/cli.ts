@@ -11,6 +11,7 @@ import { registerRootCommands } from './cli/root.ts'
 import { registerNotaryCommand } from './cli/notary.ts'
 import { registerInspectCommand } from './cli/inspect.ts'
 import { registerFleetCommand } from './cli/fleet.ts'
+import { registerSiteCommands } from './cli/sites.ts'
 import { reportError } from './cli/output.ts'
 
 const { version } = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
@@ -34,6 +35,7 @@ registerRootCommands(program)
 registerNotaryCommand(program)
 registerInspectCommand(program)
 registerFleetCommand(program)
+registerSiteCommands(program)
 
 try {
   await program.parseAsync(process.argv)

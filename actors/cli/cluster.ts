@@ -15,7 +15,7 @@ export function registerClusterCommands(program: Command): void {
     .command('up')
     .description('start the embedded default in the foreground: NATS cluster, DHT bootstrap, servers, proxy, tracker, notary (and the root of trust in DIR/root.json)')
     .requiredOption('--dir <dir>', 'where config files, data and endpoints.json go')
-    .option('--roles <list>', `roles to start (${ALL_ROLES.join(',')})`, ALL_ROLES.join(','))
+    .option('--roles <list>', `roles to start (default ${ALL_ROLES.join(',')}; with --join, all but nats)`)
     .option('--nats-nodes <n>', 'nats-server nodes in the cluster', intArg('--nats-nodes'), 3)
     .option('--servers <n>', 'repository servers', intArg('--servers'), 3)
     .option('--weights <list>', 'weight of each server, comma-separated (default 1 each)')
@@ -25,9 +25,28 @@ export function registerClusterCommands(program: Command): void {
     .option('--tracker-udp-port <port>', 'tracker UDP port', intArg('--tracker-udp-port'))
     .option('--dht-port <port>', 'DHT bootstrap UDP port', intArg('--dht-port'))
     .option('--bootstrap <host:port>', 'DHT bootstrap to use when the dht role is not started here')
+    // Issue 17 item 1: one role set per host (docs/deploy.md).
+    .option('--listen <addr>', 'address every listener binds: NATS client/route/monitor ports, servers, proxy, tracker, DHT (default 127.0.0.1)')
+    .option('--advertise <addr>', 'address clients and other hosts reach this host at (default --listen; required with --listen 0.0.0.0); NATS certificates name it')
+    .option('--routes <urls>', "other hosts' NATS route URLs, comma-separated (nats-route://ADDR:PORT): the nodes here join their cluster")
+    .option('--nats-port <port>', 'client port of the first NATS node here (then +1, +2 …; default: free ports)', intArg('--nats-port'))
+    .option('--cluster-port <port>', 'route port of the first NATS node here, the one other hosts list in --routes', intArg('--cluster-port'))
+    .option('--monitor-port <port>', 'monitoring (HTTP) port of the first NATS node here', intArg('--monitor-port'))
+    .option('--name <name>', "this host's name: NATS node names NAME-n1 … and server ids NAME-s1 … (unique across hosts)")
+    .option('--cluster-size <n>', 'JetStream peers across all hosts to wait for before making the streams (default: the nodes here)', intArg('--cluster-size'))
+    .option('--auth <dir>', "the deployment's identities made on the first host (a copy of its D/auth): this host joins that deployment")
+    .option('--js-domain <name>', "this NATS's JetStream domain: the core's (e.g. core) or a site's own (sites, docs/deploy.md)")
+    .option('--leaf-listen <addr:port>', "core hosts: where sites' leaf nodes connect (TLS; node i on port + i)")
+    .option('--leaf-remote <urls>', "a site: the core's leaf URLs, comma-separated (tls://ADDR:PORT); the NATS here is a leaf node holding mirrors of the core's streams")
+    .option('--core-domain <name>', "a site: the core's JetStream domain, where the mirrors source from (with --leaf-remote)")
+    .option('--trust-file <file>', 'the trust file servers and the proxy read (default DIR/trust.json); one file distributed to every host')
+    .option('--join <urls>', 'use an existing NATS deployment (its URLs, comma-separated; with --creds and --tls-ca) instead of starting nats-server here')
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
     .action(action(async (o) => {
-      const roles = String(o.roles).split(',').map((r) => r.trim()).filter(Boolean)
+      const roles = String(o.roles ?? (o.join ? ALL_ROLES.filter((r) => r !== 'nats') : ALL_ROLES).join(',')).split(',').map((r) => r.trim()).filter(Boolean)
+      const { hostArg, routeList, domainArg, hostPort, leafUrls } = await import('../launcher/hosts.ts')
+      if (!!o.leafRemote !== !!o.coreDomain) throw new UpswarmError('UPSWARM_E_CONFIG', 'a site needs both --leaf-remote URLS (the core\'s leaf listeners) and --core-domain NAME (the core\'s --js-domain)')
+      if (o.leafRemote && !o.jsDomain) throw new UpswarmError('UPSWARM_E_CONFIG', 'a site needs a JetStream domain of its own: --js-domain NAME (not the core\'s)')
       const unknown = roles.filter((r) => !(ALL_ROLES as readonly string[]).includes(r))
       if (unknown.length) throw new Error(`unknown role(s) ${unknown.join(', ')}; choose from ${ALL_ROLES.join(', ')}`)
       const { up } = await import('../launcher/index.ts')
@@ -37,7 +56,21 @@ export function registerClusterCommands(program: Command): void {
         natsNodes: o.natsNodes,
         servers: o.servers,
         weights: o.weights ? String(o.weights).split(',').map(Number) : undefined,
-        natsUrls: o.nats ? String(o.nats).split(',') : undefined,
+        natsUrls: o.join ? String(o.join).split(',') : o.nats ? String(o.nats).split(',') : undefined,
+        ...(o.creds ? { creds: o.creds } : {}),
+        ...(o.tlsCa ? { tlsCa: o.tlsCa } : {}),
+        ...(o.listen ? { listen: hostArg('--listen', o.listen) } : {}),
+        ...(o.advertise ? { advertise: hostArg('--advertise', o.advertise) } : {}),
+        ...(o.routes ? { routes: routeList(o.routes) } : {}),
+        ...(o.natsPort || o.clusterPort || o.monitorPort ? { natsPorts: { client: o.natsPort, cluster: o.clusterPort, monitor: o.monitorPort } } : {}),
+        ...(o.name ? { name: hostArg('--name', o.name) } : {}),
+        ...(o.clusterSize ? { clusterSize: o.clusterSize } : {}),
+        ...(o.auth ? { authDir: o.auth } : {}),
+        ...(o.trustFile ? { trust: o.trustFile } : {}),
+        ...(o.jsDomain ? { domain: domainArg('--js-domain', o.jsDomain) } : {}),
+        ...(o.leafListen ? { leafListen: hostPort('--leaf-listen', o.leafListen) } : {}),
+        ...(o.leafRemote ? { leafRemotes: leafUrls(o.leafRemote) } : {}),
+        ...(o.coreDomain ? { coreDomain: domainArg('--core-domain', o.coreDomain) } : {}),
         bootstrap: o.bootstrap,
         httpPort: o.httpPort,
         sshPort: o.sshPort,
@@ -55,12 +88,13 @@ export function registerClusterCommands(program: Command): void {
 
   program
     .command('dht')
-    .description('run a HyperDHT bootstrap node (and two full nodes) on 127.0.0.1')
+    .description('run a HyperDHT bootstrap node (and two full nodes) on 127.0.0.1 (or --host)')
     .option('--port <port>', 'UDP port of the bootstrap node (0: any free port)', intArg('--port'), 0)
+    .option('--host <addr>', 'address the nodes bind', '127.0.0.1')
     .action(action(async (o) => {
       const { startLocalDht } = await import('../../infra/cluster/dht.ts')
       await runRole('dht', async () => {
-        const dht = await startLocalDht({ port: o.port })
+        const dht = await startLocalDht({ port: o.port, host: o.host })
         return { ready: { dhtBootstrap: dht.bootstrap }, close: () => dht.close() }
       })
     }))
@@ -113,6 +147,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--ssh-host-key <file>', 'SSH host key (created, Ed25519, when missing)', 'upswarm-proxy-ssh-host-key')
     .option('--ssh-authorized-keys <file>', 'only these public keys (OpenSSH authorized_keys) may log in; default: anyone may read, as over HTTP')
     .option('--id <id>', 'proxy id')
+    .option('--host <addr>', 'address the gateway and the SFTP door bind', '127.0.0.1')
     .addOption(trustOption('trust file: the gateway and the SFTP door serve only releases signed by the keys it pins for their product (re-read when it changes); without it they serve none'))
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(inspectOption()).addOption(metricsPortOption())
     .action(action(async (o) => {
@@ -129,7 +164,7 @@ export function registerClusterCommands(program: Command): void {
       const nc = await connectNats(o.nats, 'upswarm-proxy', o)
       const inspecting = await inspectIfAsked(o, 'proxy', nc)
       await runRole('proxy', async () => {
-        const proxy = await startProxy({ nc, id: o.id, httpPort: o.httpPort, ...ssh, ...(trust ? { trust } : {}), log: (m) => log(`proxy: ${m}`) })
+        const proxy = await startProxy({ nc, id: o.id, httpPort: o.httpPort, httpHost: o.host, ...ssh, ...(trust ? { trust } : {}), log: (m) => log(`proxy: ${m}`) })
         const { proxyMetrics } = await import('../proxy/metrics.ts')
         const metrics = await serveMetricsIfAsked(o.metricsPort, 'proxy', () => proxyMetrics(proxy))
         return { ready: { http: proxy.httpUrl, ssh: proxy.sshUrl, id: proxy.id, ...(metrics.url ? { metrics: metrics.url } : {}) }, close: async () => { await metrics.close(); await proxy.close(); await inspecting.stop(); await nc.drain() } }
@@ -142,6 +177,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--http-port <port>', 'HTTP port (0: any free port)', intArg('--http-port'), 0)
     .option('--udp-port <port>', 'UDP port (0: any free port)', intArg('--udp-port'), 0)
     .option('--id <id>', 'tracker instance id')
+    .option('--host <addr>', 'address the HTTP and UDP doors bind', '127.0.0.1')
     .option('--cert <file>', 'TLS certificate: serve HTTPS')
     .option('--key <file>', 'TLS key for --cert')
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(inspectOption()).addOption(metricsPortOption())

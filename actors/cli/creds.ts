@@ -10,6 +10,19 @@ const DAY_S = 24 * 60 * 60
 export function registerCredsCommands(program: Command): void {
   const creds = program.command('creds').description("identities of a deployment: issue, revoke and list (the directory `up --dir` made)")
 
+  // Issue 17: a deployment across hosts shares one set of identities; made once, before any host's `up`.
+  creds
+    .command('init')
+    .description("make a deployment's identities and CA in DIR/auth (what `up` makes on first start), to copy to each host (`up --auth`)")
+    .requiredOption('--dir <dir>', 'the deployment directory')
+    .addOption(jsonOption())
+    .action(action(async (o) => {
+      const [{ Authority }, { join }] = await Promise.all([import('../../infra/auth/authority.ts'), import('node:path')])
+      const authority = await Authority.open(join(o.dir, 'auth'))
+      printResult(!!o.json, { dir: authority.paths.dir, ca: authority.paths.caFile },
+        () => `identities in ${authority.paths.dir} (CA ${authority.paths.caFile}); copy the directory to each host and start it with \`up --auth DIR\``)
+    }))
+
   creds
     .command('issue')
     .description('mint the NATS credentials of one client machine (or a role) and write its creds file')

@@ -5,7 +5,7 @@
 // stop are the statechart machines/launcher.machine.ts.
 import type { ChildProcess } from 'node:child_process'
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { existsSync } from 'node:fs'
 import { Authority, authorityPaths, credsFileOf } from '../../infra/auth/authority.ts'
@@ -17,6 +17,7 @@ import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import { connectNats } from '../../infra/nats/connect.ts'
 import { ensureResources } from '../../infra/nats/resources.ts'
+import { ensureSiteMirrors } from '../../infra/nats/site-mirrors.ts'
 import { ensureDeploymentRoot } from '../../infra/formats/deployment-root.ts'
 import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogic } from 'xstate'
 import { launcherMachine, READY_TIMEOUT_MS, type LauncherFailure } from '../../machines/launcher.machine.ts'
@@ -46,6 +47,34 @@ export interface UpOptions {
   /** An XState inspection observer for the launcher's actor (live inspection, issue 12). */
   inspect?: ActorOptions<AnyActorLogic>['inspect']
   log?: (msg: string) => void
+  /**
+   * Issue 17 item 1, one role set per host: the address every listener binds (NATS client, route
+   * and monitoring ports, servers' swarm listeners, the proxy's doors, the tracker, the DHT node).
+   * Default 127.0.0.1.
+   */
+  listen?: string
+  /** The address clients and other hosts reach this host at (default `listen`; required with 0.0.0.0). */
+  advertise?: string
+  /** Other hosts' NATS route URLs (nats-route://ADDR:6222): the nodes here join their cluster. */
+  routes?: string[]
+  /** Fixed first ports of the NATS nodes here (other hosts route to `cluster`); unset: free ports. */
+  natsPorts?: { client?: number; cluster?: number; monitor?: number }
+  /** This host's name: prefixes its NATS node names and server ids (unique across the cluster). */
+  name?: string
+  /** JetStream peers across all hosts to wait for before the resources are made (default: the nodes here). */
+  clusterSize?: number
+  /** Issue 17 item 2: this NATS's JetStream domain (the core's, or a site's own). */
+  domain?: string
+  /** The core: where sites' leaf nodes connect (node i on port + i). */
+  leafListen?: { host: string; port: number }
+  /** A site: the core's leaf URLs (tls://ADDR:PORT); the NATS here is a leaf node with mirrors of the core's streams. */
+  leafRemotes?: string[]
+  /** A site: the core's JetStream domain, where the mirrors source from. */
+  coreDomain?: string
+  /** The trust file servers and the proxy read (default D/trust.json, made empty when missing). */
+  trust?: string
+  /** The deployment's identities made elsewhere (a copy of the first host's D/auth); default D/auth, made when missing. */
+  authDir?: string
 }
 
 /** Creds files of the identities `up` made (issue 10): one per role, and one sample client. */
@@ -68,6 +97,14 @@ export interface Endpoints {
   swarmIdentities?: { servers: Record<string, string>; client: string }
   /** Where the identities are kept: `upswarm creds issue|revoke --dir` of this directory. */
   authDir?: string
+  /** Issue 17 item 2: this NATS's JetStream domain (the core's, or a site's own). */
+  domain?: string
+  /** The core: where sites' leaf nodes connect (node i on port + i). */
+  leafListen?: { host: string; port: number }
+  /** A site: the core's leaf URLs (tls://ADDR:PORT); the NATS here is a leaf node with mirrors of the core's streams. */
+  leafRemotes?: string[]
+  /** A site: the core's JetStream domain, where the mirrors source from. */
+  coreDomain?: string
   /** The trust file servers and the proxy read (issue 10 item 4): `publish --trust` pins a new product's key in it. */
   trust?: string
   /** The deployment's root of trust (issue 10 item 7): root version 1 is made by `up`; `root edit --dir` makes the next. */
@@ -134,6 +171,17 @@ export async function up(opts: UpOptions): Promise<Launched> {
   const endpointsFile = join(dir, 'endpoints.json')
   await rm(endpointsFile, { force: true })
   const has = (r: Role): boolean => opts.roles.includes(r)
+  /** Server ids: s1, s2, … (with a host name, NAME-s1, …: unique across hosts). */
+  const serverId = (i: number): string => (opts.name ? `${opts.name}-s${i}` : `s${i}`)
+  const listen = opts.listen
+  const advertise = opts.advertise ?? opts.listen
+  /** A URL a role reported with the address it bound, as clients reach it (issue 17 item 1). */
+  const advertised = (url: string): string => {
+    if (!advertise || !listen || advertise === listen) return url
+    const u = new URL(url)
+    u.hostname = advertise.includes(':') ? `[${advertise}]` : advertise
+    return u.toString().replace(/\/$/, '')
+  }
   const needsNats = has('servers') || has('proxy') || has('tracker') || has('notary')
   if (needsNats && !has('nats') && !opts.natsUrls?.length) {
     throw new UpswarmError('UPSWARM_E_CONFIG', 'roles servers/proxy/tracker/notary need NATS: include the nats role or pass --nats URLS')
@@ -152,9 +200,11 @@ export async function up(opts: UpOptions): Promise<Launched> {
   // did not make, each role's creds file must be in D/auth/creds/ (`upswarm creds issue --role`).
   const credsArgs = (role: string): string[] => {
     const [kind, name] = role.startsWith('server-') ? ['server', role.slice('server-'.length)] : [role, role]
-    const file = made.roleCreds.get(role) ?? credsFileOf(authorityPaths(join(dir, 'auth')).credsDir, { kind: kind as Identity['kind'], name })
+    // With --auth (issue 17), the deployment's identities are in that directory, not D/auth.
+    const authDir = opts.authDir ? resolve(opts.authDir) : join(dir, 'auth')
+    const file = made.roleCreds.get(role) ?? credsFileOf(authorityPaths(authDir).credsDir, { kind: kind as Identity['kind'], name })
     if (!made.roleCreds.has(role) && !existsSync(file)) {
-      throw new UpswarmError('UPSWARM_E_CONFIG', `${role} needs its own identity on this cluster: ${file} is missing (upswarm creds issue --dir ${dir} --role ${kind} --name ${name})`)
+      throw new UpswarmError('UPSWARM_E_CONFIG', `${role} needs its own identity on this cluster: ${file} is missing (upswarm creds issue --dir ${dirname(authDir)} --role ${kind} --name ${name})`)
     }
     return ['--creds', file]
   }
@@ -173,8 +223,22 @@ export async function up(opts: UpOptions): Promise<Launched> {
     actors: {
       startNats: fromPromise(async () => {
         // Issue 10: the embedded cluster has identities and TLS from the start; nothing anonymous.
-        const authority = await Authority.open(join(dir, 'auth'))
-        const cluster = await NatsCluster.start({ dir: join(dir, 'nats'), nodes: opts.natsNodes, authority })
+        const authority = opts.authDir ? await Authority.load(resolve(opts.authDir)) : await Authority.open(join(dir, 'auth'))
+        // A site's link carries the UPSWARM account; its heartbeats and proxy requests stay on
+        // their side, so each side's proxy assigns its own servers (issue 17 item 2).
+        const leafRemotes = opts.leafRemotes?.length ? [{
+          urls: opts.leafRemotes, account: authority.accountPublicKeys.upswarm, caFile: authority.paths.caFile,
+          credentials: (await authority.issue({ kind: 'admin', name: `leaf-${opts.name ?? 'site'}` })).file,
+          deny: ['upswarm.heartbeat.>', 'upswarm.proxy.>'],
+        }] : undefined
+        const cluster = await NatsCluster.start({
+          ...(opts.domain ? { domain: opts.domain } : {}), ...(opts.leafListen ? { leafListen: opts.leafListen } : {}),
+          ...(leafRemotes ? { leafRemotes } : {}),
+          dir: join(dir, 'nats'), nodes: opts.natsNodes, authority,
+          ...(opts.listen ? { host: opts.listen } : {}), ...(opts.advertise ? { advertise: opts.advertise } : {}),
+          ...(opts.routes?.length ? { routes: opts.routes } : {}), ...(opts.natsPorts ? { ports: opts.natsPorts } : {}),
+          ...(opts.name ? { namePrefix: opts.name } : {}), ...(opts.clusterSize ? { expectPeers: opts.clusterSize } : {}),
+        })
         made.cluster = cluster
         endpoints.nats = cluster.urls
         endpoints.tlsCa = authority.paths.caFile
@@ -182,7 +246,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
         const issue = async (kind: Identity['kind'], name: string): Promise<string> =>
           (await authority.issue({ kind, name })).file
         const servers: Record<string, string> = {}
-        for (let i = 1; i <= opts.servers; i++) servers[`s${i}`] = await issue('server', `s${i}`)
+        for (let i = 1; i <= opts.servers; i++) servers[serverId(i)] = await issue('server', serverId(i))
         endpoints.creds = {
           admin: await issue('admin', 'admin'), publisher: await issue('publisher', 'publisher'), proxy: await issue('proxy', 'proxy'),
           tracker: await issue('tracker', 'tracker'), notary: await issue('notary', 'notary'), servers, client: await issue('client', 'sample-client'),
@@ -202,11 +266,19 @@ export async function up(opts: UpOptions): Promise<Launched> {
         if (natsArg) {
           const nc = await connectNats(natsArg, 'upswarm-up', made.adminAuth)
           try {
-            await ensureResources(nc)
+            if (opts.coreDomain) {
+              // A site: mirrors of the core's streams in its own domain, nothing of record made here.
+              const mirrors = await ensureSiteMirrors(nc, opts.coreDomain)
+              log(`site: mirrors ${mirrors.join(', ')} of domain ${opts.coreDomain}`)
+            } else await ensureResources(nc)
             // Issue 10 item 7: the deployment's root of trust, made once, on the stream from the start.
-            const root = await ensureDeploymentRoot(dir, nc)
-            Object.assign(endpoints, { root: root.rootFile, rootKey: root.rootKeyFile, freshKey: root.freshKeyFile, haltKey: root.haltKeyFile })
-            log(`root: version ${root.version} in ${root.rootFile}${root.pushed ? ', pushed to UPSWARM_META' : ''}`)
+            // Issue 17: a host that joins with the first host's identities (--auth) makes none
+            // unless it runs the notary: the root is the first host's, not one per host.
+            if (!opts.coreDomain && (!opts.authDir || has('notary'))) {
+              const root = await ensureDeploymentRoot(dir, nc)
+              Object.assign(endpoints, { root: root.rootFile, rootKey: root.rootKeyFile, freshKey: root.freshKeyFile, haltKey: root.haltKeyFile })
+              log(`root: version ${root.version} in ${root.rootFile}${root.pushed ? ', pushed to UPSWARM_META' : ''}`)
+            }
           } finally {
             await nc.close()
           }
@@ -217,11 +289,11 @@ export async function up(opts: UpOptions): Promise<Launched> {
         delete made.env.UPSWARM_CREDS
         // No trust on first use: servers and the proxy believe only the keys this file pins; a
         // publish with `--trust` pins a new product's key into it (the embedded default).
-        endpoints.trust = join(dir, 'trust.json')
+        endpoints.trust = opts.trust ? resolve(opts.trust) : join(dir, 'trust.json')
         if (!existsSync(endpoints.trust)) await writeTrust(endpoints.trust, emptyTrust())
       }),
       startDht: fromPromise(async ({ signal }) => {
-        const ready = await spawn('dht', 'dht', ['dht', ...(opts.dhtPort ? ['--port', String(opts.dhtPort)] : [])], made.env, signal)
+        const ready = await spawn('dht', 'dht', ['dht', ...(opts.dhtPort ? ['--port', String(opts.dhtPort)] : []), ...(listen ? ['--host', listen] : [])], made.env, signal)
         endpoints.dhtBootstrap = String(ready.dhtBootstrap)
         log(`dht: bootstrap ${endpoints.dhtBootstrap}`)
       }),
@@ -235,9 +307,11 @@ export async function up(opts: UpOptions): Promise<Launched> {
         endpoints.metrics = metrics
         if (has('servers')) {
           for (let i = 1; i <= opts.servers; i++) {
-            const id = `s${i}`
+            const id = serverId(i)
             const weight = opts.weights?.[i - 1] ?? 1
             const args = ['server', '--id', id, '--data', join(dir, 'servers', id), '--weight', String(weight), '--trust', trust, '--metrics-port', '0', ...credsArgs(`server-${id}`)]
+            if (listen) args.push('--swarm-host', listen)
+            if (advertise && advertise !== listen) args.push('--swarm-advertise', advertise)
             if (opts.serverMaxUploadRate !== undefined) args.push('--max-upload-rate', String(opts.serverMaxUploadRate))
             const swarmIdentity = endpoints.swarmIdentities?.servers[id]
             if (swarmIdentity) args.push('--swarm-identity', swarmIdentity)
@@ -248,20 +322,20 @@ export async function up(opts: UpOptions): Promise<Launched> {
           }
         }
         if (has('proxy')) {
-          const args = ['proxy', '--http-port', String(opts.httpPort ?? 0), '--ssh-port', String(opts.sshPort ?? 0), '--ssh-host-key', join(dir, 'proxy', 'ssh-host-key'), '--trust', trust, '--metrics-port', '0', ...credsArgs('proxy')]
+          const args = ['proxy', '--http-port', String(opts.httpPort ?? 0), '--ssh-port', String(opts.sshPort ?? 0), '--ssh-host-key', join(dir, 'proxy', 'ssh-host-key'), '--trust', trust, '--metrics-port', '0', ...credsArgs('proxy'), ...(listen ? ['--host', listen] : [])]
           starts.push(spawn('proxy', 'proxy', args, roleEnv, signal).then((ready) => {
             metrics.proxy = String(ready.metrics)
-            endpoints.http = String(ready.http)
-            endpoints.ssh = String(ready.ssh)
+            endpoints.http = advertised(String(ready.http))
+            endpoints.ssh = advertised(String(ready.ssh))
             log(`proxy: gateway ${endpoints.http}, ${endpoints.ssh}`)
           }))
         }
         if (has('tracker')) {
-          const args = ['tracker', '--http-port', String(opts.trackerHttpPort ?? 0), '--udp-port', String(opts.trackerUdpPort ?? 0), '--metrics-port', '0', ...credsArgs('tracker')]
+          const args = ['tracker', '--http-port', String(opts.trackerHttpPort ?? 0), '--udp-port', String(opts.trackerUdpPort ?? 0), '--metrics-port', '0', ...credsArgs('tracker'), ...(listen ? ['--host', listen] : [])]
           starts.push(spawn('tracker', 'tracker', args, roleEnv, signal).then((ready) => {
             metrics.tracker = String(ready.metrics)
-            endpoints.trackerHttp = String(ready.trackerHttp)
-            endpoints.trackerUdp = String(ready.trackerUdp)
+            endpoints.trackerHttp = advertised(String(ready.trackerHttp))
+            endpoints.trackerUdp = advertised(String(ready.trackerUdp))
             log(`tracker: ${endpoints.trackerHttp} ${endpoints.trackerUdp}`)
           }))
         }

@@ -6,7 +6,7 @@
 // repository server restarts and no other creds change.
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds, fromSeed, type KeyPair } from '@nats-io/jwt'
 import { UpswarmError } from '../errors.ts'
@@ -210,8 +210,24 @@ export class Authority {
     return { upswarm: publicKeyOf(this.full.account), clients: publicKeyOf(this.full.clients) }
   }
 
-  /** The nats-server configuration lines that load this authority and require TLS on the client port. */
-  serverConfig(jwtDir: string): string[] {
+  /**
+   * Issue 17 item 1: a certificate of one host's NATS node, signed by this deployment's CA, naming
+   * the addresses clients dial it at (SANs); written as DIR/tls-cert.pem and DIR/tls-key.pem (0600).
+   */
+  writeNodeCert(dir: string, hosts: string[]): { certFile: string; keyFile: string } {
+    const caKeyFile = join(this.paths.dir, 'ca-key.pem')
+    if (!existsSync(caKeyFile)) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `the CA key ${caKeyFile} is missing: a host's NATS certificate naming ${hosts.join(', ')} is signed with it (copy the first host's D/auth whole)`)
+    }
+    const pair = issueServerCert({ cert: readFileSync(this.paths.caFile, 'utf8'), key: readFileSync(caKeyFile, 'utf8') }, hosts)
+    const out = { certFile: join(dir, 'tls-cert.pem'), keyFile: join(dir, 'tls-key.pem') }
+    writeFileSync(out.certFile, pair.cert)
+    writeFileSync(out.keyFile, pair.key, { mode: 0o600 })
+    return out
+  }
+
+  /** The nats-server configuration lines that load this authority and require TLS on the client port (with `tls`: that certificate instead of the shared one). */
+  serverConfig(jwtDir: string, tls?: { certFile: string; keyFile: string }): string[] {
     const sys = kp(this.state.system.seed).getPublicKey()
     return [
       `operator: ${JSON.stringify(this.state.operator.jwt)}`,
@@ -228,8 +244,8 @@ export class Authority {
       `  ${publicKeyOf(this.full.clients)}: ${JSON.stringify(this.full.clients.jwt)}`,
       '}',
       'tls {',
-      `  cert_file: ${JSON.stringify(this.paths.certFile)}`,
-      `  key_file: ${JSON.stringify(this.paths.keyFile)}`,
+      `  cert_file: ${JSON.stringify(tls?.certFile ?? this.paths.certFile)}`,
+      `  key_file: ${JSON.stringify(tls?.keyFile ?? this.paths.keyFile)}`,
       '  timeout: 5',
       '}',
     ]

@@ -8,8 +8,8 @@ export interface LocalDht {
   close(): Promise<void>
 }
 
-export async function startLocalDht(opts: { port?: number; nodes?: number } = {}): Promise<LocalDht> {
-  const testnet: Testnet = await createTestnet(opts.nodes ?? 3, { host: '127.0.0.1', port: opts.port ?? 0 })
+export async function startLocalDht(opts: { port?: number; nodes?: number; host?: string } = {}): Promise<LocalDht> {
+  const testnet: Testnet = await createTestnet(opts.nodes ?? 3, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 })
   const first = testnet.bootstrap[0]!
   return {
     bootstrap: `${first.host}:${first.port}`,

@@ -1,5 +1,7 @@
 // The embedded default: an N-node nats-server cluster with JetStream on 127.0.0.1.
 // Config files and data live under the given directory; ports are chosen free unless given.
+// Issue 17 item 1: the same nodes on a host of a cluster across hosts: bound to a given address,
+// advertising the one clients and other hosts reach, routing to other hosts' nodes as well.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
@@ -11,13 +13,24 @@ import { freePorts } from './ports.ts'
 
 const CLUSTER_NAME = 'upswarm'
 const READY_TIMEOUT_MS = 30_000
+/** How long `up --cluster-size N` waits for the JetStream peers of other hosts. */
+const PEERS_TIMEOUT_MS = 180_000
 
 export interface NatsNodeOptions {
   name: string
   port: number
   clusterPort: number
   monitorPort: number
+  /** Address the listeners bind (default 127.0.0.1). */
+  host?: string
+  /** Address clients and other hosts' nodes reach this node at (default: `host`). */
+  advertise?: string
 }
+
+const WILDCARD = new Set(['0.0.0.0', '::', '[::]'])
+
+/** An address as it goes into a URL (IPv6 in brackets). */
+const urlHost = (h: string): string => (h.includes(':') && !h.startsWith('[') ? `[${h}]` : h)
 
 export class NatsNode {
   readonly name: string
@@ -26,10 +39,17 @@ export class NatsNode {
   readonly monitorPort: number
   readonly configFile: string
   readonly logFile: string
+  /** What clients dial: the advertised address, else the bound one. */
+  readonly advertise: string
+  /** Where this process reads the node's monitoring endpoint: the bound address (loopback for a wildcard). */
+  readonly monitorHost: string
   private child: ChildProcess | undefined
 
   constructor(opts: NatsNodeOptions, configFile: string, logFile: string) {
     this.name = opts.name
+    const host = opts.host ?? '127.0.0.1'
+    this.advertise = opts.advertise ?? host
+    this.monitorHost = WILDCARD.has(host) ? '127.0.0.1' : host
     this.port = opts.port
     this.clusterPort = opts.clusterPort
     this.monitorPort = opts.monitorPort
@@ -38,7 +58,7 @@ export class NatsNode {
   }
 
   get url(): string {
-    return `nats://127.0.0.1:${this.port}`
+    return `nats://${urlHost(this.advertise)}:${this.port}`
   }
 
   get pid(): number | undefined {
@@ -110,6 +130,37 @@ export interface NatsClusterOptions {
   basePort?: number
   /** Identities and TLS (issue 10): without it the cluster is anonymous and in clear (development only). */
   authority?: Authority
+  /** Issue 17 item 1: the address every listener binds (default 127.0.0.1). */
+  host?: string
+  /** The address clients and other hosts reach (default `host`; required when `host` is 0.0.0.0 or ::). */
+  advertise?: string
+  /** Route URLs of other hosts' nodes (nats-route://ADDR:PORT): one cluster across hosts. */
+  routes?: string[]
+  /** Fixed first ports (node i uses port + i - 1); unset: free ports. Other hosts route to `cluster`. */
+  ports?: { client?: number; cluster?: number; monitor?: number }
+  /** Prefix of the node names (server_name must be unique across the whole cluster): NAME-n1, … */
+  namePrefix?: string
+  /** JetStream peers the meta group must have before the cluster is ready (default: the nodes started here). */
+  expectPeers?: number
+  /** Issue 17 item 2: this cluster's JetStream domain (the core's, or a site's own). */
+  domain?: string
+  /** The core: where leaf nodes of sites connect (TLS with this host's certificate). */
+  leafListen?: { host: string; port: number }
+  /** A site: the core's leaf node URLs this node connects to, bound to a local account each. */
+  leafRemotes?: LeafRemote[]
+}
+
+export interface LeafRemote {
+  /** tls://ADDR:PORT of core nodes' leaf listeners. */
+  urls: string[]
+  /** Creds of a core identity of the account. */
+  credentials: string
+  /** The local account (public key) the link carries. */
+  account: string
+  /** CA of the core's certificates. */
+  caFile: string
+  /** Subjects that do not cross the link in either direction (a site's heartbeats and proxy stay its own). */
+  deny?: string[]
 }
 
 export class NatsCluster {
@@ -131,8 +182,8 @@ export class NatsCluster {
    */
   static async start(opts: NatsClusterOptions): Promise<NatsCluster> {
     // Only a fresh cluster is retried: its data directories can be wiped between attempts.
-    const fresh = !existsSync(join(opts.dir, 'n1', 'jetstream', 'jetstream'))
-    const attempts = fresh && !opts.basePort ? 3 : 1
+    const fresh = !existsSync(join(opts.dir, nodeName(opts, 1), 'jetstream', 'jetstream'))
+    const attempts = fresh && !opts.basePort && !opts.ports ? 3 : 1
     for (let attempt = 1; ; attempt++) {
       try {
         return await NatsCluster.startOnce(opts)
@@ -146,28 +197,46 @@ export class NatsCluster {
   private static async startOnce(opts: NatsClusterOptions): Promise<NatsCluster> {
     const count = opts.nodes ?? 3
     if (count < 1) throw new UpswarmError('UPSWARM_E_CONFIG', `--nats-nodes must be at least 1 (got ${count})`)
+    const host = opts.host ?? '127.0.0.1'
+    if (WILDCARD.has(host) && !opts.advertise) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `NATS listens on ${host} (every address): give the address clients reach with --advertise ADDR`)
+    }
     const ports = opts.basePort
       ? Array.from({ length: count * 3 }, (_, i) => opts.basePort! + i)
-      : await freePorts(count * 3)
+      : await freePorts(count * 3, WILDCARD.has(host) ? '127.0.0.1' : host)
+    const fixed = (kind: 'client' | 'cluster' | 'monitor', i: number, free: number): number => {
+      const first = opts.ports?.[kind]
+      return first ? first + i : free
+    }
     const specs: NatsNodeOptions[] = Array.from({ length: count }, (_, i) => ({
-      name: `n${i + 1}`,
-      port: ports[i]!,
-      clusterPort: ports[count + i]!,
-      monitorPort: ports[2 * count + i]!,
+      name: nodeName(opts, i + 1),
+      port: fixed('client', i, ports[i]!),
+      clusterPort: fixed('cluster', i, ports[count + i]!),
+      monitorPort: fixed('monitor', i, ports[2 * count + i]!),
+      host,
+      ...(opts.advertise ? { advertise: opts.advertise } : {}),
     }))
     const bin = natsServerBinary()
     const nodes = specs.map((spec) => {
       const nodeDir = join(opts.dir, spec.name)
       mkdirSync(join(nodeDir, 'jetstream'), { recursive: true })
       const configFile = join(nodeDir, 'nats-server.conf')
-      const auth = opts.authority?.serverConfig(join(nodeDir, 'jwt')) ?? []
-      writeFileSync(configFile, renderConfig(spec, specs, nodeDir, bin.supportsSyncAlways, auth))
+      // A node bound or advertised beyond loopback gets a certificate of its own naming those
+      // addresses (SANs), so clients that dial the advertised address verify it (issue 17 item 1).
+      const ownCert = opts.authority && (opts.host || opts.advertise || opts.leafListen)
+        ? opts.authority.writeNodeCert(nodeDir, [...new Set([spec.advertise ?? host, ...(WILDCARD.has(host) ? [] : [host]),
+          ...(opts.leafListen && !WILDCARD.has(opts.leafListen.host) ? [opts.leafListen.host] : []), '127.0.0.1', 'localhost'])])
+        : undefined
+      const auth = opts.authority?.serverConfig(join(nodeDir, 'jwt'), ownCert) ?? []
+      const leaf = renderLeaf(opts, specs.indexOf(spec), ownCert)
+      writeFileSync(configFile, renderConfig(spec, specs, nodeDir, bin.supportsSyncAlways, [...auth, ...leaf], opts.routes ?? [], opts.domain))
       return new NatsNode(spec, configFile, join(nodeDir, 'nats-server.log'))
     })
     const cluster = new NatsCluster(opts.dir, nodes)
     try {
       await Promise.all(nodes.map((n) => n.start()))
-      await cluster.waitForJetStream()
+      // Peers on other hosts start when their operators (or tests) start them: wait longer for them.
+      await cluster.waitForJetStream(opts.expectPeers && opts.expectPeers > count ? PEERS_TIMEOUT_MS : READY_TIMEOUT_MS, opts.expectPeers)
     } catch (err) {
       await cluster.stop()
       throw err
@@ -179,14 +248,21 @@ export class NatsCluster {
    * Resolves once the JetStream meta group has a leader and every running node is a current
    * member of it: before that, R3 assets cannot be placed ("no suitable peers for placement").
    */
-  async waitForJetStream(timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+  async waitForJetStream(timeoutMs = READY_TIMEOUT_MS, expectPeers?: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
     const running = this.nodes.filter((n) => n.running)
     let last = ''
     for (;;) {
       try {
-        type Jsz = { meta_cluster?: { leader?: string; replicas?: { name: string; current: boolean }[] } }
-        const jsz = async (node: NatsNode): Promise<Jsz> => (await fetch(`http://127.0.0.1:${node.monitorPort}/jsz`)).json() as Promise<Jsz>
+        type Jsz = { meta_cluster?: { leader?: string; cluster_size?: number; replicas?: { name: string; current: boolean }[] } }
+        const jsz = async (node: NatsNode): Promise<Jsz> => (await fetch(`http://${urlHost(node.monitorHost)}:${node.monitorPort}/jsz`)).json() as Promise<Jsz>
+        if (expectPeers !== undefined && expectPeers > running.length) {
+          // Peers on other hosts: every node knows the group's leader and size, only the leader its replicas.
+          const meta = (await jsz(running[0]!)).meta_cluster
+          last = JSON.stringify(meta ?? {})
+          if (meta?.leader && (meta.cluster_size ?? 0) >= expectPeers) return
+          throw new Error(`waiting for ${expectPeers} JetStream peers: ${last}`)
+        }
         if (running.length === 1) {
           // Standalone JetStream: ready once the server answers JetStream monitoring.
           await jsz(running[0]!)
@@ -215,26 +291,69 @@ export class NatsCluster {
   }
 }
 
-function renderConfig(self: NatsNodeOptions, all: NatsNodeOptions[], dir: string, syncAlways: boolean, auth: string[]): string {
-  const routes = all.filter((n) => n !== self).map((n) => `    "nats://127.0.0.1:${n.clusterPort}"`)
+function nodeName(opts: NatsClusterOptions, i: number): string {
+  return opts.namePrefix ? `${opts.namePrefix}-n${i}` : `n${i}`
+}
+
+/** Issue 17 item 2: the leafnodes block: a core node's listener (node i on port + i) or a site node's remotes. */
+function renderLeaf(opts: NatsClusterOptions, i: number, cert: { certFile: string; keyFile: string } | undefined): string[] {
+  if (opts.leafListen) {
+    return [
+      'leafnodes {',
+      `  listen: "${urlHost(opts.leafListen.host)}:${opts.leafListen.port + i}"`,
+      ...(cert ? ['  tls {', `    cert_file: ${JSON.stringify(cert.certFile)}`, `    key_file: ${JSON.stringify(cert.keyFile)}`, '    timeout: 5', '  }'] : []),
+      '}',
+    ]
+  }
+  if (opts.leafRemotes?.length) {
+    return [
+      'leafnodes {',
+      '  remotes: [',
+      ...opts.leafRemotes.flatMap((r) => [
+        '    {',
+        `      urls: [${r.urls.map((u) => JSON.stringify(u)).join(', ')}]`,
+        `      credentials: ${JSON.stringify(r.credentials)}`,
+        `      account: ${r.account}`,
+        `      tls { ca_file: ${JSON.stringify(r.caFile)} }`,
+        ...(r.deny?.length ? [`      deny_imports: ${JSON.stringify(r.deny)}`, `      deny_exports: ${JSON.stringify(r.deny)}`] : []),
+        '    }',
+      ]),
+      '  ]',
+      '}',
+    ]
+  }
+  return []
+}
+
+function renderConfig(self: NatsNodeOptions, all: NatsNodeOptions[], dir: string, syncAlways: boolean, auth: string[], extraRoutes: string[], domain?: string): string {
+  const host = urlHost(self.host ?? '127.0.0.1')
+  const advertise = self.advertise ? urlHost(self.advertise) : undefined
+  const routes = [
+    ...all.filter((n) => n !== self).map((n) => `nats://${urlHost(n.advertise ?? n.host ?? '127.0.0.1')}:${n.clusterPort}`),
+    ...extraRoutes,
+  ].map((r) => `    ${JSON.stringify(r)}`)
   return [
     `server_name: ${self.name}`,
-    `listen: "127.0.0.1:${self.port}"`,
-    `http: "127.0.0.1:${self.monitorPort}"`,
+    `listen: "${host}:${self.port}"`,
+    // Issue 17 item 1: what the INFO tells clients (connect_urls) and other nodes.
+    advertise ? `client_advertise: "${advertise}:${self.port}"` : '',
+    `http: "${host}:${self.monitorPort}"`,
     'max_payload: 8MB',
     ...auth,
     'jetstream {',
     `  store_dir: ${JSON.stringify(join(dir, 'jetstream'))}`,
+    domain ? `  domain: ${domain}` : '',
     '  max_memory_store: 256MB',
     '  max_file_store: 16GB',
     // Acknowledged writes are on disk before the ack (kill -9 and power loss safe).
     syncAlways ? '  sync_interval: always' : '',
     '}',
     // A single node runs JetStream standalone: a cluster block needs routes.
-    ...(all.length > 1 ? [
+    ...(routes.length > 0 ? [
       'cluster {',
       `  name: ${CLUSTER_NAME}`,
-      `  listen: "127.0.0.1:${self.clusterPort}"`,
+      `  listen: "${host}:${self.clusterPort}"`,
+      advertise ? `  advertise: "${advertise}:${self.clusterPort}"` : '',
       '  routes: [',
       ...routes,
       '  ]',

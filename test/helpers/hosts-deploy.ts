@@ -1,0 +1,39 @@
+// Running upswarm in test hosts (test/helpers/netns.ts): `up` in a host until it prints its
+// endpoints, and a CLI command in a host to its end, with that host's NATS in the environment.
+import { execFile } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { PROJECT_ROOT } from '../../infra/project-root.ts'
+import type { Endpoints } from '../../actors/launcher/index.ts'
+import type { TestNet } from './netns.ts'
+
+export const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+export const NATS_PORT = 4222
+
+/** The environment of a CLI run in a host: no tracker, DHT or NATS of the machine's; `addr`'s NATS. */
+export function hostEnv(addr: string, creds: string, ca: string): NodeJS.ProcessEnv {
+  const { UPSWARM_TRACKER: _t, UPSWARM_BOOTSTRAP: _b, UPSWARM_NATS: _n, UPSWARM_CREDS: _c, UPSWARM_TRUST: _tr, ...rest } = process.env
+  return { ...rest, UPSWARM_NATS: `nats://${addr}:${NATS_PORT}`, UPSWARM_CREDS: creds, UPSWARM_TLS_CA: ca }
+}
+
+/** `upswarm up ARGS` in host `name`; resolves with its endpoints once it is ready, or rejects with its output. */
+export async function upIn(net: TestNet, name: string, args: string[], env: NodeJS.ProcessEnv, logs: Map<string, string>): Promise<Endpoints> {
+  const child = net.spawn(name, process.execPath, [CLI, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
+  logs.set(name, '')
+  child.stderr!.on('data', (d: Buffer) => logs.set(name, (logs.get(name)! + d.toString()).slice(-8000)))
+  const [line] = (await Promise.race([
+    once(createInterface({ input: child.stdout! }), 'line'),
+    once(child, 'exit').then(([code]) => { throw new Error(`up in ${name} exited (code ${code}) before it was ready:\n${logs.get(name)}`) }),
+  ])) as [string]
+  return JSON.parse(line) as Endpoints
+}
+
+/** `upswarm ARGS` in host `name` to its end. */
+export function cliIn(net: TestNet, name: string, env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', net.host(name).ns, process.execPath, CLI, ...args], { env, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (err as { code?: number }).code ?? -1 : 0, stdout, stderr })
+    })
+  })
+}
