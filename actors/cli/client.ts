@@ -393,6 +393,8 @@ export function registerClientCommands(program: Command): void {
             case 'update.reverted':
               fleet.update(reverted(e.rev, e.to, e.error.message))
               return printEvent(json, { event: e.type, rev: e.rev, error: e.error.toJSON() }, () => e.error.message)
+            case 'update.short':
+              return void process.stderr.write(`upswarm: r${e.wanted} is not on the servers yet (the copy is at r${e.result.to}); trying again\n`)
             case 'update.failed':
               // The statechart backs off and tries again (machines/auto-update.machine.ts).
               fleet.update(failed(errorMessage(e.error)))

@@ -26,6 +26,8 @@ export type WatchEvent =
   | { type: 'release.available'; rev: number; current: number }
   | { type: 'update.held'; rev: number; newest: number }
   | { type: 'update.done'; result: UpdateResult }
+  /** A run fell short of the revision wanted (the servers do not hold it yet): the statechart backs off and tries again. */
+  | { type: 'update.short'; result: UpdateResult; wanted: number }
   | { type: 'update.reverted'; rev: number; to: number; error: UpswarmError }
   | { type: 'update.failed'; error: unknown }
   | { type: 'ignored'; what: string; reason: string }
@@ -91,7 +93,14 @@ export async function watch(o: WatchOptions): Promise<Watch> {
     },
   }), { input: { auto: o.auto, needsHolders: false, current: wc.state.current, hold: wc.state.hold }, ...inspection() })
   actor.on('update.held', (e) => o.report({ type: 'update.held', rev: e.rev, newest: e.newest }))
-  actor.on('run.done', (e) => o.report({ type: 'update.done', result: e.outcome.report as UpdateResult }))
+  actor.on('run.done', (e) => {
+    const result = e.outcome.report as UpdateResult
+    const { staged, announced } = actor.getSnapshot().context
+    // An automatic run that did not reach where the client should be is retried, not done.
+    const wanted = staged ?? announced
+    const short = e.id === 0 && (staged !== undefined ? result.to !== staged : result.to < announced)
+    o.report(short ? { type: 'update.short', result, wanted } : { type: 'update.done', result })
+  })
   actor.on('run.reverted', (e) => o.report({ type: 'update.reverted', rev: e.rev, to: e.to, error: e.error as UpswarmError }))
   actor.on('run.failed', (e) => o.report({ type: 'update.failed', error: e.error }))
   actor.start()

@@ -1,6 +1,7 @@
 // Issue 10 item 7 at the sharing daemon (R-DHT-2): with no NATS, tracker or server, a rotation of
 // the publisher key that reaches one daemon reaches the other through the swarm (the suite's DHT,
 // real sockets), and the daemon that learnt it follows the new key's release feed.
+import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -43,12 +44,13 @@ describe('daemon — root of trust over the swarm', () => {
     cleanups.push(dir.cleanup)
     const daemons: Daemon[] = []
     const logs: string[][] = [[], []]
+    const logged = new EventEmitter<{ line: [daemon: number, line: string] }>()
     for (const i of [0, 1]) {
       const wcDir = join(dir.path, `wc${i}`)
       await WorkingCopy.create(wcDir, { format: 1, product, publicKey: pub1.publicKey, clientId: `trust-${i}`, historyDepth: 2 })
       const layout = layoutOf(wcDir)
       await (await TrustStore.open(layout.trust, layout.tmp)).pin(text(v1), 'init --root')
-      const daemon = await startDaemon({ dir: wcDir, host: '127.0.0.1', bootstrap: clusterInfo().dhtBootstrap, log: (m) => logs[i]!.push(m) })
+      const daemon = await startDaemon({ dir: wcDir, host: '127.0.0.1', bootstrap: clusterInfo().dhtBootstrap, log: (m) => { logs[i]!.push(m); logged.emit('line', i, m) } })
       cleanups.push(() => daemon.close())
       daemons.push(daemon)
     }
@@ -77,10 +79,14 @@ describe('daemon — root of trust over the swarm', () => {
 
     // Issue 16 item 1: a rollout statement by the new key goes the same way, and B's stage follows it.
     const staged = new Promise<[number, number]>((resolve) => b.on('rollout.statement', (seq, rev) => resolve([seq, rev])))
+    const rolloutLine = JSON.stringify({ event: 'trust.rollout', product, seq: 1, peer: a.publicKey })
+    // Logged once the channel has handed the statement to the store, which tells the stage first.
+    const saidSo = new Promise<void>((resolve) => logged.on('line', (i, line) => { if (i === 1 && line === rolloutLine) resolve() }))
     const statement = signRollout({ product, seq: 1, rev: 1, release: 'a'.repeat(64), state: 'active', percent: 10_000, issuedMs: Date.now() }, [pub2])
     expect(await a.rollouts.accept(statement, 'stream')).toBe('accepted')
     expect(await staged).toEqual([1, 1])
     expect(b.rollouts.statements(product).map((h) => h.text)).toEqual([statement.toString('utf8')])
-    expect(logs[1]).toContainEqual(JSON.stringify({ event: 'trust.rollout', product, seq: 1, peer: a.publicKey }))
+    await saidSo
+    expect(logs[1]).toContainEqual(rolloutLine)
   })
 })
