@@ -21,6 +21,7 @@ import type { RevertRecord } from '../../infra/store/working-copy/meta.ts'
 import type { RunLogic } from './run.ts'
 import { deliverPendingAlerts } from './alerts.ts'
 import { ReleaseHistory } from './releases.ts'
+import { Release2History } from './releases2.ts'
 import { automaticTarget } from './hold.ts'
 import type { UpdateProgress } from './run-session.ts'
 
@@ -186,6 +187,8 @@ async function prepare(wc: WorkingCopy, kind: RunKind, rev: number | undefined, 
         },
         bytesFromServers: output.staged?.bytesFromServers ?? 0,
         bytesFromPeers: output.staged?.bytesFromPeers ?? 0,
+        format: session.format,
+        ...(session.format === 2 ? { treeNodes: { ...session.releases2.fetched } } : {}),
         warnings: [
           ...applied.blocked.map((path) => `${path} is not installed: a file or symlink kept by the user is in the way above it; move it away and run the update again to finish r${to}`),
           ...output.warnings,
@@ -251,7 +254,13 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
     // (a newer release's manifest, the stat cache) is skipped and said.
     let refreshed = true
     if (opts.source) {
-      refreshed = await new ReleaseHistory(wc, opts.source, opts.log ?? silentLog).refresh().then(() => true, (err: unknown) => {
+      // Format 2 when the root lists it and the servers have it (docs/formats.md §5 step 6), else format 1.
+      const log = opts.log ?? silentLog
+      const v1 = new ReleaseHistory(wc, opts.source, log)
+      const v2 = new Release2History(wc, opts.source, log)
+      refreshed = await v1.refreshTrust().then(async () => {
+        if (!(await v2.newest())) await v1.refresh({ trust: false })
+      }).then(() => true, (err: unknown) => {
         if (isDiskFull(err)) return false
         throw err
       })
