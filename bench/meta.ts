@@ -159,6 +159,7 @@ export async function runMetaBench(o: MetaBenchOptions): Promise<BenchResult> {
       const root = rootText(signRoot(body, [rootKey]))
       const served: Served = { releases2: new Map(), nodes: new Map(), v1: new Map(), revs: [] }
       const fits: Record<number, boolean> = {}
+      const v1Size: Record<number, number> = {}
       let parent2: string | undefined
       let parent1: string | undefined
       /** Builds revision `rev` of `entries` in-process, as the publisher would, and serves it. */
@@ -169,6 +170,7 @@ export async function runMetaBench(o: MetaBenchOptions): Promise<BenchResult> {
         const v1 = signManifest({ format: 1, product, rev, createdAt: new Date(createdAtMs).toISOString(), pieceSize: 1024 * 1024, ...(parent1 ? { parent: parent1 } : {}), entries: entries as Entry[] }, key)
         const v1Bytes = encodeRelease(v1)
         fits[rev] = v1Bytes.length <= MAX_PAYLOAD
+        v1Size[rev] = v1Bytes.length
         if (fits[rev]) served.v1.set(rev, v1Bytes)
         parent1 = manifestSha256(v1.manifest)
         served.revs.push({ rev, manifestSha256: parent1, label: null, createdAt: v1.manifest.createdAt })
@@ -187,11 +189,12 @@ export async function runMetaBench(o: MetaBenchOptions): Promise<BenchResult> {
           const s = serverSource(clientNc, product)
           return format === 2 ? s : Object.assign(s, { release2: async () => undefined })
         }
-        const check = async (format: 1 | 2, kind: 'checkout' | 'update'): Promise<{ bytes: number; requests: number; seconds: number; peakRssMiB: number; used: number } | undefined> => {
+        const check = async (format: 1 | 2, kind: 'checkout' | 'update'): Promise<{ bytes: number; requests: number; seconds: number; peakRssMiB: number; growthMiB: number; used: number } | undefined> => {
           const wc = copies[format]
           const src = source(format)
           const session = new RunSession(wc, { source: src, threads: 4, log: silentLog })
-          let peak = process.memoryUsage().rss
+          const before = process.memoryUsage().rss
+          let peak = before
           const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, 20)
           const t = performance.now()
           try {
@@ -205,15 +208,16 @@ export async function runMetaBench(o: MetaBenchOptions): Promise<BenchResult> {
           } finally {
             clearInterval(timer)
           }
-          return { bytes: src.meta.bytes, requests: src.meta.requests, seconds: (performance.now() - t) / 1000, peakRssMiB: Math.max(peak, process.memoryUsage().rss) / MiB, used: session.format }
+          return { bytes: src.meta.bytes, requests: src.meta.requests, seconds: (performance.now() - t) / 1000, peakRssMiB: Math.max(peak, process.memoryUsage().rss) / MiB, growthMiB: (Math.max(peak, process.memoryUsage().rss) - before) / MiB, used: session.format }
         }
         const row = (scenario: string, changed: number, f1: Awaited<ReturnType<typeof check>>, f2: Awaited<ReturnType<typeof check>>): void => {
           rows.push({
             files, scenario, 'changed files': changed,
+            'format-1 manifest KiB': round(v1Size[Math.max(...served.revs.map((r) => r.rev))]! / 1024, 4),
             'format 1 KiB': f1 ? round(f1.bytes / 1024, 4) : null, 'format 1 requests': f1?.requests ?? null,
             'format 2 KiB': f2 ? round(f2.bytes / 1024, 4) : null, 'format 2 requests': f2?.requests ?? null,
             '÷ format 1': f1 && f2 ? round(f2.bytes / f1.bytes, 4) : null,
-            'format 2 check s': f2 ? round(f2.seconds, 3) : null, 'peak RSS MiB': f2 ? Math.round(f2.peakRssMiB) : null,
+            'format 2 check s': f2 ? round(f2.seconds, 3) : null, 'peak RSS MiB': f2 ? Math.round(f2.peakRssMiB) : null, 'RSS growth MiB': f2 ? Math.round(f2.growthMiB) : null,
           })
           log(`${files} files, ${scenario}: format 1 ${f1 ? `${(f1.bytes / 1024).toFixed(1)} KiB` : 'cannot be served'}, format 2 ${((f2?.bytes ?? 0) / 1024).toFixed(1)} KiB`)
           if (f2 && f2.used !== 2) throw new Error(`the format-2 copy read format ${f2.used}`)
@@ -252,7 +256,7 @@ export async function runMetaBench(o: MetaBenchOptions): Promise<BenchResult> {
     name: 'meta',
     title: 'Metadata a client fetches: format 1 (whole manifest) vs format 2 (release + changed tree nodes), on the wire',
     parameters: { ...o, fan: FAN, chunker: DEFAULT_CHUNKER },
-    columns: ['files', 'scenario', 'changed files', 'format 1 KiB', 'format 1 requests', 'format 2 KiB', 'format 2 requests', '÷ format 1', 'format 2 check s', 'peak RSS MiB'],
+    columns: ['files', 'scenario', 'changed files', 'format-1 manifest KiB', 'format 1 KiB', 'format 1 requests', 'format 2 KiB', 'format 2 requests', '÷ format 1', 'format 2 check s', 'peak RSS MiB', 'RSS growth MiB'],
     rows,
     goals,
     notes: [
@@ -260,7 +264,8 @@ export async function runMetaBench(o: MetaBenchOptions): Promise<BenchResult> {
       'The revisions are built in-process by the publisher\'s tree builder and signers and served by a stand-in for the proxy with the bytes a server holds (publishing 100 000 files through the object store takes ~40 min: publish2 bench). Client side: the updater\'s real check phase (RunSession.check) over a NATS cluster with credentials and TLS.',
       `format 1 empty: the manifest is over one NATS message (${(MAX_PAYLOAD / MiB).toFixed(2)} MiB), so a format-1 cluster cannot publish or serve that release at all.`,
       'No-change check: format 2 asks for the newest release document (~1 KB); format 1 asks for the revision list (grows with the history). Roots and fresh statements are read from the streams in both formats and are not counted.',
-      'peak RSS: of the whole bench process (which also holds the stand-in\'s trees) during the format-2 check; the check walks the target tree into one entry per path, as the planner needs today.',
+      'peak RSS: of the whole bench process (which also holds the stand-in\'s trees and manifests) during the format-2 check; RSS growth: that peak less the RSS at the start of the check — the client\'s share. The check walks the base and target trees into one entry per path, as the planner needs today.',
+      'format-1 manifest KiB: the size of the newest revision\'s signed manifest, which a format-1 update fetches whole (when it fits one message).',
     ],
   })
 }
