@@ -366,28 +366,35 @@ export async function ignore(dir: string, pattern: string, opts: { log?: Updater
 export async function history(dir: string, opts: { log?: UpdaterLog } = {}): Promise<HistoryReport> {
   return withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => {
     const stored = new Set(await wc.manifests.revisions())
-    const revs = new Set<number>([...stored, ...Object.keys(wc.state.record).map(Number)])
+    // Format-2 revisions (docs/formats.md §5 step 6): their release documents, with the release id as their hash.
+    const stored2 = new Set((await wc.trees.revisions()).filter((r) => !stored.has(r)))
+    const revs = new Set<number>([...stored, ...stored2, ...Object.keys(wc.state.record).map(Number)])
     const revisions: HistoryReport['revisions'] = []
     // The newest revert of each revision (a revision may be tried again by hand and fail again).
     const reverts = new Map((wc.state.reverted ?? []).map((r) => [r.rev, r]))
     for (const rev of [...revs].sort((a, b) => a - b)) {
       const release = stored.has(rev) ? await wc.manifests.get(rev) : undefined
+      const release2 = stored2.has(rev) ? await wc.release2(rev).catch(() => undefined) : undefined
       let local = false
-      if (release) {
+      const blobs = release ? [...blobsOf(release.manifest).keys()]
+        : release2 ? await wc.entries(rev).then((m) => [...m.values()].flatMap((e) => (e.kind === 'file' ? [e.sha256] : [])), () => undefined)
+          : undefined
+      if (blobs) {
         local = true
-        for (const sha of blobsOf(release.manifest).keys()) {
+        for (const sha of blobs) {
           if (!(await wc.history.has(sha))) {
             local = false
             break
           }
         }
       }
+      const label = release?.manifest.label ?? release2?.release.label
       revisions.push({
         rev,
-        manifestSha256: wc.state.record[String(rev)] ?? '',
-        ...(release?.manifest.label ? { label: release.manifest.label } : {}),
+        manifestSha256: wc.state.record[String(rev)] ?? release2?.id ?? '',
+        ...(label ? { label } : {}),
         current: rev === wc.state.current,
-        manifest: release !== undefined,
+        manifest: release !== undefined || release2 !== undefined,
         local,
         ...(reverts.has(rev) ? { reverted: reverts.get(rev)! } : {}),
       })

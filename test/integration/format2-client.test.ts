@@ -11,9 +11,11 @@ import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
 import { publish, type PublishResult } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { serverSource } from '../../actors/share-daemon/sources.ts'
-import { init, rollback, status, update } from '../../actors/updater/index.ts'
+import { history, init, rollback, status, update } from '../../actors/updater/index.ts'
 import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
+import { encodeEnvelope, signEnvelope, type Envelope } from '../../infra/formats/envelope.ts'
 import { appendRoot } from '../../infra/formats/meta-stream.ts'
+import { releaseIdOf } from '../../infra/formats/release.ts'
 import { rootBody, rootText, signRoot, type SignedRoot } from '../../infra/formats/root.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
@@ -119,6 +121,8 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     expect(back).toEqual({ from: 3, to: 1, source: 'local' })
     expect(await readFile(join(wc, 'd1/f1.txt'), 'utf8')).toBe('file 1\n')
     expect(await readFile(join(wc, 'd2/f2.txt'), 'utf8')).toBe('file 2\n')
+    // `history` lists the format-2 revisions, each with its release id.
+    expect((await history(wc)).revisions.map((r) => [r.rev, r.manifest, r.manifestSha256.length])).toEqual([[1, true, 64], [2, true, 64], [3, true, 64]])
     // Forward again: every node is held, none is fetched.
     expect(await update(wc, { source: serverSource(clientNc, dual), rev: 3 })).toMatchObject({ from: 1, to: 3, format: 2, treeNodes: { nodes: 0, requests: 0 } })
     expect((await status(wc, { source: serverSource(clientNc, dual) })).files.filter((f) => f.status !== 'current')).toEqual([])
@@ -138,7 +142,7 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     expect((await storedNodes(wc)).size).toBe(0)
   })
 
-  it('updater — a forged tree node from the wire and a release whose signature fails are refused, naming them; nothing is written', async () => {
+  it('updater — a forged tree node from the wire, a release whose signature fails and one with an unknown critical field are refused, naming them; nothing is written', async () => {
     const src = join(dir.path, 'src-dual')
     const wc = join(dir.path, 'wc-dual')
     const r4 = await publishAndSync(dual, src, { 'd0/f0.txt': 'file 0, edited\n' })
@@ -177,6 +181,15 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     // The genuine one still goes through.
     expect(await update(wc, { source: real })).toMatchObject({ to: 4, format: 2, treeNodes: { nodes: 2 } })
     expect(await readFile(join(wc, 'd0/f0.txt'), 'utf8')).toBe('file 0, edited\n')
+
+    // A validly signed r5 that marks a field this upswarm does not know as critical (docs/formats.md §2.3).
+    const r4Text = Buffer.from((await real.release2!(dual))!).toString('utf8')
+    const r4Env = JSON.parse(r4Text) as Envelope
+    const future = encodeEnvelope(signEnvelope({ ...r4Env.signed, rev: 5, parent: releaseIdOf(r4Env), 'x-future': 1, critical: ['x-future'] }, [key])).toString('utf8')
+    const critical: ReleaseSource = { ...real, release2: async () => future }
+    await expect(update(wc, { source: critical })).rejects.toMatchObject({ code: 'UPSWARM_E_MANIFEST', message: expect.stringMatching(/needs a newer upswarm: it marks x-future critical/) })
+    await expect(readFile(join(layoutOf(wc).releases2, '5.json'))).rejects.toMatchObject({ code: 'ENOENT' })
+    expect((await status(wc)).rev).toBe(4)
   })
 
   it('updater — a formats [2] product larger than the (lowered) format-1 cap inits and updates in format 2', async () => {
