@@ -36,6 +36,7 @@ describe('format-2 client', { timeout: 240_000 }, () => {
   let clientNc: NatsConnection
   let server: RepoServer
   let proxy: Proxy
+  let proxyClosed = false
   const rootKey = generatePublisherKey()
   const key = generatePublisherKey()
   const dual = newProduct()
@@ -83,7 +84,7 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     proxy = await startProxy({ nc: await connect('proxy', 'proxy', 'px') })
   }, 120_000)
   afterAll(async () => {
-    await proxy?.close()
+    if (!proxyClosed) await proxy?.close()
     await server?.close()
     for (const nc of conns) await nc.close()
     await cluster?.stop()
@@ -206,5 +207,13 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     expect(await readFile(join(wc, 'a/b3/new.txt'), 'utf8')).toBe('new\n')
     expect(await rollback(wc, { rev: 1 })).toEqual({ from: 2, to: 1, source: 'local' })
     await expect(readFile(join(wc, 'a/b3/new.txt'))).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('serverSource — with no `meta` responder (a cluster of the previous release) the format-2 source answers "none" (the updater then reads format 1, as above), not an error', async () => {
+    const other = newProduct()
+    // No responder on the subject the source asks: the proxy's `meta`, with the proxy stopped.
+    await proxy.close()
+    proxyClosed = true
+    await expect(serverSource(clientNc, other).release2!(other)).resolves.toBeUndefined()
   })
 })
