@@ -16,8 +16,9 @@ import { runStartupBench, STARTUP_DEFAULTS, type StartupBenchOptions } from './s
 import { METADATA_DEFAULTS, runMetadataBench, type MetadataBenchOptions } from './metadata.ts'
 import { DAEMON_DEFAULTS, runDaemonBench, type DaemonBenchOptions } from './daemon.ts'
 import { PUBLISH2_DEFAULTS, runPublish2Bench, type Publish2BenchOptions } from './publish2.ts'
+import { META_DEFAULTS, runMetaBench, type MetaBenchOptions } from './meta.ts'
 
-export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata', 'daemon', 'publish2'] as const
+export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata', 'daemon', 'publish2', 'meta'] as const
 export type BenchName = (typeof BENCHES)[number]
 
 interface Plan {
@@ -30,6 +31,7 @@ interface Plan {
   metadata: MetadataBenchOptions
   daemon: DaemonBenchOptions
   publish2: Publish2BenchOptions
+  meta: MetaBenchOptions
 }
 
 /** Sizes: `default` fits the whole run in 20 minutes on a 2-core machine; `tiny` is the smoke test's. */
@@ -44,6 +46,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     metadata: { sizes: [10_000] },
     daemon: { ...DAEMON_DEFAULTS, settle: 2, idleSeconds: 5, updateMiB: 8, fileMiB: 4 },
     publish2: { files: 500 },
+    meta: { sizes: [2_000] },
   },
   default: {
     swarm: SWARM_DEFAULTS,
@@ -55,6 +58,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     metadata: METADATA_DEFAULTS,
     daemon: DAEMON_DEFAULTS,
     publish2: PUBLISH2_DEFAULTS,
+    meta: META_DEFAULTS,
   },
   large: {
     swarm: { ...SWARM_DEFAULTS, clients: [4, 8, 16], mib: 64, files: 240 },
@@ -66,6 +70,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     metadata: METADATA_DEFAULTS,
     daemon: { ...DAEMON_DEFAULTS, updateMiB: 1024, fileMiB: 256 },
     publish2: PUBLISH2_DEFAULTS,
+    meta: META_DEFAULTS,
   },
 }
 
@@ -86,6 +91,8 @@ names: ${BENCHES.join(', ')} (default: all)
   --metadata-files 100000,1000000   metadata: tree sizes (files) of the 1% update
   --idle-seconds 60           daemon: the idle window   --update-mib 128    daemon: the release the peak RSS is taken over
   --publish2-files 100000     publish2: files of the format-2-only publish
+  --meta-files 10000,100000   meta: tree sizes of the metadata-on-the-wire bench (format 1 vs 2)
+  --json                      print each result as JSON on stdout (one line per benchmark)
   --keep                      keep the temporary directories
   --results DIR               write results there instead of bench/results
   --profile DIR               write CPU profiles of the node processes the benches start (swarm:
@@ -97,7 +104,7 @@ names: ${BENCHES.join(', ')} (default: all)
 
 const list = (s: string): number[] => s.split(',').map(Number).filter((n) => Number.isFinite(n) && n > 0)
 
-export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsDir: string } {
+export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsDir: string; json: boolean } {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -125,6 +132,8 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'idle-seconds': { type: 'string' },
       'update-mib': { type: 'string' },
       'publish2-files': { type: 'string' },
+      'meta-files': { type: 'string' },
+      json: { type: 'boolean' },
       keep: { type: 'boolean' },
       profile: { type: 'string' },
       results: { type: 'string' },
@@ -163,7 +172,8 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values['idle-seconds']) p.daemon.idleSeconds = Number(values['idle-seconds'])
   if (values['update-mib']) p.daemon.updateMiB = Number(values['update-mib'])
   if (values['publish2-files']) p.publish2.files = Number(values['publish2-files'])
-  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.daemon, p.publish2]) {
+  if (values['meta-files']) p.meta.sizes = list(values['meta-files'])
+  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.daemon, p.publish2, p.meta]) {
     o.keep = keep
     if (values.results) o.resultsDir = resolve(values.results)
   }
@@ -176,7 +186,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
     p.tracker.profile = resolve(values.profile, 'tracker')
     p.daemon.profile = resolve(values.profile, 'daemon')
   }
-  return { names: positionals.length ? (positionals as BenchName[]) : [...BENCHES], plan: p, resultsDir: values.results ? resolve(values.results) : RESULTS_DIR }
+  return { names: positionals.length ? (positionals as BenchName[]) : [...BENCHES], plan: p, resultsDir: values.results ? resolve(values.results) : RESULTS_DIR, json: !!values.json }
 }
 
 export async function runBench(name: BenchName, p: Plan): Promise<BenchResult | undefined> {
@@ -194,6 +204,7 @@ export async function runBench(name: BenchName, p: Plan): Promise<BenchResult | 
     case 'metadata': return runMetadataBench(p.metadata)
     case 'daemon': return runDaemonBench(p.daemon)
     case 'publish2': return runPublish2Bench(p.publish2)
+    case 'meta': return runMetaBench(p.meta)
   }
 }
 
@@ -221,12 +232,13 @@ export async function writeSummary(dir = RESULTS_DIR): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  const { names, plan: p, resultsDir } = plan(process.argv.slice(2))
+  const { names, plan: p, resultsDir, json } = plan(process.argv.slice(2))
   const t0 = performance.now()
   const failed: string[] = []
   for (const name of names) {
     try {
-      await runBench(name, p)
+      const result = await runBench(name, p)
+      if (json && result) process.stdout.write(`${JSON.stringify(result)}\n`)
     } catch (err) {
       failed.push(name)
       process.stderr.write(`bench ${name} failed: ${(err as Error).stack ?? err}\n`)

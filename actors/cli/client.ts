@@ -159,13 +159,18 @@ function progress(json: boolean) {
   }
 }
 
+/** docs/formats.md §5 step 6: what the signed metadata of a format-2 run cost. */
+function treeNodesNote(r: Updater.UpdateResult): string {
+  return r.treeNodes ? `; format 2: ${r.treeNodes.nodes} tree node(s) fetched (${formatBytes(r.treeNodes.bytes)})` : ''
+}
+
 function updateSummary(r: Updater.UpdateResult): string {
   const { alerts } = r
   return [
     `r${r.from} → r${r.to}${r.blocked.length ? ' (PARTIAL)' : ''}: ${r.updated} updated, ${r.checkedOut} checked out, ${r.removed} removed, ` +
       `${r.conflicts.length} conflict(s)${r.conflicts.length ? ` (${r.conflicts.join(', ')}: left alone)` : ''}; ` +
       `${formatBytes(r.bytesFromServers)} from servers, ${formatBytes(r.bytesFromPeers)} from peers` +
-      ('uploadedBytes' in r ? `; ${formatBytes(r.uploadedBytes as number)} served to peers so far` : ''),
+      ('uploadedBytes' in r ? `; ${formatBytes(r.uploadedBytes as number)} served to peers so far` : '') + treeNodesNote(r),
     ...blockedLines(r),
     ...(alerts.delivered.length ? [`administrators alerted about ${alerts.delivered.join(', ')}`] : []),
     ...alerts.undelivered.map((u) => `alert about ${u.path} NOT delivered (${u.reason}); kept in the working copy, sent on the next connected run`),
@@ -236,7 +241,7 @@ export function registerClientCommands(program: Command): void {
           ...(swarm ? { checkout: (d: string) => updateThroughSwarm(d, nc, o, request, true) } : {}),
         })
         bar.done()
-        reportUpdate(!!o.json, r, () => `${dir}: working copy at r${r.to} (${r.checkedOut} files checked out; ${formatBytes(r.bytesFromServers)} from servers${r.bytesFromPeers ? `, ${formatBytes(r.bytesFromPeers)} from peers` : ''})` + blockedLines(r).map((l) => `\n${l}`).join(''))
+        reportUpdate(!!o.json, r, () => `${dir}: working copy at r${r.to} (${r.checkedOut} files checked out; ${formatBytes(r.bytesFromServers)} from servers${r.bytesFromPeers ? `, ${formatBytes(r.bytesFromPeers)} from peers` : ''}${treeNodesNote(r)})` + blockedLines(r).map((l) => `\n${l}`).join(''))
       } finally {
         await inspecting.stop()
         await nc.close()

@@ -22,7 +22,7 @@ import { RolloutView } from '../../infra/formats/rollout-view.ts'
 import { stageOf, type Rollout } from '../../infra/formats/rollout.ts'
 import { followRollouts, readRollouts } from '../../infra/formats/rollout-stream.ts'
 import { decodeTrusted } from '../../infra/release/release-trust.ts'
-import { fileEntries, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
+import { manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 import { followReleases, type FollowHandle } from '../../infra/release/release-log.ts'
 import { listBlobs } from '../../infra/store/working-copy/history.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -244,7 +244,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const current = io.wc.state.current
     const next = new Map<string, string[]>()
     if (current > 0) {
-      for (const e of fileEntries((await io.wc.release(current)).manifest)) next.set(e.sha256, [...(next.get(e.sha256) ?? []), e.path])
+      // Format 1 or 2, whichever the copy holds the installed revision in (docs/formats.md §5 step 6).
+      for (const e of (await io.wc.entries(current)).values()) if (e.kind === 'file') next.set(e.sha256, [...(next.get(e.sha256) ?? []), e.path])
     }
     io.pathsBySha = next
     io.held = [...new Set([...(await listBlobs(io.wc.history)), ...next.keys()])]

@@ -9,6 +9,8 @@ import { PIECE_SIZE, sha256Hex } from '../../infra/release/hash.ts'
 import { encodeRelease, type FileEntry, type SignedRelease } from '../../infra/release/manifest.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import { readFresh, readRoots } from '../../infra/formats/meta-stream.ts'
+import { fetchMeta, fetchNodes } from '../../infra/formats/meta-wire.ts'
+import { isUpswarmError } from '../../infra/errors.ts'
 import type { DownloadSchedule, ReleaseSource } from '../../infra/release/source.ts'
 import { addStats, emptyStats, fetchBlobMultiSource, stripeOwner, swarmKeysOf, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
 
@@ -17,16 +19,55 @@ export function natsTrustSource(nc: NatsConnection): Required<Pick<ReleaseSource
   return { roots: (from) => readRoots(nc, from), fresh: (p) => readFresh(nc, p) }
 }
 
-export function serverSource(nc: NatsConnection, product: string): ReleaseSource & { stats: BlobFetchStats } {
+/** Bytes of signed metadata a source fetched (release lists, manifests, release documents, tree nodes): the meta bench's figure. */
+export interface MetaStats { bytes: number; requests: number }
+
+/**
+ * Format 2 from the proxy (docs/formats.md §1.8, §2.2): `release2` answers undefined when no
+ * server answers format-2 requests (an older cluster: no responders) or none holds a format-2
+ * release of the product, so the updater reads format 1 instead.
+ */
+export function natsFormat2Source(nc: NatsConnection, meta: MetaStats): Required<Pick<ReleaseSource, 'release2' | 'nodes'>> {
+  return {
+    async release2(p, rev) {
+      try {
+        const text = await fetchMeta(nc, { kind: 'release', product: p, ...(rev !== undefined ? { rev } : {}) })
+        meta.bytes += Buffer.byteLength(text)
+        meta.requests++
+        return text
+      } catch (err) {
+        if (isUpswarmError(err) && ['UPSWARM_E_NO_SERVER', 'UPSWARM_E_UNKNOWN_REVISION', 'UPSWARM_E_NOT_FOUND'].includes(err.code)) return undefined
+        throw err
+      }
+    },
+    nodes: (p, hashes) => fetchNodes(nc, p, hashes, undefined, (n) => {
+      meta.bytes += n
+      meta.requests++
+    }),
+  }
+}
+
+export function serverSource(nc: NatsConnection, product: string): ReleaseSource & { stats: BlobFetchStats; meta: MetaStats } {
   const client = new RepoClient(nc)
   const stats = emptyStats()
+  const meta: MetaStats = { bytes: 0, requests: 0 }
   return {
     stats,
+    meta,
     ...natsTrustSource(nc),
+    ...natsFormat2Source(nc, meta),
     async revisions(p) {
-      return (await client.revisions(p)).revs.map((r) => ({ rev: r.rev, manifestSha256: r.manifestSha256 }))
+      const list = await client.revisions(p)
+      meta.bytes += Buffer.byteLength(JSON.stringify(list))
+      meta.requests++
+      return list.revs.map((r) => ({ rev: r.rev, manifestSha256: r.manifestSha256 }))
     },
-    release: (p, rev) => client.release(p, rev),
+    async release(p, rev) {
+      const bytes = await client.release(p, rev)
+      meta.bytes += bytes.byteLength
+      meta.requests++
+      return bytes
+    },
     pruned: async (p) => (await client.revisions(p)).pruned,
     async fetchBlob(entry, into, opts) {
       const r = await client.fetchBlob(product, entry, into, opts)

@@ -20,6 +20,7 @@ import type { RevertRecord } from '../../infra/store/working-copy/meta.ts'
 import type { RunLogic } from './run.ts'
 import { deliverPendingAlerts } from './alerts.ts'
 import { ReleaseHistory } from './releases.ts'
+import { Release2History } from './releases2.ts'
 import { automaticTarget } from './hold.ts'
 import type { UpdateProgress } from './run-session.ts'
 
@@ -185,6 +186,8 @@ async function prepare(wc: WorkingCopy, kind: RunKind, rev: number | undefined, 
         },
         bytesFromServers: output.staged?.bytesFromServers ?? 0,
         bytesFromPeers: output.staged?.bytesFromPeers ?? 0,
+        format: session.format,
+        ...(session.format === 2 ? { treeNodes: { ...session.releases2.fetched } } : {}),
         warnings: [
           ...applied.blocked.map((path) => `${path} is not installed: a file or symlink kept by the user is in the way above it; move it away and run the update again to finish r${to}`),
           ...output.warnings,
@@ -250,7 +253,13 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
     // (a newer release's manifest, the stat cache) is skipped and said.
     let refreshed = true
     if (opts.source) {
-      refreshed = await new ReleaseHistory(wc, opts.source, opts.log ?? silentLog).refresh().then(() => true, (err: unknown) => {
+      // Format 2 when the root lists it and the servers have it (docs/formats.md §5 step 6), else format 1.
+      const log = opts.log ?? silentLog
+      const v1 = new ReleaseHistory(wc, opts.source, log)
+      const v2 = new Release2History(wc, opts.source, log)
+      refreshed = await v1.refreshTrust().then(async () => {
+        if (!(await v2.newest())) await v1.refresh({ trust: false })
+      }).then(() => true, (err: unknown) => {
         if (isDiskFull(err)) return false
         throw err
       })
@@ -358,28 +367,35 @@ export async function ignore(dir: string, pattern: string, opts: { log?: Updater
 export async function history(dir: string, opts: { log?: UpdaterLog } = {}): Promise<HistoryReport> {
   return withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => {
     const stored = new Set(await wc.manifests.revisions())
-    const revs = new Set<number>([...stored, ...Object.keys(wc.state.record).map(Number)])
+    // Format-2 revisions (docs/formats.md §5 step 6): their release documents, with the release id as their hash.
+    const stored2 = new Set((await wc.trees.revisions()).filter((r) => !stored.has(r)))
+    const revs = new Set<number>([...stored, ...stored2, ...Object.keys(wc.state.record).map(Number)])
     const revisions: HistoryReport['revisions'] = []
     // The newest revert of each revision (a revision may be tried again by hand and fail again).
     const reverts = new Map((wc.state.reverted ?? []).map((r) => [r.rev, r]))
     for (const rev of [...revs].sort((a, b) => a - b)) {
       const release = stored.has(rev) ? await wc.manifests.get(rev) : undefined
+      const release2 = stored2.has(rev) ? await wc.release2(rev).catch(() => undefined) : undefined
       let local = false
-      if (release) {
+      const blobs = release ? [...blobsOf(release.manifest).keys()]
+        : release2 ? await wc.entries(rev).then((m) => [...m.values()].flatMap((e) => (e.kind === 'file' ? [e.sha256] : [])), () => undefined)
+          : undefined
+      if (blobs) {
         local = true
-        for (const sha of blobsOf(release.manifest).keys()) {
+        for (const sha of blobs) {
           if (!(await wc.history.has(sha))) {
             local = false
             break
           }
         }
       }
+      const label = release?.manifest.label ?? release2?.release.label
       revisions.push({
         rev,
-        manifestSha256: wc.state.record[String(rev)] ?? '',
-        ...(release?.manifest.label ? { label: release.manifest.label } : {}),
+        manifestSha256: wc.state.record[String(rev)] ?? release2?.id ?? '',
+        ...(label ? { label } : {}),
         current: rev === wc.state.current,
-        manifest: release !== undefined,
+        manifest: release !== undefined || release2 !== undefined,
         local,
         ...(reverts.has(rev) ? { reverted: reverts.get(rev)! } : {}),
       })

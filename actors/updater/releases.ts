@@ -43,9 +43,9 @@ export class ReleaseHistory {
    * R-WATCH: asks the source for its revisions and verifies the newest one if it is newer than
    * anything verified so far. Returns the newest verified revision (never lower than before).
    */
-  async refresh(): Promise<number> {
+  async refresh(opts: { trust?: boolean } = {}): Promise<number> {
     const src = this.requireSource(`cannot look for new releases of ${this.product}`)
-    await this.refreshTrust(src)
+    if (opts.trust !== false) await this.refreshTrust(src)
     const advertised = await src.revisions(this.product).catch((err: unknown) => {
       throw toUpswarmError(err, 'UPSWARM_E_NO_SERVER', `cannot list the revisions of ${this.product}`)
     })
@@ -79,7 +79,7 @@ export class ReleaseHistory {
    * fatal (R-DHT-2): what cannot be had or verified is logged, and the copy goes on with the
    * keys it trusts.
    */
-  private async refreshTrust(src: ReleaseSource): Promise<void> {
+  async refreshTrust(src: ReleaseSource = this.requireSource(`cannot look for new roots of ${this.product}`)): Promise<void> {
     const store = this.wc.trust
     try {
       if (src.roots) {

@@ -2,8 +2,7 @@
 // `retain` actors do, and the state they share with the download and apply steps.
 import type { AnyActorRef } from 'xstate'
 import { UpswarmError, isUpswarmError, toUpswarmError } from '../../infra/errors.ts'
-import type { Entry, FileEntry, SignedRelease } from '../../infra/release/manifest.ts'
-import { fileEntries } from '../../infra/release/manifest.ts'
+import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
 import { collectGarbage } from '../../infra/store/working-copy/history.ts'
 import { readPendingAlerts, writePendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
 import type { Journal } from '../../infra/store/working-copy/journal.ts'
@@ -14,6 +13,7 @@ import { needsAction } from '../../machines/file-status.machine.ts'
 import type { RunPhase, RunPlan, RunRequest, RunTarget } from '../../machines/update-run.machine.ts'
 import { prefetchBlobs } from './downloads.ts'
 import { ReleaseHistory } from './releases.ts'
+import { Release2History } from './releases2.ts'
 import type { UpdaterLog } from './session.ts'
 import type { AlertSink, AnyUpdaterAlert, ReleaseSource } from '../../infra/release/source.ts'
 import { classifyWorkingCopy } from './status.ts'
@@ -40,6 +40,10 @@ export class RunSession {
   readonly wc: WorkingCopy
   readonly opts: RunOptions
   readonly releases: ReleaseHistory
+  /** Format-2 releases and trees (docs/formats.md §5 step 6). */
+  readonly releases2: Release2History
+  /** Which format the run's target revision was read in. */
+  format: 1 | 2 = 1
   request: RunRequest | undefined
   base = new Map<string, Entry>()
   target = new Map<string, Entry>()
@@ -64,12 +68,44 @@ export class RunSession {
     this.wc = wc
     this.opts = opts
     this.releases = new ReleaseHistory(wc, opts.source, opts.log)
+    this.releases2 = new Release2History(wc, opts.source, opts.log)
   }
 
   /** Whether anything of this run reached the network (a rollback reports local vs remote). */
   get usedNetwork(): boolean {
-    return this.downloadsUsedNetwork || this.releases.usedNetwork
+    return this.downloadsUsedNetwork || this.releases.usedNetwork || this.releases2.usedNetwork
   }
+
+  /**
+   * R-WATCH: newer roots first (they say which formats the product publishes), then the newest
+   * release — format 2 when the root lists it and a server answers `meta` with one, else format 1
+   * (an older cluster, or a product still without format-2 releases: docs/formats.md §2.2).
+   */
+  private async refresh(): Promise<void> {
+    await this.releases.refreshTrust()
+    if (await this.releases2.newest()) {
+      this.format = 2
+      return
+    }
+    await this.releases.refresh({ trust: false })
+  }
+
+  /**
+   * Whether revision `rev` is read in format 2: held so; else, held in neither format, when this
+   * run's refresh found format 2, or (a rollback, which does not refresh) the source has format-2
+   * releases of the product (asked once).
+   */
+  private async readsFormat2(rev: number): Promise<boolean> {
+    if (await this.wc.manifests.get(rev)) return false
+    if (await this.wc.trees.release(rev)) return true
+    if (this.format === 2) return true
+    const src = this.opts.source
+    if (!this.releases2.listed() || !src?.release2) return false
+    this.offers2 ??= src.release2(this.wc.config.product).then((t) => t !== undefined)
+    return this.offers2
+  }
+
+  private offers2: Promise<boolean> | undefined
 
   markNetworkUsed(): void {
     this.downloadsUsedNetwork = true
@@ -109,10 +145,10 @@ export class RunSession {
       }
       to = rev
     } else if (request.rev !== undefined) {
-      if (this.opts.source) await this.releases.refresh()
+      if (this.opts.source) await this.refresh()
       to = request.rev
     } else {
-      await this.releases.refresh()
+      await this.refresh()
       to = request.kind === 'checkout' ? this.wc.state.newestVerified : automaticTarget(this.wc.state)
       // The revision list comes from servers that hold a release, verified: right after a publish
       // they may still be copying it.
@@ -121,10 +157,19 @@ export class RunSession {
           `no repository server holds a release of product ${this.wc.config.product} yet: publish one first, or, if you just did, retry once the servers have synced it (upswarm stats shows each server's synced revision)`)
       }
     }
-    await this.releases.resolve(to)
-    this.base = await this.wc.entries(state.current)
-    this.target = await this.wc.entries(to)
+    if (await this.readsFormat2(to)) {
+      // docs/formats.md §5 step 6: the release, then only the tree nodes the copy lacks.
+      const r2 = await this.releases2.resolve(to)
+      this.format = 2
+      await this.releases2.ensureTree(state.current, r2)
+    } else {
+      await this.releases.resolve(to)
+      this.format = 1
+    }
+    this.base = await this.wc.entries(state.current, this.releases2.fetchOne)
+    this.target = await this.wc.entries(to, this.releases2.fetchOne)
     this.to = to
+    this.opts.log.info({ product: this.wc.config.product, from: state.current, to, format: this.format, ...(this.format === 2 ? { treeNodes: this.releases2.fetched } : {}) }, 'target revision checked')
     // Issue 11 item 8: an older revision that needs file contents the servers no longer have is
     // refused now, by name, rather than after a download that cannot finish.
     if ((request.kind === 'rollback' || request.rev !== undefined) && (await this.needsDownload())) {
@@ -187,21 +232,23 @@ export class RunSession {
     const online = request.kind !== 'rollback' && this.opts.source !== undefined
     const revs = new Set<number>([state.current])
     for (let r = Math.max(1, state.topInstalled - config.historyDepth + 1); r <= state.topInstalled; r++) revs.add(r)
-    const kept: SignedRelease[] = []
-    for (const rev of revs) {
-      try {
-        const release = (await this.wc.manifests.get(rev)) ?? (online ? await this.releases.resolve(rev) : undefined)
-        if (release) kept.push(release)
-      } catch (err) {
-        warnings.push(`revision ${rev} is not kept in the history store: ${toUpswarmError(err, 'UPSWARM_E_IO', 'manifest').message}`)
-      }
-    }
     const keep = new Map<string, FileEntry>()
     const older = new Map<string, FileEntry>()
-    for (const release of kept) {
-      for (const e of fileEntries(release.manifest)) {
-        keep.set(e.sha256, e)
-        if (release.manifest.rev !== state.current) older.set(e.sha256, e)
+    for (const rev of revs) {
+      try {
+        // Format 1 or 2, whichever the copy holds (format 2: its tree, walked from the stored nodes).
+        if (!(await this.wc.knows(rev))) {
+          if (!online) continue
+          if (await this.readsFormat2(rev)) await this.releases2.ensureTree(0, await this.releases2.resolve(rev))
+          else await this.releases.resolve(rev)
+        }
+        for (const e of (await this.wc.entries(rev, online ? this.releases2.fetchOne : undefined)).values()) {
+          if (e.kind !== 'file') continue
+          keep.set(e.sha256, e)
+          if (rev !== state.current) older.set(e.sha256, e)
+        }
+      } catch (err) {
+        warnings.push(`revision ${rev} is not kept in the history store: ${toUpswarmError(err, 'UPSWARM_E_IO', 'manifest').message}`)
       }
     }
     // The current revision's versions need no fetching: the downloaded ones are already here

@@ -87,12 +87,14 @@ export function decodeNodesReply(bytes: Uint8Array, asked: readonly string[], wh
  * The client's side of `upswarm.proxy.nodes` (docs/formats.md §1.8): every node of `hashes`,
  * asked in batches of NODES_MAX_HASHES and again for what a reply leaves, each verified.
  */
-export async function fetchNodes(nc: NatsConnection, product: string, hashes: readonly string[], subject = proxySubject('nodes')): Promise<Map<string, Uint8Array>> {
+export async function fetchNodes(nc: NatsConnection, product: string, hashes: readonly string[], subject = proxySubject('nodes'), onReply?: (bytes: number) => void): Promise<Map<string, Uint8Array>> {
   const out = new Map<string, Uint8Array>()
   let todo = [...new Set(hashes)]
   while (todo.length > 0) {
     const ask = todo.slice(0, NODES_MAX_HASHES)
-    const { nodes, left } = decodeNodesReply(await request(nc, subject, { product, hashes: ask }, 10_000), ask, subject)
+    const reply = await request(nc, subject, { product, hashes: ask }, 10_000)
+    onReply?.(reply.byteLength)
+    const { nodes, left } = decodeNodesReply(reply, ask, subject)
     if (nodes.size === 0) throw new UpswarmError('UPSWARM_E_PEER', `nodes reply from ${subject} carries none of the ${ask.length} nodes asked`)
     for (const [h, b] of nodes) out.set(h, b)
     todo = [...left.filter((h) => !out.has(h)), ...todo.slice(ask.length)]

@@ -20,6 +20,15 @@ export interface ReleaseSource {
    * contents are gone, their manifests stay), if any. Optional: a source without it never refuses.
    */
   pruned?(product: string): Promise<{ through: number; at: string } | undefined>
+  /**
+   * Format 2 (docs/formats.md §1.3, §5 step 6): the release document of `rev` (without: the newest)
+   * as the servers received it; undefined when the source has none — no server answers format-2
+   * requests (an older cluster) or none holds a format-2 release of the product. The updater
+   * verifies it under its root. Optional: a source without it is read in format 1.
+   */
+  release2?(product: string, rev?: number): Promise<Uint8Array | string | undefined>
+  /** Format-2 tree nodes by hash (`upswarm.proxy.nodes`); each is checked against its name by the caller too. */
+  nodes?(product: string, hashes: string[]): Promise<Map<string, Uint8Array>>
   /** The newest fresh statement of a product, if the source has one (docs/formats.md §1.4). */
   fresh?(product: string): Promise<Uint8Array | string | undefined>
   /**
@@ -131,5 +140,13 @@ export interface UpdateResult {
   alerts: AlertReport
   bytesFromServers: number
   bytesFromPeers: number
+  /**
+   * Which signed format the target revision was read in (docs/formats.md §5 step 6): 2 = a
+   * format-2 release and its tree; 1 = a format-1 manifest (an older cluster, or a product that
+   * publishes format 1 only).
+   */
+  format: 1 | 2
+  /** Format 2: the tree nodes this run fetched (those of the directories that changed). */
+  treeNodes?: { nodes: number; bytes: number; requests: number }
   warnings: string[]
 }

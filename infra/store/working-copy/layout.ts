@@ -28,6 +28,10 @@ export interface WorkingCopyLayout {
   sources: string
   /** Peers the sharing daemon last reached, to dial when nothing else answers (infra/swarm/address-book.ts). */
   peers: string
+  /** Format-2 release documents as received, one file per revision (docs/formats.md §1.3). */
+  releases2: string
+  /** Format-2 tree nodes, content-addressed (`<2 hex>/<sha256>`), checked against their names on read. */
+  nodes: string
   /** Temporary files of atomic writes; wiped by recovery. */
   tmp: string
 }
@@ -50,6 +54,8 @@ export function layoutOf(root: string): WorkingCopyLayout {
     trust: join(meta, 'trust.json'),
     sources: join(meta, 'sources.json'),
     peers: join(meta, 'peers.json'),
+    releases2: join(meta, 'releases2'),
+    nodes: join(meta, 'nodes'),
     tmp: join(meta, 'tmp'),
   }
 }

@@ -9,6 +9,9 @@ import type { Entry, SignedRelease } from '../../release/manifest.ts'
 import { BlobStore } from '../blob-store.ts'
 import { layoutOf, type WorkingCopyLayout } from './layout.ts'
 import { ManifestStore } from './manifest-store.ts'
+import { TreeStore } from './tree-store.ts'
+import { verifyRelease, type SignedRelease2 } from '../../formats/release.ts'
+import { walkTree } from '../../formats/tree-builder.ts'
 import { initialState, readConfig, readState, writeConfig, writeState, type WorkingCopyConfig, type WorkingCopyState } from './meta.ts'
 
 export class WorkingCopy {
@@ -17,6 +20,8 @@ export class WorkingCopy {
   state: WorkingCopyState
   readonly manifests: ManifestStore
   readonly history: BlobStore
+  /** Format-2 release documents and tree nodes (docs/formats.md §1.3, §1.6). */
+  readonly trees: TreeStore
   /** The root of trust chain and fresh statements this copy verified (issue 10 item 7); empty for a copy that pinned only a key. */
   readonly trust: TrustStore
 
@@ -29,6 +34,7 @@ export class WorkingCopy {
     // (tampering) under the key it names, which must be the pinned key or one the root lists.
     this.manifests = new ManifestStore(layout, (publicKey) => publicKey === config.publicKey || trust.root?.keys[keyIdOf(publicKey)] !== undefined)
     this.history = new BlobStore(layout.history)
+    this.trees = new TreeStore(layout)
   }
 
   static async open(root: string): Promise<WorkingCopy> {
@@ -65,9 +71,48 @@ export class WorkingCopy {
     return release
   }
 
-  /** Entries of a revision by path; revision 0 is the empty tree. */
-  async entries(rev: number): Promise<Map<string, Entry>> {
+  /**
+   * The stored format-2 release of `rev`, verified again under the copy's root (a tampered
+   * metadata folder is refused, not trusted), or undefined when none is stored.
+   */
+  async release2(rev: number): Promise<SignedRelease2 | undefined> {
+    const text = await this.trees.release(rev)
+    if (text === undefined) return undefined
+    const where = this.trees.where(rev)
+    const root = this.trust.root
+    if (!root) throw new UpswarmError('UPSWARM_E_WORKING_COPY', `${where} is a format-2 release, but ${this.layout.root} holds no root of trust to verify it; delete it and run the command again`)
+    const r = verifyRelease(text, root, where)
+    if (r.release.product !== this.config.product || r.release.rev !== rev) {
+      throw new UpswarmError('UPSWARM_E_WORKING_COPY', `${where} holds r${r.release.rev} of ${r.release.product}, not r${rev} of ${this.config.product}; delete it and run the command again`)
+    }
+    return r
+  }
+
+  /** Whether the copy holds the signed metadata of `rev` (a format-1 manifest or a format-2 release). */
+  async knows(rev: number): Promise<boolean> {
+    return (await this.manifests.get(rev)) !== undefined || (await this.trees.release(rev)) !== undefined
+  }
+
+  /**
+   * Entries of a revision by path; revision 0 is the empty tree. A format-1 manifest when one is
+   * stored, else the format-2 tree walked from the stored nodes, each checked against the hash its
+   * parent names (R-VERIFY); `fetch` supplies nodes that are missing or damaged locally.
+   */
+  async entries(rev: number, fetch?: (hash: string) => Promise<Uint8Array>): Promise<Map<string, Entry>> {
     if (rev === 0) return new Map()
-    return new Map((await this.release(rev)).manifest.entries.map((e) => [e.path, e]))
+    const v1 = await this.manifests.get(rev)
+    if (v1) return new Map(v1.manifest.entries.map((e) => [e.path, e]))
+    const r2 = await this.release2(rev)
+    if (!r2) return new Map((await this.release(rev)).manifest.entries.map((e) => [e.path, e]))
+    const get = async (hash: string): Promise<Uint8Array> => {
+      const held = await this.trees.node(hash)
+      if (held) return held
+      if (fetch) return fetch(hash)
+      throw new UpswarmError('UPSWARM_E_WORKING_COPY',
+        `tree node ${hash.slice(0, 16)}… of r${rev} is ${this.trees.damaged.has(hash) ? 'damaged' : 'missing'} in ${this.layout.nodes}; run \`upswarm update\` connected to fetch it again`)
+    }
+    const out = new Map<string, Entry>()
+    for (const { content: _content, ...e } of await walkTree(r2.release.tree, get)) out.set(e.path, e)
+    return out
   }
 }

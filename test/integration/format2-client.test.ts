@@ -1,0 +1,219 @@
+// docs/formats.md §5 step 6 (issue 13 item 3) on a real cluster with identities and TLS: the
+// client reads format 2 — the signed release through `upswarm.proxy.meta`, verified under its
+// pinned root, then only the tree nodes it lacks through `upswarm.proxy.nodes` (the nodes of the
+// installed revision are kept under .upswarm/nodes), and plans, fetches and verifies the files as
+// in format 1. A format-2-only product larger than the format-1 cap inits and updates; rollback
+// works offline; a forged node or release is refused and nothing is written.
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
+import { publish, type PublishResult } from '../../actors/publisher/publish.ts'
+import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
+import { serverSource } from '../../actors/share-daemon/sources.ts'
+import { history, init, rollback, status, update } from '../../actors/updater/index.ts'
+import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
+import { encodeEnvelope, signEnvelope, type Envelope } from '../../infra/formats/envelope.ts'
+import { appendRoot } from '../../infra/formats/meta-stream.ts'
+import { releaseIdOf } from '../../infra/formats/release.ts'
+import { rootBody, rootText, signRoot, type SignedRoot } from '../../infra/formats/root.ts'
+import type { NatsConnection } from '../../infra/nats/connect.ts'
+import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { TrustStore } from '../../infra/release/trust.ts'
+import type { ReleaseSource } from '../../infra/release/source.ts'
+import { layoutOf } from '../../infra/store/working-copy/layout.ts'
+import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
+import { randomContent, writeTree, type TreeSpec } from '../helpers/trees.ts'
+
+const DAY = 86_400_000
+
+describe('format-2 client', { timeout: 240_000 }, () => {
+  let dir: { path: string; cleanup: () => Promise<void> }
+  let cluster: NatsCluster
+  const conns: NatsConnection[] = []
+  let admin: NatsConnection
+  let publisherNc: NatsConnection
+  let clientNc: NatsConnection
+  let server: RepoServer
+  let proxy: Proxy
+  let proxyClosed = false
+  const rootKey = generatePublisherKey()
+  const key = generatePublisherKey()
+  const dual = newProduct()
+  const only2 = newProduct()
+  let root: SignedRoot
+  const rootDoc = (): { text: string; where: string } => ({ text: rootText(root), where: 'the test root' })
+
+  /** Publishes `spec` over the product's source tree and waits until the proxy's format-2 server holds it. */
+  const publishAndSync = async (product: string, src: string, spec: TreeSpec, v1MaxBytes?: number): Promise<PublishResult> => {
+    await writeTree(src, spec)
+    const r = await publish({ nc: publisherNc, src, product, key, skipFeed: true, ...(v1MaxBytes ? { v1MaxBytes } : {}) })
+    await expect.poll(() => proxy.pool.view().find((m) => m.id === 'rs2')?.synced2[product], { timeout: 60_000, interval: 100 }).toBe(r.release2!.rev)
+    return r
+  }
+  const storedNodes = async (wc: string): Promise<Set<string>> => {
+    const out = new Set<string>()
+    const base = layoutOf(wc).nodes
+    for (const d of await readdir(base).catch(() => [] as string[])) for (const n of await readdir(join(base, d))) out.add(n)
+    return out
+  }
+
+  beforeAll(async () => {
+    dir = await tempDir('upswarm-f2-client-')
+    const own = await startOwnCluster(dir.path, 1)
+    cluster = own.cluster
+    const connect = async (name: string, kind: 'admin' | 'publisher' | 'server' | 'proxy' | 'client', id = name): Promise<NatsConnection> => {
+      const nc = await own.connect(name, { kind, name: id })
+      conns.push(nc)
+      return nc
+    }
+    admin = await connect('admin', 'admin')
+    publisherNc = await connect('publisher', 'publisher')
+    clientNc = await connect('client', 'client', 'f2c')
+    const body = rootBody({
+      version: 1, expiresMs: Date.now() + 365 * DAY, rootKeys: [rootKey.publicKey], rootThreshold: 1, freshKeys: [rootKey.publicKey],
+      products: { [dual]: { publish: [key.publicKey] }, [only2]: { publish: [key.publicKey] } },
+    }) as { products: Record<string, { formats: number[] }> }
+    body.products[dual]!.formats = [1, 2]
+    body.products[only2]!.formats = [2]
+    root = signRoot(body, [rootKey])
+    await appendRoot(admin, rootText(root))
+    const trust = join(dir.path, 'trust.json')
+    await writeFile(trust, JSON.stringify({ format: 3, root: root.env }))
+    server = await startRepoServer({ nc: await connect('rs2', 'server'), id: 'rs2', dataDir: join(dir.path, 'rs2'), trust: await new TrustStore(trust).ready(), log: () => {} })
+    proxy = await startProxy({ nc: await connect('proxy', 'proxy', 'px') })
+  }, 120_000)
+  afterAll(async () => {
+    if (!proxyClosed) await proxy?.close()
+    await server?.close()
+    for (const nc of conns) await nc.close()
+    await cluster?.stop()
+    await dir?.cleanup()
+  })
+
+  it('updater — a formats [1, 2] product: init at r1 and update to r2 read format 2, fetching only the changed directory\'s nodes; rollback to r1 works offline', async () => {
+    const src = join(dir.path, 'src-dual')
+    // 60 files over 3 directories and one file larger than a 1 MiB piece (format 2 carries no piece hashes).
+    const spec: TreeSpec = { 'big.bin': randomContent(2_200_000), link: { symlink: 'big.bin' } }
+    for (let i = 0; i < 60; i++) spec[`d${i % 3}/f${i}.txt`] = `file ${i}\n`
+    const r1 = await publishAndSync(dual, src, spec)
+    const wc = join(dir.path, 'wc-dual')
+    const first = await init(wc, { product: dual, root: rootDoc(), source: serverSource(clientNc, dual) })
+    // Every dir node of the tree; not big.bin's chunk list (files come whole by their hashes: a node the run does not need).
+    expect(first).toMatchObject({ to: 1, format: 2, treeNodes: { nodes: r1.release2!.nodes - 1 } })
+    expect((await readFile(join(wc, 'big.bin'))).equals(spec['big.bin'] as Buffer)).toBe(true)
+    expect(await readFile(join(wc, 'd1/f1.txt'), 'utf8')).toBe('file 1\n')
+    expect((await storedNodes(wc)).size).toBe(r1.release2!.nodes - 1)
+
+    // r2 changes one file of d1: the top node and d1's are new, and only they are fetched, one tree level per request.
+    const r2 = await publishAndSync(dual, src, { 'd1/f1.txt': 'file 1, edited\n' })
+    const source = serverSource(clientNc, dual)
+    expect(await update(wc, { source })).toMatchObject({ from: 1, to: 2, format: 2, updated: 1, treeNodes: { nodes: 2, requests: 2 } })
+    expect(await readFile(join(wc, 'd1/f1.txt'), 'utf8')).toBe('file 1, edited\n')
+    // The metadata fetched (release document, two nodes) is a fraction of the format-1 manifest of the same revision.
+    expect(source.meta.bytes).toBeLessThan(Buffer.byteLength(JSON.stringify(r2.release!)) / 2)
+    // r3 deletes a file of d2.
+    await rm(join(src, 'd2/f2.txt'))
+    await publishAndSync(dual, src, {})
+    expect(await update(wc, { source: serverSource(clientNc, dual) })).toMatchObject({ from: 2, to: 3, format: 2, removed: 1, treeNodes: { nodes: 2, requests: 2 } })
+    await expect(readFile(join(wc, 'd2/f2.txt'))).rejects.toMatchObject({ code: 'ENOENT' })
+
+    const back = await rollback(wc, { rev: 1 })
+    expect(back).toEqual({ from: 3, to: 1, source: 'local' })
+    expect(await readFile(join(wc, 'd1/f1.txt'), 'utf8')).toBe('file 1\n')
+    expect(await readFile(join(wc, 'd2/f2.txt'), 'utf8')).toBe('file 2\n')
+    // `history` lists the format-2 revisions, each with its release id.
+    expect((await history(wc)).revisions.map((r) => [r.rev, r.manifest, r.manifestSha256.length])).toEqual([[1, true, 64], [2, true, 64], [3, true, 64]])
+    // Forward again: every node is held, none is fetched.
+    expect(await update(wc, { source: serverSource(clientNc, dual), rev: 3 })).toMatchObject({ from: 1, to: 3, format: 2, treeNodes: { nodes: 0, requests: 0 } })
+    expect((await status(wc, { source: serverSource(clientNc, dual) })).files.filter((f) => f.status !== 'current')).toEqual([])
+  })
+
+  it('updater — the same product without format-2 answers (an older cluster) is read in format 1, to the same tree', async () => {
+    const src = join(dir.path, 'src-dual')
+    const wc = join(dir.path, 'wc-dual-v1')
+    const v1Only: ReleaseSource = { ...serverSource(clientNc, dual), release2: async () => undefined }
+    const warnings: string[] = []
+    const log = { info: () => {}, warn: (_o: object, m: string) => { warnings.push(m) } }
+    expect(await init(wc, { product: dual, root: rootDoc(), source: v1Only, log })).toMatchObject({ to: 3, format: 1 })
+    // It keeps r1 and r2 in its history store in format 1 too.
+    expect(warnings).toEqual([])
+    expect(await readFile(join(wc, 'd1/f1.txt'), 'utf8')).toBe('file 1, edited\n')
+    expect((await readFile(join(wc, 'big.bin'))).equals(await readFile(join(src, 'big.bin')))).toBe(true)
+    expect((await storedNodes(wc)).size).toBe(0)
+  })
+
+  it('updater — a forged tree node from the wire, a release whose signature fails and one with an unknown critical field are refused, naming them; nothing is written', async () => {
+    const src = join(dir.path, 'src-dual')
+    const wc = join(dir.path, 'wc-dual')
+    const r4 = await publishAndSync(dual, src, { 'd0/f0.txt': 'file 0, edited\n' })
+    const before = await storedNodes(wc)
+    const real = serverSource(clientNc, dual)
+    let forged = ''
+    const tampering: ReleaseSource = {
+      ...real,
+      async nodes(p, hashes) {
+        const got = await real.nodes!(p, hashes)
+        forged = hashes[0]!
+        const bytes = Buffer.from(got.get(forged)!)
+        bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1
+        got.set(forged, bytes)
+        return got
+      },
+    }
+    await expect(update(wc, { source: tampering })).rejects.toMatchObject({
+      code: 'UPSWARM_E_HASH_MISMATCH', message: expect.stringMatching(/tree node [0-9a-f]{16}… \(\(top\)\) does not hash to its name/),
+    })
+    expect(forged).toBe(r4.release2!.tree)
+    expect(await storedNodes(wc)).toEqual(before)
+    expect(await readFile(join(wc, 'd0/f0.txt'), 'utf8')).toBe('file 0\n')
+
+    // A release document whose signature does not verify (one signed field changed).
+    const badRelease: ReleaseSource = {
+      ...real,
+      async release2(p, rev) {
+        const text = await real.release2!(p, rev)
+        return text === undefined ? text : Buffer.from(text).toString('utf8').replace(/"files":(\d+)/, (_m, n: string) => `"files":${Number(n) + 1}`)
+      },
+    }
+    await expect(update(wc, { source: badRelease })).rejects.toMatchObject({ code: 'UPSWARM_E_SIGNATURE', message: expect.stringMatching(/release r4 of .* carries 0 valid signature/) })
+    expect(await storedNodes(wc)).toEqual(before)
+    expect(await readFile(join(wc, 'd0/f0.txt'), 'utf8')).toBe('file 0\n')
+    // The genuine one still goes through.
+    expect(await update(wc, { source: real })).toMatchObject({ to: 4, format: 2, treeNodes: { nodes: 2 } })
+    expect(await readFile(join(wc, 'd0/f0.txt'), 'utf8')).toBe('file 0, edited\n')
+
+    // A validly signed r5 that marks a field this upswarm does not know as critical (docs/formats.md §2.3).
+    const r4Text = Buffer.from((await real.release2!(dual))!).toString('utf8')
+    const r4Env = JSON.parse(r4Text) as Envelope
+    const future = encodeEnvelope(signEnvelope({ ...r4Env.signed, rev: 5, parent: releaseIdOf(r4Env), 'x-future': 1, critical: ['x-future'] }, [key])).toString('utf8')
+    const critical: ReleaseSource = { ...real, release2: async () => future }
+    await expect(update(wc, { source: critical })).rejects.toMatchObject({ code: 'UPSWARM_E_MANIFEST', message: expect.stringMatching(/needs a newer upswarm: it marks x-future critical/) })
+    await expect(readFile(join(layoutOf(wc).releases2, '5.json'))).rejects.toMatchObject({ code: 'ENOENT' })
+    expect((await status(wc)).rev).toBe(4)
+  })
+
+  it('updater — a formats [2] product larger than the (lowered) format-1 cap inits and updates in format 2', async () => {
+    const src = join(dir.path, 'src-only2')
+    const spec: TreeSpec = {}
+    for (let i = 0; i < 40; i++) spec[`a/b${i % 4}/f${i}.txt`] = `only two ${i}\n`
+    const r1 = await publishAndSync(only2, src, spec, 2048)
+    expect(r1).toMatchObject({ formats: [2], manifestSha256: null })
+    const wc = join(dir.path, 'wc-only2')
+    expect(await init(wc, { product: only2, root: rootDoc(), source: serverSource(clientNc, only2) })).toMatchObject({ to: 1, format: 2, checkedOut: 40 })
+    await publishAndSync(only2, src, { 'a/b3/f3.txt': 'changed\n', 'a/b3/new.txt': 'new\n' }, 2048)
+    // top, a, a/b3 change.
+    expect(await update(wc, { source: serverSource(clientNc, only2) })).toMatchObject({ from: 1, to: 2, format: 2, updated: 1, checkedOut: 1, treeNodes: { nodes: 3, requests: 3 } })
+    expect(await readFile(join(wc, 'a/b3/new.txt'), 'utf8')).toBe('new\n')
+    expect(await rollback(wc, { rev: 1 })).toEqual({ from: 2, to: 1, source: 'local' })
+    await expect(readFile(join(wc, 'a/b3/new.txt'))).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('serverSource — with no `meta` responder (a cluster of the previous release) the format-2 source answers "none" (the updater then reads format 1, as above), not an error', async () => {
+    const other = newProduct()
+    // No responder on the subject the source asks: the proxy's `meta`, with the proxy stopped.
+    await proxy.close()
+    proxyClosed = true
+    await expect(serverSource(clientNc, other).release2!(other)).resolves.toBeUndefined()
+  })
+})
