@@ -20,7 +20,6 @@ import type { RevertRecord } from '../../infra/store/working-copy/meta.ts'
 import type { RunLogic } from './run.ts'
 import { deliverPendingAlerts } from './alerts.ts'
 import { ReleaseHistory } from './releases.ts'
-import { Release2History } from './releases2.ts'
 import { automaticTarget } from './hold.ts'
 import type { UpdateProgress } from './run-session.ts'
 
@@ -256,6 +255,8 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
       // Format 2 when the root lists it and the servers have it (docs/formats.md §5 step 6), else format 1.
       const log = opts.log ?? silentLog
       const v1 = new ReleaseHistory(wc, opts.source, log)
+      // Loaded here: an offline status of a format-1 copy needs neither the format-2 codecs nor zod (issue 13 item 1).
+      const { Release2History } = await import('./releases2.ts')
       const v2 = new Release2History(wc, opts.source, log)
       refreshed = await v1.refreshTrust().then(async () => {
         if (!(await v2.newest())) await v1.refresh({ trust: false })

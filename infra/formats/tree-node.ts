@@ -8,7 +8,7 @@
 import b4a from 'b4a'
 import c from 'compact-encoding'
 import { createHash } from 'node:crypto'
-import { META_DIR } from '../release/manifest.ts'
+import { META_DIR } from '../release/manifest-core.ts'
 import { encodeToBytes, strictDecoding, type State, type WireEncoder } from '../swarm/wire-kit.ts'
 
 export const NODE_FORMAT = 2

@@ -83,5 +83,7 @@ describe('publish', () => {
       await cluster.stop()
       await own.cleanup()
     }
-  })
+    // A cluster of its own (up to three 30 s start attempts on a busy machine) and a JetStream
+    // leader election after the kill: 60 s was too short in a fresh-clone run.
+  }, 180_000)
 })

@@ -10,8 +10,9 @@ import { BlobStore } from '../blob-store.ts'
 import { layoutOf, type WorkingCopyLayout } from './layout.ts'
 import { ManifestStore } from './manifest-store.ts'
 import { TreeStore } from './tree-store.ts'
-import { verifyRelease, type SignedRelease2 } from '../../formats/release.ts'
-import { walkTree } from '../../formats/tree-builder.ts'
+// The format-2 codecs (zod, the envelope) load only when a format-2 revision is read: `status
+// --offline` of a format-1 copy stays without them (issue 13 item 1, test/integration/startup-modules).
+import type { SignedRelease2 } from '../../formats/release.ts'
 import { initialState, readConfig, readState, writeConfig, writeState, type WorkingCopyConfig, type WorkingCopyState } from './meta.ts'
 
 export class WorkingCopy {
@@ -81,6 +82,7 @@ export class WorkingCopy {
     const where = this.trees.where(rev)
     const root = this.trust.root
     if (!root) throw new UpswarmError('UPSWARM_E_WORKING_COPY', `${where} is a format-2 release, but ${this.layout.root} holds no root of trust to verify it; delete it and run the command again`)
+    const { verifyRelease } = await import('../../formats/release.ts')
     const r = verifyRelease(text, root, where)
     if (r.release.product !== this.config.product || r.release.rev !== rev) {
       throw new UpswarmError('UPSWARM_E_WORKING_COPY', `${where} holds r${r.release.rev} of ${r.release.product}, not r${rev} of ${this.config.product}; delete it and run the command again`)
@@ -111,6 +113,7 @@ export class WorkingCopy {
       throw new UpswarmError('UPSWARM_E_WORKING_COPY',
         `tree node ${hash.slice(0, 16)}… of r${rev} is ${this.trees.damaged.has(hash) ? 'damaged' : 'missing'} in ${this.layout.nodes}; run \`upswarm update\` connected to fetch it again`)
     }
+    const { walkTree } = await import('../../formats/tree-builder.ts')
     const out = new Map<string, Entry>()
     for (const { content: _content, ...e } of await walkTree(r2.release.tree, get)) out.set(e.path, e)
     return out
