@@ -69,6 +69,66 @@ export type InspectionStats = Omit<InspectionSummary, 'type' | 'createdAt' | 'bu
 /** A message held back by the window: a snapshot (`value` set) or an event. */
 interface Queued { event: AnyEventObject; at: number; snapshot?: Snapshot<unknown>; value?: string; sourceId?: string | undefined }
 
+/** Tracked actors with something queued, by creation order (a binary min-heap on `order`). */
+class OldestFirst {
+  private heap: Tracked[] = []
+  private readonly members = new Set<Tracked>()
+
+  get size(): number {
+    return this.members.size
+  }
+
+  add(t: Tracked): void {
+    if (this.members.has(t)) return
+    this.members.add(t)
+    this.heap.push(t)
+    this.up(this.heap.length - 1)
+  }
+
+  oldest(): Tracked | undefined {
+    return this.heap[0]
+  }
+
+  remove(t: Tracked): void {
+    if (!this.members.delete(t)) return
+    const i = this.heap.indexOf(t)
+    const last = this.heap.pop()!
+    if (i === this.heap.length) return
+    this.heap[i] = last
+    this.up(i)
+    this.down(i)
+  }
+
+  clear(): void {
+    this.heap = []
+    this.members.clear()
+  }
+
+  private up(i: number): void {
+    const h = this.heap
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (h[parent]!.order <= h[i]!.order) return
+      ;[h[parent], h[i]] = [h[i]!, h[parent]!]
+      i = parent
+    }
+  }
+
+  private down(i: number): void {
+    const h = this.heap
+    for (;;) {
+      const l = 2 * i + 1
+      const r = l + 1
+      let min = i
+      if (l < h.length && h[l]!.order < h[min]!.order) min = l
+      if (r < h.length && h[r]!.order < h[min]!.order) min = r
+      if (min === i) return
+      ;[h[min], h[i]] = [h[i]!, h[min]!]
+      i = min
+    }
+  }
+}
+
 interface Tracked {
   order: number
   ref: AnyActorRef
@@ -108,7 +168,7 @@ export class InspectionChannel {
   /** When each machine's definition was last sent: the per-file actors of an update share one, sent once a minute, not with each of them. */
   private readonly definitionSentAt = new WeakMap<object, number>()
   /** Announced actors with queued messages. */
-  private readonly pending = new Map<string, Tracked>()
+  private readonly pending = new OldestFirst()
   /** Messages waiting, all actors together. */
   private backlog = 0
   /** When the messages of the current window went out (at most `max`). */
@@ -280,7 +340,7 @@ export class InspectionChannel {
   private enqueue(t: Tracked, item: Queued): void {
     t.queue.push(item)
     this.backlog++
-    if (t.announced) this.pending.set(t.ref.sessionId, t)
+    if (t.announced) this.pending.add(t)
     this.schedule()
   }
 
@@ -351,15 +411,16 @@ export class InspectionChannel {
         this.toAnnounce.delete(next.ref.sessionId)
         this.announce(next)
         this.backlog--
-        if (next.queue.length > 0) this.pending.set(next.ref.sessionId, next)
+        if (next.queue.length > 0) this.pending.add(next)
         continue
       }
       if (this.pending.size === 0) break
-      let first: Tracked | undefined
-      for (const t of this.pending.values()) if (!first || t.order < first.order) first = t
+      // The oldest actor with something queued, from a heap: a scan of every pending actor per
+      // message sent cost more than the messages themselves under an update's per-file actors.
+      const first = this.pending.oldest()
       this.send(first!, first!.queue.shift()!)
       this.backlog--
-      if (first!.queue.length === 0) this.pending.delete(first!.ref.sessionId)
+      if (first!.queue.length === 0) this.pending.remove(first!)
     }
     this.schedule()
   }

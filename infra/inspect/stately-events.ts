@@ -45,8 +45,27 @@ export function bounded(value: unknown, depth: number = BOUNDS.depth): unknown {
   if (isActorRef(value)) return { actor: value.id }
   if (value instanceof Date) return value.toISOString()
   if (depth <= 0) return '[…]'
-  if (value instanceof Map) return bounded(Object.fromEntries([...value.entries()].slice(0, BOUNDS.keys + 1).map(([k, v]) => [String(k), v])), depth)
-  if (value instanceof Set) return bounded([...value].slice(0, BOUNDS.items + 1), depth)
+  // Maps and sets are read up to the bound only: a context may hold thousands of entries.
+  if (value instanceof Map) {
+    const out: Record<string, unknown> = {}
+    let n = 0
+    for (const [k, v] of value) {
+      if (n++ === BOUNDS.keys) break
+      const b = bounded(v, depth - 1)
+      if (b !== undefined) out[String(k)] = b
+    }
+    if (value.size > BOUNDS.keys) out['…'] = `${value.size - BOUNDS.keys} more keys`
+    return out
+  }
+  if (value instanceof Set) {
+    const out: unknown[] = []
+    for (const v of value) {
+      if (out.length === BOUNDS.items) break
+      out.push(bounded(v, depth - 1))
+    }
+    if (value.size > BOUNDS.items) out.push(`… ${value.size - BOUNDS.items} more`)
+    return out
+  }
   if (Array.isArray(value)) {
     const out = value.slice(0, BOUNDS.items).map((v) => bounded(v, depth - 1))
     if (value.length > BOUNDS.items) out.push(`… ${value.length - BOUNDS.items} more`)

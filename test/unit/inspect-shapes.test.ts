@@ -89,6 +89,13 @@ describe('inspect — message shapes', () => {
     expect(bounded({ a: { b: { c: { d: { e: 1 } } } } })).toEqual({ a: { b: { c: { d: '[…]' } } } })
     expect(bounded(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, i])))).toMatchObject({ k0: 0, '…': `${50 - BOUNDS.keys} more keys` })
     expect(bounded(Object.assign(new Error('disk full'), { code: 'ENOSPC' }))).toEqual({ name: 'Error', message: 'disk full', code: 'ENOSPC' })
+    // Maps and sets are read only up to the bound (a context may hold thousands of entries).
+    const big = new Map(Array.from({ length: 10_000 }, (_, i) => [i, { n: i }]))
+    const m = bounded(big) as Record<string, unknown>
+    expect(Object.keys(m)).toHaveLength(BOUNDS.keys + 1)
+    expect(m).toMatchObject({ 0: { n: 0 }, [BOUNDS.keys - 1]: { n: BOUNDS.keys - 1 }, '…': `${10_000 - BOUNDS.keys} more keys` })
+    expect(bounded(new Set(Array.from({ length: 10_000 }, (_, i) => i)))).toEqual([...Array.from({ length: BOUNDS.items }, (_, i) => i), `… ${10_000 - BOUNDS.items} more`])
+    expect(bounded(new Map([['a', 1]]))).toEqual({ a: 1 })
   })
 
   it('inspect — a message that is not an inspection event is refused with the field that is wrong', () => {
