@@ -2,7 +2,6 @@
 // it) because they load only what they use. This guards the structure, not the time: each command
 // runs from the build with a loader hook logging every module it loads (test/helpers/load-log.mjs),
 // and the build's metafile (dist/meta.json) says which chunks hold zod, xstate or the NATS client.
-import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -15,6 +14,7 @@ import { fastStatus } from '../../actors/cli/dispatch.ts'
 import { tempDir } from '../helpers/cluster.ts'
 import { DirectorySource } from '../helpers/dir-source.ts'
 import { publishLocal, writeTree } from '../helpers/local-publish.ts'
+import { runNode } from '../helpers/node-run.ts'
 
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
 const LOAD_LOG = join(PROJECT_ROOT, 'test', 'helpers', 'load-log.mjs')
@@ -22,14 +22,6 @@ const LOAD_LOG = join(PROJECT_ROOT, 'test', 'helpers', 'load-log.mjs')
 const HEAVY = /node_modules\/(zod|xstate|@nats-io)\//
 
 interface Metafile { outputs: Record<string, { inputs: Record<string, unknown> }> }
-
-function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, args, { env, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
-    })
-  })
-}
 
 describe('start-up — short commands load no zod, xstate or NATS', () => {
   let tmp: { path: string; cleanup: () => Promise<void> }
@@ -58,7 +50,7 @@ describe('start-up — short commands load no zod, xstate or NATS', () => {
     await rm(log, { force: true })
     const env: NodeJS.ProcessEnv = { ...process.env, UPSWARM_LOAD_LOG: log }
     delete env.UPSWARM_NATS
-    const r = await run(['--import', pathToFileURL(LOAD_LOG).href, CLI, ...args], env)
+    const r = await runNode(['--import', pathToFileURL(LOAD_LOG).href, CLI, ...args], env)
     const loaded = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean)
     return { r, loaded, heavy: [...loaded.filter((u) => HEAVY.test(u)), ...heavyChunks.map(urlOf).filter((u) => loaded.includes(u))] }
   }
@@ -102,9 +94,9 @@ describe('start-up — short commands load no zod, xstate or NATS', () => {
     delete env.UPSWARM_NATS
     for (const args of [['status', wc, '--offline'], ['status', '--json', wc, '--offline'], ['status', join(tmp.path, 'none'), '--offline'], ['status', join(tmp.path, 'none'), '--offline', '--json']]) {
       expect(fastStatus(args)).toBeDefined()
-      const viaTable = await run([CLI, ...args], env)
+      const viaTable = await runNode([CLI, ...args], env)
       // A flag the table does not know sends the same command through commander.
-      const viaCommander = await run([CLI, ...args, '--nats', 'nats://127.0.0.1:1'], env)
+      const viaCommander = await runNode([CLI, ...args, '--nats', 'nats://127.0.0.1:1'], env)
       expect(fastStatus([...args, '--nats', 'nats://127.0.0.1:1'])).toBeUndefined()
       expect(viaTable).toEqual(viaCommander)
     }

@@ -2,7 +2,6 @@
 // the file-status statechart, so the compiled CLI loads no xstate for it. The command runs with a
 // loader hook that logs every module it loads; the build's metafile (dist/meta.json) says which
 // chunks of dist/ hold xstate or a statechart.
-import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -14,19 +13,12 @@ import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { tempDir } from '../helpers/cluster.ts'
 import { DirectorySource } from '../helpers/dir-source.ts'
 import { publishLocal, writeTree } from '../helpers/local-publish.ts'
+import { runNode } from '../helpers/node-run.ts'
 
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
 const LOAD_LOG = join(PROJECT_ROOT, 'test', 'helpers', 'load-log.mjs')
 
 interface Metafile { outputs: Record<string, { entryPoint?: string; inputs: Record<string, unknown>; imports: { path: string; kind: string }[] }> }
-
-function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, args, { env, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
-    })
-  })
-}
 
 describe('status — a short command', () => {
   let tmp: { path: string; cleanup: () => Promise<void> }
@@ -48,7 +40,7 @@ describe('status — a short command', () => {
     const log = join(tmp.path, 'loaded.txt')
     const env: NodeJS.ProcessEnv = { ...process.env, UPSWARM_LOAD_LOG: log }
     delete env.UPSWARM_NATS
-    const r = await run(['--import', pathToFileURL(LOAD_LOG).href, CLI, 'status', wc, '--offline'], env)
+    const r = await runNode(['--import', pathToFileURL(LOAD_LOG).href, CLI, 'status', wc, '--offline'], env)
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/^modified\s+b\.txt$/m)

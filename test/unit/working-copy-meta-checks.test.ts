@@ -4,6 +4,7 @@
 // readConfig / readState (real files) and compared with the schema's own verdict on it.
 import { mkdir, writeFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { z } from 'zod'
 import { layoutOf, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
 import { readConfig, readState } from '../../infra/store/working-copy/meta.ts'
 import { WorkingCopyConfigSchema, WorkingCopyStateSchema } from '../../infra/store/working-copy/schemas.ts'
@@ -44,34 +45,25 @@ describe('working copy — config and state checks agree with their schemas', ()
     return layout
   }
 
-  it('working copy — each config.json sample reads as the schema parses it, or fails naming the field the schema names', async () => {
-    for (const [what, value] of configSamples) {
-      const layout = await copyWith('config', value)
-      const expected = WorkingCopyConfigSchema.safeParse(value)
-      const got = await readConfig(layout).then((v) => ({ ok: true as const, v }), (err: Error) => ({ ok: false as const, err }))
-      if (expected.success) {
-        expect(got, what).toEqual({ ok: true, v: expected.data })
-      } else {
-        const issue = expected.error.issues[0]!
-        expect(got.ok, what).toBe(false)
-        if (!got.ok) expect(got.err.message, what).toContain(`is malformed at ${issue.path.join('.') || '(root)'}: ${issue.message}`)
-      }
+  /** The file read through `read` gives what `schema` parses the value to, or an error naming the field the schema names. */
+  async function agrees<T>(what: string, layout: WorkingCopyLayout, value: unknown, schema: z.ZodType<T>, read: (l: WorkingCopyLayout) => Promise<T>): Promise<void> {
+    const expected = schema.safeParse(value)
+    const got = await read(layout).then((v) => ({ ok: true as const, v }), (err: Error) => ({ ok: false as const, err }))
+    if (expected.success) {
+      expect(got, what).toEqual({ ok: true, v: expected.data })
+    } else {
+      const issue = expected.error.issues[0]!
+      expect(got.ok, what).toBe(false)
+      if (!got.ok) expect(got.err.message, what).toContain(`is malformed at ${issue.path.join('.') || '(root)'}: ${issue.message}`)
     }
+  }
+
+  it('working copy — each config.json sample reads as the schema parses it, or fails naming the field the schema names', async () => {
+    for (const [what, value] of configSamples) await agrees(what, await copyWith('config', value), value, WorkingCopyConfigSchema, readConfig)
   })
 
   it('working copy — each state.json sample reads as the schema parses it, or fails naming the field the schema names', async () => {
-    for (const [what, value] of stateSamples) {
-      const layout = await copyWith('state', value)
-      const expected = WorkingCopyStateSchema.safeParse(value)
-      const got = await readState(layout).then((v) => ({ ok: true as const, v }), (err: Error) => ({ ok: false as const, err }))
-      if (expected.success) {
-        expect(got, what).toEqual({ ok: true, v: expected.data })
-      } else {
-        const issue = expected.error.issues[0]!
-        expect(got.ok, what).toBe(false)
-        if (!got.ok) expect(got.err.message, what).toContain(`is malformed at ${issue.path.join('.') || '(root)'}: ${issue.message}`)
-      }
-    }
+    for (const [what, value] of stateSamples) await agrees(what, await copyWith('state', value), value, WorkingCopyStateSchema, readState)
     // The samples cover both verdicts.
     expect(stateSamples.filter(([, v]) => WorkingCopyStateSchema.safeParse(v).success).length).toBeGreaterThanOrEqual(3)
     expect(stateSamples.filter(([, v]) => !WorkingCopyStateSchema.safeParse(v).success).length).toBeGreaterThanOrEqual(10)
