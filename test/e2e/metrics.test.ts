@@ -80,7 +80,9 @@ describe('metrics', { timeout: 240_000 }, () => {
     for (const s of before.servers) {
       for (const name of ['upswarm_server_requests_total', 'upswarm_server_bytes_sent_total', 'upswarm_server_synced_revision', 'upswarm_server_sync_lag_messages', 'upswarm_server_swarm_peers']) expect(s.has(name)).toBe(true)
     }
-    expect(total(before.proxy, 'upswarm_proxy_pool_servers', { state: 'healthy' })).toBe(2)
+    // endpoints.json is written once every role answers; the proxy may have heard one server's
+    // heartbeat by then and not yet the other's: the pool gauge gets there within heartbeats.
+    await expect.poll(async () => total(await scrape(ep.metrics!.proxy!), 'upswarm_proxy_pool_servers', { state: 'healthy' }), { timeout: 30_000, interval: 250 }).toBe(2)
 
     // A release, synced by both servers (their sync lag back to 0), then a client's first checkout through the proxy.
     const product = newProduct()
