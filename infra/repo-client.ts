@@ -90,6 +90,28 @@ export class RepoClient {
 }
 
 /**
+ * Issue 15: an object by its SHA-256 (a delta, a compressed file), `length` bytes, from the
+ * assigned server: one range per piece, `threads` at a time, each a piece checked on arrival when
+ * the object is one piece, the whole checked against its hash (R-VERIFY) before it is returned.
+ */
+export async function fetchUnit(reader: RangeReader, sha256: string, length: number, opts: { threads: number; signal?: AbortSignal }): Promise<Buffer> {
+  if (length <= PIECE_SIZE) return reader.readPiece(sha256, 0, length, sha256)
+  const count = Math.ceil(length / PIECE_SIZE)
+  const parts: Buffer[] = new Array(count)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < count; i = next++) {
+      opts.signal?.throwIfAborted()
+      parts[i] = await reader.readPiece(sha256, i * PIECE_SIZE, Math.min(PIECE_SIZE, length - i * PIECE_SIZE), undefined)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.threads, count)) }, worker))
+  const bytes = Buffer.concat(parts)
+  if (sha256Hex(bytes) !== sha256) throw new UpswarmError('UPSWARM_E_HASH_MISMATCH', `object ${sha256} from server ${reader.servers.join(', ')} does not hash to its name`)
+  return bytes
+}
+
+/**
  * The expected SHA-256 of piece `i` of a file entry; undefined for a piece of a file larger than
  * one piece that has no piece hashes (a format-2 entry: its tree carries chunk hashes, not 1 MiB
  * piece hashes), whose bytes are checked as a whole by the blob store's commit (R-VERIFY).

@@ -4,7 +4,8 @@
 // product's release chains: heads and last sequences) → signing (revision head + 1, parent = head)
 // → appending (optimistic concurrency on the release subject) → feeding (the publisher key's
 // release feed, R-DHT-2) → done. Format 2 (docs/formats.md §2.2, issue 13 item 3): when the root's
-// `formats` holds 2, signing2 and appending2 put the format-2 release first — the serialization
+// `formats` holds 2, encoding (issue 15: deltas from the previous format-2 release and compressed
+// files; a failure there costs bytes, never the release), signing2 and appending2 put the format-2 release first — the serialization
 // point — and the format-1 manifest of the same revision follows when `formats` holds 1; a
 // format-2 release whose format-1 manifest is missing (a publish died between the two appends) is
 // repaired first (repairing). A tree equal to the head appends nothing; an append that lost the
@@ -16,7 +17,7 @@ import type { BuiltTree } from '../infra/formats/tree-builder.ts'
 import type { Entry, SignedRelease } from '../infra/release/manifest.ts'
 import type { SkippedMessage } from '../infra/release/release-log.ts'
 
-export type PublishPhase = 'claiming' | 'scanning' | 'uploading' | 'reading' | 'repairing' | 'signing' | 'appending' | 'feeding'
+export type PublishPhase = 'claiming' | 'scanning' | 'uploading' | 'reading' | 'repairing' | 'encoding' | 'signing' | 'appending' | 'feeding'
 
 export interface PublishInput {
   product: string
@@ -60,6 +61,16 @@ export interface Head2 {
   label?: string
   /** The format-1 manifest of the same revision it names, when there is one. */
   v1?: string
+}
+
+/** Issue 15: the deltas of a format-2 release (actors/publisher/deltas.ts). */
+export interface Deltas {
+  /** Delta-index node hashes: the release's `deltas`. */
+  indexes: string[]
+  deltas: number
+  deltaBytes: number
+  targetBytes: number
+  uploaded: number
 }
 
 /** A format-2 release signed by this publish. */
@@ -118,6 +129,9 @@ export interface PublishContext {
   mine?: SignedRelease
   /** The format-2 release this publish signed (the newest attempt). */
   mine2?: Release2
+  /** Issue 15: the deltas it names, or why there are none (a failed encoding costs bytes, never the release). */
+  deltas?: Deltas
+  deltaWarning?: string
   /** Format 2: the release appended (or found unchanged) and its stream sequence. */
   release2?: Release2 & { seq: number }
   /** Gap repairs done (at most one per reading, so a repair that does not take cannot loop). */
@@ -140,6 +154,8 @@ export interface PublishOutput {
   release?: SignedRelease
   seq?: number
   release2?: Release2 & { seq: number }
+  deltas?: Deltas
+  deltaWarning?: string
   appended: boolean
   skipped: SkippedMessage[]
   feed?: FeedResult
@@ -213,7 +229,8 @@ export const publishMachine = setup({
     sign: fromPromise<SignedRelease, { rev: number; parent: string | undefined; tree: ScannedTree }>(notProvided('sign')),
     append: fromPromise<Appended, { release: SignedRelease; lastSeq: number }>(notProvided('append')),
     repair: fromPromise<void, { chain: ChainRead }>(notProvided('repair')),
-    sign2: fromPromise<Release2, { rev: number; head2: Head2 | undefined; v1: SignedRelease | undefined; tree: ScannedTree; claim: Claim }>(notProvided('sign2')),
+    encodeDeltas: fromPromise<Deltas, { head2: Head2 | undefined; tree: ScannedTree }>(notProvided('encodeDeltas')),
+    sign2: fromPromise<Release2, { rev: number; head2: Head2 | undefined; v1: SignedRelease | undefined; tree: ScannedTree; claim: Claim; deltas: string[] }>(notProvided('sign2')),
     append2: fromPromise<Appended, { release: Release2 }>(notProvided('append2')),
     feed: fromPromise<FeedResult, { release: SignedRelease; seq: number }>(notProvided('feed')),
   },
@@ -293,7 +310,7 @@ export const publishMachine = setup({
             actions: [{ type: 'keepSkipped', params: ({ event }) => event.output }, assign(({ event }) => ({ chain: event.output, ...heads(event.output), appended: false }))],
           },
           { guard: 'wants1', target: 'signing', actions: [{ type: 'keepSkipped', params: ({ event }) => event.output }, assign({ chain: ({ event }) => event.output })] },
-          { target: 'signing2', actions: [{ type: 'keepSkipped', params: ({ event }) => event.output }, assign({ chain: ({ event }) => event.output })] },
+          { target: 'encoding', actions: [{ type: 'keepSkipped', params: ({ event }) => event.output }, assign({ chain: ({ event }) => event.output })] },
         ],
         onError: { target: 'failed', actions: { type: 'fail', params: ({ event }) => failure('reading', event.error) } },
       },
@@ -321,10 +338,23 @@ export const publishMachine = setup({
         src: 'sign',
         input: ({ context }) => ({ rev: nextRev(context.chain!), parent: context.chain!.head?.manifestSha256, tree: context.tree! }),
         onDone: [
-          { guard: 'wants2', target: 'signing2', actions: assign({ mine: ({ event }) => event.output }) },
+          { guard: 'wants2', target: 'encoding', actions: assign({ mine: ({ event }) => event.output }) },
           { target: 'appending', actions: assign({ mine: ({ event }) => event.output }) },
         ],
         onError: { target: 'failed', actions: { type: 'fail', params: ({ event }) => failure('signing', event.error) } },
+      },
+    },
+    /** Issue 15: deltas from the previous format-2 release and compressed files, named by the release. */
+    encoding: {
+      entry: { type: 'announce', params: 'encoding' },
+      invoke: {
+        src: 'encodeDeltas',
+        input: ({ context }) => ({ head2: context.chain!.head2, tree: context.tree! }),
+        onDone: { target: 'signing2', actions: assign({ deltas: ({ event }) => event.output, deltaWarning: undefined }) },
+        onError: {
+          target: 'signing2',
+          actions: assign({ deltas: undefined, deltaWarning: ({ event }) => `no deltas for this release (clients fetch changed files whole): ${(event.error as Error)?.message ?? String(event.error)}` }),
+        },
       },
     },
     signing2: {
@@ -332,7 +362,7 @@ export const publishMachine = setup({
       invoke: {
         src: 'sign2',
         input: ({ context }) => ({
-          rev: nextRev(context.chain!), head2: context.chain!.head2, tree: context.tree!, claim: context.claim!,
+          rev: nextRev(context.chain!), head2: context.chain!.head2, tree: context.tree!, claim: context.claim!, deltas: context.deltas?.indexes ?? [],
           v1: (context.claim?.formats ?? [1]).includes(1) ? context.mine : undefined,
         }),
         onDone: { target: 'appending2', actions: assign({ mine2: ({ event }) => event.output }) },
@@ -380,6 +410,8 @@ export const publishMachine = setup({
     ...(context.release ? { release: context.release } : {}),
     ...(context.seq !== undefined ? { seq: context.seq } : {}),
     ...(context.release2 ? { release2: context.release2 } : {}),
+    ...(context.deltas ? { deltas: context.deltas } : {}),
+    ...(context.deltaWarning ? { deltaWarning: context.deltaWarning } : {}),
     appended: context.appended,
     skipped: context.skipped,
     ...(context.feed ? { feed: context.feed } : {}),

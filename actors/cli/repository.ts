@@ -48,7 +48,9 @@ export function registerRepositoryCommands(program: Command): void {
             ? `hashing: ${p.done} files, ${formatBytes(p.bytes)}`
             : p.phase === 'upload'
               ? `uploading: ${p.done}/${p.total} blobs, ${formatBytes(p.bytes)} new`
-              : 'updating the release feed'),
+              : p.phase === 'deltas'
+                ? `deltas: ${p.done}/${p.total} changed files`
+                : 'updating the release feed'),
         })
         bar.done()
         for (const m of r.skipped) process.stderr.write(`upswarm: skipped ${m.stream} seq ${m.seq} (${m.kind}): ${m.reason}\n`)
@@ -61,7 +63,9 @@ export function registerRepositoryCommands(program: Command): void {
           : `${r.product}: published r${r.rev}${r.label ? ` (${r.label})` : ''}: ${r.files} files, ${formatBytes(r.bytes)}; ` +
             `${r.newBlobs} new blobs, ${formatBytes(r.newBytes)} uploaded` +
             (r.manifestSha256 ? `; manifest ${r.manifestSha256}` : '') +
-            (r.release2 ? `; format-2 release ${r.release2.id} (${r.release2.nodes} tree nodes, ${r.release2.newNodes} new)` : '')) + `\n${feedLine}`)
+            (r.release2 ? `; format-2 release ${r.release2.id} (${r.release2.nodes} tree nodes, ${r.release2.newNodes} new)` : '') +
+            (r.deltas ? `; ${r.deltas.count} deltas, ${formatBytes(r.deltas.bytes)} for ${formatBytes(r.deltas.targetBytes)} of changed files` : '')) +
+          (r.deltaWarning ? `\nwarning: ${r.deltaWarning}` : '') + `\n${feedLine}`)
       } finally {
         await inspecting.stop()
         await nc.close()

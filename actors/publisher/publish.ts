@@ -29,6 +29,7 @@ import { productKeys } from '../../infra/formats/root.ts'
 import { DEFAULT_CHUNKER, signRelease } from '../../infra/formats/release.ts'
 import { appendRelease2, newestRelease2 } from '../../infra/formats/release-stream.ts'
 import { buildTree } from '../../infra/formats/tree-builder.ts'
+import { makeDeltas, type DeltaSet } from './deltas.ts'
 import { format1Entries, uploadNodes, walkStoredTree } from '../../infra/formats/tree-objects.ts'
 import { timeString } from '../../infra/formats/envelope.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
@@ -69,7 +70,7 @@ export interface PublishOptions {
   serverWaitMs?: number
   /** Time limit of the feed catch-up and of a server's copy of the new blocks (default 15 s). */
   feedTimeoutMs?: number
-  onProgress?: (p: { phase: 'scan' | 'upload' | 'feed'; done: number; total?: number; bytes: number }) => void
+  onProgress?: (p: { phase: 'scan' | 'upload' | 'deltas' | 'feed'; done: number; total?: number; bytes: number }) => void
   /** An XState inspection observer for the publish's actor (live inspection, issue 12). */
   inspect?: ActorOptions<AnyActorLogic>['inspect']
   /** Issue 11 item 8: a prune is running; the publish waits for it before it checks the blobs. */
@@ -94,6 +95,12 @@ export interface PublishResult {
   newBytes: number
   /** Format 2: the release (its id, revision, stream sequence, top tree node) and the nodes uploaded. */
   release2?: { id: string; rev: number; seq: number; tree: string; nodes: number; newNodes: number }
+  /**
+   * Issue 15: the deltas the format-2 release names (count, their bytes, the bytes of the files they
+   * stand for), or `deltaWarning` when they could not be made (clients then fetch changed files whole).
+   */
+  deltas?: { count: number; bytes: number; targetBytes: number; indexes: number; uploaded: number }
+  deltaWarning?: string
   /** The release formats this publish wrote (the root's `formats` for the product; [1] without a root). */
   formats: number[]
   /** True when the tree equals the newest release: nothing new was appended. */
@@ -120,6 +127,7 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
   const wants = (claim: Claim, format: number): boolean => (claim.formats ?? [1]).includes(format)
   /** This publish emits format 2 (learnt by the scan, from the claim). */
   let formats2 = false
+  const deltaCache = new Map<string, DeltaSet>()
   // A lease lost (this process paused past its lifetime) may have let a prune delete blobs this
   // release names: append nothing.
   const checkLease = async (): Promise<void> => {
@@ -237,6 +245,18 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
         }
         return release
       }),
+      // Issue 15: computed once per previous release (a lost race that reads the same head reuses them).
+      encodeDeltas: fromPromise(async ({ input }: { input: { head2: Head2 | undefined; tree: ScannedTree } }) => {
+        const key = input.head2?.tree ?? ''
+        const cached = deltaCache.get(key)
+        if (cached) return cached
+        const made = await makeDeltas({
+          os, previousTree: input.head2?.tree, tree: input.tree.tree2!, files: input.tree.files,
+          onProgress: (done, total) => opts.onProgress?.({ phase: 'deltas', done, total, bytes: 0 }),
+        })
+        deltaCache.set(key, made)
+        return made
+      }),
       sign2: fromPromise(async ({ input }) => {
         const tree2 = input.tree.tree2!
         const createdAtMs = input.v1 ? Date.parse(input.v1.manifest.createdAt) : Date.now()
@@ -248,7 +268,7 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
         const { bytes, id } = signRelease({
           product, rev: input.rev, ...(parent ? { parent } : {}), ...(opts.label !== undefined ? { label: opts.label } : {}),
           createdAtMs, root: input.claim.rootVersion ?? 1, tree: tree2.top, stats: tree2.stats, chunker: { ...DEFAULT_CHUNKER },
-          ...(input.v1 ? { v1: manifestSha256(input.v1.manifest) } : {}),
+          ...(input.v1 ? { v1: manifestSha256(input.v1.manifest) } : {}), ...(input.deltas.length ? { deltas: input.deltas } : {}),
         }, [opts.key])
         return { text: bytes.toString('utf8'), id, rev: input.rev }
       }),
@@ -321,6 +341,8 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     newBlobs: out.appended ? uploaded.newBlobs : 0,
     newBytes: out.appended ? uploaded.newBytes : 0,
     ...(release2 && tree.tree2 ? { release2: { id: release2.id, rev: release2.rev, seq: release2.seq, tree: tree.tree2.top, nodes: tree.tree2.stats.nodes, newNodes: out.appended ? uploaded.newNodes ?? 0 : 0 } } : {}),
+    ...(out.deltas?.deltas && out.appended ? { deltas: { count: out.deltas.deltas, bytes: out.deltas.deltaBytes, targetBytes: out.deltas.targetBytes, indexes: out.deltas.indexes.length, uploaded: out.deltas.uploaded } } : {}),
+    ...(out.deltaWarning && out.appended ? { deltaWarning: out.deltaWarning } : {}),
     formats: claim.formats ?? [1],
     unchanged: !out.appended,
     ...(release ? { release } : {}),

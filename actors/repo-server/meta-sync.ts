@@ -15,6 +15,7 @@ import { readFresh, readRoots } from '../../infra/formats/meta-stream.ts'
 import { NODES_MAX_REPLY, encodeNodesReply, type MetaRequest, type NodesRequest } from '../../infra/formats/meta-wire.ts'
 import { checkReleaseChain, parseRelease, verifyRelease, type SignedRelease2 } from '../../infra/formats/release.ts'
 import { getNodeObject, walkReachable } from '../../infra/formats/tree-objects.ts'
+import { checkedNode } from '../../infra/formats/tree-builder.ts'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { META_STREAM, RELEASE2_SUBJECTS, serverMetaConsumer } from '../../infra/nats/names.ts'
 import type { TrustStore } from '../../infra/release/trust.ts'
@@ -120,7 +121,27 @@ export async function startMetaSync(opts: MetaSyncOptions): Promise<MetaSync> {
       signal.throwIfAborted()
       await opts.copyBlob(e.sha256, e.size, `object store (meta seq ${release.seq}, ${e.path})`, signal)
     }
-    await store.record(release.seq, { text, signed }, walked.nodes.keys())
+    // Issue 15: the delta-index nodes the release names, and every delta they list (objects named
+    // by their SHA-256, copied and checked like blobs), so a client can ask this server for them.
+    const indexes: string[] = []
+    for (const hash of signed.release.deltas ?? []) {
+      signal.throwIfAborted()
+      let bytes: Uint8Array
+      if (await blobs.has(hash)) bytes = await store.readNode(hash)
+      else {
+        bytes = await getNodeObject(os, hash)
+        await blobs.put(hash, Readable.from([bytes]), `object store (meta seq ${release.seq}, delta index)`, bytes.length)
+      }
+      const node = checkedNode(hash, bytes, false, `delta index of r${rev} of ${product}`)
+      if (node.type !== 'deltaIndex') return { kept: false, reason: `${where}: release r${rev} of ${product} names ${hash} as a delta index; it is a ${node.type} node` }
+      for (const d of node.deltas) {
+        if (await blobs.has(d.delta)) continue
+        signal.throwIfAborted()
+        await opts.copyBlob(d.delta, d.length, `object store (meta seq ${release.seq}, delta for ${d.target.slice(0, 16)}…)`, signal)
+      }
+      indexes.push(hash)
+    }
+    await store.record(release.seq, { text, signed }, [...walked.nodes.keys(), ...indexes])
     return { kept: true }
   }
 

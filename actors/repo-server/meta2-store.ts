@@ -42,7 +42,8 @@ export class Meta2Store {
         const text = await readFile(join(this.dir, 'releases', product, name), 'utf8')
         const signed = parseRelease(text, `local store ${this.dir}`)
         const { nodes } = await walkReachable(signed.release.tree, (h) => this.readNode(h))
-        this.remember({ text, signed }, nodes.keys())
+        // Issue 15: its delta-index nodes are served by `nodes` too (copied before the release was kept).
+        this.remember({ text, signed }, [...nodes.keys(), ...(signed.release.deltas ?? [])])
       }
     }
   }

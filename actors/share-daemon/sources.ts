@@ -4,7 +4,7 @@
 //   (R-ACCEL-2), with the release feed as the source of releases when no server answers (R-DHT-2).
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
-import { RepoClient } from '../../infra/repo-client.ts'
+import { RepoClient, fetchUnit, type RangeReader } from '../../infra/repo-client.ts'
 import { PIECE_SIZE, sha256Hex } from '../../infra/release/hash.ts'
 import { encodeRelease, type FileEntry, type SignedRelease } from '../../infra/release/manifest.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
@@ -51,6 +51,7 @@ export function serverSource(nc: NatsConnection, product: string): ReleaseSource
   const client = new RepoClient(nc)
   const stats = emptyStats()
   const meta: MetaStats = { bytes: 0, requests: 0 }
+  let unitReader: RangeReader | undefined
   return {
     stats,
     meta,
@@ -73,6 +74,13 @@ export function serverSource(nc: NatsConnection, product: string): ReleaseSource
       const r = await client.fetchBlob(product, entry, into, opts)
       stats.bytesFromServers += r.bytesFromServers
       return { bytesFromServers: r.bytesFromServers, bytesFromPeers: 0, verified: true }
+    },
+    async unit(p, sha256, length, opts) {
+      // One assignment for the run's units: a delta costs its bytes, not a proxy round trip too.
+      unitReader ??= client.rangeReader(p)
+      const bytes = await fetchUnit(unitReader, sha256, length, opts)
+      stats.bytesFromServers += bytes.length
+      return bytes
     },
   }
 }
@@ -129,6 +137,12 @@ export function swarmSource(opts: {
     },
     // Without a server nobody says what was pruned: peers may still hold those revisions.
     pruned: async (p) => (client ? (await client.revisions(p)).pruned : undefined),
+    // Issue 15: deltas come from the servers (peers carry whole files for now).
+    ...(client ? { unit: async (p: string, sha256: string, length: number, o: { signal?: AbortSignal; threads: number }) => {
+      const bytes = await fetchUnit(client.rangeReader(p), sha256, length, o)
+      stats.bytesFromServers += bytes.length
+      return bytes
+    } } : {}),
     schedule: (): DownloadSchedule => swarmSchedule(opts.deps.selfKey, opts.deps.peers, opts.files ?? 16),
     async fetchBlob(entry: FileEntry, into: BlobStore, o) {
       const s = await fetchBlobMultiSource(entry, into, {

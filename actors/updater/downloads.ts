@@ -73,7 +73,9 @@ async function fetchBlob(session: RunSession, entry: FileEntry, signal: AbortSig
       `${entry.path} (blob ${entry.sha256}) is not in the local history store of ${session.wc.layout.root} and no release source (network) was given; connect to the servers and try again`))
   }
   session.markNetworkUsed()
-  const p = source.fetchBlob(entry, session.wc.history, { signal, threads: session.opts.threads })
+  // Issue 15: from a delta or a compressed copy when the release lists one this copy can use.
+  const p = session.deltas.fetch(session, entry, signal)
+    .then((viaDelta) => viaDelta ?? source.fetchBlob(entry, session.wc.history, { signal, threads: session.opts.threads }))
   session.inflight.set(entry.sha256, p)
   try {
     const got = await p

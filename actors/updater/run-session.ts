@@ -14,6 +14,7 @@ import type { RunPhase, RunPlan, RunRequest, RunTarget } from '../../machines/up
 import { prefetchBlobs } from './downloads.ts'
 import { ReleaseHistory } from './releases.ts'
 import { Release2History } from './releases2.ts'
+import { DeltaIndex } from './deltas.ts'
 import type { UpdaterLog } from './session.ts'
 import type { AlertSink, AnyUpdaterAlert, ReleaseSource } from '../../infra/release/source.ts'
 import { classifyWorkingCopy } from './status.ts'
@@ -42,6 +43,8 @@ export class RunSession {
   readonly releases: ReleaseHistory
   /** Format-2 releases and trees (docs/formats.md §5 step 6). */
   readonly releases2: Release2History
+  /** Issue 15: the target release's deltas (format 2; empty otherwise). */
+  readonly deltas = new DeltaIndex()
   /** Which format the run's target revision was read in. */
   format: 1 | 2 = 1
   request: RunRequest | undefined
@@ -106,6 +109,8 @@ export class RunSession {
   }
 
   private offers2: Promise<boolean> | undefined
+  /** Issue 15: why deltas were not used, for the run's warnings. */
+  readonly deltaWarnings: string[] = []
 
   markNetworkUsed(): void {
     this.downloadsUsedNetwork = true
@@ -162,6 +167,12 @@ export class RunSession {
       const r2 = await this.releases2.resolve(to)
       this.format = 2
       await this.releases2.ensureTree(state.current, r2)
+      // Issue 15: a rollback uses what the copy holds; an update may rebuild changed files from deltas.
+      if (request.kind !== 'rollback') {
+        await this.deltas.load(this, r2).catch((err: unknown) => {
+          this.deltaWarnings.push(`the delta index of r${to} could not be read (${toUpswarmError(err, 'UPSWARM_E_MANIFEST', 'delta index').message}); changed files are fetched whole`)
+        })
+      }
     } else {
       await this.releases.resolve(to)
       this.format = 1

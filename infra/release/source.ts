@@ -29,6 +29,12 @@ export interface ReleaseSource {
   release2?(product: string, rev?: number): Promise<Uint8Array | string | undefined>
   /** Format-2 tree nodes by hash (`upswarm.proxy.nodes`); each is checked against its name by the caller too. */
   nodes?(product: string, hashes: string[]): Promise<Map<string, Uint8Array>>
+  /**
+   * Issue 15: an object by its SHA-256 (a delta or a compressed file the release's delta index
+   * lists), `length` bytes, checked against its hash before it is returned. Optional: a source
+   * without it fetches changed files whole.
+   */
+  unit?(product: string, sha256: string, length: number, opts: { signal?: AbortSignal; threads: number }): Promise<Uint8Array>
   /** The newest fresh statement of a product, if the source has one (docs/formats.md §1.4). */
   fresh?(product: string): Promise<Uint8Array | string | undefined>
   /**
@@ -148,5 +154,11 @@ export interface UpdateResult {
   format: 1 | 2
   /** Format 2: the tree nodes this run fetched (those of the directories that changed). */
   treeNodes?: { nodes: number; bytes: number; requests: number }
+  /**
+   * Issue 15: files rebuilt from a delta or a compressed copy instead of fetched whole: how many,
+   * the bytes fetched for them (counted in `bytesFromServers`), the bytes of the files they made,
+   * and deltas that failed (each fell back to the whole file, with a warning).
+   */
+  deltas?: { files: number; bytes: number; fileBytes: number; failed: number }
   warnings: string[]
 }

@@ -41,6 +41,7 @@ describe('format-2 client', { timeout: 240_000 }, () => {
   const key = generatePublisherKey()
   const dual = newProduct()
   const only2 = newProduct()
+  const withDeltas = newProduct()
   let root: SignedRoot
   const rootDoc = (): { text: string; where: string } => ({ text: rootText(root), where: 'the test root' })
 
@@ -72,9 +73,10 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     clientNc = await connect('client', 'client', 'f2c')
     const body = rootBody({
       version: 1, expiresMs: Date.now() + 365 * DAY, rootKeys: [rootKey.publicKey], rootThreshold: 1, freshKeys: [rootKey.publicKey],
-      products: { [dual]: { publish: [key.publicKey] }, [only2]: { publish: [key.publicKey] } },
+      products: { [dual]: { publish: [key.publicKey] }, [only2]: { publish: [key.publicKey] }, [withDeltas]: { publish: [key.publicKey] } },
     }) as { products: Record<string, { formats: number[] }> }
     body.products[dual]!.formats = [1, 2]
+    body.products[withDeltas]!.formats = [1, 2]
     body.products[only2]!.formats = [2]
     root = signRoot(body, [rootKey])
     await appendRoot(admin, rootText(root))
@@ -207,6 +209,55 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     expect(await readFile(join(wc, 'a/b3/new.txt'), 'utf8')).toBe('new\n')
     expect(await rollback(wc, { rev: 1 })).toEqual({ from: 2, to: 1, source: 'local' })
     await expect(readFile(join(wc, 'a/b3/new.txt'))).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('deltas (issue 15) — an edited text file, a changed binary and a new text file come as deltas or compressed and are rebuilt byte for byte; a rotten base is discarded with a warning and its file fetched whole', async () => {
+    const src = join(dir.path, 'src-deltas')
+    const text = (n: number, tag: string): string => Array.from({ length: n }, (_, i) => `line ${i}: ${tag}, the quick brown fox jumps over ${i * 7} lazy dogs\n`).join('')
+    const bin = randomContent(300_000)
+    const r1 = await publishAndSync(withDeltas, src, { 'a/app.js': text(4000, 'v1'), 'a/data.bin': bin, 'b/readme.txt': 'hello\n' })
+    // A first release names no deltas: there is nothing to make them from.
+    expect(r1.deltas).toBeUndefined()
+    const wc = join(dir.path, 'wc-deltas')
+    expect(await init(wc, { product: withDeltas, root: rootDoc(), source: serverSource(clientNc, withDeltas) })).toMatchObject({ to: 1, format: 2 })
+
+    // r2: one line of app.js, 4 KiB inside data.bin, and a new text file.
+    const js2 = text(4000, 'v1').replace('line 2000: v1', 'line 2000: v2')
+    const bin2 = Buffer.from(bin)
+    randomContent(4096).copy(bin2, 100_000)
+    const added = text(2000, 'new')
+    const r2 = await publishAndSync(withDeltas, src, { 'a/app.js': js2, 'a/data.bin': bin2, 'b/new.txt': added })
+    // app.js: a delta and the file compressed; data.bin: a delta (random bytes do not compress); new.txt: compressed.
+    expect(r2.deltas).toMatchObject({ count: 4, indexes: 1 })
+    const changed = Buffer.byteLength(js2) + bin2.length + Buffer.byteLength(added)
+    const res = await update(wc, { source: serverSource(clientNc, withDeltas) })
+    expect(res).toMatchObject({ from: 1, to: 2, format: 2, updated: 2, checkedOut: 1, deltas: { files: 3, failed: 0, fileBytes: changed }, warnings: [] })
+    // The 4 KiB of new random bytes, a few hundred bytes for the edited line, and new.txt compressed.
+    expect(res.bytesFromServers).toBeLessThan(4096 + 12_000)
+    expect(await readFile(join(wc, 'a/app.js'), 'utf8')).toBe(js2)
+    expect((await readFile(join(wc, 'a/data.bin'))).equals(bin2)).toBe(true)
+    expect(await readFile(join(wc, 'b/new.txt'), 'utf8')).toBe(added)
+
+    // r3 edits app.js again. Its base (r2's app.js) in the local history store has rotted: the
+    // rebuilt file does not hash to the signed one, so it is discarded and app.js fetched whole.
+    const js3 = js2.replace('line 10: v1', 'line 10: v3')
+    await publishAndSync(withDeltas, src, { 'a/app.js': js3 })
+    const { createHash } = await import('node:crypto')
+    const base = layoutOf(wc)
+    const found = await readdir(base.history, { recursive: true }).then((names) => names.map(String).find((n) => n.endsWith(createHash('sha256').update(js2).digest('hex'))))
+    expect(found).toBeDefined()
+    const rotten = join(base.history, found!)
+    const { chmod } = await import('node:fs/promises')
+    await chmod(rotten, 0o644)
+    await writeFile(rotten, js2.replace('line 3000', 'line 3001'))
+    const warned: string[] = []
+    const log = { info: () => {}, warn: (_o: object, m: string) => { warned.push(m) } }
+    const res3 = await update(wc, { source: serverSource(clientNc, withDeltas), log })
+    expect(res3).toMatchObject({ from: 2, to: 3, updated: 1, deltas: { files: 0, failed: 1 } })
+    expect(res3.bytesFromServers).toBe(Buffer.byteLength(js3))
+    expect(res3.warnings).toEqual([expect.stringMatching(/1 delta\(s\) did not give the signed file/)])
+    expect(warned).toContainEqual(expect.stringMatching(/the delta [0-9a-f]{16}… for a\/app\.js \(from .*\) did not give the signed file .*; fetching a\/app\.js whole instead/))
+    expect(await readFile(join(wc, 'a/app.js'), 'utf8')).toBe(js3)
   })
 
   it('serverSource — with no `meta` responder (a cluster of the previous release) the format-2 source answers "none" (the updater then reads format 1, as above), not an error', async () => {

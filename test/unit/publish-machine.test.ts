@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest'
 import { createActor, fromPromise, toPromise } from 'xstate'
 import type { SignedRelease } from '../../infra/release/manifest.ts'
-import { publishMachine, type ChainRead, type Claim, type PublishPhase, type ScannedTree, type Uploaded } from '../../machines/publish.machine.ts'
+import { publishMachine, type ChainRead, type Claim, type Deltas, type PublishPhase, type ScannedTree, type Uploaded } from '../../machines/publish.machine.ts'
 
 const PRODUCT = '00000000-0000-4000-8000-000000000001'
 
@@ -125,7 +125,7 @@ describe('publish machine', () => {
   })
 
   /** The format-2 path: claim with `formats`, the format-2 actors stubbed, every call recorded. */
-  async function run2(formats: number[], reads: ChainRead[]) {
+  async function run2(formats: number[], reads: ChainRead[], deltas: () => Promise<Deltas> = async () => ({ indexes: ['d1'], deltas: 2, deltaBytes: 10, targetBytes: 100, uploaded: 2 })) {
     const phases: PublishPhase[] = []
     const calls: string[] = []
     const machine = publishMachine.provide({
@@ -144,8 +144,12 @@ describe('publish machine', () => {
           calls.push(`sign r${input.rev}`)
           return release(input.rev)
         }),
+        encodeDeltas: fromPromise(async ({ input }) => {
+          calls.push(`deltas over ${input.head2?.tree ?? 'none'}`)
+          return deltas()
+        }),
         sign2: fromPromise(async ({ input }) => {
-          calls.push(`sign2 r${input.rev} v1=${input.v1 ? input.v1.manifest.rev : 'none'} parent=${input.head2?.id ?? 'none'}`)
+          calls.push(`sign2 r${input.rev} v1=${input.v1 ? input.v1.manifest.rev : 'none'} parent=${input.head2?.id ?? 'none'} deltas=${input.deltas.join(',') || 'none'}`)
           return { text: '{}', id: `id-${input.rev}`, rev: input.rev }
         }),
         append2: fromPromise(async ({ input }) => {
@@ -172,14 +176,23 @@ describe('publish machine', () => {
 
   it('publisher — formats [1, 2]: a gap is repaired first; then the format-2 release (naming the format-1 manifest) is appended before the format-1 one, and the feed follows', async () => {
     const { output, phases, calls } = await run2([1, 2], [head2(3, { head: head(2, 10).head, gap: true }), head2(3)])
-    expect(calls).toEqual(['read', 'repair', 'read', 'sign r4', 'sign2 r4 v1=4 parent=id-3', 'append2 r4', 'append r4', 'feed r4'])
-    expect(phases).toEqual(['claiming', 'scanning', 'uploading', 'reading', 'repairing', 'reading', 'signing', 'signing', 'appending', 'appending', 'feeding'])
-    expect(output).toMatchObject({ outcome: 'done', appended: true, seq: 41, release2: { id: 'id-4', rev: 4, seq: 40 } })
+    expect(calls).toEqual(['read', 'repair', 'read', 'sign r4', 'deltas over t', 'sign2 r4 v1=4 parent=id-3 deltas=d1', 'append2 r4', 'append r4', 'feed r4'])
+    expect(phases).toEqual(['claiming', 'scanning', 'uploading', 'reading', 'repairing', 'reading', 'signing', 'encoding', 'signing', 'appending', 'appending', 'feeding'])
+    expect(output).toMatchObject({ outcome: 'done', appended: true, seq: 41, release2: { id: 'id-4', rev: 4, seq: 40 }, deltas: { indexes: ['d1'], deltas: 2 } })
+  })
+
+  it('publisher — issue 15: deltas that cannot be made cost bytes, never the release: it is signed without them, with the reason', async () => {
+    const { output, calls } = await run2([2], [head2(3)], async () => {
+      throw new Error('object store unreachable')
+    })
+    expect(calls).toEqual(['read', 'deltas over t', 'sign2 r4 v1=none parent=id-3 deltas=none', 'append2 r4'])
+    expect(output).toMatchObject({ outcome: 'done', appended: true, release2: { rev: 4 }, deltaWarning: expect.stringMatching(/no deltas for this release .*object store unreachable/) })
+    expect(output.deltas).toBeUndefined()
   })
 
   it('publisher — formats [2]: only the format-2 release is signed and appended; no format-1 manifest, no feed', async () => {
     const { output, calls } = await run2([2], [{ head: null, lastSeq: 0, headIsOurs: false, headSameContent: false, skipped: [] }])
-    expect(calls).toEqual(['read', 'sign2 r1 v1=none parent=none', 'append2 r1'])
+    expect(calls).toEqual(['read', 'deltas over none', 'sign2 r1 v1=none parent=none deltas=d1', 'append2 r1'])
     expect(output).toMatchObject({ outcome: 'done', appended: true, release2: { rev: 1 } })
     expect(output.release).toBeUndefined()
     expect(output.feed).toBeUndefined()

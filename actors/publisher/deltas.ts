@@ -1,0 +1,133 @@
+// The publisher's deltas (docs/formats.md §1.6 delta-index nodes, §1.7; issue 15 items 1, 3): for
+// every file a release adds or changes, made while both revisions are at hand —
+//   - a binary delta from the file at the same path in the previous format-2 release (codec 3,
+//     infra/formats/delta.ts), when it is smaller than what follows;
+//   - the file alone compressed with brotli (base = the zero hash), when that saves ≥ 10%.
+// Each is an object of `upswarm-blobs` named by its SHA-256 (servers copy it like a blob, clients
+// and peers fetch it by hash), listed in delta-index nodes that the release names in `deltas`. A
+// client picks the cheapest one whose base it holds, else fetches the whole file; whatever it
+// rebuilds is checked against the signed SHA-1 and SHA-256 (R-VERIFY).
+import type { ObjectStore } from '@nats-io/obj'
+import { readFile } from 'node:fs/promises'
+import { UpswarmError } from '../../infra/errors.ts'
+import { DELTA_MAX_BYTES, NO_BASE, UPSWARM_DELTA_CODEC, encodeDelta, sha256Of } from '../../infra/formats/delta.ts'
+import { diffTrees } from '../../infra/formats/tree-diff.ts'
+import { getNodeObject, uploadNodes } from '../../infra/formats/tree-objects.ts'
+import { DELTA_INDEX_MAX, encodeNode, nodeHash, type DeltaRef } from '../../infra/formats/tree-node.ts'
+import type { BuiltTree } from '../../infra/formats/tree-builder.ts'
+import { withRetry } from '../../infra/nats/retry.ts'
+
+/** Compression must save at least this fraction to be offered (else the raw file is as good). */
+const MIN_SAVING = 0.1
+/** Files smaller than this go whole: a delta's framing would eat what it saves. */
+const MIN_FILE = 512
+/** Probe for incompressible data: compressing this much first tells whether the rest is worth it. */
+const PROBE = 64 * 1024
+
+export interface DeltaSet {
+  /** Delta-index node hashes for the release's `deltas`, sorted by first target. */
+  indexes: string[]
+  /** Delta objects listed (new or already stored). */
+  deltas: number
+  /** Their bytes, and the bytes of the targets they stand for. */
+  deltaBytes: number
+  targetBytes: number
+  /** Objects uploaded by this publish. */
+  uploaded: number
+}
+
+export interface DeltaOptions {
+  os: ObjectStore
+  /** The previous format-2 release's tree (the bases), if any. */
+  previousTree: string | undefined
+  tree: BuiltTree
+  /** Path in the release → file on disk. */
+  files: Map<string, string>
+  onProgress?: (done: number, total: number) => void
+}
+
+async function readObject(os: ObjectStore, sha256: string, size: number): Promise<Buffer | undefined> {
+  const bytes = await withRetry(() => os.getBlob(sha256), { attempts: 10 })
+  if (!bytes || bytes.length !== size || sha256Of(bytes) !== sha256) return undefined
+  return Buffer.from(bytes)
+}
+
+async function putObject(os: ObjectStore, bytes: Buffer): Promise<{ sha256: string; uploaded: boolean }> {
+  const sha256 = sha256Of(bytes)
+  const have = await withRetry(() => os.info(sha256), { attempts: 30 })
+  if (have && !have.deleted && have.size === bytes.length) return { sha256, uploaded: false }
+  await withRetry(() => os.putBlob({ name: sha256 }, bytes), { attempts: 10 })
+  return { sha256, uploaded: true }
+}
+
+/** Whether brotli is worth running on the whole file (a 64 KiB probe of incompressible data says no). */
+function compressible(target: Buffer): boolean {
+  if (target.length <= PROBE) return true
+  const probe = encodeDelta(undefined, target.subarray(0, PROBE))
+  return probe.length < PROBE * (1 - MIN_SAVING)
+}
+
+/**
+ * The deltas of a release over `previousTree`. A first release has none: compressing every file
+ * of a whole tree would cost its publish more than its first installs gain (docs/decisions.md).
+ */
+export async function makeDeltas(opts: DeltaOptions): Promise<DeltaSet> {
+  const { os, tree } = opts
+  if (!opts.previousTree) return { indexes: [], deltas: 0, deltaBytes: 0, targetBytes: 0, uploaded: 0 }
+  const diff = await diffTrees(opts.previousTree, tree.top, {
+    local: (hash) => tree.nodes.get(hash),
+    fetch: async (hashes) => new Map(await Promise.all(hashes.map(async (h) => [h, await getNodeObject(os, h)] as const))),
+  })
+  const refs = new Map<string, DeltaRef>()
+  const out: DeltaSet = { indexes: [], deltas: 0, deltaBytes: 0, targetBytes: 0, uploaded: 0 }
+  const work = diff.changes.filter((c) => c.kind !== 'removed' && c.entry.kind === 'file' && c.entry.size >= MIN_FILE && c.entry.size <= DELTA_MAX_BYTES)
+  let done = 0
+  for (const c of work) {
+    if (c.kind === 'removed' || c.entry.kind !== 'file') continue
+    const e = c.entry
+    const abs = opts.files.get(e.path)
+    if (!abs) continue
+    const target = await readFile(abs)
+    if (target.length !== e.size || sha256Of(target) !== e.sha256) {
+      throw new UpswarmError('UPSWARM_E_PUBLISH', `${abs} changed while it was published (it no longer has the size and SHA-256 the scan found); publish again`)
+    }
+    const offer = async (base: string, bytes: Buffer): Promise<void> => {
+      if (refs.has(`${e.sha256}:${base}`)) return
+      const put = await putObject(os, bytes)
+      refs.set(`${e.sha256}:${base}`, { target: e.sha256, base, delta: put.sha256, length: bytes.length, codec: UPSWARM_DELTA_CODEC })
+      out.deltas++
+      out.deltaBytes += bytes.length
+      out.targetBytes += e.size
+      if (put.uploaded) out.uploaded++
+    }
+    let best = e.size * (1 - MIN_SAVING)
+    if (compressible(target)) {
+      const z = encodeDelta(undefined, target)
+      if (z.length < best) {
+        await offer(NO_BASE, z)
+        best = z.length
+      }
+    }
+    const old = c.kind === 'changed' ? c.old : undefined
+    if (old?.kind === 'file' && old.sha256 !== e.sha256 && old.size > 0 && old.size <= DELTA_MAX_BYTES) {
+      const base = await readObject(os, old.sha256, old.size)
+      if (base) {
+        const d = encodeDelta(base, target)
+        if (d.length < best) await offer(old.sha256, d)
+      }
+    }
+    opts.onProgress?.(++done, work.length)
+  }
+  // §1.6: sorted by target, then base; ≤ DELTA_INDEX_MAX entries per node, nodes in target order.
+  const sorted = [...refs.values()].sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : a.base < b.base ? -1 : a.base > b.base ? 1 : 0))
+  const nodes = new Map<string, Buffer>()
+  for (let i = 0; i < sorted.length; i += DELTA_INDEX_MAX) {
+    const bytes = encodeNode({ type: 'deltaIndex', deltas: sorted.slice(i, i + DELTA_INDEX_MAX) })
+    const hash = nodeHash(bytes)
+    nodes.set(hash, bytes)
+    out.indexes.push(hash)
+  }
+  if (out.indexes.length > 256) throw new UpswarmError('UPSWARM_E_PUBLISH', `${sorted.length} deltas need ${out.indexes.length} delta-index nodes; a release names at most 256`)
+  await uploadNodes(os, nodes)
+  return out
+}

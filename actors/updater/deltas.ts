@@ -1,0 +1,145 @@
+// Changed bytes only (issue 15 items 1, 5; docs/formats.md §1.6 delta-index nodes): a format-2
+// release names delta-index nodes; for a file to fetch, the updater picks the cheapest listed
+// delta whose base this copy holds — the installed file at any path (its hash known from the
+// plan's facts), or a blob of the local history store — or the compressed file alone, and
+// rebuilds the file from it. What it rebuilds is committed to the history store only if its size,
+// SHA-1 and SHA-256 are the signed ones (R-VERIFY); a delta that fails anywhere is discarded with
+// a warning and the file is fetched whole, so nothing half-written is ever kept.
+import { open, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { NO_BASE, UPSWARM_DELTA_CODEC, applyDelta, fileBase, type DeltaBase } from '../../infra/formats/delta.ts'
+import { checkedNode } from '../../infra/formats/tree-builder.ts'
+import type { DeltaRef } from '../../infra/formats/tree-node.ts'
+import type { SignedRelease2 } from '../../infra/formats/release.ts'
+import { errorMessage, toUpswarmError } from '../../infra/errors.ts'
+import type { FileEntry } from '../../infra/release/manifest.ts'
+import type { FetchedBlob } from '../../infra/release/source.ts'
+import type { RunSession } from './run-session.ts'
+
+export interface DeltaStats { files: number; bytes: number; fileBytes: number; failed: number }
+
+export class DeltaIndex {
+  /** Target SHA-256 → the deltas that make it. */
+  private readonly byTarget = new Map<string, DeltaRef[]>()
+  readonly stats: DeltaStats = { files: 0, bytes: 0, fileBytes: 0, failed: 0 }
+  /** SHA-256 → a working-copy file that had it when the run was planned. */
+  private local: Map<string, string> | undefined
+
+  get size(): number {
+    return this.byTarget.size
+  }
+
+  /**
+   * Loads the delta-index nodes `release` names: held under .upswarm/nodes, else fetched with the
+   * tree's `nodes` request, each checked against its name. A failure leaves the index empty (the
+   * files are then fetched whole) and is reported by the caller as a warning.
+   */
+  async load(session: RunSession, release: SignedRelease2): Promise<void> {
+    const hashes = release.release.deltas ?? []
+    if (hashes.length === 0) return
+    const wc = session.wc
+    const missing: string[] = []
+    const bytes = new Map<string, Uint8Array>()
+    for (const h of hashes) {
+      const held = await wc.trees.node(h)
+      if (held) bytes.set(h, held)
+      else missing.push(h)
+    }
+    if (missing.length > 0) {
+      const src = session.opts.source
+      if (!src?.nodes) return
+      const got = await src.nodes(wc.config.product, missing)
+      const fresh = new Map<string, Uint8Array>()
+      for (const h of missing) {
+        const b = got.get(h)
+        if (!b) throw toUpswarmError(undefined, 'UPSWARM_E_NOT_FOUND', `delta index ${h.slice(0, 16)}… of r${release.release.rev} was not sent`)
+        bytes.set(h, b)
+        fresh.set(h, b)
+      }
+      session.releases2.fetched.nodes += fresh.size
+      session.releases2.fetched.bytes += [...fresh.values()].reduce((n, b) => n + b.length, 0)
+      session.releases2.fetched.requests++
+      // Checked before they are kept.
+      for (const [h, b] of fresh) checkedNode(h, b, false, `delta index of r${release.release.rev}`)
+      await wc.trees.putNodes(fresh)
+    }
+    for (const [h, b] of bytes) {
+      const node = checkedNode(h, b, false, `delta index of r${release.release.rev}`)
+      if (node.type !== 'deltaIndex') throw toUpswarmError(undefined, 'UPSWARM_E_MANIFEST', `r${release.release.rev} names ${h.slice(0, 16)}… as a delta index; it is a ${node.type} node`)
+      for (const d of node.deltas) {
+        // §1.6: an unknown codec is skipped, not refused.
+        if (d.codec !== UPSWARM_DELTA_CODEC) continue
+        const list = this.byTarget.get(d.target)
+        if (list) list.push(d)
+        else this.byTarget.set(d.target, [d])
+      }
+    }
+  }
+
+  /** Where this copy holds content `sha256`, to read as a base; undefined when it does not. */
+  private async baseFile(session: RunSession, sha256: string): Promise<string | undefined> {
+    if (!this.local) {
+      this.local = new Map()
+      for (const t of session.plan?.tasks ?? []) {
+        const l = t.facts.local
+        if (l?.kind === 'file' && !this.local.has(l.sha256)) this.local.set(l.sha256, join(session.wc.layout.root, t.path))
+      }
+      // Unchanged files of the installed revision are not tasks: the base revision names them.
+      for (const e of session.base.values()) if (e.kind === 'file' && !this.local.has(e.sha256)) this.local.set(e.sha256, join(session.wc.layout.root, e.path))
+    }
+    if (await session.wc.history.has(sha256)) return session.wc.history.path(sha256)
+    return this.local.get(sha256)
+  }
+
+  /**
+   * The file through its cheapest usable delta, committed to the history store verified; undefined
+   * when there is none worth it (or it failed: then a warning, and the caller fetches it whole).
+   */
+  async fetch(session: RunSession, entry: FileEntry, signal: AbortSignal): Promise<FetchedBlob | undefined> {
+    const refs = this.byTarget.get(entry.sha256)
+    const src = session.opts.source
+    if (!refs || !src?.unit) return undefined
+    let best: { ref: DeltaRef; base: string | undefined } | undefined
+    for (const ref of refs) {
+      if (ref.length >= entry.size || (best && ref.length >= best.ref.length)) continue
+      if (ref.base === NO_BASE) best = { ref, base: undefined }
+      else {
+        const base = await this.baseFile(session, ref.base)
+        if (base) best = { ref, base }
+      }
+    }
+    if (!best) return undefined
+    const { ref } = best
+    const what = `the delta ${ref.delta.slice(0, 16)}… for ${entry.path}${best.base ? ` (from ${best.base})` : ' (compressed)'}`
+    const history = session.wc.history
+    const tmp = await history.stagingPath()
+    let base: (DeltaBase & { close(): Promise<void> }) | undefined
+    try {
+      const delta = await src.unit(session.wc.config.product, ref.delta, ref.length, { signal, threads: session.opts.threads })
+      session.markNetworkUsed()
+      base = best.base ? await fileBase(best.base) : undefined
+      const out = await open(tmp, 'w')
+      try {
+        await applyDelta(delta, base, entry.size, async (bytes) => {
+          await out.write(bytes)
+        }, what)
+      } finally {
+        await out.close()
+      }
+      // R-VERIFY: the rebuilt file must be the signed one, byte for byte.
+      await history.commitFile(entry.sha256, tmp, what, entry.size, entry.sha1)
+      this.stats.files++
+      this.stats.bytes += delta.length
+      this.stats.fileBytes += entry.size
+      return { bytesFromServers: delta.length, bytesFromPeers: 0, verified: true }
+    } catch (err) {
+      await rm(tmp, { force: true })
+      if (signal.aborted) throw err
+      this.stats.failed++
+      session.opts.log.warn({ path: entry.path, delta: ref.delta, base: ref.base }, `${what} did not give the signed file (${errorMessage(err)}); fetching ${entry.path} whole instead`)
+      return undefined
+    } finally {
+      await base?.close()
+    }
+  }
+}
