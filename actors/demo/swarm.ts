@@ -179,15 +179,8 @@ export class Swarm {
   private async ensureInRoot(): Promise<void> {
     const ep = this.launched.endpoints
     if (!ep.root || !ep.rootKey || this.rooted.has(this.product)) return
-    const [{ readRootFile, writeRootFile }, { editRoot }, { rootText }, { appendRoot }, { readKeyFile }] = await Promise.all([
-      import('../../infra/formats/deployment-root.ts'), import('../root-holder/index.ts'), import('../../infra/formats/root.ts'),
-      import('../../infra/formats/meta-stream.ts'), import('../../infra/release/keys.ts')])
-    const { signed } = await readRootFile(ep.root)
-    if (!signed.root.products[this.product]) {
-      const next = editRoot(signed.root, [await readKeyFile(ep.rootKey)], { addProducts: [{ product: this.product, publishKey: this.key.publicKey }] })
-      await appendRoot(this.nc, rootText(next), ep.root)
-      await writeRootFile(ep.root, next)
-    }
+    const { addProductToDeployment } = await import('../root-holder/index.ts')
+    await addProductToDeployment(this.nc, { root: ep.root, rootKey: ep.rootKey }, this.product, this.key.publicKey)
     this.rooted.add(this.product)
   }
 

@@ -146,3 +146,23 @@ export function summaryLines(s: RootSummary): string {
 function checkProduct(product: string): void {
   if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `product ids are lowercase UUIDs, got ${JSON.stringify(product)}`)
 }
+
+/**
+ * Adds `product` with its publish key to a deployment's root (D/root.json, signed with D's root
+ * key) and appends the new version to the root stream, as `upswarm root edit --dir D
+ * --add-product` does (with `formats`, as `--formats` does): the demo and the benchmarks do it
+ * before a product's first release, so clients pin the root (and, with formats [1, 2], read format
+ * 2). A product already in the root is left as it is.
+ */
+export async function addProductToDeployment(
+  nc: import('@nats-io/transport-node').NatsConnection, ep: { root: string; rootKey: string }, product: string, publishKey: string, formats?: number[],
+): Promise<void> {
+  const [{ readRootFile, writeRootFile }, { rootText }, { appendRoot }, { readKeyFile }] = await Promise.all([
+    import('../../infra/formats/deployment-root.ts'), import('../../infra/formats/root.ts'),
+    import('../../infra/formats/meta-stream.ts'), import('../../infra/release/keys.ts')])
+  const { signed } = await readRootFile(ep.root)
+  if (signed.root.products[product]) return
+  const next = editRoot(signed.root, [await readKeyFile(ep.rootKey)], { addProducts: [{ product, publishKey }], ...(formats ? { formats: [{ product, formats }] } : {}) })
+  await appendRoot(nc, rootText(next), ep.root)
+  await writeRootFile(ep.root, next)
+}
