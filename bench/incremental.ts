@@ -166,7 +166,7 @@ interface Change {
 interface Measured {
   name: string
   change: Change
-  cli: { ms: number; payload: number; wire: number }
+  cli: { ms: number; payload: number; wire: number; updated: number }
   inproc: { ms: number; payload: number; wire: number }
   rsyncA: RsyncStats
   rsyncZ: RsyncStats
@@ -313,6 +313,14 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
       parameters: {
         ...o, fileCount: gen.files, bytes: gen.bytes, cliStartupMs: round(cliStartup), initMs: round(initMs),
         release: release ? { ...release, initMs: round(release.initMs) } : false,
+        // The unrounded figures the rows and goals come from (bytes; ms rounded).
+        measured: measured.map((m) => ({
+          ...m,
+          cli: { ...m.cli, ms: round(m.cli.ms) },
+          inproc: { ...m.inproc, ms: round(m.inproc.ms) },
+          rsyncA: { ...m.rsyncA, ms: round(m.rsyncA.ms) },
+          rsyncZ: { ...m.rsyncZ, ms: round(m.rsyncZ.ms) },
+        })),
       },
       columns: ['change', 'tool', 'files changed', 'changed MiB', 'payload MiB', 'wire MiB', 'wall s'],
       rows: measured.flatMap(rowsOf),
