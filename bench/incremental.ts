@@ -1,11 +1,16 @@
-// Incremental update (issue 7, benchmark 2): a working copy at r1 goes to r2 where 1% of the
-// files changed; bytes transferred and wall time of `upswarm update` (CLI, server source: NATS
-// range requests to the server the proxy assigns) side by side with `rsync -a` from an rsync
-// daemon on 127.0.0.1 into a copy of r1, in the same run; and the same update of a second
-// working copy run inside this process, to tell the CLI's start-up from the update's own cost.
-// Two kinds of change:
+// Incremental update (issue 7, benchmark 2; issue 15 item 4): a working copy at r1 goes to r2
+// where 1% of the files changed; bytes transferred and wall time of `upswarm update` (CLI, server
+// source: NATS range requests to the server the proxy assigns) side by side with `rsync -a` and
+// `rsync -az` from an rsync daemon on 127.0.0.1, each into its own copy of r1, in the same run;
+// and the same update of a second working copy run inside this process, to tell the CLI's
+// start-up from the update's own cost. Three kinds of change:
 //   replaced — 1% of the files rewritten with new contents (tree-gen's mutateTree);
-//   edited   — 1% of the files with one 4 KiB block overwritten in place (rsync's delta case).
+//   edited   — 1% of the files with one 4 KiB block overwritten in place (rsync's delta case);
+//   release  — a realistic release pair: two consecutive versions of a real package tree from
+//              the npm registry (lib/release-pair.ts), on fresh working copies and rsync copies,
+//              with "whole changed files" beside them: what an updater without deltas moves.
+// Goals (issue 15): upswarm's wire bytes ≤ rsync -a's and ≤ rsync -az's, and the CLI's wall
+// time ≤ rsync -a's, for each change.
 import { createHash } from 'node:crypto'
 import { open, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
@@ -19,7 +24,8 @@ import { freePort } from '../infra/cluster/ports.ts'
 import { jetStreamAlertSink } from '../infra/nats/alert-sink.ts'
 import { cliStartupMs, startRepo, timed, upswarm, type Repo } from './lib/cluster.ts'
 import { withCpuProfiles, writeProfileReport } from './lib/cpu-profile.ts'
-import { MiB, progress, round, startRecording, type BenchResult, type Cell, type CommonOptions } from './lib/report.ts'
+import { MiB, progress, round, startRecording, type BenchResult, type Cell, type CommonOptions, type Goal } from './lib/report.ts'
+import { applyRelease, DEFAULT_RELEASE_PAIR, releaseTrees, type ReleaseChange, type ReleasePair } from './lib/release-pair.ts'
 import { barChart } from './lib/svg.ts'
 
 export interface IncrementalBenchOptions extends CommonOptions {
@@ -28,9 +34,11 @@ export interface IncrementalBenchOptions extends CommonOptions {
   /** Fraction of the files changed per revision. */
   changeFraction: number
   editBytes: number
+  /** The release scenario's pair (npm: fetched once into a cache), or false to leave it out (the tiny size: no registry). */
+  release: ReleasePair | false
 }
 
-export const INCREMENTAL_DEFAULTS: IncrementalBenchOptions = { files: 1000, mib: 32, changeFraction: 0.01, editBytes: 4096 }
+export const INCREMENTAL_DEFAULTS: IncrementalBenchOptions = { files: 1000, mib: 32, changeFraction: 0.01, editBytes: 4096, release: DEFAULT_RELEASE_PAIR }
 
 interface RsyncStats {
   ms: number
@@ -98,8 +106,8 @@ async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   }
 }
 
-/** An rsync daemon on 127.0.0.1 exporting `path` read-only as module "tree". */
-async function startRsyncDaemon(work: string, path: string): Promise<{ url: string; stop(): Promise<void> }> {
+/** An rsync daemon on 127.0.0.1 exporting each of `modules` (name → path) read-only. */
+async function startRsyncDaemon(work: string, modules: Record<string, string>): Promise<{ url(module: string): string; stop(): Promise<void> }> {
   const port = await freePort()
   const conf = join(work, 'rsyncd.conf')
   await writeFile(conf, [
@@ -108,16 +116,18 @@ async function startRsyncDaemon(work: string, path: string): Promise<{ url: stri
     'use chroot = no',
     `pid file = ${join(work, 'rsyncd.pid')}`,
     `log file = ${join(work, 'rsyncd.log')}`,
-    '[tree]',
-    `  path = ${path}`,
-    '  read only = yes',
-    // As root the daemon would switch to `nobody`; keep the files' owner so it can read them.
-    ...(process.getuid?.() === 0 ? ['  uid = root', '  gid = root'] : []),
+    ...Object.entries(modules).flatMap(([name, path]) => [
+      `[${name}]`,
+      `  path = ${path}`,
+      '  read only = yes',
+      // As root the daemon would switch to `nobody`; keep the files' owner so it can read them.
+      ...(process.getuid?.() === 0 ? ['  uid = root', '  gid = root'] : []),
+    ]),
     '',
   ].join('\n'))
   const child = spawnGuarded('rsync', ['--daemon', '--no-detach', `--config=${conf}`], { stdio: 'ignore' })
   await waitForPort(port)
-  return { url: `rsync://127.0.0.1:${port}/tree/`, stop: () => stopChild(child) }
+  return { url: (module) => `rsync://127.0.0.1:${port}/${module}/`, stop: () => stopChild(child) }
 }
 
 /** The same update in this process (no node start-up, no module loading): what the updater itself costs. */
@@ -135,79 +145,191 @@ async function upswarmUpdate(repo: Repo, dir: string): Promise<{ ms: number; pay
   return { ms: r.ms, payload: json.bytesFromServers, wire: wire.outBytes, updated: json.updated + json.checkedOut }
 }
 
+/** Where one scenario's update lands: two working copies, the rsync module it pulls and its two rsync copies. */
+interface Target {
+  wc: string
+  wcInProcess: string
+  module: string
+  /** `rsync -a`'s destination and `rsync -az`'s, both `cp -a` copies of the same tree. */
+  mirror: string
+  mirrorZ: string
+}
+
+interface Change {
+  files: number
+  bytes: number
+  /** Sizes of the files that differ, whole: what an updater without deltas would move. */
+  wholeBytes: number
+  describe: string
+}
+
+interface Measured {
+  name: string
+  change: Change
+  cli: { ms: number; payload: number; wire: number; updated: number }
+  inproc: { ms: number; payload: number; wire: number }
+  rsyncA: RsyncStats
+  rsyncZ: RsyncStats
+}
+
+const mib = (b: number): string => (b / MiB).toFixed(3)
+
+/** The issue 15 goals of one change, judged on the figures of this run. */
+function goalsOf(m: Measured): Goal[] {
+  const wireA = m.rsyncA.sent + m.rsyncA.received
+  const wireZ = m.rsyncZ.sent + m.rsyncZ.received
+  const whole = `; whole changed files ${mib(m.change.wholeBytes)} MiB`
+  const ratio = (x: number, y: number): string => (y > 0 ? `${(x / y).toFixed(2)}×` : 'n/a')
+  return [
+    { goal: `${m.name}: upswarm wire bytes ≤ rsync -a`, met: m.cli.wire <= wireA, detail: `${mib(m.cli.wire)} vs ${mib(wireA)} MiB (${ratio(m.cli.wire, wireA)})${whole}` },
+    { goal: `${m.name}: upswarm wire bytes ≤ rsync -az`, met: m.cli.wire <= wireZ, detail: `${mib(m.cli.wire)} vs ${mib(wireZ)} MiB (${ratio(m.cli.wire, wireZ)})${whole}` },
+    { goal: `${m.name}: \`upswarm update\` (CLI) wall time ≤ rsync -a`, met: m.cli.ms <= m.rsyncA.ms, detail: `${(m.cli.ms / 1000).toFixed(2)} vs ${(m.rsyncA.ms / 1000).toFixed(2)} s (${ratio(m.cli.ms, m.rsyncA.ms)}); in-process ${(m.inproc.ms / 1000).toFixed(2)} s` },
+  ]
+}
+
+function rowsOf(m: Measured): Record<string, Cell>[] {
+  const base = { change: m.name, 'files changed': m.change.files, 'changed MiB': round(m.change.bytes / MiB) }
+  const rsync = (tool: string, r: RsyncStats): Record<string, Cell> => ({ ...base, tool, 'payload MiB': round(r.literal / MiB), 'wire MiB': round((r.received + r.sent) / MiB), 'wall s': round(r.ms / 1000) })
+  return [
+    { ...base, tool: '`upswarm update` (CLI)', 'payload MiB': round(m.cli.payload / MiB), 'wire MiB': round(m.cli.wire / MiB), 'wall s': round(m.cli.ms / 1000) },
+    { ...base, tool: 'updater.update() in-process', 'payload MiB': round(m.inproc.payload / MiB), 'wire MiB': round(m.inproc.wire / MiB), 'wall s': round(m.inproc.ms / 1000) },
+    rsync('`rsync -a` from rsyncd', m.rsyncA),
+    rsync('`rsync -az` from rsyncd', m.rsyncZ),
+    { ...base, tool: 'whole changed files', 'payload MiB': round(m.change.wholeBytes / MiB), 'wire MiB': round(m.change.wholeBytes / MiB), 'wall s': null },
+  ]
+}
+
 export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<BenchResult> {
   const rec = startRecording(o.resultsDir)
   const log = progress('incremental', rec.startedAt)
   const work = await mkdtemp(join(tmpdir(), 'upswarm-bench-incr-'))
   let repo: Repo | undefined
-  let rsyncd: { url: string; stop(): Promise<void> } | undefined
+  let rsyncd: { url(module: string): string; stop(): Promise<void> } | undefined
   try {
+    // The pair first: a registry that cannot be reached fails the run before anything starts.
+    const pair = o.release ? await releaseTrees(o.release) : undefined
+    if (pair) log(`release pair ${pair.label}: ${pair.a} and ${pair.b}`)
     const src = join(work, 'src')
+    const relSrc = join(work, 'release-src')
     const gen = await generateTree(src, { files: o.files, totalBytes: o.mib * MiB, seed: 'bench-incremental' })
     log(`r1: ${gen.files} files, ${(gen.bytes / MiB).toFixed(1)} MiB; starting the repository`)
     repo = await startRepo({ dir: join(work, 'cluster'), servers: 1 })
-    const p1 = await repo.publish(src, 'r1')
-    await repo.synced(p1.rev)
-    const wc = join(work, 'client')
-    const wcInProcess = join(work, 'client-in-process')
-    const init = await upswarm(['init', wc, '--product', repo.product, '--pubkey', repo.key.publicKey, '--json'], repo.env)
-    await upswarm(['init', wcInProcess, '--product', repo.product, '--pubkey', repo.key.publicKey, '--json'], repo.env)
-    await repo.closedConnectionBytes('upswarm-init')
-    log(`working copy at r1 (init ${(init.ms / 1000).toFixed(1)} s); copying r1 for rsync`)
-    const mirror = join(work, 'rsync-mirror')
-    await timed('cp', ['-a', src, mirror])
-    rsyncd = await startRsyncDaemon(work, src)
-    const cliStartup = await cliStartupMs(repo.env)
+    const r = repo
+    const p1 = await r.publish(src, 'r1')
+    await r.synced(p1.rev)
+    const initBoth = async (t: Target): Promise<number> => {
+      const init = await upswarm(['init', t.wc, '--product', r.product, '--pubkey', r.key.publicKey, '--json'], r.env)
+      await upswarm(['init', t.wcInProcess, '--product', r.product, '--pubkey', r.key.publicKey, '--json'], r.env)
+      await r.closedConnectionBytes('upswarm-init')
+      return init.ms
+    }
+    const synthetic: Target = { wc: join(work, 'client'), wcInProcess: join(work, 'client-in-process'), module: 'tree', mirror: join(work, 'rsync-mirror'), mirrorZ: join(work, 'rsync-mirror-z') }
+    const initMs = await initBoth(synthetic)
+    log(`working copy at r1 (init ${(initMs / 1000).toFixed(1)} s); copying r1 for rsync -a and rsync -az`)
+    await timed('cp', ['-a', src, synthetic.mirror])
+    await timed('cp', ['-a', src, synthetic.mirrorZ])
+    rsyncd = await startRsyncDaemon(work, { tree: src, release: relSrc })
+    const daemon = rsyncd
+    const cliStartup = await cliStartupMs(r.env)
 
-    const rows: Record<string, Cell>[] = []
-    const scenarios: { name: string; change: () => Promise<{ files: number; bytes: number; describe: string }> }[] = [
+    const scenarios: { name: string; prepare?: () => Promise<Target>; change: () => Promise<Change> }[] = [
       {
         name: 'replaced',
         change: async () => {
           const m = await mutateTree(src, { seed: 'bench-r2', changeFraction: o.changeFraction, add: 0, remove: 0 })
-          return { files: m.changed, bytes: m.changedBytes, describe: `${m.changed} files rewritten (${(m.changedBytes / MiB).toFixed(2)} MiB)` }
+          return { files: m.changed, bytes: m.changedBytes, wholeBytes: m.changedBytes, describe: `${m.changed} files rewritten (${(m.changedBytes / MiB).toFixed(2)} MiB)` }
         },
       },
       {
         name: 'edited',
         change: async () => {
           const e = await editTree(src, 'bench-r3', o.changeFraction, o.editBytes)
-          return { files: e.edited, bytes: e.editedBytes, describe: `${e.edited} files with ${o.editBytes} B overwritten (${(e.fileBytes / MiB).toFixed(2)} MiB of files touched)` }
+          return { files: e.edited, bytes: e.editedBytes, wholeBytes: e.fileBytes, describe: `${e.edited} files with ${o.editBytes} B overwritten (${(e.fileBytes / MiB).toFixed(2)} MiB of files touched)` }
         },
       },
     ]
-    const chart: { name: string; upswarmS: number; inprocS: number; rsyncS: number; upswarmMiB: number; rsyncMiB: number }[] = []
-    for (const s of scenarios) {
-      const change = await s.change()
-      const p = await repo.publish(src, s.name)
-      await repo.synced(p.rev)
-      log(`${s.name}: r${p.rev} published (${change.describe}); upswarm update, then rsync`)
-      const u = await withCpuProfiles(o.profile && join(o.profile, s.name), () => upswarmUpdate(repo!, wc))
-      const inproc = await inProcessUpdate(repo, wcInProcess)
-      const r = await timed('rsync', ['-a', '--delete', '--stats', rsyncd.url, `${mirror}/`])
-      const rs = parseRsyncStats(r.stdout, r.ms)
-      rows.push(
-        { change: s.name, tool: '`upswarm update` (CLI)', 'files changed': change.files, 'changed MiB': round(change.bytes / MiB), 'payload MiB': round(u.payload / MiB), 'wire MiB': round(u.wire / MiB), 'wall s': round(u.ms / 1000) },
-        { change: s.name, tool: 'updater.update() in-process', 'files changed': change.files, 'changed MiB': round(change.bytes / MiB), 'payload MiB': round(inproc.payload / MiB), 'wire MiB': round(inproc.wire / MiB), 'wall s': round(inproc.ms / 1000) },
-        { change: s.name, tool: '`rsync -a` from rsyncd', 'files changed': change.files, 'changed MiB': round(change.bytes / MiB), 'payload MiB': round(rs.literal / MiB), 'wire MiB': round((rs.received + rs.sent) / MiB), 'wall s': round(rs.ms / 1000) },
-      )
-      chart.push({ name: s.name, upswarmS: u.ms / 1000, inprocS: inproc.ms / 1000, rsyncS: rs.ms / 1000, upswarmMiB: u.wire / MiB, rsyncMiB: (rs.received + rs.sent) / MiB })
-      log(`${s.name}: upswarm ${(u.ms / 1000).toFixed(2)} s ${(u.wire / MiB).toFixed(2)} MiB; rsync ${(rs.ms / 1000).toFixed(2)} s ${((rs.received + rs.sent) / MiB).toFixed(2)} MiB`)
+    let release: (ReleaseChange & { label: string; initMs: number }) | undefined
+    let releaseInitMs = 0
+    if (pair) {
+      // Version A as the product's next revision, on fresh working copies and fresh rsync
+      // copies (the synthetic ones stay as they are); then B as the revision after it.
+      scenarios.push({
+        name: 'release',
+        prepare: async () => {
+          await timed('cp', ['-a', pair.a, relSrc])
+          const pa = await r.publish(relSrc, 'release-a')
+          await r.synced(pa.rev)
+          const t: Target = { wc: join(work, 'release-client'), wcInProcess: join(work, 'release-client-in-process'), module: 'release', mirror: join(work, 'release-rsync-mirror'), mirrorZ: join(work, 'release-rsync-mirror-z') }
+          const ms = await initBoth(t)
+          await timed('cp', ['-a', relSrc, t.mirror])
+          await timed('cp', ['-a', relSrc, t.mirrorZ])
+          log(`release: r${pa.rev} = ${pair.label.split(' → ')[0]} published, fresh working copies at it (init ${(ms / 1000).toFixed(1)} s)`)
+          releaseInitMs = ms
+          return t
+        },
+        change: async () => {
+          const c = await applyRelease(pair.a, pair.b, relSrc)
+          release = { ...c, label: pair.label, initMs: releaseInitMs }
+          return { files: c.changed + c.added + c.removed, bytes: c.wholeChangedBytes, wholeBytes: c.wholeChangedBytes, describe: `${pair.label}: ${c.changed} files changed, ${c.added} added, ${c.removed} removed of ${c.files} (${(c.wholeChangedBytes / MiB).toFixed(2)} of ${(c.bytes / MiB).toFixed(2)} MiB)` }
+        },
+      })
     }
+
+    const measured: Measured[] = []
+    for (const s of scenarios) {
+      const t = s.prepare ? await s.prepare() : synthetic
+      const change = await s.change()
+      const p = await r.publish(s.name === 'release' ? relSrc : src, s.name)
+      await r.synced(p.rev)
+      log(`${s.name}: r${p.rev} published (${change.describe}); upswarm update, then rsync -a, then rsync -az`)
+      const cli = await withCpuProfiles(o.profile && join(o.profile, s.name), () => upswarmUpdate(r, t.wc))
+      const inproc = await inProcessUpdate(r, t.wcInProcess)
+      const ra = await timed('rsync', ['-a', '--delete', '--stats', daemon.url(t.module), `${t.mirror}/`])
+      const rz = await timed('rsync', ['-az', '--delete', '--stats', daemon.url(t.module), `${t.mirrorZ}/`])
+      const m: Measured = { name: s.name, change, cli, inproc, rsyncA: parseRsyncStats(ra.stdout, ra.ms), rsyncZ: parseRsyncStats(rz.stdout, rz.ms) }
+      measured.push(m)
+      const wire = (x: RsyncStats): string => mib(x.received + x.sent)
+      log(`${s.name}: upswarm ${(cli.ms / 1000).toFixed(2)} s ${mib(cli.wire)} MiB; rsync -a ${(m.rsyncA.ms / 1000).toFixed(2)} s ${wire(m.rsyncA)} MiB; rsync -az ${(m.rsyncZ.ms / 1000).toFixed(2)} s ${wire(m.rsyncZ)} MiB; whole changed files ${mib(change.wholeBytes)} MiB`)
+    }
+    const groups = measured.map((m) => m.name)
     const svg = barChart([
-      { title: 'Wall time of the update (1% of files changed)', yLabel: 'seconds', groups: chart.map((c) => c.name), series: [{ name: 'upswarm update (CLI)', values: chart.map((c) => round(c.upswarmS)) }, { name: 'updater.update() in-process', values: chart.map((c) => round(c.inprocS)) }, { name: 'rsync -a (daemon, loopback)', values: chart.map((c) => round(c.rsyncS)) }] },
-      { title: 'Bytes on the wire', yLabel: 'MiB', groups: chart.map((c) => c.name), series: [{ name: 'upswarm update (NATS, to the client)', values: chart.map((c) => round(c.upswarmMiB)) }, { name: 'rsync (sent + received)', values: chart.map((c) => round(c.rsyncMiB)) }] },
-    ], `${gen.files} files, ${(gen.bytes / MiB).toFixed(0)} MiB; upswarm CLI start-up alone ${(cliStartup / 1000).toFixed(2)} s; 127.0.0.1`)
+      { title: 'Wall time of the update', yLabel: 'seconds', groups, series: [
+        { name: 'upswarm update (CLI)', values: measured.map((m) => round(m.cli.ms / 1000)) },
+        { name: 'updater.update() in-process', values: measured.map((m) => round(m.inproc.ms / 1000)) },
+        { name: 'rsync -a (daemon, loopback)', values: measured.map((m) => round(m.rsyncA.ms / 1000)) },
+        { name: 'rsync -az (daemon, loopback)', values: measured.map((m) => round(m.rsyncZ.ms / 1000)) },
+      ] },
+      { title: 'Bytes on the wire', yLabel: 'MiB', groups, series: [
+        { name: 'upswarm update (NATS, to the client)', values: measured.map((m) => round(m.cli.wire / MiB)) },
+        { name: 'rsync -a (sent + received)', values: measured.map((m) => round((m.rsyncA.received + m.rsyncA.sent) / MiB)) },
+        { name: 'rsync -az (sent + received)', values: measured.map((m) => round((m.rsyncZ.received + m.rsyncZ.sent) / MiB)) },
+        { name: 'whole changed files', values: measured.map((m) => round(m.change.wholeBytes / MiB)) },
+      ] },
+    ], `${gen.files} files, ${(gen.bytes / MiB).toFixed(0)} MiB, ${(o.changeFraction * 100).toFixed(0)}% changed${release ? `; release ${release.label}` : ''}; upswarm CLI start-up alone ${(cliStartup / 1000).toFixed(2)} s; 127.0.0.1`)
     if (o.profile) await writeProfileReport('incremental', o.profile, scenarios.map((s) => ({ dir: join(o.profile!, s.name), merge: false })), o.resultsDir)
     return await rec.finish({
       name: 'incremental',
-      title: `Incremental update: ${gen.files} files, ${(gen.bytes / MiB).toFixed(0)} MiB, ${(o.changeFraction * 100).toFixed(0)}% of files changed`,
-      parameters: { ...o, fileCount: gen.files, bytes: gen.bytes, cliStartupMs: round(cliStartup), initMs: round(init.ms) },
+      title: `Incremental update: ${gen.files} files, ${(gen.bytes / MiB).toFixed(0)} MiB, ${(o.changeFraction * 100).toFixed(0)}% of files changed${release ? `; release pair ${release.label}` : ''}`,
+      parameters: {
+        ...o, fileCount: gen.files, bytes: gen.bytes, cliStartupMs: round(cliStartup), initMs: round(initMs),
+        release: release ? { ...release, initMs: round(release.initMs) } : false,
+        // The unrounded figures the rows and goals come from (bytes; ms rounded).
+        measured: measured.map((m) => ({
+          ...m,
+          cli: { ...m.cli, ms: round(m.cli.ms) },
+          inproc: { ...m.inproc, ms: round(m.inproc.ms) },
+          rsyncA: { ...m.rsyncA, ms: round(m.rsyncA.ms) },
+          rsyncZ: { ...m.rsyncZ, ms: round(m.rsyncZ.ms) },
+        })),
+      },
       columns: ['change', 'tool', 'files changed', 'changed MiB', 'payload MiB', 'wire MiB', 'wall s'],
-      rows,
-      goals: [],
+      rows: measured.flatMap(rowsOf),
+      goals: measured.flatMap(goalsOf),
       notes: [
-        'payload: file bytes the client received (upswarm bytesFromServers; rsync "Literal data"). wire: upswarm = bytes the NATS nodes sent to the update\'s connection (connz); rsync = total bytes sent + received.',
+        'payload: file bytes the client received (upswarm bytesFromServers; rsync "Literal data", before -z compresses it). wire: upswarm = bytes the NATS nodes sent to the update\'s connection (connz); rsync = total bytes sent + received.',
+        'rsync -a and rsync -az each pull into their own `cp -a` copy of the same revision, one after the other (-a first), from the same rsync daemon.',
+        'whole changed files: the sum of the sizes of the files that differ (added ones included), i.e. what an updater without deltas moves; for edited, the whole files touched.',
+        ...(release ? [`release: ${release.label}, ${release.files} files, ${(release.bytes / MiB).toFixed(1)} MiB; A published as a revision of the same product and brought to fresh working copies (init ${(release.initMs / 1000).toFixed(1)} s) and fresh rsync copies, then B; ${o.release && o.release.kind === 'npm' ? 'fetched once by npm pack into the bench cache and unpacked with tar' : 'two local trees'}. Changed files are written with a new mtime, unchanged ones keep theirs, as a build would leave them.`] : ['release: left out (no release pair: the tiny size and --release-pair none never use the npm registry).']),
         `in-process: the same update of a second working copy from the benchmark process (no node start-up, no module loading); \`upswarm --help\` alone takes ${(cliStartup / 1000).toFixed(2)} s here (median of 3).`,
         'wire for in-process: bytes the benchmark\'s NATS connection received during the update.',
       ],

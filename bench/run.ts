@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { INCREMENTAL_DEFAULTS, runIncrementalBench, type IncrementalBenchOptions } from './incremental.ts'
 import { markdownTable, RESULTS_DIR, type BenchResult } from './lib/report.ts'
+import { parseReleasePair } from './lib/release-pair.ts'
 import { runStatusBench, STATUS_DEFAULTS, type StatusBenchOptions } from './status.ts'
 import { runSwarmBench, SWARM_DEFAULTS, type SwarmBenchOptions } from './swarm.ts'
 import { runThroughputBench, THROUGHPUT_DEFAULTS, type ThroughputBenchOptions } from './throughput.ts'
@@ -38,7 +39,8 @@ interface Plan {
 export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
   tiny: {
     swarm: { ...SWARM_DEFAULTS, clients: [2], mib: 2, files: 12 },
-    incremental: { ...INCREMENTAL_DEFAULTS, files: 100, mib: 2 },
+    // No release pair: the tiny size (and npm test) never needs the npm registry.
+    incremental: { ...INCREMENTAL_DEFAULTS, files: 100, mib: 2, release: false },
     status: { ...STATUS_DEFAULTS, files: 2_000, warmRuns: 1 },
     throughput: { ...THROUGHPUT_DEFAULTS, mib: 8, fileMiB: 4, ks: [1, 4] },
     tracker: { peers: 1_000, rounds: 1 },
@@ -83,6 +85,8 @@ names: ${BENCHES.join(', ')} (default: all)
   --skip-http                 swarm: no plain-HTTP baseline
   --inspect                   swarm: live inspection on in every process; counts its messages (issue 12)
   --incremental-files 1000    --incremental-mib 32
+  --release-pair typescript@5.6.2:5.6.3   incremental: the release pair, NAME@FROM:TO from the npm registry
+                              (cached in $XDG_CACHE_HOME or ~/.cache/upswarm-bench), or none
   --status-files 100000       --warm-runs 3                 --drop-caches (root; whole machine)
   --status-memory-only        status: only the peak RSS of a full and an indexed status (e.g. with --status-files 1000000)
   --throughput-mib 256        --file-mib 32                 --ks 1,4,8
@@ -118,6 +122,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       inspect: { type: 'boolean' },
       'incremental-files': { type: 'string' },
       'incremental-mib': { type: 'string' },
+      'release-pair': { type: 'string' },
       'status-files': { type: 'string' },
       'warm-runs': { type: 'string' },
       'drop-caches': { type: 'boolean' },
@@ -158,6 +163,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values.inspect) p.swarm.inspect = true
   if (values['incremental-files']) p.incremental.files = Number(values['incremental-files'])
   if (values['incremental-mib']) p.incremental.mib = Number(values['incremental-mib'])
+  if (values['release-pair']) p.incremental.release = values['release-pair'] === 'none' ? false : parseReleasePair(values['release-pair'])
   if (values['status-files']) p.status.files = Number(values['status-files'])
   if (values['warm-runs']) p.status.warmRuns = Number(values['warm-runs'])
   if (values['drop-caches']) p.status.dropCaches = true
