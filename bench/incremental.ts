@@ -138,11 +138,13 @@ async function inProcessUpdate(repo: Repo, dir: string): Promise<{ ms: number; p
   return { ms: performance.now() - t0, payload: r.bytesFromServers, wire: repo.nc.stats().inBytes - before }
 }
 
-async function upswarmUpdate(repo: Repo, dir: string): Promise<{ ms: number; payload: number; wire: number; updated: number }> {
+async function upswarmUpdate(repo: Repo, dir: string): Promise<{ ms: number; payload: number; wire: number; updated: number; how: string }> {
   const r = await upswarm(['update', dir, '--json'], repo.env)
-  const json = JSON.parse(r.stdout) as { bytesFromServers: number; updated: number; checkedOut: number; to: number }
+  const json = JSON.parse(r.stdout) as { bytesFromServers: number; updated: number; checkedOut: number; from: number; to: number; format: number; deltas?: { files: number; bytes: number; fileBytes: number; failed: number } }
   const wire = await repo.closedConnectionBytes('upswarm-update')
-  return { ms: r.ms, payload: json.bytesFromServers, wire: wire.outBytes, updated: json.updated + json.checkedOut }
+  const d = json.deltas
+  const how = `r${json.from} → r${json.to}, format ${json.format}${d ? `, ${d.files} files from deltas (${d.bytes} B for ${d.fileBytes} B${d.failed ? `, ${d.failed} failed` : ''})` : ', no deltas'}`
+  return { ms: r.ms, payload: json.bytesFromServers, wire: wire.outBytes, updated: json.updated + json.checkedOut, how }
 }
 
 /** Where one scenario's update lands: two working copies, the rsync module it pulls and its two rsync copies. */
@@ -213,13 +215,13 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
     const relSrc = join(work, 'release-src')
     const gen = await generateTree(src, { files: o.files, totalBytes: o.mib * MiB, seed: 'bench-incremental' })
     log(`r1: ${gen.files} files, ${(gen.bytes / MiB).toFixed(1)} MiB; starting the repository`)
-    repo = await startRepo({ dir: join(work, 'cluster'), servers: 1 })
+    repo = await startRepo({ dir: join(work, 'cluster'), servers: 1, formats: [1, 2] })
     const r = repo
     const p1 = await r.publish(src, 'r1')
     await r.synced(p1.rev)
     const initBoth = async (t: Target): Promise<number> => {
-      const init = await upswarm(['init', t.wc, '--product', r.product, '--pubkey', r.key.publicKey, '--json'], r.env)
-      await upswarm(['init', t.wcInProcess, '--product', r.product, '--pubkey', r.key.publicKey, '--json'], r.env)
+      const init = await upswarm(['init', t.wc, '--product', r.product, ...r.pinArgs, '--json'], r.env)
+      await upswarm(['init', t.wcInProcess, '--product', r.product, ...r.pinArgs, '--json'], r.env)
       await r.closedConnectionBytes('upswarm-init')
       return init.ms
     }
@@ -289,7 +291,7 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
       const m: Measured = { name: s.name, change, cli, inproc, rsyncA: parseRsyncStats(ra.stdout, ra.ms), rsyncZ: parseRsyncStats(rz.stdout, rz.ms) }
       measured.push(m)
       const wire = (x: RsyncStats): string => mib(x.received + x.sent)
-      log(`${s.name}: upswarm ${(cli.ms / 1000).toFixed(2)} s ${mib(cli.wire)} MiB; rsync -a ${(m.rsyncA.ms / 1000).toFixed(2)} s ${wire(m.rsyncA)} MiB; rsync -az ${(m.rsyncZ.ms / 1000).toFixed(2)} s ${wire(m.rsyncZ)} MiB; whole changed files ${mib(change.wholeBytes)} MiB`)
+      log(`${s.name}: upswarm ${(cli.ms / 1000).toFixed(2)} s ${mib(cli.wire)} MiB (${cli.how}); rsync -a ${(m.rsyncA.ms / 1000).toFixed(2)} s ${wire(m.rsyncA)} MiB; rsync -az ${(m.rsyncZ.ms / 1000).toFixed(2)} s ${wire(m.rsyncZ)} MiB; whole changed files ${mib(change.wholeBytes)} MiB`)
     }
     const groups = measured.map((m) => m.name)
     const svg = barChart([

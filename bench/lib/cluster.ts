@@ -17,6 +17,8 @@ export interface Repo {
   nc: NatsConnection
   product: string
   key: PublisherKey
+  /** What `upswarm init` pins: `--root D/root.json` when the product is in the root (`formats`), else `--pubkey KEY`. */
+  pinArgs: string[]
   env: NodeJS.ProcessEnv
   publish(src: string, label?: string): Promise<PublishResult>
   /** Resolves when every server of the pool has synced `rev`. */
@@ -26,7 +28,7 @@ export interface Repo {
   stop(): Promise<void>
 }
 
-export async function startRepo(opts: { dir: string; servers: number; serverMaxUploadRate?: number }): Promise<Repo> {
+export async function startRepo(opts: { dir: string; servers: number; serverMaxUploadRate?: number; formats?: number[] }): Promise<Repo> {
   const launched = await up({
     dir: opts.dir,
     roles: ['nats', 'servers', 'proxy'],
@@ -39,19 +41,31 @@ export async function startRepo(opts: { dir: string; servers: number; serverMaxU
   const publisherNc = await connectNats(ep.nats, 'upswarm-bench-publish', { creds: ep.creds?.publisher, tlsCa: ep.tlsCa })
   const product = crypto.randomUUID()
   const key = generatePublisherKey()
+  // With `formats`, the product joins the deployment's root first (as `upswarm root edit --dir D
+  // --add-product P --formats P=1,2` would): releases are then written in those formats and
+  // clients pin the root.
+  const rooted = !!(opts.formats && ep.root && ep.rootKey)
+  if (rooted) {
+    const { addProductToDeployment } = await import('../../actors/root-holder/index.ts')
+    await addProductToDeployment(nc, { root: ep.root!, rootKey: ep.rootKey! }, product, key.publicKey, opts.formats)
+  }
   const { UPSWARM_TRACKER: _t, UPSWARM_BOOTSTRAP: _b, ...rest } = process.env
   const env = { ...rest, ...deploymentEnv(ep) }
   const seenClosed = new Set<string>()
   return {
     launched, nc, product, key, env,
+    pinArgs: rooted ? ['--root', ep.root!] : ['--pubkey', key.publicKey],
     publish: (src, label) => publish({ nc: publisherNc, src, product, key, ...(label ? { label } : {}), ...(ep.trust ? { trust: ep.trust } : {}), skipFeed: true }),
     async synced(rev, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs
       const { requestJson } = await import('../../infra/nats/service.ts')
       const { proxySubject } = await import('../../infra/nats/names.ts')
       for (;;) {
-        const stats = await requestJson<{ servers: { healthy: boolean; synced: Record<string, number> }[] }>(nc, proxySubject('stats'), {})
-        if (stats.servers.length >= opts.servers && stats.servers.every((s) => (s.synced[product] ?? 0) >= rev)) return
+        const stats = await requestJson<{ servers: { healthy: boolean; synced: Record<string, number>; synced2?: Record<string, number> }[] }>(nc, proxySubject('stats'), {})
+        // Format 2 is copied by its own consumer (and with the deltas): a client reads it once every server holds it.
+        const has = (s: { synced: Record<string, number>; synced2?: Record<string, number> }): boolean =>
+          (s.synced[product] ?? 0) >= rev && (!opts.formats?.includes(2) || (s.synced2?.[product] ?? 0) >= rev)
+        if (stats.servers.length >= opts.servers && stats.servers.every(has)) return
         if (Date.now() > deadline) throw new Error(`servers did not sync r${rev} within ${timeoutMs} ms`)
         await new Promise((r) => setTimeout(r, 200))
       }
