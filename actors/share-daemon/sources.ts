@@ -75,6 +75,12 @@ export function serverSource(nc: NatsConnection, product: string): ReleaseSource
       stats.bytesFromServers += r.bytesFromServers
       return { bytesFromServers: r.bytesFromServers, bytesFromPeers: 0, verified: true }
     },
+    async range(p, sha256, offset, length, expected) {
+      unitReader ??= client.rangeReader(p)
+      const bytes = await unitReader.readPiece(sha256, offset, length, expected)
+      stats.bytesFromServers += bytes.length
+      return bytes
+    },
     async unit(p, sha256, length, opts) {
       // One assignment for the run's units: a delta costs its bytes, not a proxy round trip too.
       unitReader ??= client.rangeReader(p)

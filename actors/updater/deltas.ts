@@ -1,8 +1,9 @@
-// Changed bytes only (issue 15 items 1, 5; docs/formats.md §1.6 delta-index nodes): a format-2
-// release names delta-index nodes; for a file to fetch, the updater picks the cheapest listed
-// delta whose base this copy holds — the installed file at any path (its hash known from the
-// plan's facts), or a blob of the local history store — or the compressed file alone, and
-// rebuilds the file from it. What it rebuilds is committed to the history store only if its size,
+// Changed bytes only (issue 15 items 1, 5; docs/formats.md §1.6 delta-index nodes, §1.7 chunks):
+// a format-2 release names delta-index nodes; for a file to fetch, the updater picks the cheapest
+// of: a listed delta whose base this copy holds — the installed file at any path (its hash known
+// from the plan's facts), or a blob of the local history store —, the compressed file alone, or
+// (a file larger than the chunker's `whole`) the chunks its installed version shares plus the
+// chunks it lacks (chunks.ts: works from any older revision, no delta chain); and makes the file. What it rebuilds is committed to the history store only if its size,
 // SHA-1 and SHA-256 are the signed ones (R-VERIFY); a delta that fails anywhere is discarded with
 // a warning and the file is fetched whole, so nothing half-written is ever kept.
 import { open, rm } from 'node:fs/promises'
@@ -14,14 +15,18 @@ import type { SignedRelease2 } from '../../infra/formats/release.ts'
 import { errorMessage, toUpswarmError } from '../../infra/errors.ts'
 import type { FileEntry } from '../../infra/release/manifest.ts'
 import type { FetchedBlob } from '../../infra/release/source.ts'
+import { ChunkReuse, type ChunkPlan } from './chunks.ts'
 import type { RunSession } from './run-session.ts'
 
-export interface DeltaStats { files: number; bytes: number; fileBytes: number; failed: number }
+export interface DeltaStats { files: number; bytes: number; fileBytes: number; failed: number; chunked: number }
 
 export class DeltaIndex {
   /** Target SHA-256 → the deltas that make it. */
   private readonly byTarget = new Map<string, DeltaRef[]>()
-  readonly stats: DeltaStats = { files: 0, bytes: 0, fileBytes: 0, failed: 0 }
+  readonly stats: DeltaStats = { files: 0, bytes: 0, fileBytes: 0, failed: 0, chunked: 0 }
+  private readonly chunks = new ChunkReuse()
+  /** Planned path → what was on disk there. */
+  private tasks: Map<string, string | undefined> | undefined
   /** SHA-256 → a working-copy file that had it when the run was planned. */
   private local: Map<string, string> | undefined
 
@@ -91,14 +96,22 @@ export class DeltaIndex {
     return this.local.get(sha256)
   }
 
-  /**
-   * The file through its cheapest usable delta, committed to the history store verified; undefined
-   * when there is none worth it (or it failed: then a warning, and the caller fetches it whole).
-   */
-  async fetch(session: RunSession, entry: FileEntry, signal: AbortSignal): Promise<FetchedBlob | undefined> {
+  /** Files this copy holds whose chunks a new version of `entry` may share: its installed version (on disk, else in history). */
+  private async chunkBases(session: RunSession, entry: FileEntry): Promise<string[]> {
+    const out: string[] = []
+    this.tasks ??= new Map((session.plan?.tasks ?? []).map((t) => [t.path, t.facts.local?.kind]))
+    if (this.tasks.get(entry.path) === 'file') out.push(join(session.wc.layout.root, entry.path))
+    else {
+      const old = session.base.get(entry.path)
+      if (old?.kind === 'file' && (await session.wc.history.has(old.sha256))) out.push(session.wc.history.path(old.sha256))
+    }
+    return out
+  }
+
+  /** The cheapest listed delta whose base this copy holds (or the compressed file), if any is smaller than the file. */
+  private async bestDelta(session: RunSession, entry: FileEntry): Promise<{ ref: DeltaRef; base: string | undefined } | undefined> {
     const refs = this.byTarget.get(entry.sha256)
-    const src = session.opts.source
-    if (!refs || !src?.unit) return undefined
+    if (!refs || !session.opts.source?.unit) return undefined
     let best: { ref: DeltaRef; base: string | undefined } | undefined
     for (const ref of refs) {
       if (ref.length >= entry.size || (best && ref.length >= best.ref.length)) continue
@@ -108,14 +121,65 @@ export class DeltaIndex {
         if (base) best = { ref, base }
       }
     }
-    if (!best) return undefined
+    return best
+  }
+
+  /**
+   * The file the cheapest way this copy can make it — a listed delta, or the chunks it holds plus
+   * the ones it lacks — committed to the history store verified; undefined when neither beats the
+   * whole file (or it failed: then a warning, and the caller fetches it whole).
+   */
+  async fetch(session: RunSession, entry: FileEntry, signal: AbortSignal): Promise<FetchedBlob | undefined> {
+    const best = await this.bestDelta(session, entry)
+    const src = session.opts.source
+    const to = session.to
+    const r2 = session.format === 2 && to !== undefined ? await session.wc.release2(to) : undefined
+    // Chunks are worth a look when no delta makes the file for an eighth of its size.
+    if (r2 && to !== undefined && src?.range && entry.size > r2.release.chunker.whole && (!best || best.ref.length > entry.size / 8)) {
+      const plan = await this.chunks.plan(session, entry, to, r2.release.chunker, await this.chunkBases(session, entry)).catch((err: unknown) => {
+        session.opts.log.warn({ path: entry.path }, `cannot plan ${entry.path} by chunks (${errorMessage(err)}); not reusing its chunks`)
+        return undefined
+      })
+      // About 100 bytes of request and framing per chunk fetched.
+      if (plan && plan.missing + plan.fetches * 100 < (best?.ref.length ?? entry.size)) return this.viaChunks(session, entry, plan, signal)
+    }
+    return best ? this.viaDelta(session, entry, best, signal) : undefined
+  }
+
+  private async viaChunks(session: RunSession, entry: FileEntry, plan: ChunkPlan, signal: AbortSignal): Promise<FetchedBlob | undefined> {
+    const src = session.opts.source!
+    const product = session.wc.config.product
+    const history = session.wc.history
+    const tmp = await history.stagingPath()
+    const what = `${entry.path} from ${plan.chunks.length - plan.fetches} chunks held and ${plan.fetches} fetched`
+    try {
+      session.markNetworkUsed()
+      const fetched = await this.chunks.write(plan, tmp, (offset, length, sha256) => src.range!(product, entry.sha256, offset, length, sha256), signal)
+      // R-VERIFY: the file made must be the signed one, byte for byte.
+      await history.commitFile(entry.sha256, tmp, what, entry.size, entry.sha1)
+      this.stats.files++
+      this.stats.chunked++
+      this.stats.bytes += fetched
+      this.stats.fileBytes += entry.size
+      return { bytesFromServers: fetched, bytesFromPeers: 0, verified: true }
+    } catch (err) {
+      await rm(tmp, { force: true })
+      if (signal.aborted) throw err
+      this.stats.failed++
+      session.opts.log.warn({ path: entry.path }, `${what} did not give the signed file (${errorMessage(err)}); fetching ${entry.path} whole instead`)
+      return undefined
+    }
+  }
+
+  private async viaDelta(session: RunSession, entry: FileEntry, best: { ref: DeltaRef; base: string | undefined }, signal: AbortSignal): Promise<FetchedBlob | undefined> {
+    const src = session.opts.source!
     const { ref } = best
     const what = `the delta ${ref.delta.slice(0, 16)}… for ${entry.path}${best.base ? ` (from ${best.base})` : ' (compressed)'}`
     const history = session.wc.history
     const tmp = await history.stagingPath()
     let base: (DeltaBase & { close(): Promise<void> }) | undefined
     try {
-      const delta = await src.unit(session.wc.config.product, ref.delta, ref.length, { signal, threads: session.opts.threads })
+      const delta = await src.unit!(session.wc.config.product, ref.delta, ref.length, { signal, threads: session.opts.threads })
       session.markNetworkUsed()
       base = best.base ? await fileBase(best.base) : undefined
       const out = await open(tmp, 'w')

@@ -35,6 +35,11 @@ export interface ReleaseSource {
    * without it fetches changed files whole.
    */
   unit?(product: string, sha256: string, length: number, opts: { signal?: AbortSignal; threads: number }): Promise<Uint8Array>
+  /**
+   * Issue 15: `length` bytes at `offset` of blob `sha256` (a chunk of a format-2 file, §1.7),
+   * checked against `expected` (the chunk's SHA-256) before it is returned. Optional.
+   */
+  range?(product: string, sha256: string, offset: number, length: number, expected: string): Promise<Uint8Array>
   /** The newest fresh statement of a product, if the source has one (docs/formats.md §1.4). */
   fresh?(product: string): Promise<Uint8Array | string | undefined>
   /**
@@ -157,8 +162,9 @@ export interface UpdateResult {
   /**
    * Issue 15: files rebuilt from a delta or a compressed copy instead of fetched whole: how many,
    * the bytes fetched for them (counted in `bytesFromServers`), the bytes of the files they made,
-   * and deltas that failed (each fell back to the whole file, with a warning).
+   * and deltas that failed (each fell back to the whole file, with a warning); `chunked` of the
+   * files were made from chunks this copy held plus the chunks it lacked.
    */
-  deltas?: { files: number; bytes: number; fileBytes: number; failed: number }
+  deltas?: { files: number; bytes: number; fileBytes: number; failed: number; chunked: number }
   warnings: string[]
 }

@@ -231,7 +231,7 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     expect(r2.deltas).toMatchObject({ count: 4, indexes: 1 })
     const changed = Buffer.byteLength(js2) + bin2.length + Buffer.byteLength(added)
     const res = await update(wc, { source: serverSource(clientNc, withDeltas) })
-    expect(res).toMatchObject({ from: 1, to: 2, format: 2, updated: 2, checkedOut: 1, deltas: { files: 3, failed: 0, fileBytes: changed }, warnings: [] })
+    expect(res).toMatchObject({ from: 1, to: 2, format: 2, updated: 2, checkedOut: 1, deltas: { files: 3, failed: 0, chunked: 0, fileBytes: changed }, warnings: [] })
     // The 4 KiB of new random bytes, a few hundred bytes for the edited line, and new.txt compressed.
     expect(res.bytesFromServers).toBeLessThan(4096 + 12_000)
     expect(await readFile(join(wc, 'a/app.js'), 'utf8')).toBe(js2)
@@ -258,6 +258,27 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     expect(res3.warnings).toEqual([expect.stringMatching(/1 delta\(s\) did not give the signed file/)])
     expect(warned).toContainEqual(expect.stringMatching(/the delta [0-9a-f]{16}… for a\/app\.js \(from .*\) did not give the signed file .*; fetching a\/app\.js whole instead/))
     expect(await readFile(join(wc, 'a/app.js'), 'utf8')).toBe(js3)
+  })
+
+  it('chunks (issue 15) — a client two revisions behind, with no delta from its version, fetches only the chunks of a large file it does not hold', async () => {
+    const src = join(dir.path, 'src-deltas')
+    const big = randomContent(2_000_000)
+    await publishAndSync(withDeltas, src, { 'c/big.bin': big })
+    const wc = join(dir.path, 'wc-chunks')
+    const at = await init(wc, { product: withDeltas, root: rootDoc(), source: serverSource(clientNc, withDeltas) })
+    // Two edits of 4 KiB in two later revisions: the newest release's delta is from the version in between.
+    const v2 = Buffer.from(big)
+    randomContent(4096).copy(v2, 500_000)
+    await publishAndSync(withDeltas, src, { 'c/big.bin': v2 })
+    const v3 = Buffer.from(v2)
+    randomContent(4096).copy(v3, 1_500_000)
+    const r = await publishAndSync(withDeltas, src, { 'c/big.bin': v3 })
+    const res = await update(wc, { source: serverSource(clientNc, withDeltas) })
+    expect(res).toMatchObject({ from: at.to, to: r.rev, updated: 1, deltas: { files: 1, chunked: 1, failed: 0, fileBytes: v3.length }, warnings: [] })
+    // Two edited regions: at most two or three chunks of ≤ 256 KiB each, not the 2 MB file.
+    expect(res.bytesFromServers).toBeLessThan(800_000)
+    expect(res.bytesFromServers).toBe(res.deltas!.bytes)
+    expect((await readFile(join(wc, 'c/big.bin'))).equals(v3)).toBe(true)
   })
 
   it('serverSource — with no `meta` responder (a cluster of the previous release) the format-2 source answers "none" (the updater then reads format 1, as above), not an error', async () => {
