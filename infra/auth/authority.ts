@@ -226,6 +226,23 @@ export class Authority {
     return out
   }
 
+  /**
+   * Issue 17: the certificate a host's NATS nodes present on their routes, both ways (mutual TLS:
+   * a route is accepted only from a node holding a certificate of this deployment's CA), naming
+   * `hosts`. Written into `dir` at each start; needs the CA key, as writeNodeCert does.
+   */
+  writeRouteCert(dir: string, hosts: string[]): { certFile: string; keyFile: string; caFile: string } {
+    const caKeyFile = join(this.paths.dir, 'ca-key.pem')
+    if (!existsSync(caKeyFile)) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `the CA key ${caKeyFile} is missing: the NATS routes' certificate naming ${hosts.join(', ')} is signed with it (copy the first host's D/auth whole)`)
+    }
+    const pair = issueServerCert({ cert: readFileSync(this.paths.caFile, 'utf8'), key: readFileSync(caKeyFile, 'utf8') }, hosts, { client: true })
+    const out = { certFile: join(dir, 'route-cert.pem'), keyFile: join(dir, 'route-key.pem'), caFile: this.paths.caFile }
+    writeFileSync(out.certFile, pair.cert)
+    writeFileSync(out.keyFile, pair.key, { mode: 0o600 })
+    return out
+  }
+
   /** The nats-server configuration lines that load this authority and require TLS on the client port (with `tls`: that certificate instead of the shared one). */
   serverConfig(jwtDir: string, tls?: { certFile: string; keyFile: string }): string[] {
     const sys = kp(this.state.system.seed).getPublicKey()
