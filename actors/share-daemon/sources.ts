@@ -120,6 +120,8 @@ export function swarmSource(opts: {
   return {
     stats,
     ...trust,
+    // Issue 15 item 2: planned in format 1 (peers check pieces by its hashes); deltas from format 2's index.
+    ...(opts.nc ? { ...natsFormat2Source(opts.nc, { bytes: 0, requests: 0 }), needsPieceHashes: true } : {}),
     async revisions(p) {
       if (!client) return fromFeed(new UpswarmError('UPSWARM_E_NO_SERVER', 'no NATS connection'))
       try {

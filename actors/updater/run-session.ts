@@ -86,7 +86,7 @@ export class RunSession {
    */
   private async refresh(): Promise<void> {
     await this.releases.refreshTrust()
-    if (await this.releases2.newest()) {
+    if (!this.opts.source?.needsPieceHashes && (await this.releases2.newest())) {
       this.format = 2
       return
     }
@@ -100,6 +100,7 @@ export class RunSession {
    */
   private async readsFormat2(rev: number): Promise<boolean> {
     if (await this.wc.manifests.get(rev)) return false
+    if (this.opts.source?.needsPieceHashes) return false
     if (await this.wc.trees.release(rev)) return true
     if (this.format === 2) return true
     const src = this.opts.source
@@ -176,6 +177,7 @@ export class RunSession {
     } else {
       await this.releases.resolve(to)
       this.format = 1
+      if (request.kind !== 'rollback' && this.opts.source?.needsPieceHashes) await this.deltasOfFormat1(to)
     }
     this.base = await this.wc.entries(state.current, this.releases2.fetchOne)
     this.target = await this.wc.entries(to, this.releases2.fetchOne)
@@ -188,6 +190,27 @@ export class RunSession {
       if (pruned) throw pruned
     }
     return { from: state.current, to }
+  }
+
+  /**
+   * Issue 15 item 2: a run planned in format 1 (a swarm source) takes the deltas the format-2
+   * release of the same revision lists, when the product publishes both: that release must verify
+   * under the copy's root and name, in `v1`, the very manifest the run verified. Anything less
+   * (no such release, another manifest) means no deltas, never a failed run.
+   */
+  private async deltasOfFormat1(rev: number): Promise<void> {
+    if (!this.releases2.listed() || !this.opts.source?.release2) return
+    try {
+      const manifestSha256 = this.wc.state.record[String(rev)]
+      const r2 = await this.releases2.resolve(rev)
+      if (!manifestSha256 || r2.release.v1 !== manifestSha256) {
+        this.deltaWarnings.push(`the format-2 release r${rev} does not name the manifest this run verified (${r2.release.v1?.slice(0, 16) ?? 'none'}… vs ${manifestSha256?.slice(0, 16) ?? 'none'}…); changed files are fetched whole`)
+        return
+      }
+      await this.deltas.load(this, r2)
+    } catch (err) {
+      this.deltaWarnings.push(`no deltas for r${rev}: ${toUpswarmError(err, 'UPSWARM_E_MANIFEST', 'format-2 release').message}; changed files are fetched whole`)
+    }
   }
 
   /** Whether some file of the target is neither in the current revision at its path nor in the history store. */

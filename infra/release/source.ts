@@ -27,6 +27,12 @@ export interface ReleaseSource {
    * verifies it under its root. Optional: a source without it is read in format 1.
    */
   release2?(product: string, rev?: number): Promise<Uint8Array | string | undefined>
+  /**
+   * Issue 15 item 2: this source checks whole files piece by piece against format 1's piece hashes
+   * (the swarm's piece protocol), so the run plans in format 1; the format-2 release of the same
+   * revision (its `v1` names the manifest) still brings its deltas.
+   */
+  needsPieceHashes?: boolean
   /** Format-2 tree nodes by hash (`upswarm.proxy.nodes`); each is checked against its name by the caller too. */
   nodes?(product: string, hashes: string[]): Promise<Map<string, Uint8Array>>
   /**

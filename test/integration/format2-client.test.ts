@@ -281,6 +281,21 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     expect((await readFile(join(wc, 'c/big.bin'))).equals(v3)).toBe(true)
   })
 
+  it('deltas (issue 15 item 2) — a source that checks pieces by format 1\'s hashes (the swarm\'s) plans in format 1 and still takes the deltas of the format-2 release naming that manifest', async () => {
+    const src = join(dir.path, 'src-deltas')
+    const pieces = (): ReleaseSource => ({ ...serverSource(clientNc, withDeltas), needsPieceHashes: true })
+    const wc = join(dir.path, 'wc-deltas-v1')
+    const at = await init(wc, { product: withDeltas, root: rootDoc(), source: pieces() })
+    expect(at).toMatchObject({ format: 1 })
+    const before = await readFile(join(src, 'a/app.js'), 'utf8')
+    const next = before.replace('line 20: v1', 'line 20: v4')
+    const r = await publishAndSync(withDeltas, src, { 'a/app.js': next })
+    const res = await update(wc, { source: pieces() })
+    expect(res).toMatchObject({ from: at.to, to: r.rev, format: 1, updated: 1, deltas: { files: 1, failed: 0 }, warnings: [] })
+    expect(res.bytesFromServers).toBeLessThan(1000)
+    expect(await readFile(join(wc, 'a/app.js'), 'utf8')).toBe(next)
+  })
+
   it('serverSource — with no `meta` responder (a cluster of the previous release) the format-2 source answers "none" (the updater then reads format 1, as above), not an error', async () => {
     const other = newProduct()
     // No responder on the subject the source asks: the proxy's `meta`, with the proxy stopped.
