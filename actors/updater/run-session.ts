@@ -3,7 +3,7 @@
 import type { AnyActorRef } from 'xstate'
 import { UpswarmError, isUpswarmError, toUpswarmError } from '../../infra/errors.ts'
 import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
-import { collectGarbage } from '../../infra/store/working-copy/history.ts'
+import { collectGarbage, listBlobs } from '../../infra/store/working-copy/history.ts'
 import { readPendingAlerts, writePendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
 import type { Journal } from '../../infra/store/working-copy/journal.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
@@ -179,8 +179,8 @@ export class RunSession {
       this.format = 1
       if (request.kind !== 'rollback' && this.opts.source?.needsPieceHashes) await this.deltasOfFormat1(to)
     }
-    this.base = await this.wc.entries(state.current, this.releases2.fetchOne)
-    this.target = await this.wc.entries(to, this.releases2.fetchOne)
+    this.base = await this.entriesOf(state.current, this.releases2.fetchOne)
+    this.target = await this.entriesOf(to, this.releases2.fetchOne)
     this.to = to
     this.opts.log.info({ product: this.wc.config.product, from: state.current, to, format: this.format, ...(this.format === 2 ? { treeNodes: this.releases2.fetched } : {}) }, 'target revision checked')
     // Issue 11 item 8: an older revision that needs file contents the servers no longer have is
@@ -212,6 +212,17 @@ export class RunSession {
       this.deltaWarnings.push(`no deltas for r${rev}: ${toUpswarmError(err, 'UPSWARM_E_MANIFEST', 'format-2 release').message}; changed files are fetched whole`)
     }
   }
+
+  /** A revision's entries, read once per run (a format-2 tree walk decodes every node of the tree). */
+  private async entriesOf(rev: number, fetch?: (hash: string) => Promise<Uint8Array>): Promise<Map<string, Entry>> {
+    const held = this.entryCache.get(rev)
+    if (held) return held
+    const entries = await this.wc.entries(rev, fetch)
+    this.entryCache.set(rev, entries)
+    return entries
+  }
+
+  private readonly entryCache = new Map<number, Map<string, Entry>>()
 
   /** Whether some file of the target is neither in the current revision at its path nor in the history store. */
   private async needsDownload(): Promise<boolean> {
@@ -276,7 +287,7 @@ export class RunSession {
           if (await this.readsFormat2(rev)) await this.releases2.ensureTree(0, await this.releases2.resolve(rev))
           else await this.releases.resolve(rev)
         }
-        for (const e of (await this.wc.entries(rev, online ? this.releases2.fetchOne : undefined)).values()) {
+        for (const e of (await this.entriesOf(rev, online ? this.releases2.fetchOne : undefined)).values()) {
           if (e.kind !== 'file') continue
           keep.set(e.sha256, e)
           if (rev !== state.current) older.set(e.sha256, e)
@@ -287,12 +298,13 @@ export class RunSession {
     }
     // The current revision's versions need no fetching: the downloaded ones are already here
     // and the others are captured from the tree when an update replaces them.
+    // One listing of the history store serves both the prefetch and the garbage collection.
+    const listed = new Set(await listBlobs(this.wc.history))
     if (online) {
-      const missing: FileEntry[] = []
-      for (const e of older.values()) if (!(await this.wc.history.has(e.sha256))) missing.push(e)
+      const missing = [...older.values()].filter((e) => !listed.has(e.sha256))
       warnings.push(...(await prefetchBlobs(this, missing, run)))
     }
-    const gc = await collectGarbage(this.wc.history, new Set(keep.keys()))
+    const gc = await collectGarbage(this.wc.history, new Set(keep.keys()), listed)
     this.opts.log.info({ revisions: [...revs], removed: gc.removed, bytes: gc.bytes }, 'history store garbage-collected')
     for (const w of warnings) this.opts.log.warn({}, w)
     return warnings

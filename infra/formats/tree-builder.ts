@@ -127,6 +127,9 @@ export function checkedNode(hash: string, bytes: Uint8Array, top: boolean, where
   }
 }
 
+/** Nodes a walk reads at once. */
+const WALK_READS = 32
+
 /** A file entry as walked: the format-1 fields plus how its bytes are addressed. */
 export type WalkedEntry = Entry & { content?: FileContent }
 
@@ -136,7 +139,21 @@ export type WalkedEntry = Entry & { content?: FileContent }
  */
 export async function walkTree(top: string, get: (hash: string) => Promise<Uint8Array>): Promise<WalkedEntry[]> {
   const out: WalkedEntry[] = []
-  const fetchNode = async (hash: string, isTop: boolean, where: string): Promise<TreeNode> => checkedNode(hash, await get(hash), isTop, where)
+  // Sibling directories are read side by side, at most WALK_READS nodes at a time (each is a file
+  // read or a request: one after the other, they were most of a run's bookkeeping).
+  let reading = 0
+  const queue: (() => void)[] = []
+  const limited = async (hash: string): Promise<Uint8Array> => {
+    if (reading >= WALK_READS) await new Promise<void>((resolve) => queue.push(resolve))
+    reading++
+    try {
+      return await get(hash)
+    } finally {
+      reading--
+      queue.shift()?.()
+    }
+  }
+  const fetchNode = async (hash: string, isTop: boolean, where: string): Promise<TreeNode> => checkedNode(hash, await limited(hash), isTop, where)
   const walkDir = async (hash: string, path: string): Promise<void> => {
     const node = await fetchNode(hash, path === '', path || '(top)')
     const entries: NodeEntry[] = []
@@ -152,15 +169,17 @@ export async function walkTree(top: string, get: (hash: string) => Promise<Uint8
         entries.push(...sub.entries)
       }
     } else throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${hash.slice(0, 16)}… at ${path || '(top)'} is a ${node.type} node, not a directory`)
+    const subdirs: Promise<void>[] = []
     for (const e of entries) {
       const p = path ? `${path}/${e.name}` : e.name
       if (e.kind === 'file') out.push({ path: p, kind: 'file', mode: e.mode, size: e.size, sha1: e.sha1, sha256: e.sha256, content: e.content })
       else if (e.kind === 'symlink') out.push({ path: p, kind: 'symlink', target: e.target })
       else {
         out.push({ path: p, kind: 'dir', mode: e.mode })
-        await walkDir(e.node, p)
+        subdirs.push(walkDir(e.node, p))
       }
     }
+    await Promise.all(subdirs)
   }
   await walkDir(top, '')
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))

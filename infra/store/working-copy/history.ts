@@ -10,22 +10,19 @@ const HEX64 = /^[0-9a-f]{64}$/
 
 /** SHA-256 of every blob in the store. */
 export async function listBlobs(store: BlobStore): Promise<string[]> {
-  const out: string[] = []
-  for (const a of await readdirOrEmpty(store.root)) {
-    if (!HEX2.test(a)) continue
-    for (const b of await readdirOrEmpty(join(store.root, a))) {
-      if (!HEX2.test(b)) continue
-      for (const name of await readdirOrEmpty(join(store.root, a, b))) if (HEX64.test(name)) out.push(name)
-    }
-  }
-  return out
+  // The fan-out directories are read side by side (a history of a few thousand blobs spreads over
+  // as many directories: one after the other, that was most of an update's bookkeeping).
+  const level = async (dir: string): Promise<string[]> => (await readdirOrEmpty(dir)).filter((n) => HEX2.test(n))
+  const names = await Promise.all((await level(store.root)).map(async (a) =>
+    (await Promise.all((await level(join(store.root, a))).map((b) => readdirOrEmpty(join(store.root, a, b))))).flat()))
+  return names.flat().filter((n) => HEX64.test(n))
 }
 
-/** Removes every blob not in `keep`. */
-export async function collectGarbage(store: BlobStore, keep: ReadonlySet<string>): Promise<{ removed: number; bytes: number }> {
+/** Removes every blob not in `keep` (of `listed`, when the caller listed the store already). */
+export async function collectGarbage(store: BlobStore, keep: ReadonlySet<string>, listed?: Iterable<string>): Promise<{ removed: number; bytes: number }> {
   let removed = 0
   let bytes = 0
-  for (const sha of await listBlobs(store)) {
+  for (const sha of listed ?? (await listBlobs(store))) {
     if (keep.has(sha)) continue
     bytes += await stat(store.path(sha)).then((s) => s.size, () => 0)
     await store.remove(sha)
