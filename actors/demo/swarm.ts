@@ -42,6 +42,8 @@ export interface UpdateDone extends DaemonEvent {
   bytesFromPeers: number
   ms: number
   sources: { piecesFromServers: number; piecesFromPeers: number; badPieces: number; serverReasons: Record<string, number> }
+  /** Issue 15: files made from deltas, when any. */
+  deltas?: { files: number; bytes: number; fileBytes: number; failed: number; chunked: number }
 }
 
 /** One client: a working copy and its sharing daemon process. */
@@ -117,18 +119,24 @@ export interface SwarmOptions {
   weights?: number[]
   /** Upload cap of each repository server, bytes/s (0: none). */
   serverMaxUploadRate?: number
+  /** Release formats of the products it adds to the root (default [1]; [1, 2]: dual publishing, deltas). */
+  formats?: number[]
   log?: (msg: string) => void
 }
 
 export class Swarm {
   /** The product that publish and addClient work on; a test may switch to a fresh one. */
   product: string = crypto.randomUUID()
+  /** Release formats of a product added to the root from now on (SwarmOptions.formats). */
+  formats: number[] | undefined
   readonly key: PublisherKey = generatePublisherKey()
   readonly clients: SwarmClient[] = []
   launched!: Launched
   nc!: NatsConnection
 
-  constructor(readonly opts: SwarmOptions) {}
+  constructor(readonly opts: SwarmOptions) {
+    this.formats = opts.formats
+  }
 
   /** Environment of a client command; `creds`: the client machine's own identity (default: the sample client's). */
   env(creds?: string): NodeJS.ProcessEnv {
@@ -180,7 +188,7 @@ export class Swarm {
     const ep = this.launched.endpoints
     if (!ep.root || !ep.rootKey || this.rooted.has(this.product)) return
     const { addProductToDeployment } = await import('../root-holder/index.ts')
-    await addProductToDeployment(this.nc, { root: ep.root, rootKey: ep.rootKey }, this.product, this.key.publicKey)
+    await addProductToDeployment(this.nc, { root: ep.root, rootKey: ep.rootKey }, this.product, this.key.publicKey, this.formats)
     this.rooted.add(this.product)
   }
 
@@ -198,8 +206,10 @@ export class Swarm {
     const sub = this.nc.subscribe(SERVER_HEARTBEATS)
     const timer = setTimeout(() => sub.unsubscribe(), timeoutMs)
     for await (const msg of sub) {
-      const hb = msg.json<{ id: string; synced?: Record<string, number> }>()
-      if ((hb.synced?.[this.product] ?? 0) >= rev) pending.delete(hb.id)
+      const hb = msg.json<{ id: string; synced?: Record<string, number>; synced2?: Record<string, number> }>()
+      // A dual-publishing product: the format-2 copy (and its deltas) too.
+      const two = !this.formats?.includes(2) || (hb.synced2?.[this.product] ?? 0) >= rev
+      if ((hb.synced?.[this.product] ?? 0) >= rev && two) pending.delete(hb.id)
       if (pending.size === 0) break
     }
     clearTimeout(timer)

@@ -3,6 +3,7 @@
 // - swarmSource: the same for releases, plus the multi-source download from peers and servers
 //   (R-ACCEL-2), with the release feed as the source of releases when no server answers (R-DHT-2).
 import type { NatsConnection } from '@nats-io/transport-node'
+import { Readable } from 'node:stream'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import { RepoClient, fetchUnit, type RangeReader } from '../../infra/repo-client.ts'
 import { PIECE_SIZE, sha256Hex } from '../../infra/release/hash.ts'
@@ -81,12 +82,14 @@ export function serverSource(nc: NatsConnection, product: string): ReleaseSource
       stats.bytesFromServers += bytes.length
       return bytes
     },
-    async unit(p, sha256, length, opts) {
+    async unit(p, sha256, length, into, opts) {
+      if (await into.has(sha256)) return { bytesFromServers: 0, bytesFromPeers: 0 }
       // One assignment for the run's units: a delta costs its bytes, not a proxy round trip too.
       unitReader ??= client.rangeReader(p)
       const bytes = await fetchUnit(unitReader, sha256, length, opts)
+      await into.put(sha256, Readable.from([bytes]), `server ${unitReader.servers.join(', ')}`, length)
       stats.bytesFromServers += bytes.length
-      return bytes
+      return { bytesFromServers: bytes.length, bytesFromPeers: 0 }
     },
   }
 }
@@ -145,12 +148,25 @@ export function swarmSource(opts: {
     },
     // Without a server nobody says what was pruned: peers may still hold those revisions.
     pruned: async (p) => (client ? (await client.revisions(p)).pruned : undefined),
-    // Issue 15: deltas come from the servers (peers carry whole files for now).
-    ...(client ? { unit: async (p: string, sha256: string, length: number, o: { signal?: AbortSignal; threads: number }) => {
-      const bytes = await fetchUnit(client.rangeReader(p), sha256, length, o)
+    // Issue 15 item 2: a delta of one piece or less comes from peers that keep it (their history
+    // store, announced in `have` like any blob) or the servers, each piece checked against its
+    // name; a larger one from the servers, checked whole.
+    async unit(p: string, sha256: string, length: number, into: BlobStore, o: { signal?: AbortSignal; threads: number }) {
+      if (await into.has(sha256)) return { bytesFromServers: 0, bytesFromPeers: 0 }
+      if (length <= PIECE_SIZE) {
+        // A unit has no SHA-1 of its own: the commit checks its SHA-256 and size.
+        const unit = { path: `(delta ${sha256.slice(0, 16)}…)`, kind: 'file', mode: 0o644, size: length, sha256, sha1: undefined as unknown as string } satisfies FileEntry
+        const s = await fetchBlobMultiSource(unit, into, { ...opts.deps, server: client?.rangeReader(p), pieceSize: PIECE_SIZE, startedAt }, o.signal)
+        addStats(stats, s)
+        return { bytesFromServers: s.bytesFromServers, bytesFromPeers: s.bytesFromPeers }
+      }
+      if (!client) throw new UpswarmError('UPSWARM_E_NO_SERVER', `delta ${sha256} (${length} bytes) comes from the servers, and there is no NATS connection`)
+      const reader = client.rangeReader(p)
+      const bytes = await fetchUnit(reader, sha256, length, o)
+      await into.put(sha256, Readable.from([bytes]), `server ${reader.servers.join(', ')}`, length)
       stats.bytesFromServers += bytes.length
-      return bytes
-    } } : {}),
+      return { bytesFromServers: bytes.length, bytesFromPeers: 0 }
+    },
     schedule: (): DownloadSchedule => swarmSchedule(opts.deps.selfKey, opts.deps.peers, opts.files ?? 16),
     async fetchBlob(entry: FileEntry, into: BlobStore, o) {
       const s = await fetchBlobMultiSource(entry, into, {

@@ -6,7 +6,7 @@
 // chunks it lacks (chunks.ts: works from any older revision, no delta chain); and makes the file. What it rebuilds is committed to the history store only if its size,
 // SHA-1 and SHA-256 are the signed ones (R-VERIFY); a delta that fails anywhere is discarded with
 // a warning and the file is fetched whole, so nothing half-written is ever kept.
-import { open, rm } from 'node:fs/promises'
+import { open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NO_BASE, UPSWARM_DELTA_CODEC, applyDelta, fileBase, type DeltaBase } from '../../infra/formats/delta.ts'
 import { checkedNode } from '../../infra/formats/tree-builder.ts'
@@ -25,6 +25,8 @@ export class DeltaIndex {
   private readonly byTarget = new Map<string, DeltaRef[]>()
   readonly stats: DeltaStats = { files: 0, bytes: 0, fileBytes: 0, failed: 0, chunked: 0 }
   private readonly chunks = new ChunkReuse()
+  /** Deltas this run used, kept in the history store for peers while their revision is current. */
+  readonly kept = new Set<string>()
   /** Planned path → what was on disk there. */
   private tasks: Map<string, string | undefined> | undefined
   /** SHA-256 → a working-copy file that had it when the run was planned. */
@@ -179,8 +181,11 @@ export class DeltaIndex {
     const tmp = await history.stagingPath()
     let base: (DeltaBase & { close(): Promise<void> }) | undefined
     try {
-      const delta = await src.unit!(session.wc.config.product, ref.delta, ref.length, { signal, threads: session.opts.threads })
+      // Kept in the history store while this revision is current: peers may ask for it (item 2).
+      const got = await src.unit!(session.wc.config.product, ref.delta, ref.length, history, { signal, threads: session.opts.threads })
       session.markNetworkUsed()
+      this.kept.add(ref.delta)
+      const delta = await readFile(history.path(ref.delta))
       base = best.base ? await fileBase(best.base) : undefined
       const out = await open(tmp, 'w')
       try {
@@ -193,9 +198,9 @@ export class DeltaIndex {
       // R-VERIFY: the rebuilt file must be the signed one, byte for byte.
       await history.commitFile(entry.sha256, tmp, what, entry.size, entry.sha1)
       this.stats.files++
-      this.stats.bytes += delta.length
+      this.stats.bytes += got.bytesFromServers + got.bytesFromPeers
       this.stats.fileBytes += entry.size
-      return { bytesFromServers: delta.length, bytesFromPeers: 0, verified: true }
+      return { bytesFromServers: got.bytesFromServers, bytesFromPeers: got.bytesFromPeers, verified: true }
     } catch (err) {
       await rm(tmp, { force: true })
       if (signal.aborted) throw err

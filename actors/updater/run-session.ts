@@ -209,7 +209,10 @@ export class RunSession {
       }
       await this.deltas.load(this, r2)
     } catch (err) {
-      this.deltaWarnings.push(`no deltas for r${rev}: ${toUpswarmError(err, 'UPSWARM_E_MANIFEST', 'format-2 release').message}; changed files are fetched whole`)
+      const why = toUpswarmError(err, 'UPSWARM_E_MANIFEST', 'format-2 release')
+      // The servers copy a format-2 release after its format-1 manifest: a run that comes first fetches whole files.
+      if (why.code === 'UPSWARM_E_UNKNOWN_REVISION') this.opts.log.info({ rev }, `no deltas for r${rev}: ${why.message}`)
+      else this.deltaWarnings.push(`no deltas for r${rev}: ${why.message}; changed files are fetched whole`)
     }
   }
 
@@ -304,7 +307,8 @@ export class RunSession {
       const missing = [...older.values()].filter((e) => !listed.has(e.sha256))
       warnings.push(...(await prefetchBlobs(this, missing, run)))
     }
-    const gc = await collectGarbage(this.wc.history, new Set(keep.keys()), listed)
+    // Issue 15 item 2: the deltas this run used stay while their revision is current, for peers.
+    const gc = await collectGarbage(this.wc.history, new Set([...keep.keys(), ...this.deltas.kept]), listed)
     this.opts.log.info({ revisions: [...revs], removed: gc.removed, bytes: gc.bytes }, 'history store garbage-collected')
     for (const w of warnings) this.opts.log.warn({}, w)
     return warnings

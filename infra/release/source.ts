@@ -37,10 +37,11 @@ export interface ReleaseSource {
   nodes?(product: string, hashes: string[]): Promise<Map<string, Uint8Array>>
   /**
    * Issue 15: an object by its SHA-256 (a delta or a compressed file the release's delta index
-   * lists), `length` bytes, checked against its hash before it is returned. Optional: a source
+   * lists), `length` bytes, into `into` (committed only once it hashes to its name), from servers
+   * or peers — a peer serves the deltas it keeps like any blob (item 2). Optional: a source
    * without it fetches changed files whole.
    */
-  unit?(product: string, sha256: string, length: number, opts: { signal?: AbortSignal; threads: number }): Promise<Uint8Array>
+  unit?(product: string, sha256: string, length: number, into: BlobStore, opts: { signal?: AbortSignal; threads: number }): Promise<FetchedBlob>
   /**
    * Issue 15: `length` bytes at `offset` of blob `sha256` (a chunk of a format-2 file, §1.7),
    * checked against `expected` (the chunk's SHA-256) before it is returned. Optional.

@@ -1,6 +1,7 @@
 // Issue 6, done when: real processes (cluster roles and client daemons), a real local DHT.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
@@ -171,6 +172,44 @@ describe('swarm', { timeout: 240_000 }, () => {
     }
     await verifiedAt(victim, 2)
     await bad.stop()
+  })
+
+  it('share-daemon — issue 15: a release that edits a few KiB inside files reaches the daemons as deltas; daemons that come later get them from the peer that kept them', async () => {
+    swarm.product = crypto.randomUUID()
+    swarm.formats = [1, 2]
+    const src = join(dir.path, 'src-deltas')
+    await mkdir(join(src, 'lib'), { recursive: true })
+    const parts = Array.from({ length: 8 }, () => randomBytes(96 * 1024))
+    for (const [i, p] of parts.entries()) await writeFile(join(src, 'lib', `part${i}.bin`), p)
+    await swarm.publish(src, '1.0')
+    await swarm.serversSynced(1)
+    const [first, ...later] = await Promise.all(['d0', 'd1', 'd2'].map((n) => swarm.addClient(n)))
+    // r2: 2 KiB overwritten inside four of the eight files; the servers hold it in both formats
+    // before any daemon runs (a daemon that comes first fetches whole files, not deltas).
+    for (const i of [1, 3, 5, 7]) {
+      randomBytes(2048).copy(parts[i]!, 40_000)
+      await writeFile(join(src, 'lib', `part${i}.bin`), parts[i]!)
+    }
+    await swarm.publish(src, '2.0')
+    await swarm.serversSynced(2)
+    const wholeFiles = 4 * 96 * 1024
+    await first!.start()
+    const d0 = await first!.reached(2)
+    expect(d0.deltas).toMatchObject({ files: 4, failed: 0, fileBytes: wholeFiles })
+    expect(d0.bytesFromServers + d0.bytesFromPeers).toBeLessThan(wholeFiles / 16)
+    await verifiedAt(first!, 2)
+    // The others find d0 (tracker), wait for what it holds, and take the deltas it kept from it.
+    await Promise.all(later.map((c) => c.start()))
+    const done = await Promise.all(later.map((c) => c.reached(2)))
+    for (const d of done) {
+      expect(d.deltas).toMatchObject({ files: 4, failed: 0 })
+      expect(d.bytesFromServers + d.bytesFromPeers).toBeLessThan(wholeFiles / 16)
+    }
+    console.info(`deltas of r2: d0 ${d0.bytesFromServers} B from servers; later daemons ${done.map((d) => `${d.bytesFromPeers} B from peers, ${d.bytesFromServers} from servers`).join('; ')}`)
+    expect(done.reduce((n, d) => n + d.bytesFromPeers, 0)).toBeGreaterThan(0)
+    for (const c of later) await verifiedAt(c, 2)
+    await Promise.all([first!, ...later].map((c) => c.stop()))
+    swarm.formats = undefined
   })
 
   it('share-daemon — with the tracker stopped, a new client finds peers through the DHT and updates from them', async () => {
