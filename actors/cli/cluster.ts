@@ -50,6 +50,10 @@ export function registerClusterCommands(program: Command): void {
       const unknown = roles.filter((r) => !(ALL_ROLES as readonly string[]).includes(r))
       if (unknown.length) throw new Error(`unknown role(s) ${unknown.join(', ')}; choose from ${ALL_ROLES.join(', ')}`)
       const { up } = await import('../launcher/index.ts')
+      if (o.advertise) {
+        const warning = await (await import('../launcher/hosts.ts')).checkAdvertise(hostArg('--advertise', o.advertise))
+        if (warning) process.stderr.write(`upswarm: warning: ${warning}\n`)
+      }
       const launched = await up({
         dir: o.dir,
         roles: roles as Role[],

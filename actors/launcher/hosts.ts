@@ -1,6 +1,7 @@
 // Issue 17 item 1: the addresses `upswarm up` is given for one host of a deployment, checked
 // before anything starts, so a typo is an error naming the flag, not a node that never routes.
 import { isIP } from 'node:net'
+import { networkInterfaces } from 'node:os'
 import { UpswarmError } from '../../infra/errors.ts'
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
@@ -54,4 +55,33 @@ export function leafUrls(value: string): string[] {
     }
     return r
   })
+}
+
+/**
+ * Issue 17: what `--advertise` tells clients and the other hosts, checked against this host: a
+ * host name must resolve (an error: nobody could reach it), and an IP address that no interface
+ * here carries is worth a warning — right behind NAT or a load balancer, a typo otherwise (clients
+ * would be sent to an address where nothing listens). Returns the warning, if any.
+ */
+export async function checkAdvertise(
+  advertise: string,
+  local: () => string[] = localAddresses,
+  lookup: (name: string) => Promise<string[]> = async (name) => (await (await import('node:dns/promises')).lookup(name, { all: true })).map((a) => a.address),
+): Promise<string | undefined> {
+  let addrs = [advertise]
+  if (!isIP(advertise)) {
+    try {
+      addrs = await lookup(advertise)
+    } catch (err) {
+      throw new UpswarmError('UPSWARM_E_CONFIG', `--advertise ${advertise}: the name does not resolve here (${(err as Error).message}); clients and other hosts would be sent there. Give an address or a name that resolves`)
+    }
+  }
+  const mine = new Set(local())
+  if (addrs.some((a) => mine.has(a))) return undefined
+  return `--advertise ${advertise}${addrs[0] !== advertise ? ` (${addrs.join(', ')})` : ''} is not an address of this host (${[...mine].join(', ')}): ` +
+    'clients and the other hosts are sent there. Right behind NAT or a load balancer that forwards to this host; otherwise a typo'
+}
+
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))
 }

@@ -1,7 +1,7 @@
 // Issue 17 item 1: `up`'s per-host addresses are checked before anything starts; a bad one is an
 // error naming the flag and the value.
 import { describe, expect, it } from 'vitest'
-import { domainArg, hostArg, hostPort, leafUrls, routeList } from '../../actors/launcher/hosts.ts'
+import { checkAdvertise, domainArg, hostArg, hostPort, leafUrls, routeList } from '../../actors/launcher/hosts.ts'
 
 describe('up per-host flags', () => {
   it('hosts — --listen/--advertise take an IP address or a host name and refuse anything else, naming the flag', () => {
@@ -27,5 +27,17 @@ describe('up per-host flags', () => {
     expect(() => leafUrls('nats://10.231.11.1:4222')).toThrow(/--leaf-remote: "nats:\/\/10.231.11.1:4222": expected tls:\/\/ADDR:PORT/)
     expect(domainArg('--js-domain', 'site-a')).toBe('site-a')
     expect(() => domainArg('--core-domain', 'core.x')).toThrow(/--core-domain "core.x": a JetStream domain is letters, digits/)
+  })
+
+  it('hosts — --advertise: an address of this host passes; one no interface carries is a warning (NAT, or a typo); a name that does not resolve is an error', async () => {
+    const local = (): string[] => ['127.0.0.1', '10.231.1.1', '::1']
+    expect(await checkAdvertise('10.231.1.1', local)).toBeUndefined()
+    expect(await checkAdvertise('10.231.1.9', local)).toMatch(/--advertise 10\.231\.1\.9 is not an address of this host \(127\.0\.0\.1, 10\.231\.1\.1, ::1\): .*NAT or a load balancer.*typo/)
+    expect(await checkAdvertise('nats1.example.net', local, async () => ['10.231.1.1'])).toBeUndefined()
+    expect(await checkAdvertise('nats2.example.net', local, async () => ['192.0.2.7'])).toMatch(/nats2\.example\.net \(192\.0\.2\.7\) is not an address of this host/)
+    await expect(checkAdvertise('nowhere.invalid', local, async () => { throw new Error('getaddrinfo ENOTFOUND nowhere.invalid') }))
+      .rejects.toMatchObject({ code: 'UPSWARM_E_CONFIG', message: expect.stringMatching(/--advertise nowhere\.invalid: the name does not resolve here \(getaddrinfo ENOTFOUND/) })
+    // The real interfaces of this machine carry 127.0.0.1.
+    expect(await checkAdvertise('127.0.0.1')).toBeUndefined()
   })
 })
