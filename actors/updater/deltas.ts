@@ -184,7 +184,6 @@ export class DeltaIndex {
       // Kept in the history store while this revision is current: peers may ask for it (item 2).
       const got = await src.unit!(session.wc.config.product, ref.delta, ref.length, history, { signal, threads: session.opts.threads })
       session.markNetworkUsed()
-      this.kept.add(ref.delta)
       const delta = await readFile(history.path(ref.delta))
       base = best.base ? await fileBase(best.base) : undefined
       const out = await open(tmp, 'w')
@@ -197,6 +196,7 @@ export class DeltaIndex {
       }
       // R-VERIFY: the rebuilt file must be the signed one, byte for byte.
       await history.commitFile(entry.sha256, tmp, what, entry.size, entry.sha1)
+      this.kept.add(ref.delta)
       this.stats.files++
       this.stats.bytes += got.bytesFromServers + got.bytesFromPeers
       this.stats.fileBytes += entry.size
@@ -204,6 +204,8 @@ export class DeltaIndex {
     } catch (err) {
       await rm(tmp, { force: true })
       if (signal.aborted) throw err
+      // Not kept, so never served to peers: if the delta was at fault, nobody gets it from here.
+      await history.remove(ref.delta).catch(() => {})
       this.stats.failed++
       session.opts.log.warn({ path: entry.path, delta: ref.delta, base: ref.base }, `${what} did not give the signed file (${errorMessage(err)}); fetching ${entry.path} whole instead`)
       return undefined
