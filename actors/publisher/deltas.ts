@@ -21,6 +21,12 @@ import { withRetry } from '../../infra/nats/retry.ts'
 const MIN_SAVING = 0.1
 /** Files smaller than this go whole: a delta's framing would eat what it saves. */
 const MIN_FILE = 512
+/**
+ * A first release offers compressed copies of files from this size on only: it lists every file,
+ * and an object per small file would cost its publish more (one object store round trip each)
+ * than first installs gain.
+ */
+const MIN_FILE_FIRST = 16 * 1024
 /** Probe for incompressible data: compressing this much first tells whether the rest is worth it. */
 const PROBE = 64 * 1024
 
@@ -68,19 +74,20 @@ function compressible(target: Buffer): boolean {
 }
 
 /**
- * The deltas of a release over `previousTree`. A first release has none: compressing every file
- * of a whole tree would cost its publish more than its first installs gain (docs/decisions.md).
+ * The deltas of a release over `previousTree`. A first release (no previous tree) has only
+ * compressed copies, of its files of at least MIN_FILE_FIRST bytes: first installs are most of a
+ * fleet's bytes (docs/decisions.md).
  */
 export async function makeDeltas(opts: DeltaOptions): Promise<DeltaSet> {
   const { os, tree } = opts
-  if (!opts.previousTree) return { indexes: [], deltas: 0, deltaBytes: 0, targetBytes: 0, uploaded: 0 }
   const diff = await diffTrees(opts.previousTree, tree.top, {
     local: (hash) => tree.nodes.get(hash),
     fetch: async (hashes) => new Map(await Promise.all(hashes.map(async (h) => [h, await getNodeObject(os, h)] as const))),
   })
   const refs = new Map<string, DeltaRef>()
   const out: DeltaSet = { indexes: [], deltas: 0, deltaBytes: 0, targetBytes: 0, uploaded: 0 }
-  const work = diff.changes.filter((c) => c.kind !== 'removed' && c.entry.kind === 'file' && c.entry.size >= MIN_FILE && c.entry.size <= DELTA_MAX_BYTES)
+  const min = opts.previousTree ? MIN_FILE : MIN_FILE_FIRST
+  const work = diff.changes.filter((c) => c.kind !== 'removed' && c.entry.kind === 'file' && c.entry.size >= min && c.entry.size <= DELTA_MAX_BYTES)
   let done = 0
   for (const c of work) {
     if (c.kind === 'removed' || c.entry.kind !== 'file') continue

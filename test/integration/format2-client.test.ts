@@ -216,10 +216,12 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     const text = (n: number, tag: string): string => Array.from({ length: n }, (_, i) => `line ${i}: ${tag}, the quick brown fox jumps over ${i * 7} lazy dogs\n`).join('')
     const bin = randomContent(300_000)
     const r1 = await publishAndSync(withDeltas, src, { 'a/app.js': text(4000, 'v1'), 'a/data.bin': bin, 'b/readme.txt': 'hello\n' })
-    // A first release names no deltas: there is nothing to make them from.
-    expect(r1.deltas).toBeUndefined()
+    // A first release has compressed copies only: app.js (text) compresses, data.bin (random) does not, readme.txt is small.
+    expect(r1.deltas).toMatchObject({ count: 1, targetBytes: Buffer.byteLength(text(4000, 'v1')) })
     const wc = join(dir.path, 'wc-deltas')
-    expect(await init(wc, { product: withDeltas, root: rootDoc(), source: serverSource(clientNc, withDeltas) })).toMatchObject({ to: 1, format: 2 })
+    const first = await init(wc, { product: withDeltas, root: rootDoc(), source: serverSource(clientNc, withDeltas) })
+    expect(first).toMatchObject({ to: 1, format: 2, deltas: { files: 1, chunked: 0, failed: 0 } })
+    expect(first.bytesFromServers).toBeLessThan(bin.length + Buffer.byteLength(text(4000, 'v1')) / 5)
 
     // r2: one line of app.js, 4 KiB inside data.bin, and a new text file.
     const js2 = text(4000, 'v1').replace('line 2000: v1', 'line 2000: v2')
