@@ -24,7 +24,11 @@ export async function upIn(net: TestNet, name: string, args: string[], env: Node
   child.stderr!.on('data', (d: Buffer) => logs.set(name, (logs.get(name)! + d.toString()).slice(-8000)))
   const [line] = (await Promise.race([
     once(createInterface({ input: child.stdout! }), 'line'),
-    once(child, 'exit').then(([code]) => { throw new Error(`up in ${name} exited (code ${code}) before it was ready:\n${logs.get(name)}`) }),
+    // The other hosts' output too: a host that never joins is usually seen from another one.
+    once(child, 'exit').then(([code]) => {
+      const others = [...logs].filter(([n]) => n !== name).map(([n, l]) => `--- up in ${n} so far:\n${l.slice(-2000) || '(nothing on stderr)'}`)
+      throw new Error(`up in ${name} exited (code ${code}) before it was ready:\n${logs.get(name)}\n${others.join('\n')}`)
+    }),
   ])) as [string]
   return JSON.parse(line) as Endpoints
 }
