@@ -11,12 +11,11 @@
 //              with "whole changed files" beside them: what an updater without deltas moves.
 // Goals (issue 15): upswarm's wire bytes ≤ rsync -a's and ≤ rsync -az's, and the CLI's wall
 // time ≤ rsync -a's, for each change.
-import { createHash } from 'node:crypto'
-import { open, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { generateTree, listFiles, mutateTree, seededBytes } from '../actors/demo/tree-gen.ts'
+import { editTree, generateTree, mutateTree } from '../actors/demo/tree-gen.ts'
 import { serverSource } from '../actors/share-daemon/sources.ts'
 import * as updater from '../actors/updater/index.ts'
 import { spawnGuarded, stopChild } from '../infra/cluster/children.ts'
@@ -47,32 +46,6 @@ interface RsyncStats {
   literal: number
   matched: number
   transferred: number
-}
-
-/** Overwrites `bytes` bytes at a seeded offset of a seeded `fraction` of the files. */
-async function editTree(root: string, seed: string, fraction: number, bytes: number): Promise<{ edited: number; editedBytes: number; fileBytes: number }> {
-  const files = await listFiles(root)
-  const pick = files
-    .map((f) => ({ f, k: createHash('sha256').update(`${seed}:${f}`).digest().readUInt32BE(0) }))
-    .sort((a, b) => a.k - b.k)
-    .slice(0, Math.max(1, Math.round(files.length * fraction)))
-  let editedBytes = 0
-  let fileBytes = 0
-  for (const { f, k } of pick) {
-    const path = join(root, f)
-    const size = (await stat(path)).size
-    const len = Math.min(bytes, size)
-    const offset = size > len ? k % (size - len) : 0
-    const fh = await open(path, 'r+')
-    try {
-      await fh.write(seededBytes(`${seed}:${f}:edit`, len), 0, len, offset)
-    } finally {
-      await fh.close()
-    }
-    editedBytes += len
-    fileBytes += size
-  }
-  return { edited: pick.length, editedBytes, fileBytes }
 }
 
 function parseRsyncStats(out: string, ms: number): RsyncStats {

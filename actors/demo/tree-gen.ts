@@ -2,7 +2,7 @@
 // text-like files, some medium libraries, a few large assets), deterministic from a seed, and
 // new revisions made by changing, adding and removing a fraction of the files.
 import { createHash } from 'node:crypto'
-import { mkdir, readdir, rm, writeFile, stat } from 'node:fs/promises'
+import { mkdir, open, readdir, rm, writeFile, stat } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
 
 export interface TreeShape {
@@ -89,4 +89,30 @@ export async function mutateTree(root: string, opts: { seed: string; changeFract
     changedBytes += size
   }
   return { changed: toChange.length, added: opts.add, removed: toRemove.length, changedBytes }
+}
+
+/** Overwrites `bytes` bytes at a seeded offset of a seeded `fraction` of the files. */
+export async function editTree(root: string, seed: string, fraction: number, bytes: number): Promise<{ edited: number; editedBytes: number; fileBytes: number }> {
+  const files = await listFiles(root)
+  const pick = files
+    .map((f) => ({ f, k: createHash('sha256').update(`${seed}:${f}`).digest().readUInt32BE(0) }))
+    .sort((a, b) => a.k - b.k)
+    .slice(0, Math.max(1, Math.round(files.length * fraction)))
+  let editedBytes = 0
+  let fileBytes = 0
+  for (const { f, k } of pick) {
+    const path = join(root, f)
+    const size = (await stat(path)).size
+    const len = Math.min(bytes, size)
+    const offset = size > len ? k % (size - len) : 0
+    const fh = await open(path, 'r+')
+    try {
+      await fh.write(seededBytes(`${seed}:${f}:edit`, len), 0, len, offset)
+    } finally {
+      await fh.close()
+    }
+    editedBytes += len
+    fileBytes += size
+  }
+  return { edited: pick.length, editedBytes, fileBytes }
 }
