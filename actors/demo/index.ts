@@ -12,7 +12,7 @@ import { rollout } from '../operator/rollout.ts'
 import { FULL, stageOf } from '../../infra/formats/rollout.ts'
 import { credsClaims } from '../../infra/nats/identity.ts'
 import { Swarm, type UpdateDone } from './swarm.ts'
-import { generateTree, mutateTree } from './tree-gen.ts'
+import { editTree, generateTree, mutateTree } from './tree-gen.ts'
 
 export interface DemoOptions {
   clients: number
@@ -24,12 +24,14 @@ export interface DemoOptions {
 
 export interface DemoSummary {
   clients: number
-  release: { r1: { files: number; bytes: number }; r2: { changed: number; added: number; removed: number; changedBytes: number } }
+  release: { r1: { files: number; bytes: number }; r2: { changed: number; added: number; removed: number; changedBytes: number; edited: number; editedFileBytes: number } }
   upgrade: {
     seconds: number
     bytesFromServers: number
     bytesFromPeers: number
     serverBytesPerChangedByte: number
+    /** Issue 15: files the clients made from deltas, the bytes those cost and the bytes of the files. */
+    deltas: { files: number; bytes: number; fileBytes: number }
     piecesVerified: number
     badPieces: number
     serverReasons: Record<string, number>
@@ -51,7 +53,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     if (!opts.json) process.stdout.write(`${msg}\n`)
   }
   const dir = await mkdtemp(join(tmpdir(), 'upswarm-demo-'))
-  const swarm = new Swarm({ dir, servers: 3, weights: [5, 1, 1] })
+  // Format 2 beside format 1 (issue 15): the publisher makes deltas, the daemons use them.
+  const swarm = new Swarm({ dir, servers: 3, weights: [5, 1, 1], formats: [1, 2] })
   try {
     say('▸ starting the embedded cluster: 3 NATS nodes (JetStream), DHT bootstrap, 3 repository servers (weights 5,1,1), proxy, tracker')
     await swarm.start()
@@ -69,10 +72,19 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const clients = await Promise.all(Array.from({ length: opts.clients }, (_, i) => swarm.addClient(`c${i + 1}`)))
     await Promise.all(clients.map((c) => c.start()))
 
-    const r2 = await mutateTree(src, { seed: 'demo-r2', changeFraction: 0.2, add: 12, remove: 6 })
-    const upgradeStart = Date.now()
+    const mutated = await mutateTree(src, { seed: 'demo-r2', changeFraction: 0.2, add: 12, remove: 6 })
+    // And a fix inside some files: 4 KiB overwritten in place, what deltas are for.
+    const edits = await editTree(src, 'demo-r2-edit', 0.1, 4096)
+    const r2 = { ...mutated, edited: edits.edited, editedFileBytes: edits.fileBytes }
+    const changedBytes = r2.changedBytes + r2.editedFileBytes
+    const publishStart = Date.now()
     const p2 = await swarm.publish(src, '2.0.0')
-    say(`▸ published r2: ${r2.changed} files changed, ${r2.added} added, ${r2.removed} removed (${formatBytes(r2.changedBytes)} new content; manifest ${p2.manifestSha256!.slice(0, 16)}…)`)
+    say(`▸ published r2: ${r2.changed} files rewritten, ${r2.edited} with 4 KiB edited inside, ${r2.added} added, ${r2.removed} removed (${formatBytes(changedBytes)} of changed files; manifest ${p2.manifestSha256!.slice(0, 16)}…` +
+      `${p2.deltas ? `; ${p2.deltas.count} deltas and compressed copies, ${formatBytes(p2.deltas.bytes)}` : ''})`)
+    // The servers hold r2 in both formats (deltas included) before the rollout lets any client take it.
+    await swarm.serversSynced(2)
+    say(`▸ r2 published and held by every server (both formats, deltas included) in ${((Date.now() - publishStart) / 1000).toFixed(1)} s`)
+    const upgradeStart = Date.now()
     // Each client's stage: a stable hash of its own identity (the user key in its creds file).
     const stages = new Map(await Promise.all(clients.map(async (c) => {
       const creds = String(c.env.UPSWARM_CREDS)
@@ -129,7 +141,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         seconds: upgradeSeconds,
         bytesFromServers: sum((d) => d.bytesFromServers),
         bytesFromPeers: sum((d) => d.bytesFromPeers),
-        serverBytesPerChangedByte: sum((d) => d.bytesFromServers) / r2.changedBytes,
+        serverBytesPerChangedByte: sum((d) => d.bytesFromServers) / changedBytes,
+        deltas: { files: sum((d) => d.deltas?.files ?? 0), bytes: sum((d) => d.deltas?.bytes ?? 0), fileBytes: sum((d) => d.deltas?.fileBytes ?? 0) },
         piecesVerified: sum((d) => d.sources.piecesFromPeers + d.sources.piecesFromServers),
         badPieces: sum((d) => d.sources.badPieces),
         serverReasons: reasons,
@@ -167,9 +180,10 @@ function render(s: DemoSummary): string {
   return [
     '',
     '━━ summary ━━',
-    `upgrade r1 → r2 of ${s.clients} clients: ${u.seconds.toFixed(1)} s until the last one was verified`,
+    `upgrade r1 → r2 of ${s.clients} clients: ${u.seconds.toFixed(1)} s from the first rollout statement until the last one was verified`,
     `  bytes from servers: ${formatBytes(u.bytesFromServers)} (${u.serverBytesPerChangedByte.toFixed(2)}× the changed content)`,
     `  bytes from peers:   ${formatBytes(u.bytesFromPeers)}`,
+    `  files made from deltas (edited in place): ${u.deltas.files}, ${formatBytes(u.deltas.bytes)} of deltas for ${formatBytes(u.deltas.fileBytes)} of files`,
     `  pieces verified against the signed manifest: ${u.piecesVerified}; bad pieces: ${u.badPieces}`,
     `  why servers were asked: ${Object.entries(u.serverReasons).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     'server pool (weighted round-robin, assignments by the proxy during the run):',

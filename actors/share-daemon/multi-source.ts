@@ -69,6 +69,12 @@ export interface MultiSourceDeps {
   partials: Map<string, PartialBlob>
   /** A piece was verified: tell every peer. */
   announcePiece: (sha256: string, pieceSize: number, index: number) => void
+  /**
+   * Issue 15: no striping for this blob — a piece no client peer holds is asked of the servers at
+   * once (a delta is a few KiB: waiting for another stripe's owner to fetch it costs more time
+   * than the servers' bytes it saves).
+   */
+  unstriped?: boolean
   log?: (msg: string) => void
 }
 
@@ -89,7 +95,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   const inflight = new Set<Inflight>()
   const slots = deps.serverSlots
   const sched: PieceScheduler<PeerEntry> = new PieceScheduler<PeerEntry>({
-    sha256: entry.sha256, count, selfKey: deps.selfKey, swarmKeys: swarmKeysOf(deps.selfKey, peers), startedAt: deps.startedAt, slots,
+    sha256: entry.sha256, count, selfKey: deps.selfKey, swarmKeys: deps.unstriped ? [deps.selfKey] : swarmKeysOf(deps.selfKey, peers), startedAt: deps.startedAt, slots,
   }, {
     now: () => Date.now(),
     holders: (i) => peers.holders(entry.sha256, pieceSize, i),
