@@ -215,15 +215,7 @@ export class Authority {
    * the addresses clients dial it at (SANs); written as DIR/tls-cert.pem and DIR/tls-key.pem (0600).
    */
   writeNodeCert(dir: string, hosts: string[]): { certFile: string; keyFile: string } {
-    const caKeyFile = join(this.paths.dir, 'ca-key.pem')
-    if (!existsSync(caKeyFile)) {
-      throw new UpswarmError('UPSWARM_E_CONFIG', `the CA key ${caKeyFile} is missing: a host's NATS certificate naming ${hosts.join(', ')} is signed with it (copy the first host's D/auth whole)`)
-    }
-    const pair = issueServerCert({ cert: readFileSync(this.paths.caFile, 'utf8'), key: readFileSync(caKeyFile, 'utf8') }, hosts)
-    const out = { certFile: join(dir, 'tls-cert.pem'), keyFile: join(dir, 'tls-key.pem') }
-    writeFileSync(out.certFile, pair.cert)
-    writeFileSync(out.keyFile, pair.key, { mode: 0o600 })
-    return out
+    return this.writeSignedCert(dir, 'tls', hosts, "a host's NATS certificate")
   }
 
   /**
@@ -232,12 +224,17 @@ export class Authority {
    * `hosts`. Written into `dir` at each start; needs the CA key, as writeNodeCert does.
    */
   writeRouteCert(dir: string, hosts: string[]): { certFile: string; keyFile: string; caFile: string } {
+    return { ...this.writeSignedCert(dir, 'route', hosts, "the NATS routes' certificate", { client: true }), caFile: this.paths.caFile }
+  }
+
+  /** A certificate naming `hosts`, signed with the CA key, written as `dir/<name>-cert.pem` and `-key.pem` (0600). */
+  private writeSignedCert(dir: string, name: string, hosts: string[], what: string, opts: { client?: boolean } = {}): { certFile: string; keyFile: string } {
     const caKeyFile = join(this.paths.dir, 'ca-key.pem')
     if (!existsSync(caKeyFile)) {
-      throw new UpswarmError('UPSWARM_E_CONFIG', `the CA key ${caKeyFile} is missing: the NATS routes' certificate naming ${hosts.join(', ')} is signed with it (copy the first host's D/auth whole)`)
+      throw new UpswarmError('UPSWARM_E_CONFIG', `the CA key ${caKeyFile} is missing: ${what} naming ${hosts.join(', ')} is signed with it (copy the first host's D/auth whole)`)
     }
-    const pair = issueServerCert({ cert: readFileSync(this.paths.caFile, 'utf8'), key: readFileSync(caKeyFile, 'utf8') }, hosts, { client: true })
-    const out = { certFile: join(dir, 'route-cert.pem'), keyFile: join(dir, 'route-key.pem'), caFile: this.paths.caFile }
+    const pair = issueServerCert({ cert: readFileSync(this.paths.caFile, 'utf8'), key: readFileSync(caKeyFile, 'utf8') }, hosts, opts)
+    const out = { certFile: join(dir, `${name}-cert.pem`), keyFile: join(dir, `${name}-key.pem`) }
     writeFileSync(out.certFile, pair.cert)
     writeFileSync(out.keyFile, pair.key, { mode: 0o600 })
     return out
