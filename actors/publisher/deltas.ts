@@ -10,7 +10,8 @@
 import type { ObjectStore } from '@nats-io/obj'
 import { readFile } from 'node:fs/promises'
 import { UpswarmError } from '../../infra/errors.ts'
-import { DELTA_MAX_BYTES, NO_BASE, UPSWARM_DELTA_CODEC, encodeDelta, sha256Of } from '../../infra/formats/delta.ts'
+import { DELTA_MAX_BYTES, NO_BASE, UPSWARM_DELTA_CODEC, encodeDelta } from '../../infra/formats/delta.ts'
+import { sha256Hex } from '../../infra/release/hash.ts'
 import { diffTrees } from '../../infra/formats/tree-diff.ts'
 import { getNodeObject, uploadNodes } from '../../infra/formats/tree-objects.ts'
 import { DELTA_INDEX_MAX, encodeNode, nodeHash, type DeltaRef } from '../../infra/formats/tree-node.ts'
@@ -54,16 +55,14 @@ export interface DeltaOptions {
 
 async function readObject(os: ObjectStore, sha256: string, size: number): Promise<Buffer | undefined> {
   const bytes = await withRetry(() => os.getBlob(sha256), { attempts: 10 })
-  if (!bytes || bytes.length !== size || sha256Of(bytes) !== sha256) return undefined
+  if (!bytes || bytes.length !== size || sha256Hex(bytes) !== sha256) return undefined
   return Buffer.from(bytes)
 }
 
+/** A delta as an object named by its SHA-256 (uploadNodes: only when the store lacks it). */
 async function putObject(os: ObjectStore, bytes: Buffer): Promise<{ sha256: string; uploaded: boolean }> {
-  const sha256 = sha256Of(bytes)
-  const have = await withRetry(() => os.info(sha256), { attempts: 30 })
-  if (have && !have.deleted && have.size === bytes.length) return { sha256, uploaded: false }
-  await withRetry(() => os.putBlob({ name: sha256 }, bytes), { attempts: 10 })
-  return { sha256, uploaded: true }
+  const sha256 = sha256Hex(bytes)
+  return { sha256, uploaded: (await uploadNodes(os, new Map([[sha256, bytes]]))).newNodes === 1 }
 }
 
 /** Whether brotli is worth running on the whole file (a 64 KiB probe of incompressible data says no). */
@@ -95,7 +94,7 @@ export async function makeDeltas(opts: DeltaOptions): Promise<DeltaSet> {
     const abs = opts.files.get(e.path)
     if (!abs) continue
     const target = await readFile(abs)
-    if (target.length !== e.size || sha256Of(target) !== e.sha256) {
+    if (target.length !== e.size || sha256Hex(target) !== e.sha256) {
       throw new UpswarmError('UPSWARM_E_PUBLISH', `${abs} changed while it was published (it no longer has the size and SHA-256 the scan found); publish again`)
     }
     const offer = async (base: string, bytes: Buffer): Promise<void> => {

@@ -9,7 +9,6 @@
 // followed by `zigzag varint` of its base offset minus the end of the previous copy (small numbers
 // for edits in place). Every byte a delta produces is checked by the caller against the signed
 // SHA-1 and SHA-256 (R-VERIFY); the decoder itself refuses anything out of bounds.
-import { createHash } from 'node:crypto'
 import { open } from 'node:fs/promises'
 import { brotliCompressSync, brotliDecompressSync, constants as zc } from 'node:zlib'
 import { UpswarmError } from '../errors.ts'
@@ -235,5 +234,3 @@ export async function applyDeltaToBuffer(delta: Uint8Array, base: Uint8Array | u
   })
   return Buffer.concat(parts)
 }
-
-export const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')

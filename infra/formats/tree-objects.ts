@@ -11,7 +11,7 @@ import type { Entry } from '../release/manifest.ts'
 import { NODE_MAX_BYTES, decodeNode, nodeHash } from './tree-node.ts'
 import { walkTree, type WalkedEntry } from './tree-builder.ts'
 
-/** Uploads the nodes the store does not hold yet; returns how many (and bytes) were new. */
+/** Uploads the nodes (or other objects named by their SHA-256: deltas) the store does not hold yet; returns how many (and bytes) were new. */
 export async function uploadNodes(os: ObjectStore, nodes: ReadonlyMap<string, Uint8Array>, onDone?: (done: number) => void): Promise<{ newNodes: number; newBytes: number }> {
   const todo = [...nodes]
   let newNodes = 0
