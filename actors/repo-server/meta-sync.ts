@@ -103,13 +103,14 @@ export async function startMetaSync(opts: MetaSyncOptions): Promise<MetaSync> {
     }
     // Every node, from the server's own store when it holds it (a previous release), else from
     // the object store, each checked against its hash before it is kept.
-    const walked = await walkReachable(tree, async (hash) => {
+    const node = async (hash: string, what = ''): Promise<Uint8Array> => {
       signal.throwIfAborted()
       if (await blobs.has(hash)) return store.readNode(hash)
       const bytes = await getNodeObject(os, hash)
-      await blobs.put(hash, Readable.from([bytes]), `object store (meta seq ${release.seq})`, bytes.length)
+      await blobs.put(hash, Readable.from([bytes]), `object store (meta seq ${release.seq}${what})`, bytes.length)
       return bytes
-    })
+    }
+    const walked = await walkReachable(tree, (hash) => node(hash))
     const files = walked.entries.filter((e) => e.kind === 'file')
     const bytes = files.reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0)
     if (files.length !== stats.files || bytes !== stats.bytes || walked.nodes.size !== stats.nodes) {
@@ -125,16 +126,9 @@ export async function startMetaSync(opts: MetaSyncOptions): Promise<MetaSync> {
     // by their SHA-256, copied and checked like blobs), so a client can ask this server for them.
     const indexes: string[] = []
     for (const hash of signed.release.deltas ?? []) {
-      signal.throwIfAborted()
-      let bytes: Uint8Array
-      if (await blobs.has(hash)) bytes = await store.readNode(hash)
-      else {
-        bytes = await getNodeObject(os, hash)
-        await blobs.put(hash, Readable.from([bytes]), `object store (meta seq ${release.seq}, delta index)`, bytes.length)
-      }
-      const node = checkedNode(hash, bytes, false, `delta index of r${rev} of ${product}`)
-      if (node.type !== 'deltaIndex') return { kept: false, reason: `${where}: release r${rev} of ${product} names ${hash} as a delta index; it is a ${node.type} node` }
-      for (const d of node.deltas) {
+      const index = checkedNode(hash, await node(hash, ', delta index'), false, `delta index of r${rev} of ${product}`)
+      if (index.type !== 'deltaIndex') return { kept: false, reason: `${where}: release r${rev} of ${product} names ${hash} as a delta index; it is a ${index.type} node` }
+      for (const d of index.deltas) {
         if (await blobs.has(d.delta)) continue
         signal.throwIfAborted()
         await opts.copyBlob(d.delta, d.length, `object store (meta seq ${release.seq}, delta for ${d.target.slice(0, 16)}…)`, signal)
