@@ -10,7 +10,11 @@ import { chunkFile, type ChunkerParams } from '../../infra/formats/fastcdc.ts'
 import { checkedNode, walkTree } from '../../infra/formats/tree-builder.ts'
 import type { ChunkRef, FileContent } from '../../infra/formats/tree-node.ts'
 import { UpswarmError } from '../../infra/errors.ts'
+import { sha256Hex } from '../../infra/release/hash.ts'
 import type { RunSession } from './run-session.ts'
+
+/** The target release's revision, top tree node and chunker (from its signed release document). */
+export interface ChunkTarget { rev: number; tree: string; chunker: ChunkerParams }
 
 /** Where a chunk this copy holds lies. */
 interface LocalChunk { file: string; offset: number }
@@ -33,13 +37,11 @@ export class ChunkReuse {
    * tree's held nodes; undefined for content the target revision does not have (e.g. an older
    * revision's file the history store keeps).
    */
-  private async contentOf(session: RunSession, sha256: string, rev: number): Promise<FileContent | undefined> {
+  private async contentOf(session: RunSession, sha256: string, tree: string): Promise<FileContent | undefined> {
     this.contents ??= (async () => {
-      const r2 = await session.wc.release2(rev)
       const out = new Map<string, FileContent>()
-      if (!r2) return out
       const get = async (h: string): Promise<Uint8Array> => (await session.wc.trees.node(h)) ?? session.releases2.fetchOne(h)
-      for (const e of await walkTree(r2.release.tree, get)) if (e.kind === 'file' && e.content && e.content.tag !== 0) out.set(e.sha256, e.content)
+      for (const e of await walkTree(tree, get)) if (e.kind === 'file' && e.content && e.content.tag !== 0) out.set(e.sha256, e.content)
       return out
     })()
     return (await this.contents).get(sha256)
@@ -71,9 +73,10 @@ export class ChunkReuse {
    * that may share content: the installed version of the same path); undefined when the target is
    * not chunked or nothing can be reused.
    */
-  async plan(session: RunSession, entry: { path: string; sha256: string }, rev: number, chunker: ChunkerParams, bases: string[]): Promise<ChunkPlan | undefined> {
+  async plan(session: RunSession, entry: { path: string; sha256: string }, target: ChunkTarget, bases: string[]): Promise<ChunkPlan | undefined> {
+    const { rev, tree, chunker } = target
     if (bases.length === 0) return undefined
-    const content = await this.contentOf(session, entry.sha256, rev)
+    const content = await this.contentOf(session, entry.sha256, tree)
     if (!content) return undefined
     const chunks = await this.chunksOf(session, content, `${entry.path} of r${rev}`)
     if (chunks.length < 2) return undefined
@@ -105,7 +108,6 @@ export class ChunkReuse {
    * Returns the bytes fetched.
    */
   async write(plan: ChunkPlan, out: string, range: (offset: number, length: number, sha256: string) => Promise<Uint8Array>, signal: AbortSignal): Promise<number> {
-    const { createHash } = await import('node:crypto')
     const fh = await open(out, 'w')
     const handles = new Map<string, Awaited<ReturnType<typeof open>>>()
     let at = 0
@@ -120,7 +122,7 @@ export class ChunkReuse {
           if (!h) handles.set(held.file, (h = await open(held.file, 'r')))
           const buf = Buffer.allocUnsafe(c.length)
           const { bytesRead } = await h.read(buf, 0, c.length, held.offset)
-          if (bytesRead === c.length && createHash('sha256').update(buf).digest('hex') === c.sha256) bytes = buf
+          if (bytesRead === c.length && sha256Hex(buf) === c.sha256) bytes = buf
         }
         if (!bytes) {
           bytes = await range(at, c.length, c.sha256)

@@ -15,7 +15,7 @@ import type { SignedRelease2 } from '../../infra/formats/release.ts'
 import { errorMessage, toUpswarmError } from '../../infra/errors.ts'
 import type { FileEntry } from '../../infra/release/manifest.ts'
 import type { FetchedBlob } from '../../infra/release/source.ts'
-import { ChunkReuse, type ChunkPlan } from './chunks.ts'
+import { ChunkReuse, type ChunkPlan, type ChunkTarget } from './chunks.ts'
 import type { RunSession } from './run-session.ts'
 
 export interface DeltaStats { files: number; bytes: number; fileBytes: number; failed: number; chunked: number }
@@ -25,6 +25,8 @@ export class DeltaIndex {
   private readonly byTarget = new Map<string, DeltaRef[]>()
   readonly stats: DeltaStats = { files: 0, bytes: 0, fileBytes: 0, failed: 0, chunked: 0 }
   private readonly chunks = new ChunkReuse()
+  /** The format-2 release the run installs (aim). */
+  private target: ChunkTarget | undefined
   /** Deltas this run used, kept in the history store for peers while their revision is current. */
   readonly kept = new Set<string>()
   /** Planned path → what was on disk there. */
@@ -41,6 +43,12 @@ export class DeltaIndex {
    * tree's `nodes` request, each checked against its name. A failure leaves the index empty (the
    * files are then fetched whole) and is reported by the caller as a warning.
    */
+  /** The format-2 release a run installs: chunk reuse reads its tree and chunker (read once, not per file). */
+  aim(release: SignedRelease2): void {
+    const { rev, tree, chunker } = release.release
+    this.target = { rev, tree, chunker }
+  }
+
   async load(session: RunSession, release: SignedRelease2): Promise<void> {
     const hashes = release.release.deltas ?? []
     if (hashes.length === 0) return
@@ -134,11 +142,10 @@ export class DeltaIndex {
   async fetch(session: RunSession, entry: FileEntry, signal: AbortSignal): Promise<FetchedBlob | undefined> {
     const best = await this.bestDelta(session, entry)
     const src = session.opts.source
-    const to = session.to
-    const r2 = session.format === 2 && to !== undefined ? await session.wc.release2(to) : undefined
-    // Chunks are worth a look when no delta makes the file for an eighth of its size.
-    if (r2 && to !== undefined && src?.range && entry.size > r2.release.chunker.whole && (!best || best.ref.length > entry.size / 8)) {
-      const plan = await this.chunks.plan(session, entry, to, r2.release.chunker, await this.chunkBases(session, entry)).catch((err: unknown) => {
+    // Chunks (format 2 plans only) are worth a look when no delta makes the file for an eighth of its size.
+    const target = session.format === 2 ? this.target : undefined
+    if (target && src?.range && entry.size > target.chunker.whole && (!best || best.ref.length > entry.size / 8)) {
+      const plan = await this.chunks.plan(session, entry, target, await this.chunkBases(session, entry)).catch((err: unknown) => {
         session.opts.log.warn({ path: entry.path }, `cannot plan ${entry.path} by chunks (${errorMessage(err)}); not reusing its chunks`)
         return undefined
       })
@@ -148,69 +155,74 @@ export class DeltaIndex {
     return best ? this.viaDelta(session, entry, best, signal) : undefined
   }
 
-  private async viaChunks(session: RunSession, entry: FileEntry, plan: ChunkPlan, signal: AbortSignal): Promise<FetchedBlob | undefined> {
+  private viaChunks(session: RunSession, entry: FileEntry, plan: ChunkPlan, signal: AbortSignal): Promise<FetchedBlob | undefined> {
     const src = session.opts.source!
     const product = session.wc.config.product
-    const history = session.wc.history
-    const tmp = await history.stagingPath()
     const what = `${entry.path} from ${plan.chunks.length - plan.fetches} chunks held and ${plan.fetches} fetched`
-    try {
+    return this.make(session, entry, signal, what, { kept: () => this.stats.chunked++ }, async (tmp) => {
       session.markNetworkUsed()
       const fetched = await this.chunks.write(plan, tmp, (offset, length, sha256) => src.range!(product, entry.sha256, offset, length, sha256), signal)
-      // R-VERIFY: the file made must be the signed one, byte for byte.
-      await history.commitFile(entry.sha256, tmp, what, entry.size, entry.sha1)
-      this.stats.files++
-      this.stats.chunked++
-      this.stats.bytes += fetched
-      this.stats.fileBytes += entry.size
-      return { bytesFromServers: fetched, bytesFromPeers: 0, verified: true }
-    } catch (err) {
-      await rm(tmp, { force: true })
-      if (signal.aborted) throw err
-      this.stats.failed++
-      session.opts.log.warn({ path: entry.path }, `${what} did not give the signed file (${errorMessage(err)}); fetching ${entry.path} whole instead`)
-      return undefined
-    }
+      return { bytesFromServers: fetched, bytesFromPeers: 0 }
+    })
   }
 
-  private async viaDelta(session: RunSession, entry: FileEntry, best: { ref: DeltaRef; base: string | undefined }, signal: AbortSignal): Promise<FetchedBlob | undefined> {
+  private viaDelta(session: RunSession, entry: FileEntry, best: { ref: DeltaRef; base: string | undefined }, signal: AbortSignal): Promise<FetchedBlob | undefined> {
     const src = session.opts.source!
     const { ref } = best
-    const what = `the delta ${ref.delta.slice(0, 16)}… for ${entry.path}${best.base ? ` (from ${best.base})` : ' (compressed)'}`
     const history = session.wc.history
-    const tmp = await history.stagingPath()
-    let base: (DeltaBase & { close(): Promise<void> }) | undefined
-    try {
-      // Kept in the history store while this revision is current: peers may ask for it (item 2).
+    const what = `the delta ${ref.delta.slice(0, 16)}… for ${entry.path}${best.base ? ` (from ${best.base})` : ' (compressed)'}`
+    return this.make(session, entry, signal, what, {
+      logged: { delta: ref.delta, base: ref.base },
+      // Kept in the history store while this revision is current, for peers (item 2); a delta that
+      // failed is not, so if it was at fault nobody gets it from here.
+      kept: () => this.kept.add(ref.delta),
+      failed: () => history.remove(ref.delta).catch(() => {}),
+    }, async (tmp) => {
       const got = await src.unit!(session.wc.config.product, ref.delta, ref.length, history, { signal, threads: session.opts.threads })
       session.markNetworkUsed()
       const delta = await readFile(history.path(ref.delta))
-      base = best.base ? await fileBase(best.base) : undefined
       const out = await open(tmp, 'w')
+      let base: (DeltaBase & { close(): Promise<void> }) | undefined
       try {
+        base = best.base ? await fileBase(best.base) : undefined
         await applyDelta(delta, base, entry.size, async (bytes) => {
           await out.write(bytes)
         }, what)
       } finally {
         await out.close()
+        await base?.close()
       }
-      // R-VERIFY: the rebuilt file must be the signed one, byte for byte.
+      return got
+    })
+  }
+
+  /**
+   * Makes `entry` with `build` into a staging file and commits it to the history store only if it
+   * is the signed file (size, SHA-1, SHA-256: R-VERIFY). Any failure removes the staging file,
+   * counts it, warns, and answers undefined: the caller fetches the file whole.
+   */
+  private async make(
+    session: RunSession, entry: FileEntry, signal: AbortSignal, what: string,
+    on: { logged?: object; kept?: () => void; failed?: () => Promise<void> },
+    build: (tmp: string) => Promise<{ bytesFromServers: number; bytesFromPeers: number }>,
+  ): Promise<FetchedBlob | undefined> {
+    const history = session.wc.history
+    const tmp = await history.stagingPath()
+    try {
+      const got = await build(tmp)
       await history.commitFile(entry.sha256, tmp, what, entry.size, entry.sha1)
-      this.kept.add(ref.delta)
+      on.kept?.()
       this.stats.files++
       this.stats.bytes += got.bytesFromServers + got.bytesFromPeers
       this.stats.fileBytes += entry.size
-      return { bytesFromServers: got.bytesFromServers, bytesFromPeers: got.bytesFromPeers, verified: true }
+      return { ...got, verified: true }
     } catch (err) {
       await rm(tmp, { force: true })
       if (signal.aborted) throw err
-      // Not kept, so never served to peers: if the delta was at fault, nobody gets it from here.
-      await history.remove(ref.delta).catch(() => {})
+      await on.failed?.()
       this.stats.failed++
-      session.opts.log.warn({ path: entry.path, delta: ref.delta, base: ref.base }, `${what} did not give the signed file (${errorMessage(err)}); fetching ${entry.path} whole instead`)
+      session.opts.log.warn({ path: entry.path, ...on.logged }, `${what} did not give the signed file (${errorMessage(err)}); fetching ${entry.path} whole instead`)
       return undefined
-    } finally {
-      await base?.close()
     }
   }
 }

@@ -168,6 +168,7 @@ export class RunSession {
       const r2 = await this.releases2.resolve(to)
       this.format = 2
       await this.releases2.ensureTree(state.current, r2)
+      this.deltas.aim(r2)
       // Issue 15: a rollback uses what the copy holds; an update may rebuild changed files from deltas.
       if (request.kind !== 'rollback') {
         await this.deltas.load(this, r2).catch((err: unknown) => {
