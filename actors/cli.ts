@@ -37,8 +37,11 @@ registerInspectCommand(program)
 registerFleetCommand(program)
 registerSiteCommands(program)
 
-try {
-  await program.parseAsync(process.argv)
-} catch (err) {
-  process.exitCode = err instanceof CommanderError ? (err.exitCode === 0 ? 0 : 2) : reportError(err, process.argv.includes('--json'))
+/** Parses the command line and runs its command (main.ts calls it: no top-level await, so the build may be CommonJS). */
+export async function runCli(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv)
+  } catch (err) {
+    process.exitCode = err instanceof CommanderError ? (err.exitCode === 0 ? 0 : 2) : reportError(err, process.argv.includes('--json'))
+  }
 }

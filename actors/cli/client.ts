@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
+import { mark } from '../../infra/timings.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
 import type { SourceSettings } from '../../infra/store/working-copy/sources.ts'
@@ -277,9 +278,11 @@ export function registerClientCommands(program: Command): void {
     .addOption(inspectOption())
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
+      mark('update: parsed')
       const o = await withSources(dir, flags)
       const request = updateRequest(o)
       const nc = await maybeNats(o, 'upswarm-update')
+      mark('update: connected')
       const inspecting = await inspectIfAsked(o, 'updater', nc)
       const { bar, onProgress } = progress(!!o.json)
       try {
@@ -290,12 +293,15 @@ export function registerClientCommands(program: Command): void {
           if (!nc) throw new UpswarmError('UPSWARM_E_CONFIG', 'update needs a source: --nats URLS (or UPSWARM_NATS), and/or --tracker / --bootstrap for peers')
           const [updater, source, { jetStreamAlertSink }] = await Promise.all([updaterModule(), serverSourceFor(nc, dir), alertsModule()])
           const hooks = hooksOf(o)
+          mark('update: modules loaded')
           r = await updater.update(dir, {
             source, alerts: jetStreamAlertSink(nc), threads: o.threads, onProgress, ...request, ...(hooks ? { hooks } : {}),
           })
         }
         bar.done()
+        mark('update: done')
         if (nc) await reportOnce(nc, dir, { rev: r.to, health: { state: 'ok', rev: r.to, at: new Date().toISOString() }, last: { from: r.from, to: r.to, bytesFromPeers: r.bytesFromPeers, bytesFromServers: r.bytesFromServers, at: new Date().toISOString() } })
+        mark('update: reported to the fleet')
         reportUpdate(!!o.json, r, () => updateSummary(r))
       } catch (err) {
         // Issue 16 item 3: a revision taken back after its health check is what the fleet view is for.
@@ -308,6 +314,7 @@ export function registerClientCommands(program: Command): void {
       } finally {
         await inspecting.stop()
         await nc?.close()
+        mark('update: closed')
       }
     }))
 

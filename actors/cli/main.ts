@@ -5,17 +5,24 @@
 // know (`--help` included), goes to actors/cli.ts, which parses and reports as always.
 // (`--version` alone never gets here: bin/upswarm.mjs answers it.)
 
+import { mark } from '../../infra/timings.ts'
 import { fastStatus } from './dispatch.ts'
 
-const fast = fastStatus(process.argv.slice(2))
-if (fast) {
-  const [{ runStatus }, { reportError }] = await Promise.all([import('./status.ts'), import('./output.ts')])
-  try {
-    await runStatus(fast.dir, fast)
-  } catch (err) {
-    // As action() in common.ts does for every command.
-    process.exitCode = reportError(err, fast.json)
+mark('entry')
+
+async function main(): Promise<void> {
+  const fast = fastStatus(process.argv.slice(2))
+  if (fast) {
+    const [{ runStatus }, { reportError }] = await Promise.all([import('./status.ts'), import('./output.ts')])
+    try {
+      await runStatus(fast.dir, fast)
+    } catch (err) {
+      // As action() in common.ts does for every command.
+      process.exitCode = reportError(err, fast.json)
+    }
+  } else {
+    await (await import('../cli.ts')).runCli()
   }
-} else {
-  await import('../cli.ts')
 }
+
+void main()

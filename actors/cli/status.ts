@@ -10,7 +10,7 @@ export async function runStatus(dir: string, o: { json?: boolean | undefined }, 
   const shown = r.files.filter((f) => f.status !== 'current')
   // The signed formats (and zod) load only for a copy that holds a root (issue 13 item 1).
   const freshLine = r.rootVersion > 0 ? (await import('../../infra/formats/fresh.ts')).freshnessLine(r.freshness, Date.now()) : undefined
-  const trust = { ...(r.reverted ? { reverted: r.reverted } : {}), alertsPending: r.alertsPending, rootVersion: r.rootVersion, ...(r.rootExpired ? { rootExpired: r.rootExpired } : {}), ...(r.rootVersion > 0 ? { freshness: r.freshness ?? null } : {}), ...(r.diskFull ? { diskFull: r.diskFull } : {}), ...(r.statIndexProblem ? { statIndexProblem: r.statIndexProblem } : {}) }
+  const trust = { ...(r.reverted ? { reverted: r.reverted } : {}), alertsPending: r.alertsPending, rootVersion: r.rootVersion, ...(r.rootExpired ? { rootExpired: r.rootExpired } : {}), ...(r.rootVersion > 0 ? { freshness: r.freshness ?? null } : {}), ...(r.diskFull ? { diskFull: r.diskFull } : {}), ...(r.statIndexProblem ? { statIndexProblem: r.statIndexProblem } : {}), ...(r.targetUnavailable ? { targetUnavailable: r.targetUnavailable } : {}) }
   printResult(!!o.json, { product: r.product, rev: r.rev, latest: r.latest, target: r.target, files: r.files, hashed: r.hashed, cached: r.cached, ...trust }, () => [
     `${r.product} at r${r.rev}; newest verified r${r.latest}`,
     ...(freshLine !== undefined ? [freshLine] : []),
@@ -19,6 +19,7 @@ export async function runStatus(dir: string, o: { json?: boolean | undefined }, 
     ...(r.rootExpired ? [`root of trust version ${r.rootVersion} expired at ${r.rootExpired}: it still verifies, but ask the operators for a new one`] : []),
     ...(r.diskFull ? [r.diskFull] : []),
     ...(r.statIndexProblem ? [`${r.statIndexProblem}: every path was classified again, and the index rewritten`] : []),
+    ...(r.targetUnavailable ? [r.targetUnavailable] : []),
     ...shown.map((f) => `${f.status.padEnd(12)} ${f.path}`),
     `${r.files.length - shown.length} current`,
   ].join('\n'))

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import { mkdir, readdir, rm } from 'node:fs/promises'
 import type { Freshness } from '../../infra/formats/fresh.ts'
-import { UpswarmError } from '../../infra/errors.ts'
+import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
 import { META_DIR, UUID_RE, blobsOf } from '../../infra/release/manifest-core.ts'
 import { isDiskFull } from '../../infra/store/disk-space.ts'
 import { addIgnorePattern } from '../../infra/store/working-copy/ignore-rules.ts'
@@ -127,6 +127,11 @@ export interface StatusReport {
   statIndex: 'indexed' | 'no index' | 'corrupt index' | 'context changed'
   /** With `statIndex: 'corrupt index'`: what was wrong with it (the index was rewritten). */
   statIndexProblem?: string
+  /**
+   * Set when the newest verified revision's tree is not all held here and could not be fetched
+   * (offline, or its servers unreachable): statuses compare with the installed revision instead.
+   */
+  targetUnavailable?: string
 }
 
 export interface HistoryReport {
@@ -263,13 +268,25 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
       const v2 = new Release2History(wc, opts.source, log)
       refreshed = await v1.refreshTrust().then(async () => {
         if (!(await v2.newest())) await v1.refresh({ trust: false })
+        // The target's tree nodes the copy lacks (an update to an older --rev, or a release seen
+        // by a refresh that fetched no tree): fetched now, verified against the signed release.
+        const newest = automaticTarget(wc.state)
+        const r2 = newest > wc.state.current ? await wc.release2(newest) : undefined
+        if (r2) await v2.ensureTree(wc.state.current, r2)
       }).then(() => true, (err: unknown) => {
         if (isDiskFull(err)) return false
         throw err
       })
     }
-    const target = automaticTarget(wc.state)
-    const tree = await workingCopyStatus(wc, wc.state.current, target, { cacheIfRoom: true })
+    let target = automaticTarget(wc.state)
+    let targetUnavailable: string | undefined
+    const tree = await workingCopyStatus(wc, wc.state.current, target, { cacheIfRoom: true }).catch(async (err: unknown) => {
+      // Offline, a newer revision known only by its signed release: compare with the installed one.
+      if (!isUpswarmError(err, 'UPSWARM_E_WORKING_COPY') || err.details?.missingNodeOf !== target || target === wc.state.current) throw err
+      targetUnavailable = `r${target} is the newest verified revision, but its file list is not held here (${err.message.split(';')[0]}); statuses compare with the installed r${wc.state.current} until a connected \`upswarm status\` or \`update\` fetches it`
+      target = wc.state.current
+      return workingCopyStatus(wc, wc.state.current, target, { cacheIfRoom: true })
+    })
     if (tree.indexProblem) (opts.log ?? silentLog).warn({ dir, problem: tree.indexProblem }, 'the stat index was unusable: every path was classified again')
     const unwritten = [...(refreshed ? [] : ['newer releases were not recorded']), ...(tree.saved ? [] : ['the stat cache was not saved'])]
     return {
@@ -282,6 +299,7 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
       cached: tree.cached,
       statIndex: tree.path,
       ...(tree.indexProblem ? { statIndexProblem: tree.indexProblem } : {}),
+      ...(targetUnavailable ? { targetUnavailable } : {}),
       rootVersion: wc.trust.version,
       alertsPending: (await readPendingAlerts(wc.layout)).length,
       // (Only a held root's expiry is looked at: the signed formats and zod load with a root; issue 13 item 1.)

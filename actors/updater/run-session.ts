@@ -2,6 +2,7 @@
 // `retain` actors do, and the state they share with the download and apply steps.
 import type { AnyActorRef } from 'xstate'
 import { UpswarmError, isUpswarmError, toUpswarmError } from '../../infra/errors.ts'
+import { mark } from '../../infra/timings.ts'
 import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
 import { collectGarbage, listBlobs } from '../../infra/store/working-copy/history.ts'
 import { readPendingAlerts, writePendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
@@ -135,7 +136,10 @@ export class RunSession {
     return this.alertQueue
   }
 
+  private lastPhase = ''
+
   progress(p: UpdateProgress): void {
+    if (p.phase !== this.lastPhase) mark(`run: ${this.lastPhase = p.phase}`)
     this.opts.onProgress?.(p)
   }
 
@@ -155,6 +159,7 @@ export class RunSession {
       to = request.rev
     } else {
       await this.refresh()
+      mark('check: refreshed')
       to = request.kind === 'checkout' ? this.wc.state.newestVerified : automaticTarget(this.wc.state)
       // The revision list comes from servers that hold a release, verified: right after a publish
       // they may still be copying it.
@@ -166,8 +171,10 @@ export class RunSession {
     if (await this.readsFormat2(to)) {
       // docs/formats.md §5 step 6: the release, then only the tree nodes the copy lacks.
       const r2 = await this.releases2.resolve(to)
+      mark('check: release resolved')
       this.format = 2
       await this.releases2.ensureTree(state.current, r2)
+      mark('check: tree ensured')
       this.deltas.aim(r2)
       // Issue 15: a rollback uses what the copy holds; an update may rebuild changed files from deltas.
       if (request.kind !== 'rollback') {
@@ -180,8 +187,11 @@ export class RunSession {
       this.format = 1
       if (request.kind !== 'rollback' && this.opts.source?.needsPieceHashes) await this.deltasOfFormat1(to)
     }
+    mark('check: deltas loaded')
     this.base = await this.entriesOf(state.current, this.releases2.fetchOne)
+    mark('check: base entries')
     this.target = await this.entriesOf(to, this.releases2.fetchOne)
+    mark('check: target entries')
     this.to = to
     this.opts.log.info({ product: this.wc.config.product, from: state.current, to, format: this.format, ...(this.format === 2 ? { treeNodes: this.releases2.fetched } : {}) }, 'target revision checked')
     // Issue 11 item 8: an older revision that needs file contents the servers no longer have is

@@ -3,8 +3,10 @@
 // (--tls-ca / UPSWARM_TLS_CA). Issue 10: nothing connects anonymously once identities exist.
 import { readFileSync } from 'node:fs'
 import { connect as tcpConnect } from 'node:net'
-import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, findCause, permissionViolation } from '../errors.ts'
+import { mark } from '../timings.ts'
+import { credsAuth } from './creds-auth.ts'
 import { credsClaims, setIdentity } from './identity.ts'
 
 export type { NatsConnection }
@@ -53,6 +55,7 @@ export async function connectNats(servers: string | string[] | undefined, name: 
   const speaking = auth.timeoutMs ? await answering(list, auth.timeoutMs) : { urls: list }
   if (speaking.urls.length === 0) throw connectError(speaking.failure, list, credsFile, caFile)
   let nc: NatsConnection
+  mark('connect: dialling')
   try {
     nc = await connect({
       servers: speaking.urls,
@@ -61,7 +64,7 @@ export async function connectNats(servers: string | string[] | undefined, name: 
       ...(auth.timeoutMs ? { timeout: Math.max(MIN_DIAL_MS, Math.floor(auth.timeoutMs / speaking.urls.length)) } : {}),
       reconnectTimeWait: 250,
       pingInterval: 5_000,
-      ...(creds ? { authenticator: credsAuthenticator(new TextEncoder().encode(creds)) } : {}),
+      ...(creds ? { authenticator: credsAuth(creds, credsFile!) } : {}),
       ...(claims?.inbox ? { inboxPrefix: claims.inbox } : {}),
       ...(caFile ? { tls: { caFile } } : {}),
     })

@@ -42,6 +42,7 @@ describe('format-2 client', { timeout: 240_000 }, () => {
   const dual = newProduct()
   const only2 = newProduct()
   const withDeltas = newProduct()
+  const behind = newProduct()
   let root: SignedRoot
   const rootDoc = (): { text: string; where: string } => ({ text: rootText(root), where: 'the test root' })
 
@@ -73,10 +74,11 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     clientNc = await connect('client', 'client', 'f2c')
     const body = rootBody({
       version: 1, expiresMs: Date.now() + 365 * DAY, rootKeys: [rootKey.publicKey], rootThreshold: 1, freshKeys: [rootKey.publicKey],
-      products: { [dual]: { publish: [key.publicKey] }, [only2]: { publish: [key.publicKey] }, [withDeltas]: { publish: [key.publicKey] } },
+      products: { [dual]: { publish: [key.publicKey] }, [only2]: { publish: [key.publicKey] }, [withDeltas]: { publish: [key.publicKey] }, [behind]: { publish: [key.publicKey] } },
     }) as { products: Record<string, { formats: number[] }> }
     body.products[dual]!.formats = [1, 2]
     body.products[withDeltas]!.formats = [1, 2]
+    body.products[behind]!.formats = [1, 2]
     body.products[only2]!.formats = [2]
     root = signRoot(body, [rootKey])
     await appendRoot(admin, rootText(root))
@@ -296,6 +298,29 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     expect(res).toMatchObject({ from: at.to, to: r.rev, format: 1, updated: 1, deltas: { files: 1, failed: 0 }, warnings: [] })
     expect(res.bytesFromServers).toBeLessThan(1000)
     expect(await readFile(join(wc, 'a/app.js'), 'utf8')).toBe(next)
+  })
+
+  it('status — after an update to an older --rev, the newest revision\'s tree is fetched by a connected status; offline, status compares with the installed revision and says why', async () => {
+    const src = join(dir.path, 'src-behind')
+    await publishAndSync(behind, src, { 'a/one.txt': 'one\n', 'b/two.txt': 'two\n' })
+    const wc = join(dir.path, 'wc-behind')
+    await init(wc, { product: behind, root: rootDoc(), source: serverSource(clientNc, behind) })
+    await publishAndSync(behind, src, { 'a/one.txt': 'one, r2\n' })
+    await publishAndSync(behind, src, { 'b/two.txt': 'two, r3\n' })
+    // The update learns r3 (newest verified) but fetches only r2's tree.
+    expect(await update(wc, { source: serverSource(clientNc, behind), rev: 2 })).toMatchObject({ from: 1, to: 2, format: 2 })
+    const offline = await status(wc)
+    expect(offline).toMatchObject({ rev: 2, latest: 3, target: 2 })
+    expect(offline.targetUnavailable).toMatch(/^r3 is the newest verified revision, but its file list is not held here \(tree node [0-9a-f]{16}… of r3 is missing in .*\); statuses compare with the installed r2/)
+    expect(offline.files.filter((f) => f.status !== 'current')).toEqual([])
+    const online = await status(wc, { source: serverSource(clientNc, behind) })
+    expect(online).toMatchObject({ rev: 2, latest: 3, target: 3 })
+    expect(online.targetUnavailable).toBeUndefined()
+    expect(online.files.filter((f) => f.status !== 'current')).toEqual([{ path: 'b/two.txt', status: 'outdated' }])
+    // Its nodes are held now: offline sees r3 too.
+    const after = await status(wc)
+    expect(after).toMatchObject({ target: 3 })
+    expect(after.files.filter((f) => f.status !== 'current')).toEqual([{ path: 'b/two.txt', status: 'outdated' }])
   })
 
   it('serverSource — with no `meta` responder (a cluster of the previous release) the format-2 source answers "none" (the updater then reads format 1, as above), not an error', async () => {

@@ -111,7 +111,8 @@ export class WorkingCopy {
       if (held) return held
       if (fetch) return fetch(hash)
       throw new UpswarmError('UPSWARM_E_WORKING_COPY',
-        `tree node ${hash.slice(0, 16)}… of r${rev} is ${this.trees.damaged.has(hash) ? 'damaged' : 'missing'} in ${this.layout.nodes}; run \`upswarm update\` connected to fetch it again`)
+        `tree node ${hash.slice(0, 16)}… of r${rev} is ${this.trees.damaged.has(hash) ? 'damaged' : 'missing'} in ${this.layout.nodes}; run \`upswarm update\` connected to fetch it again`,
+        { details: { missingNodeOf: rev, node: hash } })
     }
     const { walkTree } = await import('../../formats/tree-builder.ts')
     const out = new Map<string, Entry>()
