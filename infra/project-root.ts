@@ -1,5 +1,5 @@
 // The project's root (the directory of its package.json), wherever this module runs from: the
-// TypeScript source (infra/) or a chunk of the build (dist/chunks/).
+// TypeScript source (infra/) or the build (dist/upswarm.cjs).
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'

@@ -3,24 +3,28 @@
 // `npm ci` runs it (prepare), and so do `npm start`, `npm test` (vitest's global setup) and
 // `npm run bench`, so that nothing spawns an old build. tsx stays a development tool.
 //
-// esbuild bundles our TypeScript with the pure-JavaScript packages the CLI starts with, split at
-// every dynamic import: each command loads its own chunks, and a chunk is one file to read
-// instead of dozens (zod alone is 94 modules). Packages with native addons or files of their own
-// stay in node_modules. docs/decisions.md has the figures behind this choice.
+// esbuild bundles our TypeScript with the pure-JavaScript packages the CLI starts with into ONE
+// CommonJS file, dist/upswarm.cjs. Every module the CLI imports dynamically (each command's code,
+// zod, xstate, the NATS client) stays lazy inside it: its top level runs on first import only,
+// so a command evaluates only what it uses. One script, rather than ESM chunks, because Node 20
+// can cache only a script's compiled code: bin/upswarm.mjs compiles it with V8's code cache
+// (dist/upswarm.cjs.cache), which takes most of the parse and compile time off every start
+// (docs/decisions.md, "One CommonJS bundle with a code cache"). Packages with native addons or
+// files of their own stay in node_modules.
 //
 // First it compiles the file-status statechart into the table `status` looks statuses up in
 // (scripts/file-status-table.ts → machines/generated/file-status-table.ts, committed), and it
-// writes esbuild's metafile (dist/meta.json: which chunk holds which module) for the tests that
-// check what a command loads.
+// writes esbuild's metafile (dist/meta.json: which output bytes come from which module) for the
+// tests that check what a command runs.
 import { build } from 'esbuild'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const DIST = join(ROOT, 'dist')
-export const ENTRY = join(DIST, 'upswarm.js')
+export const ENTRY = join(DIST, 'upswarm.cjs')
 
 /** Bundled into dist/: pure JavaScript, no native addon, no file read at run time. */
 const BUNDLED = new Set(['commander', 'zod', 'xstate', 'ignore', '@nats-io/nats-core', '@nats-io/transport-node',
@@ -35,24 +39,11 @@ const externalPackages = {
   },
 }
 
-// Bundled CommonJS packages (commander) require node's built-ins through esbuild's `require` shim,
-// which needs a `require` in its chunk.
-const REQUIRE_BANNER = "import { createRequire as __upswarmRequire } from 'node:module'; const require = __upswarmRequire(import.meta.url);"
-
 /**
- * Issue 13 item 1: the banner costs each chunk a `createRequire` call at load (ESM chunks load
- * one by one: a short command loads ~20). esbuild adds it to every chunk; it stays only in the
- * chunks whose code says `require`. The line is blanked, not removed, so the source maps still fit.
+ * `import.meta.url` has no meaning in CommonJS: the bundle defines it as its own file's URL
+ * (infra/project-root.ts finds package.json above it).
  */
-async function dropUnusedRequireBanners(metafile) {
-  for (const out of Object.keys(metafile.outputs).filter((o) => o.endsWith('.js'))) {
-    const file = join(ROOT, out)
-    const text = await readFile(file, 'utf8')
-    if (!text.startsWith(REQUIRE_BANNER)) continue
-    const body = text.slice(REQUIRE_BANNER.length)
-    if (!/\brequire\b/.test(body)) await writeFile(file, body)
-  }
-}
+const META_URL_BANNER = "const __upswarmMetaUrl = require('node:url').pathToFileURL(__filename).href;"
 
 export const FILE_STATUS_TABLE = join(ROOT, 'machines', 'generated', 'file-status-table.ts')
 
@@ -79,23 +70,21 @@ export async function buildDist({ keepGenerated = !!process.env.UPSWARM_KEEP_GEN
   await rm(DIST, { recursive: true, force: true })
   const { metafile } = await build({
     absWorkingDir: ROOT,
-    entryPoints: { upswarm: 'actors/cli/main.ts' },
-    outdir: DIST,
-    chunkNames: 'chunks/[name]-[hash]',
+    entryPoints: ['actors/cli/main.ts'],
+    outfile: ENTRY,
     bundle: true,
-    splitting: true,
-    format: 'esm',
+    format: 'cjs',
     platform: 'node',
     target: 'node20',
-    // Less to parse at every start; UPSWARM_DEBUG=1 maps stack traces back to the sources.
+    // Less to read at every start; UPSWARM_DEBUG=1 maps stack traces back to the sources.
     minify: true,
     sourcemap: 'linked',
-    banner: { js: REQUIRE_BANNER },
+    define: { 'import.meta.url': '__upswarmMetaUrl' },
+    banner: { js: META_URL_BANNER },
     plugins: [externalPackages],
     logLevel: 'warning',
     metafile: true,
   })
-  await dropUnusedRequireBanners(metafile)
   await writeFile(join(DIST, 'meta.json'), JSON.stringify(metafile))
 }
 

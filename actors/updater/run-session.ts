@@ -57,6 +57,8 @@ export class RunSession {
   journal: Journal | undefined
   /** The run's target revision, once checked. */
   to: number | undefined
+  /** The revision the run started from (set by check). */
+  from: number | undefined
   /** Blobs known to be in the history store with verified hashes. */
   readonly verified = new Set<string>()
   readonly inflight = new Map<string, Promise<unknown>>()
@@ -200,6 +202,7 @@ export class RunSession {
       const pruned = await this.prunedRefusal()
       if (pruned) throw pruned
     }
+    this.from = state.current
     return { from: state.current, to }
   }
 
@@ -291,6 +294,13 @@ export class RunSession {
     const online = request.kind !== 'rollback' && this.opts.source !== undefined
     const revs = new Set<number>([state.current])
     for (let r = Math.max(1, state.topInstalled - config.historyDepth + 1); r <= state.topInstalled; r++) revs.add(r)
+    // Nothing installed and the same revisions kept as after the last complete retain: the history
+    // store is as that retain left it (and the deltas it kept for peers stay).
+    const wanted = [...revs].sort((a, b) => a - b)
+    if (request.kind === 'update' && this.from === this.to && sameRevs(state.retained, wanted)) {
+      this.opts.log.info({ revisions: wanted }, 'history store unchanged since the last retain')
+      return warnings
+    }
     const keep = new Map<string, FileEntry>()
     const older = new Map<string, FileEntry>()
     for (const rev of revs) {
@@ -313,17 +323,30 @@ export class RunSession {
     // The current revision's versions need no fetching: the downloaded ones are already here
     // and the others are captured from the tree when an update replaces them.
     // One listing of the history store serves both the prefetch and the garbage collection.
+    mark('retain: kept revisions walked')
     const listed = new Set(await listBlobs(this.wc.history))
+    mark('retain: history listed')
     if (online) {
       const missing = [...older.values()].filter((e) => !listed.has(e.sha256))
       warnings.push(...(await prefetchBlobs(this, missing, run)))
     }
     // Issue 15 item 2: the deltas this run used stay while their revision is current, for peers.
+    mark('retain: prefetched')
     const gc = await collectGarbage(this.wc.history, new Set([...keep.keys(), ...this.deltas.kept]), listed)
     this.opts.log.info({ revisions: [...revs], removed: gc.removed, bytes: gc.bytes }, 'history store garbage-collected')
     for (const w of warnings) this.opts.log.warn({}, w)
+    const retained = warnings.length === 0 ? wanted : undefined
+    if (!sameRevs(this.wc.state.retained, retained)) {
+      const { retained: _old, ...rest } = this.wc.state
+      this.wc.state = retained ? { ...rest, retained } : rest
+      await this.wc.saveState()
+    }
     return warnings
   }
+}
+
+function sameRevs(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  return a !== undefined && b !== undefined && a.length === b.length && a.every((r, i) => r === b[i])
 }
 
 /** Why a rollback target is refused, and what to run instead. */

@@ -137,7 +137,13 @@ export type WalkedEntry = Entry & { content?: FileContent }
  * Walks a tree from its top hash back into entries sorted by path (the format-1 order), fetching
  * each node by hash with `get` and checking it hashes to what its parent names.
  */
-export async function walkTree(top: string, get: (hash: string) => Promise<Uint8Array>): Promise<WalkedEntry[]> {
+/**
+ * Walks a tree from its top node. `decoded`, kept by the caller across walks, holds the nodes
+ * already checked and decoded (by hash): walks of neighbouring revisions share all but the
+ * changed directories, and each node is read, hashed and decoded once (a run walks the current,
+ * the target and every kept revision).
+ */
+export async function walkTree(top: string, get: (hash: string) => Promise<Uint8Array>, decoded?: Map<string, TreeNode>): Promise<WalkedEntry[]> {
   const out: WalkedEntry[] = []
   // Sibling directories are read side by side, at most WALK_READS nodes at a time (each is a file
   // read or a request: one after the other, they were most of a run's bookkeeping).
@@ -153,7 +159,15 @@ export async function walkTree(top: string, get: (hash: string) => Promise<Uint8
       queue.shift()?.()
     }
   }
-  const fetchNode = async (hash: string, isTop: boolean, where: string): Promise<TreeNode> => checkedNode(hash, await limited(hash), isTop, where)
+  const fetchNode = async (hash: string, isTop: boolean, where: string): Promise<TreeNode> => {
+    // The top directory's names are checked more strictly: cached apart.
+    const key = isTop ? `top ${hash}` : hash
+    const held = decoded?.get(key)
+    if (held) return held
+    const node = checkedNode(hash, await limited(hash), isTop, where)
+    decoded?.set(key, node)
+    return node
+  }
   const walkDir = async (hash: string, path: string): Promise<void> => {
     const node = await fetchNode(hash, path === '', path || '(top)')
     const entries: NodeEntry[] = []

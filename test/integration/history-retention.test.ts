@@ -3,7 +3,8 @@
 // a run, which holds the working copy's lock; this test holds a run in the middle of its download
 // and checks that a second update or rollback of the same copy is refused by the lock and removes
 // nothing, then that the first run ends with exactly the last K revisions kept. Real files.
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
+import { Readable } from 'node:stream'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { history, init, rollback, update } from '../../actors/updater/index.ts'
@@ -11,6 +12,7 @@ import type { FileEntry } from '../../infra/release/manifest.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { listBlobs } from '../../infra/store/working-copy/history.ts'
 import { layoutOf } from '../../infra/store/working-copy/layout.ts'
+import { readState } from '../../infra/store/working-copy/meta.ts'
 import { BlobStore } from '../../infra/store/blob-store.ts'
 import { tempDir } from '../helpers/cluster.ts'
 import { DirectorySource } from '../helpers/dir-source.ts'
@@ -73,5 +75,34 @@ describe('working copy — history retention', () => {
     // K = 2: r3 and r4 stay local, r2's own file versions are collected.
     expect((await history(wc)).revisions.filter((r) => r.local).map((r) => r.rev)).toEqual([3, 4])
     expect(await rollback(wc, { rev: 3 })).toMatchObject({ from: 4, to: 3, source: 'local' })
+  })
+
+  it('working copy — an update that installs nothing and keeps the same revisions leaves the history store as the last retain left it (a delta kept for peers stays); the next real update collects it', async () => {
+    const key = generatePublisherKey()
+    const product = randomUUID()
+    const repo = join(tmp.path, 'repo-noop')
+    const wc = join(tmp.path, 'wc-noop')
+    const src = join(tmp.path, 'src-noop')
+    await writeTree(src, { 'a.txt': 'a, r1\n', 'b.txt': 'b\n' })
+    await publishLocal(repo, { key, product, src })
+    const source = new DirectorySource(repo)
+    await init(wc, { product, publicKey: key.publicKey, source, historyDepth: 2 })
+    await writeTree(src, { 'a.txt': 'a, r2\n' })
+    await publishLocal(repo, { key, product, src })
+    expect(await update(wc, { source })).toMatchObject({ from: 1, to: 2 })
+    expect((await readState(layoutOf(wc))).retained).toEqual([1, 2])
+    // A blob no kept revision names, as the deltas a run keeps for its peers are.
+    const store = new BlobStore(layoutOf(wc).history)
+    const bytes = Buffer.from('a delta kept for peers')
+    const stray = createHash('sha256').update(bytes).digest('hex')
+    await store.put(stray, Readable.from([bytes]), 'the test')
+    expect(await update(wc, { source })).toMatchObject({ from: 2, to: 2, updated: 0 })
+    expect(await store.has(stray)).toBe(true)
+    await writeTree(src, { 'a.txt': 'a, r3\n' })
+    await publishLocal(repo, { key, product, src })
+    expect(await update(wc, { source })).toMatchObject({ from: 2, to: 3, updated: 1 })
+    expect(await store.has(stray)).toBe(false)
+    expect((await readState(layoutOf(wc))).retained).toEqual([2, 3])
+    expect((await history(wc)).revisions.filter((r) => r.local).map((r) => r.rev)).toEqual([2, 3])
   })
 })

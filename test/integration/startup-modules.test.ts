@@ -1,91 +1,92 @@
 // Issue 13 item 1: the short commands start within 1.5× of `node -e 0` (bench/startup.ts measures
-// it) because they load only what they use. This guards the structure, not the time: each command
-// runs from the build with a loader hook logging every module it loads (test/helpers/load-log.mjs),
-// and the build's metafile (dist/meta.json) says which chunks hold zod, xstate or the NATS client.
+// it) because they run only what they use. This guards the structure, not the time: each command
+// runs from the build under V8's coverage, and every function that ran is traced back to its source
+// module through the bundle's source map (test/helpers/executed-modules.ts).
 import { randomUUID } from 'node:crypto'
-import { readFile, rm } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { init } from '../../actors/updater/index.ts'
+import { init, update } from '../../actors/updater/index.ts'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { fastStatus } from '../../actors/cli/dispatch.ts'
 import { tempDir } from '../helpers/cluster.ts'
 import { DirectorySource } from '../helpers/dir-source.ts'
+import { CLI, runCounted } from '../helpers/executed-modules.ts'
 import { publishLocal, writeTree } from '../helpers/local-publish.ts'
 import { runNode } from '../helpers/node-run.ts'
 
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
-const LOAD_LOG = join(PROJECT_ROOT, 'test', 'helpers', 'load-log.mjs')
-/** Packages a short command must not load: validation, statecharts, the NATS client. */
-const HEAVY = /node_modules\/(zod|xstate|@nats-io)\//
+/** Packages a short command must not run: validation, statecharts, the NATS client. */
+const HEAVY = /^node_modules\/(zod|xstate|@nats-io)\//
 
-interface Metafile { outputs: Record<string, { inputs: Record<string, unknown> }> }
-
-describe('start-up — short commands load no zod, xstate or NATS', () => {
+describe('start-up — short commands run no zod, xstate or NATS', () => {
   let tmp: { path: string; cleanup: () => Promise<void> }
   let wc: string
-  let heavyChunks: string[]
-  let meta: Metafile
-  const urlOf = (out: string) => pathToFileURL(join(PROJECT_ROOT, out)).href
+  let repo: string
+  const key = generatePublisherKey()
+  const product = randomUUID()
 
   beforeAll(async () => {
     tmp = await tempDir('upswarm-startup-modules-')
-    const key = generatePublisherKey()
-    const product = randomUUID()
-    const repo = join(tmp.path, 'repo')
+    repo = join(tmp.path, 'repo')
     await writeTree(join(tmp.path, 'src'), { 'a.txt': 'alpha', 'b.txt': 'beta', 'd/c.txt': 'gamma' })
     await publishLocal(repo, { key, product, src: join(tmp.path, 'src') })
     wc = join(tmp.path, 'wc')
     await init(wc, { product, publicKey: key.publicKey, rev: 1, source: new DirectorySource(repo) })
-    meta = JSON.parse(await readFile(join(PROJECT_ROOT, 'dist', 'meta.json'), 'utf8')) as Metafile
-    heavyChunks = Object.entries(meta.outputs).filter(([out, o]) => out.endsWith('.js') && Object.keys(o.inputs).some((i) => HEAVY.test(i))).map(([out]) => out)
+    // r2 for the rollback below (wc stays at r1).
+    await writeTree(join(tmp.path, 'src'), { 'a.txt': 'alpha, r2' })
+    await publishLocal(repo, { key, product, src: join(tmp.path, 'src') })
   })
   afterAll(async () => tmp?.cleanup())
 
-  /** Runs the CLI with the loader hook; returns its result and the URLs of the modules it loaded. */
-  async function loading(name: string, args: string[]) {
-    const log = join(tmp.path, `${name}.loaded`)
-    await rm(log, { force: true })
-    const env: NodeJS.ProcessEnv = { ...process.env, UPSWARM_LOAD_LOG: log }
+  /** Runs the CLI under coverage; returns its result, the source modules it ran, and those of them that are heavy. */
+  async function running(args: string[]) {
+    const env: NodeJS.ProcessEnv = { ...process.env }
     delete env.UPSWARM_NATS
-    const r = await runNode(['--import', pathToFileURL(LOAD_LOG).href, CLI, ...args], env)
-    const loaded = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean)
-    return { r, loaded, heavy: [...loaded.filter((u) => HEAVY.test(u)), ...heavyChunks.map(urlOf).filter((u) => loaded.includes(u))] }
+    const { r, ran, bundleRan } = await runCounted(args, env)
+    return { r, ran, bundleRan, heavy: [...ran].filter((m) => HEAVY.test(m)) }
   }
 
-  it('start-up — the metafile finds zod, xstate and the NATS client in chunks of the build', () => {
-    // (Otherwise the checks below would pass for want of anything to find.)
-    expect(heavyChunks.length).toBeGreaterThan(2)
+  it('start-up — the coverage finds xstate and the NATS client in commands that use them', async () => {
+    // (Otherwise the checks below would pass for want of anything to find.) `update` with an
+    // unreachable server dials (NATS); a rollback from local history runs the update-run statechart.
+    const dial = await running(['update', wc, '--nats', 'nats://127.0.0.1:1'])
+    expect(dial.r.code).not.toBe(0)
+    expect(dial.heavy.some((m) => m.startsWith('node_modules/@nats-io/'))).toBe(true)
+    const other = join(tmp.path, 'wc-rollback')
+    await init(other, { product, publicKey: key.publicKey, rev: 1, source: new DirectorySource(repo) })
+    await update(other, { source: new DirectorySource(repo) })
+    const back = await running(['rollback', other, '--rev', '1'])
+    expect(back.r.code).toBe(0)
+    expect(back.heavy.some((m) => m.startsWith('node_modules/xstate/'))).toBe(true)
+    expect(back.ran.has('machines/update-run.machine.ts')).toBe(true)
   })
 
-  it('start-up — `upswarm --version` prints the version from package.json and loads nothing of the build', async () => {
+  it('start-up — `upswarm --version` prints the version from package.json and runs nothing of the build', async () => {
     const { version } = JSON.parse(await readFile(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
-    const { r, loaded } = await loading('version', ['--version'])
+    const { r, bundleRan } = await running(['--version'])
     expect(r.code).toBe(0)
     expect(r.stdout).toBe(`${version}\n`)
-    expect(loaded.filter((u) => u.includes('/dist/'))).toEqual([])
+    expect(bundleRan).toBe(false)
   })
 
-  it('start-up — `upswarm help` lists the commands and loads no zod, xstate or NATS', async () => {
-    const { r, heavy } = await loading('help', ['help'])
+  it('start-up — `upswarm help` lists the commands and runs no zod, xstate or NATS', async () => {
+    const { r, heavy, ran } = await running(['help'])
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/^Usage: upswarm/m)
     for (const cmd of ['init', 'status', 'update', 'publish', 'daemon']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd}\\b`, 'm'))
+    expect([...ran].some((m) => m.startsWith('node_modules/commander/'))).toBe(true)
     expect(heavy).toEqual([])
   })
 
-  it('start-up — `upswarm status --offline` of a small unchanged copy reports every path current and loads no zod, xstate, NATS or commander', async () => {
-    const { r, loaded, heavy } = await loading('status', ['status', wc, '--offline'])
-    const commanderChunks = Object.entries(meta.outputs).filter(([out, o]) => out.endsWith('.js') && Object.keys(o.inputs).some((i) => i.includes('node_modules/commander/'))).map(([out]) => urlOf(out))
-    expect(commanderChunks.length).toBeGreaterThan(0)
-    expect(loaded.filter((u) => commanderChunks.includes(u))).toEqual([])
+  it('start-up — `upswarm status --offline` of a small unchanged copy reports every path current and runs no zod, xstate, NATS or commander', async () => {
+    const { r, ran, heavy } = await running(['status', wc, '--offline'])
+    expect([...ran].filter((m) => m.startsWith('node_modules/commander/'))).toEqual([])
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
     // a.txt, b.txt, d and d/c.txt; nothing else listed.
     expect(r.stdout.trim().split('\n').slice(1)).toEqual(['4 current'])
-    expect(loaded.some((u) => u.includes('/dist/chunks/'))).toBe(true)
+    expect(ran.has('actors/updater/status.ts')).toBe(true)
     expect(heavy).toEqual([])
   })
 

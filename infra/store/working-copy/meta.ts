@@ -29,7 +29,7 @@ function isConfig(v: unknown): v is WorkingCopyConfig {
     (v.private === undefined || typeof v.private === 'boolean')
 }
 
-const STATE_KEYS = new Set(['format', 'current', 'newestVerified', 'topInstalled', 'hold', 'reverted', 'lastJournal', 'record'])
+const STATE_KEYS = new Set(['format', 'current', 'newestVerified', 'topInstalled', 'hold', 'reverted', 'lastJournal', 'retained', 'record'])
 const REVERT_KEYS = new Set(['rev', 'to', 'at', 'phase', 'reason'])
 const REV_KEY = /^[1-9][0-9]*$/
 const isRevert = (r: unknown): boolean => isObject(r) && onlyKeys(r, REVERT_KEYS) && isInt(r.rev, 1) && isInt(r.to, 0) && isStr(r.at) &&
@@ -38,6 +38,7 @@ function isState(v: unknown): v is WorkingCopyState {
   return isObject(v) && onlyKeys(v, STATE_KEYS) && v.format === 1 && isInt(v.current, 0) && isInt(v.newestVerified, 0) && isInt(v.topInstalled, 0) &&
     (v.hold === undefined || isInt(v.hold, 1)) && (v.reverted === undefined || (Array.isArray(v.reverted) && v.reverted.every(isRevert))) &&
     (v.lastJournal === undefined || isStr(v.lastJournal)) &&
+    (v.retained === undefined || (Array.isArray(v.retained) && v.retained.length <= 1000 && v.retained.every((r) => isInt(r, 1)))) &&
     isObject(v.record) && Object.entries(v.record).every(([k, h]) => REV_KEY.test(k) && isStr(h, HEX64))
 }
 

@@ -52,6 +52,11 @@ export const WorkingCopyStateSchema = z.object({
   /** Id of the last committed apply journal (tells recovery whether a journal committed). */
   lastJournal: z.string().optional(),
   /**
+   * The revisions whose files the history store held in full after the last retain (R-ROLLBACK):
+   * an update that changes nothing and keeps the same revisions skips listing and collecting it.
+   */
+  retained: z.array(z.number().int().min(1)).max(1000).optional(),
+  /**
    * The client's own record of the release history, rev → manifest SHA-256, from verified
    * manifests and their `parent` links. Entries are written once and never changed.
    */

@@ -13,7 +13,11 @@ import { TreeStore } from './tree-store.ts'
 // The format-2 codecs (zod, the envelope) load only when a format-2 revision is read: `status
 // --offline` of a format-1 copy stays without them (issue 13 item 1, test/integration/startup-modules).
 import type { SignedRelease2 } from '../../formats/release.ts'
+import type { TreeNode } from '../../formats/tree-node.ts'
 import { initialState, readConfig, readState, writeConfig, writeState, type WorkingCopyConfig, type WorkingCopyState } from './meta.ts'
+
+/** Decoded tree nodes a working copy keeps between walks (a node may hold thousands of entries). */
+const DECODED_NODES_MAX = 50_000
 
 export class WorkingCopy {
   readonly layout: WorkingCopyLayout
@@ -23,6 +27,8 @@ export class WorkingCopy {
   readonly history: BlobStore
   /** Format-2 release documents and tree nodes (docs/formats.md §1.3, §1.6). */
   readonly trees: TreeStore
+  /** Format-2 nodes checked and decoded by this process's walks, by hash (walkTree). */
+  private readonly decodedNodes = new Map<string, TreeNode>()
   /** The root of trust chain and fresh statements this copy verified (issue 10 item 7); empty for a copy that pinned only a key. */
   readonly trust: TrustStore
 
@@ -116,7 +122,9 @@ export class WorkingCopy {
     }
     const { walkTree } = await import('../../formats/tree-builder.ts')
     const out = new Map<string, Entry>()
-    for (const { content: _content, ...e } of await walkTree(r2.release.tree, get)) out.set(e.path, e)
+    // A bound on what a long-lived copy keeps (a node holds up to thousands of entries).
+    if (this.decodedNodes.size > DECODED_NODES_MAX) this.decodedNodes.clear()
+    for (const { content: _content, ...e } of await walkTree(r2.release.tree, get, this.decodedNodes)) out.set(e.path, e)
     return out
   }
 }
