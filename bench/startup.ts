@@ -147,7 +147,7 @@ export async function runStartupBench(o: StartupBenchOptions): Promise<BenchResu
       notes: [
         `Load average (1 / 5 / 15 min) ${fmtLoad(loadBefore)} before and ${fmtLoad(loadAfter)} after the timed runs (a shared machine: figures are upper bounds when it is busy).`,
         `The working copy: ${o.files} files, made by init --adopt from a local signed release; status reports ${current} paths current.`,
-        'upswarm runs from the build in dist/ (plain JavaScript, esbuild); each command loads only its own chunks, and none of the three loads zod, xstate or the NATS client (test/integration/startup-modules.test.ts; docs/decisions.md).',
+        'upswarm runs from the build in dist/ (one plain-JavaScript bundle, esbuild, compiled through V8\'s code cache; the warm-up runs write the cache); each command runs only the modules it uses, and none of the three runs zod, xstate or the NATS client (test/integration/startup-modules.test.ts; docs/decisions.md).',
       ],
     })
   } finally {

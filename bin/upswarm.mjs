@@ -43,8 +43,6 @@ function runWithCodeCache(source) {
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: bundle,
     ...(cachedData ? { cachedData } : {}),
-    // The bundle imports ES-only packages (e.g. @statelyai/inspect) with import().
-    importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER ?? ((specifier) => import(specifier)),
   })
   const command = commandOf(args)
   if (process.env.UPSWARM_TIMINGS) process.stderr.write(`upswarm timings: code cache ${!cachedData ? 'none' : script.cachedDataRejected ? 'rejected' : 'used'}\n`)
@@ -65,6 +63,10 @@ function runWithCodeCache(source) {
   const module = { exports: {} }
   script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, dirname(bundle))
 }
+
+// The bundle's import() of node: modules and ES-only packages comes here (scripts/build.mjs,
+// routeDynamicImports): a vm.Script has no import() of its own.
+globalThis.__upswarmImport = (specifier) => import(specifier)
 
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   printVersion()

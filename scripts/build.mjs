@@ -17,7 +17,7 @@
 // writes esbuild's metafile (dist/meta.json: which output bytes come from which module) for the
 // tests that check what a command runs.
 import { build } from 'esbuild'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -43,7 +43,25 @@ const externalPackages = {
  * `import.meta.url` has no meaning in CommonJS: the bundle defines it as its own file's URL
  * (infra/project-root.ts finds package.json above it).
  */
-const META_URL_BANNER = "const __upswarmMetaUrl = require('node:url').pathToFileURL(__filename).href;"
+const META_URL_BANNER = "const __upswarmMetaUrl = require('node:url').pathToFileURL(__filename).href;" +
+  // See routeDynamicImports.
+  " const __uimp = (s) => (globalThis.__upswarmImport ?? ((x) => import(x)))(s);"
+
+/**
+ * The bundle's import() of what stays outside it (node: modules, ES-only packages such as
+ * @statelyai/inspect) goes through `__uimp`, which bin/upswarm.mjs points at its own import():
+ * a script compiled with vm.Script has no module loader of its own for import() (node 20 offers
+ * only an experimental one, with a warning on stderr). The rename keeps the length (7
+ * characters), so the source map still fits; the count must match the metafile's.
+ */
+async function routeDynamicImports(metafile) {
+  const text = await readFile(ENTRY, 'utf8')
+  const routed = text.replace(/\bimport\("/g, '__uimp("')
+  const found = (text.match(/\bimport\("/g) ?? []).length
+  const expected = metafile.outputs[relative(ROOT, ENTRY)].imports.filter((i) => i.kind === 'dynamic-import' && i.external).length
+  if (found !== expected) throw new Error(`build: ${found} import("…") in ${ENTRY}, but the metafile lists ${expected} dynamic imports left outside the bundle`)
+  await writeFile(ENTRY, routed)
+}
 
 export const FILE_STATUS_TABLE = join(ROOT, 'machines', 'generated', 'file-status-table.ts')
 
@@ -85,6 +103,7 @@ export async function buildDist({ keepGenerated = !!process.env.UPSWARM_KEEP_GEN
     logLevel: 'warning',
     metafile: true,
   })
+  await routeDynamicImports(metafile)
   await writeFile(join(DIST, 'meta.json'), JSON.stringify(metafile))
 }
 
