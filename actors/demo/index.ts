@@ -3,7 +3,7 @@
 // processes with working copies at r1, publishes r2 and lets the clients upgrade through the
 // swarm, in a staged rollout (issue 16: 50% of the fleet first, then all); then rolls one client
 // back, offline. Ends with a summary (or JSON).
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { formatBytes } from '../cli/output.ts'
@@ -44,6 +44,8 @@ export interface DemoSummary {
   rollback: { client: string; from: number; to: number; source: string; seconds: number }
   /** Issue 16: r2 went to the clients whose stage is in the first half, then to all; those outside waited at r1. */
   staged: { firstHalf: string[]; waitedAtR1: boolean }
+  /** Issue 16 item 2: r3 failed the clients' health check; they went back to r2 and the notary halted it. */
+  halt: { rev: number; reverted: string[]; seq: number; seconds: number; allBackAtR2: boolean }
   totalSeconds: number
 }
 
@@ -70,7 +72,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
 
     say(`▸ ${opts.clients} clients: upswarm init (working copies at r1), then upswarm daemon --auto`)
     const clients = await Promise.all(Array.from({ length: opts.clients }, (_, i) => swarm.addClient(`c${i + 1}`)))
-    await Promise.all(clients.map((c) => c.start()))
+    // Issue 16 item 2: every daemon checks the program after each install; r3 below breaks it.
+    await Promise.all(clients.map((c) => c.start(['--health-cmd', HEALTH_CMD, '--health-timeout', '20'])))
 
     const mutated = await mutateTree(src, { seed: 'demo-r2', changeFraction: 0.2, add: 12, remove: 6 })
     // And a fix inside some files: 4 KiB overwritten in place, what deltas are for.
@@ -124,6 +127,23 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const after = await swarm.stats()
     const servers = serverShares(before.servers, after.servers)
 
+    // Issue 16 item 2: r3 breaks the program. The clients that install it fail their health
+    // check, go back to r2 on their own and alert; at --max-failures distinct clients the
+    // notary halts r3, and no other client installs it.
+    await writeFile(join(src, 'BROKEN'), 'this build does not start\n')
+    await swarm.publish(src, '3.0.0')
+    await swarm.serversSynced(3)
+    say(`▸ published r3, which breaks the program (the daemons' health check: ${HEALTH_CMD}); upswarm rollout r3 --percent 100`)
+    const haltStart = Date.now()
+    await rolloutAt(3, FULL)
+    const halted = await swarm.haltOf(3, 180_000)
+    const haltSeconds = (Date.now() - haltStart) / 1000
+    say(`▸ the notary halted r3 ${haltSeconds.toFixed(1)} s after its rollout (statement seq ${halted.seq}): it failed on enough distinct clients`)
+    const backAtR2 = await everyAt(clients, 2, status, 120_000)
+    const reverted = clients.filter((c) => c.events.some((e) => e.event === 'update.reverted' && (e as { rev?: number }).rev === 3))
+    say(`▸ r3 failed its health check on ${reverted.length} client(s) (${reverted.map((c) => c.name).join(', ') || 'none'}): each went back to r2 by itself and alerted; ` +
+      `${backAtR2 ? `all ${clients.length} clients at r2` : 'NOT all clients back at r2'}, and r3 stays halted`)
+
     // Roll one client back to r1: its daemon stops, the rollback uses only local history.
     const victim = clients[0]!
     await victim.stop()
@@ -153,15 +173,30 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       trust,
       rollback,
       staged: { firstHalf: inside.map((c) => c.name), waitedAtR1 },
+      halt: { rev: 3, reverted: reverted.map((c) => c.name), seq: halted.seq, seconds: haltSeconds, allBackAtR2: backAtR2 },
       totalSeconds: (Date.now() - started) / 1000,
     }
     if (opts.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`)
     else say(render(summary))
-    if (!allCurrent || !waitedAtR1) process.exitCode = 1
+    if (!allCurrent || !waitedAtR1 || !backAtR2) process.exitCode = 1
     return summary
   } finally {
     await swarm.stop()
     if (!opts.keep) await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** The daemons' health check (issue 16 item 2): the program "starts" unless the release ships BROKEN. */
+const HEALTH_CMD = 'test ! -e "$UPSWARM_DIR/BROKEN"'
+
+/** Whether every client's working copy is at `rev` within `timeoutMs` (a client mid-revert gets there). */
+async function everyAt(clients: { dir: string }[], rev: number, status: (dir: string) => Promise<{ rev: number }>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const revs = await Promise.all(clients.map(async (c) => (await status(c.dir).catch(() => ({ rev: -1 }))).rev))
+    if (revs.every((r) => r === rev)) return true
+    if (Date.now() > deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, 250))
   }
 }
 
@@ -191,6 +226,7 @@ function render(s: DemoSummary): string {
     `verified: ${s.verified.clients} working copies, all files current at r2: ${s.verified.allCurrentAtR2 ? 'yes' : 'NO'}`,
     `root of trust: clients pinned root version ${s.trust.rootVersion}; ${s.trust.clientsWithFreshStatement} of ${s.clients} hold the notary's fresh statement (newest vouched r${s.trust.newestVouched})`,
     `staged rollout: r2 at 50% reached ${s.staged.firstHalf.join(', ') || 'no client'} first; the others ${s.staged.waitedAtR1 ? 'waited at r1' : 'did NOT wait'} until 100%`,
+    `automatic halt: r${s.halt.rev} failed its health check on ${s.halt.reverted.length} client(s), which went back to r2 by themselves; the notary halted it ${s.halt.seconds.toFixed(1)} s after its rollout; all clients back at r2: ${s.halt.allBackAtR2 ? 'yes' : 'NO'}`,
     `rollback of ${s.rollback.client}: r${s.rollback.from} → r${s.rollback.to} from ${s.rollback.source} history in ${s.rollback.seconds.toFixed(1)} s`,
     `total ${s.totalSeconds.toFixed(1)} s`,
   ].join('\n')

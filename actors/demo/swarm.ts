@@ -10,7 +10,7 @@ import { spawnGuarded, stopChild } from '../../infra/cluster/children.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import { UpswarmError } from '../../infra/errors.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
-import { proxySubject, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
+import { proxySubject, rolloutSubject, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/service.ts'
 import { generatePublisherKey, type PublisherKey } from '../../infra/release/keys.ts'
 import { deploymentEnv, issueClientCreds, up, type Launched, type UpOptions } from '../launcher/index.ts'
@@ -188,7 +188,7 @@ export class Swarm {
     const ep = this.launched.endpoints
     if (!ep.root || !ep.rootKey || this.rooted.has(this.product)) return
     const { addProductToDeployment } = await import('../root-holder/index.ts')
-    await addProductToDeployment(this.nc, { root: ep.root, rootKey: ep.rootKey }, this.product, this.key.publicKey, this.formats)
+    await addProductToDeployment(this.nc, { root: ep.root, rootKey: ep.rootKey, haltKey: ep.haltKey }, this.product, this.key.publicKey, this.formats)
     this.rooted.add(this.product)
   }
 
@@ -215,6 +215,30 @@ export class Swarm {
     clearTimeout(timer)
     sub.unsubscribe()
     if (pending.size > 0) throw new UpswarmError('UPSWARM_E_TIMEOUT', `servers ${[...pending].join(', ')} did not sync r${rev} within ${timeoutMs} ms`)
+  }
+
+  /**
+   * Resolves with the halt statement of `rev` (issue 16 item 2: the notary signs it when the
+   * release failed on enough clients), heard on the product's rollout subject or already stored.
+   */
+  async haltOf(rev: number, timeoutMs: number): Promise<{ seq: number }> {
+    const [{ readRootFile }, { readRollouts, verifyProductRollout }, { decidingStatements }] = await Promise.all([
+      import('../../infra/formats/deployment-root.ts'), import('../../infra/formats/rollout-stream.ts'), import('../../infra/formats/rollout.ts')])
+    const { root } = (await readRootFile(this.launched.endpoints.root!)).signed
+    const sub = this.nc.subscribe(rolloutSubject(this.product))
+    const timer = setTimeout(() => sub.unsubscribe(), timeoutMs)
+    try {
+      const held = decidingStatements((await readRollouts(this.nc, this.product, root)).statements.map((s) => s.rollout)).get(rev)
+      if (held?.state === 'halted') return { seq: held.seq }
+      for await (const msg of sub) {
+        const r = verifyProductRollout(msg.string(), root, this.product, 'the rollout subject')
+        if (r.rev === rev && r.state === 'halted') return { seq: r.seq }
+      }
+      throw new UpswarmError('UPSWARM_E_TIMEOUT', `r${rev} of ${this.product} was not halted within ${timeoutMs} ms`)
+    } finally {
+      clearTimeout(timer)
+      sub.unsubscribe()
+    }
   }
 
   async stats(): Promise<StatsReply> {

@@ -121,7 +121,7 @@ export interface Endpoints {
   trackerHttp?: string
   trackerUdp?: string
   /** Issue 16 item 5: each role's Prometheus metrics, http://127.0.0.1:PORT/metrics (docs/ops.md, "Metrics"). */
-  metrics?: { proxy?: string; tracker?: string; servers?: Record<string, string> }
+  metrics?: { proxy?: string; tracker?: string; notary?: string; servers?: Record<string, string> }
 }
 
 export interface Launched {
@@ -341,8 +341,11 @@ export async function up(opts: UpOptions): Promise<Launched> {
         }
         if (has('notary') && endpoints.root && endpoints.freshKey) {
           const args = ['notary', '--fresh-key', endpoints.freshKey, '--root', endpoints.root, '--data', join(dir, 'notary'),
-            ...(endpoints.haltKey ? ['--halt-key', endpoints.haltKey] : []), ...credsArgs('notary')]
-          starts.push(spawn('notary', 'notary', args, roleEnv, signal).then((ready) => log(`notary: root version ${String(ready.root)}`)))
+            ...(endpoints.haltKey ? ['--halt-key', endpoints.haltKey] : []), '--metrics-port', '0', ...credsArgs('notary')]
+          starts.push(spawn('notary', 'notary', args, roleEnv, signal).then((ready) => {
+            metrics.notary = String(ready.metrics)
+            log(`notary: root version ${String(ready.root)}`)
+          }))
         }
         const results = await Promise.allSettled(starts)
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')

@@ -11,6 +11,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { publish } from '../../actors/publisher/publish.ts'
 import type { Endpoints } from '../../actors/launcher/index.ts'
+import { addProductToDeployment } from '../../actors/root-holder/index.ts'
 import { connectNats } from '../../infra/nats/connect.ts'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
@@ -49,7 +50,7 @@ describe('metrics', { timeout: 240_000 }, () => {
 
   beforeAll(async () => {
     dir = await tempDir('upswarm-metrics-')
-    const up = spawn(process.execPath, [CLI, 'up', '--dir', dir.path, '--roles', 'nats,dht,servers,proxy,tracker', '--servers', '2', '--nats-nodes', '1'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const up = spawn(process.execPath, [CLI, 'up', '--dir', dir.path, '--roles', 'nats,dht,servers,proxy,tracker,notary', '--servers', '2', '--nats-nodes', '1'], { stdio: ['ignore', 'pipe', 'pipe'] })
     children.push(up)
     await started(up, (line) => line)
     ep = JSON.parse(readFileSync(join(dir.path, 'endpoints.json'), 'utf8')) as Endpoints
@@ -69,6 +70,10 @@ describe('metrics', { timeout: 240_000 }, () => {
     const servers = Object.entries(ep.metrics?.servers ?? {})
     expect(servers.map(([id]) => id).sort()).toEqual(['s1', 's2'])
     const urls = [ep.metrics!.proxy!, ep.metrics!.tracker!, ...servers.map(([, url]) => url)]
+    expect(ep.metrics!.notary).toMatch(/^http:\/\/127\.0\.0\.1:[0-9]+\/metrics$/)
+    const notaryBefore = await scrape(ep.metrics!.notary!)
+    expect(total(notaryBefore, 'upswarm_notary_root_version')).toBe(1)
+    for (const name of ['upswarm_notary_statements_total', 'upswarm_notary_halts_total', 'upswarm_notary_errors_total', 'upswarm_notary_last_statement_timestamp_seconds']) expect(notaryBefore.has(name)).toBe(true)
     for (const url of urls) expect(url).toMatch(/^http:\/\/127\.0\.0\.1:[0-9]+\/metrics$/)
     const scrapeAll = async () => {
       const [proxy, tracker, ...rest] = await Promise.all(urls.map(scrape))
@@ -89,6 +94,13 @@ describe('metrics', { timeout: 240_000 }, () => {
     const key = generatePublisherKey()
     await writeTree(join(dir.path, 'src'), { 'a.bin': randomContent(300_000), 'b.txt': 'b\n' })
     const publisher = await connectNats(ep.nats!, 'metrics-publisher', { creds: ep.creds!.publisher, tlsCa: ep.tlsCa! })
+    // The product joins the root (as `upswarm root edit --dir D --add-product` does): the notary signs its freshness.
+    const admin = await connectNats(ep.nats!, 'metrics-admin', { creds: ep.creds!.admin, tlsCa: ep.tlsCa! })
+    try {
+      await addProductToDeployment(admin, { root: ep.root!, rootKey: ep.rootKey! }, product, key.publicKey)
+    } finally {
+      await admin.close()
+    }
     try {
       await publish({ nc: publisher, src: join(dir.path, 'src'), product, key, trust: ep.trust!, skipFeed: true })
     } finally {
@@ -99,6 +111,11 @@ describe('metrics', { timeout: 240_000 }, () => {
       return total(m, 'upswarm_server_synced_revision', { product }) === 1 && total(m, 'upswarm_server_sync_lag_messages') === 0
     }))).every(Boolean), { timeout: 60_000, interval: 250 }).toBe(true)
     const synced = await scrapeAll()
+    // The notary signed the product's freshness on its release (statements, and when).
+    await expect.poll(async () => total(await scrape(ep.metrics!.notary!), 'upswarm_notary_statements_total', { product }), { timeout: 30_000, interval: 250 }).toBeGreaterThanOrEqual(1)
+    const notary = await scrape(ep.metrics!.notary!)
+    expect(total(notary, 'upswarm_notary_root_version')).toBe(2)
+    expect(total(notary, 'upswarm_notary_last_statement_timestamp_seconds', { product })).toBeGreaterThan(Date.now() / 1000 - 600)
     const env = { ...process.env, UPSWARM_NATS: ep.nats!.join(','), UPSWARM_CREDS: ep.creds!.client, UPSWARM_TLS_CA: ep.tlsCa!, UPSWARM_TRACKER: '', UPSWARM_BOOTSTRAP: '' }
     const wc = join(dir.path, 'wc')
     const init = JSON.parse((await exec(process.execPath, [CLI, 'init', wc, '--product', product, '--pubkey', key.publicKey, '--json'], { env })).stdout) as { to: number; bytesFromServers: number }
