@@ -44,6 +44,8 @@ function bytes(n) {
 
 const colorOf = (rev) => COLORS[(Number(rev) - 1) % COLORS.length]
 const percentText = (bp) => `${bp / 100}%`
+/** Times as the fleet's reports and the stream stamp them: UTC, HH:MM:SS. */
+const clock = (t) => new Date(t).toISOString().slice(11, 19)
 
 function say(text, isError) {
   const m = document.getElementById('message')
@@ -117,8 +119,8 @@ function drawChart(product, series) {
     chart.append(svg('text', { x: L - 4, y: y(n) + 3, 'text-anchor': 'end' }, n))
   }
   if (points.length) {
-    chart.append(svg('text', { x: L, y: H - 4 }, new Date(t0).toLocaleTimeString()))
-    chart.append(svg('text', { x: W - 8, y: H - 4, 'text-anchor': 'end' }, new Date(t1).toLocaleTimeString()))
+    chart.append(svg('text', { x: L, y: H - 4 }, clock(t0)))
+    chart.append(svg('text', { x: W - 8, y: H - 4, 'text-anchor': 'end' }, clock(t1)))
   }
   for (const rev of revs) {
     // A step line: the count holds until the next reading.
@@ -162,8 +164,8 @@ function productSection(p, series, old) {
     el('td', { class: 'num' }, `${(c.stage / 100).toFixed(2)}%`),
     el('td', {}, c.ring || ''),
     el('td', { class: `health-${c.health.state}` }, c.health.state + (c.health.reason ? `: ${c.health.reason}` : '')),
-    el('td', { class: 'num' }, c.last ? `r${c.last.from}→r${c.last.to}: ${bytes(c.last.bytesFromPeers)} peers, ${bytes(c.last.bytesFromServers)} servers` : ''),
-    el('td', { class: 'mono' }, c.storedAt.slice(11, 19)))))
+    el('td', {}, c.last ? `r${c.last.from}→r${c.last.to}: ${bytes(c.last.bytesFromPeers)} peers, ${bytes(c.last.bytesFromServers)} servers` : ''),
+    el('td', { class: 'mono' }, clock(c.storedAt)))))
   const s = p.peerShare
   const total = s.bytesFromPeers + s.bytesFromServers
   const bar = el('div', { class: 'bar' }, el('span', { class: 'peers' }), el('span', { class: 'servers' }))
@@ -204,7 +206,7 @@ function renderPool(state) {
         el('td', { class: 'mono synced' }, Object.entries(s.synced || {}).map(([p, r]) => `${p.slice(0, 8)}…=r${r}`).join(' ') || '–'),
         el('td', { class: 'num' }, s.requests),
         el('td', { class: 'num' }, bytes(s.bytesServed || 0)),
-        el('td', { class: 'mono' }, String(s.lastSeen || '').slice(11, 19)))))))
+        el('td', { class: 'mono' }, s.lastSeen ? clock(s.lastSeen) : ''))))))
 }
 
 function describeAlert(a) {
@@ -233,7 +235,7 @@ function render(state) {
   link.hidden = !state.inspectUrl
   if (state.inspectUrl) link.href = state.inspectUrl
   document.getElementById('inspect-note').hidden = !!state.inspectUrl
-  document.getElementById('updated').textContent = state.at ? `read ${new Date(state.at).toLocaleTimeString()}${state.console.error ? ` — last reading failed: ${state.console.error.message}` : ''}` : 'first reading…'
+  document.getElementById('updated').textContent = state.at ? `read ${clock(state.at)} UTC${state.console.error ? ` — last reading failed: ${state.console.error.message}` : ''}` : 'first reading…'
   const products = document.getElementById('products')
   const fleet = state.fleet
   if (fleet && fleet.products.length) {
