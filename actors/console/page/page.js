@@ -92,11 +92,12 @@ function releaseRow(product, rev) {
     b.addEventListener('click', () => control(product, rev, action, action === 'pause' || action === 'halt' ? undefined : percentOf(percent)))
     return b
   }
+  // Revision 0 is "nothing installed yet": no release to roll out.
   row = el('tr', { 'data-product': product, 'data-rev': rev },
-    el('td', { class: 'mono' }, `r${rev}`),
+    el('td', { class: 'mono' }, rev === 0 ? 'none yet' : `r${rev}`),
     el('td', { class: 'num clients' }),
     el('td', { class: 'rollout' }),
-    el('td', {}, el('span', { class: 'controls' }, percent, button('percent', 'Set %'), button('pause', 'Pause'), button('resume', 'Resume'), button('halt', 'Halt'))))
+    el('td', {}, rev === 0 ? null : el('span', { class: 'controls' }, percent, button('percent', 'Set %'), button('pause', 'Pause'), button('resume', 'Resume'), button('halt', 'Halt'))))
   releaseRows.set(key, row)
   return row
 }
@@ -238,6 +239,9 @@ function render(state) {
   document.getElementById('updated').textContent = state.at ? `read ${clock(state.at)} UTC${state.console.error ? ` — last reading failed: ${state.console.error.message}` : ''}` : 'first reading…'
   const products = document.getElementById('products')
   const fleet = state.fleet
+  // Rows of releases no longer listed are let go (a typed percent goes with them).
+  const listed = new Set((fleet ? fleet.products : []).flatMap((p) => p.releases.map((r) => `${p.product}/${r.rev}`)))
+  for (const key of releaseRows.keys()) if (!listed.has(key)) releaseRows.delete(key)
   if (fleet && fleet.products.length) {
     const old = new Map([...products.querySelectorAll('.product')].map((n) => [n.dataset.product, n]))
     products.replaceChildren(...fleet.products.map((p) => productSection(p, state.series, old.get(p.product))))
