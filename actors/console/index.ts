@@ -8,7 +8,9 @@
 // body and the token in a header (another local page cannot send one without a CORS preflight,
 // which is never answered), and bad input is refused with a message and changes nothing.
 // The data sources (fleet view, rollout, pool stats, alerts) are given by the command that starts
-// it (actors/cli/console.ts): this role imports no other role (issue 12 item 1).
+// it (actors/cli/console.ts): this role imports no other role (issue 12 item 1). What it shows: the
+// pool the proxy balances over and each server's synced revisions (R-PROXY, R-SERVER), the bytes
+// clients took from peers against servers (R-ACCEL-2), and the administrators' alerts (R-STATUS-3).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'

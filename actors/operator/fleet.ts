@@ -42,10 +42,11 @@ export interface FleetView {
 export async function fleetView(nc: NatsConnection, product?: string): Promise<FleetView> {
   const bad: BadFleetReport[] = []
   const reports = await readFleet(nc, product, bad)
-  const byProduct = new Map<string, StoredFleetReport[]>()
-  if (product !== undefined) byProduct.set(product, [])
-  for (const r of reports) byProduct.set(r.product, [...(byProduct.get(r.product) ?? []), r])
   const root = (await newestRoot(nc))?.signed.root
+  const byProduct = new Map<string, StoredFleetReport[]>()
+  // Every product of the root is listed, reported on or not, so its first release can be rolled out (issue 16 item 4).
+  for (const p of product !== undefined ? [product] : Object.keys(root?.products ?? {})) byProduct.set(p, [])
+  for (const r of reports) byProduct.set(r.product, [...(byProduct.get(r.product) ?? []), r])
   const products: ProductFleet[] = []
   const jsm = await jetstreamManager(nc, { checkAPI: false })
   for (const [p, clients] of [...byProduct].sort(([a], [b]) => a.localeCompare(b))) {

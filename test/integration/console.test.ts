@@ -138,8 +138,9 @@ describe('console doors', { timeout: 120_000 }, () => {
     const paused = await post(withKey, { product, rev: 1, action: 'pause' })
     expect(((await paused.json()) as { result: { state: string; percent: number } }).result).toMatchObject({ state: 'paused', percent: 5_000 })
     expect(await statements()).toBe(2)
-    // No client has reported: the fleet is empty, and the sampler goes on reading it.
-    expect((await state(withKey)).fleet).toMatchObject({ products: [] })
+    // No client has reported: the product of the root is listed with r1 and its rollout as the page's next reading says.
+    await expect.poll(async () => (await state(withKey)).fleet, { timeout: 15_000 })
+      .toMatchObject({ products: [{ product, published: 1, clients: [], releases: [{ rev: 1, clients: [], rollout: { state: 'paused', percent: 5_000, seq: 2 } }] }] })
     await expect.poll(async () => (await state(withKey)).series.length, { timeout: 15_000 }).toBeGreaterThan(1)
   })
 })

@@ -246,7 +246,7 @@ function render(state) {
     const old = new Map([...products.querySelectorAll('.product')].map((n) => [n.dataset.product, n]))
     products.replaceChildren(...fleet.products.map((p) => productSection(p, state.series, old.get(p.product))))
   } else {
-    products.replaceChildren(el('p', { class: 'empty' }, fleet ? 'no client has reported yet' : 'first reading…'))
+    products.replaceChildren(el('p', { class: 'empty' }, fleet ? 'no product in the root and no client has reported yet' : 'first reading…'))
   }
   renderPool(state)
   renderAlerts(state)
