@@ -6,7 +6,7 @@
 // is published, a rollout at 50% is started by filling in and clicking the page's controls
 // (percent 150 first: refused on the page, nothing appended); exactly the two clients in the first
 // half move to r2 and the page shows them there; resumed at 100% from the page, all four reach r2
-// and the page shows it. The page as it ends is the README's picture (docs/images/console.png).
+// and the page shows it, with the server synced to r2 and an alert a client sent. The page as it ends is the README's picture (docs/images/console.png).
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -27,6 +27,7 @@ import { appendRoot, newestRoot } from '../../infra/formats/meta-stream.ts'
 import { rootBody, rootText, signRoot } from '../../infra/formats/root.ts'
 import { readRollouts } from '../../infra/formats/rollout-stream.ts'
 import { stageOf } from '../../infra/formats/rollout.ts'
+import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { credsClaims } from '../../infra/nats/identity.ts'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
@@ -140,7 +141,7 @@ describe('console page in Chromium', { timeout: 240_000 }, () => {
     await row.locator(`button[data-action="${action}"]`).click()
   }
 
-  it('console — a rollout started from the page at 50% reaches exactly the clients in the first half and the page shows them move; resumed at 100% from the page, all', async () => {
+  it('console — a rollout started from the page at 50% reaches exactly the clients in the first half and the page shows them move; resumed at 100% from the page, all; the pool shows the server synced to r2 and an alert a client sent appears', async () => {
     const page = await browser!.newPage()
     // Anything the page asks for beyond the console itself would be a CDN: there must be none.
     const elsewhere: string[] = []
@@ -191,6 +192,10 @@ describe('console page in Chromium', { timeout: 240_000 }, () => {
     await expect(page.locator(`#product-${product} svg.chart path[data-rev="1"]`).count()).resolves.toBe(1)
     await expect(page.locator(`#product-${product} svg.chart path[data-rev="2"]`).count()).resolves.toBe(1)
     await expect(page.locator(`#product-${product} .offload`).textContent()).resolves.toMatch(/from peers, .* from servers; peer share \d/)
+    await expect.poll(() => page.locator('#pool-body tr[data-server] .synced').textContent(), { timeout: 10_000 }).toBe(`${product.slice(0, 8)}…=r2`)
+    // An alert a client sends (R-STATUS-3) appears with who sent it.
+    await jetStreamAlertSink(clients[0]!.nc).publish({ product, clientId: clients[0]!.name, path: 'etc/app.ini', rev: 2, targetRev: 2 })
+    await expect.poll(() => page.locator('#alert-list li').textContent(), { timeout: 15_000 }).toContain(`${clients[0]!.name}: etc/app.ini: changed by hand and out of date (at r2)`)
     expect(elsewhere).toEqual([])
 
     // The README's picture: written when missing or asked for (UPSWARM_SCREENSHOT=1), so that a

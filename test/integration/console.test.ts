@@ -4,7 +4,7 @@
 // another origin, a form's content type, a GET or a foreign Host is refused; bad input (percent
 // 150, an unknown revision or product, a malformed product) gets an error that names it and
 // appends no statement; a good control appends one and the state shows it. Without a key the
-// controls say why they are off.
+// controls say why they are off. Alerts reach the state as they are stored, each once, in order.
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -13,6 +13,7 @@ import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { appendRoot, newestRoot } from '../../infra/formats/meta-stream.ts'
 import { rootBody, rootText, signRoot } from '../../infra/formats/root.ts'
 import { readRollouts } from '../../infra/formats/rollout-stream.ts'
+import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { generatePublisherKey, writeKeyFile } from '../../infra/release/keys.ts'
 import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
@@ -25,6 +26,7 @@ describe('console doors', { timeout: 120_000 }, () => {
   let admin: NatsConnection
   let withKey: ConsoleProcess
   let withoutKey: ConsoleProcess
+  let client: NatsConnection
   const product = newProduct()
   const pub = generatePublisherKey()
   const rootKey = generatePublisherKey()
@@ -35,6 +37,7 @@ describe('console doors', { timeout: 120_000 }, () => {
     cluster = own.cluster
     const caFile = own.authority.paths.caFile
     admin = await own.connect('console-admin')
+    client = await own.connect('console-client', { kind: 'client', name: 'console-c1' })
     const publisher = await connectNats(cluster.urls, 'console-publisher', { creds: (await own.authority.issue({ kind: 'publisher', name: 'publisher' })).file, tlsCa: caFile })
     const root = signRoot(rootBody({ version: 1, expiresMs: Date.now() + 86_400_000, rootKeys: [rootKey.publicKey], rootThreshold: 1, freshKeys: [rootKey.publicKey], products: { [product]: { publish: [pub.publicKey] } } }), [rootKey])
     await appendRoot(admin, rootText(root))
@@ -51,6 +54,7 @@ describe('console doors', { timeout: 120_000 }, () => {
   afterAll(async () => {
     await withKey?.stop()
     await withoutKey?.stop()
+    await client?.close()
     await admin?.close()
     await cluster?.stop()
     await dir?.cleanup()
@@ -142,5 +146,18 @@ describe('console doors', { timeout: 120_000 }, () => {
     await expect.poll(async () => (await state(withKey)).fleet, { timeout: 15_000 })
       .toMatchObject({ products: [{ product, published: 1, clients: [], releases: [{ rev: 1, clients: [], rollout: { state: 'paused', percent: 5_000, seq: 2 } }] }] })
     await expect.poll(async () => (await state(withKey)).series.length, { timeout: 15_000 }).toBeGreaterThan(1)
+  })
+
+  it('console — alerts reach the state as the stream stores them: each once, oldest first, with who sent it', async () => {
+    type State = { alerts: Array<{ seq: number; from: string; product: string; body: { path?: string } }> }
+    const alerts = async (): Promise<State['alerts']> => ((await (await fetch(new URL('/api/state', withKey.origin), { headers: { authorization: `Bearer ${withKey.token}` } })).json()) as State).alerts
+    const sink = jetStreamAlertSink(client)
+    await sink.publish({ product, clientId: 'console-c1', path: 'etc/app.ini', rev: 1, targetRev: 2 })
+    await expect.poll(async () => (await alerts()).map((a) => a.body.path), { timeout: 15_000 }).toEqual(['etc/app.ini'])
+    await sink.publish({ product, clientId: 'console-c1', path: 'bin/tool', rev: 1, targetRev: 2 })
+    await expect.poll(async () => (await alerts()).map((a) => a.body.path), { timeout: 15_000 }).toEqual(['etc/app.ini', 'bin/tool'])
+    const listed = await alerts()
+    expect(listed.map((a) => ({ from: a.from, product: a.product }))).toEqual([{ from: 'console-c1', product }, { from: 'console-c1', product }])
+    expect(listed[1]!.seq).toBeGreaterThan(listed[0]!.seq)
   })
 })
