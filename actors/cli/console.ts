@@ -4,7 +4,7 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import { dirname } from 'node:path'
-import { action, credsOption, intArg, natsOption, tlsCaOption } from './common.ts'
+import { action, credsOption, inspectIfAsked, inspectOption, intArg, natsOption, tlsCaOption } from './common.ts'
 import { runRole } from './role.ts'
 
 /** Where the page listens unless --port says otherwise (inspect's is 8090). */
@@ -19,7 +19,7 @@ export function registerConsoleCommand(program: Command): void {
     .option('--inspect-url <url>', 'the inspection page (`upswarm inspect`) the console links to for the live statecharts')
     .option('--token-file <file>', "also write this run's token to FILE (mode 0600), for agents and `up`")
     .option('--sample-interval <seconds>', 'how often the console reads the fleet, the pool and the alerts', intArg('--sample-interval'), 5)
-    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption())
+    .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(inspectOption())
     .action(action(async (o) => {
       const { UpswarmError } = await import('../../infra/errors.ts')
       if (o.sampleInterval < 1) throw new UpswarmError('UPSWARM_E_CONFIG', `--sample-interval ${o.sampleInterval}: at least 1 second`)
@@ -30,6 +30,7 @@ export function registerConsoleCommand(program: Command): void {
         import('../../infra/store/working-copy/atomic.ts')])
       const key = o.rolloutKey ? await readKeyFile(String(o.rolloutKey)) : undefined
       const nc = await connectNats(o.nats, 'upswarm-console', o)
+      const inspecting = await inspectIfAsked(o, 'console', nc)
       await runRole('console', async () => {
         const fleetConsole = await startConsole({
           port: o.port,
@@ -50,7 +51,7 @@ export function registerConsoleCommand(program: Command): void {
         })
         if (o.tokenFile) await writeFileAtomic(String(o.tokenFile), `${fleetConsole.token}\n`, dirname(String(o.tokenFile)), 0o600)
         process.stderr.write(`console: the fleet at ${fleetConsole.url}${key ? `; controls sign with ${key.publicKey}` : '; controls off (no --rollout-key)'}\n`)
-        return { ready: { url: fleetConsole.url, origin: fleetConsole.origin }, close: async () => { await fleetConsole.close(); await nc.drain() } }
+        return { ready: { url: fleetConsole.url, origin: fleetConsole.origin }, close: async () => { await fleetConsole.close(); await inspecting.stop(); await nc.drain() } }
       })
     }))
 }

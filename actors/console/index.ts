@@ -16,9 +16,10 @@ import { readFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { createActor, fromPromise, type ActorOptions, type AnyActorLogic } from 'xstate'
+import { createActor, fromPromise } from 'xstate'
 import { z } from 'zod'
 import { UpswarmError, errorMessage, isUpswarmError, type ErrorCode } from '../../infra/errors.ts'
+import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
 import { consoleSamplerMachine, type ConsoleReading, type FleetCounts } from '../../machines/console-sampler.machine.ts'
 
@@ -76,7 +77,6 @@ export interface ConsoleOptions {
   maxPoints?: number
   /** The token (default: 24 random bytes, base64url). */
   token?: string
-  inspect?: ActorOptions<AnyActorLogic>['inspect']
   log?: (line: string) => void
 }
 
@@ -194,7 +194,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<FleetConsole> 
         return { at, counts: fleetCounts(fleet), data }
       }),
     },
-  }), { input: { intervalMs, maxPoints: opts.maxPoints ?? Math.ceil(3_600_000 / intervalMs) }, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
+  }), { input: { intervalMs, maxPoints: opts.maxPoints ?? Math.ceil(3_600_000 / intervalMs) }, ...inspection() })
   sampler.subscribe({ error: (err) => log(`sampler stopped: ${errorMessage(err)}`) })
 
   const state = (): Record<string, unknown> => {

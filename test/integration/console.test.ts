@@ -5,6 +5,7 @@
 // 150, an unknown revision or product, a malformed product) gets an error that names it and
 // appends no statement; a good control appends one and the state shows it. Without a key the
 // controls say why they are off. Alerts reach the state as they are stored, each once, in order.
+// With --inspect, the sampler's statechart is inspected like any role's.
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,6 +15,7 @@ import { appendRoot, newestRoot } from '../../infra/formats/meta-stream.ts'
 import { rootBody, rootText, signRoot } from '../../infra/formats/root.ts'
 import { readRollouts } from '../../infra/formats/rollout-stream.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
+import { inspectSubject } from '../../infra/nats/names.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { generatePublisherKey, writeKeyFile } from '../../infra/release/keys.ts'
 import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
@@ -48,7 +50,7 @@ describe('console doors', { timeout: 120_000 }, () => {
     await writeKeyFile(keyFile, pub)
     const env: NodeJS.ProcessEnv = { ...process.env, UPSWARM_NATS: cluster.urls.join(','), UPSWARM_CREDS: (await own.authority.issue({ kind: 'admin', name: 'console' })).file, UPSWARM_TLS_CA: caFile }
     delete env.UPSWARM_ROLLOUT_KEY
-    ;[withKey, withoutKey] = await Promise.all([startConsoleProcess(env, '--rollout-key', keyFile, '--sample-interval', '1'), startConsoleProcess(env, '--sample-interval', '1')])
+    ;[withKey, withoutKey] = await Promise.all([startConsoleProcess(env, '--rollout-key', keyFile, '--sample-interval', '1', '--inspect'), startConsoleProcess(env, '--sample-interval', '1')])
   }, 120_000)
 
   afterAll(async () => {
@@ -159,5 +161,19 @@ describe('console doors', { timeout: 120_000 }, () => {
     const listed = await alerts()
     expect(listed.map((a) => ({ from: a.from, product: a.product }))).toEqual([{ from: 'console-c1', product }, { from: 'console-c1', product }])
     expect(listed[1]!.seq).toBeGreaterThan(listed[0]!.seq)
+  })
+
+  it('console — with --inspect, its sampler statechart goes out on upswarm.inspect.console.<identity>, reading after reading', async () => {
+    const sub = admin.subscribe(inspectSubject('console', 'console'))
+    // A reading a second: both states within a few; the deadline ends the wait with what was seen.
+    const deadline = setTimeout(() => sub.unsubscribe(), 15_000)
+    const seen: string[] = []
+    for await (const m of sub) {
+      const e = m.json<{ type: string; snapshot?: { value?: unknown } }>()
+      if (e.type === '@xstate.snapshot' && typeof e.snapshot?.value === 'string') seen.push(e.snapshot.value)
+      if (seen.includes('sampling') && seen.includes('waiting')) break
+    }
+    clearTimeout(deadline)
+    expect(seen).toEqual(expect.arrayContaining(['sampling', 'waiting']))
   })
 })
