@@ -216,8 +216,8 @@ export async function startConsole(opts: ConsoleOptions): Promise<FleetConsole> 
   }
 
   let port = opts.port
-  const send = (res: ServerResponse, status: number, type: string, body: string | Buffer, extra: Record<string, string> = {}): void => {
-    res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': type, ...extra }).end(body)
+  const send = (res: ServerResponse, status: number, type: string, body: string | Buffer): void => {
+    res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': type }).end(body)
   }
   const json = (res: ServerResponse, status: number, body: unknown): void => send(res, status, 'application/json; charset=utf-8', JSON.stringify(body))
   const refuse = (res: ServerResponse, status: number, code: ErrorCode, message: string): void => json(res, status, { error: { code, message } })

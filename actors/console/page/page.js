@@ -236,7 +236,10 @@ function render(state) {
   link.hidden = !state.inspectUrl
   if (state.inspectUrl) link.href = state.inspectUrl
   document.getElementById('inspect-note').hidden = !!state.inspectUrl
-  document.getElementById('updated').textContent = state.at ? `read ${clock(state.at)} UTC${state.console.error ? ` — last reading failed: ${state.console.error.message}` : ''}` : 'first reading…'
+  const failed = state.console.error ? ` — the last reading failed: ${state.console.error.message}` : ''
+  const updated = document.getElementById('updated')
+  updated.textContent = `${state.at ? `read ${clock(state.at)} UTC` : 'first reading…'}${failed}`
+  updated.className = failed ? 'status down' : 'status'
   const products = document.getElementById('products')
   const fleet = state.fleet
   // Rows of releases no longer listed are let go (a typed percent goes with them).
