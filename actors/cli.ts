@@ -11,6 +11,7 @@ import { registerRootCommands } from './cli/root.ts'
 import { registerNotaryCommand } from './cli/notary.ts'
 import { registerInspectCommand } from './cli/inspect.ts'
 import { registerFleetCommand } from './cli/fleet.ts'
+import { registerConsoleCommand } from './cli/console.ts'
 import { registerSiteCommands } from './cli/sites.ts'
 import { reportError } from './cli/output.ts'
 
@@ -35,6 +36,7 @@ registerRootCommands(program)
 registerNotaryCommand(program)
 registerInspectCommand(program)
 registerFleetCommand(program)
+registerConsoleCommand(program)
 registerSiteCommands(program)
 
 /** Parses the command line and runs its command (main.ts calls it: no top-level await, so the build may be CommonJS). */

@@ -24,6 +24,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--tracker-http-port <port>', 'tracker HTTP port', intArg('--tracker-http-port'))
     .option('--tracker-udp-port <port>', 'tracker UDP port', intArg('--tracker-udp-port'))
     .option('--dht-port <port>', 'DHT bootstrap UDP port', intArg('--dht-port'))
+    .option('--console-port <port>', 'the fleet console on 127.0.0.1 (role console; default: a free port, in endpoints.json)', intArg('--console-port'))
     .option('--bootstrap <host:port>', 'DHT bootstrap to use when the dht role is not started here')
     // Issue 17 item 1: one role set per host (docs/deploy.md).
     .option('--listen <addr>', 'address every listener binds: NATS client/route/monitor ports, servers, proxy, tracker, DHT (default 127.0.0.1)')
@@ -81,6 +82,7 @@ export function registerClusterCommands(program: Command): void {
         trackerHttpPort: o.trackerHttpPort,
         trackerUdpPort: o.trackerUdpPort,
         dhtPort: o.dhtPort,
+        consolePort: o.consolePort,
         log,
       })
       log(`upswarm: ready; endpoints in ${launched.endpointsFile}`)

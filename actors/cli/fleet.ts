@@ -25,7 +25,7 @@ export function registerFleetCommand(program: Command): void {
 }
 
 function fleetLines(view: FleetView): string[] {
-  if (view.products.length === 0) return ['no client has reported yet']
+  if (view.products.length === 0) return ['no product in the root and no client has reported yet']
   const lines: string[] = []
   for (const p of view.products) {
     const share = p.peerShare.share === null ? '-' : `${(p.peerShare.share * 100).toFixed(1)}%`

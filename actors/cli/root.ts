@@ -110,6 +110,9 @@ export function registerRootCommands(program: Command): void {
         ...(o.haltKey ? { haltKeys: await productKeys(o.haltKey, '--halt-key') } : {}),
         // An `up` deployment's notary holds D/auth/halt-key.json: a product added there gets it as its halt key.
         ...(!o.haltKey && o.addProduct && paths && existsSync(paths.haltKeyFile) ? { haltKeys: [{ product: o.addProduct, keys: [await publicKeyOf(paths.haltKeyFile)] }] } : {}),
+        // Issue 16 item 4: and its console's rollout key, beside the publish key (a rollout role
+        // replaces the publish key's right to roll out, docs/formats.md §1.2: both are named).
+        ...(!o.rolloutKey && o.addProduct && paths && existsSync(paths.rolloutKeyFile) ? { rolloutKeys: [{ product: o.addProduct, keys: [await publicKeyOf(paths.rolloutKeyFile), publishKey!] }] } : {}),
         ...(o.setRootKey ? { rootKeys: await Promise.all((o.setRootKey as string[]).map(publicKeyOf)) } : {}),
         ...(o.threshold !== undefined ? { threshold: o.threshold } : {}),
         ...(o.freshKey ? { freshKeys: [await publicKeyOf(o.freshKey)] } : {}),

@@ -39,6 +39,8 @@ export interface UpOptions {
   trackerHttpPort?: number
   trackerUdpPort?: number
   dhtPort?: number
+  /** The fleet console's port on 127.0.0.1 (issue 16 item 4); 0 or unset: any free port. */
+  consolePort?: number
   /** With `natsUrls` (an existing cluster): the admin creds and CA to use there; default UPSWARM_CREDS / UPSWARM_TLS_CA. */
   creds?: string
   tlsCa?: string
@@ -114,6 +116,10 @@ export interface Endpoints {
   freshKey?: string
   /** The notary's halt key (issue 16 item 2): it halts a release that fails on enough clients of a product whose root names it. */
   haltKey?: string
+  /** Issue 16 item 4: the console's rollout key; `root edit --dir D --add-product` names it (with the publish key) as the product's rollout role. */
+  rolloutKey?: string
+  /** Issue 16 item 4: the fleet console on 127.0.0.1 and the file holding this run's token (0600): open URL?token=TOKEN. */
+  console?: { url: string; tokenFile: string }
   dhtBootstrap?: string
   http?: string
   /** sftp://host:port: the proxy's read-only SSH view of every release. */
@@ -182,9 +188,9 @@ export async function up(opts: UpOptions): Promise<Launched> {
     u.hostname = advertise.includes(':') ? `[${advertise}]` : advertise
     return u.toString().replace(/\/$/, '')
   }
-  const needsNats = has('servers') || has('proxy') || has('tracker') || has('notary')
+  const needsNats = has('servers') || has('proxy') || has('tracker') || has('notary') || has('console')
   if (needsNats && !has('nats') && !opts.natsUrls?.length) {
-    throw new UpswarmError('UPSWARM_E_CONFIG', 'roles servers/proxy/tracker/notary need NATS: include the nats role or pass --nats URLS')
+    throw new UpswarmError('UPSWARM_E_CONFIG', 'roles servers/proxy/tracker/notary/console need NATS: include the nats role or pass --nats URLS')
   }
   const children = new Map<string, ChildProcess>()
   const endpoints: Endpoints = { ...(opts.natsUrls?.length && !has('nats') ? { nats: opts.natsUrls } : {}) }
@@ -199,7 +205,8 @@ export async function up(opts: UpOptions): Promise<Launched> {
   // Each role runs with its own identity, never the admin's nor the caller's: on a cluster `up`
   // did not make, each role's creds file must be in D/auth/creds/ (`upswarm creds issue --role`).
   const credsArgs = (role: string): string[] => {
-    const [kind, name] = role.startsWith('server-') ? ['server', role.slice('server-'.length)] : [role, role]
+    // The console reads the whole fleet and appends rollout statements: an admin identity of its own (issue 16 item 4).
+    const [kind, name] = role.startsWith('server-') ? ['server', role.slice('server-'.length)] : role === 'console' ? ['admin', 'console'] : [role, role]
     // With --auth (issue 17), the deployment's identities are in that directory, not D/auth.
     const authDir = opts.authDir ? resolve(opts.authDir) : join(dir, 'auth')
     const file = made.roleCreds.get(role) ?? credsFileOf(authorityPaths(authDir).credsDir, { kind: kind as Identity['kind'], name })
@@ -258,6 +265,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
         for (const id of Object.keys(servers)) swarmServers[id] = await swarmIdentity('server', id)
         endpoints.swarmIdentities = { servers: swarmServers, client: await swarmIdentity('client', 'sample-client') }
         made.roleCreds.set('proxy', endpoints.creds.proxy).set('tracker', endpoints.creds.tracker).set('notary', endpoints.creds.notary)
+        if (has('console')) made.roleCreds.set('console', await issue('admin', 'console'))
         made.adminAuth = { creds: endpoints.creds.admin, tlsCa: authority.paths.caFile }
         log(`nats: ${cluster.nodes.length} nodes with JetStream at ${cluster.urls.join(', ')} (TLS, credentials in ${authority.paths.credsDir})`)
       }),
@@ -276,7 +284,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
             // unless it runs the notary: the root is the first host's, not one per host.
             if (!opts.coreDomain && (!opts.authDir || has('notary'))) {
               const root = await ensureDeploymentRoot(dir, nc)
-              Object.assign(endpoints, { root: root.rootFile, rootKey: root.rootKeyFile, freshKey: root.freshKeyFile, haltKey: root.haltKeyFile })
+              Object.assign(endpoints, { root: root.rootFile, rootKey: root.rootKeyFile, freshKey: root.freshKeyFile, haltKey: root.haltKeyFile, rolloutKey: root.rolloutKeyFile })
               log(`root: version ${root.version} in ${root.rootFile}${root.pushed ? ', pushed to UPSWARM_META' : ''}`)
             }
           } finally {
@@ -345,6 +353,16 @@ export async function up(opts: UpOptions): Promise<Launched> {
           starts.push(spawn('notary', 'notary', args, roleEnv, signal).then((ready) => {
             metrics.notary = String(ready.metrics)
             log(`notary: root version ${String(ready.root)}`)
+          }))
+        }
+        if (has('console')) {
+          // Issue 16 item 4: on 127.0.0.1 whatever --listen says; its controls sign with D's rollout key.
+          const tokenFile = join(opts.authDir ? resolve(opts.authDir) : join(dir, 'auth'), 'console-token')
+          const args = ['console', '--port', String(opts.consolePort ?? 0), '--token-file', tokenFile,
+            ...(endpoints.rolloutKey ? ['--rollout-key', endpoints.rolloutKey] : []), ...credsArgs('console')]
+          starts.push(spawn('console', 'console', args, roleEnv, signal).then((ready) => {
+            endpoints.console = { url: String(ready.origin), tokenFile }
+            log(`console: ${String(ready.url)}`)
           }))
         }
         const results = await Promise.allSettled(starts)

@@ -19,6 +19,12 @@ export interface DeploymentRoot {
   freshKeyFile: string
   /** Issue 16 item 2: the notary's halt key; `root edit --dir D --add-product` names it as the product's halt key. */
   haltKeyFile: string
+  /**
+   * Issue 16 item 4: the console's rollout key; `root edit --dir D --add-product` names it with
+   * the publish key as the product's rollout role, so the console's controls and the publisher's
+   * `upswarm rollout --key` both sign.
+   */
+  rolloutKeyFile: string
 }
 
 export const deploymentRootPaths = (dir: string): DeploymentRoot => ({
@@ -26,6 +32,7 @@ export const deploymentRootPaths = (dir: string): DeploymentRoot => ({
   rootKeyFile: join(dir, 'auth', 'root-key.json'),
   freshKeyFile: join(dir, 'auth', 'fresh-key.json'),
   haltKeyFile: join(dir, 'auth', 'halt-key.json'),
+  rolloutKeyFile: join(dir, 'auth', 'rollout-key.json'),
 })
 
 async function keyOnce(file: string): Promise<PublisherKey> {
@@ -56,6 +63,7 @@ export async function ensureDeploymentRoot(dir: string, nc: NatsConnection): Pro
   const rootKey = await keyOnce(paths.rootKeyFile)
   const freshKey = await keyOnce(paths.freshKeyFile)
   await keyOnce(paths.haltKeyFile)
+  await keyOnce(paths.rolloutKeyFile)
   if (!existsSync(paths.rootFile)) await writeRootFile(paths.rootFile, initRoot({ rootKeys: [rootKey], freshKeys: [freshKey.publicKey] }))
   const { text, signed } = await readRootFile(paths.rootFile)
   const pushed = (await newestRoot(nc)) === undefined

@@ -151,7 +151,7 @@ export const actorEventSubject = (role: string, id: string): string => `upswarm.
 export const inspectSubject = (role: InspectRole, id: string): string => `upswarm.inspect.${role}.${id}`
 export const INSPECT_SUBJECTS = 'upswarm.inspect.>'
 /** The processes that run actors, as they name themselves in inspection subjects. */
-export const INSPECT_ROLES = ['repo-server', 'proxy', 'tracker', 'daemon', 'updater', 'publisher'] as const
+export const INSPECT_ROLES = ['repo-server', 'proxy', 'tracker', 'daemon', 'updater', 'publisher', 'console'] as const
 export type InspectRole = (typeof INSPECT_ROLES)[number]
 /** Role and id of an inspection subject; undefined for any other subject. */
 export const inspectSubjectParts = (subject: string): { role: InspectRole; id: string } | undefined => {

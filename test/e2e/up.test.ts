@@ -114,14 +114,14 @@ describe('up', { timeout: 180_000 }, () => {
       }
     })
     try {
-      const child = await startUp(dir.path, ['--roles', 'nats,dht,servers,proxy,notary'])
+      const child = await startUp(dir.path, ['--roles', 'nats,dht,servers,proxy,notary,console'])
       expect(checks).toHaveLength(1)
       await checks[0]
       const roles = roleProcesses(child.pid!)
       const kids = [...roles.keys()]
-      // 3 nats-servers, dht, 2 servers, proxy, notary; the message lists what was found.
+      // 3 nats-servers, dht, 2 servers, proxy, notary, console; the message lists what was found.
       expect([...roles.values()].map((c) => roleName(c)).sort())
-        .toEqual(['nats-server', 'nats-server', 'nats-server', 'upswarm.mjs dht', 'upswarm.mjs notary', 'upswarm.mjs proxy', 'upswarm.mjs server', 'upswarm.mjs server'])
+        .toEqual(['nats-server', 'nats-server', 'nats-server', 'upswarm.mjs console', 'upswarm.mjs dht', 'upswarm.mjs notary', 'upswarm.mjs proxy', 'upswarm.mjs server', 'upswarm.mjs server'])
       await rootAndNotary(dir.path)
       child.kill('SIGTERM')
       const [code] = await once(child, 'exit')
@@ -161,7 +161,13 @@ async function rootAndNotary(dir: string): Promise<void> {
   const ep = JSON.parse(readFileSync(join(dir, 'endpoints.json'), 'utf8'))
   expect(ep).toMatchObject({ root: join(dir, 'root.json'), rootKey: expect.any(String), freshKey: expect.any(String), creds: { notary: expect.any(String) } })
   expect(ep.haltKey).toBe(join(dir, 'auth', 'halt-key.json'))
-  for (const f of [ep.rootKey, ep.freshKey, ep.haltKey]) expect(statSync(f).mode & 0o777).toBe(0o600)
+  expect(ep.rolloutKey).toBe(join(dir, 'auth', 'rollout-key.json'))
+  // Issue 16 item 4: the console on 127.0.0.1, its token in a 0600 file beside the keys.
+  expect(ep.console).toEqual({ url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/$/), tokenFile: join(dir, 'auth', 'console-token') })
+  for (const f of [ep.rootKey, ep.freshKey, ep.haltKey, ep.rolloutKey, ep.console.tokenFile]) expect(statSync(f).mode & 0o777).toBe(0o600)
+  expect((await fetch(ep.console.url)).status).toBe(401)
+  const consoleState = await fetch(new URL('/api/state', ep.console.url), { headers: { authorization: `Bearer ${readFileSync(ep.console.tokenFile, 'utf8').trim()}` } })
+  expect(await consoleState.json()).toMatchObject({ controls: { enabled: true, keys: [(await readKeyFile(ep.rolloutKey)).publicKey] } })
   const key = generatePublisherKey()
   const product = newProduct()
   const src = join(dir, 'src')
@@ -174,6 +180,8 @@ async function rootAndNotary(dir: string): Promise<void> {
     expect(edited).toMatchObject({ version: 2, pushed: expect.any(Number) })
     // Issue 16 item 2: a product added in an `up` deployment names the notary's halt key.
     expect(edited.products[product].halt).toEqual([(await readKeyFile(ep.haltKey)).publicKey])
+    // Issue 16 item 4: and the console's rollout key beside the publish key, so both sign rollouts.
+    expect(edited.products[product].rollout).toEqual([(await readKeyFile(ep.rolloutKey)).publicKey, key.publicKey])
     // The notary follows the root to version 2 and vouches for r1 within seconds.
     const text = await expect.poll(() => readFresh(client, product), { timeout: 10_000, interval: 200 }).toBeDefined().then(() => readFresh(client, product))
     const store = await TrustStore.open(join(dir, 'client-trust.json'), dir)
