@@ -139,7 +139,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const halted = await swarm.haltOf(3, 180_000)
     const haltSeconds = (Date.now() - haltStart) / 1000
     say(`▸ the notary halted r3 ${haltSeconds.toFixed(1)} s after its rollout (statement seq ${halted.seq}): it failed on enough distinct clients`)
-    const backAtR2 = await everyAt(clients, 2, status, 120_000)
+    // Each client that started r3 ends that run (reverted, or failed before installing); then every copy is read once.
+    const startedR3 = clients.filter((c) => c.events.some((e) => e.event === 'update.started' && (e as { to?: number }).to === 3))
+    await Promise.all(startedR3.map((c) => c.waitFor((e) => (e.event === 'update.reverted' && (e as { rev?: number }).rev === 3) || e.event === 'update.failed', 120_000)))
+    const revs = await Promise.all(clients.map(async (c) => (await status(c.dir)).rev))
+    const backAtR2 = revs.every((r) => r === 2)
     const reverted = clients.filter((c) => c.events.some((e) => e.event === 'update.reverted' && (e as { rev?: number }).rev === 3))
     say(`▸ r3 failed its health check on ${reverted.length} client(s) (${reverted.map((c) => c.name).join(', ') || 'none'}): each went back to r2 by itself and alerted; ` +
       `${backAtR2 ? `all ${clients.length} clients at r2` : 'NOT all clients back at r2'}, and r3 stays halted`)
@@ -188,17 +192,6 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
 
 /** The daemons' health check (issue 16 item 2): the program "starts" unless the release ships BROKEN. */
 const HEALTH_CMD = 'test ! -e "$UPSWARM_DIR/BROKEN"'
-
-/** Whether every client's working copy is at `rev` within `timeoutMs` (a client mid-revert gets there). */
-async function everyAt(clients: { dir: string }[], rev: number, status: (dir: string) => Promise<{ rev: number }>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const revs = await Promise.all(clients.map(async (c) => (await status(c.dir).catch(() => ({ rev: -1 }))).rev))
-    if (revs.every((r) => r === rev)) return true
-    if (Date.now() > deadline) return false
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-}
 
 function serverShares(before: MemberView[], after: MemberView[]): DemoSummary['servers'] {
   const rows = after.map((s) => {

@@ -188,7 +188,7 @@ export class Swarm {
     const ep = this.launched.endpoints
     if (!ep.root || !ep.rootKey || this.rooted.has(this.product)) return
     const { addProductToDeployment } = await import('../root-holder/index.ts')
-    await addProductToDeployment(this.nc, { root: ep.root, rootKey: ep.rootKey, haltKey: ep.haltKey }, this.product, this.key.publicKey, this.formats)
+    await addProductToDeployment(this.nc, { root: ep.root, rootKey: ep.rootKey, haltKey: ep.haltKey, rolloutKey: ep.rolloutKey }, this.product, this.key.publicKey, this.formats)
     this.rooted.add(this.product)
   }
 

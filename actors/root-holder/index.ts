@@ -155,7 +155,7 @@ function checkProduct(product: string): void {
  * 2). A product already in the root is left as it is.
  */
 export async function addProductToDeployment(
-  nc: import('@nats-io/transport-node').NatsConnection, ep: { root: string; rootKey: string; haltKey?: string | undefined }, product: string, publishKey: string, formats?: number[],
+  nc: import('@nats-io/transport-node').NatsConnection, ep: { root: string; rootKey: string; haltKey?: string | undefined; rolloutKey?: string | undefined }, product: string, publishKey: string, formats?: number[],
 ): Promise<void> {
   const [{ readRootFile, writeRootFile }, { rootText }, { appendRoot }, { readKeyFile }] = await Promise.all([
     import('../../infra/formats/deployment-root.ts'), import('../../infra/formats/root.ts'),
@@ -164,7 +164,11 @@ export async function addProductToDeployment(
   if (signed.root.products[product]) return
   // As `root edit --dir D --add-product` does: the deployment's notary halt key halts the product's failing releases.
   const haltKeys = ep.haltKey ? [{ product, keys: [(await readKeyFile(ep.haltKey)).publicKey] }] : undefined
-  const next = editRoot(signed.root, [await readKeyFile(ep.rootKey)], { addProducts: [{ product, publishKey }], ...(formats ? { formats: [{ product, formats }] } : {}), ...(haltKeys ? { haltKeys } : {}) })
+  // And the console's rollout key beside the publish key (both may then roll out).
+  const rolloutKeys = ep.rolloutKey ? [{ product, keys: [(await readKeyFile(ep.rolloutKey)).publicKey, publishKey] }] : undefined
+  const next = editRoot(signed.root, [await readKeyFile(ep.rootKey)], {
+    addProducts: [{ product, publishKey }], ...(formats ? { formats: [{ product, formats }] } : {}), ...(haltKeys ? { haltKeys } : {}), ...(rolloutKeys ? { rolloutKeys } : {}),
+  })
   await appendRoot(nc, rootText(next), ep.root)
   await writeRootFile(ep.root, next)
 }
