@@ -45,7 +45,7 @@ export interface DemoSummary {
   /** Issue 16: r2 went to the clients whose stage is in the first half, then to all; those outside waited at r1. */
   staged: { firstHalf: string[]; waitedAtR1: boolean }
   /** Issue 16 item 2: r3 failed the clients' health check; they went back to r2 and the notary halted it. */
-  halt: { rev: number; reverted: string[]; seq: number; seconds: number; allBackAtR2: boolean }
+  halt: { rev: number; percent: number; reverted: string[]; spared: string[]; seq: number; seconds: number; allBackAtR2: boolean }
   totalSeconds: number
 }
 
@@ -133,9 +133,14 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     await writeFile(join(src, 'BROKEN'), 'this build does not start\n')
     await swarm.publish(src, '3.0.0')
     await swarm.serversSynced(3)
-    say(`▸ published r3, which breaks the program (the daemons' health check: ${HEALTH_CMD}); upswarm rollout r3 --percent 100`)
+    // Staged again: just enough of the fleet for the notary's threshold (3 distinct clients), so the halt spares the rest.
+    const byStage = [...clients].sort((a, b) => stages.get(a)! - stages.get(b)!)
+    const canary = Math.min(clients.length, Math.max(3, Math.ceil(clients.length / 2)))
+    const percent = Math.min(100, Math.floor(stages.get(byStage[canary - 1]!)! / 100) + 1)
+    const exposed = clients.filter((c) => stages.get(c)! < percent * 100)
+    say(`▸ published r3, which breaks the program (the daemons' health check: ${HEALTH_CMD}); upswarm rollout r3 --percent ${percent}: ${exposed.map((c) => c.name).join(', ')} in stage`)
     const haltStart = Date.now()
-    await rolloutAt(3, FULL)
+    await rolloutAt(3, percent * 100)
     const halted = await swarm.haltOf(3, 180_000)
     const haltSeconds = (Date.now() - haltStart) / 1000
     say(`▸ the notary halted r3 ${haltSeconds.toFixed(1)} s after its rollout (statement seq ${halted.seq}): it failed on enough distinct clients`)
@@ -145,8 +150,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const revs = await Promise.all(clients.map(async (c) => (await status(c.dir)).rev))
     const backAtR2 = revs.every((r) => r === 2)
     const reverted = clients.filter((c) => c.events.some((e) => e.event === 'update.reverted' && (e as { rev?: number }).rev === 3))
+    const spared = clients.filter((c) => !startedR3.includes(c))
     say(`▸ r3 failed its health check on ${reverted.length} client(s) (${reverted.map((c) => c.name).join(', ') || 'none'}): each went back to r2 by itself and alerted; ` +
-      `${backAtR2 ? `all ${clients.length} clients at r2` : 'NOT all clients back at r2'}, and r3 stays halted`)
+      `${spared.length} never installed it; ${backAtR2 ? `all ${clients.length} clients at r2` : 'NOT all clients back at r2'}, and r3 stays halted`)
 
     // Roll one client back to r1: its daemon stops, the rollback uses only local history.
     const victim = clients[0]!
@@ -177,12 +183,14 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       trust,
       rollback,
       staged: { firstHalf: inside.map((c) => c.name), waitedAtR1 },
-      halt: { rev: 3, reverted: reverted.map((c) => c.name), seq: halted.seq, seconds: haltSeconds, allBackAtR2: backAtR2 },
+      halt: { rev: 3, percent, reverted: reverted.map((c) => c.name), spared: spared.map((c) => c.name), seq: halted.seq, seconds: haltSeconds, allBackAtR2: backAtR2 },
       totalSeconds: (Date.now() - started) / 1000,
     }
     if (opts.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`)
     else say(render(summary))
-    if (!allCurrent || !waitedAtR1 || !backAtR2) process.exitCode = 1
+    // A client outside r3's stage that installed it would be a staged-rollout failure.
+    const outsideTookR3 = startedR3.some((c) => !exposed.includes(c))
+    if (!allCurrent || !waitedAtR1 || !backAtR2 || outsideTookR3) process.exitCode = 1
     return summary
   } finally {
     await swarm.stop()
@@ -219,7 +227,7 @@ function render(s: DemoSummary): string {
     `verified: ${s.verified.clients} working copies, all files current at r2: ${s.verified.allCurrentAtR2 ? 'yes' : 'NO'}`,
     `root of trust: clients pinned root version ${s.trust.rootVersion}; ${s.trust.clientsWithFreshStatement} of ${s.clients} hold the notary's fresh statement (newest vouched r${s.trust.newestVouched})`,
     `staged rollout: r2 at 50% reached ${s.staged.firstHalf.join(', ') || 'no client'} first; the others ${s.staged.waitedAtR1 ? 'waited at r1' : 'did NOT wait'} until 100%`,
-    `automatic halt: r${s.halt.rev} failed its health check on ${s.halt.reverted.length} client(s), which went back to r2 by themselves; the notary halted it ${s.halt.seconds.toFixed(1)} s after its rollout; all clients back at r2: ${s.halt.allBackAtR2 ? 'yes' : 'NO'}`,
+    `automatic halt: r${s.halt.rev} at ${s.halt.percent}% failed its health check on ${s.halt.reverted.length} client(s), which went back to r2 by themselves; the notary halted it ${s.halt.seconds.toFixed(1)} s after its rollout; ${s.halt.spared.length} client(s) never installed it; all back at r2: ${s.halt.allBackAtR2 ? 'yes' : 'NO'}`,
     `rollback of ${s.rollback.client}: r${s.rollback.from} → r${s.rollback.to} from ${s.rollback.source} history in ${s.rollback.seconds.toFixed(1)} s`,
     `total ${s.totalSeconds.toFixed(1)} s`,
   ].join('\n')
