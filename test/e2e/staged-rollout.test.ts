@@ -1,10 +1,11 @@
-// Issue 16 item 1 end to end, on a real cluster with credentials and TLS: six `--auto` sharing
-// daemons (in process, each its own client identity, chosen so that their stage hashes fall on
-// both sides of 50%) and `upswarm rollout` as the publisher. A release at 50% reaches exactly the
+// Issue 16 item 1 end to end, on a real cluster with credentials and TLS: twelve `--auto` clients —
+// ten sharing daemons (in process, each its own client identity, chosen so that three of the
+// twelve stage hashes fall in the first 20% of the fleet) and two `watch --auto` — and `upswarm rollout`
+// as the publisher. A release at 20% reaches exactly the
 // clients in stage; resumed at 100% it reaches all; halted, it sends them all back to the previous
 // revision (byte for byte); a replayed older "100%" statement changes nothing. Two `watch --auto`
 // clients (actors/updater/watch.ts, the same auto-update statechart) follow beside them, one on
-// each side of 50%, and move exactly as the daemons on their side do.
+// each side of 20%, and move exactly as the daemons on their side do.
 import { EventEmitter, once } from 'node:events'
 import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
@@ -37,8 +38,11 @@ import { snapshotTree } from '../helpers/local-publish.ts'
 import { randomContent, writeTree, type TreeSpec } from '../helpers/trees.ts'
 
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
-const CLIENTS = 6
-const HALF = 5_000
+/** `--auto` clients: daemons and, one on each side of the stage, two watchers. */
+const CLIENTS = 12
+/** The first rollout's share of the fleet (basis points: 20%), and how many of the clients fall in it. */
+const STAGE = 2_000
+const IN_STAGE = 3
 
 /** The tree byte for byte (SHA-256 of each file), the metadata left out. */
 const treeBytes = (root: string): Promise<Record<string, string>> => snapshotTree(root, { hash: true })
@@ -107,16 +111,16 @@ describe('staged rollout', { timeout: 300_000 }, () => {
     tracker = await startTracker({ nc: admin, id: 'rollout' })
     await waitFor(server.actor, () => (server.store.synced[product] ?? 0) >= 1, { timeout: 60_000 })
 
-    // Client identities until three fall in the first half of the fleet and three outside it.
+    // Client identities until three fall in the first 20% of the fleet and nine outside it.
     const chosen: { name: string; file: string; key: string; inStage: boolean }[] = []
-    for (let i = 0; chosen.length < CLIENTS + 2 && i < 200; i++) {
+    for (let i = 0; chosen.length < CLIENTS && i < 300; i++) {
       const name = `fleet-${i}`
       const issued = await own.authority.issue({ kind: 'client', name })
       const key = credsClaims(await readFile(issued.file, 'utf8'), issued.file).sub
-      const inStage = stageOf(product, key) < HALF
-      if (chosen.filter((c) => c.inStage === inStage).length < CLIENTS / 2 + 1) chosen.push({ name, file: issued.file, key, inStage })
+      const inStage = stageOf(product, key) < STAGE
+      if (chosen.filter((c) => c.inStage === inStage).length < (inStage ? IN_STAGE : CLIENTS - IN_STAGE)) chosen.push({ name, file: issued.file, key, inStage })
     }
-    expect(chosen.map((c) => c.inStage).sort()).toEqual([false, false, false, false, true, true, true, true])
+    expect(chosen.map((c) => c.inStage).sort()).toEqual([...Array<boolean>(CLIENTS - IN_STAGE).fill(false), ...Array<boolean>(IN_STAGE).fill(true)])
     // The first of each side watches instead of running a daemon.
     const watching = [chosen.find((c) => c.inStage)!, chosen.find((c) => !c.inStage)!]
 
@@ -190,7 +194,7 @@ describe('staged rollout', { timeout: 300_000 }, () => {
     }
   }))
 
-  it('rollout — a release at 50% reaches exactly the clients in stage; at 100% all; halted, all go back; a replayed 100% changes nothing', async () => {
+  it('rollout — a release at 20% reaches exactly the clients in stage; at 100% all; halted, all go back; a replayed 100% changes nothing', async () => {
     const inside = clients.filter((c) => c.inStage)
     const outside = clients.filter((c) => !c.inStage)
     // Every daemon hears of r2, and none takes it: it waits for its statement.
@@ -206,8 +210,8 @@ describe('staged rollout', { timeout: 300_000 }, () => {
     await waitFor(server.actor, () => (server.store.synced[product] ?? 0) >= 2, { timeout: 60_000 })
     await heard
 
-    const half = await rollout({ nc: publisher, product, rev: 2, action: { percent: HALF }, keys: [pub] })
-    expect(half).toMatchObject({ rev: 2, seq: 2, state: 'active', percent: HALF })
+    const staged = await rollout({ nc: publisher, product, rev: 2, action: { percent: STAGE }, keys: [pub] })
+    expect(staged).toMatchObject({ rev: 2, seq: 2, state: 'active', percent: STAGE })
     await reach(inside, 2)
     expect(await second).toEqual(watchers.map((w) => (w.inStage ? 2 : 1)))
     await reachW(watchers.filter((w) => w.inStage), 2)
@@ -221,7 +225,7 @@ describe('staged rollout', { timeout: 300_000 }, () => {
     }
 
     const full = await rollout({ nc: publisher, product, rev: 2, action: { resume: true, percent: 10_000 }, keys: [pub] })
-    expect(full).toMatchObject({ seq: 3, state: 'active', percent: 10_000, previous: { seq: 2, percent: HALF } })
+    expect(full).toMatchObject({ seq: 3, state: 'active', percent: 10_000, previous: { seq: 2, percent: STAGE } })
     await reach(outside, 2)
     await reachW(watchers, 2)
     for (const c of clients) expect(await treeBytes(c.dir)).toEqual(trees[1])
