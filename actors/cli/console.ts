@@ -17,6 +17,7 @@ export function registerConsoleCommand(program: Command): void {
     .option('--port <port>', 'port of the page on 127.0.0.1 (0: any free port)', intArg('--port'), DEFAULT_PORT)
     .addOption(new Option('--rollout-key <file>', "the key the controls sign with: a rollout key the root names for the products (or their publish key); without it the controls are off").env('UPSWARM_ROLLOUT_KEY'))
     .option('--inspect-url <url>', 'the inspection page (`upswarm inspect`) the console links to for the live statecharts')
+    .option('--inspect-port <port>', 'also serve the inspection page (as `upswarm inspect` does) from this process on 127.0.0.1 PORT (0: any free port), and link to it', intArg('--inspect-port'))
     .option('--token-file <file>', "also write this run's token to FILE (mode 0600), for agents and `up`")
     .option('--sample-interval <seconds>', 'how often the console reads the fleet, the pool and the alerts', intArg('--sample-interval'), 5)
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(inspectOption())
@@ -31,11 +32,17 @@ export function registerConsoleCommand(program: Command): void {
       const key = o.rolloutKey ? await readKeyFile(String(o.rolloutKey)) : undefined
       const nc = await connectNats(o.nats, 'upswarm-console', o)
       const inspecting = await inspectIfAsked(o, 'console', nc)
+      if (o.inspectUrl !== undefined && o.inspectPort !== undefined) throw new UpswarmError('UPSWARM_E_CONFIG', '--inspect-url and --inspect-port: give one (a page elsewhere, or one served here)')
       await runRole('console', async () => {
+        // The live statecharts beside the fleet: the inspection page served by this process (what `upswarm inspect` serves).
+        const viewer = o.inspectPort !== undefined
+          ? await (await import('../inspector/index.ts')).startInspectViewer({ nc, port: o.inspectPort, log: (m) => process.stderr.write(`console: inspect: ${m}\n`) })
+          : undefined
+        const inspectUrl = viewer?.url ?? (o.inspectUrl ? String(o.inspectUrl) : undefined)
         const fleetConsole = await startConsole({
           port: o.port,
           sampleIntervalMs: o.sampleInterval * 1000,
-          ...(o.inspectUrl ? { inspectUrl: String(o.inspectUrl) } : {}),
+          ...(inspectUrl ? { inspectUrl } : {}),
           controls: key ? { enabled: true, keys: [key.publicKey] } : { enabled: false, reason: 'the console holds no rollout key: start it with --rollout-key FILE (a rollout key the root names for the product, or its publish key)' },
           sources: {
             fleet: () => fleetView(nc),
@@ -51,7 +58,10 @@ export function registerConsoleCommand(program: Command): void {
         })
         if (o.tokenFile) await writeFileAtomic(String(o.tokenFile), `${fleetConsole.token}\n`, dirname(String(o.tokenFile)), 0o600)
         process.stderr.write(`console: the fleet at ${fleetConsole.url}${key ? `; controls sign with ${key.publicKey}` : '; controls off (no --rollout-key)'}\n`)
-        return { ready: { url: fleetConsole.url, origin: fleetConsole.origin }, close: async () => { await fleetConsole.close(); await inspecting.stop(); await nc.drain() } }
+        return {
+          ready: { url: fleetConsole.url, origin: fleetConsole.origin, ...(viewer ? { inspect: viewer.url } : {}) },
+          close: async () => { await fleetConsole.close(); await viewer?.close(); await inspecting.stop(); await nc.drain() },
+        }
       })
     }))
 }

@@ -120,6 +120,8 @@ export interface Endpoints {
   rolloutKey?: string
   /** Issue 16 item 4: the fleet console on 127.0.0.1 and the file holding this run's token (0600): open URL?token=TOKEN. */
   console?: { url: string; tokenFile: string }
+  /** The inspection page (`upswarm inspect`'s, served by the console's process): every actor of the processes started with --inspect. */
+  inspect?: string
   dhtBootstrap?: string
   http?: string
   /** sftp://host:port: the proxy's read-only SSH view of every release. */
@@ -358,10 +360,12 @@ export async function up(opts: UpOptions): Promise<Launched> {
         if (has('console')) {
           // Issue 16 item 4: on 127.0.0.1 whatever --listen says; its controls sign with D's rollout key.
           const tokenFile = join(opts.authDir ? resolve(opts.authDir) : join(dir, 'auth'), 'console-token')
-          const args = ['console', '--port', String(opts.consolePort ?? 0), '--token-file', tokenFile,
+          // It serves the inspection page too (`upswarm inspect`'s), and links to it.
+          const args = ['console', '--port', String(opts.consolePort ?? 0), '--token-file', tokenFile, '--inspect-port', '0',
             ...(endpoints.rolloutKey ? ['--rollout-key', endpoints.rolloutKey] : []), ...credsArgs('console')]
           starts.push(spawn('console', 'console', args, roleEnv, signal).then((ready) => {
             endpoints.console = { url: String(ready.origin), tokenFile }
+            if (ready.inspect) endpoints.inspect = String(ready.inspect)
             log(`console: ${String(ready.url)}`)
           }))
         }

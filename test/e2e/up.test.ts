@@ -167,7 +167,12 @@ async function rootAndNotary(dir: string): Promise<void> {
   for (const f of [ep.rootKey, ep.freshKey, ep.haltKey, ep.rolloutKey, ep.console.tokenFile]) expect(statSync(f).mode & 0o777).toBe(0o600)
   expect((await fetch(ep.console.url)).status).toBe(401)
   const consoleState = await fetch(new URL('/api/state', ep.console.url), { headers: { authorization: `Bearer ${readFileSync(ep.console.tokenFile, 'utf8').trim()}` } })
-  expect(await consoleState.json()).toMatchObject({ controls: { enabled: true, keys: [(await readKeyFile(ep.rolloutKey)).publicKey] } })
+  // It serves the inspection page too, and links to it.
+  expect(ep.inspect).toMatch(/^http:\/\/127\.0\.0\.1:\d+\//)
+  expect(await consoleState.json()).toMatchObject({ controls: { enabled: true, keys: [(await readKeyFile(ep.rolloutKey)).publicKey] }, inspectUrl: ep.inspect })
+  const inspectPage = await fetch(ep.inspect)
+  expect(inspectPage.status).toBe(200)
+  expect(await inspectPage.text()).toMatch(/<html/i)
   const key = generatePublisherKey()
   const product = newProduct()
   const src = join(dir, 'src')
