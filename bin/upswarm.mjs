@@ -3,11 +3,10 @@
 // `npm start`, `npm test` and `npm run bench` make it again first). `npm run build` after an edit.
 //
 // Start-up (issues 13 and 15): Node 20 caches compiled code for no ES module, so the bundle is a
-// script, compiled here with V8's code cache from dist/upswarm.cjs.cache. The cache is written at
-// exit by a process that found none (or one V8 refused: another node, other flags) and by the
-// first run of each command (its code compiles lazily, so each command adds its own functions);
-// `npm run build` deletes it with the old bundle. UPSWARM_CODE_CACHE=0 turns it off; a dist/
-// that cannot be written simply runs without it.
+// script, compiled here with V8's code cache: one per command (dist/upswarm.cjs.<command>.cache,
+// so each deserializes only the code it runs), written at exit by a run that found none (or one
+// V8 refused: another node, other flags); `npm run build` deletes them with the old bundle.
+// UPSWARM_CODE_CACHE=0 turns it off; a dist/ that cannot be written simply runs without it.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
@@ -31,30 +30,28 @@ function readOrUndefined(file, encoding) {
   }
 }
 
-/** The commands a cache holds the code of, one per line beside it. */
-const COMMANDS_FILE = `${bundle}.cache.commands`
-const commandOf = (argv) => argv.find((a) => !a.startsWith('-')) ?? '(none)'
+/** A command's own cache (each holds the code its command compiled): dist/upswarm.cjs.<command>.cache. */
+function cacheFileOf(argv) {
+  const word = argv.find((a) => !a.startsWith('-')) ?? 'help'
+  return `${bundle}.${/^[a-z][a-z0-9-]{0,30}$/.test(word) ? word : 'other'}.cache`
+}
 
 function runWithCodeCache(source) {
-  const cacheFile = `${bundle}.cache`
+  const cacheFile = cacheFileOf(args)
   const cachedData = readOrUndefined(cacheFile)
-  const covered = (readOrUndefined(COMMANDS_FILE, 'utf8') ?? '').split('\n').filter(Boolean)
   // The module wrapper of CommonJS, by hand: the bundle gets its own require, module and paths.
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: bundle,
     ...(cachedData ? { cachedData } : {}),
   })
-  const command = commandOf(args)
   if (process.env.UPSWARM_TIMINGS) process.stderr.write(`upswarm timings: code cache ${!cachedData ? 'none' : script.cachedDataRejected ? 'rejected' : 'used'}\n`)
-  if (!cachedData || script.cachedDataRejected || !covered.includes(command)) {
+  if (!cachedData || script.cachedDataRejected) {
+    // At exit: by then V8 has compiled the functions this command ran (it compiles lazily).
     process.once('exit', () => {
       try {
         const tmp = `${cacheFile}.${process.pid}.tmp`
         writeFileSync(tmp, script.createCachedData())
         renameSync(tmp, cacheFile)
-        const list = script.cachedDataRejected || !cachedData ? [command] : [...covered, command]
-        writeFileSync(`${COMMANDS_FILE}.${process.pid}.tmp`, `${[...new Set(list)].join('\n')}\n`)
-        renameSync(`${COMMANDS_FILE}.${process.pid}.tmp`, COMMANDS_FILE)
       } catch {
         // A read-only install: no cache, same behaviour.
       }
