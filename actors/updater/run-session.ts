@@ -335,7 +335,8 @@ export class RunSession {
     const gc = await collectGarbage(this.wc.history, new Set([...keep.keys(), ...this.deltas.kept]), listed)
     this.opts.log.info({ revisions: [...revs], removed: gc.removed, bytes: gc.bytes }, 'history store garbage-collected')
     for (const w of warnings) this.opts.log.warn({}, w)
-    const retained = warnings.length === 0 ? wanted : undefined
+    // Complete only when the older revisions' files were fetched too (not on an offline rollback).
+    const retained = warnings.length === 0 && online ? wanted : undefined
     if (!sameRevs(this.wc.state.retained, retained)) {
       const { retained: _old, ...rest } = this.wc.state
       this.wc.state = retained ? { ...rest, retained } : rest
