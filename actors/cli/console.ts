@@ -25,6 +25,7 @@ export function registerConsoleCommand(program: Command): void {
       const { UpswarmError } = await import('../../infra/errors.ts')
       if (o.sampleInterval < 1) throw new UpswarmError('UPSWARM_E_CONFIG', `--sample-interval ${o.sampleInterval}: at least 1 second`)
       if (o.inspectUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(String(o.inspectUrl))) throw new UpswarmError('UPSWARM_E_CONFIG', `--inspect-url ${JSON.stringify(o.inspectUrl)}: expected an http:// URL (the one \`upswarm inspect\` prints)`)
+      if (o.inspectUrl !== undefined && o.inspectPort !== undefined) throw new UpswarmError('UPSWARM_E_CONFIG', '--inspect-url and --inspect-port: give one (a page elsewhere, or one served here)')
       const [{ connectNats }, { startConsole }, { fleetView }, { rollout }, { readAlerts }, { requestJson }, { proxySubject }, { readKeyFile }, { writeFileAtomic }] = await Promise.all([
         import('../../infra/nats/connect.ts'), import('../console/index.ts'), import('../operator/fleet.ts'), import('../operator/rollout.ts'),
         import('../../infra/nats/alert-reader.ts'), import('../../infra/nats/request.ts'), import('../../infra/nats/names.ts'), import('../../infra/release/keys.ts'),
@@ -32,7 +33,6 @@ export function registerConsoleCommand(program: Command): void {
       const key = o.rolloutKey ? await readKeyFile(String(o.rolloutKey)) : undefined
       const nc = await connectNats(o.nats, 'upswarm-console', o)
       const inspecting = await inspectIfAsked(o, 'console', nc)
-      if (o.inspectUrl !== undefined && o.inspectPort !== undefined) throw new UpswarmError('UPSWARM_E_CONFIG', '--inspect-url and --inspect-port: give one (a page elsewhere, or one served here)')
       await runRole('console', async () => {
         // The live statecharts beside the fleet: the inspection page served by this process (what `upswarm inspect` serves).
         const viewer = o.inspectPort !== undefined

@@ -89,7 +89,7 @@ export function registerRootCommands(program: Command): void {
     .option('--dir <dir>', 'a deployment of `upswarm up`: edit DIR/root.json with DIR/auth/root-key.json and push the result to its cluster')
     .addOption(jsonOption())
     .action(action(async (rootfile: string | undefined, o) => {
-      const [{ readKeyFile }, { editRoot, rootSummary, summaryLines }, { rootText }, { deploymentRootPaths, readRootFile, writeRootFile }] = await Promise.all([
+      const [{ readKeyFile }, { deploymentRoles, editRoot, rootSummary, summaryLines }, { rootText }, { deploymentRootPaths, readRootFile, writeRootFile }] = await Promise.all([
         import('../../infra/release/keys.ts'), import('../root-holder/index.ts'), import('../../infra/formats/root.ts'), import('../../infra/formats/deployment-root.ts')])
       const paths = o.dir ? deploymentRootPaths(o.dir) : undefined
       const base = rootfile ?? paths?.rootFile
@@ -108,11 +108,11 @@ export function registerRootCommands(program: Command): void {
         ...(o.formats ? { formats: (o.formats as string[]).map(productFormats) } : {}),
         ...(o.rolloutKey ? { rolloutKeys: await productKeys(o.rolloutKey, '--rollout-key') } : {}),
         ...(o.haltKey ? { haltKeys: await productKeys(o.haltKey, '--halt-key') } : {}),
-        // An `up` deployment's notary holds D/auth/halt-key.json: a product added there gets it as its halt key.
-        ...(!o.haltKey && o.addProduct && paths && existsSync(paths.haltKeyFile) ? { haltKeys: [{ product: o.addProduct, keys: [await publicKeyOf(paths.haltKeyFile)] }] } : {}),
-        // Issue 16 item 4: and its console's rollout key, beside the publish key (a rollout role
-        // replaces the publish key's right to roll out, docs/formats.md §1.2: both are named).
-        ...(!o.rolloutKey && o.addProduct && paths && existsSync(paths.rolloutKeyFile) ? { rolloutKeys: [{ product: o.addProduct, keys: [await publicKeyOf(paths.rolloutKeyFile), publishKey!] }] } : {}),
+        // An `up` deployment's notary halt key and console rollout key, for a product added there (unless given).
+        ...(o.addProduct && paths ? await deploymentRoles(o.addProduct, publishKey!, {
+          haltKey: !o.haltKey && existsSync(paths.haltKeyFile) ? paths.haltKeyFile : undefined,
+          rolloutKey: !o.rolloutKey && existsSync(paths.rolloutKeyFile) ? paths.rolloutKeyFile : undefined,
+        }) : {}),
         ...(o.setRootKey ? { rootKeys: await Promise.all((o.setRootKey as string[]).map(publicKeyOf)) } : {}),
         ...(o.threshold !== undefined ? { threshold: o.threshold } : {}),
         ...(o.freshKey ? { freshKeys: [await publicKeyOf(o.freshKey)] } : {}),

@@ -11,7 +11,7 @@ import type { MemberView } from '../proxy/pool.ts'
 import { rollout } from '../operator/rollout.ts'
 import { FULL, stageOf } from '../../infra/formats/rollout.ts'
 import { credsClaims } from '../../infra/nats/identity.ts'
-import { Swarm, type UpdateDone } from './swarm.ts'
+import { Swarm, isRevertOf, type UpdateDone } from './swarm.ts'
 import { editTree, generateTree, mutateTree } from './tree-gen.ts'
 
 export interface DemoOptions {
@@ -145,11 +145,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const haltSeconds = (Date.now() - haltStart) / 1000
     say(`▸ the notary halted r3 ${haltSeconds.toFixed(1)} s after its rollout (statement seq ${halted.seq}): it failed on enough distinct clients`)
     // Each client that started r3 ends that run (reverted, or failed before installing); then every copy is read once.
-    const startedR3 = clients.filter((c) => c.events.some((e) => e.event === 'update.started' && (e as { to?: number }).to === 3))
-    await Promise.all(startedR3.map((c) => c.waitFor((e) => (e.event === 'update.reverted' && (e as { rev?: number }).rev === 3) || e.event === 'update.failed', 120_000)))
+    const startedR3 = clients.filter((c) => c.startedTo(3))
+    await Promise.all(startedR3.map((c) => c.waitFor((e) => isRevertOf(3)(e) || e.event === 'update.failed', 120_000)))
     const revs = await Promise.all(clients.map(async (c) => (await status(c.dir)).rev))
     const backAtR2 = revs.every((r) => r === 2)
-    const reverted = clients.filter((c) => c.events.some((e) => e.event === 'update.reverted' && (e as { rev?: number }).rev === 3))
+    const reverted = clients.filter((c) => c.revertedFrom(3))
     const spared = clients.filter((c) => !startedR3.includes(c))
     say(`▸ r3 failed its health check on ${reverted.length} client(s) (${reverted.map((c) => c.name).join(', ') || 'none'}): each went back to r2 by itself and alerted; ` +
       `${spared.length} never installed it; ${backAtR2 ? `all ${clients.length} clients at r2` : 'NOT all clients back at r2'}, and r3 stays halted`)

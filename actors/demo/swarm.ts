@@ -46,6 +46,9 @@ export interface UpdateDone extends DaemonEvent {
   deltas?: { files: number; bytes: number; fileBytes: number; failed: number; chunked: number }
 }
 
+/** The daemon event of `rev` taken back after its health check or post-install hook. */
+export const isRevertOf = (rev: number) => (e: DaemonEvent): boolean => e.event === 'update.reverted' && e.rev === rev
+
 /** One client: a working copy and its sharing daemon process. */
 export class SwarmClient {
   readonly events: DaemonEvent[] = []
@@ -101,6 +104,16 @@ export class SwarmClient {
         resolve(e as E)
       } })
     })
+  }
+
+  /** Whether this client started a run to `rev` (its daemon's `update.started`). */
+  startedTo(rev: number): boolean {
+    return this.events.some((e) => e.event === 'update.started' && e.to === rev)
+  }
+
+  /** Whether this client took `rev` back after its health check (issue 16 item 2). */
+  revertedFrom(rev: number): boolean {
+    return this.events.some(isRevertOf(rev))
   }
 
   /** The update that reached revision `rev`. */

@@ -148,6 +148,20 @@ function checkProduct(product: string): void {
 }
 
 /**
+ * The roles a product added to an `up` deployment gets from the deployment's key files (`root edit
+ * --dir D --add-product` and addProductToDeployment): the notary's halt key halts its failing
+ * releases (issue 16 item 2), and the console's rollout key rolls it out beside the publish key (a
+ * rollout role replaces the publish key's right to roll out, docs/formats.md §1.2: both are named).
+ */
+export async function deploymentRoles(product: string, publishKey: string, files: { haltKey?: string | undefined; rolloutKey?: string | undefined }): Promise<Pick<RootEdit, 'haltKeys' | 'rolloutKeys'>> {
+  const { readKeyFile } = await import('../../infra/release/keys.ts')
+  return {
+    ...(files.haltKey ? { haltKeys: [{ product, keys: [(await readKeyFile(files.haltKey)).publicKey] }] } : {}),
+    ...(files.rolloutKey ? { rolloutKeys: [{ product, keys: [(await readKeyFile(files.rolloutKey)).publicKey, publishKey] }] } : {}),
+  }
+}
+
+/**
  * Adds `product` with its publish key to a deployment's root (D/root.json, signed with D's root
  * key) and appends the new version to the root stream, as `upswarm root edit --dir D
  * --add-product` does (with `formats`, as `--formats` does): the demo and the benchmarks do it
@@ -162,12 +176,9 @@ export async function addProductToDeployment(
     import('../../infra/formats/meta-stream.ts'), import('../../infra/release/keys.ts')])
   const { signed } = await readRootFile(ep.root)
   if (signed.root.products[product]) return
-  // As `root edit --dir D --add-product` does: the deployment's notary halt key halts the product's failing releases.
-  const haltKeys = ep.haltKey ? [{ product, keys: [(await readKeyFile(ep.haltKey)).publicKey] }] : undefined
-  // And the console's rollout key beside the publish key (both may then roll out).
-  const rolloutKeys = ep.rolloutKey ? [{ product, keys: [(await readKeyFile(ep.rolloutKey)).publicKey, publishKey] }] : undefined
   const next = editRoot(signed.root, [await readKeyFile(ep.rootKey)], {
-    addProducts: [{ product, publishKey }], ...(formats ? { formats: [{ product, formats }] } : {}), ...(haltKeys ? { haltKeys } : {}), ...(rolloutKeys ? { rolloutKeys } : {}),
+    addProducts: [{ product, publishKey }], ...(formats ? { formats: [{ product, formats }] } : {}),
+    ...(await deploymentRoles(product, publishKey, { haltKey: ep.haltKey, rolloutKey: ep.rolloutKey })),
   })
   await appendRoot(nc, rootText(next), ep.root)
   await writeRootFile(ep.root, next)

@@ -189,7 +189,7 @@ export class RunSession {
       this.format = 1
       if (request.kind !== 'rollback' && this.opts.source?.needsPieceHashes) await this.deltasOfFormat1(to)
     }
-    mark('check: deltas loaded')
+    mark('check: release and deltas read')
     this.base = await this.entriesOf(state.current, this.releases2.fetchOne)
     mark('check: base entries')
     this.target = await this.entriesOf(to, this.releases2.fetchOne)

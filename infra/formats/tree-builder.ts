@@ -135,13 +135,10 @@ export type WalkedEntry = Entry & { content?: FileContent }
 
 /**
  * Walks a tree from its top hash back into entries sorted by path (the format-1 order), fetching
- * each node by hash with `get` and checking it hashes to what its parent names.
- */
-/**
- * Walks a tree from its top node. `decoded`, kept by the caller across walks, holds the nodes
- * already checked and decoded (by hash): walks of neighbouring revisions share all but the
- * changed directories, and each node is read, hashed and decoded once (a run walks the current,
- * the target and every kept revision).
+ * each node by hash with `get` and checking it hashes to what its parent names. `decoded`, kept
+ * by the caller across walks, holds the nodes already checked and decoded (by hash): walks of
+ * neighbouring revisions share all but the changed directories, and each node is read, hashed
+ * and decoded once (a run walks the current, the target and every kept revision).
  */
 export async function walkTree(top: string, get: (hash: string) => Promise<Uint8Array>, decoded?: Map<string, TreeNode>): Promise<WalkedEntry[]> {
   const out: WalkedEntry[] = []

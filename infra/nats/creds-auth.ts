@@ -2,11 +2,11 @@
 // item 4, issue 13). nats.js's credsAuthenticator signs with tweetnacl in JavaScript: deriving
 // the key pair and signing cost a short command ~75 ms of its start-up; node:crypto takes well
 // under a millisecond. Same wire answer: { jwt, nkey, sig } with sig in base64 (nkeys.encode).
-import { createPrivateKey, createPublicKey, sign } from 'node:crypto'
+import { createPublicKey, sign } from 'node:crypto'
 import type { Authenticator } from '@nats-io/transport-node'
 import { UpswarmError } from '../errors.ts'
+import { ed25519PrivateKey } from '../release/keys.ts'
 
-const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
 /** nkeys' prefix byte of a user public key ('U'), shifted as nkeys encodes it. */
 const PREFIX_USER = 20 << 3
@@ -75,7 +75,7 @@ export function credsAuth(creds: string, where: string): Authenticator {
   if (decoded.length !== 36 || crc16(decoded.subarray(0, 34)) !== decoded.readUInt16LE(34)) {
     throw new UpswarmError('UPSWARM_E_CONFIG', `${where}: the nkey seed is damaged (wrong length or checksum)`)
   }
-  const key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, decoded.subarray(2, 34)]), format: 'der', type: 'pkcs8' })
+  const key = ed25519PrivateKey(decoded.subarray(2, 34))
   const raw = createPublicKey(key).export({ format: 'jwk' }).x!
   const nkey = userPublicKey(Buffer.from(raw, 'base64url'))
   return (nonce?: string) => ({ jwt, nkey, sig: nonce ? sign(null, Buffer.from(nonce), key).toString('base64') : '' })

@@ -59,8 +59,13 @@ function safeJson(raw: string): unknown {
   }
 }
 
+/** The Ed25519 private key of a 32-byte seed (a key file's, or an nkey's: infra/nats/creds-auth.ts). */
+export function ed25519PrivateKey(seed: Uint8Array): KeyObject {
+  return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+}
+
 export function privateKeyObject(key: PublisherKey): KeyObject {
-  return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, Buffer.from(key.seed, 'hex')]), format: 'der', type: 'pkcs8' })
+  return ed25519PrivateKey(Buffer.from(key.seed, 'hex'))
 }
 
 export function publicKeyObject(publicKeyHex: string): KeyObject {

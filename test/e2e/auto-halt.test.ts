@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Swarm, type SwarmClient } from '../../actors/demo/swarm.ts'
+import { Swarm, isRevertOf, type SwarmClient } from '../../actors/demo/swarm.ts'
 import { rollout } from '../../actors/operator/rollout.ts'
 import { status } from '../../actors/updater/index.ts'
 import { FULL } from '../../infra/formats/rollout.ts'
@@ -52,8 +52,8 @@ describe('automatic halt', { timeout: 300_000 }, () => {
     const halted = await swarm.haltOf(2, 180_000)
     expect(halted.seq).toBeGreaterThan(2)
     // Every client that started r2 ends that run reverted; none stays on r2.
-    const took = clients.filter((c) => c.events.some((e) => e.event === 'update.started' && e.to === 2))
-    await Promise.all(took.map((c) => c.waitFor((e) => e.event === 'update.reverted' && e.rev === 2, 120_000)))
+    const took = clients.filter((c) => c.startedTo(2))
+    await Promise.all(took.map((c) => c.waitFor(isRevertOf(2), 120_000)))
     expect(took.length).toBeGreaterThanOrEqual(3)
     for (const c of clients) {
       const s = await status(c.dir)

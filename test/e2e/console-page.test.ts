@@ -36,6 +36,7 @@ import { TrustStore } from '../../infra/release/trust.ts'
 import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
 import { startConsoleProcess, type ConsoleProcess } from '../helpers/console-process.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
+import { stopFleet } from '../helpers/fleet-teardown.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -116,17 +117,7 @@ describe('console page in Chromium', { timeout: 240_000 }, () => {
   afterAll(async () => {
     await browser?.close()
     await fleetConsole?.stop()
-    for (const c of clients) {
-      await c.daemon.close().catch(() => {})
-      await c.nc.close().catch(() => {})
-    }
-    await tracker?.close()
-    await proxy?.close()
-    await server?.close()
-    await publisher?.close()
-    await admin?.close()
-    await cluster?.stop()
-    await dir?.cleanup()
+    await stopFleet({ clients, tracker, proxy, server, publisher, admin, cluster, dir })
     if (profile) await rm(profile, { recursive: true, force: true })
   })
 

@@ -36,6 +36,7 @@ import { TrustStore } from '../../infra/release/trust.ts'
 import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
 import { snapshotTree } from '../helpers/local-publish.ts'
 import { randomContent, writeTree, type TreeSpec } from '../helpers/trees.ts'
+import { stopFleet } from '../helpers/fleet-teardown.ts'
 
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
 /** `--auto` clients: daemons and, one on each side of the stage, two watchers. */
@@ -158,17 +159,7 @@ describe('staged rollout', { timeout: 300_000 }, () => {
       await w.watch.stop().catch(() => {})
       await w.nc.close().catch(() => {})
     }
-    for (const c of clients) {
-      await c.daemon.close().catch(() => {})
-      await c.nc.close().catch(() => {})
-    }
-    await tracker?.close()
-    await proxy?.close()
-    await server?.close()
-    await publisher?.close()
-    await admin?.close()
-    await cluster?.stop()
-    await dir?.cleanup()
+    await stopFleet({ clients, tracker, proxy, server, publisher, admin, cluster, dir })
   })
 
   /** Resolves once every client in `which` is at `rev` (from the daemon's own update events). */

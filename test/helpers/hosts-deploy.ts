@@ -2,7 +2,7 @@
 // endpoints, and a CLI command in a host to its end, with that host's NATS in the environment.
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync, readdirSync } from 'node:fs'
+import { readFileSync, readdirSync, type Dirent } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
@@ -26,7 +26,13 @@ function natsLogTails(dir: string | undefined): string {
   if (!dir) return ''
   const out: string[] = []
   const walk = (d: string): void => {
-    for (const e of (() => { try { return readdirSync(d, { withFileTypes: true }) } catch { return [] } })()) {
+    let entries: Dirent[]
+    try {
+      entries = readdirSync(d, { withFileTypes: true })
+    } catch {
+      return
+    }
+    for (const e of entries) {
       const p = join(d, e.name)
       if (e.isDirectory()) walk(p)
       else if (e.name === 'nats-server.log') out.push(`[${p}]\n${readFileSync(p, 'utf8').slice(-1500)}`)

@@ -34,6 +34,7 @@ import { TrustStore } from '../../infra/release/trust.ts'
 import { FLEET_REPORT_MIN_INTERVAL_MS } from '../../machines/fleet-report.machine.ts'
 import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
+import { stopFleet } from '../helpers/fleet-teardown.ts'
 
 const exec = promisify(execFile)
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
@@ -108,17 +109,7 @@ describe('fleet view', { timeout: 240_000 }, () => {
   }, 240_000)
 
   afterAll(async () => {
-    for (const c of clients) {
-      await c.daemon.close().catch(() => {})
-      await c.nc.close().catch(() => {})
-    }
-    await tracker?.close()
-    await proxy?.close()
-    await server?.close()
-    await publisher?.close()
-    await admin?.close()
-    await cluster?.stop()
-    await dir?.cleanup()
+    await stopFleet({ clients, tracker, proxy, server, publisher, admin, cluster, dir })
   })
 
   /** Resolves once every client's newest report says `rev`. */
