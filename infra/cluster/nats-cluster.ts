@@ -2,7 +2,7 @@
 // Config files and data live under the given directory; ports are chosen free unless given.
 // Issue 17 item 1: the same nodes on a host of a cluster across hosts: bound to a given address,
 // advertising the one clients and other hosts reach, routing to other hosts' nodes as well.
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { createWriteStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import type { Authority } from '../auth/authority.ts'
@@ -74,10 +74,14 @@ export class NatsNode {
     const bin = natsServerBinary()
     const child = spawnGuarded(bin.path, ['-c', this.configFile], { stdio: ['ignore', 'ignore', 'pipe'] })
     this.child = child
+    // The whole log on disk too (logFile): what another process reads while this one waits.
+    const file = createWriteStream(this.logFile, { flags: 'a' })
+    child.once('exit', () => file.end())
     let log = ''
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(this.startError(`not ready after ${READY_TIMEOUT_MS} ms`, log)), READY_TIMEOUT_MS)
       child.stderr?.on('data', (chunk: Buffer) => {
+        file.write(chunk)
         if (log.length < 64_000) log += chunk.toString()
         if (log.includes('Server is ready')) {
           clearTimeout(timer)
@@ -97,6 +101,7 @@ export class NatsNode {
     this.log = log
     child.stderr?.removeAllListeners('data')
     child.stderr?.on('data', (chunk: Buffer) => {
+      file.write(chunk)
       this.log = (this.log + chunk.toString()).slice(-16_000)
     })
   }
