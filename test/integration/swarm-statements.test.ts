@@ -60,9 +60,12 @@ afterEach(async () => {
   for (const f of cleanups.splice(0).reverse()) await f()
 })
 
+/** When every rollout statement here was issued: signed twice, a statement is the same bytes (Ed25519 is deterministic). */
+const ISSUED_MS = Date.now()
+
 /** Rollout statement `seq` of P, for r`rev`, signed by `key` (pub2: P's publish key from root 2 on). */
 const rolloutDoc = (seq: number, rev: number, key = pub2): Buffer =>
-  signRollout({ product: P, seq, rev, release: String(rev).repeat(64).slice(0, 64), state: 'active', percent: 5_000, issuedMs: Date.now() }, [key])
+  signRollout({ product: P, seq, rev, release: String(rev).repeat(64).slice(0, 64), state: 'active', percent: 5_000, issuedMs: ISSUED_MS }, [key])
 
 /** A holder whose statements channel also carries rollout statements (issue 16 item 1). */
 async function rolloutHolder(held: string[], statements: Buffer[]): Promise<{ store: TrustStore; rollouts: RolloutStore; holder: StatementsHolder; file: string }> {
