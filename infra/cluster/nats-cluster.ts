@@ -76,7 +76,10 @@ export class NatsNode {
     this.child = child
     // The whole log on disk too (logFile): what another process reads while this one waits.
     const file = createWriteStream(this.logFile, { flags: 'a' })
-    child.once('exit', () => file.end())
+    // Ended with stderr itself (its last output may arrive after the process exited); a log that
+    // cannot be written is not a reason to stop the node.
+    file.on('error', () => {})
+    child.stderr?.once('close', () => file.end())
     let log = ''
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(this.startError(`not ready after ${READY_TIMEOUT_MS} ms`, log)), READY_TIMEOUT_MS)
