@@ -269,6 +269,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
         made.roleCreds.set('proxy', endpoints.creds.proxy).set('tracker', endpoints.creds.tracker).set('notary', endpoints.creds.notary)
         if (has('console')) made.roleCreds.set('console', await issue('admin', 'console'))
         made.adminAuth = { creds: endpoints.creds.admin, tlsCa: authority.paths.caFile }
+        if (cluster.restarted.length) log(`nats: restarted ${cluster.restarted.join(', ')}: not in the JetStream meta group after start (a known nats-server start-up race)`)
         log(`nats: ${cluster.nodes.length} nodes with JetStream at ${cluster.urls.join(', ')} (TLS, credentials in ${authority.paths.credsDir})`)
       }),
       prepare: fromPromise(async () => {

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
+import { jetstreamManager } from '@nats-io/jetstream'
 import { afterAll, beforeAll, inject } from 'vitest'
 import { Authority } from '../../infra/auth/authority.ts'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
@@ -76,4 +77,26 @@ export function connectionAndDir(prefix?: string): { readonly nc: NatsConnection
     await dir?.cleanup()
   })
   return { get nc() { return nc! }, get dir() { return dir!.path } }
+}
+
+/**
+ * Resolves once every follower of `stream` is current with its leader. Direct gets are answered by
+ * any replica, so a test that reads through a client right after an append waits for this first:
+ * a follower that has not applied the append yet answers with the older state (which readers
+ * tolerate, and a test must not mistake for the behaviour it checks).
+ */
+export async function replicasCaughtUp(stream: string, timeoutMs = 10_000): Promise<void> {
+  const nc = await testConnection('upswarm-test-replicas')
+  try {
+    const jsm = await jetstreamManager(nc)
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const replicas = (await jsm.streams.info(stream)).cluster?.replicas ?? []
+      if (replicas.every((r) => r.current && !r.lag)) return
+      if (Date.now() > deadline) throw new Error(`${stream}: followers not current after ${timeoutMs} ms: ${JSON.stringify(replicas)}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  } finally {
+    await nc.close()
+  }
 }
