@@ -275,6 +275,20 @@ export class NatsCluster {
           const meta = (await jsz(running[0]!)).meta_cluster
           last = JSON.stringify(meta ?? {})
           if (meta?.leader && (meta.cluster_size ?? 0) >= expectPeers) return
+          if (meta?.leader && Date.now() > healAt && !running.some((n) => n.name === meta.leader)) {
+            // The same start-up race across hosts: every peer is routed to, yet the group counts
+            // fewer. Which follower it left out cannot be seen from here: each host whose nodes
+            // follow restarts them once per interval (only while starting, so no data is at stake).
+            healAt = Date.now() + HEAL_AFTER_MS
+            const routez = await (await fetch(`http://${urlHost(running[0]!.monitorHost)}:${running[0]!.monitorPort}/routez`)).json() as { routes?: { remote_id: string }[] }
+            if (new Set((routez.routes ?? []).map((r) => r.remote_id)).size + 1 >= expectPeers) {
+              for (const node of running) {
+                this.restarted.push(node.name)
+                await node.stop()
+                await node.start()
+              }
+            }
+          }
           throw new Error(`waiting for ${expectPeers} JetStream peers: ${last}`)
         }
         if (running.length === 1) {
