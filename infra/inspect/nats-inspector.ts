@@ -33,6 +33,8 @@ export const MAX_QUEUED_PER_ACTOR = 32
 export const CLOSE_WAIT_MS = 3000
 /** Actors waiting for their announcement (≈ 2 s of budget) beyond which one that ends unannounced is dropped whole. */
 export const MAX_UNANNOUNCED = 100
+/** Seconds of budget waiting beyond which a new per-file actor runs uninspected (admitsWorker). */
+export const WORKER_ADMIT_WINDOWS = 2
 /** How often a summary goes out while the process's actors do anything. */
 export const SUMMARY_EVERY_MS = 5000
 /**
@@ -62,6 +64,7 @@ const realClock: InspectClock = {
 export type InspectionStats = Omit<InspectionSummary, 'type' | 'createdAt' | 'budget' | 'waiting' | 'meanPerSecond'> & {
   /** Summaries among the messages sent. */
   summaries: number
+  uninspected: number
   /** Wall-clock seconds from the first message's second to the last one's (0 before the first). */
   seconds: number
 }
@@ -159,7 +162,7 @@ const channels = new WeakMap<AnyActorRef, InspectionChannel>()
  */
 export class InspectionChannel {
   readonly stats: InspectionStats = {
-    taken: 0, sent: 0, summaries: 0, droppedEvents: 0, coalesced: 0, droppedActors: 0, droppedWithActors: 0, discardedAtClose: 0, busiestSecond: 0, seconds: 0,
+    taken: 0, sent: 0, summaries: 0, droppedEvents: 0, coalesced: 0, droppedActors: 0, uninspected: 0, droppedWithActors: 0, discardedAtClose: 0, busiestSecond: 0, seconds: 0,
   }
   readonly inspect: Observer<InspectionEvent> = { next: (e) => this.observe(e) }
   private readonly tracked = new WeakMap<AnyActorRef, Tracked>()
@@ -214,6 +217,19 @@ export class InspectionChannel {
   /** Messages sent per wall-clock second on average, from the first message's second to the last one's. */
   get meanPerSecond(): number {
     return this.stats.seconds === 0 ? 0 : Math.round((this.stats.sent / this.stats.seconds) * 10) / 10
+  }
+
+  /**
+   * Whether a new actor working for another (a per-file actor) is inspected: only while less than
+   * WORKER_ADMIT_WINDOWS seconds of budget wait to be sent. One made under more pressure than that
+   * would be coalesced or dropped before it could be shown; made without an observer, it costs
+   * nothing (XState builds no inspection events for a system nobody inspects). Counted.
+   */
+  admitsWorker(): boolean {
+    if (this.closed) return false
+    if (!this.sink || this.backlog < WORKER_ADMIT_WINDOWS * this.max) return true
+    this.stats.uninspected++
+    return false
   }
 
   /**
@@ -495,5 +511,6 @@ export const inspection = (): { inspect?: Observer<InspectionEvent> } => (proces
  */
 export function inspectionUnder(parent: AnyActorRef | undefined): { inspect?: Observer<InspectionEvent> } {
   const channel = parent && channels.get(parent)
-  return channel ? { inspect: channel.observerUnder(parent) } : inspection()
+  if (!channel) return inspection()
+  return channel.admitsWorker() ? { inspect: channel.observerUnder(parent) } : {}
 }

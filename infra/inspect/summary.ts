@@ -21,6 +21,11 @@ export interface InspectionSummary {
   coalesced: number
   /** Actors that ended before they could be announced while more waited than the budget let through. */
   droppedActors: number
+  /**
+   * Actors working for another (per-file actors) made while the budget was spent, so run without
+   * inspection (infra/inspect/nats-inspector.ts, admitsWorker). Absent from older senders.
+   */
+  uninspected?: number
   /** The messages of those actors (their creation, events and snapshots), not sent. */
   droppedWithActors: number
   /** Messages still waiting when the process closed its inspection. */

@@ -5,7 +5,7 @@
 import type { StatelyInspectionEvent, StatelySnapshotEvent } from '@statelyai/inspect'
 import { assign, createActor, fromPromise, setup, toPromise } from 'xstate'
 import { describe, expect, it } from 'vitest'
-import { DEFINITION_EVERY_MS, INSPECT_MAX_PER_SECOND, InspectionChannel, MAX_QUEUED_PER_ACTOR, SUMMARY_EVERY_MS, inspectionUnder, type InspectClock } from '../../infra/inspect/nats-inspector.ts'
+import { DEFINITION_EVERY_MS, INSPECT_MAX_PER_SECOND, InspectionChannel, MAX_QUEUED_PER_ACTOR, SUMMARY_EVERY_MS, WORKER_ADMIT_WINDOWS, inspectionUnder, type InspectClock } from '../../infra/inspect/nats-inspector.ts'
 import type { InspectionSummary } from '../../infra/inspect/summary.ts'
 import { InspectionBoard } from '../../infra/inspect/board.ts'
 import { updateRunMachine, type ApplySummary, type RunPlan, type StagedSet } from '../../machines/update-run.machine.ts'
@@ -226,5 +226,34 @@ describe('inspect — the bound on inspection messages', () => {
     expect(actors.find((m) => m.sessionId === worker.sessionId)).toMatchObject({ name: 'worker', rootId: parent.sessionId, parentId: parent.sessionId })
     const inner = actors.find((m) => m.sessionId !== worker.sessionId && m.sessionId !== parent.sessionId)!
     expect(inner).toMatchObject({ rootId: parent.sessionId, parentId: worker.sessionId })
+  })
+
+  it('inspect — per-file actors made while the budget is spent run uninspected (counted); once the window has room again, new ones are inspected', () => {
+    const clock = new ManualClock()
+    const sent: StatelyInspectionEvent[] = []
+    const channel = new InspectionChannel((m) => sent.push(m), { clock })
+    const parent = createActor(counter, { inspect: channel.inspect }).start()
+    const file = setup({}).createMachine({ id: 'file', initial: 'a', states: { a: { on: { next: 'b' } }, b: {} } })
+    const taken = channel.stats.taken
+    // 200 made in one instant: as many are inspected as WORKER_ADMIT_WINDOWS seconds of budget hold, the rest not at all.
+    const burst = Array.from({ length: 200 }, () => createActor(file, inspectionUnder(parent)).start())
+    for (const f of burst) f.send({ type: 'next' })
+    const inspected = 200 - channel.stats.uninspected
+    expect(inspected).toBeGreaterThan(0)
+    expect(inspected).toBeLessThanOrEqual(WORKER_ADMIT_WINDOWS * INSPECT_MAX_PER_SECOND)
+    const takenByBurst = channel.stats.taken - taken
+    clock.advance(10_000)
+    // Once the window has room again, a new one is inspected: what it alone takes…
+    const before = channel.stats.taken
+    const late = createActor(file, inspectionUnder(parent)).start()
+    late.send({ type: 'next' })
+    const perWorker = channel.stats.taken - before
+    expect(perWorker).toBeGreaterThan(0)
+    // …times the inspected ones is all the burst took: the others cost the channel nothing.
+    expect(takenByBurst).toBe(inspected * perWorker)
+    clock.advance(1000)
+    expect(sent.some((m) => m.type === '@xstate.actor' && m.sessionId === late.sessionId)).toBe(true)
+    expect(sent.filter((m) => m.type === '@xstate.actor' && burst.some((f) => f.sessionId === m.sessionId))).toHaveLength(inspected)
+    expect(channel.stats.uninspected).toBe(200 - inspected)
   })
 })
