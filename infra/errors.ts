@@ -31,6 +31,8 @@ export const ERROR_CODES = [
   'UPSWARM_E_HOOK',
   /** The installed revision failed its health check and the working copy was rolled back (issue 16 item 2). */
   'UPSWARM_E_HEALTH',
+  /** A range request its client withdrew before the server sent it (issue 14: the piece came from elsewhere). */
+  'UPSWARM_E_CANCELLED',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

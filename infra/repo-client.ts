@@ -2,6 +2,7 @@
 // downloads blobs from the server the proxy assigns with K concurrent range requests
 // (R-ACCEL-1). Each piece is checked against the manifest's piece hash as it arrives, so a bad
 // server is caught early and the piece re-fetched from another one (R-VERIFY).
+import { randomBytes } from 'node:crypto'
 import { open, rm } from 'node:fs/promises'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, isUpswarmError } from './errors.ts'
@@ -147,17 +148,26 @@ export class RangeReader {
     return pending
   }
 
-  async readPiece(sha256: string, offset: number, length: number, expected: string | undefined): Promise<Buffer> {
+  /**
+   * A verified piece. With `signal`, the request carries a ticket: aborting it tells the server,
+   * which drops the range unsent if it is still waiting for its turn (issue 14: servers do not
+   * upload what a client no longer needs), and rejects with the signal's reason at once.
+   */
+  async readPiece(sha256: string, offset: number, length: number, expected: string | undefined, signal?: AbortSignal): Promise<Buffer> {
     let lastErr: unknown
     for (let attempt = 0; attempt <= MAX_SERVER_SWITCHES; attempt++) {
+      signal?.throwIfAborted()
       const pending = this.current()
       const a = await pending
       try {
-        const data = Buffer.from(await request(this.nc, a.rangeSubject, { sha256, offset, length }, this.timeoutMs))
+        const data = Buffer.from(signal
+          ? await this.withdrawable(a, { sha256, offset, length }, signal)
+          : await request(this.nc, a.rangeSubject, { sha256, offset, length }, this.timeoutMs))
         if (data.length === length && (expected === undefined || sha256Hex(data) === expected)) return data
         this.badPieces++
         lastErr = new UpswarmError('UPSWARM_E_HASH_MISMATCH', `server ${a.server} sent a bad piece at ${offset} of blob ${sha256}`)
       } catch (err) {
+        if (signal?.aborted) throw signal.reason
         if (isUpswarmError(err) && err.code === 'UPSWARM_E_BAD_REQUEST') throw err
         lastErr = err
       }
@@ -167,5 +177,27 @@ export class RangeReader {
       }
     }
     throw lastErr
+  }
+
+  private async withdrawable(a: Assignment, range: { sha256: string; offset: number; length: number }, signal: AbortSignal): Promise<Uint8Array> {
+    const ticket = randomBytes(12).toString('base64url')
+    const reply = request(this.nc, a.rangeSubject, { ...range, ticket }, this.timeoutMs)
+    const withdraw = (): void => {
+      // Best effort: a server of the previous release has no cancel endpoint and sends the range.
+      try {
+        this.nc.publish(a.rangeSubject.replace(/\.range$/, '.cancel'), JSON.stringify({ ticket }))
+      } catch { /* closed connection: nothing to withdraw */ }
+    }
+    if (signal.aborted) withdraw()
+    else signal.addEventListener('abort', withdraw, { once: true })
+    try {
+      return await Promise.race([reply, new Promise<never>((_, reject) => {
+        if (signal.aborted) reject(signal.reason)
+        else signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+      })])
+    } finally {
+      signal.removeEventListener('abort', withdraw)
+      reply.catch(() => {}) // settles later (the server's "cancelled", or a timeout): nobody waits for it
+    }
   }
 }

@@ -106,6 +106,11 @@ interface InHand {
 const Product = z.string().regex(UUID_RE)
 const Rev = z.number().int().min(1)
 const Hex64 = z.string().regex(/^[0-9a-f]{64}$/)
+/** A client's name for one range request, to withdraw it by (issue 14). */
+const Ticket = z.string().regex(/^[A-Za-z0-9_-]{8,32}$/)
+const Cancel = z.object({ ticket: Ticket })
+/** Withdrawals remembered for requests that have not arrived yet (the oldest forgotten first). */
+const MAX_EARLY_WITHDRAWALS = 4096
 
 export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServer> {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(opts.id)) {
@@ -128,7 +133,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   const inHand = new Map<number, InHand>()
   /** Releases just refused because their product is not pinned: stream sequence → product. */
   const unpinned = new Map<number, string>()
-  const counters = { inflight: 0, requests: 0, bytesServed: 0 }
+  const counters = { inflight: 0, requests: 0, bytesServed: 0, rangesWithdrawn: 0 }
   const startedAt = new Date().toISOString()
   const uploads = new TokenBucket(opts.maxUploadRate ?? 0)
   /** Disk writes in progress: close() waits for them, so nothing writes to the data dir after it. */
@@ -355,6 +360,30 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   })
   meta2.actor.on('release2.synced', () => publishHeartbeat())
 
+  // Issue 14: ranges waiting for their turn, by the client's ticket, and the subject their
+  // clients withdraw them on (a plain message: nothing answers it).
+  const tickets = new Map<string, AbortController>()
+  // Withdrawals that came before their request (another route through the cluster), kept a while.
+  const early = new Set<string>()
+  const withdrawable = (ticket: string): AbortController => {
+    const c = new AbortController()
+    tickets.get(ticket)?.abort() // a ticket reused: the older request is withdrawn
+    tickets.set(ticket, c)
+    if (early.delete(ticket)) c.abort()
+    return c
+  }
+  const cancels = nc.subscribe(repoSubject(id, 'cancel'), {
+    callback: (err, msg) => {
+      if (err) return
+      const parsed = Cancel.safeParse(safeJson(msg.data))
+      if (!parsed.success) return
+      const waiting = tickets.get(parsed.data.ticket)
+      if (waiting) return waiting.abort()
+      if (early.size >= MAX_EARLY_WITHDRAWALS) early.delete(early.values().next().value!)
+      early.add(parsed.data.ticket)
+    },
+  })
+
   const service: Service = await startService(nc, {
     name: REPO_SERVICE,
     version: '1.0.0',
@@ -380,15 +409,32 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         return bytes
       })),
       range: endpoint(repoSubject(id, 'range'),
-        z.object({ sha256: Hex64, offset: z.number().int().min(0), length: z.number().int().min(1).max(MAX_RANGE) }),
-        ({ sha256, offset, length }) => tracked(async () => {
-          const size = await store.blobs.size(sha256)
-          if (size === undefined) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${id} has no blob ${sha256}`)
-          if (offset >= size && !(offset === 0 && size === 0)) {
+        z.object({ sha256: Hex64, offset: z.number().int().min(0), length: z.number().int().min(1).max(MAX_RANGE), ticket: Ticket.optional() }),
+        ({ sha256, offset, length, ticket }) => tracked(async () => {
+          // Registered before anything is awaited: a withdrawal that follows the request is seen.
+          const withdrawn = ticket ? withdrawable(ticket) : undefined
+          const size = await store.blobs.size(sha256).catch((err: unknown) => {
+            if (ticket) tickets.delete(ticket)
+            throw err
+          })
+          if (size === undefined || (offset >= size && !(offset === 0 && size === 0))) {
+            if (ticket) tickets.delete(ticket)
+            if (size === undefined) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${id} has no blob ${sha256}`)
             throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `range offset ${offset} is beyond the end of blob ${sha256} (${size} bytes)`)
           }
-          const bytes = await store.blobs.readRange(sha256, offset, Math.min(length, size - offset))
-          await uploads.take(bytes.length)
+          const n = Math.min(length, size - offset)
+          // Issue 14: the range waits for its turn of the upload budget before it is read, and a
+          // client that got the piece elsewhere meanwhile withdraws it (its ticket): dropped unsent.
+          try {
+            await uploads.takeInTurn(n, withdrawn?.signal)
+          } catch (err) {
+            if (!withdrawn?.signal.aborted) throw err
+            counters.rangesWithdrawn++
+            throw new UpswarmError('UPSWARM_E_CANCELLED', `range ${offset}+${n} of blob ${sha256} withdrawn by its client before server ${id} sent it`)
+          } finally {
+            if (ticket) tickets.delete(ticket)
+          }
+          const bytes = await store.blobs.readRange(sha256, offset, n)
           counters.bytesServed += bytes.length
           return bytes
         })),
@@ -502,6 +548,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     })
   } catch (err) {
     meta2.close()
+    cancels.unsubscribe()
     await service.stop().catch(() => {})
     throw err
   }
@@ -534,6 +581,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       actor.send({ type: 'stop' })
       actor.stop() // aborts a blob copy in progress
       meta2.close()
+      cancels.unsubscribe()
+      for (const c of tickets.values()) c.abort()
       await service.stop().catch(() => {})
       await seed.close()
       await Promise.allSettled([...writing])

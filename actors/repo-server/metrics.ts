@@ -12,6 +12,8 @@ export function repoServerMetrics(server: RepoServer, nc: NatsConnection): Metri
     const hb = server.heartbeat()
     return [{ labels: { via: 'nats' }, value: hb.bytesServed }, { labels: { via: 'swarm' }, value: hb.swarm.bytesUp }]
   })
+  m.collect('upswarm_server_ranges_withdrawn_total', 'counter', 'range requests their clients withdrew before the server sent them (the piece came from a peer first)', () =>
+    [{ value: server.heartbeat().rangesWithdrawn ?? 0 }])
   m.gauge('upswarm_server_requests_in_flight', 'NATS requests being answered now', () => server.heartbeat().inflight)
   m.gauge('upswarm_server_swarm_peers', 'swarm connections of the server as a seed peer', () => server.heartbeat().swarm.peers)
   m.collect('upswarm_server_synced_revision', 'gauge', 'newest revision of each product the server has synced (R-SERVER)', () =>

@@ -181,11 +181,14 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
     const asked = Date.now()
     const f: Inflight = {
       piece: i, source: 'server', controller, asked,
-      promise: deps.server!.readPiece(entry.sha256, i * pieceSize, lengthOf(i), pieceHashOf(entry, i))
+      // Withdrawn (the server drops it unsent if it is still queued) once another source's copy
+      // of the piece is verified: accept() aborts every other request for it.
+      promise: deps.server!.readPiece(entry.sha256, i * pieceSize, lengthOf(i), pieceHashOf(entry, i), controller.signal)
         .then(async (data) => {
           slots.served(Date.now() - asked)
           await accept(i, data, 'server')
         }, (err) => {
+          if (controller.signal.aborted) return
           deps.log?.(`servers could not send piece ${i} of ${entry.path}: ${(err as Error).message}`)
           serverFailed = err
         })

@@ -274,16 +274,23 @@ export class PieceScheduler<P extends SchedPeer> {
   plan(): number {
     const { io, verified } = this
     const slots = this.o.slots
+    // Pieces asked of a client peer are busy. Pieces asked only of the servers stay candidates for
+    // a client peer: a server's queue may be deep, and once a peer holds the piece, the peer's copy
+    // overtakes it and the server's request is withdrawn before the server sends it (issue 14).
     const busy = new Set<number>()
-    for (const f of io.inflight()) busy.add(f.piece)
+    const fromServers = new Set<number>()
+    for (const f of io.inflight()) (f.source === 'server' || f.source.server ? fromServers : busy).add(f.piece)
     // Rarest first among the pieces peers hold; the rest go to the server.
     const candidates = this.order
       .filter((i) => !verified[i] && !busy.has(i))
       .map((i) => ({ i, holders: this.usable(i) }))
       .sort((a, b) => (a.holders.length || Infinity) - (b.holders.length || Infinity))
+    let open = 0
     for (const { i, holders } of candidates) {
       const now = io.now()
       const ready = (p: P): boolean => this.readyAt(p, now)
+      const asked = fromServers.has(i)
+      if (!asked) open++
       // Client peers first. The servers' seeds hold every piece, but they are servers: they
       // are asked only under the server rules below, like the server the proxy assigns.
       const clientHolders = holders.filter((p) => !p.server)
@@ -292,6 +299,7 @@ export class PieceScheduler<P extends SchedPeer> {
         io.startPeer(i, free[0]!, false)
         continue
       }
+      if (asked) continue // the servers have it in hand
       if (clientHolders.length > 0) continue // held by busy peers: wait for a slot rather than load the servers
       // Coordination-free striping: of the pieces no client peer holds yet, each client takes
       // from the servers first those of its own stripe among the connected peers, and waits
@@ -309,8 +317,8 @@ export class PieceScheduler<P extends SchedPeer> {
     // End-game: every missing piece is requested; a request that is late (several typical
     // piece times) gets a duplicate from an idle holder. Duplicating every request at once
     // made each small file (one or two pieces) cost its uploaders about twice its size.
-    if (candidates.length === 0) this.endGame()
-    return candidates.length
+    if (open === 0) this.endGame()
+    return open
   }
 
   private endGame(): void {

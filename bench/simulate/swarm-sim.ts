@@ -15,8 +15,8 @@
 // - a piece reaches the requester after its upload, its download link (one piece at a time at
 //   its download rate) and the one-way latency of both ends; requests pay the latency too;
 // - a request a client aborts (the piece came from elsewhere) is withdrawn from the uploader's
-//   queue if it is still there; a server range cannot be withdrawn (RangeReader.readPiece takes no
-//   signal), as in the daemon;
+//   queue if it is still there, a server's range included (RangeReader.readPiece's ticket and the
+//   server's cancel subject, as in the daemon);
 // - `have-piece` announcements reach the neighbours at once (no latency), and every change wakes
 //   a client's scheduler at most once per `planGapMs` (the daemon's event loop, modelled).
 import {
@@ -513,9 +513,10 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
         wake(peer)
       }
     }
-    // The other requests for this piece are aborted (a server range cannot be withdrawn).
+    // The other requests for this piece are aborted, server ranges too: each is withdrawn from its
+    // uploader's queue when the cancel arrives, if it is still waiting there.
     for (const f of [...c.inflight]) {
-      if (f === r || f.piece !== i || f.uploader.kind === 'server') continue
+      if (f === r || f.piece !== i) continue
       settle(f)
       f.cancelled = true
       push({ t: now + c.latMs + f.uploader.latMs, k: 'cancel', r: f })

@@ -53,6 +53,8 @@ export const HeartbeatSchema = z.object({
   inflight: Counter,
   requests: Counter,
   bytesServed: Counter,
+  /** Issue 14: range requests their clients withdrew before this server sent them (absent before). */
+  rangesWithdrawn: Counter.optional(),
   startedAt: z.string(),
   swarm: SwarmInfoSchema,
   /** Releases this server failed to sync after every try (issue 11 item 6), newest last. */

@@ -3,6 +3,14 @@
 // second's worth of tokens still pass, and the long-run rate stays at `rate`.
 import { UpswarmError } from '../errors.ts'
 
+interface Turn {
+  bytes: number
+  resolve: () => void
+  reject: (reason: unknown) => void
+  signal: AbortSignal | undefined
+  onAbort?: () => void
+}
+
 export class TokenBucket {
   /** Bytes per second; 0 means unlimited. */
   readonly rate: number
@@ -53,6 +61,52 @@ export class TokenBucket {
     const now = performance.now()
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
     this.last = now
+  }
+
+  /**
+   * Like take(), but in turn: takers wait in one queue, first come first served, and each takes
+   * its tokens only when it reaches the head. One withdrawn while it waits (its signal aborted)
+   * leaves the queue at once, so the ones behind it move up instead of waiting out its bytes
+   * (issue 14: a server's queued ranges that their clients no longer need).
+   */
+  takeInTurn(bytes: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    if (this.rate === 0 || bytes <= 0) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const turn: Turn = { bytes, resolve, reject, signal }
+      if (signal) {
+        turn.onAbort = (): void => {
+          const at = this.turns.indexOf(turn)
+          if (at < 0) return
+          this.turns.splice(at, 1)
+          reject(signal.reason)
+          if (at === 0) this.nextTurn()
+        }
+        signal.addEventListener('abort', turn.onAbort, { once: true })
+      }
+      this.turns.push(turn)
+      if (this.turns.length === 1) this.nextTurn()
+    })
+  }
+
+  private readonly turns: Turn[] = []
+  private turnTimer: ReturnType<typeof setTimeout> | undefined
+
+  /** Lets the head of the queue go once the bucket is out of debt, then the next. */
+  private nextTurn(): void {
+    if (this.turnTimer) clearTimeout(this.turnTimer)
+    this.turnTimer = undefined
+    while (this.turns.length > 0) {
+      this.refill()
+      if (this.tokens < 0) {
+        this.turnTimer = setTimeout(() => this.nextTurn(), Math.ceil((-this.tokens / this.rate) * 1000))
+        return
+      }
+      const head = this.turns.shift()!
+      if (head.onAbort) head.signal!.removeEventListener('abort', head.onAbort)
+      this.tokens -= head.bytes
+      head.resolve()
+    }
   }
 
   /** Resolves once `bytes` may be sent; rejects with the signal's reason when aborted first. */

@@ -72,4 +72,39 @@ describe('swarm transport parts', () => {
     expect(promised.reserved).toBe(0)
     expect(promised.backlogSeconds()).toBe(0)
   })
+
+  it('swarm — takers in turn go first come first served; one withdrawn while it waits leaves the queue, and the one behind it moves up at once (issue 14)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] })
+    try {
+      const bucket = new TokenBucket(1000) // 1000 B/s, 1000 B burst
+      const went: string[] = []
+      const ask = (name: string, bytes: number, signal?: AbortSignal): Promise<void> =>
+        bucket.takeInTurn(bytes, signal).then(() => { went.push(name) }, (err: Error) => { went.push(`${name}: ${err.message}`) })
+      const b = new AbortController()
+      const c = new AbortController()
+      const all = [ask('a', 1000), ask('b', 1000, b.signal), ask('c', 1000, c.signal), ask('d', 1000), ask('e', 1000)]
+      await vi.advanceTimersByTimeAsync(0)
+      expect(went).toEqual(['a', 'b']) // the burst, then b overdraws by one piece
+      b.abort(new Error('withdrawn'))
+      c.abort(new Error('withdrawn'))
+      await vi.advanceTimersByTimeAsync(0)
+      // b had its turn already (too late to withdraw); c is withdrawn while it waits: never sent.
+      expect(went).toEqual(['a', 'b', 'c: withdrawn'])
+      // d moves up to c's place: it goes when b's debt is repaid (1 s), not after c's bytes too (2 s).
+      await vi.advanceTimersByTimeAsync(999)
+      expect(went).toEqual(['a', 'b', 'c: withdrawn'])
+      await vi.advanceTimersByTimeAsync(2)
+      expect(went).toEqual(['a', 'b', 'c: withdrawn', 'd'])
+      await vi.advanceTimersByTimeAsync(1000)
+      expect(went).toEqual(['a', 'b', 'c: withdrawn', 'd', 'e'])
+      await Promise.all(all)
+      // Unlimited: no waiting; withdrawn before asking: refused.
+      await expect(new TokenBucket(0).takeInTurn(1 << 30)).resolves.toBeUndefined()
+      const gone = new AbortController()
+      gone.abort(new Error('gone'))
+      await expect(bucket.takeInTurn(1, gone.signal)).rejects.toThrow('gone')
+    } finally {
+      vi.useRealTimers()
+    }
+  })
 })

@@ -1,0 +1,79 @@
+// Issue 14: a range a client no longer needs is withdrawn before the server uploads it. The
+// client (a CLIENTS-account identity, through the proxy's assignment) asks a server capped at
+// 1 MiB/s for four ranges; it withdraws the third while it waits for its turn. The server sends
+// the other three and not that one, counts it, and the range behind it moves up.
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { waitFor } from 'xstate'
+import { publish } from '../../actors/publisher/publish.ts'
+import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
+import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
+import type { NatsConnection } from '../../infra/nats/connect.ts'
+import { proxySubject } from '../../infra/nats/names.ts'
+import { requestJson } from '../../infra/nats/request.ts'
+import { sha256Hex } from '../../infra/release/hash.ts'
+import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { TrustStore } from '../../infra/release/trust.ts'
+import { RangeReader } from '../../infra/repo-client.ts'
+import { newProduct, roleConnection, tempDir, testConnection } from '../helpers/cluster.ts'
+import { randomContent, writeTree } from '../helpers/trees.ts'
+
+const MiB = 1024 * 1024
+
+describe('range withdrawal', () => {
+  let admin: NatsConnection
+  let serverConn: NatsConnection
+  let proxyConn: NatsConnection
+  let client: NatsConnection
+  let dir: { path: string; cleanup: () => Promise<void> }
+  let server: RepoServer | undefined
+  let proxy: Proxy | undefined
+
+  beforeAll(async () => {
+    admin = await testConnection()
+    dir = await tempDir()
+    const id = `withdraw${process.pid}`
+    serverConn = await roleConnection({ kind: 'server', name: id })
+    proxyConn = await roleConnection({ kind: 'proxy', name: 'withdraw-proxy' })
+    client = await roleConnection({ kind: 'client', name: 'withdraw-client' })
+  })
+  afterAll(async () => {
+    await server?.close()
+    await proxy?.close()
+    for (const nc of [admin, serverConn, proxyConn, client]) await nc?.close()
+    await dir?.cleanup()
+  })
+
+  it('ranges — a range withdrawn while it waits for its turn at a capped server is never sent and is counted; the others arrive whole', async () => {
+    const product = newProduct()
+    const key = generatePublisherKey()
+    const big = randomContent(4 * MiB)
+    await writeTree(join(dir.path, 'src'), { 'big.bin': big })
+    const trust = join(dir.path, 'trust.json')
+    await publish({ nc: admin, src: join(dir.path, 'src'), product, key, trust })
+    server = await startRepoServer({ nc: serverConn, id: `withdraw${process.pid}`, dataDir: join(dir.path, 's'), trust: await new TrustStore(trust).ready(), maxUploadRate: MiB })
+    await waitFor(server.actor, () => (server!.store.synced[product] ?? 0) >= 1, { timeout: 30_000 })
+    proxy = await startProxy({ nc: proxyConn, httpPort: 0 })
+    // The proxy learns of the server from its heartbeats: assignable once it has heard one since.
+    for (let i = 0; ; i++) {
+      const a = await requestJson<{ server?: string }>(client, proxySubject('assign'), { product }).catch(() => undefined)
+      if (a?.server === server.id) break
+      if (i >= 100) throw new Error('the proxy never assigned the server')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const sha = sha256Hex(big)
+    const reader = new RangeReader(client, product, 30_000)
+    const piece = (i: number): Buffer => big.subarray(i * MiB, (i + 1) * MiB)
+    const withdraw = new AbortController()
+    const asks = [0, 1, 2, 3].map((i) => reader.readPiece(sha, i * MiB, MiB, sha256Hex(piece(i)), i === 2 ? withdraw.signal : new AbortController().signal))
+    // Pieces 0 and 1 go at once (the burst, then one piece of debt); 2 and 3 wait their turns.
+    expect((await asks[0]!).equals(piece(0))).toBe(true)
+    expect((await asks[1]!).equals(piece(1))).toBe(true)
+    withdraw.abort(new Error('piece 2 came from a peer'))
+    await expect(asks[2]).rejects.toThrow('piece 2 came from a peer')
+    expect((await asks[3]!).equals(piece(3))).toBe(true)
+    const hb = server.heartbeat()
+    expect(hb.rangesWithdrawn).toBe(1)
+    expect(hb.bytesServed).toBe(3 * MiB)
+  })
+})
