@@ -111,6 +111,8 @@ const Ticket = z.string().regex(/^[A-Za-z0-9_-]{8,32}$/)
 const Cancel = z.object({ ticket: Ticket })
 /** Withdrawals remembered for requests that have not arrived yet (the oldest forgotten first). */
 const MAX_EARLY_WITHDRAWALS = 4096
+/** Pieces whose copies a server counts before it starts counting afresh. */
+const MAX_PIECES_COUNTED = 100_000
 
 export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServer> {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(opts.id)) {
@@ -363,6 +365,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   // Issue 14: ranges waiting for their turn, by the client's ticket, and the subject their
   // clients withdraw them on (a plain message: nothing answers it).
   const tickets = new Map<string, AbortController>()
+  /** Ranges sent, by blob and offset: the ones sent least often take their turn first. */
+  const copiesSent = new Map<string, number>()
   // Withdrawals that came before their request (another route through the cluster), kept a while.
   const early = new Set<string>()
   const withdrawable = (ticket: string): AbortController => {
@@ -425,8 +429,13 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
           const n = Math.min(length, size - offset)
           // Issue 14: the range waits for its turn of the upload budget before it is read, and a
           // client that got the piece elsewhere meanwhile withdraws it (its ticket): dropped unsent.
+          // The piece this server has sent least often goes first: first copies of every piece
+          // spread through the swarm while later copies wait, and are mostly withdrawn (issue 14).
+          const piece = `${sha256}:${offset}`
           try {
-            await uploads.takeInTurn(n, withdrawn?.signal)
+            await uploads.takeInTurn(n, withdrawn?.signal, () => copiesSent.get(piece) ?? 0)
+            if (copiesSent.size >= MAX_PIECES_COUNTED) copiesSent.clear()
+            copiesSent.set(piece, (copiesSent.get(piece) ?? 0) + 1)
           } catch (err) {
             if (!withdrawn?.signal.aborted) throw err
             counters.rangesWithdrawn++

@@ -11,7 +11,8 @@
 //   comparing the token with the manifest's: a bad peer sends a wrong token of the right length;
 // - each uploader (client or server) sends one piece at a time at its upload rate, FIFO; a client
 //   answers 'busy' when more than DEFAULT_MAX_UPLOAD_BACKLOG_MS of sending is already promised
-//   (as PieceSession does); a server queues every request (the NATS range path has no 'busy');
+//   (as PieceSession does); a server queues every request (the NATS range path has no 'busy') and
+//   sends the piece it has sent least often first (the repository server's ranked turns);
 // - a piece reaches the requester after its upload, its download link (one piece at a time at
 //   its download rate) and the one-way latency of both ends; requests pay the latency too;
 // - a request a client aborts (the piece came from elsewhere) is withdrawn from the uploader's
@@ -116,6 +117,8 @@ interface Server {
   active: Req | undefined
   queuedBytes: number
   bytesUp: number
+  /** Copies of each piece it has started sending (its queue's order). */
+  copies: number[]
 }
 
 /** A client's view of one connected peer: what the scheduler sees (SchedPeer). */
@@ -287,7 +290,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
   const push = (e: Unseq<Ev>): void => heap.push(e as Ev)
 
   const servers: Server[] = Array.from({ length: o.servers }, (_, id) => ({
-    kind: 'server', id, up: o.serverUp, latMs: o.serverLatencyMs, queue: [], active: undefined, queuedBytes: 0, bytesUp: 0,
+    kind: 'server', id, up: o.serverUp, latMs: o.serverLatencyMs, queue: [], active: undefined, queuedBytes: 0, bytesUp: 0, copies: [],
   }))
   let nextServer = 0
   // The daemon's stripeScore, computed once per (client key, piece): every neighbour of a client
@@ -455,12 +458,23 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
 
   const startUpload = (u: Uploader): void => {
     while (!u.active && u.queue.length > 0) {
-      const r = u.queue.shift()!
+      // A server sends the piece it has sent least often first (the repository server's
+      // takeInTurn rank), the earliest request among equals; a client, first come first served.
+      let at = 0
+      if (u.kind === 'server') {
+        let fewest = Infinity
+        for (let k = 0; k < u.queue.length && fewest > 0; k++) {
+          const n = u.copies[u.queue[k]!.piece] ?? 0
+          if (n < fewest) [at, fewest] = [k, n]
+        }
+      }
+      const r = u.queue.splice(at, 1)[0]!
       if (r.cancelled) {
         u.queuedBytes -= r.bytes
         continue
       }
       u.active = r
+      if (u.kind === 'server') u.copies[r.piece] = (u.copies[r.piece] ?? 0) + 1
       push({ t: now + (1000 * r.bytes) / u.up, k: 'sent', u, r })
     }
   }

@@ -8,6 +8,8 @@ interface Turn {
   resolve: () => void
   reject: (reason: unknown) => void
   signal: AbortSignal | undefined
+  /** Read when the turn is given: the lowest goes first (takeInTurn). */
+  rank: (() => number) | undefined
   onAbort?: () => void
 }
 
@@ -64,16 +66,17 @@ export class TokenBucket {
   }
 
   /**
-   * Like take(), but in turn: takers wait in one queue, first come first served, and each takes
-   * its tokens only when it reaches the head. One withdrawn while it waits (its signal aborted)
-   * leaves the queue at once, so the ones behind it move up instead of waiting out its bytes
-   * (issue 14: a server's queued ranges that their clients no longer need).
+   * Like take(), but in turn: takers wait in one queue and each takes its tokens only when its turn
+   * comes — first come first served, or, with `rank`, the lowest rank at that moment first (a
+   * server sends the piece it has sent least often before the tenth copy of another). One
+   * withdrawn while it waits (its signal aborted) leaves the queue at once, so the ones behind it
+   * move up instead of waiting out its bytes (issue 14: ranges their clients no longer need).
    */
-  takeInTurn(bytes: number, signal?: AbortSignal): Promise<void> {
+  takeInTurn(bytes: number, signal?: AbortSignal, rank?: () => number): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason)
     if (this.rate === 0 || bytes <= 0) return Promise.resolve()
     return new Promise((resolve, reject) => {
-      const turn: Turn = { bytes, resolve, reject, signal }
+      const turn: Turn = { bytes, resolve, reject, signal, rank }
       if (signal) {
         turn.onAbort = (): void => {
           const at = this.turns.indexOf(turn)
@@ -92,7 +95,22 @@ export class TokenBucket {
   private readonly turns: Turn[] = []
   private turnTimer: ReturnType<typeof setTimeout> | undefined
 
-  /** Lets the head of the queue go once the bucket is out of debt, then the next. */
+  /** The waiter whose turn it is: the lowest rank now (unranked: 0), the earliest among equals. */
+  private nextIndex(): number {
+    let best = 0
+    let bestRank = Infinity
+    for (let i = 0; i < this.turns.length; i++) {
+      const r = this.turns[i]!.rank?.() ?? 0
+      if (r < bestRank) {
+        best = i
+        bestRank = r
+        if (r <= 0) break
+      }
+    }
+    return best
+  }
+
+  /** Lets the next waiter go once the bucket is out of debt, then the next. */
   private nextTurn(): void {
     if (this.turnTimer) clearTimeout(this.turnTimer)
     this.turnTimer = undefined
@@ -102,7 +120,7 @@ export class TokenBucket {
         this.turnTimer = setTimeout(() => this.nextTurn(), Math.ceil((-this.tokens / this.rate) * 1000))
         return
       }
-      const head = this.turns.shift()!
+      const head = this.turns.splice(this.nextIndex(), 1)[0]!
       if (head.onAbort) head.signal!.removeEventListener('abort', head.onAbort)
       this.tokens -= head.bytes
       head.resolve()

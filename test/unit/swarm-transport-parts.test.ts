@@ -73,7 +73,7 @@ describe('swarm transport parts', () => {
     expect(promised.backlogSeconds()).toBe(0)
   })
 
-  it('swarm — takers in turn go first come first served; one withdrawn while it waits leaves the queue, and the one behind it moves up at once (issue 14)', async () => {
+  it('swarm — takers in turn go first come first served, or lowest rank first; one withdrawn while it waits leaves the queue, and the one behind it moves up at once (issue 14)', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] })
     try {
       const bucket = new TokenBucket(1000) // 1000 B/s, 1000 B burst
@@ -98,6 +98,13 @@ describe('swarm transport parts', () => {
       await vi.advanceTimersByTimeAsync(1000)
       expect(went).toEqual(['a', 'b', 'c: withdrawn', 'd', 'e'])
       await Promise.all(all)
+      // Ranked: when a turn comes, the lowest rank at that moment goes (a server's least-sent piece).
+      const sent = new Map<string, number>([['x', 2], ['y', 0], ['z', 1]])
+      const ranked = ['x', 'y', 'z'].map((k) => bucket.takeInTurn(1000, undefined, () => sent.get(k)!).then(() => { went.push(k) }))
+      sent.set('z', 5) // read when the turn comes, not when asked
+      await vi.advanceTimersByTimeAsync(3003)
+      await Promise.all(ranked)
+      expect(went.slice(-3)).toEqual(['y', 'x', 'z'])
       // Unlimited: no waiting; withdrawn before asking: refused.
       await expect(new TokenBucket(0).takeInTurn(1 << 30)).resolves.toBeUndefined()
       const gone = new AbortController()
