@@ -78,7 +78,7 @@ interface P2PRun {
    */
   inspection?: {
     messages: number; processes: number; maxPerSecond: number; maxPer3sAverage: number
-    sender: { processes: number; busiestSecond: number; meanPerSecond: number; sent: number; droppedEvents: number; coalesced: number; droppedActors: number }
+    sender: { processes: number; busiestSecond: number; meanPerSecond: number; sent: number; droppedEvents: number; coalesced: number; droppedActors: number; uninspected: number }
   }
 }
 
@@ -99,12 +99,12 @@ function inspectionRates(perSecond: Map<string, number>, messages: number, summa
     for (const s of seconds.keys()) maxPer3s = Math.max(maxPer3s, (seconds.get(s) ?? 0) + (seconds.get(s + 1) ?? 0) + (seconds.get(s + 2) ?? 0))
   }
   const last = [...summaries.values()]
-  const sum = (k: 'sent' | 'droppedEvents' | 'coalesced' | 'droppedActors'): number => last.reduce((n, x) => n + x[k], 0)
+  const sum = (k: 'sent' | 'droppedEvents' | 'coalesced' | 'droppedActors' | 'uninspected'): number => last.reduce((n, x) => n + (x[k] ?? 0), 0)
   const sender = {
     processes: last.length,
     busiestSecond: Math.max(0, ...last.map((x) => x.busiestSecond)),
     meanPerSecond: Math.max(0, ...last.map((x) => x.meanPerSecond)),
-    sent: sum('sent'), droppedEvents: sum('droppedEvents'), coalesced: sum('coalesced'), droppedActors: sum('droppedActors'),
+    sent: sum('sent'), droppedEvents: sum('droppedEvents'), coalesced: sum('coalesced'), droppedActors: sum('droppedActors'), uninspected: sum('uninspected'),
   }
   return { messages, processes: bySubject.size, maxPerSecond: Math.max(0, ...perSecond.values()), maxPer3sAverage: Math.round((maxPer3s / 3) * 10) / 10, sender }
 }
@@ -369,7 +369,7 @@ export async function runSwarmBench(o: SwarmBenchOptions): Promise<BenchResult> 
         goals.push({
           goal: `N=${n}, --inspect: ≤ 50 inspection messages/s per process (counted by the sender, per wall-clock second)`,
           met: s.processes > 0 && s.busiestSecond <= 50,
-          detail: `${s.processes} processes summarised: busiest second ${s.busiestSecond}, mean ${s.meanPerSecond}/s (the process that sent most); ${s.sent} sent, ${s.droppedEvents} events dropped, ${s.coalesced} snapshots coalesced, ${s.droppedActors} actors dropped. ` +
+          detail: `${s.processes} processes summarised: busiest second ${s.busiestSecond}, mean ${s.meanPerSecond}/s (the process that sent most); ${s.sent} sent, ${s.droppedEvents} events dropped, ${s.coalesced} snapshots coalesced, ${s.droppedActors} actors dropped, ${s.uninspected} per-file actors run uninspected. ` +
             `Received: ${p2p.inspection.messages} messages from ${p2p.inspection.processes} processes; per process, the most in one arrival second ${p2p.inspection.maxPerSecond}, in any 3 s ${p2p.inspection.maxPer3sAverage}/s on average`,
         })
       }

@@ -52,6 +52,8 @@ export interface PartialBlob {
   pieceSize: number
   size: number
   file: string
+  /** The download's own handle on `file` (read and write): serving a piece opens nothing. */
+  fh: FileHandle
   verified: Uint8Array
 }
 
@@ -113,7 +115,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   const verified = sched.verified
   const tmp = await into.stagingPath()
   const fh: FileHandle = await open(tmp, 'w+')
-  const partial: PartialBlob = { sha256: entry.sha256, pieceSize, size: entry.size, file: tmp, verified }
+  const partial: PartialBlob = { sha256: entry.sha256, pieceSize, size: entry.size, file: tmp, fh, verified }
   deps.partials.set(entry.sha256, partial)
   const pendingServerReason = new Map<number, ServerReason>()
   const lengthOf = (i: number): number => Math.min(pieceSize, entry.size - i * pieceSize)
@@ -223,11 +225,16 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
       await peers.nextChange(sched.wakeAfterMs())
     }
     await Promise.allSettled([...inflight].map((f) => f.promise))
-    await fh.close()
     await into.commitFile(entry.sha256, tmp, 'peers and servers', entry.size, entry.sha1)
+    // Served from the store from now on (until then, through the handle, which the rename into the
+    // store does not disturb). A peer answered "not found" in between would shun this one for the
+    // blob; a read still running finishes before the handle closes.
+    deps.partials.delete(entry.sha256)
+    await fh.close()
     return stats
   } catch (err) {
     for (const f of inflight) f.controller.abort()
+    deps.partials.delete(entry.sha256)
     await fh.close().catch(() => {})
     await rm(tmp, { force: true })
     throw isUpswarmError(err) ? err : new UpswarmError('UPSWARM_E_PEER', `download of ${entry.path} failed: ${(err as Error).message}`, { cause: err })

@@ -1,7 +1,7 @@
 // What this peer serves (R-SHARE, R-ACCEL-3): verified pieces of blobs still downloading, then
 // its history store (every blob of its recent revisions, verified when stored), then files of
 // the working copy that the stat cache shows pristine (an adopted tree's files).
-import { lstat, open } from 'node:fs/promises'
+import { lstat, open, type FileHandle } from 'node:fs/promises'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
 import { treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
@@ -20,12 +20,16 @@ async function readAt(file: string, offset: number, length: number): Promise<Buf
   const fh = await open(file, 'r').catch(() => null)
   if (!fh) return null
   try {
-    const buf = Buffer.allocUnsafe(length)
-    const { bytesRead } = await fh.read(buf, 0, length, offset)
-    return buf.subarray(0, bytesRead)
+    return await readFrom(fh, offset, length)
   } finally {
     await fh.close()
   }
+}
+
+async function readFrom(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length)
+  const { bytesRead } = await fh.read(buf, 0, length, offset)
+  return buf.subarray(0, bytesRead)
 }
 
 export function makeServe(src: ServeSources): ServeFn {
@@ -42,7 +46,7 @@ export function makeServe(src: ServeSources): ServeFn {
       let ok = offset < partial.size
       for (let i = first; ok && i <= last; i++) ok = partial.verified[i] === 1
       if (ok) {
-        const data = await readAt(partial.file, offset, Math.min(length, partial.size - offset))
+        const data = await readFrom(partial.fh, offset, Math.min(length, partial.size - offset)).catch(() => null)
         if (data) return data
       }
     }
