@@ -5,14 +5,19 @@
 // Blobs are content-addressed and shared across revisions and products: a blob goes only when no
 // release outside a pruned range (of any product) names it. Publishes that rely on blobs already
 // in the store are kept apart by leases (infra/nats/leases.ts).
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream'
+import type { ObjectStore } from '@nats-io/obj'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { UpswarmError, errorMessage } from '../../infra/errors.ts'
-import { newestRoot } from '../../infra/formats/meta-stream.ts'
-import { productKeys } from '../../infra/formats/root.ts'
+import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
+import { newestRoot, type StoredRoot } from '../../infra/formats/meta-stream.ts'
+import { parseRelease, verifyRelease, type SignedRelease2 } from '../../infra/formats/release.ts'
+import { newestRelease2 } from '../../infra/formats/release-stream.ts'
+import { productKeys, type Root } from '../../infra/formats/root.ts'
+import { getNodeObject } from '../../infra/formats/tree-objects.ts'
+import { addReleaseRefs } from '../../infra/formats/tree-refs.ts'
 import { identityOf } from '../../infra/nats/identity.ts'
 import { acquirePruneLease, type LeaseHolder } from '../../infra/nats/leases.ts'
-import { BLOB_BUCKET, RELEASE_STREAM } from '../../infra/nats/names.ts'
+import { BLOB_BUCKET, META_STREAM, RELEASE2_SUBJECTS, RELEASE_STREAM } from '../../infra/nats/names.ts'
 import { appendPruneRecord, readPruneRecord, readPruneRecords, type PruneRecord } from '../../infra/nats/prune-records.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
 import { isNoResponders, withRetry } from '../../infra/nats/retry.ts'
@@ -66,7 +71,8 @@ export async function prune(opts: PruneOptions): Promise<PruneResult> {
   if (!UUID_RE.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `prune: PRODUCT must be a UUID (got ${JSON.stringify(opts.product)})`)
   if ((opts.keep === undefined) === (opts.before === undefined)) throw new UpswarmError('UPSWARM_E_CONFIG', 'prune: give either --keep N (the newest N revisions stay) or --before REV (every revision before REV goes)')
   if (opts.keep !== undefined && opts.keep < 1) throw new UpswarmError('UPSWARM_E_CONFIG', `prune: --keep ${opts.keep}: at least the newest revision stays; give --keep 1 or more`)
-  const trusts = await trustOf(opts, product)
+  const root = await withRetry(() => newestRoot(opts.nc), { attempts: 10 })
+  const trusts = await trustOf(opts, product, root)
   const { blobs: os } = await openRepository(opts.nc)
 
   const lease = opts.dryRun
@@ -77,8 +83,14 @@ export async function prune(opts: PruneOptions): Promise<PruneResult> {
   try {
     // Read once no publish relies on the store: every release appended so far is counted.
     const { head } = await withRetry(() => readReleaseChain(opts.nc, product, trusts), { attempts: 10 })
-    if (!head) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `product ${product} has no release signed by its publish keys in ${RELEASE_STREAM}: nothing to prune`)
-    const newest = head.release.manifest.rev
+    // Format 2 (issue 15): a product may publish only there; its newest verified release counts too.
+    const head2 = root?.signed.root.products[product] ? await withRetry(() => newestRelease2(opts.nc, product, { leader: true }), { attempts: 10 }) : undefined
+    let newest2 = 0
+    try {
+      if (head2 && root) newest2 = verifyRelease(head2.text, root.signed.root, `${META_STREAM} seq ${head2.seq}`).release.rev
+    } catch { /* not signed under the newest root: the format-1 chain decides */ }
+    const newest = Math.max(head?.release.manifest.rev ?? 0, newest2)
+    if (newest === 0) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `product ${product} has no release signed by its publish keys in ${RELEASE_STREAM} or ${META_STREAM}: nothing to prune`)
     if (opts.before !== undefined && opts.before > newest) {
       throw new UpswarmError('UPSWARM_E_CONFIG', `prune: --before ${opts.before} would prune the newest revision r${newest} of ${product}; the newest always stays (--before ${newest} keeps only it)`)
     }
@@ -90,7 +102,10 @@ export async function prune(opts: PruneOptions): Promise<PruneResult> {
 
     const pruned = new Map([...((await readPruneRecords(opts.nc))?.records ?? new Map())].map(([p, r]) => [p, r.record.through]))
     pruned.set(product, through)
-    const { candidates, kept } = await references(opts.nc, product, pruned)
+    const candidates = new Set<string>()
+    const kept = new Set<string>()
+    await references(opts.nc, product, pruned, candidates, kept)
+    await references2(opts.nc, os, product, pruned, root?.signed.root, candidates, kept)
     const doomed: { sha: string; size: number }[] = []
     let shared = 0
     for (const sha of candidates) {
@@ -148,8 +163,7 @@ function objectMetaSubject(name: string): string {
 }
 
 /** The product's publish keys: from the newest root on UPSWARM_META, else the trust file. */
-async function trustOf(opts: PruneOptions, product: string): Promise<(key: string) => boolean> {
-  const root = await withRetry(() => newestRoot(opts.nc), { attempts: 10 })
+async function trustOf(opts: PruneOptions, product: string, root: StoredRoot | undefined): Promise<(key: string) => boolean> {
   if (root?.signed.root.products[product]) {
     const { current, retired } = productKeys(root.signed.root, product)
     const keys = [...current, ...retired]
@@ -163,24 +177,20 @@ async function trustOf(opts: PruneOptions, product: string): Promise<(key: strin
   return (k) => keys.includes(k)
 }
 
-/**
- * Reads every message of the release stream itself (only admin prunes, and admin may read it;
- * the readers' mirror can lag behind the sequence just looked up): the blobs of `product`'s pruned revisions (candidates) and the blobs
- * every other release names (kept). A message that is not a release names nothing; a release of
- * another key or a forgery counts as kept (keeping too much is safe, deleting too much is not).
- */
-async function references(nc: NatsConnection, product: string, pruned: Map<string, number>): Promise<{ candidates: Set<string>; kept: Set<string> }> {
+/** Calls `each` with every message of `stream` (on `filter`), oldest first, up to its last sequence now. */
+async function readWhole(nc: NatsConnection, stream: string, filter: string | undefined, each: (msg: JsMsg) => Promise<void> | void): Promise<void> {
   const jsm = await jetstreamManager(nc)
-  const { state } = await jsm.streams.info(RELEASE_STREAM)
+  const { state } = await jsm.streams.info(stream, filter ? { subjects_filter: filter } : undefined)
   const until = state.last_seq
-  const candidates = new Set<string>()
-  const kept = new Set<string>()
-  if (state.messages === 0) return { candidates, kept }
-  const consumer = await jetstream(nc).consumers.get(RELEASE_STREAM, { deliver_policy: DeliverPolicy.All })
+  // Filtered: as many messages as the stream holds on those subjects now (later ones are not needed).
+  const wanted = filter ? Object.values(state.subjects ?? {}).reduce((n, c) => n + c, 0) : state.messages
+  if (wanted === 0) return
+  let seen = 0
+  const consumer = await jetstream(nc).consumers.get(stream, { deliver_policy: DeliverPolicy.All, ...(filter ? { filter_subjects: [filter] } : {}) })
   let last = 0
   let noResponders = 0
   try {
-    while (last < until) {
+    while (last < until && seen < wanted) {
       let got = 0
       // The consumer's subjects may not have reached every node yet: a first pull can find no responder.
       const batch = await withRetry(() => consumer.fetch({ max_messages: READ_BATCH, expires: READ_WAIT_MS }), { attempts: 10, retryable: isNoResponders })
@@ -189,29 +199,85 @@ async function references(nc: NatsConnection, product: string, pruned: Map<strin
           got++
           last = msg.seq
           if (msg.seq > until) break
-          let json: unknown
-          try {
-            json = msg.json()
-          } catch {
-            continue
-          }
-          const r = SignedReleaseSchema.safeParse(json)
-          if (!r.success) continue
-          const { product: p, rev } = r.data.manifest
-          const into = rev <= (pruned.get(p) ?? 0) ? (p === product ? candidates : null) : kept
-          if (into) for (const sha of blobsOf(r.data.manifest).keys()) into.add(sha)
+          seen++
+          await each(msg)
+          if (seen >= wanted) break
         }
       } catch (err) {
         if (got > 0 || !isNoResponders(err) || ++noResponders > 10) throw err
         await new Promise((r) => setTimeout(r, 100 * noResponders))
         continue
       }
-      if (got === 0) throw new UpswarmError('UPSWARM_E_TIMEOUT', `${RELEASE_STREAM} did not deliver past seq ${last} within ${READ_WAIT_MS} ms; nothing was pruned`)
+      if (got === 0) {
+        throw new UpswarmError('UPSWARM_E_TIMEOUT', `${stream} did not deliver past seq ${last} within ${READ_WAIT_MS} ms; nothing was pruned`)
+      }
     }
   } catch (err) {
-    throw err instanceof UpswarmError ? err : new UpswarmError('UPSWARM_E_NATS', `cannot read ${RELEASE_STREAM} to count blob references: ${errorMessage(err)}`, { cause: err })
+    throw err instanceof UpswarmError ? err : new UpswarmError('UPSWARM_E_NATS', `cannot read ${stream} to count blob references: ${errorMessage(err)}`, { cause: err })
   } finally {
     await consumer.delete().catch(() => {})
   }
-  return { candidates, kept }
+}
+
+/**
+ * Reads every message of the release stream itself (only admin prunes, and admin may read it;
+ * the readers' mirror can lag behind the sequence just looked up): the blobs of `product`'s pruned revisions (candidates) and the blobs
+ * every other release names (kept). A message that is not a release names nothing; a release of
+ * another key or a forgery counts as kept (keeping too much is safe, deleting too much is not).
+ */
+async function references(nc: NatsConnection, product: string, pruned: Map<string, number>, candidates: Set<string>, kept: Set<string>): Promise<void> {
+  await readWhole(nc, RELEASE_STREAM, undefined, (msg) => {
+    let json: unknown
+    try {
+      json = msg.json()
+    } catch {
+      return
+    }
+    const r = SignedReleaseSchema.safeParse(json)
+    if (!r.success) return
+    const { product: p, rev } = r.data.manifest
+    const into = rev <= (pruned.get(p) ?? 0) ? (p === product ? candidates : null) : kept
+    if (into) for (const sha of blobsOf(r.data.manifest).keys()) into.add(sha)
+  })
+}
+
+/**
+ * Format 2 (issue 15): every release document on UPSWARM_META, its tree walked in the object
+ * store (tree-refs.ts). A pruned revision of `product` counts only when it verifies under the
+ * newest root; anything else that parses counts as kept, and a kept tree that cannot be walked
+ * stops the prune before anything is deleted.
+ */
+async function references2(nc: NatsConnection, os: ObjectStore, product: string, pruned: Map<string, number>, root: Root | undefined, candidates: Set<string>, kept: Set<string>): Promise<void> {
+  const docs: { text: string; seq: number }[] = []
+  await readWhole(nc, META_STREAM, RELEASE2_SUBJECTS, (msg) => {
+    docs.push({ text: Buffer.from(msg.data).toString('utf8'), seq: msg.seq })
+  })
+  const get = (hash: string): Promise<Uint8Array> => getNodeObject(os, hash)
+  for (const { text, seq } of docs) {
+    const where = `${META_STREAM} seq ${seq}`
+    let signed: SignedRelease2
+    try {
+      signed = parseRelease(text, where)
+    } catch {
+      continue // not a release document: names nothing
+    }
+    const { product: p, rev } = signed.release
+    let into: Set<string> | null = rev <= (pruned.get(p) ?? 0) ? (p === product ? candidates : null) : kept
+    if (into === candidates) {
+      try {
+        if (!root) throw new Error('no root')
+        verifyRelease(text, root, where)
+      } catch {
+        into = kept
+      }
+    }
+    if (!into) continue
+    try {
+      await addReleaseRefs({ tree: signed.release.tree, deltas: signed.release.deltas }, get, into, `r${rev} of ${p} (${where})`)
+    } catch (err) {
+      // A revision pruned before: part of its tree is gone already, and what is gone needs no count.
+      if (into === candidates && isUpswarmError(err, 'UPSWARM_E_NOT_FOUND')) continue
+      throw err
+    }
+  }
 }

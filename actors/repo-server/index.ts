@@ -359,6 +359,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   const meta2 = await startMetaSync({
     nc, id, dataDir: opts.dataDir, blobs: store.blobs, os, trust: opts.trust, log,
     copyBlob: (sha, size, where, signal) => copyBlob(sha, size, where, signal),
+    prunedThrough: async (product) => (await readPruneRecords(nc))?.records.get(product)?.record.through ?? 0,
   })
   meta2.actor.on('release2.synced', () => publishHeartbeat())
 
@@ -517,7 +518,8 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     const fresh = await readPruneRecords(nc, store.pruneSeq)
     if (!fresh) return
     const ranges = Object.fromEntries([...fresh.records].map(([p, { record }]) => [p, { through: record.through, at: record.at }]))
-    const dropped = await store.applyPrunes(ranges, fresh.lastSeq)
+    const dropped = await store.applyPrunes(ranges, fresh.lastSeq, (isPruned, candidates, kept) => meta2.store.references(isPruned, candidates, kept))
+    await meta2.store.markPruned(Object.fromEntries(Object.entries(store.pruned).map(([p, r]) => [p, r.through])), dropped.removed)
     seed.pruned(Object.fromEntries(Object.entries(ranges).map(([p, r]) => [p, r.through])), dropped.removed)
     for (const [p, r] of Object.entries(ranges)) log(`prune record: ${p} r1 … r${r.through} pruned at ${r.at}`)
     if (dropped.removed.length > 0) log(`dropped ${dropped.removed.length} blobs (${dropped.bytes} bytes) that only pruned revisions used`)

@@ -36,6 +36,8 @@ export interface MetaSyncOptions {
   trust: TrustStore
   /** Copies one whole-file blob from the object store into the server's store, verified (the format-1 sync's copy). */
   copyBlob: (sha256: string, size: number, where: string, signal: AbortSignal) => Promise<void>
+  /** Issue 15: the newest revision of `product` an operator pruned (PRUNE_STREAM), 0 for none. */
+  prunedThrough?: (product: string) => Promise<number>
   retryMs?: number
   log: (msg: string) => void
 }
@@ -100,6 +102,12 @@ export async function startMetaSync(opts: MetaSyncOptions): Promise<MetaSync> {
       } catch (err) {
         return { kept: false, reason: errorMessage(err) }
       }
+    }
+    // Issue 15: a revision an operator pruned is kept as its document only (the chain stays
+    // verifiable); its nodes and blobs may be gone from the object store.
+    if (store.isPruned(product, rev) || rev <= ((await opts.prunedThrough?.(product)) ?? 0)) {
+      await store.record(release.seq, { text, signed }, [])
+      return { kept: true }
     }
     // Every node, from the server's own store when it holds it (a previous release), else from
     // the object store, each checked against its hash before it is kept.

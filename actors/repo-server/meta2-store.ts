@@ -7,6 +7,8 @@ import { mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseRelease, type SignedRelease2 } from '../../infra/formats/release.ts'
 import { walkReachable } from '../../infra/formats/tree-objects.ts'
+import { addReleaseRefs } from '../../infra/formats/tree-refs.ts'
+import { isUpswarmError } from '../../infra/errors.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import { writeFileAtomic } from '../../infra/store/working-copy/atomic.ts'
 
@@ -18,7 +20,7 @@ export interface HeldRelease2 {
 export class Meta2Store {
   private readonly dir: string
   private readonly tmpDir: string
-  private state = { lastSeq: 0 }
+  private state: { lastSeq: number; pruned?: Record<string, number> } = { lastSeq: 0 }
   private readonly releases = new Map<string, Map<number, HeldRelease2>>()
   /** Every node reachable from a held release: what `nodes` answers. */
   private readonly nodes = new Set<string>()
@@ -32,7 +34,7 @@ export class Meta2Store {
   async open(): Promise<void> {
     await mkdir(join(this.dir, 'releases'), { recursive: true })
     try {
-      this.state = JSON.parse(await readFile(join(this.dir, 'state.json'), 'utf8')) as { lastSeq: number }
+      this.state = JSON.parse(await readFile(join(this.dir, 'state.json'), 'utf8')) as { lastSeq: number; pruned?: Record<string, number> }
     } catch {
       this.state = { lastSeq: 0 }
     }
@@ -41,11 +43,50 @@ export class Meta2Store {
         if (!name.endsWith('.json')) continue
         const text = await readFile(join(this.dir, 'releases', product, name), 'utf8')
         const signed = parseRelease(text, `local store ${this.dir}`)
+        // A pruned revision is kept as its document only: its nodes may be gone.
+        if (this.isPruned(signed.release.product, signed.release.rev)) {
+          this.remember({ text, signed }, [])
+          continue
+        }
         const { nodes } = await walkReachable(signed.release.tree, (h) => this.readNode(h))
         // Issue 15: its delta-index nodes are served by `nodes` too (copied before the release was kept).
         this.remember({ text, signed }, [...nodes.keys(), ...(signed.release.deltas ?? [])])
       }
     }
+  }
+
+  /** Issue 15: revisions an operator pruned (`upswarm prune`), as this store last applied them. */
+  isPruned(product: string, rev: number): boolean {
+    return rev <= (this.state.pruned?.[product] ?? 0)
+  }
+
+  /**
+   * The objects the held releases reference, split by `pruned` (tree-refs.ts): what only pruned
+   * revisions use may go. A pruned revision whose nodes are gone already names nothing more.
+   */
+  async references(pruned: (product: string, rev: number) => boolean, candidates: Set<string>, kept: Set<string>): Promise<void> {
+    for (const [product, revs] of this.releases) {
+      for (const [rev, held] of revs) {
+        const side = pruned(product, rev) ? candidates : kept
+        if (side === candidates && this.isPruned(product, rev)) continue
+        try {
+          await addReleaseRefs({ tree: held.signed.release.tree, deltas: held.signed.release.deltas }, (h) => this.readNode(h), side, `r${rev} of ${product} (${this.dir})`)
+        } catch (err) {
+          // Pruned, and stopped halfway last time: what is gone needs no count.
+          if (side === candidates && isUpswarmError(err, 'UPSWARM_E_NOT_FOUND')) continue
+          throw err
+        }
+      }
+    }
+  }
+
+  /** Records the pruned ranges once their objects are gone; `removed` are no longer served. */
+  async markPruned(ranges: Record<string, number>, removed: Iterable<string>): Promise<void> {
+    for (const h of removed) this.nodes.delete(h)
+    const pruned = { ...this.state.pruned }
+    for (const [p, through] of Object.entries(ranges)) pruned[p] = Math.max(pruned[p] ?? 0, through)
+    this.state = { ...this.state, pruned }
+    await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(this.state), this.tmpDir)
   }
 
   get lastSeq(): number {
@@ -89,7 +130,7 @@ export class Meta2Store {
   /** A message handled without a release to keep (refused, or not a release). */
   async passed(seq: number): Promise<void> {
     if (seq <= this.state.lastSeq) return
-    this.state = { lastSeq: seq }
+    this.state = { ...this.state, lastSeq: seq }
     await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(this.state), this.tmpDir)
   }
 

@@ -141,7 +141,7 @@ export class RepoStore {
    * Issue 11 item 8: records the pruned ranges (they only grow) and removes every blob of a
    * pruned revision that no kept revision of any product names. Returns what was removed.
    */
-  async applyPrunes(ranges: Record<string, PrunedRange>, seq: number): Promise<{ removed: string[]; bytes: number }> {
+  async applyPrunes(ranges: Record<string, PrunedRange>, seq: number, more?: (isPruned: (product: string, rev: number) => boolean, candidates: Set<string>, kept: Set<string>) => Promise<void>): Promise<{ removed: string[]; bytes: number }> {
     const pruned = { ...this.state.pruned }
     for (const [product, range] of Object.entries(ranges)) {
       if (range.through > (pruned[product]?.through ?? 0)) pruned[product] = range
@@ -149,6 +149,8 @@ export class RepoStore {
     const isPruned = (product: string, rev: number): boolean => rev <= (pruned[product]?.through ?? 0)
     const candidates = new Set<string>()
     const kept = new Set<string>()
+    // Issue 15: what the format-2 releases reference (their nodes, blobs and deltas) counts too.
+    await more?.(isPruned, candidates, kept)
     for (const [product, revs] of this.releases) {
       for (const { release } of revs.values()) {
         const into = isPruned(product, release.manifest.rev) ? candidates : kept

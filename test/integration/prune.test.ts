@@ -252,6 +252,8 @@ describe('prune', () => {
     // And r4 installs from a server that syncs it now.
     const server = servers[0] ?? (await startServer(`prune${process.pid}`, join(fx.dir, 'server')))
     await expect.poll(() => server.store.synced[product], { timeout: 60_000 }).toBe(4)
+    // …and the proxy has heard so (its heartbeat), before a client asks the proxy for r4.
+    await expect.poll(() => proxy.pool.view().some((m) => m.id === server.id && (m.synced[product] ?? 0) >= 4), { timeout: 60_000, interval: 100 }).toBe(true)
     const wc = join(fx.dir, 'wc-race')
     await init(wc, { product, publicKey: key.publicKey, source: serverSource(client, product) })
     expect(await readFile(join(wc, 'x.bin'))).toEqual(reused)
