@@ -47,6 +47,29 @@ export class BlobStore {
     return join(this.root, sha256.slice(0, 2), sha256.slice(2, 4), sha256)
   }
 
+  /** Directories this store made (or found) already: one mkdir each per process, not one per blob. */
+  private readonly dirsMade = new Set<string>()
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.dirsMade.has(dir)) return
+    await mkdir(dir, { recursive: true })
+    this.dirsMade.add(dir)
+  }
+
+  /** Renames into the store's fan-out directory, made again if something removed it meanwhile. */
+  private async moveIn(tmp: string, final: string): Promise<void> {
+    const dir = dirname(final)
+    await this.ensureDir(dir)
+    try {
+      await rename(tmp, final)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      this.dirsMade.delete(dir)
+      await this.ensureDir(dir)
+      await rename(tmp, final)
+    }
+  }
+
   private tmpPath(): string {
     return join(this.root, 'tmp', `${Date.now()}-${randomBytes(6).toString('hex')}`)
   }
@@ -75,7 +98,7 @@ export class BlobStore {
   async put(sha256: string, source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream, where: string, size?: number): Promise<void> {
     const final = this.path(sha256)
     const tmp = this.tmpPath()
-    await mkdir(dirname(tmp), { recursive: true })
+    await this.ensureDir(dirname(tmp))
     const hash = createHash('sha256')
     let n = 0
     const tap = new Transform({
@@ -90,8 +113,7 @@ export class BlobStore {
       await pipeline(source as AsyncIterable<Uint8Array>, tap, out)
       checkDigests(sha256, where, { sha256: hash.digest('hex'), size: n }, size)
       await fsyncFile(tmp)
-      await mkdir(dirname(final), { recursive: true })
-      await rename(tmp, final)
+      await this.moveIn(tmp, final)
     } catch (err) {
       await rm(tmp, { force: true })
       if (err instanceof UpswarmError) throw err
@@ -102,7 +124,7 @@ export class BlobStore {
   /** A fresh temporary path inside the store (same file system, so a rename commits it). */
   async stagingPath(): Promise<string> {
     const tmp = this.tmpPath()
-    await mkdir(dirname(tmp), { recursive: true })
+    await this.ensureDir(dirname(tmp))
     return tmp
   }
 
@@ -124,9 +146,7 @@ export class BlobStore {
       }
       checkDigests(sha256, where, { sha256: hash.digest('hex'), size: n, ...(hash1 ? { sha1: hash1.digest('hex') } : {}) }, size, sha1)
       await fsyncFile(tmp)
-      const final = this.path(sha256)
-      await mkdir(dirname(final), { recursive: true })
-      await rename(tmp, final)
+      await this.moveIn(tmp, this.path(sha256))
     } catch (err) {
       await rm(tmp, { force: true })
       if (err instanceof UpswarmError) throw err

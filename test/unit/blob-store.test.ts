@@ -2,7 +2,8 @@
 // piece through a bounded set of open handles.
 import { describe, expect, it } from 'vitest'
 import { createHash, randomBytes } from 'node:crypto'
-import { access, readdir, readlink, writeFile } from 'node:fs/promises'
+import { access, readdir, readlink, rm, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { Readable } from 'node:stream'
 import { BlobStore } from '../../infra/store/blob-store.ts'
 import { tempDir } from '../helpers/cluster.ts'
@@ -73,6 +74,28 @@ describe('blob store', () => {
       expect((err as Error).message).toContain(`SHA-1 ${sha1(other)}`)
       expect(await store.has(sha256(other))).toBe(false)
       await expect(access(tmp2)).rejects.toMatchObject({ code: 'ENOENT' })
+    } finally {
+      await dir.cleanup()
+    }
+  })
+
+  it('blob store — a blob still goes in after its fan-out directory was removed by someone else (directories are made once per process, and again when gone)', async () => {
+    const dir = await tempDir('upswarm-blobs-')
+    try {
+      const store = new BlobStore(dir.path)
+      const a = Buffer.from('a'.repeat(1000))
+      const b = Buffer.concat([a, Buffer.from('b')])
+      await store.put(sha256(a), Readable.from([a]), 'test', a.length)
+      await store.put(sha256(b), Readable.from([b]), 'test', b.length)
+      // Their directories are known made now; removed behind the store's back, they are made again.
+      await rm(dirname(store.path(sha256(a))), { recursive: true })
+      await rm(dirname(store.path(sha256(b))), { recursive: true })
+      await store.put(sha256(a), Readable.from([a]), 'test', a.length)
+      expect(await store.has(sha256(a))).toBe(true)
+      const tmp = await store.stagingPath()
+      await writeFile(tmp, b)
+      await store.commitFile(sha256(b), tmp, 'test', b.length, sha1(b))
+      expect(await store.readRange(sha256(b), 0, b.length)).toEqual(b)
     } finally {
       await dir.cleanup()
     }
