@@ -3,7 +3,9 @@
 //
 //   node --import tsx bench/lib/cpu-profile.ts FILE.cpuprofile ... [--top 25]
 // The benchmarks' --profile DIR option profiles the node child processes they start.
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { SourceMap, type SourceMapPayload } from 'node:module'
 import { Session } from 'node:inspector'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,7 +14,7 @@ import { RESULTS_DIR } from './report.ts'
 
 interface ProfileNode {
   id: number
-  callFrame: { functionName: string; url: string; lineNumber: number }
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number }
   hitCount?: number
   children?: number[]
 }
@@ -46,6 +48,32 @@ function whereOf(url: string): string {
   return m ? m[1]! : url
 }
 
+/** Source maps of the scripts profiled (the CLI's bundle has one beside it), read once each. */
+const sourceMaps = new Map<string, SourceMap | null>()
+
+function sourceMapOf(url: string): SourceMap | null {
+  if (!url || url.startsWith('node:') || url.includes('node_modules/')) return null
+  let map = sourceMaps.get(url)
+  if (map === undefined) {
+    const file = `${url.startsWith('file://') ? fileURLToPath(url) : url}.map`
+    map = existsSync(file) ? new SourceMap(JSON.parse(readFileSync(file, 'utf8')) as SourceMapPayload) : null
+    sourceMaps.set(url, map)
+  }
+  return map
+}
+
+/**
+ * The frame in the sources: a bundled, minified function (the CLI runs dist/upswarm.cjs) is named
+ * by its original name, module and line through the bundle's source map.
+ */
+function originalFrame(cf: ProfileNode['callFrame']): { functionName: string; url: string; lineNumber: number } {
+  const map = sourceMapOf(cf.url)
+  if (!map) return cf
+  const e = map.findEntry(cf.lineNumber, cf.columnNumber ?? 0) as { originalSource?: string; originalLine?: number; name?: string }
+  if (!e.originalSource) return cf
+  return { functionName: e.name || cf.functionName, url: e.originalSource.replace(/^(\.\.\/)+/, ''), lineNumber: e.originalLine ?? 0 }
+}
+
 export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const self = new Map<number, number>()
@@ -56,11 +84,11 @@ export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
   const fns = new Map<string, { name: string; where: string; selfMs: number }>()
   const files = new Map<string, number>()
   for (const [id, ms] of self) {
-    const n = byId.get(id)!
-    const name = n.callFrame.functionName || '(anonymous)'
-    const where = whereOf(n.callFrame.url)
-    const key = `${name}@${n.callFrame.url}:${n.callFrame.lineNumber}`
-    const f = fns.get(key) ?? { name, where: `${where}:${n.callFrame.lineNumber + 1}`, selfMs: 0 }
+    const cf = originalFrame(byId.get(id)!.callFrame)
+    const name = cf.functionName || '(anonymous)'
+    const where = whereOf(cf.url)
+    const key = `${name}@${cf.url}:${cf.lineNumber}`
+    const f = fns.get(key) ?? { name, where: `${where}:${cf.lineNumber + 1}`, selfMs: 0 }
     f.selfMs += ms
     fns.set(key, f)
     if (name !== '(idle)') files.set(where, (files.get(where) ?? 0) + ms)
