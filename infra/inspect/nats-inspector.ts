@@ -468,7 +468,9 @@ export interface NatsInspector {
  */
 export function createNatsInspector(role: InspectRole, opts: { nc?: NatsConnection; maxPerSecond?: number; clock?: InspectClock; summaryEveryMs?: number } = {}): NatsInspector {
   const channel = new InspectionChannel(undefined, opts)
+  let attached: NatsConnection | undefined
   const attach = (nc: NatsConnection): void => {
+    attached = nc
     const subject = inspectSubject(role, identityOf(nc))
     const publish = (text: string): void => {
       if (!nc.isClosed()) nc.publish(subject, text)
@@ -476,7 +478,14 @@ export function createNatsInspector(role: InspectRole, opts: { nc?: NatsConnecti
     channel.resume((m) => publish(encodeMessage(m)), (s) => publish(JSON.stringify(s)))
   }
   if (opts.nc) attach(opts.nc)
-  return { inspect: channel.inspect, stats: channel.stats, attach, close: () => channel.close() }
+  // The last summary is published just before its process closes the connection, and the
+  // client's close() drops what it has not written to the socket yet: a flush (one round trip)
+  // makes sure the server has it.
+  const close = async (): Promise<void> => {
+    await channel.close()
+    if (attached && !attached.isClosed()) await attached.flush().catch(() => {})
+  }
+  return { inspect: channel.inspect, stats: channel.stats, attach, close }
 }
 
 let processInspector: NatsInspector | undefined
