@@ -218,13 +218,22 @@ export class Authority {
     return this.writeSignedCert(dir, 'tls', hosts, "a host's NATS certificate")
   }
 
+  /**
+   * Issue 17: the certificate a host's NATS nodes present on their routes, both ways (mutual TLS:
+   * a route is accepted only from a node holding a certificate of this deployment's CA), naming
+   * `hosts`. Written into `dir` at each start; needs the CA key, as writeNodeCert does.
+   */
+  writeRouteCert(dir: string, hosts: string[]): { certFile: string; keyFile: string; caFile: string } {
+    return { ...this.writeSignedCert(dir, 'route', hosts, "the NATS routes' certificate", { client: true }), caFile: this.paths.caFile }
+  }
+
   /** A certificate naming `hosts`, signed with the CA key, written as `dir/<name>-cert.pem` and `-key.pem` (0600). */
-  private writeSignedCert(dir: string, name: string, hosts: string[], what: string): { certFile: string; keyFile: string } {
+  private writeSignedCert(dir: string, name: string, hosts: string[], what: string, opts: { client?: boolean } = {}): { certFile: string; keyFile: string } {
     const caKeyFile = join(this.paths.dir, 'ca-key.pem')
     if (!existsSync(caKeyFile)) {
       throw new UpswarmError('UPSWARM_E_CONFIG', `the CA key ${caKeyFile} is missing: ${what} naming ${hosts.join(', ')} is signed with it (copy the first host's D/auth whole)`)
     }
-    const pair = issueServerCert({ cert: readFileSync(this.paths.caFile, 'utf8'), key: readFileSync(caKeyFile, 'utf8') }, hosts)
+    const pair = issueServerCert({ cert: readFileSync(this.paths.caFile, 'utf8'), key: readFileSync(caKeyFile, 'utf8') }, hosts, opts)
     const out = { certFile: join(dir, `${name}-cert.pem`), keyFile: join(dir, `${name}-key.pem`) }
     writeFileSync(out.certFile, pair.cert)
     writeFileSync(out.keyFile, pair.key, { mode: 0o600 })

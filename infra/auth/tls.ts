@@ -49,8 +49,11 @@ export function createCa(name: string): PemPair {
   return { cert: forge.pki.certificateToPem(cert), key: pem }
 }
 
-/** A server certificate for the given host names and IP addresses, signed by the CA. */
-export function issueServerCert(ca: PemPair, hosts: string[]): PemPair {
+/**
+ * A server certificate for the given host names and IP addresses, signed by the CA; with `client`,
+ * also good as a client certificate (a NATS route dials its peers with it: mutual TLS).
+ */
+export function issueServerCert(ca: PemPair, hosts: string[], opts: { client?: boolean } = {}): PemPair {
   const caCert = forge.pki.certificateFromPem(ca.cert)
   const caKey = forge.pki.privateKeyFromPem(ca.key)
   const { forgeKey, pem } = rsaKey()
@@ -61,7 +64,7 @@ export function issueServerCert(ca: PemPair, hosts: string[]): PemPair {
   cert.setExtensions([
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true },
+    { name: 'extKeyUsage', serverAuth: true, ...(opts.client ? { clientAuth: true } : {}) },
     { name: 'subjectAltName', altNames: hosts.map((h) => (isIp(h) ? { type: 7, ip: h } : { type: 2, value: h })) },
   ])
   cert.sign(caKey, forge.md.sha256.create())

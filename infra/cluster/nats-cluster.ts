@@ -230,6 +230,13 @@ export class NatsCluster {
       ...(opts.advertise ? { advertise: opts.advertise } : {}),
     }))
     const bin = natsServerBinary()
+    // Issue 17: routes in mutual TLS under the deployment's CA (one certificate for this host's
+    // nodes): a node that does not hold a certificate of the CA cannot join the cluster.
+    const routed = count > 1 || (opts.routes?.length ?? 0) > 0
+    mkdirSync(opts.dir, { recursive: true })
+    const routeTls = opts.authority && routed
+      ? opts.authority.writeRouteCert(opts.dir, [...new Set([...(opts.advertise ? [opts.advertise] : []), ...(WILDCARD.has(host) ? [] : [host]), '127.0.0.1', 'localhost'])])
+      : undefined
     const nodes = specs.map((spec) => {
       const nodeDir = join(opts.dir, spec.name)
       mkdirSync(join(nodeDir, 'jetstream'), { recursive: true })
@@ -242,7 +249,7 @@ export class NatsCluster {
         : undefined
       const auth = opts.authority?.serverConfig(join(nodeDir, 'jwt'), ownCert) ?? []
       const leaf = renderLeaf(opts, specs.indexOf(spec), ownCert)
-      writeFileSync(configFile, renderConfig(spec, specs, nodeDir, bin.supportsSyncAlways, [...auth, ...leaf], opts.routes ?? [], opts.domain))
+      writeFileSync(configFile, renderConfig(spec, specs, nodeDir, bin.supportsSyncAlways, [...auth, ...leaf], opts.routes ?? [], opts.domain, routeTls))
       return new NatsNode(spec, configFile, join(nodeDir, 'nats-server.log'))
     })
     const cluster = new NatsCluster(opts.dir, nodes)
@@ -366,7 +373,10 @@ function renderLeaf(opts: NatsClusterOptions, i: number, cert: { certFile: strin
   return []
 }
 
-function renderConfig(self: NatsNodeOptions, all: NatsNodeOptions[], dir: string, syncAlways: boolean, auth: string[], extraRoutes: string[], domain?: string): string {
+function renderConfig(
+  self: NatsNodeOptions, all: NatsNodeOptions[], dir: string, syncAlways: boolean, auth: string[], extraRoutes: string[], domain?: string,
+  routeTls?: { certFile: string; keyFile: string; caFile: string },
+): string {
   const host = urlHost(self.host ?? '127.0.0.1')
   const advertise = self.advertise ? urlHost(self.advertise) : undefined
   const routes = [
@@ -395,6 +405,15 @@ function renderConfig(self: NatsNodeOptions, all: NatsNodeOptions[], dir: string
       `  name: ${CLUSTER_NAME}`,
       `  listen: "${host}:${self.clusterPort}"`,
       advertise ? `  advertise: "${advertise}:${self.clusterPort}"` : '',
+      ...(routeTls ? [
+        '  tls {',
+        `    cert_file: ${JSON.stringify(routeTls.certFile)}`,
+        `    key_file: ${JSON.stringify(routeTls.keyFile)}`,
+        `    ca_file: ${JSON.stringify(routeTls.caFile)}`,
+        '    verify: true',
+        '    timeout: 5',
+        '  }',
+      ] : []),
       '  routes: [',
       ...routes,
       '  ]',

@@ -1,4 +1,9 @@
+import { spawn } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { natsServerBinary } from '../../infra/cluster/nats-server-bin.ts'
+import { freePorts } from '../../infra/cluster/ports.ts'
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
@@ -32,6 +37,33 @@ describe('cluster launcher', () => {
       expect(info.cluster?.replicas?.map((r) => r.name).sort()).toHaveLength(2)
     } finally {
       await nc.close()
+    }
+  })
+
+  it('cluster launcher — issue 17: routes are mutual TLS under the deployment CA; a nats-server without its certificate cannot join the cluster', async () => {
+    const n1 = cluster.nodes[0]!
+    const routez = async (): Promise<{ num_routes: number; routes: { remote_name?: string; remote_id: string }[] }> =>
+      (await fetch(`http://127.0.0.1:${n1.monitorPort}/routez`)).json() as Promise<{ num_routes: number; routes: { remote_name?: string; remote_id: string }[] }>
+    const varz = (await (await fetch(`http://127.0.0.1:${n1.monitorPort}/varz`)).json()) as { cluster?: { tls_required?: boolean; tls_verify?: boolean } }
+    expect(varz.cluster).toMatchObject({ tls_required: true, tls_verify: true })
+    const before = await routez()
+    // A rogue node: the same cluster name, routing to n1, no certificate.
+    const [client, route] = await freePorts(2, '127.0.0.1')
+    const conf = join(dir.path, 'rogue.conf')
+    const log = join(dir.path, 'rogue.log')
+    await writeFile(conf, [
+      'server_name: rogue', `listen: "127.0.0.1:${client}"`, `log_file: ${JSON.stringify(log)}`,
+      'cluster {', '  name: upswarm', `  listen: "127.0.0.1:${route}"`, `  routes: ["nats://127.0.0.1:${n1.clusterPort}"]`, '}', '',
+    ].join('\n'))
+    const rogue = spawn(natsServerBinary().path, ['-c', conf], { stdio: 'ignore' })
+    try {
+      // The rogue's attempts fail in the TLS handshake it does not make; n1 never lists it.
+      await expect.poll(async () => (await readFile(log, 'utf8').catch(() => '')).match(/route.*(TLS|tls|closed|EOF)|(TLS|tls).*route/i) !== null, { timeout: 30_000, interval: 200 }).toBe(true)
+      const after = await routez()
+      expect(after.routes.map((r) => r.remote_name)).not.toContain('rogue')
+      expect(after.num_routes).toBe(before.num_routes)
+    } finally {
+      rogue.kill('SIGKILL')
     }
   })
 
