@@ -418,35 +418,33 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         ({ sha256, offset, length, ticket }) => tracked(async () => {
           // Registered before anything is awaited: a withdrawal that follows the request is seen.
           const withdrawn = ticket ? withdrawable(ticket) : undefined
-          const size = await store.blobs.size(sha256).catch((err: unknown) => {
-            if (ticket) tickets.delete(ticket)
-            throw err
-          })
-          if (size === undefined || (offset >= size && !(offset === 0 && size === 0))) {
-            if (ticket) tickets.delete(ticket)
-            if (size === undefined) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${id} has no blob ${sha256}`)
-            throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `range offset ${offset} is beyond the end of blob ${sha256} (${size} bytes)`)
-          }
-          const n = Math.min(length, size - offset)
-          // Issue 14: the range waits for its turn of the upload budget before it is read, and a
-          // client that got the piece elsewhere meanwhile withdraws it (its ticket): dropped unsent.
-          // The piece this server has sent least often goes first: first copies of every piece
-          // spread through the swarm while later copies wait, and are mostly withdrawn (issue 14).
-          const piece = `${sha256}:${offset}`
           try {
-            await uploads.takeInTurn(n, withdrawn?.signal, () => copiesSent.get(piece) ?? 0)
+            const size = await store.blobs.size(sha256)
+            if (size === undefined) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${id} has no blob ${sha256}`)
+            if (offset >= size && !(offset === 0 && size === 0)) {
+              throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `range offset ${offset} is beyond the end of blob ${sha256} (${size} bytes)`)
+            }
+            const n = Math.min(length, size - offset)
+            // Issue 14: the range waits for its turn of the upload budget before it is read — the
+            // piece this server has sent least often first, so first copies of every piece spread
+            // through the swarm while later copies wait — and a client that got the piece
+            // elsewhere meanwhile withdraws it by its ticket: dropped unsent.
+            const piece = `${sha256}:${offset}`
+            try {
+              await uploads.takeInTurn(n, withdrawn?.signal, () => copiesSent.get(piece) ?? 0)
+            } catch (err) {
+              if (!withdrawn?.signal.aborted) throw err
+              counters.rangesWithdrawn++
+              throw new UpswarmError('UPSWARM_E_CANCELLED', `range ${offset}+${n} of blob ${sha256} withdrawn by its client before server ${id} sent it`)
+            }
             if (copiesSent.size >= MAX_PIECES_COUNTED) copiesSent.clear()
             copiesSent.set(piece, (copiesSent.get(piece) ?? 0) + 1)
-          } catch (err) {
-            if (!withdrawn?.signal.aborted) throw err
-            counters.rangesWithdrawn++
-            throw new UpswarmError('UPSWARM_E_CANCELLED', `range ${offset}+${n} of blob ${sha256} withdrawn by its client before server ${id} sent it`)
+            const bytes = await store.blobs.readRange(sha256, offset, n)
+            counters.bytesServed += bytes.length
+            return bytes
           } finally {
-            if (ticket) tickets.delete(ticket)
+            if (ticket && tickets.get(ticket) === withdrawn) tickets.delete(ticket)
           }
-          const bytes = await store.blobs.readRange(sha256, offset, n)
-          counters.bytesServed += bytes.length
-          return bytes
         })),
     },
   })
