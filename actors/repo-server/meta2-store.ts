@@ -48,7 +48,15 @@ export class Meta2Store {
           this.remember({ text, signed }, [])
           continue
         }
-        const { nodes } = await walkReachable(signed.release.tree, (h) => this.readNode(h))
+        let nodes: Map<string, Uint8Array>
+        try {
+          ({ nodes } = await walkReachable(signed.release.tree, (h) => this.readNode(h)))
+        } catch {
+          // Nodes gone: a prune stopped between its deletions and markPruned (or a damaged store).
+          // The document stays, so the chain does; its nodes are not served, nor counted.
+          this.remember({ text, signed }, [])
+          continue
+        }
         // Issue 15: its delta-index nodes are served by `nodes` too (copied before the release was kept).
         this.remember({ text, signed }, [...nodes.keys(), ...(signed.release.deltas ?? [])])
       }
