@@ -2,7 +2,7 @@
 // objects only pruned revisions reference — their tree nodes, file blobs, delta-index nodes and
 // deltas — leave the object store and the servers; everything a kept revision references stays;
 // a server that replays UPSWARM_META afterwards keeps the pruned revisions as documents only.
-import { writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from 'xstate'
@@ -122,5 +122,15 @@ describe('prune of format 2', { timeout: 240_000 }, () => {
     expect(after.store.parked).toEqual([])
     // A second prune finds nothing more to do.
     expect(await prune({ nc: admin, product, keep: 1 })).toMatchObject({ through: 2, blobs: 0, recordSeq: null })
+
+    // A server whose store lost a node of a held release (a prune stopped between its deletions
+    // and its record, or damage) still opens: the document stays, that release's nodes are not served.
+    const top3 = (await readRelease2(admin, product, 3))!.signed.release.tree
+    await after.close()
+    servers.splice(servers.indexOf(after), 1)
+    await rm(after.store.blobs.path(top3))
+    const reopened = await startServer('late')
+    expect(reopened.meta.store.synced[product]).toBe(3)
+    expect(reopened.meta.store.hasNode(top3)).toBe(false)
   })
 })
