@@ -182,21 +182,23 @@ export class RangeReader {
   private async withdrawable(a: Assignment, range: { sha256: string; offset: number; length: number }, signal: AbortSignal): Promise<Uint8Array> {
     const ticket = randomBytes(12).toString('base64url')
     const reply = request(this.nc, a.rangeSubject, { ...range, ticket }, this.timeoutMs)
-    const withdraw = (): void => {
-      // Best effort: a server of the previous release has no cancel endpoint and sends the range.
-      try {
-        this.nc.publish(a.rangeSubject.replace(/\.range$/, '.cancel'), JSON.stringify({ ticket }))
-      } catch { /* closed connection: nothing to withdraw */ }
-    }
-    if (signal.aborted) withdraw()
-    else signal.addEventListener('abort', withdraw, { once: true })
+    let onAbort!: () => void
+    const withdrawn = new Promise<never>((_, reject) => {
+      onAbort = (): void => {
+        // Best effort: a server of the previous release has no cancel endpoint and sends the range.
+        try {
+          this.nc.publish(a.rangeSubject.replace(/\.range$/, '.cancel'), JSON.stringify({ ticket }))
+        } catch { /* closed connection: nothing to withdraw */ }
+        reject(signal.reason)
+      }
+    })
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
     try {
-      return await Promise.race([reply, new Promise<never>((_, reject) => {
-        if (signal.aborted) reject(signal.reason)
-        else signal.addEventListener('abort', () => reject(signal.reason), { once: true })
-      })])
+      return await Promise.race([reply, withdrawn])
     } finally {
-      signal.removeEventListener('abort', withdraw)
+      signal.removeEventListener('abort', onAbort)
+      withdrawn.catch(() => {})
       reply.catch(() => {}) // settles later (the server's "cancelled", or a timeout): nobody waits for it
     }
   }

@@ -17,10 +17,13 @@ export interface HeldRelease2 {
   signed: SignedRelease2
 }
 
+/** `meta2/state.json`: the last UPSWARM_META sequence handled, and the ranges pruned (issue 15). */
+interface Meta2State { lastSeq: number; pruned?: Record<string, number> }
+
 export class Meta2Store {
   private readonly dir: string
   private readonly tmpDir: string
-  private state: { lastSeq: number; pruned?: Record<string, number> } = { lastSeq: 0 }
+  private state: Meta2State = { lastSeq: 0 }
   private readonly releases = new Map<string, Map<number, HeldRelease2>>()
   /** Every node reachable from a held release: what `nodes` answers. */
   private readonly nodes = new Set<string>()
@@ -34,7 +37,7 @@ export class Meta2Store {
   async open(): Promise<void> {
     await mkdir(join(this.dir, 'releases'), { recursive: true })
     try {
-      this.state = JSON.parse(await readFile(join(this.dir, 'state.json'), 'utf8')) as { lastSeq: number; pruned?: Record<string, number> }
+      this.state = JSON.parse(await readFile(join(this.dir, 'state.json'), 'utf8')) as Meta2State
     } catch {
       this.state = { lastSeq: 0 }
     }

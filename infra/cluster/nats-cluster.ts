@@ -15,7 +15,7 @@ const CLUSTER_NAME = 'upswarm'
 const READY_TIMEOUT_MS = 30_000
 /** How long `up --cluster-size N` waits for the JetStream peers of other hosts. */
 const PEERS_TIMEOUT_MS = 180_000
-/** How long a node of a fresh local cluster may stay outside the meta group before it is restarted. */
+/** How long a starting node may stay outside the JetStream meta group before it is restarted. */
 const HEAL_AFTER_MS = 8_000
 
 export interface NatsNodeOptions {
@@ -117,6 +117,11 @@ export class NatsNode {
   private startError(what: string, log: string): UpswarmError {
     return new UpswarmError('UPSWARM_E_CLUSTER_START',
       `nats-server ${this.name} (config ${this.configFile}) ${what}. Last output:\n${log.slice(-2000)}`)
+  }
+
+  /** A JSON endpoint of the node's monitoring port (`jsz`, `routez`, …). */
+  async monitor<T>(endpoint: string): Promise<T> {
+    return (await fetch(`http://${urlHost(this.monitorHost)}:${this.monitorPort}/${endpoint}`)).json() as Promise<T>
   }
 
   /** Sends a signal (SIGKILL simulates a crash) and waits for the exit. */
@@ -276,7 +281,7 @@ export class NatsCluster {
     for (;;) {
       try {
         type Jsz = { meta_cluster?: { leader?: string; cluster_size?: number; replicas?: { name: string; current: boolean }[] } }
-        const jsz = async (node: NatsNode): Promise<Jsz> => (await fetch(`http://${urlHost(node.monitorHost)}:${node.monitorPort}/jsz`)).json() as Promise<Jsz>
+        const jsz = (node: NatsNode): Promise<Jsz> => node.monitor<Jsz>('jsz')
         if (expectPeers !== undefined && expectPeers > running.length) {
           // Peers on other hosts: every node knows the group's leader and size, only the leader its replicas.
           const meta = (await jsz(running[0]!)).meta_cluster
@@ -287,14 +292,8 @@ export class NatsCluster {
             // fewer. Which follower it left out cannot be seen from here: each host whose nodes
             // follow restarts them once per interval (only while starting, so no data is at stake).
             healAt = Date.now() + HEAL_AFTER_MS
-            const routez = await (await fetch(`http://${urlHost(running[0]!.monitorHost)}:${running[0]!.monitorPort}/routez`)).json() as { routes?: { remote_id: string }[] }
-            if (new Set((routez.routes ?? []).map((r) => r.remote_id)).size + 1 >= expectPeers) {
-              for (const node of running) {
-                this.restarted.push(node.name)
-                await node.stop()
-                await node.start()
-              }
-            }
+            const routez = await running[0]!.monitor<{ routes?: { remote_id: string }[] }>('routez')
+            if (new Set((routez.routes ?? []).map((r) => r.remote_id)).size + 1 >= expectPeers) await this.restart(running)
           }
           throw new Error(`waiting for ${expectPeers} JetStream peers: ${last}`)
         }
@@ -316,11 +315,7 @@ export class NatsCluster {
           // routes are up and it follows the leader, yet the leader never counts it. Restarting
           // that node (its data kept) makes it join; waiting longer does not.
           const members = new Set([leader.name, ...(meta.replicas ?? []).filter((r) => r.current).map((r) => r.name)])
-          for (const node of running.filter((n) => !members.has(n.name))) {
-            this.restarted.push(node.name)
-            await node.stop()
-            await node.start()
-          }
+          await this.restart(running.filter((n) => !members.has(n.name)))
           healAt = Date.now() + HEAL_AFTER_MS
         }
       } catch (err) {
@@ -331,6 +326,15 @@ export class NatsCluster {
         throw new UpswarmError('UPSWARM_E_CLUSTER_START', `JetStream meta group not formed after ${timeoutMs} ms in ${this.dir}: ${last}\n${logs}`)
       }
       await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+
+  /** Restarts nodes left out of the meta group (their data kept), noting them in `restarted`. */
+  private async restart(nodes: NatsNode[]): Promise<void> {
+    for (const node of nodes) {
+      this.restarted.push(node.name)
+      await node.stop()
+      await node.start()
     }
   }
 

@@ -5,12 +5,10 @@ import { UpswarmError } from '../errors.ts'
 
 interface Turn {
   bytes: number
-  resolve: () => void
-  reject: (reason: unknown) => void
-  signal: AbortSignal | undefined
   /** Read when the turn is given: the lowest goes first (takeInTurn). */
   rank: (() => number) | undefined
-  onAbort?: () => void
+  /** Its turn has come: resolves the taker (and stops listening for a withdrawal). */
+  go: () => void
 }
 
 export class TokenBucket {
@@ -76,17 +74,14 @@ export class TokenBucket {
     if (signal?.aborted) return Promise.reject(signal.reason)
     if (this.rate === 0 || bytes <= 0) return Promise.resolve()
     return new Promise((resolve, reject) => {
-      const turn: Turn = { bytes, resolve, reject, signal, rank }
-      if (signal) {
-        turn.onAbort = (): void => {
-          const at = this.turns.indexOf(turn)
-          if (at < 0) return
-          this.turns.splice(at, 1)
-          reject(signal.reason)
-          if (at === 0) this.nextTurn()
-        }
-        signal.addEventListener('abort', turn.onAbort, { once: true })
+      // Withdrawn while waiting: out of the queue (the debt, and so the next turn's time, is unchanged).
+      const onAbort = (): void => {
+        const at = this.turns.indexOf(turn)
+        if (at >= 0) this.turns.splice(at, 1)
+        reject(signal!.reason)
       }
+      const turn: Turn = { bytes, rank, go: () => { signal?.removeEventListener('abort', onAbort); resolve() } }
+      signal?.addEventListener('abort', onAbort, { once: true })
       this.turns.push(turn)
       if (this.turns.length === 1) this.nextTurn()
     })
@@ -120,10 +115,9 @@ export class TokenBucket {
         this.turnTimer = setTimeout(() => this.nextTurn(), Math.ceil((-this.tokens / this.rate) * 1000))
         return
       }
-      const head = this.turns.splice(this.nextIndex(), 1)[0]!
-      if (head.onAbort) head.signal!.removeEventListener('abort', head.onAbort)
-      this.tokens -= head.bytes
-      head.resolve()
+      const next = this.turns.splice(this.nextIndex(), 1)[0]!
+      this.tokens -= next.bytes
+      next.go()
     }
   }
 

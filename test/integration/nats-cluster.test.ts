@@ -42,9 +42,8 @@ describe('cluster launcher', () => {
 
   it('cluster launcher — issue 17: routes are mutual TLS under the deployment CA; a nats-server without its certificate cannot join the cluster', async () => {
     const n1 = cluster.nodes[0]!
-    const routez = async (): Promise<{ num_routes: number; routes: { remote_name?: string; remote_id: string }[] }> =>
-      (await fetch(`http://127.0.0.1:${n1.monitorPort}/routez`)).json() as Promise<{ num_routes: number; routes: { remote_name?: string; remote_id: string }[] }>
-    const varz = (await (await fetch(`http://127.0.0.1:${n1.monitorPort}/varz`)).json()) as { cluster?: { tls_required?: boolean; tls_verify?: boolean } }
+    const routez = (): Promise<{ num_routes: number; routes: { remote_name?: string; remote_id: string }[] }> => n1.monitor('routez')
+    const varz = await n1.monitor<{ cluster?: { tls_required?: boolean; tls_verify?: boolean } }>('varz')
     expect(varz.cluster).toMatchObject({ tls_required: true, tls_verify: true })
     const before = await routez()
     // A rogue node: the same cluster name, routing to n1, no certificate.
