@@ -91,6 +91,8 @@ export interface CredsFiles {
 }
 
 export interface Endpoints {
+  /** Issue 17 item 5: what `up` found wrong with the addresses it was given (also logged). */
+  warnings?: string[]
   nats?: string[]
   /** PEM of the CA that signed the NATS nodes' certificates (`--tls-ca`). */
   tlsCa?: string
@@ -233,11 +235,13 @@ export async function up(opts: UpOptions): Promise<Launched> {
       startNats: fromPromise(async () => {
         // Issue 10: the embedded cluster has identities and TLS from the start; nothing anonymous.
         const authority = opts.authDir ? await Authority.load(resolve(opts.authDir)) : await Authority.open(join(dir, 'auth'))
-        // A site's link carries the UPSWARM account; its heartbeats and proxy requests stay on
-        // their side, so each side's proxy assigns its own servers (issue 17 item 2).
+        // A site's link carries the UPSWARM account under a leaf identity named for the site's
+        // domain: its mirrors and the core's sources of it, nothing else (infra/auth/permissions.ts).
+        // Its heartbeats and proxy requests stay on their side, so each side's proxy assigns its
+        // own servers (issue 17 item 2).
         const leafRemotes = opts.leafRemotes?.length ? [{
           urls: opts.leafRemotes, account: authority.accountPublicKeys.upswarm, caFile: authority.paths.caFile,
-          credentials: (await authority.issue({ kind: 'admin', name: `leaf-${opts.name ?? 'site'}` })).file,
+          credentials: (await authority.issue({ kind: 'leaf', name: opts.domain ?? opts.name ?? 'site' })).file,
           deny: ['upswarm.heartbeat.>', 'upswarm.proxy.>'],
         }] : undefined
         const cluster = await NatsCluster.start({
@@ -247,7 +251,14 @@ export async function up(opts: UpOptions): Promise<Launched> {
           ...(opts.listen ? { host: opts.listen } : {}), ...(opts.advertise ? { advertise: opts.advertise } : {}),
           ...(opts.routes?.length ? { routes: opts.routes } : {}), ...(opts.natsPorts ? { ports: opts.natsPorts } : {}),
           ...(opts.name ? { namePrefix: opts.name } : {}), ...(opts.clusterSize ? { expectPeers: opts.clusterSize } : {}),
+          onWait: (line) => log(`nats: ${line}`),
         })
+        // Issue 17 item 5: an advertised address that does not reach this host's nodes is said, not discovered by clients.
+        if (opts.advertise || opts.listen) {
+          const wrong = await cluster.checkAdvertised()
+          for (const line of wrong) log(`nats: WARNING ${line}`)
+          if (wrong.length) endpoints.warnings = [...(endpoints.warnings ?? []), ...wrong]
+        }
         made.cluster = cluster
         endpoints.nats = cluster.urls
         endpoints.tlsCa = authority.paths.caFile
@@ -280,7 +291,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
             if (opts.coreDomain) {
               // A site: mirrors of the core's streams in its own domain, nothing of record made here.
               const mirrors = await ensureSiteMirrors(nc, opts.coreDomain)
-              log(`site: mirrors ${mirrors.join(', ')} of domain ${opts.coreDomain}`)
+              log(`site: mirrors ${mirrors.join(', ')} of domain ${opts.coreDomain}; at the core, \`upswarm site add ${opts.domain ?? '<this site\'s --js-domain>'}\` sources this site's alerts and fleet reports`)
             } else await ensureResources(nc)
             // Issue 10 item 7: the deployment's root of trust, made once, on the stream from the start.
             // Issue 17: a host that joins with the first host's identities (--auth) makes none

@@ -3,7 +3,7 @@
 // else is denied by the server. Pure data, so the security suite can list what each role may
 // not do and try it.
 import {
-  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, FLEET_SUBJECTS, fleetSubject, release2Subject, rolloutSubject, SIGNED_ROLLOUTS, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, FLEET_SUBJECTS, fleetSubject, release2Subject, rolloutSubject, SIGNED_ROLLOUTS, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, SITE_MIRRORED, SITE_SOURCED, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
   serverConsumer, serverMetaConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS, inspectSubject,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
@@ -127,6 +127,8 @@ export function permissionsFor(id: Identity): SubjectPermissions {
         },
         sub: { allow: [...base.sub, ...CLIENT_STREAMS] },
       }
+    case 'leaf':
+      return leafPermissions(id.name)
     case 'notary':
       // Issue 10 item 7: reads releases and roots, follows both, appends fresh statements (the
       // JetStream ack comes to its inbox). It holds no publish key and may append nothing else.
@@ -138,5 +140,25 @@ export function permissionsFor(id: Identity): SubjectPermissions {
         },
         sub: { allow: [...base.sub, RELEASED_SUBJECTS, SIGNED_SUBJECTS, ALERT_SUBJECTS] },
       }
+  }
+}
+
+/**
+ * Issue 17 item 2: a site's leaf link into the core, as the core sees it (what the site may send
+ * in, what it may hear); the identity's name is the site's JetStream domain. Two flows, both
+ * JetStream's own (nats-server's mirror and source set-up):
+ * - the site's mirrors each create an ephemeral push consumer of one of the core's streams of
+ *   record through the core's domain API, hear the answer on `$JSC.R.<token>` and the deliveries
+ *   on `$JS.M.<token>`, and answer flow control on `$JS.FC.<stream>.…`;
+ * - the core's alert and fleet streams source the site's own copies through the site's domain
+ *   API: the site answers on `$JSC.R.<token>` and delivers on `$JS.S.<token>`.
+ * Nothing else: no durable consumer, no stream operation, no other subject, so a site, however
+ * compromised, cannot change or delete what the core holds nor hear its alerts, peers, leases or
+ * inboxes (the security suite tries).
+ */
+function leafPermissions(site: string): SubjectPermissions {
+  return {
+    pub: { allow: [...SITE_MIRRORED.flatMap((s) => [`$JS.*.API.CONSUMER.CREATE.${s}`, `$JS.FC.${s}.>`]), '$JSC.R.>', '$JS.S.>'] },
+    sub: { allow: ['$JS.M.>', '$JSC.R.>', `$JS.${site}.API.>`, ...SITE_SOURCED.map((s) => `$JS.FC.${s}.>`)] },
   }
 }

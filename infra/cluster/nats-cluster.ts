@@ -10,11 +10,14 @@ import { UpswarmError } from '../errors.ts'
 import { spawnGuarded, stopChild } from './children.ts'
 import { natsServerBinary } from './nats-server-bin.ts'
 import { freePorts } from './ports.ts'
+import { advertisedMismatch, unreachableRoutes } from './reach.ts'
 
 const CLUSTER_NAME = 'upswarm'
 const READY_TIMEOUT_MS = 30_000
 /** How long `up --cluster-size N` waits for the JetStream peers of other hosts. */
 const PEERS_TIMEOUT_MS = 180_000
+/** How often a host waiting for other hosts' peers says what it waits for. */
+const PROGRESS_EVERY_MS = 10_000
 /** How long a starting node may stay outside the JetStream meta group before it is restarted. */
 const HEAL_AFTER_MS = 8_000
 
@@ -163,6 +166,10 @@ export interface NatsClusterOptions {
   leafListen?: { host: string; port: number }
   /** A site: the core's leaf node URLs this node connects to, bound to a local account each. */
   leafRemotes?: LeafRemote[]
+  /** Issue 17 item 5: told, every PROGRESS_EVERY_MS while waiting for other hosts' peers, what is missing and which routes do not answer. */
+  onWait?: (line: string) => void
+  /** How long to wait for other hosts' JetStream peers (default PEERS_TIMEOUT_MS). */
+  peersTimeoutMs?: number
 }
 
 export interface LeafRemote {
@@ -261,7 +268,8 @@ export class NatsCluster {
     try {
       await Promise.all(nodes.map((n) => n.start()))
       // Peers on other hosts start when their operators (or tests) start them: wait longer for them.
-      await cluster.waitForJetStream(opts.expectPeers && opts.expectPeers > count ? PEERS_TIMEOUT_MS : READY_TIMEOUT_MS, opts.expectPeers)
+      const remote = opts.expectPeers !== undefined && opts.expectPeers > count
+      await cluster.waitForJetStream(remote ? opts.peersTimeoutMs ?? PEERS_TIMEOUT_MS : READY_TIMEOUT_MS, opts.expectPeers, remote ? { routes: opts.routes ?? [], ...(opts.onWait ? { onWait: opts.onWait } : {}) } : undefined)
     } catch (err) {
       await cluster.stop()
       throw err
@@ -273,12 +281,23 @@ export class NatsCluster {
    * Resolves once the JetStream meta group has a leader and every running node is a current
    * member of it: before that, R3 assets cannot be placed ("no suitable peers for placement").
    */
-  async waitForJetStream(timeoutMs = READY_TIMEOUT_MS, expectPeers?: number): Promise<void> {
+  async waitForJetStream(timeoutMs = READY_TIMEOUT_MS, expectPeers?: number, remote?: { routes: string[]; onWait?: (line: string) => void }): Promise<void> {
     const deadline = Date.now() + timeoutMs
     const running = this.nodes.filter((n) => n.running)
     let last = ''
     let healAt = Date.now() + HEAL_AFTER_MS
+    let tellAt = Date.now() + PROGRESS_EVERY_MS
+    let group = ''
+    /** What a host waiting for other hosts can see: the group so far and the routes that do not answer. */
+    const waitingFor = async (): Promise<string> => {
+      const dead = await unreachableRoutes(remote?.routes ?? [])
+      return `waiting for ${expectPeers} JetStream peers (the meta group so far: ${group || 'none'})${dead.length ? `; ${dead.join('; ')}` : '; every route answers'}`
+    }
     for (;;) {
+      if (remote?.onWait && Date.now() > tellAt) {
+        tellAt = Date.now() + PROGRESS_EVERY_MS
+        remote.onWait(await waitingFor())
+      }
       try {
         type Jsz = { meta_cluster?: { leader?: string; cluster_size?: number; replicas?: { name: string; current: boolean }[] } }
         const jsz = (node: NatsNode): Promise<Jsz> => node.monitor<Jsz>('jsz')
@@ -286,6 +305,7 @@ export class NatsCluster {
           // Peers on other hosts: every node knows the group's leader and size, only the leader its replicas.
           const meta = (await jsz(running[0]!)).meta_cluster
           last = JSON.stringify(meta ?? {})
+          group = meta?.leader ? `leader ${meta.leader}, ${meta.cluster_size ?? '?'} peers` : 'no leader yet'
           if (meta?.leader && (meta.cluster_size ?? 0) >= expectPeers) return
           if (meta?.leader && Date.now() > healAt && !running.some((n) => n.name === meta.leader)) {
             // The same start-up race across hosts: every peer is routed to, yet the group counts
@@ -322,11 +342,24 @@ export class NatsCluster {
         last = (err as Error).message
       }
       if (Date.now() > deadline) {
+        if (remote) last = await waitingFor()
         const logs = running.map((n) => `--- ${n.name}\n${n.log.split('\n').filter((l) => /\[(ERR|WRN)\]/.test(l)).slice(-5).join('\n')}`).join('\n')
         throw new UpswarmError('UPSWARM_E_CLUSTER_START', `JetStream meta group not formed after ${timeoutMs} ms in ${this.dir}: ${last}\n${logs}`)
       }
       await new Promise((r) => setTimeout(r, 100))
     }
+  }
+
+  /**
+   * Issue 17 item 5: each node whose advertised address does not reach it from here (refused,
+   * silent, or another server answers): clients and other hosts told that address would fail.
+   */
+  async checkAdvertised(): Promise<string[]> {
+    const out = await Promise.all(this.nodes.map(async (n) => {
+      const why = await advertisedMismatch(n.advertise, n.port, n.name)
+      return why ? `${n.name}: the advertised address ${why}; clients and other hosts are told to use it: check --advertise` : undefined
+    }))
+    return out.filter((l): l is string => l !== undefined)
   }
 
   /** Restarts nodes left out of the meta group (their data kept), noting them in `restarted`. */

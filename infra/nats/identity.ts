@@ -9,7 +9,7 @@ export const IDENTITY_RE = /^[A-Za-z0-9_-]{1,64}$/
 /** The identity of a connection made without credentials (development only). */
 export const ANONYMOUS = 'anonymous'
 
-export const IDENTITY_KINDS = ['admin', 'publisher', 'server', 'proxy', 'tracker', 'client', 'notary'] as const
+export const IDENTITY_KINDS = ['admin', 'publisher', 'server', 'proxy', 'tracker', 'client', 'notary', 'leaf'] as const
 export type IdentityKind = (typeof IDENTITY_KINDS)[number]
 
 export interface Identity {

@@ -55,6 +55,13 @@ export const BLOB_BUCKET = 'upswarm-blobs'
  * servers (`through`: r1 … r`through`); its signed releases stay in the release stream.
  */
 export const PRUNE_STREAM = 'UPSWARM_PRUNE'
+
+/**
+ * Issue 17 item 2: what a site mirrors from the core: everything its servers and clients read;
+ * alerts and peers stay the core's (infra/nats/site-mirrors.ts). A site's leaf link may create
+ * consumers of these and nothing else in the core (the `leaf` identity, infra/auth/permissions.ts).
+ */
+export const SITE_MIRRORED = [RELEASE_STREAM, META_STREAM, FRESH_STREAM, PRUNE_STREAM, `OBJ_${BLOB_BUCKET}`] as const
 export const pruneSubject = (product: string): string => `upswarm.prune.${product}`
 export const PRUNE_SUBJECTS = 'upswarm.prune.>'
 
@@ -79,6 +86,8 @@ export const ALERT_SUBJECTS = 'upswarm.alert.>'
  * so it holds the newest report of every client and nothing older. Only admin reads it.
  */
 export const FLEET_STREAM = 'UPSWARM_FLEET'
+/** Issue 17: what a site's clients write (alerts, fleet reports): stored at the site, sourced by the core (`upswarm site add`). */
+export const SITE_SOURCED = [ALERT_STREAM, FLEET_STREAM] as const
 export const fleetSubject = (product: string, identity: string): string => `upswarm.fleet.${product}.${identity}`
 export const FLEET_SUBJECTS = 'upswarm.fleet.>'
 

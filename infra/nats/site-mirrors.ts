@@ -4,22 +4,36 @@
 // once per site. A mirror keeps serving what it holds while the WAN is down and catches up from
 // where it stopped when the link returns (JetStream's own mirror, sourced through the core's
 // domain API `$JS.<core>.API`). `mirrorStatus` is what an operator (and `upswarm mirrors`) reads.
-import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, StorageType, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream'
+import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, StorageType, type JetStreamManager, type StreamConfig, type StreamSourceInfo } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
+import { ensureAlertStream, ensureFleetStream } from './resources.ts'
 import { withRetry } from './retry.ts'
-import { BLOB_BUCKET, FRESH_STREAM, META_STREAM, PRUNE_STREAM, RELEASE_READ_STREAM, RELEASE_STREAM } from './names.ts'
+import { META_STREAM, META_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, RELEASE_SUBJECTS, RELEASED_SUBJECTS, SIGNED_SUBJECTS, SITE_MIRRORED, SITE_SOURCED } from './names.ts'
 
-/** What a site mirrors from the core: everything its servers and clients read; alerts and peers stay the core's. */
-export const SITE_MIRRORED = [RELEASE_STREAM, META_STREAM, FRESH_STREAM, PRUNE_STREAM, `OBJ_${BLOB_BUCKET}`] as const
+export { SITE_MIRRORED, SITE_SOURCED }
+
+
+/**
+ * The core's streams republish what they store (clients follow releases and signed statements
+ * with plain subscriptions); a site's mirrors do the same in the site, where the leaf link carries
+ * none of the core's republished subjects.
+ */
+const REPUBLISHED: Record<string, { src: string; dest: string }> = {
+  [RELEASE_STREAM]: { src: RELEASE_SUBJECTS, dest: RELEASED_SUBJECTS },
+  [META_STREAM]: { src: META_SUBJECTS, dest: SIGNED_SUBJECTS },
+}
 
 async function ensureMirror(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  let have
   try {
-    await jsm.streams.info(config.name)
-    return
+    have = (await jsm.streams.info(config.name)).config
   } catch (err) {
     if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err
+    await jsm.streams.add(config)
+    return
   }
-  await jsm.streams.add(config)
+  // A site made by an earlier version: its mirrors did not republish (its clients heard the core's).
+  if (config.republish && !have.republish) await jsm.streams.update(config.name, { ...have, republish: config.republish })
 }
 
 /** Creates, in the site's own domain (the connection's), a mirror of each of the core's streams of record. */
@@ -32,43 +46,84 @@ export async function ensureSiteMirrors(nc: NatsConnection, coreDomain: string):
         // allow rollups stops at the first one and never catches up (seen: chunks, no metadata).
         name, storage: StorageType.File, num_replicas: 1, allow_direct: true, allow_rollup_hdrs: true,
         mirror: { name, external: { api: `$JS.${coreDomain}.API`, deliver: '' } },
+        ...(REPUBLISHED[name] ? { republish: REPUBLISHED[name] } : {}),
       })
     }
     // The readers' mirror (docs/ops.md), here of the site's own copy.
     await ensureMirror(jsm, { name: RELEASE_READ_STREAM, storage: StorageType.File, num_replicas: 1, mirror: { name: RELEASE_STREAM } })
+    // What the site's clients write (alerts, fleet reports) is stored here, also while the WAN
+    // is down; the core sources it (`upswarm site add`, addSiteSources).
+    for (const ensure of [ensureAlertStream, ensureFleetStream]) await ensure(jsm, 1)
     return [...SITE_MIRRORED, RELEASE_READ_STREAM]
   }, { attempts: 40, maxDelayMs: 500 })
 }
 
+/**
+ * At the core (admin): the streams the sites' clients write to (alerts, fleet reports) source each
+ * site's own copy through its domain API, so the notary and `upswarm fleet` see every site, and a
+ * site cut off catches up when its link returns. Idempotent; returns what was added.
+ */
+export async function addSiteSources(nc: NatsConnection, siteDomains: string[]): Promise<string[]> {
+  const jsm = await jetstreamManager(nc)
+  const added: string[] = []
+  for (const name of SITE_SOURCED) {
+    const have = (await jsm.streams.info(name)).config
+    const sources = [...(have.sources ?? [])]
+    for (const domain of siteDomains) {
+      const api = `$JS.${domain}.API`
+      if (sources.some((s) => s.external?.api === api)) continue
+      sources.push({ name, external: { api, deliver: '' } })
+      added.push(`${name} ← ${domain}`)
+    }
+    if (sources.length !== (have.sources ?? []).length) await jsm.streams.update(name, { ...have, sources })
+  }
+  return added
+}
+
 export interface MirrorState {
   stream: string
-  /** The stream it mirrors, with the core's domain API when external. */
+  /** The stream it mirrors or sources, with the other domain's API when external. */
   source: string
+  /** Who it hears from: "the core" (a site's mirror) or "site DOMAIN" (the core's source of a site). */
+  origin: string
   messages: number
   lastSeq: number
-  /** Messages the origin holds that this mirror does not yet (JetStream's own count). */
+  /** Messages the origin holds that this stream does not yet (JetStream's own count). */
   lag: number
-  /** Milliseconds since the mirror last heard from its origin; -1: never. */
+  /** Milliseconds since it last heard from its origin; -1: never. */
   activeMs: number
   error?: string
 }
 
-/** Every mirror stream in the connection's domain, with its lag and last contact (`nats stream report`'s mirror columns). */
+/**
+ * Every mirror stream in the connection's domain and every source of another domain (the core's
+ * sources of the sites), with lag and last contact (`nats stream report`'s replication columns).
+ */
 export async function mirrorStatus(nc: NatsConnection): Promise<MirrorState[]> {
   const jsm = await jetstreamManager(nc)
   const out: MirrorState[] = []
   for await (const si of jsm.streams.list()) {
-    const m = si.mirror
-    if (!si.config.mirror || !m) continue
-    out.push({
-      stream: si.config.name,
-      source: `${si.config.mirror.name}${si.config.mirror.external?.api ? ` via ${si.config.mirror.external.api}` : ''}`,
-      messages: si.state.messages,
-      lastSeq: si.state.last_seq,
-      lag: m.lag,
-      activeMs: m.active < 0 ? -1 : Math.round(m.active / 1e6),
-      ...(m.error ? { error: `${m.error.description} (${m.error.err_code})` } : {}),
-    })
+    const links = [
+      ...(si.config.mirror && si.mirror ? [{ cfg: si.config.mirror, info: si.mirror, origin: 'the core' }] : []),
+      ...(si.config.sources ?? []).flatMap((cfg) => {
+        const domain = /^\$JS\.(.+)\.API$/.exec(cfg.external?.api ?? '')?.[1]
+        // The server's source info names the external API too (the client's type omits it).
+        const info = (si.sources as (StreamSourceInfo & { external?: { api?: string } })[] | undefined)?.find((x) => x.external?.api === cfg.external?.api && x.name === cfg.name)
+        return domain && info ? [{ cfg, info, origin: `site ${domain}` }] : []
+      }),
+    ]
+    for (const { cfg, info, origin } of links) {
+      out.push({
+        stream: si.config.name,
+        source: `${cfg.name}${cfg.external?.api ? ` via ${cfg.external.api}` : ''}`,
+        origin,
+        messages: si.state.messages,
+        lastSeq: si.state.last_seq,
+        lag: info.lag,
+        activeMs: info.active < 0 ? -1 : Math.round(info.active / 1e6),
+        ...(info.error ? { error: `${info.error.description} (${info.error.err_code})` } : {}),
+      })
+    }
   }
-  return out.sort((a, b) => a.stream.localeCompare(b.stream))
+  return out.sort((a, b) => a.stream.localeCompare(b.stream) || a.source.localeCompare(b.source))
 }

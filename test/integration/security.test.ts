@@ -85,6 +85,8 @@ describe('security', () => {
     tracker: { kind: 'tracker', name: 'tracker' },
     client: { kind: 'client', name: 'sec-c1' },
     notary: { kind: 'notary', name: 'notary' },
+    // Issue 17: a site's leaf link, tried as a connection of its own (a stolen leaf creds file).
+    leaf: { kind: 'leaf', name: 'sec-site' },
   }
   const conn = (kind: keyof typeof ids): NatsConnection => conns.get(kind)!
   // Every stream of the cluster and a subject each stores (the peer bucket last: it ages).
@@ -223,6 +225,14 @@ describe('security', () => {
       ["a forged update run's inspection as another client", inspectSubject('updater', 'sec-c2')],
     ] as const) attempts.push({ who: 'client', what, run: request(subject, '{}') })
     attempts.push({ who: 'server', what: 'a heartbeat as another server', run: request(serverHeartbeat('sec-s2'), '{}') })
+    // Issue 17: a site's leaf identity reaches the core's JetStream only through a domain API, and there only to create ephemeral consumers of what it mirrors.
+    for (const stream of streams) {
+      for (const op of ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.UPDATE', 'STREAM.MSG.DELETE', 'CONSUMER.LIST']) {
+        attempts.push({ who: 'leaf', what: `${op} ${stream} through the core's domain API`, run: request(`$JS.core.API.${op}.${stream}`) })
+      }
+    }
+    attempts.push({ who: 'leaf', what: "a server's durable consumer through the core's domain API", run: request(`$JS.core.API.CONSUMER.CREATE.${RELEASE_STREAM}.${serverConsumer(ids.server.name)}`) })
+    attempts.push({ who: 'leaf', what: "another site's domain API", run: subscribe('$JS.other-site.API.>') })
 
     const admin = conns.get('admin')!
     const jsm = await jetstreamManager(admin)

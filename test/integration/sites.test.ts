@@ -5,7 +5,9 @@
 // server and proxy. A publish in the core reaches both sites; the site's clients update from the
 // site; the bytes that crossed each WAN link, read from the link's own interface counters, ÷
 // (sites × F) is reported; a site cut off from the core keeps updating its clients from what it
-// holds, `upswarm mirrors` says it is behind, and the site catches up when the link returns.
+// holds, `upswarm mirrors` says it is behind, and the site catches up when the link returns. The
+// leaf link runs under the site's own `leaf` identity, and the core sources each site's alerts and
+// fleet reports (`upswarm site add`).
 // `npm run test:sites` runs the full size (5 clients per site, F = 8 MiB); `npm test` a short one.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -60,7 +62,7 @@ describe('sites in network namespaces', { timeout: FULL ? 900_000 : 400_000 }, (
       hostEnv(addrs[i]!, '', ca), logs)
     }))
     await Promise.all(SITES.map((s) => upIn(net, s.name, ['--dir', join(base.path, s.name), '--auth', join(base.path, 'auth'), '--name', s.name,
-      '--listen', siteAddr.get(s.name)!, '--nats-nodes', '1', '--servers', '1', '--roles', 'nats,servers,proxy', '--nats-port', String(NATS_PORT),
+      '--listen', siteAddr.get(s.name)!, '--nats-nodes', '1', '--servers', '1', '--roles', 'nats,servers,proxy,tracker', '--nats-port', String(NATS_PORT),
       '--js-domain', s.name, '--leaf-remote', `tls://${wanCore.get(s.name)}:${LEAF_PORT}`, '--core-domain', 'core', '--trust-file', trust],
     hostEnv(siteAddr.get(s.name)!, '', ca), logs)))
   }, FULL ? 600_000 : 300_000)
@@ -109,6 +111,11 @@ describe('sites in network namespaces', { timeout: FULL ? 900_000 : 400_000 }, (
       expect(r.code, r.stderr).toBe(0)
     }
 
+    // The core sources each site's alerts and fleet reports (`upswarm site add`, an operator at the core).
+    const coreEnv = hostEnv(net.host('h1').addr, adminCreds, ca)
+    const added = await cliIn(net, 'h1', coreEnv, 'site', 'add', ...SITES.map((s) => s.name))
+    expect(added.code, added.stderr).toBe(0)
+
     // r1: small; every site's clients start from it.
     await publish(1, { 'app.txt': 'version 1\n' })
     await Promise.all(SITES.map((s) => waitSynced(s.name, 1)))
@@ -151,5 +158,12 @@ describe('sites in network namespaces', { timeout: FULL ? 900_000 : 400_000 }, (
     await update(cut.name, 0)
     expect(await readFile(join(wc(cut.name, 0), 'app.txt'), 'utf8')).toBe('version 3\n')
     await expect.poll(async () => (await cliIn(net, cut.name, siteEnv(cut.name, adminCreds), 'mirrors')).code, { timeout: 60_000, interval: 1000 }).toBe(0)
+    // At the core, `mirrors` shows its sources of both sites, heard from and caught up.
+    const sources = async (): Promise<string[]> => {
+      const r = await cliIn(net, 'h1', coreEnv, 'mirrors', '--json')
+      return (JSON.parse(r.stdout) as { mirrors: { origin: string; lag: number; activeMs: number }[] }).mirrors
+        .filter((m) => m.origin.startsWith('site ') && m.lag === 0 && m.activeMs >= 0).map((m) => m.origin).sort()
+    }
+    await expect.poll(sources, { timeout: 60_000, interval: 1000 }).toEqual(SITES.flatMap((s) => [`site ${s.name}`, `site ${s.name}`]).sort())
   })
 })

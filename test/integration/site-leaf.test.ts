@@ -1,0 +1,110 @@
+// Issue 17 items 2 and 5: a site's leaf link under its own identity, on loopback (the netns suite
+// runs the same over veth links). A core (its own JetStream domain, a leaf listener) and a site (a
+// leaf node in a domain of its own) that connects with the `leaf` identity `up` issues for it:
+// the site's mirrors catch up with the core's streams of record and republish what they store in
+// the site; the core sources the site's alerts and fleet reports (`upswarm site add`); `mirrors`
+// shows both directions; and everything else a compromised site might send through its link —
+// deleting, purging or appending to the core's streams, taking a server's durable consumer — is
+// refused, with the core's streams unchanged.
+import { join } from 'node:path'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Authority } from '../../infra/auth/authority.ts'
+import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
+import { freePort } from '../../infra/cluster/ports.ts'
+import { connectNats } from '../../infra/nats/connect.ts'
+import {
+  ALERT_STREAM, alertSubject, BLOB_BUCKET, FLEET_STREAM, fleetSubject, META_STREAM, RELEASE_STREAM, releaseSubject, releasedSubject, serverConsumer,
+} from '../../infra/nats/names.ts'
+import { ensureResources } from '../../infra/nats/resources.ts'
+import { addSiteSources, ensureSiteMirrors, mirrorStatus } from '../../infra/nats/site-mirrors.ts'
+import { newProduct, tempDir } from '../helpers/cluster.ts'
+
+const SITE = 'lab-site'
+
+describe('a site on a leaf link with its own identity', { timeout: 120_000 }, () => {
+  let dir: { path: string; cleanup: () => Promise<void> }
+  let core: NatsCluster
+  let site: NatsCluster
+  let coreNc: NatsConnection
+  let siteNc: NatsConnection
+  const product = newProduct()
+
+  beforeAll(async () => {
+    dir = await tempDir('upswarm-site-leaf-')
+    const authority = await Authority.open(join(dir.path, 'auth'))
+    const leafPort = await freePort()
+    core = await NatsCluster.start({ dir: join(dir.path, 'core'), nodes: 1, authority, domain: 'core', leafListen: { host: '127.0.0.1', port: leafPort } })
+    site = await NatsCluster.start({
+      dir: join(dir.path, 'site'), nodes: 1, authority, domain: SITE,
+      leafRemotes: [{
+        urls: [`tls://127.0.0.1:${leafPort}`], account: authority.accountPublicKeys.upswarm, caFile: authority.paths.caFile,
+        credentials: (await authority.issue({ kind: 'leaf', name: SITE })).file,
+      }],
+    })
+    const auth = { creds: (await authority.issue({ kind: 'admin', name: 'admin' })).file, tlsCa: authority.paths.caFile }
+    coreNc = await connectNats(core.urls, 'site-leaf-core', auth)
+    await ensureResources(coreNc)
+    siteNc = await connectNats(site.urls, 'site-leaf-site', auth)
+    await ensureSiteMirrors(siteNc, 'core')
+  }, 120_000)
+
+  afterAll(async () => {
+    await siteNc?.close()
+    await coreNc?.close()
+    await site?.stop()
+    await core?.stop()
+    await dir?.cleanup()
+  })
+
+  it('site-leaf — the mirrors catch up over the leaf identity and republish in the site; the core sources the site\'s alerts and fleet reports', async () => {
+    // Heard in the site: the site's own mirror republishes what it stores.
+    const heard: number[] = []
+    siteNc.subscribe(releasedSubject(product), { callback: (_e, m) => { heard.push(Number(m.headers?.get('Nats-Sequence'))) } })
+    await siteNc.flush()
+    const js = jetstream(coreNc)
+    const seqs: number[] = []
+    for (let i = 0; i < 3; i++) seqs.push((await js.publish(releaseSubject(product), `release ${i}`)).seq)
+    await expect.poll(() => heard.length, { timeout: 30_000 }).toBe(3)
+    expect(heard).toEqual(seqs)
+    const rel = async (): Promise<number> => (await mirrorStatus(siteNc)).find((m) => m.stream === RELEASE_STREAM)?.lastSeq ?? 0
+    await expect.poll(rel, { timeout: 30_000 }).toBe(seqs.at(-1))
+    const siteView = await mirrorStatus(siteNc)
+    expect(siteView.filter((m) => m.origin === 'the core').map((m) => m.stream)).toEqual(expect.arrayContaining([RELEASE_STREAM, META_STREAM, `OBJ_${BLOB_BUCKET}`]))
+    expect(siteView.find((m) => m.stream === RELEASE_STREAM)).toMatchObject({ lag: 0 })
+
+    // The site's clients write alerts and fleet reports into the site's own streams; the core sources them.
+    expect(await addSiteSources(coreNc, [SITE])).toEqual([`${ALERT_STREAM} ← ${SITE}`, `${FLEET_STREAM} ← ${SITE}`])
+    expect(await addSiteSources(coreNc, [SITE])).toEqual([])
+    const sjs = jetstream(siteNc)
+    await sjs.publish(alertSubject(product, 'site-client'), JSON.stringify({ what: 'a site client\'s alert' }))
+    await sjs.publish(fleetSubject(product, 'site-client'), JSON.stringify({ revision: 1 }))
+    const jsm = await jetstreamManager(coreNc)
+    await expect.poll(async () => (await jsm.streams.info(ALERT_STREAM, { subjects_filter: alertSubject(product, 'site-client') })).state.messages, { timeout: 30_000 }).toBe(1)
+    await expect.poll(async () => (await jsm.streams.getMessage(FLEET_STREAM, { last_by_subj: fleetSubject(product, 'site-client') }))?.json<{ revision: number }>().revision, { timeout: 30_000 }).toBe(1)
+    const coreView = await mirrorStatus(coreNc)
+    expect(coreView.filter((m) => m.origin === `site ${SITE}`).map((m) => m.stream).sort()).toEqual([ALERT_STREAM, FLEET_STREAM])
+  })
+
+  it('site-leaf — what a compromised site sends through its link is refused and the core\'s streams are unchanged', async () => {
+    const jsm = await jetstreamManager(coreNc)
+    const streams = [RELEASE_STREAM, META_STREAM, `OBJ_${BLOB_BUCKET}`, ALERT_STREAM, FLEET_STREAM]
+    const counts = async (): Promise<number[]> => Promise.all(streams.map(async (s) => (await jsm.streams.info(s)).state.messages))
+    const before = await counts()
+    const api = '$JS.core.API'
+    const attempts: [string, string, string][] = [
+      ...streams.flatMap((s) => ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.UPDATE'].map((op) => [`${op} ${s}`, `${api}.${op}.${s}`, '{}'] as [string, string, string])),
+      ['take a server\'s durable consumer', `${api}.CONSUMER.CREATE.${RELEASE_STREAM}.${serverConsumer('s1')}`, JSON.stringify({ stream_name: RELEASE_STREAM, config: { durable_name: serverConsumer('s1') } })],
+      ['list the core\'s streams', `${api}.STREAM.LIST`, '{}'],
+    ]
+    for (const [what, subject, body] of attempts) {
+      // The link does not carry it: nobody in the core answers.
+      await expect(siteNc.request(subject, body, { timeout: 2000 }), what).rejects.toThrow()
+    }
+    // A release appended in the site lands nowhere (the site's release stream is a mirror) and never reaches the core.
+    await expect(jetstream(siteNc).publish(releaseSubject(product), 'forged', { timeout: 2000 })).rejects.toThrow()
+    expect(await counts()).toEqual(before)
+    expect((await jsm.streams.info(RELEASE_STREAM)).config.name).toBe(RELEASE_STREAM)
+  })
+})
