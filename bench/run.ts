@@ -18,8 +18,9 @@ import { METADATA_DEFAULTS, runMetadataBench, type MetadataBenchOptions } from '
 import { DAEMON_DEFAULTS, runDaemonBench, type DaemonBenchOptions } from './daemon.ts'
 import { PUBLISH2_DEFAULTS, runPublish2Bench, type Publish2BenchOptions } from './publish2.ts'
 import { META_DEFAULTS, runMetaBench, type MetaBenchOptions } from './meta.ts'
+import { runSitesBench, SITES_DEFAULTS, type SitesBenchOptions } from './sites.ts'
 
-export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata', 'daemon', 'publish2', 'meta'] as const
+export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata', 'daemon', 'publish2', 'meta', 'sites'] as const
 export type BenchName = (typeof BENCHES)[number]
 
 interface Plan {
@@ -33,6 +34,7 @@ interface Plan {
   daemon: DaemonBenchOptions
   publish2: Publish2BenchOptions
   meta: MetaBenchOptions
+  sites: SitesBenchOptions
 }
 
 /** Sizes: `default` fits the whole run in 20 minutes on a 2-core machine; `tiny` is the smoke test's. */
@@ -49,6 +51,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     daemon: { ...DAEMON_DEFAULTS, settle: 2, idleSeconds: 5, updateMiB: 8, fileMiB: 4 },
     publish2: { files: 500 },
     meta: { sizes: [2_000] },
+    sites: { ...SITES_DEFAULTS, clients: 2, mib: 2 },
   },
   default: {
     swarm: SWARM_DEFAULTS,
@@ -61,6 +64,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     daemon: DAEMON_DEFAULTS,
     publish2: PUBLISH2_DEFAULTS,
     meta: META_DEFAULTS,
+    sites: SITES_DEFAULTS,
   },
   large: {
     swarm: { ...SWARM_DEFAULTS, clients: [4, 8, 16], mib: 64, files: 240 },
@@ -73,6 +77,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     daemon: { ...DAEMON_DEFAULTS, updateMiB: 1024, fileMiB: 256 },
     publish2: PUBLISH2_DEFAULTS,
     meta: META_DEFAULTS,
+    sites: { ...SITES_DEFAULTS, mib: 64 },
   },
 }
 
@@ -96,6 +101,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --idle-seconds 60           daemon: the idle window   --update-mib 128    daemon: the release the peak RSS is taken over
   --publish2-files 100000     publish2: files of the format-2-only publish
   --meta-files 10000,100000   meta: tree sizes of the metadata-on-the-wire bench (format 1 vs 2)
+  --site-clients 5            --sites-mib 16      --wan-rate 40mbit   sites (root: network namespaces)
   --json                      print each result as JSON on stdout (one line per benchmark)
   --keep                      keep the temporary directories
   --results DIR               write results there instead of bench/results
@@ -138,6 +144,9 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'update-mib': { type: 'string' },
       'publish2-files': { type: 'string' },
       'meta-files': { type: 'string' },
+      'site-clients': { type: 'string' },
+      'sites-mib': { type: 'string' },
+      'wan-rate': { type: 'string' },
       json: { type: 'boolean' },
       keep: { type: 'boolean' },
       profile: { type: 'string' },
@@ -179,7 +188,10 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values['update-mib']) p.daemon.updateMiB = Number(values['update-mib'])
   if (values['publish2-files']) p.publish2.files = Number(values['publish2-files'])
   if (values['meta-files']) p.meta.sizes = list(values['meta-files'])
-  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.daemon, p.publish2, p.meta]) {
+  if (values['site-clients']) p.sites.clients = Number(values['site-clients'])
+  if (values['sites-mib']) p.sites.mib = Number(values['sites-mib'])
+  if (values['wan-rate']) p.sites.wanRate = values['wan-rate']
+  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.daemon, p.publish2, p.meta, p.sites]) {
     o.keep = keep
     if (values.results) o.resultsDir = resolve(values.results)
   }
@@ -211,6 +223,7 @@ export async function runBench(name: BenchName, p: Plan): Promise<BenchResult | 
     case 'daemon': return runDaemonBench(p.daemon)
     case 'publish2': return runPublish2Bench(p.publish2)
     case 'meta': return runMetaBench(p.meta)
+    case 'sites': return runSitesBench(p.sites)
   }
 }
 
