@@ -101,7 +101,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --idle-seconds 60           daemon: the idle window   --update-mib 128    daemon: the release the peak RSS is taken over
   --publish2-files 100000     publish2: files of the format-2-only publish
   --meta-files 10000,100000   meta: tree sizes of the metadata-on-the-wire bench (format 1 vs 2)
-  --site-clients 5            --sites-mib 16      --wan-rate 40mbit   sites (root: network namespaces)
+  --sites-clients 5           --sites-mib 16      --wan-rate 40mbit   sites (root: network namespaces)
   --json                      print each result as JSON on stdout (one line per benchmark)
   --keep                      keep the temporary directories
   --results DIR               write results there instead of bench/results
@@ -144,7 +144,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'update-mib': { type: 'string' },
       'publish2-files': { type: 'string' },
       'meta-files': { type: 'string' },
-      'site-clients': { type: 'string' },
+      'sites-clients': { type: 'string' },
       'sites-mib': { type: 'string' },
       'wan-rate': { type: 'string' },
       json: { type: 'boolean' },
@@ -188,7 +188,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values['update-mib']) p.daemon.updateMiB = Number(values['update-mib'])
   if (values['publish2-files']) p.publish2.files = Number(values['publish2-files'])
   if (values['meta-files']) p.meta.sizes = list(values['meta-files'])
-  if (values['site-clients']) p.sites.clients = Number(values['site-clients'])
+  if (values['sites-clients']) p.sites.clients = Number(values['sites-clients'])
   if (values['sites-mib']) p.sites.mib = Number(values['sites-mib'])
   if (values['wan-rate']) p.sites.wanRate = values['wan-rate']
   for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.daemon, p.publish2, p.meta, p.sites]) {

@@ -28,7 +28,7 @@ export function registerCredsCommands(program: Command): void {
     .description('mint the NATS credentials of one client machine (or a role) and write its creds file')
     .requiredOption('--dir <dir>', 'the deployment directory (`up --dir`); its auth/ holds the keys')
     .option('--client <name>', 'a client machine: may read releases, ask the proxy and tracker, alert and announce under its own name only')
-    .option('--role <kind>', 'a role instead: admin, publisher, server, proxy, tracker, notary')
+    .option('--role <kind>', 'a role instead: admin, publisher, server, proxy, tracker, notary, leaf (a site\'s leaf link; --name: the site\'s JetStream domain)')
     .option('--name <name>', 'with --role: the identity name (a server: its id)')
     .option('--ttl-days <n>', 'expiry in days (clients default 180; roles never expire unless given)', intArg('--ttl-days'))
     .option('--out <file>', 'where to write the creds file (default: DIR/auth/creds/KIND-NAME.creds)')

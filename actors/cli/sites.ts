@@ -34,10 +34,9 @@ export function registerSiteCommands(program: Command): void {
     .description("at the core, as admin: the core's alert and fleet streams source each site's own copy, so the notary and `upswarm fleet` see the site's clients (`mirrors` at the core shows each source's lag)")
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(jsonOption())
     .action(action(async (domains: string[], o) => {
-      const [{ connectNats }, { addSiteSources }, { UpswarmError }] = await Promise.all([
-        import('../../infra/nats/connect.ts'), import('../../infra/nats/site-mirrors.ts'), import('../../infra/errors.ts')])
-      const bad = domains.find((d) => !/^[A-Za-z0-9_-]{1,64}$/.test(d))
-      if (bad !== undefined) throw new UpswarmError('UPSWARM_E_CONFIG', `site add: ${JSON.stringify(bad)} is not a JetStream domain name (A-Z a-z 0-9 _ -)`)
+      const [{ connectNats }, { addSiteSources }, { domainArg }] = await Promise.all([
+        import('../../infra/nats/connect.ts'), import('../../infra/nats/site-mirrors.ts'), import('../launcher/hosts.ts')])
+      for (const d of domains) domainArg('site add', d)
       const nc = await connectNats(o.nats, 'upswarm-site-add', o)
       try {
         const added = await addSiteSources(nc, domains)

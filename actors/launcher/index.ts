@@ -253,13 +253,13 @@ export async function up(opts: UpOptions): Promise<Launched> {
           ...(opts.name ? { namePrefix: opts.name } : {}), ...(opts.clusterSize ? { expectPeers: opts.clusterSize } : {}),
           onWait: (line) => log(`nats: ${line}`),
         })
+        made.cluster = cluster
         // Issue 17 item 5: an advertised address that does not reach this host's nodes is said, not discovered by clients.
         if (opts.advertise || opts.listen) {
           const wrong = await cluster.checkAdvertised()
           for (const line of wrong) log(`nats: WARNING ${line}`)
           if (wrong.length) endpoints.warnings = [...(endpoints.warnings ?? []), ...wrong]
         }
-        made.cluster = cluster
         endpoints.nats = cluster.urls
         endpoints.tlsCa = authority.paths.caFile
         endpoints.authDir = authority.paths.dir

@@ -342,7 +342,8 @@ export class NatsCluster {
         last = (err as Error).message
       }
       if (Date.now() > deadline) {
-        if (remote) last = await waitingFor()
+        // The routes that do not answer, beside the last thing the monitoring endpoint said.
+        if (remote) last = `${await waitingFor()}; last: ${last}`
         const logs = running.map((n) => `--- ${n.name}\n${n.log.split('\n').filter((l) => /\[(ERR|WRN)\]/.test(l)).slice(-5).join('\n')}`).join('\n')
         throw new UpswarmError('UPSWARM_E_CLUSTER_START', `JetStream meta group not formed after ${timeoutMs} ms in ${this.dir}: ${last}\n${logs}`)
       }
@@ -357,7 +358,7 @@ export class NatsCluster {
   async checkAdvertised(): Promise<string[]> {
     const out = await Promise.all(this.nodes.map(async (n) => {
       const why = await advertisedMismatch(n.advertise, n.port, n.name)
-      return why ? `${n.name}: the advertised address ${why}; clients and other hosts are told to use it: check --advertise` : undefined
+      return why ? `${n.name}: the advertised address, dialled from this host, ${why}; clients and other hosts are told to use it: check --advertise (behind NAT without hairpinning this host may not reach it)` : undefined
     }))
     return out.filter((l): l is string => l !== undefined)
   }

@@ -47,7 +47,8 @@ export async function unreachableRoutes(routes: string[], timeoutMs = 2000): Pro
       return `${route}: not a URL`
     }
     const host = url.hostname.replace(/^\[|\]$/g, '')
-    const p = await probeTcp(host, Number(url.port), timeoutMs)
+    // nats-route:// without a port is the default cluster port.
+    const p = await probeTcp(host, Number(url.port || 6222), timeoutMs)
     return p.ok ? undefined : `${route}: unreachable (${p.why})`
   }))
   return out.filter((l): l is string => l !== undefined)

@@ -27,6 +27,11 @@ export async function clusterReplicas(nc: NatsConnection): Promise<number> {
   return Math.max(1, Math.min(3, members))
 }
 
+/** `upswarm.release.X` → `upswarm.released.X`, stored messages only (the release stream and a site's mirror of it). */
+export const RELEASE_REPUBLISH = { src: RELEASE_SUBJECTS, dest: RELEASED_SUBJECTS }
+/** `upswarm.meta.X` → `upswarm.signed.X` (docs/formats.md §1.8), stored messages only (the meta stream and a site's mirror of it). */
+export const META_REPUBLISH = { src: META_SUBJECTS, dest: SIGNED_SUBJECTS }
+
 export async function ensureReleaseStream(jsm: JetStreamManager, replicas: number): Promise<void> {
   await ensureStream(jsm, {
     name: RELEASE_STREAM,
@@ -40,8 +45,7 @@ export async function ensureReleaseStream(jsm: JetStreamManager, replicas: numbe
     deny_delete: true,
     deny_purge: true,
     allow_direct: true,
-    // `upswarm.release.X` → `upswarm.released.X`, stored messages only.
-    republish: { src: RELEASE_SUBJECTS, dest: RELEASED_SUBJECTS },
+    republish: RELEASE_REPUBLISH,
   })
 }
 
@@ -72,8 +76,7 @@ export async function ensureMetaStream(jsm: JetStreamManager, replicas: number):
     deny_delete: true,
     deny_purge: true,
     allow_direct: true,
-    // `upswarm.meta.X` → `upswarm.signed.X` (docs/formats.md §1.8), stored messages only.
-    republish: { src: META_SUBJECTS, dest: SIGNED_SUBJECTS },
+    republish: META_REPUBLISH,
   })
 }
 
@@ -143,7 +146,8 @@ export async function ensureFleetStream(jsm: JetStreamManager, replicas: number)
   })
 }
 
-async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
+/** Creates a stream, or brings one an earlier version made up to what later ones added. */
+export async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
   let have
   try {
     have = (await jsm.streams.info(config.name!)).config

@@ -4,44 +4,26 @@
 // once per site. A mirror keeps serving what it holds while the WAN is down and catches up from
 // where it stopped when the link returns (JetStream's own mirror, sourced through the core's
 // domain API `$JS.<core>.API`). `mirrorStatus` is what an operator (and `upswarm mirrors`) reads.
-import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, StorageType, type JetStreamManager, type StreamConfig, type StreamSourceInfo } from '@nats-io/jetstream'
+import { jetstreamManager, StorageType, type StreamSourceInfo } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { ensureAlertStream, ensureFleetStream } from './resources.ts'
+import { UpswarmError } from '../errors.ts'
+import { ensureAlertStream, ensureFleetStream, ensureStream, META_REPUBLISH, RELEASE_REPUBLISH } from './resources.ts'
 import { withRetry } from './retry.ts'
-import { META_STREAM, META_SUBJECTS, RELEASE_READ_STREAM, RELEASE_STREAM, RELEASE_SUBJECTS, RELEASED_SUBJECTS, SIGNED_SUBJECTS, SITE_MIRRORED, SITE_SOURCED } from './names.ts'
-
-export { SITE_MIRRORED, SITE_SOURCED }
-
+import { META_STREAM, RELEASE_READ_STREAM, RELEASE_STREAM, SITE_MIRRORED, SITE_SOURCED } from './names.ts'
 
 /**
  * The core's streams republish what they store (clients follow releases and signed statements
  * with plain subscriptions); a site's mirrors do the same in the site, where the leaf link carries
  * none of the core's republished subjects.
  */
-const REPUBLISHED: Record<string, { src: string; dest: string }> = {
-  [RELEASE_STREAM]: { src: RELEASE_SUBJECTS, dest: RELEASED_SUBJECTS },
-  [META_STREAM]: { src: META_SUBJECTS, dest: SIGNED_SUBJECTS },
-}
-
-async function ensureMirror(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
-  let have
-  try {
-    have = (await jsm.streams.info(config.name)).config
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err
-    await jsm.streams.add(config)
-    return
-  }
-  // A site made by an earlier version: its mirrors did not republish (its clients heard the core's).
-  if (config.republish && !have.republish) await jsm.streams.update(config.name, { ...have, republish: config.republish })
-}
+const REPUBLISHED: Record<string, { src: string; dest: string }> = { [RELEASE_STREAM]: RELEASE_REPUBLISH, [META_STREAM]: META_REPUBLISH }
 
 /** Creates, in the site's own domain (the connection's), a mirror of each of the core's streams of record. */
 export async function ensureSiteMirrors(nc: NatsConnection, coreDomain: string): Promise<string[]> {
   return withRetry(async () => {
     const jsm = await jetstreamManager(nc)
     for (const name of SITE_MIRRORED) {
-      await ensureMirror(jsm, {
+      await ensureStream(jsm, {
         // The object store's metadata messages carry `Nats-Rollup: sub`: a mirror that does not
         // allow rollups stops at the first one and never catches up (seen: chunks, no metadata).
         name, storage: StorageType.File, num_replicas: 1, allow_direct: true, allow_rollup_hdrs: true,
@@ -50,7 +32,7 @@ export async function ensureSiteMirrors(nc: NatsConnection, coreDomain: string):
       })
     }
     // The readers' mirror (docs/ops.md), here of the site's own copy.
-    await ensureMirror(jsm, { name: RELEASE_READ_STREAM, storage: StorageType.File, num_replicas: 1, mirror: { name: RELEASE_STREAM } })
+    await ensureStream(jsm, { name: RELEASE_READ_STREAM, storage: StorageType.File, num_replicas: 1, mirror: { name: RELEASE_STREAM } })
     // What the site's clients write (alerts, fleet reports) is stored here, also while the WAN
     // is down; the core sources it (`upswarm site add`, addSiteSources).
     for (const ensure of [ensureAlertStream, ensureFleetStream]) await ensure(jsm, 1)
@@ -65,6 +47,9 @@ export async function ensureSiteMirrors(nc: NatsConnection, coreDomain: string):
  */
 export async function addSiteSources(nc: NatsConnection, siteDomains: string[]): Promise<string[]> {
   const jsm = await jetstreamManager(nc)
+  const own = (await jsm.getAccountInfo()).domain
+  const self = siteDomains.find((d) => d === own)
+  if (self !== undefined) throw new UpswarmError('UPSWARM_E_CONFIG', `site add: ${self} is this NATS's own JetStream domain (the core's), not a site's: its streams would source themselves`)
   const added: string[] = []
   for (const name of SITE_SOURCED) {
     const have = (await jsm.streams.info(name)).config
@@ -84,7 +69,7 @@ export interface MirrorState {
   stream: string
   /** The stream it mirrors or sources, with the other domain's API when external. */
   source: string
-  /** Who it hears from: "the core" (a site's mirror) or "site DOMAIN" (the core's source of a site). */
+  /** Who it hears from: "the core" (a site's mirror of it), "this domain" (a mirror of a local stream) or "site DOMAIN" (the core's source of a site). */
   origin: string
   messages: number
   lastSeq: number
@@ -104,12 +89,13 @@ export async function mirrorStatus(nc: NatsConnection): Promise<MirrorState[]> {
   const out: MirrorState[] = []
   for await (const si of jsm.streams.list()) {
     const links = [
-      ...(si.config.mirror && si.mirror ? [{ cfg: si.config.mirror, info: si.mirror, origin: 'the core' }] : []),
+      ...(si.config.mirror ? [{ cfg: si.config.mirror, info: si.mirror, origin: si.config.mirror.external ? 'the core' : 'this domain' }] : []),
       ...(si.config.sources ?? []).flatMap((cfg) => {
         const domain = /^\$JS\.(.+)\.API$/.exec(cfg.external?.api ?? '')?.[1]
         // The server's source info names the external API too (the client's type omits it).
         const info = (si.sources as (StreamSourceInfo & { external?: { api?: string } })[] | undefined)?.find((x) => x.external?.api === cfg.external?.api && x.name === cfg.name)
-        return domain && info ? [{ cfg, info, origin: `site ${domain}` }] : []
+        // A source the server reports nothing of is shown as never heard from, not left out.
+        return domain ? [{ cfg, info, origin: `site ${domain}` }] : []
       }),
     ]
     for (const { cfg, info, origin } of links) {
@@ -119,9 +105,9 @@ export async function mirrorStatus(nc: NatsConnection): Promise<MirrorState[]> {
         origin,
         messages: si.state.messages,
         lastSeq: si.state.last_seq,
-        lag: info.lag,
-        activeMs: info.active < 0 ? -1 : Math.round(info.active / 1e6),
-        ...(info.error ? { error: `${info.error.description} (${info.error.err_code})` } : {}),
+        lag: info?.lag ?? 0,
+        activeMs: !info || info.active < 0 ? -1 : Math.round(info.active / 1e6),
+        ...(info?.error ? { error: `${info.error.description} (${info.error.err_code})` } : !info ? { error: 'the server reports no state of it' } : {}),
       })
     }
   }

@@ -90,10 +90,11 @@ export class SitesDeployment {
     return hostEnv(this.net.host('h1').addr, creds, this.ca)
   }
 
-  private readonly issued = new Map<string, string>()
-  async creds(kind: 'admin' | 'client' | 'publisher', name: string): Promise<string> {
+  private readonly issued = new Map<string, Promise<string>>()
+  /** A creds file of the deployment, issued once however many callers ask at the same time. */
+  creds(kind: 'admin' | 'client' | 'publisher', name: string): Promise<string> {
     const k = `${kind}/${name}`
-    if (!this.issued.has(k)) this.issued.set(k, (await this.authority.issue({ kind, name })).file)
+    if (!this.issued.has(k)) this.issued.set(k, this.authority.issue({ kind, name }).then((i) => i.file))
     return this.issued.get(k)!
   }
 
@@ -108,6 +109,18 @@ export class SitesDeployment {
     const r = await cliIn(this.net, site, await this.siteEnv(site), 'stats', '--json')
     if (r.code !== 0) return {}
     return Object.fromEntries((JSON.parse(r.stdout) as { servers: { id: string; synced: Record<string, number> }[] }).servers.map((x) => [x.id, x.synced[product] ?? 0]))
+  }
+
+  /** Resolves once the site's server holds `rev` of `product` (polled every 200 ms, bounded by `timeoutMs`). */
+  async waitSynced(site: string, product: string, rev: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    let seen: Record<string, number> = {}
+    while (Date.now() < deadline) {
+      seen = await this.siteSynced(site, product)
+      if (seen[`${site}-s1`] === rev) return
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    throw new Error(`${site} did not sync r${rev} of ${product} within ${timeoutMs} ms (its servers hold ${JSON.stringify(seen)})`)
   }
 
   /** Bytes both ends of every site's WAN link sent (the interfaces' own counters). */

@@ -86,7 +86,8 @@ describe('format-2 servers', { timeout: 180_000 }, () => {
     await expect.poll(() => proxy.pool.view().find((m) => m.id === 'rs2')?.synced2[product], { timeout: 60_000, interval: 100 }).toBe(1)
     expect(proxy.pool.view().find((m) => m.id === 'rs2')?.formats).toEqual([1, 2])
     expect(server.heartbeat()).toMatchObject({ formats: [1, 2], synced2: { [product]: 1 } })
-    expect(lines).toContain(`synced format-2 ${product} r1 (meta seq ${published.release2!.seq})`)
+    // The heartbeat may carry the new state before the actor's event reaches the log.
+    await expect.poll(() => lines, { timeout: 10_000, interval: 50 }).toContain(`synced format-2 ${product} r1 (meta seq ${published.release2!.seq})`)
     const jsm = await jetstreamManager(admin)
     expect((await jsm.consumers.info(META_STREAM, serverMetaConsumer('rs2'))).ack_floor.stream_seq).toBe(published.release2!.seq)
 

@@ -57,8 +57,27 @@ async function refusal(nc: NatsConnection, attempt: Attempt): Promise<Error & { 
   throw new Error(`${attempt.who}: ${attempt.what}: was ACCEPTED`)
 }
 
-const request = (subject: string, body = '{}') => async (nc: NatsConnection): Promise<void> => {
+const requestAttempt = (subject: string, body = '{}') => async (nc: NatsConnection): Promise<void> => {
   await nc.request(subject, body, { timeout: 3000 })
+}
+/**
+ * A publish the server refuses, for an identity that cannot hear its own inbox (a site's leaf
+ * link): the permission error the server sends names the subject (a request would fail on the
+ * inbox's subscription first, whatever the publish permission).
+ */
+const publishRefused = (subject: string, body = '{}') => async (nc: NatsConnection): Promise<void> => {
+  const status = nc.status()
+  const refused = (async (): Promise<Error | undefined> => {
+    for await (const s of status) {
+      if (s.type === 'error' && s.error instanceof Error && s.error.name === 'PermissionViolationError' && (s.error as Error & { subject?: string }).subject === subject) return s.error
+    }
+    return undefined
+  })()
+  nc.publish(subject, body)
+  await nc.flush()
+  const err = await Promise.race([refused, new Promise<undefined>((r) => setTimeout(() => r(undefined), 3000))])
+  ;(status as { stop?: () => void }).stop?.()
+  if (err) throw err
 }
 /** A subscription the server refuses: the refusal closes it with the permission error. */
 const subscribe = (subject: string) => async (nc: NatsConnection): Promise<void> => {
@@ -147,6 +166,8 @@ describe('security', () => {
     const destructive = ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.UPDATE', 'STREAM.CREATE', 'STREAM.MSG.DELETE', 'STREAM.SNAPSHOT', 'STREAM.RESTORE']
     const attempts: Attempt[] = []
     for (const who of Object.keys(ids) as (keyof typeof ids)[]) {
+      // The leaf identity hears no inbox: its attempts are publishes whose refusal names their subject.
+      const request = who === 'leaf' ? publishRefused : requestAttempt
       for (const stream of streams) {
         for (const op of destructive) {
           // The tracker creates and updates its own peer bucket; nobody but admin deletes or purges anything.
@@ -223,15 +244,15 @@ describe('security', () => {
       ['a peer query as another client', trackerSubject('peers', 'sec-c2')],
       ['daemon events as another client', 'upswarm.events.daemon.sec-c2'],
       ["a forged update run's inspection as another client", inspectSubject('updater', 'sec-c2')],
-    ] as const) attempts.push({ who: 'client', what, run: request(subject, '{}') })
-    attempts.push({ who: 'server', what: 'a heartbeat as another server', run: request(serverHeartbeat('sec-s2'), '{}') })
+    ] as const) attempts.push({ who: 'client', what, run: requestAttempt(subject, '{}') })
+    attempts.push({ who: 'server', what: 'a heartbeat as another server', run: requestAttempt(serverHeartbeat('sec-s2'), '{}') })
     // Issue 17: a site's leaf identity reaches the core's JetStream only through a domain API, and there only to create ephemeral consumers of what it mirrors.
     for (const stream of streams) {
       for (const op of ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.UPDATE', 'STREAM.MSG.DELETE', 'CONSUMER.LIST']) {
-        attempts.push({ who: 'leaf', what: `${op} ${stream} through the core's domain API`, run: request(`$JS.core.API.${op}.${stream}`) })
+        attempts.push({ who: 'leaf', what: `${op} ${stream} through the core's domain API`, run: publishRefused(`$JS.core.API.${op}.${stream}`) })
       }
     }
-    attempts.push({ who: 'leaf', what: "a server's durable consumer through the core's domain API", run: request(`$JS.core.API.CONSUMER.CREATE.${RELEASE_STREAM}.${serverConsumer(ids.server.name)}`) })
+    attempts.push({ who: 'leaf', what: "a server's durable consumer through the core's domain API", run: publishRefused(`$JS.core.API.CONSUMER.CREATE.${RELEASE_STREAM}.${serverConsumer(ids.server.name)}`) })
     attempts.push({ who: 'leaf', what: "another site's domain API", run: subscribe('$JS.other-site.API.>') })
 
     const admin = conns.get('admin')!

@@ -7,7 +7,7 @@
 // deleting, purging or appending to the core's streams, taking a server's durable consumer — is
 // refused, with the core's streams unchanged.
 import { join } from 'node:path'
-import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Authority } from '../../infra/auth/authority.ts'
@@ -81,30 +81,55 @@ describe('a site on a leaf link with its own identity', { timeout: 120_000 }, ()
     await sjs.publish(alertSubject(product, 'site-client'), JSON.stringify({ what: 'a site client\'s alert' }))
     await sjs.publish(fleetSubject(product, 'site-client'), JSON.stringify({ revision: 1 }))
     const jsm = await jetstreamManager(coreNc)
-    await expect.poll(async () => (await jsm.streams.info(ALERT_STREAM, { subjects_filter: alertSubject(product, 'site-client') })).state.messages, { timeout: 30_000 }).toBe(1)
+    const alerts = alertSubject(product, 'site-client')
+    await expect.poll(async () => (await jsm.streams.info(ALERT_STREAM, { subjects_filter: alerts })).state.subjects?.[alerts] ?? 0, { timeout: 30_000 }).toBe(1)
     await expect.poll(async () => (await jsm.streams.getMessage(FLEET_STREAM, { last_by_subj: fleetSubject(product, 'site-client') }))?.json<{ revision: number }>().revision, { timeout: 30_000 }).toBe(1)
     const coreView = await mirrorStatus(coreNc)
     expect(coreView.filter((m) => m.origin === `site ${SITE}`).map((m) => m.stream).sort()).toEqual([ALERT_STREAM, FLEET_STREAM])
   })
 
-  it('site-leaf — what a compromised site sends through its link is refused and the core\'s streams are unchanged', async () => {
+  it('site-leaf — what a compromised site sends through its link is refused: the core\'s streams, their configurations and their consumers are unchanged', async () => {
     const jsm = await jetstreamManager(coreNc)
     const streams = [RELEASE_STREAM, META_STREAM, `OBJ_${BLOB_BUCKET}`, ALERT_STREAM, FLEET_STREAM]
-    const counts = async (): Promise<number[]> => Promise.all(streams.map(async (s) => (await jsm.streams.info(s)).state.messages))
-    const before = await counts()
+    /** Each stream's messages, configuration and durable consumers: what an attack would change. */
+    const state = async (): Promise<unknown[]> => Promise.all(streams.map(async (name) => {
+      const si = await jsm.streams.info(name)
+      const durables: string[] = []
+      for await (const c of jsm.consumers.list(name)) if (c.config.durable_name) durables.push(`${c.name} → ${c.config.deliver_subject ?? 'pull'}`)
+      return { name, messages: si.state.messages, config: si.config, durables: durables.sort() }
+    }))
+    await addSiteSources(coreNc, [SITE])
+    // A server's durable consumer of the release stream, as a core server holds one.
+    await jsm.consumers.add(RELEASE_STREAM, { durable_name: serverConsumer('s1'), ack_policy: AckPolicy.Explicit })
+    const before = await state()
     const api = '$JS.core.API'
-    const attempts: [string, string, string][] = [
-      ...streams.flatMap((s) => ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.UPDATE'].map((op) => [`${op} ${s}`, `${api}.${op}.${s}`, '{}'] as [string, string, string])),
-      ['take a server\'s durable consumer', `${api}.CONSUMER.CREATE.${RELEASE_STREAM}.${serverConsumer('s1')}`, JSON.stringify({ stream_name: RELEASE_STREAM, config: { durable_name: serverConsumer('s1') } })],
-      ['list the core\'s streams', `${api}.STREAM.LIST`, '{}'],
+    const configs = new Map(await Promise.all(streams.map(async (n) => [n, (await jsm.streams.info(n)).config] as const)))
+    const attempts: [string, string][] = [
+      ...streams.flatMap((s) => [
+        [`${api}.STREAM.DELETE.${s}`, ''],
+        [`${api}.STREAM.PURGE.${s}`, '{}'],
+        // A valid update: the stream's own configuration with one limit changed.
+        [`${api}.STREAM.UPDATE.${s}`, JSON.stringify({ ...configs.get(s), max_msgs: 1 })],
+      ] as [string, string][]),
+      // Taking over a server's durable consumer (the subject names it; a body naming it too).
+      [`${api}.CONSUMER.CREATE.${RELEASE_STREAM}.${serverConsumer('s1')}`, JSON.stringify({ stream_name: RELEASE_STREAM, config: { durable_name: serverConsumer('s1'), ack_policy: 'none', deliver_subject: 'x.y' } })],
+      [`${api}.CONSUMER.DELETE.${RELEASE_STREAM}.${serverConsumer('s1')}`, ''],
+      // The one subject the link may use, with a body naming the server's durable.
+      [`${api}.CONSUMER.CREATE.${RELEASE_STREAM}`, JSON.stringify({ stream_name: RELEASE_STREAM, config: { durable_name: serverConsumer('s1'), ack_policy: 'none', deliver_subject: 'x.y' } })],
     ]
-    for (const [what, subject, body] of attempts) {
-      // The link does not carry it: nobody in the core answers.
-      await expect(siteNc.request(subject, body, { timeout: 2000 }), what).rejects.toThrow()
-    }
+    // Fire and forget: no answer can come back over the link, so only the core's state tells.
+    for (const [subject, body] of attempts) siteNc.publish(subject, body)
+    await siteNc.flush()
     // A release appended in the site lands nowhere (the site's release stream is a mirror) and never reaches the core.
     await expect(jetstream(siteNc).publish(releaseSubject(product), 'forged', { timeout: 2000 })).rejects.toThrow()
-    expect(await counts()).toEqual(before)
-    expect((await jsm.streams.info(RELEASE_STREAM)).config.name).toBe(RELEASE_STREAM)
+    // What the site sent before is through the link (in order, one connection) once a later
+    // message of the site reached the core: an alert the core sources from the site's stream.
+    const marker = alertSubject(product, 'after-the-attempts')
+    await jetstream(siteNc).publish(marker, '{}')
+    await expect.poll(async () => (await jsm.streams.info(ALERT_STREAM, { subjects_filter: marker })).state.subjects?.[marker] ?? 0, { timeout: 30_000 }).toBe(1)
+    const after = await state()
+    // The alert stream has the marker; nothing else changed.
+    ;(before[streams.indexOf(ALERT_STREAM)] as { messages: number }).messages += 1
+    expect(after).toEqual(before)
   })
 })

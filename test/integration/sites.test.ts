@@ -10,6 +10,7 @@
 // leaf link runs under the site's own `leaf` identity, and the core sources each site's alerts and
 // fleet reports (`upswarm site add`).
 // `npm run test:sites` runs the full size (5 clients per site, F = 8 MiB); `npm test` a short one.
+import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -51,7 +52,7 @@ describe('sites in network namespaces', { timeout: FULL ? 900_000 : 400_000 }, (
     }
     const waitSynced = async (s: string, rev: number): Promise<void> => {
       try {
-        await expect.poll(() => sites.siteSynced(s, product), { timeout: FULL ? 300_000 : 120_000, interval: 500 }).toEqual({ [`${s}-s1`]: rev })
+        await sites.waitSynced(s, product, rev, FULL ? 300_000 : 120_000)
       } catch (err) {
         // What the site said and what its mirrors hold, for the failure's report.
         const mirrors = await cliIn(net, s, await siteEnv(s, adminCreds), 'mirrors')
@@ -104,9 +105,13 @@ describe('sites in network namespaces', { timeout: FULL ? 900_000 : 400_000 }, (
     try {
       let out = ''
       await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the sharing daemon at ${cut.name} said nothing of being ready in 60 s: ${out}`)), 60_000)
         sharer.stdout!.on('data', (d: Buffer) => {
           out += d.toString()
-          if (/^READY /m.test(out)) resolve()
+          if (/^READY /m.test(out)) {
+            clearTimeout(timer)
+            resolve()
+          }
         })
         sharer.once('exit', (code) => reject(new Error(`the sharing daemon at ${cut.name} exited (${code}): ${out}`)))
       })
@@ -114,7 +119,10 @@ describe('sites in network namespaces', { timeout: FULL ? 900_000 : 400_000 }, (
       console.log(`sites: ${cut.name} cut off: ${CLIENTS - up} client(s) updated, ${fromPeers} B from the site's peers (server capped at ${SITE_SERVER_RATE} B/s)`)
       expect(fromPeers).toBeGreaterThan(0)
     } finally {
+      // Stopped before client 0's working copy is updated again below.
+      const exited = sharer.exitCode === null ? once(sharer, 'exit') : Promise.resolve()
       sharer.kill('SIGTERM')
+      await exited
     }
     for (let i = 0; i < CLIENTS; i++) expect(await readFile(join(wc(cut.name, i), 'app.txt'), 'utf8')).toBe('version 2\n')
     // r3 in the core while the site is cut off: the site's mirrors say so (exit 1, BEHIND).
