@@ -30,6 +30,7 @@ export function registerCredsCommands(program: Command): void {
     .option('--client <name>', 'a client machine: may read releases, ask the proxy and tracker, alert and announce under its own name only')
     .option('--role <kind>', 'a role instead: admin, publisher, server, proxy, tracker, notary, leaf (a site\'s leaf link; --name: the site\'s JetStream domain)')
     .option('--name <name>', 'with --role: the identity name (a server: its id)')
+    .option('--core-domain <name>', "with --role leaf: the core's JetStream domain, the only one the site's link may ask for consumers")
     .option('--ttl-days <n>', 'expiry in days (clients default 180; roles never expire unless given)', intArg('--ttl-days'))
     .option('--out <file>', 'where to write the creds file (default: DIR/auth/creds/KIND-NAME.creds)')
     .option('--swarm-identity-out <file>', 'clients and servers: where to write the swarm identity file (default: DIR/auth/creds/swarm-KIND-NAME.json)')
@@ -44,6 +45,7 @@ export function registerCredsCommands(program: Command): void {
       const authority = await Authority.load(join(o.dir, 'auth'))
       const issued = await authority.issue({ kind: kind as (typeof IDENTITY_KINDS)[number], name }, {
         ...(o.ttlDays !== undefined ? { ttlSeconds: o.ttlDays * DAY_S } : {}), ...(o.out ? { file: o.out } : {}),
+        ...(o.coreDomain ? { coreDomain: (await import('../launcher/hosts.ts')).domainArg('--core-domain', String(o.coreDomain)) } : {}),
       })
       const expires = issued.expires ? new Date(issued.expires * 1000).toISOString() : null
       // Private swarms admit members only: clients and servers get a certified Noise key (docs/protocol.md §5).

@@ -241,7 +241,7 @@ export async function up(opts: UpOptions): Promise<Launched> {
         // own servers (issue 17 item 2).
         const leafRemotes = opts.leafRemotes?.length ? [{
           urls: opts.leafRemotes, account: authority.accountPublicKeys.upswarm, caFile: authority.paths.caFile,
-          credentials: (await authority.issue({ kind: 'leaf', name: opts.domain ?? opts.name ?? 'site' })).file,
+          credentials: (await authority.issue({ kind: 'leaf', name: opts.domain ?? opts.name ?? 'site' }, opts.coreDomain ? { coreDomain: opts.coreDomain } : {})).file,
           deny: ['upswarm.heartbeat.>', 'upswarm.proxy.>'],
         }] : undefined
         const cluster = await NatsCluster.start({

@@ -282,7 +282,7 @@ export class Authority {
    * Mints a user for an identity and writes its creds file (mode 0600) under creds/. A client
    * identity expires after `ttlSeconds` (default CLIENT_CREDS_TTL_S); role identities do not.
    */
-  async issue(identity: Identity, opts: { ttlSeconds?: number; file?: string } = {}): Promise<{ file: string; publicKey: string; expires?: number }> {
+  async issue(identity: Identity, opts: { ttlSeconds?: number; file?: string; coreDomain?: string } = {}): Promise<{ file: string; publicKey: string; expires?: number }> {
     if (!IDENTITY_RE.test(identity.name)) {
       throw new UpswarmError('UPSWARM_E_CONFIG', `identity name ${JSON.stringify(identity.name)}: use 1-64 of A-Z a-z 0-9 _ -`)
     }
@@ -290,7 +290,7 @@ export class Authority {
     const now = Math.floor(Date.now() / 1000)
     const ttl = opts.ttlSeconds ?? (identity.kind === 'client' ? CLIENT_CREDS_TTL_S : undefined)
     const expires = ttl ? now + ttl : undefined
-    const perms = permissionsFor(identity)
+    const perms = permissionsFor(identity, opts.coreDomain ? { coreDomain: opts.coreDomain } : {})
     const account = this.accountOf(identity.kind)
     const jwt = await encodeUser(identity.name, userKp, publicKeyOf(account), {
       pub: perms.pub, sub: perms.sub,

@@ -68,7 +68,8 @@ export const CLIENT_EVENTS = actorEventSubject('daemon', '*')
  */
 export const CLIENT_INSPECTION = [inspectSubject('daemon', '*'), inspectSubject('updater', '*')]
 
-export function permissionsFor(id: Identity): SubjectPermissions {
+/** `coreDomain`: a leaf identity's core JetStream domain, the only one its link may ask for consumers (unset: any). */
+export function permissionsFor(id: Identity, opts: { coreDomain?: string } = {}): SubjectPermissions {
   if (!IDENTITY_RE.test(id.name)) throw new Error(`identity name ${JSON.stringify(id.name)} is not one subject token ([A-Za-z0-9_-], 1-64)`)
   const inbox = `${inboxPrefix(id)}.>`
   const base = { pub: [`${API}.INFO`], sub: [inbox] }
@@ -128,7 +129,7 @@ export function permissionsFor(id: Identity): SubjectPermissions {
         sub: { allow: [...base.sub, ...CLIENT_STREAMS] },
       }
     case 'leaf':
-      return leafPermissions(id.name)
+      return leafPermissions(id.name, opts.coreDomain ?? '*')
     case 'notary':
       // Issue 10 item 7: reads releases and roots, follows both, appends fresh statements (the
       // JetStream ack comes to its inbox). It holds no publish key and may append nothing else.
@@ -145,7 +146,8 @@ export function permissionsFor(id: Identity): SubjectPermissions {
 
 /**
  * Issue 17 item 2: a site's leaf link into the core, as the core sees it (what the site may send
- * in, what it may hear); the identity's name is the site's JetStream domain. Two flows, both
+ * in, what it may hear); the identity's name is the site's JetStream domain, and `up` pins the
+ * core's domain into it (`$JS.<core>.API`; `*` when issued without one). Two flows, both
  * JetStream's own (nats-server's mirror and source set-up):
  * - the site's mirrors each create an ephemeral push consumer of one of the core's streams of
  *   record through the core's domain API, hear the answer on `$JSC.R.<token>` and the deliveries
@@ -156,9 +158,9 @@ export function permissionsFor(id: Identity): SubjectPermissions {
  * compromised, cannot change or delete what the core holds nor hear its alerts, peers, leases or
  * inboxes (the security suite tries).
  */
-function leafPermissions(site: string): SubjectPermissions {
+function leafPermissions(site: string, coreDomain: string): SubjectPermissions {
   return {
-    pub: { allow: [...SITE_MIRRORED.flatMap((s) => [`$JS.*.API.CONSUMER.CREATE.${s}`, `$JS.FC.${s}.>`]), '$JSC.R.>', '$JS.S.>'] },
+    pub: { allow: [...SITE_MIRRORED.flatMap((s) => [`$JS.${coreDomain}.API.CONSUMER.CREATE.${s}`, `$JS.FC.${s}.>`]), '$JSC.R.>', '$JS.S.>'] },
     sub: { allow: ['$JS.M.>', '$JSC.R.>', `$JS.${site}.API.>`, ...SITE_SOURCED.map((s) => `$JS.FC.${s}.>`)] },
   }
 }

@@ -40,7 +40,7 @@ describe('a site on a leaf link with its own identity', { timeout: 120_000 }, ()
       dir: join(dir.path, 'site'), nodes: 1, authority, domain: SITE,
       leafRemotes: [{
         urls: [`tls://127.0.0.1:${leafPort}`], account: authority.accountPublicKeys.upswarm, caFile: authority.paths.caFile,
-        credentials: (await authority.issue({ kind: 'leaf', name: SITE })).file,
+        credentials: (await authority.issue({ kind: 'leaf', name: SITE }, { coreDomain: 'core' })).file,
       }],
     })
     const auth = { creds: (await authority.issue({ kind: 'admin', name: 'admin' })).file, tlsCa: authority.paths.caFile }
