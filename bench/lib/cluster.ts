@@ -121,9 +121,14 @@ export async function timed(cmd: string, args: string[], opts: { env?: NodeJS.Pr
 
 /** `upswarm <args>` as a user runs it (node + the built CLI in dist/); profiled inside withCpuProfiles. */
 export function upswarm(args: string[], env: NodeJS.ProcessEnv): Promise<Timed> {
-  const { NODE_OPTIONS, UPSWARM_BENCH_CPU_PROF_DIR } = process.env
+  const { NODE_OPTIONS, UPSWARM_BENCH_CPU_PROF_DIR, UPSWARM_TIMINGS } = process.env
   const profiling = UPSWARM_BENCH_CPU_PROF_DIR ? { NODE_OPTIONS, UPSWARM_BENCH_CPU_PROF_DIR } : {}
-  return timed(process.execPath, [CLI, ...args], { env: { ...env, ...profiling } })
+  // UPSWARM_TIMINGS=1 npm run bench …: each CLI run's marks (infra/timings.ts) on the bench's stderr.
+  const timings = UPSWARM_TIMINGS ? { UPSWARM_TIMINGS } : {}
+  return timed(process.execPath, [CLI, ...args], { env: { ...env, ...profiling, ...timings } }).then((r) => {
+    if (UPSWARM_TIMINGS) process.stderr.write(`upswarm ${args[0]}:\n${r.stderr.split('\n').filter((l) => l.startsWith('upswarm timings:')).join('\n')}\n`)
+    return r
+  })
 }
 
 /** Median wall time of `upswarm --help` (node + the CLI's entry chunk), run one at a time. */
