@@ -45,6 +45,8 @@ describe('hosts in network namespaces', { timeout: 240_000 }, () => {
       // Issue 17 item 1: what clients are told is the host's address, never loopback.
       expect(endpoints.nats).toEqual([`nats://${addrs[i]}:${NATS_PORT}`])
       expect(new URL(endpoints.http!).hostname).toBe(addrs[i])
+      // Item 5: `up` dialled its own advertised address from inside the host, and it reached its node.
+      expect(endpoints.warnings).toBeUndefined()
     }))
   }, 240_000)
 

@@ -43,6 +43,8 @@ describe('sites in network namespaces', { timeout: FULL ? 900_000 : 400_000 }, (
   it('sites — a publish reaches both sites once each over the WAN, their clients update locally, and a site cut off keeps updating and catches up', async () => {
     const sites = d!
     const { net } = sites
+    // Item 5: every host's `up` dialled its own advertised address and reached its node.
+    expect([...sites.endpoints.values()].map((e) => e.warnings ?? [])).toEqual([...sites.endpoints.keys()].map(() => []))
     const product = newProduct()
     const adminCreds = await sites.creds('admin', 'site-operator')
     const siteEnv = (s: string, creds?: string): Promise<NodeJS.ProcessEnv> => sites.siteEnv(s, creds)
