@@ -12,7 +12,7 @@ import { decidingStatements, signRollout } from '../../infra/formats/rollout.ts'
 import { appendRollout, readRollouts, releaseHashOf } from '../../infra/formats/rollout-stream.ts'
 import type { TrustStore } from '../../infra/formats/trust-store.ts'
 import { readAlerts } from '../../infra/nats/alert-reader.ts'
-import { ALERT_SUBJECTS } from '../../infra/nats/names.ts'
+import { ALERTED_SUBJECTS } from '../../infra/nats/names.ts'
 import type { PublisherKey } from '../../infra/release/keys.ts'
 
 export const DEFAULT_MAX_FAILURES = 3
@@ -92,7 +92,8 @@ export async function startHalter(o: HalterOptions): Promise<Halter> {
   }
 
   // Live alerts first, then the stored ones of the last day: an identity counted twice counts once.
-  const sub: Subscription = o.nc.subscribe(ALERT_SUBJECTS, {
+  // What the alert stream stored (its republish): the sites' alerts, which the core sources, too.
+  const sub: Subscription = o.nc.subscribe(ALERTED_SUBJECTS, {
     callback: (err, msg) => {
       if (err) return
       const [, , product, from] = msg.subject.split('.')

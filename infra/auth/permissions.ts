@@ -3,7 +3,7 @@
 // else is denied by the server. Pure data, so the security suite can list what each role may
 // not do and try it.
 import {
-  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, FLEET_SUBJECTS, fleetSubject, release2Subject, rolloutSubject, SIGNED_ROLLOUTS, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, SITE_MIRRORED, SITE_SOURCED, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  ALERT_STREAM, ALERT_SUBJECTS, ALERTED_SUBJECTS, BLOB_BUCKET, FLEET_SUBJECTS, fleetSubject, release2Subject, rolloutSubject, SIGNED_ROLLOUTS, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, SITE_MIRRORED, SITE_SOURCED, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
   serverConsumer, serverMetaConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS, inspectSubject,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
@@ -139,7 +139,7 @@ export function permissionsFor(id: Identity, opts: { coreDomain?: string } = {})
           allow: [...base.pub, ...releasesRead, ...trustRead, ...streamReads(RELEASE_READ_STREAM), ...ephemeralConsumers(RELEASE_READ_STREAM),
             FRESH_SUBJECTS, rolloutSubject('*'), ...streamReads(ALERT_STREAM), actorEventSubject('notary', id.name)],
         },
-        sub: { allow: [...base.sub, RELEASED_SUBJECTS, SIGNED_SUBJECTS, ALERT_SUBJECTS] },
+        sub: { allow: [...base.sub, RELEASED_SUBJECTS, SIGNED_SUBJECTS, ALERTED_SUBJECTS] },
       }
   }
 }

@@ -5,15 +5,17 @@
 // delivers what is stored after that end, until the signal aborts.
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type MsgRequest, type StoredMsg } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { ALERT_STREAM, ALERT_SUBJECTS, alertSubject } from './names.ts'
+import { ALERT_STREAM, ALERT_SUBJECTS } from './names.ts'
 
 export interface StoredAlert {
   seq: number
   /** When the stream stored it (ISO 8601). */
   time: string
   product: string
-  /** The identity that sent it: the subject's last token, which the cluster's permissions bind. */
+  /** The identity that sent it: the subject's fourth token, which the cluster's permissions bind. */
   from: string
+  /** Issue 17: the site it came from (the core sources the sites' alerts), when not the core. */
+  site?: string
   /** The alert as sent (JSON), or the raw text when it is not JSON. */
   body: unknown
 }
@@ -33,7 +35,7 @@ function alertOf(seq: number, subject: string, timeMs: number, body: () => unkno
   } catch {
     parsed = text()
   }
-  return { seq, time: new Date(timeMs).toISOString(), product: tokens[2] ?? '', from: tokens[3] ?? '', body: parsed }
+  return { seq, time: new Date(timeMs).toISOString(), product: tokens[2] ?? '', from: tokens[3] ?? '', ...(tokens[4] ? { site: tokens[4] } : {}), body: parsed }
 }
 
 /** The first message matching `filter` at or after `seq`, or null. */
@@ -61,7 +63,8 @@ async function startSeq(jsm: JetStreamManager, filter: string, first: number, la
 
 export async function readAlerts(nc: NatsConnection, opts: ReadAlertsOptions, onAlert: (a: StoredAlert) => void): Promise<number> {
   const jsm = await jetstreamManager(nc, { checkAPI: false })
-  const filter = opts.product ? alertSubject(opts.product, '*') : ALERT_SUBJECTS
+  // `>`: a site's alerts carry the site as a fifth token (siteSubjectTransform).
+  const filter = opts.product ? `upswarm.alert.${opts.product}.>` : ALERT_SUBJECTS
   const { state } = await jsm.streams.info(ALERT_STREAM)
   const endSeq = state.last_seq
   let count = 0

@@ -15,9 +15,10 @@ export function jetStreamAlertSink(nc: NatsConnection): { publish(alert: Alert):
   return {
     async publish(alert) {
       const body = JSON.stringify(alert)
-      const id = sha256Hex('path' in alert
+      // The sending identity is part of it: two identities' alerts are two alerts, whatever their bodies say.
+      const id = sha256Hex(`${identityOf(nc)}:${'path' in alert
         ? `${alert.product}:${alert.clientId}:${alert.path}:${alert.rev}:${alert.targetRev}`
-        : `${alert.type}:${alert.product}:${alert.clientId}:${alert.rev}:${alert.to}:${alert.at}`)
+        : `${alert.type}:${alert.product}:${alert.clientId}:${alert.rev}:${alert.to}:${alert.at}`}`)
       await withRetry(() => js.publish(alertSubject(alert.product, identityOf(nc)), body, { msgID: id }), { attempts: 10 })
     },
   }

@@ -61,7 +61,7 @@ export async function publishFleetReport(nc: NatsConnection, report: FleetReport
 }
 
 /** One stored report, as admin reads it: `from` is the identity the subject names, `storedAt` when the stream took it. */
-export type StoredFleetReport = FleetReport & { from: string; storedAt: string }
+export type StoredFleetReport = FleetReport & { from: string; storedAt: string; site?: string }
 
 /** A stored report that does not parse, said with where it is rather than dropped in silence. */
 export interface BadFleetReport { subject: string; seq: number; reason: string }
@@ -73,14 +73,15 @@ export interface BadFleetReport { subject: string; seq: number; reason: string }
 export async function readFleet(nc: NatsConnection, product?: string, bad: BadFleetReport[] = []): Promise<StoredFleetReport[]> {
   if (product !== undefined && !UUID.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a lowercase UUID (got ${JSON.stringify(product)})`)
   const jsm = await jetstreamManager(nc, { checkAPI: false })
-  const filter = fleetSubject(product ?? '*', '*')
+  // `>`: a site's reports carry the site as a fifth token (siteSubjectTransform).
+  const filter = `upswarm.fleet.${product ?? '*'}.>`
   const info = await jsm.streams.info(FLEET_STREAM, { subjects_filter: filter })
   const subjects = Object.keys(info.state.subjects ?? {}).sort()
   const out: StoredFleetReport[] = []
   for (const subject of subjects) {
     const m = await jsm.streams.getMessage(FLEET_STREAM, { last_by_subj: subject })
     if (!m) continue
-    const from = subject.split('.')[3] ?? ''
+    const [, , , from = '', site] = subject.split('.')
     let parsed
     try {
       parsed = FleetReportSchema.safeParse(m.json())
@@ -92,7 +93,7 @@ export async function readFleet(nc: NatsConnection, product?: string, bad: BadFl
       bad.push({ subject, seq: m.seq, reason: parsed.error.issues.map((i) => `${i.path.join('.') || 'report'}: ${i.message}`).join('; ') })
       continue
     }
-    out.push({ ...parsed.data, from, storedAt: m.time.toISOString() })
+    out.push({ ...parsed.data, from, ...(site ? { site } : {}), storedAt: m.time.toISOString() })
   }
   return out.sort((a, b) => a.product.localeCompare(b.product) || a.from.localeCompare(b.from))
 }

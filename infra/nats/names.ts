@@ -79,6 +79,19 @@ export const PUBLISH_LEASES = 'publish.>'
 export const ALERT_STREAM = 'UPSWARM_ALERTS'
 export const alertSubject = (product: string, identity: string): string => `upswarm.alert.${product}.${identity}`
 export const ALERT_SUBJECTS = 'upswarm.alert.>'
+/**
+ * What the alert stream stored, republished by the server (the notary follows these): alerts of
+ * the core's clients and those the core sources from its sites alike, and nothing the stream
+ * refused. Nobody publishes here but the server.
+ */
+export const ALERTED_SUBJECTS = 'upswarm.alerted.>'
+/**
+ * Issue 17: a site's alerts and fleet reports as the core stores them: the client's subject with
+ * the site's domain as a fifth token, so a site's report never takes the place of a core client's
+ * (clients write four-token subjects only) and every reader knows where it came from.
+ */
+export const siteSubjectTransform = (prefix: 'upswarm.alert' | 'upswarm.fleet', site: string): { src: string; dest: string } =>
+  ({ src: `${prefix}.*.*`, dest: `${prefix}.{{wildcard(1)}}.{{wildcard(2)}}.${site}` })
 
 /**
  * Issue 16 item 3: the fleet view. Each client machine writes its own latest report (revision,

@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, permissionViolation } from '../errors.ts'
 import { withRetry } from './retry.ts'
 import {
-  ALERT_STREAM, ALERT_SUBJECTS, BLOB_BUCKET, FLEET_STREAM, FLEET_SUBJECTS, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, META_SUBJECTS, SIGNED_SUBJECTS, PEER_BUCKET, PRUNE_STREAM, PRUNE_SUBJECTS,
+  ALERT_STREAM, ALERT_SUBJECTS, ALERTED_SUBJECTS, BLOB_BUCKET, FLEET_STREAM, FLEET_SUBJECTS, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, META_SUBJECTS, SIGNED_SUBJECTS, PEER_BUCKET, PRUNE_STREAM, PRUNE_SUBJECTS,
   RELEASE_READ_STREAM, RELEASE_STREAM, RELEASE_SUBJECTS, RELEASED_SUBJECTS,
 } from './names.ts'
 import { ensureLeaseBucket } from './leases.ts'
@@ -114,6 +114,8 @@ export async function ensureAlertStream(jsm: JetStreamManager, replicas: number)
   await ensureStream(jsm, {
     name: ALERT_STREAM,
     subjects: [ALERT_SUBJECTS],
+    // Issue 17: what it stored, sourced alerts of the sites included, for the notary.
+    republish: { src: ALERT_SUBJECTS, dest: ALERTED_SUBJECTS },
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     num_replicas: replicas,

@@ -210,6 +210,8 @@ describe('security', () => {
       if (who !== 'tracker') attempts.push({ who, what: 'write the peer bucket', run: request(`$KV.${PEER_BUCKET}.${product}.00`, '{}') })
       // Heartbeats only on one's own subject (servers); nobody else.
       attempts.push({ who, what: "another server's heartbeat", run: request(serverHeartbeat('s-real'), '{}') })
+      // Issue 17: the notary follows the alert stream's republish; only the server writes there.
+      attempts.push({ who, what: 'forge a stored alert', run: request(`upswarm.alerted.${product}.${ids.client.name}`, '{}') })
       if (who !== 'client') {
         attempts.push({ who, what: 'an alert', run: request(alertSubject(product, ids.client.name), '{}') })
         // Issue 16 item 3: a fleet report is a client machine's, on its own subject.

@@ -15,8 +15,10 @@ import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { freePort } from '../../infra/cluster/ports.ts'
 import { connectNats } from '../../infra/nats/connect.ts'
 import {
-  ALERT_STREAM, alertSubject, BLOB_BUCKET, FLEET_STREAM, fleetSubject, META_STREAM, RELEASE_STREAM, releaseSubject, releasedSubject, serverConsumer,
+  ALERT_STREAM, ALERTED_SUBJECTS, alertSubject, BLOB_BUCKET, FLEET_STREAM, fleetSubject, META_STREAM, RELEASE_STREAM, releaseSubject, releasedSubject, serverConsumer,
 } from '../../infra/nats/names.ts'
+import { readAlerts, type StoredAlert } from '../../infra/nats/alert-reader.ts'
+import { fleetReportOf, readFleet } from '../../infra/nats/fleet.ts'
 import { ensureResources } from '../../infra/nats/resources.ts'
 import { addSiteSources, ensureSiteMirrors, mirrorStatus } from '../../infra/nats/site-mirrors.ts'
 import { newProduct, tempDir } from '../helpers/cluster.ts'
@@ -77,13 +79,29 @@ describe('a site on a leaf link with its own identity', { timeout: 120_000 }, ()
     // The site's clients write alerts and fleet reports into the site's own streams; the core sources them.
     expect(await addSiteSources(coreNc, [SITE])).toEqual([`${ALERT_STREAM} ← ${SITE}`, `${FLEET_STREAM} ← ${SITE}`])
     expect(await addSiteSources(coreNc, [SITE])).toEqual([])
+    // The notary follows what the alert stream stored (its republish): the site's alert reaches it too.
+    const heardAlerts: string[] = []
+    coreNc.subscribe(ALERTED_SUBJECTS, { callback: (_e, m) => { heardAlerts.push(m.subject) } })
+    await coreNc.flush()
+    const cjs = jetstream(coreNc)
+    const report = (rev: number): string => JSON.stringify(fleetReportOf({
+      product, client: 'site-client', rev, stage: 0, health: { state: 'ok' }, upswarm: 'test', role: 'update', seq: 1, sentAt: new Date().toISOString(),
+    }))
+    // A core client's fleet report under the same name as the site's client: neither replaces the other.
+    await cjs.publish(fleetSubject(product, 'site-client'), report(7))
     const sjs = jetstream(siteNc)
     await sjs.publish(alertSubject(product, 'site-client'), JSON.stringify({ what: 'a site client\'s alert' }))
-    await sjs.publish(fleetSubject(product, 'site-client'), JSON.stringify({ revision: 1 }))
+    await sjs.publish(fleetSubject(product, 'site-client'), report(1))
     const jsm = await jetstreamManager(coreNc)
-    const alerts = alertSubject(product, 'site-client')
+    // Stored at the core with the site as a fifth token (siteSubjectTransform).
+    const alerts = `${alertSubject(product, 'site-client')}.${SITE}`
     await expect.poll(async () => (await jsm.streams.info(ALERT_STREAM, { subjects_filter: alerts })).state.subjects?.[alerts] ?? 0, { timeout: 30_000 }).toBe(1)
-    await expect.poll(async () => (await jsm.streams.getMessage(FLEET_STREAM, { last_by_subj: fleetSubject(product, 'site-client') }))?.json<{ revision: number }>().revision, { timeout: 30_000 }).toBe(1)
+    await expect.poll(() => heardAlerts, { timeout: 10_000 }).toContain(`upswarm.alerted.${product}.site-client.${SITE}`)
+    const read: StoredAlert[] = []
+    await readAlerts(coreNc, { product, sinceMs: 0 }, (a) => read.push(a))
+    expect(read.map((a) => [a.from, a.site])).toEqual([['site-client', SITE]])
+    await expect.poll(async () => (await readFleet(coreNc, product)).map((r) => [r.from, r.site ?? 'core', r.rev]), { timeout: 30_000 })
+      .toEqual([['site-client', 'core', 7], ['site-client', SITE, 1]])
     const coreView = await mirrorStatus(coreNc)
     expect(coreView.filter((m) => m.origin === `site ${SITE}`).map((m) => m.stream).sort()).toEqual([ALERT_STREAM, FLEET_STREAM])
   })
@@ -126,7 +144,8 @@ describe('a site on a leaf link with its own identity', { timeout: 120_000 }, ()
     // message of the site reached the core: an alert the core sources from the site's stream.
     const marker = alertSubject(product, 'after-the-attempts')
     await jetstream(siteNc).publish(marker, '{}')
-    await expect.poll(async () => (await jsm.streams.info(ALERT_STREAM, { subjects_filter: marker })).state.subjects?.[marker] ?? 0, { timeout: 30_000 }).toBe(1)
+    const stored = `${marker}.${SITE}`
+    await expect.poll(async () => (await jsm.streams.info(ALERT_STREAM, { subjects_filter: stored })).state.subjects?.[stored] ?? 0, { timeout: 30_000 }).toBe(1)
     const after = await state()
     // The alert stream has the marker; nothing else changed.
     ;(before[streams.indexOf(ALERT_STREAM)] as { messages: number }).messages += 1
