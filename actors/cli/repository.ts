@@ -193,7 +193,7 @@ export function registerRepositoryCommands(program: Command): void {
         // One JSON object per line (NDJSON) with --json, so programs can follow it.
         const n = await readAlerts(nc, { sinceMs: Date.now() - o.since * 3_600_000, follow: !!o.follow, signal: stop.signal, ...(o.product ? { product: o.product } : {}) }, (a) => {
           if (o.json) process.stdout.write(`${JSON.stringify(a)}\n`)
-          else process.stdout.write(`${a.time}  ${a.product.slice(0, 8)}…  ${a.from.padEnd(16)} ${describeAlert(a.body)}\n`)
+          else process.stdout.write(`${a.time}  ${a.product.slice(0, 8)}…  ${(a.site ? `${a.from}@${a.site}` : a.from).padEnd(16)} ${describeAlert(a.body)}\n`)
         })
         if (!o.json && !o.follow) process.stderr.write(`${n} alert(s) in the last ${o.since} h\n`)
       } finally {

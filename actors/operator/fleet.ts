@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { newestRoot } from '../../infra/formats/meta-stream.ts'
 import { decidingStatements, type RolloutState } from '../../infra/formats/rollout.ts'
 import { readRollouts } from '../../infra/formats/rollout-stream.ts'
-import { readFleet, type BadFleetReport, type StoredFleetReport } from '../../infra/nats/fleet.ts'
+import { clientLabel, readFleet, type BadFleetReport, type StoredFleetReport } from '../../infra/nats/fleet.ts'
 import { newestRevision } from '../../infra/release/release-log.ts'
 
 export interface FleetRelease {
@@ -57,7 +57,7 @@ export async function fleetView(nc: NatsConnection, product?: string): Promise<F
     const releases = [...revs].sort((a, b) => b - a).map((rev): FleetRelease => {
       const s = deciding.get(rev)
       return {
-        rev, clients: clients.filter((c) => c.rev === rev).map((c) => c.from),
+        rev, clients: clients.filter((c) => c.rev === rev).map(clientLabel),
         ...(s ? { rollout: { state: s.state, percent: s.percent, rings: s.rings, seq: s.seq, issued: s.issued } } : {}),
       }
     })
@@ -65,7 +65,7 @@ export async function fleetView(nc: NatsConnection, product?: string): Promise<F
     const bytesFromServers = clients.reduce((n, c) => n + (c.last?.bytesFromServers ?? 0), 0)
     products.push({
       product: p, published, clients, releases,
-      failures: clients.filter((c) => c.health.state === 'reverted' || c.health.state === 'failed').map((c) => ({ client: c.from, ...c.health })),
+      failures: clients.filter((c) => c.health.state === 'reverted' || c.health.state === 'failed').map((c) => ({ client: clientLabel(c), ...c.health })),
       peerShare: { bytesFromPeers, bytesFromServers, share: bytesFromPeers + bytesFromServers > 0 ? bytesFromPeers / (bytesFromPeers + bytesFromServers) : null },
     })
   }

@@ -63,6 +63,9 @@ export async function publishFleetReport(nc: NatsConnection, report: FleetReport
 /** One stored report, as admin reads it: `from` is the identity the subject names, `storedAt` when the stream took it. */
 export type StoredFleetReport = FleetReport & { from: string; storedAt: string; site?: string }
 
+/** How a client is named to an operator: its identity, and `@site` for a site's client (issue 17). */
+export const clientLabel = (r: { from: string; site?: string }): string => (r.site ? `${r.from}@${r.site}` : r.from)
+
 /** A stored report that does not parse, said with where it is rather than dropped in silence. */
 export interface BadFleetReport { subject: string; seq: number; reason: string }
 

@@ -19,6 +19,7 @@ import {
 } from '../../infra/nats/names.ts'
 import { readAlerts, type StoredAlert } from '../../infra/nats/alert-reader.ts'
 import { fleetReportOf, readFleet } from '../../infra/nats/fleet.ts'
+import { fleetView } from '../../actors/operator/fleet.ts'
 import { ensureResources } from '../../infra/nats/resources.ts'
 import { addSiteSources, ensureSiteMirrors, mirrorStatus } from '../../infra/nats/site-mirrors.ts'
 import { newProduct, tempDir } from '../helpers/cluster.ts'
@@ -102,6 +103,9 @@ describe('a site on a leaf link with its own identity', { timeout: 120_000 }, ()
     expect(read.map((a) => [a.from, a.site])).toEqual([['site-client', SITE]])
     await expect.poll(async () => (await readFleet(coreNc, product)).map((r) => [r.from, r.site ?? 'core', r.rev]), { timeout: 30_000 })
       .toEqual([['site-client', 'core', 7], ['site-client', SITE, 1]])
+    // The fleet view names the site's client with its site.
+    const view = (await fleetView(coreNc, product)).products[0]!
+    expect(view.releases.flatMap((r) => r.clients).sort()).toEqual(['site-client', `site-client@${SITE}`])
     const coreView = await mirrorStatus(coreNc)
     expect(coreView.filter((m) => m.origin === `site ${SITE}`).map((m) => m.stream).sort()).toEqual([ALERT_STREAM, FLEET_STREAM])
   })
