@@ -43,7 +43,7 @@ export async function runSitesBench(o: SitesBenchOptions): Promise<BenchResult> 
     const must = (r: { code: number; stderr: string }, what: string): void => {
       if (r.code !== 0) throw new Error(`${what}: exit ${r.code}: ${r.stderr}`)
     }
-    must(await cliIn(sites.net, 'h1', sites.coreEnv(admin), 'site', 'add', ...SITES.map((s) => s.name)), 'site add')
+    must(await sites.addSites(admin), 'site add')
     /** Seconds from `since` until the site's server holds `rev`. */
     const synced = async (site: string, rev: number, since: number): Promise<number> => {
       await sites.waitSynced(site, product, rev, 600_000)
@@ -52,7 +52,7 @@ export async function runSitesBench(o: SitesBenchOptions): Promise<BenchResult> 
     const update = async (site: string, i: number): Promise<UpdateJson & { seconds: number }> => {
       const t0 = performance.now()
       // With the site's tracker, a one-off update joins the site's swarm: its server and its peers.
-      const r = await cliIn(sites.net, site, await sites.siteEnv(site), 'update', sites.wc(site, i), '--json', '--tracker', sites.endpoints.get(site)!.trackerHttp!)
+      const r = await sites.update(site, i, '--tracker', sites.endpoints.get(site)!.trackerHttp!)
       must(r, `update ${site} client ${i}`)
       return { ...(JSON.parse(r.stdout) as UpdateJson), seconds: (performance.now() - t0) / 1000 }
     }
@@ -61,7 +61,7 @@ export async function runSitesBench(o: SitesBenchOptions): Promise<BenchResult> 
     t = performance.now()
     await Promise.all(SITES.map((s) => synced(s.name, 1, t)))
     await Promise.all(SITES.flatMap((s) => Array.from({ length: o.clients }, async (_, i) => {
-      must(await cliIn(sites.net, s.name, await sites.siteEnv(s.name), 'init', sites.wc(s.name, i), '--product', product, '--pubkey', sites.key.publicKey), `init ${s.name} ${i}`)
+      must(await sites.init(s.name, i, product), `init ${s.name} ${i}`)
     })))
     log(`r1 at both sites, ${o.clients} clients each`)
 

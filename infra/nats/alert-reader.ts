@@ -5,7 +5,7 @@
 // delivers what is stored after that end, until the signal aborts.
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type MsgRequest, type StoredMsg } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { ALERT_STREAM, ALERT_SUBJECTS } from './names.ts'
+import { ALERT_STREAM, ALERT_SUBJECTS, alertSubject } from './names.ts'
 
 export interface StoredAlert {
   seq: number
@@ -64,7 +64,7 @@ async function startSeq(jsm: JetStreamManager, filter: string, first: number, la
 export async function readAlerts(nc: NatsConnection, opts: ReadAlertsOptions, onAlert: (a: StoredAlert) => void): Promise<number> {
   const jsm = await jetstreamManager(nc, { checkAPI: false })
   // `>`: a site's alerts carry the site as a fifth token (siteSubjectTransform).
-  const filter = opts.product ? `upswarm.alert.${opts.product}.>` : ALERT_SUBJECTS
+  const filter = opts.product ? alertSubject(opts.product, '>') : ALERT_SUBJECTS
   const { state } = await jsm.streams.info(ALERT_STREAM)
   const endSeq = state.last_seq
   let count = 0

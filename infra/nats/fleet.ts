@@ -77,7 +77,7 @@ export async function readFleet(nc: NatsConnection, product?: string, bad: BadFl
   if (product !== undefined && !UUID.test(product)) throw new UpswarmError('UPSWARM_E_CONFIG', `--product must be a lowercase UUID (got ${JSON.stringify(product)})`)
   const jsm = await jetstreamManager(nc, { checkAPI: false })
   // `>`: a site's reports carry the site as a fifth token (siteSubjectTransform).
-  const filter = `upswarm.fleet.${product ?? '*'}.>`
+  const filter = fleetSubject(product ?? '*', '>')
   const info = await jsm.streams.info(FLEET_STREAM, { subjects_filter: filter })
   const subjects = Object.keys(info.state.subjects ?? {}).sort()
   const out: StoredFleetReport[] = []

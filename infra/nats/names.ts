@@ -90,8 +90,6 @@ export const ALERTED_SUBJECTS = 'upswarm.alerted.>'
  * the site's domain as a fifth token, so a site's report never takes the place of a core client's
  * (clients write four-token subjects only) and every reader knows where it came from.
  */
-export const siteSubjectTransform = (prefix: 'upswarm.alert' | 'upswarm.fleet', site: string): { src: string; dest: string } =>
-  ({ src: `${prefix}.*.*`, dest: `${prefix}.{{wildcard(1)}}.{{wildcard(2)}}.${site}` })
 
 /**
  * Issue 16 item 3: the fleet view. Each client machine writes its own latest report (revision,
@@ -103,6 +101,15 @@ export const FLEET_STREAM = 'UPSWARM_FLEET'
 export const SITE_SOURCED = [ALERT_STREAM, FLEET_STREAM] as const
 export const fleetSubject = (product: string, identity: string): string => `upswarm.fleet.${product}.${identity}`
 export const FLEET_SUBJECTS = 'upswarm.fleet.>'
+/**
+ * Issue 17: a site's alerts and fleet reports as the core stores them: the client's subject with
+ * the site's domain as a fifth token, so a site's report never takes the place of a core client's
+ * (clients write four-token subjects only) and every reader knows where it came from.
+ */
+export const siteSubjectTransform = (stream: (typeof SITE_SOURCED)[number], site: string): { src: string; dest: string } => {
+  const subject = stream === ALERT_STREAM ? alertSubject : fleetSubject
+  return { src: subject('*', '*'), dest: `${subject('{{wildcard(1)}}', '{{wildcard(2)}}')}.${site}` }
+}
 
 /** Tracker registry (R-PEERLIST): KV bucket, key `<product>.<peerId hex>`. */
 export const PEER_BUCKET = 'upswarm-peers'

@@ -9,7 +9,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError } from '../errors.ts'
 import { ensureAlertStream, ensureFleetStream, ensureStream, META_REPUBLISH, RELEASE_REPUBLISH } from './resources.ts'
 import { withRetry } from './retry.ts'
-import { ALERT_STREAM, META_STREAM, RELEASE_READ_STREAM, siteSubjectTransform, RELEASE_STREAM, SITE_MIRRORED, SITE_SOURCED } from './names.ts'
+import { META_STREAM, RELEASE_READ_STREAM, siteSubjectTransform, RELEASE_STREAM, SITE_MIRRORED, SITE_SOURCED } from './names.ts'
 
 /**
  * The core's streams republish what they store (clients follow releases and signed statements
@@ -58,8 +58,7 @@ export async function addSiteSources(nc: NatsConnection, siteDomains: string[]):
       const api = `$JS.${domain}.API`
       if (sources.some((s) => s.external?.api === api)) continue
       // The site's domain as a fifth token (siteSubjectTransform): its reports never replace a core client's.
-      const prefix = name === ALERT_STREAM ? 'upswarm.alert' : 'upswarm.fleet'
-      sources.push({ name, external: { api, deliver: '' }, subject_transforms: [siteSubjectTransform(prefix, domain)] })
+      sources.push({ name, external: { api, deliver: '' }, subject_transforms: [siteSubjectTransform(name, domain)] })
       added.push(`${name} ← ${domain}`)
     }
     if (sources.length !== (have.sources ?? []).length) await jsm.streams.update(name, { ...have, sources })

@@ -85,6 +85,26 @@ export class SitesDeployment {
     return hostEnv(this.siteAddr.get(site)!, creds ?? await this.creds('client', 'site-client'), this.ca)
   }
 
+  /** `upswarm ARGS` in a site, as its client machine. */
+  async atSite(site: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return cliIn(this.net, site, await this.siteEnv(site), ...args)
+  }
+
+  /** `upswarm init` of a site's client `i` at the newest release of `product`. */
+  init(site: string, i: number, product: string): Promise<{ code: number; stdout: string; stderr: string }> {
+    return this.atSite(site, 'init', this.wc(site, i), '--product', product, '--pubkey', this.key.publicKey)
+  }
+
+  /** `upswarm update --json` of a site's client `i`. */
+  update(site: string, i: number, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return this.atSite(site, 'update', this.wc(site, i), '--json', ...args)
+  }
+
+  /** `upswarm site add` of every site, at core host h1 with `creds`. */
+  addSites(creds: string): Promise<{ code: number; stdout: string; stderr: string }> {
+    return cliIn(this.net, 'h1', this.coreEnv(creds), 'site', 'add', ...SITES.map((s) => s.name))
+  }
+
   /** The environment of a CLI on core host h1 with `creds`. */
   coreEnv(creds: string): NodeJS.ProcessEnv {
     return hostEnv(this.net.host('h1').addr, creds, this.ca)

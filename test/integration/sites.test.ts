@@ -45,7 +45,6 @@ describe('sites in network namespaces', { timeout: FULL ? 900_000 : 400_000 }, (
     expect([...sites.endpoints.values()].map((e) => e.warnings ?? [])).toEqual([...sites.endpoints.keys()].map(() => []))
     const product = newProduct()
     const adminCreds = await sites.creds('admin', 'site-operator')
-    const siteEnv = (s: string, creds?: string): Promise<NodeJS.ProcessEnv> => sites.siteEnv(s, creds)
     const publish = async (rev: number, files: Record<string, Buffer | string>): Promise<void> => {
       const r = await sites.publish(product, rev, files)
       expect(r.code, r.stderr).toBe(0)
@@ -55,27 +54,27 @@ describe('sites in network namespaces', { timeout: FULL ? 900_000 : 400_000 }, (
         await sites.waitSynced(s, product, rev, FULL ? 300_000 : 120_000)
       } catch (err) {
         // What the site said and what its mirrors hold, for the failure's report.
-        const mirrors = await cliIn(net, s, await siteEnv(s, adminCreds), 'mirrors')
+        const mirrors = await cliIn(net, s, await sites.siteEnv(s, adminCreds), 'mirrors')
         throw new Error(`${s} did not sync r${rev}: ${(err as Error).message}\n--- mirrors\n${mirrors.stdout}${mirrors.stderr}\n--- up\n${sites.logs.get(s)}`)
       }
     }
     const wc = (s: string, i: number): string => sites.wc(s, i)
     const update = async (s: string, i: number, ...args: string[]): Promise<{ bytesFromPeers: number }> => {
-      const r = await cliIn(net, s, await siteEnv(s), 'update', wc(s, i), '--json', ...args)
+      const r = await sites.update(s, i, ...args)
       expect(r.code, r.stderr).toBe(0)
       return JSON.parse(r.stdout) as { bytesFromPeers: number }
     }
 
     // The core sources each site's alerts and fleet reports (`upswarm site add`, an operator at the core).
     const coreEnv = sites.coreEnv(adminCreds)
-    const added = await cliIn(net, 'h1', coreEnv, 'site', 'add', ...SITES.map((s) => s.name))
+    const added = await sites.addSites(adminCreds)
     expect(added.code, added.stderr).toBe(0)
 
     // r1: small; every site's clients start from it.
     await publish(1, { 'app.txt': 'version 1\n' })
     await Promise.all(SITES.map((s) => waitSynced(s.name, 1)))
     await Promise.all(SITES.flatMap((s) => Array.from({ length: CLIENTS }, async (_, i) => {
-      const r = await cliIn(net, s.name, await siteEnv(s.name), 'init', wc(s.name, i), '--product', product, '--pubkey', sites.key.publicKey)
+      const r = await sites.init(s.name, i, product)
       expect(r.code, r.stderr).toBe(0)
     })))
 
@@ -101,7 +100,7 @@ describe('sites in network namespaces', { timeout: FULL ? 900_000 : 400_000 }, (
     sites.setWan(cut.name, 'down')
     // A one-off `update` joins the swarm when given a tracker: the site's own (its HTTP door).
     const siteTracker = sites.endpoints.get(cut.name)!.trackerHttp!
-    const sharer = net.spawn(cut.name, process.execPath, [CLI, 'daemon', wc(cut.name, 0), '--json', '--host', sites.siteAddr.get(cut.name)!], { env: await siteEnv(cut.name), stdio: ['ignore', 'pipe', 'pipe'] })
+    const sharer = net.spawn(cut.name, process.execPath, [CLI, 'daemon', wc(cut.name, 0), '--json', '--host', sites.siteAddr.get(cut.name)!], { env: await sites.siteEnv(cut.name), stdio: ['ignore', 'pipe', 'pipe'] })
     try {
       let out = ''
       await new Promise<void>((resolve, reject) => {
@@ -127,8 +126,8 @@ describe('sites in network namespaces', { timeout: FULL ? 900_000 : 400_000 }, (
     for (let i = 0; i < CLIENTS; i++) expect(await readFile(join(wc(cut.name, i), 'app.txt'), 'utf8')).toBe('version 2\n')
     // r3 in the core while the site is cut off: the site's mirrors say so (exit 1, BEHIND).
     await publish(3, { 'app.txt': 'version 3\n', 'lib/engine.bin': body })
-    await expect.poll(async () => (await cliIn(net, cut.name, await siteEnv(cut.name, adminCreds), 'mirrors', '--stale-after', '3')).code, { timeout: 60_000, interval: 1000 }).toBe(1)
-    const status = await cliIn(net, cut.name, await siteEnv(cut.name, adminCreds), 'mirrors', '--stale-after', '3', '--json')
+    await expect.poll(async () => (await cliIn(net, cut.name, await sites.siteEnv(cut.name, adminCreds), 'mirrors', '--stale-after', '3')).code, { timeout: 60_000, interval: 1000 }).toBe(1)
+    const status = await cliIn(net, cut.name, await sites.siteEnv(cut.name, adminCreds), 'mirrors', '--stale-after', '3', '--json')
     expect(JSON.parse(status.stdout).behind).toContain('UPSWARM_RELEASES')
     // The other site was not cut off: it has r3.
     await waitSynced(SITES[1].name, 3)
@@ -138,7 +137,7 @@ describe('sites in network namespaces', { timeout: FULL ? 900_000 : 400_000 }, (
     await waitSynced(cut.name, 3)
     await update(cut.name, 0)
     expect(await readFile(join(wc(cut.name, 0), 'app.txt'), 'utf8')).toBe('version 3\n')
-    await expect.poll(async () => (await cliIn(net, cut.name, await siteEnv(cut.name, adminCreds), 'mirrors')).code, { timeout: 60_000, interval: 1000 }).toBe(0)
+    await expect.poll(async () => (await cliIn(net, cut.name, await sites.siteEnv(cut.name, adminCreds), 'mirrors')).code, { timeout: 60_000, interval: 1000 }).toBe(0)
     // At the core, `mirrors` shows its sources of both sites, heard from and caught up.
     const sources = async (): Promise<string[]> => {
       const r = await cliIn(net, 'h1', coreEnv, 'mirrors', '--json')
