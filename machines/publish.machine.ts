@@ -12,7 +12,7 @@
 // race for its revision reads the chains again (at most `maxRevAttempts` times). Every failure is
 // the `failed` state with the phase, code and message. Pure: the I/O is provided by actors/publisher.
 import { and, assign, emit, fromPromise, setup } from 'xstate'
-import type { ChunkRef } from '../infra/formats/tree-node.ts'
+import type { ChunkRef, PackRef } from '../infra/formats/tree-node.ts'
 import type { BuiltTree } from '../infra/formats/tree-builder.ts'
 import type { Entry, SignedRelease } from '../infra/release/manifest.ts'
 import type { SkippedMessage } from '../infra/release/release-log.ts'
@@ -50,6 +50,9 @@ export interface Uploaded {
   newBytes: number
   /** Format-2 tree nodes the object store did not hold yet. */
   newNodes?: number
+  /** Issue 13 item 4: the packs holding the release's small units (format 2 only), and how many were new. */
+  packs?: PackRef[]
+  newPacks?: number
 }
 
 /** The newest format-2 release of the product. */
@@ -71,6 +74,8 @@ export interface Deltas {
   deltaBytes: number
   targetBytes: number
   uploaded: number
+  /** Issue 13 item 4: packs holding the delta objects (format 2 only). */
+  packs?: PackRef[]
 }
 
 /** A format-2 release signed by this publish. */
@@ -230,7 +235,7 @@ export const publishMachine = setup({
     append: fromPromise<Appended, { release: SignedRelease; lastSeq: number }>(notProvided('append')),
     repair: fromPromise<void, { chain: ChainRead }>(notProvided('repair')),
     encodeDeltas: fromPromise<Deltas, { head2: Head2 | undefined; tree: ScannedTree }>(notProvided('encodeDeltas')),
-    sign2: fromPromise<Release2, { rev: number; head2: Head2 | undefined; v1: SignedRelease | undefined; tree: ScannedTree; claim: Claim; deltas: string[] }>(notProvided('sign2')),
+    sign2: fromPromise<Release2, { rev: number; head2: Head2 | undefined; v1: SignedRelease | undefined; tree: ScannedTree; claim: Claim; deltas: string[]; packs: PackRef[] }>(notProvided('sign2')),
     append2: fromPromise<Appended, { release: Release2 }>(notProvided('append2')),
     feed: fromPromise<FeedResult, { release: SignedRelease; seq: number }>(notProvided('feed')),
   },
@@ -363,6 +368,7 @@ export const publishMachine = setup({
         src: 'sign2',
         input: ({ context }) => ({
           rev: nextRev(context.chain!), head2: context.chain!.head2, tree: context.tree!, claim: context.claim!, deltas: context.deltas?.indexes ?? [],
+          packs: [...(context.uploaded?.packs ?? []), ...(context.deltas?.packs ?? [])],
           v1: (context.claim?.formats ?? [1]).includes(1) ? context.mine : undefined,
         }),
         onDone: { target: 'appending2', actions: assign({ mine2: ({ event }) => event.output }) },

@@ -273,7 +273,7 @@ async function references2(nc: NatsConnection, os: ObjectStore, product: string,
     }
     if (!into) continue
     try {
-      await addReleaseRefs({ tree: signed.release.tree, deltas: signed.release.deltas }, get, into, `r${rev} of ${p} (${where})`)
+      await addReleaseRefs({ tree: signed.release.tree, deltas: signed.release.deltas, packs: signed.release.packs }, get, into, `r${rev} of ${p} (${where})`)
     } catch (err) {
       // A revision pruned before: part of its tree is gone already, and what is gone needs no count.
       if (into === candidates && isUpswarmError(err, 'UPSWARM_E_NOT_FOUND')) continue

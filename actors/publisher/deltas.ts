@@ -17,6 +17,9 @@ import { getNodeObject, uploadNodes } from '../../infra/formats/tree-objects.ts'
 import { DELTA_INDEX_MAX, encodeNode, nodeHash, type DeltaRef } from '../../infra/formats/tree-node.ts'
 import type { BuiltTree } from '../../infra/formats/tree-builder.ts'
 import { withRetry } from '../../infra/nats/retry.ts'
+import { readPackedUnits, uploadPacks, type PackIndex, type UnitSource } from '../../infra/formats/pack-objects.ts'
+import { PACK_TARGET_BYTES, PACK_UNIT_MAX } from '../../infra/formats/pack.ts'
+import type { PackRef } from '../../infra/formats/tree-node.ts'
 
 /** Compression must save at least this fraction to be offered (else the raw file is as good). */
 const MIN_SAVING = 0.1
@@ -41,6 +44,8 @@ export interface DeltaSet {
   targetBytes: number
   /** Objects uploaded by this publish. */
   uploaded: number
+  /** The packs holding the deltas (with `packs` in the options). */
+  packs?: PackRef[]
 }
 
 export interface DeltaOptions {
@@ -51,6 +56,11 @@ export interface DeltaOptions {
   /** Path in the release → file on disk. */
   files: Map<string, string>
   onProgress?: (done: number, total: number) => void
+  /**
+   * Issue 13 item 4 (format 2 only): the previous release's packs. Bases are read from them when
+   * they are not objects of their own, and the deltas go into new packs instead of one object each.
+   */
+  packs?: PackIndex
 }
 
 async function readObject(os: ObjectStore, sha256: string, size: number): Promise<Buffer | undefined> {
@@ -86,6 +96,29 @@ export async function makeDeltas(opts: DeltaOptions): Promise<DeltaSet> {
   const refs = new Map<string, DeltaRef>()
   const out: DeltaSet = { indexes: [], deltas: 0, deltaBytes: 0, targetBytes: 0, uploaded: 0 }
   const min = opts.previousTree ? MIN_FILE : MIN_FILE_FIRST
+  // Packed: deltas wait in memory and go out a pack at a time (PACK_TARGET_BYTES).
+  const waiting: UnitSource[] = []
+  let waitingBytes = 0
+  const packRefs: PackRef[] = []
+  const flush = async (): Promise<void> => {
+    if (!waiting.length) return
+    const put = await uploadPacks(os, waiting.splice(0))
+    waitingBytes = 0
+    packRefs.push(...put.refs)
+    out.uploaded += put.newPacks
+  }
+  const store = async (bytes: Buffer): Promise<{ sha256: string; uploaded: boolean }> => {
+    if (!opts.packs || bytes.length > PACK_UNIT_MAX) return putObject(os, bytes)
+    const sha256 = sha256Hex(bytes)
+    waiting.push({ sha256, length: bytes.length, what: `delta ${sha256}`, read: () => Promise.resolve(bytes) })
+    waitingBytes += bytes.length
+    if (waitingBytes >= PACK_TARGET_BYTES) await flush()
+    return { sha256, uploaded: false }
+  }
+  // Bases the previous release packed: read from their packs, all at once, before the loop.
+  const packedBases = opts.packs
+    ? await readPackedUnits(os, opts.packs, diff.changes.flatMap((c) => (c.kind === 'changed' && c.old.kind === 'file' && c.entry.kind === 'file' && c.old.sha256 !== c.entry.sha256 && c.entry.size >= MIN_FILE ? [c.old.sha256] : [])))
+    : new Map<string, Buffer>()
   const work = diff.changes.filter((c) => c.kind !== 'removed' && c.entry.kind === 'file' && c.entry.size >= min && c.entry.size <= DELTA_MAX_BYTES)
   let done = 0
   for (const c of work) {
@@ -99,7 +132,7 @@ export async function makeDeltas(opts: DeltaOptions): Promise<DeltaSet> {
     }
     const offer = async (base: string, bytes: Buffer): Promise<void> => {
       if (refs.has(`${e.sha256}:${base}`)) return
-      const put = await putObject(os, bytes)
+      const put = await store(bytes)
       refs.set(`${e.sha256}:${base}`, { target: e.sha256, base, delta: put.sha256, length: bytes.length, codec: UPSWARM_DELTA_CODEC })
       out.deltas++
       out.deltaBytes += bytes.length
@@ -116,7 +149,7 @@ export async function makeDeltas(opts: DeltaOptions): Promise<DeltaSet> {
     }
     const old = c.kind === 'changed' ? c.old : undefined
     if (old?.kind === 'file' && old.sha256 !== e.sha256 && old.size > 0 && old.size <= DELTA_MAX_BYTES) {
-      const base = await readObject(os, old.sha256, old.size)
+      const base = packedBases.get(old.sha256) ?? await readObject(os, old.sha256, old.size)
       if (base) {
         const d = encodeDelta(base, target)
         if (d.length < best) await offer(old.sha256, d)
@@ -124,6 +157,8 @@ export async function makeDeltas(opts: DeltaOptions): Promise<DeltaSet> {
     }
     opts.onProgress?.(++done, work.length)
   }
+  await flush()
+  if (opts.packs) out.packs = packRefs
   // §1.6: sorted by target, then base; ≤ DELTA_INDEX_MAX entries per node, nodes in target order.
   const sorted = [...refs.values()].sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : a.base < b.base ? -1 : a.base > b.base ? 1 : 0))
   const nodes = new Map<string, Buffer>()

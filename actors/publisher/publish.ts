@@ -30,6 +30,10 @@ import { DEFAULT_CHUNKER, signRelease } from '../../infra/formats/release.ts'
 import { appendRelease2, newestRelease2 } from '../../infra/formats/release-stream.ts'
 import { buildTree } from '../../infra/formats/tree-builder.ts'
 import { makeDeltas, type DeltaSet } from './deltas.ts'
+import { packListNode, readPackIndex, uploadPacks, type PackIndex } from '../../infra/formats/pack-objects.ts'
+import { PACK_UNIT_MAX } from '../../infra/formats/pack.ts'
+import type { PackRef } from '../../infra/formats/tree-node.ts'
+import { readFile } from 'node:fs/promises'
 import { format1Entries, uploadNodes, walkStoredTree } from '../../infra/formats/tree-objects.ts'
 import { timeString } from '../../infra/formats/envelope.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
@@ -127,6 +131,14 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
   const wants = (claim: Claim, format: number): boolean => (claim.formats ?? [1]).includes(format)
   /** This publish emits format 2 (learnt by the scan, from the claim). */
   let formats2 = false
+  /** Issue 13 item 4: format 2 only, so small units go into packs (format-1 servers need each blob as an object). */
+  let packed = false
+  /** The packs of the newest format-2 release, read once (what is stored already; deltas' bases). */
+  let previousPacks: Promise<PackIndex> | undefined
+  const packIndex = (): Promise<PackIndex> => (previousPacks ??= (async () => {
+    const stored2 = await withRetry(() => newestRelease2(opts.nc, product, { leader: true }), { attempts: 30 })
+    return readPackIndex(os, stored2?.signed.release.packs)
+  })())
   const deltaCache = new Map<string, DeltaSet>()
   // A lease lost (this process paused past its lifetime) may have let a prune delete blobs this
   // release names: append nothing.
@@ -154,6 +166,7 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
       scan: fromPromise(async ({ input }: { input: { claim: Claim } }): Promise<ScannedTree> => {
         const v2 = wants(input.claim, 2)
         formats2 = v2
+        packed = v2 && !wants(input.claim, 1)
         const scanned = await scanTree(opts.src, {
           ...(v2 ? { chunker: DEFAULT_CHUNKER } : {}),
           onProgress: (p) => opts.onProgress?.({ phase: 'scan', done: p.files, bytes: p.bytes }),
@@ -167,6 +180,11 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
       // releases it when it ends, whichever way.
       upload: fromPromise(async ({ input }: { input: { tree: ScannedTree } }) => {
         lease.current ??= await acquirePublishLease(opts.nc, `publish ${product}`, opts.onWaitingForPrune ? { onWaiting: opts.onWaitingForPrune } : {})
+        if (packed) {
+          const { packs, newPacks, blobs } = await uploadPacked(os, await packIndex(), input.tree.entries, input.tree.files, opts.onProgress)
+          const nodes = await uploadNodes(os, input.tree.tree2!.nodes)
+          return { ...blobs, newNodes: nodes.newNodes, packs, newPacks }
+        }
         const blobs = await uploadBlobs(os, input.tree.entries, input.tree.files, opts.onProgress)
         if (!input.tree.tree2) return blobs
         const nodes = await uploadNodes(os, input.tree.tree2.nodes)
@@ -252,6 +270,7 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
         if (cached) return cached
         const made = await makeDeltas({
           os, previousTree: input.head2?.tree, tree: input.tree.tree2!, files: input.tree.files,
+          ...(packed ? { packs: await packIndex() } : {}),
           onProgress: (done, total) => opts.onProgress?.({ phase: 'deltas', done, total, bytes: 0 }),
         })
         deltaCache.set(key, made)
@@ -265,10 +284,14 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
         if (input.head2 && !parent) {
           throw new UpswarmError('UPSWARM_E_PUBLISH', `format-2 release r${input.rev} of ${product} cannot follow the format-2 head r${input.head2.rev}: revisions r${input.head2.rev + 1}…r${input.rev - 1} were published without format 2`)
         }
+        // Issue 13 item 4: the pack list is a node like the tree's, stored before the release names it.
+        const list = packListNode(input.packs)
+        if (list) await uploadNodes(os, new Map([[list.hash, list.bytes]]))
         const { bytes, id } = signRelease({
           product, rev: input.rev, ...(parent ? { parent } : {}), ...(opts.label !== undefined ? { label: opts.label } : {}),
           createdAtMs, root: input.claim.rootVersion ?? 1, tree: tree2.top, stats: tree2.stats, chunker: { ...DEFAULT_CHUNKER },
           ...(input.v1 ? { v1: manifestSha256(input.v1.manifest) } : {}), ...(input.deltas.length ? { deltas: input.deltas } : {}),
+          ...(list ? { packs: list.hash } : {}),
         }, [opts.key])
         return { text: bytes.toString('utf8'), id, rev: input.rev }
       }),
@@ -444,4 +467,40 @@ async function uploadBlobs(
   }
   await Promise.all([worker(), worker()])
   return { newBlobs, newBytes }
+}
+
+/**
+ * Issue 13 item 4 (format 2 only): the release's small units go into packs. A unit one of the
+ * previous release's packs holds is stored already (that pack stays listed); the others are packed
+ * anew; a file over PACK_UNIT_MAX is an object of its own, as before.
+ */
+async function uploadPacked(
+  os: ObjectStore,
+  previous: PackIndex,
+  entries: Entry[],
+  files: Map<string, string>,
+  onProgress: PublishOptions['onProgress'],
+): Promise<{ packs: PackRef[]; newPacks: number; blobs: { newBlobs: number; newBytes: number } }> {
+  const used = new Set<string>()
+  const toPack = new Map<string, { sha256: string; length: number; abs: string }>()
+  const large: Entry[] = []
+  for (const e of entries) {
+    if (e.kind !== 'file') continue
+    if (e.size > PACK_UNIT_MAX) {
+      large.push(e)
+      continue
+    }
+    const held = previous.unitPack.get(e.sha256)
+    if (held) used.add(held)
+    else if (!toPack.has(e.sha256)) toPack.set(e.sha256, { sha256: e.sha256, length: e.size, abs: files.get(e.path)! })
+  }
+  const blobs = await uploadBlobs(os, large, files, onProgress)
+  const total = toPack.size
+  const put = await uploadPacks(os, [...toPack.values()].map((u) => ({ sha256: u.sha256, length: u.length, what: u.abs, read: () => readFile(u.abs) })),
+    (done, bytes) => onProgress?.({ phase: 'upload', done, total, bytes }))
+  return {
+    packs: [...[...used].map((p) => previous.refs.get(p)!), ...put.refs],
+    newPacks: put.newPacks,
+    blobs: { newBlobs: blobs.newBlobs + toPack.size, newBytes: blobs.newBytes + put.newBytes },
+  }
 }

@@ -71,6 +71,29 @@ export async function startMetaSync(opts: MetaSyncOptions): Promise<MetaSync> {
     return signed
   }
 
+  /** One pack from the object store into the server's pack store (PackStore.add verifies it as it streams). */
+  async function copyPack(pack: string, where: string, signal: AbortSignal): Promise<void> {
+    const obj = await os.get(pack)
+    if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `pack ${pack} is not in the object store yet`)
+    const reader = obj.data.getReader()
+    const stop = (): void => void reader.cancel().catch(() => {})
+    signal.addEventListener('abort', stop, { once: true })
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      for (;;) {
+        signal.throwIfAborted()
+        const { done, value } = await reader.read()
+        if (done) return
+        yield value
+      }
+    }
+    try {
+      await blobs.packs!.add(pack, chunks(), where)
+    } finally {
+      signal.removeEventListener('abort', stop)
+      void reader.cancel().catch(() => {})
+    }
+  }
+
   async function sync(release: PendingMeta, signal: AbortSignal): Promise<MetaOutcome> {
     const msg = inHand.get(release.seq)
     if (!msg) throw new UpswarmError('UPSWARM_E_IO', `meta message ${release.seq} is no longer in hand`)
@@ -117,6 +140,17 @@ export async function startMetaSync(opts: MetaSyncOptions): Promise<MetaSync> {
       const bytes = await getNodeObject(os, hash)
       await blobs.put(hash, Readable.from([bytes]), `object store (meta seq ${release.seq}${what})`, bytes.length)
       return bytes
+    }
+    // Issue 13 item 4: the packs holding the release's small units, each streamed once and verified
+    // whole (its header against its id, every unit against its name) before a byte of it is kept.
+    if (signed.release.packs) {
+      const list = checkedNode(signed.release.packs, await node(signed.release.packs, ', pack list'), false, `pack list of r${rev} of ${product}`)
+      if (list.type !== 'packList') return { kept: false, reason: `${where}: release r${rev} of ${product} names ${signed.release.packs} as its pack list; it is a ${list.type} node` }
+      for (const ref of list.packs) {
+        if (!blobs.packs || blobs.packs.hasPack(ref.pack)) continue
+        signal.throwIfAborted()
+        await copyPack(ref.pack, `object store (meta seq ${release.seq}, pack ${ref.pack.slice(0, 16)}…)`, signal)
+      }
     }
     const walked = await walkReachable(tree, (hash) => node(hash))
     const files = walked.entries.filter((e) => e.kind === 'file')

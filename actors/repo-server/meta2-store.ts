@@ -81,7 +81,7 @@ export class Meta2Store {
         const side = pruned(product, rev) ? candidates : kept
         if (side === candidates && this.isPruned(product, rev)) continue
         try {
-          await addReleaseRefs({ tree: held.signed.release.tree, deltas: held.signed.release.deltas }, (h) => this.readNode(h), side, `r${rev} of ${product} (${this.dir})`)
+          await addReleaseRefs({ tree: held.signed.release.tree, deltas: held.signed.release.deltas, packs: held.signed.release.packs }, (h) => this.readNode(h), side, `r${rev} of ${product} (${this.dir})`)
         } catch (err) {
           // Pruned, and stopped halfway last time: what is gone needs no count.
           if (side === candidates && isUpswarmError(err, 'UPSWARM_E_NOT_FOUND')) continue

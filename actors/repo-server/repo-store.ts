@@ -5,6 +5,7 @@ import { mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../../infra/store/working-copy/atomic.ts'
 import { BlobStore } from '../../infra/store/blob-store.ts'
+import { PackStore } from '../../infra/store/pack-store.ts'
 import { blobsOf, decodeSelfSigned, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 
 export interface RepoState {
@@ -61,7 +62,8 @@ export class RepoStore {
 
   constructor(dir: string) {
     this.dir = dir
-    this.blobs = new BlobStore(join(dir, 'blobs'))
+    // Issue 13 item 4: units of format-2 packs are served from the packs they came in.
+    this.blobs = new BlobStore(join(dir, 'blobs'), new PackStore(join(dir, 'packs')))
     this.tmpDir = join(dir, 'tmp')
   }
 
@@ -71,6 +73,7 @@ export class RepoStore {
    */
   async open(): Promise<void> {
     await mkdir(join(this.dir, 'releases'), { recursive: true })
+    await this.blobs.packs!.open()
     try {
       this.state = JSON.parse(await readFile(join(this.dir, 'state.json'), 'utf8')) as RepoState
     } catch {

@@ -36,6 +36,8 @@ const ReleaseSchema = z.object({
   stats: z.object({ files: Count, bytes: Count, nodes: Count }),
   chunker: ChunkerSchema,
   deltas: z.array(z.string().regex(HEX64)).max(256).optional(),
+  // §1.9 (issue 13 item 4): the pack-list node naming the packs that hold this release's small units.
+  packs: z.string().regex(HEX64).optional(),
   v1: z.string().regex(HEX64).optional(),
   staged: z.boolean().optional(),
   critical: z.array(z.string()).optional(),
@@ -43,7 +45,7 @@ const ReleaseSchema = z.object({
   // format-1 history starts its format-2 chain at its next revision (docs/formats.md §2.2). Every
   // later one names its predecessor (appendRelease2 and checkReleaseChain hold them to it).
 }).refine((r) => r.rev > 1 || r.parent === undefined, { message: 'r1 has no parent', path: ['parent'] })
-const RELEASE_FIELDS = ['type', 'format', 'product', 'rev', 'parent', 'label', 'createdAt', 'root', 'tree', 'stats', 'chunker', 'deltas', 'v1', 'staged', 'critical']
+const RELEASE_FIELDS = ['type', 'format', 'product', 'rev', 'parent', 'label', 'createdAt', 'root', 'tree', 'stats', 'chunker', 'deltas', 'packs', 'v1', 'staged', 'critical']
 export type Release = z.infer<typeof ReleaseSchema>
 
 export interface SignedRelease2 {
@@ -114,6 +116,7 @@ export interface ReleaseDraft {
   stats: { files: number; bytes: number; nodes: number }
   chunker?: Release['chunker']
   deltas?: string[]
+  packs?: string
   v1?: string
   staged?: boolean
 }
@@ -124,6 +127,7 @@ export function signRelease(d: ReleaseDraft, keys: PublisherKey[]): { bytes: Buf
     type: 'release', format: SIGNED_FORMAT, product: d.product, rev: d.rev, ...(d.parent ? { parent: d.parent } : {}),
     ...(d.label !== undefined ? { label: d.label } : {}), createdAt: timeString(d.createdAtMs), root: d.root, tree: d.tree,
     stats: d.stats, chunker: d.chunker ?? { ...DEFAULT_CHUNKER }, ...(d.deltas?.length ? { deltas: d.deltas } : {}),
+    ...(d.packs ? { packs: d.packs } : {}),
     ...(d.v1 ? { v1: d.v1 } : {}), ...(d.staged ? { staged: true } : {}),
   }
   const env = signEnvelope(signed, keys)

@@ -14,12 +14,14 @@ import { encodeToBytes, strictDecoding, type State, type WireEncoder } from '../
 export const NODE_FORMAT = 2
 /** Every node: at most 1 MiB encoded (§4: a `nodes` reply of several stays under the 8 MiB cap). */
 export const NODE_MAX_BYTES = 1024 * 1024
-export const NODE_TYPES = { dir: 0, dirParts: 1, chunkList: 2, deltaIndex: 3 } as const
+export const NODE_TYPES = { dir: 0, dirParts: 1, chunkList: 2, deltaIndex: 3, packList: 4 } as const
 export const DIR_MAX_ENTRIES = 4096
 export const DIR_PARTS_MAX = 3072
 export const CHUNK_LIST_MAX = 16384
 export const DELTA_INDEX_MAX = 8192
 export const INLINE_CHUNKS_MAX = 16
+/** Packs one pack-list node names (§1.9, issue 13 item 4). */
+export const PACK_LIST_MAX = 16384
 export const EXT_MAX_BYTES = 4096
 const KINDS = ['file', 'dir', 'symlink'] as const
 const MAX_MODE = 0o7777
@@ -53,7 +55,10 @@ export interface DirPartsNode { type: 'dirParts'; parts: DirPart[]; ext?: Ext[] 
 export interface ChunkListNode { type: 'chunkList'; level: 0 | 1; chunks: ChunkRef[]; ext?: Ext[] }
 export interface DeltaRef { target: string; base: string; delta: string; length: number; codec: number }
 export interface DeltaIndexNode { type: 'deltaIndex'; deltas: DeltaRef[]; ext?: Ext[] }
-export type TreeNode = DirNode | DirPartsNode | ChunkListNode | DeltaIndexNode
+/** §1.9: a pack by its id (the SHA-256 of its header), its size and how many units it holds. */
+export interface PackRef { pack: string; bytes: number; units: number }
+export interface PackListNode { type: 'packList'; packs: PackRef[]; ext?: Ext[] }
+export type TreeNode = DirNode | DirPartsNode | ChunkListNode | DeltaIndexNode | PackListNode
 
 /** Extension tags a reader of this version knows (none yet); an unknown odd tag refuses the node. */
 const KNOWN_EXT_TAGS = new Set<number>()
@@ -181,6 +186,14 @@ const nodeEncoder: WireEncoder<TreeNode> = {
           c.uint.preencode(s, d.codec)
         }
         break
+      case 'packList':
+        c.uint.preencode(s, n.packs.length)
+        for (const p of n.packs) {
+          s.end += 32
+          c.uint.preencode(s, p.bytes)
+          c.uint.preencode(s, p.units)
+        }
+        break
     }
     extPre(s, n.ext)
   },
@@ -213,6 +226,14 @@ const nodeEncoder: WireEncoder<TreeNode> = {
           c.fixed32.encode(s, rawOf(d.delta, 32, 'delta'))
           c.uint.encode(s, d.length)
           c.uint.encode(s, d.codec)
+        }
+        break
+      case 'packList':
+        c.uint.encode(s, n.packs.length)
+        for (const p of n.packs) {
+          c.fixed32.encode(s, rawOf(p.pack, 32, 'pack'))
+          c.uint.encode(s, p.bytes)
+          c.uint.encode(s, p.units)
         }
         break
     }
@@ -378,6 +399,20 @@ export function decodeNode(bytes: Uint8Array, opts: { top?: boolean; where?: str
           deltas.push({ target, base, delta, length, codec })
         }
         return { type: 'deltaIndex', deltas, ...optExt(extDec(s, 'node')) }
+      }
+      case NODE_TYPES.packList: {
+        const n = uintAtMost(s, PACK_LIST_MAX, 'packs')
+        if (n < 1) throw new TreeNodeError(`${what}: an empty pack list`)
+        const packs: PackRef[] = []
+        for (let i = 0; i < n; i++) {
+          const pack = hexOf(fixed(s, 32, `pack ${i}`))
+          const bytes = uintAtMost(s, Number.MAX_SAFE_INTEGER, `pack ${i}: bytes`)
+          const units = uintAtMost(s, 0xffffffff, `pack ${i}: units`)
+          if (units < 1) throw new TreeNodeError(`${what}: pack ${i} holds no unit`)
+          if (i > 0 && packs[i - 1]!.pack >= pack) throw new TreeNodeError(`${what}: pack ${i} out of order (sorted by id, each once)`)
+          packs.push({ pack, bytes, units })
+        }
+        return { type: 'packList', packs, ...optExt(extDec(s, 'node')) }
       }
       default:
         throw new TreeNodeError(`${what}: unknown node type ${type}`)

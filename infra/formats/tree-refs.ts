@@ -12,6 +12,8 @@ export interface ReleaseRefs {
   tree: string
   /** Its delta-index nodes (the release's `deltas`). */
   deltas?: readonly string[] | undefined
+  /** Its pack-list node (issue 13 item 4): the list and every pack it names are kept alive by it. */
+  packs?: string | undefined
 }
 
 /**
@@ -55,8 +57,12 @@ export async function addReleaseRefs(release: ReleaseRefs, get: (hash: string) =
       case 'deltaIndex':
         for (const d of node.deltas) into.add(d.delta)
         return
+      case 'packList':
+        for (const p of node.packs) into.add(p.pack)
+        return
     }
   }
   await walk(release.tree, true)
   for (const index of release.deltas ?? []) await walk(index, false)
+  if (release.packs) await walk(release.packs, false)
 }

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Transform } from 'node:stream'
 import { UpswarmError } from '../errors.ts'
+import type { PackStore } from './pack-store.ts'
 
 const HEX64 = /^[0-9a-f]{64}$/
 /** Read handles kept open for blobs being served piece by piece. */
@@ -38,8 +39,12 @@ export class BlobStore {
   /** Open read handles by blob, least recently used first (a blob is immutable once stored). */
   private readonly handles = new Map<string, CachedHandle>()
 
-  constructor(root: string) {
+  /** Issue 13 item 4: a repository server's packs; a unit in one of them is held like a loose blob. */
+  packs: PackStore | undefined
+
+  constructor(root: string, packs?: PackStore) {
     this.root = root
+    this.packs = packs
   }
 
   path(sha256: string): string {
@@ -75,6 +80,7 @@ export class BlobStore {
   }
 
   async has(sha256: string): Promise<boolean> {
+    if (this.packs?.locate(sha256)) return true
     try {
       await stat(this.path(sha256))
       return true
@@ -84,6 +90,8 @@ export class BlobStore {
   }
 
   async size(sha256: string): Promise<number | undefined> {
+    const packed = this.packs?.locate(sha256)
+    if (packed) return packed.length
     try {
       return (await stat(this.path(sha256))).size
     } catch {
@@ -182,6 +190,7 @@ export class BlobStore {
    * Serving a blob piece by piece reuses one open handle (no stat, open and close per piece).
    */
   async readRangeIfPresent(sha256: string, offset: number, length: number): Promise<Buffer | null> {
+    if (this.packs?.locate(sha256)) return this.packs.read(sha256, offset, length)
     const handle = await this.acquire(sha256)
     if (!handle) return null
     try {
@@ -249,14 +258,18 @@ export class BlobStore {
 
   /** Closes the read handles kept open for serving (those in use, after their read). */
   closeHandles(): void {
+    this.packs?.close()
     for (const sha of [...this.handles.keys()]) this.dropHandle(sha)
   }
 
   createReadStream(sha256: string, start?: number, end?: number): NodeJS.ReadableStream {
+    const packed = this.packs?.createReadStream(sha256, start, end)
+    if (packed) return packed
     return createReadStream(this.path(sha256), { start, end, highWaterMark: 1024 * 1024 })
   }
 
   async remove(sha256: string): Promise<void> {
+    await this.packs?.forget(sha256)
     this.dropHandle(sha256)
     await rm(this.path(sha256), { force: true })
   }

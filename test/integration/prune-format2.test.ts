@@ -14,6 +14,7 @@ import { appendRoot } from '../../infra/formats/meta-stream.ts'
 import { readRelease2 } from '../../infra/formats/release-stream.ts'
 import { rootBody, rootText, signRoot } from '../../infra/formats/root.ts'
 import { addReleaseRefs } from '../../infra/formats/tree-refs.ts'
+import { readPackList } from '../../infra/formats/pack-objects.ts'
 import { getNodeObject } from '../../infra/formats/tree-objects.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { openRepository } from '../../infra/nats/resources.ts'
@@ -92,6 +93,21 @@ describe('prune of format 2', { timeout: 240_000 }, () => {
     const only12 = [...new Set([...r1, ...r2])].filter((h) => !r3.has(h))
     // a1, b1, the delta b1 → b2, its index, and the top nodes of r1 and r2 at least.
     expect(only12.length).toBeGreaterThanOrEqual(6)
+    // Issue 13 item 4: a formats [2] product packs its small units, so some references are units
+    // inside packs (no object of their own) and some are the packs and pack lists themselves.
+    const isObject = async (h: string): Promise<boolean> => !!(await os.info(h).then((i) => i && !i.deleted))
+    const objects12 = (await Promise.all(only12.map(async (h) => ((await isObject(h)) ? [h] : [])))).flat()
+    const objects3 = (await Promise.all([...r3].map(async (h) => ((await isObject(h)) ? [h] : [])))).flat()
+    const packs = async (rev: number): Promise<string[]> => (await readPackList(os, (await readRelease2(admin, product, rev))!.signed.release.packs!)).map((p) => p.pack)
+    // r1's file pack holds s, which r3 still uses: it stays; the packs of r1's and r2's deltas
+    // (b1 compressed, b1 → b2) are theirs alone: they go.
+    const [packs1, packs2, packs3] = [await packs(1), await packs(2), await packs(3)]
+    expect(packs3.filter((p) => packs1.includes(p))).toHaveLength(1)
+    const deltaPacks = [...packs1, ...packs2].filter((p) => !packs3.includes(p))
+    expect(deltaPacks.length).toBeGreaterThan(0)
+    expect(objects12).toEqual(expect.arrayContaining(deltaPacks))
+    const units12 = only12.filter((h) => !objects12.includes(h) && !packs2.includes(h))
+    expect(units12.length).toBeGreaterThanOrEqual(3) // a1, b1 and the delta b1 → b2, packed
 
     const startServer = async (id: string): Promise<RepoServer> => {
       const server = await startRepoServer({ nc: await connect(id, 'server'), id, dataDir: join(dir.path, id), trust: await new TrustStore(trust).ready() })
@@ -100,24 +116,28 @@ describe('prune of format 2', { timeout: 240_000 }, () => {
     }
     const before = await startServer('early')
     await waitFor(before.actor, () => before.meta.store.synced[product] === 3, { timeout: 60_000 })
-    for (const h of only12) expect(await before.store.blobs.has(h)).toBe(true)
+    // Units and nodes are held (units from the packs they came in); packs are containers, not units.
+    const served12 = only12.filter((h) => !packs1.includes(h) && !packs2.includes(h))
+    for (const h of served12) expect(await before.store.blobs.has(h)).toBe(true)
 
     const dry = await prune({ nc: admin, product, keep: 1, dryRun: true })
-    expect(dry).toMatchObject({ newest: 3, through: 2, blobs: only12.length })
+    expect(dry).toMatchObject({ newest: 3, through: 2, blobs: objects12.length })
     const done = await prune({ nc: admin, product, keep: 1 })
-    expect(done).toMatchObject({ newest: 3, through: 2, blobs: only12.length, recordSeq: expect.any(Number) })
-    for (const h of only12) expect(await os.info(h).then((i) => !i || i.deleted)).toBe(true)
-    for (const h of r3) expect((await os.info(h))?.deleted).toBe(false)
+    expect(done).toMatchObject({ newest: 3, through: 2, blobs: objects12.length, recordSeq: expect.any(Number) })
+    for (const h of objects12) expect(await isObject(h)).toBe(false)
+    for (const h of objects3) expect(await isObject(h)).toBe(true)
 
-    // The server that held them drops its copies at its next look at the prune records.
-    await expect.poll(async () => (await Promise.all(only12.map((h) => before.store.blobs.has(h)))).filter(Boolean).length, { timeout: 60_000, interval: 200 }).toBe(0)
-    for (const h of r3) expect(await before.store.blobs.has(h)).toBe(true)
+    // The server that held them drops its copies at its next look at the prune records: units only
+    // r1/r2 reference are no longer served, though r1's pack stays on its disk for s.
+    await expect.poll(async () => (await Promise.all(served12.map((h) => before.store.blobs.has(h)))).filter(Boolean).length, { timeout: 60_000, interval: 200 }).toBe(0)
+    const served3 = [...r3].filter((h) => !packs3.includes(h))
+    for (const h of served3) expect(await before.store.blobs.has(h)).toBe(true)
 
     // A server started now syncs r3 whole and r1/r2 as documents only, parking nothing.
     const after = await startServer('late')
     await waitFor(after.actor, () => after.meta.store.synced[product] === 3, { timeout: 60_000 })
-    for (const h of r3) expect(await after.store.blobs.has(h)).toBe(true)
-    for (const h of only12) expect(await after.store.blobs.has(h)).toBe(false)
+    for (const h of served3) expect(await after.store.blobs.has(h)).toBe(true)
+    for (const h of served12.filter((x) => !units12.includes(x))) expect(await after.store.blobs.has(h)).toBe(false)
     expect(after.meta.store.isPruned(product, 2)).toBe(true)
     expect(after.store.parked).toEqual([])
     // A second prune finds nothing more to do.
