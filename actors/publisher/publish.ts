@@ -22,7 +22,7 @@ import {
   type Entry, type Manifest, type SignedRelease,
 } from '../../infra/release/manifest.ts'
 import { REV_HEADER, readReleaseChain, type SkippedMessage } from '../../infra/release/release-log.ts'
-import { scanTree } from '../../infra/release/scan.ts'
+import { readSmall, scanTree } from '../../infra/release/scan.ts'
 import { loadTrust, pinProduct, pinnedElsewhere, trustedKeys } from '../../infra/release/trust.ts'
 import { newestRoot } from '../../infra/formats/meta-stream.ts'
 import { productKeys } from '../../infra/formats/root.ts'
@@ -30,10 +30,10 @@ import { DEFAULT_CHUNKER, signRelease } from '../../infra/formats/release.ts'
 import { appendRelease2, newestRelease2 } from '../../infra/formats/release-stream.ts'
 import { buildTree } from '../../infra/formats/tree-builder.ts'
 import { makeDeltas, type DeltaSet } from './deltas.ts'
-import { packListNode, readPackIndex, uploadPacks, type PackIndex } from '../../infra/formats/pack-objects.ts'
+import { packListNode, readPackIndex, uploadPacks, type PackIndex, type UnitSource } from '../../infra/formats/pack-objects.ts'
 import { PACK_UNIT_MAX } from '../../infra/formats/pack.ts'
 import type { PackRef } from '../../infra/formats/tree-node.ts'
-import { readFile } from 'node:fs/promises'
+import { mark } from '../../infra/timings.ts'
 import { format1Entries, uploadNodes, walkStoredTree } from '../../infra/formats/tree-objects.ts'
 import { timeString } from '../../infra/formats/envelope.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
@@ -181,8 +181,13 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
       upload: fromPromise(async ({ input }: { input: { tree: ScannedTree } }) => {
         lease.current ??= await acquirePublishLease(opts.nc, `publish ${product}`, opts.onWaitingForPrune ? { onWaiting: opts.onWaitingForPrune } : {})
         if (packed) {
-          const { packs, newPacks, blobs } = await uploadPacked(os, await packIndex(), input.tree.entries, input.tree.files, opts.onProgress)
+          mark('publish: scanned')
+          const previous = await packIndex()
+          mark('publish: previous packs read')
+          const { packs, newPacks, blobs } = await uploadPacked(os, previous, input.tree.entries, input.tree.files, input.tree.tree2!.nodes, opts.onProgress)
+          mark('publish: packs uploaded')
           const nodes = await uploadNodes(os, input.tree.tree2!.nodes)
+          mark('publish: nodes uploaded')
           return { ...blobs, newNodes: nodes.newNodes, packs, newPacks }
         }
         const blobs = await uploadBlobs(os, input.tree.entries, input.tree.files, opts.onProgress)
@@ -479,10 +484,20 @@ async function uploadPacked(
   previous: PackIndex,
   entries: Entry[],
   files: Map<string, string>,
+  nodes: ReadonlyMap<string, Uint8Array>,
   onProgress: PublishOptions['onProgress'],
 ): Promise<{ packs: PackRef[]; newPacks: number; blobs: { newBlobs: number; newBytes: number } }> {
   const used = new Set<string>()
-  const toPack = new Map<string, { sha256: string; length: number; abs: string }>()
+  const toPack = new Map<string, UnitSource>()
+  // The tree's nodes are packed too (they stay objects of their own as well, for the walks of the
+  // publisher and of prune): a server then reads a release's whole tree from the packs it copied
+  // instead of one object store request per node.
+  for (const [hash, bytes] of nodes) {
+    const held = previous.unitPack.get(hash)
+    if (held) used.add(held)
+    else toPack.set(hash, { sha256: hash, length: bytes.length, what: `tree node ${hash}`, read: async () => Buffer.from(bytes) })
+  }
+  let fileUnits = 0
   const large: Entry[] = []
   for (const e of entries) {
     if (e.kind !== 'file') continue
@@ -492,15 +507,18 @@ async function uploadPacked(
     }
     const held = previous.unitPack.get(e.sha256)
     if (held) used.add(held)
-    else if (!toPack.has(e.sha256)) toPack.set(e.sha256, { sha256: e.sha256, length: e.size, abs: files.get(e.path)! })
+    else if (!toPack.has(e.sha256)) {
+      const abs = files.get(e.path)!
+      toPack.set(e.sha256, { sha256: e.sha256, length: e.size, what: abs, read: async () => readSmall(abs, e.size) })
+      fileUnits++
+    }
   }
   const blobs = await uploadBlobs(os, large, files, onProgress)
   const total = toPack.size
-  const put = await uploadPacks(os, [...toPack.values()].map((u) => ({ sha256: u.sha256, length: u.length, what: u.abs, read: () => readFile(u.abs) })),
-    (done, bytes) => onProgress?.({ phase: 'upload', done, total, bytes }))
+  const put = await uploadPacks(os, [...toPack.values()], (done, bytes) => onProgress?.({ phase: 'upload', done, total, bytes }))
   return {
     packs: [...[...used].map((p) => previous.refs.get(p)!), ...put.refs],
     newPacks: put.newPacks,
-    blobs: { newBlobs: blobs.newBlobs + toPack.size, newBytes: blobs.newBytes + put.newBytes },
+    blobs: { newBlobs: blobs.newBlobs + fileUnits, newBytes: blobs.newBytes + put.newBytes },
   }
 }

@@ -10,6 +10,7 @@ import type { ObjectStore } from '@nats-io/obj'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { createActor, fromPromise, type Actor } from 'xstate'
 import { UpswarmError, errorMessage } from '../../infra/errors.ts'
+import { mark } from '../../infra/timings.ts'
 import { keyIdOf, validSigners } from '../../infra/formats/envelope.ts'
 import { readFresh, readRoots } from '../../infra/formats/meta-stream.ts'
 import { NODES_MAX_REPLY, encodeNodesReply, type MetaRequest, type NodesRequest } from '../../infra/formats/meta-wire.ts'
@@ -152,7 +153,9 @@ export async function startMetaSync(opts: MetaSyncOptions): Promise<MetaSync> {
         await copyPack(ref.pack, `object store (meta seq ${release.seq}, pack ${ref.pack.slice(0, 16)}…)`, signal)
       }
     }
+    mark(`server ${id}: packs of r${rev} copied`)
     const walked = await walkReachable(tree, (hash) => node(hash))
+    mark(`server ${id}: tree of r${rev} walked`)
     const files = walked.entries.filter((e) => e.kind === 'file')
     const bytes = files.reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0)
     if (files.length !== stats.files || bytes !== stats.bytes || walked.nodes.size !== stats.nodes) {
@@ -177,6 +180,7 @@ export async function startMetaSync(opts: MetaSyncOptions): Promise<MetaSync> {
       }
       indexes.push(hash)
     }
+    mark(`server ${id}: units and deltas of r${rev} checked`)
     await store.record(release.seq, { text, signed }, [...walked.nodes.keys(), ...indexes])
     return { kept: true }
   }

@@ -110,27 +110,69 @@ export interface FileChunks extends FileHashes {
  * holds more than one read buffer.
  */
 export async function chunkFile(path: string, params: ChunkerParams, pieceSize = PIECE_SIZE): Promise<FileChunks> {
-  const hasher = new FileHasher(pieceSize)
-  const cdc = new FastCdc(params)
-  const chunks: ChunkRef[] = []
-  let chunk = createHash('sha256')
-  let chunkLen = 0
-  for await (const data of createReadStream(path, { highWaterMark: pieceSize })) {
-    const buf = data as Buffer
-    hasher.update(buf)
+  const c = new ChunkingHasher(params, pieceSize)
+  for await (const data of createReadStream(path, { highWaterMark: pieceSize })) c.update(data as Buffer)
+  return c.digest()
+}
+
+/** chunkFile over bytes already in memory (a small file read whole). */
+export function chunkBuffer(buf: Buffer, params: ChunkerParams, pieceSize = PIECE_SIZE): FileChunks {
+  const c = new ChunkingHasher(params, pieceSize)
+  c.update(buf)
+  return c.digest()
+}
+
+/** The state of chunkFile's one pass, fed buffer by buffer. */
+class ChunkingHasher {
+  private readonly hasher: FileHasher
+  private readonly cdc: FastCdc
+  private readonly chunks: ChunkRef[] = []
+  private chunk = createHash('sha256')
+  private chunkLen = 0
+
+  constructor(private readonly params: ChunkerParams, pieceSize: number) {
+    this.hasher = new FileHasher(pieceSize)
+    this.cdc = new FastCdc(params)
+  }
+
+  update(buf: Buffer): void {
+    this.hasher.update(buf)
+    // A file of at most `whole` bytes is one unit: its chunks are never used.
+    if (this.hasher.size > this.params.whole) this.cut(buf)
+    else this.pendingSmall.push(buf)
+  }
+
+  /** Buffers of a file that may still turn out to be one unit (cut only once it passes `whole`). */
+  private pendingSmall: Buffer[] = []
+
+  private cut(buf: Buffer): void {
+    if (this.pendingSmall.length) {
+      const before = this.pendingSmall
+      this.pendingSmall = []
+      for (const b of before) this.cutOne(b)
+    }
+    this.cutOne(buf)
+  }
+
+  private cutOne(buf: Buffer): void {
     let start = 0
-    cdc.push(buf, (end) => {
-      chunk.update(buf.subarray(start, end))
-      chunks.push({ length: chunkLen + end - start, sha256: chunk.digest('hex'), zlen: 0 })
-      chunk = createHash('sha256')
-      chunkLen = 0
+    this.cdc.push(buf, (end) => {
+      this.chunk.update(buf.subarray(start, end))
+      this.chunks.push({ length: this.chunkLen + end - start, sha256: this.chunk.digest('hex'), zlen: 0 })
+      this.chunk = createHash('sha256')
+      this.chunkLen = 0
       start = end
     })
-    chunk.update(buf.subarray(start))
-    chunkLen += buf.length - start
+    this.chunk.update(buf.subarray(start))
+    this.chunkLen += buf.length - start
   }
-  if (chunkLen > 0) chunks.push({ length: chunkLen, sha256: chunk.digest('hex'), zlen: 0 })
-  const out: FileChunks = hasher.digest()
-  if (out.size > params.whole) out.chunks = chunks
-  return out
+
+  digest(): FileChunks {
+    const out: FileChunks = this.hasher.digest()
+    if (out.size > this.params.whole) {
+      if (this.chunkLen > 0) this.chunks.push({ length: this.chunkLen, sha256: this.chunk.digest('hex'), zlen: 0 })
+      out.chunks = this.chunks
+    }
+    return out
+  }
 }

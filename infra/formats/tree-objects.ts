@@ -11,6 +11,9 @@ import type { Entry } from '../release/manifest.ts'
 import { NODE_MAX_BYTES, decodeNode, nodeHash } from './tree-node.ts'
 import { walkTree, type WalkedEntry } from './tree-builder.ts'
 
+/** Node uploads in flight. */
+const NODE_UPLOADS = 16
+
 /** Uploads the nodes (or other objects named by their SHA-256: deltas) the store does not hold yet; returns how many (and bytes) were new. */
 export async function uploadNodes(os: ObjectStore, nodes: ReadonlyMap<string, Uint8Array>, onDone?: (done: number) => void): Promise<{ newNodes: number; newBytes: number }> {
   const todo = [...nodes]
@@ -30,7 +33,8 @@ export async function uploadNodes(os: ObjectStore, nodes: ReadonlyMap<string, Ui
       onDone?.(++done)
     }
   }
-  await Promise.all([worker(), worker(), worker(), worker()])
+  // Each node is two round trips (lookup, put) of a few milliseconds: many in flight (issue 13 item 4).
+  await Promise.all(Array.from({ length: NODE_UPLOADS }, worker))
   return { newNodes, newBytes }
 }
 
