@@ -39,6 +39,8 @@ async function gitCommit(src: string, gitDir: string): Promise<number> {
     execFile('git', args, { env, maxBuffer: 64 * MiB }, (err) => (err ? reject(err) : resolve()))
   })
   await run(['init', '-q'])
+  // No background `gc --auto` after the commit (it would still be writing when the bench cleans up).
+  await run(['config', 'gc.auto', '0'])
   const t = performance.now()
   await run(['add', '-A'])
   await run(['commit', '-q', '-m', 'bench'])

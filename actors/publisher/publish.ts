@@ -184,10 +184,11 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
           mark('publish: scanned')
           const previous = await packIndex()
           mark('publish: previous packs read')
-          const { packs, newPacks, blobs } = await uploadPacked(os, previous, input.tree.entries, input.tree.files, input.tree.tree2!.nodes, opts.onProgress)
-          mark('publish: packs uploaded')
-          const nodes = await uploadNodes(os, input.tree.tree2!.nodes)
-          mark('publish: nodes uploaded')
+          // The nodes as objects of their own and the packs are independent: side by side.
+          const [{ packs, newPacks, blobs }, nodes] = await Promise.all([
+            uploadPacked(os, previous, input.tree.entries, input.tree.files, input.tree.tree2!.nodes, opts.onProgress).finally(() => mark('publish: packs uploaded')),
+            uploadNodes(os, input.tree.tree2!.nodes).finally(() => mark('publish: nodes uploaded')),
+          ])
           return { ...blobs, newNodes: nodes.newNodes, packs, newPacks }
         }
         const blobs = await uploadBlobs(os, input.tree.entries, input.tree.files, opts.onProgress)

@@ -147,11 +147,17 @@ export async function startMetaSync(opts: MetaSyncOptions): Promise<MetaSync> {
     if (signed.release.packs) {
       const list = checkedNode(signed.release.packs, await node(signed.release.packs, ', pack list'), false, `pack list of r${rev} of ${product}`)
       if (list.type !== 'packList') return { kept: false, reason: `${where}: release r${rev} of ${product} names ${signed.release.packs} as its pack list; it is a ${list.type} node` }
-      for (const ref of list.packs) {
-        if (!blobs.packs || blobs.packs.hasPack(ref.pack)) continue
-        signal.throwIfAborted()
-        await copyPack(ref.pack, `object store (meta seq ${release.seq}, pack ${ref.pack.slice(0, 16)}…)`, signal)
+      // Two packs at a time: one stream from the object store leaves the disk and the cluster idle between chunks.
+      const todo = list.packs.filter((ref) => blobs.packs && !blobs.packs.hasPack(ref.pack))
+      let next = 0
+      const copier = async (): Promise<void> => {
+        while (next < todo.length) {
+          const ref = todo[next++]!
+          signal.throwIfAborted()
+          await copyPack(ref.pack, `object store (meta seq ${release.seq}, pack ${ref.pack.slice(0, 16)}…)`, signal)
+        }
       }
+      await Promise.all([copier(), copier()])
     }
     mark(`server ${id}: packs of r${rev} copied`)
     const walked = await walkReachable(tree, (hash) => node(hash))

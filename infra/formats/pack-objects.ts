@@ -12,6 +12,8 @@ import { PACK_MAX_UNITS, PACK_TARGET_BYTES, PackReader, packHeader, type PackUni
 import { encodeNode, decodeNode, nodeHash, PACK_LIST_MAX, type PackRef } from './tree-node.ts'
 import { getNodeObject } from './tree-objects.ts'
 
+/** Packs uploaded at once: each streams its chunks one acknowledged publish after the other. */
+const PACK_UPLOADS = 3
 /** Object store chunks of a pack: 1 MiB messages rather than the default 128 KiB (fewer messages to replicate and ack). */
 const PACK_CHUNK_BYTES = 1024 * 1024
 
@@ -130,7 +132,7 @@ export async function uploadPacks(os: ObjectStore, units: readonly UnitSource[],
       onDone?.(unitsDone, bytesDone)
     }
   }
-  await Promise.all([worker(), worker()])
+  await Promise.all(Array.from({ length: PACK_UPLOADS }, worker))
   return { refs, newPacks, newBytes }
 }
 

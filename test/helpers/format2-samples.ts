@@ -39,6 +39,16 @@ export const SAMPLE_NODES: Record<string, { node: TreeNode; top?: boolean }> = {
       ],
     },
   },
+  // §1.9 (issue 13 item 4): the packs a release's small units are in.
+  'pack-list': {
+    node: {
+      type: 'packList',
+      packs: [
+        { pack: h('8'), bytes: 16_777_300, units: 4_000 },
+        { pack: h('9'), bytes: 70, units: 1 },
+      ],
+    },
+  },
 }
 
 export function sampleVectors(): Record<string, { hex: string; sha256: string }> {
