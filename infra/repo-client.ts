@@ -9,6 +9,7 @@ import { UpswarmError, isUpswarmError } from './errors.ts'
 import { proxySubject } from './nats/names.ts'
 import { request, requestJson } from './nats/request.ts'
 import { sha256Hex, PIECE_SIZE } from './release/hash.ts'
+import { NODES_MAX_HASHES, decodeNodesReply } from './formats/meta-wire.ts'
 import type { FileEntry } from './release/manifest.ts'
 import type { BlobStore } from './store/blob-store.ts'
 
@@ -177,6 +178,42 @@ export class RangeReader {
       }
     }
     throw lastErr
+  }
+
+  /**
+   * Issue 13 item 4: small units by the batch from the assigned server (its `units` request),
+   * each checked against its name by the reply's decoder (R-VERIFY). What the server does not hold,
+   * and everything when the server has no `units` request (an older release), is left out: the
+   * caller fetches those the per-file way. A reply that does not verify excludes the server.
+   */
+  async readUnits(hashes: readonly string[]): Promise<Map<string, Uint8Array>> {
+    const out = new Map<string, Uint8Array>()
+    let todo = [...new Set(hashes)]
+    while (todo.length > 0) {
+      const pending = this.current()
+      const a = await pending
+      const subject = a.rangeSubject.replace(/\.range$/, '.units')
+      const ask = todo.slice(0, NODES_MAX_HASHES)
+      let got: { nodes: Map<string, Uint8Array>; left: string[] }
+      try {
+        got = decodeNodesReply(await request(this.nc, subject, { hashes: ask }, this.timeoutMs), ask, `server ${a.server}`, 'units')
+      } catch (err) {
+        if (isUpswarmError(err, 'UPSWARM_E_PEER')) {
+          this.badPieces++
+          if (this.assignment === pending) {
+            this.excluded.push(a.server)
+            this.assignment = undefined
+          }
+        }
+        return out // the rest the per-file way
+      }
+      for (const [h, b] of got.nodes) out.set(h, b)
+      const left = new Set(got.left)
+      // Neither sent nor left: not held there. Sent nothing and left everything: stop asking.
+      if (got.nodes.size === 0) return out
+      todo = [...ask.filter((h) => left.has(h)), ...todo.slice(ask.length)]
+    }
+    return out
   }
 
   private async withdrawable(a: Assignment, range: { sha256: string; offset: number; length: number }, signal: AbortSignal): Promise<Uint8Array> {

@@ -25,7 +25,7 @@ import { formatSize, freeBytes, isDiskFull } from '../../infra/store/disk-space.
 import { serverSyncMachine, syncState, type PendingRelease, type SyncOutcome } from '../../machines/server-sync.machine.ts'
 import { RepoStore } from './repo-store.ts'
 import { startMetaSync, type MetaSync } from './meta-sync.ts'
-import { MetaRequest, NodesRequest } from '../../infra/formats/meta-wire.ts'
+import { MetaRequest, NODES_MAX_REPLY, NodesRequest, UNITS_MAX_BYTES, UnitsRequest, encodeNodesReply } from '../../infra/formats/meta-wire.ts'
 import { startSeed, type Seed } from './seed.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { MAX_RANGE } from '../../infra/repo-client.ts'
@@ -410,6 +410,25 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       meta: endpoint(repoSubject(id, 'meta'), MetaRequest, (req) => tracked(() => meta2.meta(req))),
       nodes: endpoint(repoSubject(id, 'nodes'), NodesRequest, (req) => tracked(async () => {
         const bytes = await meta2.nodes(req)
+        counters.bytesServed += bytes.length
+        return bytes
+      })),
+      // Issue 13 item 4: small units by the batch (a first install of many small files), in the
+      // order asked until the reply would pass NODES_MAX_REPLY; what is not held is left out.
+      units: endpoint(repoSubject(id, 'units'), UnitsRequest, ({ hashes }) => tracked(async () => {
+        const take: [string, number][] = []
+        let total = 0
+        let i = 0
+        for (; i < hashes.length; i++) {
+          const size = await store.blobs.size(hashes[i]!)
+          if (size === undefined || size > UNITS_MAX_BYTES) continue
+          if (take.length > 0 && total + size + 40 > NODES_MAX_REPLY) break
+          take.push([hashes[i]!, size])
+          total += size + 40
+        }
+        await uploads.takeInTurn(total)
+        const found = await Promise.all(take.map(async ([sha, size]) => [sha, await store.blobs.readRange(sha, 0, size)] as const))
+        const bytes = encodeNodesReply(found, hashes.slice(i))
         counters.bytesServed += bytes.length
         return bytes
       })),

@@ -82,6 +82,12 @@ export function serverSource(nc: NatsConnection, product: string): ReleaseSource
       stats.bytesFromServers += bytes.length
       return bytes
     },
+    async units(p, hashes) {
+      unitReader ??= client.rangeReader(p)
+      const got = await unitReader.readUnits(hashes)
+      for (const b of got.values()) stats.bytesFromServers += b.length
+      return got
+    },
     async unit(p, sha256, length, into, opts) {
       if (await into.has(sha256)) return { bytesFromServers: 0, bytesFromPeers: 0 }
       // One assignment for the run's units: a delta costs its bytes, not a proxy round trip too.

@@ -38,6 +38,11 @@ export class DeltaIndex {
     return this.byTarget.size
   }
 
+  /** Whether the release lists a delta (or a compressed copy) that makes this file. */
+  hasDeltaFor(sha256: string): boolean {
+    return this.byTarget.has(sha256)
+  }
+
   /**
    * Loads the delta-index nodes `release` names: held under .upswarm/nodes, else fetched with the
    * tree's `nodes` request, each checked against its name. A failure leaves the index empty (the

@@ -61,6 +61,8 @@ export class RunSession {
   from: number | undefined
   /** Blobs known to be in the history store with verified hashes. */
   readonly verified = new Set<string>()
+  /** Files staged by the download phase, made durable together before the apply (downloads.ts). */
+  readonly stagedFiles: string[] = []
   readonly inflight = new Map<string, Promise<unknown>>()
   /** Local blobs being re-hashed before they are staged (one check per blob). */
   readonly localChecks = new Map<string, Promise<boolean>>()

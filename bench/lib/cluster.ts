@@ -64,7 +64,7 @@ export async function startRepo(opts: { dir: string; servers: number; serverMaxU
         const stats = await requestJson<{ servers: { healthy: boolean; synced: Record<string, number>; synced2?: Record<string, number> }[] }>(nc, proxySubject('stats'), {})
         // Format 2 is copied by its own consumer (and with the deltas): a client reads it once every server holds it.
         const has = (s: { synced: Record<string, number>; synced2?: Record<string, number> }): boolean =>
-          (s.synced[product] ?? 0) >= rev && (!opts.formats?.includes(2) || (s.synced2?.[product] ?? 0) >= rev)
+          (!(opts.formats ?? [1]).includes(1) || (s.synced[product] ?? 0) >= rev) && (!opts.formats?.includes(2) || (s.synced2?.[product] ?? 0) >= rev)
         if (stats.servers.length >= opts.servers && stats.servers.every(has)) return
         if (Date.now() > deadline) throw new Error(`servers did not sync r${rev} within ${timeoutMs} ms`)
         await new Promise((r) => setTimeout(r, 200))

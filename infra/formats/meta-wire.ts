@@ -32,6 +32,19 @@ export const NodesRequest = z.object({
 })
 export type NodesRequest = z.infer<typeof NodesRequest>
 
+/**
+ * Issue 13 item 4: many small units (whole files of at most UNITS_MAX_BYTES) in one request to the
+ * assigned server, answered like `nodes` (same reply layout, same limits): a first install of many
+ * small files costs a request per 4 MiB instead of one per file. A unit the server does not hold is
+ * neither sent nor left: the client fetches it the per-file way.
+ */
+export const UnitsRequest = z.object({
+  hashes: z.array(z.string().regex(HEX64, 'unit hashes are 64 hex characters')).min(1).max(NODES_MAX_HASHES),
+})
+export type UnitsRequest = z.infer<typeof UnitsRequest>
+/** The largest unit a `units` request carries. */
+export const UNITS_MAX_BYTES = 1024 * 1024
+
 /** The nodes reply: `found` in the order asked, until the next would pass NODES_MAX_REPLY; the rest are `left`. */
 export function encodeNodesReply(found: ReadonlyArray<readonly [string, Uint8Array]>, left: readonly string[]): Buffer {
   const s = c.state()
@@ -54,22 +67,22 @@ export function encodeNodesReply(found: ReadonlyArray<readonly [string, Uint8Arr
 }
 
 /** Decodes a nodes reply; every node must hash to the name it comes with (R-VERIFY) and be one that was asked. */
-export function decodeNodesReply(bytes: Uint8Array, asked: readonly string[], where: string): { nodes: Map<string, Uint8Array>; left: string[] } {
+export function decodeNodesReply(bytes: Uint8Array, asked: readonly string[], where: string, what = 'nodes'): { nodes: Map<string, Uint8Array>; left: string[] } {
   const wanted = new Set(asked)
   const bad = (why: string): never => {
-    throw new UpswarmError('UPSWARM_E_PEER', `nodes reply from ${where}: ${why}`)
+    throw new UpswarmError('UPSWARM_E_PEER', `${what} reply from ${where}: ${why}`)
   }
   const s = { start: 0, end: bytes.length, buffer: bytes }
   const nodes = new Map<string, Uint8Array>()
   const left: string[] = []
   try {
     const count = c.uint.decode(s)
-    if (count > asked.length) bad(`${count} nodes for ${asked.length} hashes asked`)
+    if (count > asked.length) bad(`${count} ${what} for ${asked.length} hashes asked`)
     for (let i = 0; i < count; i++) {
       const hash = b4a.toString(c.fixed32.decode(s), 'hex')
       const node = c.uint8array.decode(s)
-      if (!wanted.has(hash)) bad(`node ${hash} was not asked for`)
-      if (node.length > NODE_MAX_BYTES || nodeHash(node) !== hash) bad(`node ${hash} does not hash to its name`)
+      if (!wanted.has(hash)) bad(`${hash} was not asked for`)
+      if (node.length > NODE_MAX_BYTES || nodeHash(node) !== hash) bad(`${hash} does not hash to its name`)
       nodes.set(hash, node)
     }
     const n = c.uint.decode(s)

@@ -4,7 +4,7 @@
 // sees a partial or unverified blob.
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, open, rename, rm, stat, copyFile, link, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, rename, rm, stat, copyFile, link, writeFile, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Transform } from 'node:stream'
@@ -126,6 +126,25 @@ export class BlobStore {
       await rm(tmp, { force: true })
       if (err instanceof UpswarmError) throw err
       throw new UpswarmError('UPSWARM_E_IO', `cannot store blob ${sha256} from ${where} in ${this.root}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  /**
+   * Issue 13 item 4: bytes the caller verified (size, SHA-1, SHA-256) into the store, through a
+   * temporary file and a rename but without an fsync of their own: for the working copy's history
+   * store, whose blobs a later run hashes again before it uses them (checkLocal), so one that a
+   * power loss left short is fetched again rather than used. Never for a server's store.
+   */
+  async putVerifiedBytes(sha256: string, bytes: Uint8Array): Promise<void> {
+    const final = this.path(sha256)
+    const tmp = this.tmpPath()
+    await this.ensureDir(dirname(tmp))
+    try {
+      await writeFile(tmp, bytes, { flag: 'wx' })
+      await this.moveIn(tmp, final)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw new UpswarmError('UPSWARM_E_IO', `cannot store blob ${sha256} in ${this.root}: ${(err as Error).message}`, { cause: err })
     }
   }
 

@@ -70,7 +70,7 @@ export class PackStore {
    * Streams a pack into the store, verifying it as it comes (PackReader); on any failure nothing is
    * kept and the error names the pack and `where`.
    */
-  async add(id: string, source: AsyncIterable<Uint8Array>, where: string): Promise<{ units: number; bytes: number }> {
+  async add(id: string, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, where: string): Promise<{ units: number; bytes: number }> {
     if (!HEX64.test(id)) throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `not a pack id: ${JSON.stringify(id.slice(0, 80))}`)
     if (this.hasPack(id)) return { units: 0, bytes: 0 }
     const tmp = join(this.dir, 'tmp', `${Date.now()}-${randomBytes(6).toString('hex')}`)
