@@ -194,20 +194,19 @@ const BATCH_IO = 32
  * batch does not bring (a server without `units`, a unit it lacks, one that did not verify) is
  * fetched the per-file way, as before. Files a delta or a compressed copy makes are left to it.
  */
-async function prefetchSmallFiles(session: RunSession, plan: RunPlan): Promise<number> {
+async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry | undefined>, min = BATCH_MIN): Promise<number> {
   const source = session.opts.source
   if (!source?.units) return 0
   const wanted = new Map<string, FileEntry>()
-  for (const t of plan.tasks) {
-    const e = t.facts.target
+  for (const e of entries) {
     if (e?.kind === 'file' && e.size <= BATCH_UNIT_MAX && !session.verified.has(e.sha256) && !session.deltas.hasDeltaFor(e.sha256)) wanted.set(e.sha256, e)
   }
-  if (wanted.size < BATCH_MIN) return 0
+  if (wanted.size < min) return 0
   const history = session.wc.history
   const all = [...wanted.values()]
   const held = await mapLimit(all, BATCH_IO, (e) => history.has(e.sha256))
   const todo = all.filter((_, i) => !held[i])
-  if (todo.length < BATCH_MIN) return 0
+  if (todo.length < min) return 0
   session.markNetworkUsed()
   const groups: FileEntry[][] = []
   let group: FileEntry[] = []
@@ -269,7 +268,7 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
 export async function downloadPlanned(session: RunSession, request: RunRequest, target: RunTarget, plan: RunPlan, run?: AnyActorRef): Promise<StagedSet> {
   await checkFreeSpace(session, plan)
   await mkdir(join(session.wc.layout.staging, 'new'), { recursive: true })
-  const batched = await prefetchSmallFiles(session, plan)
+  const batched = await prefetchSmallFiles(session, plan.tasks.map((t) => t.facts.target))
   mark('download: small files fetched by the batch')
   const machine = fileStatusMachine.provide({
     actors: {
@@ -319,6 +318,8 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
  * message per blob that could not be fetched. `run`, the update-run actor, is the download actors' parent in inspection.
  */
 export async function prefetchBlobs(session: RunSession, entries: FileEntry[], run?: AnyActorRef): Promise<string[]> {
+  // Small ones by the batch first, however few (the older revision's versions of the changed files).
+  await prefetchSmallFiles(session, entries, 1)
   const machine = wiredDownloadMachine(session)
   const problems: string[] = []
   let next = 0

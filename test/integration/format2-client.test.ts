@@ -16,6 +16,9 @@ import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { encodeEnvelope, signEnvelope, type Envelope } from '../../infra/formats/envelope.ts'
 import { appendRoot } from '../../infra/formats/meta-stream.ts'
 import { releaseIdOf } from '../../infra/formats/release.ts'
+import { newestRelease2 } from '../../infra/formats/release-stream.ts'
+import { RepoClient } from '../../infra/repo-client.ts'
+import { sha256Hex } from '../../infra/release/hash.ts'
 import { rootBody, rootText, signRoot, type SignedRoot } from '../../infra/formats/root.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
@@ -211,6 +214,60 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     expect(await readFile(join(wc, 'a/b3/new.txt'), 'utf8')).toBe('new\n')
     expect(await rollback(wc, { rev: 1 })).toEqual({ from: 2, to: 1, source: 'local' })
     await expect(readFile(join(wc, 'a/b3/new.txt'))).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('units (issue 13 item 4) — a first install of a packed release fetches its small files by the batch from the server\'s packs, each checked; one the batch lacks or brings wrong comes the per-file way', async () => {
+    const src = serverSource(clientNc, only2)
+    const calls = { units: 0, unitsAsked: 0, perFile: [] as string[] }
+    // Tampers with the first batch of an install only (its older revision's files come in a second one).
+    let tamper: 'none' | 'drop' | 'garble' = 'none'
+    const counted: ReleaseSource = {
+      ...src,
+      units: async (p, hashes) => {
+        calls.units++
+        calls.unitsAsked += hashes.length
+        const got = await src.units!(p, hashes)
+        const first = [...got.keys()].sort()[0]!
+        if (tamper === 'drop') got.delete(first)
+        if (tamper === 'garble') got.set(first, Buffer.from('not what the tree says'))
+        tamper = 'none'
+        return got
+      },
+      fetchBlob: (entry, into, o) => {
+        calls.perFile.push(entry.path)
+        return src.fetchBlob(entry, into, o)
+      },
+    }
+    // The release is format 2 only: its small files are in packs on the server, not blobs of their own.
+    expect((await newestRelease2(clientNc, only2))!.signed.release.packs).toMatch(/^[0-9a-f]{64}$/)
+    const wc = join(dir.path, 'wc-units')
+    const res = await init(wc, { product: only2, root: rootDoc(), source: counted })
+    expect(res).toMatchObject({ format: 2, checkedOut: 41 })
+    // 41 files of r2, then r1's version of the one file r2 changed (kept for an offline rollback): no file alone.
+    expect(calls).toEqual({ units: 2, unitsAsked: 42, perFile: [] })
+    expect(res.bytesFromServers).toBeGreaterThan(0)
+    expect((await status(wc, { source: src })).files.filter((f) => f.status !== 'current')).toEqual([])
+
+    // The same, with one unit missing from the batch and then one whose bytes are wrong: that file
+    // (and only it) is fetched alone, and verified, and the working copy is the release.
+    for (const how of ['drop', 'garble'] as const) {
+      tamper = how
+      calls.units = 0
+      calls.unitsAsked = 0
+      calls.perFile = []
+      const other = join(dir.path, `wc-units-${how}`)
+      expect(await init(other, { product: only2, root: rootDoc(), source: counted })).toMatchObject({ format: 2, checkedOut: 41 })
+      expect(calls.units).toBe(2)
+      expect(calls.perFile).toHaveLength(1)
+      expect((await status(other, { source: src })).files.filter((f) => f.status !== 'current')).toEqual([])
+    }
+
+    // The server's side: held units come back, a hash it does not hold is neither sent nor left.
+    const reader = new RepoClient(clientNc).rangeReader(only2)
+    const held = await Promise.all(['a/b0/f0.txt', 'a/b1/f1.txt'].map(async (path) => sha256Hex(await readFile(join(wc, path)))))
+    const got = await reader.readUnits([...held, 'f'.repeat(64)])
+    expect([...got.keys()].sort()).toEqual([...held].sort())
+    for (const h of held) expect(sha256Hex(Buffer.from(got.get(h)!))).toBe(h)
   })
 
   it('deltas (issue 15) — an edited text file, a changed binary and a new text file come as deltas or compressed and are rebuilt byte for byte; a rotten base is discarded with a warning and its file fetched whole', async () => {
