@@ -17,10 +17,11 @@ import { runStartupBench, STARTUP_DEFAULTS, type StartupBenchOptions } from './s
 import { METADATA_DEFAULTS, runMetadataBench, type MetadataBenchOptions } from './metadata.ts'
 import { DAEMON_DEFAULTS, runDaemonBench, type DaemonBenchOptions } from './daemon.ts'
 import { PUBLISH2_DEFAULTS, runPublish2Bench, type Publish2BenchOptions } from './publish2.ts'
+import { INSTALL_DEFAULTS, runInstallBench, type InstallBenchOptions } from './install.ts'
 import { META_DEFAULTS, runMetaBench, type MetaBenchOptions } from './meta.ts'
 import { runSitesBench, SITES_DEFAULTS, type SitesBenchOptions } from './sites.ts'
 
-export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata', 'daemon', 'publish2', 'meta', 'sites'] as const
+export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata', 'daemon', 'publish2', 'install', 'meta', 'sites'] as const
 export type BenchName = (typeof BENCHES)[number]
 
 interface Plan {
@@ -33,6 +34,7 @@ interface Plan {
   metadata: MetadataBenchOptions
   daemon: DaemonBenchOptions
   publish2: Publish2BenchOptions
+  install: InstallBenchOptions
   meta: MetaBenchOptions
   sites: SitesBenchOptions
 }
@@ -50,6 +52,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     metadata: { sizes: [10_000] },
     daemon: { ...DAEMON_DEFAULTS, settle: 2, idleSeconds: 5, updateMiB: 8, fileMiB: 4 },
     publish2: { files: 500 },
+    install: { files: 200 },
     meta: { sizes: [2_000] },
     sites: { ...SITES_DEFAULTS, clients: 2, mib: 2 },
   },
@@ -63,6 +66,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     metadata: METADATA_DEFAULTS,
     daemon: DAEMON_DEFAULTS,
     publish2: PUBLISH2_DEFAULTS,
+    install: INSTALL_DEFAULTS,
     meta: META_DEFAULTS,
     sites: SITES_DEFAULTS,
   },
@@ -76,6 +80,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     metadata: METADATA_DEFAULTS,
     daemon: { ...DAEMON_DEFAULTS, updateMiB: 1024, fileMiB: 256 },
     publish2: PUBLISH2_DEFAULTS,
+    install: INSTALL_DEFAULTS,
     meta: META_DEFAULTS,
     sites: { ...SITES_DEFAULTS, mib: 64 },
   },
@@ -100,6 +105,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --metadata-files 100000,1000000   metadata: tree sizes (files) of the 1% update
   --idle-seconds 60           daemon: the idle window   --update-mib 128    daemon: the release the peak RSS is taken over
   --publish2-files 100000     publish2: files of the format-2-only publish
+  --install-files 20000       install: small files of the first install (init against curl from nginx)
   --meta-files 10000,100000   meta: tree sizes of the metadata-on-the-wire bench (format 1 vs 2)
   --sites-clients 5           --sites-mib 16      --wan-rate 40mbit   sites (root: network namespaces)
   --json                      print each result as JSON on stdout (one line per benchmark)
@@ -143,6 +149,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'idle-seconds': { type: 'string' },
       'update-mib': { type: 'string' },
       'publish2-files': { type: 'string' },
+      'install-files': { type: 'string' },
       'meta-files': { type: 'string' },
       'sites-clients': { type: 'string' },
       'sites-mib': { type: 'string' },
@@ -187,11 +194,12 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values['idle-seconds']) p.daemon.idleSeconds = Number(values['idle-seconds'])
   if (values['update-mib']) p.daemon.updateMiB = Number(values['update-mib'])
   if (values['publish2-files']) p.publish2.files = Number(values['publish2-files'])
+  if (values['install-files']) p.install.files = Number(values['install-files'])
   if (values['meta-files']) p.meta.sizes = list(values['meta-files'])
   if (values['sites-clients']) p.sites.clients = Number(values['sites-clients'])
   if (values['sites-mib']) p.sites.mib = Number(values['sites-mib'])
   if (values['wan-rate']) p.sites.wanRate = values['wan-rate']
-  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.daemon, p.publish2, p.meta, p.sites]) {
+  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.daemon, p.publish2, p.install, p.meta, p.sites]) {
     o.keep = keep
     if (values.results) o.resultsDir = resolve(values.results)
   }
@@ -203,6 +211,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
     p.throughput.profile = resolve(values.profile, 'throughput')
     p.tracker.profile = resolve(values.profile, 'tracker')
     p.daemon.profile = resolve(values.profile, 'daemon')
+    p.install.profile = resolve(values.profile, 'install')
   }
   return { names: positionals.length ? (positionals as BenchName[]) : [...BENCHES], plan: p, resultsDir: values.results ? resolve(values.results) : RESULTS_DIR, json: !!values.json }
 }
@@ -222,6 +231,7 @@ export async function runBench(name: BenchName, p: Plan): Promise<BenchResult | 
     case 'metadata': return runMetadataBench(p.metadata)
     case 'daemon': return runDaemonBench(p.daemon)
     case 'publish2': return runPublish2Bench(p.publish2)
+    case 'install': return runInstallBench(p.install)
     case 'meta': return runMetaBench(p.meta)
     case 'sites': return runSitesBench(p.sites)
   }

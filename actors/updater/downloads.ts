@@ -3,7 +3,7 @@
 // the staging area. Blobs land in the history store (verified, content-addressed), then each
 // new file is staged as a copy of its blob.
 import { constants } from 'node:fs'
-import { chmod, copyFile, mkdir, symlink } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createActor, fromPromise, toPromise, type AnyActorRef } from 'xstate'
 import { inspectionUnder } from '../../infra/inspect/nats-inspector.ts'
@@ -115,10 +115,13 @@ async function stageEntry(session: RunSession, entry: Entry, slot: string): Prom
   const dest = stagingPath(session.wc.layout, slot)
   try {
     if (entry.kind === 'file') {
-      await copyFile(session.wc.history.path(entry.sha256), dest, constants.COPYFILE_FICLONE)
-      await chmod(dest, entry.mode)
-      // Made durable with every other staged file at the end of the phase (syncFiles), before the journal names it.
-      session.stagedFiles.push(dest)
+      // A slot the batch filled from its verified bytes is staged already.
+      if (!session.prestaged.has(dest)) {
+        await copyFile(session.wc.history.path(entry.sha256), dest, constants.COPYFILE_FICLONE)
+        await chmod(dest, entry.mode)
+        // Made durable with every other staged file at the end of the phase (syncFiles), before the journal names it.
+        session.stagedFiles.push(dest)
+      }
     } else if (entry.kind === 'symlink') {
       await symlink(entry.target, dest)
     }
@@ -194,7 +197,7 @@ const BATCH_IO = 32
  * batch does not bring (a server without `units`, a unit it lacks, one that did not verify) is
  * fetched the per-file way, as before. Files a delta or a compressed copy makes are left to it.
  */
-async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry | undefined>, min = BATCH_MIN): Promise<number> {
+async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry | undefined>, min = BATCH_MIN, slots?: Map<string, string[]>): Promise<number> {
   const source = session.opts.source
   if (!source?.units) return 0
   const wanted = new Map<string, FileEntry>()
@@ -242,6 +245,15 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
       await mapLimit(kept, BATCH_IO, async ([sha, b]) => {
         await history.putVerifiedBytes(sha, b)
         session.verified.add(sha)
+        // Staged from the verified bytes in hand, so the path's statechart finds its slot filled
+        // (stageEntry) instead of copying the blob back out of the history store.
+        const e = wanted.get(sha)!
+        for (const dest of slots?.get(sha) ?? []) {
+          await writeFile(dest, b, { mode: e.mode })
+          if ((e.mode & process.umask()) !== 0) await chmod(dest, e.mode)
+          session.prestaged.add(dest)
+          session.stagedFiles.push(dest)
+        }
       })
       for (const [, b] of kept) bytes += b.length
       done += kept.length
@@ -268,7 +280,12 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
 export async function downloadPlanned(session: RunSession, request: RunRequest, target: RunTarget, plan: RunPlan, run?: AnyActorRef): Promise<StagedSet> {
   await checkFreeSpace(session, plan)
   await mkdir(join(session.wc.layout.staging, 'new'), { recursive: true })
-  const batched = await prefetchSmallFiles(session, plan.tasks.map((t) => t.facts.target))
+  const slots = new Map<string, string[]>()
+  for (const t of plan.tasks) {
+    const e = t.facts.target
+    if (e?.kind === 'file' && t.slot) slots.set(e.sha256, [...(slots.get(e.sha256) ?? []), stagingPath(session.wc.layout, t.slot)])
+  }
+  const batched = await prefetchSmallFiles(session, plan.tasks.map((t) => t.facts.target), BATCH_MIN, slots)
   mark('download: small files fetched by the batch')
   const machine = fileStatusMachine.provide({
     actors: {

@@ -63,6 +63,8 @@ export class RunSession {
   readonly verified = new Set<string>()
   /** Files staged by the download phase, made durable together before the apply (downloads.ts). */
   readonly stagedFiles: string[] = []
+  /** Staging slots the batch of small files filled already (downloads.ts). */
+  readonly prestaged = new Set<string>()
   readonly inflight = new Map<string, Promise<unknown>>()
   /** Local blobs being re-hashed before they are staged (one check per blob). */
   readonly localChecks = new Map<string, Promise<boolean>>()

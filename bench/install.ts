@@ -1,0 +1,80 @@
+// First install of many small files (issue 13 item 4): `upswarm init` of a format-2-only release of
+// N small files from the servers (the CLI as a user runs it, on a three-node cluster with
+// credentials and TLS, one repository server, the proxy), side by side with curl fetching the same
+// files from Debian's nginx on this machine — one at a time over one keep-alive connection, and 8
+// at once (`--parallel`). Goal: init at ≥ 50% of curl's speed for the same bytes.
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startRepo, upswarm } from './lib/cluster.ts'
+import { withCpuProfiles } from './lib/cpu-profile.ts'
+import { curlMany, startNginx } from './lib/nginx.ts'
+import { MiB, progress, round, startRecording, type BenchResult, type CommonOptions } from './lib/report.ts'
+
+export interface InstallBenchOptions extends CommonOptions {
+  files: number
+}
+export const INSTALL_DEFAULTS: InstallBenchOptions = { files: 20_000 }
+
+const FAN = 100
+
+export async function runInstallBench(o: InstallBenchOptions): Promise<BenchResult> {
+  const rec = startRecording(o.resultsDir)
+  const log = progress('install', rec.startedAt)
+  const dir = await mkdtemp(join(tmpdir(), 'upswarm-bench-install-'))
+  const repo = await startRepo({ dir: join(dir, 'deploy'), servers: 1, formats: [2] })
+  try {
+    const src = join(dir, 'src')
+    const paths: string[] = []
+    let bytes = 0
+    for (let i = 0; i < o.files; i++) {
+      const rel = `d${Math.floor(i / FAN / FAN)}/d${Math.floor(i / FAN) % FAN}/f${i % FAN}.bin`
+      if (i % FAN === 0) await mkdir(join(src, rel, '..'), { recursive: true })
+      const data = randomBytes(200 + ((i * 2654435761) % 3900))
+      await writeFile(join(src, rel), data)
+      paths.push(rel)
+      bytes += data.length
+    }
+    const published = await repo.publish(src)
+    await repo.synced(published.rev, 600_000)
+    log(`published ${o.files} files (${(bytes / MiB).toFixed(1)} MiB) as r${published.rev}`)
+    const init = await withCpuProfiles(o.profile, () => upswarm(['init', join(dir, 'wc'), '--product', repo.product, ...repo.pinArgs, '--json'], repo.env))
+    const res = JSON.parse(init.stdout) as { checkedOut: number; bytesFromServers: number }
+    log(`upswarm init: ${(init.ms / 1000).toFixed(2)} s, ${res.checkedOut} files`)
+    const nginx = await startNginx(src)
+    let curl1: number
+    let curl8: number
+    try {
+      curl1 = await curlMany(nginx.url, paths, join(dir, 'curl1'), 1)
+      curl8 = await curlMany(nginx.url, paths, join(dir, 'curl8'), 8)
+    } finally {
+      await nginx.stop()
+    }
+    log(`curl from nginx: ${(curl1 / 1000).toFixed(2)} s one at a time, ${(curl8 / 1000).toFixed(2)} s 8 at once`)
+    const best = Math.min(curl1, curl8)
+    const speed = best / init.ms
+    return rec.finish({
+      name: 'install',
+      title: 'First install of many small files: upswarm init against curl from nginx',
+      parameters: { ...o, fan: FAN, natsNodes: 3, servers: 1 },
+      columns: ['files', 'MiB', 'upswarm init s', 'curl (1 at a time) s', 'curl (8 at once) s', 'init speed / curl\'s best'],
+      rows: [{
+        files: o.files, MiB: round(bytes / MiB, 3), 'upswarm init s': round(init.ms / 1000, 3),
+        'curl (1 at a time) s': round(curl1 / 1000, 3), 'curl (8 at once) s': round(curl8 / 1000, 3), 'init speed / curl\'s best': round(speed, 3),
+      }],
+      goals: [{
+        goal: 'init from the servers at ≥ 50% of what curl gets from nginx for the same files (issue 13 item 4)',
+        met: speed >= 0.5 && res.checkedOut === o.files,
+        detail: `${(speed * 100).toFixed(0)}% (init ${(init.ms / 1000).toFixed(2)} s; curl ${(best / 1000).toFixed(2)} s); ${res.checkedOut} files checked out, ${(res.bytesFromServers / MiB).toFixed(1)} MiB from the servers`,
+      }],
+      notes: [
+        'init: the CLI (node + dist/), a three-node cluster with credentials and TLS, one repository server holding the release in packs (docs/formats.md §1.9), the proxy; small files come by the batch (the server\'s `units` request), each verified (size, SHA-1, SHA-256), kept in the history store, staged, made durable with one syncfs, then moved into place by the journal.',
+        'curl: Debian\'s nginx (unpacked into .tools/ by the bench) serving the same tree on 127.0.0.1; curl writes each file (--create-dirs) with no verification and no fsync.',
+      ],
+    })
+  } finally {
+    await repo.stop()
+    if (!o.keep) await rm(dir, { recursive: true, force: true })
+  }
+}
