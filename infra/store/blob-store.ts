@@ -3,8 +3,8 @@
 // written to a temporary file, verified, fsynced, then renamed into place: a reader never
 // sees a partial or unverified blob.
 import { createHash, randomBytes } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, open, rename, rm, stat, copyFile, link, writeFile, type FileHandle } from 'node:fs/promises'
+import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdir, open, rename, rm, stat, copyFile, link, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Transform } from 'node:stream'
@@ -131,21 +131,31 @@ export class BlobStore {
 
   /**
    * Issue 13 item 4: bytes the caller verified (size, SHA-1, SHA-256) into the store, through a
-   * temporary file and a rename but without an fsync of their own: for the working copy's history
+   * temporary file and a rename (synchronous calls: small files by the batch) but without an fsync of their own: for the working copy's history
    * store, whose blobs a later run hashes again before it uses them (checkLocal), so one that a
    * power loss left short is fetched again rather than used. Never for a server's store.
    */
-  async putVerifiedBytes(sha256: string, bytes: Uint8Array): Promise<void> {
+  putVerifiedBytesSync(sha256: string, bytes: Uint8Array): void {
     const final = this.path(sha256)
     const tmp = this.tmpPath()
-    await this.ensureDir(dirname(tmp))
     try {
-      await writeFile(tmp, bytes, { flag: 'wx' })
-      await this.moveIn(tmp, final)
+      for (const dir of [dirname(tmp), dirname(final)]) {
+        if (!this.dirsMade.has(dir)) {
+          mkdirSync(dir, { recursive: true })
+          this.dirsMade.add(dir)
+        }
+      }
+      writeFileSync(tmp, bytes, { flag: 'wx' })
+      renameSync(tmp, final)
     } catch (err) {
-      await rm(tmp, { force: true })
+      rmSync(tmp, { force: true })
       throw new UpswarmError('UPSWARM_E_IO', `cannot store blob ${sha256} in ${this.root}: ${(err as Error).message}`, { cause: err })
     }
+  }
+
+  /** `has`, synchronously (one stat; for batches of small files, where the thread pool costs more than the call). */
+  hasSync(sha256: string): boolean {
+    return !!this.packs?.locate(sha256) || existsSync(this.path(sha256))
   }
 
   /** A fresh temporary path inside the store (same file system, so a rename commits it). */
