@@ -5,7 +5,7 @@
 // document and the tree nodes), for a first install, an update of 1% of the files, and a
 // no-change check, at 10 000 and 100 000 files.
 //
-// Publishing 100 000 files through the object store takes ~40 min here (publish2 bench), so the
+// Publishing 100 000 files through the object store took ~40 min here before packs (publish2 bench), so the
 // revisions are built in-process (the publisher's tree builder and signers) and served by a
 // stand-in for the proxy on `upswarm.proxy.{revs,manifest,meta,nodes}` that answers exactly the
 // bytes a repository server would (a server re-serves documents and nodes as received; the proxy

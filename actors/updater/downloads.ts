@@ -12,6 +12,8 @@ import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
 import { syncFiles } from '../../infra/store/durable.ts'
 import { mark } from '../../infra/timings.ts'
 import { sha1Hex } from '../../infra/release/hash.ts'
+import { groupsOf } from '../../infra/batches.ts'
+import { NODES_MAX_HASHES } from '../../infra/formats/meta-wire.ts'
 import { formatSize, freeBytes } from '../../infra/store/disk-space.ts'
 import { stagingPath } from '../../infra/store/working-copy/journal.ts'
 import { hashContent } from '../../infra/store/working-copy/tree.ts'
@@ -210,19 +212,7 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
   const todo = all.filter((e) => !history.hasSync(e.sha256))
   if (todo.length < min) return 0
   session.markNetworkUsed()
-  const groups: FileEntry[][] = []
-  let group: FileEntry[] = []
-  let size = 0
-  for (const e of todo) {
-    if (group.length > 0 && (size + e.size > BATCH_BYTES || group.length >= 1024)) {
-      groups.push(group)
-      group = []
-      size = 0
-    }
-    group.push(e)
-    size += e.size
-  }
-  if (group.length) groups.push(group)
+  const groups = groupsOf(todo, (e) => e.size, BATCH_BYTES, NODES_MAX_HASHES)
   const product = session.wc.config.product
   let bytes = 0
   let done = 0

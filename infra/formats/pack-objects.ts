@@ -7,6 +7,7 @@
 import type { ObjectStore } from '@nats-io/obj'
 import { UpswarmError } from '../errors.ts'
 import { withRetry } from '../nats/retry.ts'
+import { groupsOf } from '../batches.ts'
 import { sha256Hex } from '../release/hash.ts'
 import { PACK_MAX_UNITS, PACK_TARGET_BYTES, PackReader, packHeader, type PackUnit } from './pack.ts'
 import { encodeNode, decodeNode, nodeHash, PACK_LIST_MAX, type PackRef } from './tree-node.ts'
@@ -94,19 +95,7 @@ export async function readPackedUnits(os: ObjectStore, index: PackIndex, wanted:
  */
 export async function uploadPacks(os: ObjectStore, units: readonly UnitSource[], onDone?: (units: number, bytes: number) => void): Promise<{ refs: PackRef[]; newPacks: number; newBytes: number }> {
   const sorted = [...new Map(units.map((u) => [u.sha256, u])).values()].sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0))
-  const groups: UnitSource[][] = []
-  let group: UnitSource[] = []
-  let bytes = 0
-  for (const u of sorted) {
-    if (group.length > 0 && (bytes + u.length > PACK_TARGET_BYTES || group.length >= PACK_MAX_UNITS)) {
-      groups.push(group)
-      group = []
-      bytes = 0
-    }
-    group.push(u)
-    bytes += u.length
-  }
-  if (group.length) groups.push(group)
+  const groups = groupsOf(sorted, (u) => u.length, PACK_TARGET_BYTES, PACK_MAX_UNITS)
   const refs: PackRef[] = []
   let newPacks = 0
   let newBytes = 0

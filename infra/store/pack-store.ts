@@ -5,7 +5,7 @@
 // small files at disk speed. The index (unit → pack, offset, length) is in memory, rebuilt from the
 // packs' headers when the server starts.
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { UpswarmError } from '../errors.ts'
@@ -41,6 +41,9 @@ export class PackStore {
           if (reader.headerDone) break
         }
         if (!reader.headerDone) throw new Error('no whole header')
+        // A pack cut short (a disk that lost its tail) would serve short units: not kept.
+        const last = reader.units!.at(-1)!
+        if ((await stat(this.file(id))).size !== last.offset + last.length) throw new Error('not the size its header says')
       } catch {
         await rm(this.file(id), { force: true }) // unreadable: fetched again by the next sync
         continue

@@ -2,7 +2,7 @@
 // pack can be wrong refused by name with nothing kept, and a server's pack store serving units from
 // the packs it kept, across a restart.
 import { createHash } from 'node:crypto'
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { PackReader, packHeader, type PackUnit } from '../../infra/formats/pack.ts'
@@ -101,6 +101,17 @@ describe('format-2 packs', () => {
     const again = new PackStore(join(dir.path, 'packs'))
     await again.open()
     expect((await again.read(sha(contents[2]!), 0, 5))?.toString()).toBe('third')
+
+    // A pack that lost its tail on disk is not kept at the next start (it would serve short units).
+    const short = makePack([Buffer.from('short one'), Buffer.from('short two')])
+    const other = new PackStore(join(dir.path, 'packs-short'))
+    await other.open()
+    await other.add(short.id, [short.bytes], 'the test')
+    await truncate(join(dir.path, 'packs-short', `${short.id}.pack`), short.bytes.length - 1)
+    const reopened = new PackStore(join(dir.path, 'packs-short'))
+    await reopened.open()
+    expect(reopened.hasPack(short.id)).toBe(false)
+    expect(await readdir(join(dir.path, 'packs-short'))).toEqual(['tmp'])
 
     // A pack whose last byte is wrong: refused, nothing kept (no pack, no temporary file).
     const bad = makePack([Buffer.from('x'), Buffer.from('y')])
