@@ -74,8 +74,7 @@ function decodeHeaderBody(body: Uint8Array, what: string): PackUnit[] {
       if (i > 0 && units[i - 1]!.sha256 >= sha256) throw new TreeNodeError(`${what}: unit ${i} out of order (sorted by hash, each once)`)
       units.push({ sha256, length })
     }
-    const ext = uintAtMost(s, 0, 'extensions') // none defined; a later format adds them
-    void ext
+    uintAtMost(s, 0, 'extensions') // none defined: a later format adds them
     return units
   })
 }
