@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startRepo, upswarm } from './lib/cluster.ts'
+import { startRepo, timed, upswarm } from './lib/cluster.ts'
 import { withCpuProfiles } from './lib/cpu-profile.ts'
 import { curlMany, startNginx } from './lib/nginx.ts'
 import { MiB, progress, round, startRecording, type BenchResult, type CommonOptions } from './lib/report.ts'
@@ -39,6 +39,9 @@ export async function runInstallBench(o: InstallBenchOptions): Promise<BenchResu
     const published = await repo.publish(src)
     await repo.synced(published.rev, 600_000)
     log(`published ${o.files} files (${(bytes / MiB).toFixed(1)} MiB) as r${published.rev}`)
+    // Each timed step starts with nothing dirty in the page cache: the writeback of what the step
+    // before wrote (curl's files are never synced) would otherwise land on the next one's clock.
+    await timed('sync', [])
     const init = await withCpuProfiles(o.profile, () => upswarm(['init', join(dir, 'wc'), '--product', repo.product, ...repo.pinArgs, '--json'], repo.env))
     const res = JSON.parse(init.stdout) as { checkedOut: number; bytesFromServers: number }
     log(`upswarm init: ${(init.ms / 1000).toFixed(2)} s, ${res.checkedOut} files`)
@@ -46,7 +49,9 @@ export async function runInstallBench(o: InstallBenchOptions): Promise<BenchResu
     let curl1: number
     let curl8: number
     try {
+      await timed('sync', [])
       curl1 = await curlMany(nginx.url, paths, join(dir, 'curl1'), 1)
+      await timed('sync', [])
       curl8 = await curlMany(nginx.url, paths, join(dir, 'curl8'), 8)
     } finally {
       await nginx.stop()
@@ -71,6 +76,7 @@ export async function runInstallBench(o: InstallBenchOptions): Promise<BenchResu
       notes: [
         'init: the CLI (node + dist/), a three-node cluster with credentials and TLS, one repository server holding the release in packs (docs/formats.md §1.9), the proxy; small files come by the batch (the server\'s `units` request), each verified (size, SHA-1, SHA-256), kept in the history store, staged, made durable with one syncfs, then moved into place by the journal.',
         'curl: Debian\'s nginx (unpacked into .tools/ by the bench) serving the same tree on 127.0.0.1; curl writes each file (--create-dirs) with no verification and no fsync.',
+        'Each timed step starts after a `sync`, so the writeback of the step before is not on its clock; on this VM the disk\'s writeback load moves curl\'s time by up to 7× between runs, so compare figures of one run only.',
       ],
     })
   } finally {
