@@ -235,16 +235,23 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
       // calls), with a turn for the event loop every YIELD_EVERY files.
       let sinceYield = 0
       for (const [sha, b] of kept) {
-        history.putVerifiedBytesSync(sha, b)
-        session.verified.add(sha)
-        // Staged from the verified bytes in hand, so the path's statechart finds its slot filled
-        // (stageEntry) instead of copying the blob back out of the history store.
         const e = wanted.get(sha)!
-        for (const dest of slots?.get(sha) ?? []) {
-          writeFileSync(dest, b)
-          chmodSync(dest, e.mode)
-          session.prestaged.add(dest)
-          session.stagedFiles.push(dest)
+        let dest = session.wc.history.root
+        try {
+          history.putVerifiedBytesSync(sha, b)
+          session.verified.add(sha)
+          // Staged from the verified bytes in hand, so the path's statechart finds its slot filled
+          // (stageEntry) instead of copying the blob back out of the history store.
+          for (dest of slots?.get(sha) ?? []) {
+            writeFileSync(dest, b)
+            chmodSync(dest, e.mode)
+            session.prestaged.add(dest)
+            session.stagedFiles.push(dest)
+          }
+        } catch (err) {
+          throw session.noteError(new UpswarmError('UPSWARM_E_IO',
+            `cannot keep ${e.path} in ${dest}: ${errorMessage(err)}. Nothing in the tree was changed; free space or fix permissions and run the update again`,
+            { cause: err, details: { path: e.path } }))
         }
         if (++sinceYield >= YIELD_EVERY) {
           sinceYield = 0
