@@ -196,7 +196,7 @@ export class RangeReader {
       const ask = todo.slice(0, NODES_MAX_HASHES)
       let got: { nodes: Map<string, Uint8Array>; left: string[] }
       try {
-        got = decodeNodesReply(await request(this.nc, subject, { hashes: ask }, this.timeoutMs), ask, `server ${a.server}`, 'units')
+        got = decodeNodesReply(await request(this.nc, subject, { hashes: ask }, this.timeoutMs), ask, `server ${a.server}`, 'unit')
       } catch (err) {
         if (isUpswarmError(err, 'UPSWARM_E_PEER')) {
           this.badPieces++

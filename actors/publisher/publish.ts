@@ -490,28 +490,26 @@ async function uploadPacked(
 ): Promise<{ packs: PackRef[]; newPacks: number; blobs: { newBlobs: number; newBytes: number } }> {
   const used = new Set<string>()
   const toPack = new Map<string, UnitSource>()
+  /** A unit one of the previous packs holds keeps that pack listed; any other is packed anew (once). */
+  const place = (u: UnitSource): boolean => {
+    const held = previous.unitPack.get(u.sha256)
+    if (held) used.add(held)
+    if (held || toPack.has(u.sha256)) return false
+    toPack.set(u.sha256, u)
+    return true
+  }
   // The tree's nodes are packed too (they stay objects of their own as well, for the walks of the
   // publisher and of prune): a server then reads a release's whole tree from the packs it copied
   // instead of one object store request per node.
-  for (const [hash, bytes] of nodes) {
-    const held = previous.unitPack.get(hash)
-    if (held) used.add(held)
-    else toPack.set(hash, { sha256: hash, length: bytes.length, what: `tree node ${hash}`, read: async () => Buffer.from(bytes) })
-  }
+  for (const [hash, bytes] of nodes) place({ sha256: hash, length: bytes.length, what: `tree node ${hash}`, read: async () => Buffer.from(bytes) })
   let fileUnits = 0
   const large: Entry[] = []
   for (const e of entries) {
     if (e.kind !== 'file') continue
-    if (e.size > PACK_UNIT_MAX) {
-      large.push(e)
-      continue
-    }
-    const held = previous.unitPack.get(e.sha256)
-    if (held) used.add(held)
-    else if (!toPack.has(e.sha256)) {
+    if (e.size > PACK_UNIT_MAX) large.push(e)
+    else {
       const abs = files.get(e.path)!
-      toPack.set(e.sha256, { sha256: e.sha256, length: e.size, what: abs, read: async () => readSmall(abs, e.size) })
-      fileUnits++
+      if (place({ sha256: e.sha256, length: e.size, what: abs, read: async () => readSmall(abs, e.size) })) fileUnits++
     }
   }
   const blobs = await uploadBlobs(os, large, files, onProgress)

@@ -2,7 +2,6 @@
 // verified releases are served as a NATS micro service and seeded on the swarm (seed.ts); a
 // heartbeat tells every proxy the server's weight, synced revisions and load, and every client
 // its swarm address.
-import { Readable } from 'node:stream'
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { Service } from '@nats-io/services'
 import type { NatsConnection } from '@nats-io/transport-node'
@@ -25,7 +24,8 @@ import { formatSize, freeBytes, isDiskFull } from '../../infra/store/disk-space.
 import { serverSyncMachine, syncState, type PendingRelease, type SyncOutcome } from '../../machines/server-sync.machine.ts'
 import { RepoStore } from './repo-store.ts'
 import { startMetaSync, type MetaSync } from './meta-sync.ts'
-import { MetaRequest, NODES_MAX_REPLY, NodesRequest, UNITS_MAX_BYTES, UnitsRequest, encodeNodesReply } from '../../infra/formats/meta-wire.ts'
+import { withObjectStream } from '../../infra/formats/tree-objects.ts'
+import { MetaRequest, NodesRequest, UNITS_MAX_BYTES, UnitsRequest, encodeNodesReply, replyBudget } from '../../infra/formats/meta-wire.ts'
 import { startSeed, type Seed } from './seed.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { MAX_RANGE } from '../../infra/repo-client.ts'
@@ -281,18 +281,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
 
   /** One blob from the object store into the server's store, checked against its hash and size. */
   async function copyBlob(sha: string, size: number, where: string, signal: AbortSignal, what = `blob ${sha}`): Promise<void> {
-    const obj = await os.get(sha)
-    if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `${what} is not in the object store yet`)
-    const source = Readable.fromWeb(obj.data as never)
-    // The copy in progress fails with this error; once the copy is over nobody listens, so never let it escape.
-    source.on('error', () => {})
-    const stop = (): void => void source.destroy(new UpswarmError('UPSWARM_E_IO', `server ${id} is stopping`))
-    signal.addEventListener('abort', stop, { once: true })
-    try {
-      await store.blobs.put(sha, source, where, size)
-    } finally {
-      signal.removeEventListener('abort', stop)
-    }
+    await withObjectStream(os, sha, `${what} is not in the object store yet`, (source) => store.blobs.put(sha, source, where, size), signal, `server ${id} is stopping`)
   }
 
   /**
@@ -417,16 +406,15 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       // order asked until the reply would pass NODES_MAX_REPLY; what is not held is left out.
       units: endpoint(repoSubject(id, 'units'), UnitsRequest, ({ hashes }) => tracked(async () => {
         const take: [string, number][] = []
-        let total = 0
+        const fits = replyBudget(hashes.length)
         let i = 0
         for (; i < hashes.length; i++) {
           const size = await store.blobs.size(hashes[i]!)
           if (size === undefined || size > UNITS_MAX_BYTES) continue
-          if (take.length > 0 && total + size + 40 > NODES_MAX_REPLY) break
+          if (!fits(size)) break
           take.push([hashes[i]!, size])
-          total += size + 40
         }
-        await uploads.takeInTurn(total)
+        await uploads.takeInTurn(take.reduce((n, [, size]) => n + size, 0))
         const found = await Promise.all(take.map(async ([sha, size]) => [sha, await store.blobs.readRange(sha, 0, size)] as const))
         const bytes = encodeNodesReply(found, hashes.slice(i))
         counters.bytesServed += bytes.length

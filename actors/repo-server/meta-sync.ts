@@ -13,9 +13,9 @@ import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import { mark } from '../../infra/timings.ts'
 import { keyIdOf, validSigners } from '../../infra/formats/envelope.ts'
 import { readFresh, readRoots } from '../../infra/formats/meta-stream.ts'
-import { NODES_MAX_REPLY, encodeNodesReply, type MetaRequest, type NodesRequest } from '../../infra/formats/meta-wire.ts'
+import { encodeNodesReply, replyBudget, type MetaRequest, type NodesRequest } from '../../infra/formats/meta-wire.ts'
 import { checkReleaseChain, parseRelease, verifyRelease, type SignedRelease2 } from '../../infra/formats/release.ts'
-import { getNodeObject, walkReachable } from '../../infra/formats/tree-objects.ts'
+import { getNodeObject, walkReachable, withObjectStream } from '../../infra/formats/tree-objects.ts'
 import { checkedNode } from '../../infra/formats/tree-builder.ts'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { META_STREAM, RELEASE2_SUBJECTS, serverMetaConsumer } from '../../infra/nats/names.ts'
@@ -73,27 +73,8 @@ export async function startMetaSync(opts: MetaSyncOptions): Promise<MetaSync> {
   }
 
   /** One pack from the object store into the server's pack store (PackStore.add verifies it as it streams). */
-  async function copyPack(pack: string, where: string, signal: AbortSignal): Promise<void> {
-    const obj = await os.get(pack)
-    if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `pack ${pack} is not in the object store yet`)
-    const reader = obj.data.getReader()
-    const stop = (): void => void reader.cancel().catch(() => {})
-    signal.addEventListener('abort', stop, { once: true })
-    async function* chunks(): AsyncGenerator<Uint8Array> {
-      for (;;) {
-        signal.throwIfAborted()
-        const { done, value } = await reader.read()
-        if (done) return
-        yield value
-      }
-    }
-    try {
-      await blobs.packs!.add(pack, chunks(), where)
-    } finally {
-      signal.removeEventListener('abort', stop)
-      void reader.cancel().catch(() => {})
-    }
-  }
+  const copyPack = (pack: string, where: string, signal: AbortSignal): Promise<unknown> =>
+    withObjectStream(os, pack, `pack ${pack} is not in the object store yet`, (source) => blobs.packs!.add(pack, source, where), signal, `server ${id} is stopping`)
 
   async function sync(release: PendingMeta, signal: AbortSignal): Promise<MetaOutcome> {
     const msg = inHand.get(release.seq)
@@ -260,12 +241,11 @@ export async function startMetaSync(opts: MetaSyncOptions): Promise<MetaSync> {
       const unknown = hashes.find((h) => !store.hasNode(h))
       if (unknown) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${id} holds no tree node ${unknown} (a node of a format-2 release it synced)`)
       const found: [string, Uint8Array][] = []
-      let size = 16
+      const fits = replyBudget(hashes.length)
       let i = 0
       for (; i < hashes.length; i++) {
         const bytes = await store.readNode(hashes[i]!)
-        size += 32 + 4 + bytes.length
-        if (size > NODES_MAX_REPLY - 32 * (hashes.length - i) && found.length > 0) break
+        if (!fits(bytes.length)) break
         found.push([hashes[i]!, bytes])
       }
       return encodeNodesReply(found, hashes.slice(i))

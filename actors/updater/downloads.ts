@@ -208,8 +208,7 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
   }
   if (wanted.size < min) return 0
   const history = session.wc.history
-  const all = [...wanted.values()]
-  const todo = all.filter((e) => !history.hasSync(e.sha256))
+  const todo = [...wanted.values()].filter((e) => !history.hasSync(e.sha256))
   if (todo.length < min) return 0
   session.markNetworkUsed()
   const groups = groupsOf(todo, (e) => e.size, BATCH_BYTES, NODES_MAX_HASHES)

@@ -45,6 +45,23 @@ export type UnitsRequest = z.infer<typeof UnitsRequest>
 /** The largest unit a `units` request carries. */
 export const UNITS_MAX_BYTES = 1024 * 1024
 
+/**
+ * The room of a nodes-layout reply (`nodes`, `units`): called with each item's size in the order
+ * asked, it says whether that item still fits under NODES_MAX_REPLY with room kept to name every
+ * hash not yet taken; the first item always fits.
+ */
+export function replyBudget(asked: number): (bytes: number) => boolean {
+  let size = 16
+  let taken = 0
+  return (bytes) => {
+    const next = size + 32 + 4 + bytes
+    if (taken > 0 && next > NODES_MAX_REPLY - 32 * (asked - taken)) return false
+    size = next
+    taken++
+    return true
+  }
+}
+
 /** The nodes reply: `found` in the order asked, until the next would pass NODES_MAX_REPLY; the rest are `left`. */
 export function encodeNodesReply(found: ReadonlyArray<readonly [string, Uint8Array]>, left: readonly string[]): Buffer {
   const s = c.state()
@@ -67,22 +84,22 @@ export function encodeNodesReply(found: ReadonlyArray<readonly [string, Uint8Arr
 }
 
 /** Decodes a nodes reply; every node must hash to the name it comes with (R-VERIFY) and be one that was asked. */
-export function decodeNodesReply(bytes: Uint8Array, asked: readonly string[], where: string, what = 'nodes'): { nodes: Map<string, Uint8Array>; left: string[] } {
+export function decodeNodesReply(bytes: Uint8Array, asked: readonly string[], where: string, what: 'node' | 'unit' = 'node'): { nodes: Map<string, Uint8Array>; left: string[] } {
   const wanted = new Set(asked)
   const bad = (why: string): never => {
-    throw new UpswarmError('UPSWARM_E_PEER', `${what} reply from ${where}: ${why}`)
+    throw new UpswarmError('UPSWARM_E_PEER', `${what}s reply from ${where}: ${why}`)
   }
   const s = { start: 0, end: bytes.length, buffer: bytes }
   const nodes = new Map<string, Uint8Array>()
   const left: string[] = []
   try {
     const count = c.uint.decode(s)
-    if (count > asked.length) bad(`${count} ${what} for ${asked.length} hashes asked`)
+    if (count > asked.length) bad(`${count} ${what}s for ${asked.length} hashes asked`)
     for (let i = 0; i < count; i++) {
       const hash = b4a.toString(c.fixed32.decode(s), 'hex')
       const node = c.uint8array.decode(s)
-      if (!wanted.has(hash)) bad(`${hash} was not asked for`)
-      if (node.length > NODE_MAX_BYTES || nodeHash(node) !== hash) bad(`${hash} does not hash to its name`)
+      if (!wanted.has(hash)) bad(`${what} ${hash} was not asked for`)
+      if (node.length > NODE_MAX_BYTES || nodeHash(node) !== hash) bad(`${what} ${hash} does not hash to its name`)
       nodes.set(hash, node)
     }
     const n = c.uint.decode(s)

@@ -11,7 +11,7 @@ import { groupsOf } from '../batches.ts'
 import { sha256Hex } from '../release/hash.ts'
 import { PACK_MAX_UNITS, PACK_TARGET_BYTES, PackReader, packHeader, type PackUnit } from './pack.ts'
 import { encodeNode, decodeNode, nodeHash, PACK_LIST_MAX, type PackRef } from './tree-node.ts'
-import { getNodeObject } from './tree-objects.ts'
+import { getNodeObject, withObjectStream } from './tree-objects.ts'
 
 /** Packs uploaded at once: each streams its chunks one acknowledged publish after the other. */
 const PACK_UPLOADS = 3
@@ -40,22 +40,13 @@ export async function readPackList(os: ObjectStore, hash: string): Promise<PackR
 
 /** Streams a pack from the object store through a PackReader; `headerOnly` stops once the index is in. */
 async function streamPack(os: ObjectStore, pack: string, reader: PackReader, headerOnly: boolean): Promise<void> {
-  await withRetry(async () => {
-    const obj = await os.get(pack)
-    if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `pack ${pack} is not in the object store`)
-    const r = obj.data.getReader()
-    try {
-      for (;;) {
-        const { done, value } = await r.read()
-        if (done) break
-        await reader.push(value)
-        if (headerOnly && reader.headerDone) return
-      }
-      await reader.end()
-    } finally {
-      void r.cancel().catch(() => {})
+  await withRetry(() => withObjectStream(os, pack, `pack ${pack} is not in the object store`, async (source) => {
+    for await (const chunk of source) {
+      await reader.push(chunk as Buffer)
+      if (headerOnly && reader.headerDone) return
     }
-  }, { attempts: 5, retryable: (err) => !(err instanceof UpswarmError) })
+    await reader.end()
+  }), { attempts: 5, retryable: (err) => !(err instanceof UpswarmError) })
 }
 
 /** The unit index of the packs `hash` lists: one partial read per pack (its header). */

@@ -4,6 +4,7 @@
 // Units: a small file's unit is its whole-file blob (same name); a large file's chunks are ranges of
 // its whole-file blob (§1.7, `request(fileSha256, offset, length)`), so nothing is stored twice.
 import type { ObjectStore } from '@nats-io/obj'
+import { Readable } from 'node:stream'
 import { UpswarmError } from '../errors.ts'
 import { withRetry } from '../nats/retry.ts'
 import { FileHasher, PIECE_SIZE } from '../release/hash.ts'
@@ -36,6 +37,29 @@ export async function uploadNodes(os: ObjectStore, nodes: ReadonlyMap<string, Ui
   // Each node is two round trips (lookup, put) of a few milliseconds: many in flight (issue 13 item 4).
   await Promise.all(Array.from({ length: NODE_UPLOADS }, worker))
   return { newNodes, newBytes }
+}
+
+/**
+ * Runs `use` over the bytes of object `name` as a stream. When `signal` aborts, the stream fails
+ * with `stopping`; the store's reader is released however `use` ends (also when it stops early).
+ * UPSWARM_E_NOT_FOUND with `notFound` when the store lacks the object.
+ */
+export async function withObjectStream<T>(
+  os: ObjectStore, name: string, notFound: string, use: (source: Readable) => Promise<T>, signal?: AbortSignal, stopping = 'the copy was stopped',
+): Promise<T> {
+  const obj = await os.get(name)
+  if (!obj) throw new UpswarmError('UPSWARM_E_NOT_FOUND', notFound)
+  const source = Readable.fromWeb(obj.data as never)
+  // The read in progress fails with this error; once it is over nobody listens, so never let it escape.
+  source.on('error', () => {})
+  const stop = (): void => void source.destroy(new UpswarmError('UPSWARM_E_IO', stopping))
+  signal?.addEventListener('abort', stop, { once: true })
+  try {
+    return await use(source)
+  } finally {
+    signal?.removeEventListener('abort', stop)
+    source.destroy()
+  }
 }
 
 /** A node from the object store, checked against its name (R-VERIFY). */
