@@ -439,6 +439,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(bootstrapOption())
     .addOption(inspectOption())
     .addOption(metricsPortOption())
+    .option('--no-monitor', 'do not watch the tree for `status` (issue 13 item 2: with the monitor, status lstats only what changed)')
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
       const o = await withSources(dir, flags)
@@ -493,9 +494,16 @@ export function registerClientCommands(program: Command): void {
         }
         const { daemonMetrics } = await import('../share-daemon/metrics.ts')
         const metrics = await serveMetricsIfAsked(o.metricsPort, 'daemon', () => daemonMetrics(daemon))
+        // The copy's file monitor runs beside the daemon; one that cannot start (another monitor,
+        // the inotify watch limit) leaves status walking the tree, and says why.
+        const monitor = o.monitor === false ? undefined : await startMonitorOf(dir, stderrLog(false)).catch((err: unknown) => {
+          emit({ event: 'monitor.failed', error: { message: errorMessage(err) } }, `file monitor not started: ${errorMessage(err)}; status lstats every path`)
+          return undefined
+        })
         return {
-          ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev(), ...(metrics.url ? { metrics: metrics.url } : {}) },
+          ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev(), ...(metrics.url ? { metrics: metrics.url } : {}), ...(monitor ? { monitor: monitor.socket } : {}) },
           close: async () => {
+            await monitor?.close()
             await metrics.close()
             // What this client gave back to the swarm, said once at the end (R-SHARE).
             emit({ event: 'daemon.stopped', uploadedBytes: daemon.uploaded(), peers: daemon.connections().length },
@@ -507,4 +515,26 @@ export function registerClientCommands(program: Command): void {
         }
       })
     }))
+
+  program
+    .command('monitor <dir>')
+    .description('watch the working copy so that `status` lstats only what changed (issue 13 item 2); the sharing daemon runs one itself')
+    .action(action(async (dir: string) => {
+      await runRole('monitor', async () => {
+        const monitor = await startMonitorOf(dir, stderrLog(false))
+        void monitor.failed.then((err) => {
+          process.stderr.write(`${err.message}\n`)
+          process.exit(1)
+        })
+        return {
+          ready: { socket: monitor.socket, directories: monitor.directories() },
+          close: () => monitor.close(),
+        }
+      })
+    }))
+}
+
+async function startMonitorOf(dir: string, log: (line: string) => void): Promise<import('../monitor/index.ts').Monitor> {
+  const { startMonitor } = await import('../monitor/index.ts')
+  return startMonitor({ dir, log })
 }

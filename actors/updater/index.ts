@@ -104,7 +104,12 @@ export interface StatusReport {
   latest: number
   /** The revision the statuses compare with: what `update` would install. */
   target: number
+  /** Every path (built on first use: a large tree's list costs time and memory). */
   files: { path: string; status: FileStatus }[]
+  /** The paths whose status is not `current`. */
+  notCurrent: { path: string; status: FileStatus }[]
+  /** How many paths `files` holds. */
+  total: number
   /** Files whose contents were read (0 for an unchanged tree with a warm stat cache). */
   hashed: number
   cached: number
@@ -127,6 +132,10 @@ export interface StatusReport {
   statIndex: 'indexed' | 'no index' | 'corrupt index' | 'context changed'
   /** With `statIndex: 'corrupt index'`: what was wrong with it (the index was rewritten). */
   statIndexProblem?: string
+  /** `changes`: the file monitor said what changed, and only that was lstat'ed; else why it did not. */
+  monitor: string
+  /** Paths lstat'ed by the indexed walk. */
+  lstats: number
   /**
    * Set when the newest verified revision's tree is not all held here and could not be fetched
    * (offline, or its servers unreachable): statuses compare with the installed revision instead.
@@ -289,15 +298,18 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
     })
     if (tree.indexProblem) (opts.log ?? silentLog).warn({ dir, problem: tree.indexProblem }, 'the stat index was unusable: every path was classified again')
     const unwritten = [...(refreshed ? [] : ['newer releases were not recorded']), ...(tree.saved ? [] : ['the stat cache was not saved'])]
-    return {
+    const result = {
       product: wc.config.product,
       rev: wc.state.current,
       latest: wc.state.newestVerified,
       target,
-      files: tree.files,
+      notCurrent: tree.notCurrent,
+      total: tree.total,
       hashed: tree.hashed,
       cached: tree.cached,
       statIndex: tree.path,
+      monitor: tree.monitor,
+      lstats: tree.lstats,
       ...(tree.indexProblem ? { statIndexProblem: tree.indexProblem } : {}),
       ...(targetUnavailable ? { targetUnavailable } : {}),
       rootVersion: wc.trust.version,
@@ -308,6 +320,7 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
       ...(wc.state.reverted?.length ? { reverted: wc.state.reverted.at(-1)! } : {}),
       ...(unwritten.length > 0 ? { diskFull: `the disk holding ${wc.layout.meta} is full: ${unwritten.join(' and ')}; free some space before the next update` } : {}),
     }
+    return Object.defineProperty(result, 'files', { enumerable: true, get: () => tree.files }) as StatusReport
   })
 }
 

@@ -8,7 +8,7 @@
 // same table as the full classification. No manifest is parsed, nothing is hashed for an
 // unchanged tree. A missing, corrupt or out-of-context index falls back to the full
 // classification (status.ts), which writes a new index.
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats, type Stats } from 'node:fs'
+import { lstatSync, readdirSync, readFileSync, readlinkSync, type BigIntStats, type Stats } from 'node:fs'
 import { lstat, readFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { UpswarmError } from '../../infra/errors.ts'
@@ -22,14 +22,22 @@ import {
   decodeIndex, FLAG, IndexFormatError, IndexWriter, KEY, KIND, msOf, NO_STAT, sameStatId, statIdOf, versionKey,
   type DecodedIndex, type IndexContext, type IndexRecord, type StatId,
 } from '../../infra/store/working-copy/stat-index.ts'
+import { askMonitor } from '../../infra/store/working-copy/monitor-wire.ts'
+import { readSummary, writeSummary, type StatusSummary } from '../../infra/store/working-copy/status-summary.ts'
+import type { MonitorToken } from '../../infra/store/working-copy/tree-watch.ts'
 import { hashContent } from '../../infra/store/working-copy/tree.ts'
+import { mark } from '../../infra/timings.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { FILE_STATUSES, type FileFactType, type FileStatus } from '../../machines/file-status.facts.ts'
 import { classifyTree, statusOfFacts, type TreeStatus } from './status.ts'
 
 export interface WorkingCopyStatus {
-  /** Every path on disk or in either revision, sorted. */
+  /** Every path on disk or in either revision, sorted (built on first use: a large tree's list costs time and memory). */
   files: { path: string; status: FileStatus }[]
+  /** The paths whose status is not `current`, sorted. */
+  notCurrent: { path: string; status: FileStatus }[]
+  /** How many paths `files` holds. */
+  total: number
   /** Files whose contents were read. */
   hashed: number
   /** Versioned files classified from the index alone. */
@@ -40,6 +48,13 @@ export interface WorkingCopyStatus {
   path: 'indexed' | 'no index' | 'corrupt index' | 'context changed'
   /** With `path: 'corrupt index'`: what was wrong with it. */
   indexProblem?: string
+  /**
+   * The file monitor (issue 13 item 2): `changes` when it said what changed since the index was
+   * written (only that was lstat'ed), else why every path was lstat'ed.
+   */
+  monitor: 'changes' | string
+  /** Paths lstat'ed by the walk over the index (the indexed path; 0 otherwise). */
+  lstats: number
 }
 
 const DIR_KEY = versionKey({ kind: 'dir' })
@@ -116,7 +131,20 @@ async function writeIndex(layout: WorkingCopyLayout, bytes: Buffer, cacheIfRoom:
  */
 export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, targetRev: number, opts: { cacheIfRoom?: boolean } = {}): Promise<WorkingCopyStatus> {
   const { layout } = wc
+  mark('status: start')
   const { ctx, ignoreText } = await currentContext(layout, baseRev, targetRev)
+  mark('status: context')
+  // The short answer: the last status, when the file monitor saw nothing change since it.
+  const summary = await readSummary(layout.statusSummary, layout.statCache, ctx)
+  if (summary) {
+    const asked = await askMonitor(layout.monitorSocket, summary.token)
+    mark('status: monitor asked')
+    if ('answer' in asked && !asked.answer.all && asked.answer.paths.length === 0) {
+      return lazyFiles({
+        notCurrent: summary.notCurrent, total: summary.total, hashed: 0, cached: summary.cached, saved: true, path: 'indexed' as const, monitor: 'changes', lstats: 0,
+      }, () => filesOfIndex(layout))
+    }
+  }
   let index: DecodedIndex | undefined
   let indexMs = 0
   let indexNs = 0n
@@ -128,7 +156,10 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
     // In node's own ms conversion: the racy test compares like with like.
     const written = statIdOf(st)
     indexMs = msOf(written.mtimeSec, written.mtimeNsec)
-    index = decodeIndex(await readFile(layout.statCache), layout.statCache)
+    const bytes = await readFile(layout.statCache)
+    mark('status: index read')
+    index = decodeIndex(bytes, layout.statCache)
+    mark('status: index decoded')
   } catch (err) {
     if (err instanceof IndexFormatError) {
       path = 'corrupt index'
@@ -138,10 +169,20 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
     }
   }
   const rules = (): IgnoreRules => new IgnoreRules(ignoreText.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')))
+  // What changed since the index's token, as the file monitor saw it; its new token goes into
+  // the index written now (taken before the disk is read, so nothing after it is lost).
+  const asked = await askMonitor(layout.monitorSocket, index?.monitor ?? null)
+  const token = 'answer' in asked ? asked.answer.token : null
+  const monitor = 'none' in asked ? asked.none : asked.answer.all ? `the monitor said: ${asked.answer.why}` : 'changes'
+  mark('status: monitor asked')
   if (index && sameContext(index.context, ctx)) {
-    const r = await statusFromIndex(layout, index, indexMs, ctx, rules)
+    const dirty = 'answer' in asked && !asked.answer.all ? new Set(asked.answer.paths) : undefined
+    const r = await statusFromIndex(layout, index, indexMs, ctx, rules, dirty, token)
+    mark('status: classified')
     const saved = r.bytes ? await writeIndex(layout, r.bytes, !!opts.cacheIfRoom) : true
-    return { files: r.files, hashed: r.hashed, cached: r.cached, saved, path: 'indexed' }
+    if (token && saved && (r.bytes || !summary)) await saveSummary(layout, ctx, { token, total: r.total, cached: r.cached, notCurrent: r.notCurrent }, !!opts.cacheIfRoom)
+    const { bytes: _, ...rest } = Object.getOwnPropertyDescriptors(r)
+    return Object.defineProperties({ saved, path: 'indexed', monitor } as Pick<WorkingCopyStatus, 'saved' | 'path' | 'monitor'>, rest) as WorkingCopyStatus
   }
   if (index) path = 'context changed'
   // The full classification: manifests parsed, every path classified, the index written anew.
@@ -149,15 +190,44 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
   const tree = await classifyTree(layout, await wc.entries(baseRev), await wc.entries(targetRev), rules(), cache)
   // The manifest files' identity after they were read and verified.
   const { ctx: after } = await currentContext(layout, baseRev, targetRev)
-  const saved = await writeIndex(layout, indexOfTree(tree, cache, { ...after, root: ctx.root }), !!opts.cacheIfRoom)
+  const written = { ...after, root: ctx.root }
+  const saved = await writeIndex(layout, indexOfTree(tree, cache, written, token), !!opts.cacheIfRoom)
+  const files = tree.paths.map((p) => ({ path: p.path, status: p.status }))
+  if (token && saved) await saveSummary(layout, written, { token, total: files.length, cached: tree.cached, notCurrent: files.filter((f) => f.status !== 'current') }, !!opts.cacheIfRoom)
   return {
-    files: tree.paths.map((p) => ({ path: p.path, status: p.status })),
-    hashed: tree.hashed, cached: tree.cached, saved, path, ...(indexProblem ? { indexProblem } : {}),
+    files, notCurrent: files.filter((f) => f.status !== 'current'), total: files.length,
+    hashed: tree.hashed, cached: tree.cached, saved, path, ...(indexProblem ? { indexProblem } : {}), monitor, lstats: 0,
   }
 }
 
+async function saveSummary(layout: WorkingCopyLayout, ctx: IndexContext, s: StatusSummary, cacheIfRoom: boolean): Promise<void> {
+  await writeSummary(layout.statusSummary, layout.statCache, layout.tmp, ctx, s).catch((err: unknown) => {
+    if (!(cacheIfRoom && isDiskFull(err))) throw err
+  })
+}
+
+/** Every path and its status as the index holds them (the short answer's `files`, built on first use). */
+function filesOfIndex(layout: WorkingCopyLayout): WorkingCopyStatus['files'] {
+  const index = decodeIndex(readFileSync(layout.statCache), layout.statCache)
+  const files = new Array<{ path: string; status: FileStatus }>(index.count)
+  for (let i = 0; i < index.count; i++) files[i] = { path: index.pathAt(i), status: FILE_STATUSES[index.status[i]!]! }
+  return files
+}
+
+/** `o` with a `files` list built on first use, then kept. */
+function lazyFiles<T extends object>(o: T, build: () => WorkingCopyStatus['files']): T & { files: WorkingCopyStatus['files'] } {
+  return Object.defineProperty(o, 'files', {
+    configurable: true, enumerable: true,
+    get(this: T) {
+      const files = build()
+      Object.defineProperty(this, 'files', { value: files, enumerable: true })
+      return files
+    },
+  }) as T & { files: WorkingCopyStatus['files'] }
+}
+
 /** The index of a fully classified tree. */
-function indexOfTree(tree: TreeStatus, cache: StatCache, ctx: IndexContext): Buffer {
+function indexOfTree(tree: TreeStatus, cache: StatCache, ctx: IndexContext, token: MonitorToken | null): Buffer {
   const w = new IndexWriter()
   const keys = new Map<object, Buffer>()
   const keyOf = (e: Parameters<typeof versionKey>[0]): Buffer => {
@@ -183,7 +253,74 @@ function indexOfTree(tree: TreeStatus, cache: StatCache, ctx: IndexContext): Buf
     }
     w.add(rec)
   }
-  return w.finish(ctx)
+  return w.finish(ctx, token)
+}
+
+/** The entry of `path` in the index (binary search over its sorted paths), or -1. */
+function entryOf(index: DecodedIndex, path: string): number {
+  let lo = 0
+  let hi = index.count - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const p = index.pathAt(mid)
+    if (p === path) return mid
+    if (p < path) lo = mid + 1
+    else hi = mid - 1
+  }
+  return -1
+}
+
+/** The first entry whose path is not before `path`. */
+function firstFrom(index: DecodedIndex, path: string): number {
+  let lo = 0
+  let hi = index.count
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (index.pathAt(mid) < path) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/**
+ * What changed, from the paths the file monitor saw change (issue 13 item 2) instead of a walk:
+ * each is lstat'ed and compared with its entry. The monitor marks every name that appears or
+ * goes, and everything inside a directory that appears; what it cannot mark one by one is what
+ * was inside a directory that went away or was replaced as a whole (moved out, moved over): so
+ * under a marked directory that is gone, or is not the directory the index knew, every entry of
+ * the index is looked at too.
+ */
+function changedSince(
+  index: DecodedIndex, rootAbs: string, dirty: Set<string>, unchanged: (i: number, st: Stats) => boolean,
+): { changed: Changed[]; lstats: number } {
+  const changed: Changed[] = []
+  const done = new Set<number>()
+  let lstats = 0
+  const visit = (path: string, i: number): void => {
+    if (i >= 0) {
+      if (done.has(i)) return
+      done.add(i)
+    }
+    lstats++
+    const st = lstatOrNone(`${rootAbs}/${path}`)
+    if (i < 0) {
+      if (st) changed.push({ i, path, st })
+      return
+    }
+    const same = !!st && unchanged(i, st)
+    if (!same && (st || index.kind[i] !== KIND.absent)) changed.push({ i, path, st })
+    // The directory the index knew is gone or replaced: look at everything the index has under it.
+    if (index.kind[i] === KIND.dir && !(st?.isDirectory() && st.ino === index.ino[i])) {
+      const prefix = `${path}/`
+      for (let j = firstFrom(index, prefix); j < index.count && index.pathAt(j).startsWith(prefix); j++) visit(index.pathAt(j), j)
+    }
+  }
+  const skip = `${META_DIR}/`
+  for (const path of dirty) {
+    if (path === '' || path === META_DIR || path.startsWith(skip)) continue
+    visit(path, entryOf(index, path))
+  }
+  return { changed, lstats }
 }
 
 interface Changed {
@@ -196,12 +333,33 @@ interface Changed {
 /**
  * The statuses from the index and what changed on disk since it was written. `bytes` is the
  * index to write when anything differs from the one read (undefined: nothing to write).
+ * `dirty`: the paths the file monitor saw change since the index's token (a directory is in it
+ * when a name in it appeared or went); every other path keeps its entry without an lstat.
  */
 async function statusFromIndex(
   layout: WorkingCopyLayout, index: DecodedIndex, indexMs: number, ctx: IndexContext, rules: () => IgnoreRules,
-): Promise<{ files: WorkingCopyStatus['files']; hashed: number; cached: number; bytes?: Buffer }> {
+  dirty: Set<string> | undefined, token: MonitorToken | null,
+): Promise<Pick<WorkingCopyStatus, 'files' | 'notCurrent' | 'total' | 'hashed' | 'cached' | 'lstats'> & { bytes?: Buffer }> {
   const n = index.count
-  const { paths, kind, mode, size, mtimeMs, ctimeMs, ino, parent } = index
+  const { kind, parent } = index
+  const changed: Changed[] = []
+  const rootAbs = layout.root
+  // Unchanged: same kind, mode and stat data, and older than the index (else racy).
+  const unchanged = (i: number, st: Stats): boolean =>
+    st.mtimeMs === index.mtimeMs[i] && st.ctimeMs === index.ctimeMs[i] && st.size === index.size[i] && st.ino === index.ino[i] && st.mode === index.mode[i] && st.mtimeMs < indexMs
+
+  const rootSt = lstatOrNone(rootAbs)
+  if (!rootSt) throw new UpswarmError('UPSWARM_E_IO', `cannot stat ${rootAbs}: it no longer exists`)
+  // With many changes, one walk over everything costs less than finding each in the index.
+  if (dirty && dirty.size > n / 8) dirty = undefined
+  const rootSame = (dirty ? !dirty.has('') : rootSt.mtimeMs < indexMs) && sameStatId(ctx.root, index.context.root)
+  let lstats = 1
+  if (dirty) {
+    const found = changedSince(index, rootAbs, dirty, unchanged)
+    changed.push(...found.changed)
+    lstats += found.lstats
+  } else {
+  const paths = index.paths
   // Children lists by entry (slot n: the root), as linked lists in two typed arrays.
   const firstChild = new Int32Array(n + 1).fill(-1)
   const nextSibling = new Int32Array(n).fill(-1)
@@ -212,15 +370,6 @@ async function statusFromIndex(
     firstChild[p] = i
   }
   const seen = new Uint8Array(n)
-  const changed: Changed[] = []
-  const rootAbs = layout.root
-  // Unchanged: same kind, mode and stat data, and older than the index (else racy).
-  const unchanged = (i: number, st: Stats): boolean =>
-    st.mtimeMs === mtimeMs[i] && st.ctimeMs === ctimeMs[i] && st.size === size[i] && st.ino === ino[i] && st.mode === mode[i] && st.mtimeMs < indexMs
-
-  const rootSt = lstatOrNone(rootAbs)
-  if (!rootSt) throw new UpswarmError('UPSWARM_E_IO', `cannot stat ${rootAbs}: it no longer exists`)
-  const rootSame = rootSt.mtimeMs < indexMs && sameStatId(ctx.root, index.context.root)
   // Directories to visit: entry (n: the root, -1: one the index does not have), path, whether its names are known.
   const dirs: { i: number; rel: string; known: boolean }[] = [{ i: n, rel: '', known: rootSame }]
   while (dirs.length > 0) {
@@ -230,6 +379,7 @@ async function statusFromIndex(
         seen[c] = 1
         // An unchanged directory has no new names: a path missing from it is still missing.
         if (kind[c] === KIND.absent) continue
+        lstats++
         const st = lstatOrNone(`${rootAbs}/${paths[c]}`)
         if (st && unchanged(c, st)) {
           if (kind[c] === KIND.dir) dirs.push({ i: c, rel: paths[c]!, known: true })
@@ -253,6 +403,7 @@ async function statusFromIndex(
     for (const name of names) {
       if (dir.rel === '' && name === META_DIR) continue
       const rel = dir.rel === '' ? name : `${dir.rel}/${name}`
+      lstats++
       const st = lstatOrNone(`${abs}/${name}`)
       if (!st) continue
       const c = known.get(name)
@@ -269,14 +420,22 @@ async function statusFromIndex(
   }
   // Entries on disk when the index was written that no walk reached: gone since.
   for (let i = 0; i < n; i++) if (!seen[i] && kind[i] !== KIND.absent) changed.push({ i, path: paths[i]!, st: undefined })
+  }
 
   let cached = 0
   for (let i = 0; i < n; i++) if (kind[i] === KIND.file && !(index.flags[i]! & FLAG.ignored) && index.flags[i]! & (FLAG.baseFile | FLAG.targetFile)) cached++
-  if (changed.length === 0 && rootSame) {
-    const files = new Array<{ path: string; status: FileStatus }>(n)
-    for (let i = 0; i < n; i++) files[i] = { path: paths[i]!, status: FILE_STATUSES[index.status[i]!]! }
-    return { files, hashed: 0, cached }
+  const newToken = !!token && (index.monitor?.id !== token.id || index.monitor.seq !== token.seq)
+  if (changed.length === 0 && rootSame && !newToken) {
+    const current = FILE_STATUSES.indexOf('current')
+    const notCurrent: WorkingCopyStatus['notCurrent'] = []
+    for (let i = 0; i < n; i++) if (index.status[i] !== current) notCurrent.push({ path: index.pathAt(i), status: FILE_STATUSES[index.status[i]!]! })
+    return lazyFiles({ notCurrent, total: n, hashed: 0, cached, lstats }, () => {
+      const files = new Array<{ path: string; status: FileStatus }>(n)
+      for (let i = 0; i < n; i++) files[i] = { path: index.pathAt(i), status: FILE_STATUSES[index.status[i]!]! }
+      return files
+    })
   }
+  const paths = index.paths
 
   // Re-classify what changed, with the facts the index keeps about the revisions.
   let hashed = 0
@@ -322,7 +481,7 @@ async function statusFromIndex(
     files.push({ path: rec.path, status: FILE_STATUSES[rec.status]! })
   }
   addNew(undefined)
-  return { files, hashed, cached, bytes: w.finish({ ...ctx, root: statIdOf(await lstat(rootAbs, { bigint: true })) }) }
+  return { files, notCurrent: files.filter((f) => f.status !== 'current'), total: files.length, hashed, cached, lstats, bytes: w.finish({ ...ctx, root: statIdOf(await lstat(rootAbs, { bigint: true })) }, token) }
 }
 
 /**

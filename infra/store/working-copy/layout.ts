@@ -14,6 +14,8 @@ export interface WorkingCopyLayout {
   ignore: string
   /** The binary stat index (stat-index.ts): stat data, content hashes and the last statuses. */
   statCache: string
+  /** The last status in short, for the file monitor's no-op answer (status-summary.ts). */
+  statusSummary: string
   /** BlobStore of the file versions of the last K revisions (R-ROLLBACK S143–S144). */
   history: string
   /** New files ready to be renamed into the tree (`new/`) and replaced ones (`old/`). */
@@ -34,6 +36,10 @@ export interface WorkingCopyLayout {
   nodes: string
   /** Temporary files of atomic writes; wiped by recovery. */
   tmp: string
+  /** The file monitor's socket (actors/monitor), which `status` asks what changed. */
+  monitorSocket: string
+  /** The file monitor's cookie files (tree-watch.ts). */
+  monitorCookies: string
 }
 
 export function layoutOf(root: string): WorkingCopyLayout {
@@ -46,6 +52,7 @@ export function layoutOf(root: string): WorkingCopyLayout {
     manifests: join(meta, 'manifests'),
     ignore: join(meta, 'ignore'),
     statCache: join(meta, 'index'),
+    statusSummary: join(meta, 'index-summary.json'),
     history: join(meta, 'history'),
     staging: join(meta, 'staging'),
     journal: join(meta, 'journal.json'),
@@ -57,6 +64,8 @@ export function layoutOf(root: string): WorkingCopyLayout {
     releases2: join(meta, 'releases2'),
     nodes: join(meta, 'nodes'),
     tmp: join(meta, 'tmp'),
+    monitorSocket: join(meta, 'monitor.sock'),
+    monitorCookies: join(meta, 'monitor'),
   }
 }
 

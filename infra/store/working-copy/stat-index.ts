@@ -10,12 +10,20 @@
 // million entries fit in memory and a status of an unchanged tree touches nothing else.
 import { createHash } from 'node:crypto'
 import type { BigIntStats, Stats } from 'node:fs'
+import type { MonitorToken } from './tree-watch.ts'
 
 const MAGIC = Buffer.from('UPSWIDX\0', 'latin1')
-export const INDEX_FORMAT = 1
+/** Format 2 adds the file monitor's token to format 1's header; both are read. */
+export const INDEX_FORMAT = 2
 const CHECKSUM = 20
 const STAT_ID = 40
-const HEADER = 8 + 4 + 4 + 4 + 4 + 4 + 4 + STAT_ID * 3 + 32
+const HEADER_1 = 8 + 4 + 4 + 4 + 4 + 4 + 4 + STAT_ID * 3 + 32
+/** The monitor's id (12 bytes), 4 reserved, the token's event number (a double). */
+const TOKEN = 24
+const HEADER = HEADER_1 + TOKEN
+/** Header flags (the word at offset 12). */
+const HAS_STATUSES = 1
+const HAS_TOKEN = 2
 const FIXED = 56
 const NO_PARENT = 0xffffffff
 export const KEY = 32
@@ -187,13 +195,21 @@ export class IndexWriter {
     this.count++
   }
 
-  /** The file's bytes: header, entries, checksum. */
-  finish(ctx: IndexContext): Buffer {
+  /**
+   * The file's bytes: header, entries, checksum. `monitor`: the file monitor's token taken before
+   * the disk was read, so the next status asks it what changed since (issue 13 item 2).
+   */
+  finish(ctx: IndexContext, monitor: MonitorToken | null = null): Buffer {
     this.room(CHECKSUM)
     const b = this.buf
     MAGIC.copy(b, 0)
     b.writeUInt32LE(INDEX_FORMAT, 8)
-    b.writeUInt32LE(ctx.statuses ? 1 : 0, 12)
+    b.writeUInt32LE((ctx.statuses ? HAS_STATUSES : 0) | (monitor ? HAS_TOKEN : 0), 12)
+    b.fill(0, HEADER_1, HEADER)
+    if (monitor) {
+      b.write(monitor.id, HEADER_1, 12, 'hex')
+      b.writeDoubleLE(monitor.seq, HEADER_1 + 16)
+    }
     b.writeUInt32LE(this.count, 16)
     b.writeUInt32LE(ctx.baseRev, 20)
     b.writeUInt32LE(ctx.targetRev, 24)
@@ -223,9 +239,14 @@ function readStatId(b: Buffer, o: number): StatId {
 /** An index read back: entry i is paths[i] with the typed arrays' i-th values. */
 export interface DecodedIndex {
   context: IndexContext
+  /** The file monitor's token the index was written with (format 2), or null. */
+  monitor: MonitorToken | null
   count: number
   buf: Buffer
+  /** Every path, decoded on first use (entries out of order throw IndexFormatError then). */
   paths: string[]
+  /** Entry i's path alone, without decoding the others. */
+  pathAt(i: number): string
   kind: Uint8Array
   flags: Uint8Array
   status: Uint8Array
@@ -255,15 +276,19 @@ export function decodeIndex(buf: Buffer, file: string): DecodedIndex {
   const bad = (what: string): never => {
     throw new IndexFormatError(`stat index ${file}: ${what}`)
   }
-  if (buf.length < HEADER + CHECKSUM) bad(`truncated (${buf.length} bytes, a header alone is ${HEADER + CHECKSUM})`)
+  if (buf.length < HEADER_1 + CHECKSUM) bad(`truncated (${buf.length} bytes, a header alone is ${HEADER_1 + CHECKSUM})`)
   if (!buf.subarray(0, 8).equals(MAGIC)) bad('not an upswarm stat index (bad magic bytes)')
   const format = buf.readUInt32LE(8)
-  if (format !== INDEX_FORMAT) bad(`format ${format}, this version reads format ${INDEX_FORMAT}`)
+  if (format !== 1 && format !== INDEX_FORMAT) bad(`format ${format}, this version reads formats 1 and ${INDEX_FORMAT}`)
+  const header = format === 1 ? HEADER_1 : HEADER
+  if (buf.length < header + CHECKSUM) bad(`truncated (${buf.length} bytes, a header alone is ${header + CHECKSUM})`)
   const end = buf.length - CHECKSUM
   if (!createHash('sha1').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) bad('checksum mismatch (truncated or corrupt)')
   const count = buf.readUInt32LE(16)
+  const headerFlags = buf.readUInt32LE(12)
+  const monitor = format > 1 && headerFlags & HAS_TOKEN ? { id: buf.toString('hex', HEADER_1, HEADER_1 + 12), seq: buf.readDoubleLE(HEADER_1 + 16) } : null
   const context: IndexContext = {
-    statuses: (buf.readUInt32LE(12) & 1) === 1,
+    statuses: (headerFlags & HAS_STATUSES) === HAS_STATUSES,
     baseRev: buf.readUInt32LE(20),
     targetRev: buf.readUInt32LE(24),
     root: readStatId(buf, 32),
@@ -271,55 +296,96 @@ export function decodeIndex(buf: Buffer, file: string): DecodedIndex {
     targetManifest: readStatId(buf, 32 + 2 * STAT_ID),
     ignoreDigest: Buffer.from(buf.subarray(32 + 3 * STAT_ID, 32 + 3 * STAT_ID + 32)),
   }
-  const d: DecodedIndex = {
-    context, count, buf,
-    paths: new Array<string>(count),
-    kind: new Uint8Array(count),
-    flags: new Uint8Array(count),
-    status: new Uint8Array(count),
-    mode: new Uint32Array(count),
-    size: new Float64Array(count),
-    mtimeMs: new Float64Array(count),
-    ctimeMs: new Float64Array(count),
-    ino: new Float64Array(count),
-    parent: new Int32Array(count),
-    offset: new Uint32Array(count + 1),
-    hashAt: new Int32Array(count),
-    baseKeyAt: new Int32Array(count),
-    targetKeyAt: new Int32Array(count),
-  }
-  let o = HEADER
+  // One pass reads what every use needs: where each entry starts, its kind, flags, status and
+  // parent. The paths and the stat data are decoded on first use (issue 13 item 2: a status that
+  // the file monitor answers reads neither for an unchanged tree).
+  const offset = new Uint32Array(count + 1)
+  const kind = new Uint8Array(count)
+  const flagsOf = new Uint8Array(count)
+  const status = new Uint8Array(count)
+  const parentOf = new Int32Array(count)
+  const hashAt = new Int32Array(count)
+  const baseKeyAt = new Int32Array(count)
+  const targetKeyAt = new Int32Array(count)
+  let o = header
+  // Plain byte reads (no Buffer method per field): this loop is most of a no-op status's decoding.
+  const b = buf
   for (let i = 0; i < count; i++) {
     if (o + FIXED > end) bad(`entry ${i} of ${count} runs past the end`)
-    d.offset[i] = o
-    const pathLen = buf.readUInt16LE(o)
-    const flags = buf[o + 3]!
-    d.kind[i] = buf[o + 2]!
-    d.flags[i] = flags
-    d.status[i] = buf[o + 4]!
-    d.mode[i] = buf.readUInt32LE(o + 8)
-    d.size[i] = buf.readDoubleLE(o + 24)
-    d.mtimeMs[i] = msOf(buf.readDoubleLE(o + 32), buf.readUInt32LE(o + 12))
-    d.ctimeMs[i] = msOf(buf.readDoubleLE(o + 40), buf.readUInt32LE(o + 16))
-    d.ino[i] = buf.readDoubleLE(o + 48)
-    const parent = buf.readUInt32LE(o + 20)
+    offset[i] = o
+    const pathLen = b[o]! | (b[o + 1]! << 8)
+    const flags = b[o + 3]!
+    kind[i] = b[o + 2]!
+    flagsOf[i] = flags
+    status[i] = b[o + 4]!
+    const parent = (b[o + 20]! | (b[o + 21]! << 8) | (b[o + 22]! << 16)) + b[o + 23]! * 0x1000000
     if (parent !== NO_PARENT && parent > i) bad(`entry ${i} names a parent after it`)
-    d.parent[i] = parent === 0 ? count : parent === NO_PARENT ? -1 : parent - 1
-    o += FIXED
-    const next = o + pathLen + (flags & FLAG.hashes ? SHA1 + SHA256 : 0) + (flags & FLAG.base ? KEY : 0) + (flags & FLAG.target ? KEY : 0)
-    if (next > end) bad(`entry ${i} of ${count} runs past the end`)
-    d.paths[i] = buf.toString('utf8', o, o + pathLen)
-    if (i > 0 && !(d.paths[i - 1]! < d.paths[i]!)) bad(`entries out of order at ${JSON.stringify(d.paths[i])}`)
-    o += pathLen
-    d.hashAt[i] = flags & FLAG.hashes ? o : -1
-    if (flags & FLAG.hashes) o += SHA1 + SHA256
-    d.baseKeyAt[i] = flags & FLAG.base ? o : -1
-    if (flags & FLAG.base) o += KEY
-    d.targetKeyAt[i] = flags & FLAG.target ? o : -1
-    if (flags & FLAG.target) o += KEY
+    parentOf[i] = parent === 0 ? count : parent === NO_PARENT ? -1 : parent - 1
+    o += FIXED + pathLen
+    if (flags & FLAG.hashes) {
+      hashAt[i] = o
+      o += SHA1 + SHA256
+    } else hashAt[i] = -1
+    if (flags & FLAG.base) {
+      baseKeyAt[i] = o
+      o += KEY
+    } else baseKeyAt[i] = -1
+    if (flags & FLAG.target) {
+      targetKeyAt[i] = o
+      o += KEY
+    } else targetKeyAt[i] = -1
+    if (o > end) bad(`entry ${i} of ${count} runs past the end`)
   }
   if (o !== end) bad(`${end - o} bytes after the last of ${count} entries`)
-  d.offset[count] = o
+  offset[count] = o
+  const pathAt = (i: number): string => buf.toString('utf8', offset[i]! + FIXED, offset[i]! + FIXED + buf.readUInt16LE(offset[i]!))
+  const d = {
+    context, monitor, count, buf, offset, kind, flags: flagsOf, status, parent: parentOf, hashAt, baseKeyAt, targetKeyAt, pathAt,
+  } as Partial<DecodedIndex> as DecodedIndex
+  const settle = <K extends keyof DecodedIndex>(key: K, value: DecodedIndex[K]): DecodedIndex[K] => {
+    Object.defineProperty(d, key, { value, enumerable: true })
+    return value
+  }
+  Object.defineProperty(d, 'paths', {
+    configurable: true, enumerable: true,
+    get: () => {
+      const paths = new Array<string>(count)
+      for (let i = 0; i < count; i++) {
+        paths[i] = pathAt(i)
+        if (i > 0 && !(paths[i - 1]! < paths[i]!)) bad(`entries out of order at ${JSON.stringify(paths[i])}`)
+      }
+      return settle('paths', paths)
+    },
+  })
+  const stats = (): void => {
+    const mode = new Uint32Array(count)
+    const size = new Float64Array(count)
+    const mtimeMs = new Float64Array(count)
+    const ctimeMs = new Float64Array(count)
+    const ino = new Float64Array(count)
+    for (let i = 0; i < count; i++) {
+      const at = offset[i]!
+      mode[i] = buf.readUInt32LE(at + 8)
+      size[i] = buf.readDoubleLE(at + 24)
+      mtimeMs[i] = msOf(buf.readDoubleLE(at + 32), buf.readUInt32LE(at + 12))
+      ctimeMs[i] = msOf(buf.readDoubleLE(at + 40), buf.readUInt32LE(at + 16))
+      ino[i] = buf.readDoubleLE(at + 48)
+    }
+    settle('mode', mode)
+    settle('size', size)
+    settle('mtimeMs', mtimeMs)
+    settle('ctimeMs', ctimeMs)
+    settle('ino', ino)
+  }
+  for (const key of ['mode', 'size', 'mtimeMs', 'ctimeMs', 'ino'] as const) {
+    Object.defineProperty(d, key, {
+      configurable: true, enumerable: true,
+      get: () => {
+        stats()
+        return d[key]
+      },
+    })
+  }
   return d
 }
 
