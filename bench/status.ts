@@ -10,7 +10,8 @@
 // Peak RSS of each upswarm run is read with /usr/bin/time when it is there. The working copy is
 // made by `init --adopt` from a local signed release (lib/local-source.ts): publishing 100 000
 // objects to JetStream would not fit the budget.
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile as readFileBytes, rm, unlink, writeFile } from 'node:fs/promises'
@@ -134,6 +135,10 @@ export async function runStatusBench(o: StatusBenchOptions): Promise<BenchResult
       return r
     }
     const gs = (args: string[] = []) => git(['status', ...args])
+    /** An untimed status: what a restore of the tree changed is classified before the next timed run. */
+    const settle = async (): Promise<void> => {
+      await upswarm(['status', wc, '--offline'], env)
+    }
     const loadBefore = loadavg()
     if (o.dropCaches) await dropCaches()
     const usCold = await us()
@@ -150,53 +155,96 @@ export async function runStatusBench(o: StatusBenchOptions): Promise<BenchResult
     const inproc = await updater.status(wc)
     const inprocMs = performance.now() - t
     const startup = await cliStartupMs(env)
-    const notCurrent = inproc.files.filter((f) => f.status !== 'current').length
+    const notCurrent = inproc.notCurrent.length
 
-    // Exactness: one edited (same size), one new, one deleted file.
-    log('exactness: one edited, one new and one deleted file')
+    // Exactness: one edited (same size), one new, one deleted file; then the tree as it was.
     const edited = Math.floor(o.files / 3)
     const deleted = Math.floor((2 * o.files) / 3)
-    const original = await readFileBytes(fileOf(wc, edited))
-    await writeFile(fileOf(wc, edited), Buffer.from(original.map((b) => (b === 0x0a ? b : b ^ 0x01))))
-    await writeFile(join(wc, 'd0', 'e0', 'new-file.txt'), 'new\n')
-    await unlink(fileOf(wc, deleted))
     const expectUs = new Map([[relOf(edited), 'modified'], ['d0/e0/new-file.txt', 'unversioned'], [relOf(deleted), 'missing']])
     const expectGit = new Map([[relOf(edited), 'M'], ['d0/e0/new-file.txt', '??'], [relOf(deleted), 'D']])
-    const usExact = await us()
-    const gitExact = await gs(['--porcelain'])
     const same = (a: Map<string, string>, b: Map<string, string>): boolean => a.size === b.size && [...a].every(([k, v]) => b.get(k) === v)
-    const exactUs = same(upswarmChanges(usExact.stdout), expectUs)
-    const exactGit = same(gitChanges(gitExact.stdout), expectGit)
-
-    // 1% changed: a fresh edit of the same files before each pair of runs.
-    const changedCount = Math.max(1, Math.round(o.files * CHANGED_SHARE))
-    log(`1% changed: ${changedCount} files rewritten before each of ${o.warmRuns} pairs of runs`)
-    const usChanged: number[] = []
-    const gitChanged: number[] = []
-    let changedReported = 0
-    for (let k = 0; k < o.warmRuns; k++) {
-      for (let j = 0; j < changedCount; j++) await writeFile(fileOf(wc, (j * 97 + 1) % o.files), `changed ${k} ${j}\n`)
+    const exactness = async (): Promise<{ us: number; git: number; exactUs: boolean; exactGit: boolean; reported: Map<string, string> }> => {
+      const originals = [await readFileBytes(fileOf(wc, edited)), await readFileBytes(fileOf(wc, deleted))] as const
+      await writeFile(fileOf(wc, edited), Buffer.from(originals[0].map((b) => (b === 0x0a ? b : b ^ 0x01))))
+      await writeFile(join(wc, 'd0', 'e0', 'new-file.txt'), 'new\n')
+      await unlink(fileOf(wc, deleted))
       const u = await us()
-      changedReported = upswarmChanges(u.stdout).size
-      usChanged.push(u.ms)
-      gitChanged.push((await gs()).ms)
+      const g = await gs(['--porcelain'])
+      await writeFile(fileOf(wc, edited), originals[0])
+      await writeFile(fileOf(wc, deleted), originals[1])
+      await unlink(join(wc, 'd0', 'e0', 'new-file.txt'))
+      await settle()
+      const reported = upswarmChanges(u.stdout)
+      return { us: u.ms, git: g.ms, exactUs: same(reported, expectUs), exactGit: same(gitChanges(g.stdout), expectGit), reported }
     }
+    // 1% changed: a fresh edit of the same files before each pair of runs; then the tree as it was.
+    const changedCount = Math.max(1, Math.round(o.files * CHANGED_SHARE))
+    const changedIds = Array.from({ length: changedCount }, (_, j) => (j * 97 + 1) % o.files)
+    const onePercent = async (): Promise<{ us: number[]; git: number[]; reported: number }> => {
+      const originals = await Promise.all(changedIds.map((i) => readFileBytes(fileOf(wc, i))))
+      const r = { us: [] as number[], git: [] as number[], reported: 0 }
+      for (let k = 0; k < o.warmRuns; k++) {
+        for (let j = 0; j < changedCount; j++) await writeFile(fileOf(wc, changedIds[j]!), `changed ${k} ${j}\n`)
+        const u = await us()
+        r.reported = upswarmChanges(u.stdout).size
+        r.us.push(u.ms)
+        r.git.push((await gs()).ms)
+      }
+      for (let j = 0; j < changedCount; j++) await writeFile(fileOf(wc, changedIds[j]!), originals[j]!)
+      await settle()
+      return r
+    }
+    log('exactness: one edited, one new and one deleted file')
+    const walkExact = await exactness()
+    log(`1% changed: ${changedCount} files rewritten before each of ${o.warmRuns} pairs of runs`)
+    const walkChanged = await onePercent()
+
+    // The same with the copy's file monitor (`upswarm monitor`, which the sharing daemon runs).
+    log('the same with the file monitor running')
+    const monitor = await startMonitorProcess(wc, env)
+    const monWarm: number[] = []
+    let monExact: Awaited<ReturnType<typeof exactness>>
+    let monChanged: Awaited<ReturnType<typeof onePercent>>
+    const monGitWarm: number[] = []
+    try {
+      // The first status records the monitor's token (it walks), the second writes the short answer.
+      await settle()
+      await settle()
+      for (let i = 0; i < o.warmRuns; i++) {
+        monWarm.push((await us()).ms)
+        monGitWarm.push((await gs()).ms)
+      }
+      monExact = await exactness()
+      monChanged = await onePercent()
+    } finally {
+      await monitor.stop()
+    }
+    const usExact = { ms: walkExact.us }
+    const gitExact = { ms: walkExact.git }
     const loadAfter = loadavg()
     const usWarmMs = median(usWarm)
     const gitWarmMs = median(gitWarm)
-    const usChangedMs = median(usChanged)
-    const gitChangedMs = median(gitChanged)
+    const usChangedMs = median(walkChanged.us)
+    const gitChangedMs = median(walkChanged.git)
+    const monWarmMs = median(monWarm)
+    const monGitWarmMs = median(monGitWarm)
+    const monChangedMs = median(monChanged.us)
+    const monGitChangedMs = median(monChanged.git)
+    const changedReported = walkChanged.reported
     const rows = [
       { run: 'no-op, cold (first)', 'upswarm status s': round(usCold.ms / 1000), 'git status s': round(gitCold.ms / 1000), 'upswarm / git': round(usCold.ms / gitCold.ms, 3) },
       { run: `no-op, warm (median of ${o.warmRuns})`, 'upswarm status s': round(usWarmMs / 1000), 'git status s': round(gitWarmMs / 1000), 'upswarm / git': round(usWarmMs / gitWarmMs, 3) },
       { run: 'no-op, warm, in-process updater.status()', 'upswarm status s': round(inprocMs / 1000), 'git status s': round(gitWarmMs / 1000), 'upswarm / git': round(inprocMs / gitWarmMs, 3) },
       { run: '1 edited + 1 new + 1 deleted', 'upswarm status s': round(usExact.ms / 1000), 'git status s': round(gitExact.ms / 1000), 'upswarm / git': round(usExact.ms / gitExact.ms, 3) },
       { run: `1% changed (median of ${o.warmRuns})`, 'upswarm status s': round(usChangedMs / 1000), 'git status s': round(gitChangedMs / 1000), 'upswarm / git': round(usChangedMs / gitChangedMs, 3) },
+      { run: `monitor: no-op, warm (median of ${o.warmRuns})`, 'upswarm status s': round(monWarmMs / 1000), 'git status s': round(monGitWarmMs / 1000), 'upswarm / git': round(monWarmMs / monGitWarmMs, 3) },
+      { run: 'monitor: 1 edited + 1 new + 1 deleted', 'upswarm status s': round(monExact.us / 1000), 'git status s': round(monExact.git / 1000), 'upswarm / git': round(monExact.us / monExact.git, 3) },
+      { run: `monitor: 1% changed (median of ${o.warmRuns})`, 'upswarm status s': round(monChangedMs / 1000), 'git status s': round(monGitChangedMs / 1000), 'upswarm / git': round(monChangedMs / monGitChangedMs, 3) },
     ]
     const svg = barChart([{
       title: `No-op status of ${o.files.toLocaleString('en')} unchanged files`,
       yLabel: 'seconds',
-      groups: ['no-op, cold', 'no-op, warm', 'no-op, in-process', '3 changes', '1% changed'],
+      groups: ['no-op, cold', 'no-op, warm', 'no-op, in-process', '3 changes', '1% changed', 'monitor: no-op', 'monitor: 3 changes', 'monitor: 1%'],
       series: [
         { name: 'upswarm status --offline', values: rows.map((r) => r['upswarm status s']) },
         { name: 'git status', values: rows.map((r) => r['git status s']) },
@@ -211,15 +259,17 @@ export async function runStatusBench(o: StatusBenchOptions): Promise<BenchResult
       parameters: {
         ...o, bytes, adoptSeconds: round(initS), gitSetupSeconds: round(gitSetupS), cliStartupMs: round(startup), inProcessHashed: inproc.hashed, inProcessCached: inproc.cached, notCurrent,
         warmUpswarmMs: usWarm.map((v) => round(v)), warmGitMs: gitWarm.map((v) => round(v)), changedFiles: changedCount, changedReported,
-        changedUpswarmMs: usChanged.map((v) => round(v)), changedGitMs: gitChanged.map((v) => round(v)),
+        changedUpswarmMs: walkChanged.us.map((v) => round(v)), changedGitMs: walkChanged.git.map((v) => round(v)),
+        monitorWarmUpswarmMs: monWarm.map((v) => round(v)), monitorWarmGitMs: monGitWarm.map((v) => round(v)),
+        monitorChangedUpswarmMs: monChanged.us.map((v) => round(v)), monitorChangedGitMs: monChanged.git.map((v) => round(v)), monitorChangedReported: monChanged.reported,
         peakRssMiB: peakMiB === null ? null : round(peakMiB), loadAverageBefore: loadBefore.map((v) => round(v, 3)), loadAverageAfter: loadAfter.map((v) => round(v, 3)),
       },
       columns: ['run', 'upswarm status s', 'git status s', 'upswarm / git'],
       rows,
       goals: [
-        { goal: `no-op status ≤ ${GOAL_NOOP} × git status (warm, CLI start-up included)`, met: usWarmMs / gitWarmMs <= GOAL_NOOP, detail: `${round(usWarmMs / 1000)} s vs ${round(gitWarmMs / 1000)} s (${round(usWarmMs / gitWarmMs, 3)}×)` },
-        { goal: `1% changed ≤ ${GOAL_CHANGED} × git status`, met: usChangedMs / gitChangedMs <= GOAL_CHANGED, detail: `${round(usChangedMs / 1000)} s vs ${round(gitChangedMs / 1000)} s (${round(usChangedMs / gitChangedMs, 3)}×); upswarm reported ${changedReported} changed paths of ${changedCount}` },
-        { goal: 'one edited, one new and one deleted file all reported in the same timed run', met: exactUs && exactGit, detail: `upswarm ${exactUs ? 'exact' : `reported ${JSON.stringify([...upswarmChanges(usExact.stdout)])}`}; git ${exactGit ? 'exact' : 'not exact'}` },
+        { goal: `no-op status ≤ ${GOAL_NOOP} × git status (warm, CLI start-up included; with the copy's file monitor)`, met: monWarmMs / monGitWarmMs <= GOAL_NOOP, detail: `${round(monWarmMs / 1000)} s vs ${round(monGitWarmMs / 1000)} s (${round(monWarmMs / monGitWarmMs, 3)}×); without the monitor ${round(usWarmMs / 1000)} s vs ${round(gitWarmMs / 1000)} s (${round(usWarmMs / gitWarmMs, 3)}×)` },
+        { goal: `1% changed ≤ ${GOAL_CHANGED} × git status (with the monitor)`, met: monChangedMs / monGitChangedMs <= GOAL_CHANGED, detail: `${round(monChangedMs / 1000)} s vs ${round(monGitChangedMs / 1000)} s (${round(monChangedMs / monGitChangedMs, 3)}×), ${monChanged.reported} changed paths reported of ${changedCount}; without the monitor ${round(usChangedMs / 1000)} s vs ${round(gitChangedMs / 1000)} s (${round(usChangedMs / gitChangedMs, 3)}×)` },
+        { goal: 'one edited, one new and one deleted file all reported in the same timed run (with and without the monitor)', met: walkExact.exactUs && walkExact.exactGit && monExact.exactUs && monExact.exactGit, detail: `upswarm ${walkExact.exactUs ? 'exact' : `reported ${JSON.stringify([...walkExact.reported])}`}, with the monitor ${monExact.exactUs ? 'exact' : `reported ${JSON.stringify([...monExact.reported])}`}; git ${walkExact.exactGit && monExact.exactGit ? 'exact' : 'not exact'}` },
       ],
       notes: [
         `Load average (1 / 5 / 15 min) ${fmtLoad(loadBefore)} before the timed runs and ${fmtLoad(loadAfter)} after; the ratios, from runs side by side, move less than the times.`,
@@ -230,6 +280,26 @@ export async function runStatusBench(o: StatusBenchOptions): Promise<BenchResult
     }, svg)
   } finally {
     if (!o.keep) await rm(work, { recursive: true, force: true, maxRetries: 5 })
+  }
+}
+
+/** `upswarm monitor DIR` in its own process, once it said READY. */
+async function startMonitorProcess(dir: string, env: NodeJS.ProcessEnv): Promise<{ stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [CLI, 'monitor', dir], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = once(child, 'exit')
+  let out = ''
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString()
+      if (out.includes('READY ')) resolve()
+    })
+    void exited.then(([code]) => reject(new Error(`upswarm monitor exited (${code}) before READY: ${out}`)))
+  })
+  return {
+    stop: async () => {
+      child.kill('SIGTERM')
+      await exited
+    },
   }
 }
 

@@ -14,12 +14,12 @@ import { createHash } from 'node:crypto'
 import { UpswarmError } from '../../infra/errors.ts'
 import { META_DIR } from '../../infra/release/manifest-core.ts'
 import { isDiskFull } from '../../infra/store/disk-space.ts'
-import { writeFileAtomic } from '../../infra/store/working-copy/atomic.ts'
+import { writeFileAtomicSync } from '../../infra/store/working-copy/atomic.ts'
 import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
 import { manifestFile, treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
 import {
-  decodeIndex, FLAG, IndexFormatError, IndexWriter, KEY, KIND, msOf, NO_STAT, sameStatId, statIdOf, versionKey,
+  decodeIndex, FLAG, IndexFormatError, IndexWriter, KEY, KIND, msOf, NO_STAT, PARENT_NONE, PARENT_ROOT, sameStatId, statIdOf, versionKey,
   type DecodedIndex, type IndexContext, type IndexRecord, type StatId,
 } from '../../infra/store/working-copy/stat-index.ts'
 import { askMonitor } from '../../infra/store/working-copy/monitor-wire.ts'
@@ -119,10 +119,14 @@ function sameContext(a: IndexContext, b: IndexContext): boolean {
 
 async function writeIndex(layout: WorkingCopyLayout, bytes: Buffer, cacheIfRoom: boolean): Promise<boolean> {
   // Not fsynced: a torn index after a crash fails its checksum and is rebuilt (it is only a cache).
-  return writeFileAtomic(layout.statCache, bytes, layout.tmp, 0o644, false).then(() => true, (err: unknown) => {
+  // Written synchronously, in one call: the promise form goes through the thread pool in 512 KiB steps.
+  try {
+    writeFileAtomicSync(layout.statCache, bytes, layout.tmp)
+    return true
+  } catch (err) {
     if (cacheIfRoom && isDiskFull(err)) return false
     throw err
-  })
+  }
 }
 
 /**
@@ -156,7 +160,8 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
     // In node's own ms conversion: the racy test compares like with like.
     const written = statIdOf(st)
     indexMs = msOf(written.mtimeSec, written.mtimeNsec)
-    const bytes = await readFile(layout.statCache)
+    // One synchronous read: the promise form goes through the thread pool in 512 KiB steps.
+    const bytes = readFileSync(layout.statCache)
     mark('status: index read')
     index = decodeIndex(bytes, layout.statCache)
     mark('status: index decoded')
@@ -180,6 +185,7 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
     const r = await statusFromIndex(layout, index, indexMs, ctx, rules, dirty, token)
     mark('status: classified')
     const saved = r.bytes ? await writeIndex(layout, r.bytes, !!opts.cacheIfRoom) : true
+    mark('status: index written')
     if (token && saved && (r.bytes || !summary)) await saveSummary(layout, ctx, { token, total: r.total, cached: r.cached, notCurrent: r.notCurrent }, !!opts.cacheIfRoom)
     const { bytes: _, ...rest } = Object.getOwnPropertyDescriptors(r)
     return Object.defineProperties({ saved, path: 'indexed', monitor } as Pick<WorkingCopyStatus, 'saved' | 'path' | 'monitor'>, rest) as WorkingCopyStatus
@@ -208,10 +214,7 @@ async function saveSummary(layout: WorkingCopyLayout, ctx: IndexContext, s: Stat
 
 /** Every path and its status as the index holds them (the short answer's `files`, built on first use). */
 function filesOfIndex(layout: WorkingCopyLayout): WorkingCopyStatus['files'] {
-  const index = decodeIndex(readFileSync(layout.statCache), layout.statCache)
-  const files = new Array<{ path: string; status: FileStatus }>(index.count)
-  for (let i = 0; i < index.count; i++) files[i] = { path: index.pathAt(i), status: FILE_STATUSES[index.status[i]!]! }
-  return files
+  return filesOf(decodeIndex(readFileSync(layout.statCache), layout.statCache))
 }
 
 /** `o` with a `files` list built on first use, then kept. */
@@ -310,7 +313,7 @@ function changedSince(
     const same = !!st && unchanged(i, st)
     if (!same && (st || index.kind[i] !== KIND.absent)) changed.push({ i, path, st })
     // The directory the index knew is gone or replaced: look at everything the index has under it.
-    if (index.kind[i] === KIND.dir && !(st?.isDirectory() && st.ino === index.ino[i])) {
+    if (index.kind[i] === KIND.dir && !(st?.isDirectory() && st.ino === index.statsAt(i).ino)) {
       const prefix = `${path}/`
       for (let j = firstFrom(index, prefix); j < index.count && index.pathAt(j).startsWith(prefix); j++) visit(index.pathAt(j), j)
     }
@@ -347,6 +350,11 @@ async function statusFromIndex(
   // Unchanged: same kind, mode and stat data, and older than the index (else racy).
   const unchanged = (i: number, st: Stats): boolean =>
     st.mtimeMs === index.mtimeMs[i] && st.ctimeMs === index.ctimeMs[i] && st.size === index.size[i] && st.ino === index.ino[i] && st.mode === index.mode[i] && st.mtimeMs < indexMs
+  // The same from one entry's bytes (the monitor's few paths: the arrays of all 100 000 are not built).
+  const unchangedOne = (i: number, st: Stats): boolean => {
+    const e = index.statsAt(i)
+    return st.mtimeMs === e.mtimeMs && st.ctimeMs === e.ctimeMs && st.size === e.size && st.ino === e.ino && st.mode === e.mode && st.mtimeMs < indexMs
+  }
 
   const rootSt = lstatOrNone(rootAbs)
   if (!rootSt) throw new UpswarmError('UPSWARM_E_IO', `cannot stat ${rootAbs}: it no longer exists`)
@@ -355,7 +363,7 @@ async function statusFromIndex(
   const rootSame = (dirty ? !dirty.has('') : rootSt.mtimeMs < indexMs) && sameStatId(ctx.root, index.context.root)
   let lstats = 1
   if (dirty) {
-    const found = changedSince(index, rootAbs, dirty, unchanged)
+    const found = changedSince(index, rootAbs, dirty, unchangedOne)
     changed.push(...found.changed)
     lstats += found.lstats
   } else {
@@ -435,7 +443,6 @@ async function statusFromIndex(
       return files
     })
   }
-  const paths = index.paths
 
   // Re-classify what changed, with the facts the index keeps about the revisions.
   let hashed = 0
@@ -445,6 +452,7 @@ async function statusFromIndex(
   for (const ch of changed) {
     if (ch.i >= 0 && kind[ch.i] === KIND.file && !(index.flags[ch.i]! & FLAG.ignored) && index.flags[ch.i]! & (FLAG.baseFile | FLAG.targetFile)) cached--
   }
+  mark('status: changes found')
   // A few at a time: a changed file is read and hashed, and reads wait on the thread pool.
   let next = 0
   await Promise.all(Array.from({ length: HASH_CONCURRENCY }, async () => {
@@ -457,31 +465,89 @@ async function statusFromIndex(
     }
   }))
   added.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  mark('status: changes classified')
+  const { bytes, total, notCurrent } = rewrite(index, redone, added, { ...ctx, root: statIdOf(await lstat(rootAbs, { bigint: true })) }, token)
+  mark('status: index rewritten')
+  return lazyFiles({ notCurrent, total, hashed, cached, lstats, bytes }, () => filesOf(decodeIndex(bytes, layout.statCache, { written: true })))
+}
 
-  const w = new IndexWriter()
-  const files: WorkingCopyStatus['files'] = []
+/**
+ * The index with the entries of `redone` replaced (undefined: dropped) and `added` (sorted) put
+ * in their places: the unchanged entries are copied as bytes, in runs, with their parents'
+ * new numbers; no path of theirs is decoded.
+ */
+function rewrite(
+  index: DecodedIndex, redone: Map<number, IndexRecord | undefined>, added: IndexRecord[], ctx: IndexContext, token: MonitorToken | null,
+): { bytes: Buffer; total: number; notCurrent: WorkingCopyStatus['notCurrent'] } {
+  const current = FILE_STATUSES.indexOf('current')
+  const notCurrent: WorkingCopyStatus['notCurrent'] = []
+  const note = (path: () => string, status: number): void => {
+    if (status !== current) notCurrent.push({ path: path(), status: FILE_STATUSES[status]! })
+  }
+  const n = index.count
+  // Where each added path goes (before the first old entry not before it), and every entry's new number.
+  const addAt = added.map((r) => firstFrom(index, r.path))
+  const newNo = new Int32Array(n).fill(-1)
+  const addedNo = new Int32Array(added.length)
+  let no = 0
   let a = 0
-  const addNew = (upTo: string | undefined): void => {
-    while (a < added.length && (upTo === undefined || added[a]!.path < upTo)) {
-      w.add(added[a]!)
-      files.push({ path: added[a]!.path, status: FILE_STATUSES[added[a]!.status]! })
+  for (let i = 0; i < n; i++) {
+    while (a < added.length && addAt[a]! <= i) addedNo[a++] = no++
+    if (redone.has(i) && !redone.get(i)) continue
+    newNo[i] = no++
+  }
+  while (a < added.length) addedNo[a++] = no++
+  const addedByPath = new Map(added.map((r, k) => [r.path, k]))
+  const parentByPath = (path: string): number => {
+    const cut = path.lastIndexOf('/')
+    if (cut < 0) return PARENT_ROOT
+    const dir = path.slice(0, cut)
+    const j = entryOf(index, dir)
+    if (j >= 0 && newNo[j]! >= 0) return newNo[j]!
+    const k = addedByPath.get(dir)
+    return k === undefined ? PARENT_NONE : addedNo[k]!
+  }
+  const parentOfOld = (i: number): number => {
+    const p = index.parent[i]!
+    if (p === n) return PARENT_ROOT
+    return p >= 0 && newNo[p]! >= 0 ? newNo[p]! : parentByPath(index.pathAt(i))
+  }
+  const w = new IndexWriter()
+  let run = -1
+  const flush = (end: number): void => {
+    if (run < 0) return
+    w.copyRun(index, run, end, parentOfOld)
+    for (let k = run; k < end; k++) note(() => index.pathAt(k), index.status[k]!)
+    run = -1
+  }
+  const put = (rec: IndexRecord, parent: number): void => {
+    w.addLinked(rec, parent)
+    note(() => rec.path, rec.status)
+  }
+  a = 0
+  for (let i = 0; i < n; i++) {
+    while (a < added.length && addAt[a]! <= i) {
+      flush(i)
+      put(added[a]!, parentByPath(added[a]!.path))
       a++
     }
-  }
-  for (let i = 0; i < n; i++) {
-    addNew(paths[i])
     if (!redone.has(i)) {
-      w.copy(index, i)
-      files.push({ path: paths[i]!, status: FILE_STATUSES[index.status[i]!]! })
+      if (run < 0) run = i
       continue
     }
+    flush(i)
     const rec = redone.get(i)
-    if (!rec) continue
-    w.add(rec)
-    files.push({ path: rec.path, status: FILE_STATUSES[rec.status]! })
+    if (rec) put(rec, parentOfOld(i))
   }
-  addNew(undefined)
-  return { files, notCurrent: files.filter((f) => f.status !== 'current'), total: files.length, hashed, cached, lstats, bytes: w.finish({ ...ctx, root: statIdOf(await lstat(rootAbs, { bigint: true })) }, token) }
+  flush(n)
+  for (; a < added.length; a++) put(added[a]!, parentByPath(added[a]!.path))
+  return { bytes: w.finish(ctx, token), total: no, notCurrent }
+}
+
+function filesOf(index: DecodedIndex): WorkingCopyStatus['files'] {
+  const files = new Array<{ path: string; status: FileStatus }>(index.count)
+  for (let i = 0; i < index.count; i++) files[i] = { path: index.pathAt(i), status: FILE_STATUSES[index.status[i]!]! }
+  return files
 }
 
 /**

@@ -144,6 +144,13 @@ describe('working copy — file monitor', () => {
     expect(monitor.walks()).toBe(1)
     // And once more with nothing changed: the short answer, no lstat.
     expect(await status(watched)).toMatchObject({ monitor: 'changes', lstats: 0 })
+    // The index those statuses rewrote (entries copied as bytes, parents renumbered) serves a walk too.
+    await monitor.close()
+    await writeFile(join(watched, 'd1', 'late.txt'), 'late\n')
+    await writeFile(join(plain, 'd1', 'late.txt'), 'late\n')
+    const walked = await status(watched)
+    expect(walked).toMatchObject({ monitor: 'no monitor runs', statIndex: 'indexed' })
+    expect(listing(walked)).toEqual(listing(await status(plain)))
   }, 120_000)
 
   it('working copy — events that may have been dropped (a burst over the limit) make the monitor walk again; the next status walks every path, exactly, and the one after uses the monitor again', async () => {

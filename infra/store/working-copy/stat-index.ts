@@ -30,6 +30,11 @@ export const KEY = 32
 export const SHA1 = 20
 export const SHA256 = 32
 
+/** `addLinked`/`copyRun` parents: the root, or no directory in the index. */
+export const PARENT_ROOT = -2
+export const PARENT_NONE = -1
+const encodeParent = (p: number): number => (p === PARENT_ROOT ? 0 : p === PARENT_NONE ? NO_PARENT : p + 1)
+
 /** Entry kinds; ABSENT: versioned, not on disk. */
 export const KIND = { absent: 0, file: 1, dir: 2, symlink: 3, other: 4 } as const
 
@@ -48,6 +53,8 @@ export const FLAG = {
   targetFile: 32,
   /** The revision's entry is a directory (the ignore rules' `name/` patterns, when the disk has nothing). */
   entryIsDir: 64,
+  /** Format 2: the target's key is the base's (not stored twice: the usual case, 32 bytes an entry). */
+  targetIsBase: 128,
 } as const
 
 /** Identity of a file by its stat data: a rewrite changes the ctime, a replacement the inode. */
@@ -148,7 +155,8 @@ export class IndexWriter {
   add(r: IndexRecord): void {
     const pathLen = Buffer.byteLength(r.path)
     const hashes = r.sha1 && r.sha256
-    const flags = (r.flags & ~(FLAG.hashes | FLAG.base | FLAG.target)) | (hashes ? FLAG.hashes : 0) | (r.baseKey ? FLAG.base : 0) | (r.targetKey ? FLAG.target : 0)
+    const sameKey = !!r.baseKey && !!r.targetKey && Buffer.compare(r.baseKey, r.targetKey) === 0
+    const flags = (r.flags & ~(FLAG.hashes | FLAG.base | FLAG.target | FLAG.targetIsBase)) | (hashes ? FLAG.hashes : 0) | (r.baseKey ? FLAG.base : 0) | (r.targetKey ? FLAG.target : 0) | (sameKey ? FLAG.targetIsBase : 0)
     this.room(FIXED + pathLen + SHA1 + SHA256 + 2 * KEY)
     const b = this.buf
     let o = this.at
@@ -176,12 +184,38 @@ export class IndexWriter {
       b.set(r.baseKey, o)
       o += KEY
     }
-    if (r.targetKey) {
+    if (r.targetKey && !sameKey) {
       b.set(r.targetKey, o)
       o += KEY
     }
     this.at = o
     this.count++
+  }
+
+  /**
+   * Adds an entry whose parent's number in this index is known: PARENT_ROOT, PARENT_NONE or the
+   * number (what `copyRun` needs around it: it keeps no directory table).
+   */
+  addLinked(r: IndexRecord, parent: number): void {
+    const at = this.at
+    this.add(r)
+    this.buf.writeUInt32LE(encodeParent(parent), at + 20)
+  }
+
+  /**
+   * Copies entries [start, end) of a decoded index as bytes (unchanged paths), with the parent
+   * numbers `parentOf` gives for this index (no path decoded: a status that changed a few paths
+   * among 100 000 rewrites the index without building a string per entry).
+   */
+  copyRun(from: DecodedIndex, start: number, end: number, parentOf: (i: number) => number): void {
+    if (end <= start) return
+    const first = from.offset[start]!
+    const bytes = from.offset[end]! - first
+    this.room(bytes)
+    from.buf.copy(this.buf, this.at, first, first + bytes)
+    for (let k = start; k < end; k++) this.buf.writeUInt32LE(encodeParent(parentOf(k)), this.at + (from.offset[k]! - first) + 20)
+    this.at += bytes
+    this.count += end - start
   }
 
   /** Copies entry `i` of a decoded index as it is (an unchanged path). */
@@ -247,6 +281,8 @@ export interface DecodedIndex {
   paths: string[]
   /** Entry i's path alone, without decoding the others. */
   pathAt(i: number): string
+  /** Entry i's stat data alone (as the arrays below have it), without decoding the others'. */
+  statsAt(i: number): { mode: number; size: number; mtimeMs: number; ctimeMs: number; ino: number }
   kind: Uint8Array
   flags: Uint8Array
   status: Uint8Array
@@ -272,7 +308,7 @@ export class IndexFormatError extends Error {
 }
 
 /** Decodes and checks an index file's bytes; throws IndexFormatError naming what is wrong and where. */
-export function decodeIndex(buf: Buffer, file: string): DecodedIndex {
+export function decodeIndex(buf: Buffer, file: string, opts: { written?: boolean } = {}): DecodedIndex {
   const bad = (what: string): never => {
     throw new IndexFormatError(`stat index ${file}: ${what}`)
   }
@@ -283,7 +319,8 @@ export function decodeIndex(buf: Buffer, file: string): DecodedIndex {
   const header = format === 1 ? HEADER_1 : HEADER
   if (buf.length < header + CHECKSUM) bad(`truncated (${buf.length} bytes, a header alone is ${header + CHECKSUM})`)
   const end = buf.length - CHECKSUM
-  if (!createHash('sha1').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) bad('checksum mismatch (truncated or corrupt)')
+  // (`written`: bytes this process just made, not read back from disk.)
+  if (!opts.written && !createHash('sha1').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) bad('checksum mismatch (truncated or corrupt)')
   const count = buf.readUInt32LE(16)
   const headerFlags = buf.readUInt32LE(12)
   const monitor = format > 1 && headerFlags & HAS_TOKEN ? { id: buf.toString('hex', HEADER_1, HEADER_1 + 12), seq: buf.readDoubleLE(HEADER_1 + 16) } : null
@@ -330,7 +367,8 @@ export function decodeIndex(buf: Buffer, file: string): DecodedIndex {
       baseKeyAt[i] = o
       o += KEY
     } else baseKeyAt[i] = -1
-    if (flags & FLAG.target) {
+    if (flags & FLAG.targetIsBase) targetKeyAt[i] = baseKeyAt[i]!
+    else if (flags & FLAG.target) {
       targetKeyAt[i] = o
       o += KEY
     } else targetKeyAt[i] = -1
@@ -339,8 +377,12 @@ export function decodeIndex(buf: Buffer, file: string): DecodedIndex {
   if (o !== end) bad(`${end - o} bytes after the last of ${count} entries`)
   offset[count] = o
   const pathAt = (i: number): string => buf.toString('utf8', offset[i]! + FIXED, offset[i]! + FIXED + buf.readUInt16LE(offset[i]!))
+  const statsAt = (i: number): { mode: number; size: number; mtimeMs: number; ctimeMs: number; ino: number } => {
+    const at = offset[i]!
+    return { mode: buf.readUInt32LE(at + 8), size: buf.readDoubleLE(at + 24), mtimeMs: msOf(buf.readDoubleLE(at + 32), buf.readUInt32LE(at + 12)), ctimeMs: msOf(buf.readDoubleLE(at + 40), buf.readUInt32LE(at + 16)), ino: buf.readDoubleLE(at + 48) }
+  }
   const d = {
-    context, monitor, count, buf, offset, kind, flags: flagsOf, status, parent: parentOf, hashAt, baseKeyAt, targetKeyAt, pathAt,
+    context, monitor, count, buf, offset, kind, flags: flagsOf, status, parent: parentOf, hashAt, baseKeyAt, targetKeyAt, pathAt, statsAt,
   } as Partial<DecodedIndex> as DecodedIndex
   const settle = <K extends keyof DecodedIndex>(key: K, value: DecodedIndex[K]): DecodedIndex[K] => {
     Object.defineProperty(d, key, { value, enumerable: true })
