@@ -19,7 +19,7 @@ import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
 import { manifestFile, treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
 import {
-  decodeIndex, FLAG, IndexFormatError, IndexWriter, KEY, KIND, msOf, NO_STAT, PARENT_NONE, PARENT_ROOT, sameStatId, statIdOf, versionKey,
+  decodeIndex, FLAG, IndexFormatError, IndexWriter, KEY, KIND, msOf, NO_STAT, PARENT_NONE, PARENT_ROOT, patchIndex, sameStatId, statIdOf, versionKey,
   type DecodedIndex, type IndexContext, type IndexRecord, type StatId,
 } from '../../infra/store/working-copy/stat-index.ts'
 import { askMonitor } from '../../infra/store/working-copy/monitor-wire.ts'
@@ -485,6 +485,20 @@ function rewrite(
     if (status !== current) notCurrent.push({ path: path(), status: FILE_STATUSES[status]! })
   }
   const n = index.count
+  // Edited files only (nothing new, nothing gone): their entries are replaced where they are.
+  if (added.length === 0 && [...redone.values()].every((r) => r !== undefined)) {
+    const bytes = patchIndex(index, redone as Map<number, IndexRecord>, ctx, token)
+    if (bytes) {
+      const current = FILE_STATUSES.indexOf('current')
+      const notCurrent: WorkingCopyStatus['notCurrent'] = []
+      for (let i = 0; i < n; i++) {
+        const r = redone.get(i)
+        const status = r ? r.status : index.status[i]!
+        if (status !== current) notCurrent.push({ path: r ? r.path : index.pathAt(i), status: FILE_STATUSES[status]! })
+      }
+      return { bytes, total: n, notCurrent }
+    }
+  }
   // Where each added path goes (before the first old entry not before it), and every entry's new number.
   const addAt = added.map((r) => firstFrom(index, r.path))
   const newNo = new Int32Array(n).fill(-1)
@@ -512,7 +526,7 @@ function rewrite(
     if (p === n) return PARENT_ROOT
     return p >= 0 && newNo[p]! >= 0 ? newNo[p]! : parentByPath(index.pathAt(i))
   }
-  const w = new IndexWriter()
+  const w = new IndexWriter(index.buf.length + added.length * 512)
   let run = -1
   const flush = (end: number): void => {
     if (run < 0) return

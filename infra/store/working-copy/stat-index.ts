@@ -129,11 +129,16 @@ export interface IndexRecord {
 
 /** Builds an index file in one growing buffer; entries must be added in path order. */
 export class IndexWriter {
-  private buf = Buffer.allocUnsafe(1 << 16)
+  private buf: Buffer
   private at = HEADER
   private count = 0
   /** Entries that can hold others (directories on disk or in a revision), by path: the parents' numbers. */
   private readonly dirs = new Map<string, number>()
+
+  /** `sizeHint`: the bytes expected (a rewrite: the old index's), so the buffer does not grow by copies. */
+  constructor(sizeHint = 0) {
+    this.buf = Buffer.allocUnsafe(Math.max(1 << 16, sizeHint))
+  }
 
   /** Stores the entry's parent (its number + 1; 0: the root; NO_PARENT: none in the index) and notes a directory. */
   private link(o: number, path: string, kind: number, flags: number): void {
@@ -235,26 +240,61 @@ export class IndexWriter {
    */
   finish(ctx: IndexContext, monitor: MonitorToken | null = null): Buffer {
     this.room(CHECKSUM)
-    const b = this.buf
-    MAGIC.copy(b, 0)
-    b.writeUInt32LE(INDEX_FORMAT, 8)
-    b.writeUInt32LE((ctx.statuses ? HAS_STATUSES : 0) | (monitor ? HAS_TOKEN : 0), 12)
-    b.fill(0, HEADER_1, HEADER)
-    if (monitor) {
-      b.write(monitor.id, HEADER_1, 12, 'hex')
-      b.writeDoubleLE(monitor.seq, HEADER_1 + 16)
-    }
-    b.writeUInt32LE(this.count, 16)
-    b.writeUInt32LE(ctx.baseRev, 20)
-    b.writeUInt32LE(ctx.targetRev, 24)
-    b.writeUInt32LE(0, 28)
-    writeStatId(b, 32, ctx.root)
-    writeStatId(b, 32 + STAT_ID, ctx.baseManifest)
-    writeStatId(b, 32 + 2 * STAT_ID, ctx.targetManifest)
-    ctx.ignoreDigest.copy(b, 32 + 3 * STAT_ID, 0, 32)
-    createHash('sha1').update(b.subarray(0, this.at)).digest().copy(b, this.at)
-    return b.subarray(0, this.at + CHECKSUM)
+    return sealIndex(this.buf, this.at, this.count, ctx, monitor)
   }
+
+  /** One entry's bytes as `add` writes them (its parent field as `add` links it in an empty writer). */
+  static encode(r: IndexRecord): Buffer {
+    const w = new IndexWriter(HEADER + FIXED + Buffer.byteLength(r.path) + SHA1 + SHA256 + 2 * KEY)
+    w.add(r)
+    return w.buf.subarray(HEADER, w.at)
+  }
+}
+
+/** Writes the header of an index whose entries end at `end` and its checksum after them; the file's bytes. */
+function sealIndex(b: Buffer, end: number, count: number, ctx: IndexContext, monitor: MonitorToken | null): Buffer {
+  MAGIC.copy(b, 0)
+  b.writeUInt32LE(INDEX_FORMAT, 8)
+  b.writeUInt32LE((ctx.statuses ? HAS_STATUSES : 0) | (monitor ? HAS_TOKEN : 0), 12)
+  b.fill(0, HEADER_1, HEADER)
+  if (monitor) {
+    b.write(monitor.id, HEADER_1, 12, 'hex')
+    b.writeDoubleLE(monitor.seq, HEADER_1 + 16)
+  }
+  b.writeUInt32LE(count, 16)
+  b.writeUInt32LE(ctx.baseRev, 20)
+  b.writeUInt32LE(ctx.targetRev, 24)
+  b.writeUInt32LE(0, 28)
+  writeStatId(b, 32, ctx.root)
+  writeStatId(b, 32 + STAT_ID, ctx.baseManifest)
+  writeStatId(b, 32 + 2 * STAT_ID, ctx.targetManifest)
+  ctx.ignoreDigest.copy(b, 32 + 3 * STAT_ID, 0, 32)
+  createHash('sha1').update(b.subarray(0, end)).digest().copy(b, end)
+  return b.subarray(0, end + CHECKSUM)
+}
+
+/**
+ * The index `d` (format 2, as read) with some entries replaced in place: possible when no entry
+ * comes or goes and each new entry has its old one's length (an edited file: same path, same
+ * fields). Parents stay. Returns undefined when it is not possible; `d.buf` is then untouched.
+ * The usual rewrite of a status that found a few edited files, without copying the index.
+ */
+export function patchIndex(d: DecodedIndex, records: Map<number, IndexRecord>, ctx: IndexContext, monitor: MonitorToken | null): Buffer | undefined {
+  if (d.buf.readUInt32LE(8) !== INDEX_FORMAT) return undefined
+  const encoded: [number, Buffer][] = []
+  for (const [i, r] of records) {
+    const e = IndexWriter.encode(r)
+    if (e.length !== d.offset[i + 1]! - d.offset[i]!) return undefined
+    encoded.push([i, e])
+  }
+  for (const [i, e] of encoded) {
+    const at = d.offset[i]!
+    const parent = d.buf.readUInt32LE(at + 20)
+    e.copy(d.buf, at)
+    d.buf.writeUInt32LE(parent, at + 20)
+  }
+  const end = d.buf.length - CHECKSUM
+  return sealIndex(d.buf, end, d.count, ctx, monitor)
 }
 
 function writeStatId(b: Buffer, o: number, s: StatId): void {

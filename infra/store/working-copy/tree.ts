@@ -1,6 +1,6 @@
 // Reads the installed tree as it is on disk: lstat only (symlinks are never followed), the
 // metadata folder skipped. File contents are hashed only on a stat-cache miss.
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs'
+import { lstatSync, readdirSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs'
 import { lstat, readFile } from 'node:fs/promises'
 import { setImmediate } from 'node:timers/promises'
 import { join } from 'node:path'
@@ -91,7 +91,9 @@ const SMALL_FILE = 256 * 1024
 /** SHA-1, SHA-256 and size of a file; streamed when larger than SMALL_FILE. */
 export async function hashContent(abs: string, sizeHint: number): Promise<{ size: number; sha1: string; sha256: string }> {
   if (sizeHint <= SMALL_FILE) {
-    const buf = await readFile(abs)
+    // Synchronous: a small file's promise read costs several thread-pool round trips (open,
+    // fstat, read, close), more than reading it (issue 13: 1% of 100 000 files changed).
+    const buf = readFileSync(abs)
     return { size: buf.length, sha1: sha1Hex(buf), sha256: sha256Hex(buf) }
   }
   const h = await hashFile(abs)
