@@ -7,7 +7,7 @@
 import { readFile, stat } from 'node:fs/promises'
 import type { BigIntStats } from 'node:fs'
 import { writeFileAtomic } from './atomic.ts'
-import { decodeIndex, entryStatId, IndexWriter, KIND, NO_STAT, SHA1, SHA256, statIdOf, type DecodedIndex, type StatId } from './stat-index.ts'
+import { decodeIndex, entryStatId, IndexWriter, KIND, NO_STAT, SHA1, SHA256, statIdOf, type DecodedIndex, type StatFields, type StatId } from './stat-index.ts'
 
 export interface ContentHashes {
   sha1: string
@@ -75,7 +75,7 @@ export class StatCache {
   }
 
   /** The cached hashes of `path` if its stat data still matches and the entry is not racy. */
-  lookup(path: string, st: BigIntStats): ContentHashes | undefined {
+  lookup(path: string, st: StatFields): ContentHashes | undefined {
     const e = this.entries.get(path)
     if (!e) return undefined
     if (e.size !== st.size || e.mtimeNs !== st.mtimeNs || e.ctimeNs !== st.ctimeNs || e.ino !== st.ino) return undefined
@@ -84,14 +84,14 @@ export class StatCache {
   }
 
   /** The hashes recorded for `path` at exactly the stat data `st` (racy or not: they were computed from it). */
-  recorded(path: string, st: BigIntStats): ContentHashes | undefined {
+  recorded(path: string, st: StatFields): ContentHashes | undefined {
     const e = this.entries.get(path)
     if (!e || e.size !== st.size || e.mtimeNs !== st.mtimeNs || e.ctimeNs !== st.ctimeNs || e.ino !== st.ino) return undefined
     return { sha1: e.sha1, sha256: e.sha256 }
   }
 
   /** Records hashes computed from the file whose lstat (taken before reading it) is `st`. */
-  set(path: string, st: BigIntStats, hashes: ContentHashes): void {
+  set(path: string, st: StatFields, hashes: ContentHashes): void {
     this.entries.set(path, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, sha1: hashes.sha1, sha256: hashes.sha256 })
     this.dirty = true
   }

@@ -95,7 +95,10 @@ function splitNs(ns: bigint): [number, number] {
   return [Number(sec), Number(nsec)]
 }
 
-export function statIdOf(st: BigIntStats): StatId {
+/** The fields of a bigint lstat that identify a file's version (node's BigIntStats, or what a walk keeps of it). */
+export type StatFields = Pick<BigIntStats, 'size' | 'ino' | 'mtimeNs' | 'ctimeNs'>
+
+export function statIdOf(st: StatFields): StatId {
   const [mtimeSec, mtimeNsec] = splitNs(st.mtimeNs)
   const [ctimeSec, ctimeNsec] = splitNs(st.ctimeNs)
   return { size: Number(st.size), mtimeSec, mtimeNsec, ctimeSec, ctimeNsec, ino: Number(st.ino) }
