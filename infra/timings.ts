@@ -7,6 +7,7 @@ const marks: Array<[string, number]> = []
 export function mark(what: string): void {
   if (!on) return
   if (marks.length === 0) process.once('exit', () => {
+    marks.push(['exit', performance.now()])
     let last = 0
     for (const [name, at] of marks) {
       process.stderr.write(`upswarm timings: ${at.toFixed(1).padStart(8)} ms  +${(at - last).toFixed(1).padStart(7)}  ${name}\n`)

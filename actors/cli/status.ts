@@ -6,7 +6,9 @@ import { printResult } from './output.ts'
 import { mark } from '../../infra/timings.ts'
 
 export async function runStatus(dir: string, o: { json?: boolean | undefined }, source?: ReleaseSource): Promise<void> {
+  mark('status: cli')
   const updater = await import('../updater/index.ts')
+  mark('status: updater loaded')
   const r = await updater.status(dir, source ? { source } : {})
   mark('status: answered')
   const shown = r.notCurrent

@@ -1,5 +1,6 @@
 // What every updater operation does first: take the working copy's lock, run recovery (so a
 // crash at any earlier moment leaves the tree at exactly one revision), open it.
+import { mark } from '../../infra/timings.ts'
 import { join } from 'node:path'
 import { acquireLock } from '../../infra/store/working-copy/lock.ts'
 import { layoutOf } from '../../infra/store/working-copy/layout.ts'
@@ -50,9 +51,12 @@ export async function withWorkingCopy<T>(
 /** The lock taken and recovery run, as withWorkingCopy does, for a caller that releases it later. */
 export async function openWorkingCopy(dir: string, log: UpdaterLog): Promise<{ wc: WorkingCopy; recovered: RecoveryAction; release: () => Promise<void> }> {
   const layout = layoutOf(dir)
+  mark('open: start')
   const lock = await acquireLock(layout)
+  mark('open: locked')
   try {
     const recovered = await recoverWorkingCopy(layout, step, join(layout.history, 'tmp'))
+    mark('open: recovered')
     if (recovered !== 'none') log.warn({ dir, recovered }, `recovered the working copy after an interrupted update (${recovered})`)
     return { wc: await WorkingCopy.open(dir), recovered, release: () => lock.release() }
   } catch (err) {

@@ -18,6 +18,7 @@ import { init, status, type StatusReport } from '../../actors/updater/index.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { layoutOf } from '../../infra/store/working-copy/layout.ts'
 import { decodeIndex } from '../../infra/store/working-copy/stat-index.ts'
+import { random } from '../faults/figures.ts'
 import { tempDir } from '../helpers/cluster.ts'
 import { DirectorySource } from '../helpers/dir-source.ts'
 import { publishLocal, writeTree, type TreeSpec } from '../helpers/local-publish.ts'
@@ -28,18 +29,6 @@ const FILES = 400
 const STEPS = Number(process.env.UPSWARM_MONITOR_STEPS ?? 40)
 
 const listing = (r: StatusReport): string[] => r.files.map((f) => `${f.status} ${f.path}`)
-
-/** A small seeded PRNG (mulberry32): the same edits in both copies, the same run every time. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('working copy — file monitor', () => {
   let tmp: { path: string; cleanup: () => Promise<void> }
@@ -90,7 +79,7 @@ describe('working copy — file monitor', () => {
     expect(quiet).toMatchObject({ monitor: 'changes', lstats: 0, hashed: 0 })
     expect(listing(quiet)).toEqual(listing(await status(plain)))
 
-    const rnd = prng(Number(process.env.UPSWARM_MONITOR_SEED ?? 13))
+    const rnd = random(Number(process.env.UPSWARM_MONITOR_SEED ?? 13))
     const pick = <X>(xs: X[]): X => xs[Math.floor(rnd() * xs.length)]!
     const dirs = ['d0', 'd1', 'd2', 'd3', 'd4/e1', 'd5/e2', 'd6', 'd7/e4']
     const ops: Array<[string, (root: string, k: number, dir: string) => Promise<void>]> = [
