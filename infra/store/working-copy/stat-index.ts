@@ -4,18 +4,22 @@
 // file when they were computed, and what the status needs besides the disk (ignored, a key of
 // the base and of the target entry, the status found). The header names the context the
 // statuses hold for (the two revisions, their manifest files, the ignore rules, the root
-// directory), and a SHA-1 of everything before it ends the file, as git's index does.
+// directory), and a checksum of everything before it ends the file, as git's index has (format 1: SHA-1; format 2: CRC-32).
 //
 // Decoding builds no object per entry: parallel typed arrays and the path strings, so that a
 // million entries fit in memory and a status of an unchanged tree touches nothing else.
 import { createHash } from 'node:crypto'
+import * as zlib from 'node:zlib'
 import type { BigIntStats, Stats } from 'node:fs'
 import type { MonitorToken } from './tree-watch.ts'
 
 const MAGIC = Buffer.from('UPSWIDX\0', 'latin1')
 /** Format 2 adds the file monitor's token to format 1's header; both are read. */
 export const INDEX_FORMAT = 2
+/** Format 1 ends with a SHA-1 of what comes before; format 2 with a CRC-32 (little-endian). */
 const CHECKSUM = 20
+const CHECKSUM_1 = 20
+const CHECKSUM_2 = 4
 const STAT_ID = 40
 const HEADER_1 = 8 + 4 + 4 + 4 + 4 + 4 + 4 + STAT_ID * 3 + 32
 /** The monitor's id (12 bytes), 4 reserved, the token's event number (a double). */
@@ -272,9 +276,30 @@ function sealIndex(b: Buffer, end: number, count: number, ctx: IndexContext, mon
   writeStatId(b, 32 + STAT_ID, ctx.baseManifest)
   writeStatId(b, 32 + 2 * STAT_ID, ctx.targetManifest)
   ctx.ignoreDigest.copy(b, 32 + 3 * STAT_ID, 0, 32)
-  createHash('sha1').update(b.subarray(0, end)).digest().copy(b, end)
-  return b.subarray(0, end + CHECKSUM)
+  b.writeUInt32LE(crc32(b.subarray(0, end)), end)
+  return b.subarray(0, end + CHECKSUM_2)
 }
+
+/**
+ * CRC-32 (zlib's): node's own since 20.15 (4 GB/s here), else a table in JavaScript. The index is a
+ * cache whose file is replaced whole by a rename: its checksum catches a torn or damaged file,
+ * which a CRC-32 does as well as the SHA-1 of format 1, at a third of the cost on 19 MB (issue 13).
+ */
+const crc32: (b: Uint8Array) => number = typeof (zlib as { crc32?: unknown }).crc32 === 'function'
+  ? (b) => (zlib as unknown as { crc32(b: Uint8Array): number }).crc32(b)
+  : (() => {
+      const table = new Uint32Array(256)
+      for (let n = 0; n < 256; n++) {
+        let c = n
+        for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+        table[n] = c >>> 0
+      }
+      return (b: Uint8Array): number => {
+        let c = 0xffffffff
+        for (let i = 0; i < b.length; i++) c = table[(c ^ b[i]!) & 0xff]! ^ (c >>> 8)
+        return (c ^ 0xffffffff) >>> 0
+      }
+    })()
 
 /**
  * The index `d` (format 2, as read) with some entries replaced in place: possible when no entry
@@ -296,7 +321,7 @@ export function patchIndex(d: DecodedIndex, records: Map<number, IndexRecord>, c
     e.copy(d.buf, at)
     d.buf.writeUInt32LE(parent, at + 20)
   }
-  const end = d.buf.length - CHECKSUM
+  const end = d.buf.length - CHECKSUM_2
   return sealIndex(d.buf, end, d.count, ctx, monitor)
 }
 
@@ -355,15 +380,19 @@ export function decodeIndex(buf: Buffer, file: string, opts: { written?: boolean
   const bad = (what: string): never => {
     throw new IndexFormatError(`stat index ${file}: ${what}`)
   }
-  if (buf.length < HEADER_1 + CHECKSUM) bad(`truncated (${buf.length} bytes, a header alone is ${HEADER_1 + CHECKSUM})`)
+  if (buf.length < HEADER_1 + CHECKSUM_2) bad(`truncated (${buf.length} bytes, a header alone is ${HEADER_1 + CHECKSUM_2})`)
   if (!buf.subarray(0, 8).equals(MAGIC)) bad('not an upswarm stat index (bad magic bytes)')
   const format = buf.readUInt32LE(8)
   if (format !== 1 && format !== INDEX_FORMAT) bad(`format ${format}, this version reads formats 1 and ${INDEX_FORMAT}`)
   const header = format === 1 ? HEADER_1 : HEADER
-  if (buf.length < header + CHECKSUM) bad(`truncated (${buf.length} bytes, a header alone is ${header + CHECKSUM})`)
-  const end = buf.length - CHECKSUM
+  const sum = format === 1 ? CHECKSUM_1 : CHECKSUM_2
+  if (buf.length < header + sum) bad(`truncated (${buf.length} bytes, a header alone is ${header + sum})`)
+  const end = buf.length - sum
   // (`written`: bytes this process just made, not read back from disk.)
-  if (!opts.written && !createHash('sha1').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) bad('checksum mismatch (truncated or corrupt)')
+  const good = opts.written || (format === 1
+    ? createHash('sha1').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))
+    : crc32(buf.subarray(0, end)) === buf.readUInt32LE(end))
+  if (!good) bad('checksum mismatch (truncated or corrupt)')
   const count = buf.readUInt32LE(16)
   const headerFlags = buf.readUInt32LE(12)
   const monitor = format > 1 && headerFlags & HAS_TOKEN ? { id: buf.toString('hex', HEADER_1, HEADER_1 + 12), seq: buf.readDoubleLE(HEADER_1 + 16) } : null
