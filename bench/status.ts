@@ -120,6 +120,9 @@ export async function runStatusBench(o: StatusBenchOptions): Promise<BenchResult
     const gitSetupS = (performance.now() - t) / 1000
     log(`git repository made in ${gitSetupS.toFixed(1)} s; timing status`)
 
+    // The tree and the repository just written (about 400 MiB) are still being written back:
+    // flushed first, so that the writeback does not land on the timed runs of either tool.
+    execFileSync('sync')
     const env = { ...process.env }
     // (Not while profiling: the profiler's environment goes through upswarm().)
     const timeTool = existsSync(TIME) && !o.profile

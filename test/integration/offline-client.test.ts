@@ -4,6 +4,7 @@
 // answers (a blackhole); the daemon starts, says it is retrying, and stops cleanly.
 import { execFile, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { once } from 'node:events'
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
@@ -173,13 +174,16 @@ describe('offline client', { timeout: 120_000 }, () => {
     const { child, exited, until, stderr } = daemon(hole.url)
     try {
       const ready = JSON.parse((await until((l) => l.startsWith('READY '))).slice(6))
-      expect(ready).toMatchObject({ role: 'daemon', rev: 2 })
+      // Issue 13 item 2: the daemon watches its copy for status, without NATS too.
+      expect(ready).toMatchObject({ role: 'daemon', rev: 2, monitor: join(wc, '.upswarm', 'monitor.sock') })
+      expect(existsSync(ready.monitor)).toBe(true)
       expect(stderr()).toMatch(/note: NATS at .* unreachable \(.+\); running on the swarm; retrying in the background/)
       const retrying = JSON.parse(await until((l) => l.includes('"nats.retrying"')))
       expect(retrying).toMatchObject({ event: 'nats.retrying', attempt: 1, error: { code: 'UPSWARM_E_NATS' } })
       child.kill('SIGTERM')
       expect(JSON.parse(await until((l) => l.includes('"daemon.stopped"')))).toMatchObject({ event: 'daemon.stopped' })
       expect(await exited).toEqual([0, null])
+      expect(existsSync(ready.monitor)).toBe(false)
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL')
     }
