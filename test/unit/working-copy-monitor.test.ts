@@ -17,7 +17,7 @@ import { startMonitor, type Monitor } from '../../actors/monitor/index.ts'
 import { init, status, type StatusReport } from '../../actors/updater/index.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { layoutOf } from '../../infra/store/working-copy/layout.ts'
-import { decodeIndex } from '../../infra/store/working-copy/stat-index.ts'
+import { decodeIndex, tableCrc32 } from '../../infra/store/working-copy/stat-index.ts'
 import { random } from '../faults/figures.ts'
 import { tempDir } from '../helpers/cluster.ts'
 import { DirectorySource } from '../helpers/dir-source.ts'
@@ -199,5 +199,14 @@ describe('working copy — file monitor', () => {
     expect(r.statIndex).toBe('indexed')
     expect(r.notCurrent).toEqual([{ path: 'd0/e0/f0.txt', status: 'modified' }])
     expect((await readFile(file)).readUInt32LE(8)).toBe(2)
+  })
+
+  it('working copy — format 2 ends with the CRC-32 of the rest; the JavaScript CRC-32 (node without zlib.crc32) gives the same', async () => {
+    const wc = await copy()
+    await status(wc)
+    const bytes = await readFile(layoutOf(wc).statCache)
+    const body = bytes.subarray(0, bytes.length - 4)
+    expect(tableCrc32(body)).toBe(bytes.readUInt32LE(bytes.length - 4))
+    expect(tableCrc32(Buffer.from('123456789'))).toBe(0xcbf43926)
   })
 })

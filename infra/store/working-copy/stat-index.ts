@@ -9,7 +9,7 @@
 // Decoding builds no object per entry: parallel typed arrays and the path strings, so that a
 // million entries fit in memory and a status of an unchanged tree touches nothing else.
 import { createHash } from 'node:crypto'
-import * as zlib from 'node:zlib'
+import { createRequire } from 'node:module'
 import type { BigIntStats, Stats } from 'node:fs'
 import type { MonitorToken } from './tree-watch.ts'
 
@@ -285,21 +285,30 @@ function sealIndex(b: Buffer, end: number, count: number, ctx: IndexContext, mon
  * cache whose file is replaced whole by a rename: its checksum catches a torn or damaged file,
  * which a CRC-32 does as well as the SHA-1 of format 1, at a third of the cost on 19 MB (issue 13).
  */
-const crc32: (b: Uint8Array) => number = typeof (zlib as { crc32?: unknown }).crc32 === 'function'
-  ? (b) => (zlib as unknown as { crc32(b: Uint8Array): number }).crc32(b)
-  : (() => {
-      const table = new Uint32Array(256)
-      for (let n = 0; n < 256; n++) {
-        let c = n
-        for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-        table[n] = c >>> 0
-      }
-      return (b: Uint8Array): number => {
-        let c = 0xffffffff
-        for (let i = 0; i < b.length; i++) c = table[(c ^ b[i]!) & 0xff]! ^ (c >>> 8)
-        return (c ^ 0xffffffff) >>> 0
-      }
-    })()
+let zlibCrc32: ((b: Uint8Array) => number) | null | undefined
+function crc32(b: Uint8Array): number {
+  // zlib is loaded on first use (2 ms of a status that the monitor answers from its summary, which reads no index).
+  if (zlibCrc32 === undefined) {
+    const z = createRequire(import.meta.url)('node:zlib') as { crc32?: (b: Uint8Array) => number }
+    zlibCrc32 = typeof z.crc32 === 'function' ? z.crc32 : null
+  }
+  return zlibCrc32 ? zlibCrc32(b) : tableCrc32(b)
+}
+
+/** CRC-32 in JavaScript, for a node without zlib.crc32 (before 20.15); exported for its test. */
+export const tableCrc32 = (() => {
+  const table = new Uint32Array(256)
+  for (let n = 0; n < 256; n++) {
+    let c = n
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+    table[n] = c >>> 0
+  }
+  return (b: Uint8Array): number => {
+    let c = 0xffffffff
+    for (let i = 0; i < b.length; i++) c = table[(c ^ b[i]!) & 0xff]! ^ (c >>> 8)
+    return (c ^ 0xffffffff) >>> 0
+  }
+})()
 
 /**
  * The index `d` (format 2, as read) with some entries replaced in place: possible when no entry
