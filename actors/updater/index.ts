@@ -263,7 +263,11 @@ export async function init(dir: string, opts: InitOptions): Promise<UpdateResult
 }
 
 /** R-STATUS: the status of every path; with a source, first looks for a newer release. */
-export async function status(dir: string, opts: { source?: ReleaseSource; log?: UpdaterLog } = {}): Promise<StatusReport> {
+/**
+ * `list: false` (the CLI's text output): `files`, every path, is built only if read, and then
+ * from the index after the copy's lock was let go. By default it is built under the lock.
+ */
+export async function status(dir: string, opts: { source?: ReleaseSource; log?: UpdaterLog; list?: boolean } = {}): Promise<StatusReport> {
   return withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => {
     // A read-only command works on a full disk (issue 11, fault suite): what cannot be written
     // (a newer release's manifest, the stat cache) is skipped and said.
@@ -297,6 +301,8 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
       return workingCopyStatus(wc, wc.state.current, target, { cacheIfRoom: true })
     })
     if (tree.indexProblem) (opts.log ?? silentLog).warn({ dir, problem: tree.indexProblem }, 'the stat index was unusable: every path was classified again')
+    // The whole list, read while the copy is locked (an update cannot replace the index meanwhile).
+    if (opts.list !== false) void tree.files.length
     const unwritten = [...(refreshed ? [] : ['newer releases were not recorded']), ...(tree.saved ? [] : ['the stat cache was not saved'])]
     const result = {
       product: wc.config.product,
