@@ -33,6 +33,12 @@ export const ERROR_CODES = [
   'UPSWARM_E_HEALTH',
   /** A range request its client withdrew before the server sent it (issue 14: the piece came from elsewhere). */
   'UPSWARM_E_CANCELLED',
+  /**
+   * A capped server's queue would keep a range longer than its client said it waits: answered at
+   * once with the expected wait, so the client asks again prepared to wait, instead of timing out
+   * and counting a slow server as a bad one (issue 14).
+   */
+  'UPSWARM_E_BUSY',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

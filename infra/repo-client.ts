@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { open, rm } from 'node:fs/promises'
 import type { NatsConnection } from '@nats-io/transport-node'
+import { busyWaitOf } from './nats/busy.ts'
 import { UpswarmError, isUpswarmError } from './errors.ts'
 import { proxySubject } from './nats/names.ts'
 import { request, requestJson } from './nats/request.ts'
@@ -32,6 +33,9 @@ export interface Assignment {
 }
 
 const MAX_SERVER_SWITCHES = 5
+/** A piece is asked again at most this many times after `busy`, and only for a wait up to MAX_BUSY_WAIT_MS; past them, the next server. */
+const MAX_BUSY_ASKS = 3
+const MAX_BUSY_WAIT_MS = 120_000
 
 export class RepoClient {
   constructor(private readonly nc: NatsConnection, private readonly timeoutMs = 10_000) {}
@@ -133,6 +137,8 @@ export class RangeReader {
   readonly servers: string[] = []
   /** Pieces a server sent that did not verify. */
   badPieces = 0
+  /** Answers `busy` (a capped server's queue longer than the request waited): each asked again, ready to wait. */
+  busyAnswers = 0
 
   constructor(private readonly nc: NatsConnection, private readonly product: string, private readonly timeoutMs: number) {}
 
@@ -156,20 +162,34 @@ export class RangeReader {
    */
   async readPiece(sha256: string, offset: number, length: number, expected: string | undefined, signal?: AbortSignal): Promise<Buffer> {
     let lastErr: unknown
+    // What this request waits for its answer, told to the server (issue 14: a capped server answers
+    // `busy` with its queue's wait rather than let the range time out there).
+    let waitMs = this.timeoutMs
+    let busyAsks = 0
     for (let attempt = 0; attempt <= MAX_SERVER_SWITCHES; attempt++) {
       signal?.throwIfAborted()
       const pending = this.current()
       const a = await pending
       try {
+        const range = { sha256, offset, length, waitMs }
         const data = Buffer.from(signal
-          ? await this.withdrawable(a, { sha256, offset, length }, signal)
-          : await request(this.nc, a.rangeSubject, { sha256, offset, length }, this.timeoutMs))
+          ? await this.withdrawable(a, range, signal, waitMs)
+          : await request(this.nc, a.rangeSubject, range, waitMs))
         if (data.length === length && (expected === undefined || sha256Hex(data) === expected)) return data
         this.badPieces++
         lastErr = new UpswarmError('UPSWARM_E_HASH_MISMATCH', `server ${a.server} sent a bad piece at ${offset} of blob ${sha256}`)
       } catch (err) {
         if (signal?.aborted) throw signal.reason
         if (isUpswarmError(err) && err.code === 'UPSWARM_E_BAD_REQUEST') throw err
+        // A busy server is slow, not bad: asked again at once, ready to wait what it said (bounded).
+        const busy = busyWaitOf(err)
+        if (busy !== undefined && busy <= MAX_BUSY_WAIT_MS && busyAsks < MAX_BUSY_ASKS) {
+          busyAsks++
+          this.busyAnswers++
+          waitMs = Math.ceil(busy * 1.5) + this.timeoutMs
+          attempt--
+          continue
+        }
         lastErr = err
       }
       if (this.assignment === pending) {
@@ -216,9 +236,9 @@ export class RangeReader {
     return out
   }
 
-  private async withdrawable(a: Assignment, range: { sha256: string; offset: number; length: number }, signal: AbortSignal): Promise<Uint8Array> {
+  private async withdrawable(a: Assignment, range: { sha256: string; offset: number; length: number; waitMs: number }, signal: AbortSignal, timeoutMs: number): Promise<Uint8Array> {
     const ticket = randomBytes(12).toString('base64url')
-    const reply = request(this.nc, a.rangeSubject, { ...range, ticket }, this.timeoutMs)
+    const reply = request(this.nc, a.rangeSubject, { ...range, ticket }, timeoutMs)
     let onAbort!: () => void
     const withdrawn = new Promise<never>((_, reject) => {
       onAbort = (): void => {

@@ -8,6 +8,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { createActor, fromPromise, type Actor } from 'xstate'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { z } from 'zod'
+import { BUSY_SHARE, busyError, MAX_WAIT_MS } from '../../infra/nats/busy.ts'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import {
   RELEASE_STREAM, REPO_SERVICE, actorEventSubject, alertSubject, repoSubject, serverConsumer, serverHeartbeat,
@@ -135,7 +136,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   const inHand = new Map<number, InHand>()
   /** Releases just refused because their product is not pinned: stream sequence → product. */
   const unpinned = new Map<number, string>()
-  const counters = { inflight: 0, requests: 0, bytesServed: 0, rangesWithdrawn: 0 }
+  const counters = { inflight: 0, requests: 0, bytesServed: 0, rangesWithdrawn: 0, rangesBusy: 0 }
   const startedAt = new Date().toISOString()
   const uploads = new TokenBucket(opts.maxUploadRate ?? 0)
   /** Disk writes in progress: close() waits for them, so nothing writes to the data dir after it. */
@@ -421,8 +422,12 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         return bytes
       })),
       range: endpoint(repoSubject(id, 'range'),
-        z.object({ sha256: Hex64, offset: z.number().int().min(0), length: z.number().int().min(1).max(MAX_RANGE), ticket: Ticket.optional() }),
-        ({ sha256, offset, length, ticket }) => tracked(async () => {
+        z.object({
+          sha256: Hex64, offset: z.number().int().min(0), length: z.number().int().min(1).max(MAX_RANGE), ticket: Ticket.optional(),
+          // How long the client waits for this answer (issue 14): never let it time out in the queue.
+          waitMs: z.number().int().min(1).max(MAX_WAIT_MS).optional(),
+        }),
+        ({ sha256, offset, length, ticket, waitMs }) => tracked(async () => {
           // Registered before anything is awaited: a withdrawal that follows the request is seen.
           const withdrawn = ticket ? withdrawable(ticket) : undefined
           try {
@@ -437,6 +442,13 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
             // through the swarm while later copies wait — and a client that got the piece
             // elsewhere meanwhile withdraws it by its ticket: dropped unsent.
             const piece = `${sha256}:${offset}`
+            // A queue longer than the client waits: say so now, with the wait, rather than time
+            // out there (the client would count this slow server as a failed one).
+            const queuedMs = uploads.queuedSeconds(n) * 1000
+            if (waitMs !== undefined && queuedMs > waitMs * BUSY_SHARE) {
+              counters.rangesBusy++
+              throw busyError(id, queuedMs, waitMs)
+            }
             try {
               await uploads.takeInTurn(n, withdrawn?.signal, () => copiesSent.get(piece) ?? 0)
             } catch (err) {

@@ -14,6 +14,8 @@ export function repoServerMetrics(server: RepoServer, nc: NatsConnection): Metri
   })
   m.collect('upswarm_server_ranges_withdrawn_total', 'counter', 'range requests their clients withdrew before the server sent them (the piece came from a peer first)', () =>
     [{ value: server.heartbeat().rangesWithdrawn ?? 0 }])
+  m.collect('upswarm_server_ranges_busy_total', 'counter', 'range requests answered busy: the upload queue was longer than their client waits (they ask again, ready to wait)', () =>
+    [{ value: server.heartbeat().rangesBusy ?? 0 }])
   m.gauge('upswarm_server_requests_in_flight', 'NATS requests being answered now', () => server.heartbeat().inflight)
   m.gauge('upswarm_server_swarm_peers', 'swarm connections of the server as a seed peer', () => server.heartbeat().swarm.peers)
   m.collect('upswarm_server_synced_revision', 'gauge', 'newest revision of each product the server has synced (R-SERVER)', () =>

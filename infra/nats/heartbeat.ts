@@ -55,6 +55,8 @@ export const HeartbeatSchema = z.object({
   bytesServed: Counter,
   /** Issue 14: range requests their clients withdrew before this server sent them (absent before). */
   rangesWithdrawn: Counter.optional(),
+  /** Issue 14: range requests answered `busy` because the queue was longer than their client waits (absent before). */
+  rangesBusy: Counter.optional(),
   startedAt: z.string(),
   swarm: SwarmInfoSchema,
   /** Releases this server failed to sync after every try (issue 11 item 6), newest last. */

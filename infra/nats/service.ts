@@ -46,6 +46,7 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   UPSWARM_E_NOT_FOUND: 404,
   UPSWARM_E_UNKNOWN_REVISION: 404,
   UPSWARM_E_NO_SERVER: 503,
+  UPSWARM_E_BUSY: 503,
 }
 
 export async function startService(nc: NatsConnection, spec: ServiceSpec): Promise<Service> {

@@ -56,6 +56,18 @@ export class TokenBucket {
     return Math.max(0, this.reservedBytes - this.tokens) / this.rate
   }
 
+  /**
+   * Seconds before `bytes` more would be sent if they queued now behind every waiting turn and the
+   * bucket's debt (0 when unlimited). An upper bound: a ranked turn may go before others.
+   */
+  queuedSeconds(bytes = 0): number {
+    if (this.rate === 0) return 0
+    this.refill()
+    let queued = bytes + Math.max(0, -this.tokens)
+    for (const t of this.turns) queued += t.bytes
+    return queued / this.rate
+  }
+
   /** Adds the tokens earned since the last call, up to the burst. */
   private refill(): void {
     const now = performance.now()

@@ -1,7 +1,9 @@
 // Issue 14: a range a client no longer needs is withdrawn before the server uploads it. The
 // client (a CLIENTS-account identity, through the proxy's assignment) asks a server capped at
 // 1 MiB/s for four ranges; it withdraws the third while it waits for its turn. The server sends
-// the other three and not that one, counts it, and the range behind it moves up.
+// the other three and not that one, counts it, and the range behind it moves up. And a capped
+// server whose queue is longer than a client waits answers `busy` with the wait, rather than let
+// the range time out and the client count a slow server as a failed one.
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from 'xstate'
@@ -28,6 +30,8 @@ describe('range withdrawal', () => {
   let dir: { path: string; cleanup: () => Promise<void> }
   let server: RepoServer | undefined
   let proxy: Proxy | undefined
+  let product: string
+  let big: Buffer
 
   beforeAll(async () => {
     admin = await testConnection()
@@ -36,18 +40,9 @@ describe('range withdrawal', () => {
     serverConn = await roleConnection({ kind: 'server', name: id })
     proxyConn = await roleConnection({ kind: 'proxy', name: 'withdraw-proxy' })
     client = await roleConnection({ kind: 'client', name: 'withdraw-client' })
-  })
-  afterAll(async () => {
-    await server?.close()
-    await proxy?.close()
-    for (const nc of [admin, serverConn, proxyConn, client]) await nc?.close()
-    await dir?.cleanup()
-  })
-
-  it('ranges — a range withdrawn while it waits for its turn at a capped server is never sent and is counted; the others arrive whole', async () => {
-    const product = newProduct()
+    product = newProduct()
     const key = generatePublisherKey()
-    const big = randomContent(4 * MiB)
+    big = randomContent(4 * MiB)
     await writeTree(join(dir.path, 'src'), { 'big.bin': big })
     const trust = join(dir.path, 'trust.json')
     await publish({ nc: admin, src: join(dir.path, 'src'), product, key, trust })
@@ -61,6 +56,15 @@ describe('range withdrawal', () => {
       if (i >= 100) throw new Error('the proxy never assigned the server')
       await new Promise((r) => setTimeout(r, 100))
     }
+  }, 60_000)
+  afterAll(async () => {
+    await server?.close()
+    await proxy?.close()
+    for (const nc of [admin, serverConn, proxyConn, client]) await nc?.close()
+    await dir?.cleanup()
+  })
+
+  it('ranges — a range withdrawn while it waits for its turn at a capped server is never sent and is counted; the others arrive whole', async () => {
     const sha = sha256Hex(big)
     const reader = new RangeReader(client, product, 30_000)
     const piece = (i: number): Buffer => big.subarray(i * MiB, (i + 1) * MiB)
@@ -72,8 +76,23 @@ describe('range withdrawal', () => {
     withdraw.abort(new Error('piece 2 came from a peer'))
     await expect(asks[2]).rejects.toThrow('piece 2 came from a peer')
     expect((await asks[3]!).equals(piece(3))).toBe(true)
-    const hb = server.heartbeat()
+    const hb = server!.heartbeat()
     expect(hb.rangesWithdrawn).toBe(1)
     expect(hb.bytesServed).toBe(3 * MiB)
+    expect(hb.rangesBusy ?? 0).toBe(0)
+  })
+
+  it('ranges — a capped server whose queue is longer than its client waits answers busy with the wait; the client asks again ready to wait, never counts the slow server as failed, and every piece arrives', async () => {
+    const sha = sha256Hex(big)
+    // 2 s per request against 4 MiB at 1 MiB/s: the last two pieces would wait 2–3 s. Without the
+    // busy answer they time out, the reader drops its only server and the read fails.
+    const reader = new RangeReader(client, product, 2_000)
+    const piece = (i: number): Buffer => big.subarray(i * MiB, (i + 1) * MiB)
+    const busyBefore = server!.heartbeat().rangesBusy ?? 0
+    const got = await Promise.all([0, 1, 2, 3].map((i) => reader.readPiece(sha, i * MiB, MiB, sha256Hex(piece(i)))))
+    got.forEach((data, i) => expect(data.equals(piece(i))).toBe(true))
+    expect(reader.busyAnswers).toBeGreaterThanOrEqual(1)
+    expect(reader.servers).toEqual([server!.id])
+    expect((server!.heartbeat().rangesBusy ?? 0) - busyBefore).toBe(reader.busyAnswers)
   })
 })
