@@ -19,7 +19,7 @@ import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
 import { manifestFile, treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
 import {
-  decodeIndex, FLAG, IndexFormatError, IndexWriter, KEY, KIND, msOf, NO_STAT, PARENT_NONE, PARENT_ROOT, patchIndex, sameStatId, statIdOf, versionKey,
+  decodeIndex, FLAG, IndexFormatError, IndexWriter, KEY, KIND, msOf, NO_STAT, PARENT_NONE, PARENT_ROOT, patchIndex, sameIndexContext, sameStatId, statIdOf, versionKey,
   type DecodedIndex, type IndexContext, type IndexRecord, type StatId,
 } from '../../infra/store/working-copy/stat-index.ts'
 import { askMonitor } from '../../infra/store/working-copy/monitor-wire.ts'
@@ -111,12 +111,6 @@ async function currentContext(layout: WorkingCopyLayout, baseRev: number, target
   return { ctx, ignoreText }
 }
 
-/** Whether an index's statuses were computed in `ctx` (the root directory aside: the walk checks it). */
-function sameContext(a: IndexContext, b: IndexContext): boolean {
-  return a.statuses && b.statuses && a.baseRev === b.baseRev && a.targetRev === b.targetRev &&
-    sameStatId(a.baseManifest, b.baseManifest) && sameStatId(a.targetManifest, b.targetManifest) && a.ignoreDigest.equals(b.ignoreDigest)
-}
-
 async function writeIndex(layout: WorkingCopyLayout, bytes: Buffer, cacheIfRoom: boolean): Promise<boolean> {
   // Not fsynced: a torn index after a crash fails its checksum and is rebuilt (it is only a cache).
   // Written synchronously, in one call: the promise form goes through the thread pool in 512 KiB steps.
@@ -140,14 +134,12 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
   mark('status: context')
   // The short answer: the last status, when the file monitor saw nothing change since it.
   const summary = await readSummary(layout.statusSummary, layout.statCache, ctx)
-  if (summary) {
-    const asked = await askMonitor(layout.monitorSocket, summary.token)
-    mark('status: monitor asked')
-    if ('answer' in asked && !asked.answer.all && asked.answer.paths.length === 0) {
-      return lazyFiles({
-        notCurrent: summary.notCurrent, total: summary.total, hashed: 0, cached: summary.cached, saved: true, path: 'indexed' as const, monitor: 'changes', lstats: 0,
-      }, () => filesOfIndex(layout))
-    }
+  const askedForSummary = summary ? await askMonitor(layout.monitorSocket, summary.token) : undefined
+  mark('status: monitor asked for the summary')
+  if (summary && askedForSummary && 'answer' in askedForSummary && !askedForSummary.answer.all && askedForSummary.answer.paths.length === 0) {
+    return lazyFiles({
+      notCurrent: summary.notCurrent, total: summary.total, hashed: 0, cached: summary.cached, saved: true, path: 'indexed' as const, monitor: 'changes', lstats: 0,
+    }, () => filesOfIndex(layout))
   }
   let index: DecodedIndex | undefined
   let indexMs = 0
@@ -176,19 +168,21 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
   const rules = (): IgnoreRules => new IgnoreRules(ignoreText.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')))
   // What changed since the index's token, as the file monitor saw it; its new token goes into
   // the index written now (taken before the disk is read, so nothing after it is lost).
-  const asked = await askMonitor(layout.monitorSocket, index?.monitor ?? null)
+  // (The summary is written with the index's token: its question was this one, and its answer serves.)
+  const sameToken = !!summary && !!index?.monitor && index.monitor.id === summary.token.id && index.monitor.seq === summary.token.seq
+  const asked = sameToken && askedForSummary ? askedForSummary : await askMonitor(layout.monitorSocket, index?.monitor ?? null)
   const token = 'answer' in asked ? asked.answer.token : null
   const monitor = 'none' in asked ? asked.none : asked.answer.all ? `the monitor said: ${asked.answer.why}` : 'changes'
   mark('status: monitor asked')
-  if (index && sameContext(index.context, ctx)) {
+  if (index && sameIndexContext(index.context, ctx)) {
     const dirty = 'answer' in asked && !asked.answer.all ? new Set(asked.answer.paths) : undefined
-    const r = await statusFromIndex(layout, index, indexMs, ctx, rules, dirty, token)
+    const { status: r, bytes } = await statusFromIndex(layout, index, indexMs, ctx, rules, dirty, token)
     mark('status: classified')
-    const saved = r.bytes ? await writeIndex(layout, r.bytes, !!opts.cacheIfRoom) : true
+    const saved = bytes ? await writeIndex(layout, bytes, !!opts.cacheIfRoom) : true
     mark('status: index written')
-    if (token && saved && (r.bytes || !summary)) await saveSummary(layout, ctx, { token, total: r.total, cached: r.cached, notCurrent: r.notCurrent }, !!opts.cacheIfRoom)
-    const { bytes: _, ...rest } = Object.getOwnPropertyDescriptors(r)
-    return Object.defineProperties({ saved, path: 'indexed', monitor } as Pick<WorkingCopyStatus, 'saved' | 'path' | 'monitor'>, rest) as WorkingCopyStatus
+    if (token && saved && (bytes || !summary)) await saveSummary(layout, ctx, { token, total: r.total, cached: r.cached, notCurrent: r.notCurrent }, !!opts.cacheIfRoom)
+    // (Object.assign keeps `files` a getter: the list is built only if read.)
+    return Object.assign(r, { saved, path: 'indexed' as const, monitor })
   }
   if (index) path = 'context changed'
   // The full classification: manifests parsed, every path classified, the index written anew.
@@ -199,9 +193,10 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
   const written = { ...after, root: ctx.root }
   const saved = await writeIndex(layout, indexOfTree(tree, cache, written, token), !!opts.cacheIfRoom)
   const files = tree.paths.map((p) => ({ path: p.path, status: p.status }))
-  if (token && saved) await saveSummary(layout, written, { token, total: files.length, cached: tree.cached, notCurrent: files.filter((f) => f.status !== 'current') }, !!opts.cacheIfRoom)
+  const notCurrent = files.filter((f) => f.status !== 'current')
+  if (token && saved) await saveSummary(layout, written, { token, total: files.length, cached: tree.cached, notCurrent }, !!opts.cacheIfRoom)
   return {
-    files, notCurrent: files.filter((f) => f.status !== 'current'), total: files.length,
+    files, notCurrent, total: files.length,
     hashed: tree.hashed, cached: tree.cached, saved, path, ...(indexProblem ? { indexProblem } : {}), monitor, lstats: 0,
   }
 }
@@ -342,18 +337,19 @@ interface Changed {
 async function statusFromIndex(
   layout: WorkingCopyLayout, index: DecodedIndex, indexMs: number, ctx: IndexContext, rules: () => IgnoreRules,
   dirty: Set<string> | undefined, token: MonitorToken | null,
-): Promise<Pick<WorkingCopyStatus, 'files' | 'notCurrent' | 'total' | 'hashed' | 'cached' | 'lstats'> & { bytes?: Buffer }> {
+): Promise<{ status: Pick<WorkingCopyStatus, 'files' | 'notCurrent' | 'total' | 'hashed' | 'cached' | 'lstats'>; bytes?: Buffer }> {
   const n = index.count
   const { kind, parent } = index
   const changed: Changed[] = []
   const rootAbs = layout.root
   // Unchanged: same kind, mode and stat data, and older than the index (else racy).
-  const unchanged = (i: number, st: Stats): boolean =>
-    st.mtimeMs === index.mtimeMs[i] && st.ctimeMs === index.ctimeMs[i] && st.size === index.size[i] && st.ino === index.ino[i] && st.mode === index.mode[i] && st.mtimeMs < indexMs
+  const same = (st: Stats, mtimeMs: number, ctimeMs: number, size: number, ino: number, mode: number): boolean =>
+    st.mtimeMs === mtimeMs && st.ctimeMs === ctimeMs && st.size === size && st.ino === ino && st.mode === mode && st.mtimeMs < indexMs
+  const unchanged = (i: number, st: Stats): boolean => same(st, index.mtimeMs[i]!, index.ctimeMs[i]!, index.size[i]!, index.ino[i]!, index.mode[i]!)
   // The same from one entry's bytes (the monitor's few paths: the arrays of all 100 000 are not built).
   const unchangedOne = (i: number, st: Stats): boolean => {
     const e = index.statsAt(i)
-    return st.mtimeMs === e.mtimeMs && st.ctimeMs === e.ctimeMs && st.size === e.size && st.ino === e.ino && st.mode === e.mode && st.mtimeMs < indexMs
+    return same(st, e.mtimeMs, e.ctimeMs, e.size, e.ino, e.mode)
   }
 
   const rootSt = lstatOrNone(rootAbs)
@@ -434,14 +430,7 @@ async function statusFromIndex(
   for (let i = 0; i < n; i++) if (kind[i] === KIND.file && !(index.flags[i]! & FLAG.ignored) && index.flags[i]! & (FLAG.baseFile | FLAG.targetFile)) cached++
   const newToken = !!token && (index.monitor?.id !== token.id || index.monitor.seq !== token.seq)
   if (changed.length === 0 && rootSame && !newToken) {
-    const current = FILE_STATUSES.indexOf('current')
-    const notCurrent: WorkingCopyStatus['notCurrent'] = []
-    for (let i = 0; i < n; i++) if (index.status[i] !== current) notCurrent.push({ path: index.pathAt(i), status: FILE_STATUSES[index.status[i]!]! })
-    return lazyFiles({ notCurrent, total: n, hashed: 0, cached, lstats }, () => {
-      const files = new Array<{ path: string; status: FileStatus }>(n)
-      for (let i = 0; i < n; i++) files[i] = { path: index.pathAt(i), status: FILE_STATUSES[index.status[i]!]! }
-      return files
-    })
+    return { status: lazyFiles({ notCurrent: notCurrentOf(index), total: n, hashed: 0, cached, lstats }, () => filesOf(index)) }
   }
 
   // Re-classify what changed, with the facts the index keeps about the revisions.
@@ -468,7 +457,7 @@ async function statusFromIndex(
   mark('status: changes classified')
   const { bytes, total, notCurrent } = rewrite(index, redone, added, { ...ctx, root: statIdOf(await lstat(rootAbs, { bigint: true })) }, token)
   mark('status: index rewritten')
-  return lazyFiles({ notCurrent, total, hashed, cached, lstats, bytes }, () => filesOf(decodeIndex(bytes, layout.statCache, { written: true })))
+  return { status: lazyFiles({ notCurrent, total, hashed, cached, lstats }, () => filesOf(decodeIndex(bytes, layout.statCache, { written: true }))), bytes }
 }
 
 /**
@@ -488,16 +477,7 @@ function rewrite(
   // Edited files only (nothing new, nothing gone): their entries are replaced where they are.
   if (added.length === 0 && [...redone.values()].every((r) => r !== undefined)) {
     const bytes = patchIndex(index, redone as Map<number, IndexRecord>, ctx, token)
-    if (bytes) {
-      const current = FILE_STATUSES.indexOf('current')
-      const notCurrent: WorkingCopyStatus['notCurrent'] = []
-      for (let i = 0; i < n; i++) {
-        const r = redone.get(i)
-        const status = r ? r.status : index.status[i]!
-        if (status !== current) notCurrent.push({ path: r ? r.path : index.pathAt(i), status: FILE_STATUSES[status]! })
-      }
-      return { bytes, total: n, notCurrent }
-    }
+    if (bytes) return { bytes, total: n, notCurrent: notCurrentOf(index, redone as Map<number, IndexRecord>) }
   }
   // Where each added path goes (before the first old entry not before it), and every entry's new number.
   const addAt = added.map((r) => firstFrom(index, r.path))
@@ -556,6 +536,18 @@ function rewrite(
   flush(n)
   for (; a < added.length; a++) put(added[a]!, parentByPath(added[a]!.path))
   return { bytes: w.finish(ctx, token), total: no, notCurrent }
+}
+
+/** The entries not `current`, in order; `replaced`: entries whose record is new (an in-place patch). */
+function notCurrentOf(index: DecodedIndex, replaced?: Map<number, IndexRecord>): WorkingCopyStatus['notCurrent'] {
+  const current = FILE_STATUSES.indexOf('current')
+  const out: WorkingCopyStatus['notCurrent'] = []
+  for (let i = 0; i < index.count; i++) {
+    const r = replaced?.get(i)
+    const status = r ? r.status : index.status[i]!
+    if (status !== current) out.push({ path: r ? r.path : index.pathAt(i), status: FILE_STATUSES[status]! })
+  }
+  return out
 }
 
 function filesOf(index: DecodedIndex): WorkingCopyStatus['files'] {

@@ -12,9 +12,12 @@ import { UpswarmError } from '../../errors.ts'
  * index: a checksum catches a torn file after a crash, and it is only a cache). The rename still
  * replaces it whole for every reader.
  */
+/** A fresh temporary file name in `tmpDir`. */
+const tmpIn = (tmpDir: string): string => join(tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
+
 export async function writeFileAtomic(file: string, data: string | Uint8Array, tmpDir: string, mode = 0o644, durable = true): Promise<void> {
   await mkdir(tmpDir, { recursive: true })
-  const tmp = join(tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
+  const tmp = tmpIn(tmpDir)
   try {
     const fh = await open(tmp, 'wx', mode)
     try {
@@ -37,7 +40,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, t
  * than the write.
  */
 export function writeFileAtomicSync(file: string, data: Uint8Array, tmpDir: string, mode = 0o644): void {
-  const tmp = join(tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
+  const tmp = tmpIn(tmpDir)
   try {
     mkdirSync(tmpDir, { recursive: true })
     writeFileSync(tmp, data, { mode, flag: 'wx' })

@@ -17,7 +17,6 @@ const MAGIC = Buffer.from('UPSWIDX\0', 'latin1')
 /** Format 2 adds the file monitor's token to format 1's header; both are read. */
 export const INDEX_FORMAT = 2
 /** Format 1 ends with a SHA-1 of what comes before; format 2 with a CRC-32 (little-endian). */
-const CHECKSUM = 20
 const CHECKSUM_1 = 20
 const CHECKSUM_2 = 4
 const STAT_ID = 40
@@ -110,6 +109,12 @@ export function statIdOf(st: StatFields): StatId {
 
 /** Node's own conversion of a timespec to Stats' `mtimeMs` (lib/internal/fs/utils.js), bit for bit. */
 export const msOf = (sec: number, nsec: number): number => sec * 1e3 + nsec / 1e6
+
+/** Whether statuses computed in context `a` hold in `b` (the root directory aside: a walk or the monitor checks it). */
+export function sameIndexContext(a: IndexContext, b: IndexContext): boolean {
+  return a.statuses && b.statuses && a.baseRev === b.baseRev && a.targetRev === b.targetRev &&
+    sameStatId(a.baseManifest, b.baseManifest) && sameStatId(a.targetManifest, b.targetManifest) && a.ignoreDigest.equals(b.ignoreDigest)
+}
 
 export function sameStatId(a: StatId, b: StatId): boolean {
   return a.size === b.size && a.mtimeSec === b.mtimeSec && a.mtimeNsec === b.mtimeNsec && a.ctimeSec === b.ctimeSec && a.ctimeNsec === b.ctimeNsec && a.ino === b.ino
@@ -246,7 +251,7 @@ export class IndexWriter {
    * the disk was read, so the next status asks it what changed since (issue 13 item 2).
    */
   finish(ctx: IndexContext, monitor: MonitorToken | null = null): Buffer {
-    this.room(CHECKSUM)
+    this.room(CHECKSUM_2)
     return sealIndex(this.buf, this.at, this.count, ctx, monitor)
   }
 
@@ -487,12 +492,12 @@ export function decodeIndex(buf: Buffer, file: string, opts: { written?: boolean
     const ctimeMs = new Float64Array(count)
     const ino = new Float64Array(count)
     for (let i = 0; i < count; i++) {
-      const at = offset[i]!
-      mode[i] = buf.readUInt32LE(at + 8)
-      size[i] = buf.readDoubleLE(at + 24)
-      mtimeMs[i] = msOf(buf.readDoubleLE(at + 32), buf.readUInt32LE(at + 12))
-      ctimeMs[i] = msOf(buf.readDoubleLE(at + 40), buf.readUInt32LE(at + 16))
-      ino[i] = buf.readDoubleLE(at + 48)
+      const e = statsAt(i)
+      mode[i] = e.mode
+      size[i] = e.size
+      mtimeMs[i] = e.mtimeMs
+      ctimeMs[i] = e.ctimeMs
+      ino[i] = e.ino
     }
     settle('mode', mode)
     settle('size', size)

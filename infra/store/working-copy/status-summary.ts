@@ -8,7 +8,7 @@
 import { lstat, readFile } from 'node:fs/promises'
 import { FILE_STATUSES, type FileStatus } from '../../../machines/file-status.facts.ts'
 import { writeFileAtomic } from './atomic.ts'
-import { sameStatId, statIdOf, type IndexContext, type StatId } from './stat-index.ts'
+import { sameIndexContext, sameStatId, statIdOf, type IndexContext, type StatId } from './stat-index.ts'
 import type { MonitorToken } from './tree-watch.ts'
 
 /** More paths not `current` than this and no summary is written (the index answers). */
@@ -32,9 +32,9 @@ interface Stored {
   notCurrent: [string, number][]
 }
 
+/** The index's own context check, and the root directory's identity too (a summary lists the root's names). */
 const sameContext = (a: Stored['context'], b: IndexContext): boolean =>
-  a.statuses === b.statuses && a.baseRev === b.baseRev && a.targetRev === b.targetRev && sameStatId(a.root, b.root) &&
-  sameStatId(a.baseManifest, b.baseManifest) && sameStatId(a.targetManifest, b.targetManifest) && a.ignoreDigest === b.ignoreDigest.toString('hex')
+  typeof a.ignoreDigest === 'string' && sameIndexContext({ ...a, ignoreDigest: Buffer.from(a.ignoreDigest, 'hex') }, b) && sameStatId(a.root, b.root)
 
 /** The summary, if it was written in `ctx` for the index file as it is now; else undefined. */
 export async function readSummary(file: string, indexFile: string, ctx: IndexContext): Promise<StatusSummary | undefined> {
