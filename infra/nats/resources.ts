@@ -209,11 +209,16 @@ export async function ensureResources(nc: NatsConnection, replicas?: number): Pr
  * What a role (publisher, server) needs of the resources of record, opened without creating
  * anything: only the admin identity creates streams and buckets (`upswarm up` does, as admin).
  */
+const NOT_FOUND_ASKS = 4
+
 export async function openRepository(nc: NatsConnection): Promise<{ replicas: number; blobs: ObjectStore }> {
   const replicas = await clusterReplicas(nc)
   const jsm = await jetstreamManager(nc, { checkAPI: false })
+  let notFoundAsks = 0
   try {
-    await withRetry(() => jsm.streams.info(RELEASE_STREAM), { attempts: 30, retryable: (err) => !(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) })
+    // "Not found" is final only after a few asks (~1.5 s): right after the stream is made, or while a
+    // new meta leader applies its log, the cluster can answer 404 for a stream that exists.
+    await withRetry(() => jsm.streams.info(RELEASE_STREAM), { attempts: 30, retryable: (err) => !(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) || notFoundAsks++ < NOT_FOUND_ASKS })
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
       throw new UpswarmError('UPSWARM_E_CONFIG', `the release stream ${RELEASE_STREAM} does not exist on this cluster: \`upswarm up\` creates it, or an admin identity once`, { cause: err })
