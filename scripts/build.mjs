@@ -94,8 +94,9 @@ export async function buildDist({ keepGenerated = !!process.env.UPSWARM_KEEP_GEN
     format: 'cjs',
     platform: 'node',
     target: 'node20',
-    // Less to read at every start; UPSWARM_DEBUG=1 maps stack traces back to the sources.
-    minify: true,
+    // Less to read at every start; UPSWARM_DEBUG=1 maps stack traces back to the sources
+    // (UPSWARM_NO_MINIFY=1 keeps the names, for reading CPU profiles).
+    minify: !process.env.UPSWARM_NO_MINIFY,
     sourcemap: 'linked',
     define: { 'import.meta.url': '__upswarmMetaUrl' },
     banner: { js: META_URL_BANNER },

@@ -8,7 +8,7 @@
 // a warning and the file is fetched whole, so nothing half-written is ever kept.
 import { open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { NO_BASE, UPSWARM_DELTA_CODEC, applyDelta, fileBase, type DeltaBase } from '../../infra/formats/delta.ts'
+import { NO_BASE, UPSWARM_DELTA_CODEC, applyDelta, bytesBase, fileBase, type DeltaBase } from '../../infra/formats/delta.ts'
 import { checkedNode } from '../../infra/formats/tree-builder.ts'
 import type { DeltaRef } from '../../infra/formats/tree-node.ts'
 import type { SignedRelease2 } from '../../infra/formats/release.ts'
@@ -19,6 +19,13 @@ import { ChunkReuse, type ChunkPlan, type ChunkTarget } from './chunks.ts'
 import type { RunSession } from './run-session.ts'
 
 export interface DeltaStats { files: number; bytes: number; fileBytes: number; failed: number; chunked: number }
+
+/** A base this copy holds for a delta: a file, or a blob's bytes from a history pack. */
+interface HeldBase {
+  /** For messages. */
+  what: string
+  open(): Promise<DeltaBase & { close(): Promise<void> }>
+}
 
 export class DeltaIndex {
   /** Target SHA-256 → the deltas that make it. */
@@ -97,7 +104,7 @@ export class DeltaIndex {
   }
 
   /** Where this copy holds content `sha256`, to read as a base; undefined when it does not. */
-  private async baseFile(session: RunSession, sha256: string): Promise<string | undefined> {
+  private async baseFile(session: RunSession, sha256: string): Promise<HeldBase | undefined> {
     if (!this.local) {
       this.local = new Map()
       for (const t of session.plan?.tasks ?? []) {
@@ -107,8 +114,15 @@ export class DeltaIndex {
       // Unchanged files of the installed revision are not tasks: the base revision names them.
       for (const e of session.base.values()) if (e.kind === 'file' && !this.local.has(e.sha256)) this.local.set(e.sha256, join(session.wc.layout.root, e.path))
     }
-    if (await session.wc.history.has(sha256)) return session.wc.history.path(sha256)
-    return this.local.get(sha256)
+    const history = session.wc.history
+    if (await history.has(sha256)) {
+      const packed = await history.packed(sha256)
+      if (packed) return { what: `blob ${sha256.slice(0, 16)}… of the history store`, open: async () => bytesBase(packed) }
+      const path = history.path(sha256)
+      return { what: path, open: () => fileBase(path) }
+    }
+    const path = this.local.get(sha256)
+    return path === undefined ? undefined : { what: path, open: () => fileBase(path) }
   }
 
   /** Files this copy holds whose chunks a new version of `entry` may share: its installed version (on disk, else in history). */
@@ -118,16 +132,18 @@ export class DeltaIndex {
     if (this.tasks.get(entry.path) === 'file') out.push(join(session.wc.layout.root, entry.path))
     else {
       const old = session.base.get(entry.path)
-      if (old?.kind === 'file' && (await session.wc.history.has(old.sha256))) out.push(session.wc.history.path(old.sha256))
+      // A packed one (a small file, under a chunk's size) has no chunks worth planning around.
+      const history = session.wc.history
+      if (old?.kind === 'file' && (await history.has(old.sha256)) && !history.packs?.locate(old.sha256)) out.push(history.path(old.sha256))
     }
     return out
   }
 
   /** The cheapest listed delta whose base this copy holds (or the compressed file), if any is smaller than the file. */
-  private async bestDelta(session: RunSession, entry: FileEntry): Promise<{ ref: DeltaRef; base: string | undefined } | undefined> {
+  private async bestDelta(session: RunSession, entry: FileEntry): Promise<{ ref: DeltaRef; base: HeldBase | undefined } | undefined> {
     const refs = this.byTarget.get(entry.sha256)
     if (!refs || !session.opts.source?.unit) return undefined
-    let best: { ref: DeltaRef; base: string | undefined } | undefined
+    let best: { ref: DeltaRef; base: HeldBase | undefined } | undefined
     for (const ref of refs) {
       if (ref.length >= entry.size || (best && ref.length >= best.ref.length)) continue
       if (ref.base === NO_BASE) best = { ref, base: undefined }
@@ -171,11 +187,11 @@ export class DeltaIndex {
     })
   }
 
-  private viaDelta(session: RunSession, entry: FileEntry, best: { ref: DeltaRef; base: string | undefined }, signal: AbortSignal): Promise<FetchedBlob | undefined> {
+  private viaDelta(session: RunSession, entry: FileEntry, best: { ref: DeltaRef; base: HeldBase | undefined }, signal: AbortSignal): Promise<FetchedBlob | undefined> {
     const src = session.opts.source!
     const { ref } = best
     const history = session.wc.history
-    const what = `the delta ${ref.delta.slice(0, 16)}… for ${entry.path}${best.base ? ` (from ${best.base})` : ' (compressed)'}`
+    const what = `the delta ${ref.delta.slice(0, 16)}… for ${entry.path}${best.base ? ` (from ${best.base.what})` : ' (compressed)'}`
     return this.make(session, entry, signal, what, {
       logged: { delta: ref.delta, base: ref.base },
       // Kept in the history store while this revision is current, for peers (item 2); a delta that
@@ -185,11 +201,11 @@ export class DeltaIndex {
     }, async (tmp) => {
       const got = await src.unit!(session.wc.config.product, ref.delta, ref.length, history, { signal, threads: session.opts.threads })
       session.markNetworkUsed()
-      const delta = await readFile(history.path(ref.delta))
+      const delta = (await history.packed(ref.delta)) ?? (await readFile(history.path(ref.delta)))
       const out = await open(tmp, 'w')
       let base: (DeltaBase & { close(): Promise<void> }) | undefined
       try {
-        base = best.base ? await fileBase(best.base) : undefined
+        base = best.base ? await best.base.open() : undefined
         await applyDelta(delta, base, entry.size, async (bytes) => {
           await out.write(bytes)
         }, what)

@@ -164,6 +164,18 @@ export interface DeltaBase {
   read(offset: number, length: number): Promise<Uint8Array>
 }
 
+/** A base held in memory (a small blob read from a pack). */
+export function bytesBase(bytes: Uint8Array): DeltaBase & { close(): Promise<void> } {
+  return {
+    size: bytes.length,
+    async read(offset, length) {
+      if (offset + length > bytes.length) throw new DeltaError(`the delta base ends at ${bytes.length}, before ${offset + length}`)
+      return bytes.subarray(offset, offset + length)
+    },
+    close: async () => {},
+  }
+}
+
 export async function fileBase(path: string): Promise<DeltaBase & { close(): Promise<void> }> {
   const fh = await open(path, 'r')
   const { size } = await fh.stat()

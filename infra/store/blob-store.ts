@@ -79,7 +79,35 @@ export class BlobStore {
     return join(this.root, 'tmp', `${Date.now()}-${randomBytes(6).toString('hex')}`)
   }
 
+  /**
+   * Waits for the packs' index (read on first use: a command that never touches the store does
+   * not read it). Needed before the synchronous `hasSync`; the other methods wait by themselves.
+   */
+  async ready(): Promise<void> {
+    await this.packs?.open()
+  }
+
+  /** The bytes of a unit a pack holds, or undefined when none does (a loose blob, or none). */
+  async packed(sha256: string): Promise<Buffer | undefined> {
+    await this.ready()
+    const u = this.packs?.locate(sha256)
+    return u ? ((await this.packs!.read(sha256, 0, u.length)) ?? undefined) : undefined
+  }
+
+  /**
+   * Blobs already verified against signed metadata, kept at once: one pack when the store has
+   * packs (a working copy's history: one file for a batch of small files, not a file each), else
+   * a file each. Not fsynced: returns the files written, for the caller to make durable.
+   */
+  putVerifiedManySync(units: ReadonlyMap<string, Uint8Array>): string[] {
+    if (units.size === 0) return []
+    if (this.packs) return [this.packs.addVerifiedSync(units).file]
+    for (const [sha, bytes] of units) this.putVerifiedBytesSync(sha, bytes)
+    return [...units.keys()].map((sha) => this.path(sha))
+  }
+
   async has(sha256: string): Promise<boolean> {
+    await this.ready()
     if (this.packs?.locate(sha256)) return true
     try {
       await stat(this.path(sha256))
@@ -90,6 +118,7 @@ export class BlobStore {
   }
 
   async size(sha256: string): Promise<number | undefined> {
+    await this.ready()
     const packed = this.packs?.locate(sha256)
     if (packed) return packed.length
     try {
@@ -153,7 +182,7 @@ export class BlobStore {
     }
   }
 
-  /** `has`, synchronously (one stat; for batches of small files, where the thread pool costs more than the call). */
+  /** `has`, synchronously (one stat; for batches of small files, where the thread pool costs more than the call). After `ready()`. */
   hasSync(sha256: string): boolean {
     return !!this.packs?.locate(sha256) || existsSync(this.path(sha256))
   }
@@ -219,6 +248,7 @@ export class BlobStore {
    * Serving a blob piece by piece reuses one open handle (no stat, open and close per piece).
    */
   async readRangeIfPresent(sha256: string, offset: number, length: number): Promise<Buffer | null> {
+    if (this.packs) await this.ready()
     if (this.packs?.locate(sha256)) return this.packs.read(sha256, offset, length)
     const handle = await this.acquire(sha256)
     if (!handle) return null
@@ -298,6 +328,7 @@ export class BlobStore {
   }
 
   async remove(sha256: string): Promise<void> {
+    await this.ready()
     await this.packs?.forget(sha256)
     this.dropHandle(sha256)
     await rm(this.path(sha256), { force: true })

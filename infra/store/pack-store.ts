@@ -4,15 +4,17 @@
 // file per pack (one fsync) instead of one per unit is what lets a server take a release of 100 000
 // small files at disk speed. The index (unit → pack, offset, length) is in memory, rebuilt from the
 // packs' headers when the server starts.
-import { createReadStream } from 'node:fs'
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises'
+import { createReadStream, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { UpswarmError } from '../errors.ts'
-import { PackReader } from '../formats/pack.ts'
+import { PackReader, packHeader } from '../formats/pack.ts'
 
 const HEX64 = /^[0-9a-f]{64}$/
-const HEADER_PROBE = 64 * 1024
+/** The bytes before a pack's header body (format, type, body length), and the longest body read. */
+const PACK_PREFIX = 6
+const HEADER_MAX = 4 * 1024 * 1024
 
 export interface PackedUnit { pack: string; offset: number; length: number }
 
@@ -22,28 +24,56 @@ export class PackStore {
   private readonly live = new Map<string, number>()
   private readonly handles = new Map<string, Promise<FileHandle>>()
 
-  constructor(readonly dir: string) {}
+  /** `tmp`: where packs are written before they are renamed in (same file system; default `dir/tmp`). */
+  constructor(readonly dir: string, private readonly tmpDir = join(dir, 'tmp')) {}
 
   private file(pack: string): string {
     return join(this.dir, `${pack}.pack`)
   }
 
-  /** Reads every stored pack's header (checked against the pack's id) into the index. */
-  async open(): Promise<void> {
-    await mkdir(join(this.dir, 'tmp'), { recursive: true })
-    for (const name of await readdir(this.dir)) {
+  private opened: Promise<void> | undefined
+
+  /**
+   * Reads every stored pack's header (checked against the pack's id) into the index, once: later
+   * calls wait for the same reading (a working copy's history opens its packs on first use only).
+   */
+  open(): Promise<void> {
+    this.opened ??= this.load().catch((err: unknown) => {
+      this.opened = undefined // a later call tries again
+      throw err
+    })
+    return this.opened
+  }
+
+  private async load(): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true })
+    const names = await readdir(this.dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [] // no pack written yet
+      throw err
+    })
+    for (const name of names) {
       const id = name.endsWith('.pack') ? name.slice(0, -5) : ''
-      if (!HEX64.test(id)) continue
+      // A pack this process wrote meanwhile (addVerifiedSync) is indexed already.
+      if (!HEX64.test(id) || this.live.has(id)) continue
       const reader = new PackReader(id, this.file(id))
       try {
-        for await (const chunk of createReadStream(this.file(id), { highWaterMark: HEADER_PROBE })) {
-          await reader.push(chunk as Buffer)
-          if (reader.headerDone) break
+        // The header only (checked against the id): the units are checked where they are used
+        // (a client re-hashes a blob before staging it; a peer or client checks what it is sent),
+        // so one rotten unit costs that unit, not every unit of its pack.
+        const fh = await open(this.file(id), 'r')
+        try {
+          const prefix = Buffer.alloc(PACK_PREFIX)
+          await fh.read(prefix, 0, PACK_PREFIX, 0)
+          const header = Buffer.alloc(PACK_PREFIX + Math.min(prefix.readUInt32LE(2), HEADER_MAX))
+          const { bytesRead } = await fh.read(header, 0, header.length, 0)
+          await reader.push(header.subarray(0, bytesRead))
+          if (!reader.headerDone) throw new Error('no whole header')
+          // A pack cut short (a disk that lost its tail) would serve short units: not kept.
+          const last = reader.units!.at(-1)!
+          if ((await fh.stat()).size !== last.offset + last.length) throw new Error('not the size its header says')
+        } finally {
+          await fh.close()
         }
-        if (!reader.headerDone) throw new Error('no whole header')
-        // A pack cut short (a disk that lost its tail) would serve short units: not kept.
-        const last = reader.units!.at(-1)!
-        if ((await stat(this.file(id))).size !== last.offset + last.length) throw new Error('not the size its header says')
       } catch {
         await rm(this.file(id), { force: true }) // unreadable: fetched again by the next sync
         continue
@@ -52,13 +82,47 @@ export class PackStore {
     }
   }
 
-  private index(id: string, reader: PackReader): void {
+  private index(id: string, reader: Pick<PackReader, 'units'>): void {
     let n = 0
     for (const u of reader.units!) {
-      if (!this.units.has(u.sha256)) n++
+      // A unit another pack holds already stays there: each unit counts toward one pack's life.
+      if (this.units.has(u.sha256)) continue
       this.units.set(u.sha256, { pack: id, offset: u.offset, length: u.length })
+      n++
     }
     this.live.set(id, (this.live.get(id) ?? 0) + n)
+  }
+
+  /**
+   * A working copy's history (issue 13 item 4): units already verified by the caller against the
+   * signed metadata (R-VERIFY), written as one pack (the same format a server keeps) instead of a
+   * file each, and indexed. Synchronous: a batch of small files is a few MiB. Not fsynced here: the
+   * caller makes it durable with the rest of its writes (one syncfs); a pack cut short by a crash
+   * is dropped when the packs are next opened, and its units fetched again.
+   */
+  addVerifiedSync(units: ReadonlyMap<string, Uint8Array>): { id: string; file: string } {
+    const header = packHeader([...units].map(([sha256, b]) => ({ sha256, length: b.length })))
+    const parts: Uint8Array[] = [header.bytes]
+    for (const u of header.units) parts.push(units.get(u.sha256)!)
+    if (this.live.has(header.id)) return { id: header.id, file: this.file(header.id) }
+    const tmp = join(this.tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
+    try {
+      mkdirSync(this.tmpDir, { recursive: true })
+      mkdirSync(this.dir, { recursive: true })
+      writeFileSync(tmp, Buffer.concat(parts, header.bytesTotal), { flag: 'wx' })
+      renameSync(tmp, this.file(header.id))
+    } catch (err) {
+      rmSync(tmp, { force: true })
+      throw new UpswarmError('UPSWARM_E_IO', `cannot store a pack of ${units.size} blobs in ${this.dir}: ${(err as Error).message}`, { cause: err })
+    }
+    let at = header.bytes.length
+    this.index(header.id, { units: header.units.map((u) => { const o = { ...u, offset: at }; at += u.length; return o }) })
+    return { id: header.id, file: this.file(header.id) }
+  }
+
+  /** The units the packs hold. */
+  unitHashes(): IterableIterator<string> {
+    return this.units.keys()
   }
 
   hasPack(id: string): boolean {
@@ -76,7 +140,7 @@ export class PackStore {
   async add(id: string, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, where: string): Promise<{ units: number; bytes: number }> {
     if (!HEX64.test(id)) throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `not a pack id: ${JSON.stringify(id.slice(0, 80))}`)
     if (this.hasPack(id)) return { units: 0, bytes: 0 }
-    const tmp = join(this.dir, 'tmp', `${Date.now()}-${randomBytes(6).toString('hex')}`)
+    const tmp = join(this.tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
     const reader = new PackReader(id, where)
     let bytes = 0
     const fh = await open(tmp, 'wx')

@@ -4,7 +4,7 @@
 // installed revision are kept under .upswarm/nodes), and plans, fetches and verifies the files as
 // in format 1. A format-2-only product larger than the format-1 cap inits and updates; rollback
 // works offline; a forged node or release is refused and nothing is written.
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { open, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
@@ -25,6 +25,7 @@ import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { TrustStore } from '../../infra/release/trust.ts'
 import type { ReleaseSource } from '../../infra/release/source.ts'
 import { layoutOf } from '../../infra/store/working-copy/layout.ts'
+import { PackStore } from '../../infra/store/pack-store.ts'
 import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
 import { randomContent, writeTree, type TreeSpec } from '../helpers/trees.ts'
 
@@ -247,6 +248,27 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     expect(calls).toEqual({ units: 2, unitsAsked: 42, perFile: [] })
     expect(res.bytesFromServers).toBeGreaterThan(0)
     expect((await status(wc, { source: src })).files.filter((f) => f.status !== 'current')).toEqual([])
+    // The history store keeps each batch as one pack, not a file per blob.
+    const hist = layoutOf(wc).history
+    expect((await readdir(hist)).filter((n) => n !== 'packs' && n !== 'tmp')).toEqual([])
+    expect((await readdir(join(hist, 'packs'))).filter((n) => n.endsWith('.pack'))).toHaveLength(2)
+    // An offline rollback stages r1's version of the changed file from its pack.
+    expect(await rollback(wc, { rev: 1 })).toEqual({ from: 2, to: 1, source: 'local' })
+    expect(await readFile(join(wc, 'a/b3/f3.txt'), 'utf8')).toBe('only two 3\n')
+    await expect(readFile(join(wc, 'a/b3/new.txt'))).rejects.toMatchObject({ code: 'ENOENT' })
+    // A unit that rotted inside its pack is found when it is next used (R-VERIFY), dropped and fetched again.
+    const packs = new PackStore(join(hist, 'packs'))
+    await packs.open()
+    const rotten = packs.locate(sha256Hex('changed\n'))!
+    packs.close()
+    const fh = await open(join(hist, 'packs', `${rotten.pack}.pack`), 'r+')
+    await fh.write(Buffer.from('X'), 0, 1, rotten.offset)
+    await fh.close()
+    const warned: string[] = []
+    const log = { info: () => {}, warn: (_: object, msg: string) => { warned.push(msg) } }
+    expect(await update(wc, { source: src, log, rev: 2 })).toMatchObject({ from: 1, to: 2 })
+    expect(await readFile(join(wc, 'a/b3/f3.txt'), 'utf8')).toBe('changed\n')
+    expect(warned.filter((m) => m.includes('a/b3/f3.txt') && m.includes('is corrupt'))).toEqual([expect.any(String)])
 
     // The same, with one unit missing from the batch and then one whose bytes are wrong: that file
     // (and only it) is fetched alone, and verified, and the working copy is the release.

@@ -3,7 +3,12 @@
 // combination of facts, and each status leads to the right action.
 import { createActor, fromPromise, toPromise } from 'xstate'
 import { describe, expect, it } from 'vitest'
+import { prestagedOutcome } from '../../actors/updater/downloads.ts'
+import type { RunSession } from '../../actors/updater/run-session.ts'
 import { classifyFile } from '../../actors/updater/status.ts'
+import { stagingPath } from '../../infra/store/working-copy/journal.ts'
+import { layoutOf } from '../../infra/store/working-copy/layout.ts'
+import type { RunPlan } from '../../machines/update-run.machine.ts'
 import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
 import { downloadMachine } from '../../machines/download.machine.ts'
 import {
@@ -19,7 +24,7 @@ const C = file('c')
 const DIR: Entry = { path: 'p', kind: 'dir', mode: 0o755 }
 const LINK: Entry = { path: 'p', kind: 'symlink', target: 'elsewhere' }
 
-function stubbed(opts: { downloadFails?: boolean; alertFails?: boolean; alerts?: string[]; downloads?: string[] } = {}) {
+function stubbed(opts: { downloadFails?: boolean; alertFails?: boolean; alerts?: string[]; downloads?: string[]; foundLocally?: boolean } = {}) {
   return fileStatusMachine.provide({
     actors: {
       alert: fromPromise(async ({ input }: { input: AlertInput }) => {
@@ -28,7 +33,7 @@ function stubbed(opts: { downloadFails?: boolean; alertFails?: boolean; alerts?:
       }),
       download: downloadMachine.provide({
         actors: {
-          findLocal: fromPromise(async () => false),
+          findLocal: fromPromise(async () => !!opts.foundLocally),
           fetch: fromPromise(async ({ input }: { input: { entry: FileEntry; attempt: number } }) => {
             opts.downloads?.push(input.entry.path)
             if (opts.downloadFails) throw new Error(`server ${input.attempt} down`)
@@ -88,6 +93,32 @@ describe('updater — file-status machine', () => {
     }
     expect(n).toBeGreaterThan(500)
     expect([...seen].sort()).toEqual(['conflict', 'current', 'ignored', 'missing', 'modified', 'outdated', 'removed', 'unversioned'])
+  })
+
+  it('updater — a path whose file a batch verified and staged gets, without an actor, the output the statechart gives it (issue 13 item 4); any other path runs its actor', async () => {
+    const entries: (Entry | undefined)[] = [undefined, A, B, DIR, LINK]
+    const locals: (LocalEntry | undefined)[] = [undefined, A, B, C, { kind: 'dir', mode: 0o700 }]
+    const layout = layoutOf('/nonexistent/wc')
+    const slot = 'new/0'
+    const session = { wc: { layout }, verified: new Set([(A as FileEntry).sha256, (B as FileEntry).sha256]), prestaged: new Set([stagingPath(layout, slot)]) } as unknown as RunSession
+    let shortcuts = 0
+    for (const base of entries) {
+      for (const target of entries) {
+        for (const local of locals) {
+          const facts: FileFacts = { ignored: false, ...(base ? { base } : {}), ...(target ? { target } : {}), ...(local ? { local } : {}) }
+          const fast = prestagedOutcome(session, { path: 'p', slot, facts } as RunPlan['tasks'][number])
+          const status = classifyFile(facts)
+          expect(fast !== undefined, JSON.stringify(facts)).toBe(target?.kind === 'file' && (status === 'missing' || status === 'outdated'))
+          if (!fast) continue
+          shortcuts++
+          expect(fast, JSON.stringify(facts)).toEqual(await runFile(facts, 'alert', { foundLocally: true }))
+          // Not verified, or its slot not filled: the actor runs.
+          expect(prestagedOutcome({ ...session, verified: new Set() } as unknown as RunSession, { path: 'p', slot, facts } as RunPlan['tasks'][number])).toBeUndefined()
+          expect(prestagedOutcome(session, { path: 'p', slot: 'new/1', facts } as RunPlan['tasks'][number])).toBeUndefined()
+        }
+      }
+    }
+    expect(shortcuts).toBe(14)
   })
 
   it('updater — the five statuses of the patent, and the three others, from the statechart and from its table', async () => {

@@ -1,7 +1,7 @@
 // The history store (R-ROLLBACK S143–S144): a BlobStore of the file versions of the last K
 // revisions, so that a rollback within them needs no network. Garbage-collected against the
 // set of blobs those revisions use.
-import { readdir, stat } from 'node:fs/promises'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { BlobStore } from '../blob-store.ts'
 
@@ -15,7 +15,8 @@ export async function listBlobs(store: BlobStore): Promise<string[]> {
   const level = async (dir: string): Promise<string[]> => (await readdirOrEmpty(dir)).filter((n) => HEX2.test(n))
   const names = await Promise.all((await level(store.root)).map(async (a) =>
     (await Promise.all((await level(join(store.root, a))).map((b) => readdirOrEmpty(join(store.root, a, b))))).flat()))
-  return names.flat().filter((n) => HEX64.test(n))
+  await store.ready()
+  return [...names.flat().filter((n) => HEX64.test(n)), ...(store.packs?.unitHashes() ?? [])]
 }
 
 /** Removes every blob not in `keep` (of `listed`, when the caller listed the store already). */
@@ -24,7 +25,7 @@ export async function collectGarbage(store: BlobStore, keep: ReadonlySet<string>
   let bytes = 0
   for (const sha of listed ?? (await listBlobs(store))) {
     if (keep.has(sha)) continue
-    bytes += await stat(store.path(sha)).then((s) => s.size, () => 0)
+    bytes += (await store.size(sha)) ?? 0
     await store.remove(sha)
     removed++
   }

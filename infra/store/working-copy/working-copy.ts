@@ -1,12 +1,14 @@
 // A working copy on disk (ARCHITECTURE §4): the installed tree plus its metadata folder.
 // Opening one reads its configuration and state; callers hold its lock and have run recovery.
 import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { UpswarmError } from '../../errors.ts'
 import { keyIdOf } from '../../formats/key-id.ts'
 import { TrustStore } from '../../formats/trust-store.ts'
 import type { ReleaseKeys } from '../../release/release-trust.ts'
 import type { Entry, SignedRelease } from '../../release/manifest.ts'
 import { BlobStore } from '../blob-store.ts'
+import { PackStore } from '../pack-store.ts'
 import { layoutOf, type WorkingCopyLayout } from './layout.ts'
 import { ManifestStore } from './manifest-store.ts'
 import { TreeStore } from './tree-store.ts'
@@ -40,7 +42,8 @@ export class WorkingCopy {
     // Stored releases were verified when accepted; on reading, the signature is checked again
     // (tampering) under the key it names, which must be the pinned key or one the root lists.
     this.manifests = new ManifestStore(layout, (publicKey) => publicKey === config.publicKey || trust.root?.keys[keyIdOf(publicKey)] !== undefined)
-    this.history = new BlobStore(layout.history)
+    // Issue 13 item 4: small blobs that came by the batch are kept in packs (history/packs), the rest a file each.
+    this.history = new BlobStore(layout.history, new PackStore(join(layout.history, 'packs'), join(layout.history, 'tmp')))
     this.trees = new TreeStore(layout)
   }
 
