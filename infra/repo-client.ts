@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { open, rm } from 'node:fs/promises'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { busyWaitOf } from './nats/busy.ts'
+import { MAX_BUSY_ASKS, MAX_BUSY_WAIT_MS, busyWaitOf } from './nats/busy.ts'
 import { UpswarmError, isUpswarmError } from './errors.ts'
 import { proxySubject } from './nats/names.ts'
 import { request, requestJson } from './nats/request.ts'
@@ -33,9 +33,6 @@ export interface Assignment {
 }
 
 const MAX_SERVER_SWITCHES = 5
-/** A piece is asked again at most this many times after `busy`, and only for a wait up to MAX_BUSY_WAIT_MS; past them, the next server. */
-const MAX_BUSY_ASKS = 3
-const MAX_BUSY_WAIT_MS = 120_000
 
 export class RepoClient {
   constructor(private readonly nc: NatsConnection, private readonly timeoutMs = 10_000) {}
@@ -209,6 +206,9 @@ export class RangeReader {
   async readUnits(hashes: readonly string[]): Promise<Map<string, Uint8Array>> {
     const out = new Map<string, Uint8Array>()
     let todo = [...new Set(hashes)]
+    // What the next request waits, told to the server (issue 14), and the busy answers taken.
+    let waitMs = this.timeoutMs
+    let busyAsks = 0
     while (todo.length > 0) {
       const pending = this.current()
       const a = await pending
@@ -216,8 +216,18 @@ export class RangeReader {
       const ask = todo.slice(0, NODES_MAX_HASHES)
       let got: { nodes: Map<string, Uint8Array>; left: string[] }
       try {
-        got = decodeNodesReply(await request(this.nc, subject, { hashes: ask }, this.timeoutMs), ask, `server ${a.server}`, 'unit')
+        got = decodeNodesReply(await request(this.nc, subject, { hashes: ask, waitMs }, waitMs), ask, `server ${a.server}`, 'unit')
+        waitMs = this.timeoutMs
+        busyAsks = 0
       } catch (err) {
+        // A busy server is slow, not bad: the same batch again, ready to wait what it said (bounded).
+        const busy = busyWaitOf(err)
+        if (busy !== undefined && busy <= MAX_BUSY_WAIT_MS && busyAsks < MAX_BUSY_ASKS) {
+          busyAsks++
+          this.busyAnswers++
+          waitMs = Math.ceil(busy * 1.5) + this.timeoutMs
+          continue
+        }
         if (isUpswarmError(err, 'UPSWARM_E_PEER')) {
           this.badPieces++
           if (this.assignment === pending) {

@@ -12,6 +12,10 @@ import { SignedReleaseSchema, decodeRelease, type SignedRelease } from '../../in
 import type { TrustStore } from '../../infra/release/trust.ts'
 import { unitsCovering, verifiedRange, type HashUnit, type UnitChunk } from '../../infra/release/verified-range.ts'
 import type { Pool } from './pool.ts'
+import { MAX_BUSY_ASKS, MAX_BUSY_WAIT_MS, busyWaitOf } from '../../infra/nats/busy.ts'
+
+/** What a range request of the gateway waits for its answer; a busy answer extends it. */
+const RANGE_WAIT_MS = 10_000
 
 const CHUNK = 1024 * 1024
 const PIPELINE = 4
@@ -101,16 +105,28 @@ export function natsGatewayBackend({ nc, pool, forward, trust, log }: GatewayBac
       const serverOf = new Map<HashUnit, string>()
       const failed = new Set<string>()
       const fetchChunk = async (job: Job): Promise<UnitChunk> => {
+        // What the request waits, told to the server (issue 14: a capped server answers busy with
+        // its queue's wait instead of letting the range time out), and the busy answers taken.
+        let waitMs = RANGE_WAIT_MS
+        let busyAsks = 0
         for (;;) {
           // Every chunk of a piece from the same server: a bad piece names the server that sent it.
           const server = serverOf.get(job.unit) ?? pool.assign(product, rev, failed)
           if (!server) throw new UpswarmError('UPSWARM_E_NO_SERVER', `no healthy repository server can send ${what}`)
           serverOf.set(job.unit, server)
           try {
-            const bytes = await request(nc, repoSubject(server, 'range'), { sha256: entry.sha256, offset: job.offset, length: job.length }, 10_000)
+            const bytes = await request(nc, repoSubject(server, 'range'), { sha256: entry.sha256, offset: job.offset, length: job.length, waitMs }, waitMs)
             return { unit: job.unit, offset: job.offset, last: job.last, bytes, source: server }
           } catch (err) {
             if (isUpswarmError(err, 'UPSWARM_E_BAD_REQUEST')) throw err
+            // Slow, not bad: the same server again, ready to wait what it said (bounded).
+            const busy = busyWaitOf(err)
+            if (busy !== undefined && busy <= MAX_BUSY_WAIT_MS && busyAsks < MAX_BUSY_ASKS) {
+              busyAsks++
+              waitMs = Math.ceil(busy * 1.5) + RANGE_WAIT_MS
+              continue
+            }
+            waitMs = RANGE_WAIT_MS
             failed.add(server)
             if (serverOf.get(job.unit) === server) serverOf.delete(job.unit)
             pool.failed(server, errorMessage(err))

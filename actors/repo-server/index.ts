@@ -405,7 +405,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       })),
       // Issue 13 item 4: small units by the batch (a first install of many small files), in the
       // order asked until the reply would pass NODES_MAX_REPLY; what is not held is left out.
-      units: endpoint(repoSubject(id, 'units'), UnitsRequest, ({ hashes }) => tracked(async () => {
+      units: endpoint(repoSubject(id, 'units'), UnitsRequest, ({ hashes, waitMs }) => tracked(async () => {
         const take: [string, number][] = []
         const fits = replyBudget(hashes.length)
         let i = 0
@@ -415,7 +415,14 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
           if (!fits(size)) break
           take.push([hashes[i]!, size])
         }
-        await uploads.takeInTurn(take.reduce((n, [, size]) => n + size, 0))
+        const total = take.reduce((n, [, size]) => n + size, 0)
+        // As for a range: a queue longer than the client waits is said now, with the wait.
+        const queuedMs = uploads.queuedSeconds(total) * 1000
+        if (waitMs !== undefined && queuedMs > waitMs * BUSY_SHARE) {
+          counters.rangesBusy++
+          throw busyError(id, queuedMs, waitMs)
+        }
+        await uploads.takeInTurn(total)
         const found = await Promise.all(take.map(async ([sha, size]) => [sha, await store.blobs.readRange(sha, 0, size)] as const))
         const bytes = encodeNodesReply(found, hashes.slice(i))
         counters.bytesServed += bytes.length

@@ -14,6 +14,7 @@ import { request } from '../nats/service.ts'
 import { UUID_RE } from '../release/manifest.ts'
 import { HEX64 } from './envelope.ts'
 import { NODE_MAX_BYTES, nodeHash } from './tree-node.ts'
+import { MAX_WAIT_MS } from '../nats/busy.ts'
 
 export const NODES_MAX_HASHES = 1024
 export const NODES_MAX_REPLY = 4 * 1024 * 1024
@@ -40,6 +41,9 @@ export type NodesRequest = z.infer<typeof NodesRequest>
  */
 export const UnitsRequest = z.object({
   hashes: z.array(z.string().regex(HEX64, 'unit hashes are 64 hex characters')).min(1).max(NODES_MAX_HASHES),
+  // How long the client waits for the answer (issue 14): a capped server answers busy rather than
+  // let the batch time out in its upload queue. A server of the previous release strips it.
+  waitMs: z.number().int().min(1).max(MAX_WAIT_MS).optional(),
 })
 export type UnitsRequest = z.infer<typeof UnitsRequest>
 /** The largest unit a `units` request carries. */

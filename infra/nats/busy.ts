@@ -8,6 +8,11 @@ export const BUSY_SHARE = 0.8
 /** The longest wait a client may announce (and so be made to wait). */
 export const MAX_WAIT_MS = 600_000
 
+/** A client asks a busy server again at most this many times for the same bytes… */
+export const MAX_BUSY_ASKS = 3
+/** …and only while the wait it is told is at most this; past it, it moves on to the next server. */
+export const MAX_BUSY_WAIT_MS = 120_000
+
 export function busyError(server: string, waitMs: number, patienceMs: number): UpswarmError {
   return new UpswarmError('UPSWARM_E_BUSY',
     `server ${server} is busy: this range would wait about ${Math.ceil(waitMs)} ms for its turn of the upload limit, and its client waits ${patienceMs} ms; ask again ready to wait`)

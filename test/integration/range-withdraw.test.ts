@@ -3,7 +3,8 @@
 // 1 MiB/s for four ranges; it withdraws the third while it waits for its turn. The server sends
 // the other three and not that one, counts it, and the range behind it moves up. And a capped
 // server whose queue is longer than a client waits answers `busy` with the wait, rather than let
-// the range time out and the client count a slow server as a failed one.
+// the range time out and the client count a slow server as a failed one; the same for a batch of
+// small files (`units`).
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from 'xstate'
@@ -32,6 +33,8 @@ describe('range withdrawal', () => {
   let proxy: Proxy | undefined
   let product: string
   let big: Buffer
+  /** 3 MiB of small files: one `units` batch. */
+  let small: Buffer[]
 
   beforeAll(async () => {
     admin = await testConnection()
@@ -43,7 +46,8 @@ describe('range withdrawal', () => {
     product = newProduct()
     const key = generatePublisherKey()
     big = randomContent(4 * MiB)
-    await writeTree(join(dir.path, 'src'), { 'big.bin': big })
+    small = Array.from({ length: 12 }, () => randomContent(256 * 1024))
+    await writeTree(join(dir.path, 'src'), { 'big.bin': big, ...Object.fromEntries(small.map((b, i) => [`small/f${i}.bin`, b])) })
     const trust = join(dir.path, 'trust.json')
     await publish({ nc: admin, src: join(dir.path, 'src'), product, key, trust })
     server = await startRepoServer({ nc: serverConn, id: `withdraw${process.pid}`, dataDir: join(dir.path, 's'), trust: await new TrustStore(trust).ready(), maxUploadRate: MiB })
@@ -93,6 +97,23 @@ describe('range withdrawal', () => {
     got.forEach((data, i) => expect(data.equals(piece(i))).toBe(true))
     expect(reader.busyAnswers).toBeGreaterThanOrEqual(1)
     expect(reader.servers).toEqual([server!.id])
+    expect((server!.heartbeat().rangesBusy ?? 0) - busyBefore).toBe(reader.busyAnswers)
+  })
+
+  it('units — a batch of small files that would wait longer at a capped server than its client waits is answered busy; the client asks again ready to wait, and every file arrives', async () => {
+    // A patient reader's 4 MiB of ranges queue first; then 3 MiB in one batch at 1 MiB/s against
+    // 2 s: without the busy answer the batch times out in the queue, and the client takes nothing
+    // from it (every file would go the per-file way).
+    const sha = sha256Hex(big)
+    const patient = new RangeReader(client, product, 30_000)
+    const ahead = Promise.all([0, 1, 2, 3].map((i) => patient.readPiece(sha, i * MiB, MiB, sha256Hex(big.subarray(i * MiB, (i + 1) * MiB)))))
+    const reader = new RangeReader(client, product, 2_000)
+    const busyBefore = server!.heartbeat().rangesBusy ?? 0
+    const got = await reader.readUnits(small.map((b) => sha256Hex(b)))
+    await ahead
+    expect(got.size).toBe(small.length)
+    for (const b of small) expect(Buffer.from(got.get(sha256Hex(b))!).equals(b)).toBe(true)
+    expect(reader.busyAnswers).toBeGreaterThanOrEqual(1)
     expect((server!.heartbeat().rangesBusy ?? 0) - busyBefore).toBe(reader.busyAnswers)
   })
 })
