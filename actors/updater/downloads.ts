@@ -199,6 +199,8 @@ const BATCH_MIN = 16
 const BATCH_BYTES = 3 * 1024 * 1024
 /** `units` requests in flight. */
 const BATCH_REQUESTS = 4
+/** The process's umask, read once (a file is created with `mode & ~umask`). */
+const UMASK = process.umask()
 /** Files written synchronously in a row before the event loop gets a turn. */
 const YIELD_EVERY = 64
 
@@ -261,8 +263,9 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
           // Staged from the verified bytes in hand, so the path's statechart finds its slot filled
           // (stageEntry) instead of copying the blob back out of the history store.
           for (dest of slots?.get(sha) ?? []) {
-            writeFileSync(dest, b)
-            chmodSync(dest, e.mode)
+            // Created with its mode; a chmod only where the umask would take bits from it.
+            writeFileSync(dest, b, { mode: e.mode })
+            if ((e.mode & ~UMASK) !== e.mode) chmodSync(dest, e.mode)
             session.prestaged.add(dest)
             session.stagedFiles.push(dest)
           }
