@@ -14,7 +14,7 @@ import { clusterReplicas, openPeerBucket } from '../../infra/nats/resources.ts'
 import { startHttpDoor } from '../../infra/tracker/http-server.ts'
 import { startNatsDoor } from '../../infra/tracker/nats-service.ts'
 import { RateLimiter, type RateLimitOptions } from '../../infra/tracker/rate-limit.ts'
-import { PeerRegistry, sweepEveryMs } from '../../infra/tracker/registry.ts'
+import { flushEveryMs, PeerRegistry, sweepEveryMs } from '../../infra/tracker/registry.ts'
 import { retryEveryMs } from '../../infra/tracker/bucket-writer.ts'
 import { startUdpDoor } from '../../infra/tracker/udp-server.ts'
 import { serveMetrics, type MetricsListener } from '../../infra/metrics/prometheus.ts'
@@ -86,7 +86,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
           ...(opts.maxPeers !== undefined ? { maxPeers: opts.maxPeers } : {}),
           ...(opts.maxPeersPerIdentity !== undefined ? { maxPeersPerIdentity: opts.maxPeersPerIdentity } : {}),
           onError: (err) => log(`tracker ${id}: peer bucket: ${errorMessage(err)}`),
-          // Its sweeps and write retries run on the machine's clocks (issue 12).
+          // Its sweeps, write flushes and write retries run on the machine's clocks (issue 12).
           ownTimers: false,
         })
       }),
@@ -123,7 +123,7 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
     // A permission refused is final; anything else may be a leader election under way.
     guards: { bucketRetryable: (_, error: unknown) => !permissionViolation(error) },
   })
-  const actor = createActor(machine, { input: { id, peerSweepMs: sweepEveryMs(opts.peerTtlMs), writeRetryMs: retryEveryMs() }, ...(opts.inspect ? { inspect: opts.inspect } : inspection()) })
+  const actor = createActor(machine, { input: { id, peerSweepMs: sweepEveryMs(opts.peerTtlMs), writeRetryMs: Math.min(retryEveryMs(), flushEveryMs(opts.peerTtlMs)) }, ...(opts.inspect ? { inspect: opts.inspect } : inspection()) })
   actor.on('tracker.listening', (e) => {
     const state = { state: 'listening', httpUrl: e.httpUrl, udpUrl: e.udpUrl, peerTtlMs: registry().peerTtlMs, intervalMs: registry().intervalMs }
     opts.nc.publish(actorEventSubject('tracker', id), JSON.stringify(state))

@@ -19,11 +19,14 @@ export interface BucketWriterOptions {
   maxInFlight?: number
   /** A write given up on (NATS down, too many attempts, queue full): the caller may write it later. */
   onDropped?: (key: string) => void
+  /** Called when acks bring the writes in flight down to `drainBelow` (the caller may send more). */
+  onDrain?: () => void
+  drainBelow?: number
 }
 
 interface Pending {
   key: string
-  value: string | null
+  value: string | Uint8Array | null
   sentAt: number
   attempts: number
 }
@@ -34,8 +37,8 @@ export const retryEveryMs = (timeoutMs = DEFAULT_WRITE_TIMEOUT_MS): number => Ma
 
 export class BucketWriter {
   readonly #nc: NatsConnection
-  readonly #opts: Required<Omit<BucketWriterOptions, 'onDropped'>> & Pick<BucketWriterOptions, 'onDropped'>
-  readonly #prefix = createInbox()
+  readonly #opts: Required<Omit<BucketWriterOptions, 'onDropped' | 'onDrain'>> & Pick<BucketWriterOptions, 'onDropped' | 'onDrain'>
+  readonly #prefix: string
   readonly #pending = new Map<number, Pending>()
   /** key → sequence of its newest write: only that one is ever retried. */
   readonly #latest = new Map<string, number>()
@@ -47,7 +50,10 @@ export class BucketWriter {
 
   constructor(nc: NatsConnection, opts: BucketWriterOptions) {
     this.#nc = nc
-    this.#opts = { timeoutMs: DEFAULT_WRITE_TIMEOUT_MS, maxAttempts: 5, maxInFlight: 100_000, ownTimer: true, ...opts }
+    // Under the connection's own inbox prefix: an identity may subscribe to its inbox only (with
+    // the default `_INBOX.` every ack was refused, and every write sent again until dropped).
+    this.#prefix = createInbox((nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix)
+    this.#opts = { timeoutMs: DEFAULT_WRITE_TIMEOUT_MS, maxAttempts: 5, maxInFlight: 100_000, drainBelow: 0, ownTimer: true, ...opts }
     this.#sub = nc.subscribe(`${this.#prefix}.*`, { callback: (err, msg) => (err ? undefined : this.#ack(msg)) })
     if (this.#opts.ownTimer) {
       this.#timer = setInterval(() => this.retryLate(), retryEveryMs(this.#opts.timeoutMs))
@@ -55,7 +61,7 @@ export class BucketWriter {
     }
   }
 
-  put(key: string, value: string): void {
+  put(key: string, value: string | Uint8Array): void {
     this.#send({ key, value, sentAt: 0, attempts: 0 })
   }
 
@@ -122,13 +128,17 @@ export class BucketWriter {
     }
     this.#done(seq, p)
     this.#maybeIdle()
+    if (this.#pending.size === this.#opts.drainBelow) this.#opts.onDrain?.()
   }
 
-  /** Sends again every write unacknowledged for `timeoutMs` (dropped after `maxAttempts`). */
+  /**
+   * Sends again every write unacknowledged for `timeoutMs`, doubled at each attempt (a stream that
+   * is slow, not gone, is not sent each write again and again), and drops it after `maxAttempts`.
+   */
   retryLate(): void {
-    const late = Date.now() - this.#opts.timeoutMs
+    const now = Date.now()
     for (const [seq, p] of this.#pending) {
-      if (p.sentAt > late) continue
+      if (p.sentAt > now - this.#opts.timeoutMs * 2 ** (p.attempts - 1)) continue
       this.#done(seq, p)
       if (this.#latest.has(p.key)) continue // a newer write of this key is on its way
       if (p.attempts >= this.#opts.maxAttempts) this.#drop(p.key)

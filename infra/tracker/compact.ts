@@ -1,32 +1,38 @@
 // Compact peer addresses (BEP 23: 4-byte IPv4 + port; BEP 7: 16-byte IPv6 + port), written
-// straight into the answer. A peer's parsed IPv4 address is kept per entry: it is handed out in
-// many answers between two of its own announces.
+// straight into the answer. Parsed IPv4 addresses are remembered by their text (a bounded table):
+// a peer's address is handed out in many answers between two of its own announces, and a string
+// key is cheaper to look up than a WeakMap of entries.
 import { isIPv4, isIPv6 } from 'node:net'
 import type { PeerEntry } from './types.ts'
 
-const ipv4 = new WeakMap<PeerEntry, number>()
+const MAX_REMEMBERED = 65_536
+const ipv4 = new Map<string, number>()
 
 /** The IPv4 address as an unsigned 32-bit number, or -1 for any other address. */
-function ipv4Of(p: PeerEntry): number {
-  let v = ipv4.get(p)
+export function ipv4Number(ip: string): number {
+  let v = ipv4.get(ip)
   if (v === undefined) {
     v = -1
-    if (isIPv4(p.ip)) {
-      const [a, b, c, d] = p.ip.split('.').map(Number)
+    if (isIPv4(ip)) {
+      const [a, b, c, d] = ip.split('.').map(Number)
       v = ((a! << 24) | (b! << 16) | (c! << 8) | d!) >>> 0
     }
-    ipv4.set(p, v)
+    if (ipv4.size >= MAX_REMEMBERED) ipv4.clear()
+    ipv4.set(ip, v)
   }
   return v
 }
 
+const ipv4Of = (p: PeerEntry): number => ipv4Number(p.ip)
+
 /** `head` bytes left free at the start, then 6 bytes per IPv4 peer. */
-export function compactIPv4(peers: PeerEntry[], head = 0): Buffer {
+export function compactIPv4(peers: readonly PeerEntry[], head = 0, count = peers.length): Buffer {
   let n = 0
-  for (const p of peers) if (ipv4Of(p) >= 0) n++
+  for (let i = 0; i < count; i++) if (ipv4Of(peers[i]!) >= 0) n++
   const out = Buffer.allocUnsafe(head + n * 6)
   let off = head
-  for (const p of peers) {
+  for (let i = 0; i < count; i++) {
+    const p = peers[i]!
     const v = ipv4Of(p)
     if (v < 0) continue
     out.writeUInt32BE(v, off)

@@ -3,7 +3,8 @@
 // peer is handed out, not only the oldest.
 import type { PeerEntry, SwarmStats } from './types.ts'
 
-let scratch = new Int32Array(256)
+let stamps = new Uint32Array(256)
+let stamp = 0
 
 export class PeerSet {
   readonly #items: { key: string; entry: PeerEntry }[] = []
@@ -55,33 +56,46 @@ export class PeerSet {
    * the registry never keeps one peer under two keys of the same swarm.)
    */
   sample(max: number, exceptPeerId: string | undefined, now: number): PeerEntry[] {
+    const out: PeerEntry[] = []
+    out.length = this.sampleInto(out, max, exceptPeerId, now)
+    return out
+  }
+
+  /**
+   * As sample(), written into `out` from index 0 (a reused array: the UDP door's answers allocate
+   * no list); returns how many were written. Entries of `out` past that count are left as they were.
+   */
+  sampleInto(out: PeerEntry[], max: number, exceptPeerId: string | undefined, now: number): number {
     const n = this.#items.length
     const items = this.#items
-    const out: PeerEntry[] = []
-    if (max <= 0 || n === 0) return out
+    let count = 0
+    if (max <= 0 || n === 0) return 0
     if (n <= max * 2) {
-      // Small swarm: a partial Fisher–Yates shuffle over a reused index array.
-      if (scratch.length < n) scratch = new Int32Array(Math.max(n, scratch.length * 2))
-      for (let i = 0; i < n; i++) scratch[i] = i
-      for (let i = 0; i < n && out.length < max; i++) {
-        const j = i + Math.floor(Math.random() * (n - i))
-        const pick = scratch[j]!
-        scratch[j] = scratch[i]!
-        const entry = items[pick]!.entry
-        if (entry.expires > now && entry.peerId !== exceptPeerId) out.push(entry)
+      // Small swarm: the peers from a random place on, wrapping around (opentracker hands out
+      // consecutive peers from a random offset too): one random number, and every peer is as
+      // likely as any other to be in an answer.
+      const start = Math.floor(Math.random() * n)
+      for (let k = 0, i = start; k < n && count < max; k++, i = i + 1 === n ? 0 : i + 1) {
+        const entry = items[i]!.entry
+        if (entry.expires > now && entry.peerId !== exceptPeerId) out[count++] = entry
       }
-      return out
+      return count
     }
-    // Large swarm: random probes; the bound keeps a swarm of mostly expired peers cheap.
-    const picked = new Set<number>()
-    for (let probes = 0; probes < max * 4 && out.length < max; probes++) {
+    // Large swarm: random probes; the bound keeps a swarm of mostly expired peers cheap. A probe
+    // already taken is recognised by the stamp it left (no set per answer).
+    if (stamps.length < n) stamps = new Uint32Array(Math.max(n, stamps.length * 2))
+    if (++stamp === 0xffffffff) {
+      stamps.fill(0)
+      stamp = 1
+    }
+    for (let probes = 0; probes < max * 4 && count < max; probes++) {
       const i = Math.floor(Math.random() * n)
-      if (picked.has(i)) continue
-      picked.add(i)
+      if (stamps[i] === stamp) continue
+      stamps[i] = stamp
       const entry = items[i]!.entry
-      if (entry.expires > now && entry.peerId !== exceptPeerId) out.push(entry)
+      if (entry.expires > now && entry.peerId !== exceptPeerId) out[count++] = entry
     }
-    return out
+    return count
   }
 
   /** Every entry, for queries of a whole product and for sweeping. */

@@ -1,7 +1,10 @@
 // The tracker's registry (R-TRACKER, R-PEERLIST): every peer's revision, address and port per
 // product, shared by all tracker instances through the JetStream KV bucket PEER_BUCKET. Each
 // instance answers from an in-memory view that it keeps in step by watching the bucket. Its own
-// writes are pipelined (BucketWriter): an announce never waits for JetStream.
+// writes are batched: an announce only marks its key, and every WRITE_FLUSH_MS (1 s) the keys
+// changed since the last flush are sent, each once, as pipelined publishes (BucketWriter). An
+// announce never waits for, nor publishes to, JetStream; another instance sees it within 1 s plus
+// the cluster's delivery time.
 //
 // Swarms are keyed by info hash. A peer announced under a known (product, rev) is stored as
 // `<product>.<peerId>`; a BitTorrent announce for an info hash nobody has named yet is stored as
@@ -24,6 +27,22 @@ import { addressOwner, isIdentityOwner, type AnnounceInput, type AnnounceResult,
 
 export const DEFAULT_PEER_TTL_MS = 180_000
 
+/**
+ * How often an instance sends its batched writes to the bucket: the most another instance's view
+ * lags behind this one's, plus the cluster's delivery time (docs/ops.md, "Tracker").
+ */
+export const WRITE_FLUSH_MS = 1_000
+
+/** The flush interval for a peer TTL: WRITE_FLUSH_MS, or a tenth of a (test's) shorter TTL, so a peer is seen well before it expires. */
+export const flushEveryMs = (peerTtlMs = DEFAULT_PEER_TTL_MS): number => Math.max(50, Math.min(WRITE_FLUSH_MS, peerTtlMs / 10))
+
+/**
+ * Most bucket writes of one instance awaiting their ack. Beyond it changes wait in memory (one per
+ * key, the newest), so a burst of new peers faster than the stream stores them delays the other
+ * instances' view instead of being sent again and again until dropped.
+ */
+export const WRITE_WINDOW = 1_024
+
 export interface RegistryOptions {
   /** The shared bucket and the connection it is reached by; absent = a registry of this process only. */
   shared?: { kv: KV; nc: NatsConnection }
@@ -39,8 +58,8 @@ export interface RegistryOptions {
   onError?: (err: unknown) => void
   /**
    * false: no timers of its own; the owner calls `sweep()` every `sweepEveryMs(peerTtlMs)` and
-   * `retryLateWrites()` every `retryEveryMs()` (the tracker's statechart does: issue 12, no timers
-   * outside a role's machine). Default true.
+   * `retryLateWrites()` (which also flushes the batched writes) every `flushEveryMs(peerTtlMs)` (the
+   * tracker's statechart does: issue 12, no timers outside a role's machine). Default true.
    */
   ownTimers?: boolean
 }
@@ -92,6 +111,11 @@ export class PeerRegistry {
   readonly #removedAt = new Map<string, number>()
   #watch: { stop(): void } | undefined
   #sweeper: NodeJS.Timeout | undefined
+  #flusher: NodeJS.Timeout | undefined
+  /** key → value (null: delete) written here since the last flushWrites(), in order. */
+  readonly #unflushed = new Map<string, object | null>()
+  /** key → the bytes last put here, until the watch brings them back: our own echo is skipped unparsed. */
+  readonly #echoes = new Map<string, Uint8Array>()
   #closed = false
   readonly #ownTimers: boolean
 
@@ -112,6 +136,9 @@ export class PeerRegistry {
           ownTimer: this.#ownTimers,
           // Not persisted: the next announce of that peer writes it again.
           onDropped: (key) => this.#persistedExpires.delete(key),
+          // A flush cut short by the window goes on as acks come back.
+          drainBelow: WRITE_WINDOW / 2,
+          onDrain: () => this.flushWrites(),
         })
       : undefined
     this.#maxPeers = opts.maxPeers ?? 1_000_000
@@ -125,6 +152,10 @@ export class PeerRegistry {
     if (this.#ownTimers) {
       this.#sweeper = setInterval(() => this.sweep(), sweepEveryMs(this.peerTtlMs))
       this.#sweeper.unref()
+      if (this.#shared) {
+        this.#flusher = setInterval(() => this.flushWrites(), flushEveryMs(this.peerTtlMs))
+        this.#flusher.unref()
+      }
     }
     if (!this.#shared) return
     const { kv } = this.#shared
@@ -150,8 +181,10 @@ export class PeerRegistry {
   }
 
   async close(): Promise<void> {
+    this.flushWrites(true)
     this.#closed = true
     clearInterval(this.#sweeper)
+    clearInterval(this.#flusher)
     this.#watch?.stop()
     await this.#writer?.flush(2_000)
     this.#writer?.close()
@@ -169,10 +202,45 @@ export class PeerRegistry {
     return this.#writer?.dropped ?? 0
   }
 
+  /** Bucket writes sent and not yet acknowledged. */
+  get writesInFlight(): number {
+    return this.#writer?.inFlight ?? 0
+  }
+
   /** R-ANNOUNCE, R-PEERLIST: records the peer for `owner` (identityOwner / addressOwner), returns peers of its swarm. */
   announce(input: AnnounceInput, owner: string): AnnounceResult {
-    this.requests.announce++
     const now = this.#now()
+    const { hash, product, rev, swarm } = this.#record(input, owner, now)
+    const base = { intervalMs: this.intervalMs, ttlMs: this.peerTtlMs, infoHash: hash, product, rev }
+    if (!swarm) return { ...base, peers: [], seeders: 0, leechers: 0 }
+    const stats = swarm.stats()
+    if (input.event === 'stopped') return { ...base, peers: [], seeders: stats.seeders, leechers: stats.leechers }
+    const numwant = Math.min(Math.max(0, input.numwant), MAX_NUMWANT)
+    return { ...base, peers: swarm.sample(numwant, input.peerId, now), seeders: stats.seeders, leechers: stats.leechers }
+  }
+
+  /**
+   * As announce(), for the UDP door's hot path: the peers are written into `peers` (a reused
+   * array, from index 0) and the counts into `head` (a reused object); returns how many peers.
+   */
+  announceInto(input: AnnounceInput, owner: string, peers: PeerEntry[], head: { seeders: number; leechers: number }): number {
+    const now = this.#now()
+    const { swarm } = this.#record(input, owner, now)
+    if (!swarm) {
+      head.seeders = 0
+      head.leechers = 0
+      return 0
+    }
+    const stats = swarm.stats()
+    head.seeders = stats.seeders
+    head.leechers = stats.leechers
+    if (input.event === 'stopped') return 0
+    return swarm.sampleInto(peers, Math.min(Math.max(0, input.numwant), MAX_NUMWANT), input.peerId, now)
+  }
+
+  /** Records (or, for `stopped`, removes) the announced peer; returns its swarm as it now is. */
+  #record(input: AnnounceInput, owner: string, now: number): { hash: string; product: string | undefined; rev: number | undefined; swarm: PeerSet | undefined } {
+    this.requests.announce++
     let hash = input.infoHash
     let product = input.product
     let rev = input.rev
@@ -192,13 +260,13 @@ export class PeerRegistry {
     }
 
     const key = product !== undefined ? productPeerKey(product, input.peerId) : unmappedPeerKey(hash, input.peerId)
-    const base = { intervalMs: this.intervalMs, ttlMs: this.peerTtlMs, infoHash: hash, product, rev }
     if (input.event === 'stopped') {
-      const keys = [key, unmappedPeerKey(hash, input.peerId)]
-      for (const k of keys) this.#checkOwner(this.#entries.get(k), owner, now, 'stop')
-      for (const k of keys) this.#remove(k, true)
-      const stats = this.#swarms.get(hash)?.stats()
-      return { ...base, peers: [], seeders: stats?.seeders ?? 0, leechers: stats?.leechers ?? 0 }
+      const unmapped = product !== undefined ? unmappedPeerKey(hash, input.peerId) : key
+      this.#checkOwner(this.#entries.get(key), owner, now, 'stop')
+      if (unmapped !== key) this.#checkOwner(this.#entries.get(unmapped), owner, now, 'stop')
+      this.#remove(key, true)
+      if (unmapped !== key) this.#remove(unmapped, true)
+      return { hash, product, rev, swarm: this.#swarms.get(hash) }
     }
 
     const previous = this.#entries.get(key)
@@ -229,14 +297,10 @@ export class PeerRegistry {
     this.#store(key, entry)
     if (this.#shared && (!previous || changed(previous, entry) || (this.#persistedExpires.get(key) ?? 0) - now < this.peerTtlMs / 2)) {
       this.#persistedExpires.set(key, entry.expires)
-      this.#write(key, JSON.stringify(entry))
+      this.#write(key, entry)
     }
     if (product !== undefined) this.#remove(unmappedPeerKey(hash, input.peerId), true)
-
-    const swarm = this.#swarms.get(hash)!
-    const stats = swarm.stats()
-    const numwant = Math.min(Math.max(0, input.numwant), MAX_NUMWANT)
-    return { ...base, peers: swarm.sample(numwant, input.peerId, now), seeders: stats.seeders, leechers: stats.leechers }
+    return { hash, product, rev, swarm: this.#swarms.get(hash) }
   }
 
   /** R-PEERLIST: peers of one revision of a product, or of all its revisions. */
@@ -263,8 +327,9 @@ export class PeerRegistry {
   }
 
   /** Drops expired peers and forgotten mappings from memory (the bucket ages them out itself). */
-  /** Sends again the bucket writes not acknowledged in time (see BucketWriter). */
+  /** Sends the writes batched since the last call, and again those not acknowledged in time (see BucketWriter). */
   retryLateWrites(): void {
+    this.flushWrites()
     this.#writer?.retryLate()
   }
 
@@ -378,7 +443,7 @@ export class PeerRegistry {
     if (!known && this.#mappings.size >= this.#maxPeers) return // bounded like the peers
     if (known && !(local && now - known.writtenAt > PEER_BUCKET_MAX_AGE_MS / 2)) return
     this.#mappings.set(hash, { product, rev, writtenAt: now })
-    if (local) this.#write(infoHashKey(hash), JSON.stringify({ product, rev }))
+    if (local) this.#write(infoHashKey(hash), { product, rev })
     if (known) return
     const swarm = this.#swarms.get(hash)
     if (!swarm) return
@@ -399,11 +464,18 @@ export class PeerRegistry {
     const named: PeerEntry = { ...entry, product, rev }
     this.#store(target, named)
     this.#persistedExpires.set(target, named.expires)
-    this.#write(target, JSON.stringify(named))
+    this.#write(target, named)
   }
 
   /** Applies one change seen in the bucket (ours included: applying it again is a no-op). */
   #apply(e: KvWatchEntry): void {
+    if (e.operation === 'PUT') {
+      const mine = this.#echoes.get(e.key)
+      if (mine && Buffer.from(e.value.buffer, e.value.byteOffset, e.value.byteLength).equals(mine)) {
+        this.#echoes.delete(e.key) // our own write: held already, or replaced by a newer one
+        return
+      }
+    }
     const now = this.#now()
     const parts = e.key.split('.')
     if (parts[0] === 'map' && parts.length === 2) {
@@ -434,11 +506,46 @@ export class PeerRegistry {
     this.#persistedExpires.set(e.key, entry.expires)
   }
 
-  /** A put (value) or a delete (null) of `key` in the bucket. */
-  #write(key: string, value: string | null): void {
+  /**
+   * A put (value) or a delete (null) of `key` in the bucket, sent with the next flushWrites():
+   * an announce never writes to NATS itself, and a key changed several times between two
+   * flushes is written once, as it last was.
+   */
+  #write(key: string, value: object | null): void {
     if (!this.#writer || this.#closed) return
-    if (value === null) this.#writer.delete(key)
-    else this.#writer.put(key, value)
+    this.#unflushed.set(key, value)
+  }
+
+  /**
+   * Sends the writes made since the last flush to the bucket (pipelined, see BucketWriter). Runs
+   * every `flushEveryMs(peerTtlMs)` (WRITE_FLUSH_MS, 1 s): so another instance's view lags this
+   * one's by at most that, plus the cluster's delivery time.
+   */
+  flushWrites(all = false): void {
+    const writer = this.#writer
+    if (!writer || this.#unflushed.size === 0) return
+    // At most WRITE_WINDOW unacknowledged: the rest waits here, still merged per key, and goes
+    // as acks come back (the bucket's stream fsyncs each write on every replica). `all` (close)
+    // sends everything.
+    let room = all ? Infinity : WRITE_WINDOW - writer.inFlight
+    for (const [key, value] of this.#unflushed) {
+      if (room-- <= 0) break
+      this.#unflushed.delete(key)
+      if (value === null) {
+        writer.delete(key)
+        this.#echoes.delete(key)
+        continue
+      }
+      const bytes = Buffer.from(JSON.stringify(value))
+      writer.put(key, bytes)
+      if (this.#echoes.size >= this.#maxPeers) this.#echoes.clear()
+      this.#echoes.set(key, bytes)
+    }
+  }
+
+  /** Writes made here and not yet sent to the bucket (waiting for the next flush, or for room in the window). */
+  get unflushedWrites(): number {
+    return this.#unflushed.size
   }
 }
 

@@ -6,7 +6,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import { compactIPv4 } from './compact.ts'
 import { parseExtension, TrackerRequestError, DEFAULT_NUMWANT } from './http-protocol.ts'
 import { parseQuery, QueryError } from './query.ts'
-import type { AnnounceEvent, AnnounceInput, AnnounceResult, SwarmStats } from './types.ts'
+import type { AnnounceEvent, AnnounceInput, PeerEntry, SwarmStats } from './types.ts'
 
 export const PROTOCOL_ID = 0x41727101980n
 export const ACTION_CONNECT = 0
@@ -111,14 +111,14 @@ export function encodeConnectResponse(transactionId: number, connectionId: Buffe
   return out
 }
 
-/** Announce response; IPv4 peers only (the socket is udp4). */
-export function encodeAnnounceResponse(transactionId: number, result: AnnounceResult): Buffer {
-  const out = compactIPv4(result.peers, 20)
+/** Announce response; IPv4 peers only (the socket is udp4): the first `count` of `peers`. */
+export function encodeAnnounceResponse(transactionId: number, head: { intervalS: number; seeders: number; leechers: number }, peers: readonly PeerEntry[], count = peers.length): Buffer {
+  const out = compactIPv4(peers, 20, count)
   out.writeUInt32BE(ACTION_ANNOUNCE, 0)
   out.writeUInt32BE(transactionId, 4)
-  out.writeUInt32BE(Math.max(1, Math.ceil(result.intervalMs / 1000)), 8)
-  out.writeUInt32BE(result.leechers, 12)
-  out.writeUInt32BE(result.seeders, 16)
+  out.writeUInt32BE(head.intervalS, 8)
+  out.writeUInt32BE(head.leechers, 12)
+  out.writeUInt32BE(head.seeders, 16)
   return out
 }
 
@@ -145,25 +145,53 @@ export function encodeErrorResponse(transactionId: number, message: string): Buf
 
 const MINUTE_MS = 60_000
 
-/** Issues and checks connection ids bound to the source address. */
+/** Most source addresses whose ids are remembered; beyond it the table starts again. */
+const MAX_REMEMBERED_IDS = 65_536
+
+/**
+ * Issues and checks connection ids bound to the source address. The HMAC of an (address,
+ * minute) is computed once and remembered (a bounded table), so a steady stream of announces
+ * costs a map lookup and an 8-byte compare each, not up to three HMACs.
+ */
 export class ConnectionIds {
   readonly #secret: Buffer
+  /** address → [minute, its id] of the newest minutes computed, newest first (at most 3). */
+  readonly #known = new Map<string, { minutes: number[]; ids: Buffer[] }>()
 
   constructor(secret: Buffer = randomBytes(32)) {
     this.#secret = secret
   }
 
   issue(address: string, now: number): Buffer {
-    return this.#id(address, Math.floor(now / MINUTE_MS))
+    return this.#idOf(address, Math.floor(now / MINUTE_MS))
   }
 
   verify(id: Buffer, address: string, now: number): boolean {
+    if (id.byteLength !== 8) return false
     const minute = Math.floor(now / MINUTE_MS)
-    for (let age = 0; age <= 2; age++) if (this.#id(address, minute - age).equals(id)) return true
+    for (let age = 0; age <= 2; age++) if (this.#idOf(address, minute - age).equals(id)) return true
     return false
   }
 
-  #id(address: string, minute: number): Buffer {
-    return createHmac('sha256', this.#secret).update(`${address}|${minute}`).digest().subarray(0, 8)
+  #idOf(address: string, minute: number): Buffer {
+    let k = this.#known.get(address)
+    if (k) {
+      const i = k.minutes.indexOf(minute)
+      if (i >= 0) return k.ids[i]!
+    } else {
+      if (this.#known.size >= MAX_REMEMBERED_IDS) this.#known.clear()
+      k = { minutes: [], ids: [] }
+      this.#known.set(address, k)
+    }
+    const id = createHmac('sha256', this.#secret).update(`${address}|${minute}`).digest().subarray(0, 8)
+    k.minutes.push(minute)
+    k.ids.push(id)
+    if (k.minutes.length > 3) {
+      // Keep the three newest minutes.
+      const oldest = k.minutes.indexOf(Math.min(...k.minutes))
+      k.minutes.splice(oldest, 1)
+      k.ids.splice(oldest, 1)
+    }
+    return id
   }
 }

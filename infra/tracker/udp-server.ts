@@ -2,10 +2,12 @@
 // carries a transaction id gets an error packet; anything shorter is dropped. Over-rate sources
 // are dropped silently so the tracker never reflects a flood at a spoofed address.
 import { createSocket, type RemoteInfo } from 'node:dgram'
+import { lookup } from 'node:dns'
+import { isIPv4 } from 'node:net'
 import { isUpswarmError } from '../errors.ts'
 import type { RateLimiter } from './rate-limit.ts'
 import type { PeerRegistry } from './registry.ts'
-import { addressOwner } from './types.ts'
+import { addressOwner, type AnnounceInput, type PeerEntry } from './types.ts'
 import {
   ConnectionIds,
   encodeAnnounceResponse,
@@ -14,6 +16,14 @@ import {
   encodeScrapeResponse,
   parseUdpRequest,
 } from './udp-protocol.ts'
+
+/** An IPv4 literal at once; anything else (a host name given to bind) through dns.lookup. */
+const literalLookup = (address: string, family: unknown, cb: (err: Error | null, address: string, family: number) => void): void => {
+  if (isIPv4(address)) cb(null, address, 4)
+  else lookup(address, family as number, cb as (err: Error | null, address: string, family: number) => void)
+}
+
+const EMPTY = undefined as unknown as PeerEntry
 
 export interface UdpDoorOptions {
   registry: PeerRegistry
@@ -30,9 +40,17 @@ export interface UdpDoor {
 }
 
 export async function startUdpDoor(opts: UdpDoorOptions): Promise<UdpDoor> {
-  const socket = createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 })
+  // Replies go to the source address of a packet, always an IP literal: the lookup answers at
+  // once (the default, dns.lookup, defers every send to the next tick).
+  const socket = createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024, lookup: literalLookup })
   const ids = new ConnectionIds(opts.secret)
   const reply = (buf: Buffer, to: RemoteInfo): void => socket.send(buf, to.port, to.address)
+  // Reused by every announce: the sampled peers and the swarm's counts.
+  const peers: PeerEntry[] = []
+  const head = { seeders: 0, leechers: 0 }
+  const intervalS = Math.max(1, Math.ceil(opts.registry.intervalMs / 1000))
+  let lastAddress = ''
+  let lastOwner = ''
 
   socket.on('message', (packet, from) => {
     try {
@@ -60,9 +78,17 @@ export async function startUdpDoor(opts: UdpDoorOptions): Promise<UdpDoor> {
       return reply(encodeScrapeResponse(req.transactionId, req.infoHashes.map((h) => opts.registry.scrape(h))), from)
     }
     try {
-      const { action: _a, transactionId, connectionId: _c, ...input } = req
-      const result = opts.registry.announce({ ...input, ip: from.address }, addressOwner(from.address))
-      reply(encodeAnnounceResponse(transactionId, result), from)
+      const input: AnnounceInput = { infoHash: req.infoHash, peerId: req.peerId, ip: from.address, port: req.port, left: req.left, event: req.event, numwant: req.numwant }
+      if (req.product !== undefined) input.product = req.product
+      if (req.rev !== undefined) input.rev = req.rev
+      if (req.publicKey !== undefined) input.publicKey = req.publicKey
+      if (from.address !== lastAddress) {
+        lastAddress = from.address
+        lastOwner = addressOwner(from.address)
+      }
+      const n = opts.registry.announceInto(input, lastOwner, peers, head)
+      reply(encodeAnnounceResponse(req.transactionId, { intervalS, seeders: head.seeders, leechers: head.leechers }, peers, n), from)
+      peers.fill(EMPTY, 0, n) // hold no entry past its answer
     } catch (err) {
       if (!isUpswarmError(err)) throw err
       reply(encodeErrorResponse(req.transactionId, err.message), from)
