@@ -4,6 +4,7 @@
 // revision the copy installed stay here, so the next update fetches only the nodes of directories
 // that changed (tree-diff.ts). Nothing here is trusted on read: a release is verified again under
 // the copy's root by its reader, a node is checked against its name here and decoded by its reader.
+import { readFileSync } from 'node:fs'
 import { mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { UpswarmError } from '../../errors.ts'
@@ -31,11 +32,15 @@ export class TreeStore {
     return join(this.layout.releases2, `${rev}.json`)
   }
 
-  /** A stored node whose bytes hash to `hash`; undefined when it is absent or damaged (then noted in `damaged`). */
+  /**
+   * A stored node whose bytes hash to `hash`; undefined when it is absent or damaged (then noted in
+   * `damaged`). Read synchronously: a node is a few KiB, and a walk reads thousands (at 100 000
+   * files a first install's promise reads and writes of nodes were seconds of thread-pool round trips).
+   */
   async node(hash: string): Promise<Uint8Array | undefined> {
     let bytes: Buffer
     try {
-      bytes = await readFile(this.nodeFile(hash))
+      bytes = readFileSync(this.nodeFile(hash))
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       throw new UpswarmError('UPSWARM_E_IO', `cannot read ${this.nodeFile(hash)}: ${(err as Error).message}`, { cause: err })
@@ -55,6 +60,8 @@ export class TreeStore {
     const dirs = new Set<string>()
     for (const hash of nodes.keys()) dirs.add(hash.slice(0, 2))
     await Promise.all([...dirs].map((d) => mkdir(join(this.layout.nodes, d), { recursive: true })))
+    // Written by the thread pool, 8 at a time, while the loop decodes the next reply (synchronous
+    // writes, tried, made a first install of 100 000 files' tree slower: 4.7-5.2 s against 4.0 s).
     const todo = [...nodes]
     const worker = async (): Promise<void> => {
       for (let next = todo.pop(); next; next = todo.pop()) {
