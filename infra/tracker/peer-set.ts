@@ -1,6 +1,9 @@
 // The peers of one swarm (one info hash): O(1) insert, update and removal, counters kept up to
 // date for announce responses and scrape, and a random sample for each answer so that every
-// peer is handed out, not only the oldest.
+// peer is handed out, not only the oldest. Beside the entries it keeps each peer's BEP 23 compact
+// address (6 bytes) and expiry in flat arrays, so the UDP door's answer is copied from contiguous
+// memory instead of chasing a pointer per peer.
+import { ipv4Number } from './compact.ts'
 import type { PeerEntry, SwarmStats } from './types.ts'
 
 let stamps = new Uint32Array(256)
@@ -9,6 +12,10 @@ let stamp = 0
 export class PeerSet {
   readonly #items: { key: string; entry: PeerEntry }[] = []
   readonly #index = new Map<string, number>()
+  /** Per index: the compact IPv4 address and port, whether there is one (not IPv6), the expiry. */
+  #compact = Buffer.allocUnsafe(6 * 16)
+  #hasV4 = new Uint8Array(16)
+  #expires = new Float64Array(16)
   #seeders = 0
   #completed = 0
 
@@ -26,15 +33,37 @@ export class PeerSet {
   }
 
   set(key: string, entry: PeerEntry): void {
-    const i = this.#index.get(key)
+    let i = this.#index.get(key)
     if (i === undefined) {
-      this.#index.set(key, this.#items.length)
+      i = this.#items.length
+      this.#index.set(key, i)
       this.#items.push({ key, entry })
+      if (i >= this.#expires.length) this.#grow(i + 1)
     } else {
       this.#count(this.#items[i]!.entry, -1)
       this.#items[i]!.entry = entry
     }
     this.#count(entry, 1)
+    const v4 = ipv4Number(entry.ip)
+    this.#hasV4[i] = v4 < 0 ? 0 : 1
+    if (v4 >= 0) {
+      this.#compact.writeUInt32BE(v4, i * 6)
+      this.#compact.writeUInt16BE(entry.port, i * 6 + 4)
+    }
+    this.#expires[i] = entry.expires
+  }
+
+  #grow(min: number): void {
+    const cap = Math.max(min, this.#expires.length * 2)
+    const compact = Buffer.allocUnsafe(cap * 6)
+    this.#compact.copy(compact)
+    this.#compact = compact
+    const hasV4 = new Uint8Array(cap)
+    hasV4.set(this.#hasV4)
+    this.#hasV4 = hasV4
+    const expires = new Float64Array(cap)
+    expires.set(this.#expires)
+    this.#expires = expires
   }
 
   delete(key: string): boolean {
@@ -43,8 +72,12 @@ export class PeerSet {
     const removed = this.#items[i]!
     const last = this.#items.pop()!
     if (last !== removed) {
+      const from = this.#items.length
       this.#items[i] = last
       this.#index.set(last.key, i)
+      this.#compact.copy(this.#compact, i * 6, from * 6, from * 6 + 6)
+      this.#hasV4[i] = this.#hasV4[from]!
+      this.#expires[i] = this.#expires[from]!
     }
     this.#index.delete(key)
     this.#count(removed.entry, -1)
@@ -94,6 +127,36 @@ export class PeerSet {
       stamps[i] = stamp
       const entry = items[i]!.entry
       if (entry.expires > now && entry.peerId !== exceptPeerId) out[count++] = entry
+    }
+    return count
+  }
+
+  /**
+   * The UDP door's answer: up to `max` live IPv4 peers other than the one under `exceptKey`,
+   * consecutive from a random place (wrapping; at most 4 × `max` looked at), written as BEP 23
+   * compact addresses into `out` from `offset`, which must have room for `max` of them. Returns
+   * how many were written.
+   */
+  writeCompact(out: Buffer, offset: number, max: number, exceptKey: string | undefined, now: number): number {
+    const n = this.#items.length
+    if (max <= 0 || n === 0) return 0
+    const except = exceptKey === undefined ? -1 : (this.#index.get(exceptKey) ?? -1)
+    const compact = this.#compact
+    const hasV4 = this.#hasV4
+    const expires = this.#expires
+    const look = Math.min(n, max * 4)
+    let count = 0
+    for (let k = 0, i = Math.floor(Math.random() * n); k < look && count < max; k++, i = i + 1 === n ? 0 : i + 1) {
+      if (i === except || hasV4[i] === 0 || expires[i]! <= now) continue
+      const o = offset + count * 6
+      const j = i * 6
+      out[o] = compact[j]!
+      out[o + 1] = compact[j + 1]!
+      out[o + 2] = compact[j + 2]!
+      out[o + 3] = compact[j + 3]!
+      out[o + 4] = compact[j + 4]!
+      out[o + 5] = compact[j + 5]!
+      count++
     }
     return count
   }

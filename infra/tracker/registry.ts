@@ -220,12 +220,13 @@ export class PeerRegistry {
   }
 
   /**
-   * As announce(), for the UDP door's hot path: the peers are written into `peers` (a reused
-   * array, from index 0) and the counts into `head` (a reused object); returns how many peers.
+   * As announce(), for the UDP door's hot path: the peers are written as BEP 23 compact IPv4
+   * addresses into `out` from `offset` (room for MAX_NUMWANT of them) and the counts into `head`
+   * (a reused object); returns how many peers.
    */
-  announceInto(input: AnnounceInput, owner: string, peers: PeerEntry[], head: { seeders: number; leechers: number }): number {
+  announceCompact(input: AnnounceInput, owner: string, out: Buffer, offset: number, head: { seeders: number; leechers: number }): number {
     const now = this.#now()
-    const { swarm } = this.#record(input, owner, now)
+    const { key, swarm } = this.#record(input, owner, now)
     if (!swarm) {
       head.seeders = 0
       head.leechers = 0
@@ -235,11 +236,11 @@ export class PeerRegistry {
     head.seeders = stats.seeders
     head.leechers = stats.leechers
     if (input.event === 'stopped') return 0
-    return swarm.sampleInto(peers, Math.min(Math.max(0, input.numwant), MAX_NUMWANT), input.peerId, now)
+    return swarm.writeCompact(out, offset, Math.min(Math.max(0, input.numwant), MAX_NUMWANT), key, now)
   }
 
   /** Records (or, for `stopped`, removes) the announced peer; returns its swarm as it now is. */
-  #record(input: AnnounceInput, owner: string, now: number): { hash: string; product: string | undefined; rev: number | undefined; swarm: PeerSet | undefined } {
+  #record(input: AnnounceInput, owner: string, now: number): { hash: string; key: string; product: string | undefined; rev: number | undefined; swarm: PeerSet | undefined } {
     this.requests.announce++
     let hash = input.infoHash
     let product = input.product
@@ -266,7 +267,7 @@ export class PeerRegistry {
       if (unmapped !== key) this.#checkOwner(this.#entries.get(unmapped), owner, now, 'stop')
       this.#remove(key, true)
       if (unmapped !== key) this.#remove(unmapped, true)
-      return { hash, product, rev, swarm: this.#swarms.get(hash) }
+      return { hash, key, product, rev, swarm: this.#swarms.get(hash) }
     }
 
     const previous = this.#entries.get(key)
@@ -300,7 +301,7 @@ export class PeerRegistry {
       this.#write(key, entry)
     }
     if (product !== undefined) this.#remove(unmappedPeerKey(hash, input.peerId), true)
-    return { hash, product, rev, swarm: this.#swarms.get(hash) }
+    return { hash, key, product, rev, swarm: this.#swarms.get(hash) }
   }
 
   /** R-PEERLIST: peers of one revision of a product, or of all its revisions. */

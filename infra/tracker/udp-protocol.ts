@@ -122,6 +122,15 @@ export function encodeAnnounceResponse(transactionId: number, head: { intervalS:
   return out
 }
 
+/** The 20-byte head of an announce response (the compact peers follow it). */
+export function writeAnnounceHead(out: Buffer, transactionId: number, intervalS: number, leechers: number, seeders: number): void {
+  out.writeUInt32BE(ACTION_ANNOUNCE, 0)
+  out.writeUInt32BE(transactionId, 4)
+  out.writeUInt32BE(intervalS, 8)
+  out.writeUInt32BE(leechers, 12)
+  out.writeUInt32BE(seeders, 16)
+}
+
 export function encodeScrapeResponse(transactionId: number, stats: SwarmStats[]): Buffer {
   const out = Buffer.allocUnsafe(8 + stats.length * 12)
   out.writeUInt32BE(ACTION_SCRAPE, 0)

@@ -7,10 +7,11 @@ import { isIPv4 } from 'node:net'
 import { isUpswarmError } from '../errors.ts'
 import type { RateLimiter } from './rate-limit.ts'
 import type { PeerRegistry } from './registry.ts'
-import { addressOwner, type AnnounceInput, type PeerEntry } from './types.ts'
+import { MAX_NUMWANT } from './schema.ts'
+import { addressOwner, type AnnounceInput } from './types.ts'
 import {
   ConnectionIds,
-  encodeAnnounceResponse,
+  writeAnnounceHead,
   encodeConnectResponse,
   encodeErrorResponse,
   encodeScrapeResponse,
@@ -22,8 +23,6 @@ const literalLookup = (address: string, family: unknown, cb: (err: Error | null,
   if (isIPv4(address)) cb(null, address, 4)
   else lookup(address, family as number, cb as (err: Error | null, address: string, family: number) => void)
 }
-
-const EMPTY = undefined as unknown as PeerEntry
 
 export interface UdpDoorOptions {
   registry: PeerRegistry
@@ -45,8 +44,8 @@ export async function startUdpDoor(opts: UdpDoorOptions): Promise<UdpDoor> {
   const socket = createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024, lookup: literalLookup })
   const ids = new ConnectionIds(opts.secret)
   const reply = (buf: Buffer, to: RemoteInfo): void => socket.send(buf, to.port, to.address)
-  // Reused by every announce: the sampled peers and the swarm's counts.
-  const peers: PeerEntry[] = []
+  // Reused by every announce: the answer is written here, then copied out at its size.
+  const scratch = Buffer.allocUnsafe(20 + MAX_NUMWANT * 6)
   const head = { seeders: 0, leechers: 0 }
   const intervalS = Math.max(1, Math.ceil(opts.registry.intervalMs / 1000))
   let lastAddress = ''
@@ -86,9 +85,11 @@ export async function startUdpDoor(opts: UdpDoorOptions): Promise<UdpDoor> {
         lastAddress = from.address
         lastOwner = addressOwner(from.address)
       }
-      const n = opts.registry.announceInto(input, lastOwner, peers, head)
-      reply(encodeAnnounceResponse(req.transactionId, { intervalS, seeders: head.seeders, leechers: head.leechers }, peers, n), from)
-      peers.fill(EMPTY, 0, n) // hold no entry past its answer
+      const n = opts.registry.announceCompact(input, lastOwner, scratch, 20, head)
+      writeAnnounceHead(scratch, req.transactionId, intervalS, head.leechers, head.seeders)
+      const out = Buffer.allocUnsafe(20 + n * 6)
+      scratch.copy(out, 0, 0, 20 + n * 6)
+      reply(out, from)
     } catch (err) {
       if (!isUpswarmError(err)) throw err
       reply(encodeErrorResponse(req.transactionId, err.message), from)
