@@ -100,7 +100,7 @@ export class Release2History {
     })
     // The walk saw only what changed: the nodes it reused are held already.
     const fresh = new Map<string, Uint8Array>()
-    for (const [hash, bytes] of diff.nodes) if (!(await this.wc.trees.node(hash))) fresh.set(hash, bytes)
+    for (const [hash, bytes] of diff.nodes) if (!this.wc.trees.holds(hash)) fresh.set(hash, bytes)
     await this.wc.trees.putNodes(fresh)
     this.fetched.nodes += diff.fetched.nodes
     this.fetched.bytes += diff.fetched.bytes

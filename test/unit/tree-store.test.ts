@@ -14,7 +14,7 @@ describe('tree store', () => {
   beforeAll(async () => { dir = await tempDir('upswarm-tree-store-') })
   afterAll(async () => { await dir.cleanup() })
 
-  it('tree store — a node reads back by its hash; a damaged one reads as absent and is noted until stored again; names must be 64 hex', async () => {
+  it('tree store — a node reads back by its hash; a damaged one reads as absent, is noted and not held until stored again; names must be 64 hex', async () => {
     const store = new TreeStore(layoutOf(dir.path))
     const a = Buffer.from('node a bytes')
     const b = Buffer.from('node b bytes')
@@ -23,13 +23,17 @@ describe('tree store', () => {
     await store.putNodes(new Map([[ha, a], [hb, b]]))
     expect(Buffer.from((await store.node(ha))!)).toEqual(a)
     expect(await store.node('00'.repeat(32))).toBeUndefined()
+    expect([store.holds(ha), store.holds(hb), store.holds('00'.repeat(32))]).toEqual([true, true, false])
 
     const file = join(layoutOf(dir.path).nodes, hb.slice(0, 2), hb)
     expect(await readFile(file)).toEqual(b)
     await writeFile(file, 'node b, tampered')
     expect(await store.node(hb)).toBeUndefined()
     expect([...store.damaged]).toEqual([hb])
+    // Known damaged: not held, so the next store of the node writes it again.
+    expect(store.holds(hb)).toBe(false)
     await store.putNodes(new Map([[hb, b]]))
+    expect(store.holds(hb)).toBe(true)
     expect(Buffer.from((await store.node(hb))!)).toEqual(b)
     expect(store.damaged.size).toBe(0)
 

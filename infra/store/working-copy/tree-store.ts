@@ -4,7 +4,7 @@
 // revision the copy installed stay here, so the next update fetches only the nodes of directories
 // that changed (tree-diff.ts). Nothing here is trusted on read: a release is verified again under
 // the copy's root by its reader, a node is checked against its name here and decoded by its reader.
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { UpswarmError } from '../../errors.ts'
@@ -50,6 +50,11 @@ export class TreeStore {
       return undefined
     }
     return bytes
+  }
+
+  /** Whether a node is stored and not known damaged (no read: a first install asks it of every node). */
+  holds(hash: string): boolean {
+    return !this.damaged.has(hash) && existsSync(this.nodeFile(hash))
   }
 
   /**
