@@ -3,9 +3,11 @@
 import { describe, expect, it } from 'vitest'
 import { createHash, randomBytes } from 'node:crypto'
 import { access, readdir, readlink, rm, writeFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { BlobStore } from '../../infra/store/blob-store.ts'
+import { PackStore } from '../../infra/store/pack-store.ts'
+import { listBlobs } from '../../infra/store/working-copy/history.ts'
 import { tempDir } from '../helpers/cluster.ts'
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -96,6 +98,48 @@ describe('blob store', () => {
       await writeFile(tmp, b)
       await store.commitFile(sha256(b), tmp, 'test', b.length, sha1(b))
       expect(await store.readRange(sha256(b), 0, b.length)).toEqual(b)
+    } finally {
+      await dir.cleanup()
+    }
+  })
+
+  it('blob store — a working copy\'s history keeps a batch as one pack: held, sized, read and listed like loose blobs, found again by a fresh store, and the pack goes with its last unit', async () => {
+    const dir = await tempDir('upswarm-blob-packs-')
+    try {
+      const open = (): BlobStore => new BlobStore(dir.path, new PackStore(join(dir.path, 'packs'), join(dir.path, 'tmp')))
+      const store = open()
+      const units = Array.from({ length: 20 }, (_, i) => randomBytes(100 + i * 37))
+      const loose = randomBytes(5000)
+      await store.put(sha256(loose), Readable.from([loose]), 'test', loose.length)
+      await store.ready()
+      const written = store.putVerifiedManySync(new Map(units.map((u) => [sha256(u), u])))
+      expect(written).toHaveLength(1)
+      expect((await readdir(join(dir.path, 'packs'))).filter((n) => n.endsWith('.pack'))).toEqual([basename(written[0]!)])
+      // No file per blob: the fan-out directories hold the loose blob only.
+      expect((await readdir(dir.path)).filter((n) => /^[0-9a-f]{2}$/.test(n))).toEqual([sha256(loose).slice(0, 2)])
+
+      const fresh = open() // a later command: the packs are read on first use
+      for (const u of units) {
+        expect(await fresh.has(sha256(u))).toBe(true)
+        expect(fresh.hasSync(sha256(u))).toBe(true)
+        expect(await fresh.size(sha256(u))).toBe(u.length)
+        expect(await fresh.packed(sha256(u))).toEqual(u)
+        expect(await fresh.readRangeIfPresent(sha256(u), 10, 50)).toEqual(u.subarray(10, 60))
+      }
+      expect(await fresh.packed(sha256(loose))).toBeUndefined()
+      expect((await listBlobs(fresh)).sort()).toEqual([loose, ...units].map(sha256).sort())
+
+      // Removing units forgets them; the pack file goes with the last one.
+      const pack = join(dir.path, 'packs', basename(written[0]!))
+      for (const u of units.slice(1)) await fresh.remove(sha256(u))
+      await access(pack)
+      expect(await fresh.has(sha256(units[1]!))).toBe(false)
+      expect(await fresh.has(sha256(units[0]!))).toBe(true)
+      await fresh.remove(sha256(units[0]!))
+      await expect(access(pack)).rejects.toMatchObject({ code: 'ENOENT' })
+      expect(await listBlobs(open())).toEqual([sha256(loose)])
+      fresh.closeHandles()
+      store.closeHandles()
     } finally {
       await dir.cleanup()
     }
