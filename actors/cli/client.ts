@@ -468,6 +468,7 @@ export function registerClientCommands(program: Command): void {
           ...(o.ring ? { ring: String(o.ring) } : {}), ...(o.creds ? { stageKey: await stageKeyOf(String(o.creds)) } : {}), fleet: true, maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
+        daemon.on('feed.release', (rev) => emit({ event: 'feed.release', rev }, `release feed: holds r${rev} (passed on to peers)`))
         daemon.on('update.started', (from, to) => emit({ event: 'update.started', from, to }, `updating r${from} → r${to}`))
         daemon.on('update.done', (r) => emit({ event: 'update.done', ...updateJson(r) }, updateSummary(r)))
         daemon.on('update.held', (rev, newest) => emit({ event: 'update.held', rev, newest },

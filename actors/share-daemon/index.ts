@@ -134,6 +134,8 @@ export interface DaemonUpdate extends UpdateResult {
 
 export interface DaemonEvents extends TrustEvents {
   'release.available': [rev: number]
+  /** A trusted release block arrived in the daemon's release feed (what it passes on to peers). */
+  'feed.release': [rev: number]
   'update.started': [from: number, to: number]
   'update.done': [result: DaemonUpdate]
   'update.failed': [error: UpswarmError]
@@ -688,8 +690,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   }
 
   // With a root held, it decides whether the pinned key may still sign (rotated or retired keys).
+  // `feed.release`: a release arrived in this daemon's copy of the release feed, which it passes on
+  // to peers that cannot reach NATS (R-DHT-2).
   feed.on('release', (entry, release) => {
-    if (!rotation.store.root || rotation.trusted(release, `release feed block ${entry.index}`)) onNewRelease(entry.rev)
+    if (rotation.store.root && !rotation.trusted(release, `release feed block ${entry.index}`)) return
+    events.emit('feed.release', entry.rev)
+    onNewRelease(entry.rev)
   })
   // Blocks that arrived before the handler (peers dialled at start replicate at once) count too.
   for (const entry of feed.releases(product)) {

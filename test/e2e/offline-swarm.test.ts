@@ -49,6 +49,9 @@ describe('offline swarm', { timeout: 240_000 }, () => {
     await mutateTree(src, { seed: 'offline-r2', changeFraction: 0.5, add: 2, remove: 1 })
     await swarm.publish(src, '2')
     await a.reached(2)
+    // b, restarted with no NATS, learns of r2 from a's release feed: a must hold r2 there (from the
+    // servers' swarm) before the servers go, not only have installed it (through NATS).
+    await a.waitFor((e) => e.event === 'feed.release' && (e as { rev?: number }).rev === 2)
 
     // Everything but the client daemons goes away.
     for (const role of [...swarm.launched.children.keys()]) await swarm.stopRole(role)
