@@ -36,7 +36,7 @@ const ALLOWED: Record<string, { calls: number; kind: Kind; why: string }> = {
   'infra/swarm/transport.ts': { calls: 4, kind: 'deadline', why: 'dial and handshake bounds' },
   'infra/tracker-client/udp-door.ts': { calls: 2, kind: 'protocol', why: "BEP 15's own retransmission of a UDP request" },
   'infra/tracker/bucket-writer.ts': { calls: 2, kind: 'standalone', why: 'the retry interval only without a machine (ownTimer: the tracker drives retryLate from its statechart); a bound on the flush at close' },
-  'infra/tracker/registry.ts': { calls: 1, kind: 'standalone', why: 'only without a machine (ownTimers); the tracker drives its sweeps from its statechart' },
+  'infra/tracker/registry.ts': { calls: 2, kind: 'standalone', why: 'the sweep and the batched bucket writes\' flush, only without a machine (ownTimers); the tracker drives both from its statechart' },
 }
 
 /** Calls that start a timer: setTimeout/setInterval and the promise form imported as delay/sleep. */
