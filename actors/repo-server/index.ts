@@ -423,7 +423,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
           throw busyError(id, queuedMs, waitMs)
         }
         await uploads.takeInTurn(total)
-        const found = await Promise.all(take.map(async ([sha, size]) => [sha, await store.blobs.readRange(sha, 0, size)] as const))
+        const found = await store.blobs.readWhole(take)
         const bytes = encodeNodesReply(found, hashes.slice(i))
         counters.bytesServed += bytes.length
         return bytes

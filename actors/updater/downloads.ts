@@ -224,6 +224,9 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
   const todo = [...wanted.values()].filter((e) => !history.hasSync(e.sha256))
   if (todo.length < min) return 0
   session.markNetworkUsed()
+  // Asked in hash order: a publisher cuts its packs from units sorted by hash, so a batch is
+  // mostly one run of one pack, which the server reads at once.
+  todo.sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0))
   const groups = groupsOf(todo, (e) => e.size, BATCH_BYTES, NODES_MAX_HASHES)
   const product = session.wc.config.product
   let bytes = 0

@@ -236,6 +236,13 @@ export class BlobStore {
     }
   }
 
+  /** Whole blobs, in the order asked (each must be held): packed ones a run of a pack at a time. */
+  async readWhole(blobs: readonly (readonly [sha256: string, size: number])[]): Promise<(readonly [string, Buffer])[]> {
+    await this.ready()
+    const packed = this.packs ? await this.packs.readWhole(blobs.map(([sha]) => sha)) : new Map<string, Buffer>()
+    return Promise.all(blobs.map(async ([sha, size]) => [sha, packed.get(sha) ?? (await this.readRange(sha, 0, size))] as const))
+  }
+
   /** Reads `length` bytes at `offset` of a stored blob. */
   async readRange(sha256: string, offset: number, length: number): Promise<Buffer> {
     const data = await this.readRangeIfPresent(sha256, offset, length)

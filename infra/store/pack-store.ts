@@ -16,6 +16,11 @@ const HEX64 = /^[0-9a-f]{64}$/
 const PACK_PREFIX = 6
 const HEADER_MAX = 4 * 1024 * 1024
 
+/** Units at most this far apart in a pack are read together (the gap is read and dropped). */
+const RUN_GAP = 16 * 1024
+/** The most one read of a run takes. */
+const RUN_MAX = 8 * 1024 * 1024
+
 export interface PackedUnit { pack: string; offset: number; length: number }
 
 export class PackStore {
@@ -190,6 +195,42 @@ export class PackStore {
       got += bytesRead
     }
     return got === n ? buf : buf.subarray(0, got)
+  }
+
+  /**
+   * Whole units, read a run at a time: units lying next to each other in a pack (or at most
+   * RUN_GAP bytes apart) come from one read, sliced. A batch asked in hash order is mostly one run,
+   * since a publisher cuts its packs from units sorted by hash. Units no pack holds are left out.
+   */
+  async readWhole(hashes: readonly string[]): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>()
+    const located = hashes.flatMap((sha) => {
+      const u = this.units.get(sha)
+      return u ? [{ sha, ...u }] : []
+    }).sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : a.offset - b.offset))
+    for (let i = 0; i < located.length;) {
+      const first = located[i]!
+      let end = first.offset + first.length
+      let j = i + 1
+      while (j < located.length && located[j]!.pack === first.pack && located[j]!.offset - end <= RUN_GAP && located[j]!.offset + located[j]!.length - first.offset <= RUN_MAX) {
+        end = Math.max(end, located[j]!.offset + located[j]!.length)
+        j++
+      }
+      const buf = Buffer.allocUnsafe(end - first.offset)
+      const fh = await this.handle(first.pack)
+      let got = 0
+      while (got < buf.length) {
+        const { bytesRead } = await fh.read(buf, got, buf.length - got, first.offset + got)
+        if (bytesRead === 0) break
+        got += bytesRead
+      }
+      for (const u of located.slice(i, j)) {
+        const at = u.offset - first.offset
+        if (at + u.length <= got) out.set(u.sha, buf.subarray(at, at + u.length))
+      }
+      i = j
+    }
+    return out
   }
 
   createReadStream(sha256: string, start = 0, end?: number): NodeJS.ReadableStream | null {

@@ -103,7 +103,7 @@ describe('blob store', () => {
     }
   })
 
-  it('blob store — a working copy\'s history keeps a batch as one pack: held, sized, read and listed like loose blobs, found again by a fresh store, and the pack goes with its last unit', async () => {
+  it('blob store — a working copy\'s history keeps a batch as one pack: held, sized, read (whole ones a run at a time) and listed like loose blobs, found again by a fresh store, and the pack goes with its last unit', async () => {
     const dir = await tempDir('upswarm-blob-packs-')
     try {
       const open = (): BlobStore => new BlobStore(dir.path, new PackStore(join(dir.path, 'packs'), join(dir.path, 'tmp')))
@@ -127,6 +127,9 @@ describe('blob store', () => {
         expect(await fresh.readRangeIfPresent(sha256(u), 10, 50)).toEqual(u.subarray(10, 60))
       }
       expect(await fresh.packed(sha256(loose))).toBeUndefined()
+      // Whole blobs in the order asked, packed ones read a run at a time, a loose one by itself.
+      const asked = [units[7]!, loose, units[0]!, units[19]!, units[3]!]
+      expect((await fresh.readWhole(asked.map((b) => [sha256(b), b.length] as const))).map(([sha, b]) => [sha, Buffer.from(b)])).toEqual(asked.map((b) => [sha256(b), b]))
       expect((await listBlobs(fresh)).sort()).toEqual([loose, ...units].map(sha256).sort())
 
       // Removing units forgets them; the pack file goes with the last one.
