@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { open, rm } from 'node:fs/promises'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { MAX_BUSY_ASKS, MAX_BUSY_WAIT_MS, busyWaitOf } from './nats/busy.ts'
+import { waitAfterBusy } from './nats/busy.ts'
 import { UpswarmError, isUpswarmError } from './errors.ts'
 import { proxySubject } from './nats/names.ts'
 import { request, requestJson } from './nats/request.ts'
@@ -179,11 +179,11 @@ export class RangeReader {
         if (signal?.aborted) throw signal.reason
         if (isUpswarmError(err) && err.code === 'UPSWARM_E_BAD_REQUEST') throw err
         // A busy server is slow, not bad: asked again at once, ready to wait what it said (bounded).
-        const busy = busyWaitOf(err)
-        if (busy !== undefined && busy <= MAX_BUSY_WAIT_MS && busyAsks < MAX_BUSY_ASKS) {
+        const longer = waitAfterBusy(err, busyAsks, this.timeoutMs)
+        if (longer !== undefined) {
           busyAsks++
           this.busyAnswers++
-          waitMs = Math.ceil(busy * 1.5) + this.timeoutMs
+          waitMs = longer
           attempt--
           continue
         }
@@ -221,11 +221,11 @@ export class RangeReader {
         busyAsks = 0
       } catch (err) {
         // A busy server is slow, not bad: the same batch again, ready to wait what it said (bounded).
-        const busy = busyWaitOf(err)
-        if (busy !== undefined && busy <= MAX_BUSY_WAIT_MS && busyAsks < MAX_BUSY_ASKS) {
+        const longer = waitAfterBusy(err, busyAsks, this.timeoutMs)
+        if (longer !== undefined) {
           busyAsks++
           this.busyAnswers++
-          waitMs = Math.ceil(busy * 1.5) + this.timeoutMs
+          waitMs = longer
           continue
         }
         if (isUpswarmError(err, 'UPSWARM_E_PEER')) {

@@ -12,7 +12,7 @@ import { SignedReleaseSchema, decodeRelease, type SignedRelease } from '../../in
 import type { TrustStore } from '../../infra/release/trust.ts'
 import { unitsCovering, verifiedRange, type HashUnit, type UnitChunk } from '../../infra/release/verified-range.ts'
 import type { Pool } from './pool.ts'
-import { MAX_BUSY_ASKS, MAX_BUSY_WAIT_MS, busyWaitOf } from '../../infra/nats/busy.ts'
+import { waitAfterBusy } from '../../infra/nats/busy.ts'
 
 /** What a range request of the gateway waits for its answer; a busy answer extends it. */
 const RANGE_WAIT_MS = 10_000
@@ -120,10 +120,10 @@ export function natsGatewayBackend({ nc, pool, forward, trust, log }: GatewayBac
           } catch (err) {
             if (isUpswarmError(err, 'UPSWARM_E_BAD_REQUEST')) throw err
             // Slow, not bad: the same server again, ready to wait what it said (bounded).
-            const busy = busyWaitOf(err)
-            if (busy !== undefined && busy <= MAX_BUSY_WAIT_MS && busyAsks < MAX_BUSY_ASKS) {
+            const longer = waitAfterBusy(err, busyAsks, RANGE_WAIT_MS)
+            if (longer !== undefined) {
               busyAsks++
-              waitMs = Math.ceil(busy * 1.5) + RANGE_WAIT_MS
+              waitMs = longer
               continue
             }
             waitMs = RANGE_WAIT_MS

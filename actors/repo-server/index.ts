@@ -8,7 +8,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { createActor, fromPromise, type Actor } from 'xstate'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { z } from 'zod'
-import { BUSY_SHARE, busyError, MAX_WAIT_MS } from '../../infra/nats/busy.ts'
+import { BUSY_SHARE, busyError } from '../../infra/nats/busy.ts'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import {
   RELEASE_STREAM, REPO_SERVICE, actorEventSubject, alertSubject, repoSubject, serverConsumer, serverHeartbeat,
@@ -26,7 +26,7 @@ import { serverSyncMachine, syncState, type PendingRelease, type SyncOutcome } f
 import { RepoStore } from './repo-store.ts'
 import { startMetaSync, type MetaSync } from './meta-sync.ts'
 import { withObjectStream } from '../../infra/formats/tree-objects.ts'
-import { MetaRequest, NodesRequest, UNITS_MAX_BYTES, UnitsRequest, encodeNodesReply, replyBudget } from '../../infra/formats/meta-wire.ts'
+import { MetaRequest, NodesRequest, UNITS_MAX_BYTES, UnitsRequest, WaitMs, encodeNodesReply, replyBudget } from '../../infra/formats/meta-wire.ts'
 import { startSeed, type Seed } from './seed.ts'
 import type { SwarmIdentity } from '../../infra/swarm/fleet.ts'
 import { MAX_RANGE } from '../../infra/repo-client.ts'
@@ -139,6 +139,18 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   const counters = { inflight: 0, requests: 0, bytesServed: 0, rangesWithdrawn: 0, rangesBusy: 0 }
   const startedAt = new Date().toISOString()
   const uploads = new TokenBucket(opts.maxUploadRate ?? 0)
+  /**
+   * Issue 14: `bytes` (a range, a batch) whose turn of the upload limit would come later than 80%
+   * of what its client waits is answered busy at once, with the wait, rather than left to time out
+   * in the queue (the client would count this slow server as a failed one).
+   */
+  const refuseIfBusy = (bytes: number, waitMs: number | undefined): void => {
+    if (waitMs === undefined) return
+    const queuedMs = uploads.queuedSeconds(bytes) * 1000
+    if (queuedMs <= waitMs * BUSY_SHARE) return
+    counters.rangesBusy++
+    throw busyError(id, queuedMs, waitMs)
+  }
   /** Disk writes in progress: close() waits for them, so nothing writes to the data dir after it. */
   const writing = new Set<Promise<unknown>>()
   const whileWriting = <A, T>(fn: (args: A) => Promise<T>) => (args: A): Promise<T> => {
@@ -416,12 +428,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
           take.push([hashes[i]!, size])
         }
         const total = take.reduce((n, [, size]) => n + size, 0)
-        // As for a range: a queue longer than the client waits is said now, with the wait.
-        const queuedMs = uploads.queuedSeconds(total) * 1000
-        if (waitMs !== undefined && queuedMs > waitMs * BUSY_SHARE) {
-          counters.rangesBusy++
-          throw busyError(id, queuedMs, waitMs)
-        }
+        refuseIfBusy(total, waitMs)
         await uploads.takeInTurn(total)
         const found = await store.blobs.readWhole(take)
         const bytes = encodeNodesReply(found, hashes.slice(i))
@@ -432,7 +439,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         z.object({
           sha256: Hex64, offset: z.number().int().min(0), length: z.number().int().min(1).max(MAX_RANGE), ticket: Ticket.optional(),
           // How long the client waits for this answer (issue 14): never let it time out in the queue.
-          waitMs: z.number().int().min(1).max(MAX_WAIT_MS).optional(),
+          waitMs: WaitMs.optional(),
         }),
         ({ sha256, offset, length, ticket, waitMs }) => tracked(async () => {
           // Registered before anything is awaited: a withdrawal that follows the request is seen.
@@ -449,13 +456,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
             // through the swarm while later copies wait — and a client that got the piece
             // elsewhere meanwhile withdraws it by its ticket: dropped unsent.
             const piece = `${sha256}:${offset}`
-            // A queue longer than the client waits: say so now, with the wait, rather than time
-            // out there (the client would count this slow server as a failed one).
-            const queuedMs = uploads.queuedSeconds(n) * 1000
-            if (waitMs !== undefined && queuedMs > waitMs * BUSY_SHARE) {
-              counters.rangesBusy++
-              throw busyError(id, queuedMs, waitMs)
-            }
+            refuseIfBusy(n, waitMs)
             try {
               await uploads.takeInTurn(n, withdrawn?.signal, () => copiesSent.get(piece) ?? 0)
             } catch (err) {

@@ -39,11 +39,14 @@ export type NodesRequest = z.infer<typeof NodesRequest>
  * small files costs a request per 4 MiB instead of one per file. A unit the server does not hold is
  * neither sent nor left: the client fetches it the per-file way.
  */
+/** How long a client waits for a `range` or `units` answer (issue 14: a capped server answers busy past it). */
+export const WaitMs = z.number().int().min(1).max(MAX_WAIT_MS)
+
 export const UnitsRequest = z.object({
   hashes: z.array(z.string().regex(HEX64, 'unit hashes are 64 hex characters')).min(1).max(NODES_MAX_HASHES),
   // How long the client waits for the answer (issue 14): a capped server answers busy rather than
   // let the batch time out in its upload queue. A server of the previous release strips it.
-  waitMs: z.number().int().min(1).max(MAX_WAIT_MS).optional(),
+  waitMs: WaitMs.optional(),
 })
 export type UnitsRequest = z.infer<typeof UnitsRequest>
 /** The largest unit a `units` request carries. */

@@ -18,6 +18,18 @@ export function busyError(server: string, waitMs: number, patienceMs: number): U
     `server ${server} is busy: this range would wait about ${Math.ceil(waitMs)} ms for its turn of the upload limit, and its client waits ${patienceMs} ms; ask again ready to wait`)
 }
 
+/**
+ * A client's answer to `err`: when it is a busy answer it may still take (at most MAX_BUSY_ASKS
+ * of them, `asks` so far, for waits up to MAX_BUSY_WAIT_MS), what to wait when it asks the same
+ * server again — the wait named, half again, plus its usual `baseMs`. Undefined otherwise: the
+ * error is handled as any other.
+ */
+export function waitAfterBusy(err: unknown, asks: number, baseMs: number): number | undefined {
+  const busy = busyWaitOf(err)
+  if (busy === undefined || busy > MAX_BUSY_WAIT_MS || asks >= MAX_BUSY_ASKS) return undefined
+  return Math.ceil(busy * 1.5) + baseMs
+}
+
 /** The expected wait a busy answer names, in milliseconds; undefined for any other error. */
 export function busyWaitOf(err: unknown): number | undefined {
   if (!(err instanceof UpswarmError) || err.code !== 'UPSWARM_E_BUSY') return undefined

@@ -107,9 +107,9 @@ export class PackStore {
    */
   addVerifiedSync(units: ReadonlyMap<string, Uint8Array>): { id: string; file: string } {
     const header = packHeader([...units].map(([sha256, b]) => ({ sha256, length: b.length })))
+    if (this.live.has(header.id)) return { id: header.id, file: this.file(header.id) }
     const parts: Uint8Array[] = [header.bytes]
     for (const u of header.units) parts.push(units.get(u.sha256)!)
-    if (this.live.has(header.id)) return { id: header.id, file: this.file(header.id) }
     const tmp = join(this.tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
     try {
       mkdirSync(this.tmpDir, { recursive: true })
@@ -185,16 +185,20 @@ export class PackStore {
   async read(sha256: string, offset: number, length: number): Promise<Buffer | null> {
     const u = this.units.get(sha256)
     if (!u) return null
-    const n = Math.max(0, Math.min(length, u.length - offset))
-    const buf = Buffer.allocUnsafe(n)
-    const fh = await this.handle(u.pack)
+    return this.readAt(u.pack, u.offset + offset, Math.max(0, Math.min(length, u.length - offset)))
+  }
+
+  /** `length` bytes of a pack at `position`; fewer when the file ends first. */
+  private async readAt(pack: string, position: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length)
+    const fh = await this.handle(pack)
     let got = 0
-    while (got < n) {
-      const { bytesRead } = await fh.read(buf, got, n - got, u.offset + offset + got)
+    while (got < length) {
+      const { bytesRead } = await fh.read(buf, got, length - got, position + got)
       if (bytesRead === 0) break
       got += bytesRead
     }
-    return got === n ? buf : buf.subarray(0, got)
+    return got === length ? buf : buf.subarray(0, got)
   }
 
   /**
@@ -216,17 +220,10 @@ export class PackStore {
         end = Math.max(end, located[j]!.offset + located[j]!.length)
         j++
       }
-      const buf = Buffer.allocUnsafe(end - first.offset)
-      const fh = await this.handle(first.pack)
-      let got = 0
-      while (got < buf.length) {
-        const { bytesRead } = await fh.read(buf, got, buf.length - got, first.offset + got)
-        if (bytesRead === 0) break
-        got += bytesRead
-      }
+      const run = await this.readAt(first.pack, first.offset, end - first.offset)
       for (const u of located.slice(i, j)) {
         const at = u.offset - first.offset
-        if (at + u.length <= got) out.set(u.sha, buf.subarray(at, at + u.length))
+        if (at + u.length <= run.length) out.set(u.sha, run.subarray(at, at + u.length))
       }
       i = j
     }
