@@ -71,7 +71,7 @@ export async function connectNats(servers: string | string[] | undefined, name: 
   } catch (err) {
     throw connectError(err, list, credsFile, caFile)
   }
-  if (claims) setIdentity(nc, { name: claims.name, key: claims.sub, ...(claims.jsApiPrefix ? { jsApiPrefix: claims.jsApiPrefix } : {}) })
+  if (claims) setIdentity(nc, { name: claims.name, key: claims.sub, ...(claims.jsApiPrefix ? { jsApiPrefix: claims.jsApiPrefix } : {}), ...(claims.inbox ? { inbox: claims.inbox } : {}) })
   reportRefusals(nc, claims?.name ?? 'anonymous')
   return nc
 }

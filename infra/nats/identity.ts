@@ -28,7 +28,7 @@ export const kindTag = (kind: IdentityKind): string => `upswarm-kind:${kind}`
 /** The user JWT tag of a client machine in the CLIENTS account (creds issued before it have none). */
 export const CLIENTS_ACCOUNT_TAG = 'upswarm-account:clients'
 
-interface ConnectionIdentity { name: string; jsApiPrefix?: string; key?: string }
+interface ConnectionIdentity { name: string; jsApiPrefix?: string; key?: string; inbox?: string }
 const identities = new WeakMap<object, ConnectionIdentity>()
 
 export function setIdentity(nc: object, id: ConnectionIdentity): void {
@@ -43,6 +43,11 @@ export function identityOf(nc: object): string {
 /** The user's public nkey of a connection made with credentials (a client's stage key, issue 16 item 1). */
 export function identityKeyOf(nc: object): string | undefined {
   return identities.get(nc)?.key
+}
+
+/** The inbox prefix a connection was opened with (an identity may subscribe under its own only); undefined: nats.js's default. */
+export function inboxPrefixOf(nc: object): string | undefined {
+  return identities.get(nc)?.inbox
 }
 
 /** The JetStream options of a connection: a client machine in CLIENTS reaches the API under CLIENT_JS_API_PREFIX. */

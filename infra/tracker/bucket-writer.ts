@@ -4,6 +4,7 @@
 // one publish; unlike a bare publish, a write lost while a stream leader is being elected is
 // noticed and sent again. A retry never overwrites a newer write of the same key.
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node'
+import { inboxPrefixOf } from '../nats/identity.ts'
 
 export interface BucketWriterOptions {
   /** Subject of a key in the bucket (`$KV.<bucket>.<key>`). */
@@ -52,7 +53,7 @@ export class BucketWriter {
     this.#nc = nc
     // Under the connection's own inbox prefix: an identity may subscribe to its inbox only (with
     // the default `_INBOX.` every ack was refused, and every write sent again until dropped).
-    this.#prefix = createInbox((nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix)
+    this.#prefix = createInbox(inboxPrefixOf(nc))
     this.#opts = { timeoutMs: DEFAULT_WRITE_TIMEOUT_MS, maxAttempts: 5, maxInFlight: 100_000, drainBelow: 0, ownTimer: true, ...opts }
     this.#sub = nc.subscribe(`${this.#prefix}.*`, { callback: (err, msg) => (err ? undefined : this.#ack(msg)) })
     if (this.#opts.ownTimer) {
