@@ -26,13 +26,12 @@ export function ipv4Number(ip: string): number {
 const ipv4Of = (p: PeerEntry): number => ipv4Number(p.ip)
 
 /** `head` bytes left free at the start, then 6 bytes per IPv4 peer. */
-export function compactIPv4(peers: readonly PeerEntry[], head = 0, count = peers.length): Buffer {
+export function compactIPv4(peers: readonly PeerEntry[], head = 0): Buffer {
   let n = 0
-  for (let i = 0; i < count; i++) if (ipv4Of(peers[i]!) >= 0) n++
+  for (const p of peers) if (ipv4Of(p) >= 0) n++
   const out = Buffer.allocUnsafe(head + n * 6)
   let off = head
-  for (let i = 0; i < count; i++) {
-    const p = peers[i]!
+  for (const p of peers) {
     const v = ipv4Of(p)
     if (v < 0) continue
     out.writeUInt32BE(v, off)

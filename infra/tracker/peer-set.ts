@@ -89,30 +89,20 @@ export class PeerSet {
    * the registry never keeps one peer under two keys of the same swarm.)
    */
   sample(max: number, exceptPeerId: string | undefined, now: number): PeerEntry[] {
-    const out: PeerEntry[] = []
-    out.length = this.sampleInto(out, max, exceptPeerId, now)
-    return out
-  }
-
-  /**
-   * As sample(), written into `out` from index 0 (a reused array: the UDP door's answers allocate
-   * no list); returns how many were written. Entries of `out` past that count are left as they were.
-   */
-  sampleInto(out: PeerEntry[], max: number, exceptPeerId: string | undefined, now: number): number {
     const n = this.#items.length
     const items = this.#items
-    let count = 0
-    if (max <= 0 || n === 0) return 0
+    const out: PeerEntry[] = []
+    if (max <= 0 || n === 0) return out
     if (n <= max * 2) {
       // Small swarm: the peers from a random place on, wrapping around (opentracker hands out
       // consecutive peers from a random offset too): one random number, and every peer is as
       // likely as any other to be in an answer.
       const start = Math.floor(Math.random() * n)
-      for (let k = 0, i = start; k < n && count < max; k++, i = i + 1 === n ? 0 : i + 1) {
+      for (let k = 0, i = start; k < n && out.length < max; k++, i = i + 1 === n ? 0 : i + 1) {
         const entry = items[i]!.entry
-        if (entry.expires > now && entry.peerId !== exceptPeerId) out[count++] = entry
+        if (entry.expires > now && entry.peerId !== exceptPeerId) out.push(entry)
       }
-      return count
+      return out
     }
     // Large swarm: random probes; the bound keeps a swarm of mostly expired peers cheap. A probe
     // already taken is recognised by the stamp it left (no set per answer).
@@ -121,14 +111,14 @@ export class PeerSet {
       stamps.fill(0)
       stamp = 1
     }
-    for (let probes = 0; probes < max * 4 && count < max; probes++) {
+    for (let probes = 0; probes < max * 4 && out.length < max; probes++) {
       const i = Math.floor(Math.random() * n)
       if (stamps[i] === stamp) continue
       stamps[i] = stamp
       const entry = items[i]!.entry
-      if (entry.expires > now && entry.peerId !== exceptPeerId) out[count++] = entry
+      if (entry.expires > now && entry.peerId !== exceptPeerId) out.push(entry)
     }
-    return count
+    return out
   }
 
   /**

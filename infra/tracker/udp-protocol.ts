@@ -3,10 +3,9 @@
 // for the current and the two previous minutes (the BEP: clients use one for a minute, trackers
 // accept it for two), so a flood of connects allocates nothing.
 import { createHmac, randomBytes } from 'node:crypto'
-import { compactIPv4 } from './compact.ts'
 import { parseExtension, TrackerRequestError, DEFAULT_NUMWANT } from './http-protocol.ts'
 import { parseQuery, QueryError } from './query.ts'
-import type { AnnounceEvent, AnnounceInput, PeerEntry, SwarmStats } from './types.ts'
+import type { AnnounceEvent, AnnounceInput, SwarmStats } from './types.ts'
 
 export const PROTOCOL_ID = 0x41727101980n
 export const ACTION_CONNECT = 0
@@ -111,18 +110,7 @@ export function encodeConnectResponse(transactionId: number, connectionId: Buffe
   return out
 }
 
-/** Announce response; IPv4 peers only (the socket is udp4): the first `count` of `peers`. */
-export function encodeAnnounceResponse(transactionId: number, head: { intervalS: number; seeders: number; leechers: number }, peers: readonly PeerEntry[], count = peers.length): Buffer {
-  const out = compactIPv4(peers, 20, count)
-  out.writeUInt32BE(ACTION_ANNOUNCE, 0)
-  out.writeUInt32BE(transactionId, 4)
-  out.writeUInt32BE(head.intervalS, 8)
-  out.writeUInt32BE(head.leechers, 12)
-  out.writeUInt32BE(head.seeders, 16)
-  return out
-}
-
-/** The 20-byte head of an announce response (the compact peers follow it). */
+/** The 20-byte head of an announce response; IPv4 peers only (the socket is udp4), compact, follow it. */
 export function writeAnnounceHead(out: Buffer, transactionId: number, intervalS: number, leechers: number, seeders: number): void {
   out.writeUInt32BE(ACTION_ANNOUNCE, 0)
   out.writeUInt32BE(transactionId, 4)
