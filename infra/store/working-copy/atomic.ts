@@ -7,13 +7,14 @@ import { dirname, join } from 'node:path'
 import type { z } from 'zod'
 import { UpswarmError } from '../../errors.ts'
 
+/** A fresh temporary file name in `tmpDir`. */
+const tmpIn = (tmpDir: string): string => join(tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
+
 /**
  * `durable: false` skips both fsyncs, for a file that checks itself and may be lost (the stat
  * index: a checksum catches a torn file after a crash, and it is only a cache). The rename still
  * replaces it whole for every reader.
  */
-/** A fresh temporary file name in `tmpDir`. */
-const tmpIn = (tmpDir: string): string => join(tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
 
 export async function writeFileAtomic(file: string, data: string | Uint8Array, tmpDir: string, mode = 0o644, durable = true): Promise<void> {
   await mkdir(tmpDir, { recursive: true })

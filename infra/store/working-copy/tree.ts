@@ -8,17 +8,14 @@ import { UpswarmError } from '../../errors.ts'
 import { hashFile, sha1Hex, sha256Hex } from '../../release/hash.ts'
 import { META_DIR } from '../../release/manifest-core.ts'
 import type { ContentHashes, StatCache } from './stat-cache.ts'
+import type { StatFields } from './stat-index.ts'
 
 /**
  * What a walk keeps of a path's lstat: the fields status and the stat cache compare. Not node's
  * BigIntStats, which holds 18 BigInts: about 1.1 KiB a path, 1.1 GiB at 1 000 000 paths (issue 13).
  */
-export interface DiskStat {
+export interface DiskStat extends StatFields {
   mode: number
-  size: bigint
-  ino: bigint
-  mtimeNs: bigint
-  ctimeNs: bigint
 }
 
 export const diskStatOf = (st: BigIntStats): DiskStat => ({ mode: Number(st.mode), size: st.size, ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs })
