@@ -14,6 +14,7 @@ import { hashContent } from '../../infra/store/working-copy/tree.ts'
 import type { LocalEntry } from '../../machines/file-status.machine.ts'
 import type { ApplySummary, PlannedPath, RunTarget, StagedSet } from '../../machines/update-run.machine.ts'
 import type { RunSession } from './run-session.ts'
+import { reindexAfterUpdate } from './indexed-status.ts'
 import { mark } from '../../infra/timings.ts'
 import { step } from './session.ts'
 
@@ -26,7 +27,7 @@ interface BuiltOps {
  * Journal order: files and symlinks out (backed up), directories removed (deepest first),
  * directories created (shallowest first), new files and symlinks in.
  */
-export function buildOps(tasks: readonly PlannedPath[], staged: StagedSet, disk: ReadonlyMap<string, { kind: string }>): BuiltOps {
+export function buildOps(tasks: readonly PlannedPath[], staged: StagedSet, disk: { get(path: string): { kind: string } | undefined }): BuiltOps {
   const byPath = new Map(tasks.map((t) => [t.path, t]))
   const puts = new Map<string, { entry: Entry; task: PlannedPath }>()
   const deletes = new Map<string, LocalEntry>()
@@ -115,7 +116,7 @@ export async function applyStaged(session: RunSession, target: RunTarget, staged
   step('committed')
   try {
     await keepReplacedVersions(session, ops)
-    await refreshStatCache(session, ops)
+    await refreshStatCache(session, ops, target)
     mark('apply: stat cache saved')
     if (session.journal) await finishJournal(wc.layout, step)
     else await rm(wc.layout.staging, { recursive: true, force: true })
@@ -141,8 +142,12 @@ async function keepReplacedVersions(session: RunSession, ops: readonly JournalOp
   }
 }
 
-/** The files just installed are known: record them so the next status reads none of them. */
-async function refreshStatCache(session: RunSession, ops: readonly JournalOp[]): Promise<void> {
+/**
+ * The files just installed are known: record them so the next status reads none of them. A run
+ * planned from the tree diff rewrites the stat index for the new revision, its paths only
+ * (issue 13 items 3 and 6); a run planned from every path saves the hashes it knows.
+ */
+async function refreshStatCache(session: RunSession, ops: readonly JournalOp[], target: RunTarget): Promise<void> {
   const { wc, cache } = session
   for (const op of ops) {
     if (op.op === 'put') {
@@ -154,7 +159,12 @@ async function refreshStatCache(session: RunSession, ops: readonly JournalOp[]):
       else cache.delete(op.path)
     } else if (op.op === 'unlink') cache.delete(op.path)
   }
-  await cache.save(wc.layout.statCache, wc.layout.tmp)
+  if (session.changes) {
+    const entries = new Map<string, Entry | undefined>()
+    for (const path of session.base.keys()) entries.set(path, session.target.get(path))
+    for (const [path, e] of session.target) entries.set(path, e)
+    await reindexAfterUpdate(wc, target.to, entries, cache)
+  } else await cache.save(wc.layout.statCache, wc.layout.tmp)
 }
 
 /** Undoes a failed apply; a journal that reached its commit is left for recovery to finish. */

@@ -8,7 +8,7 @@
 // same table as the full classification. No manifest is parsed, nothing is hashed for an
 // unchanged tree. A missing, corrupt or out-of-context index falls back to the full
 // classification (status.ts), which writes a new index.
-import { lstatSync, readdirSync, readFileSync, readlinkSync, type BigIntStats, type Stats } from 'node:fs'
+import { lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, type BigIntStats, type Stats } from 'node:fs'
 import { lstat, readFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { UpswarmError } from '../../infra/errors.ts'
@@ -19,14 +19,15 @@ import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
 import { manifestFile, treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
 import {
-  decodeIndex, FLAG, IndexFormatError, IndexWriter, KEY, KIND, msOf, NO_STAT, PARENT_NONE, PARENT_ROOT, patchIndex, sameIndexContext, sameStatId, statIdOf, versionKey,
+  decodeIndex, entryOf, firstFrom, FLAG, IndexFormatError, IndexWriter, KEY, KIND, msOf, NO_STAT, PARENT_NONE, PARENT_ROOT, patchIndex, sameIndexContext, sameStatId, statIdOf, versionKey,
   type DecodedIndex, type IndexContext, type IndexRecord, type StatId,
 } from '../../infra/store/working-copy/stat-index.ts'
 import { askMonitor } from '../../infra/store/working-copy/monitor-wire.ts'
 import { readSummary, writeSummary, type StatusSummary } from '../../infra/store/working-copy/status-summary.ts'
 import type { MonitorToken } from '../../infra/store/working-copy/tree-watch.ts'
-import { hashContent } from '../../infra/store/working-copy/tree.ts'
+import { diskStatOf, hashContent } from '../../infra/store/working-copy/tree.ts'
 import { mark } from '../../infra/timings.ts'
+import type { Entry } from '../../infra/release/manifest.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { FILE_STATUSES, type FileFactType, type FileStatus } from '../../machines/file-status.facts.ts'
 import { classifyTree, statusOfFacts, type TreeStatus } from './status.ts'
@@ -55,6 +56,8 @@ export interface WorkingCopyStatus {
   monitor: 'changes' | string
   /** Paths lstat'ed by the walk over the index (the indexed path; 0 otherwise). */
   lstats: number
+  /** The revision the statuses compare with: `targetRev`, or one of `alsoTargets` the index was written for. */
+  targetRev: number
 }
 
 const DIR_KEY = versionKey({ kind: 'dir' })
@@ -127,7 +130,9 @@ async function writeIndex(layout: WorkingCopyLayout, bytes: Buffer, cacheIfRoom:
  * R-STATUS of a working copy at `baseRev` compared with `targetRev`, through its stat index.
  * With `cacheIfRoom` (a read-only command), a full disk skips writing the index (`saved` false).
  */
-export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, targetRev: number, opts: { cacheIfRoom?: boolean } = {}): Promise<WorkingCopyStatus> {
+export async function workingCopyStatus(
+  wc: WorkingCopy, baseRev: number, targetRev: number, opts: { cacheIfRoom?: boolean; alsoTargets?: readonly number[] } = {},
+): Promise<WorkingCopyStatus> {
   const { layout } = wc
   mark('status: start')
   const { ctx, ignoreText } = await currentContext(layout, baseRev, targetRev)
@@ -138,7 +143,7 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
   mark('status: monitor asked for the summary')
   if (summary && askedForSummary && 'answer' in askedForSummary && !askedForSummary.answer.all && askedForSummary.answer.paths.length === 0) {
     return lazyFiles({
-      notCurrent: summary.notCurrent, total: summary.total, hashed: 0, cached: summary.cached, saved: true, path: 'indexed' as const, monitor: 'changes', lstats: 0,
+      notCurrent: summary.notCurrent, total: summary.total, hashed: 0, cached: summary.cached, saved: true, path: 'indexed' as const, monitor: 'changes', lstats: 0, targetRev,
     }, () => filesOfIndex(layout))
   }
   let index: DecodedIndex | undefined
@@ -174,20 +179,28 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
   const token = 'answer' in asked ? asked.answer.token : null
   const monitor = 'none' in asked ? asked.none : asked.answer.all ? `the monitor said: ${asked.answer.why}` : 'changes'
   mark('status: monitor asked')
-  if (index && sameIndexContext(index.context, ctx)) {
+  // A caller that can use the statuses against another target too (an update: against the
+  // installed revision or the one it goes to) takes an index written for that one.
+  let indexCtx = ctx
+  if (index && !sameIndexContext(index.context, ctx) && opts.alsoTargets?.includes(index.context.targetRev)) {
+    const other = (await currentContext(layout, baseRev, index.context.targetRev)).ctx
+    if (sameIndexContext(index.context, other)) indexCtx = other
+  }
+  if (index && sameIndexContext(index.context, indexCtx)) {
     const dirty = 'answer' in asked && !asked.answer.all ? new Set(asked.answer.paths) : undefined
-    const { status: r, bytes } = await statusFromIndex(layout, index, indexMs, ctx, rules, dirty, token)
+    const { status: r, bytes } = await statusFromIndex(layout, index, indexMs, indexCtx, rules, dirty, token)
     mark('status: classified')
     const saved = bytes ? await writeIndex(layout, bytes, !!opts.cacheIfRoom) : true
     mark('status: index written')
-    if (token && saved && (bytes || !summary)) await saveSummary(layout, ctx, { token, total: r.total, cached: r.cached, notCurrent: r.notCurrent }, !!opts.cacheIfRoom)
+    if (token && saved && (bytes || !summary)) await saveSummary(layout, indexCtx, { token, total: r.total, cached: r.cached, notCurrent: r.notCurrent }, !!opts.cacheIfRoom)
     // (Object.assign keeps `files` a getter: the list is built only if read.)
-    return Object.assign(r, { saved, path: 'indexed' as const, monitor })
+    return Object.assign(r, { saved, path: 'indexed' as const, monitor, targetRev: indexCtx.targetRev })
   }
   if (index) path = 'context changed'
   // The full classification: manifests parsed, every path classified, the index written anew.
   const cache = index ? StatCache.fromIndex(index, indexNs) : StatCache.empty()
-  const tree = await classifyTree(layout, await wc.entries(baseRev), await wc.entries(targetRev), rules(), cache)
+  const base = await wc.entries(baseRev)
+  const tree = await classifyTree(layout, base, targetRev === baseRev ? base : await wc.entries(targetRev), rules(), cache)
   // The manifest files' identity after they were read and verified.
   const { ctx: after } = await currentContext(layout, baseRev, targetRev)
   const written = { ...after, root: ctx.root }
@@ -197,7 +210,7 @@ export async function workingCopyStatus(wc: WorkingCopy, baseRev: number, target
   if (token && saved) await saveSummary(layout, written, { token, total: files.length, cached: tree.cached, notCurrent }, !!opts.cacheIfRoom)
   return {
     files, notCurrent, total: files.length,
-    hashed: tree.hashed, cached: tree.cached, saved, path, ...(indexProblem ? { indexProblem } : {}), monitor, lstats: 0,
+    hashed: tree.hashed, cached: tree.cached, saved, path, ...(indexProblem ? { indexProblem } : {}), monitor, lstats: 0, targetRev,
   }
 }
 
@@ -252,32 +265,6 @@ function indexOfTree(tree: TreeStatus, cache: StatCache, ctx: IndexContext, toke
     w.add(rec)
   }
   return w.finish(ctx, token)
-}
-
-/** The entry of `path` in the index (binary search over its sorted paths), or -1. */
-function entryOf(index: DecodedIndex, path: string): number {
-  let lo = 0
-  let hi = index.count - 1
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1
-    const p = index.pathAt(mid)
-    if (p === path) return mid
-    if (p < path) lo = mid + 1
-    else hi = mid - 1
-  }
-  return -1
-}
-
-/** The first entry whose path is not before `path`. */
-function firstFrom(index: DecodedIndex, path: string): number {
-  let lo = 0
-  let hi = index.count
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (index.pathAt(mid) < path) lo = mid + 1
-    else hi = mid
-  }
-  return lo
 }
 
 /**
@@ -562,12 +549,12 @@ function filesOf(index: DecodedIndex): WorkingCopyStatus['files'] {
  * belongs in the status (neither on disk nor in a revision).
  */
 async function reclassify(
-  layout: WorkingCopyLayout, index: DecodedIndex, ch: Changed, rules: () => IgnoreRules,
+  layout: WorkingCopyLayout, index: DecodedIndex, ch: Changed, rules: () => IgnoreRules, revision?: RevisionFacts, known?: StatCache,
 ): Promise<{ record: IndexRecord | undefined; hashed: boolean }> {
   const { i, path } = ch
   const flags = i >= 0 ? index.flags[i]! : 0
-  const baseKey = i >= 0 && index.baseKeyAt[i]! >= 0 ? index.buf.subarray(index.baseKeyAt[i]!, index.baseKeyAt[i]! + KEY) : undefined
-  const targetKey = i >= 0 && index.targetKeyAt[i]! >= 0 ? index.buf.subarray(index.targetKeyAt[i]!, index.targetKeyAt[i]! + KEY) : undefined
+  const baseKey = revision ? revision.baseKey : i >= 0 && index.baseKeyAt[i]! >= 0 ? index.buf.subarray(index.baseKeyAt[i]!, index.baseKeyAt[i]! + KEY) : undefined
+  const targetKey = revision ? revision.targetKey : i >= 0 && index.targetKeyAt[i]! >= 0 ? index.buf.subarray(index.targetKeyAt[i]!, index.targetKeyAt[i]! + KEY) : undefined
   const abs = treePath(layout, path)
   // The stat data recorded is taken now, in nanoseconds (the walk's was only compared).
   let st = ch.st ? bigLstat(abs) : undefined
@@ -576,7 +563,7 @@ async function reclassify(
   const wasDir = i >= 0 && (index.kind[i] === KIND.absent ? !!(flags & FLAG.entryIsDir) : index.kind[i] === KIND.dir)
   const isDir = st ? st.isDirectory() : !!(flags & FLAG.entryIsDir)
   const ignored = i >= 0 && wasDir === isDir ? !!(flags & FLAG.ignored) : rules().ignores(path, isDir)
-  const revFlags = flags & (FLAG.baseFile | FLAG.targetFile | FLAG.entryIsDir)
+  const revFlags = revision ? revision.flags : flags & (FLAG.baseFile | FLAG.targetFile | FLAG.entryIsDir)
   let hashes: { sha1: Buffer; sha256: Buffer } | undefined
   let hashed = false
   let localKey: Buffer | undefined
@@ -584,6 +571,11 @@ async function reclassify(
     if (st.isDirectory()) localKey = DIR_KEY
     else if (st.isSymbolicLink()) localKey = versionKey({ kind: 'symlink', target: readlinkSync(abs) })
     else if (st.isFile() && !ignored && revFlags & (FLAG.baseFile | FLAG.targetFile)) {
+      const had = known?.recorded(path, diskStatOf(st))
+      if (had) {
+        localKey = versionKey({ kind: 'file', sha1: had.sha1, sha256: had.sha256, mode: Number(st.mode) })
+        hashes = { sha1: Buffer.from(had.sha1, 'hex'), sha256: Buffer.from(had.sha256, 'hex') }
+      } else {
       let h
       try {
         h = await hashContent(abs, Number(st.size))
@@ -596,6 +588,7 @@ async function reclassify(
       const after = bigLstat(abs)
       if (after && sameStatId(statIdOf(after), statIdOf(st))) hashes = { sha1: Buffer.from(h.sha1, 'hex'), sha256: Buffer.from(h.sha256, 'hex') }
       else st = after ?? st
+      }
     }
   }
   const facts: FileFactType[] = [
@@ -618,4 +611,55 @@ async function reclassify(
     },
     hashed,
   }
+}
+
+/** What an index record says of a path's revisions: the version keys and the flags they set. */
+interface RevisionFacts {
+  baseKey?: Buffer
+  targetKey?: Buffer
+  flags: number
+}
+
+/** The facts of a path whose entry is `e` in both revisions of the index (undefined: in neither). */
+function sameInBoth(e: Entry | undefined): RevisionFacts | undefined {
+  if (!e) return undefined
+  const key = versionKey(e)
+  return { baseKey: key, targetKey: key, flags: e.kind === 'file' ? FLAG.baseFile | FLAG.targetFile : e.kind === 'dir' ? FLAG.entryIsDir : 0 }
+}
+
+/**
+ * After an update planned from the tree diff (issue 13 items 3 and 6): the index the plan read,
+ * written for the installed revision, becomes the index of `to` against itself without a walk.
+ * The paths whose entries may differ between the two (`entries`: each one's entry in `to`,
+ * undefined when `to` has none) are lstat'ed and classified again; every other record is copied
+ * as it was, its statuses still true (its entry is the same in both revisions, and the update did
+ * not touch it). The directories the update wrote into keep their old lstat data, so the next
+ * status reads them again. Hashes of the files just installed come from `known`. An index that
+ * cannot be read is removed: the next status classifies every path.
+ */
+export async function reindexAfterUpdate(wc: WorkingCopy, to: number, entries: ReadonlyMap<string, Entry | undefined>, known: StatCache): Promise<void> {
+  const { layout } = wc
+  let index: DecodedIndex
+  try {
+    index = decodeIndex(readFileSync(layout.statCache), layout.statCache)
+  } catch {
+    rmSync(layout.statCache, { force: true })
+    return
+  }
+  const { ctx, ignoreText } = await currentContext(layout, to, to)
+  if (entries.size === 0 && sameIndexContext(index.context, { ...ctx, root: index.context.root })) return
+  let ignoreRules: IgnoreRules | undefined
+  const rules = (): IgnoreRules => (ignoreRules ??= new IgnoreRules(ignoreText.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'))))
+  const redone = new Map<number, IndexRecord | undefined>()
+  const added: IndexRecord[] = []
+  for (const [path, e] of entries) {
+    const ch: Changed = { i: entryOf(index, path), path, st: lstatOrNone(treePath(layout, path)) }
+    const { record } = await reclassify(layout, index, ch, rules, sameInBoth(e) ?? { flags: 0 }, known)
+    if (ch.i >= 0) redone.set(ch.i, record)
+    else if (record) added.push(record)
+  }
+  added.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  // The root's lstat data as the index had it: if the update changed its names, the next status reads it again.
+  const { bytes } = rewrite(index, redone, added, { ...ctx, root: index.context.root }, index.monitor)
+  await writeIndex(layout, bytes, false)
 }

@@ -8,7 +8,7 @@
 // in format 1: file bytes come whole by their SHA-256 from servers or peers (R-VERIFY).
 import { UpswarmError, toUpswarmError } from '../../infra/errors.ts'
 import { verifyRelease, type SignedRelease2 } from '../../infra/formats/release.ts'
-import { diffTrees } from '../../infra/formats/tree-diff.ts'
+import { diffTrees, type TreeChange } from '../../infra/formats/tree-diff.ts'
 import type { ReleaseSource } from '../../infra/release/source.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import type { UpdaterLog } from './session.ts'
@@ -83,9 +83,10 @@ export class Release2History {
   /**
    * Makes every node of `to`'s tree available locally, fetching only what the copy lacks: the
    * walk from the tree of `from` (0: none) descends only where hashes differ. Nothing is stored
-   * unless every fetched node verified.
+   * unless every fetched node verified. Returns what changed from `from`'s tree, or undefined when
+   * the copy holds no format-2 tree of `from` (nothing installed, or a format-1 install).
    */
-  async ensureTree(from: number, to: SignedRelease2): Promise<void> {
+  async ensureTree(from: number, to: SignedRelease2): Promise<TreeChange[] | undefined> {
     const old = from > 0 ? (await this.wc.release2(from))?.release.tree : undefined
     const src = this.source
     const diff = await diffTrees(old, to.release.tree, {
@@ -106,6 +107,7 @@ export class Release2History {
     this.fetched.bytes += diff.fetched.bytes
     this.fetched.requests += diff.fetched.requests
     this.log.info({ product: this.product, from, to: to.release.rev, format: 2, changes: diff.changes.length, fetched: diff.fetched }, 'format-2 tree nodes fetched')
+    return old === undefined ? undefined : diff.changes
   }
 
   /** A node by hash for a walk: local, else one fetch (damaged or lost local nodes). */

@@ -8,7 +8,12 @@ import { collectGarbage, listBlobs } from '../../infra/store/working-copy/histor
 import { readPendingAlerts, writePendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
 import type { Journal } from '../../infra/store/working-copy/journal.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
-import type { DiskEntry } from '../../infra/store/working-copy/tree.ts'
+import { diskEntrySync, type DiskEntry } from '../../infra/store/working-copy/tree.ts'
+import { treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
+import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
+import type { WalkedEntry } from '../../infra/formats/tree-builder.ts'
+import type { TreeChange } from '../../infra/formats/tree-diff.ts'
+import { TreeReader } from '../../infra/formats/tree-lookup.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { needsAction } from '../../machines/file-status.machine.ts'
 import type { RunPhase, RunPlan, RunRequest, RunTarget } from '../../machines/update-run.machine.ts'
@@ -18,7 +23,8 @@ import { Release2History } from './releases2.ts'
 import { DeltaIndex } from './deltas.ts'
 import type { UpdaterLog } from './session.ts'
 import type { AlertSink, AnyUpdaterAlert, ReleaseSource } from '../../infra/release/source.ts'
-import { classifyWorkingCopy } from './status.ts'
+import { classifyPaths, classifyWorkingCopy, type TreeStatus } from './status.ts'
+import { workingCopyStatus } from './indexed-status.ts'
 import { automaticTarget } from './hold.ts'
 
 export interface UpdateProgress {
@@ -49,9 +55,18 @@ export class RunSession {
   /** Which format the run's target revision was read in. */
   format: 1 | 2 = 1
   request: RunRequest | undefined
+  /**
+   * Entries of the installed and the target revision by path: all of them, or (`changes` set)
+   * only those of the paths the run plans: what the tree diff names and what changed on disk.
+   */
   base = new Map<string, Entry>()
   target = new Map<string, Entry>()
-  disk = new Map<string, DiskEntry>()
+  /**
+   * Issue 13 item 3: what changed between the installed format-2 tree and the target's, when the
+   * run is planned from it (every path the diff does not name is the same in both revisions).
+   */
+  changes: TreeChange[] | undefined
+  disk: DiskView = new Map<string, DiskEntry>()
   cache = StatCache.empty()
   plan: RunPlan | undefined
   journal: Journal | undefined
@@ -179,7 +194,7 @@ export class RunSession {
       const r2 = await this.releases2.resolve(to)
       mark('check: release resolved')
       this.format = 2
-      await this.releases2.ensureTree(state.current, r2)
+      this.changes = await this.releases2.ensureTree(state.current, r2)
       mark('check: tree ensured')
       this.deltas.aim(r2)
       // Issue 15: a rollback uses what the copy holds; an update may rebuild changed files from deltas.
@@ -194,10 +209,20 @@ export class RunSession {
       if (request.kind !== 'rollback' && this.opts.source?.needsPieceHashes) await this.deltasOfFormat1(to)
     }
     mark('check: release and deltas read')
-    this.base = await this.entriesOf(state.current, this.releases2.fetchOne)
-    mark('check: base entries')
-    this.target = await this.entriesOf(to, this.releases2.fetchOne)
-    mark('check: target entries')
+    if (this.format === 2 && this.changes) {
+      // Issue 13 item 3: only what the diff names; planRun adds what changed on disk.
+      for (const c of this.changes) {
+        if (c.kind !== 'added') this.base.set(c.path, plainEntry(c.old))
+        if (c.kind !== 'removed') this.target.set(c.path, plainEntry(c.entry))
+      }
+      mark('check: changed entries')
+    } else {
+      this.changes = undefined
+      this.base = await this.entriesOf(state.current, this.releases2.fetchOne)
+      mark('check: base entries')
+      this.target = await this.entriesOf(to, this.releases2.fetchOne)
+      mark('check: target entries')
+    }
     this.to = to
     this.opts.log.info({ product: this.wc.config.product, from: state.current, to, format: this.format, ...(this.format === 2 ? { treeNodes: this.releases2.fetched } : {}) }, 'target revision checked')
     // Issue 11 item 8: an older revision that needs file contents the servers no longer have is
@@ -272,9 +297,14 @@ export class RunSession {
   }
 
   async planRun(target: RunTarget): Promise<RunPlan> {
-    const { tree, cache } = await classifyWorkingCopy(this.wc, this.base, this.target)
-    this.cache = cache
-    this.disk = tree.disk
+    let tree: TreeStatus
+    if (this.changes) tree = await this.classifyChanged(target)
+    else {
+      const full = await classifyWorkingCopy(this.wc, this.base, this.target)
+      tree = full.tree
+      this.cache = full.cache
+      this.disk = tree.disk
+    }
     let slot = 0
     const tasks = tree.paths.filter((p) => needsAction(p.status)).map((p) => {
       const kind = p.facts.target?.kind
@@ -284,6 +314,105 @@ export class RunSession {
     this.progress({ phase: 'planning', done: tree.paths.length, total: tree.paths.length, bytes: 0 })
     this.opts.log.info({ from: target.from, to: target.to, paths: tree.paths.length, tasks: tasks.length, hashed: tree.hashed }, 'planned update')
     return this.plan
+  }
+
+  /**
+   * What the kept revisions hold (the contents to keep), and the files of the older ones that
+   * are not the current revision's contents (to have in the history store), from every entry
+   * of each revision.
+   */
+  private async keptOfEntries(revs: ReadonlySet<number>, online: boolean, warnings: string[]): Promise<KeptFiles> {
+    const keep = new Set<string>()
+    const older = new Map<string, FileEntry>()
+    const current = this.wc.state.current
+    for (const rev of revs) {
+      try {
+        // Format 1 or 2, whichever the copy holds (format 2: its tree, walked from the stored nodes).
+        if (!(await this.wc.knows(rev))) {
+          if (!online) continue
+          if (await this.readsFormat2(rev)) await this.releases2.ensureTree(0, await this.releases2.resolve(rev))
+          else await this.releases.resolve(rev)
+        }
+        for (const e of (await this.entriesOf(rev, online ? this.releases2.fetchOne : undefined)).values()) {
+          if (e.kind !== 'file') continue
+          keep.add(e.sha256)
+          if (rev !== current) older.set(e.sha256, e)
+        }
+      } catch (err) {
+        warnings.push(`revision ${rev} is not kept in the history store: ${toUpswarmError(err, 'UPSWARM_E_IO', 'manifest').message}`)
+      }
+    }
+    return { keep, older }
+  }
+
+  /**
+   * The same from the kept revisions' format-2 trees (issue 13 items 3 and 6), when the copy holds
+   * all of them: the current tree is read once, and of each older one only the nodes that differ
+   * from every tree read before it, so the work is one tree plus the changes, and no entry is
+   * built for an unchanged file. Undefined (the caller reads every entry) when a kept revision is
+   * not held as a format-2 tree, or a node cannot be read.
+   */
+  private async keptOfTrees(revs: ReadonlySet<number>, online: boolean): Promise<KeptFiles | undefined> {
+    const current = this.wc.state.current
+    const tops = new Map<number, string>()
+    for (const rev of [current, ...[...revs].filter((r) => r !== current).sort((a, b) => b - a)]) {
+      if (await this.wc.manifests.get(rev)) return undefined
+      const r2 = await this.wc.release2(rev)
+      if (!r2) return undefined
+      tops.set(rev, r2.release.tree)
+    }
+    const keep = new Set<string>()
+    const older = new Map<string, FileEntry>()
+    const seen = new Set<string>()
+    try {
+      for (const [rev, top] of tops) {
+        const reader = new TreeReader(this.wc.nodeGetter(rev, online ? this.releases2.fetchOne : undefined))
+        if (rev === current) await reader.eachFile(top, seen, (_path, e) => keep.add(e.sha256))
+        else {
+          await reader.eachFile(top, seen, (path, e) => {
+            if (!keep.has(e.sha256) && !older.has(e.sha256)) older.set(e.sha256, { path, kind: 'file', mode: e.mode, size: e.size, sha1: e.sha1, sha256: e.sha256 })
+          })
+        }
+      }
+    } catch (err) {
+      this.opts.log.info({ err: toUpswarmError(err, 'UPSWARM_E_IO', 'tree').message }, 'the kept revisions\' trees could not be read node by node; reading their entries')
+      return undefined
+    }
+    for (const sha of older.keys()) keep.add(sha)
+    return { keep, older }
+  }
+
+  /**
+   * Issue 13 item 3: the status of the paths the tree diff names and of those the stat index says
+   * are not as installed (a deleted unchanged file is restored; a local edit is kept), and of no
+   * other path: every other path is the same in both revisions and on disk as installed.
+   */
+  private async classifyChanged(target: RunTarget): Promise<TreeStatus> {
+    const { wc } = this
+    const local = await workingCopyStatus(wc, target.from, target.from, { alsoTargets: [target.to] })
+    mark('plan: local changes')
+    const paths = new Set<string>([...this.base.keys(), ...this.target.keys()])
+    const installed = await wc.release2(target.from)
+    if (!installed) throw new UpswarmError('UPSWARM_E_WORKING_COPY', `the format-2 release of the installed r${target.from} is no longer held in ${wc.layout.meta}; run the update again`)
+    const reader = new TreeReader(wc.nodeGetter(target.from, this.releases2.fetchOne))
+    for (const { path, status } of local.notCurrent) {
+      // (An unversioned path is in neither revision: it needs nothing.)
+      if (paths.has(path) || status === 'unversioned') continue
+      paths.add(path)
+      // The diff does not name it: its entry is the same in both revisions.
+      const e = await reader.lookup(installed.release.tree, path)
+      if (e) {
+        const entry = plainEntry(e)
+        this.base.set(path, entry)
+        this.target.set(path, entry)
+      }
+    }
+    this.cache = StatCache.forPaths(wc.layout.statCache, paths)
+    const tree = await classifyPaths(wc.layout, paths, this.base, this.target, await IgnoreRules.load(wc.layout), this.cache)
+    mark('plan: changed paths classified')
+    // The apply asks about the directories above the paths it writes: lstat'ed when asked.
+    this.disk = new LazyDisk(wc.layout, tree.disk)
+    return tree
   }
 
   /**
@@ -305,25 +434,8 @@ export class RunSession {
       this.opts.log.info({ revisions: wanted }, 'history store unchanged since the last retain')
       return warnings
     }
-    const keep = new Map<string, FileEntry>()
-    const older = new Map<string, FileEntry>()
-    for (const rev of revs) {
-      try {
-        // Format 1 or 2, whichever the copy holds (format 2: its tree, walked from the stored nodes).
-        if (!(await this.wc.knows(rev))) {
-          if (!online) continue
-          if (await this.readsFormat2(rev)) await this.releases2.ensureTree(0, await this.releases2.resolve(rev))
-          else await this.releases.resolve(rev)
-        }
-        for (const e of (await this.entriesOf(rev, online ? this.releases2.fetchOne : undefined)).values()) {
-          if (e.kind !== 'file') continue
-          keep.set(e.sha256, e)
-          if (rev !== state.current) older.set(e.sha256, e)
-        }
-      } catch (err) {
-        warnings.push(`revision ${rev} is not kept in the history store: ${toUpswarmError(err, 'UPSWARM_E_IO', 'manifest').message}`)
-      }
-    }
+    const kept = (this.changes && (await this.keptOfTrees(revs, online))) || (await this.keptOfEntries(revs, online, warnings))
+    const { keep, older } = kept
     // The current revision's versions need no fetching: the downloaded ones are already here
     // and the others are captured from the tree when an update replaces them.
     // One listing of the history store serves both the prefetch and the garbage collection.
@@ -336,7 +448,8 @@ export class RunSession {
     }
     // Issue 15 item 2: the deltas this run used stay while their revision is current, for peers.
     mark('retain: prefetched')
-    const gc = await collectGarbage(this.wc.history, new Set([...keep.keys(), ...this.deltas.kept]), listed)
+    for (const sha of this.deltas.kept) keep.add(sha)
+    const gc = await collectGarbage(this.wc.history, keep, listed)
     this.opts.log.info({ revisions: [...revs], removed: gc.removed, bytes: gc.bytes }, 'history store garbage-collected')
     for (const w of warnings) this.opts.log.warn({}, w)
     // Complete only when the older revisions' files were fetched too (not on an offline rollback).
@@ -362,4 +475,37 @@ function rollbackRange(current: number, rev: number | undefined): string {
     return `a rollback goes back, to r1 … r${current - 1} (the working copy is at r${current})${rev > current ? `; to go forward run \`upswarm update --rev ${rev}\`` : ''}`
   }
   return `choose a revision from 1 to ${current - 1} (\`upswarm history\` lists them)`
+}
+
+/** The contents the kept revisions hold, and the older revisions' files to have in the history store. */
+interface KeptFiles {
+  keep: Set<string>
+  older: Map<string, FileEntry>
+}
+
+/** A format-1 entry from a walked one (how its bytes are addressed is the delta index's business). */
+function plainEntry(e: WalkedEntry): Entry {
+  const { content: _content, ...entry } = e
+  return entry
+}
+
+/** What the apply asks of the disk: the kind of what is at a path. */
+export interface DiskView {
+  get(path: string): DiskEntry | undefined
+}
+
+/** The disk entries the plan read, and any other path lstat'ed when first asked. */
+class LazyDisk implements DiskView {
+  private readonly layout: WorkingCopyLayout
+  private readonly known: Map<string, DiskEntry | undefined>
+
+  constructor(layout: WorkingCopyLayout, read: ReadonlyMap<string, DiskEntry>) {
+    this.layout = layout
+    this.known = new Map(read)
+  }
+
+  get(path: string): DiskEntry | undefined {
+    if (!this.known.has(path)) this.known.set(path, diskEntrySync(treePath(this.layout, path)))
+    return this.known.get(path)
+  }
 }

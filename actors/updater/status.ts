@@ -9,7 +9,7 @@ import { isDiskFull } from '../../infra/store/disk-space.ts'
 import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
-import { observeFile, walkTree, type DiskEntry } from '../../infra/store/working-copy/tree.ts'
+import { diskEntrySync, observeFile, walkTree, type DiskEntry } from '../../infra/store/working-copy/tree.ts'
 import { treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
 import { FACT_STAGES, type FileFacts, type FileFactType, type FileStatus, type FileStatusTable, type LocalEntry } from '../../machines/file-status.facts.ts'
 import { FILE_STATUS_TABLE } from '../../machines/generated/file-status-table.ts'
@@ -51,7 +51,43 @@ export async function classifyTree(
   cache: StatCache,
 ): Promise<TreeStatus> {
   const disk = await walkTree(layout.root)
-  const all = new Set<string>([...disk.keys(), ...base.keys(), ...target.keys()])
+  const status = await classifyPathSet(layout, new Set<string>([...disk.keys(), ...base.keys(), ...target.keys()]), disk, base, target, rules, cache)
+  // Only the versioned files still on disk keep their hashes.
+  cache.retain(status.hashedPaths)
+  return { paths: status.paths, disk, hashed: status.hashed, cached: status.cached }
+}
+
+/**
+ * The status of some paths only (issue 13 item 3: an update planned from the tree diff): each is
+ * lstat'ed where it is, nothing else is read. `base` and `target` must hold the paths' entries
+ * (a path in neither is in neither revision). The cache keeps its other entries.
+ */
+export async function classifyPaths(
+  layout: WorkingCopyLayout,
+  paths: ReadonlySet<string>,
+  base: ReadonlyMap<string, Entry>,
+  target: ReadonlyMap<string, Entry>,
+  rules: IgnoreRules,
+  cache: StatCache,
+): Promise<TreeStatus> {
+  const disk = new Map<string, DiskEntry>()
+  for (const path of paths) {
+    const d = diskEntrySync(treePath(layout, path))
+    if (d) disk.set(path, d)
+  }
+  const status = await classifyPathSet(layout, paths, disk, base, target, rules, cache)
+  return { paths: status.paths, disk, hashed: status.hashed, cached: status.cached }
+}
+
+async function classifyPathSet(
+  layout: WorkingCopyLayout,
+  all: ReadonlySet<string>,
+  disk: ReadonlyMap<string, DiskEntry>,
+  base: ReadonlyMap<string, Entry>,
+  target: ReadonlyMap<string, Entry>,
+  rules: IgnoreRules,
+  cache: StatCache,
+): Promise<{ paths: PlannedPath[]; hashed: number; cached: number; hashedPaths: Set<string> }> {
   const facts = new Map<string, FileFacts>()
   const toHash: { path: string; d: Extract<DiskEntry, { kind: 'file' }>; facts: FileFacts }[] = []
   for (const path of all) {
@@ -81,10 +117,9 @@ export async function classifyTree(
       job.facts.local = { kind: 'file', mode: Number(job.d.st.mode) & 0o7777, size: Number(job.d.st.size), sha1: h.sha1, sha256: h.sha256 }
     }
   }))
-  cache.retain(new Set(toHash.map((j) => j.path)))
   const paths = [...facts].map(([path, f]) => ({ path, status: classifyFile(f), facts: f }))
   paths.sort((a, b) => comparePaths(a.path, b.path))
-  return { paths, disk, hashed, cached }
+  return { paths, hashed, cached, hashedPaths: new Set(toHash.map((j) => j.path)) }
 }
 
 /**

@@ -8,6 +8,7 @@
 // the hash its parent names before it is decoded (R-VERIFY).
 import { UpswarmError } from '../errors.ts'
 import { checkedNode, type WalkedEntry } from './tree-builder.ts'
+import { walkedEntry } from './tree-lookup.ts'
 import type { NodeEntry, TreeNode } from './tree-node.ts'
 
 /** Nodes by hash: the caller's local store (the installed revision's nodes), then the network. */
@@ -39,12 +40,6 @@ interface Pending {
 }
 
 const joinPath = (dir: string, name: string): string => (dir ? `${dir}/${name}` : name)
-
-function walked(path: string, e: NodeEntry): WalkedEntry {
-  if (e.kind === 'file') return { path, kind: 'file', mode: e.mode, size: e.size, sha1: e.sha1, sha256: e.sha256, content: e.content }
-  if (e.kind === 'symlink') return { path, kind: 'symlink', target: e.target }
-  return { path, kind: 'dir', mode: e.mode }
-}
 
 function sameContent(a: NodeEntry, b: NodeEntry): boolean {
   if (a.kind !== b.kind) return false
@@ -160,21 +155,21 @@ export async function diffTrees(oldTop: string | undefined, newTop: string, sour
         if (o && sameContent(o, e)) continue
         if (o && o.kind === e.kind) {
           if (e.kind === 'dir') {
-            if ((o as typeof e).mode !== e.mode) changes.push({ kind: 'changed', path, entry: walked(path, e), old: walked(path, o) })
+            if ((o as typeof e).mode !== e.mode) changes.push({ kind: 'changed', path, entry: walkedEntry(path, e), old: walkedEntry(path, o) })
             next.push({ path, old: (o as typeof e).node, new: e.node })
-          } else changes.push({ kind: 'changed', path, entry: walked(path, e), old: walked(path, o) })
+          } else changes.push({ kind: 'changed', path, entry: walkedEntry(path, e), old: walkedEntry(path, o) })
           continue
         }
         if (o) {
-          changes.push({ kind: 'removed', path, old: walked(path, o) })
+          changes.push({ kind: 'removed', path, old: walkedEntry(path, o) })
           if (o.kind === 'dir') next.push({ path, old: o.node })
         }
-        changes.push({ kind: 'added', path, entry: walked(path, e) })
+        changes.push({ kind: 'added', path, entry: walkedEntry(path, e) })
         if (e.kind === 'dir') next.push({ path, new: e.node })
       }
       for (const [, o] of olds) {
         const path = joinPath(p.path, o.name)
-        changes.push({ kind: 'removed', path, old: walked(path, o) })
+        changes.push({ kind: 'removed', path, old: walkedEntry(path, o) })
         if (o.kind === 'dir') next.push({ path, old: o.node })
       }
     }

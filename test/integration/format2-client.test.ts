@@ -47,6 +47,7 @@ describe('format-2 client', { timeout: 240_000 }, () => {
   const only2 = newProduct()
   const withDeltas = newProduct()
   const behind = newProduct()
+  const planned = newProduct()
   let root: SignedRoot
   const rootDoc = (): { text: string; where: string } => ({ text: rootText(root), where: 'the test root' })
 
@@ -78,12 +79,13 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     clientNc = await connect('client', 'client', 'f2c')
     const body = rootBody({
       version: 1, expiresMs: Date.now() + 365 * DAY, rootKeys: [rootKey.publicKey], rootThreshold: 1, freshKeys: [rootKey.publicKey],
-      products: { [dual]: { publish: [key.publicKey] }, [only2]: { publish: [key.publicKey] }, [withDeltas]: { publish: [key.publicKey] }, [behind]: { publish: [key.publicKey] } },
+      products: { [dual]: { publish: [key.publicKey] }, [only2]: { publish: [key.publicKey] }, [withDeltas]: { publish: [key.publicKey] }, [behind]: { publish: [key.publicKey] }, [planned]: { publish: [key.publicKey] } },
     }) as { products: Record<string, { formats: number[] }> }
     body.products[dual]!.formats = [1, 2]
     body.products[withDeltas]!.formats = [1, 2]
     body.products[behind]!.formats = [1, 2]
     body.products[only2]!.formats = [2]
+    body.products[planned]!.formats = [2]
     root = signRoot(body, [rootKey])
     await appendRoot(admin, rootText(root))
     const trust = join(dir.path, 'trust.json')
@@ -215,6 +217,58 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     expect(await readFile(join(wc, 'a/b3/new.txt'), 'utf8')).toBe('new\n')
     expect(await rollback(wc, { rev: 1 })).toEqual({ from: 2, to: 1, source: 'local' })
     await expect(readFile(join(wc, 'a/b3/new.txt'))).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('update (issue 13 item 3) — planned from the tree diff and the stat index: only the changed paths and those changed on disk are classified; a deleted unchanged file is restored, a local edit kept, a conflict alerted; the index it leaves says what a full classification says', async () => {
+    const src = join(dir.path, 'src-planned')
+    const spec: TreeSpec = { 'top.txt': 'top\n' }
+    for (let i = 0; i < 40; i++) spec[`keep/d${i % 4}/k${i}.txt`] = `kept ${i}\n`
+    for (let i = 0; i < 5; i++) spec[`gone/x${i}.txt`] = `gone ${i}\n`
+    for (let i = 0; i < 5; i++) spec[`chg/c${i}.txt`] = `old ${i}\n`
+    await publishAndSync(planned, src, spec)
+    const wc = join(dir.path, 'wc-planned')
+    await init(wc, { product: planned, root: rootDoc(), source: serverSource(clientNc, planned) })
+    // The index a status writes is the one the update plans from.
+    expect((await status(wc)).notCurrent).toEqual([])
+    // Local changes: a deleted and an edited unchanged file, an edit of a file r2 changes too, untracked files.
+    await rm(join(wc, 'keep/d1/k1.txt'))
+    await writeFile(join(wc, 'keep/d2/k2.txt'), 'mine\n')
+    await writeFile(join(wc, 'chg/c0.txt'), 'mine too\n')
+    await writeFile(join(wc, 'gone/untracked.txt'), 'not versioned\n')
+    await writeFile(join(wc, 'loose.txt'), 'not versioned\n')
+    // r2: chg/ rewritten, gone/ removed, fresh/ added; keep/ and top.txt as they were.
+    await rm(join(src, 'gone'), { recursive: true })
+    const next: TreeSpec = {}
+    for (let i = 0; i < 5; i++) next[`chg/c${i}.txt`] = `new ${i}\n`
+    for (let i = 0; i < 3; i++) next[`fresh/n${i}.txt`] = `fresh ${i}\n`
+    await publishAndSync(planned, src, next)
+    const logged: { obj: Record<string, unknown>; msg: string }[] = []
+    const log = { info: (obj: object, msg: string) => logged.push({ obj: obj as Record<string, unknown>, msg }), warn: (obj: object, msg: string) => logged.push({ obj: obj as Record<string, unknown>, msg }) }
+    const res = await update(wc, { source: serverSource(clientNc, planned), log })
+    expect(res).toMatchObject({ from: 1, to: 2, format: 2, conflicts: ['chg/c0.txt'], checkedOut: 4, updated: 4, removed: 5 })
+    // 17 of 61 paths: the 15 the diff names (5 changed, gone/ and its 5 files, fresh/ and its 3) and the 2 versioned ones changed on disk.
+    expect(logged.find((l) => l.msg === 'planned update')?.obj).toMatchObject({ paths: 17 })
+    expect(await readFile(join(wc, 'keep/d1/k1.txt'), 'utf8')).toBe('kept 1\n')
+    expect(await readFile(join(wc, 'keep/d2/k2.txt'), 'utf8')).toBe('mine\n')
+    expect(await readFile(join(wc, 'chg/c0.txt'), 'utf8')).toBe('mine too\n')
+    expect(await readFile(join(wc, 'chg/c1.txt'), 'utf8')).toBe('new 1\n')
+    expect(await readFile(join(wc, 'fresh/n2.txt'), 'utf8')).toBe('fresh 2\n')
+    expect((await readdir(join(wc, 'gone'))).sort()).toEqual(['untracked.txt'])
+    // The index the update rewrote for r2, and a full classification without it, agree.
+    const after = await status(wc)
+    expect(after.statIndex).toBe('indexed')
+    await rm(layoutOf(wc).statCache)
+    const full = await status(wc)
+    expect(full.statIndex).toBe('no index')
+    expect(after.notCurrent).toEqual(full.notCurrent)
+    expect(full.notCurrent).toEqual([
+      { path: 'chg/c0.txt', status: 'modified' },
+      { path: 'gone', status: 'unversioned' },
+      { path: 'gone/untracked.txt', status: 'unversioned' },
+      { path: 'keep/d2/k2.txt', status: 'modified' },
+      { path: 'loose.txt', status: 'unversioned' },
+    ])
+    expect(after.files).toEqual(full.files)
   })
 
   it('units (issue 13 item 4) — a first install of a packed release fetches its small files by the batch from the server\'s packs, each checked; one the batch lacks or brings wrong comes the per-file way', async () => {

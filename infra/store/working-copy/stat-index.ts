@@ -545,3 +545,29 @@ export function versionKey(e: { kind: 'file'; sha1: string; sha256: string; mode
   const text = e.kind === 'file' ? `f\0${e.sha1}\0${e.sha256}\0${e.mode & 0o7777}` : e.kind === 'symlink' ? `l\0${e.target}` : 'd'
   return createHash('sha256').update(text).digest()
 }
+
+/** The entry of `path` in the index (binary search over its sorted paths), or -1. */
+export function entryOf(index: DecodedIndex, path: string): number {
+  let lo = 0
+  let hi = index.count - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const p = index.pathAt(mid)
+    if (p === path) return mid
+    if (p < path) lo = mid + 1
+    else hi = mid - 1
+  }
+  return -1
+}
+
+/** The first entry whose path is not before `path`. */
+export function firstFrom(index: DecodedIndex, path: string): number {
+  let lo = 0
+  let hi = index.count
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (index.pathAt(mid) < path) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}

@@ -56,7 +56,8 @@ export async function walkTree(root: string): Promise<Map<string, DiskEntry>> {
   return out
 }
 
-function diskEntrySync(abs: string): DiskEntry | undefined {
+/** What lstat says of one path (undefined: nothing there). */
+export function diskEntrySync(abs: string): DiskEntry | undefined {
   let st: BigIntStats
   try {
     st = lstatSync(abs, { bigint: true })

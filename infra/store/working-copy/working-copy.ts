@@ -105,6 +105,21 @@ export class WorkingCopy {
   }
 
   /**
+   * The nodes of `rev`'s tree by hash: the stored ones, else (missing or damaged) from `fetch`;
+   * without `fetch`, a missing node is an error that says how to get it back.
+   */
+  nodeGetter(rev: number, fetch?: (hash: string) => Promise<Uint8Array>): (hash: string) => Promise<Uint8Array> {
+    return async (hash: string): Promise<Uint8Array> => {
+      const held = await this.trees.node(hash)
+      if (held) return held
+      if (fetch) return fetch(hash)
+      throw new UpswarmError('UPSWARM_E_WORKING_COPY',
+        `tree node ${hash.slice(0, 16)}… of r${rev} is ${this.trees.damaged.has(hash) ? 'damaged' : 'missing'} in ${this.layout.nodes}; run \`upswarm update\` connected to fetch it again`,
+        { details: { missingNodeOf: rev, node: hash } })
+    }
+  }
+
+  /**
    * Entries of a revision by path; revision 0 is the empty tree. A format-1 manifest when one is
    * stored, else the format-2 tree walked from the stored nodes, each checked against the hash its
    * parent names (R-VERIFY); `fetch` supplies nodes that are missing or damaged locally.
@@ -115,14 +130,7 @@ export class WorkingCopy {
     if (v1) return new Map(v1.manifest.entries.map((e) => [e.path, e]))
     const r2 = await this.release2(rev)
     if (!r2) return new Map((await this.release(rev)).manifest.entries.map((e) => [e.path, e]))
-    const get = async (hash: string): Promise<Uint8Array> => {
-      const held = await this.trees.node(hash)
-      if (held) return held
-      if (fetch) return fetch(hash)
-      throw new UpswarmError('UPSWARM_E_WORKING_COPY',
-        `tree node ${hash.slice(0, 16)}… of r${rev} is ${this.trees.damaged.has(hash) ? 'damaged' : 'missing'} in ${this.layout.nodes}; run \`upswarm update\` connected to fetch it again`,
-        { details: { missingNodeOf: rev, node: hash } })
-    }
+    const get = this.nodeGetter(rev, fetch)
     const { walkTree } = await import('../../formats/tree-builder.ts')
     const out = new Map<string, Entry>()
     // A bound on what a long-lived copy keeps (a node holds up to thousands of entries).
