@@ -14,7 +14,7 @@ import { hashContent } from '../../infra/store/working-copy/tree.ts'
 import type { LocalEntry } from '../../machines/file-status.machine.ts'
 import type { ApplySummary, PlannedPath, RunTarget, StagedSet } from '../../machines/update-run.machine.ts'
 import type { RunSession } from './run-session.ts'
-import { reindexAfterUpdate } from './indexed-status.ts'
+import { indexAfterFullUpdate, reindexAfterUpdate } from './indexed-status.ts'
 import { mark } from '../../infra/timings.ts'
 import { step } from './session.ts'
 
@@ -164,6 +164,8 @@ async function refreshStatCache(session: RunSession, ops: readonly JournalOp[], 
     for (const path of session.base.keys()) entries.set(path, session.target.get(path))
     for (const [path, e] of session.target) entries.set(path, e)
     await reindexAfterUpdate(wc, target.to, entries, cache)
+  } else if (session.classified) {
+    await indexAfterFullUpdate(wc, target.to, session.classified, new Set(ops.map((op) => op.path)), cache)
   } else await cache.save(wc.layout.statCache, wc.layout.tmp)
 }
 

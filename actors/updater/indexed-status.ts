@@ -25,12 +25,13 @@ import {
 import { askMonitor } from '../../infra/store/working-copy/monitor-wire.ts'
 import { readSummary, writeSummary, type StatusSummary } from '../../infra/store/working-copy/status-summary.ts'
 import type { MonitorToken } from '../../infra/store/working-copy/tree-watch.ts'
-import { diskStatOf, hashContent } from '../../infra/store/working-copy/tree.ts'
+import { diskEntrySync, diskStatOf, hashContent, type DiskEntry } from '../../infra/store/working-copy/tree.ts'
 import { mark } from '../../infra/timings.ts'
 import type { Entry } from '../../infra/release/manifest.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
-import { FILE_STATUSES, type FileFactType, type FileStatus } from '../../machines/file-status.facts.ts'
-import { classifyTree, statusOfFacts, type TreeStatus } from './status.ts'
+import { FILE_STATUSES, type FileFacts, type FileFactType, type FileStatus, type LocalEntry } from '../../machines/file-status.facts.ts'
+import { classifyFile, classifyTree, statusOfFacts, type TreeStatus } from './status.ts'
+import type { PlannedPath } from '../../machines/update-run.machine.ts'
 
 export interface WorkingCopyStatus {
   /** Every path on disk or in either revision, sorted (built on first use: a large tree's list costs time and memory). */
@@ -662,4 +663,43 @@ export async function reindexAfterUpdate(wc: WorkingCopy, to: number, entries: R
   // The root's lstat data as the index had it: if the update changed its names, the next status reads it again.
   const { bytes } = rewrite(index, redone, added, { ...ctx, root: index.context.root }, index.monitor)
   await writeIndex(layout, bytes, false)
+}
+
+/**
+ * After an update planned from every path (a first install, a format-1 copy): the index of `to`
+ * against itself, from the plan's classification and what the apply changed (`touched`, lstat'ed
+ * again), so the first status after it reads no file and classifies nothing again (issue 13 item
+ * 6: a first status of 1 000 000 files after `init` classified every path against the manifest).
+ */
+export async function indexAfterFullUpdate(wc: WorkingCopy, to: number, tree: TreeStatus, touched: ReadonlySet<string>, cache: StatCache): Promise<void> {
+  const { layout } = wc
+  const paths: PlannedPath[] = []
+  const disk = new Map<string, DiskEntry>()
+  for (const p of tree.paths) {
+    const t = p.facts.target
+    let d = tree.disk.get(p.path)
+    let local = p.facts.local
+    if (touched.has(p.path)) {
+      d = diskEntrySync(treePath(layout, p.path))
+      local = d ? await localAfter(layout, p.path, d, cache) : undefined
+    }
+    if (!d && !t) continue
+    const facts: FileFacts = { ignored: p.facts.ignored, ...(t ? { base: t, target: t } : {}), ...(local ? { local } : {}) }
+    paths.push({ path: p.path, status: classifyFile(facts), facts })
+    if (d) disk.set(p.path, d)
+  }
+  const { ctx } = await currentContext(layout, to, to)
+  // The root's names are read again by the next status (something may have appeared since the plan's walk).
+  await writeIndex(layout, indexOfTree({ paths, disk, hashed: 0, cached: 0 }, cache, { ...ctx, root: NO_STAT }, null), false)
+}
+
+/** What is at a path the apply wrote, its hashes from the cache (recorded at install) or read now. */
+async function localAfter(layout: WorkingCopyLayout, path: string, d: DiskEntry, cache: StatCache): Promise<LocalEntry> {
+  if (d.kind !== 'file') return d.kind === 'dir' ? { kind: 'dir', mode: Number(d.st.mode) & 0o7777 } : d.kind === 'symlink' ? { kind: 'symlink', target: d.target } : { kind: 'other' }
+  let h = cache.recorded(path, d.st)
+  if (!h) {
+    h = await hashContent(treePath(layout, path), Number(d.st.size))
+    cache.set(path, d.st, h)
+  }
+  return { kind: 'file', mode: Number(d.st.mode) & 0o7777, size: Number(d.st.size), sha1: h.sha1, sha256: h.sha256 }
 }

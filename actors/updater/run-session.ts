@@ -67,6 +67,8 @@ export class RunSession {
    */
   changes: TreeChange[] | undefined
   disk: DiskView = new Map<string, DiskEntry>()
+  /** A run planned from every path: that classification (the apply writes the stat index from it). */
+  classified: TreeStatus | undefined
   cache = StatCache.empty()
   plan: RunPlan | undefined
   journal: Journal | undefined
@@ -302,6 +304,7 @@ export class RunSession {
     else {
       const full = await classifyWorkingCopy(this.wc, this.base, this.target)
       tree = full.tree
+      this.classified = tree
       this.cache = full.cache
       this.disk = tree.disk
     }
