@@ -8,6 +8,7 @@
 // in format 1: file bytes come whole by their SHA-256 from servers or peers (R-VERIFY).
 import { UpswarmError, toUpswarmError } from '../../infra/errors.ts'
 import { verifyRelease, type SignedRelease2 } from '../../infra/formats/release.ts'
+import { checkedNode } from '../../infra/formats/tree-builder.ts'
 import { diffTrees, type TreeChange } from '../../infra/formats/tree-diff.ts'
 import type { ReleaseSource } from '../../infra/release/source.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -91,6 +92,7 @@ export class Release2History {
     const src = this.source
     const diff = await diffTrees(old, to.release.tree, {
       local: (hash) => this.wc.trees.node(hash),
+      held: true,
       fetch: async (hashes) => {
         if (!src?.nodes) throw new UpswarmError('UPSWARM_E_NO_SERVER', `${hashes.length} tree node(s) of r${to.release.rev} are not stored locally, and no release source (network) was given; connect to the servers and try again`)
         this.usedNetwork = true
@@ -117,6 +119,8 @@ export class Release2History {
     this.usedNetwork = true
     const got = (await src.nodes(this.product, [hash])).get(hash)
     if (!got) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `tree node ${hash.slice(0, 16)}… was not sent`)
+    // The store keeps checked nodes only (its readers rely on it: checkedNode's `held`).
+    checkedNode(hash, got, false, 'a node fetched again')
     await this.wc.trees.putNodes(new Map([[hash, got]]))
     return got
   }

@@ -369,7 +369,7 @@ export class RunSession {
     const seen = new Set<string>()
     try {
       for (const [rev, top] of tops) {
-        const reader = new TreeReader(this.wc.nodeGetter(rev, online ? this.releases2.fetchOne : undefined))
+        const reader = new TreeReader(this.wc.nodeGetter(rev, online ? this.releases2.fetchOne : undefined), { held: true })
         if (rev === current) await reader.eachFile(top, seen, (_path, e) => keep.add(e.sha256))
         else {
           await reader.eachFile(top, seen, (path, e) => {
@@ -397,7 +397,7 @@ export class RunSession {
     const paths = new Set<string>([...this.base.keys(), ...this.target.keys()])
     const installed = await wc.release2(target.from)
     if (!installed) throw new UpswarmError('UPSWARM_E_WORKING_COPY', `the format-2 release of the installed r${target.from} is no longer held in ${wc.layout.meta}; run the update again`)
-    const reader = new TreeReader(wc.nodeGetter(target.from, this.releases2.fetchOne))
+    const reader = new TreeReader(wc.nodeGetter(target.from, this.releases2.fetchOne), { held: true })
     for (const { path, status } of local.notCurrent) {
       // (An unversioned path is in neither revision: it needs nothing.)
       if (paths.has(path) || status === 'unversioned') continue

@@ -117,10 +117,17 @@ export function buildTree(entries: readonly ScannedEntry[], chunker: Pick<Chunke
  * A node's bytes checked against the hash its parent names, then decoded (R-VERIFY): a mismatch
  * or a node that does not decode is refused, naming where in the tree it was met.
  */
-export function checkedNode(hash: string, bytes: Uint8Array, top: boolean, where: string): TreeNode {
+export function checkedNode(hash: string, bytes: Uint8Array, top: boolean, where: string, held = false): TreeNode {
+  // `held`: bytes from a store that keeps only nodes this check passed, read back checked against
+  // their hash (a working copy's TreeStore): the canonical-form re-encoding would find what it found then.
+  if (held) return decodeChecked(bytes, top, `tree node ${hash.slice(0, 16)}… (${where})`, false)
   if (nodeHash(bytes) !== hash) throw new UpswarmError('UPSWARM_E_HASH_MISMATCH', `tree node ${hash.slice(0, 16)}… (${where}) does not hash to its name: refusing it`)
+  return decodeChecked(bytes, top, `tree node ${hash.slice(0, 16)}… (${where})`, true)
+}
+
+function decodeChecked(bytes: Uint8Array, top: boolean, where: string, canonical: boolean): TreeNode {
   try {
-    return decodeNode(bytes, { top, where: `tree node ${hash.slice(0, 16)}… (${where})` })
+    return decodeNode(bytes, { top, where, canonical })
   } catch (err) {
     if (err instanceof TreeNodeError) throw new UpswarmError('UPSWARM_E_MANIFEST', err.message, { cause: err })
     throw err
@@ -140,7 +147,9 @@ export type WalkedEntry = Entry & { content?: FileContent }
  * neighbouring revisions share all but the changed directories, and each node is read, hashed
  * and decoded once (a run walks the current, the target and every kept revision).
  */
-export async function walkTree(top: string, get: (hash: string) => Promise<Uint8Array>, decoded?: Map<string, TreeNode>): Promise<WalkedEntry[]> {
+export async function walkTree(
+  top: string, get: (hash: string) => Promise<Uint8Array>, decoded?: Map<string, TreeNode>, opts: { held?: boolean } = {},
+): Promise<WalkedEntry[]> {
   const out: WalkedEntry[] = []
   // Sibling directories are read side by side, at most WALK_READS nodes at a time (each is a file
   // read or a request: one after the other, they were most of a run's bookkeeping).
@@ -161,7 +170,7 @@ export async function walkTree(top: string, get: (hash: string) => Promise<Uint8
     const key = isTop ? `top ${hash}` : hash
     const held = decoded?.get(key)
     if (held) return held
-    const node = checkedNode(hash, await limited(hash), isTop, where)
+    const node = checkedNode(hash, await limited(hash), isTop, where, opts.held)
     decoded?.set(key, node)
     return node
   }

@@ -13,8 +13,9 @@ import type { NodeEntry, TreeNode } from './tree-node.ts'
 
 /** Nodes by hash: the caller's local store (the installed revision's nodes), then the network. */
 export interface NodeSource {
-  /** A node held locally, or undefined. Not trusted either: checked like a fetched one. */
+  /** A node held locally, or undefined; checked like a fetched one unless `held` (checkedNode's). */
   local(hash: string): Promise<Uint8Array | undefined> | Uint8Array | undefined
+  held?: boolean
   /** Fetches nodes by hash (one level's worth at a time); may return them in any order. */
   fetch(hashes: string[]): Promise<Map<string, Uint8Array>>
 }
@@ -72,7 +73,7 @@ export async function diffTrees(oldTop: string | undefined, newTop: string, sour
       }
       const bytes = await source.local(hash)
       if (bytes) {
-        decoded.set(hash, checkedNode(hash, bytes, w.top, w.where))
+        decoded.set(hash, checkedNode(hash, bytes, w.top, w.where, source.held))
         raw.set(hash, bytes)
         if (w.newSide) nodes.set(hash, bytes)
       } else missing.push(hash)

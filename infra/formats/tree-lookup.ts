@@ -22,18 +22,21 @@ export function walkedEntry(path: string, e: NodeEntry): WalkedEntry {
 
 export class TreeReader {
   private readonly get: NodeGetter
+  /** Whether `get` gives only nodes a store checked (checkedNode's `held`). */
+  private readonly held: boolean
   /** Decoded nodes by hash (the top directory's apart: its names are checked more strictly). */
   private readonly decoded = new Map<string, TreeNode>()
 
-  constructor(get: NodeGetter) {
+  constructor(get: NodeGetter, opts: { held?: boolean } = {}) {
     this.get = get
+    this.held = !!opts.held
   }
 
   private async node(hash: string, top: boolean, where: string): Promise<TreeNode> {
     const key = top ? `top ${hash}` : hash
     const held = this.decoded.get(key)
     if (held) return held
-    const node = checkedNode(hash, await this.get(hash), top, where)
+    const node = checkedNode(hash, await this.get(hash), top, where, this.held)
     this.decoded.set(key, node)
     return node
   }
@@ -84,14 +87,14 @@ export class TreeReader {
       seen.add(hash)
       const where = path || '(top)'
       // Read, used and dropped: a walk of a whole tree must not hold every node.
-      const n = this.decoded.get(path === '' ? `top ${hash}` : hash) ?? checkedNode(hash, await this.get(hash), path === '', where)
+      const n = this.decoded.get(path === '' ? `top ${hash}` : hash) ?? checkedNode(hash, await this.get(hash), path === '', where, this.held)
       const lists: NodeEntry[][] = []
       if (n.type === 'dir') lists.push(n.entries)
       else if (n.type === 'dirParts') {
         for (const part of n.parts) {
           if (seen.has(part.node)) continue
           seen.add(part.node)
-          const sub = checkedNode(part.node, await this.get(part.node), path === '', `${where}, part from ${part.firstName}`)
+          const sub = checkedNode(part.node, await this.get(part.node), path === '', `${where}, part from ${part.firstName}`, this.held)
           if (sub.type !== 'dir' || sub.entries.length !== part.entries || sub.entries[0]?.name !== part.firstName) {
             throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${part.node.slice(0, 16)}… is not the part of ${where} its parent describes`)
           }

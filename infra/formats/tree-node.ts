@@ -257,25 +257,28 @@ export function nodeHash(bytes: Uint8Array): string {
 
 // ---- decoding -------------------------------------------------------------------------------
 
-function nameCheck(name: string, top: boolean, where: string): void {
+function nameCheck(name: string, top: boolean, where?: string): void {
+  const at = where ? `${where}: ` : ''
   const bytes = b4a.byteLength(name)
-  if (bytes < 1 || bytes > 255) throw new TreeNodeError(`${where}: a name of ${bytes} bytes (1 to 255)`)
-  if (name === '.' || name === '..' || /[/\\\0]/.test(name)) throw new TreeNodeError(`${where}: the name ${JSON.stringify(name)} is not allowed`)
-  if (top && name === META_DIR) throw new TreeNodeError(`${where}: ${META_DIR} is the working copy's own folder, never part of a release`)
+  if (bytes < 1 || bytes > 255) throw new TreeNodeError(`${at}a name of ${bytes} bytes (1 to 255)`)
+  if (name === '.' || name === '..' || /[/\\\0]/.test(name)) throw new TreeNodeError(`${at}the name ${JSON.stringify(name)} is not allowed`)
+  if (top && name === META_DIR) throw new TreeNodeError(`${at}${META_DIR} is the working copy's own folder, never part of a release`)
 }
 
+/** Extensions of a node (`where` "node") or of an entry (`where` "": the entry's decoder says which). */
 function extDec(s: State, where: string): Ext[] | undefined {
-  const n = uintAtMost(s, EXT_MAX_BYTES, `${where}: extension count`)
+  const at = where ? `${where}: ` : ''
+  const n = uintAtMost(s, EXT_MAX_BYTES, where ? `${at}extension count` : 'extension count')
   if (n === 0) return undefined
   const out: Ext[] = []
   let bytes = 0
   for (let i = 0; i < n; i++) {
-    const tag = uintAtMost(s, 0xffffffff, `${where}: extension tag`)
-    if (out.length && tag <= out[out.length - 1]!.tag) throw new TreeNodeError(`${where}: extension tags out of order`)
-    const len = uintAtMost(s, EXT_MAX_BYTES, `${where}: extension length`)
+    const tag = uintAtMost(s, 0xffffffff, `${at}extension tag`)
+    if (out.length && tag <= out[out.length - 1]!.tag) throw new TreeNodeError(`${at}extension tags out of order`)
+    const len = uintAtMost(s, EXT_MAX_BYTES, `${at}extension length`)
     bytes += len
-    if (bytes > EXT_MAX_BYTES) throw new TreeNodeError(`${where}: extensions exceed ${EXT_MAX_BYTES} bytes`)
-    if (tag % 2 === 1 && !KNOWN_EXT_TAGS.has(tag)) throw new TreeNodeError(`${where}: critical extension ${tag} is unknown to this upswarm (a newer one wrote it)`)
+    if (bytes > EXT_MAX_BYTES) throw new TreeNodeError(`${at}extensions exceed ${EXT_MAX_BYTES} bytes`)
+    if (tag % 2 === 1 && !KNOWN_EXT_TAGS.has(tag)) throw new TreeNodeError(`${at}critical extension ${tag} is unknown to this upswarm (a newer one wrote it)`)
     out.push({ tag, value: b4a.from(fixed(s, len, 'extension value')) })
   }
   return out
@@ -290,55 +293,70 @@ function chunkDec(s: State, where: string): ChunkRef {
 
 function entryDec(s: State, top: boolean, i: number): NodeEntry {
   const name = c.string.decode(s)
-  const where = `entry ${i} (${JSON.stringify(name)})`
-  nameCheck(name, top, where)
-  const kindNo = uintAtMost(s, 0xff, `${where}: kind`)
+  // Where an error is, said only when there is one (a node of 4 096 entries has as many labels).
+  try {
+    return entryBody(s, top, name)
+  } catch (err) {
+    if (err instanceof TreeNodeError) throw new TreeNodeError(`entry ${i} (${JSON.stringify(name)}): ${err.message}`)
+    throw err
+  }
+}
+
+function entryBody(s: State, top: boolean, name: string): NodeEntry {
+  nameCheck(name, top)
+  const kindNo = uintAtMost(s, 0xff, 'kind')
   const kind = KINDS[kindNo]
-  if (!kind) throw new TreeNodeError(`${where}: unknown kind ${kindNo}`)
-  const mode = uintAtMost(s, MAX_MODE, `${where}: mode`)
+  if (!kind) throw new TreeNodeError(`unknown kind ${kindNo}`)
+  const mode = uintAtMost(s, MAX_MODE, 'mode')
   if (kind === 'file') {
-    const size = uintAtMost(s, Number.MAX_SAFE_INTEGER, `${where}: size`)
-    const sha1 = hexOf(fixed(s, 20, `${where}: sha1`))
-    const sha256 = hexOf(fixed(s, 32, `${where}: sha256`))
-    const tag = uintAtMost(s, 0xff, `${where}: content tag`)
+    const size = uintAtMost(s, Number.MAX_SAFE_INTEGER, 'size')
+    const sha1 = hexOf(fixed(s, 20, 'sha1'))
+    const sha256 = hexOf(fixed(s, 32, 'sha256'))
+    const tag = uintAtMost(s, 0xff, 'content tag')
     let content: FileContent
-    if (tag === 0) content = { tag, zlen: uintAtMost(s, Number.MAX_SAFE_INTEGER, `${where}: zlen`) }
+    if (tag === 0) content = { tag, zlen: uintAtMost(s, Number.MAX_SAFE_INTEGER, 'zlen') }
     else if (tag === 1) {
-      const n = uintAtMost(s, INLINE_CHUNKS_MAX, `${where}: inline chunks`)
-      if (n < 1) throw new TreeNodeError(`${where}: inline chunks 0 (1 to ${INLINE_CHUNKS_MAX})`)
+      const n = uintAtMost(s, INLINE_CHUNKS_MAX, 'inline chunks')
+      if (n < 1) throw new TreeNodeError(`inline chunks 0 (1 to ${INLINE_CHUNKS_MAX})`)
       const chunks: ChunkRef[] = []
       let covered = 0
       for (let k = 0; k < n; k++) {
-        const ch = chunkDec(s, `${where}: chunk ${k}`)
+        const ch = chunkDec(s, `chunk ${k}`)
         covered += ch.length
         chunks.push(ch)
       }
-      if (covered !== size) throw new TreeNodeError(`${where}: its chunks cover ${covered} bytes, the file has ${size}`)
+      if (covered !== size) throw new TreeNodeError(`its chunks cover ${covered} bytes, the file has ${size}`)
       content = { tag, chunks }
     } else if (tag === 2) {
-      const list = hexOf(fixed(s, 32, `${where}: chunk list`))
-      content = { tag, list, chunks: uintAtMost(s, Number.MAX_SAFE_INTEGER, `${where}: chunk count`) }
-    } else throw new TreeNodeError(`${where}: unknown content tag ${tag}`)
-    return { name, kind, mode, size, sha1, sha256, content, ...optExt(extDec(s, where)) }
+      const list = hexOf(fixed(s, 32, 'chunk list'))
+      content = { tag, list, chunks: uintAtMost(s, Number.MAX_SAFE_INTEGER, 'chunk count') }
+    } else throw new TreeNodeError(`unknown content tag ${tag}`)
+    return { name, kind, mode, size, sha1, sha256, content, ...optExt(extDec(s, '')) }
   }
   if (kind === 'dir') {
-    const node = hexOf(fixed(s, 32, `${where}: node`))
-    const files = uintAtMost(s, Number.MAX_SAFE_INTEGER, `${where}: files`)
-    const bytes = uintAtMost(s, Number.MAX_SAFE_INTEGER, `${where}: bytes`)
-    return { name, kind, mode, node, files, bytes, ...optExt(extDec(s, where)) }
+    const node = hexOf(fixed(s, 32, 'node'))
+    const files = uintAtMost(s, Number.MAX_SAFE_INTEGER, 'files')
+    const bytes = uintAtMost(s, Number.MAX_SAFE_INTEGER, 'bytes')
+    return { name, kind, mode, node, files, bytes, ...optExt(extDec(s, '')) }
   }
-  if (mode !== 0) throw new TreeNodeError(`${where}: a symlink's mode must be 0`)
+  if (mode !== 0) throw new TreeNodeError(`a symlink's mode must be 0`)
   const target = c.string.decode(s)
   const tb = b4a.byteLength(target)
-  if (tb < 1 || tb > 4096 || target.includes('\0')) throw new TreeNodeError(`${where}: a symlink target of ${tb} bytes (1 to 4096, no NUL)`)
-  return { name, kind, target, ...optExt(extDec(s, where)) }
+  if (tb < 1 || tb > 4096 || target.includes('\0')) throw new TreeNodeError(`a symlink target of ${tb} bytes (1 to 4096, no NUL)`)
+  return { name, kind, target, ...optExt(extDec(s, '')) }
 }
 
 const optExt = (ext: Ext[] | undefined): { ext?: Ext[] } => (ext ? { ext } : {})
 
+/** Below U+D800, UTF-16 order is UTF-8 byte order: most names compare as strings. */
+const ABOVE_BMP_START = /[\uD800-\uFFFF]/
+
 function sortedNames(names: string[], what: string): void {
   for (let i = 1; i < names.length; i++) {
-    const order = b4a.compare(b4a.from(names[i - 1]!), b4a.from(names[i]!))
+    const a = names[i - 1]!
+    const b = names[i]!
+    if (a < b && !ABOVE_BMP_START.test(a) && !ABOVE_BMP_START.test(b)) continue
+    const order = b4a.compare(b4a.from(a), b4a.from(b))
     if (order === 0) throw new TreeNodeError(`${what}: the name ${JSON.stringify(names[i])} twice`)
     if (order > 0) throw new TreeNodeError(`${what}: ${JSON.stringify(names[i])} after ${JSON.stringify(names[i - 1])}: names must be in byte order`)
   }
@@ -348,7 +366,7 @@ function sortedNames(names: string[], what: string): void {
  * Decodes untrusted node bytes, refusing anything not canonical with a TreeNodeError that says
  * what and where. `top`: the release's top directory (may not hold `.upswarm`).
  */
-export function decodeNode(bytes: Uint8Array, opts: { top?: boolean; where?: string } = {}): TreeNode {
+export function decodeNode(bytes: Uint8Array, opts: { top?: boolean; where?: string; canonical?: boolean } = {}): TreeNode {
   const top = !!opts.top
   const what = opts.where ?? 'tree node'
   const node = decodeWith(what, bytes, (s): TreeNode => {
@@ -421,7 +439,8 @@ export function decodeNode(bytes: Uint8Array, opts: { top?: boolean; where?: str
   if (node.type === 'dir') sortedNames(node.entries.map((e) => e.name), what)
   if (node.type === 'dirParts') sortedNames(node.parts.map((p) => p.firstName), what)
   // Shortest-form integers and valid UTF-8: the bytes must be exactly what this node encodes to.
-  if (!b4a.equals(encodeToBytes(nodeEncoder, node), bytes)) throw new TreeNodeError(`${what} is not in canonical form (an integer not in its shortest encoding, or a name that is not valid UTF-8)`)
+  // (Bytes a store kept after this check are not checked again: the result is the same.)
+  if (opts.canonical !== false && !b4a.equals(encodeToBytes(nodeEncoder, node), bytes)) throw new TreeNodeError(`${what} is not in canonical form (an integer not in its shortest encoding, or a name that is not valid UTF-8)`)
   return node
 }
 

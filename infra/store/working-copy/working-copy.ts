@@ -106,7 +106,8 @@ export class WorkingCopy {
 
   /**
    * The nodes of `rev`'s tree by hash: the stored ones, else (missing or damaged) from `fetch`;
-   * without `fetch`, a missing node is an error that says how to get it back.
+   * without `fetch`, a missing node is an error that says how to get it back. `fetch` must check
+   * what it returns as the store's nodes were (checkedNode): readers take them as `held`.
    */
   nodeGetter(rev: number, fetch?: (hash: string) => Promise<Uint8Array>): (hash: string) => Promise<Uint8Array> {
     return async (hash: string): Promise<Uint8Array> => {
@@ -135,7 +136,7 @@ export class WorkingCopy {
     const out = new Map<string, Entry>()
     // A bound on what a long-lived copy keeps (a node holds up to thousands of entries).
     if (this.decodedNodes.size > DECODED_NODES_MAX) this.decodedNodes.clear()
-    for (const { content: _content, ...e } of await walkTree(r2.release.tree, get, this.decodedNodes)) out.set(e.path, e)
+    for (const { content: _content, ...e } of await walkTree(r2.release.tree, get, this.decodedNodes, { held: true })) out.set(e.path, e)
     return out
   }
 }
