@@ -264,7 +264,7 @@ export async function runMetaBench(o: MetaBenchOptions): Promise<BenchResult> {
       'The revisions are built in-process by the publisher\'s tree builder and signers and served by a stand-in for the proxy with the bytes a server holds (publishing 100 000 files through the object store takes ~40 min: publish2 bench). Client side: the updater\'s real check phase (RunSession.check) over a NATS cluster with credentials and TLS.',
       `format 1 empty: the manifest is over one NATS message (${(MAX_PAYLOAD / MiB).toFixed(2)} MiB), so a format-1 cluster cannot publish or serve that release at all.`,
       'No-change check: format 2 asks for the newest release document (~1 KB); format 1 asks for the revision list (grows with the history). Roots and fresh statements are read from the streams in both formats and are not counted.',
-      'peak RSS: of the whole bench process (which also holds the stand-in\'s trees and manifests) during the format-2 check; RSS growth: that peak less the RSS at the start of the check — the client\'s share. The check walks the base and target trees into one entry per path, as the planner needs today.',
+      'peak RSS: of the whole bench process (which also holds the stand-in\'s trees and manifests) during the format-2 check; RSS growth: that peak less the RSS at the start of the check — the client\'s share. A first install walks the target tree into one entry per path (every path is planned); an update keeps only the entries the tree diff names (docs/decisions.md, "An update is planned from the tree diff and the stat index").',
       'format-1 manifest KiB: the size of the newest revision\'s signed manifest, which a format-1 update fetches whole (when it fits one message).',
     ],
   })

@@ -53,11 +53,16 @@ describe('root of trust', () => {
     const info = await (await jetstreamManager(admin)).streams.info(META_STREAM, { subjects_filter: ROOT_SUBJECT })
     return info.state.subjects?.[ROOT_SUBJECT] ?? 0
   }
-  /** The next statement the notary signs that satisfies `pred`. */
-  const nextStatement = (pred: (s: SignedStatement) => boolean): Promise<SignedStatement> => new Promise((resolve) => {
+  /** The next statement the notary signs that satisfies `pred`; after 25 s, a failure naming `what` (the step that hung). */
+  const nextStatement = (pred: (s: SignedStatement) => boolean, what = 'a statement'): Promise<SignedStatement> => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off()
+      reject(new Error(`the notary signed no ${what} within 25 s`))
+    }, 25_000)
     const off = notary!.onSigned((s) => {
       if (!pred(s)) return
       off()
+      clearTimeout(timer)
       resolve(s)
     })
   })
@@ -153,7 +158,7 @@ describe('root of trust', () => {
     const first = (await readFresh(client, product))!
     const sha1 = (JSON.parse(first) as { signed: { release: string } }).signed.release
     const v3 = editRoot(r2, [rootKey], { rotate: [{ product, publishKey: pub2.publicKey, lastRev: 1, lastRelease: sha1 }] })
-    const underV3 = nextStatement((s) => s.product === product && s.root === 3)
+    const underV3 = nextStatement((s) => s.product === product && s.root === 3, 'statement under root version 3')
     await appendRoot(admin, rootText(v3))
     expect(await underV3).toMatchObject({ rev: 1, release: sha1 })
 
@@ -161,7 +166,7 @@ describe('root of trust', () => {
     const trust = join(dir.path, 'publisher-trust.json')
     await writeTrust(trust, { format: 1, products: { [product]: { publisherKeys: [pub1.publicKey, pub2.publicKey] } } })
     await writeTree(join(dir.path, 'src'), { 'a.txt': 'two\n' })
-    const r2Signed = nextStatement((s) => s.product === product && s.rev === 2)
+    const r2Signed = nextStatement((s) => s.product === product && s.rev === 2, 'statement for r2 (the new key\'s release)')
     const r = await publish({ nc: publisher, src: join(dir.path, 'src'), product, key: pub2, trust, skipFeed: true })
     expect(await r2Signed).toMatchObject({ rev: 2, release: r.manifestSha256, root: 3 })
 
@@ -170,7 +175,7 @@ describe('root of trust', () => {
     // The retired key signs r3 anyway (a stolen key) and appends it by hand: the notary keeps vouching for r2.
     const seen: SignedStatement[] = []
     const off = notary!.onSigned((s) => { seen.push(s) })
-    const after = nextStatement((s) => s.product === product)
+    const after = nextStatement((s) => s.product === product, 'statement after the forged r3')
     const h = headers()
     h.set(REV_HEADER, '3')
     const forged = signManifest({ format: 1, product, rev: 3, createdAt: new Date().toISOString(), pieceSize: 1024 * 1024, parent: r.manifestSha256!, entries: [] }, pub1)
