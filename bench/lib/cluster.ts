@@ -2,6 +2,7 @@
 // (incremental update, single-source throughput): `up` with NATS, servers and the proxy, a
 // publisher key, and the `upswarm` CLI run as a user would, with an environment that names no
 // tracker and no DHT (so `upswarm update` takes the server source).
+import { existsSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { deploymentEnv, up, type Launched } from '../../actors/launcher/index.ts'
@@ -130,6 +131,19 @@ export function upswarm(args: string[], env: NodeJS.ProcessEnv): Promise<Timed> 
     return r
   })
 }
+
+/**
+ * `upswarm ARGS` with its peak RSS, read by /usr/bin/time when the machine has it (null
+ * otherwise, or while CPU-profiling: the profiler's environment goes through upswarm()).
+ */
+export async function upswarmWithPeak(args: string[], env: NodeJS.ProcessEnv): Promise<Timed & { peakMiB: number | null }> {
+  if (!existsSync(TIME_TOOL) || process.env.UPSWARM_BENCH_CPU_PROF_DIR) return { ...(await upswarm(args, env)), peakMiB: null }
+  const r = await timed(TIME_TOOL, ['-f', 'upswarm-peak-rss-kib %M', process.execPath, CLI, ...args], { env: { ...env, ...(process.env.UPSWARM_TIMINGS ? { UPSWARM_TIMINGS: '1' } : {}) } })
+  const peak = /upswarm-peak-rss-kib (\d+)/.exec(r.stderr)
+  return { ...r, peakMiB: peak ? Number(peak[1]) / 1024 : null }
+}
+
+const TIME_TOOL = '/usr/bin/time'
 
 /** Median wall time of `upswarm --help` (node + the CLI's entry chunk), run one at a time. */
 export async function cliStartupMs(env: NodeJS.ProcessEnv, runs = 3): Promise<number> {

@@ -67,6 +67,7 @@ export async function diffTrees(oldTop: string | undefined, newTop: string, sour
   const changes: TreeChange[] = []
   const nodes = new Map<string, Uint8Array>()
   const fetched = { nodes: 0, bytes: 0, requests: 0 }
+  // The nodes of the level being compared (cleared after each level).
   const decoded = new Map<string, TreeNode>()
   const raw = new Map<string, Uint8Array>()
 
@@ -181,6 +182,10 @@ export async function diffTrees(oldTop: string | undefined, newTop: string, sour
         if (o.kind === 'dir') next.push({ path, old: o.node })
       }
     }
+    // A level's nodes are not needed below it: at 1 000 000 files a 1% update decodes two million
+    // entries, which held to the end were most of the update's memory.
+    decoded.clear()
+    raw.clear()
     level = next
   }
   // Parents before children; a path removed and added again (a file became a directory) keeps
