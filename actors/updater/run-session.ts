@@ -321,14 +321,15 @@ export class RunSession {
 
   /**
    * What the kept revisions hold (the contents to keep), and the files of the older ones that
-   * are not the current revision's contents (to have in the history store), from every entry
-   * of each revision.
+   * are not the current revision's contents (to have in the history store: the current ones are
+   * on disk, and captured there when an update replaces them), from every entry of each revision.
    */
   private async keptOfEntries(revs: ReadonlySet<number>, online: boolean, warnings: string[]): Promise<KeptFiles> {
     const keep = new Set<string>()
     const older = new Map<string, FileEntry>()
     const current = this.wc.state.current
-    for (const rev of revs) {
+    // The current revision first: its contents are on disk, not wanted in the history store.
+    for (const rev of [current, ...[...revs].filter((r) => r !== current)]) {
       try {
         // Format 1 or 2, whichever the copy holds (format 2: its tree, walked from the stored nodes).
         if (!(await this.wc.knows(rev))) {
@@ -338,13 +339,14 @@ export class RunSession {
         }
         for (const e of (await this.entriesOf(rev, online ? this.releases2.fetchOne : undefined)).values()) {
           if (e.kind !== 'file') continue
-          keep.add(e.sha256)
-          if (rev !== current) older.set(e.sha256, e)
+          if (rev === current) keep.add(e.sha256)
+          else if (!keep.has(e.sha256)) older.set(e.sha256, e)
         }
       } catch (err) {
         warnings.push(`revision ${rev} is not kept in the history store: ${toUpswarmError(err, 'UPSWARM_E_IO', 'manifest').message}`)
       }
     }
+    for (const sha of older.keys()) keep.add(sha)
     return { keep, older }
   }
 
