@@ -455,6 +455,7 @@ export class RunSession {
     mark('retain: prefetched')
     for (const sha of this.deltas.kept) keep.add(sha)
     const gc = await collectGarbage(this.wc.history, keep, listed)
+    mark('retain: garbage collected')
     this.opts.log.info({ revisions: [...revs], removed: gc.removed, bytes: gc.bytes }, 'history store garbage-collected')
     for (const w of warnings) this.opts.log.warn({}, w)
     // Complete only when the older revisions' files were fetched too (not on an offline rollback).
@@ -464,6 +465,7 @@ export class RunSession {
       this.wc.state = retained ? { ...rest, retained } : rest
       await this.wc.saveState()
     }
+    mark('retain: done')
     return warnings
   }
 }
