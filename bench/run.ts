@@ -105,7 +105,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --metadata-files 100000,1000000   metadata: tree sizes (files) of the 1% update
   --idle-seconds 60           daemon: the idle window   --update-mib 128    daemon: the release the peak RSS is taken over
   --publish2-files 100000     publish2: files of the format-2-only publish
-  --install-files 20000       install: small files of the first install (init against curl from nginx)
+  --install-files 20000       install: small files of the first install (init against curl from nginx), then status and update of that copy
   --meta-files 10000,100000   meta: tree sizes of the metadata-on-the-wire bench (format 1 vs 2)
   --sites-clients 5           --sites-mib 16      --wan-rate 40mbit   sites (root: network namespaces)
   --json                      print each result as JSON on stdout (one line per benchmark)
