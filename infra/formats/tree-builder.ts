@@ -10,7 +10,7 @@ import type { ChunkerParams } from './fastcdc.ts'
 import type { Entry } from '../release/manifest.ts'
 import {
   CHUNK_LIST_MAX, DIR_MAX_ENTRIES, INLINE_CHUNKS_MAX, TreeNodeError, decodeNode, encodeNode, entryBytes, nodeHash,
-  type ChunkRef, type FileContent, type NodeEntry, type TreeNode,
+  type ChunkRef, type DirNode, type DirPart, type FileContent, type NodeEntry, type TreeNode,
 } from './tree-node.ts'
 
 /** A dir node's entries past this many bytes go into parts (§1.6). */
@@ -134,6 +134,26 @@ function decodeChecked(bytes: Uint8Array, top: boolean, where: string, canonical
   }
 }
 
+/** The error for a node met where a directory should be. */
+export function notADirectory(hash: string, type: string, where: string): UpswarmError {
+  return new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${hash.slice(0, 16)}… at ${where} is a ${type} node, not a directory`)
+}
+
+/** `sub`, read for `part` of the dir-parts node of the directory at `where`, if it is that part (its entry count and first name). */
+export function checkedPart(part: DirPart, sub: TreeNode, where: string): DirNode {
+  if (sub.type !== 'dir' || sub.entries.length !== part.entries || sub.entries[0]?.name !== part.firstName) {
+    throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${part.node.slice(0, 16)}… is not the part of ${where} its parent describes`)
+  }
+  return sub
+}
+
+/** A directory entry as walked, at `path`. */
+export function walkedEntry(path: string, e: NodeEntry): WalkedEntry {
+  if (e.kind === 'file') return { path, kind: 'file', mode: e.mode, size: e.size, sha1: e.sha1, sha256: e.sha256, content: e.content }
+  if (e.kind === 'symlink') return { path, kind: 'symlink', target: e.target }
+  return { path, kind: 'dir', mode: e.mode }
+}
+
 /** Nodes a walk reads at once. */
 const WALK_READS = 32
 
@@ -180,24 +200,17 @@ export async function walkTree(
     if (node.type === 'dir') entries.push(...node.entries)
     else if (node.type === 'dirParts') {
       for (const part of node.parts) {
-        const sub = await fetchNode(part.node, path === '', `${path || '(top)'}, part from ${part.firstName}`)
-        if (sub.type !== 'dir' || sub.entries.length !== part.entries || sub.entries[0]?.name !== part.firstName) {
-          throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${part.node.slice(0, 16)}… is not the part of ${path || '(top)'} its parent describes`)
-        }
+        const sub = checkedPart(part, await fetchNode(part.node, path === '', `${path || '(top)'}, part from ${part.firstName}`), path || '(top)')
         const prev = entries[entries.length - 1]
         if (prev && byName(prev, sub.entries[0]!) >= 0) throw new UpswarmError('UPSWARM_E_MANIFEST', `the parts of ${path || '(top)'} overlap or are out of order`)
         entries.push(...sub.entries)
       }
-    } else throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${hash.slice(0, 16)}… at ${path || '(top)'} is a ${node.type} node, not a directory`)
+    } else throw notADirectory(hash, node.type, path || '(top)')
     const subdirs: Promise<void>[] = []
     for (const e of entries) {
       const p = path ? `${path}/${e.name}` : e.name
-      if (e.kind === 'file') out.push({ path: p, kind: 'file', mode: e.mode, size: e.size, sha1: e.sha1, sha256: e.sha256, content: e.content })
-      else if (e.kind === 'symlink') out.push({ path: p, kind: 'symlink', target: e.target })
-      else {
-        out.push({ path: p, kind: 'dir', mode: e.mode })
-        subdirs.push(walkDir(e.node, p))
-      }
+      out.push(walkedEntry(p, e))
+      if (e.kind === 'dir') subdirs.push(walkDir(e.node, p))
     }
     await Promise.all(subdirs)
   }

@@ -7,8 +7,7 @@
 // per level (the `nodes` request of §1.8 takes up to 1024 hashes); every node is checked against
 // the hash its parent names before it is decoded (R-VERIFY).
 import { UpswarmError } from '../errors.ts'
-import { checkedNode, type WalkedEntry } from './tree-builder.ts'
-import { walkedEntry } from './tree-lookup.ts'
+import { checkedNode, checkedPart, notADirectory, walkedEntry, type WalkedEntry } from './tree-builder.ts'
 import type { FileContent, NodeEntry, TreeNode } from './tree-node.ts'
 
 /** Nodes by hash: the caller's local store (the installed revision's nodes), then the network. */
@@ -136,15 +135,11 @@ export async function diffTrees(oldTop: string | undefined, newTop: string, sour
       if (!hash) return []
       const n = decoded.get(hash)!
       if (n.type === 'dir') return n.entries
-      if (n.type !== 'dirParts') throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${hash.slice(0, 16)}… at ${path || '(top)'} is a ${n.type} node, not a directory`)
+      if (n.type !== 'dirParts') throw notADirectory(hash, n.type, path || '(top)')
       const entries: NodeEntry[] = []
       for (const part of n.parts) {
         if (skip.has(part.node)) continue
-        const sub = decoded.get(part.node)!
-        if (sub.type !== 'dir' || sub.entries.length !== part.entries || sub.entries[0]?.name !== part.firstName) {
-          throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${part.node.slice(0, 16)}… is not the part of ${path || '(top)'} its parent describes`)
-        }
-        entries.push(...sub.entries)
+        entries.push(...checkedPart(part, decoded.get(part.node)!, path || '(top)').entries)
       }
       return entries
     }

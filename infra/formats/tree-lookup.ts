@@ -5,20 +5,13 @@
 // tree but skips every node a previous visit saw, so the kept revisions of a history, which share
 // all but their changed directories, are read as one tree plus their differences. Every node is
 // checked against the hash its parent names before it is decoded (R-VERIFY).
-import { UpswarmError } from '../errors.ts'
-import { checkedNode, type WalkedEntry } from './tree-builder.ts'
+import { checkedNode, checkedPart, notADirectory, walkedEntry, type WalkedEntry } from './tree-builder.ts'
 import type { NodeEntry, TreeNode } from './tree-node.ts'
 
 export type NodeGetter = (hash: string) => Promise<Uint8Array>
 
 const joinPath = (dir: string, name: string): string => (dir ? `${dir}/${name}` : name)
 const nameOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b))
-
-export function walkedEntry(path: string, e: NodeEntry): WalkedEntry {
-  if (e.kind === 'file') return { path, kind: 'file', mode: e.mode, size: e.size, sha1: e.sha1, sha256: e.sha256, content: e.content }
-  if (e.kind === 'symlink') return { path, kind: 'symlink', target: e.target }
-  return { path, kind: 'dir', mode: e.mode }
-}
 
 export class TreeReader {
   private readonly get: NodeGetter
@@ -45,7 +38,7 @@ export class TreeReader {
   private async find(hash: string, top: boolean, where: string, name: string): Promise<NodeEntry | undefined> {
     const n = await this.node(hash, top, where)
     if (n.type === 'dir') return n.entries.find((e) => e.name === name)
-    if (n.type !== 'dirParts') throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${hash.slice(0, 16)}… at ${where} is a ${n.type} node, not a directory`)
+    if (n.type !== 'dirParts') throw notADirectory(hash, n.type, where)
     // Parts are in name order: the one that can hold `name` is the last whose first name is not after it.
     let part: (typeof n.parts)[number] | undefined
     for (const p of n.parts) {
@@ -53,10 +46,7 @@ export class TreeReader {
       part = p
     }
     if (!part) return undefined
-    const sub = await this.node(part.node, top, `${where}, part from ${part.firstName}`)
-    if (sub.type !== 'dir' || sub.entries.length !== part.entries || sub.entries[0]?.name !== part.firstName) {
-      throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${part.node.slice(0, 16)}… is not the part of ${where} its parent describes`)
-    }
+    const sub = checkedPart(part, await this.node(part.node, top, `${where}, part from ${part.firstName}`), where)
     return sub.entries.find((e) => e.name === name)
   }
 
@@ -94,13 +84,9 @@ export class TreeReader {
         for (const part of n.parts) {
           if (seen.has(part.node)) continue
           seen.add(part.node)
-          const sub = checkedNode(part.node, await this.get(part.node), path === '', `${where}, part from ${part.firstName}`, this.held)
-          if (sub.type !== 'dir' || sub.entries.length !== part.entries || sub.entries[0]?.name !== part.firstName) {
-            throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${part.node.slice(0, 16)}… is not the part of ${where} its parent describes`)
-          }
-          lists.push(sub.entries)
+          lists.push(checkedPart(part, checkedNode(part.node, await this.get(part.node), path === '', `${where}, part from ${part.firstName}`, this.held), where).entries)
         }
-      } else throw new UpswarmError('UPSWARM_E_MANIFEST', `tree node ${hash.slice(0, 16)}… at ${where} is a ${n.type} node, not a directory`)
+      } else throw notADirectory(hash, n.type, where)
       for (const entries of lists) {
         for (const e of entries) {
           if (e.kind === 'file') visit(joinPath(path, e.name), e)
