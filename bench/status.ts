@@ -19,7 +19,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as updater from '../actors/updater/index.ts'
 import { generatePublisherKey } from '../infra/release/keys.ts'
-import { CLI, cliStartupMs, timed, upswarm } from './lib/cluster.ts'
+import { CLI, cliStartupMs, timed, upswarm, upswarmWithPeak } from './lib/cluster.ts'
 import { withCpuProfiles, writeProfileReport } from './lib/cpu-profile.ts'
 import { localSource } from './lib/local-source.ts'
 import { median, progress, round, startRecording, type BenchResult, type CommonOptions } from './lib/report.ts'
@@ -124,17 +124,12 @@ export async function runStatusBench(o: StatusBenchOptions): Promise<BenchResult
     // flushed first, so that the writeback does not land on the timed runs of either tool.
     execFileSync('sync')
     const env = { ...process.env }
-    // (Not while profiling: the profiler's environment goes through upswarm().)
-    const timeTool = existsSync(TIME) && !o.profile
     const peaks: number[] = []
     let runNo = 0
-    // With /usr/bin/time the upswarm process's peak RSS is read too (its own last stderr line).
+    // With /usr/bin/time the upswarm process's peak RSS is read too (not while profiling).
     const us = async (args: string[] = []) => {
-      const argv = ['status', wc, '--offline', ...args]
-      const r = await withCpuProfiles(o.profile && join(o.profile, `run${++runNo}`), () =>
-        timeTool ? timed(TIME, ['-f', 'upswarm-peak-rss-kib %M', process.execPath, CLI, ...argv], { env }) : upswarm(argv, env))
-      const peak = /upswarm-peak-rss-kib (\d+)/.exec(r.stderr)
-      if (peak) peaks.push(Number(peak[1]) / 1024)
+      const r = await withCpuProfiles(o.profile && join(o.profile, `run${++runNo}`), () => upswarmWithPeak(['status', wc, '--offline', ...args], env))
+      if (r.peakMiB !== null) peaks.push(r.peakMiB)
       return r
     }
     const gs = (args: string[] = []) => git(['status', ...args])
@@ -340,8 +335,8 @@ async function memoryOnly(o: StatusBenchOptions, rec: ReturnType<typeof startRec
   ]
   for (const [run, edit] of runs) {
     const expect = edit ? await edit() : new Map<string, string>()
-    const r = await timed(TIME, ['-f', 'upswarm-peak-rss-kib %M', process.execPath, CLI, 'status', wc, '--offline'], { env: process.env })
-    const kib = Number(/upswarm-peak-rss-kib (\d+)/.exec(r.stderr)?.[1] ?? NaN)
+    const r = await upswarmWithPeak(['status', wc, '--offline'], process.env)
+    const kib = (r.peakMiB ?? NaN) * 1024
     const reported = upswarmChanges(r.stdout)
     const exact = reported.size === expect.size && [...expect].every(([k, v]) => reported.get(k) === v)
     log(`${run}: ${round(r.ms / 1000)} s, peak RSS ${round(kib / 1024)} MiB, ${reported.size} paths not current${exact ? '' : ' (NOT the expected ones)'}`)

@@ -30,7 +30,7 @@ import { mark } from '../../infra/timings.ts'
 import type { Entry } from '../../infra/release/manifest.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { FILE_STATUSES, type FileFacts, type FileFactType, type FileStatus, type LocalEntry } from '../../machines/file-status.facts.ts'
-import { classifyFile, classifyTree, statusOfFacts, type TreeStatus } from './status.ts'
+import { classifyFile, classifyTree, shallowLocal, statusOfFacts, type TreeStatus } from './status.ts'
 import type { PlannedPath } from '../../machines/update-run.machine.ts'
 
 export interface WorkingCopyStatus {
@@ -57,8 +57,6 @@ export interface WorkingCopyStatus {
   monitor: 'changes' | string
   /** Paths lstat'ed by the walk over the index (the indexed path; 0 otherwise). */
   lstats: number
-  /** The revision the statuses compare with: `targetRev`, or one of `alsoTargets` the index was written for. */
-  targetRev: number
 }
 
 const DIR_KEY = versionKey({ kind: 'dir' })
@@ -144,7 +142,7 @@ export async function workingCopyStatus(
   mark('status: monitor asked for the summary')
   if (summary && askedForSummary && 'answer' in askedForSummary && !askedForSummary.answer.all && askedForSummary.answer.paths.length === 0) {
     return lazyFiles({
-      notCurrent: summary.notCurrent, total: summary.total, hashed: 0, cached: summary.cached, saved: true, path: 'indexed' as const, monitor: 'changes', lstats: 0, targetRev,
+      notCurrent: summary.notCurrent, total: summary.total, hashed: 0, cached: summary.cached, saved: true, path: 'indexed' as const, monitor: 'changes', lstats: 0,
     }, () => filesOfIndex(layout))
   }
   let index: DecodedIndex | undefined
@@ -171,7 +169,7 @@ export async function workingCopyStatus(
       throw new UpswarmError('UPSWARM_E_IO', `cannot read the stat index ${layout.statCache}: ${(err as Error).message}`, { cause: err })
     }
   }
-  const rules = (): IgnoreRules => new IgnoreRules(ignoreText.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')))
+  const rules = (): IgnoreRules => IgnoreRules.parse(ignoreText)
   // What changed since the index's token, as the file monitor saw it; its new token goes into
   // the index written now (taken before the disk is read, so nothing after it is lost).
   // (The summary is written with the index's token: its question was this one, and its answer serves.)
@@ -195,7 +193,7 @@ export async function workingCopyStatus(
     mark('status: index written')
     if (token && saved && (bytes || !summary)) await saveSummary(layout, indexCtx, { token, total: r.total, cached: r.cached, notCurrent: r.notCurrent }, !!opts.cacheIfRoom)
     // (Object.assign keeps `files` a getter: the list is built only if read.)
-    return Object.assign(r, { saved, path: 'indexed' as const, monitor, targetRev: indexCtx.targetRev })
+    return Object.assign(r, { saved, path: 'indexed' as const, monitor })
   }
   if (index) path = 'context changed'
   // The full classification: manifests parsed, every path classified, the index written anew.
@@ -211,7 +209,7 @@ export async function workingCopyStatus(
   if (token && saved) await saveSummary(layout, written, { token, total: files.length, cached: tree.cached, notCurrent }, !!opts.cacheIfRoom)
   return {
     files, notCurrent, total: files.length,
-    hashed: tree.hashed, cached: tree.cached, saved, path, ...(indexProblem ? { indexProblem } : {}), monitor, lstats: 0, targetRev,
+    hashed: tree.hashed, cached: tree.cached, saved, path, ...(indexProblem ? { indexProblem } : {}), monitor, lstats: 0,
   }
 }
 
@@ -572,24 +570,23 @@ async function reclassify(
     if (st.isDirectory()) localKey = DIR_KEY
     else if (st.isSymbolicLink()) localKey = versionKey({ kind: 'symlink', target: readlinkSync(abs) })
     else if (st.isFile() && !ignored && revFlags & (FLAG.baseFile | FLAG.targetFile)) {
+      // Known when the update just installed it at this very lstat data (the stat cache), else read.
       const had = known?.recorded(path, diskStatOf(st))
-      if (had) {
-        localKey = versionKey({ kind: 'file', sha1: had.sha1, sha256: had.sha256, mode: Number(st.mode) })
-        hashes = { sha1: Buffer.from(had.sha1, 'hex'), sha256: Buffer.from(had.sha256, 'hex') }
-      } else {
-      let h
-      try {
-        h = await hashContent(abs, Number(st.size))
-      } catch (err) {
-        throw new UpswarmError('UPSWARM_E_IO', `cannot read ${abs}: ${(err as Error).message}`, { cause: err })
+      let h: { sha1: string; sha256: string }
+      if (had) h = had
+      else {
+        try {
+          h = await hashContent(abs, Number(st.size))
+        } catch (err) {
+          throw new UpswarmError('UPSWARM_E_IO', `cannot read ${abs}: ${(err as Error).message}`, { cause: err })
+        }
+        hashed = true
       }
-      hashed = true
       localKey = versionKey({ kind: 'file', sha1: h.sha1, sha256: h.sha256, mode: Number(st.mode) })
       // Recorded only when the file did not change while it was read.
-      const after = bigLstat(abs)
+      const after = had ? st : bigLstat(abs)
       if (after && sameStatId(statIdOf(after), statIdOf(st))) hashes = { sha1: Buffer.from(h.sha1, 'hex'), sha256: Buffer.from(h.sha256, 'hex') }
       else st = after ?? st
-      }
     }
   }
   const facts: FileFactType[] = [
@@ -650,7 +647,7 @@ export async function reindexAfterUpdate(wc: WorkingCopy, to: number, entries: R
   const { ctx, ignoreText } = await currentContext(layout, to, to)
   if (entries.size === 0 && sameIndexContext(index.context, { ...ctx, root: index.context.root })) return
   let ignoreRules: IgnoreRules | undefined
-  const rules = (): IgnoreRules => (ignoreRules ??= new IgnoreRules(ignoreText.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'))))
+  const rules = (): IgnoreRules => (ignoreRules ??= IgnoreRules.parse(ignoreText))
   const redone = new Map<number, IndexRecord | undefined>()
   const added: IndexRecord[] = []
   for (const [path, e] of entries) {
@@ -695,7 +692,7 @@ export async function indexAfterFullUpdate(wc: WorkingCopy, to: number, tree: Tr
 
 /** What is at a path the apply wrote, its hashes from the cache (recorded at install) or read now. */
 async function localAfter(layout: WorkingCopyLayout, path: string, d: DiskEntry, cache: StatCache): Promise<LocalEntry> {
-  if (d.kind !== 'file') return d.kind === 'dir' ? { kind: 'dir', mode: Number(d.st.mode) & 0o7777 } : d.kind === 'symlink' ? { kind: 'symlink', target: d.target } : { kind: 'other' }
+  if (d.kind !== 'file') return shallowLocal(d)
   let h = cache.recorded(path, d.st)
   if (!h) {
     h = await hashContent(treePath(layout, path), Number(d.st.size))

@@ -143,7 +143,7 @@ export function statusOfFacts(facts: readonly FileFactType[], table: FileStatusT
 }
 
 /** What lstat alone says; a file's hashes are filled in only when they are needed. */
-function shallowLocal(d: DiskEntry): LocalEntry {
+export function shallowLocal(d: DiskEntry): LocalEntry {
   switch (d.kind) {
     case 'dir':
       return { kind: 'dir', mode: Number(d.st.mode) & 0o7777 }

@@ -24,7 +24,12 @@ export class IgnoreRules {
         throw new UpswarmError('UPSWARM_E_IO', `cannot read ignore patterns ${layout.ignore}: ${(err as Error).message}`, { cause: err })
       }
     }
-    return new IgnoreRules(raw.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')))
+    return IgnoreRules.parse(raw)
+  }
+
+  /** The rules of an ignore file's text: one pattern a line, blank lines and `#` comments skipped. */
+  static parse(text: string): IgnoreRules {
+    return new IgnoreRules(text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')))
   }
 
   /** Whether `path` (or a directory above it) is ignored; directories match `name/` patterns. */
