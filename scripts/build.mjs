@@ -7,7 +7,7 @@
 // CommonJS file, dist/upswarm.cjs. Every module the CLI imports dynamically (each command's code,
 // zod, xstate, the NATS client) stays lazy inside it: its top level runs on first import only,
 // so a command evaluates only what it uses. One script, rather than ESM chunks, because Node 20
-// can cache only a script's compiled code: bin/upswarm.mjs compiles it with V8's code cache
+// can cache only a script's compiled code: bin/upswarm.cjs compiles it with V8's code cache
 // (dist/upswarm.cjs.cache), which takes most of the parse and compile time off every start
 // (docs/decisions.md, "One CommonJS bundle with a code cache"). Packages with native addons or
 // files of their own stay in node_modules.
@@ -28,7 +28,11 @@ export const ENTRY = join(DIST, 'upswarm.cjs')
 
 /** Bundled into dist/: pure JavaScript, no native addon, no file read at run time. */
 const BUNDLED = new Set(['commander', 'zod', 'xstate', 'ignore', '@nats-io/nats-core', '@nats-io/transport-node',
-  '@nats-io/jetstream', '@nats-io/kv', '@nats-io/obj', '@nats-io/services', '@nats-io/nkeys', '@nats-io/nuid'])
+  '@nats-io/jetstream', '@nats-io/kv', '@nats-io/obj', '@nats-io/services', '@nats-io/nkeys', '@nats-io/nuid',
+  // The tree nodes' and packs' encoding, which `status` reads: bundled, they come with the code
+  // cache instead of being resolved and compiled on every start (issue 13 item 1). The swarm's
+  // packages that stay outside load their own copy; both are stateless.
+  'b4a', 'compact-encoding'])
 
 const packageOf = (spec) => spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/')
 
@@ -49,7 +53,7 @@ const META_URL_BANNER = "const __upswarmMetaUrl = require('node:url').pathToFile
 
 /**
  * The bundle's import() of what stays outside it (node: modules, ES-only packages such as
- * @statelyai/inspect) goes through `__uimp`, which bin/upswarm.mjs points at its own import():
+ * @statelyai/inspect) goes through `__uimp`, which bin/upswarm.cjs points at its own import():
  * a script compiled with vm.Script has no module loader of its own for import() (node 20 offers
  * only an experimental one, with a warning on stderr). The rename keeps the length (7
  * characters), so the source map still fits; the count must match the metafile's.
@@ -60,7 +64,19 @@ async function routeDynamicImports(metafile) {
   const found = (text.match(/\bimport\("/g) ?? []).length
   const expected = metafile.outputs[relative(ROOT, ENTRY)].imports.filter((i) => i.kind === 'dynamic-import' && i.external).length
   if (found !== expected) throw new Error(`build: ${found} import("…") in ${ENTRY}, but the metafile lists ${expected} dynamic imports left outside the bundle`)
-  await writeFile(ENTRY, routed)
+  await writeFile(ENTRY, asciiOnly(routed))
+}
+
+/**
+ * The bundle in ASCII (issue 13 item 1): bin/upswarm.cjs reads it as latin1 and V8 keeps it as a
+ * one-byte string. One character beyond ASCII (esbuild leaves some, in regular expressions) made
+ * the whole 3 MB source a two-byte string, decoded from UTF-8 on every start. Each is written as
+ * its UTF-16 escape, which means the same character in a string, a template or a regular expression.
+ */
+function asciiOnly(text) {
+  const out = text.replace(/[^\x00-\x7f]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  if (!/^[\x00-\x7f]*$/.test(out)) throw new Error(`build: ${ENTRY} is not ASCII after escaping`)
+  return out
 }
 
 export const FILE_STATUS_TABLE = join(ROOT, 'machines', 'generated', 'file-status-table.ts')

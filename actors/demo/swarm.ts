@@ -17,7 +17,7 @@ import { deploymentEnv, issueClientCreds, up, type Launched, type UpOptions } fr
 import type { StatsReply } from '../proxy/index.ts'
 import { publish, type PublishResult } from '../publisher/publish.ts'
 
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 
 /**
  * How the sharing daemon is started (issue 13 item 5, a light client): V8's young generation

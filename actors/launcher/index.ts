@@ -142,7 +142,7 @@ export interface Launched {
   stop(): Promise<void>
 }
 
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 
 /**
  * Spawns `upswarm <args>` and resolves with its READY payload; `signal` (the launcher machine

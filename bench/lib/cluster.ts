@@ -11,7 +11,7 @@ import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { generatePublisherKey, type PublisherKey } from '../../infra/release/keys.ts'
 
-export const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+export const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 
 export interface Repo {
   launched: Launched

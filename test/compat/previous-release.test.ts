@@ -18,7 +18,7 @@ import { newProduct, tempDir } from '../helpers/cluster.ts'
 import { previousRelease, type PreviousRelease } from '../helpers/previous-release.ts'
 import { writeTree, type TreeSpec } from '../helpers/trees.ts'
 
-const CURRENT = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CURRENT = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 const runFile = promisify(execFile)
 
 interface Endpoints { nats: string[] | string; tlsCa: string; root: string; trust: string; creds: Record<string, string> }

@@ -19,7 +19,7 @@ import { newProduct, tempDir } from '../helpers/cluster.ts'
 import { parsePrometheus, total, type PromFamily } from '../helpers/prometheus.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
 
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 const exec = promisify(execFile)
 
 /** Starts a process and resolves with the JSON of its `READY {…}` line (or its first stdout line, for `up`). */

@@ -38,7 +38,7 @@ import { snapshotTree } from '../helpers/local-publish.ts'
 import { randomContent, writeTree, type TreeSpec } from '../helpers/trees.ts'
 import { stopFleet } from '../helpers/fleet-teardown.ts'
 
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 /** `--auto` clients: daemons and, one on each side of the stage, two watchers. */
 const CLIENTS = 12
 /** The first rollout's share of the fleet (basis points: 20%), and how many of the clients fall in it. */

@@ -78,7 +78,7 @@ describe('swarm', { timeout: 240_000 }, () => {
     const [notice, auto] = await Promise.all([swarm.addClient('w-notice'), swarm.addClient('w-auto')])
     const watchers = [notice, auto].map((c) => {
       // Guarded: the watchers die with this test process even if it is torn down mid-test.
-      const child = spawnGuarded(process.execPath, [join(PROJECT_ROOT, 'bin', 'upswarm.mjs'), 'watch', c.dir, '--json', ...(c === auto ? ['--auto'] : [])],
+      const child = spawnGuarded(process.execPath, [join(PROJECT_ROOT, 'bin', 'upswarm.cjs'), 'watch', c.dir, '--json', ...(c === auto ? ['--auto'] : [])],
         { stdio: ['ignore', 'pipe', 'inherit'], env: c.env })
       const events: Record<string, unknown>[] = []
       const waiters: { event: string; resolve: (e: Record<string, unknown>) => void }[] = []

@@ -20,7 +20,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { statSync } from 'node:fs'
 
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 
 function childrenOf(pid: number): number[] {
   try {
@@ -38,12 +38,12 @@ function cmdline(pid: number): string {
   }
 }
 
-/** `nats-server` or `upswarm.mjs ROLE`, from a command line. */
+/** `nats-server` or `upswarm.cjs ROLE`, from a command line. */
 function roleName(cmd: string): string {
   const argv = cmd.split(' ')
   if (argv[0]!.endsWith('nats-server')) return 'nats-server'
-  const cli = argv.findIndex((a) => a.endsWith('upswarm.mjs'))
-  return cli >= 0 ? `upswarm.mjs ${argv[cli + 1]}` : cmd
+  const cli = argv.findIndex((a) => a.endsWith('upswarm.cjs'))
+  return cli >= 0 ? `upswarm.cjs ${argv[cli + 1]}` : cmd
 }
 
 /**
@@ -55,7 +55,7 @@ function roleProcesses(pid: number): Map<number, string> {
   const roles = new Map<number, string>()
   for (const kid of childrenOf(pid)) {
     const cmd = cmdline(kid)
-    if (/nats-server|upswarm\.mjs/.test(cmd)) roles.set(kid, cmd)
+    if (/nats-server|upswarm\.cjs/.test(cmd)) roles.set(kid, cmd)
   }
   return roles
 }
@@ -121,7 +121,7 @@ describe('up', { timeout: 180_000 }, () => {
       const kids = [...roles.keys()]
       // 3 nats-servers, dht, 2 servers, proxy, notary, console; the message lists what was found.
       expect([...roles.values()].map((c) => roleName(c)).sort())
-        .toEqual(['nats-server', 'nats-server', 'nats-server', 'upswarm.mjs console', 'upswarm.mjs dht', 'upswarm.mjs notary', 'upswarm.mjs proxy', 'upswarm.mjs server', 'upswarm.mjs server'])
+        .toEqual(['nats-server', 'nats-server', 'nats-server', 'upswarm.cjs console', 'upswarm.cjs dht', 'upswarm.cjs notary', 'upswarm.cjs proxy', 'upswarm.cjs server', 'upswarm.cjs server'])
       await rootAndNotary(dir.path)
       child.kill('SIGTERM')
       const [code] = await once(child, 'exit')

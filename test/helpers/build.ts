@@ -1,4 +1,4 @@
-// Tests spawn bin/upswarm.mjs, which runs the build in dist/: rebuild it first so that no test
+// Tests spawn bin/upswarm.cjs, which runs the build in dist/: rebuild it first so that no test
 // runs an old build after a source edit (also when vitest is run directly, not via `npm test`).
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'

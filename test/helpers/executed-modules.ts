@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
 import { runNode, type NodeRun } from './node-run.ts'
 
-export const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+export const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 const BUNDLE = join(PROJECT_ROOT, 'dist', 'upswarm.cjs')
 
 interface Coverage { result: { url: string; functions: { functionName: string; ranges: { startOffset: number; count: number }[] }[] }[] }

@@ -9,7 +9,7 @@ import { PROJECT_ROOT } from '../../infra/project-root.ts'
 import type { Endpoints } from '../../actors/launcher/index.ts'
 import type { TestNet } from './netns.ts'
 
-export const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+export const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 export const NATS_PORT = 4222
 
 /** The environment of a CLI run in a host: no tracker, DHT or NATS of the machine's; `addr`'s NATS. */

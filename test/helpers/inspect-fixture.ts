@@ -16,7 +16,7 @@ import { TrustStore } from '../../infra/release/trust.ts'
 import { newProduct, startOwnCluster, tempDir } from './cluster.ts'
 import { randomContent, writeTree } from './trees.ts'
 
-export const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+export const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 
 export interface CliResult { code: number; stdout: string; stderr: string }
 

@@ -8,7 +8,7 @@ import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
 import { clusterInfo, issueCreds, natsUrls, newProduct, roleConnection } from '../helpers/cluster.ts'
 
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 
 describe('upswarm alerts', () => {
   it('alerts — lists what a client sent for a product, names the sender, and --follow prints a new alert as it arrives', async () => {

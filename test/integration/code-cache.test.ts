@@ -1,4 +1,4 @@
-// The CLI's start-up (issues 13 and 15): bin/upswarm.mjs compiles the one-file build with V8's code
+// The CLI's start-up (issues 13 and 15): bin/upswarm.cjs compiles the one-file build with V8's code
 // cache, one per command. A copy of the build runs here in a directory of its own: the first run
 // of a command writes its cache, the next one uses it, another command has its own, and a damaged
 // cache is refused by V8 and written anew, with the same output every time.
@@ -20,9 +20,9 @@ describe('start-up — the code cache', () => {
   beforeAll(async () => {
     tmp = await tempDir('upswarm-code-cache-')
     for (const d of ['bin', 'dist']) await mkdir(join(tmp.path, d))
-    for (const f of ['bin/upswarm.mjs', 'dist/upswarm.cjs', 'dist/upswarm.cjs.map', 'package.json']) await copyFile(join(PROJECT_ROOT, f), join(tmp.path, f))
+    for (const f of ['bin/upswarm.cjs', 'bin/upswarm.mjs', 'dist/upswarm.cjs', 'dist/upswarm.cjs.map', 'package.json']) await copyFile(join(PROJECT_ROOT, f), join(tmp.path, f))
     await symlink(join(PROJECT_ROOT, 'node_modules'), join(tmp.path, 'node_modules'))
-    cli = join(tmp.path, 'bin', 'upswarm.mjs')
+    cli = join(tmp.path, 'bin', 'upswarm.cjs')
   })
   afterAll(async () => tmp?.cleanup())
 
@@ -56,5 +56,19 @@ describe('start-up — the code cache', () => {
     const damaged = await run(['help'])
     expect(damaged).toMatchObject({ code: 0, cache: 'rejected', stdout: first.stdout })
     expect((await run(['help'])).cache).toBe('used')
+  })
+
+  it('start-up — the build is ASCII, so the entry reads it as latin1 without changing a character', async () => {
+    const bytes = await readFile(join(tmp.path, 'dist', 'upswarm.cjs'))
+    expect(bytes.findIndex((b) => b > 0x7f)).toBe(-1)
+  })
+
+  it('start-up — bin/upswarm.mjs, the entry of earlier releases (service units name it), runs the same CLI', async () => {
+    const version = JSON.parse(await readFile(join(PROJECT_ROOT, 'package.json'), 'utf8')).version as string
+    const old = await runNode([join(tmp.path, 'bin', 'upswarm.mjs'), '--version'], env)
+    expect(old).toMatchObject({ code: 0, stdout: `${version}\n` })
+    const help = await runNode([join(tmp.path, 'bin', 'upswarm.mjs'), 'help'], env)
+    expect(help.code).toBe(0)
+    expect(help.stdout).toBe((await run(['help'])).stdout)
   })
 })

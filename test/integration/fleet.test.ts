@@ -37,7 +37,7 @@ import { randomContent, writeTree } from '../helpers/trees.ts'
 import { stopFleet } from '../helpers/fleet-teardown.ts'
 
 const exec = promisify(execFile)
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 const HALF = 5_000
 
 interface Client { name: string; key: string; inStage: boolean; nc: NatsConnection; daemon: Daemon }

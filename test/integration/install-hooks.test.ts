@@ -21,7 +21,7 @@ import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
 import { snapshotTree } from '../helpers/local-publish.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
 
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 
 function cli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

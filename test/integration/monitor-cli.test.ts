@@ -19,7 +19,7 @@ import { DirectorySource } from '../helpers/dir-source.ts'
 import { publishLocal, writeTree, type TreeSpec } from '../helpers/local-publish.ts'
 
 const run = promisify(execFile)
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 
 async function statusJson(dir: string): Promise<{ monitor: string; files: { path: string; status: string }[] }> {
   const { stdout } = await run(process.execPath, [CLI, 'status', dir, '--offline', '--json'])

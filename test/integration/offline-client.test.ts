@@ -17,7 +17,7 @@ import { clusterInfo, tempDir } from '../helpers/cluster.ts'
 import { DirectorySource } from '../helpers/dir-source.ts'
 import { publishLocal, writeTree, type TreeSpec } from '../helpers/local-publish.ts'
 
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 /** Loose on purpose (a loaded CI machine): the real figures are in the report and benchmarks. */
 const ANSWER_BOUND_MS = 5_000
 

@@ -37,7 +37,7 @@ import { clusterInfo, connectionAndDir, newProduct, roleConnection } from '../he
 import { randomContent, writeTree, type TreeSpec } from '../helpers/trees.ts'
 
 const exec = promisify(execFile)
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 /** Settles once the peer's announced blobs satisfy `ok` (checked now and at every `have`). */

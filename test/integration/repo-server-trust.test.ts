@@ -146,7 +146,7 @@ describe('repository server — trust file', () => {
   it('repository server — `upswarm server` without --trust is a usage error naming the flag (exit 2, UPSWARM_E_CONFIG)', async () => {
     const env = { ...process.env }
     delete env.UPSWARM_TRUST
-    const run = promisify(execFile)(process.execPath, [join(PROJECT_ROOT, 'bin', 'upswarm.mjs'), 'server', '--id', 'notrust', '--data', join(fx.dir, 'notrust')], { env })
+    const run = promisify(execFile)(process.execPath, [join(PROJECT_ROOT, 'bin', 'upswarm.cjs'), 'server', '--id', 'notrust', '--data', join(fx.dir, 'notrust')], { env })
     const failed = await run.then(() => null, (err: { code: number; stderr: string }) => err)
     expect(failed?.code).toBe(2)
     expect(failed?.stderr).toMatch(/server notrust: --trust FILE \(or UPSWARM_TRUST\) is required.*\[UPSWARM_E_CONFIG\]/)

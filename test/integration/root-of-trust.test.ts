@@ -29,7 +29,7 @@ import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
 import { writeTree } from '../helpers/trees.ts'
 
 const exec = promisify(execFile)
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 const DAY = 86_400_000
 
 describe('root of trust', () => {

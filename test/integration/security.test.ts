@@ -42,7 +42,7 @@ import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
 
 const exec = promisify(execFile)
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 
 type Attempt = { who: string; what: string; run: (nc: NatsConnection) => Promise<void> }
 

@@ -19,7 +19,7 @@ import { DirectorySource, RecordingAlerts } from '../helpers/dir-source.ts'
 import { publishLocal, writeTree } from '../helpers/local-publish.ts'
 
 const run = promisify(execFile)
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 const AS_ROOT = process.getuid?.() === 0
 
 /** Fills the file system holding `dir` to the last byte; returns the filler files. */

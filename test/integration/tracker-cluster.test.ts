@@ -90,7 +90,7 @@ describe('tracker instances', () => {
 
   it('tracker — `upswarm tracker` prints READY with both URLs, answers, and stops on SIGTERM', async () => {
     const creds = await issueCreds({ kind: 'tracker', name: 'cli-test' })
-    const child = spawn(process.execPath, ['bin/upswarm.mjs', 'tracker', '--http-port', '0', '--udp-port', '0', '--nats', natsUrls().join(','), '--creds', creds], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, ['bin/upswarm.cjs', 'tracker', '--http-port', '0', '--udp-port', '0', '--nats', natsUrls().join(','), '--creds', creds], { stdio: ['ignore', 'pipe', 'pipe'] })
     try {
       const lines = createInterface({ input: child.stdout! })
       let ready: { trackerHttp: string; trackerUdp: string } | undefined

@@ -31,7 +31,7 @@ import { clusterInfo, newProduct, startOwnCluster, tempDir } from '../helpers/cl
 import { writeTree } from '../helpers/trees.ts'
 
 const exec = promisify(execFile)
-const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.mjs')
+const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 
 describe('update paths', { timeout: 120_000 }, () => {
   let dir: { path: string; cleanup: () => Promise<void> }

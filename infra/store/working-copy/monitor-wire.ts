@@ -3,7 +3,8 @@
 // asked, `{"since": <token> | null}`, one JSON line answered (tree-watch.ts `ChangesAnswer`, or
 // `{"error": "..."}`), then the monitor closes the connection. No monitor, a slow one or a bad
 // answer: `askMonitor` returns undefined with the reason, and status walks the whole tree.
-import { createConnection } from 'node:net'
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import type { ChangesAnswer, MonitorToken } from './tree-watch.ts'
 
 /** The longest answer read (a list of changed paths; the monitor keeps at most 200 000). */
@@ -50,6 +51,10 @@ export function parseAnswer(line: string): ChangesAnswer | string {
 
 /** Asks the monitor of a copy what changed since `since`; undefined (and why) when none answers well. */
 export function askMonitor(socket: string, since: MonitorToken | null, timeoutMs = ASK_TIMEOUT_MS): Promise<{ answer: ChangesAnswer } | { none: string }> {
+  // No socket, no monitor: said without a connection attempt (and without loading node:net, which
+  // a `status` of a copy no monitor watches never needs).
+  if (!existsSync(socket)) return Promise.resolve({ none: 'no monitor runs' })
+  const { createConnection } = createRequire(import.meta.url)('node:net') as typeof import('node:net')
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let bytes = 0

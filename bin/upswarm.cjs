@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+'use strict'
+// Entry of the `upswarm` CLI: the build in dist/ (one CommonJS bundle; `npm ci` makes it, and
+// `npm start`, `npm test` and `npm run bench` make it again first). `npm run build` after an edit.
+//
+// Start-up (issues 13 and 15): Node 20 caches compiled code for no ES module, so the bundle is a
+// script, compiled here with V8's code cache: one per command (dist/upswarm.cjs.<command>.cache,
+// so each deserializes only the code it runs), written at exit by a run that found none (or one
+// V8 refused: another node, other flags); `npm run build` deletes them with the old bundle.
+// UPSWARM_CODE_CACHE=0 turns it off; a dist/ that cannot be written simply runs without it.
+// This file is CommonJS: an ES module entry starts node's ES module loader, and each `node:`
+// import through it builds a module of every export (8 ms of a 150 ms `status` here).
+// bin/upswarm.mjs, the entry of earlier releases, runs this file.
+const { readFileSync, renameSync, writeFileSync } = require('node:fs')
+const { createRequire } = require('node:module')
+const { dirname, join } = require('node:path')
+const vm = require('node:vm')
+
+const args = process.argv.slice(2)
+const bundle = join(__dirname, '..', 'dist', 'upswarm.cjs')
+
+/** Issue 13 item 1: `upswarm --version` alone is answered from package.json, loading nothing of the build. */
+function printVersion() {
+  process.stdout.write(`${JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')).version}\n`)
+}
+
+function readOrUndefined(file, encoding) {
+  try {
+    return readFileSync(file, encoding)
+  } catch (err) {
+    if (err.code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+/** A command's own cache (each holds the code its command compiled): dist/upswarm.cjs.<command>.cache. */
+function cacheFileOf(argv) {
+  const word = argv.find((a) => !a.startsWith('-')) ?? 'help'
+  return `${bundle}.${/^[a-z][a-z0-9-]{0,30}$/.test(word) ? word : 'other'}.cache`
+}
+
+function runWithCodeCache(source) {
+  const cacheFile = cacheFileOf(args)
+  const cachedData = readOrUndefined(cacheFile)
+  // The module wrapper of CommonJS, by hand: the bundle gets its own require, module and paths.
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename: bundle,
+    ...(cachedData ? { cachedData } : {}),
+  })
+  if (process.env.UPSWARM_TIMINGS) process.stderr.write(`upswarm timings: code cache ${!cachedData ? 'none' : script.cachedDataRejected ? 'rejected' : 'used'}\n`)
+  if (!cachedData || script.cachedDataRejected) {
+    // At exit: by then V8 has compiled the functions this command ran (it compiles lazily).
+    process.once('exit', () => {
+      try {
+        const tmp = `${cacheFile}.${process.pid}.tmp`
+        writeFileSync(tmp, script.createCachedData())
+        renameSync(tmp, cacheFile)
+      } catch {
+        // A read-only install: no cache, same behaviour.
+      }
+    })
+  }
+  const module = { exports: {} }
+  script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, dirname(bundle))
+}
+
+// The bundle's import() of node: modules and ES-only packages comes here (scripts/build.mjs,
+// routeDynamicImports): a vm.Script has no import() of its own.
+globalThis.__upswarmImport = (specifier) => import(specifier)
+
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+  printVersion()
+} else {
+  // The build is ASCII (scripts/build.mjs): read as latin1, it is a one-byte string with no decoding.
+  const source = readOrUndefined(bundle, 'latin1')
+  if (source === undefined) {
+    process.stderr.write(`upswarm: no build at ${bundle}: run \`npm run build\` (npm ci runs it) [UPSWARM_E_CONFIG]\n`)
+    process.exitCode = 2
+  } else if (process.env.UPSWARM_DEBUG || process.env.UPSWARM_CODE_CACHE === '0') {
+    // The build is minified: with UPSWARM_DEBUG, stack traces point into the TypeScript sources.
+    if (process.env.UPSWARM_DEBUG) process.setSourceMapsEnabled(true)
+    require(bundle)
+  } else {
+    runWithCodeCache(source)
+  }
+}
