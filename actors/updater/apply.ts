@@ -1,7 +1,6 @@
 // The applying phase: turn the staged paths into journal operations, run them, commit the new
 // revision in the state file (the commit point), then clean up. Also what `undo` and `discard`
 // do when a run fails.
-import { lstatSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { errorMessage } from '../../infra/errors.ts'
 import type { Entry } from '../../infra/release/manifest.ts'
@@ -10,7 +9,7 @@ import {
   finishJournal, newJournal, readJournal, runJournal, stagingPath, undoJournal, writeJournal, type JournalOp,
 } from '../../infra/store/working-copy/journal.ts'
 import { readState } from '../../infra/store/working-copy/meta.ts'
-import { hashContent } from '../../infra/store/working-copy/tree.ts'
+import { diskEntrySync, hashContent, type DiskEntry } from '../../infra/store/working-copy/tree.ts'
 import type { LocalEntry } from '../../machines/file-status.machine.ts'
 import type { ApplySummary, PlannedPath, RunTarget, StagedSet } from '../../machines/update-run.machine.ts'
 import type { RunSession } from './run-session.ts'
@@ -149,13 +148,16 @@ async function keepReplacedVersions(session: RunSession, ops: readonly JournalOp
  */
 async function refreshStatCache(session: RunSession, ops: readonly JournalOp[], target: RunTarget): Promise<void> {
   const { wc, cache } = session
+  // What each path the journal wrote holds now: one lstat each, shared by the cache and the index.
+  const after = new Map<string, DiskEntry | undefined>()
   for (const op of ops) {
     if (op.op === 'put') {
       const entry = session.target.get(op.path)
       // Synchronous: one lstat is a few microseconds, its promise a thread-pool round trip (20 000
       // of them after a first install were 1.6 s).
-      const st = lstatSync(treePath(wc.layout, op.path), { bigint: true, throwIfNoEntry: false })
-      if (entry?.kind === 'file' && st?.isFile()) cache.set(op.path, st, entry)
+      const d = diskEntrySync(treePath(wc.layout, op.path))
+      after.set(op.path, d)
+      if (entry?.kind === 'file' && d?.kind === 'file') cache.set(op.path, d.st, entry)
       else cache.delete(op.path)
     } else if (op.op === 'unlink') cache.delete(op.path)
   }
@@ -165,7 +167,7 @@ async function refreshStatCache(session: RunSession, ops: readonly JournalOp[], 
     for (const [path, e] of session.target) entries.set(path, e)
     await reindexAfterUpdate(wc, target.to, entries, cache)
   } else if (session.classified) {
-    await indexAfterFullUpdate(wc, target.to, session.classified, new Set(ops.map((op) => op.path)), cache)
+    await indexAfterFullUpdate(wc, target.to, session.classified, ops, after, cache)
   } else await cache.save(wc.layout.statCache, wc.layout.tmp)
 }
 

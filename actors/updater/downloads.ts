@@ -221,7 +221,8 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
   if (wanted.size < min) return 0
   const history = session.wc.history
   await history.ready()
-  const todo = [...wanted.values()].filter((e) => !history.hasSync(e.sha256))
+  const held = history.heldSync()
+  const todo = [...wanted.values()].filter((e) => !held(e.sha256))
   if (todo.length < min) return 0
   session.markNetworkUsed()
   // Asked in hash order: a publisher cuts its packs from units sorted by hash, so a batch is

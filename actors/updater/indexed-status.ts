@@ -32,6 +32,7 @@ import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts
 import { FILE_STATUSES, type FileFacts, type FileFactType, type FileStatus, type LocalEntry } from '../../machines/file-status.facts.ts'
 import { classifyFile, classifyTree, shallowLocal, statusOfFacts, type TreeStatus } from './status.ts'
 import type { PlannedPath } from '../../machines/update-run.machine.ts'
+import type { JournalOp } from '../../infra/store/working-copy/journal.ts'
 
 export interface WorkingCopyStatus {
   /** Every path on disk or in either revision, sorted (built on first use: a large tree's list costs time and memory). */
@@ -664,12 +665,13 @@ export async function reindexAfterUpdate(wc: WorkingCopy, to: number, entries: R
 
 /**
  * After an update planned from every path (a first install, a format-1 copy): the index of `to`
- * against itself, from the plan's classification and what the apply changed (`touched`, lstat'ed
- * again), so the first status after it reads no file and classifies nothing again (issue 13 item
+ * against itself, from the plan's classification and what the journal's `ops` changed (`after`:
+ * the apply's lstat of each path it wrote), so the first status after it reads no file and classifies nothing again (issue 13 item
  * 6: a first status of 1 000 000 files after `init` classified every path against the manifest).
  */
-export async function indexAfterFullUpdate(wc: WorkingCopy, to: number, tree: TreeStatus, touched: ReadonlySet<string>, cache: StatCache): Promise<void> {
+export async function indexAfterFullUpdate(wc: WorkingCopy, to: number, tree: TreeStatus, ops: readonly JournalOp[], after: ReadonlyMap<string, DiskEntry | undefined>, cache: StatCache): Promise<void> {
   const { layout } = wc
+  const touched = new Set(ops.map((op) => op.path))
   const paths: PlannedPath[] = []
   const disk = new Map<string, DiskEntry>()
   for (const p of tree.paths) {
@@ -677,7 +679,8 @@ export async function indexAfterFullUpdate(wc: WorkingCopy, to: number, tree: Tr
     let d = tree.disk.get(p.path)
     let local = p.facts.local
     if (touched.has(p.path)) {
-      d = diskEntrySync(treePath(layout, p.path))
+      // The apply's own lstat of what it wrote, where it took one.
+      d = after.has(p.path) ? after.get(p.path) : diskEntrySync(treePath(layout, p.path))
       local = d ? await localAfter(layout, p.path, d, cache) : undefined
     }
     if (!d && !t) continue

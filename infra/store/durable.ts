@@ -3,7 +3,7 @@
 // journal that moves them into place is written, the staged files must be on disk, all of them;
 // one syncfs(2) of their file system does that in one call (coreutils' `sync -f`, present on every
 // Debian system). Where it is missing or fails, each file is fsynced, many at a time.
-import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
 import { fsyncFile } from './blob-store.ts'
 
 /** Below this many files, fsyncs are cheaper than a process. */
@@ -11,6 +11,9 @@ const SYNCFS_FROM = 64
 const FSYNCS_IN_FLIGHT = 32
 
 function syncfs(dir: string): Promise<boolean> {
+  // Loaded when needed: child_process brings net and dgram, which `status` (it runs the journal's
+  // recovery) never uses. By require: the bundle's import() would start node's ES module loader.
+  const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process')
   return new Promise((resolve) => {
     const child = spawn('sync', ['-f', dir], { stdio: 'ignore' })
     child.once('error', () => resolve(false))
@@ -22,8 +25,21 @@ function syncfs(dir: string): Promise<boolean> {
 export async function syncFiles(dir: string, files: readonly string[]): Promise<void> {
   if (files.length === 0) return
   if (files.length >= SYNCFS_FROM && (await syncfs(dir))) return
+  await fsyncEach(files, (f) => fsyncFile(f))
+}
+
+/**
+ * Makes renames and unlinks in `dirs` (all on the file system of `root`) durable. A directory
+ * that is gone meanwhile (removed by the same journal) is skipped, as is one that cannot be opened.
+ */
+export async function syncDirs(root: string, dirs: readonly string[]): Promise<void> {
+  if (dirs.length >= SYNCFS_FROM && (await syncfs(root))) return
+  await fsyncEach(dirs, (d) => fsyncFile(d).catch(() => undefined))
+}
+
+async function fsyncEach(paths: readonly string[], sync: (path: string) => Promise<void>): Promise<void> {
   let next = 0
-  await Promise.all(Array.from({ length: Math.min(FSYNCS_IN_FLIGHT, files.length) }, async () => {
-    while (next < files.length) await fsyncFile(files[next++]!)
+  await Promise.all(Array.from({ length: Math.min(FSYNCS_IN_FLIGHT, paths.length) }, async () => {
+    while (next < paths.length) await sync(paths[next++]!)
   }))
 }

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path'
 import { UpswarmError } from '../../errors.ts'
 import { fsyncDir, readJsonFile, writeFileAtomic, type LazySchema } from './atomic.ts'
 import { treePath, type WorkingCopyLayout } from './layout.ts'
+import { syncDirs } from '../durable.ts'
 import { readState } from './meta.ts'
 
 import type { Journal, JournalOp } from './schemas.ts'
@@ -96,7 +97,9 @@ export async function runJournal(layout: WorkingCopyLayout, journal: Journal, on
       await new Promise<void>((resolve) => setImmediate(resolve))
     }
   }
-  for (const dir of touched) await fsyncDir(dir).catch(() => undefined)
+  // The renames made durable: one syncfs for many directories (a first install touches one per
+  // directory of the tree; an fsync each was a disk round trip each), else an fsync each.
+  await syncDirs(layout.root, [...touched])
   onStep('ops.synced')
 }
 
