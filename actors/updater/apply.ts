@@ -115,6 +115,7 @@ export async function applyStaged(session: RunSession, target: RunTarget, staged
   step('committed')
   try {
     await keepReplacedVersions(session, ops)
+    mark('apply: replaced versions kept')
     await refreshStatCache(session, ops, target)
     mark('apply: stat cache saved')
     if (session.journal) await finishJournal(wc.layout, step)

@@ -658,8 +658,10 @@ export async function reindexAfterUpdate(wc: WorkingCopy, to: number, entries: R
     else if (record) added.push(record)
   }
   added.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  mark('reindex: paths classified')
   // The root's lstat data as the index had it: if the update changed its names, the next status reads it again.
   const { bytes } = rewrite(index, redone, added, { ...ctx, root: index.context.root }, index.monitor)
+  mark('reindex: rewritten')
   await writeIndex(layout, bytes, false)
 }
 

@@ -29,7 +29,7 @@ export interface TreeDiff {
   changes: TreeChange[]
   /** Every new-tree node the walk needed, by hash (the caller stores them as the new revision's). */
   nodes: Map<string, Uint8Array>
-  /** What came from `fetch`: nodes, bytes and calls (one per tree level that needed any). */
+  /** What came from `fetch`: nodes, bytes and calls (one per slice of a tree level that needed any: LEVEL_SLICE directories). */
   fetched: { nodes: number; bytes: number; requests: number }
 }
 
@@ -40,6 +40,9 @@ interface Pending {
 }
 
 const joinPath = (dir: string, name: string): string => (dir ? `${dir}/${name}` : name)
+
+/** Directories compared at once: their old and new nodes fit one `nodes` request (NODES_MAX_HASHES). */
+const LEVEL_SLICE = 512
 
 function sameContent(a: NodeEntry, b: NodeEntry): boolean {
   if (a.kind !== b.kind) return false
@@ -78,7 +81,8 @@ export async function diffTrees(oldTop: string | undefined, newTop: string, sour
         if (w.newSide) nodes.set(hash, raw.get(hash)!)
         continue
       }
-      const bytes = await source.local(hash)
+      // (A node an earlier slice fetched is checked again, not fetched again.)
+      const bytes = nodes.get(hash) ?? (await source.local(hash))
       if (bytes) {
         decoded.set(hash, checkedNode(hash, bytes, w.top, w.where, source.held))
         raw.set(hash, bytes)
@@ -150,37 +154,41 @@ export async function diffTrees(oldTop: string | undefined, newTop: string, sour
   let level: Pending[] = oldTop === newTop ? [] : [{ path: '', old: oldTop, new: newTop }]
   while (level.length > 0) {
     const next: Pending[] = []
-    for (const [p, { old, new: now }] of await entriesOf(level)) {
-      const olds = new Map(old.map((e) => [e.name, e]))
-      for (const e of now) {
-        const path = joinPath(p.path, e.name)
-        const o = olds.get(e.name)
-        olds.delete(e.name)
-        if (o && sameContent(o, e)) continue
-        if (o && o.kind === e.kind) {
-          if (e.kind === 'dir') {
-            if ((o as typeof e).mode !== e.mode) changes.push({ kind: 'changed', path, entry: walkedEntry(path, e), old: walkedEntry(path, o) })
-            next.push({ path, old: (o as typeof e).node, new: e.node })
-          } else changes.push({ kind: 'changed', path, entry: walkedEntry(path, e), old: walkedEntry(path, o) })
-          continue
+    // A level is compared a slice at a time, whose nodes are dropped once compared (issue 13 item
+    // 6): one file changed in each of 10 000 directories made the leaf level 20 000 nodes, two
+    // million decoded entries held at once, the largest part of the update's memory.
+    for (let from = 0; from < level.length; from += LEVEL_SLICE) {
+      for (const [p, { old, new: now }] of await entriesOf(level.slice(from, from + LEVEL_SLICE))) {
+        const olds = new Map(old.map((e) => [e.name, e]))
+        for (const e of now) {
+          const path = joinPath(p.path, e.name)
+          const o = olds.get(e.name)
+          olds.delete(e.name)
+          if (o && sameContent(o, e)) continue
+          if (o && o.kind === e.kind) {
+            if (e.kind === 'dir') {
+              if ((o as typeof e).mode !== e.mode) changes.push({ kind: 'changed', path, entry: walkedEntry(path, e), old: walkedEntry(path, o) })
+              next.push({ path, old: (o as typeof e).node, new: e.node })
+            } else changes.push({ kind: 'changed', path, entry: walkedEntry(path, e), old: walkedEntry(path, o) })
+            continue
+          }
+          if (o) {
+            changes.push({ kind: 'removed', path, old: walkedEntry(path, o) })
+            if (o.kind === 'dir') next.push({ path, old: o.node })
+          }
+          changes.push({ kind: 'added', path, entry: walkedEntry(path, e) })
+          if (e.kind === 'dir') next.push({ path, new: e.node })
         }
-        if (o) {
+        for (const [, o] of olds) {
+          const path = joinPath(p.path, o.name)
           changes.push({ kind: 'removed', path, old: walkedEntry(path, o) })
           if (o.kind === 'dir') next.push({ path, old: o.node })
         }
-        changes.push({ kind: 'added', path, entry: walkedEntry(path, e) })
-        if (e.kind === 'dir') next.push({ path, new: e.node })
       }
-      for (const [, o] of olds) {
-        const path = joinPath(p.path, o.name)
-        changes.push({ kind: 'removed', path, old: walkedEntry(path, o) })
-        if (o.kind === 'dir') next.push({ path, old: o.node })
-      }
+      // A slice's nodes are not needed below it, nor by the next slice.
+      decoded.clear()
+      raw.clear()
     }
-    // A level's nodes are not needed below it: at 1 000 000 files a 1% update decodes two million
-    // entries, which held to the end were most of the update's memory.
-    decoded.clear()
-    raw.clear()
     level = next
   }
   // Parents before children; a path removed and added again (a file became a directory) keeps

@@ -57,6 +57,20 @@ async function naive(a: BuiltTree | undefined, b: BuiltTree): Promise<TreeChange
 }
 
 describe('format-2 tree diff', () => {
+  it('tree diff — a level of 1 200 changed directories is compared 512 at a time (issue 13 item 6): three requests for the leaves, none over 512 nodes, the same changes as a full walk', async () => {
+    const before = buildTree(tree(1200), DEFAULT_CHUNKER)
+    // One file in every leaf: every leaf node changes.
+    const after = buildTree(tree(1200, (e) => (e.path.endsWith('/f7') ? file(e.path, 'v2') : e)), DEFAULT_CHUNKER)
+    const src = source(before, after)
+    const diff = await diffTrees(before.top, after.top, src)
+    expect(diff.changes).toEqual(await naive(before, after))
+    expect(diff.changes.filter((c) => c.kind === 'changed')).toHaveLength(1200)
+    // top, the 60 d*, then the 1 200 leaves in slices of 512, 512 and 176.
+    expect(src.asked.map((a) => a.length)).toEqual([1, 60, 512, 512, 176])
+    expect(diff.fetched.requests).toBe(5)
+    expect(new Set(src.asked.flat())).toEqual(new Set([...after.nodes.keys()].filter((h) => !before.nodes.has(h))))
+  })
+
   it('tree diff — 1% of 10 000 files changed in random leaves: fetches exactly the new nodes, one request per level, and finds what a full walk finds', async () => {
     const before = buildTree(tree(500), DEFAULT_CHUNKER)
     // Every 100th file (in path order) is rewritten: 100 files over 100 leaves.

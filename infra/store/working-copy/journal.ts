@@ -52,6 +52,8 @@ const YIELD_EVERY = 256
 export async function runJournal(layout: WorkingCopyLayout, journal: Journal, onStep: StepHook): Promise<void> {
   const touched = new Set<string>([join(layout.staging, 'old'), join(layout.staging, 'new')])
   const safeDirs = new Set<string>()
+  /** Directories this run created (not found there: a run again after a crash finds them). */
+  const fresh = new Set<string>()
   let sinceYield = 0
   for (const op of journal.ops) {
     const abs = treePath(layout, op.path)
@@ -65,7 +67,7 @@ export async function runJournal(layout: WorkingCopyLayout, journal: Journal, on
           break
         case 'mkdir':
           await assertRealDirs(layout, op.path, safeDirs)
-          await mkdir(abs, { mode: op.mode }).catch(async (err: NodeJS.ErrnoException) => {
+          await mkdir(abs, { mode: op.mode }).then(() => fresh.add(op.path), async (err: NodeJS.ErrnoException) => {
             if (err.code !== 'EEXIST' || !(await lstat(abs)).isDirectory()) throw err
           })
           await chmod(abs, op.mode)
@@ -74,7 +76,10 @@ export async function runJournal(layout: WorkingCopyLayout, journal: Journal, on
           await assertRealDirs(layout, op.path, safeDirs)
           // Issue 13 item 4: a first install is mostly puts; the synchronous calls cost a fraction of
           // the thread-pool round trips (the loop gets a turn every YIELD_EVERY ops, below).
-          const st = lstatSync(abs, { throwIfNoEntry: false })
+          // Into a directory this run made a moment ago nothing of the user's can be in the way:
+          // no lstat (a first install puts every file into such a directory).
+          const slash = op.path.lastIndexOf('/')
+          const st = slash > 0 && fresh.has(op.path.slice(0, slash)) ? undefined : lstatSync(abs, { throwIfNoEntry: false })
           if (st?.isDirectory()) throw Object.assign(new Error('a directory is in the way'), { code: 'EISDIR' })
           if (st) {
             renameSync(abs, stagingPath(layout, op.backup))
