@@ -4,7 +4,7 @@ import type { AnyActorRef } from 'xstate'
 import { UpswarmError, isUpswarmError, toUpswarmError } from '../../infra/errors.ts'
 import { mark } from '../../infra/timings.ts'
 import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
-import { collectGarbage, listBlobs } from '../../infra/store/working-copy/history.ts'
+import { collectGarbage } from '../../infra/store/working-copy/history.ts'
 import { readPendingAlerts, writePendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
 import type { Journal } from '../../infra/store/working-copy/journal.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
@@ -443,18 +443,17 @@ export class RunSession {
     const { keep, older } = kept
     // The current revision's versions need no fetching: the downloaded ones are already here
     // and the others are captured from the tree when an update replaces them.
-    // One listing of the history store serves both the prefetch and the garbage collection.
     mark('retain: kept revisions walked')
-    const listed = new Set(await listBlobs(this.wc.history))
-    mark('retain: history listed')
+    await this.wc.history.ready()
+    const held = this.wc.history.heldSync()
     if (online) {
-      const missing = [...older.values()].filter((e) => !listed.has(e.sha256))
+      const missing = [...older.values()].filter((e) => !held(e.sha256))
       warnings.push(...(await prefetchBlobs(this, missing, run)))
     }
     // Issue 15 item 2: the deltas this run used stay while their revision is current, for peers.
     mark('retain: prefetched')
     for (const sha of this.deltas.kept) keep.add(sha)
-    const gc = await collectGarbage(this.wc.history, keep, listed)
+    const gc = await collectGarbage(this.wc.history, keep)
     mark('retain: garbage collected')
     this.opts.log.info({ revisions: [...revs], removed: gc.removed, bytes: gc.bytes }, 'history store garbage-collected')
     for (const w of warnings) this.opts.log.warn({}, w)

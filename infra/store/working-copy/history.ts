@@ -10,20 +10,31 @@ const HEX64 = /^[0-9a-f]{64}$/
 
 /** SHA-256 of every blob in the store. */
 export async function listBlobs(store: BlobStore): Promise<string[]> {
+  await store.ready()
+  return [...(await listLoose(store)), ...(store.packs?.unitHashes() ?? [])]
+}
+
+/** The blobs stored as files of their own. */
+async function listLoose(store: BlobStore): Promise<string[]> {
   // The fan-out directories are read side by side (a history of a few thousand blobs spreads over
   // as many directories: one after the other, that was most of an update's bookkeeping).
   const level = async (dir: string): Promise<string[]> => (await readdirOrEmpty(dir)).filter((n) => HEX2.test(n))
   const names = await Promise.all((await level(store.root)).map(async (a) =>
     (await Promise.all((await level(join(store.root, a))).map((b) => readdirOrEmpty(join(store.root, a, b))))).flat()))
-  await store.ready()
-  return [...names.flat().filter((n) => HEX64.test(n)), ...(store.packs?.unitHashes() ?? [])]
+  return names.flat().filter((n) => HEX64.test(n))
 }
 
-/** Removes every blob not in `keep` (of `listed`, when the caller listed the store already). */
-export async function collectGarbage(store: BlobStore, keep: ReadonlySet<string>, listed?: Iterable<string>): Promise<{ removed: number; bytes: number }> {
+/**
+ * Removes every blob not in `keep`. The packed ones are not listed first (issue 13 item 6: at
+ * 1 000 000 files the listing was a million names more held beside `keep`): only those to remove are.
+ */
+export async function collectGarbage(store: BlobStore, keep: ReadonlySet<string>): Promise<{ removed: number; bytes: number }> {
   let removed = 0
   let bytes = 0
-  for (const sha of listed ?? (await listBlobs(store))) {
+  await store.ready()
+  const drop = await listLoose(store)
+  for (const sha of store.packs?.unitHashes() ?? []) if (!keep.has(sha)) drop.push(sha)
+  for (const sha of drop) {
     if (keep.has(sha)) continue
     bytes += (await store.size(sha)) ?? 0
     await store.remove(sha)
