@@ -12,7 +12,7 @@ function memory(): string {
   if (!withMemory) return ''
   const m = process.memoryUsage()
   const f = (n: number): string => (n / MiB).toFixed(0).padStart(5)
-  return `   | rss ${f(m.rss)} MiB, peak ${f(process.resourceUsage().maxRSS * 1024)}, heap ${f(m.heapUsed)}, outside ${f(m.external + m.arrayBuffers)}`
+  return `   | rss ${f(m.rss)} MiB, peak ${f(process.resourceUsage().maxRSS * 1024)}, heap ${f(m.heapUsed)}, outside ${f(m.external)}`
 }
 
 export function mark(what: string): void {
