@@ -5,7 +5,6 @@ import { UpswarmError, isUpswarmError, toUpswarmError } from '../../infra/errors
 import { mark } from '../../infra/timings.ts'
 import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
 import { collectGarbage } from '../../infra/store/working-copy/history.ts'
-import { returnMemory } from '../../infra/memory.ts'
 import { readPendingAlerts, writePendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
 import type { Journal } from '../../infra/store/working-copy/journal.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
@@ -440,9 +439,6 @@ export class RunSession {
       this.opts.log.info({ revisions: wanted }, 'history store unchanged since the last retain')
       return warnings
     }
-    // The apply's buffers (the stat index, read and written whole) are garbage now: returned
-    // before the walk of the kept trees, which needs memory of its own.
-    if (returnMemory()) mark('retain: memory returned')
     const kept = (this.changes && (await this.keptOfTrees(revs, online))) || (await this.keptOfEntries(revs, online, warnings))
     const { keep, older } = kept
     // The current revision's versions need no fetching: the downloaded ones are already here
