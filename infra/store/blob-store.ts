@@ -11,7 +11,9 @@ import { Transform } from 'node:stream'
 import { UpswarmError } from '../errors.ts'
 import type { PackStore } from './pack-store.ts'
 
-const HEX64 = /^[0-9a-f]{64}$/
+/** A blob's name, and the name of a fan-out directory (the first two hex digits of the blobs under it). */
+export const HEX64 = /^[0-9a-f]{64}$/
+export const FANOUT_DIR = /^[0-9a-f]{2}$/
 /** Read handles kept open for blobs being served piece by piece. */
 const OPEN_HANDLES = 32
 
@@ -183,14 +185,10 @@ export class BlobStore {
   }
 
   /** `has`, synchronously (one stat; for batches of small files, where the thread pool costs more than the call). After `ready()`. */
-  hasSync(sha256: string): boolean {
-    return !!this.packs?.locate(sha256) || existsSync(this.path(sha256))
-  }
-
   /**
-   * `hasSync` for many lookups in a row (issue 13 item 4): a loose blob is looked for only where
-   * its first fan-out directory exists (the store's top level, read once), so the 100 000 lookups
-   * of a first install into an empty store cost no `stat` each. Call `ready` first.
+   * A synchronous `has` for many lookups in a row (issue 13 item 4): a loose blob is looked for
+   * only where its first fan-out directory exists (the store's top level, read once), so the
+   * 100 000 lookups of a first install into an empty store cost no `stat` each. Call `ready` first.
    */
   heldSync(): (sha256: string) => boolean {
     let top: string[] = []
@@ -199,7 +197,7 @@ export class BlobStore {
     } catch {
       // No store yet: nothing loose in it.
     }
-    const fanned = new Set(top.filter((n) => /^[0-9a-f]{2}$/.test(n)))
+    const fanned = new Set(top.filter((n) => FANOUT_DIR.test(n)))
     return (sha256) => !!this.packs?.locate(sha256) || (fanned.has(sha256.slice(0, 2)) && existsSync(this.path(sha256)))
   }
 

@@ -5,6 +5,7 @@
 // Debian system). Where it is missing or fails, each file is fsynced, many at a time.
 import { createRequire } from 'node:module'
 import { fsyncFile } from './blob-store.ts'
+import { fsyncDir } from './working-copy/atomic.ts'
 
 /** Below this many files, fsyncs are cheaper than a process. */
 const SYNCFS_FROM = 64
@@ -34,7 +35,7 @@ export async function syncFiles(dir: string, files: readonly string[]): Promise<
  */
 export async function syncDirs(root: string, dirs: readonly string[]): Promise<void> {
   if (dirs.length >= SYNCFS_FROM && (await syncfs(root))) return
-  await fsyncEach(dirs, (d) => fsyncFile(d).catch(() => undefined))
+  await fsyncEach(dirs, (d) => fsyncDir(d).catch(() => undefined))
 }
 
 async function fsyncEach(paths: readonly string[], sync: (path: string) => Promise<void>): Promise<void> {

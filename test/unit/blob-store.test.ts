@@ -119,9 +119,15 @@ describe('blob store', () => {
       expect((await readdir(dir.path)).filter((n) => /^[0-9a-f]{2}$/.test(n))).toEqual([sha256(loose).slice(0, 2)])
 
       const fresh = open() // a later command: the packs are read on first use
+      await fresh.ready()
+      const held = fresh.heldSync()
+      expect(held(sha256(loose))).toBe(true)
+      // Absent: under the loose blob's fan-out directory, and under one that does not exist.
+      expect(held(`${sha256(loose).slice(0, 2)}${'0'.repeat(62)}`)).toBe(false)
+      expect(held(sha256(randomBytes(64)))).toBe(false)
       for (const u of units) {
         expect(await fresh.has(sha256(u))).toBe(true)
-        expect(fresh.hasSync(sha256(u))).toBe(true)
+        expect(held(sha256(u))).toBe(true)
         expect(await fresh.size(sha256(u))).toBe(u.length)
         expect(await fresh.packed(sha256(u))).toEqual(u)
         expect(await fresh.readRangeIfPresent(sha256(u), 10, 50)).toEqual(u.subarray(10, 60))

@@ -3,10 +3,7 @@
 // set of blobs those revisions use.
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { BlobStore } from '../blob-store.ts'
-
-const HEX2 = /^[0-9a-f]{2}$/
-const HEX64 = /^[0-9a-f]{64}$/
+import { FANOUT_DIR, HEX64, type BlobStore } from '../blob-store.ts'
 
 /** SHA-256 of every blob in the store. */
 export async function listBlobs(store: BlobStore): Promise<string[]> {
@@ -18,7 +15,7 @@ export async function listBlobs(store: BlobStore): Promise<string[]> {
 async function listLoose(store: BlobStore): Promise<string[]> {
   // The fan-out directories are read side by side (a history of a few thousand blobs spreads over
   // as many directories: one after the other, that was most of an update's bookkeeping).
-  const level = async (dir: string): Promise<string[]> => (await readdirOrEmpty(dir)).filter((n) => HEX2.test(n))
+  const level = async (dir: string): Promise<string[]> => (await readdirOrEmpty(dir)).filter((n) => FANOUT_DIR.test(n))
   const names = await Promise.all((await level(store.root)).map(async (a) =>
     (await Promise.all((await level(join(store.root, a))).map((b) => readdirOrEmpty(join(store.root, a, b))))).flat()))
   return names.flat().filter((n) => HEX64.test(n))
@@ -32,10 +29,9 @@ export async function collectGarbage(store: BlobStore, keep: ReadonlySet<string>
   let removed = 0
   let bytes = 0
   await store.ready()
-  const drop = await listLoose(store)
+  const drop = (await listLoose(store)).filter((sha) => !keep.has(sha))
   for (const sha of store.packs?.unitHashes() ?? []) if (!keep.has(sha)) drop.push(sha)
   for (const sha of drop) {
-    if (keep.has(sha)) continue
     bytes += (await store.size(sha)) ?? 0
     await store.remove(sha)
     removed++
