@@ -2,7 +2,7 @@
 // child (the download statechart) is wired here to the history store, the release source and
 // the staging area. Blobs land in the history store (verified, content-addressed), then each
 // new file is staged as a copy of its blob.
-import { chmodSync, constants, writeFileSync } from 'node:fs'
+import { constants } from 'node:fs'
 import { chmod, copyFile, mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createActor, fromPromise, toPromise, type AnyActorRef } from 'xstate'
@@ -11,6 +11,7 @@ import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import { syncFiles } from '../../infra/store/durable.ts'
+import { FileWriteError, inlineFileWriter, threadedFileWriter, type FileToWrite } from '../../infra/store/file-writer.ts'
 import { mark } from '../../infra/timings.ts'
 import { sha1Hex, sha256Hex } from '../../infra/release/hash.ts'
 import { groupsOf } from '../../infra/batches.ts'
@@ -199,10 +200,8 @@ const BATCH_MIN = 16
 const BATCH_BYTES = 3 * 1024 * 1024
 /** `units` requests in flight. */
 const BATCH_REQUESTS = 4
-/** The process's umask, read once (a file is created with `mode & ~umask`). */
-const UMASK = process.umask()
-/** Files written synchronously in a row before the event loop gets a turn. */
-const YIELD_EVERY = 64
+/** Staged files from batches at or beyond which a worker thread writes them (infra/store/file-writer.ts). */
+export const WRITER_THREAD_MIN = 2000
 
 /**
  * Issue 13 item 4: the planned small files the history store lacks, fetched many to a request
@@ -233,61 +232,61 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
   let bytes = 0
   let done = 0
   let next = 0
-  await Promise.all(Array.from({ length: BATCH_REQUESTS }, async () => {
-    while (next < groups.length) {
-      const g = groups[next++]!
-      const got = await source.units!(product, g.map((e) => e.sha256)).catch((err: unknown) => {
-        session.opts.log.warn({ files: g.length }, `cannot fetch ${g.length} small files by the batch (${errorMessage(err)}); fetching them one by one`)
-        return new Map<string, Uint8Array>()
-      })
-      const kept = new Map([...got].filter(([sha, b]) => {
-        const e = wanted.get(sha)!
-        // The decoder checked the SHA-256; R-VERIFY wants size and SHA-1 too.
-        if (b.length === e.size && sha1Hex(b) === e.sha1) return true
-        session.opts.log.warn({ path: e.path, sha256: sha }, `${e.path}: the batch brought bytes that do not match its SHA-1 or size; fetching it alone`)
-        return false
-      }))
-      // The batch goes into the history store as one pack: one file, not one per blob.
-      try {
-        // Made durable with the staged files (syncFiles below): one syncfs, or an fsync each.
-        session.stagedFiles.push(...history.putVerifiedManySync(kept))
-      } catch (err) {
-        throw session.noteError(new UpswarmError('UPSWARM_E_IO',
-          `cannot keep ${kept.size} small files in the history store ${history.root}: ${errorMessage(err)}. Nothing in the tree was changed; free space or fix permissions and run the update again`,
-          { cause: err }))
-      }
-      // Synchronous writes of a few KiB each (the thread pool's round trips cost more than the
-      // calls), with a turn for the event loop every YIELD_EVERY files.
-      let sinceYield = 0
-      for (const [sha, b] of kept) {
-        const e = wanted.get(sha)!
-        let dest = ''
-        session.verified.add(sha)
+  let slotted = 0
+  for (const e of todo) slotted += slots?.get(e.sha256)?.length ?? 0
+  const writer = slotted >= WRITER_THREAD_MIN ? threadedFileWriter() : inlineFileWriter()
+  const stagingError = (err: unknown): unknown => {
+    const { path: dest = '', label: path } = err instanceof FileWriteError ? err.failure : {}
+    return session.noteError(new UpswarmError('UPSWARM_E_IO',
+      `cannot stage ${path ?? 'a file'} in ${dest}: ${errorMessage(err)}. Nothing in the tree was changed; free space or fix permissions and run the update again`,
+      { cause: err, ...(path ? { details: { path } } : {}) }))
+  }
+  try {
+    await Promise.all(Array.from({ length: BATCH_REQUESTS }, async () => {
+      while (next < groups.length) {
+        const g = groups[next++]!
+        const got = await source.units!(product, g.map((e) => e.sha256)).catch((err: unknown) => {
+          session.opts.log.warn({ files: g.length }, `cannot fetch ${g.length} small files by the batch (${errorMessage(err)}); fetching them one by one`)
+          return new Map<string, Uint8Array>()
+        })
+        const kept = new Map([...got].filter(([sha, b]) => {
+          const e = wanted.get(sha)!
+          // The decoder checked the SHA-256; R-VERIFY wants size and SHA-1 too.
+          if (b.length === e.size && sha1Hex(b) === e.sha1) return true
+          session.opts.log.warn({ path: e.path, sha256: sha }, `${e.path}: the batch brought bytes that do not match its SHA-1 or size; fetching it alone`)
+          return false
+        }))
+        // The batch goes into the history store as one pack: one file, not one per blob.
         try {
-          // Staged from the verified bytes in hand, so the path's statechart finds its slot filled
-          // (stageEntry) instead of copying the blob back out of the history store.
-          for (dest of slots?.get(sha) ?? []) {
-            // Created with its mode; a chmod only where the umask would take bits from it.
-            writeFileSync(dest, b, { mode: e.mode })
-            if ((e.mode & ~UMASK) !== e.mode) chmodSync(dest, e.mode)
+          // Made durable with the staged files (syncFiles below): one syncfs, or an fsync each.
+          session.stagedFiles.push(...history.putVerifiedManySync(kept))
+        } catch (err) {
+          throw session.noteError(new UpswarmError('UPSWARM_E_IO',
+            `cannot keep ${kept.size} small files in the history store ${history.root}: ${errorMessage(err)}. Nothing in the tree was changed; free space or fix permissions and run the update again`,
+            { cause: err }))
+        }
+        // Staged from the verified bytes in hand, so the path's statechart finds its slot filled
+        // (stageEntry) instead of copying the blob back out of the history store.
+        const files: FileToWrite[] = []
+        for (const [sha, b] of kept) {
+          const e = wanted.get(sha)!
+          session.verified.add(sha)
+          for (const dest of slots?.get(sha) ?? []) {
+            files.push({ path: dest, mode: e.mode, bytes: b, label: e.path })
             session.prestaged.add(dest)
             session.stagedFiles.push(dest)
           }
-        } catch (err) {
-          throw session.noteError(new UpswarmError('UPSWARM_E_IO',
-            `cannot stage ${e.path} in ${dest}: ${errorMessage(err)}. Nothing in the tree was changed; free space or fix permissions and run the update again`,
-            { cause: err, details: { path: e.path } }))
         }
-        if (++sinceYield >= YIELD_EVERY) {
-          sinceYield = 0
-          await new Promise<void>((resolve) => setImmediate(resolve))
-        }
+        await writer.write(files).catch((err: unknown) => { throw stagingError(err) })
+        for (const [, b] of kept) bytes += b.length
+        done += kept.size
+        session.progress({ phase: 'downloading', done, total: todo.length, bytes, path: g[g.length - 1]!.path })
       }
-      for (const [, b] of kept) bytes += b.length
-      done += kept.size
-      session.progress({ phase: 'downloading', done, total: todo.length, bytes, path: g[g.length - 1]!.path })
-    }
-  }))
+    }))
+    await writer.flush().catch((err: unknown) => { throw stagingError(err) })
+  } finally {
+    await writer.close()
+  }
   return bytes
 }
 

@@ -4,7 +4,7 @@
 // installed revision are kept under .upswarm/nodes), and plans, fetches and verifies the files as
 // in format 1. A format-2-only product larger than the format-1 cap inits and updates; rollback
 // works offline; a forged node or release is refused and nothing is written.
-import { open, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
@@ -12,6 +12,7 @@ import { publish, type PublishResult } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { serverSource } from '../../actors/share-daemon/sources.ts'
 import { history, init, rollback, status, update } from '../../actors/updater/index.ts'
+import { WRITER_THREAD_MIN } from '../../actors/updater/downloads.ts'
 import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { encodeEnvelope, signEnvelope, type Envelope } from '../../infra/formats/envelope.ts'
 import { appendRoot } from '../../infra/formats/meta-stream.ts'
@@ -48,6 +49,7 @@ describe('format-2 client', { timeout: 240_000 }, () => {
   const withDeltas = newProduct()
   const behind = newProduct()
   const planned = newProduct()
+  const many = newProduct()
   let root: SignedRoot
   const rootDoc = (): { text: string; where: string } => ({ text: rootText(root), where: 'the test root' })
 
@@ -79,13 +81,14 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     clientNc = await connect('client', 'client', 'f2c')
     const body = rootBody({
       version: 1, expiresMs: Date.now() + 365 * DAY, rootKeys: [rootKey.publicKey], rootThreshold: 1, freshKeys: [rootKey.publicKey],
-      products: { [dual]: { publish: [key.publicKey] }, [only2]: { publish: [key.publicKey] }, [withDeltas]: { publish: [key.publicKey] }, [behind]: { publish: [key.publicKey] }, [planned]: { publish: [key.publicKey] } },
+      products: { [dual]: { publish: [key.publicKey] }, [only2]: { publish: [key.publicKey] }, [withDeltas]: { publish: [key.publicKey] }, [behind]: { publish: [key.publicKey] }, [planned]: { publish: [key.publicKey] }, [many]: { publish: [key.publicKey] } },
     }) as { products: Record<string, { formats: number[] }> }
     body.products[dual]!.formats = [1, 2]
     body.products[withDeltas]!.formats = [1, 2]
     body.products[behind]!.formats = [1, 2]
     body.products[only2]!.formats = [2]
     body.products[planned]!.formats = [2]
+    body.products[many]!.formats = [2]
     root = signRoot(body, [rootKey])
     await appendRoot(admin, rootText(root))
     const trust = join(dir.path, 'trust.json')
@@ -348,6 +351,23 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     const got = await reader.readUnits([...held, 'f'.repeat(64)])
     expect([...got.keys()].sort()).toEqual([...held].sort())
     for (const h of held) expect(sha256Hex(Buffer.from(got.get(h)!))).toBe(h)
+  })
+
+  it('units (issue 13 item 4) — a first install of 2 100 small files writes them on a worker thread: every file and mode is the release, nothing is left staged', async () => {
+    const spec: TreeSpec = {}
+    for (let i = 0; i < 2100; i++) spec[`d${i % 30}/f${i}.txt`] = `small file ${i}\n`.repeat(1 + (i % 7))
+    spec['bin/run.sh'] = { mode: 0o755, content: '#!/bin/sh\necho run\n' }
+    spec['secret.txt'] = { mode: 0o600, content: 'only mine\n' }
+    // Enough files for the worker thread (fewer are written inline).
+    expect(Object.keys(spec).length).toBeGreaterThanOrEqual(WRITER_THREAD_MIN)
+    await publishAndSync(many, join(dir.path, 'src-many'), spec)
+    const wc = join(dir.path, 'wc-many')
+    expect(await init(wc, { product: many, root: rootDoc(), source: serverSource(clientNc, many) })).toMatchObject({ format: 2, checkedOut: 2102 })
+    for (const i of [0, 1049, 2099]) expect(await readFile(join(wc, `d${i % 30}/f${i}.txt`), 'utf8')).toBe(`small file ${i}\n`.repeat(1 + (i % 7)))
+    expect((await stat(join(wc, 'bin/run.sh'))).mode & 0o777).toBe(0o755)
+    expect((await stat(join(wc, 'secret.txt'))).mode & 0o777).toBe(0o600)
+    expect((await status(wc, { source: serverSource(clientNc, many) })).files.filter((f) => f.status !== 'current')).toEqual([])
+    await expect(readdir(layoutOf(wc).staging)).rejects.toMatchObject({ code: 'ENOENT' })
   })
 
   it('deltas (issue 15) — an edited text file, a changed binary and a new text file come as deltas or compressed and are rebuilt byte for byte; a rotten base is discarded with a warning and its file fetched whole', async () => {
