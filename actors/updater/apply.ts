@@ -22,11 +22,18 @@ interface BuiltOps {
   summary: ApplySummary
 }
 
+/** What the download phase wrote in place (direct.ts): the directories it made and the files in them. */
+export interface DirectWrites {
+  readonly owned: ReadonlySet<string>
+  readonly direct: ReadonlySet<string>
+}
+const NO_DIRECT_WRITES: DirectWrites = { owned: new Set(), direct: new Set() }
+
 /**
  * Journal order: files and symlinks out (backed up), directories removed (deepest first),
  * directories created (shallowest first), new files and symlinks in.
  */
-export function buildOps(tasks: readonly PlannedPath[], staged: StagedSet, disk: { get(path: string): { kind: string } | undefined }): BuiltOps {
+export function buildOps(tasks: readonly PlannedPath[], staged: StagedSet, disk: { get(path: string): { kind: string } | undefined }, written: DirectWrites = NO_DIRECT_WRITES): BuiltOps {
   const byPath = new Map(tasks.map((t) => [t.path, t]))
   const puts = new Map<string, { entry: Entry; task: PlannedPath }>()
   const deletes = new Map<string, LocalEntry>()
@@ -74,7 +81,12 @@ export function buildOps(tasks: readonly PlannedPath[], staged: StagedSet, disk:
     const local = task.facts.local
     if (entry.kind === 'dir') {
       if (local && local.kind !== 'dir') unlinks.push({ op: 'unlink', path, backup: `old/${backup++}` })
-      mkdirs.push({ op: 'mkdir', path, mode: entry.mode })
+      mkdirs.push({ op: 'mkdir', path, mode: entry.mode, ...(written.owned.has(path) ? { owned: true as const } : {}) })
+      continue
+    }
+    // Written in place, in a directory the run made (direct.ts): nothing to move.
+    if (written.direct.has(path)) {
+      summary.checkedOut++
       continue
     }
     if (local?.kind === 'dir') rmdirs.push({ op: 'rmdir', path, mode: local.mode, required: true })
@@ -90,7 +102,7 @@ export function buildOps(tasks: readonly PlannedPath[], staged: StagedSet, disk:
 
 export async function applyStaged(session: RunSession, target: RunTarget, staged: StagedSet): Promise<ApplySummary> {
   const { wc } = session
-  const { ops, summary } = buildOps(session.plan?.tasks ?? [], staged, session.disk)
+  const { ops, summary } = buildOps(session.plan?.tasks ?? [], staged, session.disk, session)
   for (const path of summary.blocked) session.opts.log.warn({ path }, `${path} is not installed: a file or symlink kept by the user is in the way above it`)
   if (ops.length > 0) {
     const journal = newJournal(target.from, target.to, ops)
@@ -149,19 +161,23 @@ async function keepReplacedVersions(session: RunSession, ops: readonly JournalOp
  */
 async function refreshStatCache(session: RunSession, ops: readonly JournalOp[], target: RunTarget): Promise<void> {
   const { wc, cache } = session
-  // What each path the journal wrote holds now: one lstat each, shared by the cache and the index.
+  // What each path the run wrote holds now: one lstat each, shared by the cache and the index.
   const after = new Map<string, DiskEntry | undefined>()
-  for (const op of ops) {
-    if (op.op === 'put') {
-      const entry = session.target.get(op.path)
-      // Synchronous: one lstat is a few microseconds, its promise a thread-pool round trip (20 000
-      // of them after a first install were 1.6 s).
-      const d = diskEntrySync(treePath(wc.layout, op.path))
-      after.set(op.path, d)
-      if (entry?.kind === 'file' && d?.kind === 'file') cache.set(op.path, d.st, entry)
-      else cache.delete(op.path)
-    } else if (op.op === 'unlink') cache.delete(op.path)
+  const record = (path: string): void => {
+    const entry = session.target.get(path)
+    // Synchronous: one lstat is a few microseconds, its promise a thread-pool round trip (20 000
+    // of them after a first install were 1.6 s).
+    const d = diskEntrySync(treePath(wc.layout, path))
+    after.set(path, d)
+    if (entry?.kind === 'file' && d?.kind === 'file') cache.set(path, d.st, entry)
+    else cache.delete(path)
   }
+  for (const op of ops) {
+    if (op.op === 'put') record(op.path)
+    else if (op.op === 'unlink') cache.delete(op.path)
+  }
+  // The files written in place (direct.ts), which the journal does not move.
+  for (const path of session.direct) record(path)
   if (session.changes) {
     const entries = new Map<string, Entry | undefined>()
     for (const path of session.base.keys()) entries.set(path, session.target.get(path))
@@ -185,7 +201,15 @@ export async function undoApply(session: RunSession): Promise<void> {
   await finishJournal(layout, step)
 }
 
+/** Drops what the download phase staged, and undoes the directories it made and wrote into (direct.ts). */
 export async function discardStaging(session: RunSession): Promise<void> {
-  await rm(session.wc.layout.staging, { recursive: true, force: true })
+  const { layout } = session.wc
+  if (session.journal) {
+    await undoJournal(layout, session.journal, step)
+    await finishJournal(layout, step)
+    session.journal = undefined
+    return
+  }
+  await rm(layout.staging, { recursive: true, force: true })
   step('staging.discarded')
 }

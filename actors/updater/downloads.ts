@@ -17,11 +17,11 @@ import { sha1Hex, sha256Hex } from '../../infra/release/hash.ts'
 import { groupsOf } from '../../infra/batches.ts'
 import { NODES_MAX_HASHES } from '../../infra/formats/meta-wire.ts'
 import { formatSize, freeBytes } from '../../infra/store/disk-space.ts'
-import { stagingPath } from '../../infra/store/working-copy/journal.ts'
 import { hashContent } from '../../infra/store/working-copy/tree.ts'
 import { downloadMachine, type DownloadOutput, type FetchResult } from '../../machines/download.machine.ts'
 import { factEvents, fileStatusMachine, type AlertInput, type FileStatusOutput } from '../../machines/file-status.machine.ts'
 import { publishAlert } from './alerts.ts'
+import { prepareDirectWrites, slotFile } from './direct.ts'
 import type { RunPlan, RunRequest, RunTarget, StagedSet } from '../../machines/update-run.machine.ts'
 import type { RunSession } from './run-session.ts'
 import { step } from './session.ts'
@@ -121,9 +121,9 @@ async function verifyBlob(session: RunSession, entry: FileEntry): Promise<void> 
   session.verified.add(entry.sha256)
 }
 
-/** Puts the new entry, complete and durable, in its staging slot. */
+/** Puts the new entry, complete and durable, in its staging slot (or in place: direct.ts). */
 async function stageEntry(session: RunSession, entry: Entry, slot: string): Promise<void> {
-  const dest = stagingPath(session.wc.layout, slot)
+  const dest = slotFile(session, entry.path, slot)
   try {
     if (entry.kind === 'file') {
       // A slot the batch filled from its verified bytes is staged already.
@@ -303,9 +303,9 @@ const FOUND_STAGED: DownloadOutput = Object.freeze({ ok: true, source: 'local', 
  * an actor per file: on a first install of 20 000 small files the actors were a third of the time.
  * Undefined for anything else, which runs its actor.
  */
-export function prestagedOutcome(session: Pick<RunSession, 'prestaged' | 'verified' | 'wc'>, task: RunPlan['tasks'][number]): FileStatusOutput | undefined {
+export function prestagedOutcome(session: Pick<RunSession, 'prestaged' | 'verified' | 'wc' | 'direct'>, task: RunPlan['tasks'][number]): FileStatusOutput | undefined {
   const target = task.facts.target
-  if (target?.kind !== 'file' || !task.slot || !session.verified.has(target.sha256) || !session.prestaged.has(stagingPath(session.wc.layout, task.slot))) return undefined
+  if (target?.kind !== 'file' || !task.slot || !session.verified.has(target.sha256) || !session.prestaged.has(slotFile(session, task.path, task.slot))) return undefined
   const status = classifyFile(task.facts)
   if (status !== 'missing' && status !== 'outdated') return undefined
   return { path: task.path, status, outcome: 'staged', action: 'put', download: { ...FOUND_STAGED, errors: [] }, alerted: false }
@@ -315,10 +315,11 @@ export function prestagedOutcome(session: Pick<RunSession, 'prestaged' | 'verifi
 export async function downloadPlanned(session: RunSession, request: RunRequest, target: RunTarget, plan: RunPlan, run?: AnyActorRef): Promise<StagedSet> {
   await checkFreeSpace(session, plan)
   await mkdir(join(session.wc.layout.staging, 'new'), { recursive: true })
+  await prepareDirectWrites(session, request, target, plan)
   const slots = new Map<string, string[]>()
   for (const t of plan.tasks) {
     const e = t.facts.target
-    if (e?.kind === 'file' && t.slot) slots.set(e.sha256, [...(slots.get(e.sha256) ?? []), stagingPath(session.wc.layout, t.slot)])
+    if (e?.kind === 'file' && t.slot) slots.set(e.sha256, [...(slots.get(e.sha256) ?? []), slotFile(session, t.path, t.slot)])
   }
   const batched = await prefetchSmallFiles(session, plan.tasks.map((t) => t.facts.target), BATCH_MIN, slots)
   mark('download: small files fetched by the batch')

@@ -668,7 +668,7 @@ export async function reindexAfterUpdate(wc: WorkingCopy, to: number, entries: R
 /**
  * After an update planned from every path (a first install, a format-1 copy): the index of `to`
  * against itself, from the plan's classification and what the journal's `ops` changed (`after`:
- * the apply's lstat of each path it wrote), so the first status after it reads no file and classifies nothing again (issue 13 item
+ * the apply's lstat of each path it wrote, the files written in place too), so the first status after it reads no file and classifies nothing again (issue 13 item
  * 6: a first status of 1 000 000 files after `init` classified every path against the manifest).
  */
 export async function indexAfterFullUpdate(wc: WorkingCopy, to: number, tree: TreeStatus, ops: readonly JournalOp[], after: ReadonlyMap<string, DiskEntry | undefined>, cache: StatCache): Promise<void> {
@@ -680,7 +680,7 @@ export async function indexAfterFullUpdate(wc: WorkingCopy, to: number, tree: Tr
     const t = p.facts.target
     let d = tree.disk.get(p.path)
     let local = p.facts.local
-    if (touched.has(p.path)) {
+    if (touched.has(p.path) || after.has(p.path)) {
       // The apply's own lstat of what it wrote, where it took one.
       d = after.has(p.path) ? after.get(p.path) : diskEntrySync(treePath(layout, p.path))
       local = d ? await localAfter(layout, p.path, d, cache) : undefined

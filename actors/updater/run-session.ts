@@ -82,6 +82,12 @@ export class RunSession {
   readonly stagedFiles: string[] = []
   /** Staging slots the batch of small files filled already (downloads.ts). */
   readonly prestaged = new Set<string>()
+  /**
+   * Issue 13 item 4: the directories this run makes where nothing was (journal `owned`), and the
+   * new files it writes straight into them instead of staging and renaming (downloads.ts, direct.ts).
+   */
+  readonly owned = new Set<string>()
+  readonly direct = new Set<string>()
   readonly inflight = new Map<string, Promise<unknown>>()
   /** Local blobs being re-hashed before they are staged (one check per blob). */
   readonly localChecks = new Map<string, Promise<boolean>>()

@@ -2,6 +2,7 @@
 // attacks, conflicts under each policy, a failure in the middle of the apply, adopting a
 // non-empty directory, a symlink planted in the tree.
 import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -99,6 +100,36 @@ describe('updater — bad bytes and bad manifests', () => {
     expect((err as Error).message).toMatch(/a\.txt/)
     expect(await snapshotTree(f.wc)).toEqual(f.trees[0])
     expect((await status(f.wc)).rev).toBe(1)
+    await expectClean(f.wc)
+  })
+
+  it('updater — new directories get their files in place (issue 13 item 4); when one of them never verifies, the directories are removed with what was written into them', async () => {
+    const f = await fixture([
+      { 'a.txt': 'one\n' },
+      { 'a.txt': 'one\n', 'new/other.txt': 'other\n', 'new/deep/ok.txt': 'ok\n', 'new/deep/bad.txt': 'bad\n', 'new/deep/run.sh': { mode: 0o755, content: 'run\n' } },
+    ])
+    await init(f.wc, { product: f.product, publicKey: f.key.publicKey, rev: 1, source: f.source })
+    const sha = (await import('../../infra/release/hash.ts')).sha256Hex
+    // The first time round, bad.txt never verifies; its directory is there (made before any download).
+    f.source.corrupt.set(sha('bad\n'), 100)
+    const seen: boolean[] = []
+    const fetchBlob = f.source.fetchBlob.bind(f.source)
+    f.source.fetchBlob = async (entry, ...rest) => {
+      if (entry.path === 'new/deep/bad.txt') seen.push(existsSync(join(f.wc, 'new/deep')))
+      return fetchBlob(entry, ...rest)
+    }
+    const err = await update(f.wc, { source: f.source, alerts: new RecordingAlerts() }).catch((e: unknown) => e)
+    expect(isUpswarmError(err, 'UPSWARM_E_HASH_MISMATCH')).toBe(true)
+    expect((err as Error).message).toMatch(/new\/deep\/bad\.txt/)
+    expect(seen.length).toBeGreaterThan(0)
+    expect(seen.every(Boolean)).toBe(true)
+    expect(await snapshotTree(f.wc)).toEqual(f.trees[0])
+    await expectClean(f.wc)
+    // Then it verifies: every file in place, with its mode, and a status finds the tree current.
+    f.source.corrupt.clear()
+    expect(await update(f.wc, { source: f.source, alerts: new RecordingAlerts() })).toMatchObject({ from: 1, to: 2, checkedOut: 4 })
+    expect(await snapshotTree(f.wc)).toEqual(f.trees[1])
+    expect((await status(f.wc)).files.filter((x) => x.status !== 'current')).toEqual([])
     await expectClean(f.wc)
   })
 

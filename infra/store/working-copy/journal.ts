@@ -3,7 +3,9 @@
 // staging/old, so any prefix of the journal can be undone. The commit point is the state file
 // naming the journal's id (written by the caller). After a crash at any moment, recovery
 // either finishes a committed journal (drops the backups) or undoes an uncommitted one, and
-// removes every staging and temporary file: the tree is exactly one revision.
+// removes every staging and temporary file: the tree is exactly one revision. A directory the
+// run makes where nothing was (`owned`, issue 13 item 4) gets its new files written straight
+// into it, with no staging and no rename; undoing it removes it with what it holds.
 import { randomUUID } from 'node:crypto'
 import { lstat, mkdir, chmod, rename, rm, rmdir } from 'node:fs/promises'
 import { lstatSync, renameSync } from 'node:fs'
@@ -24,18 +26,18 @@ const journalSchema: LazySchema<Journal> = { load: async () => (await import('./
 /** Called after every durable step; the crash test kills the process there. */
 export type StepHook = (label: string) => void
 
-export function newJournal(from: number, to: number, ops: JournalOp[]): Journal {
-  return { format: 1, id: randomUUID(), from, to, ops }
+export function newJournal(from: number, to: number, ops: JournalOp[], id: string = randomUUID()): Journal {
+  return { format: ops.some((op) => op.op === 'mkdir' && op.owned) ? 2 : 1, id, from, to, ops }
 }
 
 export function stagingPath(layout: WorkingCopyLayout, slot: string): string {
   return join(layout.staging, ...slot.split('/'))
 }
 
-export async function writeJournal(layout: WorkingCopyLayout, journal: Journal, onStep: StepHook): Promise<void> {
+export async function writeJournal(layout: WorkingCopyLayout, journal: Journal, onStep: StepHook, label = 'journal.written'): Promise<void> {
   await mkdir(join(layout.staging, 'old'), { recursive: true })
   await writeFileAtomic(layout.journal, JSON.stringify(journal), layout.tmp)
-  onStep('journal.written')
+  onStep(label)
 }
 
 export async function readJournal(layout: WorkingCopyLayout): Promise<Journal | undefined> {
@@ -71,6 +73,8 @@ export async function runJournal(layout: WorkingCopyLayout, journal: Journal, on
             if (err.code !== 'EEXIST' || !(await lstat(abs)).isDirectory()) throw err
           })
           await chmod(abs, op.mode)
+          // Its own entries (the files written straight into it) are made durable with the renames.
+          if (op.owned) touched.add(abs)
           break
         case 'put': {
           await assertRealDirs(layout, op.path, safeDirs)
@@ -132,6 +136,11 @@ export async function undoJournal(layout: WorkingCopyLayout, journal: Journal, o
           }
           break
         case 'mkdir':
+          // Made by the run where nothing was: all it holds is the run's.
+          if (op.owned) {
+            await rm(abs, { recursive: true, force: true })
+            break
+          }
           await rmdir(abs).catch((err: NodeJS.ErrnoException) => {
             if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST' && err.code !== 'ENOTDIR') throw err
           })

@@ -87,12 +87,17 @@ export const JournalOpSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('unlink'), path: z.string(), backup: Slot }),
   /** Remove an empty directory; when not `required`, a non-empty one is left in place. */
   z.object({ op: z.literal('rmdir'), path: z.string(), mode: z.number().int(), required: z.boolean() }),
-  z.object({ op: z.literal('mkdir'), path: z.string(), mode: z.number().int() }),
+  /**
+   * Make a directory. `owned` (issue 13 item 4, journal format 2): the run makes it where nothing
+   * was and writes the new files straight into it, so undoing it removes it with its content.
+   */
+  z.object({ op: z.literal('mkdir'), path: z.string(), mode: z.number().int(), owned: z.literal(true).optional() }),
   /** Move what is at `path` to `backup`, then the staged entry to `path`. */
   z.object({ op: z.literal('put'), path: z.string(), staged: Slot, backup: Slot }),
 ])
 export const JournalSchema = z.object({
-  format: z.literal(1),
+  /** 2 when an op is `owned`: a client that does not know them refuses the journal instead of undoing it by halves. */
+  format: z.union([z.literal(1), z.literal(2)]),
   id: z.string(),
   from: z.number().int().min(0),
   to: z.number().int().min(0),
