@@ -167,7 +167,8 @@ async function refreshStatCache(session: RunSession, ops: readonly JournalOp[], 
     const entry = session.target.get(path)
     // Synchronous: one lstat is a few microseconds, its promise a thread-pool round trip (20 000
     // of them after a first install were 1.6 s).
-    const d = diskEntrySync(treePath(wc.layout, path))
+    const written = session.writtenStats.get(path)
+    const d: DiskEntry | undefined = written ? { kind: 'file', st: written } : diskEntrySync(treePath(wc.layout, path))
     after.set(path, d)
     if (entry?.kind === 'file' && d?.kind === 'file') cache.set(path, d.st, entry)
     else cache.delete(path)
@@ -176,8 +177,11 @@ async function refreshStatCache(session: RunSession, ops: readonly JournalOp[], 
     if (op.op === 'put') record(op.path)
     else if (op.op === 'unlink') cache.delete(op.path)
   }
-  // The files written in place (direct.ts), which the journal does not move.
+  // The files written in place (direct.ts), which the journal does not move: the batch's with the
+  // fstat taken as each was closed, the others with an lstat.
   for (const path of session.direct) record(path)
+  session.writtenStats.clear()
+  mark('apply: written paths read')
   if (session.changes) {
     const entries = new Map<string, Entry | undefined>()
     for (const path of session.base.keys()) entries.set(path, session.target.get(path))

@@ -11,7 +11,7 @@ import { UpswarmError, errorMessage } from '../../infra/errors.ts'
 import type { Entry, FileEntry } from '../../infra/release/manifest.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import { syncFiles } from '../../infra/store/durable.ts'
-import { FileWriteError, inlineFileWriter, threadedFileWriter, type FileToWrite } from '../../infra/store/file-writer.ts'
+import { FileWriteError, inlineFileWriter, threadedFileWriter, type FileToWrite, type WrittenStat } from '../../infra/store/file-writer.ts'
 import { mark } from '../../infra/timings.ts'
 import { sha1Hex, sha256Hex } from '../../infra/release/hash.ts'
 import { groupsOf } from '../../infra/batches.ts'
@@ -200,6 +200,9 @@ const BATCH_MIN = 16
 const BATCH_BYTES = 3 * 1024 * 1024
 /** `units` requests in flight. */
 const BATCH_REQUESTS = 4
+/** Where a planned file is written (its staging slot, or in place) and its path in the tree. */
+interface Slot { dest: string; path: string }
+
 /** Staged files from batches at or beyond which a worker thread writes them (infra/store/file-writer.ts). */
 export const WRITER_THREAD_MIN = 2000
 
@@ -210,7 +213,7 @@ export const WRITER_THREAD_MIN = 2000
  * batch does not bring (a server without `units`, a unit it lacks, one that did not verify) is
  * fetched the per-file way, as before. Files a delta or a compressed copy makes are left to it.
  */
-async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry | undefined>, min = BATCH_MIN, slots?: Map<string, string[]>): Promise<number> {
+async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry | undefined>, min = BATCH_MIN, slots?: Map<string, Slot[]>): Promise<number> {
   const source = session.opts.source
   if (!source?.units) return 0
   const wanted = new Map<string, FileEntry>()
@@ -234,7 +237,11 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
   let next = 0
   let slotted = 0
   for (const e of todo) slotted += slots?.get(e.sha256)?.length ?? 0
-  const writer = slotted >= WRITER_THREAD_MIN ? threadedFileWriter() : inlineFileWriter()
+  // A file written in place stays as written: its fstat is what the stat cache records (apply.ts).
+  const onWritten = ({ label }: { label?: string }, st: WrittenStat): void => {
+    if (label !== undefined && session.direct.has(label)) session.writtenStats.set(label, st)
+  }
+  const writer = slotted >= WRITER_THREAD_MIN ? threadedFileWriter({ onWritten }) : inlineFileWriter({ onWritten })
   const stagingError = (err: unknown): unknown => {
     const { path: dest = '', label: path } = err instanceof FileWriteError ? err.failure : {}
     return session.noteError(new UpswarmError('UPSWARM_E_IO',
@@ -271,8 +278,8 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
         for (const [sha, b] of kept) {
           const e = wanted.get(sha)!
           session.verified.add(sha)
-          for (const dest of slots?.get(sha) ?? []) {
-            files.push({ path: dest, mode: e.mode, bytes: b, label: e.path })
+          for (const { dest, path } of slots?.get(sha) ?? []) {
+            files.push({ path: dest, mode: e.mode, bytes: b, label: path })
             session.prestaged.add(dest)
             session.stagedFiles.push(dest)
           }
@@ -316,10 +323,14 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
   await checkFreeSpace(session, plan)
   await mkdir(join(session.wc.layout.staging, 'new'), { recursive: true })
   await prepareDirectWrites(session, request, target, plan)
-  const slots = new Map<string, string[]>()
+  const slots = new Map<string, Slot[]>()
   for (const t of plan.tasks) {
     const e = t.facts.target
-    if (e?.kind === 'file' && t.slot) slots.set(e.sha256, [...(slots.get(e.sha256) ?? []), slotFile(session, t.path, t.slot)])
+    if (e?.kind !== 'file' || !t.slot) continue
+    const slot = { dest: slotFile(session, t.path, t.slot), path: t.path }
+    const same = slots.get(e.sha256)
+    if (same) same.push(slot)
+    else slots.set(e.sha256, [slot])
   }
   const batched = await prefetchSmallFiles(session, plan.tasks.map((t) => t.facts.target), BATCH_MIN, slots)
   mark('download: small files fetched by the batch')

@@ -683,16 +683,25 @@ export async function indexAfterFullUpdate(wc: WorkingCopy, to: number, tree: Tr
     if (touched.has(p.path) || after.has(p.path)) {
       // The apply's own lstat of what it wrote, where it took one.
       d = after.has(p.path) ? after.get(p.path) : diskEntrySync(treePath(layout, p.path))
-      local = d ? await localAfter(layout, p.path, d, cache) : undefined
+      // Synchronous where the hashes are recorded (every file the run wrote): no promise per path.
+      local = d ? (recordedLocal(p.path, d, cache) ?? await localAfter(layout, p.path, d, cache)) : undefined
     }
     if (!d && !t) continue
     const facts: FileFacts = { ignored: p.facts.ignored, ...(t ? { base: t, target: t } : {}), ...(local ? { local } : {}) }
     paths.push({ path: p.path, status: classifyFile(facts), facts })
     if (d) disk.set(p.path, d)
   }
+  mark('reindex: paths classified')
   const { ctx } = await currentContext(layout, to, to)
   // The root's names are read again by the next status (something may have appeared since the plan's walk).
   await writeIndex(layout, indexOfTree({ paths, disk, hashed: 0, cached: 0 }, cache, { ...ctx, root: NO_STAT }, null), false)
+}
+
+/** What is at a path the apply wrote, when it is not a file or its hashes were recorded at install. */
+function recordedLocal(path: string, d: DiskEntry, cache: StatCache): LocalEntry | undefined {
+  if (d.kind !== 'file') return shallowLocal(d)
+  const h = cache.recorded(path, d.st)
+  return h && { kind: 'file', mode: Number(d.st.mode) & 0o7777, size: Number(d.st.size), sha1: h.sha1, sha256: h.sha256 }
 }
 
 /** What is at a path the apply wrote, its hashes from the cache (recorded at install) or read now. */

@@ -8,7 +8,7 @@ import { collectGarbage } from '../../infra/store/working-copy/history.ts'
 import { readPendingAlerts, writePendingAlerts } from '../../infra/store/working-copy/pending-alerts.ts'
 import type { Journal } from '../../infra/store/working-copy/journal.ts'
 import { StatCache } from '../../infra/store/working-copy/stat-cache.ts'
-import { diskEntrySync, type DiskEntry } from '../../infra/store/working-copy/tree.ts'
+import { diskEntrySync, type DiskEntry, type DiskStat } from '../../infra/store/working-copy/tree.ts'
 import { treePath, type WorkingCopyLayout } from '../../infra/store/working-copy/layout.ts'
 import { IgnoreRules } from '../../infra/store/working-copy/ignore-rules.ts'
 import type { WalkedEntry } from '../../infra/formats/tree-builder.ts'
@@ -88,6 +88,8 @@ export class RunSession {
    */
   readonly owned = new Set<string>()
   readonly direct = new Set<string>()
+  /** The fstat of each file written in place as it was closed, for the stat cache (no lstat again). */
+  readonly writtenStats = new Map<string, DiskStat>()
   readonly inflight = new Map<string, Promise<unknown>>()
   /** Local blobs being re-hashed before they are staged (one check per blob). */
   readonly localChecks = new Map<string, Promise<boolean>>()

@@ -3,7 +3,7 @@
 // CPU profile), one after another on the thread that also receives, decodes and hashes the
 // batches. On a worker the creates overlap that work. The kernel's creates themselves do not go
 // faster on two threads here (docs/decisions.md), so one worker.
-import { chmodSync, writeFileSync } from 'node:fs'
+import * as fs from 'node:fs'
 import { Worker } from 'node:worker_threads'
 
 /** A file to write: its bytes, created with `mode` (a chmod after where the umask would take bits). */
@@ -40,25 +40,102 @@ export interface FileWriter {
 /** The process's umask, read once (a file is created with `mode & ~umask`). */
 const UMASK = process.umask()
 
-function writeOne(path: string, bytes: Uint8Array, mode: number, umask: number): void {
-  writeFileSync(path, bytes, { mode })
-  if ((mode & ~umask) !== mode) chmodSync(path, mode)
+/** What a file is right after it was written (its fstat): the stat cache takes it instead of an lstat. */
+export interface WrittenStat {
+  mode: number
+  size: bigint
+  ino: bigint
+  mtimeNs: bigint
+  ctimeNs: bigint
+}
+
+export interface FileWriterOptions {
+  /** Called with each file's stat once it is written (in order per `write` call). */
+  onWritten?: (file: { path: string; label?: string }, st: WrittenStat) => void
+}
+
+/** A call's files: their bytes one after another in `data`, file i ending at `ends[i]`. */
+interface BatchFiles { paths: string[]; labels: (string | undefined)[]; modes: number[]; ends: number[]; data: Uint8Array }
+/** Five numbers a file (mode, size, ino, mtimeNs, ctimeNs), for the files written before any failure. */
+interface BatchResult { stats: BigInt64Array; failure?: WriteFailure }
+const STAT_FIELDS = 5
+
+/**
+ * Writes a batch's files, each created with its mode (a fchmod where the umask took bits) and
+ * fstat'ed before it is closed; stops at the first failure. Self-contained: the worker runs its
+ * source text, and the inline writer calls it, so both write alike.
+ */
+function writeBatch(fs: typeof import('node:fs'), b: BatchFiles, umask: number): BatchResult {
+  const stats = new BigInt64Array(b.paths.length * 5)
+  let start = 0
+  for (let i = 0; i < b.paths.length; i++) {
+    const path = b.paths[i]!
+    const mode = b.modes[i]!
+    try {
+      const fd = fs.openSync(path, 'w', mode)
+      try {
+        const end = b.ends[i]!
+        let at = start
+        while (at < end) at += fs.writeSync(fd, b.data, at, end - at)
+        if ((mode & ~umask) !== mode) fs.fchmodSync(fd, mode)
+        const st = fs.fstatSync(fd, { bigint: true })
+        stats[i * 5] = st.mode
+        stats[i * 5 + 1] = st.size
+        stats[i * 5 + 2] = st.ino
+        stats[i * 5 + 3] = st.mtimeNs
+        stats[i * 5 + 4] = st.ctimeNs
+      } finally {
+        fs.closeSync(fd)
+      }
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      const label = b.labels[i]
+      return { stats: stats.slice(0, i * 5), failure: { path, message: e.message, ...(e.code ? { code: e.code } : {}), ...(label !== undefined ? { label } : {}) } }
+    }
+    start = b.ends[i]!
+  }
+  return { stats }
+}
+
+/** A call's files as one batch: their bytes copied into one buffer (transferred to the worker, not copied again). */
+function batchOf(files: readonly FileToWrite[]): BatchFiles {
+  let total = 0
+  for (const f of files) total += f.bytes.length
+  const b: BatchFiles = { paths: [], labels: [], modes: [], ends: [], data: new Uint8Array(total) }
+  let at = 0
+  for (const f of files) {
+    b.data.set(f.bytes, at)
+    at += f.bytes.length
+    b.paths.push(f.path)
+    b.labels.push(f.label)
+    b.modes.push(f.mode)
+    b.ends.push(at)
+  }
+  return b
+}
+
+function report(b: Pick<BatchFiles, 'paths' | 'labels'>, stats: BigInt64Array, onWritten: FileWriterOptions['onWritten']): void {
+  if (!onWritten) return
+  for (let i = 0; i * STAT_FIELDS < stats.length; i++) {
+    const o = i * STAT_FIELDS
+    const label = b.labels[i]
+    onWritten({ path: b.paths[i]!, ...(label !== undefined ? { label } : {}) },
+      { mode: Number(stats[o]), size: stats[o + 1]!, ino: stats[o + 2]!, mtimeNs: stats[o + 3]!, ctimeNs: stats[o + 4]! })
+  }
 }
 
 /** Writes on the calling thread: for a few files, where a worker's start costs more than it saves. */
-export function inlineFileWriter(): FileWriter {
+export function inlineFileWriter(opts: FileWriterOptions = {}): FileWriter {
   let failure: WriteFailure | undefined
   return {
     async write(files) {
       if (failure) throw new FileWriteError(failure)
-      for (const f of files) {
-        try {
-          writeOne(f.path, f.bytes, f.mode, UMASK)
-        } catch (err) {
-          const e = err as NodeJS.ErrnoException
-          failure = { path: f.path, message: e.message, ...(e.code ? { code: e.code } : {}), ...(f.label !== undefined ? { label: f.label } : {}) }
-          throw new FileWriteError(failure)
-        }
+      const b = batchOf(files)
+      const r = writeBatch(fs, b, UMASK)
+      report(b, r.stats, opts.onWritten)
+      if (r.failure) {
+        failure = r.failure
+        throw new FileWriteError(failure)
       }
     },
     async flush() {
@@ -71,32 +148,20 @@ export function inlineFileWriter(): FileWriter {
 /** Bytes handed to the worker and not yet written, beyond which `write` waits. */
 const IN_FLIGHT_MAX = 32 * 1024 * 1024
 
-interface Batch { id: number; paths: string[]; labels: (string | undefined)[]; modes: number[]; ends: number[]; data: ArrayBuffer }
-type Reply = { id: number; failure?: WriteFailure }
+type Reply = { id: number } & Partial<BatchResult>
 
 // The worker's code, run by `eval` (a bundle has no separate file to point a worker at): the same
-// writeFileSync + chmod as writeOne, one batch per message, its bytes transferred, not copied.
+// writeBatch, one batch per message, its bytes and stats transferred, not copied.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
-const { writeFileSync, chmodSync } = require('node:fs')
-const umask = workerData.umask
+const fs = require('node:fs')
+const writeBatch = ${writeBatch.toString()}
 let failed = false
 parentPort.on('message', (b) => {
   if (failed) return parentPort.postMessage({ id: b.id })
-  const data = new Uint8Array(b.data)
-  let start = 0
-  for (let i = 0; i < b.paths.length; i++) {
-    const path = b.paths[i], mode = b.modes[i]
-    try {
-      writeFileSync(path, data.subarray(start, b.ends[i]), { mode })
-      if ((mode & ~umask) !== mode) chmodSync(path, mode)
-    } catch (err) {
-      failed = true
-      return parentPort.postMessage({ id: b.id, failure: { path, label: b.labels[i], message: err.message, code: err.code } })
-    }
-    start = b.ends[i]
-  }
-  parentPort.postMessage({ id: b.id })
+  const r = writeBatch(fs, { ...b, data: new Uint8Array(b.data) }, workerData.umask)
+  if (r.failure) failed = true
+  parentPort.postMessage({ id: b.id, ...r }, [r.stats.buffer])
 })
 `
 
@@ -105,13 +170,13 @@ parentPort.on('message', (b) => {
  * waits only when more than IN_FLIGHT_MAX bytes are not yet written. After the first failure the
  * worker writes nothing more, and `write`, `flush` report it.
  */
-export function threadedFileWriter(): FileWriter {
+export function threadedFileWriter(opts: FileWriterOptions = {}): FileWriter {
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { umask: UMASK } })
   let nextId = 0
   let inFlight = 0
   let failure: WriteFailure | undefined
   let crashed: Error | undefined
-  const sizes = new Map<number, number>()
+  const pending = new Map<number, { bytes: number; paths: string[]; labels: (string | undefined)[] }>()
   let waiters: (() => void)[] = []
   const wake = (): void => {
     const w = waiters
@@ -119,8 +184,10 @@ export function threadedFileWriter(): FileWriter {
     for (const f of w) f()
   }
   worker.on('message', (r: Reply) => {
-    inFlight -= sizes.get(r.id) ?? 0
-    sizes.delete(r.id)
+    const sent = pending.get(r.id)!
+    pending.delete(r.id)
+    inFlight -= sent.bytes
+    if (r.stats) report(sent, r.stats, opts.onWritten)
     if (r.failure && !failure) failure = r.failure
     wake()
   })
@@ -140,25 +207,14 @@ export function threadedFileWriter(): FileWriter {
     async write(files) {
       check()
       if (files.length === 0) return
-      let total = 0
-      for (const f of files) total += f.bytes.length
-      const data = new Uint8Array(total)
-      const batch: Batch = { id: nextId++, paths: [], labels: [], modes: [], ends: [], data: data.buffer }
-      let at = 0
-      for (const f of files) {
-        data.set(f.bytes, at)
-        at += f.bytes.length
-        batch.paths.push(f.path)
-        batch.labels.push(f.label)
-        batch.modes.push(f.mode)
-        batch.ends.push(at)
-      }
-      sizes.set(batch.id, total)
-      inFlight += total
-      worker.postMessage(batch, [batch.data])
+      const { data, ...b } = batchOf(files)
+      const id = nextId++
+      pending.set(id, { bytes: data.length, paths: b.paths, labels: b.labels })
+      inFlight += data.length
+      worker.postMessage({ id, ...b, data: data.buffer }, [data.buffer as ArrayBuffer])
       await until(() => inFlight <= IN_FLIGHT_MAX)
     },
-    flush: () => until(() => sizes.size === 0),
+    flush: () => until(() => pending.size === 0),
     async close() {
       await worker.terminate()
     },

@@ -353,7 +353,7 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     for (const h of held) expect(sha256Hex(Buffer.from(got.get(h)!))).toBe(h)
   })
 
-  it('units (issue 13 item 4) — a first install of 2 100 small files writes them on a worker thread: every file and mode is the release, nothing is left staged', async () => {
+  it('units (issue 13 item 4) — a first install of 2 100 small files writes them on a worker thread, in place: every file and mode is the release, the stat index has each one\'s stat, nothing is left staged', async () => {
     const spec: TreeSpec = {}
     for (let i = 0; i < 2100; i++) spec[`d${i % 30}/f${i}.txt`] = `small file ${i}\n`.repeat(1 + (i % 7))
     spec['bin/run.sh'] = { mode: 0o755, content: '#!/bin/sh\necho run\n' }
@@ -366,6 +366,8 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     for (const i of [0, 1049, 2099]) expect(await readFile(join(wc, `d${i % 30}/f${i}.txt`), 'utf8')).toBe(`small file ${i}\n`.repeat(1 + (i % 7)))
     expect((await stat(join(wc, 'bin/run.sh'))).mode & 0o777).toBe(0o755)
     expect((await stat(join(wc, 'secret.txt'))).mode & 0o777).toBe(0o600)
+    // The stat index the init leaves has each file's stat as the writer took it: no file is read again.
+    expect(await status(wc)).toMatchObject({ statIndex: 'indexed', hashed: 0, notCurrent: [] })
     expect((await status(wc, { source: serverSource(clientNc, many) })).files.filter((f) => f.status !== 'current')).toEqual([])
     await expect(readdir(layoutOf(wc).staging)).rejects.toMatchObject({ code: 'ENOENT' })
   })

@@ -2,17 +2,18 @@
 // (infra/store/file-writer.ts). Both writers write the same bytes with the same modes, report
 // the first file they could not write by its path and label, and the threaded one takes more
 // than its in-flight cap without losing a file.
+import { lstatSync } from 'node:fs'
 import { mkdtemp, mkdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { FileWriteError, inlineFileWriter, threadedFileWriter, type FileToWrite, type FileWriter } from '../../infra/store/file-writer.ts'
+import { FileWriteError, inlineFileWriter, threadedFileWriter, type FileToWrite, type FileWriter, type FileWriterOptions, type WrittenStat } from '../../infra/store/file-writer.ts'
 
 let dir: string
 beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'upswarm-writer-')) })
 afterEach(async () => { await rm(dir, { recursive: true, force: true }) })
 
-const writers: [string, () => FileWriter][] = [['inline', inlineFileWriter], ['threaded', threadedFileWriter]]
+const writers: [string, (opts?: FileWriterOptions) => FileWriter][] = [['inline', inlineFileWriter], ['threaded', threadedFileWriter]]
 
 describe.each(writers)('%s file writer', (_name, make) => {
   it('writes every file with its bytes and mode, empty files too, once flushed', async () => {
@@ -30,6 +31,25 @@ describe.each(writers)('%s file writer', (_name, make) => {
       }
     } finally {
       await w.close()
+    }
+  })
+
+  it('reports each written file with the stat an lstat gives afterwards (the stat cache takes it instead)', async () => {
+    const seen: [string, string | undefined, WrittenStat][] = []
+    const w = make({ onWritten: (f, st) => { seen.push([f.path, f.label, st]) } })
+    try {
+      await w.write([
+        { path: join(dir, 'x'), mode: 0o640, bytes: Buffer.from('x'.repeat(5000)), label: 'tree/x' },
+        { path: join(dir, 'y'), mode: 0o755, bytes: Buffer.alloc(0) },
+      ])
+      await w.flush()
+    } finally {
+      await w.close()
+    }
+    expect(seen.map(([p, l]) => [p, l])).toEqual([[join(dir, 'x'), 'tree/x'], [join(dir, 'y'), undefined]])
+    for (const [path, , st] of seen) {
+      const l = lstatSync(path, { bigint: true })
+      expect(st).toEqual({ mode: Number(l.mode), size: l.size, ino: l.ino, mtimeNs: l.mtimeNs, ctimeNs: l.ctimeNs })
     }
   })
 

@@ -8,7 +8,7 @@
 //
 // Decoding builds no object per entry: parallel typed arrays and the path strings, so that a
 // million entries fit in memory and a status of an unchanged tree touches nothing else.
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { BigIntStats, Stats } from 'node:fs'
 import type { MonitorToken } from './tree-watch.ts'
@@ -543,7 +543,8 @@ export function recordOf(d: DecodedIndex, i: number): IndexRecord {
  */
 export function versionKey(e: { kind: 'file'; sha1: string; sha256: string; mode: number } | { kind: 'symlink'; target: string } | { kind: 'dir' }): Buffer {
   const text = e.kind === 'file' ? `f\0${e.sha1}\0${e.sha256}\0${e.mode & 0o7777}` : e.kind === 'symlink' ? `l\0${e.target}` : 'd'
-  return createHash('sha256').update(text).digest()
+  // One-shot (no Hash object): after a first install of 100 000 files these were 0.4 s of the index's 0.9 s.
+  return hash('sha256', text, 'buffer') as unknown as Buffer
 }
 
 /** The entry of `path` in the index (binary search over its sorted paths), or -1. */
