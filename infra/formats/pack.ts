@@ -9,7 +9,7 @@
 // length, so it fixes the whole content, and a publisher names a pack before reading its units.
 import b4a from 'b4a'
 import c from 'compact-encoding'
-import { createHash, type Hash } from 'node:crypto'
+import { createHash, hash, type Hash } from 'node:crypto'
 import { UpswarmError } from '../errors.ts'
 import { encodeToBytes, strictDecoding, type State, type WireEncoder } from '../swarm/wire-kit.ts'
 import { NODE_FORMAT, TreeNodeError } from './tree-node.ts'
@@ -92,6 +92,8 @@ export class PackReader {
   units: (PackUnit & { offset: number })[] | null = null
   private unit = 0
   private unitHash: Hash | null = null
+  /** The digest of a unit that came whole in one chunk (hashed at once). */
+  private wholeDigest: string | undefined
   private unitParts: Buffer[] = []
   private unitGot = 0
   private offset = 0
@@ -143,10 +145,12 @@ export class PackReader {
     while (buf.length > 0 || (this.unit < this.units.length && this.units[this.unit]!.length === 0 && this.unitGot === 0)) {
       const u = this.units[this.unit]
       if (!u) this.fail(`${buf.length} bytes after its last unit`)
-      this.unitHash ??= createHash('sha256')
-      const take = Math.min(u.length - this.unitGot, buf.length)
+      // A whole unit in hand (most are, in a batch's reply) is hashed in one call, with no Hash object.
+      const whole = this.unitGot === 0 && buf.length >= u.length
+      const take = whole ? u.length : Math.min(u.length - this.unitGot, buf.length)
       const part = buf.subarray(0, take)
-      this.unitHash.update(part)
+      if (whole) this.wholeDigest = hash('sha256', part, 'hex')
+      else (this.unitHash ??= createHash('sha256')).update(part)
       if (this.onUnit) this.unitParts.push(part)
       this.unitGot += take
       this.offset += take
@@ -156,7 +160,9 @@ export class PackReader {
   }
 
   private async finishUnit(u: PackUnit & { offset: number }): Promise<void> {
-    if (this.unitHash!.digest('hex') !== u.sha256) this.fail(`unit ${this.unit} (${u.sha256.slice(0, 16)}…) does not hash to its name`)
+    const digest = this.wholeDigest ?? this.unitHash!.digest('hex')
+    this.wholeDigest = undefined
+    if (digest !== u.sha256) this.fail(`unit ${this.unit} (${u.sha256.slice(0, 16)}…) does not hash to its name`)
     const bytes = this.unitParts.length === 1 ? this.unitParts[0]! : Buffer.concat(this.unitParts)
     this.unitHash = null
     this.unitParts = []

@@ -1,6 +1,6 @@
 // Streaming file hashing: SHA-1 (R-VERIFY, the patent's hash), SHA-256 (the security hash), and
 // SHA-256 per fixed-size piece for files larger than one piece. Never loads a whole file.
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 
 /** Piece size of the manifest's per-piece hashes and of the P2P piece protocol. */
@@ -60,12 +60,13 @@ export async function hashFile(path: string, pieceSize = PIECE_SIZE): Promise<Fi
   return hasher.digest()
 }
 
+// One-shot (no Hash object): a first install verifies 100 000 small files with them.
 export function sha256Hex(data: Uint8Array | string): string {
-  return createHash('sha256').update(data).digest('hex')
+  return hash('sha256', data, 'hex')
 }
 
 export function sha1Hex(data: Uint8Array | string): string {
-  return createHash('sha1').update(data).digest('hex')
+  return hash('sha1', data, 'hex')
 }
 
 /** Number of pieces of a file of `size` bytes. */
