@@ -242,8 +242,15 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
     if (label !== undefined && session.direct.has(label)) session.writtenStats.set(label, st)
   }
   const writer = slotted >= WRITER_THREAD_MIN ? threadedFileWriter({ onWritten }) : inlineFileWriter({ onWritten })
+  /** The packs of the batches, indexed once the writer wrote them; their temporary files, to name a failure. */
+  const packsWritten: { adopt(): void }[] = []
+  const packTmps = new Set<string>()
+  const historyError = (err: unknown): unknown => session.noteError(new UpswarmError('UPSWARM_E_IO',
+    `cannot keep small files in the history store ${history.root}: ${errorMessage(err)}. Nothing in the tree was changed; free space or fix permissions and run the update again`,
+    { cause: err }))
   const stagingError = (err: unknown): unknown => {
     const { path: dest = '', label: path } = err instanceof FileWriteError ? err.failure : {}
+    if (packTmps.has(dest)) return historyError(err)
     return session.noteError(new UpswarmError('UPSWARM_E_IO',
       `cannot stage ${path ?? 'a file'} in ${dest}: ${errorMessage(err)}. Nothing in the tree was changed; free space or fix permissions and run the update again`,
       { cause: err, ...(path ? { details: { path } } : {}) }))
@@ -263,18 +270,26 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
           session.opts.log.warn({ path: e.path, sha256: sha }, `${e.path}: the batch brought bytes that do not match its SHA-1 or size; fetching it alone`)
           return false
         }))
-        // The batch goes into the history store as one pack: one file, not one per blob.
+        // The batch goes into the history store as one pack: one file, not one per blob, written by
+        // the writer with the batch's files and indexed once written (below). Made durable with the
+        // staged files (syncFiles below): one syncfs, or an fsync each.
+        const files: FileToWrite[] = []
         try {
-          // Made durable with the staged files (syncFiles below): one syncfs, or an fsync each.
-          session.stagedFiles.push(...history.putVerifiedManySync(kept))
+          const pack = history.prepareVerifiedPack(kept)
+          if (!pack) session.stagedFiles.push(...history.putVerifiedManySync(kept))
+          else {
+            if (pack.write) {
+              files.push({ path: pack.write.tmp, renameTo: pack.file, mode: 0o644, bytes: pack.write.bytes })
+              packTmps.add(pack.write.tmp)
+            }
+            packsWritten.push(pack)
+            session.stagedFiles.push(pack.file)
+          }
         } catch (err) {
-          throw session.noteError(new UpswarmError('UPSWARM_E_IO',
-            `cannot keep ${kept.size} small files in the history store ${history.root}: ${errorMessage(err)}. Nothing in the tree was changed; free space or fix permissions and run the update again`,
-            { cause: err }))
+          throw historyError(err)
         }
         // Staged from the verified bytes in hand, so the path's statechart finds its slot filled
         // (stageEntry) instead of copying the blob back out of the history store.
-        const files: FileToWrite[] = []
         for (const [sha, b] of kept) {
           const e = wanted.get(sha)!
           session.verified.add(sha)
@@ -291,6 +306,7 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
       }
     }))
     await writer.flush().catch((err: unknown) => { throw stagingError(err) })
+    for (const pack of packsWritten) pack.adopt()
   } finally {
     await writer.close()
   }

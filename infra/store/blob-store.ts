@@ -108,6 +108,15 @@ export class BlobStore {
     return [...units.keys()].map((sha) => this.path(sha))
   }
 
+  /**
+   * As putVerifiedManySync, for a caller that writes the pack itself (a file-writer thread): the
+   * pack to write and `adopt` once it is written; undefined for a store without packs (the caller
+   * puts the units with putVerifiedManySync).
+   */
+  prepareVerifiedPack(units: ReadonlyMap<string, Uint8Array>): ReturnType<PackStore['prepareVerified']> | undefined {
+    return units.size > 0 ? this.packs?.prepareVerified(units) : undefined
+  }
+
   async has(sha256: string): Promise<boolean> {
     await this.ready()
     if (this.packs?.locate(sha256)) return true

@@ -13,6 +13,8 @@ export interface FileToWrite {
   readonly bytes: Uint8Array
   /** What the caller calls it (its path in the tree), given back with a failure. */
   readonly label?: string
+  /** Written as a new file (never over one) and then renamed to this path. */
+  readonly renameTo?: string
 }
 
 export interface WriteFailure {
@@ -55,14 +57,14 @@ export interface FileWriterOptions {
 }
 
 /** A call's files: their bytes one after another in `data`, file i ending at `ends[i]`. */
-interface BatchFiles { paths: string[]; labels: (string | undefined)[]; modes: number[]; ends: number[]; data: Uint8Array }
+interface BatchFiles { paths: string[]; labels: (string | undefined)[]; renames: (string | undefined)[]; modes: number[]; ends: number[]; data: Uint8Array }
 /** Five numbers a file (mode, size, ino, mtimeNs, ctimeNs), for the files written before any failure. */
 interface BatchResult { stats: BigInt64Array; failure?: WriteFailure }
 const STAT_FIELDS = 5
 
 /**
  * Writes a batch's files, each created with its mode (a fchmod where the umask took bits) and
- * fstat'ed before it is closed; stops at the first failure. Self-contained: the worker runs its
+ * fstat'ed before it is closed (then renamed, if it is to be); stops at the first failure. Self-contained: the worker runs its
  * source text, and the inline writer calls it, so both write alike.
  */
 function writeBatch(fs: typeof import('node:fs'), b: BatchFiles, umask: number): BatchResult {
@@ -72,7 +74,8 @@ function writeBatch(fs: typeof import('node:fs'), b: BatchFiles, umask: number):
     const path = b.paths[i]!
     const mode = b.modes[i]!
     try {
-      const fd = fs.openSync(path, 'w', mode)
+      const renameTo = b.renames[i]
+      const fd = fs.openSync(path, renameTo === undefined ? 'w' : 'wx', mode)
       try {
         const end = b.ends[i]!
         let at = start
@@ -87,6 +90,7 @@ function writeBatch(fs: typeof import('node:fs'), b: BatchFiles, umask: number):
       } finally {
         fs.closeSync(fd)
       }
+      if (renameTo !== undefined) fs.renameSync(path, renameTo)
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       const label = b.labels[i]
@@ -101,13 +105,14 @@ function writeBatch(fs: typeof import('node:fs'), b: BatchFiles, umask: number):
 function batchOf(files: readonly FileToWrite[]): BatchFiles {
   let total = 0
   for (const f of files) total += f.bytes.length
-  const b: BatchFiles = { paths: [], labels: [], modes: [], ends: [], data: new Uint8Array(total) }
+  const b: BatchFiles = { paths: [], labels: [], renames: [], modes: [], ends: [], data: new Uint8Array(total) }
   let at = 0
   for (const f of files) {
     b.data.set(f.bytes, at)
     at += f.bytes.length
     b.paths.push(f.path)
     b.labels.push(f.label)
+    b.renames.push(f.renameTo)
     b.modes.push(f.mode)
     b.ends.push(at)
   }

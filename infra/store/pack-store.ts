@@ -106,23 +106,44 @@ export class PackStore {
    * is dropped when the packs are next opened, and its units fetched again.
    */
   addVerifiedSync(units: ReadonlyMap<string, Uint8Array>): { id: string; file: string } {
+    const pack = this.prepareVerified(units)
+    if (pack.write) {
+      try {
+        writeFileSync(pack.write.tmp, pack.write.bytes, { flag: 'wx' })
+        renameSync(pack.write.tmp, pack.file)
+      } catch (err) {
+        rmSync(pack.write.tmp, { force: true })
+        throw new UpswarmError('UPSWARM_E_IO', `cannot store a pack of ${units.size} blobs in ${this.dir}: ${(err as Error).message}`, { cause: err })
+      }
+    }
+    pack.adopt()
+    return { id: pack.id, file: pack.file }
+  }
+
+  /**
+   * The pack of these verified units for the caller to write (`write`: its bytes to a new file
+   * `tmp`, then renamed to `file`; absent when the store holds that pack already), and `adopt` to
+   * index it once it is written: a first install writes its packs on its file-writer thread.
+   */
+  prepareVerified(units: ReadonlyMap<string, Uint8Array>): { id: string; file: string; write?: { tmp: string; bytes: Buffer }; adopt(): void } {
     const header = packHeader([...units].map(([sha256, b]) => ({ sha256, length: b.length })))
-    if (this.live.has(header.id)) return { id: header.id, file: this.file(header.id) }
+    const file = this.file(header.id)
+    const adopt = (): void => {
+      if (this.live.has(header.id)) return
+      let at = header.bytes.length
+      this.index(header.id, { units: header.units.map((u) => { const o = { ...u, offset: at }; at += u.length; return o }) })
+    }
+    if (this.live.has(header.id)) return { id: header.id, file, adopt }
     const parts: Uint8Array[] = [header.bytes]
     for (const u of header.units) parts.push(units.get(u.sha256)!)
-    const tmp = join(this.tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
     try {
       mkdirSync(this.tmpDir, { recursive: true })
       mkdirSync(this.dir, { recursive: true })
-      writeFileSync(tmp, Buffer.concat(parts, header.bytesTotal), { flag: 'wx' })
-      renameSync(tmp, this.file(header.id))
     } catch (err) {
-      rmSync(tmp, { force: true })
       throw new UpswarmError('UPSWARM_E_IO', `cannot store a pack of ${units.size} blobs in ${this.dir}: ${(err as Error).message}`, { cause: err })
     }
-    let at = header.bytes.length
-    this.index(header.id, { units: header.units.map((u) => { const o = { ...u, offset: at }; at += u.length; return o }) })
-    return { id: header.id, file: this.file(header.id) }
+    const tmp = join(this.tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
+    return { id: header.id, file, write: { tmp, bytes: Buffer.concat(parts, header.bytesTotal) }, adopt }
   }
 
   /** The units the packs hold. */

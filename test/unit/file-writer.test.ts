@@ -3,7 +3,7 @@
 // the first file they could not write by its path and label, and the threaded one takes more
 // than its in-flight cap without losing a file.
 import { lstatSync } from 'node:fs'
-import { mkdtemp, mkdir, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -50,6 +50,23 @@ describe.each(writers)('%s file writer', (_name, make) => {
     for (const [path, , st] of seen) {
       const l = lstatSync(path, { bigint: true })
       expect(st).toEqual({ mode: Number(l.mode), size: l.size, ino: l.ino, mtimeNs: l.mtimeNs, ctimeNs: l.ctimeNs })
+    }
+  })
+
+  it('writes a file to be renamed as a new file, then renames it; an existing one in its way is a failure', async () => {
+    const w = make()
+    try {
+      await w.write([{ path: join(dir, 'tmp-1'), renameTo: join(dir, 'pack-1'), mode: 0o644, bytes: Buffer.from('pack one') }])
+      await w.flush()
+      expect(await readFile(join(dir, 'pack-1'), 'utf8')).toBe('pack one')
+      await expect(stat(join(dir, 'tmp-1'))).rejects.toMatchObject({ code: 'ENOENT' })
+      await writeFile(join(dir, 'tmp-2'), 'in the way')
+      const err = await w.write([{ path: join(dir, 'tmp-2'), renameTo: join(dir, 'pack-2'), mode: 0o644, bytes: Buffer.from('pack two') }]).then(() => w.flush()).then(() => undefined, (e: unknown) => e)
+      expect((err as FileWriteError).failure).toMatchObject({ path: join(dir, 'tmp-2'), code: 'EEXIST' })
+      expect(await readFile(join(dir, 'tmp-2'), 'utf8')).toBe('in the way')
+      await expect(stat(join(dir, 'pack-2'))).rejects.toMatchObject({ code: 'ENOENT' })
+    } finally {
+      await w.close()
     }
   })
 
