@@ -2,7 +2,7 @@
 // (incremental update, single-source throughput): `up` with NATS, servers and the proxy, a
 // publisher key, and the `upswarm` CLI run as a user would, with an environment that names no
 // tracker and no DHT (so `upswarm update` takes the server source).
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { deploymentEnv, up, type Launched } from '../../actors/launcher/index.ts'
@@ -118,6 +118,41 @@ export async function timed(cmd: string, args: string[], opts: { env?: NodeJS.Pr
   const ms = performance.now() - t0
   if (code !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ').slice(0, 200)} failed (exit ${code}): ${stderr.trim().slice(-1500)}`)
   return { ms, stdout, stderr, code }
+}
+
+/** Writes and discards completed on every block device (/proc/diskstats), or undefined where it cannot be read. */
+function diskCounters(): number | undefined {
+  try {
+    let n = 0
+    for (const line of readFileSync('/proc/diskstats', 'utf8').split('\n')) {
+      const f = line.trim().split(/\s+/)
+      // Fields after the name: reads 1-4, writes 5-8 (5: completed), in flight, io ms, weighted ms, discards 12-15 (12: completed).
+      if (f.length >= 14) n += Number(f[7]) + (f.length >= 18 ? Number(f[14]) : 0)
+    }
+    return n
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * `sync`, then waits (polling, `quietMs` at a time, `maxMs` at most) until no block device
+ * completed a write or a discard for `quietMs`: a step timed after it does not pay for the
+ * writeback or the online discards (an ext4 `discard` mount) of what was written or deleted
+ * before. Returns the time waited.
+ */
+export async function quietDisk(quietMs = 2_000, maxMs = 60_000): Promise<number> {
+  const t0 = performance.now()
+  await timed('sync', [])
+  let last = diskCounters()
+  if (last === undefined) return performance.now() - t0
+  while (performance.now() - t0 < maxMs) {
+    await new Promise((resolve) => setTimeout(resolve, quietMs))
+    const now = diskCounters()
+    if (now === last) break
+    last = now
+  }
+  return performance.now() - t0
 }
 
 /** `upswarm <args>` as a user runs it (node + the built CLI in dist/); profiled inside withCpuProfiles. */
