@@ -127,7 +127,7 @@ async function stageEntry(session: RunSession, entry: Entry, slot: string): Prom
   try {
     if (entry.kind === 'file') {
       // A slot the batch filled from its verified bytes is staged already.
-      if (!session.prestaged.has(dest)) {
+      if (!session.prestaged.has(entry.path)) {
         const packed = await session.wc.history.packed(entry.sha256)
         if (packed) await writeFile(dest, packed, { flag: 'wx' })
         else await copyFile(session.wc.history.path(entry.sha256), dest, constants.COPYFILE_FICLONE)
@@ -295,7 +295,7 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
           session.verified.add(sha)
           for (const { dest, path } of slots?.get(sha) ?? []) {
             files.push({ path: dest, mode: e.mode, bytes: b, label: path })
-            session.prestaged.add(dest)
+            session.prestaged.add(path)
             session.stagedFiles.push(dest)
           }
         }
@@ -326,9 +326,9 @@ const FOUND_STAGED: DownloadOutput = Object.freeze({ ok: true, source: 'local', 
  * an actor per file: on a first install of 20 000 small files the actors were a third of the time.
  * Undefined for anything else, which runs its actor.
  */
-export function prestagedOutcome(session: Pick<RunSession, 'prestaged' | 'verified' | 'wc' | 'direct'>, task: RunPlan['tasks'][number]): FileStatusOutput | undefined {
+export function prestagedOutcome(session: Pick<RunSession, 'prestaged' | 'verified'>, task: RunPlan['tasks'][number]): FileStatusOutput | undefined {
   const target = task.facts.target
-  if (target?.kind !== 'file' || !task.slot || !session.verified.has(target.sha256) || !session.prestaged.has(slotFile(session, task.path, task.slot))) return undefined
+  if (target?.kind !== 'file' || !task.slot || !session.verified.has(target.sha256) || !session.prestaged.has(task.path)) return undefined
   const status = classifyFile(task.facts)
   if (status !== 'missing' && status !== 'outdated') return undefined
   return { path: task.path, status, outcome: 'staged', action: 'put', download: { ...FOUND_STAGED, errors: [] }, alerted: false }

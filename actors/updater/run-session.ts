@@ -80,7 +80,7 @@ export class RunSession {
   readonly verified = new Set<string>()
   /** Files staged by the download phase, made durable together before the apply (downloads.ts). */
   readonly stagedFiles: string[] = []
-  /** Staging slots the batch of small files filled already (downloads.ts). */
+  /** The paths whose slot (staging, or in place) the batch of small files filled already (downloads.ts). */
   readonly prestaged = new Set<string>()
   /**
    * Issue 13 item 4: the directories this run makes where nothing was (journal `owned`), and the
