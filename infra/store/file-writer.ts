@@ -57,7 +57,7 @@ export interface FileWriterOptions {
 }
 
 /** A call's files: their bytes one after another in `data`, file i ending at `ends[i]`. */
-interface BatchFiles { paths: string[]; labels: (string | undefined)[]; renames: (string | undefined)[]; modes: number[]; ends: number[]; data: Uint8Array }
+interface BatchFiles { paths: string[]; labels: (string | undefined)[]; renames: (string | undefined)[]; modes: ArrayLike<number>; ends: ArrayLike<number>; data: Uint8Array }
 /** Five numbers a file (mode, size, ino, mtimeNs, ctimeNs), for the files written before any failure. */
 interface BatchResult { stats: BigInt64Array; failure?: WriteFailure }
 const STAT_FIELDS = 5
@@ -102,19 +102,21 @@ function writeBatch(fs: typeof import('node:fs'), b: BatchFiles, umask: number):
 }
 
 /** A call's files as one batch: their bytes copied into one buffer (transferred to the worker, not copied again). */
-function batchOf(files: readonly FileToWrite[]): BatchFiles {
+function batchOf(files: readonly FileToWrite[]): BatchFiles & { modes: Int32Array; ends: Uint32Array } {
   let total = 0
   for (const f of files) total += f.bytes.length
-  const b: BatchFiles = { paths: [], labels: [], renames: [], modes: [], ends: [], data: new Uint8Array(total) }
+  const n = files.length
+  const b = { paths: new Array<string>(n), labels: new Array<string | undefined>(n), renames: new Array<string | undefined>(n), modes: new Int32Array(n), ends: new Uint32Array(n), data: new Uint8Array(total) }
   let at = 0
-  for (const f of files) {
+  for (let i = 0; i < n; i++) {
+    const f = files[i]!
     b.data.set(f.bytes, at)
     at += f.bytes.length
-    b.paths.push(f.path)
-    b.labels.push(f.label)
-    b.renames.push(f.renameTo)
-    b.modes.push(f.mode)
-    b.ends.push(at)
+    b.paths[i] = f.path
+    b.labels[i] = f.label
+    b.renames[i] = f.renameTo
+    b.modes[i] = f.mode
+    b.ends[i] = at
   }
   return b
 }
@@ -162,11 +164,14 @@ const { parentPort, workerData } = require('node:worker_threads')
 const fs = require('node:fs')
 const writeBatch = ${writeBatch.toString()}
 let failed = false
-parentPort.on('message', (b) => {
-  if (failed) return parentPort.postMessage({ id: b.id })
-  const r = writeBatch(fs, { ...b, data: new Uint8Array(b.data) }, workerData.umask)
+parentPort.on('message', (m) => {
+  if (failed) return parentPort.postMessage({ id: m.id })
+  const paths = m.paths.split('\\0')
+  const renames = new Array(paths.length)
+  for (const [i, to] of m.renames) renames[i] = to
+  const r = writeBatch(fs, { paths, labels: [], renames, modes: m.modes, ends: m.ends, data: new Uint8Array(m.data) }, workerData.umask)
   if (r.failure) failed = true
-  parentPort.postMessage({ id: b.id, ...r }, [r.stats.buffer])
+  parentPort.postMessage({ id: m.id, ...r }, [r.stats.buffer])
 })
 `
 
@@ -193,7 +198,11 @@ export function threadedFileWriter(opts: FileWriterOptions = {}): FileWriter {
     pending.delete(r.id)
     inFlight -= sent.bytes
     if (r.stats) report(sent, r.stats, opts.onWritten)
-    if (r.failure && !failure) failure = r.failure
+    if (r.failure && !failure) {
+      // The worker has no labels (not sent): the failed file's is here.
+      const label = sent.labels[sent.paths.indexOf(r.failure.path)]
+      failure = { ...r.failure, ...(label !== undefined ? { label } : {}) }
+    }
     wake()
   })
   worker.on('error', (err) => {
@@ -212,11 +221,16 @@ export function threadedFileWriter(opts: FileWriterOptions = {}): FileWriter {
     async write(files) {
       check()
       if (files.length === 0) return
-      const { data, ...b } = batchOf(files)
+      const b = batchOf(files)
       const id = nextId++
-      pending.set(id, { bytes: data.length, paths: b.paths, labels: b.labels })
-      inFlight += data.length
-      worker.postMessage({ id, ...b, data: data.buffer }, [data.buffer as ArrayBuffer])
+      pending.set(id, { bytes: b.data.length, paths: b.paths, labels: b.labels })
+      inFlight += b.data.length
+      // One string for the paths (a path cannot hold NUL) and typed arrays, transferred: cloning a
+      // message of 3 000 small strings cost more than writing its files' bytes.
+      const renames: [number, string][] = []
+      b.renames.forEach((to, i) => { if (to !== undefined) renames.push([i, to]) })
+      const message = { id, paths: b.paths.join('\0'), renames, modes: b.modes, ends: b.ends, data: b.data.buffer }
+      worker.postMessage(message, [b.data.buffer as ArrayBuffer, b.modes.buffer as ArrayBuffer, b.ends.buffer as ArrayBuffer])
       await until(() => inFlight <= IN_FLIGHT_MAX)
     },
     flush: () => until(() => pending.size === 0),
