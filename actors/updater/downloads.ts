@@ -1,7 +1,8 @@
 // The downloading phase: every planned path runs the file-status statechart, whose download
 // child (the download statechart) is wired here to the history store, the release source and
 // the staging area. Blobs land in the history store (verified, content-addressed), then each
-// new file is staged as a copy of its blob.
+// new file is staged as a copy of its blob — or written in place, in a directory the run made
+// (direct.ts); small files come many to a request and are written on a worker thread.
 import { constants } from 'node:fs'
 import { chmod, copyFile, mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
