@@ -131,18 +131,25 @@ function report(b: Pick<BatchFiles, 'paths' | 'labels'>, stats: BigInt64Array, o
   }
 }
 
+/** Files the inline writer writes in a row before the event loop gets a turn. */
+const INLINE_RUN = 64
+
 /** Writes on the calling thread: for a few files, where a worker's start costs more than it saves. */
 export function inlineFileWriter(opts: FileWriterOptions = {}): FileWriter {
   let failure: WriteFailure | undefined
   return {
     async write(files) {
       if (failure) throw new FileWriteError(failure)
-      const b = batchOf(files)
-      const r = writeBatch(fs, b, UMASK)
-      report(b, r.stats, opts.onWritten)
-      if (r.failure) {
-        failure = r.failure
-        throw new FileWriteError(failure)
+      // A few files at a time, with a turn for the event loop between (a daemon serves peers meanwhile).
+      for (let i = 0; i < files.length; i += INLINE_RUN) {
+        if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve))
+        const b = batchOf(files.slice(i, i + INLINE_RUN))
+        const r = writeBatch(fs, b, UMASK)
+        report(b, r.stats, opts.onWritten)
+        if (r.failure) {
+          failure = r.failure
+          throw new FileWriteError(failure)
+        }
       }
     },
     async flush() {

@@ -2,7 +2,7 @@
 // (infra/store/file-writer.ts). Both writers write the same bytes with the same modes, report
 // the first file they could not write by its path and label, and the threaded one takes more
 // than its in-flight cap without losing a file.
-import { lstatSync } from 'node:fs'
+import { lstatSync, readdirSync } from 'node:fs'
 import { mkdtemp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -88,6 +88,18 @@ describe.each(writers)('%s file writer', (_name, make) => {
     } finally {
       await w.close()
     }
+  })
+})
+
+describe('inline file writer', () => {
+  it('gives the event loop a turn between runs of files (a daemon serves peers meanwhile)', async () => {
+    const w = inlineFileWriter()
+    let seen = -1
+    setImmediate(() => { seen = readdirSync(dir).length })
+    await w.write(Array.from({ length: 200 }, (_, i) => ({ path: join(dir, `f${i}`), mode: 0o644, bytes: Buffer.from(`${i}`) })))
+    expect(seen).toBeGreaterThan(0)
+    expect(seen).toBeLessThan(200)
+    expect(readdirSync(dir)).toHaveLength(200)
   })
 })
 
