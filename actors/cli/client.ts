@@ -281,10 +281,6 @@ export function registerClientCommands(program: Command): void {
       mark('update: parsed')
       const o = await withSources(dir, flags)
       const request = updateRequest(o)
-      // Issue 15 item 4: the update's modules load while NATS connects (its TLS handshake and
-      // first round trips wait on the server) instead of after it.
-      const loading = Promise.all([updaterModule(), workingCopyModule(), sourcesModule(), alertsModule()])
-      loading.catch(() => undefined)
       const nc = await maybeNats(o, 'upswarm-update')
       mark('update: connected')
       const inspecting = await inspectIfAsked(o, 'updater', nc)
