@@ -9,7 +9,8 @@
 // length, so it fixes the whole content, and a publisher names a pack before reading its units.
 import b4a from 'b4a'
 import c from 'compact-encoding'
-import { createHash, hash, type Hash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
+import { sha256Hex } from '../release/hash.ts'
 import { UpswarmError } from '../errors.ts'
 import { encodeToBytes, strictDecoding, type State, type WireEncoder } from '../swarm/wire-kit.ts'
 import { NODE_FORMAT, TreeNodeError } from './tree-node.ts'
@@ -149,7 +150,7 @@ export class PackReader {
       const whole = this.unitGot === 0 && buf.length >= u.length
       const take = whole ? u.length : Math.min(u.length - this.unitGot, buf.length)
       const part = buf.subarray(0, take)
-      if (whole) this.wholeDigest = hash('sha256', part, 'hex')
+      if (whole) this.wholeDigest = sha256Hex(part)
       else (this.unitHash ??= createHash('sha256')).update(part)
       if (this.onUnit) this.unitParts.push(part)
       this.unitGot += take

@@ -7,7 +7,7 @@
 // encoding and one hash, and an unchanged directory keeps its hash from revision to revision.
 import b4a from 'b4a'
 import c from 'compact-encoding'
-import { hash } from 'node:crypto'
+import { sha256Hex } from '../release/hash.ts'
 import { META_DIR } from '../release/manifest-core.ts'
 import { encodeToBytes, strictDecoding, type State, type WireEncoder } from '../swarm/wire-kit.ts'
 
@@ -252,8 +252,7 @@ export function encodeNode(node: TreeNode, opts: { top?: boolean } = {}): Buffer
 }
 
 export function nodeHash(bytes: Uint8Array): string {
-  // One-shot: a first install checks 100 000 small units with it (a Hash object each cost more).
-  return hash('sha256', bytes, 'hex')
+  return sha256Hex(bytes)
 }
 
 // ---- decoding -------------------------------------------------------------------------------

@@ -193,7 +193,6 @@ export class BlobStore {
     }
   }
 
-  /** `has`, synchronously (one stat; for batches of small files, where the thread pool costs more than the call). After `ready()`. */
   /**
    * A synchronous `has` for many lookups in a row (issue 13 item 4): a loose blob is looked for
    * only where its first fan-out directory exists (the store's top level, read once), so the

@@ -60,6 +60,7 @@ export interface FileWriterOptions {
 interface BatchFiles { paths: string[]; labels: (string | undefined)[]; renames: (string | undefined)[]; modes: ArrayLike<number>; ends: ArrayLike<number>; data: Uint8Array }
 /** Five numbers a file (mode, size, ino, mtimeNs, ctimeNs), for the files written before any failure. */
 interface BatchResult { stats: BigInt64Array; failure?: WriteFailure }
+/** The numbers a file in `BatchResult.stats` (writeBatch, self-contained, writes its own literal 5). */
 const STAT_FIELDS = 5
 
 /**
