@@ -2,11 +2,13 @@
 // downloads blobs from the server the proxy assigns with K concurrent range requests
 // (R-ACCEL-1). Each piece is checked against the manifest's piece hash as it arrives, so a bad
 // server is caught early and the piece re-fetched from another one (R-VERIFY).
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes, type Hash } from 'node:crypto'
 import { open, rm } from 'node:fs/promises'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { waitAfterBusy } from './nats/busy.ts'
-import { UpswarmError, isUpswarmError } from './errors.ts'
+import { UpswarmError, errorMessage, isUpswarmError } from './errors.ts'
+import type { BulkReader } from './http/bulk-client.ts'
+import { BulkOffer } from './http/bulk-wire.ts'
 import { proxySubject } from './nats/names.ts'
 import { request, requestJson } from './nats/request.ts'
 import { sha256Hex, PIECE_SIZE } from './release/hash.ts'
@@ -66,29 +68,73 @@ export class RepoClient {
     const reader = this.rangeReader(product)
     const tmp = await into.stagingPath()
     const fh = await open(tmp, 'w')
+    const digests = new InOrderDigests(entry.sha1 !== undefined)
     let received = 0
     try {
-      const queue = Array.from({ length: count }, (_, i) => i)
+      let next = 0
       const worker = async (): Promise<void> => {
-        for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
+        for (let i = next++; i < count; i = next++) {
           opts.signal?.throwIfAborted()
           const offset = i * pieceSize
           const length = Math.min(pieceSize, entry.size - offset)
           if (length === 0) continue
-          const data = await reader.readPiece(entry.sha256, offset, length, pieceHashOf(entry, i, pieceSize))
+          const data = await reader.readPiece(entry.sha256, offset, length, pieceHashOf(entry, i, pieceSize), opts.signal)
           received += data.length
-          await fh.write(data, 0, data.length, offset)
+          const written = fh.write(data, 0, data.length, offset)
+          digests.add(i, data)
+          await written
         }
       }
       await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.threads, count)) }, worker))
       await fh.close()
-      await into.commitFile(entry.sha256, tmp, `server ${reader.servers.join(', ')}`, entry.size, entry.sha1)
+      await into.commitFile(entry.sha256, tmp, `server ${reader.servers.join(', ')}`, entry.size, entry.sha1, digests.result())
     } catch (err) {
       await fh.close().catch(() => {})
       await rm(tmp, { force: true })
       throw err
     }
     return { bytesFromServers: received, servers: reader.servers }
+  }
+}
+
+/** Pieces held back for the in-order digests before they are given up (the commit then reads the file). */
+const MAX_HELD_PIECES = 32
+
+/**
+ * Issue 14 item 2: SHA-256 and SHA-1 of a blob taken from its pieces as they arrive, in order
+ * (a piece that comes early waits for the ones before it, at most MAX_HELD_PIECES of them), so
+ * the commit need not read the whole blob back. Undefined (read it back) when too many waited.
+ */
+class InOrderDigests {
+  private readonly sha256 = createHash('sha256')
+  private readonly sha1: Hash | null
+  private readonly held = new Map<number, Buffer>()
+  private next = 0
+  private size = 0
+  private gaveUp = false
+
+  constructor(sha1: boolean) {
+    this.sha1 = sha1 ? createHash('sha1') : null
+  }
+
+  add(i: number, data: Buffer): void {
+    if (this.gaveUp) return
+    this.held.set(i, data)
+    for (let b = this.held.get(this.next); b; b = this.held.get(this.next)) {
+      this.held.delete(this.next++)
+      this.sha256.update(b)
+      this.sha1?.update(b)
+      this.size += b.length
+    }
+    if (this.held.size > MAX_HELD_PIECES) {
+      this.gaveUp = true
+      this.held.clear()
+    }
+  }
+
+  result(): { sha256: string; sha1?: string; size: number } | undefined {
+    if (this.gaveUp || this.held.size > 0) return undefined
+    return { sha256: this.sha256.digest('hex'), size: this.size, ...(this.sha1 ? { sha1: this.sha1.digest('hex') } : {}) }
   }
 }
 
@@ -137,7 +183,47 @@ export class RangeReader {
   /** Answers `busy` (a capped server's queue longer than the request waited): each asked again, ready to wait. */
   busyAnswers = 0
 
-  constructor(private readonly nc: NatsConnection, private readonly product: string, private readonly timeoutMs: number) {}
+  /** Issue 14 item 2: each assigned server's bulk port, or null where there is none (or it cannot be reached). */
+  private readonly bulks = new Map<string, Promise<BulkReader | null>>()
+  /** Why a bulk port was given up for NATS, one line per server. */
+  readonly bulkFailures: string[] = []
+
+  private readonly useBulk: boolean
+
+  /** `bulk: false` (or UPSWARM_BULK=0 in the environment) reads every range over NATS. */
+  constructor(private readonly nc: NatsConnection, private readonly product: string, private readonly timeoutMs: number, opts: { bulk?: boolean } = {}) {
+    this.useBulk = opts.bulk ?? process.env.UPSWARM_BULK !== '0'
+  }
+
+  /** Bytes received over bulk ports (the rest of what readPiece returned came over NATS). */
+  get bulkBytes(): number {
+    let n = 0
+    for (const b of this.bulkReaders) n += b.bytes
+    return n
+  }
+
+  private readonly bulkReaders: BulkReader[] = []
+
+  /**
+   * The server's bulk port: its offer asked once over NATS. None from a server of an earlier
+   * release (no responder), one started without it, or with UPSWARM_BULK=0 in the environment.
+   */
+  private bulkOf(a: Assignment): Promise<BulkReader | null> {
+    let got = this.bulks.get(a.server)
+    if (!got) {
+      const subject = a.rangeSubject.replace(/\.range$/, '.bulk')
+      const offer = async (): Promise<BulkOffer> => BulkOffer.parse(await requestJson(this.nc, subject, {}, this.timeoutMs))
+      got = !this.useBulk
+        ? Promise.resolve(null)
+        : Promise.all([offer(), import('./http/bulk-client.ts')]).then(([o, { BulkReader }]) => {
+          const reader = new BulkReader(o, a.server, offer)
+          this.bulkReaders.push(reader)
+          return reader
+        }, () => null)
+      this.bulks.set(a.server, got)
+    }
+    return got
+  }
 
   private current(): Promise<Assignment> {
     this.assignment ??= requestJson<Assignment>(this.nc, proxySubject('assign'), { product: this.product, exclude: this.excluded }, this.timeoutMs)
@@ -169,9 +255,19 @@ export class RangeReader {
       const a = await pending
       try {
         const range = { sha256, offset, length, waitMs }
-        const data = Buffer.from(signal
+        const overNats = async (): Promise<Buffer> => Buffer.from(signal
           ? await this.withdrawable(a, range, signal, waitMs)
           : await request(this.nc, a.rangeSubject, range, waitMs))
+        const bulk = await this.bulkOf(a)
+        const data = bulk
+          ? await bulk.read(sha256, offset, length, waitMs, signal).catch((err: unknown) => {
+            if ((err as Error).name !== 'BulkUnreachable') throw err
+            // The port cannot be reached from here (a firewall, a server behind NAT): NATS it is.
+            this.bulks.set(a.server, Promise.resolve(null))
+            this.bulkFailures.push(errorMessage(err))
+            return overNats()
+          })
+          : await overNats()
         if (data.length === length && (expected === undefined || sha256Hex(data) === expected)) return data
         this.badPieces++
         lastErr = new UpswarmError('UPSWARM_E_HASH_MISMATCH', `server ${a.server} sent a bad piece at ${offset} of blob ${sha256}`)

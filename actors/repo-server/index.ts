@@ -20,6 +20,7 @@ import { endpoint, startService } from '../../infra/nats/service.ts'
 import { SignedReleaseSchema, UUID_RE, blobsOf, decodeRelease, encodeRelease, fileEntries, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 import type { TrustStore } from '../../infra/release/trust.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
+import { startBulkPort, type BulkPort, type ServeRange } from './bulk.ts'
 import type { HostPort } from '../../infra/swarm/transport.ts'
 import { formatSize, freeBytes, isDiskFull } from '../../infra/store/disk-space.ts'
 import { serverSyncMachine, syncState, type PendingRelease, type SyncOutcome } from '../../machines/server-sync.machine.ts'
@@ -65,8 +66,18 @@ export interface RepoServerOptions {
   bootstrap?: HostPort[]
   /** The server's fleet identity (private swarms, docs/protocol.md §5). */
   swarmIdentity?: SwarmIdentity
-  /** Upload limit in bytes/s for swarm pieces and NATS range replies together; 0 or absent = unlimited. */
+  /** Upload limit in bytes/s for swarm pieces, NATS range replies and the bulk port together; 0 or absent = unlimited. */
   maxUploadRate?: number
+  /**
+   * Issue 14 item 2: the bulk port (blob ranges over HTTPS, actors/repo-server/bulk.ts). Binds
+   * bulkHost (default swarmHost, else 127.0.0.1) on bulkPort (default 0: any free port); offers
+   * bulkAdvertise (default swarmAdvertise) to clients. `bulk: false` runs without it: clients
+   * then fetch every range over NATS.
+   */
+  bulk?: boolean
+  bulkHost?: string
+  bulkPort?: number
+  bulkAdvertise?: string
   /**
    * Issue 10 item 4, no trust on first use: each product's publisher keys, from the trust file.
    * A release signed by another key is skipped; one of a product not pinned yet is skipped and
@@ -89,6 +100,8 @@ export interface RepoServer {
   /** The format-2 side: its store and sync actor (docs/formats.md §5 step 5). */
   meta: MetaSync
   seed: Seed
+  /** The bulk port (issue 14 item 2), unless started with `bulk: false`. */
+  bulk: BulkPort | undefined
   heartbeat(): Heartbeat
   /** Requests and errors per endpoint of its NATS service, as the service counts them (issue 16 item 5: metrics). */
   serviceStats(): Promise<Array<{ name: string; num_requests: number; num_errors: number }>>
@@ -136,7 +149,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   const inHand = new Map<number, InHand>()
   /** Releases just refused because their product is not pinned: stream sequence → product. */
   const unpinned = new Map<number, string>()
-  const counters = { inflight: 0, requests: 0, bytesServed: 0, rangesWithdrawn: 0, rangesBusy: 0 }
+  const counters = { inflight: 0, requests: 0, bytesServed: 0, bytesServedBulk: 0, rangesWithdrawn: 0, rangesBusy: 0 }
   const startedAt = new Date().toISOString()
   const uploads = new TokenBucket(opts.maxUploadRate ?? 0)
   /**
@@ -391,6 +404,50 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     },
   })
 
+  /**
+   * One range of a blob, for the NATS `range` request and the bulk port alike. Issue 14: the range
+   * waits for its turn of the upload budget before it is read — the piece this server has sent
+   * least often first, so first copies of every piece spread through the swarm while later copies
+   * wait — and a client that got the piece elsewhere meanwhile withdraws it (`signal`): dropped unsent.
+   */
+  const serveRange: ServeRange = async ({ sha256, offset, length, waitMs, signal }) => {
+    const size = await store.blobs.size(sha256)
+    if (size === undefined) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${id} has no blob ${sha256}`)
+    if (offset >= size && !(offset === 0 && size === 0)) {
+      throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `range offset ${offset} is beyond the end of blob ${sha256} (${size} bytes)`)
+    }
+    const n = Math.min(length, size - offset)
+    const piece = `${sha256}:${offset}`
+    refuseIfBusy(n, waitMs)
+    try {
+      await uploads.takeInTurn(n, signal, () => copiesSent.get(piece) ?? 0)
+    } catch (err) {
+      if (!signal?.aborted) throw err
+      counters.rangesWithdrawn++
+      throw new UpswarmError('UPSWARM_E_CANCELLED', `range ${offset}+${n} of blob ${sha256} withdrawn by its client before server ${id} sent it`)
+    }
+    if (copiesSent.size >= MAX_PIECES_COUNTED) copiesSent.clear()
+    copiesSent.set(piece, (copiesSent.get(piece) ?? 0) + 1)
+    const bytes = await store.blobs.readRange(sha256, offset, n)
+    counters.bytesServed += bytes.length
+    return bytes
+  }
+  const bulk = opts.bulk === false ? undefined : await startBulkPort({
+    id, dataDir: opts.dataDir, host: opts.bulkHost ?? opts.swarmHost ?? '127.0.0.1', port: opts.bulkPort ?? 0,
+    ...((opts.bulkAdvertise ?? opts.swarmAdvertise) ? { advertiseHost: (opts.bulkAdvertise ?? opts.swarmAdvertise)! } : {}),
+    maxRange: MAX_RANGE,
+    serve: (req) => tracked(async () => {
+      const bytes = await serveRange(req)
+      counters.bytesServedBulk += bytes.length
+      return bytes
+    }),
+    log,
+  }).catch(async (err: unknown) => {
+    meta2.close()
+    cancels.unsubscribe()
+    throw err
+  })
+
   const service: Service = await startService(nc, {
     name: REPO_SERVICE,
     version: '1.0.0',
@@ -445,34 +502,16 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
           // Registered before anything is awaited: a withdrawal that follows the request is seen.
           const withdrawn = ticket ? withdrawable(ticket) : undefined
           try {
-            const size = await store.blobs.size(sha256)
-            if (size === undefined) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${id} has no blob ${sha256}`)
-            if (offset >= size && !(offset === 0 && size === 0)) {
-              throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `range offset ${offset} is beyond the end of blob ${sha256} (${size} bytes)`)
-            }
-            const n = Math.min(length, size - offset)
-            // Issue 14: the range waits for its turn of the upload budget before it is read — the
-            // piece this server has sent least often first, so first copies of every piece spread
-            // through the swarm while later copies wait — and a client that got the piece
-            // elsewhere meanwhile withdraws it by its ticket: dropped unsent.
-            const piece = `${sha256}:${offset}`
-            refuseIfBusy(n, waitMs)
-            try {
-              await uploads.takeInTurn(n, withdrawn?.signal, () => copiesSent.get(piece) ?? 0)
-            } catch (err) {
-              if (!withdrawn?.signal.aborted) throw err
-              counters.rangesWithdrawn++
-              throw new UpswarmError('UPSWARM_E_CANCELLED', `range ${offset}+${n} of blob ${sha256} withdrawn by its client before server ${id} sent it`)
-            }
-            if (copiesSent.size >= MAX_PIECES_COUNTED) copiesSent.clear()
-            copiesSent.set(piece, (copiesSent.get(piece) ?? 0) + 1)
-            const bytes = await store.blobs.readRange(sha256, offset, n)
-            counters.bytesServed += bytes.length
-            return bytes
+            return await serveRange({ sha256, offset, length, ...(waitMs !== undefined ? { waitMs } : {}), ...(withdrawn ? { signal: withdrawn.signal } : {}) })
           } finally {
             if (ticket && tickets.get(ticket) === withdrawn) tickets.delete(ticket)
           }
         })),
+      // Issue 14 item 2: where and how to fetch ranges over the bulk port (infra/http/bulk-wire.ts).
+      bulk: endpoint(repoSubject(id, 'bulk'), z.object({}), () => tracked(async () => {
+        if (!bulk) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${id} has no bulk port (started with bulk: false)`)
+        return bulk.offer()
+      })),
     },
   })
 
@@ -586,6 +625,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     meta2.close()
     cancels.unsubscribe()
     await service.stop().catch(() => {})
+    await bulk?.close()
     throw err
   }
 
@@ -611,6 +651,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     actor,
     meta: meta2,
     seed,
+    bulk,
     heartbeat,
     serviceStats: async () => (await service.stats()).endpoints ?? [],
     async close() {
@@ -620,6 +661,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       cancels.unsubscribe()
       for (const c of tickets.values()) c.abort()
       await service.stop().catch(() => {})
+      await bulk?.close()
       await seed.close()
       await Promise.allSettled([...writing])
     },

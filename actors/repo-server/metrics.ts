@@ -8,9 +8,10 @@ import type { RepoServer } from './index.ts'
 export function repoServerMetrics(server: RepoServer, nc: NatsConnection): Metrics {
   const m = new Metrics()
   serviceRequestMetrics(m, 'upswarm_server', () => server.serviceStats())
-  m.collect('upswarm_server_bytes_sent_total', 'counter', 'bytes served, by way: NATS range and tree-node requests, or the swarm (the server as a seed peer)', () => {
+  m.collect('upswarm_server_bytes_sent_total', 'counter', 'bytes served, by way: NATS range and tree-node requests, the bulk port (ranges over HTTPS), or the swarm (the server as a seed peer)', () => {
     const hb = server.heartbeat()
-    return [{ labels: { via: 'nats' }, value: hb.bytesServed }, { labels: { via: 'swarm' }, value: hb.swarm.bytesUp }]
+    const bulk = hb.bytesServedBulk ?? 0
+    return [{ labels: { via: 'nats' }, value: hb.bytesServed - bulk }, { labels: { via: 'bulk' }, value: bulk }, { labels: { via: 'swarm' }, value: hb.swarm.bytesUp }]
   })
   m.collect('upswarm_server_ranges_withdrawn_total', 'counter', 'range requests their clients withdrew before the server sent them (the piece came from a peer first)', () =>
     [{ value: server.heartbeat().rangesWithdrawn ?? 0 }])

@@ -1,7 +1,7 @@
 // TLS for the embedded cluster's client ports (issue 10, item 2): a CA made once by `up`, and a
 // certificate for the addresses the NATS nodes listen on, signed by it. Clients trust the CA
 // file (`--tls-ca`). Keys come from node:crypto; node-forge only writes the X.509 structures.
-import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto'
 import forge from 'node-forge'
 
 export interface PemPair {
@@ -69,4 +69,43 @@ export function issueServerCert(ca: PemPair, hosts: string[], opts: { client?: b
   ])
   cert.sign(caKey, forge.md.sha256.create())
   return { cert: forge.pki.certificateToPem(cert), key: pem }
+}
+
+/** A DER TLV: tag, length, content. */
+function der(tag: number, ...content: Buffer[]): Buffer {
+  const body = Buffer.concat(content)
+  const n = body.length
+  const len = n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff])
+  return Buffer.concat([Buffer.from([tag]), len, body])
+}
+const derOid = (...bytes: number[]): Buffer => der(0x06, Buffer.from(bytes))
+const derTime = (d: Date): Buffer => der(0x18, Buffer.from(d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z')) // GeneralizedTime
+/** ecdsa-with-SHA256 (1.2.840.10045.4.3.2). */
+const ECDSA_SHA256 = der(0x30, derOid(0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02))
+
+/**
+ * Issue 14 item 2: a self-signed certificate for a server's bulk port, on an ECDSA P-256 key (made
+ * in about a millisecond, where an RSA key takes 0.1–1 s here). Nothing vouches for it but the
+ * server itself: clients learn it from the server's answer over authenticated NATS and trust
+ * exactly that certificate (pinned by its SHA-256 fingerprint), so no CA key has to reach the server.
+ * node-forge signs RSA certificates only, so its few DER fields are written here.
+ */
+export function selfSignedCert(name: string): PemPair {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const serial = randomBytes(16)
+  serial[0]! &= 0x7f
+  const dn = der(0x30, der(0x31, der(0x30, derOid(0x55, 0x04, 0x03), der(0x0c, Buffer.from(name, 'utf8')))))
+  const tbs = der(0x30,
+    der(0xa0, der(0x02, Buffer.from([2]))), // v3
+    der(0x02, serial),
+    ECDSA_SHA256,
+    dn,
+    der(0x30, derTime(new Date(Date.now() - 60_000)), derTime(new Date(Date.now() + 10 * YEAR_MS))),
+    dn,
+    publicKey.export({ type: 'spki', format: 'der' }),
+  )
+  const signature = sign('sha256', tbs, { key: privateKey, dsaEncoding: 'der' })
+  const cert = der(0x30, tbs, ECDSA_SHA256, der(0x03, Buffer.from([0]), signature))
+  const pem = `-----BEGIN CERTIFICATE-----\n${cert.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END CERTIFICATE-----\n`
+  return { cert: pem, key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }
 }

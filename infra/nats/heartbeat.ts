@@ -53,6 +53,8 @@ export const HeartbeatSchema = z.object({
   inflight: Counter,
   requests: Counter,
   bytesServed: Counter,
+  /** Issue 14 item 2: of bytesServed, those sent over the bulk port (absent before). */
+  bytesServedBulk: Counter.optional(),
   /** Issue 14: range requests their clients withdrew before this server sent them (absent before). */
   rangesWithdrawn: Counter.optional(),
   /** Issue 14: range requests answered `busy` because the queue was longer than their client waits (absent before). */

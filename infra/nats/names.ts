@@ -133,7 +133,7 @@ export const RELEASE2_SUBJECTS = release2Subject('*')
 /** Repository server NATS service (one instance per server, addressed by id). */
 export const REPO_SERVICE = 'upswarm-repo'
 export const repoSubject = (serverId: string, op: RepoOp): string => `upswarm.repo.${serverId}.${op}`
-export type RepoOp = 'revs' | 'manifest' | 'sha1s' | 'range' | 'cancel' | 'meta' | 'nodes' | 'units'
+export type RepoOp = 'revs' | 'manifest' | 'sha1s' | 'range' | 'cancel' | 'meta' | 'nodes' | 'units' | 'bulk'
 
 /** Heartbeats of repository servers, read by every proxy. */
 export const serverHeartbeat = (serverId: string): string => `upswarm.heartbeat.server.${serverId}`

@@ -41,7 +41,8 @@ export interface ServiceSpec {
  */
 const REPLY_PREFIXES = ['_INBOX.', '_R_.']
 
-const STATUS_OF: Partial<Record<ErrorCode, number>> = {
+/** The HTTP-like status a service error carries (and the bulk port answers with, issue 14 item 2). */
+export const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   UPSWARM_E_BAD_REQUEST: 400,
   UPSWARM_E_NOT_FOUND: 404,
   UPSWARM_E_UNKNOWN_REVISION: 404,

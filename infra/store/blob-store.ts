@@ -220,19 +220,13 @@ export class BlobStore {
    * Verifies a file written elsewhere (e.g. by concurrent range writers at a stagingPath) and
    * moves it into the store; on mismatch it is deleted and UPSWARM_E_HASH_MISMATCH thrown.
    * With `sha1`, the same read also checks SHA-1: the blob is then verified as R-VERIFY asks
-   * (size, SHA-1 and SHA-256) and the caller need not read it again.
+   * (size, SHA-1 and SHA-256) and the caller need not read it again. With `hashed`, the digests
+   * the writer took as it wrote the file are checked instead of reading it.
    */
-  async commitFile(sha256: string, tmp: string, where: string, size?: number, sha1?: string): Promise<void> {
-    const hash = createHash('sha256')
-    const hash1 = sha1 === undefined ? null : createHash('sha1')
-    let n = 0
+  async commitFile(sha256: string, tmp: string, where: string, size?: number, sha1?: string, hashed?: { sha256: string; sha1?: string; size: number }): Promise<void> {
     try {
-      for await (const chunk of createReadStream(tmp, { highWaterMark: 1024 * 1024 })) {
-        hash.update(chunk as Buffer)
-        hash1?.update(chunk as Buffer)
-        n += (chunk as Buffer).length
-      }
-      checkDigests(sha256, where, { sha256: hash.digest('hex'), size: n, ...(hash1 ? { sha1: hash1.digest('hex') } : {}) }, size, sha1)
+      // Digests the writer took of the bytes as it wrote them, in order (issue 14 item 2): no second read.
+      checkDigests(sha256, where, hashed ?? await digestsOf(tmp, sha1 !== undefined), size, sha1)
       await fsyncFile(tmp)
       await this.moveIn(tmp, this.path(sha256))
     } catch (err) {
@@ -371,4 +365,17 @@ export async function fsyncFile(path: string): Promise<void> {
   } finally {
     await fh.close()
   }
+}
+
+/** Size, SHA-256 and (with `sha1`) SHA-1 of a file, in one read. */
+async function digestsOf(file: string, sha1: boolean): Promise<{ sha256: string; sha1?: string; size: number }> {
+  const hash = createHash('sha256')
+  const hash1 = sha1 ? createHash('sha1') : null
+  let size = 0
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+    hash.update(chunk as Buffer)
+    hash1?.update(chunk as Buffer)
+    size += (chunk as Buffer).length
+  }
+  return { sha256: hash.digest('hex'), size, ...(hash1 ? { sha1: hash1.digest('hex') } : {}) }
 }

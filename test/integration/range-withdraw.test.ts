@@ -4,7 +4,8 @@
 // the other three and not that one, counts it, and the range behind it moves up. And a capped
 // server whose queue is longer than a client waits answers `busy` with the wait, rather than let
 // the range time out and the client count a slow server as a failed one; the same for a batch of
-// small files (`units`).
+// small files (`units`). Ranges are tried both over the server's bulk port (HTTPS, issue 14 item 2)
+// and over NATS: the same rules hold on either path.
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from 'xstate'
@@ -33,6 +34,8 @@ describe('range withdrawal', () => {
   let proxy: Proxy | undefined
   let product: string
   let big: Buffer
+  /** The same for the tests over NATS: its pieces have their own counts of copies sent. */
+  let bigNats: Buffer
   /** 3 MiB of small files: one `units` batch. */
   let small: Buffer[]
 
@@ -46,8 +49,9 @@ describe('range withdrawal', () => {
     product = newProduct()
     const key = generatePublisherKey()
     big = randomContent(4 * MiB)
+    bigNats = randomContent(4 * MiB)
     small = Array.from({ length: 12 }, () => randomContent(256 * 1024))
-    await writeTree(join(dir.path, 'src'), { 'big.bin': big, ...Object.fromEntries(small.map((b, i) => [`small/f${i}.bin`, b])) })
+    await writeTree(join(dir.path, 'src'), { 'big.bin': big, 'big-nats.bin': bigNats, ...Object.fromEntries(small.map((b, i) => [`small/f${i}.bin`, b])) })
     const trust = join(dir.path, 'trust.json')
     await publish({ nc: admin, src: join(dir.path, 'src'), product, key, trust })
     server = await startRepoServer({ nc: serverConn, id: `withdraw${process.pid}`, dataDir: join(dir.path, 's'), trust: await new TrustStore(trust).ready(), maxUploadRate: MiB })
@@ -68,37 +72,46 @@ describe('range withdrawal', () => {
     await dir?.cleanup()
   })
 
-  it('ranges — a range withdrawn while it waits for its turn at a capped server is never sent and is counted; the others arrive whole', async () => {
-    const sha = sha256Hex(big)
-    const reader = new RangeReader(client, product, 30_000)
-    const piece = (i: number): Buffer => big.subarray(i * MiB, (i + 1) * MiB)
-    const withdraw = new AbortController()
-    const asks = [0, 1, 2, 3].map((i) => reader.readPiece(sha, i * MiB, MiB, sha256Hex(piece(i)), i === 2 ? withdraw.signal : new AbortController().signal))
-    // Pieces 0 and 1 go at once (the burst, then one piece of debt); 2 and 3 wait their turns.
-    expect((await asks[0]!).equals(piece(0))).toBe(true)
-    expect((await asks[1]!).equals(piece(1))).toBe(true)
-    withdraw.abort(new Error('piece 2 came from a peer'))
-    await expect(asks[2]).rejects.toThrow('piece 2 came from a peer')
-    expect((await asks[3]!).equals(piece(3))).toBe(true)
-    const hb = server!.heartbeat()
-    expect(hb.rangesWithdrawn).toBe(1)
-    expect(hb.bytesServed).toBe(3 * MiB)
-    expect(hb.rangesBusy ?? 0).toBe(0)
-  })
+  // Issue 14 item 2: the same rules over the bulk port (HTTPS ranges) and over NATS.
+  for (const bulk of [true, false]) {
+    const way = bulk ? 'over the bulk port' : 'over NATS'
+    const blob = (): Buffer => (bulk ? big : bigNats)
+    it(`ranges ${way} — a range withdrawn while it waits for its turn at a capped server is never sent and is counted; the others arrive whole`, async () => {
+      const sha = sha256Hex(blob())
+      const reader = new RangeReader(client, product, 30_000, { bulk })
+      const piece = (i: number): Buffer => blob().subarray(i * MiB, (i + 1) * MiB)
+      const before = server!.heartbeat()
+      const withdraw = new AbortController()
+      const asks = [0, 1, 2, 3].map((i) => reader.readPiece(sha, i * MiB, MiB, sha256Hex(piece(i)), i === 2 ? withdraw.signal : new AbortController().signal))
+      // Pieces 0 and 1 go at once (the burst, then one piece of debt); 2 and 3 wait their turns.
+      expect((await asks[0]!).equals(piece(0))).toBe(true)
+      expect((await asks[1]!).equals(piece(1))).toBe(true)
+      withdraw.abort(new Error('piece 2 came from a peer'))
+      await expect(asks[2]).rejects.toThrow('piece 2 came from a peer')
+      expect((await asks[3]!).equals(piece(3))).toBe(true)
+      const hb = server!.heartbeat()
+      expect((hb.rangesWithdrawn ?? 0) - (before.rangesWithdrawn ?? 0)).toBe(1)
+      expect(hb.bytesServed - before.bytesServed).toBe(3 * MiB)
+      expect((hb.bytesServedBulk ?? 0) - (before.bytesServedBulk ?? 0)).toBe(bulk ? 3 * MiB : 0)
+      expect(reader.bulkBytes).toBe(bulk ? 3 * MiB : 0)
+      expect((hb.rangesBusy ?? 0) - (before.rangesBusy ?? 0)).toBe(0)
+    })
 
-  it('ranges — a capped server whose queue is longer than its client waits answers busy with the wait; the client asks again ready to wait, never counts the slow server as failed, and every piece arrives', async () => {
-    const sha = sha256Hex(big)
-    // 2 s per request against 4 MiB at 1 MiB/s: the last two pieces would wait 2–3 s. Without the
-    // busy answer they time out, the reader drops its only server and the read fails.
-    const reader = new RangeReader(client, product, 2_000)
-    const piece = (i: number): Buffer => big.subarray(i * MiB, (i + 1) * MiB)
-    const busyBefore = server!.heartbeat().rangesBusy ?? 0
-    const got = await Promise.all([0, 1, 2, 3].map((i) => reader.readPiece(sha, i * MiB, MiB, sha256Hex(piece(i)))))
-    got.forEach((data, i) => expect(data.equals(piece(i))).toBe(true))
-    expect(reader.busyAnswers).toBeGreaterThanOrEqual(1)
-    expect(reader.servers).toEqual([server!.id])
-    expect((server!.heartbeat().rangesBusy ?? 0) - busyBefore).toBe(reader.busyAnswers)
-  })
+    it(`ranges ${way} — a capped server whose queue is longer than its client waits answers busy with the wait; the client asks again ready to wait, never counts the slow server as failed, and every piece arrives`, async () => {
+      const sha = sha256Hex(blob())
+      // 2 s per request against 4 MiB at 1 MiB/s: the last two pieces would wait 2–3 s. Without the
+      // busy answer they time out, the reader drops its only server and the read fails.
+      const reader = new RangeReader(client, product, 2_000, { bulk })
+      const piece = (i: number): Buffer => blob().subarray(i * MiB, (i + 1) * MiB)
+      const busyBefore = server!.heartbeat().rangesBusy ?? 0
+      const got = await Promise.all([0, 1, 2, 3].map((i) => reader.readPiece(sha, i * MiB, MiB, sha256Hex(piece(i)))))
+      got.forEach((data, i) => expect(data.equals(piece(i))).toBe(true))
+      expect(reader.busyAnswers).toBeGreaterThanOrEqual(1)
+      expect(reader.servers).toEqual([server!.id])
+      expect((server!.heartbeat().rangesBusy ?? 0) - busyBefore).toBe(reader.busyAnswers)
+      expect(reader.bulkBytes).toBe(bulk ? 4 * MiB : 0)
+    })
+  }
 
   it('units — a batch of small files that would wait longer at a capped server than its client waits is answered busy; the client asks again ready to wait, and every file arrives', async () => {
     // A patient reader's 4 MiB of ranges queue first; then 3 MiB in one batch at 1 MiB/s against

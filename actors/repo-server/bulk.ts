@@ -1,0 +1,114 @@
+// Issue 14 item 2: the repository server's bulk port. Blob ranges go over HTTPS straight from the
+// server's disk to the client (one read, one TLS write), where a NATS range reply crosses the
+// cluster's routes as 1 MiB messages copied several times. NATS stays the control plane: a client
+// gets the port's URL, its self-signed certificate and a ticket from the server's `bulk` request
+// (infra/http/bulk-wire.ts), and each range takes its turn of the same upload limit, answers busy
+// the same way, and is dropped unsent when its client hangs up first (the withdrawal of issue 14).
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:https'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { selfSignedCert, type PemPair } from '../../infra/auth/tls.ts'
+import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
+import { BLOB_PATH, WAIT_HEADER, issueTicket, ticketValid, type BulkOffer } from '../../infra/http/bulk-wire.ts'
+import { MAX_WAIT_MS } from '../../infra/nats/busy.ts'
+import { STATUS_OF } from '../../infra/nats/service.ts'
+
+/** One range of a blob, as the NATS `range` endpoint serves it (its turn of the upload limit first). */
+export type ServeRange = (req: { sha256: string; offset: number; length: number; waitMs?: number; signal?: AbortSignal }) => Promise<Buffer>
+
+export interface BulkPort {
+  /** What a client needs to use the port: the server's answer to its `bulk` request. */
+  offer(): BulkOffer
+  close(): Promise<void>
+}
+
+const RANGE_RE = /^bytes=(\d{1,15})-(\d{1,15})$/
+const BLOB_RE = /^[0-9a-f]{64}$/
+
+/** The port's key and certificate, made once and kept in the server's data dir (0600). */
+async function portCert(dataDir: string, id: string): Promise<PemPair> {
+  const file = join(dataDir, 'bulk-tls.json')
+  try {
+    const pair = JSON.parse(readFileSync(file, 'utf8')) as PemPair
+    if (typeof pair.cert === 'string' && typeof pair.key === 'string') return pair
+  } catch { /* none yet, or unreadable: a new one */ }
+  const pair = selfSignedCert(`upswarm repository server ${id}`)
+  await writeFile(file, JSON.stringify(pair), { mode: 0o600 })
+  return pair
+}
+
+export async function startBulkPort(opts: {
+  id: string
+  dataDir: string
+  host: string
+  port: number
+  /** The host the offer names when it is not `host` (a server bound to 0.0.0.0). */
+  advertiseHost?: string
+  maxRange: number
+  serve: ServeRange
+  log: (msg: string) => void
+}): Promise<BulkPort> {
+  const tls = await portCert(opts.dataDir, opts.id)
+  // Tickets die with the process: a restarted server hands out new ones (clients ask again on 401).
+  const key = randomBytes(32)
+  const fail = (res: ServerResponse, err: UpswarmError): void => {
+    if (res.headersSent) return void res.destroy()
+    const body = JSON.stringify(err.toJSON())
+    res.writeHead(err.code === 'UPSWARM_E_AUTH' ? 401 : (STATUS_OF[err.code] ?? 500), { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+    res.end(body)
+  }
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '').split('?')[0]!
+    const sha256 = path.startsWith(BLOB_PATH) ? path.slice(BLOB_PATH.length) : ''
+    if (req.method !== 'GET' || !BLOB_RE.test(sha256)) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${opts.id}'s bulk port serves GET ${BLOB_PATH}<sha256> only (got ${req.method} ${path.slice(0, 100)})`)
+    const auth = req.headers.authorization
+    if (!ticketValid(key, opts.id, auth?.startsWith('Bearer ') ? auth.slice(7) : undefined)) {
+      throw new UpswarmError('UPSWARM_E_AUTH', `server ${opts.id}'s bulk port needs a current ticket (ask the server's bulk request over NATS)`)
+    }
+    const range = RANGE_RE.exec(req.headers.range ?? '')
+    const offset = range ? Number(range[1]) : -1
+    const length = range ? Number(range[2]) - offset + 1 : 0
+    if (!range || length < 1 || length > opts.maxRange) {
+      throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `a bulk request names one range of 1 to ${opts.maxRange} bytes (Range: bytes=a-b), got ${JSON.stringify(req.headers.range ?? null)}`)
+    }
+    const wait = req.headers[WAIT_HEADER]
+    const waitMs = typeof wait === 'string' && /^\d{1,9}$/.test(wait) ? Math.min(Number(wait), MAX_WAIT_MS) : undefined
+    // A client that hangs up before its range's turn withdraws it: the range is dropped unsent.
+    const hangUp = new AbortController()
+    res.once('close', () => { if (!res.writableFinished) hangUp.abort() })
+    const bytes = await opts.serve({ sha256, offset, length, ...(waitMs !== undefined ? { waitMs } : {}), signal: hangUp.signal })
+    if (hangUp.signal.aborted) return
+    res.writeHead(206, {
+      'content-type': 'application/octet-stream',
+      'content-length': bytes.length,
+      'content-range': `bytes ${offset}-${offset + bytes.length - 1}/*`,
+    })
+    res.end(bytes)
+  }
+  const server: Server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (isUpswarmError(err)) return fail(res, err)
+      opts.log(`bulk port: ${req.method} ${req.url?.slice(0, 100)} failed: ${errorMessage(err)}`)
+      fail(res, new UpswarmError('UPSWARM_E_IO', `server ${opts.id} could not serve ${req.url?.slice(0, 100)}: ${errorMessage(err)}`))
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new UpswarmError('UPSWARM_E_CONFIG', `server ${opts.id}: the bulk port cannot listen on ${opts.host}:${opts.port}: ${errorMessage(err)}`, { cause: err })))
+    server.listen(opts.port, opts.host, () => resolve())
+  })
+  const { port } = server.address() as AddressInfo
+  const host = opts.advertiseHost ?? opts.host
+  const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`
+  opts.log(`bulk port on ${url}`)
+  return {
+    offer: () => ({ url, cert: tls.cert, ticket: issueTicket(key, opts.id) }),
+    async close() {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}

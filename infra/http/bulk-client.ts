@@ -1,0 +1,150 @@
+// Issue 14 item 2: the client's side of a repository server's bulk port (actors/repo-server/bulk.ts).
+// Ranges over HTTPS keep-alive connections to the one server, its certificate pinned from the offer
+// the server gave over NATS; errors come back as the UpswarmErrors the NATS range request gives,
+// so the caller handles busy, not-found and withdrawn ranges the same way on either path.
+import { Agent, request } from 'node:https'
+import type { IncomingMessage } from 'node:http'
+import { ERROR_CODES, UpswarmError, errorMessage, type ErrorCode } from '../errors.ts'
+import { BLOB_PATH, WAIT_HEADER, fingerprintOf, type BulkOffer } from './bulk-wire.ts'
+
+/** Ranges in flight to one server over its bulk port (each on its own keep-alive connection). */
+const MAX_SOCKETS = 8
+
+/** The bulk port could not be used at all (refused, reset, a certificate that is not the one offered): use NATS. */
+export class BulkUnreachable extends Error {
+  override readonly name = 'BulkUnreachable'
+}
+
+export class BulkReader {
+  private offer: BulkOffer
+  private agent: Agent
+  private fresh: Promise<BulkOffer> | undefined
+  /** Bytes received over the bulk port. */
+  bytes = 0
+
+  constructor(offer: BulkOffer, private readonly server: string, private readonly renew: () => Promise<BulkOffer>) {
+    this.offer = offer
+    this.agent = this.agentFor(offer)
+  }
+
+  private agentFor(offer: BulkOffer): Agent {
+    const pinned = fingerprintOf(offer.cert)
+    return new Agent({
+      keepAlive: true,
+      maxSockets: MAX_SOCKETS,
+      // Trust exactly the certificate the server offered over NATS, whatever host name it is reached by.
+      ca: offer.cert,
+      checkServerIdentity: (_host, cert) => (cert.fingerprint256 === pinned ? undefined : new Error(`server ${this.server}'s bulk port showed certificate ${cert.fingerprint256}, not the one it offered over NATS (${pinned})`)),
+    })
+  }
+
+  /**
+   * `length` bytes at `offset` of blob `sha256` (fewer at the blob's end), as the server sent them:
+   * the caller verifies them. `waitMs` is what this request waits, told to the server.
+   */
+  async read(sha256: string, offset: number, length: number, waitMs: number, signal?: AbortSignal): Promise<Buffer> {
+    try {
+      return await this.once(sha256, offset, length, waitMs, signal)
+    } catch (err) {
+      if (!(err instanceof UpswarmError) || err.code !== 'UPSWARM_E_AUTH') throw err
+      // The ticket expired or the server restarted: one new offer, then the same range again.
+      await this.renewed()
+      return this.once(sha256, offset, length, waitMs, signal)
+    }
+  }
+
+  private async renewed(): Promise<void> {
+    this.fresh ??= this.renew().finally(() => (this.fresh = undefined))
+    const offer = await this.fresh
+    if (offer.cert !== this.offer.cert || offer.url !== this.offer.url) {
+      this.agent.destroy()
+      this.agent = this.agentFor(offer)
+    }
+    this.offer = offer
+  }
+
+  private once(sha256: string, offset: number, length: number, waitMs: number, signal?: AbortSignal): Promise<Buffer> {
+    signal?.throwIfAborted()
+    return new Promise<Buffer>((resolve, reject) => {
+      const url = new URL(BLOB_PATH + sha256, this.offer.url)
+      let settled = false
+      const done = (err: unknown, data?: Buffer): void => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        if (err) reject(err)
+        else resolve(data!)
+      }
+      const req = request(url, {
+        agent: this.agent,
+        headers: { authorization: `Bearer ${this.offer.ticket}`, range: `bytes=${offset}-${offset + length - 1}`, [WAIT_HEADER]: String(waitMs) },
+      }, (res) => {
+        if (res.statusCode === 206) {
+          return body(res, length, (err, data) => {
+            if (data) this.bytes += data.length
+            done(err, data)
+          })
+        }
+        errorBody(res, this.server, (err) => done(err))
+      })
+      // Hanging up withdraws the range: the server drops it unsent if its turn has not come.
+      const onAbort = (): void => {
+        req.destroy()
+        done(signal!.reason)
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      const timer = setTimeout(() => {
+        req.destroy()
+        done(new UpswarmError('UPSWARM_E_TIMEOUT', `range ${offset}+${length} of blob ${sha256} from server ${this.server}'s bulk port took longer than ${waitMs} ms`))
+      }, waitMs)
+      req.on('error', (err) => done(settled ? undefined : new BulkUnreachable(`server ${this.server}'s bulk port ${this.offer.url}: ${errorMessage(err)}`, { cause: err })))
+      req.end()
+    })
+  }
+
+  close(): void {
+    this.agent.destroy()
+  }
+}
+
+/** The body of a 206, into one buffer of at most `max` bytes. */
+function body(res: IncomingMessage, max: number, cb: (err: unknown, data?: Buffer) => void): void {
+  const declared = Number(res.headers['content-length'])
+  if (!Number.isInteger(declared) || declared < 0 || declared > max) {
+    res.destroy()
+    return cb(new UpswarmError('UPSWARM_E_PEER', `bulk port answered ${res.headers['content-length']} bytes for a range of ${max}`))
+  }
+  const out = Buffer.allocUnsafe(declared)
+  let at = 0
+  res.on('data', (chunk: Buffer) => {
+    if (at + chunk.length > declared) return res.destroy(new Error('more bytes than its content-length'))
+    chunk.copy(out, at)
+    at += chunk.length
+  })
+  res.on('end', () => (at === declared ? cb(undefined, out) : cb(new UpswarmError('UPSWARM_E_PEER', `bulk port sent ${at} of ${declared} bytes`))))
+  res.on('error', (err) => cb(new BulkUnreachable(`bulk port: ${errorMessage(err)}`, { cause: err })))
+}
+
+/** A JSON error answer, as the UpswarmError it names. */
+function errorBody(res: IncomingMessage, server: string, cb: (err: unknown) => void): void {
+  const parts: Buffer[] = []
+  let size = 0
+  res.on('data', (c: Buffer) => {
+    size += c.length
+    if (size <= 64 * 1024) parts.push(c)
+  })
+  res.on('error', (err) => cb(new BulkUnreachable(`bulk port: ${errorMessage(err)}`, { cause: err })))
+  res.on('end', () => {
+    let code: ErrorCode = 'UPSWARM_E_PEER'
+    let message = `server ${server}'s bulk port answered ${res.statusCode}`
+    try {
+      const j = JSON.parse(Buffer.concat(parts).toString('utf8')) as { code?: string; message?: string }
+      if (ERROR_CODES.includes(j.code as ErrorCode) && typeof j.message === 'string') {
+        code = j.code as ErrorCode
+        message = j.message
+      }
+    } catch { /* not ours: a peer error with the status */ }
+    cb(new UpswarmError(code, message))
+  })
+}

@@ -1,0 +1,213 @@
+// Issue 14 item 2: a repository server's bulk port. Blob ranges go over HTTPS straight from the
+// server; NATS hands out the port's address, its self-signed certificate and a ticket. A client
+// identity (CLIENTS account, through the proxy's assignment) fetches a whole blob over the port;
+// the port refuses anyone without a current ticket of its own server and any malformed request;
+// a client shown another certificate than the one offered refuses the port; and where a server has
+// no port, or its port cannot be reached, the client reads the same verified bytes over NATS.
+import { request as httpsRequest } from 'node:https'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { waitFor } from 'xstate'
+import { publish } from '../../actors/publisher/publish.ts'
+import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
+import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
+import { selfSignedCert } from '../../infra/auth/tls.ts'
+import { BulkReader } from '../../infra/http/bulk-client.ts'
+import { BLOB_PATH, BulkOffer, fingerprintOf } from '../../infra/http/bulk-wire.ts'
+import type { NatsConnection } from '../../infra/nats/connect.ts'
+import { proxySubject, repoSubject } from '../../infra/nats/names.ts'
+import { requestJson } from '../../infra/nats/request.ts'
+import { sha1Hex, sha256Hex } from '../../infra/release/hash.ts'
+import { generatePublisherKey } from '../../infra/release/keys.ts'
+import { TrustStore } from '../../infra/release/trust.ts'
+import { RangeReader, RepoClient } from '../../infra/repo-client.ts'
+import { BlobStore } from '../../infra/store/blob-store.ts'
+import { newProduct, roleConnection, tempDir, testConnection } from '../helpers/cluster.ts'
+import { randomContent, writeTree } from '../helpers/trees.ts'
+
+const MiB = 1024 * 1024
+
+/** A raw GET on a bulk port, trusting exactly the certificate offered: status and body. */
+function get(offer: BulkOffer, path: string, headers: Record<string, string>): Promise<{ status: number; body: Buffer }> {
+  const pinned = fingerprintOf(offer.cert)
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(new URL(path, offer.url), {
+      headers, ca: offer.cert, agent: false,
+      checkServerIdentity: (_h, cert) => (cert.fingerprint256 === pinned ? undefined : new Error('not the offered certificate')),
+    }, (res) => {
+      const parts: Buffer[] = []
+      res.on('data', (c: Buffer) => parts.push(c))
+      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(parts) }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+describe('the bulk port', () => {
+  let admin: NatsConnection
+  const conns: NatsConnection[] = []
+  let client: NatsConnection
+  let dir: { path: string; cleanup: () => Promise<void> }
+  const servers: RepoServer[] = []
+  let proxy: Proxy | undefined
+  let product: string
+  let big: Buffer
+  let trust: string
+
+  /** Weight 0: never assigned (a server the proxy would otherwise hand the reader). */
+  const startServer = async (id: string, opts: { bulk?: boolean; weight?: number } = {}): Promise<RepoServer> => {
+    const nc = await roleConnection({ kind: 'server', name: id })
+    conns.push(nc)
+    const server = await startRepoServer({ nc, id, dataDir: join(dir.path, id), trust: await new TrustStore(trust).ready(), ...opts })
+    servers.push(server)
+    await waitFor(server.actor, () => (server.store.synced[product] ?? 0) >= 1, { timeout: 30_000 })
+    return server
+  }
+  const offerOf = async (server: RepoServer): Promise<BulkOffer> => BulkOffer.parse(await requestJson(client, repoSubject(server.id, 'bulk'), {}))
+  /** Waits until the proxy assigns `server` (it learns of servers from their heartbeats). */
+  const assigned = async (server: RepoServer): Promise<void> => {
+    for (let i = 0; ; i++) {
+      const a = await requestJson<{ server?: string }>(client, proxySubject('assign'), { product }).catch(() => undefined)
+      if (a?.server === server.id) return
+      if (i >= 100) throw new Error(`the proxy never assigned ${server.id}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+
+  beforeAll(async () => {
+    admin = await testConnection()
+    dir = await tempDir()
+    const proxyConn = await roleConnection({ kind: 'proxy', name: 'bulk-proxy' })
+    client = await roleConnection({ kind: 'client', name: 'bulk-client' })
+    conns.push(proxyConn, client)
+    product = newProduct()
+    big = randomContent(5 * MiB + 12_345)
+    await writeTree(join(dir.path, 'src'), { 'big.bin': big })
+    trust = join(dir.path, 'trust.json')
+    await publish({ nc: admin, src: join(dir.path, 'src'), product, key: generatePublisherKey(), trust })
+    await startServer(`bulk${process.pid}`)
+    proxy = await startProxy({ nc: proxyConn, httpPort: 0 })
+    await assigned(servers[0]!)
+  }, 60_000)
+  afterAll(async () => {
+    for (const s of servers) await s.close().catch(() => {})
+    await proxy?.close()
+    for (const nc of [admin, ...conns]) await nc?.close()
+    await dir?.cleanup()
+  })
+
+  it('a client fetches a whole blob over the port: every byte verified (size, SHA-1, SHA-256), all of it counted as sent over the port', async () => {
+    const server = servers[0]!
+    const before = server.heartbeat().bytesServedBulk ?? 0
+    const store = new BlobStore(join(dir.path, 'store'))
+    const sha256 = sha256Hex(big)
+    const got = await new RepoClient(client).fetchBlob(product, { path: 'big.bin', kind: 'file', mode: 0o644, size: big.length, sha256, sha1: sha1Hex(big) }, store, { threads: 4 })
+    expect(got).toEqual({ bytesFromServers: big.length, servers: [server.id] })
+    expect((await store.readRange(sha256, 0, big.length)).equals(big)).toBe(true)
+    expect((server.heartbeat().bytesServedBulk ?? 0) - before).toBe(big.length)
+  })
+
+  it('the port refuses a request without a ticket, with a forged or expired one, or with another server\'s: 401 and nothing sent', async () => {
+    const [server] = servers
+    const other = await startServer(`bulkother${process.pid}`, { weight: 0 })
+    const offer = await offerOf(server!)
+    const path = BLOB_PATH + sha256Hex(big)
+    const range = { range: 'bytes=0-1023' }
+    const before = server!.heartbeat().bytesServed
+    const tickets = {
+      none: undefined,
+      forged: `${offer.ticket.split('.')[0]}.${'A'.repeat(43)}`,
+      expired: `${Math.floor(Date.now() / 1000) - 5}.${offer.ticket.split('.')[1]}`,
+      "another server's": (await offerOf(other)).ticket,
+    }
+    for (const [what, ticket] of Object.entries(tickets)) {
+      const r = await get(offer, path, { ...range, ...(ticket ? { authorization: `Bearer ${ticket}` } : {}) })
+      expect({ what, status: r.status, code: JSON.parse(r.body.toString()).code }).toEqual({ what, status: 401, code: 'UPSWARM_E_AUTH' })
+    }
+    expect(server!.heartbeat().bytesServed).toBe(before)
+    // With the ticket the server gave, the same request is answered.
+    const ok = await get(offer, path, { ...range, authorization: `Bearer ${offer.ticket}` })
+    expect(ok.status).toBe(206)
+    expect(ok.body.equals(big.subarray(0, 1024))).toBe(true)
+  })
+
+  it('the port answers a malformed request with an error naming it: no range, a range too large, a path that is not a blob, a blob it does not hold', async () => {
+    const offer = await offerOf(servers[0]!)
+    const auth = { authorization: `Bearer ${offer.ticket}` }
+    const sha = sha256Hex(big)
+    const cases: [string, string, Record<string, string>, number, string][] = [
+      ['no range', BLOB_PATH + sha, {}, 400, 'UPSWARM_E_BAD_REQUEST'],
+      ['a range of 5 MiB', BLOB_PATH + sha, { range: `bytes=0-${5 * MiB - 1}` }, 400, 'UPSWARM_E_BAD_REQUEST'],
+      ['a range past the end', BLOB_PATH + sha, { range: `bytes=${big.length}-${big.length + 10}` }, 400, 'UPSWARM_E_BAD_REQUEST'],
+      ['not a blob', '/etc/passwd', { range: 'bytes=0-10' }, 404, 'UPSWARM_E_NOT_FOUND'],
+      ['a blob not held', BLOB_PATH + 'ab'.repeat(32), { range: 'bytes=0-10' }, 404, 'UPSWARM_E_NOT_FOUND'],
+    ]
+    for (const [what, path, headers, status, code] of cases) {
+      const r = await get(offer, path, { ...auth, ...headers })
+      const body = JSON.parse(r.body.toString()) as { code: string; message: string }
+      expect({ what, status: r.status, code: body.code }).toEqual({ what, status, code })
+      expect(body.message.length).toBeGreaterThan(10)
+    }
+  })
+
+  it('a client shown another certificate than the one the server offered over NATS refuses the port', async () => {
+    const offer = await offerOf(servers[0]!)
+    const stranger = selfSignedCert('someone else')
+    const reader = new BulkReader({ ...offer, cert: stranger.cert }, servers[0]!.id, () => offerOf(servers[0]!))
+    try {
+      const err = await reader.read(sha256Hex(big), 0, 1024, 10_000).then(() => undefined, (e: unknown) => e as Error)
+      expect(err?.name).toBe('BulkUnreachable')
+      expect(err?.message).toContain(`server ${servers[0]!.id}'s bulk port`)
+      expect(reader.bytes).toBe(0)
+    } finally {
+      reader.close()
+    }
+  })
+
+  it('a reader whose ticket is refused asks the server for a new offer once and goes on', async () => {
+    const offer = await offerOf(servers[0]!)
+    let renewed = 0
+    const reader = new BulkReader({ ...offer, ticket: `${offer.ticket.split('.')[0]}.${'B'.repeat(43)}` }, servers[0]!.id, async () => {
+      renewed++
+      return offerOf(servers[0]!)
+    })
+    try {
+      const data = await reader.read(sha256Hex(big), MiB, MiB, 10_000)
+      expect(data.equals(big.subarray(MiB, 2 * MiB))).toBe(true)
+      expect(renewed).toBe(1)
+    } finally {
+      reader.close()
+    }
+  })
+
+  it('a port that cannot be reached, and a server without a port (or an older one): the client reads the same verified bytes over NATS', async () => {
+    const sha = sha256Hex(big)
+    const piece = (i: number): Buffer => big.subarray(i * MiB, (i + 1) * MiB)
+    // The first server's port goes away (a firewall in between, say): the reader falls back.
+    const server = servers[0]!
+    const reader = new RangeReader(client, product, 10_000)
+    expect((await reader.readPiece(sha, 0, MiB, sha256Hex(piece(0)))).equals(piece(0))).toBe(true)
+    expect(reader.bulkBytes).toBe(MiB)
+    await server.bulk!.close()
+    const nats = server.heartbeat().bytesServed
+    expect((await reader.readPiece(sha, MiB, MiB, sha256Hex(piece(1)))).equals(piece(1))).toBe(true)
+    expect(reader.bulkBytes).toBe(MiB)
+    expect(reader.servers).toEqual([server.id])
+    expect(reader.bulkFailures).toHaveLength(1)
+    expect(reader.bulkFailures[0]).toContain(`server ${server.id}'s bulk port`)
+    expect(server.heartbeat().bytesServed - nats).toBe(MiB)
+
+    // A server started without its port answers `bulk` with not-found: NATS from its first range.
+    const plain = await startServer(`bulkless${process.pid}`, { bulk: false })
+    expect(plain.bulk).toBeUndefined()
+    await expect(requestJson(client, repoSubject(plain.id, 'bulk'), {})).rejects.toMatchObject({ code: 'UPSWARM_E_NOT_FOUND' })
+    await server.close()
+    const next = new RangeReader(client, product, 10_000)
+    expect((await next.readPiece(sha, 2 * MiB, MiB, sha256Hex(piece(2)))).equals(piece(2))).toBe(true)
+    expect(next.servers.at(-1)).toBe(plain.id)
+    expect(next.bulkBytes).toBe(0)
+    expect(next.bulkFailures).toEqual([])
+    expect(plain.heartbeat().bytesServed).toBe(MiB)
+  })
+})
