@@ -1,9 +1,11 @@
-// Single-source throughput (issue 7, benchmark 4): one client, one repository server, files of
-// random bytes; K = 1, 4, 8 concurrent range requests with RepoClient.fetchBlob (what
-// serverSource, and so `upswarm update` without peers, uses: 1 MiB NATS range requests to the
-// server the proxy assigns, each piece hash-checked, the blob re-hashed and fsynced on commit),
-// side by side with `aria2c -x K -s K` (checksum-verified) and `curl` (one connection, no
-// verification) from the proxy's HTTP gateway. Files are fetched one after another by every tool.
+// Single-source throughput (issue 7, benchmark 4; issue 14 item 2): one client, one repository
+// server, files of random bytes. The issue's figure: `upswarm update` (the CLI, as a user runs it)
+// from r1 to the release that adds the files, against curl fetching the same files from Debian's
+// nginx (1 connection, and 8 at once), each run after `sync` on a quiet disk; the update once with
+// the servers' bulk port (HTTPS ranges, the default) and once over NATS alone (UPSWARM_BULK=0).
+// Then RepoClient.fetchBlob alone with K = 1, 4, 8 ranges in flight (bulk port and NATS), beside
+// `aria2c -x K -s K` (checksum-verified) and `curl` (one connection, no verification) from the
+// proxy's HTTP gateway. Files are fetched one after another by fetchBlob, aria2c and curl.
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -13,7 +15,8 @@ import { once } from 'node:events'
 import { RepoClient } from '../infra/repo-client.ts'
 import { fileEntries } from '../infra/release/manifest.ts'
 import { BlobStore } from '../infra/store/blob-store.ts'
-import { startRepo, timed, type Repo } from './lib/cluster.ts'
+import { quietDisk, startRepo, timed, upswarm, type Repo } from './lib/cluster.ts'
+import { curlMany, startNginx } from './lib/nginx.ts'
 import { profileSelf, withCpuProfiles, writeProfileReport } from './lib/cpu-profile.ts'
 import { MiB, progress, round, startRecording, type BenchResult, type Cell, type CommonOptions } from './lib/report.ts'
 import { barChart } from './lib/svg.ts'
@@ -48,25 +51,36 @@ export async function runThroughputBench(o: ThroughputBenchOptions): Promise<Ben
     const total = count * o.fileMiB * MiB
     log(`${count} files × ${o.fileMiB} MiB written; starting the repository (1 server) and publishing`)
     repo = await withCpuProfiles(o.profile && join(o.profile, 'cluster'), () => startRepo({ dir: join(work, 'cluster'), servers: 1 }))
+    // r1 holds one small file; working copies at r1 take the files as an update to r2.
+    const first = join(work, 'r1')
+    await mkdir(first, { recursive: true })
+    await writeFile(join(first, 'readme.txt'), 'r1\n')
+    const r1 = await repo.publish(first, 'r1')
+    await repo.synced(r1.rev, 600_000)
+    const copies = { bulk: join(work, 'wc-bulk'), nats: join(work, 'wc-nats') }
+    for (const wc of Object.values(copies)) await upswarm(['init', wc, '--product', repo.product, ...repo.pinArgs, '--json'], repo.env)
+    await writeFile(join(src, 'readme.txt'), 'r1\n')
     let t = performance.now()
-    const pub = await repo.publish(src, 'r1')
+    const pub = await repo.publish(src, 'r2')
     const publishS = (performance.now() - t) / 1000
     t = performance.now()
     await repo.synced(pub.rev, 600_000)
     const syncS = (performance.now() - t) / 1000
     log(`published in ${publishS.toFixed(1)} s (${(total / MiB / publishS).toFixed(1)} MiB/s into the object store), server synced ${syncS.toFixed(1)} s later`)
-    const entries = fileEntries(pub.release!.manifest)
+    const entries = fileEntries(pub.release!.manifest).filter((e) => e.path !== 'readme.txt')
     const gateway = repo.launched.endpoints.http!
     const url = (path: string): string => `${gateway}/v1/products/${repo!.product}/revs/${pub.rev}/files/${path.split('/').map(encodeURIComponent).join('/')}`
     const client = new RepoClient(repo.nc, 30_000)
     const out = join(work, 'out')
 
-    const upswarmRun = async (k: number): Promise<number> => {
+    const upswarmRun = async (k: number, bulk: boolean): Promise<number> => {
       const store = new BlobStore(join(out, `store-${k}`))
+      process.env.UPSWARM_BULK = bulk ? '1' : '0'
       const t0 = performance.now()
       await profileSelf(o.profile && join(o.profile, 'client'), `k${k}`, async () => {
         for (const e of entries) await client.fetchBlob(repo!.product, e, store, { threads: k })
       })
+      delete process.env.UPSWARM_BULK
       const s = (performance.now() - t0) / 1000
       await rm(out, { recursive: true, force: true })
       return s
@@ -91,24 +105,61 @@ export async function runThroughputBench(o: ThroughputBenchOptions): Promise<Ben
 
     const mibps = (s: number): number => round(total / MiB / s)
     const rows: Record<string, Cell>[] = []
-    const curlS = await curlRun()
-    log(`curl: ${mibps(curlS)} MiB/s`)
-    for (const k of o.ks) {
-      const us = await upswarmRun(k)
-      const ar = await aria2Run(k)
-      log(`K=${k}: upswarm ${mibps(us)} MiB/s, aria2c ${mibps(ar)} MiB/s`)
-      rows.push({ K: k, 'upswarm fetchBlob MiB/s': mibps(us), 'aria2c -x K MiB/s': mibps(ar), 'curl MiB/s': k === 1 ? mibps(curlS) : null, 'upswarm / aria2c': round(ar / us, 3) })
+    const row = (way: string, seconds: number, k: number | null = null): void => {
+      rows.push({ way, K: k, s: round(seconds, 3), 'MiB/s': mibps(seconds) })
+      log(`${way}${k === null ? '' : ` K=${k}`}: ${seconds.toFixed(2)} s, ${mibps(seconds)} MiB/s`)
     }
+    // The issue's anchor: curl from nginx on the same files, best of 1 connection and 8 at once.
+    const nginx = await startNginx(src)
+    let curlNginx: number
+    try {
+      const paths = entries.map((e) => e.path)
+      await quietDisk()
+      const one = (await curlMany(nginx.url, paths, join(work, 'curl1'), 1)) / 1000
+      await quietDisk()
+      const eight = (await curlMany(nginx.url, paths, join(work, 'curl8'), 8)) / 1000
+      await rm(join(work, 'curl1'), { recursive: true, force: true })
+      await rm(join(work, 'curl8'), { recursive: true, force: true })
+      row('curl from nginx, 1 connection', one)
+      row('curl from nginx, 8 at once', eight)
+      curlNginx = Math.min(one, eight)
+    } finally {
+      await nginx.stop()
+    }
+    const updates: Record<'bulk' | 'nats', number> = { bulk: 0, nats: 0 }
+    for (const way of ['bulk', 'nats'] as const) {
+      await quietDisk()
+      const r = await withCpuProfiles(o.profile && join(o.profile, `update-${way}`), () => upswarm(['update', copies[way], '--json'], { ...repo!.env, UPSWARM_BULK: way === 'bulk' ? '1' : '0' }))
+      const got = JSON.parse(r.stdout) as { to: number; bytesFromServers: number }
+      if (got.to !== pub.rev || got.bytesFromServers < total) throw new Error(`upswarm update (${way}) did not fetch the release: ${r.stdout.slice(0, 300)}`)
+      updates[way] = r.ms / 1000
+      row(`upswarm update (CLI), ${way === 'bulk' ? 'bulk port' : 'NATS only'}`, updates[way])
+    }
+    const curlGateway = await curlRun()
+    row('curl from the HTTP gateway, 1 connection', curlGateway)
+    const fetchRows: { k: number; bulk: number; nats: number; aria2c: number }[] = []
+    for (const k of o.ks) {
+      await quietDisk()
+      const bulk = await upswarmRun(k, true)
+      await quietDisk()
+      const nats = await upswarmRun(k, false)
+      const aria2c = await aria2Run(k)
+      row('RepoClient.fetchBlob, bulk port', bulk, k)
+      row('RepoClient.fetchBlob, NATS only', nats, k)
+      row('aria2c -x K from the HTTP gateway', aria2c, k)
+      fetchRows.push({ k, bulk, nats, aria2c })
+    }
+    const speed = curlNginx / updates.bulk
     const svg = barChart([{
       title: `One client, one server: ${(total / MiB).toFixed(0)} MiB in ${count} files`,
       yLabel: 'MiB/s',
-      groups: o.ks.map((k) => `K = ${k}`),
+      groups: ['update (CLI) / curl from nginx', ...o.ks.map((k) => `fetchBlob, K = ${k}`)],
       series: [
-        { name: 'upswarm RepoClient.fetchBlob (NATS ranges)', values: rows.map((r) => r['upswarm fetchBlob MiB/s'] as number) },
-        { name: 'aria2c -x K (HTTP gateway)', values: rows.map((r) => r['aria2c -x K MiB/s'] as number) },
-        { name: 'curl, 1 connection (HTTP gateway)', values: rows.map((r) => r['curl MiB/s'] as number | null) },
+        { name: 'upswarm, bulk port (HTTPS ranges)', values: [mibps(updates.bulk), ...fetchRows.map((r) => mibps(r.bulk))] },
+        { name: 'upswarm, NATS ranges only', values: [mibps(updates.nats), ...fetchRows.map((r) => mibps(r.nats))] },
+        { name: 'curl from nginx (best of 1 and 8 connections) / aria2c -x K from the gateway', values: [mibps(curlNginx), ...fetchRows.map((r) => mibps(r.aria2c))] },
       ],
-    }], `no upload cap; publish ${(total / MiB / publishS).toFixed(1)} MiB/s into the object store; 127.0.0.1`)
+    }], `no upload cap; 127.0.0.1; update = the whole CLI run (start, connect, plan, fetch, verify, write, fsync)`)
     if (o.profile) {
       // The repository's processes write their profiles when they exit.
       await repo.stop()
@@ -119,12 +170,17 @@ export async function runThroughputBench(o: ThroughputBenchOptions): Promise<Ben
       name: 'throughput',
       title: `Single-source throughput: ${(total / MiB).toFixed(0)} MiB, ${count} files, one server`,
       parameters: { ...o, files: count, bytes: total, publishSeconds: round(publishS), serverSyncSeconds: round(syncS) },
-      columns: ['K', 'upswarm fetchBlob MiB/s', 'aria2c -x K MiB/s', 'curl MiB/s', 'upswarm / aria2c'],
+      columns: ['way', 'K', 's', 'MiB/s'],
       rows,
-      goals: [],
+      goals: [{
+        goal: '`upswarm update` from a single server at ≥ 0.8× what curl gets from nginx for the same bytes (issue 14 item 2)',
+        met: speed >= 0.8,
+        detail: `${speed.toFixed(2)}× (update ${updates.bulk.toFixed(2)} s over the bulk port, ${updates.nats.toFixed(2)} s over NATS only; curl from nginx ${curlNginx.toFixed(2)} s)`,
+      }],
       notes: [
-        'upswarm: each 1 MiB range is one NATS request/reply to the assigned server, SHA-256-checked per piece; the blob is re-hashed and fsynced when committed.',
-        'aria2c and curl read the proxy\'s HTTP gateway, which itself reads the server through NATS (4 pipelined 1 MiB ranges per HTTP request). aria2c verifies each file\'s SHA-256; curl does not verify.',
+        'upswarm update: the CLI (node + dist/) from r1 to r2, which adds the files: start, NATS connect (TLS, credentials), plan, ranges of 1 MiB from the assigned server (4 files at once, 4 ranges per file), SHA-256 and SHA-1 of each file taken as its pieces arrive, the blob fsynced into the history store and copied into the working copy, fsynced, renamed by the journal. Bulk port: ranges over HTTPS from the server (its self-signed certificate pinned from its NATS offer); NATS only: UPSWARM_BULK=0, each range a NATS request/reply through the cluster.',
+        'curl from nginx: Debian\'s nginx serving the same files on 127.0.0.1, curl writing them with no verification and no fsync; each timed run starts after `sync` on a quiet disk.',
+        'fetchBlob: RepoClient.fetchBlob alone, in the bench\'s process, K ranges in flight per file. aria2c and curl from the gateway read the proxy\'s HTTP gateway, which itself reads the server through NATS (4 pipelined 1 MiB ranges per HTTP request); aria2c verifies each file\'s SHA-256, curl does not.',
       ],
     }, svg)
   } finally {

@@ -114,9 +114,11 @@ export function registerClusterCommands(program: Command): void {
     .option('--swarm-host <host>', 'address the swarm (seed) listener binds and the heartbeat advertises', '127.0.0.1')
     .option('--swarm-advertise <host>', 'address clients dial, when not --swarm-host (required with 0.0.0.0 or ::)')
     .option('--swarm-port <port>', 'swarm TCP port (0: any free port)', intArg('--swarm-port'), 0)
+    .option('--bulk-port <port>', 'bulk port: blob ranges over HTTPS on --swarm-host, advertised as --swarm-advertise (0: any free port)', intArg('--bulk-port'), 0)
+    .option('--no-bulk', 'no bulk port: clients fetch every range over NATS')
     .addOption(new Option('--bootstrap <host:port>', 'DHT bootstrap node(s), comma-separated: announce every synced revision on the DHT')
       .env('UPSWARM_BOOTSTRAP'))
-    .addOption(new Option('--max-upload-rate <bytes/s>', 'limit of swarm and NATS range uploads together (0: unlimited)')
+    .addOption(new Option('--max-upload-rate <bytes/s>', 'limit of swarm, NATS range and bulk port uploads together (0: unlimited)')
       .env('UPSWARM_SERVER_MAX_UPLOAD_RATE').argParser(intArg('--max-upload-rate')))
     .addOption(trustOption('trust file (required): sync only releases signed by the keys it pins for their product (re-read when it changes)'))
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption()).addOption(inspectOption()).addOption(metricsPortOption())
@@ -135,13 +137,13 @@ export function registerClusterCommands(program: Command): void {
       await runRole('server', async () => {
         const server = await startRepoServer({
           nc, id: o.id, dataDir: o.data, weight: o.weight,
-          swarmHost: o.swarmHost, swarmPort: o.swarmPort, ...(o.swarmAdvertise ? { swarmAdvertise: o.swarmAdvertise } : {}), bootstrap: parseBootstrap(o.bootstrap), maxUploadRate: o.maxUploadRate,
+          swarmHost: o.swarmHost, swarmPort: o.swarmPort, ...(o.swarmAdvertise ? { swarmAdvertise: o.swarmAdvertise } : {}), bulk: o.bulk !== false, bulkPort: o.bulkPort, bootstrap: parseBootstrap(o.bootstrap), maxUploadRate: o.maxUploadRate,
           trust, ...(swarmIdentity ? { swarmIdentity } : {}), log: (m) => log(`server ${o.id}: ${m}`),
         })
         const { host, port, publicKey } = server.seed.info()
         const { repoServerMetrics } = await import('../repo-server/metrics.ts')
         const metrics = await serveMetricsIfAsked(o.metricsPort, `server ${o.id}`, () => repoServerMetrics(server, nc))
-        return { ready: { id: o.id, swarm: { host, port, publicKey }, ...(metrics.url ? { metrics: metrics.url } : {}) }, close: async () => { await metrics.close(); await server.close(); await inspecting.stop(); await nc.drain() } }
+        return { ready: { id: o.id, swarm: { host, port, publicKey }, ...(server.bulk ? { bulk: server.bulk.offer().url } : {}), ...(metrics.url ? { metrics: metrics.url } : {}) }, close: async () => { await metrics.close(); await server.close(); await inspecting.stop(); await nc.drain() } }
       })
     }))
 

@@ -22,6 +22,8 @@ interface CachedHandle {
   users: number
   /** Out of the cache (blob removed, store closing): closed once its last reader is done. */
   dropped: boolean
+  /** The blob's size, once asked (a blob never changes): a server's ranges cost no `stat` each. */
+  size?: number
 }
 
 /**
@@ -132,8 +134,13 @@ export class BlobStore {
     await this.ready()
     const packed = this.packs?.locate(sha256)
     if (packed) return packed.length
+    const known = this.handles.get(sha256)?.size
+    if (known !== undefined) return known
     try {
-      return (await stat(this.path(sha256))).size
+      const { size } = await stat(this.path(sha256))
+      const open = this.handles.get(sha256)
+      if (open) open.size = size
+      return size
     } catch {
       return undefined
     }

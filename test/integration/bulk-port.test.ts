@@ -50,6 +50,9 @@ describe('the bulk port', () => {
   let client: NatsConnection
   let dir: { path: string; cleanup: () => Promise<void> }
   const servers: RepoServer[] = []
+  /** The server the proxy assigns, and one it never assigns (weight 0). */
+  let main: RepoServer
+  let other: RepoServer
   let proxy: Proxy | undefined
   let product: string
   let big: Buffer
@@ -61,7 +64,7 @@ describe('the bulk port', () => {
     conns.push(nc)
     const server = await startRepoServer({ nc, id, dataDir: join(dir.path, id), trust: await new TrustStore(trust).ready(), ...opts })
     servers.push(server)
-    await waitFor(server.actor, () => (server.store.synced[product] ?? 0) >= 1, { timeout: 30_000 })
+    await waitFor(server.actor, () => (server.store.synced[product] ?? 0) >= 1, { timeout: 90_000 })
     return server
   }
   const offerOf = async (server: RepoServer): Promise<BulkOffer> => BulkOffer.parse(await requestJson(client, repoSubject(server.id, 'bulk'), {}))
@@ -86,10 +89,11 @@ describe('the bulk port', () => {
     await writeTree(join(dir.path, 'src'), { 'big.bin': big })
     trust = join(dir.path, 'trust.json')
     await publish({ nc: admin, src: join(dir.path, 'src'), product, key: generatePublisherKey(), trust })
-    await startServer(`bulk${process.pid}`)
+    // The second server is never assigned (weight 0): its tickets are tried on the first one's port.
+    ;[main, other] = await Promise.all([startServer(`bulk${process.pid}`), startServer(`bulkother${process.pid}`, { weight: 0 })])
     proxy = await startProxy({ nc: proxyConn, httpPort: 0 })
-    await assigned(servers[0]!)
-  }, 60_000)
+    await assigned(main)
+  }, 120_000)
   afterAll(async () => {
     for (const s of servers) await s.close().catch(() => {})
     await proxy?.close()
@@ -98,7 +102,7 @@ describe('the bulk port', () => {
   })
 
   it('a client fetches a whole blob over the port: every byte verified (size, SHA-1, SHA-256), all of it counted as sent over the port', async () => {
-    const server = servers[0]!
+    const server = main
     const before = server.heartbeat().bytesServedBulk ?? 0
     const store = new BlobStore(join(dir.path, 'store'))
     const sha256 = sha256Hex(big)
@@ -109,12 +113,11 @@ describe('the bulk port', () => {
   })
 
   it('the port refuses a request without a ticket, with a forged or expired one, or with another server\'s: 401 and nothing sent', async () => {
-    const [server] = servers
-    const other = await startServer(`bulkother${process.pid}`, { weight: 0 })
-    const offer = await offerOf(server!)
+    const server = main
+    const offer = await offerOf(server)
     const path = BLOB_PATH + sha256Hex(big)
     const range = { range: 'bytes=0-1023' }
-    const before = server!.heartbeat().bytesServed
+    const before = server.heartbeat().bytesServed
     const tickets = {
       none: undefined,
       forged: `${offer.ticket.split('.')[0]}.${'A'.repeat(43)}`,
@@ -125,7 +128,7 @@ describe('the bulk port', () => {
       const r = await get(offer, path, { ...range, ...(ticket ? { authorization: `Bearer ${ticket}` } : {}) })
       expect({ what, status: r.status, code: JSON.parse(r.body.toString()).code }).toEqual({ what, status: 401, code: 'UPSWARM_E_AUTH' })
     }
-    expect(server!.heartbeat().bytesServed).toBe(before)
+    expect(server.heartbeat().bytesServed).toBe(before)
     // With the ticket the server gave, the same request is answered.
     const ok = await get(offer, path, { ...range, authorization: `Bearer ${offer.ticket}` })
     expect(ok.status).toBe(206)
@@ -133,7 +136,7 @@ describe('the bulk port', () => {
   })
 
   it('the port answers a malformed request with an error naming it: no range, a range too large, a path that is not a blob, a blob it does not hold', async () => {
-    const offer = await offerOf(servers[0]!)
+    const offer = await offerOf(main)
     const auth = { authorization: `Bearer ${offer.ticket}` }
     const sha = sha256Hex(big)
     const cases: [string, string, Record<string, string>, number, string][] = [
@@ -152,13 +155,13 @@ describe('the bulk port', () => {
   })
 
   it('a client shown another certificate than the one the server offered over NATS refuses the port', async () => {
-    const offer = await offerOf(servers[0]!)
+    const offer = await offerOf(main)
     const stranger = selfSignedCert('someone else')
-    const reader = new BulkReader({ ...offer, cert: stranger.cert }, servers[0]!.id, () => offerOf(servers[0]!))
+    const reader = new BulkReader({ ...offer, cert: stranger.cert }, main.id, () => offerOf(main))
     try {
       const err = await reader.read(sha256Hex(big), 0, 1024, 10_000).then(() => undefined, (e: unknown) => e as Error)
       expect(err?.name).toBe('BulkUnreachable')
-      expect(err?.message).toContain(`server ${servers[0]!.id}'s bulk port`)
+      expect(err?.message).toContain(`server ${main.id}'s bulk port`)
       expect(reader.bytes).toBe(0)
     } finally {
       reader.close()
@@ -166,11 +169,11 @@ describe('the bulk port', () => {
   })
 
   it('a reader whose ticket is refused asks the server for a new offer once and goes on', async () => {
-    const offer = await offerOf(servers[0]!)
+    const offer = await offerOf(main)
     let renewed = 0
-    const reader = new BulkReader({ ...offer, ticket: `${offer.ticket.split('.')[0]}.${'B'.repeat(43)}` }, servers[0]!.id, async () => {
+    const reader = new BulkReader({ ...offer, ticket: `${offer.ticket.split('.')[0]}.${'B'.repeat(43)}` }, main.id, async () => {
       renewed++
-      return offerOf(servers[0]!)
+      return offerOf(main)
     })
     try {
       const data = await reader.read(sha256Hex(big), MiB, MiB, 10_000)
@@ -185,7 +188,7 @@ describe('the bulk port', () => {
     const sha = sha256Hex(big)
     const piece = (i: number): Buffer => big.subarray(i * MiB, (i + 1) * MiB)
     // The first server's port goes away (a firewall in between, say): the reader falls back.
-    const server = servers[0]!
+    const server = main
     const reader = new RangeReader(client, product, 10_000)
     expect((await reader.readPiece(sha, 0, MiB, sha256Hex(piece(0)))).equals(piece(0))).toBe(true)
     expect(reader.bulkBytes).toBe(MiB)
@@ -209,5 +212,5 @@ describe('the bulk port', () => {
     expect(next.bulkBytes).toBe(0)
     expect(next.bulkFailures).toEqual([])
     expect(plain.heartbeat().bytesServed).toBe(MiB)
-  })
+  }, 120_000)
 })

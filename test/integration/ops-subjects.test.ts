@@ -107,6 +107,6 @@ describe('ops doc — NATS subjects', { timeout: 120_000 }, () => {
       expect(reply.data.length, row.example.subject).toBeGreaterThan(0)
       answers.push(row.subject)
     }
-    expect(answers.length).toBe(16)
+    expect(answers.length).toBe(17)
   })
 })
