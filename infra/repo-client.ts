@@ -54,8 +54,13 @@ export class RepoClient {
 
   /** A range reader bound to one assigned server, switching server when one fails. */
   rangeReader(product: string): RangeReader {
-    return new RangeReader(this.nc, product, this.timeoutMs)
+    return new RangeReader(this.nc, product, this.timeoutMs, { bulks: this.bulks })
   }
+
+  /** The servers' bulk ports, shared by this client's range readers: one offer and one set of connections per server. */
+  private readonly bulks: BulkPorts = new Map()
+  /** 1 MiB piece buffers fetchBlob reuses (issue 14 item 2: no garbage per piece for the collector). */
+  private readonly spare: Buffer[] = []
 
   /**
    * Downloads one blob into `into` with `threads` concurrent range requests to the assigned
@@ -78,11 +83,24 @@ export class RepoClient {
           const offset = i * pieceSize
           const length = Math.min(pieceSize, entry.size - offset)
           if (length === 0) continue
-          const data = await reader.readPiece(entry.sha256, offset, length, pieceHashOf(entry, i, pieceSize), opts.signal)
+          const buffer = pieceSize === PIECE_SIZE ? this.spare.pop() ?? Buffer.allocUnsafeSlow(PIECE_SIZE) : undefined
+          const data = await reader.readPiece(entry.sha256, offset, length, pieceHashOf(entry, i, pieceSize), opts.signal, buffer)
           received += data.length
           const written = fh.write(data, 0, data.length, offset)
-          digests.add(i, data)
+          // The buffer goes back once its piece is written and hashed (an early piece is hashed
+          // later); at once if the piece came in another (over NATS).
+          const filled = buffer !== undefined && data.buffer === buffer.buffer
+          const keep = (): void => {
+            if (buffer && this.spare.length < MAX_SPARE) this.spare.push(buffer)
+          }
+          if (!filled) keep()
+          let uses = 2
+          const done = (): void => {
+            if (--uses === 0 && filled) keep()
+          }
+          digests.add(i, data, done)
           await written
+          done()
         }
       }
       await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.threads, count)) }, worker))
@@ -99,6 +117,11 @@ export class RepoClient {
 
 /** Pieces held back for the in-order digests before they are given up (the commit then reads the file). */
 const MAX_HELD_PIECES = 32
+/** Piece buffers a client keeps for the next pieces. */
+const MAX_SPARE = 16
+
+/** The servers' bulk ports by server id: a reader, or null where there is none (or it cannot be reached). */
+export type BulkPorts = Map<string, Promise<BulkReader | null>>
 
 /**
  * Issue 14 item 2: SHA-256 and SHA-1 of a blob taken from its pieces as they arrive, in order
@@ -108,7 +131,7 @@ const MAX_HELD_PIECES = 32
 class InOrderDigests {
   private readonly sha256 = createHash('sha256')
   private readonly sha1: Hash | null
-  private readonly held = new Map<number, Buffer>()
+  private readonly held = new Map<number, { data: Buffer; hashed: () => void }>()
   private next = 0
   private size = 0
   private gaveUp = false
@@ -117,17 +140,20 @@ class InOrderDigests {
     this.sha1 = sha1 ? createHash('sha1') : null
   }
 
-  add(i: number, data: Buffer): void {
-    if (this.gaveUp) return
-    this.held.set(i, data)
-    for (let b = this.held.get(this.next); b; b = this.held.get(this.next)) {
+  /** Piece `i`; `hashed` is called once its bytes are no longer needed here. */
+  add(i: number, data: Buffer, hashed: () => void): void {
+    if (this.gaveUp) return hashed()
+    this.held.set(i, { data, hashed })
+    for (let p = this.held.get(this.next); p; p = this.held.get(this.next)) {
       this.held.delete(this.next++)
-      this.sha256.update(b)
-      this.sha1?.update(b)
-      this.size += b.length
+      this.sha256.update(p.data)
+      this.sha1?.update(p.data)
+      this.size += p.data.length
+      p.hashed()
     }
     if (this.held.size > MAX_HELD_PIECES) {
       this.gaveUp = true
+      for (const p of this.held.values()) p.hashed()
       this.held.clear()
     }
   }
@@ -184,25 +210,21 @@ export class RangeReader {
   busyAnswers = 0
 
   /** Issue 14 item 2: each assigned server's bulk port, or null where there is none (or it cannot be reached). */
-  private readonly bulks = new Map<string, Promise<BulkReader | null>>()
+  private readonly bulks: BulkPorts
   /** Why a bulk port was given up for NATS, one line per server. */
   readonly bulkFailures: string[] = []
-
   private readonly useBulk: boolean
-
-  /** `bulk: false` (or UPSWARM_BULK=0 in the environment) reads every range over NATS. */
-  constructor(private readonly nc: NatsConnection, private readonly product: string, private readonly timeoutMs: number, opts: { bulk?: boolean } = {}) {
-    this.useBulk = opts.bulk ?? process.env.UPSWARM_BULK !== '0'
-  }
-
   /** Bytes received over bulk ports (the rest of what readPiece returned came over NATS). */
-  get bulkBytes(): number {
-    let n = 0
-    for (const b of this.bulkReaders) n += b.bytes
-    return n
-  }
+  bulkBytes = 0
 
-  private readonly bulkReaders: BulkReader[] = []
+  /**
+   * `bulk: false` (or UPSWARM_BULK=0 in the environment) reads every range over NATS; `bulks`
+   * shares the bulk ports' offers and connections with other readers (RepoClient's).
+   */
+  constructor(private readonly nc: NatsConnection, private readonly product: string, private readonly timeoutMs: number, opts: { bulk?: boolean; bulks?: BulkPorts } = {}) {
+    this.useBulk = opts.bulk ?? process.env.UPSWARM_BULK !== '0'
+    this.bulks = opts.bulks ?? new Map()
+  }
 
   /**
    * The server's bulk port: its offer asked once over NATS. None from a server of an earlier
@@ -215,11 +237,7 @@ export class RangeReader {
       const offer = async (): Promise<BulkOffer> => BulkOffer.parse(await requestJson(this.nc, subject, {}, this.timeoutMs))
       got = !this.useBulk
         ? Promise.resolve(null)
-        : Promise.all([offer(), import('./http/bulk-client.ts')]).then(([o, { BulkReader }]) => {
-          const reader = new BulkReader(o, a.server, offer)
-          this.bulkReaders.push(reader)
-          return reader
-        }, () => null)
+        : Promise.all([offer(), import('./http/bulk-client.ts')]).then(([o, { BulkReader }]) => new BulkReader(o, a.server, offer), () => null)
       this.bulks.set(a.server, got)
     }
     return got
@@ -239,11 +257,12 @@ export class RangeReader {
   }
 
   /**
-   * A verified piece. With `signal`, the request carries a ticket: aborting it tells the server,
+   * A verified piece (over the bulk port, in `into` when given: a buffer of at least `length` bytes
+   * the caller reuses). With `signal`, the request carries a ticket: aborting it tells the server,
    * which drops the range unsent if it is still waiting for its turn (issue 14: servers do not
    * upload what a client no longer needs), and rejects with the signal's reason at once.
    */
-  async readPiece(sha256: string, offset: number, length: number, expected: string | undefined, signal?: AbortSignal): Promise<Buffer> {
+  async readPiece(sha256: string, offset: number, length: number, expected: string | undefined, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
     let lastErr: unknown
     // What this request waits for its answer, told to the server (issue 14: a capped server answers
     // `busy` with its queue's wait rather than let the range time out there).
@@ -260,7 +279,10 @@ export class RangeReader {
           : await request(this.nc, a.rangeSubject, range, waitMs))
         const bulk = await this.bulkOf(a)
         const data = bulk
-          ? await bulk.read(sha256, offset, length, waitMs, signal).catch((err: unknown) => {
+          ? await bulk.read(sha256, offset, length, waitMs, signal, into).then((d) => {
+            this.bulkBytes += d.length
+            return d
+          }, (err: unknown) => {
             if ((err as Error).name !== 'BulkUnreachable') throw err
             // The port cannot be reached from here (a firewall, a server behind NAT): NATS it is.
             this.bulks.set(a.server, Promise.resolve(null))

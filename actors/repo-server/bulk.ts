@@ -18,7 +18,7 @@ import { MAX_WAIT_MS } from '../../infra/nats/busy.ts'
 import { STATUS_OF } from '../../infra/nats/service.ts'
 
 /** One range of a blob, as the NATS `range` endpoint serves it (its turn of the upload limit first). */
-export type ServeRange = (req: { sha256: string; offset: number; length: number; waitMs?: number; signal?: AbortSignal }) => Promise<Buffer>
+export type ServeRange = (req: { sha256: string; offset: number; length: number; waitMs?: number; signal?: AbortSignal; into?: Buffer }) => Promise<Buffer>
 
 export interface BulkPort {
   /** What a client needs to use the port: the server's answer to its `bulk` request. */
@@ -27,6 +27,9 @@ export interface BulkPort {
 }
 
 const RANGE_RE = /^bytes=(\d{1,15})-(\d{1,15})$/
+/** Ranges up to this size are read into the port's reused buffers, at most MAX_SPARE kept. */
+const SPARE_SIZE = 1024 * 1024
+const MAX_SPARE = 32
 const BLOB_RE = /^[0-9a-f]{64}$/
 
 /** The port's key and certificate, made once and kept in the server's data dir (0600). */
@@ -53,6 +56,8 @@ export async function startBulkPort(opts: {
   log: (msg: string) => void
 }): Promise<BulkPort> {
   const tls = await portCert(opts.dataDir, opts.id)
+  /** Buffers for ranges of a piece or less, reused: no garbage per range for the collector. */
+  const spare: Buffer[] = []
   // Tickets die with the process: a restarted server hands out new ones (clients ask again on 401).
   const key = randomBytes(32)
   const fail = (res: ServerResponse, err: UpswarmError): void => {
@@ -80,13 +85,26 @@ export async function startBulkPort(opts: {
     // A client that hangs up before its range's turn withdraws it: the range is dropped unsent.
     const hangUp = new AbortController()
     res.once('close', () => { if (!res.writableFinished) hangUp.abort() })
-    const bytes = await opts.serve({ sha256, offset, length, ...(waitMs !== undefined ? { waitMs } : {}), signal: hangUp.signal })
-    if (hangUp.signal.aborted) return
+    // A range of a piece or less is read into a buffer of the port's own, taken back once sent.
+    const into = length <= SPARE_SIZE ? spare.pop() ?? Buffer.allocUnsafeSlow(SPARE_SIZE) : undefined
+    const giveBack = (): void => {
+      if (into && spare.length < MAX_SPARE) spare.push(into)
+    }
+    let bytes: Buffer
+    try {
+      bytes = await opts.serve({ sha256, offset, length, ...(waitMs !== undefined ? { waitMs } : {}), signal: hangUp.signal, ...(into ? { into } : {}) })
+    } catch (err) {
+      giveBack()
+      throw err
+    }
+    if (hangUp.signal.aborted) return giveBack()
     res.writeHead(206, {
       'content-type': 'application/octet-stream',
       'content-length': bytes.length,
       'content-range': `bytes ${offset}-${offset + bytes.length - 1}/*`,
     })
+    // Sent, or the connection gone: either way the socket holds no more of it.
+    res.once('close', giveBack)
     res.end(bytes)
   }
   const server: Server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {

@@ -410,7 +410,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
    * least often first, so first copies of every piece spread through the swarm while later copies
    * wait — and a client that got the piece elsewhere meanwhile withdraws it (`signal`): dropped unsent.
    */
-  const serveRange: ServeRange = async ({ sha256, offset, length, waitMs, signal }) => {
+  const serveRange: ServeRange = async ({ sha256, offset, length, waitMs, signal, into }) => {
     const size = await store.blobs.size(sha256)
     if (size === undefined) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${id} has no blob ${sha256}`)
     if (offset >= size && !(offset === 0 && size === 0)) {
@@ -428,7 +428,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     }
     if (copiesSent.size >= MAX_PIECES_COUNTED) copiesSent.clear()
     copiesSent.set(piece, (copiesSent.get(piece) ?? 0) + 1)
-    const bytes = await store.blobs.readRange(sha256, offset, n)
+    const bytes = await store.blobs.readRange(sha256, offset, n, into)
     counters.bytesServed += bytes.length
     return bytes
   }

@@ -40,16 +40,17 @@ export class BulkReader {
 
   /**
    * `length` bytes at `offset` of blob `sha256` (fewer at the blob's end), as the server sent them:
-   * the caller verifies them. `waitMs` is what this request waits, told to the server.
+   * the caller verifies them. `waitMs` is what this request waits, told to the server; `into`, a
+   * buffer of at least `length` bytes to fill (the result is then a view of it).
    */
-  async read(sha256: string, offset: number, length: number, waitMs: number, signal?: AbortSignal): Promise<Buffer> {
+  async read(sha256: string, offset: number, length: number, waitMs: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
     try {
-      return await this.once(sha256, offset, length, waitMs, signal)
+      return await this.once(sha256, offset, length, waitMs, signal, into)
     } catch (err) {
       if (!(err instanceof UpswarmError) || err.code !== 'UPSWARM_E_AUTH') throw err
       // The ticket expired or the server restarted: one new offer, then the same range again.
       await this.renewed()
-      return this.once(sha256, offset, length, waitMs, signal)
+      return this.once(sha256, offset, length, waitMs, signal, into)
     }
   }
 
@@ -63,7 +64,7 @@ export class BulkReader {
     this.offer = offer
   }
 
-  private once(sha256: string, offset: number, length: number, waitMs: number, signal?: AbortSignal): Promise<Buffer> {
+  private once(sha256: string, offset: number, length: number, waitMs: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
     signal?.throwIfAborted()
     return new Promise<Buffer>((resolve, reject) => {
       const url = new URL(BLOB_PATH + sha256, this.offer.url)
@@ -81,7 +82,7 @@ export class BulkReader {
         headers: { authorization: `Bearer ${this.offer.ticket}`, range: `bytes=${offset}-${offset + length - 1}`, [WAIT_HEADER]: String(waitMs) },
       }, (res) => {
         if (res.statusCode === 206) {
-          return body(res, length, (err, data) => {
+          return body(res, length, into, (err, data) => {
             if (data) this.bytes += data.length
             done(err, data)
           })
@@ -108,14 +109,14 @@ export class BulkReader {
   }
 }
 
-/** The body of a 206, into one buffer of at most `max` bytes. */
-function body(res: IncomingMessage, max: number, cb: (err: unknown, data?: Buffer) => void): void {
+/** The body of a 206, of at most `max` bytes: into `into` when given (at least `max` long), else a new buffer. */
+function body(res: IncomingMessage, max: number, into: Buffer | undefined, cb: (err: unknown, data?: Buffer) => void): void {
   const declared = Number(res.headers['content-length'])
   if (!Number.isInteger(declared) || declared < 0 || declared > max) {
     res.destroy()
     return cb(new UpswarmError('UPSWARM_E_PEER', `bulk port answered ${res.headers['content-length']} bytes for a range of ${max}`))
   }
-  const out = Buffer.allocUnsafe(declared)
+  const out = into && into.length >= declared ? into.subarray(0, declared) : Buffer.allocUnsafe(declared)
   let at = 0
   res.on('data', (chunk: Buffer) => {
     if (at + chunk.length > declared) return res.destroy(new Error('more bytes than its content-length'))

@@ -266,9 +266,9 @@ export class BlobStore {
     return Promise.all(blobs.map(async ([sha, size]) => [sha, packed.get(sha) ?? (await this.readRange(sha, 0, size))] as const))
   }
 
-  /** Reads `length` bytes at `offset` of a stored blob. */
-  async readRange(sha256: string, offset: number, length: number): Promise<Buffer> {
-    const data = await this.readRangeIfPresent(sha256, offset, length)
+  /** Reads `length` bytes at `offset` of a stored blob (into `into` when given and it is a loose blob). */
+  async readRange(sha256: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    const data = await this.readRangeIfPresent(sha256, offset, length, into)
     if (!data) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `blob ${sha256} is not in ${this.root}`)
     return data
   }
@@ -276,14 +276,16 @@ export class BlobStore {
   /**
    * Reads `length` bytes at `offset` of a stored blob, or null when the store does not hold it.
    * Serving a blob piece by piece reuses one open handle (no stat, open and close per piece).
+   * With `into` (at least `length` bytes), a loose blob's bytes are read into it.
    */
-  async readRangeIfPresent(sha256: string, offset: number, length: number): Promise<Buffer | null> {
+  async readRangeIfPresent(sha256: string, offset: number, length: number, into?: Buffer): Promise<Buffer | null> {
     if (this.packs) await this.ready()
     if (this.packs?.locate(sha256)) return this.packs.read(sha256, offset, length)
     const handle = await this.acquire(sha256)
     if (!handle) return null
     try {
-      const buf = Buffer.allocUnsafe(length)
+      // A caller's buffer (a server's bulk port reuses its own) when it is long enough.
+      const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length)
       let got = 0
       while (got < length) {
         const { bytesRead } = await handle.fh.read(buf, got, length - got, offset + got)
