@@ -65,8 +65,9 @@ export class RepoClient {
   /**
    * Downloads one blob into `into` with `threads` concurrent range requests to the assigned
    * server (R-ACCEL-1); each piece is checked against the manifest's piece hash on arrival.
+   * `sync: false`: not fsynced (a working copy's history store; BlobStore.commitFile).
    */
-  async fetchBlob(product: string, entry: FileEntry, into: BlobStore, opts: { threads: number; signal?: AbortSignal; pieceSize?: number }): Promise<{ bytesFromServers: number; servers: string[] }> {
+  async fetchBlob(product: string, entry: FileEntry, into: BlobStore, opts: { threads: number; signal?: AbortSignal; pieceSize?: number; sync?: boolean }): Promise<{ bytesFromServers: number; servers: string[] }> {
     if (await into.has(entry.sha256)) return { bytesFromServers: 0, servers: [] }
     const pieceSize = opts.pieceSize ?? PIECE_SIZE
     const count = Math.max(1, Math.ceil(entry.size / pieceSize))
@@ -105,7 +106,7 @@ export class RepoClient {
       }
       await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.threads, count)) }, worker))
       await fh.close()
-      await into.commitFile(entry.sha256, tmp, `server ${reader.servers.join(', ')}`, entry.size, entry.sha1, digests.result())
+      await into.commitFile(entry.sha256, tmp, `server ${reader.servers.join(', ')}`, entry.size, entry.sha1, digests.result(), { sync: opts.sync !== false })
     } catch (err) {
       await fh.close().catch(() => {})
       await rm(tmp, { force: true })

@@ -72,7 +72,9 @@ export function serverSource(nc: NatsConnection, product: string): ReleaseSource
     },
     pruned: async (p) => (await client.revisions(p)).pruned,
     async fetchBlob(entry, into, opts) {
-      const r = await client.fetchBlob(product, entry, into, opts)
+      // Into the working copy's history store: its run fsyncs the copy it stages in the tree, and
+      // a later run hashes the blob again before using it (checkLocal), so no fsync of its own.
+      const r = await client.fetchBlob(product, entry, into, { ...opts, sync: false })
       stats.bytesFromServers += r.bytesFromServers
       return { bytesFromServers: r.bytesFromServers, bytesFromPeers: 0, verified: true }
     },

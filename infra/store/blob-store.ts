@@ -228,13 +228,15 @@ export class BlobStore {
    * moves it into the store; on mismatch it is deleted and UPSWARM_E_HASH_MISMATCH thrown.
    * With `sha1`, the same read also checks SHA-1: the blob is then verified as R-VERIFY asks
    * (size, SHA-1 and SHA-256) and the caller need not read it again. With `hashed`, the digests
-   * the writer took as it wrote the file are checked instead of reading it.
+   * the writer took as it wrote the file are checked instead of reading it. `sync: false` skips
+   * the fsync, for a working copy's history store only (see putVerifiedBytesSync): a later run
+   * hashes a blob there again before it uses it, and this run makes its copy in the tree durable.
    */
-  async commitFile(sha256: string, tmp: string, where: string, size?: number, sha1?: string, hashed?: { sha256: string; sha1?: string; size: number }): Promise<void> {
+  async commitFile(sha256: string, tmp: string, where: string, size?: number, sha1?: string, hashed?: { sha256: string; sha1?: string; size: number }, opts: { sync?: boolean } = {}): Promise<void> {
     try {
       // Digests the writer took of the bytes as it wrote them, in order (issue 14 item 2): no second read.
       checkDigests(sha256, where, hashed ?? await digestsOf(tmp, sha1 !== undefined), size, sha1)
-      await fsyncFile(tmp)
+      if (opts.sync !== false) await fsyncFile(tmp)
       await this.moveIn(tmp, this.path(sha256))
     } catch (err) {
       await rm(tmp, { force: true })
