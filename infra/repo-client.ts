@@ -118,6 +118,9 @@ export class RepoClient {
 
 /** Pieces held back for the in-order digests before they are given up (the commit then reads the file). */
 const MAX_HELD_PIECES = 32
+/** How often, and how far apart, a "no server" answer from the proxies is asked again (RangeReader.assign). */
+const NO_SERVER_ASKS = 3
+const NO_SERVER_WAIT_MS = 500
 /** Piece buffers a client keeps for the next pieces. */
 const MAX_SPARE = 16
 
@@ -244,8 +247,24 @@ export class RangeReader {
     return got
   }
 
+  /**
+   * A server from the proxies. Proxies answer as one queue group, and one that started a moment
+   * ago has not heard every server's heartbeats yet: its "no server" is asked again, at most
+   * NO_SERVER_ASKS times, NO_SERVER_WAIT_MS apart, before it is believed.
+   */
+  private async assign(): Promise<Assignment> {
+    for (let ask = 1; ; ask++) {
+      try {
+        return await requestJson<Assignment>(this.nc, proxySubject('assign'), { product: this.product, exclude: this.excluded }, this.timeoutMs)
+      } catch (err) {
+        if (ask >= NO_SERVER_ASKS || !isUpswarmError(err, 'UPSWARM_E_NO_SERVER') || err.details?.status !== '503') throw err
+        await new Promise((r) => setTimeout(r, NO_SERVER_WAIT_MS))
+      }
+    }
+  }
+
   private current(): Promise<Assignment> {
-    this.assignment ??= requestJson<Assignment>(this.nc, proxySubject('assign'), { product: this.product, exclude: this.excluded }, this.timeoutMs)
+    this.assignment ??= this.assign()
       .then((a) => {
         this.servers.push(a.server)
         return a

@@ -430,7 +430,7 @@ function renderConfig(
     'max_payload: 8MB',
     // A user's JWT rides in its CONNECT line with its permissions, which name the identity several
     // times: a server id of 14 characters or more passed the default 4 KiB, and its connect was
-    // refused ("maximum control line exceeded") and retried for ever (docs/ops.md, "Production").
+    // refused ("maximum control line exceeded"), which the client saw as a dial timeout (docs/ops.md, "Production").
     'max_control_line: 32KB',
     ...auth,
     'jetstream {',

@@ -82,7 +82,8 @@ export class BulkReader {
         headers: { authorization: `Bearer ${this.offer.ticket}`, range: `bytes=${offset}-${offset + length - 1}`, [WAIT_HEADER]: String(waitMs) },
       }, (res) => {
         if (res.statusCode === 206) {
-          return body(res, length, into, (err, data) => {
+          // A response given up (timed out, withdrawn) writes no more into `into`: the caller reuses it.
+          return body(res, length, into, () => !settled, (err, data) => {
             if (data) this.bytes += data.length
             done(err, data)
           })
@@ -110,7 +111,7 @@ export class BulkReader {
 }
 
 /** The body of a 206, of at most `max` bytes: into `into` when given (at least `max` long), else a new buffer. */
-function body(res: IncomingMessage, max: number, into: Buffer | undefined, cb: (err: unknown, data?: Buffer) => void): void {
+function body(res: IncomingMessage, max: number, into: Buffer | undefined, live: () => boolean, cb: (err: unknown, data?: Buffer) => void): void {
   const declared = Number(res.headers['content-length'])
   if (!Number.isInteger(declared) || declared < 0 || declared > max) {
     res.destroy()
@@ -119,6 +120,7 @@ function body(res: IncomingMessage, max: number, into: Buffer | undefined, cb: (
   const out = into && into.length >= declared ? into.subarray(0, declared) : Buffer.allocUnsafe(declared)
   let at = 0
   res.on('data', (chunk: Buffer) => {
+    if (!live()) return res.destroy()
     if (at + chunk.length > declared) return res.destroy(new Error('more bytes than its content-length'))
     chunk.copy(out, at)
     at += chunk.length

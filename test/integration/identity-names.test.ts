@@ -1,7 +1,7 @@
 // Every identity kind connects with the longest name an identity may have (64 characters). A
 // user's JWT rides in its CONNECT line with its permissions, which name the identity several
 // times: with nats-server's default max_control_line of 4 KiB, a server named with 14 characters
-// or more was refused ("maximum control line exceeded") and its connect retried for ever. The
+// or more was refused ("maximum control line exceeded"), which nats.js reported as a timeout after 20 s per node. The
 // cluster config (infra/cluster/nats-cluster.ts) raises the limit; docs/ops.md tells operators.
 import { describe, expect, it } from 'vitest'
 import { IDENTITY_KINDS } from '../../infra/nats/identity.ts'
