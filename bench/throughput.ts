@@ -70,17 +70,16 @@ export async function runThroughputBench(o: ThroughputBenchOptions): Promise<Ben
     const entries = fileEntries(pub.release!.manifest).filter((e) => e.path !== 'readme.txt')
     const gateway = repo.launched.endpoints.http!
     const url = (path: string): string => `${gateway}/v1/products/${repo!.product}/revs/${pub.rev}/files/${path.split('/').map(encodeURIComponent).join('/')}`
-    const client = new RepoClient(repo.nc, 30_000)
+    const clients = { bulk: new RepoClient(repo.nc, 30_000, { bulk: true }), nats: new RepoClient(repo.nc, 30_000, { bulk: false }) }
     const out = join(work, 'out')
 
     const upswarmRun = async (k: number, bulk: boolean): Promise<number> => {
       const store = new BlobStore(join(out, `store-${k}`))
-      process.env.UPSWARM_BULK = bulk ? '1' : '0'
+      const client = clients[bulk ? 'bulk' : 'nats']
       const t0 = performance.now()
       await profileSelf(o.profile && join(o.profile, 'client'), `k${k}`, async () => {
         for (const e of entries) await client.fetchBlob(repo!.product, e, store, { threads: k })
       })
-      delete process.env.UPSWARM_BULK
       const s = (performance.now() - t0) / 1000
       await rm(out, { recursive: true, force: true })
       return s
@@ -178,7 +177,7 @@ export async function runThroughputBench(o: ThroughputBenchOptions): Promise<Ben
         detail: `${speed.toFixed(2)}× (update ${updates.bulk.toFixed(2)} s over the bulk port, ${updates.nats.toFixed(2)} s over NATS only; curl from nginx ${curlNginx.toFixed(2)} s)`,
       }],
       notes: [
-        'upswarm update: the CLI (node + dist/) from r1 to r2, which adds the files: start, NATS connect (TLS, credentials), plan, ranges of 1 MiB from the assigned server (4 files at once, 4 ranges per file), SHA-256 and SHA-1 of each file taken as its pieces arrive, the blob fsynced into the history store and copied into the working copy, fsynced, renamed by the journal. Bulk port: ranges over HTTPS from the server (its self-signed certificate pinned from its NATS offer); NATS only: UPSWARM_BULK=0, each range a NATS request/reply through the cluster.',
+        'upswarm update: the CLI (node + dist/) from r1 to r2, which adds the files: start, NATS connect (TLS, credentials), plan, ranges of 1 MiB from the assigned server (4 files at once, 4 ranges per file), SHA-256 and SHA-1 of each file taken as its pieces arrive, the blob put into the history store (no fsync of its own) and copied into the working copy, fsynced, renamed by the journal. Bulk port: ranges over HTTPS from the server (its self-signed certificate pinned from its NATS offer); NATS only: UPSWARM_BULK=0, each range a NATS request/reply through the cluster.',
         'curl from nginx: Debian\'s nginx serving the same files on 127.0.0.1, curl writing them with no verification and no fsync; each timed run starts after `sync` on a quiet disk.',
         'fetchBlob: RepoClient.fetchBlob alone, in the bench\'s process, K ranges in flight per file. aria2c and curl from the gateway read the proxy\'s HTTP gateway, which itself reads the server through NATS (4 pipelined 1 MiB ranges per HTTP request); aria2c verifies each file\'s SHA-256, curl does not.',
       ],

@@ -37,7 +37,8 @@ export interface Assignment {
 const MAX_SERVER_SWITCHES = 5
 
 export class RepoClient {
-  constructor(private readonly nc: NatsConnection, private readonly timeoutMs = 10_000) {}
+  /** `bulk: false` reads every range over NATS (RangeReader's option; the default follows UPSWARM_BULK). */
+  constructor(private readonly nc: NatsConnection, private readonly timeoutMs = 10_000, private readonly opts: { bulk?: boolean } = {}) {}
 
   /** R-WATCH: every revision of the product with its manifest hash, from one pool server. */
   async revisions(product: string): Promise<RevisionList> {
@@ -54,7 +55,7 @@ export class RepoClient {
 
   /** A range reader bound to one assigned server, switching server when one fails. */
   rangeReader(product: string): RangeReader {
-    return new RangeReader(this.nc, product, this.timeoutMs, { bulks: this.bulks })
+    return new RangeReader(this.nc, product, this.timeoutMs, { bulks: this.bulks, ...(this.opts.bulk !== undefined ? { bulk: this.opts.bulk } : {}) })
   }
 
   /** The servers' bulk ports, shared by this client's range readers: one offer and one set of connections per server. */
@@ -235,13 +236,13 @@ export class RangeReader {
    * release (no responder), one started without it, or with UPSWARM_BULK=0 in the environment.
    */
   private bulkOf(a: Assignment): Promise<BulkReader | null> {
+    // Before the shared map: a reader told to use NATS never takes another reader's bulk port.
+    if (!this.useBulk) return Promise.resolve(null)
     let got = this.bulks.get(a.server)
     if (!got) {
       const subject = a.rangeSubject.replace(/\.range$/, '.bulk')
       const offer = async (): Promise<BulkOffer> => BulkOffer.parse(await requestJson(this.nc, subject, {}, this.timeoutMs))
-      got = !this.useBulk
-        ? Promise.resolve(null)
-        : Promise.all([offer(), import('./http/bulk-client.ts')]).then(([o, { BulkReader }]) => new BulkReader(o, a.server, offer), () => null)
+      got = Promise.all([offer(), import('./http/bulk-client.ts')]).then(([o, { BulkReader }]) => new BulkReader(o, a.server, offer), () => null)
       this.bulks.set(a.server, got)
     }
     return got

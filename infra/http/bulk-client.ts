@@ -100,7 +100,7 @@ export class BulkReader {
         req.destroy()
         done(new UpswarmError('UPSWARM_E_TIMEOUT', `range ${offset}+${length} of blob ${sha256} from server ${this.server}'s bulk port took longer than ${waitMs} ms`))
       }, waitMs)
-      req.on('error', (err) => done(settled ? undefined : new BulkUnreachable(`server ${this.server}'s bulk port ${this.offer.url}: ${errorMessage(err)}`, { cause: err })))
+      req.on('error', (err) => done(new BulkUnreachable(`server ${this.server}'s bulk port ${this.offer.url}: ${errorMessage(err)}`, { cause: err })))
       req.end()
     })
   }

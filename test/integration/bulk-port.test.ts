@@ -20,7 +20,7 @@ import { requestJson } from '../../infra/nats/request.ts'
 import { sha1Hex, sha256Hex } from '../../infra/release/hash.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { TrustStore } from '../../infra/release/trust.ts'
-import { RangeReader, RepoClient } from '../../infra/repo-client.ts'
+import { RangeReader, RepoClient, type BulkPorts } from '../../infra/repo-client.ts'
 import { BlobStore } from '../../infra/store/blob-store.ts'
 import { newProduct, roleConnection, tempDir, testConnection } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
@@ -185,6 +185,22 @@ describe('the bulk port', () => {
     } finally {
       reader.close()
     }
+  })
+
+  it('a reader told to use NATS reads over NATS even where another reader of the same client holds the bulk port', async () => {
+    const sha = sha256Hex(big)
+    const piece = big.subarray(0, MiB)
+    const bulks: BulkPorts = new Map()
+    const viaBulk = new RangeReader(client, product, 10_000, { bulks })
+    expect((await viaBulk.readPiece(sha, 0, MiB, sha256Hex(piece))).equals(piece)).toBe(true)
+    expect(viaBulk.bulkBytes).toBe(MiB)
+    const before = main.heartbeat()
+    const viaNats = new RangeReader(client, product, 10_000, { bulks, bulk: false })
+    expect((await viaNats.readPiece(sha, 0, MiB, sha256Hex(piece))).equals(piece)).toBe(true)
+    expect(viaNats.bulkBytes).toBe(0)
+    const after = main.heartbeat()
+    expect(after.bytesServed - before.bytesServed).toBe(MiB)
+    expect((after.bytesServedBulk ?? 0) - (before.bytesServedBulk ?? 0)).toBe(0)
   })
 
   it('a port that cannot be reached, and a server without a port (or an older one): the client reads the same verified bytes over NATS', async () => {
