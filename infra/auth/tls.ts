@@ -21,13 +21,21 @@ function publicOf(key: forge.pki.rsa.PrivateKey): forge.pki.rsa.PublicKey {
   return forge.pki.setRsaPublicKey(key.n, key.e)
 }
 
+/**
+ * A random 16-byte serial that DER encodes as written: the top bit clear (positive) and the first
+ * byte never zero. A leading 0x00 before a byte under 0x80 is padding DER forbids, and OpenSSL refuses
+ * such a certificate ("illegal padding"): with only the top bit cleared, 1 in 512 serials was one.
+ */
+export function positiveSerial(): Buffer {
+  const serial = randomBytes(16)
+  serial[0] = (serial[0]! & 0x7f) | 0x40
+  return serial
+}
+
 function newCert(publicKey: forge.pki.PublicKey, years: number): forge.pki.Certificate {
   const cert = forge.pki.createCertificate()
   cert.publicKey = publicKey
-  // Positive serial: clear the top bit of a random 16-byte value.
-  const serial = randomBytes(16)
-  serial[0]! &= 0x7f
-  cert.serialNumber = serial.toString('hex')
+  cert.serialNumber = positiveSerial().toString('hex')
   cert.validity.notBefore = new Date(Date.now() - 60_000)
   cert.validity.notAfter = new Date(Date.now() + years * YEAR_MS)
   return cert
@@ -79,7 +87,11 @@ function der(tag: number, ...content: Buffer[]): Buffer {
   return Buffer.concat([Buffer.from([tag]), len, body])
 }
 const derOid = (...bytes: number[]): Buffer => der(0x06, Buffer.from(bytes))
-const derTime = (d: Date): Buffer => der(0x18, Buffer.from(d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z')) // GeneralizedTime
+/** RFC 5280 4.1.2.5: UTCTime up to 2049, GeneralizedTime from 2050. */
+const derTime = (d: Date): Buffer => {
+  const digits = d.toISOString().replace(/[-:T]/g, '').slice(0, 14)
+  return d.getUTCFullYear() < 2050 ? der(0x17, Buffer.from(digits.slice(2) + 'Z')) : der(0x18, Buffer.from(digits + 'Z'))
+}
 /** ecdsa-with-SHA256 (1.2.840.10045.4.3.2). */
 const ECDSA_SHA256 = der(0x30, derOid(0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02))
 
@@ -92,8 +104,7 @@ const ECDSA_SHA256 = der(0x30, derOid(0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 
  */
 export function selfSignedCert(name: string): PemPair {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-  const serial = randomBytes(16)
-  serial[0]! &= 0x7f
+  const serial = positiveSerial()
   const dn = der(0x30, der(0x31, der(0x30, derOid(0x55, 0x04, 0x03), der(0x0c, Buffer.from(name, 'utf8')))))
   const tbs = der(0x30,
     der(0xa0, der(0x02, Buffer.from([2]))), // v3

@@ -1,7 +1,7 @@
 // Issue 14 item 2: the bulk port's tickets and certificate (infra/http/bulk-wire.ts, infra/auth/tls.ts).
 import { randomBytes, X509Certificate } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { selfSignedCert } from '../../infra/auth/tls.ts'
+import { createCa, positiveSerial, selfSignedCert } from '../../infra/auth/tls.ts'
 import { BulkOffer, TICKET_TTL_MS, fingerprintOf, issueTicket, ticketValid } from '../../infra/http/bulk-wire.ts'
 
 describe('bulk port tickets', () => {
@@ -37,5 +37,17 @@ describe('the bulk port certificate', () => {
     expect(fingerprintOf(pair.cert)).toBe(cert.fingerprint256)
     expect(fingerprintOf(selfSignedCert('x').cert)).not.toBe(cert.fingerprint256)
     expect(BulkOffer.safeParse({ url: 'https://127.0.0.1:4443', cert: pair.cert, ticket: issueTicket(randomBytes(32), 'rs1') }).success).toBe(true)
+  })
+
+  it('every serial is a positive DER integer with no padding, so no certificate is refused by chance (bounded run)', () => {
+    // A serial whose first byte was 0x00 before a byte under 0x80 made 1 in 512 certificates unloadable
+    // ("illegal padding"): a repository server then failed to start its bulk port.
+    for (let i = 0; i < 5000; i++) {
+      const first = positiveSerial()[0]!
+      expect(first >= 0x40 && first < 0x80).toBe(true)
+    }
+    for (let i = 0; i < 1500; i++) expect(() => new X509Certificate(selfSignedCert(`rs${i}`).cert)).not.toThrow()
+    const ca = new X509Certificate(createCa('upswarm test').cert)
+    expect(ca.serialNumber).toMatch(/^[4-7][0-9A-F]{31}$/)
   })
 })
