@@ -513,6 +513,12 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
         return bulk.offer()
       })),
     },
+  }).catch(async (err: unknown) => {
+    // Nothing started here outlives a failed start: the bulk port and the follows are closed.
+    await bulk?.close()
+    meta2.close()
+    cancels.unsubscribe()
+    throw err
   })
 
   function pending(seq: number, data: Uint8Array, hand: InHand): PendingRelease {
