@@ -202,6 +202,13 @@ export function pieceHashOf(entry: FileEntry, i: number, pieceSize = PIECE_SIZE)
 }
 
 /**
+ * Ranges shorter than this open no bulk port (its offer is a NATS round trip and its connection a
+ * TLS handshake, 20–40 ms here): an update of a few small files stays on NATS. A port already open
+ * takes every range.
+ */
+export const BULK_OPEN_MIN = 256 * 1024
+
+/**
  * Reads verified pieces of blobs from the server the proxy assigns; a server that fails or
  * sends a bad piece is excluded and another one assigned (R-VERIFY: retry from another source).
  */
@@ -298,7 +305,8 @@ export class RangeReader {
         const overNats = async (): Promise<Buffer> => Buffer.from(signal
           ? await this.withdrawable(a, range, signal, waitMs)
           : await request(this.nc, a.rangeSubject, range, waitMs))
-        const bulk = await this.bulkOf(a)
+        // A small range alone does not pay for the offer and a TLS handshake: it opens no bulk port.
+        const bulk = length >= BULK_OPEN_MIN || this.bulks.has(a.server) ? await this.bulkOf(a) : null
         const data = bulk
           ? await bulk.read(sha256, offset, length, waitMs, signal, into).then((d) => {
             this.bulkBytes += d.length

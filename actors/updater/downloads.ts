@@ -196,7 +196,7 @@ async function checkFreeSpace(session: RunSession, plan: RunPlan): Promise<void>
 /** Files at most this large are fetched by the batch (a unit of their own, §1.7: no chunk reuse applies). */
 const BATCH_UNIT_MAX = 64 * 1024
 /** Fewer small files than this go the per-file way (a batch saves round trips, not bytes). */
-const BATCH_MIN = 16
+const BATCH_MIN = 2
 /** Bytes one `units` request asks for at most (the reply's cap is 4 MiB). */
 const BATCH_BYTES = 3 * 1024 * 1024
 /** `units` requests in flight. */

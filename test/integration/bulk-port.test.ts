@@ -20,7 +20,7 @@ import { requestJson } from '../../infra/nats/request.ts'
 import { sha1Hex, sha256Hex } from '../../infra/release/hash.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { TrustStore } from '../../infra/release/trust.ts'
-import { RangeReader, RepoClient, type BulkPorts } from '../../infra/repo-client.ts'
+import { BULK_OPEN_MIN, RangeReader, RepoClient, type BulkPorts } from '../../infra/repo-client.ts'
 import { BlobStore } from '../../infra/store/blob-store.ts'
 import { newProduct, roleConnection, tempDir, testConnection } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
@@ -185,6 +185,23 @@ describe('the bulk port', () => {
     } finally {
       reader.close()
     }
+  })
+
+  it('a small range alone opens no bulk port (NATS carries it); once a large range opened the port, small ranges take it too', async () => {
+    const sha = sha256Hex(big)
+    const small = big.subarray(0, BULK_OPEN_MIN - 1)
+    const reader = new RangeReader(client, product, 10_000, { bulks: new Map() })
+    const before = main.heartbeat()
+    expect((await reader.readPiece(sha, 0, small.length, sha256Hex(small))).equals(small)).toBe(true)
+    expect(reader.bulkBytes).toBe(0)
+    const mid = main.heartbeat()
+    expect(mid.bytesServed - before.bytesServed).toBe(small.length)
+    expect((mid.bytesServedBulk ?? 0) - (before.bytesServedBulk ?? 0)).toBe(0)
+    const piece = big.subarray(MiB, 2 * MiB)
+    expect((await reader.readPiece(sha, MiB, MiB, sha256Hex(piece))).equals(piece)).toBe(true)
+    expect((await reader.readPiece(sha, 0, small.length, sha256Hex(small))).equals(small)).toBe(true)
+    expect(reader.bulkBytes).toBe(MiB + small.length)
+    expect((main.heartbeat().bytesServedBulk ?? 0) - (mid.bytesServedBulk ?? 0)).toBe(MiB + small.length)
   })
 
   it('a reader told to use NATS reads over NATS even where another reader of the same client holds the bulk port', async () => {

@@ -345,6 +345,14 @@ describe('format-2 client', { timeout: 240_000 }, () => {
       expect((await status(other, { source: src })).files.filter((f) => f.status !== 'current')).toEqual([])
     }
 
+    // An update that needs two small files asks for both in one batch, not one request each.
+    const two = join(dir.path, 'wc-units-update')
+    expect(await init(two, { product: only2, root: rootDoc(), source: src, rev: 1 })).toMatchObject({ format: 2 })
+    Object.assign(calls, { units: 0, unitsAsked: 0, perFile: [] })
+    expect(await update(two, { source: counted, rev: 2 })).toMatchObject({ from: 1, to: 2 })
+    expect(calls).toEqual({ units: 1, unitsAsked: 2, perFile: [] })
+    expect(await readFile(join(two, 'a/b3/new.txt'), 'utf8')).toBe('new\n')
+
     // The server's side: held units come back, a hash it does not hold is neither sent nor left.
     const reader = new RepoClient(clientNc).rangeReader(only2)
     const held = await Promise.all(['a/b0/f0.txt', 'a/b1/f1.txt'].map(async (path) => sha256Hex(await readFile(join(wc, path)))))
