@@ -1,5 +1,7 @@
 // R-PROXY: the upgrade-server proxy's life as a statechart. followingHeartbeats (the pool of
-// servers, each a pool-member actor) → startingService (the NATS micro service with the weighted
+// servers, each a pool-member actor) → hearingServers (until the first server's heartbeat is
+// taken, or one and a half heartbeat periods pass: a proxy that joined the queue group at once
+// answered "no healthy server" to clients for its first second) → startingService (the NATS micro service with the weighted
 // round-robin director, R-PROXY) → openingGateway (HTTP/WebDAV, when asked for) → openingSftp
 // (the SSH door, R-PROXY-PROTO, when asked for) → serving → closing → stopped. A door that
 // cannot open closes what was opened and ends in `failed`, naming the step. Pure: the I/O is
@@ -12,7 +14,12 @@ export interface ProxyInput {
   id: string
   gateway: boolean
   sftp: boolean
+  /** Most time to wait for a first server's heartbeat before serving (default 1.5 heartbeat periods). */
+  hearMs?: number
 }
+
+/** 1.5 × HEARTBEAT_MS (infra/nats/heartbeat.ts): every running server has beaten once by then. */
+export const HEAR_MS = 1_500
 
 export interface ProxyFailure {
   step: ProxyStep
@@ -24,12 +31,14 @@ export interface ProxyContext {
   id: string
   gateway: boolean
   sftp: boolean
+  hearMs: number
   httpUrl: string | null
   sshUrl: string | null
   failure: ProxyFailure | null
 }
 
-export type ProxyEvent = { type: 'stop' }
+/** `servers.heard`: the pool took its first server's heartbeat. */
+export type ProxyEvent = { type: 'stop' } | { type: 'servers.heard' }
 export type ProxyEmitted = { type: 'proxy.serving'; httpUrl: string | null; sshUrl: string | null } | { type: 'proxy.stopped' }
 
 const notProvided = (name: string) => async (): Promise<never> => {
@@ -58,6 +67,9 @@ export const proxyMachine = setup({
   actions: {
     fail: assign((_, failure: ProxyFailure) => ({ failure })),
   },
+  delays: {
+    hearServers: ({ context }) => context.hearMs,
+  },
   guards: {
     wantsGateway: ({ context }) => context.gateway,
     wantsSftp: ({ context }) => context.sftp,
@@ -65,15 +77,19 @@ export const proxyMachine = setup({
   },
 }).createMachine({
   id: 'proxy',
-  context: ({ input }) => ({ id: input.id, gateway: input.gateway, sftp: input.sftp, httpUrl: null, sshUrl: null, failure: null }),
+  context: ({ input }) => ({ id: input.id, gateway: input.gateway, sftp: input.sftp, hearMs: input.hearMs ?? HEAR_MS, httpUrl: null, sshUrl: null, failure: null }),
   initial: 'followingHeartbeats',
   states: {
     followingHeartbeats: {
       invoke: {
         src: 'followHeartbeats',
-        onDone: 'startingService',
+        onDone: 'hearingServers',
         onError: { target: 'closing', actions: { type: 'fail', params: ({ context, event }) => failed('followingHeartbeats', context.id, 'follow the servers\' heartbeats', event.error) } },
       },
+    },
+    hearingServers: {
+      on: { 'servers.heard': 'startingService', stop: 'closing' },
+      after: { hearServers: 'startingService' },
     },
     startingService: {
       invoke: {

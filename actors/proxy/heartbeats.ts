@@ -67,14 +67,18 @@ export async function judgeHeartbeat(msg: Pick<Msg, 'subject' | 'json'>, ceiling
   return { id, status: { weight: hb.weight, synced: hb.synced, requests: hb.requests, bytesServed: hb.bytesServed, inflight: hb.inflight, parked: hb.parked, pruned: hb.pruned, formats: hb.formats, synced2: hb.synced2, ...(hb.stalled ? { stalled: hb.stalled } : {}) } }
 }
 
-/** Feeds the pool from every server heartbeat, one at a time in arrival order; returns the stop function. */
-export function followHeartbeats(nc: NatsConnection, pool: Pool, ceiling: ReleaseCeiling, log: (m: string) => void): () => Promise<void> {
+/** Feeds the pool from every server heartbeat, one at a time in arrival order (`onFirst` after the first one taken); returns the stop function. */
+export function followHeartbeats(nc: NatsConnection, pool: Pool, ceiling: ReleaseCeiling, log: (m: string) => void, onFirst?: () => void): () => Promise<void> {
   const sub = nc.subscribe(SERVER_HEARTBEATS)
   const done = (async () => {
     for await (const msg of sub) {
       const verdict = await judgeHeartbeat(msg, ceiling)
       if ('dropped' in verdict) log(verdict.dropped)
-      else pool.heartbeat(verdict.id, verdict.status)
+      else {
+        pool.heartbeat(verdict.id, verdict.status)
+        onFirst?.()
+        onFirst = undefined
+      }
     }
   })().catch((err: unknown) => log(`heartbeat subscription ended: ${errorMessage(err)}`))
   return async () => {

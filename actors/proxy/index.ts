@@ -129,7 +129,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
     actors: {
       followHeartbeats: fromPromise(async () => {
         const jsm = await jetstreamManager(nc)
-        closers.push(followHeartbeats(nc, pool, new ReleaseCeiling((product) => newestRevision(jsm, product)), log))
+        closers.push(followHeartbeats(nc, pool, new ReleaseCeiling((product) => newestRevision(jsm, product)), log, () => actor.send({ type: 'servers.heard' })))
         // A trust file that pins a root (format 3) takes rotations from UPSWARM_META (issue 10 item 7).
         opts.trust?.followRoots((from) => readRoots(nc, from))
       }),

@@ -115,6 +115,16 @@ describe('proxy', () => {
     expect(counts).toEqual({ [ids[0]!]: 500, [ids[1]!]: 100, [ids[2]!]: 100 })
   })
 
+  it('proxy — a new proxy serves only once it has heard a server: the moment it starts it assigns one, never "no healthy server"', async () => {
+    const fresh = await startProxy({ nc, log: () => {} })
+    try {
+      expect(fresh.pool.view().filter((m) => ids.includes(m.id)).length).toBeGreaterThan(0)
+      expect(ids).toContain(fresh.pool.assign(product, 1))
+    } finally {
+      await fresh.close()
+    }
+  })
+
   it('proxy — assign and stats answer over NATS', async () => {
     const a = await requestJson<Assignment>(nc, proxySubject('assign'), { product, rev: 1 })
     expect(ids).toContain(a.server)
