@@ -58,7 +58,14 @@ export async function openWorkingCopy(dir: string, log: UpdaterLog): Promise<{ w
     const recovered = await recoverWorkingCopy(layout, step, join(layout.history, 'tmp'))
     mark('open: recovered')
     if (recovered !== 'none') log.warn({ dir, recovered }, `recovered the working copy after an interrupted update (${recovered})`)
-    return { wc: await WorkingCopy.open(dir), recovered, release: () => lock.release() }
+    const wc = await WorkingCopy.open(dir)
+    // The history store's cached read handles close with the session (left to the garbage
+    // collector, node warned and closed them at random later).
+    const release = async (): Promise<void> => {
+      wc.history.closeHandles()
+      await lock.release()
+    }
+    return { wc, recovered, release }
   } catch (err) {
     await lock.release()
     throw err
