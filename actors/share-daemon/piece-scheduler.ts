@@ -114,9 +114,12 @@ export function stripeRank(sha256: string, index: number, keys: readonly string[
   return rank
 }
 
-/** The sorted keys of this client and the client peers it is connected to (servers are not in a stripe). */
-export function swarmKeysOf(selfKey: string, peers: { all(): ReadonlyArray<{ key: string; server: boolean }> }): string[] {
-  return [selfKey, ...peers.all().filter((p) => !p.server).map((p) => p.key)].sort()
+/**
+ * The sorted keys of this client and the client peers it is connected to (servers are not in a
+ * stripe); with `site`, only the peers of that site (issue 14 item 4).
+ */
+export function swarmKeysOf(selfKey: string, peers: { all(): ReadonlyArray<{ key: string; server: boolean; site?: string | undefined }> }, site?: string): string[] {
+  return [selfKey, ...peers.all().filter((p) => !p.server && (site === undefined || p.site === site)).map((p) => p.key)].sort()
 }
 
 /** What the scheduler needs to know of a connected peer (the daemon's PeerEntry is one). */
@@ -130,6 +133,8 @@ export interface SchedPeer {
   busyUntil: number
   /** When it last announced a newly verified piece (ms; 0: never). */
   lastPieceAt: number
+  /** Its locality (site) label, if it told one (issue 14 item 4). */
+  site?: string | undefined
 }
 
 /** A request in flight for a piece of the blob. */
@@ -191,6 +196,16 @@ export interface PieceSchedulerOptions {
   random?: () => number
   /** stripeScore itself by default; the simulator passes a cache of it. */
   score?: StripeScore
+  /**
+   * Issue 14 item 4: this client's locality (site) label. With one, a piece held by a peer of the
+   * same site is fetched only from such peers; one that no peer of the site holds yet crosses into
+   * the site through one client — the piece's stripe owner among the site's peers — while the
+   * others wait for it to appear in the site, one patience per backup turn (as for the servers).
+   * Without one, every peer is alike.
+   */
+  selfSite?: string | undefined
+  /** The keys of this client and of its connected peers of its site (see swarmKeysOf); needed with `selfSite`. */
+  siteKeys?: readonly string[]
 }
 
 /** The piece choice of one blob's multi-source download. */
@@ -201,6 +216,9 @@ export class PieceScheduler<P extends SchedPeer> {
   readonly shunned = new Set<string>()
   private readonly order: number[]
   private readonly ranks = new Map<number, number>()
+  private readonly siteRanks = new Map<number, number>()
+  /** Pieces seen held only by peers of other sites, and since when (ms). */
+  private readonly farSince = new Map<number, number>()
   private readonly owners = new Map<number, P | undefined>()
 
   constructor(private readonly o: PieceSchedulerOptions, private readonly io: SchedulerIO<P>) {
@@ -230,6 +248,18 @@ export class PieceScheduler<P extends SchedPeer> {
     return this.rankOf(i) === 0
   }
 
+  /** Where this client stands for piece `i` among its site's peers (0: it brings the piece into the site). */
+  siteRankOf(i: number): number {
+    let r = this.siteRanks.get(i)
+    if (r === undefined) this.siteRanks.set(i, (r = stripeRank(this.o.sha256, i, this.o.siteKeys ?? [this.o.selfKey], this.o.selfKey, this.o.score)))
+    return r
+  }
+
+  /** A peer of another site than this client's (never, without a site of its own). */
+  remote(p: P): boolean {
+    return this.o.selfSite !== undefined && p.site !== this.o.selfSite
+  }
+
   /** The connected client peer whose stripe piece `i` is in (undefined: this client, or not connected). */
   ownerOf(i: number): P | undefined {
     if (!this.owners.has(i)) {
@@ -256,6 +286,17 @@ export class PieceScheduler<P extends SchedPeer> {
   patienceEnds(i?: number): number {
     const slots = this.o.slots
     return Math.max(this.o.startedAt, slots.stripeWantedAt) + slots.patienceMs() * (i === undefined ? 1 : Math.min(MAX_BACKUP_TURNS, Math.max(1, this.rankOf(i))))
+  }
+
+  /**
+   * When this client may bring piece `i` from another site though another peer of its site is to:
+   * its backup turns, one patience each, counted from when it first saw the piece held only in
+   * other sites.
+   */
+  sitePatienceEnds(i: number, now: number): number {
+    let seen = this.farSince.get(i)
+    if (seen === undefined) this.farSince.set(i, (seen = now))
+    return seen + this.o.slots.patienceMs() * Math.min(MAX_BACKUP_TURNS, Math.max(1, this.siteRankOf(i)))
   }
 
   /** A peer that may take one more request now: a free request slot, and not backing off after 'busy'. */
@@ -294,13 +335,22 @@ export class PieceScheduler<P extends SchedPeer> {
       // Client peers first. The servers' seeds hold every piece, but they are servers: they
       // are asked only under the server rules below, like the server the proxy assigns.
       const clientHolders = holders.filter((p) => !p.server)
-      const free = clientHolders.filter(ready).sort((a, b) => a.inflight - b.inflight)
+      // Issue 14 item 4: peers of this client's site first; a piece that none of them holds comes
+      // from another site through the site's stripe owner for it, the others waiting their turns.
+      const local = clientHolders.filter((p) => !this.remote(p))
+      const free = local.filter(ready).sort((a, b) => a.inflight - b.inflight)
       if (free.length > 0) {
         io.startPeer(i, free[0]!, false)
         continue
       }
       if (asked) continue // the servers have it in hand
-      if (clientHolders.length > 0) continue // held by busy peers: wait for a slot rather than load the servers
+      if (local.length > 0) continue // held by busy peers of the site: wait for a slot rather than load the servers or the WAN
+      if (local.length < clientHolders.length) {
+        const importer = this.siteRankOf(i) === 0 || now > this.sitePatienceEnds(i, now)
+        const far = importer ? clientHolders.filter(ready).sort((a, b) => a.inflight - b.inflight)[0] : undefined
+        if (far) io.startPeer(i, far, false)
+        continue
+      }
       // Coordination-free striping: of the pieces no client peer holds yet, each client takes
       // from the servers first those of its own stripe among the connected peers, and waits
       // for the others to appear on peers; only once its own stripe has wanted no server for
@@ -328,7 +378,7 @@ export class PieceScheduler<P extends SchedPeer> {
       if (f.asked > lateBefore) continue
       const all = [...io.inflight()]
       if (all.some((g) => g !== f && g.piece === f.piece)) continue // one duplicate at a time
-      const dup = this.usable(f.piece).find((p) => !p.server && this.readyAt(p, io.now()) && p !== f.source &&
+      const dup = this.usable(f.piece).find((p) => !p.server && !this.remote(p) && this.readyAt(p, io.now()) && p !== f.source &&
         !all.some((g) => g.piece === f.piece && g.source === p))
       if (dup) io.startPeer(f.piece, dup, false)
     }

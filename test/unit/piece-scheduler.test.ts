@@ -3,19 +3,23 @@
 // verified first withdraws the other (multi-source.ts accept) — while the servers are never asked
 // twice for it.
 import { describe, expect, it } from 'vitest'
-import { PieceScheduler, ServerSlots, SERVER_SLOTS, type SchedPeer, type SchedRequest } from '../../actors/share-daemon/piece-scheduler.ts'
+import { PATIENCE_MS, PieceScheduler, ServerSlots, SERVER_SLOTS, stripeRank, type SchedPeer, type SchedRequest } from '../../actors/share-daemon/piece-scheduler.ts'
 
 interface Peer extends SchedPeer { holds: Set<number> }
-const peer = (key: string, holds: number[], server = false): Peer => ({ key, server, inflight: 0, busyUntil: 0, lastPieceAt: 0, holds: new Set(holds) })
+const peer = (key: string, holds: number[], server = false, site?: string): Peer => ({ key, server, inflight: 0, busyUntil: 0, lastPieceAt: 0, holds: new Set(holds), site })
 
-function harness(count: number, peers: Peer[]) {
+function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?: string }) {
   const inflight: SchedRequest<Peer>[] = []
   const started: string[] = []
-  const now = 10_000
+  const clock = { now: 10_000 }
+  const selfKey = sites?.selfKey ?? 'self'
+  const keys = [selfKey, ...peers.filter((p) => !p.server).map((p) => p.key)].sort()
+  const siteKeys = [selfKey, ...peers.filter((p) => !p.server && p.site === sites?.self).map((p) => p.key)].sort()
   const sched = new PieceScheduler<Peer>({
-    sha256: 'ab'.repeat(32), count, selfKey: 'self', swarmKeys: ['self'], startedAt: 0, slots: new ServerSlots(SERVER_SLOTS),
+    sha256: 'ab'.repeat(32), count, selfKey, swarmKeys: sites ? keys : [selfKey], startedAt: 0, slots: new ServerSlots(SERVER_SLOTS),
+    ...(sites ? { selfSite: sites.self, siteKeys } : {}),
   }, {
-    now: () => now,
+    now: () => clock.now,
     holders: (i) => peers.filter((p) => p.holds.has(i)),
     peer: (key) => peers.find((p) => p.key === key),
     closed: () => false,
@@ -24,15 +28,15 @@ function harness(count: number, peers: Peer[]) {
     serverAvailable: () => true,
     startPeer: (i, p) => {
       p.inflight++
-      inflight.push({ piece: i, source: p, asked: now })
+      inflight.push({ piece: i, source: p, asked: clock.now })
       started.push(`peer ${p.key} ${i}`)
     },
     startServer: (i) => {
-      inflight.push({ piece: i, source: 'server', asked: now })
+      inflight.push({ piece: i, source: 'server', asked: clock.now })
       started.push(`server ${i}`)
     },
   })
-  return { sched, started, inflight }
+  return { sched, started, inflight, clock, siteKeys }
 }
 
 describe('piece scheduler', () => {
@@ -58,5 +62,57 @@ describe('piece scheduler', () => {
     expect(st2).toEqual(['server 0'])
     s2.plan()
     expect(st2).toEqual(['server 0'])
+  })
+
+  it('locality (issue 14 item 4) — a piece a peer of the same site holds is taken only from the site, even with the other site\'s peers idle', () => {
+    const near = peer('near', [0], false, 'east')
+    const far = peer('far', [0, 1], false, 'west')
+    near.inflight = 4 // its request slots full: the piece waits for it rather than cross the WAN
+    const { sched, started } = harness(1, [near, far], { self: 'east' })
+    sched.plan()
+    expect(started).toEqual([])
+    near.inflight = 0
+    sched.plan()
+    expect(started).toEqual(['peer near 0'])
+  })
+
+  it('locality — a piece held only in another site crosses into the site through one client: its stripe owner among the site\'s peers at once, a backup one patience later', () => {
+    // Two clients of site east (self and mate) and one of west holding both pieces; which of self
+    // and mate owns each piece follows the rendezvous order among east's keys.
+    const sha = 'ab'.repeat(32)
+    const east = ['mate', 'self'].sort()
+    const owned = [0, 1, 2, 3].filter((i) => stripeRank(sha, i, east, 'self') === 0)
+    const backed = [0, 1, 2, 3].filter((i) => stripeRank(sha, i, east, 'self') === 1)
+    expect(owned.length).toBeGreaterThan(0)
+    expect(backed.length).toBeGreaterThan(0)
+    const far = peer('far', [0, 1, 2, 3], false, 'west')
+    const mate = peer('mate', [], false, 'east')
+    const { sched, started, clock } = harness(4, [far, mate], { self: 'east' })
+    sched.plan()
+    expect(started.sort()).toEqual(owned.map((i) => `peer far ${i}`).sort())
+    // Mate's pieces: still nothing from the WAN before the patience is over, then self takes them.
+    started.length = 0
+    clock.now += PATIENCE_MS - 1
+    sched.plan()
+    expect(started).toEqual([])
+    clock.now += 2
+    sched.plan()
+    expect(started.sort()).toEqual(backed.map((i) => `peer far ${i}`).sort())
+  })
+
+  it('locality — once the piece is in the site it comes from there; without a site of its own a client treats every peer alike', () => {
+    const far = peer('far', [0], false, 'west')
+    const mate = peer('mate', [0], false, 'east')
+    far.inflight = 0
+    const { sched, started } = harness(1, [far, mate], { self: 'east', selfKey: 'zzz' })
+    sched.plan()
+    expect(started).toEqual(['peer mate 0'])
+    // No site: the least loaded holder, whichever site it tells.
+    const f2 = peer('far', [0], false, 'west')
+    const m2 = peer('mate', [0], false, 'east')
+    m2.inflight = 2
+    const plain = harness(1, [f2, m2])
+    plain.sched.plan()
+    expect(plain.started).toEqual(['peer far 0'])
   })
 })
