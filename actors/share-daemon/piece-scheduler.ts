@@ -296,7 +296,9 @@ export class PieceScheduler<P extends SchedPeer> {
   sitePatienceEnds(i: number, now: number): number {
     let seen = this.farSince.get(i)
     if (seen === undefined) this.farSince.set(i, (seen = now))
-    return seen + this.o.slots.patienceMs() * Math.min(MAX_BACKUP_TURNS, Math.max(1, this.siteRankOf(i)))
+    // A turn lasts until the importer's copy is late (several piece times), at least one patience.
+    const turn = Math.max(this.o.slots.patienceMs(), this.io.lateAfterMs())
+    return seen + turn * Math.min(MAX_BACKUP_TURNS, Math.max(1, this.siteRankOf(i)))
   }
 
   /** A peer that may take one more request now: a free request slot, and not backing off after 'busy'. */

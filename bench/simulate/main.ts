@@ -20,6 +20,8 @@ const { values } = parseArgs({
     'server-rate': { type: 'string', default: String(SIM_DEFAULTS.serverUp / MiB) },
     'plan-gap': { type: 'string', default: String(SIM_DEFAULTS.planGapMs) },
     'max-virtual-s': { type: 'string', default: String(SIM_DEFAULTS.maxVirtualMs / 1000) },
+    sites: { type: 'string', default: '1' },
+    'wan-latency': { type: 'string', default: String(SIM_DEFAULTS.wanLatencyMs) },
     results: { type: 'string', default: RESULTS_DIR },
     'no-agree': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -37,6 +39,9 @@ if (values.help) {
   --servers N        repository servers (default 3), --server-rate MiB/s each (default 2)
   --plan-gap MS      a client's scheduler runs at most once per MS of virtual time (default 50)
   --max-virtual-s S  stop a run after S seconds of virtual time, reporting it unfinished (default 3600)
+  --sites S          clients spread over S sites (default 1); with S > 1 each N runs twice, without and
+                     with locality (issue 14 item 4), reporting cross-site bytes / (S × F)
+  --wan-latency MS   extra one-way latency between sites (default 20)
   --results DIR      where simulate.json goes (default bench/results)
   --no-agree         skip the agreement runs against the real swarm bench (bench/results/swarm.json)
 `)
@@ -64,7 +69,10 @@ const base: Partial<SimOptions> = {
   serverUp: num('server-rate', values['server-rate'], (v) => v > 0, 'MiB/s > 0') * MiB,
   planGapMs: num('plan-gap', values['plan-gap'], (v) => v >= 0, 'ms ≥ 0'),
   maxVirtualMs: 1000 * num('max-virtual-s', values['max-virtual-s'], (v) => v > 0, 'seconds > 0'),
+  sites: num('sites', values.sites, (v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1'),
+  wanLatencyMs: num('wan-latency', values['wan-latency'], (v) => v >= 0, 'ms ≥ 0'),
 }
+const sites = base.sites ?? 1
 
 const timestamp = new Date().toISOString()
 const m = machine()
@@ -72,10 +80,10 @@ const s = (ms: number): number => round(ms / 1000, 3)
 const runs: Array<Omit<SimResult, 'finishMs'>> = []
 const rows: Record<string, Cell>[] = []
 const goals: Goal[] = []
-for (const n of ns) {
-  process.stderr.write(`[simulate] N = ${n} …\n`)
+for (const n of ns) for (const locality of sites > 1 ? [false, true] : [true]) {
+  process.stderr.write(`[simulate] N = ${n}${sites > 1 ? `, ${sites} sites, locality ${locality ? 'on' : 'off'}` : ''} …\n`)
   const wall0 = performance.now()
-  const r = simulate({ ...base, n }, {
+  const r = simulate({ ...base, n, locality }, {
     everyMs: 10_000,
     report: (p) => process.stderr.write(`[simulate] N = ${n}: ${(p.virtualMs / 1000).toFixed(0)} s virtual, ${p.finished} done, ${p.downloading} downloading, origin ${(p.originBytes / (base.fileBytes ?? 1)).toFixed(1)} × F sent + ${(p.originQueuedBytes / (base.fileBytes ?? 1)).toFixed(1)} × F queued, ${p.events} events, ${((performance.now() - wall0) / 1000).toFixed(0)} s wall\n`),
   })
@@ -84,6 +92,7 @@ for (const n of ns) {
   runs.push(summary)
   rows.push({
     N: n,
+    ...(sites > 1 ? { sites, locality: locality ? 'on' : 'off', 'cross-site/(sites·F)': round(r.crossSiteBytes / (sites * F), 3) } : {}),
     'bound s': s(r.boundMs),
     'p50 s': s(r.p50Ms),
     'p99 s': s(r.p99Ms),
@@ -99,12 +108,16 @@ for (const n of ns) {
     'events/s': Math.round(r.eventsPerSecond),
     'wall s': s(r.wallMs),
   })
-  if (n >= 10_000) {
+  if (sites > 1 && locality) {
+    goals.push({ goal: `N=${n}, ${sites} sites: the WAN carries each piece about once per site (cross-site bytes ≤ 2 × sites × F)`, met: r.crossSiteBytes <= 2 * sites * F, detail: `${(r.crossSiteBytes / (sites * F)).toFixed(2)} × sites × F` })
+  }
+  if (n >= 10_000 && locality) {
     goals.push({ goal: `N=${n}, churn ${base.churn}: p99 ≤ 1.5 × the Kumar–Ross bound`, met: r.p99Ms <= 1.5 * r.boundMs, detail: `p99 ${s(r.p99Ms)} s vs bound ${s(r.boundMs)} s (${(r.p99Ms / r.boundMs).toFixed(2)}×)` })
     goals.push({ goal: `N=${n}, churn ${base.churn}: origin ≤ 1.5 × F`, met: r.originBytes <= 1.5 * F, detail: `${(r.originBytes / F).toFixed(2)} × F (+ ${(r.originQueuedBytes / F).toFixed(2)} × F still queued at the servers when the last client was done)` })
   }
-  goals.push({ goal: `N=${n}: no bad piece accepted`, met: r.badPiecesAccepted === 0, detail: `${r.badPiecesReceived} bad pieces received, ${r.badPiecesAccepted} accepted, ${r.bannedLinks} connections banned` })
-  goals.push({ goal: `N=${n}: every client that stayed finished`, met: r.finished === r.finishers && !r.truncated, detail: `${r.finished} of ${r.finishers}${r.truncated ? ' (run stopped at its virtual time limit)' : ''}` })
+  const tag = sites > 1 ? `, locality ${locality ? 'on' : 'off'}` : ''
+  goals.push({ goal: `N=${n}${tag}: no bad piece accepted`, met: r.badPiecesAccepted === 0, detail: `${r.badPiecesReceived} bad pieces received, ${r.badPiecesAccepted} accepted, ${r.bannedLinks} connections banned` })
+  goals.push({ goal: `N=${n}${tag}: every client that stayed finished`, met: r.finished === r.finishers && !r.truncated, detail: `${r.finished} of ${r.finishers}${r.truncated ? ' (run stopped at its virtual time limit)' : ''}` })
 }
 
 /**
@@ -149,6 +162,7 @@ const notes = [
   'Virtual time; the decisions are the daemon\'s own (actors/share-daemon/piece-scheduler.ts), the links are modelled (bench/simulate/swarm-sim.ts).',
   'p50/p99/max: per client, from its download start to its last piece verified, over the clients that stayed (late joiners included, leavers and bad peers not).',
   'bound: Kumar & Ross, max(F/u_s, F/d_min, N·F/(u_s + Σu_i)) over the honest clients; all done: first start → last client done.',
+  ...(sites > 1 ? [`sites: clients round robin over ${sites} sites, ${base.wanLatencyMs} ms more one-way latency between sites; locality on: each client tells its site, the tracker hands out peers of its site first, and the scheduler takes a piece from the site when a peer of it holds it, else brings it in through the site's stripe owner (actors/share-daemon/piece-scheduler.ts); cross-site: bytes clients uploaded to clients of another site, over sites × F.`] : []),
   'origin/F: what the servers had uploaded when the last client was done; dup/F: bytes uploaded that the receiver did not keep (already verified, aborted, departed).',
 ]
 const result = {

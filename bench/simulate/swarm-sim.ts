@@ -66,6 +66,12 @@ export interface SimOptions {
   maxUploadBacklogMs: number
   /** Stop after this much virtual time (a safety net: a run that does not finish reports it). */
   maxVirtualMs: number
+  /** Sites the clients are spread over, round robin (issue 14 item 4); 1: one site. */
+  sites: number
+  /** Extra one-way latency between two sites (the WAN), ms. */
+  wanLatencyMs: number
+  /** Clients tell their site and prefer its peers (the scheduler's selfSite); false: the same sites, every peer alike. */
+  locality: boolean
 }
 
 export const SIM_DEFAULTS: Omit<SimOptions, 'n'> = {
@@ -92,6 +98,9 @@ export const SIM_DEFAULTS: Omit<SimOptions, 'n'> = {
   planGapMs: 50,
   maxUploadBacklogMs: 2_000,
   maxVirtualMs: 3_600_000,
+  sites: 1,
+  wanLatencyMs: 20,
+  locality: true,
 }
 
 /** mulberry32: a small seeded PRNG, so that a run is reproducible. */
@@ -145,6 +154,8 @@ interface Client {
   kind: 'client'
   id: number
   key: string
+  /** Its site (issue 14 item 4): a number here, its label on the wire. */
+  site: number
   up: number
   down: number
   latMs: number
@@ -226,6 +237,9 @@ export interface SimResult {
   serverBytes: number
   /** Peer requests answered 'busy'. */
   busyAnswers: number
+  /** Bytes a client uploaded to a client of another site (the WAN links'; duplicates included), issue 14 item 4. */
+  crossSiteBytes: number
+  sites: number
   /** Server requests by the rule that let them go: a piece of the client's own stripe, or of another after the patience. */
   serverRequests: { ownStripe: number; otherStripes: number }
   /** Requests that failed because the peer left or was banned. */
@@ -274,6 +288,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
   for (const k of ['fileBytes', 'pieceSize', 'serverUp', 'servers'] as const) {
     if (!(o[k] > 0)) throw new Error(`simulate: ${k} must be > 0, got ${o[k]}`)
   }
+  if (!Number.isInteger(o.sites) || o.sites < 1) throw new Error(`simulate: sites must be an integer ≥ 1, got ${o.sites}`)
   for (const k of ['churn', 'nat', 'bad'] as const) {
     if (!(o[k] >= 0 && o[k] < 1)) throw new Error(`simulate: ${k} must be a share in [0, 1), got ${o[k]}`)
   }
@@ -282,6 +297,9 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
   const pieces = Math.max(1, Math.ceil(o.fileBytes / o.pieceSize))
   const lengthOf = (i: number): number => Math.min(o.pieceSize, o.fileBytes - i * o.pieceSize)
+  /** One-way latency between a client and an uploader beyond their own links': the WAN's, across sites. */
+  const wan = (c: Client, u: Uploader): number => (u.kind === 'client' && u.site !== c.site ? o.wanLatencyMs : 0)
+  let crossSiteBytes = 0
   const heap = new EventHeap<Ev>()
   let now = 0
   let events = 0
@@ -311,7 +329,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
   const clients: Client[] = []
   for (let id = 0; id < o.n; id++) {
     clients.push({
-      kind: 'client', id, key: hex(), up: pick(o.clientUp), down: pick(o.clientDown),
+      kind: 'client', id, key: hex(), site: id % o.sites, up: pick(o.clientUp), down: pick(o.clientDown),
       latMs: o.latencyMs[0] + rnd() * (o.latencyMs[1] - o.latencyMs[0]),
       nat: false, bad: false, joinAt: rnd() * o.startSpreadMs, leaveAt: Infinity, state: 'idle', startedAt: NaN, finishedAt: NaN,
       links: new Map(), banned: new Set(), have: new Uint8Array(pieces), holderLists: Array.from({ length: pieces }, () => []),
@@ -343,19 +361,32 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
   // The tracker: clients present, for random picks.
   const present: Client[] = []
   const presentAt = new Map<Client, number>()
+  /** The same, per site. */
+  const bySite: Client[][] = Array.from({ length: o.sites }, () => [])
+  const siteAt = new Map<Client, number>()
   const trackerAdd = (c: Client): void => {
     presentAt.set(c, present.length)
     present.push(c)
+    siteAt.set(c, bySite[c.site]!.length)
+    bySite[c.site]!.push(c)
+  }
+  const dropFrom = (list: Client[], index: Map<Client, number>, c: Client): void => {
+    const at = index.get(c)
+    if (at === undefined) return
+    const last = list.pop()!
+    if (last !== c) {
+      list[at] = last
+      index.set(last, at)
+    }
+    index.delete(c)
   }
   const trackerRemove = (c: Client): void => {
-    const at = presentAt.get(c)
-    if (at === undefined) return
-    const last = present.pop()!
-    if (last !== c) {
-      present[at] = last
-      presentAt.set(last, at)
-    }
-    presentAt.delete(c)
+    dropFrom(present, presentAt, c)
+    dropFrom(bySite[c.site]!, siteAt, c)
+  }
+  const sitePick = (site: number): Client | undefined => {
+    const list = bySite[site]!
+    return list.length === 0 ? undefined : list[Math.floor(rnd() * list.length)]
   }
 
   let duplicateBytes = 0
@@ -385,8 +416,8 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
   }
 
   const addLink = (a: Client, b: Client): void => {
-    const ab: Link = { key: b.key, server: false, inflight: 0, busyUntil: 0, lastPieceAt: 0, owner: a, remote: b, closed: false }
-    const ba: Link = { key: a.key, server: false, inflight: 0, busyUntil: 0, lastPieceAt: 0, owner: b, remote: a, closed: false }
+    const ab: Link = { key: b.key, server: false, inflight: 0, busyUntil: 0, lastPieceAt: 0, site: `s${b.site}`, owner: a, remote: b, closed: false }
+    const ba: Link = { key: a.key, server: false, inflight: 0, busyUntil: 0, lastPieceAt: 0, site: `s${a.site}`, owner: b, remote: a, closed: false }
     a.links.set(b.id, ab)
     b.links.set(a.id, ba)
     // The `have` exchange: what each already holds.
@@ -400,10 +431,14 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
 
   const connect = (c: Client): void => {
     const tries = Math.min(o.numwant, present.length)
-    for (let k = 0; k < tries * 2 && k < present.length * 2; k++) {
+    // With locality the tracker hands out peers of the client's site first (the daemon's tracker
+    // client asks for them: issue 14 item 4); the site's share of the draws goes to them.
+    const sameSiteFirst = o.locality && o.sites > 1
+    const draws = tries * 2
+    for (let k = 0; k < draws && k < present.length * 2; k++) {
       if (c.links.size >= o.maxConnections) break
-      const t = present[Math.floor(rnd() * present.length)]!
-      if (t === c || c.links.has(t.id) || t.banned.has(c.id) || c.banned.has(t.id)) continue
+      const t = sameSiteFirst && k < draws / 2 ? sitePick(c.site) : present[Math.floor(rnd() * present.length)]!
+      if (!t || t === c || c.links.has(t.id) || t.banned.has(c.id) || c.banned.has(t.id)) continue
       // Behind NAT: the dialled side must accept connections (no hole punching modelled).
       if (t.nat || t.links.size >= o.maxConnections) continue
       addLink(c, t)
@@ -486,7 +521,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     c.inflight.add(r)
     if (link) link.inflight++
     if (asServer) c.slots.inUse++
-    push({ t: now + c.latMs + uploader.latMs, k: 'arrive', r })
+    push({ t: now + c.latMs + uploader.latMs + wan(c, uploader), k: 'arrive', r })
   }
 
   /** The manifest's piece hash, modelled: a token per piece. */
@@ -533,7 +568,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
       if (f === r || f.piece !== i) continue
       settle(f)
       f.cancelled = true
-      push({ t: now + c.latMs + f.uploader.latMs, k: 'cancel', r: f })
+      push({ t: now + c.latMs + f.uploader.latMs + wan(c, f.uploader), k: 'cancel', r: f })
     }
     if (c.sched!.remaining === 0) {
       c.state = 'done'
@@ -554,8 +589,10 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     firstStart = Math.min(firstStart, now)
     const linkOf = new Map<string, Link>()
     for (const l of c.links.values()) linkOf.set(l.key, l)
+    const linked = { all: () => [...c.links.values()] }
+    const site = o.locality && o.sites > 1 ? { selfSite: `s${c.site}`, siteKeys: swarmKeysOf(c.key, linked, `s${c.site}`) } : {}
     c.sched = new PieceScheduler<Link>({
-      sha256: BLOB, count: pieces, selfKey: c.key, swarmKeys: swarmKeysOf(c.key, { all: () => [...c.links.values()] }), startedAt: now, slots: c.slots, random: rnd, score,
+      sha256: BLOB, count: pieces, selfKey: c.key, swarmKeys: swarmKeysOf(c.key, linked), startedAt: now, slots: c.slots, random: rnd, score, ...site,
     }, {
       now: () => now,
       holders: (i) => {
@@ -634,7 +671,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
           if (u.state === 'gone' || !r.link || r.link.closed) return failed(r, 'closed')
           const backlogMs = (1000 * u.queuedBytes) / u.up
           if (backlogMs > o.maxUploadBacklogMs) {
-            push({ t: now + u.latMs + r.client.latMs, k: 'busy', r })
+            push({ t: now + u.latMs + r.client.latMs + wan(r.client, u), k: 'busy', r })
             return
           }
         }
@@ -651,12 +688,13 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
         u.bytesUp += r.bytes
         if (payloadOf(u, r.piece) !== tokenOf(r.piece)) garbageBytes += r.bytes
         const c = r.client
+        if (u.kind === 'client' && u.site !== c.site) crossSiteBytes += r.bytes
         if (r.cancelled || c.state === 'gone') {
           if (!(u.kind === 'client' && u.bad)) duplicateBytes += r.bytes
         } else {
           const arrive = Math.max(now, c.downFreeAt + (1000 * r.bytes) / c.down)
           c.downFreeAt = arrive
-          push({ t: arrive + u.latMs + c.latMs, k: 'deliver', r })
+          push({ t: arrive + u.latMs + c.latMs + wan(c, u), k: 'deliver', r })
         }
         startUpload(u)
         return
@@ -751,6 +789,8 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     peerBytes: clients.reduce((s, c) => s + c.fromPeers, 0),
     serverBytes: clients.reduce((s, c) => s + c.fromServers, 0),
     busyAnswers,
+    crossSiteBytes,
+    sites: o.sites,
     serverRequests: { ownStripe: serverOwn, otherStripes: serverOther },
     closedFailures,
     events,

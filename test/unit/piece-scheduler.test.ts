@@ -8,7 +8,7 @@ import { PATIENCE_MS, PieceScheduler, ServerSlots, SERVER_SLOTS, stripeRank, typ
 interface Peer extends SchedPeer { holds: Set<number> }
 const peer = (key: string, holds: number[], server = false, site?: string): Peer => ({ key, server, inflight: 0, busyUntil: 0, lastPieceAt: 0, holds: new Set(holds), site })
 
-function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?: string }) {
+function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?: string; lateAfterMs?: number }) {
   const inflight: SchedRequest<Peer>[] = []
   const started: string[] = []
   const clock = { now: 10_000 }
@@ -24,7 +24,7 @@ function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?:
     peer: (key) => peers.find((p) => p.key === key),
     closed: () => false,
     inflight: () => inflight,
-    lateAfterMs: () => 60_000,
+    lateAfterMs: () => sites?.lateAfterMs ?? 60_000,
     serverAvailable: () => true,
     startPeer: (i, p) => {
       p.inflight++
@@ -76,7 +76,7 @@ describe('piece scheduler', () => {
     expect(started).toEqual(['peer near 0'])
   })
 
-  it('locality — a piece held only in another site crosses into the site through one client: its stripe owner among the site\'s peers at once, a backup one patience later', () => {
+  it('locality — a piece held only in another site crosses into the site through one client: its stripe owner among the site\'s peers at once, a backup once the owner\'s copy is late', () => {
     // Two clients of site east (self and mate) and one of west holding both pieces; which of self
     // and mate owns each piece follows the rendezvous order among east's keys.
     const sha = 'ab'.repeat(32)
@@ -87,12 +87,13 @@ describe('piece scheduler', () => {
     expect(backed.length).toBeGreaterThan(0)
     const far = peer('far', [0, 1, 2, 3], false, 'west')
     const mate = peer('mate', [], false, 'east')
-    const { sched, started, clock } = harness(4, [far, mate], { self: 'east' })
+    const late = 3 * PATIENCE_MS
+    const { sched, started, clock } = harness(4, [far, mate], { self: 'east', lateAfterMs: late })
     sched.plan()
     expect(started.sort()).toEqual(owned.map((i) => `peer far ${i}`).sort())
-    // Mate's pieces: still nothing from the WAN before the patience is over, then self takes them.
+    // Mate's pieces: nothing from the WAN until a copy of mate's would be late, then self takes them.
     started.length = 0
-    clock.now += PATIENCE_MS - 1
+    clock.now += late - 1
     sched.plan()
     expect(started).toEqual([])
     clock.now += 2

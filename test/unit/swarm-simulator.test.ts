@@ -79,6 +79,24 @@ describe('swarm simulator', () => {
     expect(b).toEqual(a)
   })
 
+  it('simulator — locality (issue 14 item 4): 40 clients in 4 sites; told their sites, the WAN carries a fraction of what it carries without, everyone finishes, nothing bad accepted', () => {
+    const opts = { n: 40, seed: 3, sites: 4, churn: 0, bad: 0.05 }
+    const off = simulate({ ...opts, locality: false })
+    const on = simulate({ ...opts, locality: true })
+    const F = SIM_DEFAULTS.fileBytes
+    for (const r of [off, on]) {
+      expect(r.finished).toBe(r.finishers)
+      expect(r.badPiecesAccepted).toBe(0)
+      expect(r.sites).toBe(4)
+    }
+    // Without locality about 3 in 4 of the peer bytes cross a site boundary.
+    expect(off.crossSiteBytes).toBeGreaterThan(0.5 * off.peerBytes)
+    // With it, each piece enters each site about once (a WAN link per site), far less than without.
+    expect(on.crossSiteBytes).toBeLessThan(2 * 4 * F)
+    expect(on.crossSiteBytes).toBeLessThan(off.crossSiteBytes / 3)
+    expect(() => simulate({ n: 10, sites: 0 })).toThrow(/sites must be an integer ≥ 1, got 0/)
+  })
+
   it('simulator — bad parameters are refused with an error naming the parameter', () => {
     expect(() => simulate({ n: 1 })).toThrow(/n must be an integer ≥ 2, got 1/)
     expect(() => simulate({ n: 10, churn: 1.5 })).toThrow(/churn must be a share in \[0, 1\), got 1.5/)
