@@ -9,7 +9,8 @@ import { mark } from '../../infra/timings.ts'
 import type { Daemon, DaemonOptions, DaemonUpdate, UpdateRequest } from '../share-daemon/index.ts'
 import type * as Updater from '../updater/index.ts'
 import type { SourceSettings } from '../../infra/store/working-copy/sources.ts'
-import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption, inspectOption, inspectIfAsked, metricsPortOption, serveMetricsIfAsked } from './common.ts'
+import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOption, swarmIdentityOption, siteOption, inspectOption, inspectIfAsked, metricsPortOption, serveMetricsIfAsked } from './common.ts'
+import { siteLabel } from '../../infra/swarm/site-label.ts'
 import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
 
@@ -140,11 +141,17 @@ function updateRequest(o: { rev?: number; onConflict?: Updater.ConflictPolicy })
   return { ...(o.rev !== undefined ? { rev: o.rev } : {}), onConflict: o.onConflict ?? 'alert' }
 }
 
+/** `--site` as the daemon's option: the label checked (or derived for `auto`), nothing when none. */
+function siteOf(given: unknown): { site?: string } {
+  const site = siteLabel(given === undefined ? undefined : String(given))
+  return site ? { site } : {}
+}
+
 /** One update (or first checkout) as a short-lived sharing daemon: from peers and servers at once. */
-async function updateThroughSwarm(dir: string, nc: NatsConnection | undefined, o: { tracker?: string; bootstrap?: string; threads?: number; swarmIdentity?: string },
+async function updateThroughSwarm(dir: string, nc: NatsConnection | undefined, o: { tracker?: string; bootstrap?: string; threads?: number; swarmIdentity?: string; site?: string },
   request: UpdateRequest, quiet: boolean, hooks?: Updater.InstallHooks): Promise<DaemonUpdate> {
   const [{ startDaemon }, { openUpdate }] = await Promise.all([import('../share-daemon/index.ts'), updaterModule()])
-  const daemon = await startDaemon({ dir, updater: openUpdate, ...(nc ? { nc } : {}), ...(hooks ? { hooks } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(quiet) })
+  const daemon = await startDaemon({ dir, updater: openUpdate, ...(nc ? { nc } : {}), ...(hooks ? { hooks } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, ...(o.threads ? { threads: o.threads } : {}), ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), ...siteOf(o.site), log: stderrLog(quiet) })
   try {
     return await daemon.updateNow(request)
   } finally {
@@ -219,6 +226,7 @@ export function registerClientCommands(program: Command): void {
     .option('--private', 'a private product: its swarm admits only members of the fleet (needs --swarm-identity to share or fetch from peers)')
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
+    .addOption(siteOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(inspectOption())
@@ -273,6 +281,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(new Option('--on-conflict <policy>', 'what to do with files changed by hand and out of date').choices(['alert', 'overwrite', 'abort']).default('alert'))
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
+    .addOption(siteOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(inspectOption())
@@ -435,6 +444,7 @@ export function registerClientCommands(program: Command): void {
     .addOption(ringOption())
     .addOption(threadsOption())
     .addOption(natsOption()).addOption(credsOption()).addOption(tlsCaOption()).addOption(swarmIdentityOption())
+    .addOption(siteOption())
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(inspectOption())
@@ -465,7 +475,7 @@ export function registerClientCommands(program: Command): void {
         const daemon: Daemon = await startDaemon({
           dir, updater: openUpdate, ...(nc ? { nc } : {}), ...(connect ? { connect } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
           auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), ...(hooksOf(o) ? { hooks: hooksOf(o)! } : {}),
-          ...(o.ring ? { ring: String(o.ring) } : {}), ...(o.creds ? { stageKey: await stageKeyOf(String(o.creds)) } : {}), fleet: true, maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), log: stderrLog(false),
+          ...(o.ring ? { ring: String(o.ring) } : {}), ...(o.creds ? { stageKey: await stageKeyOf(String(o.creds)) } : {}), fleet: true, maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), ...siteOf(o.site), log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
         daemon.on('feed.release', (rev) => emit({ event: 'feed.release', rev }, `release feed: holds r${rev} (passed on to peers)`))

@@ -11,6 +11,8 @@ export const tlsCaOption = (): Option => new Option('--tls-ca <file>', "CA of th
 export const trustOption = (what: string): Option => new Option('--trust <file>', what).env('UPSWARM_TRUST')
 export const swarmIdentityOption = (): Option => new Option('--swarm-identity <file>', 'this node\'s fleet identity for private swarms (`creds issue` writes it; endpoints.json: swarmIdentities)').env('UPSWARM_SWARM_IDENTITY')
 export const jsonOption = (): Option => new Option('--json', 'print the result as JSON on stdout')
+/** Issue 14 item 4: this machine's locality, told to peers (infra/swarm/site-label.ts). */
+export const siteOption = (): Option => new Option('--site <label>', 'this machine\'s site or subnet: peers of the same site are preferred, so a WAN link carries each piece about once (auto: the /24 of its first IPv4 address)').env('UPSWARM_SITE')
 
 /**
  * Issue 11 item 9: numbers on the command line are decimal digits and nothing else (`-1`, `abc`,

@@ -28,6 +28,7 @@ import { listBlobs } from '../../infra/store/working-copy/history.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { PieceSession } from '../../infra/swarm/piece-protocol.ts'
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
+import { exchangeSite } from '../../infra/swarm/site-channel.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
 import { loadSwarmIdentity, privateProductId, productTopic } from '../../infra/swarm/fleet.ts'
 import { loadOrCreateKeyPair, SwarmTransport } from '../../infra/swarm/transport.ts'
@@ -67,6 +68,11 @@ export interface DaemonOptions {
   announceIntervalMs?: number
   /** This machine's fleet identity file (`creds issue --client`); required for a private product. */
   swarmIdentity?: string
+  /**
+   * Issue 14 item 4: this machine's locality label (a site or subnet, SITE_LABEL), told to peers and
+   * the tracker; peers of the same site are preferred, so a WAN link carries each piece about once.
+   */
+  site?: string
   /**
    * One bounded attempt to reach the repository's NATS. Given without `nc`, the daemon keeps
    * trying on its statechart's clock (R-DHT-2: it shares meanwhile) and attaches once it answers;
@@ -325,6 +331,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         if (have.product === product) actor.send({ type: 'peer.has', rev: have.rev })
       })
       peers.add(info.peer, session)
+      exchangeSite(stream, opts.site, (site) => peers.setSite(info.peer, site))
       void session.opened().then((ok) => {
         if (ok) session.announceHave(io.held, { reset: true, product, rev: io.wc.state.current })
       })
@@ -387,7 +394,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       ...(io.nc ? { nc: io.nc } : {}),
       ...(opts.trackerHttp ? { httpUrl: opts.trackerHttp } : {}),
       ...(opts.trackerUdp ? { udpUrl: opts.trackerUdp } : {}),
-      product: swarmProduct, rev: io.wc.state.current, peerId, port: addr.port, publicKey,
+      product: swarmProduct, rev: io.wc.state.current, peerId, port: addr.port, publicKey, ...(opts.site ? { site: opts.site } : {}),
       intervalMs: opts.announceIntervalMs ?? DEFAULT_ANNOUNCE_MS, parent: actor,
     })
     io.trackerHasNats = io.nc !== undefined
@@ -545,7 +552,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const nc = io.nc
     // Many blobs at once: server requests are capped by serverSlots, peer requests per peer; a
     // wide window lets every client fetch its own stripe early and trade the rest.
-    const source = swarmSource({ nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
+    const source = swarmSource({ nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log, ...(opts.site ? { site: opts.site } : {}) }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
     const from = io.wc.state.current
     events.emit('update.started', from, rev ?? io.wc.state.newestVerified)
     // Without NATS the updater keeps alerts in the working copy until a run that has a connection.

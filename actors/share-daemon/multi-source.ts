@@ -77,6 +77,8 @@ export interface MultiSourceDeps {
    * than the servers' bytes it saves).
    */
   unstriped?: boolean
+  /** This client's locality label (issue 14 item 4): peers of the same site are preferred. */
+  site?: string | undefined
   log?: (msg: string) => void
 }
 
@@ -98,6 +100,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   const slots = deps.serverSlots
   const sched: PieceScheduler<PeerEntry> = new PieceScheduler<PeerEntry>({
     sha256: entry.sha256, count, selfKey: deps.selfKey, swarmKeys: deps.unstriped ? [deps.selfKey] : swarmKeysOf(deps.selfKey, peers), startedAt: deps.startedAt, slots,
+    ...(deps.site !== undefined ? { selfSite: deps.site, siteKeys: swarmKeysOf(deps.selfKey, peers, deps.site) } : {}),
   }, {
     now: () => Date.now(),
     holders: (i) => peers.holders(entry.sha256, pieceSize, i),

@@ -19,6 +19,8 @@ export interface PeerEntry {
   announced: Promise<void>
   /** When the peer last announced a newly verified piece (ms epoch; 0: never): it is downloading. */
   lastPieceAt: number
+  /** The locality label it told on the site channel (issue 14 item 4); undefined: none. */
+  site?: string | undefined
 }
 
 export class PeerSet extends EventEmitter<{ changed: [] }> {
@@ -56,7 +58,7 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
       session.once('have', () => resolve())
       session.once('close', () => resolve())
     })
-    const entry: PeerEntry = { key, session, server: this.serverKeys.has(key), inflight: 0, bytesDown: 0, busyUntil: 0, announced, lastPieceAt: 0 }
+    const entry: PeerEntry = { key, session, server: this.serverKeys.has(key), inflight: 0, bytesDown: 0, busyUntil: 0, announced, lastPieceAt: 0, site: this.sites.get(key) }
     session.on('have-piece', () => {
       entry.lastPieceAt = Date.now()
     })
@@ -101,6 +103,19 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
   backOff(peer: PeerEntry, ms: number): void {
     peer.busyUntil = Date.now() + ms
     setTimeout(() => this.emit('changed'), ms).unref()
+  }
+
+  /** Locality labels peers told (issue 14 item 4), by key: kept across reconnects. */
+  private readonly sites = new Map<string, string | undefined>()
+
+  /** A peer told its site (undefined: none): the downloads' schedulers prefer peers of their own. */
+  setSite(key: string, site: string | undefined): void {
+    this.sites.set(key, site)
+    const p = this.peers.get(key)
+    if (p && p.site !== site) {
+      p.site = site
+      this.emit('changed')
+    }
   }
 
   ban(key: string, reason: string): void {

@@ -19,6 +19,8 @@ export interface TrackerClientOptions extends TrackerEndpoints {
   port: number
   /** Noise public key, 32 bytes hex. */
   publicKey?: string
+  /** Issue 14 item 4: our site; the tracker answers with peers of the same site first. */
+  site?: string
   intervalMs: number
   /** First retry delay after a failed round (doubles up to intervalMs). */
   retryMs?: number
@@ -58,6 +60,7 @@ export function createTrackerClient(opts: TrackerClientOptions): TrackerClient {
         port: opts.port,
         event: input.event,
         ...(opts.publicKey ? { publicKey: opts.publicKey.toLowerCase() } : {}),
+        ...(opts.site ? { site: opts.site } : {}),
         ...(opts.numwant !== undefined ? { numwant: opts.numwant } : {}),
       },
       signal,

@@ -25,8 +25,8 @@ export const DEFAULT_FIRST_BYTES_TIMEOUT_MS = 5_000
 export const DEFAULT_FLEET_TIMEOUT_MS = 5_000
 /** When a joined topic is looked up again (the last one repeats while joined). */
 const REDISCOVER_MS = [2_000, 5_000, 15_000, 60_000]
-/** The channels onConnection attaches (piece protocol, statements, release feed): a peer's opens wait for the fleet exchange. */
-const HELD_PROTOCOLS = ['upswarm/pieces', 'upswarm/statements', 'hypercore/alpha'] as const
+/** The channels onConnection attaches (piece protocol, statements, site, release feed): a peer's opens wait for the fleet exchange. */
+const HELD_PROTOCOLS = ['upswarm/pieces', 'upswarm/statements', 'upswarm/site', 'hypercore/alpha'] as const
 
 export interface SwarmKeyPair { publicKey: Buffer; secretKey: Buffer }
 

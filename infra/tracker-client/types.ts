@@ -19,6 +19,8 @@ export interface AnnounceParams {
   port: number
   /** Noise public key, 32 bytes hex. */
   publicKey?: string
+  /** Issue 14 item 4: our site (told over NATS; the HTTP and UDP doors leave it out). */
+  site?: string
   event: 'started' | 'update' | 'completed' | 'stopped'
   numwant?: number
 }

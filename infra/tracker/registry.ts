@@ -216,7 +216,7 @@ export class PeerRegistry {
     const stats = swarm.stats()
     if (input.event === 'stopped') return { ...base, peers: [], seeders: stats.seeders, leechers: stats.leechers }
     const numwant = Math.min(Math.max(0, input.numwant), MAX_NUMWANT)
-    return { ...base, peers: swarm.sample(numwant, input.peerId, now), seeders: stats.seeders, leechers: stats.leechers }
+    return { ...base, peers: sameSiteFirst(swarm, numwant, input, now), seeders: stats.seeders, leechers: stats.leechers }
   }
 
   /**
@@ -293,6 +293,7 @@ export class PeerRegistry {
     // A door without the key (UDP) keeps the one given earlier from the same address.
     const publicKey = input.publicKey ?? (previous && previous.ip === input.ip && previous.port === input.port ? previous.publicKey : undefined)
     if (publicKey !== undefined) entry.publicKey = publicKey
+    if (input.site !== undefined) entry.site = input.site
     // A live entry keeps its owner when the address it lists updates it.
     entry.owner = live?.owner ?? owner
     this.#store(key, entry)
@@ -550,8 +551,20 @@ export class PeerRegistry {
   }
 }
 
+/**
+ * Issue 14 item 4: `numwant` peers for an announcer; one that told its site gets the peers of its
+ * site first, from a sample four times as large (the rest of the answer as random as before).
+ */
+function sameSiteFirst(swarm: PeerSet, numwant: number, input: AnnounceInput, now: number): PeerEntry[] {
+  if (input.site === undefined) return swarm.sample(numwant, input.peerId, now)
+  const pool = swarm.sample(Math.min(4 * numwant, 4 * MAX_NUMWANT), input.peerId, now)
+  const near = pool.filter((p) => p.site === input.site)
+  if (near.length >= numwant) return near.slice(0, numwant)
+  return [...near, ...pool.filter((p) => p.site !== input.site).slice(0, numwant - near.length)]
+}
+
 function changed(a: PeerEntry, b: PeerEntry): boolean {
-  return a.ip !== b.ip || a.port !== b.port || a.infoHash !== b.infoHash || a.left !== b.left || a.completed !== b.completed || a.publicKey !== b.publicKey || a.rev !== b.rev || a.owner !== b.owner
+  return a.ip !== b.ip || a.port !== b.port || a.infoHash !== b.infoHash || a.left !== b.left || a.completed !== b.completed || a.publicKey !== b.publicKey || a.rev !== b.rev || a.owner !== b.owner || a.site !== b.site
 }
 
 function parseJson(bytes: Uint8Array): unknown {

@@ -18,6 +18,8 @@ const hex = (bytes: number) =>
     .transform((s) => s.toLowerCase())
 const ip = z.string().refine((s) => isIP(s) !== 0, { message: 'must be an IPv4 or IPv6 address' })
 const port = z.number().int().min(1).max(65_535)
+/** Issue 14 item 4: a locality label (infra/swarm/site-label.ts SITE_LABEL). */
+const site = z.string().regex(/^[A-Za-z0-9._:/-]{1,64}$/, { message: 'site must be 1 to 64 letters, digits and . _ : / -' })
 
 export const peerIdHex = hex(20)
 export const infoHashHex = hex(20)
@@ -31,6 +33,8 @@ export const announceRequestSchema = z.object({
   ip,
   port,
   publicKey: publicKeyHex.optional(),
+  /** Issue 14 item 4: the announcer's site; peers of the same site come first in the answer. */
+  site: site.optional(),
   event: z.enum(['started', 'stopped', 'completed', 'update']).default('update'),
   left: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
   numwant: z.number().int().min(0).max(1_000_000).default(50),
@@ -44,6 +48,7 @@ export const peerViewSchema = z.object({
   product: product.optional(),
   rev: rev.optional(),
   publicKey: publicKeyHex.optional(),
+  site: site.optional(),
   left: z.number().int().min(0),
   expires: z.number(),
 })
@@ -81,6 +86,7 @@ export const storedPeerSchema = z.object({
   product: product.optional(),
   rev: rev.optional(),
   publicKey: publicKeyHex.optional(),
+  site: site.optional(),
   left: z.number().int().min(0),
   completed: z.boolean(),
   at: z.number(),

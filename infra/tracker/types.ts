@@ -15,6 +15,8 @@ export interface PeerEntry {
   rev?: number
   /** Noise public key (32 bytes, hex), given over NATS or the HTTP/UDP `pk` extension. */
   publicKey?: string
+  /** Its locality label, when it told one (issue 14 item 4). */
+  site?: string
   /** Bytes the peer still needs; 0 = a seed (a complete working copy). */
   left: number
   /** The peer announced `completed` at some point in this swarm. */
@@ -43,6 +45,8 @@ export interface AnnounceInput {
   ip: string
   port: number
   publicKey?: string
+  /** Issue 14 item 4: the announcer's site (over NATS only). */
+  site?: string
   left: number
   event: AnnounceEvent
   numwant: number
@@ -73,6 +77,7 @@ export interface PeerView {
   product?: string
   rev?: number
   publicKey?: string
+  site?: string
   left: number
   expires: number
 }
@@ -82,5 +87,6 @@ export function toPeerView(p: PeerEntry): PeerView {
   if (p.product !== undefined) v.product = p.product
   if (p.rev !== undefined) v.rev = p.rev
   if (p.publicKey !== undefined) v.publicKey = p.publicKey
+  if (p.site !== undefined) v.site = p.site
   return v
 }

@@ -7,6 +7,7 @@ import { startTracker, type Tracker } from '../../actors/tracker/index.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { Kvm } from '@nats-io/kv'
 import { identityOf } from '../../infra/nats/identity.ts'
+import { requestJson } from '../../infra/nats/request.ts'
 import { infoHashKey, PEER_BUCKET, productPeerKey, trackerSubject, unmappedPeerKey } from '../../infra/nats/names.ts'
 import { issueCreds, natsUrls, newProduct, testConnection } from '../helpers/cluster.ts'
 import { announceQuery, httpGet, UdpProbe } from '../helpers/tracker-wire.ts'
@@ -45,6 +46,33 @@ describe('tracker instances', () => {
     probe.close()
     await vi.waitFor(async () => expect((await peersJson(b, product, 1)).map((p) => p.port).sort()).toEqual([7001, 7002]), { timeout: 10_000, interval: 50 })
     await vi.waitFor(async () => expect((await peersJson(a, product, 1)).map((p) => p.port).sort()).toEqual([7001, 7002]), { timeout: 10_000, interval: 50 })
+  })
+
+  it('tracker — locality (issue 14 item 4): a peer that tells its site gets the peers of its site first; the other instance lists each peer\'s site from the bucket', async () => {
+    const product = newProduct()
+    const subject = trackerSubject('announce', identityOf(nc))
+    const announce = (port: number, site?: string, numwant = 50) => requestJson<{ peers: { port: number; site?: string }[] }>(nc, subject, {
+      product, rev: 1, peerId: randomBytes(20).toString('hex'), ip: '127.0.0.1', port, numwant, ...(site ? { site } : {}),
+    })
+    for (let i = 0; i < 8; i++) await announce(7100 + i, i % 2 === 0 ? 'east' : 'west')
+    await announce(7108)
+    // Both instances answer the announce subject (one queue group): wait until each lists all nine.
+    for (const t of [a, b]) await vi.waitFor(async () => expect(await peersJson(t, product, 1)).toHaveLength(9), { timeout: 10_000, interval: 50 })
+    // Four of the nine are in east: a new east peer asking for four gets exactly those.
+    const east = await announce(7109, 'east', 4)
+    expect(east.peers.map((p) => p.port).sort()).toEqual([7100, 7102, 7104, 7106])
+    expect(east.peers.every((p) => p.site === 'east')).toBe(true)
+    // A west peer asking for six: the four west peers first, then two others.
+    const all = await announce(7110, 'west', 6)
+    expect(all.peers.slice(0, 4).every((p) => p.site === 'west')).toBe(true)
+    expect(all.peers).toHaveLength(6)
+    // A peer that tells no site gets a plain sample, and the sites are shared with the other instance.
+    await vi.waitFor(async () => {
+      const seen = await peersJson(b, product, 1) as { port: number; site?: string }[]
+      expect(seen.filter((p) => p.site === 'east').map((p) => p.port).sort()).toEqual([7100, 7102, 7104, 7106, 7109])
+      expect(seen.find((p) => p.port === 7108)?.site).toBeUndefined()
+    }, { timeout: 10_000, interval: 50 })
+    await expect(announce(7111, 'not a label')).rejects.toMatchObject({ code: 'UPSWARM_E_BAD_REQUEST' })
   })
 
   it('tracker — a BitTorrent swarm announced before anyone named it merges into the product when a NATS announce names it', async () => {
