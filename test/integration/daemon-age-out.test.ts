@@ -3,7 +3,7 @@
 // while a live peer listed beside it is still reached.
 import { randomBytes, randomUUID } from 'node:crypto'
 import net from 'node:net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { MAX_DIAL_FAILURES } from '../../actors/share-daemon/dial-book.ts'
 import { startDaemon, type Daemon } from '../../actors/share-daemon/index.ts'
 import { startTracker, type Tracker } from '../../actors/tracker/index.ts'
@@ -11,6 +11,8 @@ import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { trackerSubject } from '../../infra/nats/names.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { newProduct, tempDir, testConnection } from '../helpers/cluster.ts'
+import { exchangeSite } from '../../infra/swarm/site-channel.ts'
+import { PieceSession } from '../../infra/swarm/piece-protocol.ts'
 import { makeNode } from './swarm-fixtures.ts'
 
 const ROUNDS = 20
@@ -74,6 +76,47 @@ describe('daemon age-out', () => {
       await daemon?.close()
       await live.transport.close()
       dead.close()
+      await dir.cleanup()
+    }
+  })
+
+  it('daemon — with a site (issue 14 item 4) it tells it to the tracker and its peers, and keeps each peer\'s site for its downloads', async () => {
+    let heard!: (site: string | undefined) => void
+    const told = new Promise<string | undefined>((resolve) => (heard = resolve))
+    // A peer that speaks the piece protocol (a pure downloader) and tells its site.
+    const live = makeNode((stream) => {
+      new PieceSession(stream, {})
+      exchangeSite(stream, 'west', heard)
+    })
+    const liveAt = await live.transport.listen('127.0.0.1')
+    const dir = await tempDir('upswarm-site-')
+    let daemon: Daemon | undefined
+    const product = newProduct()
+    const announced: (string | undefined)[] = []
+    const watch = nc.subscribe(trackerSubject('announce', '*'), {
+      callback: (_err, msg) => {
+        // The daemon's announces (the test's own, for the live peer, names no site).
+        const body = msg.json() as { product?: string; site?: string; publicKey?: string }
+        if (body.product === product && body.publicKey !== live.transport.publicKey.toString('hex')) announced.push(body.site)
+      },
+    })
+    try {
+      const reply = await nc.request(trackerSubject('announce', `peer-${randomUUID().slice(0, 8)}`), JSON.stringify({
+        product, rev: 0, peerId: randomBytes(20).toString('hex'), ip: '127.0.0.1', port: liveAt.port, publicKey: live.transport.publicKey.toString('hex'),
+      }), { timeout: 5_000 })
+      expect(reply.headers?.get('Nats-Service-Error')).toBeUndefined()
+      await WorkingCopy.create(dir.path, { format: 1, product, publicKey: randomBytes(32).toString('hex'), clientId: 'site', historyDepth: 2 })
+      daemon = await startDaemon({ dir: dir.path, nc, host: '127.0.0.1', announceIntervalMs: 50, site: 'east' })
+      await live.nextConnection()
+      expect(await told).toBe('east')
+      const d = daemon
+      await vi.waitFor(() => expect(d.peers.all().map((p) => [p.key, p.site])).toEqual([[live.transport.publicKey.toString('hex'), 'west']]), { timeout: 10_000, interval: 20 })
+      expect(announced.length).toBeGreaterThan(0)
+      expect(announced.every((s) => s === 'east')).toBe(true)
+    } finally {
+      watch.unsubscribe()
+      await daemon?.close()
+      await live.transport.close()
       await dir.cleanup()
     }
   })
