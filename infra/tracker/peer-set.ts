@@ -18,6 +18,11 @@ export class PeerSet {
   #expires = new Float64Array(16)
   #seeders = 0
   #completed = 0
+  /** Issue 14 item 4: the peers that told a site, per site (a set of their own, for sampleSite). */
+  readonly #sites = new Map<string, PeerSet>()
+
+  /** `bySite`: keep the per-site sets (false for those sets themselves). */
+  constructor(private readonly bySite = true) {}
 
   get size(): number {
     return this.#items.length
@@ -40,10 +45,17 @@ export class PeerSet {
       this.#items.push({ key, entry })
       if (i >= this.#expires.length) this.#grow(i + 1)
     } else {
-      this.#count(this.#items[i]!.entry, -1)
+      const old = this.#items[i]!.entry
+      this.#count(old, -1)
+      if (old.site !== undefined && old.site !== entry.site) this.#leaveSite(old.site, key)
       this.#items[i]!.entry = entry
     }
     this.#count(entry, 1)
+    if (entry.site !== undefined && this.bySite) {
+      let site = this.#sites.get(entry.site)
+      if (!site) this.#sites.set(entry.site, (site = new PeerSet(false)))
+      site.set(key, entry)
+    }
     const v4 = ipv4Number(entry.ip)
     this.#hasV4[i] = v4 < 0 ? 0 : 1
     if (v4 >= 0) {
@@ -81,7 +93,19 @@ export class PeerSet {
     }
     this.#index.delete(key)
     this.#count(removed.entry, -1)
+    if (removed.entry.site !== undefined) this.#leaveSite(removed.entry.site, key)
     return true
+  }
+
+  #leaveSite(site: string, key: string): void {
+    const set = this.#sites.get(site)
+    set?.delete(key)
+    if (set?.size === 0) this.#sites.delete(site)
+  }
+
+  /** As sample(), among the peers that told `site` (issue 14 item 4). */
+  sampleSite(site: string, max: number, exceptPeerId: string | undefined, now: number): PeerEntry[] {
+    return this.#sites.get(site)?.sample(max, exceptPeerId, now) ?? []
   }
 
   /**

@@ -551,16 +551,24 @@ export class PeerRegistry {
   }
 }
 
+/** Of an answer to a node that names its site, the share of peers of that site (the rest keep the site's links to others). */
+export const SAME_SITE_SHARE = 0.75
+
 /**
- * Issue 14 item 4: `numwant` peers for an announcer; one that told its site gets the peers of its
- * site first, from a sample four times as large (the rest of the answer as random as before).
+ * Issue 14 item 4: `numwant` peers for an announcer. One that told its site gets peers of its site
+ * first — three quarters of the answer, more when there are too few others — then peers of other
+ * sites (or none), each part a random sample.
  */
 function sameSiteFirst(swarm: PeerSet, numwant: number, input: AnnounceInput, now: number): PeerEntry[] {
-  if (input.site === undefined) return swarm.sample(numwant, input.peerId, now)
-  const pool = swarm.sample(Math.min(4 * numwant, 4 * MAX_NUMWANT), input.peerId, now)
-  const near = pool.filter((p) => p.site === input.site)
-  if (near.length >= numwant) return near.slice(0, numwant)
-  return [...near, ...pool.filter((p) => p.site !== input.site).slice(0, numwant - near.length)]
+  const site = input.site
+  if (site === undefined) return swarm.sample(numwant, input.peerId, now)
+  const near = swarm.sampleSite(site, Math.ceil(SAME_SITE_SHARE * numwant), input.peerId, now)
+  // Peers elsewhere, by rejection from the whole swarm: all of a small one, four times the need of a large one.
+  const need = numwant - near.length
+  const far = swarm.sample(swarm.size <= 4 * numwant ? swarm.size : 4 * need, input.peerId, now).filter((p) => p.site !== site).slice(0, need)
+  if (near.length + far.length >= numwant || near.length < Math.ceil(SAME_SITE_SHARE * numwant)) return [...near, ...far]
+  // Few peers elsewhere: the rest of the answer from the site too.
+  return [...swarm.sampleSite(site, numwant - far.length, input.peerId, now), ...far]
 }
 
 function changed(a: PeerEntry, b: PeerEntry): boolean {

@@ -58,10 +58,15 @@ describe('tracker instances', () => {
     await announce(7108)
     // Both instances answer the announce subject (one queue group): wait until each lists all nine.
     for (const t of [a, b]) await vi.waitFor(async () => expect(await peersJson(t, product, 1)).toHaveLength(9), { timeout: 10_000, interval: 50 })
-    // Four of the nine are in east: a new east peer asking for four gets exactly those.
-    const east = await announce(7109, 'east', 4)
-    expect(east.peers.map((p) => p.port).sort()).toEqual([7100, 7102, 7104, 7106])
-    expect(east.peers.every((p) => p.site === 'east')).toBe(true)
+    // Four of the nine are in east: a new east peer asking for eight gets those four first, then
+    // four of the others (an answer keeps a quarter for other sites).
+    const east = await announce(7109, 'east', 8)
+    expect(east.peers.slice(0, 4).map((p) => p.port).sort()).toEqual([7100, 7102, 7104, 7106])
+    expect(east.peers.slice(4).filter((p) => p.site === 'east')).toEqual([])
+    expect(east.peers).toHaveLength(8)
+    // Asking for four: three of east, one of elsewhere.
+    const few = await announce(7112, 'east', 4)
+    expect(few.peers.map((p) => p.site === 'east')).toEqual([true, true, true, false])
     // A west peer asking for six: the four west peers first, then two others.
     const all = await announce(7110, 'west', 6)
     expect(all.peers.slice(0, 4).every((p) => p.site === 'west')).toBe(true)
@@ -69,7 +74,7 @@ describe('tracker instances', () => {
     // A peer that tells no site gets a plain sample, and the sites are shared with the other instance.
     await vi.waitFor(async () => {
       const seen = await peersJson(b, product, 1) as { port: number; site?: string }[]
-      expect(seen.filter((p) => p.site === 'east').map((p) => p.port).sort()).toEqual([7100, 7102, 7104, 7106, 7109])
+      expect(seen.filter((p) => p.site === 'east').map((p) => p.port).sort()).toEqual([7100, 7102, 7104, 7106, 7109, 7112])
       expect(seen.find((p) => p.port === 7108)?.site).toBeUndefined()
     }, { timeout: 10_000, interval: 50 })
     await expect(announce(7111, 'not a label')).rejects.toMatchObject({ code: 'UPSWARM_E_BAD_REQUEST' })

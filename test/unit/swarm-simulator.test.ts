@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import * as scheduler from '../../actors/share-daemon/piece-scheduler.ts'
 import { DEFAULT_MAX_CONNECTIONS } from '../../infra/swarm/transport.ts'
 import { EventHeap } from '../../bench/simulate/heap.ts'
-import { SIM_DEFAULTS, simulate } from '../../bench/simulate/swarm-sim.ts'
+import { SAME_SITE_SHARE as SIM_SAME_SITE_SHARE, SIM_DEFAULTS, simulate } from '../../bench/simulate/swarm-sim.ts'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const source = (path: string): Promise<string> => readFile(resolve(ROOT, path), 'utf8')
@@ -79,7 +79,7 @@ describe('swarm simulator', () => {
     expect(b).toEqual(a)
   })
 
-  it('simulator — locality (issue 14 item 4): 40 clients in 4 sites; told their sites, the WAN carries a fraction of what it carries without, everyone finishes, nothing bad accepted', () => {
+  it('simulator — locality (issue 14 item 4): 40 clients in 4 sites; told their sites, the WAN carries a fraction of what it carries without, everyone finishes, nothing bad accepted', async () => {
     const opts = { n: 40, seed: 3, sites: 4, churn: 0, bad: 0.05 }
     const off = simulate({ ...opts, locality: false })
     const on = simulate({ ...opts, locality: true })
@@ -95,6 +95,8 @@ describe('swarm simulator', () => {
     expect(on.crossSiteBytes).toBeLessThan(2 * 4 * F)
     expect(on.crossSiteBytes).toBeLessThan(off.crossSiteBytes / 3)
     expect(() => simulate({ n: 10, sites: 0 })).toThrow(/sites must be an integer ≥ 1, got 0/)
+    // The tracker's share of same-site peers in an answer is the one modelled.
+    expect(SIM_SAME_SITE_SHARE).toBe((await import('../../infra/tracker/registry.ts')).SAME_SITE_SHARE)
   })
 
   it('simulator — bad parameters are refused with an error naming the parameter', () => {

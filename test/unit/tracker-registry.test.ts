@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { isUpswarmError } from '../../infra/errors.ts'
 import { infoHashHex } from '../../infra/tracker/info-hash.ts'
 import { PeerRegistry } from '../../infra/tracker/registry.ts'
+import { PeerSet } from '../../infra/tracker/peer-set.ts'
 import { addressOwner, identityOwner, type AnnounceInput } from '../../infra/tracker/types.ts'
 
 const peerId = (): string => randomBytes(20).toString('hex')
@@ -175,5 +176,23 @@ describe('tracker registry', () => {
     // A stopped peer frees its slot.
     r.announce(base({ product, rev: 1, peerId: listed!.peerId, event: 'stopped' }), flooder)
     r.announce(base({ product, rev: 1 }), flooder)
+  })
+
+  it('tracker — a swarm keeps its peers by site: a peer that moves to another site, or leaves, is sampled from its new site only, or from none', () => {
+    const set = new PeerSet()
+    const entry = (peerId: string, site?: string) => ({ peerId, ip: '127.0.0.1', port: 7000, infoHash: 'ab'.repeat(20), left: 0, completed: false, at: 0, expires: 10_000, ...(site ? { site } : {}) })
+    set.set('a', entry('a', 'east'))
+    set.set('b', entry('b', 'east'))
+    set.set('c', entry('c'))
+    const ids = (site: string) => set.sampleSite(site, 10, undefined, 0).map((e) => e.peerId).sort()
+    expect(ids('east')).toEqual(['a', 'b'])
+    set.set('b', entry('b', 'west'))
+    expect(ids('east')).toEqual(['a'])
+    expect(ids('west')).toEqual(['b'])
+    set.delete('a')
+    set.set('b', entry('b'))
+    expect(ids('east')).toEqual([])
+    expect(ids('west')).toEqual([])
+    expect(set.size).toBe(2)
   })
 })
