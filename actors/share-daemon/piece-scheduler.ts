@@ -200,7 +200,8 @@ export interface PieceSchedulerOptions {
    * Issue 14 item 4: this client's locality (site) label. With one, a piece held by a peer of the
    * same site is fetched only from such peers; one that no peer of the site holds yet crosses into
    * the site through one client — the piece's stripe owner among the site's peers — while the
-   * others wait for it to appear in the site, one patience per backup turn (as for the servers).
+   * others wait for it to appear in the site, one turn per backup rank (a turn: until the owner's
+   * copy would be late, at least one patience).
    * Without one, every peer is alike.
    */
   selfSite?: string | undefined
@@ -290,8 +291,7 @@ export class PieceScheduler<P extends SchedPeer> {
 
   /**
    * When this client may bring piece `i` from another site though another peer of its site is to:
-   * its backup turns, one patience each, counted from when it first saw the piece held only in
-   * other sites.
+   * one turn per backup rank, counted from when it first saw the piece held only in other sites.
    */
   sitePatienceEnds(i: number, now: number): number {
     let seen = this.farSince.get(i)
