@@ -53,7 +53,7 @@ export async function connectNats(servers: string | string[] | undefined, name: 
   // cannot exit, a retrying daemon gains a descriptor per attempt): a bounded connect first
   // asks which servers speak at all, and dials only those.
   const speaking = auth.timeoutMs ? await answering(list, auth.timeoutMs) : { urls: list }
-  if (speaking.urls.length === 0) throw connectError(speaking.failure, list, credsFile, caFile)
+  if (speaking.urls.length === 0) throw connectError(speaking.failure, list, credsFile, caFile, creds)
   let nc: NatsConnection
   mark('connect: dialling')
   try {
@@ -69,7 +69,7 @@ export async function connectNats(servers: string | string[] | undefined, name: 
       ...(caFile ? { tls: { caFile } } : {}),
     })
   } catch (err) {
-    throw connectError(err, list, credsFile, caFile)
+    throw connectError(err, list, credsFile, caFile, creds)
   }
   if (claims) setIdentity(nc, { name: claims.name, key: claims.sub, ...(claims.jsApiPrefix ? { jsApiPrefix: claims.jsApiPrefix } : {}), ...(claims.inbox ? { inbox: claims.inbox } : {}) })
   reportRefusals(nc, claims?.name ?? 'anonymous')
@@ -123,9 +123,16 @@ function reportRefusals(nc: NatsConnection, identity: string): void {
   })()
 }
 
-function connectError(err: unknown, list: string[], credsFile: string | undefined, caFile: string | undefined): UpswarmError {
+/**
+ * JWT bytes past which a CONNECT line may pass a server's default `max_control_line` (4 KiB): the
+ * server answers with an -ERR that nats.js drops, and the dial looks like a timeout.
+ */
+export const LONG_JWT_BYTES = 3_000
+
+export function connectError(err: unknown, list: string[], credsFile: string | undefined, caFile: string | undefined, creds?: string): UpswarmError {
   const where = `NATS at ${list.join(',')}`
   const msg = (err as Error).message
+  const jwt = creds ? /-----BEGIN NATS USER JWT-----\s*([^\s-]+)/.exec(creds)?.[1] : undefined
   if (findCause(err, 'UserAuthenticationExpiredError')) {
     return new UpswarmError('UPSWARM_E_AUTH', `${where} refused the credentials in ${credsFile}: they have expired; ask the operator to renew them (upswarm creds issue --client NAME)`, { cause: err })
   }
@@ -136,6 +143,9 @@ function connectError(err: unknown, list: string[], credsFile: string | undefine
   }
   if (!caFile && /tls|certificate/i.test(msg)) {
     return new UpswarmError('UPSWARM_E_CONFIG', `${where} requires TLS: pass --tls-ca FILE or set UPSWARM_TLS_CA (endpoints.json names the cluster's CA): ${msg}`, { cause: err })
+  }
+  if (jwt && jwt.length > LONG_JWT_BYTES && /timeout|timed out/i.test(msg)) {
+    return new UpswarmError('UPSWARM_E_NATS', `cannot connect to ${where}: ${msg}. The JWT in ${credsFile} is ${jwt.length} bytes: its CONNECT line may pass the servers' max_control_line (4 KiB by default), which a server refuses in a way that looks like this timeout; raise max_control_line in their configuration (docs/ops.md)`, { cause: err })
   }
   return new UpswarmError('UPSWARM_E_NATS', `cannot connect to ${where}: ${msg}`, { cause: err })
 }
