@@ -77,6 +77,12 @@ export interface MultiSourceDeps {
    * than the servers' bytes it saves).
    */
   unstriped?: boolean
+  /**
+   * false: the committed blob is not fsynced — a working copy's history store, where a later run
+   * hashes a blob again before it uses it and this run makes its copy in the tree durable
+   * (BlobStore.commitFile; the CLI's server downloads skip it too). Default true.
+   */
+  sync?: boolean
   /** This client's locality label (issue 14 item 4): peers of the same site are preferred. */
   site?: string | undefined
   log?: (msg: string) => void
@@ -228,7 +234,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
       await peers.nextChange(sched.wakeAfterMs())
     }
     await Promise.allSettled([...inflight].map((f) => f.promise))
-    await into.commitFile(entry.sha256, tmp, 'peers and servers', entry.size, entry.sha1)
+    await into.commitFile(entry.sha256, tmp, 'peers and servers', entry.size, entry.sha1, undefined, { sync: deps.sync ?? true })
     // Served from the store from now on (until then, through the handle, which the rename into the
     // store does not disturb). A peer answered "not found" in between would shun this one for the
     // blob; a read still running finishes before the handle closes.

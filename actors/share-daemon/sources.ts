@@ -164,7 +164,7 @@ export function swarmSource(opts: {
       if (length <= PIECE_SIZE) {
         // A unit has no SHA-1 of its own: the commit checks its SHA-256 and size.
         const unit = { path: `(delta ${sha256.slice(0, 16)}…)`, kind: 'file', mode: 0o644, size: length, sha256, sha1: undefined as unknown as string } satisfies FileEntry
-        const s = await fetchBlobMultiSource(unit, into, { ...opts.deps, server: client?.rangeReader(p), pieceSize: PIECE_SIZE, startedAt, unstriped: true }, o.signal)
+        const s = await fetchBlobMultiSource(unit, into, { ...opts.deps, server: client?.rangeReader(p), pieceSize: PIECE_SIZE, startedAt, unstriped: true, sync: false }, o.signal)
         addStats(stats, s)
         return { bytesFromServers: s.bytesFromServers, bytesFromPeers: s.bytesFromPeers }
       }
@@ -182,6 +182,8 @@ export function swarmSource(opts: {
         server: client?.rangeReader(opts.product),
         pieceSize: PIECE_SIZE,
         startedAt,
+        // The history store: as the server source's downloads, not fsynced (BlobStore.commitFile).
+        sync: false,
       }, o.signal)
       addStats(stats, s)
       return { bytesFromServers: s.bytesFromServers, bytesFromPeers: s.bytesFromPeers, verified: true }
