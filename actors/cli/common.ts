@@ -2,6 +2,7 @@ import { Option } from 'commander'
 import { UpswarmError } from '../../infra/errors.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import type { InspectRole } from '../../infra/nats/names.ts'
+import { siteLabel } from '../../infra/swarm/site-label.ts'
 
 export const natsOption = (): Option => new Option('--nats <urls>', 'NATS servers, comma-separated').env('UPSWARM_NATS')
 /** Issue 10: the identity (NATS creds file) and the cluster's CA, on every command that uses NATS. */
@@ -12,7 +13,12 @@ export const trustOption = (what: string): Option => new Option('--trust <file>'
 export const swarmIdentityOption = (): Option => new Option('--swarm-identity <file>', 'this node\'s fleet identity for private swarms (`creds issue` writes it; endpoints.json: swarmIdentities)').env('UPSWARM_SWARM_IDENTITY')
 export const jsonOption = (): Option => new Option('--json', 'print the result as JSON on stdout')
 /** Issue 14 item 4: this machine's locality, told to peers (infra/swarm/site-label.ts). */
-export const siteOption = (): Option => new Option('--site <label>', 'this machine\'s site or subnet: peers of the same site are preferred, so a WAN link carries each piece about once (auto: the /24 of its first IPv4 address)').env('UPSWARM_SITE')
+export const siteOption = (): Option => new Option('--site <label>', 'this machine\'s site or subnet: peers of the same site are preferred, so a WAN link carries each piece about once (auto: the /24 of its first IPv4 address)')
+  .env('UPSWARM_SITE').argParser((value: string) => {
+    // Checked as given (a usage error, exit 2, before anything runs); `auto` is derived where it is used.
+    if (value !== 'auto') siteLabel(value)
+    return value
+  })
 
 /**
  * Issue 11 item 9: numbers on the command line are decimal digits and nothing else (`-1`, `abc`,

@@ -58,7 +58,7 @@ describe('working copy sources', { timeout: 120_000 }, () => {
     await waitFor(server.actor, () => (server.store.synced[product] ?? 0) >= 2, { timeout: 30_000 })
     const client = await own.authority.issue({ kind: 'client', name: 'sources-client' })
     given = { nats: cluster.urls.join(','), creds: client.file, tlsCa: own.authority.paths.caFile }
-    const { UPSWARM_NATS: _n, UPSWARM_CREDS: _c, UPSWARM_TLS_CA: _t, UPSWARM_TRACKER: _tr, UPSWARM_BOOTSTRAP: _b, ...rest } = process.env
+    const { UPSWARM_NATS: _n, UPSWARM_CREDS: _c, UPSWARM_TLS_CA: _t, UPSWARM_TRACKER: _tr, UPSWARM_BOOTSTRAP: _b, UPSWARM_SITE: _s, ...rest } = process.env
     bare = rest
   }, 120_000)
   afterAll(async () => {
@@ -72,9 +72,14 @@ describe('working copy sources', { timeout: 120_000 }, () => {
   it('updater — init records its sources; update and status use them with no flag or variable; a flag wins', async () => {
     const wc = join(dir.path, 'wc')
     const made = await cli(bare, 'init', wc, '--product', product, '--pubkey', key.publicKey, '--rev', '1', '--json',
-      '--nats', given.nats, '--creds', given.creds, '--tls-ca', given.tlsCa)
+      '--nats', given.nats, '--creds', given.creds, '--tls-ca', given.tlsCa, '--site', 'eu-west')
     expect(made.code, made.stderr).toBe(0)
-    expect(JSON.parse(await readFile(join(wc, '.upswarm', 'sources.json'), 'utf8'))).toEqual({ format: 1, ...given })
+    // The site is recorded as given too (issue 14 item 4).
+    expect(JSON.parse(await readFile(join(wc, '.upswarm', 'sources.json'), 'utf8'))).toEqual({ format: 1, ...given, site: 'eu-west' })
+    const badSite = await cli(bare, 'init', join(dir.path, 'wc-bad-site'), '--product', product, '--pubkey', key.publicKey, '--site', 'two words',
+      '--nats', given.nats, '--creds', given.creds, '--tls-ca', given.tlsCa)
+    expect(badSite.code).toBe(2)
+    expect(badSite.stderr).toContain('--site "two words": a site label is 1 to 64 letters')
 
     const status = await cli(bare, 'status', wc, '--json')
     expect(status.code, status.stderr).toBe(0)

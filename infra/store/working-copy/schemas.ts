@@ -73,6 +73,8 @@ export const WorkingCopySourcesSchema = z.object({
   tlsCa: z.string().min(1).optional(),
   tracker: z.string().min(1).optional(),
   bootstrap: z.string().min(1).optional(),
+  /** Issue 14 item 4: the machine's site label as given (`auto` is derived again by each command). */
+  site: z.string().min(1).max(64).optional(),
 })
 export type WorkingCopySources = z.infer<typeof WorkingCopySourcesSchema>
 

@@ -1,5 +1,5 @@
 // Issue 11 item 7: a working copy remembers where it came from. `init` records the NATS
-// servers, the identity and CA it used, the trackers and the DHT bootstrap, so that `update DIR`
+// servers, the identity and CA it used, the trackers, the DHT bootstrap and its site, so that `update DIR`
 // works like `git pull`; a flag or the environment still wins. A copy made before this file
 // existed has none and is read as "nothing recorded".
 import { resolve } from 'node:path'
@@ -12,11 +12,11 @@ export type { WorkingCopySources } from './schemas.ts'
 /** Issue 13 item 1: zod loads only when this file is read or written (schemas.ts). */
 const sourcesSchema: LazySchema<WorkingCopySources> = { load: async () => (await import('./schemas.ts')).WorkingCopySourcesSchema }
 
-export type SourceSettings = Partial<Record<'nats' | 'creds' | 'tlsCa' | 'tracker' | 'bootstrap', string | undefined>>
+export type SourceSettings = Partial<Record<'nats' | 'creds' | 'tlsCa' | 'tracker' | 'bootstrap' | 'site', string | undefined>>
 
 export function sourcesOf(given: SourceSettings): WorkingCopySources {
   const out: WorkingCopySources = { format: 1 }
-  for (const key of ['nats', 'tracker', 'bootstrap'] as const) if (given[key]) out[key] = given[key]
+  for (const key of ['nats', 'tracker', 'bootstrap', 'site'] as const) if (given[key]) out[key] = given[key]
   for (const key of ['creds', 'tlsCa'] as const) if (given[key]) out[key] = resolve(given[key])
   return out
 }
@@ -32,7 +32,7 @@ export async function writeSources(layout: WorkingCopyLayout, sources: WorkingCo
 /** What a command runs with: each setting from the flag or environment, else as recorded. */
 export function withRecorded<T extends SourceSettings>(given: T, recorded: WorkingCopySources): T {
   const out = { ...given }
-  for (const key of ['nats', 'creds', 'tlsCa', 'tracker', 'bootstrap'] as const) {
+  for (const key of ['nats', 'creds', 'tlsCa', 'tracker', 'bootstrap', 'site'] as const) {
     if (out[key] === undefined && recorded[key] !== undefined) out[key] = recorded[key] as T[typeof key]
   }
   return out
