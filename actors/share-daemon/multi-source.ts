@@ -85,6 +85,8 @@ export interface MultiSourceDeps {
   sync?: boolean
   /** This client's locality label (issue 14 item 4): peers of the same site are preferred. */
   site?: string | undefined
+  /** Its site's size in the swarm, as the tracker last counted it (PieceSchedulerOptions.siteSize). */
+  siteSize?: () => number | undefined
   log?: (msg: string) => void
 }
 
@@ -106,7 +108,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   const slots = deps.serverSlots
   const sched: PieceScheduler<PeerEntry> = new PieceScheduler<PeerEntry>({
     sha256: entry.sha256, count, selfKey: deps.selfKey, swarmKeys: deps.unstriped ? [deps.selfKey] : swarmKeysOf(deps.selfKey, peers), startedAt: deps.startedAt, slots,
-    ...(deps.site !== undefined ? { selfSite: deps.site, siteKeys: swarmKeysOf(deps.selfKey, peers, deps.site) } : {}),
+    ...(deps.site !== undefined ? { selfSite: deps.site, siteKeys: swarmKeysOf(deps.selfKey, peers, deps.site), ...(deps.siteSize ? { siteSize: deps.siteSize } : {}) } : {}),
   }, {
     now: () => Date.now(),
     holders: (i) => peers.holders(entry.sha256, pieceSize, i),

@@ -34,6 +34,8 @@ export interface TrackerClientOptions extends TrackerEndpoints {
 export interface TrackerClient {
   /** 'announcing' until the first round ends. */
   readonly status: TrackerStatus | 'announcing'
+  /** Issue 14 item 4: peers of our site in the swarm, as the tracker last counted them (undefined: not told). */
+  readonly sitePeers: number | undefined
   /** The peers of the last successful announce. */
   readonly peers: TrackerPeer[]
   on(event: 'peers', listener: (peers: TrackerPeer[], door: DoorName) => void): () => void
@@ -64,8 +66,13 @@ export function createTrackerClient(opts: TrackerClientOptions): TrackerClient {
         ...(opts.numwant !== undefined ? { numwant: opts.numwant } : {}),
       },
       signal,
-    ),
+    ).then((r) => {
+      if (r.sitePeers !== undefined) sitePeers = r.sitePeers
+      return r
+    }),
   )
+  /** Issue 14 item 4: peers of our site in the swarm, from the last answer that said (NATS, with a site). */
+  let sitePeers: number | undefined
   const actor = createActor(trackerSessionMachine.provide({ actors: { announce } }), {
     input: {
       doors: doors.length,
@@ -91,6 +98,9 @@ export function createTrackerClient(opts: TrackerClientOptions): TrackerClient {
     },
     get peers() {
       return peers
+    },
+    get sitePeers() {
+      return sitePeers
     },
     on(event: 'peers' | 'status', listener: (...args: never[]) => void): () => void {
       const sub =

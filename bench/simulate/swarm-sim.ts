@@ -594,7 +594,8 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     const linkOf = new Map<string, Link>()
     for (const l of c.links.values()) linkOf.set(l.key, l)
     const linked = { all: () => [...c.links.values()] }
-    const site = o.locality && o.sites > 1 ? { selfSite: `s${c.site}`, siteKeys: swarmKeysOf(c.key, linked, `s${c.site}`) } : {}
+    // The site's size is the tracker's count of its present clients (the daemon's tracker answer says it).
+    const site = o.locality && o.sites > 1 ? { selfSite: `s${c.site}`, siteKeys: swarmKeysOf(c.key, linked, `s${c.site}`), siteSize: () => bySite[c.site]!.length } : {}
     c.sched = new PieceScheduler<Link>({
       sha256: BLOB, count: pieces, selfKey: c.key, swarmKeys: swarmKeysOf(c.key, linked), startedAt: now, slots: c.slots, random: rnd, score, ...site,
     }, {

@@ -28,6 +28,8 @@ export interface AnnounceParams {
 export interface DoorResult {
   peers: TrackerPeer[]
   intervalMs?: number
+  /** Issue 14 item 4: peers of our site in the swarm, as the tracker counts them (NATS door, with a site). */
+  sitePeers?: number
 }
 
 export interface TrackerDoor {

@@ -50,6 +50,7 @@ export async function startNatsDoor(nc: NatsConnection, registry: PeerRegistry, 
           ttlMs: result.ttlMs,
           seeders: result.seeders,
           leechers: result.leechers,
+          ...(result.sitePeers !== undefined ? { sitePeers: result.sitePeers } : {}),
           peers: result.peers.map(toPeerView),
         }
       }),

@@ -103,6 +103,11 @@ export class PeerSet {
     if (set?.size === 0) this.#sites.delete(site)
   }
 
+  /** How many peers told `site` (live or not yet swept). */
+  siteSize(site: string): number {
+    return this.#sites.get(site)?.size ?? 0
+  }
+
   /** As sample(), among the peers that told `site` (issue 14 item 4). */
   sampleSite(site: string, max: number, exceptPeerId: string | undefined, now: number): PeerEntry[] {
     return this.#sites.get(site)?.sample(max, exceptPeerId, now) ?? []

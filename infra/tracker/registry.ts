@@ -216,7 +216,10 @@ export class PeerRegistry {
     const stats = swarm.stats()
     if (input.event === 'stopped') return { ...base, peers: [], seeders: stats.seeders, leechers: stats.leechers }
     const numwant = Math.min(Math.max(0, input.numwant), MAX_NUMWANT)
-    return { ...base, peers: sameSiteFirst(swarm, numwant, input, now), seeders: stats.seeders, leechers: stats.leechers }
+    return {
+      ...base, peers: sameSiteFirst(swarm, numwant, input, now), seeders: stats.seeders, leechers: stats.leechers,
+      ...(input.site !== undefined ? { sitePeers: swarm.siteSize(input.site) } : {}),
+    }
   }
 
   /**

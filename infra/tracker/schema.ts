@@ -59,6 +59,8 @@ export const announceResponseSchema = z.object({
   ttlMs: z.number().int().positive(),
   seeders: z.number().int().min(0),
   leechers: z.number().int().min(0),
+  /** Issue 14 item 4: peers of the announcer's site in the swarm, when it named its site. */
+  sitePeers: z.number().int().min(0).optional(),
   peers: z.array(peerViewSchema),
 })
 export type AnnounceResponse = z.infer<typeof announceResponseSchema>

@@ -54,6 +54,8 @@ export interface AnnounceInput {
 
 export interface AnnounceResult {
   infoHash: string
+  /** Issue 14 item 4: live peers of the announcer's site in the swarm (when it named one). */
+  sitePeers?: number
   product?: string
   rev?: number
   peers: PeerEntry[]

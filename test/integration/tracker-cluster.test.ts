@@ -51,7 +51,7 @@ describe('tracker instances', () => {
   it('tracker — locality (issue 14 item 4): a peer that tells its site gets the peers of its site first; the other instance lists each peer\'s site from the bucket', async () => {
     const product = newProduct()
     const subject = trackerSubject('announce', identityOf(nc))
-    const announce = (port: number, site?: string, numwant = 50) => requestJson<{ peers: { port: number; site?: string }[] }>(nc, subject, {
+    const announce = (port: number, site?: string, numwant = 50) => requestJson<{ peers: { port: number; site?: string }[]; sitePeers?: number }>(nc, subject, {
       product, rev: 1, peerId: randomBytes(20).toString('hex'), ip: '127.0.0.1', port, numwant, ...(site ? { site } : {}),
     })
     for (let i = 0; i < 8; i++) await announce(7100 + i, i % 2 === 0 ? 'east' : 'west')
@@ -64,6 +64,8 @@ describe('tracker instances', () => {
     expect(east.peers.slice(0, 4).map((p) => p.port).sort()).toEqual([7100, 7102, 7104, 7106])
     expect(east.peers.slice(4).filter((p) => p.site === 'east')).toEqual([])
     expect(east.peers).toHaveLength(8)
+    // The answer counts the site's peers in the swarm, the announcer with them: five in east.
+    expect(east.sitePeers).toBe(5)
     // Asking for four: three of east, one of elsewhere.
     const few = await announce(7112, 'east', 4)
     expect(few.peers.map((p) => p.site === 'east')).toEqual([true, true, true, false])

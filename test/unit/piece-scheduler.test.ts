@@ -3,12 +3,12 @@
 // verified first withdraws the other (multi-source.ts accept) — while the servers are never asked
 // twice for it.
 import { describe, expect, it } from 'vitest'
-import { PATIENCE_MS, PieceScheduler, ServerSlots, SERVER_SLOTS, stripeRank, type SchedPeer, type SchedRequest } from '../../actors/share-daemon/piece-scheduler.ts'
+import { PATIENCE_MS, PieceScheduler, ServerSlots, SERVER_SLOTS, SIZED_TURNS, stripeRank, stripeScore, type SchedPeer, type SchedRequest } from '../../actors/share-daemon/piece-scheduler.ts'
 
 interface Peer extends SchedPeer { holds: Set<number> }
 const peer = (key: string, holds: number[], server = false, site?: string): Peer => ({ key, server, inflight: 0, busyUntil: 0, lastPieceAt: 0, holds: new Set(holds), site })
 
-function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?: string; lateAfterMs?: number }) {
+function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?: string; lateAfterMs?: number; siteSize?: number }) {
   const inflight: SchedRequest<Peer>[] = []
   const started: string[] = []
   const clock = { now: 10_000 }
@@ -17,7 +17,7 @@ function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?:
   const siteKeys = [selfKey, ...peers.filter((p) => !p.server && p.site === sites?.self).map((p) => p.key)].sort()
   const sched = new PieceScheduler<Peer>({
     sha256: 'ab'.repeat(32), count, selfKey, swarmKeys: sites ? keys : [selfKey], startedAt: 0, slots: new ServerSlots(SERVER_SLOTS),
-    ...(sites ? { selfSite: sites.self, siteKeys } : {}),
+    ...(sites ? { selfSite: sites.self, siteKeys, ...(sites.siteSize ? { siteSize: () => sites.siteSize } : {}) } : {}),
   }, {
     now: () => clock.now,
     holders: (i) => peers.filter((p) => p.holds.has(i)),
@@ -115,5 +115,24 @@ describe('piece scheduler', () => {
     const plain = harness(1, [f2, m2])
     plain.sched.plan()
     expect(plain.started).toEqual(['peer far 0'])
+  })
+
+  it('locality — in a site larger than its view (the tracker\'s count), a client imports the pieces its own score puts in the top 1/size, one more share per turn waited', () => {
+    const count = 2000
+    const size = 100
+    const far = Array.from({ length: 40 }, (_, k) => peer(`far${k}`, Array.from({ length: count }, (_, i) => i), false, 'west'))
+    const { sched, started, clock } = harness(count, far, { self: 'east', siteSize: size })
+    const sha = 'ab'.repeat(32)
+    const q = (i: number): number => stripeScore('self', sha, i) / 2 ** 48
+    const top = (share: number): number[] => Array.from({ length: count }, (_, i) => i).filter((i) => q(i) >= 1 - share)
+    const pieces = (): number[] => started.map((x) => Number(x.split(' ')[2])).sort((a, b) => a - b)
+    sched.plan()
+    expect(pieces()).toEqual(top(1 / size))
+    expect(pieces().length).toBeGreaterThan(5)
+    expect(pieces().length).toBeLessThan(40)
+    // One turn (SIZED_TURNS patiences) later the top 2/size.
+    clock.now += SIZED_TURNS * PATIENCE_MS
+    sched.plan()
+    expect(pieces()).toEqual(top(2 / size))
   })
 })
