@@ -7,7 +7,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, findCause, permissionViolation } from '../errors.ts'
 import { mark } from '../timings.ts'
 import { credsAuth } from './creds-auth.ts'
-import { credsClaims, setIdentity } from './identity.ts'
+import { credsClaims, credsJwt, setIdentity } from './identity.ts'
 
 export type { NatsConnection }
 
@@ -132,7 +132,7 @@ export const LONG_JWT_BYTES = 3_000
 export function connectError(err: unknown, list: string[], credsFile: string | undefined, caFile: string | undefined, creds?: string): UpswarmError {
   const where = `NATS at ${list.join(',')}`
   const msg = (err as Error).message
-  const jwt = creds ? /-----BEGIN NATS USER JWT-----\s*([^\s-]+)/.exec(creds)?.[1] : undefined
+  const jwt = creds ? credsJwt(creds) : undefined
   if (findCause(err, 'UserAuthenticationExpiredError')) {
     return new UpswarmError('UPSWARM_E_AUTH', `${where} refused the credentials in ${credsFile}: they have expired; ask the operator to renew them (upswarm creds issue --client NAME)`, { cause: err })
   }

@@ -58,9 +58,14 @@ export function jetStreamOptionsOf(nc: object): { apiPrefix?: string } {
 
 const JWT_RE = /-{3,}BEGIN NATS USER JWT-{3,}\s+([A-Za-z0-9_.-]+)\s+-{3,}END NATS USER JWT-{3,}/
 
+/** The user JWT of a creds file's text, or undefined when it has no user JWT block. */
+export function credsJwt(creds: string): string | undefined {
+  return JWT_RE.exec(creds)?.[1]
+}
+
 /** The user JWT's claims from a creds file's text (not verified: the server does that). */
 export function credsClaims(creds: string, where: string): { name: string; sub: string; exp?: number; identity?: Identity; inbox?: string; jsApiPrefix?: string } {
-  const jwt = JWT_RE.exec(creds)?.[1]
+  const jwt = credsJwt(creds)
   const payload = jwt?.split('.')[1]
   if (!payload) throw new UpswarmError('UPSWARM_E_CONFIG', `${where} is not a NATS creds file (no user JWT block)`)
   try {

@@ -13,6 +13,9 @@ describe('connect errors', () => {
     expect(long.code).toBe('UPSWARM_E_NATS')
     expect(long.message).toContain(`The JWT in /etc/upswarm/client.creds is ${LONG_JWT_BYTES + 500} bytes`)
     expect(long.message).toContain('max_control_line')
+    // A JWT is base64url: a '-' in it is part of it, not its end.
+    const dashed = `${'ab-'.repeat(1_100)}cd`
+    expect(connectError(timeout, ['tls://127.0.0.1:4222'], '/c.creds', '/ca.pem', credsWith(dashed)).message).toContain(`is ${dashed.length} bytes`)
     const short = connectError(timeout, ['tls://127.0.0.1:4222'], '/etc/upswarm/client.creds', '/ca.pem', credsWith('e'.repeat(800)))
     expect(short.message).toBe('cannot connect to NATS at tls://127.0.0.1:4222: TIMEOUT')
     const refused = connectError(new Error('connect ECONNREFUSED 127.0.0.1:4222'), ['tls://127.0.0.1:4222'], '/c.creds', '/ca.pem', credsWith('e'.repeat(LONG_JWT_BYTES + 500)))
