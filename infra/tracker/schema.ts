@@ -2,6 +2,7 @@
 // Validated at every boundary; inside, the parsed types are trusted.
 import { isIP } from 'node:net'
 import { z } from 'zod'
+import { SITE_LABEL } from '../swarm/site-label.ts'
 import { isProductId } from './info-hash.ts'
 
 export const MAX_NUMWANT = 200
@@ -19,7 +20,7 @@ const hex = (bytes: number) =>
 const ip = z.string().refine((s) => isIP(s) !== 0, { message: 'must be an IPv4 or IPv6 address' })
 const port = z.number().int().min(1).max(65_535)
 /** Issue 14 item 4: a locality label (infra/swarm/site-label.ts SITE_LABEL). */
-const site = z.string().regex(/^[A-Za-z0-9._:/-]{1,64}$/, { message: 'site must be 1 to 64 letters, digits and . _ : / -' })
+const site = z.string().regex(SITE_LABEL, { message: 'site must be 1 to 64 letters, digits and . _ : / -' })
 
 export const peerIdHex = hex(20)
 export const infoHashHex = hex(20)
