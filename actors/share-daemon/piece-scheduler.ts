@@ -312,11 +312,16 @@ export class PieceScheduler<P extends SchedPeer> {
    * one turn per backup rank, counted from when it first saw the piece held only in other sites.
    */
   sitePatienceEnds(i: number, now: number): number {
-    let seen = this.farSince.get(i)
-    if (seen === undefined) this.farSince.set(i, (seen = now))
     // A turn lasts until the importer's copy is late (several piece times), at least one patience.
     const turn = Math.max(this.o.slots.patienceMs(), this.io.lateAfterMs())
-    return seen + turn * Math.min(MAX_BACKUP_TURNS, Math.max(1, this.siteRankOf(i)))
+    return this.farSinceOf(i, now) + turn * Math.min(MAX_BACKUP_TURNS, Math.max(1, this.siteRankOf(i)))
+  }
+
+  /** When this client first saw piece `i` held only in other sites (now, the first time it is asked). */
+  private farSinceOf(i: number, now: number): number {
+    let since = this.farSince.get(i)
+    if (since === undefined) this.farSince.set(i, (since = now))
+    return since
   }
 
   /**
@@ -330,9 +335,7 @@ export class PieceScheduler<P extends SchedPeer> {
     const size = this.o.siteSize?.()
     const seen = (this.o.siteKeys ?? [this.o.selfKey]).length
     if (size === undefined || size <= seen) return this.siteRankOf(i) === 0 || now > this.sitePatienceEnds(i, now)
-    let since = this.farSince.get(i)
-    if (since === undefined) this.farSince.set(i, (since = now))
-    const expected = 1 + Math.floor((now - since) / (SIZED_TURNS * this.o.slots.patienceMs()))
+    const expected = 1 + Math.floor((now - this.farSinceOf(i, now)) / (SIZED_TURNS * this.o.slots.patienceMs()))
     const q = (this.o.score ?? stripeScore)(this.o.selfKey, this.o.sha256, i) / SCORE_RANGE
     return q >= 1 - expected / size
   }
