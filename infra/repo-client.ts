@@ -15,6 +15,7 @@ import { sha256Hex, PIECE_SIZE } from './release/hash.ts'
 import { NODES_MAX_HASHES, decodeNodesReply } from './formats/meta-wire.ts'
 import type { FileEntry } from './release/manifest.ts'
 import type { BlobStore } from './store/blob-store.ts'
+import { BufferPool } from './buffer-pool.ts'
 
 export interface RevisionList {
   product: string
@@ -61,7 +62,7 @@ export class RepoClient {
   /** The servers' bulk ports, shared by this client's range readers: one offer and one set of connections per server. */
   private readonly bulks: BulkPorts = new Map()
   /** 1 MiB piece buffers fetchBlob reuses (issue 14 item 2: no garbage per piece for the collector). */
-  private readonly spare: Buffer[] = []
+  private readonly spare = new BufferPool(PIECE_SIZE, MAX_SPARE)
 
   /**
    * Downloads one blob into `into` with `threads` concurrent range requests to the assigned
@@ -85,7 +86,7 @@ export class RepoClient {
           const offset = i * pieceSize
           const length = Math.min(pieceSize, entry.size - offset)
           if (length === 0) continue
-          const buffer = pieceSize === PIECE_SIZE ? this.spare.pop() ?? Buffer.allocUnsafeSlow(PIECE_SIZE) : undefined
+          const buffer = pieceSize === PIECE_SIZE ? this.spare.take() : undefined
           const data = await reader.readPiece(entry.sha256, offset, length, pieceHashOf(entry, i, pieceSize), opts.signal, buffer)
           received += data.length
           const written = fh.write(data, 0, data.length, offset)
@@ -93,7 +94,7 @@ export class RepoClient {
           // later); at once if the piece came in another (over NATS).
           const filled = buffer !== undefined && data.buffer === buffer.buffer
           const keep = (): void => {
-            if (buffer && this.spare.length < MAX_SPARE) this.spare.push(buffer)
+            if (buffer) this.spare.give(buffer)
           }
           if (!filled) keep()
           let uses = 2

@@ -16,6 +16,7 @@ import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.t
 import { BLOB_PATH, WAIT_HEADER, issueTicket, ticketValid, type BulkOffer } from '../../infra/http/bulk-wire.ts'
 import { MAX_WAIT_MS } from '../../infra/nats/busy.ts'
 import { STATUS_OF } from '../../infra/nats/service.ts'
+import { BufferPool } from '../../infra/buffer-pool.ts'
 
 /** One range of a blob, as the NATS `range` endpoint serves it (its turn of the upload limit first). */
 export type ServeRange = (req: { sha256: string; offset: number; length: number; waitMs?: number; signal?: AbortSignal; into?: Buffer }) => Promise<Buffer>
@@ -27,7 +28,7 @@ export interface BulkPort {
 }
 
 const RANGE_RE = /^bytes=(\d{1,15})-(\d{1,15})$/
-/** Ranges up to this size are read into the port's reused buffers, at most MAX_SPARE kept. */
+/** Ranges up to a piece are read into the port's reused buffers (1 MiB, at most 32 kept). */
 const SPARE_SIZE = 1024 * 1024
 const MAX_SPARE = 32
 const BLOB_RE = /^[0-9a-f]{64}$/
@@ -57,7 +58,7 @@ export async function startBulkPort(opts: {
 }): Promise<BulkPort> {
   const tls = await portCert(opts.dataDir, opts.id)
   /** Buffers for ranges of a piece or less, reused: no garbage per range for the collector. */
-  const spare: Buffer[] = []
+  const spare = new BufferPool(SPARE_SIZE, MAX_SPARE)
   // Tickets die with the process: a restarted server hands out new ones (clients ask again on 401).
   const key = randomBytes(32)
   const fail = (res: ServerResponse, err: UpswarmError): void => {
@@ -86,9 +87,9 @@ export async function startBulkPort(opts: {
     const hangUp = new AbortController()
     res.once('close', () => { if (!res.writableFinished) hangUp.abort() })
     // A range of a piece or less is read into a buffer of the port's own, taken back once sent.
-    const into = length <= SPARE_SIZE ? spare.pop() ?? Buffer.allocUnsafeSlow(SPARE_SIZE) : undefined
+    const into = length <= SPARE_SIZE ? spare.take() : undefined
     const giveBack = (): void => {
-      if (into && spare.length < MAX_SPARE) spare.push(into)
+      if (into) spare.give(into)
     }
     let bytes: Buffer
     try {
