@@ -210,10 +210,8 @@ export interface PieceSchedulerOptions {
   /**
    * Issue 14 item 4: this client's locality (site) label. With one, a piece held by a peer of the
    * same site is fetched only from such peers; one that no peer of the site holds yet crosses into
-   * the site through one client — the piece's stripe owner among the site's peers — while the
-   * others wait for it to appear in the site, one turn per backup rank (a turn: until the owner's
-   * copy would be late, at least one patience).
-   * Without one, every peer is alike.
+   * the site through about one client (importsNow) while the others wait for it to appear in the
+   * site. Without one, every peer is alike.
    */
   selfSite?: string | undefined
   /** The keys of this client and of its connected peers of its site (see swarmKeysOf); needed with `selfSite`. */
@@ -377,7 +375,7 @@ export class PieceScheduler<P extends SchedPeer> {
       // are asked only under the server rules below, like the server the proxy assigns.
       const clientHolders = holders.filter((p) => !p.server)
       // Issue 14 item 4: peers of this client's site first; a piece that none of them holds comes
-      // from another site through the site's stripe owner for it, the others waiting their turns.
+      // from another site through about one client of the site (importsNow), the others waiting their turns.
       const local = clientHolders.filter((p) => !this.remote(p))
       const free = local.filter(ready).sort((a, b) => a.inflight - b.inflight)
       if (free.length > 0) {

@@ -162,7 +162,7 @@ const notes = [
   'Virtual time; the decisions are the daemon\'s own (actors/share-daemon/piece-scheduler.ts), the links are modelled (bench/simulate/swarm-sim.ts).',
   'p50/p99/max: per client, from its download start to its last piece verified, over the clients that stayed (late joiners included, leavers and bad peers not).',
   'bound: Kumar & Ross, max(F/u_s, F/d_min, N·F/(u_s + Σu_i)) over the honest clients; all done: first start → last client done.',
-  ...(sites > 1 ? [`sites: clients round robin over ${sites} sites, ${base.wanLatencyMs} ms more one-way latency between sites; locality on: each client tells its site, the tracker hands out peers of its site first, and the scheduler takes a piece from the site when a peer of it holds it, else brings it in through the site's stripe owner (actors/share-daemon/piece-scheduler.ts); cross-site: bytes clients uploaded to clients of another site, over sites × F.`] : []),
+  ...(sites > 1 ? [`sites: clients round robin over ${sites} sites, ${base.wanLatencyMs} ms more one-way latency between sites; locality on: each client tells its site, the tracker hands out peers of its site first, and the scheduler takes a piece from the site when a peer of it holds it, else brings it in through about one client of the site (the stripe owner among its connected site peers, or in a site larger than its view the client whose score is in the top 1/size: actors/share-daemon/piece-scheduler.ts); cross-site: bytes clients uploaded to clients of another site, over sites × F.`] : []),
   'origin/F: what the servers had uploaded when the last client was done; dup/F: bytes uploaded that the receiver did not keep (already verified, aborted, departed).',
 ]
 const result = {
