@@ -61,7 +61,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     incremental: INCREMENTAL_DEFAULTS,
     status: STATUS_DEFAULTS,
     throughput: THROUGHPUT_DEFAULTS,
-    tracker: { peers: 10_000, rounds: 3 },
+    tracker: { peers: 10_000, rounds: 10 },
     startup: STARTUP_DEFAULTS,
     metadata: METADATA_DEFAULTS,
     daemon: DAEMON_DEFAULTS,
@@ -75,7 +75,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     incremental: { ...INCREMENTAL_DEFAULTS, files: 4_000, mib: 128 },
     status: STATUS_DEFAULTS,
     throughput: { ...THROUGHPUT_DEFAULTS, mib: 1024, fileMiB: 64 },
-    tracker: { peers: 10_000, rounds: 5 },
+    tracker: { peers: 10_000, rounds: 20 },
     startup: { ...STARTUP_DEFAULTS, runs: 100 },
     metadata: METADATA_DEFAULTS,
     daemon: { ...DAEMON_DEFAULTS, updateMiB: 1024, fileMiB: 256 },
@@ -100,7 +100,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --status-files 100000       --warm-runs 3                 --drop-caches (root; whole machine)
   --status-memory-only        status: only the peak RSS of a full and an indexed status (e.g. with --status-files 1000000)
   --throughput-mib 256        --file-mib 32                 --ks 1,4,8
-  --tracker-peers 10000       --tracker-rounds 3
+  --tracker-peers 10000       --tracker-rounds 10
   --startup-runs 40           startup: timed runs of each command (hyperfine when installed)
   --metadata-files 100000,1000000   metadata: tree sizes (files) of the 1% update
   --idle-seconds 60           daemon: the idle window   --update-mib 128    daemon: the release the peak RSS is taken over

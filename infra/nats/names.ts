@@ -111,7 +111,7 @@ export const siteSubjectTransform = (stream: (typeof SITE_SOURCED)[number], site
   return { src: subject('*', '*'), dest: `${subject('{{wildcard(1)}}', '{{wildcard(2)}}')}.${site}` }
 }
 
-/** Tracker registry (R-PEERLIST): KV bucket, key `<product>.<peerId hex>`. */
+/** Tracker registry (R-PEERLIST): KV bucket; each instance writes its peers' changes as batches (infra/tracker/peer-log.ts) under these keys. */
 export const PEER_BUCKET = 'upswarm-peers'
 /** Key of a peer of a BitTorrent swarm whose (product, revision) is not known yet. */
 export const unmappedPeerKey = (infoHashHex: string, peerIdHex: string): string => `ih.${infoHashHex}.${peerIdHex}`

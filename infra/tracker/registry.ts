@@ -2,12 +2,12 @@
 // product, shared by all tracker instances through the JetStream KV bucket PEER_BUCKET. Each
 // instance answers from an in-memory view that it keeps in step by watching the bucket. Its own
 // writes are batched: an announce only marks its key, and every WRITE_FLUSH_MS (1 s) the keys
-// changed since the last flush are sent, each once, as pipelined publishes (BucketWriter). An
-// announce never waits for, nor publishes to, JetStream; another instance sees it within 1 s plus
-// the cluster's delivery time.
+// changed since the last flush go, each once with its newest value, as one or a few batch
+// messages (peer-log.ts). An announce never waits for, nor publishes to, JetStream; another
+// instance sees it within 1 s plus the cluster's delivery time.
 //
-// Swarms are keyed by info hash. A peer announced under a known (product, rev) is stored as
-// `<product>.<peerId>`; a BitTorrent announce for an info hash nobody has named yet is stored as
+// Swarms are keyed by info hash. A peer announced under a known (product, rev) is keyed
+// `<product>.<peerId>`; a BitTorrent announce for an info hash nobody has named yet is keyed
 // `ih.<hash>.<peerId>`. When an announce that names (product, rev) reveals the hash, the mapping
 // is written as `map.<hash>` and the unmapped peers merge into the product.
 //
@@ -15,12 +15,14 @@
 // address. Only the owner stops or replaces it (a BitTorrent client at the address it lists may
 // too), and a NATS identity holds a bounded number of entries, so one identity's flood of invented
 // peers cannot fill the registry.
+import { randomBytes } from 'node:crypto'
 import type { KV, KvWatchEntry } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError } from '../errors.ts'
 import { infoHashKey, PEER_BUCKET, PEER_BUCKET_MAX_AGE_MS, productPeerKey, unmappedPeerKey } from '../nats/names.ts'
 import { BucketWriter } from './bucket-writer.ts'
 import { infoHashHex } from './info-hash.ts'
+import { batchInstance, batchKey, decodeBatch, encodeBatches, isBatchKey, type PeerRecord } from './peer-log.ts'
 import { PeerSet } from './peer-set.ts'
 import { MAX_NUMWANT, storedMappingSchema, storedPeerSchema } from './schema.ts'
 import { addressOwner, isIdentityOwner, type AnnounceInput, type AnnounceResult, type PeerEntry, type SwarmStats } from './types.ts'
@@ -37,11 +39,11 @@ export const WRITE_FLUSH_MS = 1_000
 export const flushEveryMs = (peerTtlMs = DEFAULT_PEER_TTL_MS): number => Math.max(50, Math.min(WRITE_FLUSH_MS, peerTtlMs / 10))
 
 /**
- * Most bucket writes of one instance awaiting their ack. Beyond it changes wait in memory (one per
- * key, the newest), so a burst of new peers faster than the stream stores them delays the other
- * instances' view instead of being sent again and again until dropped.
+ * Most batches of one instance awaiting their ack (each up to BATCH_MAX_BYTES). Beyond it changes
+ * wait in memory (one per key, the newest), so a burst of new peers faster than the stream stores
+ * them delays the other instances' view instead of being sent again and again until dropped.
  */
-export const WRITE_WINDOW = 1_024
+export const WRITE_WINDOW = 8
 
 export interface RegistryOptions {
   /** The shared bucket and the connection it is reached by; absent = a registry of this process only. */
@@ -112,10 +114,13 @@ export class PeerRegistry {
   #watch: { stop(): void } | undefined
   #sweeper: NodeJS.Timeout | undefined
   #flusher: NodeJS.Timeout | undefined
-  /** key → value (null: delete) written here since the last flushWrites(), in order. */
-  readonly #unflushed = new Map<string, object | null>()
-  /** key → the bytes last put here, until the watch brings them back: our own echo is skipped unparsed. */
-  readonly #echoes = new Map<string, Uint8Array>()
+  /** key → value (a number: removed at that time) written here since the last flushWrites(), in order. */
+  readonly #unflushed = new Map<string, object | number>()
+  /** Names this process's batches (peer-log.ts): its own come back through the watch and are skipped. */
+  readonly #instance = randomBytes(8).toString('hex')
+  #batchSeq = 0
+  /** This instance's batches in the bucket and when each ends (every record in it over): then it is deleted. */
+  readonly #batchEnds: { at: number; key: string }[] = []
   #closed = false
   readonly #ownTimers: boolean
 
@@ -134,8 +139,8 @@ export class PeerRegistry {
       ? new BucketWriter(opts.shared.nc, {
           subjectOf: kvSubject,
           ownTimer: this.#ownTimers,
-          // Not persisted: the next announce of that peer writes it again.
-          onDropped: (key) => this.#persistedExpires.delete(key),
+          // Not persisted: the next announce of each peer in it writes it again.
+          onDropped: (key) => (isBatchKey(key) ? this.#persistedExpires.clear() : undefined),
           // A flush cut short by the window goes on as acks come back.
           drainBelow: WRITE_WINDOW / 2,
           onDrain: () => this.flushWrites(),
@@ -192,6 +197,11 @@ export class PeerRegistry {
 
   get size(): number {
     return this.#entries.size
+  }
+
+  /** The name of this process's batches in the bucket (`batch.<instance>.<seq>`, peer-log.ts). */
+  get instance(): string {
+    return this.#instance
   }
 
   /** Requests answered since start, by operation, whichever door they came through (issue 16 item 5: metrics). */
@@ -472,16 +482,19 @@ export class PeerRegistry {
     this.#write(target, named)
   }
 
-  /** Applies one change seen in the bucket (ours included: applying it again is a no-op). */
+  /** Applies one change seen in the bucket: a batch of another instance, a mapping, or a per-peer key of an earlier version. */
   #apply(e: KvWatchEntry): void {
-    if (e.operation === 'PUT') {
-      const mine = this.#echoes.get(e.key)
-      if (mine && Buffer.from(e.value.buffer, e.value.byteOffset, e.value.byteLength).equals(mine)) {
-        this.#echoes.delete(e.key) // our own write: held already, or replaced by a newer one
-        return
+    if (isBatchKey(e.key)) {
+      // Our own batches hold what we applied when we wrote them; a batch's deletion changes nothing.
+      if (e.operation !== 'PUT' || batchInstance(e.key) === this.#instance) return
+      const now = this.#now()
+      for (const r of decodeBatch(e.value) ?? []) {
+        if (isBatchKey(r.key) || r.key.startsWith('map.')) continue
+        if ('peer' in r) this.#applyPut(r.key, r.peer, now)
+        else this.#applyRemoval(r.key, r.removed)
       }
+      return
     }
-    const now = this.#now()
     const parts = e.key.split('.')
     if (parts[0] === 'map' && parts.length === 2) {
       if (e.operation !== 'PUT') return
@@ -489,26 +502,34 @@ export class PeerRegistry {
       if (m.success) this.#learn(parts[1]!, m.data.product, m.data.rev, e.created.getTime(), false)
       return
     }
-    const current = this.#entries.get(e.key)
-    if (e.operation !== 'PUT') {
-      if (current && current.at <= e.created.getTime()) this.#remove(e.key, false)
+    if (e.operation !== 'PUT') this.#applyRemoval(e.key, e.created.getTime())
+    else this.#applyPut(e.key, parseJson(e.value), this.#now())
+  }
+
+  /** Another instance removed `key` at time `at`: it goes unless we hold a newer announce. */
+  #applyRemoval(key: string, at: number): void {
+    const current = this.#entries.get(key)
+    if (current && current.at <= at) this.#remove(key, false)
+  }
+
+  /** Another instance stored `value` under `key`: it replaces an older entry, unless removed since or expired. */
+  #applyPut(key: string, value: unknown, now: number): void {
+    const current = this.#entries.get(key)
+    const v = value as { at?: unknown; expires?: unknown } | undefined
+    // Most records are older than what we hold: skip them cheaply.
+    if (current && typeof v?.at === 'number' && current.at >= v.at) {
+      if (typeof v.expires === 'number') this.#persistedExpires.set(key, Math.max(this.#persistedExpires.get(key) ?? 0, v.expires))
       return
     }
-    const value = parseJson(e.value) as { at?: unknown; expires?: unknown } | undefined
-    // Most changes are echoes of our own writes, or older than what we hold: skip them cheaply.
-    if (current && typeof value?.at === 'number' && current.at >= value.at) {
-      if (typeof value.expires === 'number') this.#persistedExpires.set(e.key, Math.max(this.#persistedExpires.get(e.key) ?? 0, value.expires))
-      return
-    }
-    if (typeof value?.at === 'number' && value.at <= (this.#removedAt.get(e.key) ?? -1)) return
+    if (typeof v?.at === 'number' && v.at <= (this.#removedAt.get(key) ?? -1)) return
     const parsed = storedPeerSchema.safeParse(value)
     if (!parsed.success || parsed.data.expires <= now) return
     const entry = parsed.data as PeerEntry
     if (!current && this.#entries.size >= this.#maxPeers) return
     const m = entry.product === undefined ? this.#mappings.get(entry.infoHash) : undefined
-    if (m) return this.#adopt(e.key, entry, m.product, m.rev)
-    this.#store(e.key, entry)
-    this.#persistedExpires.set(e.key, entry.expires)
+    if (m) return this.#adopt(key, entry, m.product, m.rev)
+    this.#store(key, entry)
+    this.#persistedExpires.set(key, entry.expires)
   }
 
   /**
@@ -518,33 +539,37 @@ export class PeerRegistry {
    */
   #write(key: string, value: object | null): void {
     if (!this.#writer || this.#closed) return
-    this.#unflushed.set(key, value)
+    this.#unflushed.set(key, value ?? this.#now())
   }
 
   /**
-   * Sends the writes made since the last flush to the bucket (pipelined, see BucketWriter). Runs
-   * every `flushEveryMs(peerTtlMs)` (WRITE_FLUSH_MS, 1 s): so another instance's view lags this
-   * one's by at most that, plus the cluster's delivery time.
+   * Sends the writes made since the last flush to the bucket: the peers' changes as batches
+   * (peer-log.ts), the info-hash mappings as their own keys. Runs every `flushEveryMs(peerTtlMs)`
+   * (WRITE_FLUSH_MS, 1 s): so another instance's view lags this one's by at most that, plus the
+   * cluster's delivery time. Also deletes this instance's batches whose records have all ended.
    */
   flushWrites(all = false): void {
     const writer = this.#writer
-    if (!writer || this.#unflushed.size === 0) return
-    // At most WRITE_WINDOW unacknowledged: the rest waits here, still merged per key, and goes
-    // as acks come back (the bucket's stream fsyncs each write on every replica). `all` (close)
-    // sends everything.
-    let room = all ? Infinity : WRITE_WINDOW - writer.inFlight
+    if (!writer) return
+    const now = this.#now()
+    while (this.#batchEnds.length > 0 && this.#batchEnds[0]!.at <= now) writer.delete(this.#batchEnds.shift()!.key)
+    // At most WRITE_WINDOW batches unacknowledged: the rest waits here, still merged per key, and
+    // goes as acks come back. `all` (close) sends everything.
+    if (this.#unflushed.size === 0 || (!all && writer.inFlight >= WRITE_WINDOW)) return
+    const records: PeerRecord[] = []
     for (const [key, value] of this.#unflushed) {
-      if (room-- <= 0) break
-      this.#unflushed.delete(key)
-      if (value === null) {
-        writer.delete(key)
-        this.#echoes.delete(key)
-        continue
-      }
-      const bytes = Buffer.from(JSON.stringify(value))
+      if (key.startsWith('map.')) {
+        if (typeof value === 'number') writer.delete(key)
+        else writer.put(key, Buffer.from(JSON.stringify(value)))
+      } else records.push(typeof value === 'number' ? { key, removed: value } : { key, peer: value })
+    }
+    this.#unflushed.clear()
+    // A batch ends when its last record does: a peer at its expiry (at most a TTL from now), a
+    // removal once every earlier record of its key has expired (a TTL after it).
+    for (const bytes of encodeBatches(records)) {
+      const key = batchKey(this.#instance, ++this.#batchSeq)
       writer.put(key, bytes)
-      if (this.#echoes.size >= this.#maxPeers) this.#echoes.clear()
-      this.#echoes.set(key, bytes)
+      this.#batchEnds.push({ at: now + this.peerTtlMs, key })
     }
   }
 

@@ -8,6 +8,7 @@ import { Svcm } from '@nats-io/services'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startTracker, type Tracker } from '../../actors/tracker/index.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
+import { readBucketPeers } from '../../infra/tracker/peer-log.ts'
 import { PEER_BUCKET, productPeerKey, TRACKER_SERVICE, trackerSubject } from '../../infra/nats/names.ts'
 import { bdecode } from '../../infra/tracker/bencode.ts'
 import { DEFAULT_MAX_PEERS_PER_IDENTITY } from '../../infra/tracker/registry.ts'
@@ -59,7 +60,7 @@ describe('tracker identities', () => {
     const mine = { product, rev: 1, peerId, ip: '10.20.0.1', port: 7101 }
     expect((await ask('announce', alice, mine)).error).toBeUndefined()
     // The bucket records who announced it; every instance reads it from there.
-    await vi.waitFor(async () => expect((await kv.get(productPeerKey(product, peerId)))?.json()).toMatchObject({ owner: `id:${alice}`, ip: '10.20.0.1' }), eventually)
+    await vi.waitFor(async () => expect((await readBucketPeers(kv)).get(productPeerKey(product, peerId))).toMatchObject({ owner: `id:${alice}`, ip: '10.20.0.1' }), eventually)
 
     expect(await ask('announce', mallory, { ...mine, ip: '10.66.6.6', port: 6666 })).toMatchObject({ error: expect.stringMatching(/^UPSWARM_E_TRACKER: cannot replace peer [0-9a-f]{40}: another identity announced it/) })
     expect(await ask('announce', mallory, { ...mine, event: 'stopped' })).toMatchObject({ error: expect.stringMatching(/^UPSWARM_E_TRACKER: cannot stop peer/) })
@@ -78,7 +79,7 @@ describe('tracker identities', () => {
     expect(await peersOf(product)).toEqual([expect.objectContaining({ peerId, ip: '10.20.0.1', port: 7101 })])
 
     expect((await ask('announce', alice, { ...mine, event: 'stopped' })).error).toBeUndefined()
-    await vi.waitFor(async () => expect((await kv.get(productPeerKey(product, peerId)))?.operation ?? 'DEL').toBe('DEL'), eventually)
+    await vi.waitFor(async () => expect((await readBucketPeers(kv)).has(productPeerKey(product, peerId))).toBe(false), eventually)
     // A subject whose last token is not an identity name is a bad request.
     expect(await ask('announce', 'not+a+name', mine)).toMatchObject({ status: '400', error: expect.stringMatching(/identity/) })
   })
@@ -122,11 +123,7 @@ describe('tracker identities', () => {
     expect(outcome.capped).toBeGreaterThan(0)
     expect(outcome.accepted).toBeLessThanOrEqual(bound)
     // Every accepted peer is one entry in the bucket, and nothing else got in.
-    const stored = async (): Promise<number> => {
-      let n = 0
-      for await (const _ of await kv.keys(`${product}.*`)) n++
-      return n
-    }
+    const stored = async (): Promise<number> => [...(await readBucketPeers(kv)).keys()].filter((k) => k.startsWith(`${product}.`)).length
     await vi.waitFor(async () => expect(await stored()).toBe(outcome.accepted), eventually)
     expect(tracker.registry.peersOf(product, undefined, 10_000).length).toBeLessThanOrEqual(bound)
     // Another identity is not held back by the flooder.
