@@ -20,8 +20,9 @@ import { PUBLISH2_DEFAULTS, runPublish2Bench, type Publish2BenchOptions } from '
 import { INSTALL_DEFAULTS, runInstallBench, type InstallBenchOptions } from './install.ts'
 import { META_DEFAULTS, runMetaBench, type MetaBenchOptions } from './meta.ts'
 import { runSitesBench, SITES_DEFAULTS, type SitesBenchOptions } from './sites.ts'
+import { runWatchersBench, WATCHERS_DEFAULTS, type WatchersBenchOptions } from './watchers.ts'
 
-export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata', 'daemon', 'publish2', 'install', 'meta', 'sites'] as const
+export const BENCHES = ['swarm', 'incremental', 'status', 'throughput', 'tracker', 'startup', 'metadata', 'daemon', 'publish2', 'install', 'meta', 'sites', 'watchers'] as const
 export type BenchName = (typeof BENCHES)[number]
 
 interface Plan {
@@ -37,6 +38,7 @@ interface Plan {
   install: InstallBenchOptions
   meta: MetaBenchOptions
   sites: SitesBenchOptions
+  watchers: WatchersBenchOptions
 }
 
 /** Sizes: `default` fits the whole run in 20 minutes on a 2-core machine; `tiny` is the smoke test's. */
@@ -55,6 +57,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     install: { files: 200 },
     meta: { sizes: [2_000] },
     sites: { ...SITES_DEFAULTS, clients: 2, mib: 2 },
+    watchers: { ...WATCHERS_DEFAULTS, watchers: 20, publishes: 2 },
   },
   default: {
     swarm: SWARM_DEFAULTS,
@@ -69,6 +72,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     install: INSTALL_DEFAULTS,
     meta: META_DEFAULTS,
     sites: SITES_DEFAULTS,
+    watchers: WATCHERS_DEFAULTS,
   },
   large: {
     swarm: { ...SWARM_DEFAULTS, clients: [4, 8, 16], mib: 64, files: 240 },
@@ -83,6 +87,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     install: INSTALL_DEFAULTS,
     meta: META_DEFAULTS,
     sites: { ...SITES_DEFAULTS, mib: 64 },
+    watchers: { ...WATCHERS_DEFAULTS, watchers: 4_000 },
   },
 }
 
@@ -108,6 +113,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --install-files 20000       install: small files of the first install (init against curl from nginx), then status and update of that copy
   --meta-files 10000,100000   meta: tree sizes of the metadata-on-the-wire bench (format 1 vs 2)
   --sites-clients 5           --sites-mib 16      --wan-rate 40mbit   sites (root: network namespaces)
+  --watchers 2000             --watcher-publishes 5   watchers: release watchers (TLS connections) and releases
   --json                      print each result as JSON on stdout (one line per benchmark)
   --keep                      keep the temporary directories
   --results DIR               write results there instead of bench/results
@@ -154,6 +160,8 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'sites-clients': { type: 'string' },
       'sites-mib': { type: 'string' },
       'wan-rate': { type: 'string' },
+      watchers: { type: 'string' },
+      'watcher-publishes': { type: 'string' },
       json: { type: 'boolean' },
       keep: { type: 'boolean' },
       profile: { type: 'string' },
@@ -199,7 +207,9 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values['sites-clients']) p.sites.clients = Number(values['sites-clients'])
   if (values['sites-mib']) p.sites.mib = Number(values['sites-mib'])
   if (values['wan-rate']) p.sites.wanRate = values['wan-rate']
-  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.daemon, p.publish2, p.install, p.meta, p.sites]) {
+  if (values.watchers) p.watchers.watchers = Number(values.watchers)
+  if (values['watcher-publishes']) p.watchers.publishes = Number(values['watcher-publishes'])
+  for (const o of [p.swarm, p.incremental, p.status, p.throughput, p.startup, p.metadata, p.daemon, p.publish2, p.install, p.meta, p.sites, p.watchers]) {
     o.keep = keep
     if (values.results) o.resultsDir = resolve(values.results)
   }
@@ -233,6 +243,7 @@ export async function runBench(name: BenchName, p: Plan): Promise<BenchResult | 
     case 'publish2': return runPublish2Bench(p.publish2)
     case 'install': return runInstallBench(p.install)
     case 'meta': return runMetaBench(p.meta)
+    case 'watchers': return runWatchersBench(p.watchers)
     case 'sites': return runSitesBench(p.sites)
   }
 }
