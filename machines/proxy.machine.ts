@@ -18,8 +18,14 @@ export interface ProxyInput {
   hearMs?: number
 }
 
-/** 1.5 × HEARTBEAT_MS (infra/nats/heartbeat.ts): every running server has beaten once by then. */
-export const HEAR_MS = 1_500
+/** Heartbeat periods a new proxy waits at most for a first server: every running server has beaten once by then. */
+export const HEAR_PERIODS = 1.5
+/**
+ * The wait when the input gives none: HEAR_PERIODS × 1 s, the heartbeat period of
+ * infra/nats/heartbeat.ts (not imported: a machine stays free of the wire schemas). The proxy
+ * actor passes HEAR_PERIODS × HEARTBEAT_MS itself.
+ */
+export const HEAR_MS = HEAR_PERIODS * 1_000
 
 export interface ProxyFailure {
   step: ProxyStep

@@ -15,8 +15,10 @@ export const jsonOption = (): Option => new Option('--json', 'print the result a
 /** Issue 14 item 4: this machine's locality, told to peers (infra/swarm/site-label.ts). */
 export const siteOption = (): Option => new Option('--site <label>', 'this machine\'s site or subnet: peers of the same site are preferred, so a WAN link carries each piece about once (auto: the /24 of its first IPv4 address)')
   .env('UPSWARM_SITE').argParser((value: string) => {
-    // Checked as given (a usage error, exit 2, before anything runs); `auto` is derived where it is used.
-    if (value !== 'auto') siteLabel(value)
+    // Checked as given (a usage error, exit 2, before anything runs); `auto` is derived where it
+    // is used. The error names where the value came from: the flag, or the environment.
+    const flagged = process.argv.some((a) => a === '--site' || a.startsWith('--site='))
+    if (value !== 'auto') siteLabel(value, flagged ? '--site' : 'UPSWARM_SITE')
     return value
   })
 

@@ -23,7 +23,8 @@ import type { TrustStore } from '../../infra/release/trust.ts'
 import { readRoots } from '../../infra/formats/meta-stream.ts'
 import { startSftpGateway } from '../../infra/ssh/sftp-gateway.ts'
 import { createActor, fromPromise, waitFor, type ActorOptions, type AnyActorLogic } from 'xstate'
-import { proxyMachine, type ProxyFailure } from '../../machines/proxy.machine.ts'
+import { HEAR_PERIODS, proxyMachine, type ProxyFailure } from '../../machines/proxy.machine.ts'
+import { HEARTBEAT_MS } from '../../infra/nats/heartbeat.ts'
 
 export interface ProxyOptions {
   nc: NatsConnection
@@ -183,7 +184,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
       }),
     },
   })
-  const actor = createActor(machine, { input: { id, gateway: opts.httpPort !== undefined, sftp: opts.sshPort !== undefined }, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
+  const actor = createActor(machine, { input: { id, gateway: opts.httpPort !== undefined, sftp: opts.sshPort !== undefined, hearMs: HEAR_PERIODS * HEARTBEAT_MS }, ...(opts.inspect ? { inspect: opts.inspect } : {}) })
   actor.start()
   const snapshot = await waitFor(actor, (x) => x.matches('serving') || x.status === 'done', { timeout: Infinity })
   if (snapshot.status === 'done') throw proxyError(snapshot.context.failure!)

@@ -13,6 +13,7 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '100,1000,10000' },
     seed: { type: 'string', default: String(SIM_DEFAULTS.seed) },
     mib: { type: 'string', default: String(SIM_DEFAULTS.fileBytes / MiB) },
+    'piece-kib': { type: 'string', default: String(SIM_DEFAULTS.pieceSize / 1024) },
     churn: { type: 'string', default: String(SIM_DEFAULTS.churn) },
     nat: { type: 'string', default: String(SIM_DEFAULTS.nat) },
     bad: { type: 'string', default: String(SIM_DEFAULTS.bad) },
@@ -33,6 +34,8 @@ if (values.help) {
   --clients LIST     client counts, one run each (default 100,1000,10000)
   --seed N           seed of the run's random choices (default 1)
   --mib F            release size in MiB (default 32)
+  --piece-kib K      piece size in KiB (default 1024, what releases use; smaller pieces are a format
+                     change: docs/decisions.md, "What sets the swarm's p99 at scale")
   --churn SHARE      clients that leave early, and as many that join late (default 0.1)
   --nat SHARE        clients that cannot be dialled (default 0.2)
   --bad SHARE        clients that send garbage (default 0.01)
@@ -62,6 +65,7 @@ const ns = values.clients.split(',').map((s) => num('clients', s, (v) => Number.
 const base: Partial<SimOptions> = {
   seed: num('seed', values.seed, Number.isInteger, 'an integer'),
   fileBytes: Math.round(num('mib', values.mib, (v) => v > 0, 'a size in MiB > 0') * MiB),
+  pieceSize: 1024 * num('piece-kib', values['piece-kib'], (v) => Number.isInteger(v) && v >= 4 && v <= 65_536, 'an integer number of KiB in [4, 65536]'),
   churn: num('churn', values.churn, (v) => v >= 0 && v < 0.5, 'a share in [0, 0.5)'),
   nat: num('nat', values.nat, (v) => v >= 0 && v < 1, 'a share in [0, 1)'),
   bad: num('bad', values.bad, (v) => v >= 0 && v < 0.5, 'a share in [0, 0.5)'),
@@ -167,7 +171,7 @@ const notes = [
 ]
 const result = {
   name: 'simulate',
-  title: `Swarm simulator: F = ${(base.fileBytes ?? 0) / MiB} MiB, ${base.servers} servers × ${(base.serverUp ?? 0) / MiB} MiB/s, churn ${base.churn}, NAT ${base.nat}, bad ${base.bad}`,
+  title: `Swarm simulator: F = ${(base.fileBytes ?? 0) / MiB} MiB${base.pieceSize !== SIM_DEFAULTS.pieceSize ? ` in ${(base.pieceSize ?? 0) / 1024} KiB pieces` : ''}, ${base.servers} servers × ${(base.serverUp ?? 0) / MiB} MiB/s, churn ${base.churn}, NAT ${base.nat}, bad ${base.bad}`,
   timestamp,
   machine: m,
   parameters: { ...SIM_DEFAULTS, ...base, clients: ns },

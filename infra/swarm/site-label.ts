@@ -22,11 +22,11 @@ export function derivedSite(interfaces: NodeJS.Dict<{ family: string | number; i
 }
 
 /** The label `--site` (or UPSWARM_SITE) gives: `auto` derived, anything else checked; a clear error naming it otherwise. */
-export function siteLabel(given: string | undefined): string | undefined {
+export function siteLabel(given: string | undefined, name = '--site'): string | undefined {
   if (given === undefined || given === '') return undefined
   if (given === 'auto') return derivedSite(networkInterfaces())
   if (!SITE_LABEL.test(given)) {
-    throw new UpswarmError('UPSWARM_E_CONFIG', `--site ${JSON.stringify(given.slice(0, 80))}: a site label is 1 to 64 letters, digits and . _ : / - (e.g. eu-west, 10.1.2.0/24), or auto`)
+    throw new UpswarmError('UPSWARM_E_CONFIG', `${name} ${JSON.stringify(given.slice(0, 80))}: a site label is 1 to 64 letters, digits and . _ : / - (e.g. eu-west, 10.1.2.0/24), or auto`)
   }
   return given
 }

@@ -63,6 +63,7 @@ function announceQuery(p: AnnounceParams): string {
   ]
   if (p.event !== 'update') parts.push(`event=${p.event}`)
   if (p.publicKey) parts.push(`pk=${p.publicKey}`)
+  if (p.site) parts.push(`site=${encodeURIComponent(p.site)}`)
   return parts.join('&')
 }
 
@@ -98,7 +99,12 @@ export function parseAnnounceBody(body: Buffer, rev: number): DoorResult {
       peers.push(peer)
     }
   }
-  return typeof interval === 'number' && interval > 0 ? { peers, intervalMs: interval * 1000 } : { peers }
+  const sitePeers = dict.get('site peers')
+  return {
+    peers,
+    ...(typeof interval === 'number' && interval > 0 ? { intervalMs: interval * 1000 } : {}),
+    ...(typeof sitePeers === 'number' && Number.isSafeInteger(sitePeers) && sitePeers >= 0 ? { sitePeers } : {}),
+  }
 }
 
 function httpGet(url: string, opts: HttpDoorOptions, signal: AbortSignal, anyStatus = false): Promise<Buffer> {

@@ -19,7 +19,7 @@ export interface AnnounceParams {
   port: number
   /** Noise public key, 32 bytes hex. */
   publicKey?: string
-  /** Issue 14 item 4: our site (told over NATS; the HTTP and UDP doors leave it out). */
+  /** Issue 14 item 4: our site (every door tells it: NATS in the request, HTTP and UDP as the `site` extension parameter). */
   site?: string
   event: 'started' | 'update' | 'completed' | 'stopped'
   numwant?: number
@@ -28,7 +28,7 @@ export interface AnnounceParams {
 export interface DoorResult {
   peers: TrackerPeer[]
   intervalMs?: number
-  /** Issue 14 item 4: peers of our site in the swarm, as the tracker counts them (NATS door, with a site). */
+  /** Issue 14 item 4: peers of our site in the swarm, as the tracker counts them (NATS and HTTP doors, with a site; a UDP answer has no room for it). */
   sitePeers?: number
 }
 

@@ -104,6 +104,7 @@ function announcePacket(connectionId: Buffer, p: AnnounceParams): Buffer {
   head.writeUInt16BE(p.port, 96)
   let url = `/announce?product=${p.product}&rev=${p.rev}`
   if (p.publicKey) url += `&pk=${p.publicKey}`
+  if (p.site) url += `&site=${encodeURIComponent(p.site)}`
   const options: Buffer[] = []
   for (let i = 0; i < url.length; i += 255) {
     const chunk = Buffer.from(url.slice(i, i + 255), 'latin1')

@@ -3,9 +3,12 @@
 // upswarm extension parameters (also carried by UDP announces as BEP 41 URL data):
 //   product=<uuid>&rev=<n>   the swarm by name; the tracker checks it against info_hash
 //   pk=<64 hex>              the peer's Noise public key
+//   site=<label>             the peer's locality (issue 14 item 4): the answer leads with peers of
+//                            that site, and an HTTP answer counts them (`site peers`)
 import { bencode, type BValue } from './bencode.ts'
 import { compactIPv4, compactIPv6 } from './compact.ts'
 import { isProductId, isRevision } from './info-hash.ts'
+import { SITE_LABEL } from '../swarm/site-label.ts'
 import { parseQuery, QueryError, type Query } from './query.ts'
 import type { AnnounceEvent, AnnounceInput, AnnounceResult, PeerEntry, SwarmStats } from './types.ts'
 
@@ -56,8 +59,8 @@ export function parseAnnounceQuery(rawQuery: string, ip: string): HttpAnnounce {
 }
 
 /** The upswarm extension parameters, shared by HTTP queries and UDP URL data. */
-export function parseExtension(q: Query): Pick<AnnounceInput, 'product' | 'rev' | 'publicKey'> {
-  const out: Pick<AnnounceInput, 'product' | 'rev' | 'publicKey'> = {}
+export function parseExtension(q: Query): Pick<AnnounceInput, 'product' | 'rev' | 'publicKey' | 'site'> {
+  const out: Pick<AnnounceInput, 'product' | 'rev' | 'publicKey' | 'site'> = {}
   const product = textParam(q, 'product')
   const rev = intParam(q, 'rev', 0, Number.MAX_SAFE_INTEGER)
   if ((product === undefined) !== (rev === undefined)) throw new TrackerRequestError('product and rev go together')
@@ -71,6 +74,11 @@ export function parseExtension(q: Query): Pick<AnnounceInput, 'product' | 'rev' 
   if (pk !== undefined) {
     if (!/^[0-9a-fA-F]{64}$/.test(pk)) throw new TrackerRequestError('pk must be 32 bytes in hex')
     out.publicKey = pk.toLowerCase()
+  }
+  const site = textParam(q, 'site')
+  if (site !== undefined) {
+    if (!SITE_LABEL.test(site)) throw new TrackerRequestError('site must be 1 to 64 letters, digits and . _ : / -')
+    out.site = site
   }
   return out
 }
@@ -96,6 +104,8 @@ export function encodeAnnounceResponse(result: AnnounceResult, compact: boolean,
     complete: result.seeders,
     incomplete: result.leechers,
   }
+  // upswarm: the swarm's peers of the announcer's site (when it told one)
+  if (result.sitePeers !== undefined) dict['site peers'] = result.sitePeers
   if (compact) {
     dict.peers = compactIPv4(result.peers)
     const v6 = compactIPv6(result.peers)

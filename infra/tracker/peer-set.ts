@@ -21,7 +21,10 @@ export class PeerSet {
   /** Issue 14 item 4: the peers that told a site, per site (a set of their own, for sampleSite). */
   readonly #sites = new Map<string, PeerSet>()
 
-  /** `bySite`: keep the per-site sets (false for those sets themselves). */
+  /**
+   * `bySite`: a swarm's own set, which keeps the per-site sets and the flat arrays of the UDP
+   * door's answers (writeCompact); false for the per-site sets themselves, which are only sampled.
+   */
   constructor(private readonly bySite = true) {}
 
   get size(): number {
@@ -43,7 +46,7 @@ export class PeerSet {
       i = this.#items.length
       this.#index.set(key, i)
       this.#items.push({ key, entry })
-      if (i >= this.#expires.length) this.#grow(i + 1)
+      if (this.bySite && i >= this.#expires.length) this.#grow(i + 1)
     } else {
       const old = this.#items[i]!.entry
       this.#count(old, -1)
@@ -56,6 +59,7 @@ export class PeerSet {
       if (!site) this.#sites.set(entry.site, (site = new PeerSet(false)))
       site.set(key, entry)
     }
+    if (!this.bySite) return
     const v4 = ipv4Number(entry.ip)
     this.#hasV4[i] = v4 < 0 ? 0 : 1
     if (v4 >= 0) {
@@ -87,9 +91,11 @@ export class PeerSet {
       const from = this.#items.length
       this.#items[i] = last
       this.#index.set(last.key, i)
-      this.#compact.copy(this.#compact, i * 6, from * 6, from * 6 + 6)
-      this.#hasV4[i] = this.#hasV4[from]!
-      this.#expires[i] = this.#expires[from]!
+      if (this.bySite) {
+        this.#compact.copy(this.#compact, i * 6, from * 6, from * 6 + 6)
+        this.#hasV4[i] = this.#hasV4[from]!
+        this.#expires[i] = this.#expires[from]!
+      }
     }
     this.#index.delete(key)
     this.#count(removed.entry, -1)
@@ -157,6 +163,7 @@ export class PeerSet {
    * how many were written.
    */
   writeCompact(out: Buffer, offset: number, max: number, exceptKey: string | undefined, now: number): number {
+    if (!this.bySite) throw new Error('writeCompact: a per-site set keeps no compact addresses')
     const n = this.#items.length
     if (max <= 0 || n === 0) return 0
     const except = exceptKey === undefined ? -1 : (this.#index.get(exceptKey) ?? -1)

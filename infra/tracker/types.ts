@@ -45,7 +45,7 @@ export interface AnnounceInput {
   ip: string
   port: number
   publicKey?: string
-  /** Issue 14 item 4: the announcer's site (over NATS only). */
+  /** Issue 14 item 4: the announcer's site (NATS: in the request; HTTP and UDP: the `site` extension parameter). */
   site?: string
   left: number
   event: AnnounceEvent

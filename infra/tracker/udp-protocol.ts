@@ -45,7 +45,7 @@ export function parseUdpRequest(packet: Buffer): UdpParseResult {
     if (port === 0) return refuse('port is 0')
     const numwant = packet.readInt32BE(92)
     const left = packet.readBigUInt64BE(64)
-    let extension: Pick<AnnounceInput, 'product' | 'rev' | 'publicKey'>
+    let extension: Pick<AnnounceInput, 'product' | 'rev' | 'publicKey' | 'site'>
     try {
       const urlData = readUrlData(packet.subarray(ANNOUNCE_SIZE))
       const qmark = urlData.indexOf('?')

@@ -81,6 +81,7 @@ export async function startUdpDoor(opts: UdpDoorOptions): Promise<UdpDoor> {
       if (req.product !== undefined) input.product = req.product
       if (req.rev !== undefined) input.rev = req.rev
       if (req.publicKey !== undefined) input.publicKey = req.publicKey
+      if (req.site !== undefined) input.site = req.site
       if (from.address !== lastAddress) {
         lastAddress = from.address
         lastOwner = addressOwner(from.address)

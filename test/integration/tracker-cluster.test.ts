@@ -12,6 +12,7 @@ import { readBucketPeers } from '../../infra/tracker/peer-log.ts'
 import { infoHashKey, PEER_BUCKET, productPeerKey, trackerSubject, unmappedPeerKey } from '../../infra/nats/names.ts'
 import { issueCreds, natsUrls, newProduct, testConnection } from '../helpers/cluster.ts'
 import { announceQuery, httpGet, UdpProbe } from '../helpers/tracker-wire.ts'
+import { httpDoor, udpDoor } from '../../infra/tracker-client/index.ts'
 
 const swarmOf = (product: string, rev: number): Buffer => createHash('sha1').update(`upswarm:${product}:${rev}`).digest()
 const peersJson = async (t: Tracker, product: string, rev?: number) =>
@@ -81,6 +82,36 @@ describe('tracker instances', () => {
       expect(seen.find((p) => p.port === 7108)?.site).toBeUndefined()
     }, { timeout: 10_000, interval: 50 })
     await expect(announce(7111, 'not a label')).rejects.toMatchObject({ code: 'UPSWARM_E_BAD_REQUEST' })
+  })
+
+  it('tracker — locality over HTTP and UDP (issue 14 item 4): the client\'s doors tell the site as an extension parameter; the answers lead with the site\'s peers, and HTTP counts them', async () => {
+    const product = newProduct()
+    // Six peers over HTTP: three in east (ports 7200, 7202, 7204), three in west.
+    const http = httpDoor(a.httpUrl, { timeoutMs: 5_000 })
+    const udp = udpDoor(a.udpUrl, { timeoutMs: 5_000 })
+    try {
+      const params = (port: number, site: string | undefined, numwant: number) =>
+        ({ product, rev: 1, peerId: randomBytes(20).toString('hex'), port, event: 'started' as const, numwant, ...(site ? { site } : {}) })
+      for (let i = 0; i < 6; i++) await http.announce(params(7200 + i, i % 2 === 0 ? 'east' : 'west', 50), AbortSignal.timeout(5_000))
+      // Each peer's site is recorded whichever door told it.
+      const listed = await peersJson(a, product, 1) as { port: number; site?: string }[]
+      expect(listed.filter((p) => p.site === 'east').map((p) => p.port).sort()).toEqual([7200, 7202, 7204])
+      // A new east peer asking for four over HTTP: the three east peers first, and the count of east (four with it).
+      const east = await http.announce(params(7210, 'east', 4), AbortSignal.timeout(5_000))
+      expect(east.peers.slice(0, 3).map((p) => p.port).sort()).toEqual([7200, 7202, 7204])
+      expect(east.peers).toHaveLength(4)
+      expect(east.sitePeers).toBe(4)
+      // Over UDP (the site in BEP 41 URL data): a west peer asking for three gets the three west peers.
+      const west = await udp.announce(params(7211, 'west', 3), AbortSignal.timeout(5_000))
+      expect(west.peers.map((p) => p.port).sort()).toEqual([7201, 7203, 7205])
+      expect(west.sitePeers).toBeUndefined()
+      expect((await peersJson(a, product, 1) as { port: number; site?: string }[]).find((p) => p.port === 7211)?.site).toBe('west')
+      // A bad label is refused at the door, with the reason.
+      await expect(http.announce(params(7212, 'two words', 4), AbortSignal.timeout(5_000))).rejects.toThrow(/site must be 1 to 64/)
+    } finally {
+      http.close()
+      udp.close()
+    }
   })
 
   it('tracker — a BitTorrent swarm announced before anyone named it merges into the product when a NATS announce names it', async () => {

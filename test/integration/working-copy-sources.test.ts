@@ -80,6 +80,11 @@ describe('working copy sources', { timeout: 120_000 }, () => {
       '--nats', given.nats, '--creds', given.creds, '--tls-ca', given.tlsCa)
     expect(badSite.code).toBe(2)
     expect(badSite.stderr).toContain('--site "two words": a site label is 1 to 64 letters')
+    // From the environment, the error names the variable, not a flag the user never typed.
+    const badEnvSite = await cli({ ...bare, UPSWARM_SITE: 'a;b' }, 'init', join(dir.path, 'wc-bad-env-site'), '--product', product, '--pubkey', key.publicKey,
+      '--nats', given.nats, '--creds', given.creds, '--tls-ca', given.tlsCa)
+    expect(badEnvSite.code).toBe(2)
+    expect(badEnvSite.stderr).toContain('UPSWARM_SITE "a;b": a site label is 1 to 64 letters')
 
     const status = await cli(bare, 'status', wc, '--json')
     expect(status.code, status.stderr).toBe(0)
