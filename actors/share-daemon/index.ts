@@ -552,7 +552,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const nc = io.nc
     // Many blobs at once: server requests are capped by serverSlots, peer requests per peer; a
     // wide window lets every client fetch its own stripe early and trade the rest.
-    const source = swarmSource({ nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log, ...(opts.site ? { site: opts.site, siteSize: () => io.tracker?.sitePeers } : {}) }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
+    const source = swarmSource({ nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log, swarmSize: () => io.tracker?.swarmPeers, ...(opts.site ? { site: opts.site, siteSize: () => io.tracker?.sitePeers } : {}) }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
     const from = io.wc.state.current
     events.emit('update.started', from, rev ?? io.wc.state.newestVerified)
     // Without NATS the updater keeps alerts in the working copy until a run that has a connection.

@@ -87,6 +87,8 @@ export interface MultiSourceDeps {
   site?: string | undefined
   /** Its site's size in the swarm, as the tracker last counted it (PieceSchedulerOptions.siteSize). */
   siteSize?: () => number | undefined
+  /** The swarm's size, as the tracker last counted it (PieceSchedulerOptions.swarmSize); not used for unstriped downloads. */
+  swarmSize?: () => number | undefined
   log?: (msg: string) => void
 }
 
@@ -109,6 +111,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   const sched: PieceScheduler<PeerEntry> = new PieceScheduler<PeerEntry>({
     sha256: entry.sha256, count, selfKey: deps.selfKey, swarmKeys: deps.unstriped ? [deps.selfKey] : swarmKeysOf(deps.selfKey, peers), startedAt: deps.startedAt, slots,
     ...(deps.site !== undefined ? { selfSite: deps.site, siteKeys: swarmKeysOf(deps.selfKey, peers, deps.site), ...(deps.siteSize ? { siteSize: deps.siteSize } : {}) } : {}),
+    ...(deps.swarmSize && !deps.unstriped ? { swarmSize: deps.swarmSize } : {}),
   }, {
     now: () => Date.now(),
     holders: (i) => peers.holders(entry.sha256, pieceSize, i),

@@ -36,6 +36,8 @@ export interface TrackerClient {
   readonly status: TrackerStatus | 'announcing'
   /** Issue 14 item 4: peers of our site in the swarm, as the tracker last counted them (undefined: not told). */
   readonly sitePeers: number | undefined
+  /** Issue 14 item 3: peers in the swarm (seeders + leechers, us included), as the tracker last counted them (undefined: no answer yet). */
+  readonly swarmPeers: number | undefined
   /** The peers of the last successful announce. */
   readonly peers: TrackerPeer[]
   on(event: 'peers', listener: (peers: TrackerPeer[], door: DoorName) => void): () => void
@@ -68,11 +70,14 @@ export function createTrackerClient(opts: TrackerClientOptions): TrackerClient {
       signal,
     ).then((r) => {
       if (r.sitePeers !== undefined) sitePeers = r.sitePeers
+      if (r.swarmPeers !== undefined) swarmPeers = r.swarmPeers
       return r
     }),
   )
   /** Issue 14 item 4: peers of our site in the swarm, from the last answer that said (NATS, with a site). */
   let sitePeers: number | undefined
+  /** Issue 14 item 3: peers in our swarm, from the last answer. */
+  let swarmPeers: number | undefined
   const actor = createActor(trackerSessionMachine.provide({ actors: { announce } }), {
     input: {
       doors: doors.length,
@@ -101,6 +106,9 @@ export function createTrackerClient(opts: TrackerClientOptions): TrackerClient {
     },
     get sitePeers() {
       return sitePeers
+    },
+    get swarmPeers() {
+      return swarmPeers
     },
     on(event: 'peers' | 'status', listener: (...args: never[]) => void): () => void {
       const sub =

@@ -75,6 +75,8 @@ export interface SimOptions {
   wanLatencyMs: number
   /** Clients tell their site and prefer its peers (the scheduler's selfSite); false: the same sites, every peer alike. */
   locality: boolean
+  /** Clients know how many are updating (the scheduler's swarmSize, the tracker's count); false: striping over each view alone. */
+  sizedSeeding: boolean
 }
 
 export const SIM_DEFAULTS: Omit<SimOptions, 'n'> = {
@@ -104,6 +106,7 @@ export const SIM_DEFAULTS: Omit<SimOptions, 'n'> = {
   sites: 1,
   wanLatencyMs: 20,
   locality: true,
+  sizedSeeding: true,
 }
 
 /** mulberry32: a small seeded PRNG, so that a run is reproducible. */
@@ -598,6 +601,8 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     const site = o.locality && o.sites > 1 ? { selfSite: `s${c.site}`, siteKeys: swarmKeysOf(c.key, linked, `s${c.site}`), siteSize: () => bySite[c.site]!.length } : {}
     c.sched = new PieceScheduler<Link>({
       sha256: BLOB, count: pieces, selfKey: c.key, swarmKeys: swarmKeysOf(c.key, linked), startedAt: now, slots: c.slots, random: rnd, score, ...site,
+      // The tracker's count of the swarm's leechers (the daemon's tracker answer says it).
+      ...(o.sizedSeeding ? { swarmSize: () => downloading } : {}),
     }, {
       now: () => now,
       holders: (i) => {

@@ -100,8 +100,12 @@ export function parseAnnounceBody(body: Buffer, rev: number): DoorResult {
     }
   }
   const sitePeers = dict.get('site peers')
+  const count = (v: unknown): number | undefined => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined)
+  const complete = count(dict.get('complete'))
+  const incomplete = count(dict.get('incomplete'))
   return {
     peers,
+    ...(complete !== undefined && incomplete !== undefined ? { swarmPeers: complete + incomplete } : {}),
     ...(typeof interval === 'number' && interval > 0 ? { intervalMs: interval * 1000 } : {}),
     ...(typeof sitePeers === 'number' && Number.isSafeInteger(sitePeers) && sitePeers >= 0 ? { sitePeers } : {}),
   }

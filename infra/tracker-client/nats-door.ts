@@ -18,7 +18,7 @@ export function natsDoor(nc: NatsConnection, opts: { timeoutMs: number; ip?: str
       if (!ip) throw new UpswarmError('UPSWARM_E_TRACKER', 'tracker over NATS: the NATS server did not tell our address (client_ip); pass ip explicitly')
       const req: AnnounceRequest = { ...params, ip, numwant: params.numwant ?? 50 }
       const res = checked(announceResponseSchema, await requestJson(nc, trackerSubject('announce', identityOf(nc)), req, opts.timeoutMs), 'announce')
-      return { peers: res.peers, intervalMs: res.intervalMs, ...(res.sitePeers !== undefined ? { sitePeers: res.sitePeers } : {}) }
+      return { peers: res.peers, intervalMs: res.intervalMs, swarmPeers: res.seeders + res.leechers, ...(res.sitePeers !== undefined ? { sitePeers: res.sitePeers } : {}) }
     },
     close() {},
   }

@@ -30,6 +30,8 @@ export interface DoorResult {
   intervalMs?: number
   /** Issue 14 item 4: peers of our site in the swarm, as the tracker counts them (NATS and HTTP doors, with a site; a UDP answer has no room for it). */
   sitePeers?: number
+  /** Issue 14 item 3: peers in the swarm announced to, the announcer included (seeders + leechers), as the tracker counts them. */
+  swarmPeers?: number
 }
 
 export interface TrackerDoor {

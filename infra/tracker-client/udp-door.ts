@@ -120,7 +120,8 @@ function parseAnnounce(packet: Buffer, rev: number, url: string): DoorResult {
   for (let off = 20; off + 6 <= packet.byteLength; off += 6) {
     peers.push({ ip: `${packet[off]}.${packet[off + 1]}.${packet[off + 2]}.${packet[off + 3]}`, port: packet.readUInt16BE(off + 4), rev })
   }
-  return { peers, intervalMs: packet.readUInt32BE(8) * 1000 }
+  // BEP 15: action, transaction, interval, leechers, seeders, then the addresses.
+  return { peers, intervalMs: packet.readUInt32BE(8) * 1000, swarmPeers: packet.readUInt32BE(12) + packet.readUInt32BE(16) }
 }
 
 function parseUdpUrl(url: string): { host: string; port: number } {

@@ -3,12 +3,12 @@
 // verified first withdraws the other (multi-source.ts accept) — while the servers are never asked
 // twice for it.
 import { describe, expect, it } from 'vitest'
-import { PATIENCE_MS, PieceScheduler, ServerSlots, SERVER_SLOTS, SIZED_TURNS, stripeRank, stripeScore, type SchedPeer, type SchedRequest } from '../../actors/share-daemon/piece-scheduler.ts'
+import { PATIENCE_MS, PieceScheduler, RARE_SHARE, SEED_FIRST, ServerSlots, SERVER_SLOTS, SIZED_TURNS, SIZED_VIEWS, SLOW_TURNS, stripeRank, stripeScore, type SchedPeer, type SchedRequest } from '../../actors/share-daemon/piece-scheduler.ts'
 
 interface Peer extends SchedPeer { holds: Set<number> }
 const peer = (key: string, holds: number[], server = false, site?: string): Peer => ({ key, server, inflight: 0, busyUntil: 0, lastPieceAt: 0, holds: new Set(holds), site })
 
-function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?: string; lateAfterMs?: number; siteSize?: number }) {
+function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?: string; lateAfterMs?: number; siteSize?: number }, swarmSize?: number) {
   const inflight: SchedRequest<Peer>[] = []
   const started: string[] = []
   const clock = { now: 10_000 }
@@ -16,7 +16,8 @@ function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?:
   const keys = [selfKey, ...peers.filter((p) => !p.server).map((p) => p.key)].sort()
   const siteKeys = [selfKey, ...peers.filter((p) => !p.server && p.site === sites?.self).map((p) => p.key)].sort()
   const sched = new PieceScheduler<Peer>({
-    sha256: 'ab'.repeat(32), count, selfKey, swarmKeys: sites ? keys : [selfKey], startedAt: 0, slots: new ServerSlots(SERVER_SLOTS),
+    sha256: 'ab'.repeat(32), count, selfKey, swarmKeys: sites || swarmSize ? keys : [selfKey], startedAt: 0, slots: new ServerSlots(SERVER_SLOTS),
+    ...(swarmSize ? { swarmSize: () => swarmSize } : {}),
     ...(sites ? { selfSite: sites.self, siteKeys, ...(sites.siteSize ? { siteSize: () => sites.siteSize } : {}) } : {}),
   }, {
     now: () => clock.now,
@@ -134,5 +135,51 @@ describe('piece scheduler', () => {
     clock.now += SIZED_TURNS * PATIENCE_MS
     sched.plan()
     expect(pieces()).toEqual(top(2 / size))
+  })
+
+  it('scheduler — in a swarm far larger than the view, the servers are asked for a piece by the clients whose score is in the top SEED_FIRST/size, one more per SLOW_TURNS turns, then doubling once few pieces are out of view', () => {
+    const count = 2000
+    const size = 1000
+    const sha = 'ab'.repeat(32)
+    const q = (i: number): number => stripeScore('self', sha, i) / 2 ** 48
+    const top = (share: number, among: number[]): number[] => among.filter((i) => q(i) >= 1 - share)
+    const all = Array.from({ length: count }, (_, i) => i)
+    const serverPieces = (started: string[]): number[] => started.filter((x) => x.startsWith('server ')).map((x) => Number(x.split(' ')[1])).sort((a, b) => a - b)
+
+    // Ten client peers in view, holding nothing: every piece is out of view, the swarm is being seeded.
+    const view = Array.from({ length: 10 }, (_, k) => peer(`p${k}`, []))
+    const seeding = harness(count, view, undefined, size)
+    seeding.sched.plan()
+    const first = serverPieces(seeding.started)
+    expect(first).toEqual(top(SEED_FIRST / size, all))
+    // Striping over the view would have asked for about 1/11 of them.
+    expect(first.length).toBeLessThan(count / 11 / 4)
+    expect(first.length).toBeGreaterThan(0)
+    const turn = seeding.sched.seedingTurnMs(size)
+    seeding.clock.now += (SLOW_TURNS - 1) * turn
+    seeding.sched.plan()
+    expect(serverPieces(seeding.started)).toEqual(first)
+    seeding.clock.now += turn + 1
+    seeding.sched.plan()
+    expect(serverPieces(seeding.started)).toEqual(top((SEED_FIRST + 1) / size, all))
+
+    // Most pieces held in view: the few out of it are rare in the whole swarm, and their seeders double each turn.
+    const rare = all.filter((i) => i % 50 === 0)
+    expect(rare.length / count).toBeLessThanOrEqual(RARE_SHARE)
+    const holders = Array.from({ length: 10 }, (_, k) => peer(`h${k}`, all.filter((i) => i % 50 !== 0)))
+    const late = harness(count, holders, undefined, size)
+    late.sched.plan()
+    expect(serverPieces(late.started)).toEqual(top(SEED_FIRST / size, rare))
+    late.clock.now += 2 * late.sched.seedingTurnMs(size) + 1
+    late.sched.plan()
+    expect(serverPieces(late.started)).toEqual(top((4 * SEED_FIRST) / size, rare))
+
+    // A swarm no larger than SIZED_VIEWS views: striping over the view, as before — every piece of
+    // this client's own stripe is asked for at once (and others whose patience has passed).
+    const small = harness(count, view, undefined, SIZED_VIEWS * 11)
+    small.sched.plan()
+    const stripe = all.filter((i) => stripeRank(sha, i, ['self', ...view.map((p) => p.key)].sort(), 'self') === 0)
+    expect(serverPieces(small.started)).toEqual(expect.arrayContaining(stripe))
+    expect(stripe.length).toBeGreaterThan(10 * first.length)
   })
 })
