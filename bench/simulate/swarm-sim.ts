@@ -601,8 +601,8 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     const site = o.locality && o.sites > 1 ? { selfSite: `s${c.site}`, siteKeys: swarmKeysOf(c.key, linked, `s${c.site}`), siteSize: () => bySite[c.site]!.length } : {}
     c.sched = new PieceScheduler<Link>({
       sha256: BLOB, count: pieces, selfKey: c.key, swarmKeys: swarmKeysOf(c.key, linked), startedAt: now, slots: c.slots, random: rnd, score, ...site,
-      // The tracker's count of the swarm's leechers (the daemon's tracker answer says it).
-      ...(o.sizedSeeding ? { swarmSize: () => downloading } : {}),
+      // The tracker's count of the swarm: every client present (the daemon's answer counts seeders and leechers).
+      ...(o.sizedSeeding ? { swarmSize: () => present.length } : {}),
     }, {
       now: () => now,
       holders: (i) => {
