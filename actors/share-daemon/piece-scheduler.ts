@@ -108,6 +108,12 @@ export const SLOW_TURNS = 4
  * count includes a few servers or clients at other revisions is not taken for a large one.
  */
 export const SIZED_VIEWS = 2
+/**
+ * Nor in a swarm of at most this many clients: one the transport's connection cap (infra/swarm/
+ * transport.ts DEFAULT_MAX_CONNECTIONS, 64) lets every client see whole, so striping over the view
+ * is exact (a client that starts with a few connections in a swarm of 8 is not in a large swarm).
+ */
+export const SIZED_MIN_SWARM = 64
 
 /** stripeScore, or a cache of it (the simulator's: thousands of clients score the same keys). */
 export type StripeScore = (key: string, sha256: string, index: number) => number
@@ -457,7 +463,7 @@ export class PieceScheduler<P extends SchedPeer> {
       // a while (ServerSlots.patienceMs) does it ask the servers for those too.
       // In a swarm larger than the view, a few clients of the whole swarm seed each piece (seedsNow).
       const size = this.o.swarmSize?.()
-      const sized = size !== undefined && size > SIZED_VIEWS * this.o.swarmKeys.length
+      const sized = size !== undefined && size > SIZED_MIN_SWARM && size > SIZED_VIEWS * this.o.swarmKeys.length
       const own = sized ? this.seedsNow(i, now, size) : this.mine(i)
       if (own) slots.stripeWantedAt = now
       if (!slots.free || !(own || (!sized && now > this.patienceEnds(i) && !this.ownerBusy(i, now)))) continue
