@@ -145,7 +145,7 @@ describe('release feed', () => {
     seeded.on('conflict', (e) => conflicts.push(e))
     const [p, q] = [newProduct(), newProduct()]
     const results = await Promise.all([publishTree(p, 'p\n'), publishTree(q, 'q\n')])
-    for (const r of results) expect(r.feed).toMatchObject({ appended: true })
+    for (const r of results) expect(r.feed, JSON.stringify(r.feed)).toMatchObject({ appended: true })
     await releasesOf(seeded, p, 1)
     await releasesOf(seeded, q, 1)
     const { feed } = await readerOfServer()
