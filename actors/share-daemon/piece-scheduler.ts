@@ -95,7 +95,7 @@ export const SIZED_TURNS = 2
  * Issue 14 item 3: in a swarm larger than the view, clients expected to ask the servers for a
  * piece at once (seedsNow). In the simulator at N = 1 000 (1 MiB pieces): 2 took origin from 7.4
  * to 2.9 × F but p99 from 32.8 to 39.9 s (a piece with no first seeder waits a turn); 4, origin
- * 4.2 × F, duplicates 5.4 → 1.7 × F, p99 31.4 s; at N = 3 000, origin 8.0 → 4.9 × F, p99 34.7 → 33.4 s.
+ * 3.6 × F, duplicates 5.4 → 2.1 × F, p99 32.7 s; at N = 3 000, origin 8.0 → 4.1 × F, p99 34.7 → 33.5 s.
  */
 export const SEED_FIRST = 4
 /** Below this share of the blob's pieces held by no peer in view, those few are rare in the whole swarm: seeders double per turn. */
@@ -114,6 +114,13 @@ export const SIZED_VIEWS = 2
  * is exact (a client that starts with a few connections in a swarm of 8 is not in a large swarm).
  */
 export const SIZED_MIN_SWARM = 64
+
+/** When piece `i` was first seen in some state: the time recorded in `since`, or `now`, recorded, the first time. */
+function firstSeen(since: Map<number, number>, i: number, now: number): number {
+  let t = since.get(i)
+  if (t === undefined) since.set(i, (t = now))
+  return t
+}
 
 /** stripeScore, or a cache of it (the simulator's: thousands of clients score the same keys). */
 export type StripeScore = (key: string, sha256: string, index: number) => number
@@ -248,12 +255,13 @@ export interface PieceSchedulerOptions {
    */
   siteSize?: () => number | undefined
   /**
-   * Issue 14 item 3: how many clients are updating in this swarm (the tracker's count of its
+   * Issue 14 item 3: how many clients are in this swarm (the tracker's count: seeders and
    * leechers), when it knows. In a swarm larger than this client's view, striping over the view
    * says nothing of who else asks the servers: every client owns 1/view of the pieces, and each
-   * piece goes to the servers about N/view times. Then (in a swarm over SIZED_VIEWS views) the clients whose rendezvous score for a
-   * piece is in the top SEED_FIRST/size of the range ask the servers for it at once, and more only
-   * as it stays out of view (seedsNow).
+   * piece goes to the servers about N/view times. Then (in a swarm over SIZED_MIN_SWARM clients
+   * and SIZED_VIEWS views) the clients whose rendezvous score for a piece is in the top
+   * SEED_FIRST/size of the range ask the servers for it at once, and more only as it stays out of
+   * view (seedsNow).
    */
   swarmSize?: () => number | undefined
 }
@@ -354,9 +362,12 @@ export class PieceScheduler<P extends SchedPeer> {
 
   /** When this client first saw piece `i` held only in other sites (now, the first time it is asked). */
   private farSinceOf(i: number, now: number): number {
-    let since = this.farSince.get(i)
-    if (since === undefined) this.farSince.set(i, (since = now))
-    return since
+    return firstSeen(this.farSince, i, now)
+  }
+
+  /** This client's rendezvous score for piece `i` is in the top `share` of the range (the sized rules). */
+  private scoreInTop(i: number, share: number): boolean {
+    return (this.o.score ?? stripeScore)(this.o.selfKey, this.o.sha256, i) / SCORE_RANGE >= 1 - share
   }
 
   /**
@@ -371,8 +382,7 @@ export class PieceScheduler<P extends SchedPeer> {
     const seen = (this.o.siteKeys ?? [this.o.selfKey]).length
     if (size === undefined || size <= seen) return this.siteRankOf(i) === 0 || now > this.sitePatienceEnds(i, now)
     const expected = 1 + Math.floor((now - this.farSinceOf(i, now)) / (SIZED_TURNS * this.o.slots.patienceMs()))
-    const q = (this.o.score ?? stripeScore)(this.o.selfKey, this.o.sha256, i) / SCORE_RANGE
-    return q >= 1 - expected / size
+    return this.scoreInTop(i, expected / size)
   }
 
   /**
@@ -394,12 +404,9 @@ export class PieceScheduler<P extends SchedPeer> {
    * are slow still comes, while the servers send each piece a few times and the clients trade it.
    */
   seedsNow(i: number, now: number, size: number): boolean {
-    let since = this.unheldSince.get(i)
-    if (since === undefined) this.unheldSince.set(i, (since = now))
-    const turns = Math.floor((now - since) / this.seedingTurnMs(size))
+    const turns = Math.floor((now - firstSeen(this.unheldSince, i, now)) / this.seedingTurnMs(size))
     const expected = this.unheldShare <= RARE_SHARE ? SEED_FIRST * 2 ** turns : SEED_FIRST + Math.floor(turns / SLOW_TURNS)
-    const q = (this.o.score ?? stripeScore)(this.o.selfKey, this.o.sha256, i) / SCORE_RANGE
-    return q >= 1 - expected / size
+    return this.scoreInTop(i, expected / size)
   }
 
   /** A peer that may take one more request now: a free request slot, and not backing off after 'busy'. */
@@ -429,9 +436,14 @@ export class PieceScheduler<P extends SchedPeer> {
       .filter((i) => !verified[i] && !busy.has(i))
       .map((i) => ({ i, holders: this.usable(i) }))
       .sort((a, b) => (a.holders.length || Infinity) - (b.holders.length || Infinity))
-    let unheld = 0
-    for (const c of candidates) if (!c.holders.some((p) => !p.server)) unheld++
-    this.unheldShare = unheld / this.o.count
+    // In a swarm larger than the view, a few clients of the whole swarm seed each piece (seedsNow).
+    const size = this.o.swarmSize?.()
+    const sized = size !== undefined && size > SIZED_MIN_SWARM && size > SIZED_VIEWS * this.o.swarmKeys.length
+    if (sized) {
+      let unheld = 0
+      for (const c of candidates) if (!c.holders.some((p) => !p.server)) unheld++
+      this.unheldShare = unheld / this.o.count
+    }
     let open = 0
     for (const { i, holders } of candidates) {
       const now = io.now()
@@ -461,9 +473,6 @@ export class PieceScheduler<P extends SchedPeer> {
       // from the servers first those of its own stripe among the connected peers, and waits
       // for the others to appear on peers; only once its own stripe has wanted no server for
       // a while (ServerSlots.patienceMs) does it ask the servers for those too.
-      // In a swarm larger than the view, a few clients of the whole swarm seed each piece (seedsNow).
-      const size = this.o.swarmSize?.()
-      const sized = size !== undefined && size > SIZED_MIN_SWARM && size > SIZED_VIEWS * this.o.swarmKeys.length
       const own = sized ? this.seedsNow(i, now, size) : this.mine(i)
       if (own) slots.stripeWantedAt = now
       if (!slots.free || !(own || (!sized && now > this.patienceEnds(i) && !this.ownerBusy(i, now)))) continue

@@ -99,15 +99,15 @@ export function parseAnnounceBody(body: Buffer, rev: number): DoorResult {
       peers.push(peer)
     }
   }
-  const sitePeers = dict.get('site peers')
   const count = (v: unknown): number | undefined => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined)
   const complete = count(dict.get('complete'))
   const incomplete = count(dict.get('incomplete'))
+  const sitePeers = count(dict.get('site peers'))
   return {
     peers,
     ...(complete !== undefined && incomplete !== undefined ? { swarmPeers: complete + incomplete } : {}),
     ...(typeof interval === 'number' && interval > 0 ? { intervalMs: interval * 1000 } : {}),
-    ...(typeof sitePeers === 'number' && Number.isSafeInteger(sitePeers) && sitePeers >= 0 ? { sitePeers } : {}),
+    ...(sitePeers !== undefined ? { sitePeers } : {}),
   }
 }
 

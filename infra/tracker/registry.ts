@@ -21,7 +21,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError } from '../errors.ts'
 import { infoHashKey, PEER_BUCKET, PEER_BUCKET_MAX_AGE_MS, productPeerKey, unmappedPeerKey } from '../nats/names.ts'
 import { BucketWriter } from './bucket-writer.ts'
-import { ipv4Number } from './compact.ts'
+import { compactIPv4 } from './compact.ts'
 import { infoHashHex } from './info-hash.ts'
 import { batchInstance, batchKey, decodeBatch, encodeBatches, isBatchKey, type PeerRecord } from './peer-log.ts'
 import { PeerSet } from './peer-set.ts'
@@ -253,15 +253,9 @@ export class PeerRegistry {
     const numwant = Math.min(Math.max(0, input.numwant), MAX_NUMWANT)
     if (input.site === undefined) return swarm.writeCompact(out, offset, numwant, key, now)
     // A peer that told its site (BEP 41 URL data): peers of its site first, as over NATS and HTTP.
-    let count = 0
-    for (const p of sameSiteFirst(swarm, numwant, input, now)) {
-      const v4 = ipv4Number(p.ip)
-      if (v4 < 0) continue
-      out.writeUInt32BE(v4, offset + count * 6)
-      out.writeUInt16BE(p.port, offset + count * 6 + 4)
-      count++
-    }
-    return count
+    const compact = compactIPv4(sameSiteFirst(swarm, numwant, input, now))
+    compact.copy(out, offset)
+    return compact.byteLength / 6
   }
 
   /** Records (or, for `stopped`, removes) the announced peer; returns its swarm as it now is. */
