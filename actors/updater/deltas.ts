@@ -134,7 +134,7 @@ export class DeltaIndex {
       const old = session.base.get(entry.path)
       // A packed one (a small file, under a chunk's size) has no chunks worth planning around.
       const history = session.wc.history
-      if (old?.kind === 'file' && (await history.has(old.sha256)) && !history.packs?.locate(old.sha256)) out.push(history.path(old.sha256))
+      if (old?.kind === 'file' && (await history.has(old.sha256)) && !history.packs?.holds(old.sha256)) out.push(history.path(old.sha256))
     }
     return out
   }

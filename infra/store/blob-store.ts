@@ -121,7 +121,7 @@ export class BlobStore {
 
   async has(sha256: string): Promise<boolean> {
     await this.ready()
-    if (this.packs?.locate(sha256)) return true
+    if (this.packs?.holds(sha256)) return true
     try {
       await stat(this.path(sha256))
       return true
@@ -213,7 +213,7 @@ export class BlobStore {
       // No store yet: nothing loose in it.
     }
     const fanned = new Set(top.filter((n) => FANOUT_DIR.test(n)))
-    return (sha256) => !!this.packs?.locate(sha256) || (fanned.has(sha256.slice(0, 2)) && existsSync(this.path(sha256)))
+    return (sha256) => !!this.packs?.holds(sha256) || (fanned.has(sha256.slice(0, 2)) && existsSync(this.path(sha256)))
   }
 
   /** A fresh temporary path inside the store (same file system, so a rename commits it). */
@@ -282,7 +282,7 @@ export class BlobStore {
    */
   async readRangeIfPresent(sha256: string, offset: number, length: number, into?: Buffer): Promise<Buffer | null> {
     if (this.packs) await this.ready()
-    if (this.packs?.locate(sha256)) return this.packs.read(sha256, offset, length)
+    if (this.packs?.holds(sha256)) return this.packs.read(sha256, offset, length)
     const handle = await this.acquire(sha256)
     if (!handle) return null
     try {

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { UpswarmError } from '../errors.ts'
 import { PackReader, packHeader } from '../formats/pack.ts'
+import { PackedUnitTable, type PackedAt } from './digest-table.ts'
 
 const HEX64 = /^[0-9a-f]{64}$/
 /** The bytes before a pack's header body (format, type, body length), and the longest body read. */
@@ -21,10 +22,11 @@ const RUN_GAP = 16 * 1024
 /** The most one read of a run takes. */
 const RUN_MAX = 8 * 1024 * 1024
 
-export interface PackedUnit { pack: string; offset: number; length: number }
+export type PackedUnit = PackedAt
 
 export class PackStore {
-  private readonly units = new Map<string, PackedUnit>()
+  /** Unit → pack, offset, length: a compact table (a million units in about 45 MB, not 150). */
+  private readonly units = new PackedUnitTable()
   /** Units per pack still listed: a pack whose last unit is forgotten (prune) is deleted. */
   private readonly live = new Map<string, number>()
   private readonly handles = new Map<string, Promise<FileHandle>>()
@@ -91,9 +93,7 @@ export class PackStore {
     let n = 0
     for (const u of reader.units!) {
       // A unit another pack holds already stays there: each unit counts toward one pack's life.
-      if (this.units.has(u.sha256)) continue
-      this.units.set(u.sha256, { pack: id, offset: u.offset, length: u.length })
-      n++
+      if (this.units.addIfAbsent(u.sha256, { pack: id, offset: u.offset, length: u.length })) n++
     }
     this.live.set(id, (this.live.get(id) ?? 0) + n)
   }
@@ -148,11 +148,16 @@ export class PackStore {
 
   /** The units the packs hold. */
   unitHashes(): IterableIterator<string> {
-    return this.units.keys()
+    return this.units.keysHex()
   }
 
   hasPack(id: string): boolean {
     return this.live.has(id)
+  }
+
+  /** Whether a pack holds this unit (no object made: asked once per file of a tree). */
+  holds(sha256: string): boolean {
+    return this.units.has(sha256)
   }
 
   locate(sha256: string): PackedUnit | undefined {
@@ -271,7 +276,7 @@ export class PackStore {
     const h = this.handles.get(u.pack)
     this.handles.delete(u.pack)
     if (h) void h.then((fh) => fh.close()).catch(() => {})
-    for (const [sha, other] of this.units) if (other.pack === u.pack) this.units.delete(sha)
+    this.units.deletePack(u.pack)
     await rm(this.file(u.pack), { force: true })
   }
 

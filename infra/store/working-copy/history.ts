@@ -25,7 +25,7 @@ async function listLoose(store: BlobStore): Promise<string[]> {
  * Removes every blob not in `keep`. The packed ones are not listed first (issue 13 item 6: at
  * 1 000 000 files the listing was a million names more held beside `keep`): only those to remove are.
  */
-export async function collectGarbage(store: BlobStore, keep: ReadonlySet<string>): Promise<{ removed: number; bytes: number }> {
+export async function collectGarbage(store: BlobStore, keep: { has(sha256: string): boolean }): Promise<{ removed: number; bytes: number }> {
   let removed = 0
   let bytes = 0
   await store.ready()
