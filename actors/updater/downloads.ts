@@ -283,7 +283,9 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
               files.push({ path: pack.write.tmp, renameTo: pack.file, mode: 0o644, bytes: pack.write.bytes })
               packTmps.add(pack.write.tmp)
             }
-            packsWritten.push(pack)
+            // Its adopt only: the pack object holds the pack's bytes, which would stay until the
+            // last batch (a first install of 1 000 000 files kept its 2 GiB of packs in memory).
+            packsWritten.push({ adopt: pack.adopt })
             session.stagedFiles.push(pack.file)
           }
         } catch (err) {

@@ -77,8 +77,8 @@ export class RunSession {
   to: number | undefined
   /** The revision the run started from (set by check). */
   from: number | undefined
-  /** Blobs known to be in the history store with verified hashes. */
-  readonly verified = new Set<string>()
+  /** Blobs known to be in the history store with verified hashes (compact: a million on a first install). */
+  readonly verified = new DigestSet()
   /** Files staged by the download phase, made durable together before the apply (downloads.ts). */
   readonly stagedFiles: string[] = []
   /** The paths whose slot (staging, or in place) the batch of small files filled already (downloads.ts). */
