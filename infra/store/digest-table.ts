@@ -35,10 +35,18 @@ export class DigestKeys {
     return this.live
   }
 
+  /**
+   * Decodes a digest's hex into the probe; false for anything but 64 hex digits. (A regular
+   * expression would cost three times the lookup: the decoder stops at a non-hex pair, and the
+   * UTF-8 length rules out characters past ASCII, which the decoder would cut to their low byte.)
+   */
+  private decode(sha256: string): boolean {
+    return sha256.length === 64 && Buffer.byteLength(sha256, 'utf8') === 64 && this.probe.write(sha256, 0, KEY, 'hex') === KEY
+  }
+
   /** The entry of a digest (hex), or -1. */
   protected find(sha256: string): number {
-    // (A regular expression would cost three times the lookup: the decoder stops at a non-hex pair.)
-    if (sha256.length !== 64 || this.probe.write(sha256, 0, KEY, 'hex') !== KEY) return -1
+    if (!this.decode(sha256)) return -1
     const mask = this.slots.length - 1
     for (let s = this.probe.readUInt32LE(0) & mask; ; s = (s + 1) & mask) {
       const e = this.slots[s]! - 1
@@ -51,7 +59,7 @@ export class DigestKeys {
   protected findOrAdd(sha256: string): { entry: number; added: boolean } {
     const found = this.find(sha256)
     if (found >= 0) return { entry: found, added: false }
-    if (sha256.length !== 64 || this.probe.write(sha256, 0, KEY, 'hex') !== KEY) throw new TypeError(`not a SHA-256 digest: ${JSON.stringify(sha256.slice(0, 80))}`)
+    if (!this.decode(sha256)) throw new TypeError(`not a SHA-256 digest: ${JSON.stringify(sha256.slice(0, 80))}`)
     if (this.count === this.dead.length || (this.count + 1) > this.slots.length * LOAD) this.grow()
     const e = this.count++
     this.keys.write(sha256, e * KEY, KEY, 'hex')
@@ -137,9 +145,10 @@ export interface PackedAt { pack: string; offset: number; length: number }
 
 /** Digest → (pack, offset, length), the pack names interned. */
 export class PackedUnitTable extends DigestKeys {
-  private packNo: Uint32Array
-  private offsets: Float64Array
-  private lengths: Uint32Array
+  // (`declare`: set by the constructor and by moved(), never reset by a field initialiser after super().)
+  private declare packNo: Uint32Array
+  private declare offsets: Float64Array
+  private declare lengths: Uint32Array
   private readonly packs: string[] = []
   private readonly packIds = new Map<string, number>()
 

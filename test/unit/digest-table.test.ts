@@ -45,6 +45,10 @@ describe('digest tables', () => {
     expect([...set.add(d.toUpperCase())]).toEqual([d])
     expect(() => set.add('not a digest')).toThrow(/not a SHA-256 digest/)
     expect(set.size).toBe(1)
+    // U+0161 is 0x61, 'a', in its low byte: the hex decoder alone would take it for one.
+    const a = `a${d.slice(1)}`
+    expect(new DigestSet().add(a).has(`\u0161${d.slice(1)}`)).toBe(false)
+    expect(() => new DigestSet().add(`\u0161${d.slice(1)}`)).toThrow(/not a SHA-256 digest/)
   })
 
   it('PackedUnitTable — keeps where each unit lies; a unit already held stays in its first pack; a pack is dropped whole', () => {
