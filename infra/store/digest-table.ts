@@ -69,6 +69,18 @@ export class DigestKeys {
     return { entry: e, added: true }
   }
 
+  has(sha256: string): boolean {
+    return this.find(sha256) >= 0
+  }
+
+  /** Whether the digest was there. */
+  delete(sha256: string): boolean {
+    const e = this.find(sha256)
+    if (e < 0) return false
+    this.remove(e)
+    return true
+  }
+
   protected remove(e: number): void {
     if (this.dead[e] === 1) return
     this.dead[e] = 1
@@ -119,20 +131,9 @@ function slotsFor(capacity: number): number {
 
 /** A set of SHA-256 digests (hex in, hex out). */
 export class DigestSet extends DigestKeys {
-  has(sha256: string): boolean {
-    return this.find(sha256) >= 0
-  }
-
   add(sha256: string): this {
     this.findOrAdd(sha256)
     return this
-  }
-
-  delete(sha256: string): boolean {
-    const e = this.find(sha256)
-    if (e < 0) return false
-    this.remove(e)
-    return true
   }
 
   [Symbol.iterator](): IterableIterator<string> {
@@ -160,10 +161,6 @@ export class PackedUnitTable extends DigestKeys {
     this.lengths = new Uint32Array(capacity)
   }
 
-  has(sha256: string): boolean {
-    return this.find(sha256) >= 0
-  }
-
   get(sha256: string): PackedAt | undefined {
     const e = this.find(sha256)
     return e < 0 ? undefined : this.at(e)
@@ -183,13 +180,6 @@ export class PackedUnitTable extends DigestKeys {
     this.packNo[entry] = p
     this.offsets[entry] = u.offset
     this.lengths[entry] = u.length
-    return true
-  }
-
-  delete(sha256: string): boolean {
-    const e = this.find(sha256)
-    if (e < 0) return false
-    this.remove(e)
     return true
   }
 
