@@ -46,7 +46,11 @@ export class DigestKeys {
 
   /** The entry of a digest (hex), or -1. */
   protected find(sha256: string): number {
-    if (!this.decode(sha256)) return -1
+    return this.decode(sha256) ? this.lookup() : -1
+  }
+
+  /** The entry of the digest decoded into the probe, or -1. */
+  private lookup(): number {
     const mask = this.slots.length - 1
     for (let s = this.probe.readUInt32LE(0) & mask; ; s = (s + 1) & mask) {
       const e = this.slots[s]! - 1
@@ -57,12 +61,13 @@ export class DigestKeys {
 
   /** The entry of a digest, appended when absent; `added` says which. */
   protected findOrAdd(sha256: string): { entry: number; added: boolean } {
-    const found = this.find(sha256)
-    if (found >= 0) return { entry: found, added: false }
     if (!this.decode(sha256)) throw new TypeError(`not a SHA-256 digest: ${JSON.stringify(sha256.slice(0, 80))}`)
-    if (this.count === this.dead.length || (this.count + 1) > this.slots.length * LOAD) this.grow()
+    const found = this.lookup()
+    if (found >= 0) return { entry: found, added: false }
+    // (The slots hold at least twice the capacity: slotsFor.)
+    if (this.count === this.dead.length) this.grow()
     const e = this.count++
-    this.keys.write(sha256, e * KEY, KEY, 'hex')
+    this.probe.copy(this.keys, e * KEY)
     this.dead[e] = 0
     this.place(e)
     this.live++
@@ -123,6 +128,7 @@ export class DigestKeys {
   }
 }
 
+/** Slots for `capacity` entries at a load of at most LOAD (a power of two: probes wrap by a mask). */
 function slotsFor(capacity: number): number {
   let n = 16
   while (n * LOAD < capacity) n *= 2

@@ -25,7 +25,7 @@ const RUN_MAX = 8 * 1024 * 1024
 export type PackedUnit = PackedAt
 
 export class PackStore {
-  /** Unit → pack, offset, length: a compact table (a million units in about 45 MB, not 150). */
+  /** Unit → pack, offset, length: a compact table (a million units in 99 MiB of RSS, not a Map's 191). */
   private readonly units = new PackedUnitTable()
   /** Units per pack still listed: a pack whose last unit is forgotten (prune) is deleted. */
   private readonly live = new Map<string, number>()
