@@ -227,6 +227,8 @@ export class RangeReader {
   /** Why a bulk port was given up for NATS, one line per server. */
   readonly bulkFailures: string[] = []
   private readonly useBulk: boolean
+  /** Servers whose bulk port serves no units (an earlier release): their batches go over NATS. */
+  private readonly unitsOverNats = new Set<string>()
   /** Bytes received over bulk ports (the rest of what readPiece returned came over NATS). */
   bulkBytes = 0
 
@@ -351,7 +353,7 @@ export class RangeReader {
    * and everything when the server has no `units` request (an older release), is left out: the
    * caller fetches those the per-file way. A reply that does not verify excludes the server.
    */
-  async readUnits(hashes: readonly string[]): Promise<Map<string, Uint8Array>> {
+  async readUnits(hashes: readonly string[], opts: { bulk?: boolean } = {}): Promise<Map<string, Uint8Array>> {
     const out = new Map<string, Uint8Array>()
     let todo = [...new Set(hashes)]
     // What the next request waits, told to the server (issue 14), and the busy answers taken.
@@ -364,7 +366,23 @@ export class RangeReader {
       const ask = todo.slice(0, NODES_MAX_HASHES)
       let got: { nodes: Map<string, Uint8Array>; left: string[] }
       try {
-        got = decodeNodesReply(await request(this.nc, subject, { hashes: ask, waitMs }, waitMs), ask, `server ${a.server}`, 'unit')
+        const overNats = (): Promise<Uint8Array> => request(this.nc, subject, { hashes: ask, waitMs }, waitMs)
+        // A large batch over the bulk port (issue 13 item 4): the bytes skip the NATS routes.
+        const bulk = opts.bulk && !this.unitsOverNats.has(a.server) ? await this.bulkOf(a) : null
+        const reply = bulk
+          ? await bulk.units(ask, waitMs).then((d) => {
+            this.bulkBytes += d.length
+            return d
+          }, (err: unknown) => {
+            if ((err as Error).name === 'BulkUnreachable') {
+              this.bulks.set(a.server, Promise.resolve(null))
+              this.bulkFailures.push(errorMessage(err))
+            } else if (isUpswarmError(err, 'UPSWARM_E_NOT_FOUND')) this.unitsOverNats.add(a.server) // a server of an earlier release: ranges only
+            else throw err
+            return overNats()
+          })
+          : await overNats()
+        got = decodeNodesReply(reply, ask, `server ${a.server}`, 'unit')
         waitMs = this.timeoutMs
         busyAsks = 0
       } catch (err) {

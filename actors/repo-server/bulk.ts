@@ -13,13 +13,16 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { selfSignedCert, type PemPair } from '../../infra/auth/tls.ts'
 import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
-import { BLOB_PATH, WAIT_HEADER, issueTicket, ticketValid, type BulkOffer } from '../../infra/http/bulk-wire.ts'
+import { BLOB_PATH, UNITS_BODY_MAX, UNITS_PATH, WAIT_HEADER, issueTicket, ticketValid, type BulkOffer } from '../../infra/http/bulk-wire.ts'
+import { UnitsRequest } from '../../infra/formats/meta-wire.ts'
 import { MAX_WAIT_MS } from '../../infra/nats/busy.ts'
 import { STATUS_OF } from '../../infra/nats/service.ts'
 import { BufferPool } from '../../infra/buffer-pool.ts'
 
 /** One range of a blob, as the NATS `range` endpoint serves it (its turn of the upload limit first). */
 export type ServeRange = (req: { sha256: string; offset: number; length: number; waitMs?: number; signal?: AbortSignal; into?: Buffer }) => Promise<Buffer>
+/** Small units by the batch, as the NATS `units` request serves them (its reply's bytes). */
+export type ServeUnits = (req: UnitsRequest & { signal?: AbortSignal }) => Promise<Uint8Array>
 
 export interface BulkPort {
   /** What a client needs to use the port: the server's answer to its `bulk` request. */
@@ -54,6 +57,8 @@ export async function startBulkPort(opts: {
   advertiseHost?: string
   maxRange: number
   serve: ServeRange
+  /** Issue 13 item 4: POST UNITS_PATH, the batch of small units off the NATS routes too. */
+  serveUnits?: ServeUnits
   log: (msg: string) => void
 }): Promise<BulkPort> {
   const tls = await portCert(opts.dataDir, opts.id)
@@ -69,12 +74,16 @@ export async function startBulkPort(opts: {
   }
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '').split('?')[0]!
+    const units = req.method === 'POST' && path === UNITS_PATH && opts.serveUnits
     const sha256 = path.startsWith(BLOB_PATH) ? path.slice(BLOB_PATH.length) : ''
-    if (req.method !== 'GET' || !BLOB_RE.test(sha256)) throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${opts.id}'s bulk port serves GET ${BLOB_PATH}<sha256> only (got ${req.method} ${path.slice(0, 100)})`)
+    if (!units && (req.method !== 'GET' || !BLOB_RE.test(sha256))) {
+      throw new UpswarmError('UPSWARM_E_NOT_FOUND', `server ${opts.id}'s bulk port serves GET ${BLOB_PATH}<sha256>${opts.serveUnits ? ` and POST ${UNITS_PATH}` : ''} only (got ${req.method} ${path.slice(0, 100)})`)
+    }
     const auth = req.headers.authorization
     if (!ticketValid(key, opts.id, auth?.startsWith('Bearer ') ? auth.slice(7) : undefined)) {
       throw new UpswarmError('UPSWARM_E_AUTH', `server ${opts.id}'s bulk port needs a current ticket (ask the server's bulk request over NATS)`)
     }
+    if (units) return handleUnits(req, res, units)
     const range = RANGE_RE.exec(req.headers.range ?? '')
     const offset = range ? Number(range[1]) : -1
     const length = range ? Number(range[2]) - offset + 1 : 0
@@ -106,6 +115,30 @@ export async function startBulkPort(opts: {
     })
     // Sent, or the connection gone: either way the socket holds no more of it.
     res.once('close', giveBack)
+    res.end(bytes)
+  }
+  /** POST UNITS_PATH: the hashes asked (a bounded JSON body), answered with the NATS `units` reply's bytes. */
+  const handleUnits = async (req: IncomingMessage, res: ServerResponse, serveUnits: ServeUnits): Promise<void> => {
+    const parts: Buffer[] = []
+    let size = 0
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length
+      if (size > UNITS_BODY_MAX) throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `a units request is at most ${UNITS_BODY_MAX} bytes`)
+      parts.push(chunk)
+    }
+    let asked: UnitsRequest
+    try {
+      asked = UnitsRequest.parse(JSON.parse(Buffer.concat(parts).toString('utf8')))
+    } catch (err) {
+      throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `a units request is {"hashes": [up to 1024 SHA-256 in hex]}: ${errorMessage(err).slice(0, 300)}`)
+    }
+    const wait = req.headers[WAIT_HEADER]
+    const waitMs = typeof wait === 'string' && /^\d{1,9}$/.test(wait) ? Math.min(Number(wait), MAX_WAIT_MS) : undefined
+    const hangUp = new AbortController()
+    res.once('close', () => { if (!res.writableFinished) hangUp.abort() })
+    const bytes = await serveUnits({ hashes: asked.hashes, ...(waitMs !== undefined ? { waitMs } : {}), signal: hangUp.signal })
+    if (hangUp.signal.aborted) return
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length })
     res.end(bytes)
   }
   const server: Server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {

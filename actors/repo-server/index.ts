@@ -20,7 +20,7 @@ import { endpoint, startService } from '../../infra/nats/service.ts'
 import { SignedReleaseSchema, UUID_RE, blobsOf, decodeRelease, encodeRelease, fileEntries, manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 import type { TrustStore } from '../../infra/release/trust.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
-import { startBulkPort, type BulkPort, type ServeRange } from './bulk.ts'
+import { startBulkPort, type BulkPort, type ServeRange, type ServeUnits } from './bulk.ts'
 import type { HostPort } from '../../infra/swarm/transport.ts'
 import { formatSize, freeBytes, isDiskFull } from '../../infra/store/disk-space.ts'
 import { serverSyncMachine, syncState, type PendingRelease, type SyncOutcome } from '../../machines/server-sync.machine.ts'
@@ -432,12 +432,42 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     counters.bytesServed += bytes.length
     return bytes
   }
+  // Issue 13 item 4: small units by the batch, in the order asked until the reply would pass
+  // NODES_MAX_REPLY; what is not held is left out. Over NATS (`units`) and the bulk port alike.
+  const serveUnits: ServeUnits = async ({ hashes, waitMs, signal }) => {
+    const take: [string, number][] = []
+    const fits = replyBudget(hashes.length)
+    let i = 0
+    for (; i < hashes.length; i++) {
+      const size = await store.blobs.size(hashes[i]!)
+      if (size === undefined || size > UNITS_MAX_BYTES) continue
+      if (!fits(size)) break
+      take.push([hashes[i]!, size])
+    }
+    const total = take.reduce((n, [, size]) => n + size, 0)
+    refuseIfBusy(total, waitMs)
+    try {
+      await uploads.takeInTurn(total, signal)
+    } catch (err) {
+      if (!signal?.aborted) throw err
+      throw new UpswarmError('UPSWARM_E_CANCELLED', `a batch of ${take.length} units withdrawn by its client before server ${id} sent it`)
+    }
+    const found = await store.blobs.readWhole(take)
+    const bytes = encodeNodesReply(found, hashes.slice(i))
+    counters.bytesServed += bytes.length
+    return bytes
+  }
   const bulk = opts.bulk === false ? undefined : await startBulkPort({
     id, dataDir: opts.dataDir, host: opts.bulkHost ?? opts.swarmHost ?? '127.0.0.1', port: opts.bulkPort ?? 0,
     ...((opts.bulkAdvertise ?? opts.swarmAdvertise) ? { advertiseHost: (opts.bulkAdvertise ?? opts.swarmAdvertise)! } : {}),
     maxRange: MAX_RANGE,
     serve: (req) => tracked(async () => {
       const bytes = await serveRange(req)
+      counters.bytesServedBulk += bytes.length
+      return bytes
+    }),
+    serveUnits: (req) => tracked(async () => {
+      const bytes = await serveUnits(req)
       counters.bytesServedBulk += bytes.length
       return bytes
     }),
@@ -474,24 +504,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       })),
       // Issue 13 item 4: small units by the batch (a first install of many small files), in the
       // order asked until the reply would pass NODES_MAX_REPLY; what is not held is left out.
-      units: endpoint(repoSubject(id, 'units'), UnitsRequest, ({ hashes, waitMs }) => tracked(async () => {
-        const take: [string, number][] = []
-        const fits = replyBudget(hashes.length)
-        let i = 0
-        for (; i < hashes.length; i++) {
-          const size = await store.blobs.size(hashes[i]!)
-          if (size === undefined || size > UNITS_MAX_BYTES) continue
-          if (!fits(size)) break
-          take.push([hashes[i]!, size])
-        }
-        const total = take.reduce((n, [, size]) => n + size, 0)
-        refuseIfBusy(total, waitMs)
-        await uploads.takeInTurn(total)
-        const found = await store.blobs.readWhole(take)
-        const bytes = encodeNodesReply(found, hashes.slice(i))
-        counters.bytesServed += bytes.length
-        return bytes
-      })),
+      units: endpoint(repoSubject(id, 'units'), UnitsRequest, (req) => tracked(() => serveUnits(req))),
       range: endpoint(repoSubject(id, 'range'),
         z.object({
           sha256: Hex64, offset: z.number().int().min(0), length: z.number().int().min(1).max(MAX_RANGE), ticket: Ticket.optional(),

@@ -84,9 +84,9 @@ export function serverSource(nc: NatsConnection, product: string): ReleaseSource
       stats.bytesFromServers += bytes.length
       return bytes
     },
-    async units(p, hashes) {
+    async units(p, hashes, opts) {
       unitReader ??= client.rangeReader(p)
-      const got = await unitReader.readUnits(hashes)
+      const got = await unitReader.readUnits(hashes, opts)
       for (const b of got.values()) stats.bytesFromServers += b.length
       return got
     },

@@ -201,6 +201,8 @@ const BATCH_MIN = 2
 const BATCH_BYTES = 3 * 1024 * 1024
 /** `units` requests in flight. */
 const BATCH_REQUESTS = 4
+/** Batches of this many requests or more go over the server's bulk port (HTTPS), fewer over NATS. */
+const BULK_GROUPS_MIN = 4
 /** Where a planned file is written (its staging slot, or in place) and its path in the tree. */
 interface Slot { dest: string; path: string }
 
@@ -232,6 +234,8 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
   // mostly one run of one pack, which the server reads at once.
   todo.sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0))
   const groups = groupsOf(todo, (e) => e.size, BATCH_BYTES, NODES_MAX_HASHES)
+  // Several requests' worth goes over the server's bulk port: a handful of files does not pay for its TLS handshake.
+  const overBulk = { bulk: groups.length >= BULK_GROUPS_MIN }
   const product = session.wc.config.product
   let bytes = 0
   let done = 0
@@ -260,7 +264,7 @@ async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry |
     await Promise.all(Array.from({ length: BATCH_REQUESTS }, async () => {
       while (next < groups.length) {
         const g = groups[next++]!
-        const got = await source.units!(product, g.map((e) => e.sha256)).catch((err: unknown) => {
+        const got = await source.units!(product, g.map((e) => e.sha256), overBulk).catch((err: unknown) => {
           session.opts.log.warn({ files: g.length }, `cannot fetch ${g.length} small files by the batch (${errorMessage(err)}); fetching them one by one`)
           return new Map<string, Uint8Array>()
         })

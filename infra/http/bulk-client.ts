@@ -5,7 +5,8 @@
 import { Agent, request } from 'node:https'
 import type { IncomingMessage } from 'node:http'
 import { ERROR_CODES, UpswarmError, errorMessage, type ErrorCode } from '../errors.ts'
-import { BLOB_PATH, WAIT_HEADER, fingerprintOf, type BulkOffer } from './bulk-wire.ts'
+import { NODES_MAX_REPLY } from '../formats/meta-wire.ts'
+import { BLOB_PATH, UNITS_PATH, WAIT_HEADER, fingerprintOf, type BulkOffer } from './bulk-wire.ts'
 
 /** Ranges in flight to one server over its bulk port (each on its own keep-alive connection). */
 const MAX_SOCKETS = 8
@@ -52,6 +53,54 @@ export class BulkReader {
       await this.renewed()
       return this.once(sha256, offset, length, waitMs, signal, into)
     }
+  }
+
+  /**
+   * Issue 13 item 4: small units by the batch (POST UNITS_PATH), the bytes of the reply the NATS
+   * `units` request gives, for the caller to decode and verify. A server of an earlier release
+   * answers UPSWARM_E_NOT_FOUND (its port serves ranges only).
+   */
+  async units(hashes: readonly string[], waitMs: number): Promise<Buffer> {
+    try {
+      return await this.unitsOnce(hashes, waitMs)
+    } catch (err) {
+      if (!(err instanceof UpswarmError) || err.code !== 'UPSWARM_E_AUTH') throw err
+      await this.renewed()
+      return this.unitsOnce(hashes, waitMs)
+    }
+  }
+
+  private unitsOnce(hashes: readonly string[], waitMs: number): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      const payload = Buffer.from(JSON.stringify({ hashes }))
+      let settled = false
+      const done = (err: unknown, data?: Buffer): void => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        if (err) reject(err)
+        else resolve(data!)
+      }
+      const req = request(new URL(UNITS_PATH, this.offer.url), {
+        method: 'POST',
+        agent: this.agent,
+        headers: { authorization: `Bearer ${this.offer.ticket}`, 'content-type': 'application/json', 'content-length': payload.length, [WAIT_HEADER]: String(waitMs) },
+      }, (res) => {
+        if (res.statusCode === 200) {
+          return body(res, NODES_MAX_REPLY, undefined, () => !settled, (err, data) => {
+            if (data) this.bytes += data.length
+            done(err, data)
+          })
+        }
+        errorBody(res, this.server, (err) => done(err))
+      })
+      const timer = setTimeout(() => {
+        req.destroy()
+        done(new UpswarmError('UPSWARM_E_TIMEOUT', `a batch of ${hashes.length} units from server ${this.server}'s bulk port took longer than ${waitMs} ms`))
+      }, waitMs)
+      req.on('error', (err) => done(new BulkUnreachable(`server ${this.server}'s bulk port ${this.offer.url}: ${errorMessage(err)}`, { cause: err })))
+      req.end(payload)
+    })
   }
 
   private async renewed(): Promise<void> {
@@ -110,12 +159,12 @@ export class BulkReader {
   }
 }
 
-/** The body of a 206, of at most `max` bytes: into `into` when given (at least `max` long), else a new buffer. */
+/** The body of a 206 (or a units 200), of at most `max` bytes: into `into` when given (at least `max` long), else a new buffer. */
 function body(res: IncomingMessage, max: number, into: Buffer | undefined, live: () => boolean, cb: (err: unknown, data?: Buffer) => void): void {
   const declared = Number(res.headers['content-length'])
   if (!Number.isInteger(declared) || declared < 0 || declared > max) {
     res.destroy()
-    return cb(new UpswarmError('UPSWARM_E_PEER', `bulk port answered ${res.headers['content-length']} bytes for a range of ${max}`))
+    return cb(new UpswarmError('UPSWARM_E_PEER', `bulk port answered ${res.headers['content-length']} bytes where at most ${max} were asked`))
   }
   const out = into && into.length >= declared ? into.subarray(0, declared) : Buffer.allocUnsafe(declared)
   let at = 0

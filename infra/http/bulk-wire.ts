@@ -11,6 +11,14 @@ import { z } from 'zod'
 
 /** GET BLOB_PATH + sha256 with `Range: bytes=a-b`: 206 and the bytes, or a JSON error. */
 export const BLOB_PATH = '/v1/blobs/'
+/**
+ * POST UNITS_PATH with a JSON body `{"hashes": [...]}` (at most NODES_MAX_HASHES): 200 and the
+ * same reply the NATS `units` request gives (infra/formats/meta-wire.ts), or a JSON error. Issue 13
+ * item 4: a first install's small files by the batch, off the NATS routes like ranges.
+ */
+export const UNITS_PATH = '/v1/units'
+/** A units request's body is at most this long (1 024 hashes of 64 hex digits, quoted, with commas). */
+export const UNITS_BODY_MAX = 80 * 1024
 /** How long the client waits for this answer (issue 14: a capped server answers busy rather than let it time out). */
 export const WAIT_HEADER = 'x-upswarm-wait-ms'
 /** A ticket is good this long; a client asks for a new one when the server refuses it. */

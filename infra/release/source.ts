@@ -59,7 +59,7 @@ export interface ReleaseSource {
    * Issue 13 item 4: many small units at once (a server's `units` request), each checked against
    * its SHA-256; what is not returned is fetched the per-file way. Optional.
    */
-  units?(product: string, hashes: readonly string[]): Promise<Map<string, Uint8Array>>
+  units?(product: string, hashes: readonly string[], opts?: { bulk?: boolean }): Promise<Map<string, Uint8Array>>
   /**
    * How the download phase should order and overlap the files it fetches (asked once per
    * run). A swarm source staggers its clients: each starts with the files of its own stripe,

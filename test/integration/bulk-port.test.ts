@@ -4,6 +4,9 @@
 // the port refuses anyone without a current ticket of its own server and any malformed request;
 // a client shown another certificate than the one offered refuses the port; and where a server has
 // no port, or its port cannot be reached, the client reads the same verified bytes over NATS.
+// Issue 13 item 4: a batch of small units (a first install's files) goes over the port too, as the
+// same reply the NATS `units` request gives; a port of an earlier release (ranges only) sends the
+// client back to NATS for them.
 import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -13,7 +16,8 @@ import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { selfSignedCert } from '../../infra/auth/tls.ts'
 import { BulkReader } from '../../infra/http/bulk-client.ts'
-import { BLOB_PATH, BulkOffer, fingerprintOf } from '../../infra/http/bulk-wire.ts'
+import { BLOB_PATH, BulkOffer, UNITS_BODY_MAX, UNITS_PATH, fingerprintOf } from '../../infra/http/bulk-wire.ts'
+import { startBulkPort } from '../../actors/repo-server/bulk.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { proxySubject, repoSubject } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/request.ts'
@@ -27,12 +31,12 @@ import { randomContent, writeTree } from '../helpers/trees.ts'
 
 const MiB = 1024 * 1024
 
-/** A raw GET on a bulk port, trusting exactly the certificate offered: status and body. */
-function get(offer: BulkOffer, path: string, headers: Record<string, string>): Promise<{ status: number; body: Buffer }> {
+/** A raw GET (or, with a body, POST) on a bulk port, trusting exactly the certificate offered: status and body. */
+function get(offer: BulkOffer, path: string, headers: Record<string, string>, post?: Buffer): Promise<{ status: number; body: Buffer }> {
   const pinned = fingerprintOf(offer.cert)
   return new Promise((resolve, reject) => {
     const req = httpsRequest(new URL(path, offer.url), {
-      headers, ca: offer.cert, agent: false,
+      headers, ca: offer.cert, agent: false, ...(post ? { method: 'POST' } : {}),
       checkServerIdentity: (_h, cert) => (cert.fingerprint256 === pinned ? undefined : new Error('not the offered certificate')),
     }, (res) => {
       const parts: Buffer[] = []
@@ -40,7 +44,7 @@ function get(offer: BulkOffer, path: string, headers: Record<string, string>): P
       res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(parts) }))
     })
     req.on('error', reject)
-    req.end()
+    req.end(post)
   })
 }
 
@@ -56,6 +60,8 @@ describe('the bulk port', () => {
   let proxy: Proxy | undefined
   let product: string
   let big: Buffer
+  /** Small files (units of a batch), by SHA-256. */
+  const small = new Map<string, Buffer>()
   let trust: string
 
   /** Weight 0: never assigned (a server the proxy would otherwise hand the reader). */
@@ -89,7 +95,11 @@ describe('the bulk port', () => {
     conns.push(proxyConn, client)
     product = newProduct()
     big = randomContent(5 * MiB + 12_345)
-    await writeTree(join(dir.path, 'src'), { 'big.bin': big })
+    for (let i = 0; i < 12; i++) {
+      const b = randomContent(100 + i * 997)
+      small.set(sha256Hex(b), b)
+    }
+    await writeTree(join(dir.path, 'src'), { 'big.bin': big, ...Object.fromEntries([...small.values()].map((b, i) => [`small/f${i}.bin`, b])) })
     trust = join(dir.path, 'trust.json')
     await publish({ nc: admin, src: join(dir.path, 'src'), product, key: generatePublisherKey(), trust })
     // The second server is never assigned (weight 0): its tickets are tried on the first one's port.
@@ -218,6 +228,70 @@ describe('the bulk port', () => {
     const after = main.heartbeat()
     expect(after.bytesServed - before.bytesServed).toBe(MiB)
     expect((after.bytesServedBulk ?? 0) - (before.bytesServedBulk ?? 0)).toBe(0)
+  })
+
+  it('a batch of small units over the port: the reply the NATS `units` request gives, each unit checked against its name, counted as sent over the port', async () => {
+    const hashes = [...small.keys()]
+    const viaNats = new RangeReader(client, product, 10_000, { bulks: new Map() })
+    const before = main.heartbeat()
+    const overNats = await viaNats.readUnits(hashes)
+    expect(viaNats.bulkBytes).toBe(0)
+    const mid = main.heartbeat()
+    expect((mid.bytesServedBulk ?? 0) - (before.bytesServedBulk ?? 0)).toBe(0)
+    const reader = new RangeReader(client, product, 10_000, { bulks: new Map() })
+    const got = await reader.readUnits([...hashes, 'cd'.repeat(32)], { bulk: true })
+    // The one not held is neither sent nor fails the batch.
+    expect([...got.keys()].sort()).toEqual([...hashes].sort())
+    for (const [sha, b] of got) expect(Buffer.from(b).equals(small.get(sha)!)).toBe(true)
+    for (const [sha, b] of overNats) expect(Buffer.from(b).equals(small.get(sha)!)).toBe(true)
+    const sent = (main.heartbeat().bytesServedBulk ?? 0) - (mid.bytesServedBulk ?? 0)
+    expect(reader.bulkBytes).toBe(sent)
+    expect(sent).toBeGreaterThan([...small.values()].reduce((n, b) => n + b.length, 0))
+  })
+
+  it('the port answers a units request without a current ticket with 401, and a malformed one with an error naming it', async () => {
+    const offer = await offerOf(main)
+    const auth = { authorization: `Bearer ${offer.ticket}` }
+    const ok = Buffer.from(JSON.stringify({ hashes: [...small.keys()] }))
+    const cases: [string, Record<string, string>, Buffer | undefined, number, string][] = [
+      ['no ticket', {}, ok, 401, 'UPSWARM_E_AUTH'],
+      ['not JSON', auth, Buffer.from('hashes=1'), 400, 'UPSWARM_E_BAD_REQUEST'],
+      ['a hash that is not one', auth, Buffer.from(JSON.stringify({ hashes: ['xyz'] })), 400, 'UPSWARM_E_BAD_REQUEST'],
+      ['no hashes', auth, Buffer.from(JSON.stringify({ hashes: [] })), 400, 'UPSWARM_E_BAD_REQUEST'],
+      ['a body past the limit', auth, Buffer.alloc(UNITS_BODY_MAX + 1, 0x20), 400, 'UPSWARM_E_BAD_REQUEST'],
+      ['a GET', auth, undefined, 404, 'UPSWARM_E_NOT_FOUND'],
+    ]
+    for (const [what, headers, body, status, code] of cases) {
+      const r = await get(offer, UNITS_PATH, headers, body)
+      const answer = JSON.parse(r.body.toString()) as { code: string; message: string }
+      expect({ what, status: r.status, code: answer.code }).toEqual({ what, status, code })
+      expect(answer.message.length).toBeGreaterThan(10)
+    }
+    const r = await get(offer, UNITS_PATH, auth, ok)
+    expect(r.status).toBe(200)
+  })
+
+  it('a bulk port of an earlier release (ranges only) sends the batch back to NATS: the same verified units, nothing over the port', async () => {
+    // A port that serves ranges only, standing in for the assigned server's.
+    const old = await startBulkPort({
+      id: main.id, dataDir: dir.path, host: '127.0.0.1', port: 0, maxRange: MiB,
+      serve: async () => Buffer.alloc(0), log: () => {},
+    })
+    try {
+      const bulks: BulkPorts = new Map([[main.id, Promise.resolve(new BulkReader(old.offer(), main.id, async () => old.offer()))]])
+      const reader = new RangeReader(client, product, 10_000, { bulks })
+      const before = main.heartbeat().bytesServed
+      const got = await reader.readUnits([...small.keys()], { bulk: true })
+      expect(got.size).toBe(small.size)
+      for (const [sha, b] of got) expect(Buffer.from(b).equals(small.get(sha)!)).toBe(true)
+      expect(reader.bulkBytes).toBe(0)
+      expect(main.heartbeat().bytesServed - before).toBeGreaterThan(0)
+      // And the next batch asks NATS at once.
+      expect((await reader.readUnits([...small.keys()].slice(0, 2), { bulk: true })).size).toBe(2)
+      expect(reader.bulkBytes).toBe(0)
+    } finally {
+      await old.close()
+    }
   })
 
   it('a port that cannot be reached, and a server without a port (or an older one): the client reads the same verified bytes over NATS', async () => {

@@ -114,20 +114,23 @@ describe('range withdrawal', () => {
     })
   }
 
-  it('units — a batch of small files that would wait longer at a capped server than its client waits is answered busy; the client asks again ready to wait, and every file arrives', async () => {
-    // A patient reader's 4 MiB of ranges queue first; then 3 MiB in one batch at 1 MiB/s against
-    // 2 s: without the busy answer the batch times out in the queue, and the client takes nothing
-    // from it (every file would go the per-file way).
-    const sha = sha256Hex(big)
-    const patient = new RangeReader(client, product, 30_000)
-    const ahead = Promise.all([0, 1, 2, 3].map((i) => patient.readPiece(sha, i * MiB, MiB, sha256Hex(big.subarray(i * MiB, (i + 1) * MiB)))))
-    const reader = new RangeReader(client, product, 2_000)
-    const busyBefore = server!.heartbeat().rangesBusy ?? 0
-    const got = await reader.readUnits(small.map((b) => sha256Hex(b)))
-    await ahead
-    expect(got.size).toBe(small.length)
-    for (const b of small) expect(Buffer.from(got.get(sha256Hex(b))!).equals(b)).toBe(true)
-    expect(reader.busyAnswers).toBeGreaterThanOrEqual(1)
-    expect((server!.heartbeat().rangesBusy ?? 0) - busyBefore).toBe(reader.busyAnswers)
-  })
+  for (const overBulk of [false, true]) {
+    it(`units${overBulk ? ' over the bulk port' : ''} — a batch of small files that would wait longer at a capped server than its client waits is answered busy; the client asks again ready to wait, and every file arrives`, async () => {
+      // A patient reader's 4 MiB of ranges queue first; then 3 MiB in one batch at 1 MiB/s against
+      // 2 s: without the busy answer the batch times out in the queue, and the client takes nothing
+      // from it (every file would go the per-file way).
+      const sha = sha256Hex(big)
+      const patient = new RangeReader(client, product, 30_000)
+      const ahead = Promise.all([0, 1, 2, 3].map((i) => patient.readPiece(sha, i * MiB, MiB, sha256Hex(big.subarray(i * MiB, (i + 1) * MiB)))))
+      const reader = new RangeReader(client, product, 2_000, { bulks: new Map() })
+      const busyBefore = server!.heartbeat().rangesBusy ?? 0
+      const got = await reader.readUnits(small.map((b) => sha256Hex(b)), { bulk: overBulk })
+      await ahead
+      expect(got.size).toBe(small.length)
+      for (const b of small) expect(Buffer.from(got.get(sha256Hex(b))!).equals(b)).toBe(true)
+      expect(reader.busyAnswers).toBeGreaterThanOrEqual(1)
+      expect((server!.heartbeat().rangesBusy ?? 0) - busyBefore).toBe(reader.busyAnswers)
+      expect(reader.bulkBytes > 0).toBe(overBulk)
+    })
+  }
 })
