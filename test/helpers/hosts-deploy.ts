@@ -42,6 +42,11 @@ function natsLogTails(dir: string | undefined): string {
   return out.join('\n')
 }
 
+/** What every host's `up` said on stderr and the end of its nats-server logs: for a failure's message. */
+export function deploymentLogs(logs: ReadonlyMap<string, string>): string {
+  return [...logs].map(([n, l]) => `--- up in ${n}:\n${l.slice(-2000) || '(nothing on stderr)'}\n${natsLogTails(hostDirs.get(n))}`).join('\n')
+}
+
 /** `upswarm up ARGS` in host `name`; resolves with its endpoints once it is ready, or rejects with its output. */
 export async function upIn(net: TestNet, name: string, args: string[], env: NodeJS.ProcessEnv, logs: Map<string, string>): Promise<Endpoints> {
   const child = net.spawn(name, process.execPath, [CLI, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
