@@ -12,6 +12,7 @@ import type { ChunkRef, FileContent } from '../../infra/formats/tree-node.ts'
 import { UpswarmError } from '../../infra/errors.ts'
 import { sha256Hex } from '../../infra/release/hash.ts'
 import type { RunSession } from './run-session.ts'
+import { writeAll } from '../../infra/store/durable.ts'
 
 /** The target release's revision, top tree node and chunker (from its signed release document). */
 export interface ChunkTarget { rev: number; tree: string; chunker: ChunkerParams }
@@ -107,7 +108,7 @@ export class ChunkReuse {
    * their hash too: a base may change under the run), the others fetched with `range` and checked.
    * Returns the bytes fetched.
    */
-  async write(plan: ChunkPlan, out: string, range: (offset: number, length: number, sha256: string) => Promise<Uint8Array>, signal: AbortSignal): Promise<number> {
+  async write(plan: ChunkPlan, out: string, range: (offset: number, length: number, sha256: string) => Promise<Uint8Array>, signal: AbortSignal, digest?: (bytes: Uint8Array) => void): Promise<number> {
     const fh = await open(out, 'w')
     const handles = new Map<string, Awaited<ReturnType<typeof open>>>()
     let at = 0
@@ -128,7 +129,8 @@ export class ChunkReuse {
           bytes = await range(at, c.length, c.sha256)
           fetched += bytes.length
         }
-        await fh.write(bytes)
+        digest?.(bytes)
+        await writeAll(fh, bytes)
         at += c.length
       }
     } finally {

@@ -6,6 +6,7 @@
 // chunks it lacks (chunks.ts: works from any older revision, no delta chain); and makes the file. What it rebuilds is committed to the history store only if its size,
 // SHA-1 and SHA-256 are the signed ones (R-VERIFY); a delta that fails anywhere is discarded with
 // a warning and the file is fetched whole, so nothing half-written is ever kept.
+import { createHash } from 'node:crypto'
 import { open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NO_BASE, UPSWARM_DELTA_CODEC, applyDelta, bytesBase, fileBase, type DeltaBase } from '../../infra/formats/delta.ts'
@@ -17,6 +18,7 @@ import type { FileEntry } from '../../infra/release/manifest.ts'
 import type { FetchedBlob } from '../../infra/release/source.ts'
 import { ChunkReuse, type ChunkPlan, type ChunkTarget } from './chunks.ts'
 import type { RunSession } from './run-session.ts'
+import { writeAll } from '../../infra/store/durable.ts'
 
 export interface DeltaStats { files: number; bytes: number; fileBytes: number; failed: number; chunked: number }
 
@@ -180,9 +182,9 @@ export class DeltaIndex {
     const src = session.opts.source!
     const product = session.wc.config.product
     const what = `${entry.path} from ${plan.chunks.length - plan.fetches} chunks held and ${plan.fetches} fetched`
-    return this.make(session, entry, signal, what, { kept: () => this.stats.chunked++ }, async (tmp) => {
+    return this.make(session, entry, signal, what, { kept: () => this.stats.chunked++ }, async (tmp, digest) => {
       session.markNetworkUsed()
-      const fetched = await this.chunks.write(plan, tmp, (offset, length, sha256) => src.range!(product, entry.sha256, offset, length, sha256), signal)
+      const fetched = await this.chunks.write(plan, tmp, (offset, length, sha256) => src.range!(product, entry.sha256, offset, length, sha256), signal, digest)
       return { bytesFromServers: fetched, bytesFromPeers: 0 }
     })
   }
@@ -198,7 +200,7 @@ export class DeltaIndex {
       // failed is not, so if it was at fault nobody gets it from here.
       kept: () => this.kept.add(ref.delta),
       failed: () => history.remove(ref.delta).catch(() => {}),
-    }, async (tmp) => {
+    }, async (tmp, digest) => {
       const got = await src.unit!(session.wc.config.product, ref.delta, ref.length, history, { signal, threads: session.opts.threads })
       session.markNetworkUsed()
       const delta = (await history.packed(ref.delta)) ?? (await readFile(history.path(ref.delta)))
@@ -207,7 +209,8 @@ export class DeltaIndex {
       try {
         base = best.base ? await best.base.open() : undefined
         await applyDelta(delta, base, entry.size, async (bytes) => {
-          await out.write(bytes)
+          digest(bytes)
+          await writeAll(out, bytes)
         }, what)
       } finally {
         await out.close()
@@ -225,13 +228,23 @@ export class DeltaIndex {
   private async make(
     session: RunSession, entry: FileEntry, signal: AbortSignal, what: string,
     on: { logged?: object; kept?: () => void; failed?: () => Promise<void> },
-    build: (tmp: string) => Promise<{ bytesFromServers: number; bytesFromPeers: number }>,
+    build: (tmp: string, digest: (bytes: Uint8Array) => void) => Promise<{ bytesFromServers: number; bytesFromPeers: number }>,
   ): Promise<FetchedBlob | undefined> {
     const history = session.wc.history
     const tmp = await history.stagingPath()
     try {
-      const got = await build(tmp)
-      await history.commitFile(entry.sha256, tmp, what, entry.size, entry.sha1)
+      // The digests are taken of the bytes as they are written, in order: the file is not read back.
+      const sha256 = createHash('sha256')
+      const sha1 = createHash('sha1')
+      let size = 0
+      const got = await build(tmp, (bytes) => {
+        sha256.update(bytes)
+        sha1.update(bytes)
+        size += bytes.length
+      })
+      // No fsync of its own, as a fetched blob (sources.ts): the run makes the copy it stages in the
+      // tree durable (syncFiles), and a later run hashes a history blob again before using it.
+      await history.commitFile(entry.sha256, tmp, what, entry.size, entry.sha1, { sha256: sha256.digest('hex'), sha1: sha1.digest('hex'), size }, { sync: false })
       on.kept?.()
       this.stats.files++
       this.stats.bytes += got.bytesFromServers + got.bytesFromPeers

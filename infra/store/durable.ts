@@ -4,6 +4,7 @@
 // one syncfs(2) of their file system does that in one call (coreutils' `sync -f`, present on every
 // Debian system). Where it is missing or fails, each file is fsynced, many at a time.
 import { createRequire } from 'node:module'
+import type { FileHandle } from 'node:fs/promises'
 import { fsyncFile } from './blob-store.ts'
 import { fsyncDir } from './working-copy/atomic.ts'
 
@@ -43,4 +44,16 @@ async function fsyncEach(paths: readonly string[], sync: (path: string) => Promi
   await Promise.all(Array.from({ length: Math.min(FSYNCS_IN_FLIGHT, paths.length) }, async () => {
     while (next < paths.length) await sync(paths[next++]!)
   }))
+}
+
+/**
+ * Writes all of `bytes` at the handle's position: a write(2) may take fewer bytes than asked (a
+ * disk filling up), and a caller that hashes what it hands over must know every byte landed.
+ */
+export async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) {
+    const { bytesWritten } = await fh.write(bytes, at, bytes.length - at)
+    if (bytesWritten === 0) throw new Error(`no byte written of ${bytes.length - at} (disk full?)`)
+    at += bytesWritten
+  }
 }
