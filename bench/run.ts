@@ -3,11 +3,13 @@
 // bench/results/<name>.json (+ .svg); then bench/results/summary.md gathers the latest tables.
 // See docs/benchmarks.md.
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { INCREMENTAL_DEFAULTS, runIncrementalBench, type IncrementalBenchOptions } from './incremental.ts'
 import { markdownTable, RESULTS_DIR, type BenchResult } from './lib/report.ts'
+import { quietDisk } from './lib/cluster.ts'
 import { parseReleasePair } from './lib/release-pair.ts'
 import { runStatusBench, STATUS_DEFAULTS, type StatusBenchOptions } from './status.ts'
 import { runSwarmBench, SWARM_DEFAULTS, type SwarmBenchOptions } from './swarm.ts'
@@ -116,6 +118,9 @@ names: ${BENCHES.join(', ')} (default: all)
   --watchers 2000             --watcher-publishes 5   watchers: release watchers (TLS connections) and releases
   --json                      print each result as JSON on stdout (one line per benchmark)
   --keep                      keep the temporary directories
+  --settle-load 1.0           before each benchmark after the first, wait (at most 3 minutes) until the
+                              1-minute load average is below this and the disk is quiet, so each starts
+                              on a quiet machine (0: do not wait); the load it started at is in its JSON
   --results DIR               write results there instead of bench/results
   --profile DIR               write CPU profiles of the node processes the benches start (swarm:
                               cluster and daemons; incremental: upswarm update; status: upswarm
@@ -126,7 +131,7 @@ names: ${BENCHES.join(', ')} (default: all)
 
 const list = (s: string): number[] => s.split(',').map(Number).filter((n) => Number.isFinite(n) && n > 0)
 
-export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsDir: string; json: boolean } {
+export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsDir: string; json: boolean; settleLoad: number } {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -164,6 +169,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'watcher-publishes': { type: 'string' },
       json: { type: 'boolean' },
       keep: { type: 'boolean' },
+      'settle-load': { type: 'string', default: '1.0' },
       profile: { type: 'string' },
       results: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -223,7 +229,8 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
     p.daemon.profile = resolve(values.profile, 'daemon')
     p.install.profile = resolve(values.profile, 'install')
   }
-  return { names: positionals.length ? (positionals as BenchName[]) : [...BENCHES], plan: p, resultsDir: values.results ? resolve(values.results) : RESULTS_DIR, json: !!values.json }
+  const settleLoad = Number(values['settle-load'])
+  return { names: positionals.length ? (positionals as BenchName[]) : [...BENCHES], plan: p, resultsDir: values.results ? resolve(values.results) : RESULTS_DIR, json: !!values.json, settleLoad: Number.isFinite(settleLoad) ? settleLoad : 1 }
 }
 
 export async function runBench(name: BenchName, p: Plan): Promise<BenchResult | undefined> {
@@ -271,11 +278,25 @@ export async function writeSummary(dir = RESULTS_DIR): Promise<string> {
   return text
 }
 
+/** Waits until the 1-minute load average is below `maxLoad` (at most SETTLE_MAX_MS), then for a quiet disk. */
+async function settle(maxLoad: number): Promise<{ ms: number; load: number }> {
+  const t0 = performance.now()
+  while (loadavg()[0]! >= maxLoad && performance.now() - t0 < SETTLE_MAX_MS) await new Promise((r) => setTimeout(r, 2_000))
+  await quietDisk()
+  return { ms: performance.now() - t0, load: loadavg()[0]! }
+}
+const SETTLE_MAX_MS = 180_000
+
 async function main(): Promise<void> {
-  const { names, plan: p, resultsDir, json } = plan(process.argv.slice(2))
+  const { names, plan: p, resultsDir, json, settleLoad } = plan(process.argv.slice(2))
   const t0 = performance.now()
   const failed: string[] = []
-  for (const name of names) {
+  for (const [i, name] of names.entries()) {
+    // Issues 13 item 6 and 14 item 6: each benchmark starts on a quiet machine, not in the wake of the one before.
+    if (i > 0 && settleLoad > 0) {
+      const s = await settle(settleLoad)
+      process.stderr.write(`[bench] ${name}: waited ${(s.ms / 1000).toFixed(0)} s for a quiet machine; load average ${s.load.toFixed(2)}${s.load >= settleLoad ? ` (still ≥ ${settleLoad} after the 3-minute limit)` : ''}\n`)
+    }
     try {
       const result = await runBench(name, p)
       if (json && result) process.stdout.write(`${JSON.stringify(result)}\n`)
