@@ -259,6 +259,17 @@ export class RangeReader {
   }
 
   /**
+   * Whether `err` says the server's bulk port cannot be reached from here (a firewall, a server
+   * behind NAT): then the port is given up for NATS, and why is kept.
+   */
+  private bulkUnreachable(a: Assignment, err: unknown): boolean {
+    if ((err as Error).name !== 'BulkUnreachable') return false
+    this.bulks.set(a.server, Promise.resolve(null))
+    this.bulkFailures.push(errorMessage(err))
+    return true
+  }
+
+  /**
    * A server from the proxies. Proxies answer as one queue group, and one that started a moment
    * ago has not heard every server's heartbeats yet: its "no server" is asked again, at most
    * NO_SERVER_ASKS times, NO_SERVER_WAIT_MS apart, before it is believed.
@@ -315,10 +326,7 @@ export class RangeReader {
             this.bulkBytes += d.length
             return d
           }, (err: unknown) => {
-            if ((err as Error).name !== 'BulkUnreachable') throw err
-            // The port cannot be reached from here (a firewall, a server behind NAT): NATS it is.
-            this.bulks.set(a.server, Promise.resolve(null))
-            this.bulkFailures.push(errorMessage(err))
+            if (!this.bulkUnreachable(a, err)) throw err
             return overNats()
           })
           : await overNats()
@@ -374,11 +382,8 @@ export class RangeReader {
             this.bulkBytes += d.length
             return d
           }, (err: unknown) => {
-            if ((err as Error).name === 'BulkUnreachable') {
-              this.bulks.set(a.server, Promise.resolve(null))
-              this.bulkFailures.push(errorMessage(err))
-            } else if (isUpswarmError(err, 'UPSWARM_E_NOT_FOUND')) this.unitsOverNats.add(a.server) // a server of an earlier release: ranges only
-            else throw err
+            if (isUpswarmError(err, 'UPSWARM_E_NOT_FOUND')) this.unitsOverNats.add(a.server) // a server of an earlier release: ranges only
+            else if (!this.bulkUnreachable(a, err)) throw err
             return overNats()
           })
           : await overNats()

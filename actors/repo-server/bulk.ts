@@ -48,6 +48,17 @@ async function portCert(dataDir: string, id: string): Promise<PemPair> {
   return pair
 }
 
+/**
+ * What a request waits for its answer (its WAIT_HEADER, bounded), and a signal that fires when its
+ * client hangs up before the answer is sent: a request withdrawn before its turn is dropped unsent.
+ */
+function askedOf(req: IncomingMessage, res: ServerResponse): { waitMs?: number; hangUp: AbortController } {
+  const wait = req.headers[WAIT_HEADER]
+  const hangUp = new AbortController()
+  res.once('close', () => { if (!res.writableFinished) hangUp.abort() })
+  return { ...(typeof wait === 'string' && /^\d{1,9}$/.test(wait) ? { waitMs: Math.min(Number(wait), MAX_WAIT_MS) } : {}), hangUp }
+}
+
 export async function startBulkPort(opts: {
   id: string
   dataDir: string
@@ -90,11 +101,7 @@ export async function startBulkPort(opts: {
     if (!range || length < 1 || length > opts.maxRange) {
       throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `a bulk request names one range of 1 to ${opts.maxRange} bytes (Range: bytes=a-b), got ${JSON.stringify(req.headers.range ?? null)}`)
     }
-    const wait = req.headers[WAIT_HEADER]
-    const waitMs = typeof wait === 'string' && /^\d{1,9}$/.test(wait) ? Math.min(Number(wait), MAX_WAIT_MS) : undefined
-    // A client that hangs up before its range's turn withdraws it: the range is dropped unsent.
-    const hangUp = new AbortController()
-    res.once('close', () => { if (!res.writableFinished) hangUp.abort() })
+    const { waitMs, hangUp } = askedOf(req, res)
     // A range of a piece or less is read into a buffer of the port's own, taken back once sent.
     const into = length <= SPARE_SIZE ? spare.take() : undefined
     const giveBack = (): void => {
@@ -132,10 +139,7 @@ export async function startBulkPort(opts: {
     } catch (err) {
       throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `a units request is {"hashes": [up to 1024 SHA-256 in hex]}: ${errorMessage(err).slice(0, 300)}`)
     }
-    const wait = req.headers[WAIT_HEADER]
-    const waitMs = typeof wait === 'string' && /^\d{1,9}$/.test(wait) ? Math.min(Number(wait), MAX_WAIT_MS) : undefined
-    const hangUp = new AbortController()
-    res.once('close', () => { if (!res.writableFinished) hangUp.abort() })
+    const { waitMs, hangUp } = askedOf(req, res)
     const bytes = await serveUnits({ hashes: asked.hashes, ...(waitMs !== undefined ? { waitMs } : {}), signal: hangUp.signal })
     if (hangUp.signal.aborted) return
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length })

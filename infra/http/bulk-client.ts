@@ -44,15 +44,14 @@ export class BulkReader {
    * the caller verifies them. `waitMs` is what this request waits, told to the server; `into`, a
    * buffer of at least `length` bytes to fill (the result is then a view of it).
    */
-  async read(sha256: string, offset: number, length: number, waitMs: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
-    try {
-      return await this.once(sha256, offset, length, waitMs, signal, into)
-    } catch (err) {
-      if (!(err instanceof UpswarmError) || err.code !== 'UPSWARM_E_AUTH') throw err
-      // The ticket expired or the server restarted: one new offer, then the same range again.
-      await this.renewed()
-      return this.once(sha256, offset, length, waitMs, signal, into)
-    }
+  read(sha256: string, offset: number, length: number, waitMs: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
+    return this.renewing(() => this.exchange({
+      path: BLOB_PATH + sha256,
+      headers: { range: `bytes=${offset}-${offset + length - 1}` },
+      status: 206, max: length, waitMs,
+      what: `range ${offset}+${length} of blob ${sha256}`,
+      ...(signal ? { signal } : {}), ...(into ? { into } : {}),
+    }))
   }
 
   /**
@@ -60,47 +59,25 @@ export class BulkReader {
    * `units` request gives, for the caller to decode and verify. A server of an earlier release
    * answers UPSWARM_E_NOT_FOUND (its port serves ranges only).
    */
-  async units(hashes: readonly string[], waitMs: number): Promise<Buffer> {
+  units(hashes: readonly string[], waitMs: number): Promise<Buffer> {
+    const payload = Buffer.from(JSON.stringify({ hashes }))
+    return this.renewing(() => this.exchange({
+      path: UNITS_PATH, payload,
+      headers: { 'content-type': 'application/json', 'content-length': String(payload.length) },
+      status: 200, max: NODES_MAX_REPLY, waitMs,
+      what: `a batch of ${hashes.length} units`,
+    }))
+  }
+
+  /** `ask` once; if the ticket is refused (expired, the server restarted), one new offer and `ask` again. */
+  private async renewing(ask: () => Promise<Buffer>): Promise<Buffer> {
     try {
-      return await this.unitsOnce(hashes, waitMs)
+      return await ask()
     } catch (err) {
       if (!(err instanceof UpswarmError) || err.code !== 'UPSWARM_E_AUTH') throw err
       await this.renewed()
-      return this.unitsOnce(hashes, waitMs)
+      return ask()
     }
-  }
-
-  private unitsOnce(hashes: readonly string[], waitMs: number): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
-      const payload = Buffer.from(JSON.stringify({ hashes }))
-      let settled = false
-      const done = (err: unknown, data?: Buffer): void => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        if (err) reject(err)
-        else resolve(data!)
-      }
-      const req = request(new URL(UNITS_PATH, this.offer.url), {
-        method: 'POST',
-        agent: this.agent,
-        headers: { authorization: `Bearer ${this.offer.ticket}`, 'content-type': 'application/json', 'content-length': payload.length, [WAIT_HEADER]: String(waitMs) },
-      }, (res) => {
-        if (res.statusCode === 200) {
-          return body(res, NODES_MAX_REPLY, undefined, () => !settled, (err, data) => {
-            if (data) this.bytes += data.length
-            done(err, data)
-          })
-        }
-        errorBody(res, this.server, (err) => done(err))
-      })
-      const timer = setTimeout(() => {
-        req.destroy()
-        done(new UpswarmError('UPSWARM_E_TIMEOUT', `a batch of ${hashes.length} units from server ${this.server}'s bulk port took longer than ${waitMs} ms`))
-      }, waitMs)
-      req.on('error', (err) => done(new BulkUnreachable(`server ${this.server}'s bulk port ${this.offer.url}: ${errorMessage(err)}`, { cause: err })))
-      req.end(payload)
-    })
   }
 
   private async renewed(): Promise<void> {
@@ -113,10 +90,19 @@ export class BulkReader {
     this.offer = offer
   }
 
-  private once(sha256: string, offset: number, length: number, waitMs: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
+  /**
+   * One request to the port with the current ticket (a POST when it has a `payload`): the body of
+   * an answer with `status`, of at most `max` bytes, or the error the port answered. It gives up
+   * after `waitMs`, and on `signal`: hanging up withdraws the request, and the server drops it
+   * unsent if its turn has not come.
+   */
+  private exchange(o: {
+    path: string; headers: Record<string, string>; payload?: Buffer; status: number; max: number; waitMs: number
+    what: string; signal?: AbortSignal; into?: Buffer
+  }): Promise<Buffer> {
+    const { signal } = o
     signal?.throwIfAborted()
     return new Promise<Buffer>((resolve, reject) => {
-      const url = new URL(BLOB_PATH + sha256, this.offer.url)
       let settled = false
       const done = (err: unknown, data?: Buffer): void => {
         if (settled) return
@@ -126,20 +112,20 @@ export class BulkReader {
         if (err) reject(err)
         else resolve(data!)
       }
-      const req = request(url, {
+      const req = request(new URL(o.path, this.offer.url), {
+        ...(o.payload ? { method: 'POST' } : {}),
         agent: this.agent,
-        headers: { authorization: `Bearer ${this.offer.ticket}`, range: `bytes=${offset}-${offset + length - 1}`, [WAIT_HEADER]: String(waitMs) },
+        headers: { authorization: `Bearer ${this.offer.ticket}`, ...o.headers, [WAIT_HEADER]: String(o.waitMs) },
       }, (res) => {
-        if (res.statusCode === 206) {
+        if (res.statusCode === o.status) {
           // A response given up (timed out, withdrawn) writes no more into `into`: the caller reuses it.
-          return body(res, length, into, () => !settled, (err, data) => {
+          return body(res, o.max, o.into, () => !settled, (err, data) => {
             if (data) this.bytes += data.length
             done(err, data)
           })
         }
         errorBody(res, this.server, (err) => done(err))
       })
-      // Hanging up withdraws the range: the server drops it unsent if its turn has not come.
       const onAbort = (): void => {
         req.destroy()
         done(signal!.reason)
@@ -147,10 +133,10 @@ export class BulkReader {
       signal?.addEventListener('abort', onAbort, { once: true })
       const timer = setTimeout(() => {
         req.destroy()
-        done(new UpswarmError('UPSWARM_E_TIMEOUT', `range ${offset}+${length} of blob ${sha256} from server ${this.server}'s bulk port took longer than ${waitMs} ms`))
-      }, waitMs)
+        done(new UpswarmError('UPSWARM_E_TIMEOUT', `${o.what} from server ${this.server}'s bulk port took longer than ${o.waitMs} ms`))
+      }, o.waitMs)
       req.on('error', (err) => done(new BulkUnreachable(`server ${this.server}'s bulk port ${this.offer.url}: ${errorMessage(err)}`, { cause: err })))
-      req.end()
+      req.end(o.payload)
     })
   }
 

@@ -22,8 +22,6 @@ export class DigestKeys {
   private live = 0
   /** Entry number + 1 in each slot; 0 = empty. */
   private slots: Int32Array
-  /** 32 − log₂ of the slots: home() keeps the product's top bits. */
-  private shift: number
   private readonly probe = Buffer.allocUnsafe(KEY)
 
   constructor(expected = 16) {
@@ -31,7 +29,6 @@ export class DigestKeys {
     this.keys = Buffer.allocUnsafe(capacity * KEY)
     this.dead = new Uint8Array(capacity)
     this.slots = new Int32Array(slotsFor(capacity))
-    this.shift = 32 - Math.log2(this.slots.length)
   }
 
   get size(): number {
@@ -114,7 +111,8 @@ export class DigestKeys {
    * hash order) then fill the slots one run at a time: adds took twice as long.
    */
   private home(head: number): number {
-    return Math.imul(head, 0x9e3779b1) >>> this.shift
+    // The slots are a power of two, 2^k: the product's top k bits (32 − k = clz32(2^k) + 1).
+    return Math.imul(head, 0x9e3779b1) >>> (Math.clz32(this.slots.length) + 1)
   }
 
   private place(e: number): void {
@@ -139,7 +137,6 @@ export class DigestKeys {
     this.moved(order, capacity)
     this.count = n
     this.slots = new Int32Array(slotsFor(capacity))
-    this.shift = 32 - Math.log2(this.slots.length)
     for (let e = 0; e < n; e++) this.place(e)
   }
 
