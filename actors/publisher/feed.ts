@@ -79,7 +79,7 @@ export async function publishToFeed(opts: FeedPublishOptions): Promise<FeedOutco
       fleet: { identity: opts.swarmIdentity ?? null, admit: 'anyone' },
     })
     servers = dialSeedingServers(opts.nc, transport, opts.key.publicKey)
-    const reached = await servers.first(opts.serverWaitMs ?? DEFAULT_SERVER_WAIT_MS)
+    const reached = await servers.first(opts.serverWaitMs ?? DEFAULT_SERVER_WAIT_MS, timeoutMs)
     if (!reached.ok) return { appended: false, reason: reached.reason }
 
     await feed.update({ minPeers: 1, timeoutMs })
@@ -119,8 +119,12 @@ function describe(entry: FeedEntry | undefined): string {
 }
 
 interface ServerDialer {
-  /** Resolves once a server seeding the feed is connected, or with why none was within `waitMs`. */
-  first(waitMs: number): Promise<{ ok: true } | { ok: false; reason: string }>
+  /**
+   * Resolves once a server seeding the feed is connected, or with why none was: none heard
+   * within `waitMs`, or none of those heard connected within `dialMs` (a loaded machine's
+   * handshakes outlast `waitMs`; giving up then would leave the feed a release behind).
+   */
+  first(waitMs: number, dialMs: number): Promise<{ ok: true } | { ok: false; reason: string }>
   /** Resolves once heartbeats were listened to for `listenMs` and no dial is in progress. */
   settled(listenMs: number): Promise<void>
   stop(): void
@@ -133,6 +137,7 @@ interface ServerDialer {
 function dialSeedingServers(nc: NatsConnection, transport: SwarmTransport, publisherKey: string): ServerDialer {
   const started = performance.now()
   const heard = new Set<string>()
+  const seeding = new Set<string>()
   const dialled = new Set<string>()
   const dialling = new Set<Promise<unknown>>()
   const failures: string[] = []
@@ -148,7 +153,9 @@ function dialSeedingServers(nc: NatsConnection, transport: SwarmTransport, publi
         return // a server without a swarm side, or not a heartbeat
       }
       heard.add(hb.id)
-      if (!hb.swarm.feeds.includes(publisherKey) || dialled.has(hb.swarm.publicKey)) return
+      if (!hb.swarm.feeds.includes(publisherKey)) return
+      seeding.add(hb.id)
+      if (dialled.has(hb.swarm.publicKey)) return
       dialled.add(hb.swarm.publicKey)
       const dial = transport.dial(hb.swarm.host, hb.swarm.port, { remotePublicKey: Buffer.from(hb.swarm.publicKey, 'hex') }).then(() => {
         connected = true
@@ -162,21 +169,25 @@ function dialSeedingServers(nc: NatsConnection, transport: SwarmTransport, publi
     },
   })
   return {
-    async first(waitMs) {
-      if (!connected) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, waitMs)
-          onConnected = () => {
-            clearTimeout(timer)
-            resolve()
-          }
-        })
-      }
+    async first(waitMs, dialMs) {
+      const until = (ms: number): Promise<void> => new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, ms - (performance.now() - started)))
+        onConnected = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+      if (!connected) await until(waitMs)
+      // A seeding server was heard: its dial (retried at each heartbeat) gets until dialMs.
+      if (!connected && seeding.size > 0) await until(Math.max(waitMs, dialMs))
+      onConnected = null
       if (connected) return { ok: true }
       const why = heard.size === 0
         ? `no repository server heartbeat within ${waitMs} ms`
-        : `none of the ${heard.size} repository server(s) heard within ${waitMs} ms seeds the release feed of key ${publisherKey} yet` +
-          (failures.length ? `, and dialling failed: ${failures.slice(-3).join('; ')}` : '')
+        : seeding.size === 0
+          ? `none of the ${heard.size} repository server(s) heard within ${waitMs} ms seeds the release feed of key ${publisherKey} yet`
+          : `none of the ${seeding.size} server(s) seeding the release feed of key ${publisherKey} could be reached within ${Math.max(waitMs, dialMs)} ms` +
+            (failures.length ? `; dialling failed: ${failures.slice(-3).join('; ')}` : '')
       return { ok: false, reason: `${why}; the next publish appends this release too` }
     },
     async settled(listenMs) {

@@ -47,7 +47,9 @@ describe('offline swarm', { timeout: 240_000 }, () => {
     await b.stop()
 
     await mutateTree(src, { seed: 'offline-r2', changeFraction: 0.5, add: 2, remove: 1 })
-    await swarm.publish(src, '2')
+    // The release must be in the feed the servers seed, or no daemon can learn it from a peer.
+    const published = await swarm.publish(src, '2')
+    expect(published.feed, 'the publish appended r2 to the release feed').toMatchObject({ appended: true })
     await a.reached(2)
     // b, restarted with no NATS, learns of r2 from a's release feed: a must hold r2 there (from the
     // servers' swarm) before the servers go, not only have installed it (through NATS).
