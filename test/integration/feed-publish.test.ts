@@ -4,10 +4,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { jetstream } from '@nats-io/jetstream'
 import { join } from 'node:path'
 import { publish, type PublishResult } from '../../actors/publisher/publish.ts'
+import { dialSeedingServers } from '../../actors/publisher/feed.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
-import { releaseSubject } from '../../infra/nats/names.ts'
+import { releaseSubject, serverHeartbeat } from '../../infra/nats/names.ts'
 import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
+import type { ConnectionInfo } from '../../infra/swarm/transport.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { TrustStore } from '../../infra/release/trust.ts'
 import { openFeed, type FeedEntry, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
@@ -72,6 +74,50 @@ describe('release feed', () => {
     await nc?.close()
     await ownCluster?.stop()
     await dir?.cleanup()
+  })
+
+  /** A heartbeat of a made-up server at 127.0.0.1:1 that seeds the feeds of `feeds` (no server answers there). */
+  async function heartbeatOf(id: string, feeds: string[]): Promise<void> {
+    nc.publish(serverHeartbeat(id), JSON.stringify({ id, swarm: { publicKey: 'ab'.repeat(32), host: '127.0.0.1', port: 1, feeds } }))
+    await nc.flush()
+  }
+
+  it('publish — a server heard seeding the feed gets the feed timeout to connect, not just the 2 s heartbeat wait (a loaded machine\'s handshake)', async () => {
+    const feedKey = generatePublisherKey().publicKey
+    const HANDSHAKE_MS = 3000 // longer than the 2 s heartbeat wait: the dial of a loaded machine
+    const dialled: string[] = []
+    const slowTransport = {
+      dial: async (host: string, port: number): Promise<ConnectionInfo> => {
+        dialled.push(`${host}:${port}`)
+        await new Promise((resolve) => setTimeout(resolve, HANDSHAKE_MS))
+        return {} as ConnectionInfo
+      },
+    }
+    const dialer = dialSeedingServers(nc, slowTransport, feedKey)
+    try {
+      await nc.flush()
+      await heartbeatOf(`slow${process.pid}`, [feedKey])
+      await expect(dialer.first(2000, 20_000)).resolves.toEqual({ ok: true })
+      expect(dialled).toEqual(['127.0.0.1:1'])
+    } finally {
+      dialer.stop()
+    }
+  })
+
+  it('publish — with no server seeding the feed heard, the wait ends after the heartbeat wait and says why', async () => {
+    const feedKey = generatePublisherKey().publicKey
+    const dialer = dialSeedingServers(nc, { dial: () => Promise.reject(new Error('no server seeds this feed: never dialled')) }, feedKey)
+    try {
+      await nc.flush()
+      await heartbeatOf(`other${process.pid}`, [generatePublisherKey().publicKey])
+      const started = performance.now()
+      const outcome = await dialer.first(1500, 60_000)
+      expect(outcome).toMatchObject({ ok: false, reason: expect.stringMatching(/seeds the release feed of key [0-9a-f]{64} yet; the next publish appends this release too/) })
+      // It did not wait for the 60 s dial time: nobody was dialled.
+      expect(performance.now() - started).toBeLessThan(30_000)
+    } finally {
+      dialer.stop()
+    }
   })
 
   it('publish — a release reaches the feed a server seeds; a reader that reaches only that server gets it and verifies it', async () => {
