@@ -319,16 +319,20 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
       // An unchanged tree still brings the feed up to the newest release: that repairs it too.
       feed: fromPromise(async ({ input }: { input: { release: SignedRelease; seq: number } }): Promise<FeedOutcome> => opts.skipFeed
         ? { appended: false, reason: 'skipped on request (--no-feed); the next publish appends this release to the feed' }
-        : publishToFeed({
-          nc: opts.nc,
-          key: opts.key,
-          release: input.release,
-          seq: input.seq,
-          ...(opts.feedDir !== undefined ? { feedDir: opts.feedDir } : {}),
-          ...(opts.serverWaitMs !== undefined ? { serverWaitMs: opts.serverWaitMs } : {}),
-          ...(opts.feedTimeoutMs !== undefined ? { timeoutMs: opts.feedTimeoutMs } : {}),
-          ...(opts.swarmIdentity ? { swarmIdentity: opts.swarmIdentity } : {}),
-        })),
+        // Servers hand the feed of a key that signs a private product to fleet members only: without
+        // an identity no server would replicate it, and waiting the feed timeout to learn so helps nobody.
+        : opts.private === true && !opts.swarmIdentity
+          ? { appended: false, reason: `product ${product} is private: servers replicate its key's release feed to fleet members only, and this publish has no fleet identity (--swarm-identity); the next publish with one appends this release too` }
+          : publishToFeed({
+            nc: opts.nc,
+            key: opts.key,
+            release: input.release,
+            seq: input.seq,
+            ...(opts.feedDir !== undefined ? { feedDir: opts.feedDir } : {}),
+            ...(opts.serverWaitMs !== undefined ? { serverWaitMs: opts.serverWaitMs } : {}),
+            ...(opts.feedTimeoutMs !== undefined ? { timeoutMs: opts.feedTimeoutMs } : {}),
+            ...(opts.swarmIdentity ? { swarmIdentity: opts.swarmIdentity } : {}),
+          })),
     },
     // appendRelease2 says UPSWARM_E_CONFLICT when another release took the revision first.
     guards: { raced: (_, error: unknown) => wrongLastSequence(error) || (error instanceof UpswarmError && error.code === 'UPSWARM_E_CONFLICT') },

@@ -396,7 +396,9 @@ describe('proxy', () => {
   it('proxy — a private product is neither listed nor served by the gateway and the SFTP door (issue 10 item 9)', async () => {
     const secret = newProduct()
     await writeTree(join(dir.path, 'src-secret'), { 'a.txt': 'fleet only\n' })
-    await publish({ nc, src: join(dir.path, 'src-secret'), product: secret, key, trust: trustFile, private: true })
+    const published = await publish({ nc, src: join(dir.path, 'src-secret'), product: secret, key, trust: trustFile, private: true })
+    // No fleet identity: no server would hand this key's feed on, and the publish says so at once.
+    expect(published.feed).toEqual({ appended: false, reason: expect.stringContaining(`product ${secret} is private: servers replicate its key's release feed to fleet members only`) })
     for (const s of servers) await waitFor(s.actor, () => s.store.synced[secret] === 1, { timeout: 30_000 })
     const { proxy: p } = await freshProxy({ sshPort: 0, sshHostKey: await loadOrCreateHostKey(join(dir.path, 'ssh-host-key')) })
     try {
