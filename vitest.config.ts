@@ -2,8 +2,6 @@ import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    globalSetup: ['test/helpers/build.ts', 'test/helpers/global-setup.ts'],
     testTimeout: 60_000,
     // A hook that starts a cluster of its own may need all three of its 30 s attempts
     // (infra/cluster/nats-cluster.ts) when both cores are busy.
@@ -11,5 +9,29 @@ export default defineConfig({
     // Two cores: integration tests spawn real processes; keep the pressure bounded.
     maxWorkers: 2,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: {
+          // Files of pure functions, statecharts with stub actors and single modules on temporary
+          // directories: no cluster, no build, no state kept between files. Importing the modules
+          // once per worker instead of once per file saves about a third of their run
+          // (80 s → 53 s here).
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          isolate: false,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Real processes, the suite's NATS cluster and DHT (global-setup.ts), the built CLI.
+          name: 'system',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/unit/**'],
+          globalSetup: ['test/helpers/build.ts', 'test/helpers/global-setup.ts'],
+        },
+      },
+    ],
   },
 })
