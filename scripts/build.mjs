@@ -34,6 +34,22 @@ const BUNDLED = new Set(['commander', 'zod', 'xstate', 'ignore', '@nats-io/nats-
   // packages that stay outside load their own copy; both are stateless.
   'b4a', 'compact-encoding'])
 
+/**
+ * zod's `locales` namespace holds the error messages of 48 languages (260 KB of the bundle, a
+ * sixth of what every start reads); the product speaks English, so only `en` (which zod itself
+ * configures at load) is bundled. `z.locales.xx` is undefined in the build.
+ */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
+      contents: 'export { default as en } from "./en.js";\n',
+      resolveDir: dirname(args.path),
+      loader: 'js',
+    }))
+  },
+}
+
 const packageOf = (spec) => spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/')
 
 const externalPackages = {
@@ -116,7 +132,7 @@ export async function buildDist({ keepGenerated = !!process.env.UPSWARM_KEEP_GEN
     sourcemap: 'linked',
     define: { 'import.meta.url': '__upswarmMetaUrl' },
     banner: { js: META_URL_BANNER },
-    plugins: [externalPackages],
+    plugins: [externalPackages, zodEnglishOnly],
     logLevel: 'warning',
     metafile: true,
   })

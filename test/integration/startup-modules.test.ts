@@ -3,7 +3,7 @@
 // runs from the build under V8's coverage, and every function that ran is traced back to its source
 // module through the bundle's source map (test/helpers/executed-modules.ts).
 import { randomUUID } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { cp, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { init, update } from '../../actors/updater/index.ts'
@@ -101,6 +101,21 @@ describe('start-up — short commands run no zod, xstate or NATS', () => {
       expect(fastStatus([...args, '--nats', 'nats://127.0.0.1:1'])).toBeUndefined()
       expect(viaTable).toEqual(viaCommander)
     }
+  })
+
+  it('start-up — the build carries zod\'s English messages only, and a malformed config is still reported in words', async () => {
+    const meta = JSON.parse(await readFile(join(PROJECT_ROOT, 'dist', 'meta.json'), 'utf8')) as { outputs: Record<string, { inputs: Record<string, unknown> }> }
+    const bundled = Object.keys(meta.outputs[join('dist', 'upswarm.cjs')]!.inputs).filter((m) => m.includes('zod/v4/locales/'))
+    expect(bundled.sort()).toEqual(['node_modules/zod/v4/locales/en.js', 'node_modules/zod/v4/locales/index.js'])
+    const broken = join(tmp.path, 'broken')
+    await cp(wc, broken, { recursive: true })
+    const configFile = join(broken, '.upswarm', 'config.json')
+    await writeFile(configFile, JSON.stringify({ ...JSON.parse(await readFile(configFile, 'utf8')), historyDepth: 'lots' }))
+    const env: NodeJS.ProcessEnv = { ...process.env }
+    delete env.UPSWARM_NATS
+    const r = await runNode([CLI, 'status', broken, '--offline'], env)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`working copy config ${configFile} is malformed at historyDepth: Invalid input: expected number, received string`)
   })
 
   it('start-up — the dispatch table takes only `status DIR --offline [--json]`', () => {
