@@ -4,9 +4,10 @@
 // `npm start`, `npm test` and `npm run bench` make it again first). `npm run build` after an edit.
 //
 // Start-up (issues 13 and 15): Node 20 caches compiled code for no ES module, so the bundle is a
-// script, compiled here with V8's code cache: one per command (dist/upswarm.cjs.<command>.cache,
-// so each deserializes only the code it runs), written at exit by a run that found none (or one
-// V8 refused: another node, other flags); `npm run build` deletes them with the old bundle.
+// script, compiled here with V8's code cache: one per build and command
+// (dist/<build>.<command>.cache, so each deserializes only the code it runs), written at exit by a
+// run that found none (or one V8 refused: another node, other flags); `npm run build` deletes them
+// with the old bundle.
 // UPSWARM_CODE_CACHE=0 turns it off; a dist/ that cannot be written simply runs without it.
 // This file is CommonJS: an ES module entry starts node's ES module loader, and each `node:`
 // import through it builds a module of every export (8 ms of a 150 ms `status` here).
@@ -18,6 +19,10 @@ const vm = require('node:vm')
 
 const args = process.argv.slice(2)
 const bundle = join(__dirname, '..', 'dist', 'upswarm.cjs')
+// `status … --offline`, the command run most, has a build of its own (a sixth of the whole:
+// actors/cli/status-main.ts), which hands any command line its dispatch table does not take to
+// the whole build through globalThis.__upswarmFull.
+const statusBundle = join(__dirname, '..', 'dist', 'status.cjs')
 
 /** Issue 13 item 1: `upswarm --version` alone is answered from package.json, loading nothing of the build. */
 function printVersion() {
@@ -33,14 +38,14 @@ function readOrUndefined(file, encoding) {
   }
 }
 
-/** A command's own cache (each holds the code its command compiled): dist/upswarm.cjs.<command>.cache. */
-function cacheFileOf(argv) {
+/** A command's own cache of build `file` (each holds the code its command compiled): dist/<build>.<command>.cache. */
+function cacheFileOf(file, argv) {
   const word = argv.find((a) => !a.startsWith('-')) ?? 'help'
-  return `${bundle}.${/^[a-z][a-z0-9-]{0,30}$/.test(word) ? word : 'other'}.cache`
+  return `${file}.${/^[a-z][a-z0-9-]{0,30}$/.test(word) ? word : 'other'}.cache`
 }
 
-function runWithCodeCache(source) {
-  const cacheFile = cacheFileOf(args)
+function runWithCodeCache(bundle, source) {
+  const cacheFile = cacheFileOf(bundle, args)
   const cachedData = readOrUndefined(cacheFile)
   // The module wrapper of CommonJS, by hand: the bundle gets its own require, module and paths.
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
@@ -68,19 +73,27 @@ function runWithCodeCache(source) {
 // routeDynamicImports): a vm.Script has no import() of its own.
 globalThis.__upswarmImport = (specifier) => import(specifier)
 
-if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
-  printVersion()
-} else {
+/** Runs one of the builds, `file`: through its code cache, or as a plain require() for a debugging session. */
+function run(file) {
   // The build is ASCII (scripts/build.mjs): read as latin1, it is a one-byte string with no decoding.
-  const source = readOrUndefined(bundle, 'latin1')
+  const source = readOrUndefined(file, 'latin1')
   if (source === undefined) {
-    process.stderr.write(`upswarm: no build at ${bundle}: run \`npm run build\` (npm ci runs it) [UPSWARM_E_CONFIG]\n`)
+    process.stderr.write(`upswarm: no build at ${file}: run \`npm run build\` (npm ci runs it) [UPSWARM_E_CONFIG]\n`)
     process.exitCode = 2
   } else if (process.env.UPSWARM_DEBUG || process.env.UPSWARM_CODE_CACHE === '0') {
     // The build is minified: with UPSWARM_DEBUG, stack traces point into the TypeScript sources.
     if (process.env.UPSWARM_DEBUG) process.setSourceMapsEnabled(true)
-    require(bundle)
+    require(file)
   } else {
-    runWithCodeCache(source)
+    runWithCodeCache(file, source)
   }
+}
+
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+  printVersion()
+} else if (args[0] === 'status' && args.includes('--offline')) {
+  globalThis.__upswarmFull = () => run(bundle)
+  run(statusBundle)
+} else {
+  run(bundle)
 }

@@ -25,6 +25,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const DIST = join(ROOT, 'dist')
 export const ENTRY = join(DIST, 'upswarm.cjs')
+/** `status DIR --offline`'s own build (actors/cli/status-main.ts; bin/upswarm.cjs picks it). */
+export const STATUS_ENTRY = join(DIST, 'status.cjs')
 
 /** Bundled into dist/: pure JavaScript, no native addon, no file read at run time. */
 const BUNDLED = new Set(['commander', 'zod', 'xstate', 'ignore', '@nats-io/nats-core', '@nats-io/transport-node',
@@ -52,12 +54,20 @@ const zodEnglishOnly = {
 
 const packageOf = (spec) => spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/')
 
-const externalPackages = {
+/** Leaves every package outside the bundle but those of `bundled`. */
+const externalPackagesBut = (bundled) => ({
   name: 'external-packages',
   setup(b) {
-    b.onResolve({ filter: /^[^./]/ }, (args) => (BUNDLED.has(packageOf(args.path)) ? undefined : { path: args.path, external: true }))
+    b.onResolve({ filter: /^[^./]/ }, (args) => (bundled.has(packageOf(args.path)) ? undefined : { path: args.path, external: true }))
   },
-}
+})
+
+/**
+ * The status build carries only the packages `status --offline` runs on every start. What it
+ * reaches on rare paths only (zod for a malformed config) loads from node_modules, where each of
+ * them also has a CommonJS build.
+ */
+const STATUS_BUNDLED = new Set(['ignore', 'b4a', 'compact-encoding'])
 
 /**
  * `import.meta.url` has no meaning in CommonJS: the bundle defines it as its own file's URL
@@ -74,13 +84,13 @@ const META_URL_BANNER = "const __upswarmMetaUrl = require('node:url').pathToFile
  * only an experimental one, with a warning on stderr). The rename keeps the length (7
  * characters), so the source map still fits; the count must match the metafile's.
  */
-async function routeDynamicImports(metafile) {
-  const text = await readFile(ENTRY, 'utf8')
+async function routeDynamicImports(metafile, entry) {
+  const text = await readFile(entry, 'utf8')
   const routed = text.replace(/\bimport\("/g, '__uimp("')
   const found = (text.match(/\bimport\("/g) ?? []).length
-  const expected = metafile.outputs[relative(ROOT, ENTRY)].imports.filter((i) => i.kind === 'dynamic-import' && i.external).length
-  if (found !== expected) throw new Error(`build: ${found} import("…") in ${ENTRY}, but the metafile lists ${expected} dynamic imports left outside the bundle`)
-  await writeFile(ENTRY, asciiOnly(routed))
+  const expected = metafile.outputs[relative(ROOT, entry)].imports.filter((i) => i.kind === 'dynamic-import' && i.external).length
+  if (found !== expected) throw new Error(`build: ${found} import("…") in ${entry}, but the metafile lists ${expected} dynamic imports left outside the bundle`)
+  await writeFile(entry, asciiOnly(routed, entry))
 }
 
 /**
@@ -89,9 +99,9 @@ async function routeDynamicImports(metafile) {
  * the whole 3 MB source a two-byte string, decoded from UTF-8 on every start. Each is written as
  * its UTF-16 escape, which means the same character in a string, a template or a regular expression.
  */
-function asciiOnly(text) {
+function asciiOnly(text, entry) {
   const out = text.replace(/[^\x00-\x7f]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
-  if (!/^[\x00-\x7f]*$/.test(out)) throw new Error(`build: ${ENTRY} is not ASCII after escaping`)
+  if (!/^[\x00-\x7f]*$/.test(out)) throw new Error(`build: ${entry} is not ASCII after escaping`)
   return out
 }
 
@@ -118,10 +128,20 @@ export async function generateFileStatusTable() {
 export async function buildDist({ keepGenerated = !!process.env.UPSWARM_KEEP_GENERATED } = {}) {
   if (!keepGenerated) await generateFileStatusTable()
   await rm(DIST, { recursive: true, force: true })
+  const [full, status] = await Promise.all([
+    bundle('actors/cli/main.ts', ENTRY, [externalPackagesBut(BUNDLED), zodEnglishOnly]),
+    bundle('actors/cli/status-main.ts', STATUS_ENTRY, [externalPackagesBut(STATUS_BUNDLED)]),
+  ])
+  // One metafile of both builds: which output bytes come from which module.
+  await writeFile(join(DIST, 'meta.json'), JSON.stringify({ inputs: { ...full.inputs, ...status.inputs }, outputs: { ...full.outputs, ...status.outputs } }))
+}
+
+/** One CommonJS build of `entryPoint` into `outfile`; returns its metafile. */
+async function bundle(entryPoint, outfile, plugins) {
   const { metafile } = await build({
     absWorkingDir: ROOT,
-    entryPoints: ['actors/cli/main.ts'],
-    outfile: ENTRY,
+    entryPoints: [entryPoint],
+    outfile,
     bundle: true,
     format: 'cjs',
     platform: 'node',
@@ -132,12 +152,12 @@ export async function buildDist({ keepGenerated = !!process.env.UPSWARM_KEEP_GEN
     sourcemap: 'linked',
     define: { 'import.meta.url': '__upswarmMetaUrl' },
     banner: { js: META_URL_BANNER },
-    plugins: [externalPackages, zodEnglishOnly],
+    plugins,
     logLevel: 'warning',
     metafile: true,
   })
-  await routeDynamicImports(metafile)
-  await writeFile(join(DIST, 'meta.json'), JSON.stringify(metafile))
+  await routeDynamicImports(metafile, outfile)
+  return metafile
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await buildDist()

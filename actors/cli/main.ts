@@ -13,13 +13,7 @@ mark('entry')
 async function main(): Promise<void> {
   const fast = fastStatus(process.argv.slice(2))
   if (fast) {
-    const [{ runStatus }, { reportError }] = await Promise.all([import('./status.ts'), import('./output.ts')])
-    try {
-      await runStatus(fast.dir, fast)
-    } catch (err) {
-      // As action() in common.ts does for every command.
-      process.exitCode = reportError(err, fast.json)
-    }
+    await (await import('./status.ts')).runFastStatus(fast)
   } else {
     await (await import('../cli.ts')).runCli()
   }

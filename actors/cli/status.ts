@@ -2,7 +2,7 @@
 // full command line (client.ts) and the dispatch table's fast path (main.ts: `status DIR
 // --offline`, issue 13 item 1) run it, so the two print the same.
 import type { ReleaseSource } from '../../infra/release/source.ts'
-import { printResult } from './output.ts'
+import { printResult, reportError } from './output.ts'
 import { mark } from '../../infra/timings.ts'
 
 export async function runStatus(dir: string, o: { json?: boolean | undefined }, source?: ReleaseSource): Promise<void> {
@@ -29,4 +29,14 @@ export async function runStatus(dir: string, o: { json?: boolean | undefined }, 
     ...shown.map((f) => `${f.status.padEnd(12)} ${f.path}`),
     `${r.total - shown.length} current`,
   ].join('\n'))
+}
+
+/** `status DIR --offline [--json]` as the dispatch table runs it (main.ts and status-main.ts): errors reported as every command reports them. */
+export async function runFastStatus(fast: { dir: string; json: boolean }): Promise<void> {
+  try {
+    await runStatus(fast.dir, fast)
+  } catch (err) {
+    // As action() in common.ts does for every command.
+    process.exitCode = reportError(err, fast.json)
+  }
 }

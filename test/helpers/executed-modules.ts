@@ -2,16 +2,18 @@
 // use). The build is one CommonJS bundle whose modules stay lazy until first imported
 // (scripts/build.mjs), so "loaded" means "ran": the command runs under V8's own coverage
 // (NODE_V8_COVERAGE), and each function that ran is traced back to its source module through the
-// bundle's source map. The code cache is off for it (the coverage is of compiled code either way).
+// source map of its build (dist/upswarm.cjs, or dist/status.cjs for `status --offline`). The code
+// cache is off for it (the coverage is of compiled code either way).
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
 import { runNode, type NodeRun } from './node-run.ts'
 
 export const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
-const BUNDLE = join(PROJECT_ROOT, 'dist', 'upswarm.cjs')
+/** The builds bin/upswarm.cjs may run (scripts/build.mjs). */
+const BUNDLES = ['upswarm.cjs', 'status.cjs'].map((f) => join(PROJECT_ROOT, 'dist', f))
 
 interface Coverage { result: { url: string; functions: { functionName: string; ranges: { startOffset: number; count: number }[] }[] }[] }
 interface SourceMap { sources: string[]; mappings: string }
@@ -69,29 +71,46 @@ function sourceAt(text: string, lineStarts: number[], lines: Array<Array<[number
   return found ? sources[found[1]]!.replace(/^(\.\.\/)+/, '') : undefined
 }
 
-/** Runs `upswarm ARGS…` and returns its result and the source modules it ran code of. */
-export async function runCounted(args: string[], env: NodeJS.ProcessEnv): Promise<{ r: NodeRun; ran: Set<string>; bundleRan: boolean }> {
+/** The source modules of the functions in `functions` that ran, through `bundle`'s source map. */
+async function modulesRan(bundle: string, functions: Coverage['result'][number]['functions'], ran: Set<string>): Promise<void> {
+  const text = await readFile(bundle, 'utf8')
+  const lineStarts = [0]
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lineStarts.push(i + 1)
+  const map = JSON.parse(await readFile(`${bundle}.map`, 'utf8')) as SourceMap
+  const lines = decodeMappings(map.mappings)
+  for (const fn of functions) {
+    const first = fn.ranges[0]
+    if (!first || first.count === 0) continue
+    const source = sourceAt(text, lineStarts, lines, map.sources, first.startOffset)
+    if (source) ran.add(source)
+  }
+}
+
+/**
+ * Runs `upswarm ARGS…` and returns its result, the source modules it ran code of, and which of
+ * the builds ran (file names in dist/).
+ */
+export async function runCounted(args: string[], env: NodeJS.ProcessEnv): Promise<{ r: NodeRun; ran: Set<string>; bundleRan: boolean; builds: string[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'upswarm-coverage-'))
   try {
     const r = await runNode([CLI, ...args], { ...env, NODE_V8_COVERAGE: dir, UPSWARM_CODE_CACHE: '0' })
-    const url = pathToFileURL(BUNDLE).href
     const runs = await Promise.all((await readdir(dir)).map(async (f) => JSON.parse(await readFile(join(dir, f), 'utf8')) as Coverage))
-    const functions = runs.flatMap((c) => c.result.filter((s) => s.url === url || s.url === BUNDLE)).flatMap((s) => s.functions)
     const ran = new Set<string>()
-    if (functions.length > 0) {
-      const text = await readFile(BUNDLE, 'utf8')
-      const lineStarts = [0]
-      for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lineStarts.push(i + 1)
-      const map = JSON.parse(await readFile(`${BUNDLE}.map`, 'utf8')) as SourceMap
-      const lines = decodeMappings(map.mappings)
-      for (const fn of functions) {
-        const first = fn.ranges[0]
-        if (!first || first.count === 0) continue
-        const source = sourceAt(text, lineStarts, lines, map.sources, first.startOffset)
-        if (source) ran.add(source)
-      }
+    const builds: string[] = []
+    for (const bundle of BUNDLES) {
+      const url = pathToFileURL(bundle).href
+      const functions = runs.flatMap((c) => c.result.filter((s) => s.url === url || s.url === bundle)).flatMap((s) => s.functions)
+      if (functions.length === 0) continue
+      builds.push(basename(bundle))
+      await modulesRan(bundle, functions, ran)
     }
-    return { r, ran, bundleRan: functions.length > 0 }
+    // Packages a build leaves outside itself run from node_modules (dist/status.cjs leaves zod,
+    // xstate and the NATS client there): a script of those that ran counts as its own module.
+    const packages = pathToFileURL(join(PROJECT_ROOT, 'node_modules')).href + '/'
+    for (const script of runs.flatMap((c) => c.result)) {
+      if (script.url.startsWith(packages) && script.functions.some((fn) => (fn.ranges[0]?.count ?? 0) > 0)) ran.add(`node_modules/${script.url.slice(packages.length)}`)
+    }
+    return { r, ran, bundleRan: builds.length > 0, builds }
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

@@ -12,7 +12,7 @@ import { runNode } from '../helpers/node-run.ts'
 describe('start-up — the code cache', () => {
   let tmp: { path: string; cleanup: () => Promise<void> }
   let cli: string
-  const cacheOf = (command: string): string => join(tmp.path, 'dist', `upswarm.cjs.${command}.cache`)
+  const cacheOf = (command: string, build = 'upswarm.cjs'): string => join(tmp.path, 'dist', `${build}.${command}.cache`)
   const env: NodeJS.ProcessEnv = { ...process.env, UPSWARM_TIMINGS: '1' }
   delete env.UPSWARM_NATS
   delete env.UPSWARM_CODE_CACHE
@@ -20,7 +20,7 @@ describe('start-up — the code cache', () => {
   beforeAll(async () => {
     tmp = await tempDir('upswarm-code-cache-')
     for (const d of ['bin', 'dist']) await mkdir(join(tmp.path, d))
-    for (const f of ['bin/upswarm.cjs', 'bin/upswarm.mjs', 'dist/upswarm.cjs', 'dist/upswarm.cjs.map', 'package.json']) await copyFile(join(PROJECT_ROOT, f), join(tmp.path, f))
+    for (const f of ['bin/upswarm.cjs', 'bin/upswarm.mjs', 'dist/upswarm.cjs', 'dist/upswarm.cjs.map', 'dist/status.cjs', 'dist/status.cjs.map', 'package.json']) await copyFile(join(PROJECT_ROOT, f), join(tmp.path, f))
     await symlink(join(PROJECT_ROOT, 'node_modules'), join(tmp.path, 'node_modules'))
     cli = join(tmp.path, 'bin', 'upswarm.cjs')
   })
@@ -42,13 +42,15 @@ describe('start-up — the code cache', () => {
     expect(second).toMatchObject({ code: 0, cache: 'used', stdout: first.stdout })
     expect((await readFile(cacheOf('help'))).equals(helpCache)).toBe(true)
 
-    // Another command: a cache of its own, the help cache untouched.
+    // Another command: a cache of its own, the help cache untouched. `status --offline` runs
+    // from its own build (dist/status.cjs), with a cache of that build.
     const none = join(tmp.path, 'none')
     const status = await run(['status', none, '--offline'])
     expect(status).toMatchObject({ code: 1, cache: 'none' })
     expect(status.stderr).toContain(`${none} is not an upswarm working copy`)
-    expect((await readFile(cacheOf('status'))).length).toBeGreaterThan(100_000)
+    expect((await readFile(cacheOf('status', 'status.cjs'))).length).toBeGreaterThan(20_000)
     expect((await run(['status', none, '--offline'])).cache).toBe('used')
+    await expect(readFile(cacheOf('status'))).rejects.toMatchObject({ code: 'ENOENT' })
     expect((await readFile(cacheOf('help'))).equals(helpCache)).toBe(true)
 
     // Damaged: V8 refuses it, the command runs as before, and the cache is made again.
@@ -58,9 +60,11 @@ describe('start-up — the code cache', () => {
     expect((await run(['help'])).cache).toBe('used')
   })
 
-  it('start-up — the build is ASCII, so the entry reads it as latin1 without changing a character', async () => {
-    const bytes = await readFile(join(tmp.path, 'dist', 'upswarm.cjs'))
-    expect(bytes.findIndex((b) => b > 0x7f)).toBe(-1)
+  it('start-up — the builds are ASCII, so the entry reads them as latin1 without changing a character', async () => {
+    for (const build of ['upswarm.cjs', 'status.cjs']) {
+      const bytes = await readFile(join(tmp.path, 'dist', build))
+      expect(bytes.findIndex((b) => b > 0x7f), build).toBe(-1)
+    }
   })
 
   it('start-up — bin/upswarm.mjs, the entry of earlier releases (service units name it), runs the same CLI', async () => {
