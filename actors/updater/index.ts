@@ -1,7 +1,7 @@
 // The updater (R-UPDATER): init, status, update, rollback, ignore, history of a working copy.
 // Every operation takes the working copy's lock and first recovers from any interrupted
 // update, so the tree is always exactly one revision plus the user's protected changes.
-import { randomUUID } from 'node:crypto'
+import { nodeCrypto } from '../../infra/node-crypto.ts'
 import { mkdir, readdir, rm } from 'node:fs/promises'
 import type { Freshness } from '../../infra/formats/fresh.ts'
 import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
@@ -241,7 +241,7 @@ export async function init(dir: string, opts: InitOptions): Promise<UpdateResult
     format: 1,
     product,
     publicKey,
-    clientId: opts.clientId ?? randomUUID(),
+    clientId: opts.clientId ?? nodeCrypto().randomUUID(),
     historyDepth: opts.historyDepth ?? DEFAULT_HISTORY_DEPTH,
     ...(opts.private ? { private: true } : {}),
   })

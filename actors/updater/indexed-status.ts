@@ -10,7 +10,7 @@
 // classification (status.ts), which writes a new index.
 import { lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, type BigIntStats, type Stats } from 'node:fs'
 import { lstat, readFile } from 'node:fs/promises'
-import { createHash } from 'node:crypto'
+import { nodeCrypto } from '../../infra/node-crypto.ts'
 import { UpswarmError } from '../../infra/errors.ts'
 import { META_DIR } from '../../infra/release/manifest-core.ts'
 import { isDiskFull } from '../../infra/store/disk-space.ts'
@@ -60,7 +60,8 @@ export interface WorkingCopyStatus {
   lstats: number
 }
 
-const DIR_KEY = versionKey({ kind: 'dir' })
+/** A directory's version key, made at its first use: a module-level one loaded node:crypto into every `status`. */
+let dirKey: Buffer | undefined
 const HASH_CONCURRENCY = 8
 const ZERO_DIGEST = Buffer.alloc(32)
 
@@ -109,7 +110,7 @@ async function currentContext(layout: WorkingCopyLayout, baseRev: number, target
     root: await statIdOrNone(layout.root),
     baseManifest: baseRev > 0 ? await statIdOrNone(manifestFile(layout, baseRev)) : NO_STAT,
     targetManifest: targetRev > 0 ? await statIdOrNone(manifestFile(layout, targetRev)) : NO_STAT,
-    ignoreDigest: ignoreText === '' ? ZERO_DIGEST : createHash('sha256').update(ignoreText).digest(),
+    ignoreDigest: ignoreText === '' ? ZERO_DIGEST : nodeCrypto().createHash('sha256').update(ignoreText).digest(),
   }
   return { ctx, ignoreText }
 }
@@ -568,7 +569,7 @@ async function reclassify(
   let hashed = false
   let localKey: Buffer | undefined
   if (st) {
-    if (st.isDirectory()) localKey = DIR_KEY
+    if (st.isDirectory()) localKey = (dirKey ??= versionKey({ kind: 'dir' }))
     else if (st.isSymbolicLink()) localKey = versionKey({ kind: 'symlink', target: readlinkSync(abs) })
     else if (st.isFile() && !ignored && revFlags & (FLAG.baseFile | FLAG.targetFile)) {
       // Known when the update just installed it at this very lstat data (the stat cache), else read.

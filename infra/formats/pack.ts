@@ -9,7 +9,8 @@
 // length, so it fixes the whole content, and a publisher names a pack before reading its units.
 import b4a from 'b4a'
 import c from 'compact-encoding'
-import { createHash, type Hash } from 'node:crypto'
+import type { Hash } from 'node:crypto'
+import { nodeCrypto } from '../node-crypto.ts'
 import { sha256Hex } from '../release/hash.ts'
 import { UpswarmError } from '../errors.ts'
 import { encodeToBytes, strictDecoding, type State, type WireEncoder } from '../swarm/wire-kit.ts'
@@ -59,7 +60,7 @@ export function packHeader(units: readonly PackUnit[]): { bytes: Buffer; id: str
   bytes.writeUInt32LE(body.length, 2)
   body.copy(bytes, PREFIX)
   decodeHeaderBody(body, 'the pack being written') // never write what a reader refuses
-  return { bytes, id: createHash('sha256').update(bytes).digest('hex'), units: sorted, bytesTotal: bytes.length + sorted.reduce((n, u) => n + u.length, 0) }
+  return { bytes, id: nodeCrypto().createHash('sha256').update(bytes).digest('hex'), units: sorted, bytesTotal: bytes.length + sorted.reduce((n, u) => n + u.length, 0) }
 }
 
 function decodeHeaderBody(body: Uint8Array, what: string): PackUnit[] {
@@ -127,7 +128,7 @@ export class PackReader {
       const all = Buffer.concat(this.head)
       this.head = []
       const header = all.subarray(0, this.headerLength)
-      if (createHash('sha256').update(header).digest('hex') !== this.id) this.fail('its header does not hash to its id')
+      if (nodeCrypto().createHash('sha256').update(header).digest('hex') !== this.id) this.fail('its header does not hash to its id')
       let units: PackUnit[]
       try {
         units = decodeHeaderBody(header.subarray(PREFIX), `pack ${this.id.slice(0, 16)}…`)
@@ -151,7 +152,7 @@ export class PackReader {
       const take = whole ? u.length : Math.min(u.length - this.unitGot, buf.length)
       const part = buf.subarray(0, take)
       if (whole) this.wholeDigest = sha256Hex(part)
-      else (this.unitHash ??= createHash('sha256')).update(part)
+      else (this.unitHash ??= nodeCrypto().createHash('sha256')).update(part)
       if (this.onUnit) this.unitParts.push(part)
       this.unitGot += take
       this.offset += take
@@ -177,7 +178,7 @@ export class PackReader {
     if (!this.units) this.fail('it ended inside its header')
     // Empty units at the very end come with no byte after them.
     while (this.unit < this.units.length && this.units[this.unit]!.length === 0) {
-      this.unitHash ??= createHash('sha256')
+      this.unitHash ??= nodeCrypto().createHash('sha256')
       await this.finishUnit(this.units[this.unit]!)
     }
     if (this.unit < this.units.length) this.fail(`it ended after ${this.unit} of its ${this.units.length} units`)

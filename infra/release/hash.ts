@@ -1,6 +1,6 @@
 // Streaming file hashing: SHA-1 (R-VERIFY, the patent's hash), SHA-256 (the security hash), and
 // SHA-256 per fixed-size piece for files larger than one piece. Never loads a whole file.
-import { createHash, hash } from 'node:crypto'
+import { nodeCrypto } from '../node-crypto.ts'
 import { createReadStream } from 'node:fs'
 
 /** Piece size of the manifest's per-piece hashes and of the P2P piece protocol. */
@@ -19,10 +19,10 @@ export interface FileHashes {
  * of each `pieceSize` piece. One read pass can feed it and other hashers (format 2's chunks) alike.
  */
 export class FileHasher {
-  private readonly sha1 = createHash('sha1')
-  private readonly sha256 = createHash('sha256')
+  private readonly sha1 = nodeCrypto().createHash('sha1')
+  private readonly sha256 = nodeCrypto().createHash('sha256')
   private readonly pieces: string[] = []
-  private piece = createHash('sha256')
+  private piece = nodeCrypto().createHash('sha256')
   private inPiece = 0
   size = 0
 
@@ -40,7 +40,7 @@ export class FileHasher {
       off += take
       if (this.inPiece === this.pieceSize) {
         this.pieces.push(this.piece.digest('hex'))
-        this.piece = createHash('sha256')
+        this.piece = nodeCrypto().createHash('sha256')
         this.inPiece = 0
       }
     }
@@ -62,11 +62,11 @@ export async function hashFile(path: string, pieceSize = PIECE_SIZE): Promise<Fi
 
 // One-shot (no Hash object): a first install verifies 100 000 small files with them.
 export function sha256Hex(data: Uint8Array | string): string {
-  return hash('sha256', data, 'hex')
+  return nodeCrypto().hash('sha256', data, 'hex')
 }
 
 export function sha1Hex(data: Uint8Array | string): string {
-  return hash('sha1', data, 'hex')
+  return nodeCrypto().hash('sha1', data, 'hex')
 }
 
 /** Number of pieces of a file of `size` bytes. */

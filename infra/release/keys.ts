@@ -1,6 +1,7 @@
 // Publisher keys: Ed25519. The key file holds the 32-byte seed and public key in hex, so the
 // same key can sign manifests (node:crypto) and the release feed (sodium-style key pair).
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
+import { nodeCrypto } from '../node-crypto.ts'
 import { readFile, writeFile } from 'node:fs/promises'
 import { UpswarmError } from '../errors.ts'
 
@@ -25,7 +26,7 @@ function isKeyFile(v: unknown): v is PublisherKey {
 }
 
 export function generatePublisherKey(): PublisherKey {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519')
+  const { publicKey, privateKey } = nodeCrypto().generateKeyPairSync('ed25519')
   const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(SPKI_ED25519_PREFIX.length)
   const seed = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(PKCS8_ED25519_PREFIX.length)
   return { publicKey: pub.toString('hex'), seed: seed.toString('hex') }
@@ -61,7 +62,7 @@ function safeJson(raw: string): unknown {
 
 /** The Ed25519 private key of a 32-byte seed (a key file's, or an nkey's: infra/nats/creds-auth.ts). */
 export function ed25519PrivateKey(seed: Uint8Array): KeyObject {
-  return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+  return nodeCrypto().createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' })
 }
 
 export function privateKeyObject(key: PublisherKey): KeyObject {
@@ -72,16 +73,16 @@ export function publicKeyObject(publicKeyHex: string): KeyObject {
   if (!HEX32.test(publicKeyHex)) {
     throw new UpswarmError('UPSWARM_E_CONFIG', `publisher public key must be 64 hex characters (got ${JSON.stringify(publicKeyHex.slice(0, 80))})`)
   }
-  return createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, Buffer.from(publicKeyHex, 'hex')]), format: 'der', type: 'spki' })
+  return nodeCrypto().createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, Buffer.from(publicKeyHex, 'hex')]), format: 'der', type: 'spki' })
 }
 
 export function signBytes(key: PublisherKey, data: Uint8Array): string {
-  return sign(null, data, privateKeyObject(key)).toString('hex')
+  return nodeCrypto().sign(null, data, privateKeyObject(key)).toString('hex')
 }
 
 export function verifyBytes(publicKeyHex: string, data: Uint8Array, signatureHex: string): boolean {
   if (!/^[0-9a-f]{128}$/.test(signatureHex)) return false
-  return verify(null, data, publicKeyObject(publicKeyHex), Buffer.from(signatureHex, 'hex'))
+  return nodeCrypto().verify(null, data, publicKeyObject(publicKeyHex), Buffer.from(signatureHex, 'hex'))
 }
 
 /** The sodium-style key pair (64-byte secret = seed ‖ public) that Hypercore signs with. */

@@ -2,7 +2,7 @@
 // the working copy's history store and the download staging area all use it. A blob is
 // written to a temporary file, verified, fsynced, then renamed into place: a reader never
 // sees a partial or unverified blob.
-import { createHash, randomBytes } from 'node:crypto'
+import { nodeCrypto } from '../node-crypto.ts'
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { mkdir, open, rename, rm, stat, copyFile, link, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -80,7 +80,7 @@ export class BlobStore {
   }
 
   private tmpPath(): string {
-    return join(this.root, 'tmp', `${Date.now()}-${randomBytes(6).toString('hex')}`)
+    return join(this.root, 'tmp', `${Date.now()}-${nodeCrypto().randomBytes(6).toString('hex')}`)
   }
 
   /**
@@ -154,7 +154,7 @@ export class BlobStore {
     const final = this.path(sha256)
     const tmp = this.tmpPath()
     await this.ensureDir(dirname(tmp))
-    const hash = createHash('sha256')
+    const hash = nodeCrypto().createHash('sha256')
     let n = 0
     const tap = new Transform({
       transform(chunk: Buffer, _enc, cb) {
@@ -380,8 +380,8 @@ export async function fsyncFile(path: string): Promise<void> {
 
 /** Size, SHA-256 and (with `sha1`) SHA-1 of a file, in one read. */
 async function digestsOf(file: string, sha1: boolean): Promise<{ sha256: string; sha1?: string; size: number }> {
-  const hash = createHash('sha256')
-  const hash1 = sha1 ? createHash('sha1') : null
+  const hash = nodeCrypto().createHash('sha256')
+  const hash1 = sha1 ? nodeCrypto().createHash('sha1') : null
   let size = 0
   for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
     hash.update(chunk as Buffer)

@@ -91,6 +91,23 @@ describe('start-up — short commands run no zod, xstate or NATS', () => {
     expect(heavy).toEqual([])
   })
 
+  it('start-up — `upswarm status --offline` of an unchanged copy loads no node:crypto (it hashes nothing; loading it was 13 ms of a start)', async () => {
+    // node's own list of the builtins it loaded, written at exit by a script run first (-r).
+    const listed = join(tmp.path, 'builtins.txt')
+    const preload = join(tmp.path, 'list-builtins.cjs')
+    await writeFile(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(listed)}, process.moduleLoadList.join('\\n')))\n`)
+    const env: NodeJS.ProcessEnv = { ...process.env }
+    delete env.UPSWARM_NATS
+    // The first status after an install writes the stat index (which hashes versions); the no-op is the next.
+    expect((await runNode([CLI, 'status', wc, '--offline'], env)).code).toBe(0)
+    const r = await runNode(['-r', preload, CLI, 'status', wc, '--offline'], env)
+    expect(r).toMatchObject({ code: 0, stderr: '' })
+    const builtins = (await readFile(listed, 'utf8')).split('\n')
+    // (The list is node's: it names the modules the command did load.)
+    expect(builtins).toContain('NativeModule vm')
+    expect(builtins.filter((m) => /^NativeModule (crypto|internal\/crypto\/)/.test(m))).toEqual([])
+  })
+
   it('start-up — the fast path of `status --offline` prints and exits as the full command line does, on a copy and on a directory that is none', async () => {
     const env: NodeJS.ProcessEnv = { ...process.env }
     delete env.UPSWARM_NATS

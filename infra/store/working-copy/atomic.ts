@@ -1,6 +1,6 @@
 // Crash-safe small-file writes: write a temporary file, fsync it, rename it over the target,
 // fsync the directory. A reader (or the next run after kill -9) sees the old or the new file.
-import { randomBytes } from 'node:crypto'
+import { nodeCrypto } from '../../node-crypto.ts'
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -8,7 +8,7 @@ import type { z } from 'zod'
 import { UpswarmError } from '../../errors.ts'
 
 /** A fresh temporary file name in `tmpDir`. */
-const tmpIn = (tmpDir: string): string => join(tmpDir, `${Date.now()}-${randomBytes(6).toString('hex')}`)
+const tmpIn = (tmpDir: string): string => join(tmpDir, `${Date.now()}-${nodeCrypto().randomBytes(6).toString('hex')}`)
 
 /**
  * `durable: false` skips both fsyncs, for a file that checks itself and may be lost (the stat

@@ -6,7 +6,7 @@
 // removes every staging and temporary file: the tree is exactly one revision. A directory the
 // run makes where nothing was (`owned`, issue 13 item 4) gets its new files written straight
 // into it, with no staging and no rename; undoing it removes it with what it holds.
-import { randomUUID } from 'node:crypto'
+import { nodeCrypto } from '../../node-crypto.ts'
 import { lstat, mkdir, chmod, rename, rm, rmdir } from 'node:fs/promises'
 import { lstatSync, renameSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -26,7 +26,7 @@ const journalSchema: LazySchema<Journal> = { load: async () => (await import('./
 /** Called after every durable step; the crash test kills the process there. */
 export type StepHook = (label: string) => void
 
-export function newJournal(from: number, to: number, ops: JournalOp[], id: string = randomUUID()): Journal {
+export function newJournal(from: number, to: number, ops: JournalOp[], id: string = nodeCrypto().randomUUID()): Journal {
   return { format: ops.some((op) => op.op === 'mkdir' && op.owned) ? 2 : 1, id, from, to, ops }
 }
 
