@@ -98,6 +98,8 @@ interface Entry { stream: NoiseSecretStream; info: ConnectionInfo }
 export interface TransportEvents {
   /** A connection was refused or dropped before it reached onConnection (diagnostics). */
   refused: [peer: string | null, reason: string]
+  /** A joined topic (hex) was looked up again on the DHT (lookUpAgain), its modes kept. */
+  'looked-up': [topic: string]
 }
 
 const NodeKeyFileSchema = z.object({
@@ -246,24 +248,27 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
    */
   async join(topic: Buffer, opts: { server?: boolean; client?: boolean } = {}): Promise<void> {
     const client = opts.client ?? true
-    const discovery = this.hyperswarm().join(topic, { server: opts.server ?? true, client })
-    if (client) this.lookUpAgain(topic, discovery)
+    const server = opts.server ?? true
+    const discovery = this.hyperswarm().join(topic, { server, client })
+    if (client) this.lookUpAgain(topic, discovery, server)
     await discovery.flushed()
   }
 
   /**
    * Peers that join at the same moment may each look up before the other's announce is stored,
    * and Hyperswarm's own refresh comes only minutes later: look up again after a few seconds,
-   * then less and less often, while the topic is joined.
+   * then less and less often, while the topic is joined. R-DHT-1: each refresh keeps the
+   * session's own modes — a refresh with `server: false` takes the session out of server mode,
+   * and Hyperswarm then unannounces the node, so a peer joining later no longer found it.
    */
-  private lookUpAgain(topic: Buffer, discovery: { refresh(opts?: { server?: boolean; client?: boolean }): Promise<void> }): void {
+  private lookUpAgain(topic: Buffer, discovery: { refresh(opts?: { server?: boolean; client?: boolean }): Promise<void> }, server: boolean): void {
     const key = b4a.toString(topic, 'hex')
     this.stopLookups(key)
     let step = 0
     const next = (): void => {
       const timer = setTimeout(() => {
         if (this.closing) return
-        discovery.refresh({ server: false, client: true }).catch(() => {})
+        discovery.refresh({ server, client: true }).then(() => this.emit('looked-up', key), () => {})
         next()
       }, REDISCOVER_MS[Math.min(step++, REDISCOVER_MS.length - 1)])
       timer.unref()

@@ -1,13 +1,15 @@
 // One swarm node in its own process, for the DHT connection test: joins TOPIC on the local DHT
 // (announce and look up), says hello on every connection, and prints one JSON line per event:
 //   {"event":"ready","key"}  {"event":"hello","from"}  {"event":"dropped","peer","reason"}
-// Usage: node --import tsx dht-peer.ts <bootstrap host:port> <topic hex>. Ends on SIGTERM.
+//   {"event":"looked-up"} (each lookup again of the topic)
+// Usage: node --import tsx dht-peer.ts <bootstrap host:port> <topic hex> [client]. With `client`
+// it only looks up (no announce). Ends on SIGTERM.
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { randomBytes } from 'node:crypto'
 import { parseBootstrap } from '../../infra/cluster/dht.ts'
 import { SwarmTransport } from '../../infra/swarm/transport.ts'
 
-const [bootstrap, topicHex] = process.argv.slice(2)
+const [bootstrap, topicHex, mode] = process.argv.slice(2)
 if (!bootstrap || !topicHex) throw new Error('usage: dht-peer.ts <bootstrap> <topic hex>')
 const say = (o: object): void => {
   process.stdout.write(JSON.stringify(o) + '\n')
@@ -25,7 +27,8 @@ const transport = new SwarmTransport({
   },
 })
 transport.on('refused', (peer, reason) => say({ event: 'dropped', peer, reason }))
-await transport.join(Buffer.from(topicHex, 'hex'), { server: true, client: true })
+transport.on('looked-up', () => say({ event: 'looked-up' }))
+await transport.join(Buffer.from(topicHex, 'hex'), { server: mode !== 'client', client: true })
 say({ event: 'ready', key: keyPair.publicKey.toString('hex') })
 process.once('SIGTERM', () => {
   void transport.close().then(() => process.exit(0))

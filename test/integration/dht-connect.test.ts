@@ -12,7 +12,7 @@ import { topicFor } from '../../infra/swarm/transport.ts'
 
 const PEER = join(import.meta.dirname, '../helpers/dht-peer.ts')
 
-interface Peer { child: ChildProcess; key: Promise<string>; heard: Set<string>; dropped: { peer: string | null; reason: string }[]; changed: () => void }
+interface Peer { child: ChildProcess; key: Promise<string>; heard: Set<string>; dropped: { peer: string | null; reason: string }[]; lookups: number; changed: () => void }
 
 let dht: LocalDht | undefined
 const peers: Peer[] = []
@@ -28,14 +28,15 @@ afterEach(async () => {
   dht = undefined
 })
 
-function startPeer(bootstrap: string, topic: Buffer, onChange: () => void): Peer {
-  const child = spawn(process.execPath, ['--import', 'tsx', PEER, bootstrap, topic.toString('hex')], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const peer: Peer = { child, key: new Promise(() => {}), heard: new Set(), dropped: [], changed: onChange }
+function startPeer(bootstrap: string, topic: Buffer, onChange: () => void, mode: 'announce' | 'client' = 'announce'): Peer {
+  const child = spawn(process.execPath, ['--import', 'tsx', PEER, bootstrap, topic.toString('hex'), ...(mode === 'client' ? ['client'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const peer: Peer = { child, key: new Promise(() => {}), heard: new Set(), dropped: [], lookups: 0, changed: onChange }
   peer.key = new Promise((resolve) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const e = JSON.parse(line) as { event: string; key?: string; from?: string; peer?: string | null; reason?: string }
       if (e.event === 'ready') resolve(e.key!)
       if (e.event === 'hello') peer.heard.add(e.from!)
+      if (e.event === 'looked-up') peer.lookups++
       if (e.event === 'dropped' && e.reason !== 'duplicate connection') peer.dropped.push({ peer: e.peer ?? null, reason: e.reason! })
       peer.changed()
     })
@@ -63,5 +64,32 @@ describe('DHT connections between processes', { timeout: 90_000 }, () => {
     }
     expect(started.map((p) => [...p.heard].sort())).toEqual(keys.map((_, i) => keys.filter((__, j) => j !== i).sort()))
     expect(started.flatMap((p) => p.dropped)).toEqual([])
+  })
+
+  it('swarm — a peer that joined earlier is still announced after its own lookups again: one that only looks up, joining later, finds it (R-DHT-1)', async () => {
+    dht = await startLocalDht()
+    const topic = topicFor(crypto.randomUUID())
+    let wake: () => void = () => {}
+    const changed = (): void => wake()
+    const until = async (what: string, done: () => boolean, ms: number): Promise<void> => {
+      const deadline = Date.now() + ms
+      while (!done()) {
+        if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
+        await new Promise<void>((resolve) => {
+          wake = resolve
+          setTimeout(resolve, 500).unref()
+        })
+      }
+    }
+    const early = startPeer(dht.bootstrap, topic, changed)
+    const earlyKey = await early.key
+    // Its first lookup again (2 s after the join) once took it out of server mode: unannounced.
+    await until('the early peer looked the topic up again', () => early.lookups >= 1, 30_000)
+    const late = startPeer(dht.bootstrap, topic, changed, 'client')
+    await late.key
+    // The late peer announces nothing, so only its own lookups can find the early one; they run
+    // at its join and 2 and 7 s later.
+    await until('the late peer heard the early one', () => late.heard.has(earlyKey), 20_000)
+    expect(late.dropped).toEqual([])
   })
 })
