@@ -8,9 +8,10 @@
 // zod, xstate, the NATS client) stays lazy inside it: its top level runs on first import only,
 // so a command evaluates only what it uses. One script, rather than ESM chunks, because Node 20
 // can cache only a script's compiled code: bin/upswarm.cjs compiles it with V8's code cache
-// (dist/upswarm.cjs.cache), which takes most of the parse and compile time off every start
-// (docs/decisions.md, "One CommonJS bundle with a code cache"). Packages with native addons or
-// files of their own stay in node_modules.
+// (dist/upswarm.cjs.<command>.cache), which takes most of the parse and compile time off every
+// start (docs/decisions.md, "One CommonJS bundle with a code cache"). Packages with native addons
+// or files of their own stay in node_modules. A second, small script, dist/status.cjs, holds
+// `status --offline` alone (actors/cli/status-main.ts): the command run most reads a sixth of it.
 //
 // First it compiles the file-status statechart into the table `status` looks statuses up in
 // (scripts/file-status-table.ts → machines/generated/file-status-table.ts, committed), and it
