@@ -11,7 +11,7 @@ import b4a from 'b4a'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import Protomux from 'protomux'
 import DHT from 'hyperdht'
-import Hyperswarm from 'hyperswarm'
+import Hyperswarm, { type PeerDiscoverySession } from 'hyperswarm'
 import { z } from 'zod'
 import { UpswarmError, errorMessage } from '../errors.ts'
 import { exchangeCertificates, type SwarmIdentity } from './fleet.ts'
@@ -171,6 +171,8 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
   private swarm: Hyperswarm | null = null
   private closing = false
   private readonly lookups = new Map<string, NodeJS.Timeout>()
+  /** The Hyperswarm session of each joined topic (hex). */
+  private readonly sessions = new Map<string, PeerDiscoverySession>()
 
   constructor(options: SwarmTransportOptions) {
     super()
@@ -249,9 +251,16 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
   async join(topic: Buffer, opts: { server?: boolean; client?: boolean } = {}): Promise<void> {
     const client = opts.client ?? true
     const server = opts.server ?? true
-    const discovery = this.hyperswarm().join(topic, { server, client })
-    if (client) this.lookUpAgain(topic, discovery, server)
-    await discovery.flushed()
+    // Joined again (the daemon does so on every lonely tracker round): the topic's one session
+    // changes modes and runs its discovery again, instead of one more session each time.
+    const key = b4a.toString(topic, 'hex')
+    const joined = this.sessions.get(key)
+    const session = joined ?? this.hyperswarm().join(topic, { server, client })
+    this.sessions.set(key, session)
+    if (client) this.lookUpAgain(topic, session, server)
+    else this.stopLookups(key)
+    if (joined) await joined.refresh({ server, client })
+    else await session.flushed()
   }
 
   /**
@@ -284,6 +293,7 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
 
   async leave(topic: Buffer): Promise<void> {
     this.stopLookups(b4a.toString(topic, 'hex'))
+    this.sessions.delete(b4a.toString(topic, 'hex'))
     await this.swarm?.leave(topic)
   }
 
