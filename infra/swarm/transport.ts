@@ -171,8 +171,8 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
   private swarm: Hyperswarm | null = null
   private closing = false
   private readonly lookups = new Map<string, NodeJS.Timeout>()
-  /** The Hyperswarm session of each joined topic (hex). */
-  private readonly sessions = new Map<string, PeerDiscoverySession>()
+  /** The Hyperswarm session of each joined topic (hex), with the modes it was last given. */
+  private readonly sessions = new Map<string, { session: PeerDiscoverySession; server: boolean; client: boolean }>()
 
   constructor(options: SwarmTransportOptions) {
     super()
@@ -252,14 +252,16 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
     const client = opts.client ?? true
     const server = opts.server ?? true
     // Joined again (the daemon does so on every lonely tracker round): the topic's one session
-    // changes modes and runs its discovery again, instead of one more session each time.
+    // changes modes and runs its discovery again, instead of one more session each time. The
+    // schedule of lookups again starts over only when the modes change: a lonely round is itself
+    // a lookup, and starting the 2, 5, 15 s steps on every round made eight announces a minute.
     const key = b4a.toString(topic, 'hex')
     const joined = this.sessions.get(key)
-    const session = joined ?? this.hyperswarm().join(topic, { server, client })
-    this.sessions.set(key, session)
-    if (client) this.lookUpAgain(topic, session, server)
-    else this.stopLookups(key)
-    if (joined) await joined.refresh({ server, client })
+    const session = joined?.session ?? this.hyperswarm().join(topic, { server, client })
+    this.sessions.set(key, { session, server, client })
+    if (!client) this.stopLookups(key)
+    else if (!joined || joined.server !== server || !joined.client || !this.lookups.has(key)) this.lookUpAgain(topic, session, server)
+    if (joined) await session.refresh({ server, client })
     else await session.flushed()
   }
 
