@@ -25,11 +25,21 @@ describe('upswarm alerts', () => {
       expect(alerts).toEqual([expect.objectContaining({ product, from: 'alerts-c1', body: expect.objectContaining({ path: 'etc/app.ini', targetRev: 2 }) })])
 
       const follow = spawn(process.execPath, [CLI, 'alerts', '--product', product, '--follow'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+      // What the follower wrote to stderr goes into any failure, and its exit fails the wait at once.
+      let stderr = ''
+      follow.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+      const exited = new Promise<never>((_, reject) => follow.once('exit', (code, signal) => reject(new Error(`the follower exited (${code ?? signal}) before printing the alert:\n${stderr}`))))
+      exited.catch(() => {})
       try {
         const lines = createInterface({ input: follow.stdout })[Symbol.asyncIterator]()
         const nextLine = async (): Promise<string> => {
-          const timer = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no alert line within 20 s')), 20_000).unref())
-          return (await Promise.race([lines.next(), timer])).value as string
+          let timeout: NodeJS.Timeout | undefined
+          const timer = new Promise<never>((_, reject) => { timeout = setTimeout(() => reject(new Error(`no alert line within 20 s; the follower's stderr:\n${stderr}`)), 20_000) })
+          try {
+            return (await Promise.race([lines.next(), timer, exited])).value as string
+          } finally {
+            clearTimeout(timeout)
+          }
         }
         // The earlier alert first: the follower is reading the stream; then a new one arrives live.
         expect(await nextLine()).toMatch(/alerts-c1\s+etc\/app.ini: changed by hand and out of date \(at r1, r2 installing\)/)
