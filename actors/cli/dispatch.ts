@@ -1,4 +1,4 @@
-// The dispatch table of actors/cli/main.ts (issue 13 item 1): which command lines run without the
+// The dispatch table of actors/cli/status-main.ts (issue 13 item 1): which command lines run without the
 // full command line. Its own module so that tests can check it without running the CLI.
 
 /** `status DIR --offline [--json]`, in any order: what the fast path runs, else undefined. */
