@@ -50,7 +50,23 @@ async function cli(which: string, args: string[], extra: Record<string, string> 
   }
 }
 
+/**
+ * `up` of the cluster. The previous release's cluster start has the nats-server 2.10 start-up race
+ * this tree heals (commit 21d0e16: a meta group that never counts its third node, about one start
+ * in twenty under load): its `up` failing with UPSWARM_E_CLUSTER_START is started once more on an
+ * emptied directory, as an operator of that release would. This tree's own `up` gets no second try.
+ */
 async function up(which: string, dir: string): Promise<Endpoints> {
+  try {
+    return await upOnce(which, dir)
+  } catch (err) {
+    if (which === CURRENT || !/UPSWARM_E_CLUSTER_START/.test((err as Error).message)) throw err
+    await rm(dir, { recursive: true, force: true })
+    return await upOnce(which, dir)
+  }
+}
+
+async function upOnce(which: string, dir: string): Promise<Endpoints> {
   const child = spawn(process.execPath, [which, 'up', '--dir', dir, '--servers', '2', '--roles', 'nats,dht,servers,proxy,notary'],
     { stdio: ['ignore', 'pipe', 'pipe'], env: env() })
   launched.push(child)
