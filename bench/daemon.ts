@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Swarm, type UpdateDone } from '../actors/demo/swarm.ts'
 import { stopChild } from '../infra/cluster/children.ts'
 import { withCpuProfiles, writeProfileReport } from './lib/cpu-profile.ts'
-import { cpuWindow } from './lib/cpu-usage.ts'
+import { cpuWindow, threadCpuWindow } from './lib/cpu-usage.ts'
 import { mib, resetPeak, sampleMemory, type MemorySample } from './lib/proc-memory.ts'
 import { MiB, progress, round, startRecording, type BenchResult, type Cell, type CommonOptions } from './lib/report.ts'
 
@@ -105,8 +105,10 @@ export async function runDaemonBench(o: DaemonBenchOptions): Promise<BenchResult
     const loadBefore = loadavg()
     const idleStart = { daemon: sampleMemory(pid), floor: sampleMemory(floor.pid!) }
     const cpu = cpuWindow({ daemon: [pid], floor: [floor.pid!] })
+    const threads = threadCpuWindow(pid)
     await sleep(o.idleSeconds * 1000)
     const window = cpu.stop()
+    const byThread = threads.stop().map((t) => ({ ...t, user: round(t.user, 3), system: round(t.system, 3) }))
     const idle = { daemon: sampleMemory(pid), floor: sampleMemory(floor.pid!) }
     const seen = client.events.length
     client.child!.kill('SIGUSR2')
@@ -156,6 +158,7 @@ export async function runDaemonBench(o: DaemonBenchOptions): Promise<BenchResult
         rssBeforeUpdateMiB: mib(before.rss),
         update: { ms: done.ms, bytesFromServers: done.bytesFromServers, bytesFromPeers: done.bytesFromPeers },
         idleHeap: heap,
+        idleCpuByThread: byThread,
         byMappingKiB: { idleDaemon: idle.daemon.byMapping, floor: idle.floor.byMapping, peak: peak.byMapping, afterUpdate: after.byMapping, idleStart: idleStart.daemon.byMapping },
       },
       columns: ['process', 'RSS MiB', 'PSS MiB', 'USS MiB', 'node binary', 'anonymous', '[heap]', 'native addons', 'CPU %', 'peak RSS MiB'],
@@ -167,6 +170,7 @@ export async function runDaemonBench(o: DaemonBenchOptions): Promise<BenchResult
       notes: [
         `Load average (1 / 5 / 15 min) ${fmtLoad(loadBefore)} before and ${fmtLoad(loadAfter)} after the idle window; the machine's cores were ${(window.machineBusy * 100).toFixed(0)} % busy meanwhile (a shared machine).`,
         `Peak RSS is VmHWM ${peakResettable ? 'reset just before r3 was published' : 'since the daemon started (clear_refs refused)'}: r3 (${o.updateMiB} MiB in ${o.fileMiB} MiB files) installed in ${(done.ms / 1000).toFixed(1)} s, ${(done.bytesFromServers / MiB).toFixed(0)} MiB from servers.`,
+        `Idle CPU by thread (CPU-s over the window, user + system): ${byThread.filter((t) => t.user + t.system > 0).map((t) => `${t.name}${t.threads > 1 ? ` ×${t.threads}` : ''} ${t.user.toFixed(2)} + ${t.system.toFixed(2)}`).join(', ') || 'none measurable'}.`,
         `RSS by mapping, idle daemon (MiB): ${Object.entries(idle.daemon.byMapping).map(([k, v]) => `${k} ${mib(v)}`).join(', ')}.`,
         `V8 heap of the idle daemon (MiB, size / used): ${Object.entries(heap.spaces as Record<string, { sizeMiB: number; usedMiB: number }>).map(([k, v]) => `${k} ${v.sizeMiB} / ${v.usedMiB}`).join(', ')}; malloced ${heap.mallocedMiB}, external ${heap.externalMiB}.`,
         `Idle, RSS counts the node binary's text, which every node process of a machine shares; PSS shares it out and USS (private pages) is what stopping the daemon frees. The goal is judged on RSS.`,

@@ -1,7 +1,7 @@
 // CPU accounting over a measured window, from /proc: how busy the whole machine was (it is
 // shared: other work competes for the same cores) and how many CPU seconds given processes
 // used. Tells a latency-bound result from a CPU-bound one.
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 const CLK_TCK = 100
 
@@ -51,6 +51,58 @@ export function cpuWindow(groups: Record<string, number[]>): { stop(): CpuWindow
         out[name] = pids.reduce((sum, pid) => sum + Math.max(0, (processSeconds(pid) ?? p0.get(pid) ?? 0) - (p0.get(pid) ?? 0)), 0)
       }
       return { machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total), groups: out, seconds: (performance.now() - t0) / 1000 }
+    },
+  }
+}
+
+/** utime and stime (seconds) of each thread of a process, by thread id, with the thread's name. */
+function threadTimes(pid: number): Map<number, { name: string; user: number; system: number }> {
+  const out = new Map<number, { name: string; user: number; system: number }>()
+  let tids: string[]
+  try {
+    tids = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return out
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out.set(Number(tid), { name, user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK })
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out
+}
+
+export interface ThreadCpu {
+  /** The thread's name (comm): the main thread has the process's, V8's and libuv's have their own. */
+  name: string
+  threads: number
+  user: number
+  system: number
+}
+
+/**
+ * CPU seconds by thread name over a window (the native part of a process's time: V8's workers,
+ * libuv's pool, an addon's own threads), user and system apart; `stop()` returns them, busiest first.
+ */
+export function threadCpuWindow(pid: number): { stop(): ThreadCpu[] } {
+  const t0 = threadTimes(pid)
+  return {
+    stop() {
+      const byName = new Map<string, ThreadCpu>()
+      for (const [tid, t] of threadTimes(pid)) {
+        const before = t0.get(tid) ?? { user: 0, system: 0 }
+        const row = byName.get(t.name) ?? { name: t.name, threads: 0, user: 0, system: 0 }
+        row.threads++
+        row.user += t.user - before.user
+        row.system += t.system - before.system
+        byName.set(t.name, row)
+      }
+      return [...byName.values()].sort((a, b) => b.user + b.system - (a.user + a.system))
     },
   }
 }
