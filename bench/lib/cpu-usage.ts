@@ -67,7 +67,9 @@ function threadTimes(pid: number): Map<number, { name: string; user: number; sys
   for (const tid of tids) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      // Node names every thread after the process: the main thread (tid = pid) is told apart.
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      const name = Number(tid) === pid ? `${comm} (main thread)` : comm
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
       out.set(Number(tid), { name, user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK })
     } catch {

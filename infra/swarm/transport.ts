@@ -23,8 +23,17 @@ export const DEFAULT_KEEP_ALIVE_MS = 5_000
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
 export const DEFAULT_FIRST_BYTES_TIMEOUT_MS = 5_000
 export const DEFAULT_FLEET_TIMEOUT_MS = 5_000
-/** When a joined topic is looked up again (the last one repeats while joined). */
-const REDISCOVER_MS = [2_000, 5_000, 15_000, 60_000]
+/**
+ * When a joined topic is looked up again (the last one repeats while joined). Each lookup keeps the
+ * session's modes, so it is also an announce: the steady one comes every 5 minutes (Hyperswarm's
+ * own refresh: 10 minutes; HyperDHT keeps a record 20), since a peer that joins later finds this
+ * node through its own lookup. A node that wants peers sooner (the sharing
+ * daemon on a lonely tracker round) joins again, which looks up at once but at most every
+ * REJOIN_LOOKUP_GAP_MS per topic.
+ */
+const REDISCOVER_MS = [2_000, 5_000, 15_000, 60_000, 300_000]
+/** A join again of a topic looked up this recently (by any path) does not look it up again. */
+const REJOIN_LOOKUP_GAP_MS = 55_000
 /** The channels onConnection attaches (piece protocol, statements, site, release feed): a peer's opens wait for the fleet exchange. */
 const HELD_PROTOCOLS = ['upswarm/pieces', 'upswarm/statements', 'upswarm/site', 'hypercore/alpha'] as const
 
@@ -171,6 +180,8 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
   private swarm: Hyperswarm | null = null
   private closing = false
   private readonly lookups = new Map<string, NodeJS.Timeout>()
+  /** When each joined topic (hex) was last announced and looked up (performance.now()). */
+  private readonly lookedUpAt = new Map<string, number>()
   /** The Hyperswarm session of each joined topic (hex), with the modes it was last given. */
   private readonly sessions = new Map<string, { session: PeerDiscoverySession; server: boolean; client: boolean }>()
 
@@ -255,14 +266,23 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
     // changes modes and runs its discovery again, instead of one more session each time. The
     // schedule of lookups again starts over only when the modes change: a lonely round is itself
     // a lookup, and starting the 2, 5, 15 s steps on every round made eight announces a minute.
+    // With the same modes, a topic looked up less than REJOIN_LOOKUP_GAP_MS ago is not looked up
+    // again: a lonely daemon's rounds (every 30 s) and its schedule came to three announces a
+    // minute per topic, every one of them a round of UDP to the closest DHT nodes.
     const key = b4a.toString(topic, 'hex')
     const joined = this.sessions.get(key)
     const session = joined?.session ?? this.hyperswarm().join(topic, { server, client })
     this.sessions.set(key, { session, server, client })
+    const modesChanged = !joined || joined.server !== server || joined.client !== client
     if (!client) this.stopLookups(key)
-    else if (!joined || joined.server !== server || !joined.client || !this.lookups.has(key)) this.lookUpAgain(topic, session, server)
-    if (joined) await session.refresh({ server, client })
-    else await session.flushed()
+    else if (modesChanged || !this.lookups.has(key)) this.lookUpAgain(topic, session, server)
+    if (!joined) {
+      this.lookedUpAt.set(key, performance.now())
+      await session.flushed()
+    } else if (modesChanged || performance.now() - (this.lookedUpAt.get(key) ?? -Infinity) >= REJOIN_LOOKUP_GAP_MS) {
+      this.lookedUpAt.set(key, performance.now())
+      await session.refresh({ server, client })
+    }
   }
 
   /**
@@ -279,6 +299,7 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
     const next = (): void => {
       const timer = setTimeout(() => {
         if (this.closing) return
+        this.lookedUpAt.set(key, performance.now())
         discovery.refresh({ server, client: true }).then(() => this.emit('looked-up', key), () => {})
         next()
       }, REDISCOVER_MS[Math.min(step++, REDISCOVER_MS.length - 1)])
@@ -296,6 +317,7 @@ export class SwarmTransport extends EventEmitter<TransportEvents> {
   async leave(topic: Buffer): Promise<void> {
     this.stopLookups(b4a.toString(topic, 'hex'))
     this.sessions.delete(b4a.toString(topic, 'hex'))
+    this.lookedUpAt.delete(b4a.toString(topic, 'hex'))
     await this.swarm?.leave(topic)
   }
 
