@@ -683,6 +683,9 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
       await bulk?.close()
       await seed.close()
       await Promise.allSettled([...writing])
+      // The read handles the store keeps for serving ranges and units: closed, not left to the
+      // garbage collector (which closes a lost handle with a warning, whenever it runs).
+      store.blobs.closeHandles()
     },
   }
 }
