@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Authority } from '../../infra/auth/authority.ts'
 import { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { freePorts } from '../../infra/cluster/ports.ts'
-import { advertisedMismatch, natsServerName } from '../../infra/cluster/reach.ts'
+import { advertisedMismatch, natsServerName, unreachableRoutes } from '../../infra/cluster/reach.ts'
 import { tempDir } from '../helpers/cluster.ts'
 
 describe('addresses an operator gave, checked', { timeout: 60_000 }, () => {
@@ -49,6 +49,19 @@ describe('addresses an operator gave, checked', { timeout: 60_000 }, () => {
       expect(await advertisedMismatch('127.0.0.1', port, 'n1')).toBe(`127.0.0.1:${port} reaches something that is not a NATS server`)
     } finally {
       other.close()
+    }
+  })
+
+  it('nats-reach — a route port that accepts but stays silent (TLS routes: the dialler speaks first) is reachable; a closed one is not', async () => {
+    const silent: Server = createServer(() => {})
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const port = (silent.address() as { port: number }).port
+    const [closed] = await freePorts(1)
+    try {
+      expect(await unreachableRoutes([`nats-route://127.0.0.1:${port}`, `nats-route://127.0.0.1:${closed}`], 300))
+        .toEqual([`nats-route://127.0.0.1:${closed}: unreachable (ECONNREFUSED)`])
+    } finally {
+      silent.close()
     }
   })
 
