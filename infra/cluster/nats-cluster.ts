@@ -344,8 +344,12 @@ export class NatsCluster {
       if (Date.now() > deadline) {
         // The routes that do not answer, beside the last thing the monitoring endpoint said.
         if (remote) last = `${await waitingFor()}; last: ${last}`
-        const logs = running.map((n) => `--- ${n.name}\n${n.log.split('\n').filter((l) => /\[(ERR|WRN)\]/.test(l)).slice(-5).join('\n')}`).join('\n')
-        throw new UpswarmError('UPSWARM_E_CLUSTER_START', `JetStream meta group not formed after ${timeoutMs} ms in ${this.dir}: ${last}\n${logs}`)
+        // Each node's warnings and what it said of the meta group; not the route TLS handshakes that
+        // the reachability probe (unreachableRoutes) breaks off, which would hide them.
+        const told = (l: string): boolean => (/\[(ERR|WRN)\]/.test(l) || /JetStream cluster|meta leader|RAFT/i.test(l)) && !/TLS route handshake error: EOF/.test(l)
+        const logs = running.map((n) => `--- ${n.name}\n${n.log.split('\n').filter(told).slice(-8).join('\n')}`).join('\n')
+        const restarts = this.restarted.length ? `; restarted to heal: ${this.restarted.join(', ')}` : ''
+        throw new UpswarmError('UPSWARM_E_CLUSTER_START', `JetStream meta group not formed after ${timeoutMs} ms in ${this.dir}: ${last}${restarts}\n${logs}`)
       }
       await new Promise((r) => setTimeout(r, 100))
     }
