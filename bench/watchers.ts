@@ -101,7 +101,8 @@ export async function runWatchersBench(o: WatchersBenchOptions): Promise<BenchRe
       await withRetry(() => repo!.publish(d), { attempts: 10 })
       const acked = performance.now()
       // The release's stream sequence, as the watchers see it: the newest message of the product's subject.
-      const jsm = await jetstreamManager(repo!.nc)
+      // No API check (a request of its own, which a node just killed may leave unanswered).
+      const jsm = await jetstreamManager(repo!.nc, { checkAPI: false })
       const seq = (await withRetry(() => jsm.streams.getMessage(RELEASE_STREAM, { last_by_subj: releaseSubject(repo!.product) }), { attempts: 10 }))!.seq
       const have = watchers.filter((w) => w.got.has(seq)).length
       const allIn = have === watchers.length ? Promise.resolve(true) : new Promise<boolean>((resolve) => {

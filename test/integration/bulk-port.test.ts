@@ -26,7 +26,9 @@ import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { TrustStore } from '../../infra/release/trust.ts'
 import { BULK_OPEN_MIN, RangeReader, RepoClient, type BulkPorts } from '../../infra/repo-client.ts'
 import { BlobStore } from '../../infra/store/blob-store.ts'
-import { newProduct, roleConnection, tempDir, testConnection } from '../helpers/cluster.ts'
+import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
+import type { Identity } from '../../infra/nats/identity.ts'
+import { newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
 import { randomContent, writeTree } from '../helpers/trees.ts'
 
 const MiB = 1024 * 1024
@@ -63,6 +65,10 @@ describe('the bulk port', () => {
   /** Small files (units of a batch), by SHA-256. */
   const small = new Map<string, Buffer>()
   let trust: string
+  // A cluster of its own: on the suite's, another file's proxy (they answer as one queue group)
+  // may hand this client a server of its own that holds the product too.
+  let cluster: NatsCluster
+  let roleConnection: (identity: Identity) => Promise<NatsConnection>
 
   /** Weight 0: never assigned (a server the proxy would otherwise hand the reader). */
   const startServer = async (id: string, opts: { bulk?: boolean; weight?: number } = {}): Promise<RepoServer> => {
@@ -88,8 +94,11 @@ describe('the bulk port', () => {
   }
 
   beforeAll(async () => {
-    admin = await testConnection()
     dir = await tempDir()
+    const own = await startOwnCluster(dir.path, 1)
+    cluster = own.cluster
+    roleConnection = (identity) => own.connect(`upswarm-test-${identity.kind}`, identity)
+    admin = await own.connect('upswarm-test')
     const proxyConn = await roleConnection({ kind: 'proxy', name: 'bulk-proxy' })
     client = await roleConnection({ kind: 'client', name: 'bulk-client' })
     conns.push(proxyConn, client)
@@ -111,6 +120,7 @@ describe('the bulk port', () => {
     for (const s of servers) await s.close().catch(() => {})
     await proxy?.close()
     for (const nc of [admin, ...conns]) await nc?.close()
+    await cluster?.stop()
     await dir?.cleanup()
   })
 
