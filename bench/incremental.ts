@@ -3,16 +3,19 @@
 // source: NATS range requests to the server the proxy assigns) side by side with `rsync -a` and
 // `rsync -az` from an rsync daemon on 127.0.0.1, each into its own copy of r1, in the same run;
 // and the same update of a second working copy run inside this process, to tell the CLI's
-// start-up from the update's own cost. Three kinds of change:
+// start-up from the update's own cost; and the same command on a third copy whose sharing
+// daemon runs (`upswarm daemon`, as on every machine of a fleet), which hands the daemon the run
+// over the copy's control socket (issue 15 item 4). Three kinds of change:
 //   replaced — 1% of the files rewritten with new contents (tree-gen's mutateTree);
 //   edited   — 1% of the files with one 4 KiB block overwritten in place (rsync's delta case);
 //   release  — a realistic release pair: two consecutive versions of a real package tree from
 //              the npm registry (lib/release-pair.ts), on fresh working copies and rsync copies,
 //              with "whole changed files" beside them: what an updater without deltas moves.
 // Goals (issue 15): upswarm's wire bytes ≤ rsync -a's and ≤ rsync -az's, and the CLI's wall
-// time ≤ rsync -a's, for each change.
+// time ≤ rsync -a's, for each change (judged for the command alone and with the daemon running).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
+import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { editTree, generateTree, mutateTree } from '../actors/demo/tree-gen.ts'
@@ -21,7 +24,7 @@ import * as updater from '../actors/updater/index.ts'
 import { spawnGuarded, stopChild } from '../infra/cluster/children.ts'
 import { freePort } from '../infra/cluster/ports.ts'
 import { jetStreamAlertSink } from '../infra/nats/alert-sink.ts'
-import { cliStartupMs, startRepo, timed, upswarm, type Repo } from './lib/cluster.ts'
+import { CLI, cliStartupMs, startRepo, timed, upswarm, type Repo } from './lib/cluster.ts'
 import { withCpuProfiles, writeProfileReport } from './lib/cpu-profile.ts'
 import { MiB, progress, round, startRecording, type BenchResult, type Cell, type CommonOptions, type Goal } from './lib/report.ts'
 import { applyRelease, DEFAULT_RELEASE_PAIR, releaseTrees, type ReleaseChange, type ReleasePair } from './lib/release-pair.ts'
@@ -120,10 +123,45 @@ async function upswarmUpdate(repo: Repo, dir: string): Promise<{ ms: number; pay
   return { ms: r.ms, payload: json.bytesFromServers, wire: wire.outBytes, updated: json.updated + json.checkedOut, how }
 }
 
-/** Where one scenario's update lands: two working copies, the rsync module it pulls and its two rsync copies. */
+/** `upswarm daemon DIR` (no --auto: it updates when asked), up once it printed READY. */
+async function startCopyDaemon(dir: string, env: NodeJS.ProcessEnv): Promise<{ stop(): Promise<void> }> {
+  const child = spawnGuarded(process.execPath, [CLI, 'daemon', dir, '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000)
+  })
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code, signal) => reject(new Error(`the daemon of ${dir} exited (${code ?? signal}) before it was ready: ${stderr}`))))
+  const ready = (async () => {
+    for await (const line of createInterface({ input: child.stdout! })) if (line.startsWith('READY ')) return
+  })()
+  try {
+    await Promise.race([ready, exited])
+  } catch (err) {
+    await stopChild(child)
+    throw err
+  }
+  exited.catch(() => {})
+  // Its events (update.done …) are read by nobody: drain them.
+  child.stdout!.resume()
+  return { stop: () => stopChild(child) }
+}
+
+/** The command on a copy whose sharing daemon runs: the daemon's NATS connection moves the bytes. */
+async function daemonUpdate(repo: Repo, dir: string): Promise<{ ms: number; payload: number; wire: number }> {
+  const before = await repo.openConnectionBytes('upswarm-daemon')
+  const r = await upswarm(['update', dir, '--json'], repo.env)
+  const json = JSON.parse(r.stdout) as { bytesFromServers: number; bytesFromPeers: number; uploadedBytes?: number }
+  if (json.uploadedBytes === undefined) throw new Error(`update of ${dir} was not run by its daemon: ${r.stdout.slice(0, 300)}`)
+  const after = await repo.openConnectionBytes('upswarm-daemon')
+  return { ms: r.ms, payload: json.bytesFromServers + json.bytesFromPeers, wire: after.outBytes - before.outBytes }
+}
+
+/** Where one scenario's update lands: three working copies, the rsync module it pulls and its two rsync copies. */
 interface Target {
   wc: string
   wcInProcess: string
+  /** A copy whose sharing daemon runs: `update` hands the run to it. */
+  wcDaemon: string
   module: string
   /** `rsync -a`'s destination and `rsync -az`'s, both `cp -a` copies of the same tree. */
   mirror: string
@@ -143,6 +181,7 @@ interface Measured {
   change: Change
   cli: { ms: number; payload: number; wire: number; updated: number }
   inproc: { ms: number; payload: number; wire: number }
+  daemon: { ms: number; payload: number; wire: number }
   rsyncA: RsyncStats
   rsyncZ: RsyncStats
 }
@@ -159,6 +198,7 @@ function goalsOf(m: Measured): Goal[] {
     { goal: `${m.name}: upswarm wire bytes ≤ rsync -a`, met: m.cli.wire <= wireA, detail: `${mib(m.cli.wire)} vs ${mib(wireA)} MiB (${ratio(m.cli.wire, wireA)})${whole}` },
     { goal: `${m.name}: upswarm wire bytes ≤ rsync -az`, met: m.cli.wire <= wireZ, detail: `${mib(m.cli.wire)} vs ${mib(wireZ)} MiB (${ratio(m.cli.wire, wireZ)})${whole}` },
     { goal: `${m.name}: \`upswarm update\` (CLI) wall time ≤ rsync -a`, met: m.cli.ms <= m.rsyncA.ms, detail: `${(m.cli.ms / 1000).toFixed(2)} vs ${(m.rsyncA.ms / 1000).toFixed(2)} s (${ratio(m.cli.ms, m.rsyncA.ms)}); in-process ${(m.inproc.ms / 1000).toFixed(2)} s` },
+    { goal: `${m.name}: \`upswarm update\` (CLI) with the copy's daemon running, wall time ≤ rsync -a`, met: m.daemon.ms <= m.rsyncA.ms, detail: `${(m.daemon.ms / 1000).toFixed(2)} vs ${(m.rsyncA.ms / 1000).toFixed(2)} s (${ratio(m.daemon.ms, m.rsyncA.ms)}); wire ${mib(m.daemon.wire)} MiB` },
   ]
 }
 
@@ -168,6 +208,7 @@ function rowsOf(m: Measured): Record<string, Cell>[] {
   return [
     { ...base, tool: '`upswarm update` (CLI)', 'payload MiB': round(m.cli.payload / MiB), 'wire MiB': round(m.cli.wire / MiB), 'wall s': round(m.cli.ms / 1000) },
     { ...base, tool: 'updater.update() in-process', 'payload MiB': round(m.inproc.payload / MiB), 'wire MiB': round(m.inproc.wire / MiB), 'wall s': round(m.inproc.ms / 1000) },
+    { ...base, tool: '`upswarm update` (CLI), the copy\'s daemon running', 'payload MiB': round(m.daemon.payload / MiB), 'wire MiB': round(m.daemon.wire / MiB), 'wall s': round(m.daemon.ms / 1000) },
     rsync('`rsync -a` from rsyncd', m.rsyncA),
     rsync('`rsync -az` from rsyncd', m.rsyncZ),
     { ...base, tool: 'whole changed files', 'payload MiB': round(m.change.wholeBytes / MiB), 'wire MiB': round(m.change.wholeBytes / MiB), 'wall s': null },
@@ -180,6 +221,7 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
   const work = await mkdtemp(join(tmpdir(), 'upswarm-bench-incr-'))
   let repo: Repo | undefined
   let rsyncd: { url(module: string): string; stop(): Promise<void> } | undefined
+  const daemons: { stop(): Promise<void> }[] = []
   try {
     // The pair first: a registry that cannot be reached fails the run before anything starts.
     const pair = o.release ? await releaseTrees(o.release) : undefined
@@ -195,10 +237,12 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
     const initBoth = async (t: Target): Promise<number> => {
       const init = await upswarm(['init', t.wc, '--product', r.product, ...r.pinArgs, '--json'], r.env)
       await upswarm(['init', t.wcInProcess, '--product', r.product, ...r.pinArgs, '--json'], r.env)
+      await upswarm(['init', t.wcDaemon, '--product', r.product, ...r.pinArgs, '--json'], r.env)
+      daemons.push(await startCopyDaemon(t.wcDaemon, r.env))
       await r.closedConnectionBytes('upswarm-init')
       return init.ms
     }
-    const synthetic: Target = { wc: join(work, 'client'), wcInProcess: join(work, 'client-in-process'), module: 'tree', mirror: join(work, 'rsync-mirror'), mirrorZ: join(work, 'rsync-mirror-z') }
+    const synthetic: Target = { wc: join(work, 'client'), wcInProcess: join(work, 'client-in-process'), wcDaemon: join(work, 'client-daemon'), module: 'tree', mirror: join(work, 'rsync-mirror'), mirrorZ: join(work, 'rsync-mirror-z') }
     const initMs = await initBoth(synthetic)
     log(`working copy at r1 (init ${(initMs / 1000).toFixed(1)} s); copying r1 for rsync -a and rsync -az`)
     await timed('cp', ['-a', src, synthetic.mirror])
@@ -234,7 +278,7 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
           await timed('cp', ['-a', pair.a, relSrc])
           const pa = await r.publish(relSrc, 'release-a')
           await r.synced(pa.rev)
-          const t: Target = { wc: join(work, 'release-client'), wcInProcess: join(work, 'release-client-in-process'), module: 'release', mirror: join(work, 'release-rsync-mirror'), mirrorZ: join(work, 'release-rsync-mirror-z') }
+          const t: Target = { wc: join(work, 'release-client'), wcInProcess: join(work, 'release-client-in-process'), wcDaemon: join(work, 'release-client-daemon'), module: 'release', mirror: join(work, 'release-rsync-mirror'), mirrorZ: join(work, 'release-rsync-mirror-z') }
           const ms = await initBoth(t)
           await timed('cp', ['-a', relSrc, t.mirror])
           await timed('cp', ['-a', relSrc, t.mirrorZ])
@@ -259,18 +303,20 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
       log(`${s.name}: r${p.rev} published (${change.describe}); upswarm update, then rsync -a, then rsync -az`)
       const cli = await withCpuProfiles(o.profile && join(o.profile, s.name), () => upswarmUpdate(r, t.wc))
       const inproc = await inProcessUpdate(r, t.wcInProcess)
+      const viaDaemon = await daemonUpdate(r, t.wcDaemon)
       const ra = await timed('rsync', ['-a', '--delete', '--stats', daemon.url(t.module), `${t.mirror}/`])
       const rz = await timed('rsync', ['-az', '--delete', '--stats', daemon.url(t.module), `${t.mirrorZ}/`])
-      const m: Measured = { name: s.name, change, cli, inproc, rsyncA: parseRsyncStats(ra.stdout, ra.ms), rsyncZ: parseRsyncStats(rz.stdout, rz.ms) }
+      const m: Measured = { name: s.name, change, cli, inproc, daemon: viaDaemon, rsyncA: parseRsyncStats(ra.stdout, ra.ms), rsyncZ: parseRsyncStats(rz.stdout, rz.ms) }
       measured.push(m)
       const wire = (x: RsyncStats): string => mib(x.received + x.sent)
-      log(`${s.name}: upswarm ${(cli.ms / 1000).toFixed(2)} s ${mib(cli.wire)} MiB (${cli.how}); rsync -a ${(m.rsyncA.ms / 1000).toFixed(2)} s ${wire(m.rsyncA)} MiB; rsync -az ${(m.rsyncZ.ms / 1000).toFixed(2)} s ${wire(m.rsyncZ)} MiB; whole changed files ${mib(change.wholeBytes)} MiB`)
+      log(`${s.name}: upswarm ${(cli.ms / 1000).toFixed(2)} s ${mib(cli.wire)} MiB (${cli.how}); with its daemon ${(viaDaemon.ms / 1000).toFixed(2)} s ${mib(viaDaemon.wire)} MiB; rsync -a ${(m.rsyncA.ms / 1000).toFixed(2)} s ${wire(m.rsyncA)} MiB; rsync -az ${(m.rsyncZ.ms / 1000).toFixed(2)} s ${wire(m.rsyncZ)} MiB; whole changed files ${mib(change.wholeBytes)} MiB`)
     }
     const groups = measured.map((m) => m.name)
     const svg = barChart([
       { title: 'Wall time of the update', yLabel: 'seconds', groups, series: [
         { name: 'upswarm update (CLI)', values: measured.map((m) => round(m.cli.ms / 1000)) },
         { name: 'updater.update() in-process', values: measured.map((m) => round(m.inproc.ms / 1000)) },
+        { name: 'upswarm update (CLI), daemon running', values: measured.map((m) => round(m.daemon.ms / 1000)) },
         { name: 'rsync -a (daemon, loopback)', values: measured.map((m) => round(m.rsyncA.ms / 1000)) },
         { name: 'rsync -az (daemon, loopback)', values: measured.map((m) => round(m.rsyncZ.ms / 1000)) },
       ] },
@@ -293,6 +339,7 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
           ...m,
           cli: { ...m.cli, ms: round(m.cli.ms) },
           inproc: { ...m.inproc, ms: round(m.inproc.ms) },
+          daemon: { ...m.daemon, ms: round(m.daemon.ms) },
           rsyncA: { ...m.rsyncA, ms: round(m.rsyncA.ms) },
           rsyncZ: { ...m.rsyncZ, ms: round(m.rsyncZ.ms) },
         })),
@@ -307,9 +354,11 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
         ...(release ? [`release: ${release.label}, ${release.files} files, ${(release.bytes / MiB).toFixed(1)} MiB; A published as a revision of the same product and brought to fresh working copies (init ${(release.initMs / 1000).toFixed(1)} s) and fresh rsync copies, then B; ${o.release && o.release.kind === 'npm' ? 'fetched once by npm pack into the bench cache and unpacked with tar' : 'two local trees'}. Changed files are written with a new mtime, unchanged ones keep theirs, as a build would leave them.`] : ['release: left out (no release pair: the tiny size and --release-pair none never use the npm registry).']),
         `in-process: the same update of a second working copy from the benchmark process (no node start-up, no module loading); \`upswarm --help\` alone takes ${(cliStartup / 1000).toFixed(2)} s here (median of 3).`,
         'wire for in-process: bytes the benchmark\'s NATS connection received during the update.',
+        'daemon running: a third working copy with `upswarm daemon DIR` running beside it (no --auto, no peers: it fetches from the servers alone); `upswarm update DIR` hands it the run over the copy\'s control socket and prints its result. wire: bytes the NATS nodes sent the daemon\'s connection during the command.',
       ],
     }, svg)
   } finally {
+    for (const d of daemons) await d.stop()
     await rsyncd?.stop()
     await repo?.stop()
     if (!o.keep) await rm(work, { recursive: true, force: true })

@@ -12,7 +12,7 @@
 // This file is CommonJS: an ES module entry starts node's ES module loader, and each `node:`
 // import through it builds a module of every export (8 ms of a 150 ms `status` here).
 // bin/upswarm.mjs, the entry of earlier releases, runs this file.
-const { readFileSync, renameSync, writeFileSync } = require('node:fs')
+const { existsSync, readFileSync, renameSync, writeFileSync } = require('node:fs')
 const { createRequire } = require('node:module')
 const { dirname, join } = require('node:path')
 const vm = require('node:vm')
@@ -89,9 +89,17 @@ function run(file) {
   }
 }
 
+/**
+ * Issue 15 item 4: `update DIR` of a copy whose sharing daemon has its control socket open
+ * (DIR/.upswarm/daemon.sock) only hands the run over: the light build does that.
+ */
+function servedByDaemon() {
+  return args.slice(1).some((a) => !a.startsWith('-') && existsSync(join(a, '.upswarm', 'daemon.sock')))
+}
+
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   printVersion()
-} else if (args[0] === 'status' && args.includes('--offline')) {
+} else if ((args[0] === 'status' && args.includes('--offline')) || (args[0] === 'update' && servedByDaemon())) {
   globalThis.__upswarmFull = () => run(bundle)
   run(statusBundle)
 } else {

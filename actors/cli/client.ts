@@ -13,6 +13,7 @@ import { action, intArg, revArg, jsonOption, natsOption, credsOption, tlsCaOptio
 import { siteLabel } from '../../infra/swarm/site-label.ts'
 import { formatBytes, printEvent, printResult, progressLine } from './output.ts'
 import { runRole } from './role.ts'
+import { blockedLines, handToDaemon, reportUpdate, treeNodesNote, updateJson, updateSummary } from './update-report.ts'
 
 const trackerOption = (): Option => new Option('--tracker <urls>', 'tracker URLs (http(s)://…, udp://…), comma-separated').env('UPSWARM_TRACKER')
 const bootstrapOption = (): Option => new Option('--bootstrap <host:port>', 'DHT bootstrap nodes, comma-separated').env('UPSWARM_BOOTSTRAP')
@@ -167,41 +168,6 @@ function progress(json: boolean) {
   }
 }
 
-/** docs/formats.md §5 step 6: what the signed metadata of a format-2 run cost. */
-function treeNodesNote(r: Updater.UpdateResult): string {
-  return r.treeNodes ? `; format 2: ${r.treeNodes.nodes} tree node(s) fetched (${formatBytes(r.treeNodes.bytes)})` : ''
-}
-
-function updateSummary(r: Updater.UpdateResult): string {
-  const { alerts } = r
-  return [
-    `r${r.from} → r${r.to}${r.blocked.length ? ' (PARTIAL)' : ''}: ${r.updated} updated, ${r.checkedOut} checked out, ${r.removed} removed, ` +
-      `${r.conflicts.length} conflict(s)${r.conflicts.length ? ` (${r.conflicts.join(', ')}: left alone)` : ''}; ` +
-      `${formatBytes(r.bytesFromServers)} from servers, ${formatBytes(r.bytesFromPeers)} from peers` +
-      ('uploadedBytes' in r ? `; ${formatBytes(r.uploadedBytes as number)} served to peers so far` : '') + treeNodesNote(r),
-    ...blockedLines(r),
-    ...(alerts.delivered.length ? [`administrators alerted about ${alerts.delivered.join(', ')}`] : []),
-    ...alerts.undelivered.map((u) => `alert about ${u.path} NOT delivered (${u.reason}); kept in the working copy, sent on the next connected run`),
-    ...(alerts.earlierDelivered ? [`${alerts.earlierDelivered} alert(s) of earlier runs delivered`] : []),
-    ...(alerts.pending ? [`${alerts.pending} alert(s) still waiting to be delivered`] : []),
-  ].join('\n')
-}
-
-function blockedLines(r: Updater.UpdateResult): string[] {
-  return r.blocked.map((p) => `not installed: ${p} (a file or symlink of yours is in the way above it; move it away and run the update again)`)
-}
-
-function updateJson(r: Updater.UpdateResult | DaemonUpdate): object {
-  const { warnings, ...rest } = r
-  return { ...rest, partial: r.blocked.length > 0, conflicts: r.conflicts.length, conflictPaths: r.conflicts, warnings }
-}
-
-/** Prints an update's (or init's) result; a partial one (blocked paths) exits 3: not done. */
-function reportUpdate(json: boolean, r: Updater.UpdateResult, human: () => string): void {
-  printResult(json, updateJson(r), human)
-  if (r.blocked.length > 0) process.exitCode = PARTIAL_EXIT_CODE
-}
-
 /** Issue 16 item 3: a one-shot command's fleet report (one per run: the rate bound is the daemon's and watch's concern). */
 async function reportOnce(nc: NatsConnection, dir: string, state: import('../share-daemon/fleet-report.ts').FleetState): Promise<void> {
   const [{ startFleetReporter }, { WorkingCopy }, { identityKeyOf }] = await Promise.all([import('../share-daemon/fleet-report.ts'), workingCopyModule(), import('../../infra/nats/identity.ts')])
@@ -209,9 +175,6 @@ async function reportOnce(nc: NatsConnection, dir: string, state: import('../sha
   const reporter = startFleetReporter({ product, stageKey: identityKeyOf(nc) ?? clientId, role: 'update', nc: () => nc, initial: state, log: (m) => process.stderr.write(`upswarm: ${m}\n`) })
   await reporter.stop()
 }
-
-/** `update` / `init` installed the revision except the blocked paths (docs/updater.md). */
-const PARTIAL_EXIT_CODE = 3
 
 export function registerClientCommands(program: Command): void {
   program
@@ -285,9 +248,13 @@ export function registerClientCommands(program: Command): void {
     .addOption(trackerOption())
     .addOption(bootstrapOption())
     .addOption(inspectOption())
+    .option('--no-daemon', 'run the update in this process even when a sharing daemon serves the copy')
     .addOption(jsonOption())
     .action(action(async (dir: string, flags) => {
       mark('update: parsed')
+      // Issue 15 item 4: the copy's sharing daemon, when one runs, does the update (install hooks
+      // given here are this command's own: with them, the update runs here).
+      if (flags.daemon !== false && !hooksOf(flags) && !flags.inspect && await handToDaemon(dir, updateRequest(flags), !!flags.json)) return
       const o = await withSources(dir, flags)
       const request = updateRequest(o)
       const nc = await maybeNats(o, 'upswarm-update')
@@ -511,9 +478,16 @@ export function registerClientCommands(program: Command): void {
           emit({ event: 'monitor.failed', error: { message: errorMessage(err) } }, `file monitor not started: ${errorMessage(err)}; status lstats every path`)
           return undefined
         })
+        // Issue 15 item 4: `upswarm update DIR` hands its run to this daemon through the copy's control socket.
+        const { serveControl } = await import('../share-daemon/control.ts')
+        const control = await serveControl({ dir, update: (request) => daemon.updateNow(request), log: stderrLog(false) }).catch((err: unknown) => {
+          emit({ event: 'control.failed', error: { message: errorMessage(err) } }, `control socket not opened: ${errorMessage(err)}; \`upswarm update\` of this copy runs on its own`)
+          return undefined
+        })
         return {
-          ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev(), ...(metrics.url ? { metrics: metrics.url } : {}), ...(monitor ? { monitor: monitor.socket } : {}) },
+          ready: { port: daemon.port, publicKey: daemon.publicKey, peerId: daemon.peerId, rev: daemon.rev(), ...(metrics.url ? { metrics: metrics.url } : {}), ...(monitor ? { monitor: monitor.socket } : {}), ...(control ? { control: control.socket } : {}) },
           close: async () => {
+            await control?.close()
             await monitor?.close()
             await metrics.close()
             // What this client gave back to the swarm, said once at the end (R-SHARE).

@@ -3,7 +3,7 @@
 // its statechart says (machines/tree-monitor.machine.ts) and answers on the copy's Unix socket
 // (monitor-wire.ts) what changed since a token; `status` then lstats only that. Local only: the
 // socket is a file of mode 0600 in the copy's metadata folder, so only the copy's owner asks.
-import { chmodSync, existsSync, rmSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import { resolve } from 'node:path'
 import { createActor, fromPromise, type ActorRefFrom } from 'xstate'
@@ -11,12 +11,10 @@ import { UpswarmError } from '../../infra/errors.ts'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { META_DIR } from '../../infra/release/manifest-core.ts'
 import { layoutOf } from '../../infra/store/working-copy/layout.ts'
+import { listenOwnerOnly, MAX_SOCKET_PATH } from '../../infra/store/working-copy/owner-socket.ts'
 import { askMonitor, MAX_QUESTION_BYTES, parseQuestion } from '../../infra/store/working-copy/monitor-wire.ts'
 import { TreeWatch, type TreeWatchOptions } from '../../infra/store/working-copy/tree-watch.ts'
 import { treeMonitorMachine } from '../../machines/tree-monitor.machine.ts'
-
-/** A Unix socket's path is at most 107 bytes on Linux. */
-const MAX_SOCKET_PATH = 107
 
 export interface MonitorOptions {
   dir: string
@@ -110,14 +108,7 @@ export async function startMonitor(opts: MonitorOptions): Promise<Monitor> {
   })
   running.start()
   await firstWalk
-  await new Promise<void>((ok, fail) => {
-    server.once('error', fail)
-    server.listen(socket, () => {
-      server.off('error', fail)
-      ok()
-    })
-  })
-  chmodSync(socket, 0o600)
+  await listenOwnerOnly(server, socket)
   log(`monitor: watching ${watch.directories} directories of ${layout.root}; answering on ${socket}`)
   return {
     socket,

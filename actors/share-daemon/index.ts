@@ -42,13 +42,14 @@ import type { InstallHooks, RunOutput } from '../../machines/update-run.machine.
 import type { AlertSink, ReleaseSource, UpdateResult } from '../../infra/release/source.ts'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { DialBook } from './dial-book.ts'
+import { mark } from '../../infra/timings.ts'
 import { failed, installed, reverted, startFleetReporter, type FleetReporter } from './fleet-report.ts'
 import { AddressBook } from '../../infra/swarm/address-book.ts'
 import { ServerSlots, type PartialBlob, type BlobFetchStats } from './multi-source.ts'
 import { SERVER_SLOTS } from './piece-scheduler.ts'
 import { PeerSet } from './peers.ts'
 import { makeServe } from './serve.ts'
-import { natsTrustSource, swarmSource, type FeedReleases } from './sources.ts'
+import { natsTrustSource, serverSource, swarmSource, type FeedReleases } from './sources.ts'
 import { followTrust, type TrustEvents } from './trust.ts'
 
 export interface DaemonOptions {
@@ -193,6 +194,8 @@ export interface Daemon extends EventEmitter<DaemonEvents> {
  */
 const DEFAULT_ANNOUNCE_MS = 30_000
 const DEFAULT_SWARM_THREADS = 16
+/** Concurrent downloads of a run from the servers alone: as the `update` command's own. */
+const DEFAULT_SERVER_THREADS = 4
 /** How long discovery waits for connected peers' first `have`. */
 const HAVE_WAIT_MS = 3_000
 
@@ -246,6 +249,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     uploaded: 0,
     dhtLookup: false,
     closed: false,
+    /** What the daemon does after a run, once its result is out (reopened): the next run and close wait for it. */
+    settling: Promise.resolve() as Promise<void>,
   }
 
   const refreshHeld = async (): Promise<void> => {
@@ -543,21 +548,31 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
    * One run of the updater over the swarm (R-ACCEL-2/3): made ready here, its statechart run by
    * the update machine as its child, ended by closeRun. Only one at a time (the machine's).
    */
-  let current: { opened: OpenedUpdate; source: ReturnType<typeof swarmSource>; nc: NatsConnection | undefined; started: number } | undefined
+  let current: { opened: OpenedUpdate; source: ReleaseSource & { stats: BlobFetchStats }; nc: NatsConnection | undefined; started: number } | undefined
 
   async function openRun(request: UpdateRequest): Promise<OpenedRun> {
     const { rev } = request
     if (!opts.updater) throw new UpswarmError('UPSWARM_E_CONFIG', `the sharing daemon of ${dir} was started without the updater: it shares its copy but cannot update it`)
+    await io.settling
+    mark('daemon: run opening')
     const started = Date.now()
     const nc = io.nc
     // Many blobs at once: server requests are capped by serverSlots, peer requests per peer; a
     // wide window lets every client fetch its own stripe early and trade the rest.
-    const source = swarmSource({ nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log, swarmSize: () => io.tracker?.swarmPeers, ...(opts.site ? { site: opts.site, siteSize: () => io.tracker?.sitePeers } : {}) }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
+    // No peer to trade pieces with (none connected but repository servers): the run is the
+    // servers' own path, format 2 throughout (the changed tree nodes, deltas, small files in
+    // batches, the bulk port), not the swarm's format-1 plan, whose piece hashes only peers need
+    // (issue 15 item 4: it halves a small update's time in the daemon).
+    const alone = nc !== undefined && peers.all().every((p) => p.server || p.session.closed)
+    const source = alone
+      ? serverSource(nc, product)
+      : swarmSource({ nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log, swarmSize: () => io.tracker?.swarmPeers, ...(opts.site ? { site: opts.site, siteSize: () => io.tracker?.sitePeers } : {}) }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
+    if (alone) log('no peer connected: this run fetches from the servers alone')
     const from = io.wc.state.current
     events.emit('update.started', from, rev ?? io.wc.state.newestVerified)
     // Without NATS the updater keeps alerts in the working copy until a run that has a connection.
     const alerts: AlertSink | undefined = nc ? jetStreamAlertSink(nc) : undefined
-    const opened = await opts.updater(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? DEFAULT_SWARM_THREADS, ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), ...(opts.hooks ? { hooks: opts.hooks } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
+    const opened = await opts.updater(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? (alone ? DEFAULT_SERVER_THREADS : DEFAULT_SWARM_THREADS), ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), ...(opts.hooks ? { hooks: opts.hooks } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
     current = { opened, source, nc, started }
     return { logic: opened.logic, input: opened.input }
   }
@@ -580,7 +595,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       return err
     }
     const { source, nc } = run
+    mark('daemon: run finished')
     await reopened()
+    mark('daemon: copy read again')
     // The bytes this run actually received, by kind of source (R-ACCEL-2: never a silent fallback).
     const done: DaemonUpdate = {
       ...result,
@@ -595,12 +612,22 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     return done
   }
 
-  /** The working copy changed revision: serve, announce and look up what it holds now. */
+  /**
+   * The working copy changed revision: serve, announce and look up what it holds now. The copy is
+   * read again before the run's result goes out (`rev()` says the new revision); listing what it
+   * holds and telling peers, the tracker and the DHT goes on after it (issue 15 item 4: the
+   * command waiting on the control socket does not wait for a DHT announce), and the next run
+   * or close waits for it.
+   */
   async function reopened(): Promise<void> {
     const before = io.wc
     io.wc = await WorkingCopy.open(dir)
     // The update may have garbage-collected blobs the old view kept open for serving.
     before.history.closeHandles()
+    io.settling = io.settling.then(announceHeld).catch((err: unknown) => log(`after the update: ${errorMessage(err)}`))
+  }
+
+  async function announceHeld(): Promise<void> {
     await refreshHeld()
     for (const p of peers.all()) if (!p.session.closed) p.session.announceHave(io.held, { reset: true, product, rev: io.wc.state.current })
     io.tracker?.setRev(io.wc.state.current)
@@ -743,6 +770,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       await waitFor(actor, (s) => s.status !== 'active', { timeout: Infinity })
       // A run whose statechart never ended (the daemon's failed) lets the working copy go.
       await current?.opened.abandon()
+      await io.settling
       await io.connecting
       await io.tracker?.stop().catch(() => {})
       if (io.ownsNc) await io.nc?.close().catch(() => {})

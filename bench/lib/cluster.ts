@@ -26,6 +26,8 @@ export interface Repo {
   synced(rev: number, timeoutMs?: number): Promise<void>
   /** Bytes the NATS nodes sent to client connections named `name` that have closed since `since`. */
   closedConnectionBytes(name: string): Promise<{ outBytes: number; inBytes: number; connections: number }>
+  /** Bytes the NATS nodes have sent so far to the open client connections named `name` (a daemon's). */
+  openConnectionBytes(name: string): Promise<{ outBytes: number; inBytes: number; connections: number }>
   stop(): Promise<void>
 }
 
@@ -53,6 +55,22 @@ export async function startRepo(opts: { dir: string; servers: number; serverMaxU
   const { UPSWARM_TRACKER: _t, UPSWARM_BOOTSTRAP: _b, ...rest } = process.env
   const env = { ...rest, ...deploymentEnv(ep) }
   const seenClosed = new Set<string>()
+  const connectionBytes = async (name: string, state: 'open' | 'closed', skip: (id: string) => boolean): Promise<{ outBytes: number; inBytes: number; connections: number }> => {
+    let outBytes = 0
+    let inBytes = 0
+    let connections = 0
+    for (const node of launched.cluster!.nodes) {
+      const res = await fetch(`http://127.0.0.1:${node.monitorPort}/connz?state=${state}&limit=10000`)
+      const connz = (await res.json()) as { connections?: { cid: number; name?: string; out_bytes: number; in_bytes: number }[] }
+      for (const c of connz.connections ?? []) {
+        if (c.name !== name || skip(`${node.name}:${c.cid}`)) continue
+        outBytes += c.out_bytes
+        inBytes += c.in_bytes
+        connections++
+      }
+    }
+    return { outBytes, inBytes, connections }
+  }
   return {
     launched, nc, product, key, env,
     pinArgs: rooted ? ['--root', ep.root!] : ['--pubkey', key.publicKey],
@@ -71,24 +89,9 @@ export async function startRepo(opts: { dir: string; servers: number; serverMaxU
         await new Promise((r) => setTimeout(r, 200))
       }
     },
-    async closedConnectionBytes(name) {
-      let outBytes = 0
-      let inBytes = 0
-      let connections = 0
-      for (const node of launched.cluster!.nodes) {
-        const res = await fetch(`http://127.0.0.1:${node.monitorPort}/connz?state=closed&limit=10000`)
-        const connz = (await res.json()) as { connections?: { cid: number; name?: string; out_bytes: number; in_bytes: number }[] }
-        for (const c of connz.connections ?? []) {
-          const id = `${node.name}:${c.cid}`
-          if (c.name !== name || seenClosed.has(id)) continue
-          seenClosed.add(id)
-          outBytes += c.out_bytes
-          inBytes += c.in_bytes
-          connections++
-        }
-      }
-      return { outBytes, inBytes, connections }
-    },
+    // A closed connection is counted once: `seenClosed` records those counted.
+    closedConnectionBytes: (name) => connectionBytes(name, 'closed', (id) => seenClosed.has(id) || !seenClosed.add(id)),
+    openConnectionBytes: (name) => connectionBytes(name, 'open', () => false),
     async stop() {
       await Promise.all([nc.close(), publisherNc.close()]).catch(() => {})
       await launched.stop()

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, relative, sep } from 'node:path'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { Swarm, type SwarmClient } from '../../actors/demo/swarm.ts'
@@ -150,16 +150,13 @@ describe('swarm', { timeout: 240_000 }, () => {
     await bad.start()
     await bad.reached(2)
     // The bad peer's stored copies change under it, same size: it will serve garbage.
+    // Every stored file: blobs (<2 hex>/<2 hex>/<sha256>) and the packs a batch of small files came in.
     const history = join(bad.dir, '.upswarm', 'history')
-    for (const a of await readdir(history)) {
-      if (a === 'tmp') continue
-      for (const b of await readdir(join(history, a))) {
-        for (const blob of await readdir(join(history, a, b))) {
-          const file = join(history, a, b, blob)
-          const bytes = await readFile(file)
-          if (bytes.length > 0) await writeFile(file, Buffer.alloc(bytes.length, 0x5a))
-        }
-      }
+    for (const e of await readdir(history, { recursive: true, withFileTypes: true })) {
+      if (!e.isFile() || relative(history, e.parentPath).split(sep)[0] === 'tmp') continue
+      const file = join(e.parentPath, e.name)
+      const bytes = await readFile(file)
+      if (bytes.length > 0) await writeFile(file, Buffer.alloc(bytes.length, 0x5a))
     }
     const d = await handDaemon(victim)
     try {

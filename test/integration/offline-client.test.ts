@@ -2,18 +2,18 @@
 // works. `status`, `history` and `rollback` to a revision in local history answer from the
 // working copy, both when the address refuses connections and when it accepts them and never
 // answers (a blackhole); the daemon starts, says it is retrying, and stops cleanly.
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { once } from 'node:events'
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { init, update } from '../../actors/updater/index.ts'
 import { PROJECT_ROOT } from '../../infra/project-root.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { clusterInfo, tempDir } from '../helpers/cluster.ts'
+import { daemonCli, type DaemonCli } from '../helpers/daemon-cli.ts'
 import { DirectorySource } from '../helpers/dir-source.ts'
 import { publishLocal, writeTree, type TreeSpec } from '../helpers/local-publish.ts'
 
@@ -148,27 +148,8 @@ describe('offline client', { timeout: 120_000 }, () => {
     })
   }
 
-  /** A daemon of `wc` with NATS at `nats`, its stdout read line by line up to a matching one. */
-  function daemon(nats: string) {
-    const child = spawn(process.execPath, [CLI, 'daemon', wc, '--json', '--bootstrap', clusterInfo().dhtBootstrap], { env: env(nats), stdio: ['ignore', 'pipe', 'pipe'] })
-    let stderr = ''
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString()
-    })
-    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
-    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
-    const seen: string[] = []
-    const until = async (match: (line: string) => boolean): Promise<string> => {
-      for (let i = 0; i < 50; i++) {
-        const next = await Promise.race([lines.next(), exited.then(() => ({ done: true as const, value: undefined }))])
-        if (next.done) throw new Error(`the daemon ended; stdout:\n${seen.join('\n')}\nstderr:\n${stderr}`)
-        seen.push(next.value)
-        if (match(next.value)) return next.value
-      }
-      throw new Error(`no such line in 50:\n${seen.join('\n')}`)
-    }
-    return { child, exited, until, stderr: () => stderr }
-  }
+  /** A daemon of `wc` with NATS at `nats`. */
+  const daemon = (nats: string): DaemonCli => daemonCli(wc, env(nats))
 
   it('share-daemon — starts with NATS a blackhole, says it is retrying, and stops cleanly on SIGTERM', async () => {
     const { child, exited, until, stderr } = daemon(hole.url)

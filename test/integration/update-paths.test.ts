@@ -1,11 +1,14 @@
 // Issue 11 on a real cluster (credentials + TLS): a daemon with --auto on a rolled-back working
 // copy holds instead of spinning, and stops at once; `update` takes the same options with the
 // same meaning through the swarm and directly; a partial update exits 3 and names what is
-// blocked; alert delivery is reported as it happened.
+// blocked; alert delivery is reported as it happened. Issue 15 item 4: `update` of a copy whose
+// sharing daemon runs is the daemon's run, handed over its control socket.
 import type { StatelyInspectionEvent } from '@statelyai/inspect'
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
+import { existsSync, statSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
+import { createConnection } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -18,6 +21,7 @@ import { serverSource } from '../../actors/share-daemon/sources.ts'
 import { init, openUpdate, rollback, update } from '../../actors/updater/index.ts'
 import type { Authority } from '../../infra/auth/authority.ts'
 import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
+import { freePort } from '../../infra/cluster/ports.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
@@ -29,6 +33,7 @@ import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { clusterInfo, newProduct, startOwnCluster, tempDir } from '../helpers/cluster.ts'
 import { writeTree } from '../helpers/trees.ts'
+import { daemonCli, type DaemonCli } from '../helpers/daemon-cli.ts'
 
 const exec = promisify(execFile)
 const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
@@ -78,6 +83,10 @@ describe('update paths', { timeout: 120_000 }, () => {
   }
 
   async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return cliWith(env, ...args)
+  }
+
+  async function cliWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
       const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env, timeout: 90_000 })
       return { code: 0, stdout, stderr }
@@ -191,5 +200,83 @@ describe('update paths', { timeout: 120_000 }, () => {
     expect(out.alerts).toMatchObject({ undelivered: [], earlierDelivered: 0, pending: 0 })
     expect([...out.alerts.delivered].sort()).toEqual(['c.ini', 'd'])
     expect(await readFile(join(wc, 'd'), 'utf8')).toContain('my file')
+  })
+
+  const daemonOf = (wc: string): DaemonCli => daemonCli(wc, env)
+
+  /** The environment of a command that cannot reach NATS: a loopback port nothing listens on. */
+  async function withoutNats(): Promise<NodeJS.ProcessEnv> {
+    return { ...env, UPSWARM_NATS: `tls://127.0.0.1:${await freePort()}` }
+  }
+
+  it('update — of a copy whose sharing daemon runs is the daemon\'s run: the command dials no NATS, and --rev, --on-conflict and their errors mean what they mean directly', async () => {
+    const wc = await workingCopyAt1('control')
+    const daemon = daemonOf(wc)
+    try {
+      const ready = JSON.parse((await daemon.until((l) => l.startsWith('READY '))).slice(6))
+      expect(ready).toMatchObject({ rev: 1, control: join(wc, '.upswarm', 'daemon.sock') })
+      expect(statSync(ready.control).mode & 0o777).toBe(0o600)
+      const noNats = await withoutNats()
+
+      // An unknown revision: the same error and exit code as the command's own run.
+      const unknown = await cliWith(noNats, 'update', wc, '--rev', '9', '--json')
+      const direct = await cli('update', wc, '--rev', '9', '--json', '--no-daemon')
+      expect(direct.code).not.toBe(0)
+      expect({ code: unknown.code, error: JSON.parse(unknown.stdout).error.code }).toEqual({ code: direct.code, error: JSON.parse(direct.stdout).error.code })
+
+      // A hand edit and --on-conflict=abort: refused, nothing installed.
+      await writeFile(join(wc, 'c.ini'), 'v=mine\n')
+      const abort = await cliWith(noNats, 'update', wc, '--on-conflict', 'abort', '--json')
+      expect(abort.code, abort.stderr).toBe(1)
+      expect(JSON.parse(abort.stdout).error.code).toBe('UPSWARM_E_CONFLICT')
+      expect((await WorkingCopy.open(wc)).state.current).toBe(1)
+
+      // Then the update (the edit left alone, alerted): its result as a run of the command's own.
+      const r = await cliWith(noNats, 'update', wc, '--json')
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stderr).toBe('')
+      expect(JSON.parse(r.stdout)).toMatchObject({ from: 1, to: 2, conflicts: 1, conflictPaths: ['c.ini'], partial: false })
+      expect(JSON.parse(await daemon.until((l) => l.includes('"update.done"')))).toMatchObject({ event: 'update.done', from: 1, to: 2 })
+      expect((await WorkingCopy.open(wc)).state.current).toBe(2)
+      expect(await readFile(join(wc, 'd', 'x.txt'), 'utf8')).toBe('x\n')
+      expect(await readFile(join(wc, 'c.ini'), 'utf8')).toBe('v=mine\n')
+
+      // Nothing newer: the daemon says so in the human form too.
+      const again = await cliWith(noNats, 'update', wc)
+      expect(again.code, again.stderr).toBe(0)
+      expect(again.stdout).toMatch(/^r2 → r2: 0 updated.*\n\(run by the sharing daemon of /)
+
+      // A question that is not an update: answered with what is wrong, the daemon unharmed.
+      const bad = await new Promise<string>((resolve, reject) => {
+        const c = createConnection(ready.control)
+        let got = ''
+        c.on('data', (d: Buffer) => (got += d.toString()))
+        c.on('end', () => resolve(got))
+        c.on('error', reject)
+        c.write('{"delete": "everything"}\n')
+      })
+      expect(JSON.parse(bad)).toEqual({ error: { code: 'UPSWARM_E_BAD_REQUEST', message: 'the daemon\'s control socket takes {"update": {...}}: no "update" object' } })
+
+      daemon.child.kill('SIGTERM')
+      await daemon.until((l) => l.includes('"daemon.stopped"'))
+      expect(await daemon.exited).toEqual([0, null])
+      expect(existsSync(ready.control)).toBe(false)
+    } finally {
+      if (daemon.child.exitCode === null) daemon.child.kill('SIGKILL')
+    }
+  })
+
+  it('update — a daemon killed with SIGKILL leaves its socket behind: the command finds nobody there and runs the update itself', async () => {
+    const wc = await workingCopyAt1('control-stale')
+    const daemon = daemonOf(wc)
+    const ready = JSON.parse((await daemon.until((l) => l.startsWith('READY '))).slice(6))
+    daemon.child.kill('SIGKILL')
+    expect(await daemon.exited).toEqual([null, 'SIGKILL'])
+    expect(existsSync(ready.control)).toBe(true)
+    const r = await cli('update', wc, '--json')
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({ from: 1, to: 2 })
+    expect(JSON.parse(r.stdout).uploadedBytes).toBeUndefined()
+    expect((await WorkingCopy.open(wc)).state.current).toBe(2)
   })
 })

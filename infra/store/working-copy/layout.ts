@@ -40,6 +40,8 @@ export interface WorkingCopyLayout {
   monitorSocket: string
   /** The file monitor's cookie files (tree-watch.ts). */
   monitorCookies: string
+  /** The sharing daemon's control socket (control-wire.ts), through which `update` hands it the run. */
+  controlSocket: string
 }
 
 export function layoutOf(root: string): WorkingCopyLayout {
@@ -66,6 +68,7 @@ export function layoutOf(root: string): WorkingCopyLayout {
     tmp: join(meta, 'tmp'),
     monitorSocket: join(meta, 'monitor.sock'),
     monitorCookies: join(meta, 'monitor'),
+    controlSocket: join(meta, 'daemon.sock'),
   }
 }
 
