@@ -161,6 +161,7 @@ export function encodeDelta(base: Uint8Array | undefined, target: Uint8Array): B
 /** Reads ranges of the base (a file on disk, or bytes). */
 export interface DeltaBase {
   size: number
+  /** `length` bytes at `offset`; they stay valid until the next read (applyDelta writes them out first). */
   read(offset: number, length: number): Promise<Uint8Array>
 }
 
@@ -179,10 +180,14 @@ export function bytesBase(bytes: Uint8Array): DeltaBase & { close(): Promise<voi
 export async function fileBase(path: string): Promise<DeltaBase & { close(): Promise<void> }> {
   const fh = await open(path, 'r')
   const { size } = await fh.stat()
+  // One buffer for every read: memory fresh for each 1 MiB read (page faults, the collector's
+  // external memory) made a 6 MB rebuild 70 ms here instead of 14 (docs/decisions.md, "Reused buffers").
+  let scratch: Buffer | undefined
   return {
     size,
     async read(offset, length) {
-      const buf = Buffer.allocUnsafe(length)
+      if (!scratch || scratch.length < length) scratch = Buffer.allocUnsafeSlow(Math.max(length, Math.min(size, 1 << 20)))
+      const buf = scratch.subarray(0, length)
       const { bytesRead } = await fh.read(buf, 0, length, offset)
       if (bytesRead !== length) throw new DeltaError(`the delta base ${path} ended at ${offset + bytesRead} (it changed while being read?)`)
       return buf

@@ -1,7 +1,8 @@
 // Streaming file hashing: SHA-1 (R-VERIFY, the patent's hash), SHA-256 (the security hash), and
 // SHA-256 per fixed-size piece for files larger than one piece. Never loads a whole file.
 import { nodeCrypto } from '../node-crypto.ts'
-import { createReadStream } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { BufferPool } from '../buffer-pool.ts'
 
 /** Piece size of the manifest's per-piece hashes and of the P2P piece protocol. */
 export const PIECE_SIZE = 1024 * 1024
@@ -54,9 +55,27 @@ export class FileHasher {
   }
 }
 
+/**
+ * Read buffers kept from file to file: memory fresh for each 1 MiB read (a read stream's way)
+ * costs page faults and the collector's time — hashing a 6 MB file took 2–3 × as long here
+ * (docs/decisions.md, "Reused buffers").
+ */
+const readBuffers = new BufferPool(PIECE_SIZE, 4)
+
 export async function hashFile(path: string, pieceSize = PIECE_SIZE): Promise<FileHashes> {
   const hasher = new FileHasher(pieceSize)
-  for await (const chunk of createReadStream(path, { highWaterMark: pieceSize })) hasher.update(chunk as Buffer)
+  const fh = await open(path, 'r')
+  const buf = readBuffers.take()
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null)
+      if (bytesRead === 0) break
+      hasher.update(buf.subarray(0, bytesRead))
+    }
+  } finally {
+    readBuffers.give(buf)
+    await fh.close()
+  }
   return hasher.digest()
 }
 
