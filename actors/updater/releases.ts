@@ -81,9 +81,14 @@ export class ReleaseHistory {
    */
   async refreshTrust(src: ReleaseSource = this.requireSource(`cannot look for new roots of ${this.product}`)): Promise<void> {
     const store = this.wc.trust
+    // Both asked at once (round trips through the proxy); taken in order: roots first, then the
+    // fresh statement against them. Without a root yet, the statement is asked once one is adopted.
+    const roots = src.roots?.(store.version + 1)
+    const fresh = store.root ? src.fresh?.(this.product) : undefined
+    for (const p of [roots, fresh]) p?.catch(() => {})
     try {
-      if (src.roots) {
-        const docs = await src.roots(store.version + 1)
+      if (roots) {
+        const docs = await roots
         if (!store.root) {
           for (const d of docs) {
             if (await store.adoptEndorsed(d, 'the release source', this.product, this.wc.config.publicKey)) break
@@ -96,7 +101,7 @@ export class ReleaseHistory {
         }
       }
       if (src.fresh && store.root) {
-        const text = await src.fresh(this.product)
+        const text = await (fresh ?? src.fresh(this.product))
         if (text !== undefined) await store.acceptFresh(text, 'the release source')
       }
     } catch (err) {

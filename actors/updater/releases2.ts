@@ -41,16 +41,30 @@ export class Release2History {
   }
 
   /**
+   * Asks the source for its newest format-2 release without waiting (the run's refresh asks while
+   * the trust refresh runs: one round trip instead of three in a row); `newest` checks what came,
+   * against the trust as refreshed. Undefined when the root does not list format 2 for the product.
+   */
+  fetchNewest(): Promise<Uint8Array | string | undefined> | undefined {
+    const src = this.source
+    if (!src?.release2 || !src.nodes || !this.listed()) return undefined
+    const fetched = src.release2(this.product)
+    // Handled where newest() awaits it; a run that fails before that leaves no unhandled rejection.
+    fetched.catch(() => {})
+    return fetched
+  }
+
+  /**
    * The newest format-2 release the source offers, verified and recorded; undefined when the
    * root does not list format 2 for the product or the source has none (an older cluster: the
    * caller reads format 1). A release older than the newest verified revision is ignored and
    * logged, as in format 1 (no rollback attack).
    */
-  async newest(): Promise<SignedRelease2 | undefined> {
+  async newest(fetched?: Promise<Uint8Array | string | undefined>): Promise<SignedRelease2 | undefined> {
     const src = this.source
     if (!src?.release2 || !src.nodes || !this.listed()) return undefined
     this.usedNetwork = true
-    const text = await src.release2(this.product)
+    const text = await (fetched ?? src.release2(this.product))
     if (text === undefined) return undefined
     const r = this.verify(text, 'the release source (newest format-2 release)')
     const verified = this.wc.state.newestVerified

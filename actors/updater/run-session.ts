@@ -118,8 +118,10 @@ export class RunSession {
    * (an older cluster, or a product still without format-2 releases: docs/formats.md §2.2).
    */
   private async refresh(): Promise<void> {
+    const format2 = !this.opts.source?.needsPieceHashes
+    const newest2 = format2 ? this.releases2.fetchNewest() : undefined
     await this.releases.refreshTrust()
-    if (!this.opts.source?.needsPieceHashes && (await this.releases2.newest())) {
+    if (format2 && (await this.releases2.newest(newest2))) {
       this.format = 2
       return
     }
