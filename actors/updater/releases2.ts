@@ -102,7 +102,12 @@ export class Release2History {
    * the copy holds no format-2 tree of `from` (nothing installed, or a format-1 install).
    */
   async ensureTree(from: number, to: SignedRelease2): Promise<TreeChange[] | undefined> {
-    const old = from > 0 ? (await this.wc.release2(from))?.release.tree : undefined
+    // `from` installed in format 1 (a run planned for the swarm's piece hashes) may have its
+    // format-2 release stored (it brought the deltas) but none of its tree: then the target's
+    // tree is walked whole, as after a format-1 install, instead of a diff that would need
+    // `from`'s nodes (an offline rollback has no source to fetch them from).
+    const stored = from > 0 ? (await this.wc.release2(from))?.release.tree : undefined
+    const old = stored !== undefined && this.wc.trees.holds(stored) ? stored : undefined
     const src = this.source
     const diff = await diffTrees(old, to.release.tree, {
       local: (hash) => this.wc.trees.node(hash),

@@ -467,6 +467,23 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     expect(await readFile(join(wc, 'a/app.js'), 'utf8')).toBe(next)
   })
 
+  it('rollback — offline to a revision installed in format 2 from one a swarm run installed in format 1 (its format-2 release stored for the deltas, its tree not): the old tree is walked whole from what the copy holds', async () => {
+    const src = join(dir.path, 'src-mixed')
+    const spec: TreeSpec = {}
+    for (let i = 0; i < 12; i++) spec[`m${i % 2}/f${i}.txt`] = `mixed ${i}\n`
+    const r1 = await publishAndSync(dual, src, spec)
+    const wc = join(dir.path, 'wc-mixed')
+    // The first revision in format 2 (a daemon with no peer, or the command), the next as the swarm plans it.
+    expect(await init(wc, { product: dual, root: rootDoc(), source: serverSource(clientNc, dual), rev: r1.rev })).toMatchObject({ format: 2 })
+    const r2 = await publishAndSync(dual, src, { 'm1/f1.txt': 'mixed 1, edited\n' })
+    expect(await update(wc, { source: { ...serverSource(clientNc, dual), needsPieceHashes: true }, rev: r2.rev })).toMatchObject({ from: r1.rev, to: r2.rev, format: 1 })
+    expect((await history(wc)).revisions.find((v) => v.rev === r1.rev)?.local).toBe(true)
+    const back = await rollback(wc, { rev: r1.rev })
+    expect(back).toEqual({ from: r2.rev, to: r1.rev, source: 'local' })
+    expect(await readFile(join(wc, 'm1/f1.txt'), 'utf8')).toBe('mixed 1\n')
+    expect((await status(wc, {})).files.filter((f) => f.status !== 'current')).toEqual([])
+  })
+
   it('status — after an update to an older --rev, the newest revision\'s tree is fetched by a connected status; offline, status compares with the installed revision and says why', async () => {
     const src = join(dir.path, 'src-behind')
     await publishAndSync(behind, src, { 'a/one.txt': 'one\n', 'b/two.txt': 'two\n' })
