@@ -46,7 +46,6 @@ export function reportUpdate(json: boolean, r: UpdateResult, human: () => string
   if (r.blocked.length > 0) process.exitCode = PARTIAL_EXIT_CODE
 }
 
-
 /**
  * Issue 15 item 4: when a sharing daemon serves `dir`, it runs the update (no NATS dialled here,
  * no race for the copy's lock) and this prints its result as a run of its own would; false when

@@ -21,8 +21,6 @@ export interface ControlOptions {
 
 export interface Control {
   socket: string
-  /** Updates asked through the socket so far. */
-  asked(): number
   close(): Promise<void>
 }
 
@@ -56,7 +54,6 @@ export async function serveControl(opts: ControlOptions): Promise<Control> {
   if (await answers(socket)) throw new UpswarmError('UPSWARM_E_CONFIG', `another sharing daemon already answers on ${socket}`)
   rmSync(socket, { force: true })
   const open = new Set<Socket>()
-  let asked = 0
   const server = createServer((conn) => {
     open.add(conn)
     conn.on('close', () => open.delete(conn))
@@ -75,7 +72,6 @@ export async function serveControl(opts: ControlOptions): Promise<Control> {
       taken = true
       const q = parseControlQuestion(got.slice(0, nl))
       if (typeof q === 'string') return void conn.end(line({ error: { code: 'UPSWARM_E_BAD_REQUEST', message: `the daemon's control socket takes {"update": {...}}: ${q}` } }))
-      asked++
       mark('control: update asked')
       conn.write(line({ accepted: true }))
       log(`control: update${q.update.rev !== undefined ? ` to r${q.update.rev}` : ''} asked on ${socket}`)
@@ -92,7 +88,6 @@ export async function serveControl(opts: ControlOptions): Promise<Control> {
   await listenOwnerOnly(server, socket)
   return {
     socket,
-    asked: () => asked,
     close: async () => {
       for (const c of open) c.destroy()
       await new Promise<void>((r) => server.close(() => r()))
