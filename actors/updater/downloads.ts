@@ -4,7 +4,7 @@
 // new file is staged as a copy of its blob — or written in place, in a directory the run made
 // (direct.ts); small files come many to a request and are written on a worker thread.
 import { constants } from 'node:fs'
-import { chmod, copyFile, mkdir, symlink, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, link, mkdir, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createActor, fromPromise, toPromise, type AnyActorRef } from 'xstate'
 import { inspectionUnder } from '../../infra/inspect/nats-inspector.ts'
@@ -131,7 +131,7 @@ async function stageEntry(session: RunSession, entry: Entry, slot: string): Prom
       if (!session.prestaged.has(entry.path)) {
         const packed = await session.wc.history.packed(entry.sha256)
         if (packed) await writeFile(dest, packed, { flag: 'wx' })
-        else await copyFile(session.wc.history.path(entry.sha256), dest, constants.COPYFILE_FICLONE)
+        else await stageBlob(session, entry.sha256, dest)
         await chmod(dest, entry.mode)
         // Made durable with every other staged file at the end of the phase (syncFiles), before the journal names it.
         session.stagedFiles.push(dest)
@@ -145,6 +145,25 @@ async function stageEntry(session: RunSession, entry: Entry, slot: string): Prom
       { cause: err, details: { path: entry.path } }))
   }
   step(`stage ${entry.path}`)
+}
+
+/**
+ * A loose blob becomes the tree's file by a hard link to its history file, not a copy: each
+ * byte is written once, and the working copy plus its history take the disk space of one copy.
+ * Only one tree path links a blob (a path beside it with the same content gets a copy: an edit
+ * in place of one must not change the other), and only a blob no tree file links already. A
+ * tree file edited in place changes its history file too: every use of a history file hashes
+ * it first (checkLocal), and the daemon serves a shared one only while the stat cache vouches
+ * for its tree file (share-daemon/serve.ts). docs/decisions.md, "A new file is its history file".
+ */
+async function stageBlob(session: RunSession, sha256: string, dest: string): Promise<void> {
+  const blob = session.wc.history.path(sha256)
+  if (!session.linked.has(sha256)) {
+    session.linked.add(sha256)
+    const alone = await stat(blob).then((st) => st.nlink === 1, () => false)
+    if (alone && (await link(blob, dest).then(() => true, () => false))) return
+  }
+  await copyFile(blob, dest, constants.COPYFILE_FICLONE)
 }
 
 /** The tasks in the order the source asks for (files to fetch by rank; the others first, they are quick). */

@@ -83,6 +83,8 @@ export class RunSession {
   readonly stagedFiles: string[] = []
   /** The paths whose slot (staging, or in place) the batch of small files filled already (downloads.ts). */
   readonly prestaged = new Set<string>()
+  /** Blobs this run staged as a hard link of their history file (one tree path each: downloads.ts, stageBlob). */
+  readonly linked = new Set<string>()
   /**
    * Issue 13 item 4: the directories this run makes where nothing was (journal `owned`), and the
    * new files it writes straight into them instead of staging and renaming (downloads.ts, direct.ts).

@@ -1,7 +1,7 @@
 // Issue 6, done when: real processes (cluster roles and client daemons), a real local DHT.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
@@ -156,7 +156,11 @@ describe('swarm', { timeout: 240_000 }, () => {
       if (!e.isFile() || relative(history, e.parentPath).split(sep)[0] === 'tmp') continue
       const file = join(e.parentPath, e.name)
       const bytes = await readFile(file)
-      if (bytes.length > 0) await writeFile(file, Buffer.alloc(bytes.length, 0x5a))
+      // A new file in its place (a blob installed as a tree file is that file: the tree stays pristine).
+      if (bytes.length > 0) {
+        await writeFile(`${file}.bad`, Buffer.alloc(bytes.length, 0x5a))
+        await rename(`${file}.bad`, file)
+      }
     }
     const d = await handDaemon(victim)
     try {

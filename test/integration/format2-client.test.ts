@@ -418,9 +418,11 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     const found = await readdir(base.history, { recursive: true }).then((names) => names.map(String).find((n) => n.endsWith(createHash('sha256').update(js2).digest('hex'))))
     expect(found).toBeDefined()
     const rotten = join(base.history, found!)
-    const { chmod } = await import('node:fs/promises')
-    await chmod(rotten, 0o644)
-    await writeFile(rotten, js2.replace('line 3000', 'line 3001'))
+    // A file of its own in the history's place: the tree's app.js, which was installed as a link
+    // of the history file (one copy on disk), stays pristine, so only the base has rotted.
+    const { rename } = await import('node:fs/promises')
+    await writeFile(`${rotten}.rot`, js2.replace('line 3000', 'line 3001'))
+    await rename(`${rotten}.rot`, rotten)
     const warned: string[] = []
     const log = { info: () => {}, warn: (_o: object, m: string) => { warned.push(m) } }
     const res3 = await update(wc, { source: serverSource(clientNc, withDeltas), log })

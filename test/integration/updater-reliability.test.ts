@@ -2,13 +2,14 @@
 // are never lost (undelivered ones are kept and sent by the next connected run), and blobs from
 // the local history store are re-hashed before they are installed.
 import { randomUUID } from 'node:crypto'
-import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
+import { appendFile, chmod, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { init, rollback, status, update, type UpdaterAlert } from '../../actors/updater/index.ts'
 import { sha256Hex } from '../../infra/release/hash.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
+import { makeServe } from '../../actors/share-daemon/serve.ts'
 import { tempDir } from '../helpers/cluster.ts'
 import { DirectorySource, RecordingAlerts } from '../helpers/dir-source.ts'
 import { publishLocal, writeTree, type TreeSpec } from '../helpers/local-publish.ts'
@@ -105,5 +106,39 @@ describe('updater — reliability', () => {
     const r = await rollback(wc, { rev: 1, source })
     expect(r).toEqual({ from: 2, to: 1, source: 'remote' })
     expect(await readFile(join(wc, 'a.txt'), 'utf8')).toBe('A1\n')
+  })
+
+  it('updater — a new file is its history file (one copy on disk), a second path with the same content is a copy of its own, and an edit in place is never installed or served from history', async () => {
+    await releases({ 'a.txt': 'A1\n' }, { 'a.txt': 'A2\n', 'same/a.txt': 'A2\n', 'b.txt': 'B2\n' })
+    await update(wc, { source, alerts: new RecordingAlerts() })
+    const copy = await WorkingCopy.open(wc)
+    const a2 = sha256Hex(Buffer.from('A2\n'))
+    const [tree, twin, blob] = await Promise.all([stat(join(wc, 'a.txt')), stat(join(wc, 'same/a.txt')), stat(copy.history.path(a2))])
+    // Whichever path was staged first is the history file; the other is a file of its own.
+    expect([tree.ino, twin.ino]).toContain(blob.ino)
+    expect(tree.ino).not.toBe(twin.ino)
+    expect(blob.nlink).toBe(2)
+    const linked = tree.ino === blob.ino ? 'a.txt' : 'same/a.txt'
+    const other = linked === 'a.txt' ? 'same/a.txt' : 'a.txt'
+    // A daemon's piece server, told that these tree paths hold A2 (a new one each time: verdicts are kept 5 s).
+    const serveFor = (paths: string[]) => makeServe({ partials: new Map(), stores: () => [copy.history], layout: copy.layout, pathsOf: (sha) => (sha === a2 ? paths : undefined) })
+    expect(String(await serveFor([linked])(a2, 0, 16))).toBe('A2\n')
+
+    // The user edits the linked file in place: its history file changed with it, the twin did not.
+    await appendFile(join(wc, linked), 'mine\n')
+    expect(await readFile(join(wc, other), 'utf8')).toBe('A2\n')
+    // The changed history file is not served; with the pristine twin beside it, the twin is.
+    expect(await serveFor([linked])(a2, 0, 16)).toBeNull()
+    expect(String(await serveFor([linked, other])(a2, 0, 16))).toBe('A2\n')
+    // Back to r1 and forward again: the changed history copy is re-hashed before use, refused,
+    // and A2 fetched again and verified (the one blob the source is asked for).
+    await rollback(wc, { rev: 1, onConflict: 'overwrite' })
+    expect(await readFile(join(wc, 'a.txt'), 'utf8')).toBe('A1\n')
+    const fetched = source.calls.fetchBlob
+    const r = await update(wc, { source, rev: 2, alerts: new RecordingAlerts() })
+    expect(source.calls.fetchBlob - fetched).toBe(1)
+    expect(r.to).toBe(2)
+    expect(await readFile(join(wc, 'a.txt'), 'utf8')).toBe('A2\n')
+    expect(await readFile(join(wc, 'same/a.txt'), 'utf8')).toBe('A2\n')
   })
 })

@@ -104,6 +104,11 @@ export class StatCache {
   }
 
   /** Records hashes computed from the file whose lstat (taken before reading it) is `st`. */
+  /** Whether `path` has an entry (at any stat data). */
+  has(path: string): boolean {
+    return this.entries.has(path)
+  }
+
   set(path: string, st: StatFields, hashes: ContentHashes): void {
     this.entries.set(path, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, sha1: hashes.sha1, sha256: hashes.sha256 })
     this.dirty = true
