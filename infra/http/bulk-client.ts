@@ -2,11 +2,10 @@
 // Ranges over HTTPS keep-alive connections to the one server, its certificate pinned from the offer
 // the server gave over NATS; errors come back as the UpswarmErrors the NATS range request gives,
 // so the caller handles busy, not-found and withdrawn ranges the same way on either path.
-import { Agent, request } from 'node:https'
-import type { IncomingMessage } from 'node:http'
-import { ERROR_CODES, UpswarmError, errorMessage, type ErrorCode } from '../errors.ts'
+import { ERROR_CODES, UpswarmError, type ErrorCode } from '../errors.ts'
 import { NODES_MAX_REPLY } from '../formats/meta-wire.ts'
 import { BLOB_PATH, UNITS_PATH, WAIT_HEADER, fingerprintOf, type BulkOffer } from './bulk-wire.ts'
+import { HttpsUnreachable, PinnedHttps, type HttpsAnswer } from './pinned-https.ts'
 
 /** Ranges in flight to one server over its bulk port (each on its own keep-alive connection). */
 const MAX_SOCKETS = 8
@@ -18,25 +17,20 @@ export class BulkUnreachable extends Error {
 
 export class BulkReader {
   private offer: BulkOffer
-  private agent: Agent
+  private https: PinnedHttps
   private fresh: Promise<BulkOffer> | undefined
   /** Bytes received over the bulk port. */
   bytes = 0
 
   constructor(offer: BulkOffer, private readonly server: string, private readonly renew: () => Promise<BulkOffer>) {
     this.offer = offer
-    this.agent = this.agentFor(offer)
+    this.https = this.connectionsFor(offer)
   }
 
-  private agentFor(offer: BulkOffer): Agent {
+  private connectionsFor(offer: BulkOffer): PinnedHttps {
     const pinned = fingerprintOf(offer.cert)
-    return new Agent({
-      keepAlive: true,
-      maxSockets: MAX_SOCKETS,
-      // Trust exactly the certificate the server offered over NATS, whatever host name it is reached by.
-      ca: offer.cert,
-      checkServerIdentity: (_host, cert) => (cert.fingerprint256 === pinned ? undefined : new Error(`server ${this.server}'s bulk port showed certificate ${cert.fingerprint256}, not the one it offered over NATS (${pinned})`)),
-    })
+    // Trust exactly the certificate the server offered over NATS, whatever host name it is reached by.
+    return new PinnedHttps(new URL(offer.url), offer.cert, (cert) => (cert.fingerprint256 === pinned ? undefined : new Error(`server ${this.server}'s bulk port showed certificate ${cert.fingerprint256}, not the one it offered over NATS (${pinned})`)), MAX_SOCKETS)
   }
 
   /**
@@ -63,7 +57,7 @@ export class BulkReader {
     const payload = Buffer.from(JSON.stringify({ hashes }))
     return this.renewing(() => this.exchange({
       path: UNITS_PATH, payload,
-      headers: { 'content-type': 'application/json', 'content-length': String(payload.length) },
+      headers: { 'content-type': 'application/json' },
       status: 200, max: NODES_MAX_REPLY, waitMs,
       what: `a batch of ${hashes.length} units`,
     }))
@@ -84,8 +78,8 @@ export class BulkReader {
     this.fresh ??= this.renew().finally(() => (this.fresh = undefined))
     const offer = await this.fresh
     if (offer.cert !== this.offer.cert || offer.url !== this.offer.url) {
-      this.agent.destroy()
-      this.agent = this.agentFor(offer)
+      this.https.close()
+      this.https = this.connectionsFor(offer)
     }
     this.offer = offer
   }
@@ -94,95 +88,42 @@ export class BulkReader {
    * One request to the port with the current ticket (a POST when it has a `payload`): the body of
    * an answer with `status`, of at most `max` bytes, or the error the port answered. It gives up
    * after `waitMs`, and on `signal`: hanging up withdraws the request, and the server drops it
-   * unsent if its turn has not come.
+   * unsent if its turn has not come. A response given up writes no more into `into`: the caller reuses it.
    */
-  private exchange(o: {
+  private async exchange(o: {
     path: string; headers: Record<string, string>; payload?: Buffer; status: number; max: number; waitMs: number
     what: string; signal?: AbortSignal; into?: Buffer
   }): Promise<Buffer> {
-    const { signal } = o
-    signal?.throwIfAborted()
-    return new Promise<Buffer>((resolve, reject) => {
-      let settled = false
-      const done = (err: unknown, data?: Buffer): void => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        if (err) reject(err)
-        else resolve(data!)
-      }
-      const req = request(new URL(o.path, this.offer.url), {
-        ...(o.payload ? { method: 'POST' } : {}),
-        agent: this.agent,
+    let answer: HttpsAnswer
+    try {
+      answer = await this.https.exchange({
+        method: o.payload ? 'POST' : 'GET', path: o.path, status: o.status, max: o.max,
         headers: { authorization: `Bearer ${this.offer.ticket}`, ...o.headers, [WAIT_HEADER]: String(o.waitMs) },
-      }, (res) => {
-        if (res.statusCode === o.status) {
-          // A response given up (timed out, withdrawn) writes no more into `into`: the caller reuses it.
-          return body(res, o.max, o.into, () => !settled, (err, data) => {
-            if (data) this.bytes += data.length
-            done(err, data)
-          })
-        }
-        errorBody(res, this.server, (err) => done(err))
+        ...(o.payload ? { payload: o.payload } : {}), ...(o.into ? { into: o.into } : {}),
+      }, {
+        waitMs: o.waitMs,
+        timeout: () => new UpswarmError('UPSWARM_E_TIMEOUT', `${o.what} from server ${this.server}'s bulk port took longer than ${o.waitMs} ms`),
+        ...(o.signal ? { signal: o.signal } : {}),
       })
-      const onAbort = (): void => {
-        req.destroy()
-        done(signal!.reason)
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      const timer = setTimeout(() => {
-        req.destroy()
-        done(new UpswarmError('UPSWARM_E_TIMEOUT', `${o.what} from server ${this.server}'s bulk port took longer than ${o.waitMs} ms`))
-      }, o.waitMs)
-      req.on('error', (err) => done(new BulkUnreachable(`server ${this.server}'s bulk port ${this.offer.url}: ${errorMessage(err)}`, { cause: err })))
-      req.end(o.payload)
-    })
+    } catch (err) {
+      if (err instanceof HttpsUnreachable) throw new BulkUnreachable(`server ${this.server}'s bulk port ${this.offer.url}: ${err.message}`, { cause: err })
+      throw err
+    }
+    if (answer.status !== o.status) throw errorAnswer(answer, this.server)
+    this.bytes += answer.body.length
+    return answer.body
   }
 
   close(): void {
-    this.agent.destroy()
+    this.https.close()
   }
-}
-
-/** The body of a 206 (or a units 200), of at most `max` bytes: into `into` when given (at least `max` long), else a new buffer. */
-function body(res: IncomingMessage, max: number, into: Buffer | undefined, live: () => boolean, cb: (err: unknown, data?: Buffer) => void): void {
-  const declared = Number(res.headers['content-length'])
-  if (!Number.isInteger(declared) || declared < 0 || declared > max) {
-    res.destroy()
-    return cb(new UpswarmError('UPSWARM_E_PEER', `bulk port answered ${res.headers['content-length']} bytes where at most ${max} were asked`))
-  }
-  const out = into && into.length >= declared ? into.subarray(0, declared) : Buffer.allocUnsafe(declared)
-  let at = 0
-  res.on('data', (chunk: Buffer) => {
-    if (!live()) return res.destroy()
-    if (at + chunk.length > declared) return res.destroy(new Error('more bytes than its content-length'))
-    chunk.copy(out, at)
-    at += chunk.length
-  })
-  res.on('end', () => (at === declared ? cb(undefined, out) : cb(new UpswarmError('UPSWARM_E_PEER', `bulk port sent ${at} of ${declared} bytes`))))
-  res.on('error', (err) => cb(new BulkUnreachable(`bulk port: ${errorMessage(err)}`, { cause: err })))
 }
 
 /** A JSON error answer, as the UpswarmError it names. */
-function errorBody(res: IncomingMessage, server: string, cb: (err: unknown) => void): void {
-  const parts: Buffer[] = []
-  let size = 0
-  res.on('data', (c: Buffer) => {
-    size += c.length
-    if (size <= 64 * 1024) parts.push(c)
-  })
-  res.on('error', (err) => cb(new BulkUnreachable(`bulk port: ${errorMessage(err)}`, { cause: err })))
-  res.on('end', () => {
-    let code: ErrorCode = 'UPSWARM_E_PEER'
-    let message = `server ${server}'s bulk port answered ${res.statusCode}`
-    try {
-      const j = JSON.parse(Buffer.concat(parts).toString('utf8')) as { code?: string; message?: string }
-      if (ERROR_CODES.includes(j.code as ErrorCode) && typeof j.message === 'string') {
-        code = j.code as ErrorCode
-        message = j.message
-      }
-    } catch { /* not ours: a peer error with the status */ }
-    cb(new UpswarmError(code, message))
-  })
+function errorAnswer(answer: HttpsAnswer, server: string): UpswarmError {
+  try {
+    const j = JSON.parse(answer.body.toString('utf8')) as { code?: string; message?: string }
+    if (ERROR_CODES.includes(j.code as ErrorCode) && typeof j.message === 'string') return new UpswarmError(j.code as ErrorCode, j.message)
+  } catch { /* not ours: a peer error with the status */ }
+  return new UpswarmError('UPSWARM_E_PEER', `server ${server}'s bulk port answered ${answer.status}`)
 }
