@@ -1,7 +1,7 @@
 // The downloading phase: every planned path runs the file-status statechart, whose download
 // child (the download statechart) is wired here to the history store, the release source and
 // the staging area. Blobs land in the history store (verified, content-addressed), then each
-// new file is staged as a copy of its blob — or written in place, in a directory the run made
+// new file is staged as a hard link of its blob (stageBlob) — or written in place, in a directory the run made
 // (direct.ts); small files come many to a request and are written on a worker thread.
 import { constants } from 'node:fs'
 import { chmod, copyFile, link, mkdir, stat, symlink, writeFile } from 'node:fs/promises'
