@@ -5,7 +5,7 @@
 import { ERROR_CODES, UpswarmError, type ErrorCode } from '../errors.ts'
 import { NODES_MAX_REPLY } from '../formats/meta-wire.ts'
 import { BLOB_PATH, UNITS_PATH, WAIT_HEADER, fingerprintOf, type BulkOffer } from './bulk-wire.ts'
-import { HttpsUnreachable, PinnedHttps, type HttpsAnswer } from './pinned-https.ts'
+import { HttpsUnreachable, PinnedHttps, PoolClosed, type HttpsAnswer } from './pinned-https.ts'
 
 /** Ranges in flight to one server over its bulk port (each on its own keep-alive connection). */
 const MAX_SOCKETS = 8
@@ -95,8 +95,9 @@ export class BulkReader {
     what: string; signal?: AbortSignal; into?: Buffer
   }): Promise<Buffer> {
     let answer: HttpsAnswer
+    const https = this.https
     try {
-      answer = await this.https.exchange({
+      answer = await https.exchange({
         method: o.payload ? 'POST' : 'GET', path: o.path, status: o.status, max: o.max,
         headers: { authorization: `Bearer ${this.offer.ticket}`, ...o.headers, [WAIT_HEADER]: String(o.waitMs) },
         ...(o.payload ? { payload: o.payload } : {}), ...(o.into ? { into: o.into } : {}),
@@ -106,6 +107,8 @@ export class BulkReader {
         ...(o.signal ? { signal: o.signal } : {}),
       })
     } catch (err) {
+      // Waiting for a connection of a pool a renewed offer replaced: ask the new one.
+      if (err instanceof PoolClosed && this.https !== https) return this.exchange(o)
       if (err instanceof HttpsUnreachable) throw new BulkUnreachable(`server ${this.server}'s bulk port ${this.offer.url}: ${err.message}`, { cause: err })
       throw err
     }

@@ -169,13 +169,16 @@ class Connection {
 
 class StaleConnection extends Error {}
 
+/** The pool was closed while the exchange waited for a connection (its owner may ask a new pool). */
+export class PoolClosed extends HttpsUnreachable {}
+
 /**
  * Up to `maxConnections` kept-open connections to one `https://host:port`, whose certificate must be
  * exactly `cert`; more exchanges than connections wait for one. Closed with close().
  */
 export class PinnedHttps {
   private readonly idle: Connection[] = []
-  private readonly waiting: ((c: Connection) => void)[] = []
+  private readonly waiting: ((c: Connection | undefined) => void)[] = []
   private open = 0
   private closed = false
 
@@ -223,13 +226,15 @@ export class PinnedHttps {
     }
   }
 
+  /** Closes the kept connections; those in use close once answered, and exchanges waiting for one fail (PoolClosed). */
   close(): void {
     this.closed = true
     for (const c of this.idle.splice(0)) c.destroy()
+    for (const waiter of this.waiting.splice(0)) waiter(undefined)
   }
 
   private acquire(): Promise<Connection> {
-    if (this.closed) return Promise.reject(new HttpsUnreachable('bulk port: closed'))
+    if (this.closed) return Promise.reject(new PoolClosed('bulk port: closed'))
     const idle = this.idle.pop()
     if (idle) {
       idle.socket.ref()
@@ -239,7 +244,7 @@ export class PinnedHttps {
       this.open++
       return Promise.resolve(new Connection(this.url, this.cert, this.checkIdentity, (c) => this.gone(c)))
     }
-    return new Promise((resolve) => this.waiting.push(resolve))
+    return new Promise((resolve, reject) => this.waiting.push((c) => (c ? resolve(c) : reject(new PoolClosed('bulk port: closed')))))
   }
 
   private release(conn: Connection): void {
@@ -256,7 +261,7 @@ export class PinnedHttps {
     this.open--
     const i = this.idle.indexOf(conn)
     if (i >= 0) this.idle.splice(i, 1)
-    const next = this.waiting.shift()
+    const next = this.closed ? undefined : this.waiting.shift()
     if (next) {
       this.open++
       next(new Connection(this.url, this.cert, this.checkIdentity, (c) => this.gone(c)))

@@ -7,7 +7,7 @@ import { createServer, type Server, type TLSSocket } from 'node:tls'
 import { afterEach, describe, expect, it } from 'vitest'
 import { selfSignedCert } from '../../infra/auth/tls.ts'
 import { fingerprintOf } from '../../infra/http/bulk-wire.ts'
-import { HttpsUnreachable, PinnedHttps, type HttpsRequest } from '../../infra/http/pinned-https.ts'
+import { HttpsUnreachable, PinnedHttps, PoolClosed, type HttpsRequest } from '../../infra/http/pinned-https.ts'
 import { UpswarmError } from '../../infra/errors.ts'
 
 const pair = selfSignedCert('pinned-https test')
@@ -134,5 +134,21 @@ describe('pinned-https — the bulk port\'s client connections', () => {
     } finally {
       wrong.close()
     }
+  })
+
+  it('closing the pool fails the exchanges waiting for a connection at once (PoolClosed), and the one in flight still gets its answer', async () => {
+    let answerFirst!: () => void
+    const { url } = await serverAnswering((socket, nth) => {
+      if (nth === 0) answerFirst = () => void socket.write('HTTP/1.1 206 X\r\ncontent-length: 5\r\n\r\nfirst')
+    })
+    const https = new PinnedHttps(url, pair.cert, pinnedTo(pair.cert), 1)
+    const first = https.exchange(get(), within)
+    const second = https.exchange(get(), within)
+    https.close()
+    await expect(second).rejects.toBeInstanceOf(PoolClosed)
+    await expect.poll(() => answerFirst, { timeout: 10_000 }).toBeDefined()
+    answerFirst()
+    expect(String((await first).body)).toBe('first')
+    await expect(https.exchange(get(), within)).rejects.toBeInstanceOf(PoolClosed)
   })
 })
