@@ -22,7 +22,7 @@ const ALLOWED: Record<string, { calls: number; kind: Kind; why: string }> = {
   'infra/cluster/children.ts': { calls: 1, kind: 'deadline', why: 'SIGKILL after the grace period of a SIGTERM' },
   'infra/cluster/nats-cluster.ts': { calls: 2, kind: 'deadline', why: 'a nats-server must say it is ready within its start-up bound' },
   'infra/cluster/reach.ts': { calls: 1, kind: 'deadline', why: 'a probe of a route or an advertised address gives up when nothing answers' },
-  'infra/http/bulk-client.ts': { calls: 1, kind: 'deadline', why: 'a range or a batch of units over the bulk port waits what its client said it waits, as a NATS request does' },
+  'infra/http/pinned-https.ts': { calls: 1, kind: 'deadline', why: 'an exchange with a bulk port (a range, a batch of units) waits what its client said it waits, as a NATS request does' },
   'infra/repo-client.ts': { calls: 1, kind: 'protocol', why: "a proxy's \"no server\" asked again (one that just started has not heard the servers' heartbeats yet), bounded" },
   'infra/nats/connect.ts': { calls: 1, kind: 'deadline', why: 'one request without an answer' },
   'infra/nats/leases.ts': { calls: 2, kind: 'protocol', why: "a held lease's keep-alive (like a TCP keep-alive) and the wait while a prune holds it" },
