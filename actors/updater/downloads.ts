@@ -153,8 +153,8 @@ async function stageEntry(session: RunSession, entry: Entry, slot: string): Prom
  * Only one tree path links a blob (a path beside it with the same content gets a copy: an edit
  * in place of one must not change the other), and only a blob no tree file links already. A
  * tree file edited in place changes its history file too: every use of a history file hashes
- * it first (checkLocal), and the daemon serves a shared one only while the stat cache vouches
- * for its tree file (share-daemon/serve.ts). docs/decisions.md, "A new file is its history file".
+ * it first (checkLocal), and the daemon does not serve a shared one once the stat cache shows
+ * its tree file changed (share-daemon/serve.ts). docs/decisions.md, "A new file is its history file".
  */
 async function stageBlob(session: RunSession, sha256: string, dest: string): Promise<void> {
   const blob = session.wc.history.path(sha256)

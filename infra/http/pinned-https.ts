@@ -21,7 +21,6 @@ export interface HttpsRequest {
 
 export interface HttpsAnswer {
   status: number
-  headers: ReadonlyMap<string, string>
   body: Buffer
 }
 
@@ -53,7 +52,7 @@ class Connection {
   private pending: Pending | undefined
   private head: Buffer[] = []
   private headBytes = 0
-  private answer: { status: number; headers: Map<string, string>; body: Buffer; at: number } | undefined
+  private answer: { status: number; body: Buffer; at: number } | undefined
 
   constructor(url: URL, cert: string, checkIdentity: (cert: { fingerprint256: string }) => Error | undefined, private readonly onGone: (c: Connection) => void) {
     const readBuffer = Buffer.allocUnsafe(READ_BUFFER)
@@ -124,7 +123,7 @@ class Connection {
     if (a.at < a.body.length) return
     this.pending = undefined
     this.answered++
-    p.resolve({ status: a.status, headers: a.headers, body: a.body })
+    p.resolve({ status: a.status, body: a.body })
   }
 
   private parseHead(text: string, req: HttpsRequest): Connection['answer'] | undefined {
@@ -148,7 +147,7 @@ class Connection {
     }
     if (headers.get('connection')?.toLowerCase() === 'close') this.reusable = false
     const into = code === req.status ? req.into : undefined
-    return { status: code, headers, body: into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length), at: 0 }
+    return { status: code, body: into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length), at: 0 }
   }
 
   private fail(err: unknown): void {
@@ -240,10 +239,7 @@ export class PinnedHttps {
       idle.socket.ref()
       return Promise.resolve(idle)
     }
-    if (this.open < this.maxConnections) {
-      this.open++
-      return Promise.resolve(new Connection(this.url, this.cert, this.checkIdentity, (c) => this.gone(c)))
-    }
+    if (this.open < this.maxConnections) return Promise.resolve(this.connect())
     return new Promise((resolve, reject) => this.waiting.push((c) => (c ? resolve(c) : reject(new PoolClosed('bulk port: closed')))))
   }
 
@@ -262,9 +258,12 @@ export class PinnedHttps {
     const i = this.idle.indexOf(conn)
     if (i >= 0) this.idle.splice(i, 1)
     const next = this.closed ? undefined : this.waiting.shift()
-    if (next) {
-      this.open++
-      next(new Connection(this.url, this.cert, this.checkIdentity, (c) => this.gone(c)))
-    }
+    if (next) next(this.connect())
+  }
+
+  /** A new connection, counted against maxConnections until it is gone. */
+  private connect(): Connection {
+    this.open++
+    return new Connection(this.url, this.cert, this.checkIdentity, (c) => this.gone(c))
   }
 }

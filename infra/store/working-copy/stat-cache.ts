@@ -103,12 +103,12 @@ export class StatCache {
     return { sha1: e.sha1, sha256: e.sha256 }
   }
 
-  /** Records hashes computed from the file whose lstat (taken before reading it) is `st`. */
   /** Whether `path` has an entry (at any stat data). */
   has(path: string): boolean {
     return this.entries.has(path)
   }
 
+  /** Records hashes computed from the file whose lstat (taken before reading it) is `st`. */
   set(path: string, st: StatFields, hashes: ContentHashes): void {
     this.entries.set(path, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, sha1: hashes.sha1, sha256: hashes.sha256 })
     this.dirty = true
