@@ -98,6 +98,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --size tiny|default|large   preset sizes (default: default; large: N = 4,8,16, 64 MiB swarm, 1 GiB
                               throughput; well over 20 minutes)
   --clients 4,8,16            swarm: client counts          --swarm-mib 32      swarm: release size F
+                                                            --swarm-files 120   swarm: files in it
   --server-rate 2             swarm: MiB/s per server (3)   --client-rate 2     swarm: MiB/s per client
   --skip-http                 swarm: no plain-HTTP baseline
   --inspect                   swarm: live inspection on in every process; counts its messages (issue 12)
@@ -139,6 +140,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       size: { type: 'string', default: 'default' },
       clients: { type: 'string' },
       'swarm-mib': { type: 'string' },
+      'swarm-files': { type: 'string' },
       'server-rate': { type: 'string' },
       'client-rate': { type: 'string' },
       'skip-http': { type: 'boolean' },
@@ -187,6 +189,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   const p: Plan = structuredClone(preset)
   if (values.clients) p.swarm.clients = list(values.clients)
   if (values['swarm-mib']) p.swarm.mib = Number(values['swarm-mib'])
+  if (values['swarm-files']) p.swarm.files = Number(values['swarm-files'])
   if (values['server-rate']) p.swarm.serverMiBps = Number(values['server-rate'])
   if (values['client-rate']) p.swarm.clientMiBps = Number(values['client-rate'])
   if (values['skip-http']) p.swarm.skipHttp = true

@@ -8,7 +8,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises'
 import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
 import type { RangeReader } from '../../infra/repo-client.ts'
 import { pieceHashOf } from '../../infra/repo-client.ts'
-import { sha256Hex } from '../../infra/release/hash.ts'
+import { InOrderDigests, sha256Hex } from '../../infra/release/hash.ts'
 import type { FileEntry } from '../../infra/release/manifest.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import { pieceFailure } from '../../infra/swarm/piece-protocol.ts'
@@ -115,7 +115,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   }, {
     now: () => Date.now(),
     holders: (i) => peers.holders(entry.sha256, pieceSize, i),
-    peer: (key) => peers.all().find((p) => p.key === key),
+    peer: (key) => peers.get(key),
     closed: (p) => p.session.closed,
     inflight: () => inflight,
     lateAfterMs: () => peers.lateAfterMs(),
@@ -135,10 +135,15 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   const lengthOf = (i: number): number => Math.min(pieceSize, entry.size - i * pieceSize)
   let waitingSince = Date.now()
 
+  const whole = new InOrderDigests(entry.size, entry.sha1 !== undefined, pieceSize)
+
   const accept = async (i: number, data: Buffer, source: PeerEntry | 'server'): Promise<boolean> => {
     if (verified[i]) return true
-    if (data.length !== lengthOf(i) || sha256Hex(data) !== pieceHashOf(entry, i)) return false
+    const digest = data.length === lengthOf(i) ? sha256Hex(data) : undefined
+    if (digest === undefined || digest !== pieceHashOf(entry, i)) return false
     await fh.write(data, 0, data.length, i * pieceSize)
+    if (verified[i]) return true // another source's copy landed while this one was written
+    whole.accepted(i, data, digest)
     sched.markVerified(i)
     if (source === 'server' || source.server) {
       stats.bytesFromServers += data.length
@@ -211,7 +216,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
         .finally(() => {
           slots.inUse--
           inflight.delete(f)
-          peers.emit('changed')
+          peers.changed()
         }),
     }
     inflight.add(f)
@@ -226,7 +231,9 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
       if (inflight.size > 0) {
         waitingSince = Date.now()
         // Wake for a finished request, a change, or the next request to become late.
-        await Promise.race([...inflight].map((f) => f.promise).concat(peers.nextChange(sched.wakeAfterMs())))
+        const change = peers.nextChange(sched.wakeAfterMs(), entry.sha256)
+        await Promise.race([...inflight].map((f) => f.promise).concat(change))
+        change.cancel()
         continue
       }
       // Nothing of this blob in flight: its holders are busy with other blobs, or no source has
@@ -236,10 +243,10 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
           `no peer or server could send ${sched.remaining} piece(s) of ${entry.path} (blob ${entry.sha256}) within ${NO_SOURCE_TIMEOUT_MS / 1000} s` +
           (serverFailed ? `; servers: ${(serverFailed as Error).message}` : deps.server ? '' : '; no server connection'), { cause: serverFailed })
       }
-      await peers.nextChange(sched.wakeAfterMs())
+      await peers.nextChange(sched.wakeAfterMs(), entry.sha256)
     }
     await Promise.allSettled([...inflight].map((f) => f.promise))
-    await into.commitFile(entry.sha256, tmp, 'peers and servers', entry.size, entry.sha1, undefined, { sync: deps.sync ?? true })
+    await into.commitFile(entry.sha256, tmp, 'peers and servers', entry.size, entry.sha1, await whole.digests(fh), { sync: deps.sync ?? true })
     // Served from the store from now on (until then, through the handle, which the rename into the
     // store does not disturb). A peer answered "not found" in between would shun this one for the
     // blob; a read still running finishes before the handle closes.

@@ -23,6 +23,12 @@ export interface PeerEntry {
   site?: string | undefined
 }
 
+interface Waiter {
+  resolve: () => void
+  sha256: string | undefined
+  timer: NodeJS.Timeout
+}
+
 export class PeerSet extends EventEmitter<{ changed: [] }> {
   constructor() {
     super()
@@ -67,17 +73,58 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
       if (have.product === '') entry.server = true
     })
     this.peers.set(key, entry)
-    const changed = (): void => {
-      this.emit('changed')
-    }
+    const changed = (): void => this.changed()
     session.on('have', changed)
-    session.on('have-piece', changed)
+    // A newly verified piece matters to the download of its blob only (and to waitFor's predicates).
+    session.on('have-piece', (piece) => this.announcedPiece(piece.sha256))
     session.on('unchoke', changed)
     session.once('close', () => {
       if (this.peers.get(key) === entry) this.peers.delete(key)
       changed()
     })
     changed()
+  }
+
+  /**
+   * Downloads waiting for a change. A blob's download wakes at an announcement of one of its pieces
+   * and at every other change; those changes (a slot freed, a peer joined, left, announced its
+   * blobs, unchoked) wake every waiter once per turn of the event loop, however many came in it.
+   * Issue 14 item 1: with 16 blobs in flight, waking each at every peer's every piece made the
+   * daemons plan about 16 times per piece announced; most of those plans found nothing new.
+   */
+  private readonly waiters = new Set<Waiter>()
+  private readonly blobWaiters = new Map<string, Set<Waiter>>()
+  private wakeQueued = false
+
+  /** Something that may let any waiting download go on: every waiter wakes, once, later in this turn. */
+  changed(): void {
+    this.emit('changed')
+    if (this.wakeQueued || this.waiters.size === 0) return
+    this.wakeQueued = true
+    setImmediate(() => {
+      this.wakeQueued = false
+      for (const w of [...this.waiters]) this.wake(w)
+    })
+  }
+
+  private announcedPiece(sha256: string): void {
+    if (this.listenerCount('changed') > 0) this.emit('changed')
+    const ws = this.blobWaiters.get(sha256)
+    if (ws) for (const w of [...ws]) this.wake(w)
+  }
+
+  private wake(w: Waiter): void {
+    clearTimeout(w.timer)
+    this.forget(w)
+    w.resolve()
+  }
+
+  private forget(w: Waiter): void {
+    this.waiters.delete(w)
+    if (w.sha256 === undefined) return
+    const ws = this.blobWaiters.get(w.sha256)
+    ws?.delete(w)
+    if (ws?.size === 0) this.blobWaiters.delete(w.sha256)
   }
 
   /** Marks keys of repository servers (from their heartbeats). */
@@ -96,13 +143,13 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
 
   release(peer: PeerEntry): void {
     peer.inflight--
-    this.emit('changed')
+    this.changed()
   }
 
   /** The peer answered 'busy': leave it alone for `ms`, then tell the waiting downloads. */
   backOff(peer: PeerEntry, ms: number): void {
     peer.busyUntil = Date.now() + ms
-    setTimeout(() => this.emit('changed'), ms).unref()
+    setTimeout(() => this.changed(), ms).unref()
   }
 
   /** Locality labels peers told (issue 14 item 4), by key: kept across reconnects. */
@@ -114,7 +161,7 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
     const p = this.peers.get(key)
     if (p && p.site !== site) {
       p.site = site
-      this.emit('changed')
+      this.changed()
     }
   }
 
@@ -122,7 +169,7 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
     this.banned.set(key, reason)
     this.peers.get(key)?.session.close()
     this.peers.delete(key)
-    this.emit('changed')
+    this.changed()
   }
 
   isBanned(key: string): boolean {
@@ -146,6 +193,10 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
 
   all(): PeerEntry[] {
     return [...this.peers.values()]
+  }
+
+  get(key: string): PeerEntry | undefined {
+    return this.peers.get(key)
   }
 
   get size(): number {
@@ -181,16 +232,23 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
     })
   }
 
-  /** Resolves at the next change (a peer joined, left, announced, unchoked) or after `ms`. */
-  nextChange(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer)
-        this.off('changed', done)
-        resolve()
-      }
-      const timer = setTimeout(done, ms)
-      this.on('changed', done)
+  /**
+   * Resolves at the next change (a peer joined, left, announced, unchoked, a slot freed; with
+   * `sha256`, also a piece of that blob announced) or after `ms`. `cancel()` forgets a wait that
+   * something else ended first.
+   */
+  nextChange(ms: number, sha256?: string): Promise<void> & { cancel(): void } {
+    let w!: Waiter
+    const p = new Promise<void>((resolve) => {
+      w = { resolve, sha256, timer: setTimeout(() => this.wake(w), ms) }
     })
+    this.waiters.add(w)
+    if (sha256 !== undefined) {
+      const ws = this.blobWaiters.get(sha256)
+      if (ws) ws.add(w)
+      else this.blobWaiters.set(sha256, new Set([w]))
+    }
+    return Object.assign(p, { cancel: () => { clearTimeout(w.timer); this.forget(w) } })
   }
+
 }

@@ -92,3 +92,57 @@ export function sha1Hex(data: Uint8Array | string): string {
 export function pieceCount(size: number, pieceSize = PIECE_SIZE): number {
   return Math.max(1, Math.ceil(size / pieceSize))
 }
+
+/**
+ * A blob's SHA-256 and (when asked) SHA-1 from its pieces as a download accepts them, in any
+ * order (issue 14 item 1): a piece that arrives next in order is hashed from memory, where it
+ * was already; those after a gap are read back once, at the end, from the file they were written
+ * to. A blob of one piece never reads back, and a swarm's out-of-order pieces cost one read, not
+ * the read stream of the whole file that the commit would otherwise make.
+ */
+export class InOrderDigests {
+  private sha256: ReturnType<ReturnType<typeof nodeCrypto>['createHash']> | undefined
+  private sha1: ReturnType<ReturnType<typeof nodeCrypto>['createHash']> | undefined
+  private single: { sha256: string; sha1?: string } | undefined
+  private next = 0
+
+  constructor(private readonly size: number, private readonly withSha1: boolean, private readonly pieceSize = PIECE_SIZE) {}
+
+  /** Piece `i` was verified and written; `sha256` is its own digest, already taken. */
+  accepted(i: number, data: Uint8Array, sha256: string): void {
+    if (i !== this.next) return
+    this.next++
+    if (this.size <= this.pieceSize) {
+      // The piece is the whole blob: its digest is the blob's (one-shot hashes, no Hash objects).
+      this.single = { sha256, ...(this.withSha1 ? { sha1: sha1Hex(data) } : {}) }
+      return
+    }
+    this.sha256 ??= nodeCrypto().createHash('sha256')
+    if (this.withSha1) this.sha1 ??= nodeCrypto().createHash('sha1')
+    this.sha256.update(data)
+    this.sha1?.update(data)
+  }
+
+  /** The digests of the whole blob, reading from `fh` the pieces not hashed on arrival. */
+  async digests(fh: { read(buf: Buffer, off: number, len: number, pos: number): Promise<{ bytesRead: number }> }): Promise<{ sha256: string; sha1?: string; size: number }> {
+    if (this.single) return { ...this.single, size: this.size }
+    this.sha256 ??= nodeCrypto().createHash('sha256')
+    if (this.withSha1) this.sha1 ??= nodeCrypto().createHash('sha1')
+    let size = Math.min(this.size, this.next * this.pieceSize)
+    if (size < this.size) {
+      const buf = readBuffers.take()
+      try {
+        while (size < this.size) {
+          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, this.size - size), size)
+          if (bytesRead === 0) break
+          this.sha256.update(buf.subarray(0, bytesRead))
+          this.sha1?.update(buf.subarray(0, bytesRead))
+          size += bytesRead
+        }
+      } finally {
+        readBuffers.give(buf)
+      }
+    }
+    return { sha256: this.sha256.digest('hex'), ...(this.sha1 ? { sha1: this.sha1.digest('hex') } : {}), size }
+  }
+}

@@ -61,7 +61,7 @@ export class BlobStore {
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.dirsMade.has(dir)) return
-    await mkdir(dir, { recursive: true })
+    mkdirSync(dir, { recursive: true }) // one syscall, no thread-pool round trip
     this.dirsMade.add(dir)
   }
 
@@ -121,13 +121,9 @@ export class BlobStore {
 
   async has(sha256: string): Promise<boolean> {
     await this.ready()
-    if (this.packs?.holds(sha256)) return true
-    try {
-      await stat(this.path(sha256))
-      return true
-    } catch {
-      return false
-    }
+    // One synchronous lookup (issue 14 item 1): a promise `stat` costs a thread-pool round trip and,
+    // for the usual answer while downloading (not held), an Error with its stack.
+    return !!this.packs?.holds(sha256) || existsSync(this.path(sha256))
   }
 
   async size(sha256: string): Promise<number | undefined> {

@@ -11,6 +11,7 @@ import { topicFor } from '../../infra/swarm/transport.ts'
 import { parseBootstrap } from '../../infra/cluster/dht.ts'
 import { clusterInfo } from '../helpers/cluster.ts'
 import { closed, makeNode, type Node } from './swarm-fixtures.ts'
+import { PeerSet } from '../../actors/share-daemon/peers.ts'
 
 const MiB = 1 << 20
 const hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -245,6 +246,52 @@ describe('swarm piece protocol', () => {
     streamA.destroy()
     expect(pieceFailure(await pending)).toBe('closed')
     await closed(streamA)
+  })
+})
+
+describe("the share daemon's peer set", () => {
+  /** Settles what one turn of the event loop queued (the peer set wakes its waiters once per turn). */
+  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+  it('swarm — a blob download wakes at its own pieces announced, not at other blobs\' pieces; a freed slot wakes every download once', async () => {
+    const { a, b } = await tcpPair()
+    const peers = new PeerSet()
+    peers.add('a', b)
+    await peers.announced(5_000)
+    const x = 'ab'.repeat(32)
+    const y = 'cd'.repeat(32)
+    const woken: string[] = []
+    // Long timeouts: only a change can end these waits within the test.
+    const waitX = peers.nextChange(60_000, x)
+    const waitY = peers.nextChange(60_000, y)
+    void waitX.then(() => woken.push('x'))
+    void waitY.then(() => woken.push('y'))
+    const piece = once(b, 'have-piece')
+    a.announcePiece(x, MiB, 3)
+    await piece
+    await turn()
+    await turn()
+    expect(woken).toEqual(['x'])
+    // A change that may concern any download (here a request slot freed) wakes the rest, once.
+    const entry = peers.get('a')!
+    peers.take(entry)
+    peers.take(entry)
+    peers.release(entry)
+    peers.release(entry)
+    expect(entry.inflight).toBe(0)
+    await waitY
+    expect(woken).toEqual(['x', 'y'])
+    // A wait that something else ended is forgotten: a later change does not resolve it.
+    let late = false
+    const cancelled = peers.nextChange(60_000, x)
+    void cancelled.then(() => { late = true })
+    cancelled.cancel()
+    a.announcePiece(x, MiB, 4)
+    await once(b, 'have-piece')
+    peers.changed()
+    await turn()
+    await turn()
+    expect(late).toBe(false)
   })
 })
 
