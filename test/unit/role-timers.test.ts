@@ -18,6 +18,7 @@ const ALLOWED: Record<string, { calls: number; kind: Kind; why: string }> = {
   'actors/demo/swarm.ts': { calls: 3, kind: 'not a role', why: 'the demo waits for its own clients, the servers and the notary, each with a deadline' },
   'actors/operator/prune.ts': { calls: 1, kind: 'deadline', why: "an operator command's bounded wait for a consumer's subjects to reach the node" },
   'actors/publisher/feed.ts': { calls: 2, kind: 'deadline', why: 'how long one publish waits for a server that seeds the feed' },
+  'actors/repo-server/bulk.ts': { calls: 1, kind: 'protocol', why: "HTTP/1.1 on the bulk port's own TLS connections: a kept-open connection's idle close and a request's read bound (node's keepAliveTimeout and headersTimeout), one net idle timer per connection" },
   'actors/share-daemon/peers.ts': { calls: 4, kind: 'wake-up', why: "downloads wait for the peer table to change, bounded; a busy peer's cool-off wakes them" },
   'infra/cluster/children.ts': { calls: 1, kind: 'deadline', why: 'SIGKILL after the grace period of a SIGTERM' },
   'infra/cluster/nats-cluster.ts': { calls: 2, kind: 'deadline', why: 'a nats-server must say it is ready within its start-up bound' },
