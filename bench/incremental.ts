@@ -127,8 +127,11 @@ async function upswarmUpdate(repo: Repo, dir: string): Promise<{ ms: number; pay
 async function startCopyDaemon(dir: string, env: NodeJS.ProcessEnv): Promise<{ stop(): Promise<void> }> {
   const child = spawnGuarded(process.execPath, [CLI, 'daemon', dir, '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
+  // UPSWARM_TIMINGS=1: the daemon's own marks (infra/timings.ts), printed when it stops.
+  let timings = ''
   child.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000)
+    if (process.env.UPSWARM_TIMINGS) timings += d.toString()
   })
   const exited = new Promise<never>((_, reject) => child.once('exit', (code, signal) => reject(new Error(`the daemon of ${dir} exited (${code ?? signal}) before it was ready: ${stderr}`))))
   const ready = (async () => {
@@ -143,7 +146,12 @@ async function startCopyDaemon(dir: string, env: NodeJS.ProcessEnv): Promise<{ s
   exited.catch(() => {})
   // Its events (update.done …) are read by nobody: drain them.
   child.stdout!.resume()
-  return { stop: () => stopChild(child) }
+  return {
+    stop: async () => {
+      await stopChild(child)
+      if (timings) process.stderr.write(`upswarm daemon ${dir}:\n${timings.split('\n').filter((l) => l.startsWith('upswarm timings:')).join('\n')}\n`)
+    },
+  }
 }
 
 /** The command on a copy whose sharing daemon runs: the daemon's NATS connection moves the bytes. */
