@@ -27,6 +27,7 @@ import type { RunPlan, RunRequest, RunTarget, StagedSet } from '../../machines/u
 import type { RunSession } from './run-session.ts'
 import { step } from './session.ts'
 import { classifyFile } from './status.ts'
+import { fileOutcome, type DownloadSteps } from './file-outcome.ts'
 
 /** Paths processed at once; each blob fetch itself uses `threads` connections (R-ACCEL-1). */
 const FILE_CONCURRENCY = 4
@@ -34,14 +35,25 @@ const FILE_CONCURRENCY = 4
 const LOCAL_CONCURRENCY = 16
 
 export function wiredDownloadMachine(session: RunSession) {
+  const steps = downloadSteps(session)
   return downloadMachine.provide({
     actors: {
-      findLocal: fromPromise(({ input }: { input: FileEntry }) => checkLocal(session, input)),
-      fetch: fromPromise(({ input, signal }: { input: { entry: FileEntry; attempt: number }; signal: AbortSignal }) => fetchBlob(session, input.entry, signal)),
-      verify: fromPromise(({ input }: { input: FileEntry }) => verifyBlob(session, input)),
-      stage: fromPromise(({ input }: { input: { entry: Entry; slot: string } }) => stageEntry(session, input.entry, input.slot)),
+      findLocal: fromPromise(({ input }: { input: FileEntry }) => steps.findLocal(input)),
+      fetch: fromPromise(({ input, signal }: { input: { entry: FileEntry; attempt: number }; signal: AbortSignal }) => steps.fetch(input, signal)),
+      verify: fromPromise(({ input }: { input: FileEntry }) => steps.verify(input)),
+      stage: fromPromise(({ input }: { input: { entry: Entry; slot: string } }) => steps.stage(input)),
     },
   })
+}
+
+/** What the download chart's steps do in a run: the actors above, and a run no inspector watches (file-outcome.ts). */
+function downloadSteps(session: RunSession): DownloadSteps {
+  return {
+    findLocal: (entry) => checkLocal(session, entry),
+    fetch: (input, signal) => fetchBlob(session, input.entry, signal),
+    verify: (entry) => verifyBlob(session, entry),
+    stage: (input) => stageEntry(session, input.entry, input.slot),
+  }
 }
 
 /**
@@ -382,6 +394,7 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
       download: wiredDownloadMachine(session),
     },
   })
+  const steps = downloadSteps(session)
   const files: FileStatusOutput[] = []
   let next = 0
   let bytes = 0
@@ -393,7 +406,9 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
     while (next < tasks.order.length) {
       const task = tasks.order[next++]!
       const inspect = inspectionUnder(run)
-      let out = inspect.inspect ? undefined : prestagedOutcome(session, task)
+      // Uninspected, the charts' outcome without an actor each (file-outcome.ts); a conflict, and
+      // every path of an inspected run, runs its actor.
+      let out = inspect.inspect ? undefined : prestagedOutcome(session, task) ?? await fileOutcome({ path: task.path, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) }, task.facts, classifyFile(task.facts), steps)
       if (!out) {
         const actor = createActor(machine, { input: { path: task.path, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) }, ...inspect })
         actor.start()

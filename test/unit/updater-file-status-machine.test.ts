@@ -4,6 +4,7 @@
 import { createActor, fromPromise, toPromise } from 'xstate'
 import { describe, expect, it } from 'vitest'
 import { prestagedOutcome } from '../../actors/updater/downloads.ts'
+import { fileOutcome, type DownloadSteps } from '../../actors/updater/file-outcome.ts'
 import type { RunSession } from '../../actors/updater/run-session.ts'
 import { classifyFile } from '../../actors/updater/status.ts'
 import type { RunPlan } from '../../machines/update-run.machine.ts'
@@ -116,6 +117,99 @@ describe('updater — file-status machine', () => {
       }
     }
     expect(shortcuts).toBe(14)
+  })
+
+  it('updater — without an inspector a path takes the charts\' transitions in plain code (issue 14 item 1): the same output and the same steps in the same order as its actor, for every status and download path', async () => {
+    /** How the download steps behave: local copy found (or the lookup failing), fetches failing, a bad first copy, staging failing. */
+    interface Behaviour { local?: boolean | 'throws'; fetchFails?: number; verifyFails?: number; stageFails?: boolean }
+    const behaviours: Behaviour[] = [
+      {}, { local: true }, { local: 'throws' }, { fetchFails: 1 }, { fetchFails: 2 }, { fetchFails: 3 }, { verifyFails: 1 },
+      { fetchFails: 1, verifyFails: 1 }, { verifyFails: 3 }, { stageFails: true }, { local: true, stageFails: true },
+    ]
+    const stepsOf = (b: Behaviour, calls: string[]): DownloadSteps => {
+      let fetches = 0
+      let verifies = 0
+      return {
+        findLocal: async (e) => {
+          calls.push(`findLocal ${e.path}`)
+          if (b.local === 'throws') throw new Error('history store unreadable')
+          return b.local === true
+        },
+        fetch: async ({ entry, attempt }) => {
+          calls.push(`fetch ${entry.path} #${attempt}`)
+          if (fetches++ < (b.fetchFails ?? 0)) throw new Error(`server ${attempt} down`)
+          return { bytesFromServers: entry.size, bytesFromPeers: attempt }
+        },
+        verify: async (e) => {
+          calls.push(`verify ${e.path}`)
+          if (verifies++ < (b.verifyFails ?? 0)) throw new Error(`bad copy ${verifies}`)
+        },
+        stage: async ({ entry, slot }) => {
+          calls.push(`stage ${entry.path} ${slot}`)
+          if (b.stageFails) throw new Error('disk full')
+        },
+      }
+    }
+    const viaActor = async (facts: FileFacts, input: { slot?: string; maxAttempts?: number }, steps: DownloadSteps): Promise<FileStatusOutput> => {
+      const machine = fileStatusMachine.provide({
+        actors: {
+          alert: fromPromise(async () => undefined),
+          download: downloadMachine.provide({
+            actors: {
+              findLocal: fromPromise(({ input: e }: { input: FileEntry }) => steps.findLocal(e)),
+              fetch: fromPromise(({ input: i, signal }: { input: { entry: FileEntry; attempt: number }; signal: AbortSignal }) => steps.fetch(i, signal)),
+              verify: fromPromise(({ input: e }: { input: FileEntry }) => steps.verify(e)),
+              stage: fromPromise(({ input: i }: { input: { entry: Entry; slot: string } }) => steps.stage(i)),
+            },
+          }),
+        },
+      })
+      const actor = createActor(machine, { input: { path: 'p', onConflict: 'alert', ...input } })
+      actor.start()
+      for (const event of factEvents(facts)) if (actor.getSnapshot().matches('classifying')) actor.send(event)
+      return toPromise(actor)
+    }
+    const entries: (Entry | undefined)[] = [undefined, A, B, DIR, LINK]
+    const locals: (LocalEntry | undefined)[] = [undefined, A, B, C]
+    const inputs: { slot?: string; maxAttempts?: number }[] = [{ slot: 'new/0' }, {}, { slot: 'new/1', maxAttempts: 1 }]
+    const outcomes = new Set<string>()
+    let compared = 0
+    for (const ignored of [false, true]) {
+      for (const base of entries) {
+        for (const target of entries) {
+          for (const local of locals) {
+            if (!base && !target && !local) continue
+            const facts: FileFacts = { ignored, ...(base ? { base } : {}), ...(target ? { target } : {}), ...(local ? { local } : {}) }
+            const status = classifyFile(facts)
+            for (const input of inputs) {
+              for (const b of behaviours) {
+                const direct: string[] = []
+                const out = await fileOutcome({ path: 'p', onConflict: 'alert', ...input }, facts, status, stepsOf(b, direct))
+                if (status === 'conflict') {
+                  // The alert and the conflict policy stay with the actor.
+                  expect(out, JSON.stringify(facts)).toBeUndefined()
+                  expect(direct).toEqual([])
+                  continue
+                }
+                const charted: string[] = []
+                const what = `${JSON.stringify(facts)} ${JSON.stringify(input)} ${JSON.stringify(b)}`
+                expect(out, what).toEqual(await viaActor(facts, input, stepsOf(b, charted)))
+                expect(direct, what).toEqual(charted)
+                outcomes.add(`${out!.status}/${out!.outcome}/${out!.download?.source ?? '-'}`)
+                compared++
+              }
+            }
+          }
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(2000)
+    // Every way a path can end was compared: each status, local and fetched downloads, failures, removals.
+    expect([...outcomes].sort()).toEqual([
+      'current/noop/-', 'ignored/noop/-', 'missing/failed/local', 'missing/failed/none', 'missing/failed/remote', 'missing/staged/local', 'missing/staged/none', 'missing/staged/remote',
+      'modified/noop/-', 'outdated/failed/local', 'outdated/failed/none', 'outdated/failed/remote', 'outdated/staged/local', 'outdated/staged/none', 'outdated/staged/remote',
+      'removed/noop/-', 'removed/staged/-', 'unversioned/noop/-',
+    ])
   })
 
   it('updater — the five statuses of the patent, and the three others, from the statechart and from its table', async () => {
