@@ -153,7 +153,7 @@ describe('updater — file-status machine', () => {
     const viaActor = async (facts: FileFacts, input: { slot?: string; maxAttempts?: number }, steps: DownloadSteps): Promise<FileStatusOutput> => {
       const machine = fileStatusMachine.provide({
         actors: {
-          alert: fromPromise(async () => undefined),
+          alert: fromPromise<void, AlertInput>(async () => undefined),
           download: downloadMachine.provide({
             actors: {
               findLocal: fromPromise(({ input: e }: { input: FileEntry }) => steps.findLocal(e)),
