@@ -4,7 +4,7 @@
 // sees a partial or unverified blob.
 import { nodeCrypto } from '../node-crypto.ts'
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { mkdir, open, rename, rm, stat, copyFile, link, type FileHandle } from 'node:fs/promises'
+import { open, rename, rm, stat, copyFile, link, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Transform } from 'node:stream'
@@ -14,6 +14,20 @@ import type { PackStore } from './pack-store.ts'
 /** A blob's name, and the name of a fan-out directory (the first two hex digits of the blobs under it). */
 export const HEX64 = /^[0-9a-f]{64}$/
 export const FANOUT_DIR = /^[0-9a-f]{2}$/
+/** In a store's root: its loose blobs are one fan-out level down (BlobStore.levels). */
+export const FANOUT_MARKER = 'FANOUT-1'
+
+/** A store's fan-out levels: 1 with the marker, 2 where fan-out directories are without it, 1 for a new store. */
+function fanoutLevels(root: string): 1 | 2 {
+  if (existsSync(join(root, FANOUT_MARKER))) return 1
+  let names: string[]
+  try {
+    names = readdirSync(root)
+  } catch {
+    return 1
+  }
+  return names.some((n) => FANOUT_DIR.test(n)) ? 2 : 1
+}
 /** Read handles kept open for blobs being served piece by piece. */
 const OPEN_HANDLES = 32
 
@@ -46,21 +60,44 @@ export class BlobStore {
   /** Issue 13 item 4: a repository server's packs; a unit in one of them is held like a loose blob. */
   packs: PackStore | undefined
 
+  /**
+   * Fan-out levels above a loose blob: 1 (`ab/<sha256>`, as git and OSTree lay out objects) in a
+   * store this release made, 2 (`ab/cd/<sha256>`) in one an earlier release made, which keeps its
+   * layout. With two levels nearly every new blob of a store under 65 536 blobs made a directory
+   * of its own, and making a directory was 5 % of a sharing daemon's CPU in a swarm update
+   * (issue 14 item 1); with one, a store makes 256 at most, and its garbage collection reads 257
+   * directories instead of up to 65 793. Told by a marker file (FANOUT_MARKER) that a one-level
+   * store writes with its first directory; a store with fan-out directories and no marker is an
+   * earlier release's.
+   */
+  readonly levels: 1 | 2
+
   constructor(root: string, packs?: PackStore) {
     this.root = root
     this.packs = packs
+    this.levels = fanoutLevels(root)
   }
 
   path(sha256: string): string {
     if (!HEX64.test(sha256)) throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `not a SHA-256 hex digest: ${JSON.stringify(sha256.slice(0, 80))}`)
-    return join(this.root, sha256.slice(0, 2), sha256.slice(2, 4), sha256)
+    return this.levels === 1 ? join(this.root, sha256.slice(0, 2), sha256) : join(this.root, sha256.slice(0, 2), sha256.slice(2, 4), sha256)
   }
 
   /** Directories this store made (or found) already: one mkdir each per process, not one per blob. */
   private readonly dirsMade = new Set<string>()
 
   private async ensureDir(dir: string): Promise<void> {
+    this.ensureDirSync(dir)
+  }
+
+  private ensureDirSync(dir: string): void {
     if (this.dirsMade.has(dir)) return
+    if (this.levels === 1 && !this.dirsMade.has(this.root)) {
+      // The marker goes first: a store never holds a one-level directory without it.
+      mkdirSync(this.root, { recursive: true })
+      writeFileSync(join(this.root, FANOUT_MARKER), '')
+      this.dirsMade.add(this.root)
+    }
     mkdirSync(dir, { recursive: true }) // one syscall, no thread-pool round trip
     this.dirsMade.add(dir)
   }
@@ -182,12 +219,7 @@ export class BlobStore {
     const final = this.path(sha256)
     const tmp = this.tmpPath()
     try {
-      for (const dir of [dirname(tmp), dirname(final)]) {
-        if (!this.dirsMade.has(dir)) {
-          mkdirSync(dir, { recursive: true })
-          this.dirsMade.add(dir)
-        }
-      }
+      for (const dir of [dirname(tmp), dirname(final)]) this.ensureDirSync(dir)
       writeFileSync(tmp, bytes, { flag: 'wx' })
       renameSync(tmp, final)
     } catch (err) {
@@ -245,9 +277,9 @@ export class BlobStore {
   async adoptVerifiedFile(sha256: string, file: string): Promise<void> {
     if (await this.has(sha256)) return
     const final = this.path(sha256)
-    await mkdir(dirname(final), { recursive: true })
+    await this.ensureDir(dirname(final))
     const tmp = this.tmpPath()
-    await mkdir(dirname(tmp), { recursive: true })
+    await this.ensureDir(dirname(tmp))
     try {
       await link(file, tmp).catch(() => copyFile(file, tmp))
       await rename(tmp, final)

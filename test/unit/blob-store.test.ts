@@ -2,12 +2,12 @@
 // piece through a bounded set of open handles.
 import { describe, expect, it } from 'vitest'
 import { createHash, randomBytes } from 'node:crypto'
-import { access, readdir, readlink, rm, writeFile } from 'node:fs/promises'
+import { access, mkdir, readdir, readlink, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { BlobStore } from '../../infra/store/blob-store.ts'
 import { PackStore } from '../../infra/store/pack-store.ts'
-import { listBlobs } from '../../infra/store/working-copy/history.ts'
+import { collectGarbage, listBlobs } from '../../infra/store/working-copy/history.ts'
 import { tempDir } from '../helpers/cluster.ts'
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -98,6 +98,50 @@ describe('blob store', () => {
       await writeFile(tmp, b)
       await store.commitFile(sha256(b), tmp, 'test', b.length, sha1(b))
       expect(await store.readRange(sha256(b), 0, b.length)).toEqual(b)
+    } finally {
+      await dir.cleanup()
+    }
+  })
+
+  it('blob store — a new store keeps a loose blob one fan-out level down, with its marker; a store an earlier release laid out two levels down keeps that layout: its blobs held, read, listed and collected, new ones beside them (issue 14 item 1)', async () => {
+    const dir = await tempDir('upswarm-blobs-')
+    try {
+      const blobs = Array.from({ length: 6 }, (_, i) => Buffer.from(`blob ${i} `.repeat(100 + i)))
+      // A new store: `ab/<sha256>`, and the marker written before its first directory.
+      const fresh = new BlobStore(join(dir.path, 'new'))
+      expect(fresh.levels).toBe(1)
+      for (const b of blobs.slice(0, 3)) await fresh.put(sha256(b), Readable.from([b]), 'test', b.length)
+      const s0 = sha256(blobs[0]!)
+      expect(fresh.path(s0)).toBe(join(dir.path, 'new', s0.slice(0, 2), s0))
+      await access(fresh.path(s0))
+      await access(join(dir.path, 'new', 'FANOUT-1'))
+      const again = new BlobStore(join(dir.path, 'new'))
+      expect(again.levels).toBe(1)
+      expect(await again.readRange(s0, 0, blobs[0]!.length)).toEqual(blobs[0])
+      expect((await listBlobs(again)).sort()).toEqual(blobs.slice(0, 3).map(sha256).sort())
+
+      // An earlier release's store: `ab/cd/<sha256>`, no marker.
+      const old = join(dir.path, 'old')
+      for (const b of blobs.slice(0, 3)) {
+        const h = sha256(b)
+        await mkdir(join(old, h.slice(0, 2), h.slice(2, 4)), { recursive: true })
+        await writeFile(join(old, h.slice(0, 2), h.slice(2, 4), h), b)
+      }
+      const legacy = new BlobStore(old)
+      expect(legacy.levels).toBe(2)
+      for (const b of blobs.slice(0, 3)) {
+        expect(await legacy.has(sha256(b))).toBe(true)
+        expect(await legacy.readRange(sha256(b), 0, b.length)).toEqual(b)
+      }
+      expect(legacy.heldSync()(s0)).toBe(true)
+      for (const b of blobs.slice(3)) await legacy.put(sha256(b), Readable.from([b]), 'test', b.length)
+      const s3 = sha256(blobs[3]!)
+      await access(join(old, s3.slice(0, 2), s3.slice(2, 4), s3))
+      await expect(access(join(old, 'FANOUT-1'))).rejects.toThrow()
+      expect((await listBlobs(legacy)).sort()).toEqual(blobs.map(sha256).sort())
+      const gc = await collectGarbage(legacy, new Set([s3]))
+      expect(gc.removed).toBe(5)
+      expect(await listBlobs(new BlobStore(old))).toEqual([s3])
     } finally {
       await dir.cleanup()
     }

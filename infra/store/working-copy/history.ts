@@ -16,8 +16,10 @@ async function listLoose(store: BlobStore): Promise<string[]> {
   // The fan-out directories are read side by side (a history of a few thousand blobs spreads over
   // as many directories: one after the other, that was most of an update's bookkeeping).
   const level = async (dir: string): Promise<string[]> => (await readdirOrEmpty(dir)).filter((n) => FANOUT_DIR.test(n))
-  const names = await Promise.all((await level(store.root)).map(async (a) =>
-    (await Promise.all((await level(join(store.root, a))).map((b) => readdirOrEmpty(join(store.root, a, b))))).flat()))
+  const names = store.levels === 1
+    ? await Promise.all((await level(store.root)).map((a) => readdirOrEmpty(join(store.root, a))))
+    : await Promise.all((await level(store.root)).map(async (a) =>
+      (await Promise.all((await level(join(store.root, a))).map((b) => readdirOrEmpty(join(store.root, a, b))))).flat()))
   return names.flat().filter((n) => HEX64.test(n))
 }
 
