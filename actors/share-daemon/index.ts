@@ -525,10 +525,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     return rev
   }
 
+  // A verified release's manifest hash, taken once: list() runs at every heartbeat that moves the
+  // stage, and hashing a manifest means its canonical JSON (about 1 % of a daemon's CPU in a swarm update).
+  const hashes = new WeakMap<SignedRelease, string>()
+  const hashOf = (r: SignedRelease): string => {
+    let h = hashes.get(r)
+    if (h === undefined) hashes.set(r, (h = manifestSha256(r.manifest)))
+    return h
+  }
   const feedReleases: FeedReleases = {
     list: (p) => {
       const revs = new Map(feed.releases(p).map((e) => [e.rev, e.manifestSha256]))
-      if (p === product) for (const [rev, r] of [...rotation.releases, ...streamReleases]) revs.set(rev, manifestSha256(r.manifest))
+      if (p === product) for (const [rev, r] of [...rotation.releases, ...streamReleases]) revs.set(rev, hashOf(r))
       return [...revs].sort(([a], [b]) => a - b).map(([rev, manifestSha256]) => ({ rev, manifestSha256 }))
     },
     get: async (p, rev) => {

@@ -142,9 +142,11 @@ async function stageEntry(session: RunSession, entry: Entry, slot: string): Prom
       // A slot the batch filled from its verified bytes is staged already.
       if (!session.prestaged.has(entry.path)) {
         const packed = await session.wc.history.packed(entry.sha256)
+        let mode: number | undefined
         if (packed) await writeFile(dest, packed, { flag: 'wx' })
-        else await stageBlob(session, entry.sha256, dest)
-        await chmod(dest, entry.mode)
+        else mode = await stageBlob(session, entry.sha256, dest)
+        // A link to a history file that has the entry's mode already needs no chmod.
+        if (mode !== entry.mode) await chmod(dest, entry.mode)
         // Made durable with every other staged file at the end of the phase (syncFiles), before the journal names it.
         session.stagedFiles.push(dest)
       }
@@ -167,15 +169,18 @@ async function stageEntry(session: RunSession, entry: Entry, slot: string): Prom
  * tree file edited in place changes its history file too: every use of a history file hashes
  * it first (checkLocal), and the daemon does not serve a shared one once the stat cache shows
  * its tree file changed (share-daemon/serve.ts). docs/decisions.md, "A new file is its history file".
+ * Returns the linked file's mode (undefined for a copy).
  */
-async function stageBlob(session: RunSession, sha256: string, dest: string): Promise<void> {
+async function stageBlob(session: RunSession, sha256: string, dest: string): Promise<number | undefined> {
   const blob = session.wc.history.path(sha256)
   if (!session.linked.has(sha256)) {
     session.linked.add(sha256)
-    const alone = await stat(blob).then((st) => st.nlink === 1, () => false)
-    if (alone && (await link(blob, dest).then(() => true, () => false))) return
+    const st = await stat(blob).catch(() => undefined)
+    // The staged file is the history file: its mode is the blob's.
+    if (st?.nlink === 1 && (await link(blob, dest).then(() => true, () => false))) return st.mode & 0o7777
   }
   await copyFile(blob, dest, constants.COPYFILE_FICLONE)
+  return undefined
 }
 
 /** The tasks in the order the source asks for (files to fetch by rank; the others first, they are quick). */
