@@ -69,26 +69,32 @@ function referenceStatus(f: FileFacts): FileStatus {
   return 'conflict'
 }
 
+/** Every combination of installed, target and on-disk entries (and ignore flags) that names something at the path. */
+function* factsOf(entries: (Entry | undefined)[], locals: (LocalEntry | undefined)[], ignoreds = [false, true]): Generator<FileFacts> {
+  for (const ignored of ignoreds) {
+    for (const base of entries) {
+      for (const target of entries) {
+        for (const local of locals) {
+          if (!base && !target && !local) continue
+          yield { ignored, ...(base ? { base } : {}), ...(target ? { target } : {}), ...(local ? { local } : {}) }
+        }
+      }
+    }
+  }
+}
+
 describe('updater — file-status machine', () => {
   it('updater — the statechart, fed the fact events, gives the reference status (and the table the same) for every combination of facts', async () => {
     const entries: (Entry | undefined)[] = [undefined, A, B, DIR, LINK, file('a', 0o755)]
     const locals: (LocalEntry | undefined)[] = [undefined, A, B, C, { kind: 'dir', mode: 0o700 }, { kind: 'symlink', target: 'elsewhere' }, { kind: 'other' }, file('a', 0o600)]
     let n = 0
     const seen = new Set<string>()
-    for (const ignored of [false, true]) {
-      for (const base of entries) {
-        for (const target of entries) {
-          for (const local of locals) {
-            if (!base && !target && !local) continue
-            const facts: FileFacts = { ignored, ...(base ? { base } : {}), ...(target ? { target } : {}), ...(local ? { local } : {}) }
-            const out = await runFile(facts, 'alert')
-            expect(out.status, JSON.stringify(facts)).toBe(referenceStatus(facts))
-            expect(classifyFile(facts), JSON.stringify(facts)).toBe(out.status)
-            seen.add(out.status)
-            n++
-          }
-        }
-      }
+    for (const facts of factsOf(entries, locals)) {
+      const out = await runFile(facts, 'alert')
+      expect(out.status, JSON.stringify(facts)).toBe(referenceStatus(facts))
+      expect(classifyFile(facts), JSON.stringify(facts)).toBe(out.status)
+      seen.add(out.status)
+      n++
     }
     expect(n).toBeGreaterThan(500)
     expect([...seen].sort()).toEqual(['conflict', 'current', 'ignored', 'missing', 'modified', 'outdated', 'removed', 'unversioned'])
@@ -174,32 +180,24 @@ describe('updater — file-status machine', () => {
     const inputs: { slot?: string; maxAttempts?: number }[] = [{ slot: 'new/0' }, {}, { slot: 'new/1', maxAttempts: 1 }]
     const outcomes = new Set<string>()
     let compared = 0
-    for (const ignored of [false, true]) {
-      for (const base of entries) {
-        for (const target of entries) {
-          for (const local of locals) {
-            if (!base && !target && !local) continue
-            const facts: FileFacts = { ignored, ...(base ? { base } : {}), ...(target ? { target } : {}), ...(local ? { local } : {}) }
-            const status = classifyFile(facts)
-            for (const input of inputs) {
-              for (const b of behaviours) {
-                const direct: string[] = []
-                const out = await fileOutcome({ path: 'p', onConflict: 'alert', ...input }, facts, status, stepsOf(b, direct))
-                if (status === 'conflict') {
-                  // The alert and the conflict policy stay with the actor.
-                  expect(out, JSON.stringify(facts)).toBeUndefined()
-                  expect(direct).toEqual([])
-                  continue
-                }
-                const charted: string[] = []
-                const what = `${JSON.stringify(facts)} ${JSON.stringify(input)} ${JSON.stringify(b)}`
-                expect(out, what).toEqual(await viaActor(facts, input, stepsOf(b, charted)))
-                expect(direct, what).toEqual(charted)
-                outcomes.add(`${out!.status}/${out!.outcome}/${out!.download?.source ?? '-'}`)
-                compared++
-              }
-            }
+    for (const facts of factsOf(entries, locals)) {
+      const status = classifyFile(facts)
+      for (const input of inputs) {
+        for (const b of behaviours) {
+          const direct: string[] = []
+          const out = await fileOutcome({ path: 'p', onConflict: 'alert', ...input }, facts, status, stepsOf(b, direct))
+          if (status === 'conflict') {
+            // The alert and the conflict policy stay with the actor.
+            expect(out, JSON.stringify(facts)).toBeUndefined()
+            expect(direct).toEqual([])
+            continue
           }
+          const charted: string[] = []
+          const what = `${JSON.stringify(facts)} ${JSON.stringify(input)} ${JSON.stringify(b)}`
+          expect(out, what).toEqual(await viaActor(facts, input, stepsOf(b, charted)))
+          expect(direct, what).toEqual(charted)
+          outcomes.add(`${out!.status}/${out!.outcome}/${out!.download?.source ?? '-'}`)
+          compared++
         }
       }
     }
