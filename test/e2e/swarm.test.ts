@@ -150,7 +150,7 @@ describe('swarm', { timeout: 240_000 }, () => {
     await bad.start()
     await bad.reached(2)
     // The bad peer's stored copies change under it, same size: it will serve garbage.
-    // Every stored file: blobs (<2 hex>/<2 hex>/<sha256>) and the packs a batch of small files came in.
+    // Every stored file: blobs (<2 hex>/<sha256>) and the packs a batch of small files came in (the empty layout marker stays).
     const history = join(bad.dir, '.upswarm', 'history')
     for (const e of await readdir(history, { recursive: true, withFileTypes: true })) {
       if (!e.isFile() || relative(history, e.parentPath).split(sep)[0] === 'tmp') continue
