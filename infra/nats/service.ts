@@ -97,6 +97,8 @@ async function answer(ep: EndpointSpec<z.ZodType>, msg: ServiceMsg): Promise<voi
   } catch (err) {
     const code: ErrorCode = isUpswarmError(err) ? err.code : 'UPSWARM_E_IO'
     const message = err instanceof Error ? err.message : String(err)
-    msg.respondError(STATUS_OF[code] ?? 500, `${code}: ${message}`)
+    // A designed refusal names its own status (a tracker's rate limit: 429); 500 is for what nobody expected.
+    const own = isUpswarmError(err) ? err.details?.status : undefined
+    msg.respondError(typeof own === 'number' ? own : (STATUS_OF[code] ?? 500), `${code}: ${message}`)
   }
 }

@@ -30,7 +30,7 @@ export async function startNatsDoor(nc: NatsConnection, registry: PeerRegistry, 
     const name = msg.subject.slice(msg.subject.lastIndexOf('.') + 1)
     if (!IDENTITY_RE.test(name)) throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `${msg.subject}: the last token must be the requester's identity`)
     if (opts.limiter && !opts.limiter.take(name, Date.now())) {
-      throw new UpswarmError('UPSWARM_E_TRACKER', `rate limited: identity ${name} sends more than the tracker takes from one identity; slow down`)
+      throw new UpswarmError('UPSWARM_E_TRACKER', `rate limited: identity ${name} sends more than the tracker takes from one identity; slow down`, { details: { status: 429 } })
     }
     return name
   }

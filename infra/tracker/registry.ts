@@ -292,7 +292,7 @@ export class PeerRegistry {
     const previous = this.#entries.get(key)
     this.#checkOwner(previous, owner, now, 'replace')
     if (!previous && this.#entries.size >= this.#maxPeers) {
-      throw new UpswarmError('UPSWARM_E_TRACKER', `tracker full: ${this.#maxPeers} peers listed; retry after ${Math.ceil(this.intervalMs / 1000)} s or raise --max-peers`)
+      throw new UpswarmError('UPSWARM_E_TRACKER', `tracker full: ${this.#maxPeers} peers listed; retry after ${Math.ceil(this.intervalMs / 1000)} s or raise --max-peers`, { details: { status: 503 } })
     }
     const live = previous && previous.expires > now ? previous : undefined
     if (isIdentityOwner(owner) && live?.owner !== owner) this.#checkQuota(owner, product ?? hash)
@@ -376,7 +376,7 @@ export class PeerRegistry {
    */
   #checkOwner(entry: PeerEntry | undefined, owner: string, now: number, what: 'stop' | 'replace'): void {
     if (!entry?.owner || entry.expires <= now || entry.owner === owner || owner === addressOwner(entry.ip)) return
-    throw new UpswarmError('UPSWARM_E_TRACKER', `cannot ${what} peer ${entry.peerId}: another identity announced it; only that identity (or a BitTorrent client at ${entry.ip}) may, or wait until it expires`)
+    throw new UpswarmError('UPSWARM_E_TRACKER', `cannot ${what} peer ${entry.peerId}: another identity announced it; only that identity (or a BitTorrent client at ${entry.ip}) may, or wait until it expires`, { details: { status: 403 } })
   }
 
   /** Refuses a new entry to an identity that lists its share of a swarm, or of the registry. */
@@ -385,10 +385,10 @@ export class PeerRegistry {
     const name = owner.slice(owner.indexOf(':') + 1)
     const { product, total } = this.#maxPerIdentity
     if ((count?.swarms.get(swarm) ?? 0) >= product) {
-      throw new UpswarmError('UPSWARM_E_TRACKER', `identity ${name} already lists ${product} peers of product ${swarm}, the most one identity may; stop one (event stopped) or let it expire (${Math.ceil(this.peerTtlMs / 1000)} s)`)
+      throw new UpswarmError('UPSWARM_E_TRACKER', `identity ${name} already lists ${product} peers of product ${swarm}, the most one identity may; stop one (event stopped) or let it expire (${Math.ceil(this.peerTtlMs / 1000)} s)`, { details: { status: 429 } })
     }
     if ((count?.total ?? 0) >= total) {
-      throw new UpswarmError('UPSWARM_E_TRACKER', `identity ${name} already lists ${total} peers, the most one identity may; stop some (event stopped) or let them expire (${Math.ceil(this.peerTtlMs / 1000)} s)`)
+      throw new UpswarmError('UPSWARM_E_TRACKER', `identity ${name} already lists ${total} peers, the most one identity may; stop some (event stopped) or let them expire (${Math.ceil(this.peerTtlMs / 1000)} s)`, { details: { status: 429 } })
     }
   }
 

@@ -1,7 +1,7 @@
 // Fault suite S4 (issue 11; issue 10 "strict input"): fuzzed input at every door a stranger can
 // reach — the NATS service endpoints of a repository server, the proxy and the tracker (malformed
 // JSON, wrong types, huge values, deep nesting, invalid UTF-8, mutated valid requests), the
-// tracker's UDP and HTTP doors and the proxy's HTTP gateway over real sockets, and the piece and
+// tracker's UDP and HTTP doors, the proxy's HTTP gateway and a server's bulk port (TLS) over real sockets, and the piece and
 // statements codecs of the swarm. A crash is: no answer, a 5xx / UPSWARM_E_IO answer (an error
 // the code did not expect; 503 "no server holds it" is a designed answer), a decoder throwing anything but its own error, an unhandled
 // rejection, or a door that does not answer a valid request afterwards. Crashes 0.
@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import { connect } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from 'xstate'
@@ -89,6 +90,36 @@ function mutatedPath(rnd: Rnd, valid: string[]): Buffer {
   if (kind === 1) return Buffer.from(`${pick(rnd, valid)}/${pick(rnd, ['%', '%E0%A4%A', '%00', '..', '%2e%2e', '%ff%fe', 'a'.repeat(5000), '?x=%zz', '//'])}`)
   for (let f = 1 + int(rnd, 4); f > 0; f--) b[int(rnd, b.length)] = pick(rnd, [0x25, 0x2f, 0x2e, 0x3f, 0x26, 0x3d, 0x80, 0xff, int(rnd, 0x7f) || 0x41])
   return b
+}
+
+/** Sends one raw request (any bytes) over TLS to the bulk port and resolves with the status, or 0 for no answer. */
+function rawHttps(url: string, request: Buffer): Promise<number> {
+  const { port } = new URL(url)
+  return new Promise((resolve) => {
+    // The port's certificate is pinned by the clients; here any certificate will do: the fuzz is of what follows.
+    const s = tlsConnect({ host: '127.0.0.1', port: Number(port), rejectUnauthorized: false }, () => s.write(request))
+    let head = ''
+    const timer = setTimeout(() => { s.destroy(); resolve(0) }, REPLY_MS)
+    s.on('data', (d: Buffer) => {
+      head += d.toString('latin1')
+      // The port keeps a connection open after an answer it could read to the end: the status is enough.
+      if (/^HTTP\/1\.[01] \d{3}/.test(head)) s.destroy()
+    })
+    s.on('error', () => undefined)
+    s.on('close', () => {
+      clearTimeout(timer)
+      resolve(Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0))
+    })
+  })
+}
+
+/** A bulk-port request with a fuzzed path, ticket or range (or none of them), as raw bytes. */
+function bulkRequest(rnd: Rnd, path: Buffer, ticket: string): Buffer {
+  const auth = pick(rnd, [`Bearer ${ticket}`, `Bearer ${ticket.slice(0, -1)}x`, 'Bearer ', 'Basic YTpi', `Bearer ${'A'.repeat(3000)}`, ''])
+  const range = pick(rnd, ['bytes=0-3', 'bytes=0-', 'bytes=5-1', 'bytes=-4', 'bytes=0-99999999999', 'bytes=a-b', `bytes=0-${4 * 1024 * 1024}`, ''])
+  const method = pick(rnd, ['GET', 'GET', 'GET', 'POST', 'PUT', 'G\x00T'])
+  const headers = [auth && `authorization: ${auth}`, range && `range: ${range}`].filter(Boolean).join('\r\n')
+  return Buffer.concat([Buffer.from(`${method} `), path, Buffer.from(` HTTP/1.1\r\nhost: bulk\r\n${headers}${headers ? '\r\n' : ''}\r\n`)])
 }
 
 describe('faults S4 — fuzzed input at every door', () => {
@@ -207,6 +238,36 @@ describe('faults S4 — fuzzed input at every door', () => {
       }
       figures.runs += PER_DOOR
       tally(door, outcomes, crashes, performance.now() - started)
+    }
+
+    // The server's bulk port (issue 14 item 2) over TLS: fuzzed paths, tickets, ranges and methods;
+    // every answer a status below 500 (503 is its designed "busy"), and a valid range answered after.
+    {
+      const started = performance.now()
+      const offer = JSON.parse(new TextDecoder().decode((await nc.request(repoSubject(serverId, 'bulk'), '{}', { timeout: REPLY_MS })).data)) as { url: string; ticket: string }
+      const outcomes = new Map<string, number>()
+      let crashes = 0
+      const blobPath = `/v1/blobs/${sha256}`
+      for (let i = 0; i < PER_DOOR; i++) {
+        // A third of them on the blob's own path, so the ticket and the range are what is fuzzed.
+        const path = rnd() < 0.33 ? Buffer.from(blobPath) : mutatedPath(rnd, [blobPath, '/v1/units'])
+        const request = bulkRequest(rnd, path, offer.ticket)
+        const status = await rawHttps(offer.url, request)
+        const key = status === 0 ? 'no answer' : String(status)
+        outcomes.set(key, (outcomes.get(key) ?? 0) + 1)
+        if (status === 0 || (status >= 500 && status !== 503)) {
+          crashes++
+          figures.fail(`bulk port: ${key} to ${request.subarray(0, 120).toString('latin1')}`)
+        }
+      }
+      const valid = Buffer.from(`GET ${blobPath} HTTP/1.1\r\nhost: bulk\r\nauthorization: Bearer ${offer.ticket}\r\nrange: bytes=0-3\r\n\r\n`)
+      const after = await rawHttps(offer.url, valid)
+      if (after !== 206) {
+        crashes++
+        figures.fail(`bulk port: a valid range afterwards got ${after}`)
+      }
+      figures.runs += PER_DOOR
+      tally('bulk port (TLS)', outcomes, crashes, performance.now() - started)
     }
 
     // The tracker's UDP door: random and mutated packets, then a proper connect is answered.
