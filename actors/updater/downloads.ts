@@ -35,7 +35,11 @@ const FILE_CONCURRENCY = 4
 const LOCAL_CONCURRENCY = 16
 
 export function wiredDownloadMachine(session: RunSession) {
-  const steps = downloadSteps(session)
+  return downloadMachineWith(downloadSteps(session))
+}
+
+/** The download chart with its invoked actors doing `steps` (a run's, or a test's). */
+export function downloadMachineWith(steps: DownloadSteps) {
   return downloadMachine.provide({
     actors: {
       findLocal: fromPromise(({ input }: { input: FileEntry }) => steps.findLocal(input)),
@@ -393,13 +397,13 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
   }
   const batched = await prefetchSmallFiles(session, plan.tasks.map((t) => t.facts.target), BATCH_MIN, slots)
   mark('download: small files fetched by the batch')
+  const steps = downloadSteps(session)
   const machine = fileStatusMachine.provide({
     actors: {
       alert: fromPromise(({ input }: { input: AlertInput }) => publishAlert(session, input, target)),
-      download: wiredDownloadMachine(session),
+      download: downloadMachineWith(steps),
     },
   })
-  const steps = downloadSteps(session)
   const files: FileStatusOutput[] = []
   let next = 0
   let bytes = 0
@@ -413,9 +417,10 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
       const inspect = inspectionUnder(run)
       // Uninspected, the charts' outcome without an actor each (file-outcome.ts); a conflict, and
       // every path of an inspected run, runs its actor.
-      let out = inspect.inspect ? undefined : prestagedOutcome(session, task) ?? await fileOutcome({ path: task.path, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) }, task.facts, classifyFile(task.facts), steps)
+      const input = { path: task.path, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) }
+      let out = inspect.inspect ? undefined : prestagedOutcome(session, task) ?? await fileOutcome(input, task.facts, classifyFile(task.facts), steps)
       if (!out) {
-        const actor = createActor(machine, { input: { path: task.path, onConflict: request.onConflict, ...(task.slot ? { slot: task.slot } : {}) }, ...inspect })
+        const actor = createActor(machine, { input, ...inspect })
         actor.start()
         // The facts arrive as events; the statechart decides the status after the last one it needs.
         for (const fact of factEvents(task.facts)) if (actor.getSnapshot().matches('classifying')) actor.send(fact)

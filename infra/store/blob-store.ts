@@ -68,14 +68,18 @@ export class BlobStore {
    * (issue 14 item 1); with one, a store makes 256 at most, and its garbage collection reads 257
    * directories instead of up to 65 793. Told by a marker file (FANOUT_MARKER) that a one-level
    * store writes with its first directory; a store with fan-out directories and no marker is an
-   * earlier release's.
+   * earlier release's. Looked at on first use: a command that never touches the store (`status`)
+   * does not pay for it.
    */
-  readonly levels: 1 | 2
+  get levels(): 1 | 2 {
+    return (this.fanout ??= fanoutLevels(this.root))
+  }
+
+  private fanout: 1 | 2 | undefined
 
   constructor(root: string, packs?: PackStore) {
     this.root = root
     this.packs = packs
-    this.levels = fanoutLevels(root)
   }
 
   path(sha256: string): string {
@@ -86,11 +90,8 @@ export class BlobStore {
   /** Directories this store made (or found) already: one mkdir each per process, not one per blob. */
   private readonly dirsMade = new Set<string>()
 
-  private async ensureDir(dir: string): Promise<void> {
-    this.ensureDirSync(dir)
-  }
-
-  private ensureDirSync(dir: string): void {
+  /** One synchronous mkdir per directory and process (no thread-pool round trip). */
+  private ensureDir(dir: string): void {
     if (this.dirsMade.has(dir)) return
     if (this.levels === 1 && !this.dirsMade.has(this.root)) {
       // The marker goes first: a store never holds a one-level directory without it.
@@ -98,20 +99,22 @@ export class BlobStore {
       writeFileSync(join(this.root, FANOUT_MARKER), '')
       this.dirsMade.add(this.root)
     }
-    mkdirSync(dir, { recursive: true }) // one syscall, no thread-pool round trip
+    mkdirSync(dir, { recursive: true })
     this.dirsMade.add(dir)
   }
 
   /** Renames into the store's fan-out directory, made again if something removed it meanwhile. */
   private async moveIn(tmp: string, final: string): Promise<void> {
     const dir = dirname(final)
-    await this.ensureDir(dir)
+    this.ensureDir(dir)
     try {
       await rename(tmp, final)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      // The store itself may be gone too: its marker is then written again with the directory.
       this.dirsMade.delete(dir)
-      await this.ensureDir(dir)
+      this.dirsMade.delete(this.root)
+      this.ensureDir(dir)
       await rename(tmp, final)
     }
   }
@@ -186,7 +189,7 @@ export class BlobStore {
   async put(sha256: string, source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream, where: string, size?: number): Promise<void> {
     const final = this.path(sha256)
     const tmp = this.tmpPath()
-    await this.ensureDir(dirname(tmp))
+    this.ensureDir(dirname(tmp))
     const hash = nodeCrypto().createHash('sha256')
     let n = 0
     const tap = new Transform({
@@ -219,7 +222,7 @@ export class BlobStore {
     const final = this.path(sha256)
     const tmp = this.tmpPath()
     try {
-      for (const dir of [dirname(tmp), dirname(final)]) this.ensureDirSync(dir)
+      for (const dir of [dirname(tmp), dirname(final)]) this.ensureDir(dir)
       writeFileSync(tmp, bytes, { flag: 'wx' })
       renameSync(tmp, final)
     } catch (err) {
@@ -247,7 +250,7 @@ export class BlobStore {
   /** A fresh temporary path inside the store (same file system, so a rename commits it). */
   async stagingPath(): Promise<string> {
     const tmp = this.tmpPath()
-    await this.ensureDir(dirname(tmp))
+    this.ensureDir(dirname(tmp))
     return tmp
   }
 
@@ -277,9 +280,9 @@ export class BlobStore {
   async adoptVerifiedFile(sha256: string, file: string): Promise<void> {
     if (await this.has(sha256)) return
     const final = this.path(sha256)
-    await this.ensureDir(dirname(final))
+    this.ensureDir(dirname(final))
     const tmp = this.tmpPath()
-    await this.ensureDir(dirname(tmp))
+    this.ensureDir(dirname(tmp))
     try {
       await link(file, tmp).catch(() => copyFile(file, tmp))
       await rename(tmp, final)

@@ -8,7 +8,7 @@
 // Full: 2 000 inputs per door; short (npm test): 60.
 import { randomUUID } from 'node:crypto'
 import { createSocket } from 'node:dgram'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -66,21 +66,33 @@ function requestBytes(rnd: Rnd, valid: Record<string, unknown>): Buffer {
   return Buffer.from(JSON.stringify(shape))
 }
 
-/** Sends one raw HTTP request line (any bytes) and resolves with the status, or 0 for no answer. */
-function rawHttp(url: string, path: Buffer): Promise<number> {
-  const { port } = new URL(url)
+/**
+ * The status of the first answer on `s`, or 0 when none came within REPLY_MS. `atStatus`: close
+ * the socket once the status line is in (a server that keeps the connection open), else wait for
+ * the server to close it.
+ */
+function answerStatus(s: Socket, atStatus: boolean): Promise<number> {
   return new Promise((resolve) => {
-    // write, not end: a half-closed socket lets Node's server drop an answer that comes later.
-    const s = connect(Number(port), '127.0.0.1', () => s.write(Buffer.concat([Buffer.from('GET '), path, Buffer.from(' HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')])))
     let head = ''
     const timer = setTimeout(() => { s.destroy(); resolve(0) }, REPLY_MS)
-    s.on('data', (d: Buffer) => { head += d.toString('latin1') })
+    s.on('data', (d: Buffer) => {
+      head += d.toString('latin1')
+      if (atStatus && /^HTTP\/1\.[01] \d{3}/.test(head)) s.destroy()
+    })
     s.on('error', () => undefined)
     s.on('close', () => {
       clearTimeout(timer)
       resolve(Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0))
     })
   })
+}
+
+/** Sends one raw HTTP request line (any bytes) and resolves with the status, or 0 for no answer. */
+function rawHttp(url: string, path: Buffer): Promise<number> {
+  const { port } = new URL(url)
+  // write, not end: a half-closed socket lets Node's server drop an answer that comes later.
+  const s = connect(Number(port), '127.0.0.1', () => s.write(Buffer.concat([Buffer.from('GET '), path, Buffer.from(' HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')])))
+  return answerStatus(s, false)
 }
 
 function mutatedPath(rnd: Rnd, valid: string[]): Buffer {
@@ -95,22 +107,10 @@ function mutatedPath(rnd: Rnd, valid: string[]): Buffer {
 /** Sends one raw request (any bytes) over TLS to the bulk port and resolves with the status, or 0 for no answer. */
 function rawHttps(url: string, request: Buffer): Promise<number> {
   const { port } = new URL(url)
-  return new Promise((resolve) => {
-    // The port's certificate is pinned by the clients; here any certificate will do: the fuzz is of what follows.
-    const s = tlsConnect({ host: '127.0.0.1', port: Number(port), rejectUnauthorized: false }, () => s.write(request))
-    let head = ''
-    const timer = setTimeout(() => { s.destroy(); resolve(0) }, REPLY_MS)
-    s.on('data', (d: Buffer) => {
-      head += d.toString('latin1')
-      // The port keeps a connection open after an answer it could read to the end: the status is enough.
-      if (/^HTTP\/1\.[01] \d{3}/.test(head)) s.destroy()
-    })
-    s.on('error', () => undefined)
-    s.on('close', () => {
-      clearTimeout(timer)
-      resolve(Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0))
-    })
-  })
+  // The port's certificate is pinned by the clients; here any certificate will do: the fuzz is of what follows.
+  const s = tlsConnect({ host: '127.0.0.1', port: Number(port), rejectUnauthorized: false }, () => s.write(request))
+  // The port keeps a connection open after an answer it could read to the end: the status is enough.
+  return answerStatus(s, true)
 }
 
 /** A bulk-port request with a fuzzed path, ticket or range (or none of them), as raw bytes. */

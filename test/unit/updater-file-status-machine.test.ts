@@ -3,7 +3,7 @@
 // combination of facts, and each status leads to the right action.
 import { createActor, fromPromise, toPromise } from 'xstate'
 import { describe, expect, it } from 'vitest'
-import { prestagedOutcome } from '../../actors/updater/downloads.ts'
+import { downloadMachineWith, prestagedOutcome } from '../../actors/updater/downloads.ts'
 import { fileOutcome, type DownloadSteps } from '../../actors/updater/file-outcome.ts'
 import type { RunSession } from '../../actors/updater/run-session.ts'
 import { classifyFile } from '../../actors/updater/status.ts'
@@ -160,14 +160,7 @@ describe('updater — file-status machine', () => {
       const machine = fileStatusMachine.provide({
         actors: {
           alert: fromPromise<void, AlertInput>(async () => undefined),
-          download: downloadMachine.provide({
-            actors: {
-              findLocal: fromPromise(({ input: e }: { input: FileEntry }) => steps.findLocal(e)),
-              fetch: fromPromise(({ input: i, signal }: { input: { entry: FileEntry; attempt: number }; signal: AbortSignal }) => steps.fetch(i, signal)),
-              verify: fromPromise(({ input: e }: { input: FileEntry }) => steps.verify(e)),
-              stage: fromPromise(({ input: i }: { input: { entry: Entry; slot: string } }) => steps.stage(i)),
-            },
-          }),
+          download: downloadMachineWith(steps),
         },
       })
       const actor = createActor(machine, { input: { path: 'p', onConflict: 'alert', ...input } })
