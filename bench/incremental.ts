@@ -154,9 +154,12 @@ async function startCopyDaemon(dir: string, env: NodeJS.ProcessEnv): Promise<{ s
   }
 }
 
-/** The command on a copy whose sharing daemon runs: the daemon's NATS connection moves the bytes. */
-async function daemonUpdate(repo: Repo, dir: string): Promise<{ ms: number; payload: number; wire: number }> {
-  const before = await repo.openConnectionBytes('upswarm-daemon')
+/**
+ * The command on a copy whose sharing daemon runs: the daemon's NATS connection moves the bytes.
+ * `before`: the daemons' bytes taken before the release was published, since a daemon fetches a
+ * release's tree nodes when it hears of it (the bytes count, wherever they fall).
+ */
+async function daemonUpdate(repo: Repo, dir: string, before: { outBytes: number }): Promise<{ ms: number; payload: number; wire: number }> {
   const r = await upswarm(['update', dir, '--json'], repo.env)
   const json = JSON.parse(r.stdout) as { bytesFromServers: number; bytesFromPeers: number; uploadedBytes?: number }
   if (json.uploadedBytes === undefined) throw new Error(`update of ${dir} was not run by its daemon: ${r.stdout.slice(0, 300)}`)
@@ -306,12 +309,13 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
     for (const s of scenarios) {
       const t = s.prepare ? await s.prepare() : synthetic
       const change = await s.change()
+      const daemonBytes = await r.openConnectionBytes('upswarm-daemon')
       const p = await r.publish(s.name === 'release' ? relSrc : src, s.name)
       await r.synced(p.rev)
       log(`${s.name}: r${p.rev} published (${change.describe}); upswarm update, then rsync -a, then rsync -az`)
       const cli = await withCpuProfiles(o.profile && join(o.profile, s.name), () => upswarmUpdate(r, t.wc))
       const inproc = await inProcessUpdate(r, t.wcInProcess)
-      const viaDaemon = await daemonUpdate(r, t.wcDaemon)
+      const viaDaemon = await daemonUpdate(r, t.wcDaemon, daemonBytes)
       const ra = await timed('rsync', ['-a', '--delete', '--stats', daemon.url(t.module), `${t.mirror}/`])
       const rz = await timed('rsync', ['-az', '--delete', '--stats', daemon.url(t.module), `${t.mirrorZ}/`])
       const m: Measured = { name: s.name, change, cli, inproc, daemon: viaDaemon, rsyncA: parseRsyncStats(ra.stdout, ra.ms), rsyncZ: parseRsyncStats(rz.stdout, rz.ms) }
@@ -362,7 +366,7 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
         ...(release ? [`release: ${release.label}, ${release.files} files, ${(release.bytes / MiB).toFixed(1)} MiB; A published as a revision of the same product and brought to fresh working copies (init ${(release.initMs / 1000).toFixed(1)} s) and fresh rsync copies, then B; ${o.release && o.release.kind === 'npm' ? 'fetched once by npm pack into the bench cache and unpacked with tar' : 'two local trees'}. Changed files are written with a new mtime, unchanged ones keep theirs, as a build would leave them.`] : ['release: left out (no release pair: the tiny size and --release-pair none never use the npm registry).']),
         `in-process: the same update of a second working copy from the benchmark process (no node start-up, no module loading); \`upswarm --help\` alone takes ${(cliStartup / 1000).toFixed(2)} s here (median of 3).`,
         'wire for in-process: bytes the benchmark\'s NATS connection received during the update.',
-        'daemon running: a third working copy with `upswarm daemon DIR` running beside it (no --auto, no peers: it fetches from the servers alone); `upswarm update DIR` hands it the run over the copy\'s control socket and prints its result. wire: bytes the NATS nodes sent the daemon\'s connection during the command.',
+        'daemon running: a third working copy with `upswarm daemon DIR` running beside it (no --auto, no peers: it fetches from the servers alone); `upswarm update DIR` hands it the run over the copy\'s control socket and prints its result. wire: bytes the NATS nodes sent the daemons\' connections from before the publish to the end of the command (a daemon fetches a release\'s tree nodes when it hears of it; the bytes count where they fall).',
       ],
     }, svg)
   } finally {

@@ -67,13 +67,14 @@ export class RepoClient {
   /**
    * Downloads one blob into `into` with `threads` concurrent range requests to the assigned
    * server (R-ACCEL-1); each piece is checked against the manifest's piece hash on arrival.
-   * `sync: false`: not fsynced (a working copy's history store; BlobStore.commitFile).
+   * `sync: false`: not fsynced (a working copy's history store; BlobStore.commitFile). `reader`:
+   * an assignment already made (otherwise the proxy is asked for one, so large blobs spread).
    */
-  async fetchBlob(product: string, entry: FileEntry, into: BlobStore, opts: { threads: number; signal?: AbortSignal; pieceSize?: number; sync?: boolean }): Promise<{ bytesFromServers: number; servers: string[] }> {
+  async fetchBlob(product: string, entry: FileEntry, into: BlobStore, opts: { threads: number; signal?: AbortSignal; pieceSize?: number; sync?: boolean; reader?: RangeReader }): Promise<{ bytesFromServers: number; servers: string[] }> {
     if (await into.has(entry.sha256)) return { bytesFromServers: 0, servers: [] }
     const pieceSize = opts.pieceSize ?? PIECE_SIZE
     const count = Math.max(1, Math.ceil(entry.size / pieceSize))
-    const reader = this.rangeReader(product)
+    const reader = opts.reader ?? this.rangeReader(product)
     const tmp = await into.stagingPath()
     const fh = await open(tmp, 'w')
     const digests = new InOrderDigests(entry.sha1 !== undefined)

@@ -436,15 +436,16 @@ export function registerClientCommands(program: Command): void {
       // The updater is loaded at start although a daemon may share for days without an update: it
       // adds 0.2 MiB of heap (issue 13 item 5), and a chunk loaded at the first update would be
       // missing if the installed upswarm was replaced meanwhile.
-      const [{ startDaemon }, { openUpdate }] = await Promise.all([import('../share-daemon/index.ts'), updaterModule()])
+      const [{ startDaemon }, { openUpdate, prefetchRelease, warmUp }] = await Promise.all([import('../share-daemon/index.ts'), updaterModule()])
       await runRole('daemon', async () => {
         // The client process composes its two actors: the daemon runs the updater as its child.
         const daemon: Daemon = await startDaemon({
-          dir, updater: openUpdate, ...(nc ? { nc } : {}), ...(connect ? { connect } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
+          dir, updater: openUpdate, prefetch: (d, source) => prefetchRelease(d, { source }), ...(nc ? { nc } : {}), ...(connect ? { connect } : {}), ...trackerUrls(o.tracker), bootstrap: o.bootstrap, host: o.host, port: o.port,
           auto: !!o.auto, ...(o.threads ? { threads: o.threads } : {}), ...(hooksOf(o) ? { hooks: hooksOf(o)! } : {}),
           ...(o.ring ? { ring: String(o.ring) } : {}), ...(o.creds ? { stageKey: await stageKeyOf(String(o.creds)) } : {}), fleet: true, maxUploadRate: o.maxUploadRate, ...(o.swarmIdentity ? { swarmIdentity: o.swarmIdentity } : {}), ...siteOf(o.site), log: stderrLog(false),
         })
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
+        daemon.on('release.prefetched', (rev) => emit({ event: 'release.prefetched', rev }, `r${rev}: release verified and its changed tree nodes fetched ahead`))
         daemon.on('feed.release', (rev) => emit({ event: 'feed.release', rev }, `release feed: holds r${rev} (passed on to peers)`))
         daemon.on('update.started', (from, to) => emit({ event: 'update.started', from, to }, `updating r${from} → r${to}`))
         daemon.on('update.done', (r) => emit({ event: 'update.done', ...updateJson(r) }, updateSummary(r)))
@@ -457,6 +458,8 @@ export function registerClientCommands(program: Command): void {
           emit({ event: 'nats.retrying', attempt, waitMs, error: err.toJSON() }, `NATS unreachable (${err.message}); retrying in ${Math.round(waitMs / 1000)} s`))
         daemon.on('nats.connected', () => emit({ event: 'nats.connected' }, 'NATS reached: following releases and servers'))
         daemon.on('nats.failed', (err) => emit({ event: 'nats.failed', error: err.toJSON() }, `NATS: ${err.message}; running on the swarm alone`))
+        // The first update after days of sharing starts warm (issue 15 item 4).
+        void warmUp().catch(() => undefined)
         const connected = (key: string, via: string): void => emit({ event: 'peer.connected', peer: key, via }, `peer ${key.slice(0, 12)}… connected over ${via}`)
         for (const c of daemon.connections()) connected(c.key, c.via)
         daemon.on('peer.connected', connected)

@@ -85,6 +85,12 @@ export interface DaemonOptions {
    * that the daemon never imports the updater; without it the daemon shares but cannot update.
    */
   updater?: DaemonUpdater
+  /**
+   * Issue 15 item 4: without `auto`, a release heard of is verified and its changed tree nodes
+   * kept in the copy at once (actors/updater `prefetchRelease`), so the `upswarm update` asked
+   * later reads them from disk. Given with the updater; changes nothing in the tree.
+   */
+  prefetch?: (dir: string, source: ReleaseSource) => Promise<number>
   /** Commands around each install and the health check after it (issue 16 item 2). */
   hooks?: InstallHooks
   /**
@@ -110,17 +116,21 @@ export interface UpdaterRun {
   onConflict?: ConflictPolicy
   hooks?: InstallHooks
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void }
+  /** The history store is kept after the result (`settle`): the command waiting on the control socket does not wait for it. */
+  deferRetain: boolean
 }
 
 /**
  * One update made ready by the updater (actors/updater `openUpdate`): the update-run statechart
  * wired to the locked working copy, which the daemon runs as its child actor (issue 12 item 1),
- * and how its output becomes the result (`finish`) or the copy is let go unfinished (`abandon`).
+ * and how its output becomes the result (`finish`) or the copy is let go unfinished (`abandon`);
+ * `settle`, after the result, keeps the history store and lets the copy go.
  */
 export interface OpenedUpdate {
   logic: AnyActorLogic
   input: unknown
   finish(output: RunOutput): Promise<UpdateResult>
+  settle(): Promise<string[]>
   abandon(): Promise<void>
 }
 
@@ -141,6 +151,8 @@ export interface DaemonUpdate extends UpdateResult {
 
 export interface DaemonEvents extends TrustEvents {
   'release.available': [rev: number]
+  /** Without `auto`: the release an update would go to was verified and its changed tree nodes kept in the copy (issue 15 item 4). */
+  'release.prefetched': [rev: number]
   /** A trusted release block arrived in the daemon's release feed (what it passes on to peers). */
   'feed.release': [rev: number]
   'update.started': [from: number, to: number]
@@ -422,6 +434,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // An idle server says the same thing every second: a heartbeat equal to its server's last one
   // is skipped before it is parsed (issue 13 item 5: the idle daemon's biggest steady cost).
   const lastHeartbeat = new Map<string, Uint8Array>()
+  /** The newest revision whose tree was fetched ahead (prefetchRelease). */
+  let prefetched = 0
+  /** Resolved once startDaemon has returned: what a prefetch says then reaches the caller's listeners. */
+  let returned!: () => void
+  const started = new Promise<void>((resolve) => (returned = resolve))
   const subscribeHeartbeats = (nc: NatsConnection) => nc.subscribe(SERVER_HEARTBEATS, {
     callback: (err, msg) => {
       if (err) return
@@ -432,7 +449,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         const hb = HeartbeatForClient.parse(msg.json())
         if (hb.swarm) peers.markServers([hb.swarm.publicKey])
         const synced = hb.synced[product]
-        if (synced !== undefined) actor.send({ type: 'servers.synced', rev: synced })
+        if (synced !== undefined) {
+          actor.send({ type: 'servers.synced', rev: synced })
+          // Once a server holds it (the release stream tells of a release before they copied it).
+          if (!opts.auto && synced > io.wc.state.current) prefetchRelease(synced)
+        }
       } catch { /* malformed: the proxy logs it and keeps that server out; a client just ignores it */ }
     },
   })
@@ -580,7 +601,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     events.emit('update.started', from, rev ?? io.wc.state.newestVerified)
     // Without NATS the updater keeps alerts in the working copy until a run that has a connection.
     const alerts: AlertSink | undefined = nc ? jetStreamAlertSink(nc) : undefined
-    const opened = await opts.updater(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? (alone ? DEFAULT_SERVER_THREADS : DEFAULT_SWARM_THREADS), ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), ...(opts.hooks ? { hooks: opts.hooks } : {}), log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
+    const opened = await opts.updater(dir, { source, ...(alerts ? { alerts } : {}), threads: opts.threads ?? (alone ? DEFAULT_SERVER_THREADS : DEFAULT_SWARM_THREADS), ...(rev !== undefined ? { rev } : {}), ...(request.onConflict ? { onConflict: request.onConflict } : {}), ...(opts.hooks ? { hooks: opts.hooks } : {}), deferRetain: true, log: { info: (_o, m) => log(m), warn: (o, m) => log(`${m} ${JSON.stringify(o)}`) } })
     current = { opened, source, nc, started }
     return { logic: opened.logic, input: opened.input }
   }
@@ -604,7 +625,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     const { source, nc } = run
     mark('daemon: run finished')
-    await reopened()
+    await reopened(run.opened)
     mark('daemon: copy read again')
     // The bytes this run actually received, by kind of source (R-ACCEL-2: never a silent fallback).
     const done: DaemonUpdate = {
@@ -624,15 +645,39 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
    * The working copy changed revision: serve, announce and look up what it holds now. The copy is
    * read again before the run's result goes out (`rev()` says the new revision); listing what it
    * holds and telling peers, the tracker and the DHT goes on after it (issue 15 item 4: the
-   * command waiting on the control socket does not wait for a DHT announce), and the next run
-   * or close waits for it.
+   * command waiting on the control socket does not wait for a DHT announce, nor for the run's
+   * retain of the history store, which `settle` does first), and the next run or close waits for it.
    */
-  async function reopened(): Promise<void> {
+  async function reopened(opened?: OpenedUpdate): Promise<void> {
     const before = io.wc
     io.wc = await WorkingCopy.open(dir)
     // The update may have garbage-collected blobs the old view kept open for serving.
     before.history.closeHandles()
-    io.settling = io.settling.then(announceHeld).catch((err: unknown) => log(`after the update: ${errorMessage(err)}`))
+    const settle = async (): Promise<void> => {
+      if (!opened) return
+      for (const w of await opened.settle()) log(`keeping the history store: ${w}`)
+      mark('daemon: history kept')
+    }
+    io.settling = io.settling.then(settle).then(announceHeld).catch((err: unknown) => log(`after the update: ${errorMessage(err)}`))
+  }
+
+  /** The release's metadata into the copy, between runs (the next run, or close, waits for it); once per revision. */
+  function prefetchRelease(rev: number): void {
+    const { prefetch } = opts
+    const nc = io.nc
+    if (!prefetch || !nc || io.closed || rev <= prefetched) return
+    prefetched = rev
+    io.settling = io.settling.then(async () => {
+      if (io.closed || rev <= io.wc.state.current) return
+      // The pool may answer from a server that has not copied it yet: the next server's heartbeat tries again.
+      const got = await prefetch(dir, serverSource(nc, product))
+      if (got < rev) prefetched = Math.min(prefetched, got)
+      mark('daemon: release prefetched')
+      if (got > io.wc.state.current) void started.then(() => events.emit('release.prefetched', got))
+    }).catch((err: unknown) => {
+      prefetched = Math.min(prefetched, rev - 1)
+      log(`r${rev} heard of, its tree not fetched ahead: ${errorMessage(err)}`)
+    })
   }
 
   async function announceHeld(): Promise<void> {
@@ -789,5 +834,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       io.wc.history.closeHandles()
     },
   })
+  setImmediate(returned)
   return daemon
 }

@@ -74,7 +74,10 @@ export function serverSource(nc: NatsConnection, product: string): ReleaseSource
     async fetchBlob(entry, into, opts) {
       // Into the working copy's history store: its run fsyncs the copy it stages in the tree, and
       // a later run hashes the blob again before using it (checkLocal), so no fsync of its own.
-      const r = await client.fetchBlob(product, entry, into, { ...opts, sync: false })
+      // A file of one piece or less: the run's assignment (issue 15 item 4: a proxy round trip per
+      // small file was a tenth of a small update); a larger one asks for its own, so they spread.
+      const reader = entry.size <= PIECE_SIZE ? (unitReader ??= client.rangeReader(product)) : undefined
+      const r = await client.fetchBlob(product, entry, into, { ...opts, sync: false, ...(reader ? { reader } : {}) })
       stats.bytesFromServers += r.bytesFromServers
       return { bytesFromServers: r.bytesFromServers, bytesFromPeers: 0, verified: true }
     },

@@ -257,13 +257,23 @@ export const WRITER_THREAD_MIN = 2000
  * fetched the per-file way, as before. Files a delta or a compressed copy makes are left to it.
  */
 async function prefetchSmallFiles(session: RunSession, entries: Iterable<Entry | undefined>, min = BATCH_MIN, slots?: Map<string, Slot[]>): Promise<number> {
-  const source = session.opts.source
-  if (!source?.units) return 0
+  return fetchSmallFiles(session, batchable(session, entries, min), min, slots)
+}
+
+/** The files a batch would ask for (fewer than `min`: none, they go the per-file way). */
+function batchable(session: RunSession, entries: Iterable<Entry | undefined>, min: number): Map<string, FileEntry> {
   const wanted = new Map<string, FileEntry>()
+  if (!session.opts.source?.units) return wanted
   for (const e of entries) {
     if (e?.kind === 'file' && e.size <= BATCH_UNIT_MAX && !session.verified.has(e.sha256) && !session.deltas.hasDeltaFor(e.sha256)) wanted.set(e.sha256, e)
   }
-  if (wanted.size < min) return 0
+  if (wanted.size < min) wanted.clear()
+  return wanted
+}
+
+async function fetchSmallFiles(session: RunSession, wanted: Map<string, FileEntry>, min: number, slots?: Map<string, Slot[]>): Promise<number> {
+  const source = session.opts.source
+  if (!source?.units || wanted.size === 0) return 0
   const history = session.wc.history
   await history.ready()
   const held = history.heldSync()
@@ -395,8 +405,20 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
     if (same) same.push(slot)
     else slots.set(e.sha256, [slot])
   }
-  const batched = await prefetchSmallFiles(session, plan.tasks.map((t) => t.facts.target), BATCH_MIN, slots)
-  mark('download: small files fetched by the batch')
+  // The small files come by the batch while the others are fetched one by one (issue 15 item 4:
+  // the two phases one after the other cost a small update a round trip); a planned path whose
+  // file the batch asks for waits for it, and finds it in the history store.
+  const wanted = batchable(session, plan.tasks.map((t) => t.facts.target), BATCH_MIN)
+  let batchFailed = false
+  const batch = fetchSmallFiles(session, wanted, BATCH_MIN, slots).then((n) => {
+    mark('download: small files fetched by the batch')
+    return n
+  }, (err: unknown) => {
+    batchFailed = true
+    throw err
+  })
+  // Awaited below; a per-file failure that ends the run first must not leave it unhandled.
+  batch.catch(() => undefined)
   const steps = downloadSteps(session)
   const machine = fileStatusMachine.provide({
     actors: {
@@ -408,12 +430,17 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
   let next = 0
   let bytes = 0
   const tasks = scheduled(session, plan.tasks)
-  // The small files came by the batch: what is left per file is mostly local copies, which want
-  // more of them in flight than network fetches do.
-  if (batched > 0) tasks.concurrency = Math.max(tasks.concurrency, LOCAL_CONCURRENCY)
-  await Promise.all(Array.from({ length: tasks.concurrency }, async () => {
-    while (next < tasks.order.length) {
+  const waitsForBatch = (t: RunPlan['tasks'][number]): boolean => t.facts.target?.kind === 'file' && wanted.has(t.facts.target.sha256)
+  if (wanted.size > 0) {
+    // The batch's files last (in the schedule's order each): they are local copies once it is in,
+    // which want more of them in flight than network fetches do.
+    tasks.order = [...tasks.order.filter((t) => !waitsForBatch(t)), ...tasks.order.filter(waitsForBatch)]
+    tasks.concurrency = Math.max(tasks.concurrency, LOCAL_CONCURRENCY)
+  }
+  const workers = Promise.all(Array.from({ length: tasks.concurrency }, async () => {
+    while (next < tasks.order.length && !batchFailed) {
       const task = tasks.order[next++]!
+      if (waitsForBatch(task)) await batch
       const inspect = inspectionUnder(run)
       // Uninspected, the charts' outcome without an actor each (file-outcome.ts); a conflict, and
       // every path of an inspected run, runs its actor.
@@ -431,6 +458,12 @@ export async function downloadPlanned(session: RunSession, request: RunRequest, 
       session.progress({ phase: 'downloading', done: files.length, total: tasks.order.length, bytes, path: task.path })
     }
   }))
+  // A failed file fails the run once the batch has stopped writing too (its staging is discarded).
+  await workers.catch(async (err: unknown) => {
+    await batch.catch(() => undefined)
+    throw err
+  })
+  const batched = await batch
   mark('download: files staged')
   // Every staged file on disk before the apply's journal moves it into place (one syncfs, not an fsync each).
   try {

@@ -4,7 +4,7 @@
 import { nodeCrypto } from '../../infra/node-crypto.ts'
 import { mkdir, readdir, rm } from 'node:fs/promises'
 import type { Freshness } from '../../infra/formats/fresh.ts'
-import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
+import { UpswarmError, errorMessage, isUpswarmError } from '../../infra/errors.ts'
 import { META_DIR, UUID_RE, blobsOf } from '../../infra/release/manifest-core.ts'
 import { isDiskFull } from '../../infra/store/disk-space.ts'
 import { addIgnorePattern } from '../../infra/store/working-copy/ignore-rules.ts'
@@ -48,6 +48,8 @@ export interface UpdateOptions {
   hooks?: InstallHooks
   onProgress?: (p: UpdateProgress) => void
   log?: UpdaterLog
+  /** Keep the history store after the result (OpenedUpdate.settle): the sharing daemon's runs. */
+  deferRetain?: boolean
 }
 
 export interface InitOptions {
@@ -159,6 +161,7 @@ interface RunCommon {
   onConflict?: ConflictPolicy
   onProgress?: (p: UpdateProgress) => void
   log?: UpdaterLog
+  deferRetain?: boolean
 }
 
 /** A run made ready on a locked, recovered working copy: its statechart, input, and how its output becomes the result. */
@@ -166,6 +169,8 @@ interface PreparedRun {
   logic: RunLogic
   input: RunRequest
   finish(output: RunOutput): Promise<{ result: UpdateResult; usedNetwork: boolean }>
+  /** The retain a `deferRetain` run left for after its result (undefined: none left). */
+  retainLater(): (() => Promise<string[]>) | undefined
 }
 
 async function prepare(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: RunCommon): Promise<PreparedRun> {
@@ -179,6 +184,7 @@ async function prepare(wc: WorkingCopy, kind: RunKind, rev: number | undefined, 
     threads: o.threads ?? DEFAULT_THREADS,
     log,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    ...(o.deferRetain ? { deferRetain: true } : {}),
   })
   const finish = async (ended: RunOutput): Promise<{ result: UpdateResult; usedNetwork: boolean }> => {
     const { output } = runResult(wc, ended, session)
@@ -211,11 +217,12 @@ async function prepare(wc: WorkingCopy, kind: RunKind, rev: number | undefined, 
       },
     }
   }
-  return { logic, input: { kind, ...(rev !== undefined ? { rev } : {}), onConflict: o.onConflict ?? 'alert', ...(o.hooks ? { hooks: o.hooks } : {}) }, finish }
+  return { logic, input: { kind, ...(rev !== undefined ? { rev } : {}), onConflict: o.onConflict ?? 'alert', ...(o.hooks ? { hooks: o.hooks } : {}) }, finish, retainLater: () => session.retainLater }
 }
 
 async function run(wc: WorkingCopy, kind: RunKind, rev: number | undefined, o: RunCommon): Promise<{ result: UpdateResult; usedNetwork: boolean }> {
-  const prepared = await prepare(wc, kind, rev, o)
+  // A run of its own keeps the history store before it returns.
+  const prepared = await prepare(wc, kind, rev, { ...o, deferRetain: false })
   const { runAlone } = await import('./run.ts')
   return prepared.finish(await runAlone(prepared.logic, prepared.input))
 }
@@ -262,6 +269,36 @@ export async function init(dir: string, opts: InitOptions): Promise<UpdateResult
   }
 }
 
+/**
+ * The newest verified release from `source` (format 2 when the servers have it, else format 1),
+ * and the tree nodes of the revision an update would go to that the copy lacks, verified against
+ * the signed release (docs/formats.md §5 step 6).
+ */
+async function refreshWithTree(wc: WorkingCopy, source: ReleaseSource, log: UpdaterLog): Promise<number> {
+  const v1 = new ReleaseHistory(wc, source, log)
+  // Loaded here: an offline status of a format-1 copy needs neither the format-2 codecs nor zod (issue 13 item 1).
+  const { Release2History } = await import('./releases2.ts')
+  const v2 = new Release2History(wc, source, log)
+  await v1.refreshTrust()
+  if (!(await v2.newest())) await v1.refresh({ trust: false })
+  // The target's tree nodes the copy lacks (an update to an older --rev, or a release seen by a
+  // refresh that fetched no tree).
+  const newest = automaticTarget(wc.state)
+  const r2 = newest > wc.state.current ? await wc.release2(newest) : undefined
+  if (r2) await v2.ensureTree(wc.state.current, r2)
+  return newest
+}
+
+/**
+ * Issue 15 item 4: what a sharing daemon does when it hears of a release it is not told to
+ * install: the release verified and its changed tree nodes kept in the copy, so that the
+ * `upswarm update` that follows reads them from disk. Changes nothing in the tree. Returns the
+ * revision an update would go to now (its tree held).
+ */
+export async function prefetchRelease(dir: string, opts: { source: ReleaseSource; log?: UpdaterLog }): Promise<number> {
+  return withWorkingCopy(dir, opts.log ?? silentLog, (wc) => refreshWithTree(wc, opts.source, opts.log ?? silentLog))
+}
+
 /** R-STATUS: the status of every path; with a source, first looks for a newer release. */
 /**
  * `list: false` (the CLI's text output): `files`, every path, is built only if read, and then
@@ -274,19 +311,7 @@ export async function status(dir: string, opts: { source?: ReleaseSource; log?: 
     let refreshed = true
     if (opts.source) {
       // Format 2 when the root lists it and the servers have it (docs/formats.md §5 step 6), else format 1.
-      const log = opts.log ?? silentLog
-      const v1 = new ReleaseHistory(wc, opts.source, log)
-      // Loaded here: an offline status of a format-1 copy needs neither the format-2 codecs nor zod (issue 13 item 1).
-      const { Release2History } = await import('./releases2.ts')
-      const v2 = new Release2History(wc, opts.source, log)
-      refreshed = await v1.refreshTrust().then(async () => {
-        if (!(await v2.newest())) await v1.refresh({ trust: false })
-        // The target's tree nodes the copy lacks (an update to an older --rev, or a release seen
-        // by a refresh that fetched no tree): fetched now, verified against the signed release.
-        const newest = automaticTarget(wc.state)
-        const r2 = newest > wc.state.current ? await wc.release2(newest) : undefined
-        if (r2) await v2.ensureTree(wc.state.current, r2)
-      }).then(() => true, (err: unknown) => {
+      refreshed = await refreshWithTree(wc, opts.source, opts.log ?? silentLog).then(() => true, (err: unknown) => {
         if (isDiskFull(err)) return false
         throw err
       })
@@ -343,6 +368,15 @@ async function pinnedRootKey(root: { text: string; where: string }, product: str
   return { key: given?.toLowerCase() ?? current[0]! }
 }
 
+/**
+ * Loads what a run uses beyond the command-line paths (the run's statecharts, format-2 releases,
+ * roots): a sharing daemon calls it once it is up, so that its first run after days of sharing does
+ * not pay the modules' start-up (about 10 ms here, issue 15 item 4).
+ */
+export async function warmUp(): Promise<void> {
+  await Promise.all([import('./run.ts'), import('./releases2.ts'), import('../../infra/formats/root.ts'), import('../../infra/release/release-trust.ts')])
+}
+
 /** Updates to the newest verified (or the given) revision; see UpdateResult. */
 export async function update(dir: string, opts: UpdateOptions): Promise<UpdateResult> {
   return withWorkingCopy(dir, opts.log ?? silentLog, async (wc) => (await run(wc, 'update', opts.rev, opts)).result)
@@ -353,12 +387,18 @@ export async function update(dir: string, opts: UpdateOptions): Promise<UpdateRe
  * live inspection shows it in the daemon's tree (issue 12 item 1). Like `update` it takes the
  * lock, recovers and delivers pending alerts first; `finish` with the machine's output returns
  * what `update` returns (or throws what it throws) and releases the lock, as `abandon` does for
- * a run whose machine never ended.
+ * a run whose machine never ended. With `deferRetain`, a run that ended well keeps the lock until
+ * `settle` has kept the history store (issue 15 item 4: the result goes out first).
  */
 export interface OpenedUpdate {
   logic: RunLogic
   input: RunRequest
   finish(output: RunOutput): Promise<UpdateResult>
+  /**
+   * After `finish` of a run opened with `deferRetain`: keeps the history store (R-ROLLBACK), then
+   * releases the lock. Its warnings (it never fails); none, and the lock already let go, otherwise.
+   */
+  settle(): Promise<string[]>
   abandon(): Promise<void>
 }
 
@@ -377,8 +417,19 @@ export async function openUpdate(dir: string, opts: UpdateOptions): Promise<Open
       logic: prepared.logic,
       input: prepared.input,
       finish: async (output) => {
+        let keep = false
         try {
-          return (await prepared.finish(output)).result
+          const { result } = await prepared.finish(output)
+          keep = prepared.retainLater() !== undefined
+          return result
+        } finally {
+          if (!keep) await release()
+        }
+      },
+      settle: async () => {
+        const retain = prepared.retainLater()
+        try {
+          return retain && !released ? await retain().catch((err: unknown) => [`the history store was not kept: ${errorMessage(err)}`]) : []
         } finally {
           await release()
         }

@@ -14,6 +14,10 @@ import type { ReleaseSource } from '../../infra/release/source.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import type { UpdaterLog } from './session.ts'
 
+/** The last tree diff this process took (one copy's: a daemon's), kept up to this many changes. */
+const DIFF_KEPT_MAX = 10_000
+let lastDiff: { root: string; old: string; top: string; changes: TreeChange[] } | undefined
+
 /** What the format-2 metadata of one run cost: tree nodes fetched (count, bytes, requests). */
 export interface TreeFetch { nodes: number; bytes: number; requests: number }
 
@@ -108,6 +112,10 @@ export class Release2History {
     // `from`'s nodes (an offline rollback has no source to fetch them from).
     const stored = from > 0 ? (await this.wc.release2(from))?.release.tree : undefined
     const old = stored !== undefined && this.wc.trees.holds(stored) ? stored : undefined
+    // Trees are named by their hashes, so their diff never changes: the one a daemon's prefetch
+    // took is the run's (issue 15 item 4), once this copy holds every node it walked.
+    const known = lastDiff && lastDiff.root === this.wc.layout.root && lastDiff.old === old && lastDiff.top === to.release.tree ? lastDiff.changes : undefined
+    if (known) return known
     const src = this.source
     const diff = await diffTrees(old, to.release.tree, {
       local: (hash) => this.wc.trees.node(hash),
@@ -128,7 +136,9 @@ export class Release2History {
     this.fetched.bytes += diff.fetched.bytes
     this.fetched.requests += diff.fetched.requests
     this.log.info({ product: this.product, from, to: to.release.rev, format: 2, changes: diff.changes.length, fetched: diff.fetched }, 'format-2 tree nodes fetched')
-    return old === undefined ? undefined : diff.changes
+    if (old === undefined) return undefined
+    if (diff.changes.length <= DIFF_KEPT_MAX) lastDiff = { root: this.wc.layout.root, old, top: to.release.tree, changes: diff.changes }
+    return diff.changes
   }
 
   /** A node by hash for a walk: local, else one fetch (damaged or lost local nodes). */

@@ -43,6 +43,12 @@ export interface RunOptions {
   threads: number
   log: UpdaterLog
   onProgress?: (p: UpdateProgress) => void
+  /**
+   * Issue 15 item 4: the history store is kept after the run's result, not before it (the copy's
+   * sharing daemon answers `upswarm update` once the tree is in place, then retains, still holding
+   * the copy's lock): the retaining phase only takes the retain in hand (`retainLater`).
+   */
+  deferRetain?: boolean
 }
 
 export class RunSession {
@@ -440,6 +446,17 @@ export class RunSession {
    * `run`, the update-run actor, is the parent of the download actors in inspection.
    */
   async retain(request: RunRequest, run?: AnyActorRef): Promise<string[]> {
+    if (this.opts.deferRetain) {
+      this.retainLater = () => this.retainNow(request)
+      return []
+    }
+    return this.retainNow(request, run)
+  }
+
+  /** The retain a run with `deferRetain` left for after its result: its warnings, never a failure. */
+  retainLater: (() => Promise<string[]>) | undefined
+
+  private async retainNow(request: RunRequest, run?: AnyActorRef): Promise<string[]> {
     const { config, state } = this.wc
     const warnings: string[] = []
     const online = request.kind !== 'rollback' && this.opts.source !== undefined

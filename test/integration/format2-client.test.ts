@@ -4,6 +4,7 @@
 // installed revision are kept under .upswarm/nodes), and plans, fetches and verifies the files as
 // in format 1. A format-2-only product larger than the format-1 cap inits and updates; rollback
 // works offline; a forged node or release is refused and nothing is written.
+import { once } from 'node:events'
 import { open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -11,7 +12,9 @@ import { startProxy, type Proxy } from '../../actors/proxy/index.ts'
 import { publish, type PublishResult } from '../../actors/publisher/publish.ts'
 import { startRepoServer, type RepoServer } from '../../actors/repo-server/index.ts'
 import { serverSource } from '../../actors/share-daemon/sources.ts'
-import { history, init, rollback, status, update } from '../../actors/updater/index.ts'
+import { history, init, openUpdate, prefetchRelease, rollback, status, update } from '../../actors/updater/index.ts'
+import { startDaemon } from '../../actors/share-daemon/index.ts'
+import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { WRITER_THREAD_MIN } from '../../actors/updater/downloads.ts'
 import type { NatsCluster } from '../../infra/cluster/nats-cluster.ts'
 import { encodeEnvelope, signEnvelope, type Envelope } from '../../infra/formats/envelope.ts'
@@ -50,6 +53,7 @@ describe('format-2 client', { timeout: 240_000 }, () => {
   const behind = newProduct()
   const planned = newProduct()
   const many = newProduct()
+  const ahead = newProduct()
   let root: SignedRoot
   const rootDoc = (): { text: string; where: string } => ({ text: rootText(root), where: 'the test root' })
 
@@ -81,7 +85,7 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     clientNc = await connect('client', 'client', 'f2c')
     const body = rootBody({
       version: 1, expiresMs: Date.now() + 365 * DAY, rootKeys: [rootKey.publicKey], rootThreshold: 1, freshKeys: [rootKey.publicKey],
-      products: { [dual]: { publish: [key.publicKey] }, [only2]: { publish: [key.publicKey] }, [withDeltas]: { publish: [key.publicKey] }, [behind]: { publish: [key.publicKey] }, [planned]: { publish: [key.publicKey] }, [many]: { publish: [key.publicKey] } },
+      products: { [dual]: { publish: [key.publicKey] }, [only2]: { publish: [key.publicKey] }, [withDeltas]: { publish: [key.publicKey] }, [behind]: { publish: [key.publicKey] }, [planned]: { publish: [key.publicKey] }, [many]: { publish: [key.publicKey] }, [ahead]: { publish: [key.publicKey] } },
     }) as { products: Record<string, { formats: number[] }> }
     body.products[dual]!.formats = [1, 2]
     body.products[withDeltas]!.formats = [1, 2]
@@ -89,6 +93,7 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     body.products[only2]!.formats = [2]
     body.products[planned]!.formats = [2]
     body.products[many]!.formats = [2]
+    body.products[ahead]!.formats = [1, 2]
     root = signRoot(body, [rootKey])
     await appendRoot(admin, rootText(root))
     const trust = join(dir.path, 'trust.json')
@@ -140,6 +145,32 @@ describe('format-2 client', { timeout: 240_000 }, () => {
     // Forward again: every node is held, none is fetched.
     expect(await update(wc, { source: serverSource(clientNc, dual), rev: 3 })).toMatchObject({ from: 1, to: 3, format: 2, treeNodes: { nodes: 0, requests: 0 } })
     expect((await status(wc, { source: serverSource(clientNc, dual) })).files.filter((f) => f.status !== 'current')).toEqual([])
+  })
+
+  it('share-daemon — without --auto, a release the servers hold is verified and its changed tree nodes kept ahead; the update then fetches no node', async () => {
+    const src = join(dir.path, 'src-ahead')
+    const spec: TreeSpec = {}
+    for (let i = 0; i < 30; i++) spec[`d${i % 3}/f${i}.txt`] = `file ${i}\n`
+    await publishAndSync(ahead, src, spec)
+    const wc = join(dir.path, 'wc-ahead')
+    await init(wc, { product: ahead, root: rootDoc(), source: serverSource(clientNc, ahead) })
+    const daemon = await startDaemon({ dir: wc, nc: clientNc, updater: openUpdate, prefetch: (d, source) => prefetchRelease(d, { source }) })
+    try {
+      const heard = once(daemon, 'release.prefetched')
+      const before = await storedNodes(wc)
+      await publishAndSync(ahead, src, { 'd1/f1.txt': 'file 1, edited\n' })
+      expect(await heard).toEqual([2])
+      // Kept: r2's release and its two new nodes (the top and d1's); nothing in the tree changed.
+      const wcNow = await WorkingCopy.open(wc)
+      expect(wcNow.state.current).toBe(1)
+      expect(await wcNow.trees.release(2)).toBeDefined()
+      expect((await storedNodes(wc)).size).toBe(before.size + 2)
+      expect(await readFile(join(wc, 'd1/f1.txt'), 'utf8')).toBe('file 1\n')
+      expect(await daemon.updateNow()).toMatchObject({ from: 1, to: 2, format: 2, updated: 1, treeNodes: { nodes: 0, requests: 0 } })
+      expect(await readFile(join(wc, 'd1/f1.txt'), 'utf8')).toBe('file 1, edited\n')
+    } finally {
+      await daemon.close()
+    }
   })
 
   it('updater — the same product without format-2 answers (an older cluster) is read in format 1, to the same tree', async () => {

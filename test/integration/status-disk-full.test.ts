@@ -2,7 +2,9 @@
 // The working copy lives on a small tmpfs (mounted by the test, root only) filled to the last
 // byte: taking the lock needs no free block (a symlink naming the pid), and what status would
 // write (the stat cache, a newer release's manifest) is skipped and said, not an ENOSPC.
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
 import { randomUUID } from 'node:crypto'
 import { lstat, mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -113,5 +115,35 @@ describe('updater — status on a full disk', () => {
     }
     await writeFile(layout.lock, `${process.pid}\n`)
     await expect(acquireLock(layout)).rejects.toMatchObject({ message: expect.stringContaining(`in use by process ${process.pid}`) })
+  })
+
+  it('updater — a lock another live process holds is waited for (bounded), and taken once it is let go', async () => {
+    const layout = layoutOf(join(tmp.path, 'wc-wait'))
+    await mkdir(layout.meta, { recursive: true })
+    // Another process takes the lock, says so, and lets it go when told (a line on its stdin).
+    const holder = spawn(process.execPath, ['-e', `
+      const fs = require('node:fs')
+      fs.symlinkSync(String(process.pid), ${JSON.stringify(layout.lock)})
+      process.stdout.write('held\\n')
+      process.stdin.once('data', () => { fs.rmSync(${JSON.stringify(layout.lock)}); process.stdout.write('released\\n') })
+      process.stdin.once('end', () => process.exit(0))
+    `], { stdio: ['pipe', 'pipe', 'inherit'] })
+    const lines = createInterface({ input: holder.stdout! })[Symbol.asyncIterator]()
+    try {
+      expect((await lines.next()).value).toBe('held')
+      // No wait, or a wait that runs out: refused, naming the holder.
+      await expect(acquireLock(layout, { waitMs: 0 })).rejects.toMatchObject({ code: 'UPSWARM_E_WORKING_COPY', message: expect.stringContaining(`in use by process ${holder.pid}`) })
+      await expect(acquireLock(layout, { waitMs: 50 })).rejects.toMatchObject({ message: expect.stringContaining(`in use by process ${holder.pid}`) })
+      // Waiting: taken as soon as the holder lets it go.
+      const waiting = acquireLock(layout, { waitMs: 60_000 })
+      holder.stdin!.write('go\n')
+      expect((await lines.next()).value).toBe('released')
+      const lock = await waiting
+      expect(await readlink(layout.lock)).toBe(String(process.pid))
+      await lock.release()
+    } finally {
+      holder.stdin!.end()
+      await once(holder, 'exit')
+    }
   })
 })

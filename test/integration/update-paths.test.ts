@@ -266,6 +266,41 @@ describe('update paths', { timeout: 120_000 }, () => {
     }
   })
 
+  it('update — a copy\'s daemon fetches the new release\'s tree once the servers hold it, answers the command when the tree is in place and keeps the history store after; the next command waits for the lock', async () => {
+    const wc = await workingCopyAt1('control-ahead')
+    const daemon = daemonCli(wc, { ...env, UPSWARM_TIMINGS: '1' })
+    try {
+      await daemon.until((l) => l.startsWith('READY '))
+      // r2 is on the server already: the daemon verifies it (a format-1 product here: its manifest;
+      // format2-client has the tree nodes) and keeps it, the tree untouched.
+      expect(JSON.parse(await daemon.until((l) => l.includes('"release.prefetched"')))).toEqual({ event: 'release.prefetched', rev: 2 })
+      expect((await WorkingCopy.open(wc)).state.current).toBe(1)
+      expect(await readFile(join(wc, 'c.ini'), 'utf8')).toBe('v=1\n')
+
+      const noNats = await withoutNats()
+      const r = await cliWith(noNats, 'update', wc, '--json')
+      expect(r.code, r.stderr).toBe(0)
+      expect(JSON.parse(r.stdout)).toMatchObject({ from: 1, to: 2 })
+      // A command right after it takes the lock, waiting for the daemon's retain if need be.
+      const st = await cliWith(noNats, 'history', wc, '--json')
+      expect(st.code, st.stderr).toBe(0)
+      expect(JSON.parse(st.stdout)).toMatchObject({ current: 2 })
+      expect(JSON.parse(st.stdout).revisions.filter((x: { local: boolean }) => x.local).map((x: { rev: number }) => x.rev)).toEqual([1, 2])
+
+      daemon.child.kill('SIGTERM')
+      await daemon.until((l) => l.includes('"daemon.stopped"'))
+      expect(await daemon.exited).toEqual([0, null])
+      // The daemon's own marks: the result went out before the history store was kept.
+      const marks = daemon.stderr().split('\n').filter((l) => l.startsWith('upswarm timings:')).map((l) => l.replace(/^.*\+\s*[\d.]+\s+/, ''))
+      expect(marks.indexOf('daemon: release prefetched')).toBeGreaterThanOrEqual(0)
+      expect(marks.indexOf('control: result sent')).toBeGreaterThan(marks.indexOf('daemon: release prefetched'))
+      expect(marks.indexOf('retain: done')).toBeGreaterThan(marks.indexOf('control: result sent'))
+      expect(marks.indexOf('daemon: history kept')).toBeGreaterThan(marks.indexOf('retain: done'))
+    } finally {
+      if (daemon.child.exitCode === null) daemon.child.kill('SIGKILL')
+    }
+  })
+
   it('update — a daemon killed with SIGKILL leaves its socket behind: the command finds nobody there and runs the update itself', async () => {
     const wc = await workingCopyAt1('control-stale')
     const daemon = daemonOf(wc)

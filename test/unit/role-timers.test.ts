@@ -30,6 +30,7 @@ const ALLOWED: Record<string, { calls: number; kind: Kind; why: string }> = {
   'infra/nats/retry.ts': { calls: 1, kind: 'protocol', why: 'one request again after "no responders" (a consumer or stream still electing), bounded' },
   'infra/store/lock-file.ts': { calls: 1, kind: 'deadline', why: 'waiting for another process to let go of the working copy, bounded' },
   'infra/store/working-copy/control-wire.ts': { calls: 1, kind: 'deadline', why: 'update waits for the sharing daemon to take the run, bounded, then fails naming the socket and --no-daemon' },
+  'infra/store/working-copy/lock.ts': { calls: 1, kind: 'deadline', why: "a command waits for another live process (the copy's daemon keeping its history after it answered) to let go of the working copy, bounded, then fails naming it" },
   'infra/store/working-copy/monitor-wire.ts': { calls: 1, kind: 'deadline', why: "status waits for the file monitor's answer, bounded, then walks the tree" },
   'infra/store/working-copy/tree-watch.ts': { calls: 1, kind: 'deadline', why: "a monitor's question waits for its cookie's event, bounded" },
   'infra/swarm/address-book.ts': { calls: 1, kind: 'wake-up', why: 'coalesces writes of the peer address file' },
