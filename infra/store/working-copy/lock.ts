@@ -23,7 +23,7 @@ export interface WorkingCopyLock {
 
 const MAX_TAKEOVERS = 3
 /** How long a lock held by another live process is waited for (UPSWARM_LOCK_WAIT_MS). */
-export const LOCK_WAIT_MS = 3000
+export const LOCK_WAIT_MS = 10_000
 /** How often a held lock is looked at again while waiting. */
 const LOCK_POLL_MS = 10
 
