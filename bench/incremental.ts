@@ -11,6 +11,8 @@
 //   release  — a realistic release pair: two consecutive versions of a real package tree from
 //              the npm registry (lib/release-pair.ts), on fresh working copies and rsync copies,
 //              with "whole changed files" beside them: what an updater without deltas moves.
+// Each synthetic change is timed over `rounds` revisions (each changing other files) and every
+// figure is the median of them; the release pair is one revision.
 // Goals (issue 15): upswarm's wire bytes ≤ rsync -a's and ≤ rsync -az's, and the CLI's wall
 // time ≤ rsync -a's, for each change (judged for the command alone and with the daemon running).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -38,9 +40,15 @@ export interface IncrementalBenchOptions extends CommonOptions {
   editBytes: number
   /** The release scenario's pair (npm: fetched once into a cache), or false to leave it out (the tiny size: no registry). */
   release: ReleasePair | false
+  /**
+   * Revisions timed per synthetic change (each a new one, other files), the median kept: one
+   * update of a few files varies by ±30 % from run to run on this machine. The release pair is
+   * one revision.
+   */
+  rounds: number
 }
 
-export const INCREMENTAL_DEFAULTS: IncrementalBenchOptions = { files: 1000, mib: 32, changeFraction: 0.01, editBytes: 4096, release: DEFAULT_RELEASE_PAIR }
+export const INCREMENTAL_DEFAULTS: IncrementalBenchOptions = { files: 1000, mib: 32, changeFraction: 0.01, editBytes: 4096, release: DEFAULT_RELEASE_PAIR, rounds: 3 }
 
 interface RsyncStats {
   ms: number
@@ -226,6 +234,20 @@ function rowsOf(m: Measured): Record<string, Cell>[] {
   ]
 }
 
+/** Each number of the rounds' measures, its median; the words of the first round (its `describe` says the rounds). */
+function medianMeasured(rounds: Measured[]): Measured {
+  if (rounds.length === 1) return rounds[0]!
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+  const merge = (parts: unknown[]): unknown => {
+    const first = parts[0]
+    if (typeof first === 'number') return median(parts as number[])
+    if (first && typeof first === 'object') return Object.fromEntries(Object.keys(first).map((k) => [k, merge(parts.map((p) => (p as Record<string, unknown>)[k]))]))
+    return first
+  }
+  const m = merge(rounds) as Measured
+  return { ...m, change: { ...m.change, describe: `${m.change.describe}; medians of ${rounds.length} revisions, each changing other files` } }
+}
+
 export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<BenchResult> {
   const rec = startRecording(o.resultsDir)
   const log = progress('incremental', rec.startedAt)
@@ -262,18 +284,20 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
     const daemon = rsyncd
     const cliStartup = await cliStartupMs(r.env)
 
-    const scenarios: { name: string; prepare?: () => Promise<Target>; change: () => Promise<Change> }[] = [
+    const scenarios: { name: string; rounds?: number; prepare?: () => Promise<Target>; change: (round: number) => Promise<Change> }[] = [
       {
         name: 'replaced',
-        change: async () => {
-          const m = await mutateTree(src, { seed: 'bench-r2', changeFraction: o.changeFraction, add: 0, remove: 0 })
+        rounds: o.rounds,
+        change: async (round) => {
+          const m = await mutateTree(src, { seed: round === 0 ? 'bench-r2' : `bench-r2-${round}`, changeFraction: o.changeFraction, add: 0, remove: 0 })
           return { files: m.changed, bytes: m.changedBytes, wholeBytes: m.changedBytes, describe: `${m.changed} files rewritten (${(m.changedBytes / MiB).toFixed(2)} MiB)` }
         },
       },
       {
         name: 'edited',
-        change: async () => {
-          const e = await editTree(src, 'bench-r3', o.changeFraction, o.editBytes)
+        rounds: o.rounds,
+        change: async (round) => {
+          const e = await editTree(src, round === 0 ? 'bench-r3' : `bench-r3-${round}`, o.changeFraction, o.editBytes)
           return { files: e.edited, bytes: e.editedBytes, wholeBytes: e.fileBytes, describe: `${e.edited} files with ${o.editBytes} B overwritten (${(e.fileBytes / MiB).toFixed(2)} MiB of files touched)` }
         },
       },
@@ -308,20 +332,24 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
     const measured: Measured[] = []
     for (const s of scenarios) {
       const t = s.prepare ? await s.prepare() : synthetic
-      const change = await s.change()
-      const daemonBytes = await r.openConnectionBytes('upswarm-daemon')
-      const p = await r.publish(s.name === 'release' ? relSrc : src, s.name)
-      await r.synced(p.rev)
-      log(`${s.name}: r${p.rev} published (${change.describe}); upswarm update, then rsync -a, then rsync -az`)
-      const cli = await withCpuProfiles(o.profile && join(o.profile, s.name), () => upswarmUpdate(r, t.wc))
-      const inproc = await inProcessUpdate(r, t.wcInProcess)
-      const viaDaemon = await daemonUpdate(r, t.wcDaemon, daemonBytes)
-      const ra = await timed('rsync', ['-a', '--delete', '--stats', daemon.url(t.module), `${t.mirror}/`])
-      const rz = await timed('rsync', ['-az', '--delete', '--stats', daemon.url(t.module), `${t.mirrorZ}/`])
-      const m: Measured = { name: s.name, change, cli, inproc, daemon: viaDaemon, rsyncA: parseRsyncStats(ra.stdout, ra.ms), rsyncZ: parseRsyncStats(rz.stdout, rz.ms) }
-      measured.push(m)
-      const wire = (x: RsyncStats): string => mib(x.received + x.sent)
-      log(`${s.name}: upswarm ${(cli.ms / 1000).toFixed(2)} s ${mib(cli.wire)} MiB (${cli.how}); with its daemon ${(viaDaemon.ms / 1000).toFixed(2)} s ${mib(viaDaemon.wire)} MiB; rsync -a ${(m.rsyncA.ms / 1000).toFixed(2)} s ${wire(m.rsyncA)} MiB; rsync -az ${(m.rsyncZ.ms / 1000).toFixed(2)} s ${wire(m.rsyncZ)} MiB; whole changed files ${mib(change.wholeBytes)} MiB`)
+      const rounds: Measured[] = []
+      for (let round = 0; round < (s.rounds ?? 1); round++) {
+        const change = await s.change(round)
+        const daemonBytes = await r.openConnectionBytes('upswarm-daemon')
+        const p = await r.publish(s.name === 'release' ? relSrc : src, s.name)
+        await r.synced(p.rev)
+        log(`${s.name}: r${p.rev} published (${change.describe}); upswarm update, then rsync -a, then rsync -az`)
+        const cli = await withCpuProfiles(o.profile && join(o.profile, s.name), () => upswarmUpdate(r, t.wc))
+        const inproc = await inProcessUpdate(r, t.wcInProcess)
+        const viaDaemon = await daemonUpdate(r, t.wcDaemon, daemonBytes)
+        const ra = await timed('rsync', ['-a', '--delete', '--stats', daemon.url(t.module), `${t.mirror}/`])
+        const rz = await timed('rsync', ['-az', '--delete', '--stats', daemon.url(t.module), `${t.mirrorZ}/`])
+        const m: Measured = { name: s.name, change, cli, inproc, daemon: viaDaemon, rsyncA: parseRsyncStats(ra.stdout, ra.ms), rsyncZ: parseRsyncStats(rz.stdout, rz.ms) }
+        rounds.push(m)
+        const wire = (x: RsyncStats): string => mib(x.received + x.sent)
+        log(`${s.name}${(s.rounds ?? 1) > 1 ? ` (round ${round + 1} of ${s.rounds})` : ''}: upswarm ${(cli.ms / 1000).toFixed(2)} s ${mib(cli.wire)} MiB (${cli.how}); with its daemon ${(viaDaemon.ms / 1000).toFixed(2)} s ${mib(viaDaemon.wire)} MiB; rsync -a ${(m.rsyncA.ms / 1000).toFixed(2)} s ${wire(m.rsyncA)} MiB; rsync -az ${(m.rsyncZ.ms / 1000).toFixed(2)} s ${wire(m.rsyncZ)} MiB; whole changed files ${mib(change.wholeBytes)} MiB`)
+      }
+      measured.push(medianMeasured(rounds))
     }
     const groups = measured.map((m) => m.name)
     const svg = barChart([

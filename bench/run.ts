@@ -48,7 +48,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
   tiny: {
     swarm: { ...SWARM_DEFAULTS, clients: [2], mib: 2, files: 12 },
     // No release pair: the tiny size (and npm test) never needs the npm registry.
-    incremental: { ...INCREMENTAL_DEFAULTS, files: 100, mib: 2, release: false },
+    incremental: { ...INCREMENTAL_DEFAULTS, files: 100, mib: 2, release: false, rounds: 1 },
     status: { ...STATUS_DEFAULTS, files: 2_000, warmRuns: 1 },
     throughput: { ...THROUGHPUT_DEFAULTS, mib: 8, fileMiB: 4, ks: [1, 4] },
     tracker: { peers: 1_000, rounds: 1 },
@@ -102,7 +102,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --server-rate 2             swarm: MiB/s per server (3)   --client-rate 2     swarm: MiB/s per client
   --skip-http                 swarm: no plain-HTTP baseline
   --inspect                   swarm: live inspection on in every process; counts its messages (issue 12)
-  --incremental-files 1000    --incremental-mib 32
+  --incremental-files 1000    --incremental-mib 32    --incremental-rounds 3 (revisions timed per change, medians)
   --release-pair typescript@5.6.2:5.6.3   incremental: the release pair, NAME@FROM:TO from the npm registry
                               (cached in $XDG_CACHE_HOME or ~/.cache/upswarm-bench), or none
   --status-files 100000       --warm-runs 3                 --drop-caches (root; whole machine)
@@ -147,6 +147,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       inspect: { type: 'boolean' },
       'incremental-files': { type: 'string' },
       'incremental-mib': { type: 'string' },
+      'incremental-rounds': { type: 'string' },
       'release-pair': { type: 'string' },
       'status-files': { type: 'string' },
       'warm-runs': { type: 'string' },
@@ -196,6 +197,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values.inspect) p.swarm.inspect = true
   if (values['incremental-files']) p.incremental.files = Number(values['incremental-files'])
   if (values['incremental-mib']) p.incremental.mib = Number(values['incremental-mib'])
+  if (values['incremental-rounds']) p.incremental.rounds = Math.max(1, Number(values['incremental-rounds']))
   if (values['release-pair']) p.incremental.release = values['release-pair'] === 'none' ? false : parseReleasePair(values['release-pair'])
   if (values['status-files']) p.status.files = Number(values['status-files'])
   if (values['warm-runs']) p.status.warmRuns = Number(values['warm-runs'])

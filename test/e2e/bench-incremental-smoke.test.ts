@@ -43,7 +43,7 @@ describe('bench incremental smoke', () => {
       await tree(a, { 'package.json': '{"version":"1.0.2"}', 'lib/same.d.ts': seededBytes('same', 8192), 'lib/big.js': big, 'old.txt': 'gone' })
       await tree(b, { 'package.json': '{"version":"1.0.3"}', 'lib/same.d.ts': seededBytes('same', 8192), 'lib/big.js': bigB, 'lib/new.js': 'new file' })
       const results = join(dir.path, 'results')
-      const r = await runIncrementalBench({ files: 40, mib: 1, changeFraction: 0.05, editBytes: 1024, release: { kind: 'dirs', label: 'pkg 1.0.2 → 1.0.3', a, b }, resultsDir: results })
+      const r = await runIncrementalBench({ files: 40, mib: 1, changeFraction: 0.05, editBytes: 1024, release: { kind: 'dirs', label: 'pkg 1.0.2 → 1.0.3', a, b }, rounds: 2, resultsDir: results })
 
       const tools = ['`upswarm update` (CLI)', 'updater.update() in-process', '`upswarm update` (CLI), the copy\'s daemon running', '`rsync -a` from rsyncd', '`rsync -az` from rsyncd', 'whole changed files']
       expect(r.rows.map((row) => `${row.change} ${row.tool}`)).toEqual(['replaced', 'edited', 'release'].flatMap((c) => tools.map((t) => `${c} ${t}`)))
