@@ -11,8 +11,8 @@
 //   release  — a realistic release pair: two consecutive versions of a real package tree from
 //              the npm registry (lib/release-pair.ts), on fresh working copies and rsync copies,
 //              with "whole changed files" beside them: what an updater without deltas moves.
-// Each synthetic change is timed over `rounds` revisions (each changing other files) and every
-// figure is the median of them; the release pair is one revision.
+// Each synthetic change is timed over `rounds` revisions (each changing other files): the wall
+// times are their medians, the bytes their means; the release pair is one revision.
 // Goals (issue 15): upswarm's wire bytes ≤ rsync -a's and ≤ rsync -az's, and the CLI's wall
 // time ≤ rsync -a's, for each change (judged for the command alone and with the daemon running).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -41,7 +41,7 @@ export interface IncrementalBenchOptions extends CommonOptions {
   /** The release scenario's pair (npm: fetched once into a cache), or false to leave it out (the tiny size: no registry). */
   release: ReleasePair | false
   /**
-   * Revisions timed per synthetic change (each a new one, other files), the median kept: one
+   * Revisions timed per synthetic change (each a new one, other files), the median time kept: one
    * update of a few files varies by ±30 % from run to run on this machine. The release pair is
    * one revision.
    */
@@ -234,18 +234,22 @@ function rowsOf(m: Measured): Record<string, Cell>[] {
   ]
 }
 
-/** Each number of the rounds' measures, its median; the words of the first round (its `describe` says the rounds). */
+/**
+ * The rounds as one measure: each wall time (`ms`) their median, each count of bytes or files their
+ * mean (so the ratios of bytes are those of the rounds' sums); the words of the first round.
+ */
 function medianMeasured(rounds: Measured[]): Measured {
   if (rounds.length === 1) return rounds[0]!
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
-  const merge = (parts: unknown[]): unknown => {
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
+  const merge = (parts: unknown[], key: string): unknown => {
     const first = parts[0]
-    if (typeof first === 'number') return median(parts as number[])
-    if (first && typeof first === 'object') return Object.fromEntries(Object.keys(first).map((k) => [k, merge(parts.map((p) => (p as Record<string, unknown>)[k]))]))
+    if (typeof first === 'number') return key === 'ms' ? median(parts as number[]) : mean(parts as number[])
+    if (first && typeof first === 'object') return Object.fromEntries(Object.keys(first).map((k) => [k, merge(parts.map((p) => (p as Record<string, unknown>)[k]), k)]))
     return first
   }
-  const m = merge(rounds) as Measured
-  return { ...m, change: { ...m.change, describe: `${m.change.describe}; medians of ${rounds.length} revisions, each changing other files` } }
+  const m = merge(rounds, '') as Measured
+  return { ...m, change: { ...m.change, describe: `${m.change.describe}; over ${rounds.length} revisions, each changing other files: times their medians, bytes their means` } }
 }
 
 export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<BenchResult> {
