@@ -17,7 +17,6 @@
 // time ≤ rsync -a's, for each change (judged for the command alone and with the daemon running).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
-import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { editTree, generateTree, mutateTree } from '../actors/demo/tree-gen.ts'
@@ -26,7 +25,8 @@ import * as updater from '../actors/updater/index.ts'
 import { spawnGuarded, stopChild } from '../infra/cluster/children.ts'
 import { freePort } from '../infra/cluster/ports.ts'
 import { jetStreamAlertSink } from '../infra/nats/alert-sink.ts'
-import { CLI, cliStartupMs, startRepo, timed, upswarm, type Repo } from './lib/cluster.ts'
+import { cliStartupMs, startRepo, timed, upswarm, type Repo } from './lib/cluster.ts'
+import { startCopyDaemon } from './lib/copy-daemon.ts'
 import { withCpuProfiles, writeProfileReport } from './lib/cpu-profile.ts'
 import { MiB, progress, round, startRecording, type BenchResult, type Cell, type CommonOptions, type Goal } from './lib/report.ts'
 import { applyRelease, DEFAULT_RELEASE_PAIR, releaseTrees, type ReleaseChange, type ReleasePair } from './lib/release-pair.ts'
@@ -131,36 +131,6 @@ async function upswarmUpdate(repo: Repo, dir: string): Promise<{ ms: number; pay
   return { ms: r.ms, payload: json.bytesFromServers, wire: wire.outBytes, updated: json.updated + json.checkedOut, how }
 }
 
-/** `upswarm daemon DIR` (no --auto: it updates when asked), up once it printed READY. */
-async function startCopyDaemon(dir: string, env: NodeJS.ProcessEnv): Promise<{ stop(): Promise<void> }> {
-  const child = spawnGuarded(process.execPath, [CLI, 'daemon', dir, '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  // UPSWARM_TIMINGS=1: the daemon's own marks (infra/timings.ts), printed when it stops.
-  let timings = ''
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000)
-    if (process.env.UPSWARM_TIMINGS) timings += d.toString()
-  })
-  const exited = new Promise<never>((_, reject) => child.once('exit', (code, signal) => reject(new Error(`the daemon of ${dir} exited (${code ?? signal}) before it was ready: ${stderr}`))))
-  const ready = (async () => {
-    for await (const line of createInterface({ input: child.stdout! })) if (line.startsWith('READY ')) return
-  })()
-  try {
-    await Promise.race([ready, exited])
-  } catch (err) {
-    await stopChild(child)
-    throw err
-  }
-  exited.catch(() => {})
-  // Its events (update.done …) are read by nobody: drain them.
-  child.stdout!.resume()
-  return {
-    stop: async () => {
-      await stopChild(child)
-      if (timings) process.stderr.write(`upswarm daemon ${dir}:\n${timings.split('\n').filter((l) => l.startsWith('upswarm timings:')).join('\n')}\n`)
-    },
-  }
-}
 
 /**
  * The command on a copy whose sharing daemon runs: the daemon's NATS connection moves the bytes.
