@@ -50,7 +50,7 @@ export const PRESETS: Record<'tiny' | 'default' | 'large', Plan> = {
     // No release pair: the tiny size (and npm test) never needs the npm registry.
     incremental: { ...INCREMENTAL_DEFAULTS, files: 100, mib: 2, release: false, rounds: 1 },
     status: { ...STATUS_DEFAULTS, files: 2_000, warmRuns: 1 },
-    throughput: { ...THROUGHPUT_DEFAULTS, mib: 8, fileMiB: 4, ks: [1, 4] },
+    throughput: { ...THROUGHPUT_DEFAULTS, mib: 8, fileMiB: 4, ks: [1, 4], rounds: 1 },
     tracker: { peers: 1_000, rounds: 1 },
     startup: { ...STARTUP_DEFAULTS, runs: 5, warmup: 1 },
     metadata: { sizes: [10_000] },
