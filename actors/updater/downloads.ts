@@ -16,6 +16,7 @@ import { FileWriteError, inlineFileWriter, threadedFileWriter, type FileToWrite,
 import { mark } from '../../infra/timings.ts'
 import { sha1Hex, sha256Hex } from '../../infra/release/hash.ts'
 import { groupsOf } from '../../infra/batches.ts'
+import { eachLimited } from '../../infra/parallel.ts'
 import { NODES_MAX_HASHES } from '../../infra/formats/meta-wire.ts'
 import { formatSize, freeBytes } from '../../infra/store/disk-space.ts'
 import { hashContent } from '../../infra/store/working-copy/tree.ts'
@@ -488,15 +489,11 @@ export async function prefetchBlobs(session: RunSession, entries: FileEntry[], r
   await prefetchSmallFiles(session, entries, 1)
   const machine = wiredDownloadMachine(session)
   const problems: string[] = []
-  let next = 0
-  await Promise.all(Array.from({ length: FILE_CONCURRENCY }, async () => {
-    while (next < entries.length) {
-      const entry = entries[next++]!
-      const actor = createActor(machine, { input: { entry }, ...inspectionUnder(run) })
-      actor.start()
-      const out = await toPromise(actor)
-      if (!out.ok) problems.push(`cannot keep ${entry.path} (${entry.sha256}) in the history store: ${out.errors.join('; ')}`)
-    }
-  }))
+  await eachLimited(entries, FILE_CONCURRENCY, async (entry) => {
+    const actor = createActor(machine, { input: { entry }, ...inspectionUnder(run) })
+    actor.start()
+    const out = await toPromise(actor)
+    if (!out.ok) problems.push(`cannot keep ${entry.path} (${entry.sha256}) in the history store: ${out.errors.join('; ')}`)
+  })
   return problems
 }

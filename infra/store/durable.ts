@@ -5,6 +5,7 @@
 // Debian system). Where it is missing or fails, each file is fsynced, many at a time.
 import { createRequire } from 'node:module'
 import type { FileHandle } from 'node:fs/promises'
+import { eachLimited } from '../parallel.ts'
 import { fsyncFile } from './blob-store.ts'
 import { fsyncDir } from './working-copy/atomic.ts'
 
@@ -27,7 +28,7 @@ function syncfs(dir: string): Promise<boolean> {
 export async function syncFiles(dir: string, files: readonly string[]): Promise<void> {
   if (files.length === 0) return
   if (files.length >= SYNCFS_FROM && (await syncfs(dir))) return
-  await fsyncEach(files, (f) => fsyncFile(f))
+  await eachLimited(files, FSYNCS_IN_FLIGHT, (f) => fsyncFile(f))
 }
 
 /**
@@ -36,14 +37,7 @@ export async function syncFiles(dir: string, files: readonly string[]): Promise<
  */
 export async function syncDirs(root: string, dirs: readonly string[]): Promise<void> {
   if (dirs.length >= SYNCFS_FROM && (await syncfs(root))) return
-  await fsyncEach(dirs, (d) => fsyncDir(d).catch(() => undefined))
-}
-
-async function fsyncEach(paths: readonly string[], sync: (path: string) => Promise<void>): Promise<void> {
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(FSYNCS_IN_FLIGHT, paths.length) }, async () => {
-    while (next < paths.length) await sync(paths[next++]!)
-  }))
+  await eachLimited(dirs, FSYNCS_IN_FLIGHT, (d) => fsyncDir(d).catch(() => undefined))
 }
 
 /**

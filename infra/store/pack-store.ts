@@ -11,6 +11,7 @@ import { nodeCrypto } from '../node-crypto.ts'
 import { UpswarmError } from '../errors.ts'
 import { PackReader, packHeader } from '../formats/pack.ts'
 import { PackedUnitTable, type PackedAt } from './digest-table.ts'
+import { eachLimited } from '../parallel.ts'
 
 const HEX64 = /^[0-9a-f]{64}$/
 /** The bytes before a pack's header body (format, type, body length), and the longest body read. */
@@ -63,15 +64,11 @@ export class PackStore {
     // Headers read PACK_READS at a time (issue 15 item 4: one after the other, the few packs of a
     // working copy's history cost a small update 8 ms here), each indexed as it is read.
     const ids = names.map((name) => (name.endsWith('.pack') ? name.slice(0, -5) : '')).filter((id) => HEX64.test(id))
-    let next = 0
-    await Promise.all(Array.from({ length: Math.min(PACK_READS, ids.length) }, async () => {
-      for (let i = next++; i < ids.length; i = next++) {
-        const id = ids[i]!
-        const header = await this.readHeader(id)
-        // A pack this process wrote meanwhile (addVerifiedSync) is indexed already.
-        if (header && !this.live.has(id)) this.index(id, header)
-      }
-    }))
+    await eachLimited(ids, PACK_READS, async (id) => {
+      const header = await this.readHeader(id)
+      // A pack this process wrote meanwhile (addVerifiedSync) is indexed already.
+      if (header && !this.live.has(id)) this.index(id, header)
+    })
   }
 
   /** A stored pack's header, checked against its id and its file's size; undefined (and the file removed) when it does not hold. */
