@@ -33,6 +33,7 @@ import { FILE_STATUSES, type FileFacts, type FileFactType, type FileStatus, type
 import { classifyFile, classifyTree, shallowLocal, statusOfFacts, type TreeStatus } from './status.ts'
 import type { PlannedPath } from '../../machines/update-run.machine.ts'
 import type { JournalOp } from '../../infra/store/working-copy/journal.ts'
+import { eachLimited } from '../../infra/parallel.ts'
 
 export interface WorkingCopyStatus {
   /** Every path on disk or in either revision, sorted (built on first use: a large tree's list costs time and memory). */
@@ -431,16 +432,12 @@ async function statusFromIndex(
   }
   mark('status: changes found')
   // A few at a time: a changed file is read and hashed, and reads wait on the thread pool.
-  let next = 0
-  await Promise.all(Array.from({ length: HASH_CONCURRENCY }, async () => {
-    while (next < changed.length) {
-      const ch = changed[next++]!
-      const rec = await reclassify(layout, index, ch, () => (ignoreRules ??= rules()))
-      if (rec.hashed) hashed++
-      if (ch.i >= 0) redone.set(ch.i, rec.record)
-      else if (rec.record) added.push(rec.record)
-    }
-  }))
+  await eachLimited(changed, HASH_CONCURRENCY, async (ch) => {
+    const rec = await reclassify(layout, index, ch, () => (ignoreRules ??= rules()))
+    if (rec.hashed) hashed++
+    if (ch.i >= 0) redone.set(ch.i, rec.record)
+    else if (rec.record) added.push(rec.record)
+  })
   added.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   mark('status: changes classified')
   const { bytes, total, notCurrent } = rewrite(index, redone, added, { ...ctx, root: statIdOf(await lstat(rootAbs, { bigint: true })) }, token)

@@ -14,6 +14,7 @@ import { treePath, type WorkingCopyLayout } from '../../infra/store/working-copy
 import { FACT_STAGES, type FileFacts, type FileFactType, type FileStatus, type FileStatusTable, type LocalEntry } from '../../machines/file-status.facts.ts'
 import { FILE_STATUS_TABLE } from '../../machines/generated/file-status-table.ts'
 import type { PlannedPath } from '../../machines/update-run.machine.ts'
+import { eachLimited } from '../../infra/parallel.ts'
 
 const HASH_CONCURRENCY = 4
 
@@ -107,16 +108,12 @@ async function classifyPathSet(
   }
   let hashed = 0
   let cached = 0
-  let next = 0
-  await Promise.all(Array.from({ length: HASH_CONCURRENCY }, async () => {
-    while (next < toHash.length) {
-      const job = toHash[next++]!
-      const h = await observeFile(treePath(layout, job.path), job.path, job.d.st, cache)
-      if (h.cached) cached++
-      else hashed++
-      job.facts.local = { kind: 'file', mode: Number(job.d.st.mode) & 0o7777, size: Number(job.d.st.size), sha1: h.sha1, sha256: h.sha256 }
-    }
-  }))
+  await eachLimited(toHash, HASH_CONCURRENCY, async (job) => {
+    const h = await observeFile(treePath(layout, job.path), job.path, job.d.st, cache)
+    if (h.cached) cached++
+    else hashed++
+    job.facts.local = { kind: 'file', mode: Number(job.d.st.mode) & 0o7777, size: Number(job.d.st.size), sha1: h.sha1, sha256: h.sha256 }
+  })
   const paths = [...facts].map(([path, f]) => ({ path, status: classifyFile(f), facts: f }))
   paths.sort((a, b) => comparePaths(a.path, b.path))
   return { paths, hashed, cached, hashedPaths: new Set(toHash.map((j) => j.path)) }

@@ -12,6 +12,7 @@ import { sha256Hex } from '../release/hash.ts'
 import { PACK_MAX_UNITS, PACK_TARGET_BYTES, PackReader, packHeader, type PackUnit } from './pack.ts'
 import { encodeNode, decodeNode, nodeHash, PACK_LIST_MAX, type PackRef } from './tree-node.ts'
 import { getNodeObject, withObjectStream } from './tree-objects.ts'
+import { eachLimited } from '../parallel.ts'
 
 /** Packs uploaded at once: each streams its chunks one acknowledged publish after the other. */
 const PACK_UPLOADS = 3
@@ -92,27 +93,22 @@ export async function uploadPacks(os: ObjectStore, units: readonly UnitSource[],
   let newBytes = 0
   let unitsDone = 0
   let bytesDone = 0
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < groups.length) {
-      const g = groups[next++]!
-      const header = packHeader(g)
-      refs.push({ pack: header.id, bytes: header.bytesTotal, units: g.length })
-      const have = await withRetry(() => os.info(header.id), { attempts: 30 })
-      if (!have || have.deleted || have.size !== header.bytesTotal) {
-        await withRetry(async () => {
-          const info = await os.put({ name: header.id, options: { max_chunk_size: PACK_CHUNK_BYTES } }, packStream(header.bytes, g) /* g is sorted and unique: the header's order */)
-          if (info.size !== header.bytesTotal) throw new UpswarmError('UPSWARM_E_PUBLISH', `pack ${header.id} stored ${info.size} bytes, expected ${header.bytesTotal}`)
-        }, { attempts: 10, retryable: (err) => !(err instanceof UpswarmError) })
-        newPacks++
-        newBytes += header.bytesTotal
-      }
-      unitsDone += g.length
-      bytesDone += header.bytesTotal
-      onDone?.(unitsDone, bytesDone)
+  await eachLimited(groups, PACK_UPLOADS, async (g) => {
+    const header = packHeader(g)
+    refs.push({ pack: header.id, bytes: header.bytesTotal, units: g.length })
+    const have = await withRetry(() => os.info(header.id), { attempts: 30 })
+    if (!have || have.deleted || have.size !== header.bytesTotal) {
+      await withRetry(async () => {
+        const info = await os.put({ name: header.id, options: { max_chunk_size: PACK_CHUNK_BYTES } }, packStream(header.bytes, g) /* g is sorted and unique: the header's order */)
+        if (info.size !== header.bytesTotal) throw new UpswarmError('UPSWARM_E_PUBLISH', `pack ${header.id} stored ${info.size} bytes, expected ${header.bytesTotal}`)
+      }, { attempts: 10, retryable: (err) => !(err instanceof UpswarmError) })
+      newPacks++
+      newBytes += header.bytesTotal
     }
-  }
-  await Promise.all(Array.from({ length: PACK_UPLOADS }, worker))
+    unitsDone += g.length
+    bytesDone += header.bytesTotal
+    onDone?.(unitsDone, bytesDone)
+  })
   return { refs, newPacks, newBytes }
 }
 

@@ -11,31 +11,26 @@ import { FileHasher, PIECE_SIZE } from '../release/hash.ts'
 import type { Entry } from '../release/manifest.ts'
 import { NODE_MAX_BYTES, decodeNode, nodeHash } from './tree-node.ts'
 import { walkTree, type WalkedEntry } from './tree-builder.ts'
+import { eachLimited } from '../parallel.ts'
 
 /** Node uploads in flight. */
 const NODE_UPLOADS = 16
 
 /** Uploads the nodes (or other objects named by their SHA-256: deltas) the store does not hold yet; returns how many (and bytes) were new. */
 export async function uploadNodes(os: ObjectStore, nodes: ReadonlyMap<string, Uint8Array>, onDone?: (done: number) => void): Promise<{ newNodes: number; newBytes: number }> {
-  const todo = [...nodes]
   let newNodes = 0
   let newBytes = 0
-  let next = 0
   let done = 0
-  const worker = async (): Promise<void> => {
-    while (next < todo.length) {
-      const [hash, bytes] = todo[next++]!
-      const have = await withRetry(() => os.info(hash), { attempts: 30 })
-      if (!have || have.deleted || have.size !== bytes.length) {
-        await withRetry(() => os.putBlob({ name: hash }, bytes), { attempts: 10 })
-        newNodes++
-        newBytes += bytes.length
-      }
-      onDone?.(++done)
-    }
-  }
   // Each node is two round trips (lookup, put) of a few milliseconds: many in flight (issue 13 item 4).
-  await Promise.all(Array.from({ length: NODE_UPLOADS }, worker))
+  await eachLimited([...nodes], NODE_UPLOADS, async ([hash, bytes]) => {
+    const have = await withRetry(() => os.info(hash), { attempts: 30 })
+    if (!have || have.deleted || have.size !== bytes.length) {
+      await withRetry(() => os.putBlob({ name: hash }, bytes), { attempts: 10 })
+      newNodes++
+      newBytes += bytes.length
+    }
+    onDone?.(++done)
+  })
   return { newNodes, newBytes }
 }
 

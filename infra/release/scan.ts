@@ -7,6 +7,7 @@ import { FileHasher, hashFile, PIECE_SIZE } from './hash.ts'
 import { chunkBuffer, chunkFile, type ChunkerParams, type FileChunks } from '../formats/fastcdc.ts'
 import type { ChunkRef } from '../formats/tree-node.ts'
 import { comparePaths, isSafeRelPath, META_DIR, type Entry } from './manifest.ts'
+import { eachLimited } from '../parallel.ts'
 
 export interface ScanProgress {
   files: number
@@ -70,31 +71,26 @@ export async function scanTree(
 
   let done = 0
   let bytes = 0
-  let next = 0
   let sinceYield = 0
-  const workers = Array.from({ length: opts.concurrency ?? SCAN_CONCURRENCY }, async () => {
-    while (next < toHash.length) {
-      const f = toHash[next++]!
-      // A small file is read whole, synchronously (a page-cache read of a few KiB costs less than
-      // the thread-pool round trips of an asynchronous one); a large one streams.
-      const small = f.size <= SMALL_FILE ? readSmall(f.abs, f.size) : undefined
-      if (small && ++sinceYield >= YIELD_EVERY) {
-        sinceYield = 0
-        await new Promise<void>((resolve) => setImmediate(resolve))
-      }
-      const hashed: FileChunks = small
-        ? (opts.chunker ? chunkBuffer(small, opts.chunker, pieceSize) : hashBuffer(small, pieceSize))
-        : opts.chunker ? await chunkFile(f.abs, opts.chunker, pieceSize) : await hashFile(f.abs, pieceSize)
-      const { chunks: cut, ...h } = hashed
-      entries.push({ path: f.rel, kind: 'file', mode: f.mode, ...h })
-      if (cut) chunks.set(f.rel, cut)
-      files.set(f.rel, f.abs)
-      done++
-      bytes += h.size
-      opts.onProgress?.({ files: done, bytes, path: f.rel })
+  await eachLimited(toHash, opts.concurrency ?? SCAN_CONCURRENCY, async (f) => {
+    // A small file is read whole, synchronously (a page-cache read of a few KiB costs less than
+    // the thread-pool round trips of an asynchronous one); a large one streams.
+    const small = f.size <= SMALL_FILE ? readSmall(f.abs, f.size) : undefined
+    if (small && ++sinceYield >= YIELD_EVERY) {
+      sinceYield = 0
+      await new Promise<void>((resolve) => setImmediate(resolve))
     }
+    const hashed: FileChunks = small
+      ? (opts.chunker ? chunkBuffer(small, opts.chunker, pieceSize) : hashBuffer(small, pieceSize))
+      : opts.chunker ? await chunkFile(f.abs, opts.chunker, pieceSize) : await hashFile(f.abs, pieceSize)
+    const { chunks: cut, ...h } = hashed
+    entries.push({ path: f.rel, kind: 'file', mode: f.mode, ...h })
+    if (cut) chunks.set(f.rel, cut)
+    files.set(f.rel, f.abs)
+    done++
+    bytes += h.size
+    opts.onProgress?.({ files: done, bytes, path: f.rel })
   })
-  await Promise.all(workers)
   entries.sort((a, b) => comparePaths(a.path, b.path))
   return { entries, files, chunks }
 }
