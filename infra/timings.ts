@@ -2,9 +2,12 @@
 // mark is kept with the milliseconds since the process started, and the list goes to stderr
 // when the process exits. With UPSWARM_TIMINGS=mem each mark also keeps the memory at that
 // moment (RSS, the peak RSS so far, V8's heap used, memory outside it): which phase raised the
-// peak (issue 13 item 6). Without it a mark costs one property read.
+// peak (issue 13 item 6). With UPSWARM_TIMINGS=abs each line also gives the wall-clock time
+// (Unix epoch, ms), so the marks of two processes — a command and the daemon it asked — line up.
+// Without it a mark costs one property read.
 const on = !!process.env.UPSWARM_TIMINGS
 const withMemory = process.env.UPSWARM_TIMINGS === 'mem'
+const absolute = process.env.UPSWARM_TIMINGS === 'abs'
 const marks: Array<[string, number, string]> = []
 const MiB = 1024 * 1024
 
@@ -21,7 +24,8 @@ export function mark(what: string): void {
     marks.push(['exit', performance.now(), memory()])
     let last = 0
     for (const [name, at, mem] of marks) {
-      process.stderr.write(`upswarm timings: ${at.toFixed(1).padStart(8)} ms  +${(at - last).toFixed(1).padStart(7)}  ${name}${mem}\n`)
+      const wall = absolute ? `  @${(performance.timeOrigin + at).toFixed(1)}` : ''
+      process.stderr.write(`upswarm timings: ${at.toFixed(1).padStart(8)} ms  +${(at - last).toFixed(1).padStart(7)}  ${name}${mem}${wall}\n`)
       last = at
     }
   })

@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { ERROR_CODES, UpswarmError, type ErrorCode } from '../../errors.ts'
+import { mark } from '../../timings.ts'
 
 /** The longest question taken. */
 export const MAX_CONTROL_QUESTION_BYTES = 4096
@@ -73,7 +74,10 @@ export function askDaemon<R>(socket: string, update: ControlUpdate, acceptTimeou
     }
     const conn = createConnection(socket)
     const timer = setTimeout(() => finish({ error: new UpswarmError('UPSWARM_E_TIMEOUT', `the sharing daemon on ${socket} did not take the update within ${acceptTimeoutMs} ms; stop it, or run \`upswarm update --no-daemon\``) }), acceptTimeoutMs)
-    conn.on('connect', () => conn.write(`${JSON.stringify({ update })}\n`))
+    conn.on('connect', () => {
+      mark('control: connected')
+      conn.write(`${JSON.stringify({ update })}\n`)
+    })
     conn.on('error', (err: NodeJS.ErrnoException) => {
       if (!accepted && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED')) return finish({ none: 'no daemon runs (a stale socket)' })
       finish({ error: new UpswarmError('UPSWARM_E_IO', `the sharing daemon's socket ${socket}: ${err.message}`) })
@@ -91,6 +95,7 @@ export function askDaemon<R>(socket: string, update: ControlUpdate, acceptTimeou
           return finish({ error: new UpswarmError('UPSWARM_E_IO', `the sharing daemon on ${socket} answered something that is not JSON`) })
         }
         if (a.accepted === true) {
+          mark('control: accepted')
           accepted = true
           clearTimeout(timer)
         } else if ('result' in a && typeof a.result === 'object' && a.result !== null) {
