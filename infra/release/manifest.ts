@@ -1,6 +1,7 @@
 // Release manifests (ARCHITECTURE §3): every entry's path, kind, mode, size, SHA-1, SHA-256 and
 // piece hashes; canonically encoded and signed with the publisher's Ed25519 key. Clients accept
 // no manifest whose signature fails against the pinned key (R-VERIFY).
+import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import { UpswarmError } from '../errors.ts'
 import { signBytes, verifyBytes, type PublisherKey } from './keys.ts'
@@ -67,6 +68,39 @@ export function signManifest(manifest: Manifest, key: PublisherKey): SignedRelea
  * verify against the pinned key.
  */
 export function decodeRelease(bytes: Uint8Array | string, pinnedPublicKey: string, where: string): SignedRelease {
+  return decodeKnown(bytes, bytesId(bytes), pinnedPublicKey, where)
+}
+
+function decodeKnown(bytes: Uint8Array | string, id: string, pinnedPublicKey: string, where: string): SignedRelease {
+  const known = decoded.get(id)?.deref()
+  if (known && known.publicKey === pinnedPublicKey) return known
+  const release = decodeAndVerify(bytes, pinnedPublicKey, where)
+  decoded.delete(id)
+  decoded.set(id, new WeakRef(release))
+  if (decoded.size > DECODED_KEPT) decoded.delete(decoded.keys().next().value!)
+  return release
+}
+
+/**
+ * The same signed bytes reach a daemon several times — the release stream, the release feed, the
+ * servers' answer to a refresh, its own manifest store — and each decode of a manifest of 40 000
+ * files (its cap, 10 MiB) takes about 0.5 s: JSON, the schema, canonical bytes, the signature.
+ * What verified is remembered by the SHA-256 of its bytes (the last few), and the same bytes under
+ * the same key are not parsed and verified again while someone still holds that release (a weak
+ * reference: the memo keeps no manifest alive). Only successes are remembered; a release is never
+ * changed after decoding (its readers only read it).
+ */
+const decoded = new Map<string, WeakRef<SignedRelease>>()
+const DECODED_KEPT = 8
+/** Full decodes since start (a test reads it to see the memo used). */
+export const releaseDecodes = { parsed: 0 }
+
+function bytesId(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+function decodeAndVerify(bytes: Uint8Array | string, pinnedPublicKey: string, where: string): SignedRelease {
+  releaseDecodes.parsed++
   let json: unknown
   try {
     json = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'))
@@ -99,11 +133,14 @@ export function decodeRelease(bytes: Uint8Array | string, pinnedPublicKey: strin
  * not that the signer is trusted: the caller checks the key against the trust file (or a pin).
  */
 export function decodeSelfSigned(bytes: Uint8Array | string, where: string): SignedRelease {
+  const id = bytesId(bytes)
+  const known = decoded.get(id)?.deref()
+  if (known) return decodeKnown(bytes, id, known.publicKey, where)
   let named = ''
   try {
     named = SignedReleaseSchema.shape.publicKey.parse((JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8')) as { publicKey?: unknown }).publicKey)
   } catch {
     // decodeRelease below reports what is wrong with it
   }
-  return decodeRelease(bytes, named, where)
+  return decodeKnown(bytes, id, named, where)
 }
