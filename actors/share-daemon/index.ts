@@ -28,6 +28,7 @@ import { listBlobs } from '../../infra/store/working-copy/history.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { PieceSession } from '../../infra/swarm/piece-protocol.ts'
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
+import { StreamReleases } from './stream-releases.ts'
 import { exchangeSite } from '../../infra/swarm/site-channel.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
 import { loadSwarmIdentity, privateProductId, productTopic } from '../../infra/swarm/fleet.ts'
@@ -232,7 +233,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const uploadBucket = opts.maxUploadRate ? new TokenBucket(opts.maxUploadRate) : undefined
   const connections: { key: string; via: string }[] = []
   /** Verified releases learnt from the release stream: a source of manifests when no server answers. */
-  const streamReleases = new Map<number, SignedRelease>()
+  const streamReleases = new StreamReleases()
   const pendingDials = new Set<Promise<unknown>>()
   // Addresses that never complete a handshake are aged out instead of dialled every round.
   const dialBook = new DialBook()
@@ -486,7 +487,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
             return
           }
         }
-        streamReleases.set(release.manifest.rev, release)
+        streamReleases.add(release, io.wc.state.current)
         onNewRelease(release.manifest.rev)
       })
     })
@@ -557,11 +558,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const feedReleases: FeedReleases = {
     list: (p) => {
       const revs = new Map(feed.releases(p).map((e) => [e.rev, e.manifestSha256]))
-      if (p === product) for (const [rev, r] of [...rotation.releases, ...streamReleases]) revs.set(rev, hashOf(r))
+      if (p === product) {
+        for (const [rev, r] of rotation.releases) revs.set(rev, hashOf(r))
+        for (const [rev, h] of streamReleases.list()) revs.set(rev, h)
+      }
       return [...revs].sort(([a], [b]) => a - b).map(([rev, manifestSha256]) => ({ rev, manifestSha256 }))
     },
     get: async (p, rev) => {
-      if (p === product && streamReleases.has(rev)) return streamReleases.get(rev)
+      if (p === product && streamReleases.get(rev)) return streamReleases.get(rev)
       if (p === product && rotation.releases.has(rev)) return rotation.releases.get(rev)
       const entry = feed.releases(p).find((e) => e.rev === rev)
       return entry ? feed.get(entry.index) : undefined
@@ -651,6 +655,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   async function reopened(opened?: OpenedUpdate): Promise<void> {
     const before = io.wc
     io.wc = await WorkingCopy.open(dir)
+    streamReleases.prune(io.wc.state.current)
     // The update may have garbage-collected blobs the old view kept open for serving.
     before.history.closeHandles()
     const settle = async (): Promise<void> => {
