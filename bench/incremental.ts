@@ -11,11 +11,13 @@
 //   release  — a realistic release pair: two consecutive versions of a real package tree from
 //              the npm registry (lib/release-pair.ts), on fresh working copies and rsync copies,
 //              with "whole changed files" beside them: what an updater without deltas moves.
-// Each synthetic change is timed over `rounds` revisions (each changing other files): the wall
-// times are their medians, the bytes their means; the release pair is one revision.
+// Each change is timed over `rounds` revisions (a synthetic one changing other files each time;
+// the release pair from fresh copies at A each time): the wall times are their medians, the
+// bytes their means.
 // Goals (issue 15): upswarm's wire bytes ≤ rsync -a's and ≤ rsync -az's, and the CLI's wall
 // time ≤ rsync -a's, for each change (judged for the command alone and with the daemon running).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,7 +31,7 @@ import { cliStartupMs, startRepo, timed, upswarm, type Repo } from './lib/cluste
 import { startCopyDaemon } from './lib/copy-daemon.ts'
 import { withCpuProfiles, writeProfileReport } from './lib/cpu-profile.ts'
 import { MiB, progress, round, startRecording, type BenchResult, type Cell, type CommonOptions, type Goal } from './lib/report.ts'
-import { applyRelease, DEFAULT_RELEASE_PAIR, releaseTrees, type ReleaseChange, type ReleasePair } from './lib/release-pair.ts'
+import { applyRelease, changedInB, DEFAULT_RELEASE_PAIR, releaseTrees, type ReleaseChange, type ReleasePair } from './lib/release-pair.ts'
 import { barChart } from './lib/svg.ts'
 
 export interface IncrementalBenchOptions extends CommonOptions {
@@ -41,9 +43,9 @@ export interface IncrementalBenchOptions extends CommonOptions {
   /** The release scenario's pair (npm: fetched once into a cache), or false to leave it out (the tiny size: no registry). */
   release: ReleasePair | false
   /**
-   * Revisions timed per synthetic change (each a new one, other files), the median time kept: one
-   * update of a few files varies by ±30 % from run to run on this machine. The release pair is
-   * one revision.
+   * Revisions timed per change (each a new one: other files, or the release pair again from
+   * fresh copies at A), the median time kept: one update of a few files varies by ±30 % from run
+   * to run on this machine.
    */
   rounds: number
 }
@@ -219,7 +221,7 @@ function medianMeasured(rounds: Measured[]): Measured {
     return first
   }
   const m = merge(rounds, '') as Measured
-  return { ...m, change: { ...m.change, describe: `${m.change.describe}; over ${rounds.length} revisions, each changing other files: times their medians, bytes their means` } }
+  return { ...m, change: { ...m.change, describe: `${m.change.describe}; over ${rounds.length} revisions${m.name === 'release' ? ', each from fresh copies at A' : ', each changing other files'}: times their medians, bytes their means` } }
 }
 
 export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<BenchResult> {
@@ -258,7 +260,7 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
     const daemon = rsyncd
     const cliStartup = await cliStartupMs(r.env)
 
-    const scenarios: { name: string; rounds?: number; prepare?: () => Promise<Target>; change: (round: number) => Promise<Change> }[] = [
+    const scenarios: { name: string; rounds?: number; prepare?: (round: number) => Promise<Target>; change: (round: number) => Promise<Change> }[] = [
       {
         name: 'replaced',
         rounds: o.rounds,
@@ -281,22 +283,41 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
     if (pair) {
       // Version A as the product's next revision, on fresh working copies and fresh rsync
       // copies (the synthetic ones stay as they are); then B as the revision after it.
+      // Each round starts over from A: A published again as the next revision, fresh working
+      // copies (and a fresh daemon: each round times a daemon's first run, as a fleet's daemon,
+      // idle for days, meets a release) and fresh rsync copies; then B. One pair timed once moved
+      // by a fifth from run to run on this machine, so it is timed `rounds` times like the others.
+      let previousDaemon: { stop(): Promise<void> } | undefined
+      let changed: string[] | undefined
+      const changedPaths = async (): Promise<string[]> => (changed ??= await changedInB(pair.a, pair.b))
+      const roundMark = (round: number): string => `\n/* upswarm bench, round ${round + 1} */\n`
       scenarios.push({
         name: 'release',
-        prepare: async () => {
+        rounds: o.rounds,
+        prepare: async (round) => {
+          await previousDaemon?.stop()
+          await rm(relSrc, { recursive: true, force: true })
           await timed('cp', ['-a', pair.a, relSrc])
+          // From the second round on, the files the pair changes end with a line naming the round,
+          // in A and in B alike: B's files are then new to the servers and to the publish's deltas
+          // as they were in the first round (else the second publish of B lists no deltas and the
+          // update takes another path), and the delta from A to B is what it was.
+          if (round > 0) for (const f of await changedPaths()) if (existsSync(join(relSrc, f))) await appendFile(join(relSrc, f), roundMark(round))
           const pa = await r.publish(relSrc, 'release-a')
           await r.synced(pa.rev)
-          const t: Target = { wc: join(work, 'release-client'), wcInProcess: join(work, 'release-client-in-process'), wcDaemon: join(work, 'release-client-daemon'), module: 'release', mirror: join(work, 'release-rsync-mirror'), mirrorZ: join(work, 'release-rsync-mirror-z') }
+          const at = (name: string): string => join(work, round === 0 ? name : `${name}-${round}`)
+          const t: Target = { wc: at('release-client'), wcInProcess: at('release-client-in-process'), wcDaemon: at('release-client-daemon'), module: 'release', mirror: at('release-rsync-mirror'), mirrorZ: at('release-rsync-mirror-z') }
           const ms = await initBoth(t)
+          previousDaemon = daemons.at(-1)
           await timed('cp', ['-a', relSrc, t.mirror])
           await timed('cp', ['-a', relSrc, t.mirrorZ])
           log(`release: r${pa.rev} = ${pair.label.split(' → ')[0]} published, fresh working copies at it (init ${(ms / 1000).toFixed(1)} s)`)
           releaseInitMs = ms
           return t
         },
-        change: async () => {
+        change: async (round) => {
           const c = await applyRelease(pair.a, pair.b, relSrc)
+          if (round > 0) for (const f of await changedPaths()) await appendFile(join(relSrc, f), roundMark(round))
           release = { ...c, label: pair.label, initMs: releaseInitMs }
           return { files: c.changed + c.added + c.removed, bytes: c.wholeChangedBytes, wholeBytes: c.wholeChangedBytes, describe: `${pair.label}: ${c.changed} files changed, ${c.added} added, ${c.removed} removed of ${c.files} (${(c.wholeChangedBytes / MiB).toFixed(2)} of ${(c.bytes / MiB).toFixed(2)} MiB)` }
         },
@@ -304,10 +325,12 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
     }
 
     const measured: Measured[] = []
+    /** Each round's path and times, per change: the medians hide a round that took another way. */
+    const perRound: Record<string, { how: string; payload: number; cliMs: number; daemonMs: number; rsyncMs: number }[]> = {}
     for (const s of scenarios) {
-      const t = s.prepare ? await s.prepare() : synthetic
       const rounds: Measured[] = []
       for (let round = 0; round < (s.rounds ?? 1); round++) {
+        const t = s.prepare ? await s.prepare(round) : synthetic
         const change = await s.change(round)
         const daemonBytes = await r.openConnectionBytes('upswarm-daemon')
         const p = await r.publish(s.name === 'release' ? relSrc : src, s.name)
@@ -320,6 +343,7 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
         const rz = await timed('rsync', ['-az', '--delete', '--stats', daemon.url(t.module), `${t.mirrorZ}/`])
         const m: Measured = { name: s.name, change, cli, inproc, daemon: viaDaemon, rsyncA: parseRsyncStats(ra.stdout, ra.ms), rsyncZ: parseRsyncStats(rz.stdout, rz.ms) }
         rounds.push(m)
+        ;(perRound[s.name] ??= []).push({ how: cli.how, payload: cli.payload, cliMs: Math.round(cli.ms), daemonMs: Math.round(viaDaemon.ms), rsyncMs: Math.round(m.rsyncA.ms) })
         const wire = (x: RsyncStats): string => mib(x.received + x.sent)
         log(`${s.name}${(s.rounds ?? 1) > 1 ? ` (round ${round + 1} of ${s.rounds})` : ''}: upswarm ${(cli.ms / 1000).toFixed(2)} s ${mib(cli.wire)} MiB (${cli.how}); with its daemon ${(viaDaemon.ms / 1000).toFixed(2)} s ${mib(viaDaemon.wire)} MiB; rsync -a ${(m.rsyncA.ms / 1000).toFixed(2)} s ${wire(m.rsyncA)} MiB; rsync -az ${(m.rsyncZ.ms / 1000).toFixed(2)} s ${wire(m.rsyncZ)} MiB; whole changed files ${mib(change.wholeBytes)} MiB`)
       }
@@ -348,6 +372,7 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
       parameters: {
         ...o, fileCount: gen.files, bytes: gen.bytes, cliStartupMs: round(cliStartup), initMs: round(initMs),
         release: release ? { ...release, initMs: round(release.initMs) } : false,
+        roundFigures: perRound,
         // The unrounded figures the rows and goals come from (bytes; ms rounded).
         measured: measured.map((m) => ({
           ...m,

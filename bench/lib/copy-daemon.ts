@@ -28,10 +28,12 @@ export async function startCopyDaemon(dir: string, env: NodeJS.ProcessEnv): Prom
   exited.catch(() => {})
   // Its events (update.done …) are read by nobody: drain them.
   child.stdout!.resume()
+  let stopped: Promise<void> | undefined
   return {
-    stop: async () => {
+    // Once: a bench may stop a daemon early and again with the others at its end.
+    stop: () => (stopped ??= (async () => {
       await stopChild(child)
       if (timings) process.stderr.write(`upswarm daemon ${dir}:\n${timings.split('\n').filter((l) => l.startsWith('upswarm timings:')).join('\n')}\n`)
-    },
+    })()),
   }
 }

@@ -102,6 +102,15 @@ export interface ReleaseChange {
  * or that are new are written (so they get a new mtime), files B no longer has are removed,
  * and unchanged files are left alone, times included.
  */
+/** The files of B that A lacks or holds with other bytes (what applyRelease copies), sorted. */
+export async function changedInB(a: string, b: string): Promise<string[]> {
+  const [filesA, filesB] = await Promise.all([listFiles(a), listFiles(b)])
+  const inA = new Set(filesA)
+  const out: string[] = []
+  for (const f of filesB) if (!inA.has(f) || !(await sameContents(join(a, f), join(b, f)))) out.push(f)
+  return out.sort()
+}
+
 export async function applyRelease(a: string, b: string, dest: string): Promise<ReleaseChange> {
   const [filesA, filesB] = await Promise.all([listFiles(a), listFiles(b)])
   const inB = new Set(filesB)

@@ -58,6 +58,12 @@ describe('bench incremental smoke', () => {
       expect(rel.rsyncA.transferred).toBe(3)
       expect(rel.rsyncZ.transferred).toBe(3)
       expect(rel.cli.updated).toBeGreaterThanOrEqual(3)
+      // Each round of the pair starts again from A on fresh copies and takes the same way: the
+      // patched big file from a delta, the same bytes from the servers.
+      const relRounds = (r.parameters.roundFigures as Record<string, { how: string; payload: number }[]>).release!
+      expect(relRounds).toHaveLength(2)
+      for (const x of relRounds) expect(x.how).toMatch(/, 1 files from deltas/)
+      expect(Math.abs(relRounds[1]!.payload - relRounds[0]!.payload)).toBeLessThan(256)
       for (const m of measured) {
         expect(m.cli.wire).toBeGreaterThan(0)
         // The daemon's run (the bench checks the result came from it) fetched what the command's own did.
