@@ -41,6 +41,7 @@ import { publishToFeed, type FeedOutcome } from './feed.ts'
 import { createActor, fromPromise, toPromise, type ActorOptions, type AnyActorLogic } from 'xstate'
 import { inspection } from '../../infra/inspect/nats-inspector.ts'
 import { publishMachine, type ChainRead, type Claim, type Head2, type PublishFailure, type PublishOutput, type ScannedTree } from '../../machines/publish.machine.ts'
+import { eachLimited } from '../../infra/parallel.ts'
 
 /**
  * docs/formats.md §2.2: the largest format-1 manifest a publish writes (8 MiB − 64 KiB, under the
@@ -458,24 +459,19 @@ async function uploadBlobs(
   let newBlobs = 0
   let newBytes = 0
   let done = 0
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < todo.length) {
-      const [sha, { size, abs }] = todo[next++]!
-      const have = await withRetry(() => os.info(sha), { attempts: 30 })
-      if (!have || have.deleted || have.size !== size) {
-        await withRetry(async () => {
-          const info = await os.put({ name: sha }, Readable.toWeb(createReadStream(abs, { highWaterMark: 128 * 1024 })) as ReadableStream<Uint8Array>)
-          if (info.size !== size) throw new UpswarmError('UPSWARM_E_PUBLISH', `upload of ${abs} stored ${info.size} bytes, expected ${size}: the file changed during publish`)
-        }, { attempts: 10, retryable: (err) => !(err instanceof UpswarmError) })
-        newBlobs++
-        newBytes += size
-      }
-      done++
-      onProgress?.({ phase: 'upload', done, total: todo.length, bytes: newBytes })
+  await eachLimited(todo, 2, async ([sha, { size, abs }]) => {
+    const have = await withRetry(() => os.info(sha), { attempts: 30 })
+    if (!have || have.deleted || have.size !== size) {
+      await withRetry(async () => {
+        const info = await os.put({ name: sha }, Readable.toWeb(createReadStream(abs, { highWaterMark: 128 * 1024 })) as ReadableStream<Uint8Array>)
+        if (info.size !== size) throw new UpswarmError('UPSWARM_E_PUBLISH', `upload of ${abs} stored ${info.size} bytes, expected ${size}: the file changed during publish`)
+      }, { attempts: 10, retryable: (err) => !(err instanceof UpswarmError) })
+      newBlobs++
+      newBytes += size
     }
-  }
-  await Promise.all([worker(), worker()])
+    done++
+    onProgress?.({ phase: 'upload', done, total: todo.length, bytes: newBytes })
+  })
   return { newBlobs, newBytes }
 }
 

@@ -24,6 +24,7 @@ import type { Root } from '../../infra/formats/root.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import { metaSyncMachine, type MetaOutcome, type PendingMeta } from '../../machines/meta-sync.machine.ts'
 import { Meta2Store } from './meta2-store.ts'
+import { eachLimited } from '../../infra/parallel.ts'
 
 /** How long one pull waits for a format-2 release. */
 const POLL_MS = 5000
@@ -130,15 +131,10 @@ export async function startMetaSync(opts: MetaSyncOptions): Promise<MetaSync> {
       if (list.type !== 'packList') return { kept: false, reason: `${where}: release r${rev} of ${product} names ${signed.release.packs} as its pack list; it is a ${list.type} node` }
       // Two packs at a time: one stream from the object store leaves the disk and the cluster idle between chunks.
       const todo = list.packs.filter((ref) => blobs.packs && !blobs.packs.hasPack(ref.pack))
-      let next = 0
-      const copier = async (): Promise<void> => {
-        while (next < todo.length) {
-          const ref = todo[next++]!
-          signal.throwIfAborted()
-          await copyPack(ref.pack, `object store (meta seq ${release.seq}, pack ${ref.pack.slice(0, 16)}…)`, signal)
-        }
-      }
-      await Promise.all([copier(), copier()])
+      await eachLimited(todo, 2, async (ref) => {
+        signal.throwIfAborted()
+        await copyPack(ref.pack, `object store (meta seq ${release.seq}, pack ${ref.pack.slice(0, 16)}…)`, signal)
+      })
     }
     mark(`server ${id}: packs of r${rev} copied`)
     const walked = await walkReachable(tree, (hash) => node(hash))
