@@ -8,8 +8,8 @@ import { errorMessage } from '../../infra/errors.ts'
 import { productKeys } from '../../infra/formats/root.ts'
 import { TrustStore } from '../../infra/formats/trust-store.ts'
 import { RolloutStore } from '../../infra/formats/rollout-store.ts'
-import { encodeRelease, type SignedRelease } from '../../infra/release/manifest.ts'
-import { decodeTrusted } from '../../infra/release/release-trust.ts'
+import type { SignedRelease } from '../../infra/release/manifest.ts'
+import { trustedRelease } from '../../infra/release/release-trust.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import { StatementsHolder } from '../../infra/swarm/statements.ts'
@@ -80,7 +80,7 @@ export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollow
   /** A release some feed verified against its own key: does the held root let that key sign it? */
   const trusted = (release: SignedRelease, where: string): boolean => {
     try {
-      decodeTrusted(encodeRelease(release), { product, pinnedKey, store }, where)
+      trustedRelease(release, { product, pinnedKey, store }, where)
       return true
     } catch (err) {
       log(`ignored r${release.manifest.rev} from ${where}: ${errorMessage(err)}`)

@@ -92,6 +92,17 @@ function decodeKnown(bytes: Uint8Array | string, id: string, pinnedPublicKey: st
  */
 const decoded = new Map<string, WeakRef<SignedRelease>>()
 const DECODED_KEPT = 8
+/** Every release object this module made by a decode that verified it under its own `publicKey`. */
+const verified = new WeakSet<SignedRelease>()
+
+/**
+ * Whether `release` is an object a decode here made and verified under the key it names (not a
+ * copy, not one built elsewhere): a holder may then check only who may sign it (release-trust.ts)
+ * instead of encoding it again to decode it again.
+ */
+export function verifiedUnderOwnKey(release: SignedRelease): boolean {
+  return verified.has(release)
+}
 /** Full decodes since start (a test reads it to see the memo used). */
 export const releaseDecodes = { parsed: 0 }
 
@@ -125,6 +136,7 @@ function decodeAndVerify(bytes: Uint8Array | string, pinnedPublicKey: string, wh
     if (seen.has(e.path)) throw new UpswarmError('UPSWARM_E_MANIFEST', `release manifest from ${where} lists ${e.path} twice`)
     seen.add(e.path)
   }
+  verified.add(release)
   return release
 }
 

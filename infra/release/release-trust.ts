@@ -3,7 +3,7 @@
 // minRev); without one, only the pinned key signs.
 import { UpswarmError } from '../errors.ts'
 import type { TrustStore } from '../formats/trust-store.ts'
-import { decodeSelfSigned, type SignedRelease } from './manifest.ts'
+import { decodeSelfSigned, encodeRelease, verifiedUnderOwnKey, type SignedRelease } from './manifest.ts'
 
 export interface ReleaseKeys {
   product: string
@@ -21,7 +21,20 @@ export interface TrustedRelease {
 
 /** Parses a signed release and checks its signer may sign it; errors say which key and why. */
 export function decodeTrusted(bytes: Uint8Array | string, keys: ReleaseKeys, where: string): TrustedRelease {
-  const release = decodeSelfSigned(bytes, where)
+  return signerTrusted(decodeSelfSigned(bytes, where), keys, where)
+}
+
+/**
+ * decodeTrusted for a release already decoded (a release feed's block): when a decode verified
+ * this very object under the key it names (manifest.ts verifiedUnderOwnKey), only who may sign it
+ * is checked; any other object is encoded and decoded in full, as before.
+ */
+export function trustedRelease(release: SignedRelease, keys: ReleaseKeys, where: string): TrustedRelease {
+  return verifiedUnderOwnKey(release) ? signerTrusted(release, keys, where) : decodeTrusted(encodeRelease(release), keys, where)
+}
+
+/** May the key that signed `release` (verified under it) sign it for this holder? */
+function signerTrusted(release: SignedRelease, keys: ReleaseKeys, where: string): TrustedRelease {
   const { product, rev } = release.manifest
   const verdict = keys.store?.verdict(keys.product, release.publicKey, rev)
   if (product !== keys.product) {

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { createHash, randomUUID } from 'node:crypto'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { decodeRelease, decodeSelfSigned, encodeRelease, releaseDecodes, signManifest, type Manifest } from '../../infra/release/manifest.ts'
+import { decodeTrusted, trustedRelease } from '../../infra/release/release-trust.ts'
 
 function manifest(files: number): Manifest {
   const entries = Array.from({ length: files }, (_, i) => {
@@ -44,5 +45,32 @@ describe('release decode memo', () => {
     // A refusal is not remembered: the bad bytes are decoded (and refused) every time.
     expect(() => decodeRelease(tampered, key.publicKey, 'a peer')).toThrow(expect.objectContaining({ code: 'UPSWARM_E_SIGNATURE' }))
     expect(releaseDecodes.parsed - before).toBe(3)
+  })
+
+  it('release decode — a release a decode verified is trusted by its signer alone; a copy or a changed one goes the whole way', () => {
+    const key = generatePublisherKey()
+    const other = generatePublisherKey()
+    const m = manifest(20)
+    const bytes = encodeRelease(signManifest(m, key))
+    const keys = { product: m.product, pinnedKey: key.publicKey }
+    const fromFeed = decodeRelease(bytes, key.publicKey, 'the release feed')
+    // Eight other releases push its bytes out of the decode memo: encoding it again to decode it
+    // would now parse it again; the signer's check alone does not.
+    for (let i = 0; i < 8; i++) decodeRelease(encodeRelease(signManifest(manifest(2), key)), key.publicKey, 'another')
+    const before = releaseDecodes.parsed
+    expect(trustedRelease(fromFeed, keys, 'a feed event').release).toBe(fromFeed)
+    expect(releaseDecodes.parsed - before).toBe(0)
+    // The signer's check is the same either way: another pinned key refuses it.
+    const pinnedOther = { product: m.product, pinnedKey: other.publicKey }
+    expect(() => trustedRelease(fromFeed, pinnedOther, 'a feed event')).toThrow(expect.objectContaining({ code: 'UPSWARM_E_SIGNATURE', message: expect.stringMatching(/but this copy trusts only/) }))
+    expect(() => decodeTrusted(bytes, pinnedOther, 'a feed event')).toThrow(expect.objectContaining({ code: 'UPSWARM_E_SIGNATURE' }))
+    // A copy is not the verified object: encoded and decoded in full (its bytes are out of the
+    // memo); a changed copy is refused.
+    const copy = { ...fromFeed, manifest: { ...fromFeed.manifest, entries: [...fromFeed.manifest.entries] } }
+    expect(trustedRelease(copy, keys, 'a copy').release.manifest).toEqual(fromFeed.manifest)
+    expect(releaseDecodes.parsed - before).toBe(1)
+    const changed = { ...copy, manifest: { ...copy.manifest, rev: 4 } }
+    expect(() => trustedRelease(changed, keys, 'a changed copy')).toThrow(expect.objectContaining({ code: 'UPSWARM_E_SIGNATURE' }))
+    expect(releaseDecodes.parsed - before).toBe(2)
   })
 })
