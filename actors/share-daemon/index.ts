@@ -22,7 +22,6 @@ import { RolloutView } from '../../infra/formats/rollout-view.ts'
 import { stageOf, type Rollout } from '../../infra/formats/rollout.ts'
 import { followRollouts, readRollouts } from '../../infra/formats/rollout-stream.ts'
 import { decodeTrusted } from '../../infra/release/release-trust.ts'
-import { manifestSha256, type SignedRelease } from '../../infra/release/manifest.ts'
 import { followReleases, type FollowHandle } from '../../infra/release/release-log.ts'
 import { listBlobs } from '../../infra/store/working-copy/history.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
@@ -280,11 +279,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   const serve = makeServe({ partials, stores: () => [io.wc.history], layout: first.layout, pathsOf: (sha) => io.pathsBySha.get(sha) })
   const feed: ReleaseFeed = await openFeed({ storageDir: join(first.layout.meta, 'feed'), publisherPublicKey: publisherKey })
-  const rotation = await followTrust({ wc: first, emit: (event, ...args) => (events.emit as (e: typeof event, ...a: typeof args) => boolean)(event, ...args), log, ban: (peer, reason) => peers.ban(peer, reason) })
+  const rotation = await followTrust({ wc: first, emit: (event, ...args) => (events.emit as (e: typeof event, ...a: typeof args) => boolean)(event, ...args), log, ban: (peer, reason) => peers.ban(peer, reason), installed: () => io.wc.state.current })
   // Issue 16 item 1: the product's staged rollout as this client sees it.
   const stageKey = opts.stageKey ?? (opts.nc && identityKeyOf(opts.nc)) ?? publicKey
   const stage = new RolloutView(product, { key: stageKey, ...(opts.ring ? { ring: opts.ring } : {}) })
-  const feedNewest = (): number => Math.max(0, ...feed.releases(product).map((e) => e.rev), ...rotation.releases.keys())
+  const feedNewest = (): number => Math.max(0, ...feed.releases(product).map((e) => e.rev), rotation.releases.newest())
 
   // The actor is made before any I/O can tell it something: events sent before it starts wait in its mailbox.
   const daemonStart: ShareDaemonInput = {
@@ -547,26 +546,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     return rev
   }
 
-  // A verified release's manifest hash, taken once: list() runs at every heartbeat that moves the
-  // stage, and hashing a manifest means its canonical JSON (about 1 % of a daemon's CPU in a swarm update).
-  const hashes = new WeakMap<SignedRelease, string>()
-  const hashOf = (r: SignedRelease): string => {
-    let h = hashes.get(r)
-    if (h === undefined) hashes.set(r, (h = manifestSha256(r.manifest)))
-    return h
-  }
   const feedReleases: FeedReleases = {
     list: (p) => {
       const revs = new Map(feed.releases(p).map((e) => [e.rev, e.manifestSha256]))
       if (p === product) {
-        for (const [rev, r] of rotation.releases) revs.set(rev, hashOf(r))
+        for (const [rev, h] of rotation.releases.list()) revs.set(rev, h)
         for (const [rev, h] of streamReleases.list()) revs.set(rev, h)
       }
       return [...revs].sort(([a], [b]) => a - b).map(([rev, manifestSha256]) => ({ rev, manifestSha256 }))
     },
     get: async (p, rev) => {
       if (p === product && streamReleases.get(rev)) return streamReleases.get(rev)
-      if (p === product && rotation.releases.has(rev)) return rotation.releases.get(rev)
+      if (p === product && rotation.releases.get(rev)) return rotation.releases.get(rev)
       const entry = feed.releases(p).find((e) => e.rev === rev)
       return entry ? feed.get(entry.index) : undefined
     },
@@ -656,6 +647,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const before = io.wc
     io.wc = await WorkingCopy.open(dir)
     streamReleases.prune(io.wc.state.current)
+    rotation.releases.prune(io.wc.state.current)
     // The update may have garbage-collected blobs the old view kept open for serving.
     before.history.closeHandles()
     const settle = async (): Promise<void> => {
@@ -796,7 +788,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     if (release && (!rotation.store.root || rotation.trusted(release, `release feed block ${entry.index}`))) onNewRelease(entry.rev)
   }
   rotation.onRelease(onNewRelease)
-  for (const rev of rotation.releases.keys()) onNewRelease(rev)
+  for (const rev of rotation.releases.list().keys()) onNewRelease(rev)
 
   const daemon = Object.assign(events, {
     port: addr.port,

@@ -1,5 +1,6 @@
-// The releases a sharing daemon learnt from the release stream (R-WATCH), kept for when no server
-// answers (the swarm source's fallback, R-DHT-2) and for the revisions its staged rollout may pick.
+// The releases a sharing daemon learnt from the release stream (R-WATCH) or from the feeds of
+// rotated keys, kept for when no server answers (the swarm source's fallback, R-DHT-2) and for the
+// revisions its staged rollout may pick.
 // A daemon runs for months: it keeps a release's whole manifest only while the release may still
 // be installed — newer than the installed revision, or the newest — and only the revision and
 // manifest hash of the others (a manifest of 40 000 files is about 20 MiB of heap; kept for every
@@ -11,7 +12,11 @@ import type { SignedRelease } from '../../infra/release/manifest.ts'
 export class StreamReleases {
   /** Whole releases: newer than the installed revision, or the newest. */
   private readonly whole = new Map<number, SignedRelease>()
-  /** Revision → manifest SHA-256 of every release heard (the whole ones too). */
+  /**
+   * Revision → manifest SHA-256 of every release heard (the whole ones too), taken once when it
+   * arrives: the list is read at every heartbeat that moves the stage, and hashing a manifest means
+   * its canonical JSON (about 1 % of a daemon's CPU in a swarm update when it was taken each time).
+   */
   private readonly hashes = new Map<number, string>()
 
   /** A verified release of the product; `installed` is the copy's current revision. */

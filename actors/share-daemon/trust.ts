@@ -9,6 +9,7 @@ import { productKeys } from '../../infra/formats/root.ts'
 import { TrustStore } from '../../infra/formats/trust-store.ts'
 import { RolloutStore } from '../../infra/formats/rollout-store.ts'
 import type { SignedRelease } from '../../infra/release/manifest.ts'
+import { StreamReleases } from './stream-releases.ts'
 import { trustedRelease } from '../../infra/release/release-trust.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
@@ -28,8 +29,8 @@ export interface TrustFollower {
   readonly statements: StatementsHolder
   /** The product's rollout statements verified so far, from the stream or from peers, kept on disk (issue 16 item 1). */
   readonly rollouts: RolloutStore
-  /** Verified releases of this product from the feeds of rotated keys, by revision. */
-  readonly releases: ReadonlyMap<number, SignedRelease>
+  /** Verified releases of this product from the feeds of rotated keys (whole while they may still be installed). */
+  readonly releases: StreamReleases
   /** Opens the statements channel and replicates the rotated keys' feeds on a connection. */
   attach(stream: NoiseSecretStream): void
   /** Whether the held root (else the pinned key) lets the key that signed `release` sign it; logs why not. */
@@ -51,6 +52,8 @@ export interface FollowTrustOptions {
   log: (msg: string) => void
   /** Reports a peer that sent a document that does not verify (as the piece protocol does). */
   ban: (peer: string, reason: string) => void
+  /** The copy's installed revision now (its view is reopened after each update). */
+  installed: () => number
 }
 
 export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollower> {
@@ -61,7 +64,7 @@ export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollow
   const statements = new StatementsHolder(store, { products: [product], endorsedBy: { product, pinnedKey }, rollouts })
   const streams = new Set<NoiseSecretStream>()
   const feeds = new Map<string, ReleaseFeed>()
-  const releases = new Map<number, SignedRelease>()
+  const releases = new StreamReleases()
   let onRelease: (rev: number) => void = () => {}
   let closed = false
 
@@ -102,7 +105,7 @@ export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollow
       feeds.set(key, feed)
       const take = (release: SignedRelease, where: string): void => {
         if (release.manifest.product !== product || !trusted(release, where)) return
-        releases.set(release.manifest.rev, release)
+        releases.add(release, opts.installed())
         onRelease(release.manifest.rev)
       }
       feed.on('release', (entry, release) => take(release, `the release feed of key ${key.slice(0, 16)}…, block ${entry.index}`))
