@@ -30,7 +30,7 @@ import { jetStreamAlertSink } from '../infra/nats/alert-sink.ts'
 import { cliStartupMs, startRepo, timed, upswarm, type Repo } from './lib/cluster.ts'
 import { startCopyDaemon } from './lib/copy-daemon.ts'
 import { withCpuProfiles, writeProfileReport } from './lib/cpu-profile.ts'
-import { MiB, progress, round, startRecording, type BenchResult, type Cell, type CommonOptions, type Goal } from './lib/report.ts'
+import { MiB, median, progress, round, startRecording, type BenchResult, type Cell, type CommonOptions, type Goal } from './lib/report.ts'
 import { applyRelease, changedInB, DEFAULT_RELEASE_PAIR, releaseTrees, type ReleaseChange, type ReleasePair } from './lib/release-pair.ts'
 import { barChart } from './lib/svg.ts'
 
@@ -212,7 +212,6 @@ function rowsOf(m: Measured): Record<string, Cell>[] {
  */
 function medianMeasured(rounds: Measured[]): Measured {
   if (rounds.length === 1) return rounds[0]!
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
   const merge = (parts: unknown[], key: string): unknown => {
     const first = parts[0]
@@ -260,10 +259,9 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
     const daemon = rsyncd
     const cliStartup = await cliStartupMs(r.env)
 
-    const scenarios: { name: string; rounds?: number; prepare?: (round: number) => Promise<Target>; change: (round: number) => Promise<Change> }[] = [
+    const scenarios: { name: string; prepare?: (round: number) => Promise<Target>; change: (round: number) => Promise<Change> }[] = [
       {
         name: 'replaced',
-        rounds: o.rounds,
         change: async (round) => {
           const m = await mutateTree(src, { seed: round === 0 ? 'bench-r2' : `bench-r2-${round}`, changeFraction: o.changeFraction, add: 0, remove: 0 })
           return { files: m.changed, bytes: m.changedBytes, wholeBytes: m.changedBytes, describe: `${m.changed} files rewritten (${(m.changedBytes / MiB).toFixed(2)} MiB)` }
@@ -271,7 +269,6 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
       },
       {
         name: 'edited',
-        rounds: o.rounds,
         change: async (round) => {
           const e = await editTree(src, round === 0 ? 'bench-r3' : `bench-r3-${round}`, o.changeFraction, o.editBytes)
           return { files: e.edited, bytes: e.editedBytes, wholeBytes: e.fileBytes, describe: `${e.edited} files with ${o.editBytes} B overwritten (${(e.fileBytes / MiB).toFixed(2)} MiB of files touched)` }
@@ -293,7 +290,6 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
       const roundMark = (round: number): string => `\n/* upswarm bench, round ${round + 1} */\n`
       scenarios.push({
         name: 'release',
-        rounds: o.rounds,
         prepare: async (round) => {
           await previousDaemon?.stop()
           await rm(relSrc, { recursive: true, force: true })
@@ -325,11 +321,12 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
     }
 
     const measured: Measured[] = []
+    const roundsEach = Math.max(1, o.rounds)
     /** Each round's path and times, per change: the medians hide a round that took another way. */
     const perRound: Record<string, { how: string; payload: number; cliMs: number; daemonMs: number; rsyncMs: number }[]> = {}
     for (const s of scenarios) {
       const rounds: Measured[] = []
-      for (let round = 0; round < (s.rounds ?? 1); round++) {
+      for (let round = 0; round < roundsEach; round++) {
         const t = s.prepare ? await s.prepare(round) : synthetic
         const change = await s.change(round)
         const daemonBytes = await r.openConnectionBytes('upswarm-daemon')
@@ -345,7 +342,7 @@ export async function runIncrementalBench(o: IncrementalBenchOptions): Promise<B
         rounds.push(m)
         ;(perRound[s.name] ??= []).push({ how: cli.how, payload: cli.payload, cliMs: Math.round(cli.ms), daemonMs: Math.round(viaDaemon.ms), rsyncMs: Math.round(m.rsyncA.ms) })
         const wire = (x: RsyncStats): string => mib(x.received + x.sent)
-        log(`${s.name}${(s.rounds ?? 1) > 1 ? ` (round ${round + 1} of ${s.rounds})` : ''}: upswarm ${(cli.ms / 1000).toFixed(2)} s ${mib(cli.wire)} MiB (${cli.how}); with its daemon ${(viaDaemon.ms / 1000).toFixed(2)} s ${mib(viaDaemon.wire)} MiB; rsync -a ${(m.rsyncA.ms / 1000).toFixed(2)} s ${wire(m.rsyncA)} MiB; rsync -az ${(m.rsyncZ.ms / 1000).toFixed(2)} s ${wire(m.rsyncZ)} MiB; whole changed files ${mib(change.wholeBytes)} MiB`)
+        log(`${s.name}${roundsEach > 1 ? ` (round ${round + 1} of ${roundsEach})` : ''}: upswarm ${(cli.ms / 1000).toFixed(2)} s ${mib(cli.wire)} MiB (${cli.how}); with its daemon ${(viaDaemon.ms / 1000).toFixed(2)} s ${mib(viaDaemon.wire)} MiB; rsync -a ${(m.rsyncA.ms / 1000).toFixed(2)} s ${wire(m.rsyncA)} MiB; rsync -az ${(m.rsyncZ.ms / 1000).toFixed(2)} s ${wire(m.rsyncZ)} MiB; whole changed files ${mib(change.wholeBytes)} MiB`)
       }
       measured.push(medianMeasured(rounds))
     }

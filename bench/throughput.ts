@@ -19,7 +19,7 @@ import { quietDisk, startRepo, timed, upswarm, type Repo } from './lib/cluster.t
 import { startCopyDaemon } from './lib/copy-daemon.ts'
 import { curlMany, startNginx } from './lib/nginx.ts'
 import { profileSelf, withCpuProfiles, writeProfileReport } from './lib/cpu-profile.ts'
-import { MiB, progress, round, startRecording, type BenchResult, type Cell, type CommonOptions } from './lib/report.ts'
+import { MiB, median, progress, round, startRecording, type BenchResult, type Cell, type CommonOptions } from './lib/report.ts'
 import { barChart } from './lib/svg.ts'
 
 export interface ThroughputBenchOptions extends CommonOptions {
@@ -35,8 +35,6 @@ export interface ThroughputBenchOptions extends CommonOptions {
 }
 
 export const THROUGHPUT_DEFAULTS: ThroughputBenchOptions = { mib: 256, fileMiB: 32, ks: [1, 4, 8], rounds: 3 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 
 async function randomFile(path: string, bytes: number): Promise<void> {
   const out = createWriteStream(path)

@@ -556,8 +556,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       return [...revs].sort(([a], [b]) => a - b).map(([rev, manifestSha256]) => ({ rev, manifestSha256 }))
     },
     get: async (p, rev) => {
-      if (p === product && streamReleases.get(rev)) return streamReleases.get(rev)
-      if (p === product && rotation.releases.get(rev)) return rotation.releases.get(rev)
+      const held = p === product ? streamReleases.get(rev) ?? rotation.releases.get(rev) : undefined
+      if (held) return held
       const entry = feed.releases(p).find((e) => e.rev === rev)
       return entry ? feed.get(entry.index) : undefined
     },
