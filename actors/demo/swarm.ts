@@ -40,6 +40,8 @@ export interface UpdateDone extends DaemonEvent {
   to: number
   bytesFromServers: number
   bytesFromPeers: number
+  /** The signed format the target was read in (format 2: no format-1 manifest fetched). */
+  format: 1 | 2
   ms: number
   sources: { piecesFromServers: number; piecesFromPeers: number; badPieces: number; serverReasons: Record<string, number> }
   /** Issue 15: files made from deltas, when any. */

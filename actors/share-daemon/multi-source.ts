@@ -1,18 +1,20 @@
 // R-ACCEL-2 / R-ACCEL-3 / R-VERIFY: the multi-source download of one blob. Its pieces are
 // fetched at once from the peers that hold them (rarest first, a few requests per peer) and,
-// for pieces no peer has, from the server the proxy assigns. Every piece is checked against the
-// signed manifest's piece hash as it arrives; a peer that sends a bad piece is banned for the
-// run, a stalled one abandoned; servers are the fallback. Verified pieces are announced to every
-// peer at once and can be served from the partial file before the blob is complete.
+// for pieces no peer has, from the server the proxy assigns. Every piece is checked as it arrives
+// against the signed metadata (format 1's piece hashes, or a format-2 file's chunk hashes:
+// piece-layout.ts); a peer that sends a bad piece is banned for the run, a stalled one abandoned;
+// servers are the fallback. Verified pieces are announced to every peer at once and can be served
+// from the partial file before the blob is complete.
 import { open, rm, type FileHandle } from 'node:fs/promises'
 import { UpswarmError, isUpswarmError } from '../../infra/errors.ts'
 import type { RangeReader } from '../../infra/repo-client.ts'
-import { pieceHashOf } from '../../infra/repo-client.ts'
-import { InOrderDigests, sha256Hex } from '../../infra/release/hash.ts'
+import { InOrderDigests } from '../../infra/release/hash.ts'
 import type { FileEntry } from '../../infra/release/manifest.ts'
+import type { ChunkRef } from '../../infra/formats/tree-node.ts'
 import type { BlobStore } from '../../infra/store/blob-store.ts'
 import { pieceFailure } from '../../infra/swarm/piece-protocol.ts'
 import type { PeerEntry, PeerSet } from './peers.ts'
+import { chunkLayout, covered, fixedLayout, newlyAnnounceable, type PieceLayout } from './piece-layout.ts'
 import { BUSY_BACKOFF_MS, failureAction, NO_SOURCE_TIMEOUT_MS, PEER_REQUEST_TIMEOUT_MS, PieceScheduler, swarmKeysOf, type ServerSlots } from './piece-scheduler.ts'
 
 // The decisions live in piece-scheduler.ts (no I/O), shared with the swarm simulator.
@@ -49,12 +51,12 @@ export function addStats(into: BlobFetchStats, s: BlobFetchStats): void {
 /** A blob being downloaded: verified pieces can already be served to others (R-ACCEL-3). */
 export interface PartialBlob {
   sha256: string
-  pieceSize: number
   size: number
   file: string
   /** The download's own handle on `file` (read and write): serving a piece opens nothing. */
   fh: FileHandle
-  verified: Uint8Array
+  /** Whether bytes `offset` … `offset + length` are all in verified pieces. */
+  covers(offset: number, length: number): boolean
 }
 
 export interface MultiSourceDeps {
@@ -101,11 +103,22 @@ interface Inflight {
   asked: number
 }
 
-export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, deps: MultiSourceDeps, signal?: AbortSignal): Promise<BlobFetchStats> {
+/**
+ * How `entry` is cut into pieces: format 1's fixed pieces when the manifest lists them or the blob
+ * is one piece; a format-2 file's chunks grouped into pieces when `chunks` is given; undefined when
+ * neither (a larger format-2 file whose chunk list is unknown: no piece of it can be checked alone).
+ */
+export function layoutOf(entry: FileEntry, pieceSize: number, chunks?: readonly ChunkRef[]): PieceLayout | undefined {
+  if (entry.pieces || entry.size <= pieceSize) return fixedLayout(entry, pieceSize)
+  return chunks ? chunkLayout(entry, chunks, pieceSize) : undefined
+}
+
+export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, deps: MultiSourceDeps, signal?: AbortSignal, layout = layoutOf(entry, deps.pieceSize)): Promise<BlobFetchStats> {
   const stats = emptyStats()
   if (await into.has(entry.sha256)) return stats
+  if (!layout) throw new UpswarmError('UPSWARM_E_MANIFEST', `${entry.path} (blob ${entry.sha256}) has neither piece hashes nor a chunk list: no piece of it can be checked on its own`)
   const { pieceSize, peers } = deps
-  const count = Math.max(1, Math.ceil(entry.size / pieceSize))
+  const count = layout.count
   const inflight = new Set<Inflight>()
   const slots = deps.serverSlots
   const sched: PieceScheduler<PeerEntry> = new PieceScheduler<PeerEntry>({
@@ -114,7 +127,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
     ...(deps.swarmSize && !deps.unstriped ? { swarmSize: deps.swarmSize } : {}),
   }, {
     now: () => Date.now(),
-    holders: (i) => peers.holders(entry.sha256, pieceSize, i),
+    holders: (i) => peers.holders(entry.sha256, layout.announceSize, ...layout.announced(i)),
     peer: (key) => peers.get(key),
     closed: (p) => p.session.closed,
     inflight: () => inflight,
@@ -129,21 +142,22 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   const verified = sched.verified
   const tmp = await into.stagingPath()
   const fh: FileHandle = await open(tmp, 'w+')
-  const partial: PartialBlob = { sha256: entry.sha256, pieceSize, size: entry.size, file: tmp, fh, verified }
+  const partial: PartialBlob = { sha256: entry.sha256, size: entry.size, file: tmp, fh, covers: (offset, length) => covered(layout, verified, offset, length) }
   deps.partials.set(entry.sha256, partial)
   const pendingServerReason = new Map<number, ServerReason>()
-  const lengthOf = (i: number): number => Math.min(pieceSize, entry.size - i * pieceSize)
+  const lengthOf = (i: number): number => layout.length(i)
   let waitingSince = Date.now()
 
   const whole = new InOrderDigests(entry.size, entry.sha1 !== undefined, pieceSize)
 
-  const accept = async (i: number, data: Buffer, source: PeerEntry | 'server'): Promise<boolean> => {
+  /** `checked`: a server's read already tested the piece's own hash (layout.hash), which is all `check` does. */
+  const accept = async (i: number, data: Buffer, source: PeerEntry | 'server', checked = false): Promise<boolean> => {
     if (verified[i]) return true
-    const digest = data.length === lengthOf(i) ? sha256Hex(data) : undefined
-    if (digest === undefined || digest !== pieceHashOf(entry, i)) return false
-    await fh.write(data, 0, data.length, i * pieceSize)
+    if (!checked && !layout.check(i, data)) return false
+    await fh.write(data, 0, data.length, layout.offset(i))
     if (verified[i]) return true // another source's copy landed while this one was written
-    whole.accepted(i, data, digest)
+    // A blob of one piece: the piece checked is the blob, so its digest is the blob's.
+    whole.accepted(i, data, entry.sha256)
     sched.markVerified(i)
     if (source === 'server' || source.server) {
       stats.bytesFromServers += data.length
@@ -154,7 +168,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
       stats.piecesFromPeers++
       source.bytesDown += data.length
     }
-    deps.announcePiece(entry.sha256, pieceSize, i)
+    for (const k of newlyAnnounceable(layout, verified, i)) deps.announcePiece(entry.sha256, layout.announceSize, k)
     for (const f of inflight) if (f.piece === i) f.controller.abort()
     return true
   }
@@ -167,7 +181,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
     const asked = Date.now()
     const f: Inflight = {
       piece: i, source: peer, controller, asked,
-      promise: peer.session.request(entry.sha256, i * pieceSize, lengthOf(i), { signal: controller.signal, timeoutMs: PEER_REQUEST_TIMEOUT_MS })
+      promise: peer.session.request(entry.sha256, layout.offset(i), lengthOf(i), { signal: controller.signal, timeoutMs: PEER_REQUEST_TIMEOUT_MS })
         .then(async (data) => {
           if (asServer) slots.served(Date.now() - asked)
           else peers.pieceServed(Date.now() - asked)
@@ -198,16 +212,19 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
 
   const startServer = (i: number): void => {
     const controller = new AbortController()
+    const expected = layout.hash?.(i)
     slots.inUse++
     const asked = Date.now()
     const f: Inflight = {
       piece: i, source: 'server', controller, asked,
       // Withdrawn (the server drops it unsent if it is still queued) once another source's copy
       // of the piece is verified: accept() aborts every other request for it.
-      promise: deps.server!.readPiece(entry.sha256, i * pieceSize, lengthOf(i), pieceHashOf(entry, i), controller.signal)
+      promise: deps.server!.readPiece(entry.sha256, layout.offset(i), lengthOf(i), expected, controller.signal)
         .then(async (data) => {
           slots.served(Date.now() - asked)
-          await accept(i, data, 'server')
+          if (await accept(i, data, 'server', expected !== undefined)) return
+          deps.log?.(`servers sent a piece ${i} of ${entry.path} that does not match the release`)
+          serverFailed = new UpswarmError('UPSWARM_E_HASH_MISMATCH', `piece ${i} of ${entry.path} (blob ${entry.sha256}) from the servers does not match the release`)
         }, (err) => {
           if (controller.signal.aborted) return
           deps.log?.(`servers could not send piece ${i} of ${entry.path}: ${(err as Error).message}`)

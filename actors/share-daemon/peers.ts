@@ -180,13 +180,18 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
     return [...this.banned.entries()].map(([key, reason]) => ({ key, reason }))
   }
 
-  /** Open, unchoked, unbanned peers holding the blob (or this piece of it). */
-  holders(sha256: string, pieceSize: number, index: number): PeerEntry[] {
+  /** Open, unchoked, unbanned peers holding the blob, or its announced pieces `first` … `last` (of `pieceSize`). */
+  holders(sha256: string, pieceSize: number, first: number, last = first): PeerEntry[] {
     const out: PeerEntry[] = []
     for (const p of this.peers.values()) {
       const s = p.session
       if (s.closed || s.choked) continue
-      if (s.peerHas(sha256) || s.peerHasPiece(sha256, pieceSize, index)) out.push(p)
+      if (s.peerHas(sha256)) out.push(p)
+      else {
+        let all = true
+        for (let k = first; all && k <= last; k++) all = s.peerHasPiece(sha256, pieceSize, k)
+        if (all) out.push(p)
+      }
     }
     return out
   }

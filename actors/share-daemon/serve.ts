@@ -73,11 +73,7 @@ export function makeServe(src: ServeSources): ServeFn {
   return async (sha256, offset, length) => {
     const partial = src.partials.get(sha256)
     if (partial) {
-      const first = Math.floor(offset / partial.pieceSize)
-      const last = Math.floor((Math.min(offset + length, partial.size) - 1) / partial.pieceSize)
-      let ok = offset < partial.size
-      for (let i = first; ok && i <= last; i++) ok = partial.verified[i] === 1
-      if (ok) {
+      if (partial.covers(offset, length)) {
         const data = await readFrom(partial.fh, offset, Math.min(length, partial.size - offset)).catch(() => null)
         if (data) return data
       }

@@ -13,7 +13,7 @@ import { readFresh, readRoots } from '../../infra/formats/meta-stream.ts'
 import { fetchMeta, fetchNodes } from '../../infra/formats/meta-wire.ts'
 import { isUpswarmError } from '../../infra/errors.ts'
 import type { DownloadSchedule, ReleaseSource } from '../../infra/release/source.ts'
-import { addStats, emptyStats, fetchBlobMultiSource, stripeOwner, swarmKeysOf, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
+import { addStats, emptyStats, fetchBlobMultiSource, layoutOf, stripeOwner, swarmKeysOf, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
 
 /** Roots and fresh statements from UPSWARM_META / UPSWARM_FRESH (issue 10 item 7); the updater verifies them. */
 export function natsTrustSource(nc: NatsConnection): Required<Pick<ReleaseSource, 'roots' | 'fresh'>> {
@@ -123,6 +123,7 @@ export function swarmSource(opts: {
   const client = opts.nc ? new RepoClient(opts.nc) : undefined
   const stats = emptyStats()
   const startedAt = Date.now()
+  let unitReader: RangeReader | undefined
   // Without NATS, roots and fresh statements come from peers (the statements channel) into the copy's store.
   const trust = opts.nc ? natsTrustSource(opts.nc) : {}
   const fromFeed = (why: unknown): { rev: number; manifestSha256: string }[] => {
@@ -134,8 +135,10 @@ export function swarmSource(opts: {
   return {
     stats,
     ...trust,
-    // Issue 15 item 2: planned in format 1 (peers check pieces by its hashes); deltas from format 2's index.
-    ...(opts.nc ? { ...natsFormat2Source(opts.nc, { bytes: 0, requests: 0 }), needsPieceHashes: true } : {}),
+    // Format 2 when the servers have it: a larger file's pieces from peers are checked by its chunk
+    // hashes (piece-layout.ts), so the run needs no format-1 manifest.
+    ...(opts.nc ? natsFormat2Source(opts.nc, { bytes: 0, requests: 0 }) : {}),
+    piecesByChunks: true,
     async revisions(p) {
       if (!client) return fromFeed(new UpswarmError('UPSWARM_E_NO_SERVER', 'no NATS connection'))
       try {
@@ -179,7 +182,24 @@ export function swarmSource(opts: {
       return { bytesFromServers: bytes.length, bytesFromPeers: 0 }
     },
     schedule: (): DownloadSchedule => swarmSchedule(opts.deps.selfKey, opts.deps.peers, opts.files ?? 16),
+    // Issue 15: chunk reuse fetches the chunks a copy lacks from the servers, each checked by its hash.
+    ...(client ? {
+      async range(p: string, sha256: string, offset: number, length: number, expected: string) {
+        unitReader ??= client.rangeReader(p)
+        const bytes = await unitReader.readPiece(sha256, offset, length, expected)
+        stats.bytesFromServers += bytes.length
+        return bytes
+      },
+    } : {}),
     async fetchBlob(entry: FileEntry, into: BlobStore, o) {
+      const layout = layoutOf(entry, PIECE_SIZE, o.chunks)
+      if (!layout) {
+        // A larger format-2 file whose chunk list the run did not pass: from the servers, checked whole.
+        if (!client) throw new UpswarmError('UPSWARM_E_NO_SERVER', `${entry.path} (blob ${entry.sha256}) has no chunk list to check pieces from peers by, and there is no NATS connection`)
+        const r = await client.fetchBlob(opts.product, entry, into, { ...o, sync: false })
+        stats.bytesFromServers += r.bytesFromServers
+        return { bytesFromServers: r.bytesFromServers, bytesFromPeers: 0, verified: true }
+      }
       const s = await fetchBlobMultiSource(entry, into, {
         ...opts.deps,
         server: client?.rangeReader(opts.product),
@@ -187,7 +207,7 @@ export function swarmSource(opts: {
         startedAt,
         // The history store: as the server source's downloads, not fsynced (BlobStore.commitFile).
         sync: false,
-      }, o.signal)
+      }, o.signal, layout)
       addStats(stats, s)
       return { bytesFromServers: s.bytesFromServers, bytesFromPeers: s.bytesFromPeers, verified: true }
     },

@@ -75,6 +75,12 @@ export class ChunkReuse {
     return out
   }
 
+  /** The chunks of `entry`'s content in the target tree; undefined when it is not chunked there. */
+  async listOf(session: RunSession, entry: { path: string; sha256: string }, target: ChunkTarget): Promise<ChunkRef[] | undefined> {
+    const content = await this.contentOf(session, entry.sha256, target.tree)
+    return content ? this.chunksOf(session, content, `${entry.path} of r${target.rev}`) : undefined
+  }
+
   /**
    * What fetching `path` by chunks would cost, reusing the chunks of `bases` (files this copy holds
    * that may share content: the installed version of the same path); undefined when the target is

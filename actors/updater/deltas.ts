@@ -11,7 +11,7 @@ import { open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NO_BASE, UPSWARM_DELTA_CODEC, applyDelta, bytesBase, fileBase, type DeltaBase } from '../../infra/formats/delta.ts'
 import { checkedNode } from '../../infra/formats/tree-builder.ts'
-import type { DeltaRef } from '../../infra/formats/tree-node.ts'
+import type { ChunkRef, DeltaRef } from '../../infra/formats/tree-node.ts'
 import type { SignedRelease2 } from '../../infra/formats/release.ts'
 import { errorMessage, toUpswarmError } from '../../infra/errors.ts'
 import type { FileEntry } from '../../infra/release/manifest.ts'
@@ -61,6 +61,15 @@ export class DeltaIndex {
   aim(release: SignedRelease2): void {
     const { rev, tree, chunker } = release.release
     this.target = { rev, tree, chunker }
+  }
+
+  /**
+   * A file's chunk list in the release the run installs (a source that checks pieces by chunks
+   * needs it: ReleaseSource.piecesByChunks); undefined outside a format-2 run or for a file the
+   * tree does not chunk.
+   */
+  chunkList(session: RunSession, entry: { path: string; sha256: string }): Promise<ChunkRef[] | undefined> {
+    return this.target ? this.chunks.listOf(session, entry, this.target) : Promise.resolve(undefined)
   }
 
   async load(session: RunSession, release: SignedRelease2): Promise<void> {

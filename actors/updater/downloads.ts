@@ -14,7 +14,8 @@ import type { BlobStore } from '../../infra/store/blob-store.ts'
 import { syncFiles } from '../../infra/store/durable.ts'
 import { FileWriteError, inlineFileWriter, threadedFileWriter, type FileToWrite, type WrittenStat } from '../../infra/store/file-writer.ts'
 import { mark } from '../../infra/timings.ts'
-import { sha1Hex, sha256Hex } from '../../infra/release/hash.ts'
+import { PIECE_SIZE, sha1Hex, sha256Hex } from '../../infra/release/hash.ts'
+import type { ChunkRef } from '../../infra/formats/tree-node.ts'
 import { groupsOf } from '../../infra/batches.ts'
 import { eachLimited } from '../../infra/parallel.ts'
 import { NODES_MAX_HASHES } from '../../infra/formats/meta-wire.ts'
@@ -102,7 +103,7 @@ async function fetchBlob(session: RunSession, entry: FileEntry, signal: AbortSig
   session.markNetworkUsed()
   // Issue 15: from a delta or a compressed copy when the release lists one this copy can use.
   const p = session.deltas.fetch(session, entry, signal)
-    .then((viaDelta) => viaDelta ?? source.fetchBlob(entry, session.wc.history, { signal, threads: session.opts.threads }))
+    .then(async (viaDelta) => viaDelta ?? source.fetchBlob(entry, session.wc.history, { signal, threads: session.opts.threads, ...(await chunksFor(session, entry)) }))
   session.inflight.set(entry.sha256, p)
   try {
     const got = await p
@@ -116,6 +117,20 @@ async function fetchBlob(session: RunSession, entry: FileEntry, signal: AbortSig
   } finally {
     session.inflight.delete(entry.sha256)
   }
+}
+
+/**
+ * A format-2 file of more than one piece, for a source that checks pieces by chunks (the swarm):
+ * its chunk list from the signed tree. Without one (not found, not readable) the source fetches the
+ * file from the servers, checked whole, so a failure here is only a warning.
+ */
+async function chunksFor(session: RunSession, entry: FileEntry): Promise<{ chunks?: ChunkRef[] }> {
+  if (!session.opts.source?.piecesByChunks || session.format !== 2 || entry.pieces || entry.size <= PIECE_SIZE) return {}
+  const chunks = await session.deltas.chunkList(session, entry).catch((err: unknown) => {
+    session.opts.log.warn({ path: entry.path }, `cannot read the chunk list of ${entry.path} (${errorMessage(err)}); it comes from the servers, checked whole`)
+    return undefined
+  })
+  return chunks ? { chunks } : {}
 }
 
 /** Size, SHA-1 and SHA-256 of the history store's copy of `entry`'s blob: from its pack, or its file. */

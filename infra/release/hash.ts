@@ -105,6 +105,8 @@ export class InOrderDigests {
   private sha1: ReturnType<ReturnType<typeof nodeCrypto>['createHash']> | undefined
   private single: { sha256: string; sha1?: string } | undefined
   private next = 0
+  /** Bytes hashed so far (pieces may differ in length: a format-2 file's chunk runs). */
+  private hashed = 0
 
   constructor(private readonly size: number, private readonly withSha1: boolean, private readonly pieceSize = PIECE_SIZE) {}
 
@@ -121,6 +123,7 @@ export class InOrderDigests {
     if (this.withSha1) this.sha1 ??= nodeCrypto().createHash('sha1')
     this.sha256.update(data)
     this.sha1?.update(data)
+    this.hashed += data.length
   }
 
   /** The digests of the whole blob, reading from `fh` the pieces not hashed on arrival. */
@@ -128,7 +131,7 @@ export class InOrderDigests {
     if (this.single) return { ...this.single, size: this.size }
     this.sha256 ??= nodeCrypto().createHash('sha256')
     if (this.withSha1) this.sha1 ??= nodeCrypto().createHash('sha1')
-    let size = Math.min(this.size, this.next * this.pieceSize)
+    let size = Math.min(this.size, this.hashed)
     if (size < this.size) {
       const buf = readBuffers.take()
       try {

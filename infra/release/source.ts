@@ -4,6 +4,7 @@
 // never import each other's modules. Tests use a directory.
 import type { BlobStore } from '../store/blob-store.ts'
 import type { FileEntry } from './manifest.ts'
+import type { ChunkRef } from '../formats/tree-node.ts'
 
 export interface ReleaseSource {
   /** Newest revision and the manifest hashes of all revisions (R-WATCH). */
@@ -33,6 +34,12 @@ export interface ReleaseSource {
    * revision (its `v1` names the manifest) still brings its deltas.
    */
   needsPieceHashes?: boolean
+  /**
+   * This source checks a file larger than one piece chunk by chunk (the swarm: each piece from a
+   * peer is checked on arrival), so a format-2 run passes such a file's chunk list, from its
+   * signed tree, in fetchBlob's `chunks`.
+   */
+  piecesByChunks?: boolean
   /** Format-2 tree nodes by hash (`upswarm.proxy.nodes`); each is checked against its name by the caller too. */
   nodes?(product: string, hashes: string[]): Promise<Map<string, Uint8Array>>
   /**
@@ -54,7 +61,7 @@ export interface ReleaseSource {
    * where the bytes came from, and `verified: true` when the commit also checked size and SHA-1
    * against `entry` (R-VERIFY done: the updater does not read the blob again).
    */
-  fetchBlob(entry: FileEntry, into: BlobStore, opts: { signal?: AbortSignal; threads: number }): Promise<FetchedBlob>
+  fetchBlob(entry: FileEntry, into: BlobStore, opts: { signal?: AbortSignal; threads: number; chunks?: readonly ChunkRef[] }): Promise<FetchedBlob>
   /**
    * Issue 13 item 4: many small units at once (a server's `units` request), each checked against
    * its SHA-256; what is not returned is fetched the per-file way. Optional.

@@ -213,6 +213,39 @@ describe('swarm', { timeout: 240_000 }, () => {
     swarm.formats = undefined
   })
 
+  it('share-daemon — a format-2 release reaches the daemons through the swarm: a large file in chunk-checked pieces, no format-1 manifest needed', async () => {
+    swarm.product = crypto.randomUUID()
+    swarm.formats = [1, 2]
+    const src = join(dir.path, 'src-format2')
+    await mkdir(join(src, 'lib'), { recursive: true })
+    for (let i = 0; i < 6; i++) await writeFile(join(src, 'lib', `small${i}.txt`), randomBytes(4000 + i))
+    await swarm.publish(src, '1.0')
+    await swarm.serversSynced(1)
+    const [first, ...later] = await Promise.all(['f0', 'f1', 'f2'].map((n) => swarm.addClient(n)))
+    // r2 adds 3.5 MiB: more than 16 chunks, so its tree lists them in a chunk-list node.
+    const big = randomBytes(3.5 * 1024 * 1024)
+    await writeFile(join(src, 'lib', 'big.bin'), big)
+    await swarm.publish(src, '2.0')
+    await swarm.serversSynced(2)
+    await first!.start()
+    const f0 = await first!.reached(2)
+    expect(f0.format).toBe(2)
+    await verifiedAt(first!, 2)
+    // The others find f0 and take the big file from it piece by piece, each piece's chunks checked.
+    await Promise.all(later.map((c) => c.start()))
+    const done = await Promise.all(later.map((c) => c.reached(2)))
+    for (const d of done) {
+      expect(d.format).toBe(2)
+      expect(d.sources.badPieces).toBe(0)
+    }
+    console.info(`format-2 swarm: f0 ${f0.bytesFromServers} B from servers; later daemons ${done.map((d) => `${d.bytesFromPeers} B from peers (${d.sources.piecesFromPeers} pieces), ${d.bytesFromServers} from servers`).join('; ')}`)
+    // More than a whole chunk-planned file's worth came from peers: the large file was traded.
+    expect(done.reduce((n, d) => n + d.bytesFromPeers, 0)).toBeGreaterThan(big.length)
+    for (const c of later) await verifiedAt(c, 2)
+    await Promise.all([first!, ...later].map((c) => c.stop()))
+    swarm.formats = undefined
+  })
+
   it('share-daemon — with the tracker stopped, a new client finds peers through the DHT and updates from them', async () => {
     const [seed, late] = await twoRevisions('c', 20, 4, ['c-seed', 'c-late'], 2, 1)
     await seed.start()

@@ -4,14 +4,18 @@
 // byte, ban the peer, and keep it banned when it reconnects: after the ban it is asked for
 // nothing. The victim wires its connections as the share daemon does (PeerSet.add per
 // connection). The servers are an in-process range reader serving the true bytes.
-// Each blob meets a new bad peer, while every bad peer banned before dials again. Full: 30 blobs; short: 3.
+// Each blob meets a new bad peer, while every bad peer banned before dials again. Every other pair
+// of blobs is a format-2 file: no piece hashes, its pieces checked by its chunks' hashes
+// (piece-layout.ts). Full: 30 blobs; short: 4.
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { fetchBlobMultiSource, ServerSlots } from '../../actors/share-daemon/multi-source.ts'
+import { fetchBlobMultiSource, layoutOf, ServerSlots } from '../../actors/share-daemon/multi-source.ts'
+import { chunkFile } from '../../infra/formats/fastcdc.ts'
+import { DEFAULT_CHUNKER } from '../../infra/formats/release.ts'
 import { PeerSet } from '../../actors/share-daemon/peers.ts'
 import { hashFile, PIECE_SIZE } from '../../infra/release/hash.ts'
 import type { FileEntry } from '../../infra/release/manifest.ts'
@@ -22,7 +26,7 @@ import { tempDir } from '../helpers/cluster.ts'
 import { makeNode, type Node } from '../integration/swarm-fixtures.ts'
 import { FaultFigures, missed, random, sized, zero } from './figures.ts'
 
-const RUNS = sized(3, 30)
+const RUNS = sized(4, 30)
 const PRODUCT = '1b4e28ba-2fa1-11d2-883f-0016d3cca427'
 const WAIT_MS = 10_000
 
@@ -103,7 +107,7 @@ describe('faults S2 — tampered pieces from peers', () => {
   it('faults S2 — no tampered byte installed; the bad peer banned, also after it reconnects', { timeout: sized(60_000, 600_000) }, async () => {
     const figures = new FaultFigures('faults-s2-tampered-pieces', 'S2: tampered pieces from a peer over TCP + Noise')
     const store = new BlobStore(join(tmp.path, 'store'))
-    const row = (name: string) => ({ setting: name, blobs: 0, 'bad pieces seen': 0, 'pieces from peers': 0, 'pieces from servers': 0, 'installed bad': 0, 'bad peer asked': 0, 'bad peer banned': 0, 'asked after ban': 0 })
+    const row = (name: string) => ({ setting: name, blobs: 0, 'format-2 blobs': 0, 'bad pieces seen': 0, 'pieces from peers': 0, 'pieces from servers': 0, 'installed bad': 0, 'bad peer asked': 0, 'bad peer banned': 0, 'asked after ban': 0 })
     const rows = [row('bad peer + honest peer + servers'), row('bad peer + servers')]
     let installedBad = 0
     let askedAfterBan = 0
@@ -116,9 +120,12 @@ describe('faults S2 — tampered pieces from peers', () => {
       const data = randomBytes(2 * PIECE_SIZE + 1 + Math.floor(rnd() * PIECE_SIZE))
       const file = join(tmp.path, `blob-${i}`)
       await writeFile(file, data)
-      const h = await hashFile(file)
-      blobs.set(h.sha256, data)
-      const entry: FileEntry = { path: `f${i}.bin`, kind: 'file', mode: 0o644, ...h }
+      blobs.set(createHash('sha256').update(data).digest('hex'), data)
+      // Format 1: the manifest's piece hashes; format 2: no piece hashes, the tree's chunks.
+      const chunked = Math.floor(i / 2) % 2 === 1
+      const { chunks, pieces, ...h } = chunked ? await chunkFile(file, DEFAULT_CHUNKER) : { ...(await hashFile(file)), chunks: undefined }
+      const entry: FileEntry = { path: `f${i}.bin`, kind: 'file', mode: 0o644, ...h, ...(chunked ? {} : { pieces }) }
+      if (chunked) r['format-2 blobs']++
       // A new bad peer; every bad peer banned before dials again under its old key.
       const fresh = newBadPeer()
       await connect(fresh)
@@ -140,7 +147,7 @@ describe('faults S2 — tampered pieces from peers', () => {
         pieceSize: PIECE_SIZE,
         partials: new Map(),
         announcePiece: () => undefined,
-      })
+      }, undefined, layoutOf(entry, PIECE_SIZE, chunks))
       const got = await readFile(store.path(h.sha256))
       if (createHash('sha256').update(got).digest('hex') !== h.sha256 || !got.equals(data)) {
         installedBad++
@@ -170,7 +177,7 @@ describe('faults S2 — tampered pieces from peers', () => {
         zero('requests to the banned peer after it reconnected', askedAfterBan, `over ${reconnects} reconnects`),
         { goal: 'every bad peer that served a piece is banned', met: rows.every((r) => r['bad peer asked'] === r['bad peer banned']), detail: `${peers.bannedPeers().length} of ${badPeers.length} bad peers banned` },
       ],
-      notes: ['every tampered piece has the right length and one byte flipped; the servers are an in-process range reader with the true bytes'],
+      notes: ['every tampered piece has the right length and one byte flipped; the servers are an in-process range reader with the true bytes', 'a format-2 blob has no piece hashes: each piece is a run of its chunks, every chunk checked by its own SHA-256'],
     })
     expect(missed(goals)).toEqual([])
   })

@@ -1,0 +1,131 @@
+// How a blob downloaded from peers is cut into pieces, and what checks each (R-VERIFY, R-ACCEL-3):
+// - fixed: format 1's pieces of `pieceSize` bytes, each checked against the signed manifest's piece
+//   hash (a blob of one piece: against the blob's own SHA-256);
+// - chunks: a format-2 file larger than one piece (docs/formats.md §1.7) has no piece hashes, but
+//   its signed tree lists its content-defined chunks. A piece is a run of consecutive chunks of at
+//   most `pieceSize` bytes in all (chunks are ≤ 256 KiB: about four to a piece), and each chunk in
+//   it is checked against its own SHA-256. Every client of the same release groups the same chunks
+//   the same way.
+// Peers announce what they hold in fixed pieces of PIECE_SIZE bytes (`have-piece`, unchanged on the
+// wire): a client planning by chunks announces fixed piece k once every chunk piece covering its
+// bytes is verified, and counts a peer as holding chunk piece i when it announced every fixed piece
+// that piece i overlaps. So clients planning either way, of this release or the one before, read
+// each other's announcements correctly.
+import { pieceHashOf } from '../../infra/repo-client.ts'
+import { PIECE_SIZE, sha256Hex } from '../../infra/release/hash.ts'
+import type { FileEntry } from '../../infra/release/manifest.ts'
+import type { ChunkRef } from '../../infra/formats/tree-node.ts'
+
+export interface PieceLayout {
+  readonly size: number
+  readonly count: number
+  /** The announcement unit (`have-piece`'s pieceSize). */
+  readonly announceSize: number
+  offset(i: number): number
+  length(i: number): number
+  /** Whether `data` is piece `i`: its length and every hash the signed metadata gives for its bytes. */
+  check(i: number, data: Uint8Array): boolean
+  /** Piece `i`'s own SHA-256, when the metadata has one (a server's read checks it, and `check` is then the same test). */
+  hash?(i: number): string | undefined
+  /** The pieces holding bytes `offset` … `offset + length` (clamped to the blob), as [first, last]. */
+  covering(offset: number, length: number): [number, number]
+  /** Fixed pieces (announceSize) that piece `i` overlaps, as [first, last]. */
+  announced(i: number): [number, number]
+}
+
+/** Format 1 (and any blob of one piece): pieces of `pieceSize`, checked by the manifest's piece hashes. */
+export function fixedLayout(entry: FileEntry, pieceSize = PIECE_SIZE): PieceLayout {
+  const size = entry.size
+  const count = Math.max(1, Math.ceil(size / pieceSize))
+  const length = (i: number): number => Math.min(pieceSize, size - i * pieceSize)
+  return {
+    size, count, announceSize: pieceSize,
+    offset: (i) => i * pieceSize,
+    length,
+    check: (i, data) => data.length === length(i) && sha256Hex(data) === pieceHashOf(entry, i, pieceSize),
+    hash: (i) => pieceHashOf(entry, i, pieceSize),
+    covering: (offset, len) => [Math.floor(offset / pieceSize), Math.floor((Math.min(offset + len, size) - 1) / pieceSize)],
+    announced: (i) => [i, i],
+  }
+}
+
+/**
+ * A format-2 file's pieces: runs of its chunks (in file order) of at most `pieceSize` bytes, each
+ * chunk checked against its SHA-256. Throws when the chunks do not add up to the file's size (the
+ * caller then fetches the file from the servers, checked whole).
+ */
+export function chunkLayout(entry: FileEntry, chunks: readonly ChunkRef[], pieceSize = PIECE_SIZE): PieceLayout {
+  const size = entry.size
+  // starts[i]: offset of piece i; firstChunk[i]: its first chunk; both with a sentinel at the end.
+  const starts: number[] = []
+  const firstChunk: number[] = []
+  const chunkStarts: number[] = []
+  let at = 0
+  let pieceBytes = 0
+  for (let c = 0; c < chunks.length; c++) {
+    const len = chunks[c]!.length
+    if (!(len > 0 && len <= pieceSize)) throw new Error(`chunk ${c} of ${entry.path} is ${len} bytes (1 … ${pieceSize})`)
+    if (starts.length === 0 || pieceBytes + len > pieceSize) {
+      starts.push(at)
+      firstChunk.push(c)
+      pieceBytes = 0
+    }
+    chunkStarts.push(at)
+    pieceBytes += len
+    at += len
+  }
+  if (at !== size || chunks.length === 0) throw new Error(`the chunks of ${entry.path} add up to ${at} bytes, the file is ${size}`)
+  starts.push(size)
+  firstChunk.push(chunks.length)
+  const count = starts.length - 1
+  const length = (i: number): number => starts[i + 1]! - starts[i]!
+  /** The piece holding byte `offset` (binary search). */
+  const pieceAt = (offset: number): number => {
+    let lo = 0
+    let hi = count - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (starts[mid]! <= offset) lo = mid
+      else hi = mid - 1
+    }
+    return lo
+  }
+  return {
+    size, count, announceSize: PIECE_SIZE,
+    offset: (i) => starts[i]!,
+    length,
+    check(i, data) {
+      if (data.length !== length(i)) return false
+      const base = starts[i]!
+      for (let c = firstChunk[i]!; c < firstChunk[i + 1]!; c++) {
+        const from = chunkStarts[c]! - base
+        if (sha256Hex(data.subarray(from, from + chunks[c]!.length)) !== chunks[c]!.sha256) return false
+      }
+      return true
+    },
+    covering: (offset, len) => [pieceAt(offset), pieceAt(Math.min(offset + len, size) - 1)],
+    announced: (i) => [Math.floor(starts[i]! / PIECE_SIZE), Math.floor((starts[i + 1]! - 1) / PIECE_SIZE)],
+  }
+}
+
+/** Whether every piece holding bytes `offset` … `offset + length` of a layout is verified. */
+export function covered(layout: PieceLayout, verified: Uint8Array, offset: number, length: number): boolean {
+  if (offset >= layout.size || length <= 0) return false
+  const [first, last] = layout.covering(offset, length)
+  for (let i = first; i <= last; i++) if (verified[i] !== 1) return false
+  return true
+}
+
+/**
+ * The fixed pieces (announceSize) that became whole when piece `i` was verified: every byte of
+ * each is in a verified piece. For a fixed layout, just `i`.
+ */
+export function newlyAnnounceable(layout: PieceLayout, verified: Uint8Array, i: number): number[] {
+  const [first, last] = layout.announced(i)
+  const out: number[] = []
+  for (let k = first; k <= last; k++) {
+    const from = k * layout.announceSize
+    if (covered(layout, verified, from, Math.min(layout.announceSize, layout.size - from))) out.push(k)
+  }
+  return out
+}
