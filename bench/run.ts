@@ -101,6 +101,7 @@ names: ${BENCHES.join(', ')} (default: all)
                                                             --swarm-files 120   swarm: files in it
   --server-rate 2             swarm: MiB/s per server (3)   --client-rate 2     swarm: MiB/s per client
   --skip-http                 swarm: no plain-HTTP baseline
+  --swarm-formats 1,2         swarm: release formats of the product (default 1; with 2 the daemons plan in format 2)
   --inspect                   swarm: live inspection on in every process; counts its messages (issue 12)
   --incremental-files 1000    --incremental-mib 32    --incremental-rounds 3 (revisions timed per change, medians)
   --release-pair typescript@5.6.2:5.6.3   incremental: the release pair, NAME@FROM:TO from the npm registry
@@ -141,6 +142,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       clients: { type: 'string' },
       'swarm-mib': { type: 'string' },
       'swarm-files': { type: 'string' },
+      'swarm-formats': { type: 'string' },
       'server-rate': { type: 'string' },
       'client-rate': { type: 'string' },
       'skip-http': { type: 'boolean' },
@@ -191,6 +193,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values.clients) p.swarm.clients = list(values.clients)
   if (values['swarm-mib']) p.swarm.mib = Number(values['swarm-mib'])
   if (values['swarm-files']) p.swarm.files = Number(values['swarm-files'])
+  if (values['swarm-formats']) p.swarm.formats = list(values['swarm-formats'])
   if (values['server-rate']) p.swarm.serverMiBps = Number(values['server-rate'])
   if (values['client-rate']) p.swarm.clientMiBps = Number(values['client-rate'])
   if (values['skip-http']) p.swarm.skipHttp = true

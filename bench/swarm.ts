@@ -46,6 +46,8 @@ export interface SwarmBenchOptions extends CommonOptions {
   skipHttp?: boolean
   /** Turn live inspection on in every process (issue 12) and count what it publishes. */
   inspect?: boolean
+  /** Release formats of the product (default [1]; [1, 2]: the daemons plan in format 2, a larger file by its chunks). */
+  formats?: number[]
 }
 
 export const SWARM_DEFAULTS: SwarmBenchOptions = { clients: [4, 8, 16], mib: 32, files: 120, servers: 3, serverMiBps: 2, clientMiBps: 2 }
@@ -172,7 +174,7 @@ class ProductSwarm extends Swarm {
 
 async function p2pRun(o: SwarmBenchOptions, n: number, cluster: Launched, work: string, tree: string, log: (m: string) => void): Promise<P2PRun> {
   const F = o.mib * MiB
-  const swarm = new ProductSwarm({ dir: join(work, `swarm-${n}`) }, cluster)
+  const swarm = new ProductSwarm({ dir: join(work, `swarm-${n}`), ...(o.formats ? { formats: o.formats } : {}) }, cluster)
   try {
     await swarm.start()
     const watch = watchServers(swarm)

@@ -222,9 +222,10 @@ export class Swarm {
     const timer = setTimeout(() => sub.unsubscribe(), timeoutMs)
     for await (const msg of sub) {
       const hb = msg.json<{ id: string; synced?: Record<string, number>; synced2?: Record<string, number> }>()
-      // A dual-publishing product: the format-2 copy (and its deltas) too.
+      // A dual-publishing product: the format-2 copy (and its deltas) too; a format-2-only one has no format-1 copy.
       const two = !this.formats?.includes(2) || (hb.synced2?.[this.product] ?? 0) >= rev
-      if ((hb.synced?.[this.product] ?? 0) >= rev && two) pending.delete(hb.id)
+      const one = this.formats !== undefined && !this.formats.includes(1) ? true : (hb.synced?.[this.product] ?? 0) >= rev
+      if (one && two) pending.delete(hb.id)
       if (pending.size === 0) break
     }
     clearTimeout(timer)

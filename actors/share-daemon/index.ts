@@ -17,10 +17,13 @@ import { parseBootstrap } from '../../infra/cluster/dht.ts'
 import type { TrustStore } from '../../infra/formats/trust-store.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { identityKeyOf, identityOf } from '../../infra/nats/identity.ts'
-import { actorEventSubject, SERVER_HEARTBEATS, signedRolloutSubject } from '../../infra/nats/names.ts'
+import { actorEventSubject, META_STREAM, SERVER_HEARTBEATS, signedRolloutSubject } from '../../infra/nats/names.ts'
 import { RolloutView } from '../../infra/formats/rollout-view.ts'
 import { stageOf, type Rollout } from '../../infra/formats/rollout.ts'
 import { followRollouts, readRollouts } from '../../infra/formats/rollout-stream.ts'
+import { followReleases2 } from '../../infra/formats/release-stream.ts'
+import { verifyRelease } from '../../infra/formats/release.ts'
+import { fetchMeta } from '../../infra/formats/meta-wire.ts'
 import { decodeTrusted } from '../../infra/release/release-trust.ts'
 import { followReleases, type FollowHandle } from '../../infra/release/release-log.ts'
 import { listBlobs } from '../../infra/store/working-copy/history.ts'
@@ -255,6 +258,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     follow: undefined as FollowHandle | undefined,
     rollouts: undefined as { unsubscribe(): void } | undefined,
     heartbeats: undefined as { unsubscribe(): void } | undefined,
+    releases2: undefined as { unsubscribe(): void } | undefined,
     /** Blobs held (history store and working copy) and the current tree's paths by SHA-256. */
     held: [] as string[],
     pathsBySha: new Map<string, string[]>(),
@@ -448,7 +452,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       try {
         const hb = HeartbeatForClient.parse(msg.json())
         if (hb.swarm) peers.markServers([hb.swarm.publicKey])
-        const synced = hb.synced[product]
+        // Either format: a product without format-1 manifests has only format-2 revisions.
+        const held = [hb.synced[product], hb.synced2[product]].filter((r): r is number => r !== undefined)
+        const synced = held.length > 0 ? Math.max(...held) : undefined
         if (synced !== undefined) {
           actor.send({ type: 'servers.synced', rev: synced })
           // Once a server holds it (the release stream tells of a release before they copied it).
@@ -492,6 +498,30 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     })
   }
 
+  /**
+   * Format-2 release documents (docs/formats.md §1.8), each verified under the copy's root: how a
+   * daemon of a product without format-1 manifests learns of a release (§5 step 10). The newest is
+   * asked of the servers once, for a release published while the daemon was away; then each new
+   * one comes as META republishes it. A document that does not verify is logged and ignored.
+   */
+  function followReleaseDocs(nc: NatsConnection): void {
+    const accept = (text: string, where: string): void => {
+      const root = rotation.store.root
+      if (!root) return
+      try {
+        const rev = verifyRelease(text, root, where).release.rev
+        if (rev > io.wc.state.current) onNewRelease(rev)
+      } catch (err) {
+        log(`ignored ${where}: ${errorMessage(err)}`)
+      }
+    }
+    io.releases2 = followReleases2(nc, product, (text, seq) => accept(text, `format-2 release at ${META_STREAM} seq ${seq}`))
+    if (!rotation.store.root?.products[product]?.formats?.includes(2)) return
+    fetchMeta(nc, { kind: 'release', product }).then((text) => accept(text, 'the newest format-2 release'), (err: unknown) => {
+      if (!isUpswarmError(err) || !['UPSWARM_E_NO_SERVER', 'UPSWARM_E_UNKNOWN_REVISION', 'UPSWARM_E_NOT_FOUND'].includes(err.code)) log(`could not ask for the newest format-2 release: ${errorMessage(err)}`)
+    })
+  }
+
   /** NATS is there (at start, or reached late): heartbeats, the tracker's NATS door, the release stream. */
   async function attachNats(): Promise<void> {
     const nc = io.nc!
@@ -504,6 +534,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     // The rollout first: a release announced before its statements are read would be taken by all.
     await followStage(nc)
+    followReleaseDocs(nc)
     const follow = await followStream(nc)
     if (io.closed) await follow.stop()
     else io.follow = follow
@@ -564,6 +595,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   }
   const serverSlots = new ServerSlots(SERVER_SLOTS)
 
+  const announceRange = (sha: string, offset: number, length: number): void => {
+    for (const p of peers.all()) if (!p.session.closed) p.session.announceRange(sha, offset, length)
+  }
   const announcePiece = (sha: string, pieceSize: number, index: number): void => {
     for (const p of peers.all()) if (!p.session.closed) p.session.announcePiece(sha, pieceSize, index)
   }
@@ -590,7 +624,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const alone = nc !== undefined && peers.all().every((p) => p.server || p.session.closed)
     const source = alone
       ? serverSource(nc, product)
-      : swarmSource({ nc, product, deps: { peers, partials, announcePiece, serverSlots, selfKey: publicKey, log, swarmSize: () => io.tracker?.swarmPeers, ...(opts.site ? { site: opts.site, siteSize: () => io.tracker?.sitePeers } : {}) }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
+      : swarmSource({ nc, product, deps: { peers, partials, announcePiece, announceRange, serverSlots, selfKey: publicKey, log, swarmSize: () => io.tracker?.swarmPeers, ...(opts.site ? { site: opts.site, siteSize: () => io.tracker?.sitePeers } : {}) }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
     if (alone) log('no peer connected: this run fetches from the servers alone')
     const from = io.wc.state.current
     events.emit('update.started', from, rev ?? io.wc.state.newestVerified)
@@ -814,6 +848,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       actor.send({ type: 'stop' })
       await io.follow?.stop()
       io.heartbeats?.unsubscribe()
+      io.releases2?.unsubscribe()
       io.rollouts?.unsubscribe()
       stopRollouts()
       // The run under way ends first; requests that never ran are refused (daemon.stopped).

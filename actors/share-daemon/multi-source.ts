@@ -73,12 +73,8 @@ export interface MultiSourceDeps {
   partials: Map<string, PartialBlob>
   /** A piece was verified: tell every peer. */
   announcePiece: (sha256: string, pieceSize: number, index: number) => void
-  /**
-   * Issue 15: no striping for this blob — a piece no client peer holds is asked of the servers at
-   * once (a delta is a few KiB: waiting for another stripe's owner to fetch it costs more time
-   * than the servers' bytes it saves).
-   */
-  unstriped?: boolean
+  /** A verified run of a format-2 file's chunks: tell every peer its byte range (piece-layout.ts). */
+  announceRange?: (sha256: string, offset: number, length: number) => void
   /**
    * false: the committed blob is not fsynced — a working copy's history store, where a later run
    * hashes a blob again before it uses it and this run makes its copy in the tree durable
@@ -89,7 +85,7 @@ export interface MultiSourceDeps {
   site?: string | undefined
   /** Its site's size in the swarm, as the tracker last counted it (PieceSchedulerOptions.siteSize). */
   siteSize?: () => number | undefined
-  /** The swarm's size, as the tracker last counted it (PieceSchedulerOptions.swarmSize); not used for unstriped downloads. */
+  /** The swarm's size, as the tracker last counted it (PieceSchedulerOptions.swarmSize). */
   swarmSize?: () => number | undefined
   log?: (msg: string) => void
 }
@@ -122,12 +118,12 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
   const inflight = new Set<Inflight>()
   const slots = deps.serverSlots
   const sched: PieceScheduler<PeerEntry> = new PieceScheduler<PeerEntry>({
-    sha256: entry.sha256, count, selfKey: deps.selfKey, swarmKeys: deps.unstriped ? [deps.selfKey] : swarmKeysOf(deps.selfKey, peers), startedAt: deps.startedAt, slots,
+    sha256: entry.sha256, count, selfKey: deps.selfKey, swarmKeys: swarmKeysOf(deps.selfKey, peers), startedAt: deps.startedAt, slots,
     ...(deps.site !== undefined ? { selfSite: deps.site, siteKeys: swarmKeysOf(deps.selfKey, peers, deps.site), ...(deps.siteSize ? { siteSize: deps.siteSize } : {}) } : {}),
-    ...(deps.swarmSize && !deps.unstriped ? { swarmSize: deps.swarmSize } : {}),
+    ...(deps.swarmSize ? { swarmSize: deps.swarmSize } : {}),
   }, {
     now: () => Date.now(),
-    holders: (i) => peers.holders(entry.sha256, layout.announceSize, ...layout.announced(i)),
+    holders: (i) => peers.holders(entry.sha256, layout.announceSize, ...layout.announced(i), layout.ranged ? { offset: layout.offset(i), length: layout.length(i) } : undefined),
     peer: (key) => peers.get(key),
     closed: (p) => p.session.closed,
     inflight: () => inflight,
@@ -168,6 +164,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
       stats.piecesFromPeers++
       source.bytesDown += data.length
     }
+    if (layout.ranged) deps.announceRange?.(entry.sha256, layout.offset(i), layout.length(i))
     for (const k of newlyAnnounceable(layout, verified, i)) deps.announcePiece(entry.sha256, layout.announceSize, k)
     for (const f of inflight) if (f.piece === i) f.controller.abort()
     return true

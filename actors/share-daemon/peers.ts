@@ -65,9 +65,11 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
       session.once('close', () => resolve())
     })
     const entry: PeerEntry = { key, session, server: this.serverKeys.has(key), inflight: 0, bytesDown: 0, busyUntil: 0, announced, lastPieceAt: 0, site: this.sites.get(key) }
-    session.on('have-piece', () => {
+    const pieceAnnounced = (): void => {
       entry.lastPieceAt = Date.now()
-    })
+    }
+    session.on('have-piece', pieceAnnounced)
+    session.on('have-range', pieceAnnounced)
     // A repository server seeding the swarm announces blobs of every product (no product of its own).
     session.on('have', (have) => {
       if (have.product === '') entry.server = true
@@ -77,6 +79,7 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
     session.on('have', changed)
     // A newly verified piece matters to the download of its blob only (and to waitFor's predicates).
     session.on('have-piece', (piece) => this.announcedPiece(piece.sha256))
+    session.on('have-range', (range) => this.announcedPiece(range.sha256))
     session.on('unchoke', changed)
     session.once('close', () => {
       if (this.peers.get(key) === entry) this.peers.delete(key)
@@ -180,13 +183,16 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
     return [...this.banned.entries()].map(([key, reason]) => ({ key, reason }))
   }
 
-  /** Open, unchoked, unbanned peers holding the blob, or its announced pieces `first` … `last` (of `pieceSize`). */
-  holders(sha256: string, pieceSize: number, first: number, last = first): PeerEntry[] {
+  /**
+   * Open, unchoked, unbanned peers holding the blob, or `range` of it (announced with `have-range`),
+   * or its announced pieces `first` … `last` (of `pieceSize`).
+   */
+  holders(sha256: string, pieceSize: number, first: number, last = first, range?: { offset: number; length: number }): PeerEntry[] {
     const out: PeerEntry[] = []
     for (const p of this.peers.values()) {
       const s = p.session
       if (s.closed || s.choked) continue
-      if (s.peerHas(sha256)) out.push(p)
+      if (s.peerHas(sha256) || (range && s.peerHasRange(sha256, range.offset, range.length))) out.push(p)
       else {
         let all = true
         for (let k = first; all && k <= last; k++) all = s.peerHasPiece(sha256, pieceSize, k)

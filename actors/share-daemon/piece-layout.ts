@@ -6,11 +6,13 @@
 //   most `pieceSize` bytes in all (chunks are ≤ 256 KiB: about four to a piece), and each chunk in
 //   it is checked against its own SHA-256. Every client of the same release groups the same chunks
 //   the same way.
-// Peers announce what they hold in fixed pieces of PIECE_SIZE bytes (`have-piece`, unchanged on the
-// wire): a client planning by chunks announces fixed piece k once every chunk piece covering its
-// bytes is verified, and counts a peer as holding chunk piece i when it announced every fixed piece
-// that piece i overlaps. So clients planning either way, of this release or the one before, read
-// each other's announcements correctly.
+// A client planning by chunks announces each run it verified as a byte range (`have-range`, which
+// peers of earlier releases ignore), and also fixed piece k of PIECE_SIZE bytes (`have-piece`)
+// once every run covering its bytes is verified; it counts a peer as holding run i when it
+// announced that range, or every fixed piece the run overlaps. So clients planning either way, of
+// this release or the one before, read each other's announcements correctly. (Fixed pieces alone
+// were not enough: a client's runs from the servers are its stripe, every N-th run, and those
+// rarely make a whole fixed piece — the others then saw no holder and asked the servers.)
 import { pieceHashOf } from '../../infra/repo-client.ts'
 import { PIECE_SIZE, sha256Hex } from '../../infra/release/hash.ts'
 import type { FileEntry } from '../../infra/release/manifest.ts'
@@ -27,6 +29,8 @@ export interface PieceLayout {
   check(i: number, data: Uint8Array): boolean
   /** Piece `i`'s own SHA-256, when the metadata has one (a server's read checks it, and `check` is then the same test). */
   hash?(i: number): string | undefined
+  /** Pieces are announced as byte ranges too (`have-range`): they do not follow the fixed grid. */
+  readonly ranged: boolean
   /** The pieces holding bytes `offset` … `offset + length` (clamped to the blob), as [first, last]. */
   covering(offset: number, length: number): [number, number]
   /** Fixed pieces (announceSize) that piece `i` overlaps, as [first, last]. */
@@ -39,7 +43,7 @@ export function fixedLayout(entry: FileEntry, pieceSize = PIECE_SIZE): PieceLayo
   const count = Math.max(1, Math.ceil(size / pieceSize))
   const length = (i: number): number => Math.min(pieceSize, size - i * pieceSize)
   return {
-    size, count, announceSize: pieceSize,
+    size, count, announceSize: pieceSize, ranged: false,
     offset: (i) => i * pieceSize,
     length,
     check: (i, data) => data.length === length(i) && sha256Hex(data) === pieceHashOf(entry, i, pieceSize),
@@ -91,7 +95,7 @@ export function chunkLayout(entry: FileEntry, chunks: readonly ChunkRef[], piece
     return lo
   }
   return {
-    size, count, announceSize: PIECE_SIZE,
+    size, count, announceSize: PIECE_SIZE, ranged: true,
     offset: (i) => starts[i]!,
     length,
     check(i, data) {

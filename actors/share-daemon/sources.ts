@@ -123,7 +123,6 @@ export function swarmSource(opts: {
   const client = opts.nc ? new RepoClient(opts.nc) : undefined
   const stats = emptyStats()
   const startedAt = Date.now()
-  let unitReader: RangeReader | undefined
   // Without NATS, roots and fresh statements come from peers (the statements channel) into the copy's store.
   const trust = opts.nc ? natsTrustSource(opts.nc) : {}
   const fromFeed = (why: unknown): { rev: number; manifestSha256: string }[] => {
@@ -162,15 +161,19 @@ export function swarmSource(opts: {
     },
     // Without a server nobody says what was pruned: peers may still hold those revisions.
     pruned: async (p) => (client ? (await client.revisions(p)).pruned : undefined),
-    // Issue 15 item 2: a delta of one piece or less comes from peers that keep it (their history
-    // store, announced in `have` like any blob) or the servers, each piece checked against its
-    // name; a larger one from the servers, checked whole.
+    // Issue 15 item 2: a delta (or compressed copy) of one piece or less comes from peers that
+    // keep it (their history store, announced in `have` like any blob) or the servers, checked
+    // against its name, striped like a file: clients updating together ask the servers for
+    // different units and trade them (every client taking each unit from the servers at once cost
+    // 2.6 F of origin bytes at N = 8, docs/decisions.md "The swarm plans in format 2"). A larger one
+    // is passed over (unitMax): its file comes through the swarm instead.
+    unitMax: PIECE_SIZE,
     async unit(p: string, sha256: string, length: number, into: BlobStore, o: { signal?: AbortSignal; threads: number }) {
       if (await into.has(sha256)) return { bytesFromServers: 0, bytesFromPeers: 0 }
       if (length <= PIECE_SIZE) {
         // A unit has no SHA-1 of its own: the commit checks its SHA-256 and size.
         const unit = { path: `(delta ${sha256.slice(0, 16)}…)`, kind: 'file', mode: 0o644, size: length, sha256, sha1: undefined as unknown as string } satisfies FileEntry
-        const s = await fetchBlobMultiSource(unit, into, { ...opts.deps, server: client?.rangeReader(p), pieceSize: PIECE_SIZE, startedAt, unstriped: true, sync: false }, o.signal)
+        const s = await fetchBlobMultiSource(unit, into, { ...opts.deps, server: client?.rangeReader(p), pieceSize: PIECE_SIZE, startedAt, sync: false }, o.signal)
         addStats(stats, s)
         return { bytesFromServers: s.bytesFromServers, bytesFromPeers: s.bytesFromPeers }
       }
@@ -182,15 +185,6 @@ export function swarmSource(opts: {
       return { bytesFromServers: bytes.length, bytesFromPeers: 0 }
     },
     schedule: (): DownloadSchedule => swarmSchedule(opts.deps.selfKey, opts.deps.peers, opts.files ?? 16),
-    // Issue 15: chunk reuse fetches the chunks a copy lacks from the servers, each checked by its hash.
-    ...(client ? {
-      async range(p: string, sha256: string, offset: number, length: number, expected: string) {
-        unitReader ??= client.rangeReader(p)
-        const bytes = await unitReader.readPiece(sha256, offset, length, expected)
-        stats.bytesFromServers += bytes.length
-        return bytes
-      },
-    } : {}),
     async fetchBlob(entry: FileEntry, into: BlobStore, o) {
       const layout = layoutOf(entry, PIECE_SIZE, o.chunks)
       if (!layout) {

@@ -155,8 +155,9 @@ export class DeltaIndex {
     const refs = this.byTarget.get(entry.sha256)
     if (!refs || !session.opts.source?.unit) return undefined
     let best: { ref: DeltaRef; base: HeldBase | undefined } | undefined
+    const max = session.opts.source.unitMax ?? Infinity
     for (const ref of refs) {
-      if (ref.length >= entry.size || (best && ref.length >= best.ref.length)) continue
+      if (ref.length >= entry.size || ref.length > max || (best && ref.length >= best.ref.length)) continue
       if (ref.base === NO_BASE) best = { ref, base: undefined }
       else {
         const base = await this.baseFile(session, ref.base)

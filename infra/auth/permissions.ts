@@ -3,7 +3,7 @@
 // else is denied by the server. Pure data, so the security suite can list what each role may
 // not do and try it.
 import {
-  ALERT_STREAM, ALERT_SUBJECTS, ALERTED_SUBJECTS, BLOB_BUCKET, FLEET_SUBJECTS, fleetSubject, release2Subject, rolloutSubject, SIGNED_ROLLOUTS, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, SITE_MIRRORED, SITE_SOURCED, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
+  ALERT_STREAM, ALERT_SUBJECTS, ALERTED_SUBJECTS, BLOB_BUCKET, FLEET_SUBJECTS, fleetSubject, release2Subject, rolloutSubject, SIGNED_ROLLOUTS, SIGNED_RELEASES2, LEASE_BUCKET, PRUNE_STREAM, publishLeaseKey, FRESH_STREAM, FRESH_SUBJECTS, META_STREAM, PEER_BUCKET, SIGNED_SUBJECTS, SITE_MIRRORED, SITE_SOURCED, RELEASE_READ_STREAM, RELEASE_STREAM, alertSubject, actorEventSubject, RELEASED_SUBJECTS, repoSubject,
   serverConsumer, serverMetaConsumer, serverHeartbeat, trackerSubject, clientJsApiSubject, RELEASE_SUBJECTS, SERVER_HEARTBEATS, inspectSubject,
 } from '../nats/names.ts'
 import { IDENTITY_RE, inboxPrefix, type Identity } from '../nats/identity.ts'
@@ -58,8 +58,12 @@ export const CLIENT_JS_API = [`${API}.STREAM.MSG.GET.${RELEASE_STREAM}`, `${API}
  * JetStream publish gets its ack back), streams are subjects clients follow.
  */
 export const CLIENT_SERVICES = ['upswarm.proxy.>', repoSubject('*', '*' as never), trackerSubject('*' as never, '*'), ALERT_SUBJECTS, FLEET_SUBJECTS, ...CLIENT_JS_API]
-/** Issue 16 item 1: clients follow the rollout statements (verified under their root) to install only what their stage allows. */
-export const CLIENT_STREAMS = [RELEASED_SUBJECTS, SERVER_HEARTBEATS, SIGNED_ROLLOUTS]
+/**
+ * Issue 16 item 1: clients follow the rollout statements (verified under their root) to install only
+ * what their stage allows; and a product's format-2 release documents, which a daemon of a product
+ * without format-1 manifests learns of releases by (docs/formats.md §5 step 10).
+ */
+export const CLIENT_STREAMS = [RELEASED_SUBJECTS, SERVER_HEARTBEATS, SIGNED_ROLLOUTS, SIGNED_RELEASES2]
 /** What CLIENTS exports and UPSWARM imports: the daemons' state changes, for whoever inspects the system. */
 export const CLIENT_EVENTS = actorEventSubject('daemon', '*')
 /**

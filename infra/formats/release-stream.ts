@@ -6,11 +6,12 @@
 // grow with them), never a consumer. What is not a release document on the subject is skipped and
 // reported, never believed and never fatal.
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream'
+import type { Subscription } from '@nats-io/transport-node'
 import { getMsg } from './meta-stream.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../errors.ts'
 import { jetStreamOptionsOf } from '../nats/identity.ts'
-import { META_STREAM, release2Subject } from '../nats/names.ts'
+import { META_STREAM, release2Subject, signedRelease2Subject } from '../nats/names.ts'
 import { parseRelease, type SignedRelease2 } from './release.ts'
 
 export interface StoredRelease2 {
@@ -118,4 +119,17 @@ export async function appendRelease2(nc: NatsConnection, text: string): Promise<
     }
     throw err
   }
+}
+
+/**
+ * Follows a product's new release documents as UPSWARM_META republishes them (the raw text: the
+ * caller verifies it under its root), with a plain subscription: no consumer per follower.
+ */
+export function followReleases2(nc: NatsConnection, product: string, onRelease: (text: string, streamSeq: number) => void): Subscription {
+  return nc.subscribe(signedRelease2Subject(product), {
+    callback: (err, msg) => {
+      if (err) return
+      onRelease(msg.string(), Number(msg.headers?.get('Nats-Sequence') ?? 0))
+    },
+  })
 }

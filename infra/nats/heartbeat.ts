@@ -100,6 +100,7 @@ export const HeartbeatForFeed = z.object({
 /** The sharing daemon's part: which revisions servers hold, and which swarm key is a server. */
 export const HeartbeatForClient = z.object({
   synced: Synced.default({}),
+  synced2: Synced.default({}),
   swarm: SwarmInfoSchema.pick({ publicKey: true }).optional(),
 })
 

@@ -38,6 +38,9 @@ export const release2Subject = (product: string): string => `upswarm.meta.${prod
 export const rolloutSubject = (product: string): string => `upswarm.meta.${product}.rollout`
 export const signedRolloutSubject = (product: string): string => `upswarm.signed.${product}.rollout`
 export const SIGNED_ROLLOUTS = 'upswarm.signed.*.rollout'
+/** Format-2 release documents as META republishes them: a sharing daemon follows its product's to learn of releases. */
+export const signedRelease2Subject = (product: string): string => `upswarm.signed.${product}.release.v2`
+export const SIGNED_RELEASES2 = signedRelease2Subject('*')
 /** What META stored, republished with its `Nats-Sequence` (as releases are): followers subscribe, no consumer. */
 export const SIGNED_SUBJECTS = 'upswarm.signed.>'
 export const SIGNED_ROOT_SUBJECT = 'upswarm.signed.root'

@@ -50,6 +50,12 @@ export interface ReleaseSource {
    */
   unit?(product: string, sha256: string, length: number, into: BlobStore, opts: { signal?: AbortSignal; threads: number }): Promise<FetchedBlob>
   /**
+   * The largest delta or compressed copy `unit` should be asked for; a larger one is passed over
+   * and the file fetched as a file. The swarm's: one piece — its peers can send and check a unit
+   * of one piece, while a larger one would come whole from the servers to every client at once.
+   */
+  unitMax?: number
+  /**
    * Issue 15: `length` bytes at `offset` of blob `sha256` (a chunk of a format-2 file, §1.7),
    * checked against `expected` (the chunk's SHA-256) before it is returned. Optional.
    */

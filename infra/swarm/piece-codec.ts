@@ -35,6 +35,8 @@ export const MessageType = {
   cancel: 5,
   choke: 6,
   unchoke: 7,
+  /** Issue 14 / formats §5 step 8: a verified byte range of a blob (a run of a format-2 file's chunks). Peers of earlier releases ignore it (types ≥ 8). */
+  haveRange: 8,
 } as const
 
 /** `reject` reason codes. Unknown codes decode as 'unknown'. */
@@ -51,6 +53,7 @@ export interface Handshake { version: number; maxOutstanding: number; maxRequest
 export interface HaveMessage { product: string; rev: number; reset: boolean; hashes: Uint8Array[] }
 export interface HavePieceMessage { sha256: Uint8Array; pieceSize: number; index: number }
 export interface RequestMessage { id: number; sha256: Uint8Array; offset: number; length: number }
+export interface HaveRangeMessage { sha256: Uint8Array; offset: number; length: number }
 export interface DataMessage { id: number; bytes: Uint8Array }
 export interface RejectMessage { id: number; reason: RejectReasonName }
 export interface CancelMessage { id: number }
@@ -99,6 +102,11 @@ const request: WireEncoder<RequestMessage> = {
   encode(s, m) { c.uint.encode(s, m.id); c.fixed32.encode(s, m.sha256); c.uint.encode(s, m.offset); c.uint.encode(s, m.length) },
 }
 
+const haveRange: WireEncoder<HaveRangeMessage> = {
+  preencode(s, m) { c.fixed32.preencode(s, m.sha256); c.uint.preencode(s, m.offset); c.uint.preencode(s, m.length) },
+  encode(s, m) { c.fixed32.encode(s, m.sha256); c.uint.encode(s, m.offset); c.uint.encode(s, m.length) },
+}
+
 const data: WireEncoder<DataMessage> = {
   preencode(s, m) { c.uint.preencode(s, m.id); c.buffer.preencode(s, m.bytes) },
   encode(s, m) { c.uint.encode(s, m.id); c.buffer.encode(s, m.bytes) },
@@ -117,7 +125,7 @@ const cancel: WireEncoder<CancelMessage> = {
 const empty: WireEncoder<null> = { preencode() {}, encode() {} }
 
 /** The encoder of each message type (and of the channel handshake). */
-export const encoders = { handshake, have, havePiece, request, data, reject, cancel, choke: empty, unchoke: empty } as const
+export const encoders = { handshake, have, havePiece, request, data, reject, cancel, choke: empty, unchoke: empty, haveRange } as const
 
 function haveFlags(m: HaveMessage): number {
   return m.reset ? HAVE_FLAG_RESET : 0
@@ -170,6 +178,16 @@ export function decodeHavePiece(bytes: Uint8Array): HavePieceMessage {
   })
 }
 
+export function decodeHaveRange(bytes: Uint8Array): HaveRangeMessage {
+  return decodeWith('have-range', bytes, (s) => {
+    const sha256 = hash(s)
+    const offset = uintAtMost(s, Number.MAX_SAFE_INTEGER, 'offset')
+    const length = uintAtMost(s, MAX_PIECE_SIZE, 'length')
+    if (length === 0) throw new PieceDecodeError('an empty range')
+    return { sha256, offset, length }
+  })
+}
+
 /** Decodes a request. Its length is range-checked by the session (a bad one is rejected, not fatal). */
 export function decodeRequest(bytes: Uint8Array): RequestMessage {
   return decodeWith('request', bytes, (s) => {
@@ -219,4 +237,5 @@ export const decoders = {
   cancel: decodeCancel,
   choke: (b: Uint8Array) => decodeEmpty('choke', b),
   unchoke: (b: Uint8Array) => decodeEmpty('unchoke', b),
+  haveRange: decodeHaveRange,
 } as const

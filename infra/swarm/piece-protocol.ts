@@ -87,11 +87,14 @@ export interface RemoteHave {
 }
 
 export interface RemotePiece { sha256: string; pieceSize: number; index: number }
+export interface RemoteRange { sha256: string; offset: number; length: number }
 
 export interface PieceSessionEvents {
   open: []
   have: [have: RemoteHave]
   'have-piece': [piece: RemotePiece]
+  /** The peer holds verified bytes `offset` … `offset + length` of a blob it does not hold whole yet. */
+  'have-range': [range: RemoteRange]
   choke: []
   unchoke: []
   /** Requests were failed because the peer went silent; the caller decides whether to drop it. */
@@ -140,6 +143,8 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
   private readonly remoteState: { product: string | null; rev: number | null; blobs: Set<string> } = { product: null, rev: null, blobs: new Set() }
   private readonly remotePieces = new Map<string, { pieceSize: number; indexes: Set<number> }>()
   private remotePieceCount = 0
+  /** Ranges announced with `have-range`: blob → offset → length (counted with the pieces). */
+  private readonly remoteRanges = new Map<string, Map<number, number>>()
 
   private readonly channel: Channel
   private readonly send: Senders
@@ -211,6 +216,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
       cancel: this.addMessage('cancel', encoders.cancel, (b) => this.onCancel(decoders.cancel(b).id)),
       choke: this.addMessage('choke', encoders.choke, (b) => { decoders.choke(b); this.onChoke() }),
       unchoke: this.addMessage('unchoke', encoders.unchoke, (b) => { decoders.unchoke(b); this.onUnchoke() }),
+      haveRange: this.addMessage('have-range', encoders.haveRange, (b) => this.onHaveRange(decoders.haveRange(b))),
     }
     channel.open(toBytes(encoders.handshake, { version: PROTOCOL_VERSION, maxOutstanding: this.opts.maxOutstanding, maxRequestLength: MAX_REQUEST_LENGTH }))
   }
@@ -269,6 +275,21 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
   announcePiece(sha256: Sha256, pieceSize: number, index: number): void {
     if (this.closedFlag) return
     this.send.havePiece.send({ sha256: toHashBytes(sha256), pieceSize, index })
+  }
+
+  /**
+   * Tells the peer this node holds verified bytes `offset` … `offset + length` of a blob it does
+   * not hold whole yet (a run of a format-2 file's chunks). Peers of earlier releases ignore it.
+   */
+  announceRange(sha256: Sha256, offset: number, length: number): void {
+    if (this.closedFlag) return
+    this.send.haveRange.send({ sha256: toHashBytes(sha256), offset, length })
+  }
+
+  /** Whether the peer announced holding the whole blob or exactly this range of it. */
+  peerHasRange(sha256: Sha256, offset: number, length: number): boolean {
+    const hex = toHex(sha256)
+    return this.remoteState.blobs.has(hex) || this.remoteRanges.get(hex)?.get(offset) === length
   }
 
   /** Whether the peer announced holding the whole blob. */
@@ -613,6 +634,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     if (msg.reset) {
       this.remoteState.blobs.clear()
       this.remotePieces.clear()
+      this.remoteRanges.clear()
       this.remotePieceCount = 0
     }
     if (this.remoteState.blobs.size + msg.hashes.length > this.opts.maxRemoteBlobs) {
@@ -640,7 +662,22 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     this.remotePieceCount++
     this.emitSafely('have-piece', { sha256: hex, pieceSize: msg.pieceSize, index: msg.index })
   }
+
+  private onHaveRange(msg: { sha256: Uint8Array; offset: number; length: number }): void {
+    const hex = b4a.toString(msg.sha256, 'hex')
+    if (this.remoteState.blobs.has(hex)) return
+    let ranges = this.remoteRanges.get(hex)
+    if (!ranges) this.remoteRanges.set(hex, ranges = new Map())
+    if (ranges.get(msg.offset) === msg.length) return
+    if (!ranges.has(msg.offset)) {
+      if (this.remotePieceCount + 1 > this.opts.maxRemotePieces) throw new ProtocolViolation(`announced more than ${this.opts.maxRemotePieces} pieces`)
+      this.remotePieceCount++
+    }
+    ranges.set(msg.offset, msg.length)
+    this.emitSafely('have-range', { sha256: hex, offset: msg.offset, length: msg.length })
+  }
 }
+
 
 /** The peer sent well-formed bytes that break the protocol's rules. */
 class ProtocolViolation extends Error {

@@ -213,9 +213,9 @@ describe('swarm', { timeout: 240_000 }, () => {
     swarm.formats = undefined
   })
 
-  it('share-daemon — a format-2 release reaches the daemons through the swarm: a large file in chunk-checked pieces, no format-1 manifest needed', async () => {
+  it('share-daemon — a product without format-1 manifests: its daemons learn of a release from the format-2 documents and trade a large file in chunk-checked pieces', async () => {
     swarm.product = crypto.randomUUID()
-    swarm.formats = [1, 2]
+    swarm.formats = [2]
     const src = join(dir.path, 'src-format2')
     await mkdir(join(src, 'lib'), { recursive: true })
     for (let i = 0; i < 6; i++) await writeFile(join(src, 'lib', `small${i}.txt`), randomBytes(4000 + i))

@@ -107,6 +107,20 @@ describe('swarm piece protocol', () => {
     await piece
     expect(b.peerHasPiece('ab'.repeat(32), MiB, 5)).toBe(true)
     expect(b.peerHasPiece('ab'.repeat(32), MiB, 4)).toBe(false)
+
+    // A run of a format-2 file's chunks: announced as its byte range, held exactly as announced.
+    const range = once(b, 'have-range')
+    a.announceRange('ef'.repeat(32), 3_000_123, 917_504)
+    expect((await range)[0]).toEqual({ sha256: 'ef'.repeat(32), offset: 3_000_123, length: 917_504 })
+    expect(b.peerHasRange('ef'.repeat(32), 3_000_123, 917_504)).toBe(true)
+    expect(b.peerHasRange('ef'.repeat(32), 3_000_123, 917_503)).toBe(false)
+    expect(b.peerHasRange('ef'.repeat(32), 0, 917_504)).toBe(false)
+    // A `have` with reset replaces every announcement, ranges too.
+    const reset = once(b, 'have')
+    a.announceHave([blobHash])
+    await reset
+    expect(b.peerHasRange('ef'.repeat(32), 3_000_123, 917_504)).toBe(false)
+    expect(b.peerHasRange(blobHash, 5, 7)).toBe(true)
   })
 
   it('swarm — requests the peer cannot or will not serve are rejected', async () => {
@@ -292,6 +306,14 @@ describe("the share daemon's peer set", () => {
     await turn()
     await turn()
     expect(late).toBe(false)
+    // A range announced wakes its blob's download, and makes the peer a holder of that run only.
+    const z = 'ef'.repeat(32)
+    const waitZ = peers.nextChange(60_000, z)
+    a.announceRange(z, 1_500_000, 800_000)
+    await waitZ
+    expect(peers.holders(z, MiB, 1, 2, { offset: 1_500_000, length: 800_000 }).map((p) => p.key)).toEqual(['a'])
+    expect(peers.holders(z, MiB, 1, 2, { offset: 2_300_000, length: 700_000 })).toEqual([])
+    expect(peers.holders(z, MiB, 1, 2)).toEqual([])
   })
 })
 

@@ -18,6 +18,7 @@ const samples = {
   cancel: toBytes(encoders.cancel, { id: 9 }),
   choke: toBytes(encoders.choke, null),
   unchoke: toBytes(encoders.unchoke, null),
+  haveRange: toBytes(encoders.haveRange, { sha256: sha('a'), offset: 3_000_123, length: 917_504 }),
 } as const
 
 type Name = keyof typeof samples
@@ -42,6 +43,8 @@ describe('swarm piece codec', () => {
     expect(decoders.reject(samples.reject)).toEqual({ id: 9, reason: 'not-found' })
     expect(decoders.cancel(samples.cancel)).toEqual({ id: 9 })
     expect(() => decoders.choke(samples.choke)).not.toThrow()
+    expect(decoders.haveRange(samples.haveRange)).toMatchObject({ offset: 3_000_123, length: 917_504 })
+    expect(Buffer.from(decoders.haveRange(samples.haveRange).sha256).toString('hex')).toBe(sha('a').toString('hex'))
     const hs = decodeHandshake(toBytes(encoders.handshake, { version: PROTOCOL_VERSION, maxOutstanding: 32, maxRequestLength: MAX_REQUEST_LENGTH }))
     expect(hs).toEqual({ version: 1, maxOutstanding: 32, maxRequestLength: MAX_REQUEST_LENGTH })
   })
@@ -50,9 +53,12 @@ describe('swarm piece codec', () => {
     for (const name of names) {
       expect(() => decoders[name](Buffer.concat([samples[name], Buffer.from([0])])), name).toThrow(PieceDecodeError)
     }
-    for (const name of ['have', 'havePiece', 'request', 'data', 'reject', 'cancel'] as const) {
+    for (const name of ['have', 'havePiece', 'request', 'data', 'reject', 'cancel', 'haveRange'] as const) {
       expect(() => decoders[name](samples[name].subarray(0, samples[name].length - 1)), name).toThrow(PieceDecodeError)
     }
+    // A range that is empty, or longer than any piece, is refused.
+    expect(() => decoders.haveRange(toBytes(encoders.haveRange, { sha256: sha('a'), offset: 0, length: 0 }))).toThrow(/empty range/)
+    expect(() => decoders.haveRange(toBytes(encoders.haveRange, { sha256: sha('a'), offset: 0, length: 64 * 1024 * 1024 + 1 }))).toThrow(PieceDecodeError)
     const big = toBytes(encoders.data, { id: 1, bytes: Buffer.alloc(MAX_REQUEST_LENGTH + 1) })
     expect(() => decoders.data(big)).toThrow(/exceeds|out of range/)
     // A have header claiming more hashes than allowed is refused before anything is allocated.
