@@ -498,28 +498,55 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     })
   }
 
+  /** Revisions whose format-2 release document verified (stageChanged's choices when no format-1 release is heard). */
+  const releases2Seen = new Set<number>()
+
   /**
-   * Format-2 release documents (docs/formats.md §1.8), each verified under the copy's root: how a
-   * daemon of a product without format-1 manifests learns of a release (§5 step 10). The newest is
-   * asked of the servers once, for a release published while the daemon was away; then each new
-   * one comes as META republishes it. A document that does not verify is logged and ignored.
+   * Format-2 release documents (docs/formats.md §1.8), each verified under the copy's root, one at a
+   * time: how a daemon of a product whose root lists format 2 learns of a release. The newest is
+   * asked of the servers once, for one published while the daemon was away; then each new one comes
+   * as META republishes it (about 1 KB, where the release stream carries the whole format-1
+   * manifest: 0.2 MiB at 1 000 files). A document signed under a root this copy does not hold yet
+   * makes it look for newer roots once (at most every ROOT_LOOK_MS, as the release stream's
+   * follower does); one that still does not verify is logged and ignored. Returns whether the
+   * product lists format 2 (then the release stream is not followed).
    */
-  function followReleaseDocs(nc: NatsConnection): void {
-    const accept = (text: string, where: string): void => {
-      const root = rotation.store.root
-      if (!root) return
-      try {
-        const rev = verifyRelease(text, root, where).release.rev
-        if (rev > io.wc.state.current) onNewRelease(rev)
-      } catch (err) {
-        log(`ignored ${where}: ${errorMessage(err)}`)
+  async function followReleaseDocs(nc: NatsConnection): Promise<boolean> {
+    const trustSource = natsTrustSource(nc)
+    await rotation.refresh(trustSource)
+    let checking = Promise.resolve()
+    const accept = (text: string, where: string): Promise<void> => (checking = checking.then(async () => {
+      const judge = (): number | undefined => {
+        const root = rotation.store.root
+        return root ? verifyRelease(text, root, where).release.rev : undefined
       }
-    }
-    io.releases2 = followReleases2(nc, product, (text, seq) => accept(text, `format-2 release at ${META_STREAM} seq ${seq}`))
-    if (!rotation.store.root?.products[product]?.formats?.includes(2)) return
-    fetchMeta(nc, { kind: 'release', product }).then((text) => accept(text, 'the newest format-2 release'), (err: unknown) => {
+      let rev: number | undefined
+      try {
+        rev = judge()
+      } catch (err) {
+        if (!isUpswarmError(err, 'UPSWARM_E_SIGNATURE') || !actor.getSnapshot().matches({ running: { rootLook: 'ready' } })) {
+          log(`ignored ${where}: ${errorMessage(err)}`)
+          return
+        }
+        actor.send({ type: 'roots.looked' })
+        await rotation.refresh(trustSource)
+        try {
+          rev = judge()
+        } catch (err) {
+          log(`ignored ${where}: ${errorMessage(err)}`)
+          return
+        }
+      }
+      if (rev === undefined) return
+      releases2Seen.add(rev)
+      if (rev > io.wc.state.current) onNewRelease(rev)
+    }))
+    io.releases2 = followReleases2(nc, product, (text, seq) => void accept(text, `format-2 release at ${META_STREAM} seq ${seq}`))
+    if (!rotation.store.root?.products[product]?.formats?.includes(2)) return false
+    await fetchMeta(nc, { kind: 'release', product }).then((text) => accept(text, 'the newest format-2 release'), (err: unknown) => {
       if (!isUpswarmError(err) || !['UPSWARM_E_NO_SERVER', 'UPSWARM_E_UNKNOWN_REVISION', 'UPSWARM_E_NOT_FOUND'].includes(err.code)) log(`could not ask for the newest format-2 release: ${errorMessage(err)}`)
     })
+    return true
   }
 
   /** NATS is there (at start, or reached late): heartbeats, the tracker's NATS door, the release stream. */
@@ -534,7 +561,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     // The rollout first: a release announced before its statements are read would be taken by all.
     await followStage(nc)
-    followReleaseDocs(nc)
+    // A product whose root lists format 2: its release documents only, not the format-1 manifests
+    // of the release stream (the swarm plans in format 2; the release feed still brings format 1
+    // for when no server answers).
+    if (await followReleaseDocs(nc)) return
     const follow = await followStream(nc)
     if (io.closed) await follow.stop()
     else io.follow = follow
@@ -571,7 +601,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   /** Tells the updates the revision this client's stage allows, once a rollout governs the product; returns it. */
   function stageChanged(): number | undefined {
-    const revs = [...Object.keys(io.wc.state.record).map(Number), ...feedReleases.list(product).map((r) => r.rev)]
+    const revs = [...Object.keys(io.wc.state.record).map(Number), ...feedReleases.list(product).map((r) => r.rev), ...releases2Seen]
     const rev = stage.target(revs, io.wc.state.current)
     if (rev !== undefined) actor.send({ type: 'rollout.target', rev })
     return rev
