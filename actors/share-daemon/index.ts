@@ -464,6 +464,31 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
   })
 
+  /**
+   * `judge()`; when it refuses a signature, one look for newer roots (only when the machine's
+   * rootLook is ready: at most every ROOT_LOOK_MS, so junk or forged messages cannot make every
+   * daemon read the root stream again and again) and `judge()` again. Logs and answers undefined
+   * what still fails.
+   */
+  async function judgedWithRootLook<T>(judge: () => T, trustSource: ReturnType<typeof natsTrustSource>, what: string): Promise<T | undefined> {
+    try {
+      return judge()
+    } catch (err) {
+      if (!isUpswarmError(err, 'UPSWARM_E_SIGNATURE') || !actor.getSnapshot().matches({ running: { rootLook: 'ready' } })) {
+        log(`ignored ${what}: ${errorMessage(err)}`)
+        return undefined
+      }
+    }
+    actor.send({ type: 'roots.looked' })
+    await rotation.refresh(trustSource)
+    try {
+      return judge()
+    } catch (err) {
+      log(`ignored ${what}: ${errorMessage(err)}`)
+      return undefined
+    }
+  }
+
   const followStream = async (nc: NatsConnection): Promise<FollowHandle> => {
     const trustSource = natsTrustSource(nc)
     await rotation.refresh(trustSource)
@@ -474,24 +499,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       // is ready (at most every ROOT_LOOK_MS), so junk or forged messages on the subject cannot
       // make every daemon read the root stream again and again.
       checking = checking.then(async () => {
-        const judge = () => decodeTrusted(bytes, { ...io.wc.releaseKeys(), store: rotation.store }, `release stream seq ${seq}`)
-        let release
-        try {
-          release = judge().release
-        } catch (err) {
-          if (!isUpswarmError(err, 'UPSWARM_E_SIGNATURE') || !actor.getSnapshot().matches({ running: { rootLook: 'ready' } })) {
-            log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
-            return
-          }
-          actor.send({ type: 'roots.looked' })
-          await rotation.refresh(trustSource)
-          try {
-            release = judge().release
-          } catch (err) {
-            log(`ignored release stream message ${seq}: ${errorMessage(err)}`)
-            return
-          }
-        }
+        const release = await judgedWithRootLook(() => decodeTrusted(bytes, { ...io.wc.releaseKeys(), store: rotation.store }, `release stream seq ${seq}`).release, trustSource, `release stream message ${seq}`)
+        if (!release) return
         streamReleases.add(release, io.wc.state.current)
         onNewRelease(release.manifest.rev)
       })
@@ -516,27 +525,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     await rotation.refresh(trustSource)
     let checking = Promise.resolve()
     const accept = (text: string, where: string): Promise<void> => (checking = checking.then(async () => {
-      const judge = (): number | undefined => {
+      const rev = await judgedWithRootLook(() => {
         const root = rotation.store.root
         return root ? verifyRelease(text, root, where).release.rev : undefined
-      }
-      let rev: number | undefined
-      try {
-        rev = judge()
-      } catch (err) {
-        if (!isUpswarmError(err, 'UPSWARM_E_SIGNATURE') || !actor.getSnapshot().matches({ running: { rootLook: 'ready' } })) {
-          log(`ignored ${where}: ${errorMessage(err)}`)
-          return
-        }
-        actor.send({ type: 'roots.looked' })
-        await rotation.refresh(trustSource)
-        try {
-          rev = judge()
-        } catch (err) {
-          log(`ignored ${where}: ${errorMessage(err)}`)
-          return
-        }
-      }
+      }, trustSource, where)
       if (rev === undefined) return
       releases2Seen.add(rev)
       if (rev > io.wc.state.current) onNewRelease(rev)
