@@ -62,12 +62,13 @@ export class SwarmClient {
   /** What `upswarm init --json` reported: where the first revision's bytes came from. */
   initResult: { to: number; bytesFromServers: number; bytesFromPeers: number } | undefined
 
-  constructor(readonly name: string, readonly dir: string, readonly env: NodeJS.ProcessEnv) {}
+  /** `cli`: the CLI entry its commands run (default this build's; a compatibility test gives another release's). */
+  constructor(readonly name: string, readonly dir: string, readonly env: NodeJS.ProcessEnv, readonly cli = CLI) {}
 
   /** Starts `upswarm daemon DIR --auto --json`; resolves with its READY payload. */
   async start(extra: string[] = []): Promise<void> {
     const env = { ...this.env, GLIBC_TUNABLES: [this.env.GLIBC_TUNABLES, DAEMON_GLIBC_TUNABLES].filter(Boolean).join(':') }
-    const child = spawnGuarded(process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'daemon', this.dir, '--auto', '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env })
+    const child = spawnGuarded(process.execPath, [...DAEMON_NODE_FLAGS, this.cli, 'daemon', this.dir, '--auto', '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env })
     this.child = child
     child.stderr!.on('data', (d: Buffer) => {
       this.stderrTail = (this.stderrTail + d.toString()).slice(-8000)
@@ -262,15 +263,15 @@ export class Swarm {
   }
 
   /** Creates a working copy with `upswarm init` (at the newest revision, from the servers). */
-  async addClient(name: string): Promise<SwarmClient> {
+  async addClient(name: string, cli = CLI): Promise<SwarmClient> {
     const dir = join(this.opts.dir, 'clients', name)
     await mkdir(join(this.opts.dir, 'clients'), { recursive: true })
     // One identity per client machine (issue 10).
     const env = this.env(await issueClientCreds(this.launched.endpoints, name))
     const { root } = this.launched.endpoints
     await this.ensureInRoot()
-    const init = JSON.parse(await run([CLI, 'init', dir, '--product', this.product, '--pubkey', this.key.publicKey, ...(root ? ['--root', root] : []), '--json'], env)) as SwarmClient['initResult']
-    const client = new SwarmClient(name, dir, env)
+    const init = JSON.parse(await run([cli, 'init', dir, '--product', this.product, '--pubkey', this.key.publicKey, ...(root ? ['--root', root] : []), '--json'], env)) as SwarmClient['initResult']
+    const client = new SwarmClient(name, dir, env, cli)
     client.initResult = init
     this.clients.push(client)
     return client
