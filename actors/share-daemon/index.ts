@@ -17,7 +17,7 @@ import { parseBootstrap } from '../../infra/cluster/dht.ts'
 import type { TrustStore } from '../../infra/formats/trust-store.ts'
 import { jetStreamAlertSink } from '../../infra/nats/alert-sink.ts'
 import { identityKeyOf, identityOf } from '../../infra/nats/identity.ts'
-import { actorEventSubject, META_STREAM, SERVER_HEARTBEATS, signedRolloutSubject } from '../../infra/nats/names.ts'
+import { actorEventSubject, META_STREAM, SERVER_HEARTBEATS, signedRelease2Subject, signedRolloutSubject } from '../../infra/nats/names.ts'
 import { RolloutView } from '../../infra/formats/rollout-view.ts'
 import { stageOf, type Rollout } from '../../infra/formats/rollout.ts'
 import { followRollouts, readRollouts } from '../../infra/formats/rollout-stream.ts'
@@ -258,7 +258,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     follow: undefined as FollowHandle | undefined,
     rollouts: undefined as { unsubscribe(): void } | undefined,
     heartbeats: undefined as { unsubscribe(): void } | undefined,
-    releases2: undefined as { unsubscribe(): void } | undefined,
+    releases2: undefined as { stop(): void } | undefined,
     /** Blobs held (history store and working copy) and the current tree's paths by SHA-256. */
     held: [] as string[],
     pathsBySha: new Map<string, string[]>(),
@@ -527,17 +527,29 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const accept = (text: string, where: string): Promise<void> => (checking = checking.then(async () => {
       const rev = await judgedWithRootLook(() => {
         const root = rotation.store.root
-        return root ? verifyRelease(text, root, where).release.rev : undefined
+        if (!root) return undefined
+        const r = verifyRelease(text, root, where).release
+        // A release of another product, validly signed, is not news of this one.
+        if (r.product !== product) throw new UpswarmError('UPSWARM_E_MANIFEST', `${where} is a release of product ${r.product}, not ${product}`)
+        return r.rev
       }, trustSource, where)
       if (rev === undefined) return
       releases2Seen.add(rev)
       if (rev > io.wc.state.current) onNewRelease(rev)
     }))
-    io.releases2 = followReleases2(nc, product, (text, seq) => void accept(text, `format-2 release at ${META_STREAM} seq ${seq}`))
-    if (!rotation.store.root?.products[product]?.formats?.includes(2)) return false
-    await fetchMeta(nc, { kind: 'release', product }).then((text) => accept(text, 'the newest format-2 release'), (err: unknown) => {
+    const lists2 = (): boolean => rotation.store.root?.products[product]?.formats?.includes(2) === true
+    const askNewest = (): Promise<void> => fetchMeta(nc, { kind: 'release', product }).then((text) => accept(text, 'the newest format-2 release from the servers'), (err: unknown) => {
       if (!isUpswarmError(err) || !['UPSWARM_E_NO_SERVER', 'UPSWARM_E_UNKNOWN_REVISION', 'UPSWARM_E_NOT_FOUND'].includes(err.code)) log(`could not ask for the newest format-2 release: ${errorMessage(err)}`)
     })
+    const follow = followReleases2(nc, product, (text, seq) => void accept(text, `${META_STREAM} seq ${seq}`), {
+      // A release stored while the connection was down was republished to nobody.
+      onReconnect: () => void (lists2() ? askNewest() : undefined),
+      onError: (err) => log(`cannot follow the format-2 releases of ${product} (${signedRelease2Subject(product)}): ${errorMessage(err)}`),
+    })
+    if (io.closed) follow.stop()
+    else io.releases2 = follow
+    if (!lists2()) return false
+    await askNewest()
     return true
   }
 
@@ -870,7 +882,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       actor.send({ type: 'stop' })
       await io.follow?.stop()
       io.heartbeats?.unsubscribe()
-      io.releases2?.unsubscribe()
+      io.releases2?.stop()
       io.rollouts?.unsubscribe()
       stopRollouts()
       // The run under way ends first; requests that never ran are refused (daemon.stopped).

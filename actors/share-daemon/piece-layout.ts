@@ -13,6 +13,7 @@
 // this release or the one before, read each other's announcements correctly. (Fixed pieces alone
 // were not enough: a client's runs from the servers are its stripe, every N-th run, and those
 // rarely make a whole fixed piece — the others then saw no holder and asked the servers.)
+import { UpswarmError } from '../../infra/errors.ts'
 import { pieceHashOf } from '../../infra/repo-client.ts'
 import { PIECE_SIZE, sha256Hex } from '../../infra/release/hash.ts'
 import type { FileEntry } from '../../infra/release/manifest.ts'
@@ -68,7 +69,7 @@ export function chunkLayout(entry: FileEntry, chunks: readonly ChunkRef[], piece
   let pieceBytes = 0
   for (let c = 0; c < chunks.length; c++) {
     const len = chunks[c]!.length
-    if (!(len > 0 && len <= pieceSize)) throw new Error(`chunk ${c} of ${entry.path} is ${len} bytes (1 … ${pieceSize})`)
+    if (!(len > 0 && len <= pieceSize)) throw new UpswarmError('UPSWARM_E_MANIFEST', `chunk ${c} of ${entry.path} (blob ${entry.sha256}) is ${len} bytes in its chunk list; a chunk is 1 … ${pieceSize}`)
     if (starts.length === 0 || pieceBytes + len > pieceSize) {
       starts.push(at)
       firstChunk.push(c)
@@ -78,7 +79,7 @@ export function chunkLayout(entry: FileEntry, chunks: readonly ChunkRef[], piece
     pieceBytes += len
     at += len
   }
-  if (at !== size || chunks.length === 0) throw new Error(`the chunks of ${entry.path} add up to ${at} bytes, the file is ${size}`)
+  if (at !== size || chunks.length === 0) throw new UpswarmError('UPSWARM_E_MANIFEST', `the chunks of ${entry.path} (blob ${entry.sha256}) add up to ${at} bytes in its chunk list; the file is ${size}`)
   starts.push(size)
   firstChunk.push(chunks.length)
   const count = starts.length - 1

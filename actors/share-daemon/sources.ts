@@ -186,7 +186,13 @@ export function swarmSource(opts: {
     },
     schedule: (): DownloadSchedule => swarmSchedule(opts.deps.selfKey, opts.deps.peers, opts.files ?? 16),
     async fetchBlob(entry: FileEntry, into: BlobStore, o) {
-      const layout = layoutOf(entry, PIECE_SIZE, o.chunks)
+      let layout
+      try {
+        layout = layoutOf(entry, PIECE_SIZE, o.chunks)
+      } catch (err) {
+        // A chunk list that does not describe the file (a publisher's bug): no piece can be checked alone.
+        opts.log?.(`${errorMessage(err)}; fetching ${entry.path} from the servers, checked whole`)
+      }
       if (!layout) {
         // A larger format-2 file whose chunk list the run did not pass: from the servers, checked whole.
         if (!client) throw new UpswarmError('UPSWARM_E_NO_SERVER', `${entry.path} (blob ${entry.sha256}) has no chunk list to check pieces from peers by, and there is no NATS connection`)

@@ -6,7 +6,7 @@
 // grow with them), never a consumer. What is not a release document on the subject is skipped and
 // reported, never believed and never fatal.
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream'
-import type { Subscription } from '@nats-io/transport-node'
+import type { Status } from '@nats-io/transport-node'
 import { getMsg } from './meta-stream.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError, errorMessage } from '../errors.ts'
@@ -123,13 +123,32 @@ export async function appendRelease2(nc: NatsConnection, text: string): Promise<
 
 /**
  * Follows a product's new release documents as UPSWARM_META republishes them (the raw text: the
- * caller verifies it under its root), with a plain subscription: no consumer per follower.
+ * caller verifies it under its root), with a plain subscription: no consumer per follower. Only
+ * what the stream stored on the product's subject is passed on (anyone may make JetStream answer
+ * a request onto the republished subject, but not with this subject in `Nats-Subject`).
+ * `onReconnect` runs after each reconnect of the connection, so the caller can ask for the newest
+ * (a release stored while it was away was republished to nobody); `onError` gets a subscription
+ * error (e.g. a permission the account does not grant), which ends the follower.
  */
-export function followReleases2(nc: NatsConnection, product: string, onRelease: (text: string, streamSeq: number) => void): Subscription {
-  return nc.subscribe(signedRelease2Subject(product), {
+export function followReleases2(nc: NatsConnection, product: string, onRelease: (text: string, streamSeq: number) => void, opts: { onReconnect?: () => void; onError?: (err: Error) => void } = {}): { stop(): void } {
+  const stored = release2Subject(product)
+  const sub = nc.subscribe(signedRelease2Subject(product), {
     callback: (err, msg) => {
-      if (err) return
-      onRelease(msg.string(), Number(msg.headers?.get('Nats-Sequence') ?? 0))
+      if (err) return opts.onError?.(err)
+      if (msg.headers?.get('Nats-Subject') !== stored) return
+      const seq = Number(msg.headers.get('Nats-Sequence'))
+      if (Number.isSafeInteger(seq) && seq > 0) onRelease(msg.string(), seq)
     },
   })
+  // nats.js types status() as a plain AsyncIterable; the object it returns can also be stopped.
+  const statuses = nc.status() as AsyncIterable<Status> & { stop?: () => void }
+  void (async () => {
+    for await (const s of statuses) if (s.type === 'reconnect') opts.onReconnect?.()
+  })()
+  return {
+    stop() {
+      statuses.stop?.()
+      sub.unsubscribe()
+    },
+  }
 }

@@ -4,7 +4,7 @@
 // direct gets; a message on the subject that is not a release is skipped, never fatal.
 import { jetstream } from '@nats-io/jetstream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { appendRelease2, newestRelease2, readRelease2 } from '../../infra/formats/release-stream.ts'
+import { appendRelease2, followReleases2, newestRelease2, readRelease2 } from '../../infra/formats/release-stream.ts'
 import { signRelease, type ReleaseDraft } from '../../infra/formats/release.ts'
 import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { META_STREAM, release2Subject } from '../../infra/nats/names.ts'
@@ -37,6 +37,29 @@ describe('format-2 release stream', () => {
     await replicasCaughtUp(META_STREAM)
     return ids
   }
+
+  it('releases — a client follows its product\'s release documents as the stream stores them: each once, with its sequence, none of another product', async () => {
+    const [mine, other] = [newProduct(), newProduct()]
+    const got: Array<{ rev: number; seq: number }> = []
+    const errors: Error[] = []
+    const two = new Promise<void>((resolve) => {
+      const follow = followReleases2(client, mine, (text, seq) => {
+        got.push({ rev: (JSON.parse(text) as { signed: { rev: number } }).signed.rev, seq })
+        if (got.length === 2) {
+          follow.stop()
+          resolve()
+        }
+      }, { onError: (err) => errors.push(err) })
+    })
+    await client.flush()
+    await appendChain(other, 1)
+    await appendChain(mine, 2)
+    await two
+    expect(errors).toEqual([])
+    expect(got.map((g) => g.rev)).toEqual([1, 2])
+    expect(got[1]!.seq).toBeGreaterThan(got[0]!.seq)
+    expect((await readRelease2(client, mine, 2))?.seq).toBe(got[1]!.seq)
+  })
 
   it('releases — r1…r6 of one product interleaved with another\'s; a client reads any revision and the newest; a missing one is undefined', async () => {
     const [a, b] = [newProduct(), newProduct()]
