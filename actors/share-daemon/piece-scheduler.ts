@@ -239,6 +239,12 @@ export interface PieceSchedulerOptions {
   /** stripeScore itself by default; the simulator passes a cache of it. */
   score?: StripeScore
   /**
+   * The stripe piece `i` belongs to (default: `i`). A format-2 file's runs of chunks pass the 1 MiB
+   * piece their first byte is in, so that their stripes are the fixed pieces' of the same file: the
+   * ones the download schedule ranks files by (sources.ts swarmSchedule), whatever the run lengths.
+   */
+  stripeOf?: (i: number) => number
+  /**
    * Issue 14 item 4: this client's locality (site) label. With one, a piece held by a peer of the
    * same site is fetched only from such peers; one that no peer of the site holds yet crosses into
    * the site through about one client (importsNow) while the others wait for it to appear in the
@@ -300,9 +306,13 @@ export class PieceScheduler<P extends SchedPeer> {
     return true
   }
 
+  private stripeOf(i: number): number {
+    return this.o.stripeOf ? this.o.stripeOf(i) : i
+  }
+
   rankOf(i: number): number {
     let r = this.ranks.get(i)
-    if (r === undefined) this.ranks.set(i, (r = stripeRank(this.o.sha256, i, this.o.swarmKeys, this.o.selfKey, this.o.score)))
+    if (r === undefined) this.ranks.set(i, (r = stripeRank(this.o.sha256, this.stripeOf(i), this.o.swarmKeys, this.o.selfKey, this.o.score)))
     return r
   }
 
@@ -313,7 +323,7 @@ export class PieceScheduler<P extends SchedPeer> {
   /** Where this client stands for piece `i` among its site's peers (0: it brings the piece into the site). */
   siteRankOf(i: number): number {
     let r = this.siteRanks.get(i)
-    if (r === undefined) this.siteRanks.set(i, (r = stripeRank(this.o.sha256, i, this.o.siteKeys ?? [this.o.selfKey], this.o.selfKey, this.o.score)))
+    if (r === undefined) this.siteRanks.set(i, (r = stripeRank(this.o.sha256, this.stripeOf(i), this.o.siteKeys ?? [this.o.selfKey], this.o.selfKey, this.o.score)))
     return r
   }
 
@@ -325,7 +335,7 @@ export class PieceScheduler<P extends SchedPeer> {
   /** The connected client peer whose stripe piece `i` is in (undefined: this client, or not connected). */
   ownerOf(i: number): P | undefined {
     if (!this.owners.has(i)) {
-      const key = stripeOwner(this.o.sha256, i, this.o.swarmKeys, this.o.score)
+      const key = stripeOwner(this.o.sha256, this.stripeOf(i), this.o.swarmKeys, this.o.score)
       this.owners.set(i, key === this.o.selfKey || key === undefined ? undefined : this.io.peer(key))
     }
     return this.owners.get(i)
@@ -367,7 +377,7 @@ export class PieceScheduler<P extends SchedPeer> {
 
   /** This client's rendezvous score for piece `i` is in the top `share` of the range (the sized rules). */
   private scoreInTop(i: number, share: number): boolean {
-    return (this.o.score ?? stripeScore)(this.o.selfKey, this.o.sha256, i) / SCORE_RANGE >= 1 - share
+    return (this.o.score ?? stripeScore)(this.o.selfKey, this.o.sha256, this.stripeOf(i)) / SCORE_RANGE >= 1 - share
   }
 
   /**

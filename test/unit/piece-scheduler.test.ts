@@ -41,6 +41,19 @@ function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?:
 }
 
 describe('piece scheduler', () => {
+  it('scheduler — runs of a format-2 file take the stripe of the 1 MiB piece their first byte is in', () => {
+    const keys = ['a', 'b', 'c', 'self']
+    const sha = 'ab'.repeat(32)
+    // Six runs starting at 0, 0.9, 1.8, 2.7, 3.6, 4.5 MiB: stripes 0, 0, 1, 2, 3, 4.
+    const stripeOf = (i: number): number => Math.floor((i * 0.9 * 1024 * 1024) / (1024 * 1024))
+    const sched = new PieceScheduler<Peer>({ sha256: sha, count: 6, selfKey: 'self', swarmKeys: keys, startedAt: 0, slots: new ServerSlots(SERVER_SLOTS), stripeOf }, {
+      now: () => 0, holders: () => [], peer: () => undefined, closed: () => false, inflight: () => [], lateAfterMs: () => 60_000,
+      serverAvailable: () => true, startPeer: () => {}, startServer: () => {},
+    })
+    for (let i = 0; i < 6; i++) expect(sched.rankOf(i), `run ${i}`).toBe(stripeRank(sha, stripeOf(i), keys, 'self'))
+    expect(sched.rankOf(0)).toBe(sched.rankOf(1))
+  })
+
   it('scheduler — a piece waiting at a server is asked of a client peer as soon as one holds it, and never of the servers twice', () => {
     const a = peer('a', [])
     const { sched, started } = harness(2, [a])
