@@ -300,12 +300,14 @@ export class RangeReader {
   }
 
   /**
-   * A verified piece (over the bulk port, in `into` when given: a buffer of at least `length` bytes
+   * A verified piece (over the bulk port, checked against `expected`: its SHA-256, or a test of
+   * the bytes, e.g. a run of chunks each checked by its hash; a piece that fails it is asked of
+   * another server, in `into` when given: a buffer of at least `length` bytes
    * the caller reuses). With `signal`, the request carries a ticket: aborting it tells the server,
    * which drops the range unsent if it is still waiting for its turn (issue 14: servers do not
    * upload what a client no longer needs), and rejects with the signal's reason at once.
    */
-  async readPiece(sha256: string, offset: number, length: number, expected: string | undefined, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
+  async readPiece(sha256: string, offset: number, length: number, expected: string | ((data: Buffer) => boolean) | undefined, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
     let lastErr: unknown
     // What this request waits for its answer, told to the server (issue 14: a capped server answers
     // `busy` with its queue's wait rather than let the range time out there).
@@ -331,7 +333,7 @@ export class RangeReader {
             return overNats()
           })
           : await overNats()
-        if (data.length === length && (expected === undefined || sha256Hex(data) === expected)) return data
+        if (data.length === length && (expected === undefined || (typeof expected === 'function' ? expected(data) : sha256Hex(data) === expected))) return data
         this.badPieces++
         lastErr = new UpswarmError('UPSWARM_E_HASH_MISMATCH', `server ${a.server} sent a bad piece at ${offset} of blob ${sha256}`)
       } catch (err) {
