@@ -220,7 +220,7 @@ function render(s: DemoSummary): string {
     `  bytes from servers: ${formatBytes(u.bytesFromServers)} (${u.serverBytesPerChangedByte.toFixed(2)}× the changed content)`,
     `  bytes from peers:   ${formatBytes(u.bytesFromPeers)}`,
     `  files made from deltas (edited in place): ${u.deltas.files}, ${formatBytes(u.deltas.bytes)} of deltas for ${formatBytes(u.deltas.fileBytes)} of files`,
-    `  pieces verified against the signed manifest: ${u.piecesVerified}; bad pieces: ${u.badPieces}`,
+    `  pieces verified against the signed release (manifest piece hashes, or the tree's chunk hashes): ${u.piecesVerified}; bad pieces: ${u.badPieces}`,
     `  why servers were asked: ${Object.entries(u.serverReasons).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     'server pool (weighted round-robin, assignments by the proxy during the run):',
     ...s.servers.map((r) => `  ${r.id}  weight ${r.weight}  assigned ${r.assigned} (${(r.share * 100).toFixed(0)}%)  requests ${r.requests}  served ${formatBytes(r.bytesServed)}`),

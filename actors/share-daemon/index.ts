@@ -236,6 +236,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const connections: { key: string; via: string }[] = []
   /** Verified releases learnt from the release stream: a source of manifests when no server answers. */
   const streamReleases = new StreamReleases()
+  /** Revisions from the installed one on whose format-2 release document verified (stageChanged's choices when no format-1 release is heard). */
+  const releases2Seen = new Set<number>()
   const pendingDials = new Set<Promise<unknown>>()
   // Addresses that never complete a handshake are aged out instead of dialled every round.
   const dialBook = new DialBook()
@@ -507,9 +509,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     })
   }
 
-  /** Revisions whose format-2 release document verified (stageChanged's choices when no format-1 release is heard). */
-  const releases2Seen = new Set<number>()
-
   /**
    * Format-2 release documents (docs/formats.md §1.8), each verified under the copy's root, one at a
    * time: how a daemon of a product whose root lists format 2 learns of a release. The newest is
@@ -715,6 +714,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const before = io.wc
     io.wc = await WorkingCopy.open(dir)
     streamReleases.prune(io.wc.state.current)
+    for (const rev of releases2Seen) if (rev < io.wc.state.current) releases2Seen.delete(rev)
     rotation.releases.prune(io.wc.state.current)
     // The update may have garbage-collected blobs the old view kept open for serving.
     before.history.closeHandles()
