@@ -491,9 +491,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
   }
 
-  const followStream = async (nc: NatsConnection): Promise<FollowHandle> => {
-    const trustSource = natsTrustSource(nc)
-    await rotation.refresh(trustSource)
+  const followStream = (nc: NatsConnection, trustSource: ReturnType<typeof natsTrustSource>): Promise<FollowHandle> => {
     let checking = Promise.resolve()
     return followReleases(nc, product, (bytes, seq) => {
       // In order, one at a time: a release by a newly rotated key is judged after one look for the
@@ -519,9 +517,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
    * follower does); one that still does not verify is logged and ignored. Returns whether the
    * product lists format 2 (then the release stream is not followed).
    */
-  async function followReleaseDocs(nc: NatsConnection): Promise<boolean> {
-    const trustSource = natsTrustSource(nc)
-    await rotation.refresh(trustSource)
+  async function followReleaseDocs(nc: NatsConnection, trustSource: ReturnType<typeof natsTrustSource>): Promise<boolean> {
     let checking = Promise.resolve()
     const accept = (text: string, where: string): Promise<void> => (checking = checking.then(async () => {
       const rev = await judgedWithRootLook(() => {
@@ -567,8 +563,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     // A product whose root lists format 2: its release documents only, not the format-1 manifests
     // of the release stream (the swarm plans in format 2; the release feed still brings format 1
     // for when no server answers).
-    if (await followReleaseDocs(nc)) return
-    const follow = await followStream(nc)
+    // The roots and fresh statement, read once for whichever follower judges the releases.
+    const trustSource = natsTrustSource(nc)
+    await rotation.refresh(trustSource)
+    if (await followReleaseDocs(nc, trustSource)) return
+    const follow = await followStream(nc, trustSource)
     if (io.closed) await follow.stop()
     else io.follow = follow
   }

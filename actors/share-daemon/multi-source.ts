@@ -121,7 +121,7 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
     sha256: entry.sha256, count, selfKey: deps.selfKey, swarmKeys: swarmKeysOf(deps.selfKey, peers), startedAt: deps.startedAt, slots,
     ...(deps.site !== undefined ? { selfSite: deps.site, siteKeys: swarmKeysOf(deps.selfKey, peers, deps.site), ...(deps.siteSize ? { siteSize: deps.siteSize } : {}) } : {}),
     ...(deps.swarmSize ? { swarmSize: deps.swarmSize } : {}),
-    ...(layout.ranged ? { stripeOf: (i: number) => Math.floor(layout.offset(i) / layout.announceSize) } : {}),
+    ...(layout.ranged ? { stripeOf: (i: number) => layout.announced(i)[0] } : {}),
   }, {
     now: () => Date.now(),
     holders: (i) => peers.holders(entry.sha256, layout.announceSize, ...layout.announced(i), layout.ranged ? { offset: layout.offset(i), length: layout.length(i) } : undefined),
