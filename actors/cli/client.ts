@@ -447,6 +447,7 @@ export function registerClientCommands(program: Command): void {
         daemon.on('release.available', (rev) => emit({ event: 'release.available', rev }, `upgrade notice: r${rev} is available`))
         daemon.on('release.prefetched', (rev) => emit({ event: 'release.prefetched', rev }, `r${rev}: release verified and its changed tree nodes fetched ahead`))
         daemon.on('feed.release', (rev) => emit({ event: 'feed.release', rev }, `release feed: holds r${rev} (passed on to peers)`))
+        daemon.on('release.doc', (rev) => emit({ event: 'release.doc', rev }, `release document of r${rev} verified (passed on to peers)`))
         daemon.on('update.started', (from, to) => emit({ event: 'update.started', from, to }, `updating r${from} → r${to}`))
         daemon.on('update.done', (r) => emit({ event: 'update.done', ...updateJson(r) }, updateSummary(r)))
         daemon.on('update.held', (rev, newest) => emit({ event: 'update.held', rev, newest },

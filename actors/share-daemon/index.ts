@@ -22,7 +22,6 @@ import { RolloutView } from '../../infra/formats/rollout-view.ts'
 import { stageOf, type Rollout } from '../../infra/formats/rollout.ts'
 import { followRollouts, readRollouts } from '../../infra/formats/rollout-stream.ts'
 import { followReleases2 } from '../../infra/formats/release-stream.ts'
-import { verifyRelease } from '../../infra/formats/release.ts'
 import { fetchMeta } from '../../infra/formats/meta-wire.ts'
 import { decodeTrusted } from '../../infra/release/release-trust.ts'
 import { followReleases, type FollowHandle } from '../../infra/release/release-log.ts'
@@ -158,6 +157,8 @@ export interface DaemonEvents extends TrustEvents {
   'release.prefetched': [rev: number]
   /** A trusted release block arrived in the daemon's release feed (what it passes on to peers). */
   'feed.release': [rev: number]
+  /** The daemon holds format-2 release `rev`'s document, verified, and passes it on to peers (issue 13 item 3). */
+  'release.doc': [rev: number]
   'update.started': [from: number, to: number]
   'update.done': [result: DaemonUpdate]
   'update.failed': [error: UpswarmError]
@@ -283,12 +284,24 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   }
   await refreshHeld()
 
-  const serve = makeServe({ partials, stores: () => [io.wc.history], layout: first.layout, pathsOf: (sha) => io.pathsBySha.get(sha) })
+  const serve = makeServe({ partials, stores: () => [io.wc.history], layout: first.layout, pathsOf: (sha) => io.pathsBySha.get(sha), node: (hash) => io.wc.trees.node(hash) })
   const feed: ReleaseFeed = await openFeed({ storageDir: join(first.layout.meta, 'feed'), publisherPublicKey: publisherKey })
   const rotation = await followTrust({ wc: first, emit: (event, ...args) => (events.emit as (e: typeof event, ...a: typeof args) => boolean)(event, ...args), log, ban: (peer, reason) => peers.ban(peer, reason), installed: () => io.wc.state.current })
   // Issue 16 item 1: the product's staged rollout as this client sees it.
   const stageKey = opts.stageKey ?? (opts.nc && identityKeyOf(opts.nc)) ?? publicKey
   const stage = new RolloutView(product, { key: stageKey, ...(opts.ring ? { ring: opts.ring } : {}) })
+  const releaseDocs = rotation.releaseDocs
+  /** The newest release document the working copy verified and kept: offered to peers. */
+  async function offerStoredReleaseDoc(): Promise<void> {
+    const rev = (await io.wc.trees.revisions()).at(-1)
+    const text = rev === undefined || !rotation.store.root ? undefined : await io.wc.trees.release(rev).catch(() => undefined)
+    if (text === undefined) return
+    try {
+      releaseDocs.accept(text, io.wc.trees.where(rev!))
+    } catch (err) {
+      log(`not offering the stored release document of r${rev}: ${errorMessage(err)}`)
+    }
+  }
   const feedNewest = (): number => Math.max(0, ...feed.releases(product).map((e) => e.rev), rotation.releases.newest())
 
   // The actor is made before any I/O can tell it something: events sent before it starts wait in its mailbox.
@@ -520,17 +533,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   async function followReleaseDocs(nc: NatsConnection, trustSource: ReturnType<typeof natsTrustSource>): Promise<boolean> {
     let checking = Promise.resolve()
     const accept = (text: string, where: string): Promise<void> => (checking = checking.then(async () => {
-      const rev = await judgedWithRootLook(() => {
-        const root = rotation.store.root
-        if (!root) return undefined
-        const r = verifyRelease(text, root, where).release
-        // A release of another product, validly signed, is not news of this one.
-        if (r.product !== product) throw new UpswarmError('UPSWARM_E_MANIFEST', `${where} is a release of product ${r.product}, not ${product}`)
-        return r.rev
-      }, trustSource, where)
+      // A release of another product, validly signed, is not news of this one (verify() refuses it).
+      const rev = await judgedWithRootLook(() => (rotation.store.root ? releaseDocs.verify(text, where).release.rev : undefined), trustSource, where)
       if (rev === undefined) return
-      releases2Seen.add(rev)
-      if (rev > io.wc.state.current) onNewRelease(rev)
+      // A newer one is news (releaseDocs' listener); the same one again (asked after a reconnect)
+      // still starts a run that has not happened.
+      if (releaseDocs.keep(product, rev, text) === 'known' && rev > io.wc.state.current) onNewRelease(rev)
     }))
     const lists2 = (): boolean => rotation.store.root?.products[product]?.formats?.includes(2) === true
     const askNewest = (): Promise<void> => fetchMeta(nc, { kind: 'release', product }).then((text) => accept(text, 'the newest format-2 release from the servers'), (err: unknown) => {
@@ -656,7 +664,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const alone = nc !== undefined && peers.all().every((p) => p.server || p.session.closed)
     const source = alone
       ? serverSource(nc, product)
-      : swarmSource({ nc, product, deps: { peers, partials, announcePiece, announceRange, serverSlots, selfKey: publicKey, log, swarmSize: () => io.tracker?.swarmPeers, ...(opts.site ? { site: opts.site, siteSize: () => io.tracker?.sitePeers } : {}) }, feed: feedReleases, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
+      : swarmSource({ nc, product, deps: { peers, partials, announcePiece, announceRange, serverSlots, selfKey: publicKey, log, swarmSize: () => io.tracker?.swarmPeers, ...(opts.site ? { site: opts.site, siteSize: () => io.tracker?.sitePeers } : {}) }, feed: feedReleases, releaseDocs, files: opts.threads ?? DEFAULT_SWARM_THREADS, log })
     if (alone) log('no peer connected: this run fetches from the servers alone')
     const from = io.wc.state.current
     events.emit('update.started', from, rev ?? io.wc.state.newestVerified)
@@ -821,6 +829,21 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     // A report made before NATS was reached went nowhere.
     events.on('nats.connected', () => reporter.update())
     fleet = reporter
+  }
+  // Issue 13 item 3: a format-2 release document verified here, from the servers or a peer, is
+  // news of a release and is passed on to peers (statements channel); the copy's newest stored one
+  // is offered from the start, so a daemon restarted without servers still passes it on.
+  releaseDocs.onChange((_p, rev) => {
+    events.emit('release.doc', rev)
+    releases2Seen.add(rev)
+    if (rev > io.wc.state.current) onNewRelease(rev)
+  })
+  await offerStoredReleaseDoc()
+  // One a peer passed on before the listener was there counts too.
+  const docNow = releaseDocs.newest(product)
+  if (docNow && docNow.rev > io.wc.state.current) {
+    releases2Seen.add(docNow.rev)
+    onNewRelease(docNow.rev)
   }
   actor.start()
   // With NATS given, the release stream and the heartbeats are followed before startDaemon returns.

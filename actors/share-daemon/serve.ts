@@ -17,6 +17,11 @@ export interface ServeSources {
   layout: WorkingCopyLayout
   /** sha256 → paths in the current revision. */
   pathsOf: (sha256: string) => string[] | undefined
+  /**
+   * Format-2 tree nodes the copy holds, by hash (issue 13 item 3): served like a blob of their own
+   * size, so a peer cut off from the servers walks a new release's tree from its peers.
+   */
+  node?: (hash: string) => Promise<Uint8Array | undefined>
 }
 
 async function readAt(file: string, offset: number, length: number): Promise<Buffer | null> {
@@ -91,6 +96,7 @@ export function makeServe(src: ServeSources): ServeFn {
       if ((await statCache()).lookup(path, st)?.sha256 !== sha256) continue
       return readAt(abs, offset, length)
     }
-    return null
+    const node = await src.node?.(sha256).catch(() => undefined)
+    return node && offset < node.length ? node.subarray(offset, offset + length) : null
   }
 }

@@ -13,6 +13,8 @@ import { readFresh, readRoots } from '../../infra/formats/meta-stream.ts'
 import { fetchMeta, fetchNodes } from '../../infra/formats/meta-wire.ts'
 import { isUpswarmError } from '../../infra/errors.ts'
 import type { DownloadSchedule, ReleaseSource } from '../../infra/release/source.ts'
+import type { HeldReleaseDoc } from '../../infra/formats/release-docs.ts'
+import { nodesFromPeers } from './peer-nodes.ts'
 import { addStats, emptyStats, fetchBlobMultiSource, layoutOf, stripeOwner, swarmKeysOf, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
 
 /** Roots and fresh statements from UPSWARM_META / UPSWARM_FRESH (issue 10 item 7); the updater verifies them. */
@@ -116,6 +118,11 @@ export function swarmSource(opts: {
   product: string
   deps: Omit<MultiSourceDeps, 'server' | 'pieceSize' | 'startedAt'>
   feed?: FeedReleases
+  /**
+   * The newest format-2 release document the daemon verified (from the servers or a peer): what
+   * `release2` answers when no server does, its tree nodes then coming from peers (R-DHT-2).
+   */
+  releaseDocs?: { newest(product: string): HeldReleaseDoc | undefined }
   /** Files fetched at once (default 16). */
   files?: number
   log?: (msg: string) => void
@@ -131,12 +138,44 @@ export function swarmSource(opts: {
     opts.log?.(`servers unavailable (${errorMessage(why)}); using the release feed from peers`)
     return list
   }
+  const nats2 = opts.nc ? natsFormat2Source(opts.nc, { bytes: 0, requests: 0 }) : undefined
+  const heldDoc = (p: string, rev: number | undefined): string | undefined => {
+    const held = opts.releaseDocs?.newest(p)
+    return held && (rev === undefined || held.rev === rev) ? held.text : undefined
+  }
   return {
     stats,
     ...trust,
     // Format 2 when the servers have it: a larger file's pieces from peers are checked by its chunk
-    // hashes (piece-layout.ts), so the run needs no format-1 manifest.
-    ...(opts.nc ? natsFormat2Source(opts.nc, { bytes: 0, requests: 0 }) : {}),
+    // hashes (piece-layout.ts), so the run needs no format-1 manifest. Without a server, the
+    // release document the daemon holds (from the servers earlier, or from a peer on the
+    // statements channel) and tree nodes from peers: a product without format-1 manifests
+    // updates from peers alone (issue 13 item 3, R-DHT-2).
+    async release2(p, rev) {
+      if (nats2) {
+        try {
+          const text = await nats2.release2(p, rev)
+          if (text !== undefined) return text
+        } catch (err) {
+          const held = heldDoc(p, rev)
+          if (held === undefined) throw err
+          opts.log?.(`servers unavailable (${errorMessage(err)}); using the release document from peers`)
+          return held
+        }
+      }
+      return heldDoc(p, rev)
+    },
+    async nodes(p, hashes) {
+      if (nats2) {
+        try {
+          return await nats2.nodes(p, hashes)
+        } catch (err) {
+          if (opts.deps.peers.all().length === 0) throw err
+          opts.log?.(`servers unavailable for ${hashes.length} tree node(s) (${errorMessage(err)}); asking peers`)
+        }
+      }
+      return nodesFromPeers(opts.deps.peers, hashes)
+    },
     piecesByChunks: true,
     async revisions(p) {
       if (!client) return fromFeed(new UpswarmError('UPSWARM_E_NO_SERVER', 'no NATS connection'))

@@ -8,6 +8,7 @@ import { errorMessage } from '../../infra/errors.ts'
 import { productKeys } from '../../infra/formats/root.ts'
 import { TrustStore } from '../../infra/formats/trust-store.ts'
 import { RolloutStore } from '../../infra/formats/rollout-store.ts'
+import { ReleaseDocs } from '../../infra/formats/release-docs.ts'
 import type { SignedRelease } from '../../infra/release/manifest.ts'
 import { StreamReleases } from './stream-releases.ts'
 import { trustedRelease } from '../../infra/release/release-trust.ts'
@@ -22,6 +23,8 @@ export interface TrustEvents {
   'trust.fresh': [product: string, issued: string, peer: string]
   /** The held root named publish key `key` for this product: its release feed is now followed. */
   'trust.feed': [key: string]
+  /** A peer passed on format-2 release `rev` (its document verified under the held root). */
+  'trust.release': [rev: number, peer: string]
 }
 
 export interface TrustFollower {
@@ -31,6 +34,11 @@ export interface TrustFollower {
   readonly rollouts: RolloutStore
   /** Verified releases of this product from the feeds of rotated keys (whole while they may still be installed). */
   readonly releases: StreamReleases
+  /**
+   * The product's newest format-2 release document verified here (from the servers, a peer, or the
+   * copy's own store at start): passed to peers on the statements channel (issue 13 item 3, R-DHT-2).
+   */
+  readonly releaseDocs: ReleaseDocs
   /** Opens the statements channel and replicates the rotated keys' feeds on a connection. */
   attach(stream: NoiseSecretStream): void
   /** Whether the held root (else the pinned key) lets the key that signed `release` sign it; logs why not. */
@@ -61,7 +69,8 @@ export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollow
   const { product, publicKey: pinnedKey } = wc.config
   const store = await TrustStore.open(wc.layout.trust, wc.layout.tmp)
   const rollouts = await RolloutStore.open(join(wc.layout.meta, 'rollouts.json'), wc.layout.tmp, () => store.root)
-  const statements = new StatementsHolder(store, { products: [product], endorsedBy: { product, pinnedKey }, rollouts })
+  const releaseDocs = new ReleaseDocs(() => store.root, [product])
+  const statements = new StatementsHolder(store, { products: [product], endorsedBy: { product, pinnedKey }, rollouts, releases: releaseDocs })
   const streams = new Set<NoiseSecretStream>()
   const feeds = new Map<string, ReleaseFeed>()
   const releases = new StreamReleases()
@@ -77,6 +86,10 @@ export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollow
     emit('trust.fresh', p, issued, peer)
   })
   statements.on('rollout', (p, seq, peer) => log(JSON.stringify({ event: 'trust.rollout', product: p, seq, peer })))
+  statements.on('release', (p, rev, peer) => {
+    log(JSON.stringify({ event: 'trust.release', product: p, rev, peer }))
+    emit('trust.release', rev, peer)
+  })
   statements.on('protocol-error', (err, peer) => opts.ban(peer, err.message))
   statements.on('store-error', (err) => log(`could not keep a statement from a peer: ${err.message}`))
 
@@ -130,6 +143,7 @@ export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollow
     statements,
     rollouts,
     releases,
+    releaseDocs,
     trusted,
     attach(stream) {
       statements.attach(stream)

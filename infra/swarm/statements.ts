@@ -19,6 +19,7 @@ import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import { UpswarmError, errorMessage, isUpswarmError } from '../errors.ts'
 import type { TrustStore } from '../formats/trust-store.ts'
 import type { RolloutStore } from '../formats/rollout-store.ts'
+import type { ReleaseDocs } from '../formats/release-docs.ts'
 import {
   MAX_OFFER_ENTRIES, MAX_WANT_HASHES, STATEMENTS_PROTOCOL, STATEMENTS_VERSION, StatementKind,
   decodeStatementHandshake, statementBytes, statementDecoders, statementEncoders,
@@ -48,6 +49,13 @@ export interface StatementsOptions {
    * its own. An older peer ignores the kind (docs/formats.md §1.8), so no version change.
    */
   rollouts?: RolloutStore
+  /**
+   * Issue 13 item 3 (R-DHT-2 for format 2): the newest release document of each followed product
+   * travels here too (kind `release`), so a copy cut off from the servers learns of a release from
+   * a peer. Offered per product with its revision; a peer behind gets the newest. A peer of an
+   * earlier release neither offers nor keeps the kind (it dropped release docs), so no version change.
+   */
+  releases?: ReleaseDocs
 }
 
 export interface StatementsEvents {
@@ -57,6 +65,8 @@ export interface StatementsEvents {
   fresh: [product: string, issued: string, peer: string]
   /** The rollout store gained statement `seq` of `product` from `peer`. */
   rollout: [product: string, seq: number, peer: string]
+  /** The holder gained format-2 release `rev` of `product` from `peer` (verified under its root). */
+  release: [product: string, rev: number, peer: string]
   /** `peer` broke the protocol or sent a document that does not verify; its channel is closed. */
   'protocol-error': [error: UpswarmError, peer: string]
   /** This node failed to keep a document (the store could not be saved). */
@@ -84,15 +94,22 @@ export class StatementsHolder extends EventEmitter<StatementsEvents> {
     }
     const stopTrust = store.onChange(offerAll)
     const stopRollouts = opts.rollouts?.onChange(offerAll)
+    const stopReleases = opts.releases?.onChange(offerAll)
     this.stopListening = () => {
       stopTrust()
       stopRollouts?.()
+      stopReleases?.()
     }
   }
 
   /** @internal The rollout store, if this holder passes statements on. */
   get rollouts(): RolloutStore | undefined {
     return this.opts.rollouts
+  }
+
+  /** @internal The release documents, if this holder passes them on. */
+  get releases(): ReleaseDocs | undefined {
+    return this.opts.releases
   }
 
   /** @internal Products whose rollout statements this holder asks for and offers. */
@@ -128,6 +145,10 @@ export class StatementsHolder extends EventEmitter<StatementsEvents> {
     for (const product of this.rolloutProducts()) {
       const newest = this.opts.rollouts!.statements(product).at(-1)
       entries.push({ kind: StatementKind.rollout, product, number: newest?.rollout.seq ?? 0, hash: newest ? sha256(newest.text) : ZERO_HASH })
+    }
+    for (const product of this.opts.releases?.products() ?? []) {
+      const held = this.opts.releases!.newest(product)
+      entries.push({ kind: StatementKind.release, product, number: held?.rev ?? 0, hash: held ? sha256(held.text) : ZERO_HASH })
     }
     return entries.slice(0, MAX_OFFER_ENTRIES)
   }
@@ -315,6 +336,15 @@ export class StatementsSession {
         if (e.number > newest && followed.has(e.product) && store.root) ahead = true
       }
     }
+    const releases = this.holder.releases
+    if (releases) {
+      for (const e of msg.entries) {
+        if (e.kind !== StatementKind.release) continue
+        const held = releases.newest(e.product)
+        if (held && held.rev > e.number) this.sendDoc(StatementKind.release, held.text)
+        else if (e.number > (held?.rev ?? 0) && releases.follows(e.product) && store.root) ahead = true
+      }
+    }
     // The peer holds something this node lacks: it answers an offer with what the offerer lacks.
     if (ahead) this.offer()
   }
@@ -330,6 +360,10 @@ export class StatementsSession {
     for (const product of this.holder.rolloutProducts()) {
       for (const h of this.holder.rollouts!.statements(product)) if (wanted.has(sha256Hex(h.text))) this.sendDoc(StatementKind.rollout, h.text)
     }
+    for (const product of this.holder.releases?.products() ?? []) {
+      const held = this.holder.releases!.newest(product)
+      if (held && wanted.has(sha256Hex(held.text))) this.sendDoc(StatementKind.release, held.text)
+    }
   }
 
   private onWantRoots(msg: WantRootsMessage): void {
@@ -339,7 +373,8 @@ export class StatementsSession {
   private onDoc(msg: DocMessage): void {
     if (!this.spend(this.receivedWindow, 2 * MAX_DOCS_PER_MINUTE)) throw new ProtocolViolation(`sent more than ${2 * MAX_DOCS_PER_MINUTE} documents in a minute`)
     if (msg.kind > StatementKind.rollout) throw new ProtocolViolation(`sent a document of unknown kind ${msg.kind}`)
-    if (msg.kind === StatementKind.release) return // releases travel on the release feeds; not kept here
+    // A holder without release documents (a server, which has the streams) ignores them, as earlier releases did.
+    if (msg.kind === StatementKind.release && !this.holder.releases) return
     if (msg.kind === StatementKind.rollout && !this.holder.rollouts) return
     const hash = sha256Hex(msg.bytes)
     if (this.seen.has(hash)) return
@@ -351,12 +386,15 @@ export class StatementsSession {
     void this.holder.serial(async () => {
       if (this.closedFlag) return
       try {
-        const early = kind === StatementKind.root ? await this.takeRoot(bytes) : kind === StatementKind.fresh ? await this.takeFresh(bytes) : await this.takeRollout(bytes)
+        const early = kind === StatementKind.root ? await this.takeRoot(bytes)
+          : kind === StatementKind.fresh ? await this.takeFresh(bytes)
+            : kind === StatementKind.release ? this.takeRelease(bytes)
+              : await this.takeRollout(bytes)
         if (early) this.seen.delete(hash)
       } catch (err) {
         this.seen.delete(hash)
         const e = isUpswarmError(err) ? err : new UpswarmError('UPSWARM_E_IO', errorMessage(err), { cause: err })
-        if (PEER_FAULTS.has(e.code)) this.fault(kind === StatementKind.root ? 'root document' : kind === StatementKind.fresh ? 'fresh statement' : 'rollout statement', e)
+        if (PEER_FAULTS.has(e.code)) this.fault(KIND_WORDS[kind] ?? 'document', e)
         else this.holder.emit('store-error', e, this.peer)
       }
     })
@@ -391,6 +429,35 @@ export class StatementsSession {
     }
   }
 
+  /** A release document: kept when it verifies under the held root and is newer than the one held. */
+  private takeRelease(bytes: Uint8Array): boolean {
+    const store = this.holder.store
+    if (!store.root) return false
+    const signed = signedOf(bytes)
+    // Signed under a root this node does not hold yet: not the peer's fault; fetch the roots first.
+    if (typeof signed?.root === 'number' && signed.root > store.version) {
+      if (!this.closedFlag) this.send.wantRoots.send({ from: store.version + 1 })
+      return true
+    }
+    const releases = this.holder.releases!
+    // Another product's release, validly signed: not news here, and not a fault (the peer follows it).
+    if (typeof signed?.product === 'string' && !releases.follows(signed.product)) return false
+    let outcome
+    try {
+      outcome = releases.accept(bytes, this.where)
+    } catch (err) {
+      // Signed by a key a newer root (this node's, sent to the peer on its offer) no longer lets
+      // sign: the peer is behind, not lying.
+      if (this.peerRootVersion > 0 && this.peerRootVersion < store.version && isUpswarmError(err, 'UPSWARM_E_SIGNATURE')) return false
+      throw err
+    }
+    if (outcome === 'accepted') {
+      const held = releases.newest(String(signed?.product))
+      if (held) this.holder.emit('release', String(signed?.product), held.rev, this.peer)
+    }
+    return false
+  }
+
   private async takeFresh(bytes: Uint8Array): Promise<boolean> {
     const store = this.holder.store
     if (!store.root) return false
@@ -406,6 +473,11 @@ export class StatementsSession {
     }
     return false
   }
+}
+
+const KIND_WORDS: Record<number, string> = {
+  [StatementKind.root]: 'root document', [StatementKind.fresh]: 'fresh statement',
+  [StatementKind.rollout]: 'rollout statement', [StatementKind.release]: 'release document',
 }
 
 /** The peer sent well-formed bytes that break the protocol's rules. */

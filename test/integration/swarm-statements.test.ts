@@ -16,6 +16,8 @@ import { draftOf, rootBody, signRoot, type RootDraft, type SignedRoot } from '..
 import { TrustStore } from '../../infra/formats/trust-store.ts'
 import { RolloutStore } from '../../infra/formats/rollout-store.ts'
 import { signRollout } from '../../infra/formats/rollout.ts'
+import { ReleaseDocs } from '../../infra/formats/release-docs.ts'
+import { signRelease } from '../../infra/formats/release.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 import { StatementsHolder, type StatementsEvents, type StatementsOptions } from '../../infra/swarm/statements.ts'
 import { STATEMENTS_PROTOCOL, STATEMENTS_VERSION, StatementKind, statementBytes, statementEncoders } from '../../infra/swarm/statements-codec.ts'
@@ -92,6 +94,25 @@ async function storeWith(held: string[], opts: StatementsOptions = { products: [
   const holder = new StatementsHolder(store, opts)
   cleanups.push(async () => holder.close())
   return { store, holder, file }
+}
+
+/** Format-2 release document r`rev` of P under root 4, signed by `key` (pub2: P's publish key from root 2 on). */
+const releaseDoc = (rev: number, key = pub2, product = P): string => signRelease({
+  product, rev, createdAtMs: ISSUED_MS, root: 4, tree: 'ab'.repeat(32), stats: { files: 1, bytes: 1, nodes: 1 },
+}, [key]).bytes.toString('utf8')
+
+/** A holder whose statements channel also carries format-2 release documents (issue 13 item 3). */
+async function releaseHolder(docs: string[]): Promise<{ store: TrustStore; releases: ReleaseDocs; holder: StatementsHolder }> {
+  const dir = await tempDir('upswarm-release-docs-')
+  cleanups.push(dir.cleanup)
+  const store = await TrustStore.open(join(dir.path, 'trust.json'), join(dir.path, 'tmp'))
+  await store.pin(roots[0]!, 'test')
+  await store.acceptRoots(roots.slice(1), 'test')
+  const releases = new ReleaseDocs(() => store.root, [P])
+  for (const d of docs) releases.accept(d, 'test')
+  const holder = new StatementsHolder(store, { products: [P], releases })
+  cleanups.push(async () => holder.close())
+  return { store, releases, holder }
 }
 
 function node(holder: StatementsHolder, extra: Parameters<typeof makeNode>[1] = {}): Node {
@@ -223,6 +244,46 @@ describe('swarm — statements channel', () => {
     expect(err.message).toMatch(/rollout statement/)
     await evil.closed
     expect(b.rollouts.statements(P)).toEqual([])
+  })
+
+  it('format-2 release documents travel peer to peer: a holder behind gets the newest, and hears of a newer one without reconnecting (issue 13 item 3)', async () => {
+    const a = await releaseHolder([releaseDoc(2), releaseDoc(3)])
+    const b = await releaseHolder([releaseDoc(2)])
+    const na = node(a.holder)
+    const nb = node(b.holder)
+    const third = next(b.holder, 'release', (_p, rev) => rev === 3)
+    const addr = await nb.transport.listen('127.0.0.1')
+    await na.transport.dial(addr.host, addr.port)
+    const [product, , peer] = await third
+    expect(product).toBe(P)
+    expect(peer).toBe(na.transport.publicKey.toString('hex'))
+    expect(b.releases.newest(P)).toEqual({ rev: 3, text: releaseDoc(3) })
+    // A hears of r4 (from the servers, say): B hears of it on the open connection.
+    const fourth = next(b.holder, 'release', (_p, rev) => rev === 4)
+    expect(a.releases.accept(releaseDoc(4), 'servers')).toBe('accepted')
+    await fourth
+    expect(b.releases.newest(P)?.rev).toBe(4)
+    // An older one changes nothing.
+    expect(b.releases.accept(releaseDoc(3), 'replay')).toBe('known')
+    expect(nb.transport.connections.size).toBe(1)
+  })
+
+  it('a release document signed by a key the root does not give the product is a protocol error; one of a product not followed is ignored', async () => {
+    const b = await releaseHolder([releaseDoc(2)])
+    const nb = node(b.holder)
+    const evil = await rawPeer(nb)
+    let reported = false
+    b.holder.on('protocol-error', () => { reported = true })
+    // Another product's release, signed well or not, is no news here and no fault.
+    evil.send(2, doc(StatementKind.release, releaseDoc(9, pub2, '99999999-2222-4333-8444-555555555555')))
+    await evil.waitFor(0, 1)
+    const forged = next(b.holder, 'protocol-error')
+    evil.send(2, doc(StatementKind.release, releaseDoc(5, generatePublisherKey())))
+    const [err] = await forged
+    expect(err.message).toMatch(/release document/)
+    await evil.closed
+    expect(b.releases.newest(P)?.rev).toBe(2)
+    expect(reported).toBe(true)
   })
 
   it('a peer that dials while ahead brings the one it dialled up to date', async () => {
