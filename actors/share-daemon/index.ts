@@ -28,7 +28,9 @@ import { followReleases, type FollowHandle } from '../../infra/release/release-l
 import { listBlobs } from '../../infra/store/working-copy/history.ts'
 import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { PieceSession } from '../../infra/swarm/piece-protocol.ts'
-import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
+import type { ReleaseFeed } from '../../infra/swarm/release-feed.ts'
+import { DaemonFeed } from './daemon-feed.ts'
+import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import { StreamReleases } from './stream-releases.ts'
 import { exchangeSite } from '../../infra/swarm/site-channel.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
@@ -285,8 +287,25 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   await refreshHeld()
 
   const serve = makeServe({ partials, stores: () => [io.wc.history], layout: first.layout, pathsOf: (sha) => io.pathsBySha.get(sha), node: (hash) => io.wc.trees.node(hash) })
-  const feed: ReleaseFeed = await openFeed({ storageDir: join(first.layout.meta, 'feed'), publisherPublicKey: publisherKey })
   const rotation = await followTrust({ wc: first, emit: (event, ...args) => (events.emit as (e: typeof event, ...a: typeof args) => boolean)(event, ...args), log, ban: (peer, reason) => peers.ban(peer, reason), installed: () => io.wc.state.current })
+  /** The product of each connected peer's first `have` ('' for a repository server seeding all), within HAVE_WAIT_MS. */
+  const firstHave = new WeakMap<NoiseSecretStream, Promise<string | undefined>>()
+  /** Wired once the feed is open (below, once the machine exists). */
+  let wireFeed: (f: ReleaseFeed) => Promise<void> = async () => {}
+  // Issue 13 item 5: a product whose root lists format 2 learns of releases from release documents
+  // (servers and peers), so its daemon loads the format-1 release feed only for a client of an
+  // earlier release that asks for it (daemon-feed.ts).
+  const daemonFeed = await DaemonFeed.start({
+    storageDir: join(first.layout.meta, 'feed'), publisherPublicKey: publisherKey,
+    eager: rotation.store.root?.products[product]?.formats?.includes(2) !== true,
+    onOpen: (f) => wireFeed(f),
+    isServer: async (stream) => {
+      const key = stream.remotePublicKey ? stream.remotePublicKey.toString('hex') : ''
+      if (peers.isServer(key)) return true
+      return (await firstHave.get(stream)) === '' || peers.isServer(key)
+    },
+    log,
+  })
   // Issue 16 item 1: the product's staged rollout as this client sees it.
   const stageKey = opts.stageKey ?? (opts.nc && identityKeyOf(opts.nc)) ?? publicKey
   const stage = new RolloutView(product, { key: stageKey, ...(opts.ring ? { ring: opts.ring } : {}) })
@@ -302,7 +321,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       log(`not offering the stored release document of r${rev}: ${errorMessage(err)}`)
     }
   }
-  const feedNewest = (): number => Math.max(0, ...feed.releases(product).map((e) => e.rev), rotation.releases.newest())
+  const feedNewest = (): number => Math.max(0, ...daemonFeed.releases(product).map((e) => e.rev), rotation.releases.newest())
 
   // The actor is made before any I/O can tell it something: events sent before it starts wait in its mailbox.
   const daemonStart: ShareDaemonInput = {
@@ -353,7 +372,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     dhtHost: opts.host ?? '127.0.0.1',
     fleet: { identity: identity ?? null, admit: topicSecret ? 'members' : 'anyone' },
     onConnection: (stream, info) => {
-      feed.replicate(stream)
+      daemonFeed.attach(stream)
       rotation.attach(stream)
       const session = new PieceSession(stream, {
         serve, product, rev: io.wc.state.current, uploadBucket,
@@ -366,6 +385,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       session.on('have', (have) => {
         if (have.product === product) actor.send({ type: 'peer.has', rev: have.rev })
       })
+      firstHave.set(stream, new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), HAVE_WAIT_MS)
+        timer.unref()
+        session.once('have', (have) => resolve(have.product))
+        session.once('close', () => resolve(undefined))
+      }))
       peers.add(info.peer, session)
       exchangeSite(stream, opts.site, (site) => peers.setSite(info.peer, site))
       void session.opened().then((ok) => {
@@ -619,7 +644,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   const feedReleases: FeedReleases = {
     list: (p) => {
-      const revs = new Map(feed.releases(p).map((e) => [e.rev, e.manifestSha256]))
+      const revs = new Map(daemonFeed.releases(p).map((e) => [e.rev, e.manifestSha256]))
       if (p === product) {
         for (const [rev, h] of rotation.releases.list()) revs.set(rev, h)
         for (const [rev, h] of streamReleases.list()) revs.set(rev, h)
@@ -629,8 +654,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     get: async (p, rev) => {
       const held = p === product ? streamReleases.get(rev) ?? rotation.releases.get(rev) : undefined
       if (held) return held
-      const entry = feed.releases(p).find((e) => e.rev === rev)
-      return entry ? feed.get(entry.index) : undefined
+      const entry = daemonFeed.releases(p).find((e) => e.rev === rev)
+      return entry ? daemonFeed.get(entry.index) : undefined
     },
   }
   const serverSlots = new ServerSlots(SERVER_SLOTS)
@@ -866,17 +891,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // With a root held, it decides whether the pinned key may still sign (rotated or retired keys).
   // `feed.release`: a release arrived in this daemon's copy of the release feed, which it passes on
   // to peers that cannot reach NATS (R-DHT-2).
-  feed.on('release', (entry, release) => {
-    if (rotation.store.root && !rotation.trusted(release, `release feed block ${entry.index}`)) return
-    events.emit('feed.release', entry.rev)
-    onNewRelease(entry.rev)
-  })
-  // Blocks that arrived before the handler (peers dialled at start replicate at once) count too.
-  for (const entry of feed.releases(product)) {
-    if (entry.rev <= io.wc.state.current) continue
-    const release = await feed.get(entry.index).catch(() => undefined)
-    if (release && (!rotation.store.root || rotation.trusted(release, `release feed block ${entry.index}`))) onNewRelease(entry.rev)
+  wireFeed = async (feed) => {
+    feed.on('release', (entry, release) => {
+      if (rotation.store.root && !rotation.trusted(release, `release feed block ${entry.index}`)) return
+      events.emit('feed.release', entry.rev)
+      onNewRelease(entry.rev)
+    })
+    // Blocks that arrived before the handler (peers dialled at start replicate at once) count too.
+    for (const entry of feed.releases(product)) {
+      if (entry.rev <= io.wc.state.current) continue
+      const release = await feed.get(entry.index).catch(() => undefined)
+      if (release && (!rotation.store.root || rotation.trusted(release, `release feed block ${entry.index}`))) onNewRelease(entry.rev)
+    }
   }
+  if (daemonFeed.feed) await wireFeed(daemonFeed.feed)
   rotation.onRelease(onNewRelease)
   for (const rev of rotation.releases.list().keys()) onNewRelease(rev)
 
@@ -918,7 +946,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       await book.flush()
       await transport.close()
       await rotation.close()
-      await feed.close()
+      await daemonFeed.close()
       io.wc.history.closeHandles()
     },
   })

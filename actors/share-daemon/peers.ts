@@ -130,6 +130,11 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
     if (ws?.size === 0) this.blobWaiters.delete(w.sha256)
   }
 
+  /** Whether `key` is a repository server's (its heartbeats named it). */
+  isServer(key: string): boolean {
+    return this.serverKeys.has(key)
+  }
+
   /** Marks keys of repository servers (from their heartbeats). */
   markServers(keys: Iterable<string>): void {
     for (const k of keys) {

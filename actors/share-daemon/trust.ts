@@ -13,7 +13,7 @@ import type { SignedRelease } from '../../infra/release/manifest.ts'
 import { StreamReleases } from './stream-releases.ts'
 import { trustedRelease } from '../../infra/release/release-trust.ts'
 import type { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
-import { openFeed, type ReleaseFeed } from '../../infra/swarm/release-feed.ts'
+import type { ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import { StatementsHolder } from '../../infra/swarm/statements.ts'
 import type { ReleaseSource } from '../../infra/release/source.ts'
 
@@ -110,6 +110,8 @@ export async function followTrust(opts: FollowTrustOptions): Promise<TrustFollow
     if (!store.root) return
     for (const key of productKeys(store.root, product).current) {
       if (key === pinnedKey || feeds.has(key) || closed) continue
+      // Loaded here only: Hypercore is 15 MiB of a daemon's memory (issue 13 item 5).
+      const { openFeed } = await import('../../infra/swarm/release-feed.ts')
       const feed = await openFeed({ storageDir: join(wc.layout.meta, `feed-${key.slice(0, 16)}`), publisherPublicKey: key })
       if (closed) {
         await feed.close()

@@ -10,7 +10,7 @@
 // for edits in place). Every byte a delta produces is checked by the caller against the signed
 // SHA-1 and SHA-256 (R-VERIFY); the decoder itself refuses anything out of bounds.
 import { open } from 'node:fs/promises'
-import { brotliCompressSync, brotliDecompressSync, constants as zc } from 'node:zlib'
+import { builtin } from '../lazy-builtin.ts'
 import { UpswarmError } from '../errors.ts'
 
 /** The codec number in a delta-index entry (§1.6; 1 and 2 are named there, unknown ones skipped). */
@@ -146,9 +146,13 @@ function diffBytes(base: Uint8Array, target: Uint8Array): Buffer {
   return Buffer.concat([head.bytes(), ins, ...literals])
 }
 
-const compress = (raw: Buffer): Buffer => brotliCompressSync(raw, {
-  params: { [zc.BROTLI_PARAM_QUALITY]: QUALITY, [zc.BROTLI_PARAM_SIZE_HINT]: raw.length, [zc.BROTLI_PARAM_LGWIN]: 24 },
-})
+const compress = (raw: Buffer): Buffer => {
+  const zlib = builtin('node:zlib')
+  const zc = zlib.constants
+  return zlib.brotliCompressSync(raw, {
+    params: { [zc.BROTLI_PARAM_QUALITY]: QUALITY, [zc.BROTLI_PARAM_SIZE_HINT]: raw.length, [zc.BROTLI_PARAM_LGWIN]: 24 },
+  })
+}
 
 /** The delta (codec 3) that makes `target` from `base`; no base: `target` compressed alone. */
 export function encodeDelta(base: Uint8Array | undefined, target: Uint8Array): Buffer {
@@ -206,7 +210,7 @@ export async function applyDelta(delta: Uint8Array, base: DeltaBase | undefined,
   let raw: Buffer
   try {
     // A target of `size` bytes never needs more than this many raw bytes (instructions ≤ 2 varints per 24 B).
-    raw = brotliDecompressSync(delta, { maxOutputLength: size + Math.ceil(size / 4) + 1024 })
+    raw = builtin('node:zlib').brotliDecompressSync(delta, { maxOutputLength: size + Math.ceil(size / 4) + 1024 })
   } catch (err) {
     throw new DeltaError(`${what}: does not decompress (${(err as Error).message})`)
   }

@@ -2,7 +2,8 @@
 // hand: prom-client is not among our dependencies, and the format is small (docs/decisions.md,
 // "Prometheus text by hand"). Every family has its HELP and TYPE lines; values are read when
 // scraped (collectors) or kept here (counters). One HTTP listener per process, on 127.0.0.1.
-import { createServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
+import { builtin } from '../lazy-builtin.ts'
 import type { AddressInfo } from 'node:net'
 import { UpswarmError, errorMessage } from '../errors.ts'
 
@@ -92,7 +93,7 @@ export interface MetricsListener {
 
 /** Serves `GET /metrics` on `host:port` (0: any free port); anything else is 404. */
 export async function serveMetrics(metrics: Metrics, port: number, host = '127.0.0.1'): Promise<MetricsListener> {
-  const server: Server = createServer((req, res) => {
+  const server: Server = builtin('node:http').createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at GET /metrics\n')
       return

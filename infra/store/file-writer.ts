@@ -4,7 +4,7 @@
 // batches. On a worker the creates overlap that work. The kernel's creates themselves do not go
 // faster on two threads here (docs/decisions.md), so one worker.
 import * as fs from 'node:fs'
-import { Worker } from 'node:worker_threads'
+import { builtin } from '../lazy-builtin.ts'
 
 /** A file to write: its bytes, created with `mode` (a chmod after where the umask would take bits). */
 export interface FileToWrite {
@@ -189,7 +189,7 @@ parentPort.on('message', (m) => {
  * worker writes nothing more, and `write`, `flush` report it.
  */
 export function threadedFileWriter(opts: FileWriterOptions = {}): FileWriter {
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { umask: UMASK } })
+  const worker = new (builtin('node:worker_threads').Worker)(WORKER_SOURCE, { eval: true, workerData: { umask: UMASK } })
   let nextId = 0
   let inFlight = 0
   let failure: WriteFailure | undefined

@@ -1,7 +1,7 @@
 // Announces through the tracker's HTTP(S) door with the BitTorrent announce (BEP 3), asking for
 // the non-compact list so that peer ids, revisions and public keys come back too.
-import { request as httpRequest, type IncomingMessage } from 'node:http'
-import { request as httpsRequest } from 'node:https'
+import type { IncomingMessage } from 'node:http'
+import { builtin } from '../lazy-builtin.ts'
 import { UpswarmError } from '../errors.ts'
 import { bdecode, type BDecoded } from '../tracker/bencode.ts'
 import { infoHash } from '../tracker/info-hash.ts'
@@ -132,7 +132,7 @@ function httpGet(url: string, opts: HttpDoorOptions, signal: AbortSignal, anySta
       res.on('error', fail)
     }
     const options = { signal: timer, ca: opts.ca }
-    const req = url.startsWith('https:') ? httpsRequest(url, options, onResponse) : httpRequest(url, options, onResponse)
+    const req = url.startsWith('https:') ? builtin('node:https').request(url, options, onResponse) : builtin('node:http').request(url, options, onResponse)
     req.on('error', fail)
     req.end()
   })

@@ -2,7 +2,8 @@
 // key) rides in BEP 41 URL data, so the tracker can name the swarm even if it never saw the
 // info hash over NATS. Lost packets are sent again a few times within the timeout.
 import { randomBytes } from 'node:crypto'
-import { createSocket, type Socket } from 'node:dgram'
+import type { Socket } from 'node:dgram'
+import { builtin } from '../lazy-builtin.ts'
 import { UpswarmError } from '../errors.ts'
 import { infoHash } from '../tracker/info-hash.ts'
 import { ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_ERROR, PROTOCOL_ID } from '../tracker/udp-protocol.ts'
@@ -21,7 +22,7 @@ export function udpDoor(url: string, opts: { timeoutMs: number }): TrackerDoor {
 
   const open = (): Socket => {
     if (socket) return socket
-    const s = createSocket('udp4')
+    const s = builtin('node:dgram').createSocket('udp4')
     s.on('message', (packet) => {
       if (packet.byteLength < 8) return
       waiting.get(packet.readUInt32BE(4))?.(packet)

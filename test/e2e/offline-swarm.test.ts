@@ -66,7 +66,12 @@ for (const formats of [[1], [2]]) {
         await a.waitFor((e) => e.event === 'release.doc' && (e as { rev?: number }).rev === 2)
       }
 
-      // Everything but the client daemons goes away.
+      // Issue 13 item 5: a daemon of a product whose root lists format 2 learns of releases from
+    // release documents and never loads the release feed (Hypercore and its RocksDB storage).
+    const maps = await readFile(`/proc/${a.child!.pid}/maps`, 'utf8')
+    expect(maps.includes('rocksdb-native'), 'the release feed\'s storage is loaded').toBe(!formats.includes(2))
+
+    // Everything but the client daemons goes away.
       for (const role of [...swarm.launched.children.keys()]) await swarm.stopRole(role)
       const natsUrl = new URL(swarm.launched.endpoints.nats![0]!)
       await swarm.launched.cluster!.stop()
