@@ -31,9 +31,15 @@ export interface DaemonBenchOptions extends CommonOptions {
   /** Size of the release whose update the peak RSS is taken over, MiB, in files of `fileMiB`. */
   updateMiB: number
   fileMiB: number
+  /**
+   * Release formats of the product (default [1, 2], as the demo publishes: the daemon learns of
+   * releases from format-2 documents and leaves the format-1 release feed unloaded; [1]: it
+   * follows the feed, Hypercore and RocksDB loaded).
+   */
+  formats: number[]
 }
 
-export const DAEMON_DEFAULTS: DaemonBenchOptions = { settle: 15, idleSeconds: 60, updateMiB: 128, fileMiB: 64 }
+export const DAEMON_DEFAULTS: DaemonBenchOptions = { settle: 15, idleSeconds: 60, updateMiB: 128, fileMiB: 64, formats: [1, 2] }
 
 const GOAL_RSS_MIB = 64
 const GOAL_CPU_PERCENT = 0.2
@@ -73,7 +79,7 @@ export async function runDaemonBench(o: DaemonBenchOptions): Promise<BenchResult
   const rec = startRecording(o.resultsDir)
   const log = progress('daemon', rec.startedAt)
   const work = await mkdtemp(join(tmpdir(), 'upswarm-bench-daemon-'))
-  const swarm = new Swarm({ dir: join(work, 'swarm'), servers: 1 })
+  const swarm = new Swarm({ dir: join(work, 'swarm'), servers: 1, formats: o.formats })
   const floor = spawn(process.execPath, ['-e', FLOOR_SCRIPT], { stdio: 'ignore' })
   const profileDir = o.profile && join(o.profile, 'idle-daemon')
   try {
@@ -168,6 +174,7 @@ export async function runDaemonBench(o: DaemonBenchOptions): Promise<BenchResult
         { goal: `idle CPU ≤ ${GOAL_CPU_PERCENT} % of a core`, met: percent(window.groups.daemon!) <= GOAL_CPU_PERCENT, detail: `${percent(window.groups.daemon!)} % over ${window.seconds.toFixed(0)} s; the floor ${percent(window.groups.floor!)} %` },
       ],
       notes: [
+        `The product is published in formats ${o.formats.join(', ')}${o.formats.includes(2) ? ' (as the demo publishes it): the daemon learns of releases from format-2 documents and leaves the format-1 release feed (Hypercore, RocksDB) unloaded' : ': the daemon follows the format-1 release feed (Hypercore and RocksDB loaded)'}.`,
         `Load average (1 / 5 / 15 min) ${fmtLoad(loadBefore)} before and ${fmtLoad(loadAfter)} after the idle window; the machine's cores were ${(window.machineBusy * 100).toFixed(0)} % busy meanwhile (a shared machine).`,
         `Peak RSS is VmHWM ${peakResettable ? 'reset just before r3 was published' : 'since the daemon started (clear_refs refused)'}: r3 (${o.updateMiB} MiB in ${o.fileMiB} MiB files) installed in ${(done.ms / 1000).toFixed(1)} s, ${(done.bytesFromServers / MiB).toFixed(0)} MiB from servers.`,
         `Idle CPU by thread (CPU-s over the window, user + system): ${byThread.filter((t) => t.user + t.system > 0).map((t) => `${t.name}${t.threads > 1 ? ` ×${t.threads}` : ''} ${t.user.toFixed(2)} + ${t.system.toFixed(2)}`).join(', ') || 'none measurable'}.`,

@@ -11,7 +11,7 @@ describe('bench daemon smoke', () => {
   it('bench — the daemon benchmark measures an idle daemon beside the floor and its peak over an update, and writes a complete result', async () => {
     const results = await tempDir('upswarm-bench-daemon-smoke-')
     try {
-      const r = await runDaemonBench({ settle: 1, idleSeconds: 2, updateMiB: 4, fileMiB: 2, resultsDir: results.path })
+      const r = await runDaemonBench({ settle: 1, idleSeconds: 2, updateMiB: 4, fileMiB: 2, formats: [1, 2], resultsDir: results.path })
       expect(r.name).toBe('daemon')
       expect(r.rows.map((row) => row.process)).toEqual([
         'daemon, idle', 'node -e "setInterval(()=>{},1e3)" (floor)', 'daemon, updating 4 MiB', 'daemon, idle 1 s after that update',

@@ -12,6 +12,8 @@ import { parseBootstrap } from '../../infra/cluster/dht.ts'
 import { clusterInfo } from '../helpers/cluster.ts'
 import { closed, makeNode, type Node } from './swarm-fixtures.ts'
 import { PeerSet } from '../../actors/share-daemon/peers.ts'
+import { nodesFromPeers } from '../../actors/share-daemon/peer-nodes.ts'
+import { makeServe } from '../../actors/share-daemon/serve.ts'
 
 const MiB = 1 << 20
 const hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -367,5 +369,31 @@ describe('swarm transport', () => {
     expect(b.transport.connections.size).toBe(0)
     await a.transport.close()
     await expect(b.transport.dial(addr.host, addr.port)).rejects.toMatchObject({ code: 'UPSWARM_E_PEER', message: expect.stringMatching(/could not connect/) })
+  })
+})
+
+describe('tree nodes from peers (issue 13 item 3)', () => {
+  it('swarm — a node is asked of one peer after another: a peer that lacks it says not-found, a peer whose bytes do not hash to its name is banned, the right bytes count', async () => {
+    const node = randomBytes(5000)
+    const hash = hex(node)
+    const other = randomBytes(4000)
+    const otherHash = hex(other)
+    // The daemon's serve: no blob, then the copy's tree store (here, a map).
+    const honest = makeServe({ partials: new Map(), stores: () => [], layout: {} as never, pathsOf: () => undefined, node: async (h) => (h === hash ? node : undefined) })
+    const liar: PieceSessionOptions['serve'] = async (_sha, offset, length) => randomBytes(5000).subarray(offset, offset + length)
+    const empty: PieceSessionOptions['serve'] = async () => null
+    const peers = new PeerSet()
+    for (const [name, serve] of [['empty', empty], ['liar', liar], ['honest', honest]] as const) {
+      const { b } = await tcpPair({ serve })
+      peers.add(name, b)
+    }
+    const got = await nodesFromPeers(peers, [hash])
+    expect(Buffer.from(got.get(hash)!).equals(node)).toBe(true)
+    // Whichever order the peers were asked in, a liar asked was banned; the honest one never is.
+    expect(peers.get('honest')).toBeDefined()
+    // Asked of every peer left (the liar, if still there, lies again and is banned): none holds it.
+    await expect(nodesFromPeers(peers, [otherHash])).rejects.toMatchObject({ code: 'UPSWARM_E_NO_SERVER', message: expect.stringMatching(/none of the \d connected peer\(s\) holds it/) })
+    expect(peers.get('liar')).toBeUndefined()
+    expect(peers.all().map((p) => p.key).sort()).toEqual(['empty', 'honest'])
   })
 })
