@@ -30,7 +30,6 @@ import { WorkingCopy } from '../../infra/store/working-copy/working-copy.ts'
 import { PieceSession } from '../../infra/swarm/piece-protocol.ts'
 import type { ReleaseFeed } from '../../infra/swarm/release-feed.ts'
 import { DaemonFeed } from './daemon-feed.ts'
-import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import { StreamReleases } from './stream-releases.ts'
 import { exchangeSite } from '../../infra/swarm/site-channel.ts'
 import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
@@ -288,8 +287,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   const serve = makeServe({ partials, stores: () => [io.wc.history], layout: first.layout, pathsOf: (sha) => io.pathsBySha.get(sha), node: (hash) => io.wc.trees.node(hash) })
   const rotation = await followTrust({ wc: first, emit: (event, ...args) => (events.emit as (e: typeof event, ...a: typeof args) => boolean)(event, ...args), log, ban: (peer, reason) => peers.ban(peer, reason), installed: () => io.wc.state.current })
-  /** The product of each connected peer's first `have` ('' for a repository server seeding all), within HAVE_WAIT_MS. */
-  const firstHave = new WeakMap<NoiseSecretStream, Promise<string | undefined>>()
   /** Wired once the feed is open (below, once the machine exists). */
   let wireFeed: (f: ReleaseFeed) => Promise<void> = async () => {}
   // Issue 13 item 5: a product whose root lists format 2 learns of releases from release documents
@@ -299,10 +296,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     storageDir: join(first.layout.meta, 'feed'), publisherPublicKey: publisherKey,
     eager: rotation.store.root?.products[product]?.formats?.includes(2) !== true,
     onOpen: (f) => wireFeed(f),
+    // Known by its heartbeat, or by its `have` (within HAVE_WAIT_MS): a server's names no product.
     isServer: async (stream) => {
       const key = stream.remotePublicKey ? stream.remotePublicKey.toString('hex') : ''
       if (peers.isServer(key)) return true
-      return (await firstHave.get(stream)) === '' || peers.isServer(key)
+      await peers.announced(HAVE_WAIT_MS, key)
+      return peers.get(key)?.session.remote.product === '' || peers.isServer(key)
     },
     log,
   })
@@ -385,12 +384,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       session.on('have', (have) => {
         if (have.product === product) actor.send({ type: 'peer.has', rev: have.rev })
       })
-      firstHave.set(stream, new Promise((resolve) => {
-        const timer = setTimeout(() => resolve(undefined), HAVE_WAIT_MS)
-        timer.unref()
-        session.once('have', (have) => resolve(have.product))
-        session.once('close', () => resolve(undefined))
-      }))
       peers.add(info.peer, session)
       exchangeSite(stream, opts.site, (site) => peers.setSite(info.peer, site))
       void session.opened().then((ok) => {

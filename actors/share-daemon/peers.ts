@@ -219,11 +219,11 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
     return this.peers.size
   }
 
-  /** Resolves once every connected peer has told what it holds, or after `ms`. */
-  async announced(ms: number): Promise<void> {
+  /** Resolves once every connected peer (or only peer `key`) has told what it holds, or after `ms`. */
+  async announced(ms: number, key?: string): Promise<void> {
     let timer: NodeJS.Timeout | undefined
     await Promise.race([
-      Promise.all(this.all().map((p) => p.announced)),
+      Promise.all((key === undefined ? this.all() : [this.peers.get(key)].filter((p) => p !== undefined)).map((p) => p.announced)),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, ms)
       }),

@@ -3,13 +3,32 @@
 // statechart, wired in actors/share-daemon/tracker-client.ts.
 import type { NatsConnection } from '@nats-io/transport-node'
 import { UpswarmError } from '../errors.ts'
-import { httpDoor, queryPeersHttp } from './http-door.ts'
+import type { HttpDoorOptions } from './http-door.ts'
 import { natsDoor, queryPeersNats } from './nats-door.ts'
-import type { TrackerDoor, TrackerPeer } from './types.ts'
+import type { DoorName, TrackerDoor, TrackerPeer } from './types.ts'
 import { udpDoor } from './udp-door.ts'
 
 export type { AnnounceParams, DoorName, DoorResult, TrackerDoor, TrackerPeer } from './types.ts'
-export { httpDoor, natsDoor, udpDoor }
+export { natsDoor, udpDoor }
+
+/**
+ * The HTTP door's code (its bencode and JSON schemas) loads at its first announce or query (issue
+ * 13 item 5): a daemon whose NATS door answers never loads it.
+ */
+const httpModule = (): Promise<typeof import('./http-door.ts')> => import('./http-door.ts')
+
+function lazyDoor(name: DoorName, load: () => Promise<TrackerDoor>): TrackerDoor {
+  let door: Promise<TrackerDoor> | undefined
+  return {
+    name,
+    async announce(params, signal) {
+      return (await (door ??= load())).announce(params, signal)
+    },
+    close() {
+      void door?.then((d) => d.close(), () => {})
+    },
+  }
+}
 
 export interface TrackerEndpoints {
   nc?: NatsConnection
@@ -26,7 +45,11 @@ export function trackerDoors(endpoints: TrackerEndpoints): TrackerDoor[] {
   const timeoutMs = endpoints.timeoutMs ?? 2_000
   const doors: TrackerDoor[] = []
   if (endpoints.nc) doors.push(natsDoor(endpoints.nc, { timeoutMs }))
-  if (endpoints.httpUrl) doors.push(httpDoor(endpoints.httpUrl, { timeoutMs, ...(endpoints.ca ? { ca: endpoints.ca } : {}) }))
+  if (endpoints.httpUrl) {
+    const url = endpoints.httpUrl
+    const opts: HttpDoorOptions = { timeoutMs, ...(endpoints.ca ? { ca: endpoints.ca } : {}) }
+    doors.push(lazyDoor('http', async () => (await httpModule()).httpDoor(url, opts)))
+  }
   if (endpoints.udpUrl) doors.push(udpDoor(endpoints.udpUrl, { timeoutMs }))
   if (doors.length === 0) throw new UpswarmError('UPSWARM_E_CONFIG', 'tracker client: no door configured; give a NATS connection, an HTTP URL or a UDP URL')
   return doors
@@ -49,7 +72,7 @@ export async function queryPeers(endpoints: TrackerEndpoints, product: string, r
   }
   if (endpoints.httpUrl) {
     try {
-      return await queryPeersHttp(endpoints.httpUrl, product, rev, { timeoutMs, ...(endpoints.ca ? { ca: endpoints.ca } : {}) })
+      return await (await httpModule()).queryPeersHttp(endpoints.httpUrl, product, rev, { timeoutMs, ...(endpoints.ca ? { ca: endpoints.ca } : {}) })
     } catch (err) {
       errors.push((err as Error).message)
     }

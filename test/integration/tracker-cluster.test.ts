@@ -12,7 +12,8 @@ import { readBucketPeers } from '../../infra/tracker/peer-log.ts'
 import { infoHashKey, PEER_BUCKET, productPeerKey, trackerSubject, unmappedPeerKey } from '../../infra/nats/names.ts'
 import { issueCreds, natsUrls, newProduct, testConnection } from '../helpers/cluster.ts'
 import { announceQuery, httpGet, UdpProbe } from '../helpers/tracker-wire.ts'
-import { httpDoor, udpDoor } from '../../infra/tracker-client/index.ts'
+import { udpDoor } from '../../infra/tracker-client/index.ts'
+import { httpDoor } from '../../infra/tracker-client/http-door.ts'
 
 const swarmOf = (product: string, rev: number): Buffer => createHash('sha1').update(`upswarm:${product}:${rev}`).digest()
 const peersJson = async (t: Tracker, product: string, rev?: number) =>

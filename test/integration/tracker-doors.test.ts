@@ -9,7 +9,7 @@ import type { NatsConnection } from '../../infra/nats/connect.ts'
 import { identityOf } from '../../infra/nats/identity.ts'
 import { trackerSubject } from '../../infra/nats/names.ts'
 import { bdecode } from '../../infra/tracker/bencode.ts'
-import { httpDoor } from '../../infra/tracker-client/index.ts'
+import { httpDoor } from '../../infra/tracker-client/http-door.ts'
 import { newProduct, tempDir, testConnection } from '../helpers/cluster.ts'
 import { announceQuery, compactPeers, httpGet, pct, UdpProbe } from '../helpers/tracker-wire.ts'
 
