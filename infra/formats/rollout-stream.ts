@@ -94,12 +94,18 @@ export async function releaseHashOf(nc: NatsConnection, product: string, rev: nu
   }
 }
 
-/** Follows new statements of a product as the stream republishes them (raw text; the caller verifies). */
+/**
+ * Follows new statements of a product as the stream republishes them (raw text; the caller
+ * verifies). Only what the stream stored on the product's rollout subject is passed on, as for
+ * release documents (followReleases2): a message made to look republished carries no such
+ * `Nats-Subject`.
+ */
 export function followRollouts(nc: NatsConnection, product: string, onStatement: (text: string, streamSeq: number) => void): Subscription {
+  const stored = rolloutSubject(product)
   return nc.subscribe(signedRolloutSubject(product), {
     callback: (err, msg) => {
-      if (err) return
-      onStatement(msg.string(), Number(msg.headers?.get('Nats-Sequence') ?? 0))
+      if (err || msg.headers?.get('Nats-Subject') !== stored) return
+      onStatement(msg.string(), Number(msg.headers.get('Nats-Sequence') ?? 0))
     },
   })
 }
