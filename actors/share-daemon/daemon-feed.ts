@@ -26,6 +26,8 @@ export interface DaemonFeedOptions {
   onOpen: (feed: ReleaseFeed) => Promise<void>
   /** Whether the peer behind `stream` is a repository server (lazy mode: they seed the feed, they do not need ours). */
   isServer: (stream: NoiseSecretStream) => Promise<boolean>
+  /** Whether the peer behind `stream` is banned (it gets no feed). */
+  isBanned: (stream: NoiseSecretStream) => boolean
   log: (msg: string) => void
 }
 
@@ -57,6 +59,7 @@ export class DaemonFeed {
   open(): Promise<ReleaseFeed> {
     this.opening ??= (async () => {
       const { openFeed } = await import('../../infra/swarm/release-feed.ts')
+      if (this.closed) throw new Error('the daemon is closing')
       const feed = await openFeed({ storageDir: this.opts.storageDir, publisherPublicKey: this.opts.publisherPublicKey })
       if (this.closed) {
         await feed.close()
@@ -66,6 +69,8 @@ export class DaemonFeed {
       this.opened = feed
       return feed
     })()
+    // A failed open (a disk error) may be tried again by the next peer that asks.
+    this.opening.catch(() => { if (!this.opened) this.opening = undefined })
     return this.opening
   }
 
@@ -83,9 +88,10 @@ export class DaemonFeed {
     // Lazy: answer the peer's feed channel, if it opens one. Protomux holds the peer's open until
     // this resolves; a channel not created by then is rejected (the peer goes on without it).
     Protomux.from(stream).pair({ protocol: HYPERCORE_PROTOCOL, id: this.discoveryKey }, async () => {
-      if (this.closed || stream.destroyed) return
+      if (this.closed || stream.destroyed || this.opts.isBanned(stream)) return
       try {
         if (!this.opened && await this.opts.isServer(stream)) return
+        if (this.closed || stream.destroyed || this.opts.isBanned(stream)) return
         const first = !this.opened
         const feed = await this.open()
         if (!stream.destroyed) feed.replicate(stream)

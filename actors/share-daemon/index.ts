@@ -303,6 +303,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       await peers.announced(HAVE_WAIT_MS, key)
       return peers.get(key)?.session.remote.product === '' || peers.isServer(key)
     },
+    isBanned: (stream) => peers.isBanned(stream.remotePublicKey ? stream.remotePublicKey.toString('hex') : ''),
     log,
   })
   // Issue 16 item 1: the product's staged rollout as this client sees it.

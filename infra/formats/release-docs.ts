@@ -18,10 +18,13 @@ export interface HeldReleaseDoc {
   text: string
 }
 
+/** A held document and the root version it last verified under. */
+interface Held extends HeldReleaseDoc { rootVersion: number }
+
 export class ReleaseDocs {
   private readonly root: () => Root | undefined
   private readonly followed: ReadonlySet<string>
-  private readonly held = new Map<string, HeldReleaseDoc>()
+  private readonly held = new Map<string, Held>()
   private readonly listeners = new Set<(product: string, rev: number) => void>()
 
   /** `root`: the holder's root of trust now (documents are judged under it when they come). */
@@ -39,9 +42,25 @@ export class ReleaseDocs {
     return this.followed.has(product)
   }
 
-  /** The newest verified document of `product`, if any. */
+  /**
+   * The newest verified document of `product`, if any. Checked again under a newer root first: one
+   * a rotation or a declared compromise no longer lets stand is dropped, not offered (an up-to-date
+   * peer would take it for a forgery).
+   */
   newest(product: string): HeldReleaseDoc | undefined {
-    return this.held.get(product)
+    const held = this.held.get(product)
+    if (!held) return undefined
+    const root = this.root()
+    if (root && root.version !== held.rootVersion) {
+      try {
+        verifyRelease(held.text, root, 'a held release document')
+        held.rootVersion = root.version
+      } catch {
+        this.held.delete(product)
+        return undefined
+      }
+    }
+    return { rev: held.rev, text: held.text }
   }
 
   /**
@@ -66,9 +85,9 @@ export class ReleaseDocs {
 
   /** Keeps a document its caller verified (verify()); tells the listeners when it is newer. */
   keep(product: string, rev: number, text: string): ReleaseDocOutcome {
-    const was = this.held.get(product)
+    const was = this.newest(product)
     if (was && was.rev >= rev) return 'known'
-    this.held.set(product, { rev, text })
+    this.held.set(product, { rev, text, rootVersion: this.root()?.version ?? 0 })
     for (const l of [...this.listeners]) {
       try {
         l(product, rev)

@@ -383,12 +383,14 @@ export class StatementsSession {
     // Copied: Protomux may reuse the frame's buffer once this handler returns.
     const bytes = b4a.from(msg.bytes)
     const kind = msg.kind
+    // The peer's root as it sent the document (its next offer may come before the queue gets here).
+    const peerRoot = this.peerRootVersion
     void this.holder.serial(async () => {
       if (this.closedFlag) return
       try {
         const early = kind === StatementKind.root ? await this.takeRoot(bytes)
           : kind === StatementKind.fresh ? await this.takeFresh(bytes)
-            : kind === StatementKind.release ? this.takeRelease(bytes)
+            : kind === StatementKind.release ? this.takeRelease(bytes, peerRoot)
               : await this.takeRollout(bytes)
         if (early) this.seen.delete(hash)
       } catch (err) {
@@ -430,7 +432,8 @@ export class StatementsSession {
   }
 
   /** A release document: kept when it verifies under the held root and is newer than the one held. */
-  private takeRelease(bytes: Uint8Array): boolean {
+  /** `peerRoot`: the root version the peer had offered when it sent the document. */
+  private takeRelease(bytes: Uint8Array, peerRoot: number): boolean {
     const store = this.holder.store
     if (!store.root) return false
     const signed = signedOf(bytes)
@@ -448,7 +451,7 @@ export class StatementsSession {
     } catch (err) {
       // Signed by a key a newer root (this node's, sent to the peer on its offer) no longer lets
       // sign: the peer is behind, not lying.
-      if (this.peerRootVersion > 0 && this.peerRootVersion < store.version && isUpswarmError(err, 'UPSWARM_E_SIGNATURE')) return false
+      if (peerRoot > 0 && peerRoot < store.version && isUpswarmError(err, 'UPSWARM_E_SIGNATURE')) return false
       throw err
     }
     if (outcome === 'accepted') {

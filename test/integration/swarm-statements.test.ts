@@ -274,16 +274,38 @@ describe('swarm — statements channel', () => {
     const evil = await rawPeer(nb)
     let reported = false
     b.holder.on('protocol-error', () => { reported = true })
-    // Another product's release, signed well or not, is no news here and no fault.
+    // Another product's release, signed well or not, is no news here and no fault: the channel
+    // stays open, so a valid r3 sent after it is taken.
     evil.send(2, doc(StatementKind.release, releaseDoc(9, pub2, '99999999-2222-4333-8444-555555555555')))
-    await evil.waitFor(0, 1)
+    const third = next(b.holder, 'release', (_p, rev) => rev === 3)
+    evil.send(2, doc(StatementKind.release, releaseDoc(3)))
+    await third
+    expect(reported).toBe(false)
     const forged = next(b.holder, 'protocol-error')
     evil.send(2, doc(StatementKind.release, releaseDoc(5, generatePublisherKey())))
     const [err] = await forged
     expect(err.message).toMatch(/release document/)
     await evil.closed
-    expect(b.releases.newest(P)?.rev).toBe(2)
+    expect(b.releases.newest(P)?.rev).toBe(3)
     expect(reported).toBe(true)
+  })
+
+  it('a held release document a newer root no longer lets stand (its key retired past its revision) is dropped, not offered', async () => {
+    const dir = await tempDir('upswarm-release-docs-')
+    cleanups.push(dir.cleanup)
+    const store = await TrustStore.open(join(dir.path, 'trust.json'), join(dir.path, 'tmp'))
+    await store.pin(roots[0]!, 'test')
+    const releases = new ReleaseDocs(() => store.root, [P])
+    // Under root 1, pub1 publishes P: r5 is kept.
+    const r5 = signRelease({ product: P, rev: 5, createdAtMs: ISSUED_MS, root: 1, tree: 'ab'.repeat(32), stats: { files: 1, bytes: 1, nodes: 1 } }, [pub1]).bytes.toString('utf8')
+    expect(releases.accept(r5, 'test')).toBe('accepted')
+    expect(releases.newest(P)?.rev).toBe(5)
+    // Root 2 retires pub1 after r3: r5 by pub1 no longer verifies, so it is not offered any more.
+    await store.acceptRoots([roots[1]!], 'test')
+    expect(releases.newest(P)).toBeUndefined()
+    // A document of the new key takes its place.
+    const r4 = signRelease({ product: P, rev: 4, createdAtMs: ISSUED_MS, root: 2, tree: 'cd'.repeat(32), stats: { files: 1, bytes: 1, nodes: 1 } }, [pub2]).bytes.toString('utf8')
+    expect(releases.accept(r4, 'test')).toBe('accepted')
   })
 
   it('a peer that dials while ahead brings the one it dialled up to date', async () => {
