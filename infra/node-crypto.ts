@@ -4,10 +4,10 @@
 // loads take their crypto from here; by `require`, since the build's import() would start the ES
 // module loader (docs/decisions.md, "A CommonJS entry, an ASCII bundle, fewer builtins").
 import type * as Crypto from 'node:crypto'
-import { createRequire } from 'node:module'
+import { builtin } from './lazy-builtin.ts'
 
 let loaded: typeof Crypto | undefined
 
 export function nodeCrypto(): typeof Crypto {
-  return (loaded ??= createRequire(import.meta.url)('node:crypto') as typeof Crypto)
+  return (loaded ??= builtin('node:crypto'))
 }

@@ -9,6 +9,7 @@
 //   never opening the channel to other clients itself, so one earlier client does not make a
 //   whole fleet load its feed. Nothing is loaded until then: the discovery key is worked out
 //   without Hypercore (feed-key.ts), and Protomux tells of a peer opening that channel (`pair`).
+import b4a from 'b4a'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import Protomux from 'protomux'
 import { errorMessage } from '../../infra/errors.ts'
@@ -24,10 +25,10 @@ export interface DaemonFeedOptions {
   eager: boolean
   /** Called once the feed is open, before it replicates anywhere (wire its events here). */
   onOpen: (feed: ReleaseFeed) => Promise<void>
-  /** Whether the peer behind `stream` is a repository server (lazy mode: they seed the feed, they do not need ours). */
-  isServer: (stream: NoiseSecretStream) => Promise<boolean>
-  /** Whether the peer behind `stream` is banned (it gets no feed). */
-  isBanned: (stream: NoiseSecretStream) => boolean
+  /** Whether the peer of swarm key `key` (hex) is a repository server (lazy mode: they seed the feed, they do not need ours). */
+  isServer: (key: string) => Promise<boolean>
+  /** Whether the peer of swarm key `key` is banned (it gets no feed). */
+  isBanned: (key: string) => boolean
   log: (msg: string) => void
 }
 
@@ -38,7 +39,7 @@ export class DaemonFeed {
   private opening: Promise<ReleaseFeed> | undefined
   private closed = false
   /** Lazy mode: the open connections, for the servers' once the feed opens. */
-  private readonly streams = new Set<NoiseSecretStream>()
+  private readonly streams = new Map<NoiseSecretStream, string>()
 
   private constructor(opts: DaemonFeedOptions) {
     this.opts = opts
@@ -82,22 +83,24 @@ export class DaemonFeed {
       void this.open().then((f) => f.replicate(stream), () => {})
       return
     }
-    this.streams.add(stream)
+    const key = stream.remotePublicKey ? b4a.toString(stream.remotePublicKey, 'hex') : ''
+    this.streams.set(stream, key)
     stream.once('close', () => this.streams.delete(stream))
-    if (this.opened) void this.replicateIfServer(stream)
+    if (this.opened) void this.replicateIfServer(stream, key)
     // Lazy: answer the peer's feed channel, if it opens one. Protomux holds the peer's open until
     // this resolves; a channel not created by then is rejected (the peer goes on without it).
     Protomux.from(stream).pair({ protocol: HYPERCORE_PROTOCOL, id: this.discoveryKey }, async () => {
-      if (this.closed || stream.destroyed || this.opts.isBanned(stream)) return
+      const gone = (): boolean => this.closed || stream.destroyed || this.opts.isBanned(key)
+      if (gone()) return
       try {
-        if (!this.opened && await this.opts.isServer(stream)) return
-        if (this.closed || stream.destroyed || this.opts.isBanned(stream)) return
+        if (!this.opened && await this.opts.isServer(key)) return
+        if (gone()) return
         const first = !this.opened
         const feed = await this.open()
         if (!stream.destroyed) feed.replicate(stream)
         if (first) {
           this.opts.log('a peer asked for the release feed (a client of an earlier release): carrying it from now on')
-          for (const s of this.streams) if (s !== stream) void this.replicateIfServer(s)
+          for (const [s, k] of this.streams) if (s !== stream) void this.replicateIfServer(s, k)
         }
       } catch (err) {
         this.opts.log(`cannot open the release feed for a peer that asks for it: ${errorMessage(err)}`)
@@ -105,8 +108,8 @@ export class DaemonFeed {
     })
   }
 
-  private async replicateIfServer(stream: NoiseSecretStream): Promise<void> {
-    if (await this.opts.isServer(stream).catch(() => false)) if (!stream.destroyed) this.opened?.replicate(stream)
+  private async replicateIfServer(stream: NoiseSecretStream, key: string): Promise<void> {
+    if (await this.opts.isServer(key).catch(() => false)) if (!stream.destroyed) this.opened?.replicate(stream)
   }
 
   releases(product: string): FeedEntry[] {

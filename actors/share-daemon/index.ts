@@ -297,13 +297,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     eager: rotation.store.root?.products[product]?.formats?.includes(2) !== true,
     onOpen: (f) => wireFeed(f),
     // Known by its heartbeat, or by its `have` (within HAVE_WAIT_MS): a server's names no product.
-    isServer: async (stream) => {
-      const key = stream.remotePublicKey ? stream.remotePublicKey.toString('hex') : ''
+    isServer: async (key) => {
       if (peers.isServer(key)) return true
       await peers.announced(HAVE_WAIT_MS, key)
       return peers.get(key)?.session.remote.product === '' || peers.isServer(key)
     },
-    isBanned: (stream) => peers.isBanned(stream.remotePublicKey ? stream.remotePublicKey.toString('hex') : ''),
+    isBanned: (key) => peers.isBanned(key),
     log,
   })
   // Issue 16 item 1: the product's staged rollout as this client sees it.
@@ -557,7 +556,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       if (rev === undefined) return
       // A newer one is news (releaseDocs' listener); the same one again (asked after a reconnect)
       // still starts a run that has not happened.
-      if (releaseDocs.keep(product, rev, text) === 'known' && rev > io.wc.state.current) onNewRelease(rev)
+      if (releaseDocs.keep(product, rev, text) === 'known') releaseDocNews(rev)
     }))
     const lists2 = (): boolean => rotation.store.root?.products[product]?.formats?.includes(2) === true
     const askNewest = (): Promise<void> => fetchMeta(nc, { kind: 'release', product }).then((text) => accept(text, 'the newest format-2 release from the servers'), (err: unknown) => {
@@ -852,18 +851,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // Issue 13 item 3: a format-2 release document verified here, from the servers or a peer, is
   // news of a release and is passed on to peers (statements channel); the copy's newest stored one
   // is offered from the start, so a daemon restarted without servers still passes it on.
-  releaseDocs.onChange((_p, rev) => {
-    events.emit('release.doc', rev)
+  /** A verified release document names `rev`: a choice for the stage, and news if newer than the copy. */
+  function releaseDocNews(rev: number): void {
     releases2Seen.add(rev)
     if (rev > io.wc.state.current) onNewRelease(rev)
+  }
+  releaseDocs.onChange((_p, rev) => {
+    events.emit('release.doc', rev)
+    releaseDocNews(rev)
   })
   await offerStoredReleaseDoc()
   // One a peer passed on before the listener was there counts too.
   const docNow = releaseDocs.newest(product)
-  if (docNow && docNow.rev > io.wc.state.current) {
-    releases2Seen.add(docNow.rev)
-    onNewRelease(docNow.rev)
-  }
+  if (docNow) releaseDocNews(docNow.rev)
   actor.start()
   // With NATS given, the release stream and the heartbeats are followed before startDaemon returns.
   await waitFor(actor, (s) => !s.matches({ running: { nats: 'attaching' } }))

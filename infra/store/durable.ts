@@ -3,7 +3,7 @@
 // journal that moves them into place is written, the staged files must be on disk, all of them;
 // one syncfs(2) of their file system does that in one call (coreutils' `sync -f`, present on every
 // Debian system). Where it is missing or fails, each file is fsynced, many at a time.
-import { createRequire } from 'node:module'
+import { builtin } from '../lazy-builtin.ts'
 import type { FileHandle } from 'node:fs/promises'
 import { eachLimited } from '../parallel.ts'
 import { fsyncFile } from './blob-store.ts'
@@ -16,7 +16,7 @@ const FSYNCS_IN_FLIGHT = 32
 function syncfs(dir: string): Promise<boolean> {
   // Loaded when needed: child_process brings net and dgram, which `status` (it runs the journal's
   // recovery) never uses. By require: the bundle's import() would start node's ES module loader.
-  const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process')
+  const { spawn } = builtin('node:child_process')
   return new Promise((resolve) => {
     const child = spawn('sync', ['-f', dir], { stdio: 'ignore' })
     child.once('error', () => resolve(false))

@@ -408,7 +408,7 @@ export class StatementsSession {
     if (outcome === 'accepted') this.holder.emit('root', this.holder.store.version, this.peer)
     if (outcome !== 'gap') return false
     // Roots are accepted one version at a time: ask for the ones between.
-    if (!this.closedFlag) this.send.wantRoots.send({ from: this.holder.store.version + 1 })
+    this.askRootsAfterHeld()
     return true
   }
 
@@ -424,24 +424,37 @@ export class StatementsSession {
     } catch (err) {
       // Signed by a key a newer root (which the peer holds) introduced: fetch the roots first.
       if (this.peerRootVersion > store.version && isUpswarmError(err, 'UPSWARM_E_SIGNATURE')) {
-        if (!this.closedFlag) this.send.wantRoots.send({ from: store.version + 1 })
+        this.askRootsAfterHeld()
         return true
       }
       throw err
     }
   }
 
-  /** A release document: kept when it verifies under the held root and is newer than the one held. */
-  /** `peerRoot`: the root version the peer had offered when it sent the document. */
+  /** Asks the peer for the roots after the one this node holds. */
+  private askRootsAfterHeld(): void {
+    if (!this.closedFlag) this.send.wantRoots.send({ from: this.holder.store.version + 1 })
+  }
+
+  /**
+   * A document signed under a root this node does not hold yet is not the peer's fault: the roots
+   * are asked for first, and true says the document came too early.
+   */
+  private signedUnderNewerRoot(signed: Record<string, unknown> | undefined): boolean {
+    if (typeof signed?.root !== 'number' || signed.root <= this.holder.store.version) return false
+    this.askRootsAfterHeld()
+    return true
+  }
+
+  /**
+   * A release document: kept when it verifies under the held root and is newer than the one held.
+   * `peerRoot`: the root version the peer had offered when it sent the document.
+   */
   private takeRelease(bytes: Uint8Array, peerRoot: number): boolean {
     const store = this.holder.store
     if (!store.root) return false
     const signed = signedOf(bytes)
-    // Signed under a root this node does not hold yet: not the peer's fault; fetch the roots first.
-    if (typeof signed?.root === 'number' && signed.root > store.version) {
-      if (!this.closedFlag) this.send.wantRoots.send({ from: store.version + 1 })
-      return true
-    }
+    if (this.signedUnderNewerRoot(signed)) return true
     const releases = this.holder.releases!
     // Another product's release, validly signed: not news here, and not a fault (the peer follows it).
     if (typeof signed?.product === 'string' && !releases.follows(signed.product)) return false
@@ -465,11 +478,7 @@ export class StatementsSession {
     const store = this.holder.store
     if (!store.root) return false
     const signed = signedOf(bytes)
-    // Signed under a root this node does not hold yet: not the peer's fault; fetch the roots first.
-    if (typeof signed?.root === 'number' && signed.root > store.version) {
-      if (!this.closedFlag) this.send.wantRoots.send({ from: store.version + 1 })
-      return true
-    }
+    if (this.signedUnderNewerRoot(signed)) return true
     if ((await store.acceptFresh(bytes, this.where)) === 'accepted') {
       const f = store.fresh(typeof signed?.product === 'string' ? signed.product : '')
       if (f) this.holder.emit('fresh', f.fresh.product, f.fresh.issued, this.peer)

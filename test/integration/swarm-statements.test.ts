@@ -69,15 +69,22 @@ const ISSUED_MS = Date.now()
 const rolloutDoc = (seq: number, rev: number, key = pub2): Buffer =>
   signRollout({ product: P, seq, rev, release: String(rev).repeat(64).slice(0, 64), state: 'active', percent: 5_000, issuedMs: ISSUED_MS }, [key])
 
+/** A trust store in a directory of its own (removed after the test), pinned to `held[0]`, holding the rest of `held`. */
+async function trustStore(held: string[]): Promise<{ store: TrustStore; dir: string; file: string }> {
+  const dir = await tempDir('upswarm-statements-')
+  cleanups.push(dir.cleanup)
+  const file = join(dir.path, 'trust.json')
+  const store = await TrustStore.open(file, join(dir.path, 'tmp'))
+  if (held[0]) await store.pin(held[0], 'test')
+  if (held.length > 1) await store.acceptRoots(held.slice(1), 'test')
+  return { store, dir: dir.path, file }
+}
+
 /** A holder whose statements channel also carries rollout statements (issue 16 item 1). */
 async function rolloutHolder(held: string[], statements: Buffer[]): Promise<{ store: TrustStore; rollouts: RolloutStore; holder: StatementsHolder; file: string }> {
-  const dir = await tempDir('upswarm-rollouts-')
-  cleanups.push(dir.cleanup)
-  const store = await TrustStore.open(join(dir.path, 'trust.json'), join(dir.path, 'tmp'))
-  await store.pin(held[0]!, 'test')
-  await store.acceptRoots(held.slice(1), 'test')
-  const file = join(dir.path, 'rollouts.json')
-  const rollouts = await RolloutStore.open(file, join(dir.path, 'tmp'), () => store.root)
+  const { store, dir } = await trustStore(held)
+  const file = join(dir, 'rollouts.json')
+  const rollouts = await RolloutStore.open(file, join(dir, 'tmp'), () => store.root)
   for (const st of statements) await rollouts.accept(st, 'test')
   const holder = new StatementsHolder(store, { products: [P], rollouts })
   cleanups.push(async () => holder.close())
@@ -85,29 +92,20 @@ async function rolloutHolder(held: string[], statements: Buffer[]): Promise<{ st
 }
 
 async function storeWith(held: string[], opts: StatementsOptions = { products: [P] }): Promise<{ store: TrustStore; holder: StatementsHolder; file: string }> {
-  const dir = await tempDir('upswarm-statements-')
-  cleanups.push(dir.cleanup)
-  const file = join(dir.path, 'trust.json')
-  const store = await TrustStore.open(file, join(dir.path, 'tmp'))
-  if (held[0]) await store.pin(held[0], 'test')
-  if (held.length > 1) await store.acceptRoots(held.slice(1), 'test')
+  const { store, file } = await trustStore(held)
   const holder = new StatementsHolder(store, opts)
   cleanups.push(async () => holder.close())
   return { store, holder, file }
 }
 
-/** Format-2 release document r`rev` of P under root 4, signed by `key` (pub2: P's publish key from root 2 on). */
-const releaseDoc = (rev: number, key = pub2, product = P): string => signRelease({
-  product, rev, createdAtMs: ISSUED_MS, root: 4, tree: 'ab'.repeat(32), stats: { files: 1, bytes: 1, nodes: 1 },
+/** Format-2 release document r`rev` of `product` under root `root`, signed by `key` (pub2: P's publish key from root 2 on). */
+const releaseDoc = (rev: number, key = pub2, product = P, root = 4): string => signRelease({
+  product, rev, createdAtMs: ISSUED_MS, root, tree: 'ab'.repeat(32), stats: { files: 1, bytes: 1, nodes: 1 },
 }, [key]).bytes.toString('utf8')
 
 /** A holder whose statements channel also carries format-2 release documents (issue 13 item 3). */
 async function releaseHolder(docs: string[]): Promise<{ store: TrustStore; releases: ReleaseDocs; holder: StatementsHolder }> {
-  const dir = await tempDir('upswarm-release-docs-')
-  cleanups.push(dir.cleanup)
-  const store = await TrustStore.open(join(dir.path, 'trust.json'), join(dir.path, 'tmp'))
-  await store.pin(roots[0]!, 'test')
-  await store.acceptRoots(roots.slice(1), 'test')
+  const { store } = await trustStore(roots)
   const releases = new ReleaseDocs(() => store.root, [P])
   for (const d of docs) releases.accept(d, 'test')
   const holder = new StatementsHolder(store, { products: [P], releases })
@@ -291,21 +289,16 @@ describe('swarm — statements channel', () => {
   })
 
   it('a held release document a newer root no longer lets stand (its key retired past its revision) is dropped, not offered', async () => {
-    const dir = await tempDir('upswarm-release-docs-')
-    cleanups.push(dir.cleanup)
-    const store = await TrustStore.open(join(dir.path, 'trust.json'), join(dir.path, 'tmp'))
-    await store.pin(roots[0]!, 'test')
+    const { store } = await trustStore(roots.slice(0, 1))
     const releases = new ReleaseDocs(() => store.root, [P])
     // Under root 1, pub1 publishes P: r5 is kept.
-    const r5 = signRelease({ product: P, rev: 5, createdAtMs: ISSUED_MS, root: 1, tree: 'ab'.repeat(32), stats: { files: 1, bytes: 1, nodes: 1 } }, [pub1]).bytes.toString('utf8')
-    expect(releases.accept(r5, 'test')).toBe('accepted')
+    expect(releases.accept(releaseDoc(5, pub1, P, 1), 'test')).toBe('accepted')
     expect(releases.newest(P)?.rev).toBe(5)
     // Root 2 retires pub1 after r3: r5 by pub1 no longer verifies, so it is not offered any more.
     await store.acceptRoots([roots[1]!], 'test')
     expect(releases.newest(P)).toBeUndefined()
     // A document of the new key takes its place.
-    const r4 = signRelease({ product: P, rev: 4, createdAtMs: ISSUED_MS, root: 2, tree: 'cd'.repeat(32), stats: { files: 1, bytes: 1, nodes: 1 } }, [pub2]).bytes.toString('utf8')
-    expect(releases.accept(r4, 'test')).toBe('accepted')
+    expect(releases.accept(releaseDoc(4, pub2, P, 2), 'test')).toBe('accepted')
   })
 
   it('a peer that dials while ahead brings the one it dialled up to date', async () => {

@@ -4,7 +4,7 @@
 // `{"error": "..."}`), then the monitor closes the connection. No monitor, a slow one or a bad
 // answer: `askMonitor` returns undefined with the reason, and status walks the whole tree.
 import { existsSync } from 'node:fs'
-import { createRequire } from 'node:module'
+import { builtin } from '../../lazy-builtin.ts'
 import type { ChangesAnswer, MonitorToken } from './tree-watch.ts'
 
 /** The longest answer read (a list of changed paths; the monitor keeps at most 200 000). */
@@ -54,7 +54,7 @@ export function askMonitor(socket: string, since: MonitorToken | null, timeoutMs
   // No socket, no monitor: said without a connection attempt (and without loading node:net, which
   // a `status` of a copy no monitor watches never needs).
   if (!existsSync(socket)) return Promise.resolve({ none: 'no monitor runs' })
-  const { createConnection } = createRequire(import.meta.url)('node:net') as typeof import('node:net')
+  const { createConnection } = builtin('node:net')
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let bytes = 0

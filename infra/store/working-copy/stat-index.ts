@@ -9,7 +9,7 @@
 // Decoding builds no object per entry: parallel typed arrays and the path strings, so that a
 // million entries fit in memory and a status of an unchanged tree touches nothing else.
 import { nodeCrypto } from '../../node-crypto.ts'
-import { createRequire } from 'node:module'
+import { builtin } from '../../lazy-builtin.ts'
 import type { BigIntStats, Stats } from 'node:fs'
 import type { MonitorToken } from './tree-watch.ts'
 
@@ -294,7 +294,7 @@ let zlibCrc32: ((b: Uint8Array) => number) | null | undefined
 function crc32(b: Uint8Array): number {
   // zlib is loaded on first use (2 ms of a status that the monitor answers from its summary, which reads no index).
   if (zlibCrc32 === undefined) {
-    const z = createRequire(import.meta.url)('node:zlib') as { crc32?: (b: Uint8Array) => number }
+    const z = builtin('node:zlib') as { crc32?: (b: Uint8Array) => number }
     zlibCrc32 = typeof z.crc32 === 'function' ? z.crc32 : null
   }
   return zlibCrc32 ? zlibCrc32(b) : tableCrc32(b)
