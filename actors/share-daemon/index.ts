@@ -375,6 +375,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       rotation.attach(stream)
       const session = new PieceSession(stream, {
         serve, product, rev: io.wc.state.current, uploadBucket,
+        // With an upload limit, the waiting piece fewest peers hold goes first (issue 14).
+        ...(uploadBucket ? { uploadRank: (sha256: string, offset: number, length: number) => peers.holderCount(sha256, offset, length) } : {}),
         requestTimeoutMs: 8_000, stallTimeoutMs: 5_000,
       })
       session.on('upload', (_sha, bytes) => {

@@ -101,12 +101,13 @@ interface Inflight {
 
 /**
  * How `entry` is cut into pieces: format 1's fixed pieces when the manifest lists them or the blob
- * is one piece; a format-2 file's chunks grouped into pieces when `chunks` is given; undefined when
- * neither (a larger format-2 file whose chunk list is unknown: no piece of it can be checked alone).
+ * is one piece; a format-2 file's chunks grouped into runs of at most `runMax` when `chunks` is
+ * given; undefined when neither (a larger format-2 file whose chunk list is unknown: no piece of it
+ * can be checked alone).
  */
-export function layoutOf(entry: FileEntry, pieceSize: number, chunks?: readonly ChunkRef[]): PieceLayout | undefined {
+export function layoutOf(entry: FileEntry, pieceSize: number, chunks?: readonly ChunkRef[], runMax = pieceSize): PieceLayout | undefined {
   if (entry.pieces || entry.size <= pieceSize) return fixedLayout(entry, pieceSize)
-  return chunks ? chunkLayout(entry, chunks, pieceSize) : undefined
+  return chunks ? chunkLayout(entry, chunks, runMax) : undefined
 }
 
 export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, deps: MultiSourceDeps, signal?: AbortSignal, layout = layoutOf(entry, deps.pieceSize)): Promise<BlobFetchStats> {
@@ -132,6 +133,10 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
     serverAvailable: () => deps.server !== undefined && serverFailed === undefined,
     startPeer: (i, p, asServer) => startPeer(i, p, asServer),
     startServer: (i) => startServer(i),
+    // A server drops a withdrawn range it has not started (the range's ticket, the seed's cancel).
+    withdrawServer: (i) => {
+      for (const f of inflight) if (f.piece === i && (f.source === 'server' || f.source.server)) f.controller.abort()
+    },
     beforeServer: (i) => {
       if (process.env.UPSWARM_DEBUG) deps.log?.(`server piece ${i} of ${entry.path}: ${peers.size} peers (${peers.all().map((p) => `${p.key.slice(0, 6)}${p.server ? 's' : ''}:${p.session.remote.blobs.size}`).join(' ')})`)
     },

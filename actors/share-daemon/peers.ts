@@ -2,6 +2,7 @@
 // repository servers seeding the swarm, and who is banned for sending bad data.
 import { EventEmitter } from 'node:events'
 import type { PieceSession } from '../../infra/swarm/piece-protocol.ts'
+import { PIECE_SIZE } from '../../infra/release/hash.ts'
 import { PieceTimes } from './piece-scheduler.ts'
 
 export { movingAverage } from './piece-scheduler.ts'
@@ -27,6 +28,13 @@ interface Waiter {
   resolve: () => void
   sha256: string | undefined
   timer: NodeJS.Timeout
+}
+
+/** The peer announced the blob, or `range` of it, or every fixed piece `first` … `last` of `pieceSize`. */
+function holds(s: PieceSession, sha256: string, pieceSize: number, first: number, last: number, range?: { offset: number; length: number }): boolean {
+  if (s.peerHas(sha256) || (range && s.peerHasRange(sha256, range.offset, range.length))) return true
+  for (let k = first; k <= last; k++) if (!s.peerHasPiece(sha256, pieceSize, k)) return false
+  return true
 }
 
 export class PeerSet extends EventEmitter<{ changed: [] }> {
@@ -195,16 +203,22 @@ export class PeerSet extends EventEmitter<{ changed: [] }> {
   holders(sha256: string, pieceSize: number, first: number, last = first, range?: { offset: number; length: number }): PeerEntry[] {
     const out: PeerEntry[] = []
     for (const p of this.peers.values()) {
-      const s = p.session
-      if (s.closed || s.choked) continue
-      if (s.peerHas(sha256) || (range && s.peerHasRange(sha256, range.offset, range.length))) out.push(p)
-      else {
-        let all = true
-        for (let k = first; all && k <= last; k++) all = s.peerHasPiece(sha256, pieceSize, k)
-        if (all) out.push(p)
-      }
+      if (!p.session.closed && !p.session.choked && holds(p.session, sha256, pieceSize, first, last, range)) out.push(p)
     }
     return out
+  }
+
+  /**
+   * How many open peers hold bytes `offset` … `offset + length` of the blob (the whole blob, that
+   * range, or every fixed piece of PIECE_SIZE it overlaps): the rank of an upload waiting for its
+   * turn, so that the piece fewest peers hold is sent first (issue 14).
+   */
+  holderCount(sha256: string, offset: number, length: number): number {
+    const first = Math.floor(offset / PIECE_SIZE)
+    const last = Math.floor((offset + Math.max(1, length) - 1) / PIECE_SIZE)
+    let n = 0
+    for (const p of this.peers.values()) if (!p.session.closed && holds(p.session, sha256, PIECE_SIZE, first, last, { offset, length })) n++
+    return n
   }
 
   all(): PeerEntry[] {

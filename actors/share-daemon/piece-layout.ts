@@ -3,9 +3,9 @@
 //   hash (a blob of one piece: against the blob's own SHA-256);
 // - chunks: a format-2 file larger than one piece (docs/formats.md §1.7) has no piece hashes, but
 //   its signed tree lists its content-defined chunks. A piece is a run of consecutive chunks of at
-//   most `pieceSize` bytes in all (chunks are ≤ 256 KiB: about four to a piece), and each chunk in
-//   it is checked against its own SHA-256. Every client of the same release groups the same chunks
-//   the same way.
+//   most 1 MiB in all (chunks are ≤ 256 KiB: about four to a piece), or 256 KiB in a large swarm
+//   (piece-scheduler.ts runLength), and each chunk in it is checked against its own SHA-256. Every
+//   client of the same release and swarm size groups the same chunks the same way.
 // A client planning by chunks announces each run it verified as a byte range (`have-range`, which
 // peers of earlier releases ignore), and also fixed piece k of PIECE_SIZE bytes (`have-piece`)
 // once every run covering its bytes is verified; it counts a peer as holding run i when it
@@ -55,11 +55,15 @@ export function fixedLayout(entry: FileEntry, pieceSize = PIECE_SIZE): PieceLayo
 }
 
 /**
- * A format-2 file's pieces: runs of its chunks (in file order) of at most `pieceSize` bytes, each
- * chunk checked against its SHA-256. Throws when the chunks do not add up to the file's size (the
- * caller then fetches the file from the servers, checked whole).
+ * A format-2 file's pieces: runs of its chunks (in file order) of at most `runMax` bytes (a chunk
+ * longer than that is a run of its own), each chunk checked against its SHA-256. Clients of one
+ * swarm size cut the same runs; a peer that cut them otherwise is still read, by the ranges it
+ * announced (PieceSession.peerHasRange) or its fixed pieces. Throws when a chunk is over
+ * PIECE_SIZE or the chunks do not add up to the file's size (the caller then fetches the file
+ * from the servers, checked whole).
  */
-export function chunkLayout(entry: FileEntry, chunks: readonly ChunkRef[], pieceSize = PIECE_SIZE): PieceLayout {
+export function chunkLayout(entry: FileEntry, chunks: readonly ChunkRef[], runMax = PIECE_SIZE): PieceLayout {
+  const pieceSize = PIECE_SIZE
   const size = entry.size
   // starts[i]: offset of piece i; firstChunk[i]: its first chunk; both with a sentinel at the end.
   const starts: number[] = []
@@ -70,7 +74,7 @@ export function chunkLayout(entry: FileEntry, chunks: readonly ChunkRef[], piece
   for (let c = 0; c < chunks.length; c++) {
     const len = chunks[c]!.length
     if (!(len > 0 && len <= pieceSize)) throw new UpswarmError('UPSWARM_E_MANIFEST', `chunk ${c} of ${entry.path} (blob ${entry.sha256}) is ${len} bytes in its chunk list; a chunk is 1 … ${pieceSize}`)
-    if (starts.length === 0 || pieceBytes + len > pieceSize) {
+    if (starts.length === 0 || pieceBytes + len > runMax) {
       starts.push(at)
       firstChunk.push(c)
       pieceBytes = 0

@@ -16,6 +16,7 @@ import type { DownloadSchedule, ReleaseSource } from '../../infra/release/source
 import type { HeldReleaseDoc } from '../../infra/formats/release-docs.ts'
 import { nodesFromPeers } from './peer-nodes.ts'
 import { addStats, emptyStats, fetchBlobMultiSource, layoutOf, stripeOwner, swarmKeysOf, type BlobFetchStats, type MultiSourceDeps } from './multi-source.ts'
+import { runLength } from './piece-scheduler.ts'
 
 /** Roots and fresh statements from UPSWARM_META / UPSWARM_FRESH (issue 10 item 7); the updater verifies them. */
 export function natsTrustSource(nc: NatsConnection): Required<Pick<ReleaseSource, 'roots' | 'fresh'>> {
@@ -227,7 +228,9 @@ export function swarmSource(opts: {
     async fetchBlob(entry: FileEntry, into: BlobStore, o) {
       let layout
       try {
-        layout = layoutOf(entry, PIECE_SIZE, o.chunks)
+        // In a swarm larger than the view, shorter runs (issue 14 item 3: piece-scheduler.ts LARGE_SWARM_RUN).
+        const run = runLength(opts.deps.swarmSize?.(), swarmKeysOf(opts.deps.selfKey, opts.deps.peers).length, PIECE_SIZE)
+        layout = layoutOf(entry, PIECE_SIZE, o.chunks, run)
       } catch (err) {
         // A chunk list that does not describe the file (a publisher's bug): no piece can be checked alone.
         opts.log?.(`${errorMessage(err)}; fetching ${entry.path} from the servers, checked whole`)

@@ -13,7 +13,7 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '100,1000,10000' },
     seed: { type: 'string', default: String(SIM_DEFAULTS.seed) },
     mib: { type: 'string', default: String(SIM_DEFAULTS.fileBytes / MiB) },
-    'piece-kib': { type: 'string', default: String(SIM_DEFAULTS.pieceSize / 1024) },
+    'piece-kib': { type: 'string', default: '0' },
     churn: { type: 'string', default: String(SIM_DEFAULTS.churn) },
     nat: { type: 'string', default: String(SIM_DEFAULTS.nat) },
     bad: { type: 'string', default: String(SIM_DEFAULTS.bad) },
@@ -34,8 +34,8 @@ if (values.help) {
   --clients LIST     client counts, one run each (default 100,1000,10000)
   --seed N           seed of the run's random choices (default 1)
   --mib F            release size in MiB (default 32)
-  --piece-kib K      piece size in KiB (default 1024, what releases use; smaller pieces are a format
-                     change: docs/decisions.md, "What sets the swarm's p99 at scale")
+  --piece-kib K      piece size in KiB (default 0: the daemon's run of a format-2 file's chunks for
+                     the swarm's size, 1024 or 256 in a large swarm: piece-scheduler.ts runLength)
   --churn SHARE      clients that leave early, and as many that join late (default 0.1)
   --nat SHARE        clients that cannot be dialled (default 0.2)
   --bad SHARE        clients that send garbage (default 0.01)
@@ -65,7 +65,7 @@ const ns = values.clients.split(',').map((s) => num('clients', s, (v) => Number.
 const base: Partial<SimOptions> = {
   seed: num('seed', values.seed, Number.isInteger, 'an integer'),
   fileBytes: Math.round(num('mib', values.mib, (v) => v > 0, 'a size in MiB > 0') * MiB),
-  pieceSize: 1024 * num('piece-kib', values['piece-kib'], (v) => Number.isInteger(v) && v >= 4 && v <= 65_536, 'an integer number of KiB in [4, 65536]'),
+  pieceSize: 1024 * num('piece-kib', values['piece-kib'], (v) => Number.isInteger(v) && (v === 0 || (v >= 4 && v <= 65_536)), '0 or an integer number of KiB in [4, 65536]'),
   churn: num('churn', values.churn, (v) => v >= 0 && v < 0.5, 'a share in [0, 0.5)'),
   nat: num('nat', values.nat, (v) => v >= 0 && v < 1, 'a share in [0, 1)'),
   bad: num('bad', values.bad, (v) => v >= 0 && v < 0.5, 'a share in [0, 0.5)'),
@@ -97,6 +97,7 @@ for (const n of ns) for (const locality of sites > 1 ? [false, true] : [true]) {
   rows.push({
     N: n,
     ...(sites > 1 ? { sites, locality: locality ? 'on' : 'off', 'cross-site/(sites·F)': round(r.crossSiteBytes / (sites * F), 3) } : {}),
+    'piece KiB': r.pieceSize / 1024,
     'bound s': s(r.boundMs),
     'p50 s': s(r.p50Ms),
     'p99 s': s(r.p99Ms),
@@ -171,7 +172,7 @@ const notes = [
 ]
 const result = {
   name: 'simulate',
-  title: `Swarm simulator: F = ${(base.fileBytes ?? 0) / MiB} MiB${base.pieceSize !== SIM_DEFAULTS.pieceSize ? ` in ${(base.pieceSize ?? 0) / 1024} KiB pieces` : ''}, ${base.servers} servers × ${(base.serverUp ?? 0) / MiB} MiB/s, churn ${base.churn}, NAT ${base.nat}, bad ${base.bad}`,
+  title: `Swarm simulator: F = ${(base.fileBytes ?? 0) / MiB} MiB${base.pieceSize ? ` in ${base.pieceSize / 1024} KiB pieces` : ''}, ${base.servers} servers × ${(base.serverUp ?? 0) / MiB} MiB/s, churn ${base.churn}, NAT ${base.nat}, bad ${base.bad}`,
   timestamp,
   machine: m,
   parameters: { ...SIM_DEFAULTS, ...base, clients: ns },

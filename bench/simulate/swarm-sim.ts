@@ -9,10 +9,12 @@
 // The model, in short (docs/benchmarks.md "Swarm simulator" has the why):
 // - pieces are counts, never bytes; a piece's content is a token, and "verifying by hash" is
 //   comparing the token with the manifest's: a bad peer sends a wrong token of the right length;
-// - each uploader (client or server) sends one piece at a time at its upload rate, FIFO; a client
-//   answers 'busy' when more than DEFAULT_MAX_UPLOAD_BACKLOG_MS of sending is already promised
-//   (as PieceSession does); a server queues every request (the NATS range path has no 'busy') and
-//   sends the piece it has sent least often first (the repository server's ranked turns);
+// - each uploader (client or server) sends one piece at a time at its upload rate; a client sends
+//   first the piece fewest of its peers hold (the daemon's upload turns, lowestRank of
+//   infra/swarm/token-bucket.ts) and answers 'busy' when
+//   more than DEFAULT_MAX_UPLOAD_BACKLOG_MS of sending is already promised (as PieceSession does);
+//   a server queues every request (the NATS range path has no 'busy') and sends the piece it has
+//   sent least often first (the repository server's ranked turns);
 // - a piece reaches the requester after its upload, its download link (one piece at a time at
 //   its download rate) and the one-way latency of both ends; requests pay the latency too;
 // - a request a client aborts (the piece came from elsewhere) is withdrawn from the uploader's
@@ -21,8 +23,10 @@
 // - `have-piece` announcements reach the neighbours at once (no latency), and every change wakes
 //   a client's scheduler at most once per `planGapMs` (the daemon's event loop, modelled).
 import {
-  BUSY_BACKOFF_MS, failureAction, PieceScheduler, PieceTimes, SERVER_SLOTS, ServerSlots, stripeScore, swarmKeysOf, type SchedPeer, type SchedRequest,
+  BUSY_BACKOFF_MS, failureAction, PieceScheduler, runLength, PieceTimes, SERVER_SLOTS, ServerSlots, stripeScore, swarmKeysOf, type SchedPeer, type SchedRequest,
 } from '../../actors/share-daemon/piece-scheduler.ts'
+import { lowestRank } from '../../infra/swarm/token-bucket.ts'
+import { PIECE_SIZE } from '../../infra/release/hash.ts'
 import { EventHeap, type Timed } from './heap.ts'
 
 export const MiB = 1024 * 1024
@@ -36,6 +40,10 @@ export interface SimOptions {
   seed: number
   /** Release size F, bytes. */
   fileBytes: number
+  /**
+   * Piece size, bytes; 0: the daemon's run of a format-2 file's chunks for a swarm of n seen
+   * through numwant peers (piece-scheduler.ts runLength: 1 MiB, or LARGE_SWARM_RUN in a large swarm).
+   */
   pieceSize: number
   servers: number
   /** Upload cap of each server, bytes/s. */
@@ -82,7 +90,7 @@ export interface SimOptions {
 export const SIM_DEFAULTS: Omit<SimOptions, 'n'> = {
   seed: 1,
   fileBytes: 32 * MiB,
-  pieceSize: 1 * MiB,
+  pieceSize: 0,
   servers: 3,
   serverUp: 2 * MiB,
   // Mean 2 MiB/s, as the swarm bench's clients; from a quarter to twice that.
@@ -214,6 +222,8 @@ type Unseq<E> = E extends unknown ? Omit<E, 'seq'> : never
 export interface SimResult {
   n: number
   seed: number
+  /** The piece size the run used, bytes. */
+  pieceSize: number
   /** Clients that had to finish: present at the end, not bad. */
   finishers: number
   finished: number
@@ -247,7 +257,7 @@ export interface SimResult {
   crossSiteBytes: number
   sites: number
   /** Server requests by the rule that let them go: a piece of the client's own stripe, or of another after the patience. */
-  serverRequests: { ownStripe: number; otherStripes: number }
+  serverRequests: { ownStripe: number; otherStripes: number; withdrawn: number }
   /** Requests that failed because the peer left or was banned. */
   closedFailures: number
   events: number
@@ -291,9 +301,12 @@ export interface SimProgress {
 export function simulate(options: Partial<SimOptions> & { n: number }, onProgress?: { everyMs: number; report: (p: SimProgress) => void }): SimResult {
   const o: SimOptions = { ...SIM_DEFAULTS, ...options }
   if (!Number.isInteger(o.n) || o.n < 2) throw new Error(`simulate: n must be an integer ≥ 2, got ${o.n}`)
-  for (const k of ['fileBytes', 'pieceSize', 'serverUp', 'servers'] as const) {
+  for (const k of ['fileBytes', 'serverUp', 'servers'] as const) {
     if (!(o[k] > 0)) throw new Error(`simulate: ${k} must be > 0, got ${o[k]}`)
   }
+  if (!(o.pieceSize >= 0)) throw new Error(`simulate: pieceSize must be ≥ 0 (0: the daemon's), got ${o.pieceSize}`)
+  // Every modelled client cuts the same pieces: the run a client with a full view (numwant peers) cuts.
+  const pieceSize = o.pieceSize > 0 ? o.pieceSize : runLength(o.n, o.numwant + 1, PIECE_SIZE)
   if (!Number.isInteger(o.sites) || o.sites < 1) throw new Error(`simulate: sites must be an integer ≥ 1, got ${o.sites}`)
   for (const k of ['churn', 'nat', 'bad'] as const) {
     if (!(o[k] >= 0 && o[k] < 1)) throw new Error(`simulate: ${k} must be a share in [0, 1), got ${o[k]}`)
@@ -301,8 +314,8 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
   const wall0 = performance.now()
   const rnd = seededRandom(o.seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
-  const pieces = Math.max(1, Math.ceil(o.fileBytes / o.pieceSize))
-  const lengthOf = (i: number): number => Math.min(o.pieceSize, o.fileBytes - i * o.pieceSize)
+  const pieces = Math.max(1, Math.ceil(o.fileBytes / pieceSize))
+  const lengthOf = (i: number): number => Math.min(pieceSize, o.fileBytes - i * pieceSize)
   /** One-way latency between a client and an uploader beyond their own links': the WAN's, across sites. */
   const wan = (c: Client, u: Uploader): number => (u.kind === 'client' && u.site !== c.site ? o.wanLatencyMs : 0)
   let crossSiteBytes = 0
@@ -401,6 +414,8 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
   let badPiecesAccepted = 0
   let bannedLinks = 0
   let busyAnswers = 0
+  /** Server requests withdrawn once a client peer held the piece (PieceScheduler.plan). */
+  let withdrawn = 0
   let serverOwn = 0
   let serverOther = 0
   let closedFailures = 0
@@ -500,16 +515,15 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
 
   const startUpload = (u: Uploader): void => {
     while (!u.active && u.queue.length > 0) {
-      // A server sends the piece it has sent least often first (the repository server's
-      // takeInTurn rank), the earliest request among equals; a client, first come first served.
-      let at = 0
-      if (u.kind === 'server') {
-        let fewest = Infinity
-        for (let k = 0; k < u.queue.length && fewest > 0; k++) {
-          const n = u.copies[u.queue[k]!.piece] ?? 0
-          if (n < fewest) [at, fewest] = [k, n]
-        }
+      // The upload turns of the daemon's TokenBucket: a server sends the piece it has sent least
+      // often first (the repository server's takeInTurn rank), a client the piece fewest of its
+      // peers hold (PeerSet.holderCount, the PieceSession's uploadRank); the earliest among equals.
+      const holders = (q: Req): number => {
+        let n = 0
+        for (const l of (u as Client).links.values()) if (l.remote.have[q.piece]) n++
+        return n
       }
+      const at = lowestRank(u.queue, u.kind === 'server' ? (q) => u.copies[q.piece] ?? 0 : (q) => (q.cancelled ? -1 : holders(q)))
       const r = u.queue.splice(at, 1)[0]!
       if (r.cancelled) {
         u.queuedBytes -= r.bytes
@@ -621,6 +635,16 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
       serverAvailable: () => true,
       startPeer: (i, l, asServer) => request(c, i, l.remote, l, asServer),
       startServer: (i) => request(c, i, servers[nextServer++ % servers.length]!, undefined, true),
+      withdrawServer: (i) => {
+        // The daemon aborts the request; the server drops it if it has not started sending it.
+        for (const f of [...c.inflight]) {
+          if (f.piece !== i || f.uploader.kind !== 'server') continue
+          settle(f)
+          f.cancelled = true
+          withdrawn++
+          push({ t: now + c.latMs + f.uploader.latMs, k: 'cancel', r: f })
+        }
+      },
       beforeServer: (i) => {
         if (c.sched!.mine(i)) serverOwn++
         else serverOther++
@@ -776,6 +800,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
   const wallMs = performance.now() - wall0
   return {
     n: o.n,
+    pieceSize,
     seed: o.seed,
     finishers: finishers.length,
     finished: finishMs.length,
@@ -801,7 +826,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     busyAnswers,
     crossSiteBytes,
     sites: o.sites,
-    serverRequests: { ownStripe: serverOwn, otherStripes: serverOther },
+    serverRequests: { ownStripe: serverOwn, otherStripes: serverOther, withdrawn },
     closedFailures,
     events,
     plans,
@@ -810,7 +835,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     eventsPerSecond: events / (wallMs / 1000),
     slowest: last && {
       ms: last.finishedAt - last.startedAt, startedAtMs: last.startedAt, nat: last.nat, lateJoiner: joinerSet.has(last),
-      links: last.links.size, piecesFromServers: Math.round(last.fromServers / o.pieceSize),
+      links: last.links.size, piecesFromServers: Math.round(last.fromServers / pieceSize),
     },
     truncated,
   }

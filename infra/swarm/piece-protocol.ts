@@ -64,6 +64,12 @@ export interface PieceSessionOptions {
    * another holder instead of timing out in a queue. Default 2 s.
    */
   maxUploadBacklogMs?: number
+  /**
+   * With an upload limit: the rank of a range waiting for upload capacity, lowest sent first (the
+   * daemon passes how many of its peers hold it, so the rarest piece spreads first; issue 14).
+   * Without it, first come first served.
+   */
+  uploadRank?: (sha256: string, offset: number, length: number) => number
   /** Default time limit of one request, from the call. */
   requestTimeoutMs?: number
   /** With requests in flight, this long without any message from the peer fails them as 'stalled'. */
@@ -119,6 +125,27 @@ interface OutgoingRequest {
   cleanup: () => void
 }
 
+/** Sorted, disjoint byte spans [starts[k], ends[k]) of a blob. */
+interface Spans {
+  starts: number[]
+  ends: number[]
+}
+
+/** A blob's announced ranges (offset → length) merged into sorted spans; touching ranges join. */
+function mergeRanges(ranges: ReadonlyMap<number, number>): Spans {
+  const sorted = [...ranges].sort((a, b) => a[0] - b[0])
+  const out: Spans = { starts: [], ends: [] }
+  for (const [offset, length] of sorted) {
+    const last = out.ends.length - 1
+    if (last >= 0 && offset <= out.ends[last]!) out.ends[last] = Math.max(out.ends[last]!, offset + length)
+    else {
+      out.starts.push(offset)
+      out.ends.push(offset + length)
+    }
+  }
+  return out
+}
+
 interface IncomingRequest {
   id: number
   hex: string
@@ -127,6 +154,8 @@ interface IncomingRequest {
   cancelled: boolean
   /** Bytes counted in the upload limiter's `reserved` until this request's turn to take tokens. */
   reserved: number
+  /** While it waits for its upload turn (uploadRank): aborted when the peer cancels it, so it leaves the turns unsent. */
+  turn?: AbortController
 }
 
 type MessageName = Exclude<keyof typeof encoders, 'handshake'>
@@ -145,10 +174,13 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
   private remotePieceCount = 0
   /** Ranges announced with `have-range`: blob → offset → length (counted with the pieces). */
   private readonly remoteRanges = new Map<string, Map<number, number>>()
+  /** Per blob, its announced ranges merged into sorted spans (built when first read after a change). */
+  private readonly remoteSpans = new Map<string, Spans>()
 
   private readonly channel: Channel
   private readonly send: Senders
-  private readonly opts: Required<Omit<PieceSessionOptions, 'serve' | 'uploadBucket' | 'maxUploadRate' | 'maxUploadBacklogMs'>> & { serve: ServeFn | undefined }
+  private readonly opts: Required<Omit<PieceSessionOptions, 'serve' | 'uploadBucket' | 'maxUploadRate' | 'maxUploadBacklogMs' | 'uploadRank'>> & { serve: ServeFn | undefined }
+  private readonly uploadRank: PieceSessionOptions['uploadRank']
   private readonly maxBacklogSeconds: number
   private readonly bucket: TokenBucket
   private readonly openedPromise: Promise<boolean>
@@ -192,6 +224,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     }
     this.bucket = options.uploadBucket ?? new TokenBucket(options.maxUploadRate ?? 0)
     this.maxBacklogSeconds = (options.maxUploadBacklogMs ?? DEFAULT_MAX_UPLOAD_BACKLOG_MS) / 1000
+    this.uploadRank = options.uploadRank
     this.openedPromise = new Promise((resolve) => { this.resolveOpened = resolve })
 
     const mux = Protomux.from(stream)
@@ -286,10 +319,29 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     this.send.haveRange.send({ sha256: toHashBytes(sha256), offset, length })
   }
 
-  /** Whether the peer announced holding the whole blob or exactly this range of it. */
+  /**
+   * Whether the peer announced holding the whole blob, or ranges that together cover this one: a
+   * client that cuts a file's runs shorter or longer than the peer did (runs of 256 KiB in a large
+   * swarm, of 1 MiB in a small one) still reads the peer's announcements.
+   */
   peerHasRange(sha256: Sha256, offset: number, length: number): boolean {
     const hex = toHex(sha256)
-    return this.remoteState.blobs.has(hex) || this.remoteRanges.get(hex)?.get(offset) === length
+    if (this.remoteState.blobs.has(hex)) return true
+    const ranges = this.remoteRanges.get(hex)
+    if (!ranges) return false
+    if (ranges.get(offset) === length) return true
+    let spans = this.remoteSpans.get(hex)
+    if (!spans) this.remoteSpans.set(hex, spans = mergeRanges(ranges))
+    // The last merged span starting at or before `offset` must reach its end.
+    let lo = 0
+    let hi = spans.starts.length - 1
+    if (hi < 0 || spans.starts[0]! > offset) return false
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (spans.starts[mid]! <= offset) lo = mid
+      else hi = mid - 1
+    }
+    return spans.ends[lo]! >= offset + length
   }
 
   /** Whether the peer announced holding the whole blob. */
@@ -564,7 +616,10 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     const i = this.queue.findIndex((r) => r.id === id)
     if (i >= 0) this.unreserve(this.queue.splice(i, 1)[0]!)
     const a = this.active.get(id)
-    if (a) a.cancelled = true
+    if (a) {
+      a.cancelled = true
+      a.turn?.abort()
+    }
   }
 
   private drainQueue(): void {
@@ -605,10 +660,16 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     const payload = bytes.byteLength > r.length ? bytes.subarray(0, r.length) : bytes
     this.unreserve(r)
     try {
-      await this.bucket.take(payload.byteLength, this.closeController.signal)
+      const rank = this.uploadRank
+      if (rank) {
+        r.turn = new AbortController()
+        await this.bucket.takeInTurn(payload.byteLength, AbortSignal.any([this.closeController.signal, r.turn.signal]), () => rank(r.hex, r.offset, r.length))
+      } else {
+        await this.bucket.take(payload.byteLength, this.closeController.signal)
+      }
       await this.drained()
     } catch {
-      return // channel closed while waiting
+      return // channel closed, or the request cancelled, while waiting
     }
     if (r.cancelled || this.closedFlag) return
     this.send.data.send({ id: r.id, bytes: payload })
@@ -635,6 +696,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
       this.remoteState.blobs.clear()
       this.remotePieces.clear()
       this.remoteRanges.clear()
+      this.remoteSpans.clear()
       this.remotePieceCount = 0
     }
     if (this.remoteState.blobs.size + msg.hashes.length > this.opts.maxRemoteBlobs) {
@@ -674,6 +736,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
       this.remotePieceCount++
     }
     ranges.set(msg.offset, msg.length)
+    this.remoteSpans.delete(hex)
     this.emitSafely('have-range', { sha256: hex, offset: msg.offset, length: msg.length })
   }
 }

@@ -11,6 +11,25 @@ interface Turn {
   go: () => void
 }
 
+/**
+ * The index of the item of lowest rank, the earliest among equals (a rank of 0 or less is taken at
+ * once): whose upload turn comes next. The swarm simulator orders its modelled uploaders' queues
+ * with it too (the servers' least-sent piece, the clients' piece fewest peers hold).
+ */
+export function lowestRank<T>(items: readonly T[], rank: (item: T) => number): number {
+  let best = 0
+  let bestRank = Infinity
+  for (let i = 0; i < items.length; i++) {
+    const r = rank(items[i]!)
+    if (r < bestRank) {
+      best = i
+      bestRank = r
+      if (r <= 0) break
+    }
+  }
+  return best
+}
+
 export class TokenBucket {
   /** Bytes per second; 0 means unlimited. */
   readonly rate: number
@@ -104,17 +123,7 @@ export class TokenBucket {
 
   /** The waiter whose turn it is: the lowest rank now (unranked: 0), the earliest among equals. */
   private nextIndex(): number {
-    let best = 0
-    let bestRank = Infinity
-    for (let i = 0; i < this.turns.length; i++) {
-      const r = this.turns[i]!.rank?.() ?? 0
-      if (r < bestRank) {
-        best = i
-        bestRank = r
-        if (r <= 0) break
-      }
-    }
-    return best
+    return lowestRank(this.turns, (t) => t.rank?.() ?? 0)
   }
 
   /** Lets the next waiter go once the bucket is out of debt, then the next. */

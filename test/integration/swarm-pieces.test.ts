@@ -6,6 +6,7 @@ import c from 'compact-encoding'
 import Protomux from 'protomux'
 import type NoiseSecretStream from '@hyperswarm/secret-stream'
 import { PieceSession, pieceFailure, type PieceSessionOptions } from '../../infra/swarm/piece-protocol.ts'
+import { TokenBucket } from '../../infra/swarm/token-bucket.ts'
 import { MAX_REQUEST_LENGTH, MessageType, PROTOCOL, PROTOCOL_VERSION, decoders, encoders, toBytes } from '../../infra/swarm/piece-codec.ts'
 import { topicFor } from '../../infra/swarm/transport.ts'
 import { parseBootstrap } from '../../infra/cluster/dht.ts'
@@ -110,13 +111,28 @@ describe('swarm piece protocol', () => {
     expect(b.peerHasPiece('ab'.repeat(32), MiB, 5)).toBe(true)
     expect(b.peerHasPiece('ab'.repeat(32), MiB, 4)).toBe(false)
 
-    // A run of a format-2 file's chunks: announced as its byte range, held exactly as announced.
+    // A run of a format-2 file's chunks: announced as its byte range; held is every range inside
+    // the runs announced (a client cutting shorter or longer runs reads them), nothing outside.
+    const ef = 'ef'.repeat(32)
     const range = once(b, 'have-range')
-    a.announceRange('ef'.repeat(32), 3_000_123, 917_504)
-    expect((await range)[0]).toEqual({ sha256: 'ef'.repeat(32), offset: 3_000_123, length: 917_504 })
-    expect(b.peerHasRange('ef'.repeat(32), 3_000_123, 917_504)).toBe(true)
-    expect(b.peerHasRange('ef'.repeat(32), 3_000_123, 917_503)).toBe(false)
-    expect(b.peerHasRange('ef'.repeat(32), 0, 917_504)).toBe(false)
+    a.announceRange(ef, 3_000_123, 917_504)
+    expect((await range)[0]).toEqual({ sha256: ef, offset: 3_000_123, length: 917_504 })
+    expect(b.peerHasRange(ef, 3_000_123, 917_504)).toBe(true)
+    expect(b.peerHasRange(ef, 3_000_123, 917_503)).toBe(true)
+    expect(b.peerHasRange(ef, 3_200_000, 262_144)).toBe(true)
+    expect(b.peerHasRange(ef, 3_000_122, 10)).toBe(false)
+    expect(b.peerHasRange(ef, 3_000_123, 917_505)).toBe(false)
+    expect(b.peerHasRange(ef, 0, 917_504)).toBe(false)
+    // The next run, and one after a gap: a range across two touching runs is held, one across the gap is not.
+    const more = once(b, 'have-range')
+    a.announceRange(ef, 3_917_627, 262_144)
+    await more
+    const far = once(b, 'have-range')
+    a.announceRange(ef, 5_000_000, 100_000)
+    await far
+    expect(b.peerHasRange(ef, 3_500_000, 600_000)).toBe(true)
+    expect(b.peerHasRange(ef, 4_000_000, 1_050_000)).toBe(false)
+    expect(b.peerHasRange(ef, 5_000_000, 100_000)).toBe(true)
     // A `have` with reset replaces every announcement, ranges too.
     const reset = once(b, 'have')
     a.announceHave([blobHash])
@@ -254,6 +270,34 @@ describe('swarm piece protocol', () => {
     expect(results.filter((r) => 'ok' in r)).toEqual([{ ok: true }, { ok: true }, { ok: true }])
     expect(results.filter((r) => 'failure' in r)).toEqual([{ failure: 'busy' }, { failure: 'busy' }, { failure: 'busy' }])
     expect(a.bytesUp).toBe(3 * MiB)
+  })
+
+  it('swarm — with uploadRank, pieces waiting for upload capacity go lowest rank first (the rarest), and a cancelled one leaves the turns unsent', async () => {
+    // 2 MiB/s with no burst: the first 1 MiB goes at once, each next one waits its turn. Ranks as
+    // the daemon's holder counts: piece 2 held by no other peer, piece 1 by 5, piece 0 by 10.
+    const rank: Record<number, number> = { 0: 10, 1: 5, 2: 0 }
+    const { a, b } = await tcpPair({ uploadBucket: new TokenBucket(2 * MiB, 1), maxUploadBacklogMs: 10_000, uploadRank: (_sha, offset) => rank[offset / MiB]! })
+    const order: number[] = []
+    const ask = (i: number, signal?: AbortSignal): Promise<void> => b.request(blobHash, i * MiB, MiB, signal ? { signal } : {}).then((data) => {
+      expect(hex(data)).toBe(hex(blob.subarray(i * MiB, (i + 1) * MiB)))
+      order.push(i)
+    })
+    await Promise.all([ask(0), ask(1), ask(2)])
+    expect(order).toEqual([0, 2, 1])
+    expect(a.bytesUp).toBe(3 * MiB)
+
+    // Piece 1 asked and withdrawn while it waits: a later piece 0 (rank 10) is the next one sent,
+    // which it could not be if piece 1 (rank 5) still waited.
+    order.length = 0
+    const withdraw = new AbortController()
+    const first = ask(2)
+    const cancelled = ask(1, withdraw.signal).catch((err: unknown) => pieceFailure(err))
+    withdraw.abort()
+    expect(await cancelled).toBe('aborted')
+    await first
+    await ask(0)
+    expect(order).toEqual([2, 0])
+    expect(a.bytesUp).toBe(5 * MiB)
   })
 
   it('swarm — closing the connection fails pending requests as closed', async () => {

@@ -7,6 +7,7 @@ import { chunkLayout, covered, fixedLayout, newlyAnnounceable } from '../../acto
 import { chunkBuffer } from '../../infra/formats/fastcdc.ts'
 import { DEFAULT_CHUNKER } from '../../infra/formats/release.ts'
 import { PIECE_SIZE } from '../../infra/release/hash.ts'
+import { LARGE_SWARM_RUN, runLength, SIZED_MIN_SWARM, SIZED_VIEWS } from '../../actors/share-daemon/piece-scheduler.ts'
 import type { FileEntry } from '../../infra/release/manifest.ts'
 
 function file(bytes: Buffer): { entry: FileEntry; chunks: NonNullable<ReturnType<typeof chunkBuffer>['chunks']> } {
@@ -77,6 +78,30 @@ describe('piece layout', () => {
       expect(a).toBe(Math.floor(layout.offset(i) / PIECE_SIZE))
       expect(b).toBe(Math.floor((layout.offset(i) + layout.length(i) - 1) / PIECE_SIZE))
     }
+  })
+
+  it('in a large swarm, cuts runs of at most LARGE_SWARM_RUN, each checked as before and announced in the same fixed pieces; in a swarm the view sees whole, runs of a piece', () => {
+    const view = 51
+    expect(runLength(undefined, view, PIECE_SIZE)).toBe(PIECE_SIZE)
+    expect(runLength(SIZED_MIN_SWARM, 2, PIECE_SIZE)).toBe(PIECE_SIZE)
+    expect(runLength(SIZED_VIEWS * view, view, PIECE_SIZE)).toBe(PIECE_SIZE)
+    expect(runLength(SIZED_VIEWS * view + 1, view, PIECE_SIZE)).toBe(LARGE_SWARM_RUN)
+    const short = chunkLayout(entry, chunks, LARGE_SWARM_RUN)
+    expect(short.count).toBeGreaterThan(2 * layout.count)
+    let at = 0
+    for (let i = 0; i < short.count; i++) {
+      expect(short.offset(i)).toBe(at)
+      expect(short.length(i)).toBeLessThanOrEqual(LARGE_SWARM_RUN)
+      expect(short.check(i, bytes.subarray(at, at + short.length(i)))).toBe(true)
+      expect(short.announced(i)[0]).toBe(Math.floor(at / PIECE_SIZE))
+      at += short.length(i)
+    }
+    expect(at).toBe(bytes.length)
+    // (A short run may straddle two long ones: a peer holds it when its announced ranges cover it
+    // together, swarm-pieces.test.ts.)
+    // A chunk longer than the run's limit is a run of its own.
+    const big = chunkLayout(entry, chunks, 1)
+    expect(big.count).toBe(chunks.length)
   })
 
   it('refuses chunks that do not add up to the file, or a chunk larger than a piece', () => {

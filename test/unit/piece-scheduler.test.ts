@@ -11,6 +11,7 @@ const peer = (key: string, holds: number[], server = false, site?: string): Peer
 function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?: string; lateAfterMs?: number; siteSize?: number }, swarmSize?: number) {
   const inflight: SchedRequest<Peer>[] = []
   const started: string[] = []
+  const withdrawn: number[] = []
   const clock = { now: 10_000 }
   const selfKey = sites?.selfKey ?? 'self'
   const keys = [selfKey, ...peers.filter((p) => !p.server).map((p) => p.key)].sort()
@@ -36,8 +37,12 @@ function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?:
       inflight.push({ piece: i, source: 'server', asked: clock.now })
       started.push(`server ${i}`)
     },
+    withdrawServer: (i) => {
+      for (let k = inflight.length - 1; k >= 0; k--) if (inflight[k]!.piece === i && inflight[k]!.source === 'server') inflight.splice(k, 1)
+      withdrawn.push(i)
+    },
   })
-  return { sched, started, inflight, clock, siteKeys }
+  return { sched, started, inflight, clock, siteKeys, withdrawn }
 }
 
 describe('piece scheduler', () => {
@@ -194,5 +199,37 @@ describe('piece scheduler', () => {
     const stripe = all.filter((i) => stripeRank(sha, i, ['self', ...view.map((p) => p.key)].sort(), 'self') === 0)
     expect(serverPieces(small.started)).toEqual(expect.arrayContaining(stripe))
     expect(stripe.length).toBeGreaterThan(10 * first.length)
+  })
+
+  it('scheduler — in a swarm far larger than the view, a piece asked of the servers is withdrawn from them once a client peer holds it, and waits for that peer\'s slot', () => {
+    const size = 1000
+    const busy = peer('busy', [])
+    const view = [busy, ...Array.from({ length: 9 }, (_, k) => peer(`p${k}`, []))]
+    const h = harness(2000, view, undefined, size)
+    h.sched.plan()
+    const asked = h.started.filter((x) => x.startsWith('server ')).map((x) => Number(x.split(' ')[1]))
+    expect(asked.length).toBeGreaterThan(0)
+    const piece = asked[0]!
+    // A client peer announces it while its request slots are all taken: the server request is
+    // withdrawn at once, and the piece is not asked again until the peer can take it.
+    busy.holds.add(piece)
+    busy.inflight = 4
+    h.started.length = 0
+    h.sched.plan()
+    expect(h.withdrawn).toContain(piece)
+    expect(h.inflight.some((f) => f.piece === piece)).toBe(false)
+    expect(h.started).not.toContain(`server ${piece}`)
+    busy.inflight = 0
+    h.sched.plan()
+    expect(h.started).toContain(`peer busy ${piece}`)
+
+    // In a swarm of the view's size (striping over the view), the server request stays beside the peer's.
+    const b2 = peer('b2', [])
+    const small = harness(2, [b2])
+    small.sched.plan()
+    b2.holds.add(0)
+    b2.holds.add(1)
+    small.sched.plan()
+    expect(small.withdrawn).toEqual([])
   })
 })

@@ -28,6 +28,9 @@ describe('swarm simulator', () => {
     expect(sim).not.toMatch(/function (stripeOwner|stripeRank|swarmKeysOf|failureAction)\b/)
     expect(sim).not.toMatch(/class (ServerSlots|PieceTimes|PieceScheduler)\b/)
     expect(sim).not.toMatch(/PEER_SLOTS\s*=|PATIENCE_MS\s*=|BUSY_BACKOFF_MS\s*=/)
+    // The modelled uploaders take their turns by the daemon's own rule (TokenBucket's lowestRank).
+    expect(sim).toMatch(/import \{ lowestRank \} from '\.\.\/\.\.\/infra\/swarm\/token-bucket\.ts'/)
+    expect(sim).not.toMatch(/function lowestRank\b/)
     // The simulator's connection limit is the transport's.
     expect(SIM_DEFAULTS.maxConnections).toBe(DEFAULT_MAX_CONNECTIONS)
 
