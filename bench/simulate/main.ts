@@ -106,6 +106,7 @@ for (const n of ns) for (const locality of sites > 1 ? [false, true] : [true]) {
     'all done s': s(r.allDoneMs),
     'origin/F': round(r.originBytes / F, 3),
     'dup/F': round(r.duplicateBytes / F, 3),
+    'timeouts': r.timeouts,
     'bad recv': r.badPiecesReceived,
     'bad accepted': r.badPiecesAccepted,
     'finished': `${r.finished}/${r.finishers}`,

@@ -23,9 +23,9 @@
 // - `have-piece` announcements reach the neighbours at once (no latency), and every change wakes
 //   a client's scheduler at most once per `planGapMs` (the daemon's event loop, modelled).
 import {
-  BUSY_BACKOFF_MS, failureAction, PieceScheduler, runLength, PieceTimes, SERVER_SLOTS, ServerSlots, stripeScore, swarmKeysOf, type SchedPeer, type SchedRequest,
+  BUSY_BACKOFF_MS, failureAction, PEER_REQUEST_TIMEOUT_MS, PieceScheduler, runLength, PieceTimes, SERVER_SLOTS, ServerSlots, stripeScore, swarmKeysOf, type SchedPeer, type SchedRequest,
 } from '../../actors/share-daemon/piece-scheduler.ts'
-import { lowestRank } from '../../infra/swarm/token-bucket.ts'
+import { agedRank, lowestRank } from '../../infra/swarm/token-bucket.ts'
 import { PIECE_SIZE } from '../../infra/release/hash.ts'
 import { EventHeap, type Timed } from './heap.ts'
 
@@ -162,6 +162,8 @@ interface Req extends SchedRequest<Link> {
   cancelled: boolean
   /** The requester no longer waits for it (aborted, or failed). */
   settled: boolean
+  /** When it reached the uploader's queue (virtual ms). */
+  arrived: number
 }
 
 interface Client {
@@ -214,6 +216,7 @@ type Ev =
   | (Timed & { k: 'sent'; u: Uploader; r: Req })
   | (Timed & { k: 'deliver'; r: Req })
   | (Timed & { k: 'busy'; r: Req })
+  | (Timed & { k: 'timeout'; r: Req })
   | (Timed & { k: 'cancel'; r: Req })
 
 /** An event before the heap numbers it. */
@@ -258,6 +261,8 @@ export interface SimResult {
   sites: number
   /** Server requests by the rule that let them go: a piece of the client's own stripe, or of another after the patience. */
   serverRequests: { ownStripe: number; otherStripes: number; withdrawn: number }
+  /** Peer requests that timed out (the daemon's PEER_REQUEST_TIMEOUT_MS), each shunning its peer for the blob. */
+  timeouts: number
   /** Requests that failed because the peer left or was banned. */
   closedFailures: number
   events: number
@@ -416,6 +421,8 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
   let busyAnswers = 0
   /** Server requests withdrawn once a client peer held the piece (PieceScheduler.plan). */
   let withdrawn = 0
+  /** Peer requests that timed out (PEER_REQUEST_TIMEOUT_MS): the peer is shunned for the blob. */
+  let timeouts = 0
   let serverOwn = 0
   let serverOther = 0
   let closedFailures = 0
@@ -517,13 +524,14 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     while (!u.active && u.queue.length > 0) {
       // The upload turns of the daemon's TokenBucket: a server sends the piece it has sent least
       // often first (the repository server's takeInTurn rank), a client the piece fewest of its
-      // peers hold (PeerSet.holderCount, the PieceSession's uploadRank); the earliest among equals.
+      // peers hold (PeerSet.holderCount, the PieceSession's uploadRank, aged by agedRank); the
+      // earliest among equals.
       const holders = (q: Req): number => {
         let n = 0
         for (const l of (u as Client).links.values()) if (l.remote.have[q.piece]) n++
         return n
       }
-      const at = lowestRank(u.queue, u.kind === 'server' ? (q) => u.copies[q.piece] ?? 0 : (q) => (q.cancelled ? -1 : holders(q)))
+      const at = lowestRank(u.queue, u.kind === 'server' ? (q) => u.copies[q.piece] ?? 0 : (q) => (q.cancelled ? -1 : agedRank(now - q.arrived, holders(q))))
       const r = u.queue.splice(at, 1)[0]!
       if (r.cancelled) {
         u.queuedBytes -= r.bytes
@@ -537,12 +545,14 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
 
   const request = (c: Client, i: number, uploader: Uploader, link: Link | undefined, asServer: boolean): void => {
     const r: Req = {
-      id: reqSeq++, piece: i, source: link ?? 'server', asked: now, client: c, uploader, link, asServer, bytes: lengthOf(i), cancelled: false, settled: false,
+      id: reqSeq++, piece: i, source: link ?? 'server', asked: now, client: c, uploader, link, asServer, bytes: lengthOf(i), cancelled: false, settled: false, arrived: Infinity,
     }
     c.inflight.add(r)
     if (link) link.inflight++
     if (asServer) c.slots.inUse++
     push({ t: now + c.latMs + uploader.latMs + wan(c, uploader), k: 'arrive', r })
+    // A peer request not answered in PEER_REQUEST_TIMEOUT_MS fails (the session cancels it at the uploader).
+    if (link) push({ t: now + PEER_REQUEST_TIMEOUT_MS, k: 'timeout', r })
   }
 
   /** The manifest's piece hash, modelled: a token per piece. */
@@ -709,6 +719,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
             return
           }
         }
+        r.arrived = now
         u.queue.push(r)
         u.queuedBytes += r.bytes
         startUpload(u)
@@ -755,6 +766,14 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
       }
       case 'busy':
         return failed(e.r, 'busy')
+      case 'timeout': {
+        const r = e.r
+        if (r.settled) return
+        r.cancelled = true
+        timeouts++
+        push({ t: now + r.client.latMs + r.uploader.latMs + wan(r.client, r.uploader), k: 'cancel', r })
+        return failed(r, 'timeout')
+      }
       case 'cancel': {
         const r = e.r
         const u = r.uploader
@@ -827,6 +846,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     crossSiteBytes,
     sites: o.sites,
     serverRequests: { ownStripe: serverOwn, otherStripes: serverOther, withdrawn },
+    timeouts,
     closedFailures,
     events,
     plans,

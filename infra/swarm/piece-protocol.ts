@@ -19,7 +19,7 @@ import {
   type DataMessage, type HaveMessage, type HavePieceMessage, type RejectMessage, type RejectReasonName, type RequestMessage,
   type WireEncoder,
 } from './piece-codec.ts'
-import { TokenBucket } from './token-bucket.ts'
+import { agedRank, TokenBucket } from './token-bucket.ts'
 
 export const DEFAULT_MAX_OUTSTANDING = 32
 export const DEFAULT_SERVE_CONCURRENCY = 4
@@ -66,8 +66,8 @@ export interface PieceSessionOptions {
   maxUploadBacklogMs?: number
   /**
    * With an upload limit: the rank of a range waiting for upload capacity, lowest sent first (the
-   * daemon passes how many of its peers hold it, so the rarest piece spreads first; issue 14).
-   * Without it, first come first served.
+   * daemon passes how many of its peers hold it, so the rarest piece spreads first; issue 14); one
+   * that waited RANKED_WAIT_MAX_MS goes as if of rank 0 (agedRank). Without it, first come first served.
    */
   uploadRank?: (sha256: string, offset: number, length: number) => number
   /** Default time limit of one request, from the call. */
@@ -156,6 +156,8 @@ interface IncomingRequest {
   reserved: number
   /** While it waits for its upload turn (uploadRank): aborted when the peer cancels it, so it leaves the turns unsent. */
   turn?: AbortController
+  /** When it arrived (performance.now()): how long it has waited, for agedRank. */
+  at: number
 }
 
 type MessageName = Exclude<keyof typeof encoders, 'handshake'>
@@ -608,7 +610,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     }
     const reserved = this.bucket.rate > 0 ? msg.length : 0
     this.bucket.reserve(reserved)
-    this.queue.push({ id: msg.id, hex: b4a.toString(msg.sha256, 'hex'), offset: msg.offset, length: msg.length, cancelled: false, reserved })
+    this.queue.push({ id: msg.id, hex: b4a.toString(msg.sha256, 'hex'), offset: msg.offset, length: msg.length, cancelled: false, reserved, at: performance.now() })
     this.drainQueue()
   }
 
@@ -663,7 +665,7 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
       const rank = this.uploadRank
       if (rank) {
         r.turn = new AbortController()
-        await this.bucket.takeInTurn(payload.byteLength, AbortSignal.any([this.closeController.signal, r.turn.signal]), () => rank(r.hex, r.offset, r.length))
+        await this.bucket.takeInTurn(payload.byteLength, AbortSignal.any([this.closeController.signal, r.turn.signal]), () => agedRank(performance.now() - r.at, rank(r.hex, r.offset, r.length)))
       } else {
         await this.bucket.take(payload.byteLength, this.closeController.signal)
       }

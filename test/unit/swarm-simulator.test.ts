@@ -7,6 +7,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import * as scheduler from '../../actors/share-daemon/piece-scheduler.ts'
 import { DEFAULT_MAX_CONNECTIONS } from '../../infra/swarm/transport.ts'
 import { EventHeap } from '../../bench/simulate/heap.ts'
+import { PIECE_SIZE } from '../../infra/release/hash.ts'
+import { agedRank, RANKED_WAIT_MAX_MS } from '../../infra/swarm/token-bucket.ts'
 import { SAME_SITE_SHARE as SIM_SAME_SITE_SHARE, SIM_DEFAULTS, simulate } from '../../bench/simulate/swarm-sim.ts'
 
 const ROOT = resolve(import.meta.dirname, '../..')
@@ -29,8 +31,8 @@ describe('swarm simulator', () => {
     expect(sim).not.toMatch(/class (ServerSlots|PieceTimes|PieceScheduler)\b/)
     expect(sim).not.toMatch(/PEER_SLOTS\s*=|PATIENCE_MS\s*=|BUSY_BACKOFF_MS\s*=/)
     // The modelled uploaders take their turns by the daemon's own rule (TokenBucket's lowestRank).
-    expect(sim).toMatch(/import \{ lowestRank \} from '\.\.\/\.\.\/infra\/swarm\/token-bucket\.ts'/)
-    expect(sim).not.toMatch(/function lowestRank\b/)
+    expect(sim).toMatch(/import \{ agedRank, lowestRank \} from '\.\.\/\.\.\/infra\/swarm\/token-bucket\.ts'/)
+    expect(sim).not.toMatch(/function (lowestRank|agedRank)\b/)
     // The simulator's connection limit is the transport's.
     expect(SIM_DEFAULTS.maxConnections).toBe(DEFAULT_MAX_CONNECTIONS)
 
@@ -76,6 +78,11 @@ describe('swarm simulator', () => {
     expect(r.p50Ms).toBeLessThanOrEqual(r.p99Ms)
     expect(r.p99Ms).toBeLessThanOrEqual(r.maxMs)
 
+    // A small swarm: 1 MiB pieces, nothing withdrawn from the servers, no request starved past its timeout.
+    expect(r.pieceSize).toBe(PIECE_SIZE)
+    expect(r.serverRequests.withdrawn).toBe(0)
+    expect(r.timeouts).toBe(0)
+
     const again = simulate(opts)
     const { wallMs: _w1, eventsPerSecond: _e1, ...a } = r
     const { wallMs: _w2, eventsPerSecond: _e2, ...b } = again
@@ -100,6 +107,23 @@ describe('swarm simulator', () => {
     expect(() => simulate({ n: 10, sites: 0 })).toThrow(/sites must be an integer ≥ 1, got 0/)
     // The tracker's share of same-site peers in an answer is the one modelled.
     expect(SIM_SAME_SITE_SHARE).toBe((await import('../../infra/tracker/registry.ts')).SAME_SITE_SHARE)
+  })
+
+  it('simulator — a swarm larger than two views (N = 150): runs of LARGE_SWARM_RUN, server requests withdrawn once a peer holds the piece, the rarest piece uploaded first without starving a request past its timeout', () => {
+    const r = simulate({ n: 150, seed: 5, churn: 0.1, nat: 0.2, bad: 0.02 })
+    expect(r.pieceSize).toBe(scheduler.LARGE_SWARM_RUN)
+    expect(r.truncated).toBe(false)
+    expect(r.finished).toBe(r.finishers)
+    expect(r.badPiecesReceived).toBeGreaterThan(0)
+    expect(r.badPiecesAccepted).toBe(0)
+    expect(r.serverRequests.withdrawn).toBeGreaterThan(0)
+    expect(r.timeouts).toBe(0)
+    expect(r.originBytes).toBeGreaterThanOrEqual(SIM_DEFAULTS.fileBytes)
+    expect(r.allDoneMs).toBeGreaterThanOrEqual(r.boundMs)
+    // The aged rank stays well inside the requester's patience.
+    expect(RANKED_WAIT_MAX_MS).toBeLessThanOrEqual(scheduler.PEER_REQUEST_TIMEOUT_MS / 2)
+    expect(agedRank(RANKED_WAIT_MAX_MS + 1, 7)).toBe(0)
+    expect(agedRank(RANKED_WAIT_MAX_MS - 1, 7)).toBe(7)
   })
 
   it('simulator — bad parameters are refused with an error naming the parameter', () => {
