@@ -14,6 +14,7 @@
 // were not enough: a client's runs from the servers are its stripe, every N-th run, and those
 // rarely make a whole fixed piece — the others then saw no holder and asked the servers.)
 import { UpswarmError } from '../../infra/errors.ts'
+import { lastAtOrBefore } from '../../infra/sorted.ts'
 import { pieceHashOf } from '../../infra/repo-client.ts'
 import { PIECE_SIZE, sha256Hex } from '../../infra/release/hash.ts'
 import type { FileEntry } from '../../infra/release/manifest.ts'
@@ -88,17 +89,8 @@ export function chunkLayout(entry: FileEntry, chunks: readonly ChunkRef[], runMa
   firstChunk.push(chunks.length)
   const count = starts.length - 1
   const length = (i: number): number => starts[i + 1]! - starts[i]!
-  /** The piece holding byte `offset` (binary search). */
-  const pieceAt = (offset: number): number => {
-    let lo = 0
-    let hi = count - 1
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1
-      if (starts[mid]! <= offset) lo = mid
-      else hi = mid - 1
-    }
-    return lo
-  }
+  /** The piece holding byte `offset` (the first piece starts at 0; the sentinel is not searched). */
+  const pieceAt = (offset: number): number => Math.max(0, lastAtOrBefore(starts, offset, count))
   return {
     size, count, announceSize: PIECE_SIZE, ranged: true,
     offset: (i) => starts[i]!,

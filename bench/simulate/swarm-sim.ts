@@ -475,6 +475,12 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     }
   }
 
+  /** The requester gives `r` up: its cancel reaches the uploader, which drops it if still queued. */
+  const withdraw = (r: Req): void => {
+    r.cancelled = true
+    push({ t: now + r.client.latMs + r.uploader.latMs + wan(r.client, r.uploader), k: 'cancel', r })
+  }
+
   const settle = (r: Req): void => {
     if (r.settled) return
     r.settled = true
@@ -521,17 +527,20 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
   }
 
   const startUpload = (u: Uploader): void => {
-    while (!u.active && u.queue.length > 0) {
-      // The upload turns of the daemon's TokenBucket: a server sends the piece it has sent least
-      // often first (the repository server's takeInTurn rank), a client the piece fewest of its
-      // peers hold (PeerSet.holderCount, the PieceSession's uploadRank, aged by agedRank); the
-      // earliest among equals.
-      const holders = (q: Req): number => {
-        let n = 0
-        for (const l of (u as Client).links.values()) if (l.remote.have[q.piece]) n++
-        return n
+    // The upload turns of the daemon's TokenBucket: a server sends the piece it has sent least
+    // often first (the repository server's takeInTurn rank), a client the piece fewest of its
+    // peers hold (PeerSet.holderCount, the PieceSession's uploadRank, aged by agedRank); the
+    // earliest among equals.
+    const rank = u.kind === 'server'
+      ? (q: Req): number => u.copies[q.piece] ?? 0
+      : (q: Req): number => {
+        if (q.cancelled) return -1
+        let holders = 0
+        for (const l of u.links.values()) if (l.remote.have[q.piece]) holders++
+        return agedRank(now - q.arrived, holders)
       }
-      const at = lowestRank(u.queue, u.kind === 'server' ? (q) => u.copies[q.piece] ?? 0 : (q) => (q.cancelled ? -1 : agedRank(now - q.arrived, holders(q))))
+    while (!u.active && u.queue.length > 0) {
+      const at = lowestRank(u.queue, rank)
       const r = u.queue.splice(at, 1)[0]!
       if (r.cancelled) {
         u.queuedBytes -= r.bytes
@@ -598,8 +607,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     for (const f of [...c.inflight]) {
       if (f === r || f.piece !== i) continue
       settle(f)
-      f.cancelled = true
-      push({ t: now + c.latMs + f.uploader.latMs + wan(c, f.uploader), k: 'cancel', r: f })
+      withdraw(f)
     }
     if (c.sched!.remaining === 0) {
       c.state = 'done'
@@ -650,9 +658,8 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
         for (const f of [...c.inflight]) {
           if (f.piece !== i || f.uploader.kind !== 'server') continue
           settle(f)
-          f.cancelled = true
+          withdraw(f)
           withdrawn++
-          push({ t: now + c.latMs + f.uploader.latMs, k: 'cancel', r: f })
         }
       },
       beforeServer: (i) => {
@@ -769,9 +776,8 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
       case 'timeout': {
         const r = e.r
         if (r.settled) return
-        r.cancelled = true
+        withdraw(r)
         timeouts++
-        push({ t: now + r.client.latMs + r.uploader.latMs + wan(r.client, r.uploader), k: 'cancel', r })
         return failed(r, 'timeout')
       }
       case 'cancel': {

@@ -20,6 +20,7 @@ import {
   type WireEncoder,
 } from './piece-codec.ts'
 import { agedRank, TokenBucket } from './token-bucket.ts'
+import { lastAtOrBefore } from '../sorted.ts'
 
 export const DEFAULT_MAX_OUTSTANDING = 32
 export const DEFAULT_SERVE_CONCURRENCY = 4
@@ -335,15 +336,8 @@ export class PieceSession extends EventEmitter<PieceSessionEvents> {
     let spans = this.remoteSpans.get(hex)
     if (!spans) this.remoteSpans.set(hex, spans = mergeRanges(ranges))
     // The last merged span starting at or before `offset` must reach its end.
-    let lo = 0
-    let hi = spans.starts.length - 1
-    if (hi < 0 || spans.starts[0]! > offset) return false
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1
-      if (spans.starts[mid]! <= offset) lo = mid
-      else hi = mid - 1
-    }
-    return spans.ends[lo]! >= offset + length
+    const k = lastAtOrBefore(spans.starts, offset)
+    return k >= 0 && spans.ends[k]! >= offset + length
   }
 
   /** Whether the peer announced holding the whole blob. */
