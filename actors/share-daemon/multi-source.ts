@@ -133,10 +133,9 @@ export async function fetchBlobMultiSource(entry: FileEntry, into: BlobStore, de
     serverAvailable: () => deps.server !== undefined && serverFailed === undefined,
     startPeer: (i, p, asServer) => startPeer(i, p, asServer),
     startServer: (i) => startServer(i),
-    // A server drops a withdrawn range it has not started (the range's ticket, the seed's cancel).
-    withdrawServer: (i) => {
-      for (const f of inflight) if (f.piece === i && (f.source === 'server' || f.source.server)) f.controller.abort()
-    },
+    // A server drops a withdrawn range it has not started (the range's ticket, the seed's cancel);
+    // a peer, one still waiting for its turn of the upload limit.
+    withdraw: (f) => (f as Inflight).controller.abort(),
     beforeServer: (i) => {
       if (process.env.UPSWARM_DEBUG) deps.log?.(`server piece ${i} of ${entry.path}: ${peers.size} peers (${peers.all().map((p) => `${p.key.slice(0, 6)}${p.server ? 's' : ''}:${p.session.remote.blobs.size}`).join(' ')})`)
     },

@@ -230,12 +230,18 @@ export interface SchedulerIO<P extends SchedPeer> {
   /** Ask the proxy-assigned server for piece `i` now (the driver counts slots.inUse). */
   startServer(i: number): void
   /**
-   * Withdraws the requests of piece `i` to the servers (the assigned server's, and servers' seeds):
-   * a server drops one still queued unsent (the daemon aborts it; the server's cancel).
+   * Withdraws one request in flight (the daemon aborts it; a server or peer that has not started
+   * sending it drops it): a piece asked of the servers once a client peer holds it, or of another
+   * site once a peer of this client's site does (plan).
    */
-  withdrawServer?(i: number): void
+  withdraw?(f: SchedRequest<P>): void
   /** Called before a piece goes to a server (UPSWARM_DEBUG logging). */
   beforeServer?(i: number): void
+}
+
+/** A request's source that is a repository server: the assigned one, or a server's seed. */
+function isServer(s: SchedPeer | 'server'): boolean {
+  return s === 'server' || s.server
 }
 
 /** What a failed peer request means for the rest of the download. */
@@ -355,6 +361,9 @@ export class PieceScheduler<P extends SchedPeer> {
     return r
   }
 
+  /** A request's source that is a client peer of another site. */
+  private readonly farClient = (s: P | 'server'): boolean => s !== 'server' && !s.server && this.remote(s)
+
   /** A peer of another site than this client's (never, without a site of its own). */
   remote(p: P): boolean {
     return this.o.selfSite !== undefined && p.site !== this.o.selfSite
@@ -415,6 +424,14 @@ export class PieceScheduler<P extends SchedPeer> {
    * once — about one per site — and one more expected per SIZED_TURNS patiences waited, so a site
    * whose importer is slow or absent still gets the piece, from few clients at a time.
    */
+  /**
+   * A site larger than two of this client's views of it (largeSwarm): its uploaders' queues are
+   * deep, so a piece asked of another site may be overtaken by a copy from this one (plan).
+   */
+  largeSite(): boolean {
+    return largeSwarm(this.o.siteSize?.(), (this.o.siteKeys ?? [this.o.selfKey]).length)
+  }
+
   importsNow(i: number, now: number): boolean {
     const size = this.o.siteSize?.()
     const seen = (this.o.siteKeys ?? [this.o.selfKey]).length
@@ -463,12 +480,19 @@ export class PieceScheduler<P extends SchedPeer> {
   plan(): number {
     const { io, verified } = this
     const slots = this.o.slots
-    // Pieces asked of a client peer are busy. Pieces asked only of the servers stay candidates for
-    // a client peer: a server's queue may be deep, and once a peer holds the piece, the peer's copy
-    // overtakes it and the server's request is withdrawn before the server sends it (issue 14).
+    // Pieces asked of a client peer are busy. Pieces asked only of the servers, or in a site larger
+    // than two views only of peers of other sites, stay candidates for a peer of the site: an
+    // uploader's queue may be deep, and once a nearer peer holds the piece, its copy overtakes the
+    // far one and the far request is withdrawn before it is sent (issue 14 items 3 and 4). In a
+    // smaller site a far request is sent at once, and a second copy would only be a duplicate.
     const busy = new Set<number>()
     const fromServers = new Set<number>()
-    for (const f of io.inflight()) (f.source === 'server' || f.source.server ? fromServers : busy).add(f.piece)
+    const fromFar = new Set<number>()
+    const overtake = this.largeSite()
+    for (const f of io.inflight()) {
+      const set = isServer(f.source) ? fromServers : overtake && this.farClient(f.source) ? fromFar : busy
+      set.add(f.piece)
+    }
     // Rarest first among the pieces peers hold; the rest go to the server.
     const candidates = this.order
       .filter((i) => !verified[i] && !busy.has(i))
@@ -486,7 +510,8 @@ export class PieceScheduler<P extends SchedPeer> {
     for (const { i, holders } of candidates) {
       const now = io.now()
       const ready = (p: P): boolean => this.readyAt(p, now)
-      const asked = fromServers.has(i)
+      const far = fromFar.has(i)
+      const asked = fromServers.has(i) || far
       if (!asked) open++
       // Client peers first. The servers' seeds hold every piece, but they are servers: they
       // are asked only under the server rules below, like the server the proxy assigns.
@@ -497,6 +522,7 @@ export class PieceScheduler<P extends SchedPeer> {
       const free = local.filter(ready).sort((a, b) => a.inflight - b.inflight)
       if (free.length > 0) {
         io.startPeer(i, free[0]!, false)
+        if (far) this.withdrawFrom(i, this.farClient)
         continue
       }
       if (asked) {
@@ -504,8 +530,11 @@ export class PieceScheduler<P extends SchedPeer> {
         // (seedsNow), and their requests wait in the servers' queues behind everyone's first copies.
         // Once a client peer holds it, it will come from the swarm: the server requests still queued
         // are withdrawn, so the servers send each piece a few times, not once per waiting request.
-        if (sized && clientHolders.length > 0) io.withdrawServer?.(i)
-        continue // the servers have it in hand
+        if (sized && clientHolders.length > 0) this.withdrawFrom(i, isServer)
+        // Likewise a piece brought from another site once a peer of this site holds it: it waits
+        // for that peer's slot, and the WAN does not carry it into the site again (issue 14 item 4).
+        if (far && local.length > 0) this.withdrawFrom(i, this.farClient)
+        continue // the servers or another site have it in hand
       }
       if (local.length > 0) continue // held by busy peers of the site: wait for a slot rather than load the servers or the WAN
       if (local.length < clientHolders.length) {
@@ -532,6 +561,13 @@ export class PieceScheduler<P extends SchedPeer> {
     // made each small file (one or two pieces) cost its uploaders about twice its size.
     if (open === 0) this.endGame()
     return open
+  }
+
+  /** Withdraws the requests of piece `i` in flight to the sources `from` picks (SchedulerIO.withdraw). */
+  private withdrawFrom(i: number, from: (s: P | 'server') => boolean): void {
+    const withdraw = this.io.withdraw
+    if (!withdraw) return
+    for (const f of [...this.io.inflight()]) if (f.piece === i && from(f.source)) withdraw(f)
   }
 
   private endGame(): void {

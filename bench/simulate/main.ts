@@ -23,6 +23,7 @@ const { values } = parseArgs({
     'max-virtual-s': { type: 'string', default: String(SIM_DEFAULTS.maxVirtualMs / 1000) },
     sites: { type: 'string', default: '1' },
     'wan-latency': { type: 'string', default: String(SIM_DEFAULTS.wanLatencyMs) },
+    locality: { type: 'string', default: 'both' },
     results: { type: 'string', default: RESULTS_DIR },
     'no-agree': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -45,6 +46,7 @@ if (values.help) {
   --sites S          clients spread over S sites (default 1); with S > 1 each N runs twice, without and
                      with locality (issue 14 item 4), reporting cross-site bytes / (S × F)
   --wan-latency MS   extra one-way latency between sites (default 20)
+  --locality WHICH   with S > 1, the runs to make: both (default), on or off
   --results DIR      where simulate.json goes (default bench/results)
   --no-agree         skip the agreement runs against the real swarm bench (bench/results/swarm.json)
 `)
@@ -84,7 +86,12 @@ const s = (ms: number): number => round(ms / 1000, 3)
 const runs: Array<Omit<SimResult, 'finishMs'>> = []
 const rows: Record<string, Cell>[] = []
 const goals: Goal[] = []
-for (const n of ns) for (const locality of sites > 1 ? [false, true] : [true]) {
+const localities = ({ both: [false, true], on: [true], off: [false] } as Record<string, boolean[]>)[values.locality]
+if (!localities) {
+  process.stderr.write(`simulate: --locality must be both, on or off, got '${values.locality}'\n`)
+  process.exit(2)
+}
+for (const n of ns) for (const locality of sites > 1 ? localities : [true]) {
   process.stderr.write(`[simulate] N = ${n}${sites > 1 ? `, ${sites} sites, locality ${locality ? 'on' : 'off'}` : ''} …\n`)
   const wall0 = performance.now()
   const r = simulate({ ...base, n, locality }, {
@@ -96,7 +103,7 @@ for (const n of ns) for (const locality of sites > 1 ? [false, true] : [true]) {
   runs.push(summary)
   rows.push({
     N: n,
-    ...(sites > 1 ? { sites, locality: locality ? 'on' : 'off', 'cross-site/(sites·F)': round(r.crossSiteBytes / (sites * F), 3) } : {}),
+    ...(sites > 1 ? { sites, locality: locality ? 'on' : 'off', 'cross-site/(sites·F)': round(r.crossSiteBytes / (sites * F), 3), 'far withdrawn': r.farWithdrawn } : {}),
     'piece KiB': r.pieceSize / 1024,
     'bound s': s(r.boundMs),
     'p50 s': s(r.p50Ms),

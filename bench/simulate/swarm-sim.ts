@@ -261,6 +261,8 @@ export interface SimResult {
   sites: number
   /** Server requests by the rule that let them go: a piece of the client's own stripe, or of another after the patience. */
   serverRequests: { ownStripe: number; otherStripes: number; withdrawn: number }
+  /** Requests to peers of another site withdrawn once a peer of the client's site held the piece. */
+  farWithdrawn: number
   /** Peer requests that timed out (the daemon's PEER_REQUEST_TIMEOUT_MS), each shunning its peer for the blob. */
   timeouts: number
   /** Requests that failed because the peer left or was banned. */
@@ -421,6 +423,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
   let busyAnswers = 0
   /** Server requests withdrawn once a client peer held the piece (PieceScheduler.plan). */
   let withdrawn = 0
+  let withdrawnFar = 0
   /** Peer requests that timed out (PEER_REQUEST_TIMEOUT_MS): the peer is shunned for the blob. */
   let timeouts = 0
   let serverOwn = 0
@@ -653,14 +656,13 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
       serverAvailable: () => true,
       startPeer: (i, l, asServer) => request(c, i, l.remote, l, asServer),
       startServer: (i) => request(c, i, servers[nextServer++ % servers.length]!, undefined, true),
-      withdrawServer: (i) => {
-        // The daemon aborts the request; the server drops it if it has not started sending it.
-        for (const f of [...c.inflight]) {
-          if (f.piece !== i || f.uploader.kind !== 'server') continue
-          settle(f)
-          withdraw(f)
-          withdrawn++
-        }
+      withdraw: (f) => {
+        // The daemon aborts the request; the uploader drops it if it has not started sending it.
+        const r = f as Req
+        settle(r)
+        withdraw(r)
+        if (r.uploader.kind === 'server') withdrawn++
+        else withdrawnFar++
       },
       beforeServer: (i) => {
         if (c.sched!.mine(i)) serverOwn++
@@ -852,6 +854,7 @@ export function simulate(options: Partial<SimOptions> & { n: number }, onProgres
     crossSiteBytes,
     sites: o.sites,
     serverRequests: { ownStripe: serverOwn, otherStripes: serverOther, withdrawn },
+    farWithdrawn: withdrawnFar,
     timeouts,
     closedFailures,
     events,

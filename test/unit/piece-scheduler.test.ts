@@ -37,9 +37,9 @@ function harness(count: number, peers: Peer[], sites?: { self: string; selfKey?:
       inflight.push({ piece: i, source: 'server', asked: clock.now })
       started.push(`server ${i}`)
     },
-    withdrawServer: (i) => {
-      for (let k = inflight.length - 1; k >= 0; k--) if (inflight[k]!.piece === i && inflight[k]!.source === 'server') inflight.splice(k, 1)
-      withdrawn.push(i)
+    withdraw: (f) => {
+      inflight.splice(inflight.indexOf(f), 1)
+      withdrawn.push(f.piece)
     },
   })
   return { sched, started, inflight, clock, siteKeys, withdrawn }
@@ -231,5 +231,32 @@ describe('piece scheduler', () => {
     b2.holds.add(1)
     small.sched.plan()
     expect(small.withdrawn).toEqual([])
+  })
+
+  it('scheduler — in a site larger than two views, a piece asked of another site is withdrawn once a peer of this site holds it: at once if that peer is busy, as its copy is asked if it is free; in a small site the far request stands alone', () => {
+    const run = (siteSize: number | undefined, nearBusy: boolean) => {
+      const near = peer('near', [], false, 'A')
+      const far = peer('far', [0], false, 'B')
+      const h = harness(1, [near, far], { self: 'A', ...(siteSize ? { siteSize } : {}) })
+      // This client brought piece 0 in from site B (importsNow); then a peer of its own site announces it.
+      far.inflight = 1
+      h.inflight.push({ piece: 0, source: far, asked: h.clock.now })
+      near.holds.add(0)
+      near.inflight = nearBusy ? 4 : 0
+      h.sched.plan()
+      return h
+    }
+    const waiting = run(500, true)
+    expect(waiting.withdrawn).toEqual([0])
+    expect(waiting.started).toEqual([])
+    const overtaken = run(500, false)
+    expect(overtaken.started).toEqual(['peer near 0'])
+    expect(overtaken.withdrawn).toEqual([0])
+    expect(overtaken.inflight.map((f) => f.source)).toEqual([expect.objectContaining({ key: 'near' })])
+    // A site within two views: the far request is being sent at once; it is neither withdrawn nor doubled.
+    for (const small of [run(undefined, false), run(4, false)]) {
+      expect(small.withdrawn).toEqual([])
+      expect(small.started).toEqual([])
+    }
   })
 })
