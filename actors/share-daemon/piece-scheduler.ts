@@ -417,6 +417,19 @@ export class PieceScheduler<P extends SchedPeer> {
     return (this.o.score ?? stripeScore)(this.o.selfKey, this.o.sha256, this.stripeOf(i)) / SCORE_RANGE >= 1 - share
   }
 
+  /** How many of its site's nodes this client sees: itself and its connected peers of the site. */
+  private siteSeen(): number {
+    return (this.o.siteKeys ?? [this.o.selfKey]).length
+  }
+
+  /**
+   * A site larger than two of this client's views of it (largeSwarm): its uploaders' queues are
+   * deep, so a piece asked of another site may be overtaken by a copy from this one (plan).
+   */
+  largeSite(): boolean {
+    return largeSwarm(this.o.siteSize?.(), this.siteSeen())
+  }
+
   /**
    * Whether this client brings piece `i` into its site now. In a site no larger than its view: the
    * stripe owner among the site's connected peers at once, each backup one turn later. In a larger
@@ -424,18 +437,9 @@ export class PieceScheduler<P extends SchedPeer> {
    * once — about one per site — and one more expected per SIZED_TURNS patiences waited, so a site
    * whose importer is slow or absent still gets the piece, from few clients at a time.
    */
-  /**
-   * A site larger than two of this client's views of it (largeSwarm): its uploaders' queues are
-   * deep, so a piece asked of another site may be overtaken by a copy from this one (plan).
-   */
-  largeSite(): boolean {
-    return largeSwarm(this.o.siteSize?.(), (this.o.siteKeys ?? [this.o.selfKey]).length)
-  }
-
   importsNow(i: number, now: number): boolean {
     const size = this.o.siteSize?.()
-    const seen = (this.o.siteKeys ?? [this.o.selfKey]).length
-    if (size === undefined || size <= seen) return this.siteRankOf(i) === 0 || now > this.sitePatienceEnds(i, now)
+    if (size === undefined || size <= this.siteSeen()) return this.siteRankOf(i) === 0 || now > this.sitePatienceEnds(i, now)
     const expected = 1 + Math.floor((now - this.farSinceOf(i, now)) / (SIZED_TURNS * this.o.slots.patienceMs()))
     return this.scoreInTop(i, expected / size)
   }
