@@ -37,6 +37,8 @@ export interface DaemonBenchOptions extends CommonOptions {
    * follows the feed, Hypercore and RocksDB loaded).
    */
   formats: number[]
+  /** The daemon's node flags instead of DAEMON_NODE_FLAGS (to compare settings side by side). */
+  nodeFlags?: string[]
 }
 
 export const DAEMON_DEFAULTS: DaemonBenchOptions = { settle: 15, idleSeconds: 60, updateMiB: 128, fileMiB: 64, formats: [1, 2] }
@@ -95,6 +97,7 @@ export async function runDaemonBench(o: DaemonBenchOptions): Promise<BenchResult
       const c = await swarm.addClient('idle')
       // The daemon says its V8 heap by space on SIGUSR2 (actors/cli/memory.ts).
       c.env.UPSWARM_DEBUG_HEAP = '1'
+      if (o.nodeFlags) c.nodeFlags = o.nodeFlags
       const t0 = performance.now()
       await c.start()
       startMs = performance.now() - t0
@@ -181,7 +184,7 @@ export async function runDaemonBench(o: DaemonBenchOptions): Promise<BenchResult
         `RSS by mapping, idle daemon (MiB): ${Object.entries(idle.daemon.byMapping).map(([k, v]) => `${k} ${mib(v)}`).join(', ')}.`,
         `V8 heap of the idle daemon (MiB, size / used): ${Object.entries(heap.spaces as Record<string, { sizeMiB: number; usedMiB: number }>).map(([k, v]) => `${k} ${v.sizeMiB} / ${v.usedMiB}`).join(', ')}; malloced ${heap.mallocedMiB}, external ${heap.externalMiB}.`,
         `Idle, RSS counts the node binary's text, which every node process of a machine shares; PSS shares it out and USS (private pages) is what stopping the daemon frees. The goal is judged on RSS.`,
-        `The daemon started (spawn to READY) in ${startMs.toFixed(0)} ms.`,
+        `The daemon started (spawn to READY) in ${startMs.toFixed(0)} ms, with node flags ${client.nodeFlags.join(' ')}.`,
         ...(profileDir ? ['With --profile the idle figures include the profiler; a second daemon (profiler off) took the update.'] : []),
       ],
     })

@@ -103,6 +103,7 @@ names: ${BENCHES.join(', ')} (default: all)
   --skip-http                 swarm: no plain-HTTP baseline
   --swarm-formats 1,2         swarm: release formats of the product (default 1; with 2 the daemons plan in format 2)
   --daemon-formats 1          daemon: release formats of the product (default 1,2, as the demo; 1: the release feed loaded)
+  --daemon-flags "--max-semi-space-size=1"   daemon: the daemon's node flags instead of the default ones (to compare)
   --inspect                   swarm: live inspection on in every process; counts its messages (issue 12)
   --incremental-files 1000    --incremental-mib 32    --incremental-rounds 3 (revisions timed per change, medians)
   --release-pair typescript@5.6.2:5.6.3   incremental: the release pair, NAME@FROM:TO from the npm registry
@@ -145,6 +146,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
       'swarm-files': { type: 'string' },
       'swarm-formats': { type: 'string' },
       'daemon-formats': { type: 'string' },
+      'daemon-flags': { type: 'string' },
       'server-rate': { type: 'string' },
       'client-rate': { type: 'string' },
       'skip-http': { type: 'boolean' },
@@ -197,6 +199,7 @@ export function plan(argv: string[]): { names: BenchName[]; plan: Plan; resultsD
   if (values['swarm-files']) p.swarm.files = Number(values['swarm-files'])
   if (values['swarm-formats']) p.swarm.formats = list(values['swarm-formats'])
   if (values['daemon-formats']) p.daemon.formats = list(values['daemon-formats'])
+  if (values['daemon-flags'] !== undefined) p.daemon.nodeFlags = values['daemon-flags'].split(' ').filter(Boolean)
   if (values['server-rate']) p.swarm.serverMiBps = Number(values['server-rate'])
   if (values['client-rate']) p.swarm.clientMiBps = Number(values['client-rate'])
   if (values['skip-http']) p.swarm.skipHttp = true

@@ -116,11 +116,15 @@ const notProvided = (name: string) => async (): Promise<never> => {
   throw new Error(`auto-update machine: actor ${name} is not provided`)
 }
 
+/** What the rules below read of the context (the sharing daemon's machine reads them from its own). */
+type Where = Pick<AutoUpdateContext, 'current' | 'announced' | 'staged'>
+
 /** Where an automatic run would go: the stage's revision under a staged rollout, else the newest announced. */
-const wanted = (c: AutoUpdateContext): number => c.staged ?? c.announced
+const wanted = (c: Where): number => c.staged ?? c.announced
 /** A hold (rollback, failed health check) keeps the copy from going up to a revision it left; never from going down. */
-const heldBack = (c: AutoUpdateContext): boolean => c.hold !== undefined && wanted(c) > c.current && wanted(c) <= c.hold
-const moves = (c: AutoUpdateContext): boolean => (c.staged === undefined ? c.announced > c.current : c.staged !== c.current)
+export const heldBack = (c: Where & Pick<AutoUpdateContext, 'hold'>): boolean => c.hold !== undefined && wanted(c) > c.current && wanted(c) <= c.hold
+/** An automatic run would change the copy's revision. */
+export const moves = (c: Where): boolean => (c.staged === undefined ? c.announced > c.current : c.staged !== c.current)
 
 export const autoUpdateMachine = setup({
   types: {

@@ -10,12 +10,17 @@
 //   up on the DHT topics (R-DHT-1);
 // - redial: while it has no peer, dial the peers it reached before (the address book) again;
 // - rootLook: a release whose key is refused makes it look for newer roots at most every
-//   `rootLookInterval`, so junk on the release subject cannot make it read the roots in a loop.
+//   `rootLookInterval`, so junk on the release subject cannot make it read the roots in a loop;
+// - serverNews: it hears the repository servers' heartbeats (which revision each holds, their
+//   swarm keys) only while it has a use for them — a release to reach, a requested run — and for
+//   `serverNewsLinger` after start, after NATS attaches and after the last use; otherwise it
+//   rests (unsubscribed). Every server says the same thing every second, so an idle fleet no
+//   longer takes servers × daemons messages a second from NATS (issue 13 item 5).
 // The updates are the auto-update machine, invoked as the child `updates` (R-WATCH, R-ROLLBACK
 // hold, backoff); it tells this machine every run's outcome by event. The I/O (NATS, swarm,
 // tracker, the updater) is provided by actors/share-daemon with `.provide()`.
-import { assign, emit, enqueueActions, fromPromise, raise, sendTo, setup } from 'xstate'
-import { autoUpdateMachine, type AutoUpdateEmitted, type AutoUpdateRequest, type RunOutcome } from './auto-update.machine.ts'
+import { assign, emit, enqueueActions, fromPromise, not, raise, sendTo, setup } from 'xstate'
+import { autoUpdateMachine, heldBack, moves, type AutoUpdateEmitted, type AutoUpdateRequest, type RunOutcome } from './auto-update.machine.ts'
 
 /** How a NATS attempt failed, as the daemon reports it (the error's code and message). */
 export interface NatsFailure {
@@ -44,6 +49,10 @@ export interface ShareDaemonContext {
   dht: boolean
   /** Newest revision announced (release stream, feeds), said once each as `release.available`. */
   announced: number
+  /** The revision a staged rollout allows this client (`rollout.target`), as the updates have it. */
+  staged: number | undefined
+  /** Requested runs (`update.requested`) not yet done: each wants the servers' news. */
+  requests: number
   /** Newest revision a repository server synced (heartbeats) and a connected peer holds. */
   serversNewest: number
   peersNewest: number
@@ -57,6 +66,8 @@ export interface ShareDaemonContext {
 
 export type ShareDaemonEvent =
   | { type: 'nats.reached' }
+  /** NATS attached (at start or late): the servers' news is heard for a while (serverNews). */
+  | { type: 'nats.attached' }
   | { type: 'servers.synced'; rev: number }
   | { type: 'peer.has'; rev: number }
   /** A verified release of the product (stream, feed, a rotated key's feed); `holders`: the newest the feeds' peers hold. */
@@ -92,6 +103,8 @@ export const DISCOVERY_WAIT_MS = 30_000
 export const REDIAL_REMEMBERED_MS = 10_000
 /** A daemon looks for newer roots on a refused key at most this often. */
 export const ROOT_LOOK_MS = 2_000
+/** After start, after NATS attaches and after its last use, the servers' heartbeats are heard this long. */
+export const SERVER_NEWS_LINGER_MS = 10_000
 
 export const natsRetryWait = (attempts: number): number => Math.min(NATS_RETRY_MAX_MS, NATS_RETRY_FIRST_MS * 2 ** Math.max(0, attempts - 1))
 
@@ -99,6 +112,9 @@ const failureOf = (error: unknown): NatsFailure => {
   const e = error as { code?: unknown; message?: unknown } | undefined
   return { code: typeof e?.code === 'string' ? e.code : 'UPSWARM_E_NATS', message: typeof e?.message === 'string' ? e.message : String(error) }
 }
+
+/** Requests left once run `id` ended (0: an automatic run, which no one requested). */
+const requestsLeft = (requests: number, id: number): number => (id === 0 ? requests : Math.max(0, requests - 1))
 
 const notProvided = (name: string) => async (): Promise<never> => {
   throw new Error(`share-daemon machine: actor ${name} is not provided`)
@@ -126,12 +142,17 @@ export const shareDaemonMachine = setup({
   actions: {
     /** Dial the remembered peers if no peer is connected (R-DHT-2). */
     dialRemembered: () => {},
+    /** Subscribe to the repository servers' heartbeats (when NATS is there; at attach otherwise). */
+    listenToServers: () => {},
+    /** Unsubscribe from them. */
+    restFromServers: () => {},
   },
   delays: {
     natsRetryDelay: ({ context }) => natsRetryWait(context.natsAttempts),
     discoveryWait: DISCOVERY_WAIT_MS,
     redialInterval: REDIAL_REMEMBERED_MS,
     rootLookInterval: ROOT_LOOK_MS,
+    serverNewsLinger: SERVER_NEWS_LINGER_MS,
   },
   guards: {
     natsUnreachable: (_, error: unknown) => failureOf(error).code === 'UPSWARM_E_NATS',
@@ -143,12 +164,18 @@ export const shareDaemonMachine = setup({
     natsToReach: ({ context }) => context.natsStart === 'retry',
     hasTracker: ({ context }) => context.tracker,
     noDht: ({ context }) => !context.dht,
+    /**
+     * The servers' news has a use: a requested run under way or waiting, or a revision the copy
+     * should move to (the updates' own rule: the newest announced, or the stage's, unless a hold
+     * keeps the copy from it). A holder of that revision is what an automatic run waits for.
+     */
+    wantsServerNews: ({ context }) => context.requests > 0 || (moves(context) && !heldBack(context)),
   },
 }).createMachine({
   id: 'shareDaemon',
   context: ({ input }) => ({
     auto: input.auto, current: input.current, hold: input.hold, tracker: input.tracker, dht: input.dht,
-    announced: 0, serversNewest: 0, peersNewest: 0, natsAttempts: 0, natsFailure: null, natsLate: false, natsStart: input.nats,
+    announced: 0, staged: undefined, requests: 0, serversNewest: 0, peersNewest: 0, natsAttempts: 0, natsFailure: null, natsLate: false, natsStart: input.nats,
   }),
   invoke: {
     id: 'updates',
@@ -160,18 +187,19 @@ export const shareDaemonMachine = setup({
   },
   // The update machine's outcomes, also while stopping (a run under way ends first).
   on: {
-    'update.requested': { actions: sendTo('updates', ({ event }) => event) },
-    'rollout.target': { actions: sendTo('updates', ({ event }) => event) },
+    'update.requested': { actions: [assign({ requests: ({ context }) => context.requests + 1 }), sendTo('updates', ({ event }) => event)] },
+    'rollout.target': { actions: [assign({ staged: ({ event }) => event.rev }), sendTo('updates', ({ event }) => event)] },
     'run.done': {
       actions: [
-        assign(({ event }) => ({ current: event.outcome.to, hold: event.outcome.hold })),
+        assign(({ context, event }) => ({ current: event.outcome.to, hold: event.outcome.hold, requests: requestsLeft(context.requests, event.id) })),
         emit(({ event }) => event),
       ],
     },
-    'run.failed': { actions: emit(({ event }) => event) },
+    'run.failed': { actions: [assign({ requests: ({ context, event }) => requestsLeft(context.requests, event.id) }), emit(({ event }) => event)] },
     'run.reverted': {
       actions: [
-        assign(({ event }) => ({ current: event.to })),
+        // Back on `to`, held below the revision that failed its check (the updates' own hold).
+        assign(({ context, event }) => ({ current: event.to, hold: event.rev, requests: requestsLeft(context.requests, event.id) })),
         emit(({ event }) => event),
       ],
     },
@@ -269,6 +297,7 @@ export const shareDaemonMachine = setup({
                   target: 'online',
                   actions: [
                     sendTo('updates', { type: 'nats.changed', connected: true }),
+                    raise({ type: 'nats.attached' }),
                     enqueueActions(({ context, enqueue }) => {
                       if (context.natsLate) enqueue.emit({ type: 'nats.connected' as const })
                     }),
@@ -346,6 +375,28 @@ export const shareDaemonMachine = setup({
           states: {
             ready: { on: { 'roots.looked': 'cooling' } },
             cooling: { after: { rootLookInterval: 'ready' } },
+          },
+        },
+        serverNews: {
+          initial: 'listening',
+          states: {
+            listening: {
+              entry: 'listenToServers',
+              initial: 'lingering',
+              states: {
+                wanted: { always: { guard: not('wantsServerNews'), target: 'lingering' } },
+                lingering: {
+                  always: { guard: 'wantsServerNews', target: 'wanted' },
+                  after: { serverNewsLinger: '#shareDaemon.running.serverNews.resting' },
+                  on: { 'nats.attached': { target: 'lingering', reenter: true } },
+                },
+              },
+            },
+            resting: {
+              entry: 'restFromServers',
+              always: { guard: 'wantsServerNews', target: 'listening' },
+              on: { 'nats.attached': 'listening' },
+            },
           },
         },
       },

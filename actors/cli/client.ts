@@ -81,12 +81,12 @@ const OPTIONAL_CONNECT_MS = 400
  * reached, a one-line note on stderr saying what the command does instead, and no connection.
  * Refused credentials and unreadable files still fail: they need the user, not patience.
  */
-async function optionalNats(o: NatsFlags, name: string, instead: string): Promise<NatsConnection | undefined> {
+async function optionalNats(o: NatsFlags, name: string, instead: string, pingIntervalMs?: number): Promise<NatsConnection | undefined> {
   const { connectNats, parseServers } = await import('../../infra/nats/connect.ts')
   const servers = parseServers(o.nats)
   if (servers.length === 0) return undefined
   try {
-    return await connectNats(servers, name, { creds: o.creds, tlsCa: o.tlsCa, timeoutMs: OPTIONAL_CONNECT_MS })
+    return await connectNats(servers, name, { creds: o.creds, tlsCa: o.tlsCa, timeoutMs: OPTIONAL_CONNECT_MS, pingIntervalMs })
   } catch (err) {
     if (!isUpswarmError(err, 'UPSWARM_E_NATS')) throw err
     process.stderr.write(`${natsUnreachable(servers, err)}; ${instead}\n`)
@@ -97,6 +97,9 @@ async function optionalNats(o: NatsFlags, name: string, instead: string): Promis
 const natsUnreachable = (servers: string[], err: UpswarmError): string =>
   `note: NATS at ${servers.join(',')} unreachable (${errorMessage(err.cause ?? err)})`
 
+/** The daemon's NATS pings: it is idle almost always, and a server that stops closes its socket (issue 13 item 5). */
+const DAEMON_PING_MS = 30_000
+
 /** One background attempt's bound: also what a SIGTERM waits at most for the attempt under way. */
 const DAEMON_ATTEMPT_MS = 2_000
 
@@ -105,7 +108,7 @@ async function daemonConnect(o: NatsFlags): Promise<(() => Promise<NatsConnectio
   const { connectNats, parseServers } = await import('../../infra/nats/connect.ts')
   const servers = parseServers(o.nats)
   if (servers.length === 0) return undefined
-  return () => connectNats(servers, 'upswarm-daemon', { creds: o.creds, tlsCa: o.tlsCa, timeoutMs: DAEMON_ATTEMPT_MS })
+  return () => connectNats(servers, 'upswarm-daemon', { creds: o.creds, tlsCa: o.tlsCa, timeoutMs: DAEMON_ATTEMPT_MS, pingIntervalMs: DAEMON_PING_MS })
 }
 
 async function requireNats(o: NatsFlags, name: string, what: string): Promise<NatsConnection> {
@@ -424,7 +427,7 @@ export function registerClientCommands(program: Command): void {
       const emit = (event: object, human: string): void => printEvent(!!o.json, event, () => human)
       // R-DHT-2: NATS unreachable is no reason not to share: the daemon runs on the swarm and
       // joins NATS when it answers (its statechart retries with backoff).
-      const nc = await optionalNats(o, 'upswarm-daemon', 'running on the swarm; retrying in the background')
+      const nc = await optionalNats(o, 'upswarm-daemon', 'running on the swarm; retrying in the background', DAEMON_PING_MS)
       const inspecting = await inspectIfAsked(o, 'daemon', nc)
       const dial = nc ? undefined : await daemonConnect(o)
       // A connection reached late carries the inspection too (issue 12).

@@ -21,12 +21,17 @@ const CLI = join(PROJECT_ROOT, 'bin', 'upswarm.cjs')
 
 /**
  * How the sharing daemon is started (issue 13 item 5, a light client): V8's young generation
- * capped at 2 × 1 MiB instead of growing to 2 × 8 MiB, and glibc's malloc told to map buffers of
- * 128 KiB and more on their own (its dynamic threshold otherwise keeps the freed piece buffers of
- * an update in the heap). docs/ops.md gives the same settings for a fleet's service manager;
- * docs/decisions.md ("The idle daemon") has the figures.
+ * capped at 2 × 1 MiB instead of growing to 2 × 8 MiB; no optimising compiler (its code pages and
+ * zones are 4 MiB of an idle daemon's RSS, and an update's bytes are hashed, copied and encrypted
+ * in native code: a 512 MiB update took the same time without it, the swarm bench's daemons less
+ * CPU); code not run since the last full GC dropped (it is compiled again if it runs); the GC on
+ * the main thread (no helper threads waking up) and the builtins called where they are in node's
+ * binary (not copied next to the heap). And glibc's malloc told to map buffers of 128 KiB and more
+ * on their own (its dynamic threshold otherwise keeps the freed piece buffers of an update in the
+ * heap). docs/ops.md gives the same settings for a fleet's service manager; docs/decisions.md
+ * ("The idle daemon") has the figures.
  */
-export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1']
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--no-opt', '--bytecode-old-age=1', '--flush-baseline-code', '--single-threaded-gc', '--no-short-builtin-calls']
 export const DAEMON_GLIBC_TUNABLES = 'glibc.malloc.mmap_threshold=131072'
 
 export interface DaemonEvent {
@@ -61,6 +66,8 @@ export class SwarmClient {
   stderrTail = ''
   /** What `upswarm init --json` reported: where the first revision's bytes came from. */
   initResult: { to: number; bytesFromServers: number; bytesFromPeers: number } | undefined
+  /** The node flags the daemon starts with (a benchmark may compare others). */
+  nodeFlags: string[] = DAEMON_NODE_FLAGS
 
   /** `cli`: the CLI entry its commands run (default this build's; a compatibility test gives another release's). */
   constructor(readonly name: string, readonly dir: string, readonly env: NodeJS.ProcessEnv, readonly cli = CLI) {}
@@ -68,7 +75,7 @@ export class SwarmClient {
   /** Starts `upswarm daemon DIR --auto --json`; resolves with its READY payload. */
   async start(extra: string[] = []): Promise<void> {
     const env = { ...this.env, GLIBC_TUNABLES: [this.env.GLIBC_TUNABLES, DAEMON_GLIBC_TUNABLES].filter(Boolean).join(':') }
-    const child = spawnGuarded(process.execPath, [...DAEMON_NODE_FLAGS, this.cli, 'daemon', this.dir, '--auto', '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env })
+    const child = spawnGuarded(process.execPath, [...this.nodeFlags, this.cli, 'daemon', this.dir, '--auto', '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env })
     this.child = child
     child.stderr!.on('data', (d: Buffer) => {
       this.stderrTail = (this.stderrTail + d.toString()).slice(-8000)

@@ -262,6 +262,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     follow: undefined as FollowHandle | undefined,
     rollouts: undefined as { unsubscribe(): void } | undefined,
     heartbeats: undefined as { unsubscribe(): void } | undefined,
+    /** The machine's serverNews region is listening: the heartbeats are subscribed to while NATS is there. */
+    serverNews: false,
     releases2: undefined as { stop(): void } | undefined,
     /** Blobs held (history store and working copy) and the current tree's paths by SHA-256. */
     held: [] as string[],
@@ -362,7 +364,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         await peers.announced(HAVE_WAIT_MS)
       }),
     },
-    actions: { dialRemembered: () => dialRemembered() },
+    actions: {
+      dialRemembered: () => dialRemembered(),
+      listenToServers: () => {
+        io.serverNews = true
+        if (io.nc && !io.closed) io.heartbeats ??= subscribeHeartbeats(io.nc)
+      },
+      restFromServers: () => {
+        io.serverNews = false
+        io.heartbeats?.unsubscribe()
+        io.heartbeats = undefined
+      },
+    },
   }), { input: daemonStart, ...(opts.inspect ? { inspect: opts.inspect } : inspection()) })
 
   const transport = new SwarmTransport({
@@ -470,6 +483,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   // Heartbeats tell which servers hold which revision (an update waits until one does) and
   // name the servers' swarm keys (servers seed the swarm; their bytes count as server bytes).
+  // They are heard only while the machine's serverNews region listens (a release to reach, a
+  // requested run, and a while after start, attach and the last use).
   // An idle server says the same thing every second: a heartbeat equal to its server's last one
   // is skipped before it is parsed (issue 13 item 5: the idle daemon's biggest steady cost).
   const lastHeartbeat = new Map<string, Uint8Array>()
@@ -579,7 +594,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   /** NATS is there (at start, or reached late): heartbeats, the tracker's NATS door, the release stream. */
   async function attachNats(): Promise<void> {
     const nc = io.nc!
-    io.heartbeats = subscribeHeartbeats(nc)
+    if (io.serverNews) io.heartbeats ??= subscribeHeartbeats(nc)
     if (!io.trackerHasNats) {
       // The tracker's NATS door exists only in a client made with the connection; the old
       // client withdraws first, so that its withdrawal cannot follow the new announce.

@@ -21,6 +21,12 @@ export interface NatsAuth {
    * nats.js's 20 s per server. A server that accepts TCP and never answers costs its share.
    */
   timeoutMs?: number | undefined
+  /**
+   * How often the client pings the server it is connected to (default 5 s: a silent server is
+   * noticed within 15 s). The idle sharing daemon pings every 30 s (issue 13 item 5); a server
+   * that stops is noticed at once all the same, its socket closing.
+   */
+  pingIntervalMs?: number | undefined
 }
 
 /** Parses "nats://a:1,nats://b:2" (or an array of such) into a list of URLs. */
@@ -63,7 +69,7 @@ export async function connectNats(servers: string | string[] | undefined, name: 
       maxReconnectAttempts: -1,
       ...(auth.timeoutMs ? { timeout: Math.max(MIN_DIAL_MS, Math.floor(auth.timeoutMs / speaking.urls.length)) } : {}),
       reconnectTimeWait: 250,
-      pingInterval: 5_000,
+      pingInterval: auth.pingIntervalMs ?? 5_000,
       ...(creds ? { authenticator: credsAuth(creds, credsFile!) } : {}),
       ...(claims?.inbox ? { inboxPrefix: claims.inbox } : {}),
       ...(caFile ? { tls: { caFile } } : {}),

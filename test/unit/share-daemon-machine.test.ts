@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { SimulatedClock, createActor, fromPromise, waitFor, type AnyActorRef } from 'xstate'
 import { stubRuns } from '../helpers/run-stubs.ts'
 import { autoUpdateMachine, type AutoUpdateRequest, type RunOutcome } from '../../machines/auto-update.machine.ts'
-import { DISCOVERY_WAIT_MS, REDIAL_REMEMBERED_MS, ROOT_LOOK_MS, natsRetryWait, shareDaemonMachine, type ShareDaemonEmitted, type ShareDaemonInput } from '../../machines/share-daemon.machine.ts'
+import { DISCOVERY_WAIT_MS, REDIAL_REMEMBERED_MS, ROOT_LOOK_MS, SERVER_NEWS_LINGER_MS, natsRetryWait, shareDaemonMachine, type ShareDaemonEmitted, type ShareDaemonInput } from '../../machines/share-daemon.machine.ts'
 
 /** A promise someone else settles. */
 function gate<T = void>() {
@@ -29,7 +29,7 @@ interface Stubs {
 
 function harness(input: Partial<ShareDaemonInput>, stubs: Stubs = {}) {
   const clock = new SimulatedClock()
-  const calls = { connect: 0, attach: 0, lookUp: 0, settle: 0, redial: 0, runs: [] as AutoUpdateRequest[] }
+  const calls = { connect: 0, attach: 0, lookUp: 0, settle: 0, redial: 0, listen: 0, rest: 0, runs: [] as AutoUpdateRequest[] }
   const machine = shareDaemonMachine.provide({
     actors: {
       autoUpdate: autoUpdateMachine.provide({
@@ -55,7 +55,7 @@ function harness(input: Partial<ShareDaemonInput>, stubs: Stubs = {}) {
         return (stubs.settle ?? (async () => {}))()
       }),
     },
-    actions: { dialRemembered: () => void calls.redial++ },
+    actions: { dialRemembered: () => void calls.redial++, listenToServers: () => void calls.listen++, restFromServers: () => void calls.rest++ },
   })
   const actor = createActor(machine, {
     clock,
@@ -262,5 +262,53 @@ describe('share-daemon machine', () => {
       { type: 'run.done', id: 1, outcome: { to: 2, hold: undefined } },
       { type: 'daemon.stopped', unrun: [2] },
     ])
+  })
+
+  it('share-daemon — hears the servers only while it has a use for it: after start and attach, for a release to reach or a requested run, then rests', async () => {
+    const running = gate<RunOutcome>()
+    const { actor, clock, calls } = harness({ nats: 'attach' }, { run: () => running.promise })
+    const listening = () => actor.getSnapshot().matches({ running: { serverNews: 'listening' } })
+    await waitFor(actor, (s) => s.matches({ running: { nats: 'online' } }))
+    expect(listening()).toBe(true)
+    expect(calls).toMatchObject({ listen: 1, rest: 0 })
+    // Nothing to reach: it rests once the linger (restarted when NATS attached) has passed.
+    clock.increment(SERVER_NEWS_LINGER_MS - 1)
+    expect(listening()).toBe(true)
+    clock.increment(1)
+    expect(listening()).toBe(false)
+    expect(calls.rest).toBe(1)
+    // A release to reach: it listens (its run waits for a server that synced it) until the run is done.
+    actor.send({ type: 'tracker.peers', others: 1 })
+    actor.send({ type: 'release.found', rev: 2, holders: 0 })
+    expect(listening()).toBe(true)
+    clock.increment(10 * SERVER_NEWS_LINGER_MS)
+    expect(listening()).toBe(true)
+    actor.send({ type: 'servers.synced', rev: 2 })
+    await waitFor(actor, () => calls.runs.length === 1)
+    running.resolve({ to: 2, hold: undefined })
+    await waitFor(actor, (s) => s.context.current === 2)
+    expect(listening()).toBe(true)
+    clock.increment(SERVER_NEWS_LINGER_MS)
+    expect(listening()).toBe(false)
+    expect(calls).toMatchObject({ listen: 2, rest: 2 })
+    // A staged rollout that keeps this client on 2 while 3 is out: nothing to reach, it rests.
+    actor.send({ type: 'rollout.target', rev: 2 })
+    actor.send({ type: 'release.found', rev: 3, holders: 0 })
+    expect(listening()).toBe(false)
+    // A requested run listens until it has ended.
+    actor.send({ type: 'update.requested', request: { rev: 1 }, id: 7 })
+    expect(listening()).toBe(true)
+    expect(actor.getSnapshot().context.requests).toBe(1)
+  })
+
+  it('share-daemon — a rolled-back copy held below the newest release does not keep listening to the servers', async () => {
+    const { actor, clock } = harness({ nats: 'attach', current: 1, hold: 2 })
+    await waitFor(actor, (s) => s.matches({ running: { nats: 'online' } }))
+    actor.send({ type: 'release.found', rev: 2, holders: 2 })
+    clock.increment(SERVER_NEWS_LINGER_MS)
+    expect(actor.getSnapshot().matches({ running: { serverNews: 'resting' } })).toBe(true)
+    // A release past the hold is one to reach.
+    actor.send({ type: 'release.found', rev: 3, holders: 0 })
+    expect(actor.getSnapshot().matches({ running: { serverNews: 'listening' } })).toBe(true)
   })
 })
