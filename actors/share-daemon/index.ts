@@ -368,7 +368,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       dialRemembered: () => dialRemembered(),
       listenToServers: () => {
         io.serverNews = true
-        if (io.nc && !io.closed) io.heartbeats ??= subscribeHeartbeats(io.nc)
+        hearServers()
       },
       restFromServers: () => {
         io.serverNews = false
@@ -514,6 +514,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
   })
 
+  /** Subscribes to the heartbeats once, while the serverNews region listens and NATS is there. */
+  function hearServers(): void {
+    if (io.serverNews && io.nc && !io.closed) io.heartbeats ??= subscribeHeartbeats(io.nc)
+  }
+
   /**
    * `judge()`; when it refuses a signature, one look for newer roots (only when the machine's
    * rootLook is ready: at most every ROOT_LOOK_MS, so junk or forged messages cannot make every
@@ -594,7 +599,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   /** NATS is there (at start, or reached late): heartbeats, the tracker's NATS door, the release stream. */
   async function attachNats(): Promise<void> {
     const nc = io.nc!
-    if (io.serverNews) io.heartbeats ??= subscribeHeartbeats(nc)
+    hearServers()
     if (!io.trackerHasNats) {
       // The tracker's NATS door exists only in a client made with the connection; the old
       // client withdraws first, so that its withdrawal cannot follow the new announce.
