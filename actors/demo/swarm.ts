@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline'
 import { spawnGuarded, stopChild } from '../../infra/cluster/children.ts'
 import { PROJECT_ROOT } from '../../infra/cluster/nats-server-bin.ts'
 import { UpswarmError } from '../../infra/errors.ts'
+import { NEW_PRODUCT_FORMATS } from '../../infra/formats/root.ts'
 import { connectNats, type NatsConnection } from '../../infra/nats/connect.ts'
 import { proxySubject, rolloutSubject, SERVER_HEARTBEATS } from '../../infra/nats/names.ts'
 import { requestJson } from '../../infra/nats/service.ts'
@@ -142,7 +143,7 @@ export interface SwarmOptions {
   weights?: number[]
   /** Upload cap of each repository server, bytes/s (0: none). */
   serverMaxUploadRate?: number
-  /** Release formats of the products it adds to the root (default [1]; [1, 2]: dual publishing, deltas). */
+  /** Release formats of the products it adds to the root (default NEW_PRODUCT_FORMATS, [1, 2]: dual publishing, deltas; [1]: format 1 only). */
   formats?: number[]
   log?: (msg: string) => void
 }
@@ -231,8 +232,9 @@ export class Swarm {
     for await (const msg of sub) {
       const hb = msg.json<{ id: string; synced?: Record<string, number>; synced2?: Record<string, number> }>()
       // A dual-publishing product: the format-2 copy (and its deltas) too; a format-2-only one has no format-1 copy.
-      const two = !this.formats?.includes(2) || (hb.synced2?.[this.product] ?? 0) >= rev
-      const one = this.formats !== undefined && !this.formats.includes(1) ? true : (hb.synced?.[this.product] ?? 0) >= rev
+      const formats = this.rooted.has(this.product) ? this.formats ?? NEW_PRODUCT_FORMATS : [1]
+      const two = !formats.includes(2) || (hb.synced2?.[this.product] ?? 0) >= rev
+      const one = !formats.includes(1) || (hb.synced?.[this.product] ?? 0) >= rev
       if (one && two) pending.delete(hb.id)
       if (pending.size === 0) break
     }

@@ -265,7 +265,7 @@ function wiredPublishMachine(opts: PublishOptions, product: string, os: ObjectSt
           const files = fileEntries(release.manifest).length
           throw new UpswarmError('UPSWARM_E_PUBLISH',
             `product ${product} still publishes format 1 for format-1 clients; at ${files.toLocaleString('en-US').replace(/,/g, ' ')} files it cannot ` +
-            `(its manifest would be ${size} bytes, over the ${cap}-byte cap): end format-1 compatibility first (remove 1 from the product's \`formats\` in the root)`,
+            `(its manifest would be ${size} bytes, over the ${cap}-byte cap): end format-1 compatibility first: \`upswarm root edit … --formats ${product}=2\` (clients of releases before format 2 then stay where they are)`,
             { details: { product, files, bytes: size, cap } })
         }
         return release

@@ -5,7 +5,7 @@
 // root files of a deployment are infra/formats (root.ts, deployment-root.ts): `upswarm up` makes them too.
 import { UpswarmError } from '../../infra/errors.ts'
 import { HEX64 } from '../../infra/formats/envelope.ts'
-import { DAY_MS, checkHexKey, draftOf, rootBody, signRoot, verifyNextRoot, type Root, type SignedRoot } from '../../infra/formats/root.ts'
+import { DAY_MS, NEW_PRODUCT_FORMATS, checkHexKey, draftOf, rootBody, signRoot, verifyNextRoot, type Root, type SignedRoot } from '../../infra/formats/root.ts'
 import { UUID_RE } from '../../infra/release/manifest.ts'
 import type { PublisherKey } from '../../infra/release/keys.ts'
 
@@ -48,7 +48,7 @@ export function editRoot(base: Root, signers: PublisherKey[], e: RootEdit): Sign
     checkProduct(product)
     checkHexKey(publishKey, '--publish-key')
     if (d.products[product]) throw new UpswarmError('UPSWARM_E_CONFIG', `product ${product} is already in root version ${base.version}; use --rotate ${product} to change its key`)
-    d.products[product] = { publish: [publishKey] }
+    d.products[product] = { publish: [publishKey], formats: [...NEW_PRODUCT_FORMATS] }
   }
   for (const r of e.rotate ?? []) {
     checkProduct(r.product)

@@ -13,6 +13,12 @@ import { HEX64, SIGNED_FORMAT, TimeString, encodeEnvelope, keyIdOf, parseEnvelop
 export const ROOT_MAX_BYTES = 1024 * 1024
 /** What a root may say about freshness statements' lifetime when it does not say: 6 h. */
 export const DEFAULT_FRESH_LIFETIME_S = 6 * 3600
+/**
+ * docs/formats.md §2.2: the release formats of a product added to a root without `--formats`.
+ * Both: clients of this release read format 2 (no size cap, deltas, the light daemon), clients of
+ * earlier releases keep reading format 1. A product that predates the field stays format 1.
+ */
+export const NEW_PRODUCT_FORMATS: readonly number[] = [1, 2]
 
 const KeyId = z.string().regex(HEX64, 'key ids are 64 hex characters')
 const Role = z.object({ keys: z.array(KeyId).min(1).max(64), threshold: z.number().int().min(1).max(64) })

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Transform } from 'node:stream'
 import { UpswarmError } from '../errors.ts'
+import { tempName } from './temp-files.ts'
 import type { PackStore } from './pack-store.ts'
 
 /** A blob's name, and the name of a fan-out directory (the first two hex digits of the blobs under it). */
@@ -120,7 +121,7 @@ export class BlobStore {
   }
 
   private tmpPath(): string {
-    return join(this.root, 'tmp', `${Date.now()}-${nodeCrypto().randomBytes(6).toString('hex')}`)
+    return tempName(join(this.root, 'tmp'))
   }
 
   /**

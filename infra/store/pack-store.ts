@@ -7,8 +7,8 @@
 import { createReadStream, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { nodeCrypto } from '../node-crypto.ts'
 import { UpswarmError } from '../errors.ts'
+import { tempName } from './temp-files.ts'
 import { PackReader, packHeader } from '../formats/pack.ts'
 import { PackedUnitTable, type PackedAt } from './digest-table.ts'
 import { eachLimited } from '../parallel.ts'
@@ -152,7 +152,7 @@ export class PackStore {
     } catch (err) {
       throw new UpswarmError('UPSWARM_E_IO', `cannot store a pack of ${units.size} blobs in ${this.dir}: ${(err as Error).message}`, { cause: err })
     }
-    const tmp = join(this.tmpDir, `${Date.now()}-${nodeCrypto().randomBytes(6).toString('hex')}`)
+    const tmp = tempName(this.tmpDir)
     return { id: header.id, file, write: { tmp, bytes: Buffer.concat(parts, header.bytesTotal) }, adopt }
   }
 
@@ -181,7 +181,7 @@ export class PackStore {
   async add(id: string, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, where: string): Promise<{ units: number; bytes: number }> {
     if (!HEX64.test(id)) throw new UpswarmError('UPSWARM_E_BAD_REQUEST', `not a pack id: ${JSON.stringify(id.slice(0, 80))}`)
     if (this.hasPack(id)) return { units: 0, bytes: 0 }
-    const tmp = join(this.tmpDir, `${Date.now()}-${nodeCrypto().randomBytes(6).toString('hex')}`)
+    const tmp = tempName(this.tmpDir)
     const reader = new PackReader(id, where)
     let bytes = 0
     const fh = await open(tmp, 'wx')

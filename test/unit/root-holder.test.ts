@@ -2,7 +2,7 @@
 // chained to the old one; a rotation retires the old key with its last revision.
 import { describe, expect, it } from 'vitest'
 import { editRoot, rootSummary } from '../../actors/root-holder/index.ts'
-import { initRoot } from '../../infra/formats/root.ts'
+import { draftOf, initRoot, rootBody, signRoot } from '../../infra/formats/root.ts'
 import { keyVerdict } from '../../infra/formats/root.ts'
 import { generatePublisherKey } from '../../infra/release/keys.ts'
 
@@ -20,7 +20,7 @@ describe('root holder', () => {
     const v2 = editRoot(v1, [rootKey], { addProducts: [{ product: P, publishKey: pub1.publicKey }] }).root
     expect(v2.version).toBe(2)
     const v3 = editRoot(v2, [rootKey], { rotate: [{ product: P, publishKey: pub2.publicKey, lastRev: 7, lastRelease: 'c'.repeat(64) }] }).root
-    expect(rootSummary(v3).products[P]).toEqual({ publish: [pub2.publicKey], formats: [1], retired: [{ key: pub1.publicKey, lastRev: 7, lastRelease: 'c'.repeat(64) }] })
+    expect(rootSummary(v3).products[P]).toEqual({ publish: [pub2.publicKey], formats: [1, 2], retired: [{ key: pub1.publicKey, lastRev: 7, lastRelease: 'c'.repeat(64) }] })
     expect(keyVerdict(v3, P, pub1.publicKey, 8).ok).toBe(false)
     expect(keyVerdict(v3, P, pub2.publicKey, 8).ok).toBe(true)
     const v4 = editRoot(v3, [rootKey], { minRev: [{ product: P, rev: 9 }] }).root
@@ -37,15 +37,27 @@ describe('root holder', () => {
     expect(() => initRoot({ rootKeys: [rootKey], threshold: 2, freshKeys: [fresh.publicKey] })).toThrow(/--threshold 2/)
   })
 
-  it('root holder — --formats sets the release formats a product is published in; later edits keep them; an unknown format is refused', () => {
+  it('root holder — --formats sets the release formats a product is published in (a new product: 1,2); later edits keep them; an unknown format is refused', () => {
     const v2 = editRoot(v1, [rootKey], { addProducts: [{ product: P, publishKey: pub1.publicKey }] }).root
-    expect(v2.products[P]!.formats).toEqual([1])
-    const v3 = editRoot(v2, [rootKey], { formats: [{ product: P, formats: [2, 1] }] }).root
-    expect(v3.products[P]!.formats).toEqual([1, 2])
-    const v4 = editRoot(v3, [rootKey], { rotate: [{ product: P, publishKey: pub2.publicKey, lastRev: 3 }] }).root
+    expect(v2.products[P]!.formats).toEqual([1, 2])
+    const v3 = editRoot(v2, [rootKey], { formats: [{ product: P, formats: [1] }] }).root
+    expect(v3.products[P]!.formats).toEqual([1])
+    const v4 = editRoot(v3, [rootKey], { rotate: [{ product: P, publishKey: pub2.publicKey, lastRev: 3 }], formats: [{ product: P, formats: [2, 1] }] }).root
     expect(v4.products[P]!.formats).toEqual([1, 2])
+    expect(editRoot(v4, [rootKey], { minRev: [{ product: P, rev: 2 }] }).root.products[P]!.formats).toEqual([1, 2])
     expect(editRoot(v4, [rootKey], { formats: [{ product: P, formats: [2] }] }).root.products[P]!.formats).toEqual([2])
     expect(() => editRoot(v4, [rootKey], { formats: [{ product: P, formats: [3] }] })).toThrow(/writes formats 1 and 2/)
+  })
+
+  it('root holder — a product of a root written before release formats existed stays format 1 through an edit', () => {
+    const draft = draftOf(v1)
+    draft.version = 2
+    draft.products[P] = { publish: [pub1.publicKey] }
+    const body = rootBody(draft) as { products: Record<string, { formats?: number[] }> }
+    delete body.products[P]!.formats
+    const older = signRoot(body, [rootKey]).root
+    expect(older.products[P]!.formats).toBeUndefined()
+    expect(editRoot(older, [rootKey], { minRev: [{ product: P, rev: 2 }] }).root.products[P]!.formats).toEqual([1])
   })
 
   it('root holder — --rollout-key and --halt-key name the keys of those roles; later edits keep them; an empty list removes one; a product not in the root is refused (issue 16)', () => {

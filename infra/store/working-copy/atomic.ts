@@ -1,14 +1,12 @@
 // Crash-safe small-file writes: write a temporary file, fsync it, rename it over the target,
 // fsync the directory. A reader (or the next run after kill -9) sees the old or the new file.
-import { nodeCrypto } from '../../node-crypto.ts'
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { dirname } from 'node:path'
 import type { z } from 'zod'
 import { UpswarmError } from '../../errors.ts'
+import { holdTemp, tempName } from '../temp-files.ts'
 
-/** A fresh temporary file name in `tmpDir`. */
-const tmpIn = (tmpDir: string): string => join(tmpDir, `${Date.now()}-${nodeCrypto().randomBytes(6).toString('hex')}`)
 
 /**
  * `durable: false` skips both fsyncs, for a file that checks itself and may be lost (the stat
@@ -18,7 +16,9 @@ const tmpIn = (tmpDir: string): string => join(tmpDir, `${Date.now()}-${nodeCryp
 
 export async function writeFileAtomic(file: string, data: string | Uint8Array, tmpDir: string, mode = 0o644, durable = true): Promise<void> {
   await mkdir(tmpDir, { recursive: true })
-  const tmp = tmpIn(tmpDir)
+  // Held while it is written: a run's recovery in this process leaves it alone (temp-files.ts).
+  const held = holdTemp(tmpDir)
+  const tmp = held.path
   try {
     const fh = await open(tmp, 'wx', mode)
     try {
@@ -32,6 +32,8 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, t
   } catch (err) {
     await rm(tmp, { force: true })
     throw new UpswarmError('UPSWARM_E_IO', `cannot write ${file}: ${(err as Error).message}`, { cause: err })
+  } finally {
+    held.release()
   }
 }
 
@@ -41,7 +43,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, t
  * than the write.
  */
 export function writeFileAtomicSync(file: string, data: Uint8Array, tmpDir: string, mode = 0o644): void {
-  const tmp = tmpIn(tmpDir)
+  const tmp = tempName(tmpDir)
   try {
     mkdirSync(tmpDir, { recursive: true })
     writeFileSync(tmp, data, { mode, flag: 'wx' })

@@ -14,6 +14,7 @@ import { UpswarmError } from '../../errors.ts'
 import { fsyncDir, readJsonFile, writeFileAtomic, type LazySchema } from './atomic.ts'
 import { treePath, type WorkingCopyLayout } from './layout.ts'
 import { syncDirs } from '../durable.ts'
+import { clearDeadTemps } from '../temp-files.ts'
 import { readState } from './meta.ts'
 
 import type { Journal, JournalOp } from './schemas.ts'
@@ -184,22 +185,12 @@ export async function recoverWorkingCopy(layout: WorkingCopyLayout, onStep: Step
   } else {
     await rm(layout.staging, { recursive: true, force: true })
   }
-  await clearTmp(layout.tmp)
-  await clearTmp(historyTmp)
+  // Only what a crashed writer left: the copy's other writers (the daemon's address book, trust
+  // and rollout stores, `status`'s stat index) write there outside the run's lock, and may be
+  // writing now. Removing the whole directory once failed a run in the demo (temp-files.ts).
+  await clearDeadTemps(layout.tmp)
+  await clearDeadTemps(historyTmp)
   return action
-}
-
-/**
- * Removes a temporary directory a crashed run may have left files in. The copy's other writers
- * (the daemon's address book, trust and rollout stores, a release read ahead, `status`) put their
- * temporary files there too, outside the run's lock: a file that lands while the directory is
- * being removed leaves it in place (ENOTEMPTY), which is harmless — the run failed on it once, in
- * the demo, as a halt statement was stored during a client's run.
- */
-async function clearTmp(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOTEMPTY') throw err
-  })
 }
 
 async function exists(p: string): Promise<boolean> {
