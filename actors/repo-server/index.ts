@@ -375,6 +375,10 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     nc, id, dataDir: opts.dataDir, blobs: store.blobs, os, trust: opts.trust, log,
     copyBlob: (sha, size, where, signal) => copyBlob(sha, size, where, signal),
     prunedThrough: async (product) => (await readPruneRecords(nc))?.records.get(product)?.record.through ?? 0,
+  }).catch((err: unknown) => {
+    // Loading the held trees read their nodes through the store's cached handles.
+    store.blobs.closeHandles()
+    throw err
   })
   meta2.actor.on('release2.synced', () => publishHeartbeat())
 
@@ -475,6 +479,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   }).catch(async (err: unknown) => {
     meta2.close()
     cancels.unsubscribe()
+    store.blobs.closeHandles()
     throw err
   })
 
@@ -531,6 +536,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     await bulk?.close()
     meta2.close()
     cancels.unsubscribe()
+    store.blobs.closeHandles()
     throw err
   })
 
@@ -645,6 +651,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     cancels.unsubscribe()
     await service.stop().catch(() => {})
     await bulk?.close()
+    store.blobs.closeHandles()
     throw err
   }
 
@@ -674,18 +681,22 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
     heartbeat,
     serviceStats: async () => (await service.stats()).endpoints ?? [],
     async close() {
-      actor.send({ type: 'stop' })
-      actor.stop() // aborts a blob copy in progress
-      meta2.close()
-      cancels.unsubscribe()
-      for (const c of tickets.values()) c.abort()
-      await service.stop().catch(() => {})
-      await bulk?.close()
-      await seed.close()
-      await Promise.allSettled([...writing])
-      // The read handles the store keeps for serving ranges and units: closed, not left to the
-      // garbage collector (which closes a lost handle with a warning, whenever it runs).
-      store.blobs.closeHandles()
+      try {
+        actor.send({ type: 'stop' })
+        actor.stop() // aborts a blob copy in progress
+        meta2.close()
+        cancels.unsubscribe()
+        for (const c of tickets.values()) c.abort()
+        await service.stop().catch(() => {})
+        await bulk?.close()
+        await seed.close()
+        await Promise.allSettled([...writing])
+      } finally {
+        // The read handles the store keeps for serving ranges and units: closed, not left to the
+        // garbage collector (which closes a lost handle with a warning, whenever it runs), also
+        // when a step above failed.
+        store.blobs.closeHandles()
+      }
     },
   }
 }

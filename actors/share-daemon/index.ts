@@ -944,26 +944,31 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
     async close() {
       io.closed = true
-      await fleet?.stop()
-      actor.send({ type: 'stop' })
-      await io.follow?.stop()
-      io.heartbeats?.unsubscribe()
-      io.releases2?.stop()
-      io.rollouts?.unsubscribe()
-      stopRollouts()
-      // The run under way ends first; requests that never ran are refused (daemon.stopped).
-      await waitFor(actor, (s) => s.status !== 'active', { timeout: Infinity })
-      // A run whose statechart never ended (the daemon's failed) lets the working copy go.
-      await current?.opened.abandon()
-      await io.settling
-      await io.connecting
-      await io.tracker?.stop().catch(() => {})
-      if (io.ownsNc) await io.nc?.close().catch(() => {})
-      await book.flush()
-      await transport.close()
-      await rotation.close()
-      await daemonFeed.close()
-      io.wc.history.closeHandles()
+      try {
+        await fleet?.stop()
+        actor.send({ type: 'stop' })
+        await io.follow?.stop()
+        io.heartbeats?.unsubscribe()
+        io.releases2?.stop()
+        io.rollouts?.unsubscribe()
+        stopRollouts()
+        // The run under way ends first; requests that never ran are refused (daemon.stopped).
+        await waitFor(actor, (s) => s.status !== 'active', { timeout: Infinity })
+        // A run whose statechart never ended (the daemon's failed) lets the working copy go.
+        await current?.opened.abandon()
+        await io.settling
+        await io.connecting
+        await io.tracker?.stop().catch(() => {})
+        if (io.ownsNc) await io.nc?.close().catch(() => {})
+        await book.flush()
+        await transport.close()
+        await rotation.close()
+        await daemonFeed.close()
+      } finally {
+        // Also when a step above failed (a flush to a full disk): left open, the garbage collector
+        // would close the serving handles with a warning, whenever it runs.
+        io.wc.history.closeHandles()
+      }
     },
   })
   setImmediate(returned)

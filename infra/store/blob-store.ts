@@ -57,6 +57,13 @@ export class BlobStore {
   readonly root: string
   /** Open read handles by blob, least recently used first (a blob is immutable once stored). */
   private readonly handles = new Map<string, CachedHandle>()
+  /**
+   * Set by closeHandles: later reads close their handle when done instead of caching it. A read
+   * under way then (a peer's piece served from a daemon's view the update just replaced, a range
+   * that got its turn as the server closed) would otherwise cache a handle nobody closes again,
+   * left to the garbage collector (which closes it with a warning, whenever it runs).
+   */
+  private handlesClosed = false
 
   /** Issue 13 item 4: a repository server's packs; a unit in one of them is held like a loose blob. */
   packs: PackStore | undefined
@@ -358,7 +365,8 @@ export class BlobStore {
       }
     }
     handle.users++
-    this.handles.set(sha256, handle)
+    if (this.handlesClosed) handle.dropped = true
+    else this.handles.set(sha256, handle)
     return handle
   }
 
@@ -381,8 +389,9 @@ export class BlobStore {
     if (h.users === 0) void h.fh.close().catch(() => {})
   }
 
-  /** Closes the read handles kept open for serving (those in use, after their read). */
+  /** Closes the read handles kept open for serving (those in use, after their read); none is kept after. */
   closeHandles(): void {
+    this.handlesClosed = true
     this.packs?.close()
     for (const sha of [...this.handles.keys()]) this.dropHandle(sha)
   }

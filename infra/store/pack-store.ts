@@ -33,6 +33,8 @@ export class PackStore {
   /** Units per pack still listed: a pack whose last unit is forgotten (prune) is deleted. */
   private readonly live = new Map<string, number>()
   private readonly handles = new Map<string, Promise<FileHandle>>()
+  /** Set by close: a read after it (one under way as the store closed) closes its own handle, as BlobStore does. */
+  private closed = false
 
   /** `tmp`: where packs are written before they are renamed in (same file system; default `dir/tmp`). */
   constructor(readonly dir: string, private readonly tmpDir = join(dir, 'tmp')) {}
@@ -227,12 +229,17 @@ export class PackStore {
   /** `length` bytes of a pack at `position`; fewer when the file ends first. */
   private async readAt(pack: string, position: number, length: number): Promise<Buffer> {
     const buf = Buffer.allocUnsafe(length)
-    const fh = await this.handle(pack)
+    const own = this.closed
+    const fh = await (own ? open(this.file(pack), 'r') : this.handle(pack))
     let got = 0
-    while (got < length) {
-      const { bytesRead } = await fh.read(buf, got, length - got, position + got)
-      if (bytesRead === 0) break
-      got += bytesRead
+    try {
+      while (got < length) {
+        const { bytesRead } = await fh.read(buf, got, length - got, position + got)
+        if (bytesRead === 0) break
+        got += bytesRead
+      }
+    } finally {
+      if (own) await fh.close()
     }
     return got === length ? buf : buf.subarray(0, got)
   }
@@ -291,6 +298,7 @@ export class PackStore {
   }
 
   close(): void {
+    this.closed = true
     for (const h of this.handles.values()) void h.then((fh) => fh.close()).catch(() => {})
     this.handles.clear()
   }
