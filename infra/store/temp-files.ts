@@ -40,15 +40,14 @@ function otherWriterAlive(name: string): boolean {
  * writing now, and those of processes no longer running (a crash, kill -9). Files of names from
  * before this scheme are removed too. A missing directory is nothing to clear.
  */
-export async function clearDeadTemps(dir: string): Promise<number> {
+export async function clearDeadTemps(dir: string): Promise<void> {
   let names: string[]
   try {
     names = await readdir(dir)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
     throw err
   }
   const dead = names.filter((name) => !inFlight.has(join(dir, name)) && !otherWriterAlive(name))
   await Promise.all(dead.map((name) => rm(join(dir, name), { recursive: true, force: true })))
-  return dead.length
 }

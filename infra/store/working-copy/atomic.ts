@@ -7,7 +7,6 @@ import type { z } from 'zod'
 import { UpswarmError } from '../../errors.ts'
 import { holdTemp, tempName } from '../temp-files.ts'
 
-
 /**
  * `durable: false` skips both fsyncs, for a file that checks itself and may be lost (the stat
  * index: a checksum catches a torn file after a crash, and it is only a cache). The rename still
